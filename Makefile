@@ -1,0 +1,49 @@
+# nnc — build, test, demo. `make` builds build/nnc and build/libnnrt.a.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -D_GNU_SOURCE
+BUILD   := build
+
+COMPILER_SRC := $(wildcard compiler/*.c) $(wildcard compiler/passes/*.c)
+COMPILER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(COMPILER_SRC)) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.tab.o
+RUNTIME_SRC  := $(wildcard runtime/*.c)
+RUNTIME_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC))
+
+all: $(BUILD)/nnc $(BUILD)/libnnrt.a
+
+$(BUILD)/nnc: $(COMPILER_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lm
+
+$(BUILD)/libnnrt.a: $(RUNTIME_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/compiler/parser.tab.c $(BUILD)/compiler/parser.tab.h: compiler/parser.y
+	@mkdir -p $(dir $@)
+	bison -Wall -Werror --defines=$(BUILD)/compiler/parser.tab.h -o $(BUILD)/compiler/parser.tab.c $<
+
+$(BUILD)/compiler/lexer.c: compiler/lexer.l
+	@mkdir -p $(dir $@)
+	flex -o $@ $<
+
+# Generated sources are compiled with the same warnings, less the ones flex's skeleton trips.
+$(BUILD)/compiler/lexer.o: $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.tab.h compiler/nnc.h compiler/ops.def
+	$(CC) $(CFLAGS) $(WARN) -Wno-unused-function -Wno-sign-compare -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+
+$(BUILD)/compiler/parser.tab.o: $(BUILD)/compiler/parser.tab.c compiler/nnc.h compiler/ops.def
+	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+
+$(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/compiler/parser.tab.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+
+$(BUILD)/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Iruntime -c -o $@ $<
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
+
+.PHONY: all clean

@@ -1,0 +1,168 @@
+/*
+ * diag.c — source files and clang-style diagnostics.
+ *
+ *   models/net.net:12:9: error: conv2d expects a rank-4 input [N, C, H, W], found [1, 64]
+ *       y = conv2d(x, 64, kernel=3) as conv1
+ *           ^~~~~~
+ *   models/net.net:30:13: note: in expansion of block 'stem' called here
+ *
+ * Every message is one line naming what was expected and what was found; the source line and a caret
+ * follow. Errors inside a block expansion end with the chain of calls that led there, innermost first.
+ */
+#include "nnc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int diag_error_count;
+int diag_error_limit = 20;
+static bool use_color;
+
+void diag_set_color(bool on) { use_color = on; }
+
+static const SrcFile *src_new(const char *path, char *text, size_t len) {
+    SrcFile *f = xcalloc(1, sizeof *f);
+    f->path = xstrdup(path);
+    f->text = text;
+    f->len = len;
+    return f;
+}
+
+const SrcFile *src_load(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        errno = EISDIR;
+        return NULL;
+    }
+    Buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        if (b.len + n > 64u << 20) {   /* a .net file is text someone wrote; refuse megabytes of it */
+            fclose(fp);
+            errno = EFBIG;
+            return NULL;
+        }
+        if (b.len + n + 1 > b.cap) {
+            b.cap = (b.len + n + 1) * 2;
+            b.buf = xrealloc(b.buf, b.cap);
+        }
+        memcpy(b.buf + b.len, chunk, n);
+        b.len += n;
+    }
+    bool failed = ferror(fp);
+    fclose(fp);
+    if (failed) {
+        errno = EIO;
+        return NULL;
+    }
+    size_t len = b.len;
+    return src_new(path, buf_take(&b), len);
+}
+
+const SrcFile *src_from_string(const char *name, const char *text) {
+    return src_new(name, xstrdup(text), strlen(text));
+}
+
+Loc loc_span(Loc from, Loc to) {
+    if (from.file == to.file && from.line == to.line && to.end_col >= from.col)
+        from.end_col = to.end_col;
+    return from;
+}
+
+/* The text of line `line` of f, without its newline. */
+static const char *line_text(const SrcFile *f, int line, int *len) {
+    const char *p = f->text, *end = f->text + f->len;
+    for (int l = 1; l < line && p < end; p++)
+        if (*p == '\n')
+            l++;
+    const char *q = p;
+    while (q < end && *q != '\n' && *q != '\r')
+        q++;
+    *len = (int)(q - p);
+    return p;
+}
+
+static void show_source(Loc loc) {
+    if (!loc.file || loc.line <= 0)
+        return;
+    int len;
+    const char *text = line_text(loc.file, loc.line, &len);
+    for (int i = 0; i < len; i++)   /* NUL bytes and control characters would garble the terminal */
+        fputc((unsigned char)text[i] < 32 && text[i] != '\t' ? ' ' : text[i], stderr);
+    fputc('\n', stderr);
+    int col = loc.col < 1 ? 1 : loc.col;
+    for (int i = 0; i < col - 1 && i < len; i++)
+        fputc(text[i] == '\t' ? '\t' : ' ', stderr);
+    if (use_color)
+        fputs("\033[1;32m", stderr);
+    fputc('^', stderr);
+    int end = loc.end_col > len ? len : loc.end_col;
+    for (int i = col; i < end; i++)
+        fputc('~', stderr);
+    if (use_color)
+        fputs("\033[0m", stderr);
+    fputc('\n', stderr);
+}
+
+static void vreport(Loc loc, const char *kind, const char *color, const char *fmt, va_list ap) {
+    if (use_color)
+        fputs("\033[1m", stderr);
+    if (loc.file)
+        fprintf(stderr, "%s:%d:%d: ", loc.file->path, loc.line, loc.col);
+    else
+        fputs("nnc: ", stderr);
+    if (use_color)
+        fprintf(stderr, "%s%s:\033[0;1m ", color, kind);
+    else
+        fprintf(stderr, "%s: ", kind);
+    vfprintf(stderr, fmt, ap);
+    if (use_color)
+        fputs("\033[0m", stderr);
+    fputc('\n', stderr);
+    show_source(loc);
+}
+
+void diag_error(Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(loc, "error", "\033[31m", fmt, ap);
+    va_end(ap);
+    diag_error_count++;
+}
+
+void diag_warning(Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(loc, "warning", "\033[35m", fmt, ap);
+    va_end(ap);
+}
+
+void diag_note(Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(loc, "note", "\033[36m", fmt, ap);
+    va_end(ap);
+}
+
+void diag_chain(const CallFrame *chain) {
+    for (const CallFrame *f = chain; f; f = f->parent)
+        diag_note(f->loc, "in expansion of block '%s' called here", f->block);
+}
+
+void diag_plain(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nnc: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

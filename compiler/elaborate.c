@@ -1,0 +1,1361 @@
+/*
+ * elaborate.c — AST to one flat graph.
+ *
+ * Everything but tensor arithmetic happens here, at compile time: `let`s are evaluated (with -D
+ * overrides), the chosen model's body is executed as a little interpreter over compile-time values
+ * (ints, floats, bools, strings, lists, tensors), block calls are expanded in place, `for` loops are
+ * unrolled and `if`s decided. What remains is a list of ops over tensors of static shape.
+ *
+ * Weight keys are built as the interpreter goes: a block called `as layer1.0` makes `layer1.0` the
+ * prefix for every `as` inside it, so `conv2d(...) as conv1` there creates `layer1.0.conv1.weight`.
+ *
+ * Errors are reported where they are found (with the chain of block calls) and travel up as NULL
+ * values or false results; elaboration stops at the first one, since later errors would mostly be
+ * echoes of it.
+ */
+#include "nnc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_LIST, V_TENSOR, V_TUPLE } ValueKind;
+
+struct Value {
+    ValueKind kind;
+    int64_t i;
+    double f;
+    bool b;
+    const char *s;
+    Vec items;           /* V_LIST, V_TUPLE: of Value* */
+    Tensor *t;
+};
+
+typedef struct {
+    Vec names;           /* of const char* */
+    Vec values;          /* of Value* */
+} Env;
+
+/* One block body (or the model body) being executed. */
+typedef struct {
+    Env env;
+    const char *prefix;  /* weight key prefix: "" in the model, "layer1.0" inside a block called so */
+    bool named;          /* the block was called with `as` (so `as self` is valid) */
+    const char *block;   /* the block's name, or NULL in the model */
+    bool returned;
+    Value *ret;
+} Scope;
+
+/* A string-keyed hash table, for weight keys (thousands in a big model). */
+typedef struct {
+    const char **keys;
+    void **vals;
+    size_t cap, len;
+} Map;
+
+typedef struct {
+    const char *name;
+    int type;            /* SigType */
+    Value *def;          /* NULL: required; a V_NONE value: optional with no default */
+} SigParam;
+
+typedef struct {
+    SigParam params[12];
+    int n;
+} Signature;
+
+struct Elab {
+    Graph *g;
+    ElabOptions *opts;
+    Env globals;                 /* evaluated lets */
+    Vec blocks, models;          /* of Decl* */
+    const CallFrame *chain;
+    int depth;
+    int64_t steps;               /* loop iterations and calls, against runaway programs */
+    Map weight_locs;             /* key -> Loc* of the call that created it */
+    Signature sigs[OPK_COUNT];
+};
+
+enum { SIG_TENSOR, SIG_TENSORS, SIG_INT, SIG_FLOAT, SIG_BOOL, SIG_STR, SIG_INTS, SIG_PAIR, SIG_PAD, SIG_ANY };
+enum { MAX_STEPS = 10000000 };
+
+#define OP(id, name, user, sig, build, emit) Tensor *build(Call *c);
+#include "ops.def"
+#undef OP
+
+static Tensor *(*const build_fn[OPK_COUNT])(Call *c) = {
+#define OP(id, name, user, sig, build, emit) [OPK_##id] = build,
+#include "ops.def"
+#undef OP
+};
+
+static Value *eval(Elab *E, Scope *S, Node *n);
+static bool exec_stmts(Elab *E, Scope *S, Vec *stmts);
+
+/* ---------------------------------------------------------------- values */
+
+static Value *new_value(ValueKind kind) {
+    Value *v = xcalloc(1, sizeof *v);
+    v->kind = kind;
+    return v;
+}
+
+Value *int_value(int64_t i) {
+    Value *v = new_value(V_INT);
+    v->i = i;
+    return v;
+}
+
+Value *float_value(double f) {
+    Value *v = new_value(V_FLOAT);
+    v->f = f;
+    return v;
+}
+
+static Value *bool_value(bool b) {
+    Value *v = new_value(V_BOOL);
+    v->b = b;
+    return v;
+}
+
+Value *tensor_value(Tensor *t) {
+    Value *v = new_value(V_TENSOR);
+    v->t = t;
+    return v;
+}
+
+Value *ints_value(int n, const int64_t *xs) {
+    Value *v = new_value(V_LIST);
+    for (int i = 0; i < n; i++)
+        vec_push(&v->items, int_value(xs[i]));
+    return v;
+}
+
+static const char *kind_name(ValueKind k) {
+    static const char *names[] = {"nothing", "int", "float", "bool", "string", "list", "tensor", "several values"};
+    return names[k];
+}
+
+/* How a value is described in a message: its kind, and the value itself when short. */
+static char *describe(const Value *v) {
+    switch (v->kind) {
+    case V_INT: return format("int %lld", (long long)v->i);
+    case V_FLOAT: return format("float %g", v->f);
+    case V_BOOL: return format("bool %s", v->b ? "true" : "false");
+    case V_STR: return format("string \"%s\"", v->s);
+    case V_TENSOR: return format("tensor %s", shape_text(v->t->rank, v->t->dims));
+    case V_LIST: {
+        Buf b = {0};
+        buf_puts(&b, "list [");
+        for (int i = 0; i < v->items.len && i < 8; i++) {
+            Value *x = v->items.items[i];
+            if (i)
+                buf_puts(&b, ", ");
+            if (x->kind == V_INT)
+                buf_printf(&b, "%lld", (long long)x->i);
+            else if (x->kind == V_FLOAT)
+                buf_printf(&b, "%g", x->f);
+            else
+                buf_puts(&b, kind_name(x->kind));
+        }
+        buf_puts(&b, v->items.len > 8 ? ", ...]" : "]");
+        return buf_take(&b);
+    }
+    default: return xstrdup(kind_name(v->kind));
+    }
+}
+
+/* ---------------------------------------------------------------- environments and the key map */
+
+static void env_set(Env *env, const char *name, Value *v) {
+    for (int i = env->names.len - 1; i >= 0; i--) {
+        if (strcmp(env->names.items[i], name) == 0) {
+            env->values.items[i] = v;
+            return;
+        }
+    }
+    vec_push(&env->names, (void *)name);
+    vec_push(&env->values, v);
+}
+
+static Value *env_get(const Env *env, const char *name) {
+    for (int i = env->names.len - 1; i >= 0; i--)
+        if (strcmp(env->names.items[i], name) == 0)
+            return env->values.items[i];
+    return NULL;
+}
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void **map_slot(Map *m, const char *key, bool insert) {
+    if (insert && (m->len + 1) * 2 > m->cap) {
+        Map bigger = {.cap = m->cap ? m->cap * 2 : 64};
+        bigger.keys = xcalloc(bigger.cap, sizeof(char *));
+        bigger.vals = xcalloc(bigger.cap, sizeof(void *));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                *map_slot(&bigger, m->keys[i], true) = m->vals[i];
+        free(m->keys);
+        free(m->vals);
+        *m = bigger;
+    }
+    if (m->cap == 0)
+        return NULL;
+    for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) {
+            if (!insert)
+                return NULL;
+            m->keys[i] = key;
+            m->len++;
+            return &m->vals[i];
+        }
+        if (strcmp(m->keys[i], key) == 0)
+            return &m->vals[i];
+    }
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void error_at(Elab *E, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void error_at(Elab *E, Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_error(loc, "%s", msg);
+    diag_chain(E->chain);
+}
+
+/* ---------------------------------------------------------------- signatures (from ops.def) */
+
+static Value *parse_default(const char *text) {
+    if (strcmp(text, "none") == 0)
+        return new_value(V_NONE);
+    if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+        return bool_value(text[0] == 't');
+    if (text[0] == '"') {
+        Value *v = new_value(V_STR);
+        v->s = xstrndup(text + 1, strlen(text) - 2);
+        return v;
+    }
+    if (strpbrk(text, ".e"))
+        return float_value(strtod(text, NULL));
+    return int_value(strtoll(text, NULL, 10));
+}
+
+static void parse_signatures(Elab *E) {
+    static const char *type_names[] = {"tensor", "tensors", "int", "float", "bool", "str", "ints", "pair", "pad", "any"};
+    for (int k = 0; k < OPK_COUNT; k++) {
+        Signature *sig = &E->sigs[k];
+        char *text = xstrdup(op_info[k].signature);
+        for (char *save = NULL, *tok = strtok_r(text, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+            SigParam *p = &sig->params[sig->n++];
+            char *colon = strchr(tok, ':'), *eq = strchr(tok, '=');
+            *colon = 0;
+            if (eq) {
+                *eq = 0;
+                p->def = parse_default(eq + 1);
+            }
+            p->name = tok;
+            for (int t = 0; t < (int)(sizeof type_names / sizeof *type_names); t++)
+                if (strcmp(colon + 1, type_names[t]) == 0)
+                    p->type = t;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- argument binding */
+
+static bool is_number(const Value *v) { return v->kind == V_INT || v->kind == V_FLOAT; }
+
+static bool all_ints(const Value *v, int n_lo, int n_hi) {
+    if (v->kind != V_LIST || v->items.len < n_lo || v->items.len > n_hi)
+        return false;
+    for (int i = 0; i < v->items.len; i++)
+        if (VEC_AT(v->items, i, Value *)->kind != V_INT)
+            return false;
+    return true;
+}
+
+/* Checks v against a builtin parameter type; returns the value to use (ints become floats where a
+   float is declared), or NULL after reporting. */
+static Value *check_builtin_arg(Elab *E, const char *fn, const SigParam *p, Value *v, Loc loc) {
+    const char *want = NULL;
+    switch (p->type) {
+    case SIG_TENSOR:
+        if (v->kind != V_TENSOR)
+            want = "a tensor";
+        break;
+    case SIG_TENSORS:
+        if (v->kind != V_LIST || v->items.len == 0)
+            want = "a non-empty list of tensors";
+        else
+            for (int i = 0; i < v->items.len; i++)
+                if (VEC_AT(v->items, i, Value *)->kind != V_TENSOR)
+                    want = "a list of tensors";
+        break;
+    case SIG_INT:
+        if (v->kind != V_INT)
+            want = "an int";
+        break;
+    case SIG_FLOAT:
+        if (v->kind == V_INT)
+            return float_value((double)v->i);
+        if (v->kind != V_FLOAT)
+            want = "a float";
+        break;
+    case SIG_BOOL:
+        if (v->kind != V_BOOL)
+            want = "a bool";
+        break;
+    case SIG_STR:
+        if (v->kind != V_STR)
+            want = "a string";
+        break;
+    case SIG_INTS:
+        if (!all_ints(v, 0, MAX_RANK))
+            want = v->kind == V_LIST && v->items.len > MAX_RANK ? "a list of at most 8 ints" : "a list of ints";
+        break;
+    case SIG_PAIR:
+        if (v->kind != V_INT && !all_ints(v, 2, 2))
+            want = "an int or a list of 2 ints [h, w]";
+        break;
+    case SIG_PAD:
+        if (v->kind != V_INT && !all_ints(v, 2, 2) && !all_ints(v, 4, 4))
+            want = "an int, [h, w] or [top, left, bottom, right]";
+        break;
+    }
+    if (want) {
+        error_at(E, loc, "argument '%s' of %s must be %s, found %s", p->name, fn, want, describe(v));
+        return NULL;
+    }
+    return v;
+}
+
+typedef struct {
+    const char *name;
+    Loc loc;
+} ParamRef;
+
+/* Positional then keyword arguments onto parameters. vals/locs are filled per parameter (vals NULL
+   where not given). Reports and returns false on any mismatch. */
+static bool bind_args(Elab *E, Scope *S, const char *fn, Node *call, const ParamRef *params, int nparams,
+                      Value **vals, Loc *locs) {
+    int positional = 0;
+    bool seen_keyword = false;
+    for (int i = 0; i < call->args.len; i++) {
+        Arg *a = call->args.items[i];
+        int slot;
+        if (!a->name) {
+            if (seen_keyword) {
+                error_at(E, a->loc, "positional argument after keyword arguments in call to %s", fn);
+                return false;
+            }
+            if (positional >= nparams) {
+                error_at(E, a->loc, "too many arguments to %s: it takes %d, found %d", fn, nparams, call->args.len);
+                return false;
+            }
+            slot = positional++;
+        } else {
+            seen_keyword = true;
+            for (slot = 0; slot < nparams; slot++)
+                if (strcmp(params[slot].name, a->name) == 0)
+                    break;
+            if (slot == nparams) {
+                Buf b = {0};
+                for (int j = 0; j < nparams; j++)
+                    buf_printf(&b, j ? ", %s" : "%s", params[j].name);
+                error_at(E, a->loc, "%s has no parameter named '%s' (its parameters: %s)", fn, a->name, b.buf ? b.buf : "none");
+                return false;
+            }
+            if (vals[slot]) {
+                error_at(E, a->loc, "argument '%s' of %s is given twice", a->name, fn);
+                return false;
+            }
+        }
+        Value *v = eval(E, S, a->value);
+        if (!v)
+            return false;
+        if (v->kind == V_TUPLE || v->kind == V_NONE) {
+            error_at(E, a->value->loc, "argument '%s' of %s is %s, not a value", params[slot].name, fn, kind_name(v->kind));
+            return false;
+        }
+        vals[slot] = v;
+        locs[slot] = a->value->loc;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- builtin calls */
+
+static Tensor *run_build(Elab *E, OpKind kind, Loc loc, const char *label, Value **vals, Loc *locs) {
+    if (E->g->ops.len >= E->opts->max_ops) {
+        error_at(E, loc, "the model has more than %lld ops (raise the limit with --max-ops)", (long long)E->opts->max_ops);
+        return NULL;
+    }
+    Call c = {.E = E, .g = E->g, .kind = kind, .loc = loc, .args = vals, .arg_locs = locs, .label = label, .chain = E->chain};
+    return build_fn[kind](&c);
+}
+
+/* Fill defaults and type-check bound builtin arguments. */
+static bool complete_builtin_args(Elab *E, OpKind kind, Loc loc, Value **vals, Loc *locs) {
+    Signature *sig = &E->sigs[kind];
+    const char *fn = op_info[kind].name;
+    for (int i = 0; i < sig->n; i++) {
+        if (!vals[i]) {
+            if (!sig->params[i].def) {
+                error_at(E, loc, "missing argument '%s' in call to %s", sig->params[i].name, fn);
+                return false;
+            }
+            vals[i] = sig->params[i].def->kind == V_NONE ? NULL : sig->params[i].def;
+            locs[i] = loc;
+            continue;
+        }
+        vals[i] = check_builtin_arg(E, fn, &sig->params[i], vals[i], locs[i]);
+        if (!vals[i])
+            return false;
+    }
+    return true;
+}
+
+static Value *call_builtin(Elab *E, Scope *S, OpKind kind, Node *call, const char *label) {
+    Signature *sig = &E->sigs[kind];
+    ParamRef params[12];
+    for (int i = 0; i < sig->n; i++)
+        params[i] = (ParamRef){sig->params[i].name, call->loc};
+    Value *vals[12] = {0};
+    Loc locs[12] = {0};
+    if (!bind_args(E, S, op_info[kind].name, call, params, sig->n, vals, locs))
+        return NULL;
+    if (!complete_builtin_args(E, kind, call->loc, vals, locs))
+        return NULL;
+    int weights_before = E->g->weights.len;
+    Tensor *t = run_build(E, kind, call->loc, label, vals, locs);
+    if (!t)
+        return NULL;
+    if (label && E->g->weights.len == weights_before) {
+        error_at(E, call->loc, "'as' names the weights a call creates, and %s creates none", op_info[kind].name);
+        return NULL;
+    }
+    return tensor_value(t);
+}
+
+/* An op made by an operator (a + b, -x, x * 0.5, a @ b): positional values, no source arguments. */
+static Value *build_operator(Elab *E, OpKind kind, Loc loc, Value **args, int nargs) {
+    Value *vals[12] = {0};
+    Loc locs[12];
+    for (int i = 0; i < nargs; i++) {
+        vals[i] = args[i];
+        locs[i] = loc;
+    }
+    if (!complete_builtin_args(E, kind, loc, vals, locs))
+        return NULL;
+    Tensor *t = run_build(E, kind, loc, NULL, vals, locs);
+    return t ? tensor_value(t) : NULL;
+}
+
+/* ---------------------------------------------------------------- the Call interface for shape.c */
+
+Tensor *call_tensor(Call *c, int i) { return c->args[i]->t; }
+int64_t call_int(Call *c, int i) { return c->args[i]->i; }
+double call_float(Call *c, int i) { return c->args[i]->f; }
+bool call_bool(Call *c, int i) { return c->args[i]->b; }
+const char *call_str(Call *c, int i) { return c->args[i]->s; }
+bool call_given(Call *c, int i) { return c->args[i] != NULL; }
+
+int call_ints(Call *c, int i, int64_t *out, int max) {
+    Value *v = c->args[i];
+    if (v->items.len > max)
+        return -1;
+    for (int j = 0; j < v->items.len; j++)
+        out[j] = VEC_AT(v->items, j, Value *)->i;
+    return v->items.len;
+}
+
+int call_tensors(Call *c, int i, Tensor **out, int max) {
+    Value *v = c->args[i];
+    if (v->items.len > max)
+        return -1;
+    for (int j = 0; j < v->items.len; j++)
+        out[j] = VEC_AT(v->items, j, Value *)->t;
+    return v->items.len;
+}
+
+static int clamp_int(int64_t v) { return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v; }
+
+void call_pair(Call *c, int i, int out[2]) {
+    Value *v = c->args[i];
+    if (v->kind == V_INT) {
+        out[0] = out[1] = clamp_int(v->i);
+    } else {
+        out[0] = clamp_int(VEC_AT(v->items, 0, Value *)->i);
+        out[1] = clamp_int(VEC_AT(v->items, 1, Value *)->i);
+    }
+}
+
+void call_pad(Call *c, int i, int out[4]) {
+    Value *v = c->args[i];
+    if (v->kind == V_LIST && v->items.len == 4) {
+        for (int j = 0; j < 4; j++)
+            out[j] = clamp_int(VEC_AT(v->items, j, Value *)->i);
+        return;
+    }
+    int hw[2];
+    call_pair(c, i, hw);
+    out[0] = out[2] = hw[0];
+    out[1] = out[3] = hw[1];
+}
+
+void call_error(Call *c, int arg, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    error_at(c->E, arg >= 0 ? c->arg_locs[arg] : c->loc, "%s: %s", op_info[c->kind].name, msg);
+}
+
+Tensor *call_weight(Call *c, const char *suffix, int rank, const int64_t *dims) {
+    Elab *E = c->E;
+    if (!c->label) {
+        error_at(E, c->loc, "%s creates weights and must be named with 'as' (for example: %s(...) as %s)",
+                 op_info[c->kind].name, op_info[c->kind].name, c->kind == OPK_PARAM ? "pos_embedding" : "layer1");
+        return NULL;
+    }
+    const char *key = suffix ? (c->label[0] ? format("%s.%s", c->label, suffix) : xstrdup(suffix)) : c->label;
+    void **slot = map_slot(&E->weight_locs, key, true);
+    if (*slot) {
+        error_at(E, c->loc, "weight '%s' is created twice (weights are never shared; a loop may be missing {i} in its 'as' name)", key);
+        diag_note(*(Loc *)*slot, "first created here");
+        return NULL;
+    }
+    Loc *where = xcalloc(1, sizeof *where);
+    *where = c->loc;
+    *slot = where;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] <= 0) {
+            error_at(E, c->loc, "weight '%s' would have shape %s: every dimension must be positive", key, shape_text(rank, dims));
+            return NULL;
+        }
+    }
+    return new_tensor(c->g, TK_WEIGHT, key, rank, dims, c->loc);
+}
+
+Op *call_op(Call *c, OpKind kind) {
+    Op *op = new_op(c->g, kind, c->loc, c->chain);
+    op->label = c->label;
+    return op;
+}
+
+enum { MAX_TENSOR_ELEMS_LOG2 = 40 };
+
+Tensor *call_output(Call *c, Op *op, int rank, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] <= 0) {
+            call_error(c, -1, "the result would have shape %s, with an empty dimension", shape_text(rank, dims));
+            return NULL;
+        }
+        if (dims[i] > (INT64_C(1) << MAX_TENSOR_ELEMS_LOG2) / n) {
+            call_error(c, -1, "the result would have shape %s, more than 2^%d elements", shape_text(rank, dims), MAX_TENSOR_ELEMS_LOG2);
+            return NULL;
+        }
+        n *= dims[i];
+    }
+    return op_set_output(c->g, op, rank, dims);
+}
+
+Tensor *call_build(Call *c, OpKind kind, Value **args, int nargs) {
+    Value *vals[12] = {0};
+    Loc locs[12];
+    for (int i = 0; i < nargs; i++) {
+        vals[i] = args[i];
+        locs[i] = c->loc;
+    }
+    if (!complete_builtin_args(c->E, kind, c->loc, vals, locs))
+        return NULL;
+    return run_build(c->E, kind, c->loc, c->label, vals, locs);
+}
+
+/* ---------------------------------------------------------------- block calls */
+
+static Decl *find_decl(const Vec *decls, const char *name) {
+    for (int i = 0; i < decls->len; i++)
+        if (strcmp(VEC_AT(*decls, i, Decl *)->name, name) == 0)
+            return decls->items[i];
+    return NULL;
+}
+
+/* Checks a value against a block parameter's declared type (int is accepted for float). */
+static Value *check_block_arg(Elab *E, Decl *block, Param *p, Value *v, Loc loc) {
+    if (!p->type)
+        return v;
+    static const struct { const char *name; ValueKind kind; } types[] = {
+        {"tensor", V_TENSOR}, {"int", V_INT}, {"float", V_FLOAT}, {"bool", V_BOOL}, {"list", V_LIST}, {"str", V_STR},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        if (strcmp(p->type, types[i].name) != 0)
+            continue;
+        if (types[i].kind == V_FLOAT && v->kind == V_INT)
+            return float_value((double)v->i);
+        if (v->kind != types[i].kind) {
+            error_at(E, loc, "argument '%s' of block '%s' must be %s, found %s", p->name, block->name, p->type, describe(v));
+            return NULL;
+        }
+        return v;
+    }
+    error_at(E, p->type_loc, "unknown type '%s' (block parameters are tensor, int, float, bool or list)", p->type);
+    return NULL;
+}
+
+static const char *eval_path(Elab *E, Scope *S, Path *path);
+
+static Value *call_block(Elab *E, Scope *S, Decl *block, Node *call, const char *label) {
+    if (E->depth >= E->opts->max_call_depth) {
+        error_at(E, call->loc, "block calls nested deeper than %d (does '%s' call itself?)", E->opts->max_call_depth, block->name);
+        return NULL;
+    }
+    if (++E->steps > MAX_STEPS) {
+        error_at(E, call->loc, "the program runs more than %d loop iterations and calls", MAX_STEPS);
+        return NULL;
+    }
+    int n = block->params.len;
+    ParamRef *params = xcalloc((size_t)n + 1, sizeof *params);
+    for (int i = 0; i < n; i++)
+        params[i] = (ParamRef){VEC_AT(block->params, i, Param *)->name, VEC_AT(block->params, i, Param *)->loc};
+    Value **vals = xcalloc((size_t)n + 1, sizeof *vals);
+    Loc *locs = xcalloc((size_t)n + 1, sizeof *locs);
+    char *fn = format("block '%s'", block->name);
+    if (!bind_args(E, S, fn, call, params, n, vals, locs))
+        return NULL;
+
+    CallFrame *frame = xcalloc(1, sizeof *frame);
+    *frame = (CallFrame){block->name, call->loc, E->chain};
+    Scope inner = {.prefix = label ? label : S->prefix, .named = label != NULL, .block = block->name};
+    const CallFrame *saved = E->chain;
+    E->chain = frame;
+    E->depth++;
+    Value *result = NULL;
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        Param *p = block->params.items[i];
+        Value *v = vals[i];
+        Loc loc = locs[i];
+        if (!v) {
+            if (!p->def) {
+                E->chain = saved;   /* the error is at the call, outside the block */
+                error_at(E, call->loc, "missing argument '%s' in call to block '%s'", p->name, block->name);
+                E->chain = frame;
+                ok = false;
+                break;
+            }
+            v = eval(E, &inner, p->def);   /* defaults are evaluated at each call, seeing earlier parameters */
+            loc = p->def->loc;
+            if (!v) {
+                ok = false;
+                break;
+            }
+        }
+        v = check_block_arg(E, block, p, v, loc);
+        if (!v)
+            ok = false;
+        else
+            env_set(&inner.env, p->name, v);
+    }
+    if (ok && exec_stmts(E, &inner, &block->body))
+        result = inner.ret ? inner.ret : new_value(V_NONE);
+    E->depth--;
+    E->chain = saved;
+    return result;
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+static bool want_int(Elab *E, Value *v, Loc loc, const char *what) {
+    if (v->kind != V_INT) {
+        error_at(E, loc, "%s must be an int, found %s", what, describe(v));
+        return false;
+    }
+    return true;
+}
+
+static bool want_bool(Elab *E, Value *v, Loc loc, const char *what) {
+    if (v->kind != V_BOOL) {
+        error_at(E, loc, "%s must be a bool, found %s", what, describe(v));
+        return false;
+    }
+    return true;
+}
+
+static double as_double(const Value *v) { return v->kind == V_INT ? (double)v->i : v->f; }
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static int64_t floor_mod(int64_t a, int64_t b) {
+    int64_t r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+static Value *int_arith(Elab *E, Node *n, int64_t a, int64_t b) {
+    int64_t r = 0;
+    bool overflow = false;
+    switch (n->op) {
+    case OP_ADD: overflow = __builtin_add_overflow(a, b, &r); break;
+    case OP_SUB: overflow = __builtin_sub_overflow(a, b, &r); break;
+    case OP_MUL: overflow = __builtin_mul_overflow(a, b, &r); break;
+    case OP_DIV:
+    case OP_IDIV:
+    case OP_MOD:
+        if (b == 0) {
+            error_at(E, n->loc, "division by zero");
+            return NULL;
+        }
+        if (a == INT64_MIN && b == -1) {
+            overflow = true;
+            break;
+        }
+        if (n->op == OP_DIV) {
+            if (a % b != 0) {
+                error_at(E, n->loc, "%lld / %lld is not a whole number (use // for floor division, or write a float)", (long long)a, (long long)b);
+                return NULL;
+            }
+            r = a / b;
+        } else {
+            r = n->op == OP_IDIV ? floor_div(a, b) : floor_mod(a, b);
+        }
+        break;
+    case OP_POW:
+        if (b < 0)
+            return float_value(pow((double)a, (double)b));
+        r = 1;
+        for (int64_t i = 0; i < b && !overflow; i++) {
+            overflow = __builtin_mul_overflow(r, a, &r);
+            if (r == 0 || r == 1)
+                break;
+        }
+        if (!overflow && r == 1 && a == -1 && b % 2 == 1)
+            r = -1;
+        break;
+    default: break;
+    }
+    if (overflow) {
+        error_at(E, n->loc, "integer overflow in %lld %s %lld", (long long)a, operator_text(n->op), (long long)b);
+        return NULL;
+    }
+    return int_value(r);
+}
+
+static Value *float_arith(Elab *E, Node *n, double a, double b) {
+    switch (n->op) {
+    case OP_ADD: return float_value(a + b);
+    case OP_SUB: return float_value(a - b);
+    case OP_MUL: return float_value(a * b);
+    case OP_POW: return float_value(pow(a, b));
+    case OP_DIV:
+    case OP_IDIV:
+    case OP_MOD:
+        if (b == 0) {
+            error_at(E, n->loc, "division by zero");
+            return NULL;
+        }
+        if (n->op == OP_DIV)
+            return float_value(a / b);
+        if (n->op == OP_IDIV)
+            return float_value(floor(a / b));
+        return float_value(a - floor(a / b) * b);
+    default: return NULL;
+    }
+}
+
+static Value *compare(Elab *E, Node *n, Value *a, Value *b) {
+    int cmp;
+    if (is_number(a) && is_number(b)) {
+        if (a->kind == V_INT && b->kind == V_INT)
+            cmp = (a->i > b->i) - (a->i < b->i);
+        else
+            cmp = (as_double(a) > as_double(b)) - (as_double(a) < as_double(b));
+    } else if (a->kind == V_STR && b->kind == V_STR) {
+        cmp = strcmp(a->s, b->s);
+    } else if (a->kind == V_BOOL && b->kind == V_BOOL && (n->op == OP_EQ || n->op == OP_NE)) {
+        cmp = a->b != b->b;
+    } else if (a->kind == V_LIST && b->kind == V_LIST && (n->op == OP_EQ || n->op == OP_NE)) {
+        bool same = a->items.len == b->items.len;
+        for (int i = 0; same && i < a->items.len; i++) {
+            Node eq = *n;
+            eq.op = OP_EQ;
+            Value *r = compare(E, &eq, a->items.items[i], b->items.items[i]);
+            if (!r)
+                return NULL;
+            same = r->b;
+        }
+        cmp = !same;
+    } else {
+        error_at(E, n->loc, "cannot compare %s with %s using '%s'", describe(a), describe(b), operator_text(n->op));
+        return NULL;
+    }
+    switch (n->op) {
+    case OP_EQ: return bool_value(cmp == 0);
+    case OP_NE: return bool_value(cmp != 0);
+    case OP_LT: return bool_value(cmp < 0);
+    case OP_LE: return bool_value(cmp <= 0);
+    case OP_GT: return bool_value(cmp > 0);
+    default: return bool_value(cmp >= 0);
+    }
+}
+
+static Value *tensor_arith(Elab *E, Node *n, Value *a, Value *b) {
+    static const OpKind binary_kind[] = {[OP_ADD] = OPK_ADD, [OP_SUB] = OPK_SUB, [OP_MUL] = OPK_MUL, [OP_DIV] = OPK_DIV};
+    if (n->op == OP_MATMUL) {
+        if (a->kind != V_TENSOR || b->kind != V_TENSOR) {
+            error_at(E, n->loc, "'@' multiplies two tensors, found %s @ %s", describe(a), describe(b));
+            return NULL;
+        }
+        return build_operator(E, OPK_MATMUL, n->loc, (Value *[]){a, b}, 2);
+    }
+    if (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL && n->op != OP_DIV) {
+        error_at(E, n->loc, "operator '%s' is not defined on tensors (only + - * / and @ are)", operator_text(n->op));
+        return NULL;
+    }
+    if (a->kind == V_TENSOR && b->kind == V_TENSOR)
+        return build_operator(E, binary_kind[n->op], n->loc, (Value *[]){a, b}, 2);
+    Value *t = a->kind == V_TENSOR ? a : b, *s = a->kind == V_TENSOR ? b : a;
+    if (!is_number(s)) {
+        error_at(E, n->loc, "cannot apply '%s' to %s and %s", operator_text(n->op), describe(a), describe(b));
+        return NULL;
+    }
+    Value *args[] = {t, float_value(as_double(s)), int_value(n->op), bool_value(s == a)};
+    return build_operator(E, OPK_SCALAR, n->loc, args, 4);
+}
+
+static Value *eval_binary(Elab *E, Scope *S, Node *n) {
+    if (n->op == OP_AND || n->op == OP_OR) {
+        Value *a = eval(E, S, n->lhs);
+        if (!a || !want_bool(E, a, n->lhs->loc, format("the left operand of '%s'", operator_text(n->op))))
+            return NULL;
+        if (a->b == (n->op == OP_OR))
+            return a;
+        Value *b = eval(E, S, n->rhs);
+        if (!b || !want_bool(E, b, n->rhs->loc, format("the right operand of '%s'", operator_text(n->op))))
+            return NULL;
+        return b;
+    }
+    Value *a = eval(E, S, n->lhs);
+    if (!a)
+        return NULL;
+    Value *b = eval(E, S, n->rhs);
+    if (!b)
+        return NULL;
+    if (a->kind == V_TENSOR || b->kind == V_TENSOR)
+        return tensor_arith(E, n, a, b);
+    if (n->op >= OP_EQ && n->op <= OP_GE)
+        return compare(E, n, a, b);
+    if (n->op == OP_ADD && a->kind == V_LIST && b->kind == V_LIST) {
+        Value *r = new_value(V_LIST);
+        for (int i = 0; i < a->items.len; i++)
+            vec_push(&r->items, a->items.items[i]);
+        for (int i = 0; i < b->items.len; i++)
+            vec_push(&r->items, b->items.items[i]);
+        return r;
+    }
+    if (!is_number(a) || !is_number(b) || n->op == OP_MATMUL) {
+        error_at(E, n->loc, "cannot apply '%s' to %s and %s", operator_text(n->op), describe(a), describe(b));
+        return NULL;
+    }
+    if (a->kind == V_INT && b->kind == V_INT)
+        return int_arith(E, n, a->i, b->i);
+    return float_arith(E, n, as_double(a), as_double(b));
+}
+
+static Value *eval_unary(Elab *E, Scope *S, Node *n) {
+    Value *v = eval(E, S, n->lhs);
+    if (!v)
+        return NULL;
+    if (n->op == OP_NOT) {
+        if (!want_bool(E, v, n->lhs->loc, "the operand of '!'"))
+            return NULL;
+        return bool_value(!v->b);
+    }
+    switch (v->kind) {
+    case V_INT:
+        if (v->i == INT64_MIN) {
+            error_at(E, n->loc, "integer overflow in -(%lld)", (long long)v->i);
+            return NULL;
+        }
+        return int_value(-v->i);
+    case V_FLOAT: return float_value(-v->f);
+    case V_TENSOR: return build_operator(E, OPK_NEG, n->loc, &v, 1);
+    default:
+        error_at(E, n->loc, "cannot negate %s", describe(v));
+        return NULL;
+    }
+}
+
+static bool list_index(Elab *E, Node *n, int64_t len, Value *idx, int64_t *out) {
+    if (!want_int(E, idx, n->rhs->loc, "an index"))
+        return false;
+    int64_t i = idx->i < 0 ? idx->i + len : idx->i;
+    if (i < 0 || i >= len) {
+        error_at(E, n->rhs->loc, "index %lld is out of range for a list of length %lld", (long long)idx->i, (long long)len);
+        return false;
+    }
+    *out = i;
+    return true;
+}
+
+static Value *shape_list(const Tensor *t) { return ints_value(t->rank, t->dims); }
+
+static Value *eval_call(Elab *E, Scope *S, Node *n, const char *label) {
+    const char *name = n->str;
+    if (strcmp(name, "len") == 0 && !find_decl(&E->blocks, name)) {
+        if (n->args.len != 1 || VEC_AT(n->args, 0, Arg *)->name) {
+            error_at(E, n->loc, "len takes one list, found %d arguments", n->args.len);
+            return NULL;
+        }
+        Value *v = eval(E, S, VEC_AT(n->args, 0, Arg *)->value);
+        if (!v)
+            return NULL;
+        if (v->kind != V_LIST) {
+            error_at(E, VEC_AT(n->args, 0, Arg *)->value->loc, "len takes a list, found %s", describe(v));
+            return NULL;
+        }
+        if (label) {
+            error_at(E, n->loc, "'as' names the weights a call creates, and len creates none");
+            return NULL;
+        }
+        return int_value(v->items.len);
+    }
+    if (!S) {
+        error_at(E, n->loc, "a 'let' is a constant and cannot call '%s'", name);
+        return NULL;
+    }
+    Decl *block = find_decl(&E->blocks, name);
+    if (block)
+        return call_block(E, S, block, n, label);
+    for (int k = 0; k < OPK_COUNT; k++)
+        if (op_info[k].user && strcmp(op_info[k].name, name) == 0)
+            return call_builtin(E, S, (OpKind)k, n, label);
+    if (find_decl(&E->models, name))
+        error_at(E, n->loc, "'%s' is a model, and models cannot be called; make it a block", name);
+    else
+        error_at(E, n->loc, "unknown function '%s' (not a builtin or a block)", name);
+    return NULL;
+}
+
+static const char *eval_path(Elab *E, Scope *S, Path *path) {
+    if (path->is_self) {
+        if (!S->named) {
+            error_at(E, path->loc, "'as self' is only valid inside a block that was called with 'as'");
+            return NULL;
+        }
+        return S->prefix;
+    }
+    Buf b = {0};
+    if (S->prefix[0])
+        buf_printf(&b, "%s.", S->prefix);
+    for (int i = 0; i < path->segs.len; i++) {
+        PathSeg *seg = path->segs.items[i];
+        if (i)
+            buf_puts(&b, ".");
+        for (int j = 0; j < seg->parts.len; j++) {
+            PathPart *part = seg->parts.items[j];
+            if (part->text) {
+                buf_puts(&b, part->text);
+                continue;
+            }
+            Value *v = eval(E, S, part->expr);
+            if (!v)
+                return NULL;
+            if (v->kind != V_INT) {
+                error_at(E, part->expr->loc, "a {...} in a weight name must be an int, found %s", describe(v));
+                return NULL;
+            }
+            buf_printf(&b, "%lld", (long long)v->i);
+        }
+    }
+    return buf_take(&b);
+}
+
+static Value *eval_as(Elab *E, Scope *S, Node *n) {
+    Node *target = n->lhs;
+    if (!S) {
+        error_at(E, n->loc, "a 'let' is a constant and cannot name weights");
+        return NULL;
+    }
+    if (target->kind != ND_CALL) {
+        Buf b = {0};
+        print_node(&b, target);
+        error_at(E, target->loc, "'as' names the weights of a call (a builtin with weights, param(...) or a block), not '%s'", b.buf);
+        return NULL;
+    }
+    const char *label = eval_path(E, S, n->path);
+    if (!label)
+        return NULL;
+    return eval_call(E, S, target, label);
+}
+
+static Value *eval(Elab *E, Scope *S, Node *n) {
+    switch (n->kind) {
+    case ND_INT: return int_value(n->ival);
+    case ND_FLOAT: return float_value(n->fval);
+    case ND_BOOL: return bool_value(n->bval);
+    case ND_STR: {
+        Value *v = new_value(V_STR);
+        v->s = n->str;
+        return v;
+    }
+    case ND_NAME: {
+        Value *v = S ? env_get(&S->env, n->str) : NULL;
+        if (!v)
+            v = env_get(&E->globals, n->str);
+        if (v)
+            return v;
+        if (find_decl(&E->blocks, n->str))
+            error_at(E, n->loc, "'%s' is a block; call it with (...)", n->str);
+        else
+            error_at(E, n->loc, "unknown name '%s'", n->str);
+        return NULL;
+    }
+    case ND_LIST: {
+        Value *list = new_value(V_LIST);
+        for (int i = 0; i < n->args.len; i++) {
+            Value *v = eval(E, S, n->args.items[i]);
+            if (!v)
+                return NULL;
+            if (v->kind == V_TUPLE || v->kind == V_NONE) {
+                error_at(E, VEC_AT(n->args, i, Node *)->loc, "a list element must be a value, found %s", kind_name(v->kind));
+                return NULL;
+            }
+            vec_push(&list->items, v);
+        }
+        return list;
+    }
+    case ND_BINARY: return eval_binary(E, S, n);
+    case ND_UNARY: return eval_unary(E, S, n);
+    case ND_COND: {
+        Value *c = eval(E, S, n->cond);
+        if (!c || !want_bool(E, c, n->cond->loc, "the condition of '?:'"))
+            return NULL;
+        return eval(E, S, c->b ? n->lhs : n->rhs);
+    }
+    case ND_CALL: return eval_call(E, S, n, NULL);
+    case ND_AS: return eval_as(E, S, n);
+    case ND_INDEX: {
+        Value *base = eval(E, S, n->lhs);
+        if (!base)
+            return NULL;
+        Value *idx = eval(E, S, n->rhs);
+        if (!idx)
+            return NULL;
+        if (base->kind != V_LIST) {
+            error_at(E, n->loc, "only lists can be indexed, found %s%s", describe(base),
+                     base->kind == V_TENSOR ? " (use take(x, axis, index) or slice for tensors)" : "");
+            return NULL;
+        }
+        int64_t i;
+        if (!list_index(E, n, base->items.len, idx, &i))
+            return NULL;
+        return base->items.items[i];
+    }
+    case ND_ATTR: {
+        Value *base = eval(E, S, n->lhs);
+        if (!base)
+            return NULL;
+        if (base->kind == V_TENSOR && strcmp(n->str, "shape") == 0)
+            return shape_list(base->t);
+        if (base->kind == V_TENSOR && strcmp(n->str, "rank") == 0)
+            return int_value(base->t->rank);
+        error_at(E, n->loc, "%s has no property '%s' (tensors have .shape and .rank)", describe(base), n->str);
+        return NULL;
+    }
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- statements */
+
+static bool bind_names(Elab *E, Scope *S, Stmt *s, Value *v) {
+    if (v->kind == V_NONE) {
+        error_at(E, s->expr->loc, "this call returns no value");
+        return false;
+    }
+    if (s->names.len == 1) {
+        if (v->kind == V_TUPLE) {
+            error_at(E, s->expr->loc, "this returns %d values; bind them with %d names (a, b = ...)", v->items.len, v->items.len);
+            return false;
+        }
+        env_set(&S->env, VEC_AT(s->names, 0, Node *)->str, v);
+        return true;
+    }
+    int have = v->kind == V_TUPLE ? v->items.len : 1;
+    if (have != s->names.len) {
+        error_at(E, s->expr->loc, "%d names to bind, but the value has %d", s->names.len, have);
+        return false;
+    }
+    for (int i = 0; i < have; i++)
+        env_set(&S->env, VEC_AT(s->names, i, Node *)->str, v->items.items[i]);
+    return true;
+}
+
+static bool exec_stmt(Elab *E, Scope *S, Stmt *s) {
+    switch (s->kind) {
+    case ST_ASSIGN: {
+        Value *v = eval(E, S, s->expr);
+        return v && bind_names(E, S, s, v);
+    }
+    case ST_FOR: {
+        Value *lo = eval(E, S, s->lo);
+        if (!lo || !want_int(E, lo, s->lo->loc, "the start of a range"))
+            return false;
+        Value *hi = eval(E, S, s->hi);
+        if (!hi || !want_int(E, hi, s->hi->loc, "the end of a range"))
+            return false;
+        const char *var = VEC_AT(s->names, 0, Node *)->str;
+        for (int64_t i = lo->i; i < hi->i && !S->returned; i++) {
+            if (++E->steps > MAX_STEPS) {
+                error_at(E, s->loc, "the program runs more than %d loop iterations and calls", MAX_STEPS);
+                return false;
+            }
+            env_set(&S->env, var, int_value(i));
+            if (!exec_stmts(E, S, &s->body))
+                return false;
+        }
+        return true;
+    }
+    case ST_IF: {
+        Value *c = eval(E, S, s->expr);
+        if (!c || !want_bool(E, c, s->expr->loc, "an 'if' condition"))
+            return false;
+        return exec_stmts(E, S, c->b ? &s->body : &s->els);
+    }
+    case ST_RETURN: {
+        Value *ret;
+        if (s->values.len == 1) {
+            ret = eval(E, S, s->values.items[0]);
+            if (!ret)
+                return false;
+        } else {
+            ret = new_value(V_TUPLE);
+            for (int i = 0; i < s->values.len; i++) {
+                Value *v = eval(E, S, s->values.items[i]);
+                if (!v)
+                    return false;
+                if (v->kind == V_TUPLE || v->kind == V_NONE) {
+                    error_at(E, VEC_AT(s->values, i, Node *)->loc, "cannot return %s as one of several values", kind_name(v->kind));
+                    return false;
+                }
+                vec_push(&ret->items, v);
+            }
+        }
+        S->ret = ret;
+        S->returned = true;
+        return true;
+    }
+    }
+    return false;
+}
+
+static bool exec_stmts(Elab *E, Scope *S, Vec *stmts) {
+    for (int i = 0; i < stmts->len && !S->returned; i++)
+        if (!exec_stmt(E, S, stmts->items[i]))
+            return false;
+    return true;
+}
+
+/* ---------------------------------------------------------------- top level */
+
+static Node *parse_define(Define *d) {
+    const SrcFile *src = src_from_string(format("-D %s", d->name), format("let %s = %s\n", d->name, d->value));
+    Vec decls = {0};
+    if (parse_file(src, &decls) > 0 || decls.len != 1 || VEC_AT(decls, 0, Decl *)->kind != DECL_LET) {
+        diag_plain("-D %s=%s: the value must be a constant expression", d->name, d->value);
+        return NULL;
+    }
+    return VEC_AT(decls, 0, Decl *)->value;
+}
+
+static bool collect_decls(Elab *E, Vec *decls) {
+    for (int i = 0; i < decls->len; i++) {
+        Decl *d = decls->items[i];
+        if (d->kind != DECL_BLOCK && d->kind != DECL_MODEL)
+            continue;
+        Decl *prev = find_decl(&E->blocks, d->name);
+        if (!prev)
+            prev = find_decl(&E->models, d->name);
+        if (prev) {
+            diag_error(d->loc, "'%s' is defined twice", d->name);
+            diag_note(prev->loc, "first defined here");
+            return false;
+        }
+        for (int k = 0; k < OPK_COUNT; k++) {
+            if (op_info[k].user && strcmp(op_info[k].name, d->name) == 0) {
+                diag_error(d->loc, "'%s' is a builtin and cannot be redefined", d->name);
+                return false;
+            }
+        }
+        for (int p = 0; p < d->params.len; p++) {
+            Param *param = d->params.items[p];
+            for (int q = 0; q < p; q++) {
+                if (strcmp(VEC_AT(d->params, q, Param *)->name, param->name) == 0) {
+                    diag_error(param->loc, "parameter '%s' is declared twice", param->name);
+                    return false;
+                }
+            }
+        }
+        vec_push(d->kind == DECL_BLOCK ? &E->blocks : &E->models, d);
+    }
+    return true;
+}
+
+static bool eval_lets(Elab *E, Vec *decls) {
+    Vec seen = {0};
+    for (int i = 0; i < decls->len; i++) {
+        Decl *d = decls->items[i];
+        if (d->kind != DECL_LET)
+            continue;
+        Decl *prev = find_decl(&seen, d->name);
+        if (prev) {
+            diag_error(d->loc, "'let %s' is defined twice", d->name);
+            diag_note(prev->loc, "first defined here");
+            return false;
+        }
+        vec_push(&seen, d);
+        Node *expr = d->value;
+        for (int j = 0; j < E->opts->defines.len; j++) {
+            Define *def = E->opts->defines.items[j];
+            if (strcmp(def->name, d->name) == 0) {
+                def->used = true;
+                expr = parse_define(def);
+                if (!expr)
+                    return false;
+            }
+        }
+        Value *v = eval(E, NULL, expr);
+        if (!v)
+            return false;
+        if (v->kind == V_TENSOR || v->kind == V_TUPLE || v->kind == V_NONE) {
+            diag_error(expr->loc, "'let %s' must be a compile-time constant, found %s", d->name, kind_name(v->kind));
+            return false;
+        }
+        env_set(&E->globals, d->name, v);
+    }
+    for (int j = 0; j < E->opts->defines.len; j++) {
+        Define *def = E->opts->defines.items[j];
+        if (!def->used) {
+            diag_plain("-D %s: the program has no 'let %s' to override", def->name, def->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static Decl *choose_model(Elab *E) {
+    if (E->opts->model) {
+        Decl *m = find_decl(&E->models, E->opts->model);
+        if (!m)
+            diag_plain("--model %s: no model of that name in the program", E->opts->model);
+        return m;
+    }
+    if (E->models.len == 1)
+        return E->models.items[0];
+    if (E->models.len == 0) {
+        diag_plain("the program defines no model (write 'model NAME(input: f32[...]) { ... }')");
+        return NULL;
+    }
+    Buf b = {0};
+    for (int i = 0; i < E->models.len; i++)
+        buf_printf(&b, i ? ", %s" : "%s", VEC_AT(E->models, i, Decl *)->name);
+    diag_plain("the program defines %d models (%s); choose one with --model NAME", E->models.len, b.buf);
+    return NULL;
+}
+
+static bool make_inputs(Elab *E, Decl *model, Scope *S) {
+    for (int i = 0; i < model->params.len; i++) {
+        Param *p = model->params.items[i];
+        if (!p->type || strcmp(p->type, "f32") != 0 || !p->has_dims) {
+            diag_error(p->loc, "model input '%s' needs a tensor type such as f32[1, 3, 224, 224]", p->name);
+            return false;
+        }
+        if (p->def) {
+            diag_error(p->def->loc, "model input '%s' cannot have a default value", p->name);
+            return false;
+        }
+        if (p->dims.len == 0 || p->dims.len > MAX_RANK) {
+            diag_error(p->type_loc, "model input '%s' must have between 1 and %d dimensions, found %d", p->name, MAX_RANK, p->dims.len);
+            return false;
+        }
+        int64_t dims[MAX_RANK];
+        for (int j = 0; j < p->dims.len; j++) {
+            Node *dn = p->dims.items[j];
+            Value *v = eval(E, S, dn);
+            if (!v || !want_int(E, v, dn->loc, "a dimension"))
+                return false;
+            if (v->i <= 0) {
+                diag_error(dn->loc, "dimension %d of input '%s' must be positive, found %lld", j, p->name, (long long)v->i);
+                return false;
+            }
+            dims[j] = v->i;
+        }
+        Tensor *t = new_tensor(E->g, TK_INPUT, p->name, p->dims.len, dims, p->loc);
+        env_set(&S->env, p->name, tensor_value(t));
+    }
+    return true;
+}
+
+Graph *elaborate(Vec *decls, ElabOptions *opts) {
+    Elab *E = xcalloc(1, sizeof *E);
+    E->opts = opts;
+    if (opts->max_call_depth <= 0)
+        opts->max_call_depth = 256;
+    if (opts->max_ops <= 0)
+        opts->max_ops = 1000000;
+    parse_signatures(E);
+    if (!collect_decls(E, decls) || !eval_lets(E, decls))
+        return NULL;
+    Decl *model = choose_model(E);
+    if (!model)
+        return NULL;
+    E->g = new_graph(model->name);
+    Scope S = {.prefix = ""};
+    if (!make_inputs(E, model, &S) || !exec_stmts(E, &S, &model->body))
+        return NULL;
+    if (!S.ret) {
+        diag_error(model->loc, "model '%s' returns nothing (end it with 'return' and its output tensors)", model->name);
+        return NULL;
+    }
+    Vec outs = {0};
+    if (S.ret->kind == V_TUPLE)
+        outs = S.ret->items;
+    else
+        vec_push(&outs, S.ret);
+    for (int i = 0; i < outs.len; i++) {
+        Value *v = outs.items[i];
+        if (v->kind != V_TENSOR) {
+            diag_error(model->loc, "model '%s' must return tensors, but output %d is %s", model->name, i, describe(v));
+            return NULL;
+        }
+        if (v->t->kind != TK_ACT) {
+            diag_error(model->loc, "model '%s' returns %s '%s' unchanged; an output must be computed", model->name,
+                       v->t->kind == TK_INPUT ? "input" : "weight", v->t->name);
+            return NULL;
+        }
+        for (int j = 0; j < i; j++) {
+            if (VEC_AT(outs, j, Value *)->t == v->t) {
+                diag_error(model->loc, "model '%s' returns the same tensor twice (outputs %d and %d)", model->name, j, i);
+                return NULL;
+            }
+        }
+        vec_push(&E->g->outputs, v->t);
+    }
+    graph_recount_uses(E->g);
+    return E->g;
+}

@@ -1,0 +1,144 @@
+/*
+ * graph.c — the flat graph that elaboration builds and every later stage reads.
+ *
+ * A tensor is a value with a static shape: a model input, a weight (named by its safetensors key) or
+ * the one output of an op. Ops are kept in execution order; each records its inputs (activations
+ * first, then weights), its attributes, and where in the source it came from.
+ */
+#include "nnc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const OpInfo op_info[OPK_COUNT] = {
+#define OP(id, name, user, sig, build, emit) [OPK_##id] = {name, user, sig},
+#include "ops.def"
+#undef OP
+};
+
+Graph *new_graph(const char *name) {
+    Graph *g = xcalloc(1, sizeof *g);
+    g->name = name;
+    return g;
+}
+
+Tensor *new_tensor(Graph *g, TensorKind kind, const char *name, int rank, const int64_t *dims, Loc loc) {
+    Tensor *t = xcalloc(1, sizeof *t);
+    t->id = g->tensors.len;
+    t->kind = kind;
+    t->name = name;
+    t->rank = rank;
+    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
+    t->loc = loc;
+    t->offset = -1;
+    vec_push(&g->tensors, t);
+    if (kind == TK_INPUT)
+        vec_push(&g->inputs, t);
+    else if (kind == TK_WEIGHT)
+        vec_push(&g->weights, t);
+    return t;
+}
+
+Op *new_op(Graph *g, OpKind kind, Loc loc, const CallFrame *chain) {
+    Op *op = xcalloc(1, sizeof *op);
+    op->id = g->ops.len;
+    op->kind = kind;
+    op->loc = loc;
+    op->chain = chain;
+    vec_push(&g->ops, op);
+    return op;
+}
+
+void op_add_input(Op *op, Tensor *t) {
+    vec_push(&op->in, t);
+    t->uses++;
+}
+
+Tensor *op_set_output(Graph *g, Op *op, int rank, const int64_t *dims) {
+    const char *name = op->label ? op->label : format("%s%d", op_info[op->kind].name, op->id);
+    op->out = new_tensor(g, TK_ACT, name, rank, dims, op->loc);
+    op->out->producer = op;
+    return op->out;
+}
+
+int64_t tensor_numel(const Tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->dims[i];
+    return n;
+}
+
+int64_t tensor_bytes(const Tensor *t) { return tensor_numel(t) * 4; }
+
+char *shape_text(int rank, const int64_t *dims) {
+    Buf b = {0};
+    buf_puts(&b, "[");
+    for (int i = 0; i < rank; i++)
+        buf_printf(&b, i ? ", %lld" : "%lld", (long long)dims[i]);
+    buf_puts(&b, "]");
+    return buf_take(&b);
+}
+
+int64_t graph_weight_floats(const Graph *g) {
+    int64_t n = 0;
+    for (int i = 0; i < g->weights.len; i++)
+        n += tensor_numel(g->weights.items[i]);
+    return n;
+}
+
+void graph_recount_uses(Graph *g) {
+    for (int i = 0; i < g->tensors.len; i++)
+        VEC_AT(g->tensors, i, Tensor *)->uses = 0;
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *op = g->ops.items[i];
+        for (int j = 0; j < op->in.len; j++)
+            VEC_AT(op->in, j, Tensor *)->uses++;
+    }
+    for (int i = 0; i < g->outputs.len; i++)
+        VEC_AT(g->outputs, i, Tensor *)->uses++;
+}
+
+/* The invariants every stage may rely on: ops in execution order, each op's inputs defined before
+   it, one producer per activation, only emitted kinds. */
+bool verify_graph(const Graph *g) {
+    bool ok = true;
+    char *defined = xcalloc((size_t)g->tensors.len + 1, 1);
+    for (int i = 0; i < g->tensors.len; i++) {
+        Tensor *t = g->tensors.items[i];
+        if (t->id != i) {
+            fprintf(stderr, "verify: tensor %s has id %d at index %d\n", t->name, t->id, i);
+            ok = false;
+        }
+        if (t->kind != TK_ACT)
+            defined[i] = 1;
+    }
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *op = g->ops.items[i];
+        if (!op_has_emitter(op->kind)) {
+            fprintf(stderr, "verify: op %d is %s, which only lowers to other ops\n", i, op_info[op->kind].name);
+            ok = false;
+        }
+        for (int j = 0; j < op->in.len; j++) {
+            Tensor *t = op->in.items[j];
+            if (!defined[t->id]) {
+                fprintf(stderr, "verify: op %d (%s) reads %s before it is defined\n", i, op_info[op->kind].name, t->name);
+                ok = false;
+            }
+        }
+        if (!op->out || op->out->producer != op) {
+            fprintf(stderr, "verify: op %d (%s) has no output of its own\n", i, op_info[op->kind].name);
+            ok = false;
+        } else {
+            defined[op->out->id] = 1;
+        }
+    }
+    for (int i = 0; i < g->outputs.len; i++) {
+        Tensor *t = g->outputs.items[i];
+        if (!defined[t->id]) {
+            fprintf(stderr, "verify: output %s is never computed\n", t->name);
+            ok = false;
+        }
+    }
+    free(defined);
+    return ok;
+}

@@ -1,0 +1,270 @@
+/*
+ * main.c — the command line, and the pipeline as one straight sequence of calls:
+ *
+ *   load_program (lexer + parser, imports)  ->  elaborate  ->  passes  ->  plan_memory  ->  emit
+ *
+ * Exit status: 0 on success, 1 when the program has errors, 2 for a usage problem or a file that
+ * cannot be read or written (as cc does).
+ */
+#include "nnc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: nnc FILE.net -o OUT.c [options]     compile a model to C (also writes OUT.h)\n"
+    "       nnc FILE.net -o PROGRAM [options]   compile and build a program (as cc does)\n"
+    "       nnc FILE.net --emit ir|dot|weights  print the graph, Graphviz, or the weight keys\n"
+    "       nnc --cflags | --libs               flags to build generated C against the runtime\n"
+    "\n"
+    "options:\n"
+    "  -o OUT               OUT.c: write C and OUT.h; any other name: build the program OUT\n"
+    "  --model NAME         the model to compile, when the file defines several\n"
+    "  -D NAME=VALUE        override 'let NAME' with a constant expression (batch, size, ...)\n"
+    "  --main               add a main() so that the C file builds into a program\n"
+    "  --weights FILE       safetensors weights; with --embed-weights, put them into the C\n"
+    "  --embed-weights      embed the weights of --weights in the generated C\n"
+    "  --emit c|ir|dot|weights  what to write (default c)\n"
+    "  -O0, -O1, -O2        optimisation level (default -O2)\n"
+    "  --threads N          default thread count of the generated program (default 1)\n"
+    "  --max-ops N          refuse a graph of more than N ops (default 1000000)\n"
+    "  --version            print the version\n"
+    "  --help               print this help\n"
+    "\n"
+    "environment (when building a program): CC (default clang), CFLAGS (default -O2 -march=native)\n";
+
+typedef struct {
+    const char *input;
+    const char *output;
+    const char *emit;
+    ElabOptions elab;
+    EmitOptions emit_opts;
+} Options;
+
+static _Noreturn void usage_error(const char *fmt, const char *arg) {
+    fputs("nnc: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (see nnc --help)\n", stderr);
+    exit(2);
+}
+
+/* The repository root, found from the executable's own path (build/nnc). */
+static const char *nnc_root(void) {
+    static char root[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", root, sizeof root - 1);
+    if (n <= 0)
+        return ".";
+    root[n] = 0;
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = 0;
+    }
+    return root;
+}
+
+static const char *cflags(void) { return format("-I%s/runtime", nnc_root()); }
+static const char *libs(void) { return format("%s/build/libnnrt.a -lm -lpthread", nnc_root()); }
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int parse_int_arg(const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || end == v || n < lo || n > hi) {
+        fprintf(stderr, "nnc: error: %s expects an integer from %ld to %ld, found '%s'\n", opt, lo, hi, v);
+        exit(2);
+    }
+    return (int)n;
+}
+
+static void parse_args(int argc, char **argv, Options *o) {
+    o->emit_opts.opt_level = 2;
+    o->emit_opts.threads = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                       \
+    do {                                                                   \
+        if (!next)                                                         \
+            usage_error("option '%s' needs a value", a);                   \
+        i++;                                                               \
+    } while (0)
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("nnc %s\n", NNC_VERSION);
+            exit(0);
+        } else if (strcmp(a, "--cflags") == 0) {
+            printf("%s\n", cflags());
+            exit(0);
+        } else if (strcmp(a, "--libs") == 0) {
+            printf("%s\n", libs());
+            exit(0);
+        } else if (strcmp(a, "-o") == 0) {
+            NEED_VALUE();
+            o->output = next;
+        } else if (strcmp(a, "--model") == 0) {
+            NEED_VALUE();
+            o->elab.model = next;
+        } else if (strncmp(a, "-D", 2) == 0) {
+            const char *def = a[2] ? a + 2 : next;
+            if (!a[2])
+                NEED_VALUE();
+            const char *eq = strchr(def, '=');
+            if (!eq || eq == def)
+                usage_error("-D expects NAME=VALUE, found '%s'", def);
+            Define *d = xcalloc(1, sizeof *d);
+            d->name = xstrndup(def, (size_t)(eq - def));
+            d->value = eq + 1;
+            vec_push(&o->elab.defines, d);
+        } else if (strcmp(a, "--main") == 0) {
+            o->emit_opts.main_program = true;
+        } else if (strcmp(a, "--weights") == 0) {
+            NEED_VALUE();
+            o->emit_opts.weights_path = next;
+        } else if (strcmp(a, "--embed-weights") == 0) {
+            o->emit_opts.embed_weights = true;
+        } else if (strcmp(a, "--emit") == 0) {
+            NEED_VALUE();
+            if (strcmp(next, "c") && strcmp(next, "ir") && strcmp(next, "dot") && strcmp(next, "weights"))
+                usage_error("--emit expects c, ir, dot or weights, found '%s'", next);
+            o->emit = next;
+        } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) {
+            o->emit_opts.opt_level = a[2] - '0';
+        } else if (strcmp(a, "--threads") == 0) {
+            NEED_VALUE();
+            o->emit_opts.threads = parse_int_arg(a, next, 1, 1024);
+        } else if (strcmp(a, "--max-ops") == 0) {
+            NEED_VALUE();
+            o->elab.max_ops = parse_int_arg(a, next, 1, INT_MAX);
+        } else if (a[0] == '-' && a[1]) {
+            usage_error("unknown option '%s'", a);
+        } else if (o->input) {
+            usage_error("more than one input file ('%s')", a);
+        } else {
+            o->input = a;
+        }
+#undef NEED_VALUE
+    }
+    if (!o->input)
+        usage_error("%s", "no input file");
+    if (!o->emit)
+        o->emit = "c";
+    if (strcmp(o->emit, "c") == 0 && !o->output)
+        usage_error("%s", "no output file: give -o OUT.c (or --emit ir to print the graph)");
+    if (o->emit_opts.embed_weights && !o->emit_opts.weights_path)
+        usage_error("%s", "--embed-weights needs --weights FILE");
+}
+
+static bool write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return false;
+    }
+    fputs(text, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* `-o NAME` without .c: write the C to a temporary directory and build it, as cc would. */
+static int build_program(const Options *o, const char *c_text, const char *h_text) {
+    char dir[] = "/tmp/nnc-XXXXXX";
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "nnc: error: cannot create a temporary directory: %s\n", strerror(errno));
+        return 2;
+    }
+    const char *base = strrchr(o->output, '/') ? strrchr(o->output, '/') + 1 : o->output;
+    char *c_path = format("%s/%s.c", dir, base), *h_path = format("%s/%s", dir, o->emit_opts.header_name);
+    if (!write_file(c_path, c_text) || !write_file(h_path, h_text))
+        return 2;
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "clang";
+    const char *flags = getenv("CFLAGS") && *getenv("CFLAGS") ? getenv("CFLAGS") : "-O2 -march=native";
+    char *cmd = format("%s %s -o '%s' '%s' %s %s", cc, flags, o->output, c_path, cflags(), libs());
+    int status = system(cmd);
+    unlink(c_path);
+    unlink(h_path);
+    rmdir(dir);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "nnc: error: the C compiler failed: %s\n", cmd);
+        return 1;
+    }
+    return 0;
+}
+
+static char *stem(const char *path) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    return ends_with(base, ".c") ? xstrndup(base, strlen(base) - 2) : xstrdup(base);
+}
+
+int main(int argc, char **argv) {
+    Options o = {0};
+    parse_args(argc, argv, &o);
+    diag_set_color(isatty(2) && !getenv("NO_COLOR"));
+
+    struct stat st;
+    if (stat(o.input, &st) != 0 || S_ISDIR(st.st_mode) || access(o.input, R_OK) != 0) {
+        fprintf(stderr, "nnc: error: cannot read '%s': %s\n", o.input, S_ISDIR(st.st_mode) ? "Is a directory" : strerror(errno));
+        return 2;
+    }
+
+    Vec decls = {0};
+    bool loaded = load_program(o.input, &decls);
+    Graph *g = loaded ? elaborate(&decls, &o.elab) : NULL;
+    if (!g) {
+        if (diag_error_count > 0)
+            fprintf(stderr, "%d error%s generated.\n", diag_error_count, diag_error_count == 1 ? "" : "s");
+        return 1;
+    }
+    if (!verify_graph(g))
+        return 1;
+
+    plan_memory(g);
+
+    if (strcmp(o.emit, "ir") == 0 || strcmp(o.emit, "dot") == 0 || strcmp(o.emit, "weights") == 0) {
+        FILE *out = stdout;
+        if (o.output && !(out = fopen(o.output, "w"))) {
+            fprintf(stderr, "nnc: error: cannot write '%s': %s\n", o.output, strerror(errno));
+            return 2;
+        }
+        if (o.emit[0] == 'i')
+            emit_ir(out, g);
+        else if (o.emit[0] == 'd')
+            emit_dot(out, g);
+        else
+            emit_weight_list(out, g);
+        if (out != stdout && fclose(out) != 0)
+            return 2;
+        return 0;
+    }
+
+    bool program = !ends_with(o.output, ".c");
+    if (program)
+        o.emit_opts.main_program = true;
+    char *name = stem(o.output);
+    o.emit_opts.source_path = o.input;
+    o.emit_opts.header_name = format("%s.h", name);
+    Buf c_file = {0}, h_file = {0};
+    if (!emit_c(g, &o.emit_opts, &c_file, &h_file))
+        return diag_error_count > 0 ? 1 : 2;
+    if (program)
+        return build_program(&o, c_file.buf, h_file.buf);
+    char *h_path = format("%.*s.h", (int)(strlen(o.output) - 2), o.output);
+    if (!write_file(o.output, c_file.buf) || !write_file(h_path, h_file.buf))
+        return 2;
+    return 0;
+}

@@ -1,0 +1,361 @@
+/*
+ * nnc.h — the one header that every stage of nnc shares.
+ *
+ * The compiler is a straight pipeline, one file per stage:
+ *
+ *   lexer.l      source text  -> tokens            (flex, reentrant, with locations)
+ *   parser.y     tokens       -> AST               (bison, pure; actions only build nodes)
+ *   elaborate.c  AST          -> one flat Graph     (blocks expanded, loops unrolled, weights keyed)
+ *   shape.c      the shape rule of every op, called while elaborating
+ *   passes/      Graph        -> Graph              (each pass one file; -O0 runs none)
+ *   emit_*.c     Graph        -> C, IR text, Graphviz
+ *
+ * Data flows one way. Every AST node and every op keeps the Loc of the source that made it, so any
+ * later stage can point at the user's text with a caret. Memory is allocated and never freed: nnc is
+ * a short-lived program, and an arena-free design keeps every stage simple.
+ */
+#ifndef NNC_H
+#define NNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NNC_VERSION "0.1.0"
+#define MAX_RANK 8
+
+/* ---------------------------------------------------------------- memory and strings (util.c) */
+
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable array of pointers; the only container nnc needs. */
+typedef struct {
+    void **items;
+    int len, cap;
+} Vec;
+void vec_push(Vec *v, void *item);
+#define VEC_AT(v, i, T) ((T)(v).items[i])
+
+/* A string builder, used by every emitter. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Buf;
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_puts(Buf *b, const char *s);
+char *buf_take(Buf *b);
+
+/* ---------------------------------------------------------------- source files and diagnostics (diag.c) */
+
+typedef struct {
+    const char *path;   /* as the user wrote it, or relative to the importing file */
+    const char *text;   /* NUL-terminated contents */
+    size_t len;
+} SrcFile;
+
+typedef struct {
+    const SrcFile *file;
+    int line, col;       /* 1-based */
+    int end_col;         /* last column of the token or node on `line` (>= col), for the ~~~ underline */
+} Loc;
+
+/* A block call being expanded: the chain of these is printed under an error ("in expansion of ..."). */
+typedef struct CallFrame {
+    const char *block;
+    Loc loc;
+    const struct CallFrame *parent;
+} CallFrame;
+
+const SrcFile *src_load(const char *path);      /* NULL if unreadable (errno set) */
+const SrcFile *src_from_string(const char *name, const char *text);
+
+extern int diag_error_count;
+extern int diag_error_limit;                     /* stop after this many errors */
+void diag_error(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_warning(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_note(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_chain(const CallFrame *chain);         /* the notes for a block expansion chain */
+void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "nnc: error: ..." */
+void diag_set_color(bool on);
+Loc loc_span(Loc from, Loc to);                  /* from's start to to's end when on one line */
+
+/* ---------------------------------------------------------------- AST (ast.c builds, parser.y calls) */
+
+typedef enum {
+    ND_INT, ND_FLOAT, ND_STR, ND_BOOL,
+    ND_NAME,      /* str */
+    ND_LIST,      /* args: the elements */
+    ND_BINARY,    /* op, lhs, rhs */
+    ND_UNARY,     /* op, lhs */
+    ND_COND,      /* cond ? lhs : rhs */
+    ND_CALL,      /* str (callee), args */
+    ND_INDEX,     /* lhs[rhs] */
+    ND_ATTR,      /* lhs.str */
+    ND_AS,        /* lhs as path */
+} NodeKind;
+
+/* Operators, shared by AST and tensor arithmetic. */
+typedef enum {
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_IDIV, OP_MOD, OP_POW, OP_MATMUL,
+    OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_AND, OP_OR,
+    OP_NEG, OP_NOT,
+} Operator;
+const char *operator_text(Operator op);
+
+typedef struct Node Node;
+typedef struct Path Path;
+
+typedef struct {
+    const char *name;    /* keyword name, or NULL when positional */
+    Node *value;
+    Loc loc;
+} Arg;
+
+struct Node {
+    NodeKind kind;
+    Loc loc;
+    Operator op;
+    long long ival;
+    double fval;
+    bool bval;
+    const char *str;
+    Node *lhs, *rhs, *cond;
+    Vec args;            /* of Arg* (calls) or Node* (lists) */
+    Path *path;
+};
+
+/* `as layer{s+1}.{i}`: segments split at dots; each segment is text and {expr} parts. */
+typedef struct {
+    const char *text;    /* literal text, or NULL */
+    Node *expr;          /* interpolation, or NULL */
+} PathPart;
+
+typedef struct {
+    Vec parts;           /* of PathPart* */
+    Loc loc;
+} PathSeg;
+
+struct Path {
+    Vec segs;            /* of PathSeg* */
+    bool is_self;        /* `as self` */
+    Loc loc;
+};
+
+typedef enum { ST_ASSIGN, ST_FOR, ST_IF, ST_RETURN } StmtKind;
+
+typedef struct Stmt Stmt;
+struct Stmt {
+    StmtKind kind;
+    Loc loc;
+    Vec names;           /* ST_ASSIGN: of Node* (ND_NAME), one or several; ST_FOR: the loop variable */
+    Node *expr;          /* ST_ASSIGN value, ST_IF condition */
+    Node *lo, *hi;       /* ST_FOR range */
+    Vec body;            /* of Stmt* */
+    Vec els;             /* ST_IF else branch, of Stmt* (an else-if is one ST_IF here) */
+    Vec values;          /* ST_RETURN: of Node* */
+};
+
+typedef struct {
+    const char *name;
+    Loc loc;
+    const char *type;    /* "int", "tensor", "f32", ... as written (checked when elaborating), or NULL */
+    Loc type_loc;
+    bool has_dims;       /* f32[...] */
+    Vec dims;            /* of Node* */
+    Node *def;           /* default value, or NULL */
+} Param;
+
+typedef enum { DECL_IMPORT, DECL_LET, DECL_BLOCK, DECL_MODEL } DeclKind;
+
+typedef struct {
+    DeclKind kind;
+    Loc loc;
+    const char *name;    /* let/block/model name, import path */
+    Node *value;         /* let */
+    Vec params;          /* of Param* */
+    Vec body;            /* of Stmt* */
+} Decl;
+
+/* parser.y: parse one file's declarations into `out`. Returns the number of syntax errors. */
+int parse_file(const SrcFile *src, Vec *out);
+
+/* ast.c: node constructors (the parser's actions call only these) */
+Node *new_node(NodeKind kind, Loc loc);
+Node *new_binary(Operator op, Node *lhs, Node *rhs, Loc loc);
+Node *new_unary(Operator op, Node *operand, Loc loc);
+Arg *new_arg(const char *name, Node *value, Loc loc);
+Stmt *new_stmt(StmtKind kind, Loc loc);
+Param *new_param(const char *name, Loc loc);
+Decl *new_decl(DeclKind kind, const char *name, Loc loc);
+Path *new_path(Loc loc);
+PathSeg *new_path_seg(Loc loc);
+PathPart *new_path_part(const char *text, Node *expr);
+Path *path_finish(Path *p);   /* marks `as self` */
+void print_node(Buf *b, const Node *n);   /* back to source text, for messages */
+
+/* load.c: a file and everything it imports, imports first, each file once; cycles are errors. */
+bool load_program(const char *path, Vec *decls);
+
+/* ---------------------------------------------------------------- the graph (graph.c) */
+
+typedef enum {
+#define OP(id, name, user, sig, build, emit) OPK_##id,
+#include "ops.def"
+#undef OP
+    OPK_COUNT
+} OpKind;
+
+typedef enum { TK_INPUT, TK_WEIGHT, TK_ACT } TensorKind;
+
+typedef struct Op Op;
+
+typedef struct Tensor {
+    int id;
+    TensorKind kind;
+    const char *name;        /* input name, weight key, or a readable name for an activation */
+    int rank;
+    int64_t dims[MAX_RANK];
+    Op *producer;            /* NULL for inputs and weights */
+    int uses;                /* number of op inputs that read it, plus 1 if a model output */
+    Loc loc;
+    /* memory plan (plan_memory.c) */
+    int64_t offset;          /* bytes into the arena; -1 until planned */
+    struct Tensor *view_of;  /* a free reshape: shares this tensor's memory */
+} Tensor;
+
+/* Attributes of every op kind in one struct: each kind reads the fields its shape rule set. */
+typedef struct {
+    int kernel[2], stride[2], pad[4], dilation[2], groups;   /* conv2d, pools: pad is top, left, bottom, right */
+    int axis;                                                /* softmax, concat, slice, pad */
+    int64_t start, step;                                     /* slice */
+    int64_t before, after;                                   /* pad */
+    double value;                                            /* pad value; the scalar of OPK_SCALAR */
+    Operator binop;                                          /* OPK_SCALAR: ADD, SUB, MUL, DIV */
+    bool scalar_first;                                       /* OPK_SCALAR: s OP x rather than x OP s */
+    double eps;
+    int heads;
+    bool causal;
+    bool tanh_approx;                                        /* gelu */
+    int perm[MAX_RANK];                                      /* transpose */
+    bool has_bias;                                           /* conv2d, linear */
+} Attrs;
+
+struct Op {
+    int id;
+    OpKind kind;
+    Vec in;                  /* of Tensor*: activations first, then weights */
+    Tensor *out;
+    Attrs a;
+    const char *label;       /* the `as` path of the call that made it, if any */
+    Loc loc;
+    const CallFrame *chain;  /* the block calls around it */
+    int64_t scratch_offset;  /* bytes into the arena of the kernel's scratch memory, if it needs any */
+};
+
+typedef struct {
+    const char *name;        /* the model's name */
+    Vec inputs;              /* of Tensor* */
+    Vec outputs;             /* of Tensor* */
+    Vec weights;             /* of Tensor*, in creation order */
+    Vec ops;                 /* of Op*, in a valid execution order */
+    Vec tensors;             /* of Tensor*, all of them */
+    int64_t arena_bytes;     /* after plan_memory */
+} Graph;
+
+typedef struct {
+    const char *name;
+    bool user;               /* callable from .net source */
+    const char *signature;
+} OpInfo;
+extern const OpInfo op_info[OPK_COUNT];
+
+Graph *new_graph(const char *name);
+Tensor *new_tensor(Graph *g, TensorKind kind, const char *name, int rank, const int64_t *dims, Loc loc);
+Op *new_op(Graph *g, OpKind kind, Loc loc, const CallFrame *chain);
+void op_add_input(Op *op, Tensor *t);
+Tensor *op_set_output(Graph *g, Op *op, int rank, const int64_t *dims);
+int64_t tensor_numel(const Tensor *t);
+int64_t tensor_bytes(const Tensor *t);
+char *shape_text(int rank, const int64_t *dims);   /* "[1, 3, 224, 224]" */
+int64_t graph_weight_floats(const Graph *g);
+void graph_recount_uses(Graph *g);
+bool verify_graph(const Graph *g);                 /* invariants; prints what is broken */
+
+/* ---------------------------------------------------------------- elaboration (elaborate.c, shape.c) */
+
+typedef struct {
+    const char *name;
+    const char *value;       /* source text of a constant expression */
+    bool used;
+} Define;
+
+typedef struct {
+    Vec defines;             /* of Define*: -D NAME=VALUE */
+    const char *model;       /* --model, or NULL */
+    int max_call_depth;
+    int64_t max_ops;
+} ElabOptions;
+
+Graph *elaborate(Vec *decls, ElabOptions *opts);
+
+/* A builtin call being built: what shape.c's build functions see. The arguments are already bound to
+   the op's signature (ops.def) and type-checked; accessors read them by parameter index. */
+typedef struct Value Value;
+typedef struct Elab Elab;
+typedef struct {
+    Elab *E;
+    Graph *g;
+    OpKind kind;
+    Loc loc;                 /* the whole call */
+    Value **args;            /* in signature order; NULL where not given and no default */
+    Loc *arg_locs;
+    const char *label;       /* the weight prefix from `as`, or NULL */
+    const CallFrame *chain;
+} Call;
+
+Tensor *call_tensor(Call *c, int i);
+int64_t call_int(Call *c, int i);
+double call_float(Call *c, int i);
+bool call_bool(Call *c, int i);
+const char *call_str(Call *c, int i);
+bool call_given(Call *c, int i);
+int call_ints(Call *c, int i, int64_t *out, int max);     /* list length, or -1 if longer than max */
+void call_pair(Call *c, int i, int out[2]);               /* `pair`: an int or [h, w] */
+void call_pad(Call *c, int i, int out[4]);                /* `pad`: top, left, bottom, right */
+int call_tensors(Call *c, int i, Tensor **out, int max);
+void call_error(Call *c, int arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));   /* arg -1: the call */
+Tensor *call_weight(Call *c, const char *suffix, int rank, const int64_t *dims);  /* NULL on error (reported) */
+Op *call_op(Call *c, OpKind kind);                        /* a new op at the call's location */
+Tensor *call_output(Call *c, Op *op, int rank, const int64_t *dims);   /* NULL if the shape is refused */
+Tensor *call_build(Call *c, OpKind kind, Value **args, int nargs);  /* lower to another builtin */
+Value *tensor_value(Tensor *t);
+Value *int_value(int64_t v);
+Value *float_value(double v);
+Value *ints_value(int n, const int64_t *v);
+
+/* ---------------------------------------------------------------- passes and emitters */
+
+typedef struct {
+    int opt_level;
+    int threads;
+    bool main_program;
+    const char *weights_path;    /* for --embed-weights */
+    bool embed_weights;
+    const char *source_path;
+    const char *header_name;     /* "resnet50.h" */
+} EmitOptions;
+
+void plan_memory(Graph *g);
+int64_t op_scratch_floats(const Op *op);
+void emit_ir(FILE *out, const Graph *g);
+void emit_dot(FILE *out, const Graph *g);
+void emit_weight_list(FILE *out, const Graph *g);
+bool op_has_emitter(OpKind kind);     /* false for rows of ops.def that lower to other ops */
+bool emit_c(const Graph *g, const EmitOptions *opts, Buf *c_file, Buf *h_file);
+
+#endif
