@@ -9,7 +9,23 @@ COMPILER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(COMPILER_SRC)) $(BUILD)/compiler/l
 RUNTIME_SRC  := $(wildcard runtime/*.c)
 RUNTIME_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC))
 
-all: $(BUILD)/nnc $(BUILD)/libnnrt.a
+all: deps $(BUILD)/nnc $(BUILD)/libnnrt.a
+
+# Installs missing Debian packages (fast and silent when all are present).
+deps:
+	@sh tools/deps.sh
+
+test: all $(BUILD)/tests/test_runtime $(BUILD)/tests/test_compiler
+	@/usr/bin/python3 tests/run.py
+
+$(BUILD)/tests/test_runtime: tests/unit/test_runtime.c $(BUILD)/libnnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Iruntime -o $@ $< $(BUILD)/libnnrt.a -lm -lpthread
+
+# The compiler's unit tests link every compiler object except main.o.
+$(BUILD)/tests/test_compiler: tests/unit/test_compiler.c $(filter-out $(BUILD)/compiler/main.o,$(COMPILER_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -o $@ $^ -lm
 
 $(BUILD)/nnc: $(COMPILER_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ -lm
@@ -46,4 +62,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean
+.PHONY: all clean deps test

@@ -1,3 +1,662 @@
+/*
+ * emit_c.c — the graph as one C file and its header.
+ *
+ * The generated file reads like the network: a `forward` function with one call per op, each under
+ * a comment naming the op, its weights and its shapes, in source order. Each call goes to a small
+ * function specialised to that op's shapes (every dimension a constant), which calls a reference
+ * kernel from runtime/kernels with those constants so the C compiler can unroll and vectorise it.
+ * Ops with identical shapes share one function, which keeps generated files small.
+ *
+ * Memory: the weights live in one float block and the intermediates in one arena, both allocated
+ * when the model is created; inputs and outputs are the caller's buffers. Nothing is allocated
+ * while running, and all state is in the model struct, so one process may run several models.
+ *
+ * The emitter of each op kind is named in ops.def. Replacing an op's kernel (tiled, another layout)
+ * means changing its emitter only.
+ */
 #include "nnc.h"
-bool op_has_emitter(OpKind kind) { (void)kind; return kind != OPK_FLATTEN && kind != OPK_TAKE && kind != OPK_DROPOUT && kind != OPK_GLOBAL_AVGPOOL && kind != OPK_PARAM; }
-bool emit_c(const Graph *g, const EmitOptions *opts, Buf *c_file, Buf *h_file) { (void)g; (void)opts; (void)c_file; (void)h_file; return false; }
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const Graph *g;
+    const EmitOptions *o;
+    const char *id;          /* C identifier of the model: "resnet50" */
+    const char *ID;          /* the same in capitals, for macros */
+    Buf fns;                 /* specialised functions */
+    Buf body;                /* forward() */
+    Vec fn_keys, fn_names;   /* dedup of specialised functions by their text */
+    int per_kind[OPK_COUNT];
+    int64_t *weight_at;      /* tensor id -> offset in floats into the weight block */
+    int64_t weight_floats;
+    double *flops;           /* per op */
+} Emitter;
+
+
+/* ---------------------------------------------------------------- names and pointers */
+
+static const char *c_keywords[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float",
+    "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
+    "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "m", "arena", "main", NULL,
+};
+
+static char *c_ident(const char *s) {
+    char *id = xcalloc(strlen(s) + 2, 1);
+    char *p = id;
+    if (isdigit((unsigned char)s[0]))
+        *p++ = '_';
+    for (; *s; s++)
+        *p++ = isalnum((unsigned char)*s) ? *s : '_';
+    for (int i = 0; c_keywords[i]; i++)
+        if (strcmp(id, c_keywords[i]) == 0)
+            return format("%s_", id);
+    return id;
+}
+
+static int output_index(const Graph *g, const Tensor *t) {
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == t)
+            return i;
+    return -1;
+}
+
+static const char *output_name(const Graph *g, int i) {
+    return g->outputs.len == 1 ? "output" : format("output%d", i);
+}
+
+/* The C expression for a tensor's first element. */
+static const char *ptr(Emitter *e, const Tensor *t) {
+    while (t->view_of && output_index(e->g, t) < 0)
+        t = t->view_of;
+    switch (t->kind) {
+    case TK_INPUT: return c_ident(t->name);
+    case TK_WEIGHT: return format("W(%lld)", (long long)e->weight_at[t->id]);
+    case TK_ACT: break;
+    }
+    int out = output_index(e->g, t);
+    if (out >= 0)
+        return output_name(e->g, out);
+    return format("A(%lld)", (long long)(t->offset / 4));
+}
+
+static const char *shape_c(const Tensor *t) { return shape_text(t->rank, t->dims); }
+
+static int64_t prod(const Tensor *t, int from, int to) {
+    int64_t n = 1;
+    for (int i = from; i < to; i++)
+        n *= t->dims[i];
+    return n;
+}
+
+static const char *int_array(int n, const int64_t *v) {
+    Buf b = {0};
+    buf_puts(&b, "{");
+    for (int i = 0; i < n; i++)
+        buf_printf(&b, i ? ", %lld" : "%lld", (long long)v[i]);
+    buf_puts(&b, "}");
+    return buf_take(&b);
+}
+
+/* ---------------------------------------------------------------- specialised functions and calls */
+
+/* Defines (once per distinct text) `static void KIND_N(PARAMS) { BODY }` and returns its name. */
+static const char *specialise(Emitter *e, const Op *op, const char *params, const char *body) {
+    char *key = format("%d|%s|%s", op->kind, params, body);
+    for (int i = 0; i < e->fn_keys.len; i++)
+        if (strcmp(e->fn_keys.items[i], key) == 0)
+            return e->fn_names.items[i];
+    char *name = format("%s_%d", op_info[op->kind].name, ++e->per_kind[op->kind]);
+    vec_push(&e->fn_keys, key);
+    vec_push(&e->fn_names, name);
+    buf_printf(&e->fns, "/* %s: ", op_info[op->kind].name);
+    for (int i = 0; i < op->in.len; i++) {
+        const Tensor *t = op->in.items[i];
+        if (t->kind != TK_WEIGHT)
+            buf_printf(&e->fns, "%s%s", i ? ", " : "", shape_c(t));
+    }
+    buf_printf(&e->fns, " -> %s */\nstatic void %s(%s) {\n%s}\n\n", shape_c(op->out), name, params, body);
+    return name;
+}
+
+/* The comment over each call: the op, its name, its source line. */
+static void call_comment(Emitter *e, const Op *op) {
+    buf_printf(&e->body, "\n    /* %s%s%s: %s  (%s:%d) */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
+               shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line);
+}
+
+static void call_line(Emitter *e, const Op *op, const char *fn, const char *args) {
+    call_comment(e, op);
+    buf_printf(&e->body, "    %s(%s);\n    TICK(%d);\n", fn, args, op->id);
+}
+
+/* The common case: out, then every input, as pointers. */
+static void simple_call(Emitter *e, const Op *op, const char *params, const char *body) {
+    const char *fn = specialise(e, op, params, body);
+    Buf args = {0};
+    buf_puts(&args, ptr(e, op->out));
+    for (int i = 0; i < op->in.len; i++)
+        buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
+    call_line(e, op, fn, args.buf);
+}
+
+/* ---------------------------------------------------------------- per-op emitters */
+
+static void emit_conv2d(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    const Attrs *a = &op->a;
+    char *body = format("    nnk_conv2d(y, x, w, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
+                        a->has_bias ? "b" : "NULL", (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2],
+                        (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],
+                        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
+    simple_call(e, op, a->has_bias ? "float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b"
+                                   : "float *restrict y, const float *restrict x, const float *restrict w", body);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
+static void emit_linear(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    int64_t K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
+    char *body = format("    nnk_linear(y, x, w, %s, %lld, %lld, %lld);\n", op->a.has_bias ? "b" : "NULL", (long long)M, (long long)K, (long long)O);
+    simple_call(e, op, op->a.has_bias ? "float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b"
+                                      : "float *restrict y, const float *restrict x, const float *restrict w", body);
+    e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
+}
+
+static void emit_batchnorm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %.9gf);\n", (long long)x->dims[0],
+                        (long long)x->dims[1], (long long)prod(x, 2, x->rank), op->a.eps);
+    simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta, const float *mean, const float *var", body);
+}
+
+static void emit_layernorm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int64_t D = x->dims[x->rank - 1];
+    char *body = format("    nnk_layernorm(y, x, gamma, beta, %lld, %lld, %.9gf);\n", (long long)(tensor_numel(x) / D), (long long)D, op->a.eps);
+    simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
+}
+
+static void emit_mha(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    bool cross = op->kind == OPK_CROSS_ATTENTION;
+    const Tensor *mem = cross ? op->in.items[1] : x;
+    long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
+    char *body = format("    _Static_assert(NNK_MHA_SCRATCH(%lld, %lld, %lld, %lld) <= %lld, \"scratch planned too small\");\n"
+                        "    nnk_mha(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch);\n",
+                        N, L, S, D, (long long)op_scratch_floats(op), cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal);
+    const char *params = cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
+                                 "const float *out_b, float *scratch"
+                               : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
+                                 "const float *out_b, float *scratch";
+    const char *fn = specialise(e, op, params, body);
+    Buf args = {0};
+    buf_puts(&args, ptr(e, op->out));
+    for (int i = 0; i < op->in.len; i++)
+        buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
+    buf_printf(&args, ", A(%lld)", (long long)(op->scratch_offset / 4));
+    call_line(e, op, fn, args.buf);
+    e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
+}
+
+static void emit_unary(Emitter *e, const Op *op) {
+    const char *kernel;
+    switch (op->kind) {
+    case OPK_RELU: kernel = "nnk_relu"; break;
+    case OPK_GELU: kernel = op->a.tanh_approx ? "nnk_gelu_tanh" : "nnk_gelu"; break;
+    case OPK_SIGMOID: kernel = "nnk_sigmoid"; break;
+    case OPK_TANH: kernel = "nnk_tanh"; break;
+    case OPK_SILU: kernel = "nnk_silu"; break;
+    default: kernel = "nnk_neg"; break;
+    }
+    simple_call(e, op, "float *y, const float *x", format("    %s(y, x, %lld);\n", kernel, (long long)tensor_numel(op->out)));
+}
+
+/* Element strides of t read as a tensor of shape out (aligned from the right; 0 where broadcast). */
+static const char *broadcast_strides(const Tensor *t, const Tensor *out) {
+    int64_t strides[MAX_RANK], s = 1;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int j = t->rank - out->rank + i;
+        int64_t d = j >= 0 ? t->dims[j] : 1;
+        strides[i] = d == 1 ? 0 : s;
+        s *= d;
+    }
+    return int_array(out->rank, strides);
+}
+
+static const char *binop_enum(Operator op, bool reversed) {
+    switch (op) {
+    case OP_ADD: return "NNK_ADD";
+    case OP_SUB: return reversed ? "NNK_RSUB" : "NNK_SUB";
+    case OP_MUL: return "NNK_MUL";
+    default: return reversed ? "NNK_RDIV" : "NNK_DIV";
+    }
+}
+
+static void emit_binary(Emitter *e, const Op *op) {
+    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV};
+    const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
+    char *body = format("    static const int dims[] = %s;\n    static const long a_strides[] = %s, b_strides[] = %s;\n"
+                        "    nnk_binary(y, a, b, %s, %d, dims, a_strides, b_strides);\n",
+                        int_array(y->rank, y->dims), broadcast_strides(a, y), broadcast_strides(b, y), binop_enum(ops[op->kind], false), y->rank);
+    simple_call(e, op, "float *y, const float *a, const float *b", body);
+}
+
+static void emit_scalar(Emitter *e, const Op *op) {
+    char *body = format("    nnk_scalar(y, x, %.9gf, %s, %lld);\n", op->a.value, binop_enum(op->a.binop, op->a.scalar_first),
+                        (long long)tensor_numel(op->out));
+    simple_call(e, op, "float *y, const float *x", body);
+}
+
+static void emit_softmax(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    char *body = format("    nnk_softmax(y, x, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank));
+    simple_call(e, op, "float *y, const float *x", body);
+}
+
+static void emit_pool(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    const Attrs *a = &op->a;
+    char *body = format("    %s(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d);\n",
+                        op->kind == OPK_MAXPOOL ? "nnk_maxpool2d" : "nnk_avgpool2d", (long long)x->dims[0], (long long)x->dims[1],
+                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],
+                        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    char *body = format("    nnk_adaptive_avgpool2d(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)x->dims[0], (long long)x->dims[1],
+                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_pad(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    char *body = format("    nnk_pad(y, x, %lld, %lld, %lld, %lld, %lld, %.9gf);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.before, (long long)op->a.after, op->a.value);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+/* A reshape is a view (no code) unless it produces a model output, which must be copied out. */
+static void emit_reshape(Emitter *e, const Op *op) {
+    if (op->out->view_of) {
+        buf_printf(&e->body, "\n    /* reshape: %s is a view of %s */\n", shape_c(op->out), shape_c(op->in.items[0]));
+        return;
+    }
+    call_comment(e, op);
+    buf_printf(&e->body, "    memcpy(%s, %s, %lld * sizeof(float));\n    TICK(%d);\n", ptr(e, op->out), ptr(e, op->in.items[0]),
+               (long long)tensor_numel(op->out), op->id);
+}
+
+static void emit_transpose(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int64_t perm[MAX_RANK];
+    for (int i = 0; i < x->rank; i++)
+        perm[i] = op->a.perm[i];
+    char *body = format("    static const int dims[] = %s, perm[] = %s;\n    nnk_transpose(y, x, %d, dims, perm);\n",
+                        int_array(x->rank, x->dims), int_array(x->rank, perm), x->rank);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_concat(Emitter *e, const Op *op) {
+    const Tensor *y = op->out;
+    int ax = op->a.axis;
+    call_comment(e, op);
+    int64_t offset = 0;
+    for (int i = 0; i < op->in.len; i++) {
+        const Tensor *x = op->in.items[i];
+        buf_printf(&e->body, "    nnk_copy_axis(%s, %s, %lld, %lld, %lld, %lld, %lld);\n", ptr(e, y), ptr(e, x), (long long)prod(y, 0, ax),
+                   (long long)x->dims[ax], (long long)prod(y, ax + 1, y->rank), (long long)y->dims[ax], (long long)offset);
+        offset += x->dims[ax];
+    }
+    buf_printf(&e->body, "    TICK(%d);\n", op->id);
+}
+
+static void emit_slice(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    char *body = format("    nnk_slice(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.start, (long long)op->a.step, (long long)op->out->dims[ax]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_expand(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    char *body = format("    static const int dims[] = %s;\n    static const long x_strides[] = %s;\n    nnk_broadcast(y, x, %d, dims, x_strides);\n",
+                        int_array(y->rank, y->dims), broadcast_strides(x, y), y->rank);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_matmul(Emitter *e, const Op *op) {
+    const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
+    /* view 1-D operands as matrices, as the shape rule did */
+    Tensor a2 = *a, b2 = *b;
+    if (a->rank == 1) {
+        a2.rank = 2;
+        a2.dims[0] = 1;
+        a2.dims[1] = a->dims[0];
+    }
+    if (b->rank == 1) {
+        b2.rank = 2;
+        b2.dims[1] = 1;
+    }
+    int64_t M = a2.dims[a2.rank - 2], K = a2.dims[a2.rank - 1], N = b2.dims[b2.rank - 1];
+    int brank = (a2.rank > b2.rank ? a2.rank : b2.rank) - 2;
+    int64_t bdims[MAX_RANK], as[MAX_RANK], bs[MAX_RANK];
+    int64_t sa = M * K, sb = K * N;
+    for (int i = brank - 1; i >= 0; i--) {
+        int ia = a2.rank - 2 - brank + i, ib = b2.rank - 2 - brank + i;
+        int64_t da = ia >= 0 ? a2.dims[ia] : 1, db = ib >= 0 ? b2.dims[ib] : 1;
+        bdims[i] = da > db ? da : db;
+        as[i] = da == 1 ? 0 : sa;
+        bs[i] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+    }
+    Buf body = {0};
+    if (brank > 0)
+        buf_printf(&body, "    static const int bdims[] = %s;\n    static const long a_strides[] = %s, b_strides[] = %s;\n",
+                   int_array(brank, bdims), int_array(brank, as), int_array(brank, bs));
+    buf_printf(&body, "    nnk_matmul(y, a, b, %d, %s, %lld, %lld, %lld);\n", brank, brank ? "bdims, a_strides, b_strides" : "NULL, NULL, NULL",
+               (long long)M, (long long)K, (long long)N);
+    simple_call(e, op, "float *restrict y, const float *restrict a, const float *restrict b", body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)K;
+}
+
+static void emit_sdpa(Emitter *e, const Op *op) {
+    const Tensor *q = op->in.items[0], *k = op->in.items[1], *v = op->in.items[2];
+    int r = q->rank;
+    long long B = prod(q, 0, r - 2), L = q->dims[r - 2], D = q->dims[r - 1], S = k->dims[r - 2], Dv = v->dims[r - 1];
+    char *body = format("    _Static_assert(NNK_SDPA_SCRATCH(%lld, %lld) <= %lld, \"scratch planned too small\");\n"
+                        "    nnk_sdpa(y, q, k, v, %lld, %lld, %lld, %lld, %lld, %d, scratch);\n",
+                        L, S, (long long)op_scratch_floats(op), B, L, S, D, Dv, op->a.causal);
+    const char *fn = specialise(e, op, "float *y, const float *q, const float *k, const float *v, float *scratch", body);
+    call_line(e, op, fn, format("%s, %s, %s, %s, A(%lld)", ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), (long long)(op->scratch_offset / 4)));
+    e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
+}
+
+/* The emitters by op kind, from ops.def (0 for the rows that lower to other ops). */
+typedef void EmitFn(Emitter *e, const Op *op);
+static EmitFn *const emit_fn[OPK_COUNT] = {
+#define OP(id, name, user, sig, build, emit) [OPK_##id] = emit,
+#include "ops.def"
+#undef OP
+};
+
+bool op_has_emitter(OpKind kind) { return emit_fn[kind] != NULL; }
+
+/* ---------------------------------------------------------------- the files */
+
+static const char *upper(const char *s) {
+    char *u = xstrdup(s);
+    for (char *p = u; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    return u;
+}
+
+static void emit_header(Emitter *e, Buf *h) {
+    const Graph *g = e->g;
+    buf_printf(h, "/* %s.h — generated by nnc %s from %s. The API of model '%s'. */\n", e->id, NNC_VERSION, e->o->source_path, g->name);
+    buf_printf(h, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n\n", e->ID, e->ID);
+    for (int i = 0; i < g->inputs.len; i++) {
+        Tensor *t = g->inputs.items[i];
+        const char *n = upper(c_ident(t->name));
+        buf_printf(h, "/* input %d '%s': f32%s */\n#define %s_%s_RANK %d\n#define %s_%s_SHAPE %s\n#define %s_%s_SIZE %lld\n", i, t->name,
+                   shape_c(t), e->ID, n, t->rank, e->ID, n, int_array(t->rank, t->dims), e->ID, n, (long long)tensor_numel(t));
+    }
+    for (int i = 0; i < g->outputs.len; i++) {
+        Tensor *t = g->outputs.items[i];
+        const char *n = upper(output_name(g, i));
+        buf_printf(h, "/* output %d: f32%s */\n#define %s_%s_RANK %d\n#define %s_%s_SHAPE %s\n#define %s_%s_SIZE %lld\n", i, shape_c(t), e->ID,
+                   n, t->rank, e->ID, n, int_array(t->rank, t->dims), e->ID, n, (long long)tensor_numel(t));
+    }
+    buf_printf(h, "\n/* Memory the model allocates when created: intermediates and weights, in bytes. */\n");
+    buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n\n", e->ID, (long long)g->arena_bytes, e->ID,
+               (long long)e->weight_floats * 4);
+    buf_printf(h, "typedef struct %s %s;\n\n", e->id, e->id);
+    buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */\n");
+    buf_printf(h, "%s *%s_new(int threads);\n", e->id, e->id);
+    buf_printf(h, "/* Loads weights from a safetensors file, or from one in memory (the bytes are copied).\n"
+                  "   Every weight is checked; 0 on success, -1 with %s_last_error() set. */\n", e->id);
+    buf_printf(h, "int %s_load(%s *m, const char *safetensors_path);\n", e->id, e->id);
+    buf_printf(h, "int %s_load_memory(%s *m, const void *data, size_t size);\n", e->id, e->id);
+    if (e->o->embed_weights)
+        buf_printf(h, "/* Loads the weights embedded in the generated C. */\nint %s_load_embedded(%s *m);\n", e->id, e->id);
+    buf_printf(h, "/* Called for each weight in the file that the model does not use (may be NULL). */\n");
+    buf_printf(h, "void %s_on_warning(%s *m, void (*fn)(void *user, const char *message), void *user);\n", e->id, e->id);
+    buf_printf(h, "/* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */\n");
+    buf_printf(h, "int %s_run(%s *m", e->id, e->id);
+    for (int i = 0; i < g->inputs.len; i++)
+        buf_printf(h, ", const float *%s", c_ident(VEC_AT(g->inputs, i, Tensor *)->name));
+    for (int i = 0; i < g->outputs.len; i++)
+        buf_printf(h, ", float *%s", output_name(g, i));
+    buf_printf(h, ");\nconst char *%s_last_error(const %s *m);\nvoid %s_free(%s *m);\n", e->id, e->id, e->id, e->id);
+    buf_printf(h, "/* Per-op timing for the next runs (see %s_profile_report). */\n", e->id);
+    buf_printf(h, "void %s_profile(%s *m, int on);\n", e->id, e->id);
+    buf_printf(h, "void %s_profile_report(const %s *m, int runs);\n\n#endif\n", e->id, e->id);
+}
+
+static bool emit_embedded(Emitter *e, Buf *c) {
+    FILE *f = fopen(e->o->weights_path, "rb");
+    if (!f) {
+        diag_plain("cannot read '%s' to embed", e->o->weights_path);
+        return false;
+    }
+    buf_puts(c, "/* The safetensors file given with --weights, embedded (checked when loaded, like a file). */\n");
+    buf_puts(c, "static const unsigned char embedded_weights[] = {\n");
+    unsigned char chunk[4096];
+    size_t n, col = 0, total = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            buf_printf(c, "%d,", chunk[i]);
+            if (++col == 32) {
+                buf_puts(c, "\n");
+                col = 0;
+            }
+        }
+        total += n;
+    }
+    fclose(f);
+    buf_printf(c, "\n};\n\nint %s_load_embedded(%s *m) { return %s_load_memory(m, embedded_weights, %zu); }\n\n", e->id, e->id, e->id, total);
+    return true;
+}
+
+static void emit_main(Emitter *e, Buf *c);
+
+bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
+    Emitter E = {.g = g, .o = o};
+    Emitter *e = &E;
+    e->id = c_ident(g->name);
+    e->ID = upper(e->id);
+    e->weight_at = xcalloc((size_t)g->tensors.len + 1, sizeof *e->weight_at);
+    e->flops = xcalloc((size_t)g->ops.len + 1, sizeof *e->flops);
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        e->weight_at[t->id] = e->weight_floats;
+        e->weight_floats += (tensor_numel(t) + 15) / 16 * 16;   /* each weight 64-byte aligned */
+    }
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        emit_fn[op->kind](e, op);
+    }
+    emit_header(e, h);
+
+    buf_printf(c, "/*\n * %s.c — generated by nnc %s from %s. Do not edit; change the .net file.\n *\n", e->id, NNC_VERSION, o->source_path);
+    buf_printf(c, " * model %s: %d ops, %lld weight floats, an arena of %lld bytes.\n */\n", g->name, g->ops.len, (long long)e->weight_floats,
+               (long long)g->arena_bytes);
+    buf_printf(c, "#include \"%s\"\n\n#include \"nnrt.h\"\n#include \"kernels/nnk.h\"\n\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
+               o->header_name);
+    buf_printf(c, "#define N_OPS %d\n\nstruct %s {\n    float *weights;      /* %lld floats: every weight, 64-byte aligned */\n"
+                  "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n    nnrt_pool *pool;\n"
+                  "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
+                  "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
+               g->ops.len, e->id, (long long)e->weight_floats, e->ID);
+    buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
+    buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n", g->weights.len ? g->weights.len : 1);
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        buf_printf(c, "    {\"%s\", %d, %s, %lld},\n", t->name, t->rank, int_array(t->rank, t->dims), (long long)e->weight_at[t->id]);
+    }
+    buf_puts(c, "};\n\n");
+    buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const struct { const char *name; double flops; } op_table[N_OPS] = {\n");
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
+    }
+    buf_puts(c, "};\n\n#define W(offset) (m->weights + (offset))\n#define A(offset) (m->arena + (offset))\n");
+    buf_puts(c, "/* With profiling on, the time since the previous op is charged to this one. */\n");
+    buf_puts(c, "#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }\n\n");
+    buf_puts(c, e->fns.buf ? e->fns.buf : "");
+
+    /* forward */
+    buf_printf(c, "int %s_run(%s *m", e->id, e->id);
+    for (int i = 0; i < g->inputs.len; i++)
+        buf_printf(c, ", const float *%s", c_ident(VEC_AT(g->inputs, i, Tensor *)->name));
+    for (int i = 0; i < g->outputs.len; i++)
+        buf_printf(c, ", float *%s", output_name(g, i));
+    buf_puts(c, ") {\n    double t = m->profile ? nnrt_now_ms() : 0;\n");
+    buf_puts(c, e->body.buf ? e->body.buf : "");
+    buf_puts(c, "    return 0;\n}\n\n");
+
+    /* lifecycle */
+    buf_printf(c, "%s *%s_new(int threads) {\n", e->id, e->id);
+    buf_printf(c, "    %s *m = calloc(1, sizeof *m);\n    if (!m)\n        return NULL;\n", e->id);
+    buf_printf(c, "    m->weights = aligned_alloc(64, %lld);\n    m->arena = aligned_alloc(64, %s_ARENA_BYTES > 0 ? %s_ARENA_BYTES : 64);\n",
+               (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64), e->ID, e->ID);
+    buf_puts(c, "    m->pool = nnrt_pool_create(threads);\n");
+    buf_printf(c, "    if (!m->weights || !m->arena || !m->pool) {\n        %s_free(m);\n        return NULL;\n    }\n", e->id);
+    buf_printf(c, "    memset(m->weights, 0, %lld);\n    return m;\n}\n\n", (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64));
+    buf_printf(c, "void %s_free(%s *m) {\n    if (!m)\n        return;\n    free(m->weights);\n    free(m->arena);\n"
+                  "    nnrt_pool_destroy(m->pool);\n    free(m);\n}\n\n", e->id, e->id);
+    buf_printf(c, "const char *%s_last_error(const %s *m) { return m->error.msg; }\n\n", e->id, e->id);
+    buf_printf(c, "void %s_on_warning(%s *m, void (*fn)(void *user, const char *message), void *user) {\n"
+                  "    m->warn = fn;\n    m->warn_user = user;\n}\n\n", e->id, e->id);
+    buf_printf(c, "int %s_load_memory(%s *m, const void *data, size_t size) {\n"
+                  "    return nnrt_load_safetensors(data, size, weight_specs, %d, m->weights, m->warn, m->warn_user, &m->error);\n}\n\n",
+               e->id, e->id, g->weights.len);
+    buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
+                  "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n    return status;\n}\n\n", e->id, e->id, e->id);
+    buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);
+    buf_printf(c, "void %s_profile_report(const %s *m, int runs) {\n    double total = 0;\n    if (runs < 1)\n        runs = 1;\n"
+                  "    printf(\"%%-4s %%-40s %%10s %%10s\\n\", \"op\", \"name\", \"ms\", \"GFLOP/s\");\n"
+                  "    for (int i = 0; i < N_OPS; i++) {\n        double ms = m->op_ms[i] / runs;\n        total += ms;\n"
+                  "        if (ms > 0 || op_table[i].flops > 0)\n"
+                  "            printf(\"%%-4d %%-40s %%10.3f %%10.2f\\n\", i, op_table[i].name, ms, ms > 0 ? op_table[i].flops / ms / 1e6 : 0.0);\n"
+                  "    }\n    printf(\"total %%.3f ms per run\\n\", total);\n}\n\n", e->id, e->id);
+    if (o->embed_weights && !emit_embedded(e, c))
+        return false;
+    if (o->main_program)
+        emit_main(e, c);
+    return true;
+}
+
+/* ---------------------------------------------------------------- the program's main() */
+
+static void emit_main(Emitter *e, Buf *c) {
+    const Graph *g = e->g;
+    const char *id = e->id;
+    int ni = g->inputs.len, no = g->outputs.len;
+    buf_puts(c, "/* ---- the command-line program (--main) ---- */\n\n");
+    buf_puts(c, "static void print_warning(void *user, const char *message) {\n    (void)user;\n    fprintf(stderr, \"warning: %s\\n\", message);\n}\n\n");
+    buf_puts(c, "static int compare_ms(const void *a, const void *b) {\n    double x = *(const double *)a, y = *(const double *)b;\n"
+                "    return (x > y) - (x < y);\n}\n\n");
+    buf_printf(c, "static const char usage[] =\n    \"usage: %%s --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]\\n\"\n"
+                  "    \"  model '%s': %d input(s), %d output(s), raw little-endian f32 (.bin) or .npy by extension\\n\"\n", g->name, ni, no);
+    for (int i = 0; i < ni; i++) {
+        Tensor *t = g->inputs.items[i];
+        buf_printf(c, "    \"  input %d  %s f32%s\\n\"\n", i, t->name, shape_c(t));
+    }
+    for (int i = 0; i < no; i++)
+        buf_printf(c, "    \"  output %d f32%s\\n\"\n", i, shape_c(g->outputs.items[i]));
+    buf_printf(c, "    \"  without --input the input is deterministic pseudo-random%s\\n\";\n\n",
+               e->o->embed_weights ? "; without --weights the embedded weights are used" : "");
+
+    buf_puts(c, "int main(int argc, char **argv) {\n");
+    buf_printf(c, "    const char *weights = NULL, *inputs[%d] = {0}, *outputs[%d] = {0};\n    int n_in = 0, n_out = 0, bench = 0, threads = %d, profile = 0;\n",
+               ni, no, e->o->threads);
+    buf_puts(c, "    for (int i = 1; i < argc; i++) {\n        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
+                "        if (!strcmp(a, \"--help\") || !strcmp(a, \"-h\")) {\n            printf(usage, argv[0]);\n            return 0;\n"
+                "        } else if (!strcmp(a, \"--profile\")) {\n            profile = 1;\n            continue;\n        }\n"
+                "        if (!v) {\n            fprintf(stderr, \"error: unknown option or missing value: '%s' (see --help)\\n\", a);\n            return 2;\n        }\n"
+                "        i++;\n        if (!strcmp(a, \"--weights\")) {\n            weights = v;\n        } else if (!strcmp(a, \"--input\")) {\n");
+    buf_printf(c, "            if (n_in == %d) {\n                fprintf(stderr, \"error: the model has %d input(s), found another --input '%%s'\\n\", v);\n"
+                  "                return 2;\n            }\n            inputs[n_in++] = v;\n        } else if (!strcmp(a, \"--output\")) {\n"
+                  "            if (n_out == %d) {\n                fprintf(stderr, \"error: the model has %d output(s), found another --output '%%s'\\n\", v);\n"
+                  "                return 2;\n            }\n            outputs[n_out++] = v;\n", ni, ni, no, no);
+    buf_puts(c, "        } else if (!strcmp(a, \"--bench\") || !strcmp(a, \"--threads\")) {\n            char *end;\n            long n = strtol(v, &end, 10);\n"
+                "            if (*end || end == v || n < (a[2] == 'b' ? 0 : 1) || n > 1000000) {\n"
+                "                fprintf(stderr, \"error: %s expects a positive integer, found '%s'\\n\", a, v);\n                return 2;\n            }\n"
+                "            *(a[2] == 'b' ? &bench : &threads) = (int)n;\n        } else {\n"
+                "            fprintf(stderr, \"error: unknown option '%s' (see --help)\\n\", a);\n            return 2;\n        }\n    }\n");
+    if (ni > 0)
+        buf_printf(c, "    if (n_in != 0 && n_in != %d) {\n        fprintf(stderr, \"error: the model has %d inputs; give --input once for each, in order\\n\");\n"
+                      "        return 2;\n    }\n", ni, ni);
+    buf_printf(c, "    %s *m = %s_new(threads);\n    if (!m) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n", id, id);
+    buf_printf(c, "    %s_on_warning(m, print_warning, NULL);\n", id);
+    if (e->o->embed_weights)
+        buf_printf(c, "    if ((weights ? %s_load(m, weights) : %s_load_embedded(m)) != 0) {\n", id, id);
+    else
+        buf_printf(c, "    if (!weights) {\n        fprintf(stderr, \"error: --weights FILE is required (see --help)\\n\");\n        %s_free(m);\n        return 2;\n    }\n"
+                      "    if (%s_load(m, weights) != 0) {\n", id, id);
+    buf_printf(c, "        fprintf(stderr, \"error: %%s\\n\", %s_last_error(m));\n        %s_free(m);\n        return 1;\n    }\n", id, id);
+    /* buffers */
+    for (int i = 0; i < ni; i++) {
+        Tensor *t = g->inputs.items[i];
+        buf_printf(c, "    static const int64_t in%d_dims[] = %s;\n    float *in%d = malloc(%lld * sizeof(float));\n", i, int_array(t->rank, t->dims), i,
+                   (long long)tensor_numel(t));
+    }
+    for (int i = 0; i < no; i++) {
+        Tensor *t = g->outputs.items[i];
+        buf_printf(c, "    static const int64_t out%d_dims[] = %s;\n    float *out%d = malloc(%lld * sizeof(float));\n", i, int_array(t->rank, t->dims), i,
+                   (long long)tensor_numel(t));
+    }
+    buf_puts(c, "    int status = 0;\n    nnrt_error err;\n    if (");
+    for (int i = 0; i < ni; i++)
+        buf_printf(c, "!in%d || ", i);
+    for (int i = 0; i < no; i++)
+        buf_printf(c, "!out%d || ", i);
+    buf_puts(c, "0) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        status = 1;\n        goto done;\n    }\n");
+    for (int i = 0; i < ni; i++) {
+        Tensor *t = g->inputs.items[i];
+        buf_printf(c, "    if (n_in == 0) {\n        nnrt_fill_random(in%d, %lld, %d);\n    } else if (nnrt_read_tensor_file(inputs[%d], in%d, %d, in%d_dims, &err) != 0) {\n"
+                      "        fprintf(stderr, \"error: input '%s': %%s\\n\", err.msg);\n        status = 1;\n        goto done;\n    }\n",
+                   i, (long long)tensor_numel(t), i + 1, i, i, t->rank, i, t->name);
+    }
+    Buf call = {0};
+    buf_printf(&call, "%s_run(m", id);
+    for (int i = 0; i < ni; i++)
+        buf_printf(&call, ", in%d", i);
+    for (int i = 0; i < no; i++)
+        buf_printf(&call, ", out%d", i);
+    buf_puts(&call, ")");
+    buf_printf(c, "    if (%s != 0) {\n        fprintf(stderr, \"error: %%s\\n\", %s_last_error(m));\n        status = 1;\n        goto done;\n    }\n", call.buf, id);
+    buf_printf(c, "    if (bench > 0 || profile) {\n        int runs = bench > 0 ? bench : 1;\n        double *ms = malloc((size_t)runs * sizeof *ms);\n"
+                  "        if (!ms) {\n            status = 1;\n            goto done;\n        }\n        %s_profile(m, profile);\n"
+                  "        for (int r = 0; r < runs; r++) {\n            double t0 = nnrt_now_ms();\n            %s;\n            ms[r] = nnrt_now_ms() - t0;\n        }\n"
+                  "        qsort(ms, (size_t)runs, sizeof *ms, compare_ms);\n"
+                  "        if (bench > 0)\n            printf(\"bench: %%d runs, median %%.3f ms, min %%.3f ms\\n\", runs, runs %% 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2, ms[0]);\n"
+                  "        if (profile)\n            %s_profile_report(m, runs);\n        free(ms);\n    }\n",
+               id, call.buf, id);
+    for (int i = 0; i < no; i++) {
+        Tensor *t = g->outputs.items[i];
+        buf_printf(c, "    if (n_out > %d) {\n        if (nnrt_write_tensor_file(outputs[%d], out%d, %d, out%d_dims, &err) != 0) {\n"
+                      "            fprintf(stderr, \"error: output %d: %%s\\n\", err.msg);\n            status = 1;\n            goto done;\n        }\n",
+                   i, i, i, t->rank, i, i);
+        buf_printf(c, "    } else if (bench == 0 && !profile) {\n        long best = 0;\n        for (long j = 1; j < %lld; j++)\n"
+                      "            if (out%d[j] > out%d[best])\n                best = j;\n"
+                      "        printf(\"output %d f32%s: argmax %%ld (%%g)\\n\", best, out%d[best]);\n    }\n",
+                   (long long)tensor_numel(t), i, i, i, shape_c(t), i);
+    }
+    buf_puts(c, "done:\n");
+    for (int i = 0; i < ni; i++)
+        buf_printf(c, "    free(in%d);\n", i);
+    for (int i = 0; i < no; i++)
+        buf_printf(c, "    free(out%d);\n", i);
+    buf_printf(c, "    %s_free(m);\n    return status;\n}\n", id);
+}

@@ -1,0 +1,93 @@
+/*
+ * nnk_attention.h — scaled dot-product attention and nn.MultiheadAttention.
+ *
+ * Both are built on one query row at a time (nnk__attend): scores against every visible key, a stable
+ * softmax, then a weighted sum of value rows. A causal mask (-inf where key j > query i) is the same as
+ * letting row i see only keys 0..i, so it shortens the row instead of adding -inf. Scratch is one row of
+ * scores for sdpa; MHA also keeps its projected Q, K and V there.
+ */
+#ifndef NNK_ATTENTION_H
+#define NNK_ATTENTION_H
+
+#include "nnk_base.h"
+#include "nnk_matmul.h"
+
+/* o[Dv] = softmax_j(scale · q[D]·k_j) · v_j over keys j < S; key j is at k + j*ks, its value at v + j*vs.
+   p[S] is scratch. o may alias q: q is only read before o is written. */
+static inline void nnk__attend(float *o, const float *q, const float *restrict k, long ks,
+                               const float *restrict v, long vs, int S, int D, int Dv, float scale,
+                               float *restrict p)
+{
+    float max = -INFINITY;
+    for (int j = 0; j < S; j++) {
+        p[j] = nnk__dot(q, k + j * ks, D) * scale;
+        max = p[j] > max ? p[j] : max;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < S; j++) {
+        p[j] = expf(p[j] - max);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (int d = 0; d < Dv; d++)
+        o[d] = 0.0f;
+    for (int j = 0; j < S; j++) {
+        float pj = p[j] * inv;
+        const float *vr = v + j * vs;
+        for (int d = 0; d < Dv; d++)
+            o[d] += pj * vr[d];
+    }
+}
+
+/* Scratch floats for nnk_sdpa: one row of scores. */
+#define NNK_SDPA_SCRATCH(L, S) ((long)(S))
+
+/* y[B,L,Dv] = softmax(q[B,L,D] · k[B,S,D]ᵀ / √D  [+ causal mask: -inf where j > i]) · v[B,S,Dv].
+   scratch: NNK_SDPA_SCRATCH(L,S) floats. */
+static inline void nnk_sdpa(float *restrict y, const float *restrict q, const float *restrict k,
+                            const float *restrict v, int B, int L, int S, int D, int Dv, int causal,
+                            float *restrict scratch)
+{
+    float scale = 1.0f / sqrtf((float)D);
+    for (int bi = 0; bi < B; bi++)
+        for (int i = 0; i < L; i++) {
+            int keys = causal && i + 1 < S ? i + 1 : S;
+            nnk__attend(y + ((long)bi * L + i) * Dv, q + ((long)bi * L + i) * D, k + (long)bi * S * D, D,
+                        v + (long)bi * S * Dv, Dv, keys, D, Dv, scale, scratch);
+        }
+}
+
+/* Scratch floats for nnk_mha: projected Q[N,L,D], K[N,S,D], V[N,S,D] and one row of scores. */
+#define NNK_MHA_SCRATCH(N, L, S, D) ((long)(N) * ((long)(L) + 2L * (S)) * (D) + (S))
+
+/* y[N,L,D] = nn.MultiheadAttention(D, heads, batch_first=True) in eval mode: queries from x[N,L,D], keys
+   and values from mem[N,S,D] (mem == x, S == L for self-attention). in_w[3D,D] = [Wq; Wk; Wv], in_b[3D],
+   out_w[D,D], out_b[D] (biases may be NULL). causal: mask -inf where j > i.
+   scratch: NNK_MHA_SCRATCH(N,L,S,D) floats.
+   Each head's attention output overwrites that head's slice of its own query row, which is no longer
+   needed once the row's scores are computed; Q then holds the concatenated heads for the out projection. */
+static inline void nnk_mha(float *restrict y, const float *x, const float *mem, const float *restrict in_w,
+                           const float *restrict in_b, const float *restrict out_w,
+                           const float *restrict out_b, int N, int L, int S, int D, int heads, int causal,
+                           float *restrict scratch)
+{
+    long DD = (long)D * D;
+    float *Q = scratch, *K = Q + (long)N * L * D, *V = K + (long)N * S * D, *p = V + (long)N * S * D;
+    nnk_linear(Q, x, in_w, in_b, N * L, D, D);
+    nnk_linear(K, mem, in_w + DD, in_b ? in_b + D : NULL, N * S, D, D);
+    nnk_linear(V, mem, in_w + 2 * DD, in_b ? in_b + 2 * D : NULL, N * S, D, D);
+    int hd = D / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++) {
+            const float *Kh = K + (long)n * S * D + h * hd, *Vh = V + (long)n * S * D + h * hd;
+            for (int i = 0; i < L; i++) {
+                float *qo = Q + ((long)n * L + i) * D + h * hd;
+                int keys = causal && i + 1 < S ? i + 1 : S;
+                nnk__attend(qo, qo, Kh, D, Vh, D, keys, hd, hd, scale, p);
+            }
+        }
+    nnk_linear(y, Q, out_w, out_b, N * L, D, D);
+}
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * nnk_conv.h — direct 2-D convolution (any stride, padding, dilation, groups).
+ *
+ * The loop nest accumulates into a whole output plane: for each input channel and kernel tap, add
+ * w · (the input row shifted by the tap) to every output row the tap reaches. The innermost loop runs
+ * along an output row (unit stride in y), and nnk__valid_range trims it to the columns whose input lies
+ * inside the image, so zero padding costs nothing and needs no branch.
+ */
+#ifndef NNK_CONV_H
+#define NNK_CONV_H
+
+#include "nnk_base.h"
+
+/* y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C/G,KH,KW]) + b[O] (b may be NULL). Stride SH,SW; zero padding PT
+   (top), PL (left) — bottom/right padding is implied by OH/OW; dilation DH,DW; groups G. */
+static inline void nnk_conv2d(float *restrict y, const float *restrict x, const float *restrict w,
+                              const float *restrict b, int N, int C, int H, int W, int O, int OH, int OW,
+                              int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G)
+{
+    int Cg = C / G, Og = O / G;
+    long plane = (long)OH * OW;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            float *yp = y + ((long)n * O + o) * plane;
+            float bias = b ? b[o] : 0.0f;
+            for (long i = 0; i < plane; i++)
+                yp[i] = bias;
+            for (int c = 0; c < Cg; c++) {
+                const float *xp = x + ((long)n * C + (long)(o / Og) * Cg + c) * H * W;
+                const float *wp = w + ((long)o * Cg + c) * KH * KW;
+                for (int kh = 0; kh < KH; kh++) {
+                    int hoff = kh * DH - PT, oh0, oh1;    /* output row oh reads input row oh*SH + hoff */
+                    nnk__valid_range(&oh0, &oh1, OH, H, SH, hoff);
+                    for (int kw = 0; kw < KW; kw++) {
+                        int woff = kw * DW - PL, ow0, ow1;
+                        nnk__valid_range(&ow0, &ow1, OW, W, SW, woff);
+                        float wv = wp[kh * KW + kw];
+                        for (int oh = oh0; oh < oh1; oh++) {
+                            float *yr = yp + (long)oh * OW;
+                            const float *xr = xp + (long)(oh * SH + hoff) * W;
+                            for (int ow = ow0; ow < ow1; ow++)
+                                yr[ow] += wv * xr[(long)ow * SW + woff];
+                        }
+                    }
+                }
+            }
+        }
+}
+
+#endif

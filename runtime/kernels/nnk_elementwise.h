@@ -1,0 +1,114 @@
+/*
+ * nnk_elementwise.h — activations, broadcasting binary ops and tensor-scalar ops.
+ *
+ * Activations follow PyTorch's formulas exactly (gelu is the erf form, gelu_tanh the approximate="tanh"
+ * form, relu passes NaN through). They may run in place (y == x), so y and x are not `restrict`.
+ * Binary ops walk the output row by row: the last axis is the inner loop, every other axis is folded into
+ * a row index whose operand offsets are recomputed once per row (see nnk__offset).
+ */
+#ifndef NNK_ELEMENTWISE_H
+#define NNK_ELEMENTWISE_H
+
+#include "nnk_base.h"
+
+/* Binary and tensor-scalar operators. For nnk_scalar, x OP s with RSUB = s - x and RDIV = s / x;
+   for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. */
+enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV };
+
+#define NNK_SQRT1_2 0.70710678118654752440f     /* 1/√2 */
+#define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
+
+/* y[n] = max(x, 0) (NaN stays NaN) */
+static inline void nnk_relu(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* y[n] = 0.5 x (1 + erf(x/√2)) */
+static inline void nnk_gelu(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * NNK_SQRT1_2));
+}
+
+/* y[n] = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))  — gelu(approximate="tanh") */
+static inline void nnk_gelu_tanh(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(NNK_SQRT2_PI * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* y[n] = 1 / (1 + e^-x) */
+static inline void nnk_sigmoid(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+/* y[n] = tanh(x) */
+static inline void nnk_tanh(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = tanhf(x[i]);
+}
+
+/* y[n] = x / (1 + e^-x) */
+static inline void nnk_silu(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+/* y[n] = -x */
+static inline void nnk_neg(float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = -x[i];
+}
+
+/* y[n] = a[i*as] OP b[i*bs]: one row of a binary op. The switch sits outside the loops, so each loop is a
+   plain vectorisable stream (and vanishes entirely when op is a compile-time constant). */
+static inline void nnk__binary_row(float *y, const float *a, long as, const float *b, long bs, int op, long n)
+{
+    switch (op) {
+    case NNK_ADD:  for (long i = 0; i < n; i++) y[i] = a[i * as] + b[i * bs]; break;
+    case NNK_SUB:  for (long i = 0; i < n; i++) y[i] = a[i * as] - b[i * bs]; break;
+    case NNK_MUL:  for (long i = 0; i < n; i++) y[i] = a[i * as] * b[i * bs]; break;
+    case NNK_DIV:  for (long i = 0; i < n; i++) y[i] = a[i * as] / b[i * bs]; break;
+    case NNK_RSUB: for (long i = 0; i < n; i++) y[i] = b[i * bs] - a[i * as]; break;
+    case NNK_RDIV: for (long i = 0; i < n; i++) y[i] = b[i * bs] / a[i * as]; break;
+    }
+}
+
+/* y[dims] = a OP b, broadcasting: a and b are read with per-axis element strides astride/bstride[rank]
+   (0 on broadcast axes). y may alias a or b when that operand is not broadcast. rank may be 0. */
+static inline void nnk_binary(float *y, const float *a, const float *b, int op,
+                              int rank, const int *dims, const long *astride, const long *bstride)
+{
+    int inner = rank > 0 ? dims[rank - 1] : 1;
+    long as = rank > 0 ? astride[rank - 1] : 0, bs = rank > 0 ? bstride[rank - 1] : 0;
+    long rows = 1;
+    for (int ax = 0; ax < rank - 1; ax++)
+        rows *= dims[ax];
+    for (long r = 0; r < rows; r++)
+        nnk__binary_row(y + r * inner, a + nnk__offset(r, rank - 1, dims, astride), as,
+                        b + nnk__offset(r, rank - 1, dims, bstride), bs, op, inner);
+}
+
+/* y[n] = x OP s  (RSUB: s - x, RDIV: s / x); y may equal x */
+static inline void nnk_scalar(float *y, const float *x, float s, int op, long n)
+{
+    switch (op) {
+    case NNK_ADD:  for (long i = 0; i < n; i++) y[i] = x[i] + s; break;
+    case NNK_SUB:  for (long i = 0; i < n; i++) y[i] = x[i] - s; break;
+    case NNK_MUL:  for (long i = 0; i < n; i++) y[i] = x[i] * s; break;
+    case NNK_DIV:  for (long i = 0; i < n; i++) y[i] = x[i] / s; break;
+    case NNK_RSUB: for (long i = 0; i < n; i++) y[i] = s - x[i]; break;
+    case NNK_RDIV: for (long i = 0; i < n; i++) y[i] = s / x[i]; break;
+    }
+}
+
+#endif

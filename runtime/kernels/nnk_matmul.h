@@ -1,0 +1,54 @@
+/*
+ * nnk_matmul.h — matrix products: nn.Linear and batched, broadcasting matmul.
+ *
+ * Linear multiplies by wᵀ with w stored [O,K], so each output is a dot product of two contiguous rows
+ * (nnk__dot). Matmul's b is [K,N], so each output row is built as a sum of scaled rows of b: the inner
+ * loop is then a unit-stride multiply-add along N.
+ */
+#ifndef NNK_MATMUL_H
+#define NNK_MATMUL_H
+
+#include "nnk_base.h"
+
+/* y[M,O] = x[M,K] · w[O,K]ᵀ + b[O]  (b may be NULL) */
+static inline void nnk_linear(float *restrict y, const float *restrict x, const float *restrict w,
+                              const float *restrict b, int M, int K, int O)
+{
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < O; o++)
+            y[(long)m * O + o] = nnk__dot(x + (long)m * K, w + (long)o * K, K) + (b ? b[o] : 0.0f);
+}
+
+/* y[M,N] = a[M,K] @ b[K,N] for one matrix of a batch */
+static inline void nnk__matmul2d(float *restrict y, const float *restrict a, const float *restrict b,
+                                 int M, int K, int N)
+{
+    for (int m = 0; m < M; m++) {
+        float *yr = y + (long)m * N;
+        for (int n = 0; n < N; n++)
+            yr[n] = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float av = a[(long)m * K + k];
+            const float *br = b + (long)k * N;
+            for (int n = 0; n < N; n++)
+                yr[n] += av * br[n];
+        }
+    }
+}
+
+/* y[batch..., M, N] = a[batch..., M, K] @ b[batch..., K, N]. The batch shape is bdims[brank] (brank may be
+   0); astride/bstride[brank] give each operand's element stride per batch axis (0 where broadcast); each
+   operand's own matrix is contiguous row-major, and y is contiguous. */
+static inline void nnk_matmul(float *restrict y, const float *restrict a, const float *restrict b,
+                              int brank, const int *bdims, const long *astride, const long *bstride,
+                              int M, int K, int N)
+{
+    long batches = 1;
+    for (int ax = 0; ax < brank; ax++)
+        batches *= bdims[ax];
+    for (long i = 0; i < batches; i++)
+        nnk__matmul2d(y + i * M * N, a + nnk__offset(i, brank, bdims, astride),
+                      b + nnk__offset(i, brank, bdims, bstride), M, K, N);
+}
+
+#endif

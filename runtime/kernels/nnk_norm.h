@@ -1,0 +1,71 @@
+/*
+ * nnk_norm.h — normalisations: eval-mode batch norm, layer norm, softmax.
+ *
+ * Batch norm folds its four vectors into one scale and shift per channel, as PyTorch does on the CPU.
+ * Layer norm uses two passes (mean, then the mean of squared deviations) accumulated in double, so a large
+ * common offset in a row does not eat the variance. Softmax subtracts the row maximum before exponentiating.
+ */
+#ifndef NNK_NORM_H
+#define NNK_NORM_H
+
+#include "nnk_base.h"
+
+/* y[N,C,S] = (x - mean[C]) / √(var[C] + eps) · gamma[C] + beta[C]  (S: product of spatial dims, may be 1) */
+static inline void nnk_batchnorm(float *y, const float *x, const float *restrict gamma,
+                                 const float *restrict beta, const float *restrict mean,
+                                 const float *restrict var, int N, int C, long S, float eps)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            float scale = gamma[c] / sqrtf(var[c] + eps);
+            float shift = beta[c] - mean[c] * scale;
+            long base = ((long)n * C + c) * S;
+            for (long s = 0; s < S; s++)
+                y[base + s] = x[base + s] * scale + shift;
+        }
+}
+
+/* y[M,D] = (x - mean) / √(var + eps) · gamma[D] + beta[D], mean and biased var over each row of x[M,D] */
+static inline void nnk_layernorm(float *y, const float *x, const float *restrict gamma,
+                                 const float *restrict beta, long M, int D, float eps)
+{
+    for (long m = 0; m < M; m++) {
+        const float *xr = x + m * D;
+        float *yr = y + m * D;
+        double sum = 0.0;
+        for (int d = 0; d < D; d++)
+            sum += (double)xr[d];
+        float mean = (float)(sum / D);
+        double ss = 0.0;
+        for (int d = 0; d < D; d++) {
+            float dev = xr[d] - mean;
+            ss += (double)dev * (double)dev;
+        }
+        float rstd = (float)(1.0 / sqrt(ss / D + (double)eps));
+        for (int d = 0; d < D; d++)
+            yr[d] = (xr[d] - mean) * rstd * gamma[d] + beta[d];
+    }
+}
+
+/* y[outer,D,inner] = softmax of x[outer,D,inner] over the middle axis: e^(x - max) / Σ e^(x - max) */
+static inline void nnk_softmax(float *y, const float *x, long outer, int D, long inner)
+{
+    for (long o = 0; o < outer; o++)
+        for (long i = 0; i < inner; i++) {
+            const float *xr = x + o * D * inner + i;
+            float *yr = y + o * D * inner + i;
+            float max = xr[0];
+            for (int d = 1; d < D; d++)
+                max = xr[d * inner] > max ? xr[d * inner] : max;
+            float sum = 0.0f;
+            for (int d = 0; d < D; d++) {
+                yr[d * inner] = expf(xr[d * inner] - max);
+                sum += yr[d * inner];
+            }
+            float inv = 1.0f / sum;
+            for (int d = 0; d < D; d++)
+                yr[d * inner] *= inv;
+        }
+}
+
+#endif

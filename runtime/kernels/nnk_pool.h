@@ -1,0 +1,97 @@
+/*
+ * nnk_pool.h — 2-D max, average and adaptive-average pooling, NCHW.
+ *
+ * Max and average pooling share the convolution's loop structure (see nnk_conv.h): fold each window tap
+ * into a whole output plane, over the valid range only, so padded cells are never read. For max pooling
+ * that is the same as treating them as -inf. Average pooling is count_include_pad=True with
+ * ceil_mode=False: every window lies inside the input plus its padding (bottom/right padding being what
+ * OH/OW imply), so the divisor is always KH*KW, padded cells counting as zeros.
+ */
+#ifndef NNK_POOL_H
+#define NNK_POOL_H
+
+#include "nnk_base.h"
+
+/* y[N,C,OH,OW] = max over each KH×KW window of x[N,C,H,W], stride SH,SW, padding PT,PL (ignored cells).
+   A NaN in a window gives NaN, as in PyTorch. */
+static inline void nnk_maxpool2d(float *restrict y, const float *restrict x, int N, int C, int H, int W,
+                                 int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL)
+{
+    long plane = (long)OH * OW;
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + nc * H * W;
+        float *yp = y + nc * plane;
+        for (long i = 0; i < plane; i++)
+            yp[i] = -INFINITY;
+        for (int kh = 0; kh < KH; kh++) {
+            int hoff = kh - PT, oh0, oh1;    /* output row oh reads input row oh*SH + hoff */
+            nnk__valid_range(&oh0, &oh1, OH, H, SH, hoff);
+            for (int kw = 0; kw < KW; kw++) {
+                int woff = kw - PL, ow0, ow1;
+                nnk__valid_range(&ow0, &ow1, OW, W, SW, woff);
+                for (int oh = oh0; oh < oh1; oh++) {
+                    float *yr = yp + (long)oh * OW;
+                    const float *xr = xp + (long)(oh * SH + hoff) * W;
+                    for (int ow = ow0; ow < ow1; ow++) {
+                        float v = xr[(long)ow * SW + woff];
+                        yr[ow] = (v > yr[ow] || isnan(v)) ? v : yr[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y[N,C,OH,OW] = mean over each KH×KW window of x[N,C,H,W] zero-padded by PT,PL (divisor KH*KW) */
+static inline void nnk_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H, int W,
+                                 int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL)
+{
+    long plane = (long)OH * OW;
+    float count = (float)(KH * KW);
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + nc * H * W;
+        float *yp = y + nc * plane;
+        for (long i = 0; i < plane; i++)
+            yp[i] = 0.0f;
+        for (int kh = 0; kh < KH; kh++) {
+            int hoff = kh - PT, oh0, oh1;    /* output row oh reads input row oh*SH + hoff */
+            nnk__valid_range(&oh0, &oh1, OH, H, SH, hoff);
+            for (int kw = 0; kw < KW; kw++) {
+                int woff = kw - PL, ow0, ow1;
+                nnk__valid_range(&ow0, &ow1, OW, W, SW, woff);
+                for (int oh = oh0; oh < oh1; oh++) {
+                    float *yr = yp + (long)oh * OW;
+                    const float *xr = xp + (long)(oh * SH + hoff) * W;
+                    for (int ow = ow0; ow < ow1; ow++)
+                        yr[ow] += xr[(long)ow * SW + woff];
+                }
+            }
+        }
+        for (long i = 0; i < plane; i++)
+            yp[i] /= count;
+    }
+}
+
+/* y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1 and the same for
+   columns (nn.AdaptiveAvgPool2d); windows may overlap, and OH/OW may exceed H/W. */
+static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H,
+                                          int W, int OH, int OW)
+{
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + nc * H * W;
+        float *yp = y + nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = (int)((long)oh * H / OH), h1 = (int)(((long)(oh + 1) * H + OH - 1) / OH);
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = (int)((long)ow * W / OW), w1 = (int)(((long)(ow + 1) * W + OW - 1) / OW);
+                float sum = 0.0f;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        sum += xp[(long)h * W + w];
+                yp[(long)oh * OW + ow] = sum / (float)((h1 - h0) * (w1 - w0));
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,129 @@
+/* nnrt.h — the runtime library that every nnc-generated program links against.
+ *
+ * A generated program is one C file holding the model's forward pass; everything it needs beyond the
+ * kernels lives here: loading weights from a safetensors file into the model's single weight block,
+ * reading and writing the --input/--output tensor files, a persistent thread pool for the kernels,
+ * and small utilities (errors, timing, reproducible random inputs).
+ *
+ * Conventions:
+ *  - Functions that can fail return 0 on success and -1 on failure, filling an nnrt_error with a
+ *    one-line message that names what was wrong (the file, the weight key, expected vs found).
+ *    Nothing here prints or exits: the caller decides what to do with the message.
+ *  - Only libc, libm and pthreads are used, so a generated program builds anywhere with a C11 compiler.
+ *  - Files are little-endian whatever the host: every multi-byte value is read and written byte by byte
+ *    (the helpers at the end of this header), which compilers turn into plain loads on little-endian hosts.
+ *  - Memory is allocated only while loading (nnrt_load_safetensors, nnrt_pool_create); the run-time path
+ *    (nnrt_pool_run) never allocates.
+ */
+#ifndef NNRT_H
+#define NNRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NNRT_MAX_RANK 8
+
+/* Filled on failure: NUL-terminated, one line, no trailing newline. */
+typedef struct { char msg[1024]; } nnrt_error;
+
+/* ---- Weights (weights.c) ---------------------------------------------------------------------- */
+
+/* A weight the generated model expects: its key, shape, and where its floats go in the model's weight block. */
+typedef struct {
+    const char *key;
+    int rank;
+    int64_t dims[NNRT_MAX_RANK];
+    size_t offset;              /* in floats, into dst */
+} nnrt_weight_spec;
+
+typedef void (*nnrt_warn_fn)(void *user, const char *msg);
+
+/* Parse a safetensors image (data, size) and copy every spec'ed tensor into dst + spec.offset, converting
+ * F16 and BF16 to F32. The whole header and every spec are checked before anything is copied, so on failure
+ * dst is untouched. Errors (each naming the key and the expected vs found value): header length past the end
+ * of the file or over 100 MiB; header not valid JSON, not an object, or an entry without a string "dtype", a
+ * "shape" of non-negative integers, or "data_offsets" [begin, end] inside the data section and spanning exactly
+ * numel * dtype size bytes; two tensors' byte ranges overlapping; duplicate keys; a spec'ed key missing, with
+ * another shape, or of a dtype other than F32/F16/BF16. "__metadata__" is ignored, and so are the dtypes of
+ * keys no spec uses (an unknown dtype only skips the size check). Each unused key is reported through
+ * warn(user, "unused weight 'KEY'") when warn != NULL. Never reads outside data[0..size); data may be unaligned.
+ * Returns 0 on success, -1 with err filled. */
+int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec *specs, size_t nspecs,
+                          float *dst, nnrt_warn_fn warn, void *user, nnrt_error *err);
+
+/* Exact conversions of IEEE half precision and bfloat16 to float (subnormals, infinities and NaN payloads kept). */
+float nnrt_f16_to_f32(uint16_t h);
+float nnrt_bf16_to_f32(uint16_t b);
+
+/* ---- Files (tensorio.c) ----------------------------------------------------------------------- */
+
+/* Read-only whole-file mapping. An empty file maps to size 0 with data NULL, and unmapping it is a no-op. */
+typedef struct { void *data; size_t size; } nnrt_file;
+int nnrt_map_file(const char *path, nnrt_file *f, nnrt_error *err);   /* error names the path and strerror */
+void nnrt_unmap_file(nnrt_file *f);
+
+/* Tensor files for the generated program's --input/--output, chosen by extension.
+ * ".npy": NumPy format, header versions 1.0, 2.0 and 3.0, fortran_order False, dtype '<f4'; '<f8' is also
+ *   read (rounded to float) because NumPy creates float64 arrays by default. Its shape must equal dims exactly.
+ *   Written files are version 1.0, '<f4'.
+ * anything else: raw little-endian f32, exactly prod(dims) * 4 bytes.
+ * Errors name the path and the expected vs found shape or byte count. */
+int nnrt_read_tensor_file(const char *path, float *dst, int rank, const int64_t *dims, nnrt_error *err);
+int nnrt_write_tensor_file(const char *path, const float *src, int rank, const int64_t *dims, nnrt_error *err);
+
+/* ---- Utilities (util.c) ----------------------------------------------------------------------- */
+
+/* Deterministic fill, uniform in [-1, 1): dst[i] comes from the i-th output of splitmix64 seeded with seed
+ * (its top 24 bits, so every value is exact in float and the stream is the same on every platform). */
+void nnrt_fill_random(float *dst, size_t n, uint64_t seed);
+double nnrt_now_ms(void);                                      /* monotonic clock in milliseconds */
+
+/* printf-style into err->msg; truncates safely (ending in "..."), and turns control characters such as
+ * newlines (which may come from keys in a file) into spaces so the message stays on one line.
+ * err may be NULL. */
+void nnrt_seterr(nnrt_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Writes "[d0, d1, ...]" ("[]" for rank 0) into buf, truncating safely, and returns buf so that it can be
+ * used directly as a printf argument. */
+const char *nnrt_format_shape(char *buf, size_t size, int rank, const int64_t *dims);
+
+/* Number of elements of a shape: 0 on success, -1 if a dim is negative, rank is outside 0..NNRT_MAX_RANK,
+ * or the count (or its size in bytes as floats) does not fit in size_t. */
+int nnrt_shape_numel(int rank, const int64_t *dims, size_t *numel);
+
+/* ---- Thread pool (threads.c) ------------------------------------------------------------------ */
+
+/* Persistent thread pool. Workers are created once; nnrt_pool_run does not allocate. nthreads <= 1 creates
+ * no threads and runs tasks inline. fn(arg, task) is called exactly once for each task = 0..ntasks-1, spread
+ * over the calling thread plus the workers; nnrt_pool_run returns when all are done, and everything the
+ * tasks wrote is then visible to the caller. One thread at a time may call nnrt_pool_run, and tasks must not
+ * call it themselves. */
+typedef struct nnrt_pool nnrt_pool;
+nnrt_pool *nnrt_pool_create(int nthreads);                     /* NULL on failure */
+void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg);
+int nnrt_pool_threads(const nnrt_pool *p);                     /* threads that run tasks, caller included */
+void nnrt_pool_destroy(nnrt_pool *p);                          /* NULL is a no-op */
+
+/* ---- Little-endian loads and stores, independent of the host's byte order --------------------- */
+
+static inline uint16_t nnrt_load_le16(const unsigned char *p) {
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t nnrt_load_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t nnrt_load_le64(const unsigned char *p) {
+    return (uint64_t)nnrt_load_le32(p) | (uint64_t)nnrt_load_le32(p + 4) << 32;
+}
+static inline void nnrt_store_le32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+#endif

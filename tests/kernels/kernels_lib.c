@@ -1,0 +1,113 @@
+/*
+ * kernels_lib.c — non-inline wrappers around every nnk kernel, built into a shared library that
+ * test_kernels.py loads with ctypes. Each wrapper has the kernel's name with the prefix nnkt_.
+ */
+#include "nnk.h"
+
+void nnkt_conv2d(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int O,
+                 int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G)
+{
+    nnk_conv2d(y, x, w, b, N, C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
+}
+
+void nnkt_linear(float *y, const float *x, const float *w, const float *b, int M, int K, int O)
+{
+    nnk_linear(y, x, w, b, M, K, O);
+}
+
+void nnkt_batchnorm(float *y, const float *x, const float *gamma, const float *beta, const float *mean,
+                    const float *var, int N, int C, long S, float eps)
+{
+    nnk_batchnorm(y, x, gamma, beta, mean, var, N, C, S, eps);
+}
+
+void nnkt_layernorm(float *y, const float *x, const float *gamma, const float *beta, long M, int D, float eps)
+{
+    nnk_layernorm(y, x, gamma, beta, M, D, eps);
+}
+
+void nnkt_relu(float *y, const float *x, long n) { nnk_relu(y, x, n); }
+void nnkt_gelu(float *y, const float *x, long n) { nnk_gelu(y, x, n); }
+void nnkt_gelu_tanh(float *y, const float *x, long n) { nnk_gelu_tanh(y, x, n); }
+void nnkt_sigmoid(float *y, const float *x, long n) { nnk_sigmoid(y, x, n); }
+void nnkt_tanh(float *y, const float *x, long n) { nnk_tanh(y, x, n); }
+void nnkt_silu(float *y, const float *x, long n) { nnk_silu(y, x, n); }
+void nnkt_neg(float *y, const float *x, long n) { nnk_neg(y, x, n); }
+
+void nnkt_binary(float *y, const float *a, const float *b, int op, int rank, const int *dims,
+                 const long *astride, const long *bstride)
+{
+    nnk_binary(y, a, b, op, rank, dims, astride, bstride);
+}
+
+void nnkt_scalar(float *y, const float *x, float s, int op, long n) { nnk_scalar(y, x, s, op, n); }
+
+void nnkt_softmax(float *y, const float *x, long outer, int D, long inner)
+{
+    nnk_softmax(y, x, outer, D, inner);
+}
+
+void nnkt_maxpool2d(float *y, const float *x, int N, int C, int H, int W, int OH, int OW, int KH, int KW,
+                    int SH, int SW, int PT, int PL)
+{
+    nnk_maxpool2d(y, x, N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL);
+}
+
+void nnkt_avgpool2d(float *y, const float *x, int N, int C, int H, int W, int OH, int OW, int KH, int KW,
+                    int SH, int SW, int PT, int PL)
+{
+    nnk_avgpool2d(y, x, N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL);
+}
+
+void nnkt_adaptive_avgpool2d(float *y, const float *x, int N, int C, int H, int W, int OH, int OW)
+{
+    nnk_adaptive_avgpool2d(y, x, N, C, H, W, OH, OW);
+}
+
+void nnkt_pad(float *y, const float *x, long outer, int D, long inner, int before, int after, float value)
+{
+    nnk_pad(y, x, outer, D, inner, before, after, value);
+}
+
+void nnkt_transpose(float *y, const float *x, int rank, const int *in_dims, const int *perm)
+{
+    nnk_transpose(y, x, rank, in_dims, perm);
+}
+
+void nnkt_copy_axis(float *y, const float *x, long outer, int Dx, long inner, int Dy, int offset)
+{
+    nnk_copy_axis(y, x, outer, Dx, inner, Dy, offset);
+}
+
+void nnkt_slice(float *y, const float *x, long outer, int D, long inner, int start, int step, int count)
+{
+    nnk_slice(y, x, outer, D, inner, start, step, count);
+}
+
+void nnkt_broadcast(float *y, const float *x, int rank, const int *dims, const long *xstride)
+{
+    nnk_broadcast(y, x, rank, dims, xstride);
+}
+
+void nnkt_matmul(float *y, const float *a, const float *b, int brank, const int *bdims, const long *astride,
+                 const long *bstride, int M, int K, int N)
+{
+    nnk_matmul(y, a, b, brank, bdims, astride, bstride, M, K, N);
+}
+
+long nnkt_sdpa_scratch(int L, int S) { (void)L; return NNK_SDPA_SCRATCH(L, S); }
+
+void nnkt_sdpa(float *y, const float *q, const float *k, const float *v, int B, int L, int S, int D, int Dv,
+               int causal, float *scratch)
+{
+    nnk_sdpa(y, q, k, v, B, L, S, D, Dv, causal, scratch);
+}
+
+long nnkt_mha_scratch(int N, int L, int S, int D) { return NNK_MHA_SCRATCH(N, L, S, D); }
+
+void nnkt_mha(float *y, const float *x, const float *mem, const float *in_w, const float *in_b,
+              const float *out_w, const float *out_b, int N, int L, int S, int D, int heads, int causal,
+              float *scratch)
+{
+    nnk_mha(y, x, mem, in_w, in_b, out_w, out_b, N, L, S, D, heads, causal, scratch);
+}

@@ -1,0 +1,672 @@
+#!/usr/bin/python3
+"""
+test_kernels.py — every nnk reference kernel against PyTorch, on random inputs and many shapes.
+
+kernels_lib.c (non-inline wrappers around runtime/kernels/nnk.h) is built into a shared library in a
+temporary directory with the warning flags the runtime must pass; each case calls one kernel through ctypes
+and compares it with the PyTorch module or function it implements. A case passes when
+max|Δ| / max(1, max|ref|) is within its tolerance (1e-5, or 1e-4 for long reductions) and NaNs agree.
+Output buffers start as NaN, so an element a kernel forgets to write fails the case.
+
+Prints `ok - name` or `FAIL - name: detail` per case, then `N passed, N failed`; exits 1 on any failure.
+
+    /usr/bin/python3 tests/kernels/test_kernels.py [--cc COMPILER] [--cflags FLAGS] [-k SUBSTRING] [-v]
+"""
+import argparse
+import ctypes
+import itertools
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+KERNELS = os.path.join(ROOT, "runtime", "kernels")
+CFLAGS = ["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-O2", "-fPIC", "-shared"]
+
+ADD, SUB, MUL, DIV, RSUB, RDIV = range(6)
+OP_NAMES = ["add", "sub", "mul", "div", "rsub", "rdiv"]
+LONG = np.dtype("i%d" % ctypes.sizeof(ctypes.c_long))
+
+# Each wrapper's parameter kinds: p pointer (numpy array or None), i int, l long, f float.
+SIGNATURES = {
+    "conv2d": "pppp" + "i" * 16,
+    "linear": "ppppiii",
+    "batchnorm": "ppppppiilf",
+    "layernorm": "pppplif",
+    "relu": "ppl", "gelu": "ppl", "gelu_tanh": "ppl", "sigmoid": "ppl", "tanh": "ppl", "silu": "ppl",
+    "neg": "ppl",
+    "binary": "pppiippp",
+    "scalar": "ppfil",
+    "softmax": "pplil",
+    "maxpool2d": "pp" + "i" * 12,
+    "avgpool2d": "pp" + "i" * 12,
+    "adaptive_avgpool2d": "pp" + "i" * 6,
+    "pad": "pplilii" + "f",
+    "transpose": "ppipp",
+    "copy_axis": "pplilii",
+    "slice": "pplilii" + "i",
+    "broadcast": "ppipp",
+    "matmul": "pppipppiii",
+    "sdpa_scratch": "ii",
+    "sdpa": "pppp" + "i" * 6 + "p",
+    "mha_scratch": "iiii",
+    "mha": "ppppppp" + "i" * 6 + "p",
+}
+CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctypes.c_float}
+
+LIB = None
+
+
+def build(cc, flags, tmp):
+    """Compiles kernels_lib.c; returns (library path or None, compiler diagnostics)."""
+    out = os.path.join(tmp, "libnnk_test.so")
+    cmd = [cc] + flags + ["-I", KERNELS, os.path.join(HERE, "kernels_lib.c"), "-o", out, "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return (out if proc.returncode == 0 else None), (proc.stdout + proc.stderr).strip()
+
+
+def load(path):
+    lib = ctypes.CDLL(path)
+    for name, sig in SIGNATURES.items():
+        fn = getattr(lib, "nnkt_" + name)
+        fn.argtypes = [CTYPES[c] for c in sig]
+        fn.restype = ctypes.c_long if name.endswith("_scratch") else None
+    return lib
+
+
+def call(name, *args):
+    conv = [a.ctypes.data if isinstance(a, np.ndarray) else a for a in args]
+    for a in args:
+        assert not isinstance(a, np.ndarray) or a.flags.c_contiguous
+    return getattr(LIB, "nnkt_" + name)(*conv)
+
+
+# ---- data helpers ----
+
+def arr(t):
+    """A torch tensor as a contiguous float32 numpy array (a copy)."""
+    return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32).copy()
+
+
+def out(shape):
+    return np.full(shape, np.nan, dtype=np.float32)
+
+
+def ints(values):
+    return np.array(list(values) or [0], dtype=np.int32)
+
+
+def longs(values):
+    return np.array(list(values) or [0], dtype=LONG)
+
+
+def contiguous_strides(shape):
+    strides, s = [], 1
+    for d in reversed(shape):
+        strides.append(s)
+        s *= d
+    return strides[::-1]
+
+
+def broadcast_strides(shape, out_shape):
+    """Element strides for reading a contiguous tensor of `shape` as `out_shape` (0 on broadcast axes)."""
+    padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    return [0 if d == 1 else s for d, s in zip(padded, contiguous_strides(padded))]
+
+
+def randn(*shape):
+    return torch.randn(shape, dtype=torch.float32)
+
+
+def away_from_zero(*shape):
+    """Random values with |v| in [0.5, 2]: safe divisors."""
+    mag = torch.rand(shape) * 1.5 + 0.5
+    return torch.where(torch.rand(shape) < 0.5, -mag, mag)
+
+
+def compare(got, ref, tol):
+    """(problem, error): problem is None when got matches ref within tol, else a description of the mismatch;
+    error is max|Δ|/max(1,max|ref|) when it could be measured."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref.detach().numpy() if torch.is_tensor(ref) else ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        return "shape %s, expected %s" % (got.shape, ref.shape), None
+    nan_got, nan_ref = np.isnan(got), np.isnan(ref)
+    if (nan_got != nan_ref).any():
+        idx = np.unravel_index(np.argmax(nan_got != nan_ref), got.shape)
+        return "%d NaN mismatches, first at %s: got %r, expected %r" % (
+            (nan_got != nan_ref).sum(), idx, got[idx], ref[idx]), None
+    if got.size == 0:
+        return None, 0.0
+    with np.errstate(invalid="ignore"):
+        diff = np.where((got == ref) | nan_ref, 0.0, np.abs(got - ref))
+    finite = np.isfinite(ref)
+    scale = max(1.0, np.abs(ref[finite]).max() if finite.any() else 1.0)
+    err = diff.max() / scale
+    if not err <= tol:
+        idx = np.unravel_index(np.argmax(diff), got.shape)
+        return "max|Δ|/max(1,max|ref|) = %.3g > %g, at %s: got %r, expected %r" % (
+            err, tol, idx, got[idx], ref[idx]), err
+    return None, err
+
+
+# ---- the cases: each generator yields (name, thunk returning (got, ref), tolerance) ----
+
+UNARY = [
+    ("relu", torch.relu),
+    ("gelu", F.gelu),
+    ("gelu_tanh", lambda t: F.gelu(t, approximate="tanh")),
+    ("sigmoid", torch.sigmoid),
+    ("tanh", torch.tanh),
+    ("silu", F.silu),
+    ("neg", torch.neg),
+]
+EXTREMES = [0.0, -0.0, 1e-4, -1e-4, 3.0, -3.0, 10.0, -10.0, 20.0, -20.0, 50.0, -50.0, 100.0, -100.0, 1e4, -1e4]
+
+
+def unary_cases():
+    for (name, fn), n in itertools.product(UNARY, [1, 7, 64, 1001, 4099]):
+        def run(name=name, fn=fn, n=n):
+            x = randn(n) * 3
+            if n >= len(EXTREMES):
+                x[:len(EXTREMES)] = torch.tensor(EXTREMES)
+            xa, y = arr(x), out(n)
+            call(name, y, xa, n)
+            return y, fn(x)
+        yield "%s n=%d" % (name, n), run, 1e-5
+    for name, fn in UNARY:
+        def run_inplace(name=name, fn=fn):
+            x = randn(3, 37) * 4
+            xa = arr(x)
+            call(name, xa, xa, xa.size)
+            return xa, fn(x)
+        yield "%s in place" % name, run_inplace, 1e-5
+    for name, fn in [("relu", torch.relu), ("sigmoid", torch.sigmoid), ("tanh", torch.tanh)]:
+        def run_nan(name=name, fn=fn):
+            x = torch.tensor([float("nan"), 1.0, -1.0, float("inf"), float("-inf"), float("nan")])
+            y = out(6)
+            call(name, y, arr(x), 6)
+            return y, fn(x)
+        yield "%s NaN/inf" % name, run_nan, 1e-5
+
+
+def scalar_cases():
+    refs = [lambda x, s: x + s, lambda x, s: x - s, lambda x, s: x * s, lambda x, s: x / s,
+            lambda x, s: s - x, lambda x, s: s / x]
+    for op, s, n in itertools.product(range(6), [2.5, -0.125], [1, 33, 1000]):
+        def run(op=op, s=s, n=n):
+            x = away_from_zero(n) if op == RDIV else randn(n) * 2
+            y = out(n)
+            call("scalar", y, arr(x), s, op, n)
+            return y, refs[op](x, s)
+        yield "scalar %s s=%g n=%d" % (OP_NAMES[op], s, n), run, 1e-5
+    def run_inplace():
+        x = randn(5, 9)
+        xa = arr(x)
+        call("scalar", xa, xa, 0.5, MUL, xa.size)
+        return xa, x * 0.5
+    yield "scalar mul in place", run_inplace, 1e-5
+
+
+BINARY_REFS = [torch.add, torch.sub, torch.mul, torch.div, lambda a, b: b - a, lambda a, b: b / a]
+BINARY_SHAPES = [
+    ((), ()), ((5,), (5,)), ((7,), (1,)), ((1,), (7,)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((4,), (3, 4)),
+    ((2, 3, 4), (3, 1)), ((2, 1, 4), (1, 3, 1)), ((2, 3, 4, 5), (1, 3, 1, 1)), ((2, 3, 4, 5), (5,)),
+    ((2, 3, 4, 5), ()), ((2, 1, 3, 1, 5), (4, 1, 6, 1)), ((1,), (2, 3, 4, 5, 6)), ((3, 33), (3, 33)),
+    ((4, 1, 1), (1, 1, 65)),
+]
+
+
+def binary_case(ashape, bshape, op):
+    a = away_from_zero(*ashape) if op == RDIV else randn(*ashape)
+    b = away_from_zero(*bshape) if op == DIV else randn(*bshape)
+    ref = BINARY_REFS[op](a, b)
+    shape = tuple(ref.shape)
+    y = out(shape)
+    call("binary", y, arr(a), arr(b), op, len(shape), ints(shape), longs(broadcast_strides(ashape, shape)),
+         longs(broadcast_strides(bshape, shape)))
+    return y, ref
+
+
+def binary_cases():
+    for (ashape, bshape), op in itertools.product(BINARY_SHAPES, range(6)):
+        yield ("binary %s %s, %s" % (OP_NAMES[op], ashape, bshape),
+               lambda ashape=ashape, bshape=bshape, op=op: binary_case(ashape, bshape, op), 1e-5)
+
+    rng = np.random.default_rng(2)    # random broadcasting patterns, rank 0..5
+    for _ in range(30):
+        shape = tuple(int(d) for d in rng.integers(1, 6, size=rng.integers(1, 6)))
+        ashape, bshape = (tuple(d if rng.random() < 0.6 else 1 for d in shape[len(shape) - rank:])
+                          for rank in rng.integers(0, len(shape) + 1, size=2))
+        op = int(rng.integers(0, 6))
+        yield ("binary random %s %s, %s" % (OP_NAMES[op], ashape, bshape),
+               lambda ashape=ashape, bshape=bshape, op=op: binary_case(ashape, bshape, op), 1e-5)
+
+    def run_alias_a():
+        a, b = randn(2, 3, 4, 5), randn(1, 3, 1, 1)
+        aa = arr(a)
+        call("binary", aa, aa, arr(b), ADD, 4, ints(aa.shape), longs(contiguous_strides(aa.shape)),
+             longs(broadcast_strides(b.shape, aa.shape)))
+        return aa, a + b
+    yield "binary add in place on a", run_alias_a, 1e-5
+
+    def run_alias_b():
+        a, b = randn(4), randn(3, 4)
+        ba = arr(b)
+        call("binary", ba, arr(a), ba, SUB, 2, ints(ba.shape), longs(broadcast_strides(a.shape, ba.shape)),
+             longs(contiguous_strides(ba.shape)))
+        return ba, a - b
+    yield "binary sub in place on b", run_alias_b, 1e-5
+
+    def run_strided():
+        base, b = randn(4, 3), randn(3, 4)     # a is base.T read through swapped strides
+        y = out((3, 4))
+        call("binary", y, arr(base), arr(b), MUL, 2, ints((3, 4)), longs([1, 3]), longs([4, 1]))
+        return y, base.t() * b
+    yield "binary mul transposed operand", run_strided, 1e-5
+
+
+def broadcast_cases():
+    for xshape, shape in [((), ()), ((), (3, 2)), ((1,), (5,)), ((3, 1), (3, 4)), ((4,), (2, 3, 4)),
+                          ((2, 1, 3), (2, 5, 3)), ((1, 1, 1, 1, 1), (2, 3, 1, 4, 5)),
+                          ((3, 1, 1, 2), (3, 4, 5, 2)), ((6, 7), (6, 7)), ((1, 9, 1), (2, 3, 9, 7))]:
+        def run(xshape=xshape, shape=shape):
+            x = randn(*xshape)
+            y = out(shape)
+            call("broadcast", y, arr(x), len(shape), ints(shape), longs(broadcast_strides(xshape, shape)))
+            return y, x.expand(shape)
+        yield "broadcast %s -> %s" % (xshape, shape), run, 1e-5
+
+
+def transpose_cases():
+    cases = [((5,), (0,)), ((3, 4), (1, 0)), ((4, 3), (0, 1)), ((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (0, 2, 1)),
+             ((7, 1, 9), (1, 2, 0)), ((2, 3, 4, 5), (0, 2, 3, 1)), ((2, 3, 4, 5), (3, 2, 1, 0)),
+             ((2, 3, 1, 4, 5), (4, 0, 3, 2, 1)), ((1, 197, 12, 64), (0, 2, 1, 3))]
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        cases.append(((3, 2, 4, 1, 5), tuple(int(p) for p in rng.permutation(5))))
+    for shape, perm in cases:
+        def run(shape=shape, perm=perm):
+            x = randn(*shape)
+            ref = x.permute(*perm)
+            y = out(tuple(ref.shape))
+            call("transpose", y, arr(x), len(shape), ints(shape), ints(perm))
+            return y, ref
+        yield "transpose %s perm %s" % (shape, perm), run, 1e-5
+
+
+def pad_cases():
+    for outer, D, inner, before, after, value in [
+            (1, 5, 1, 2, 3, 0.0), (3, 4, 7, 1, 0, -1.5), (2, 3, 5, 0, 2, 0.0), (4, 6, 1, 0, 0, 0.0),
+            (2, 8, 3, -2, 1, 0.0), (2, 8, 3, 1, -3, 2.0), (1, 1, 1, 3, 3, 7.0), (5, 16, 49, 8, 8, 0.0)]:
+        def run(outer=outer, D=D, inner=inner, before=before, after=after, value=value):
+            x = randn(outer, D, inner)
+            y = out((outer, before + D + after, inner))
+            call("pad", y, arr(x), outer, D, inner, before, after, value)
+            return y, F.pad(x, (0, 0, before, after), value=value)
+        yield "pad [%d,%d,%d] before %d after %d value %g" % (outer, D, inner, before, after, value), run, 1e-5
+
+
+def concat_cases():
+    for outer, sizes, inner in [(1, [3, 4], 1), (2, [1, 5, 2], 3), (3, [4, 4], 1), (2, [2, 3, 1, 1], 7),
+                                (1, [6], 10)]:
+        def run(outer=outer, sizes=sizes, inner=inner):
+            pieces = [randn(outer, d, inner) for d in sizes]
+            Dy = sum(sizes)
+            y = out((outer, Dy, inner))
+            offset = 0
+            for p, d in zip(pieces, sizes):
+                call("copy_axis", y, arr(p), outer, d, inner, Dy, offset)
+                offset += d
+            return y, torch.cat(pieces, dim=1)
+        yield "copy_axis (concat) outer %d sizes %s inner %d" % (outer, sizes, inner), run, 1e-5
+
+
+def slice_cases():
+    for outer, D, inner, start, end, step in [
+            (2, 10, 3, 0, 10, 1), (2, 10, 3, 2, 10, 3), (1, 7, 1, 6, 7, 1), (3, 9, 4, 1, 9, 2),
+            (4, 5, 1, 0, 5, 5), (2, 12, 5, 3, 11, 4), (1, 197, 768, 0, 1, 1), (3, 8, 2, 7, 8, 2)]:
+        def run(outer=outer, D=D, inner=inner, start=start, end=end, step=step):
+            x = randn(outer, D, inner)
+            count = len(range(start, end, step))
+            y = out((outer, count, inner))
+            call("slice", y, arr(x), outer, D, inner, start, step, count)
+            return y, x[:, start:end:step]
+        yield "slice [%d,%d,%d] %d:%d:%d" % (outer, D, inner, start, end, step), run, 1e-5
+
+
+def softmax_cases():
+    for outer, D, inner, scale in [(1, 1, 1, 1), (1, 10, 1, 1), (4, 1000, 1, 1), (3, 7, 5, 1), (2, 5, 33, 1),
+                                   (6, 64, 1, 50), (1, 3, 100, 1), (2, 3, 20, 1), (12, 197, 1, 8)]:
+        def run(outer=outer, D=D, inner=inner, scale=scale):
+            x = randn(outer, D, inner) * scale
+            y = out((outer, D, inner))
+            call("softmax", y, arr(x), outer, D, inner)
+            return y, torch.softmax(x, dim=1)
+        yield "softmax [%d,%d,%d] scale %g" % (outer, D, inner, scale), run, 1e-5
+    def run_inplace():
+        x = randn(4, 33)
+        xa = arr(x)
+        call("softmax", xa, xa, 4, 33, 1)
+        return xa, torch.softmax(x, dim=-1)
+    yield "softmax in place", run_inplace, 1e-5
+
+
+def batchnorm_cases():
+    for N, C, spatial, eps in [(1, 3, (), 1e-5), (4, 7, (), 1e-5), (2, 16, (7, 7), 1e-5), (2, 5, (13, 11), 1e-3),
+                               (3, 4, (9,), 1e-5), (1, 64, (1, 1), 1e-5)]:
+        def run(N=N, C=C, spatial=spatial, eps=eps):
+            x = randn(N, C, *spatial) * 2 + 0.5
+            gamma, beta, mean, var = randn(C), randn(C), randn(C), torch.rand(C) + 0.1
+            S = int(np.prod(spatial)) if spatial else 1
+            y = out(tuple(x.shape))
+            call("batchnorm", y, arr(x), arr(gamma), arr(beta), arr(mean), arr(var), N, C, S, eps)
+            return y, F.batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
+        yield "batchnorm [%d,%d,%s] eps %g" % (N, C, "x".join(map(str, spatial)) or "-", eps), run, 1e-5
+
+
+def layernorm_cases():
+    # A large common offset makes the float32 mean itself inexact (PyTorch's float32 result is ~2e-4 off at
+    # offset 1000), so that case is checked against PyTorch in float64, which shows the two-pass variance
+    # holding up.
+    for shape, offset, eps in [((1, 1), 0, 1e-5), ((3, 7), 0, 1e-5), ((5, 768), 0, 1e-5), ((16, 33), 0, 1e-6),
+                               ((4, 1000), 1000, 1e-5), ((2, 3, 4), 0, 1e-5), ((2, 197, 64), 3, 1e-5)]:
+        def run(shape=shape, offset=offset, eps=eps):
+            D = shape[-1]
+            x = randn(*shape) + offset
+            gamma, beta = randn(D), randn(D)
+            y = out(shape)
+            call("layernorm", y, arr(x), arr(gamma), arr(beta), x.numel() // D, D, eps)
+            if offset >= 1000:
+                return y, F.layer_norm(x.double(), (D,), gamma.double(), beta.double(), eps)
+            return y, F.layer_norm(x, (D,), gamma, beta, eps)
+        yield "layernorm %s offset %g eps %g%s" % (shape, offset, eps, " vs float64" if offset >= 1000 else ""), \
+            run, 1e-4 if offset >= 1000 else 1e-5
+
+    def run_inplace():
+        x, gamma, beta = randn(3, 40), randn(40), randn(40)
+        xa = arr(x)
+        call("layernorm", xa, xa, arr(gamma), arr(beta), 3, 40, 1e-5)
+        return xa, F.layer_norm(x, (40,), gamma, beta, 1e-5)
+    yield "layernorm in place", run_inplace, 1e-5
+
+
+def linear_cases():
+    for M, K, O, bias in [(1, 1, 1, True), (3, 7, 5, True), (16, 64, 32, True), (7, 33, 9, False),
+                          (5, 768, 17, True), (1, 1000, 3, True), (197, 96, 40, False)]:
+        def run(M=M, K=K, O=O, bias=bias):
+            x, w = randn(M, K), randn(O, K)
+            b = randn(O) if bias else None
+            y = out((M, O))
+            call("linear", y, arr(x), arr(w), arr(b) if bias else None, M, K, O)
+            return y, F.linear(x, w, b)
+        yield "linear M %d K %d O %d%s" % (M, K, O, "" if bias else " no bias"), run, 1e-4 if K > 100 else 1e-5
+
+
+def matmul_cases():
+    for ashape, bshape in [((3, 4), (4, 5)), ((1, 1), (1, 1)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)),
+                           ((3, 4), (2, 4, 5)), ((1, 3, 4), (6, 4, 5)), ((2, 1, 3, 4), (5, 4, 7)),
+                           ((2, 3, 5, 16, 8), (2, 3, 5, 8, 16)), ((7, 33, 65), (7, 65, 9)),
+                           ((1, 200, 300), (300, 100)), ((2, 12, 50, 64), (2, 12, 64, 50))]:
+        def run(ashape=ashape, bshape=bshape):
+            a, b = randn(*ashape), randn(*bshape)
+            ref = torch.matmul(a, b)
+            M, K, N = ashape[-2], ashape[-1], bshape[-1]
+            bd = tuple(ref.shape[:-2])
+            ast = broadcast_strides(ashape[:-2], bd)
+            bst = broadcast_strides(bshape[:-2], bd)
+            ast = [s * M * K for s in ast]
+            bst = [s * K * N for s in bst]
+            y = out(tuple(ref.shape))
+            call("matmul", y, arr(a), arr(b), len(bd), ints(bd), longs(ast), longs(bst), M, K, N)
+            return y, ref
+        yield "matmul %s @ %s" % (ashape, bshape), run, 1e-4 if ashape[-1] > 100 else 1e-5
+
+
+# (N, C, H, W, O, KH, KW, stride, pad (top, left, bottom, right), dilation, groups, bias)
+CONVS = [
+    (1, 1, 5, 5, 1, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (2, 3, 8, 8, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 3, 9, 7, 5, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, False),
+    (2, 4, 10, 11, 6, 3, 2, (2, 3), (0, 1, 2, 0), (1, 1), 2, True),
+    (1, 6, 12, 12, 6, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 6, True),
+    (2, 4, 12, 12, 8, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 4, True),
+    (2, 3, 15, 13, 4, 5, 3, (2, 1), (2, 1, 1, 2), (2, 3), 1, True),
+    (1, 3, 32, 32, 8, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1, False),
+    (2, 16, 7, 7, 32, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 8, 8, 8, 16, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, False),
+    (1, 2, 5, 5, 2, 5, 5, (1, 1), (4, 4, 4, 4), (1, 1), 1, True),
+    (1, 1, 3, 3, 1, 3, 3, (3, 3), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 2, 10, 10, 3, 2, 2, (3, 3), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 2, 4, 4, 2, 2, 2, (1, 1), (3, 3, 3, 3), (1, 1), 1, True),
+    (3, 5, 1, 9, 2, 1, 3, (1, 2), (0, 1, 0, 1), (1, 1), 1, True),
+    (2, 6, 9, 9, 9, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), 3, True),
+    (1, 8, 6, 6, 8, 3, 3, (1, 1), (1, 0, 0, 1), (1, 2), 8, False),
+    (2, 64, 14, 14, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 3, 32, 32, 16, 4, 4, (4, 4), (0, 0, 0, 0), (1, 1), 1, True),
+]
+
+
+def random_convs(count, seed):
+    """Random small convolutions: any stride, dilation, groups (depthwise too), asymmetric padding."""
+    rng = np.random.default_rng(seed)
+    r = lambda lo, hi: int(rng.integers(lo, hi + 1))
+    for _ in range(count):
+        G = r(1, 3)
+        C, O = G * r(1, 3), G * r(1, 3)
+        if rng.random() < 0.25:
+            G = C = O = r(1, 6)
+        KH, KW, SH, SW, DH, DW = r(1, 5), r(1, 5), r(1, 3), r(1, 3), r(1, 3), r(1, 3)
+        PT, PL, PB, PR = r(0, 3), r(0, 3), r(0, 3), r(0, 3)
+        H = max(r(1, 12), (KH - 1) * DH + 1 - PT - PB)
+        W = max(r(1, 12), (KW - 1) * DW + 1 - PL - PR)
+        yield (r(1, 3), C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, rng.random() < 0.7)
+
+
+def conv_cases():
+    for cfg in CONVS + list(random_convs(40, 3)):
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
+
+        def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
+                DW=DW, G=G, bias=bias):
+            x, w = randn(N, C, H, W), randn(O, C // G, KH, KW)
+            b = randn(O) if bias else None
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW), G)
+            OH, OW = ref.shape[2:]
+            y = out(tuple(ref.shape))
+            call("conv2d", y, arr(x), arr(w), arr(b) if bias else None, N, C, H, W, O, OH, OW, KH, KW, SH, SW,
+                 PT, PL, DH, DW, G)
+            return y, ref
+        name = "conv2d N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d G%d%s" % (
+            N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, G,
+            "" if bias else " no bias")
+        yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
+
+
+# (N, C, H, W, kernel, stride, pad (top, left, bottom, right)); symmetric pads use nn.MaxPool2d/AvgPool2d's own
+# padding, asymmetric ones go through F.pad first.
+POOLS = [
+    (1, 1, 4, 4, (2, 2), (2, 2), (0, 0, 0, 0)),
+    (2, 3, 9, 9, (3, 3), (2, 2), (1, 1, 1, 1)),
+    (1, 2, 7, 8, (3, 2), (2, 1), (1, 0, 1, 0)),
+    (2, 4, 11, 10, (3, 3), (3, 3), (0, 0, 0, 0)),
+    (1, 1, 5, 5, (5, 5), (1, 1), (2, 2, 2, 2)),
+    (1, 3, 6, 7, (2, 2), (1, 1), (1, 1, 1, 1)),
+    (2, 64, 112, 112, (3, 3), (2, 2), (1, 1, 1, 1)),
+    (1, 2, 8, 9, (3, 3), (2, 2), (1, 0, 2, 1)),
+    (2, 3, 5, 6, (2, 3), (1, 2), (0, 1, 1, 0)),
+    (1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0)),
+    (3, 2, 7, 7, (2, 2), (3, 3), (1, 1, 1, 1)),
+]
+
+
+def random_pools(count, seed):
+    """Random small pools; padding at most half the window, as nn.MaxPool2d/AvgPool2d require."""
+    rng = np.random.default_rng(seed)
+    r = lambda lo, hi: int(rng.integers(lo, hi + 1))
+    for _ in range(count):
+        KH, KW, SH, SW = r(1, 4), r(1, 4), r(1, 4), r(1, 4)
+        PT, PL, PB, PR = r(0, KH // 2), r(0, KW // 2), r(0, KH // 2), r(0, KW // 2)
+        yield (r(1, 2), r(1, 3), max(r(1, 12), KH), max(r(1, 12), KW), (KH, KW), (SH, SW), (PT, PL, PB, PR))
+
+
+def pool_cases():
+    for (N, C, H, W, (KH, KW), (SH, SW), (PT, PL, PB, PR)), kind in itertools.product(
+            POOLS + list(random_pools(25, 4)), ["max", "avg"]):
+        def run(N=N, C=C, H=H, W=W, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, kind=kind):
+            x = randn(N, C, H, W)
+            Pool = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
+            if (PT, PL) == (PB, PR):
+                ref = Pool((KH, KW), (SH, SW), (PT, PL))(x)
+            else:
+                fill = float("-inf") if kind == "max" else 0.0
+                ref = Pool((KH, KW), (SH, SW), 0)(F.pad(x, (PL, PR, PT, PB), value=fill))
+            OH, OW = ref.shape[2:]
+            y = out(tuple(ref.shape))
+            call(kind + "pool2d", y, arr(x), N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL)
+            return y, ref
+        yield "%spool2d N%d C%d %dx%d k%dx%d s%dx%d pad %s" % (
+            kind, N, C, H, W, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR)))), run, 1e-5
+
+    def run_nan():
+        x = randn(1, 2, 6, 6)
+        x[0, 0, 1, 1] = float("nan")
+        x[0, 1, 5, 0] = float("nan")
+        ref = nn.MaxPool2d(3, 2, 1)(x)
+        y = out(tuple(ref.shape))
+        call("maxpool2d", y, arr(x), 1, 2, 6, 6, 3, 3, 3, 3, 2, 2, 1, 1)
+        return y, ref
+    yield "maxpool2d NaN propagation", run_nan, 1e-5
+
+    for N, C, H, W, OH, OW in [(2, 3, 7, 7, 1, 1), (1, 4, 8, 8, 4, 4), (2, 2, 7, 9, 3, 4), (1, 3, 5, 5, 7, 7),
+                               (2, 2, 10, 3, 4, 6), (1, 1, 1, 1, 3, 2), (1, 2, 13, 17, 5, 1),
+                               (1, 512, 7, 7, 1, 1), (2, 3, 14, 14, 6, 6)]:
+        def run_adaptive(N=N, C=C, H=H, W=W, OH=OH, OW=OW):
+            x = randn(N, C, H, W)
+            y = out((N, C, OH, OW))
+            call("adaptive_avgpool2d", y, arr(x), N, C, H, W, OH, OW)
+            return y, nn.AdaptiveAvgPool2d((OH, OW))(x)
+        yield "adaptive_avgpool2d N%d C%d %dx%d -> %dx%d" % (N, C, H, W, OH, OW), run_adaptive, 1e-5
+
+
+def causal_mask(L, S):
+    return torch.triu(torch.full((L, S), float("-inf")), diagonal=1)
+
+
+def sdpa_cases():
+    for B, L, S, D, Dv, causal in [(1, 1, 1, 1, 1, 0), (2, 5, 5, 8, 8, 0), (2, 5, 5, 8, 8, 1), (3, 7, 11, 16, 5, 0),
+                                   (3, 7, 11, 16, 5, 1), (2, 9, 4, 4, 6, 1), (1, 64, 64, 64, 64, 1),
+                                   (4, 197, 197, 64, 64, 0), (2, 3, 40, 33, 17, 0)]:
+        def run(B=B, L=L, S=S, D=D, Dv=Dv, causal=causal):
+            q, k, v = randn(B, L, D), randn(B, S, D), randn(B, S, Dv)
+            scores = q @ k.transpose(1, 2) / math.sqrt(D)
+            if causal:
+                scores = scores + causal_mask(L, S)
+            ref = torch.softmax(scores, dim=-1) @ v
+            y = out((B, L, Dv))
+            scratch = out(call("sdpa_scratch", L, S))
+            call("sdpa", y, arr(q), arr(k), arr(v), B, L, S, D, Dv, causal, scratch)
+            return y, ref
+        yield "sdpa B%d L%d S%d D%d Dv%d%s" % (B, L, S, D, Dv, " causal" if causal else ""), run, 1e-5
+
+
+def mha_cases():
+    # (N, L, S, D, heads, causal, cross, need_weights): need_weights=False lets self-attention take PyTorch's
+    # fused fast path, True the plain Python one; both must agree with the kernel.
+    for N, L, S, D, heads, causal, cross, need_weights in [
+            (1, 1, 1, 4, 1, 0, 0, True), (2, 5, 5, 16, 4, 0, 0, True), (2, 5, 5, 16, 4, 0, 0, False),
+            (2, 5, 5, 16, 4, 1, 0, True), (2, 5, 5, 16, 4, 1, 0, False), (3, 7, 7, 12, 3, 1, 0, True),
+            (1, 10, 10, 8, 8, 0, 0, True), (2, 17, 17, 64, 1, 1, 0, False), (2, 50, 50, 96, 12, 0, 0, False),
+            (2, 6, 9, 16, 2, 0, 1, True), (2, 6, 6, 32, 8, 1, 1, True), (3, 4, 11, 24, 6, 0, 1, False),
+            (1, 7, 3, 8, 2, 1, 1, True)]:
+        def run(N=N, L=L, S=S, D=D, heads=heads, causal=causal, cross=cross, need_weights=need_weights):
+            mha = nn.MultiheadAttention(D, heads, batch_first=True).eval()
+            with torch.no_grad():
+                mha.in_proj_bias.normal_()
+                mha.out_proj.bias.normal_()
+                x = randn(N, L, D)
+                mem = randn(N, S, D) if cross else x
+                if not causal:
+                    mask = None
+                elif L == S:
+                    mask = nn.Transformer.generate_square_subsequent_mask(L)
+                else:
+                    mask = causal_mask(L, S)
+                ref, _ = mha(x, mem, mem, attn_mask=mask, need_weights=need_weights)
+            y = out((N, L, D))
+            scratch = out(call("mha_scratch", N, L, S, D))
+            xa = arr(x)
+            call("mha", y, xa, arr(mem) if cross else xa, arr(mha.in_proj_weight), arr(mha.in_proj_bias),
+                 arr(mha.out_proj.weight), arr(mha.out_proj.bias), N, L, S, D, heads, causal, scratch)
+            return y, ref
+        yield "mha N%d L%d S%d D%d heads %d%s%s%s" % (
+            N, L, S, D, heads, " causal" if causal else "", " cross" if cross else " self",
+            " need_weights" if need_weights else ""), run, 1e-5
+
+
+SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
+          slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, matmul_cases, conv_cases,
+          pool_cases, sdpa_cases, mha_cases]
+
+
+def main():
+    global LIB
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--cc", default="cc", help="C compiler (default: cc)")
+    parser.add_argument("--cflags", default="", help="extra compiler flags, e.g. \"-O3 -march=native\"")
+    parser.add_argument("-k", default="", help="run only cases whose name contains this")
+    parser.add_argument("-v", action="store_true", help="print the error measure of passing cases too")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    start = time.time()
+    passed = failed = 0
+
+    with tempfile.TemporaryDirectory(prefix="nnk_test_") as tmp:
+        flags = CFLAGS + args.cflags.split()
+        lib, diagnostics = build(args.cc, flags, tmp)
+        if lib is None or diagnostics:
+            print("FAIL - build with %s %s: %s" % (args.cc, " ".join(flags), diagnostics.replace("\n", "\n# ")))
+            failed += 1
+        else:
+            print("ok - build with %s %s" % (args.cc, " ".join(flags)))
+            passed += 1
+        try:
+            LIB = load(lib) if lib else None
+        except OSError as e:
+            print("FAIL - load %s: %s" % (lib, e))
+            failed += 1
+        if LIB is None:
+            print("%d passed, %d failed" % (passed, failed))
+            return 1
+        for suite in SUITES:
+            for name, run, tol in suite():
+                if args.k not in name:
+                    continue
+                try:
+                    got, ref = run()
+                    problem, err = compare(got, ref, tol)
+                except Exception as e:  # a broken case is a failure, not the end of the run
+                    problem, err = "%s: %s" % (type(e).__name__, e), None
+                if problem:
+                    print("FAIL - %s: %s" % (name, problem))
+                    failed += 1
+                else:
+                    print("ok - %s%s" % (name, " (%.2g)" % err if args.v else ""))
+                    passed += 1
+    print("# %.1f s" % (time.time() - start))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

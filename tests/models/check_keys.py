@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Check that each models/*.net that ports a torchvision model creates exactly the
+weight keys and shapes of that model's state_dict (less num_batches_tracked).
+
+usage: tests/models/check_keys.py [--nnc PATH] [MODEL...]
+
+For each file in MODELS (or those named), runs `nnc models/FILE.net --emit weights`,
+which prints `KEY [d0, d1, ...]` per line, and compares the set of keys and each
+shape with torchvision's. Prints `ok - NAME keys` or `FAIL - NAME keys: ...` per
+model, then `N passed, N failed`; exits 1 on any failure.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from torch_keys import keys as torch_keys  # noqa: E402
+
+# models/FILE.net -> torchvision.models builder
+MODELS = {
+    "resnet18.net": "resnet18",
+    "resnet34.net": "resnet34",
+    "resnet50.net": "resnet50",
+    "resnet101.net": "resnet101",
+    "resnet152.net": "resnet152",
+    "vit_b_16.net": "vit_b_16",
+    "vit_b_32.net": "vit_b_32",
+    "vit_l_16.net": "vit_l_16",
+}
+
+LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")
+SHOW = 5  # keys listed per kind of problem
+
+
+def nnc_keys(nnc, path):
+    """[(key, shape)] printed by nnc, or raise RuntimeError with its message."""
+    r = subprocess.run([nnc, path, "--emit", "weights"], capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()
+        raise RuntimeError(f"nnc exited {r.returncode}: " + " | ".join(msg[:4]))
+    out = []
+    for n, line in enumerate(r.stdout.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = LINE.match(line.strip())
+        if not m:
+            raise RuntimeError(f"line {n} of nnc's output is not 'KEY [d0, ...]': {line!r}")
+        out.append((m.group(1), [int(d) for d in m.group(2).split(", ")] if m.group(2) else []))
+    return out
+
+
+def shorten(items):
+    items = list(items)
+    more = f" (+{len(items) - SHOW} more)" if len(items) > SHOW else ""
+    return ", ".join(items[:SHOW]) + more
+
+
+def compare(ours, theirs):
+    """A list of problems (empty when the keys and shapes agree)."""
+    problems = []
+    seen = {}
+    dups = []
+    for k, s in ours:
+        if k in seen:
+            dups.append(k)
+        seen[k] = s
+    ref = dict(theirs)
+    missing = [k for k in ref if k not in seen]
+    extra = [k for k in seen if k not in ref]
+    shapes = [f"{k} {seen[k]} (torch {ref[k]})" for k in ref if k in seen and seen[k] != ref[k]]
+    if missing:
+        problems.append(f"missing {len(missing)}: {shorten(missing)}")
+    if extra:
+        problems.append(f"extra {len(extra)}: {shorten(extra)}")
+    if shapes:
+        problems.append(f"shape {len(shapes)}: {shorten(shapes)}")
+    if dups:
+        problems.append(f"duplicate {len(dups)}: {shorten(dups)}")
+    return problems
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"), help="the compiler (default build/nnc)")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="names such as resnet50 (default: all)")
+    args = p.parse_args(argv)
+    chosen = {f: t for f, t in MODELS.items() if not args.models or f[:-4] in args.models}
+    unknown = set(args.models) - {f[:-4] for f in MODELS}
+    if unknown:
+        p.error(f"unknown model(s): {', '.join(sorted(unknown))}")
+    passed = failed = 0
+    for fname, tv in chosen.items():
+        name = fname[:-4]
+        path = os.path.join(ROOT, "models", fname)
+        try:
+            problems = compare(nnc_keys(args.nnc, path), torch_keys(tv))
+        except (RuntimeError, OSError) as e:
+            problems = [str(e)]
+        if problems:
+            failed += 1
+            print(f"FAIL - {name} keys: " + "; ".join(problems))
+        else:
+            passed += 1
+            print(f"ok - {name} keys")
+        sys.stdout.flush()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

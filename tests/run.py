@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Run every test suite of nnc and count the results.
+
+Each suite is a command that prints one line per check, `ok - NAME` or `FAIL - NAME: detail`
+(other lines are passed through). A suite that exits non-zero without reporting a failure counts
+as one failure, so a crash can never look like a pass. The last line is `N passed, N failed`.
+
+    tests/run.py                 every suite
+    tests/run.py errors ops      only the suites whose names are given
+"""
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+
+# name, command (run from the repository root), needs PyTorch
+SUITES = [
+    ("runtime", ["build/tests/test_runtime"], False),
+    ("compiler", ["build/tests/test_compiler"], False),
+    ("kernels", [PY, "tests/kernels/test_kernels.py"], True),
+    ("errors", [PY, "tests/errors/run_errors.py"], False),
+    ("golden", [PY, "tests/golden/run_golden.py"], False),
+    ("generated", [PY, "tests/check_generated.py"], False),
+    ("keys", [PY, "tests/models/check_keys.py"], True),
+    ("ops", [PY, "tests/ops/test_ops.py"], True),
+    ("models", [PY, "tests/models/test_models.py"], True),
+]
+
+
+def run_suite(name, cmd):
+    passed = failed = 0
+    start = time.time()
+    print(f"== {name}: {' '.join(cmd)}", flush=True)
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as e:
+        print(f"FAIL - {name}: cannot run: {e}")
+        return 0, 1
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("ok - "):
+            passed += 1
+        elif line.startswith("FAIL - "):
+            failed += 1
+        elif line.endswith(" failed") and " passed, " in line:
+            continue  # the suite's own summary; we count its lines ourselves
+        print(line, flush=True)
+        if line.startswith("FAIL - "):
+            pass
+    code = proc.wait()
+    if code != 0 and failed == 0:
+        print(f"FAIL - {name}: exited with status {code} without reporting a failure")
+        failed += 1
+    if passed + failed == 0:
+        print(f"FAIL - {name}: ran no checks")
+        failed += 1
+    print(f"== {name}: {passed} passed, {failed} failed ({time.time() - start:.1f} s)", flush=True)
+    return passed, failed
+
+
+def main():
+    wanted = set(sys.argv[1:])
+    unknown = wanted - {s[0] for s in SUITES}
+    if unknown:
+        sys.exit(f"run.py: unknown suite(s): {', '.join(sorted(unknown))}")
+    total_p = total_f = 0
+    for name, cmd, _ in SUITES:
+        if wanted and name not in wanted:
+            continue
+        p, f = run_suite(name, cmd)
+        total_p += p
+        total_f += f
+    print(f"{total_p} passed, {total_f} failed")
+    sys.exit(1 if total_f else 0)
+
+
+if __name__ == "__main__":
+    main()
