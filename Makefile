@@ -57,9 +57,18 @@ $(BUILD)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Iruntime -c -o $@ $<
 
+# The C of every model, committed so that a reader sees what nnc emits (tests check it is current).
+generated: $(BUILD)/nnc
+	@rm -f generated/*.c generated/*.h
+	@for net in models/*.net; do \
+		name=$$(basename $$net .net); \
+		$(BUILD)/nnc $$net --main -o generated/$$name.c || exit 1; \
+	done
+	@echo "generated/: $$(ls generated/*.c | wc -l) models"
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test
+.PHONY: all clean deps test generated

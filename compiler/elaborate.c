@@ -519,7 +519,10 @@ void call_error(Call *c, int arg, const char *fmt, ...) {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    error_at(c->E, arg >= 0 ? c->arg_locs[arg] : c->loc, "%s: %s", op_info[c->kind].name, msg);
+    if (op_info[c->kind].user)
+        error_at(c->E, arg >= 0 ? c->arg_locs[arg] : c->loc, "%s: %s", op_info[c->kind].name, msg);
+    else   /* an op made by an operator: name the operator the user wrote */
+        error_at(c->E, arg >= 0 ? c->arg_locs[arg] : c->loc, "%s", msg);
 }
 
 Tensor *call_weight(Call *c, const char *suffix, int rank, const int64_t *dims) {

@@ -32,6 +32,7 @@ typedef struct {
     int64_t *weight_at;      /* tensor id -> offset in floats into the weight block */
     int64_t weight_floats;
     double *flops;           /* per op */
+    bool parallel;           /* some op runs on the thread pool */
 } Emitter;
 
 
@@ -80,6 +81,17 @@ static const char *ptr(Emitter *e, const Tensor *t) {
     if (out >= 0)
         return output_name(e->g, out);
     return format("A(%lld)", (long long)(t->offset / 4));
+}
+
+/* A float as a C literal that round-trips through float: "0.5f", "1.0f", "1e-05f", "-INFINITY". */
+static const char *c_float(double v) {
+    float f = (float)v;
+    if (f != f)
+        return "NAN";
+    if (f > 3.4e38f || f < -3.4e38f)
+        return f > 0 ? "INFINITY" : "-INFINITY";
+    char *s = format("%.9g", (double)f);
+    return strpbrk(s, ".e") ? format("%sf", s) : format("%s.0f", s);
 }
 
 static const char *shape_c(const Tensor *t) { return shape_text(t->rank, t->dims); }
@@ -144,38 +156,62 @@ static void simple_call(Emitter *e, const Op *op, const char *params, const char
 
 /* ---------------------------------------------------------------- per-op emitters */
 
+/* A parallel op: the function computes part `part` of `parts` (a range of output channels or
+   features), reading its pointers from an op_args; the call goes through the thread pool. Every
+   output element is computed by the same code whatever the split, so results do not depend on the
+   thread count. */
+static void parallel_call(Emitter *e, const Op *op, const char *body) {
+    const char *fn = specialise(e, op, "const op_args *a, int part, int parts", body);
+    e->parallel = true;
+    Buf args = {0};
+    buf_printf(&args, "%s, %s", fn, ptr(e, op->out));
+    for (int i = 0; i < op->in.len; i++)
+        buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s);\n    TICK(%d);\n", args.buf, op->id);
+}
+
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
-    char *body = format("    nnk_conv2d(y, x, w, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
-                        a->has_bias ? "b" : "NULL", (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2],
-                        (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],
-                        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
-    simple_call(e, op, a->has_bias ? "float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b"
-                                   : "float *restrict y, const float *restrict x, const float *restrict w", body);
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    /* split by output channels, or by whole groups for a grouped convolution */
+    long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
+    char *body = format(
+        "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+        "    for (long n = 0; n < %lld; n++)\n"
+        "        nnk_conv2d(a->y + (n * %lld + u0 * %lld) * %lld, a->in[0] + (n * %lld + u0 * %lld) * %lld, a->in[1] + u0 * %lld,\n"
+        "                   %s, 1, %s, %lld, %lld, (int)(u1 - u0) * %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+        units, units, N, O, o_per, OH * OW, C, G == 1 ? 0 : c_per, H * W, o_per * prod(w, 1, 4),
+        a->has_bias ? format("a->in[2] + u0 * %lld", o_per) : "NULL", G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per, OH, OW, a->kernel[0],
+        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], G == 1 ? "1" : "(int)(u1 - u0)");
+    parallel_call(e, op, body);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
 static void emit_linear(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
-    int64_t K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
-    char *body = format("    nnk_linear(y, x, w, %s, %lld, %lld, %lld);\n", op->a.has_bias ? "b" : "NULL", (long long)M, (long long)K, (long long)O);
-    simple_call(e, op, op->a.has_bias ? "float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b"
-                                      : "float *restrict y, const float *restrict x, const float *restrict w", body);
+    long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
+    char *body = format(
+        "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n"
+        "    for (long m = 0; m < %lld; m++)\n"
+        "        nnk_linear(a->y + m * %lld + o0, a->in[0] + m * %lld, a->in[1] + o0 * %lld, %s, 1, %lld, (int)(o1 - o0));\n",
+        O, O, M, O, K, K, op->a.has_bias ? "a->in[2] + o0" : "NULL", K);
+    parallel_call(e, op, body);
     e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
 }
 
 static void emit_batchnorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
-    char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %.9gf);\n", (long long)x->dims[0],
-                        (long long)x->dims[1], (long long)prod(x, 2, x->rank), op->a.eps);
+    char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %s);\n", (long long)x->dims[0],
+                        (long long)x->dims[1], (long long)prod(x, 2, x->rank), c_float(op->a.eps));
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta, const float *mean, const float *var", body);
 }
 
 static void emit_layernorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     int64_t D = x->dims[x->rank - 1];
-    char *body = format("    nnk_layernorm(y, x, gamma, beta, %lld, %lld, %.9gf);\n", (long long)(tensor_numel(x) / D), (long long)D, op->a.eps);
+    char *body = format("    nnk_layernorm(y, x, gamma, beta, %lld, %lld, %s);\n", (long long)(tensor_numel(x) / D), (long long)D, c_float(op->a.eps));
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
 }
 
@@ -245,7 +281,7 @@ static void emit_binary(Emitter *e, const Op *op) {
 }
 
 static void emit_scalar(Emitter *e, const Op *op) {
-    char *body = format("    nnk_scalar(y, x, %.9gf, %s, %lld);\n", op->a.value, binop_enum(op->a.binop, op->a.scalar_first),
+    char *body = format("    nnk_scalar(y, x, %s, %s, %lld);\n", c_float(op->a.value), binop_enum(op->a.binop, op->a.scalar_first),
                         (long long)tensor_numel(op->out));
     simple_call(e, op, "float *y, const float *x", body);
 }
@@ -278,8 +314,8 @@ static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
 static void emit_pad(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     int ax = op->a.axis;
-    char *body = format("    nnk_pad(y, x, %lld, %lld, %lld, %lld, %lld, %.9gf);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
-                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.before, (long long)op->a.after, op->a.value);
+    char *body = format("    nnk_pad(y, x, %lld, %lld, %lld, %lld, %lld, %s);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.before, (long long)op->a.after, c_float(op->a.value));
     simple_call(e, op, "float *restrict y, const float *restrict x", body);
 }
 
@@ -490,7 +526,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "/*\n * %s.c — generated by nnc %s from %s. Do not edit; change the .net file.\n *\n", e->id, NNC_VERSION, o->source_path);
     buf_printf(c, " * model %s: %d ops, %lld weight floats, an arena of %lld bytes.\n */\n", g->name, g->ops.len, (long long)e->weight_floats,
                (long long)g->arena_bytes);
-    buf_printf(c, "#include \"%s\"\n\n#include \"nnrt.h\"\n#include \"kernels/nnk.h\"\n\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
+    buf_printf(c, "#include \"%s\"\n\n#include \"nnrt.h\"\n#include \"kernels/nnk.h\"\n\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
                o->header_name);
     buf_printf(c, "#define N_OPS %d\n\nstruct %s {\n    float *weights;      /* %lld floats: every weight, 64-byte aligned */\n"
                   "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n    nnrt_pool *pool;\n"
@@ -510,6 +546,15 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
     }
     buf_puts(c, "};\n\n#define W(offset) (m->weights + (offset))\n#define A(offset) (m->arena + (offset))\n");
+    if (e->parallel)
+        buf_puts(c, "/* A parallel op's pointers: its output and up to 6 inputs. */\n"
+                "typedef struct {\n    float *y;\n    const float *in[6];\n} op_args;\n\n"
+                "typedef struct {\n    void (*fn)(const op_args *a, int part, int parts);\n    const op_args *args;\n    int parts;\n} parallel_job;\n\n"
+                "static void run_part(void *job, int part) {\n    const parallel_job *j = job;\n    j->fn(j->args, part, j->parts);\n}\n\n"
+                "/* Runs fn's parts on the model's threads, one part per thread. */\n"
+                "static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int), const op_args *args) {\n"
+                "    parallel_job job = {fn, args, nnrt_pool_threads(pool)};\n    nnrt_pool_run(pool, job.parts, run_part, &job);\n}\n\n"
+                "#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})\n");
     buf_puts(c, "/* With profiling on, the time since the previous op is charged to this one. */\n");
     buf_puts(c, "#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }\n\n");
     buf_puts(c, e->fns.buf ? e->fns.buf : "");
@@ -563,7 +608,9 @@ static void emit_main(Emitter *e, Buf *c) {
     const char *id = e->id;
     int ni = g->inputs.len, no = g->outputs.len;
     buf_puts(c, "/* ---- the command-line program (--main) ---- */\n\n");
-    buf_puts(c, "static void print_warning(void *user, const char *message) {\n    (void)user;\n    fprintf(stderr, \"warning: %s\\n\", message);\n}\n\n");
+    buf_puts(c, "/* Warnings from loading (unused weights): the first few are shown, the rest counted. */\n"
+                "static void print_warning(void *user, const char *message) {\n    int *count = user;\n"
+                "    if (++*count <= 3)\n        fprintf(stderr, \"warning: %s\\n\", message);\n}\n\n");
     buf_puts(c, "static int compare_ms(const void *a, const void *b) {\n    double x = *(const double *)a, y = *(const double *)b;\n"
                 "    return (x > y) - (x < y);\n}\n\n");
     buf_printf(c, "static const char usage[] =\n    \"usage: %%s --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]\\n\"\n"
@@ -598,13 +645,14 @@ static void emit_main(Emitter *e, Buf *c) {
         buf_printf(c, "    if (n_in != 0 && n_in != %d) {\n        fprintf(stderr, \"error: the model has %d inputs; give --input once for each, in order\\n\");\n"
                       "        return 2;\n    }\n", ni, ni);
     buf_printf(c, "    %s *m = %s_new(threads);\n    if (!m) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n", id, id);
-    buf_printf(c, "    %s_on_warning(m, print_warning, NULL);\n", id);
+    buf_printf(c, "    int warnings = 0;\n    %s_on_warning(m, print_warning, &warnings);\n", id);
     if (e->o->embed_weights)
         buf_printf(c, "    if ((weights ? %s_load(m, weights) : %s_load_embedded(m)) != 0) {\n", id, id);
     else
         buf_printf(c, "    if (!weights) {\n        fprintf(stderr, \"error: --weights FILE is required (see --help)\\n\");\n        %s_free(m);\n        return 2;\n    }\n"
                       "    if (%s_load(m, weights) != 0) {\n", id, id);
     buf_printf(c, "        fprintf(stderr, \"error: %%s\\n\", %s_last_error(m));\n        %s_free(m);\n        return 1;\n    }\n", id, id);
+    buf_puts(c, "    if (warnings > 3)\n        fprintf(stderr, \"warning: and %d more unused weights\\n\", warnings - 3);\n");
     /* buffers */
     for (int i = 0; i < ni; i++) {
         Tensor *t = g->inputs.items[i];

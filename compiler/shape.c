@@ -256,7 +256,8 @@ Tensor *build_binary(Call *c) {
     int rank;
     int64_t dims[MAX_RANK];
     if (!broadcast_shape(a, b, &rank, dims)) {
-        call_error(c, -1, "cannot broadcast shapes %s and %s", shape_of(a), shape_of(b));
+        static const char *symbol[] = {[OPK_ADD] = "+", [OPK_SUB] = "-", [OPK_MUL] = "*", [OPK_DIV] = "/"};
+        call_error(c, -1, "cannot broadcast shapes %s and %s in '%s'", shape_of(a), shape_of(b), symbol[c->kind]);
         return NULL;
     }
     Op *op = unary_op(c, c->kind, a);
@@ -572,7 +573,7 @@ Tensor *build_matmul(Call *c) {
     }
     int64_t M = a2.dims[a2.rank - 2], K = a2.dims[a2.rank - 1], K2 = b2.dims[b2.rank - 2], N = b2.dims[b2.rank - 1];
     if (K != K2) {
-        call_error(c, -1, "the inner dimensions differ: %s @ %s (%lld vs %lld)", shape_of(a), shape_of(b), (long long)K, (long long)K2);
+        call_error(c, -1, "the inner dimensions of %s @ %s differ (%lld vs %lld)", shape_of(a), shape_of(b), (long long)K, (long long)K2);
         return NULL;
     }
     Tensor ba = a2, bb = b2;   /* batch parts */
