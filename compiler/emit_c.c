@@ -68,19 +68,23 @@ static const char *output_name(const Graph *g, int i) {
     return g->outputs.len == 1 ? "output" : format("output%d", i);
 }
 
-/* The C expression for a tensor's first element. */
+/* The C expression for a tensor's first element: a view is its root's pointer plus its offset. */
 static const char *ptr(Emitter *e, const Tensor *t) {
-    while (t->view_of && output_index(e->g, t) < 0)
+    int64_t bytes = 0;
+    while (t->view_of && output_index(e->g, t) < 0) {
+        bytes += t->view_offset;
         t = t->view_of;
-    switch (t->kind) {
-    case TK_INPUT: return c_ident(t->name);
-    case TK_WEIGHT: return format("W(%lld)", (long long)e->weight_at[t->id]);
-    case TK_ACT: break;
     }
-    int out = output_index(e->g, t);
-    if (out >= 0)
-        return output_name(e->g, out);
-    return format("A(%lld)", (long long)(t->offset / 4));
+    const char *base;
+    switch (t->kind) {
+    case TK_INPUT: base = c_ident(t->name); break;
+    case TK_WEIGHT: return format("W(%lld)", (long long)e->weight_at[t->id]);
+    default:
+        if (output_index(e->g, t) < 0)
+            return format("A(%lld)", (long long)((t->offset + bytes) / 4));
+        base = output_name(e->g, output_index(e->g, t));
+    }
+    return bytes ? format("(%s + %lld)", base, (long long)(bytes / 4)) : base;
 }
 
 /* A float as a C literal that round-trips through float: "0.5f", "1.0f", "1e-05f", "-INFINITY". */
@@ -171,6 +175,27 @@ static void parallel_call(Emitter *e, const Op *op, const char *body) {
     buf_printf(&e->body, "    PARALLEL(%s);\n    TICK(%d);\n", args.buf, op->id);
 }
 
+static const char *act_enum(OpKind k, bool tanh_form) {
+    switch (k) {
+    case OPK_RELU: return "NNK_ACT_RELU";
+    case OPK_GELU: return tanh_form ? "NNK_ACT_GELU_TANH" : "NNK_ACT_GELU";
+    case OPK_SIGMOID: return "NNK_ACT_SIGMOID";
+    case OPK_TANH: return "NNK_ACT_TANH";
+    case OPK_SILU: return "NNK_ACT_SILU";
+    default: return "NNK_ACT_NONE";
+    }
+}
+
+/* The fused epilogue of a layer (fuse_epilogue.c) on the `len` elements at `y_at`, or "". */
+static const char *epilogue(const Op *op, const char *indent, const char *y_at, const char *len) {
+    const Attrs *a = &op->a;
+    if (!a->act1 && !a->residual)
+        return "";
+    return format("%snnk_epilogue(a->y + %s, %s, %s, %s, %s);\n", indent, y_at,
+                  a->residual ? format("a->in[%d] + %s", a->residual, y_at) : "NULL", len, act_enum(a->act1, a->act1_tanh),
+                  act_enum(a->act2, a->act2_tanh));
+}
+
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
@@ -179,12 +204,14 @@ static void emit_conv2d(Emitter *e, const Op *op) {
     long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
     char *body = format(
         "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-        "    for (long n = 0; n < %lld; n++)\n"
+        "    for (long n = 0; n < %lld; n++) {\n"
         "        nnk_conv2d(a->y + (n * %lld + u0 * %lld) * %lld, a->in[0] + (n * %lld + u0 * %lld) * %lld, a->in[1] + u0 * %lld,\n"
         "                   %s, 1, %s, %lld, %lld, (int)(u1 - u0) * %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
         units, units, N, O, o_per, OH * OW, C, G == 1 ? 0 : c_per, H * W, o_per * prod(w, 1, 4),
         a->has_bias ? format("a->in[2] + u0 * %lld", o_per) : "NULL", G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per, OH, OW, a->kernel[0],
         a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], G == 1 ? "1" : "(int)(u1 - u0)");
+    body = format("%s%s    }\n", body, epilogue(op, "        ", format("(n * %lld + u0 * %lld) * %lld", O, o_per, OH * OW),
+                                                format("(u1 - u0) * %lld", o_per * OH * OW)));
     parallel_call(e, op, body);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
@@ -194,9 +221,10 @@ static void emit_linear(Emitter *e, const Op *op) {
     long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
     char *body = format(
         "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n"
-        "    for (long m = 0; m < %lld; m++)\n"
+        "    for (long m = 0; m < %lld; m++) {\n"
         "        nnk_linear(a->y + m * %lld + o0, a->in[0] + m * %lld, a->in[1] + o0 * %lld, %s, 1, %lld, (int)(o1 - o0));\n",
         O, O, M, O, K, K, op->a.has_bias ? "a->in[2] + o0" : "NULL", K);
+    body = format("%s%s    }\n", body, epilogue(op, "        ", format("m * %lld + o0", O), "o1 - o0"));
     parallel_call(e, op, body);
     e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
 }
@@ -319,12 +347,19 @@ static void emit_pad(Emitter *e, const Op *op) {
     simple_call(e, op, "float *restrict y, const float *restrict x", body);
 }
 
-/* A reshape is a view (no code) unless it produces a model output, which must be copied out. */
+/* A view costs no code: a comment says where its memory is. */
+static bool emit_view(Emitter *e, const Op *op) {
+    if (!op->out->view_of)
+        return false;
+    buf_printf(&e->body, "\n    /* %s%s%s: %s is a view of %s at %s */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
+               shape_c(op->out), shape_c(op->in.items[0]), ptr(e, op->out));
+    return true;
+}
+
+/* A reshape is a view unless it produces a model output, which must be copied out. */
 static void emit_reshape(Emitter *e, const Op *op) {
-    if (op->out->view_of) {
-        buf_printf(&e->body, "\n    /* reshape: %s is a view of %s */\n", shape_c(op->out), shape_c(op->in.items[0]));
+    if (emit_view(e, op))
         return;
-    }
     call_comment(e, op);
     buf_printf(&e->body, "    memcpy(%s, %s, %lld * sizeof(float));\n    TICK(%d);\n", ptr(e, op->out), ptr(e, op->in.items[0]),
                (long long)tensor_numel(op->out), op->id);
@@ -332,6 +367,8 @@ static void emit_reshape(Emitter *e, const Op *op) {
 
 static void emit_transpose(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
+    if (emit_view(e, op))
+        return;
     int64_t perm[MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         perm[i] = op->a.perm[i];
@@ -356,6 +393,8 @@ static void emit_concat(Emitter *e, const Op *op) {
 
 static void emit_slice(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
+    if (emit_view(e, op))
+        return;
     int ax = op->a.axis;
     char *body = format("    nnk_slice(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
                         (long long)prod(x, ax + 1, x->rank), (long long)op->a.start, (long long)op->a.step, (long long)op->out->dims[ax]);
@@ -505,6 +544,29 @@ static bool emit_embedded(Emitter *e, Buf *c) {
 
 static void emit_main(Emitter *e, Buf *c);
 
+/* What is done to the weights once, after loading: derived weights start at zero, then batch norms
+   are folded into the layers before them (passes/fold_bn.c). */
+static void emit_prepare(Emitter *e, Buf *c) {
+    const Graph *g = e->g;
+    buf_printf(c, "/* Once after loading: %d batch norm(s) folded into the layer before each. */\nstatic void prepare(%s *m) {\n", g->folds.len, e->id);
+    if (g->folds.len == 0)
+        buf_puts(c, "    (void)m;\n");
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        if (t->derived)
+            buf_printf(c, "    memset(W(%lld), 0, %lld * sizeof(float));   /* %s */\n", (long long)e->weight_at[t->id], (long long)tensor_numel(t), t->name);
+    }
+    for (int i = 0; i < g->folds.len; i++) {
+        BnFold *f = g->folds.items[i];
+        int64_t O = f->weight->dims[0];
+        buf_printf(c, "    nnk_fold_batchnorm(W(%lld), W(%lld), W(%lld), W(%lld), W(%lld), W(%lld), %lld, %lld, %s);   /* %s */\n",
+                   (long long)e->weight_at[f->weight->id], (long long)e->weight_at[f->bias->id], (long long)e->weight_at[f->gamma->id],
+                   (long long)e->weight_at[f->beta->id], (long long)e->weight_at[f->mean->id], (long long)e->weight_at[f->var->id], (long long)O,
+                   (long long)(tensor_numel(f->weight) / O), c_float(f->eps), f->gamma->name);
+    }
+    buf_puts(c, "}\n\n");
+}
+
 bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     Emitter E = {.g = g, .o = o};
     Emitter *e = &E;
@@ -534,12 +596,16 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
                g->ops.len, e->id, (long long)e->weight_floats, e->ID);
     buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
-    buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n", g->weights.len ? g->weights.len : 1);
+    int nspecs = 0;
+    Buf specs = {0};
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
-        buf_printf(c, "    {\"%s\", %d, %s, %lld},\n", t->name, t->rank, int_array(t->rank, t->dims), (long long)e->weight_at[t->id]);
+        if (t->derived)
+            continue;
+        buf_printf(&specs, "    {\"%s\", %d, %s, %lld},\n", t->name, t->rank, int_array(t->rank, t->dims), (long long)e->weight_at[t->id]);
+        nspecs++;
     }
-    buf_puts(c, "};\n\n");
+    buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
     buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const struct { const char *name; double flops; } op_table[N_OPS] = {\n");
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
@@ -582,9 +648,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "const char *%s_last_error(const %s *m) { return m->error.msg; }\n\n", e->id, e->id);
     buf_printf(c, "void %s_on_warning(%s *m, void (*fn)(void *user, const char *message), void *user) {\n"
                   "    m->warn = fn;\n    m->warn_user = user;\n}\n\n", e->id, e->id);
+    emit_prepare(e, c);
     buf_printf(c, "int %s_load_memory(%s *m, const void *data, size_t size) {\n"
-                  "    return nnrt_load_safetensors(data, size, weight_specs, %d, m->weights, m->warn, m->warn_user, &m->error);\n}\n\n",
-               e->id, e->id, g->weights.len);
+                  "    if (nnrt_load_safetensors(data, size, weight_specs, %d, m->weights, m->warn, m->warn_user, &m->error) != 0)\n"
+                  "        return -1;\n    prepare(m);\n    return 0;\n}\n\n",
+               e->id, e->id, nspecs);
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
                   "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n    return status;\n}\n\n", e->id, e->id, e->id);
     buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);

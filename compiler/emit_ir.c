@@ -74,18 +74,27 @@ static void op_attrs(Buf *b, const Op *op) {
     case OPK_TRANSPOSE: pair_attr(b, "perm", a->perm, op->out->rank); break;
     default: break;
     }
+    if (op->kind == OPK_CONV2D || op->kind == OPK_LINEAR) {   /* a fused epilogue */
+        if (a->act1)
+            buf_printf(b, " +%s", op_info[a->act1].name);
+        if (a->residual)
+            buf_printf(b, " +residual");
+        if (a->act2)
+            buf_printf(b, " +%s", op_info[a->act2].name);
+    }
 }
 
 void emit_ir(FILE *out, const Graph *g) {
     Buf b = {0};
-    buf_printf(&b, "model %s\n", g->name);
+    buf_printf(&b, "model %s  # %d ops, arena %lld bytes (lower bound %lld)\n", g->name, g->ops.len, (long long)g->arena_bytes,
+               (long long)g->lower_bound);
     for (int i = 0; i < g->inputs.len; i++) {
         Tensor *t = g->inputs.items[i];
         buf_printf(&b, "input  %%%s f32%s\n", t->name, shape_text(t->rank, t->dims));
     }
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
-        buf_printf(&b, "weight @%s f32%s\n", t->name, shape_text(t->rank, t->dims));
+        buf_printf(&b, "weight @%s f32%s%s\n", t->name, shape_text(t->rank, t->dims), t->derived ? "  # derived at load time" : "");
     }
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
@@ -98,6 +107,8 @@ void emit_ir(FILE *out, const Graph *g) {
         buf_puts(&b, ")");
         op_attrs(&b, op);
         buf_printf(&b, " -> f32%s", shape_text(op->out->rank, op->out->dims));
+        if (op->out->view_of)
+            buf_printf(&b, " (view of %%%d%s)", op->out->view_of->id, op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE ? "" : ", in place");
         if (op->out->offset >= 0)
             buf_printf(&b, " @arena+%lld", (long long)op->out->offset);
         buf_printf(&b, "  # %s%s%s:%d:%d\n", op->label ? op->label : "", op->label ? ", " : "", op->loc.file ? op->loc.file->path : "?",
@@ -115,7 +126,8 @@ void emit_ir(FILE *out, const Graph *g) {
 void emit_weight_list(FILE *out, const Graph *g) {
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
-        fprintf(out, "%s %s\n", t->name, shape_text(t->rank, t->dims));
+        if (!t->derived)
+            fprintf(out, "%s %s\n", t->name, shape_text(t->rank, t->dims));
     }
 }
 

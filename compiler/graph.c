@@ -142,3 +142,53 @@ bool verify_graph(const Graph *g) {
     free(defined);
     return ok;
 }
+
+bool is_graph_output(const Graph *g, const Tensor *t) {
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == t)
+            return true;
+    return false;
+}
+
+Op *sole_consumer(const Graph *g, const Tensor *t) {
+    if (is_graph_output(g, t))
+        return NULL;
+    Op *found = NULL;
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *op = g->ops.items[i];
+        for (int j = 0; j < op->in.len; j++) {
+            if (op->in.items[j] != t)
+                continue;
+            if (found)
+                return NULL;
+            found = op;
+        }
+    }
+    return found;
+}
+
+void graph_replace_uses(Graph *g, Tensor *from, Tensor *to) {
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *op = g->ops.items[i];
+        for (int j = 0; j < op->in.len; j++)
+            if (op->in.items[j] == from)
+                op->in.items[j] = to;
+    }
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == from)
+            g->outputs.items[i] = to;
+}
+
+/* Drops the ops `dead` picks, keeps the rest in order and renumbers them. */
+void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx) {
+    int n = 0;
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *op = g->ops.items[i];
+        if (!dead(op, ctx)) {
+            op->id = n;
+            g->ops.items[n++] = op;
+        }
+    }
+    g->ops.len = n;
+    graph_recount_uses(g);
+}

@@ -33,12 +33,16 @@ static const char usage[] =
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --max-ops N          refuse a graph of more than N ops (default 1000000)\n"
+    "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K and stop\n"
+    "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
     "  --version            print the version\n"
     "  --help               print this help\n"
     "\n"
     "environment (when building a program): CC (default clang), CFLAGS (default -O2 -march=native)\n";
 
 typedef struct {
+    bool stats;
+    long long arena_budget;      /* 0: none */
     const char *input;
     const char *output;
     const char *emit;
@@ -145,6 +149,15 @@ static void parse_args(int argc, char **argv, Options *o) {
         } else if (strcmp(a, "--threads") == 0) {
             NEED_VALUE();
             o->emit_opts.threads = parse_int_arg(a, next, 1, 1024);
+        } else if (strcmp(a, "--stats") == 0) {
+            o->stats = true;
+        } else if (strcmp(a, "--arena-budget") == 0) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            o->arena_budget = strtoll(next, &end, 10);
+            if (errno || *end || end == next || o->arena_budget <= 0)
+                usage_error("--arena-budget expects a positive number of bytes, found '%s'", next);
         } else if (strcmp(a, "--max-ops") == 0) {
             NEED_VALUE();
             o->elab.max_ops = parse_int_arg(a, next, 1, INT_MAX);
@@ -161,7 +174,7 @@ static void parse_args(int argc, char **argv, Options *o) {
         usage_error("%s", "no input file");
     if (!o->emit)
         o->emit = "c";
-    if (strcmp(o->emit, "c") == 0 && !o->output)
+    if (strcmp(o->emit, "c") == 0 && !o->output && !o->stats && !o->arena_budget)
         usage_error("%s", "no output file: give -o OUT.c (or --emit ir to print the graph)");
     if (o->emit_opts.embed_weights && !o->emit_opts.weights_path)
         usage_error("%s", "--embed-weights needs --weights FILE");
@@ -206,6 +219,36 @@ static int build_program(const Options *o, const char *c_text, const char *h_tex
     return 0;
 }
 
+/* --arena-budget exceeded: name the op at the peak and what is alive there. Returns false. */
+static bool over_budget(const Graph *g, long long budget) {
+    const Op *peak = g->ops.items[g->peak_op];
+    diag_error(peak->loc, "the memory plan needs %lld bytes of arena, more than --arena-budget %lld; the peak (%lld bytes live) is at op %d, %s%s%s",
+               (long long)g->arena_bytes, budget, (long long)g->lower_bound, peak->id, op_info[peak->kind].name, peak->label ? " " : "",
+               peak->label ? peak->label : "");
+    diag_chain(peak->chain);
+    /* the tensors alive there: produced at or before the peak, read at or after it */
+    Buf b = {0};
+    int shown = 0;
+    for (int i = 0; i < g->tensors.len; i++) {
+        const Tensor *t = g->tensors.items[i];
+        if (t->kind != TK_ACT || t->view_of || !t->producer || t->producer->id > g->peak_op || is_graph_output(g, t))
+            continue;
+        bool read_later = false;
+        for (int j = g->peak_op; j < g->ops.len && !read_later; j++) {
+            const Op *op = g->ops.items[j];
+            for (int k = 0; k < op->in.len; k++)
+                if (op->in.items[k] == t || (VEC_AT(op->in, k, Tensor *)->view_of == t))
+                    read_later = true;
+        }
+        if (!read_later && t->producer->id != g->peak_op)
+            continue;
+        buf_printf(&b, "%s%%%d %s %s (%lld bytes)", shown++ ? ", " : "", t->id, t->name, shape_text(t->rank, t->dims), (long long)tensor_bytes(t));
+    }
+    fprintf(stderr, "note: alive at the peak: %s\n", b.buf ? b.buf : "nothing");
+    fprintf(stderr, "1 error generated.\n");
+    return false;
+}
+
 static char *stem(const char *path) {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     return ends_with(base, ".c") ? xstrndup(base, strlen(base) - 2) : xstrdup(base);
@@ -230,10 +273,24 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%d error%s generated.\n", diag_error_count, diag_error_count == 1 ? "" : "s");
         return 1;
     }
-    if (!verify_graph(g))
-        return 1;
-
+    run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);
+    if (!verify_graph(g) || !verify_memory_plan(g)) {
+        fprintf(stderr, "nnc: internal error: the graph or its memory plan is inconsistent\n");
+        return 3;
+    }
+    if (o.arena_budget && g->arena_bytes > o.arena_budget && !over_budget(g, o.arena_budget))
+        return 1;
+    if (o.stats) {
+        int64_t weight_bytes = 0;
+        for (int i = 0; i < g->weights.len; i++)
+            if (!VEC_AT(g->weights, i, Tensor *)->derived)
+                weight_bytes += tensor_bytes(g->weights.items[i]);
+        printf("arena_bytes=%lld lower_bound=%lld weights_bytes=%lld ops=%d\n", (long long)g->arena_bytes, (long long)g->lower_bound,
+               (long long)weight_bytes, g->ops.len);
+        if (!o.output)
+            return 0;
+    }
 
     if (strcmp(o.emit, "ir") == 0 || strcmp(o.emit, "dot") == 0 || strcmp(o.emit, "weights") == 0) {
         FILE *out = stdout;

@@ -223,9 +223,12 @@ typedef struct Tensor {
     Op *producer;            /* NULL for inputs and weights */
     int uses;                /* number of op inputs that read it, plus 1 if a model output */
     Loc loc;
+    bool derived;            /* a weight computed at load time (a folded bias), not read from the file */
     /* memory plan (plan_memory.c) */
     int64_t offset;          /* bytes into the arena; -1 until planned */
-    struct Tensor *view_of;  /* a free reshape: shares this tensor's memory */
+    struct Tensor *view_of;  /* a free reshape or contiguous slice: shares that tensor's memory... */
+    int64_t view_offset;     /* ...starting this many bytes in */
+    struct Tensor *inplace_of;   /* an elementwise op's output written over its input */
 } Tensor;
 
 /* Attributes of every op kind in one struct: each kind reads the fields its shape rule set. */
@@ -243,6 +246,10 @@ typedef struct {
     bool tanh_approx;                                        /* gelu */
     int perm[MAX_RANK];                                      /* transpose */
     bool has_bias;                                           /* conv2d, linear */
+    /* epilogue of conv2d and linear (fuse_epilogue.c): y = act2(act1(x*w + b) + residual) */
+    OpKind act1, act2;                                       /* OPK_RELU, OPK_GELU, ...; 0 for none */
+    bool act1_tanh, act2_tanh;                               /* the gelu is the tanh form */
+    int residual;                                            /* index in `in` of the residual, or 0 for none */
 } Attrs;
 
 struct Op {
@@ -257,6 +264,15 @@ struct Op {
     int64_t scratch_offset;  /* bytes into the arena of the kernel's scratch memory, if it needs any */
 };
 
+/* A weight transformation done once after loading (passes/fold_bn.c): batch norm folded into the
+   weights and bias of the layer before it. */
+typedef struct {
+    Tensor *weight, *bias;                     /* of the conv2d or linear, rewritten in place */
+    Tensor *gamma, *beta, *mean, *var;         /* of the batch norm */
+    double eps;
+    bool bias_from_file;                       /* the layer had a bias of its own (else it starts at 0) */
+} BnFold;
+
 typedef struct {
     const char *name;        /* the model's name */
     Vec inputs;              /* of Tensor* */
@@ -264,7 +280,10 @@ typedef struct {
     Vec weights;             /* of Tensor*, in creation order */
     Vec ops;                 /* of Op*, in a valid execution order */
     Vec tensors;             /* of Tensor*, all of them */
+    Vec folds;               /* of BnFold*: done at load time, in order */
     int64_t arena_bytes;     /* after plan_memory */
+    int64_t lower_bound;     /* the largest total of simultaneously live bytes */
+    int peak_op;             /* the op at which that total is reached */
 } Graph;
 
 typedef struct {
@@ -284,6 +303,10 @@ int64_t tensor_bytes(const Tensor *t);
 char *shape_text(int rank, const int64_t *dims);   /* "[1, 3, 224, 224]" */
 int64_t graph_weight_floats(const Graph *g);
 void graph_recount_uses(Graph *g);
+Op *sole_consumer(const Graph *g, const Tensor *t);   /* the one op reading t, if t is not an output */
+bool is_graph_output(const Graph *g, const Tensor *t);
+void graph_replace_uses(Graph *g, Tensor *from, Tensor *to);
+void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx);
 bool verify_graph(const Graph *g);                 /* invariants; prints what is broken */
 
 /* ---------------------------------------------------------------- elaboration (elaborate.c, shape.c) */
@@ -350,7 +373,16 @@ typedef struct {
     const char *header_name;     /* "resnet50.h" */
 } EmitOptions;
 
+/* passes/: each takes the graph and rewrites it; each keeps what it computes the same. */
+void pass_dce(Graph *g);               /* dead ops and common subexpressions */
+void pass_fold_bn(Graph *g);           /* batch norm into the conv2d / linear before it */
+void pass_fuse_epilogue(Graph *g);     /* activation and residual add into conv2d / linear */
+void pass_fold_shapes(Graph *g);       /* free slices and transposes become views */
+void pass_fuse_attention(Graph *g);    /* softmax(q @ kT * s) @ v becomes one attention op */
+void run_passes(Graph *g, int opt_level);
+
 void plan_memory(Graph *g);
+bool verify_memory_plan(const Graph *g);
 int64_t op_scratch_floats(const Op *op);
 void emit_ir(FILE *out, const Graph *g);
 void emit_dot(FILE *out, const Graph *g);

@@ -14,7 +14,7 @@
 #define BERT_BASE_ENCODER_OUTPUT_SIZE 98304
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define BERT_BASE_ENCODER_ARENA_BYTES 3538944
+#define BERT_BASE_ENCODER_ARENA_BYTES 2359296
 #define BERT_BASE_ENCODER_WEIGHT_BYTES 340217856
 
 typedef struct bert_base_encoder bert_base_encoder;

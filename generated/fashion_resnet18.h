@@ -14,7 +14,7 @@
 #define FASHION_RESNET18_OUTPUT_SIZE 10
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define FASHION_RESNET18_ARENA_BYTES 100352
+#define FASHION_RESNET18_ARENA_BYTES 62720
 #define FASHION_RESNET18_WEIGHT_BYTES 44744768
 
 typedef struct fashion_resnet18 fashion_resnet18;

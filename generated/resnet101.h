@@ -14,8 +14,8 @@
 #define RESNET101_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define RESNET101_ARENA_BYTES 9633792
-#define RESNET101_WEIGHT_BYTES 178618048
+#define RESNET101_ARENA_BYTES 7225344
+#define RESNET101_WEIGHT_BYTES 178828736
 
 typedef struct resnet101 resnet101;
 

@@ -14,8 +14,8 @@
 #define RESNET152_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define RESNET152_ARENA_BYTES 9633792
-#define RESNET152_WEIGHT_BYTES 241376960
+#define RESNET152_ARENA_BYTES 7225344
+#define RESNET152_WEIGHT_BYTES 241679808
 
 typedef struct resnet152 resnet152;
 

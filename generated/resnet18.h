@@ -14,8 +14,8 @@
 #define RESNET18_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define RESNET18_ARENA_BYTES 6422528
-#define RESNET18_WEIGHT_BYTES 46796480
+#define RESNET18_ARENA_BYTES 4014080
+#define RESNET18_WEIGHT_BYTES 46815680
 
 typedef struct resnet18 resnet18;
 

@@ -14,8 +14,8 @@
 #define RESNET34_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define RESNET34_ARENA_BYTES 6422528
-#define RESNET34_WEIGHT_BYTES 87258816
+#define RESNET34_ARENA_BYTES 4014080
+#define RESNET34_WEIGHT_BYTES 87292864
 
 typedef struct resnet34 resnet34;
 

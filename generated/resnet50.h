@@ -14,8 +14,8 @@
 #define RESNET50_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define RESNET50_ARENA_BYTES 9633792
-#define RESNET50_WEIGHT_BYTES 102440640
+#define RESNET50_ARENA_BYTES 7225344
+#define RESNET50_WEIGHT_BYTES 102546880
 
 typedef struct resnet50 resnet50;
 

@@ -18,7 +18,7 @@
 #define TRANSFORMER_DECODER_OUTPUT_SIZE 32768
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define TRANSFORMER_DECODER_ARENA_BYTES 1179648
+#define TRANSFORMER_DECODER_ARENA_BYTES 786432
 #define TRANSFORMER_DECODER_WEIGHT_BYTES 100896768
 
 typedef struct transformer_decoder transformer_decoder;

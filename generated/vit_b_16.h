@@ -14,7 +14,7 @@
 #define VIT_B_16_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define VIT_B_16_ARENA_BYTES 5446656
+#define VIT_B_16_ARENA_BYTES 3631936
 #define VIT_B_16_WEIGHT_BYTES 346270656
 
 typedef struct vit_b_16 vit_b_16;

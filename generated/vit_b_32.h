@@ -14,7 +14,7 @@
 #define VIT_B_32_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define VIT_B_32_ARENA_BYTES 1382400
+#define VIT_B_32_ARENA_BYTES 921856
 #define VIT_B_32_WEIGHT_BYTES 352896960
 
 typedef struct vit_b_32 vit_b_32;

@@ -14,7 +14,7 @@
 #define VIT_L_16_OUTPUT_SIZE 1000
 
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
-#define VIT_L_16_ARENA_BYTES 7262208
+#define VIT_L_16_ARENA_BYTES 4842304
 #define VIT_L_16_WEIGHT_BYTES 1217306560
 
 typedef struct vit_l_16 vit_l_16;

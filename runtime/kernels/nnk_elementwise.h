@@ -69,6 +69,35 @@ static inline void nnk_neg(float *y, const float *x, long n)
         y[i] = -x[i];
 }
 
+/* Activations a layer's epilogue may apply (compiler/passes/fuse_epilogue.c). */
+enum { NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_GELU, NNK_ACT_GELU_TANH, NNK_ACT_SIGMOID, NNK_ACT_TANH, NNK_ACT_SILU };
+
+/* y[n] = act(y[n]), in place */
+static inline void nnk_activate(float *y, long n, int act)
+{
+    switch (act) {
+    case NNK_ACT_RELU: nnk_relu(y, y, n); break;
+    case NNK_ACT_GELU: nnk_gelu(y, y, n); break;
+    case NNK_ACT_GELU_TANH: nnk_gelu_tanh(y, y, n); break;
+    case NNK_ACT_SIGMOID: nnk_sigmoid(y, y, n); break;
+    case NNK_ACT_TANH: nnk_tanh(y, y, n); break;
+    case NNK_ACT_SILU: nnk_silu(y, y, n); break;
+    default: break;
+    }
+}
+
+/* The epilogue of a conv2d or linear, on the part of its output y[n] just computed:
+   y = act2(act1(y) + res), or y = act1(y) when res is NULL. */
+static inline void nnk_epilogue(float *restrict y, const float *restrict res, long n, int act1, int act2)
+{
+    nnk_activate(y, n, act1);
+    if (res) {
+        for (long i = 0; i < n; i++)
+            y[i] += res[i];
+        nnk_activate(y, n, act2);
+    }
+}
+
 /* y[n] = a[i*as] OP b[i*bs]: one row of a binary op. The switch sits outside the loops, so each loop is a
    plain vectorisable stream (and vanishes entirely when op is a compile-time constant). */
 static inline void nnk__binary_row(float *y, const float *a, long as, const float *b, long bs, int op, long n)

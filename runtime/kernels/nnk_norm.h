@@ -68,4 +68,18 @@ static inline void nnk_softmax(float *y, const float *x, long outer, int D, long
         }
 }
 
+/* Folds an eval-mode batch norm into the layer before it, once at load time:
+   s = gamma / sqrt(var + eps);  w[O, per] *= s[o];  b[o] = (b[o] - mean[o]) * s[o] + beta[o].
+   (b holds the layer's bias, or zeros when it had none.) */
+static inline void nnk_fold_batchnorm(float *w, float *b, const float *gamma, const float *beta, const float *mean,
+                                      const float *var, int O, long per, float eps)
+{
+    for (int o = 0; o < O; o++) {
+        double s = (double)gamma[o] / sqrt((double)var[o] + (double)eps);
+        for (long i = 0; i < per; i++)
+            w[(long)o * per + i] = (float)(w[(long)o * per + i] * s);
+        b[o] = (float)(((double)b[o] - mean[o]) * s + beta[o]);
+    }
+}
+
 #endif

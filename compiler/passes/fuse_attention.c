@@ -1,0 +1,78 @@
+/*
+ * fuse_attention.c — attention written out by hand becomes one attention op:
+ *
+ *   softmax((q @ transpose(k)) * s, axis=-1) @ v      with s = 1/sqrt(D)   (or / sqrt(D))
+ *
+ * becomes scaled_dot_product_attention(q, k, v), whose kernel walks one query row at a time and
+ * never materialises the L x S score matrix. Every intermediate must feed only the next step.
+ */
+#include "nnc.h"
+
+#include <math.h>
+#include <string.h>
+
+static bool is_dead(const Op *op, void *ctx) {
+    (void)ctx;
+    return op->out->uses == 0;
+}
+
+/* The op producing t, if it is of kind k and t feeds only `user`. */
+static Op *producer_of(const Graph *g, const Tensor *t, OpKind k, const Op *user) {
+    Op *p = t->producer;
+    return p && p->kind == k && sole_consumer(g, t) == user ? p : NULL;
+}
+
+static bool swaps_last_two(const Op *tr) {
+    int r = tr->out->rank;
+    for (int i = 0; i < r - 2; i++)
+        if (tr->a.perm[i] != i)
+            return false;
+    return tr->a.perm[r - 2] == r - 1 && tr->a.perm[r - 1] == r - 2;
+}
+
+static bool same_batch(const Tensor *a, const Tensor *b, int r) {
+    return a->rank == r && b->rank == r && memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)(r - 2)) == 0;
+}
+
+void pass_fuse_attention(Graph *g) {
+    bool changed = false;
+    for (int i = 0; i < g->ops.len; i++) {
+        Op *pv = g->ops.items[i];   /* probs @ v */
+        if (pv->kind != OPK_MATMUL)
+            continue;
+        Op *sm = producer_of(g, pv->in.items[0], OPK_SOFTMAX, pv);
+        if (!sm || sm->a.axis != sm->out->rank - 1)
+            continue;
+        Op *scale = producer_of(g, sm->in.items[0], OPK_SCALAR, sm);
+        Tensor *scores = scale ? scale->in.items[0] : sm->in.items[0];
+        Op *qk = producer_of(g, scores, OPK_MATMUL, scale ? scale : sm);
+        if (!qk)
+            continue;
+        Op *kt = producer_of(g, qk->in.items[1], OPK_TRANSPOSE, qk);
+        if (!kt || !swaps_last_two(kt))
+            continue;
+        Tensor *q = qk->in.items[0], *k = kt->in.items[0], *v = pv->in.items[1];
+        int r = q->rank;
+        if (r < 2 || !same_batch(q, k, r) || !same_batch(q, v, r) || k->dims[r - 1] != q->dims[r - 1])
+            continue;
+        double want = 1.0 / sqrt((double)q->dims[r - 1]), s = 1.0;
+        if (scale) {
+            if (scale->a.scalar_first || (scale->a.binop != OP_MUL && scale->a.binop != OP_DIV))
+                continue;
+            s = scale->a.binop == OP_MUL ? scale->a.value : 1.0 / scale->a.value;
+        }
+        if (fabs(s - want) > 1e-6 * want)
+            continue;
+        /* pv becomes the attention op; the others die */
+        pv->kind = OPK_SDPA;
+        pv->in.len = 0;
+        op_add_input(pv, q);
+        op_add_input(pv, k);
+        op_add_input(pv, v);
+        memset(&pv->a, 0, sizeof pv->a);
+        changed = true;
+        graph_recount_uses(g);
+    }
+    if (changed)
+        graph_remove_ops(g, is_dead, NULL);
+}
