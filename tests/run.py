@@ -26,6 +26,7 @@ SUITES = [
     ("generated", [PY, "tests/check_generated.py"], False),
     ("keys", [PY, "tests/models/check_keys.py"], True),
     ("ops", [PY, "tests/ops/test_ops.py"], True),
+    ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),
 ]
 

@@ -46,7 +46,6 @@ import math
 import os
 import sys
 
-import numpy as np
 import torch
 import torchvision
 

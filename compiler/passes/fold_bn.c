@@ -48,7 +48,7 @@ void pass_fold_bn(Graph *g) {
         f->eps = bn->a.eps;
         vec_push(&g->folds, f);
         graph_replace_uses(g, bn->out, x);
-        bn->out->uses = 0;
+        bn->in.len = 0;   /* dead now: it must not count as a reader of anything */
         changed = true;
     }
     if (changed) {

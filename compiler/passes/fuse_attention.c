@@ -70,6 +70,9 @@ void pass_fuse_attention(Graph *g) {
         op_add_input(pv, k);
         op_add_input(pv, v);
         memset(&pv->a, 0, sizeof pv->a);
+        sm->in.len = qk->in.len = kt->in.len = 0;   /* dead now: they must not count as readers */
+        if (scale)
+            scale->in.len = 0;
         changed = true;
         graph_recount_uses(g);
     }

@@ -55,7 +55,7 @@ static bool fuse_next(Graph *g, Op *layer) {
         return false;
     }
     graph_replace_uses(g, next->out, y);
-    next->out->uses = 0;
+    next->in.len = 0;   /* dead now: it must not count as a reader of anything */
     graph_recount_uses(g);
     return true;
 }

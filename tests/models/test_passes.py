@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""The optimising passes keep what every model computes, and the memory plan is tight and sound.
+
+For every models/*.net:
+  - `nnc --stats` at -O2: arena_bytes <= 1.1 x lower_bound (the most bytes live at one op);
+  - the program built at -O0 (the graph as written) and at -O2 (batch norm folded, epilogues and
+    attention fused, views, in-place ops) give the same outputs, max|diff|/max|ref| <= 1e-5, on the
+    same random weights and input. Models run at a reduced size (-D overrides) to stay quick;
+  - nnc proves its memory plan (no two live buffers overlap) on every compile, and NNC_VERIFY=1
+    verifies the graph after every pass: both must hold.
+Also the op counts after fusion: ResNet-50 keeps no batchnorm and no standalone relu or add.
+Needs numpy only.
+"""
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import safetensors  # noqa: E402
+
+NNC = os.path.join(ROOT, "build", "nnc")
+CC = os.environ.get("CC") or ("clang" if shutil.which("clang") else "cc")
+SMALL = {"size": 32, "seq": 16, "tgt_len": 8, "mem_len": 12}   # overrides, where the model has such a let
+TOLERANCE = 1e-5
+ENV = dict(os.environ, NNC_VERIFY="1")
+
+passed = failed = 0
+
+
+def report(ok, name, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok - {name}{' (' + detail + ')' if detail else ''}")
+    else:
+        failed += 1
+        print(f"FAIL - {name}: {detail}")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+
+
+def random_weights(keys, path, seed):
+    """Weights scaled like a trained network's: fan-in scaled kernels, batch-norm variances near 1."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for key, shape in keys:
+        if key.endswith("running_var"):
+            a = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith(("running_mean", "bias")) or len(shape) == 1:
+            a = rng.normal(0, 0.1, shape) + (1.0 if key.endswith("weight") and len(shape) == 1 else 0.0)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+            a = rng.normal(0, 1 / np.sqrt(max(fan_in, 1)), shape)
+        tensors[key] = a.astype(np.float32)
+    safetensors.save_file(tensors, path)
+
+
+def weight_keys(net, defines):
+    r = run([NNC, net, "--emit", "weights"] + defines)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    keys = []
+    for line in r.stdout.splitlines():
+        key, shape = line.split(" ", 1)
+        keys.append((key, [int(d) for d in shape.strip("[]").split(",")]))
+    return keys
+
+
+def build(net, defines, opt, out_dir):
+    c_file = os.path.join(out_dir, f"m{opt}.c")
+    r = run([NNC, net, opt, "--main", "-o", c_file] + defines)
+    if r.returncode != 0:
+        raise RuntimeError(f"nnc {opt}: {r.stderr.strip()}")
+    exe = os.path.join(out_dir, f"m{opt}")
+    flags = run([NNC, "--cflags"]).stdout.split() + run([NNC, "--libs"]).stdout.split()
+    r = run([CC, "-std=c11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror", c_file, "-o", exe] + flags)
+    if r.returncode != 0:
+        raise RuntimeError(f"{CC} {opt}: {r.stderr.strip()[:2000]}")
+    return exe
+
+
+def outputs_of(exe, weights, n_out, out_dir, tag):
+    outs = [os.path.join(out_dir, f"{tag}_out{i}.npy") for i in range(n_out)]
+    cmd = [exe, "--weights", weights]
+    for o in outs:
+        cmd += ["--output", o]
+    r = run(cmd)
+    if r.returncode != 0:
+        raise RuntimeError(f"{exe}: {r.stderr.strip()}")
+    return [np.load(o) for o in outs]
+
+
+def check_model(net, tmp):
+    name = os.path.splitext(os.path.basename(net))[0]
+    lets = set(re.findall(r"^let\s+(\w+)", open(net).read(), re.M))
+    defines = [f"-D{k}={v}" for k, v in SMALL.items() if k in lets]
+
+    r = run([NNC, net, "--stats"])
+    m = re.search(r"arena_bytes=(\d+) lower_bound=(\d+)", r.stdout)
+    if r.returncode != 0 or not m:
+        report(False, f"{name} memory plan", f"nnc --stats failed: {r.stderr.strip()}")
+    else:
+        arena, bound = int(m.group(1)), int(m.group(2))
+        report(arena <= 1.1 * bound, f"{name} memory plan", f"arena {arena} bytes, lower bound {bound}, ratio {arena / bound:.3f}")
+
+    out_dir = tempfile.mkdtemp(dir=tmp)
+    try:
+        keys = weight_keys(net, defines)
+        weights = os.path.join(out_dir, "w.safetensors")
+        random_weights(keys, weights, seed=len(name))
+        n_out = run([NNC, net, "--emit", "ir"] + defines).stdout.count("\noutput ")
+        ref = outputs_of(build(net, defines, "-O0", out_dir), weights, n_out, out_dir, "O0")
+        got = outputs_of(build(net, defines, "-O2", out_dir), weights, n_out, out_dir, "O2")
+        errs = [float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) for a, b in zip(got, ref)]
+        finite = all(np.isfinite(b).all() for b in ref)
+        report(finite and max(errs) <= TOLERANCE, f"{name} -O0 and -O2 agree", f"max rel diff {max(errs):.2g} at {' '.join(defines) or 'full size'}"
+               if finite else "the -O0 outputs are not finite")
+    except RuntimeError as e:
+        report(False, f"{name} -O0 and -O2 agree", str(e))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def check_fusion():
+    r = run([NNC, "models/resnet50.net", "--emit", "ir"])
+    kinds = re.findall(r"^%\d+ = (\w+)\(", r.stdout, re.M)
+    leftover = {k: kinds.count(k) for k in ("batchnorm", "relu", "add") if k in kinds}
+    report(r.returncode == 0 and not leftover and kinds.count("conv2d") == 53,
+           "resnet50 -O2 keeps no batchnorm, relu or add", f"{len(kinds)} ops, {kinds.count('conv2d')} conv2d" if not leftover else f"left: {leftover}")
+    r0 = run([NNC, "models/resnet50.net", "-O0", "--emit", "ir"])
+    kinds0 = re.findall(r"^%\d+ = (\w+)\(", r0.stdout, re.M)
+    report(kinds0.count("batchnorm") == 53 and kinds0.count("relu") == 49 and kinds0.count("add") == 16,
+           "resnet50 -O0 keeps the graph as written", f"{kinds0.count('batchnorm')} batchnorm, {kinds0.count('relu')} relu, {kinds0.count('add')} add")
+
+
+def main():
+    os.chdir(ROOT)
+    check_fusion()
+    nets = sorted(glob.glob("models/*.net"))
+    only = [a for a in sys.argv[1:] if not a.startswith("-")]
+    with tempfile.TemporaryDirectory(prefix="nnc-passes-") as tmp:
+        for net in nets:
+            if only and not any(o in net for o in only):
+                continue
+            check_model(os.path.relpath(net, ROOT), tmp)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
