@@ -57,6 +57,15 @@ $(BUILD)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Iruntime -c -o $@ $<
 
+# Speed against PyTorch, side by side in one run (see tools/bench.py).
+bench: all
+	@/usr/bin/python3 tools/bench.py
+
+# The README's first command: the textbook ResNet-18 trained on Fashion-MNIST, compiled and run on
+# the 10,000 test images, then ResNet-50's speed.
+demo: all
+	@sh demo/demo.sh
+
 # The C of every model, committed so that a reader sees what nnc emits (tests check it is current).
 generated: $(BUILD)/nnc
 	@rm -f generated/*.c generated/*.h
@@ -71,4 +80,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test generated
+.PHONY: all clean deps test generated bench demo

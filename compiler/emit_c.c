@@ -656,12 +656,12 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
                   "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n    return status;\n}\n\n", e->id, e->id, e->id);
     buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);
-    buf_printf(c, "void %s_profile_report(const %s *m, int runs) {\n    double total = 0;\n    if (runs < 1)\n        runs = 1;\n"
+    buf_printf(c, "void %s_profile_report(const %s *m, int runs) {\n    double total = 0, flops = 0;\n    if (runs < 1)\n        runs = 1;\n"
                   "    printf(\"%%-4s %%-40s %%10s %%10s\\n\", \"op\", \"name\", \"ms\", \"GFLOP/s\");\n"
-                  "    for (int i = 0; i < N_OPS; i++) {\n        double ms = m->op_ms[i] / runs;\n        total += ms;\n"
+                  "    for (int i = 0; i < N_OPS; i++) {\n        double ms = m->op_ms[i] / runs;\n        total += ms;\n        flops += op_table[i].flops;\n"
                   "        if (ms > 0 || op_table[i].flops > 0)\n"
                   "            printf(\"%%-4d %%-40s %%10.3f %%10.2f\\n\", i, op_table[i].name, ms, ms > 0 ? op_table[i].flops / ms / 1e6 : 0.0);\n"
-                  "    }\n    printf(\"total %%.3f ms per run\\n\", total);\n}\n\n", e->id, e->id);
+                  "    }\n    printf(\"total %%.3f ms per run, %%.3f GFLOP, %%.2f GFLOP/s\\n\", total, flops / 1e9, total > 0 ? flops / total / 1e6 : 0.0);\n}\n\n", e->id, e->id);
     if (o->embed_weights && !emit_embedded(e, c))
         return false;
     if (o->main_program)
