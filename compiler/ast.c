@@ -28,6 +28,11 @@ Node *new_unary(Operator op, Node *operand, Loc loc) {
     return n;
 }
 
+Node *paren_node(Node *inner, Loc loc) {
+    inner->paren = loc;
+    return inner;
+}
+
 Arg *new_arg(const char *name, Node *value, Loc loc) {
     Arg *a = xcalloc(1, sizeof *a);
     a->name = name;

@@ -12,6 +12,7 @@
 #include "nnc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 int diag_error_count;
-int diag_error_limit = 20;
+int diag_error_limit = INT_MAX;   /* main sets the command line's limit */
 static bool use_color;
 
 void diag_set_color(bool on) { use_color = on; }
@@ -113,7 +114,16 @@ static void show_source(Loc loc) {
     fputc('\n', stderr);
 }
 
+bool diag_usage_error;
+
 static void vreport(Loc loc, const char *kind, const char *color, const char *fmt, va_list ap) {
+    if (loc.file && loc.file->cmdline) {   /* from an option: one line, no source to show */
+        fprintf(stderr, "nnc: %s: %s: ", kind, loc.file->cmdline);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        diag_usage_error = true;
+        return;
+    }
     if (use_color)
         fputs("\033[1m", stderr);
     if (loc.file)
@@ -131,12 +141,20 @@ static void vreport(Loc loc, const char *kind, const char *color, const char *fm
     show_source(loc);
 }
 
+/* Past the error limit nothing more is shown (notes of a silenced error neither). */
+#define silenced (diag_error_count > diag_error_limit)
+
 void diag_error(Loc loc, const char *fmt, ...) {
+    diag_error_count++;
+    if (silenced) {
+        if (diag_error_count == diag_error_limit + 1)
+            fprintf(stderr, "nnc: error: too many errors, stopping after %d\n", diag_error_limit);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     vreport(loc, "error", "\033[31m", fmt, ap);
     va_end(ap);
-    diag_error_count++;
 }
 
 void diag_warning(Loc loc, const char *fmt, ...) {
@@ -147,15 +165,51 @@ void diag_warning(Loc loc, const char *fmt, ...) {
 }
 
 void diag_note(Loc loc, const char *fmt, ...) {
+    if (silenced)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vreport(loc, "note", "\033[36m", fmt, ap);
     va_end(ap);
 }
 
+/* The block calls around an error, innermost first. A call repeated in a row (recursion) is shown
+   once with its count, and a very long chain is cut short. */
 void diag_chain(const CallFrame *chain) {
-    for (const CallFrame *f = chain; f; f = f->parent)
-        diag_note(f->loc, "in expansion of block '%s' called here", f->block);
+    enum { MAX_SHOWN = 12 };
+    int shown = 0;
+    for (const CallFrame *f = chain; f;) {
+        int times = 1;
+        const CallFrame *next = f->parent;
+        while (next && next->loc.file == f->loc.file && next->loc.line == f->loc.line && next->loc.col == f->loc.col) {
+            times++;
+            next = next->parent;
+        }
+        if (shown == MAX_SHOWN) {
+            int rest = 0;
+            for (; f; f = f->parent)
+                rest++;
+            if (!silenced)
+                fprintf(stderr, "note: and %d more block expansions\n", rest);
+            return;
+        }
+        if (times > 1)
+            diag_note(f->loc, "in expansion of %s called here (%d times)", f->block, times);
+        else
+            diag_note(f->loc, "in expansion of %s called here", f->block);
+        shown++;
+        f = next;
+    }
+}
+
+void diag_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nnc: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    diag_usage_error = true;
 }
 
 void diag_plain(const char *fmt, ...) {

@@ -45,6 +45,7 @@ typedef struct {
     const char *block;   /* the block's name, or NULL in the model */
     bool returned;
     Value *ret;
+    Vec ret_nodes;       /* the expressions returned, for messages */
 } Scope;
 
 /* A string-keyed hash table, for weight keys (thousands in a big model). */
@@ -72,13 +73,14 @@ struct Elab {
     Vec blocks, models;          /* of Decl* */
     const CallFrame *chain;
     int depth;
+    int eval_depth;              /* nesting of expressions being evaluated */
     int64_t steps;               /* loop iterations and calls, against runaway programs */
-    Map weight_locs;             /* key -> Loc* of the call that created it */
+    Map weight_locs;             /* key -> CallFrame* of the call that created it */
     Signature sigs[OPK_COUNT];
 };
 
 enum { SIG_TENSOR, SIG_TENSORS, SIG_INT, SIG_FLOAT, SIG_BOOL, SIG_STR, SIG_INTS, SIG_PAIR, SIG_PAD, SIG_ANY };
-enum { MAX_STEPS = 10000000 };
+enum { MAX_STEPS = 10000000, MAX_TENSOR_ELEMS_LOG2 = 40, MAX_EVAL_DEPTH = 2000 };
 
 #define OP(id, name, user, sig, build, emit) Tensor *build(Call *c);
 #include "ops.def"
@@ -132,6 +134,12 @@ Value *ints_value(int n, const int64_t *xs) {
     return v;
 }
 
+/* A float as a reader would write it: 1.0, not 1. */
+static const char *float_text(double f) {
+    char *s = format("%g", f);
+    return strpbrk(s, ".enia") ? s : format("%s.0", s);
+}
+
 static const char *kind_name(ValueKind k) {
     static const char *names[] = {"nothing", "int", "float", "bool", "string", "list", "tensor", "several values"};
     return names[k];
@@ -141,7 +149,7 @@ static const char *kind_name(ValueKind k) {
 static char *describe(const Value *v) {
     switch (v->kind) {
     case V_INT: return format("int %lld", (long long)v->i);
-    case V_FLOAT: return format("float %g", v->f);
+    case V_FLOAT: return format("float %s", float_text(v->f));
     case V_BOOL: return format("bool %s", v->b ? "true" : "false");
     case V_STR: return format("string \"%s\"", v->s);
     case V_TENSOR: return format("tensor %s", shape_text(v->t->rank, v->t->dims));
@@ -155,7 +163,7 @@ static char *describe(const Value *v) {
             if (x->kind == V_INT)
                 buf_printf(&b, "%lld", (long long)x->i);
             else if (x->kind == V_FLOAT)
-                buf_printf(&b, "%g", x->f);
+                buf_puts(&b, float_text(x->f));
             else
                 buf_puts(&b, kind_name(x->kind));
         }
@@ -535,18 +543,26 @@ Tensor *call_weight(Call *c, const char *suffix, int rank, const int64_t *dims) 
     const char *key = suffix ? (c->label[0] ? format("%s.%s", c->label, suffix) : xstrdup(suffix)) : c->label;
     void **slot = map_slot(&E->weight_locs, key, true);
     if (*slot) {
+        const CallFrame *first = *slot;
         error_at(E, c->loc, "weight '%s' is created twice (weights are never shared; a loop may be missing {i} in its 'as' name)", key);
-        diag_note(*(Loc *)*slot, "first created here");
+        diag_note(first->loc, "first created here");
+        diag_chain(first->parent);
         return NULL;
     }
-    Loc *where = xcalloc(1, sizeof *where);
-    *where = c->loc;
+    CallFrame *where = xcalloc(1, sizeof *where);   /* where, and the block calls around it */
+    *where = (CallFrame){NULL, c->loc, c->chain};
     *slot = where;
+    int64_t numel = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] <= 0) {
             error_at(E, c->loc, "weight '%s' would have shape %s: every dimension must be positive", key, shape_text(rank, dims));
             return NULL;
         }
+        if (dims[i] > (INT64_C(1) << MAX_TENSOR_ELEMS_LOG2) / numel) {
+            error_at(E, c->loc, "weight '%s' would have shape %s, more than 2^%d elements", key, shape_text(rank, dims), MAX_TENSOR_ELEMS_LOG2);
+            return NULL;
+        }
+        numel *= dims[i];
     }
     return new_tensor(c->g, TK_WEIGHT, key, rank, dims, c->loc);
 }
@@ -556,8 +572,6 @@ Op *call_op(Call *c, OpKind kind) {
     op->label = c->label;
     return op;
 }
-
-enum { MAX_TENSOR_ELEMS_LOG2 = 40 };
 
 Tensor *call_output(Call *c, Op *op, int rank, const int64_t *dims) {
     int64_t n = 1;
@@ -666,7 +680,10 @@ static Value *call_block(Elab *E, Scope *S, Decl *block, Node *call, const char 
                 break;
             }
         }
+        if (vals[i])
+            E->chain = saved;   /* a given argument is the caller's: no note for this call */
         v = check_block_arg(E, block, p, v, loc);
+        E->chain = frame;
         if (!v)
             ok = false;
         else
@@ -723,7 +740,9 @@ static Value *int_arith(Elab *E, Node *n, int64_t a, int64_t b) {
             error_at(E, n->loc, "division by zero");
             return NULL;
         }
-        if (a == INT64_MIN && b == -1) {
+        if (a == INT64_MIN && b == -1) {   /* the one quotient that does not fit; the remainder is 0 */
+            if (n->op == OP_MOD)
+                return int_value(0);
             overflow = true;
             break;
         }
@@ -738,8 +757,13 @@ static Value *int_arith(Elab *E, Node *n, int64_t a, int64_t b) {
         }
         break;
     case OP_POW:
-        if (b < 0)
+        if (b < 0) {
+            if (a == 0) {
+                error_at(E, n->loc, "division by zero (0 to a negative power)");
+                return NULL;
+            }
             return float_value(pow((double)a, (double)b));
+        }
         r = 1;
         for (int64_t i = 0; i < b && !overflow; i++) {
             overflow = __builtin_mul_overflow(r, a, &r);
@@ -763,7 +787,16 @@ static Value *float_arith(Elab *E, Node *n, double a, double b) {
     case OP_ADD: return float_value(a + b);
     case OP_SUB: return float_value(a - b);
     case OP_MUL: return float_value(a * b);
-    case OP_POW: return float_value(pow(a, b));
+    case OP_POW:
+        if (a == 0 && b < 0) {
+            error_at(E, n->loc, "division by zero (0 to a negative power)");
+            return NULL;
+        }
+        if (a < 0 && b != floor(b)) {
+            error_at(E, n->loc, "%g ** %g is not a real number", a, b);
+            return NULL;
+        }
+        return float_value(pow(a, b));
     case OP_DIV:
     case OP_IDIV:
     case OP_MOD:
@@ -997,7 +1030,8 @@ static Value *eval_as(Elab *E, Scope *S, Node *n) {
     if (target->kind != ND_CALL) {
         Buf b = {0};
         print_node(&b, target);
-        error_at(E, target->loc, "'as' names the weights of a call (a builtin with weights, param(...) or a block), not '%s'", b.buf);
+        error_at(E, target->paren.line ? target->paren : target->loc,
+                 "'as' names the weights of a call (a builtin with weights, param(...) or a block), not '%s'", b.buf);
         return NULL;
     }
     const char *label = eval_path(E, S, n->path);
@@ -1006,7 +1040,20 @@ static Value *eval_as(Elab *E, Scope *S, Node *n) {
     return eval_call(E, S, target, label);
 }
 
+static Value *eval_node(Elab *E, Scope *S, Node *n);
+
 static Value *eval(Elab *E, Scope *S, Node *n) {
+    if (E->eval_depth >= MAX_EVAL_DEPTH) {
+        error_at(E, n->loc, "expression nested too deeply (more than %d levels)", MAX_EVAL_DEPTH);
+        return NULL;
+    }
+    E->eval_depth++;
+    Value *v = eval_node(E, S, n);
+    E->eval_depth--;
+    return v;
+}
+
+static Value *eval_node(Elab *E, Scope *S, Node *n) {
     switch (n->kind) {
     case ND_INT: return int_value(n->ival);
     case ND_FLOAT: return float_value(n->fval);
@@ -1123,6 +1170,11 @@ static bool exec_stmt(Elab *E, Scope *S, Stmt *s) {
         if (!hi || !want_int(E, hi, s->hi->loc, "the end of a range"))
             return false;
         const char *var = VEC_AT(s->names, 0, Node *)->str;
+        if (hi->i > lo->i && (hi->i - lo->i > MAX_STEPS || (uint64_t)(hi->i - lo->i) + (uint64_t)E->steps > MAX_STEPS)) {
+            error_at(E, s->loc, "the loop runs %lld iterations, more than the limit of %d loop iterations and calls",
+                     (long long)(hi->i - lo->i), MAX_STEPS);
+            return false;
+        }
         for (int64_t i = lo->i; i < hi->i && !S->returned; i++) {
             if (++E->steps > MAX_STEPS) {
                 error_at(E, s->loc, "the program runs more than %d loop iterations and calls", MAX_STEPS);
@@ -1160,6 +1212,7 @@ static bool exec_stmt(Elab *E, Scope *S, Stmt *s) {
             }
         }
         S->ret = ret;
+        S->ret_nodes = s->values;
         S->returned = true;
         return true;
     }
@@ -1176,14 +1229,18 @@ static bool exec_stmts(Elab *E, Scope *S, Vec *stmts) {
 
 /* ---------------------------------------------------------------- top level */
 
+/* The VALUE of -D NAME=VALUE, parsed as the expression of a `let`. Its errors are the command
+   line's: one line each, exit status 2. */
 static Node *parse_define(Define *d) {
-    const SrcFile *src = src_from_string(format("-D %s", d->name), format("let %s = %s\n", d->name, d->value));
+    SrcFile *src = (SrcFile *)src_from_string(format("-D %s", d->name), format("let %s = %s\n", d->name, d->value));
+    src->cmdline = format("-D %s=%s", d->name, d->value);
     Vec decls = {0};
-    if (parse_file(src, &decls) > 0 || decls.len != 1 || VEC_AT(decls, 0, Decl *)->kind != DECL_LET) {
-        diag_plain("-D %s=%s: the value must be a constant expression", d->name, d->value);
+    int errors = parse_file(src, &decls);
+    if (errors == 0 && (decls.len != 1 || VEC_AT(decls, 0, Decl *)->kind != DECL_LET)) {
+        diag_usage("-D %s=%s: the value must be one constant expression", d->name, d->value);
         return NULL;
     }
-    return VEC_AT(decls, 0, Decl *)->value;
+    return errors ? NULL : VEC_AT(decls, 0, Decl *)->value;
 }
 
 static bool collect_decls(Elab *E, Vec *decls) {
@@ -1207,6 +1264,18 @@ static bool collect_decls(Elab *E, Vec *decls) {
         }
         for (int p = 0; p < d->params.len; p++) {
             Param *param = d->params.items[p];
+            static const char *block_types[] = {"tensor", "int", "float", "bool", "list", "str", NULL};
+            bool known = d->kind == DECL_MODEL || !param->type;
+            for (int t = 0; !known && block_types[t]; t++)
+                known = strcmp(param->type, block_types[t]) == 0;
+            if (!known) {
+                diag_error(param->type_loc, "unknown type '%s' (block parameters are tensor, int, float, bool, list or str)", param->type);
+                return false;
+            }
+            if (d->kind == DECL_BLOCK && param->has_dims) {
+                diag_error(param->type_loc, "a block parameter's type has no shape: write '%s: tensor'", param->name);
+                return false;
+            }
             for (int q = 0; q < p; q++) {
                 if (strcmp(VEC_AT(d->params, q, Param *)->name, param->name) == 0) {
                     diag_error(param->loc, "parameter '%s' is declared twice", param->name);
@@ -1254,7 +1323,7 @@ static bool eval_lets(Elab *E, Vec *decls) {
     for (int j = 0; j < E->opts->defines.len; j++) {
         Define *def = E->opts->defines.items[j];
         if (!def->used) {
-            diag_plain("-D %s: the program has no 'let %s' to override", def->name, def->name);
+            diag_usage("-D %s: the program has no 'let %s' to override", def->name, def->name);
             return false;
         }
     }
@@ -1265,7 +1334,7 @@ static Decl *choose_model(Elab *E) {
     if (E->opts->model) {
         Decl *m = find_decl(&E->models, E->opts->model);
         if (!m)
-            diag_plain("--model %s: no model of that name in the program", E->opts->model);
+            diag_usage("--model %s: no model of that name in the program", E->opts->model);
         return m;
     }
     if (E->models.len == 1)
@@ -1277,7 +1346,7 @@ static Decl *choose_model(Elab *E) {
     Buf b = {0};
     for (int i = 0; i < E->models.len; i++)
         buf_printf(&b, i ? ", %s" : "%s", VEC_AT(E->models, i, Decl *)->name);
-    diag_plain("the program defines %d models (%s); choose one with --model NAME", E->models.len, b.buf);
+    diag_usage("the program defines %d models (%s); choose one with --model NAME", E->models.len, b.buf);
     return NULL;
 }
 
@@ -1285,7 +1354,11 @@ static bool make_inputs(Elab *E, Decl *model, Scope *S) {
     for (int i = 0; i < model->params.len; i++) {
         Param *p = model->params.items[i];
         if (!p->type || strcmp(p->type, "f32") != 0 || !p->has_dims) {
-            diag_error(p->loc, "model input '%s' needs a tensor type such as f32[1, 3, 224, 224]", p->name);
+            if (p->type)
+                diag_error(p->type_loc, "model input '%s' needs a tensor type such as f32[1, 3, 224, 224], found %s%s", p->name, p->type,
+                           p->has_dims ? "[...]" : "");
+            else
+                diag_error(p->loc, "model input '%s' needs a tensor type such as f32[1, 3, 224, 224]", p->name);
             return false;
         }
         if (p->def) {
@@ -1296,7 +1369,7 @@ static bool make_inputs(Elab *E, Decl *model, Scope *S) {
             diag_error(p->type_loc, "model input '%s' must have between 1 and %d dimensions, found %d", p->name, MAX_RANK, p->dims.len);
             return false;
         }
-        int64_t dims[MAX_RANK];
+        int64_t dims[MAX_RANK], numel = 1;
         for (int j = 0; j < p->dims.len; j++) {
             Node *dn = p->dims.items[j];
             Value *v = eval(E, S, dn);
@@ -1307,6 +1380,12 @@ static bool make_inputs(Elab *E, Decl *model, Scope *S) {
                 return false;
             }
             dims[j] = v->i;
+            if (j > 0 && dims[j] > (INT64_C(1) << MAX_TENSOR_ELEMS_LOG2) / numel) {
+                diag_error(p->type_loc, "model input '%s' would have shape %s, more than 2^%d elements", p->name,
+                           shape_text(j + 1, dims), MAX_TENSOR_ELEMS_LOG2);
+                return false;
+            }
+            numel *= dims[j];
         }
         Tensor *t = new_tensor(E->g, TK_INPUT, p->name, p->dims.len, dims, p->loc);
         env_set(&S->env, p->name, tensor_value(t));
@@ -1342,22 +1421,21 @@ Graph *elaborate(Vec *decls, ElabOptions *opts) {
         vec_push(&outs, S.ret);
     for (int i = 0; i < outs.len; i++) {
         Value *v = outs.items[i];
+        Loc at = i < S.ret_nodes.len ? VEC_AT(S.ret_nodes, i, Node *)->loc : model->loc;
         if (v->kind != V_TENSOR) {
-            diag_error(model->loc, "model '%s' must return tensors, but output %d is %s", model->name, i, describe(v));
+            diag_error(at, "model '%s' must return tensors, but output %d is %s", model->name, i, describe(v));
             return NULL;
         }
-        if (v->t->kind != TK_ACT) {
-            diag_error(model->loc, "model '%s' returns %s '%s' unchanged; an output must be computed", model->name,
-                       v->t->kind == TK_INPUT ? "input" : "weight", v->t->name);
-            return NULL;
+        Tensor *t = v->t;
+        bool repeated = false;
+        for (int j = 0; j < i; j++)
+            repeated |= VEC_AT(E->g->outputs, j, Tensor *) == t;
+        if (t->kind != TK_ACT || repeated) {   /* an input, a weight or a repeat: the output is a copy */
+            Op *copy = new_op(E->g, OPK_RESHAPE, at, NULL);
+            op_add_input(copy, t);
+            t = op_set_output(E->g, copy, t->rank, t->dims);
         }
-        for (int j = 0; j < i; j++) {
-            if (VEC_AT(outs, j, Value *)->t == v->t) {
-                diag_error(model->loc, "model '%s' returns the same tensor twice (outputs %d and %d)", model->name, j, i);
-                return NULL;
-            }
-        }
-        vec_push(&E->g->outputs, v->t);
+        vec_push(&E->g->outputs, t);
     }
     graph_recount_uses(E->g);
     return E->g;

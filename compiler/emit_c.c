@@ -632,6 +632,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     for (int i = 0; i < g->outputs.len; i++)
         buf_printf(c, ", float *%s", output_name(g, i));
     buf_puts(c, ") {\n    double t = m->profile ? nnrt_now_ms() : 0;\n");
+    for (int i = 0; i < g->inputs.len; i++) {
+        Tensor *t = g->inputs.items[i];
+        if (t->uses == 0)
+            buf_printf(c, "    (void)%s;   /* the model does not read this input */\n", c_ident(t->name));
+    }
     buf_puts(c, e->body.buf ? e->body.buf : "");
     buf_puts(c, "    return 0;\n}\n\n");
 

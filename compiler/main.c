@@ -33,7 +33,8 @@ static const char usage[] =
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --max-ops N          refuse a graph of more than N ops (default 1000000)\n"
-    "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K and stop\n"
+    "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"
+    "                       (and stop, unless -o is given too)\n"
     "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
     "  --version            print the version\n"
     "  --help               print this help\n"
@@ -231,7 +232,9 @@ static bool over_budget(const Graph *g, long long budget) {
     int shown = 0;
     for (int i = 0; i < g->tensors.len; i++) {
         const Tensor *t = g->tensors.items[i];
-        if (t->kind != TK_ACT || t->view_of || !t->producer || t->producer->id > g->peak_op || is_graph_output(g, t))
+        const Op *p = t->producer;
+        bool current = p && p->id < g->ops.len && g->ops.items[p->id] == p && p->out == t;   /* not removed by a pass */
+        if (t->kind != TK_ACT || t->view_of || !current || p->id > g->peak_op || is_graph_output(g, t))
             continue;
         bool read_later = false;
         for (int j = g->peak_op; j < g->ops.len && !read_later; j++) {
@@ -258,6 +261,7 @@ int main(int argc, char **argv) {
     Options o = {0};
     parse_args(argc, argv, &o);
     diag_set_color(isatty(2) && !getenv("NO_COLOR"));
+    diag_error_limit = 20;
 
     struct stat st;
     if (stat(o.input, &st) != 0 || S_ISDIR(st.st_mode) || access(o.input, R_OK) != 0) {
@@ -269,6 +273,8 @@ int main(int argc, char **argv) {
     bool loaded = load_program(o.input, &decls);
     Graph *g = loaded ? elaborate(&decls, &o.elab) : NULL;
     if (!g) {
+        if (diag_usage_error)   /* a bad -D or --model: the command line's fault */
+            return 2;
         if (diag_error_count > 0)
             fprintf(stderr, "%d error%s generated.\n", diag_error_count, diag_error_count == 1 ? "" : "s");
         return 1;
@@ -291,6 +297,8 @@ int main(int argc, char **argv) {
         if (!o.output)
             return 0;
     }
+    if (!o.output && strcmp(o.emit, "c") == 0)   /* only --arena-budget: the check was the point */
+        return 0;
 
     if (strcmp(o.emit, "ir") == 0 || strcmp(o.emit, "dot") == 0 || strcmp(o.emit, "weights") == 0) {
         FILE *out = stdout;

@@ -56,6 +56,7 @@ typedef struct {
     const char *path;   /* as the user wrote it, or relative to the importing file */
     const char *text;   /* NUL-terminated contents */
     size_t len;
+    const char *cmdline;   /* text made from a command-line option ("-D batch=2"): its errors are usage errors */
 } SrcFile;
 
 typedef struct {
@@ -81,6 +82,8 @@ void diag_warning(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2
 void diag_note(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void diag_chain(const CallFrame *chain);         /* the notes for a block expansion chain */
 void diag_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "nnc: error: ..." */
+void diag_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* the same, and exit status 2 */
+extern bool diag_usage_error;
 void diag_set_color(bool on);
 Loc loc_span(Loc from, Loc to);                  /* from's start to to's end when on one line */
 
@@ -127,6 +130,7 @@ struct Node {
     Node *lhs, *rhs, *cond;
     Vec args;            /* of Arg* (calls) or Node* (lists) */
     Path *path;
+    Loc paren;           /* when written in parentheses: their span (line 0 otherwise) */
 };
 
 /* `as layer{s+1}.{i}`: segments split at dots; each segment is text and {expr} parts. */
@@ -188,6 +192,7 @@ int parse_file(const SrcFile *src, Vec *out);
 Node *new_node(NodeKind kind, Loc loc);
 Node *new_binary(Operator op, Node *lhs, Node *rhs, Loc loc);
 Node *new_unary(Operator op, Node *operand, Loc loc);
+Node *paren_node(Node *inner, Loc loc);   /* (inner): remembers the parentheses' span */
 Arg *new_arg(const char *name, Node *value, Loc loc);
 Stmt *new_stmt(StmtKind kind, Loc loc);
 Param *new_param(const char *name, Loc loc);

@@ -8,6 +8,7 @@
 %define api.pure full
 %define api.location.type {Loc}
 %define parse.error custom
+%define parse.lac full
 %locations
 %expect 0
 %parse-param {ParseCtx *ctx}
@@ -45,6 +46,7 @@ int yylex(YYSTYPE *lval, YYLTYPE *lloc, void *scanner);
 }
 
 %code {
+#include <string.h>
 #define SCANNER ctx->scanner
 static void yyerror(YYLTYPE *loc, ParseCtx *ctx, const char *msg);
 static Node *name_node(const char *name, Loc loc);
@@ -73,6 +75,7 @@ static Node *name_node(const char *name, Loc loc);
 %token NEWLINE "end of line"
 %token EQ "'=='" NE "'!='" LE "'<='" GE "'>='" ANDAND "'&&'" OROR "'||'" IDIV "'//'" POW "'**'"
 %token DOTDOT "'..'" PDOT "'.' in a path" PLBRACE "'{' in a path" PRBRACE "'}' in a path"
+%token LEXERROR "invalid character"   /* after the lexer reported one: no rule accepts it */
 
 %type <node> expr postfix primary
 %type <stmt> stmt if_stmt
@@ -120,6 +123,8 @@ decl
           $$->params = $4;
           $$->body = $6;
       }
+    | BLOCK NAME '(' error ')' body { $$ = new_decl(DECL_BLOCK, $2, @2); }
+    | MODEL NAME '(' error ')' body { $$ = new_decl(DECL_MODEL, $2, @2); }
     ;
 
 params_opt
@@ -144,6 +149,14 @@ param
           $$->type_loc = @3;
           $$->has_dims = true;
           $$->dims = $5;
+      }
+    | NAME ':' NAME '[' exprs_opt ']' '=' expr {   /* an error for a model input, reported when elaborating */
+          $$ = new_param($1, @1);
+          $$->type = $3;
+          $$->type_loc = @3;
+          $$->has_dims = true;
+          $$->dims = $5;
+          $$->def = $8;
       }
     ;
 
@@ -173,6 +186,8 @@ stmt
           $$->hi = $6;
           $$->body = $7;
       }
+    | FOR error body          { $$ = new_stmt(ST_FOR, @1); }
+    | error body              { $$ = new_stmt(ST_IF, @2); }
     | if_stmt
     | RETURN exprs {
           $$ = new_stmt(ST_RETURN, @1);
@@ -198,6 +213,7 @@ if_stmt
           $$->body = $3;
           vec_push(&$$->els, $5);
       }
+    | IF error body           { $$ = new_stmt(ST_IF, @1); }
     ;
 
 names
@@ -243,7 +259,7 @@ primary
     | FALSE                   { $$ = new_node(ND_BOOL, @1); $$->bval = false; }
     | NAME                    { $$ = name_node($1, @1); }
     | NAME '(' args_opt ')'   { $$ = new_node(ND_CALL, @1); $$->str = $1; $$->args = $3; }
-    | '(' expr ')'            { $$ = $2; }
+    | '(' expr ')'            { $$ = paren_node($2, @$); }
     | '[' exprs_opt ']'       { $$ = new_node(ND_LIST, @1); $$->args = $2; }
     ;
 
@@ -298,30 +314,130 @@ static Node *name_node(const char *name, Loc loc) {
 }
 
 static void yyerror(YYLTYPE *loc, ParseCtx *ctx, const char *msg) {
+    if (strcmp(msg, "memory exhausted") == 0)   /* bison's parse stack is full */
+        msg = "expression nested too deeply";
     diag_error(*loc, "%s", msg);
     ctx->errors++;
 }
 
-/* "expected ')' or ',', found end of line" — or just what was found when too much would fit. */
+/* Tokens that start an expression, or a statement: listed as one phrase in messages. */
+static bool starts_expression(yysymbol_kind_t k) {
+    if (k == YYSYMBOL_INT || k == YYSYMBOL_FLOAT || k == YYSYMBOL_STRING || k == YYSYMBOL_TRUE || k == YYSYMBOL_FALSE || k == YYSYMBOL_NAME)
+        return true;
+    const char *name = yysymbol_name(k);
+    return strcmp(name, "'('") == 0 || strcmp(name, "'['") == 0 || strcmp(name, "'-'") == 0 || strcmp(name, "'!'") == 0;
+}
+
+/* Tokens that could continue an expression already read: not worth listing. ('(', '-' and '['
+   also start one; they are left out here only when an expression may not start.) */
+static bool continues_expression(yysymbol_kind_t k) {
+    const char *name = yysymbol_name(k);
+    static const char *ops[] = {"'?'", "':'", "'||'", "'&&'", "'=='", "'!='", "'<'", "'<='", "'>'", "'>='", "'+'", "'-'", "'*'",
+                                "'/'", "'//'", "'%'", "'@'", "'**'", "'as'", "'['", "'.'", "'('", NULL};
+    for (int i = 0; ops[i]; i++)
+        if (strcmp(name, ops[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool is_keyword(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_BLOCK: case YYSYMBOL_MODEL: case YYSYMBOL_LET: case YYSYMBOL_IMPORT: case YYSYMBOL_FOR: case YYSYMBOL_IN:
+    case YYSYMBOL_IF: case YYSYMBOL_ELSE: case YYSYMBOL_RETURN: case YYSYMBOL_AS: case YYSYMBOL_SELF: case YYSYMBOL_TRUE:
+    case YYSYMBOL_FALSE:
+        return true;
+    default: return false;
+    }
+}
+
+static bool is_comparison(yysymbol_kind_t k) {
+    return k == YYSYMBOL_EQ || k == YYSYMBOL_NE || k == YYSYMBOL_LE || k == YYSYMBOL_GE || strcmp(yysymbol_name(k), "'<'") == 0 ||
+           strcmp(yysymbol_name(k), "'>'") == 0;
+}
+
+/* Says what was expected and what was found: "expected ')' or ',', found end of line". Tokens that
+   would continue an expression are left out, tokens that start one are said as "an expression", and
+   some mistakes get a message of their own. */
 static int yyreport_syntax_error(const yypcontext_t *pc, ParseCtx *ctx) {
-    enum { MAX_SHOWN = 4 };
-    yysymbol_kind_t expected[MAX_SHOWN];
-    int n = yypcontext_expected_tokens(pc, expected, MAX_SHOWN);
+    yysymbol_kind_t expected[YYNTOKENS];
+    int n = yypcontext_expected_tokens(pc, expected, YYNTOKENS);
     yysymbol_kind_t found = yypcontext_token(pc);
+    YYLTYPE *loc = yypcontext_location(pc);
+    if (found == YYSYMBOL_LEXERROR)
+        return 0;   /* the lexer has said what is wrong */
+    if (found == YYSYMBOL_YYEOF && ctx->errors > 0)
+        return 0;   /* running out of input after an error is that error's echo */
+    const char *found_text = found == YYSYMBOL_YYEOF || (found == YYSYMBOL_NEWLINE && ctx->eof_newline_sent) ? "end of file" : yysymbol_name(found);
+    bool want_name = false, want_expr = false, want_stmt = false, want_decl = false;
+    for (int i = 0; i < n; i++) {
+        want_name |= expected[i] == YYSYMBOL_NAME;
+        want_expr |= expected[i] == YYSYMBOL_INT;
+        want_stmt |= expected[i] == YYSYMBOL_RETURN;
+        want_decl |= expected[i] == YYSYMBOL_BLOCK;
+    }
+    if (is_comparison(found) && !want_expr) {
+        yyerror(loc, ctx, "comparison operators do not chain (write a < b && b < c)");
+        return 0;
+    }
+    if (found == YYSYMBOL_ELSE) {
+        yyerror(loc, ctx, "'else' without a matching 'if'");
+        return 0;
+    }
+    bool want_close = false;
+    for (int i = 0; i < n; i++)
+        want_close |= strcmp(yysymbol_name(expected[i]), "'}'") == 0;
+    bool declaration = found == YYSYMBOL_BLOCK || found == YYSYMBOL_MODEL || found == YYSYMBOL_LET || found == YYSYMBOL_IMPORT;
+    if (want_close && (declaration || found == YYSYMBOL_YYEOF || (found == YYSYMBOL_NEWLINE && ctx->eof_newline_sent))) {
+        char *msg = format("expected '}', found %s", declaration ? yysymbol_name(found) : "end of file");
+        yyerror(loc, ctx, msg);   /* a body left open */
+        return 0;
+    }
+    if (want_name && is_keyword(found) && found != YYSYMBOL_TRUE && found != YYSYMBOL_FALSE) {
+        char *msg = format("%s is a keyword and cannot be used as a name", yysymbol_name(found));
+        yyerror(loc, ctx, msg);
+        return 0;
+    }
+    const char *shown[YYNTOKENS];
+    int m = 0;
+    if (want_stmt)
+        shown[m++] = "a statement";
+    else if (want_expr)
+        shown[m++] = "an expression";
+    for (int i = 0; i < n; i++) {
+        yysymbol_kind_t k = expected[i];
+        if (continues_expression(k) || (want_expr && starts_expression(k)))
+            continue;
+        if (want_stmt && (k == YYSYMBOL_NAME || k == YYSYMBOL_FOR || k == YYSYMBOL_IF || k == YYSYMBOL_RETURN))
+            continue;
+        if (want_decl && (k == YYSYMBOL_NEWLINE || k == YYSYMBOL_YYEOF))
+            continue;
+        shown[m++] = yysymbol_name(k);
+    }
+    /* before a closing bracket, ',' and a keyword argument's '=' are only ways to go on: say the bracket */
+    bool closing = false;
+    for (int i = 0; i < m; i++)
+        closing |= strcmp(shown[i], "')'") == 0 || strcmp(shown[i], "']'") == 0;
+    if (closing) {
+        int kept = 0;
+        for (int i = 0; i < m; i++)
+            if (strcmp(shown[i], "','") != 0 && strcmp(shown[i], "'='") != 0)
+                shown[kept++] = shown[i];
+        m = kept;
+    }
     Buf b = {0};
-    if (n > 0) {
+    if (m > 0 && m <= 5) {
         buf_puts(&b, "expected ");
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < m; i++) {
             if (i > 0)
-                buf_puts(&b, i == n - 1 ? " or " : ", ");
-            buf_puts(&b, yysymbol_name(expected[i]));
+                buf_puts(&b, i == m - 1 ? " or " : ", ");
+            buf_puts(&b, shown[i]);
         }
         buf_puts(&b, ", found ");
     } else {
         buf_puts(&b, "unexpected ");
     }
-    buf_puts(&b, found == YYSYMBOL_YYEOF ? "end of file" : yysymbol_name(found));
-    yyerror(yypcontext_location(pc), ctx, b.buf);
+    buf_puts(&b, found_text);
+    yyerror(loc, ctx, b.buf);
     return 0;
 }
 

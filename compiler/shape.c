@@ -355,6 +355,10 @@ Tensor *build_pad(Call *c) {
         call_error(c, before < 0 ? 2 : 3, "padding must not be negative, found before=%lld after=%lld", (long long)before, (long long)after);
         return NULL;
     }
+    if (before > (INT64_C(1) << 40) || after > (INT64_C(1) << 40)) {
+        call_error(c, before > after ? 2 : 3, "padding of %lld elements is too large", (long long)(before > after ? before : after));
+        return NULL;
+    }
     Op *op = unary_op(c, OPK_PAD, x);
     op->a.axis = axis;
     op->a.before = before;
@@ -382,7 +386,10 @@ Tensor *build_reshape(Call *c) {
         return NULL;
     }
     for (int i = 0; i < rank; i++) {
-        if (dims[i] == -1 && infer < 0) {
+        if (dims[i] == -1 && infer >= 0) {
+            call_error(c, 1, "the new shape %s has more than one -1 (only one dimension can be inferred)", shape_text(rank, dims));
+            return NULL;
+        } else if (dims[i] == -1) {
             infer = i;
         } else if (dims[i] <= 0) {
             call_error(c, 1, "dimension %d of the new shape must be positive%s, found %lld", i, infer >= 0 ? "" : " or -1", (long long)dims[i]);

@@ -749,17 +749,18 @@ void vit_b_16_profile(vit_b_16 *m, int on) {
 }
 
 void vit_b_16_profile_report(const vit_b_16 *m, int runs) {
-    double total = 0;
+    double total = 0, flops = 0;
     if (runs < 1)
         runs = 1;
     printf("%-4s %-40s %10s %10s\n", "op", "name", "ms", "GFLOP/s");
     for (int i = 0; i < N_OPS; i++) {
         double ms = m->op_ms[i] / runs;
         total += ms;
+        flops += op_table[i].flops;
         if (ms > 0 || op_table[i].flops > 0)
             printf("%-4d %-40s %10.3f %10.2f\n", i, op_table[i].name, ms, ms > 0 ? op_table[i].flops / ms / 1e6 : 0.0);
     }
-    printf("total %.3f ms per run\n", total);
+    printf("total %.3f ms per run, %.3f GFLOP, %.2f GFLOP/s\n", total, flops / 1e9, total > 0 ? flops / total / 1e6 : 0.0);
 }
 
 /* ---- the command-line program (--main) ---- */

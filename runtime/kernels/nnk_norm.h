@@ -35,15 +35,15 @@ static inline void nnk_layernorm(float *y, const float *x, const float *restrict
         double sum = 0.0;
         for (int d = 0; d < D; d++)
             sum += (double)xr[d];
-        float mean = (float)(sum / D);
+        double mean = sum / D;   /* kept in double: rounding it to float costs accuracy when |mean| >> std */
         double ss = 0.0;
         for (int d = 0; d < D; d++) {
-            float dev = xr[d] - mean;
-            ss += (double)dev * (double)dev;
+            double dev = (double)xr[d] - mean;
+            ss += dev * dev;
         }
-        float rstd = (float)(1.0 / sqrt(ss / D + (double)eps));
+        double rstd = 1.0 / sqrt(ss / D + (double)eps);
         for (int d = 0; d < D; d++)
-            yr[d] = (xr[d] - mean) * rstd * gamma[d] + beta[d];
+            yr[d] = (float)(((double)xr[d] - mean) * rstd) * gamma[d] + beta[d];
     }
 }
 

@@ -656,7 +656,12 @@ static void test_syntax_errors(void) {
         Buf many = {0};
         for (int i = 0; i < 25; i++)
             buf_printf(&many, "let a%d = )\n", i);
+        int saved_count = diag_error_count, saved_limit = diag_error_limit;
+        diag_error_count = 0;   /* the limit is per compile: nnc's main sets it to 20 */
+        diag_error_limit = 20;
         p = parse(many.buf);
+        diag_error_count += saved_count;
+        diag_error_limit = saved_limit;
         check(p.nerr == 25 && p.nlines <= diag_error_limit, "errors: at most diag_error_limit errors are printed (nnc.h)",
               "parse_file returned %d, %d error lines printed, limit %d", p.nerr, p.nlines, diag_error_limit);
     }
@@ -678,7 +683,8 @@ static void test_syntax_errors(void) {
     p = parse("block f(x) {\n  for i in 0..2 {\n    if true { y = * 2 }\n    z = )\n  }\n  return x\n}\nlet b = 2\n");
     check(p.decls.len == 2 && VEC_AT(p.decls, 0, Decl *)->body.len == 2, "errors: recovery inside nested bodies keeps the rest",
           "%d decls", p.decls.len);
-    syntax_errors("errors: lexical and syntax errors together", "let a = 1 $ 2\nlet b = (\n", 3, NULL);
+    /* the lexer reports '$' and the parser stays quiet about it: one error per mistake */
+    syntax_errors("errors: lexical and syntax errors together", "let a = 1 $ 2\nlet b = (\n", 2, NULL);
 }
 
 static void test_locations(void) {
@@ -723,7 +729,7 @@ static void test_locations(void) {
           "loc: unknown name at the name", "at %d:%d: %s", line, col, oneline(last_err));
     g = elab("block inner(x) {\n    return conv2d(x, 4, kernel=1)\n}\nmodel m(x: f32[1, 3, 8, 8]) {\n    return inner(x) as a\n}\n", NULL,
              NULL);
-    ok = !g && error_pos(last_err, &line, &col) && line == 2 && col == 12 && strstr(last_err, "t.net:5:12: note: in expansion of block 'inner'");
+    ok = !g && error_pos(last_err, &line, &col) && line == 2 && col == 12 && strstr(last_err, "t.net:5:12: note: in expansion of inner called here");
     check(ok, "loc: an error inside a block shows the call chain", "%s", oneline(last_err));
 }
 
@@ -746,7 +752,7 @@ static void test_arithmetic(void) {
     value_is("value: 7 % -3 is -2 (Python)", P, B, "7 % -3", "int -2");
     value_is("value: -7 % -3 is -1", P, B, "-7 % -3", "int -1");
     value_is("value: -6 % 3 is 0", P, B, "-6 % 3", "int 0");
-    value_is("value: -7.5 // 2 floors to a float", P, B, "-7.5 // 2", "float -4");
+    value_is("value: -7.5 // 2 floors to a float", P, B, "-7.5 // 2", "float -4.0");
     value_is("value: -7.5 % 2 is 0.5", P, B, "-7.5 % 2", "float 0.5");
     value_is("value: 7.5 % -2 is -0.5", P, B, "7.5 % -2", "float -0.5");
     value_fails("value: 1 / 0 is an error", P, B, "1 / 0", "division by zero");
@@ -763,7 +769,7 @@ static void test_arithmetic(void) {
     value_is("value: 0 ** 0", P, B, "0 ** 0", "int 1");
     value_is("value: 7 ** 1", P, B, "7 ** 1", "int 7");
     value_is("value: 2 ** -1 is a float", P, B, "2 ** -1", "float 0.5");
-    value_is("value: 4 ** 0.5", P, B, "4 ** 0.5", "float 2");
+    value_is("value: 4 ** 0.5", P, B, "4 ** 0.5", "float 2.0");
     value_is("value: 1.5 ** 2", P, B, "1.5 ** 2", "float 2.25");
     value_fails("value: 0 ** -1 is an error (Python: ZeroDivisionError)", P, B, "0 ** -1", "zero");
     holds("value: 2 ** 62 is exact", P, B, "2 ** 62 == 4611686018427387904");
@@ -779,7 +785,7 @@ static void test_arithmetic(void) {
     value_is("value: float +", P, B, "0.5 + 0.25", "float 0.75");
     value_is("value: float -", P, B, "1 - 0.5", "float 0.5");
     value_is("value: int * float", P, B, "3 * 0.5", "float 1.5");
-    value_is("value: float 1e3", P, B, "1e3", "float 1000");
+    value_is("value: float 1e3", P, B, "1e3", "float 1000.0");
     value_is("value: float negation", P, B, "-0.5", "float -0.5");
     holds("value: float arithmetic", P, B, "1e-5 * 1e5 == 1.0 && 0.1 + 0.2 > 0.3 && 1 / 4.0 == 0.25");
 
@@ -891,7 +897,7 @@ static void test_scope(void) {
     value_is("scope: a parameter shadows a let", P, B, "pn(5)", "int 5");
     P = "block usesk() { return kk }";
     value_fails("scope: a block does not see the caller's locals", P, "kk = 1", "usesk()", "unknown name 'kk'");
-    value_fails("scope: ... and the error names the call chain", P, "kk = 1", "usesk()", "in expansion of block 'usesk'");
+    value_fails("scope: ... and the error names the call chain", P, "kk = 1", "usesk()", "in expansion of usesk called here");
     P = "block leak(v: int) { inner = 5\n return v }";
     value_fails("scope: a block's bindings do not leak to the caller", P, "y = leak(1)", "inner", "unknown name 'inner'");
     P = "block first(v: int) { return second(v) + 1 }\nblock second(v: int) { return v * 2 }";
@@ -1017,8 +1023,15 @@ static void test_defines_models(void) {
               VEC_AT(g->outputs, 0, Tensor *)->producer->kind == OPK_RELU &&
               VEC_AT(g->outputs, 1, Tensor *)->producer->kind == OPK_SIGMOID;
     check(ok, "model: two inputs (dims from lets), two outputs in order", "%s", oneline(last_err));
-    elab_fails("model: returning an input unchanged", "model m(x: f32[4]) { return x }", NULL, NULL, "unchanged");
-    elab_fails("model: returning the same tensor twice", "model m(x: f32[4]) { r = relu(x)\n return r, r }", NULL, NULL, "twice");
+    /* as in PyTorch, a model may return an input, a weight or one tensor twice: each output is then a copy */
+    {
+        Graph *g = elab("model m(x: f32[4]) { return x }", NULL, NULL);
+        check(g && g->outputs.len == 1 && VEC_AT(g->outputs, 0, Tensor *)->kind == TK_ACT && g->ops.len == 1,
+              "model: returning an input gives a copy of it", "%s", g ? "wrong graph" : "elaboration failed");
+        g = elab("model m(x: f32[4]) { r = relu(x)\n return r, r }", NULL, NULL);
+        check(g && g->outputs.len == 2 && g->outputs.items[0] != g->outputs.items[1], "model: returning one tensor twice gives two outputs",
+              "%s", g ? "the outputs are one tensor" : "elaboration failed");
+    }
     elab_fails("model: returning an int", "model m(x: f32[4]) { return 3 }", NULL, NULL, "must return tensors");
     elab_fails("model: returning nothing", "model m(x: f32[4]) { y = relu(x) }", NULL, NULL, "returns nothing");
 
@@ -1299,7 +1312,11 @@ static void test_shapes_layers(void) {
               "kind %d", out_op(g)->kind);
     shape_err("param: empty shape", "x: f32[2]", "x + param([]) as p", "at least one dimension");
     shape_err("param: zero dimension", "x: f32[2]", "x + param([0]) as p", "positive");
-    elab_fails("param: returned unchanged is an error", model_src("", "x: f32[2]", "return param([2]) as p"), NULL, NULL, "unchanged");
+    {
+        Graph *g = elab(model_src("", "x: f32[2]", "return param([2]) as p"), NULL, NULL);
+        check(g && g->outputs.len == 1 && VEC_AT(g->outputs, 0, Tensor *)->kind == TK_ACT && g->weights.len == 1,
+              "param: returned unchanged is a copy of the weight", "%s", g ? "wrong graph" : "elaboration failed");
+    }
 }
 
 static void test_shapes_elementwise(void) {
@@ -1433,7 +1450,7 @@ static void test_shapes_shape_ops(void) {
     shape_ok("reshape: [4, -1, 2]", "x: f32[2, 3, 4]", "reshape(x, shape=[4, -1, 2])", "[4, 3, 2]", NULL);
     shape_ok("reshape: no -1", X, "reshape(x, [6, 20])", "[6, 20]", NULL);
     shape_err("reshape: -1 that does not divide", X, "reshape(x, [7, -1])", "cannot reshape");
-    shape_err("reshape: two -1", X, "reshape(x, [-1, -1, 10])", "must be positive");
+    shape_err("reshape: two -1", X, "reshape(x, [-1, -1, 10])", "more than one -1");
     shape_err("reshape: wrong element count", X, "reshape(x, [5, 5])", "cannot reshape");
     shape_err("reshape: a zero dimension", X, "reshape(x, [0, -1])", "must be positive");
 
