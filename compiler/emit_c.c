@@ -139,8 +139,18 @@ static const char *specialise(Emitter *e, const Op *op, const char *params, cons
 
 /* The comment over each call: the op, its name, its source line. */
 static void call_comment(Emitter *e, const Op *op) {
-    buf_printf(&e->body, "\n    /* %s%s%s: %s  (%s:%d) */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
-               shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line);
+    const Attrs *a = &op->a;
+    Buf fused = {0};   /* what fuse_epilogue folded into a layer */
+    if ((op->kind == OPK_CONV2D || op->kind == OPK_LINEAR) && (a->act1 || a->residual)) {
+        if (a->act1)
+            buf_printf(&fused, " + %s", op_info[a->act1].name);
+        if (a->residual)
+            buf_puts(&fused, " + residual");
+        if (a->act2)
+            buf_printf(&fused, " + %s", op_info[a->act2].name);
+    }
+    buf_printf(&e->body, "\n    /* %s%s%s%s: %s  (%s:%d) */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
+               fused.buf ? fused.buf : "", shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line);
 }
 
 static void call_line(Emitter *e, const Op *op, const char *fn, const char *args) {
@@ -175,6 +185,26 @@ static void parallel_call(Emitter *e, const Op *op, const char *body) {
     buf_printf(&e->body, "    PARALLEL(%s);\n    TICK(%d);\n", args.buf, op->id);
 }
 
+/* "c1 * v1 + c2 * v2" without the zero terms and unit factors: index arithmetic as a person writes it. */
+static const char *affine(long long c1, const char *v1, long long c2, const char *v2) {
+    Buf b = {0};
+    const long long c[2] = {c1, c2};
+    const char *v[2] = {v1, v2};
+    for (int i = 0; i < 2; i++) {
+        if (c[i] == 0 || !v[i])
+            continue;
+        buf_printf(&b, "%s%s", b.len ? " + " : "", v[i]);
+        if (c[i] != 1)
+            buf_printf(&b, " * %lld", c[i]);
+    }
+    return b.len ? buf_take(&b) : "0";
+}
+
+/* A pointer plus an offset, or just the pointer. */
+static const char *at(const char *base, const char *offset) {
+    return strcmp(offset, "0") == 0 ? base : format("%s + %s", base, offset);
+}
+
 static const char *act_enum(OpKind k, bool tanh_form) {
     switch (k) {
     case OPK_RELU: return "NNK_ACT_RELU";
@@ -191,8 +221,8 @@ static const char *epilogue(const Op *op, const char *indent, const char *y_at, 
     const Attrs *a = &op->a;
     if (!a->act1 && !a->residual)
         return "";
-    return format("%snnk_epilogue(a->y + %s, %s, %s, %s, %s);\n", indent, y_at,
-                  a->residual ? format("a->in[%d] + %s", a->residual, y_at) : "NULL", len, act_enum(a->act1, a->act1_tanh),
+    return format("%snnk_epilogue(%s, %s, %s, %s, %s);\n", indent, at("a->y", y_at),
+                  a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL", len, act_enum(a->act1, a->act1_tanh),
                   act_enum(a->act2, a->act2_tanh));
 }
 
@@ -200,32 +230,43 @@ static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-    /* split by output channels, or by whole groups for a grouped convolution */
+    /* each part computes a range [u0, u1) of output channels, or of whole groups when grouped */
     long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
-    char *body = format(
-        "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-        "    for (long n = 0; n < %lld; n++) {\n"
-        "        nnk_conv2d(a->y + (n * %lld + u0 * %lld) * %lld, a->in[0] + (n * %lld + u0 * %lld) * %lld, a->in[1] + u0 * %lld,\n"
-        "                   %s, 1, %s, %lld, %lld, (int)(u1 - u0) * %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-        units, units, N, O, o_per, OH * OW, C, G == 1 ? 0 : c_per, H * W, o_per * prod(w, 1, 4),
-        a->has_bias ? format("a->in[2] + u0 * %lld", o_per) : "NULL", G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per, OH, OW, a->kernel[0],
-        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], G == 1 ? "1" : "(int)(u1 - u0)");
-    body = format("%s%s    }\n", body, epilogue(op, "        ", format("(n * %lld + u0 * %lld) * %lld", O, o_per, OH * OW),
-                                                format("(u1 - u0) * %lld", o_per * OH * OW)));
-    parallel_call(e, op, body);
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
+    const char *y_at = affine(O * OH * OW, n, o_per * OH * OW, "u0"), *x_at = affine(C * H * W, n, G == 1 ? 0 : c_per * H * W, "u0");
+    Buf body = {0};
+    buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n", units, units);
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++) {\n", N);
+    buf_printf(&body, "%snnk_conv2d(%s, %s, %s, %s,\n%s           1, %s, %lld, %lld, (int)(u1 - u0)%s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+               ind, at("a->y", y_at), at("a->in[0]", x_at), at("a->in[1]", affine(o_per * prod(w, 1, 4), "u0", 0, NULL)),
+               a->has_bias ? at("a->in[2]", affine(o_per, "u0", 0, NULL)) : "NULL", ind,
+               G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per == 1 ? "" : format(" * %lld", o_per), OH, OW,
+               a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1],
+               G == 1 ? "1" : "(int)(u1 - u0)");
+    buf_puts(&body, epilogue(op, ind, y_at, affine(o_per * OH * OW, "(u1 - u0)", 0, NULL)));
+    if (N > 1)
+        buf_puts(&body, "    }\n");
+    parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
 static void emit_linear(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
-    char *body = format(
-        "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n"
-        "    for (long m = 0; m < %lld; m++) {\n"
-        "        nnk_linear(a->y + m * %lld + o0, a->in[0] + m * %lld, a->in[1] + o0 * %lld, %s, 1, %lld, (int)(o1 - o0));\n",
-        O, O, M, O, K, K, op->a.has_bias ? "a->in[2] + o0" : "NULL", K);
-    body = format("%s%s    }\n", body, epilogue(op, "        ", format("m * %lld + o0", O), "o1 - o0"));
-    parallel_call(e, op, body);
+    /* each part computes a range [o0, o1) of output features, for every row */
+    const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
+    const char *y_at = affine(O, m, 1, "o0");
+    Buf body = {0};
+    buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
+    if (M > 1)
+        buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
+    buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
+               at("a->in[0]", affine(K, m, 0, NULL)), at("a->in[1]", affine(K, "o0", 0, NULL)), op->a.has_bias ? "a->in[2] + o0" : "NULL", K);
+    buf_puts(&body, epilogue(op, ind, y_at, "o1 - o0"));
+    if (M > 1)
+        buf_puts(&body, "    }\n");
+    parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
 }
 

@@ -330,11 +330,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(2362368), W(2363136));
     TICK(2);
 
-    /* linear layers.0.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.0.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(2363904), W(4723200));
     TICK(3);
 
-    /* linear layers.0.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.0.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(4726272), W(7085568), A(0));
     TICK(4);
 
@@ -354,11 +354,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(9450240), W(9451008));
     TICK(8);
 
-    /* linear layers.1.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.1.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(9451776), W(11811072));
     TICK(9);
 
-    /* linear layers.1.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.1.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(11814144), W(14173440), A(0));
     TICK(10);
 
@@ -378,11 +378,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(16538112), W(16538880));
     TICK(14);
 
-    /* linear layers.2.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.2.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(16539648), W(18898944));
     TICK(15);
 
-    /* linear layers.2.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.2.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(18902016), W(21261312), A(0));
     TICK(16);
 
@@ -402,11 +402,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(23625984), W(23626752));
     TICK(20);
 
-    /* linear layers.3.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.3.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(23627520), W(25986816));
     TICK(21);
 
-    /* linear layers.3.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.3.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(25989888), W(28349184), A(0));
     TICK(22);
 
@@ -426,11 +426,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(30713856), W(30714624));
     TICK(26);
 
-    /* linear layers.4.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.4.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(30715392), W(33074688));
     TICK(27);
 
-    /* linear layers.4.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.4.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(33077760), W(35437056), A(0));
     TICK(28);
 
@@ -450,11 +450,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(37801728), W(37802496));
     TICK(32);
 
-    /* linear layers.5.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.5.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(37803264), W(40162560));
     TICK(33);
 
-    /* linear layers.5.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.5.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(40165632), W(42524928), A(0));
     TICK(34);
 
@@ -474,11 +474,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(44889600), W(44890368));
     TICK(38);
 
-    /* linear layers.6.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.6.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(44891136), W(47250432));
     TICK(39);
 
-    /* linear layers.6.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.6.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(47253504), W(49612800), A(0));
     TICK(40);
 
@@ -498,11 +498,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(51977472), W(51978240));
     TICK(44);
 
-    /* linear layers.7.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.7.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(51979008), W(54338304));
     TICK(45);
 
-    /* linear layers.7.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.7.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(54341376), W(56700672), A(0));
     TICK(46);
 
@@ -522,11 +522,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(59065344), W(59066112));
     TICK(50);
 
-    /* linear layers.8.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.8.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(59066880), W(61426176));
     TICK(51);
 
-    /* linear layers.8.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.8.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(61429248), W(63788544), A(0));
     TICK(52);
 
@@ -546,11 +546,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(66153216), W(66153984));
     TICK(56);
 
-    /* linear layers.9.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.9.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(66154752), W(68514048));
     TICK(57);
 
-    /* linear layers.9.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.9.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(68517120), W(70876416), A(0));
     TICK(58);
 
@@ -570,11 +570,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(73241088), W(73241856));
     TICK(62);
 
-    /* linear layers.10.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.10.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(73242624), W(75601920));
     TICK(63);
 
-    /* linear layers.10.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.10.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(75604992), W(77964288), A(0));
     TICK(64);
 
@@ -594,11 +594,11 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     layernorm_1(A(0), A(295040), W(80328960), W(80329728));
     TICK(68);
 
-    /* linear layers.11.linear1: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
+    /* linear layers.11.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
     PARALLEL(linear_1, A(98304), A(0), W(80330496), W(82689792));
     TICK(69);
 
-    /* linear layers.11.linear2: [1, 128, 768]  (models/bert_base_encoder.net:17) */
+    /* linear layers.11.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
     PARALLEL(linear_2, A(491520), A(98304), W(82692864), W(85052160), A(0));
     TICK(70);
 

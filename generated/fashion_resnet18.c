@@ -200,11 +200,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 1, 28, 28] -> [1, 64, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 196, a->in[0] + (n * 1 + u0 * 0) * 784, a->in[1] + u0 * 49,
-                   a->in[2] + u0 * 1, 1, 1, 28, 28, (int)(u1 - u0) * 1, 14, 14, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 49, a->in[2] + u0,
+               1, 1, 28, 28, (int)(u1 - u0), 14, 14, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 14, 14] -> [1, 64, 7, 7] */
@@ -215,168 +213,134 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 49, a->in[0] + (n * 64 + u0 * 0) * 49, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 49, a->in[0] + (n * 64 + u0 * 0) * 49, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 49, a->in[3] + (n * 64 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 64, 7, 7] -> [1, 128, 4, 4] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 16, a->in[0] + (n * 64 + u0 * 0) * 49, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 7, 7, (int)(u1 - u0) * 1, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 7, 7, (int)(u1 - u0), 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 16, a->in[0] + (n * 128 + u0 * 0) * 16, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 4, 4, (int)(u1 - u0) * 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 16, a->in[0] + (n * 64 + u0 * 0) * 49, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 7, 7, (int)(u1 - u0) * 1, 4, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 16, a->in[3] + (n * 128 + u0 * 1) * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 7, 7, (int)(u1 - u0), 4, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 16, a->in[3] + u0 * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 16, a->in[0] + (n * 128 + u0 * 0) * 16, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 4, 4, (int)(u1 - u0) * 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 16, a->in[0] + (n * 128 + u0 * 0) * 16, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 4, 4, (int)(u1 - u0) * 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 16, a->in[3] + (n * 128 + u0 * 1) * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 16, a->in[3] + u0 * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 256, 2, 2] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 4, a->in[0] + (n * 128 + u0 * 0) * 16, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 4, 4, (int)(u1 - u0) * 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 4, 4, (int)(u1 - u0), 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 4, a->in[0] + (n * 256 + u0 * 0) * 4, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 2, 2, (int)(u1 - u0) * 1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 4, a->in[0] + (n * 128 + u0 * 0) * 16, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 4, 4, (int)(u1 - u0) * 1, 2, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 4, a->in[3] + (n * 256 + u0 * 1) * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 4, 4, (int)(u1 - u0), 2, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 4, a->in[3] + u0 * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 4, a->in[0] + (n * 256 + u0 * 0) * 4, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 2, 2, (int)(u1 - u0) * 1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 4, a->in[0] + (n * 256 + u0 * 0) * 4, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 2, 2, (int)(u1 - u0) * 1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 4, a->in[3] + (n * 256 + u0 * 1) * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 4, a->in[3] + u0 * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 512, 1, 1] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 1, a->in[0] + (n * 256 + u0 * 0) * 4, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 2, 2, (int)(u1 - u0) * 1, 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 1, NULL, (u1 - u0) * 1, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 2, 2, (int)(u1 - u0), 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0, NULL, (u1 - u0), NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 1, a->in[0] + (n * 512 + u0 * 0) * 1, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 1, 1, (int)(u1 - u0) * 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 1, a->in[0] + (n * 256 + u0 * 0) * 4, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 2, 2, (int)(u1 - u0) * 1, 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 1, a->in[3] + (n * 512 + u0 * 1) * 1, (u1 - u0) * 1, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 2, 2, (int)(u1 - u0), 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0, a->in[3] + u0, (u1 - u0), NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 1, a->in[0] + (n * 512 + u0 * 0) * 1, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 1, 1, (int)(u1 - u0) * 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 1, NULL, (u1 - u0) * 1, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0, NULL, (u1 - u0), NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 1, 1], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 1, a->in[0] + (n * 512 + u0 * 0) * 1, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 1, 1, (int)(u1 - u0) * 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 1, a->in[3] + (n * 512 + u0 * 1) * 1, (u1 - u0) * 1, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0, a->in[3] + u0, (u1 - u0), NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -387,15 +351,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 512] -> [1, 10] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 10L * part / parts, o1 = 10L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 10 + o0, a->in[0] + m * 512, a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
 int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d 0.0: [1, 64, 14, 14]  (models/fashion_resnet18.net:27) */
+    /* conv2d 0.0 + relu: [1, 64, 14, 14]  (models/fashion_resnet18.net:27) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(3136));
     TICK(0);
 
@@ -403,23 +365,23 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     maxpool_1(A(12544), A(0));
     TICK(1);
 
-    /* conv2d 1.0.conv1: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
+    /* conv2d 1.0.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_2, A(0), A(12544), W(3456), W(40320));
     TICK(2);
 
-    /* conv2d 1.0.conv2: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
+    /* conv2d 1.0.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
     PARALLEL(conv2d_3, A(3136), A(0), W(40640), W(77504), A(12544));
     TICK(3);
 
-    /* conv2d 1.1.conv1: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
+    /* conv2d 1.1.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_2, A(0), A(3136), W(77824), W(114688));
     TICK(4);
 
-    /* conv2d 1.1.conv2: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
+    /* conv2d 1.1.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
     PARALLEL(conv2d_3, A(6272), A(0), W(115008), W(151872), A(3136));
     TICK(5);
 
-    /* conv2d 2.0.conv1: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
+    /* conv2d 2.0.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_4, A(0), A(6272), W(152192), W(225920));
     TICK(6);
 
@@ -427,19 +389,19 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     PARALLEL(conv2d_5, A(2048), A(0), W(226560), W(374016));
     TICK(7);
 
-    /* conv2d 2.0.conv3: [1, 128, 4, 4]  (models/fashion_resnet18.net:18) */
+    /* conv2d 2.0.conv3 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:18) */
     PARALLEL(conv2d_6, A(0), A(6272), W(374656), W(382848), A(2048));
     TICK(8);
 
-    /* conv2d 2.1.conv1: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
+    /* conv2d 2.1.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_7, A(2048), A(0), W(382976), W(530432));
     TICK(9);
 
-    /* conv2d 2.1.conv2: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
+    /* conv2d 2.1.conv2 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
     PARALLEL(conv2d_8, A(4096), A(2048), W(531072), W(678528), A(0));
     TICK(10);
 
-    /* conv2d 3.0.conv1: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
+    /* conv2d 3.0.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_9, A(0), A(4096), W(679168), W(974080));
     TICK(11);
 
@@ -447,19 +409,19 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     PARALLEL(conv2d_10, A(1024), A(0), W(975360), W(1565184));
     TICK(12);
 
-    /* conv2d 3.0.conv3: [1, 256, 2, 2]  (models/fashion_resnet18.net:18) */
+    /* conv2d 3.0.conv3 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:18) */
     PARALLEL(conv2d_11, A(0), A(4096), W(1566464), W(1599232), A(1024));
     TICK(13);
 
-    /* conv2d 3.1.conv1: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
+    /* conv2d 3.1.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_12, A(1024), A(0), W(1599488), W(2189312));
     TICK(14);
 
-    /* conv2d 3.1.conv2: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
+    /* conv2d 3.1.conv2 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
     PARALLEL(conv2d_13, A(2048), A(1024), W(2190592), W(2780416), A(0));
     TICK(15);
 
-    /* conv2d 4.0.conv1: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
+    /* conv2d 4.0.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_14, A(0), A(2048), W(2781696), W(3961344));
     TICK(16);
 
@@ -467,15 +429,15 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     PARALLEL(conv2d_15, A(512), A(0), W(3963904), W(6323200));
     TICK(17);
 
-    /* conv2d 4.0.conv3: [1, 512, 1, 1]  (models/fashion_resnet18.net:18) */
+    /* conv2d 4.0.conv3 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:18) */
     PARALLEL(conv2d_16, A(0), A(2048), W(6325760), W(6456832), A(512));
     TICK(18);
 
-    /* conv2d 4.1.conv1: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
+    /* conv2d 4.1.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
     PARALLEL(conv2d_17, A(512), A(0), W(6457344), W(8816640));
     TICK(19);
 
-    /* conv2d 4.1.conv2: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
+    /* conv2d 4.1.conv2 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
     PARALLEL(conv2d_18, A(1024), A(512), W(8819200), W(11178496), A(0));
     TICK(20);
 

@@ -696,11 +696,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 12544, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 147,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -711,257 +709,205 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 3136, a->in[3] + (n * 256 + u0 * 1) * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 3136, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 56, 56, (int)(u1 - u0) * 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 784, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 28, 28, (int)(u1 - u0) * 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 196, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 14, 14, (int)(u1 - u0) * 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 2048 + u0 * 0) * 49, a->in[1] + u0 * 2048,
-                   a->in[2] + u0 * 1, 1, 2048, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2048, a->in[2] + u0,
+               1, 2048, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -972,15 +918,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 2048] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 2048, a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
 }
 
 int resnet101_run(resnet101 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
+    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(44654512));
     TICK(0);
 
@@ -988,11 +932,11 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     maxpool_1(A(1605632), A(0));
     TICK(1);
 
-    /* conv2d layer1.0.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(44654576));
     TICK(2);
 
-    /* conv2d layer1.0.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(44654640));
     TICK(3);
 
@@ -1000,39 +944,39 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(44654704));
     TICK(4);
 
-    /* conv2d layer1.0.downsample.0: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
+    /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(44654960), A(0));
     TICK(5);
 
-    /* conv2d layer1.1.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(44655216));
     TICK(6);
 
-    /* conv2d layer1.1.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(44655280));
     TICK(7);
 
-    /* conv2d layer1.1.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(44655344), A(802816));
     TICK(8);
 
-    /* conv2d layer1.2.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(44655600));
     TICK(9);
 
-    /* conv2d layer1.2.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(44655664));
     TICK(10);
 
-    /* conv2d layer1.2.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(44655728), A(0));
     TICK(11);
 
-    /* conv2d layer2.0.conv1: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(44655984));
     TICK(12);
 
-    /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(44656112));
     TICK(13);
 
@@ -1040,51 +984,51 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(44656240));
     TICK(14);
 
-    /* conv2d layer2.0.downsample.0: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(44656752), A(0));
     TICK(15);
 
-    /* conv2d layer2.1.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(44657264));
     TICK(16);
 
-    /* conv2d layer2.1.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(44657392));
     TICK(17);
 
-    /* conv2d layer2.1.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(44657520), A(401408));
     TICK(18);
 
-    /* conv2d layer2.2.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(44658032));
     TICK(19);
 
-    /* conv2d layer2.2.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(44658160));
     TICK(20);
 
-    /* conv2d layer2.2.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(44658288), A(0));
     TICK(21);
 
-    /* conv2d layer2.3.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(44658800));
     TICK(22);
 
-    /* conv2d layer2.3.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(44658928));
     TICK(23);
 
-    /* conv2d layer2.3.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(44659056), A(401408));
     TICK(24);
 
-    /* conv2d layer3.0.conv1: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_14, A(401408), A(0), W(1455040), W(44659568));
     TICK(25);
 
-    /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_15, A(602112), A(401408), W(1587136), W(44659824));
     TICK(26);
 
@@ -1092,279 +1036,279 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     PARALLEL(conv2d_16, A(401408), A(602112), W(2177984), W(44660080));
     TICK(27);
 
-    /* conv2d layer3.0.downsample.0: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_17, A(602112), A(0), W(2444224), W(44661104), A(401408));
     TICK(28);
 
-    /* conv2d layer3.1.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(602112), W(2972608), W(44662128));
     TICK(29);
 
-    /* conv2d layer3.1.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(200704), A(0), W(3235776), W(44662384));
     TICK(30);
 
-    /* conv2d layer3.1.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(200704), W(3826624), W(44662640), A(602112));
     TICK(31);
 
-    /* conv2d layer3.2.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(4092864), W(44663664));
     TICK(32);
 
-    /* conv2d layer3.2.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(4356032), W(44663920));
     TICK(33);
 
-    /* conv2d layer3.2.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(4946880), W(44664176), A(0));
     TICK(34);
 
-    /* conv2d layer3.3.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(5213120), W(44665200));
     TICK(35);
 
-    /* conv2d layer3.3.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(5476288), W(44665456));
     TICK(36);
 
-    /* conv2d layer3.3.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(6067136), W(44665712), A(200704));
     TICK(37);
 
-    /* conv2d layer3.4.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(6333376), W(44666736));
     TICK(38);
 
-    /* conv2d layer3.4.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(6596544), W(44666992));
     TICK(39);
 
-    /* conv2d layer3.4.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(7187392), W(44667248), A(0));
     TICK(40);
 
-    /* conv2d layer3.5.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(7453632), W(44668272));
     TICK(41);
 
-    /* conv2d layer3.5.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(7716800), W(44668528));
     TICK(42);
 
-    /* conv2d layer3.5.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(8307648), W(44668784), A(200704));
     TICK(43);
 
-    /* conv2d layer3.6.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(8573888), W(44669808));
     TICK(44);
 
-    /* conv2d layer3.6.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(8837056), W(44670064));
     TICK(45);
 
-    /* conv2d layer3.6.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(9427904), W(44670320), A(0));
     TICK(46);
 
-    /* conv2d layer3.7.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(9694144), W(44671344));
     TICK(47);
 
-    /* conv2d layer3.7.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(9957312), W(44671600));
     TICK(48);
 
-    /* conv2d layer3.7.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(10548160), W(44671856), A(200704));
     TICK(49);
 
-    /* conv2d layer3.8.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(10814400), W(44672880));
     TICK(50);
 
-    /* conv2d layer3.8.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(11077568), W(44673136));
     TICK(51);
 
-    /* conv2d layer3.8.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(11668416), W(44673392), A(0));
     TICK(52);
 
-    /* conv2d layer3.9.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(11934656), W(44674416));
     TICK(53);
 
-    /* conv2d layer3.9.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(12197824), W(44674672));
     TICK(54);
 
-    /* conv2d layer3.9.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(12788672), W(44674928), A(200704));
     TICK(55);
 
-    /* conv2d layer3.10.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(13054912), W(44675952));
     TICK(56);
 
-    /* conv2d layer3.10.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(13318080), W(44676208));
     TICK(57);
 
-    /* conv2d layer3.10.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(13908928), W(44676464), A(0));
     TICK(58);
 
-    /* conv2d layer3.11.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(14175168), W(44677488));
     TICK(59);
 
-    /* conv2d layer3.11.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(14438336), W(44677744));
     TICK(60);
 
-    /* conv2d layer3.11.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(15029184), W(44678000), A(200704));
     TICK(61);
 
-    /* conv2d layer3.12.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(15295424), W(44679024));
     TICK(62);
 
-    /* conv2d layer3.12.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(15558592), W(44679280));
     TICK(63);
 
-    /* conv2d layer3.12.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(16149440), W(44679536), A(0));
     TICK(64);
 
-    /* conv2d layer3.13.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(16415680), W(44680560));
     TICK(65);
 
-    /* conv2d layer3.13.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(16678848), W(44680816));
     TICK(66);
 
-    /* conv2d layer3.13.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(17269696), W(44681072), A(200704));
     TICK(67);
 
-    /* conv2d layer3.14.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(17535936), W(44682096));
     TICK(68);
 
-    /* conv2d layer3.14.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(17799104), W(44682352));
     TICK(69);
 
-    /* conv2d layer3.14.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(18389952), W(44682608), A(0));
     TICK(70);
 
-    /* conv2d layer3.15.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(18656192), W(44683632));
     TICK(71);
 
-    /* conv2d layer3.15.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(18919360), W(44683888));
     TICK(72);
 
-    /* conv2d layer3.15.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(19510208), W(44684144), A(200704));
     TICK(73);
 
-    /* conv2d layer3.16.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(19776448), W(44685168));
     TICK(74);
 
-    /* conv2d layer3.16.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(20039616), W(44685424));
     TICK(75);
 
-    /* conv2d layer3.16.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(20630464), W(44685680), A(0));
     TICK(76);
 
-    /* conv2d layer3.17.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(20896704), W(44686704));
     TICK(77);
 
-    /* conv2d layer3.17.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(21159872), W(44686960));
     TICK(78);
 
-    /* conv2d layer3.17.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(21750720), W(44687216), A(200704));
     TICK(79);
 
-    /* conv2d layer3.18.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(22016960), W(44688240));
     TICK(80);
 
-    /* conv2d layer3.18.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(22280128), W(44688496));
     TICK(81);
 
-    /* conv2d layer3.18.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(22870976), W(44688752), A(0));
     TICK(82);
 
-    /* conv2d layer3.19.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(23137216), W(44689776));
     TICK(83);
 
-    /* conv2d layer3.19.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(23400384), W(44690032));
     TICK(84);
 
-    /* conv2d layer3.19.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(23991232), W(44690288), A(200704));
     TICK(85);
 
-    /* conv2d layer3.20.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(24257472), W(44691312));
     TICK(86);
 
-    /* conv2d layer3.20.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(24520640), W(44691568));
     TICK(87);
 
-    /* conv2d layer3.20.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(25111488), W(44691824), A(0));
     TICK(88);
 
-    /* conv2d layer3.21.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(25377728), W(44692848));
     TICK(89);
 
-    /* conv2d layer3.21.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(25640896), W(44693104));
     TICK(90);
 
-    /* conv2d layer3.21.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(26231744), W(44693360), A(200704));
     TICK(91);
 
-    /* conv2d layer3.22.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(26497984), W(44694384));
     TICK(92);
 
-    /* conv2d layer3.22.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(26761152), W(44694640));
     TICK(93);
 
-    /* conv2d layer3.22.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(27352000), W(44694896), A(0));
     TICK(94);
 
-    /* conv2d layer4.0.conv1: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_21, A(0), A(200704), W(27618240), W(44695920));
     TICK(95);
 
-    /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_22, A(100352), A(0), W(28144576), W(44696432));
     TICK(96);
 
@@ -1372,31 +1316,31 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     PARALLEL(conv2d_23, A(0), A(100352), W(30505920), W(44696944));
     TICK(97);
 
-    /* conv2d layer4.0.downsample.0: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_24, A(100352), A(200704), W(31562688), W(44698992), A(0));
     TICK(98);
 
-    /* conv2d layer4.1.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(0), A(100352), W(33668032), W(44701040));
     TICK(99);
 
-    /* conv2d layer4.1.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(200704), A(0), W(34718656), W(44701552));
     TICK(100);
 
-    /* conv2d layer4.1.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(0), A(200704), W(37080000), W(44702064), A(100352));
     TICK(101);
 
-    /* conv2d layer4.2.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(100352), A(0), W(38136768), W(44704112));
     TICK(102);
 
-    /* conv2d layer4.2.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(200704), A(100352), W(39187392), W(44704624));
     TICK(103);
 
-    /* conv2d layer4.2.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(100352), A(200704), W(41548736), W(44705136), A(0));
     TICK(104);
 

@@ -1002,11 +1002,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 12544, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 147,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -1017,257 +1015,205 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 3136, a->in[3] + (n * 256 + u0 * 1) * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 3136, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 56, 56, (int)(u1 - u0) * 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 784, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 28, 28, (int)(u1 - u0) * 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 196, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 14, 14, (int)(u1 - u0) * 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 2048 + u0 * 0) * 49, a->in[1] + u0 * 2048,
-                   a->in[2] + u0 * 1, 1, 2048, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2048, a->in[2] + u0,
+               1, 2048, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -1278,15 +1224,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 2048] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 2048, a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
 }
 
 int resnet152_run(resnet152 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
+    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(60344240));
     TICK(0);
 
@@ -1294,11 +1238,11 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     maxpool_1(A(1605632), A(0));
     TICK(1);
 
-    /* conv2d layer1.0.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(60344304));
     TICK(2);
 
-    /* conv2d layer1.0.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(60344368));
     TICK(3);
 
@@ -1306,39 +1250,39 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(60344432));
     TICK(4);
 
-    /* conv2d layer1.0.downsample.0: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
+    /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(60344688), A(0));
     TICK(5);
 
-    /* conv2d layer1.1.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(60344944));
     TICK(6);
 
-    /* conv2d layer1.1.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(60345008));
     TICK(7);
 
-    /* conv2d layer1.1.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(60345072), A(802816));
     TICK(8);
 
-    /* conv2d layer1.2.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(60345328));
     TICK(9);
 
-    /* conv2d layer1.2.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(60345392));
     TICK(10);
 
-    /* conv2d layer1.2.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(60345456), A(0));
     TICK(11);
 
-    /* conv2d layer2.0.conv1: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(60345712));
     TICK(12);
 
-    /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(60345840));
     TICK(13);
 
@@ -1346,99 +1290,99 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(60345968));
     TICK(14);
 
-    /* conv2d layer2.0.downsample.0: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(60346480), A(0));
     TICK(15);
 
-    /* conv2d layer2.1.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(60346992));
     TICK(16);
 
-    /* conv2d layer2.1.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(60347120));
     TICK(17);
 
-    /* conv2d layer2.1.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(60347248), A(401408));
     TICK(18);
 
-    /* conv2d layer2.2.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(60347760));
     TICK(19);
 
-    /* conv2d layer2.2.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(60347888));
     TICK(20);
 
-    /* conv2d layer2.2.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(60348016), A(0));
     TICK(21);
 
-    /* conv2d layer2.3.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(60348528));
     TICK(22);
 
-    /* conv2d layer2.3.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(60348656));
     TICK(23);
 
-    /* conv2d layer2.3.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(60348784), A(401408));
     TICK(24);
 
-    /* conv2d layer2.4.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.4.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(401408), A(0), W(1455040), W(60349296));
     TICK(25);
 
-    /* conv2d layer2.4.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.4.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(401408), W(1521088), W(60349424));
     TICK(26);
 
-    /* conv2d layer2.4.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.4.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(401408), A(802816), W(1669056), W(60349552), A(0));
     TICK(27);
 
-    /* conv2d layer2.5.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.5.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(1736640), W(60350064));
     TICK(28);
 
-    /* conv2d layer2.5.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.5.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(1802688), W(60350192));
     TICK(29);
 
-    /* conv2d layer2.5.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.5.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(1950656), W(60350320), A(401408));
     TICK(30);
 
-    /* conv2d layer2.6.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.6.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(401408), A(0), W(2018240), W(60350832));
     TICK(31);
 
-    /* conv2d layer2.6.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.6.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(401408), W(2084288), W(60350960));
     TICK(32);
 
-    /* conv2d layer2.6.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.6.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(401408), A(802816), W(2232256), W(60351088), A(0));
     TICK(33);
 
-    /* conv2d layer2.7.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.7.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(2299840), W(60351600));
     TICK(34);
 
-    /* conv2d layer2.7.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.7.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(2365888), W(60351728));
     TICK(35);
 
-    /* conv2d layer2.7.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.7.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(2513856), W(60351856), A(401408));
     TICK(36);
 
-    /* conv2d layer3.0.conv1: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_14, A(401408), A(0), W(2581440), W(60352368));
     TICK(37);
 
-    /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_15, A(602112), A(401408), W(2713536), W(60352624));
     TICK(38);
 
@@ -1446,435 +1390,435 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     PARALLEL(conv2d_16, A(401408), A(602112), W(3304384), W(60352880));
     TICK(39);
 
-    /* conv2d layer3.0.downsample.0: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_17, A(602112), A(0), W(3570624), W(60353904), A(401408));
     TICK(40);
 
-    /* conv2d layer3.1.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(602112), W(4099008), W(60354928));
     TICK(41);
 
-    /* conv2d layer3.1.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(200704), A(0), W(4362176), W(60355184));
     TICK(42);
 
-    /* conv2d layer3.1.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(200704), W(4953024), W(60355440), A(602112));
     TICK(43);
 
-    /* conv2d layer3.2.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(5219264), W(60356464));
     TICK(44);
 
-    /* conv2d layer3.2.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(5482432), W(60356720));
     TICK(45);
 
-    /* conv2d layer3.2.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(6073280), W(60356976), A(0));
     TICK(46);
 
-    /* conv2d layer3.3.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(6339520), W(60358000));
     TICK(47);
 
-    /* conv2d layer3.3.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(6602688), W(60358256));
     TICK(48);
 
-    /* conv2d layer3.3.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(7193536), W(60358512), A(200704));
     TICK(49);
 
-    /* conv2d layer3.4.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(7459776), W(60359536));
     TICK(50);
 
-    /* conv2d layer3.4.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(7722944), W(60359792));
     TICK(51);
 
-    /* conv2d layer3.4.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(8313792), W(60360048), A(0));
     TICK(52);
 
-    /* conv2d layer3.5.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(8580032), W(60361072));
     TICK(53);
 
-    /* conv2d layer3.5.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(8843200), W(60361328));
     TICK(54);
 
-    /* conv2d layer3.5.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(9434048), W(60361584), A(200704));
     TICK(55);
 
-    /* conv2d layer3.6.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(9700288), W(60362608));
     TICK(56);
 
-    /* conv2d layer3.6.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(9963456), W(60362864));
     TICK(57);
 
-    /* conv2d layer3.6.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(10554304), W(60363120), A(0));
     TICK(58);
 
-    /* conv2d layer3.7.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(10820544), W(60364144));
     TICK(59);
 
-    /* conv2d layer3.7.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(11083712), W(60364400));
     TICK(60);
 
-    /* conv2d layer3.7.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(11674560), W(60364656), A(200704));
     TICK(61);
 
-    /* conv2d layer3.8.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(11940800), W(60365680));
     TICK(62);
 
-    /* conv2d layer3.8.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(12203968), W(60365936));
     TICK(63);
 
-    /* conv2d layer3.8.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(12794816), W(60366192), A(0));
     TICK(64);
 
-    /* conv2d layer3.9.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(13061056), W(60367216));
     TICK(65);
 
-    /* conv2d layer3.9.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(13324224), W(60367472));
     TICK(66);
 
-    /* conv2d layer3.9.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(13915072), W(60367728), A(200704));
     TICK(67);
 
-    /* conv2d layer3.10.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(14181312), W(60368752));
     TICK(68);
 
-    /* conv2d layer3.10.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(14444480), W(60369008));
     TICK(69);
 
-    /* conv2d layer3.10.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(15035328), W(60369264), A(0));
     TICK(70);
 
-    /* conv2d layer3.11.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(15301568), W(60370288));
     TICK(71);
 
-    /* conv2d layer3.11.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(15564736), W(60370544));
     TICK(72);
 
-    /* conv2d layer3.11.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(16155584), W(60370800), A(200704));
     TICK(73);
 
-    /* conv2d layer3.12.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(16421824), W(60371824));
     TICK(74);
 
-    /* conv2d layer3.12.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(16684992), W(60372080));
     TICK(75);
 
-    /* conv2d layer3.12.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(17275840), W(60372336), A(0));
     TICK(76);
 
-    /* conv2d layer3.13.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(17542080), W(60373360));
     TICK(77);
 
-    /* conv2d layer3.13.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(17805248), W(60373616));
     TICK(78);
 
-    /* conv2d layer3.13.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(18396096), W(60373872), A(200704));
     TICK(79);
 
-    /* conv2d layer3.14.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(18662336), W(60374896));
     TICK(80);
 
-    /* conv2d layer3.14.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(18925504), W(60375152));
     TICK(81);
 
-    /* conv2d layer3.14.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(19516352), W(60375408), A(0));
     TICK(82);
 
-    /* conv2d layer3.15.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(19782592), W(60376432));
     TICK(83);
 
-    /* conv2d layer3.15.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(20045760), W(60376688));
     TICK(84);
 
-    /* conv2d layer3.15.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(20636608), W(60376944), A(200704));
     TICK(85);
 
-    /* conv2d layer3.16.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(20902848), W(60377968));
     TICK(86);
 
-    /* conv2d layer3.16.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(21166016), W(60378224));
     TICK(87);
 
-    /* conv2d layer3.16.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(21756864), W(60378480), A(0));
     TICK(88);
 
-    /* conv2d layer3.17.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(22023104), W(60379504));
     TICK(89);
 
-    /* conv2d layer3.17.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(22286272), W(60379760));
     TICK(90);
 
-    /* conv2d layer3.17.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(22877120), W(60380016), A(200704));
     TICK(91);
 
-    /* conv2d layer3.18.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(23143360), W(60381040));
     TICK(92);
 
-    /* conv2d layer3.18.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(23406528), W(60381296));
     TICK(93);
 
-    /* conv2d layer3.18.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(23997376), W(60381552), A(0));
     TICK(94);
 
-    /* conv2d layer3.19.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(24263616), W(60382576));
     TICK(95);
 
-    /* conv2d layer3.19.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(24526784), W(60382832));
     TICK(96);
 
-    /* conv2d layer3.19.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(25117632), W(60383088), A(200704));
     TICK(97);
 
-    /* conv2d layer3.20.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(25383872), W(60384112));
     TICK(98);
 
-    /* conv2d layer3.20.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(25647040), W(60384368));
     TICK(99);
 
-    /* conv2d layer3.20.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(26237888), W(60384624), A(0));
     TICK(100);
 
-    /* conv2d layer3.21.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(26504128), W(60385648));
     TICK(101);
 
-    /* conv2d layer3.21.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(26767296), W(60385904));
     TICK(102);
 
-    /* conv2d layer3.21.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(27358144), W(60386160), A(200704));
     TICK(103);
 
-    /* conv2d layer3.22.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(27624384), W(60387184));
     TICK(104);
 
-    /* conv2d layer3.22.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(27887552), W(60387440));
     TICK(105);
 
-    /* conv2d layer3.22.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(28478400), W(60387696), A(0));
     TICK(106);
 
-    /* conv2d layer3.23.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.23.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(28744640), W(60388720));
     TICK(107);
 
-    /* conv2d layer3.23.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.23.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(29007808), W(60388976));
     TICK(108);
 
-    /* conv2d layer3.23.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.23.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(29598656), W(60389232), A(200704));
     TICK(109);
 
-    /* conv2d layer3.24.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.24.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(29864896), W(60390256));
     TICK(110);
 
-    /* conv2d layer3.24.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.24.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(30128064), W(60390512));
     TICK(111);
 
-    /* conv2d layer3.24.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.24.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(30718912), W(60390768), A(0));
     TICK(112);
 
-    /* conv2d layer3.25.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.25.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(30985152), W(60391792));
     TICK(113);
 
-    /* conv2d layer3.25.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.25.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(31248320), W(60392048));
     TICK(114);
 
-    /* conv2d layer3.25.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.25.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(31839168), W(60392304), A(200704));
     TICK(115);
 
-    /* conv2d layer3.26.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.26.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(32105408), W(60393328));
     TICK(116);
 
-    /* conv2d layer3.26.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.26.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(32368576), W(60393584));
     TICK(117);
 
-    /* conv2d layer3.26.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.26.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(32959424), W(60393840), A(0));
     TICK(118);
 
-    /* conv2d layer3.27.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.27.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(33225664), W(60394864));
     TICK(119);
 
-    /* conv2d layer3.27.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.27.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(33488832), W(60395120));
     TICK(120);
 
-    /* conv2d layer3.27.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.27.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(34079680), W(60395376), A(200704));
     TICK(121);
 
-    /* conv2d layer3.28.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.28.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(34345920), W(60396400));
     TICK(122);
 
-    /* conv2d layer3.28.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.28.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(34609088), W(60396656));
     TICK(123);
 
-    /* conv2d layer3.28.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.28.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(35199936), W(60396912), A(0));
     TICK(124);
 
-    /* conv2d layer3.29.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.29.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(35466176), W(60397936));
     TICK(125);
 
-    /* conv2d layer3.29.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.29.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(35729344), W(60398192));
     TICK(126);
 
-    /* conv2d layer3.29.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.29.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(36320192), W(60398448), A(200704));
     TICK(127);
 
-    /* conv2d layer3.30.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.30.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(36586432), W(60399472));
     TICK(128);
 
-    /* conv2d layer3.30.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.30.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(36849600), W(60399728));
     TICK(129);
 
-    /* conv2d layer3.30.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.30.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(37440448), W(60399984), A(0));
     TICK(130);
 
-    /* conv2d layer3.31.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.31.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(37706688), W(60401008));
     TICK(131);
 
-    /* conv2d layer3.31.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.31.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(37969856), W(60401264));
     TICK(132);
 
-    /* conv2d layer3.31.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.31.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(38560704), W(60401520), A(200704));
     TICK(133);
 
-    /* conv2d layer3.32.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.32.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(38826944), W(60402544));
     TICK(134);
 
-    /* conv2d layer3.32.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.32.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(39090112), W(60402800));
     TICK(135);
 
-    /* conv2d layer3.32.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.32.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(39680960), W(60403056), A(0));
     TICK(136);
 
-    /* conv2d layer3.33.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.33.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(39947200), W(60404080));
     TICK(137);
 
-    /* conv2d layer3.33.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.33.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(40210368), W(60404336));
     TICK(138);
 
-    /* conv2d layer3.33.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.33.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(40801216), W(60404592), A(200704));
     TICK(139);
 
-    /* conv2d layer3.34.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.34.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(41067456), W(60405616));
     TICK(140);
 
-    /* conv2d layer3.34.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.34.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(41330624), W(60405872));
     TICK(141);
 
-    /* conv2d layer3.34.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.34.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(41921472), W(60406128), A(0));
     TICK(142);
 
-    /* conv2d layer3.35.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.35.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(42187712), W(60407152));
     TICK(143);
 
-    /* conv2d layer3.35.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.35.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(42450880), W(60407408));
     TICK(144);
 
-    /* conv2d layer3.35.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.35.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(43041728), W(60407664), A(200704));
     TICK(145);
 
-    /* conv2d layer4.0.conv1: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_21, A(200704), A(0), W(43307968), W(60408688));
     TICK(146);
 
-    /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_22, A(301056), A(200704), W(43834304), W(60409200));
     TICK(147);
 
@@ -1882,31 +1826,31 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     PARALLEL(conv2d_23, A(200704), A(301056), W(46195648), W(60409712));
     TICK(148);
 
-    /* conv2d layer4.0.downsample.0: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_24, A(301056), A(0), W(47252416), W(60411760), A(200704));
     TICK(149);
 
-    /* conv2d layer4.1.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(0), A(301056), W(49357760), W(60413808));
     TICK(150);
 
-    /* conv2d layer4.1.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(100352), A(0), W(50408384), W(60414320));
     TICK(151);
 
-    /* conv2d layer4.1.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(0), A(100352), W(52769728), W(60414832), A(301056));
     TICK(152);
 
-    /* conv2d layer4.2.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(100352), A(0), W(53826496), W(60416880));
     TICK(153);
 
-    /* conv2d layer4.2.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(200704), A(100352), W(54877120), W(60417392));
     TICK(154);
 
-    /* conv2d layer4.2.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(100352), A(200704), W(57238464), W(60417904), A(0));
     TICK(155);
 

@@ -192,11 +192,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 12544, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 147,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -207,168 +205,134 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, a->in[3] + (n * 64 + u0 * 1) * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, a->in[3] + (n * 128 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, a->in[3] + (n * 128 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, a->in[3] + (n * 256 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, a->in[3] + (n * 256 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, a->in[3] + (n * 512 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, a->in[3] + (n * 512 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
@@ -379,15 +343,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 512] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 512, a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
 int resnet18_run(resnet18 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
+    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(11699120));
     TICK(0);
 
@@ -395,23 +357,23 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     maxpool_1(A(802816), A(0));
     TICK(1);
 
-    /* conv2d layer1.0.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_2, A(0), A(802816), W(9664), W(11699184));
     TICK(2);
 
-    /* conv2d layer1.0.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
+    /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_3, A(200704), A(0), W(46784), W(11699248), A(802816));
     TICK(3);
 
-    /* conv2d layer1.1.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_2, A(0), A(200704), W(83904), W(11699312));
     TICK(4);
 
-    /* conv2d layer1.1.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
+    /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_3, A(401408), A(0), W(121024), W(11699376), A(200704));
     TICK(5);
 
-    /* conv2d layer2.0.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_4, A(0), A(401408), W(158144), W(11699440));
     TICK(6);
 
@@ -419,19 +381,19 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     PARALLEL(conv2d_5, A(100352), A(0), W(232384), W(11699568));
     TICK(7);
 
-    /* conv2d layer2.0.downsample.0: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_6, A(0), A(401408), W(380352), W(11699696), A(100352));
     TICK(8);
 
-    /* conv2d layer2.1.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_7, A(100352), A(0), W(389056), W(11699824));
     TICK(9);
 
-    /* conv2d layer2.1.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
+    /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_8, A(200704), A(100352), W(537024), W(11699952), A(0));
     TICK(10);
 
-    /* conv2d layer3.0.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_9, A(0), A(200704), W(684992), W(11700080));
     TICK(11);
 
@@ -439,19 +401,19 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     PARALLEL(conv2d_10, A(50176), A(0), W(980928), W(11700336));
     TICK(12);
 
-    /* conv2d layer3.0.downsample.0: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_11, A(0), A(200704), W(1571776), W(11700592), A(50176));
     TICK(13);
 
-    /* conv2d layer3.1.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(50176), A(0), W(1605568), W(11700848));
     TICK(14);
 
-    /* conv2d layer3.1.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(100352), A(50176), W(2196416), W(11701104), A(0));
     TICK(15);
 
-    /* conv2d layer4.0.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_14, A(0), A(100352), W(2787264), W(11701360));
     TICK(16);
 
@@ -459,15 +421,15 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     PARALLEL(conv2d_15, A(25088), A(0), W(3968960), W(11701872));
     TICK(17);
 
-    /* conv2d layer4.0.downsample.0: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_16, A(0), A(100352), W(6330304), W(11702384), A(25088));
     TICK(18);
 
-    /* conv2d layer4.1.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_17, A(25088), A(0), W(6463424), W(11702896));
     TICK(19);
 
-    /* conv2d layer4.1.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
+    /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_18, A(50176), A(25088), W(8824768), W(11703408), A(0));
     TICK(20);
 

@@ -288,11 +288,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 12544, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 147,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -303,168 +301,134 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, a->in[3] + (n * 64 + u0 * 1) * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, a->in[3] + (n * 128 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, a->in[3] + (n * 128 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, a->in[3] + (n * 256 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, a->in[3] + (n * 256 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, a->in[3] + (n * 512 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, a->in[3] + (n * 512 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
@@ -475,15 +439,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 512] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 512, a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
 int resnet34_run(resnet34 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
+    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(21814704));
     TICK(0);
 
@@ -491,31 +453,31 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     maxpool_1(A(802816), A(0));
     TICK(1);
 
-    /* conv2d layer1.0.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_2, A(0), A(802816), W(9664), W(21814768));
     TICK(2);
 
-    /* conv2d layer1.0.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
+    /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_3, A(200704), A(0), W(46784), W(21814832), A(802816));
     TICK(3);
 
-    /* conv2d layer1.1.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_2, A(0), A(200704), W(83904), W(21814896));
     TICK(4);
 
-    /* conv2d layer1.1.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
+    /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_3, A(401408), A(0), W(121024), W(21814960), A(200704));
     TICK(5);
 
-    /* conv2d layer1.2.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
+    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_2, A(0), A(401408), W(158144), W(21815024));
     TICK(6);
 
-    /* conv2d layer1.2.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
+    /* conv2d layer1.2.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_3, A(200704), A(0), W(195264), W(21815088), A(401408));
     TICK(7);
 
-    /* conv2d layer2.0.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_4, A(0), A(200704), W(232384), W(21815152));
     TICK(8);
 
@@ -523,35 +485,35 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     PARALLEL(conv2d_5, A(100352), A(0), W(306624), W(21815280));
     TICK(9);
 
-    /* conv2d layer2.0.downsample.0: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_6, A(0), A(200704), W(454592), W(21815408), A(100352));
     TICK(10);
 
-    /* conv2d layer2.1.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_7, A(100352), A(0), W(463296), W(21815536));
     TICK(11);
 
-    /* conv2d layer2.1.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
+    /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_8, A(200704), A(100352), W(611264), W(21815664), A(0));
     TICK(12);
 
-    /* conv2d layer2.2.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_7, A(0), A(200704), W(759232), W(21815792));
     TICK(13);
 
-    /* conv2d layer2.2.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
+    /* conv2d layer2.2.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_8, A(100352), A(0), W(907200), W(21815920), A(200704));
     TICK(14);
 
-    /* conv2d layer2.3.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
+    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_7, A(0), A(100352), W(1055168), W(21816048));
     TICK(15);
 
-    /* conv2d layer2.3.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
+    /* conv2d layer2.3.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_8, A(200704), A(0), W(1203136), W(21816176), A(100352));
     TICK(16);
 
-    /* conv2d layer3.0.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_9, A(0), A(200704), W(1351104), W(21816304));
     TICK(17);
 
@@ -559,51 +521,51 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     PARALLEL(conv2d_10, A(50176), A(0), W(1647040), W(21816560));
     TICK(18);
 
-    /* conv2d layer3.0.downsample.0: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_11, A(0), A(200704), W(2237888), W(21816816), A(50176));
     TICK(19);
 
-    /* conv2d layer3.1.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(50176), A(0), W(2271680), W(21817072));
     TICK(20);
 
-    /* conv2d layer3.1.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(100352), A(50176), W(2862528), W(21817328), A(0));
     TICK(21);
 
-    /* conv2d layer3.2.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(0), A(100352), W(3453376), W(21817584));
     TICK(22);
 
-    /* conv2d layer3.2.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.2.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(50176), A(0), W(4044224), W(21817840), A(100352));
     TICK(23);
 
-    /* conv2d layer3.3.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(0), A(50176), W(4635072), W(21818096));
     TICK(24);
 
-    /* conv2d layer3.3.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.3.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(100352), A(0), W(5225920), W(21818352), A(50176));
     TICK(25);
 
-    /* conv2d layer3.4.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(0), A(100352), W(5816768), W(21818608));
     TICK(26);
 
-    /* conv2d layer3.4.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.4.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(50176), A(0), W(6407616), W(21818864), A(100352));
     TICK(27);
 
-    /* conv2d layer3.5.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
+    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_12, A(0), A(50176), W(6998464), W(21819120));
     TICK(28);
 
-    /* conv2d layer3.5.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
+    /* conv2d layer3.5.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_13, A(100352), A(0), W(7589312), W(21819376), A(50176));
     TICK(29);
 
-    /* conv2d layer4.0.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_14, A(0), A(100352), W(8180160), W(21819632));
     TICK(30);
 
@@ -611,23 +573,23 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     PARALLEL(conv2d_15, A(25088), A(0), W(9361856), W(21820144));
     TICK(31);
 
-    /* conv2d layer4.0.downsample.0: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_16, A(0), A(100352), W(11723200), W(21820656), A(25088));
     TICK(32);
 
-    /* conv2d layer4.1.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_17, A(25088), A(0), W(11856320), W(21821168));
     TICK(33);
 
-    /* conv2d layer4.1.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
+    /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_18, A(50176), A(25088), W(14217664), W(21821680), A(0));
     TICK(34);
 
-    /* conv2d layer4.2.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
+    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
     PARALLEL(conv2d_17, A(0), A(50176), W(16579008), W(21822192));
     TICK(35);
 
-    /* conv2d layer4.2.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
+    /* conv2d layer4.2.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
     PARALLEL(conv2d_18, A(25088), A(0), W(18940352), W(21822704), A(50176));
     TICK(36);
 

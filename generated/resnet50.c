@@ -390,11 +390,9 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 12544, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 147,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -405,257 +403,205 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 576,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 3136, a->in[0] + (n * 64 + u0 * 0) * 3136, a->in[1] + u0 * 64,
-                   a->in[2] + u0 * 1, 1, 64, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 3136, a->in[3] + (n * 256 + u0 * 1) * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
+               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 64 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 64 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 3136, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 3136, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 56, 56, (int)(u1 - u0) * 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 256 + u0 * 0) * 3136, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 56, 56, (int)(u1 - u0) * 1, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 128 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 1152,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 128 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 784, a->in[0] + (n * 128 + u0 * 0) * 784, a->in[1] + u0 * 128,
-                   a->in[2] + u0 * 1, 1, 128, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 784, a->in[3] + (n * 512 + u0 * 1) * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
+               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 784, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 784, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 28, 28, (int)(u1 - u0) * 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 512 + u0 * 0) * 784, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 28, 28, (int)(u1 - u0) * 1, 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
     long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 256 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 2304,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 256 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 256 + u0 * 0) * 196, a->in[1] + u0 * 256,
-                   a->in[2] + u0 * 1, 1, 256, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 1024 + u0 * 1) * 196, a->in[3] + (n * 1024 + u0 * 1) * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
+               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 196, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 196, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 14, 14, (int)(u1 - u0) * 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 1024 + u0 * 0) * 196, a->in[1] + u0 * 1024,
-                   a->in[2] + u0 * 1, 1, 1024, 14, 14, (int)(u1 - u0) * 1, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
+               1, 1024, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 2048 + u0 * 0) * 49, a->in[1] + u0 * 2048,
-                   a->in[2] + u0 * 1, 1, 2048, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2048, a->in[2] + u0,
+               1, 2048, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
     long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 512 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 4608,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 512 + u0 * 1) * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
     long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 2048 + u0 * 1) * 49, a->in[0] + (n * 512 + u0 * 0) * 49, a->in[1] + u0 * 512,
-                   a->in[2] + u0 * 1, 1, 512, 7, 7, (int)(u1 - u0) * 1, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        nnk_epilogue(a->y + (n * 2048 + u0 * 1) * 49, a->in[3] + (n * 2048 + u0 * 1) * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
+               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -666,15 +612,13 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 2048] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 2048, a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
 }
 
 int resnet50_run(resnet50 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
+    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
     PARALLEL(conv2d_1, A(0), image, W(0), W(25610160));
     TICK(0);
 
@@ -682,11 +626,11 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     maxpool_1(A(1605632), A(0));
     TICK(1);
 
-    /* conv2d layer1.0.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(25610224));
     TICK(2);
 
-    /* conv2d layer1.0.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(25610288));
     TICK(3);
 
@@ -694,39 +638,39 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(25610352));
     TICK(4);
 
-    /* conv2d layer1.0.downsample.0: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
+    /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(25610608), A(0));
     TICK(5);
 
-    /* conv2d layer1.1.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(25610864));
     TICK(6);
 
-    /* conv2d layer1.1.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(25610928));
     TICK(7);
 
-    /* conv2d layer1.1.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(25610992), A(802816));
     TICK(8);
 
-    /* conv2d layer1.2.conv1: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(25611248));
     TICK(9);
 
-    /* conv2d layer1.2.conv2: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
+    /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(25611312));
     TICK(10);
 
-    /* conv2d layer1.2.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
+    /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(25611376), A(0));
     TICK(11);
 
-    /* conv2d layer2.0.conv1: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(25611632));
     TICK(12);
 
-    /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(25611760));
     TICK(13);
 
@@ -734,51 +678,51 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(25611888));
     TICK(14);
 
-    /* conv2d layer2.0.downsample.0: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(25612400), A(0));
     TICK(15);
 
-    /* conv2d layer2.1.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(25612912));
     TICK(16);
 
-    /* conv2d layer2.1.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(25613040));
     TICK(17);
 
-    /* conv2d layer2.1.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(25613168), A(401408));
     TICK(18);
 
-    /* conv2d layer2.2.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(25613680));
     TICK(19);
 
-    /* conv2d layer2.2.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(25613808));
     TICK(20);
 
-    /* conv2d layer2.2.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(25613936), A(0));
     TICK(21);
 
-    /* conv2d layer2.3.conv1: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(25614448));
     TICK(22);
 
-    /* conv2d layer2.3.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
+    /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(25614576));
     TICK(23);
 
-    /* conv2d layer2.3.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
+    /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(25614704), A(401408));
     TICK(24);
 
-    /* conv2d layer3.0.conv1: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_14, A(401408), A(0), W(1455040), W(25615216));
     TICK(25);
 
-    /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_15, A(602112), A(401408), W(1587136), W(25615472));
     TICK(26);
 
@@ -786,75 +730,75 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     PARALLEL(conv2d_16, A(401408), A(602112), W(2177984), W(25615728));
     TICK(27);
 
-    /* conv2d layer3.0.downsample.0: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_17, A(602112), A(0), W(2444224), W(25616752), A(401408));
     TICK(28);
 
-    /* conv2d layer3.1.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(602112), W(2972608), W(25617776));
     TICK(29);
 
-    /* conv2d layer3.1.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(200704), A(0), W(3235776), W(25618032));
     TICK(30);
 
-    /* conv2d layer3.1.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(200704), W(3826624), W(25618288), A(602112));
     TICK(31);
 
-    /* conv2d layer3.2.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(4092864), W(25619312));
     TICK(32);
 
-    /* conv2d layer3.2.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(4356032), W(25619568));
     TICK(33);
 
-    /* conv2d layer3.2.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(4946880), W(25619824), A(0));
     TICK(34);
 
-    /* conv2d layer3.3.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(5213120), W(25620848));
     TICK(35);
 
-    /* conv2d layer3.3.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(5476288), W(25621104));
     TICK(36);
 
-    /* conv2d layer3.3.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(6067136), W(25621360), A(200704));
     TICK(37);
 
-    /* conv2d layer3.4.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(200704), A(0), W(6333376), W(25622384));
     TICK(38);
 
-    /* conv2d layer3.4.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(200704), W(6596544), W(25622640));
     TICK(39);
 
-    /* conv2d layer3.4.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(200704), A(401408), W(7187392), W(25622896), A(0));
     TICK(40);
 
-    /* conv2d layer3.5.conv1: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_18, A(0), A(200704), W(7453632), W(25623920));
     TICK(41);
 
-    /* conv2d layer3.5.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
+    /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_19, A(401408), A(0), W(7716800), W(25624176));
     TICK(42);
 
-    /* conv2d layer3.5.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
+    /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_20, A(0), A(401408), W(8307648), W(25624432), A(200704));
     TICK(43);
 
-    /* conv2d layer4.0.conv1: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_21, A(200704), A(0), W(8573888), W(25625456));
     TICK(44);
 
-    /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_22, A(301056), A(200704), W(9100224), W(25625968));
     TICK(45);
 
@@ -862,31 +806,31 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     PARALLEL(conv2d_23, A(200704), A(301056), W(11461568), W(25626480));
     TICK(46);
 
-    /* conv2d layer4.0.downsample.0: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
     PARALLEL(conv2d_24, A(301056), A(0), W(12518336), W(25628528), A(200704));
     TICK(47);
 
-    /* conv2d layer4.1.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(0), A(301056), W(14623680), W(25630576));
     TICK(48);
 
-    /* conv2d layer4.1.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(100352), A(0), W(15674304), W(25631088));
     TICK(49);
 
-    /* conv2d layer4.1.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(0), A(100352), W(18035648), W(25631600), A(301056));
     TICK(50);
 
-    /* conv2d layer4.2.conv1: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
+    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
     PARALLEL(conv2d_25, A(100352), A(0), W(19092416), W(25633648));
     TICK(51);
 
-    /* conv2d layer4.2.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
+    /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
     PARALLEL(conv2d_26, A(200704), A(100352), W(20143040), W(25634160));
     TICK(52);
 
-    /* conv2d layer4.2.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
+    /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
     PARALLEL(conv2d_27, A(100352), A(200704), W(22504384), W(25634672), A(0));
     TICK(53);
 

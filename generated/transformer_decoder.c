@@ -294,11 +294,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(163840), A(0), W(2102272), W(2102784));
     TICK(5);
 
-    /* linear layers.0.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.0.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(163840), W(2103296), W(3151872));
     TICK(6);
 
-    /* linear layers.0.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.0.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(131072), A(0), W(3153920), W(4202496), A(163840));
     TICK(7);
 
@@ -330,11 +330,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(163840), A(0), W(6306304), W(6306816));
     TICK(14);
 
-    /* linear layers.1.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.1.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(163840), W(6307328), W(7355904));
     TICK(15);
 
-    /* linear layers.1.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.1.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(131072), A(0), W(7357952), W(8406528), A(163840));
     TICK(16);
 
@@ -366,11 +366,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(163840), A(0), W(10510336), W(10510848));
     TICK(23);
 
-    /* linear layers.2.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.2.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(163840), W(10511360), W(11559936));
     TICK(24);
 
-    /* linear layers.2.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.2.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(131072), A(0), W(11561984), W(12610560), A(163840));
     TICK(25);
 
@@ -402,11 +402,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(163840), A(0), W(14714368), W(14714880));
     TICK(32);
 
-    /* linear layers.3.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.3.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(163840), W(14715392), W(15763968));
     TICK(33);
 
-    /* linear layers.3.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.3.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(131072), A(0), W(15766016), W(16814592), A(163840));
     TICK(34);
 
@@ -438,11 +438,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(163840), A(0), W(18918400), W(18918912));
     TICK(41);
 
-    /* linear layers.4.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.4.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(163840), W(18919424), W(19968000));
     TICK(42);
 
-    /* linear layers.4.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.4.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(131072), A(0), W(19970048), W(21018624), A(163840));
     TICK(43);
 
@@ -474,11 +474,11 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     layernorm_1(A(131072), A(0), W(23122432), W(23122944));
     TICK(50);
 
-    /* linear layers.5.linear1: [1, 64, 2048]  (models/transformer_decoder.net:19) */
+    /* linear layers.5.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
     PARALLEL(linear_1, A(0), A(131072), W(23123456), W(24172032));
     TICK(51);
 
-    /* linear layers.5.linear2: [1, 64, 512]  (models/transformer_decoder.net:20) */
+    /* linear layers.5.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
     PARALLEL(linear_2, A(163840), A(0), W(24174080), W(25222656), A(131072));
     TICK(52);
 

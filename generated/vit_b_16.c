@@ -300,10 +300,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 768L * part / parts, u1 = 768L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 768 + u0 * 1) * 196, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 768,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 768, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
 }
 
 /* transpose: [1, 768, 196] -> [1, 196, 768] */
@@ -358,9 +356,7 @@ static void linear_2(const op_args *a, int part, int parts) {
 /* linear: [1, 768] -> [1, 1000] */
 static void linear_3(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 768, a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
 }
 
 int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
@@ -405,11 +401,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(3106560), W(3107328));
     TICK(9);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(3108096), W(5467392));
     TICK(10);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(5470464), W(7829760), A(151296));
     TICK(11);
 
@@ -429,11 +425,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(10194432), W(10195200));
     TICK(15);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(10195968), W(12555264));
     TICK(16);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(12558336), W(14917632), A(0));
     TICK(17);
 
@@ -453,11 +449,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(17282304), W(17283072));
     TICK(21);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(17283840), W(19643136));
     TICK(22);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(19646208), W(22005504), A(151296));
     TICK(23);
 
@@ -477,11 +473,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(24370176), W(24370944));
     TICK(27);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(24371712), W(26731008));
     TICK(28);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(26734080), W(29093376), A(0));
     TICK(29);
 
@@ -501,11 +497,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(31458048), W(31458816));
     TICK(33);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(31459584), W(33818880));
     TICK(34);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(33821952), W(36181248), A(151296));
     TICK(35);
 
@@ -525,11 +521,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(38545920), W(38546688));
     TICK(39);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(38547456), W(40906752));
     TICK(40);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(40909824), W(43269120), A(0));
     TICK(41);
 
@@ -549,11 +545,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(45633792), W(45634560));
     TICK(45);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(45635328), W(47994624));
     TICK(46);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(47997696), W(50356992), A(151296));
     TICK(47);
 
@@ -573,11 +569,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(52721664), W(52722432));
     TICK(51);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(52723200), W(55082496));
     TICK(52);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(55085568), W(57444864), A(0));
     TICK(53);
 
@@ -597,11 +593,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(59809536), W(59810304));
     TICK(57);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(59811072), W(62170368));
     TICK(58);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(62173440), W(64532736), A(151296));
     TICK(59);
 
@@ -621,11 +617,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(66897408), W(66898176));
     TICK(63);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(66898944), W(69258240));
     TICK(64);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(69261312), W(71620608), A(0));
     TICK(65);
 
@@ -645,11 +641,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(151296), W(73985280), W(73986048));
     TICK(69);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(0), W(73986816), W(76346112));
     TICK(70);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(302592), W(76349184), W(78708480), A(151296));
     TICK(71);
 
@@ -669,11 +665,11 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     layernorm_1(A(151296), A(0), W(81073152), W(81073920));
     TICK(75);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.0: [1, 197, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(302592), A(151296), W(81074688), W(83433984));
     TICK(76);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.3: [1, 197, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(151296), A(302592), W(83437056), W(85796352), A(0));
     TICK(77);
 

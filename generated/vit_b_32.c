@@ -300,10 +300,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 7, 7] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 768L * part / parts, u1 = 768L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 768 + u0 * 1) * 49, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 3072,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 7, 7, 32, 32, 32, 32, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 3072, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 7, 7, 32, 32, 32, 32, 0, 0, 1, 1, 1);
 }
 
 /* transpose: [1, 768, 49] -> [1, 49, 768] */
@@ -358,9 +356,7 @@ static void linear_2(const op_args *a, int part, int parts) {
 /* linear: [1, 768] -> [1, 1000] */
 static void linear_3(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 768, a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
 }
 
 int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
@@ -405,11 +401,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(4763136), W(4763904));
     TICK(9);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(4764672), W(7123968));
     TICK(10);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(7127040), W(9486336), A(38400));
     TICK(11);
 
@@ -429,11 +425,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(11851008), W(11851776));
     TICK(15);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(11852544), W(14211840));
     TICK(16);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(14214912), W(16574208), A(0));
     TICK(17);
 
@@ -453,11 +449,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(18938880), W(18939648));
     TICK(21);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(18940416), W(21299712));
     TICK(22);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(21302784), W(23662080), A(38400));
     TICK(23);
 
@@ -477,11 +473,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(26026752), W(26027520));
     TICK(27);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(26028288), W(28387584));
     TICK(28);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(28390656), W(30749952), A(0));
     TICK(29);
 
@@ -501,11 +497,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(33114624), W(33115392));
     TICK(33);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(33116160), W(35475456));
     TICK(34);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(35478528), W(37837824), A(38400));
     TICK(35);
 
@@ -525,11 +521,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(40202496), W(40203264));
     TICK(39);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(40204032), W(42563328));
     TICK(40);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(42566400), W(44925696), A(0));
     TICK(41);
 
@@ -549,11 +545,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(47290368), W(47291136));
     TICK(45);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(47291904), W(49651200));
     TICK(46);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(49654272), W(52013568), A(38400));
     TICK(47);
 
@@ -573,11 +569,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(54378240), W(54379008));
     TICK(51);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(54379776), W(56739072));
     TICK(52);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(56742144), W(59101440), A(0));
     TICK(53);
 
@@ -597,11 +593,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(61466112), W(61466880));
     TICK(57);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(61467648), W(63826944));
     TICK(58);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(63830016), W(66189312), A(38400));
     TICK(59);
 
@@ -621,11 +617,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(68553984), W(68554752));
     TICK(63);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(68555520), W(70914816));
     TICK(64);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(70917888), W(73277184), A(0));
     TICK(65);
 
@@ -645,11 +641,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(0), A(38400), W(75641856), W(75642624));
     TICK(69);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(0), W(75643392), W(78002688));
     TICK(70);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(76800), W(78005760), W(80365056), A(38400));
     TICK(71);
 
@@ -669,11 +665,11 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     layernorm_1(A(38400), A(0), W(82729728), W(82730496));
     TICK(75);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.0: [1, 50, 3072]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(76800), A(38400), W(82731264), W(85090560));
     TICK(76);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.3: [1, 50, 768]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(38400), A(76800), W(85093632), W(87452928), A(0));
     TICK(77);
 

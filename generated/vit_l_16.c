@@ -516,10 +516,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    for (long n = 0; n < 1; n++) {
-        nnk_conv2d(a->y + (n * 1024 + u0 * 1) * 196, a->in[0] + (n * 3 + u0 * 0) * 50176, a->in[1] + u0 * 768,
-                   a->in[2] + u0 * 1, 1, 3, 224, 224, (int)(u1 - u0) * 1, 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
-    }
+    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 768, a->in[2] + u0,
+               1, 3, 224, 224, (int)(u1 - u0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
 }
 
 /* transpose: [1, 1024, 196] -> [1, 196, 1024] */
@@ -574,9 +572,7 @@ static void linear_2(const op_args *a, int part, int parts) {
 /* linear: [1, 1024] -> [1, 1000] */
 static void linear_3(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    for (long m = 0; m < 1; m++) {
-        nnk_linear(a->y + m * 1000 + o0, a->in[0] + m * 1024, a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
-    }
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
 }
 
 int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
@@ -621,11 +617,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(5190656), W(5191680));
     TICK(9);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(5192704), W(9387008));
     TICK(10);
 
-    /* linear encoder.layers.encoder_layer_0.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(9391104), W(13585408), A(201728));
     TICK(11);
 
@@ -645,11 +641,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(17786880), W(17787904));
     TICK(15);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(17788928), W(21983232));
     TICK(16);
 
-    /* linear encoder.layers.encoder_layer_1.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(21987328), W(26181632), A(0));
     TICK(17);
 
@@ -669,11 +665,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(30383104), W(30384128));
     TICK(21);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(30385152), W(34579456));
     TICK(22);
 
-    /* linear encoder.layers.encoder_layer_2.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(34583552), W(38777856), A(201728));
     TICK(23);
 
@@ -693,11 +689,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(42979328), W(42980352));
     TICK(27);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(42981376), W(47175680));
     TICK(28);
 
-    /* linear encoder.layers.encoder_layer_3.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(47179776), W(51374080), A(0));
     TICK(29);
 
@@ -717,11 +713,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(55575552), W(55576576));
     TICK(33);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(55577600), W(59771904));
     TICK(34);
 
-    /* linear encoder.layers.encoder_layer_4.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(59776000), W(63970304), A(201728));
     TICK(35);
 
@@ -741,11 +737,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(68171776), W(68172800));
     TICK(39);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(68173824), W(72368128));
     TICK(40);
 
-    /* linear encoder.layers.encoder_layer_5.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(72372224), W(76566528), A(0));
     TICK(41);
 
@@ -765,11 +761,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(80768000), W(80769024));
     TICK(45);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(80770048), W(84964352));
     TICK(46);
 
-    /* linear encoder.layers.encoder_layer_6.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(84968448), W(89162752), A(201728));
     TICK(47);
 
@@ -789,11 +785,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(93364224), W(93365248));
     TICK(51);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(93366272), W(97560576));
     TICK(52);
 
-    /* linear encoder.layers.encoder_layer_7.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(97564672), W(101758976), A(0));
     TICK(53);
 
@@ -813,11 +809,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(105960448), W(105961472));
     TICK(57);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(105962496), W(110156800));
     TICK(58);
 
-    /* linear encoder.layers.encoder_layer_8.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(110160896), W(114355200), A(201728));
     TICK(59);
 
@@ -837,11 +833,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(118556672), W(118557696));
     TICK(63);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(118558720), W(122753024));
     TICK(64);
 
-    /* linear encoder.layers.encoder_layer_9.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(122757120), W(126951424), A(0));
     TICK(65);
 
@@ -861,11 +857,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(131152896), W(131153920));
     TICK(69);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(131154944), W(135349248));
     TICK(70);
 
-    /* linear encoder.layers.encoder_layer_10.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(135353344), W(139547648), A(201728));
     TICK(71);
 
@@ -885,11 +881,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(143749120), W(143750144));
     TICK(75);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(143751168), W(147945472));
     TICK(76);
 
-    /* linear encoder.layers.encoder_layer_11.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(147949568), W(152143872), A(0));
     TICK(77);
 
@@ -909,11 +905,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(156345344), W(156346368));
     TICK(81);
 
-    /* linear encoder.layers.encoder_layer_12.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_12.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(156347392), W(160541696));
     TICK(82);
 
-    /* linear encoder.layers.encoder_layer_12.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_12.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(160545792), W(164740096), A(201728));
     TICK(83);
 
@@ -933,11 +929,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(168941568), W(168942592));
     TICK(87);
 
-    /* linear encoder.layers.encoder_layer_13.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_13.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(168943616), W(173137920));
     TICK(88);
 
-    /* linear encoder.layers.encoder_layer_13.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_13.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(173142016), W(177336320), A(0));
     TICK(89);
 
@@ -957,11 +953,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(181537792), W(181538816));
     TICK(93);
 
-    /* linear encoder.layers.encoder_layer_14.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_14.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(181539840), W(185734144));
     TICK(94);
 
-    /* linear encoder.layers.encoder_layer_14.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_14.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(185738240), W(189932544), A(201728));
     TICK(95);
 
@@ -981,11 +977,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(194134016), W(194135040));
     TICK(99);
 
-    /* linear encoder.layers.encoder_layer_15.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_15.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(194136064), W(198330368));
     TICK(100);
 
-    /* linear encoder.layers.encoder_layer_15.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_15.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(198334464), W(202528768), A(0));
     TICK(101);
 
@@ -1005,11 +1001,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(206730240), W(206731264));
     TICK(105);
 
-    /* linear encoder.layers.encoder_layer_16.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_16.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(206732288), W(210926592));
     TICK(106);
 
-    /* linear encoder.layers.encoder_layer_16.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_16.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(210930688), W(215124992), A(201728));
     TICK(107);
 
@@ -1029,11 +1025,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(219326464), W(219327488));
     TICK(111);
 
-    /* linear encoder.layers.encoder_layer_17.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_17.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(219328512), W(223522816));
     TICK(112);
 
-    /* linear encoder.layers.encoder_layer_17.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_17.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(223526912), W(227721216), A(0));
     TICK(113);
 
@@ -1053,11 +1049,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(231922688), W(231923712));
     TICK(117);
 
-    /* linear encoder.layers.encoder_layer_18.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_18.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(231924736), W(236119040));
     TICK(118);
 
-    /* linear encoder.layers.encoder_layer_18.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_18.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(236123136), W(240317440), A(201728));
     TICK(119);
 
@@ -1077,11 +1073,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(244518912), W(244519936));
     TICK(123);
 
-    /* linear encoder.layers.encoder_layer_19.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_19.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(244520960), W(248715264));
     TICK(124);
 
-    /* linear encoder.layers.encoder_layer_19.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_19.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(248719360), W(252913664), A(0));
     TICK(125);
 
@@ -1101,11 +1097,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(257115136), W(257116160));
     TICK(129);
 
-    /* linear encoder.layers.encoder_layer_20.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_20.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(257117184), W(261311488));
     TICK(130);
 
-    /* linear encoder.layers.encoder_layer_20.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_20.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(261315584), W(265509888), A(201728));
     TICK(131);
 
@@ -1125,11 +1121,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(269711360), W(269712384));
     TICK(135);
 
-    /* linear encoder.layers.encoder_layer_21.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_21.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(269713408), W(273907712));
     TICK(136);
 
-    /* linear encoder.layers.encoder_layer_21.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_21.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(273911808), W(278106112), A(0));
     TICK(137);
 
@@ -1149,11 +1145,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(0), A(201728), W(282307584), W(282308608));
     TICK(141);
 
-    /* linear encoder.layers.encoder_layer_22.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_22.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(0), W(282309632), W(286503936));
     TICK(142);
 
-    /* linear encoder.layers.encoder_layer_22.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_22.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(0), A(403456), W(286508032), W(290702336), A(201728));
     TICK(143);
 
@@ -1173,11 +1169,11 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     layernorm_1(A(201728), A(0), W(294903808), W(294904832));
     TICK(147);
 
-    /* linear encoder.layers.encoder_layer_23.mlp.0: [1, 197, 4096]  (models/lib/vit.net:9) */
+    /* linear encoder.layers.encoder_layer_23.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
     PARALLEL(linear_1, A(403456), A(201728), W(294905856), W(299100160));
     TICK(148);
 
-    /* linear encoder.layers.encoder_layer_23.mlp.3: [1, 197, 1024]  (models/lib/vit.net:10) */
+    /* linear encoder.layers.encoder_layer_23.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
     PARALLEL(linear_2, A(201728), A(403456), W(299104256), W(303298560), A(0));
     TICK(149);
 
