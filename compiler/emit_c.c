@@ -107,7 +107,10 @@ static int64_t prod(const Tensor *t, int from, int to) {
     return n;
 }
 
+/* "{1, 3, 224, 224}"; "{0}" for a rank-0 shape, since C has no empty initialiser (its length is 0 anyway) */
 static const char *int_array(int n, const int64_t *v) {
+    if (n == 0)
+        return "{0}";
     Buf b = {0};
     buf_puts(&b, "{");
     for (int i = 0; i < n; i++)

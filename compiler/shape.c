@@ -597,11 +597,6 @@ Tensor *build_matmul(Call *c) {
         dims[rank++] = M;
     if (b->rank > 1)
         dims[rank++] = N;
-    if (rank == 0) {
-        call_error(c, -1, "the product of two vectors %s @ %s would be a scalar; reshape one of them to a matrix",
-                   shape_of(a), shape_of(b));
-        return NULL;
-    }
     if (rank > MAX_RANK) {
         call_error(c, -1, "the result would have more than %d axes", MAX_RANK);
         return NULL;

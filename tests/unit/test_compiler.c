@@ -1533,7 +1533,7 @@ static void test_shapes_matmul(void) {
     shape_ok("matmul: broadcast batch [5, 1, 2, 3] @ [4, 3, 6]", "a: f32[5, 1, 2, 3], b: f32[4, 3, 6]", "a @ b", "[5, 4, 2, 6]", NULL);
     shape_ok("matmul: batch [2, 3, 4] @ [4, 5]", "a: f32[2, 3, 4], b: f32[4, 5]", "a @ b", "[2, 3, 5]", NULL);
     shape_err("matmul: inner dimensions differ", "a: f32[2, 3], b: f32[4, 5]", "a @ b", "[2, 3] @ [4, 5]");
-    shape_err("matmul: vector @ vector is a scalar", "a: f32[3], b: f32[3]", "a @ b", "scalar");
+    shape_ok("matmul: vector @ vector is a 0-d tensor, as in torch.matmul", "a: f32[3], b: f32[3]", "a @ b", "[]", NULL);
     shape_err("matmul: batch dims do not broadcast", "a: f32[2, 2, 3], b: f32[3, 3, 4]", "a @ b", "cannot broadcast");
     shape_err("matmul: @ with an int", "a: f32[2, 3]", "a @ 2", "'@' multiplies two tensors");
 
