@@ -23,12 +23,13 @@ $(BUILD)/tests/test_runtime: tests/unit/test_runtime.c $(BUILD)/libnnrt.a
 	$(CC) $(CFLAGS) $(WARN) -Iruntime -o $@ $< $(BUILD)/libnnrt.a -lm -lpthread
 
 # The compiler's unit tests link every compiler object except main.o.
-$(BUILD)/tests/test_compiler: tests/unit/test_compiler.c $(filter-out $(BUILD)/compiler/main.o,$(COMPILER_OBJ))
+$(BUILD)/tests/test_compiler: tests/unit/test_compiler.c $(filter-out $(BUILD)/compiler/main.o,$(COMPILER_OBJ)) $(BUILD)/libnnrt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -o $@ $^ -lm
+	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -Iruntime -o $@ $^ -lm -lpthread
 
-$(BUILD)/nnc: $(COMPILER_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ -lm
+# nnc links the runtime's loader, to check and fold weights it embeds (--embed-weights).
+$(BUILD)/nnc: $(COMPILER_OBJ) $(BUILD)/libnnrt.a
+	$(CC) $(CFLAGS) -o $@ $^ -lm -lpthread
 
 $(BUILD)/libnnrt.a: $(RUNTIME_OBJ)
 	rm -f $@
@@ -51,7 +52,7 @@ $(BUILD)/compiler/parser.tab.o: $(BUILD)/compiler/parser.tab.c compiler/nnc.h co
 
 $(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/compiler/parser.tab.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Icompiler -I$(BUILD)/compiler -Iruntime -c -o $@ $<
 
 $(BUILD)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)

@@ -147,8 +147,19 @@ void emit_dot(FILE *out, const Graph *g) {
     }
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
-        buf_printf(&b, "  op%d [shape=box, label=\"%s%s%s\\n%s\"];\n", op->id, op_info[op->kind].name, op->label ? "\\n" : "",
-                   op->label ? op->label : "", shape_text(op->out->rank, op->out->dims));
+        Buf extra = {0};   /* fused epilogue and where the result lives */
+        if (op->a.act1)
+            buf_printf(&extra, " +%s", op_info[op->a.act1].name);
+        if (op->a.residual)
+            buf_puts(&extra, " +residual");
+        if (op->a.act2)
+            buf_printf(&extra, " +%s", op_info[op->a.act2].name);
+        if (op->out->view_of)
+            buf_printf(&extra, "\\nview of %%%d", op->out->view_of->id);
+        else if (op->out->offset >= 0)
+            buf_printf(&extra, "\\narena+%lld", (long long)op->out->offset);
+        buf_printf(&b, "  op%d [shape=box, label=\"%s%s%s%s\\n%s\"];\n", op->id, op_info[op->kind].name, op->label ? "\\n" : "",
+                   op->label ? op->label : "", extra.buf ? extra.buf : "", shape_text(op->out->rank, op->out->dims));
         for (int j = 0; j < op->in.len; j++) {
             Tensor *t = op->in.items[j];
             if (t->kind == TK_WEIGHT)

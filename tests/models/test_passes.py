@@ -142,9 +142,52 @@ def check_fusion():
            "resnet50 -O0 keeps the graph as written", f"{kinds0.count('batchnorm')} batchnorm, {kinds0.count('relu')} relu, {kinds0.count('add')} add")
 
 
+ATTENTION = """
+model attn(q: f32[2, 5, 8], k: f32[2, 7, 8], v: f32[2, 7, 4]) {
+    scores = q @ transpose(k, [0, 2, 1]) * 0.35355339059327373   # 1/sqrt(8)
+    return softmax(scores, axis=-1) @ v
+}
+"""
+
+
+def check_attention_fusion(tmp):
+    """Attention written out by hand becomes one attention op that never holds the score matrix."""
+    net = os.path.join(tmp, "attn.net")
+    with open(net, "w") as f:
+        f.write(ATTENTION)
+    r2 = run([NNC, net, "--emit", "ir"])
+    kinds = re.findall(r"^%\d+ = (\w+)\(", r2.stdout, re.M)
+    report(r2.returncode == 0 and kinds == ["scaled_dot_product_attention"], "hand-written attention is fused at -O2", f"ops: {kinds}")
+    r0 = run([NNC, net, "-O0", "--emit", "ir"])
+    kinds0 = re.findall(r"^%\d+ = (\w+)\(", r0.stdout, re.M)
+    report("softmax" in kinds0 and "scaled_dot_product_attention" not in kinds0, "-O0 keeps attention as written", f"ops: {kinds0}")
+
+
+def check_arena_budget():
+    """--arena-budget: a plan over the budget fails, naming the op at the peak and what is alive there."""
+    stats = run([NNC, "models/resnet18.net", "--stats"]).stdout
+    arena = int(re.search(r"arena_bytes=(\d+)", stats).group(1))
+    over = run([NNC, "models/resnet18.net", "--arena-budget", str(arena - 1), "-o", os.devnull + ".c"])
+    report(over.returncode == 1 and "more than --arena-budget" in over.stderr and "alive at the peak: %" in over.stderr
+           and re.search(r"resnet\.net:\d+:\d+: error:", over.stderr) is not None,
+           "--arena-budget below the plan fails with the peak op and live tensors", over.stderr.strip().splitlines()[0] if over.stderr else "no message")
+    under = run([NNC, "models/resnet18.net", "--arena-budget", str(arena)])
+    report(under.returncode == 0 and under.stderr == "", "--arena-budget at the plan passes", under.stderr.strip())
+
+
+def check_dot():
+    r = run([NNC, "models/resnet50.net", "--emit", "dot"])
+    report(r.returncode == 0 and r.stdout.startswith("digraph") and "+residual +relu" in r.stdout and "arena+" in r.stdout,
+           "--emit dot shows fused epilogues and arena offsets", "")
+
+
 def main():
     os.chdir(ROOT)
     check_fusion()
+    check_arena_budget()
+    check_dot()
+    with tempfile.TemporaryDirectory(prefix="nnc-attn-") as tmp:
+        check_attention_fusion(tmp)
     nets = sorted(glob.glob("models/*.net"))
     only = [a for a in sys.argv[1:] if not a.startswith("-")]
     with tempfile.TemporaryDirectory(prefix="nnc-passes-") as tmp:
