@@ -15,7 +15,7 @@ all: deps $(BUILD)/nnc $(BUILD)/libnnrt.a
 deps:
 	@sh tools/deps.sh
 
-test: all $(BUILD)/tests/test_runtime $(BUILD)/tests/test_compiler
+test: all $(BUILD)/tests/test_runtime $(BUILD)/tests/test_compiler $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
 	@/usr/bin/python3 tests/run.py
 
 $(BUILD)/tests/test_runtime: tests/unit/test_runtime.c $(BUILD)/libnnrt.a
@@ -67,6 +67,35 @@ bench: all
 demo: all
 	@sh demo/demo.sh
 
+# Fuzzing (libFuzzer with ASan and UBSan): `make fuzz FUZZ_SECONDS=N` runs each target for N seconds,
+# growing build/fuzz/corpus/TARGET from the seeds; a crashing input is kept in
+# tests/fuzz/regressions/TARGET/, which `make test` replays (suite "fuzz").
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frontend safetensors npy
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
+FRONTEND_SRC := $(filter-out compiler/main.c,$(wildcard compiler/*.c) $(wildcard compiler/passes/*.c)) \
+                $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.tab.c $(RUNTIME_SRC)
+
+$(BUILD)/fuzz/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Icompiler -I$(BUILD)/compiler -Iruntime -o $@ $^ -lm -lpthread
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Iruntime -o $@ $^ -lm -lpthread
+
+# The same targets without libFuzzer, replaying saved inputs (built with the sanitizers when clang has them).
+$(BUILD)/fuzz/replay_frontend: tests/fuzz/replay.c tests/fuzz/fuzz_frontend.c $(FRONTEND_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) -g -O1 $(WARN) -Icompiler -I$(BUILD)/compiler -Iruntime -o $@ $^ -lm -lpthread
+
+$(BUILD)/fuzz/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) -g -O1 $(WARN) -Iruntime -o $@ $^ -lm -lpthread
+
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+	@sh tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # The C of every model, committed so that a reader sees what nnc emits (tests check it is current).
 generated: $(BUILD)/nnc
 	@rm -f generated/*.c generated/*.h
@@ -81,4 +110,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test generated bench demo
+.PHONY: all clean deps test generated bench demo fuzz

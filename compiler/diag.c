@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 int diag_error_count;
+FILE *diag_file;   /* where diagnostics go: stderr when NULL */
+
+static FILE *out(void) { return diag_file ? diag_file : stderr; }
 int diag_error_limit = INT_MAX;   /* main sets the command line's limit */
 static bool use_color;
 
@@ -98,46 +101,46 @@ static void show_source(Loc loc) {
     int len;
     const char *text = line_text(loc.file, loc.line, &len);
     for (int i = 0; i < len; i++)   /* NUL bytes and control characters would garble the terminal */
-        fputc((unsigned char)text[i] < 32 && text[i] != '\t' ? ' ' : text[i], stderr);
-    fputc('\n', stderr);
+        fputc((unsigned char)text[i] < 32 && text[i] != '\t' ? ' ' : text[i], out());
+    fputc('\n', out());
     int col = loc.col < 1 ? 1 : loc.col;
     for (int i = 0; i < col - 1 && i < len; i++)
-        fputc(text[i] == '\t' ? '\t' : ' ', stderr);
+        fputc(text[i] == '\t' ? '\t' : ' ', out());
     if (use_color)
-        fputs("\033[1;32m", stderr);
-    fputc('^', stderr);
+        fputs("\033[1;32m", out());
+    fputc('^', out());
     int end = loc.end_col > len ? len : loc.end_col;
     for (int i = col; i < end; i++)
-        fputc('~', stderr);
+        fputc('~', out());
     if (use_color)
-        fputs("\033[0m", stderr);
-    fputc('\n', stderr);
+        fputs("\033[0m", out());
+    fputc('\n', out());
 }
 
 bool diag_usage_error;
 
 static void vreport(Loc loc, const char *kind, const char *color, const char *fmt, va_list ap) {
     if (loc.file && loc.file->cmdline) {   /* from an option: one line, no source to show */
-        fprintf(stderr, "nnc: %s: %s: ", kind, loc.file->cmdline);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        fprintf(out(), "nnc: %s: %s: ", kind, loc.file->cmdline);
+        vfprintf(out(), fmt, ap);
+        fputc('\n', out());
         diag_usage_error = true;
         return;
     }
     if (use_color)
-        fputs("\033[1m", stderr);
+        fputs("\033[1m", out());
     if (loc.file)
-        fprintf(stderr, "%s:%d:%d: ", loc.file->path, loc.line, loc.col);
+        fprintf(out(), "%s:%d:%d: ", loc.file->path, loc.line, loc.col);
     else
-        fputs("nnc: ", stderr);
+        fputs("nnc: ", out());
     if (use_color)
-        fprintf(stderr, "%s%s:\033[0;1m ", color, kind);
+        fprintf(out(), "%s%s:\033[0;1m ", color, kind);
     else
-        fprintf(stderr, "%s: ", kind);
-    vfprintf(stderr, fmt, ap);
+        fprintf(out(), "%s: ", kind);
+    vfprintf(out(), fmt, ap);
     if (use_color)
-        fputs("\033[0m", stderr);
-    fputc('\n', stderr);
+        fputs("\033[0m", out());
+    fputc('\n', out());
     show_source(loc);
 }
 
@@ -148,7 +151,7 @@ void diag_error(Loc loc, const char *fmt, ...) {
     diag_error_count++;
     if (silenced) {
         if (diag_error_count == diag_error_limit + 1)
-            fprintf(stderr, "nnc: error: too many errors, stopping after %d\n", diag_error_limit);
+            fprintf(out(), "nnc: error: too many errors, stopping after %d\n", diag_error_limit);
         return;
     }
     va_list ap;
@@ -190,7 +193,7 @@ void diag_chain(const CallFrame *chain) {
             for (; f; f = f->parent)
                 rest++;
             if (!silenced)
-                fprintf(stderr, "note: and %d more block expansions\n", rest);
+                fprintf(out(), "note: and %d more block expansions\n", rest);
             return;
         }
         if (times > 1)
@@ -205,9 +208,9 @@ void diag_chain(const CallFrame *chain) {
 void diag_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("nnc: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fputs("nnc: error: ", out());
+    vfprintf(out(), fmt, ap);
+    fputc('\n', out());
     va_end(ap);
     diag_usage_error = true;
 }
@@ -215,8 +218,8 @@ void diag_usage(const char *fmt, ...) {
 void diag_plain(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("nnc: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fputs("nnc: error: ", out());
+    vfprintf(out(), fmt, ap);
+    fputc('\n', out());
     va_end(ap);
 }

@@ -639,8 +639,8 @@ static Value *call_block(Elab *E, Scope *S, Decl *block, Node *call, const char 
         error_at(E, call->loc, "block calls nested deeper than %d (does '%s' call itself?)", E->opts->max_call_depth, block->name);
         return NULL;
     }
-    if (++E->steps > MAX_STEPS) {
-        error_at(E, call->loc, "the program runs more than %d loop iterations and calls", MAX_STEPS);
+    if (++E->steps > E->opts->max_steps) {
+        error_at(E, call->loc, "the program runs more than %lld loop iterations and calls", (long long)E->opts->max_steps);
         return NULL;
     }
     int n = block->params.len;
@@ -1170,14 +1170,15 @@ static bool exec_stmt(Elab *E, Scope *S, Stmt *s) {
         if (!hi || !want_int(E, hi, s->hi->loc, "the end of a range"))
             return false;
         const char *var = VEC_AT(s->names, 0, Node *)->str;
-        if (hi->i > lo->i && (hi->i - lo->i > MAX_STEPS || (uint64_t)(hi->i - lo->i) + (uint64_t)E->steps > MAX_STEPS)) {
-            error_at(E, s->loc, "the loop runs %lld iterations, more than the limit of %d loop iterations and calls",
-                     (long long)(hi->i - lo->i), MAX_STEPS);
+        int64_t limit = E->opts->max_steps;
+        if (hi->i > lo->i && (hi->i - lo->i > limit || (uint64_t)(hi->i - lo->i) + (uint64_t)E->steps > (uint64_t)limit)) {
+            error_at(E, s->loc, "the loop runs %lld iterations, more than the limit of %lld loop iterations and calls",
+                     (long long)(hi->i - lo->i), (long long)limit);
             return false;
         }
         for (int64_t i = lo->i; i < hi->i && !S->returned; i++) {
-            if (++E->steps > MAX_STEPS) {
-                error_at(E, s->loc, "the program runs more than %d loop iterations and calls", MAX_STEPS);
+            if (++E->steps > E->opts->max_steps) {
+                error_at(E, s->loc, "the program runs more than %lld loop iterations and calls", (long long)E->opts->max_steps);
                 return false;
             }
             env_set(&S->env, var, int_value(i));
@@ -1400,6 +1401,8 @@ Graph *elaborate(Vec *decls, ElabOptions *opts) {
         opts->max_call_depth = 256;
     if (opts->max_ops <= 0)
         opts->max_ops = 1000000;
+    if (opts->max_steps <= 0)
+        opts->max_steps = MAX_STEPS;
     parse_signatures(E);
     if (!collect_decls(E, decls) || !eval_lets(E, decls))
         return NULL;

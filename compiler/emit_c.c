@@ -731,7 +731,10 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "        return -1;\n    prepare(m);\n    return 0;\n}\n\n",
                e->id, e->id, nspecs);
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
-                  "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n    return status;\n}\n\n", e->id, e->id, e->id);
+                  "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n"
+                  "    if (status != 0) {   /* say which file */\n        nnrt_error inner = m->error;\n"
+                  "        nnrt_seterr(&m->error, \"'%%s': %%s\", path, inner.msg);\n    }\n    return status;\n}\n\n",
+               e->id, e->id, e->id);
     buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);
     buf_printf(c, "void %s_profile_report(const %s *m, int runs) {\n    double total = 0, flops = 0;\n    if (runs < 1)\n        runs = 1;\n"
                   "    printf(\"%%-4s %%-40s %%10s %%10s\\n\", \"op\", \"name\", \"ms\", \"GFLOP/s\");\n"
@@ -782,7 +785,7 @@ static void emit_main(Emitter *e, Buf *c) {
                   "            if (n_out == %d) {\n                fprintf(stderr, \"error: the model has %d output(s), found another --output '%%s'\\n\", v);\n"
                   "                return 2;\n            }\n            outputs[n_out++] = v;\n", ni, ni, no, no);
     buf_puts(c, "        } else if (!strcmp(a, \"--bench\") || !strcmp(a, \"--threads\")) {\n            char *end;\n            long n = strtol(v, &end, 10);\n"
-                "            if (*end || end == v || n < (a[2] == 'b' ? 0 : 1) || n > 1000000) {\n"
+                "            if (*end || end == v || n < 1 || n > 1000000) {\n"
                 "                fprintf(stderr, \"error: %s expects a positive integer, found '%s'\\n\", a, v);\n                return 2;\n            }\n"
                 "            *(a[2] == 'b' ? &bench : &threads) = (int)n;\n        } else {\n"
                 "            fprintf(stderr, \"error: unknown option '%s' (see --help)\\n\", a);\n            return 2;\n        }\n    }\n");

@@ -76,6 +76,7 @@ const SrcFile *src_load(const char *path);      /* NULL if unreadable (errno set
 const SrcFile *src_from_string(const char *name, const char *text);
 
 extern int diag_error_count;
+extern FILE *diag_file;                          /* where diagnostics go; NULL: stderr */
 extern int diag_error_limit;                     /* stop after this many errors */
 void diag_error(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void diag_warning(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -327,6 +328,7 @@ typedef struct {
     const char *model;       /* --model, or NULL */
     int max_call_depth;
     int64_t max_ops;
+    int64_t max_steps;       /* loop iterations and block calls (default 10 million) */
 } ElabOptions;
 
 Graph *elaborate(Vec *decls, ElabOptions *opts);

@@ -537,6 +537,10 @@ int transformer_decoder_load(transformer_decoder *m, const char *path) {
         return -1;
     int status = transformer_decoder_load_memory(m, f.data, f.size);
     nnrt_unmap_file(&f);
+    if (status != 0) {   /* say which file */
+        nnrt_error inner = m->error;
+        nnrt_seterr(&m->error, "'%s': %s", path, inner.msg);
+    }
     return status;
 }
 
@@ -616,7 +620,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--bench") || !strcmp(a, "--threads")) {
             char *end;
             long n = strtol(v, &end, 10);
-            if (*end || end == v || n < (a[2] == 'b' ? 0 : 1) || n > 1000000) {
+            if (*end || end == v || n < 1 || n > 1000000) {
                 fprintf(stderr, "error: %s expects a positive integer, found '%s'\n", a, v);
                 return 2;
             }

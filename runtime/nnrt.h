@@ -69,6 +69,8 @@ void nnrt_unmap_file(nnrt_file *f);
  * anything else: raw little-endian f32, exactly prod(dims) * 4 bytes.
  * Errors name the path and the expected vs found shape or byte count. */
 int nnrt_read_tensor_file(const char *path, float *dst, int rank, const int64_t *dims, nnrt_error *err);
+/* The .npy parser of nnrt_read_tensor_file, on bytes in memory (same checks and messages). */
+int nnrt_parse_npy(const void *data, size_t size, float *dst, int rank, const int64_t *dims, nnrt_error *err);
 int nnrt_write_tensor_file(const char *path, const float *src, int rank, const int64_t *dims, nnrt_error *err);
 
 /* ---- Utilities (util.c) ----------------------------------------------------------------------- */

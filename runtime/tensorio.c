@@ -307,6 +307,15 @@ static int read_raw(const char *path, const unsigned char *bytes, size_t size, f
     return 0;
 }
 
+int nnrt_parse_npy(const void *data, size_t size, float *dst, int rank, const int64_t *dims, nnrt_error *err) {
+    size_t numel;
+    if (nnrt_shape_numel(rank, dims, &numel) != 0) {
+        nnrt_seterr(err, "the expected shape is too large");
+        return -1;
+    }
+    return read_npy("<memory>", data, size, dst, rank, dims, numel, err);
+}
+
 static bool is_npy_path(const char *path) {
     size_t n = strlen(path);
     return n >= 4 && strcmp(path + n - 4, ".npy") == 0;

@@ -22,10 +22,12 @@ SUITES = [
     ("compiler", ["build/tests/test_compiler"], False),
     ("kernels", [PY, "tests/kernels/test_kernels.py"], True),
     ("errors", [PY, "tests/errors/run_errors.py"], False),
+    ("fuzz", ["sh", "tests/fuzz/replay_all.sh"], False),
     ("golden", [PY, "tests/golden/run_golden.py"], False),
     ("generated", [PY, "tests/check_generated.py"], False),
     ("keys", [PY, "tests/models/check_keys.py"], True),
     ("ops", [PY, "tests/ops/test_ops.py"], True),
+    ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),
 ]

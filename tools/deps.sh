@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install what nnc needs from Debian's archive (Debian 12), only what is missing.
-#   build: make gcc clang flex bison
+#   build: make gcc clang libclang-rt-14-dev (sanitizer and fuzzer runtimes) flex bison
 #   tests: python3-torch python3-torchvision python3-numpy
 #   demo data: dataset-fashion-mnist
 # Silent and fast when everything is present; otherwise runs `apt-get update` once,
@@ -8,7 +8,7 @@
 # Run as root (or with sudo available).
 set -u
 
-PACKAGES="make gcc clang flex bison python3-torch python3-torchvision python3-numpy dataset-fashion-mnist"
+PACKAGES="make gcc clang libclang-rt-14-dev flex bison python3-torch python3-torchvision python3-numpy dataset-fashion-mnist"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Runs each fuzz target for SECONDS: tests/fuzz/run_fuzz.sh SECONDS TARGET...
+# The corpus grows in build/fuzz/corpus/TARGET, seeded from the repository's own files; crashing
+# inputs are copied to tests/fuzz/regressions/TARGET/ (commit them: `make test` replays them).
+# nnc never frees (a compile is short-lived), so leak detection is off.
+set -u
+seconds=$1
+shift
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+status=0
+for target in "$@"; do
+    corpus=build/fuzz/corpus/$target
+    crashes=build/fuzz/crashes/$target
+    mkdir -p "$corpus" "$crashes" "tests/fuzz/regressions/$target"
+    case $target in
+        frontend) seeds="models models/lib tests/errors tests/errors/lib tests/golden tests/fuzz/regressions/frontend" ;;
+        safetensors) seeds="tests/fuzz/seeds/safetensors tests/fuzz/regressions/safetensors" ;;
+        npy) seeds="tests/fuzz/seeds/npy tests/fuzz/regressions/npy" ;;
+    esac
+    for dir in $seeds; do
+        [ -d "$dir" ] && find "$dir" -maxdepth 1 -type f \( -name '*.net' -o -name '*.safetensors' -o -name '*.npy' -o -path '*regressions*' \) \
+            -exec cp {} "$corpus/" \; 2>/dev/null
+    done
+    echo "== fuzzing $target for $seconds s"
+    ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+        -detect_leaks=0 -artifact_prefix="$crashes/" -print_final_stats=1 "$corpus" 2>&1 |
+        grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix)" || true
+    for crash in "$crashes"/*; do
+        [ -f "$crash" ] || continue
+        cp "$crash" "tests/fuzz/regressions/$target/"
+        echo "fuzz: $target: crashing input kept as tests/fuzz/regressions/$target/$(basename "$crash")"
+        status=1
+    done
+done
+exit $status
