@@ -4,6 +4,11 @@ CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -D_GNU_SOURCE
 BUILD   := build
 
+# make SANITIZE=1: nnc, the runtime and every program nnc builds, with ASan and UBSan.
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DNNC_SANITIZE
+endif
+
 COMPILER_SRC := $(wildcard compiler/*.c) $(wildcard compiler/passes/*.c)
 COMPILER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(COMPILER_SRC)) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.tab.o
 RUNTIME_SRC  := $(wildcard runtime/*.c)
@@ -58,6 +63,12 @@ $(BUILD)/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Iruntime -c -o $@ $<
 
+# The whole suite again with nnc, the runtime and the generated programs under ASan and UBSan. It
+# rebuilds build/ with the sanitizers (and leaves it so: `make clean` before a normal build).
+test-sanitize:
+	$(MAKE) clean
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) SANITIZE=1 test
+
 # Speed against PyTorch, side by side in one run (see tools/bench.py).
 bench: all
 	@/usr/bin/python3 tools/bench.py
@@ -110,4 +121,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test generated bench demo fuzz
+.PHONY: all clean deps test generated bench demo fuzz test-sanitize

@@ -33,6 +33,8 @@ static const char usage[] =
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --max-ops N          refuse a graph of more than N ops (default 1000000)\n"
+    "  --max-arena BYTES    refuse a model needing more arena than BYTES (default 16 GiB)\n"
+    "  --max-weights BYTES  refuse a model with more weights than BYTES (default 16 GiB)\n"
     "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"
     "                       (and stop, unless -o is given too)\n"
     "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
@@ -42,6 +44,7 @@ static const char usage[] =
     "environment (when building a program): CC (default clang), CFLAGS (default -O2 -march=native)\n";
 
 typedef struct {
+    long long max_arena, max_weights;   /* bytes: refuse bigger plans */
     bool stats;
     long long arena_budget;      /* 0: none */
     const char *input;
@@ -59,22 +62,30 @@ static _Noreturn void usage_error(const char *fmt, const char *arg) {
 }
 
 /* The repository root, found from the executable's own path (build/nnc). */
-static const char *nnc_root(void) {
-    static char root[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", root, sizeof root - 1);
+/* The directory nnc was built in (it holds libnnrt.a), and the repository root above it (runtime/). */
+static const char *nnc_dir(int up) {
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n <= 0)
-        return ".";
-    root[n] = 0;
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(root, '/');
+        return up ? ".." : ".";
+    path[n] = 0;
+    for (int i = 0; i < up + 1; i++) {
+        char *slash = strrchr(path, '/');
         if (slash)
             *slash = 0;
     }
-    return root;
+    return format("%s", path);
 }
 
-static const char *cflags(void) { return format("-I%s/runtime", nnc_root()); }
-static const char *libs(void) { return format("%s/build/libnnrt.a -lm -lpthread", nnc_root()); }
+/* A sanitizer build of nnc (make test-sanitize) builds its programs with the same sanitizers. */
+#ifdef NNC_SANITIZE
+#define SANITIZE_FLAGS " -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+#else
+#define SANITIZE_FLAGS ""
+#endif
+
+static const char *cflags(void) { return format("-I%s/runtime%s", nnc_dir(1), SANITIZE_FLAGS); }
+static const char *libs(void) { return format("%s/libnnrt.a -lm -lpthread%s", nnc_dir(0), SANITIZE_FLAGS); }
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -95,6 +106,7 @@ static int parse_int_arg(const char *opt, const char *v, long lo, long hi) {
 static void parse_args(int argc, char **argv, Options *o) {
     o->emit_opts.opt_level = 2;
     o->emit_opts.threads = 1;
+    o->max_arena = o->max_weights = 16LL << 30;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -152,6 +164,14 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->emit_opts.threads = parse_int_arg(a, next, 1, 1024);
         } else if (strcmp(a, "--stats") == 0) {
             o->stats = true;
+        } else if (strcmp(a, "--max-arena") == 0 || strcmp(a, "--max-weights") == 0) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            long long v = strtoll(next, &end, 10);
+            if (errno || *end || end == next || v <= 0)
+                usage_error("%s expects a positive number of bytes", a);
+            *(a[6] == 'a' ? &o->max_arena : &o->max_weights) = v;
         } else if (strcmp(a, "--arena-budget") == 0) {
             NEED_VALUE();
             char *end;
@@ -257,7 +277,14 @@ static char *stem(const char *path) {
     return ends_with(base, ".c") ? xstrndup(base, strlen(base) - 2) : xstrdup(base);
 }
 
+#ifdef NNC_SANITIZE
+#include <sanitizer/lsan_interface.h>
+#endif
+
 int main(int argc, char **argv) {
+#ifdef NNC_SANITIZE
+    __lsan_disable();   /* nnc frees nothing on purpose: a compile is short */
+#endif
     Options o = {0};
     parse_args(argc, argv, &o);
     diag_set_color(isatty(2) && !getenv("NO_COLOR"));
@@ -287,11 +314,20 @@ int main(int argc, char **argv) {
     }
     if (o.arena_budget && g->arena_bytes > o.arena_budget && !over_budget(g, o.arena_budget))
         return 1;
+    int64_t weight_bytes = 0;
+    for (int i = 0; i < g->weights.len; i++)
+        weight_bytes += tensor_bytes(g->weights.items[i]);
+    if (g->arena_bytes > o.max_arena || weight_bytes > o.max_weights) {
+        bool arena = g->arena_bytes > o.max_arena;
+        fprintf(stderr, "nnc: error: model '%s' needs %lld bytes of %s, more than the limit of %lld (raise it with %s)\n", g->name,
+                (long long)(arena ? g->arena_bytes : weight_bytes), arena ? "arena" : "weights", arena ? o.max_arena : o.max_weights,
+                arena ? "--max-arena" : "--max-weights");
+        return 1;
+    }
     if (o.stats) {
-        int64_t weight_bytes = 0;
-        for (int i = 0; i < g->weights.len; i++)
-            if (!VEC_AT(g->weights, i, Tensor *)->derived)
-                weight_bytes += tensor_bytes(g->weights.items[i]);
+        for (int i = 0; i < g->weights.len; i++)   /* the file's weights only */
+            if (VEC_AT(g->weights, i, Tensor *)->derived)
+                weight_bytes -= tensor_bytes(g->weights.items[i]);
         printf("arena_bytes=%lld lower_bound=%lld weights_bytes=%lld ops=%d\n", (long long)g->arena_bytes, (long long)g->lower_bound,
                (long long)weight_bytes, g->ops.len);
         if (!o.output)
