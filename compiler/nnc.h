@@ -313,7 +313,8 @@ Op *sole_consumer(const Graph *g, const Tensor *t);   /* the one op reading t, i
 bool is_graph_output(const Graph *g, const Tensor *t);
 void graph_replace_uses(Graph *g, Tensor *from, Tensor *to);
 void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx);
-bool verify_graph(const Graph *g);                 /* invariants; prints what is broken */
+bool verify_graph(const Graph *g);
+void matmul_operands(const Tensor *a, const Tensor *b, Tensor *a2, Tensor *b2);                 /* invariants; prints what is broken */
 
 /* ---------------------------------------------------------------- elaboration (elaborate.c, shape.c) */
 

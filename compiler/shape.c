@@ -566,18 +566,8 @@ Tensor *build_expand(Call *c) {
 
 Tensor *build_matmul(Call *c) {
     Tensor *a = call_tensor(c, 0), *b = call_tensor(c, 1);
-    /* torch.matmul: a 1-D operand is a row (left) or column (right) vector, dropped from the result */
-    Tensor a2 = *a, b2 = *b;
-    if (a->rank == 1) {
-        a2.rank = 2;
-        a2.dims[0] = 1;
-        a2.dims[1] = a->dims[0];
-    }
-    if (b->rank == 1) {
-        b2.rank = 2;
-        b2.dims[0] = b->dims[0];
-        b2.dims[1] = 1;
-    }
+    Tensor a2, b2;
+    matmul_operands(a, b, &a2, &b2);
     int64_t M = a2.dims[a2.rank - 2], K = a2.dims[a2.rank - 1], K2 = b2.dims[b2.rank - 2], N = b2.dims[b2.rank - 1];
     if (K != K2) {
         call_error(c, -1, "the inner dimensions of %s @ %s differ (%lld vs %lld)", shape_of(a), shape_of(b), (long long)K, (long long)K2);
