@@ -3,6 +3,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -D_GNU_SOURCE
 BUILD   := build
+FUZZ_TARGETS := frontend safetensors npy
 
 # make SANITIZE=1: nnc, the runtime and every program nnc builds, with ASan and UBSan.
 ifeq ($(SANITIZE),1)
@@ -82,7 +83,6 @@ demo: all
 # growing build/fuzz/corpus/TARGET from the seeds; a crashing input is kept in
 # tests/fuzz/regressions/TARGET/, which `make test` replays (suite "fuzz").
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := frontend safetensors npy
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
 FRONTEND_SRC := $(filter-out compiler/main.c,$(wildcard compiler/*.c) $(wildcard compiler/passes/*.c)) \
                 $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.tab.c $(RUNTIME_SRC)
@@ -98,11 +98,11 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
 # The same targets without libFuzzer, replaying saved inputs (built with the sanitizers when clang has them).
 $(BUILD)/fuzz/replay_frontend: tests/fuzz/replay.c tests/fuzz/fuzz_frontend.c $(FRONTEND_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) -g -O1 $(WARN) -Icompiler -I$(BUILD)/compiler -Iruntime -o $@ $^ -lm -lpthread
+	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -Iruntime -o $@ $^ -lm -lpthread
 
 $(BUILD)/fuzz/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) -g -O1 $(WARN) -Iruntime -o $@ $^ -lm -lpthread
+	$(CC) $(CFLAGS) $(WARN) -Iruntime -o $@ $^ -lm -lpthread
 
 fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
