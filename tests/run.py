@@ -30,6 +30,7 @@ SUITES = [
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),
+    ("fashion", [PY, "tests/models/test_fashion.py"], True),
 ]
 
 

@@ -11,6 +11,39 @@
 
 #include "nnk_base.h"
 
+/* For small output planes (the deep layers of a network: 7x7, 4x4, 1x1) the row loops above are too
+   short to pay; instead each output pixel gathers its input patch (zeros where padded) once, and every
+   output channel is one dot product of its contiguous weight row with that patch. */
+enum { NNK_CONV_SMALL_PLANE = 256, NNK_CONV_MAX_PATCH = 8192 };
+
+static inline void nnk__conv2d_small(float *restrict y, const float *restrict x, const float *restrict w,
+                                     const float *restrict b, int N, int C, int H, int W, int O, int OH, int OW,
+                                     int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G)
+{
+    int Cg = C / G, Og = O / G;
+    long plane = (long)OH * OW, patch_len = (long)Cg * KH * KW;
+    float patch[NNK_CONV_MAX_PATCH];
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    long k = 0;
+                    for (int c = 0; c < Cg; c++) {
+                        const float *xp = x + ((long)n * C + (long)g * Cg + c) * H * W;
+                        for (int kh = 0; kh < KH; kh++) {
+                            int ih = oh * SH + kh * DH - PT;
+                            for (int kw = 0; kw < KW; kw++, k++) {
+                                int iw = ow * SW + kw * DW - PL;
+                                patch[k] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[(long)ih * W + iw] : 0.0f;
+                            }
+                        }
+                    }
+                    for (int o = g * Og; o < (g + 1) * Og; o++)
+                        y[((long)n * O + o) * plane + (long)oh * OW + ow] =
+                            nnk__dot(w + (long)o * patch_len, patch, patch_len) + (b ? b[o] : 0.0f);
+                }
+}
+
 /* y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C/G,KH,KW]) + b[O] (b may be NULL). Stride SH,SW; zero padding PT
    (top), PL (left) — bottom/right padding is implied by OH/OW; dilation DH,DW; groups G. */
 static inline void nnk_conv2d(float *restrict y, const float *restrict x, const float *restrict w,
@@ -19,6 +52,10 @@ static inline void nnk_conv2d(float *restrict y, const float *restrict x, const 
 {
     int Cg = C / G, Og = O / G;
     long plane = (long)OH * OW;
+    if (plane <= NNK_CONV_SMALL_PLANE && (long)Cg * KH * KW <= NNK_CONV_MAX_PATCH) {
+        nnk__conv2d_small(y, x, w, b, N, C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
+        return;
+    }
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) {
             float *yp = y + ((long)n * O + o) * plane;

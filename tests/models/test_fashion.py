@@ -137,6 +137,12 @@ def main():
     args = ap.parse_args()
     t_start = time.time()
     torch.set_num_threads(1)
+    # Under `make test-sanitize` the programs run many times slower: check the first 500 images there
+    # (every image is checked by the plain `make test`).
+    flags = subprocess.run([args.nnc, "--cflags"], capture_output=True, text=True).stdout
+    if "-fsanitize" in flags and not args.limit:
+        args.limit = 500
+        print("# a sanitizer build: the first 500 images only")
 
     for path, what in ((args.nnc, "run make"), (WEIGHTS, "run tools/train_fashion.py"),
                        (os.path.join(train_fashion.DATA_DIR, "t10k-images-idx3-ubyte.gz"),
