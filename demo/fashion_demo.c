@@ -103,6 +103,48 @@ static void print_image(const unsigned char *px, int rows, int cols, const char 
     }
 }
 
+/* The full report: accuracy, speed, confusion matrix, a few predictions and two mistakes drawn. */
+static void report(long n, int rows, int cols, int batch, long threads, double acc, long correct, double ips, double run_time,
+                   long confusion[NCLASS][NCLASS], const unsigned char *images, const unsigned char *labels, const float *logits,
+                   const int *pred) {
+    const int pixels = rows * cols;
+    printf("Fashion-MNIST test set: %ld images of %dx%d, d2l ResNet-18 compiled by nnc (batch %d, %ld thread%s)\n\n",
+           n, rows, cols, batch, threads, threads == 1 ? "" : "s");
+    printf("accuracy:    %.2f %% (%ld of %ld correct)\n", acc, correct, n);
+    printf("throughput:  %.0f images/s (%.3f ms per image, %.2f s for all)\n\n", ips,
+           n ? 1000.0 * run_time / n : 0.0, run_time);
+
+    printf("confusion matrix (rows: true class, columns: predicted)\n");
+    printf("%12s", "");
+    for (int c = 0; c < NCLASS; c++) printf(" %5.5s", class_names[c]);
+    printf("  recall\n");
+    for (int r = 0; r < NCLASS; r++) {
+        long total = 0;
+        printf("%12s", class_names[r]);
+        for (int c = 0; c < NCLASS; c++) {
+            printf(" %5ld", confusion[r][c]);
+            total += confusion[r][c];
+        }
+        printf("  %5.1f %%\n", total ? 100.0 * confusion[r][r] / total : 0.0);
+    }
+
+    printf("\na few predictions\n");
+    int shown = 0;
+    for (long i = 0; i < n && shown < 8; i++, shown++) {
+        const float *v = logits + i * NCLASS;
+        printf("  image %5ld: %-11s predicted %-11s (%5.1f %%) %s\n", i, class_names[labels[i]], class_names[pred[i]],
+               100.0 * softmax_max(v, NCLASS), pred[i] == labels[i] ? "right" : "WRONG");
+    }
+    for (long i = 0, wrong = 0; i < n && wrong < 2; i++) {
+        if (pred[i] == labels[i]) continue;
+        wrong++;
+        printf("\n  image %ld, a mistake: %s, predicted %s (%.1f %%)\n", i, class_names[labels[i]],
+               class_names[pred[i]], 100.0 * softmax_max(logits + i * NCLASS, NCLASS));
+        print_image(images + (size_t)i * pixels, rows, cols, "    |");
+    }
+
+}
+
 int main(int argc, char **argv) {
     const char *weights = NULL, *images_path = NULL, *labels_path = NULL, *logits_path = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN), limit = -1;
@@ -182,46 +224,11 @@ int main(int argc, char **argv) {
     double acc = n ? 100.0 * correct / n : 0;
     double ips = run_time > 0 ? n / run_time : 0;
 
-    if (quiet) {
+    if (quiet)
         printf("accuracy %.2f %% (%ld/%ld), %.0f images/s, batch %d, %ld thread%s\n", acc, correct, n, ips, batch, threads,
                threads == 1 ? "" : "s");
-        return 0;
-    }
-
-    printf("Fashion-MNIST test set: %ld images of %dx%d, d2l ResNet-18 compiled by nnc (batch %d, %ld thread%s)\n\n",
-           n, rows, cols, batch, threads, threads == 1 ? "" : "s");
-    printf("accuracy:    %.2f %% (%ld of %ld correct)\n", acc, correct, n);
-    printf("throughput:  %.0f images/s (%.3f ms per image, %.2f s for all)\n\n", ips,
-           n ? 1000.0 * run_time / n : 0.0, run_time);
-
-    printf("confusion matrix (rows: true class, columns: predicted)\n");
-    printf("%12s", "");
-    for (int c = 0; c < NCLASS; c++) printf(" %5.5s", class_names[c]);
-    printf("  recall\n");
-    for (int r = 0; r < NCLASS; r++) {
-        long total = 0;
-        printf("%12s", class_names[r]);
-        for (int c = 0; c < NCLASS; c++) {
-            printf(" %5ld", confusion[r][c]);
-            total += confusion[r][c];
-        }
-        printf("  %5.1f %%\n", total ? 100.0 * confusion[r][r] / total : 0.0);
-    }
-
-    printf("\na few predictions\n");
-    int shown = 0;
-    for (long i = 0; i < n && shown < 8; i++, shown++) {
-        const float *v = logits + i * NCLASS;
-        printf("  image %5ld: %-11s predicted %-11s (%5.1f %%) %s\n", i, class_names[labels[i]], class_names[pred[i]],
-               100.0 * softmax_max(v, NCLASS), pred[i] == labels[i] ? "right" : "WRONG");
-    }
-    for (long i = 0, wrong = 0; i < n && wrong < 2; i++) {
-        if (pred[i] == labels[i]) continue;
-        wrong++;
-        printf("\n  image %ld, a mistake: %s, predicted %s (%.1f %%)\n", i, class_names[labels[i]],
-               class_names[pred[i]], 100.0 * softmax_max(logits + i * NCLASS, NCLASS));
-        print_image(images + (size_t)i * pixels, rows, cols, "    |");
-    }
+    else
+        report(n, rows, cols, batch, threads, acc, correct, ips, run_time, confusion, images, labels, logits, pred);
 
     free(pred);
     free(logits);
