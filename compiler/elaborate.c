@@ -610,26 +610,35 @@ static Decl *find_decl(const Vec *decls, const char *name) {
     return NULL;
 }
 
-/* Checks a value against a block parameter's declared type (int is accepted for float). */
+/* The types a block parameter may declare. */
+static const struct {
+    const char *name;
+    ValueKind kind;
+} block_types[] = {
+    {"tensor", V_TENSOR}, {"int", V_INT}, {"float", V_FLOAT}, {"bool", V_BOOL}, {"list", V_LIST}, {"str", V_STR},
+};
+enum { N_BLOCK_TYPES = sizeof block_types / sizeof *block_types };
+
+static int block_type(const char *name) {
+    for (int i = 0; i < N_BLOCK_TYPES; i++)
+        if (strcmp(name, block_types[i].name) == 0)
+            return i;
+    return -1;
+}
+
+/* Checks a value against a block parameter's declared type (int is accepted for float); the type
+   name itself was checked with the declaration. */
 static Value *check_block_arg(Elab *E, Decl *block, Param *p, Value *v, Loc loc) {
     if (!p->type)
         return v;
-    static const struct { const char *name; ValueKind kind; } types[] = {
-        {"tensor", V_TENSOR}, {"int", V_INT}, {"float", V_FLOAT}, {"bool", V_BOOL}, {"list", V_LIST}, {"str", V_STR},
-    };
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        if (strcmp(p->type, types[i].name) != 0)
-            continue;
-        if (types[i].kind == V_FLOAT && v->kind == V_INT)
-            return float_value((double)v->i);
-        if (v->kind != types[i].kind) {
-            error_at(E, loc, "argument '%s' of block '%s' must be %s, found %s", p->name, block->name, p->type, describe(v));
-            return NULL;
-        }
-        return v;
+    ValueKind want = block_types[block_type(p->type)].kind;
+    if (want == V_FLOAT && v->kind == V_INT)
+        return float_value((double)v->i);
+    if (v->kind != want) {
+        error_at(E, loc, "argument '%s' of block '%s' must be %s, found %s", p->name, block->name, p->type, describe(v));
+        return NULL;
     }
-    error_at(E, p->type_loc, "unknown type '%s' (block parameters are tensor, int, float, bool or list)", p->type);
-    return NULL;
+    return v;
 }
 
 static const char *eval_path(Elab *E, Scope *S, Path *path);
@@ -1261,11 +1270,7 @@ static bool collect_decls(Elab *E, Vec *decls) {
         }
         for (int p = 0; p < d->params.len; p++) {
             Param *param = d->params.items[p];
-            static const char *block_types[] = {"tensor", "int", "float", "bool", "list", "str", NULL};
-            bool known = d->kind == DECL_MODEL || !param->type;
-            for (int t = 0; !known && block_types[t]; t++)
-                known = strcmp(param->type, block_types[t]) == 0;
-            if (!known) {
+            if (d->kind == DECL_BLOCK && param->type && block_type(param->type) < 0) {
                 diag_error(param->type_loc, "unknown type '%s' (block parameters are tensor, int, float, bool, list or str)", param->type);
                 return false;
             }
