@@ -165,13 +165,19 @@ static void call_line(Emitter *e, const Op *op, const char *fn, const char *args
 }
 
 /* The common case: out, then every input, as pointers. */
-static void simple_call(Emitter *e, const Op *op, const char *params, const char *body) {
-    const char *fn = specialise(e, op, params, body);
+/* The pointers an op's function takes: its output, every input, and its scratch memory if any. */
+static const char *op_pointers(Emitter *e, const Op *op) {
     Buf args = {0};
     buf_puts(&args, ptr(e, op->out));
     for (int i = 0; i < op->in.len; i++)
         buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
-    call_line(e, op, fn, args.buf);
+    if (op_scratch_floats(op) > 0)
+        buf_printf(&args, ", A(%lld)", (long long)(op->scratch_offset / 4));
+    return buf_take(&args);
+}
+
+static void simple_call(Emitter *e, const Op *op, const char *params, const char *body) {
+    call_line(e, op, specialise(e, op, params, body), op_pointers(e, op));
 }
 
 /* ---------------------------------------------------------------- per-op emitters */
@@ -183,12 +189,8 @@ static void simple_call(Emitter *e, const Op *op, const char *params, const char
 static void parallel_call(Emitter *e, const Op *op, const char *body) {
     const char *fn = specialise(e, op, "const op_args *a, int part, int parts", body);
     e->parallel = true;
-    Buf args = {0};
-    buf_printf(&args, "%s, %s", fn, ptr(e, op->out));
-    for (int i = 0; i < op->in.len; i++)
-        buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
     call_comment(e, op);
-    buf_printf(&e->body, "    PARALLEL(%s);\n    TICK(%d);\n", args.buf, op->id);
+    buf_printf(&e->body, "    PARALLEL(%s, %s);\n    TICK(%d);\n", fn, op_pointers(e, op), op->id);
 }
 
 /* "c1 * v1 + c2 * v2" without the zero terms and unit factors: index arithmetic as a person writes it. */
@@ -302,13 +304,7 @@ static void emit_mha(Emitter *e, const Op *op) {
                                  "const float *out_b, float *scratch"
                                : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
                                  "const float *out_b, float *scratch";
-    const char *fn = specialise(e, op, params, body);
-    Buf args = {0};
-    buf_puts(&args, ptr(e, op->out));
-    for (int i = 0; i < op->in.len; i++)
-        buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
-    buf_printf(&args, ", A(%lld)", (long long)(op->scratch_offset / 4));
-    call_line(e, op, fn, args.buf);
+    simple_call(e, op, params, body);
     e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
 }
 
@@ -489,8 +485,7 @@ static void emit_sdpa(Emitter *e, const Op *op) {
     char *body = format("    _Static_assert(NNK_SDPA_SCRATCH(%lld, %lld) <= %lld, \"scratch planned too small\");\n"
                         "    nnk_sdpa(y, q, k, v, %lld, %lld, %lld, %lld, %lld, %d, scratch);\n",
                         L, S, (long long)op_scratch_floats(op), B, L, S, D, Dv, op->a.causal);
-    const char *fn = specialise(e, op, "float *y, const float *q, const float *k, const float *v, float *scratch", body);
-    call_line(e, op, fn, format("%s, %s, %s, %s, A(%lld)", ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), (long long)(op->scratch_offset / 4)));
+    simple_call(e, op, "float *y, const float *q, const float *k, const float *v, float *scratch", body);
     e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
 }
 

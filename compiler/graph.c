@@ -179,17 +179,29 @@ void graph_replace_uses(Graph *g, Tensor *from, Tensor *to) {
             g->outputs.items[i] = to;
 }
 
-/* Drops the ops `dead` picks, keeps the rest in order and renumbers them. */
-void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx) {
+/* Drops every op whose result nothing reads (and is not a model output), back to front so that an
+   op feeding only dead ops dies too; keeps the rest in order and renumbers them. */
+void graph_remove_dead_ops(Graph *g) {
+    graph_recount_uses(g);
+    bool *dead = xcalloc((size_t)g->ops.len + 1, sizeof *dead);
+    for (int i = g->ops.len - 1; i >= 0; i--) {
+        Op *op = g->ops.items[i];
+        if (op->out->uses > 0)
+            continue;
+        dead[i] = true;
+        for (int j = 0; j < op->in.len; j++)
+            VEC_AT(op->in, j, Tensor *)->uses--;
+    }
     int n = 0;
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
-        if (!dead(op, ctx)) {
+        if (!dead[i]) {
             op->id = n;
             g->ops.items[n++] = op;
         }
     }
     g->ops.len = n;
+    free(dead);
     graph_recount_uses(g);
 }
 

@@ -312,7 +312,7 @@ void graph_recount_uses(Graph *g);
 Op *sole_consumer(const Graph *g, const Tensor *t);   /* the one op reading t, if t is not an output */
 bool is_graph_output(const Graph *g, const Tensor *t);
 void graph_replace_uses(Graph *g, Tensor *from, Tensor *to);
-void graph_remove_ops(Graph *g, bool (*dead)(const Op *op, void *ctx), void *ctx);
+void graph_remove_dead_ops(Graph *g);                 /* ops whose result nothing reads */
 bool verify_graph(const Graph *g);
 void matmul_operands(const Tensor *a, const Tensor *b, Tensor *a2, Tensor *b2);                 /* invariants; prints what is broken */
 

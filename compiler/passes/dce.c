@@ -10,11 +10,6 @@
 
 #include <string.h>
 
-static bool is_dead(const Op *op, void *ctx) {
-    (void)ctx;
-    return op->out->uses == 0;
-}
-
 static bool same_computation(const Op *a, const Op *b) {
     if (a->kind != b->kind || a->in.len != b->in.len || a->out->rank != b->out->rank)
         return false;
@@ -39,12 +34,5 @@ void pass_dce(Graph *g) {
             }
         }
     }
-    graph_recount_uses(g);
-    for (int i = g->ops.len - 1; i >= 0; i--) {   /* dead ops free their inputs, back to front */
-        Op *op = g->ops.items[i];
-        if (op->out->uses == 0)
-            for (int j = 0; j < op->in.len; j++)
-                VEC_AT(op->in, j, Tensor *)->uses--;
-    }
-    graph_remove_ops(g, is_dead, NULL);
+    graph_remove_dead_ops(g);
 }

@@ -10,11 +10,6 @@
  */
 #include "nnc.h"
 
-static bool is_dead(const Op *op, void *ctx) {
-    (void)ctx;
-    return op->out->uses == 0;
-}
-
 void pass_fold_bn(Graph *g) {
     bool changed = false;
     for (int i = 0; i < g->ops.len; i++) {
@@ -53,6 +48,6 @@ void pass_fold_bn(Graph *g) {
     }
     if (changed) {
         graph_recount_uses(g);
-        graph_remove_ops(g, is_dead, NULL);
+        graph_remove_dead_ops(g);
     }
 }

@@ -11,11 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool is_dead(const Op *op, void *ctx) {
-    (void)ctx;
-    return op->out->uses == 0;
-}
-
 /* The op producing t, if it is of kind k and t feeds only `user`. */
 static Op *producer_of(const Graph *g, const Tensor *t, OpKind k, const Op *user) {
     Op *p = t->producer;
@@ -77,5 +72,5 @@ void pass_fuse_attention(Graph *g) {
         graph_recount_uses(g);
     }
     if (changed)
-        graph_remove_ops(g, is_dead, NULL);
+        graph_remove_dead_ops(g);
 }

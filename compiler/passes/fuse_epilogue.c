@@ -12,11 +12,6 @@
 
 #include <string.h>
 
-static bool is_dead(const Op *op, void *ctx) {
-    (void)ctx;
-    return op->out->uses == 0;
-}
-
 static bool is_activation(OpKind k) {
     return k == OPK_RELU || k == OPK_GELU || k == OPK_SIGMOID || k == OPK_TANH || k == OPK_SILU;
 }
@@ -67,5 +62,5 @@ void pass_fuse_epilogue(Graph *g) {
             while (fuse_next(g, op))
                 ;
     }
-    graph_remove_ops(g, is_dead, NULL);
+    graph_remove_dead_ops(g);
 }
