@@ -36,6 +36,8 @@ typedef struct {
     int64_t weight_floats;
     double *flops;           /* per op */
     bool parallel;           /* some op runs on the thread pool */
+    bool gemm;               /* some op runs on nnk_gemm, whose threads each need scratch */
+    Vec packed;              /* of Packed*: weights that prepare() rearranges for nnk_gemm */
 } Emitter;
 
 
@@ -125,12 +127,14 @@ static const char *int_array(int n, const int64_t *v) {
 /* ---------------------------------------------------------------- specialised functions and calls */
 
 /* Defines (once per distinct text) `static void KIND_N(PARAMS) { BODY }` and returns its name. */
-static const char *specialise(Emitter *e, const Op *op, const char *params, const char *body) {
-    char *key = format("%d|%s|%s", op->kind, params, body);
+/* The specialised function for one stage of an op that runs in several ("project", "attend"), named so. */
+static const char *specialise_stage(Emitter *e, const Op *op, const char *stage, const char *params, const char *body) {
+    char *key = format("%d|%s|%s|%s", op->kind, stage ? stage : "", params, body);
     for (int i = 0; i < e->fn_keys.len; i++)
         if (strcmp(e->fn_keys.items[i], key) == 0)
             return e->fn_names.items[i];
-    char *name = format("%s_%d", op_info[op->kind].name, ++e->per_kind[op->kind]);
+    char *name = stage ? format("%s_%s_%d", op_info[op->kind].name, stage, ++e->per_kind[op->kind])
+                       : format("%s_%d", op_info[op->kind].name, ++e->per_kind[op->kind]);
     vec_push(&e->fn_keys, key);
     vec_push(&e->fn_names, name);
     buf_printf(&e->fns, "/* %s: ", op_info[op->kind].name);
@@ -139,8 +143,13 @@ static const char *specialise(Emitter *e, const Op *op, const char *params, cons
         if (t->kind != TK_WEIGHT)
             buf_printf(&e->fns, "%s%s", i ? ", " : "", shape_c(t));
     }
-    buf_printf(&e->fns, " -> %s */\nstatic void %s(%s) {\n%s}\n\n", shape_c(op->out), name, params, body);
+    buf_printf(&e->fns, " -> %s%s%s */\nstatic void %s(%s) {\n%s}\n\n", shape_c(op->out), stage ? ", stage " : "", stage ? stage : "", name,
+               params, body);
     return name;
+}
+
+static const char *specialise(Emitter *e, const Op *op, const char *params, const char *body) {
+    return specialise_stage(e, op, NULL, params, body);
 }
 
 /* The comment over each call: the op, its name, its source line. */
@@ -234,9 +243,84 @@ static const char *epilogue(const Op *op, const char *indent, const char *y_at, 
                   act_enum(a->act2, a->act2_tanh));
 }
 
+/* A weight that prepare() rearranges (nnk_pack_weight), and the strip width nnk_gemm reads it with:
+   NNK_MR rows of a convolution's A, NNK_NR columns of a linear layer's B. */
+typedef struct {
+    const Tensor *w;
+    int width;
+} Packed;
+
+/* Whether a blocked product may read weight w rearranged by prepare() in strips of `width`, its parts
+   split at strip edges every `unit` rows (unit a multiple of width): nothing else reads w, and its rows
+   (output channels or features) fill whole units. If so, w joins e->packed. */
+static bool pack(Emitter *e, const Tensor *w, int width, int64_t unit) {
+    if (w->kind != TK_WEIGHT || w->uses != 1 || unit % width != 0 || w->dims[0] % unit != 0)
+        return false;
+    Packed *p = xcalloc(1, sizeof *p);
+    p->w = w;
+    p->width = width;
+    vec_push(&e->packed, p);
+    return true;
+}
+
+/* Floats in the largest packed weight: the temporary copy nnk_pack_weight needs. */
+static long long largest_packed(const Emitter *e) {
+    long long most = 0;
+    for (int i = 0; i < e->packed.len; i++) {
+        const Packed *p = e->packed.items[i];
+        long long n = tensor_numel(p->w);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* The first lines of a parallel op's body that computes rows [o0, o1) of a weight with `rows` rows,
+   split at multiples of `unit` (packed) or anywhere. */
+static void split_rows(Buf *body, long long rows, bool packed, int unit) {
+    if (packed)
+        buf_printf(body, "    long o0 = %dL * (%lldL * part / parts), o1 = %dL * (%lldL * (part + 1) / parts);\n", unit, rows / unit, unit,
+                   rows / unit);
+    else
+        buf_printf(body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", rows, rows);
+}
+
+/* The scratch of the thread running `part`, for an op on nnk_gemm. */
+static const char *gemm_scratch(Emitter *e) {
+    e->gemm = true;
+    return "    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;\n";
+}
+
+/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it; each part
+   computes a range [o0, o1) of output channels. When the channels fill whole strips of NNK_MR and nothing
+   else reads the weight, prepare() rearranges it into strips once, and the parts split at strip edges. */
+static void emit_conv2d_gemm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    const Attrs *a = &op->a;
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
+    const char *y_at = affine(O * OH * OW, n, OH * OW, "o0");
+    bool packed = pack(e, w, NNK_MR, NNK_MR);
+    Buf body = {0};
+    split_rows(&body, O, packed, NNK_MR);
+    buf_puts(&body, gemm_scratch(e));
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
+    buf_printf(&body, "%snnk_conv2d_gemm(%s, %s, a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n%s                %lld, %lld, %lld, (int)(o1 - o0), %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
+               ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O,
+               a->has_bias ? "a->in[2] + o0" : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
+               act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh), ind, C, H, W, OH, OW,
+               a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1]);
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
+    if (a->groups == 1) {
+        emit_conv2d_gemm(e, op);
+        return;
+    }
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
     /* each part computes a range [u0, u1) of output channels, or of whole groups when grouped */
     long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
@@ -259,21 +343,35 @@ static void emit_conv2d(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
+/* nn.Linear; each part computes a range [o0, o1) of output features, for every row. With a few rows
+   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear), which reads the weight
+   once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
+   panels when its features fill whole panels of NNK_NR (the parts then split at panel edges). */
 static void emit_linear(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
-    /* each part computes a range [o0, o1) of output features, for every row */
-    const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
-    const char *y_at = affine(O, m, 1, "o0");
+    const Attrs *a = &op->a;
     Buf body = {0};
-    buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
-    if (M > 1)
-        buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
-    buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
-               at("a->in[0]", affine(K, m, 0, NULL)), at("a->in[1]", affine(K, "o0", 0, NULL)), op->a.has_bias ? "a->in[2] + o0" : "NULL", K);
-    buf_puts(&body, epilogue(op, ind, y_at, "o1 - o0"));
-    if (M > 1)
-        buf_puts(&body, "    }\n");
+    if (M < NNK_MR) {
+        const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
+        const char *y_at = affine(O, m, 1, "o0");
+        buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
+        if (M > 1)
+            buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
+        buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
+                   at("a->in[0]", affine(K, m, 0, NULL)), at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", K);
+        buf_puts(&body, epilogue(op, ind, y_at, "o1 - o0"));
+        if (M > 1)
+            buf_puts(&body, "    }\n");
+    } else {
+        bool packed = pack(e, op->in.items[1], NNK_NR, NNK_NR);
+        split_rows(&body, O, packed, NNK_NR);
+        buf_puts(&body, gemm_scratch(e));
+        buf_printf(&body, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n"
+                          "                    %lld, %lld, (int)(o1 - o0), scratch);\n", O, packed, O, a->has_bias ? "a->in[2] + o0" : "NULL",
+                   a->residual ? format("a->in[%d] + o0", a->residual) : "NULL", act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh),
+                   M, K);
+    }
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
 }
@@ -292,7 +390,18 @@ static void emit_layernorm(Emitter *e, const Op *op) {
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
 }
 
-static void emit_mha(Emitter *e, const Op *op) {
+/* "o0", or "(C + o0)". */
+static const char *plus_o0(long long c) {
+    return c ? format("(%lld + o0)", c) : "o0";
+}
+
+/* Multi-head attention in three parallel stages, all in the op's scratch Q|K|V (NNK_MHA_SCRATCH):
+   "project" computes Q, K and V with blocked products (each part a range of features), "attend" runs
+   the heads (each part a range of (batch, head) pairs) and leaves their outputs in Q, and "output"
+   projects Q into y. The weights are packed when the embedding fills whole panels. */
+/* The whole of multi-head attention on one thread (nnk_mha), for keys too many for a row of scores to
+   fit in a thread's scratch. */
+static void emit_mha_serial(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     bool cross = op->kind == OPK_CROSS_ATTENTION;
     const Tensor *mem = cross ? op->in.items[1] : x;
@@ -305,7 +414,54 @@ static void emit_mha(Emitter *e, const Op *op) {
                                : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
                                  "const float *out_b, float *scratch";
     simple_call(e, op, params, body);
+}
+
+static void emit_mha(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    bool cross = op->kind == OPK_CROSS_ATTENTION;
+    const Tensor *mem = cross ? op->in.items[1] : x;
+    int wi = cross ? 2 : 1;   /* in_w, in_b, out_w, out_b from here */
+    long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1], heads = op->a.heads;
     e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
+    if (S > NNK_GEMM_SCRATCH) {
+        emit_mha_serial(e, op);
+        return;
+    }
+    const char *scratch = format("A(%lld)", (long long)(op->scratch_offset / 4));
+    bool in_packed = pack(e, op->in.items[wi], NNK_NR, D), out_packed = pack(e, op->in.items[wi + 2], NNK_NR, D);
+    long long k_at = N * L * D, v_at = k_at + N * S * D;
+
+    Buf project = {0};
+    split_rows(&project, D, in_packed, NNK_NR);
+    buf_puts(&project, gemm_scratch(e));
+    const char *what[3] = {"Q", "K", "V"};
+    const long long at_[3] = {0, k_at, v_at}, rows[3] = {N * L, N * S, N * S};
+    for (int j = 0; j < 3; j++)
+        buf_printf(&project, "    nnk_linear_gemm(%s, %lld, a->in[%d], a->in[%d], %d, %lld, (int)%s, a->in[%d] + %s, NULL, NNK_ACT_NONE,\n"
+                             "                    NNK_ACT_NONE, %lld, %lld, (int)(o1 - o0), scratch);   /* %s */\n",
+                   at("a->y", plus_o0(at_[j])), D, j == 0 || !cross ? 0 : 1, wi, in_packed, 3 * D, plus_o0(j * D), wi + 1,
+                   plus_o0(j * D), rows[j], D, what[j]);
+    const char *fn1 = specialise_stage(e, op, "project", "const op_args *a, int part, int parts", project.buf);
+
+    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                          "    nnk_mha_attend(a->y, a->y + %lld, a->y + %lld, %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);\n",
+                          N * heads, N * heads, k_at, v_at, L, S, D, heads, op->a.causal);
+    const char *fn2 = specialise_stage(e, op, "attend", "const op_args *a, int part, int parts", attend);
+
+    Buf output = {0};
+    split_rows(&output, D, out_packed, NNK_NR);
+    buf_puts(&output, gemm_scratch(e));
+    buf_printf(&output, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,\n"
+                        "                    %lld, %lld, (int)(o1 - o0), scratch);\n", D, out_packed, D, N * L, D);
+    const char *fn3 = specialise_stage(e, op, "output", "const op_args *a, int part, int parts", output.buf);
+
+    e->parallel = true;
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s%s%s, %s, %s);\n", fn1, scratch, ptr(e, x), cross ? ", " : "", cross ? ptr(e, mem) : "",
+               ptr(e, op->in.items[wi]), ptr(e, op->in.items[wi + 1]));
+    buf_printf(&e->body, "    PARALLEL(%s, %s);\n", fn2, scratch);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn3, ptr(e, op->out), scratch, ptr(e, op->in.items[wi + 2]),
+               ptr(e, op->in.items[wi + 3]), op->id);
 }
 
 static void emit_unary(Emitter *e, const Op *op) {
@@ -525,8 +681,10 @@ static void emit_header(Emitter *e, Buf *h) {
                    n, t->rank, e->ID, n, int_array(t->rank, t->dims), e->ID, n, (long long)tensor_numel(t));
     }
     buf_printf(h, "\n/* Memory the model allocates when created: intermediates and weights, in bytes. */\n");
-    buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n\n", e->ID, (long long)g->arena_bytes, e->ID,
+    buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n", e->ID, (long long)g->arena_bytes, e->ID,
                (long long)e->weight_floats * 4);
+    buf_printf(h, "/* and, for each thread, scratch for the blocked matrix products */\n#define %s_SCRATCH_BYTES_PER_THREAD %lld\n\n", e->ID,
+               e->gemm ? (long long)NNK_GEMM_SCRATCH * 4 : 0LL);
     buf_printf(h, "typedef struct %s %s;\n\n", e->id, e->id);
     buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */\n");
     buf_printf(h, "%s *%s_new(int threads);\n", e->id, e->id);
@@ -587,7 +745,13 @@ static bool emit_embedded(Emitter *e, Buf *c) {
                            w + e->weight_at[f->beta->id], w + e->weight_at[f->mean->id], w + e->weight_at[f->var->id], (int)O,
                            tensor_numel(f->weight) / O, (float)f->eps);
     }
-    buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, and batch norms folded, by nnc. */\n", e->o->weights_path);
+    float *tmp = xcalloc((size_t)largest_packed(e) + 1, sizeof *tmp);
+    for (int i = 0; i < e->packed.len; i++) {
+        const Packed *p = e->packed.items[i];
+        nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
+    }
+    buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and convolution weights\n"
+                  "   packed, by nnc. */\n", e->o->weights_path);
     buf_printf(c, "static const uint32_t embedded_weights[%lld] = {\n", (long long)(e->weight_floats > 0 ? e->weight_floats : 1));
     for (int64_t i = 0; i < e->weight_floats; i++) {
         uint32_t bits;
@@ -602,12 +766,14 @@ static bool emit_embedded(Emitter *e, Buf *c) {
 
 static void emit_main(Emitter *e, Buf *c);
 
-/* What is done to the weights once, after loading: derived weights start at zero, then batch norms
-   are folded into the layers before them (passes/fold_bn.c). */
+/* What is done to the weights once, after loading: derived weights start at zero, batch norms are
+   folded into the layers before them (passes/fold_bn.c), then the weights that blocked products read
+   packed are rearranged (nnk_pack_weight). -1 when there is no memory for that. */
 static void emit_prepare(Emitter *e, Buf *c) {
     const Graph *g = e->g;
-    buf_printf(c, "/* Once after loading: %d batch norm(s) folded into the layer before each. */\nstatic void prepare(%s *m) {\n", g->folds.len, e->id);
-    if (g->folds.len == 0)
+    buf_printf(c, "/* Once after loading: %d batch norm(s) folded into the layer before each, %d weight(s) packed. */\n"
+                  "static int prepare(%s *m) {\n", g->folds.len, e->packed.len, e->id);
+    if (g->folds.len == 0 && e->packed.len == 0)
         buf_puts(c, "    (void)m;\n");
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
@@ -622,7 +788,19 @@ static void emit_prepare(Emitter *e, Buf *c) {
                    (long long)e->weight_at[f->beta->id], (long long)e->weight_at[f->mean->id], (long long)e->weight_at[f->var->id], (long long)O,
                    (long long)(tensor_numel(f->weight) / O), c_float(f->eps), f->gamma->name);
     }
-    buf_puts(c, "}\n\n");
+    if (e->packed.len > 0) {
+        buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
+                      "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n",
+                   largest_packed(e));
+        for (int i = 0; i < e->packed.len; i++) {
+            const Packed *p = e->packed.items[i];
+            long long rows = p->w->dims[0];
+            buf_printf(c, "    nnk_pack_weight(W(%lld), %lld, %lld, %s, tmp);   /* %s */\n", (long long)e->weight_at[p->w->id], rows,
+                       (long long)(tensor_numel(p->w) / rows), p->width == NNK_MR ? "NNK_MR" : "NNK_NR", p->w->name);
+        }
+        buf_puts(c, "    free(tmp);\n");
+    }
+    buf_puts(c, "    return 0;\n}\n\n");
 }
 
 bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
@@ -649,10 +827,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "#include \"%s\"\n\n#include \"nnrt.h\"\n#include \"kernels/nnk.h\"\n\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
                o->header_name);
     buf_printf(c, "#define N_OPS %d\n\nstruct %s {\n    float *weights;      /* %lld floats: every weight, 64-byte aligned */\n"
-                  "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n    nnrt_pool *pool;\n"
+                  "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n%s    nnrt_pool *pool;\n"
                   "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
                   "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
-               g->ops.len, e->id, (long long)e->weight_floats, e->ID);
+               g->ops.len, e->id, (long long)e->weight_floats, e->ID,
+               e->gemm ? "    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */\n" : "");
     buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
     int nspecs = 0;
     Buf specs = {0};
@@ -671,14 +850,15 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     }
     buf_puts(c, "};\n\n#define W(offset) (m->weights + (offset))\n#define A(offset) (m->arena + (offset))\n");
     if (e->parallel)
-        buf_puts(c, "/* A parallel op's pointers: its output and up to 6 inputs. */\n"
-                "typedef struct {\n    float *y;\n    const float *in[6];\n} op_args;\n\n"
+        buf_printf(c, "/* A parallel op's pointers: its output, up to 6 inputs%s. */\n"
+                "typedef struct {\n    float *y;\n    const float *in[6];\n%s} op_args;\n\n"
                 "typedef struct {\n    void (*fn)(const op_args *a, int part, int parts);\n    const op_args *args;\n    int parts;\n} parallel_job;\n\n"
                 "static void run_part(void *job, int part) {\n    const parallel_job *j = job;\n    j->fn(j->args, part, j->parts);\n}\n\n"
                 "/* Runs fn's parts on the model's threads, one part per thread. */\n"
                 "static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int), const op_args *args) {\n"
                 "    parallel_job job = {fn, args, nnrt_pool_threads(pool)};\n    nnrt_pool_run(pool, job.parts, run_part, &job);\n}\n\n"
-                "#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})\n");
+                "#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}%s})\n",
+                e->gemm ? " and the threads' scratch" : "", e->gemm ? "    float *scratch;\n" : "", e->gemm ? ", m->scratch" : "");
     buf_puts(c, "/* With profiling on, the time since the previous op is charged to this one. */\n");
     buf_puts(c, "#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }\n\n");
     buf_puts(c, e->fns.buf ? e->fns.buf : "");
@@ -704,17 +884,19 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "    m->weights = aligned_alloc(64, %lld);\n    m->arena = aligned_alloc(64, %s_ARENA_BYTES > 0 ? %s_ARENA_BYTES : 64);\n",
                (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64), e->ID, e->ID);
     buf_puts(c, "    m->pool = nnrt_pool_create(threads);\n");
-    buf_printf(c, "    if (!m->weights || !m->arena || !m->pool) {\n        %s_free(m);\n        return NULL;\n    }\n", e->id);
+    if (e->gemm)
+        buf_puts(c, "    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;\n");
+    buf_printf(c, "    if (!m->weights || !m->arena || !m->pool%s) {\n        %s_free(m);\n        return NULL;\n    }\n", e->gemm ? " || !m->scratch" : "", e->id);
     buf_printf(c, "    memset(m->weights, 0, %lld);\n    return m;\n}\n\n", (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64));
-    buf_printf(c, "void %s_free(%s *m) {\n    if (!m)\n        return;\n    free(m->weights);\n    free(m->arena);\n"
-                  "    nnrt_pool_destroy(m->pool);\n    free(m);\n}\n\n", e->id, e->id);
+    buf_printf(c, "void %s_free(%s *m) {\n    if (!m)\n        return;\n    free(m->weights);\n    free(m->arena);\n%s"
+                  "    nnrt_pool_destroy(m->pool);\n    free(m);\n}\n\n", e->id, e->id, e->gemm ? "    free(m->scratch);\n" : "");
     buf_printf(c, "const char *%s_last_error(const %s *m) { return m->error.msg; }\n\n", e->id, e->id);
     buf_printf(c, "void %s_on_warning(%s *m, void (*fn)(void *user, const char *message), void *user) {\n"
                   "    m->warn = fn;\n    m->warn_user = user;\n}\n\n", e->id, e->id);
     emit_prepare(e, c);
     buf_printf(c, "int %s_load_memory(%s *m, const void *data, size_t size) {\n"
                   "    if (nnrt_load_safetensors(data, size, weight_specs, %d, m->weights, m->warn, m->warn_user, &m->error) != 0)\n"
-                  "        return -1;\n    prepare(m);\n    return 0;\n}\n\n",
+                  "        return -1;\n    return prepare(m);\n}\n\n",
                e->id, e->id, nspecs);
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
                   "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n"

@@ -18,6 +18,7 @@
 struct bert_base_encoder {
     float *weights;      /* 85054464 floats: every weight, 64-byte aligned */
     float *arena;        /* BERT_BASE_ENCODER_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -252,10 +253,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -275,14 +277,34 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
-/* multihead_attention: [1, 128, 768] -> [1, 128, 768] */
-static void multihead_attention_1(float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 128, 128, 768) <= 295040, "scratch planned too small");
-    nnk_mha(y, x, x, in_w, in_b, out_w, out_b, 1, 128, 128, 768, 12, 0, scratch);
+/* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage project */
+static void multihead_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 128, 768, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (98304 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 128, 768, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (196608 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(1536 + o0), a->in[2] + (1536 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 128, 768, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage attend */
+static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 98304, a->y + 196608, 128, 128, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage output */
+static void multihead_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 768, (int)(o1 - o0), scratch);
 }
 
 /* add: [1, 128, 768], [1, 128, 768] -> [1, 128, 768] */
@@ -299,27 +321,27 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 
 /* linear: [1, 128, 768] -> [1, 128, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
-    long o0 = 3072L * part / parts, o1 = 3072L * (part + 1) / parts;
-    for (long m = 0; m < 128; m++) {
-        nnk_linear(a->y + m * 3072 + o0, a->in[0] + m * 768, a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 3072 + o0, NULL, o1 - o0, NNK_ACT_GELU, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
+                    128, 768, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 128, 3072], [1, 128, 768] -> [1, 128, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
-    long o0 = 768L * part / parts, o1 = 768L * (part + 1) / parts;
-    for (long m = 0; m < 128; m++) {
-        nnk_linear(a->y + m * 768 + o0, a->in[0] + m * 3072, a->in[1] + o0 * 3072, a->in[2] + o0, 1, 3072, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 768 + o0, a->in[3] + m * 768 + o0, o1 - o0, NNK_ACT_NONE, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 3072, (int)(o1 - o0), scratch);
 }
 
 int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), x, W(0), W(1769472), W(1771776), W(2361600), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), x, W(0), W(1769472));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(1771776), W(2361600));
     TICK(0);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -343,7 +365,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(5);
 
     /* multihead_attention layers.1.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(7087872), W(8857344), W(8859648), W(9449472), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(7087872), W(8857344));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(8859648), W(9449472));
     TICK(6);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -367,7 +391,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(11);
 
     /* multihead_attention layers.2.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(14175744), W(15945216), W(15947520), W(16537344), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(14175744), W(15945216));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(15947520), W(16537344));
     TICK(12);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -391,7 +417,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(17);
 
     /* multihead_attention layers.3.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(21263616), W(23033088), W(23035392), W(23625216), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(21263616), W(23033088));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(23035392), W(23625216));
     TICK(18);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -415,7 +443,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(23);
 
     /* multihead_attention layers.4.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(28351488), W(30120960), W(30123264), W(30713088), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(28351488), W(30120960));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(30123264), W(30713088));
     TICK(24);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -439,7 +469,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(29);
 
     /* multihead_attention layers.5.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(35439360), W(37208832), W(37211136), W(37800960), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(35439360), W(37208832));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(37211136), W(37800960));
     TICK(30);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -463,7 +495,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(35);
 
     /* multihead_attention layers.6.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(42527232), W(44296704), W(44299008), W(44888832), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(42527232), W(44296704));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(44299008), W(44888832));
     TICK(36);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -487,7 +521,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(41);
 
     /* multihead_attention layers.7.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(49615104), W(51384576), W(51386880), W(51976704), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(49615104), W(51384576));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(51386880), W(51976704));
     TICK(42);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -511,7 +547,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(47);
 
     /* multihead_attention layers.8.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(56702976), W(58472448), W(58474752), W(59064576), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(56702976), W(58472448));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(58474752), W(59064576));
     TICK(48);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -535,7 +573,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(53);
 
     /* multihead_attention layers.9.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(63790848), W(65560320), W(65562624), W(66152448), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(63790848), W(65560320));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(65562624), W(66152448));
     TICK(54);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -559,7 +599,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(59);
 
     /* multihead_attention layers.10.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(70878720), W(72648192), W(72650496), W(73240320), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(70878720), W(72648192));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(72650496), W(73240320));
     TICK(60);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -583,7 +625,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(65);
 
     /* multihead_attention layers.11.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    multihead_attention_1(A(295040), A(491520), W(77966592), W(79736064), W(79738368), W(80328192), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(77966592), W(79736064));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(79738368), W(80328192));
     TICK(66);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -615,7 +659,8 @@ bert_base_encoder *bert_base_encoder_new(int threads) {
     m->weights = aligned_alloc(64, 340217856);
     m->arena = aligned_alloc(64, BERT_BASE_ENCODER_ARENA_BYTES > 0 ? BERT_BASE_ENCODER_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         bert_base_encoder_free(m);
         return NULL;
     }
@@ -628,6 +673,7 @@ void bert_base_encoder_free(bert_base_encoder *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -639,16 +685,69 @@ void bert_base_encoder_on_warning(bert_base_encoder *m, void (*fn)(void *user, c
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each. */
-static void prepare(bert_base_encoder *m) {
-    (void)m;
+/* Once after loading: 0 batch norm(s) folded into the layer before each, 48 weight(s) packed. */
+static int prepare(bert_base_encoder *m) {
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 2304, 768, NNK_NR, tmp);   /* layers.0.self_attn.in_proj_weight */
+    nnk_pack_weight(W(1771776), 768, 768, NNK_NR, tmp);   /* layers.0.self_attn.out_proj.weight */
+    nnk_pack_weight(W(2363904), 3072, 768, NNK_NR, tmp);   /* layers.0.linear1.weight */
+    nnk_pack_weight(W(4726272), 768, 3072, NNK_NR, tmp);   /* layers.0.linear2.weight */
+    nnk_pack_weight(W(7087872), 2304, 768, NNK_NR, tmp);   /* layers.1.self_attn.in_proj_weight */
+    nnk_pack_weight(W(8859648), 768, 768, NNK_NR, tmp);   /* layers.1.self_attn.out_proj.weight */
+    nnk_pack_weight(W(9451776), 3072, 768, NNK_NR, tmp);   /* layers.1.linear1.weight */
+    nnk_pack_weight(W(11814144), 768, 3072, NNK_NR, tmp);   /* layers.1.linear2.weight */
+    nnk_pack_weight(W(14175744), 2304, 768, NNK_NR, tmp);   /* layers.2.self_attn.in_proj_weight */
+    nnk_pack_weight(W(15947520), 768, 768, NNK_NR, tmp);   /* layers.2.self_attn.out_proj.weight */
+    nnk_pack_weight(W(16539648), 3072, 768, NNK_NR, tmp);   /* layers.2.linear1.weight */
+    nnk_pack_weight(W(18902016), 768, 3072, NNK_NR, tmp);   /* layers.2.linear2.weight */
+    nnk_pack_weight(W(21263616), 2304, 768, NNK_NR, tmp);   /* layers.3.self_attn.in_proj_weight */
+    nnk_pack_weight(W(23035392), 768, 768, NNK_NR, tmp);   /* layers.3.self_attn.out_proj.weight */
+    nnk_pack_weight(W(23627520), 3072, 768, NNK_NR, tmp);   /* layers.3.linear1.weight */
+    nnk_pack_weight(W(25989888), 768, 3072, NNK_NR, tmp);   /* layers.3.linear2.weight */
+    nnk_pack_weight(W(28351488), 2304, 768, NNK_NR, tmp);   /* layers.4.self_attn.in_proj_weight */
+    nnk_pack_weight(W(30123264), 768, 768, NNK_NR, tmp);   /* layers.4.self_attn.out_proj.weight */
+    nnk_pack_weight(W(30715392), 3072, 768, NNK_NR, tmp);   /* layers.4.linear1.weight */
+    nnk_pack_weight(W(33077760), 768, 3072, NNK_NR, tmp);   /* layers.4.linear2.weight */
+    nnk_pack_weight(W(35439360), 2304, 768, NNK_NR, tmp);   /* layers.5.self_attn.in_proj_weight */
+    nnk_pack_weight(W(37211136), 768, 768, NNK_NR, tmp);   /* layers.5.self_attn.out_proj.weight */
+    nnk_pack_weight(W(37803264), 3072, 768, NNK_NR, tmp);   /* layers.5.linear1.weight */
+    nnk_pack_weight(W(40165632), 768, 3072, NNK_NR, tmp);   /* layers.5.linear2.weight */
+    nnk_pack_weight(W(42527232), 2304, 768, NNK_NR, tmp);   /* layers.6.self_attn.in_proj_weight */
+    nnk_pack_weight(W(44299008), 768, 768, NNK_NR, tmp);   /* layers.6.self_attn.out_proj.weight */
+    nnk_pack_weight(W(44891136), 3072, 768, NNK_NR, tmp);   /* layers.6.linear1.weight */
+    nnk_pack_weight(W(47253504), 768, 3072, NNK_NR, tmp);   /* layers.6.linear2.weight */
+    nnk_pack_weight(W(49615104), 2304, 768, NNK_NR, tmp);   /* layers.7.self_attn.in_proj_weight */
+    nnk_pack_weight(W(51386880), 768, 768, NNK_NR, tmp);   /* layers.7.self_attn.out_proj.weight */
+    nnk_pack_weight(W(51979008), 3072, 768, NNK_NR, tmp);   /* layers.7.linear1.weight */
+    nnk_pack_weight(W(54341376), 768, 3072, NNK_NR, tmp);   /* layers.7.linear2.weight */
+    nnk_pack_weight(W(56702976), 2304, 768, NNK_NR, tmp);   /* layers.8.self_attn.in_proj_weight */
+    nnk_pack_weight(W(58474752), 768, 768, NNK_NR, tmp);   /* layers.8.self_attn.out_proj.weight */
+    nnk_pack_weight(W(59066880), 3072, 768, NNK_NR, tmp);   /* layers.8.linear1.weight */
+    nnk_pack_weight(W(61429248), 768, 3072, NNK_NR, tmp);   /* layers.8.linear2.weight */
+    nnk_pack_weight(W(63790848), 2304, 768, NNK_NR, tmp);   /* layers.9.self_attn.in_proj_weight */
+    nnk_pack_weight(W(65562624), 768, 768, NNK_NR, tmp);   /* layers.9.self_attn.out_proj.weight */
+    nnk_pack_weight(W(66154752), 3072, 768, NNK_NR, tmp);   /* layers.9.linear1.weight */
+    nnk_pack_weight(W(68517120), 768, 3072, NNK_NR, tmp);   /* layers.9.linear2.weight */
+    nnk_pack_weight(W(70878720), 2304, 768, NNK_NR, tmp);   /* layers.10.self_attn.in_proj_weight */
+    nnk_pack_weight(W(72650496), 768, 768, NNK_NR, tmp);   /* layers.10.self_attn.out_proj.weight */
+    nnk_pack_weight(W(73242624), 3072, 768, NNK_NR, tmp);   /* layers.10.linear1.weight */
+    nnk_pack_weight(W(75604992), 768, 3072, NNK_NR, tmp);   /* layers.10.linear2.weight */
+    nnk_pack_weight(W(77966592), 2304, 768, NNK_NR, tmp);   /* layers.11.self_attn.in_proj_weight */
+    nnk_pack_weight(W(79738368), 768, 768, NNK_NR, tmp);   /* layers.11.self_attn.out_proj.weight */
+    nnk_pack_weight(W(80330496), 3072, 768, NNK_NR, tmp);   /* layers.11.linear1.weight */
+    nnk_pack_weight(W(82692864), 768, 3072, NNK_NR, tmp);   /* layers.11.linear2.weight */
+    free(tmp);
+    return 0;
 }
 
 int bert_base_encoder_load_memory(bert_base_encoder *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 144, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int bert_base_encoder_load(bert_base_encoder *m, const char *path) {

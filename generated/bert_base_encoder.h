@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define BERT_BASE_ENCODER_ARENA_BYTES 2359296
 #define BERT_BASE_ENCODER_WEIGHT_BYTES 340217856
+/* and, for each thread, scratch for the blocked matrix products */
+#define BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct bert_base_encoder bert_base_encoder;
 

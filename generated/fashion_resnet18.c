@@ -18,6 +18,7 @@
 struct fashion_resnet18 {
     float *weights;      /* 11186192 floats: every weight, 64-byte aligned */
     float *arena;        /* FASHION_RESNET18_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -170,10 +171,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -193,16 +195,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 1, 28, 28] -> [1, 64, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 49, a->in[2] + u0,
-               1, 1, 28, 28, (int)(u1 - u0), 14, 14, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1, 28, 28, (int)(o1 - o0), 14, 14, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 14, 14] -> [1, 64, 7, 7] */
@@ -212,135 +214,138 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7] -> [1, 128, 4, 4] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 7, 7, (int)(u1 - u0), 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 7, 7, (int)(o1 - o0), 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 7, 7, (int)(u1 - u0), 4, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 16, a->in[3] + u0 * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 7, 7, (int)(o1 - o0), 4, 4, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 16, NULL, (u1 - u0) * 16, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 16, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 4, 4, (int)(u1 - u0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 16, a->in[3] + u0 * 16, (u1 - u0) * 16, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 256, 2, 2] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 4, 4, (int)(u1 - u0), 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 4, 4, (int)(o1 - o0), 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 4, 4, (int)(u1 - u0), 2, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 4, a->in[3] + u0 * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 4, 4, (int)(o1 - o0), 2, 2, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 4, NULL, (u1 - u0) * 4, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 4, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 2, 2, (int)(u1 - u0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 4, a->in[3] + u0 * 4, (u1 - u0) * 4, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 512, 1, 1] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 2, 2, (int)(u1 - u0), 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0, NULL, (u1 - u0), NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 2, 2, (int)(o1 - o0), 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_15(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_16(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 2, 2, (int)(u1 - u0), 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0, a->in[3] + u0, (u1 - u0), NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 2, 2, (int)(o1 - o0), 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_17(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0, NULL, (u1 - u0), NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_18(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 1, 1, (int)(u1 - u0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0, a->in[3] + u0, (u1 - u0), NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -460,7 +465,8 @@ fashion_resnet18 *fashion_resnet18_new(int threads) {
     m->weights = aligned_alloc(64, 44744768);
     m->arena = aligned_alloc(64, FASHION_RESNET18_ARENA_BYTES > 0 ? FASHION_RESNET18_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         fashion_resnet18_free(m);
         return NULL;
     }
@@ -473,6 +479,7 @@ void fashion_resnet18_free(fashion_resnet18 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -484,8 +491,8 @@ void fashion_resnet18_on_warning(fashion_resnet18 *m, void (*fn)(void *user, con
     m->warn_user = user;
 }
 
-/* Once after loading: 17 batch norm(s) folded into the layer before each. */
-static void prepare(fashion_resnet18 *m) {
+/* Once after loading: 17 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
+static int prepare(fashion_resnet18 *m) {
     nnk_fold_batchnorm(W(0), W(3136), W(3200), W(3264), W(3328), W(3392), 64, 49, 9.99999975e-06f);   /* 0.1.weight */
     nnk_fold_batchnorm(W(3456), W(40320), W(40384), W(40448), W(40512), W(40576), 64, 576, 9.99999975e-06f);   /* 1.0.bn1.weight */
     nnk_fold_batchnorm(W(40640), W(77504), W(77568), W(77632), W(77696), W(77760), 64, 576, 9.99999975e-06f);   /* 1.0.bn2.weight */
@@ -503,13 +510,39 @@ static void prepare(fashion_resnet18 *m) {
     nnk_fold_batchnorm(W(3963904), W(6323200), W(6323712), W(6324224), W(6324736), W(6325248), 512, 4608, 9.99999975e-06f);   /* 4.0.bn2.weight */
     nnk_fold_batchnorm(W(6457344), W(8816640), W(8817152), W(8817664), W(8818176), W(8818688), 512, 4608, 9.99999975e-06f);   /* 4.1.bn1.weight */
     nnk_fold_batchnorm(W(8819200), W(11178496), W(11179008), W(11179520), W(11180032), W(11180544), 512, 4608, 9.99999975e-06f);   /* 4.1.bn2.weight */
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 64, 49, NNK_MR, tmp);   /* 0.0.weight */
+    nnk_pack_weight(W(3456), 64, 576, NNK_MR, tmp);   /* 1.0.conv1.weight */
+    nnk_pack_weight(W(40640), 64, 576, NNK_MR, tmp);   /* 1.0.conv2.weight */
+    nnk_pack_weight(W(77824), 64, 576, NNK_MR, tmp);   /* 1.1.conv1.weight */
+    nnk_pack_weight(W(115008), 64, 576, NNK_MR, tmp);   /* 1.1.conv2.weight */
+    nnk_pack_weight(W(152192), 128, 576, NNK_MR, tmp);   /* 2.0.conv1.weight */
+    nnk_pack_weight(W(226560), 128, 1152, NNK_MR, tmp);   /* 2.0.conv2.weight */
+    nnk_pack_weight(W(374656), 128, 64, NNK_MR, tmp);   /* 2.0.conv3.weight */
+    nnk_pack_weight(W(382976), 128, 1152, NNK_MR, tmp);   /* 2.1.conv1.weight */
+    nnk_pack_weight(W(531072), 128, 1152, NNK_MR, tmp);   /* 2.1.conv2.weight */
+    nnk_pack_weight(W(679168), 256, 1152, NNK_MR, tmp);   /* 3.0.conv1.weight */
+    nnk_pack_weight(W(975360), 256, 2304, NNK_MR, tmp);   /* 3.0.conv2.weight */
+    nnk_pack_weight(W(1566464), 256, 128, NNK_MR, tmp);   /* 3.0.conv3.weight */
+    nnk_pack_weight(W(1599488), 256, 2304, NNK_MR, tmp);   /* 3.1.conv1.weight */
+    nnk_pack_weight(W(2190592), 256, 2304, NNK_MR, tmp);   /* 3.1.conv2.weight */
+    nnk_pack_weight(W(2781696), 512, 2304, NNK_MR, tmp);   /* 4.0.conv1.weight */
+    nnk_pack_weight(W(3963904), 512, 4608, NNK_MR, tmp);   /* 4.0.conv2.weight */
+    nnk_pack_weight(W(6325760), 512, 256, NNK_MR, tmp);   /* 4.0.conv3.weight */
+    nnk_pack_weight(W(6457344), 512, 4608, NNK_MR, tmp);   /* 4.1.conv1.weight */
+    nnk_pack_weight(W(8819200), 512, 4608, NNK_MR, tmp);   /* 4.1.conv2.weight */
+    free(tmp);
+    return 0;
 }
 
 int fashion_resnet18_load_memory(fashion_resnet18 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 110, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int fashion_resnet18_load(fashion_resnet18 *m, const char *path) {

@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define FASHION_RESNET18_ARENA_BYTES 62720
 #define FASHION_RESNET18_WEIGHT_BYTES 44744768
+/* and, for each thread, scratch for the blocked matrix products */
+#define FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct fashion_resnet18 fashion_resnet18;
 

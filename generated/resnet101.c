@@ -18,6 +18,7 @@
 struct resnet101 {
     float *weights;      /* 44707184 floats: every weight, 64-byte aligned */
     float *arena;        /* RESNET101_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -666,10 +667,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -689,16 +691,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -708,206 +710,210 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    1024, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2048, a->in[2] + u0,
-               1, 2048, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    2048, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -1363,7 +1369,8 @@ resnet101 *resnet101_new(int threads) {
     m->weights = aligned_alloc(64, 178828736);
     m->arena = aligned_alloc(64, RESNET101_ARENA_BYTES > 0 ? RESNET101_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         resnet101_free(m);
         return NULL;
     }
@@ -1376,6 +1383,7 @@ void resnet101_free(resnet101 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -1387,8 +1395,8 @@ void resnet101_on_warning(resnet101 *m, void (*fn)(void *user, const char *messa
     m->warn_user = user;
 }
 
-/* Once after loading: 104 batch norm(s) folded into the layer before each. */
-static void prepare(resnet101 *m) {
+/* Once after loading: 104 batch norm(s) folded into the layer before each, 104 weight(s) packed. */
+static int prepare(resnet101 *m) {
     memset(W(44654512), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
     memset(W(44654576), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
     memset(W(44654640), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
@@ -1597,13 +1605,123 @@ static void prepare(resnet101 *m) {
     nnk_fold_batchnorm(W(38136768), W(44704112), W(39185344), W(39185856), W(39186368), W(39186880), 512, 2048, 9.99999975e-06f);   /* layer4.2.bn1.weight */
     nnk_fold_batchnorm(W(39187392), W(44704624), W(41546688), W(41547200), W(41547712), W(41548224), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
     nnk_fold_batchnorm(W(41548736), W(44705136), W(42597312), W(42599360), W(42601408), W(42603456), 2048, 512, 9.99999975e-06f);   /* layer4.2.bn3.weight */
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
+    nnk_pack_weight(W(9664), 64, 64, NNK_MR, tmp);   /* layer1.0.conv1.weight */
+    nnk_pack_weight(W(14016), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
+    nnk_pack_weight(W(51136), 256, 64, NNK_MR, tmp);   /* layer1.0.conv3.weight */
+    nnk_pack_weight(W(68544), 256, 64, NNK_MR, tmp);   /* layer1.0.downsample.0.weight */
+    nnk_pack_weight(W(85952), 64, 256, NNK_MR, tmp);   /* layer1.1.conv1.weight */
+    nnk_pack_weight(W(102592), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
+    nnk_pack_weight(W(139712), 256, 64, NNK_MR, tmp);   /* layer1.1.conv3.weight */
+    nnk_pack_weight(W(157120), 64, 256, NNK_MR, tmp);   /* layer1.2.conv1.weight */
+    nnk_pack_weight(W(173760), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
+    nnk_pack_weight(W(210880), 256, 64, NNK_MR, tmp);   /* layer1.2.conv3.weight */
+    nnk_pack_weight(W(228288), 128, 256, NNK_MR, tmp);   /* layer2.0.conv1.weight */
+    nnk_pack_weight(W(261568), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
+    nnk_pack_weight(W(409536), 512, 128, NNK_MR, tmp);   /* layer2.0.conv3.weight */
+    nnk_pack_weight(W(477120), 512, 256, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
+    nnk_pack_weight(W(610240), 128, 512, NNK_MR, tmp);   /* layer2.1.conv1.weight */
+    nnk_pack_weight(W(676288), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
+    nnk_pack_weight(W(824256), 512, 128, NNK_MR, tmp);   /* layer2.1.conv3.weight */
+    nnk_pack_weight(W(891840), 128, 512, NNK_MR, tmp);   /* layer2.2.conv1.weight */
+    nnk_pack_weight(W(957888), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
+    nnk_pack_weight(W(1105856), 512, 128, NNK_MR, tmp);   /* layer2.2.conv3.weight */
+    nnk_pack_weight(W(1173440), 128, 512, NNK_MR, tmp);   /* layer2.3.conv1.weight */
+    nnk_pack_weight(W(1239488), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
+    nnk_pack_weight(W(1387456), 512, 128, NNK_MR, tmp);   /* layer2.3.conv3.weight */
+    nnk_pack_weight(W(1455040), 256, 512, NNK_MR, tmp);   /* layer3.0.conv1.weight */
+    nnk_pack_weight(W(1587136), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
+    nnk_pack_weight(W(2177984), 1024, 256, NNK_MR, tmp);   /* layer3.0.conv3.weight */
+    nnk_pack_weight(W(2444224), 1024, 512, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
+    nnk_pack_weight(W(2972608), 256, 1024, NNK_MR, tmp);   /* layer3.1.conv1.weight */
+    nnk_pack_weight(W(3235776), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
+    nnk_pack_weight(W(3826624), 1024, 256, NNK_MR, tmp);   /* layer3.1.conv3.weight */
+    nnk_pack_weight(W(4092864), 256, 1024, NNK_MR, tmp);   /* layer3.2.conv1.weight */
+    nnk_pack_weight(W(4356032), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
+    nnk_pack_weight(W(4946880), 1024, 256, NNK_MR, tmp);   /* layer3.2.conv3.weight */
+    nnk_pack_weight(W(5213120), 256, 1024, NNK_MR, tmp);   /* layer3.3.conv1.weight */
+    nnk_pack_weight(W(5476288), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
+    nnk_pack_weight(W(6067136), 1024, 256, NNK_MR, tmp);   /* layer3.3.conv3.weight */
+    nnk_pack_weight(W(6333376), 256, 1024, NNK_MR, tmp);   /* layer3.4.conv1.weight */
+    nnk_pack_weight(W(6596544), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
+    nnk_pack_weight(W(7187392), 1024, 256, NNK_MR, tmp);   /* layer3.4.conv3.weight */
+    nnk_pack_weight(W(7453632), 256, 1024, NNK_MR, tmp);   /* layer3.5.conv1.weight */
+    nnk_pack_weight(W(7716800), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
+    nnk_pack_weight(W(8307648), 1024, 256, NNK_MR, tmp);   /* layer3.5.conv3.weight */
+    nnk_pack_weight(W(8573888), 256, 1024, NNK_MR, tmp);   /* layer3.6.conv1.weight */
+    nnk_pack_weight(W(8837056), 256, 2304, NNK_MR, tmp);   /* layer3.6.conv2.weight */
+    nnk_pack_weight(W(9427904), 1024, 256, NNK_MR, tmp);   /* layer3.6.conv3.weight */
+    nnk_pack_weight(W(9694144), 256, 1024, NNK_MR, tmp);   /* layer3.7.conv1.weight */
+    nnk_pack_weight(W(9957312), 256, 2304, NNK_MR, tmp);   /* layer3.7.conv2.weight */
+    nnk_pack_weight(W(10548160), 1024, 256, NNK_MR, tmp);   /* layer3.7.conv3.weight */
+    nnk_pack_weight(W(10814400), 256, 1024, NNK_MR, tmp);   /* layer3.8.conv1.weight */
+    nnk_pack_weight(W(11077568), 256, 2304, NNK_MR, tmp);   /* layer3.8.conv2.weight */
+    nnk_pack_weight(W(11668416), 1024, 256, NNK_MR, tmp);   /* layer3.8.conv3.weight */
+    nnk_pack_weight(W(11934656), 256, 1024, NNK_MR, tmp);   /* layer3.9.conv1.weight */
+    nnk_pack_weight(W(12197824), 256, 2304, NNK_MR, tmp);   /* layer3.9.conv2.weight */
+    nnk_pack_weight(W(12788672), 1024, 256, NNK_MR, tmp);   /* layer3.9.conv3.weight */
+    nnk_pack_weight(W(13054912), 256, 1024, NNK_MR, tmp);   /* layer3.10.conv1.weight */
+    nnk_pack_weight(W(13318080), 256, 2304, NNK_MR, tmp);   /* layer3.10.conv2.weight */
+    nnk_pack_weight(W(13908928), 1024, 256, NNK_MR, tmp);   /* layer3.10.conv3.weight */
+    nnk_pack_weight(W(14175168), 256, 1024, NNK_MR, tmp);   /* layer3.11.conv1.weight */
+    nnk_pack_weight(W(14438336), 256, 2304, NNK_MR, tmp);   /* layer3.11.conv2.weight */
+    nnk_pack_weight(W(15029184), 1024, 256, NNK_MR, tmp);   /* layer3.11.conv3.weight */
+    nnk_pack_weight(W(15295424), 256, 1024, NNK_MR, tmp);   /* layer3.12.conv1.weight */
+    nnk_pack_weight(W(15558592), 256, 2304, NNK_MR, tmp);   /* layer3.12.conv2.weight */
+    nnk_pack_weight(W(16149440), 1024, 256, NNK_MR, tmp);   /* layer3.12.conv3.weight */
+    nnk_pack_weight(W(16415680), 256, 1024, NNK_MR, tmp);   /* layer3.13.conv1.weight */
+    nnk_pack_weight(W(16678848), 256, 2304, NNK_MR, tmp);   /* layer3.13.conv2.weight */
+    nnk_pack_weight(W(17269696), 1024, 256, NNK_MR, tmp);   /* layer3.13.conv3.weight */
+    nnk_pack_weight(W(17535936), 256, 1024, NNK_MR, tmp);   /* layer3.14.conv1.weight */
+    nnk_pack_weight(W(17799104), 256, 2304, NNK_MR, tmp);   /* layer3.14.conv2.weight */
+    nnk_pack_weight(W(18389952), 1024, 256, NNK_MR, tmp);   /* layer3.14.conv3.weight */
+    nnk_pack_weight(W(18656192), 256, 1024, NNK_MR, tmp);   /* layer3.15.conv1.weight */
+    nnk_pack_weight(W(18919360), 256, 2304, NNK_MR, tmp);   /* layer3.15.conv2.weight */
+    nnk_pack_weight(W(19510208), 1024, 256, NNK_MR, tmp);   /* layer3.15.conv3.weight */
+    nnk_pack_weight(W(19776448), 256, 1024, NNK_MR, tmp);   /* layer3.16.conv1.weight */
+    nnk_pack_weight(W(20039616), 256, 2304, NNK_MR, tmp);   /* layer3.16.conv2.weight */
+    nnk_pack_weight(W(20630464), 1024, 256, NNK_MR, tmp);   /* layer3.16.conv3.weight */
+    nnk_pack_weight(W(20896704), 256, 1024, NNK_MR, tmp);   /* layer3.17.conv1.weight */
+    nnk_pack_weight(W(21159872), 256, 2304, NNK_MR, tmp);   /* layer3.17.conv2.weight */
+    nnk_pack_weight(W(21750720), 1024, 256, NNK_MR, tmp);   /* layer3.17.conv3.weight */
+    nnk_pack_weight(W(22016960), 256, 1024, NNK_MR, tmp);   /* layer3.18.conv1.weight */
+    nnk_pack_weight(W(22280128), 256, 2304, NNK_MR, tmp);   /* layer3.18.conv2.weight */
+    nnk_pack_weight(W(22870976), 1024, 256, NNK_MR, tmp);   /* layer3.18.conv3.weight */
+    nnk_pack_weight(W(23137216), 256, 1024, NNK_MR, tmp);   /* layer3.19.conv1.weight */
+    nnk_pack_weight(W(23400384), 256, 2304, NNK_MR, tmp);   /* layer3.19.conv2.weight */
+    nnk_pack_weight(W(23991232), 1024, 256, NNK_MR, tmp);   /* layer3.19.conv3.weight */
+    nnk_pack_weight(W(24257472), 256, 1024, NNK_MR, tmp);   /* layer3.20.conv1.weight */
+    nnk_pack_weight(W(24520640), 256, 2304, NNK_MR, tmp);   /* layer3.20.conv2.weight */
+    nnk_pack_weight(W(25111488), 1024, 256, NNK_MR, tmp);   /* layer3.20.conv3.weight */
+    nnk_pack_weight(W(25377728), 256, 1024, NNK_MR, tmp);   /* layer3.21.conv1.weight */
+    nnk_pack_weight(W(25640896), 256, 2304, NNK_MR, tmp);   /* layer3.21.conv2.weight */
+    nnk_pack_weight(W(26231744), 1024, 256, NNK_MR, tmp);   /* layer3.21.conv3.weight */
+    nnk_pack_weight(W(26497984), 256, 1024, NNK_MR, tmp);   /* layer3.22.conv1.weight */
+    nnk_pack_weight(W(26761152), 256, 2304, NNK_MR, tmp);   /* layer3.22.conv2.weight */
+    nnk_pack_weight(W(27352000), 1024, 256, NNK_MR, tmp);   /* layer3.22.conv3.weight */
+    nnk_pack_weight(W(27618240), 512, 1024, NNK_MR, tmp);   /* layer4.0.conv1.weight */
+    nnk_pack_weight(W(28144576), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
+    nnk_pack_weight(W(30505920), 2048, 512, NNK_MR, tmp);   /* layer4.0.conv3.weight */
+    nnk_pack_weight(W(31562688), 2048, 1024, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
+    nnk_pack_weight(W(33668032), 512, 2048, NNK_MR, tmp);   /* layer4.1.conv1.weight */
+    nnk_pack_weight(W(34718656), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
+    nnk_pack_weight(W(37080000), 2048, 512, NNK_MR, tmp);   /* layer4.1.conv3.weight */
+    nnk_pack_weight(W(38136768), 512, 2048, NNK_MR, tmp);   /* layer4.2.conv1.weight */
+    nnk_pack_weight(W(39187392), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
+    nnk_pack_weight(W(41548736), 2048, 512, NNK_MR, tmp);   /* layer4.2.conv3.weight */
+    free(tmp);
+    return 0;
 }
 
 int resnet101_load_memory(resnet101 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 522, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int resnet101_load(resnet101 *m, const char *path) {

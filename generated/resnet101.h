@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define RESNET101_ARENA_BYTES 7225344
 #define RESNET101_WEIGHT_BYTES 178828736
+/* and, for each thread, scratch for the blocked matrix products */
+#define RESNET101_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct resnet101 resnet101;
 

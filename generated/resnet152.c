@@ -18,6 +18,7 @@
 struct resnet152 {
     float *weights;      /* 60419952 floats: every weight, 64-byte aligned */
     float *arena;        /* RESNET152_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -972,10 +973,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -995,16 +997,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -1014,206 +1016,210 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 1024, a->in[2] + u0,
-               1, 1024, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    1024, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2048, a->in[2] + u0,
-               1, 2048, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    2048, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
-    long u0 = 2048L * part / parts, u1 = 2048L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 512, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -1873,7 +1879,8 @@ resnet152 *resnet152_new(int threads) {
     m->weights = aligned_alloc(64, 241679808);
     m->arena = aligned_alloc(64, RESNET152_ARENA_BYTES > 0 ? RESNET152_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         resnet152_free(m);
         return NULL;
     }
@@ -1886,6 +1893,7 @@ void resnet152_free(resnet152 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -1897,8 +1905,8 @@ void resnet152_on_warning(resnet152 *m, void (*fn)(void *user, const char *messa
     m->warn_user = user;
 }
 
-/* Once after loading: 155 batch norm(s) folded into the layer before each. */
-static void prepare(resnet152 *m) {
+/* Once after loading: 155 batch norm(s) folded into the layer before each, 155 weight(s) packed. */
+static int prepare(resnet152 *m) {
     memset(W(60344240), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
     memset(W(60344304), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
     memset(W(60344368), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
@@ -2209,13 +2217,174 @@ static void prepare(resnet152 *m) {
     nnk_fold_batchnorm(W(53826496), W(60416880), W(54875072), W(54875584), W(54876096), W(54876608), 512, 2048, 9.99999975e-06f);   /* layer4.2.bn1.weight */
     nnk_fold_batchnorm(W(54877120), W(60417392), W(57236416), W(57236928), W(57237440), W(57237952), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
     nnk_fold_batchnorm(W(57238464), W(60417904), W(58287040), W(58289088), W(58291136), W(58293184), 2048, 512, 9.99999975e-06f);   /* layer4.2.bn3.weight */
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
+    nnk_pack_weight(W(9664), 64, 64, NNK_MR, tmp);   /* layer1.0.conv1.weight */
+    nnk_pack_weight(W(14016), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
+    nnk_pack_weight(W(51136), 256, 64, NNK_MR, tmp);   /* layer1.0.conv3.weight */
+    nnk_pack_weight(W(68544), 256, 64, NNK_MR, tmp);   /* layer1.0.downsample.0.weight */
+    nnk_pack_weight(W(85952), 64, 256, NNK_MR, tmp);   /* layer1.1.conv1.weight */
+    nnk_pack_weight(W(102592), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
+    nnk_pack_weight(W(139712), 256, 64, NNK_MR, tmp);   /* layer1.1.conv3.weight */
+    nnk_pack_weight(W(157120), 64, 256, NNK_MR, tmp);   /* layer1.2.conv1.weight */
+    nnk_pack_weight(W(173760), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
+    nnk_pack_weight(W(210880), 256, 64, NNK_MR, tmp);   /* layer1.2.conv3.weight */
+    nnk_pack_weight(W(228288), 128, 256, NNK_MR, tmp);   /* layer2.0.conv1.weight */
+    nnk_pack_weight(W(261568), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
+    nnk_pack_weight(W(409536), 512, 128, NNK_MR, tmp);   /* layer2.0.conv3.weight */
+    nnk_pack_weight(W(477120), 512, 256, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
+    nnk_pack_weight(W(610240), 128, 512, NNK_MR, tmp);   /* layer2.1.conv1.weight */
+    nnk_pack_weight(W(676288), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
+    nnk_pack_weight(W(824256), 512, 128, NNK_MR, tmp);   /* layer2.1.conv3.weight */
+    nnk_pack_weight(W(891840), 128, 512, NNK_MR, tmp);   /* layer2.2.conv1.weight */
+    nnk_pack_weight(W(957888), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
+    nnk_pack_weight(W(1105856), 512, 128, NNK_MR, tmp);   /* layer2.2.conv3.weight */
+    nnk_pack_weight(W(1173440), 128, 512, NNK_MR, tmp);   /* layer2.3.conv1.weight */
+    nnk_pack_weight(W(1239488), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
+    nnk_pack_weight(W(1387456), 512, 128, NNK_MR, tmp);   /* layer2.3.conv3.weight */
+    nnk_pack_weight(W(1455040), 128, 512, NNK_MR, tmp);   /* layer2.4.conv1.weight */
+    nnk_pack_weight(W(1521088), 128, 1152, NNK_MR, tmp);   /* layer2.4.conv2.weight */
+    nnk_pack_weight(W(1669056), 512, 128, NNK_MR, tmp);   /* layer2.4.conv3.weight */
+    nnk_pack_weight(W(1736640), 128, 512, NNK_MR, tmp);   /* layer2.5.conv1.weight */
+    nnk_pack_weight(W(1802688), 128, 1152, NNK_MR, tmp);   /* layer2.5.conv2.weight */
+    nnk_pack_weight(W(1950656), 512, 128, NNK_MR, tmp);   /* layer2.5.conv3.weight */
+    nnk_pack_weight(W(2018240), 128, 512, NNK_MR, tmp);   /* layer2.6.conv1.weight */
+    nnk_pack_weight(W(2084288), 128, 1152, NNK_MR, tmp);   /* layer2.6.conv2.weight */
+    nnk_pack_weight(W(2232256), 512, 128, NNK_MR, tmp);   /* layer2.6.conv3.weight */
+    nnk_pack_weight(W(2299840), 128, 512, NNK_MR, tmp);   /* layer2.7.conv1.weight */
+    nnk_pack_weight(W(2365888), 128, 1152, NNK_MR, tmp);   /* layer2.7.conv2.weight */
+    nnk_pack_weight(W(2513856), 512, 128, NNK_MR, tmp);   /* layer2.7.conv3.weight */
+    nnk_pack_weight(W(2581440), 256, 512, NNK_MR, tmp);   /* layer3.0.conv1.weight */
+    nnk_pack_weight(W(2713536), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
+    nnk_pack_weight(W(3304384), 1024, 256, NNK_MR, tmp);   /* layer3.0.conv3.weight */
+    nnk_pack_weight(W(3570624), 1024, 512, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
+    nnk_pack_weight(W(4099008), 256, 1024, NNK_MR, tmp);   /* layer3.1.conv1.weight */
+    nnk_pack_weight(W(4362176), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
+    nnk_pack_weight(W(4953024), 1024, 256, NNK_MR, tmp);   /* layer3.1.conv3.weight */
+    nnk_pack_weight(W(5219264), 256, 1024, NNK_MR, tmp);   /* layer3.2.conv1.weight */
+    nnk_pack_weight(W(5482432), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
+    nnk_pack_weight(W(6073280), 1024, 256, NNK_MR, tmp);   /* layer3.2.conv3.weight */
+    nnk_pack_weight(W(6339520), 256, 1024, NNK_MR, tmp);   /* layer3.3.conv1.weight */
+    nnk_pack_weight(W(6602688), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
+    nnk_pack_weight(W(7193536), 1024, 256, NNK_MR, tmp);   /* layer3.3.conv3.weight */
+    nnk_pack_weight(W(7459776), 256, 1024, NNK_MR, tmp);   /* layer3.4.conv1.weight */
+    nnk_pack_weight(W(7722944), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
+    nnk_pack_weight(W(8313792), 1024, 256, NNK_MR, tmp);   /* layer3.4.conv3.weight */
+    nnk_pack_weight(W(8580032), 256, 1024, NNK_MR, tmp);   /* layer3.5.conv1.weight */
+    nnk_pack_weight(W(8843200), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
+    nnk_pack_weight(W(9434048), 1024, 256, NNK_MR, tmp);   /* layer3.5.conv3.weight */
+    nnk_pack_weight(W(9700288), 256, 1024, NNK_MR, tmp);   /* layer3.6.conv1.weight */
+    nnk_pack_weight(W(9963456), 256, 2304, NNK_MR, tmp);   /* layer3.6.conv2.weight */
+    nnk_pack_weight(W(10554304), 1024, 256, NNK_MR, tmp);   /* layer3.6.conv3.weight */
+    nnk_pack_weight(W(10820544), 256, 1024, NNK_MR, tmp);   /* layer3.7.conv1.weight */
+    nnk_pack_weight(W(11083712), 256, 2304, NNK_MR, tmp);   /* layer3.7.conv2.weight */
+    nnk_pack_weight(W(11674560), 1024, 256, NNK_MR, tmp);   /* layer3.7.conv3.weight */
+    nnk_pack_weight(W(11940800), 256, 1024, NNK_MR, tmp);   /* layer3.8.conv1.weight */
+    nnk_pack_weight(W(12203968), 256, 2304, NNK_MR, tmp);   /* layer3.8.conv2.weight */
+    nnk_pack_weight(W(12794816), 1024, 256, NNK_MR, tmp);   /* layer3.8.conv3.weight */
+    nnk_pack_weight(W(13061056), 256, 1024, NNK_MR, tmp);   /* layer3.9.conv1.weight */
+    nnk_pack_weight(W(13324224), 256, 2304, NNK_MR, tmp);   /* layer3.9.conv2.weight */
+    nnk_pack_weight(W(13915072), 1024, 256, NNK_MR, tmp);   /* layer3.9.conv3.weight */
+    nnk_pack_weight(W(14181312), 256, 1024, NNK_MR, tmp);   /* layer3.10.conv1.weight */
+    nnk_pack_weight(W(14444480), 256, 2304, NNK_MR, tmp);   /* layer3.10.conv2.weight */
+    nnk_pack_weight(W(15035328), 1024, 256, NNK_MR, tmp);   /* layer3.10.conv3.weight */
+    nnk_pack_weight(W(15301568), 256, 1024, NNK_MR, tmp);   /* layer3.11.conv1.weight */
+    nnk_pack_weight(W(15564736), 256, 2304, NNK_MR, tmp);   /* layer3.11.conv2.weight */
+    nnk_pack_weight(W(16155584), 1024, 256, NNK_MR, tmp);   /* layer3.11.conv3.weight */
+    nnk_pack_weight(W(16421824), 256, 1024, NNK_MR, tmp);   /* layer3.12.conv1.weight */
+    nnk_pack_weight(W(16684992), 256, 2304, NNK_MR, tmp);   /* layer3.12.conv2.weight */
+    nnk_pack_weight(W(17275840), 1024, 256, NNK_MR, tmp);   /* layer3.12.conv3.weight */
+    nnk_pack_weight(W(17542080), 256, 1024, NNK_MR, tmp);   /* layer3.13.conv1.weight */
+    nnk_pack_weight(W(17805248), 256, 2304, NNK_MR, tmp);   /* layer3.13.conv2.weight */
+    nnk_pack_weight(W(18396096), 1024, 256, NNK_MR, tmp);   /* layer3.13.conv3.weight */
+    nnk_pack_weight(W(18662336), 256, 1024, NNK_MR, tmp);   /* layer3.14.conv1.weight */
+    nnk_pack_weight(W(18925504), 256, 2304, NNK_MR, tmp);   /* layer3.14.conv2.weight */
+    nnk_pack_weight(W(19516352), 1024, 256, NNK_MR, tmp);   /* layer3.14.conv3.weight */
+    nnk_pack_weight(W(19782592), 256, 1024, NNK_MR, tmp);   /* layer3.15.conv1.weight */
+    nnk_pack_weight(W(20045760), 256, 2304, NNK_MR, tmp);   /* layer3.15.conv2.weight */
+    nnk_pack_weight(W(20636608), 1024, 256, NNK_MR, tmp);   /* layer3.15.conv3.weight */
+    nnk_pack_weight(W(20902848), 256, 1024, NNK_MR, tmp);   /* layer3.16.conv1.weight */
+    nnk_pack_weight(W(21166016), 256, 2304, NNK_MR, tmp);   /* layer3.16.conv2.weight */
+    nnk_pack_weight(W(21756864), 1024, 256, NNK_MR, tmp);   /* layer3.16.conv3.weight */
+    nnk_pack_weight(W(22023104), 256, 1024, NNK_MR, tmp);   /* layer3.17.conv1.weight */
+    nnk_pack_weight(W(22286272), 256, 2304, NNK_MR, tmp);   /* layer3.17.conv2.weight */
+    nnk_pack_weight(W(22877120), 1024, 256, NNK_MR, tmp);   /* layer3.17.conv3.weight */
+    nnk_pack_weight(W(23143360), 256, 1024, NNK_MR, tmp);   /* layer3.18.conv1.weight */
+    nnk_pack_weight(W(23406528), 256, 2304, NNK_MR, tmp);   /* layer3.18.conv2.weight */
+    nnk_pack_weight(W(23997376), 1024, 256, NNK_MR, tmp);   /* layer3.18.conv3.weight */
+    nnk_pack_weight(W(24263616), 256, 1024, NNK_MR, tmp);   /* layer3.19.conv1.weight */
+    nnk_pack_weight(W(24526784), 256, 2304, NNK_MR, tmp);   /* layer3.19.conv2.weight */
+    nnk_pack_weight(W(25117632), 1024, 256, NNK_MR, tmp);   /* layer3.19.conv3.weight */
+    nnk_pack_weight(W(25383872), 256, 1024, NNK_MR, tmp);   /* layer3.20.conv1.weight */
+    nnk_pack_weight(W(25647040), 256, 2304, NNK_MR, tmp);   /* layer3.20.conv2.weight */
+    nnk_pack_weight(W(26237888), 1024, 256, NNK_MR, tmp);   /* layer3.20.conv3.weight */
+    nnk_pack_weight(W(26504128), 256, 1024, NNK_MR, tmp);   /* layer3.21.conv1.weight */
+    nnk_pack_weight(W(26767296), 256, 2304, NNK_MR, tmp);   /* layer3.21.conv2.weight */
+    nnk_pack_weight(W(27358144), 1024, 256, NNK_MR, tmp);   /* layer3.21.conv3.weight */
+    nnk_pack_weight(W(27624384), 256, 1024, NNK_MR, tmp);   /* layer3.22.conv1.weight */
+    nnk_pack_weight(W(27887552), 256, 2304, NNK_MR, tmp);   /* layer3.22.conv2.weight */
+    nnk_pack_weight(W(28478400), 1024, 256, NNK_MR, tmp);   /* layer3.22.conv3.weight */
+    nnk_pack_weight(W(28744640), 256, 1024, NNK_MR, tmp);   /* layer3.23.conv1.weight */
+    nnk_pack_weight(W(29007808), 256, 2304, NNK_MR, tmp);   /* layer3.23.conv2.weight */
+    nnk_pack_weight(W(29598656), 1024, 256, NNK_MR, tmp);   /* layer3.23.conv3.weight */
+    nnk_pack_weight(W(29864896), 256, 1024, NNK_MR, tmp);   /* layer3.24.conv1.weight */
+    nnk_pack_weight(W(30128064), 256, 2304, NNK_MR, tmp);   /* layer3.24.conv2.weight */
+    nnk_pack_weight(W(30718912), 1024, 256, NNK_MR, tmp);   /* layer3.24.conv3.weight */
+    nnk_pack_weight(W(30985152), 256, 1024, NNK_MR, tmp);   /* layer3.25.conv1.weight */
+    nnk_pack_weight(W(31248320), 256, 2304, NNK_MR, tmp);   /* layer3.25.conv2.weight */
+    nnk_pack_weight(W(31839168), 1024, 256, NNK_MR, tmp);   /* layer3.25.conv3.weight */
+    nnk_pack_weight(W(32105408), 256, 1024, NNK_MR, tmp);   /* layer3.26.conv1.weight */
+    nnk_pack_weight(W(32368576), 256, 2304, NNK_MR, tmp);   /* layer3.26.conv2.weight */
+    nnk_pack_weight(W(32959424), 1024, 256, NNK_MR, tmp);   /* layer3.26.conv3.weight */
+    nnk_pack_weight(W(33225664), 256, 1024, NNK_MR, tmp);   /* layer3.27.conv1.weight */
+    nnk_pack_weight(W(33488832), 256, 2304, NNK_MR, tmp);   /* layer3.27.conv2.weight */
+    nnk_pack_weight(W(34079680), 1024, 256, NNK_MR, tmp);   /* layer3.27.conv3.weight */
+    nnk_pack_weight(W(34345920), 256, 1024, NNK_MR, tmp);   /* layer3.28.conv1.weight */
+    nnk_pack_weight(W(34609088), 256, 2304, NNK_MR, tmp);   /* layer3.28.conv2.weight */
+    nnk_pack_weight(W(35199936), 1024, 256, NNK_MR, tmp);   /* layer3.28.conv3.weight */
+    nnk_pack_weight(W(35466176), 256, 1024, NNK_MR, tmp);   /* layer3.29.conv1.weight */
+    nnk_pack_weight(W(35729344), 256, 2304, NNK_MR, tmp);   /* layer3.29.conv2.weight */
+    nnk_pack_weight(W(36320192), 1024, 256, NNK_MR, tmp);   /* layer3.29.conv3.weight */
+    nnk_pack_weight(W(36586432), 256, 1024, NNK_MR, tmp);   /* layer3.30.conv1.weight */
+    nnk_pack_weight(W(36849600), 256, 2304, NNK_MR, tmp);   /* layer3.30.conv2.weight */
+    nnk_pack_weight(W(37440448), 1024, 256, NNK_MR, tmp);   /* layer3.30.conv3.weight */
+    nnk_pack_weight(W(37706688), 256, 1024, NNK_MR, tmp);   /* layer3.31.conv1.weight */
+    nnk_pack_weight(W(37969856), 256, 2304, NNK_MR, tmp);   /* layer3.31.conv2.weight */
+    nnk_pack_weight(W(38560704), 1024, 256, NNK_MR, tmp);   /* layer3.31.conv3.weight */
+    nnk_pack_weight(W(38826944), 256, 1024, NNK_MR, tmp);   /* layer3.32.conv1.weight */
+    nnk_pack_weight(W(39090112), 256, 2304, NNK_MR, tmp);   /* layer3.32.conv2.weight */
+    nnk_pack_weight(W(39680960), 1024, 256, NNK_MR, tmp);   /* layer3.32.conv3.weight */
+    nnk_pack_weight(W(39947200), 256, 1024, NNK_MR, tmp);   /* layer3.33.conv1.weight */
+    nnk_pack_weight(W(40210368), 256, 2304, NNK_MR, tmp);   /* layer3.33.conv2.weight */
+    nnk_pack_weight(W(40801216), 1024, 256, NNK_MR, tmp);   /* layer3.33.conv3.weight */
+    nnk_pack_weight(W(41067456), 256, 1024, NNK_MR, tmp);   /* layer3.34.conv1.weight */
+    nnk_pack_weight(W(41330624), 256, 2304, NNK_MR, tmp);   /* layer3.34.conv2.weight */
+    nnk_pack_weight(W(41921472), 1024, 256, NNK_MR, tmp);   /* layer3.34.conv3.weight */
+    nnk_pack_weight(W(42187712), 256, 1024, NNK_MR, tmp);   /* layer3.35.conv1.weight */
+    nnk_pack_weight(W(42450880), 256, 2304, NNK_MR, tmp);   /* layer3.35.conv2.weight */
+    nnk_pack_weight(W(43041728), 1024, 256, NNK_MR, tmp);   /* layer3.35.conv3.weight */
+    nnk_pack_weight(W(43307968), 512, 1024, NNK_MR, tmp);   /* layer4.0.conv1.weight */
+    nnk_pack_weight(W(43834304), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
+    nnk_pack_weight(W(46195648), 2048, 512, NNK_MR, tmp);   /* layer4.0.conv3.weight */
+    nnk_pack_weight(W(47252416), 2048, 1024, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
+    nnk_pack_weight(W(49357760), 512, 2048, NNK_MR, tmp);   /* layer4.1.conv1.weight */
+    nnk_pack_weight(W(50408384), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
+    nnk_pack_weight(W(52769728), 2048, 512, NNK_MR, tmp);   /* layer4.1.conv3.weight */
+    nnk_pack_weight(W(53826496), 512, 2048, NNK_MR, tmp);   /* layer4.2.conv1.weight */
+    nnk_pack_weight(W(54877120), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
+    nnk_pack_weight(W(57238464), 2048, 512, NNK_MR, tmp);   /* layer4.2.conv3.weight */
+    free(tmp);
+    return 0;
 }
 
 int resnet152_load_memory(resnet152 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 777, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int resnet152_load(resnet152 *m, const char *path) {

@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define RESNET152_ARENA_BYTES 7225344
 #define RESNET152_WEIGHT_BYTES 241679808
+/* and, for each thread, scratch for the blocked matrix products */
+#define RESNET152_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct resnet152 resnet152;
 

@@ -18,6 +18,7 @@
 struct resnet18 {
     float *weights;      /* 11703920 floats: every weight, 64-byte aligned */
     float *arena;        /* RESNET18_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -162,10 +163,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -185,16 +187,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -204,135 +206,138 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_15(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_16(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_17(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_18(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
@@ -452,7 +457,8 @@ resnet18 *resnet18_new(int threads) {
     m->weights = aligned_alloc(64, 46815680);
     m->arena = aligned_alloc(64, RESNET18_ARENA_BYTES > 0 ? RESNET18_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         resnet18_free(m);
         return NULL;
     }
@@ -465,6 +471,7 @@ void resnet18_free(resnet18 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -476,8 +483,8 @@ void resnet18_on_warning(resnet18 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 20 batch norm(s) folded into the layer before each. */
-static void prepare(resnet18 *m) {
+/* Once after loading: 20 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
+static int prepare(resnet18 *m) {
     memset(W(11699120), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
     memset(W(11699184), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
     memset(W(11699248), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
@@ -518,13 +525,39 @@ static void prepare(resnet18 *m) {
     nnk_fold_batchnorm(W(6330304), W(11702384), W(6461376), W(6461888), W(6462400), W(6462912), 512, 256, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
     nnk_fold_batchnorm(W(6463424), W(11702896), W(8822720), W(8823232), W(8823744), W(8824256), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn1.weight */
     nnk_fold_batchnorm(W(8824768), W(11703408), W(11184064), W(11184576), W(11185088), W(11185600), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
+    nnk_pack_weight(W(9664), 64, 576, NNK_MR, tmp);   /* layer1.0.conv1.weight */
+    nnk_pack_weight(W(46784), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
+    nnk_pack_weight(W(83904), 64, 576, NNK_MR, tmp);   /* layer1.1.conv1.weight */
+    nnk_pack_weight(W(121024), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
+    nnk_pack_weight(W(158144), 128, 576, NNK_MR, tmp);   /* layer2.0.conv1.weight */
+    nnk_pack_weight(W(232384), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
+    nnk_pack_weight(W(380352), 128, 64, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
+    nnk_pack_weight(W(389056), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv1.weight */
+    nnk_pack_weight(W(537024), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
+    nnk_pack_weight(W(684992), 256, 1152, NNK_MR, tmp);   /* layer3.0.conv1.weight */
+    nnk_pack_weight(W(980928), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
+    nnk_pack_weight(W(1571776), 256, 128, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
+    nnk_pack_weight(W(1605568), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv1.weight */
+    nnk_pack_weight(W(2196416), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
+    nnk_pack_weight(W(2787264), 512, 2304, NNK_MR, tmp);   /* layer4.0.conv1.weight */
+    nnk_pack_weight(W(3968960), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
+    nnk_pack_weight(W(6330304), 512, 256, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
+    nnk_pack_weight(W(6463424), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv1.weight */
+    nnk_pack_weight(W(8824768), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
+    free(tmp);
+    return 0;
 }
 
 int resnet18_load_memory(resnet18 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 102, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int resnet18_load(resnet18 *m, const char *path) {

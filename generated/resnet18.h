@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define RESNET18_ARENA_BYTES 4014080
 #define RESNET18_WEIGHT_BYTES 46815680
+/* and, for each thread, scratch for the blocked matrix products */
+#define RESNET18_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct resnet18 resnet18;
 

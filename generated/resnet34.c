@@ -18,6 +18,7 @@
 struct resnet34 {
     float *weights;      /* 21823216 floats: every weight, 64-byte aligned */
     float *arena;        /* RESNET34_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -258,10 +259,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -281,16 +283,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 12544, a->in[0], a->in[1] + u0 * 147, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 12544, NULL, (u1 - u0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -300,135 +302,138 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, NULL, (u1 - u0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 3136, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 3136, a->in[3] + u0 * 3136, (u1 - u0) * 3136, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 576, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 64, a->in[2] + u0,
-               1, 64, 56, 56, (int)(u1 - u0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, NULL, (u1 - u0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 784, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 784, a->in[3] + u0 * 784, (u1 - u0) * 784, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 1152, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 128, a->in[2] + u0,
-               1, 128, 28, 28, (int)(u1 - u0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, NULL, (u1 - u0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 196, a->in[3] + u0 * 196, (u1 - u0) * 196, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 2304, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_15(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_16(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 256, a->in[2] + u0,
-               1, 256, 14, 14, (int)(u1 - u0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_17(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, NULL, (u1 - u0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_18(const op_args *a, int part, int parts) {
-    long u0 = 512L * part / parts, u1 = 512L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 4608, a->in[2] + u0,
-               1, 512, 7, 7, (int)(u1 - u0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    nnk_epilogue(a->y + u0 * 49, a->in[3] + u0 * 49, (u1 - u0) * 49, NNK_ACT_NONE, NNK_ACT_RELU);
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
@@ -612,7 +617,8 @@ resnet34 *resnet34_new(int threads) {
     m->weights = aligned_alloc(64, 87292864);
     m->arena = aligned_alloc(64, RESNET34_ARENA_BYTES > 0 ? RESNET34_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         resnet34_free(m);
         return NULL;
     }
@@ -625,6 +631,7 @@ void resnet34_free(resnet34 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -636,8 +643,8 @@ void resnet34_on_warning(resnet34 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 36 batch norm(s) folded into the layer before each. */
-static void prepare(resnet34 *m) {
+/* Once after loading: 36 batch norm(s) folded into the layer before each, 36 weight(s) packed. */
+static int prepare(resnet34 *m) {
     memset(W(21814704), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
     memset(W(21814768), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
     memset(W(21814832), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
@@ -710,13 +717,55 @@ static void prepare(resnet34 *m) {
     nnk_fold_batchnorm(W(14217664), W(21821680), W(16576960), W(16577472), W(16577984), W(16578496), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
     nnk_fold_batchnorm(W(16579008), W(21822192), W(18938304), W(18938816), W(18939328), W(18939840), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn1.weight */
     nnk_fold_batchnorm(W(18940352), W(21822704), W(21299648), W(21300160), W(21300672), W(21301184), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
+    nnk_pack_weight(W(9664), 64, 576, NNK_MR, tmp);   /* layer1.0.conv1.weight */
+    nnk_pack_weight(W(46784), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
+    nnk_pack_weight(W(83904), 64, 576, NNK_MR, tmp);   /* layer1.1.conv1.weight */
+    nnk_pack_weight(W(121024), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
+    nnk_pack_weight(W(158144), 64, 576, NNK_MR, tmp);   /* layer1.2.conv1.weight */
+    nnk_pack_weight(W(195264), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
+    nnk_pack_weight(W(232384), 128, 576, NNK_MR, tmp);   /* layer2.0.conv1.weight */
+    nnk_pack_weight(W(306624), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
+    nnk_pack_weight(W(454592), 128, 64, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
+    nnk_pack_weight(W(463296), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv1.weight */
+    nnk_pack_weight(W(611264), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
+    nnk_pack_weight(W(759232), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv1.weight */
+    nnk_pack_weight(W(907200), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
+    nnk_pack_weight(W(1055168), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv1.weight */
+    nnk_pack_weight(W(1203136), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
+    nnk_pack_weight(W(1351104), 256, 1152, NNK_MR, tmp);   /* layer3.0.conv1.weight */
+    nnk_pack_weight(W(1647040), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
+    nnk_pack_weight(W(2237888), 256, 128, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
+    nnk_pack_weight(W(2271680), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv1.weight */
+    nnk_pack_weight(W(2862528), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
+    nnk_pack_weight(W(3453376), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv1.weight */
+    nnk_pack_weight(W(4044224), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
+    nnk_pack_weight(W(4635072), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv1.weight */
+    nnk_pack_weight(W(5225920), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
+    nnk_pack_weight(W(5816768), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv1.weight */
+    nnk_pack_weight(W(6407616), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
+    nnk_pack_weight(W(6998464), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv1.weight */
+    nnk_pack_weight(W(7589312), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
+    nnk_pack_weight(W(8180160), 512, 2304, NNK_MR, tmp);   /* layer4.0.conv1.weight */
+    nnk_pack_weight(W(9361856), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
+    nnk_pack_weight(W(11723200), 512, 256, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
+    nnk_pack_weight(W(11856320), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv1.weight */
+    nnk_pack_weight(W(14217664), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
+    nnk_pack_weight(W(16579008), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv1.weight */
+    nnk_pack_weight(W(18940352), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
+    free(tmp);
+    return 0;
 }
 
 int resnet34_load_memory(resnet34 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 182, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int resnet34_load(resnet34 *m, const char *path) {

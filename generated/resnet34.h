@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define RESNET34_ARENA_BYTES 4014080
 #define RESNET34_WEIGHT_BYTES 87292864
+/* and, for each thread, scratch for the blocked matrix products */
+#define RESNET34_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct resnet34 resnet34;
 

@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define RESNET50_ARENA_BYTES 7225344
 #define RESNET50_WEIGHT_BYTES 102546880
+/* and, for each thread, scratch for the blocked matrix products */
+#define RESNET50_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct resnet50 resnet50;
 

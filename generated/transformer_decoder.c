@@ -18,6 +18,7 @@
 struct transformer_decoder {
     float *weights;      /* 25224192 floats: every weight, 64-byte aligned */
     float *arena;        /* TRANSFORMER_DECODER_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -198,10 +199,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -221,14 +223,34 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
-/* multihead_attention: [1, 64, 512] -> [1, 64, 512] */
-static void multihead_attention_1(float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 64, 64, 512) <= 98368, "scratch planned too small");
-    nnk_mha(y, x, x, in_w, in_b, out_w, out_b, 1, 64, 64, 512, 8, 1, scratch);
+/* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage project */
+static void multihead_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 1536, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (32768 + o0), 512, a->in[0], a->in[1], 0, 1536, (int)(512 + o0), a->in[2] + (512 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (65536 + o0), 512, a->in[0], a->in[1], 0, 1536, (int)(1024 + o0), a->in[2] + (1024 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage attend */
+static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 32768, a->y + 65536, 64, 64, 512, 8, 1, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage output */
+static void multihead_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 512, (int)(o1 - o0), scratch);
 }
 
 /* add: [1, 64, 512], [1, 64, 512] -> [1, 64, 512] */
@@ -243,35 +265,55 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
     nnk_layernorm(y, x, gamma, beta, 64, 512, 9.99999975e-06f);
 }
 
-/* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512] */
-static void cross_attention_1(float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 64, 80, 512) <= 114768, "scratch planned too small");
-    nnk_mha(y, x, mem, in_w, in_b, out_w, out_b, 1, 64, 80, 512, 8, 0, scratch);
+/* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage project */
+static void cross_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[2], 0, 1536, (int)o0, a->in[3] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (32768 + o0), 512, a->in[1], a->in[2], 0, 1536, (int)(512 + o0), a->in[3] + (512 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 80, 512, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (73728 + o0), 512, a->in[1], a->in[2], 0, 1536, (int)(1024 + o0), a->in[3] + (1024 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 80, 512, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage attend */
+static void cross_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 32768, a->y + 73728, 64, 80, 512, 8, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage output */
+static void cross_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 512, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 64, 512] -> [1, 64, 2048] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 2048L * part / parts, o1 = 2048L * (part + 1) / parts;
-    for (long m = 0; m < 64; m++) {
-        nnk_linear(a->y + m * 2048 + o0, a->in[0] + m * 512, a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 2048 + o0, NULL, o1 - o0, NNK_ACT_RELU, NNK_ACT_NONE);
-    }
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 2048, a->in[0], a->in[1], 0, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 512, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 64, 2048], [1, 64, 512] -> [1, 64, 512] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    for (long m = 0; m < 64; m++) {
-        nnk_linear(a->y + m * 512 + o0, a->in[0] + m * 2048, a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 512 + o0, a->in[3] + m * 512 + o0, o1 - o0, NNK_ACT_NONE, NNK_ACT_NONE);
-    }
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 2048, (int)(o1 - o0), scratch);
 }
 
 int transformer_decoder_run(transformer_decoder *m, const float *tgt, const float *memory, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(98368), tgt, W(0), W(786432), W(787968), W(1050112), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), tgt, W(0), W(786432));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(98368), A(0), W(787968), W(1050112));
     TICK(0);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -283,7 +325,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(2);
 
     /* cross_attention layers.0.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(1051648), W(1838080), W(1839616), W(2101760), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(1051648), W(1838080));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(1839616), W(2101760));
     TICK(3);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -307,7 +351,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(8);
 
     /* multihead_attention layers.1.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(163840), A(131072), W(4204032), W(4990464), W(4992000), W(5254144), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(4204032), W(4990464));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(4992000), W(5254144));
     TICK(9);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -319,7 +365,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(11);
 
     /* cross_attention layers.1.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(5255680), W(6042112), W(6043648), W(6305792), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(5255680), W(6042112));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(6043648), W(6305792));
     TICK(12);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -343,7 +391,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(17);
 
     /* multihead_attention layers.2.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(163840), A(131072), W(8408064), W(9194496), W(9196032), W(9458176), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(8408064), W(9194496));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(9196032), W(9458176));
     TICK(18);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -355,7 +405,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(20);
 
     /* cross_attention layers.2.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(9459712), W(10246144), W(10247680), W(10509824), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(9459712), W(10246144));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(10247680), W(10509824));
     TICK(21);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -379,7 +431,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(26);
 
     /* multihead_attention layers.3.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(163840), A(131072), W(12612096), W(13398528), W(13400064), W(13662208), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(12612096), W(13398528));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(13400064), W(13662208));
     TICK(27);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -391,7 +445,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(29);
 
     /* cross_attention layers.3.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(13663744), W(14450176), W(14451712), W(14713856), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(13663744), W(14450176));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(14451712), W(14713856));
     TICK(30);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -415,7 +471,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(35);
 
     /* multihead_attention layers.4.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(163840), A(131072), W(16816128), W(17602560), W(17604096), W(17866240), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(16816128), W(17602560));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(17604096), W(17866240));
     TICK(36);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -427,7 +485,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(38);
 
     /* cross_attention layers.4.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(17867776), W(18654208), W(18655744), W(18917888), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(17867776), W(18654208));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(18655744), W(18917888));
     TICK(39);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -451,7 +511,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(44);
 
     /* multihead_attention layers.5.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    multihead_attention_1(A(163840), A(131072), W(21020160), W(21806592), W(21808128), W(22070272), A(0));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(21020160), W(21806592));
+    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(21808128), W(22070272));
     TICK(45);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -463,7 +525,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(47);
 
     /* cross_attention layers.5.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    cross_attention_1(A(147536), A(0), memory, W(22071808), W(22858240), W(22859776), W(23121920), A(32768));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(22071808), W(22858240));
+    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(22859776), W(23121920));
     TICK(48);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -495,7 +559,8 @@ transformer_decoder *transformer_decoder_new(int threads) {
     m->weights = aligned_alloc(64, 100896768);
     m->arena = aligned_alloc(64, TRANSFORMER_DECODER_ARENA_BYTES > 0 ? TRANSFORMER_DECODER_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         transformer_decoder_free(m);
         return NULL;
     }
@@ -508,6 +573,7 @@ void transformer_decoder_free(transformer_decoder *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -519,16 +585,16 @@ void transformer_decoder_on_warning(transformer_decoder *m, void (*fn)(void *use
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each. */
-static void prepare(transformer_decoder *m) {
+/* Once after loading: 0 batch norm(s) folded into the layer before each, 0 weight(s) packed. */
+static int prepare(transformer_decoder *m) {
     (void)m;
+    return 0;
 }
 
 int transformer_decoder_load_memory(transformer_decoder *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 108, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int transformer_decoder_load(transformer_decoder *m, const char *path) {

@@ -18,6 +18,7 @@
 struct vit_b_16 {
     float *weights;      /* 86567664 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_B_16_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -270,10 +271,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -293,15 +295,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 768L * part / parts, u1 = 768L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 768, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
+    long o0 = 8L * (96L * part / parts), o1 = 8L * (96L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
 }
 
 /* transpose: [1, 768, 196] -> [1, 196, 768] */
@@ -329,28 +332,46 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
     nnk_layernorm(y, x, gamma, beta, 197, 768, 9.99999997e-07f);
 }
 
-/* multihead_attention: [1, 197, 768] -> [1, 197, 768] */
-static void multihead_attention_1(float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 197, 197, 768) <= 454085, "scratch planned too small");
-    nnk_mha(y, x, x, in_w, in_b, out_w, out_b, 1, 197, 197, 768, 12, 0, scratch);
+/* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage project */
+static void multihead_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 768, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (151296 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 768, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (302592 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(1536 + o0), a->in[2] + (1536 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 768, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage attend */
+static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 151296, a->y + 302592, 197, 197, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage output */
+static void multihead_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 768, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 197, 768] -> [1, 197, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
-    long o0 = 3072L * part / parts, o1 = 3072L * (part + 1) / parts;
-    for (long m = 0; m < 197; m++) {
-        nnk_linear(a->y + m * 3072 + o0, a->in[0] + m * 768, a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 3072 + o0, NULL, o1 - o0, NNK_ACT_GELU, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
+                    197, 768, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 197, 3072], [1, 197, 768] -> [1, 197, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
-    long o0 = 768L * part / parts, o1 = 768L * (part + 1) / parts;
-    for (long m = 0; m < 197; m++) {
-        nnk_linear(a->y + m * 768 + o0, a->in[0] + m * 3072, a->in[1] + o0 * 3072, a->in[2] + o0, 1, 3072, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 768 + o0, a->in[3] + m * 768 + o0, o1 - o0, NNK_ACT_NONE, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 3072, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 768] -> [1, 1000] */
@@ -390,7 +411,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(151296), A(302592), W(744192), W(2513664), W(2515968), W(3105792), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(302592), W(744192), W(2513664));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(151296), A(453888), W(2515968), W(3105792));
     TICK(7);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -414,7 +437,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(7832064), W(9601536), W(9603840), W(10193664), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(7832064), W(9601536));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(9603840), W(10193664));
     TICK(13);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -438,7 +463,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(0), W(14919936), W(16689408), W(16691712), W(17281536), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(14919936), W(16689408));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(16691712), W(17281536));
     TICK(19);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -462,7 +489,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(22007808), W(23777280), W(23779584), W(24369408), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(22007808), W(23777280));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(23779584), W(24369408));
     TICK(25);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -486,7 +515,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(0), W(29095680), W(30865152), W(30867456), W(31457280), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(29095680), W(30865152));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(30867456), W(31457280));
     TICK(31);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -510,7 +541,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(36183552), W(37953024), W(37955328), W(38545152), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(36183552), W(37953024));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(37955328), W(38545152));
     TICK(37);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -534,7 +567,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(0), W(43271424), W(45040896), W(45043200), W(45633024), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(43271424), W(45040896));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(45043200), W(45633024));
     TICK(43);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -558,7 +593,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(50359296), W(52128768), W(52131072), W(52720896), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(50359296), W(52128768));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(52131072), W(52720896));
     TICK(49);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -582,7 +619,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(0), W(57447168), W(59216640), W(59218944), W(59808768), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(57447168), W(59216640));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(59218944), W(59808768));
     TICK(55);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -606,7 +645,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(64535040), W(66304512), W(66306816), W(66896640), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(64535040), W(66304512));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(66306816), W(66896640));
     TICK(61);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -630,7 +671,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(0), W(71622912), W(73392384), W(73394688), W(73984512), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(71622912), W(73392384));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(73394688), W(73984512));
     TICK(67);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -654,7 +697,9 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(302592), A(151296), W(78710784), W(80480256), W(80482560), W(81072384), A(453888));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(78710784), W(80480256));
+    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(80482560), W(81072384));
     TICK(73);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -694,7 +739,8 @@ vit_b_16 *vit_b_16_new(int threads) {
     m->weights = aligned_alloc(64, 346270656);
     m->arena = aligned_alloc(64, VIT_B_16_ARENA_BYTES > 0 ? VIT_B_16_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_b_16_free(m);
         return NULL;
     }
@@ -707,6 +753,7 @@ void vit_b_16_free(vit_b_16 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -718,16 +765,70 @@ void vit_b_16_on_warning(vit_b_16 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each. */
-static void prepare(vit_b_16 *m) {
-    (void)m;
+/* Once after loading: 0 batch norm(s) folded into the layer before each, 49 weight(s) packed. */
+static int prepare(vit_b_16 *m) {
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 768, 768, NNK_MR, tmp);   /* conv_proj.weight */
+    nnk_pack_weight(W(744192), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.in_proj_weight */
+    nnk_pack_weight(W(2515968), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.out_proj.weight */
+    nnk_pack_weight(W(3108096), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.0.weight */
+    nnk_pack_weight(W(5470464), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.3.weight */
+    nnk_pack_weight(W(7832064), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.in_proj_weight */
+    nnk_pack_weight(W(9603840), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.out_proj.weight */
+    nnk_pack_weight(W(10195968), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.0.weight */
+    nnk_pack_weight(W(12558336), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.3.weight */
+    nnk_pack_weight(W(14919936), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.in_proj_weight */
+    nnk_pack_weight(W(16691712), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.out_proj.weight */
+    nnk_pack_weight(W(17283840), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.0.weight */
+    nnk_pack_weight(W(19646208), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.3.weight */
+    nnk_pack_weight(W(22007808), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.in_proj_weight */
+    nnk_pack_weight(W(23779584), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.out_proj.weight */
+    nnk_pack_weight(W(24371712), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.0.weight */
+    nnk_pack_weight(W(26734080), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.3.weight */
+    nnk_pack_weight(W(29095680), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.in_proj_weight */
+    nnk_pack_weight(W(30867456), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.out_proj.weight */
+    nnk_pack_weight(W(31459584), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.0.weight */
+    nnk_pack_weight(W(33821952), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.3.weight */
+    nnk_pack_weight(W(36183552), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.in_proj_weight */
+    nnk_pack_weight(W(37955328), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.out_proj.weight */
+    nnk_pack_weight(W(38547456), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.0.weight */
+    nnk_pack_weight(W(40909824), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.3.weight */
+    nnk_pack_weight(W(43271424), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.in_proj_weight */
+    nnk_pack_weight(W(45043200), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.out_proj.weight */
+    nnk_pack_weight(W(45635328), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.0.weight */
+    nnk_pack_weight(W(47997696), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.3.weight */
+    nnk_pack_weight(W(50359296), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.in_proj_weight */
+    nnk_pack_weight(W(52131072), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.out_proj.weight */
+    nnk_pack_weight(W(52723200), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.0.weight */
+    nnk_pack_weight(W(55085568), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.3.weight */
+    nnk_pack_weight(W(57447168), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.in_proj_weight */
+    nnk_pack_weight(W(59218944), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.out_proj.weight */
+    nnk_pack_weight(W(59811072), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.0.weight */
+    nnk_pack_weight(W(62173440), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.3.weight */
+    nnk_pack_weight(W(64535040), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.in_proj_weight */
+    nnk_pack_weight(W(66306816), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.out_proj.weight */
+    nnk_pack_weight(W(66898944), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.0.weight */
+    nnk_pack_weight(W(69261312), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.3.weight */
+    nnk_pack_weight(W(71622912), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.in_proj_weight */
+    nnk_pack_weight(W(73394688), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.out_proj.weight */
+    nnk_pack_weight(W(73986816), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.0.weight */
+    nnk_pack_weight(W(76349184), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.3.weight */
+    nnk_pack_weight(W(78710784), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.in_proj_weight */
+    nnk_pack_weight(W(80482560), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.out_proj.weight */
+    nnk_pack_weight(W(81074688), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.0.weight */
+    nnk_pack_weight(W(83437056), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.3.weight */
+    free(tmp);
+    return 0;
 }
 
 int vit_b_16_load_memory(vit_b_16 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 152, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int vit_b_16_load(vit_b_16 *m, const char *path) {

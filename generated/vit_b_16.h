@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define VIT_B_16_ARENA_BYTES 3631936
 #define VIT_B_16_WEIGHT_BYTES 346270656
+/* and, for each thread, scratch for the blocked matrix products */
+#define VIT_B_16_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct vit_b_16 vit_b_16;
 

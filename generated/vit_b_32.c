@@ -18,6 +18,7 @@
 struct vit_b_32 {
     float *weights;      /* 88224240 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_B_32_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -270,10 +271,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -293,15 +295,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 7, 7] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 768L * part / parts, u1 = 768L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 49, a->in[0], a->in[1] + u0 * 3072, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 7, 7, 32, 32, 32, 32, 0, 0, 1, 1, 1);
+    long o0 = 8L * (96L * part / parts), o1 = 8L * (96L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 7, 7, 32, 32, 32, 32, 0, 0, 1, 1, scratch);
 }
 
 /* transpose: [1, 768, 49] -> [1, 49, 768] */
@@ -329,28 +332,46 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
     nnk_layernorm(y, x, gamma, beta, 50, 768, 9.99999997e-07f);
 }
 
-/* multihead_attention: [1, 50, 768] -> [1, 50, 768] */
-static void multihead_attention_1(float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 50, 50, 768) <= 115250, "scratch planned too small");
-    nnk_mha(y, x, x, in_w, in_b, out_w, out_b, 1, 50, 50, 768, 12, 0, scratch);
+/* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage project */
+static void multihead_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 50, 768, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (38400 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 50, 768, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (76800 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(1536 + o0), a->in[2] + (1536 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 50, 768, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage attend */
+static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 38400, a->y + 76800, 50, 50, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage output */
+static void multihead_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    50, 768, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 50, 768] -> [1, 50, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
-    long o0 = 3072L * part / parts, o1 = 3072L * (part + 1) / parts;
-    for (long m = 0; m < 50; m++) {
-        nnk_linear(a->y + m * 3072 + o0, a->in[0] + m * 768, a->in[1] + o0 * 768, a->in[2] + o0, 1, 768, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 3072 + o0, NULL, o1 - o0, NNK_ACT_GELU, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
+                    50, 768, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 50, 3072], [1, 50, 768] -> [1, 50, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
-    long o0 = 768L * part / parts, o1 = 768L * (part + 1) / parts;
-    for (long m = 0; m < 50; m++) {
-        nnk_linear(a->y + m * 768 + o0, a->in[0] + m * 3072, a->in[1] + o0 * 3072, a->in[2] + o0, 1, 3072, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 768 + o0, a->in[3] + m * 768 + o0, o1 - o0, NNK_ACT_NONE, NNK_ACT_NONE);
-    }
+    long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    50, 3072, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 768] -> [1, 1000] */
@@ -390,7 +411,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(38400), A(76800), W(2400768), W(4170240), W(4172544), W(4762368), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(76800), W(2400768), W(4170240));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(38400), A(115200), W(4172544), W(4762368));
     TICK(7);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -414,7 +437,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(9488640), W(11258112), W(11260416), W(11850240), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(9488640), W(11258112));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(11260416), W(11850240));
     TICK(13);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -438,7 +463,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(0), W(16576512), W(18345984), W(18348288), W(18938112), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(16576512), W(18345984));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(18348288), W(18938112));
     TICK(19);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -462,7 +489,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(23664384), W(25433856), W(25436160), W(26025984), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(23664384), W(25433856));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(25436160), W(26025984));
     TICK(25);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -486,7 +515,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(0), W(30752256), W(32521728), W(32524032), W(33113856), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(30752256), W(32521728));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(32524032), W(33113856));
     TICK(31);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -510,7 +541,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(37840128), W(39609600), W(39611904), W(40201728), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(37840128), W(39609600));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(39611904), W(40201728));
     TICK(37);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -534,7 +567,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(0), W(44928000), W(46697472), W(46699776), W(47289600), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(44928000), W(46697472));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(46699776), W(47289600));
     TICK(43);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -558,7 +593,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(52015872), W(53785344), W(53787648), W(54377472), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(52015872), W(53785344));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(53787648), W(54377472));
     TICK(49);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -582,7 +619,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(0), W(59103744), W(60873216), W(60875520), W(61465344), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(59103744), W(60873216));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(60875520), W(61465344));
     TICK(55);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -606,7 +645,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(66191616), W(67961088), W(67963392), W(68553216), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(66191616), W(67961088));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(67963392), W(68553216));
     TICK(61);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -630,7 +671,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(0), W(73279488), W(75048960), W(75051264), W(75641088), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(73279488), W(75048960));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(75051264), W(75641088));
     TICK(67);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -654,7 +697,9 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(76800), A(38400), W(80367360), W(82136832), W(82139136), W(82728960), A(115200));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(80367360), W(82136832));
+    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(82139136), W(82728960));
     TICK(73);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -694,7 +739,8 @@ vit_b_32 *vit_b_32_new(int threads) {
     m->weights = aligned_alloc(64, 352896960);
     m->arena = aligned_alloc(64, VIT_B_32_ARENA_BYTES > 0 ? VIT_B_32_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_b_32_free(m);
         return NULL;
     }
@@ -707,6 +753,7 @@ void vit_b_32_free(vit_b_32 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -718,16 +765,70 @@ void vit_b_32_on_warning(vit_b_32 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each. */
-static void prepare(vit_b_32 *m) {
-    (void)m;
+/* Once after loading: 0 batch norm(s) folded into the layer before each, 49 weight(s) packed. */
+static int prepare(vit_b_32 *m) {
+    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 768, 3072, NNK_MR, tmp);   /* conv_proj.weight */
+    nnk_pack_weight(W(2400768), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.in_proj_weight */
+    nnk_pack_weight(W(4172544), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.out_proj.weight */
+    nnk_pack_weight(W(4764672), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.0.weight */
+    nnk_pack_weight(W(7127040), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.3.weight */
+    nnk_pack_weight(W(9488640), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.in_proj_weight */
+    nnk_pack_weight(W(11260416), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.out_proj.weight */
+    nnk_pack_weight(W(11852544), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.0.weight */
+    nnk_pack_weight(W(14214912), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.3.weight */
+    nnk_pack_weight(W(16576512), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.in_proj_weight */
+    nnk_pack_weight(W(18348288), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.out_proj.weight */
+    nnk_pack_weight(W(18940416), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.0.weight */
+    nnk_pack_weight(W(21302784), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.3.weight */
+    nnk_pack_weight(W(23664384), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.in_proj_weight */
+    nnk_pack_weight(W(25436160), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.out_proj.weight */
+    nnk_pack_weight(W(26028288), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.0.weight */
+    nnk_pack_weight(W(28390656), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.3.weight */
+    nnk_pack_weight(W(30752256), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.in_proj_weight */
+    nnk_pack_weight(W(32524032), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.out_proj.weight */
+    nnk_pack_weight(W(33116160), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.0.weight */
+    nnk_pack_weight(W(35478528), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.3.weight */
+    nnk_pack_weight(W(37840128), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.in_proj_weight */
+    nnk_pack_weight(W(39611904), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.out_proj.weight */
+    nnk_pack_weight(W(40204032), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.0.weight */
+    nnk_pack_weight(W(42566400), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.3.weight */
+    nnk_pack_weight(W(44928000), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.in_proj_weight */
+    nnk_pack_weight(W(46699776), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.out_proj.weight */
+    nnk_pack_weight(W(47291904), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.0.weight */
+    nnk_pack_weight(W(49654272), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.3.weight */
+    nnk_pack_weight(W(52015872), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.in_proj_weight */
+    nnk_pack_weight(W(53787648), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.out_proj.weight */
+    nnk_pack_weight(W(54379776), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.0.weight */
+    nnk_pack_weight(W(56742144), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.3.weight */
+    nnk_pack_weight(W(59103744), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.in_proj_weight */
+    nnk_pack_weight(W(60875520), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.out_proj.weight */
+    nnk_pack_weight(W(61467648), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.0.weight */
+    nnk_pack_weight(W(63830016), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.3.weight */
+    nnk_pack_weight(W(66191616), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.in_proj_weight */
+    nnk_pack_weight(W(67963392), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.out_proj.weight */
+    nnk_pack_weight(W(68555520), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.0.weight */
+    nnk_pack_weight(W(70917888), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.3.weight */
+    nnk_pack_weight(W(73279488), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.in_proj_weight */
+    nnk_pack_weight(W(75051264), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.out_proj.weight */
+    nnk_pack_weight(W(75643392), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.0.weight */
+    nnk_pack_weight(W(78005760), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.3.weight */
+    nnk_pack_weight(W(80367360), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.in_proj_weight */
+    nnk_pack_weight(W(82139136), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.out_proj.weight */
+    nnk_pack_weight(W(82731264), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.0.weight */
+    nnk_pack_weight(W(85093632), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.3.weight */
+    free(tmp);
+    return 0;
 }
 
 int vit_b_32_load_memory(vit_b_32 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 152, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int vit_b_32_load(vit_b_32 *m, const char *path) {

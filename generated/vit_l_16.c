@@ -18,6 +18,7 @@
 struct vit_l_16 {
     float *weights;      /* 304326640 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_L_16_ARENA_BYTES: every intermediate tensor */
+    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -486,10 +487,11 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
-/* A parallel op's pointers: its output and up to 6 inputs. */
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
     const float *in[6];
+    float *scratch;
 } op_args;
 
 typedef struct {
@@ -509,15 +511,16 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
     nnrt_pool_run(pool, job.parts, run_part, &job);
 }
 
-#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}})
+#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}, m->scratch})
 /* With profiling on, the time since the previous op is charged to this one. */
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long u0 = 1024L * part / parts, u1 = 1024L * (part + 1) / parts;
-    nnk_conv2d(a->y + u0 * 196, a->in[0], a->in[1] + u0 * 768, a->in[2] + u0,
-               1, 3, 224, 224, (int)(u1 - u0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, 1);
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
 }
 
 /* transpose: [1, 1024, 196] -> [1, 196, 1024] */
@@ -545,28 +548,46 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
     nnk_layernorm(y, x, gamma, beta, 197, 1024, 9.99999997e-07f);
 }
 
-/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024] */
-static void multihead_attention_1(float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, const float *out_b, float *scratch) {
-    _Static_assert(NNK_MHA_SCRATCH(1, 197, 197, 1024) <= 605381, "scratch planned too small");
-    nnk_mha(y, x, x, in_w, in_b, out_w, out_b, 1, 197, 197, 1024, 16, 0, scratch);
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
+static void multihead_attention_project_1(const op_args *a, int part, int parts) {
+    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (201728 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(1024 + o0), a->in[2] + (1024 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (403456 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(2048 + o0), a->in[2] + (2048 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage attend */
+static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->y + 201728, a->y + 403456, 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+}
+
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */
+static void multihead_attention_output_3(const op_args *a, int part, int parts) {
+    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 1024, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 197, 1024] -> [1, 197, 4096] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
-    for (long m = 0; m < 197; m++) {
-        nnk_linear(a->y + m * 4096 + o0, a->in[0] + m * 1024, a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 4096 + o0, NULL, o1 - o0, NNK_ACT_GELU, NNK_ACT_NONE);
-    }
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 4096, a->in[0], a->in[1], 0, 4096, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
+                    197, 1024, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 197, 4096], [1, 197, 1024] -> [1, 197, 1024] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    for (long m = 0; m < 197; m++) {
-        nnk_linear(a->y + m * 1024 + o0, a->in[0] + m * 4096, a->in[1] + o0 * 4096, a->in[2] + o0, 1, 4096, (int)(o1 - o0));
-        nnk_epilogue(a->y + m * 1024 + o0, a->in[3] + m * 1024 + o0, o1 - o0, NNK_ACT_NONE, NNK_ACT_NONE);
-    }
+    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 4096, (int)(o1 - o0), scratch);
 }
 
 /* linear: [1, 1024] -> [1, 1000] */
@@ -606,7 +627,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(201728), A(403456), W(992256), W(4137984), W(4141056), W(5189632), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(403456), W(992256), W(4137984));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(201728), A(605184), W(4141056), W(5189632));
     TICK(7);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -630,7 +653,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(13588480), W(16734208), W(16737280), W(17785856), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(13588480), W(16734208));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(16737280), W(17785856));
     TICK(13);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -654,7 +679,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(26184704), W(29330432), W(29333504), W(30382080), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(26184704), W(29330432));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(29333504), W(30382080));
     TICK(19);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -678,7 +705,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(38780928), W(41926656), W(41929728), W(42978304), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(38780928), W(41926656));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(41929728), W(42978304));
     TICK(25);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -702,7 +731,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(51377152), W(54522880), W(54525952), W(55574528), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(51377152), W(54522880));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(54525952), W(55574528));
     TICK(31);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -726,7 +757,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(63973376), W(67119104), W(67122176), W(68170752), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(63973376), W(67119104));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(67122176), W(68170752));
     TICK(37);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -750,7 +783,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(76569600), W(79715328), W(79718400), W(80766976), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(76569600), W(79715328));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(79718400), W(80766976));
     TICK(43);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -774,7 +809,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(89165824), W(92311552), W(92314624), W(93363200), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(89165824), W(92311552));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(92314624), W(93363200));
     TICK(49);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -798,7 +835,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(101762048), W(104907776), W(104910848), W(105959424), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(101762048), W(104907776));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(104910848), W(105959424));
     TICK(55);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -822,7 +861,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(114358272), W(117504000), W(117507072), W(118555648), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(114358272), W(117504000));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(117507072), W(118555648));
     TICK(61);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -846,7 +887,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(126954496), W(130100224), W(130103296), W(131151872), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(126954496), W(130100224));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(130103296), W(131151872));
     TICK(67);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -870,7 +913,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(139550720), W(142696448), W(142699520), W(143748096), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(139550720), W(142696448));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(142699520), W(143748096));
     TICK(73);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -894,7 +939,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(78);
 
     /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(152146944), W(155292672), W(155295744), W(156344320), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(152146944), W(155292672));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(155295744), W(156344320));
     TICK(79);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -918,7 +965,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(84);
 
     /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(164743168), W(167888896), W(167891968), W(168940544), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(164743168), W(167888896));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(167891968), W(168940544));
     TICK(85);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -942,7 +991,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(90);
 
     /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(177339392), W(180485120), W(180488192), W(181536768), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(177339392), W(180485120));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(180488192), W(181536768));
     TICK(91);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -966,7 +1017,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(96);
 
     /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(189935616), W(193081344), W(193084416), W(194132992), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(189935616), W(193081344));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(193084416), W(194132992));
     TICK(97);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -990,7 +1043,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(102);
 
     /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(202531840), W(205677568), W(205680640), W(206729216), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(202531840), W(205677568));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(205680640), W(206729216));
     TICK(103);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1014,7 +1069,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(108);
 
     /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(215128064), W(218273792), W(218276864), W(219325440), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(215128064), W(218273792));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(218276864), W(219325440));
     TICK(109);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1038,7 +1095,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(114);
 
     /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(227724288), W(230870016), W(230873088), W(231921664), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(227724288), W(230870016));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(230873088), W(231921664));
     TICK(115);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1062,7 +1121,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(120);
 
     /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(240320512), W(243466240), W(243469312), W(244517888), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(240320512), W(243466240));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(243469312), W(244517888));
     TICK(121);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1086,7 +1147,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(126);
 
     /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(252916736), W(256062464), W(256065536), W(257114112), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(252916736), W(256062464));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(256065536), W(257114112));
     TICK(127);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1110,7 +1173,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(132);
 
     /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(265512960), W(268658688), W(268661760), W(269710336), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(265512960), W(268658688));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(268661760), W(269710336));
     TICK(133);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1134,7 +1199,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(138);
 
     /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(0), W(278109184), W(281254912), W(281257984), W(282306560), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(278109184), W(281254912));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(281257984), W(282306560));
     TICK(139);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1158,7 +1225,9 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(144);
 
     /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    multihead_attention_1(A(403456), A(201728), W(290705408), W(293851136), W(293854208), W(294902784), A(605184));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(290705408), W(293851136));
+    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(293854208), W(294902784));
     TICK(145);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1198,7 +1267,8 @@ vit_l_16 *vit_l_16_new(int threads) {
     m->weights = aligned_alloc(64, 1217306560);
     m->arena = aligned_alloc(64, VIT_L_16_ARENA_BYTES > 0 ? VIT_L_16_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    if (!m->weights || !m->arena || !m->pool) {
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_l_16_free(m);
         return NULL;
     }
@@ -1211,6 +1281,7 @@ void vit_l_16_free(vit_l_16 *m) {
         return;
     free(m->weights);
     free(m->arena);
+    free(m->scratch);
     nnrt_pool_destroy(m->pool);
     free(m);
 }
@@ -1222,16 +1293,22 @@ void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each. */
-static void prepare(vit_l_16 *m) {
-    (void)m;
+/* Once after loading: 0 batch norm(s) folded into the layer before each, 1 weight(s) packed. */
+static int prepare(vit_l_16 *m) {
+    float *tmp = malloc(786432 * sizeof(float));   /* the largest packed weight */
+    if (!tmp) {
+        nnrt_seterr(&m->error, "out of memory packing the weights");
+        return -1;
+    }
+    nnk_pack_weight(W(0), 1024, 768, NNK_MR, tmp);   /* conv_proj.weight */
+    free(tmp);
+    return 0;
 }
 
 int vit_l_16_load_memory(vit_l_16 *m, const void *data, size_t size) {
     if (nnrt_load_safetensors(data, size, weight_specs, 296, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
-    prepare(m);
-    return 0;
+    return prepare(m);
 }
 
 int vit_l_16_load(vit_l_16 *m, const char *path) {

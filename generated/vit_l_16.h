@@ -16,6 +16,8 @@
 /* Memory the model allocates when created: intermediates and weights, in bytes. */
 #define VIT_L_16_ARENA_BYTES 4842304
 #define VIT_L_16_WEIGHT_BYTES 1217306560
+/* and, for each thread, scratch for the blocked matrix products */
+#define VIT_L_16_SCRATCH_BYTES_PER_THREAD 557056
 
 typedef struct vit_l_16 vit_l_16;
 

@@ -21,6 +21,7 @@ SUITES = [
     ("runtime", ["build/tests/test_runtime"], False),
     ("compiler", ["build/tests/test_compiler"], False),
     ("kernels", [PY, "tests/kernels/test_kernels.py"], True),
+    ("kernels-native", [PY, "tests/kernels/test_kernels.py", "--cc", "clang", "--cflags=-march=native"], True),
     ("errors", [PY, "tests/errors/run_errors.py"], False),
     ("fuzz", ["sh", "tests/fuzz/replay_all.sh"], False),
     ("golden", [PY, "tests/golden/run_golden.py"], False),

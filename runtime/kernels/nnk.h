@@ -12,6 +12,7 @@
  *   nnk_conv.h         conv2d
  *   nnk_pool.h         maxpool2d avgpool2d adaptive_avgpool2d
  *   nnk_matmul.h       linear matmul
+ *   nnk_gemm.h         blocked matrix product: conv2d (groups 1) and linear, with fused epilogues
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
  *
@@ -26,6 +27,7 @@
 #include "nnk_conv.h"
 #include "nnk_pool.h"
 #include "nnk_matmul.h"
+#include "nnk_gemm.h"
 #include "nnk_layout.h"
 #include "nnk_attention.h"
 

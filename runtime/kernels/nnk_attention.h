@@ -57,15 +57,34 @@ static inline void nnk_sdpa(float *restrict y, const float *restrict q, const fl
         }
 }
 
+/* The attention of nn.MultiheadAttention after its input projections, for the (batch, head) pairs
+   u in [u0, u1) (u = n*heads + h): q[N,L,D], k[N,S,D] and v[N,S,D] hold the projected queries, keys and
+   values, and each head's output overwrites that head's slice of its own query row, which is no longer
+   needed once the row's scores are computed; q then holds the concatenated heads for the output
+   projection. causal: mask -inf where j > i. p: S floats of scratch. */
+static inline void nnk_mha_attend(float *q, const float *restrict k, const float *restrict v, int L, int S, int D,
+                                  int heads, int causal, long u0, long u1, float *restrict p)
+{
+    int hd = D / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (long u = u0; u < u1; u++) {
+        long n = u / heads, h = u % heads;
+        const float *Kh = k + n * S * D + h * hd, *Vh = v + n * S * D + h * hd;
+        for (int i = 0; i < L; i++) {
+            float *qo = q + (n * L + i) * D + h * hd;
+            int keys = causal && i + 1 < S ? i + 1 : S;
+            nnk__attend(qo, qo, Kh, D, Vh, D, keys, hd, hd, scale, p);
+        }
+    }
+}
+
 /* Scratch floats for nnk_mha: projected Q[N,L,D], K[N,S,D], V[N,S,D] and one row of scores. */
 #define NNK_MHA_SCRATCH(N, L, S, D) ((long)(N) * ((long)(L) + 2L * (S)) * (D) + (S))
 
 /* y[N,L,D] = nn.MultiheadAttention(D, heads, batch_first=True) in eval mode: queries from x[N,L,D], keys
    and values from mem[N,S,D] (mem == x, S == L for self-attention). in_w[3D,D] = [Wq; Wk; Wv], in_b[3D],
    out_w[D,D], out_b[D] (biases may be NULL). causal: mask -inf where j > i.
-   scratch: NNK_MHA_SCRATCH(N,L,S,D) floats.
-   Each head's attention output overwrites that head's slice of its own query row, which is no longer
-   needed once the row's scores are computed; Q then holds the concatenated heads for the out projection. */
+   scratch: NNK_MHA_SCRATCH(N,L,S,D) floats. */
 static inline void nnk_mha(float *restrict y, const float *x, const float *mem, const float *restrict in_w,
                            const float *restrict in_b, const float *restrict out_w,
                            const float *restrict out_b, int N, int L, int S, int D, int heads, int causal,
@@ -76,17 +95,7 @@ static inline void nnk_mha(float *restrict y, const float *x, const float *mem, 
     nnk_linear(Q, x, in_w, in_b, N * L, D, D);
     nnk_linear(K, mem, in_w + DD, in_b ? in_b + D : NULL, N * S, D, D);
     nnk_linear(V, mem, in_w + 2 * DD, in_b ? in_b + 2 * D : NULL, N * S, D, D);
-    int hd = D / heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++) {
-            const float *Kh = K + (long)n * S * D + h * hd, *Vh = V + (long)n * S * D + h * hd;
-            for (int i = 0; i < L; i++) {
-                float *qo = Q + ((long)n * L + i) * D + h * hd;
-                int keys = causal && i + 1 < S ? i + 1 : S;
-                nnk__attend(qo, qo, Kh, D, Vh, D, keys, hd, hd, scale, p);
-            }
-        }
+    nnk_mha_attend(Q, K, V, L, S, D, heads, causal, 0, (long)N * heads, p);
     nnk_linear(y, Q, out_w, out_b, N * L, D, D);
 }
 

@@ -4,6 +4,8 @@
  */
 #include "nnk.h"
 
+#include <stdlib.h>
+
 void nnkt_conv2d(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int O,
                  int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G)
 {
@@ -110,4 +112,45 @@ void nnkt_mha(float *y, const float *x, const float *mem, const float *in_w, con
               float *scratch)
 {
     nnk_mha(y, x, mem, in_w, in_b, out_w, out_b, N, L, S, D, heads, causal, scratch);
+}
+
+/* The blocked product, one image at a time (nnk_conv2d_gemm takes one), with its scratch from the heap.
+   The output channels are computed in two calls, as two threads would, split at a strip edge when the
+   weights are packed (w is the caller's copy, and is rearranged then). */
+void nnkt_conv2d_gemm(float *y, const float *x, float *w, int w_packed, const float *b, const float *res, int act1,
+                      int act2, int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW,
+                      int PT, int PL, int DH, int DW)
+{
+    long K = (long)C * KH * KW, plane = (long)OH * OW;
+    float *scratch = malloc((NNK_GEMM_SCRATCH + O * K) * sizeof *scratch);
+    if (!scratch)
+        abort();
+    if (w_packed)
+        nnk_pack_weight(w, O, K, NNK_MR, scratch + NNK_GEMM_SCRATCH);
+    int split = w_packed ? O / NNK_MR / 2 * NNK_MR : O / 2;
+    for (int n = 0; n < N; n++)
+        for (int part = 0; part < 2; part++) {
+            int o0 = part ? split : 0, o1 = part ? O : split;
+            long yo = ((long)n * O + o0) * plane;
+            if (o1 > o0)
+                nnk_conv2d_gemm(y + yo, x + (long)n * C * H * W, w, w_packed, O, o0, b ? b + o0 : NULL,
+                                res ? res + yo : NULL, act1, act2, C, H, W, o1 - o0, OH, OW, KH, KW, SH, SW, PT, PL,
+                                DH, DW, scratch);
+        }
+    free(scratch);
+}
+
+/* Output features [o0, o1) of a linear layer whose output rows have O features (w the caller's copy: it is
+   rearranged when packed). */
+void nnkt_linear_gemm(float *y, const float *x, float *w, int w_packed, const float *b, const float *res, int act1,
+                      int act2, int M, int K, int O, int o0, int o1)
+{
+    float *scratch = malloc((NNK_GEMM_SCRATCH + (long)O * K) * sizeof *scratch);
+    if (!scratch)
+        abort();
+    if (w_packed)
+        nnk_pack_weight(w, O, K, NNK_NR, scratch + NNK_GEMM_SCRATCH);
+    nnk_linear_gemm(y + o0, O, x, w, w_packed, O, o0, b ? b + o0 : NULL, res ? res + o0 : NULL, act1, act2, M, K,
+                    o1 - o0, scratch);
+    free(scratch);
 }

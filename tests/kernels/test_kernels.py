@@ -40,6 +40,8 @@ LONG = np.dtype("i%d" % ctypes.sizeof(ctypes.c_long))
 SIGNATURES = {
     "conv2d": "pppp" + "i" * 16,
     "linear": "ppppiii",
+    "conv2d_gemm": "pppip" + "pii" + "i" * 15,
+    "linear_gemm": "pppipp" + "i" * 7,
     "batchnorm": "ppppppiilf",
     "layernorm": "pppplif",
     "relu": "ppl", "gelu": "ppl", "gelu_tanh": "ppl", "sigmoid": "ppl", "tanh": "ppl", "silu": "ppl",
@@ -492,6 +494,91 @@ def conv_cases():
         yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
 
 
+# The epilogues the blocked product fuses: (act1, residual, act2), as NNK_ACT_* numbers and PyTorch functions.
+ACTS = [(0, None), (1, F.relu), (2, F.gelu), (3, lambda t: F.gelu(t, approximate="tanh")), (4, torch.sigmoid),
+        (5, torch.tanh), (6, F.silu)]
+EPILOGUES = [(0, False, 0), (1, False, 0), (0, True, 0), (0, True, 1), (1, True, 1), (2, False, 0), (6, True, 4),
+             (3, False, 0), (5, True, 0)]
+
+
+def apply_epilogue(t, res, act1, act2):
+    if ACTS[act1][1]:
+        t = ACTS[act1][1](t)
+    if res is not None:
+        t = t + res
+        if ACTS[act2][1]:
+            t = ACTS[act2][1](t)
+    return t
+
+
+# Convolutions whose products cross every block edge: K past KC=256, pixels past NC=480, channels past MC=64,
+# and rows or columns that do not fill a tile.
+GEMM_CONVS = [
+    (1, 64, 14, 14, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 30, 23, 29, 70, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 300, 5, 7, 9, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (2, 3, 40, 37, 65, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1, False),
+    (1, 40, 9, 9, 131, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 17, 30, 31, 5, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 33, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 8, 12, 12, 8, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, True),
+    (1, 16, 3, 3, 24, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+]
+
+
+def conv_gemm_cases():
+    plain = [c for c in CONVS + list(random_convs(40, 3)) if c[10] == 1]
+    for i, cfg in enumerate(plain + GEMM_CONVS):
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        packed = O % 8 == 0 and i % 2 == 0   # weights in nnk_pack_weight's layout
+
+        def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
+                DW=DW, bias=bias, act1=act1, residual=residual, act2=act2, packed=packed):
+            x, w = randn(N, C, H, W), randn(O, C, KH, KW)
+            b = randn(O) if bias else None
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW))
+            res = randn(*ref.shape) if residual else None
+            OH, OW = ref.shape[2:]
+            y = out(tuple(ref.shape))
+            call("conv2d_gemm", y, arr(x), arr(w), int(packed), arr(b) if bias else None,
+                 arr(res) if residual else None,
+                 act1, act2, N, C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW)
+            return y, apply_epilogue(ref, res, act1, act2)
+        name = "conv2d_gemm N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d%s%s epilogue %d%s%s" % (
+            N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW,
+            " packed" if packed else "",
+            "" if bias else " no bias", act1, " + residual" if residual else "", " %d" % act2 if residual else "")
+        yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
+
+
+def linear_gemm_cases():
+    # (M, K, O, [o0, o1) of the output features computed, bias)
+    for i, (M, K, O, o0, o1, bias) in enumerate([
+            (1, 1, 1, 0, 1, True), (3, 7, 5, 0, 5, True), (16, 64, 32, 0, 32, True), (7, 33, 9, 0, 9, False),
+            (5, 768, 17, 3, 17, True), (1, 1000, 3, 0, 3, True), (197, 96, 40, 0, 40, False),
+            (197, 300, 500, 0, 250, True), (197, 300, 500, 250, 500, True), (70, 513, 49, 1, 48, True),
+            (9, 40, 1000, 0, 1000, True), (130, 257, 97, 0, 97, False), (197, 300, 144, 48, 144, True),
+            (20, 600, 96, 0, 96, False), (197, 768, 480, 0, 240, True), (197, 768, 480, 240, 480, True)]):
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        packed = O % 48 == 0 and o0 % 48 == 0 and o1 % 48 == 0   # weights in nnk_pack_weight's layout
+
+        def run(M=M, K=K, O=O, o0=o0, o1=o1, bias=bias, act1=act1, residual=residual, act2=act2, packed=packed):
+            x, w = randn(M, K), randn(O, K)
+            b = randn(O) if bias else None
+            res = randn(M, O) if residual else None
+            y = out((M, O))
+            call("linear_gemm", y, arr(x), arr(w), int(packed), arr(b) if bias else None, arr(res) if residual else None,
+                 act1, act2, M, K, O, o0, o1)
+            ref = apply_epilogue(F.linear(x, w, b), res, act1, act2)
+            outside = np.full((M, O), np.nan, dtype=np.float32)   # columns outside [o0, o1) stay unwritten
+            outside[:, o0:o1] = ref[:, o0:o1].numpy()
+            return y, torch.from_numpy(outside)
+        yield "linear_gemm M %d K %d O %d [%d, %d)%s%s epilogue %d%s%s" % (
+            M, K, O, o0, o1, "" if bias else " no bias", " packed" if packed else "", act1, " + residual" if residual else "",
+            " %d" % act2 if residual else ""), run, 1e-4 if K > 100 else 1e-5
+
+
 # (N, C, H, W, kernel, stride, pad (top, left, bottom, right)); symmetric pads use nn.MaxPool2d/AvgPool2d's own
 # padding, asymmetric ones go through F.pad first.
 POOLS = [
@@ -614,7 +701,8 @@ def mha_cases():
 
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
-          slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, matmul_cases, conv_cases,
+          slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases,
+          matmul_cases, conv_cases, conv_gemm_cases,
           pool_cases, sdpa_cases, mha_cases]
 
 
