@@ -37,6 +37,7 @@ typedef struct {
     double *flops;           /* per op */
     bool parallel;           /* some op runs on the thread pool */
     bool gemm;               /* some op runs on nnk_gemm, whose threads each need scratch */
+    long long scratch_floats;   /* ...this much (SCRATCH_FLOATS in the generated C) */
     Vec packed;              /* of Packed*: weights that prepare() rearranges for nnk_gemm */
 } Emitter;
 
@@ -287,7 +288,9 @@ static void split_rows(Buf *body, long long rows, bool packed, int unit) {
 /* The scratch of the thread running `part`, for an op on nnk_gemm. */
 static const char *gemm_scratch(Emitter *e) {
     e->gemm = true;
-    return "    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;\n";
+    if (e->scratch_floats < NNK_GEMM_SCRATCH)
+        e->scratch_floats = NNK_GEMM_SCRATCH;
+    return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
 
 /* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it; each part
@@ -423,7 +426,7 @@ static void emit_mha(Emitter *e, const Op *op) {
     int wi = cross ? 2 : 1;   /* in_w, in_b, out_w, out_b from here */
     long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1], heads = op->a.heads;
     e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
-    if (S > NNK_GEMM_SCRATCH) {
+    if (S > 65536) {   /* (a thread's scratch would hold 64 rows of S scores) */
         emit_mha_serial(e, op);
         return;
     }
@@ -443,9 +446,11 @@ static void emit_mha(Emitter *e, const Op *op) {
                    plus_o0(j * D), rows[j], D, what[j]);
     const char *fn1 = specialise_stage(e, op, "project", "const op_args *a, int part, int parts", project.buf);
 
+    if (e->scratch_floats < NNK_ATTEND_SCRATCH(S))
+        e->scratch_floats = NNK_ATTEND_SCRATCH(S);
     char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-                          "    nnk_mha_attend(a->y, a->y + %lld, a->y + %lld, %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);\n",
-                          N * heads, N * heads, k_at, v_at, L, S, D, heads, op->a.causal);
+                          "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                          N * heads, N * heads, L, S, D, heads, op->a.causal);
     const char *fn2 = specialise_stage(e, op, "attend", "const op_args *a, int part, int parts", attend);
 
     Buf output = {0};
@@ -459,7 +464,8 @@ static void emit_mha(Emitter *e, const Op *op) {
     call_comment(e, op);
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s%s%s, %s, %s);\n", fn1, scratch, ptr(e, x), cross ? ", " : "", cross ? ptr(e, mem) : "",
                ptr(e, op->in.items[wi]), ptr(e, op->in.items[wi + 1]));
-    buf_printf(&e->body, "    PARALLEL(%s, %s);\n", fn2, scratch);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, A(%lld), A(%lld));\n", fn2, scratch, (long long)(op->scratch_offset / 4 + k_at),
+               (long long)(op->scratch_offset / 4 + v_at));
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn3, ptr(e, op->out), scratch, ptr(e, op->in.items[wi + 2]),
                ptr(e, op->in.items[wi + 3]), op->id);
 }
@@ -684,7 +690,7 @@ static void emit_header(Emitter *e, Buf *h) {
     buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n", e->ID, (long long)g->arena_bytes, e->ID,
                (long long)e->weight_floats * 4);
     buf_printf(h, "/* and, for each thread, scratch for the blocked matrix products */\n#define %s_SCRATCH_BYTES_PER_THREAD %lld\n\n", e->ID,
-               e->gemm ? (long long)NNK_GEMM_SCRATCH * 4 : 0LL);
+               e->scratch_floats * 4);
     buf_printf(h, "typedef struct %s %s;\n\n", e->id, e->id);
     buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */\n");
     buf_printf(h, "%s *%s_new(int threads);\n", e->id, e->id);
@@ -831,7 +837,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
                   "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
                g->ops.len, e->id, (long long)e->weight_floats, e->ID,
-               e->gemm ? "    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */\n" : "");
+               e->gemm ? "    float *scratch;      /* SCRATCH_FLOATS for each thread */\n" : "");
     buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
     int nspecs = 0;
     Buf specs = {0};
@@ -849,6 +855,9 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
     }
     buf_puts(c, "};\n\n#define W(offset) (m->weights + (offset))\n#define A(offset) (m->arena + (offset))\n");
+    if (e->gemm)
+        buf_printf(c, "/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */\n#define SCRATCH_FLOATS %lldL\n",
+                   e->scratch_floats);
     if (e->parallel)
         buf_printf(c, "/* A parallel op's pointers: its output, up to 6 inputs%s. */\n"
                 "typedef struct {\n    float *y;\n    const float *in[6];\n%s} op_args;\n\n"
@@ -885,7 +894,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64), e->ID, e->ID);
     buf_puts(c, "    m->pool = nnrt_pool_create(threads);\n");
     if (e->gemm)
-        buf_puts(c, "    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;\n");
+        buf_puts(c, "    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;\n");
     buf_printf(c, "    if (!m->weights || !m->arena || !m->pool%s) {\n        %s_free(m);\n        return NULL;\n    }\n", e->gemm ? " || !m->scratch" : "", e->id);
     buf_printf(c, "    memset(m->weights, 0, %lld);\n    return m;\n}\n\n", (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64));
     buf_printf(c, "void %s_free(%s *m) {\n    if (!m)\n        return;\n    free(m->weights);\n    free(m->arena);\n%s"

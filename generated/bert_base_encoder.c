@@ -18,7 +18,7 @@
 struct bert_base_encoder {
     float *weights;      /* 85054464 floats: every weight, 64-byte aligned */
     float *arena;        /* BERT_BASE_ENCODER_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -253,6 +253,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 172032L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -284,7 +286,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 128, 768, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (98304 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
@@ -296,13 +298,13 @@ static void multihead_attention_project_1(const op_args *a, int part, int parts)
 /* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage attend */
 static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 98304, a->y + 196608, 128, 128, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 128, 128, 768, 12, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 768, (int)(o1 - o0), scratch);
 }
@@ -322,7 +324,7 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* linear: [1, 128, 768] -> [1, 128, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     128, 768, (int)(o1 - o0), scratch);
 }
@@ -330,7 +332,7 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 128, 3072], [1, 128, 768] -> [1, 128, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 3072, (int)(o1 - o0), scratch);
 }
@@ -340,7 +342,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.0.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), x, W(0), W(1769472));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(1771776), W(2361600));
     TICK(0);
 
@@ -366,7 +368,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.1.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(7087872), W(8857344));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(8859648), W(9449472));
     TICK(6);
 
@@ -392,7 +394,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.2.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(14175744), W(15945216));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(15947520), W(16537344));
     TICK(12);
 
@@ -418,7 +420,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.3.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(21263616), W(23033088));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(23035392), W(23625216));
     TICK(18);
 
@@ -444,7 +446,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.4.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(28351488), W(30120960));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(30123264), W(30713088));
     TICK(24);
 
@@ -470,7 +472,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.5.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(35439360), W(37208832));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(37211136), W(37800960));
     TICK(30);
 
@@ -496,7 +498,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.6.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(42527232), W(44296704));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(44299008), W(44888832));
     TICK(36);
 
@@ -522,7 +524,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.7.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(49615104), W(51384576));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(51386880), W(51976704));
     TICK(42);
 
@@ -548,7 +550,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.8.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(56702976), W(58472448));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(58474752), W(59064576));
     TICK(48);
 
@@ -574,7 +576,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.9.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(63790848), W(65560320));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(65562624), W(66152448));
     TICK(54);
 
@@ -600,7 +602,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.10.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(70878720), W(72648192));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(72650496), W(73240320));
     TICK(60);
 
@@ -626,7 +628,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
 
     /* multihead_attention layers.11.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
     PARALLEL(multihead_attention_project_1, A(0), A(491520), W(77966592), W(79736064));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(79738368), W(80328192));
     TICK(66);
 
@@ -659,7 +661,7 @@ bert_base_encoder *bert_base_encoder_new(int threads) {
     m->weights = aligned_alloc(64, 340217856);
     m->arena = aligned_alloc(64, BERT_BASE_ENCODER_ARENA_BYTES > 0 ? BERT_BASE_ENCODER_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         bert_base_encoder_free(m);
         return NULL;

@@ -17,7 +17,7 @@
 #define BERT_BASE_ENCODER_ARENA_BYTES 2359296
 #define BERT_BASE_ENCODER_WEIGHT_BYTES 340217856
 /* and, for each thread, scratch for the blocked matrix products */
-#define BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD 557056
+#define BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD 688128
 
 typedef struct bert_base_encoder bert_base_encoder;
 

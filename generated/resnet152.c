@@ -18,7 +18,7 @@
 struct resnet152 {
     float *weights;      /* 60419952 floats: every weight, 64-byte aligned */
     float *arena;        /* RESNET152_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -973,6 +973,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 139264L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -1004,7 +1006,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
@@ -1017,7 +1019,7 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1025,7 +1027,7 @@ static void conv2d_2(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
@@ -1033,7 +1035,7 @@ static void conv2d_3(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1041,7 +1043,7 @@ static void conv2d_4(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1049,7 +1051,7 @@ static void conv2d_5(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1057,7 +1059,7 @@ static void conv2d_6(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1065,7 +1067,7 @@ static void conv2d_7(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
@@ -1073,7 +1075,7 @@ static void conv2d_8(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1081,7 +1083,7 @@ static void conv2d_9(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
@@ -1089,7 +1091,7 @@ static void conv2d_10(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1097,7 +1099,7 @@ static void conv2d_11(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
@@ -1105,7 +1107,7 @@ static void conv2d_12(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1113,7 +1115,7 @@ static void conv2d_13(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1121,7 +1123,7 @@ static void conv2d_14(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
@@ -1129,7 +1131,7 @@ static void conv2d_15(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1137,7 +1139,7 @@ static void conv2d_16(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
@@ -1145,7 +1147,7 @@ static void conv2d_17(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1153,7 +1155,7 @@ static void conv2d_18(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
@@ -1161,7 +1163,7 @@ static void conv2d_19(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1169,7 +1171,7 @@ static void conv2d_20(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1177,7 +1179,7 @@ static void conv2d_21(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
@@ -1185,7 +1187,7 @@ static void conv2d_22(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1193,7 +1195,7 @@ static void conv2d_23(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     1024, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
@@ -1201,7 +1203,7 @@ static void conv2d_24(const op_args *a, int part, int parts) {
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     2048, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1209,7 +1211,7 @@ static void conv2d_25(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
@@ -1217,7 +1219,7 @@ static void conv2d_26(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
@@ -1879,7 +1881,7 @@ resnet152 *resnet152_new(int threads) {
     m->weights = aligned_alloc(64, 241679808);
     m->arena = aligned_alloc(64, RESNET152_ARENA_BYTES > 0 ? RESNET152_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         resnet152_free(m);
         return NULL;

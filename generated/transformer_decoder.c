@@ -18,7 +18,7 @@
 struct transformer_decoder {
     float *weights;      /* 25224192 floats: every weight, 64-byte aligned */
     float *arena;        /* TRANSFORMER_DECODER_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -199,6 +199,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 159744L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -230,7 +232,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 1536, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (32768 + o0), 512, a->in[0], a->in[1], 0, 1536, (int)(512 + o0), a->in[2] + (512 + o0), NULL, NNK_ACT_NONE,
@@ -242,13 +244,13 @@ static void multihead_attention_project_1(const op_args *a, int part, int parts)
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage attend */
 static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 32768, a->y + 65536, 64, 64, 512, 8, 1, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 64, 512, 8, 1, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
 }
@@ -268,7 +270,7 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage project */
 static void cross_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[2], 0, 1536, (int)o0, a->in[3] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (32768 + o0), 512, a->in[1], a->in[2], 0, 1536, (int)(512 + o0), a->in[3] + (512 + o0), NULL, NNK_ACT_NONE,
@@ -280,13 +282,13 @@ static void cross_attention_project_1(const op_args *a, int part, int parts) {
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage attend */
 static void cross_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 32768, a->y + 73728, 64, 80, 512, 8, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 80, 512, 8, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage output */
 static void cross_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
 }
@@ -294,7 +296,7 @@ static void cross_attention_output_3(const op_args *a, int part, int parts) {
 /* linear: [1, 64, 512] -> [1, 64, 2048] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 2048L * part / parts, o1 = 2048L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 2048, a->in[0], a->in[1], 0, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
 }
@@ -302,7 +304,7 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 64, 2048], [1, 64, 512] -> [1, 64, 512] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 2048, (int)(o1 - o0), scratch);
 }
@@ -312,7 +314,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.0.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), tgt, W(0), W(786432));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(98368), A(0), W(787968), W(1050112));
     TICK(0);
 
@@ -326,7 +328,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.0.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(1051648), W(1838080));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(1839616), W(2101760));
     TICK(3);
 
@@ -352,7 +354,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.1.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), A(131072), W(4204032), W(4990464));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(163840), A(0), W(4992000), W(5254144));
     TICK(9);
 
@@ -366,7 +368,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.1.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(5255680), W(6042112));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(6043648), W(6305792));
     TICK(12);
 
@@ -392,7 +394,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.2.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), A(131072), W(8408064), W(9194496));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(163840), A(0), W(9196032), W(9458176));
     TICK(18);
 
@@ -406,7 +408,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.2.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(9459712), W(10246144));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(10247680), W(10509824));
     TICK(21);
 
@@ -432,7 +434,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.3.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), A(131072), W(12612096), W(13398528));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(163840), A(0), W(13400064), W(13662208));
     TICK(27);
 
@@ -446,7 +448,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.3.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(13663744), W(14450176));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(14451712), W(14713856));
     TICK(30);
 
@@ -472,7 +474,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.4.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), A(131072), W(16816128), W(17602560));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(163840), A(0), W(17604096), W(17866240));
     TICK(36);
 
@@ -486,7 +488,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.4.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(17867776), W(18654208));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(18655744), W(18917888));
     TICK(39);
 
@@ -512,7 +514,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* multihead_attention layers.5.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
     PARALLEL(multihead_attention_project_1, A(0), A(131072), W(21020160), W(21806592));
-    PARALLEL(multihead_attention_attend_2, A(0));
+    PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(163840), A(0), W(21808128), W(22070272));
     TICK(45);
 
@@ -526,7 +528,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
 
     /* cross_attention layers.5.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
     PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(22071808), W(22858240));
-    PARALLEL(cross_attention_attend_2, A(32768));
+    PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(22859776), W(23121920));
     TICK(48);
 
@@ -559,7 +561,7 @@ transformer_decoder *transformer_decoder_new(int threads) {
     m->weights = aligned_alloc(64, 100896768);
     m->arena = aligned_alloc(64, TRANSFORMER_DECODER_ARENA_BYTES > 0 ? TRANSFORMER_DECODER_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         transformer_decoder_free(m);
         return NULL;

@@ -21,7 +21,7 @@
 #define TRANSFORMER_DECODER_ARENA_BYTES 786432
 #define TRANSFORMER_DECODER_WEIGHT_BYTES 100896768
 /* and, for each thread, scratch for the blocked matrix products */
-#define TRANSFORMER_DECODER_SCRATCH_BYTES_PER_THREAD 557056
+#define TRANSFORMER_DECODER_SCRATCH_BYTES_PER_THREAD 638976
 
 typedef struct transformer_decoder transformer_decoder;
 

@@ -18,7 +18,7 @@
 struct vit_b_16 {
     float *weights;      /* 86567664 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_B_16_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -271,6 +271,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 189696L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -302,7 +304,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (96L * part / parts), o1 = 8L * (96L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     3, 224, 224, (int)(o1 - o0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
 }
@@ -335,7 +337,7 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 197, 768, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (151296 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
@@ -347,13 +349,13 @@ static void multihead_attention_project_1(const op_args *a, int part, int parts)
 /* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage attend */
 static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 151296, a->y + 302592, 197, 197, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 768, 12, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 768, (int)(o1 - o0), scratch);
 }
@@ -361,7 +363,7 @@ static void multihead_attention_output_3(const op_args *a, int part, int parts) 
 /* linear: [1, 197, 768] -> [1, 197, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     197, 768, (int)(o1 - o0), scratch);
 }
@@ -369,7 +371,7 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 197, 3072], [1, 197, 768] -> [1, 197, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 3072, (int)(o1 - o0), scratch);
 }
@@ -412,7 +414,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(302592), W(744192), W(2513664));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(151296), A(453888), W(2515968), W(3105792));
     TICK(7);
 
@@ -438,7 +440,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(7832064), W(9601536));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(9603840), W(10193664));
     TICK(13);
 
@@ -464,7 +466,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(0), W(14919936), W(16689408));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(16691712), W(17281536));
     TICK(19);
 
@@ -490,7 +492,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(22007808), W(23777280));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(23779584), W(24369408));
     TICK(25);
 
@@ -516,7 +518,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(0), W(29095680), W(30865152));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(30867456), W(31457280));
     TICK(31);
 
@@ -542,7 +544,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(36183552), W(37953024));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(37955328), W(38545152));
     TICK(37);
 
@@ -568,7 +570,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(0), W(43271424), W(45040896));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(45043200), W(45633024));
     TICK(43);
 
@@ -594,7 +596,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(50359296), W(52128768));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(52131072), W(52720896));
     TICK(49);
 
@@ -620,7 +622,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(0), W(57447168), W(59216640));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(59218944), W(59808768));
     TICK(55);
 
@@ -646,7 +648,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(64535040), W(66304512));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(66306816), W(66896640));
     TICK(61);
 
@@ -672,7 +674,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(0), W(71622912), W(73392384));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(73394688), W(73984512));
     TICK(67);
 
@@ -698,7 +700,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(78710784), W(80480256));
-    PARALLEL(multihead_attention_attend_2, A(453888));
+    PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
     PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(80482560), W(81072384));
     TICK(73);
 
@@ -739,7 +741,7 @@ vit_b_16 *vit_b_16_new(int threads) {
     m->weights = aligned_alloc(64, 346270656);
     m->arena = aligned_alloc(64, VIT_B_16_ARENA_BYTES > 0 ? VIT_B_16_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_b_16_free(m);
         return NULL;

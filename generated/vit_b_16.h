@@ -17,7 +17,7 @@
 #define VIT_B_16_ARENA_BYTES 3631936
 #define VIT_B_16_WEIGHT_BYTES 346270656
 /* and, for each thread, scratch for the blocked matrix products */
-#define VIT_B_16_SCRATCH_BYTES_PER_THREAD 557056
+#define VIT_B_16_SCRATCH_BYTES_PER_THREAD 758784
 
 typedef struct vit_b_16 vit_b_16;
 

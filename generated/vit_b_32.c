@@ -18,7 +18,7 @@
 struct vit_b_32 {
     float *weights;      /* 88224240 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_B_32_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -271,6 +271,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 152064L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -302,7 +304,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 7, 7] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (96L * part / parts), o1 = 8L * (96L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     3, 224, 224, (int)(o1 - o0), 7, 7, 32, 32, 32, 32, 0, 0, 1, 1, scratch);
 }
@@ -335,7 +337,7 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 50, 768, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (38400 + o0), 768, a->in[0], a->in[1], 1, 2304, (int)(768 + o0), a->in[2] + (768 + o0), NULL, NNK_ACT_NONE,
@@ -347,13 +349,13 @@ static void multihead_attention_project_1(const op_args *a, int part, int parts)
 /* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage attend */
 static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 38400, a->y + 76800, 50, 50, 768, 12, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 50, 50, 768, 12, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     50, 768, (int)(o1 - o0), scratch);
 }
@@ -361,7 +363,7 @@ static void multihead_attention_output_3(const op_args *a, int part, int parts) 
 /* linear: [1, 50, 768] -> [1, 50, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     50, 768, (int)(o1 - o0), scratch);
 }
@@ -369,7 +371,7 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 50, 3072], [1, 50, 768] -> [1, 50, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     50, 3072, (int)(o1 - o0), scratch);
 }
@@ -412,7 +414,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(76800), W(2400768), W(4170240));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(38400), A(115200), W(4172544), W(4762368));
     TICK(7);
 
@@ -438,7 +440,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(9488640), W(11258112));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(11260416), W(11850240));
     TICK(13);
 
@@ -464,7 +466,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(0), W(16576512), W(18345984));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(18348288), W(18938112));
     TICK(19);
 
@@ -490,7 +492,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(23664384), W(25433856));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(25436160), W(26025984));
     TICK(25);
 
@@ -516,7 +518,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(0), W(30752256), W(32521728));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(32524032), W(33113856));
     TICK(31);
 
@@ -542,7 +544,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(37840128), W(39609600));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(39611904), W(40201728));
     TICK(37);
 
@@ -568,7 +570,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(0), W(44928000), W(46697472));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(46699776), W(47289600));
     TICK(43);
 
@@ -594,7 +596,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(52015872), W(53785344));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(53787648), W(54377472));
     TICK(49);
 
@@ -620,7 +622,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(0), W(59103744), W(60873216));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(60875520), W(61465344));
     TICK(55);
 
@@ -646,7 +648,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(66191616), W(67961088));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(67963392), W(68553216));
     TICK(61);
 
@@ -672,7 +674,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(0), W(73279488), W(75048960));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(75051264), W(75641088));
     TICK(67);
 
@@ -698,7 +700,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(80367360), W(82136832));
-    PARALLEL(multihead_attention_attend_2, A(115200));
+    PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
     PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(82139136), W(82728960));
     TICK(73);
 
@@ -739,7 +741,7 @@ vit_b_32 *vit_b_32_new(int threads) {
     m->weights = aligned_alloc(64, 352896960);
     m->arena = aligned_alloc(64, VIT_B_32_ARENA_BYTES > 0 ? VIT_B_32_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_b_32_free(m);
         return NULL;

@@ -17,7 +17,7 @@
 #define VIT_B_32_ARENA_BYTES 921856
 #define VIT_B_32_WEIGHT_BYTES 352896960
 /* and, for each thread, scratch for the blocked matrix products */
-#define VIT_B_32_SCRATCH_BYTES_PER_THREAD 557056
+#define VIT_B_32_SCRATCH_BYTES_PER_THREAD 608256
 
 typedef struct vit_b_32 vit_b_32;
 

@@ -18,7 +18,7 @@
 struct vit_l_16 {
     float *weights;      /* 304326640 floats: every weight, 64-byte aligned */
     float *arena;        /* VIT_L_16_ARENA_BYTES: every intermediate tensor */
-    float *scratch;      /* NNK_GEMM_SCRATCH floats for each thread */
+    float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
     void (*warn)(void *user, const char *message);
     void *warn_user;
@@ -487,6 +487,8 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
 
 #define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats. */
+#define SCRATCH_FLOATS 189696L
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
 typedef struct {
     float *y;
@@ -518,7 +520,7 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     3, 224, 224, (int)(o1 - o0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
 }
@@ -551,7 +553,7 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* Q */
     nnk_linear_gemm(a->y + (201728 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(1024 + o0), a->in[2] + (1024 + o0), NULL, NNK_ACT_NONE,
@@ -563,13 +565,13 @@ static void multihead_attention_project_1(const op_args *a, int part, int parts)
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage attend */
 static void multihead_attention_attend_2(const op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->y + 201728, a->y + 403456, 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * NNK_GEMM_SCRATCH);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 1024, (int)(o1 - o0), scratch);
 }
@@ -577,7 +579,7 @@ static void multihead_attention_output_3(const op_args *a, int part, int parts) 
 /* linear: [1, 197, 1024] -> [1, 197, 4096] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 4096, a->in[0], a->in[1], 0, 4096, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     197, 1024, (int)(o1 - o0), scratch);
 }
@@ -585,7 +587,7 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 197, 4096], [1, 197, 1024] -> [1, 197, 1024] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    float *scratch = a->scratch + (long)part * NNK_GEMM_SCRATCH;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 4096, (int)(o1 - o0), scratch);
 }
@@ -628,7 +630,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(403456), W(992256), W(4137984));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(201728), A(605184), W(4141056), W(5189632));
     TICK(7);
 
@@ -654,7 +656,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(13588480), W(16734208));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(16737280), W(17785856));
     TICK(13);
 
@@ -680,7 +682,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(26184704), W(29330432));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(29333504), W(30382080));
     TICK(19);
 
@@ -706,7 +708,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(38780928), W(41926656));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(41929728), W(42978304));
     TICK(25);
 
@@ -732,7 +734,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(51377152), W(54522880));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(54525952), W(55574528));
     TICK(31);
 
@@ -758,7 +760,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(63973376), W(67119104));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(67122176), W(68170752));
     TICK(37);
 
@@ -784,7 +786,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(76569600), W(79715328));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(79718400), W(80766976));
     TICK(43);
 
@@ -810,7 +812,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(89165824), W(92311552));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(92314624), W(93363200));
     TICK(49);
 
@@ -836,7 +838,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(101762048), W(104907776));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(104910848), W(105959424));
     TICK(55);
 
@@ -862,7 +864,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(114358272), W(117504000));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(117507072), W(118555648));
     TICK(61);
 
@@ -888,7 +890,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(126954496), W(130100224));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(130103296), W(131151872));
     TICK(67);
 
@@ -914,7 +916,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(139550720), W(142696448));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(142699520), W(143748096));
     TICK(73);
 
@@ -940,7 +942,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(152146944), W(155292672));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(155295744), W(156344320));
     TICK(79);
 
@@ -966,7 +968,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(164743168), W(167888896));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(167891968), W(168940544));
     TICK(85);
 
@@ -992,7 +994,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(177339392), W(180485120));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(180488192), W(181536768));
     TICK(91);
 
@@ -1018,7 +1020,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(189935616), W(193081344));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(193084416), W(194132992));
     TICK(97);
 
@@ -1044,7 +1046,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(202531840), W(205677568));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(205680640), W(206729216));
     TICK(103);
 
@@ -1070,7 +1072,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(215128064), W(218273792));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(218276864), W(219325440));
     TICK(109);
 
@@ -1096,7 +1098,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(227724288), W(230870016));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(230873088), W(231921664));
     TICK(115);
 
@@ -1122,7 +1124,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(240320512), W(243466240));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(243469312), W(244517888));
     TICK(121);
 
@@ -1148,7 +1150,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(252916736), W(256062464));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(256065536), W(257114112));
     TICK(127);
 
@@ -1174,7 +1176,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(265512960), W(268658688));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(268661760), W(269710336));
     TICK(133);
 
@@ -1200,7 +1202,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(0), W(278109184), W(281254912));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(281257984), W(282306560));
     TICK(139);
 
@@ -1226,7 +1228,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
 
     /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
     PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(290705408), W(293851136));
-    PARALLEL(multihead_attention_attend_2, A(605184));
+    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
     PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(293854208), W(294902784));
     TICK(145);
 
@@ -1267,7 +1269,7 @@ vit_l_16 *vit_l_16_new(int threads) {
     m->weights = aligned_alloc(64, 1217306560);
     m->arena = aligned_alloc(64, VIT_L_16_ARENA_BYTES > 0 ? VIT_L_16_ARENA_BYTES : 64);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * NNK_GEMM_SCRATCH * sizeof(float)) : NULL;
+    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
     if (!m->weights || !m->arena || !m->pool || !m->scratch) {
         vit_l_16_free(m);
         return NULL;

@@ -17,7 +17,7 @@
 #define VIT_L_16_ARENA_BYTES 4842304
 #define VIT_L_16_WEIGHT_BYTES 1217306560
 /* and, for each thread, scratch for the blocked matrix products */
-#define VIT_L_16_SCRATCH_BYTES_PER_THREAD 557056
+#define VIT_L_16_SCRATCH_BYTES_PER_THREAD 758784
 
 typedef struct vit_l_16 vit_l_16;
 

@@ -10,6 +10,7 @@
 #define NNK_ATTENTION_H
 
 #include "nnk_base.h"
+#include "nnk_gemm.h"
 #include "nnk_matmul.h"
 
 /* o[Dv] = softmax_j(scale · q[D]·k_j) · v_j over keys j < S; key j is at k + j*ks, its value at v + j*vs.
@@ -24,10 +25,10 @@ static inline void nnk__attend(float *o, const float *q, const float *restrict k
         max = p[j] > max ? p[j] : max;
     }
     float sum = 0.0f;
-    for (int j = 0; j < S; j++) {
-        p[j] = expf(p[j] - max);
+    for (int j = 0; j < S; j++)   /* (apart from the sum, so that this loop vectorises) */
+        p[j] = nnk__exp(p[j] - max);
+    for (int j = 0; j < S; j++)
         sum += p[j];
-    }
     float inv = 1.0f / sum;
     for (int d = 0; d < Dv; d++)
         o[d] = 0.0f;
@@ -57,24 +58,58 @@ static inline void nnk_sdpa(float *restrict y, const float *restrict q, const fl
         }
 }
 
+/* Rows of queries nnk_attend_blocked takes at a time, and the scratch it needs for S keys. */
+#define NNK_ATTEND_ROWS 256
+#define NNK_ATTEND_SCRATCH(S) (NNK_GEMM_SCRATCH + (long)NNK_ATTEND_ROWS * (S))
+
+/* One head of attention as two blocked products: for each block of up to NNK_ATTEND_ROWS queries,
+   P = softmax(scale · q kᵀ) (rows past the diagonal zero when causal), then o = P v. q[L, D], k[S, D],
+   v[S, Dv] and o[L, Dv] have row strides qs, ks, vs and os. o may be q itself: a block of q is read
+   before that block of o is written. scratch: NNK_ATTEND_SCRATCH(S) floats. */
+static inline void nnk_attend_blocked(float *o, long os, const float *q, long qs, const float *restrict k, long ks,
+                                      const float *restrict v, long vs, int L, int S, int D, int Dv, float scale,
+                                      int causal, float *restrict scratch)
+{
+    float *P = scratch + NNK_GEMM_SCRATCH;
+    nnk_bsrc kt = {NNK_B_COLS, k, ks, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    nnk_bsrc vr = {NNK_B_ROWS, v, vs, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i0 = 0; i0 < L; i0 += NNK_ATTEND_ROWS) {
+        int rows = L - i0 < NNK_ATTEND_ROWS ? L - i0 : NNK_ATTEND_ROWS;
+        nnk_asrc qa = {q + (long)i0 * qs, qs, 0, 0};
+        nnk_gemm(P, S, rows, S, D, &qa, &kt, NULL, NULL, NULL, 0, 0, scratch);
+        for (int r = 0; r < rows; r++) {
+            float *p = P + (long)r * S;
+            int keys = causal && i0 + r + 1 < S ? i0 + r + 1 : S;
+            for (int j = 0; j < keys; j++)
+                p[j] *= scale;
+            float max = nnk__max(p, keys);
+            for (int j = 0; j < keys; j++)
+                p[j] = nnk__exp(p[j] - max);
+            float inv = 1.0f / nnk__sum(p, keys);
+            for (int j = 0; j < keys; j++)
+                p[j] *= inv;
+            for (int j = keys; j < S; j++)
+                p[j] = 0.0f;
+        }
+        nnk_asrc pa = {P, S, 0, 0};
+        nnk_gemm(o + (long)i0 * os, os, rows, Dv, S, &pa, &vr, NULL, NULL, NULL, 0, 0, scratch);
+    }
+}
+
 /* The attention of nn.MultiheadAttention after its input projections, for the (batch, head) pairs
    u in [u0, u1) (u = n*heads + h): q[N,L,D], k[N,S,D] and v[N,S,D] hold the projected queries, keys and
-   values, and each head's output overwrites that head's slice of its own query row, which is no longer
-   needed once the row's scores are computed; q then holds the concatenated heads for the output
-   projection. causal: mask -inf where j > i. p: S floats of scratch. */
+   values, and each head's output overwrites that head's slice of q, which then holds the concatenated
+   heads for the output projection. causal: mask -inf where j > i. scratch: NNK_ATTEND_SCRATCH(S) floats. */
 static inline void nnk_mha_attend(float *q, const float *restrict k, const float *restrict v, int L, int S, int D,
-                                  int heads, int causal, long u0, long u1, float *restrict p)
+                                  int heads, int causal, long u0, long u1, float *restrict scratch)
 {
     int hd = D / heads;
     float scale = 1.0f / sqrtf((float)hd);
     for (long u = u0; u < u1; u++) {
         long n = u / heads, h = u % heads;
-        const float *Kh = k + n * S * D + h * hd, *Vh = v + n * S * D + h * hd;
-        for (int i = 0; i < L; i++) {
-            float *qo = q + (n * L + i) * D + h * hd;
-            int keys = causal && i + 1 < S ? i + 1 : S;
-            nnk__attend(qo, qo, Kh, D, Vh, D, keys, hd, hd, scale, p);
-        }
+        float *qh = q + n * L * D + h * hd;
+        nnk_attend_blocked(qh, D, qh, D, k + n * S * D + h * hd, D, v + n * S * D + h * hd, D, L, S, hd, hd, scale,
+                           causal, scratch);
     }
 }
 
@@ -95,7 +130,17 @@ static inline void nnk_mha(float *restrict y, const float *x, const float *mem, 
     nnk_linear(Q, x, in_w, in_b, N * L, D, D);
     nnk_linear(K, mem, in_w + DD, in_b ? in_b + D : NULL, N * S, D, D);
     nnk_linear(V, mem, in_w + 2 * DD, in_b ? in_b + 2 * D : NULL, N * S, D, D);
-    nnk_mha_attend(Q, K, V, L, S, D, heads, causal, 0, (long)N * heads, p);
+    int hd = D / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++) {
+            const float *Kh = K + (long)n * S * D + h * hd, *Vh = V + (long)n * S * D + h * hd;
+            for (int i = 0; i < L; i++) {   /* each head's output overwrites its slice of the query row */
+                float *qo = Q + ((long)n * L + i) * D + h * hd;
+                int keys = causal && i + 1 < S ? i + 1 : S;
+                nnk__attend(qo, qo, Kh, D, Vh, D, keys, hd, hd, scale, p);
+            }
+        }
     nnk_linear(y, Q, out_w, out_b, N * L, D, D);
 }
 

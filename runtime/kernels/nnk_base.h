@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Largest rank nnk_transpose accepts (it keeps per-axis strides in local arrays); other kernels take any. */
@@ -29,6 +30,73 @@ static inline float nnk__dot(const float *restrict a, const float *restrict b, l
     for (long i = body; i < n; i++)
         sum += a[i] * b[i];
     return sum;
+}
+
+/* e^x within about 2 ulp, written without branches so that the loops calling it vectorise (libm's expf
+   does not). Cephes' method: x = n·ln2 + r with |r| <= ln2/2, e^r from a degree-7 polynomial, times 2^n
+   built in the exponent bits, in two halves so that results near overflow and subnormal results come out
+   right. Above 88.72 the result is inf, below -104 it is 0, and NaN stays NaN. */
+static inline float nnk__exp(float x)
+{
+    float xc = x < -104.0f ? -104.0f : x > 88.7228394f ? 88.7228394f : x;
+    float t = xc * 1.44269504088896341f + 12582912.0f;   /* 1.5·2^23: round(x/ln2) lands in t's low bits */
+    float n = t - 12582912.0f;
+    float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;   /* ln2 in two parts, so r stays exact */
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+               1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    int32_t ni = (int32_t)(tb - 0x4B400000u), half = ni / 2;
+    uint32_t b1 = (uint32_t)(half + 127) << 23, b2 = (uint32_t)(ni - half + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    float y = p * s1 * s2;
+    return x < -104.0f ? 0.0f : x > 88.7228394f ? INFINITY : y;
+}
+
+/* erf(x) within 5e-7 (absolute), branch-free like nnk__exp: Abramowitz and Stegun 7.1.26,
+   erf|x| = 1 - t·P(t)·e^(-x²) with t = 1/(1 + 0.3275911|x|), and the sign of x. */
+static inline float nnk__erf(float x)
+{
+    float a = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * a);
+    float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    return copysignf(1.0f - poly * nnk__exp(-a * a), x);
+}
+
+/* Σ a[n] and max a[n] (-inf when n is 0; NaNs are skipped), in 16 independent lanes so that they
+   vectorise: a compiler may not reorder one running sum or maximum. */
+static inline float nnk__sum(const float *a, long n)
+{
+    float acc[16] = {0};
+    long body = n - n % 16;
+    for (long i = 0; i < body; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] += a[i + j];
+    float sum = 0.0f;
+    for (long i = body; i < n; i++)
+        sum += a[i];
+    for (int j = 0; j < 16; j++)
+        sum += acc[j];
+    return sum;
+}
+
+static inline float nnk__max(const float *a, long n)
+{
+    float acc[16];
+    for (int j = 0; j < 16; j++)
+        acc[j] = -INFINITY;
+    long body = n - n % 16;
+    for (long i = 0; i < body; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] = a[i + j] > acc[j] ? a[i + j] : acc[j];
+    float max = -INFINITY;
+    for (long i = body; i < n; i++)
+        max = a[i] > max ? a[i] : max;
+    for (int j = 0; j < 16; j++)
+        max = acc[j] > max ? acc[j] : max;
+    return max;
 }
 
 /* Element offset of flat index i of a tensor of shape dims[rank] read with per-axis strides stride[rank]:

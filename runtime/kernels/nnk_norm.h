@@ -32,16 +32,27 @@ static inline void nnk_layernorm(float *y, const float *x, const float *restrict
     for (long m = 0; m < M; m++) {
         const float *xr = x + m * D;
         float *yr = y + m * D;
-        double sum = 0.0;
-        for (int d = 0; d < D; d++)
-            sum += (double)xr[d];
-        double mean = sum / D;   /* kept in double: rounding it to float costs accuracy when |mean| >> std */
-        double ss = 0.0;
-        for (int d = 0; d < D; d++) {
+        /* the sums in double, in 8 lanes so that they vectorise */
+        double sum[8] = {0}, ss[8] = {0};
+        int body = D - D % 8;
+        for (int d = 0; d < body; d += 8)
+            for (int j = 0; j < 8; j++)
+                sum[j] += (double)xr[d + j];
+        for (int d = body; d < D; d++)
+            sum[0] += (double)xr[d];
+        double mean = (((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]))) / D;
+        /* (mean kept in double: rounding it to float costs accuracy when |mean| >> std) */
+        for (int d = 0; d < body; d += 8)
+            for (int j = 0; j < 8; j++) {
+                double dev = (double)xr[d + j] - mean;
+                ss[j] += dev * dev;
+            }
+        for (int d = body; d < D; d++) {
             double dev = (double)xr[d] - mean;
-            ss += dev * dev;
+            ss[0] += dev * dev;
         }
-        double rstd = 1.0 / sqrt(ss / D + (double)eps);
+        double var = (((ss[0] + ss[1]) + (ss[2] + ss[3])) + ((ss[4] + ss[5]) + (ss[6] + ss[7]))) / D;
+        double rstd = 1.0 / sqrt(var + (double)eps);
         for (int d = 0; d < D; d++)
             yr[d] = (float)(((double)xr[d] - mean) * rstd) * gamma[d] + beta[d];
     }
@@ -58,10 +69,10 @@ static inline void nnk_softmax(float *y, const float *x, long outer, int D, long
             for (int d = 1; d < D; d++)
                 max = xr[d * inner] > max ? xr[d * inner] : max;
             float sum = 0.0f;
-            for (int d = 0; d < D; d++) {
-                yr[d * inner] = expf(xr[d * inner] - max);
+            for (int d = 0; d < D; d++)   /* (apart from the sum, so that this loop vectorises) */
+                yr[d * inner] = nnk__exp(xr[d * inner] - max);
+            for (int d = 0; d < D; d++)
                 sum += yr[d * inner];
-            }
             float inv = 1.0f / sum;
             for (int d = 0; d < D; d++)
                 yr[d * inner] *= inv;

@@ -114,6 +114,26 @@ void nnkt_mha(float *y, const float *x, const float *mem, const float *in_w, con
     nnk_mha(y, x, mem, in_w, in_b, out_w, out_b, N, L, S, D, heads, causal, scratch);
 }
 
+/* nn.MultiheadAttention with the attention of the generated code: nnk_mha_attend's blocked products
+   over the (batch, head) pairs, in two calls as two threads would. Scratch from the heap. */
+void nnkt_mha_blocked(float *y, const float *x, const float *mem, const float *in_w, const float *in_b,
+                      const float *out_w, const float *out_b, int N, int L, int S, int D, int heads, int causal)
+{
+    long DD = (long)D * D;
+    float *Q = malloc(((long)N * (L + 2L * S) * D + NNK_ATTEND_SCRATCH(S)) * sizeof *Q);
+    if (!Q)
+        abort();
+    float *K = Q + (long)N * L * D, *V = K + (long)N * S * D, *scratch = V + (long)N * S * D;
+    nnk_linear(Q, x, in_w, in_b, N * L, D, D);
+    nnk_linear(K, mem, in_w + DD, in_b + D, N * S, D, D);
+    nnk_linear(V, mem, in_w + 2 * DD, in_b + 2 * D, N * S, D, D);
+    long units = (long)N * heads;
+    nnk_mha_attend(Q, K, V, L, S, D, heads, causal, 0, units / 2, scratch);
+    nnk_mha_attend(Q, K, V, L, S, D, heads, causal, units / 2, units, scratch);
+    nnk_linear(y, Q, out_w, out_b, N * L, D, D);
+    free(Q);
+}
+
 /* The blocked product, one image at a time (nnk_conv2d_gemm takes one), with its scratch from the heap.
    The output channels are computed in two calls, as two threads would, split at a strip edge when the
    weights are packed (w is the caller's copy, and is rearranged then). */

@@ -62,6 +62,7 @@ SIGNATURES = {
     "sdpa": "pppp" + "i" * 6 + "p",
     "mha_scratch": "iiii",
     "mha": "ppppppp" + "i" * 6 + "p",
+    "mha_blocked": "ppppppp" + "i" * 6,
 }
 CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctypes.c_float}
 
@@ -674,30 +675,36 @@ def mha_cases():
             (2, 5, 5, 16, 4, 1, 0, True), (2, 5, 5, 16, 4, 1, 0, False), (3, 7, 7, 12, 3, 1, 0, True),
             (1, 10, 10, 8, 8, 0, 0, True), (2, 17, 17, 64, 1, 1, 0, False), (2, 50, 50, 96, 12, 0, 0, False),
             (2, 6, 9, 16, 2, 0, 1, True), (2, 6, 6, 32, 8, 1, 1, True), (3, 4, 11, 24, 6, 0, 1, False),
-            (1, 7, 3, 8, 2, 1, 1, True)]:
-        def run(N=N, L=L, S=S, D=D, heads=heads, causal=causal, cross=cross, need_weights=need_weights):
-            mha = nn.MultiheadAttention(D, heads, batch_first=True).eval()
-            with torch.no_grad():
-                mha.in_proj_bias.normal_()
-                mha.out_proj.bias.normal_()
-                x = randn(N, L, D)
-                mem = randn(N, S, D) if cross else x
-                if not causal:
-                    mask = None
-                elif L == S:
-                    mask = nn.Transformer.generate_square_subsequent_mask(L)
+            (1, 7, 3, 8, 2, 1, 1, True), (1, 150, 150, 64, 4, 1, 0, False), (2, 70, 130, 32, 2, 0, 1, True),
+            (1, 130, 70, 16, 2, 1, 1, True)]:
+        for blocked in (False, True):   # nnk_mha itself, or the generated code's nnk_mha_attend
+            def run(N=N, L=L, S=S, D=D, heads=heads, causal=causal, cross=cross, need_weights=need_weights,
+                    blocked=blocked):
+                mha = nn.MultiheadAttention(D, heads, batch_first=True).eval()
+                with torch.no_grad():
+                    mha.in_proj_bias.normal_()
+                    mha.out_proj.bias.normal_()
+                    x = randn(N, L, D)
+                    mem = randn(N, S, D) if cross else x
+                    if not causal:
+                        mask = None
+                    elif L == S:
+                        mask = nn.Transformer.generate_square_subsequent_mask(L)
+                    else:
+                        mask = causal_mask(L, S)
+                    ref, _ = mha(x, mem, mem, attn_mask=mask, need_weights=need_weights)
+                y = out((N, L, D))
+                xa = arr(x)
+                args = [y, xa, arr(mem) if cross else xa, arr(mha.in_proj_weight), arr(mha.in_proj_bias),
+                        arr(mha.out_proj.weight), arr(mha.out_proj.bias), N, L, S, D, heads, causal]
+                if blocked:
+                    call("mha_blocked", *args)
                 else:
-                    mask = causal_mask(L, S)
-                ref, _ = mha(x, mem, mem, attn_mask=mask, need_weights=need_weights)
-            y = out((N, L, D))
-            scratch = out(call("mha_scratch", N, L, S, D))
-            xa = arr(x)
-            call("mha", y, xa, arr(mem) if cross else xa, arr(mha.in_proj_weight), arr(mha.in_proj_bias),
-                 arr(mha.out_proj.weight), arr(mha.out_proj.bias), N, L, S, D, heads, causal, scratch)
-            return y, ref
-        yield "mha N%d L%d S%d D%d heads %d%s%s%s" % (
-            N, L, S, D, heads, " causal" if causal else "", " cross" if cross else " self",
-            " need_weights" if need_weights else ""), run, 1e-5
+                    call("mha", *args, out(call("mha_scratch", N, L, S, D)))
+                return y, ref
+            yield "mha%s N%d L%d S%d D%d heads %d%s%s%s" % (
+                " blocked" if blocked else "", N, L, S, D, heads, " causal" if causal else "", " cross" if cross else " self",
+                " need_weights" if need_weights else ""), run, 1e-5
 
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,

@@ -768,6 +768,7 @@ def body(tmp):
         base = ["--weights", m.weights] + sum((["--input", i] for i in m.inputs), [])
         o1 = [out() for _ in m.expected]
         o2 = [out() for _ in m.expected]
+        o3 = [out() for _ in m.expected]
 
         def golden(r, m=m, o1=o1):
             for i, (o, ref) in enumerate(zip(o1, m.expected)):
@@ -776,16 +777,18 @@ def body(tmp):
                     return f"output {i}: {e}"
             return None
 
-        def identical(r, o1=o1, o2=o2):
-            for a, b in zip(o1, o2):
+        def identical(r, o1=o1, other=None):
+            for a, b in zip(o1, other):
                 e = same_bytes(a, b)
                 if e:
                     return e
             return None
         add(f"{m.name} --threads 1 equals PyTorch's outputs within {TOL:g}", m.exe,
             base + sum((["--output", o] for o in o1), []) + ["--threads", "1"], 0, None, golden)
-        add(f"{m.name} --threads 2 is bit-identical to --threads 1", m.exe,
-            base + sum((["--output", o] for o in o2), []) + ["--threads", "2"], 0, None, identical)
+        for t, ot in ((2, o2), (3, o3)):   # 3: parts that split channels unevenly, some maybe empty
+            add(f"{m.name} --threads {t} is bit-identical to --threads 1", m.exe,
+                base + sum((["--output", o] for o in ot), []) + ["--threads", str(t)], 0, None,
+                lambda r, ot=ot, same=identical: same(r, other=ot))
     r1 = out()
     r2 = out()
     add("random input is deterministic (run 1)", cnn.exe, ["--weights", W, "--output", r1], 0, None)
