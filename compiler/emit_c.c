@@ -293,26 +293,42 @@ static const char *gemm_scratch(Emitter *e) {
     return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
 
-/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it; each part
-   computes a range [o0, o1) of output channels. When the channels fill whole strips of NNK_MR and nothing
-   else reads the weight, prepare() rearranges it into strips once, and the parts split at strip edges. */
+/* Output planes at least this large are split between threads by pixels, smaller ones by channels. */
+enum { SPLIT_PIXELS_FROM = 512 };
+
+/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it. When the
+   channels fill whole strips of NNK_MR and nothing else reads the weight, prepare() rearranges it into
+   strips once. Each part computes a range of pixels [p0, p1) of every channel, in whole panels of NNK_NR,
+   for a large plane (each thread then gathers only its own patches), or else a range of channels
+   [o0, o1), at strip edges when packed. */
 static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    long long P = OH * OW;
+    bool by_pixels = P >= SPLIT_PIXELS_FROM;
     const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
-    const char *y_at = affine(O * OH * OW, n, OH * OW, "o0");
+    const char *y_at = by_pixels ? affine(O * P, n, 0, NULL) : affine(O * P, n, P, "o0");
     bool packed = pack(e, w, NNK_MR, NNK_MR);
     Buf body = {0};
-    split_rows(&body, O, packed, NNK_MR);
+    if (by_pixels) {
+        long long panels = (P + NNK_NR - 1) / NNK_NR;
+        buf_printf(&body, "    long p0 = NNK_NR * (%lldL * part / parts), p1 = NNK_NR * (%lldL * (part + 1) / parts);\n", panels, panels);
+        if (P % NNK_NR)
+            buf_printf(&body, "    p1 = p1 < %lld ? p1 : %lld;\n", P, P);
+    } else {
+        split_rows(&body, O, packed, NNK_MR);
+    }
     buf_puts(&body, gemm_scratch(e));
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
-    buf_printf(&body, "%snnk_conv2d_gemm(%s, %s, a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n%s                %lld, %lld, %lld, (int)(o1 - o0), %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
-               ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O,
-               a->has_bias ? "a->in[2] + o0" : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
-               act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh), ind, C, H, W, OH, OW,
-               a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1]);
+    buf_printf(&body, "%snnk_conv2d_gemm(%s, %s, a->in[1], %d, %lld, %s, %s, %s, %s, %s,\n"
+                      "%s                %lld, %lld, %lld, %s, %lld, %lld, %s, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
+               ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O, by_pixels ? "0" : "(int)o0",
+               a->has_bias ? (by_pixels ? "a->in[2]" : "a->in[2] + o0") : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
+               act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh), ind, C, H, W, by_pixels ? format("%lld", O) : "(int)(o1 - o0)", OH,
+               OW, by_pixels ? "(int)p0, (int)p1" : format("0, %lld", P), a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0],
+               a->pad[1], a->dilation[0], a->dilation[1]);
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }

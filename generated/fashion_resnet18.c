@@ -206,7 +206,7 @@ static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1, 28, 28, (int)(o1 - o0), 14, 14, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
+                    1, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 14, 14] -> [1, 64, 7, 7] */
@@ -219,7 +219,7 @@ static void conv2d_2(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 64, 7, 7] -> [1, 64, 7, 7] */
@@ -227,7 +227,7 @@ static void conv2d_3(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7] -> [1, 128, 4, 4] */
@@ -235,7 +235,7 @@ static void conv2d_4(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 7, 7, (int)(o1 - o0), 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+                    64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -243,7 +243,7 @@ static void conv2d_5(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -251,7 +251,7 @@ static void conv2d_6(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 7, 7, (int)(o1 - o0), 4, 4, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+                    64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -259,7 +259,7 @@ static void conv2d_7(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -267,7 +267,7 @@ static void conv2d_8(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 256, 2, 2] */
@@ -275,7 +275,7 @@ static void conv2d_9(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+                    128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -283,7 +283,7 @@ static void conv2d_10(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -291,7 +291,7 @@ static void conv2d_11(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 4, 4, (int)(o1 - o0), 2, 2, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+                    128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -299,7 +299,7 @@ static void conv2d_12(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -307,7 +307,7 @@ static void conv2d_13(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 512, 1, 1] */
@@ -315,7 +315,7 @@ static void conv2d_14(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+                    256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -323,7 +323,7 @@ static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -331,7 +331,7 @@ static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 2, 2, (int)(o1 - o0), 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+                    256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -339,7 +339,7 @@ static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1], [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -347,7 +347,7 @@ static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */

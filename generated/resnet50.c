@@ -393,10 +393,11 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const op_args *a, int part, int parts) {
-    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    long p0 = NNK_NR * (262L * part / parts), p1 = NNK_NR * (262L * (part + 1) / parts);
+    p1 = p1 < 12544 ? p1 : 12544;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 12544, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    3, 224, 224, (int)(o1 - o0), 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
@@ -406,106 +407,119 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const op_args *a, int part, int parts) {
-    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const op_args *a, int part, int parts) {
-    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, (int)(o1 - o0), 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 3136, NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const op_args *a, int part, int parts) {
-    long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const op_args *a, int part, int parts) {
-    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 3136, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, (int)(o1 - o0), 56, 56, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, 128, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const op_args *a, int part, int parts) {
-    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 56, 56, (int)(o1 - o0), 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 56, 56, (int)(o1 - o0), 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 56, 56, 512, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const op_args *a, int part, int parts) {
-    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, 128, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const op_args *a, int part, int parts) {
-    long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 28, 28, (int)(o1 - o0), 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 784, NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 784, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, (int)(o1 - o0), 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, 256, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
@@ -513,7 +527,7 @@ static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 28, 28, (int)(o1 - o0), 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+                    256, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
@@ -521,7 +535,7 @@ static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
@@ -529,7 +543,7 @@ static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 28, 28, (int)(o1 - o0), 14, 14, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+                    512, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
@@ -537,7 +551,7 @@ static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
@@ -545,7 +559,7 @@ static void conv2d_19(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
@@ -553,7 +567,7 @@ static void conv2d_20(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
@@ -561,7 +575,7 @@ static void conv2d_21(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
@@ -569,7 +583,7 @@ static void conv2d_22(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 14, 14, (int)(o1 - o0), 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+                    512, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
@@ -577,7 +591,7 @@ static void conv2d_23(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
@@ -585,7 +599,7 @@ static void conv2d_24(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    1024, 14, 14, (int)(o1 - o0), 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+                    1024, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
@@ -593,7 +607,7 @@ static void conv2d_25(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    2048, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    2048, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
@@ -601,7 +615,7 @@ static void conv2d_26(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
@@ -609,7 +623,7 @@ static void conv2d_27(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */

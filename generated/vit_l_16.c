@@ -522,7 +522,7 @@ static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    3, 224, 224, (int)(o1 - o0), 14, 14, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
+                    3, 224, 224, (int)(o1 - o0), 14, 14, 0, 196, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
 }
 
 /* transpose: [1, 1024, 196] -> [1, 196, 1024] */

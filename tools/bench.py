@@ -5,8 +5,9 @@ For each model: torchvision weights (seeded, from tools/export_torchvision.py) a
 the model is compiled with nnc and built with clang, and both nnc's program and PyTorch (eval mode,
 no_grad, the same thread count) run the same batch-1 input N times after a warm-up. Printed: median
 milliseconds of each, the ratio (PyTorch time / nnc time: above 1 means nnc is faster), nnc's
-GFLOP/s, and that as a percentage of the machine's fp32 peak (114 GFLOP/s per core, an AVX-512
-FMA loop). Timings are noisy: compare the two columns of one run, not runs with each other.
+GFLOP/s, and that as a percentage of the machine's fp32 peak: one core's rate on an FMA loop
+(tools/fma_peak.c, measured at the start of the run) times the thread count. Timings are noisy:
+compare the two columns of one run, not runs with each other.
 
     tools/bench.py [--runs N] [--threads T] [MODEL...]      (default: resnet50 vit_b_16, 2 threads)
 """
@@ -24,7 +25,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import export_torchvision  # noqa: E402
 
-PEAK_PER_CORE = 114.0   # GFLOP/s, measured (see README)
 
 
 def sh(cmd):
@@ -32,6 +32,14 @@ def sh(cmd):
     if r.returncode != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr}")
     return r.stdout
+
+
+def peak_per_core(out):
+    """GFLOP/s of one core on tools/fma_peak.c, built with $CC (default clang) -O2 -march=native."""
+    exe = os.path.join(out, "fma_peak")
+    cc = os.environ.get("CC", "clang")
+    sh([cc, "-O2", "-march=native", "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
+    return float(sh([exe]).strip())
 
 
 def main():
@@ -44,6 +52,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     nnc = os.path.join(ROOT, "build", "nnc")
     torch.set_num_threads(args.threads)
+    peak = peak_per_core(out)
+    print(f"fp32 peak: {peak:.1f} GFLOP/s per core (tools/fma_peak.c)", flush=True)
     rows = []
     for name in args.models:
         weights = os.path.join(out, f"{name}.safetensors")
@@ -71,12 +81,12 @@ def main():
                 times.append((time.perf_counter() - t0) * 1000)
         torch_ms = statistics.median(times)
         rate = gflop / (nnc_ms / 1000)
-        rows.append((name, nnc_ms, torch_ms, torch_ms / nnc_ms, rate, 100 * rate / (PEAK_PER_CORE * args.threads)))
+        rows.append((name, nnc_ms, torch_ms, torch_ms / nnc_ms, rate, 100 * rate / (peak * args.threads)))
         print(line.strip(), f"({name})", flush=True)
     print(f"\n{args.threads} threads, batch 1, median of {args.runs} runs")
     print(f"{'model':<12} {'nnc ms':>10} {'PyTorch ms':>11} {'PyTorch/nnc':>12} {'nnc GFLOP/s':>12} {'% of peak':>10}")
-    for name, a, b, ratio, rate, peak in rows:
-        print(f"{name:<12} {a:>10.1f} {b:>11.1f} {ratio:>12.2f} {rate:>12.1f} {peak:>9.1f}%")
+    for name, a, b, ratio, rate, pct in rows:
+        print(f"{name:<12} {a:>10.1f} {b:>11.1f} {ratio:>12.2f} {rate:>12.1f} {pct:>9.1f}%")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ typedef struct {
     int kind;
     const float *p;
     long ld;    /* ROWS: B[k][n] = p[k*ld + n]; COLS: B[k][n] = p[n*ld + k] (a weight matrix [N,K]) */
-    long first; /* PACKED: p is a weight [ld,K] rearranged by nnk_pack_weight (width NR); B[k][n] is its row first+n */
+    long first; /* B's column 0 is the source's column `first` (for PACKED, p is a weight [ld,K] rearranged by
+                   nnk_pack_weight with width NR, and B[k][n] is its row first+n) */
     /* IM2COL: B[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*SH + kh*DH - PT][ow*SW + kw*DW - PL], 0 outside */
     int H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW;
 } nnk_bsrc;
@@ -107,14 +108,14 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
         for (int k = 0; k < kc; k++) {
             float *dst = bp + (long)k * NNK_NR;
             if (b->kind == NNK_B_ROWS) {
-                memcpy(dst, b->p + (long)(k0 + k) * b->ld + n0 + j0, (size_t)w * sizeof *dst);
+                memcpy(dst, b->p + (long)(k0 + k) * b->ld + b->first + n0 + j0, (size_t)w * sizeof *dst);
             } else if (b->kind == NNK_B_COLS) {
-                const float *src = b->p + (long)(n0 + j0) * b->ld + k0 + k;
+                const float *src = b->p + (b->first + n0 + j0) * b->ld + k0 + k;
                 for (int j = 0; j < w; j++)
                     dst[j] = src[(long)j * b->ld];
             } else {
                 int kk = k0 + k, taps = b->KH * b->KW, c = kk / taps, t = kk % taps;
-                nnk__im2col_row(dst, b, b->p + (long)c * b->H * b->W, t / b->KW, t % b->KW, n0 + j0, w);
+                nnk__im2col_row(dst, b, b->p + (long)c * b->H * b->W, t / b->KW, t % b->KW, (int)b->first + n0 + j0, w);
             }
             for (int j = w; j < NNK_NR; j++)
                 dst[j] = 0.0f;
@@ -275,23 +276,24 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
 }
 
 /* conv2d (groups = 1) as a product: y[O, OH*OW] = w[O, C*KH*KW] · im2col(x) + b, then the epilogue (res
-   laid out like y, or NULL). One image; the other arguments are those of nnk_conv2d. The output channels
-   computed are [o0, o0 + O) of the O_all that w has; w is either the whole weight as loaded, or, when
-   w_packed, as nnk_pack_weight (width NNK_MR) left it, with O and o0 multiples of NNK_MR. b, y and res start
-   at channel o0. A 1×1 convolution with stride 1 and no padding reads x directly as B. */
+   laid out like y, or NULL), for the output pixels [p0, p1) of each plane. One image; the other arguments
+   are those of nnk_conv2d. The output channels computed are [o0, o0 + O) of the O_all that w has; w is
+   either the whole weight as loaded, or, when w_packed, as nnk_pack_weight (width NNK_MR) left it, with O
+   and o0 multiples of NNK_MR. b, y and res start at channel o0 (y and res at the plane's first pixel).
+   A 1×1 convolution with stride 1 and no padding reads x directly as B. */
 static inline void nnk_conv2d_gemm(float *restrict y, const float *restrict x, const float *restrict w, int w_packed,
                                    int O_all, int o0, const float *restrict b, const float *restrict res, int act1,
-                                   int act2, int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW,
-                                   int PT, int PL, int DH, int DW, float *restrict scratch)
+                                   int act2, int C, int H, int W, int O, int OH, int OW, int p0, int p1, int KH, int KW,
+                                   int SH, int SW, int PT, int PL, int DH, int DW, float *restrict scratch)
 {
     long K = (long)C * KH * KW;
     nnk_asrc a = {w_packed ? w : w + (long)o0 * K, w_packed ? O_all : K, w_packed, o0};
-    nnk_bsrc src = {NNK_B_IM2COL, x, 0, 0, H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW};
+    nnk_bsrc src = {NNK_B_IM2COL, x, 0, p0, H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW};
     if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 && OH == H && OW == W) {
         src.kind = NNK_B_ROWS;
         src.ld = (long)H * W;
     }
-    nnk_gemm(y, (long)OH * OW, O, OH * OW, (int)K, &a, &src, b, NULL, res, act1, act2, scratch);
+    nnk_gemm(y + p0, (long)OH * OW, O, p1 - p0, (int)K, &a, &src, b, NULL, res ? res + p0 : NULL, act1, act2, scratch);
 }
 
 /* nn.Linear as a product: y[M, O] = x[M, K] · w[O, K]ᵀ + b, then the epilogue, for the output features

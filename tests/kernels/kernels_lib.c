@@ -135,8 +135,9 @@ void nnkt_mha_blocked(float *y, const float *x, const float *mem, const float *i
 }
 
 /* The blocked product, one image at a time (nnk_conv2d_gemm takes one), with its scratch from the heap.
-   The output channels are computed in two calls, as two threads would, split at a strip edge when the
-   weights are packed (w is the caller's copy, and is rearranged then). */
+   The output is computed in four calls, as threads would: two ranges of channels (split at a strip edge
+   when the weights are packed; w is the caller's copy, and is rearranged then) times two ranges of
+   pixels. */
 void nnkt_conv2d_gemm(float *y, const float *x, float *w, int w_packed, const float *b, const float *res, int act1,
                       int act2, int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW,
                       int PT, int PL, int DH, int DW)
@@ -147,15 +148,16 @@ void nnkt_conv2d_gemm(float *y, const float *x, float *w, int w_packed, const fl
         abort();
     if (w_packed)
         nnk_pack_weight(w, O, K, NNK_MR, scratch + NNK_GEMM_SCRATCH);
-    int split = w_packed ? O / NNK_MR / 2 * NNK_MR : O / 2;
+    int split = w_packed ? O / NNK_MR / 2 * NNK_MR : O / 2, psplit = (int)(plane / 3);
     for (int n = 0; n < N; n++)
-        for (int part = 0; part < 2; part++) {
-            int o0 = part ? split : 0, o1 = part ? O : split;
+        for (int part = 0; part < 4; part++) {
+            int o0 = part & 1 ? split : 0, o1 = part & 1 ? O : split;
+            int p0 = part & 2 ? psplit : 0, p1 = part & 2 ? (int)plane : psplit;
             long yo = ((long)n * O + o0) * plane;
-            if (o1 > o0)
+            if (o1 > o0 && p1 > p0)
                 nnk_conv2d_gemm(y + yo, x + (long)n * C * H * W, w, w_packed, O, o0, b ? b + o0 : NULL,
-                                res ? res + yo : NULL, act1, act2, C, H, W, o1 - o0, OH, OW, KH, KW, SH, SW, PT, PL,
-                                DH, DW, scratch);
+                                res ? res + yo : NULL, act1, act2, C, H, W, o1 - o0, OH, OW, p0, p1, KH, KW, SH, SW,
+                                PT, PL, DH, DW, scratch);
         }
     free(scratch);
 }
