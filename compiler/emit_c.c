@@ -661,15 +661,27 @@ static void emit_matmul(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)K;
 }
 
+/* Scaled dot-product attention: each part takes a range of the batch (every leading axis) and runs
+   nnk_attend_blocked on each of its matrices, in the thread's scratch. */
 static void emit_sdpa(Emitter *e, const Op *op) {
     const Tensor *q = op->in.items[0], *k = op->in.items[1], *v = op->in.items[2];
     int r = q->rank;
     long long B = prod(q, 0, r - 2), L = q->dims[r - 2], D = q->dims[r - 1], S = k->dims[r - 2], Dv = v->dims[r - 1];
-    char *body = format("    _Static_assert(NNK_SDPA_SCRATCH(%lld, %lld) <= %lld, \"scratch planned too small\");\n"
-                        "    nnk_sdpa(y, q, k, v, %lld, %lld, %lld, %lld, %lld, %d, scratch);\n",
-                        L, S, (long long)op_scratch_floats(op), B, L, S, D, Dv, op->a.causal);
-    simple_call(e, op, "float *y, const float *q, const float *k, const float *v, float *scratch", body);
     e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
+    gemm_scratch(e);
+    if (e->scratch_floats < NNK_ATTEND_SCRATCH(S)) {
+        e->scratch_floats = NNK_ATTEND_SCRATCH(S);
+        e->scratch_expr = format("NNK_ATTEND_SCRATCH(%lld)", S);
+    }
+    char *body = format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+                        "    for (long b = b0; b < b1; b++)\n"
+                        "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
+                        "                           %lld, %lld, %lld, %lld, %s, %d, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                        B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal);
+    const char *fn = specialise(e, op, "const op_args *a, int part, int parts", body);
+    e->parallel = true;
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn, ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), op->id);
 }
 
 /* The emitters by op kind, from ops.def (0 for the rows that lower to other ops). */
