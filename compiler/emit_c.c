@@ -33,6 +33,7 @@ typedef struct {
     Vec fn_keys, fn_names;   /* dedup of specialised functions by their text */
     int per_kind[OPK_COUNT];
     int64_t *weight_at;      /* tensor id -> offset in floats into the weight block */
+    const char **weight_name;   /* tensor id -> its offset's name in the generated C (w_NAME), or NULL */
     int64_t weight_floats;
     double *flops;           /* per op */
     bool parallel;           /* some op runs on the thread pool */
@@ -76,6 +77,48 @@ static const char *output_name(const Graph *g, int i) {
 }
 
 /* The C expression for a tensor's first element: a view is its root's pointer plus its offset. */
+/* A weight's pointer in the generated C: W(conv1_weight), its key made an identifier (the enum of
+   offsets defines w_conv1_weight), or W(offset) when the offsets do not fit an enum. */
+static const char *wref(const Emitter *e, const Tensor *t) {
+    if (e->weight_name)
+        return format("W(%s)", e->weight_name[t->id]);
+    return format("W(%lld)", (long long)e->weight_at[t->id]);
+}
+
+/* Names for the weights' offsets: each key with every run of other characters than letters and digits
+   made one '_' ("layer1.0.conv1.weight" -> "layer1_0_conv1_weight", "conv1.bias(folded)" ->
+   "conv1_bias_folded"), and a number added where two keys would meet. */
+static void name_weights(Emitter *e) {
+    const Graph *g = e->g;
+    if (e->weight_floats > 2147483647LL)   /* an enum holds an int */
+        return;
+    e->weight_name = xcalloc((size_t)g->tensors.len + 1, sizeof *e->weight_name);
+    Vec taken = {0};
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        Buf b = {0};
+        for (const char *p = t->name; *p; p++) {
+            if (isalnum((unsigned char)*p))
+                buf_printf(&b, "%c", *p);
+            else if (b.len && b.buf[b.len - 1] != '_')
+                buf_puts(&b, "_");
+        }
+        while (b.len && b.buf[b.len - 1] == '_')
+            b.buf[--b.len] = '\0';
+        const char *base = b.len ? buf_take(&b) : "weight", *name = base;
+        for (int n = 2;; n++) {
+            bool clash = false;
+            for (int j = 0; j < taken.len && !clash; j++)
+                clash = strcmp(taken.items[j], name) == 0;
+            if (!clash)
+                break;
+            name = format("%s_%d", base, n);
+        }
+        vec_push(&taken, (void *)name);
+        e->weight_name[t->id] = name;
+    }
+}
+
 static const char *ptr(Emitter *e, const Tensor *t) {
     int64_t bytes = 0;
     while (t->view_of && output_index(e->g, t) < 0) {
@@ -85,7 +128,7 @@ static const char *ptr(Emitter *e, const Tensor *t) {
     const char *base;
     switch (t->kind) {
     case TK_INPUT: base = c_ident(t->name); break;
-    case TK_WEIGHT: return format("W(%lld)", (long long)e->weight_at[t->id]);
+    case TK_WEIGHT: return wref(e, t);
     default:
         if (output_index(e->g, t) < 0)
             return format("A(%lld)", (long long)((t->offset + bytes) / 4));
@@ -817,15 +860,14 @@ static void emit_prepare(Emitter *e, Buf *c) {
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
         if (t->derived)
-            buf_printf(c, "    memset(W(%lld), 0, %lld * sizeof(float));   /* %s */\n", (long long)e->weight_at[t->id], (long long)tensor_numel(t), t->name);
+            buf_printf(c, "    memset(%s, 0, %lld * sizeof(float));\n", wref(e, t), (long long)tensor_numel(t));
     }
     for (int i = 0; i < g->folds.len; i++) {
         BnFold *f = g->folds.items[i];
         int64_t O = f->weight->dims[0];
-        buf_printf(c, "    nnk_fold_batchnorm(W(%lld), W(%lld), W(%lld), W(%lld), W(%lld), W(%lld), %lld, %lld, %s);   /* %s */\n",
-                   (long long)e->weight_at[f->weight->id], (long long)e->weight_at[f->bias->id], (long long)e->weight_at[f->gamma->id],
-                   (long long)e->weight_at[f->beta->id], (long long)e->weight_at[f->mean->id], (long long)e->weight_at[f->var->id], (long long)O,
-                   (long long)(tensor_numel(f->weight) / O), c_float(f->eps), f->gamma->name);
+        buf_printf(c, "    nnk_fold_batchnorm(%s, %s, %s, %s,\n                       %s, %s, %lld, %lld, %s);\n", wref(e, f->weight),
+                   wref(e, f->bias), wref(e, f->gamma), wref(e, f->beta), wref(e, f->mean), wref(e, f->var), (long long)O,
+                   (long long)(tensor_numel(f->weight) / O), c_float(f->eps));
     }
     if (e->packed.len > 0) {
         buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
@@ -834,8 +876,8 @@ static void emit_prepare(Emitter *e, Buf *c) {
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             long long rows = p->w->dims[0];
-            buf_printf(c, "    nnk_pack_weight(W(%lld), %lld, %lld, %s, tmp);   /* %s */\n", (long long)e->weight_at[p->w->id], rows,
-                       (long long)(tensor_numel(p->w) / rows), p->width == NNK_MR ? "NNK_MR" : "NNK_NR", p->w->name);
+            buf_printf(c, "    nnk_pack_weight(%s, %lld, %lld, %s, tmp);\n", wref(e, p->w), rows, (long long)(tensor_numel(p->w) / rows),
+                       p->width == NNK_MR ? "NNK_MR" : "NNK_NR");
         }
         buf_puts(c, "    free(tmp);\n");
     }
@@ -854,6 +896,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         e->weight_at[t->id] = e->weight_floats;
         e->weight_floats += (tensor_numel(t) + 15) / 16 * 16;   /* each weight 64-byte aligned */
     }
+    name_weights(e);
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
         emit_fn[op->kind](e, op);
@@ -871,6 +914,16 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
                g->ops.len, e->id, (long long)e->weight_floats, e->ID,
                e->gemm ? "    float *scratch;      /* SCRATCH_FLOATS for each thread */\n" : "");
+    if (e->weight_name && g->weights.len > 0) {
+        buf_puts(c, "/* Where each weight starts in the weight block, in floats. */\nenum {\n");
+        for (int i = 0; i < g->weights.len; i++) {
+            Tensor *t = g->weights.items[i];
+            buf_printf(c, "    w_%s = %lld,\n", e->weight_name[t->id], (long long)e->weight_at[t->id]);
+        }
+        buf_puts(c, "};\n#define W(name) (m->weights + w_##name)\n\n");
+    } else {
+        buf_puts(c, "#define W(offset) (m->weights + (offset))\n\n");
+    }
     buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
     int nspecs = 0;
     Buf specs = {0};
@@ -878,7 +931,8 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         Tensor *t = g->weights.items[i];
         if (t->derived)
             continue;
-        buf_printf(&specs, "    {\"%s\", %d, %s, %lld},\n", t->name, t->rank, int_array(t->rank, t->dims), (long long)e->weight_at[t->id]);
+        buf_printf(&specs, "    {\"%s\", %d, %s, %s},\n", t->name, t->rank, int_array(t->rank, t->dims),
+                   e->weight_name ? format("w_%s", e->weight_name[t->id]) : format("%lld", (long long)e->weight_at[t->id]));
         nspecs++;
     }
     buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
@@ -887,7 +941,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         const Op *op = g->ops.items[i];
         buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
     }
-    buf_puts(c, "};\n\n#define W(offset) (m->weights + (offset))\n#define A(offset) (m->arena + (offset))\n");
+    buf_puts(c, "};\n\n#define A(offset) (m->arena + (offset))\n");
     if (e->gemm)
         buf_printf(c, "/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's\n"
                       "   figure must agree with the runtime this file is built with. */\n#define SCRATCH_FLOATS %s\n"

@@ -27,152 +27,301 @@ struct bert_base_encoder {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_layers_0_self_attn_in_proj_weight = 0,
+    w_layers_0_self_attn_in_proj_bias = 1769472,
+    w_layers_0_self_attn_out_proj_weight = 1771776,
+    w_layers_0_self_attn_out_proj_bias = 2361600,
+    w_layers_0_norm1_weight = 2362368,
+    w_layers_0_norm1_bias = 2363136,
+    w_layers_0_linear1_weight = 2363904,
+    w_layers_0_linear1_bias = 4723200,
+    w_layers_0_linear2_weight = 4726272,
+    w_layers_0_linear2_bias = 7085568,
+    w_layers_0_norm2_weight = 7086336,
+    w_layers_0_norm2_bias = 7087104,
+    w_layers_1_self_attn_in_proj_weight = 7087872,
+    w_layers_1_self_attn_in_proj_bias = 8857344,
+    w_layers_1_self_attn_out_proj_weight = 8859648,
+    w_layers_1_self_attn_out_proj_bias = 9449472,
+    w_layers_1_norm1_weight = 9450240,
+    w_layers_1_norm1_bias = 9451008,
+    w_layers_1_linear1_weight = 9451776,
+    w_layers_1_linear1_bias = 11811072,
+    w_layers_1_linear2_weight = 11814144,
+    w_layers_1_linear2_bias = 14173440,
+    w_layers_1_norm2_weight = 14174208,
+    w_layers_1_norm2_bias = 14174976,
+    w_layers_2_self_attn_in_proj_weight = 14175744,
+    w_layers_2_self_attn_in_proj_bias = 15945216,
+    w_layers_2_self_attn_out_proj_weight = 15947520,
+    w_layers_2_self_attn_out_proj_bias = 16537344,
+    w_layers_2_norm1_weight = 16538112,
+    w_layers_2_norm1_bias = 16538880,
+    w_layers_2_linear1_weight = 16539648,
+    w_layers_2_linear1_bias = 18898944,
+    w_layers_2_linear2_weight = 18902016,
+    w_layers_2_linear2_bias = 21261312,
+    w_layers_2_norm2_weight = 21262080,
+    w_layers_2_norm2_bias = 21262848,
+    w_layers_3_self_attn_in_proj_weight = 21263616,
+    w_layers_3_self_attn_in_proj_bias = 23033088,
+    w_layers_3_self_attn_out_proj_weight = 23035392,
+    w_layers_3_self_attn_out_proj_bias = 23625216,
+    w_layers_3_norm1_weight = 23625984,
+    w_layers_3_norm1_bias = 23626752,
+    w_layers_3_linear1_weight = 23627520,
+    w_layers_3_linear1_bias = 25986816,
+    w_layers_3_linear2_weight = 25989888,
+    w_layers_3_linear2_bias = 28349184,
+    w_layers_3_norm2_weight = 28349952,
+    w_layers_3_norm2_bias = 28350720,
+    w_layers_4_self_attn_in_proj_weight = 28351488,
+    w_layers_4_self_attn_in_proj_bias = 30120960,
+    w_layers_4_self_attn_out_proj_weight = 30123264,
+    w_layers_4_self_attn_out_proj_bias = 30713088,
+    w_layers_4_norm1_weight = 30713856,
+    w_layers_4_norm1_bias = 30714624,
+    w_layers_4_linear1_weight = 30715392,
+    w_layers_4_linear1_bias = 33074688,
+    w_layers_4_linear2_weight = 33077760,
+    w_layers_4_linear2_bias = 35437056,
+    w_layers_4_norm2_weight = 35437824,
+    w_layers_4_norm2_bias = 35438592,
+    w_layers_5_self_attn_in_proj_weight = 35439360,
+    w_layers_5_self_attn_in_proj_bias = 37208832,
+    w_layers_5_self_attn_out_proj_weight = 37211136,
+    w_layers_5_self_attn_out_proj_bias = 37800960,
+    w_layers_5_norm1_weight = 37801728,
+    w_layers_5_norm1_bias = 37802496,
+    w_layers_5_linear1_weight = 37803264,
+    w_layers_5_linear1_bias = 40162560,
+    w_layers_5_linear2_weight = 40165632,
+    w_layers_5_linear2_bias = 42524928,
+    w_layers_5_norm2_weight = 42525696,
+    w_layers_5_norm2_bias = 42526464,
+    w_layers_6_self_attn_in_proj_weight = 42527232,
+    w_layers_6_self_attn_in_proj_bias = 44296704,
+    w_layers_6_self_attn_out_proj_weight = 44299008,
+    w_layers_6_self_attn_out_proj_bias = 44888832,
+    w_layers_6_norm1_weight = 44889600,
+    w_layers_6_norm1_bias = 44890368,
+    w_layers_6_linear1_weight = 44891136,
+    w_layers_6_linear1_bias = 47250432,
+    w_layers_6_linear2_weight = 47253504,
+    w_layers_6_linear2_bias = 49612800,
+    w_layers_6_norm2_weight = 49613568,
+    w_layers_6_norm2_bias = 49614336,
+    w_layers_7_self_attn_in_proj_weight = 49615104,
+    w_layers_7_self_attn_in_proj_bias = 51384576,
+    w_layers_7_self_attn_out_proj_weight = 51386880,
+    w_layers_7_self_attn_out_proj_bias = 51976704,
+    w_layers_7_norm1_weight = 51977472,
+    w_layers_7_norm1_bias = 51978240,
+    w_layers_7_linear1_weight = 51979008,
+    w_layers_7_linear1_bias = 54338304,
+    w_layers_7_linear2_weight = 54341376,
+    w_layers_7_linear2_bias = 56700672,
+    w_layers_7_norm2_weight = 56701440,
+    w_layers_7_norm2_bias = 56702208,
+    w_layers_8_self_attn_in_proj_weight = 56702976,
+    w_layers_8_self_attn_in_proj_bias = 58472448,
+    w_layers_8_self_attn_out_proj_weight = 58474752,
+    w_layers_8_self_attn_out_proj_bias = 59064576,
+    w_layers_8_norm1_weight = 59065344,
+    w_layers_8_norm1_bias = 59066112,
+    w_layers_8_linear1_weight = 59066880,
+    w_layers_8_linear1_bias = 61426176,
+    w_layers_8_linear2_weight = 61429248,
+    w_layers_8_linear2_bias = 63788544,
+    w_layers_8_norm2_weight = 63789312,
+    w_layers_8_norm2_bias = 63790080,
+    w_layers_9_self_attn_in_proj_weight = 63790848,
+    w_layers_9_self_attn_in_proj_bias = 65560320,
+    w_layers_9_self_attn_out_proj_weight = 65562624,
+    w_layers_9_self_attn_out_proj_bias = 66152448,
+    w_layers_9_norm1_weight = 66153216,
+    w_layers_9_norm1_bias = 66153984,
+    w_layers_9_linear1_weight = 66154752,
+    w_layers_9_linear1_bias = 68514048,
+    w_layers_9_linear2_weight = 68517120,
+    w_layers_9_linear2_bias = 70876416,
+    w_layers_9_norm2_weight = 70877184,
+    w_layers_9_norm2_bias = 70877952,
+    w_layers_10_self_attn_in_proj_weight = 70878720,
+    w_layers_10_self_attn_in_proj_bias = 72648192,
+    w_layers_10_self_attn_out_proj_weight = 72650496,
+    w_layers_10_self_attn_out_proj_bias = 73240320,
+    w_layers_10_norm1_weight = 73241088,
+    w_layers_10_norm1_bias = 73241856,
+    w_layers_10_linear1_weight = 73242624,
+    w_layers_10_linear1_bias = 75601920,
+    w_layers_10_linear2_weight = 75604992,
+    w_layers_10_linear2_bias = 77964288,
+    w_layers_10_norm2_weight = 77965056,
+    w_layers_10_norm2_bias = 77965824,
+    w_layers_11_self_attn_in_proj_weight = 77966592,
+    w_layers_11_self_attn_in_proj_bias = 79736064,
+    w_layers_11_self_attn_out_proj_weight = 79738368,
+    w_layers_11_self_attn_out_proj_bias = 80328192,
+    w_layers_11_norm1_weight = 80328960,
+    w_layers_11_norm1_bias = 80329728,
+    w_layers_11_linear1_weight = 80330496,
+    w_layers_11_linear1_bias = 82689792,
+    w_layers_11_linear2_weight = 82692864,
+    w_layers_11_linear2_bias = 85052160,
+    w_layers_11_norm2_weight = 85052928,
+    w_layers_11_norm2_bias = 85053696,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[144] = {
-    {"layers.0.self_attn.in_proj_weight", 2, {2304, 768}, 0},
-    {"layers.0.self_attn.in_proj_bias", 1, {2304}, 1769472},
-    {"layers.0.self_attn.out_proj.weight", 2, {768, 768}, 1771776},
-    {"layers.0.self_attn.out_proj.bias", 1, {768}, 2361600},
-    {"layers.0.norm1.weight", 1, {768}, 2362368},
-    {"layers.0.norm1.bias", 1, {768}, 2363136},
-    {"layers.0.linear1.weight", 2, {3072, 768}, 2363904},
-    {"layers.0.linear1.bias", 1, {3072}, 4723200},
-    {"layers.0.linear2.weight", 2, {768, 3072}, 4726272},
-    {"layers.0.linear2.bias", 1, {768}, 7085568},
-    {"layers.0.norm2.weight", 1, {768}, 7086336},
-    {"layers.0.norm2.bias", 1, {768}, 7087104},
-    {"layers.1.self_attn.in_proj_weight", 2, {2304, 768}, 7087872},
-    {"layers.1.self_attn.in_proj_bias", 1, {2304}, 8857344},
-    {"layers.1.self_attn.out_proj.weight", 2, {768, 768}, 8859648},
-    {"layers.1.self_attn.out_proj.bias", 1, {768}, 9449472},
-    {"layers.1.norm1.weight", 1, {768}, 9450240},
-    {"layers.1.norm1.bias", 1, {768}, 9451008},
-    {"layers.1.linear1.weight", 2, {3072, 768}, 9451776},
-    {"layers.1.linear1.bias", 1, {3072}, 11811072},
-    {"layers.1.linear2.weight", 2, {768, 3072}, 11814144},
-    {"layers.1.linear2.bias", 1, {768}, 14173440},
-    {"layers.1.norm2.weight", 1, {768}, 14174208},
-    {"layers.1.norm2.bias", 1, {768}, 14174976},
-    {"layers.2.self_attn.in_proj_weight", 2, {2304, 768}, 14175744},
-    {"layers.2.self_attn.in_proj_bias", 1, {2304}, 15945216},
-    {"layers.2.self_attn.out_proj.weight", 2, {768, 768}, 15947520},
-    {"layers.2.self_attn.out_proj.bias", 1, {768}, 16537344},
-    {"layers.2.norm1.weight", 1, {768}, 16538112},
-    {"layers.2.norm1.bias", 1, {768}, 16538880},
-    {"layers.2.linear1.weight", 2, {3072, 768}, 16539648},
-    {"layers.2.linear1.bias", 1, {3072}, 18898944},
-    {"layers.2.linear2.weight", 2, {768, 3072}, 18902016},
-    {"layers.2.linear2.bias", 1, {768}, 21261312},
-    {"layers.2.norm2.weight", 1, {768}, 21262080},
-    {"layers.2.norm2.bias", 1, {768}, 21262848},
-    {"layers.3.self_attn.in_proj_weight", 2, {2304, 768}, 21263616},
-    {"layers.3.self_attn.in_proj_bias", 1, {2304}, 23033088},
-    {"layers.3.self_attn.out_proj.weight", 2, {768, 768}, 23035392},
-    {"layers.3.self_attn.out_proj.bias", 1, {768}, 23625216},
-    {"layers.3.norm1.weight", 1, {768}, 23625984},
-    {"layers.3.norm1.bias", 1, {768}, 23626752},
-    {"layers.3.linear1.weight", 2, {3072, 768}, 23627520},
-    {"layers.3.linear1.bias", 1, {3072}, 25986816},
-    {"layers.3.linear2.weight", 2, {768, 3072}, 25989888},
-    {"layers.3.linear2.bias", 1, {768}, 28349184},
-    {"layers.3.norm2.weight", 1, {768}, 28349952},
-    {"layers.3.norm2.bias", 1, {768}, 28350720},
-    {"layers.4.self_attn.in_proj_weight", 2, {2304, 768}, 28351488},
-    {"layers.4.self_attn.in_proj_bias", 1, {2304}, 30120960},
-    {"layers.4.self_attn.out_proj.weight", 2, {768, 768}, 30123264},
-    {"layers.4.self_attn.out_proj.bias", 1, {768}, 30713088},
-    {"layers.4.norm1.weight", 1, {768}, 30713856},
-    {"layers.4.norm1.bias", 1, {768}, 30714624},
-    {"layers.4.linear1.weight", 2, {3072, 768}, 30715392},
-    {"layers.4.linear1.bias", 1, {3072}, 33074688},
-    {"layers.4.linear2.weight", 2, {768, 3072}, 33077760},
-    {"layers.4.linear2.bias", 1, {768}, 35437056},
-    {"layers.4.norm2.weight", 1, {768}, 35437824},
-    {"layers.4.norm2.bias", 1, {768}, 35438592},
-    {"layers.5.self_attn.in_proj_weight", 2, {2304, 768}, 35439360},
-    {"layers.5.self_attn.in_proj_bias", 1, {2304}, 37208832},
-    {"layers.5.self_attn.out_proj.weight", 2, {768, 768}, 37211136},
-    {"layers.5.self_attn.out_proj.bias", 1, {768}, 37800960},
-    {"layers.5.norm1.weight", 1, {768}, 37801728},
-    {"layers.5.norm1.bias", 1, {768}, 37802496},
-    {"layers.5.linear1.weight", 2, {3072, 768}, 37803264},
-    {"layers.5.linear1.bias", 1, {3072}, 40162560},
-    {"layers.5.linear2.weight", 2, {768, 3072}, 40165632},
-    {"layers.5.linear2.bias", 1, {768}, 42524928},
-    {"layers.5.norm2.weight", 1, {768}, 42525696},
-    {"layers.5.norm2.bias", 1, {768}, 42526464},
-    {"layers.6.self_attn.in_proj_weight", 2, {2304, 768}, 42527232},
-    {"layers.6.self_attn.in_proj_bias", 1, {2304}, 44296704},
-    {"layers.6.self_attn.out_proj.weight", 2, {768, 768}, 44299008},
-    {"layers.6.self_attn.out_proj.bias", 1, {768}, 44888832},
-    {"layers.6.norm1.weight", 1, {768}, 44889600},
-    {"layers.6.norm1.bias", 1, {768}, 44890368},
-    {"layers.6.linear1.weight", 2, {3072, 768}, 44891136},
-    {"layers.6.linear1.bias", 1, {3072}, 47250432},
-    {"layers.6.linear2.weight", 2, {768, 3072}, 47253504},
-    {"layers.6.linear2.bias", 1, {768}, 49612800},
-    {"layers.6.norm2.weight", 1, {768}, 49613568},
-    {"layers.6.norm2.bias", 1, {768}, 49614336},
-    {"layers.7.self_attn.in_proj_weight", 2, {2304, 768}, 49615104},
-    {"layers.7.self_attn.in_proj_bias", 1, {2304}, 51384576},
-    {"layers.7.self_attn.out_proj.weight", 2, {768, 768}, 51386880},
-    {"layers.7.self_attn.out_proj.bias", 1, {768}, 51976704},
-    {"layers.7.norm1.weight", 1, {768}, 51977472},
-    {"layers.7.norm1.bias", 1, {768}, 51978240},
-    {"layers.7.linear1.weight", 2, {3072, 768}, 51979008},
-    {"layers.7.linear1.bias", 1, {3072}, 54338304},
-    {"layers.7.linear2.weight", 2, {768, 3072}, 54341376},
-    {"layers.7.linear2.bias", 1, {768}, 56700672},
-    {"layers.7.norm2.weight", 1, {768}, 56701440},
-    {"layers.7.norm2.bias", 1, {768}, 56702208},
-    {"layers.8.self_attn.in_proj_weight", 2, {2304, 768}, 56702976},
-    {"layers.8.self_attn.in_proj_bias", 1, {2304}, 58472448},
-    {"layers.8.self_attn.out_proj.weight", 2, {768, 768}, 58474752},
-    {"layers.8.self_attn.out_proj.bias", 1, {768}, 59064576},
-    {"layers.8.norm1.weight", 1, {768}, 59065344},
-    {"layers.8.norm1.bias", 1, {768}, 59066112},
-    {"layers.8.linear1.weight", 2, {3072, 768}, 59066880},
-    {"layers.8.linear1.bias", 1, {3072}, 61426176},
-    {"layers.8.linear2.weight", 2, {768, 3072}, 61429248},
-    {"layers.8.linear2.bias", 1, {768}, 63788544},
-    {"layers.8.norm2.weight", 1, {768}, 63789312},
-    {"layers.8.norm2.bias", 1, {768}, 63790080},
-    {"layers.9.self_attn.in_proj_weight", 2, {2304, 768}, 63790848},
-    {"layers.9.self_attn.in_proj_bias", 1, {2304}, 65560320},
-    {"layers.9.self_attn.out_proj.weight", 2, {768, 768}, 65562624},
-    {"layers.9.self_attn.out_proj.bias", 1, {768}, 66152448},
-    {"layers.9.norm1.weight", 1, {768}, 66153216},
-    {"layers.9.norm1.bias", 1, {768}, 66153984},
-    {"layers.9.linear1.weight", 2, {3072, 768}, 66154752},
-    {"layers.9.linear1.bias", 1, {3072}, 68514048},
-    {"layers.9.linear2.weight", 2, {768, 3072}, 68517120},
-    {"layers.9.linear2.bias", 1, {768}, 70876416},
-    {"layers.9.norm2.weight", 1, {768}, 70877184},
-    {"layers.9.norm2.bias", 1, {768}, 70877952},
-    {"layers.10.self_attn.in_proj_weight", 2, {2304, 768}, 70878720},
-    {"layers.10.self_attn.in_proj_bias", 1, {2304}, 72648192},
-    {"layers.10.self_attn.out_proj.weight", 2, {768, 768}, 72650496},
-    {"layers.10.self_attn.out_proj.bias", 1, {768}, 73240320},
-    {"layers.10.norm1.weight", 1, {768}, 73241088},
-    {"layers.10.norm1.bias", 1, {768}, 73241856},
-    {"layers.10.linear1.weight", 2, {3072, 768}, 73242624},
-    {"layers.10.linear1.bias", 1, {3072}, 75601920},
-    {"layers.10.linear2.weight", 2, {768, 3072}, 75604992},
-    {"layers.10.linear2.bias", 1, {768}, 77964288},
-    {"layers.10.norm2.weight", 1, {768}, 77965056},
-    {"layers.10.norm2.bias", 1, {768}, 77965824},
-    {"layers.11.self_attn.in_proj_weight", 2, {2304, 768}, 77966592},
-    {"layers.11.self_attn.in_proj_bias", 1, {2304}, 79736064},
-    {"layers.11.self_attn.out_proj.weight", 2, {768, 768}, 79738368},
-    {"layers.11.self_attn.out_proj.bias", 1, {768}, 80328192},
-    {"layers.11.norm1.weight", 1, {768}, 80328960},
-    {"layers.11.norm1.bias", 1, {768}, 80329728},
-    {"layers.11.linear1.weight", 2, {3072, 768}, 80330496},
-    {"layers.11.linear1.bias", 1, {3072}, 82689792},
-    {"layers.11.linear2.weight", 2, {768, 3072}, 82692864},
-    {"layers.11.linear2.bias", 1, {768}, 85052160},
-    {"layers.11.norm2.weight", 1, {768}, 85052928},
-    {"layers.11.norm2.bias", 1, {768}, 85053696},
+    {"layers.0.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_0_self_attn_in_proj_weight},
+    {"layers.0.self_attn.in_proj_bias", 1, {2304}, w_layers_0_self_attn_in_proj_bias},
+    {"layers.0.self_attn.out_proj.weight", 2, {768, 768}, w_layers_0_self_attn_out_proj_weight},
+    {"layers.0.self_attn.out_proj.bias", 1, {768}, w_layers_0_self_attn_out_proj_bias},
+    {"layers.0.norm1.weight", 1, {768}, w_layers_0_norm1_weight},
+    {"layers.0.norm1.bias", 1, {768}, w_layers_0_norm1_bias},
+    {"layers.0.linear1.weight", 2, {3072, 768}, w_layers_0_linear1_weight},
+    {"layers.0.linear1.bias", 1, {3072}, w_layers_0_linear1_bias},
+    {"layers.0.linear2.weight", 2, {768, 3072}, w_layers_0_linear2_weight},
+    {"layers.0.linear2.bias", 1, {768}, w_layers_0_linear2_bias},
+    {"layers.0.norm2.weight", 1, {768}, w_layers_0_norm2_weight},
+    {"layers.0.norm2.bias", 1, {768}, w_layers_0_norm2_bias},
+    {"layers.1.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_1_self_attn_in_proj_weight},
+    {"layers.1.self_attn.in_proj_bias", 1, {2304}, w_layers_1_self_attn_in_proj_bias},
+    {"layers.1.self_attn.out_proj.weight", 2, {768, 768}, w_layers_1_self_attn_out_proj_weight},
+    {"layers.1.self_attn.out_proj.bias", 1, {768}, w_layers_1_self_attn_out_proj_bias},
+    {"layers.1.norm1.weight", 1, {768}, w_layers_1_norm1_weight},
+    {"layers.1.norm1.bias", 1, {768}, w_layers_1_norm1_bias},
+    {"layers.1.linear1.weight", 2, {3072, 768}, w_layers_1_linear1_weight},
+    {"layers.1.linear1.bias", 1, {3072}, w_layers_1_linear1_bias},
+    {"layers.1.linear2.weight", 2, {768, 3072}, w_layers_1_linear2_weight},
+    {"layers.1.linear2.bias", 1, {768}, w_layers_1_linear2_bias},
+    {"layers.1.norm2.weight", 1, {768}, w_layers_1_norm2_weight},
+    {"layers.1.norm2.bias", 1, {768}, w_layers_1_norm2_bias},
+    {"layers.2.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_2_self_attn_in_proj_weight},
+    {"layers.2.self_attn.in_proj_bias", 1, {2304}, w_layers_2_self_attn_in_proj_bias},
+    {"layers.2.self_attn.out_proj.weight", 2, {768, 768}, w_layers_2_self_attn_out_proj_weight},
+    {"layers.2.self_attn.out_proj.bias", 1, {768}, w_layers_2_self_attn_out_proj_bias},
+    {"layers.2.norm1.weight", 1, {768}, w_layers_2_norm1_weight},
+    {"layers.2.norm1.bias", 1, {768}, w_layers_2_norm1_bias},
+    {"layers.2.linear1.weight", 2, {3072, 768}, w_layers_2_linear1_weight},
+    {"layers.2.linear1.bias", 1, {3072}, w_layers_2_linear1_bias},
+    {"layers.2.linear2.weight", 2, {768, 3072}, w_layers_2_linear2_weight},
+    {"layers.2.linear2.bias", 1, {768}, w_layers_2_linear2_bias},
+    {"layers.2.norm2.weight", 1, {768}, w_layers_2_norm2_weight},
+    {"layers.2.norm2.bias", 1, {768}, w_layers_2_norm2_bias},
+    {"layers.3.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_3_self_attn_in_proj_weight},
+    {"layers.3.self_attn.in_proj_bias", 1, {2304}, w_layers_3_self_attn_in_proj_bias},
+    {"layers.3.self_attn.out_proj.weight", 2, {768, 768}, w_layers_3_self_attn_out_proj_weight},
+    {"layers.3.self_attn.out_proj.bias", 1, {768}, w_layers_3_self_attn_out_proj_bias},
+    {"layers.3.norm1.weight", 1, {768}, w_layers_3_norm1_weight},
+    {"layers.3.norm1.bias", 1, {768}, w_layers_3_norm1_bias},
+    {"layers.3.linear1.weight", 2, {3072, 768}, w_layers_3_linear1_weight},
+    {"layers.3.linear1.bias", 1, {3072}, w_layers_3_linear1_bias},
+    {"layers.3.linear2.weight", 2, {768, 3072}, w_layers_3_linear2_weight},
+    {"layers.3.linear2.bias", 1, {768}, w_layers_3_linear2_bias},
+    {"layers.3.norm2.weight", 1, {768}, w_layers_3_norm2_weight},
+    {"layers.3.norm2.bias", 1, {768}, w_layers_3_norm2_bias},
+    {"layers.4.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_4_self_attn_in_proj_weight},
+    {"layers.4.self_attn.in_proj_bias", 1, {2304}, w_layers_4_self_attn_in_proj_bias},
+    {"layers.4.self_attn.out_proj.weight", 2, {768, 768}, w_layers_4_self_attn_out_proj_weight},
+    {"layers.4.self_attn.out_proj.bias", 1, {768}, w_layers_4_self_attn_out_proj_bias},
+    {"layers.4.norm1.weight", 1, {768}, w_layers_4_norm1_weight},
+    {"layers.4.norm1.bias", 1, {768}, w_layers_4_norm1_bias},
+    {"layers.4.linear1.weight", 2, {3072, 768}, w_layers_4_linear1_weight},
+    {"layers.4.linear1.bias", 1, {3072}, w_layers_4_linear1_bias},
+    {"layers.4.linear2.weight", 2, {768, 3072}, w_layers_4_linear2_weight},
+    {"layers.4.linear2.bias", 1, {768}, w_layers_4_linear2_bias},
+    {"layers.4.norm2.weight", 1, {768}, w_layers_4_norm2_weight},
+    {"layers.4.norm2.bias", 1, {768}, w_layers_4_norm2_bias},
+    {"layers.5.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_5_self_attn_in_proj_weight},
+    {"layers.5.self_attn.in_proj_bias", 1, {2304}, w_layers_5_self_attn_in_proj_bias},
+    {"layers.5.self_attn.out_proj.weight", 2, {768, 768}, w_layers_5_self_attn_out_proj_weight},
+    {"layers.5.self_attn.out_proj.bias", 1, {768}, w_layers_5_self_attn_out_proj_bias},
+    {"layers.5.norm1.weight", 1, {768}, w_layers_5_norm1_weight},
+    {"layers.5.norm1.bias", 1, {768}, w_layers_5_norm1_bias},
+    {"layers.5.linear1.weight", 2, {3072, 768}, w_layers_5_linear1_weight},
+    {"layers.5.linear1.bias", 1, {3072}, w_layers_5_linear1_bias},
+    {"layers.5.linear2.weight", 2, {768, 3072}, w_layers_5_linear2_weight},
+    {"layers.5.linear2.bias", 1, {768}, w_layers_5_linear2_bias},
+    {"layers.5.norm2.weight", 1, {768}, w_layers_5_norm2_weight},
+    {"layers.5.norm2.bias", 1, {768}, w_layers_5_norm2_bias},
+    {"layers.6.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_6_self_attn_in_proj_weight},
+    {"layers.6.self_attn.in_proj_bias", 1, {2304}, w_layers_6_self_attn_in_proj_bias},
+    {"layers.6.self_attn.out_proj.weight", 2, {768, 768}, w_layers_6_self_attn_out_proj_weight},
+    {"layers.6.self_attn.out_proj.bias", 1, {768}, w_layers_6_self_attn_out_proj_bias},
+    {"layers.6.norm1.weight", 1, {768}, w_layers_6_norm1_weight},
+    {"layers.6.norm1.bias", 1, {768}, w_layers_6_norm1_bias},
+    {"layers.6.linear1.weight", 2, {3072, 768}, w_layers_6_linear1_weight},
+    {"layers.6.linear1.bias", 1, {3072}, w_layers_6_linear1_bias},
+    {"layers.6.linear2.weight", 2, {768, 3072}, w_layers_6_linear2_weight},
+    {"layers.6.linear2.bias", 1, {768}, w_layers_6_linear2_bias},
+    {"layers.6.norm2.weight", 1, {768}, w_layers_6_norm2_weight},
+    {"layers.6.norm2.bias", 1, {768}, w_layers_6_norm2_bias},
+    {"layers.7.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_7_self_attn_in_proj_weight},
+    {"layers.7.self_attn.in_proj_bias", 1, {2304}, w_layers_7_self_attn_in_proj_bias},
+    {"layers.7.self_attn.out_proj.weight", 2, {768, 768}, w_layers_7_self_attn_out_proj_weight},
+    {"layers.7.self_attn.out_proj.bias", 1, {768}, w_layers_7_self_attn_out_proj_bias},
+    {"layers.7.norm1.weight", 1, {768}, w_layers_7_norm1_weight},
+    {"layers.7.norm1.bias", 1, {768}, w_layers_7_norm1_bias},
+    {"layers.7.linear1.weight", 2, {3072, 768}, w_layers_7_linear1_weight},
+    {"layers.7.linear1.bias", 1, {3072}, w_layers_7_linear1_bias},
+    {"layers.7.linear2.weight", 2, {768, 3072}, w_layers_7_linear2_weight},
+    {"layers.7.linear2.bias", 1, {768}, w_layers_7_linear2_bias},
+    {"layers.7.norm2.weight", 1, {768}, w_layers_7_norm2_weight},
+    {"layers.7.norm2.bias", 1, {768}, w_layers_7_norm2_bias},
+    {"layers.8.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_8_self_attn_in_proj_weight},
+    {"layers.8.self_attn.in_proj_bias", 1, {2304}, w_layers_8_self_attn_in_proj_bias},
+    {"layers.8.self_attn.out_proj.weight", 2, {768, 768}, w_layers_8_self_attn_out_proj_weight},
+    {"layers.8.self_attn.out_proj.bias", 1, {768}, w_layers_8_self_attn_out_proj_bias},
+    {"layers.8.norm1.weight", 1, {768}, w_layers_8_norm1_weight},
+    {"layers.8.norm1.bias", 1, {768}, w_layers_8_norm1_bias},
+    {"layers.8.linear1.weight", 2, {3072, 768}, w_layers_8_linear1_weight},
+    {"layers.8.linear1.bias", 1, {3072}, w_layers_8_linear1_bias},
+    {"layers.8.linear2.weight", 2, {768, 3072}, w_layers_8_linear2_weight},
+    {"layers.8.linear2.bias", 1, {768}, w_layers_8_linear2_bias},
+    {"layers.8.norm2.weight", 1, {768}, w_layers_8_norm2_weight},
+    {"layers.8.norm2.bias", 1, {768}, w_layers_8_norm2_bias},
+    {"layers.9.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_9_self_attn_in_proj_weight},
+    {"layers.9.self_attn.in_proj_bias", 1, {2304}, w_layers_9_self_attn_in_proj_bias},
+    {"layers.9.self_attn.out_proj.weight", 2, {768, 768}, w_layers_9_self_attn_out_proj_weight},
+    {"layers.9.self_attn.out_proj.bias", 1, {768}, w_layers_9_self_attn_out_proj_bias},
+    {"layers.9.norm1.weight", 1, {768}, w_layers_9_norm1_weight},
+    {"layers.9.norm1.bias", 1, {768}, w_layers_9_norm1_bias},
+    {"layers.9.linear1.weight", 2, {3072, 768}, w_layers_9_linear1_weight},
+    {"layers.9.linear1.bias", 1, {3072}, w_layers_9_linear1_bias},
+    {"layers.9.linear2.weight", 2, {768, 3072}, w_layers_9_linear2_weight},
+    {"layers.9.linear2.bias", 1, {768}, w_layers_9_linear2_bias},
+    {"layers.9.norm2.weight", 1, {768}, w_layers_9_norm2_weight},
+    {"layers.9.norm2.bias", 1, {768}, w_layers_9_norm2_bias},
+    {"layers.10.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_10_self_attn_in_proj_weight},
+    {"layers.10.self_attn.in_proj_bias", 1, {2304}, w_layers_10_self_attn_in_proj_bias},
+    {"layers.10.self_attn.out_proj.weight", 2, {768, 768}, w_layers_10_self_attn_out_proj_weight},
+    {"layers.10.self_attn.out_proj.bias", 1, {768}, w_layers_10_self_attn_out_proj_bias},
+    {"layers.10.norm1.weight", 1, {768}, w_layers_10_norm1_weight},
+    {"layers.10.norm1.bias", 1, {768}, w_layers_10_norm1_bias},
+    {"layers.10.linear1.weight", 2, {3072, 768}, w_layers_10_linear1_weight},
+    {"layers.10.linear1.bias", 1, {3072}, w_layers_10_linear1_bias},
+    {"layers.10.linear2.weight", 2, {768, 3072}, w_layers_10_linear2_weight},
+    {"layers.10.linear2.bias", 1, {768}, w_layers_10_linear2_bias},
+    {"layers.10.norm2.weight", 1, {768}, w_layers_10_norm2_weight},
+    {"layers.10.norm2.bias", 1, {768}, w_layers_10_norm2_bias},
+    {"layers.11.self_attn.in_proj_weight", 2, {2304, 768}, w_layers_11_self_attn_in_proj_weight},
+    {"layers.11.self_attn.in_proj_bias", 1, {2304}, w_layers_11_self_attn_in_proj_bias},
+    {"layers.11.self_attn.out_proj.weight", 2, {768, 768}, w_layers_11_self_attn_out_proj_weight},
+    {"layers.11.self_attn.out_proj.bias", 1, {768}, w_layers_11_self_attn_out_proj_bias},
+    {"layers.11.norm1.weight", 1, {768}, w_layers_11_norm1_weight},
+    {"layers.11.norm1.bias", 1, {768}, w_layers_11_norm1_bias},
+    {"layers.11.linear1.weight", 2, {3072, 768}, w_layers_11_linear1_weight},
+    {"layers.11.linear1.bias", 1, {3072}, w_layers_11_linear1_bias},
+    {"layers.11.linear2.weight", 2, {768, 3072}, w_layers_11_linear2_weight},
+    {"layers.11.linear2.bias", 1, {768}, w_layers_11_linear2_bias},
+    {"layers.11.norm2.weight", 1, {768}, w_layers_11_norm2_weight},
+    {"layers.11.norm2.bias", 1, {768}, w_layers_11_norm2_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -251,7 +400,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"layernorm layers.11.norm2", 0},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -343,9 +491,9 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), x, W(0), W(1769472));
+    PARALLEL(multihead_attention_project_1, A(0), x, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(1771776), W(2361600));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_0_self_attn_out_proj_weight), W(layers_0_self_attn_out_proj_bias));
     TICK(0);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -353,25 +501,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(1);
 
     /* layernorm layers.0.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(2362368), W(2363136));
+    layernorm_1(A(0), A(295040), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
     TICK(2);
 
     /* linear layers.0.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(2363904), W(4723200));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_0_linear1_weight), W(layers_0_linear1_bias));
     TICK(3);
 
     /* linear layers.0.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(4726272), W(7085568), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_0_linear2_weight), W(layers_0_linear2_bias), A(0));
     TICK(4);
 
     /* layernorm layers.0.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(7086336), W(7087104));
+    layernorm_1(A(491520), A(491520), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
     TICK(5);
 
     /* multihead_attention layers.1.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(7087872), W(8857344));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_1_self_attn_in_proj_weight), W(layers_1_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(8859648), W(9449472));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_1_self_attn_out_proj_weight), W(layers_1_self_attn_out_proj_bias));
     TICK(6);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -379,25 +527,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(7);
 
     /* layernorm layers.1.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(9450240), W(9451008));
+    layernorm_1(A(0), A(295040), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
     TICK(8);
 
     /* linear layers.1.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(9451776), W(11811072));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_1_linear1_weight), W(layers_1_linear1_bias));
     TICK(9);
 
     /* linear layers.1.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(11814144), W(14173440), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_1_linear2_weight), W(layers_1_linear2_bias), A(0));
     TICK(10);
 
     /* layernorm layers.1.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(14174208), W(14174976));
+    layernorm_1(A(491520), A(491520), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
     TICK(11);
 
     /* multihead_attention layers.2.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(14175744), W(15945216));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_2_self_attn_in_proj_weight), W(layers_2_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(15947520), W(16537344));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_2_self_attn_out_proj_weight), W(layers_2_self_attn_out_proj_bias));
     TICK(12);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -405,25 +553,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(13);
 
     /* layernorm layers.2.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(16538112), W(16538880));
+    layernorm_1(A(0), A(295040), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
     TICK(14);
 
     /* linear layers.2.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(16539648), W(18898944));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_2_linear1_weight), W(layers_2_linear1_bias));
     TICK(15);
 
     /* linear layers.2.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(18902016), W(21261312), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_2_linear2_weight), W(layers_2_linear2_bias), A(0));
     TICK(16);
 
     /* layernorm layers.2.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(21262080), W(21262848));
+    layernorm_1(A(491520), A(491520), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
     TICK(17);
 
     /* multihead_attention layers.3.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(21263616), W(23033088));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_3_self_attn_in_proj_weight), W(layers_3_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(23035392), W(23625216));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_3_self_attn_out_proj_weight), W(layers_3_self_attn_out_proj_bias));
     TICK(18);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -431,25 +579,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(19);
 
     /* layernorm layers.3.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(23625984), W(23626752));
+    layernorm_1(A(0), A(295040), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
     TICK(20);
 
     /* linear layers.3.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(23627520), W(25986816));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_3_linear1_weight), W(layers_3_linear1_bias));
     TICK(21);
 
     /* linear layers.3.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(25989888), W(28349184), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_3_linear2_weight), W(layers_3_linear2_bias), A(0));
     TICK(22);
 
     /* layernorm layers.3.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(28349952), W(28350720));
+    layernorm_1(A(491520), A(491520), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
     TICK(23);
 
     /* multihead_attention layers.4.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(28351488), W(30120960));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_4_self_attn_in_proj_weight), W(layers_4_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(30123264), W(30713088));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_4_self_attn_out_proj_weight), W(layers_4_self_attn_out_proj_bias));
     TICK(24);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -457,25 +605,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(25);
 
     /* layernorm layers.4.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(30713856), W(30714624));
+    layernorm_1(A(0), A(295040), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
     TICK(26);
 
     /* linear layers.4.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(30715392), W(33074688));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_4_linear1_weight), W(layers_4_linear1_bias));
     TICK(27);
 
     /* linear layers.4.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(33077760), W(35437056), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_4_linear2_weight), W(layers_4_linear2_bias), A(0));
     TICK(28);
 
     /* layernorm layers.4.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(35437824), W(35438592));
+    layernorm_1(A(491520), A(491520), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
     TICK(29);
 
     /* multihead_attention layers.5.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(35439360), W(37208832));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_5_self_attn_in_proj_weight), W(layers_5_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(37211136), W(37800960));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_5_self_attn_out_proj_weight), W(layers_5_self_attn_out_proj_bias));
     TICK(30);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -483,25 +631,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(31);
 
     /* layernorm layers.5.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(37801728), W(37802496));
+    layernorm_1(A(0), A(295040), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
     TICK(32);
 
     /* linear layers.5.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(37803264), W(40162560));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_5_linear1_weight), W(layers_5_linear1_bias));
     TICK(33);
 
     /* linear layers.5.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(40165632), W(42524928), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_5_linear2_weight), W(layers_5_linear2_bias), A(0));
     TICK(34);
 
     /* layernorm layers.5.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(42525696), W(42526464));
+    layernorm_1(A(491520), A(491520), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
     TICK(35);
 
     /* multihead_attention layers.6.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(42527232), W(44296704));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_6_self_attn_in_proj_weight), W(layers_6_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(44299008), W(44888832));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_6_self_attn_out_proj_weight), W(layers_6_self_attn_out_proj_bias));
     TICK(36);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -509,25 +657,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(37);
 
     /* layernorm layers.6.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(44889600), W(44890368));
+    layernorm_1(A(0), A(295040), W(layers_6_norm1_weight), W(layers_6_norm1_bias));
     TICK(38);
 
     /* linear layers.6.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(44891136), W(47250432));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_6_linear1_weight), W(layers_6_linear1_bias));
     TICK(39);
 
     /* linear layers.6.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(47253504), W(49612800), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_6_linear2_weight), W(layers_6_linear2_bias), A(0));
     TICK(40);
 
     /* layernorm layers.6.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(49613568), W(49614336));
+    layernorm_1(A(491520), A(491520), W(layers_6_norm2_weight), W(layers_6_norm2_bias));
     TICK(41);
 
     /* multihead_attention layers.7.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(49615104), W(51384576));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_7_self_attn_in_proj_weight), W(layers_7_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(51386880), W(51976704));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_7_self_attn_out_proj_weight), W(layers_7_self_attn_out_proj_bias));
     TICK(42);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -535,25 +683,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(43);
 
     /* layernorm layers.7.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(51977472), W(51978240));
+    layernorm_1(A(0), A(295040), W(layers_7_norm1_weight), W(layers_7_norm1_bias));
     TICK(44);
 
     /* linear layers.7.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(51979008), W(54338304));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_7_linear1_weight), W(layers_7_linear1_bias));
     TICK(45);
 
     /* linear layers.7.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(54341376), W(56700672), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_7_linear2_weight), W(layers_7_linear2_bias), A(0));
     TICK(46);
 
     /* layernorm layers.7.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(56701440), W(56702208));
+    layernorm_1(A(491520), A(491520), W(layers_7_norm2_weight), W(layers_7_norm2_bias));
     TICK(47);
 
     /* multihead_attention layers.8.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(56702976), W(58472448));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_8_self_attn_in_proj_weight), W(layers_8_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(58474752), W(59064576));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_8_self_attn_out_proj_weight), W(layers_8_self_attn_out_proj_bias));
     TICK(48);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -561,25 +709,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(49);
 
     /* layernorm layers.8.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(59065344), W(59066112));
+    layernorm_1(A(0), A(295040), W(layers_8_norm1_weight), W(layers_8_norm1_bias));
     TICK(50);
 
     /* linear layers.8.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(59066880), W(61426176));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_8_linear1_weight), W(layers_8_linear1_bias));
     TICK(51);
 
     /* linear layers.8.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(61429248), W(63788544), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_8_linear2_weight), W(layers_8_linear2_bias), A(0));
     TICK(52);
 
     /* layernorm layers.8.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(63789312), W(63790080));
+    layernorm_1(A(491520), A(491520), W(layers_8_norm2_weight), W(layers_8_norm2_bias));
     TICK(53);
 
     /* multihead_attention layers.9.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(63790848), W(65560320));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_9_self_attn_in_proj_weight), W(layers_9_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(65562624), W(66152448));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_9_self_attn_out_proj_weight), W(layers_9_self_attn_out_proj_bias));
     TICK(54);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -587,25 +735,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(55);
 
     /* layernorm layers.9.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(66153216), W(66153984));
+    layernorm_1(A(0), A(295040), W(layers_9_norm1_weight), W(layers_9_norm1_bias));
     TICK(56);
 
     /* linear layers.9.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(66154752), W(68514048));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_9_linear1_weight), W(layers_9_linear1_bias));
     TICK(57);
 
     /* linear layers.9.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(68517120), W(70876416), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_9_linear2_weight), W(layers_9_linear2_bias), A(0));
     TICK(58);
 
     /* layernorm layers.9.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(70877184), W(70877952));
+    layernorm_1(A(491520), A(491520), W(layers_9_norm2_weight), W(layers_9_norm2_bias));
     TICK(59);
 
     /* multihead_attention layers.10.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(70878720), W(72648192));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_10_self_attn_in_proj_weight), W(layers_10_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(72650496), W(73240320));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_10_self_attn_out_proj_weight), W(layers_10_self_attn_out_proj_bias));
     TICK(60);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -613,25 +761,25 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(61);
 
     /* layernorm layers.10.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(73241088), W(73241856));
+    layernorm_1(A(0), A(295040), W(layers_10_norm1_weight), W(layers_10_norm1_bias));
     TICK(62);
 
     /* linear layers.10.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(73242624), W(75601920));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_10_linear1_weight), W(layers_10_linear1_bias));
     TICK(63);
 
     /* linear layers.10.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(75604992), W(77964288), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_10_linear2_weight), W(layers_10_linear2_bias), A(0));
     TICK(64);
 
     /* layernorm layers.10.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(A(491520), A(491520), W(77965056), W(77965824));
+    layernorm_1(A(491520), A(491520), W(layers_10_norm2_weight), W(layers_10_norm2_bias));
     TICK(65);
 
     /* multihead_attention layers.11.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(77966592), W(79736064));
+    PARALLEL(multihead_attention_project_1, A(0), A(491520), W(layers_11_self_attn_in_proj_weight), W(layers_11_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
-    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(79738368), W(80328192));
+    PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_11_self_attn_out_proj_weight), W(layers_11_self_attn_out_proj_bias));
     TICK(66);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
@@ -639,19 +787,19 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
     TICK(67);
 
     /* layernorm layers.11.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    layernorm_1(A(0), A(295040), W(80328960), W(80329728));
+    layernorm_1(A(0), A(295040), W(layers_11_norm1_weight), W(layers_11_norm1_bias));
     TICK(68);
 
     /* linear layers.11.linear1 + gelu: [1, 128, 3072]  (models/bert_base_encoder.net:16) */
-    PARALLEL(linear_1, A(98304), A(0), W(80330496), W(82689792));
+    PARALLEL(linear_1, A(98304), A(0), W(layers_11_linear1_weight), W(layers_11_linear1_bias));
     TICK(69);
 
     /* linear layers.11.linear2 + residual: [1, 128, 768]  (models/bert_base_encoder.net:17) */
-    PARALLEL(linear_2, A(491520), A(98304), W(82692864), W(85052160), A(0));
+    PARALLEL(linear_2, A(491520), A(98304), W(layers_11_linear2_weight), W(layers_11_linear2_bias), A(0));
     TICK(70);
 
     /* layernorm layers.11.norm2: [1, 128, 768]  (models/bert_base_encoder.net:18) */
-    layernorm_1(output, A(491520), W(85052928), W(85053696));
+    layernorm_1(output, A(491520), W(layers_11_norm2_weight), W(layers_11_norm2_bias));
     TICK(71);
     return 0;
 }
@@ -696,54 +844,54 @@ static int prepare(bert_base_encoder *m) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 2304, 768, NNK_NR, tmp);   /* layers.0.self_attn.in_proj_weight */
-    nnk_pack_weight(W(1771776), 768, 768, NNK_NR, tmp);   /* layers.0.self_attn.out_proj.weight */
-    nnk_pack_weight(W(2363904), 3072, 768, NNK_NR, tmp);   /* layers.0.linear1.weight */
-    nnk_pack_weight(W(4726272), 768, 3072, NNK_NR, tmp);   /* layers.0.linear2.weight */
-    nnk_pack_weight(W(7087872), 2304, 768, NNK_NR, tmp);   /* layers.1.self_attn.in_proj_weight */
-    nnk_pack_weight(W(8859648), 768, 768, NNK_NR, tmp);   /* layers.1.self_attn.out_proj.weight */
-    nnk_pack_weight(W(9451776), 3072, 768, NNK_NR, tmp);   /* layers.1.linear1.weight */
-    nnk_pack_weight(W(11814144), 768, 3072, NNK_NR, tmp);   /* layers.1.linear2.weight */
-    nnk_pack_weight(W(14175744), 2304, 768, NNK_NR, tmp);   /* layers.2.self_attn.in_proj_weight */
-    nnk_pack_weight(W(15947520), 768, 768, NNK_NR, tmp);   /* layers.2.self_attn.out_proj.weight */
-    nnk_pack_weight(W(16539648), 3072, 768, NNK_NR, tmp);   /* layers.2.linear1.weight */
-    nnk_pack_weight(W(18902016), 768, 3072, NNK_NR, tmp);   /* layers.2.linear2.weight */
-    nnk_pack_weight(W(21263616), 2304, 768, NNK_NR, tmp);   /* layers.3.self_attn.in_proj_weight */
-    nnk_pack_weight(W(23035392), 768, 768, NNK_NR, tmp);   /* layers.3.self_attn.out_proj.weight */
-    nnk_pack_weight(W(23627520), 3072, 768, NNK_NR, tmp);   /* layers.3.linear1.weight */
-    nnk_pack_weight(W(25989888), 768, 3072, NNK_NR, tmp);   /* layers.3.linear2.weight */
-    nnk_pack_weight(W(28351488), 2304, 768, NNK_NR, tmp);   /* layers.4.self_attn.in_proj_weight */
-    nnk_pack_weight(W(30123264), 768, 768, NNK_NR, tmp);   /* layers.4.self_attn.out_proj.weight */
-    nnk_pack_weight(W(30715392), 3072, 768, NNK_NR, tmp);   /* layers.4.linear1.weight */
-    nnk_pack_weight(W(33077760), 768, 3072, NNK_NR, tmp);   /* layers.4.linear2.weight */
-    nnk_pack_weight(W(35439360), 2304, 768, NNK_NR, tmp);   /* layers.5.self_attn.in_proj_weight */
-    nnk_pack_weight(W(37211136), 768, 768, NNK_NR, tmp);   /* layers.5.self_attn.out_proj.weight */
-    nnk_pack_weight(W(37803264), 3072, 768, NNK_NR, tmp);   /* layers.5.linear1.weight */
-    nnk_pack_weight(W(40165632), 768, 3072, NNK_NR, tmp);   /* layers.5.linear2.weight */
-    nnk_pack_weight(W(42527232), 2304, 768, NNK_NR, tmp);   /* layers.6.self_attn.in_proj_weight */
-    nnk_pack_weight(W(44299008), 768, 768, NNK_NR, tmp);   /* layers.6.self_attn.out_proj.weight */
-    nnk_pack_weight(W(44891136), 3072, 768, NNK_NR, tmp);   /* layers.6.linear1.weight */
-    nnk_pack_weight(W(47253504), 768, 3072, NNK_NR, tmp);   /* layers.6.linear2.weight */
-    nnk_pack_weight(W(49615104), 2304, 768, NNK_NR, tmp);   /* layers.7.self_attn.in_proj_weight */
-    nnk_pack_weight(W(51386880), 768, 768, NNK_NR, tmp);   /* layers.7.self_attn.out_proj.weight */
-    nnk_pack_weight(W(51979008), 3072, 768, NNK_NR, tmp);   /* layers.7.linear1.weight */
-    nnk_pack_weight(W(54341376), 768, 3072, NNK_NR, tmp);   /* layers.7.linear2.weight */
-    nnk_pack_weight(W(56702976), 2304, 768, NNK_NR, tmp);   /* layers.8.self_attn.in_proj_weight */
-    nnk_pack_weight(W(58474752), 768, 768, NNK_NR, tmp);   /* layers.8.self_attn.out_proj.weight */
-    nnk_pack_weight(W(59066880), 3072, 768, NNK_NR, tmp);   /* layers.8.linear1.weight */
-    nnk_pack_weight(W(61429248), 768, 3072, NNK_NR, tmp);   /* layers.8.linear2.weight */
-    nnk_pack_weight(W(63790848), 2304, 768, NNK_NR, tmp);   /* layers.9.self_attn.in_proj_weight */
-    nnk_pack_weight(W(65562624), 768, 768, NNK_NR, tmp);   /* layers.9.self_attn.out_proj.weight */
-    nnk_pack_weight(W(66154752), 3072, 768, NNK_NR, tmp);   /* layers.9.linear1.weight */
-    nnk_pack_weight(W(68517120), 768, 3072, NNK_NR, tmp);   /* layers.9.linear2.weight */
-    nnk_pack_weight(W(70878720), 2304, 768, NNK_NR, tmp);   /* layers.10.self_attn.in_proj_weight */
-    nnk_pack_weight(W(72650496), 768, 768, NNK_NR, tmp);   /* layers.10.self_attn.out_proj.weight */
-    nnk_pack_weight(W(73242624), 3072, 768, NNK_NR, tmp);   /* layers.10.linear1.weight */
-    nnk_pack_weight(W(75604992), 768, 3072, NNK_NR, tmp);   /* layers.10.linear2.weight */
-    nnk_pack_weight(W(77966592), 2304, 768, NNK_NR, tmp);   /* layers.11.self_attn.in_proj_weight */
-    nnk_pack_weight(W(79738368), 768, 768, NNK_NR, tmp);   /* layers.11.self_attn.out_proj.weight */
-    nnk_pack_weight(W(80330496), 3072, 768, NNK_NR, tmp);   /* layers.11.linear1.weight */
-    nnk_pack_weight(W(82692864), 768, 3072, NNK_NR, tmp);   /* layers.11.linear2.weight */
+    nnk_pack_weight(W(layers_0_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_0_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_0_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_0_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_1_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_1_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_1_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_1_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_2_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_2_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_2_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_2_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_3_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_3_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_3_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_3_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_4_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_4_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_4_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_4_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_5_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_5_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_5_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_5_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_6_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_6_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_6_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_6_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_7_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_7_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_7_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_7_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_8_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_8_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_8_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_8_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_9_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_9_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_9_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_9_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_10_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_10_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_10_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_10_linear2_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_11_self_attn_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_11_self_attn_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_11_linear1_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(layers_11_linear2_weight), 768, 3072, NNK_NR, tmp);
     free(tmp);
     return 0;
 }

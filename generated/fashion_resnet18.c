@@ -27,118 +27,233 @@ struct fashion_resnet18 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_0_0_weight = 0,
+    w_0_0_bias = 3136,
+    w_0_1_weight = 3200,
+    w_0_1_bias = 3264,
+    w_0_1_running_mean = 3328,
+    w_0_1_running_var = 3392,
+    w_1_0_conv1_weight = 3456,
+    w_1_0_conv1_bias = 40320,
+    w_1_0_bn1_weight = 40384,
+    w_1_0_bn1_bias = 40448,
+    w_1_0_bn1_running_mean = 40512,
+    w_1_0_bn1_running_var = 40576,
+    w_1_0_conv2_weight = 40640,
+    w_1_0_conv2_bias = 77504,
+    w_1_0_bn2_weight = 77568,
+    w_1_0_bn2_bias = 77632,
+    w_1_0_bn2_running_mean = 77696,
+    w_1_0_bn2_running_var = 77760,
+    w_1_1_conv1_weight = 77824,
+    w_1_1_conv1_bias = 114688,
+    w_1_1_bn1_weight = 114752,
+    w_1_1_bn1_bias = 114816,
+    w_1_1_bn1_running_mean = 114880,
+    w_1_1_bn1_running_var = 114944,
+    w_1_1_conv2_weight = 115008,
+    w_1_1_conv2_bias = 151872,
+    w_1_1_bn2_weight = 151936,
+    w_1_1_bn2_bias = 152000,
+    w_1_1_bn2_running_mean = 152064,
+    w_1_1_bn2_running_var = 152128,
+    w_2_0_conv1_weight = 152192,
+    w_2_0_conv1_bias = 225920,
+    w_2_0_bn1_weight = 226048,
+    w_2_0_bn1_bias = 226176,
+    w_2_0_bn1_running_mean = 226304,
+    w_2_0_bn1_running_var = 226432,
+    w_2_0_conv2_weight = 226560,
+    w_2_0_conv2_bias = 374016,
+    w_2_0_bn2_weight = 374144,
+    w_2_0_bn2_bias = 374272,
+    w_2_0_bn2_running_mean = 374400,
+    w_2_0_bn2_running_var = 374528,
+    w_2_0_conv3_weight = 374656,
+    w_2_0_conv3_bias = 382848,
+    w_2_1_conv1_weight = 382976,
+    w_2_1_conv1_bias = 530432,
+    w_2_1_bn1_weight = 530560,
+    w_2_1_bn1_bias = 530688,
+    w_2_1_bn1_running_mean = 530816,
+    w_2_1_bn1_running_var = 530944,
+    w_2_1_conv2_weight = 531072,
+    w_2_1_conv2_bias = 678528,
+    w_2_1_bn2_weight = 678656,
+    w_2_1_bn2_bias = 678784,
+    w_2_1_bn2_running_mean = 678912,
+    w_2_1_bn2_running_var = 679040,
+    w_3_0_conv1_weight = 679168,
+    w_3_0_conv1_bias = 974080,
+    w_3_0_bn1_weight = 974336,
+    w_3_0_bn1_bias = 974592,
+    w_3_0_bn1_running_mean = 974848,
+    w_3_0_bn1_running_var = 975104,
+    w_3_0_conv2_weight = 975360,
+    w_3_0_conv2_bias = 1565184,
+    w_3_0_bn2_weight = 1565440,
+    w_3_0_bn2_bias = 1565696,
+    w_3_0_bn2_running_mean = 1565952,
+    w_3_0_bn2_running_var = 1566208,
+    w_3_0_conv3_weight = 1566464,
+    w_3_0_conv3_bias = 1599232,
+    w_3_1_conv1_weight = 1599488,
+    w_3_1_conv1_bias = 2189312,
+    w_3_1_bn1_weight = 2189568,
+    w_3_1_bn1_bias = 2189824,
+    w_3_1_bn1_running_mean = 2190080,
+    w_3_1_bn1_running_var = 2190336,
+    w_3_1_conv2_weight = 2190592,
+    w_3_1_conv2_bias = 2780416,
+    w_3_1_bn2_weight = 2780672,
+    w_3_1_bn2_bias = 2780928,
+    w_3_1_bn2_running_mean = 2781184,
+    w_3_1_bn2_running_var = 2781440,
+    w_4_0_conv1_weight = 2781696,
+    w_4_0_conv1_bias = 3961344,
+    w_4_0_bn1_weight = 3961856,
+    w_4_0_bn1_bias = 3962368,
+    w_4_0_bn1_running_mean = 3962880,
+    w_4_0_bn1_running_var = 3963392,
+    w_4_0_conv2_weight = 3963904,
+    w_4_0_conv2_bias = 6323200,
+    w_4_0_bn2_weight = 6323712,
+    w_4_0_bn2_bias = 6324224,
+    w_4_0_bn2_running_mean = 6324736,
+    w_4_0_bn2_running_var = 6325248,
+    w_4_0_conv3_weight = 6325760,
+    w_4_0_conv3_bias = 6456832,
+    w_4_1_conv1_weight = 6457344,
+    w_4_1_conv1_bias = 8816640,
+    w_4_1_bn1_weight = 8817152,
+    w_4_1_bn1_bias = 8817664,
+    w_4_1_bn1_running_mean = 8818176,
+    w_4_1_bn1_running_var = 8818688,
+    w_4_1_conv2_weight = 8819200,
+    w_4_1_conv2_bias = 11178496,
+    w_4_1_bn2_weight = 11179008,
+    w_4_1_bn2_bias = 11179520,
+    w_4_1_bn2_running_mean = 11180032,
+    w_4_1_bn2_running_var = 11180544,
+    w_7_weight = 11181056,
+    w_7_bias = 11186176,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[110] = {
-    {"0.0.weight", 4, {64, 1, 7, 7}, 0},
-    {"0.0.bias", 1, {64}, 3136},
-    {"0.1.weight", 1, {64}, 3200},
-    {"0.1.bias", 1, {64}, 3264},
-    {"0.1.running_mean", 1, {64}, 3328},
-    {"0.1.running_var", 1, {64}, 3392},
-    {"1.0.conv1.weight", 4, {64, 64, 3, 3}, 3456},
-    {"1.0.conv1.bias", 1, {64}, 40320},
-    {"1.0.bn1.weight", 1, {64}, 40384},
-    {"1.0.bn1.bias", 1, {64}, 40448},
-    {"1.0.bn1.running_mean", 1, {64}, 40512},
-    {"1.0.bn1.running_var", 1, {64}, 40576},
-    {"1.0.conv2.weight", 4, {64, 64, 3, 3}, 40640},
-    {"1.0.conv2.bias", 1, {64}, 77504},
-    {"1.0.bn2.weight", 1, {64}, 77568},
-    {"1.0.bn2.bias", 1, {64}, 77632},
-    {"1.0.bn2.running_mean", 1, {64}, 77696},
-    {"1.0.bn2.running_var", 1, {64}, 77760},
-    {"1.1.conv1.weight", 4, {64, 64, 3, 3}, 77824},
-    {"1.1.conv1.bias", 1, {64}, 114688},
-    {"1.1.bn1.weight", 1, {64}, 114752},
-    {"1.1.bn1.bias", 1, {64}, 114816},
-    {"1.1.bn1.running_mean", 1, {64}, 114880},
-    {"1.1.bn1.running_var", 1, {64}, 114944},
-    {"1.1.conv2.weight", 4, {64, 64, 3, 3}, 115008},
-    {"1.1.conv2.bias", 1, {64}, 151872},
-    {"1.1.bn2.weight", 1, {64}, 151936},
-    {"1.1.bn2.bias", 1, {64}, 152000},
-    {"1.1.bn2.running_mean", 1, {64}, 152064},
-    {"1.1.bn2.running_var", 1, {64}, 152128},
-    {"2.0.conv1.weight", 4, {128, 64, 3, 3}, 152192},
-    {"2.0.conv1.bias", 1, {128}, 225920},
-    {"2.0.bn1.weight", 1, {128}, 226048},
-    {"2.0.bn1.bias", 1, {128}, 226176},
-    {"2.0.bn1.running_mean", 1, {128}, 226304},
-    {"2.0.bn1.running_var", 1, {128}, 226432},
-    {"2.0.conv2.weight", 4, {128, 128, 3, 3}, 226560},
-    {"2.0.conv2.bias", 1, {128}, 374016},
-    {"2.0.bn2.weight", 1, {128}, 374144},
-    {"2.0.bn2.bias", 1, {128}, 374272},
-    {"2.0.bn2.running_mean", 1, {128}, 374400},
-    {"2.0.bn2.running_var", 1, {128}, 374528},
-    {"2.0.conv3.weight", 4, {128, 64, 1, 1}, 374656},
-    {"2.0.conv3.bias", 1, {128}, 382848},
-    {"2.1.conv1.weight", 4, {128, 128, 3, 3}, 382976},
-    {"2.1.conv1.bias", 1, {128}, 530432},
-    {"2.1.bn1.weight", 1, {128}, 530560},
-    {"2.1.bn1.bias", 1, {128}, 530688},
-    {"2.1.bn1.running_mean", 1, {128}, 530816},
-    {"2.1.bn1.running_var", 1, {128}, 530944},
-    {"2.1.conv2.weight", 4, {128, 128, 3, 3}, 531072},
-    {"2.1.conv2.bias", 1, {128}, 678528},
-    {"2.1.bn2.weight", 1, {128}, 678656},
-    {"2.1.bn2.bias", 1, {128}, 678784},
-    {"2.1.bn2.running_mean", 1, {128}, 678912},
-    {"2.1.bn2.running_var", 1, {128}, 679040},
-    {"3.0.conv1.weight", 4, {256, 128, 3, 3}, 679168},
-    {"3.0.conv1.bias", 1, {256}, 974080},
-    {"3.0.bn1.weight", 1, {256}, 974336},
-    {"3.0.bn1.bias", 1, {256}, 974592},
-    {"3.0.bn1.running_mean", 1, {256}, 974848},
-    {"3.0.bn1.running_var", 1, {256}, 975104},
-    {"3.0.conv2.weight", 4, {256, 256, 3, 3}, 975360},
-    {"3.0.conv2.bias", 1, {256}, 1565184},
-    {"3.0.bn2.weight", 1, {256}, 1565440},
-    {"3.0.bn2.bias", 1, {256}, 1565696},
-    {"3.0.bn2.running_mean", 1, {256}, 1565952},
-    {"3.0.bn2.running_var", 1, {256}, 1566208},
-    {"3.0.conv3.weight", 4, {256, 128, 1, 1}, 1566464},
-    {"3.0.conv3.bias", 1, {256}, 1599232},
-    {"3.1.conv1.weight", 4, {256, 256, 3, 3}, 1599488},
-    {"3.1.conv1.bias", 1, {256}, 2189312},
-    {"3.1.bn1.weight", 1, {256}, 2189568},
-    {"3.1.bn1.bias", 1, {256}, 2189824},
-    {"3.1.bn1.running_mean", 1, {256}, 2190080},
-    {"3.1.bn1.running_var", 1, {256}, 2190336},
-    {"3.1.conv2.weight", 4, {256, 256, 3, 3}, 2190592},
-    {"3.1.conv2.bias", 1, {256}, 2780416},
-    {"3.1.bn2.weight", 1, {256}, 2780672},
-    {"3.1.bn2.bias", 1, {256}, 2780928},
-    {"3.1.bn2.running_mean", 1, {256}, 2781184},
-    {"3.1.bn2.running_var", 1, {256}, 2781440},
-    {"4.0.conv1.weight", 4, {512, 256, 3, 3}, 2781696},
-    {"4.0.conv1.bias", 1, {512}, 3961344},
-    {"4.0.bn1.weight", 1, {512}, 3961856},
-    {"4.0.bn1.bias", 1, {512}, 3962368},
-    {"4.0.bn1.running_mean", 1, {512}, 3962880},
-    {"4.0.bn1.running_var", 1, {512}, 3963392},
-    {"4.0.conv2.weight", 4, {512, 512, 3, 3}, 3963904},
-    {"4.0.conv2.bias", 1, {512}, 6323200},
-    {"4.0.bn2.weight", 1, {512}, 6323712},
-    {"4.0.bn2.bias", 1, {512}, 6324224},
-    {"4.0.bn2.running_mean", 1, {512}, 6324736},
-    {"4.0.bn2.running_var", 1, {512}, 6325248},
-    {"4.0.conv3.weight", 4, {512, 256, 1, 1}, 6325760},
-    {"4.0.conv3.bias", 1, {512}, 6456832},
-    {"4.1.conv1.weight", 4, {512, 512, 3, 3}, 6457344},
-    {"4.1.conv1.bias", 1, {512}, 8816640},
-    {"4.1.bn1.weight", 1, {512}, 8817152},
-    {"4.1.bn1.bias", 1, {512}, 8817664},
-    {"4.1.bn1.running_mean", 1, {512}, 8818176},
-    {"4.1.bn1.running_var", 1, {512}, 8818688},
-    {"4.1.conv2.weight", 4, {512, 512, 3, 3}, 8819200},
-    {"4.1.conv2.bias", 1, {512}, 11178496},
-    {"4.1.bn2.weight", 1, {512}, 11179008},
-    {"4.1.bn2.bias", 1, {512}, 11179520},
-    {"4.1.bn2.running_mean", 1, {512}, 11180032},
-    {"4.1.bn2.running_var", 1, {512}, 11180544},
-    {"7.weight", 2, {10, 512}, 11181056},
-    {"7.bias", 1, {10}, 11186176},
+    {"0.0.weight", 4, {64, 1, 7, 7}, w_0_0_weight},
+    {"0.0.bias", 1, {64}, w_0_0_bias},
+    {"0.1.weight", 1, {64}, w_0_1_weight},
+    {"0.1.bias", 1, {64}, w_0_1_bias},
+    {"0.1.running_mean", 1, {64}, w_0_1_running_mean},
+    {"0.1.running_var", 1, {64}, w_0_1_running_var},
+    {"1.0.conv1.weight", 4, {64, 64, 3, 3}, w_1_0_conv1_weight},
+    {"1.0.conv1.bias", 1, {64}, w_1_0_conv1_bias},
+    {"1.0.bn1.weight", 1, {64}, w_1_0_bn1_weight},
+    {"1.0.bn1.bias", 1, {64}, w_1_0_bn1_bias},
+    {"1.0.bn1.running_mean", 1, {64}, w_1_0_bn1_running_mean},
+    {"1.0.bn1.running_var", 1, {64}, w_1_0_bn1_running_var},
+    {"1.0.conv2.weight", 4, {64, 64, 3, 3}, w_1_0_conv2_weight},
+    {"1.0.conv2.bias", 1, {64}, w_1_0_conv2_bias},
+    {"1.0.bn2.weight", 1, {64}, w_1_0_bn2_weight},
+    {"1.0.bn2.bias", 1, {64}, w_1_0_bn2_bias},
+    {"1.0.bn2.running_mean", 1, {64}, w_1_0_bn2_running_mean},
+    {"1.0.bn2.running_var", 1, {64}, w_1_0_bn2_running_var},
+    {"1.1.conv1.weight", 4, {64, 64, 3, 3}, w_1_1_conv1_weight},
+    {"1.1.conv1.bias", 1, {64}, w_1_1_conv1_bias},
+    {"1.1.bn1.weight", 1, {64}, w_1_1_bn1_weight},
+    {"1.1.bn1.bias", 1, {64}, w_1_1_bn1_bias},
+    {"1.1.bn1.running_mean", 1, {64}, w_1_1_bn1_running_mean},
+    {"1.1.bn1.running_var", 1, {64}, w_1_1_bn1_running_var},
+    {"1.1.conv2.weight", 4, {64, 64, 3, 3}, w_1_1_conv2_weight},
+    {"1.1.conv2.bias", 1, {64}, w_1_1_conv2_bias},
+    {"1.1.bn2.weight", 1, {64}, w_1_1_bn2_weight},
+    {"1.1.bn2.bias", 1, {64}, w_1_1_bn2_bias},
+    {"1.1.bn2.running_mean", 1, {64}, w_1_1_bn2_running_mean},
+    {"1.1.bn2.running_var", 1, {64}, w_1_1_bn2_running_var},
+    {"2.0.conv1.weight", 4, {128, 64, 3, 3}, w_2_0_conv1_weight},
+    {"2.0.conv1.bias", 1, {128}, w_2_0_conv1_bias},
+    {"2.0.bn1.weight", 1, {128}, w_2_0_bn1_weight},
+    {"2.0.bn1.bias", 1, {128}, w_2_0_bn1_bias},
+    {"2.0.bn1.running_mean", 1, {128}, w_2_0_bn1_running_mean},
+    {"2.0.bn1.running_var", 1, {128}, w_2_0_bn1_running_var},
+    {"2.0.conv2.weight", 4, {128, 128, 3, 3}, w_2_0_conv2_weight},
+    {"2.0.conv2.bias", 1, {128}, w_2_0_conv2_bias},
+    {"2.0.bn2.weight", 1, {128}, w_2_0_bn2_weight},
+    {"2.0.bn2.bias", 1, {128}, w_2_0_bn2_bias},
+    {"2.0.bn2.running_mean", 1, {128}, w_2_0_bn2_running_mean},
+    {"2.0.bn2.running_var", 1, {128}, w_2_0_bn2_running_var},
+    {"2.0.conv3.weight", 4, {128, 64, 1, 1}, w_2_0_conv3_weight},
+    {"2.0.conv3.bias", 1, {128}, w_2_0_conv3_bias},
+    {"2.1.conv1.weight", 4, {128, 128, 3, 3}, w_2_1_conv1_weight},
+    {"2.1.conv1.bias", 1, {128}, w_2_1_conv1_bias},
+    {"2.1.bn1.weight", 1, {128}, w_2_1_bn1_weight},
+    {"2.1.bn1.bias", 1, {128}, w_2_1_bn1_bias},
+    {"2.1.bn1.running_mean", 1, {128}, w_2_1_bn1_running_mean},
+    {"2.1.bn1.running_var", 1, {128}, w_2_1_bn1_running_var},
+    {"2.1.conv2.weight", 4, {128, 128, 3, 3}, w_2_1_conv2_weight},
+    {"2.1.conv2.bias", 1, {128}, w_2_1_conv2_bias},
+    {"2.1.bn2.weight", 1, {128}, w_2_1_bn2_weight},
+    {"2.1.bn2.bias", 1, {128}, w_2_1_bn2_bias},
+    {"2.1.bn2.running_mean", 1, {128}, w_2_1_bn2_running_mean},
+    {"2.1.bn2.running_var", 1, {128}, w_2_1_bn2_running_var},
+    {"3.0.conv1.weight", 4, {256, 128, 3, 3}, w_3_0_conv1_weight},
+    {"3.0.conv1.bias", 1, {256}, w_3_0_conv1_bias},
+    {"3.0.bn1.weight", 1, {256}, w_3_0_bn1_weight},
+    {"3.0.bn1.bias", 1, {256}, w_3_0_bn1_bias},
+    {"3.0.bn1.running_mean", 1, {256}, w_3_0_bn1_running_mean},
+    {"3.0.bn1.running_var", 1, {256}, w_3_0_bn1_running_var},
+    {"3.0.conv2.weight", 4, {256, 256, 3, 3}, w_3_0_conv2_weight},
+    {"3.0.conv2.bias", 1, {256}, w_3_0_conv2_bias},
+    {"3.0.bn2.weight", 1, {256}, w_3_0_bn2_weight},
+    {"3.0.bn2.bias", 1, {256}, w_3_0_bn2_bias},
+    {"3.0.bn2.running_mean", 1, {256}, w_3_0_bn2_running_mean},
+    {"3.0.bn2.running_var", 1, {256}, w_3_0_bn2_running_var},
+    {"3.0.conv3.weight", 4, {256, 128, 1, 1}, w_3_0_conv3_weight},
+    {"3.0.conv3.bias", 1, {256}, w_3_0_conv3_bias},
+    {"3.1.conv1.weight", 4, {256, 256, 3, 3}, w_3_1_conv1_weight},
+    {"3.1.conv1.bias", 1, {256}, w_3_1_conv1_bias},
+    {"3.1.bn1.weight", 1, {256}, w_3_1_bn1_weight},
+    {"3.1.bn1.bias", 1, {256}, w_3_1_bn1_bias},
+    {"3.1.bn1.running_mean", 1, {256}, w_3_1_bn1_running_mean},
+    {"3.1.bn1.running_var", 1, {256}, w_3_1_bn1_running_var},
+    {"3.1.conv2.weight", 4, {256, 256, 3, 3}, w_3_1_conv2_weight},
+    {"3.1.conv2.bias", 1, {256}, w_3_1_conv2_bias},
+    {"3.1.bn2.weight", 1, {256}, w_3_1_bn2_weight},
+    {"3.1.bn2.bias", 1, {256}, w_3_1_bn2_bias},
+    {"3.1.bn2.running_mean", 1, {256}, w_3_1_bn2_running_mean},
+    {"3.1.bn2.running_var", 1, {256}, w_3_1_bn2_running_var},
+    {"4.0.conv1.weight", 4, {512, 256, 3, 3}, w_4_0_conv1_weight},
+    {"4.0.conv1.bias", 1, {512}, w_4_0_conv1_bias},
+    {"4.0.bn1.weight", 1, {512}, w_4_0_bn1_weight},
+    {"4.0.bn1.bias", 1, {512}, w_4_0_bn1_bias},
+    {"4.0.bn1.running_mean", 1, {512}, w_4_0_bn1_running_mean},
+    {"4.0.bn1.running_var", 1, {512}, w_4_0_bn1_running_var},
+    {"4.0.conv2.weight", 4, {512, 512, 3, 3}, w_4_0_conv2_weight},
+    {"4.0.conv2.bias", 1, {512}, w_4_0_conv2_bias},
+    {"4.0.bn2.weight", 1, {512}, w_4_0_bn2_weight},
+    {"4.0.bn2.bias", 1, {512}, w_4_0_bn2_bias},
+    {"4.0.bn2.running_mean", 1, {512}, w_4_0_bn2_running_mean},
+    {"4.0.bn2.running_var", 1, {512}, w_4_0_bn2_running_var},
+    {"4.0.conv3.weight", 4, {512, 256, 1, 1}, w_4_0_conv3_weight},
+    {"4.0.conv3.bias", 1, {512}, w_4_0_conv3_bias},
+    {"4.1.conv1.weight", 4, {512, 512, 3, 3}, w_4_1_conv1_weight},
+    {"4.1.conv1.bias", 1, {512}, w_4_1_conv1_bias},
+    {"4.1.bn1.weight", 1, {512}, w_4_1_bn1_weight},
+    {"4.1.bn1.bias", 1, {512}, w_4_1_bn1_bias},
+    {"4.1.bn1.running_mean", 1, {512}, w_4_1_bn1_running_mean},
+    {"4.1.bn1.running_var", 1, {512}, w_4_1_bn1_running_var},
+    {"4.1.conv2.weight", 4, {512, 512, 3, 3}, w_4_1_conv2_weight},
+    {"4.1.conv2.bias", 1, {512}, w_4_1_conv2_bias},
+    {"4.1.bn2.weight", 1, {512}, w_4_1_bn2_weight},
+    {"4.1.bn2.bias", 1, {512}, w_4_1_bn2_bias},
+    {"4.1.bn2.running_mean", 1, {512}, w_4_1_bn2_running_mean},
+    {"4.1.bn2.running_var", 1, {512}, w_4_1_bn2_running_var},
+    {"7.weight", 2, {10, 512}, w_7_weight},
+    {"7.bias", 1, {10}, w_7_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -169,7 +284,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear 7", 10240},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -367,7 +481,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d 0.0 + relu: [1, 64, 14, 14]  (models/fashion_resnet18.net:27) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(3136));
+    PARALLEL(conv2d_1, A(0), image, W(0_0_weight), W(0_0_bias));
     TICK(0);
 
     /* maxpool: [1, 64, 7, 7]  (models/fashion_resnet18.net:28) */
@@ -375,79 +489,79 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     TICK(1);
 
     /* conv2d 1.0.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_2, A(0), A(12544), W(3456), W(40320));
+    PARALLEL(conv2d_2, A(0), A(12544), W(1_0_conv1_weight), W(1_0_conv1_bias));
     TICK(2);
 
     /* conv2d 1.0.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_3, A(3136), A(0), W(40640), W(77504), A(12544));
+    PARALLEL(conv2d_3, A(3136), A(0), W(1_0_conv2_weight), W(1_0_conv2_bias), A(12544));
     TICK(3);
 
     /* conv2d 1.1.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_2, A(0), A(3136), W(77824), W(114688));
+    PARALLEL(conv2d_2, A(0), A(3136), W(1_1_conv1_weight), W(1_1_conv1_bias));
     TICK(4);
 
     /* conv2d 1.1.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_3, A(6272), A(0), W(115008), W(151872), A(3136));
+    PARALLEL(conv2d_3, A(6272), A(0), W(1_1_conv2_weight), W(1_1_conv2_bias), A(3136));
     TICK(5);
 
     /* conv2d 2.0.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_4, A(0), A(6272), W(152192), W(225920));
+    PARALLEL(conv2d_4, A(0), A(6272), W(2_0_conv1_weight), W(2_0_conv1_bias));
     TICK(6);
 
     /* conv2d 2.0.conv2: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_5, A(2048), A(0), W(226560), W(374016));
+    PARALLEL(conv2d_5, A(2048), A(0), W(2_0_conv2_weight), W(2_0_conv2_bias));
     TICK(7);
 
     /* conv2d 2.0.conv3 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_6, A(0), A(6272), W(374656), W(382848), A(2048));
+    PARALLEL(conv2d_6, A(0), A(6272), W(2_0_conv3_weight), W(2_0_conv3_bias), A(2048));
     TICK(8);
 
     /* conv2d 2.1.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_7, A(2048), A(0), W(382976), W(530432));
+    PARALLEL(conv2d_7, A(2048), A(0), W(2_1_conv1_weight), W(2_1_conv1_bias));
     TICK(9);
 
     /* conv2d 2.1.conv2 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_8, A(4096), A(2048), W(531072), W(678528), A(0));
+    PARALLEL(conv2d_8, A(4096), A(2048), W(2_1_conv2_weight), W(2_1_conv2_bias), A(0));
     TICK(10);
 
     /* conv2d 3.0.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_9, A(0), A(4096), W(679168), W(974080));
+    PARALLEL(conv2d_9, A(0), A(4096), W(3_0_conv1_weight), W(3_0_conv1_bias));
     TICK(11);
 
     /* conv2d 3.0.conv2: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_10, A(1024), A(0), W(975360), W(1565184));
+    PARALLEL(conv2d_10, A(1024), A(0), W(3_0_conv2_weight), W(3_0_conv2_bias));
     TICK(12);
 
     /* conv2d 3.0.conv3 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_11, A(0), A(4096), W(1566464), W(1599232), A(1024));
+    PARALLEL(conv2d_11, A(0), A(4096), W(3_0_conv3_weight), W(3_0_conv3_bias), A(1024));
     TICK(13);
 
     /* conv2d 3.1.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_12, A(1024), A(0), W(1599488), W(2189312));
+    PARALLEL(conv2d_12, A(1024), A(0), W(3_1_conv1_weight), W(3_1_conv1_bias));
     TICK(14);
 
     /* conv2d 3.1.conv2 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_13, A(2048), A(1024), W(2190592), W(2780416), A(0));
+    PARALLEL(conv2d_13, A(2048), A(1024), W(3_1_conv2_weight), W(3_1_conv2_bias), A(0));
     TICK(15);
 
     /* conv2d 4.0.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_14, A(0), A(2048), W(2781696), W(3961344));
+    PARALLEL(conv2d_14, A(0), A(2048), W(4_0_conv1_weight), W(4_0_conv1_bias));
     TICK(16);
 
     /* conv2d 4.0.conv2: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_15, A(512), A(0), W(3963904), W(6323200));
+    PARALLEL(conv2d_15, A(512), A(0), W(4_0_conv2_weight), W(4_0_conv2_bias));
     TICK(17);
 
     /* conv2d 4.0.conv3 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_16, A(0), A(2048), W(6325760), W(6456832), A(512));
+    PARALLEL(conv2d_16, A(0), A(2048), W(4_0_conv3_weight), W(4_0_conv3_bias), A(512));
     TICK(18);
 
     /* conv2d 4.1.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_17, A(512), A(0), W(6457344), W(8816640));
+    PARALLEL(conv2d_17, A(512), A(0), W(4_1_conv1_weight), W(4_1_conv1_bias));
     TICK(19);
 
     /* conv2d 4.1.conv2 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_18, A(1024), A(512), W(8819200), W(11178496), A(0));
+    PARALLEL(conv2d_18, A(1024), A(512), W(4_1_conv2_weight), W(4_1_conv2_bias), A(0));
     TICK(20);
 
     /* adaptive_avgpool: [1, 512, 1, 1]  (models/fashion_resnet18.net:37) */
@@ -457,7 +571,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output)
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(0) */
 
     /* linear 7: [1, 10]  (models/fashion_resnet18.net:38) */
-    PARALLEL(linear_1, output, A(0), W(11181056), W(11186176));
+    PARALLEL(linear_1, output, A(0), W(7_weight), W(7_bias));
     TICK(23);
     return 0;
 }
@@ -497,48 +611,65 @@ void fashion_resnet18_on_warning(fashion_resnet18 *m, void (*fn)(void *user, con
 
 /* Once after loading: 17 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
 static int prepare(fashion_resnet18 *m) {
-    nnk_fold_batchnorm(W(0), W(3136), W(3200), W(3264), W(3328), W(3392), 64, 49, 9.99999975e-06f);   /* 0.1.weight */
-    nnk_fold_batchnorm(W(3456), W(40320), W(40384), W(40448), W(40512), W(40576), 64, 576, 9.99999975e-06f);   /* 1.0.bn1.weight */
-    nnk_fold_batchnorm(W(40640), W(77504), W(77568), W(77632), W(77696), W(77760), 64, 576, 9.99999975e-06f);   /* 1.0.bn2.weight */
-    nnk_fold_batchnorm(W(77824), W(114688), W(114752), W(114816), W(114880), W(114944), 64, 576, 9.99999975e-06f);   /* 1.1.bn1.weight */
-    nnk_fold_batchnorm(W(115008), W(151872), W(151936), W(152000), W(152064), W(152128), 64, 576, 9.99999975e-06f);   /* 1.1.bn2.weight */
-    nnk_fold_batchnorm(W(152192), W(225920), W(226048), W(226176), W(226304), W(226432), 128, 576, 9.99999975e-06f);   /* 2.0.bn1.weight */
-    nnk_fold_batchnorm(W(226560), W(374016), W(374144), W(374272), W(374400), W(374528), 128, 1152, 9.99999975e-06f);   /* 2.0.bn2.weight */
-    nnk_fold_batchnorm(W(382976), W(530432), W(530560), W(530688), W(530816), W(530944), 128, 1152, 9.99999975e-06f);   /* 2.1.bn1.weight */
-    nnk_fold_batchnorm(W(531072), W(678528), W(678656), W(678784), W(678912), W(679040), 128, 1152, 9.99999975e-06f);   /* 2.1.bn2.weight */
-    nnk_fold_batchnorm(W(679168), W(974080), W(974336), W(974592), W(974848), W(975104), 256, 1152, 9.99999975e-06f);   /* 3.0.bn1.weight */
-    nnk_fold_batchnorm(W(975360), W(1565184), W(1565440), W(1565696), W(1565952), W(1566208), 256, 2304, 9.99999975e-06f);   /* 3.0.bn2.weight */
-    nnk_fold_batchnorm(W(1599488), W(2189312), W(2189568), W(2189824), W(2190080), W(2190336), 256, 2304, 9.99999975e-06f);   /* 3.1.bn1.weight */
-    nnk_fold_batchnorm(W(2190592), W(2780416), W(2780672), W(2780928), W(2781184), W(2781440), 256, 2304, 9.99999975e-06f);   /* 3.1.bn2.weight */
-    nnk_fold_batchnorm(W(2781696), W(3961344), W(3961856), W(3962368), W(3962880), W(3963392), 512, 2304, 9.99999975e-06f);   /* 4.0.bn1.weight */
-    nnk_fold_batchnorm(W(3963904), W(6323200), W(6323712), W(6324224), W(6324736), W(6325248), 512, 4608, 9.99999975e-06f);   /* 4.0.bn2.weight */
-    nnk_fold_batchnorm(W(6457344), W(8816640), W(8817152), W(8817664), W(8818176), W(8818688), 512, 4608, 9.99999975e-06f);   /* 4.1.bn1.weight */
-    nnk_fold_batchnorm(W(8819200), W(11178496), W(11179008), W(11179520), W(11180032), W(11180544), 512, 4608, 9.99999975e-06f);   /* 4.1.bn2.weight */
+    nnk_fold_batchnorm(W(0_0_weight), W(0_0_bias), W(0_1_weight), W(0_1_bias),
+                       W(0_1_running_mean), W(0_1_running_var), 64, 49, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(1_0_conv1_weight), W(1_0_conv1_bias), W(1_0_bn1_weight), W(1_0_bn1_bias),
+                       W(1_0_bn1_running_mean), W(1_0_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(1_0_conv2_weight), W(1_0_conv2_bias), W(1_0_bn2_weight), W(1_0_bn2_bias),
+                       W(1_0_bn2_running_mean), W(1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(1_1_conv1_weight), W(1_1_conv1_bias), W(1_1_bn1_weight), W(1_1_bn1_bias),
+                       W(1_1_bn1_running_mean), W(1_1_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(1_1_conv2_weight), W(1_1_conv2_bias), W(1_1_bn2_weight), W(1_1_bn2_bias),
+                       W(1_1_bn2_running_mean), W(1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(2_0_conv1_weight), W(2_0_conv1_bias), W(2_0_bn1_weight), W(2_0_bn1_bias),
+                       W(2_0_bn1_running_mean), W(2_0_bn1_running_var), 128, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(2_0_conv2_weight), W(2_0_conv2_bias), W(2_0_bn2_weight), W(2_0_bn2_bias),
+                       W(2_0_bn2_running_mean), W(2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(2_1_conv1_weight), W(2_1_conv1_bias), W(2_1_bn1_weight), W(2_1_bn1_bias),
+                       W(2_1_bn1_running_mean), W(2_1_bn1_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(2_1_conv2_weight), W(2_1_conv2_bias), W(2_1_bn2_weight), W(2_1_bn2_bias),
+                       W(2_1_bn2_running_mean), W(2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(3_0_conv1_weight), W(3_0_conv1_bias), W(3_0_bn1_weight), W(3_0_bn1_bias),
+                       W(3_0_bn1_running_mean), W(3_0_bn1_running_var), 256, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(3_0_conv2_weight), W(3_0_conv2_bias), W(3_0_bn2_weight), W(3_0_bn2_bias),
+                       W(3_0_bn2_running_mean), W(3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(3_1_conv1_weight), W(3_1_conv1_bias), W(3_1_bn1_weight), W(3_1_bn1_bias),
+                       W(3_1_bn1_running_mean), W(3_1_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(3_1_conv2_weight), W(3_1_conv2_bias), W(3_1_bn2_weight), W(3_1_bn2_bias),
+                       W(3_1_bn2_running_mean), W(3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(4_0_conv1_weight), W(4_0_conv1_bias), W(4_0_bn1_weight), W(4_0_bn1_bias),
+                       W(4_0_bn1_running_mean), W(4_0_bn1_running_var), 512, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(4_0_conv2_weight), W(4_0_conv2_bias), W(4_0_bn2_weight), W(4_0_bn2_bias),
+                       W(4_0_bn2_running_mean), W(4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(4_1_conv1_weight), W(4_1_conv1_bias), W(4_1_bn1_weight), W(4_1_bn1_bias),
+                       W(4_1_bn1_running_mean), W(4_1_bn1_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(4_1_conv2_weight), W(4_1_conv2_bias), W(4_1_bn2_weight), W(4_1_bn2_bias),
+                       W(4_1_bn2_running_mean), W(4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 49, NNK_MR, tmp);   /* 0.0.weight */
-    nnk_pack_weight(W(3456), 64, 576, NNK_MR, tmp);   /* 1.0.conv1.weight */
-    nnk_pack_weight(W(40640), 64, 576, NNK_MR, tmp);   /* 1.0.conv2.weight */
-    nnk_pack_weight(W(77824), 64, 576, NNK_MR, tmp);   /* 1.1.conv1.weight */
-    nnk_pack_weight(W(115008), 64, 576, NNK_MR, tmp);   /* 1.1.conv2.weight */
-    nnk_pack_weight(W(152192), 128, 576, NNK_MR, tmp);   /* 2.0.conv1.weight */
-    nnk_pack_weight(W(226560), 128, 1152, NNK_MR, tmp);   /* 2.0.conv2.weight */
-    nnk_pack_weight(W(374656), 128, 64, NNK_MR, tmp);   /* 2.0.conv3.weight */
-    nnk_pack_weight(W(382976), 128, 1152, NNK_MR, tmp);   /* 2.1.conv1.weight */
-    nnk_pack_weight(W(531072), 128, 1152, NNK_MR, tmp);   /* 2.1.conv2.weight */
-    nnk_pack_weight(W(679168), 256, 1152, NNK_MR, tmp);   /* 3.0.conv1.weight */
-    nnk_pack_weight(W(975360), 256, 2304, NNK_MR, tmp);   /* 3.0.conv2.weight */
-    nnk_pack_weight(W(1566464), 256, 128, NNK_MR, tmp);   /* 3.0.conv3.weight */
-    nnk_pack_weight(W(1599488), 256, 2304, NNK_MR, tmp);   /* 3.1.conv1.weight */
-    nnk_pack_weight(W(2190592), 256, 2304, NNK_MR, tmp);   /* 3.1.conv2.weight */
-    nnk_pack_weight(W(2781696), 512, 2304, NNK_MR, tmp);   /* 4.0.conv1.weight */
-    nnk_pack_weight(W(3963904), 512, 4608, NNK_MR, tmp);   /* 4.0.conv2.weight */
-    nnk_pack_weight(W(6325760), 512, 256, NNK_MR, tmp);   /* 4.0.conv3.weight */
-    nnk_pack_weight(W(6457344), 512, 4608, NNK_MR, tmp);   /* 4.1.conv1.weight */
-    nnk_pack_weight(W(8819200), 512, 4608, NNK_MR, tmp);   /* 4.1.conv2.weight */
+    nnk_pack_weight(W(0_0_weight), 64, 49, NNK_MR, tmp);
+    nnk_pack_weight(W(1_0_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(1_1_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(2_0_conv1_weight), 128, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(2_0_conv3_weight), 128, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(2_1_conv1_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(3_0_conv1_weight), 256, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(3_0_conv3_weight), 256, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(3_1_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(4_0_conv1_weight), 512, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(4_0_conv3_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(4_1_conv1_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,530 +27,1161 @@ struct resnet101 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv1_weight = 0,
+    w_bn1_weight = 9408,
+    w_bn1_bias = 9472,
+    w_bn1_running_mean = 9536,
+    w_bn1_running_var = 9600,
+    w_layer1_0_conv1_weight = 9664,
+    w_layer1_0_bn1_weight = 13760,
+    w_layer1_0_bn1_bias = 13824,
+    w_layer1_0_bn1_running_mean = 13888,
+    w_layer1_0_bn1_running_var = 13952,
+    w_layer1_0_conv2_weight = 14016,
+    w_layer1_0_bn2_weight = 50880,
+    w_layer1_0_bn2_bias = 50944,
+    w_layer1_0_bn2_running_mean = 51008,
+    w_layer1_0_bn2_running_var = 51072,
+    w_layer1_0_conv3_weight = 51136,
+    w_layer1_0_bn3_weight = 67520,
+    w_layer1_0_bn3_bias = 67776,
+    w_layer1_0_bn3_running_mean = 68032,
+    w_layer1_0_bn3_running_var = 68288,
+    w_layer1_0_downsample_0_weight = 68544,
+    w_layer1_0_downsample_1_weight = 84928,
+    w_layer1_0_downsample_1_bias = 85184,
+    w_layer1_0_downsample_1_running_mean = 85440,
+    w_layer1_0_downsample_1_running_var = 85696,
+    w_layer1_1_conv1_weight = 85952,
+    w_layer1_1_bn1_weight = 102336,
+    w_layer1_1_bn1_bias = 102400,
+    w_layer1_1_bn1_running_mean = 102464,
+    w_layer1_1_bn1_running_var = 102528,
+    w_layer1_1_conv2_weight = 102592,
+    w_layer1_1_bn2_weight = 139456,
+    w_layer1_1_bn2_bias = 139520,
+    w_layer1_1_bn2_running_mean = 139584,
+    w_layer1_1_bn2_running_var = 139648,
+    w_layer1_1_conv3_weight = 139712,
+    w_layer1_1_bn3_weight = 156096,
+    w_layer1_1_bn3_bias = 156352,
+    w_layer1_1_bn3_running_mean = 156608,
+    w_layer1_1_bn3_running_var = 156864,
+    w_layer1_2_conv1_weight = 157120,
+    w_layer1_2_bn1_weight = 173504,
+    w_layer1_2_bn1_bias = 173568,
+    w_layer1_2_bn1_running_mean = 173632,
+    w_layer1_2_bn1_running_var = 173696,
+    w_layer1_2_conv2_weight = 173760,
+    w_layer1_2_bn2_weight = 210624,
+    w_layer1_2_bn2_bias = 210688,
+    w_layer1_2_bn2_running_mean = 210752,
+    w_layer1_2_bn2_running_var = 210816,
+    w_layer1_2_conv3_weight = 210880,
+    w_layer1_2_bn3_weight = 227264,
+    w_layer1_2_bn3_bias = 227520,
+    w_layer1_2_bn3_running_mean = 227776,
+    w_layer1_2_bn3_running_var = 228032,
+    w_layer2_0_conv1_weight = 228288,
+    w_layer2_0_bn1_weight = 261056,
+    w_layer2_0_bn1_bias = 261184,
+    w_layer2_0_bn1_running_mean = 261312,
+    w_layer2_0_bn1_running_var = 261440,
+    w_layer2_0_conv2_weight = 261568,
+    w_layer2_0_bn2_weight = 409024,
+    w_layer2_0_bn2_bias = 409152,
+    w_layer2_0_bn2_running_mean = 409280,
+    w_layer2_0_bn2_running_var = 409408,
+    w_layer2_0_conv3_weight = 409536,
+    w_layer2_0_bn3_weight = 475072,
+    w_layer2_0_bn3_bias = 475584,
+    w_layer2_0_bn3_running_mean = 476096,
+    w_layer2_0_bn3_running_var = 476608,
+    w_layer2_0_downsample_0_weight = 477120,
+    w_layer2_0_downsample_1_weight = 608192,
+    w_layer2_0_downsample_1_bias = 608704,
+    w_layer2_0_downsample_1_running_mean = 609216,
+    w_layer2_0_downsample_1_running_var = 609728,
+    w_layer2_1_conv1_weight = 610240,
+    w_layer2_1_bn1_weight = 675776,
+    w_layer2_1_bn1_bias = 675904,
+    w_layer2_1_bn1_running_mean = 676032,
+    w_layer2_1_bn1_running_var = 676160,
+    w_layer2_1_conv2_weight = 676288,
+    w_layer2_1_bn2_weight = 823744,
+    w_layer2_1_bn2_bias = 823872,
+    w_layer2_1_bn2_running_mean = 824000,
+    w_layer2_1_bn2_running_var = 824128,
+    w_layer2_1_conv3_weight = 824256,
+    w_layer2_1_bn3_weight = 889792,
+    w_layer2_1_bn3_bias = 890304,
+    w_layer2_1_bn3_running_mean = 890816,
+    w_layer2_1_bn3_running_var = 891328,
+    w_layer2_2_conv1_weight = 891840,
+    w_layer2_2_bn1_weight = 957376,
+    w_layer2_2_bn1_bias = 957504,
+    w_layer2_2_bn1_running_mean = 957632,
+    w_layer2_2_bn1_running_var = 957760,
+    w_layer2_2_conv2_weight = 957888,
+    w_layer2_2_bn2_weight = 1105344,
+    w_layer2_2_bn2_bias = 1105472,
+    w_layer2_2_bn2_running_mean = 1105600,
+    w_layer2_2_bn2_running_var = 1105728,
+    w_layer2_2_conv3_weight = 1105856,
+    w_layer2_2_bn3_weight = 1171392,
+    w_layer2_2_bn3_bias = 1171904,
+    w_layer2_2_bn3_running_mean = 1172416,
+    w_layer2_2_bn3_running_var = 1172928,
+    w_layer2_3_conv1_weight = 1173440,
+    w_layer2_3_bn1_weight = 1238976,
+    w_layer2_3_bn1_bias = 1239104,
+    w_layer2_3_bn1_running_mean = 1239232,
+    w_layer2_3_bn1_running_var = 1239360,
+    w_layer2_3_conv2_weight = 1239488,
+    w_layer2_3_bn2_weight = 1386944,
+    w_layer2_3_bn2_bias = 1387072,
+    w_layer2_3_bn2_running_mean = 1387200,
+    w_layer2_3_bn2_running_var = 1387328,
+    w_layer2_3_conv3_weight = 1387456,
+    w_layer2_3_bn3_weight = 1452992,
+    w_layer2_3_bn3_bias = 1453504,
+    w_layer2_3_bn3_running_mean = 1454016,
+    w_layer2_3_bn3_running_var = 1454528,
+    w_layer3_0_conv1_weight = 1455040,
+    w_layer3_0_bn1_weight = 1586112,
+    w_layer3_0_bn1_bias = 1586368,
+    w_layer3_0_bn1_running_mean = 1586624,
+    w_layer3_0_bn1_running_var = 1586880,
+    w_layer3_0_conv2_weight = 1587136,
+    w_layer3_0_bn2_weight = 2176960,
+    w_layer3_0_bn2_bias = 2177216,
+    w_layer3_0_bn2_running_mean = 2177472,
+    w_layer3_0_bn2_running_var = 2177728,
+    w_layer3_0_conv3_weight = 2177984,
+    w_layer3_0_bn3_weight = 2440128,
+    w_layer3_0_bn3_bias = 2441152,
+    w_layer3_0_bn3_running_mean = 2442176,
+    w_layer3_0_bn3_running_var = 2443200,
+    w_layer3_0_downsample_0_weight = 2444224,
+    w_layer3_0_downsample_1_weight = 2968512,
+    w_layer3_0_downsample_1_bias = 2969536,
+    w_layer3_0_downsample_1_running_mean = 2970560,
+    w_layer3_0_downsample_1_running_var = 2971584,
+    w_layer3_1_conv1_weight = 2972608,
+    w_layer3_1_bn1_weight = 3234752,
+    w_layer3_1_bn1_bias = 3235008,
+    w_layer3_1_bn1_running_mean = 3235264,
+    w_layer3_1_bn1_running_var = 3235520,
+    w_layer3_1_conv2_weight = 3235776,
+    w_layer3_1_bn2_weight = 3825600,
+    w_layer3_1_bn2_bias = 3825856,
+    w_layer3_1_bn2_running_mean = 3826112,
+    w_layer3_1_bn2_running_var = 3826368,
+    w_layer3_1_conv3_weight = 3826624,
+    w_layer3_1_bn3_weight = 4088768,
+    w_layer3_1_bn3_bias = 4089792,
+    w_layer3_1_bn3_running_mean = 4090816,
+    w_layer3_1_bn3_running_var = 4091840,
+    w_layer3_2_conv1_weight = 4092864,
+    w_layer3_2_bn1_weight = 4355008,
+    w_layer3_2_bn1_bias = 4355264,
+    w_layer3_2_bn1_running_mean = 4355520,
+    w_layer3_2_bn1_running_var = 4355776,
+    w_layer3_2_conv2_weight = 4356032,
+    w_layer3_2_bn2_weight = 4945856,
+    w_layer3_2_bn2_bias = 4946112,
+    w_layer3_2_bn2_running_mean = 4946368,
+    w_layer3_2_bn2_running_var = 4946624,
+    w_layer3_2_conv3_weight = 4946880,
+    w_layer3_2_bn3_weight = 5209024,
+    w_layer3_2_bn3_bias = 5210048,
+    w_layer3_2_bn3_running_mean = 5211072,
+    w_layer3_2_bn3_running_var = 5212096,
+    w_layer3_3_conv1_weight = 5213120,
+    w_layer3_3_bn1_weight = 5475264,
+    w_layer3_3_bn1_bias = 5475520,
+    w_layer3_3_bn1_running_mean = 5475776,
+    w_layer3_3_bn1_running_var = 5476032,
+    w_layer3_3_conv2_weight = 5476288,
+    w_layer3_3_bn2_weight = 6066112,
+    w_layer3_3_bn2_bias = 6066368,
+    w_layer3_3_bn2_running_mean = 6066624,
+    w_layer3_3_bn2_running_var = 6066880,
+    w_layer3_3_conv3_weight = 6067136,
+    w_layer3_3_bn3_weight = 6329280,
+    w_layer3_3_bn3_bias = 6330304,
+    w_layer3_3_bn3_running_mean = 6331328,
+    w_layer3_3_bn3_running_var = 6332352,
+    w_layer3_4_conv1_weight = 6333376,
+    w_layer3_4_bn1_weight = 6595520,
+    w_layer3_4_bn1_bias = 6595776,
+    w_layer3_4_bn1_running_mean = 6596032,
+    w_layer3_4_bn1_running_var = 6596288,
+    w_layer3_4_conv2_weight = 6596544,
+    w_layer3_4_bn2_weight = 7186368,
+    w_layer3_4_bn2_bias = 7186624,
+    w_layer3_4_bn2_running_mean = 7186880,
+    w_layer3_4_bn2_running_var = 7187136,
+    w_layer3_4_conv3_weight = 7187392,
+    w_layer3_4_bn3_weight = 7449536,
+    w_layer3_4_bn3_bias = 7450560,
+    w_layer3_4_bn3_running_mean = 7451584,
+    w_layer3_4_bn3_running_var = 7452608,
+    w_layer3_5_conv1_weight = 7453632,
+    w_layer3_5_bn1_weight = 7715776,
+    w_layer3_5_bn1_bias = 7716032,
+    w_layer3_5_bn1_running_mean = 7716288,
+    w_layer3_5_bn1_running_var = 7716544,
+    w_layer3_5_conv2_weight = 7716800,
+    w_layer3_5_bn2_weight = 8306624,
+    w_layer3_5_bn2_bias = 8306880,
+    w_layer3_5_bn2_running_mean = 8307136,
+    w_layer3_5_bn2_running_var = 8307392,
+    w_layer3_5_conv3_weight = 8307648,
+    w_layer3_5_bn3_weight = 8569792,
+    w_layer3_5_bn3_bias = 8570816,
+    w_layer3_5_bn3_running_mean = 8571840,
+    w_layer3_5_bn3_running_var = 8572864,
+    w_layer3_6_conv1_weight = 8573888,
+    w_layer3_6_bn1_weight = 8836032,
+    w_layer3_6_bn1_bias = 8836288,
+    w_layer3_6_bn1_running_mean = 8836544,
+    w_layer3_6_bn1_running_var = 8836800,
+    w_layer3_6_conv2_weight = 8837056,
+    w_layer3_6_bn2_weight = 9426880,
+    w_layer3_6_bn2_bias = 9427136,
+    w_layer3_6_bn2_running_mean = 9427392,
+    w_layer3_6_bn2_running_var = 9427648,
+    w_layer3_6_conv3_weight = 9427904,
+    w_layer3_6_bn3_weight = 9690048,
+    w_layer3_6_bn3_bias = 9691072,
+    w_layer3_6_bn3_running_mean = 9692096,
+    w_layer3_6_bn3_running_var = 9693120,
+    w_layer3_7_conv1_weight = 9694144,
+    w_layer3_7_bn1_weight = 9956288,
+    w_layer3_7_bn1_bias = 9956544,
+    w_layer3_7_bn1_running_mean = 9956800,
+    w_layer3_7_bn1_running_var = 9957056,
+    w_layer3_7_conv2_weight = 9957312,
+    w_layer3_7_bn2_weight = 10547136,
+    w_layer3_7_bn2_bias = 10547392,
+    w_layer3_7_bn2_running_mean = 10547648,
+    w_layer3_7_bn2_running_var = 10547904,
+    w_layer3_7_conv3_weight = 10548160,
+    w_layer3_7_bn3_weight = 10810304,
+    w_layer3_7_bn3_bias = 10811328,
+    w_layer3_7_bn3_running_mean = 10812352,
+    w_layer3_7_bn3_running_var = 10813376,
+    w_layer3_8_conv1_weight = 10814400,
+    w_layer3_8_bn1_weight = 11076544,
+    w_layer3_8_bn1_bias = 11076800,
+    w_layer3_8_bn1_running_mean = 11077056,
+    w_layer3_8_bn1_running_var = 11077312,
+    w_layer3_8_conv2_weight = 11077568,
+    w_layer3_8_bn2_weight = 11667392,
+    w_layer3_8_bn2_bias = 11667648,
+    w_layer3_8_bn2_running_mean = 11667904,
+    w_layer3_8_bn2_running_var = 11668160,
+    w_layer3_8_conv3_weight = 11668416,
+    w_layer3_8_bn3_weight = 11930560,
+    w_layer3_8_bn3_bias = 11931584,
+    w_layer3_8_bn3_running_mean = 11932608,
+    w_layer3_8_bn3_running_var = 11933632,
+    w_layer3_9_conv1_weight = 11934656,
+    w_layer3_9_bn1_weight = 12196800,
+    w_layer3_9_bn1_bias = 12197056,
+    w_layer3_9_bn1_running_mean = 12197312,
+    w_layer3_9_bn1_running_var = 12197568,
+    w_layer3_9_conv2_weight = 12197824,
+    w_layer3_9_bn2_weight = 12787648,
+    w_layer3_9_bn2_bias = 12787904,
+    w_layer3_9_bn2_running_mean = 12788160,
+    w_layer3_9_bn2_running_var = 12788416,
+    w_layer3_9_conv3_weight = 12788672,
+    w_layer3_9_bn3_weight = 13050816,
+    w_layer3_9_bn3_bias = 13051840,
+    w_layer3_9_bn3_running_mean = 13052864,
+    w_layer3_9_bn3_running_var = 13053888,
+    w_layer3_10_conv1_weight = 13054912,
+    w_layer3_10_bn1_weight = 13317056,
+    w_layer3_10_bn1_bias = 13317312,
+    w_layer3_10_bn1_running_mean = 13317568,
+    w_layer3_10_bn1_running_var = 13317824,
+    w_layer3_10_conv2_weight = 13318080,
+    w_layer3_10_bn2_weight = 13907904,
+    w_layer3_10_bn2_bias = 13908160,
+    w_layer3_10_bn2_running_mean = 13908416,
+    w_layer3_10_bn2_running_var = 13908672,
+    w_layer3_10_conv3_weight = 13908928,
+    w_layer3_10_bn3_weight = 14171072,
+    w_layer3_10_bn3_bias = 14172096,
+    w_layer3_10_bn3_running_mean = 14173120,
+    w_layer3_10_bn3_running_var = 14174144,
+    w_layer3_11_conv1_weight = 14175168,
+    w_layer3_11_bn1_weight = 14437312,
+    w_layer3_11_bn1_bias = 14437568,
+    w_layer3_11_bn1_running_mean = 14437824,
+    w_layer3_11_bn1_running_var = 14438080,
+    w_layer3_11_conv2_weight = 14438336,
+    w_layer3_11_bn2_weight = 15028160,
+    w_layer3_11_bn2_bias = 15028416,
+    w_layer3_11_bn2_running_mean = 15028672,
+    w_layer3_11_bn2_running_var = 15028928,
+    w_layer3_11_conv3_weight = 15029184,
+    w_layer3_11_bn3_weight = 15291328,
+    w_layer3_11_bn3_bias = 15292352,
+    w_layer3_11_bn3_running_mean = 15293376,
+    w_layer3_11_bn3_running_var = 15294400,
+    w_layer3_12_conv1_weight = 15295424,
+    w_layer3_12_bn1_weight = 15557568,
+    w_layer3_12_bn1_bias = 15557824,
+    w_layer3_12_bn1_running_mean = 15558080,
+    w_layer3_12_bn1_running_var = 15558336,
+    w_layer3_12_conv2_weight = 15558592,
+    w_layer3_12_bn2_weight = 16148416,
+    w_layer3_12_bn2_bias = 16148672,
+    w_layer3_12_bn2_running_mean = 16148928,
+    w_layer3_12_bn2_running_var = 16149184,
+    w_layer3_12_conv3_weight = 16149440,
+    w_layer3_12_bn3_weight = 16411584,
+    w_layer3_12_bn3_bias = 16412608,
+    w_layer3_12_bn3_running_mean = 16413632,
+    w_layer3_12_bn3_running_var = 16414656,
+    w_layer3_13_conv1_weight = 16415680,
+    w_layer3_13_bn1_weight = 16677824,
+    w_layer3_13_bn1_bias = 16678080,
+    w_layer3_13_bn1_running_mean = 16678336,
+    w_layer3_13_bn1_running_var = 16678592,
+    w_layer3_13_conv2_weight = 16678848,
+    w_layer3_13_bn2_weight = 17268672,
+    w_layer3_13_bn2_bias = 17268928,
+    w_layer3_13_bn2_running_mean = 17269184,
+    w_layer3_13_bn2_running_var = 17269440,
+    w_layer3_13_conv3_weight = 17269696,
+    w_layer3_13_bn3_weight = 17531840,
+    w_layer3_13_bn3_bias = 17532864,
+    w_layer3_13_bn3_running_mean = 17533888,
+    w_layer3_13_bn3_running_var = 17534912,
+    w_layer3_14_conv1_weight = 17535936,
+    w_layer3_14_bn1_weight = 17798080,
+    w_layer3_14_bn1_bias = 17798336,
+    w_layer3_14_bn1_running_mean = 17798592,
+    w_layer3_14_bn1_running_var = 17798848,
+    w_layer3_14_conv2_weight = 17799104,
+    w_layer3_14_bn2_weight = 18388928,
+    w_layer3_14_bn2_bias = 18389184,
+    w_layer3_14_bn2_running_mean = 18389440,
+    w_layer3_14_bn2_running_var = 18389696,
+    w_layer3_14_conv3_weight = 18389952,
+    w_layer3_14_bn3_weight = 18652096,
+    w_layer3_14_bn3_bias = 18653120,
+    w_layer3_14_bn3_running_mean = 18654144,
+    w_layer3_14_bn3_running_var = 18655168,
+    w_layer3_15_conv1_weight = 18656192,
+    w_layer3_15_bn1_weight = 18918336,
+    w_layer3_15_bn1_bias = 18918592,
+    w_layer3_15_bn1_running_mean = 18918848,
+    w_layer3_15_bn1_running_var = 18919104,
+    w_layer3_15_conv2_weight = 18919360,
+    w_layer3_15_bn2_weight = 19509184,
+    w_layer3_15_bn2_bias = 19509440,
+    w_layer3_15_bn2_running_mean = 19509696,
+    w_layer3_15_bn2_running_var = 19509952,
+    w_layer3_15_conv3_weight = 19510208,
+    w_layer3_15_bn3_weight = 19772352,
+    w_layer3_15_bn3_bias = 19773376,
+    w_layer3_15_bn3_running_mean = 19774400,
+    w_layer3_15_bn3_running_var = 19775424,
+    w_layer3_16_conv1_weight = 19776448,
+    w_layer3_16_bn1_weight = 20038592,
+    w_layer3_16_bn1_bias = 20038848,
+    w_layer3_16_bn1_running_mean = 20039104,
+    w_layer3_16_bn1_running_var = 20039360,
+    w_layer3_16_conv2_weight = 20039616,
+    w_layer3_16_bn2_weight = 20629440,
+    w_layer3_16_bn2_bias = 20629696,
+    w_layer3_16_bn2_running_mean = 20629952,
+    w_layer3_16_bn2_running_var = 20630208,
+    w_layer3_16_conv3_weight = 20630464,
+    w_layer3_16_bn3_weight = 20892608,
+    w_layer3_16_bn3_bias = 20893632,
+    w_layer3_16_bn3_running_mean = 20894656,
+    w_layer3_16_bn3_running_var = 20895680,
+    w_layer3_17_conv1_weight = 20896704,
+    w_layer3_17_bn1_weight = 21158848,
+    w_layer3_17_bn1_bias = 21159104,
+    w_layer3_17_bn1_running_mean = 21159360,
+    w_layer3_17_bn1_running_var = 21159616,
+    w_layer3_17_conv2_weight = 21159872,
+    w_layer3_17_bn2_weight = 21749696,
+    w_layer3_17_bn2_bias = 21749952,
+    w_layer3_17_bn2_running_mean = 21750208,
+    w_layer3_17_bn2_running_var = 21750464,
+    w_layer3_17_conv3_weight = 21750720,
+    w_layer3_17_bn3_weight = 22012864,
+    w_layer3_17_bn3_bias = 22013888,
+    w_layer3_17_bn3_running_mean = 22014912,
+    w_layer3_17_bn3_running_var = 22015936,
+    w_layer3_18_conv1_weight = 22016960,
+    w_layer3_18_bn1_weight = 22279104,
+    w_layer3_18_bn1_bias = 22279360,
+    w_layer3_18_bn1_running_mean = 22279616,
+    w_layer3_18_bn1_running_var = 22279872,
+    w_layer3_18_conv2_weight = 22280128,
+    w_layer3_18_bn2_weight = 22869952,
+    w_layer3_18_bn2_bias = 22870208,
+    w_layer3_18_bn2_running_mean = 22870464,
+    w_layer3_18_bn2_running_var = 22870720,
+    w_layer3_18_conv3_weight = 22870976,
+    w_layer3_18_bn3_weight = 23133120,
+    w_layer3_18_bn3_bias = 23134144,
+    w_layer3_18_bn3_running_mean = 23135168,
+    w_layer3_18_bn3_running_var = 23136192,
+    w_layer3_19_conv1_weight = 23137216,
+    w_layer3_19_bn1_weight = 23399360,
+    w_layer3_19_bn1_bias = 23399616,
+    w_layer3_19_bn1_running_mean = 23399872,
+    w_layer3_19_bn1_running_var = 23400128,
+    w_layer3_19_conv2_weight = 23400384,
+    w_layer3_19_bn2_weight = 23990208,
+    w_layer3_19_bn2_bias = 23990464,
+    w_layer3_19_bn2_running_mean = 23990720,
+    w_layer3_19_bn2_running_var = 23990976,
+    w_layer3_19_conv3_weight = 23991232,
+    w_layer3_19_bn3_weight = 24253376,
+    w_layer3_19_bn3_bias = 24254400,
+    w_layer3_19_bn3_running_mean = 24255424,
+    w_layer3_19_bn3_running_var = 24256448,
+    w_layer3_20_conv1_weight = 24257472,
+    w_layer3_20_bn1_weight = 24519616,
+    w_layer3_20_bn1_bias = 24519872,
+    w_layer3_20_bn1_running_mean = 24520128,
+    w_layer3_20_bn1_running_var = 24520384,
+    w_layer3_20_conv2_weight = 24520640,
+    w_layer3_20_bn2_weight = 25110464,
+    w_layer3_20_bn2_bias = 25110720,
+    w_layer3_20_bn2_running_mean = 25110976,
+    w_layer3_20_bn2_running_var = 25111232,
+    w_layer3_20_conv3_weight = 25111488,
+    w_layer3_20_bn3_weight = 25373632,
+    w_layer3_20_bn3_bias = 25374656,
+    w_layer3_20_bn3_running_mean = 25375680,
+    w_layer3_20_bn3_running_var = 25376704,
+    w_layer3_21_conv1_weight = 25377728,
+    w_layer3_21_bn1_weight = 25639872,
+    w_layer3_21_bn1_bias = 25640128,
+    w_layer3_21_bn1_running_mean = 25640384,
+    w_layer3_21_bn1_running_var = 25640640,
+    w_layer3_21_conv2_weight = 25640896,
+    w_layer3_21_bn2_weight = 26230720,
+    w_layer3_21_bn2_bias = 26230976,
+    w_layer3_21_bn2_running_mean = 26231232,
+    w_layer3_21_bn2_running_var = 26231488,
+    w_layer3_21_conv3_weight = 26231744,
+    w_layer3_21_bn3_weight = 26493888,
+    w_layer3_21_bn3_bias = 26494912,
+    w_layer3_21_bn3_running_mean = 26495936,
+    w_layer3_21_bn3_running_var = 26496960,
+    w_layer3_22_conv1_weight = 26497984,
+    w_layer3_22_bn1_weight = 26760128,
+    w_layer3_22_bn1_bias = 26760384,
+    w_layer3_22_bn1_running_mean = 26760640,
+    w_layer3_22_bn1_running_var = 26760896,
+    w_layer3_22_conv2_weight = 26761152,
+    w_layer3_22_bn2_weight = 27350976,
+    w_layer3_22_bn2_bias = 27351232,
+    w_layer3_22_bn2_running_mean = 27351488,
+    w_layer3_22_bn2_running_var = 27351744,
+    w_layer3_22_conv3_weight = 27352000,
+    w_layer3_22_bn3_weight = 27614144,
+    w_layer3_22_bn3_bias = 27615168,
+    w_layer3_22_bn3_running_mean = 27616192,
+    w_layer3_22_bn3_running_var = 27617216,
+    w_layer4_0_conv1_weight = 27618240,
+    w_layer4_0_bn1_weight = 28142528,
+    w_layer4_0_bn1_bias = 28143040,
+    w_layer4_0_bn1_running_mean = 28143552,
+    w_layer4_0_bn1_running_var = 28144064,
+    w_layer4_0_conv2_weight = 28144576,
+    w_layer4_0_bn2_weight = 30503872,
+    w_layer4_0_bn2_bias = 30504384,
+    w_layer4_0_bn2_running_mean = 30504896,
+    w_layer4_0_bn2_running_var = 30505408,
+    w_layer4_0_conv3_weight = 30505920,
+    w_layer4_0_bn3_weight = 31554496,
+    w_layer4_0_bn3_bias = 31556544,
+    w_layer4_0_bn3_running_mean = 31558592,
+    w_layer4_0_bn3_running_var = 31560640,
+    w_layer4_0_downsample_0_weight = 31562688,
+    w_layer4_0_downsample_1_weight = 33659840,
+    w_layer4_0_downsample_1_bias = 33661888,
+    w_layer4_0_downsample_1_running_mean = 33663936,
+    w_layer4_0_downsample_1_running_var = 33665984,
+    w_layer4_1_conv1_weight = 33668032,
+    w_layer4_1_bn1_weight = 34716608,
+    w_layer4_1_bn1_bias = 34717120,
+    w_layer4_1_bn1_running_mean = 34717632,
+    w_layer4_1_bn1_running_var = 34718144,
+    w_layer4_1_conv2_weight = 34718656,
+    w_layer4_1_bn2_weight = 37077952,
+    w_layer4_1_bn2_bias = 37078464,
+    w_layer4_1_bn2_running_mean = 37078976,
+    w_layer4_1_bn2_running_var = 37079488,
+    w_layer4_1_conv3_weight = 37080000,
+    w_layer4_1_bn3_weight = 38128576,
+    w_layer4_1_bn3_bias = 38130624,
+    w_layer4_1_bn3_running_mean = 38132672,
+    w_layer4_1_bn3_running_var = 38134720,
+    w_layer4_2_conv1_weight = 38136768,
+    w_layer4_2_bn1_weight = 39185344,
+    w_layer4_2_bn1_bias = 39185856,
+    w_layer4_2_bn1_running_mean = 39186368,
+    w_layer4_2_bn1_running_var = 39186880,
+    w_layer4_2_conv2_weight = 39187392,
+    w_layer4_2_bn2_weight = 41546688,
+    w_layer4_2_bn2_bias = 41547200,
+    w_layer4_2_bn2_running_mean = 41547712,
+    w_layer4_2_bn2_running_var = 41548224,
+    w_layer4_2_conv3_weight = 41548736,
+    w_layer4_2_bn3_weight = 42597312,
+    w_layer4_2_bn3_bias = 42599360,
+    w_layer4_2_bn3_running_mean = 42601408,
+    w_layer4_2_bn3_running_var = 42603456,
+    w_fc_weight = 42605504,
+    w_fc_bias = 44653504,
+    w_conv1_bias_folded = 44654512,
+    w_layer1_0_conv1_bias_folded = 44654576,
+    w_layer1_0_conv2_bias_folded = 44654640,
+    w_layer1_0_conv3_bias_folded = 44654704,
+    w_layer1_0_downsample_0_bias_folded = 44654960,
+    w_layer1_1_conv1_bias_folded = 44655216,
+    w_layer1_1_conv2_bias_folded = 44655280,
+    w_layer1_1_conv3_bias_folded = 44655344,
+    w_layer1_2_conv1_bias_folded = 44655600,
+    w_layer1_2_conv2_bias_folded = 44655664,
+    w_layer1_2_conv3_bias_folded = 44655728,
+    w_layer2_0_conv1_bias_folded = 44655984,
+    w_layer2_0_conv2_bias_folded = 44656112,
+    w_layer2_0_conv3_bias_folded = 44656240,
+    w_layer2_0_downsample_0_bias_folded = 44656752,
+    w_layer2_1_conv1_bias_folded = 44657264,
+    w_layer2_1_conv2_bias_folded = 44657392,
+    w_layer2_1_conv3_bias_folded = 44657520,
+    w_layer2_2_conv1_bias_folded = 44658032,
+    w_layer2_2_conv2_bias_folded = 44658160,
+    w_layer2_2_conv3_bias_folded = 44658288,
+    w_layer2_3_conv1_bias_folded = 44658800,
+    w_layer2_3_conv2_bias_folded = 44658928,
+    w_layer2_3_conv3_bias_folded = 44659056,
+    w_layer3_0_conv1_bias_folded = 44659568,
+    w_layer3_0_conv2_bias_folded = 44659824,
+    w_layer3_0_conv3_bias_folded = 44660080,
+    w_layer3_0_downsample_0_bias_folded = 44661104,
+    w_layer3_1_conv1_bias_folded = 44662128,
+    w_layer3_1_conv2_bias_folded = 44662384,
+    w_layer3_1_conv3_bias_folded = 44662640,
+    w_layer3_2_conv1_bias_folded = 44663664,
+    w_layer3_2_conv2_bias_folded = 44663920,
+    w_layer3_2_conv3_bias_folded = 44664176,
+    w_layer3_3_conv1_bias_folded = 44665200,
+    w_layer3_3_conv2_bias_folded = 44665456,
+    w_layer3_3_conv3_bias_folded = 44665712,
+    w_layer3_4_conv1_bias_folded = 44666736,
+    w_layer3_4_conv2_bias_folded = 44666992,
+    w_layer3_4_conv3_bias_folded = 44667248,
+    w_layer3_5_conv1_bias_folded = 44668272,
+    w_layer3_5_conv2_bias_folded = 44668528,
+    w_layer3_5_conv3_bias_folded = 44668784,
+    w_layer3_6_conv1_bias_folded = 44669808,
+    w_layer3_6_conv2_bias_folded = 44670064,
+    w_layer3_6_conv3_bias_folded = 44670320,
+    w_layer3_7_conv1_bias_folded = 44671344,
+    w_layer3_7_conv2_bias_folded = 44671600,
+    w_layer3_7_conv3_bias_folded = 44671856,
+    w_layer3_8_conv1_bias_folded = 44672880,
+    w_layer3_8_conv2_bias_folded = 44673136,
+    w_layer3_8_conv3_bias_folded = 44673392,
+    w_layer3_9_conv1_bias_folded = 44674416,
+    w_layer3_9_conv2_bias_folded = 44674672,
+    w_layer3_9_conv3_bias_folded = 44674928,
+    w_layer3_10_conv1_bias_folded = 44675952,
+    w_layer3_10_conv2_bias_folded = 44676208,
+    w_layer3_10_conv3_bias_folded = 44676464,
+    w_layer3_11_conv1_bias_folded = 44677488,
+    w_layer3_11_conv2_bias_folded = 44677744,
+    w_layer3_11_conv3_bias_folded = 44678000,
+    w_layer3_12_conv1_bias_folded = 44679024,
+    w_layer3_12_conv2_bias_folded = 44679280,
+    w_layer3_12_conv3_bias_folded = 44679536,
+    w_layer3_13_conv1_bias_folded = 44680560,
+    w_layer3_13_conv2_bias_folded = 44680816,
+    w_layer3_13_conv3_bias_folded = 44681072,
+    w_layer3_14_conv1_bias_folded = 44682096,
+    w_layer3_14_conv2_bias_folded = 44682352,
+    w_layer3_14_conv3_bias_folded = 44682608,
+    w_layer3_15_conv1_bias_folded = 44683632,
+    w_layer3_15_conv2_bias_folded = 44683888,
+    w_layer3_15_conv3_bias_folded = 44684144,
+    w_layer3_16_conv1_bias_folded = 44685168,
+    w_layer3_16_conv2_bias_folded = 44685424,
+    w_layer3_16_conv3_bias_folded = 44685680,
+    w_layer3_17_conv1_bias_folded = 44686704,
+    w_layer3_17_conv2_bias_folded = 44686960,
+    w_layer3_17_conv3_bias_folded = 44687216,
+    w_layer3_18_conv1_bias_folded = 44688240,
+    w_layer3_18_conv2_bias_folded = 44688496,
+    w_layer3_18_conv3_bias_folded = 44688752,
+    w_layer3_19_conv1_bias_folded = 44689776,
+    w_layer3_19_conv2_bias_folded = 44690032,
+    w_layer3_19_conv3_bias_folded = 44690288,
+    w_layer3_20_conv1_bias_folded = 44691312,
+    w_layer3_20_conv2_bias_folded = 44691568,
+    w_layer3_20_conv3_bias_folded = 44691824,
+    w_layer3_21_conv1_bias_folded = 44692848,
+    w_layer3_21_conv2_bias_folded = 44693104,
+    w_layer3_21_conv3_bias_folded = 44693360,
+    w_layer3_22_conv1_bias_folded = 44694384,
+    w_layer3_22_conv2_bias_folded = 44694640,
+    w_layer3_22_conv3_bias_folded = 44694896,
+    w_layer4_0_conv1_bias_folded = 44695920,
+    w_layer4_0_conv2_bias_folded = 44696432,
+    w_layer4_0_conv3_bias_folded = 44696944,
+    w_layer4_0_downsample_0_bias_folded = 44698992,
+    w_layer4_1_conv1_bias_folded = 44701040,
+    w_layer4_1_conv2_bias_folded = 44701552,
+    w_layer4_1_conv3_bias_folded = 44702064,
+    w_layer4_2_conv1_bias_folded = 44704112,
+    w_layer4_2_conv2_bias_folded = 44704624,
+    w_layer4_2_conv3_bias_folded = 44705136,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[522] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, 0},
-    {"bn1.weight", 1, {64}, 9408},
-    {"bn1.bias", 1, {64}, 9472},
-    {"bn1.running_mean", 1, {64}, 9536},
-    {"bn1.running_var", 1, {64}, 9600},
-    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, 9664},
-    {"layer1.0.bn1.weight", 1, {64}, 13760},
-    {"layer1.0.bn1.bias", 1, {64}, 13824},
-    {"layer1.0.bn1.running_mean", 1, {64}, 13888},
-    {"layer1.0.bn1.running_var", 1, {64}, 13952},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, 14016},
-    {"layer1.0.bn2.weight", 1, {64}, 50880},
-    {"layer1.0.bn2.bias", 1, {64}, 50944},
-    {"layer1.0.bn2.running_mean", 1, {64}, 51008},
-    {"layer1.0.bn2.running_var", 1, {64}, 51072},
-    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, 51136},
-    {"layer1.0.bn3.weight", 1, {256}, 67520},
-    {"layer1.0.bn3.bias", 1, {256}, 67776},
-    {"layer1.0.bn3.running_mean", 1, {256}, 68032},
-    {"layer1.0.bn3.running_var", 1, {256}, 68288},
-    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, 68544},
-    {"layer1.0.downsample.1.weight", 1, {256}, 84928},
-    {"layer1.0.downsample.1.bias", 1, {256}, 85184},
-    {"layer1.0.downsample.1.running_mean", 1, {256}, 85440},
-    {"layer1.0.downsample.1.running_var", 1, {256}, 85696},
-    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, 85952},
-    {"layer1.1.bn1.weight", 1, {64}, 102336},
-    {"layer1.1.bn1.bias", 1, {64}, 102400},
-    {"layer1.1.bn1.running_mean", 1, {64}, 102464},
-    {"layer1.1.bn1.running_var", 1, {64}, 102528},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, 102592},
-    {"layer1.1.bn2.weight", 1, {64}, 139456},
-    {"layer1.1.bn2.bias", 1, {64}, 139520},
-    {"layer1.1.bn2.running_mean", 1, {64}, 139584},
-    {"layer1.1.bn2.running_var", 1, {64}, 139648},
-    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, 139712},
-    {"layer1.1.bn3.weight", 1, {256}, 156096},
-    {"layer1.1.bn3.bias", 1, {256}, 156352},
-    {"layer1.1.bn3.running_mean", 1, {256}, 156608},
-    {"layer1.1.bn3.running_var", 1, {256}, 156864},
-    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, 157120},
-    {"layer1.2.bn1.weight", 1, {64}, 173504},
-    {"layer1.2.bn1.bias", 1, {64}, 173568},
-    {"layer1.2.bn1.running_mean", 1, {64}, 173632},
-    {"layer1.2.bn1.running_var", 1, {64}, 173696},
-    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, 173760},
-    {"layer1.2.bn2.weight", 1, {64}, 210624},
-    {"layer1.2.bn2.bias", 1, {64}, 210688},
-    {"layer1.2.bn2.running_mean", 1, {64}, 210752},
-    {"layer1.2.bn2.running_var", 1, {64}, 210816},
-    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, 210880},
-    {"layer1.2.bn3.weight", 1, {256}, 227264},
-    {"layer1.2.bn3.bias", 1, {256}, 227520},
-    {"layer1.2.bn3.running_mean", 1, {256}, 227776},
-    {"layer1.2.bn3.running_var", 1, {256}, 228032},
-    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, 228288},
-    {"layer2.0.bn1.weight", 1, {128}, 261056},
-    {"layer2.0.bn1.bias", 1, {128}, 261184},
-    {"layer2.0.bn1.running_mean", 1, {128}, 261312},
-    {"layer2.0.bn1.running_var", 1, {128}, 261440},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, 261568},
-    {"layer2.0.bn2.weight", 1, {128}, 409024},
-    {"layer2.0.bn2.bias", 1, {128}, 409152},
-    {"layer2.0.bn2.running_mean", 1, {128}, 409280},
-    {"layer2.0.bn2.running_var", 1, {128}, 409408},
-    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, 409536},
-    {"layer2.0.bn3.weight", 1, {512}, 475072},
-    {"layer2.0.bn3.bias", 1, {512}, 475584},
-    {"layer2.0.bn3.running_mean", 1, {512}, 476096},
-    {"layer2.0.bn3.running_var", 1, {512}, 476608},
-    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, 477120},
-    {"layer2.0.downsample.1.weight", 1, {512}, 608192},
-    {"layer2.0.downsample.1.bias", 1, {512}, 608704},
-    {"layer2.0.downsample.1.running_mean", 1, {512}, 609216},
-    {"layer2.0.downsample.1.running_var", 1, {512}, 609728},
-    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, 610240},
-    {"layer2.1.bn1.weight", 1, {128}, 675776},
-    {"layer2.1.bn1.bias", 1, {128}, 675904},
-    {"layer2.1.bn1.running_mean", 1, {128}, 676032},
-    {"layer2.1.bn1.running_var", 1, {128}, 676160},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, 676288},
-    {"layer2.1.bn2.weight", 1, {128}, 823744},
-    {"layer2.1.bn2.bias", 1, {128}, 823872},
-    {"layer2.1.bn2.running_mean", 1, {128}, 824000},
-    {"layer2.1.bn2.running_var", 1, {128}, 824128},
-    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, 824256},
-    {"layer2.1.bn3.weight", 1, {512}, 889792},
-    {"layer2.1.bn3.bias", 1, {512}, 890304},
-    {"layer2.1.bn3.running_mean", 1, {512}, 890816},
-    {"layer2.1.bn3.running_var", 1, {512}, 891328},
-    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, 891840},
-    {"layer2.2.bn1.weight", 1, {128}, 957376},
-    {"layer2.2.bn1.bias", 1, {128}, 957504},
-    {"layer2.2.bn1.running_mean", 1, {128}, 957632},
-    {"layer2.2.bn1.running_var", 1, {128}, 957760},
-    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, 957888},
-    {"layer2.2.bn2.weight", 1, {128}, 1105344},
-    {"layer2.2.bn2.bias", 1, {128}, 1105472},
-    {"layer2.2.bn2.running_mean", 1, {128}, 1105600},
-    {"layer2.2.bn2.running_var", 1, {128}, 1105728},
-    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, 1105856},
-    {"layer2.2.bn3.weight", 1, {512}, 1171392},
-    {"layer2.2.bn3.bias", 1, {512}, 1171904},
-    {"layer2.2.bn3.running_mean", 1, {512}, 1172416},
-    {"layer2.2.bn3.running_var", 1, {512}, 1172928},
-    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, 1173440},
-    {"layer2.3.bn1.weight", 1, {128}, 1238976},
-    {"layer2.3.bn1.bias", 1, {128}, 1239104},
-    {"layer2.3.bn1.running_mean", 1, {128}, 1239232},
-    {"layer2.3.bn1.running_var", 1, {128}, 1239360},
-    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, 1239488},
-    {"layer2.3.bn2.weight", 1, {128}, 1386944},
-    {"layer2.3.bn2.bias", 1, {128}, 1387072},
-    {"layer2.3.bn2.running_mean", 1, {128}, 1387200},
-    {"layer2.3.bn2.running_var", 1, {128}, 1387328},
-    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, 1387456},
-    {"layer2.3.bn3.weight", 1, {512}, 1452992},
-    {"layer2.3.bn3.bias", 1, {512}, 1453504},
-    {"layer2.3.bn3.running_mean", 1, {512}, 1454016},
-    {"layer2.3.bn3.running_var", 1, {512}, 1454528},
-    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, 1455040},
-    {"layer3.0.bn1.weight", 1, {256}, 1586112},
-    {"layer3.0.bn1.bias", 1, {256}, 1586368},
-    {"layer3.0.bn1.running_mean", 1, {256}, 1586624},
-    {"layer3.0.bn1.running_var", 1, {256}, 1586880},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, 1587136},
-    {"layer3.0.bn2.weight", 1, {256}, 2176960},
-    {"layer3.0.bn2.bias", 1, {256}, 2177216},
-    {"layer3.0.bn2.running_mean", 1, {256}, 2177472},
-    {"layer3.0.bn2.running_var", 1, {256}, 2177728},
-    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, 2177984},
-    {"layer3.0.bn3.weight", 1, {1024}, 2440128},
-    {"layer3.0.bn3.bias", 1, {1024}, 2441152},
-    {"layer3.0.bn3.running_mean", 1, {1024}, 2442176},
-    {"layer3.0.bn3.running_var", 1, {1024}, 2443200},
-    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, 2444224},
-    {"layer3.0.downsample.1.weight", 1, {1024}, 2968512},
-    {"layer3.0.downsample.1.bias", 1, {1024}, 2969536},
-    {"layer3.0.downsample.1.running_mean", 1, {1024}, 2970560},
-    {"layer3.0.downsample.1.running_var", 1, {1024}, 2971584},
-    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, 2972608},
-    {"layer3.1.bn1.weight", 1, {256}, 3234752},
-    {"layer3.1.bn1.bias", 1, {256}, 3235008},
-    {"layer3.1.bn1.running_mean", 1, {256}, 3235264},
-    {"layer3.1.bn1.running_var", 1, {256}, 3235520},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, 3235776},
-    {"layer3.1.bn2.weight", 1, {256}, 3825600},
-    {"layer3.1.bn2.bias", 1, {256}, 3825856},
-    {"layer3.1.bn2.running_mean", 1, {256}, 3826112},
-    {"layer3.1.bn2.running_var", 1, {256}, 3826368},
-    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, 3826624},
-    {"layer3.1.bn3.weight", 1, {1024}, 4088768},
-    {"layer3.1.bn3.bias", 1, {1024}, 4089792},
-    {"layer3.1.bn3.running_mean", 1, {1024}, 4090816},
-    {"layer3.1.bn3.running_var", 1, {1024}, 4091840},
-    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, 4092864},
-    {"layer3.2.bn1.weight", 1, {256}, 4355008},
-    {"layer3.2.bn1.bias", 1, {256}, 4355264},
-    {"layer3.2.bn1.running_mean", 1, {256}, 4355520},
-    {"layer3.2.bn1.running_var", 1, {256}, 4355776},
-    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, 4356032},
-    {"layer3.2.bn2.weight", 1, {256}, 4945856},
-    {"layer3.2.bn2.bias", 1, {256}, 4946112},
-    {"layer3.2.bn2.running_mean", 1, {256}, 4946368},
-    {"layer3.2.bn2.running_var", 1, {256}, 4946624},
-    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, 4946880},
-    {"layer3.2.bn3.weight", 1, {1024}, 5209024},
-    {"layer3.2.bn3.bias", 1, {1024}, 5210048},
-    {"layer3.2.bn3.running_mean", 1, {1024}, 5211072},
-    {"layer3.2.bn3.running_var", 1, {1024}, 5212096},
-    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, 5213120},
-    {"layer3.3.bn1.weight", 1, {256}, 5475264},
-    {"layer3.3.bn1.bias", 1, {256}, 5475520},
-    {"layer3.3.bn1.running_mean", 1, {256}, 5475776},
-    {"layer3.3.bn1.running_var", 1, {256}, 5476032},
-    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, 5476288},
-    {"layer3.3.bn2.weight", 1, {256}, 6066112},
-    {"layer3.3.bn2.bias", 1, {256}, 6066368},
-    {"layer3.3.bn2.running_mean", 1, {256}, 6066624},
-    {"layer3.3.bn2.running_var", 1, {256}, 6066880},
-    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, 6067136},
-    {"layer3.3.bn3.weight", 1, {1024}, 6329280},
-    {"layer3.3.bn3.bias", 1, {1024}, 6330304},
-    {"layer3.3.bn3.running_mean", 1, {1024}, 6331328},
-    {"layer3.3.bn3.running_var", 1, {1024}, 6332352},
-    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, 6333376},
-    {"layer3.4.bn1.weight", 1, {256}, 6595520},
-    {"layer3.4.bn1.bias", 1, {256}, 6595776},
-    {"layer3.4.bn1.running_mean", 1, {256}, 6596032},
-    {"layer3.4.bn1.running_var", 1, {256}, 6596288},
-    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, 6596544},
-    {"layer3.4.bn2.weight", 1, {256}, 7186368},
-    {"layer3.4.bn2.bias", 1, {256}, 7186624},
-    {"layer3.4.bn2.running_mean", 1, {256}, 7186880},
-    {"layer3.4.bn2.running_var", 1, {256}, 7187136},
-    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, 7187392},
-    {"layer3.4.bn3.weight", 1, {1024}, 7449536},
-    {"layer3.4.bn3.bias", 1, {1024}, 7450560},
-    {"layer3.4.bn3.running_mean", 1, {1024}, 7451584},
-    {"layer3.4.bn3.running_var", 1, {1024}, 7452608},
-    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, 7453632},
-    {"layer3.5.bn1.weight", 1, {256}, 7715776},
-    {"layer3.5.bn1.bias", 1, {256}, 7716032},
-    {"layer3.5.bn1.running_mean", 1, {256}, 7716288},
-    {"layer3.5.bn1.running_var", 1, {256}, 7716544},
-    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, 7716800},
-    {"layer3.5.bn2.weight", 1, {256}, 8306624},
-    {"layer3.5.bn2.bias", 1, {256}, 8306880},
-    {"layer3.5.bn2.running_mean", 1, {256}, 8307136},
-    {"layer3.5.bn2.running_var", 1, {256}, 8307392},
-    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, 8307648},
-    {"layer3.5.bn3.weight", 1, {1024}, 8569792},
-    {"layer3.5.bn3.bias", 1, {1024}, 8570816},
-    {"layer3.5.bn3.running_mean", 1, {1024}, 8571840},
-    {"layer3.5.bn3.running_var", 1, {1024}, 8572864},
-    {"layer3.6.conv1.weight", 4, {256, 1024, 1, 1}, 8573888},
-    {"layer3.6.bn1.weight", 1, {256}, 8836032},
-    {"layer3.6.bn1.bias", 1, {256}, 8836288},
-    {"layer3.6.bn1.running_mean", 1, {256}, 8836544},
-    {"layer3.6.bn1.running_var", 1, {256}, 8836800},
-    {"layer3.6.conv2.weight", 4, {256, 256, 3, 3}, 8837056},
-    {"layer3.6.bn2.weight", 1, {256}, 9426880},
-    {"layer3.6.bn2.bias", 1, {256}, 9427136},
-    {"layer3.6.bn2.running_mean", 1, {256}, 9427392},
-    {"layer3.6.bn2.running_var", 1, {256}, 9427648},
-    {"layer3.6.conv3.weight", 4, {1024, 256, 1, 1}, 9427904},
-    {"layer3.6.bn3.weight", 1, {1024}, 9690048},
-    {"layer3.6.bn3.bias", 1, {1024}, 9691072},
-    {"layer3.6.bn3.running_mean", 1, {1024}, 9692096},
-    {"layer3.6.bn3.running_var", 1, {1024}, 9693120},
-    {"layer3.7.conv1.weight", 4, {256, 1024, 1, 1}, 9694144},
-    {"layer3.7.bn1.weight", 1, {256}, 9956288},
-    {"layer3.7.bn1.bias", 1, {256}, 9956544},
-    {"layer3.7.bn1.running_mean", 1, {256}, 9956800},
-    {"layer3.7.bn1.running_var", 1, {256}, 9957056},
-    {"layer3.7.conv2.weight", 4, {256, 256, 3, 3}, 9957312},
-    {"layer3.7.bn2.weight", 1, {256}, 10547136},
-    {"layer3.7.bn2.bias", 1, {256}, 10547392},
-    {"layer3.7.bn2.running_mean", 1, {256}, 10547648},
-    {"layer3.7.bn2.running_var", 1, {256}, 10547904},
-    {"layer3.7.conv3.weight", 4, {1024, 256, 1, 1}, 10548160},
-    {"layer3.7.bn3.weight", 1, {1024}, 10810304},
-    {"layer3.7.bn3.bias", 1, {1024}, 10811328},
-    {"layer3.7.bn3.running_mean", 1, {1024}, 10812352},
-    {"layer3.7.bn3.running_var", 1, {1024}, 10813376},
-    {"layer3.8.conv1.weight", 4, {256, 1024, 1, 1}, 10814400},
-    {"layer3.8.bn1.weight", 1, {256}, 11076544},
-    {"layer3.8.bn1.bias", 1, {256}, 11076800},
-    {"layer3.8.bn1.running_mean", 1, {256}, 11077056},
-    {"layer3.8.bn1.running_var", 1, {256}, 11077312},
-    {"layer3.8.conv2.weight", 4, {256, 256, 3, 3}, 11077568},
-    {"layer3.8.bn2.weight", 1, {256}, 11667392},
-    {"layer3.8.bn2.bias", 1, {256}, 11667648},
-    {"layer3.8.bn2.running_mean", 1, {256}, 11667904},
-    {"layer3.8.bn2.running_var", 1, {256}, 11668160},
-    {"layer3.8.conv3.weight", 4, {1024, 256, 1, 1}, 11668416},
-    {"layer3.8.bn3.weight", 1, {1024}, 11930560},
-    {"layer3.8.bn3.bias", 1, {1024}, 11931584},
-    {"layer3.8.bn3.running_mean", 1, {1024}, 11932608},
-    {"layer3.8.bn3.running_var", 1, {1024}, 11933632},
-    {"layer3.9.conv1.weight", 4, {256, 1024, 1, 1}, 11934656},
-    {"layer3.9.bn1.weight", 1, {256}, 12196800},
-    {"layer3.9.bn1.bias", 1, {256}, 12197056},
-    {"layer3.9.bn1.running_mean", 1, {256}, 12197312},
-    {"layer3.9.bn1.running_var", 1, {256}, 12197568},
-    {"layer3.9.conv2.weight", 4, {256, 256, 3, 3}, 12197824},
-    {"layer3.9.bn2.weight", 1, {256}, 12787648},
-    {"layer3.9.bn2.bias", 1, {256}, 12787904},
-    {"layer3.9.bn2.running_mean", 1, {256}, 12788160},
-    {"layer3.9.bn2.running_var", 1, {256}, 12788416},
-    {"layer3.9.conv3.weight", 4, {1024, 256, 1, 1}, 12788672},
-    {"layer3.9.bn3.weight", 1, {1024}, 13050816},
-    {"layer3.9.bn3.bias", 1, {1024}, 13051840},
-    {"layer3.9.bn3.running_mean", 1, {1024}, 13052864},
-    {"layer3.9.bn3.running_var", 1, {1024}, 13053888},
-    {"layer3.10.conv1.weight", 4, {256, 1024, 1, 1}, 13054912},
-    {"layer3.10.bn1.weight", 1, {256}, 13317056},
-    {"layer3.10.bn1.bias", 1, {256}, 13317312},
-    {"layer3.10.bn1.running_mean", 1, {256}, 13317568},
-    {"layer3.10.bn1.running_var", 1, {256}, 13317824},
-    {"layer3.10.conv2.weight", 4, {256, 256, 3, 3}, 13318080},
-    {"layer3.10.bn2.weight", 1, {256}, 13907904},
-    {"layer3.10.bn2.bias", 1, {256}, 13908160},
-    {"layer3.10.bn2.running_mean", 1, {256}, 13908416},
-    {"layer3.10.bn2.running_var", 1, {256}, 13908672},
-    {"layer3.10.conv3.weight", 4, {1024, 256, 1, 1}, 13908928},
-    {"layer3.10.bn3.weight", 1, {1024}, 14171072},
-    {"layer3.10.bn3.bias", 1, {1024}, 14172096},
-    {"layer3.10.bn3.running_mean", 1, {1024}, 14173120},
-    {"layer3.10.bn3.running_var", 1, {1024}, 14174144},
-    {"layer3.11.conv1.weight", 4, {256, 1024, 1, 1}, 14175168},
-    {"layer3.11.bn1.weight", 1, {256}, 14437312},
-    {"layer3.11.bn1.bias", 1, {256}, 14437568},
-    {"layer3.11.bn1.running_mean", 1, {256}, 14437824},
-    {"layer3.11.bn1.running_var", 1, {256}, 14438080},
-    {"layer3.11.conv2.weight", 4, {256, 256, 3, 3}, 14438336},
-    {"layer3.11.bn2.weight", 1, {256}, 15028160},
-    {"layer3.11.bn2.bias", 1, {256}, 15028416},
-    {"layer3.11.bn2.running_mean", 1, {256}, 15028672},
-    {"layer3.11.bn2.running_var", 1, {256}, 15028928},
-    {"layer3.11.conv3.weight", 4, {1024, 256, 1, 1}, 15029184},
-    {"layer3.11.bn3.weight", 1, {1024}, 15291328},
-    {"layer3.11.bn3.bias", 1, {1024}, 15292352},
-    {"layer3.11.bn3.running_mean", 1, {1024}, 15293376},
-    {"layer3.11.bn3.running_var", 1, {1024}, 15294400},
-    {"layer3.12.conv1.weight", 4, {256, 1024, 1, 1}, 15295424},
-    {"layer3.12.bn1.weight", 1, {256}, 15557568},
-    {"layer3.12.bn1.bias", 1, {256}, 15557824},
-    {"layer3.12.bn1.running_mean", 1, {256}, 15558080},
-    {"layer3.12.bn1.running_var", 1, {256}, 15558336},
-    {"layer3.12.conv2.weight", 4, {256, 256, 3, 3}, 15558592},
-    {"layer3.12.bn2.weight", 1, {256}, 16148416},
-    {"layer3.12.bn2.bias", 1, {256}, 16148672},
-    {"layer3.12.bn2.running_mean", 1, {256}, 16148928},
-    {"layer3.12.bn2.running_var", 1, {256}, 16149184},
-    {"layer3.12.conv3.weight", 4, {1024, 256, 1, 1}, 16149440},
-    {"layer3.12.bn3.weight", 1, {1024}, 16411584},
-    {"layer3.12.bn3.bias", 1, {1024}, 16412608},
-    {"layer3.12.bn3.running_mean", 1, {1024}, 16413632},
-    {"layer3.12.bn3.running_var", 1, {1024}, 16414656},
-    {"layer3.13.conv1.weight", 4, {256, 1024, 1, 1}, 16415680},
-    {"layer3.13.bn1.weight", 1, {256}, 16677824},
-    {"layer3.13.bn1.bias", 1, {256}, 16678080},
-    {"layer3.13.bn1.running_mean", 1, {256}, 16678336},
-    {"layer3.13.bn1.running_var", 1, {256}, 16678592},
-    {"layer3.13.conv2.weight", 4, {256, 256, 3, 3}, 16678848},
-    {"layer3.13.bn2.weight", 1, {256}, 17268672},
-    {"layer3.13.bn2.bias", 1, {256}, 17268928},
-    {"layer3.13.bn2.running_mean", 1, {256}, 17269184},
-    {"layer3.13.bn2.running_var", 1, {256}, 17269440},
-    {"layer3.13.conv3.weight", 4, {1024, 256, 1, 1}, 17269696},
-    {"layer3.13.bn3.weight", 1, {1024}, 17531840},
-    {"layer3.13.bn3.bias", 1, {1024}, 17532864},
-    {"layer3.13.bn3.running_mean", 1, {1024}, 17533888},
-    {"layer3.13.bn3.running_var", 1, {1024}, 17534912},
-    {"layer3.14.conv1.weight", 4, {256, 1024, 1, 1}, 17535936},
-    {"layer3.14.bn1.weight", 1, {256}, 17798080},
-    {"layer3.14.bn1.bias", 1, {256}, 17798336},
-    {"layer3.14.bn1.running_mean", 1, {256}, 17798592},
-    {"layer3.14.bn1.running_var", 1, {256}, 17798848},
-    {"layer3.14.conv2.weight", 4, {256, 256, 3, 3}, 17799104},
-    {"layer3.14.bn2.weight", 1, {256}, 18388928},
-    {"layer3.14.bn2.bias", 1, {256}, 18389184},
-    {"layer3.14.bn2.running_mean", 1, {256}, 18389440},
-    {"layer3.14.bn2.running_var", 1, {256}, 18389696},
-    {"layer3.14.conv3.weight", 4, {1024, 256, 1, 1}, 18389952},
-    {"layer3.14.bn3.weight", 1, {1024}, 18652096},
-    {"layer3.14.bn3.bias", 1, {1024}, 18653120},
-    {"layer3.14.bn3.running_mean", 1, {1024}, 18654144},
-    {"layer3.14.bn3.running_var", 1, {1024}, 18655168},
-    {"layer3.15.conv1.weight", 4, {256, 1024, 1, 1}, 18656192},
-    {"layer3.15.bn1.weight", 1, {256}, 18918336},
-    {"layer3.15.bn1.bias", 1, {256}, 18918592},
-    {"layer3.15.bn1.running_mean", 1, {256}, 18918848},
-    {"layer3.15.bn1.running_var", 1, {256}, 18919104},
-    {"layer3.15.conv2.weight", 4, {256, 256, 3, 3}, 18919360},
-    {"layer3.15.bn2.weight", 1, {256}, 19509184},
-    {"layer3.15.bn2.bias", 1, {256}, 19509440},
-    {"layer3.15.bn2.running_mean", 1, {256}, 19509696},
-    {"layer3.15.bn2.running_var", 1, {256}, 19509952},
-    {"layer3.15.conv3.weight", 4, {1024, 256, 1, 1}, 19510208},
-    {"layer3.15.bn3.weight", 1, {1024}, 19772352},
-    {"layer3.15.bn3.bias", 1, {1024}, 19773376},
-    {"layer3.15.bn3.running_mean", 1, {1024}, 19774400},
-    {"layer3.15.bn3.running_var", 1, {1024}, 19775424},
-    {"layer3.16.conv1.weight", 4, {256, 1024, 1, 1}, 19776448},
-    {"layer3.16.bn1.weight", 1, {256}, 20038592},
-    {"layer3.16.bn1.bias", 1, {256}, 20038848},
-    {"layer3.16.bn1.running_mean", 1, {256}, 20039104},
-    {"layer3.16.bn1.running_var", 1, {256}, 20039360},
-    {"layer3.16.conv2.weight", 4, {256, 256, 3, 3}, 20039616},
-    {"layer3.16.bn2.weight", 1, {256}, 20629440},
-    {"layer3.16.bn2.bias", 1, {256}, 20629696},
-    {"layer3.16.bn2.running_mean", 1, {256}, 20629952},
-    {"layer3.16.bn2.running_var", 1, {256}, 20630208},
-    {"layer3.16.conv3.weight", 4, {1024, 256, 1, 1}, 20630464},
-    {"layer3.16.bn3.weight", 1, {1024}, 20892608},
-    {"layer3.16.bn3.bias", 1, {1024}, 20893632},
-    {"layer3.16.bn3.running_mean", 1, {1024}, 20894656},
-    {"layer3.16.bn3.running_var", 1, {1024}, 20895680},
-    {"layer3.17.conv1.weight", 4, {256, 1024, 1, 1}, 20896704},
-    {"layer3.17.bn1.weight", 1, {256}, 21158848},
-    {"layer3.17.bn1.bias", 1, {256}, 21159104},
-    {"layer3.17.bn1.running_mean", 1, {256}, 21159360},
-    {"layer3.17.bn1.running_var", 1, {256}, 21159616},
-    {"layer3.17.conv2.weight", 4, {256, 256, 3, 3}, 21159872},
-    {"layer3.17.bn2.weight", 1, {256}, 21749696},
-    {"layer3.17.bn2.bias", 1, {256}, 21749952},
-    {"layer3.17.bn2.running_mean", 1, {256}, 21750208},
-    {"layer3.17.bn2.running_var", 1, {256}, 21750464},
-    {"layer3.17.conv3.weight", 4, {1024, 256, 1, 1}, 21750720},
-    {"layer3.17.bn3.weight", 1, {1024}, 22012864},
-    {"layer3.17.bn3.bias", 1, {1024}, 22013888},
-    {"layer3.17.bn3.running_mean", 1, {1024}, 22014912},
-    {"layer3.17.bn3.running_var", 1, {1024}, 22015936},
-    {"layer3.18.conv1.weight", 4, {256, 1024, 1, 1}, 22016960},
-    {"layer3.18.bn1.weight", 1, {256}, 22279104},
-    {"layer3.18.bn1.bias", 1, {256}, 22279360},
-    {"layer3.18.bn1.running_mean", 1, {256}, 22279616},
-    {"layer3.18.bn1.running_var", 1, {256}, 22279872},
-    {"layer3.18.conv2.weight", 4, {256, 256, 3, 3}, 22280128},
-    {"layer3.18.bn2.weight", 1, {256}, 22869952},
-    {"layer3.18.bn2.bias", 1, {256}, 22870208},
-    {"layer3.18.bn2.running_mean", 1, {256}, 22870464},
-    {"layer3.18.bn2.running_var", 1, {256}, 22870720},
-    {"layer3.18.conv3.weight", 4, {1024, 256, 1, 1}, 22870976},
-    {"layer3.18.bn3.weight", 1, {1024}, 23133120},
-    {"layer3.18.bn3.bias", 1, {1024}, 23134144},
-    {"layer3.18.bn3.running_mean", 1, {1024}, 23135168},
-    {"layer3.18.bn3.running_var", 1, {1024}, 23136192},
-    {"layer3.19.conv1.weight", 4, {256, 1024, 1, 1}, 23137216},
-    {"layer3.19.bn1.weight", 1, {256}, 23399360},
-    {"layer3.19.bn1.bias", 1, {256}, 23399616},
-    {"layer3.19.bn1.running_mean", 1, {256}, 23399872},
-    {"layer3.19.bn1.running_var", 1, {256}, 23400128},
-    {"layer3.19.conv2.weight", 4, {256, 256, 3, 3}, 23400384},
-    {"layer3.19.bn2.weight", 1, {256}, 23990208},
-    {"layer3.19.bn2.bias", 1, {256}, 23990464},
-    {"layer3.19.bn2.running_mean", 1, {256}, 23990720},
-    {"layer3.19.bn2.running_var", 1, {256}, 23990976},
-    {"layer3.19.conv3.weight", 4, {1024, 256, 1, 1}, 23991232},
-    {"layer3.19.bn3.weight", 1, {1024}, 24253376},
-    {"layer3.19.bn3.bias", 1, {1024}, 24254400},
-    {"layer3.19.bn3.running_mean", 1, {1024}, 24255424},
-    {"layer3.19.bn3.running_var", 1, {1024}, 24256448},
-    {"layer3.20.conv1.weight", 4, {256, 1024, 1, 1}, 24257472},
-    {"layer3.20.bn1.weight", 1, {256}, 24519616},
-    {"layer3.20.bn1.bias", 1, {256}, 24519872},
-    {"layer3.20.bn1.running_mean", 1, {256}, 24520128},
-    {"layer3.20.bn1.running_var", 1, {256}, 24520384},
-    {"layer3.20.conv2.weight", 4, {256, 256, 3, 3}, 24520640},
-    {"layer3.20.bn2.weight", 1, {256}, 25110464},
-    {"layer3.20.bn2.bias", 1, {256}, 25110720},
-    {"layer3.20.bn2.running_mean", 1, {256}, 25110976},
-    {"layer3.20.bn2.running_var", 1, {256}, 25111232},
-    {"layer3.20.conv3.weight", 4, {1024, 256, 1, 1}, 25111488},
-    {"layer3.20.bn3.weight", 1, {1024}, 25373632},
-    {"layer3.20.bn3.bias", 1, {1024}, 25374656},
-    {"layer3.20.bn3.running_mean", 1, {1024}, 25375680},
-    {"layer3.20.bn3.running_var", 1, {1024}, 25376704},
-    {"layer3.21.conv1.weight", 4, {256, 1024, 1, 1}, 25377728},
-    {"layer3.21.bn1.weight", 1, {256}, 25639872},
-    {"layer3.21.bn1.bias", 1, {256}, 25640128},
-    {"layer3.21.bn1.running_mean", 1, {256}, 25640384},
-    {"layer3.21.bn1.running_var", 1, {256}, 25640640},
-    {"layer3.21.conv2.weight", 4, {256, 256, 3, 3}, 25640896},
-    {"layer3.21.bn2.weight", 1, {256}, 26230720},
-    {"layer3.21.bn2.bias", 1, {256}, 26230976},
-    {"layer3.21.bn2.running_mean", 1, {256}, 26231232},
-    {"layer3.21.bn2.running_var", 1, {256}, 26231488},
-    {"layer3.21.conv3.weight", 4, {1024, 256, 1, 1}, 26231744},
-    {"layer3.21.bn3.weight", 1, {1024}, 26493888},
-    {"layer3.21.bn3.bias", 1, {1024}, 26494912},
-    {"layer3.21.bn3.running_mean", 1, {1024}, 26495936},
-    {"layer3.21.bn3.running_var", 1, {1024}, 26496960},
-    {"layer3.22.conv1.weight", 4, {256, 1024, 1, 1}, 26497984},
-    {"layer3.22.bn1.weight", 1, {256}, 26760128},
-    {"layer3.22.bn1.bias", 1, {256}, 26760384},
-    {"layer3.22.bn1.running_mean", 1, {256}, 26760640},
-    {"layer3.22.bn1.running_var", 1, {256}, 26760896},
-    {"layer3.22.conv2.weight", 4, {256, 256, 3, 3}, 26761152},
-    {"layer3.22.bn2.weight", 1, {256}, 27350976},
-    {"layer3.22.bn2.bias", 1, {256}, 27351232},
-    {"layer3.22.bn2.running_mean", 1, {256}, 27351488},
-    {"layer3.22.bn2.running_var", 1, {256}, 27351744},
-    {"layer3.22.conv3.weight", 4, {1024, 256, 1, 1}, 27352000},
-    {"layer3.22.bn3.weight", 1, {1024}, 27614144},
-    {"layer3.22.bn3.bias", 1, {1024}, 27615168},
-    {"layer3.22.bn3.running_mean", 1, {1024}, 27616192},
-    {"layer3.22.bn3.running_var", 1, {1024}, 27617216},
-    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, 27618240},
-    {"layer4.0.bn1.weight", 1, {512}, 28142528},
-    {"layer4.0.bn1.bias", 1, {512}, 28143040},
-    {"layer4.0.bn1.running_mean", 1, {512}, 28143552},
-    {"layer4.0.bn1.running_var", 1, {512}, 28144064},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, 28144576},
-    {"layer4.0.bn2.weight", 1, {512}, 30503872},
-    {"layer4.0.bn2.bias", 1, {512}, 30504384},
-    {"layer4.0.bn2.running_mean", 1, {512}, 30504896},
-    {"layer4.0.bn2.running_var", 1, {512}, 30505408},
-    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, 30505920},
-    {"layer4.0.bn3.weight", 1, {2048}, 31554496},
-    {"layer4.0.bn3.bias", 1, {2048}, 31556544},
-    {"layer4.0.bn3.running_mean", 1, {2048}, 31558592},
-    {"layer4.0.bn3.running_var", 1, {2048}, 31560640},
-    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, 31562688},
-    {"layer4.0.downsample.1.weight", 1, {2048}, 33659840},
-    {"layer4.0.downsample.1.bias", 1, {2048}, 33661888},
-    {"layer4.0.downsample.1.running_mean", 1, {2048}, 33663936},
-    {"layer4.0.downsample.1.running_var", 1, {2048}, 33665984},
-    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, 33668032},
-    {"layer4.1.bn1.weight", 1, {512}, 34716608},
-    {"layer4.1.bn1.bias", 1, {512}, 34717120},
-    {"layer4.1.bn1.running_mean", 1, {512}, 34717632},
-    {"layer4.1.bn1.running_var", 1, {512}, 34718144},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, 34718656},
-    {"layer4.1.bn2.weight", 1, {512}, 37077952},
-    {"layer4.1.bn2.bias", 1, {512}, 37078464},
-    {"layer4.1.bn2.running_mean", 1, {512}, 37078976},
-    {"layer4.1.bn2.running_var", 1, {512}, 37079488},
-    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, 37080000},
-    {"layer4.1.bn3.weight", 1, {2048}, 38128576},
-    {"layer4.1.bn3.bias", 1, {2048}, 38130624},
-    {"layer4.1.bn3.running_mean", 1, {2048}, 38132672},
-    {"layer4.1.bn3.running_var", 1, {2048}, 38134720},
-    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, 38136768},
-    {"layer4.2.bn1.weight", 1, {512}, 39185344},
-    {"layer4.2.bn1.bias", 1, {512}, 39185856},
-    {"layer4.2.bn1.running_mean", 1, {512}, 39186368},
-    {"layer4.2.bn1.running_var", 1, {512}, 39186880},
-    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, 39187392},
-    {"layer4.2.bn2.weight", 1, {512}, 41546688},
-    {"layer4.2.bn2.bias", 1, {512}, 41547200},
-    {"layer4.2.bn2.running_mean", 1, {512}, 41547712},
-    {"layer4.2.bn2.running_var", 1, {512}, 41548224},
-    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, 41548736},
-    {"layer4.2.bn3.weight", 1, {2048}, 42597312},
-    {"layer4.2.bn3.bias", 1, {2048}, 42599360},
-    {"layer4.2.bn3.running_mean", 1, {2048}, 42601408},
-    {"layer4.2.bn3.running_var", 1, {2048}, 42603456},
-    {"fc.weight", 2, {1000, 2048}, 42605504},
-    {"fc.bias", 1, {1000}, 44653504},
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_0_conv3_weight},
+    {"layer1.0.bn3.weight", 1, {256}, w_layer1_0_bn3_weight},
+    {"layer1.0.bn3.bias", 1, {256}, w_layer1_0_bn3_bias},
+    {"layer1.0.bn3.running_mean", 1, {256}, w_layer1_0_bn3_running_mean},
+    {"layer1.0.bn3.running_var", 1, {256}, w_layer1_0_bn3_running_var},
+    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, w_layer1_0_downsample_0_weight},
+    {"layer1.0.downsample.1.weight", 1, {256}, w_layer1_0_downsample_1_weight},
+    {"layer1.0.downsample.1.bias", 1, {256}, w_layer1_0_downsample_1_bias},
+    {"layer1.0.downsample.1.running_mean", 1, {256}, w_layer1_0_downsample_1_running_mean},
+    {"layer1.0.downsample.1.running_var", 1, {256}, w_layer1_0_downsample_1_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_1_conv3_weight},
+    {"layer1.1.bn3.weight", 1, {256}, w_layer1_1_bn3_weight},
+    {"layer1.1.bn3.bias", 1, {256}, w_layer1_1_bn3_bias},
+    {"layer1.1.bn3.running_mean", 1, {256}, w_layer1_1_bn3_running_mean},
+    {"layer1.1.bn3.running_var", 1, {256}, w_layer1_1_bn3_running_var},
+    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_2_conv1_weight},
+    {"layer1.2.bn1.weight", 1, {64}, w_layer1_2_bn1_weight},
+    {"layer1.2.bn1.bias", 1, {64}, w_layer1_2_bn1_bias},
+    {"layer1.2.bn1.running_mean", 1, {64}, w_layer1_2_bn1_running_mean},
+    {"layer1.2.bn1.running_var", 1, {64}, w_layer1_2_bn1_running_var},
+    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_2_conv2_weight},
+    {"layer1.2.bn2.weight", 1, {64}, w_layer1_2_bn2_weight},
+    {"layer1.2.bn2.bias", 1, {64}, w_layer1_2_bn2_bias},
+    {"layer1.2.bn2.running_mean", 1, {64}, w_layer1_2_bn2_running_mean},
+    {"layer1.2.bn2.running_var", 1, {64}, w_layer1_2_bn2_running_var},
+    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_2_conv3_weight},
+    {"layer1.2.bn3.weight", 1, {256}, w_layer1_2_bn3_weight},
+    {"layer1.2.bn3.bias", 1, {256}, w_layer1_2_bn3_bias},
+    {"layer1.2.bn3.running_mean", 1, {256}, w_layer1_2_bn3_running_mean},
+    {"layer1.2.bn3.running_var", 1, {256}, w_layer1_2_bn3_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_0_conv3_weight},
+    {"layer2.0.bn3.weight", 1, {512}, w_layer2_0_bn3_weight},
+    {"layer2.0.bn3.bias", 1, {512}, w_layer2_0_bn3_bias},
+    {"layer2.0.bn3.running_mean", 1, {512}, w_layer2_0_bn3_running_mean},
+    {"layer2.0.bn3.running_var", 1, {512}, w_layer2_0_bn3_running_var},
+    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {512}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {512}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {512}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {512}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_1_conv3_weight},
+    {"layer2.1.bn3.weight", 1, {512}, w_layer2_1_bn3_weight},
+    {"layer2.1.bn3.bias", 1, {512}, w_layer2_1_bn3_bias},
+    {"layer2.1.bn3.running_mean", 1, {512}, w_layer2_1_bn3_running_mean},
+    {"layer2.1.bn3.running_var", 1, {512}, w_layer2_1_bn3_running_var},
+    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_2_conv1_weight},
+    {"layer2.2.bn1.weight", 1, {128}, w_layer2_2_bn1_weight},
+    {"layer2.2.bn1.bias", 1, {128}, w_layer2_2_bn1_bias},
+    {"layer2.2.bn1.running_mean", 1, {128}, w_layer2_2_bn1_running_mean},
+    {"layer2.2.bn1.running_var", 1, {128}, w_layer2_2_bn1_running_var},
+    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_2_conv2_weight},
+    {"layer2.2.bn2.weight", 1, {128}, w_layer2_2_bn2_weight},
+    {"layer2.2.bn2.bias", 1, {128}, w_layer2_2_bn2_bias},
+    {"layer2.2.bn2.running_mean", 1, {128}, w_layer2_2_bn2_running_mean},
+    {"layer2.2.bn2.running_var", 1, {128}, w_layer2_2_bn2_running_var},
+    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_2_conv3_weight},
+    {"layer2.2.bn3.weight", 1, {512}, w_layer2_2_bn3_weight},
+    {"layer2.2.bn3.bias", 1, {512}, w_layer2_2_bn3_bias},
+    {"layer2.2.bn3.running_mean", 1, {512}, w_layer2_2_bn3_running_mean},
+    {"layer2.2.bn3.running_var", 1, {512}, w_layer2_2_bn3_running_var},
+    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_3_conv1_weight},
+    {"layer2.3.bn1.weight", 1, {128}, w_layer2_3_bn1_weight},
+    {"layer2.3.bn1.bias", 1, {128}, w_layer2_3_bn1_bias},
+    {"layer2.3.bn1.running_mean", 1, {128}, w_layer2_3_bn1_running_mean},
+    {"layer2.3.bn1.running_var", 1, {128}, w_layer2_3_bn1_running_var},
+    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_3_conv2_weight},
+    {"layer2.3.bn2.weight", 1, {128}, w_layer2_3_bn2_weight},
+    {"layer2.3.bn2.bias", 1, {128}, w_layer2_3_bn2_bias},
+    {"layer2.3.bn2.running_mean", 1, {128}, w_layer2_3_bn2_running_mean},
+    {"layer2.3.bn2.running_var", 1, {128}, w_layer2_3_bn2_running_var},
+    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_3_conv3_weight},
+    {"layer2.3.bn3.weight", 1, {512}, w_layer2_3_bn3_weight},
+    {"layer2.3.bn3.bias", 1, {512}, w_layer2_3_bn3_bias},
+    {"layer2.3.bn3.running_mean", 1, {512}, w_layer2_3_bn3_running_mean},
+    {"layer2.3.bn3.running_var", 1, {512}, w_layer2_3_bn3_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_0_conv3_weight},
+    {"layer3.0.bn3.weight", 1, {1024}, w_layer3_0_bn3_weight},
+    {"layer3.0.bn3.bias", 1, {1024}, w_layer3_0_bn3_bias},
+    {"layer3.0.bn3.running_mean", 1, {1024}, w_layer3_0_bn3_running_mean},
+    {"layer3.0.bn3.running_var", 1, {1024}, w_layer3_0_bn3_running_var},
+    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {1024}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {1024}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {1024}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {1024}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_1_conv3_weight},
+    {"layer3.1.bn3.weight", 1, {1024}, w_layer3_1_bn3_weight},
+    {"layer3.1.bn3.bias", 1, {1024}, w_layer3_1_bn3_bias},
+    {"layer3.1.bn3.running_mean", 1, {1024}, w_layer3_1_bn3_running_mean},
+    {"layer3.1.bn3.running_var", 1, {1024}, w_layer3_1_bn3_running_var},
+    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_2_conv1_weight},
+    {"layer3.2.bn1.weight", 1, {256}, w_layer3_2_bn1_weight},
+    {"layer3.2.bn1.bias", 1, {256}, w_layer3_2_bn1_bias},
+    {"layer3.2.bn1.running_mean", 1, {256}, w_layer3_2_bn1_running_mean},
+    {"layer3.2.bn1.running_var", 1, {256}, w_layer3_2_bn1_running_var},
+    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_2_conv2_weight},
+    {"layer3.2.bn2.weight", 1, {256}, w_layer3_2_bn2_weight},
+    {"layer3.2.bn2.bias", 1, {256}, w_layer3_2_bn2_bias},
+    {"layer3.2.bn2.running_mean", 1, {256}, w_layer3_2_bn2_running_mean},
+    {"layer3.2.bn2.running_var", 1, {256}, w_layer3_2_bn2_running_var},
+    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_2_conv3_weight},
+    {"layer3.2.bn3.weight", 1, {1024}, w_layer3_2_bn3_weight},
+    {"layer3.2.bn3.bias", 1, {1024}, w_layer3_2_bn3_bias},
+    {"layer3.2.bn3.running_mean", 1, {1024}, w_layer3_2_bn3_running_mean},
+    {"layer3.2.bn3.running_var", 1, {1024}, w_layer3_2_bn3_running_var},
+    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_3_conv1_weight},
+    {"layer3.3.bn1.weight", 1, {256}, w_layer3_3_bn1_weight},
+    {"layer3.3.bn1.bias", 1, {256}, w_layer3_3_bn1_bias},
+    {"layer3.3.bn1.running_mean", 1, {256}, w_layer3_3_bn1_running_mean},
+    {"layer3.3.bn1.running_var", 1, {256}, w_layer3_3_bn1_running_var},
+    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_3_conv2_weight},
+    {"layer3.3.bn2.weight", 1, {256}, w_layer3_3_bn2_weight},
+    {"layer3.3.bn2.bias", 1, {256}, w_layer3_3_bn2_bias},
+    {"layer3.3.bn2.running_mean", 1, {256}, w_layer3_3_bn2_running_mean},
+    {"layer3.3.bn2.running_var", 1, {256}, w_layer3_3_bn2_running_var},
+    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_3_conv3_weight},
+    {"layer3.3.bn3.weight", 1, {1024}, w_layer3_3_bn3_weight},
+    {"layer3.3.bn3.bias", 1, {1024}, w_layer3_3_bn3_bias},
+    {"layer3.3.bn3.running_mean", 1, {1024}, w_layer3_3_bn3_running_mean},
+    {"layer3.3.bn3.running_var", 1, {1024}, w_layer3_3_bn3_running_var},
+    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_4_conv1_weight},
+    {"layer3.4.bn1.weight", 1, {256}, w_layer3_4_bn1_weight},
+    {"layer3.4.bn1.bias", 1, {256}, w_layer3_4_bn1_bias},
+    {"layer3.4.bn1.running_mean", 1, {256}, w_layer3_4_bn1_running_mean},
+    {"layer3.4.bn1.running_var", 1, {256}, w_layer3_4_bn1_running_var},
+    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_4_conv2_weight},
+    {"layer3.4.bn2.weight", 1, {256}, w_layer3_4_bn2_weight},
+    {"layer3.4.bn2.bias", 1, {256}, w_layer3_4_bn2_bias},
+    {"layer3.4.bn2.running_mean", 1, {256}, w_layer3_4_bn2_running_mean},
+    {"layer3.4.bn2.running_var", 1, {256}, w_layer3_4_bn2_running_var},
+    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_4_conv3_weight},
+    {"layer3.4.bn3.weight", 1, {1024}, w_layer3_4_bn3_weight},
+    {"layer3.4.bn3.bias", 1, {1024}, w_layer3_4_bn3_bias},
+    {"layer3.4.bn3.running_mean", 1, {1024}, w_layer3_4_bn3_running_mean},
+    {"layer3.4.bn3.running_var", 1, {1024}, w_layer3_4_bn3_running_var},
+    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_5_conv1_weight},
+    {"layer3.5.bn1.weight", 1, {256}, w_layer3_5_bn1_weight},
+    {"layer3.5.bn1.bias", 1, {256}, w_layer3_5_bn1_bias},
+    {"layer3.5.bn1.running_mean", 1, {256}, w_layer3_5_bn1_running_mean},
+    {"layer3.5.bn1.running_var", 1, {256}, w_layer3_5_bn1_running_var},
+    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_5_conv2_weight},
+    {"layer3.5.bn2.weight", 1, {256}, w_layer3_5_bn2_weight},
+    {"layer3.5.bn2.bias", 1, {256}, w_layer3_5_bn2_bias},
+    {"layer3.5.bn2.running_mean", 1, {256}, w_layer3_5_bn2_running_mean},
+    {"layer3.5.bn2.running_var", 1, {256}, w_layer3_5_bn2_running_var},
+    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_5_conv3_weight},
+    {"layer3.5.bn3.weight", 1, {1024}, w_layer3_5_bn3_weight},
+    {"layer3.5.bn3.bias", 1, {1024}, w_layer3_5_bn3_bias},
+    {"layer3.5.bn3.running_mean", 1, {1024}, w_layer3_5_bn3_running_mean},
+    {"layer3.5.bn3.running_var", 1, {1024}, w_layer3_5_bn3_running_var},
+    {"layer3.6.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_6_conv1_weight},
+    {"layer3.6.bn1.weight", 1, {256}, w_layer3_6_bn1_weight},
+    {"layer3.6.bn1.bias", 1, {256}, w_layer3_6_bn1_bias},
+    {"layer3.6.bn1.running_mean", 1, {256}, w_layer3_6_bn1_running_mean},
+    {"layer3.6.bn1.running_var", 1, {256}, w_layer3_6_bn1_running_var},
+    {"layer3.6.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_6_conv2_weight},
+    {"layer3.6.bn2.weight", 1, {256}, w_layer3_6_bn2_weight},
+    {"layer3.6.bn2.bias", 1, {256}, w_layer3_6_bn2_bias},
+    {"layer3.6.bn2.running_mean", 1, {256}, w_layer3_6_bn2_running_mean},
+    {"layer3.6.bn2.running_var", 1, {256}, w_layer3_6_bn2_running_var},
+    {"layer3.6.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_6_conv3_weight},
+    {"layer3.6.bn3.weight", 1, {1024}, w_layer3_6_bn3_weight},
+    {"layer3.6.bn3.bias", 1, {1024}, w_layer3_6_bn3_bias},
+    {"layer3.6.bn3.running_mean", 1, {1024}, w_layer3_6_bn3_running_mean},
+    {"layer3.6.bn3.running_var", 1, {1024}, w_layer3_6_bn3_running_var},
+    {"layer3.7.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_7_conv1_weight},
+    {"layer3.7.bn1.weight", 1, {256}, w_layer3_7_bn1_weight},
+    {"layer3.7.bn1.bias", 1, {256}, w_layer3_7_bn1_bias},
+    {"layer3.7.bn1.running_mean", 1, {256}, w_layer3_7_bn1_running_mean},
+    {"layer3.7.bn1.running_var", 1, {256}, w_layer3_7_bn1_running_var},
+    {"layer3.7.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_7_conv2_weight},
+    {"layer3.7.bn2.weight", 1, {256}, w_layer3_7_bn2_weight},
+    {"layer3.7.bn2.bias", 1, {256}, w_layer3_7_bn2_bias},
+    {"layer3.7.bn2.running_mean", 1, {256}, w_layer3_7_bn2_running_mean},
+    {"layer3.7.bn2.running_var", 1, {256}, w_layer3_7_bn2_running_var},
+    {"layer3.7.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_7_conv3_weight},
+    {"layer3.7.bn3.weight", 1, {1024}, w_layer3_7_bn3_weight},
+    {"layer3.7.bn3.bias", 1, {1024}, w_layer3_7_bn3_bias},
+    {"layer3.7.bn3.running_mean", 1, {1024}, w_layer3_7_bn3_running_mean},
+    {"layer3.7.bn3.running_var", 1, {1024}, w_layer3_7_bn3_running_var},
+    {"layer3.8.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_8_conv1_weight},
+    {"layer3.8.bn1.weight", 1, {256}, w_layer3_8_bn1_weight},
+    {"layer3.8.bn1.bias", 1, {256}, w_layer3_8_bn1_bias},
+    {"layer3.8.bn1.running_mean", 1, {256}, w_layer3_8_bn1_running_mean},
+    {"layer3.8.bn1.running_var", 1, {256}, w_layer3_8_bn1_running_var},
+    {"layer3.8.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_8_conv2_weight},
+    {"layer3.8.bn2.weight", 1, {256}, w_layer3_8_bn2_weight},
+    {"layer3.8.bn2.bias", 1, {256}, w_layer3_8_bn2_bias},
+    {"layer3.8.bn2.running_mean", 1, {256}, w_layer3_8_bn2_running_mean},
+    {"layer3.8.bn2.running_var", 1, {256}, w_layer3_8_bn2_running_var},
+    {"layer3.8.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_8_conv3_weight},
+    {"layer3.8.bn3.weight", 1, {1024}, w_layer3_8_bn3_weight},
+    {"layer3.8.bn3.bias", 1, {1024}, w_layer3_8_bn3_bias},
+    {"layer3.8.bn3.running_mean", 1, {1024}, w_layer3_8_bn3_running_mean},
+    {"layer3.8.bn3.running_var", 1, {1024}, w_layer3_8_bn3_running_var},
+    {"layer3.9.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_9_conv1_weight},
+    {"layer3.9.bn1.weight", 1, {256}, w_layer3_9_bn1_weight},
+    {"layer3.9.bn1.bias", 1, {256}, w_layer3_9_bn1_bias},
+    {"layer3.9.bn1.running_mean", 1, {256}, w_layer3_9_bn1_running_mean},
+    {"layer3.9.bn1.running_var", 1, {256}, w_layer3_9_bn1_running_var},
+    {"layer3.9.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_9_conv2_weight},
+    {"layer3.9.bn2.weight", 1, {256}, w_layer3_9_bn2_weight},
+    {"layer3.9.bn2.bias", 1, {256}, w_layer3_9_bn2_bias},
+    {"layer3.9.bn2.running_mean", 1, {256}, w_layer3_9_bn2_running_mean},
+    {"layer3.9.bn2.running_var", 1, {256}, w_layer3_9_bn2_running_var},
+    {"layer3.9.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_9_conv3_weight},
+    {"layer3.9.bn3.weight", 1, {1024}, w_layer3_9_bn3_weight},
+    {"layer3.9.bn3.bias", 1, {1024}, w_layer3_9_bn3_bias},
+    {"layer3.9.bn3.running_mean", 1, {1024}, w_layer3_9_bn3_running_mean},
+    {"layer3.9.bn3.running_var", 1, {1024}, w_layer3_9_bn3_running_var},
+    {"layer3.10.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_10_conv1_weight},
+    {"layer3.10.bn1.weight", 1, {256}, w_layer3_10_bn1_weight},
+    {"layer3.10.bn1.bias", 1, {256}, w_layer3_10_bn1_bias},
+    {"layer3.10.bn1.running_mean", 1, {256}, w_layer3_10_bn1_running_mean},
+    {"layer3.10.bn1.running_var", 1, {256}, w_layer3_10_bn1_running_var},
+    {"layer3.10.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_10_conv2_weight},
+    {"layer3.10.bn2.weight", 1, {256}, w_layer3_10_bn2_weight},
+    {"layer3.10.bn2.bias", 1, {256}, w_layer3_10_bn2_bias},
+    {"layer3.10.bn2.running_mean", 1, {256}, w_layer3_10_bn2_running_mean},
+    {"layer3.10.bn2.running_var", 1, {256}, w_layer3_10_bn2_running_var},
+    {"layer3.10.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_10_conv3_weight},
+    {"layer3.10.bn3.weight", 1, {1024}, w_layer3_10_bn3_weight},
+    {"layer3.10.bn3.bias", 1, {1024}, w_layer3_10_bn3_bias},
+    {"layer3.10.bn3.running_mean", 1, {1024}, w_layer3_10_bn3_running_mean},
+    {"layer3.10.bn3.running_var", 1, {1024}, w_layer3_10_bn3_running_var},
+    {"layer3.11.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_11_conv1_weight},
+    {"layer3.11.bn1.weight", 1, {256}, w_layer3_11_bn1_weight},
+    {"layer3.11.bn1.bias", 1, {256}, w_layer3_11_bn1_bias},
+    {"layer3.11.bn1.running_mean", 1, {256}, w_layer3_11_bn1_running_mean},
+    {"layer3.11.bn1.running_var", 1, {256}, w_layer3_11_bn1_running_var},
+    {"layer3.11.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_11_conv2_weight},
+    {"layer3.11.bn2.weight", 1, {256}, w_layer3_11_bn2_weight},
+    {"layer3.11.bn2.bias", 1, {256}, w_layer3_11_bn2_bias},
+    {"layer3.11.bn2.running_mean", 1, {256}, w_layer3_11_bn2_running_mean},
+    {"layer3.11.bn2.running_var", 1, {256}, w_layer3_11_bn2_running_var},
+    {"layer3.11.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_11_conv3_weight},
+    {"layer3.11.bn3.weight", 1, {1024}, w_layer3_11_bn3_weight},
+    {"layer3.11.bn3.bias", 1, {1024}, w_layer3_11_bn3_bias},
+    {"layer3.11.bn3.running_mean", 1, {1024}, w_layer3_11_bn3_running_mean},
+    {"layer3.11.bn3.running_var", 1, {1024}, w_layer3_11_bn3_running_var},
+    {"layer3.12.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_12_conv1_weight},
+    {"layer3.12.bn1.weight", 1, {256}, w_layer3_12_bn1_weight},
+    {"layer3.12.bn1.bias", 1, {256}, w_layer3_12_bn1_bias},
+    {"layer3.12.bn1.running_mean", 1, {256}, w_layer3_12_bn1_running_mean},
+    {"layer3.12.bn1.running_var", 1, {256}, w_layer3_12_bn1_running_var},
+    {"layer3.12.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_12_conv2_weight},
+    {"layer3.12.bn2.weight", 1, {256}, w_layer3_12_bn2_weight},
+    {"layer3.12.bn2.bias", 1, {256}, w_layer3_12_bn2_bias},
+    {"layer3.12.bn2.running_mean", 1, {256}, w_layer3_12_bn2_running_mean},
+    {"layer3.12.bn2.running_var", 1, {256}, w_layer3_12_bn2_running_var},
+    {"layer3.12.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_12_conv3_weight},
+    {"layer3.12.bn3.weight", 1, {1024}, w_layer3_12_bn3_weight},
+    {"layer3.12.bn3.bias", 1, {1024}, w_layer3_12_bn3_bias},
+    {"layer3.12.bn3.running_mean", 1, {1024}, w_layer3_12_bn3_running_mean},
+    {"layer3.12.bn3.running_var", 1, {1024}, w_layer3_12_bn3_running_var},
+    {"layer3.13.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_13_conv1_weight},
+    {"layer3.13.bn1.weight", 1, {256}, w_layer3_13_bn1_weight},
+    {"layer3.13.bn1.bias", 1, {256}, w_layer3_13_bn1_bias},
+    {"layer3.13.bn1.running_mean", 1, {256}, w_layer3_13_bn1_running_mean},
+    {"layer3.13.bn1.running_var", 1, {256}, w_layer3_13_bn1_running_var},
+    {"layer3.13.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_13_conv2_weight},
+    {"layer3.13.bn2.weight", 1, {256}, w_layer3_13_bn2_weight},
+    {"layer3.13.bn2.bias", 1, {256}, w_layer3_13_bn2_bias},
+    {"layer3.13.bn2.running_mean", 1, {256}, w_layer3_13_bn2_running_mean},
+    {"layer3.13.bn2.running_var", 1, {256}, w_layer3_13_bn2_running_var},
+    {"layer3.13.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_13_conv3_weight},
+    {"layer3.13.bn3.weight", 1, {1024}, w_layer3_13_bn3_weight},
+    {"layer3.13.bn3.bias", 1, {1024}, w_layer3_13_bn3_bias},
+    {"layer3.13.bn3.running_mean", 1, {1024}, w_layer3_13_bn3_running_mean},
+    {"layer3.13.bn3.running_var", 1, {1024}, w_layer3_13_bn3_running_var},
+    {"layer3.14.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_14_conv1_weight},
+    {"layer3.14.bn1.weight", 1, {256}, w_layer3_14_bn1_weight},
+    {"layer3.14.bn1.bias", 1, {256}, w_layer3_14_bn1_bias},
+    {"layer3.14.bn1.running_mean", 1, {256}, w_layer3_14_bn1_running_mean},
+    {"layer3.14.bn1.running_var", 1, {256}, w_layer3_14_bn1_running_var},
+    {"layer3.14.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_14_conv2_weight},
+    {"layer3.14.bn2.weight", 1, {256}, w_layer3_14_bn2_weight},
+    {"layer3.14.bn2.bias", 1, {256}, w_layer3_14_bn2_bias},
+    {"layer3.14.bn2.running_mean", 1, {256}, w_layer3_14_bn2_running_mean},
+    {"layer3.14.bn2.running_var", 1, {256}, w_layer3_14_bn2_running_var},
+    {"layer3.14.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_14_conv3_weight},
+    {"layer3.14.bn3.weight", 1, {1024}, w_layer3_14_bn3_weight},
+    {"layer3.14.bn3.bias", 1, {1024}, w_layer3_14_bn3_bias},
+    {"layer3.14.bn3.running_mean", 1, {1024}, w_layer3_14_bn3_running_mean},
+    {"layer3.14.bn3.running_var", 1, {1024}, w_layer3_14_bn3_running_var},
+    {"layer3.15.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_15_conv1_weight},
+    {"layer3.15.bn1.weight", 1, {256}, w_layer3_15_bn1_weight},
+    {"layer3.15.bn1.bias", 1, {256}, w_layer3_15_bn1_bias},
+    {"layer3.15.bn1.running_mean", 1, {256}, w_layer3_15_bn1_running_mean},
+    {"layer3.15.bn1.running_var", 1, {256}, w_layer3_15_bn1_running_var},
+    {"layer3.15.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_15_conv2_weight},
+    {"layer3.15.bn2.weight", 1, {256}, w_layer3_15_bn2_weight},
+    {"layer3.15.bn2.bias", 1, {256}, w_layer3_15_bn2_bias},
+    {"layer3.15.bn2.running_mean", 1, {256}, w_layer3_15_bn2_running_mean},
+    {"layer3.15.bn2.running_var", 1, {256}, w_layer3_15_bn2_running_var},
+    {"layer3.15.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_15_conv3_weight},
+    {"layer3.15.bn3.weight", 1, {1024}, w_layer3_15_bn3_weight},
+    {"layer3.15.bn3.bias", 1, {1024}, w_layer3_15_bn3_bias},
+    {"layer3.15.bn3.running_mean", 1, {1024}, w_layer3_15_bn3_running_mean},
+    {"layer3.15.bn3.running_var", 1, {1024}, w_layer3_15_bn3_running_var},
+    {"layer3.16.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_16_conv1_weight},
+    {"layer3.16.bn1.weight", 1, {256}, w_layer3_16_bn1_weight},
+    {"layer3.16.bn1.bias", 1, {256}, w_layer3_16_bn1_bias},
+    {"layer3.16.bn1.running_mean", 1, {256}, w_layer3_16_bn1_running_mean},
+    {"layer3.16.bn1.running_var", 1, {256}, w_layer3_16_bn1_running_var},
+    {"layer3.16.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_16_conv2_weight},
+    {"layer3.16.bn2.weight", 1, {256}, w_layer3_16_bn2_weight},
+    {"layer3.16.bn2.bias", 1, {256}, w_layer3_16_bn2_bias},
+    {"layer3.16.bn2.running_mean", 1, {256}, w_layer3_16_bn2_running_mean},
+    {"layer3.16.bn2.running_var", 1, {256}, w_layer3_16_bn2_running_var},
+    {"layer3.16.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_16_conv3_weight},
+    {"layer3.16.bn3.weight", 1, {1024}, w_layer3_16_bn3_weight},
+    {"layer3.16.bn3.bias", 1, {1024}, w_layer3_16_bn3_bias},
+    {"layer3.16.bn3.running_mean", 1, {1024}, w_layer3_16_bn3_running_mean},
+    {"layer3.16.bn3.running_var", 1, {1024}, w_layer3_16_bn3_running_var},
+    {"layer3.17.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_17_conv1_weight},
+    {"layer3.17.bn1.weight", 1, {256}, w_layer3_17_bn1_weight},
+    {"layer3.17.bn1.bias", 1, {256}, w_layer3_17_bn1_bias},
+    {"layer3.17.bn1.running_mean", 1, {256}, w_layer3_17_bn1_running_mean},
+    {"layer3.17.bn1.running_var", 1, {256}, w_layer3_17_bn1_running_var},
+    {"layer3.17.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_17_conv2_weight},
+    {"layer3.17.bn2.weight", 1, {256}, w_layer3_17_bn2_weight},
+    {"layer3.17.bn2.bias", 1, {256}, w_layer3_17_bn2_bias},
+    {"layer3.17.bn2.running_mean", 1, {256}, w_layer3_17_bn2_running_mean},
+    {"layer3.17.bn2.running_var", 1, {256}, w_layer3_17_bn2_running_var},
+    {"layer3.17.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_17_conv3_weight},
+    {"layer3.17.bn3.weight", 1, {1024}, w_layer3_17_bn3_weight},
+    {"layer3.17.bn3.bias", 1, {1024}, w_layer3_17_bn3_bias},
+    {"layer3.17.bn3.running_mean", 1, {1024}, w_layer3_17_bn3_running_mean},
+    {"layer3.17.bn3.running_var", 1, {1024}, w_layer3_17_bn3_running_var},
+    {"layer3.18.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_18_conv1_weight},
+    {"layer3.18.bn1.weight", 1, {256}, w_layer3_18_bn1_weight},
+    {"layer3.18.bn1.bias", 1, {256}, w_layer3_18_bn1_bias},
+    {"layer3.18.bn1.running_mean", 1, {256}, w_layer3_18_bn1_running_mean},
+    {"layer3.18.bn1.running_var", 1, {256}, w_layer3_18_bn1_running_var},
+    {"layer3.18.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_18_conv2_weight},
+    {"layer3.18.bn2.weight", 1, {256}, w_layer3_18_bn2_weight},
+    {"layer3.18.bn2.bias", 1, {256}, w_layer3_18_bn2_bias},
+    {"layer3.18.bn2.running_mean", 1, {256}, w_layer3_18_bn2_running_mean},
+    {"layer3.18.bn2.running_var", 1, {256}, w_layer3_18_bn2_running_var},
+    {"layer3.18.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_18_conv3_weight},
+    {"layer3.18.bn3.weight", 1, {1024}, w_layer3_18_bn3_weight},
+    {"layer3.18.bn3.bias", 1, {1024}, w_layer3_18_bn3_bias},
+    {"layer3.18.bn3.running_mean", 1, {1024}, w_layer3_18_bn3_running_mean},
+    {"layer3.18.bn3.running_var", 1, {1024}, w_layer3_18_bn3_running_var},
+    {"layer3.19.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_19_conv1_weight},
+    {"layer3.19.bn1.weight", 1, {256}, w_layer3_19_bn1_weight},
+    {"layer3.19.bn1.bias", 1, {256}, w_layer3_19_bn1_bias},
+    {"layer3.19.bn1.running_mean", 1, {256}, w_layer3_19_bn1_running_mean},
+    {"layer3.19.bn1.running_var", 1, {256}, w_layer3_19_bn1_running_var},
+    {"layer3.19.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_19_conv2_weight},
+    {"layer3.19.bn2.weight", 1, {256}, w_layer3_19_bn2_weight},
+    {"layer3.19.bn2.bias", 1, {256}, w_layer3_19_bn2_bias},
+    {"layer3.19.bn2.running_mean", 1, {256}, w_layer3_19_bn2_running_mean},
+    {"layer3.19.bn2.running_var", 1, {256}, w_layer3_19_bn2_running_var},
+    {"layer3.19.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_19_conv3_weight},
+    {"layer3.19.bn3.weight", 1, {1024}, w_layer3_19_bn3_weight},
+    {"layer3.19.bn3.bias", 1, {1024}, w_layer3_19_bn3_bias},
+    {"layer3.19.bn3.running_mean", 1, {1024}, w_layer3_19_bn3_running_mean},
+    {"layer3.19.bn3.running_var", 1, {1024}, w_layer3_19_bn3_running_var},
+    {"layer3.20.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_20_conv1_weight},
+    {"layer3.20.bn1.weight", 1, {256}, w_layer3_20_bn1_weight},
+    {"layer3.20.bn1.bias", 1, {256}, w_layer3_20_bn1_bias},
+    {"layer3.20.bn1.running_mean", 1, {256}, w_layer3_20_bn1_running_mean},
+    {"layer3.20.bn1.running_var", 1, {256}, w_layer3_20_bn1_running_var},
+    {"layer3.20.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_20_conv2_weight},
+    {"layer3.20.bn2.weight", 1, {256}, w_layer3_20_bn2_weight},
+    {"layer3.20.bn2.bias", 1, {256}, w_layer3_20_bn2_bias},
+    {"layer3.20.bn2.running_mean", 1, {256}, w_layer3_20_bn2_running_mean},
+    {"layer3.20.bn2.running_var", 1, {256}, w_layer3_20_bn2_running_var},
+    {"layer3.20.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_20_conv3_weight},
+    {"layer3.20.bn3.weight", 1, {1024}, w_layer3_20_bn3_weight},
+    {"layer3.20.bn3.bias", 1, {1024}, w_layer3_20_bn3_bias},
+    {"layer3.20.bn3.running_mean", 1, {1024}, w_layer3_20_bn3_running_mean},
+    {"layer3.20.bn3.running_var", 1, {1024}, w_layer3_20_bn3_running_var},
+    {"layer3.21.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_21_conv1_weight},
+    {"layer3.21.bn1.weight", 1, {256}, w_layer3_21_bn1_weight},
+    {"layer3.21.bn1.bias", 1, {256}, w_layer3_21_bn1_bias},
+    {"layer3.21.bn1.running_mean", 1, {256}, w_layer3_21_bn1_running_mean},
+    {"layer3.21.bn1.running_var", 1, {256}, w_layer3_21_bn1_running_var},
+    {"layer3.21.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_21_conv2_weight},
+    {"layer3.21.bn2.weight", 1, {256}, w_layer3_21_bn2_weight},
+    {"layer3.21.bn2.bias", 1, {256}, w_layer3_21_bn2_bias},
+    {"layer3.21.bn2.running_mean", 1, {256}, w_layer3_21_bn2_running_mean},
+    {"layer3.21.bn2.running_var", 1, {256}, w_layer3_21_bn2_running_var},
+    {"layer3.21.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_21_conv3_weight},
+    {"layer3.21.bn3.weight", 1, {1024}, w_layer3_21_bn3_weight},
+    {"layer3.21.bn3.bias", 1, {1024}, w_layer3_21_bn3_bias},
+    {"layer3.21.bn3.running_mean", 1, {1024}, w_layer3_21_bn3_running_mean},
+    {"layer3.21.bn3.running_var", 1, {1024}, w_layer3_21_bn3_running_var},
+    {"layer3.22.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_22_conv1_weight},
+    {"layer3.22.bn1.weight", 1, {256}, w_layer3_22_bn1_weight},
+    {"layer3.22.bn1.bias", 1, {256}, w_layer3_22_bn1_bias},
+    {"layer3.22.bn1.running_mean", 1, {256}, w_layer3_22_bn1_running_mean},
+    {"layer3.22.bn1.running_var", 1, {256}, w_layer3_22_bn1_running_var},
+    {"layer3.22.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_22_conv2_weight},
+    {"layer3.22.bn2.weight", 1, {256}, w_layer3_22_bn2_weight},
+    {"layer3.22.bn2.bias", 1, {256}, w_layer3_22_bn2_bias},
+    {"layer3.22.bn2.running_mean", 1, {256}, w_layer3_22_bn2_running_mean},
+    {"layer3.22.bn2.running_var", 1, {256}, w_layer3_22_bn2_running_var},
+    {"layer3.22.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_22_conv3_weight},
+    {"layer3.22.bn3.weight", 1, {1024}, w_layer3_22_bn3_weight},
+    {"layer3.22.bn3.bias", 1, {1024}, w_layer3_22_bn3_bias},
+    {"layer3.22.bn3.running_mean", 1, {1024}, w_layer3_22_bn3_running_mean},
+    {"layer3.22.bn3.running_var", 1, {1024}, w_layer3_22_bn3_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_0_conv3_weight},
+    {"layer4.0.bn3.weight", 1, {2048}, w_layer4_0_bn3_weight},
+    {"layer4.0.bn3.bias", 1, {2048}, w_layer4_0_bn3_bias},
+    {"layer4.0.bn3.running_mean", 1, {2048}, w_layer4_0_bn3_running_mean},
+    {"layer4.0.bn3.running_var", 1, {2048}, w_layer4_0_bn3_running_var},
+    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {2048}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {2048}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {2048}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {2048}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_1_conv3_weight},
+    {"layer4.1.bn3.weight", 1, {2048}, w_layer4_1_bn3_weight},
+    {"layer4.1.bn3.bias", 1, {2048}, w_layer4_1_bn3_bias},
+    {"layer4.1.bn3.running_mean", 1, {2048}, w_layer4_1_bn3_running_mean},
+    {"layer4.1.bn3.running_var", 1, {2048}, w_layer4_1_bn3_running_var},
+    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_2_conv1_weight},
+    {"layer4.2.bn1.weight", 1, {512}, w_layer4_2_bn1_weight},
+    {"layer4.2.bn1.bias", 1, {512}, w_layer4_2_bn1_bias},
+    {"layer4.2.bn1.running_mean", 1, {512}, w_layer4_2_bn1_running_mean},
+    {"layer4.2.bn1.running_var", 1, {512}, w_layer4_2_bn1_running_var},
+    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_2_conv2_weight},
+    {"layer4.2.bn2.weight", 1, {512}, w_layer4_2_bn2_weight},
+    {"layer4.2.bn2.bias", 1, {512}, w_layer4_2_bn2_bias},
+    {"layer4.2.bn2.running_mean", 1, {512}, w_layer4_2_bn2_running_mean},
+    {"layer4.2.bn2.running_var", 1, {512}, w_layer4_2_bn2_running_var},
+    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_2_conv3_weight},
+    {"layer4.2.bn3.weight", 1, {2048}, w_layer4_2_bn3_weight},
+    {"layer4.2.bn3.bias", 1, {2048}, w_layer4_2_bn3_bias},
+    {"layer4.2.bn3.running_mean", 1, {2048}, w_layer4_2_bn3_running_mean},
+    {"layer4.2.bn3.running_var", 1, {2048}, w_layer4_2_bn3_running_var},
+    {"fc.weight", 2, {1000, 2048}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -665,7 +1296,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear fc", 4096000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -949,7 +1579,7 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(44654512));
+    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
@@ -957,415 +1587,415 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     TICK(1);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(44654576));
+    PARALLEL(conv2d_2, A(0), A(1605632), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
     /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(44654640));
+    PARALLEL(conv2d_3, A(802816), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
     TICK(3);
 
     /* conv2d layer1.0.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(44654704));
+    PARALLEL(conv2d_4, A(0), A(802816), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
     TICK(4);
 
     /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(44654960), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), A(0));
     TICK(5);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(44655216));
+    PARALLEL(conv2d_6, A(0), A(802816), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(6);
 
     /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(44655280));
+    PARALLEL(conv2d_3, A(1605632), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
     TICK(7);
 
     /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(44655344), A(802816));
+    PARALLEL(conv2d_5, A(0), A(1605632), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(802816));
     TICK(8);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(44655600));
+    PARALLEL(conv2d_6, A(802816), A(0), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(9);
 
     /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(44655664));
+    PARALLEL(conv2d_3, A(1605632), A(802816), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
     TICK(10);
 
     /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(44655728), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(0));
     TICK(11);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(44655984));
+    PARALLEL(conv2d_7, A(0), A(802816), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(12);
 
     /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(44656112));
+    PARALLEL(conv2d_8, A(401408), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(13);
 
     /* conv2d layer2.0.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(44656240));
+    PARALLEL(conv2d_9, A(0), A(401408), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
     TICK(14);
 
     /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(44656752), A(0));
+    PARALLEL(conv2d_10, A(401408), A(802816), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(0));
     TICK(15);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(44657264));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(16);
 
     /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(44657392));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
     TICK(17);
 
     /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(44657520), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(401408));
     TICK(18);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(44658032));
+    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(19);
 
     /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(44658160));
+    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
     TICK(20);
 
     /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(44658288), A(0));
+    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(0));
     TICK(21);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(44658800));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(22);
 
     /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(44658928));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
     TICK(23);
 
     /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(44659056), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(401408));
     TICK(24);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_14, A(401408), A(0), W(1455040), W(44659568));
+    PARALLEL(conv2d_14, A(401408), A(0), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(25);
 
     /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_15, A(602112), A(401408), W(1587136), W(44659824));
+    PARALLEL(conv2d_15, A(602112), A(401408), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(26);
 
     /* conv2d layer3.0.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_16, A(401408), A(602112), W(2177984), W(44660080));
+    PARALLEL(conv2d_16, A(401408), A(602112), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
     TICK(27);
 
     /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_17, A(602112), A(0), W(2444224), W(44661104), A(401408));
+    PARALLEL(conv2d_17, A(602112), A(0), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(401408));
     TICK(28);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(602112), W(2972608), W(44662128));
+    PARALLEL(conv2d_18, A(0), A(602112), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(29);
 
     /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(200704), A(0), W(3235776), W(44662384));
+    PARALLEL(conv2d_19, A(200704), A(0), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
     TICK(30);
 
     /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(200704), W(3826624), W(44662640), A(602112));
+    PARALLEL(conv2d_20, A(0), A(200704), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(602112));
     TICK(31);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(4092864), W(44663664));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(32);
 
     /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(4356032), W(44663920));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
     TICK(33);
 
     /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(4946880), W(44664176), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(0));
     TICK(34);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(5213120), W(44665200));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(35);
 
     /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(5476288), W(44665456));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
     TICK(36);
 
     /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(6067136), W(44665712), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(200704));
     TICK(37);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(6333376), W(44666736));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(38);
 
     /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(6596544), W(44666992));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
     TICK(39);
 
     /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(7187392), W(44667248), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(0));
     TICK(40);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(7453632), W(44668272));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(41);
 
     /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(7716800), W(44668528));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
     TICK(42);
 
     /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(8307648), W(44668784), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(200704));
     TICK(43);
 
     /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(8573888), W(44669808));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded));
     TICK(44);
 
     /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(8837056), W(44670064));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded));
     TICK(45);
 
     /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(9427904), W(44670320), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), A(0));
     TICK(46);
 
     /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(9694144), W(44671344));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded));
     TICK(47);
 
     /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(9957312), W(44671600));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded));
     TICK(48);
 
     /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(10548160), W(44671856), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), A(200704));
     TICK(49);
 
     /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(10814400), W(44672880));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded));
     TICK(50);
 
     /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(11077568), W(44673136));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded));
     TICK(51);
 
     /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(11668416), W(44673392), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), A(0));
     TICK(52);
 
     /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(11934656), W(44674416));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded));
     TICK(53);
 
     /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(12197824), W(44674672));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded));
     TICK(54);
 
     /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(12788672), W(44674928), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), A(200704));
     TICK(55);
 
     /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(13054912), W(44675952));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded));
     TICK(56);
 
     /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(13318080), W(44676208));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded));
     TICK(57);
 
     /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(13908928), W(44676464), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), A(0));
     TICK(58);
 
     /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(14175168), W(44677488));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded));
     TICK(59);
 
     /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(14438336), W(44677744));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded));
     TICK(60);
 
     /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(15029184), W(44678000), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), A(200704));
     TICK(61);
 
     /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(15295424), W(44679024));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded));
     TICK(62);
 
     /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(15558592), W(44679280));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded));
     TICK(63);
 
     /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(16149440), W(44679536), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), A(0));
     TICK(64);
 
     /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(16415680), W(44680560));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded));
     TICK(65);
 
     /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(16678848), W(44680816));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded));
     TICK(66);
 
     /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(17269696), W(44681072), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), A(200704));
     TICK(67);
 
     /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(17535936), W(44682096));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded));
     TICK(68);
 
     /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(17799104), W(44682352));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded));
     TICK(69);
 
     /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(18389952), W(44682608), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), A(0));
     TICK(70);
 
     /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(18656192), W(44683632));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded));
     TICK(71);
 
     /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(18919360), W(44683888));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded));
     TICK(72);
 
     /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(19510208), W(44684144), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), A(200704));
     TICK(73);
 
     /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(19776448), W(44685168));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded));
     TICK(74);
 
     /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(20039616), W(44685424));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded));
     TICK(75);
 
     /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(20630464), W(44685680), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), A(0));
     TICK(76);
 
     /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(20896704), W(44686704));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded));
     TICK(77);
 
     /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(21159872), W(44686960));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded));
     TICK(78);
 
     /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(21750720), W(44687216), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), A(200704));
     TICK(79);
 
     /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(22016960), W(44688240));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded));
     TICK(80);
 
     /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(22280128), W(44688496));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded));
     TICK(81);
 
     /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(22870976), W(44688752), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), A(0));
     TICK(82);
 
     /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(23137216), W(44689776));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded));
     TICK(83);
 
     /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(23400384), W(44690032));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded));
     TICK(84);
 
     /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(23991232), W(44690288), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), A(200704));
     TICK(85);
 
     /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(24257472), W(44691312));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded));
     TICK(86);
 
     /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(24520640), W(44691568));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded));
     TICK(87);
 
     /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(25111488), W(44691824), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), A(0));
     TICK(88);
 
     /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(25377728), W(44692848));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded));
     TICK(89);
 
     /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(25640896), W(44693104));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded));
     TICK(90);
 
     /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(26231744), W(44693360), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), A(200704));
     TICK(91);
 
     /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(26497984), W(44694384));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded));
     TICK(92);
 
     /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(26761152), W(44694640));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded));
     TICK(93);
 
     /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(27352000), W(44694896), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), A(0));
     TICK(94);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_21, A(0), A(200704), W(27618240), W(44695920));
+    PARALLEL(conv2d_21, A(0), A(200704), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(95);
 
     /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_22, A(100352), A(0), W(28144576), W(44696432));
+    PARALLEL(conv2d_22, A(100352), A(0), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(96);
 
     /* conv2d layer4.0.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_23, A(0), A(100352), W(30505920), W(44696944));
+    PARALLEL(conv2d_23, A(0), A(100352), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
     TICK(97);
 
     /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_24, A(100352), A(200704), W(31562688), W(44698992), A(0));
+    PARALLEL(conv2d_24, A(100352), A(200704), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(0));
     TICK(98);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(0), A(100352), W(33668032), W(44701040));
+    PARALLEL(conv2d_25, A(0), A(100352), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(99);
 
     /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(200704), A(0), W(34718656), W(44701552));
+    PARALLEL(conv2d_26, A(200704), A(0), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
     TICK(100);
 
     /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(0), A(200704), W(37080000), W(44702064), A(100352));
+    PARALLEL(conv2d_27, A(0), A(200704), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(100352));
     TICK(101);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(100352), A(0), W(38136768), W(44704112));
+    PARALLEL(conv2d_25, A(100352), A(0), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(102);
 
     /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(200704), A(100352), W(39187392), W(44704624));
+    PARALLEL(conv2d_26, A(200704), A(100352), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
     TICK(103);
 
     /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(100352), A(200704), W(41548736), W(44705136), A(0));
+    PARALLEL(conv2d_27, A(100352), A(200704), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(0));
     TICK(104);
 
     /* adaptive_avgpool: [1, 2048, 1, 1]  (models/lib/resnet.net:47) */
@@ -1375,7 +2005,7 @@ int resnet101_run(resnet101 *m, const float *image, float *output) {
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(0) */
 
     /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(42605504), W(44653504));
+    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
     TICK(107);
     return 0;
 }
@@ -1415,323 +2045,427 @@ void resnet101_on_warning(resnet101 *m, void (*fn)(void *user, const char *messa
 
 /* Once after loading: 104 batch norm(s) folded into the layer before each, 104 weight(s) packed. */
 static int prepare(resnet101 *m) {
-    memset(W(44654512), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
-    memset(W(44654576), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
-    memset(W(44654640), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
-    memset(W(44654704), 0, 256 * sizeof(float));   /* layer1.0.conv3.bias(folded) */
-    memset(W(44654960), 0, 256 * sizeof(float));   /* layer1.0.downsample.0.bias(folded) */
-    memset(W(44655216), 0, 64 * sizeof(float));   /* layer1.1.conv1.bias(folded) */
-    memset(W(44655280), 0, 64 * sizeof(float));   /* layer1.1.conv2.bias(folded) */
-    memset(W(44655344), 0, 256 * sizeof(float));   /* layer1.1.conv3.bias(folded) */
-    memset(W(44655600), 0, 64 * sizeof(float));   /* layer1.2.conv1.bias(folded) */
-    memset(W(44655664), 0, 64 * sizeof(float));   /* layer1.2.conv2.bias(folded) */
-    memset(W(44655728), 0, 256 * sizeof(float));   /* layer1.2.conv3.bias(folded) */
-    memset(W(44655984), 0, 128 * sizeof(float));   /* layer2.0.conv1.bias(folded) */
-    memset(W(44656112), 0, 128 * sizeof(float));   /* layer2.0.conv2.bias(folded) */
-    memset(W(44656240), 0, 512 * sizeof(float));   /* layer2.0.conv3.bias(folded) */
-    memset(W(44656752), 0, 512 * sizeof(float));   /* layer2.0.downsample.0.bias(folded) */
-    memset(W(44657264), 0, 128 * sizeof(float));   /* layer2.1.conv1.bias(folded) */
-    memset(W(44657392), 0, 128 * sizeof(float));   /* layer2.1.conv2.bias(folded) */
-    memset(W(44657520), 0, 512 * sizeof(float));   /* layer2.1.conv3.bias(folded) */
-    memset(W(44658032), 0, 128 * sizeof(float));   /* layer2.2.conv1.bias(folded) */
-    memset(W(44658160), 0, 128 * sizeof(float));   /* layer2.2.conv2.bias(folded) */
-    memset(W(44658288), 0, 512 * sizeof(float));   /* layer2.2.conv3.bias(folded) */
-    memset(W(44658800), 0, 128 * sizeof(float));   /* layer2.3.conv1.bias(folded) */
-    memset(W(44658928), 0, 128 * sizeof(float));   /* layer2.3.conv2.bias(folded) */
-    memset(W(44659056), 0, 512 * sizeof(float));   /* layer2.3.conv3.bias(folded) */
-    memset(W(44659568), 0, 256 * sizeof(float));   /* layer3.0.conv1.bias(folded) */
-    memset(W(44659824), 0, 256 * sizeof(float));   /* layer3.0.conv2.bias(folded) */
-    memset(W(44660080), 0, 1024 * sizeof(float));   /* layer3.0.conv3.bias(folded) */
-    memset(W(44661104), 0, 1024 * sizeof(float));   /* layer3.0.downsample.0.bias(folded) */
-    memset(W(44662128), 0, 256 * sizeof(float));   /* layer3.1.conv1.bias(folded) */
-    memset(W(44662384), 0, 256 * sizeof(float));   /* layer3.1.conv2.bias(folded) */
-    memset(W(44662640), 0, 1024 * sizeof(float));   /* layer3.1.conv3.bias(folded) */
-    memset(W(44663664), 0, 256 * sizeof(float));   /* layer3.2.conv1.bias(folded) */
-    memset(W(44663920), 0, 256 * sizeof(float));   /* layer3.2.conv2.bias(folded) */
-    memset(W(44664176), 0, 1024 * sizeof(float));   /* layer3.2.conv3.bias(folded) */
-    memset(W(44665200), 0, 256 * sizeof(float));   /* layer3.3.conv1.bias(folded) */
-    memset(W(44665456), 0, 256 * sizeof(float));   /* layer3.3.conv2.bias(folded) */
-    memset(W(44665712), 0, 1024 * sizeof(float));   /* layer3.3.conv3.bias(folded) */
-    memset(W(44666736), 0, 256 * sizeof(float));   /* layer3.4.conv1.bias(folded) */
-    memset(W(44666992), 0, 256 * sizeof(float));   /* layer3.4.conv2.bias(folded) */
-    memset(W(44667248), 0, 1024 * sizeof(float));   /* layer3.4.conv3.bias(folded) */
-    memset(W(44668272), 0, 256 * sizeof(float));   /* layer3.5.conv1.bias(folded) */
-    memset(W(44668528), 0, 256 * sizeof(float));   /* layer3.5.conv2.bias(folded) */
-    memset(W(44668784), 0, 1024 * sizeof(float));   /* layer3.5.conv3.bias(folded) */
-    memset(W(44669808), 0, 256 * sizeof(float));   /* layer3.6.conv1.bias(folded) */
-    memset(W(44670064), 0, 256 * sizeof(float));   /* layer3.6.conv2.bias(folded) */
-    memset(W(44670320), 0, 1024 * sizeof(float));   /* layer3.6.conv3.bias(folded) */
-    memset(W(44671344), 0, 256 * sizeof(float));   /* layer3.7.conv1.bias(folded) */
-    memset(W(44671600), 0, 256 * sizeof(float));   /* layer3.7.conv2.bias(folded) */
-    memset(W(44671856), 0, 1024 * sizeof(float));   /* layer3.7.conv3.bias(folded) */
-    memset(W(44672880), 0, 256 * sizeof(float));   /* layer3.8.conv1.bias(folded) */
-    memset(W(44673136), 0, 256 * sizeof(float));   /* layer3.8.conv2.bias(folded) */
-    memset(W(44673392), 0, 1024 * sizeof(float));   /* layer3.8.conv3.bias(folded) */
-    memset(W(44674416), 0, 256 * sizeof(float));   /* layer3.9.conv1.bias(folded) */
-    memset(W(44674672), 0, 256 * sizeof(float));   /* layer3.9.conv2.bias(folded) */
-    memset(W(44674928), 0, 1024 * sizeof(float));   /* layer3.9.conv3.bias(folded) */
-    memset(W(44675952), 0, 256 * sizeof(float));   /* layer3.10.conv1.bias(folded) */
-    memset(W(44676208), 0, 256 * sizeof(float));   /* layer3.10.conv2.bias(folded) */
-    memset(W(44676464), 0, 1024 * sizeof(float));   /* layer3.10.conv3.bias(folded) */
-    memset(W(44677488), 0, 256 * sizeof(float));   /* layer3.11.conv1.bias(folded) */
-    memset(W(44677744), 0, 256 * sizeof(float));   /* layer3.11.conv2.bias(folded) */
-    memset(W(44678000), 0, 1024 * sizeof(float));   /* layer3.11.conv3.bias(folded) */
-    memset(W(44679024), 0, 256 * sizeof(float));   /* layer3.12.conv1.bias(folded) */
-    memset(W(44679280), 0, 256 * sizeof(float));   /* layer3.12.conv2.bias(folded) */
-    memset(W(44679536), 0, 1024 * sizeof(float));   /* layer3.12.conv3.bias(folded) */
-    memset(W(44680560), 0, 256 * sizeof(float));   /* layer3.13.conv1.bias(folded) */
-    memset(W(44680816), 0, 256 * sizeof(float));   /* layer3.13.conv2.bias(folded) */
-    memset(W(44681072), 0, 1024 * sizeof(float));   /* layer3.13.conv3.bias(folded) */
-    memset(W(44682096), 0, 256 * sizeof(float));   /* layer3.14.conv1.bias(folded) */
-    memset(W(44682352), 0, 256 * sizeof(float));   /* layer3.14.conv2.bias(folded) */
-    memset(W(44682608), 0, 1024 * sizeof(float));   /* layer3.14.conv3.bias(folded) */
-    memset(W(44683632), 0, 256 * sizeof(float));   /* layer3.15.conv1.bias(folded) */
-    memset(W(44683888), 0, 256 * sizeof(float));   /* layer3.15.conv2.bias(folded) */
-    memset(W(44684144), 0, 1024 * sizeof(float));   /* layer3.15.conv3.bias(folded) */
-    memset(W(44685168), 0, 256 * sizeof(float));   /* layer3.16.conv1.bias(folded) */
-    memset(W(44685424), 0, 256 * sizeof(float));   /* layer3.16.conv2.bias(folded) */
-    memset(W(44685680), 0, 1024 * sizeof(float));   /* layer3.16.conv3.bias(folded) */
-    memset(W(44686704), 0, 256 * sizeof(float));   /* layer3.17.conv1.bias(folded) */
-    memset(W(44686960), 0, 256 * sizeof(float));   /* layer3.17.conv2.bias(folded) */
-    memset(W(44687216), 0, 1024 * sizeof(float));   /* layer3.17.conv3.bias(folded) */
-    memset(W(44688240), 0, 256 * sizeof(float));   /* layer3.18.conv1.bias(folded) */
-    memset(W(44688496), 0, 256 * sizeof(float));   /* layer3.18.conv2.bias(folded) */
-    memset(W(44688752), 0, 1024 * sizeof(float));   /* layer3.18.conv3.bias(folded) */
-    memset(W(44689776), 0, 256 * sizeof(float));   /* layer3.19.conv1.bias(folded) */
-    memset(W(44690032), 0, 256 * sizeof(float));   /* layer3.19.conv2.bias(folded) */
-    memset(W(44690288), 0, 1024 * sizeof(float));   /* layer3.19.conv3.bias(folded) */
-    memset(W(44691312), 0, 256 * sizeof(float));   /* layer3.20.conv1.bias(folded) */
-    memset(W(44691568), 0, 256 * sizeof(float));   /* layer3.20.conv2.bias(folded) */
-    memset(W(44691824), 0, 1024 * sizeof(float));   /* layer3.20.conv3.bias(folded) */
-    memset(W(44692848), 0, 256 * sizeof(float));   /* layer3.21.conv1.bias(folded) */
-    memset(W(44693104), 0, 256 * sizeof(float));   /* layer3.21.conv2.bias(folded) */
-    memset(W(44693360), 0, 1024 * sizeof(float));   /* layer3.21.conv3.bias(folded) */
-    memset(W(44694384), 0, 256 * sizeof(float));   /* layer3.22.conv1.bias(folded) */
-    memset(W(44694640), 0, 256 * sizeof(float));   /* layer3.22.conv2.bias(folded) */
-    memset(W(44694896), 0, 1024 * sizeof(float));   /* layer3.22.conv3.bias(folded) */
-    memset(W(44695920), 0, 512 * sizeof(float));   /* layer4.0.conv1.bias(folded) */
-    memset(W(44696432), 0, 512 * sizeof(float));   /* layer4.0.conv2.bias(folded) */
-    memset(W(44696944), 0, 2048 * sizeof(float));   /* layer4.0.conv3.bias(folded) */
-    memset(W(44698992), 0, 2048 * sizeof(float));   /* layer4.0.downsample.0.bias(folded) */
-    memset(W(44701040), 0, 512 * sizeof(float));   /* layer4.1.conv1.bias(folded) */
-    memset(W(44701552), 0, 512 * sizeof(float));   /* layer4.1.conv2.bias(folded) */
-    memset(W(44702064), 0, 2048 * sizeof(float));   /* layer4.1.conv3.bias(folded) */
-    memset(W(44704112), 0, 512 * sizeof(float));   /* layer4.2.conv1.bias(folded) */
-    memset(W(44704624), 0, 512 * sizeof(float));   /* layer4.2.conv2.bias(folded) */
-    memset(W(44705136), 0, 2048 * sizeof(float));   /* layer4.2.conv3.bias(folded) */
-    nnk_fold_batchnorm(W(0), W(44654512), W(9408), W(9472), W(9536), W(9600), 64, 147, 9.99999975e-06f);   /* bn1.weight */
-    nnk_fold_batchnorm(W(9664), W(44654576), W(13760), W(13824), W(13888), W(13952), 64, 64, 9.99999975e-06f);   /* layer1.0.bn1.weight */
-    nnk_fold_batchnorm(W(14016), W(44654640), W(50880), W(50944), W(51008), W(51072), 64, 576, 9.99999975e-06f);   /* layer1.0.bn2.weight */
-    nnk_fold_batchnorm(W(51136), W(44654704), W(67520), W(67776), W(68032), W(68288), 256, 64, 9.99999975e-06f);   /* layer1.0.bn3.weight */
-    nnk_fold_batchnorm(W(68544), W(44654960), W(84928), W(85184), W(85440), W(85696), 256, 64, 9.99999975e-06f);   /* layer1.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(85952), W(44655216), W(102336), W(102400), W(102464), W(102528), 64, 256, 9.99999975e-06f);   /* layer1.1.bn1.weight */
-    nnk_fold_batchnorm(W(102592), W(44655280), W(139456), W(139520), W(139584), W(139648), 64, 576, 9.99999975e-06f);   /* layer1.1.bn2.weight */
-    nnk_fold_batchnorm(W(139712), W(44655344), W(156096), W(156352), W(156608), W(156864), 256, 64, 9.99999975e-06f);   /* layer1.1.bn3.weight */
-    nnk_fold_batchnorm(W(157120), W(44655600), W(173504), W(173568), W(173632), W(173696), 64, 256, 9.99999975e-06f);   /* layer1.2.bn1.weight */
-    nnk_fold_batchnorm(W(173760), W(44655664), W(210624), W(210688), W(210752), W(210816), 64, 576, 9.99999975e-06f);   /* layer1.2.bn2.weight */
-    nnk_fold_batchnorm(W(210880), W(44655728), W(227264), W(227520), W(227776), W(228032), 256, 64, 9.99999975e-06f);   /* layer1.2.bn3.weight */
-    nnk_fold_batchnorm(W(228288), W(44655984), W(261056), W(261184), W(261312), W(261440), 128, 256, 9.99999975e-06f);   /* layer2.0.bn1.weight */
-    nnk_fold_batchnorm(W(261568), W(44656112), W(409024), W(409152), W(409280), W(409408), 128, 1152, 9.99999975e-06f);   /* layer2.0.bn2.weight */
-    nnk_fold_batchnorm(W(409536), W(44656240), W(475072), W(475584), W(476096), W(476608), 512, 128, 9.99999975e-06f);   /* layer2.0.bn3.weight */
-    nnk_fold_batchnorm(W(477120), W(44656752), W(608192), W(608704), W(609216), W(609728), 512, 256, 9.99999975e-06f);   /* layer2.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(610240), W(44657264), W(675776), W(675904), W(676032), W(676160), 128, 512, 9.99999975e-06f);   /* layer2.1.bn1.weight */
-    nnk_fold_batchnorm(W(676288), W(44657392), W(823744), W(823872), W(824000), W(824128), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn2.weight */
-    nnk_fold_batchnorm(W(824256), W(44657520), W(889792), W(890304), W(890816), W(891328), 512, 128, 9.99999975e-06f);   /* layer2.1.bn3.weight */
-    nnk_fold_batchnorm(W(891840), W(44658032), W(957376), W(957504), W(957632), W(957760), 128, 512, 9.99999975e-06f);   /* layer2.2.bn1.weight */
-    nnk_fold_batchnorm(W(957888), W(44658160), W(1105344), W(1105472), W(1105600), W(1105728), 128, 1152, 9.99999975e-06f);   /* layer2.2.bn2.weight */
-    nnk_fold_batchnorm(W(1105856), W(44658288), W(1171392), W(1171904), W(1172416), W(1172928), 512, 128, 9.99999975e-06f);   /* layer2.2.bn3.weight */
-    nnk_fold_batchnorm(W(1173440), W(44658800), W(1238976), W(1239104), W(1239232), W(1239360), 128, 512, 9.99999975e-06f);   /* layer2.3.bn1.weight */
-    nnk_fold_batchnorm(W(1239488), W(44658928), W(1386944), W(1387072), W(1387200), W(1387328), 128, 1152, 9.99999975e-06f);   /* layer2.3.bn2.weight */
-    nnk_fold_batchnorm(W(1387456), W(44659056), W(1452992), W(1453504), W(1454016), W(1454528), 512, 128, 9.99999975e-06f);   /* layer2.3.bn3.weight */
-    nnk_fold_batchnorm(W(1455040), W(44659568), W(1586112), W(1586368), W(1586624), W(1586880), 256, 512, 9.99999975e-06f);   /* layer3.0.bn1.weight */
-    nnk_fold_batchnorm(W(1587136), W(44659824), W(2176960), W(2177216), W(2177472), W(2177728), 256, 2304, 9.99999975e-06f);   /* layer3.0.bn2.weight */
-    nnk_fold_batchnorm(W(2177984), W(44660080), W(2440128), W(2441152), W(2442176), W(2443200), 1024, 256, 9.99999975e-06f);   /* layer3.0.bn3.weight */
-    nnk_fold_batchnorm(W(2444224), W(44661104), W(2968512), W(2969536), W(2970560), W(2971584), 1024, 512, 9.99999975e-06f);   /* layer3.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(2972608), W(44662128), W(3234752), W(3235008), W(3235264), W(3235520), 256, 1024, 9.99999975e-06f);   /* layer3.1.bn1.weight */
-    nnk_fold_batchnorm(W(3235776), W(44662384), W(3825600), W(3825856), W(3826112), W(3826368), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn2.weight */
-    nnk_fold_batchnorm(W(3826624), W(44662640), W(4088768), W(4089792), W(4090816), W(4091840), 1024, 256, 9.99999975e-06f);   /* layer3.1.bn3.weight */
-    nnk_fold_batchnorm(W(4092864), W(44663664), W(4355008), W(4355264), W(4355520), W(4355776), 256, 1024, 9.99999975e-06f);   /* layer3.2.bn1.weight */
-    nnk_fold_batchnorm(W(4356032), W(44663920), W(4945856), W(4946112), W(4946368), W(4946624), 256, 2304, 9.99999975e-06f);   /* layer3.2.bn2.weight */
-    nnk_fold_batchnorm(W(4946880), W(44664176), W(5209024), W(5210048), W(5211072), W(5212096), 1024, 256, 9.99999975e-06f);   /* layer3.2.bn3.weight */
-    nnk_fold_batchnorm(W(5213120), W(44665200), W(5475264), W(5475520), W(5475776), W(5476032), 256, 1024, 9.99999975e-06f);   /* layer3.3.bn1.weight */
-    nnk_fold_batchnorm(W(5476288), W(44665456), W(6066112), W(6066368), W(6066624), W(6066880), 256, 2304, 9.99999975e-06f);   /* layer3.3.bn2.weight */
-    nnk_fold_batchnorm(W(6067136), W(44665712), W(6329280), W(6330304), W(6331328), W(6332352), 1024, 256, 9.99999975e-06f);   /* layer3.3.bn3.weight */
-    nnk_fold_batchnorm(W(6333376), W(44666736), W(6595520), W(6595776), W(6596032), W(6596288), 256, 1024, 9.99999975e-06f);   /* layer3.4.bn1.weight */
-    nnk_fold_batchnorm(W(6596544), W(44666992), W(7186368), W(7186624), W(7186880), W(7187136), 256, 2304, 9.99999975e-06f);   /* layer3.4.bn2.weight */
-    nnk_fold_batchnorm(W(7187392), W(44667248), W(7449536), W(7450560), W(7451584), W(7452608), 1024, 256, 9.99999975e-06f);   /* layer3.4.bn3.weight */
-    nnk_fold_batchnorm(W(7453632), W(44668272), W(7715776), W(7716032), W(7716288), W(7716544), 256, 1024, 9.99999975e-06f);   /* layer3.5.bn1.weight */
-    nnk_fold_batchnorm(W(7716800), W(44668528), W(8306624), W(8306880), W(8307136), W(8307392), 256, 2304, 9.99999975e-06f);   /* layer3.5.bn2.weight */
-    nnk_fold_batchnorm(W(8307648), W(44668784), W(8569792), W(8570816), W(8571840), W(8572864), 1024, 256, 9.99999975e-06f);   /* layer3.5.bn3.weight */
-    nnk_fold_batchnorm(W(8573888), W(44669808), W(8836032), W(8836288), W(8836544), W(8836800), 256, 1024, 9.99999975e-06f);   /* layer3.6.bn1.weight */
-    nnk_fold_batchnorm(W(8837056), W(44670064), W(9426880), W(9427136), W(9427392), W(9427648), 256, 2304, 9.99999975e-06f);   /* layer3.6.bn2.weight */
-    nnk_fold_batchnorm(W(9427904), W(44670320), W(9690048), W(9691072), W(9692096), W(9693120), 1024, 256, 9.99999975e-06f);   /* layer3.6.bn3.weight */
-    nnk_fold_batchnorm(W(9694144), W(44671344), W(9956288), W(9956544), W(9956800), W(9957056), 256, 1024, 9.99999975e-06f);   /* layer3.7.bn1.weight */
-    nnk_fold_batchnorm(W(9957312), W(44671600), W(10547136), W(10547392), W(10547648), W(10547904), 256, 2304, 9.99999975e-06f);   /* layer3.7.bn2.weight */
-    nnk_fold_batchnorm(W(10548160), W(44671856), W(10810304), W(10811328), W(10812352), W(10813376), 1024, 256, 9.99999975e-06f);   /* layer3.7.bn3.weight */
-    nnk_fold_batchnorm(W(10814400), W(44672880), W(11076544), W(11076800), W(11077056), W(11077312), 256, 1024, 9.99999975e-06f);   /* layer3.8.bn1.weight */
-    nnk_fold_batchnorm(W(11077568), W(44673136), W(11667392), W(11667648), W(11667904), W(11668160), 256, 2304, 9.99999975e-06f);   /* layer3.8.bn2.weight */
-    nnk_fold_batchnorm(W(11668416), W(44673392), W(11930560), W(11931584), W(11932608), W(11933632), 1024, 256, 9.99999975e-06f);   /* layer3.8.bn3.weight */
-    nnk_fold_batchnorm(W(11934656), W(44674416), W(12196800), W(12197056), W(12197312), W(12197568), 256, 1024, 9.99999975e-06f);   /* layer3.9.bn1.weight */
-    nnk_fold_batchnorm(W(12197824), W(44674672), W(12787648), W(12787904), W(12788160), W(12788416), 256, 2304, 9.99999975e-06f);   /* layer3.9.bn2.weight */
-    nnk_fold_batchnorm(W(12788672), W(44674928), W(13050816), W(13051840), W(13052864), W(13053888), 1024, 256, 9.99999975e-06f);   /* layer3.9.bn3.weight */
-    nnk_fold_batchnorm(W(13054912), W(44675952), W(13317056), W(13317312), W(13317568), W(13317824), 256, 1024, 9.99999975e-06f);   /* layer3.10.bn1.weight */
-    nnk_fold_batchnorm(W(13318080), W(44676208), W(13907904), W(13908160), W(13908416), W(13908672), 256, 2304, 9.99999975e-06f);   /* layer3.10.bn2.weight */
-    nnk_fold_batchnorm(W(13908928), W(44676464), W(14171072), W(14172096), W(14173120), W(14174144), 1024, 256, 9.99999975e-06f);   /* layer3.10.bn3.weight */
-    nnk_fold_batchnorm(W(14175168), W(44677488), W(14437312), W(14437568), W(14437824), W(14438080), 256, 1024, 9.99999975e-06f);   /* layer3.11.bn1.weight */
-    nnk_fold_batchnorm(W(14438336), W(44677744), W(15028160), W(15028416), W(15028672), W(15028928), 256, 2304, 9.99999975e-06f);   /* layer3.11.bn2.weight */
-    nnk_fold_batchnorm(W(15029184), W(44678000), W(15291328), W(15292352), W(15293376), W(15294400), 1024, 256, 9.99999975e-06f);   /* layer3.11.bn3.weight */
-    nnk_fold_batchnorm(W(15295424), W(44679024), W(15557568), W(15557824), W(15558080), W(15558336), 256, 1024, 9.99999975e-06f);   /* layer3.12.bn1.weight */
-    nnk_fold_batchnorm(W(15558592), W(44679280), W(16148416), W(16148672), W(16148928), W(16149184), 256, 2304, 9.99999975e-06f);   /* layer3.12.bn2.weight */
-    nnk_fold_batchnorm(W(16149440), W(44679536), W(16411584), W(16412608), W(16413632), W(16414656), 1024, 256, 9.99999975e-06f);   /* layer3.12.bn3.weight */
-    nnk_fold_batchnorm(W(16415680), W(44680560), W(16677824), W(16678080), W(16678336), W(16678592), 256, 1024, 9.99999975e-06f);   /* layer3.13.bn1.weight */
-    nnk_fold_batchnorm(W(16678848), W(44680816), W(17268672), W(17268928), W(17269184), W(17269440), 256, 2304, 9.99999975e-06f);   /* layer3.13.bn2.weight */
-    nnk_fold_batchnorm(W(17269696), W(44681072), W(17531840), W(17532864), W(17533888), W(17534912), 1024, 256, 9.99999975e-06f);   /* layer3.13.bn3.weight */
-    nnk_fold_batchnorm(W(17535936), W(44682096), W(17798080), W(17798336), W(17798592), W(17798848), 256, 1024, 9.99999975e-06f);   /* layer3.14.bn1.weight */
-    nnk_fold_batchnorm(W(17799104), W(44682352), W(18388928), W(18389184), W(18389440), W(18389696), 256, 2304, 9.99999975e-06f);   /* layer3.14.bn2.weight */
-    nnk_fold_batchnorm(W(18389952), W(44682608), W(18652096), W(18653120), W(18654144), W(18655168), 1024, 256, 9.99999975e-06f);   /* layer3.14.bn3.weight */
-    nnk_fold_batchnorm(W(18656192), W(44683632), W(18918336), W(18918592), W(18918848), W(18919104), 256, 1024, 9.99999975e-06f);   /* layer3.15.bn1.weight */
-    nnk_fold_batchnorm(W(18919360), W(44683888), W(19509184), W(19509440), W(19509696), W(19509952), 256, 2304, 9.99999975e-06f);   /* layer3.15.bn2.weight */
-    nnk_fold_batchnorm(W(19510208), W(44684144), W(19772352), W(19773376), W(19774400), W(19775424), 1024, 256, 9.99999975e-06f);   /* layer3.15.bn3.weight */
-    nnk_fold_batchnorm(W(19776448), W(44685168), W(20038592), W(20038848), W(20039104), W(20039360), 256, 1024, 9.99999975e-06f);   /* layer3.16.bn1.weight */
-    nnk_fold_batchnorm(W(20039616), W(44685424), W(20629440), W(20629696), W(20629952), W(20630208), 256, 2304, 9.99999975e-06f);   /* layer3.16.bn2.weight */
-    nnk_fold_batchnorm(W(20630464), W(44685680), W(20892608), W(20893632), W(20894656), W(20895680), 1024, 256, 9.99999975e-06f);   /* layer3.16.bn3.weight */
-    nnk_fold_batchnorm(W(20896704), W(44686704), W(21158848), W(21159104), W(21159360), W(21159616), 256, 1024, 9.99999975e-06f);   /* layer3.17.bn1.weight */
-    nnk_fold_batchnorm(W(21159872), W(44686960), W(21749696), W(21749952), W(21750208), W(21750464), 256, 2304, 9.99999975e-06f);   /* layer3.17.bn2.weight */
-    nnk_fold_batchnorm(W(21750720), W(44687216), W(22012864), W(22013888), W(22014912), W(22015936), 1024, 256, 9.99999975e-06f);   /* layer3.17.bn3.weight */
-    nnk_fold_batchnorm(W(22016960), W(44688240), W(22279104), W(22279360), W(22279616), W(22279872), 256, 1024, 9.99999975e-06f);   /* layer3.18.bn1.weight */
-    nnk_fold_batchnorm(W(22280128), W(44688496), W(22869952), W(22870208), W(22870464), W(22870720), 256, 2304, 9.99999975e-06f);   /* layer3.18.bn2.weight */
-    nnk_fold_batchnorm(W(22870976), W(44688752), W(23133120), W(23134144), W(23135168), W(23136192), 1024, 256, 9.99999975e-06f);   /* layer3.18.bn3.weight */
-    nnk_fold_batchnorm(W(23137216), W(44689776), W(23399360), W(23399616), W(23399872), W(23400128), 256, 1024, 9.99999975e-06f);   /* layer3.19.bn1.weight */
-    nnk_fold_batchnorm(W(23400384), W(44690032), W(23990208), W(23990464), W(23990720), W(23990976), 256, 2304, 9.99999975e-06f);   /* layer3.19.bn2.weight */
-    nnk_fold_batchnorm(W(23991232), W(44690288), W(24253376), W(24254400), W(24255424), W(24256448), 1024, 256, 9.99999975e-06f);   /* layer3.19.bn3.weight */
-    nnk_fold_batchnorm(W(24257472), W(44691312), W(24519616), W(24519872), W(24520128), W(24520384), 256, 1024, 9.99999975e-06f);   /* layer3.20.bn1.weight */
-    nnk_fold_batchnorm(W(24520640), W(44691568), W(25110464), W(25110720), W(25110976), W(25111232), 256, 2304, 9.99999975e-06f);   /* layer3.20.bn2.weight */
-    nnk_fold_batchnorm(W(25111488), W(44691824), W(25373632), W(25374656), W(25375680), W(25376704), 1024, 256, 9.99999975e-06f);   /* layer3.20.bn3.weight */
-    nnk_fold_batchnorm(W(25377728), W(44692848), W(25639872), W(25640128), W(25640384), W(25640640), 256, 1024, 9.99999975e-06f);   /* layer3.21.bn1.weight */
-    nnk_fold_batchnorm(W(25640896), W(44693104), W(26230720), W(26230976), W(26231232), W(26231488), 256, 2304, 9.99999975e-06f);   /* layer3.21.bn2.weight */
-    nnk_fold_batchnorm(W(26231744), W(44693360), W(26493888), W(26494912), W(26495936), W(26496960), 1024, 256, 9.99999975e-06f);   /* layer3.21.bn3.weight */
-    nnk_fold_batchnorm(W(26497984), W(44694384), W(26760128), W(26760384), W(26760640), W(26760896), 256, 1024, 9.99999975e-06f);   /* layer3.22.bn1.weight */
-    nnk_fold_batchnorm(W(26761152), W(44694640), W(27350976), W(27351232), W(27351488), W(27351744), 256, 2304, 9.99999975e-06f);   /* layer3.22.bn2.weight */
-    nnk_fold_batchnorm(W(27352000), W(44694896), W(27614144), W(27615168), W(27616192), W(27617216), 1024, 256, 9.99999975e-06f);   /* layer3.22.bn3.weight */
-    nnk_fold_batchnorm(W(27618240), W(44695920), W(28142528), W(28143040), W(28143552), W(28144064), 512, 1024, 9.99999975e-06f);   /* layer4.0.bn1.weight */
-    nnk_fold_batchnorm(W(28144576), W(44696432), W(30503872), W(30504384), W(30504896), W(30505408), 512, 4608, 9.99999975e-06f);   /* layer4.0.bn2.weight */
-    nnk_fold_batchnorm(W(30505920), W(44696944), W(31554496), W(31556544), W(31558592), W(31560640), 2048, 512, 9.99999975e-06f);   /* layer4.0.bn3.weight */
-    nnk_fold_batchnorm(W(31562688), W(44698992), W(33659840), W(33661888), W(33663936), W(33665984), 2048, 1024, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(33668032), W(44701040), W(34716608), W(34717120), W(34717632), W(34718144), 512, 2048, 9.99999975e-06f);   /* layer4.1.bn1.weight */
-    nnk_fold_batchnorm(W(34718656), W(44701552), W(37077952), W(37078464), W(37078976), W(37079488), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
-    nnk_fold_batchnorm(W(37080000), W(44702064), W(38128576), W(38130624), W(38132672), W(38134720), 2048, 512, 9.99999975e-06f);   /* layer4.1.bn3.weight */
-    nnk_fold_batchnorm(W(38136768), W(44704112), W(39185344), W(39185856), W(39186368), W(39186880), 512, 2048, 9.99999975e-06f);   /* layer4.2.bn1.weight */
-    nnk_fold_batchnorm(W(39187392), W(44704624), W(41546688), W(41547200), W(41547712), W(41548224), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
-    nnk_fold_batchnorm(W(41548736), W(44705136), W(42597312), W(42599360), W(42601408), W(42603456), 2048, 512, 9.99999975e-06f);   /* layer4.2.bn3.weight */
+    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_2_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_2_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_3_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_0_downsample_0_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_2_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_3_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_4_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_5_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_6_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_6_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_6_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_7_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_7_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_7_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_8_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_8_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_8_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_9_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_9_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_9_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_10_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_10_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_10_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_11_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_11_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_11_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_12_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_12_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_12_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_13_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_13_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_13_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_14_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_14_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_14_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_15_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_15_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_15_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_16_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_16_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_16_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_17_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_17_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_17_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_18_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_18_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_18_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_19_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_19_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_19_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_20_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_20_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_20_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_21_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_21_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_21_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_22_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_22_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_22_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_0_downsample_0_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_2_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv3_bias_folded), 0, 2048 * sizeof(float));
+    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
+                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
+                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
+                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded), W(layer1_0_bn3_weight), W(layer1_0_bn3_bias),
+                       W(layer1_0_bn3_running_mean), W(layer1_0_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), W(layer1_0_downsample_1_weight), W(layer1_0_downsample_1_bias),
+                       W(layer1_0_downsample_1_running_mean), W(layer1_0_downsample_1_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
+                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
+                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), W(layer1_1_bn3_weight), W(layer1_1_bn3_bias),
+                       W(layer1_1_bn3_running_mean), W(layer1_1_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded), W(layer1_2_bn1_weight), W(layer1_2_bn1_bias),
+                       W(layer1_2_bn1_running_mean), W(layer1_2_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), W(layer1_2_bn2_weight), W(layer1_2_bn2_bias),
+                       W(layer1_2_bn2_running_mean), W(layer1_2_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), W(layer1_2_bn3_weight), W(layer1_2_bn3_bias),
+                       W(layer1_2_bn3_running_mean), W(layer1_2_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
+                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
+                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded), W(layer2_0_bn3_weight), W(layer2_0_bn3_bias),
+                       W(layer2_0_bn3_running_mean), W(layer2_0_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
+                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
+                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
+                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), W(layer2_1_bn3_weight), W(layer2_1_bn3_bias),
+                       W(layer2_1_bn3_running_mean), W(layer2_1_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded), W(layer2_2_bn1_weight), W(layer2_2_bn1_bias),
+                       W(layer2_2_bn1_running_mean), W(layer2_2_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), W(layer2_2_bn2_weight), W(layer2_2_bn2_bias),
+                       W(layer2_2_bn2_running_mean), W(layer2_2_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), W(layer2_2_bn3_weight), W(layer2_2_bn3_bias),
+                       W(layer2_2_bn3_running_mean), W(layer2_2_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded), W(layer2_3_bn1_weight), W(layer2_3_bn1_bias),
+                       W(layer2_3_bn1_running_mean), W(layer2_3_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), W(layer2_3_bn2_weight), W(layer2_3_bn2_bias),
+                       W(layer2_3_bn2_running_mean), W(layer2_3_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), W(layer2_3_bn3_weight), W(layer2_3_bn3_bias),
+                       W(layer2_3_bn3_running_mean), W(layer2_3_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
+                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
+                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded), W(layer3_0_bn3_weight), W(layer3_0_bn3_bias),
+                       W(layer3_0_bn3_running_mean), W(layer3_0_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
+                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 1024, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
+                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
+                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), W(layer3_1_bn3_weight), W(layer3_1_bn3_bias),
+                       W(layer3_1_bn3_running_mean), W(layer3_1_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded), W(layer3_2_bn1_weight), W(layer3_2_bn1_bias),
+                       W(layer3_2_bn1_running_mean), W(layer3_2_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), W(layer3_2_bn2_weight), W(layer3_2_bn2_bias),
+                       W(layer3_2_bn2_running_mean), W(layer3_2_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), W(layer3_2_bn3_weight), W(layer3_2_bn3_bias),
+                       W(layer3_2_bn3_running_mean), W(layer3_2_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded), W(layer3_3_bn1_weight), W(layer3_3_bn1_bias),
+                       W(layer3_3_bn1_running_mean), W(layer3_3_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), W(layer3_3_bn2_weight), W(layer3_3_bn2_bias),
+                       W(layer3_3_bn2_running_mean), W(layer3_3_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), W(layer3_3_bn3_weight), W(layer3_3_bn3_bias),
+                       W(layer3_3_bn3_running_mean), W(layer3_3_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded), W(layer3_4_bn1_weight), W(layer3_4_bn1_bias),
+                       W(layer3_4_bn1_running_mean), W(layer3_4_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), W(layer3_4_bn2_weight), W(layer3_4_bn2_bias),
+                       W(layer3_4_bn2_running_mean), W(layer3_4_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), W(layer3_4_bn3_weight), W(layer3_4_bn3_bias),
+                       W(layer3_4_bn3_running_mean), W(layer3_4_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded), W(layer3_5_bn1_weight), W(layer3_5_bn1_bias),
+                       W(layer3_5_bn1_running_mean), W(layer3_5_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), W(layer3_5_bn2_weight), W(layer3_5_bn2_bias),
+                       W(layer3_5_bn2_running_mean), W(layer3_5_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), W(layer3_5_bn3_weight), W(layer3_5_bn3_bias),
+                       W(layer3_5_bn3_running_mean), W(layer3_5_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded), W(layer3_6_bn1_weight), W(layer3_6_bn1_bias),
+                       W(layer3_6_bn1_running_mean), W(layer3_6_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded), W(layer3_6_bn2_weight), W(layer3_6_bn2_bias),
+                       W(layer3_6_bn2_running_mean), W(layer3_6_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), W(layer3_6_bn3_weight), W(layer3_6_bn3_bias),
+                       W(layer3_6_bn3_running_mean), W(layer3_6_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded), W(layer3_7_bn1_weight), W(layer3_7_bn1_bias),
+                       W(layer3_7_bn1_running_mean), W(layer3_7_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded), W(layer3_7_bn2_weight), W(layer3_7_bn2_bias),
+                       W(layer3_7_bn2_running_mean), W(layer3_7_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), W(layer3_7_bn3_weight), W(layer3_7_bn3_bias),
+                       W(layer3_7_bn3_running_mean), W(layer3_7_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded), W(layer3_8_bn1_weight), W(layer3_8_bn1_bias),
+                       W(layer3_8_bn1_running_mean), W(layer3_8_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded), W(layer3_8_bn2_weight), W(layer3_8_bn2_bias),
+                       W(layer3_8_bn2_running_mean), W(layer3_8_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), W(layer3_8_bn3_weight), W(layer3_8_bn3_bias),
+                       W(layer3_8_bn3_running_mean), W(layer3_8_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded), W(layer3_9_bn1_weight), W(layer3_9_bn1_bias),
+                       W(layer3_9_bn1_running_mean), W(layer3_9_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded), W(layer3_9_bn2_weight), W(layer3_9_bn2_bias),
+                       W(layer3_9_bn2_running_mean), W(layer3_9_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), W(layer3_9_bn3_weight), W(layer3_9_bn3_bias),
+                       W(layer3_9_bn3_running_mean), W(layer3_9_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded), W(layer3_10_bn1_weight), W(layer3_10_bn1_bias),
+                       W(layer3_10_bn1_running_mean), W(layer3_10_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded), W(layer3_10_bn2_weight), W(layer3_10_bn2_bias),
+                       W(layer3_10_bn2_running_mean), W(layer3_10_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), W(layer3_10_bn3_weight), W(layer3_10_bn3_bias),
+                       W(layer3_10_bn3_running_mean), W(layer3_10_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded), W(layer3_11_bn1_weight), W(layer3_11_bn1_bias),
+                       W(layer3_11_bn1_running_mean), W(layer3_11_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded), W(layer3_11_bn2_weight), W(layer3_11_bn2_bias),
+                       W(layer3_11_bn2_running_mean), W(layer3_11_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), W(layer3_11_bn3_weight), W(layer3_11_bn3_bias),
+                       W(layer3_11_bn3_running_mean), W(layer3_11_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded), W(layer3_12_bn1_weight), W(layer3_12_bn1_bias),
+                       W(layer3_12_bn1_running_mean), W(layer3_12_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded), W(layer3_12_bn2_weight), W(layer3_12_bn2_bias),
+                       W(layer3_12_bn2_running_mean), W(layer3_12_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), W(layer3_12_bn3_weight), W(layer3_12_bn3_bias),
+                       W(layer3_12_bn3_running_mean), W(layer3_12_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded), W(layer3_13_bn1_weight), W(layer3_13_bn1_bias),
+                       W(layer3_13_bn1_running_mean), W(layer3_13_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded), W(layer3_13_bn2_weight), W(layer3_13_bn2_bias),
+                       W(layer3_13_bn2_running_mean), W(layer3_13_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), W(layer3_13_bn3_weight), W(layer3_13_bn3_bias),
+                       W(layer3_13_bn3_running_mean), W(layer3_13_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded), W(layer3_14_bn1_weight), W(layer3_14_bn1_bias),
+                       W(layer3_14_bn1_running_mean), W(layer3_14_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded), W(layer3_14_bn2_weight), W(layer3_14_bn2_bias),
+                       W(layer3_14_bn2_running_mean), W(layer3_14_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), W(layer3_14_bn3_weight), W(layer3_14_bn3_bias),
+                       W(layer3_14_bn3_running_mean), W(layer3_14_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded), W(layer3_15_bn1_weight), W(layer3_15_bn1_bias),
+                       W(layer3_15_bn1_running_mean), W(layer3_15_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded), W(layer3_15_bn2_weight), W(layer3_15_bn2_bias),
+                       W(layer3_15_bn2_running_mean), W(layer3_15_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), W(layer3_15_bn3_weight), W(layer3_15_bn3_bias),
+                       W(layer3_15_bn3_running_mean), W(layer3_15_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded), W(layer3_16_bn1_weight), W(layer3_16_bn1_bias),
+                       W(layer3_16_bn1_running_mean), W(layer3_16_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded), W(layer3_16_bn2_weight), W(layer3_16_bn2_bias),
+                       W(layer3_16_bn2_running_mean), W(layer3_16_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), W(layer3_16_bn3_weight), W(layer3_16_bn3_bias),
+                       W(layer3_16_bn3_running_mean), W(layer3_16_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded), W(layer3_17_bn1_weight), W(layer3_17_bn1_bias),
+                       W(layer3_17_bn1_running_mean), W(layer3_17_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded), W(layer3_17_bn2_weight), W(layer3_17_bn2_bias),
+                       W(layer3_17_bn2_running_mean), W(layer3_17_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), W(layer3_17_bn3_weight), W(layer3_17_bn3_bias),
+                       W(layer3_17_bn3_running_mean), W(layer3_17_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded), W(layer3_18_bn1_weight), W(layer3_18_bn1_bias),
+                       W(layer3_18_bn1_running_mean), W(layer3_18_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded), W(layer3_18_bn2_weight), W(layer3_18_bn2_bias),
+                       W(layer3_18_bn2_running_mean), W(layer3_18_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), W(layer3_18_bn3_weight), W(layer3_18_bn3_bias),
+                       W(layer3_18_bn3_running_mean), W(layer3_18_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded), W(layer3_19_bn1_weight), W(layer3_19_bn1_bias),
+                       W(layer3_19_bn1_running_mean), W(layer3_19_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded), W(layer3_19_bn2_weight), W(layer3_19_bn2_bias),
+                       W(layer3_19_bn2_running_mean), W(layer3_19_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), W(layer3_19_bn3_weight), W(layer3_19_bn3_bias),
+                       W(layer3_19_bn3_running_mean), W(layer3_19_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded), W(layer3_20_bn1_weight), W(layer3_20_bn1_bias),
+                       W(layer3_20_bn1_running_mean), W(layer3_20_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded), W(layer3_20_bn2_weight), W(layer3_20_bn2_bias),
+                       W(layer3_20_bn2_running_mean), W(layer3_20_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), W(layer3_20_bn3_weight), W(layer3_20_bn3_bias),
+                       W(layer3_20_bn3_running_mean), W(layer3_20_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded), W(layer3_21_bn1_weight), W(layer3_21_bn1_bias),
+                       W(layer3_21_bn1_running_mean), W(layer3_21_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded), W(layer3_21_bn2_weight), W(layer3_21_bn2_bias),
+                       W(layer3_21_bn2_running_mean), W(layer3_21_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), W(layer3_21_bn3_weight), W(layer3_21_bn3_bias),
+                       W(layer3_21_bn3_running_mean), W(layer3_21_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded), W(layer3_22_bn1_weight), W(layer3_22_bn1_bias),
+                       W(layer3_22_bn1_running_mean), W(layer3_22_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded), W(layer3_22_bn2_weight), W(layer3_22_bn2_bias),
+                       W(layer3_22_bn2_running_mean), W(layer3_22_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), W(layer3_22_bn3_weight), W(layer3_22_bn3_bias),
+                       W(layer3_22_bn3_running_mean), W(layer3_22_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
+                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
+                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded), W(layer4_0_bn3_weight), W(layer4_0_bn3_bias),
+                       W(layer4_0_bn3_running_mean), W(layer4_0_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
+                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 2048, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
+                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
+                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), W(layer4_1_bn3_weight), W(layer4_1_bn3_bias),
+                       W(layer4_1_bn3_running_mean), W(layer4_1_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded), W(layer4_2_bn1_weight), W(layer4_2_bn1_bias),
+                       W(layer4_2_bn1_running_mean), W(layer4_2_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), W(layer4_2_bn2_weight), W(layer4_2_bn2_bias),
+                       W(layer4_2_bn2_running_mean), W(layer4_2_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), W(layer4_2_bn3_weight), W(layer4_2_bn3_bias),
+                       W(layer4_2_bn3_running_mean), W(layer4_2_bn3_running_var), 2048, 512, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
-    nnk_pack_weight(W(9664), 64, 64, NNK_MR, tmp);   /* layer1.0.conv1.weight */
-    nnk_pack_weight(W(14016), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
-    nnk_pack_weight(W(51136), 256, 64, NNK_MR, tmp);   /* layer1.0.conv3.weight */
-    nnk_pack_weight(W(68544), 256, 64, NNK_MR, tmp);   /* layer1.0.downsample.0.weight */
-    nnk_pack_weight(W(85952), 64, 256, NNK_MR, tmp);   /* layer1.1.conv1.weight */
-    nnk_pack_weight(W(102592), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
-    nnk_pack_weight(W(139712), 256, 64, NNK_MR, tmp);   /* layer1.1.conv3.weight */
-    nnk_pack_weight(W(157120), 64, 256, NNK_MR, tmp);   /* layer1.2.conv1.weight */
-    nnk_pack_weight(W(173760), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
-    nnk_pack_weight(W(210880), 256, 64, NNK_MR, tmp);   /* layer1.2.conv3.weight */
-    nnk_pack_weight(W(228288), 128, 256, NNK_MR, tmp);   /* layer2.0.conv1.weight */
-    nnk_pack_weight(W(261568), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
-    nnk_pack_weight(W(409536), 512, 128, NNK_MR, tmp);   /* layer2.0.conv3.weight */
-    nnk_pack_weight(W(477120), 512, 256, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
-    nnk_pack_weight(W(610240), 128, 512, NNK_MR, tmp);   /* layer2.1.conv1.weight */
-    nnk_pack_weight(W(676288), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
-    nnk_pack_weight(W(824256), 512, 128, NNK_MR, tmp);   /* layer2.1.conv3.weight */
-    nnk_pack_weight(W(891840), 128, 512, NNK_MR, tmp);   /* layer2.2.conv1.weight */
-    nnk_pack_weight(W(957888), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
-    nnk_pack_weight(W(1105856), 512, 128, NNK_MR, tmp);   /* layer2.2.conv3.weight */
-    nnk_pack_weight(W(1173440), 128, 512, NNK_MR, tmp);   /* layer2.3.conv1.weight */
-    nnk_pack_weight(W(1239488), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
-    nnk_pack_weight(W(1387456), 512, 128, NNK_MR, tmp);   /* layer2.3.conv3.weight */
-    nnk_pack_weight(W(1455040), 256, 512, NNK_MR, tmp);   /* layer3.0.conv1.weight */
-    nnk_pack_weight(W(1587136), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
-    nnk_pack_weight(W(2177984), 1024, 256, NNK_MR, tmp);   /* layer3.0.conv3.weight */
-    nnk_pack_weight(W(2444224), 1024, 512, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
-    nnk_pack_weight(W(2972608), 256, 1024, NNK_MR, tmp);   /* layer3.1.conv1.weight */
-    nnk_pack_weight(W(3235776), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
-    nnk_pack_weight(W(3826624), 1024, 256, NNK_MR, tmp);   /* layer3.1.conv3.weight */
-    nnk_pack_weight(W(4092864), 256, 1024, NNK_MR, tmp);   /* layer3.2.conv1.weight */
-    nnk_pack_weight(W(4356032), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
-    nnk_pack_weight(W(4946880), 1024, 256, NNK_MR, tmp);   /* layer3.2.conv3.weight */
-    nnk_pack_weight(W(5213120), 256, 1024, NNK_MR, tmp);   /* layer3.3.conv1.weight */
-    nnk_pack_weight(W(5476288), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
-    nnk_pack_weight(W(6067136), 1024, 256, NNK_MR, tmp);   /* layer3.3.conv3.weight */
-    nnk_pack_weight(W(6333376), 256, 1024, NNK_MR, tmp);   /* layer3.4.conv1.weight */
-    nnk_pack_weight(W(6596544), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
-    nnk_pack_weight(W(7187392), 1024, 256, NNK_MR, tmp);   /* layer3.4.conv3.weight */
-    nnk_pack_weight(W(7453632), 256, 1024, NNK_MR, tmp);   /* layer3.5.conv1.weight */
-    nnk_pack_weight(W(7716800), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
-    nnk_pack_weight(W(8307648), 1024, 256, NNK_MR, tmp);   /* layer3.5.conv3.weight */
-    nnk_pack_weight(W(8573888), 256, 1024, NNK_MR, tmp);   /* layer3.6.conv1.weight */
-    nnk_pack_weight(W(8837056), 256, 2304, NNK_MR, tmp);   /* layer3.6.conv2.weight */
-    nnk_pack_weight(W(9427904), 1024, 256, NNK_MR, tmp);   /* layer3.6.conv3.weight */
-    nnk_pack_weight(W(9694144), 256, 1024, NNK_MR, tmp);   /* layer3.7.conv1.weight */
-    nnk_pack_weight(W(9957312), 256, 2304, NNK_MR, tmp);   /* layer3.7.conv2.weight */
-    nnk_pack_weight(W(10548160), 1024, 256, NNK_MR, tmp);   /* layer3.7.conv3.weight */
-    nnk_pack_weight(W(10814400), 256, 1024, NNK_MR, tmp);   /* layer3.8.conv1.weight */
-    nnk_pack_weight(W(11077568), 256, 2304, NNK_MR, tmp);   /* layer3.8.conv2.weight */
-    nnk_pack_weight(W(11668416), 1024, 256, NNK_MR, tmp);   /* layer3.8.conv3.weight */
-    nnk_pack_weight(W(11934656), 256, 1024, NNK_MR, tmp);   /* layer3.9.conv1.weight */
-    nnk_pack_weight(W(12197824), 256, 2304, NNK_MR, tmp);   /* layer3.9.conv2.weight */
-    nnk_pack_weight(W(12788672), 1024, 256, NNK_MR, tmp);   /* layer3.9.conv3.weight */
-    nnk_pack_weight(W(13054912), 256, 1024, NNK_MR, tmp);   /* layer3.10.conv1.weight */
-    nnk_pack_weight(W(13318080), 256, 2304, NNK_MR, tmp);   /* layer3.10.conv2.weight */
-    nnk_pack_weight(W(13908928), 1024, 256, NNK_MR, tmp);   /* layer3.10.conv3.weight */
-    nnk_pack_weight(W(14175168), 256, 1024, NNK_MR, tmp);   /* layer3.11.conv1.weight */
-    nnk_pack_weight(W(14438336), 256, 2304, NNK_MR, tmp);   /* layer3.11.conv2.weight */
-    nnk_pack_weight(W(15029184), 1024, 256, NNK_MR, tmp);   /* layer3.11.conv3.weight */
-    nnk_pack_weight(W(15295424), 256, 1024, NNK_MR, tmp);   /* layer3.12.conv1.weight */
-    nnk_pack_weight(W(15558592), 256, 2304, NNK_MR, tmp);   /* layer3.12.conv2.weight */
-    nnk_pack_weight(W(16149440), 1024, 256, NNK_MR, tmp);   /* layer3.12.conv3.weight */
-    nnk_pack_weight(W(16415680), 256, 1024, NNK_MR, tmp);   /* layer3.13.conv1.weight */
-    nnk_pack_weight(W(16678848), 256, 2304, NNK_MR, tmp);   /* layer3.13.conv2.weight */
-    nnk_pack_weight(W(17269696), 1024, 256, NNK_MR, tmp);   /* layer3.13.conv3.weight */
-    nnk_pack_weight(W(17535936), 256, 1024, NNK_MR, tmp);   /* layer3.14.conv1.weight */
-    nnk_pack_weight(W(17799104), 256, 2304, NNK_MR, tmp);   /* layer3.14.conv2.weight */
-    nnk_pack_weight(W(18389952), 1024, 256, NNK_MR, tmp);   /* layer3.14.conv3.weight */
-    nnk_pack_weight(W(18656192), 256, 1024, NNK_MR, tmp);   /* layer3.15.conv1.weight */
-    nnk_pack_weight(W(18919360), 256, 2304, NNK_MR, tmp);   /* layer3.15.conv2.weight */
-    nnk_pack_weight(W(19510208), 1024, 256, NNK_MR, tmp);   /* layer3.15.conv3.weight */
-    nnk_pack_weight(W(19776448), 256, 1024, NNK_MR, tmp);   /* layer3.16.conv1.weight */
-    nnk_pack_weight(W(20039616), 256, 2304, NNK_MR, tmp);   /* layer3.16.conv2.weight */
-    nnk_pack_weight(W(20630464), 1024, 256, NNK_MR, tmp);   /* layer3.16.conv3.weight */
-    nnk_pack_weight(W(20896704), 256, 1024, NNK_MR, tmp);   /* layer3.17.conv1.weight */
-    nnk_pack_weight(W(21159872), 256, 2304, NNK_MR, tmp);   /* layer3.17.conv2.weight */
-    nnk_pack_weight(W(21750720), 1024, 256, NNK_MR, tmp);   /* layer3.17.conv3.weight */
-    nnk_pack_weight(W(22016960), 256, 1024, NNK_MR, tmp);   /* layer3.18.conv1.weight */
-    nnk_pack_weight(W(22280128), 256, 2304, NNK_MR, tmp);   /* layer3.18.conv2.weight */
-    nnk_pack_weight(W(22870976), 1024, 256, NNK_MR, tmp);   /* layer3.18.conv3.weight */
-    nnk_pack_weight(W(23137216), 256, 1024, NNK_MR, tmp);   /* layer3.19.conv1.weight */
-    nnk_pack_weight(W(23400384), 256, 2304, NNK_MR, tmp);   /* layer3.19.conv2.weight */
-    nnk_pack_weight(W(23991232), 1024, 256, NNK_MR, tmp);   /* layer3.19.conv3.weight */
-    nnk_pack_weight(W(24257472), 256, 1024, NNK_MR, tmp);   /* layer3.20.conv1.weight */
-    nnk_pack_weight(W(24520640), 256, 2304, NNK_MR, tmp);   /* layer3.20.conv2.weight */
-    nnk_pack_weight(W(25111488), 1024, 256, NNK_MR, tmp);   /* layer3.20.conv3.weight */
-    nnk_pack_weight(W(25377728), 256, 1024, NNK_MR, tmp);   /* layer3.21.conv1.weight */
-    nnk_pack_weight(W(25640896), 256, 2304, NNK_MR, tmp);   /* layer3.21.conv2.weight */
-    nnk_pack_weight(W(26231744), 1024, 256, NNK_MR, tmp);   /* layer3.21.conv3.weight */
-    nnk_pack_weight(W(26497984), 256, 1024, NNK_MR, tmp);   /* layer3.22.conv1.weight */
-    nnk_pack_weight(W(26761152), 256, 2304, NNK_MR, tmp);   /* layer3.22.conv2.weight */
-    nnk_pack_weight(W(27352000), 1024, 256, NNK_MR, tmp);   /* layer3.22.conv3.weight */
-    nnk_pack_weight(W(27618240), 512, 1024, NNK_MR, tmp);   /* layer4.0.conv1.weight */
-    nnk_pack_weight(W(28144576), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
-    nnk_pack_weight(W(30505920), 2048, 512, NNK_MR, tmp);   /* layer4.0.conv3.weight */
-    nnk_pack_weight(W(31562688), 2048, 1024, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
-    nnk_pack_weight(W(33668032), 512, 2048, NNK_MR, tmp);   /* layer4.1.conv1.weight */
-    nnk_pack_weight(W(34718656), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
-    nnk_pack_weight(W(37080000), 2048, 512, NNK_MR, tmp);   /* layer4.1.conv3.weight */
-    nnk_pack_weight(W(38136768), 512, 2048, NNK_MR, tmp);   /* layer4.2.conv1.weight */
-    nnk_pack_weight(W(39187392), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
-    nnk_pack_weight(W(41548736), 2048, 512, NNK_MR, tmp);   /* layer4.2.conv3.weight */
+    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_downsample_0_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_downsample_0_weight), 1024, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_downsample_0_weight), 2048, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv3_weight), 2048, 512, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

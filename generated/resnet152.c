@@ -27,785 +27,1722 @@ struct resnet152 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv1_weight = 0,
+    w_bn1_weight = 9408,
+    w_bn1_bias = 9472,
+    w_bn1_running_mean = 9536,
+    w_bn1_running_var = 9600,
+    w_layer1_0_conv1_weight = 9664,
+    w_layer1_0_bn1_weight = 13760,
+    w_layer1_0_bn1_bias = 13824,
+    w_layer1_0_bn1_running_mean = 13888,
+    w_layer1_0_bn1_running_var = 13952,
+    w_layer1_0_conv2_weight = 14016,
+    w_layer1_0_bn2_weight = 50880,
+    w_layer1_0_bn2_bias = 50944,
+    w_layer1_0_bn2_running_mean = 51008,
+    w_layer1_0_bn2_running_var = 51072,
+    w_layer1_0_conv3_weight = 51136,
+    w_layer1_0_bn3_weight = 67520,
+    w_layer1_0_bn3_bias = 67776,
+    w_layer1_0_bn3_running_mean = 68032,
+    w_layer1_0_bn3_running_var = 68288,
+    w_layer1_0_downsample_0_weight = 68544,
+    w_layer1_0_downsample_1_weight = 84928,
+    w_layer1_0_downsample_1_bias = 85184,
+    w_layer1_0_downsample_1_running_mean = 85440,
+    w_layer1_0_downsample_1_running_var = 85696,
+    w_layer1_1_conv1_weight = 85952,
+    w_layer1_1_bn1_weight = 102336,
+    w_layer1_1_bn1_bias = 102400,
+    w_layer1_1_bn1_running_mean = 102464,
+    w_layer1_1_bn1_running_var = 102528,
+    w_layer1_1_conv2_weight = 102592,
+    w_layer1_1_bn2_weight = 139456,
+    w_layer1_1_bn2_bias = 139520,
+    w_layer1_1_bn2_running_mean = 139584,
+    w_layer1_1_bn2_running_var = 139648,
+    w_layer1_1_conv3_weight = 139712,
+    w_layer1_1_bn3_weight = 156096,
+    w_layer1_1_bn3_bias = 156352,
+    w_layer1_1_bn3_running_mean = 156608,
+    w_layer1_1_bn3_running_var = 156864,
+    w_layer1_2_conv1_weight = 157120,
+    w_layer1_2_bn1_weight = 173504,
+    w_layer1_2_bn1_bias = 173568,
+    w_layer1_2_bn1_running_mean = 173632,
+    w_layer1_2_bn1_running_var = 173696,
+    w_layer1_2_conv2_weight = 173760,
+    w_layer1_2_bn2_weight = 210624,
+    w_layer1_2_bn2_bias = 210688,
+    w_layer1_2_bn2_running_mean = 210752,
+    w_layer1_2_bn2_running_var = 210816,
+    w_layer1_2_conv3_weight = 210880,
+    w_layer1_2_bn3_weight = 227264,
+    w_layer1_2_bn3_bias = 227520,
+    w_layer1_2_bn3_running_mean = 227776,
+    w_layer1_2_bn3_running_var = 228032,
+    w_layer2_0_conv1_weight = 228288,
+    w_layer2_0_bn1_weight = 261056,
+    w_layer2_0_bn1_bias = 261184,
+    w_layer2_0_bn1_running_mean = 261312,
+    w_layer2_0_bn1_running_var = 261440,
+    w_layer2_0_conv2_weight = 261568,
+    w_layer2_0_bn2_weight = 409024,
+    w_layer2_0_bn2_bias = 409152,
+    w_layer2_0_bn2_running_mean = 409280,
+    w_layer2_0_bn2_running_var = 409408,
+    w_layer2_0_conv3_weight = 409536,
+    w_layer2_0_bn3_weight = 475072,
+    w_layer2_0_bn3_bias = 475584,
+    w_layer2_0_bn3_running_mean = 476096,
+    w_layer2_0_bn3_running_var = 476608,
+    w_layer2_0_downsample_0_weight = 477120,
+    w_layer2_0_downsample_1_weight = 608192,
+    w_layer2_0_downsample_1_bias = 608704,
+    w_layer2_0_downsample_1_running_mean = 609216,
+    w_layer2_0_downsample_1_running_var = 609728,
+    w_layer2_1_conv1_weight = 610240,
+    w_layer2_1_bn1_weight = 675776,
+    w_layer2_1_bn1_bias = 675904,
+    w_layer2_1_bn1_running_mean = 676032,
+    w_layer2_1_bn1_running_var = 676160,
+    w_layer2_1_conv2_weight = 676288,
+    w_layer2_1_bn2_weight = 823744,
+    w_layer2_1_bn2_bias = 823872,
+    w_layer2_1_bn2_running_mean = 824000,
+    w_layer2_1_bn2_running_var = 824128,
+    w_layer2_1_conv3_weight = 824256,
+    w_layer2_1_bn3_weight = 889792,
+    w_layer2_1_bn3_bias = 890304,
+    w_layer2_1_bn3_running_mean = 890816,
+    w_layer2_1_bn3_running_var = 891328,
+    w_layer2_2_conv1_weight = 891840,
+    w_layer2_2_bn1_weight = 957376,
+    w_layer2_2_bn1_bias = 957504,
+    w_layer2_2_bn1_running_mean = 957632,
+    w_layer2_2_bn1_running_var = 957760,
+    w_layer2_2_conv2_weight = 957888,
+    w_layer2_2_bn2_weight = 1105344,
+    w_layer2_2_bn2_bias = 1105472,
+    w_layer2_2_bn2_running_mean = 1105600,
+    w_layer2_2_bn2_running_var = 1105728,
+    w_layer2_2_conv3_weight = 1105856,
+    w_layer2_2_bn3_weight = 1171392,
+    w_layer2_2_bn3_bias = 1171904,
+    w_layer2_2_bn3_running_mean = 1172416,
+    w_layer2_2_bn3_running_var = 1172928,
+    w_layer2_3_conv1_weight = 1173440,
+    w_layer2_3_bn1_weight = 1238976,
+    w_layer2_3_bn1_bias = 1239104,
+    w_layer2_3_bn1_running_mean = 1239232,
+    w_layer2_3_bn1_running_var = 1239360,
+    w_layer2_3_conv2_weight = 1239488,
+    w_layer2_3_bn2_weight = 1386944,
+    w_layer2_3_bn2_bias = 1387072,
+    w_layer2_3_bn2_running_mean = 1387200,
+    w_layer2_3_bn2_running_var = 1387328,
+    w_layer2_3_conv3_weight = 1387456,
+    w_layer2_3_bn3_weight = 1452992,
+    w_layer2_3_bn3_bias = 1453504,
+    w_layer2_3_bn3_running_mean = 1454016,
+    w_layer2_3_bn3_running_var = 1454528,
+    w_layer2_4_conv1_weight = 1455040,
+    w_layer2_4_bn1_weight = 1520576,
+    w_layer2_4_bn1_bias = 1520704,
+    w_layer2_4_bn1_running_mean = 1520832,
+    w_layer2_4_bn1_running_var = 1520960,
+    w_layer2_4_conv2_weight = 1521088,
+    w_layer2_4_bn2_weight = 1668544,
+    w_layer2_4_bn2_bias = 1668672,
+    w_layer2_4_bn2_running_mean = 1668800,
+    w_layer2_4_bn2_running_var = 1668928,
+    w_layer2_4_conv3_weight = 1669056,
+    w_layer2_4_bn3_weight = 1734592,
+    w_layer2_4_bn3_bias = 1735104,
+    w_layer2_4_bn3_running_mean = 1735616,
+    w_layer2_4_bn3_running_var = 1736128,
+    w_layer2_5_conv1_weight = 1736640,
+    w_layer2_5_bn1_weight = 1802176,
+    w_layer2_5_bn1_bias = 1802304,
+    w_layer2_5_bn1_running_mean = 1802432,
+    w_layer2_5_bn1_running_var = 1802560,
+    w_layer2_5_conv2_weight = 1802688,
+    w_layer2_5_bn2_weight = 1950144,
+    w_layer2_5_bn2_bias = 1950272,
+    w_layer2_5_bn2_running_mean = 1950400,
+    w_layer2_5_bn2_running_var = 1950528,
+    w_layer2_5_conv3_weight = 1950656,
+    w_layer2_5_bn3_weight = 2016192,
+    w_layer2_5_bn3_bias = 2016704,
+    w_layer2_5_bn3_running_mean = 2017216,
+    w_layer2_5_bn3_running_var = 2017728,
+    w_layer2_6_conv1_weight = 2018240,
+    w_layer2_6_bn1_weight = 2083776,
+    w_layer2_6_bn1_bias = 2083904,
+    w_layer2_6_bn1_running_mean = 2084032,
+    w_layer2_6_bn1_running_var = 2084160,
+    w_layer2_6_conv2_weight = 2084288,
+    w_layer2_6_bn2_weight = 2231744,
+    w_layer2_6_bn2_bias = 2231872,
+    w_layer2_6_bn2_running_mean = 2232000,
+    w_layer2_6_bn2_running_var = 2232128,
+    w_layer2_6_conv3_weight = 2232256,
+    w_layer2_6_bn3_weight = 2297792,
+    w_layer2_6_bn3_bias = 2298304,
+    w_layer2_6_bn3_running_mean = 2298816,
+    w_layer2_6_bn3_running_var = 2299328,
+    w_layer2_7_conv1_weight = 2299840,
+    w_layer2_7_bn1_weight = 2365376,
+    w_layer2_7_bn1_bias = 2365504,
+    w_layer2_7_bn1_running_mean = 2365632,
+    w_layer2_7_bn1_running_var = 2365760,
+    w_layer2_7_conv2_weight = 2365888,
+    w_layer2_7_bn2_weight = 2513344,
+    w_layer2_7_bn2_bias = 2513472,
+    w_layer2_7_bn2_running_mean = 2513600,
+    w_layer2_7_bn2_running_var = 2513728,
+    w_layer2_7_conv3_weight = 2513856,
+    w_layer2_7_bn3_weight = 2579392,
+    w_layer2_7_bn3_bias = 2579904,
+    w_layer2_7_bn3_running_mean = 2580416,
+    w_layer2_7_bn3_running_var = 2580928,
+    w_layer3_0_conv1_weight = 2581440,
+    w_layer3_0_bn1_weight = 2712512,
+    w_layer3_0_bn1_bias = 2712768,
+    w_layer3_0_bn1_running_mean = 2713024,
+    w_layer3_0_bn1_running_var = 2713280,
+    w_layer3_0_conv2_weight = 2713536,
+    w_layer3_0_bn2_weight = 3303360,
+    w_layer3_0_bn2_bias = 3303616,
+    w_layer3_0_bn2_running_mean = 3303872,
+    w_layer3_0_bn2_running_var = 3304128,
+    w_layer3_0_conv3_weight = 3304384,
+    w_layer3_0_bn3_weight = 3566528,
+    w_layer3_0_bn3_bias = 3567552,
+    w_layer3_0_bn3_running_mean = 3568576,
+    w_layer3_0_bn3_running_var = 3569600,
+    w_layer3_0_downsample_0_weight = 3570624,
+    w_layer3_0_downsample_1_weight = 4094912,
+    w_layer3_0_downsample_1_bias = 4095936,
+    w_layer3_0_downsample_1_running_mean = 4096960,
+    w_layer3_0_downsample_1_running_var = 4097984,
+    w_layer3_1_conv1_weight = 4099008,
+    w_layer3_1_bn1_weight = 4361152,
+    w_layer3_1_bn1_bias = 4361408,
+    w_layer3_1_bn1_running_mean = 4361664,
+    w_layer3_1_bn1_running_var = 4361920,
+    w_layer3_1_conv2_weight = 4362176,
+    w_layer3_1_bn2_weight = 4952000,
+    w_layer3_1_bn2_bias = 4952256,
+    w_layer3_1_bn2_running_mean = 4952512,
+    w_layer3_1_bn2_running_var = 4952768,
+    w_layer3_1_conv3_weight = 4953024,
+    w_layer3_1_bn3_weight = 5215168,
+    w_layer3_1_bn3_bias = 5216192,
+    w_layer3_1_bn3_running_mean = 5217216,
+    w_layer3_1_bn3_running_var = 5218240,
+    w_layer3_2_conv1_weight = 5219264,
+    w_layer3_2_bn1_weight = 5481408,
+    w_layer3_2_bn1_bias = 5481664,
+    w_layer3_2_bn1_running_mean = 5481920,
+    w_layer3_2_bn1_running_var = 5482176,
+    w_layer3_2_conv2_weight = 5482432,
+    w_layer3_2_bn2_weight = 6072256,
+    w_layer3_2_bn2_bias = 6072512,
+    w_layer3_2_bn2_running_mean = 6072768,
+    w_layer3_2_bn2_running_var = 6073024,
+    w_layer3_2_conv3_weight = 6073280,
+    w_layer3_2_bn3_weight = 6335424,
+    w_layer3_2_bn3_bias = 6336448,
+    w_layer3_2_bn3_running_mean = 6337472,
+    w_layer3_2_bn3_running_var = 6338496,
+    w_layer3_3_conv1_weight = 6339520,
+    w_layer3_3_bn1_weight = 6601664,
+    w_layer3_3_bn1_bias = 6601920,
+    w_layer3_3_bn1_running_mean = 6602176,
+    w_layer3_3_bn1_running_var = 6602432,
+    w_layer3_3_conv2_weight = 6602688,
+    w_layer3_3_bn2_weight = 7192512,
+    w_layer3_3_bn2_bias = 7192768,
+    w_layer3_3_bn2_running_mean = 7193024,
+    w_layer3_3_bn2_running_var = 7193280,
+    w_layer3_3_conv3_weight = 7193536,
+    w_layer3_3_bn3_weight = 7455680,
+    w_layer3_3_bn3_bias = 7456704,
+    w_layer3_3_bn3_running_mean = 7457728,
+    w_layer3_3_bn3_running_var = 7458752,
+    w_layer3_4_conv1_weight = 7459776,
+    w_layer3_4_bn1_weight = 7721920,
+    w_layer3_4_bn1_bias = 7722176,
+    w_layer3_4_bn1_running_mean = 7722432,
+    w_layer3_4_bn1_running_var = 7722688,
+    w_layer3_4_conv2_weight = 7722944,
+    w_layer3_4_bn2_weight = 8312768,
+    w_layer3_4_bn2_bias = 8313024,
+    w_layer3_4_bn2_running_mean = 8313280,
+    w_layer3_4_bn2_running_var = 8313536,
+    w_layer3_4_conv3_weight = 8313792,
+    w_layer3_4_bn3_weight = 8575936,
+    w_layer3_4_bn3_bias = 8576960,
+    w_layer3_4_bn3_running_mean = 8577984,
+    w_layer3_4_bn3_running_var = 8579008,
+    w_layer3_5_conv1_weight = 8580032,
+    w_layer3_5_bn1_weight = 8842176,
+    w_layer3_5_bn1_bias = 8842432,
+    w_layer3_5_bn1_running_mean = 8842688,
+    w_layer3_5_bn1_running_var = 8842944,
+    w_layer3_5_conv2_weight = 8843200,
+    w_layer3_5_bn2_weight = 9433024,
+    w_layer3_5_bn2_bias = 9433280,
+    w_layer3_5_bn2_running_mean = 9433536,
+    w_layer3_5_bn2_running_var = 9433792,
+    w_layer3_5_conv3_weight = 9434048,
+    w_layer3_5_bn3_weight = 9696192,
+    w_layer3_5_bn3_bias = 9697216,
+    w_layer3_5_bn3_running_mean = 9698240,
+    w_layer3_5_bn3_running_var = 9699264,
+    w_layer3_6_conv1_weight = 9700288,
+    w_layer3_6_bn1_weight = 9962432,
+    w_layer3_6_bn1_bias = 9962688,
+    w_layer3_6_bn1_running_mean = 9962944,
+    w_layer3_6_bn1_running_var = 9963200,
+    w_layer3_6_conv2_weight = 9963456,
+    w_layer3_6_bn2_weight = 10553280,
+    w_layer3_6_bn2_bias = 10553536,
+    w_layer3_6_bn2_running_mean = 10553792,
+    w_layer3_6_bn2_running_var = 10554048,
+    w_layer3_6_conv3_weight = 10554304,
+    w_layer3_6_bn3_weight = 10816448,
+    w_layer3_6_bn3_bias = 10817472,
+    w_layer3_6_bn3_running_mean = 10818496,
+    w_layer3_6_bn3_running_var = 10819520,
+    w_layer3_7_conv1_weight = 10820544,
+    w_layer3_7_bn1_weight = 11082688,
+    w_layer3_7_bn1_bias = 11082944,
+    w_layer3_7_bn1_running_mean = 11083200,
+    w_layer3_7_bn1_running_var = 11083456,
+    w_layer3_7_conv2_weight = 11083712,
+    w_layer3_7_bn2_weight = 11673536,
+    w_layer3_7_bn2_bias = 11673792,
+    w_layer3_7_bn2_running_mean = 11674048,
+    w_layer3_7_bn2_running_var = 11674304,
+    w_layer3_7_conv3_weight = 11674560,
+    w_layer3_7_bn3_weight = 11936704,
+    w_layer3_7_bn3_bias = 11937728,
+    w_layer3_7_bn3_running_mean = 11938752,
+    w_layer3_7_bn3_running_var = 11939776,
+    w_layer3_8_conv1_weight = 11940800,
+    w_layer3_8_bn1_weight = 12202944,
+    w_layer3_8_bn1_bias = 12203200,
+    w_layer3_8_bn1_running_mean = 12203456,
+    w_layer3_8_bn1_running_var = 12203712,
+    w_layer3_8_conv2_weight = 12203968,
+    w_layer3_8_bn2_weight = 12793792,
+    w_layer3_8_bn2_bias = 12794048,
+    w_layer3_8_bn2_running_mean = 12794304,
+    w_layer3_8_bn2_running_var = 12794560,
+    w_layer3_8_conv3_weight = 12794816,
+    w_layer3_8_bn3_weight = 13056960,
+    w_layer3_8_bn3_bias = 13057984,
+    w_layer3_8_bn3_running_mean = 13059008,
+    w_layer3_8_bn3_running_var = 13060032,
+    w_layer3_9_conv1_weight = 13061056,
+    w_layer3_9_bn1_weight = 13323200,
+    w_layer3_9_bn1_bias = 13323456,
+    w_layer3_9_bn1_running_mean = 13323712,
+    w_layer3_9_bn1_running_var = 13323968,
+    w_layer3_9_conv2_weight = 13324224,
+    w_layer3_9_bn2_weight = 13914048,
+    w_layer3_9_bn2_bias = 13914304,
+    w_layer3_9_bn2_running_mean = 13914560,
+    w_layer3_9_bn2_running_var = 13914816,
+    w_layer3_9_conv3_weight = 13915072,
+    w_layer3_9_bn3_weight = 14177216,
+    w_layer3_9_bn3_bias = 14178240,
+    w_layer3_9_bn3_running_mean = 14179264,
+    w_layer3_9_bn3_running_var = 14180288,
+    w_layer3_10_conv1_weight = 14181312,
+    w_layer3_10_bn1_weight = 14443456,
+    w_layer3_10_bn1_bias = 14443712,
+    w_layer3_10_bn1_running_mean = 14443968,
+    w_layer3_10_bn1_running_var = 14444224,
+    w_layer3_10_conv2_weight = 14444480,
+    w_layer3_10_bn2_weight = 15034304,
+    w_layer3_10_bn2_bias = 15034560,
+    w_layer3_10_bn2_running_mean = 15034816,
+    w_layer3_10_bn2_running_var = 15035072,
+    w_layer3_10_conv3_weight = 15035328,
+    w_layer3_10_bn3_weight = 15297472,
+    w_layer3_10_bn3_bias = 15298496,
+    w_layer3_10_bn3_running_mean = 15299520,
+    w_layer3_10_bn3_running_var = 15300544,
+    w_layer3_11_conv1_weight = 15301568,
+    w_layer3_11_bn1_weight = 15563712,
+    w_layer3_11_bn1_bias = 15563968,
+    w_layer3_11_bn1_running_mean = 15564224,
+    w_layer3_11_bn1_running_var = 15564480,
+    w_layer3_11_conv2_weight = 15564736,
+    w_layer3_11_bn2_weight = 16154560,
+    w_layer3_11_bn2_bias = 16154816,
+    w_layer3_11_bn2_running_mean = 16155072,
+    w_layer3_11_bn2_running_var = 16155328,
+    w_layer3_11_conv3_weight = 16155584,
+    w_layer3_11_bn3_weight = 16417728,
+    w_layer3_11_bn3_bias = 16418752,
+    w_layer3_11_bn3_running_mean = 16419776,
+    w_layer3_11_bn3_running_var = 16420800,
+    w_layer3_12_conv1_weight = 16421824,
+    w_layer3_12_bn1_weight = 16683968,
+    w_layer3_12_bn1_bias = 16684224,
+    w_layer3_12_bn1_running_mean = 16684480,
+    w_layer3_12_bn1_running_var = 16684736,
+    w_layer3_12_conv2_weight = 16684992,
+    w_layer3_12_bn2_weight = 17274816,
+    w_layer3_12_bn2_bias = 17275072,
+    w_layer3_12_bn2_running_mean = 17275328,
+    w_layer3_12_bn2_running_var = 17275584,
+    w_layer3_12_conv3_weight = 17275840,
+    w_layer3_12_bn3_weight = 17537984,
+    w_layer3_12_bn3_bias = 17539008,
+    w_layer3_12_bn3_running_mean = 17540032,
+    w_layer3_12_bn3_running_var = 17541056,
+    w_layer3_13_conv1_weight = 17542080,
+    w_layer3_13_bn1_weight = 17804224,
+    w_layer3_13_bn1_bias = 17804480,
+    w_layer3_13_bn1_running_mean = 17804736,
+    w_layer3_13_bn1_running_var = 17804992,
+    w_layer3_13_conv2_weight = 17805248,
+    w_layer3_13_bn2_weight = 18395072,
+    w_layer3_13_bn2_bias = 18395328,
+    w_layer3_13_bn2_running_mean = 18395584,
+    w_layer3_13_bn2_running_var = 18395840,
+    w_layer3_13_conv3_weight = 18396096,
+    w_layer3_13_bn3_weight = 18658240,
+    w_layer3_13_bn3_bias = 18659264,
+    w_layer3_13_bn3_running_mean = 18660288,
+    w_layer3_13_bn3_running_var = 18661312,
+    w_layer3_14_conv1_weight = 18662336,
+    w_layer3_14_bn1_weight = 18924480,
+    w_layer3_14_bn1_bias = 18924736,
+    w_layer3_14_bn1_running_mean = 18924992,
+    w_layer3_14_bn1_running_var = 18925248,
+    w_layer3_14_conv2_weight = 18925504,
+    w_layer3_14_bn2_weight = 19515328,
+    w_layer3_14_bn2_bias = 19515584,
+    w_layer3_14_bn2_running_mean = 19515840,
+    w_layer3_14_bn2_running_var = 19516096,
+    w_layer3_14_conv3_weight = 19516352,
+    w_layer3_14_bn3_weight = 19778496,
+    w_layer3_14_bn3_bias = 19779520,
+    w_layer3_14_bn3_running_mean = 19780544,
+    w_layer3_14_bn3_running_var = 19781568,
+    w_layer3_15_conv1_weight = 19782592,
+    w_layer3_15_bn1_weight = 20044736,
+    w_layer3_15_bn1_bias = 20044992,
+    w_layer3_15_bn1_running_mean = 20045248,
+    w_layer3_15_bn1_running_var = 20045504,
+    w_layer3_15_conv2_weight = 20045760,
+    w_layer3_15_bn2_weight = 20635584,
+    w_layer3_15_bn2_bias = 20635840,
+    w_layer3_15_bn2_running_mean = 20636096,
+    w_layer3_15_bn2_running_var = 20636352,
+    w_layer3_15_conv3_weight = 20636608,
+    w_layer3_15_bn3_weight = 20898752,
+    w_layer3_15_bn3_bias = 20899776,
+    w_layer3_15_bn3_running_mean = 20900800,
+    w_layer3_15_bn3_running_var = 20901824,
+    w_layer3_16_conv1_weight = 20902848,
+    w_layer3_16_bn1_weight = 21164992,
+    w_layer3_16_bn1_bias = 21165248,
+    w_layer3_16_bn1_running_mean = 21165504,
+    w_layer3_16_bn1_running_var = 21165760,
+    w_layer3_16_conv2_weight = 21166016,
+    w_layer3_16_bn2_weight = 21755840,
+    w_layer3_16_bn2_bias = 21756096,
+    w_layer3_16_bn2_running_mean = 21756352,
+    w_layer3_16_bn2_running_var = 21756608,
+    w_layer3_16_conv3_weight = 21756864,
+    w_layer3_16_bn3_weight = 22019008,
+    w_layer3_16_bn3_bias = 22020032,
+    w_layer3_16_bn3_running_mean = 22021056,
+    w_layer3_16_bn3_running_var = 22022080,
+    w_layer3_17_conv1_weight = 22023104,
+    w_layer3_17_bn1_weight = 22285248,
+    w_layer3_17_bn1_bias = 22285504,
+    w_layer3_17_bn1_running_mean = 22285760,
+    w_layer3_17_bn1_running_var = 22286016,
+    w_layer3_17_conv2_weight = 22286272,
+    w_layer3_17_bn2_weight = 22876096,
+    w_layer3_17_bn2_bias = 22876352,
+    w_layer3_17_bn2_running_mean = 22876608,
+    w_layer3_17_bn2_running_var = 22876864,
+    w_layer3_17_conv3_weight = 22877120,
+    w_layer3_17_bn3_weight = 23139264,
+    w_layer3_17_bn3_bias = 23140288,
+    w_layer3_17_bn3_running_mean = 23141312,
+    w_layer3_17_bn3_running_var = 23142336,
+    w_layer3_18_conv1_weight = 23143360,
+    w_layer3_18_bn1_weight = 23405504,
+    w_layer3_18_bn1_bias = 23405760,
+    w_layer3_18_bn1_running_mean = 23406016,
+    w_layer3_18_bn1_running_var = 23406272,
+    w_layer3_18_conv2_weight = 23406528,
+    w_layer3_18_bn2_weight = 23996352,
+    w_layer3_18_bn2_bias = 23996608,
+    w_layer3_18_bn2_running_mean = 23996864,
+    w_layer3_18_bn2_running_var = 23997120,
+    w_layer3_18_conv3_weight = 23997376,
+    w_layer3_18_bn3_weight = 24259520,
+    w_layer3_18_bn3_bias = 24260544,
+    w_layer3_18_bn3_running_mean = 24261568,
+    w_layer3_18_bn3_running_var = 24262592,
+    w_layer3_19_conv1_weight = 24263616,
+    w_layer3_19_bn1_weight = 24525760,
+    w_layer3_19_bn1_bias = 24526016,
+    w_layer3_19_bn1_running_mean = 24526272,
+    w_layer3_19_bn1_running_var = 24526528,
+    w_layer3_19_conv2_weight = 24526784,
+    w_layer3_19_bn2_weight = 25116608,
+    w_layer3_19_bn2_bias = 25116864,
+    w_layer3_19_bn2_running_mean = 25117120,
+    w_layer3_19_bn2_running_var = 25117376,
+    w_layer3_19_conv3_weight = 25117632,
+    w_layer3_19_bn3_weight = 25379776,
+    w_layer3_19_bn3_bias = 25380800,
+    w_layer3_19_bn3_running_mean = 25381824,
+    w_layer3_19_bn3_running_var = 25382848,
+    w_layer3_20_conv1_weight = 25383872,
+    w_layer3_20_bn1_weight = 25646016,
+    w_layer3_20_bn1_bias = 25646272,
+    w_layer3_20_bn1_running_mean = 25646528,
+    w_layer3_20_bn1_running_var = 25646784,
+    w_layer3_20_conv2_weight = 25647040,
+    w_layer3_20_bn2_weight = 26236864,
+    w_layer3_20_bn2_bias = 26237120,
+    w_layer3_20_bn2_running_mean = 26237376,
+    w_layer3_20_bn2_running_var = 26237632,
+    w_layer3_20_conv3_weight = 26237888,
+    w_layer3_20_bn3_weight = 26500032,
+    w_layer3_20_bn3_bias = 26501056,
+    w_layer3_20_bn3_running_mean = 26502080,
+    w_layer3_20_bn3_running_var = 26503104,
+    w_layer3_21_conv1_weight = 26504128,
+    w_layer3_21_bn1_weight = 26766272,
+    w_layer3_21_bn1_bias = 26766528,
+    w_layer3_21_bn1_running_mean = 26766784,
+    w_layer3_21_bn1_running_var = 26767040,
+    w_layer3_21_conv2_weight = 26767296,
+    w_layer3_21_bn2_weight = 27357120,
+    w_layer3_21_bn2_bias = 27357376,
+    w_layer3_21_bn2_running_mean = 27357632,
+    w_layer3_21_bn2_running_var = 27357888,
+    w_layer3_21_conv3_weight = 27358144,
+    w_layer3_21_bn3_weight = 27620288,
+    w_layer3_21_bn3_bias = 27621312,
+    w_layer3_21_bn3_running_mean = 27622336,
+    w_layer3_21_bn3_running_var = 27623360,
+    w_layer3_22_conv1_weight = 27624384,
+    w_layer3_22_bn1_weight = 27886528,
+    w_layer3_22_bn1_bias = 27886784,
+    w_layer3_22_bn1_running_mean = 27887040,
+    w_layer3_22_bn1_running_var = 27887296,
+    w_layer3_22_conv2_weight = 27887552,
+    w_layer3_22_bn2_weight = 28477376,
+    w_layer3_22_bn2_bias = 28477632,
+    w_layer3_22_bn2_running_mean = 28477888,
+    w_layer3_22_bn2_running_var = 28478144,
+    w_layer3_22_conv3_weight = 28478400,
+    w_layer3_22_bn3_weight = 28740544,
+    w_layer3_22_bn3_bias = 28741568,
+    w_layer3_22_bn3_running_mean = 28742592,
+    w_layer3_22_bn3_running_var = 28743616,
+    w_layer3_23_conv1_weight = 28744640,
+    w_layer3_23_bn1_weight = 29006784,
+    w_layer3_23_bn1_bias = 29007040,
+    w_layer3_23_bn1_running_mean = 29007296,
+    w_layer3_23_bn1_running_var = 29007552,
+    w_layer3_23_conv2_weight = 29007808,
+    w_layer3_23_bn2_weight = 29597632,
+    w_layer3_23_bn2_bias = 29597888,
+    w_layer3_23_bn2_running_mean = 29598144,
+    w_layer3_23_bn2_running_var = 29598400,
+    w_layer3_23_conv3_weight = 29598656,
+    w_layer3_23_bn3_weight = 29860800,
+    w_layer3_23_bn3_bias = 29861824,
+    w_layer3_23_bn3_running_mean = 29862848,
+    w_layer3_23_bn3_running_var = 29863872,
+    w_layer3_24_conv1_weight = 29864896,
+    w_layer3_24_bn1_weight = 30127040,
+    w_layer3_24_bn1_bias = 30127296,
+    w_layer3_24_bn1_running_mean = 30127552,
+    w_layer3_24_bn1_running_var = 30127808,
+    w_layer3_24_conv2_weight = 30128064,
+    w_layer3_24_bn2_weight = 30717888,
+    w_layer3_24_bn2_bias = 30718144,
+    w_layer3_24_bn2_running_mean = 30718400,
+    w_layer3_24_bn2_running_var = 30718656,
+    w_layer3_24_conv3_weight = 30718912,
+    w_layer3_24_bn3_weight = 30981056,
+    w_layer3_24_bn3_bias = 30982080,
+    w_layer3_24_bn3_running_mean = 30983104,
+    w_layer3_24_bn3_running_var = 30984128,
+    w_layer3_25_conv1_weight = 30985152,
+    w_layer3_25_bn1_weight = 31247296,
+    w_layer3_25_bn1_bias = 31247552,
+    w_layer3_25_bn1_running_mean = 31247808,
+    w_layer3_25_bn1_running_var = 31248064,
+    w_layer3_25_conv2_weight = 31248320,
+    w_layer3_25_bn2_weight = 31838144,
+    w_layer3_25_bn2_bias = 31838400,
+    w_layer3_25_bn2_running_mean = 31838656,
+    w_layer3_25_bn2_running_var = 31838912,
+    w_layer3_25_conv3_weight = 31839168,
+    w_layer3_25_bn3_weight = 32101312,
+    w_layer3_25_bn3_bias = 32102336,
+    w_layer3_25_bn3_running_mean = 32103360,
+    w_layer3_25_bn3_running_var = 32104384,
+    w_layer3_26_conv1_weight = 32105408,
+    w_layer3_26_bn1_weight = 32367552,
+    w_layer3_26_bn1_bias = 32367808,
+    w_layer3_26_bn1_running_mean = 32368064,
+    w_layer3_26_bn1_running_var = 32368320,
+    w_layer3_26_conv2_weight = 32368576,
+    w_layer3_26_bn2_weight = 32958400,
+    w_layer3_26_bn2_bias = 32958656,
+    w_layer3_26_bn2_running_mean = 32958912,
+    w_layer3_26_bn2_running_var = 32959168,
+    w_layer3_26_conv3_weight = 32959424,
+    w_layer3_26_bn3_weight = 33221568,
+    w_layer3_26_bn3_bias = 33222592,
+    w_layer3_26_bn3_running_mean = 33223616,
+    w_layer3_26_bn3_running_var = 33224640,
+    w_layer3_27_conv1_weight = 33225664,
+    w_layer3_27_bn1_weight = 33487808,
+    w_layer3_27_bn1_bias = 33488064,
+    w_layer3_27_bn1_running_mean = 33488320,
+    w_layer3_27_bn1_running_var = 33488576,
+    w_layer3_27_conv2_weight = 33488832,
+    w_layer3_27_bn2_weight = 34078656,
+    w_layer3_27_bn2_bias = 34078912,
+    w_layer3_27_bn2_running_mean = 34079168,
+    w_layer3_27_bn2_running_var = 34079424,
+    w_layer3_27_conv3_weight = 34079680,
+    w_layer3_27_bn3_weight = 34341824,
+    w_layer3_27_bn3_bias = 34342848,
+    w_layer3_27_bn3_running_mean = 34343872,
+    w_layer3_27_bn3_running_var = 34344896,
+    w_layer3_28_conv1_weight = 34345920,
+    w_layer3_28_bn1_weight = 34608064,
+    w_layer3_28_bn1_bias = 34608320,
+    w_layer3_28_bn1_running_mean = 34608576,
+    w_layer3_28_bn1_running_var = 34608832,
+    w_layer3_28_conv2_weight = 34609088,
+    w_layer3_28_bn2_weight = 35198912,
+    w_layer3_28_bn2_bias = 35199168,
+    w_layer3_28_bn2_running_mean = 35199424,
+    w_layer3_28_bn2_running_var = 35199680,
+    w_layer3_28_conv3_weight = 35199936,
+    w_layer3_28_bn3_weight = 35462080,
+    w_layer3_28_bn3_bias = 35463104,
+    w_layer3_28_bn3_running_mean = 35464128,
+    w_layer3_28_bn3_running_var = 35465152,
+    w_layer3_29_conv1_weight = 35466176,
+    w_layer3_29_bn1_weight = 35728320,
+    w_layer3_29_bn1_bias = 35728576,
+    w_layer3_29_bn1_running_mean = 35728832,
+    w_layer3_29_bn1_running_var = 35729088,
+    w_layer3_29_conv2_weight = 35729344,
+    w_layer3_29_bn2_weight = 36319168,
+    w_layer3_29_bn2_bias = 36319424,
+    w_layer3_29_bn2_running_mean = 36319680,
+    w_layer3_29_bn2_running_var = 36319936,
+    w_layer3_29_conv3_weight = 36320192,
+    w_layer3_29_bn3_weight = 36582336,
+    w_layer3_29_bn3_bias = 36583360,
+    w_layer3_29_bn3_running_mean = 36584384,
+    w_layer3_29_bn3_running_var = 36585408,
+    w_layer3_30_conv1_weight = 36586432,
+    w_layer3_30_bn1_weight = 36848576,
+    w_layer3_30_bn1_bias = 36848832,
+    w_layer3_30_bn1_running_mean = 36849088,
+    w_layer3_30_bn1_running_var = 36849344,
+    w_layer3_30_conv2_weight = 36849600,
+    w_layer3_30_bn2_weight = 37439424,
+    w_layer3_30_bn2_bias = 37439680,
+    w_layer3_30_bn2_running_mean = 37439936,
+    w_layer3_30_bn2_running_var = 37440192,
+    w_layer3_30_conv3_weight = 37440448,
+    w_layer3_30_bn3_weight = 37702592,
+    w_layer3_30_bn3_bias = 37703616,
+    w_layer3_30_bn3_running_mean = 37704640,
+    w_layer3_30_bn3_running_var = 37705664,
+    w_layer3_31_conv1_weight = 37706688,
+    w_layer3_31_bn1_weight = 37968832,
+    w_layer3_31_bn1_bias = 37969088,
+    w_layer3_31_bn1_running_mean = 37969344,
+    w_layer3_31_bn1_running_var = 37969600,
+    w_layer3_31_conv2_weight = 37969856,
+    w_layer3_31_bn2_weight = 38559680,
+    w_layer3_31_bn2_bias = 38559936,
+    w_layer3_31_bn2_running_mean = 38560192,
+    w_layer3_31_bn2_running_var = 38560448,
+    w_layer3_31_conv3_weight = 38560704,
+    w_layer3_31_bn3_weight = 38822848,
+    w_layer3_31_bn3_bias = 38823872,
+    w_layer3_31_bn3_running_mean = 38824896,
+    w_layer3_31_bn3_running_var = 38825920,
+    w_layer3_32_conv1_weight = 38826944,
+    w_layer3_32_bn1_weight = 39089088,
+    w_layer3_32_bn1_bias = 39089344,
+    w_layer3_32_bn1_running_mean = 39089600,
+    w_layer3_32_bn1_running_var = 39089856,
+    w_layer3_32_conv2_weight = 39090112,
+    w_layer3_32_bn2_weight = 39679936,
+    w_layer3_32_bn2_bias = 39680192,
+    w_layer3_32_bn2_running_mean = 39680448,
+    w_layer3_32_bn2_running_var = 39680704,
+    w_layer3_32_conv3_weight = 39680960,
+    w_layer3_32_bn3_weight = 39943104,
+    w_layer3_32_bn3_bias = 39944128,
+    w_layer3_32_bn3_running_mean = 39945152,
+    w_layer3_32_bn3_running_var = 39946176,
+    w_layer3_33_conv1_weight = 39947200,
+    w_layer3_33_bn1_weight = 40209344,
+    w_layer3_33_bn1_bias = 40209600,
+    w_layer3_33_bn1_running_mean = 40209856,
+    w_layer3_33_bn1_running_var = 40210112,
+    w_layer3_33_conv2_weight = 40210368,
+    w_layer3_33_bn2_weight = 40800192,
+    w_layer3_33_bn2_bias = 40800448,
+    w_layer3_33_bn2_running_mean = 40800704,
+    w_layer3_33_bn2_running_var = 40800960,
+    w_layer3_33_conv3_weight = 40801216,
+    w_layer3_33_bn3_weight = 41063360,
+    w_layer3_33_bn3_bias = 41064384,
+    w_layer3_33_bn3_running_mean = 41065408,
+    w_layer3_33_bn3_running_var = 41066432,
+    w_layer3_34_conv1_weight = 41067456,
+    w_layer3_34_bn1_weight = 41329600,
+    w_layer3_34_bn1_bias = 41329856,
+    w_layer3_34_bn1_running_mean = 41330112,
+    w_layer3_34_bn1_running_var = 41330368,
+    w_layer3_34_conv2_weight = 41330624,
+    w_layer3_34_bn2_weight = 41920448,
+    w_layer3_34_bn2_bias = 41920704,
+    w_layer3_34_bn2_running_mean = 41920960,
+    w_layer3_34_bn2_running_var = 41921216,
+    w_layer3_34_conv3_weight = 41921472,
+    w_layer3_34_bn3_weight = 42183616,
+    w_layer3_34_bn3_bias = 42184640,
+    w_layer3_34_bn3_running_mean = 42185664,
+    w_layer3_34_bn3_running_var = 42186688,
+    w_layer3_35_conv1_weight = 42187712,
+    w_layer3_35_bn1_weight = 42449856,
+    w_layer3_35_bn1_bias = 42450112,
+    w_layer3_35_bn1_running_mean = 42450368,
+    w_layer3_35_bn1_running_var = 42450624,
+    w_layer3_35_conv2_weight = 42450880,
+    w_layer3_35_bn2_weight = 43040704,
+    w_layer3_35_bn2_bias = 43040960,
+    w_layer3_35_bn2_running_mean = 43041216,
+    w_layer3_35_bn2_running_var = 43041472,
+    w_layer3_35_conv3_weight = 43041728,
+    w_layer3_35_bn3_weight = 43303872,
+    w_layer3_35_bn3_bias = 43304896,
+    w_layer3_35_bn3_running_mean = 43305920,
+    w_layer3_35_bn3_running_var = 43306944,
+    w_layer4_0_conv1_weight = 43307968,
+    w_layer4_0_bn1_weight = 43832256,
+    w_layer4_0_bn1_bias = 43832768,
+    w_layer4_0_bn1_running_mean = 43833280,
+    w_layer4_0_bn1_running_var = 43833792,
+    w_layer4_0_conv2_weight = 43834304,
+    w_layer4_0_bn2_weight = 46193600,
+    w_layer4_0_bn2_bias = 46194112,
+    w_layer4_0_bn2_running_mean = 46194624,
+    w_layer4_0_bn2_running_var = 46195136,
+    w_layer4_0_conv3_weight = 46195648,
+    w_layer4_0_bn3_weight = 47244224,
+    w_layer4_0_bn3_bias = 47246272,
+    w_layer4_0_bn3_running_mean = 47248320,
+    w_layer4_0_bn3_running_var = 47250368,
+    w_layer4_0_downsample_0_weight = 47252416,
+    w_layer4_0_downsample_1_weight = 49349568,
+    w_layer4_0_downsample_1_bias = 49351616,
+    w_layer4_0_downsample_1_running_mean = 49353664,
+    w_layer4_0_downsample_1_running_var = 49355712,
+    w_layer4_1_conv1_weight = 49357760,
+    w_layer4_1_bn1_weight = 50406336,
+    w_layer4_1_bn1_bias = 50406848,
+    w_layer4_1_bn1_running_mean = 50407360,
+    w_layer4_1_bn1_running_var = 50407872,
+    w_layer4_1_conv2_weight = 50408384,
+    w_layer4_1_bn2_weight = 52767680,
+    w_layer4_1_bn2_bias = 52768192,
+    w_layer4_1_bn2_running_mean = 52768704,
+    w_layer4_1_bn2_running_var = 52769216,
+    w_layer4_1_conv3_weight = 52769728,
+    w_layer4_1_bn3_weight = 53818304,
+    w_layer4_1_bn3_bias = 53820352,
+    w_layer4_1_bn3_running_mean = 53822400,
+    w_layer4_1_bn3_running_var = 53824448,
+    w_layer4_2_conv1_weight = 53826496,
+    w_layer4_2_bn1_weight = 54875072,
+    w_layer4_2_bn1_bias = 54875584,
+    w_layer4_2_bn1_running_mean = 54876096,
+    w_layer4_2_bn1_running_var = 54876608,
+    w_layer4_2_conv2_weight = 54877120,
+    w_layer4_2_bn2_weight = 57236416,
+    w_layer4_2_bn2_bias = 57236928,
+    w_layer4_2_bn2_running_mean = 57237440,
+    w_layer4_2_bn2_running_var = 57237952,
+    w_layer4_2_conv3_weight = 57238464,
+    w_layer4_2_bn3_weight = 58287040,
+    w_layer4_2_bn3_bias = 58289088,
+    w_layer4_2_bn3_running_mean = 58291136,
+    w_layer4_2_bn3_running_var = 58293184,
+    w_fc_weight = 58295232,
+    w_fc_bias = 60343232,
+    w_conv1_bias_folded = 60344240,
+    w_layer1_0_conv1_bias_folded = 60344304,
+    w_layer1_0_conv2_bias_folded = 60344368,
+    w_layer1_0_conv3_bias_folded = 60344432,
+    w_layer1_0_downsample_0_bias_folded = 60344688,
+    w_layer1_1_conv1_bias_folded = 60344944,
+    w_layer1_1_conv2_bias_folded = 60345008,
+    w_layer1_1_conv3_bias_folded = 60345072,
+    w_layer1_2_conv1_bias_folded = 60345328,
+    w_layer1_2_conv2_bias_folded = 60345392,
+    w_layer1_2_conv3_bias_folded = 60345456,
+    w_layer2_0_conv1_bias_folded = 60345712,
+    w_layer2_0_conv2_bias_folded = 60345840,
+    w_layer2_0_conv3_bias_folded = 60345968,
+    w_layer2_0_downsample_0_bias_folded = 60346480,
+    w_layer2_1_conv1_bias_folded = 60346992,
+    w_layer2_1_conv2_bias_folded = 60347120,
+    w_layer2_1_conv3_bias_folded = 60347248,
+    w_layer2_2_conv1_bias_folded = 60347760,
+    w_layer2_2_conv2_bias_folded = 60347888,
+    w_layer2_2_conv3_bias_folded = 60348016,
+    w_layer2_3_conv1_bias_folded = 60348528,
+    w_layer2_3_conv2_bias_folded = 60348656,
+    w_layer2_3_conv3_bias_folded = 60348784,
+    w_layer2_4_conv1_bias_folded = 60349296,
+    w_layer2_4_conv2_bias_folded = 60349424,
+    w_layer2_4_conv3_bias_folded = 60349552,
+    w_layer2_5_conv1_bias_folded = 60350064,
+    w_layer2_5_conv2_bias_folded = 60350192,
+    w_layer2_5_conv3_bias_folded = 60350320,
+    w_layer2_6_conv1_bias_folded = 60350832,
+    w_layer2_6_conv2_bias_folded = 60350960,
+    w_layer2_6_conv3_bias_folded = 60351088,
+    w_layer2_7_conv1_bias_folded = 60351600,
+    w_layer2_7_conv2_bias_folded = 60351728,
+    w_layer2_7_conv3_bias_folded = 60351856,
+    w_layer3_0_conv1_bias_folded = 60352368,
+    w_layer3_0_conv2_bias_folded = 60352624,
+    w_layer3_0_conv3_bias_folded = 60352880,
+    w_layer3_0_downsample_0_bias_folded = 60353904,
+    w_layer3_1_conv1_bias_folded = 60354928,
+    w_layer3_1_conv2_bias_folded = 60355184,
+    w_layer3_1_conv3_bias_folded = 60355440,
+    w_layer3_2_conv1_bias_folded = 60356464,
+    w_layer3_2_conv2_bias_folded = 60356720,
+    w_layer3_2_conv3_bias_folded = 60356976,
+    w_layer3_3_conv1_bias_folded = 60358000,
+    w_layer3_3_conv2_bias_folded = 60358256,
+    w_layer3_3_conv3_bias_folded = 60358512,
+    w_layer3_4_conv1_bias_folded = 60359536,
+    w_layer3_4_conv2_bias_folded = 60359792,
+    w_layer3_4_conv3_bias_folded = 60360048,
+    w_layer3_5_conv1_bias_folded = 60361072,
+    w_layer3_5_conv2_bias_folded = 60361328,
+    w_layer3_5_conv3_bias_folded = 60361584,
+    w_layer3_6_conv1_bias_folded = 60362608,
+    w_layer3_6_conv2_bias_folded = 60362864,
+    w_layer3_6_conv3_bias_folded = 60363120,
+    w_layer3_7_conv1_bias_folded = 60364144,
+    w_layer3_7_conv2_bias_folded = 60364400,
+    w_layer3_7_conv3_bias_folded = 60364656,
+    w_layer3_8_conv1_bias_folded = 60365680,
+    w_layer3_8_conv2_bias_folded = 60365936,
+    w_layer3_8_conv3_bias_folded = 60366192,
+    w_layer3_9_conv1_bias_folded = 60367216,
+    w_layer3_9_conv2_bias_folded = 60367472,
+    w_layer3_9_conv3_bias_folded = 60367728,
+    w_layer3_10_conv1_bias_folded = 60368752,
+    w_layer3_10_conv2_bias_folded = 60369008,
+    w_layer3_10_conv3_bias_folded = 60369264,
+    w_layer3_11_conv1_bias_folded = 60370288,
+    w_layer3_11_conv2_bias_folded = 60370544,
+    w_layer3_11_conv3_bias_folded = 60370800,
+    w_layer3_12_conv1_bias_folded = 60371824,
+    w_layer3_12_conv2_bias_folded = 60372080,
+    w_layer3_12_conv3_bias_folded = 60372336,
+    w_layer3_13_conv1_bias_folded = 60373360,
+    w_layer3_13_conv2_bias_folded = 60373616,
+    w_layer3_13_conv3_bias_folded = 60373872,
+    w_layer3_14_conv1_bias_folded = 60374896,
+    w_layer3_14_conv2_bias_folded = 60375152,
+    w_layer3_14_conv3_bias_folded = 60375408,
+    w_layer3_15_conv1_bias_folded = 60376432,
+    w_layer3_15_conv2_bias_folded = 60376688,
+    w_layer3_15_conv3_bias_folded = 60376944,
+    w_layer3_16_conv1_bias_folded = 60377968,
+    w_layer3_16_conv2_bias_folded = 60378224,
+    w_layer3_16_conv3_bias_folded = 60378480,
+    w_layer3_17_conv1_bias_folded = 60379504,
+    w_layer3_17_conv2_bias_folded = 60379760,
+    w_layer3_17_conv3_bias_folded = 60380016,
+    w_layer3_18_conv1_bias_folded = 60381040,
+    w_layer3_18_conv2_bias_folded = 60381296,
+    w_layer3_18_conv3_bias_folded = 60381552,
+    w_layer3_19_conv1_bias_folded = 60382576,
+    w_layer3_19_conv2_bias_folded = 60382832,
+    w_layer3_19_conv3_bias_folded = 60383088,
+    w_layer3_20_conv1_bias_folded = 60384112,
+    w_layer3_20_conv2_bias_folded = 60384368,
+    w_layer3_20_conv3_bias_folded = 60384624,
+    w_layer3_21_conv1_bias_folded = 60385648,
+    w_layer3_21_conv2_bias_folded = 60385904,
+    w_layer3_21_conv3_bias_folded = 60386160,
+    w_layer3_22_conv1_bias_folded = 60387184,
+    w_layer3_22_conv2_bias_folded = 60387440,
+    w_layer3_22_conv3_bias_folded = 60387696,
+    w_layer3_23_conv1_bias_folded = 60388720,
+    w_layer3_23_conv2_bias_folded = 60388976,
+    w_layer3_23_conv3_bias_folded = 60389232,
+    w_layer3_24_conv1_bias_folded = 60390256,
+    w_layer3_24_conv2_bias_folded = 60390512,
+    w_layer3_24_conv3_bias_folded = 60390768,
+    w_layer3_25_conv1_bias_folded = 60391792,
+    w_layer3_25_conv2_bias_folded = 60392048,
+    w_layer3_25_conv3_bias_folded = 60392304,
+    w_layer3_26_conv1_bias_folded = 60393328,
+    w_layer3_26_conv2_bias_folded = 60393584,
+    w_layer3_26_conv3_bias_folded = 60393840,
+    w_layer3_27_conv1_bias_folded = 60394864,
+    w_layer3_27_conv2_bias_folded = 60395120,
+    w_layer3_27_conv3_bias_folded = 60395376,
+    w_layer3_28_conv1_bias_folded = 60396400,
+    w_layer3_28_conv2_bias_folded = 60396656,
+    w_layer3_28_conv3_bias_folded = 60396912,
+    w_layer3_29_conv1_bias_folded = 60397936,
+    w_layer3_29_conv2_bias_folded = 60398192,
+    w_layer3_29_conv3_bias_folded = 60398448,
+    w_layer3_30_conv1_bias_folded = 60399472,
+    w_layer3_30_conv2_bias_folded = 60399728,
+    w_layer3_30_conv3_bias_folded = 60399984,
+    w_layer3_31_conv1_bias_folded = 60401008,
+    w_layer3_31_conv2_bias_folded = 60401264,
+    w_layer3_31_conv3_bias_folded = 60401520,
+    w_layer3_32_conv1_bias_folded = 60402544,
+    w_layer3_32_conv2_bias_folded = 60402800,
+    w_layer3_32_conv3_bias_folded = 60403056,
+    w_layer3_33_conv1_bias_folded = 60404080,
+    w_layer3_33_conv2_bias_folded = 60404336,
+    w_layer3_33_conv3_bias_folded = 60404592,
+    w_layer3_34_conv1_bias_folded = 60405616,
+    w_layer3_34_conv2_bias_folded = 60405872,
+    w_layer3_34_conv3_bias_folded = 60406128,
+    w_layer3_35_conv1_bias_folded = 60407152,
+    w_layer3_35_conv2_bias_folded = 60407408,
+    w_layer3_35_conv3_bias_folded = 60407664,
+    w_layer4_0_conv1_bias_folded = 60408688,
+    w_layer4_0_conv2_bias_folded = 60409200,
+    w_layer4_0_conv3_bias_folded = 60409712,
+    w_layer4_0_downsample_0_bias_folded = 60411760,
+    w_layer4_1_conv1_bias_folded = 60413808,
+    w_layer4_1_conv2_bias_folded = 60414320,
+    w_layer4_1_conv3_bias_folded = 60414832,
+    w_layer4_2_conv1_bias_folded = 60416880,
+    w_layer4_2_conv2_bias_folded = 60417392,
+    w_layer4_2_conv3_bias_folded = 60417904,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[777] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, 0},
-    {"bn1.weight", 1, {64}, 9408},
-    {"bn1.bias", 1, {64}, 9472},
-    {"bn1.running_mean", 1, {64}, 9536},
-    {"bn1.running_var", 1, {64}, 9600},
-    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, 9664},
-    {"layer1.0.bn1.weight", 1, {64}, 13760},
-    {"layer1.0.bn1.bias", 1, {64}, 13824},
-    {"layer1.0.bn1.running_mean", 1, {64}, 13888},
-    {"layer1.0.bn1.running_var", 1, {64}, 13952},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, 14016},
-    {"layer1.0.bn2.weight", 1, {64}, 50880},
-    {"layer1.0.bn2.bias", 1, {64}, 50944},
-    {"layer1.0.bn2.running_mean", 1, {64}, 51008},
-    {"layer1.0.bn2.running_var", 1, {64}, 51072},
-    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, 51136},
-    {"layer1.0.bn3.weight", 1, {256}, 67520},
-    {"layer1.0.bn3.bias", 1, {256}, 67776},
-    {"layer1.0.bn3.running_mean", 1, {256}, 68032},
-    {"layer1.0.bn3.running_var", 1, {256}, 68288},
-    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, 68544},
-    {"layer1.0.downsample.1.weight", 1, {256}, 84928},
-    {"layer1.0.downsample.1.bias", 1, {256}, 85184},
-    {"layer1.0.downsample.1.running_mean", 1, {256}, 85440},
-    {"layer1.0.downsample.1.running_var", 1, {256}, 85696},
-    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, 85952},
-    {"layer1.1.bn1.weight", 1, {64}, 102336},
-    {"layer1.1.bn1.bias", 1, {64}, 102400},
-    {"layer1.1.bn1.running_mean", 1, {64}, 102464},
-    {"layer1.1.bn1.running_var", 1, {64}, 102528},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, 102592},
-    {"layer1.1.bn2.weight", 1, {64}, 139456},
-    {"layer1.1.bn2.bias", 1, {64}, 139520},
-    {"layer1.1.bn2.running_mean", 1, {64}, 139584},
-    {"layer1.1.bn2.running_var", 1, {64}, 139648},
-    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, 139712},
-    {"layer1.1.bn3.weight", 1, {256}, 156096},
-    {"layer1.1.bn3.bias", 1, {256}, 156352},
-    {"layer1.1.bn3.running_mean", 1, {256}, 156608},
-    {"layer1.1.bn3.running_var", 1, {256}, 156864},
-    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, 157120},
-    {"layer1.2.bn1.weight", 1, {64}, 173504},
-    {"layer1.2.bn1.bias", 1, {64}, 173568},
-    {"layer1.2.bn1.running_mean", 1, {64}, 173632},
-    {"layer1.2.bn1.running_var", 1, {64}, 173696},
-    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, 173760},
-    {"layer1.2.bn2.weight", 1, {64}, 210624},
-    {"layer1.2.bn2.bias", 1, {64}, 210688},
-    {"layer1.2.bn2.running_mean", 1, {64}, 210752},
-    {"layer1.2.bn2.running_var", 1, {64}, 210816},
-    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, 210880},
-    {"layer1.2.bn3.weight", 1, {256}, 227264},
-    {"layer1.2.bn3.bias", 1, {256}, 227520},
-    {"layer1.2.bn3.running_mean", 1, {256}, 227776},
-    {"layer1.2.bn3.running_var", 1, {256}, 228032},
-    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, 228288},
-    {"layer2.0.bn1.weight", 1, {128}, 261056},
-    {"layer2.0.bn1.bias", 1, {128}, 261184},
-    {"layer2.0.bn1.running_mean", 1, {128}, 261312},
-    {"layer2.0.bn1.running_var", 1, {128}, 261440},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, 261568},
-    {"layer2.0.bn2.weight", 1, {128}, 409024},
-    {"layer2.0.bn2.bias", 1, {128}, 409152},
-    {"layer2.0.bn2.running_mean", 1, {128}, 409280},
-    {"layer2.0.bn2.running_var", 1, {128}, 409408},
-    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, 409536},
-    {"layer2.0.bn3.weight", 1, {512}, 475072},
-    {"layer2.0.bn3.bias", 1, {512}, 475584},
-    {"layer2.0.bn3.running_mean", 1, {512}, 476096},
-    {"layer2.0.bn3.running_var", 1, {512}, 476608},
-    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, 477120},
-    {"layer2.0.downsample.1.weight", 1, {512}, 608192},
-    {"layer2.0.downsample.1.bias", 1, {512}, 608704},
-    {"layer2.0.downsample.1.running_mean", 1, {512}, 609216},
-    {"layer2.0.downsample.1.running_var", 1, {512}, 609728},
-    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, 610240},
-    {"layer2.1.bn1.weight", 1, {128}, 675776},
-    {"layer2.1.bn1.bias", 1, {128}, 675904},
-    {"layer2.1.bn1.running_mean", 1, {128}, 676032},
-    {"layer2.1.bn1.running_var", 1, {128}, 676160},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, 676288},
-    {"layer2.1.bn2.weight", 1, {128}, 823744},
-    {"layer2.1.bn2.bias", 1, {128}, 823872},
-    {"layer2.1.bn2.running_mean", 1, {128}, 824000},
-    {"layer2.1.bn2.running_var", 1, {128}, 824128},
-    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, 824256},
-    {"layer2.1.bn3.weight", 1, {512}, 889792},
-    {"layer2.1.bn3.bias", 1, {512}, 890304},
-    {"layer2.1.bn3.running_mean", 1, {512}, 890816},
-    {"layer2.1.bn3.running_var", 1, {512}, 891328},
-    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, 891840},
-    {"layer2.2.bn1.weight", 1, {128}, 957376},
-    {"layer2.2.bn1.bias", 1, {128}, 957504},
-    {"layer2.2.bn1.running_mean", 1, {128}, 957632},
-    {"layer2.2.bn1.running_var", 1, {128}, 957760},
-    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, 957888},
-    {"layer2.2.bn2.weight", 1, {128}, 1105344},
-    {"layer2.2.bn2.bias", 1, {128}, 1105472},
-    {"layer2.2.bn2.running_mean", 1, {128}, 1105600},
-    {"layer2.2.bn2.running_var", 1, {128}, 1105728},
-    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, 1105856},
-    {"layer2.2.bn3.weight", 1, {512}, 1171392},
-    {"layer2.2.bn3.bias", 1, {512}, 1171904},
-    {"layer2.2.bn3.running_mean", 1, {512}, 1172416},
-    {"layer2.2.bn3.running_var", 1, {512}, 1172928},
-    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, 1173440},
-    {"layer2.3.bn1.weight", 1, {128}, 1238976},
-    {"layer2.3.bn1.bias", 1, {128}, 1239104},
-    {"layer2.3.bn1.running_mean", 1, {128}, 1239232},
-    {"layer2.3.bn1.running_var", 1, {128}, 1239360},
-    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, 1239488},
-    {"layer2.3.bn2.weight", 1, {128}, 1386944},
-    {"layer2.3.bn2.bias", 1, {128}, 1387072},
-    {"layer2.3.bn2.running_mean", 1, {128}, 1387200},
-    {"layer2.3.bn2.running_var", 1, {128}, 1387328},
-    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, 1387456},
-    {"layer2.3.bn3.weight", 1, {512}, 1452992},
-    {"layer2.3.bn3.bias", 1, {512}, 1453504},
-    {"layer2.3.bn3.running_mean", 1, {512}, 1454016},
-    {"layer2.3.bn3.running_var", 1, {512}, 1454528},
-    {"layer2.4.conv1.weight", 4, {128, 512, 1, 1}, 1455040},
-    {"layer2.4.bn1.weight", 1, {128}, 1520576},
-    {"layer2.4.bn1.bias", 1, {128}, 1520704},
-    {"layer2.4.bn1.running_mean", 1, {128}, 1520832},
-    {"layer2.4.bn1.running_var", 1, {128}, 1520960},
-    {"layer2.4.conv2.weight", 4, {128, 128, 3, 3}, 1521088},
-    {"layer2.4.bn2.weight", 1, {128}, 1668544},
-    {"layer2.4.bn2.bias", 1, {128}, 1668672},
-    {"layer2.4.bn2.running_mean", 1, {128}, 1668800},
-    {"layer2.4.bn2.running_var", 1, {128}, 1668928},
-    {"layer2.4.conv3.weight", 4, {512, 128, 1, 1}, 1669056},
-    {"layer2.4.bn3.weight", 1, {512}, 1734592},
-    {"layer2.4.bn3.bias", 1, {512}, 1735104},
-    {"layer2.4.bn3.running_mean", 1, {512}, 1735616},
-    {"layer2.4.bn3.running_var", 1, {512}, 1736128},
-    {"layer2.5.conv1.weight", 4, {128, 512, 1, 1}, 1736640},
-    {"layer2.5.bn1.weight", 1, {128}, 1802176},
-    {"layer2.5.bn1.bias", 1, {128}, 1802304},
-    {"layer2.5.bn1.running_mean", 1, {128}, 1802432},
-    {"layer2.5.bn1.running_var", 1, {128}, 1802560},
-    {"layer2.5.conv2.weight", 4, {128, 128, 3, 3}, 1802688},
-    {"layer2.5.bn2.weight", 1, {128}, 1950144},
-    {"layer2.5.bn2.bias", 1, {128}, 1950272},
-    {"layer2.5.bn2.running_mean", 1, {128}, 1950400},
-    {"layer2.5.bn2.running_var", 1, {128}, 1950528},
-    {"layer2.5.conv3.weight", 4, {512, 128, 1, 1}, 1950656},
-    {"layer2.5.bn3.weight", 1, {512}, 2016192},
-    {"layer2.5.bn3.bias", 1, {512}, 2016704},
-    {"layer2.5.bn3.running_mean", 1, {512}, 2017216},
-    {"layer2.5.bn3.running_var", 1, {512}, 2017728},
-    {"layer2.6.conv1.weight", 4, {128, 512, 1, 1}, 2018240},
-    {"layer2.6.bn1.weight", 1, {128}, 2083776},
-    {"layer2.6.bn1.bias", 1, {128}, 2083904},
-    {"layer2.6.bn1.running_mean", 1, {128}, 2084032},
-    {"layer2.6.bn1.running_var", 1, {128}, 2084160},
-    {"layer2.6.conv2.weight", 4, {128, 128, 3, 3}, 2084288},
-    {"layer2.6.bn2.weight", 1, {128}, 2231744},
-    {"layer2.6.bn2.bias", 1, {128}, 2231872},
-    {"layer2.6.bn2.running_mean", 1, {128}, 2232000},
-    {"layer2.6.bn2.running_var", 1, {128}, 2232128},
-    {"layer2.6.conv3.weight", 4, {512, 128, 1, 1}, 2232256},
-    {"layer2.6.bn3.weight", 1, {512}, 2297792},
-    {"layer2.6.bn3.bias", 1, {512}, 2298304},
-    {"layer2.6.bn3.running_mean", 1, {512}, 2298816},
-    {"layer2.6.bn3.running_var", 1, {512}, 2299328},
-    {"layer2.7.conv1.weight", 4, {128, 512, 1, 1}, 2299840},
-    {"layer2.7.bn1.weight", 1, {128}, 2365376},
-    {"layer2.7.bn1.bias", 1, {128}, 2365504},
-    {"layer2.7.bn1.running_mean", 1, {128}, 2365632},
-    {"layer2.7.bn1.running_var", 1, {128}, 2365760},
-    {"layer2.7.conv2.weight", 4, {128, 128, 3, 3}, 2365888},
-    {"layer2.7.bn2.weight", 1, {128}, 2513344},
-    {"layer2.7.bn2.bias", 1, {128}, 2513472},
-    {"layer2.7.bn2.running_mean", 1, {128}, 2513600},
-    {"layer2.7.bn2.running_var", 1, {128}, 2513728},
-    {"layer2.7.conv3.weight", 4, {512, 128, 1, 1}, 2513856},
-    {"layer2.7.bn3.weight", 1, {512}, 2579392},
-    {"layer2.7.bn3.bias", 1, {512}, 2579904},
-    {"layer2.7.bn3.running_mean", 1, {512}, 2580416},
-    {"layer2.7.bn3.running_var", 1, {512}, 2580928},
-    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, 2581440},
-    {"layer3.0.bn1.weight", 1, {256}, 2712512},
-    {"layer3.0.bn1.bias", 1, {256}, 2712768},
-    {"layer3.0.bn1.running_mean", 1, {256}, 2713024},
-    {"layer3.0.bn1.running_var", 1, {256}, 2713280},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, 2713536},
-    {"layer3.0.bn2.weight", 1, {256}, 3303360},
-    {"layer3.0.bn2.bias", 1, {256}, 3303616},
-    {"layer3.0.bn2.running_mean", 1, {256}, 3303872},
-    {"layer3.0.bn2.running_var", 1, {256}, 3304128},
-    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, 3304384},
-    {"layer3.0.bn3.weight", 1, {1024}, 3566528},
-    {"layer3.0.bn3.bias", 1, {1024}, 3567552},
-    {"layer3.0.bn3.running_mean", 1, {1024}, 3568576},
-    {"layer3.0.bn3.running_var", 1, {1024}, 3569600},
-    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, 3570624},
-    {"layer3.0.downsample.1.weight", 1, {1024}, 4094912},
-    {"layer3.0.downsample.1.bias", 1, {1024}, 4095936},
-    {"layer3.0.downsample.1.running_mean", 1, {1024}, 4096960},
-    {"layer3.0.downsample.1.running_var", 1, {1024}, 4097984},
-    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, 4099008},
-    {"layer3.1.bn1.weight", 1, {256}, 4361152},
-    {"layer3.1.bn1.bias", 1, {256}, 4361408},
-    {"layer3.1.bn1.running_mean", 1, {256}, 4361664},
-    {"layer3.1.bn1.running_var", 1, {256}, 4361920},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, 4362176},
-    {"layer3.1.bn2.weight", 1, {256}, 4952000},
-    {"layer3.1.bn2.bias", 1, {256}, 4952256},
-    {"layer3.1.bn2.running_mean", 1, {256}, 4952512},
-    {"layer3.1.bn2.running_var", 1, {256}, 4952768},
-    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, 4953024},
-    {"layer3.1.bn3.weight", 1, {1024}, 5215168},
-    {"layer3.1.bn3.bias", 1, {1024}, 5216192},
-    {"layer3.1.bn3.running_mean", 1, {1024}, 5217216},
-    {"layer3.1.bn3.running_var", 1, {1024}, 5218240},
-    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, 5219264},
-    {"layer3.2.bn1.weight", 1, {256}, 5481408},
-    {"layer3.2.bn1.bias", 1, {256}, 5481664},
-    {"layer3.2.bn1.running_mean", 1, {256}, 5481920},
-    {"layer3.2.bn1.running_var", 1, {256}, 5482176},
-    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, 5482432},
-    {"layer3.2.bn2.weight", 1, {256}, 6072256},
-    {"layer3.2.bn2.bias", 1, {256}, 6072512},
-    {"layer3.2.bn2.running_mean", 1, {256}, 6072768},
-    {"layer3.2.bn2.running_var", 1, {256}, 6073024},
-    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, 6073280},
-    {"layer3.2.bn3.weight", 1, {1024}, 6335424},
-    {"layer3.2.bn3.bias", 1, {1024}, 6336448},
-    {"layer3.2.bn3.running_mean", 1, {1024}, 6337472},
-    {"layer3.2.bn3.running_var", 1, {1024}, 6338496},
-    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, 6339520},
-    {"layer3.3.bn1.weight", 1, {256}, 6601664},
-    {"layer3.3.bn1.bias", 1, {256}, 6601920},
-    {"layer3.3.bn1.running_mean", 1, {256}, 6602176},
-    {"layer3.3.bn1.running_var", 1, {256}, 6602432},
-    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, 6602688},
-    {"layer3.3.bn2.weight", 1, {256}, 7192512},
-    {"layer3.3.bn2.bias", 1, {256}, 7192768},
-    {"layer3.3.bn2.running_mean", 1, {256}, 7193024},
-    {"layer3.3.bn2.running_var", 1, {256}, 7193280},
-    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, 7193536},
-    {"layer3.3.bn3.weight", 1, {1024}, 7455680},
-    {"layer3.3.bn3.bias", 1, {1024}, 7456704},
-    {"layer3.3.bn3.running_mean", 1, {1024}, 7457728},
-    {"layer3.3.bn3.running_var", 1, {1024}, 7458752},
-    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, 7459776},
-    {"layer3.4.bn1.weight", 1, {256}, 7721920},
-    {"layer3.4.bn1.bias", 1, {256}, 7722176},
-    {"layer3.4.bn1.running_mean", 1, {256}, 7722432},
-    {"layer3.4.bn1.running_var", 1, {256}, 7722688},
-    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, 7722944},
-    {"layer3.4.bn2.weight", 1, {256}, 8312768},
-    {"layer3.4.bn2.bias", 1, {256}, 8313024},
-    {"layer3.4.bn2.running_mean", 1, {256}, 8313280},
-    {"layer3.4.bn2.running_var", 1, {256}, 8313536},
-    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, 8313792},
-    {"layer3.4.bn3.weight", 1, {1024}, 8575936},
-    {"layer3.4.bn3.bias", 1, {1024}, 8576960},
-    {"layer3.4.bn3.running_mean", 1, {1024}, 8577984},
-    {"layer3.4.bn3.running_var", 1, {1024}, 8579008},
-    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, 8580032},
-    {"layer3.5.bn1.weight", 1, {256}, 8842176},
-    {"layer3.5.bn1.bias", 1, {256}, 8842432},
-    {"layer3.5.bn1.running_mean", 1, {256}, 8842688},
-    {"layer3.5.bn1.running_var", 1, {256}, 8842944},
-    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, 8843200},
-    {"layer3.5.bn2.weight", 1, {256}, 9433024},
-    {"layer3.5.bn2.bias", 1, {256}, 9433280},
-    {"layer3.5.bn2.running_mean", 1, {256}, 9433536},
-    {"layer3.5.bn2.running_var", 1, {256}, 9433792},
-    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, 9434048},
-    {"layer3.5.bn3.weight", 1, {1024}, 9696192},
-    {"layer3.5.bn3.bias", 1, {1024}, 9697216},
-    {"layer3.5.bn3.running_mean", 1, {1024}, 9698240},
-    {"layer3.5.bn3.running_var", 1, {1024}, 9699264},
-    {"layer3.6.conv1.weight", 4, {256, 1024, 1, 1}, 9700288},
-    {"layer3.6.bn1.weight", 1, {256}, 9962432},
-    {"layer3.6.bn1.bias", 1, {256}, 9962688},
-    {"layer3.6.bn1.running_mean", 1, {256}, 9962944},
-    {"layer3.6.bn1.running_var", 1, {256}, 9963200},
-    {"layer3.6.conv2.weight", 4, {256, 256, 3, 3}, 9963456},
-    {"layer3.6.bn2.weight", 1, {256}, 10553280},
-    {"layer3.6.bn2.bias", 1, {256}, 10553536},
-    {"layer3.6.bn2.running_mean", 1, {256}, 10553792},
-    {"layer3.6.bn2.running_var", 1, {256}, 10554048},
-    {"layer3.6.conv3.weight", 4, {1024, 256, 1, 1}, 10554304},
-    {"layer3.6.bn3.weight", 1, {1024}, 10816448},
-    {"layer3.6.bn3.bias", 1, {1024}, 10817472},
-    {"layer3.6.bn3.running_mean", 1, {1024}, 10818496},
-    {"layer3.6.bn3.running_var", 1, {1024}, 10819520},
-    {"layer3.7.conv1.weight", 4, {256, 1024, 1, 1}, 10820544},
-    {"layer3.7.bn1.weight", 1, {256}, 11082688},
-    {"layer3.7.bn1.bias", 1, {256}, 11082944},
-    {"layer3.7.bn1.running_mean", 1, {256}, 11083200},
-    {"layer3.7.bn1.running_var", 1, {256}, 11083456},
-    {"layer3.7.conv2.weight", 4, {256, 256, 3, 3}, 11083712},
-    {"layer3.7.bn2.weight", 1, {256}, 11673536},
-    {"layer3.7.bn2.bias", 1, {256}, 11673792},
-    {"layer3.7.bn2.running_mean", 1, {256}, 11674048},
-    {"layer3.7.bn2.running_var", 1, {256}, 11674304},
-    {"layer3.7.conv3.weight", 4, {1024, 256, 1, 1}, 11674560},
-    {"layer3.7.bn3.weight", 1, {1024}, 11936704},
-    {"layer3.7.bn3.bias", 1, {1024}, 11937728},
-    {"layer3.7.bn3.running_mean", 1, {1024}, 11938752},
-    {"layer3.7.bn3.running_var", 1, {1024}, 11939776},
-    {"layer3.8.conv1.weight", 4, {256, 1024, 1, 1}, 11940800},
-    {"layer3.8.bn1.weight", 1, {256}, 12202944},
-    {"layer3.8.bn1.bias", 1, {256}, 12203200},
-    {"layer3.8.bn1.running_mean", 1, {256}, 12203456},
-    {"layer3.8.bn1.running_var", 1, {256}, 12203712},
-    {"layer3.8.conv2.weight", 4, {256, 256, 3, 3}, 12203968},
-    {"layer3.8.bn2.weight", 1, {256}, 12793792},
-    {"layer3.8.bn2.bias", 1, {256}, 12794048},
-    {"layer3.8.bn2.running_mean", 1, {256}, 12794304},
-    {"layer3.8.bn2.running_var", 1, {256}, 12794560},
-    {"layer3.8.conv3.weight", 4, {1024, 256, 1, 1}, 12794816},
-    {"layer3.8.bn3.weight", 1, {1024}, 13056960},
-    {"layer3.8.bn3.bias", 1, {1024}, 13057984},
-    {"layer3.8.bn3.running_mean", 1, {1024}, 13059008},
-    {"layer3.8.bn3.running_var", 1, {1024}, 13060032},
-    {"layer3.9.conv1.weight", 4, {256, 1024, 1, 1}, 13061056},
-    {"layer3.9.bn1.weight", 1, {256}, 13323200},
-    {"layer3.9.bn1.bias", 1, {256}, 13323456},
-    {"layer3.9.bn1.running_mean", 1, {256}, 13323712},
-    {"layer3.9.bn1.running_var", 1, {256}, 13323968},
-    {"layer3.9.conv2.weight", 4, {256, 256, 3, 3}, 13324224},
-    {"layer3.9.bn2.weight", 1, {256}, 13914048},
-    {"layer3.9.bn2.bias", 1, {256}, 13914304},
-    {"layer3.9.bn2.running_mean", 1, {256}, 13914560},
-    {"layer3.9.bn2.running_var", 1, {256}, 13914816},
-    {"layer3.9.conv3.weight", 4, {1024, 256, 1, 1}, 13915072},
-    {"layer3.9.bn3.weight", 1, {1024}, 14177216},
-    {"layer3.9.bn3.bias", 1, {1024}, 14178240},
-    {"layer3.9.bn3.running_mean", 1, {1024}, 14179264},
-    {"layer3.9.bn3.running_var", 1, {1024}, 14180288},
-    {"layer3.10.conv1.weight", 4, {256, 1024, 1, 1}, 14181312},
-    {"layer3.10.bn1.weight", 1, {256}, 14443456},
-    {"layer3.10.bn1.bias", 1, {256}, 14443712},
-    {"layer3.10.bn1.running_mean", 1, {256}, 14443968},
-    {"layer3.10.bn1.running_var", 1, {256}, 14444224},
-    {"layer3.10.conv2.weight", 4, {256, 256, 3, 3}, 14444480},
-    {"layer3.10.bn2.weight", 1, {256}, 15034304},
-    {"layer3.10.bn2.bias", 1, {256}, 15034560},
-    {"layer3.10.bn2.running_mean", 1, {256}, 15034816},
-    {"layer3.10.bn2.running_var", 1, {256}, 15035072},
-    {"layer3.10.conv3.weight", 4, {1024, 256, 1, 1}, 15035328},
-    {"layer3.10.bn3.weight", 1, {1024}, 15297472},
-    {"layer3.10.bn3.bias", 1, {1024}, 15298496},
-    {"layer3.10.bn3.running_mean", 1, {1024}, 15299520},
-    {"layer3.10.bn3.running_var", 1, {1024}, 15300544},
-    {"layer3.11.conv1.weight", 4, {256, 1024, 1, 1}, 15301568},
-    {"layer3.11.bn1.weight", 1, {256}, 15563712},
-    {"layer3.11.bn1.bias", 1, {256}, 15563968},
-    {"layer3.11.bn1.running_mean", 1, {256}, 15564224},
-    {"layer3.11.bn1.running_var", 1, {256}, 15564480},
-    {"layer3.11.conv2.weight", 4, {256, 256, 3, 3}, 15564736},
-    {"layer3.11.bn2.weight", 1, {256}, 16154560},
-    {"layer3.11.bn2.bias", 1, {256}, 16154816},
-    {"layer3.11.bn2.running_mean", 1, {256}, 16155072},
-    {"layer3.11.bn2.running_var", 1, {256}, 16155328},
-    {"layer3.11.conv3.weight", 4, {1024, 256, 1, 1}, 16155584},
-    {"layer3.11.bn3.weight", 1, {1024}, 16417728},
-    {"layer3.11.bn3.bias", 1, {1024}, 16418752},
-    {"layer3.11.bn3.running_mean", 1, {1024}, 16419776},
-    {"layer3.11.bn3.running_var", 1, {1024}, 16420800},
-    {"layer3.12.conv1.weight", 4, {256, 1024, 1, 1}, 16421824},
-    {"layer3.12.bn1.weight", 1, {256}, 16683968},
-    {"layer3.12.bn1.bias", 1, {256}, 16684224},
-    {"layer3.12.bn1.running_mean", 1, {256}, 16684480},
-    {"layer3.12.bn1.running_var", 1, {256}, 16684736},
-    {"layer3.12.conv2.weight", 4, {256, 256, 3, 3}, 16684992},
-    {"layer3.12.bn2.weight", 1, {256}, 17274816},
-    {"layer3.12.bn2.bias", 1, {256}, 17275072},
-    {"layer3.12.bn2.running_mean", 1, {256}, 17275328},
-    {"layer3.12.bn2.running_var", 1, {256}, 17275584},
-    {"layer3.12.conv3.weight", 4, {1024, 256, 1, 1}, 17275840},
-    {"layer3.12.bn3.weight", 1, {1024}, 17537984},
-    {"layer3.12.bn3.bias", 1, {1024}, 17539008},
-    {"layer3.12.bn3.running_mean", 1, {1024}, 17540032},
-    {"layer3.12.bn3.running_var", 1, {1024}, 17541056},
-    {"layer3.13.conv1.weight", 4, {256, 1024, 1, 1}, 17542080},
-    {"layer3.13.bn1.weight", 1, {256}, 17804224},
-    {"layer3.13.bn1.bias", 1, {256}, 17804480},
-    {"layer3.13.bn1.running_mean", 1, {256}, 17804736},
-    {"layer3.13.bn1.running_var", 1, {256}, 17804992},
-    {"layer3.13.conv2.weight", 4, {256, 256, 3, 3}, 17805248},
-    {"layer3.13.bn2.weight", 1, {256}, 18395072},
-    {"layer3.13.bn2.bias", 1, {256}, 18395328},
-    {"layer3.13.bn2.running_mean", 1, {256}, 18395584},
-    {"layer3.13.bn2.running_var", 1, {256}, 18395840},
-    {"layer3.13.conv3.weight", 4, {1024, 256, 1, 1}, 18396096},
-    {"layer3.13.bn3.weight", 1, {1024}, 18658240},
-    {"layer3.13.bn3.bias", 1, {1024}, 18659264},
-    {"layer3.13.bn3.running_mean", 1, {1024}, 18660288},
-    {"layer3.13.bn3.running_var", 1, {1024}, 18661312},
-    {"layer3.14.conv1.weight", 4, {256, 1024, 1, 1}, 18662336},
-    {"layer3.14.bn1.weight", 1, {256}, 18924480},
-    {"layer3.14.bn1.bias", 1, {256}, 18924736},
-    {"layer3.14.bn1.running_mean", 1, {256}, 18924992},
-    {"layer3.14.bn1.running_var", 1, {256}, 18925248},
-    {"layer3.14.conv2.weight", 4, {256, 256, 3, 3}, 18925504},
-    {"layer3.14.bn2.weight", 1, {256}, 19515328},
-    {"layer3.14.bn2.bias", 1, {256}, 19515584},
-    {"layer3.14.bn2.running_mean", 1, {256}, 19515840},
-    {"layer3.14.bn2.running_var", 1, {256}, 19516096},
-    {"layer3.14.conv3.weight", 4, {1024, 256, 1, 1}, 19516352},
-    {"layer3.14.bn3.weight", 1, {1024}, 19778496},
-    {"layer3.14.bn3.bias", 1, {1024}, 19779520},
-    {"layer3.14.bn3.running_mean", 1, {1024}, 19780544},
-    {"layer3.14.bn3.running_var", 1, {1024}, 19781568},
-    {"layer3.15.conv1.weight", 4, {256, 1024, 1, 1}, 19782592},
-    {"layer3.15.bn1.weight", 1, {256}, 20044736},
-    {"layer3.15.bn1.bias", 1, {256}, 20044992},
-    {"layer3.15.bn1.running_mean", 1, {256}, 20045248},
-    {"layer3.15.bn1.running_var", 1, {256}, 20045504},
-    {"layer3.15.conv2.weight", 4, {256, 256, 3, 3}, 20045760},
-    {"layer3.15.bn2.weight", 1, {256}, 20635584},
-    {"layer3.15.bn2.bias", 1, {256}, 20635840},
-    {"layer3.15.bn2.running_mean", 1, {256}, 20636096},
-    {"layer3.15.bn2.running_var", 1, {256}, 20636352},
-    {"layer3.15.conv3.weight", 4, {1024, 256, 1, 1}, 20636608},
-    {"layer3.15.bn3.weight", 1, {1024}, 20898752},
-    {"layer3.15.bn3.bias", 1, {1024}, 20899776},
-    {"layer3.15.bn3.running_mean", 1, {1024}, 20900800},
-    {"layer3.15.bn3.running_var", 1, {1024}, 20901824},
-    {"layer3.16.conv1.weight", 4, {256, 1024, 1, 1}, 20902848},
-    {"layer3.16.bn1.weight", 1, {256}, 21164992},
-    {"layer3.16.bn1.bias", 1, {256}, 21165248},
-    {"layer3.16.bn1.running_mean", 1, {256}, 21165504},
-    {"layer3.16.bn1.running_var", 1, {256}, 21165760},
-    {"layer3.16.conv2.weight", 4, {256, 256, 3, 3}, 21166016},
-    {"layer3.16.bn2.weight", 1, {256}, 21755840},
-    {"layer3.16.bn2.bias", 1, {256}, 21756096},
-    {"layer3.16.bn2.running_mean", 1, {256}, 21756352},
-    {"layer3.16.bn2.running_var", 1, {256}, 21756608},
-    {"layer3.16.conv3.weight", 4, {1024, 256, 1, 1}, 21756864},
-    {"layer3.16.bn3.weight", 1, {1024}, 22019008},
-    {"layer3.16.bn3.bias", 1, {1024}, 22020032},
-    {"layer3.16.bn3.running_mean", 1, {1024}, 22021056},
-    {"layer3.16.bn3.running_var", 1, {1024}, 22022080},
-    {"layer3.17.conv1.weight", 4, {256, 1024, 1, 1}, 22023104},
-    {"layer3.17.bn1.weight", 1, {256}, 22285248},
-    {"layer3.17.bn1.bias", 1, {256}, 22285504},
-    {"layer3.17.bn1.running_mean", 1, {256}, 22285760},
-    {"layer3.17.bn1.running_var", 1, {256}, 22286016},
-    {"layer3.17.conv2.weight", 4, {256, 256, 3, 3}, 22286272},
-    {"layer3.17.bn2.weight", 1, {256}, 22876096},
-    {"layer3.17.bn2.bias", 1, {256}, 22876352},
-    {"layer3.17.bn2.running_mean", 1, {256}, 22876608},
-    {"layer3.17.bn2.running_var", 1, {256}, 22876864},
-    {"layer3.17.conv3.weight", 4, {1024, 256, 1, 1}, 22877120},
-    {"layer3.17.bn3.weight", 1, {1024}, 23139264},
-    {"layer3.17.bn3.bias", 1, {1024}, 23140288},
-    {"layer3.17.bn3.running_mean", 1, {1024}, 23141312},
-    {"layer3.17.bn3.running_var", 1, {1024}, 23142336},
-    {"layer3.18.conv1.weight", 4, {256, 1024, 1, 1}, 23143360},
-    {"layer3.18.bn1.weight", 1, {256}, 23405504},
-    {"layer3.18.bn1.bias", 1, {256}, 23405760},
-    {"layer3.18.bn1.running_mean", 1, {256}, 23406016},
-    {"layer3.18.bn1.running_var", 1, {256}, 23406272},
-    {"layer3.18.conv2.weight", 4, {256, 256, 3, 3}, 23406528},
-    {"layer3.18.bn2.weight", 1, {256}, 23996352},
-    {"layer3.18.bn2.bias", 1, {256}, 23996608},
-    {"layer3.18.bn2.running_mean", 1, {256}, 23996864},
-    {"layer3.18.bn2.running_var", 1, {256}, 23997120},
-    {"layer3.18.conv3.weight", 4, {1024, 256, 1, 1}, 23997376},
-    {"layer3.18.bn3.weight", 1, {1024}, 24259520},
-    {"layer3.18.bn3.bias", 1, {1024}, 24260544},
-    {"layer3.18.bn3.running_mean", 1, {1024}, 24261568},
-    {"layer3.18.bn3.running_var", 1, {1024}, 24262592},
-    {"layer3.19.conv1.weight", 4, {256, 1024, 1, 1}, 24263616},
-    {"layer3.19.bn1.weight", 1, {256}, 24525760},
-    {"layer3.19.bn1.bias", 1, {256}, 24526016},
-    {"layer3.19.bn1.running_mean", 1, {256}, 24526272},
-    {"layer3.19.bn1.running_var", 1, {256}, 24526528},
-    {"layer3.19.conv2.weight", 4, {256, 256, 3, 3}, 24526784},
-    {"layer3.19.bn2.weight", 1, {256}, 25116608},
-    {"layer3.19.bn2.bias", 1, {256}, 25116864},
-    {"layer3.19.bn2.running_mean", 1, {256}, 25117120},
-    {"layer3.19.bn2.running_var", 1, {256}, 25117376},
-    {"layer3.19.conv3.weight", 4, {1024, 256, 1, 1}, 25117632},
-    {"layer3.19.bn3.weight", 1, {1024}, 25379776},
-    {"layer3.19.bn3.bias", 1, {1024}, 25380800},
-    {"layer3.19.bn3.running_mean", 1, {1024}, 25381824},
-    {"layer3.19.bn3.running_var", 1, {1024}, 25382848},
-    {"layer3.20.conv1.weight", 4, {256, 1024, 1, 1}, 25383872},
-    {"layer3.20.bn1.weight", 1, {256}, 25646016},
-    {"layer3.20.bn1.bias", 1, {256}, 25646272},
-    {"layer3.20.bn1.running_mean", 1, {256}, 25646528},
-    {"layer3.20.bn1.running_var", 1, {256}, 25646784},
-    {"layer3.20.conv2.weight", 4, {256, 256, 3, 3}, 25647040},
-    {"layer3.20.bn2.weight", 1, {256}, 26236864},
-    {"layer3.20.bn2.bias", 1, {256}, 26237120},
-    {"layer3.20.bn2.running_mean", 1, {256}, 26237376},
-    {"layer3.20.bn2.running_var", 1, {256}, 26237632},
-    {"layer3.20.conv3.weight", 4, {1024, 256, 1, 1}, 26237888},
-    {"layer3.20.bn3.weight", 1, {1024}, 26500032},
-    {"layer3.20.bn3.bias", 1, {1024}, 26501056},
-    {"layer3.20.bn3.running_mean", 1, {1024}, 26502080},
-    {"layer3.20.bn3.running_var", 1, {1024}, 26503104},
-    {"layer3.21.conv1.weight", 4, {256, 1024, 1, 1}, 26504128},
-    {"layer3.21.bn1.weight", 1, {256}, 26766272},
-    {"layer3.21.bn1.bias", 1, {256}, 26766528},
-    {"layer3.21.bn1.running_mean", 1, {256}, 26766784},
-    {"layer3.21.bn1.running_var", 1, {256}, 26767040},
-    {"layer3.21.conv2.weight", 4, {256, 256, 3, 3}, 26767296},
-    {"layer3.21.bn2.weight", 1, {256}, 27357120},
-    {"layer3.21.bn2.bias", 1, {256}, 27357376},
-    {"layer3.21.bn2.running_mean", 1, {256}, 27357632},
-    {"layer3.21.bn2.running_var", 1, {256}, 27357888},
-    {"layer3.21.conv3.weight", 4, {1024, 256, 1, 1}, 27358144},
-    {"layer3.21.bn3.weight", 1, {1024}, 27620288},
-    {"layer3.21.bn3.bias", 1, {1024}, 27621312},
-    {"layer3.21.bn3.running_mean", 1, {1024}, 27622336},
-    {"layer3.21.bn3.running_var", 1, {1024}, 27623360},
-    {"layer3.22.conv1.weight", 4, {256, 1024, 1, 1}, 27624384},
-    {"layer3.22.bn1.weight", 1, {256}, 27886528},
-    {"layer3.22.bn1.bias", 1, {256}, 27886784},
-    {"layer3.22.bn1.running_mean", 1, {256}, 27887040},
-    {"layer3.22.bn1.running_var", 1, {256}, 27887296},
-    {"layer3.22.conv2.weight", 4, {256, 256, 3, 3}, 27887552},
-    {"layer3.22.bn2.weight", 1, {256}, 28477376},
-    {"layer3.22.bn2.bias", 1, {256}, 28477632},
-    {"layer3.22.bn2.running_mean", 1, {256}, 28477888},
-    {"layer3.22.bn2.running_var", 1, {256}, 28478144},
-    {"layer3.22.conv3.weight", 4, {1024, 256, 1, 1}, 28478400},
-    {"layer3.22.bn3.weight", 1, {1024}, 28740544},
-    {"layer3.22.bn3.bias", 1, {1024}, 28741568},
-    {"layer3.22.bn3.running_mean", 1, {1024}, 28742592},
-    {"layer3.22.bn3.running_var", 1, {1024}, 28743616},
-    {"layer3.23.conv1.weight", 4, {256, 1024, 1, 1}, 28744640},
-    {"layer3.23.bn1.weight", 1, {256}, 29006784},
-    {"layer3.23.bn1.bias", 1, {256}, 29007040},
-    {"layer3.23.bn1.running_mean", 1, {256}, 29007296},
-    {"layer3.23.bn1.running_var", 1, {256}, 29007552},
-    {"layer3.23.conv2.weight", 4, {256, 256, 3, 3}, 29007808},
-    {"layer3.23.bn2.weight", 1, {256}, 29597632},
-    {"layer3.23.bn2.bias", 1, {256}, 29597888},
-    {"layer3.23.bn2.running_mean", 1, {256}, 29598144},
-    {"layer3.23.bn2.running_var", 1, {256}, 29598400},
-    {"layer3.23.conv3.weight", 4, {1024, 256, 1, 1}, 29598656},
-    {"layer3.23.bn3.weight", 1, {1024}, 29860800},
-    {"layer3.23.bn3.bias", 1, {1024}, 29861824},
-    {"layer3.23.bn3.running_mean", 1, {1024}, 29862848},
-    {"layer3.23.bn3.running_var", 1, {1024}, 29863872},
-    {"layer3.24.conv1.weight", 4, {256, 1024, 1, 1}, 29864896},
-    {"layer3.24.bn1.weight", 1, {256}, 30127040},
-    {"layer3.24.bn1.bias", 1, {256}, 30127296},
-    {"layer3.24.bn1.running_mean", 1, {256}, 30127552},
-    {"layer3.24.bn1.running_var", 1, {256}, 30127808},
-    {"layer3.24.conv2.weight", 4, {256, 256, 3, 3}, 30128064},
-    {"layer3.24.bn2.weight", 1, {256}, 30717888},
-    {"layer3.24.bn2.bias", 1, {256}, 30718144},
-    {"layer3.24.bn2.running_mean", 1, {256}, 30718400},
-    {"layer3.24.bn2.running_var", 1, {256}, 30718656},
-    {"layer3.24.conv3.weight", 4, {1024, 256, 1, 1}, 30718912},
-    {"layer3.24.bn3.weight", 1, {1024}, 30981056},
-    {"layer3.24.bn3.bias", 1, {1024}, 30982080},
-    {"layer3.24.bn3.running_mean", 1, {1024}, 30983104},
-    {"layer3.24.bn3.running_var", 1, {1024}, 30984128},
-    {"layer3.25.conv1.weight", 4, {256, 1024, 1, 1}, 30985152},
-    {"layer3.25.bn1.weight", 1, {256}, 31247296},
-    {"layer3.25.bn1.bias", 1, {256}, 31247552},
-    {"layer3.25.bn1.running_mean", 1, {256}, 31247808},
-    {"layer3.25.bn1.running_var", 1, {256}, 31248064},
-    {"layer3.25.conv2.weight", 4, {256, 256, 3, 3}, 31248320},
-    {"layer3.25.bn2.weight", 1, {256}, 31838144},
-    {"layer3.25.bn2.bias", 1, {256}, 31838400},
-    {"layer3.25.bn2.running_mean", 1, {256}, 31838656},
-    {"layer3.25.bn2.running_var", 1, {256}, 31838912},
-    {"layer3.25.conv3.weight", 4, {1024, 256, 1, 1}, 31839168},
-    {"layer3.25.bn3.weight", 1, {1024}, 32101312},
-    {"layer3.25.bn3.bias", 1, {1024}, 32102336},
-    {"layer3.25.bn3.running_mean", 1, {1024}, 32103360},
-    {"layer3.25.bn3.running_var", 1, {1024}, 32104384},
-    {"layer3.26.conv1.weight", 4, {256, 1024, 1, 1}, 32105408},
-    {"layer3.26.bn1.weight", 1, {256}, 32367552},
-    {"layer3.26.bn1.bias", 1, {256}, 32367808},
-    {"layer3.26.bn1.running_mean", 1, {256}, 32368064},
-    {"layer3.26.bn1.running_var", 1, {256}, 32368320},
-    {"layer3.26.conv2.weight", 4, {256, 256, 3, 3}, 32368576},
-    {"layer3.26.bn2.weight", 1, {256}, 32958400},
-    {"layer3.26.bn2.bias", 1, {256}, 32958656},
-    {"layer3.26.bn2.running_mean", 1, {256}, 32958912},
-    {"layer3.26.bn2.running_var", 1, {256}, 32959168},
-    {"layer3.26.conv3.weight", 4, {1024, 256, 1, 1}, 32959424},
-    {"layer3.26.bn3.weight", 1, {1024}, 33221568},
-    {"layer3.26.bn3.bias", 1, {1024}, 33222592},
-    {"layer3.26.bn3.running_mean", 1, {1024}, 33223616},
-    {"layer3.26.bn3.running_var", 1, {1024}, 33224640},
-    {"layer3.27.conv1.weight", 4, {256, 1024, 1, 1}, 33225664},
-    {"layer3.27.bn1.weight", 1, {256}, 33487808},
-    {"layer3.27.bn1.bias", 1, {256}, 33488064},
-    {"layer3.27.bn1.running_mean", 1, {256}, 33488320},
-    {"layer3.27.bn1.running_var", 1, {256}, 33488576},
-    {"layer3.27.conv2.weight", 4, {256, 256, 3, 3}, 33488832},
-    {"layer3.27.bn2.weight", 1, {256}, 34078656},
-    {"layer3.27.bn2.bias", 1, {256}, 34078912},
-    {"layer3.27.bn2.running_mean", 1, {256}, 34079168},
-    {"layer3.27.bn2.running_var", 1, {256}, 34079424},
-    {"layer3.27.conv3.weight", 4, {1024, 256, 1, 1}, 34079680},
-    {"layer3.27.bn3.weight", 1, {1024}, 34341824},
-    {"layer3.27.bn3.bias", 1, {1024}, 34342848},
-    {"layer3.27.bn3.running_mean", 1, {1024}, 34343872},
-    {"layer3.27.bn3.running_var", 1, {1024}, 34344896},
-    {"layer3.28.conv1.weight", 4, {256, 1024, 1, 1}, 34345920},
-    {"layer3.28.bn1.weight", 1, {256}, 34608064},
-    {"layer3.28.bn1.bias", 1, {256}, 34608320},
-    {"layer3.28.bn1.running_mean", 1, {256}, 34608576},
-    {"layer3.28.bn1.running_var", 1, {256}, 34608832},
-    {"layer3.28.conv2.weight", 4, {256, 256, 3, 3}, 34609088},
-    {"layer3.28.bn2.weight", 1, {256}, 35198912},
-    {"layer3.28.bn2.bias", 1, {256}, 35199168},
-    {"layer3.28.bn2.running_mean", 1, {256}, 35199424},
-    {"layer3.28.bn2.running_var", 1, {256}, 35199680},
-    {"layer3.28.conv3.weight", 4, {1024, 256, 1, 1}, 35199936},
-    {"layer3.28.bn3.weight", 1, {1024}, 35462080},
-    {"layer3.28.bn3.bias", 1, {1024}, 35463104},
-    {"layer3.28.bn3.running_mean", 1, {1024}, 35464128},
-    {"layer3.28.bn3.running_var", 1, {1024}, 35465152},
-    {"layer3.29.conv1.weight", 4, {256, 1024, 1, 1}, 35466176},
-    {"layer3.29.bn1.weight", 1, {256}, 35728320},
-    {"layer3.29.bn1.bias", 1, {256}, 35728576},
-    {"layer3.29.bn1.running_mean", 1, {256}, 35728832},
-    {"layer3.29.bn1.running_var", 1, {256}, 35729088},
-    {"layer3.29.conv2.weight", 4, {256, 256, 3, 3}, 35729344},
-    {"layer3.29.bn2.weight", 1, {256}, 36319168},
-    {"layer3.29.bn2.bias", 1, {256}, 36319424},
-    {"layer3.29.bn2.running_mean", 1, {256}, 36319680},
-    {"layer3.29.bn2.running_var", 1, {256}, 36319936},
-    {"layer3.29.conv3.weight", 4, {1024, 256, 1, 1}, 36320192},
-    {"layer3.29.bn3.weight", 1, {1024}, 36582336},
-    {"layer3.29.bn3.bias", 1, {1024}, 36583360},
-    {"layer3.29.bn3.running_mean", 1, {1024}, 36584384},
-    {"layer3.29.bn3.running_var", 1, {1024}, 36585408},
-    {"layer3.30.conv1.weight", 4, {256, 1024, 1, 1}, 36586432},
-    {"layer3.30.bn1.weight", 1, {256}, 36848576},
-    {"layer3.30.bn1.bias", 1, {256}, 36848832},
-    {"layer3.30.bn1.running_mean", 1, {256}, 36849088},
-    {"layer3.30.bn1.running_var", 1, {256}, 36849344},
-    {"layer3.30.conv2.weight", 4, {256, 256, 3, 3}, 36849600},
-    {"layer3.30.bn2.weight", 1, {256}, 37439424},
-    {"layer3.30.bn2.bias", 1, {256}, 37439680},
-    {"layer3.30.bn2.running_mean", 1, {256}, 37439936},
-    {"layer3.30.bn2.running_var", 1, {256}, 37440192},
-    {"layer3.30.conv3.weight", 4, {1024, 256, 1, 1}, 37440448},
-    {"layer3.30.bn3.weight", 1, {1024}, 37702592},
-    {"layer3.30.bn3.bias", 1, {1024}, 37703616},
-    {"layer3.30.bn3.running_mean", 1, {1024}, 37704640},
-    {"layer3.30.bn3.running_var", 1, {1024}, 37705664},
-    {"layer3.31.conv1.weight", 4, {256, 1024, 1, 1}, 37706688},
-    {"layer3.31.bn1.weight", 1, {256}, 37968832},
-    {"layer3.31.bn1.bias", 1, {256}, 37969088},
-    {"layer3.31.bn1.running_mean", 1, {256}, 37969344},
-    {"layer3.31.bn1.running_var", 1, {256}, 37969600},
-    {"layer3.31.conv2.weight", 4, {256, 256, 3, 3}, 37969856},
-    {"layer3.31.bn2.weight", 1, {256}, 38559680},
-    {"layer3.31.bn2.bias", 1, {256}, 38559936},
-    {"layer3.31.bn2.running_mean", 1, {256}, 38560192},
-    {"layer3.31.bn2.running_var", 1, {256}, 38560448},
-    {"layer3.31.conv3.weight", 4, {1024, 256, 1, 1}, 38560704},
-    {"layer3.31.bn3.weight", 1, {1024}, 38822848},
-    {"layer3.31.bn3.bias", 1, {1024}, 38823872},
-    {"layer3.31.bn3.running_mean", 1, {1024}, 38824896},
-    {"layer3.31.bn3.running_var", 1, {1024}, 38825920},
-    {"layer3.32.conv1.weight", 4, {256, 1024, 1, 1}, 38826944},
-    {"layer3.32.bn1.weight", 1, {256}, 39089088},
-    {"layer3.32.bn1.bias", 1, {256}, 39089344},
-    {"layer3.32.bn1.running_mean", 1, {256}, 39089600},
-    {"layer3.32.bn1.running_var", 1, {256}, 39089856},
-    {"layer3.32.conv2.weight", 4, {256, 256, 3, 3}, 39090112},
-    {"layer3.32.bn2.weight", 1, {256}, 39679936},
-    {"layer3.32.bn2.bias", 1, {256}, 39680192},
-    {"layer3.32.bn2.running_mean", 1, {256}, 39680448},
-    {"layer3.32.bn2.running_var", 1, {256}, 39680704},
-    {"layer3.32.conv3.weight", 4, {1024, 256, 1, 1}, 39680960},
-    {"layer3.32.bn3.weight", 1, {1024}, 39943104},
-    {"layer3.32.bn3.bias", 1, {1024}, 39944128},
-    {"layer3.32.bn3.running_mean", 1, {1024}, 39945152},
-    {"layer3.32.bn3.running_var", 1, {1024}, 39946176},
-    {"layer3.33.conv1.weight", 4, {256, 1024, 1, 1}, 39947200},
-    {"layer3.33.bn1.weight", 1, {256}, 40209344},
-    {"layer3.33.bn1.bias", 1, {256}, 40209600},
-    {"layer3.33.bn1.running_mean", 1, {256}, 40209856},
-    {"layer3.33.bn1.running_var", 1, {256}, 40210112},
-    {"layer3.33.conv2.weight", 4, {256, 256, 3, 3}, 40210368},
-    {"layer3.33.bn2.weight", 1, {256}, 40800192},
-    {"layer3.33.bn2.bias", 1, {256}, 40800448},
-    {"layer3.33.bn2.running_mean", 1, {256}, 40800704},
-    {"layer3.33.bn2.running_var", 1, {256}, 40800960},
-    {"layer3.33.conv3.weight", 4, {1024, 256, 1, 1}, 40801216},
-    {"layer3.33.bn3.weight", 1, {1024}, 41063360},
-    {"layer3.33.bn3.bias", 1, {1024}, 41064384},
-    {"layer3.33.bn3.running_mean", 1, {1024}, 41065408},
-    {"layer3.33.bn3.running_var", 1, {1024}, 41066432},
-    {"layer3.34.conv1.weight", 4, {256, 1024, 1, 1}, 41067456},
-    {"layer3.34.bn1.weight", 1, {256}, 41329600},
-    {"layer3.34.bn1.bias", 1, {256}, 41329856},
-    {"layer3.34.bn1.running_mean", 1, {256}, 41330112},
-    {"layer3.34.bn1.running_var", 1, {256}, 41330368},
-    {"layer3.34.conv2.weight", 4, {256, 256, 3, 3}, 41330624},
-    {"layer3.34.bn2.weight", 1, {256}, 41920448},
-    {"layer3.34.bn2.bias", 1, {256}, 41920704},
-    {"layer3.34.bn2.running_mean", 1, {256}, 41920960},
-    {"layer3.34.bn2.running_var", 1, {256}, 41921216},
-    {"layer3.34.conv3.weight", 4, {1024, 256, 1, 1}, 41921472},
-    {"layer3.34.bn3.weight", 1, {1024}, 42183616},
-    {"layer3.34.bn3.bias", 1, {1024}, 42184640},
-    {"layer3.34.bn3.running_mean", 1, {1024}, 42185664},
-    {"layer3.34.bn3.running_var", 1, {1024}, 42186688},
-    {"layer3.35.conv1.weight", 4, {256, 1024, 1, 1}, 42187712},
-    {"layer3.35.bn1.weight", 1, {256}, 42449856},
-    {"layer3.35.bn1.bias", 1, {256}, 42450112},
-    {"layer3.35.bn1.running_mean", 1, {256}, 42450368},
-    {"layer3.35.bn1.running_var", 1, {256}, 42450624},
-    {"layer3.35.conv2.weight", 4, {256, 256, 3, 3}, 42450880},
-    {"layer3.35.bn2.weight", 1, {256}, 43040704},
-    {"layer3.35.bn2.bias", 1, {256}, 43040960},
-    {"layer3.35.bn2.running_mean", 1, {256}, 43041216},
-    {"layer3.35.bn2.running_var", 1, {256}, 43041472},
-    {"layer3.35.conv3.weight", 4, {1024, 256, 1, 1}, 43041728},
-    {"layer3.35.bn3.weight", 1, {1024}, 43303872},
-    {"layer3.35.bn3.bias", 1, {1024}, 43304896},
-    {"layer3.35.bn3.running_mean", 1, {1024}, 43305920},
-    {"layer3.35.bn3.running_var", 1, {1024}, 43306944},
-    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, 43307968},
-    {"layer4.0.bn1.weight", 1, {512}, 43832256},
-    {"layer4.0.bn1.bias", 1, {512}, 43832768},
-    {"layer4.0.bn1.running_mean", 1, {512}, 43833280},
-    {"layer4.0.bn1.running_var", 1, {512}, 43833792},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, 43834304},
-    {"layer4.0.bn2.weight", 1, {512}, 46193600},
-    {"layer4.0.bn2.bias", 1, {512}, 46194112},
-    {"layer4.0.bn2.running_mean", 1, {512}, 46194624},
-    {"layer4.0.bn2.running_var", 1, {512}, 46195136},
-    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, 46195648},
-    {"layer4.0.bn3.weight", 1, {2048}, 47244224},
-    {"layer4.0.bn3.bias", 1, {2048}, 47246272},
-    {"layer4.0.bn3.running_mean", 1, {2048}, 47248320},
-    {"layer4.0.bn3.running_var", 1, {2048}, 47250368},
-    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, 47252416},
-    {"layer4.0.downsample.1.weight", 1, {2048}, 49349568},
-    {"layer4.0.downsample.1.bias", 1, {2048}, 49351616},
-    {"layer4.0.downsample.1.running_mean", 1, {2048}, 49353664},
-    {"layer4.0.downsample.1.running_var", 1, {2048}, 49355712},
-    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, 49357760},
-    {"layer4.1.bn1.weight", 1, {512}, 50406336},
-    {"layer4.1.bn1.bias", 1, {512}, 50406848},
-    {"layer4.1.bn1.running_mean", 1, {512}, 50407360},
-    {"layer4.1.bn1.running_var", 1, {512}, 50407872},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, 50408384},
-    {"layer4.1.bn2.weight", 1, {512}, 52767680},
-    {"layer4.1.bn2.bias", 1, {512}, 52768192},
-    {"layer4.1.bn2.running_mean", 1, {512}, 52768704},
-    {"layer4.1.bn2.running_var", 1, {512}, 52769216},
-    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, 52769728},
-    {"layer4.1.bn3.weight", 1, {2048}, 53818304},
-    {"layer4.1.bn3.bias", 1, {2048}, 53820352},
-    {"layer4.1.bn3.running_mean", 1, {2048}, 53822400},
-    {"layer4.1.bn3.running_var", 1, {2048}, 53824448},
-    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, 53826496},
-    {"layer4.2.bn1.weight", 1, {512}, 54875072},
-    {"layer4.2.bn1.bias", 1, {512}, 54875584},
-    {"layer4.2.bn1.running_mean", 1, {512}, 54876096},
-    {"layer4.2.bn1.running_var", 1, {512}, 54876608},
-    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, 54877120},
-    {"layer4.2.bn2.weight", 1, {512}, 57236416},
-    {"layer4.2.bn2.bias", 1, {512}, 57236928},
-    {"layer4.2.bn2.running_mean", 1, {512}, 57237440},
-    {"layer4.2.bn2.running_var", 1, {512}, 57237952},
-    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, 57238464},
-    {"layer4.2.bn3.weight", 1, {2048}, 58287040},
-    {"layer4.2.bn3.bias", 1, {2048}, 58289088},
-    {"layer4.2.bn3.running_mean", 1, {2048}, 58291136},
-    {"layer4.2.bn3.running_var", 1, {2048}, 58293184},
-    {"fc.weight", 2, {1000, 2048}, 58295232},
-    {"fc.bias", 1, {1000}, 60343232},
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_0_conv3_weight},
+    {"layer1.0.bn3.weight", 1, {256}, w_layer1_0_bn3_weight},
+    {"layer1.0.bn3.bias", 1, {256}, w_layer1_0_bn3_bias},
+    {"layer1.0.bn3.running_mean", 1, {256}, w_layer1_0_bn3_running_mean},
+    {"layer1.0.bn3.running_var", 1, {256}, w_layer1_0_bn3_running_var},
+    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, w_layer1_0_downsample_0_weight},
+    {"layer1.0.downsample.1.weight", 1, {256}, w_layer1_0_downsample_1_weight},
+    {"layer1.0.downsample.1.bias", 1, {256}, w_layer1_0_downsample_1_bias},
+    {"layer1.0.downsample.1.running_mean", 1, {256}, w_layer1_0_downsample_1_running_mean},
+    {"layer1.0.downsample.1.running_var", 1, {256}, w_layer1_0_downsample_1_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_1_conv3_weight},
+    {"layer1.1.bn3.weight", 1, {256}, w_layer1_1_bn3_weight},
+    {"layer1.1.bn3.bias", 1, {256}, w_layer1_1_bn3_bias},
+    {"layer1.1.bn3.running_mean", 1, {256}, w_layer1_1_bn3_running_mean},
+    {"layer1.1.bn3.running_var", 1, {256}, w_layer1_1_bn3_running_var},
+    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_2_conv1_weight},
+    {"layer1.2.bn1.weight", 1, {64}, w_layer1_2_bn1_weight},
+    {"layer1.2.bn1.bias", 1, {64}, w_layer1_2_bn1_bias},
+    {"layer1.2.bn1.running_mean", 1, {64}, w_layer1_2_bn1_running_mean},
+    {"layer1.2.bn1.running_var", 1, {64}, w_layer1_2_bn1_running_var},
+    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_2_conv2_weight},
+    {"layer1.2.bn2.weight", 1, {64}, w_layer1_2_bn2_weight},
+    {"layer1.2.bn2.bias", 1, {64}, w_layer1_2_bn2_bias},
+    {"layer1.2.bn2.running_mean", 1, {64}, w_layer1_2_bn2_running_mean},
+    {"layer1.2.bn2.running_var", 1, {64}, w_layer1_2_bn2_running_var},
+    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_2_conv3_weight},
+    {"layer1.2.bn3.weight", 1, {256}, w_layer1_2_bn3_weight},
+    {"layer1.2.bn3.bias", 1, {256}, w_layer1_2_bn3_bias},
+    {"layer1.2.bn3.running_mean", 1, {256}, w_layer1_2_bn3_running_mean},
+    {"layer1.2.bn3.running_var", 1, {256}, w_layer1_2_bn3_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_0_conv3_weight},
+    {"layer2.0.bn3.weight", 1, {512}, w_layer2_0_bn3_weight},
+    {"layer2.0.bn3.bias", 1, {512}, w_layer2_0_bn3_bias},
+    {"layer2.0.bn3.running_mean", 1, {512}, w_layer2_0_bn3_running_mean},
+    {"layer2.0.bn3.running_var", 1, {512}, w_layer2_0_bn3_running_var},
+    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {512}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {512}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {512}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {512}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_1_conv3_weight},
+    {"layer2.1.bn3.weight", 1, {512}, w_layer2_1_bn3_weight},
+    {"layer2.1.bn3.bias", 1, {512}, w_layer2_1_bn3_bias},
+    {"layer2.1.bn3.running_mean", 1, {512}, w_layer2_1_bn3_running_mean},
+    {"layer2.1.bn3.running_var", 1, {512}, w_layer2_1_bn3_running_var},
+    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_2_conv1_weight},
+    {"layer2.2.bn1.weight", 1, {128}, w_layer2_2_bn1_weight},
+    {"layer2.2.bn1.bias", 1, {128}, w_layer2_2_bn1_bias},
+    {"layer2.2.bn1.running_mean", 1, {128}, w_layer2_2_bn1_running_mean},
+    {"layer2.2.bn1.running_var", 1, {128}, w_layer2_2_bn1_running_var},
+    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_2_conv2_weight},
+    {"layer2.2.bn2.weight", 1, {128}, w_layer2_2_bn2_weight},
+    {"layer2.2.bn2.bias", 1, {128}, w_layer2_2_bn2_bias},
+    {"layer2.2.bn2.running_mean", 1, {128}, w_layer2_2_bn2_running_mean},
+    {"layer2.2.bn2.running_var", 1, {128}, w_layer2_2_bn2_running_var},
+    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_2_conv3_weight},
+    {"layer2.2.bn3.weight", 1, {512}, w_layer2_2_bn3_weight},
+    {"layer2.2.bn3.bias", 1, {512}, w_layer2_2_bn3_bias},
+    {"layer2.2.bn3.running_mean", 1, {512}, w_layer2_2_bn3_running_mean},
+    {"layer2.2.bn3.running_var", 1, {512}, w_layer2_2_bn3_running_var},
+    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_3_conv1_weight},
+    {"layer2.3.bn1.weight", 1, {128}, w_layer2_3_bn1_weight},
+    {"layer2.3.bn1.bias", 1, {128}, w_layer2_3_bn1_bias},
+    {"layer2.3.bn1.running_mean", 1, {128}, w_layer2_3_bn1_running_mean},
+    {"layer2.3.bn1.running_var", 1, {128}, w_layer2_3_bn1_running_var},
+    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_3_conv2_weight},
+    {"layer2.3.bn2.weight", 1, {128}, w_layer2_3_bn2_weight},
+    {"layer2.3.bn2.bias", 1, {128}, w_layer2_3_bn2_bias},
+    {"layer2.3.bn2.running_mean", 1, {128}, w_layer2_3_bn2_running_mean},
+    {"layer2.3.bn2.running_var", 1, {128}, w_layer2_3_bn2_running_var},
+    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_3_conv3_weight},
+    {"layer2.3.bn3.weight", 1, {512}, w_layer2_3_bn3_weight},
+    {"layer2.3.bn3.bias", 1, {512}, w_layer2_3_bn3_bias},
+    {"layer2.3.bn3.running_mean", 1, {512}, w_layer2_3_bn3_running_mean},
+    {"layer2.3.bn3.running_var", 1, {512}, w_layer2_3_bn3_running_var},
+    {"layer2.4.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_4_conv1_weight},
+    {"layer2.4.bn1.weight", 1, {128}, w_layer2_4_bn1_weight},
+    {"layer2.4.bn1.bias", 1, {128}, w_layer2_4_bn1_bias},
+    {"layer2.4.bn1.running_mean", 1, {128}, w_layer2_4_bn1_running_mean},
+    {"layer2.4.bn1.running_var", 1, {128}, w_layer2_4_bn1_running_var},
+    {"layer2.4.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_4_conv2_weight},
+    {"layer2.4.bn2.weight", 1, {128}, w_layer2_4_bn2_weight},
+    {"layer2.4.bn2.bias", 1, {128}, w_layer2_4_bn2_bias},
+    {"layer2.4.bn2.running_mean", 1, {128}, w_layer2_4_bn2_running_mean},
+    {"layer2.4.bn2.running_var", 1, {128}, w_layer2_4_bn2_running_var},
+    {"layer2.4.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_4_conv3_weight},
+    {"layer2.4.bn3.weight", 1, {512}, w_layer2_4_bn3_weight},
+    {"layer2.4.bn3.bias", 1, {512}, w_layer2_4_bn3_bias},
+    {"layer2.4.bn3.running_mean", 1, {512}, w_layer2_4_bn3_running_mean},
+    {"layer2.4.bn3.running_var", 1, {512}, w_layer2_4_bn3_running_var},
+    {"layer2.5.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_5_conv1_weight},
+    {"layer2.5.bn1.weight", 1, {128}, w_layer2_5_bn1_weight},
+    {"layer2.5.bn1.bias", 1, {128}, w_layer2_5_bn1_bias},
+    {"layer2.5.bn1.running_mean", 1, {128}, w_layer2_5_bn1_running_mean},
+    {"layer2.5.bn1.running_var", 1, {128}, w_layer2_5_bn1_running_var},
+    {"layer2.5.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_5_conv2_weight},
+    {"layer2.5.bn2.weight", 1, {128}, w_layer2_5_bn2_weight},
+    {"layer2.5.bn2.bias", 1, {128}, w_layer2_5_bn2_bias},
+    {"layer2.5.bn2.running_mean", 1, {128}, w_layer2_5_bn2_running_mean},
+    {"layer2.5.bn2.running_var", 1, {128}, w_layer2_5_bn2_running_var},
+    {"layer2.5.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_5_conv3_weight},
+    {"layer2.5.bn3.weight", 1, {512}, w_layer2_5_bn3_weight},
+    {"layer2.5.bn3.bias", 1, {512}, w_layer2_5_bn3_bias},
+    {"layer2.5.bn3.running_mean", 1, {512}, w_layer2_5_bn3_running_mean},
+    {"layer2.5.bn3.running_var", 1, {512}, w_layer2_5_bn3_running_var},
+    {"layer2.6.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_6_conv1_weight},
+    {"layer2.6.bn1.weight", 1, {128}, w_layer2_6_bn1_weight},
+    {"layer2.6.bn1.bias", 1, {128}, w_layer2_6_bn1_bias},
+    {"layer2.6.bn1.running_mean", 1, {128}, w_layer2_6_bn1_running_mean},
+    {"layer2.6.bn1.running_var", 1, {128}, w_layer2_6_bn1_running_var},
+    {"layer2.6.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_6_conv2_weight},
+    {"layer2.6.bn2.weight", 1, {128}, w_layer2_6_bn2_weight},
+    {"layer2.6.bn2.bias", 1, {128}, w_layer2_6_bn2_bias},
+    {"layer2.6.bn2.running_mean", 1, {128}, w_layer2_6_bn2_running_mean},
+    {"layer2.6.bn2.running_var", 1, {128}, w_layer2_6_bn2_running_var},
+    {"layer2.6.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_6_conv3_weight},
+    {"layer2.6.bn3.weight", 1, {512}, w_layer2_6_bn3_weight},
+    {"layer2.6.bn3.bias", 1, {512}, w_layer2_6_bn3_bias},
+    {"layer2.6.bn3.running_mean", 1, {512}, w_layer2_6_bn3_running_mean},
+    {"layer2.6.bn3.running_var", 1, {512}, w_layer2_6_bn3_running_var},
+    {"layer2.7.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_7_conv1_weight},
+    {"layer2.7.bn1.weight", 1, {128}, w_layer2_7_bn1_weight},
+    {"layer2.7.bn1.bias", 1, {128}, w_layer2_7_bn1_bias},
+    {"layer2.7.bn1.running_mean", 1, {128}, w_layer2_7_bn1_running_mean},
+    {"layer2.7.bn1.running_var", 1, {128}, w_layer2_7_bn1_running_var},
+    {"layer2.7.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_7_conv2_weight},
+    {"layer2.7.bn2.weight", 1, {128}, w_layer2_7_bn2_weight},
+    {"layer2.7.bn2.bias", 1, {128}, w_layer2_7_bn2_bias},
+    {"layer2.7.bn2.running_mean", 1, {128}, w_layer2_7_bn2_running_mean},
+    {"layer2.7.bn2.running_var", 1, {128}, w_layer2_7_bn2_running_var},
+    {"layer2.7.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_7_conv3_weight},
+    {"layer2.7.bn3.weight", 1, {512}, w_layer2_7_bn3_weight},
+    {"layer2.7.bn3.bias", 1, {512}, w_layer2_7_bn3_bias},
+    {"layer2.7.bn3.running_mean", 1, {512}, w_layer2_7_bn3_running_mean},
+    {"layer2.7.bn3.running_var", 1, {512}, w_layer2_7_bn3_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_0_conv3_weight},
+    {"layer3.0.bn3.weight", 1, {1024}, w_layer3_0_bn3_weight},
+    {"layer3.0.bn3.bias", 1, {1024}, w_layer3_0_bn3_bias},
+    {"layer3.0.bn3.running_mean", 1, {1024}, w_layer3_0_bn3_running_mean},
+    {"layer3.0.bn3.running_var", 1, {1024}, w_layer3_0_bn3_running_var},
+    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {1024}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {1024}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {1024}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {1024}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_1_conv3_weight},
+    {"layer3.1.bn3.weight", 1, {1024}, w_layer3_1_bn3_weight},
+    {"layer3.1.bn3.bias", 1, {1024}, w_layer3_1_bn3_bias},
+    {"layer3.1.bn3.running_mean", 1, {1024}, w_layer3_1_bn3_running_mean},
+    {"layer3.1.bn3.running_var", 1, {1024}, w_layer3_1_bn3_running_var},
+    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_2_conv1_weight},
+    {"layer3.2.bn1.weight", 1, {256}, w_layer3_2_bn1_weight},
+    {"layer3.2.bn1.bias", 1, {256}, w_layer3_2_bn1_bias},
+    {"layer3.2.bn1.running_mean", 1, {256}, w_layer3_2_bn1_running_mean},
+    {"layer3.2.bn1.running_var", 1, {256}, w_layer3_2_bn1_running_var},
+    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_2_conv2_weight},
+    {"layer3.2.bn2.weight", 1, {256}, w_layer3_2_bn2_weight},
+    {"layer3.2.bn2.bias", 1, {256}, w_layer3_2_bn2_bias},
+    {"layer3.2.bn2.running_mean", 1, {256}, w_layer3_2_bn2_running_mean},
+    {"layer3.2.bn2.running_var", 1, {256}, w_layer3_2_bn2_running_var},
+    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_2_conv3_weight},
+    {"layer3.2.bn3.weight", 1, {1024}, w_layer3_2_bn3_weight},
+    {"layer3.2.bn3.bias", 1, {1024}, w_layer3_2_bn3_bias},
+    {"layer3.2.bn3.running_mean", 1, {1024}, w_layer3_2_bn3_running_mean},
+    {"layer3.2.bn3.running_var", 1, {1024}, w_layer3_2_bn3_running_var},
+    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_3_conv1_weight},
+    {"layer3.3.bn1.weight", 1, {256}, w_layer3_3_bn1_weight},
+    {"layer3.3.bn1.bias", 1, {256}, w_layer3_3_bn1_bias},
+    {"layer3.3.bn1.running_mean", 1, {256}, w_layer3_3_bn1_running_mean},
+    {"layer3.3.bn1.running_var", 1, {256}, w_layer3_3_bn1_running_var},
+    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_3_conv2_weight},
+    {"layer3.3.bn2.weight", 1, {256}, w_layer3_3_bn2_weight},
+    {"layer3.3.bn2.bias", 1, {256}, w_layer3_3_bn2_bias},
+    {"layer3.3.bn2.running_mean", 1, {256}, w_layer3_3_bn2_running_mean},
+    {"layer3.3.bn2.running_var", 1, {256}, w_layer3_3_bn2_running_var},
+    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_3_conv3_weight},
+    {"layer3.3.bn3.weight", 1, {1024}, w_layer3_3_bn3_weight},
+    {"layer3.3.bn3.bias", 1, {1024}, w_layer3_3_bn3_bias},
+    {"layer3.3.bn3.running_mean", 1, {1024}, w_layer3_3_bn3_running_mean},
+    {"layer3.3.bn3.running_var", 1, {1024}, w_layer3_3_bn3_running_var},
+    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_4_conv1_weight},
+    {"layer3.4.bn1.weight", 1, {256}, w_layer3_4_bn1_weight},
+    {"layer3.4.bn1.bias", 1, {256}, w_layer3_4_bn1_bias},
+    {"layer3.4.bn1.running_mean", 1, {256}, w_layer3_4_bn1_running_mean},
+    {"layer3.4.bn1.running_var", 1, {256}, w_layer3_4_bn1_running_var},
+    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_4_conv2_weight},
+    {"layer3.4.bn2.weight", 1, {256}, w_layer3_4_bn2_weight},
+    {"layer3.4.bn2.bias", 1, {256}, w_layer3_4_bn2_bias},
+    {"layer3.4.bn2.running_mean", 1, {256}, w_layer3_4_bn2_running_mean},
+    {"layer3.4.bn2.running_var", 1, {256}, w_layer3_4_bn2_running_var},
+    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_4_conv3_weight},
+    {"layer3.4.bn3.weight", 1, {1024}, w_layer3_4_bn3_weight},
+    {"layer3.4.bn3.bias", 1, {1024}, w_layer3_4_bn3_bias},
+    {"layer3.4.bn3.running_mean", 1, {1024}, w_layer3_4_bn3_running_mean},
+    {"layer3.4.bn3.running_var", 1, {1024}, w_layer3_4_bn3_running_var},
+    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_5_conv1_weight},
+    {"layer3.5.bn1.weight", 1, {256}, w_layer3_5_bn1_weight},
+    {"layer3.5.bn1.bias", 1, {256}, w_layer3_5_bn1_bias},
+    {"layer3.5.bn1.running_mean", 1, {256}, w_layer3_5_bn1_running_mean},
+    {"layer3.5.bn1.running_var", 1, {256}, w_layer3_5_bn1_running_var},
+    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_5_conv2_weight},
+    {"layer3.5.bn2.weight", 1, {256}, w_layer3_5_bn2_weight},
+    {"layer3.5.bn2.bias", 1, {256}, w_layer3_5_bn2_bias},
+    {"layer3.5.bn2.running_mean", 1, {256}, w_layer3_5_bn2_running_mean},
+    {"layer3.5.bn2.running_var", 1, {256}, w_layer3_5_bn2_running_var},
+    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_5_conv3_weight},
+    {"layer3.5.bn3.weight", 1, {1024}, w_layer3_5_bn3_weight},
+    {"layer3.5.bn3.bias", 1, {1024}, w_layer3_5_bn3_bias},
+    {"layer3.5.bn3.running_mean", 1, {1024}, w_layer3_5_bn3_running_mean},
+    {"layer3.5.bn3.running_var", 1, {1024}, w_layer3_5_bn3_running_var},
+    {"layer3.6.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_6_conv1_weight},
+    {"layer3.6.bn1.weight", 1, {256}, w_layer3_6_bn1_weight},
+    {"layer3.6.bn1.bias", 1, {256}, w_layer3_6_bn1_bias},
+    {"layer3.6.bn1.running_mean", 1, {256}, w_layer3_6_bn1_running_mean},
+    {"layer3.6.bn1.running_var", 1, {256}, w_layer3_6_bn1_running_var},
+    {"layer3.6.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_6_conv2_weight},
+    {"layer3.6.bn2.weight", 1, {256}, w_layer3_6_bn2_weight},
+    {"layer3.6.bn2.bias", 1, {256}, w_layer3_6_bn2_bias},
+    {"layer3.6.bn2.running_mean", 1, {256}, w_layer3_6_bn2_running_mean},
+    {"layer3.6.bn2.running_var", 1, {256}, w_layer3_6_bn2_running_var},
+    {"layer3.6.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_6_conv3_weight},
+    {"layer3.6.bn3.weight", 1, {1024}, w_layer3_6_bn3_weight},
+    {"layer3.6.bn3.bias", 1, {1024}, w_layer3_6_bn3_bias},
+    {"layer3.6.bn3.running_mean", 1, {1024}, w_layer3_6_bn3_running_mean},
+    {"layer3.6.bn3.running_var", 1, {1024}, w_layer3_6_bn3_running_var},
+    {"layer3.7.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_7_conv1_weight},
+    {"layer3.7.bn1.weight", 1, {256}, w_layer3_7_bn1_weight},
+    {"layer3.7.bn1.bias", 1, {256}, w_layer3_7_bn1_bias},
+    {"layer3.7.bn1.running_mean", 1, {256}, w_layer3_7_bn1_running_mean},
+    {"layer3.7.bn1.running_var", 1, {256}, w_layer3_7_bn1_running_var},
+    {"layer3.7.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_7_conv2_weight},
+    {"layer3.7.bn2.weight", 1, {256}, w_layer3_7_bn2_weight},
+    {"layer3.7.bn2.bias", 1, {256}, w_layer3_7_bn2_bias},
+    {"layer3.7.bn2.running_mean", 1, {256}, w_layer3_7_bn2_running_mean},
+    {"layer3.7.bn2.running_var", 1, {256}, w_layer3_7_bn2_running_var},
+    {"layer3.7.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_7_conv3_weight},
+    {"layer3.7.bn3.weight", 1, {1024}, w_layer3_7_bn3_weight},
+    {"layer3.7.bn3.bias", 1, {1024}, w_layer3_7_bn3_bias},
+    {"layer3.7.bn3.running_mean", 1, {1024}, w_layer3_7_bn3_running_mean},
+    {"layer3.7.bn3.running_var", 1, {1024}, w_layer3_7_bn3_running_var},
+    {"layer3.8.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_8_conv1_weight},
+    {"layer3.8.bn1.weight", 1, {256}, w_layer3_8_bn1_weight},
+    {"layer3.8.bn1.bias", 1, {256}, w_layer3_8_bn1_bias},
+    {"layer3.8.bn1.running_mean", 1, {256}, w_layer3_8_bn1_running_mean},
+    {"layer3.8.bn1.running_var", 1, {256}, w_layer3_8_bn1_running_var},
+    {"layer3.8.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_8_conv2_weight},
+    {"layer3.8.bn2.weight", 1, {256}, w_layer3_8_bn2_weight},
+    {"layer3.8.bn2.bias", 1, {256}, w_layer3_8_bn2_bias},
+    {"layer3.8.bn2.running_mean", 1, {256}, w_layer3_8_bn2_running_mean},
+    {"layer3.8.bn2.running_var", 1, {256}, w_layer3_8_bn2_running_var},
+    {"layer3.8.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_8_conv3_weight},
+    {"layer3.8.bn3.weight", 1, {1024}, w_layer3_8_bn3_weight},
+    {"layer3.8.bn3.bias", 1, {1024}, w_layer3_8_bn3_bias},
+    {"layer3.8.bn3.running_mean", 1, {1024}, w_layer3_8_bn3_running_mean},
+    {"layer3.8.bn3.running_var", 1, {1024}, w_layer3_8_bn3_running_var},
+    {"layer3.9.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_9_conv1_weight},
+    {"layer3.9.bn1.weight", 1, {256}, w_layer3_9_bn1_weight},
+    {"layer3.9.bn1.bias", 1, {256}, w_layer3_9_bn1_bias},
+    {"layer3.9.bn1.running_mean", 1, {256}, w_layer3_9_bn1_running_mean},
+    {"layer3.9.bn1.running_var", 1, {256}, w_layer3_9_bn1_running_var},
+    {"layer3.9.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_9_conv2_weight},
+    {"layer3.9.bn2.weight", 1, {256}, w_layer3_9_bn2_weight},
+    {"layer3.9.bn2.bias", 1, {256}, w_layer3_9_bn2_bias},
+    {"layer3.9.bn2.running_mean", 1, {256}, w_layer3_9_bn2_running_mean},
+    {"layer3.9.bn2.running_var", 1, {256}, w_layer3_9_bn2_running_var},
+    {"layer3.9.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_9_conv3_weight},
+    {"layer3.9.bn3.weight", 1, {1024}, w_layer3_9_bn3_weight},
+    {"layer3.9.bn3.bias", 1, {1024}, w_layer3_9_bn3_bias},
+    {"layer3.9.bn3.running_mean", 1, {1024}, w_layer3_9_bn3_running_mean},
+    {"layer3.9.bn3.running_var", 1, {1024}, w_layer3_9_bn3_running_var},
+    {"layer3.10.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_10_conv1_weight},
+    {"layer3.10.bn1.weight", 1, {256}, w_layer3_10_bn1_weight},
+    {"layer3.10.bn1.bias", 1, {256}, w_layer3_10_bn1_bias},
+    {"layer3.10.bn1.running_mean", 1, {256}, w_layer3_10_bn1_running_mean},
+    {"layer3.10.bn1.running_var", 1, {256}, w_layer3_10_bn1_running_var},
+    {"layer3.10.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_10_conv2_weight},
+    {"layer3.10.bn2.weight", 1, {256}, w_layer3_10_bn2_weight},
+    {"layer3.10.bn2.bias", 1, {256}, w_layer3_10_bn2_bias},
+    {"layer3.10.bn2.running_mean", 1, {256}, w_layer3_10_bn2_running_mean},
+    {"layer3.10.bn2.running_var", 1, {256}, w_layer3_10_bn2_running_var},
+    {"layer3.10.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_10_conv3_weight},
+    {"layer3.10.bn3.weight", 1, {1024}, w_layer3_10_bn3_weight},
+    {"layer3.10.bn3.bias", 1, {1024}, w_layer3_10_bn3_bias},
+    {"layer3.10.bn3.running_mean", 1, {1024}, w_layer3_10_bn3_running_mean},
+    {"layer3.10.bn3.running_var", 1, {1024}, w_layer3_10_bn3_running_var},
+    {"layer3.11.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_11_conv1_weight},
+    {"layer3.11.bn1.weight", 1, {256}, w_layer3_11_bn1_weight},
+    {"layer3.11.bn1.bias", 1, {256}, w_layer3_11_bn1_bias},
+    {"layer3.11.bn1.running_mean", 1, {256}, w_layer3_11_bn1_running_mean},
+    {"layer3.11.bn1.running_var", 1, {256}, w_layer3_11_bn1_running_var},
+    {"layer3.11.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_11_conv2_weight},
+    {"layer3.11.bn2.weight", 1, {256}, w_layer3_11_bn2_weight},
+    {"layer3.11.bn2.bias", 1, {256}, w_layer3_11_bn2_bias},
+    {"layer3.11.bn2.running_mean", 1, {256}, w_layer3_11_bn2_running_mean},
+    {"layer3.11.bn2.running_var", 1, {256}, w_layer3_11_bn2_running_var},
+    {"layer3.11.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_11_conv3_weight},
+    {"layer3.11.bn3.weight", 1, {1024}, w_layer3_11_bn3_weight},
+    {"layer3.11.bn3.bias", 1, {1024}, w_layer3_11_bn3_bias},
+    {"layer3.11.bn3.running_mean", 1, {1024}, w_layer3_11_bn3_running_mean},
+    {"layer3.11.bn3.running_var", 1, {1024}, w_layer3_11_bn3_running_var},
+    {"layer3.12.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_12_conv1_weight},
+    {"layer3.12.bn1.weight", 1, {256}, w_layer3_12_bn1_weight},
+    {"layer3.12.bn1.bias", 1, {256}, w_layer3_12_bn1_bias},
+    {"layer3.12.bn1.running_mean", 1, {256}, w_layer3_12_bn1_running_mean},
+    {"layer3.12.bn1.running_var", 1, {256}, w_layer3_12_bn1_running_var},
+    {"layer3.12.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_12_conv2_weight},
+    {"layer3.12.bn2.weight", 1, {256}, w_layer3_12_bn2_weight},
+    {"layer3.12.bn2.bias", 1, {256}, w_layer3_12_bn2_bias},
+    {"layer3.12.bn2.running_mean", 1, {256}, w_layer3_12_bn2_running_mean},
+    {"layer3.12.bn2.running_var", 1, {256}, w_layer3_12_bn2_running_var},
+    {"layer3.12.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_12_conv3_weight},
+    {"layer3.12.bn3.weight", 1, {1024}, w_layer3_12_bn3_weight},
+    {"layer3.12.bn3.bias", 1, {1024}, w_layer3_12_bn3_bias},
+    {"layer3.12.bn3.running_mean", 1, {1024}, w_layer3_12_bn3_running_mean},
+    {"layer3.12.bn3.running_var", 1, {1024}, w_layer3_12_bn3_running_var},
+    {"layer3.13.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_13_conv1_weight},
+    {"layer3.13.bn1.weight", 1, {256}, w_layer3_13_bn1_weight},
+    {"layer3.13.bn1.bias", 1, {256}, w_layer3_13_bn1_bias},
+    {"layer3.13.bn1.running_mean", 1, {256}, w_layer3_13_bn1_running_mean},
+    {"layer3.13.bn1.running_var", 1, {256}, w_layer3_13_bn1_running_var},
+    {"layer3.13.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_13_conv2_weight},
+    {"layer3.13.bn2.weight", 1, {256}, w_layer3_13_bn2_weight},
+    {"layer3.13.bn2.bias", 1, {256}, w_layer3_13_bn2_bias},
+    {"layer3.13.bn2.running_mean", 1, {256}, w_layer3_13_bn2_running_mean},
+    {"layer3.13.bn2.running_var", 1, {256}, w_layer3_13_bn2_running_var},
+    {"layer3.13.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_13_conv3_weight},
+    {"layer3.13.bn3.weight", 1, {1024}, w_layer3_13_bn3_weight},
+    {"layer3.13.bn3.bias", 1, {1024}, w_layer3_13_bn3_bias},
+    {"layer3.13.bn3.running_mean", 1, {1024}, w_layer3_13_bn3_running_mean},
+    {"layer3.13.bn3.running_var", 1, {1024}, w_layer3_13_bn3_running_var},
+    {"layer3.14.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_14_conv1_weight},
+    {"layer3.14.bn1.weight", 1, {256}, w_layer3_14_bn1_weight},
+    {"layer3.14.bn1.bias", 1, {256}, w_layer3_14_bn1_bias},
+    {"layer3.14.bn1.running_mean", 1, {256}, w_layer3_14_bn1_running_mean},
+    {"layer3.14.bn1.running_var", 1, {256}, w_layer3_14_bn1_running_var},
+    {"layer3.14.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_14_conv2_weight},
+    {"layer3.14.bn2.weight", 1, {256}, w_layer3_14_bn2_weight},
+    {"layer3.14.bn2.bias", 1, {256}, w_layer3_14_bn2_bias},
+    {"layer3.14.bn2.running_mean", 1, {256}, w_layer3_14_bn2_running_mean},
+    {"layer3.14.bn2.running_var", 1, {256}, w_layer3_14_bn2_running_var},
+    {"layer3.14.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_14_conv3_weight},
+    {"layer3.14.bn3.weight", 1, {1024}, w_layer3_14_bn3_weight},
+    {"layer3.14.bn3.bias", 1, {1024}, w_layer3_14_bn3_bias},
+    {"layer3.14.bn3.running_mean", 1, {1024}, w_layer3_14_bn3_running_mean},
+    {"layer3.14.bn3.running_var", 1, {1024}, w_layer3_14_bn3_running_var},
+    {"layer3.15.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_15_conv1_weight},
+    {"layer3.15.bn1.weight", 1, {256}, w_layer3_15_bn1_weight},
+    {"layer3.15.bn1.bias", 1, {256}, w_layer3_15_bn1_bias},
+    {"layer3.15.bn1.running_mean", 1, {256}, w_layer3_15_bn1_running_mean},
+    {"layer3.15.bn1.running_var", 1, {256}, w_layer3_15_bn1_running_var},
+    {"layer3.15.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_15_conv2_weight},
+    {"layer3.15.bn2.weight", 1, {256}, w_layer3_15_bn2_weight},
+    {"layer3.15.bn2.bias", 1, {256}, w_layer3_15_bn2_bias},
+    {"layer3.15.bn2.running_mean", 1, {256}, w_layer3_15_bn2_running_mean},
+    {"layer3.15.bn2.running_var", 1, {256}, w_layer3_15_bn2_running_var},
+    {"layer3.15.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_15_conv3_weight},
+    {"layer3.15.bn3.weight", 1, {1024}, w_layer3_15_bn3_weight},
+    {"layer3.15.bn3.bias", 1, {1024}, w_layer3_15_bn3_bias},
+    {"layer3.15.bn3.running_mean", 1, {1024}, w_layer3_15_bn3_running_mean},
+    {"layer3.15.bn3.running_var", 1, {1024}, w_layer3_15_bn3_running_var},
+    {"layer3.16.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_16_conv1_weight},
+    {"layer3.16.bn1.weight", 1, {256}, w_layer3_16_bn1_weight},
+    {"layer3.16.bn1.bias", 1, {256}, w_layer3_16_bn1_bias},
+    {"layer3.16.bn1.running_mean", 1, {256}, w_layer3_16_bn1_running_mean},
+    {"layer3.16.bn1.running_var", 1, {256}, w_layer3_16_bn1_running_var},
+    {"layer3.16.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_16_conv2_weight},
+    {"layer3.16.bn2.weight", 1, {256}, w_layer3_16_bn2_weight},
+    {"layer3.16.bn2.bias", 1, {256}, w_layer3_16_bn2_bias},
+    {"layer3.16.bn2.running_mean", 1, {256}, w_layer3_16_bn2_running_mean},
+    {"layer3.16.bn2.running_var", 1, {256}, w_layer3_16_bn2_running_var},
+    {"layer3.16.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_16_conv3_weight},
+    {"layer3.16.bn3.weight", 1, {1024}, w_layer3_16_bn3_weight},
+    {"layer3.16.bn3.bias", 1, {1024}, w_layer3_16_bn3_bias},
+    {"layer3.16.bn3.running_mean", 1, {1024}, w_layer3_16_bn3_running_mean},
+    {"layer3.16.bn3.running_var", 1, {1024}, w_layer3_16_bn3_running_var},
+    {"layer3.17.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_17_conv1_weight},
+    {"layer3.17.bn1.weight", 1, {256}, w_layer3_17_bn1_weight},
+    {"layer3.17.bn1.bias", 1, {256}, w_layer3_17_bn1_bias},
+    {"layer3.17.bn1.running_mean", 1, {256}, w_layer3_17_bn1_running_mean},
+    {"layer3.17.bn1.running_var", 1, {256}, w_layer3_17_bn1_running_var},
+    {"layer3.17.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_17_conv2_weight},
+    {"layer3.17.bn2.weight", 1, {256}, w_layer3_17_bn2_weight},
+    {"layer3.17.bn2.bias", 1, {256}, w_layer3_17_bn2_bias},
+    {"layer3.17.bn2.running_mean", 1, {256}, w_layer3_17_bn2_running_mean},
+    {"layer3.17.bn2.running_var", 1, {256}, w_layer3_17_bn2_running_var},
+    {"layer3.17.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_17_conv3_weight},
+    {"layer3.17.bn3.weight", 1, {1024}, w_layer3_17_bn3_weight},
+    {"layer3.17.bn3.bias", 1, {1024}, w_layer3_17_bn3_bias},
+    {"layer3.17.bn3.running_mean", 1, {1024}, w_layer3_17_bn3_running_mean},
+    {"layer3.17.bn3.running_var", 1, {1024}, w_layer3_17_bn3_running_var},
+    {"layer3.18.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_18_conv1_weight},
+    {"layer3.18.bn1.weight", 1, {256}, w_layer3_18_bn1_weight},
+    {"layer3.18.bn1.bias", 1, {256}, w_layer3_18_bn1_bias},
+    {"layer3.18.bn1.running_mean", 1, {256}, w_layer3_18_bn1_running_mean},
+    {"layer3.18.bn1.running_var", 1, {256}, w_layer3_18_bn1_running_var},
+    {"layer3.18.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_18_conv2_weight},
+    {"layer3.18.bn2.weight", 1, {256}, w_layer3_18_bn2_weight},
+    {"layer3.18.bn2.bias", 1, {256}, w_layer3_18_bn2_bias},
+    {"layer3.18.bn2.running_mean", 1, {256}, w_layer3_18_bn2_running_mean},
+    {"layer3.18.bn2.running_var", 1, {256}, w_layer3_18_bn2_running_var},
+    {"layer3.18.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_18_conv3_weight},
+    {"layer3.18.bn3.weight", 1, {1024}, w_layer3_18_bn3_weight},
+    {"layer3.18.bn3.bias", 1, {1024}, w_layer3_18_bn3_bias},
+    {"layer3.18.bn3.running_mean", 1, {1024}, w_layer3_18_bn3_running_mean},
+    {"layer3.18.bn3.running_var", 1, {1024}, w_layer3_18_bn3_running_var},
+    {"layer3.19.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_19_conv1_weight},
+    {"layer3.19.bn1.weight", 1, {256}, w_layer3_19_bn1_weight},
+    {"layer3.19.bn1.bias", 1, {256}, w_layer3_19_bn1_bias},
+    {"layer3.19.bn1.running_mean", 1, {256}, w_layer3_19_bn1_running_mean},
+    {"layer3.19.bn1.running_var", 1, {256}, w_layer3_19_bn1_running_var},
+    {"layer3.19.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_19_conv2_weight},
+    {"layer3.19.bn2.weight", 1, {256}, w_layer3_19_bn2_weight},
+    {"layer3.19.bn2.bias", 1, {256}, w_layer3_19_bn2_bias},
+    {"layer3.19.bn2.running_mean", 1, {256}, w_layer3_19_bn2_running_mean},
+    {"layer3.19.bn2.running_var", 1, {256}, w_layer3_19_bn2_running_var},
+    {"layer3.19.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_19_conv3_weight},
+    {"layer3.19.bn3.weight", 1, {1024}, w_layer3_19_bn3_weight},
+    {"layer3.19.bn3.bias", 1, {1024}, w_layer3_19_bn3_bias},
+    {"layer3.19.bn3.running_mean", 1, {1024}, w_layer3_19_bn3_running_mean},
+    {"layer3.19.bn3.running_var", 1, {1024}, w_layer3_19_bn3_running_var},
+    {"layer3.20.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_20_conv1_weight},
+    {"layer3.20.bn1.weight", 1, {256}, w_layer3_20_bn1_weight},
+    {"layer3.20.bn1.bias", 1, {256}, w_layer3_20_bn1_bias},
+    {"layer3.20.bn1.running_mean", 1, {256}, w_layer3_20_bn1_running_mean},
+    {"layer3.20.bn1.running_var", 1, {256}, w_layer3_20_bn1_running_var},
+    {"layer3.20.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_20_conv2_weight},
+    {"layer3.20.bn2.weight", 1, {256}, w_layer3_20_bn2_weight},
+    {"layer3.20.bn2.bias", 1, {256}, w_layer3_20_bn2_bias},
+    {"layer3.20.bn2.running_mean", 1, {256}, w_layer3_20_bn2_running_mean},
+    {"layer3.20.bn2.running_var", 1, {256}, w_layer3_20_bn2_running_var},
+    {"layer3.20.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_20_conv3_weight},
+    {"layer3.20.bn3.weight", 1, {1024}, w_layer3_20_bn3_weight},
+    {"layer3.20.bn3.bias", 1, {1024}, w_layer3_20_bn3_bias},
+    {"layer3.20.bn3.running_mean", 1, {1024}, w_layer3_20_bn3_running_mean},
+    {"layer3.20.bn3.running_var", 1, {1024}, w_layer3_20_bn3_running_var},
+    {"layer3.21.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_21_conv1_weight},
+    {"layer3.21.bn1.weight", 1, {256}, w_layer3_21_bn1_weight},
+    {"layer3.21.bn1.bias", 1, {256}, w_layer3_21_bn1_bias},
+    {"layer3.21.bn1.running_mean", 1, {256}, w_layer3_21_bn1_running_mean},
+    {"layer3.21.bn1.running_var", 1, {256}, w_layer3_21_bn1_running_var},
+    {"layer3.21.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_21_conv2_weight},
+    {"layer3.21.bn2.weight", 1, {256}, w_layer3_21_bn2_weight},
+    {"layer3.21.bn2.bias", 1, {256}, w_layer3_21_bn2_bias},
+    {"layer3.21.bn2.running_mean", 1, {256}, w_layer3_21_bn2_running_mean},
+    {"layer3.21.bn2.running_var", 1, {256}, w_layer3_21_bn2_running_var},
+    {"layer3.21.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_21_conv3_weight},
+    {"layer3.21.bn3.weight", 1, {1024}, w_layer3_21_bn3_weight},
+    {"layer3.21.bn3.bias", 1, {1024}, w_layer3_21_bn3_bias},
+    {"layer3.21.bn3.running_mean", 1, {1024}, w_layer3_21_bn3_running_mean},
+    {"layer3.21.bn3.running_var", 1, {1024}, w_layer3_21_bn3_running_var},
+    {"layer3.22.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_22_conv1_weight},
+    {"layer3.22.bn1.weight", 1, {256}, w_layer3_22_bn1_weight},
+    {"layer3.22.bn1.bias", 1, {256}, w_layer3_22_bn1_bias},
+    {"layer3.22.bn1.running_mean", 1, {256}, w_layer3_22_bn1_running_mean},
+    {"layer3.22.bn1.running_var", 1, {256}, w_layer3_22_bn1_running_var},
+    {"layer3.22.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_22_conv2_weight},
+    {"layer3.22.bn2.weight", 1, {256}, w_layer3_22_bn2_weight},
+    {"layer3.22.bn2.bias", 1, {256}, w_layer3_22_bn2_bias},
+    {"layer3.22.bn2.running_mean", 1, {256}, w_layer3_22_bn2_running_mean},
+    {"layer3.22.bn2.running_var", 1, {256}, w_layer3_22_bn2_running_var},
+    {"layer3.22.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_22_conv3_weight},
+    {"layer3.22.bn3.weight", 1, {1024}, w_layer3_22_bn3_weight},
+    {"layer3.22.bn3.bias", 1, {1024}, w_layer3_22_bn3_bias},
+    {"layer3.22.bn3.running_mean", 1, {1024}, w_layer3_22_bn3_running_mean},
+    {"layer3.22.bn3.running_var", 1, {1024}, w_layer3_22_bn3_running_var},
+    {"layer3.23.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_23_conv1_weight},
+    {"layer3.23.bn1.weight", 1, {256}, w_layer3_23_bn1_weight},
+    {"layer3.23.bn1.bias", 1, {256}, w_layer3_23_bn1_bias},
+    {"layer3.23.bn1.running_mean", 1, {256}, w_layer3_23_bn1_running_mean},
+    {"layer3.23.bn1.running_var", 1, {256}, w_layer3_23_bn1_running_var},
+    {"layer3.23.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_23_conv2_weight},
+    {"layer3.23.bn2.weight", 1, {256}, w_layer3_23_bn2_weight},
+    {"layer3.23.bn2.bias", 1, {256}, w_layer3_23_bn2_bias},
+    {"layer3.23.bn2.running_mean", 1, {256}, w_layer3_23_bn2_running_mean},
+    {"layer3.23.bn2.running_var", 1, {256}, w_layer3_23_bn2_running_var},
+    {"layer3.23.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_23_conv3_weight},
+    {"layer3.23.bn3.weight", 1, {1024}, w_layer3_23_bn3_weight},
+    {"layer3.23.bn3.bias", 1, {1024}, w_layer3_23_bn3_bias},
+    {"layer3.23.bn3.running_mean", 1, {1024}, w_layer3_23_bn3_running_mean},
+    {"layer3.23.bn3.running_var", 1, {1024}, w_layer3_23_bn3_running_var},
+    {"layer3.24.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_24_conv1_weight},
+    {"layer3.24.bn1.weight", 1, {256}, w_layer3_24_bn1_weight},
+    {"layer3.24.bn1.bias", 1, {256}, w_layer3_24_bn1_bias},
+    {"layer3.24.bn1.running_mean", 1, {256}, w_layer3_24_bn1_running_mean},
+    {"layer3.24.bn1.running_var", 1, {256}, w_layer3_24_bn1_running_var},
+    {"layer3.24.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_24_conv2_weight},
+    {"layer3.24.bn2.weight", 1, {256}, w_layer3_24_bn2_weight},
+    {"layer3.24.bn2.bias", 1, {256}, w_layer3_24_bn2_bias},
+    {"layer3.24.bn2.running_mean", 1, {256}, w_layer3_24_bn2_running_mean},
+    {"layer3.24.bn2.running_var", 1, {256}, w_layer3_24_bn2_running_var},
+    {"layer3.24.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_24_conv3_weight},
+    {"layer3.24.bn3.weight", 1, {1024}, w_layer3_24_bn3_weight},
+    {"layer3.24.bn3.bias", 1, {1024}, w_layer3_24_bn3_bias},
+    {"layer3.24.bn3.running_mean", 1, {1024}, w_layer3_24_bn3_running_mean},
+    {"layer3.24.bn3.running_var", 1, {1024}, w_layer3_24_bn3_running_var},
+    {"layer3.25.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_25_conv1_weight},
+    {"layer3.25.bn1.weight", 1, {256}, w_layer3_25_bn1_weight},
+    {"layer3.25.bn1.bias", 1, {256}, w_layer3_25_bn1_bias},
+    {"layer3.25.bn1.running_mean", 1, {256}, w_layer3_25_bn1_running_mean},
+    {"layer3.25.bn1.running_var", 1, {256}, w_layer3_25_bn1_running_var},
+    {"layer3.25.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_25_conv2_weight},
+    {"layer3.25.bn2.weight", 1, {256}, w_layer3_25_bn2_weight},
+    {"layer3.25.bn2.bias", 1, {256}, w_layer3_25_bn2_bias},
+    {"layer3.25.bn2.running_mean", 1, {256}, w_layer3_25_bn2_running_mean},
+    {"layer3.25.bn2.running_var", 1, {256}, w_layer3_25_bn2_running_var},
+    {"layer3.25.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_25_conv3_weight},
+    {"layer3.25.bn3.weight", 1, {1024}, w_layer3_25_bn3_weight},
+    {"layer3.25.bn3.bias", 1, {1024}, w_layer3_25_bn3_bias},
+    {"layer3.25.bn3.running_mean", 1, {1024}, w_layer3_25_bn3_running_mean},
+    {"layer3.25.bn3.running_var", 1, {1024}, w_layer3_25_bn3_running_var},
+    {"layer3.26.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_26_conv1_weight},
+    {"layer3.26.bn1.weight", 1, {256}, w_layer3_26_bn1_weight},
+    {"layer3.26.bn1.bias", 1, {256}, w_layer3_26_bn1_bias},
+    {"layer3.26.bn1.running_mean", 1, {256}, w_layer3_26_bn1_running_mean},
+    {"layer3.26.bn1.running_var", 1, {256}, w_layer3_26_bn1_running_var},
+    {"layer3.26.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_26_conv2_weight},
+    {"layer3.26.bn2.weight", 1, {256}, w_layer3_26_bn2_weight},
+    {"layer3.26.bn2.bias", 1, {256}, w_layer3_26_bn2_bias},
+    {"layer3.26.bn2.running_mean", 1, {256}, w_layer3_26_bn2_running_mean},
+    {"layer3.26.bn2.running_var", 1, {256}, w_layer3_26_bn2_running_var},
+    {"layer3.26.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_26_conv3_weight},
+    {"layer3.26.bn3.weight", 1, {1024}, w_layer3_26_bn3_weight},
+    {"layer3.26.bn3.bias", 1, {1024}, w_layer3_26_bn3_bias},
+    {"layer3.26.bn3.running_mean", 1, {1024}, w_layer3_26_bn3_running_mean},
+    {"layer3.26.bn3.running_var", 1, {1024}, w_layer3_26_bn3_running_var},
+    {"layer3.27.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_27_conv1_weight},
+    {"layer3.27.bn1.weight", 1, {256}, w_layer3_27_bn1_weight},
+    {"layer3.27.bn1.bias", 1, {256}, w_layer3_27_bn1_bias},
+    {"layer3.27.bn1.running_mean", 1, {256}, w_layer3_27_bn1_running_mean},
+    {"layer3.27.bn1.running_var", 1, {256}, w_layer3_27_bn1_running_var},
+    {"layer3.27.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_27_conv2_weight},
+    {"layer3.27.bn2.weight", 1, {256}, w_layer3_27_bn2_weight},
+    {"layer3.27.bn2.bias", 1, {256}, w_layer3_27_bn2_bias},
+    {"layer3.27.bn2.running_mean", 1, {256}, w_layer3_27_bn2_running_mean},
+    {"layer3.27.bn2.running_var", 1, {256}, w_layer3_27_bn2_running_var},
+    {"layer3.27.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_27_conv3_weight},
+    {"layer3.27.bn3.weight", 1, {1024}, w_layer3_27_bn3_weight},
+    {"layer3.27.bn3.bias", 1, {1024}, w_layer3_27_bn3_bias},
+    {"layer3.27.bn3.running_mean", 1, {1024}, w_layer3_27_bn3_running_mean},
+    {"layer3.27.bn3.running_var", 1, {1024}, w_layer3_27_bn3_running_var},
+    {"layer3.28.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_28_conv1_weight},
+    {"layer3.28.bn1.weight", 1, {256}, w_layer3_28_bn1_weight},
+    {"layer3.28.bn1.bias", 1, {256}, w_layer3_28_bn1_bias},
+    {"layer3.28.bn1.running_mean", 1, {256}, w_layer3_28_bn1_running_mean},
+    {"layer3.28.bn1.running_var", 1, {256}, w_layer3_28_bn1_running_var},
+    {"layer3.28.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_28_conv2_weight},
+    {"layer3.28.bn2.weight", 1, {256}, w_layer3_28_bn2_weight},
+    {"layer3.28.bn2.bias", 1, {256}, w_layer3_28_bn2_bias},
+    {"layer3.28.bn2.running_mean", 1, {256}, w_layer3_28_bn2_running_mean},
+    {"layer3.28.bn2.running_var", 1, {256}, w_layer3_28_bn2_running_var},
+    {"layer3.28.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_28_conv3_weight},
+    {"layer3.28.bn3.weight", 1, {1024}, w_layer3_28_bn3_weight},
+    {"layer3.28.bn3.bias", 1, {1024}, w_layer3_28_bn3_bias},
+    {"layer3.28.bn3.running_mean", 1, {1024}, w_layer3_28_bn3_running_mean},
+    {"layer3.28.bn3.running_var", 1, {1024}, w_layer3_28_bn3_running_var},
+    {"layer3.29.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_29_conv1_weight},
+    {"layer3.29.bn1.weight", 1, {256}, w_layer3_29_bn1_weight},
+    {"layer3.29.bn1.bias", 1, {256}, w_layer3_29_bn1_bias},
+    {"layer3.29.bn1.running_mean", 1, {256}, w_layer3_29_bn1_running_mean},
+    {"layer3.29.bn1.running_var", 1, {256}, w_layer3_29_bn1_running_var},
+    {"layer3.29.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_29_conv2_weight},
+    {"layer3.29.bn2.weight", 1, {256}, w_layer3_29_bn2_weight},
+    {"layer3.29.bn2.bias", 1, {256}, w_layer3_29_bn2_bias},
+    {"layer3.29.bn2.running_mean", 1, {256}, w_layer3_29_bn2_running_mean},
+    {"layer3.29.bn2.running_var", 1, {256}, w_layer3_29_bn2_running_var},
+    {"layer3.29.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_29_conv3_weight},
+    {"layer3.29.bn3.weight", 1, {1024}, w_layer3_29_bn3_weight},
+    {"layer3.29.bn3.bias", 1, {1024}, w_layer3_29_bn3_bias},
+    {"layer3.29.bn3.running_mean", 1, {1024}, w_layer3_29_bn3_running_mean},
+    {"layer3.29.bn3.running_var", 1, {1024}, w_layer3_29_bn3_running_var},
+    {"layer3.30.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_30_conv1_weight},
+    {"layer3.30.bn1.weight", 1, {256}, w_layer3_30_bn1_weight},
+    {"layer3.30.bn1.bias", 1, {256}, w_layer3_30_bn1_bias},
+    {"layer3.30.bn1.running_mean", 1, {256}, w_layer3_30_bn1_running_mean},
+    {"layer3.30.bn1.running_var", 1, {256}, w_layer3_30_bn1_running_var},
+    {"layer3.30.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_30_conv2_weight},
+    {"layer3.30.bn2.weight", 1, {256}, w_layer3_30_bn2_weight},
+    {"layer3.30.bn2.bias", 1, {256}, w_layer3_30_bn2_bias},
+    {"layer3.30.bn2.running_mean", 1, {256}, w_layer3_30_bn2_running_mean},
+    {"layer3.30.bn2.running_var", 1, {256}, w_layer3_30_bn2_running_var},
+    {"layer3.30.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_30_conv3_weight},
+    {"layer3.30.bn3.weight", 1, {1024}, w_layer3_30_bn3_weight},
+    {"layer3.30.bn3.bias", 1, {1024}, w_layer3_30_bn3_bias},
+    {"layer3.30.bn3.running_mean", 1, {1024}, w_layer3_30_bn3_running_mean},
+    {"layer3.30.bn3.running_var", 1, {1024}, w_layer3_30_bn3_running_var},
+    {"layer3.31.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_31_conv1_weight},
+    {"layer3.31.bn1.weight", 1, {256}, w_layer3_31_bn1_weight},
+    {"layer3.31.bn1.bias", 1, {256}, w_layer3_31_bn1_bias},
+    {"layer3.31.bn1.running_mean", 1, {256}, w_layer3_31_bn1_running_mean},
+    {"layer3.31.bn1.running_var", 1, {256}, w_layer3_31_bn1_running_var},
+    {"layer3.31.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_31_conv2_weight},
+    {"layer3.31.bn2.weight", 1, {256}, w_layer3_31_bn2_weight},
+    {"layer3.31.bn2.bias", 1, {256}, w_layer3_31_bn2_bias},
+    {"layer3.31.bn2.running_mean", 1, {256}, w_layer3_31_bn2_running_mean},
+    {"layer3.31.bn2.running_var", 1, {256}, w_layer3_31_bn2_running_var},
+    {"layer3.31.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_31_conv3_weight},
+    {"layer3.31.bn3.weight", 1, {1024}, w_layer3_31_bn3_weight},
+    {"layer3.31.bn3.bias", 1, {1024}, w_layer3_31_bn3_bias},
+    {"layer3.31.bn3.running_mean", 1, {1024}, w_layer3_31_bn3_running_mean},
+    {"layer3.31.bn3.running_var", 1, {1024}, w_layer3_31_bn3_running_var},
+    {"layer3.32.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_32_conv1_weight},
+    {"layer3.32.bn1.weight", 1, {256}, w_layer3_32_bn1_weight},
+    {"layer3.32.bn1.bias", 1, {256}, w_layer3_32_bn1_bias},
+    {"layer3.32.bn1.running_mean", 1, {256}, w_layer3_32_bn1_running_mean},
+    {"layer3.32.bn1.running_var", 1, {256}, w_layer3_32_bn1_running_var},
+    {"layer3.32.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_32_conv2_weight},
+    {"layer3.32.bn2.weight", 1, {256}, w_layer3_32_bn2_weight},
+    {"layer3.32.bn2.bias", 1, {256}, w_layer3_32_bn2_bias},
+    {"layer3.32.bn2.running_mean", 1, {256}, w_layer3_32_bn2_running_mean},
+    {"layer3.32.bn2.running_var", 1, {256}, w_layer3_32_bn2_running_var},
+    {"layer3.32.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_32_conv3_weight},
+    {"layer3.32.bn3.weight", 1, {1024}, w_layer3_32_bn3_weight},
+    {"layer3.32.bn3.bias", 1, {1024}, w_layer3_32_bn3_bias},
+    {"layer3.32.bn3.running_mean", 1, {1024}, w_layer3_32_bn3_running_mean},
+    {"layer3.32.bn3.running_var", 1, {1024}, w_layer3_32_bn3_running_var},
+    {"layer3.33.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_33_conv1_weight},
+    {"layer3.33.bn1.weight", 1, {256}, w_layer3_33_bn1_weight},
+    {"layer3.33.bn1.bias", 1, {256}, w_layer3_33_bn1_bias},
+    {"layer3.33.bn1.running_mean", 1, {256}, w_layer3_33_bn1_running_mean},
+    {"layer3.33.bn1.running_var", 1, {256}, w_layer3_33_bn1_running_var},
+    {"layer3.33.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_33_conv2_weight},
+    {"layer3.33.bn2.weight", 1, {256}, w_layer3_33_bn2_weight},
+    {"layer3.33.bn2.bias", 1, {256}, w_layer3_33_bn2_bias},
+    {"layer3.33.bn2.running_mean", 1, {256}, w_layer3_33_bn2_running_mean},
+    {"layer3.33.bn2.running_var", 1, {256}, w_layer3_33_bn2_running_var},
+    {"layer3.33.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_33_conv3_weight},
+    {"layer3.33.bn3.weight", 1, {1024}, w_layer3_33_bn3_weight},
+    {"layer3.33.bn3.bias", 1, {1024}, w_layer3_33_bn3_bias},
+    {"layer3.33.bn3.running_mean", 1, {1024}, w_layer3_33_bn3_running_mean},
+    {"layer3.33.bn3.running_var", 1, {1024}, w_layer3_33_bn3_running_var},
+    {"layer3.34.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_34_conv1_weight},
+    {"layer3.34.bn1.weight", 1, {256}, w_layer3_34_bn1_weight},
+    {"layer3.34.bn1.bias", 1, {256}, w_layer3_34_bn1_bias},
+    {"layer3.34.bn1.running_mean", 1, {256}, w_layer3_34_bn1_running_mean},
+    {"layer3.34.bn1.running_var", 1, {256}, w_layer3_34_bn1_running_var},
+    {"layer3.34.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_34_conv2_weight},
+    {"layer3.34.bn2.weight", 1, {256}, w_layer3_34_bn2_weight},
+    {"layer3.34.bn2.bias", 1, {256}, w_layer3_34_bn2_bias},
+    {"layer3.34.bn2.running_mean", 1, {256}, w_layer3_34_bn2_running_mean},
+    {"layer3.34.bn2.running_var", 1, {256}, w_layer3_34_bn2_running_var},
+    {"layer3.34.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_34_conv3_weight},
+    {"layer3.34.bn3.weight", 1, {1024}, w_layer3_34_bn3_weight},
+    {"layer3.34.bn3.bias", 1, {1024}, w_layer3_34_bn3_bias},
+    {"layer3.34.bn3.running_mean", 1, {1024}, w_layer3_34_bn3_running_mean},
+    {"layer3.34.bn3.running_var", 1, {1024}, w_layer3_34_bn3_running_var},
+    {"layer3.35.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_35_conv1_weight},
+    {"layer3.35.bn1.weight", 1, {256}, w_layer3_35_bn1_weight},
+    {"layer3.35.bn1.bias", 1, {256}, w_layer3_35_bn1_bias},
+    {"layer3.35.bn1.running_mean", 1, {256}, w_layer3_35_bn1_running_mean},
+    {"layer3.35.bn1.running_var", 1, {256}, w_layer3_35_bn1_running_var},
+    {"layer3.35.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_35_conv2_weight},
+    {"layer3.35.bn2.weight", 1, {256}, w_layer3_35_bn2_weight},
+    {"layer3.35.bn2.bias", 1, {256}, w_layer3_35_bn2_bias},
+    {"layer3.35.bn2.running_mean", 1, {256}, w_layer3_35_bn2_running_mean},
+    {"layer3.35.bn2.running_var", 1, {256}, w_layer3_35_bn2_running_var},
+    {"layer3.35.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_35_conv3_weight},
+    {"layer3.35.bn3.weight", 1, {1024}, w_layer3_35_bn3_weight},
+    {"layer3.35.bn3.bias", 1, {1024}, w_layer3_35_bn3_bias},
+    {"layer3.35.bn3.running_mean", 1, {1024}, w_layer3_35_bn3_running_mean},
+    {"layer3.35.bn3.running_var", 1, {1024}, w_layer3_35_bn3_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_0_conv3_weight},
+    {"layer4.0.bn3.weight", 1, {2048}, w_layer4_0_bn3_weight},
+    {"layer4.0.bn3.bias", 1, {2048}, w_layer4_0_bn3_bias},
+    {"layer4.0.bn3.running_mean", 1, {2048}, w_layer4_0_bn3_running_mean},
+    {"layer4.0.bn3.running_var", 1, {2048}, w_layer4_0_bn3_running_var},
+    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {2048}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {2048}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {2048}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {2048}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_1_conv3_weight},
+    {"layer4.1.bn3.weight", 1, {2048}, w_layer4_1_bn3_weight},
+    {"layer4.1.bn3.bias", 1, {2048}, w_layer4_1_bn3_bias},
+    {"layer4.1.bn3.running_mean", 1, {2048}, w_layer4_1_bn3_running_mean},
+    {"layer4.1.bn3.running_var", 1, {2048}, w_layer4_1_bn3_running_var},
+    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_2_conv1_weight},
+    {"layer4.2.bn1.weight", 1, {512}, w_layer4_2_bn1_weight},
+    {"layer4.2.bn1.bias", 1, {512}, w_layer4_2_bn1_bias},
+    {"layer4.2.bn1.running_mean", 1, {512}, w_layer4_2_bn1_running_mean},
+    {"layer4.2.bn1.running_var", 1, {512}, w_layer4_2_bn1_running_var},
+    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_2_conv2_weight},
+    {"layer4.2.bn2.weight", 1, {512}, w_layer4_2_bn2_weight},
+    {"layer4.2.bn2.bias", 1, {512}, w_layer4_2_bn2_bias},
+    {"layer4.2.bn2.running_mean", 1, {512}, w_layer4_2_bn2_running_mean},
+    {"layer4.2.bn2.running_var", 1, {512}, w_layer4_2_bn2_running_var},
+    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_2_conv3_weight},
+    {"layer4.2.bn3.weight", 1, {2048}, w_layer4_2_bn3_weight},
+    {"layer4.2.bn3.bias", 1, {2048}, w_layer4_2_bn3_bias},
+    {"layer4.2.bn3.running_mean", 1, {2048}, w_layer4_2_bn3_running_mean},
+    {"layer4.2.bn3.running_var", 1, {2048}, w_layer4_2_bn3_running_var},
+    {"fc.weight", 2, {1000, 2048}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -971,7 +1908,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear fc", 4096000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -1255,7 +2191,7 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(60344240));
+    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
@@ -1263,619 +2199,619 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     TICK(1);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(60344304));
+    PARALLEL(conv2d_2, A(0), A(1605632), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
     /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(60344368));
+    PARALLEL(conv2d_3, A(802816), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
     TICK(3);
 
     /* conv2d layer1.0.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(60344432));
+    PARALLEL(conv2d_4, A(0), A(802816), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
     TICK(4);
 
     /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(60344688), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), A(0));
     TICK(5);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(60344944));
+    PARALLEL(conv2d_6, A(0), A(802816), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(6);
 
     /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(60345008));
+    PARALLEL(conv2d_3, A(1605632), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
     TICK(7);
 
     /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(60345072), A(802816));
+    PARALLEL(conv2d_5, A(0), A(1605632), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(802816));
     TICK(8);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(60345328));
+    PARALLEL(conv2d_6, A(802816), A(0), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(9);
 
     /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(60345392));
+    PARALLEL(conv2d_3, A(1605632), A(802816), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
     TICK(10);
 
     /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(60345456), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(0));
     TICK(11);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(60345712));
+    PARALLEL(conv2d_7, A(0), A(802816), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(12);
 
     /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(60345840));
+    PARALLEL(conv2d_8, A(401408), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(13);
 
     /* conv2d layer2.0.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(60345968));
+    PARALLEL(conv2d_9, A(0), A(401408), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
     TICK(14);
 
     /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(60346480), A(0));
+    PARALLEL(conv2d_10, A(401408), A(802816), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(0));
     TICK(15);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(60346992));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(16);
 
     /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(60347120));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
     TICK(17);
 
     /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(60347248), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(401408));
     TICK(18);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(60347760));
+    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(19);
 
     /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(60347888));
+    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
     TICK(20);
 
     /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(60348016), A(0));
+    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(0));
     TICK(21);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(60348528));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(22);
 
     /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(60348656));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
     TICK(23);
 
     /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(60348784), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(401408));
     TICK(24);
 
     /* conv2d layer2.4.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(1455040), W(60349296));
+    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_4_conv1_weight), W(layer2_4_conv1_bias_folded));
     TICK(25);
 
     /* conv2d layer2.4.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(1521088), W(60349424));
+    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_4_conv2_weight), W(layer2_4_conv2_bias_folded));
     TICK(26);
 
     /* conv2d layer2.4.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(1669056), W(60349552), A(0));
+    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_4_conv3_weight), W(layer2_4_conv3_bias_folded), A(0));
     TICK(27);
 
     /* conv2d layer2.5.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(1736640), W(60350064));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_5_conv1_weight), W(layer2_5_conv1_bias_folded));
     TICK(28);
 
     /* conv2d layer2.5.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(1802688), W(60350192));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_5_conv2_weight), W(layer2_5_conv2_bias_folded));
     TICK(29);
 
     /* conv2d layer2.5.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(1950656), W(60350320), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_5_conv3_weight), W(layer2_5_conv3_bias_folded), A(401408));
     TICK(30);
 
     /* conv2d layer2.6.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(2018240), W(60350832));
+    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_6_conv1_weight), W(layer2_6_conv1_bias_folded));
     TICK(31);
 
     /* conv2d layer2.6.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(2084288), W(60350960));
+    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_6_conv2_weight), W(layer2_6_conv2_bias_folded));
     TICK(32);
 
     /* conv2d layer2.6.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(2232256), W(60351088), A(0));
+    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_6_conv3_weight), W(layer2_6_conv3_bias_folded), A(0));
     TICK(33);
 
     /* conv2d layer2.7.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(2299840), W(60351600));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_7_conv1_weight), W(layer2_7_conv1_bias_folded));
     TICK(34);
 
     /* conv2d layer2.7.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(2365888), W(60351728));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_7_conv2_weight), W(layer2_7_conv2_bias_folded));
     TICK(35);
 
     /* conv2d layer2.7.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(2513856), W(60351856), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_7_conv3_weight), W(layer2_7_conv3_bias_folded), A(401408));
     TICK(36);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_14, A(401408), A(0), W(2581440), W(60352368));
+    PARALLEL(conv2d_14, A(401408), A(0), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(37);
 
     /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_15, A(602112), A(401408), W(2713536), W(60352624));
+    PARALLEL(conv2d_15, A(602112), A(401408), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(38);
 
     /* conv2d layer3.0.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_16, A(401408), A(602112), W(3304384), W(60352880));
+    PARALLEL(conv2d_16, A(401408), A(602112), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
     TICK(39);
 
     /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_17, A(602112), A(0), W(3570624), W(60353904), A(401408));
+    PARALLEL(conv2d_17, A(602112), A(0), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(401408));
     TICK(40);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(602112), W(4099008), W(60354928));
+    PARALLEL(conv2d_18, A(0), A(602112), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(41);
 
     /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(200704), A(0), W(4362176), W(60355184));
+    PARALLEL(conv2d_19, A(200704), A(0), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
     TICK(42);
 
     /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(200704), W(4953024), W(60355440), A(602112));
+    PARALLEL(conv2d_20, A(0), A(200704), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(602112));
     TICK(43);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(5219264), W(60356464));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(44);
 
     /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(5482432), W(60356720));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
     TICK(45);
 
     /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(6073280), W(60356976), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(0));
     TICK(46);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(6339520), W(60358000));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(47);
 
     /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(6602688), W(60358256));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
     TICK(48);
 
     /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(7193536), W(60358512), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(200704));
     TICK(49);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(7459776), W(60359536));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(50);
 
     /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(7722944), W(60359792));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
     TICK(51);
 
     /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(8313792), W(60360048), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(0));
     TICK(52);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(8580032), W(60361072));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(53);
 
     /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(8843200), W(60361328));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
     TICK(54);
 
     /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(9434048), W(60361584), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(200704));
     TICK(55);
 
     /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(9700288), W(60362608));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded));
     TICK(56);
 
     /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(9963456), W(60362864));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded));
     TICK(57);
 
     /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(10554304), W(60363120), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), A(0));
     TICK(58);
 
     /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(10820544), W(60364144));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded));
     TICK(59);
 
     /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(11083712), W(60364400));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded));
     TICK(60);
 
     /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(11674560), W(60364656), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), A(200704));
     TICK(61);
 
     /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(11940800), W(60365680));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded));
     TICK(62);
 
     /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(12203968), W(60365936));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded));
     TICK(63);
 
     /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(12794816), W(60366192), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), A(0));
     TICK(64);
 
     /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(13061056), W(60367216));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded));
     TICK(65);
 
     /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(13324224), W(60367472));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded));
     TICK(66);
 
     /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(13915072), W(60367728), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), A(200704));
     TICK(67);
 
     /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(14181312), W(60368752));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded));
     TICK(68);
 
     /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(14444480), W(60369008));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded));
     TICK(69);
 
     /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(15035328), W(60369264), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), A(0));
     TICK(70);
 
     /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(15301568), W(60370288));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded));
     TICK(71);
 
     /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(15564736), W(60370544));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded));
     TICK(72);
 
     /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(16155584), W(60370800), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), A(200704));
     TICK(73);
 
     /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(16421824), W(60371824));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded));
     TICK(74);
 
     /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(16684992), W(60372080));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded));
     TICK(75);
 
     /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(17275840), W(60372336), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), A(0));
     TICK(76);
 
     /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(17542080), W(60373360));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded));
     TICK(77);
 
     /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(17805248), W(60373616));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded));
     TICK(78);
 
     /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(18396096), W(60373872), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), A(200704));
     TICK(79);
 
     /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(18662336), W(60374896));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded));
     TICK(80);
 
     /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(18925504), W(60375152));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded));
     TICK(81);
 
     /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(19516352), W(60375408), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), A(0));
     TICK(82);
 
     /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(19782592), W(60376432));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded));
     TICK(83);
 
     /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(20045760), W(60376688));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded));
     TICK(84);
 
     /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(20636608), W(60376944), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), A(200704));
     TICK(85);
 
     /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(20902848), W(60377968));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded));
     TICK(86);
 
     /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(21166016), W(60378224));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded));
     TICK(87);
 
     /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(21756864), W(60378480), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), A(0));
     TICK(88);
 
     /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(22023104), W(60379504));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded));
     TICK(89);
 
     /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(22286272), W(60379760));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded));
     TICK(90);
 
     /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(22877120), W(60380016), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), A(200704));
     TICK(91);
 
     /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(23143360), W(60381040));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded));
     TICK(92);
 
     /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(23406528), W(60381296));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded));
     TICK(93);
 
     /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(23997376), W(60381552), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), A(0));
     TICK(94);
 
     /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(24263616), W(60382576));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded));
     TICK(95);
 
     /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(24526784), W(60382832));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded));
     TICK(96);
 
     /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(25117632), W(60383088), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), A(200704));
     TICK(97);
 
     /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(25383872), W(60384112));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded));
     TICK(98);
 
     /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(25647040), W(60384368));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded));
     TICK(99);
 
     /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(26237888), W(60384624), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), A(0));
     TICK(100);
 
     /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(26504128), W(60385648));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded));
     TICK(101);
 
     /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(26767296), W(60385904));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded));
     TICK(102);
 
     /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(27358144), W(60386160), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), A(200704));
     TICK(103);
 
     /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(27624384), W(60387184));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded));
     TICK(104);
 
     /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(27887552), W(60387440));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded));
     TICK(105);
 
     /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(28478400), W(60387696), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), A(0));
     TICK(106);
 
     /* conv2d layer3.23.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(28744640), W(60388720));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_23_conv1_weight), W(layer3_23_conv1_bias_folded));
     TICK(107);
 
     /* conv2d layer3.23.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(29007808), W(60388976));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_23_conv2_weight), W(layer3_23_conv2_bias_folded));
     TICK(108);
 
     /* conv2d layer3.23.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(29598656), W(60389232), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_23_conv3_weight), W(layer3_23_conv3_bias_folded), A(200704));
     TICK(109);
 
     /* conv2d layer3.24.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(29864896), W(60390256));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_24_conv1_weight), W(layer3_24_conv1_bias_folded));
     TICK(110);
 
     /* conv2d layer3.24.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(30128064), W(60390512));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_24_conv2_weight), W(layer3_24_conv2_bias_folded));
     TICK(111);
 
     /* conv2d layer3.24.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(30718912), W(60390768), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_24_conv3_weight), W(layer3_24_conv3_bias_folded), A(0));
     TICK(112);
 
     /* conv2d layer3.25.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(30985152), W(60391792));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_25_conv1_weight), W(layer3_25_conv1_bias_folded));
     TICK(113);
 
     /* conv2d layer3.25.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(31248320), W(60392048));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_25_conv2_weight), W(layer3_25_conv2_bias_folded));
     TICK(114);
 
     /* conv2d layer3.25.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(31839168), W(60392304), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_25_conv3_weight), W(layer3_25_conv3_bias_folded), A(200704));
     TICK(115);
 
     /* conv2d layer3.26.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(32105408), W(60393328));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_26_conv1_weight), W(layer3_26_conv1_bias_folded));
     TICK(116);
 
     /* conv2d layer3.26.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(32368576), W(60393584));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_26_conv2_weight), W(layer3_26_conv2_bias_folded));
     TICK(117);
 
     /* conv2d layer3.26.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(32959424), W(60393840), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_26_conv3_weight), W(layer3_26_conv3_bias_folded), A(0));
     TICK(118);
 
     /* conv2d layer3.27.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(33225664), W(60394864));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_27_conv1_weight), W(layer3_27_conv1_bias_folded));
     TICK(119);
 
     /* conv2d layer3.27.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(33488832), W(60395120));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_27_conv2_weight), W(layer3_27_conv2_bias_folded));
     TICK(120);
 
     /* conv2d layer3.27.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(34079680), W(60395376), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_27_conv3_weight), W(layer3_27_conv3_bias_folded), A(200704));
     TICK(121);
 
     /* conv2d layer3.28.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(34345920), W(60396400));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_28_conv1_weight), W(layer3_28_conv1_bias_folded));
     TICK(122);
 
     /* conv2d layer3.28.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(34609088), W(60396656));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_28_conv2_weight), W(layer3_28_conv2_bias_folded));
     TICK(123);
 
     /* conv2d layer3.28.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(35199936), W(60396912), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_28_conv3_weight), W(layer3_28_conv3_bias_folded), A(0));
     TICK(124);
 
     /* conv2d layer3.29.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(35466176), W(60397936));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_29_conv1_weight), W(layer3_29_conv1_bias_folded));
     TICK(125);
 
     /* conv2d layer3.29.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(35729344), W(60398192));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_29_conv2_weight), W(layer3_29_conv2_bias_folded));
     TICK(126);
 
     /* conv2d layer3.29.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(36320192), W(60398448), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_29_conv3_weight), W(layer3_29_conv3_bias_folded), A(200704));
     TICK(127);
 
     /* conv2d layer3.30.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(36586432), W(60399472));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_30_conv1_weight), W(layer3_30_conv1_bias_folded));
     TICK(128);
 
     /* conv2d layer3.30.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(36849600), W(60399728));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_30_conv2_weight), W(layer3_30_conv2_bias_folded));
     TICK(129);
 
     /* conv2d layer3.30.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(37440448), W(60399984), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_30_conv3_weight), W(layer3_30_conv3_bias_folded), A(0));
     TICK(130);
 
     /* conv2d layer3.31.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(37706688), W(60401008));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_31_conv1_weight), W(layer3_31_conv1_bias_folded));
     TICK(131);
 
     /* conv2d layer3.31.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(37969856), W(60401264));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_31_conv2_weight), W(layer3_31_conv2_bias_folded));
     TICK(132);
 
     /* conv2d layer3.31.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(38560704), W(60401520), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_31_conv3_weight), W(layer3_31_conv3_bias_folded), A(200704));
     TICK(133);
 
     /* conv2d layer3.32.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(38826944), W(60402544));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_32_conv1_weight), W(layer3_32_conv1_bias_folded));
     TICK(134);
 
     /* conv2d layer3.32.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(39090112), W(60402800));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_32_conv2_weight), W(layer3_32_conv2_bias_folded));
     TICK(135);
 
     /* conv2d layer3.32.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(39680960), W(60403056), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_32_conv3_weight), W(layer3_32_conv3_bias_folded), A(0));
     TICK(136);
 
     /* conv2d layer3.33.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(39947200), W(60404080));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_33_conv1_weight), W(layer3_33_conv1_bias_folded));
     TICK(137);
 
     /* conv2d layer3.33.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(40210368), W(60404336));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_33_conv2_weight), W(layer3_33_conv2_bias_folded));
     TICK(138);
 
     /* conv2d layer3.33.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(40801216), W(60404592), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_33_conv3_weight), W(layer3_33_conv3_bias_folded), A(200704));
     TICK(139);
 
     /* conv2d layer3.34.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(41067456), W(60405616));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_34_conv1_weight), W(layer3_34_conv1_bias_folded));
     TICK(140);
 
     /* conv2d layer3.34.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(41330624), W(60405872));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_34_conv2_weight), W(layer3_34_conv2_bias_folded));
     TICK(141);
 
     /* conv2d layer3.34.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(41921472), W(60406128), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_34_conv3_weight), W(layer3_34_conv3_bias_folded), A(0));
     TICK(142);
 
     /* conv2d layer3.35.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(42187712), W(60407152));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_35_conv1_weight), W(layer3_35_conv1_bias_folded));
     TICK(143);
 
     /* conv2d layer3.35.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(42450880), W(60407408));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_35_conv2_weight), W(layer3_35_conv2_bias_folded));
     TICK(144);
 
     /* conv2d layer3.35.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(43041728), W(60407664), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_35_conv3_weight), W(layer3_35_conv3_bias_folded), A(200704));
     TICK(145);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_21, A(200704), A(0), W(43307968), W(60408688));
+    PARALLEL(conv2d_21, A(200704), A(0), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(146);
 
     /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_22, A(301056), A(200704), W(43834304), W(60409200));
+    PARALLEL(conv2d_22, A(301056), A(200704), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(147);
 
     /* conv2d layer4.0.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_23, A(200704), A(301056), W(46195648), W(60409712));
+    PARALLEL(conv2d_23, A(200704), A(301056), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
     TICK(148);
 
     /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_24, A(301056), A(0), W(47252416), W(60411760), A(200704));
+    PARALLEL(conv2d_24, A(301056), A(0), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(200704));
     TICK(149);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(0), A(301056), W(49357760), W(60413808));
+    PARALLEL(conv2d_25, A(0), A(301056), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(150);
 
     /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(100352), A(0), W(50408384), W(60414320));
+    PARALLEL(conv2d_26, A(100352), A(0), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
     TICK(151);
 
     /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(0), A(100352), W(52769728), W(60414832), A(301056));
+    PARALLEL(conv2d_27, A(0), A(100352), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(301056));
     TICK(152);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(100352), A(0), W(53826496), W(60416880));
+    PARALLEL(conv2d_25, A(100352), A(0), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(153);
 
     /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(200704), A(100352), W(54877120), W(60417392));
+    PARALLEL(conv2d_26, A(200704), A(100352), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
     TICK(154);
 
     /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(100352), A(200704), W(57238464), W(60417904), A(0));
+    PARALLEL(conv2d_27, A(100352), A(200704), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(0));
     TICK(155);
 
     /* adaptive_avgpool: [1, 2048, 1, 1]  (models/lib/resnet.net:47) */
@@ -1885,7 +2821,7 @@ int resnet152_run(resnet152 *m, const float *image, float *output) {
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(0) */
 
     /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(58295232), W(60343232));
+    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
     TICK(158);
     return 0;
 }
@@ -1925,476 +2861,631 @@ void resnet152_on_warning(resnet152 *m, void (*fn)(void *user, const char *messa
 
 /* Once after loading: 155 batch norm(s) folded into the layer before each, 155 weight(s) packed. */
 static int prepare(resnet152 *m) {
-    memset(W(60344240), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
-    memset(W(60344304), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
-    memset(W(60344368), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
-    memset(W(60344432), 0, 256 * sizeof(float));   /* layer1.0.conv3.bias(folded) */
-    memset(W(60344688), 0, 256 * sizeof(float));   /* layer1.0.downsample.0.bias(folded) */
-    memset(W(60344944), 0, 64 * sizeof(float));   /* layer1.1.conv1.bias(folded) */
-    memset(W(60345008), 0, 64 * sizeof(float));   /* layer1.1.conv2.bias(folded) */
-    memset(W(60345072), 0, 256 * sizeof(float));   /* layer1.1.conv3.bias(folded) */
-    memset(W(60345328), 0, 64 * sizeof(float));   /* layer1.2.conv1.bias(folded) */
-    memset(W(60345392), 0, 64 * sizeof(float));   /* layer1.2.conv2.bias(folded) */
-    memset(W(60345456), 0, 256 * sizeof(float));   /* layer1.2.conv3.bias(folded) */
-    memset(W(60345712), 0, 128 * sizeof(float));   /* layer2.0.conv1.bias(folded) */
-    memset(W(60345840), 0, 128 * sizeof(float));   /* layer2.0.conv2.bias(folded) */
-    memset(W(60345968), 0, 512 * sizeof(float));   /* layer2.0.conv3.bias(folded) */
-    memset(W(60346480), 0, 512 * sizeof(float));   /* layer2.0.downsample.0.bias(folded) */
-    memset(W(60346992), 0, 128 * sizeof(float));   /* layer2.1.conv1.bias(folded) */
-    memset(W(60347120), 0, 128 * sizeof(float));   /* layer2.1.conv2.bias(folded) */
-    memset(W(60347248), 0, 512 * sizeof(float));   /* layer2.1.conv3.bias(folded) */
-    memset(W(60347760), 0, 128 * sizeof(float));   /* layer2.2.conv1.bias(folded) */
-    memset(W(60347888), 0, 128 * sizeof(float));   /* layer2.2.conv2.bias(folded) */
-    memset(W(60348016), 0, 512 * sizeof(float));   /* layer2.2.conv3.bias(folded) */
-    memset(W(60348528), 0, 128 * sizeof(float));   /* layer2.3.conv1.bias(folded) */
-    memset(W(60348656), 0, 128 * sizeof(float));   /* layer2.3.conv2.bias(folded) */
-    memset(W(60348784), 0, 512 * sizeof(float));   /* layer2.3.conv3.bias(folded) */
-    memset(W(60349296), 0, 128 * sizeof(float));   /* layer2.4.conv1.bias(folded) */
-    memset(W(60349424), 0, 128 * sizeof(float));   /* layer2.4.conv2.bias(folded) */
-    memset(W(60349552), 0, 512 * sizeof(float));   /* layer2.4.conv3.bias(folded) */
-    memset(W(60350064), 0, 128 * sizeof(float));   /* layer2.5.conv1.bias(folded) */
-    memset(W(60350192), 0, 128 * sizeof(float));   /* layer2.5.conv2.bias(folded) */
-    memset(W(60350320), 0, 512 * sizeof(float));   /* layer2.5.conv3.bias(folded) */
-    memset(W(60350832), 0, 128 * sizeof(float));   /* layer2.6.conv1.bias(folded) */
-    memset(W(60350960), 0, 128 * sizeof(float));   /* layer2.6.conv2.bias(folded) */
-    memset(W(60351088), 0, 512 * sizeof(float));   /* layer2.6.conv3.bias(folded) */
-    memset(W(60351600), 0, 128 * sizeof(float));   /* layer2.7.conv1.bias(folded) */
-    memset(W(60351728), 0, 128 * sizeof(float));   /* layer2.7.conv2.bias(folded) */
-    memset(W(60351856), 0, 512 * sizeof(float));   /* layer2.7.conv3.bias(folded) */
-    memset(W(60352368), 0, 256 * sizeof(float));   /* layer3.0.conv1.bias(folded) */
-    memset(W(60352624), 0, 256 * sizeof(float));   /* layer3.0.conv2.bias(folded) */
-    memset(W(60352880), 0, 1024 * sizeof(float));   /* layer3.0.conv3.bias(folded) */
-    memset(W(60353904), 0, 1024 * sizeof(float));   /* layer3.0.downsample.0.bias(folded) */
-    memset(W(60354928), 0, 256 * sizeof(float));   /* layer3.1.conv1.bias(folded) */
-    memset(W(60355184), 0, 256 * sizeof(float));   /* layer3.1.conv2.bias(folded) */
-    memset(W(60355440), 0, 1024 * sizeof(float));   /* layer3.1.conv3.bias(folded) */
-    memset(W(60356464), 0, 256 * sizeof(float));   /* layer3.2.conv1.bias(folded) */
-    memset(W(60356720), 0, 256 * sizeof(float));   /* layer3.2.conv2.bias(folded) */
-    memset(W(60356976), 0, 1024 * sizeof(float));   /* layer3.2.conv3.bias(folded) */
-    memset(W(60358000), 0, 256 * sizeof(float));   /* layer3.3.conv1.bias(folded) */
-    memset(W(60358256), 0, 256 * sizeof(float));   /* layer3.3.conv2.bias(folded) */
-    memset(W(60358512), 0, 1024 * sizeof(float));   /* layer3.3.conv3.bias(folded) */
-    memset(W(60359536), 0, 256 * sizeof(float));   /* layer3.4.conv1.bias(folded) */
-    memset(W(60359792), 0, 256 * sizeof(float));   /* layer3.4.conv2.bias(folded) */
-    memset(W(60360048), 0, 1024 * sizeof(float));   /* layer3.4.conv3.bias(folded) */
-    memset(W(60361072), 0, 256 * sizeof(float));   /* layer3.5.conv1.bias(folded) */
-    memset(W(60361328), 0, 256 * sizeof(float));   /* layer3.5.conv2.bias(folded) */
-    memset(W(60361584), 0, 1024 * sizeof(float));   /* layer3.5.conv3.bias(folded) */
-    memset(W(60362608), 0, 256 * sizeof(float));   /* layer3.6.conv1.bias(folded) */
-    memset(W(60362864), 0, 256 * sizeof(float));   /* layer3.6.conv2.bias(folded) */
-    memset(W(60363120), 0, 1024 * sizeof(float));   /* layer3.6.conv3.bias(folded) */
-    memset(W(60364144), 0, 256 * sizeof(float));   /* layer3.7.conv1.bias(folded) */
-    memset(W(60364400), 0, 256 * sizeof(float));   /* layer3.7.conv2.bias(folded) */
-    memset(W(60364656), 0, 1024 * sizeof(float));   /* layer3.7.conv3.bias(folded) */
-    memset(W(60365680), 0, 256 * sizeof(float));   /* layer3.8.conv1.bias(folded) */
-    memset(W(60365936), 0, 256 * sizeof(float));   /* layer3.8.conv2.bias(folded) */
-    memset(W(60366192), 0, 1024 * sizeof(float));   /* layer3.8.conv3.bias(folded) */
-    memset(W(60367216), 0, 256 * sizeof(float));   /* layer3.9.conv1.bias(folded) */
-    memset(W(60367472), 0, 256 * sizeof(float));   /* layer3.9.conv2.bias(folded) */
-    memset(W(60367728), 0, 1024 * sizeof(float));   /* layer3.9.conv3.bias(folded) */
-    memset(W(60368752), 0, 256 * sizeof(float));   /* layer3.10.conv1.bias(folded) */
-    memset(W(60369008), 0, 256 * sizeof(float));   /* layer3.10.conv2.bias(folded) */
-    memset(W(60369264), 0, 1024 * sizeof(float));   /* layer3.10.conv3.bias(folded) */
-    memset(W(60370288), 0, 256 * sizeof(float));   /* layer3.11.conv1.bias(folded) */
-    memset(W(60370544), 0, 256 * sizeof(float));   /* layer3.11.conv2.bias(folded) */
-    memset(W(60370800), 0, 1024 * sizeof(float));   /* layer3.11.conv3.bias(folded) */
-    memset(W(60371824), 0, 256 * sizeof(float));   /* layer3.12.conv1.bias(folded) */
-    memset(W(60372080), 0, 256 * sizeof(float));   /* layer3.12.conv2.bias(folded) */
-    memset(W(60372336), 0, 1024 * sizeof(float));   /* layer3.12.conv3.bias(folded) */
-    memset(W(60373360), 0, 256 * sizeof(float));   /* layer3.13.conv1.bias(folded) */
-    memset(W(60373616), 0, 256 * sizeof(float));   /* layer3.13.conv2.bias(folded) */
-    memset(W(60373872), 0, 1024 * sizeof(float));   /* layer3.13.conv3.bias(folded) */
-    memset(W(60374896), 0, 256 * sizeof(float));   /* layer3.14.conv1.bias(folded) */
-    memset(W(60375152), 0, 256 * sizeof(float));   /* layer3.14.conv2.bias(folded) */
-    memset(W(60375408), 0, 1024 * sizeof(float));   /* layer3.14.conv3.bias(folded) */
-    memset(W(60376432), 0, 256 * sizeof(float));   /* layer3.15.conv1.bias(folded) */
-    memset(W(60376688), 0, 256 * sizeof(float));   /* layer3.15.conv2.bias(folded) */
-    memset(W(60376944), 0, 1024 * sizeof(float));   /* layer3.15.conv3.bias(folded) */
-    memset(W(60377968), 0, 256 * sizeof(float));   /* layer3.16.conv1.bias(folded) */
-    memset(W(60378224), 0, 256 * sizeof(float));   /* layer3.16.conv2.bias(folded) */
-    memset(W(60378480), 0, 1024 * sizeof(float));   /* layer3.16.conv3.bias(folded) */
-    memset(W(60379504), 0, 256 * sizeof(float));   /* layer3.17.conv1.bias(folded) */
-    memset(W(60379760), 0, 256 * sizeof(float));   /* layer3.17.conv2.bias(folded) */
-    memset(W(60380016), 0, 1024 * sizeof(float));   /* layer3.17.conv3.bias(folded) */
-    memset(W(60381040), 0, 256 * sizeof(float));   /* layer3.18.conv1.bias(folded) */
-    memset(W(60381296), 0, 256 * sizeof(float));   /* layer3.18.conv2.bias(folded) */
-    memset(W(60381552), 0, 1024 * sizeof(float));   /* layer3.18.conv3.bias(folded) */
-    memset(W(60382576), 0, 256 * sizeof(float));   /* layer3.19.conv1.bias(folded) */
-    memset(W(60382832), 0, 256 * sizeof(float));   /* layer3.19.conv2.bias(folded) */
-    memset(W(60383088), 0, 1024 * sizeof(float));   /* layer3.19.conv3.bias(folded) */
-    memset(W(60384112), 0, 256 * sizeof(float));   /* layer3.20.conv1.bias(folded) */
-    memset(W(60384368), 0, 256 * sizeof(float));   /* layer3.20.conv2.bias(folded) */
-    memset(W(60384624), 0, 1024 * sizeof(float));   /* layer3.20.conv3.bias(folded) */
-    memset(W(60385648), 0, 256 * sizeof(float));   /* layer3.21.conv1.bias(folded) */
-    memset(W(60385904), 0, 256 * sizeof(float));   /* layer3.21.conv2.bias(folded) */
-    memset(W(60386160), 0, 1024 * sizeof(float));   /* layer3.21.conv3.bias(folded) */
-    memset(W(60387184), 0, 256 * sizeof(float));   /* layer3.22.conv1.bias(folded) */
-    memset(W(60387440), 0, 256 * sizeof(float));   /* layer3.22.conv2.bias(folded) */
-    memset(W(60387696), 0, 1024 * sizeof(float));   /* layer3.22.conv3.bias(folded) */
-    memset(W(60388720), 0, 256 * sizeof(float));   /* layer3.23.conv1.bias(folded) */
-    memset(W(60388976), 0, 256 * sizeof(float));   /* layer3.23.conv2.bias(folded) */
-    memset(W(60389232), 0, 1024 * sizeof(float));   /* layer3.23.conv3.bias(folded) */
-    memset(W(60390256), 0, 256 * sizeof(float));   /* layer3.24.conv1.bias(folded) */
-    memset(W(60390512), 0, 256 * sizeof(float));   /* layer3.24.conv2.bias(folded) */
-    memset(W(60390768), 0, 1024 * sizeof(float));   /* layer3.24.conv3.bias(folded) */
-    memset(W(60391792), 0, 256 * sizeof(float));   /* layer3.25.conv1.bias(folded) */
-    memset(W(60392048), 0, 256 * sizeof(float));   /* layer3.25.conv2.bias(folded) */
-    memset(W(60392304), 0, 1024 * sizeof(float));   /* layer3.25.conv3.bias(folded) */
-    memset(W(60393328), 0, 256 * sizeof(float));   /* layer3.26.conv1.bias(folded) */
-    memset(W(60393584), 0, 256 * sizeof(float));   /* layer3.26.conv2.bias(folded) */
-    memset(W(60393840), 0, 1024 * sizeof(float));   /* layer3.26.conv3.bias(folded) */
-    memset(W(60394864), 0, 256 * sizeof(float));   /* layer3.27.conv1.bias(folded) */
-    memset(W(60395120), 0, 256 * sizeof(float));   /* layer3.27.conv2.bias(folded) */
-    memset(W(60395376), 0, 1024 * sizeof(float));   /* layer3.27.conv3.bias(folded) */
-    memset(W(60396400), 0, 256 * sizeof(float));   /* layer3.28.conv1.bias(folded) */
-    memset(W(60396656), 0, 256 * sizeof(float));   /* layer3.28.conv2.bias(folded) */
-    memset(W(60396912), 0, 1024 * sizeof(float));   /* layer3.28.conv3.bias(folded) */
-    memset(W(60397936), 0, 256 * sizeof(float));   /* layer3.29.conv1.bias(folded) */
-    memset(W(60398192), 0, 256 * sizeof(float));   /* layer3.29.conv2.bias(folded) */
-    memset(W(60398448), 0, 1024 * sizeof(float));   /* layer3.29.conv3.bias(folded) */
-    memset(W(60399472), 0, 256 * sizeof(float));   /* layer3.30.conv1.bias(folded) */
-    memset(W(60399728), 0, 256 * sizeof(float));   /* layer3.30.conv2.bias(folded) */
-    memset(W(60399984), 0, 1024 * sizeof(float));   /* layer3.30.conv3.bias(folded) */
-    memset(W(60401008), 0, 256 * sizeof(float));   /* layer3.31.conv1.bias(folded) */
-    memset(W(60401264), 0, 256 * sizeof(float));   /* layer3.31.conv2.bias(folded) */
-    memset(W(60401520), 0, 1024 * sizeof(float));   /* layer3.31.conv3.bias(folded) */
-    memset(W(60402544), 0, 256 * sizeof(float));   /* layer3.32.conv1.bias(folded) */
-    memset(W(60402800), 0, 256 * sizeof(float));   /* layer3.32.conv2.bias(folded) */
-    memset(W(60403056), 0, 1024 * sizeof(float));   /* layer3.32.conv3.bias(folded) */
-    memset(W(60404080), 0, 256 * sizeof(float));   /* layer3.33.conv1.bias(folded) */
-    memset(W(60404336), 0, 256 * sizeof(float));   /* layer3.33.conv2.bias(folded) */
-    memset(W(60404592), 0, 1024 * sizeof(float));   /* layer3.33.conv3.bias(folded) */
-    memset(W(60405616), 0, 256 * sizeof(float));   /* layer3.34.conv1.bias(folded) */
-    memset(W(60405872), 0, 256 * sizeof(float));   /* layer3.34.conv2.bias(folded) */
-    memset(W(60406128), 0, 1024 * sizeof(float));   /* layer3.34.conv3.bias(folded) */
-    memset(W(60407152), 0, 256 * sizeof(float));   /* layer3.35.conv1.bias(folded) */
-    memset(W(60407408), 0, 256 * sizeof(float));   /* layer3.35.conv2.bias(folded) */
-    memset(W(60407664), 0, 1024 * sizeof(float));   /* layer3.35.conv3.bias(folded) */
-    memset(W(60408688), 0, 512 * sizeof(float));   /* layer4.0.conv1.bias(folded) */
-    memset(W(60409200), 0, 512 * sizeof(float));   /* layer4.0.conv2.bias(folded) */
-    memset(W(60409712), 0, 2048 * sizeof(float));   /* layer4.0.conv3.bias(folded) */
-    memset(W(60411760), 0, 2048 * sizeof(float));   /* layer4.0.downsample.0.bias(folded) */
-    memset(W(60413808), 0, 512 * sizeof(float));   /* layer4.1.conv1.bias(folded) */
-    memset(W(60414320), 0, 512 * sizeof(float));   /* layer4.1.conv2.bias(folded) */
-    memset(W(60414832), 0, 2048 * sizeof(float));   /* layer4.1.conv3.bias(folded) */
-    memset(W(60416880), 0, 512 * sizeof(float));   /* layer4.2.conv1.bias(folded) */
-    memset(W(60417392), 0, 512 * sizeof(float));   /* layer4.2.conv2.bias(folded) */
-    memset(W(60417904), 0, 2048 * sizeof(float));   /* layer4.2.conv3.bias(folded) */
-    nnk_fold_batchnorm(W(0), W(60344240), W(9408), W(9472), W(9536), W(9600), 64, 147, 9.99999975e-06f);   /* bn1.weight */
-    nnk_fold_batchnorm(W(9664), W(60344304), W(13760), W(13824), W(13888), W(13952), 64, 64, 9.99999975e-06f);   /* layer1.0.bn1.weight */
-    nnk_fold_batchnorm(W(14016), W(60344368), W(50880), W(50944), W(51008), W(51072), 64, 576, 9.99999975e-06f);   /* layer1.0.bn2.weight */
-    nnk_fold_batchnorm(W(51136), W(60344432), W(67520), W(67776), W(68032), W(68288), 256, 64, 9.99999975e-06f);   /* layer1.0.bn3.weight */
-    nnk_fold_batchnorm(W(68544), W(60344688), W(84928), W(85184), W(85440), W(85696), 256, 64, 9.99999975e-06f);   /* layer1.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(85952), W(60344944), W(102336), W(102400), W(102464), W(102528), 64, 256, 9.99999975e-06f);   /* layer1.1.bn1.weight */
-    nnk_fold_batchnorm(W(102592), W(60345008), W(139456), W(139520), W(139584), W(139648), 64, 576, 9.99999975e-06f);   /* layer1.1.bn2.weight */
-    nnk_fold_batchnorm(W(139712), W(60345072), W(156096), W(156352), W(156608), W(156864), 256, 64, 9.99999975e-06f);   /* layer1.1.bn3.weight */
-    nnk_fold_batchnorm(W(157120), W(60345328), W(173504), W(173568), W(173632), W(173696), 64, 256, 9.99999975e-06f);   /* layer1.2.bn1.weight */
-    nnk_fold_batchnorm(W(173760), W(60345392), W(210624), W(210688), W(210752), W(210816), 64, 576, 9.99999975e-06f);   /* layer1.2.bn2.weight */
-    nnk_fold_batchnorm(W(210880), W(60345456), W(227264), W(227520), W(227776), W(228032), 256, 64, 9.99999975e-06f);   /* layer1.2.bn3.weight */
-    nnk_fold_batchnorm(W(228288), W(60345712), W(261056), W(261184), W(261312), W(261440), 128, 256, 9.99999975e-06f);   /* layer2.0.bn1.weight */
-    nnk_fold_batchnorm(W(261568), W(60345840), W(409024), W(409152), W(409280), W(409408), 128, 1152, 9.99999975e-06f);   /* layer2.0.bn2.weight */
-    nnk_fold_batchnorm(W(409536), W(60345968), W(475072), W(475584), W(476096), W(476608), 512, 128, 9.99999975e-06f);   /* layer2.0.bn3.weight */
-    nnk_fold_batchnorm(W(477120), W(60346480), W(608192), W(608704), W(609216), W(609728), 512, 256, 9.99999975e-06f);   /* layer2.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(610240), W(60346992), W(675776), W(675904), W(676032), W(676160), 128, 512, 9.99999975e-06f);   /* layer2.1.bn1.weight */
-    nnk_fold_batchnorm(W(676288), W(60347120), W(823744), W(823872), W(824000), W(824128), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn2.weight */
-    nnk_fold_batchnorm(W(824256), W(60347248), W(889792), W(890304), W(890816), W(891328), 512, 128, 9.99999975e-06f);   /* layer2.1.bn3.weight */
-    nnk_fold_batchnorm(W(891840), W(60347760), W(957376), W(957504), W(957632), W(957760), 128, 512, 9.99999975e-06f);   /* layer2.2.bn1.weight */
-    nnk_fold_batchnorm(W(957888), W(60347888), W(1105344), W(1105472), W(1105600), W(1105728), 128, 1152, 9.99999975e-06f);   /* layer2.2.bn2.weight */
-    nnk_fold_batchnorm(W(1105856), W(60348016), W(1171392), W(1171904), W(1172416), W(1172928), 512, 128, 9.99999975e-06f);   /* layer2.2.bn3.weight */
-    nnk_fold_batchnorm(W(1173440), W(60348528), W(1238976), W(1239104), W(1239232), W(1239360), 128, 512, 9.99999975e-06f);   /* layer2.3.bn1.weight */
-    nnk_fold_batchnorm(W(1239488), W(60348656), W(1386944), W(1387072), W(1387200), W(1387328), 128, 1152, 9.99999975e-06f);   /* layer2.3.bn2.weight */
-    nnk_fold_batchnorm(W(1387456), W(60348784), W(1452992), W(1453504), W(1454016), W(1454528), 512, 128, 9.99999975e-06f);   /* layer2.3.bn3.weight */
-    nnk_fold_batchnorm(W(1455040), W(60349296), W(1520576), W(1520704), W(1520832), W(1520960), 128, 512, 9.99999975e-06f);   /* layer2.4.bn1.weight */
-    nnk_fold_batchnorm(W(1521088), W(60349424), W(1668544), W(1668672), W(1668800), W(1668928), 128, 1152, 9.99999975e-06f);   /* layer2.4.bn2.weight */
-    nnk_fold_batchnorm(W(1669056), W(60349552), W(1734592), W(1735104), W(1735616), W(1736128), 512, 128, 9.99999975e-06f);   /* layer2.4.bn3.weight */
-    nnk_fold_batchnorm(W(1736640), W(60350064), W(1802176), W(1802304), W(1802432), W(1802560), 128, 512, 9.99999975e-06f);   /* layer2.5.bn1.weight */
-    nnk_fold_batchnorm(W(1802688), W(60350192), W(1950144), W(1950272), W(1950400), W(1950528), 128, 1152, 9.99999975e-06f);   /* layer2.5.bn2.weight */
-    nnk_fold_batchnorm(W(1950656), W(60350320), W(2016192), W(2016704), W(2017216), W(2017728), 512, 128, 9.99999975e-06f);   /* layer2.5.bn3.weight */
-    nnk_fold_batchnorm(W(2018240), W(60350832), W(2083776), W(2083904), W(2084032), W(2084160), 128, 512, 9.99999975e-06f);   /* layer2.6.bn1.weight */
-    nnk_fold_batchnorm(W(2084288), W(60350960), W(2231744), W(2231872), W(2232000), W(2232128), 128, 1152, 9.99999975e-06f);   /* layer2.6.bn2.weight */
-    nnk_fold_batchnorm(W(2232256), W(60351088), W(2297792), W(2298304), W(2298816), W(2299328), 512, 128, 9.99999975e-06f);   /* layer2.6.bn3.weight */
-    nnk_fold_batchnorm(W(2299840), W(60351600), W(2365376), W(2365504), W(2365632), W(2365760), 128, 512, 9.99999975e-06f);   /* layer2.7.bn1.weight */
-    nnk_fold_batchnorm(W(2365888), W(60351728), W(2513344), W(2513472), W(2513600), W(2513728), 128, 1152, 9.99999975e-06f);   /* layer2.7.bn2.weight */
-    nnk_fold_batchnorm(W(2513856), W(60351856), W(2579392), W(2579904), W(2580416), W(2580928), 512, 128, 9.99999975e-06f);   /* layer2.7.bn3.weight */
-    nnk_fold_batchnorm(W(2581440), W(60352368), W(2712512), W(2712768), W(2713024), W(2713280), 256, 512, 9.99999975e-06f);   /* layer3.0.bn1.weight */
-    nnk_fold_batchnorm(W(2713536), W(60352624), W(3303360), W(3303616), W(3303872), W(3304128), 256, 2304, 9.99999975e-06f);   /* layer3.0.bn2.weight */
-    nnk_fold_batchnorm(W(3304384), W(60352880), W(3566528), W(3567552), W(3568576), W(3569600), 1024, 256, 9.99999975e-06f);   /* layer3.0.bn3.weight */
-    nnk_fold_batchnorm(W(3570624), W(60353904), W(4094912), W(4095936), W(4096960), W(4097984), 1024, 512, 9.99999975e-06f);   /* layer3.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(4099008), W(60354928), W(4361152), W(4361408), W(4361664), W(4361920), 256, 1024, 9.99999975e-06f);   /* layer3.1.bn1.weight */
-    nnk_fold_batchnorm(W(4362176), W(60355184), W(4952000), W(4952256), W(4952512), W(4952768), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn2.weight */
-    nnk_fold_batchnorm(W(4953024), W(60355440), W(5215168), W(5216192), W(5217216), W(5218240), 1024, 256, 9.99999975e-06f);   /* layer3.1.bn3.weight */
-    nnk_fold_batchnorm(W(5219264), W(60356464), W(5481408), W(5481664), W(5481920), W(5482176), 256, 1024, 9.99999975e-06f);   /* layer3.2.bn1.weight */
-    nnk_fold_batchnorm(W(5482432), W(60356720), W(6072256), W(6072512), W(6072768), W(6073024), 256, 2304, 9.99999975e-06f);   /* layer3.2.bn2.weight */
-    nnk_fold_batchnorm(W(6073280), W(60356976), W(6335424), W(6336448), W(6337472), W(6338496), 1024, 256, 9.99999975e-06f);   /* layer3.2.bn3.weight */
-    nnk_fold_batchnorm(W(6339520), W(60358000), W(6601664), W(6601920), W(6602176), W(6602432), 256, 1024, 9.99999975e-06f);   /* layer3.3.bn1.weight */
-    nnk_fold_batchnorm(W(6602688), W(60358256), W(7192512), W(7192768), W(7193024), W(7193280), 256, 2304, 9.99999975e-06f);   /* layer3.3.bn2.weight */
-    nnk_fold_batchnorm(W(7193536), W(60358512), W(7455680), W(7456704), W(7457728), W(7458752), 1024, 256, 9.99999975e-06f);   /* layer3.3.bn3.weight */
-    nnk_fold_batchnorm(W(7459776), W(60359536), W(7721920), W(7722176), W(7722432), W(7722688), 256, 1024, 9.99999975e-06f);   /* layer3.4.bn1.weight */
-    nnk_fold_batchnorm(W(7722944), W(60359792), W(8312768), W(8313024), W(8313280), W(8313536), 256, 2304, 9.99999975e-06f);   /* layer3.4.bn2.weight */
-    nnk_fold_batchnorm(W(8313792), W(60360048), W(8575936), W(8576960), W(8577984), W(8579008), 1024, 256, 9.99999975e-06f);   /* layer3.4.bn3.weight */
-    nnk_fold_batchnorm(W(8580032), W(60361072), W(8842176), W(8842432), W(8842688), W(8842944), 256, 1024, 9.99999975e-06f);   /* layer3.5.bn1.weight */
-    nnk_fold_batchnorm(W(8843200), W(60361328), W(9433024), W(9433280), W(9433536), W(9433792), 256, 2304, 9.99999975e-06f);   /* layer3.5.bn2.weight */
-    nnk_fold_batchnorm(W(9434048), W(60361584), W(9696192), W(9697216), W(9698240), W(9699264), 1024, 256, 9.99999975e-06f);   /* layer3.5.bn3.weight */
-    nnk_fold_batchnorm(W(9700288), W(60362608), W(9962432), W(9962688), W(9962944), W(9963200), 256, 1024, 9.99999975e-06f);   /* layer3.6.bn1.weight */
-    nnk_fold_batchnorm(W(9963456), W(60362864), W(10553280), W(10553536), W(10553792), W(10554048), 256, 2304, 9.99999975e-06f);   /* layer3.6.bn2.weight */
-    nnk_fold_batchnorm(W(10554304), W(60363120), W(10816448), W(10817472), W(10818496), W(10819520), 1024, 256, 9.99999975e-06f);   /* layer3.6.bn3.weight */
-    nnk_fold_batchnorm(W(10820544), W(60364144), W(11082688), W(11082944), W(11083200), W(11083456), 256, 1024, 9.99999975e-06f);   /* layer3.7.bn1.weight */
-    nnk_fold_batchnorm(W(11083712), W(60364400), W(11673536), W(11673792), W(11674048), W(11674304), 256, 2304, 9.99999975e-06f);   /* layer3.7.bn2.weight */
-    nnk_fold_batchnorm(W(11674560), W(60364656), W(11936704), W(11937728), W(11938752), W(11939776), 1024, 256, 9.99999975e-06f);   /* layer3.7.bn3.weight */
-    nnk_fold_batchnorm(W(11940800), W(60365680), W(12202944), W(12203200), W(12203456), W(12203712), 256, 1024, 9.99999975e-06f);   /* layer3.8.bn1.weight */
-    nnk_fold_batchnorm(W(12203968), W(60365936), W(12793792), W(12794048), W(12794304), W(12794560), 256, 2304, 9.99999975e-06f);   /* layer3.8.bn2.weight */
-    nnk_fold_batchnorm(W(12794816), W(60366192), W(13056960), W(13057984), W(13059008), W(13060032), 1024, 256, 9.99999975e-06f);   /* layer3.8.bn3.weight */
-    nnk_fold_batchnorm(W(13061056), W(60367216), W(13323200), W(13323456), W(13323712), W(13323968), 256, 1024, 9.99999975e-06f);   /* layer3.9.bn1.weight */
-    nnk_fold_batchnorm(W(13324224), W(60367472), W(13914048), W(13914304), W(13914560), W(13914816), 256, 2304, 9.99999975e-06f);   /* layer3.9.bn2.weight */
-    nnk_fold_batchnorm(W(13915072), W(60367728), W(14177216), W(14178240), W(14179264), W(14180288), 1024, 256, 9.99999975e-06f);   /* layer3.9.bn3.weight */
-    nnk_fold_batchnorm(W(14181312), W(60368752), W(14443456), W(14443712), W(14443968), W(14444224), 256, 1024, 9.99999975e-06f);   /* layer3.10.bn1.weight */
-    nnk_fold_batchnorm(W(14444480), W(60369008), W(15034304), W(15034560), W(15034816), W(15035072), 256, 2304, 9.99999975e-06f);   /* layer3.10.bn2.weight */
-    nnk_fold_batchnorm(W(15035328), W(60369264), W(15297472), W(15298496), W(15299520), W(15300544), 1024, 256, 9.99999975e-06f);   /* layer3.10.bn3.weight */
-    nnk_fold_batchnorm(W(15301568), W(60370288), W(15563712), W(15563968), W(15564224), W(15564480), 256, 1024, 9.99999975e-06f);   /* layer3.11.bn1.weight */
-    nnk_fold_batchnorm(W(15564736), W(60370544), W(16154560), W(16154816), W(16155072), W(16155328), 256, 2304, 9.99999975e-06f);   /* layer3.11.bn2.weight */
-    nnk_fold_batchnorm(W(16155584), W(60370800), W(16417728), W(16418752), W(16419776), W(16420800), 1024, 256, 9.99999975e-06f);   /* layer3.11.bn3.weight */
-    nnk_fold_batchnorm(W(16421824), W(60371824), W(16683968), W(16684224), W(16684480), W(16684736), 256, 1024, 9.99999975e-06f);   /* layer3.12.bn1.weight */
-    nnk_fold_batchnorm(W(16684992), W(60372080), W(17274816), W(17275072), W(17275328), W(17275584), 256, 2304, 9.99999975e-06f);   /* layer3.12.bn2.weight */
-    nnk_fold_batchnorm(W(17275840), W(60372336), W(17537984), W(17539008), W(17540032), W(17541056), 1024, 256, 9.99999975e-06f);   /* layer3.12.bn3.weight */
-    nnk_fold_batchnorm(W(17542080), W(60373360), W(17804224), W(17804480), W(17804736), W(17804992), 256, 1024, 9.99999975e-06f);   /* layer3.13.bn1.weight */
-    nnk_fold_batchnorm(W(17805248), W(60373616), W(18395072), W(18395328), W(18395584), W(18395840), 256, 2304, 9.99999975e-06f);   /* layer3.13.bn2.weight */
-    nnk_fold_batchnorm(W(18396096), W(60373872), W(18658240), W(18659264), W(18660288), W(18661312), 1024, 256, 9.99999975e-06f);   /* layer3.13.bn3.weight */
-    nnk_fold_batchnorm(W(18662336), W(60374896), W(18924480), W(18924736), W(18924992), W(18925248), 256, 1024, 9.99999975e-06f);   /* layer3.14.bn1.weight */
-    nnk_fold_batchnorm(W(18925504), W(60375152), W(19515328), W(19515584), W(19515840), W(19516096), 256, 2304, 9.99999975e-06f);   /* layer3.14.bn2.weight */
-    nnk_fold_batchnorm(W(19516352), W(60375408), W(19778496), W(19779520), W(19780544), W(19781568), 1024, 256, 9.99999975e-06f);   /* layer3.14.bn3.weight */
-    nnk_fold_batchnorm(W(19782592), W(60376432), W(20044736), W(20044992), W(20045248), W(20045504), 256, 1024, 9.99999975e-06f);   /* layer3.15.bn1.weight */
-    nnk_fold_batchnorm(W(20045760), W(60376688), W(20635584), W(20635840), W(20636096), W(20636352), 256, 2304, 9.99999975e-06f);   /* layer3.15.bn2.weight */
-    nnk_fold_batchnorm(W(20636608), W(60376944), W(20898752), W(20899776), W(20900800), W(20901824), 1024, 256, 9.99999975e-06f);   /* layer3.15.bn3.weight */
-    nnk_fold_batchnorm(W(20902848), W(60377968), W(21164992), W(21165248), W(21165504), W(21165760), 256, 1024, 9.99999975e-06f);   /* layer3.16.bn1.weight */
-    nnk_fold_batchnorm(W(21166016), W(60378224), W(21755840), W(21756096), W(21756352), W(21756608), 256, 2304, 9.99999975e-06f);   /* layer3.16.bn2.weight */
-    nnk_fold_batchnorm(W(21756864), W(60378480), W(22019008), W(22020032), W(22021056), W(22022080), 1024, 256, 9.99999975e-06f);   /* layer3.16.bn3.weight */
-    nnk_fold_batchnorm(W(22023104), W(60379504), W(22285248), W(22285504), W(22285760), W(22286016), 256, 1024, 9.99999975e-06f);   /* layer3.17.bn1.weight */
-    nnk_fold_batchnorm(W(22286272), W(60379760), W(22876096), W(22876352), W(22876608), W(22876864), 256, 2304, 9.99999975e-06f);   /* layer3.17.bn2.weight */
-    nnk_fold_batchnorm(W(22877120), W(60380016), W(23139264), W(23140288), W(23141312), W(23142336), 1024, 256, 9.99999975e-06f);   /* layer3.17.bn3.weight */
-    nnk_fold_batchnorm(W(23143360), W(60381040), W(23405504), W(23405760), W(23406016), W(23406272), 256, 1024, 9.99999975e-06f);   /* layer3.18.bn1.weight */
-    nnk_fold_batchnorm(W(23406528), W(60381296), W(23996352), W(23996608), W(23996864), W(23997120), 256, 2304, 9.99999975e-06f);   /* layer3.18.bn2.weight */
-    nnk_fold_batchnorm(W(23997376), W(60381552), W(24259520), W(24260544), W(24261568), W(24262592), 1024, 256, 9.99999975e-06f);   /* layer3.18.bn3.weight */
-    nnk_fold_batchnorm(W(24263616), W(60382576), W(24525760), W(24526016), W(24526272), W(24526528), 256, 1024, 9.99999975e-06f);   /* layer3.19.bn1.weight */
-    nnk_fold_batchnorm(W(24526784), W(60382832), W(25116608), W(25116864), W(25117120), W(25117376), 256, 2304, 9.99999975e-06f);   /* layer3.19.bn2.weight */
-    nnk_fold_batchnorm(W(25117632), W(60383088), W(25379776), W(25380800), W(25381824), W(25382848), 1024, 256, 9.99999975e-06f);   /* layer3.19.bn3.weight */
-    nnk_fold_batchnorm(W(25383872), W(60384112), W(25646016), W(25646272), W(25646528), W(25646784), 256, 1024, 9.99999975e-06f);   /* layer3.20.bn1.weight */
-    nnk_fold_batchnorm(W(25647040), W(60384368), W(26236864), W(26237120), W(26237376), W(26237632), 256, 2304, 9.99999975e-06f);   /* layer3.20.bn2.weight */
-    nnk_fold_batchnorm(W(26237888), W(60384624), W(26500032), W(26501056), W(26502080), W(26503104), 1024, 256, 9.99999975e-06f);   /* layer3.20.bn3.weight */
-    nnk_fold_batchnorm(W(26504128), W(60385648), W(26766272), W(26766528), W(26766784), W(26767040), 256, 1024, 9.99999975e-06f);   /* layer3.21.bn1.weight */
-    nnk_fold_batchnorm(W(26767296), W(60385904), W(27357120), W(27357376), W(27357632), W(27357888), 256, 2304, 9.99999975e-06f);   /* layer3.21.bn2.weight */
-    nnk_fold_batchnorm(W(27358144), W(60386160), W(27620288), W(27621312), W(27622336), W(27623360), 1024, 256, 9.99999975e-06f);   /* layer3.21.bn3.weight */
-    nnk_fold_batchnorm(W(27624384), W(60387184), W(27886528), W(27886784), W(27887040), W(27887296), 256, 1024, 9.99999975e-06f);   /* layer3.22.bn1.weight */
-    nnk_fold_batchnorm(W(27887552), W(60387440), W(28477376), W(28477632), W(28477888), W(28478144), 256, 2304, 9.99999975e-06f);   /* layer3.22.bn2.weight */
-    nnk_fold_batchnorm(W(28478400), W(60387696), W(28740544), W(28741568), W(28742592), W(28743616), 1024, 256, 9.99999975e-06f);   /* layer3.22.bn3.weight */
-    nnk_fold_batchnorm(W(28744640), W(60388720), W(29006784), W(29007040), W(29007296), W(29007552), 256, 1024, 9.99999975e-06f);   /* layer3.23.bn1.weight */
-    nnk_fold_batchnorm(W(29007808), W(60388976), W(29597632), W(29597888), W(29598144), W(29598400), 256, 2304, 9.99999975e-06f);   /* layer3.23.bn2.weight */
-    nnk_fold_batchnorm(W(29598656), W(60389232), W(29860800), W(29861824), W(29862848), W(29863872), 1024, 256, 9.99999975e-06f);   /* layer3.23.bn3.weight */
-    nnk_fold_batchnorm(W(29864896), W(60390256), W(30127040), W(30127296), W(30127552), W(30127808), 256, 1024, 9.99999975e-06f);   /* layer3.24.bn1.weight */
-    nnk_fold_batchnorm(W(30128064), W(60390512), W(30717888), W(30718144), W(30718400), W(30718656), 256, 2304, 9.99999975e-06f);   /* layer3.24.bn2.weight */
-    nnk_fold_batchnorm(W(30718912), W(60390768), W(30981056), W(30982080), W(30983104), W(30984128), 1024, 256, 9.99999975e-06f);   /* layer3.24.bn3.weight */
-    nnk_fold_batchnorm(W(30985152), W(60391792), W(31247296), W(31247552), W(31247808), W(31248064), 256, 1024, 9.99999975e-06f);   /* layer3.25.bn1.weight */
-    nnk_fold_batchnorm(W(31248320), W(60392048), W(31838144), W(31838400), W(31838656), W(31838912), 256, 2304, 9.99999975e-06f);   /* layer3.25.bn2.weight */
-    nnk_fold_batchnorm(W(31839168), W(60392304), W(32101312), W(32102336), W(32103360), W(32104384), 1024, 256, 9.99999975e-06f);   /* layer3.25.bn3.weight */
-    nnk_fold_batchnorm(W(32105408), W(60393328), W(32367552), W(32367808), W(32368064), W(32368320), 256, 1024, 9.99999975e-06f);   /* layer3.26.bn1.weight */
-    nnk_fold_batchnorm(W(32368576), W(60393584), W(32958400), W(32958656), W(32958912), W(32959168), 256, 2304, 9.99999975e-06f);   /* layer3.26.bn2.weight */
-    nnk_fold_batchnorm(W(32959424), W(60393840), W(33221568), W(33222592), W(33223616), W(33224640), 1024, 256, 9.99999975e-06f);   /* layer3.26.bn3.weight */
-    nnk_fold_batchnorm(W(33225664), W(60394864), W(33487808), W(33488064), W(33488320), W(33488576), 256, 1024, 9.99999975e-06f);   /* layer3.27.bn1.weight */
-    nnk_fold_batchnorm(W(33488832), W(60395120), W(34078656), W(34078912), W(34079168), W(34079424), 256, 2304, 9.99999975e-06f);   /* layer3.27.bn2.weight */
-    nnk_fold_batchnorm(W(34079680), W(60395376), W(34341824), W(34342848), W(34343872), W(34344896), 1024, 256, 9.99999975e-06f);   /* layer3.27.bn3.weight */
-    nnk_fold_batchnorm(W(34345920), W(60396400), W(34608064), W(34608320), W(34608576), W(34608832), 256, 1024, 9.99999975e-06f);   /* layer3.28.bn1.weight */
-    nnk_fold_batchnorm(W(34609088), W(60396656), W(35198912), W(35199168), W(35199424), W(35199680), 256, 2304, 9.99999975e-06f);   /* layer3.28.bn2.weight */
-    nnk_fold_batchnorm(W(35199936), W(60396912), W(35462080), W(35463104), W(35464128), W(35465152), 1024, 256, 9.99999975e-06f);   /* layer3.28.bn3.weight */
-    nnk_fold_batchnorm(W(35466176), W(60397936), W(35728320), W(35728576), W(35728832), W(35729088), 256, 1024, 9.99999975e-06f);   /* layer3.29.bn1.weight */
-    nnk_fold_batchnorm(W(35729344), W(60398192), W(36319168), W(36319424), W(36319680), W(36319936), 256, 2304, 9.99999975e-06f);   /* layer3.29.bn2.weight */
-    nnk_fold_batchnorm(W(36320192), W(60398448), W(36582336), W(36583360), W(36584384), W(36585408), 1024, 256, 9.99999975e-06f);   /* layer3.29.bn3.weight */
-    nnk_fold_batchnorm(W(36586432), W(60399472), W(36848576), W(36848832), W(36849088), W(36849344), 256, 1024, 9.99999975e-06f);   /* layer3.30.bn1.weight */
-    nnk_fold_batchnorm(W(36849600), W(60399728), W(37439424), W(37439680), W(37439936), W(37440192), 256, 2304, 9.99999975e-06f);   /* layer3.30.bn2.weight */
-    nnk_fold_batchnorm(W(37440448), W(60399984), W(37702592), W(37703616), W(37704640), W(37705664), 1024, 256, 9.99999975e-06f);   /* layer3.30.bn3.weight */
-    nnk_fold_batchnorm(W(37706688), W(60401008), W(37968832), W(37969088), W(37969344), W(37969600), 256, 1024, 9.99999975e-06f);   /* layer3.31.bn1.weight */
-    nnk_fold_batchnorm(W(37969856), W(60401264), W(38559680), W(38559936), W(38560192), W(38560448), 256, 2304, 9.99999975e-06f);   /* layer3.31.bn2.weight */
-    nnk_fold_batchnorm(W(38560704), W(60401520), W(38822848), W(38823872), W(38824896), W(38825920), 1024, 256, 9.99999975e-06f);   /* layer3.31.bn3.weight */
-    nnk_fold_batchnorm(W(38826944), W(60402544), W(39089088), W(39089344), W(39089600), W(39089856), 256, 1024, 9.99999975e-06f);   /* layer3.32.bn1.weight */
-    nnk_fold_batchnorm(W(39090112), W(60402800), W(39679936), W(39680192), W(39680448), W(39680704), 256, 2304, 9.99999975e-06f);   /* layer3.32.bn2.weight */
-    nnk_fold_batchnorm(W(39680960), W(60403056), W(39943104), W(39944128), W(39945152), W(39946176), 1024, 256, 9.99999975e-06f);   /* layer3.32.bn3.weight */
-    nnk_fold_batchnorm(W(39947200), W(60404080), W(40209344), W(40209600), W(40209856), W(40210112), 256, 1024, 9.99999975e-06f);   /* layer3.33.bn1.weight */
-    nnk_fold_batchnorm(W(40210368), W(60404336), W(40800192), W(40800448), W(40800704), W(40800960), 256, 2304, 9.99999975e-06f);   /* layer3.33.bn2.weight */
-    nnk_fold_batchnorm(W(40801216), W(60404592), W(41063360), W(41064384), W(41065408), W(41066432), 1024, 256, 9.99999975e-06f);   /* layer3.33.bn3.weight */
-    nnk_fold_batchnorm(W(41067456), W(60405616), W(41329600), W(41329856), W(41330112), W(41330368), 256, 1024, 9.99999975e-06f);   /* layer3.34.bn1.weight */
-    nnk_fold_batchnorm(W(41330624), W(60405872), W(41920448), W(41920704), W(41920960), W(41921216), 256, 2304, 9.99999975e-06f);   /* layer3.34.bn2.weight */
-    nnk_fold_batchnorm(W(41921472), W(60406128), W(42183616), W(42184640), W(42185664), W(42186688), 1024, 256, 9.99999975e-06f);   /* layer3.34.bn3.weight */
-    nnk_fold_batchnorm(W(42187712), W(60407152), W(42449856), W(42450112), W(42450368), W(42450624), 256, 1024, 9.99999975e-06f);   /* layer3.35.bn1.weight */
-    nnk_fold_batchnorm(W(42450880), W(60407408), W(43040704), W(43040960), W(43041216), W(43041472), 256, 2304, 9.99999975e-06f);   /* layer3.35.bn2.weight */
-    nnk_fold_batchnorm(W(43041728), W(60407664), W(43303872), W(43304896), W(43305920), W(43306944), 1024, 256, 9.99999975e-06f);   /* layer3.35.bn3.weight */
-    nnk_fold_batchnorm(W(43307968), W(60408688), W(43832256), W(43832768), W(43833280), W(43833792), 512, 1024, 9.99999975e-06f);   /* layer4.0.bn1.weight */
-    nnk_fold_batchnorm(W(43834304), W(60409200), W(46193600), W(46194112), W(46194624), W(46195136), 512, 4608, 9.99999975e-06f);   /* layer4.0.bn2.weight */
-    nnk_fold_batchnorm(W(46195648), W(60409712), W(47244224), W(47246272), W(47248320), W(47250368), 2048, 512, 9.99999975e-06f);   /* layer4.0.bn3.weight */
-    nnk_fold_batchnorm(W(47252416), W(60411760), W(49349568), W(49351616), W(49353664), W(49355712), 2048, 1024, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(49357760), W(60413808), W(50406336), W(50406848), W(50407360), W(50407872), 512, 2048, 9.99999975e-06f);   /* layer4.1.bn1.weight */
-    nnk_fold_batchnorm(W(50408384), W(60414320), W(52767680), W(52768192), W(52768704), W(52769216), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
-    nnk_fold_batchnorm(W(52769728), W(60414832), W(53818304), W(53820352), W(53822400), W(53824448), 2048, 512, 9.99999975e-06f);   /* layer4.1.bn3.weight */
-    nnk_fold_batchnorm(W(53826496), W(60416880), W(54875072), W(54875584), W(54876096), W(54876608), 512, 2048, 9.99999975e-06f);   /* layer4.2.bn1.weight */
-    nnk_fold_batchnorm(W(54877120), W(60417392), W(57236416), W(57236928), W(57237440), W(57237952), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
-    nnk_fold_batchnorm(W(57238464), W(60417904), W(58287040), W(58289088), W(58291136), W(58293184), 2048, 512, 9.99999975e-06f);   /* layer4.2.bn3.weight */
+    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_2_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_2_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_3_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_4_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_4_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_4_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_5_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_5_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_5_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_6_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_6_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_6_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_7_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_7_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_7_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_0_downsample_0_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_2_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_3_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_4_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_5_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_6_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_6_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_6_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_7_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_7_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_7_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_8_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_8_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_8_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_9_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_9_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_9_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_10_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_10_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_10_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_11_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_11_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_11_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_12_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_12_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_12_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_13_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_13_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_13_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_14_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_14_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_14_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_15_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_15_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_15_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_16_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_16_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_16_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_17_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_17_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_17_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_18_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_18_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_18_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_19_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_19_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_19_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_20_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_20_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_20_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_21_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_21_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_21_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_22_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_22_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_22_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_23_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_23_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_23_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_24_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_24_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_24_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_25_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_25_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_25_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_26_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_26_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_26_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_27_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_27_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_27_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_28_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_28_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_28_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_29_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_29_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_29_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_30_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_30_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_30_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_31_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_31_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_31_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_32_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_32_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_32_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_33_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_33_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_33_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_34_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_34_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_34_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_35_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_35_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_35_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_0_downsample_0_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_2_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv3_bias_folded), 0, 2048 * sizeof(float));
+    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
+                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
+                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
+                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded), W(layer1_0_bn3_weight), W(layer1_0_bn3_bias),
+                       W(layer1_0_bn3_running_mean), W(layer1_0_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), W(layer1_0_downsample_1_weight), W(layer1_0_downsample_1_bias),
+                       W(layer1_0_downsample_1_running_mean), W(layer1_0_downsample_1_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
+                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
+                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), W(layer1_1_bn3_weight), W(layer1_1_bn3_bias),
+                       W(layer1_1_bn3_running_mean), W(layer1_1_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded), W(layer1_2_bn1_weight), W(layer1_2_bn1_bias),
+                       W(layer1_2_bn1_running_mean), W(layer1_2_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), W(layer1_2_bn2_weight), W(layer1_2_bn2_bias),
+                       W(layer1_2_bn2_running_mean), W(layer1_2_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), W(layer1_2_bn3_weight), W(layer1_2_bn3_bias),
+                       W(layer1_2_bn3_running_mean), W(layer1_2_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
+                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
+                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded), W(layer2_0_bn3_weight), W(layer2_0_bn3_bias),
+                       W(layer2_0_bn3_running_mean), W(layer2_0_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
+                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
+                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
+                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), W(layer2_1_bn3_weight), W(layer2_1_bn3_bias),
+                       W(layer2_1_bn3_running_mean), W(layer2_1_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded), W(layer2_2_bn1_weight), W(layer2_2_bn1_bias),
+                       W(layer2_2_bn1_running_mean), W(layer2_2_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), W(layer2_2_bn2_weight), W(layer2_2_bn2_bias),
+                       W(layer2_2_bn2_running_mean), W(layer2_2_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), W(layer2_2_bn3_weight), W(layer2_2_bn3_bias),
+                       W(layer2_2_bn3_running_mean), W(layer2_2_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded), W(layer2_3_bn1_weight), W(layer2_3_bn1_bias),
+                       W(layer2_3_bn1_running_mean), W(layer2_3_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), W(layer2_3_bn2_weight), W(layer2_3_bn2_bias),
+                       W(layer2_3_bn2_running_mean), W(layer2_3_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), W(layer2_3_bn3_weight), W(layer2_3_bn3_bias),
+                       W(layer2_3_bn3_running_mean), W(layer2_3_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_4_conv1_weight), W(layer2_4_conv1_bias_folded), W(layer2_4_bn1_weight), W(layer2_4_bn1_bias),
+                       W(layer2_4_bn1_running_mean), W(layer2_4_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_4_conv2_weight), W(layer2_4_conv2_bias_folded), W(layer2_4_bn2_weight), W(layer2_4_bn2_bias),
+                       W(layer2_4_bn2_running_mean), W(layer2_4_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_4_conv3_weight), W(layer2_4_conv3_bias_folded), W(layer2_4_bn3_weight), W(layer2_4_bn3_bias),
+                       W(layer2_4_bn3_running_mean), W(layer2_4_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_5_conv1_weight), W(layer2_5_conv1_bias_folded), W(layer2_5_bn1_weight), W(layer2_5_bn1_bias),
+                       W(layer2_5_bn1_running_mean), W(layer2_5_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_5_conv2_weight), W(layer2_5_conv2_bias_folded), W(layer2_5_bn2_weight), W(layer2_5_bn2_bias),
+                       W(layer2_5_bn2_running_mean), W(layer2_5_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_5_conv3_weight), W(layer2_5_conv3_bias_folded), W(layer2_5_bn3_weight), W(layer2_5_bn3_bias),
+                       W(layer2_5_bn3_running_mean), W(layer2_5_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_6_conv1_weight), W(layer2_6_conv1_bias_folded), W(layer2_6_bn1_weight), W(layer2_6_bn1_bias),
+                       W(layer2_6_bn1_running_mean), W(layer2_6_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_6_conv2_weight), W(layer2_6_conv2_bias_folded), W(layer2_6_bn2_weight), W(layer2_6_bn2_bias),
+                       W(layer2_6_bn2_running_mean), W(layer2_6_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_6_conv3_weight), W(layer2_6_conv3_bias_folded), W(layer2_6_bn3_weight), W(layer2_6_bn3_bias),
+                       W(layer2_6_bn3_running_mean), W(layer2_6_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_7_conv1_weight), W(layer2_7_conv1_bias_folded), W(layer2_7_bn1_weight), W(layer2_7_bn1_bias),
+                       W(layer2_7_bn1_running_mean), W(layer2_7_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_7_conv2_weight), W(layer2_7_conv2_bias_folded), W(layer2_7_bn2_weight), W(layer2_7_bn2_bias),
+                       W(layer2_7_bn2_running_mean), W(layer2_7_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_7_conv3_weight), W(layer2_7_conv3_bias_folded), W(layer2_7_bn3_weight), W(layer2_7_bn3_bias),
+                       W(layer2_7_bn3_running_mean), W(layer2_7_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
+                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
+                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded), W(layer3_0_bn3_weight), W(layer3_0_bn3_bias),
+                       W(layer3_0_bn3_running_mean), W(layer3_0_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
+                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 1024, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
+                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
+                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), W(layer3_1_bn3_weight), W(layer3_1_bn3_bias),
+                       W(layer3_1_bn3_running_mean), W(layer3_1_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded), W(layer3_2_bn1_weight), W(layer3_2_bn1_bias),
+                       W(layer3_2_bn1_running_mean), W(layer3_2_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), W(layer3_2_bn2_weight), W(layer3_2_bn2_bias),
+                       W(layer3_2_bn2_running_mean), W(layer3_2_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), W(layer3_2_bn3_weight), W(layer3_2_bn3_bias),
+                       W(layer3_2_bn3_running_mean), W(layer3_2_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded), W(layer3_3_bn1_weight), W(layer3_3_bn1_bias),
+                       W(layer3_3_bn1_running_mean), W(layer3_3_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), W(layer3_3_bn2_weight), W(layer3_3_bn2_bias),
+                       W(layer3_3_bn2_running_mean), W(layer3_3_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), W(layer3_3_bn3_weight), W(layer3_3_bn3_bias),
+                       W(layer3_3_bn3_running_mean), W(layer3_3_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded), W(layer3_4_bn1_weight), W(layer3_4_bn1_bias),
+                       W(layer3_4_bn1_running_mean), W(layer3_4_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), W(layer3_4_bn2_weight), W(layer3_4_bn2_bias),
+                       W(layer3_4_bn2_running_mean), W(layer3_4_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), W(layer3_4_bn3_weight), W(layer3_4_bn3_bias),
+                       W(layer3_4_bn3_running_mean), W(layer3_4_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded), W(layer3_5_bn1_weight), W(layer3_5_bn1_bias),
+                       W(layer3_5_bn1_running_mean), W(layer3_5_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), W(layer3_5_bn2_weight), W(layer3_5_bn2_bias),
+                       W(layer3_5_bn2_running_mean), W(layer3_5_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), W(layer3_5_bn3_weight), W(layer3_5_bn3_bias),
+                       W(layer3_5_bn3_running_mean), W(layer3_5_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded), W(layer3_6_bn1_weight), W(layer3_6_bn1_bias),
+                       W(layer3_6_bn1_running_mean), W(layer3_6_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded), W(layer3_6_bn2_weight), W(layer3_6_bn2_bias),
+                       W(layer3_6_bn2_running_mean), W(layer3_6_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), W(layer3_6_bn3_weight), W(layer3_6_bn3_bias),
+                       W(layer3_6_bn3_running_mean), W(layer3_6_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded), W(layer3_7_bn1_weight), W(layer3_7_bn1_bias),
+                       W(layer3_7_bn1_running_mean), W(layer3_7_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded), W(layer3_7_bn2_weight), W(layer3_7_bn2_bias),
+                       W(layer3_7_bn2_running_mean), W(layer3_7_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), W(layer3_7_bn3_weight), W(layer3_7_bn3_bias),
+                       W(layer3_7_bn3_running_mean), W(layer3_7_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded), W(layer3_8_bn1_weight), W(layer3_8_bn1_bias),
+                       W(layer3_8_bn1_running_mean), W(layer3_8_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded), W(layer3_8_bn2_weight), W(layer3_8_bn2_bias),
+                       W(layer3_8_bn2_running_mean), W(layer3_8_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), W(layer3_8_bn3_weight), W(layer3_8_bn3_bias),
+                       W(layer3_8_bn3_running_mean), W(layer3_8_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded), W(layer3_9_bn1_weight), W(layer3_9_bn1_bias),
+                       W(layer3_9_bn1_running_mean), W(layer3_9_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded), W(layer3_9_bn2_weight), W(layer3_9_bn2_bias),
+                       W(layer3_9_bn2_running_mean), W(layer3_9_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), W(layer3_9_bn3_weight), W(layer3_9_bn3_bias),
+                       W(layer3_9_bn3_running_mean), W(layer3_9_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded), W(layer3_10_bn1_weight), W(layer3_10_bn1_bias),
+                       W(layer3_10_bn1_running_mean), W(layer3_10_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded), W(layer3_10_bn2_weight), W(layer3_10_bn2_bias),
+                       W(layer3_10_bn2_running_mean), W(layer3_10_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), W(layer3_10_bn3_weight), W(layer3_10_bn3_bias),
+                       W(layer3_10_bn3_running_mean), W(layer3_10_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded), W(layer3_11_bn1_weight), W(layer3_11_bn1_bias),
+                       W(layer3_11_bn1_running_mean), W(layer3_11_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded), W(layer3_11_bn2_weight), W(layer3_11_bn2_bias),
+                       W(layer3_11_bn2_running_mean), W(layer3_11_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), W(layer3_11_bn3_weight), W(layer3_11_bn3_bias),
+                       W(layer3_11_bn3_running_mean), W(layer3_11_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded), W(layer3_12_bn1_weight), W(layer3_12_bn1_bias),
+                       W(layer3_12_bn1_running_mean), W(layer3_12_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded), W(layer3_12_bn2_weight), W(layer3_12_bn2_bias),
+                       W(layer3_12_bn2_running_mean), W(layer3_12_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), W(layer3_12_bn3_weight), W(layer3_12_bn3_bias),
+                       W(layer3_12_bn3_running_mean), W(layer3_12_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded), W(layer3_13_bn1_weight), W(layer3_13_bn1_bias),
+                       W(layer3_13_bn1_running_mean), W(layer3_13_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded), W(layer3_13_bn2_weight), W(layer3_13_bn2_bias),
+                       W(layer3_13_bn2_running_mean), W(layer3_13_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), W(layer3_13_bn3_weight), W(layer3_13_bn3_bias),
+                       W(layer3_13_bn3_running_mean), W(layer3_13_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded), W(layer3_14_bn1_weight), W(layer3_14_bn1_bias),
+                       W(layer3_14_bn1_running_mean), W(layer3_14_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded), W(layer3_14_bn2_weight), W(layer3_14_bn2_bias),
+                       W(layer3_14_bn2_running_mean), W(layer3_14_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), W(layer3_14_bn3_weight), W(layer3_14_bn3_bias),
+                       W(layer3_14_bn3_running_mean), W(layer3_14_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded), W(layer3_15_bn1_weight), W(layer3_15_bn1_bias),
+                       W(layer3_15_bn1_running_mean), W(layer3_15_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded), W(layer3_15_bn2_weight), W(layer3_15_bn2_bias),
+                       W(layer3_15_bn2_running_mean), W(layer3_15_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), W(layer3_15_bn3_weight), W(layer3_15_bn3_bias),
+                       W(layer3_15_bn3_running_mean), W(layer3_15_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded), W(layer3_16_bn1_weight), W(layer3_16_bn1_bias),
+                       W(layer3_16_bn1_running_mean), W(layer3_16_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded), W(layer3_16_bn2_weight), W(layer3_16_bn2_bias),
+                       W(layer3_16_bn2_running_mean), W(layer3_16_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), W(layer3_16_bn3_weight), W(layer3_16_bn3_bias),
+                       W(layer3_16_bn3_running_mean), W(layer3_16_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded), W(layer3_17_bn1_weight), W(layer3_17_bn1_bias),
+                       W(layer3_17_bn1_running_mean), W(layer3_17_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded), W(layer3_17_bn2_weight), W(layer3_17_bn2_bias),
+                       W(layer3_17_bn2_running_mean), W(layer3_17_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), W(layer3_17_bn3_weight), W(layer3_17_bn3_bias),
+                       W(layer3_17_bn3_running_mean), W(layer3_17_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded), W(layer3_18_bn1_weight), W(layer3_18_bn1_bias),
+                       W(layer3_18_bn1_running_mean), W(layer3_18_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded), W(layer3_18_bn2_weight), W(layer3_18_bn2_bias),
+                       W(layer3_18_bn2_running_mean), W(layer3_18_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), W(layer3_18_bn3_weight), W(layer3_18_bn3_bias),
+                       W(layer3_18_bn3_running_mean), W(layer3_18_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded), W(layer3_19_bn1_weight), W(layer3_19_bn1_bias),
+                       W(layer3_19_bn1_running_mean), W(layer3_19_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded), W(layer3_19_bn2_weight), W(layer3_19_bn2_bias),
+                       W(layer3_19_bn2_running_mean), W(layer3_19_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), W(layer3_19_bn3_weight), W(layer3_19_bn3_bias),
+                       W(layer3_19_bn3_running_mean), W(layer3_19_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded), W(layer3_20_bn1_weight), W(layer3_20_bn1_bias),
+                       W(layer3_20_bn1_running_mean), W(layer3_20_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded), W(layer3_20_bn2_weight), W(layer3_20_bn2_bias),
+                       W(layer3_20_bn2_running_mean), W(layer3_20_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), W(layer3_20_bn3_weight), W(layer3_20_bn3_bias),
+                       W(layer3_20_bn3_running_mean), W(layer3_20_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded), W(layer3_21_bn1_weight), W(layer3_21_bn1_bias),
+                       W(layer3_21_bn1_running_mean), W(layer3_21_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded), W(layer3_21_bn2_weight), W(layer3_21_bn2_bias),
+                       W(layer3_21_bn2_running_mean), W(layer3_21_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), W(layer3_21_bn3_weight), W(layer3_21_bn3_bias),
+                       W(layer3_21_bn3_running_mean), W(layer3_21_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded), W(layer3_22_bn1_weight), W(layer3_22_bn1_bias),
+                       W(layer3_22_bn1_running_mean), W(layer3_22_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded), W(layer3_22_bn2_weight), W(layer3_22_bn2_bias),
+                       W(layer3_22_bn2_running_mean), W(layer3_22_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), W(layer3_22_bn3_weight), W(layer3_22_bn3_bias),
+                       W(layer3_22_bn3_running_mean), W(layer3_22_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_23_conv1_weight), W(layer3_23_conv1_bias_folded), W(layer3_23_bn1_weight), W(layer3_23_bn1_bias),
+                       W(layer3_23_bn1_running_mean), W(layer3_23_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_23_conv2_weight), W(layer3_23_conv2_bias_folded), W(layer3_23_bn2_weight), W(layer3_23_bn2_bias),
+                       W(layer3_23_bn2_running_mean), W(layer3_23_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_23_conv3_weight), W(layer3_23_conv3_bias_folded), W(layer3_23_bn3_weight), W(layer3_23_bn3_bias),
+                       W(layer3_23_bn3_running_mean), W(layer3_23_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_24_conv1_weight), W(layer3_24_conv1_bias_folded), W(layer3_24_bn1_weight), W(layer3_24_bn1_bias),
+                       W(layer3_24_bn1_running_mean), W(layer3_24_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_24_conv2_weight), W(layer3_24_conv2_bias_folded), W(layer3_24_bn2_weight), W(layer3_24_bn2_bias),
+                       W(layer3_24_bn2_running_mean), W(layer3_24_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_24_conv3_weight), W(layer3_24_conv3_bias_folded), W(layer3_24_bn3_weight), W(layer3_24_bn3_bias),
+                       W(layer3_24_bn3_running_mean), W(layer3_24_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_25_conv1_weight), W(layer3_25_conv1_bias_folded), W(layer3_25_bn1_weight), W(layer3_25_bn1_bias),
+                       W(layer3_25_bn1_running_mean), W(layer3_25_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_25_conv2_weight), W(layer3_25_conv2_bias_folded), W(layer3_25_bn2_weight), W(layer3_25_bn2_bias),
+                       W(layer3_25_bn2_running_mean), W(layer3_25_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_25_conv3_weight), W(layer3_25_conv3_bias_folded), W(layer3_25_bn3_weight), W(layer3_25_bn3_bias),
+                       W(layer3_25_bn3_running_mean), W(layer3_25_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_26_conv1_weight), W(layer3_26_conv1_bias_folded), W(layer3_26_bn1_weight), W(layer3_26_bn1_bias),
+                       W(layer3_26_bn1_running_mean), W(layer3_26_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_26_conv2_weight), W(layer3_26_conv2_bias_folded), W(layer3_26_bn2_weight), W(layer3_26_bn2_bias),
+                       W(layer3_26_bn2_running_mean), W(layer3_26_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_26_conv3_weight), W(layer3_26_conv3_bias_folded), W(layer3_26_bn3_weight), W(layer3_26_bn3_bias),
+                       W(layer3_26_bn3_running_mean), W(layer3_26_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_27_conv1_weight), W(layer3_27_conv1_bias_folded), W(layer3_27_bn1_weight), W(layer3_27_bn1_bias),
+                       W(layer3_27_bn1_running_mean), W(layer3_27_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_27_conv2_weight), W(layer3_27_conv2_bias_folded), W(layer3_27_bn2_weight), W(layer3_27_bn2_bias),
+                       W(layer3_27_bn2_running_mean), W(layer3_27_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_27_conv3_weight), W(layer3_27_conv3_bias_folded), W(layer3_27_bn3_weight), W(layer3_27_bn3_bias),
+                       W(layer3_27_bn3_running_mean), W(layer3_27_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_28_conv1_weight), W(layer3_28_conv1_bias_folded), W(layer3_28_bn1_weight), W(layer3_28_bn1_bias),
+                       W(layer3_28_bn1_running_mean), W(layer3_28_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_28_conv2_weight), W(layer3_28_conv2_bias_folded), W(layer3_28_bn2_weight), W(layer3_28_bn2_bias),
+                       W(layer3_28_bn2_running_mean), W(layer3_28_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_28_conv3_weight), W(layer3_28_conv3_bias_folded), W(layer3_28_bn3_weight), W(layer3_28_bn3_bias),
+                       W(layer3_28_bn3_running_mean), W(layer3_28_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_29_conv1_weight), W(layer3_29_conv1_bias_folded), W(layer3_29_bn1_weight), W(layer3_29_bn1_bias),
+                       W(layer3_29_bn1_running_mean), W(layer3_29_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_29_conv2_weight), W(layer3_29_conv2_bias_folded), W(layer3_29_bn2_weight), W(layer3_29_bn2_bias),
+                       W(layer3_29_bn2_running_mean), W(layer3_29_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_29_conv3_weight), W(layer3_29_conv3_bias_folded), W(layer3_29_bn3_weight), W(layer3_29_bn3_bias),
+                       W(layer3_29_bn3_running_mean), W(layer3_29_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_30_conv1_weight), W(layer3_30_conv1_bias_folded), W(layer3_30_bn1_weight), W(layer3_30_bn1_bias),
+                       W(layer3_30_bn1_running_mean), W(layer3_30_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_30_conv2_weight), W(layer3_30_conv2_bias_folded), W(layer3_30_bn2_weight), W(layer3_30_bn2_bias),
+                       W(layer3_30_bn2_running_mean), W(layer3_30_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_30_conv3_weight), W(layer3_30_conv3_bias_folded), W(layer3_30_bn3_weight), W(layer3_30_bn3_bias),
+                       W(layer3_30_bn3_running_mean), W(layer3_30_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_31_conv1_weight), W(layer3_31_conv1_bias_folded), W(layer3_31_bn1_weight), W(layer3_31_bn1_bias),
+                       W(layer3_31_bn1_running_mean), W(layer3_31_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_31_conv2_weight), W(layer3_31_conv2_bias_folded), W(layer3_31_bn2_weight), W(layer3_31_bn2_bias),
+                       W(layer3_31_bn2_running_mean), W(layer3_31_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_31_conv3_weight), W(layer3_31_conv3_bias_folded), W(layer3_31_bn3_weight), W(layer3_31_bn3_bias),
+                       W(layer3_31_bn3_running_mean), W(layer3_31_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_32_conv1_weight), W(layer3_32_conv1_bias_folded), W(layer3_32_bn1_weight), W(layer3_32_bn1_bias),
+                       W(layer3_32_bn1_running_mean), W(layer3_32_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_32_conv2_weight), W(layer3_32_conv2_bias_folded), W(layer3_32_bn2_weight), W(layer3_32_bn2_bias),
+                       W(layer3_32_bn2_running_mean), W(layer3_32_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_32_conv3_weight), W(layer3_32_conv3_bias_folded), W(layer3_32_bn3_weight), W(layer3_32_bn3_bias),
+                       W(layer3_32_bn3_running_mean), W(layer3_32_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_33_conv1_weight), W(layer3_33_conv1_bias_folded), W(layer3_33_bn1_weight), W(layer3_33_bn1_bias),
+                       W(layer3_33_bn1_running_mean), W(layer3_33_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_33_conv2_weight), W(layer3_33_conv2_bias_folded), W(layer3_33_bn2_weight), W(layer3_33_bn2_bias),
+                       W(layer3_33_bn2_running_mean), W(layer3_33_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_33_conv3_weight), W(layer3_33_conv3_bias_folded), W(layer3_33_bn3_weight), W(layer3_33_bn3_bias),
+                       W(layer3_33_bn3_running_mean), W(layer3_33_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_34_conv1_weight), W(layer3_34_conv1_bias_folded), W(layer3_34_bn1_weight), W(layer3_34_bn1_bias),
+                       W(layer3_34_bn1_running_mean), W(layer3_34_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_34_conv2_weight), W(layer3_34_conv2_bias_folded), W(layer3_34_bn2_weight), W(layer3_34_bn2_bias),
+                       W(layer3_34_bn2_running_mean), W(layer3_34_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_34_conv3_weight), W(layer3_34_conv3_bias_folded), W(layer3_34_bn3_weight), W(layer3_34_bn3_bias),
+                       W(layer3_34_bn3_running_mean), W(layer3_34_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_35_conv1_weight), W(layer3_35_conv1_bias_folded), W(layer3_35_bn1_weight), W(layer3_35_bn1_bias),
+                       W(layer3_35_bn1_running_mean), W(layer3_35_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_35_conv2_weight), W(layer3_35_conv2_bias_folded), W(layer3_35_bn2_weight), W(layer3_35_bn2_bias),
+                       W(layer3_35_bn2_running_mean), W(layer3_35_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_35_conv3_weight), W(layer3_35_conv3_bias_folded), W(layer3_35_bn3_weight), W(layer3_35_bn3_bias),
+                       W(layer3_35_bn3_running_mean), W(layer3_35_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
+                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
+                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded), W(layer4_0_bn3_weight), W(layer4_0_bn3_bias),
+                       W(layer4_0_bn3_running_mean), W(layer4_0_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
+                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 2048, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
+                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
+                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), W(layer4_1_bn3_weight), W(layer4_1_bn3_bias),
+                       W(layer4_1_bn3_running_mean), W(layer4_1_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded), W(layer4_2_bn1_weight), W(layer4_2_bn1_bias),
+                       W(layer4_2_bn1_running_mean), W(layer4_2_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), W(layer4_2_bn2_weight), W(layer4_2_bn2_bias),
+                       W(layer4_2_bn2_running_mean), W(layer4_2_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), W(layer4_2_bn3_weight), W(layer4_2_bn3_bias),
+                       W(layer4_2_bn3_running_mean), W(layer4_2_bn3_running_var), 2048, 512, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
-    nnk_pack_weight(W(9664), 64, 64, NNK_MR, tmp);   /* layer1.0.conv1.weight */
-    nnk_pack_weight(W(14016), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
-    nnk_pack_weight(W(51136), 256, 64, NNK_MR, tmp);   /* layer1.0.conv3.weight */
-    nnk_pack_weight(W(68544), 256, 64, NNK_MR, tmp);   /* layer1.0.downsample.0.weight */
-    nnk_pack_weight(W(85952), 64, 256, NNK_MR, tmp);   /* layer1.1.conv1.weight */
-    nnk_pack_weight(W(102592), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
-    nnk_pack_weight(W(139712), 256, 64, NNK_MR, tmp);   /* layer1.1.conv3.weight */
-    nnk_pack_weight(W(157120), 64, 256, NNK_MR, tmp);   /* layer1.2.conv1.weight */
-    nnk_pack_weight(W(173760), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
-    nnk_pack_weight(W(210880), 256, 64, NNK_MR, tmp);   /* layer1.2.conv3.weight */
-    nnk_pack_weight(W(228288), 128, 256, NNK_MR, tmp);   /* layer2.0.conv1.weight */
-    nnk_pack_weight(W(261568), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
-    nnk_pack_weight(W(409536), 512, 128, NNK_MR, tmp);   /* layer2.0.conv3.weight */
-    nnk_pack_weight(W(477120), 512, 256, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
-    nnk_pack_weight(W(610240), 128, 512, NNK_MR, tmp);   /* layer2.1.conv1.weight */
-    nnk_pack_weight(W(676288), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
-    nnk_pack_weight(W(824256), 512, 128, NNK_MR, tmp);   /* layer2.1.conv3.weight */
-    nnk_pack_weight(W(891840), 128, 512, NNK_MR, tmp);   /* layer2.2.conv1.weight */
-    nnk_pack_weight(W(957888), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
-    nnk_pack_weight(W(1105856), 512, 128, NNK_MR, tmp);   /* layer2.2.conv3.weight */
-    nnk_pack_weight(W(1173440), 128, 512, NNK_MR, tmp);   /* layer2.3.conv1.weight */
-    nnk_pack_weight(W(1239488), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
-    nnk_pack_weight(W(1387456), 512, 128, NNK_MR, tmp);   /* layer2.3.conv3.weight */
-    nnk_pack_weight(W(1455040), 128, 512, NNK_MR, tmp);   /* layer2.4.conv1.weight */
-    nnk_pack_weight(W(1521088), 128, 1152, NNK_MR, tmp);   /* layer2.4.conv2.weight */
-    nnk_pack_weight(W(1669056), 512, 128, NNK_MR, tmp);   /* layer2.4.conv3.weight */
-    nnk_pack_weight(W(1736640), 128, 512, NNK_MR, tmp);   /* layer2.5.conv1.weight */
-    nnk_pack_weight(W(1802688), 128, 1152, NNK_MR, tmp);   /* layer2.5.conv2.weight */
-    nnk_pack_weight(W(1950656), 512, 128, NNK_MR, tmp);   /* layer2.5.conv3.weight */
-    nnk_pack_weight(W(2018240), 128, 512, NNK_MR, tmp);   /* layer2.6.conv1.weight */
-    nnk_pack_weight(W(2084288), 128, 1152, NNK_MR, tmp);   /* layer2.6.conv2.weight */
-    nnk_pack_weight(W(2232256), 512, 128, NNK_MR, tmp);   /* layer2.6.conv3.weight */
-    nnk_pack_weight(W(2299840), 128, 512, NNK_MR, tmp);   /* layer2.7.conv1.weight */
-    nnk_pack_weight(W(2365888), 128, 1152, NNK_MR, tmp);   /* layer2.7.conv2.weight */
-    nnk_pack_weight(W(2513856), 512, 128, NNK_MR, tmp);   /* layer2.7.conv3.weight */
-    nnk_pack_weight(W(2581440), 256, 512, NNK_MR, tmp);   /* layer3.0.conv1.weight */
-    nnk_pack_weight(W(2713536), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
-    nnk_pack_weight(W(3304384), 1024, 256, NNK_MR, tmp);   /* layer3.0.conv3.weight */
-    nnk_pack_weight(W(3570624), 1024, 512, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
-    nnk_pack_weight(W(4099008), 256, 1024, NNK_MR, tmp);   /* layer3.1.conv1.weight */
-    nnk_pack_weight(W(4362176), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
-    nnk_pack_weight(W(4953024), 1024, 256, NNK_MR, tmp);   /* layer3.1.conv3.weight */
-    nnk_pack_weight(W(5219264), 256, 1024, NNK_MR, tmp);   /* layer3.2.conv1.weight */
-    nnk_pack_weight(W(5482432), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
-    nnk_pack_weight(W(6073280), 1024, 256, NNK_MR, tmp);   /* layer3.2.conv3.weight */
-    nnk_pack_weight(W(6339520), 256, 1024, NNK_MR, tmp);   /* layer3.3.conv1.weight */
-    nnk_pack_weight(W(6602688), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
-    nnk_pack_weight(W(7193536), 1024, 256, NNK_MR, tmp);   /* layer3.3.conv3.weight */
-    nnk_pack_weight(W(7459776), 256, 1024, NNK_MR, tmp);   /* layer3.4.conv1.weight */
-    nnk_pack_weight(W(7722944), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
-    nnk_pack_weight(W(8313792), 1024, 256, NNK_MR, tmp);   /* layer3.4.conv3.weight */
-    nnk_pack_weight(W(8580032), 256, 1024, NNK_MR, tmp);   /* layer3.5.conv1.weight */
-    nnk_pack_weight(W(8843200), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
-    nnk_pack_weight(W(9434048), 1024, 256, NNK_MR, tmp);   /* layer3.5.conv3.weight */
-    nnk_pack_weight(W(9700288), 256, 1024, NNK_MR, tmp);   /* layer3.6.conv1.weight */
-    nnk_pack_weight(W(9963456), 256, 2304, NNK_MR, tmp);   /* layer3.6.conv2.weight */
-    nnk_pack_weight(W(10554304), 1024, 256, NNK_MR, tmp);   /* layer3.6.conv3.weight */
-    nnk_pack_weight(W(10820544), 256, 1024, NNK_MR, tmp);   /* layer3.7.conv1.weight */
-    nnk_pack_weight(W(11083712), 256, 2304, NNK_MR, tmp);   /* layer3.7.conv2.weight */
-    nnk_pack_weight(W(11674560), 1024, 256, NNK_MR, tmp);   /* layer3.7.conv3.weight */
-    nnk_pack_weight(W(11940800), 256, 1024, NNK_MR, tmp);   /* layer3.8.conv1.weight */
-    nnk_pack_weight(W(12203968), 256, 2304, NNK_MR, tmp);   /* layer3.8.conv2.weight */
-    nnk_pack_weight(W(12794816), 1024, 256, NNK_MR, tmp);   /* layer3.8.conv3.weight */
-    nnk_pack_weight(W(13061056), 256, 1024, NNK_MR, tmp);   /* layer3.9.conv1.weight */
-    nnk_pack_weight(W(13324224), 256, 2304, NNK_MR, tmp);   /* layer3.9.conv2.weight */
-    nnk_pack_weight(W(13915072), 1024, 256, NNK_MR, tmp);   /* layer3.9.conv3.weight */
-    nnk_pack_weight(W(14181312), 256, 1024, NNK_MR, tmp);   /* layer3.10.conv1.weight */
-    nnk_pack_weight(W(14444480), 256, 2304, NNK_MR, tmp);   /* layer3.10.conv2.weight */
-    nnk_pack_weight(W(15035328), 1024, 256, NNK_MR, tmp);   /* layer3.10.conv3.weight */
-    nnk_pack_weight(W(15301568), 256, 1024, NNK_MR, tmp);   /* layer3.11.conv1.weight */
-    nnk_pack_weight(W(15564736), 256, 2304, NNK_MR, tmp);   /* layer3.11.conv2.weight */
-    nnk_pack_weight(W(16155584), 1024, 256, NNK_MR, tmp);   /* layer3.11.conv3.weight */
-    nnk_pack_weight(W(16421824), 256, 1024, NNK_MR, tmp);   /* layer3.12.conv1.weight */
-    nnk_pack_weight(W(16684992), 256, 2304, NNK_MR, tmp);   /* layer3.12.conv2.weight */
-    nnk_pack_weight(W(17275840), 1024, 256, NNK_MR, tmp);   /* layer3.12.conv3.weight */
-    nnk_pack_weight(W(17542080), 256, 1024, NNK_MR, tmp);   /* layer3.13.conv1.weight */
-    nnk_pack_weight(W(17805248), 256, 2304, NNK_MR, tmp);   /* layer3.13.conv2.weight */
-    nnk_pack_weight(W(18396096), 1024, 256, NNK_MR, tmp);   /* layer3.13.conv3.weight */
-    nnk_pack_weight(W(18662336), 256, 1024, NNK_MR, tmp);   /* layer3.14.conv1.weight */
-    nnk_pack_weight(W(18925504), 256, 2304, NNK_MR, tmp);   /* layer3.14.conv2.weight */
-    nnk_pack_weight(W(19516352), 1024, 256, NNK_MR, tmp);   /* layer3.14.conv3.weight */
-    nnk_pack_weight(W(19782592), 256, 1024, NNK_MR, tmp);   /* layer3.15.conv1.weight */
-    nnk_pack_weight(W(20045760), 256, 2304, NNK_MR, tmp);   /* layer3.15.conv2.weight */
-    nnk_pack_weight(W(20636608), 1024, 256, NNK_MR, tmp);   /* layer3.15.conv3.weight */
-    nnk_pack_weight(W(20902848), 256, 1024, NNK_MR, tmp);   /* layer3.16.conv1.weight */
-    nnk_pack_weight(W(21166016), 256, 2304, NNK_MR, tmp);   /* layer3.16.conv2.weight */
-    nnk_pack_weight(W(21756864), 1024, 256, NNK_MR, tmp);   /* layer3.16.conv3.weight */
-    nnk_pack_weight(W(22023104), 256, 1024, NNK_MR, tmp);   /* layer3.17.conv1.weight */
-    nnk_pack_weight(W(22286272), 256, 2304, NNK_MR, tmp);   /* layer3.17.conv2.weight */
-    nnk_pack_weight(W(22877120), 1024, 256, NNK_MR, tmp);   /* layer3.17.conv3.weight */
-    nnk_pack_weight(W(23143360), 256, 1024, NNK_MR, tmp);   /* layer3.18.conv1.weight */
-    nnk_pack_weight(W(23406528), 256, 2304, NNK_MR, tmp);   /* layer3.18.conv2.weight */
-    nnk_pack_weight(W(23997376), 1024, 256, NNK_MR, tmp);   /* layer3.18.conv3.weight */
-    nnk_pack_weight(W(24263616), 256, 1024, NNK_MR, tmp);   /* layer3.19.conv1.weight */
-    nnk_pack_weight(W(24526784), 256, 2304, NNK_MR, tmp);   /* layer3.19.conv2.weight */
-    nnk_pack_weight(W(25117632), 1024, 256, NNK_MR, tmp);   /* layer3.19.conv3.weight */
-    nnk_pack_weight(W(25383872), 256, 1024, NNK_MR, tmp);   /* layer3.20.conv1.weight */
-    nnk_pack_weight(W(25647040), 256, 2304, NNK_MR, tmp);   /* layer3.20.conv2.weight */
-    nnk_pack_weight(W(26237888), 1024, 256, NNK_MR, tmp);   /* layer3.20.conv3.weight */
-    nnk_pack_weight(W(26504128), 256, 1024, NNK_MR, tmp);   /* layer3.21.conv1.weight */
-    nnk_pack_weight(W(26767296), 256, 2304, NNK_MR, tmp);   /* layer3.21.conv2.weight */
-    nnk_pack_weight(W(27358144), 1024, 256, NNK_MR, tmp);   /* layer3.21.conv3.weight */
-    nnk_pack_weight(W(27624384), 256, 1024, NNK_MR, tmp);   /* layer3.22.conv1.weight */
-    nnk_pack_weight(W(27887552), 256, 2304, NNK_MR, tmp);   /* layer3.22.conv2.weight */
-    nnk_pack_weight(W(28478400), 1024, 256, NNK_MR, tmp);   /* layer3.22.conv3.weight */
-    nnk_pack_weight(W(28744640), 256, 1024, NNK_MR, tmp);   /* layer3.23.conv1.weight */
-    nnk_pack_weight(W(29007808), 256, 2304, NNK_MR, tmp);   /* layer3.23.conv2.weight */
-    nnk_pack_weight(W(29598656), 1024, 256, NNK_MR, tmp);   /* layer3.23.conv3.weight */
-    nnk_pack_weight(W(29864896), 256, 1024, NNK_MR, tmp);   /* layer3.24.conv1.weight */
-    nnk_pack_weight(W(30128064), 256, 2304, NNK_MR, tmp);   /* layer3.24.conv2.weight */
-    nnk_pack_weight(W(30718912), 1024, 256, NNK_MR, tmp);   /* layer3.24.conv3.weight */
-    nnk_pack_weight(W(30985152), 256, 1024, NNK_MR, tmp);   /* layer3.25.conv1.weight */
-    nnk_pack_weight(W(31248320), 256, 2304, NNK_MR, tmp);   /* layer3.25.conv2.weight */
-    nnk_pack_weight(W(31839168), 1024, 256, NNK_MR, tmp);   /* layer3.25.conv3.weight */
-    nnk_pack_weight(W(32105408), 256, 1024, NNK_MR, tmp);   /* layer3.26.conv1.weight */
-    nnk_pack_weight(W(32368576), 256, 2304, NNK_MR, tmp);   /* layer3.26.conv2.weight */
-    nnk_pack_weight(W(32959424), 1024, 256, NNK_MR, tmp);   /* layer3.26.conv3.weight */
-    nnk_pack_weight(W(33225664), 256, 1024, NNK_MR, tmp);   /* layer3.27.conv1.weight */
-    nnk_pack_weight(W(33488832), 256, 2304, NNK_MR, tmp);   /* layer3.27.conv2.weight */
-    nnk_pack_weight(W(34079680), 1024, 256, NNK_MR, tmp);   /* layer3.27.conv3.weight */
-    nnk_pack_weight(W(34345920), 256, 1024, NNK_MR, tmp);   /* layer3.28.conv1.weight */
-    nnk_pack_weight(W(34609088), 256, 2304, NNK_MR, tmp);   /* layer3.28.conv2.weight */
-    nnk_pack_weight(W(35199936), 1024, 256, NNK_MR, tmp);   /* layer3.28.conv3.weight */
-    nnk_pack_weight(W(35466176), 256, 1024, NNK_MR, tmp);   /* layer3.29.conv1.weight */
-    nnk_pack_weight(W(35729344), 256, 2304, NNK_MR, tmp);   /* layer3.29.conv2.weight */
-    nnk_pack_weight(W(36320192), 1024, 256, NNK_MR, tmp);   /* layer3.29.conv3.weight */
-    nnk_pack_weight(W(36586432), 256, 1024, NNK_MR, tmp);   /* layer3.30.conv1.weight */
-    nnk_pack_weight(W(36849600), 256, 2304, NNK_MR, tmp);   /* layer3.30.conv2.weight */
-    nnk_pack_weight(W(37440448), 1024, 256, NNK_MR, tmp);   /* layer3.30.conv3.weight */
-    nnk_pack_weight(W(37706688), 256, 1024, NNK_MR, tmp);   /* layer3.31.conv1.weight */
-    nnk_pack_weight(W(37969856), 256, 2304, NNK_MR, tmp);   /* layer3.31.conv2.weight */
-    nnk_pack_weight(W(38560704), 1024, 256, NNK_MR, tmp);   /* layer3.31.conv3.weight */
-    nnk_pack_weight(W(38826944), 256, 1024, NNK_MR, tmp);   /* layer3.32.conv1.weight */
-    nnk_pack_weight(W(39090112), 256, 2304, NNK_MR, tmp);   /* layer3.32.conv2.weight */
-    nnk_pack_weight(W(39680960), 1024, 256, NNK_MR, tmp);   /* layer3.32.conv3.weight */
-    nnk_pack_weight(W(39947200), 256, 1024, NNK_MR, tmp);   /* layer3.33.conv1.weight */
-    nnk_pack_weight(W(40210368), 256, 2304, NNK_MR, tmp);   /* layer3.33.conv2.weight */
-    nnk_pack_weight(W(40801216), 1024, 256, NNK_MR, tmp);   /* layer3.33.conv3.weight */
-    nnk_pack_weight(W(41067456), 256, 1024, NNK_MR, tmp);   /* layer3.34.conv1.weight */
-    nnk_pack_weight(W(41330624), 256, 2304, NNK_MR, tmp);   /* layer3.34.conv2.weight */
-    nnk_pack_weight(W(41921472), 1024, 256, NNK_MR, tmp);   /* layer3.34.conv3.weight */
-    nnk_pack_weight(W(42187712), 256, 1024, NNK_MR, tmp);   /* layer3.35.conv1.weight */
-    nnk_pack_weight(W(42450880), 256, 2304, NNK_MR, tmp);   /* layer3.35.conv2.weight */
-    nnk_pack_weight(W(43041728), 1024, 256, NNK_MR, tmp);   /* layer3.35.conv3.weight */
-    nnk_pack_weight(W(43307968), 512, 1024, NNK_MR, tmp);   /* layer4.0.conv1.weight */
-    nnk_pack_weight(W(43834304), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
-    nnk_pack_weight(W(46195648), 2048, 512, NNK_MR, tmp);   /* layer4.0.conv3.weight */
-    nnk_pack_weight(W(47252416), 2048, 1024, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
-    nnk_pack_weight(W(49357760), 512, 2048, NNK_MR, tmp);   /* layer4.1.conv1.weight */
-    nnk_pack_weight(W(50408384), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
-    nnk_pack_weight(W(52769728), 2048, 512, NNK_MR, tmp);   /* layer4.1.conv3.weight */
-    nnk_pack_weight(W(53826496), 512, 2048, NNK_MR, tmp);   /* layer4.2.conv1.weight */
-    nnk_pack_weight(W(54877120), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
-    nnk_pack_weight(W(57238464), 2048, 512, NNK_MR, tmp);   /* layer4.2.conv3.weight */
+    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_downsample_0_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_4_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_4_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_4_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_5_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_5_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_5_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_6_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_6_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_6_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_7_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_7_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_7_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_downsample_0_weight), 1024, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_6_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_7_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_8_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_9_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_10_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_11_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_12_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_13_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_14_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_15_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_16_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_17_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_18_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_19_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_20_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_21_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_22_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_23_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_23_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_23_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_24_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_24_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_24_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_25_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_25_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_25_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_26_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_26_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_26_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_27_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_27_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_27_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_28_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_28_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_28_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_29_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_29_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_29_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_30_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_30_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_30_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_31_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_31_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_31_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_32_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_32_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_32_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_33_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_33_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_33_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_34_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_34_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_34_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_35_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_35_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_35_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_downsample_0_weight), 2048, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv3_weight), 2048, 512, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,110 +27,237 @@ struct resnet18 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv1_weight = 0,
+    w_bn1_weight = 9408,
+    w_bn1_bias = 9472,
+    w_bn1_running_mean = 9536,
+    w_bn1_running_var = 9600,
+    w_layer1_0_conv1_weight = 9664,
+    w_layer1_0_bn1_weight = 46528,
+    w_layer1_0_bn1_bias = 46592,
+    w_layer1_0_bn1_running_mean = 46656,
+    w_layer1_0_bn1_running_var = 46720,
+    w_layer1_0_conv2_weight = 46784,
+    w_layer1_0_bn2_weight = 83648,
+    w_layer1_0_bn2_bias = 83712,
+    w_layer1_0_bn2_running_mean = 83776,
+    w_layer1_0_bn2_running_var = 83840,
+    w_layer1_1_conv1_weight = 83904,
+    w_layer1_1_bn1_weight = 120768,
+    w_layer1_1_bn1_bias = 120832,
+    w_layer1_1_bn1_running_mean = 120896,
+    w_layer1_1_bn1_running_var = 120960,
+    w_layer1_1_conv2_weight = 121024,
+    w_layer1_1_bn2_weight = 157888,
+    w_layer1_1_bn2_bias = 157952,
+    w_layer1_1_bn2_running_mean = 158016,
+    w_layer1_1_bn2_running_var = 158080,
+    w_layer2_0_conv1_weight = 158144,
+    w_layer2_0_bn1_weight = 231872,
+    w_layer2_0_bn1_bias = 232000,
+    w_layer2_0_bn1_running_mean = 232128,
+    w_layer2_0_bn1_running_var = 232256,
+    w_layer2_0_conv2_weight = 232384,
+    w_layer2_0_bn2_weight = 379840,
+    w_layer2_0_bn2_bias = 379968,
+    w_layer2_0_bn2_running_mean = 380096,
+    w_layer2_0_bn2_running_var = 380224,
+    w_layer2_0_downsample_0_weight = 380352,
+    w_layer2_0_downsample_1_weight = 388544,
+    w_layer2_0_downsample_1_bias = 388672,
+    w_layer2_0_downsample_1_running_mean = 388800,
+    w_layer2_0_downsample_1_running_var = 388928,
+    w_layer2_1_conv1_weight = 389056,
+    w_layer2_1_bn1_weight = 536512,
+    w_layer2_1_bn1_bias = 536640,
+    w_layer2_1_bn1_running_mean = 536768,
+    w_layer2_1_bn1_running_var = 536896,
+    w_layer2_1_conv2_weight = 537024,
+    w_layer2_1_bn2_weight = 684480,
+    w_layer2_1_bn2_bias = 684608,
+    w_layer2_1_bn2_running_mean = 684736,
+    w_layer2_1_bn2_running_var = 684864,
+    w_layer3_0_conv1_weight = 684992,
+    w_layer3_0_bn1_weight = 979904,
+    w_layer3_0_bn1_bias = 980160,
+    w_layer3_0_bn1_running_mean = 980416,
+    w_layer3_0_bn1_running_var = 980672,
+    w_layer3_0_conv2_weight = 980928,
+    w_layer3_0_bn2_weight = 1570752,
+    w_layer3_0_bn2_bias = 1571008,
+    w_layer3_0_bn2_running_mean = 1571264,
+    w_layer3_0_bn2_running_var = 1571520,
+    w_layer3_0_downsample_0_weight = 1571776,
+    w_layer3_0_downsample_1_weight = 1604544,
+    w_layer3_0_downsample_1_bias = 1604800,
+    w_layer3_0_downsample_1_running_mean = 1605056,
+    w_layer3_0_downsample_1_running_var = 1605312,
+    w_layer3_1_conv1_weight = 1605568,
+    w_layer3_1_bn1_weight = 2195392,
+    w_layer3_1_bn1_bias = 2195648,
+    w_layer3_1_bn1_running_mean = 2195904,
+    w_layer3_1_bn1_running_var = 2196160,
+    w_layer3_1_conv2_weight = 2196416,
+    w_layer3_1_bn2_weight = 2786240,
+    w_layer3_1_bn2_bias = 2786496,
+    w_layer3_1_bn2_running_mean = 2786752,
+    w_layer3_1_bn2_running_var = 2787008,
+    w_layer4_0_conv1_weight = 2787264,
+    w_layer4_0_bn1_weight = 3966912,
+    w_layer4_0_bn1_bias = 3967424,
+    w_layer4_0_bn1_running_mean = 3967936,
+    w_layer4_0_bn1_running_var = 3968448,
+    w_layer4_0_conv2_weight = 3968960,
+    w_layer4_0_bn2_weight = 6328256,
+    w_layer4_0_bn2_bias = 6328768,
+    w_layer4_0_bn2_running_mean = 6329280,
+    w_layer4_0_bn2_running_var = 6329792,
+    w_layer4_0_downsample_0_weight = 6330304,
+    w_layer4_0_downsample_1_weight = 6461376,
+    w_layer4_0_downsample_1_bias = 6461888,
+    w_layer4_0_downsample_1_running_mean = 6462400,
+    w_layer4_0_downsample_1_running_var = 6462912,
+    w_layer4_1_conv1_weight = 6463424,
+    w_layer4_1_bn1_weight = 8822720,
+    w_layer4_1_bn1_bias = 8823232,
+    w_layer4_1_bn1_running_mean = 8823744,
+    w_layer4_1_bn1_running_var = 8824256,
+    w_layer4_1_conv2_weight = 8824768,
+    w_layer4_1_bn2_weight = 11184064,
+    w_layer4_1_bn2_bias = 11184576,
+    w_layer4_1_bn2_running_mean = 11185088,
+    w_layer4_1_bn2_running_var = 11185600,
+    w_fc_weight = 11186112,
+    w_fc_bias = 11698112,
+    w_conv1_bias_folded = 11699120,
+    w_layer1_0_conv1_bias_folded = 11699184,
+    w_layer1_0_conv2_bias_folded = 11699248,
+    w_layer1_1_conv1_bias_folded = 11699312,
+    w_layer1_1_conv2_bias_folded = 11699376,
+    w_layer2_0_conv1_bias_folded = 11699440,
+    w_layer2_0_conv2_bias_folded = 11699568,
+    w_layer2_0_downsample_0_bias_folded = 11699696,
+    w_layer2_1_conv1_bias_folded = 11699824,
+    w_layer2_1_conv2_bias_folded = 11699952,
+    w_layer3_0_conv1_bias_folded = 11700080,
+    w_layer3_0_conv2_bias_folded = 11700336,
+    w_layer3_0_downsample_0_bias_folded = 11700592,
+    w_layer3_1_conv1_bias_folded = 11700848,
+    w_layer3_1_conv2_bias_folded = 11701104,
+    w_layer4_0_conv1_bias_folded = 11701360,
+    w_layer4_0_conv2_bias_folded = 11701872,
+    w_layer4_0_downsample_0_bias_folded = 11702384,
+    w_layer4_1_conv1_bias_folded = 11702896,
+    w_layer4_1_conv2_bias_folded = 11703408,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[102] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, 0},
-    {"bn1.weight", 1, {64}, 9408},
-    {"bn1.bias", 1, {64}, 9472},
-    {"bn1.running_mean", 1, {64}, 9536},
-    {"bn1.running_var", 1, {64}, 9600},
-    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, 9664},
-    {"layer1.0.bn1.weight", 1, {64}, 46528},
-    {"layer1.0.bn1.bias", 1, {64}, 46592},
-    {"layer1.0.bn1.running_mean", 1, {64}, 46656},
-    {"layer1.0.bn1.running_var", 1, {64}, 46720},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, 46784},
-    {"layer1.0.bn2.weight", 1, {64}, 83648},
-    {"layer1.0.bn2.bias", 1, {64}, 83712},
-    {"layer1.0.bn2.running_mean", 1, {64}, 83776},
-    {"layer1.0.bn2.running_var", 1, {64}, 83840},
-    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, 83904},
-    {"layer1.1.bn1.weight", 1, {64}, 120768},
-    {"layer1.1.bn1.bias", 1, {64}, 120832},
-    {"layer1.1.bn1.running_mean", 1, {64}, 120896},
-    {"layer1.1.bn1.running_var", 1, {64}, 120960},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, 121024},
-    {"layer1.1.bn2.weight", 1, {64}, 157888},
-    {"layer1.1.bn2.bias", 1, {64}, 157952},
-    {"layer1.1.bn2.running_mean", 1, {64}, 158016},
-    {"layer1.1.bn2.running_var", 1, {64}, 158080},
-    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, 158144},
-    {"layer2.0.bn1.weight", 1, {128}, 231872},
-    {"layer2.0.bn1.bias", 1, {128}, 232000},
-    {"layer2.0.bn1.running_mean", 1, {128}, 232128},
-    {"layer2.0.bn1.running_var", 1, {128}, 232256},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, 232384},
-    {"layer2.0.bn2.weight", 1, {128}, 379840},
-    {"layer2.0.bn2.bias", 1, {128}, 379968},
-    {"layer2.0.bn2.running_mean", 1, {128}, 380096},
-    {"layer2.0.bn2.running_var", 1, {128}, 380224},
-    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, 380352},
-    {"layer2.0.downsample.1.weight", 1, {128}, 388544},
-    {"layer2.0.downsample.1.bias", 1, {128}, 388672},
-    {"layer2.0.downsample.1.running_mean", 1, {128}, 388800},
-    {"layer2.0.downsample.1.running_var", 1, {128}, 388928},
-    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, 389056},
-    {"layer2.1.bn1.weight", 1, {128}, 536512},
-    {"layer2.1.bn1.bias", 1, {128}, 536640},
-    {"layer2.1.bn1.running_mean", 1, {128}, 536768},
-    {"layer2.1.bn1.running_var", 1, {128}, 536896},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, 537024},
-    {"layer2.1.bn2.weight", 1, {128}, 684480},
-    {"layer2.1.bn2.bias", 1, {128}, 684608},
-    {"layer2.1.bn2.running_mean", 1, {128}, 684736},
-    {"layer2.1.bn2.running_var", 1, {128}, 684864},
-    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, 684992},
-    {"layer3.0.bn1.weight", 1, {256}, 979904},
-    {"layer3.0.bn1.bias", 1, {256}, 980160},
-    {"layer3.0.bn1.running_mean", 1, {256}, 980416},
-    {"layer3.0.bn1.running_var", 1, {256}, 980672},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, 980928},
-    {"layer3.0.bn2.weight", 1, {256}, 1570752},
-    {"layer3.0.bn2.bias", 1, {256}, 1571008},
-    {"layer3.0.bn2.running_mean", 1, {256}, 1571264},
-    {"layer3.0.bn2.running_var", 1, {256}, 1571520},
-    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, 1571776},
-    {"layer3.0.downsample.1.weight", 1, {256}, 1604544},
-    {"layer3.0.downsample.1.bias", 1, {256}, 1604800},
-    {"layer3.0.downsample.1.running_mean", 1, {256}, 1605056},
-    {"layer3.0.downsample.1.running_var", 1, {256}, 1605312},
-    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, 1605568},
-    {"layer3.1.bn1.weight", 1, {256}, 2195392},
-    {"layer3.1.bn1.bias", 1, {256}, 2195648},
-    {"layer3.1.bn1.running_mean", 1, {256}, 2195904},
-    {"layer3.1.bn1.running_var", 1, {256}, 2196160},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, 2196416},
-    {"layer3.1.bn2.weight", 1, {256}, 2786240},
-    {"layer3.1.bn2.bias", 1, {256}, 2786496},
-    {"layer3.1.bn2.running_mean", 1, {256}, 2786752},
-    {"layer3.1.bn2.running_var", 1, {256}, 2787008},
-    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, 2787264},
-    {"layer4.0.bn1.weight", 1, {512}, 3966912},
-    {"layer4.0.bn1.bias", 1, {512}, 3967424},
-    {"layer4.0.bn1.running_mean", 1, {512}, 3967936},
-    {"layer4.0.bn1.running_var", 1, {512}, 3968448},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, 3968960},
-    {"layer4.0.bn2.weight", 1, {512}, 6328256},
-    {"layer4.0.bn2.bias", 1, {512}, 6328768},
-    {"layer4.0.bn2.running_mean", 1, {512}, 6329280},
-    {"layer4.0.bn2.running_var", 1, {512}, 6329792},
-    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, 6330304},
-    {"layer4.0.downsample.1.weight", 1, {512}, 6461376},
-    {"layer4.0.downsample.1.bias", 1, {512}, 6461888},
-    {"layer4.0.downsample.1.running_mean", 1, {512}, 6462400},
-    {"layer4.0.downsample.1.running_var", 1, {512}, 6462912},
-    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, 6463424},
-    {"layer4.1.bn1.weight", 1, {512}, 8822720},
-    {"layer4.1.bn1.bias", 1, {512}, 8823232},
-    {"layer4.1.bn1.running_mean", 1, {512}, 8823744},
-    {"layer4.1.bn1.running_var", 1, {512}, 8824256},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, 8824768},
-    {"layer4.1.bn2.weight", 1, {512}, 11184064},
-    {"layer4.1.bn2.bias", 1, {512}, 11184576},
-    {"layer4.1.bn2.running_mean", 1, {512}, 11185088},
-    {"layer4.1.bn2.running_var", 1, {512}, 11185600},
-    {"fc.weight", 2, {1000, 512}, 11186112},
-    {"fc.bias", 1, {1000}, 11698112},
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {128}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {128}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {128}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {128}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {256}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {256}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {256}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {256}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {512}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {512}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {512}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {512}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"fc.weight", 2, {1000, 512}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -161,7 +288,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear fc", 1024000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -367,7 +493,7 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(11699120));
+    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
@@ -375,79 +501,79 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     TICK(1);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(802816), W(9664), W(11699184));
+    PARALLEL(conv2d_2, A(0), A(802816), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
     /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(200704), A(0), W(46784), W(11699248), A(802816));
+    PARALLEL(conv2d_3, A(200704), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), A(802816));
     TICK(3);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(200704), W(83904), W(11699312));
+    PARALLEL(conv2d_2, A(0), A(200704), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(4);
 
     /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(401408), A(0), W(121024), W(11699376), A(200704));
+    PARALLEL(conv2d_3, A(401408), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), A(200704));
     TICK(5);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_4, A(0), A(401408), W(158144), W(11699440));
+    PARALLEL(conv2d_4, A(0), A(401408), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(6);
 
     /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_5, A(100352), A(0), W(232384), W(11699568));
+    PARALLEL(conv2d_5, A(100352), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(7);
 
     /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_6, A(0), A(401408), W(380352), W(11699696), A(100352));
+    PARALLEL(conv2d_6, A(0), A(401408), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(100352));
     TICK(8);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_7, A(100352), A(0), W(389056), W(11699824));
+    PARALLEL(conv2d_7, A(100352), A(0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(9);
 
     /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_8, A(200704), A(100352), W(537024), W(11699952), A(0));
+    PARALLEL(conv2d_8, A(200704), A(100352), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), A(0));
     TICK(10);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_9, A(0), A(200704), W(684992), W(11700080));
+    PARALLEL(conv2d_9, A(0), A(200704), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(11);
 
     /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_10, A(50176), A(0), W(980928), W(11700336));
+    PARALLEL(conv2d_10, A(50176), A(0), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(12);
 
     /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_11, A(0), A(200704), W(1571776), W(11700592), A(50176));
+    PARALLEL(conv2d_11, A(0), A(200704), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(50176));
     TICK(13);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(50176), A(0), W(1605568), W(11700848));
+    PARALLEL(conv2d_12, A(50176), A(0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(14);
 
     /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(100352), A(50176), W(2196416), W(11701104), A(0));
+    PARALLEL(conv2d_13, A(100352), A(50176), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), A(0));
     TICK(15);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_14, A(0), A(100352), W(2787264), W(11701360));
+    PARALLEL(conv2d_14, A(0), A(100352), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(16);
 
     /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_15, A(25088), A(0), W(3968960), W(11701872));
+    PARALLEL(conv2d_15, A(25088), A(0), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(17);
 
     /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_16, A(0), A(100352), W(6330304), W(11702384), A(25088));
+    PARALLEL(conv2d_16, A(0), A(100352), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(25088));
     TICK(18);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_17, A(25088), A(0), W(6463424), W(11702896));
+    PARALLEL(conv2d_17, A(25088), A(0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(19);
 
     /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_18, A(50176), A(25088), W(8824768), W(11703408), A(0));
+    PARALLEL(conv2d_18, A(50176), A(25088), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), A(0));
     TICK(20);
 
     /* adaptive_avgpool: [1, 512, 1, 1]  (models/lib/resnet.net:47) */
@@ -457,7 +583,7 @@ int resnet18_run(resnet18 *m, const float *image, float *output) {
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(0) */
 
     /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(11186112), W(11698112));
+    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
     TICK(23);
     return 0;
 }
@@ -497,71 +623,91 @@ void resnet18_on_warning(resnet18 *m, void (*fn)(void *user, const char *message
 
 /* Once after loading: 20 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
 static int prepare(resnet18 *m) {
-    memset(W(11699120), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
-    memset(W(11699184), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
-    memset(W(11699248), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
-    memset(W(11699312), 0, 64 * sizeof(float));   /* layer1.1.conv1.bias(folded) */
-    memset(W(11699376), 0, 64 * sizeof(float));   /* layer1.1.conv2.bias(folded) */
-    memset(W(11699440), 0, 128 * sizeof(float));   /* layer2.0.conv1.bias(folded) */
-    memset(W(11699568), 0, 128 * sizeof(float));   /* layer2.0.conv2.bias(folded) */
-    memset(W(11699696), 0, 128 * sizeof(float));   /* layer2.0.downsample.0.bias(folded) */
-    memset(W(11699824), 0, 128 * sizeof(float));   /* layer2.1.conv1.bias(folded) */
-    memset(W(11699952), 0, 128 * sizeof(float));   /* layer2.1.conv2.bias(folded) */
-    memset(W(11700080), 0, 256 * sizeof(float));   /* layer3.0.conv1.bias(folded) */
-    memset(W(11700336), 0, 256 * sizeof(float));   /* layer3.0.conv2.bias(folded) */
-    memset(W(11700592), 0, 256 * sizeof(float));   /* layer3.0.downsample.0.bias(folded) */
-    memset(W(11700848), 0, 256 * sizeof(float));   /* layer3.1.conv1.bias(folded) */
-    memset(W(11701104), 0, 256 * sizeof(float));   /* layer3.1.conv2.bias(folded) */
-    memset(W(11701360), 0, 512 * sizeof(float));   /* layer4.0.conv1.bias(folded) */
-    memset(W(11701872), 0, 512 * sizeof(float));   /* layer4.0.conv2.bias(folded) */
-    memset(W(11702384), 0, 512 * sizeof(float));   /* layer4.0.downsample.0.bias(folded) */
-    memset(W(11702896), 0, 512 * sizeof(float));   /* layer4.1.conv1.bias(folded) */
-    memset(W(11703408), 0, 512 * sizeof(float));   /* layer4.1.conv2.bias(folded) */
-    nnk_fold_batchnorm(W(0), W(11699120), W(9408), W(9472), W(9536), W(9600), 64, 147, 9.99999975e-06f);   /* bn1.weight */
-    nnk_fold_batchnorm(W(9664), W(11699184), W(46528), W(46592), W(46656), W(46720), 64, 576, 9.99999975e-06f);   /* layer1.0.bn1.weight */
-    nnk_fold_batchnorm(W(46784), W(11699248), W(83648), W(83712), W(83776), W(83840), 64, 576, 9.99999975e-06f);   /* layer1.0.bn2.weight */
-    nnk_fold_batchnorm(W(83904), W(11699312), W(120768), W(120832), W(120896), W(120960), 64, 576, 9.99999975e-06f);   /* layer1.1.bn1.weight */
-    nnk_fold_batchnorm(W(121024), W(11699376), W(157888), W(157952), W(158016), W(158080), 64, 576, 9.99999975e-06f);   /* layer1.1.bn2.weight */
-    nnk_fold_batchnorm(W(158144), W(11699440), W(231872), W(232000), W(232128), W(232256), 128, 576, 9.99999975e-06f);   /* layer2.0.bn1.weight */
-    nnk_fold_batchnorm(W(232384), W(11699568), W(379840), W(379968), W(380096), W(380224), 128, 1152, 9.99999975e-06f);   /* layer2.0.bn2.weight */
-    nnk_fold_batchnorm(W(380352), W(11699696), W(388544), W(388672), W(388800), W(388928), 128, 64, 9.99999975e-06f);   /* layer2.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(389056), W(11699824), W(536512), W(536640), W(536768), W(536896), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn1.weight */
-    nnk_fold_batchnorm(W(537024), W(11699952), W(684480), W(684608), W(684736), W(684864), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn2.weight */
-    nnk_fold_batchnorm(W(684992), W(11700080), W(979904), W(980160), W(980416), W(980672), 256, 1152, 9.99999975e-06f);   /* layer3.0.bn1.weight */
-    nnk_fold_batchnorm(W(980928), W(11700336), W(1570752), W(1571008), W(1571264), W(1571520), 256, 2304, 9.99999975e-06f);   /* layer3.0.bn2.weight */
-    nnk_fold_batchnorm(W(1571776), W(11700592), W(1604544), W(1604800), W(1605056), W(1605312), 256, 128, 9.99999975e-06f);   /* layer3.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(1605568), W(11700848), W(2195392), W(2195648), W(2195904), W(2196160), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn1.weight */
-    nnk_fold_batchnorm(W(2196416), W(11701104), W(2786240), W(2786496), W(2786752), W(2787008), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn2.weight */
-    nnk_fold_batchnorm(W(2787264), W(11701360), W(3966912), W(3967424), W(3967936), W(3968448), 512, 2304, 9.99999975e-06f);   /* layer4.0.bn1.weight */
-    nnk_fold_batchnorm(W(3968960), W(11701872), W(6328256), W(6328768), W(6329280), W(6329792), 512, 4608, 9.99999975e-06f);   /* layer4.0.bn2.weight */
-    nnk_fold_batchnorm(W(6330304), W(11702384), W(6461376), W(6461888), W(6462400), W(6462912), 512, 256, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(6463424), W(11702896), W(8822720), W(8823232), W(8823744), W(8824256), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn1.weight */
-    nnk_fold_batchnorm(W(8824768), W(11703408), W(11184064), W(11184576), W(11185088), W(11185600), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
+    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_downsample_0_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
+    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
+                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
+                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
+                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
+                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
+                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
+                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
+                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
+                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 128, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
+                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
+                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
+                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
+                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
+                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 256, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
+                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
+                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
+                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
+                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
+                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
+                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
+                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
-    nnk_pack_weight(W(9664), 64, 576, NNK_MR, tmp);   /* layer1.0.conv1.weight */
-    nnk_pack_weight(W(46784), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
-    nnk_pack_weight(W(83904), 64, 576, NNK_MR, tmp);   /* layer1.1.conv1.weight */
-    nnk_pack_weight(W(121024), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
-    nnk_pack_weight(W(158144), 128, 576, NNK_MR, tmp);   /* layer2.0.conv1.weight */
-    nnk_pack_weight(W(232384), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
-    nnk_pack_weight(W(380352), 128, 64, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
-    nnk_pack_weight(W(389056), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv1.weight */
-    nnk_pack_weight(W(537024), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
-    nnk_pack_weight(W(684992), 256, 1152, NNK_MR, tmp);   /* layer3.0.conv1.weight */
-    nnk_pack_weight(W(980928), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
-    nnk_pack_weight(W(1571776), 256, 128, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
-    nnk_pack_weight(W(1605568), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv1.weight */
-    nnk_pack_weight(W(2196416), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
-    nnk_pack_weight(W(2787264), 512, 2304, NNK_MR, tmp);   /* layer4.0.conv1.weight */
-    nnk_pack_weight(W(3968960), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
-    nnk_pack_weight(W(6330304), 512, 256, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
-    nnk_pack_weight(W(6463424), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv1.weight */
-    nnk_pack_weight(W(8824768), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
+    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_downsample_0_weight), 128, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_downsample_0_weight), 256, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,190 +27,413 @@ struct resnet34 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv1_weight = 0,
+    w_bn1_weight = 9408,
+    w_bn1_bias = 9472,
+    w_bn1_running_mean = 9536,
+    w_bn1_running_var = 9600,
+    w_layer1_0_conv1_weight = 9664,
+    w_layer1_0_bn1_weight = 46528,
+    w_layer1_0_bn1_bias = 46592,
+    w_layer1_0_bn1_running_mean = 46656,
+    w_layer1_0_bn1_running_var = 46720,
+    w_layer1_0_conv2_weight = 46784,
+    w_layer1_0_bn2_weight = 83648,
+    w_layer1_0_bn2_bias = 83712,
+    w_layer1_0_bn2_running_mean = 83776,
+    w_layer1_0_bn2_running_var = 83840,
+    w_layer1_1_conv1_weight = 83904,
+    w_layer1_1_bn1_weight = 120768,
+    w_layer1_1_bn1_bias = 120832,
+    w_layer1_1_bn1_running_mean = 120896,
+    w_layer1_1_bn1_running_var = 120960,
+    w_layer1_1_conv2_weight = 121024,
+    w_layer1_1_bn2_weight = 157888,
+    w_layer1_1_bn2_bias = 157952,
+    w_layer1_1_bn2_running_mean = 158016,
+    w_layer1_1_bn2_running_var = 158080,
+    w_layer1_2_conv1_weight = 158144,
+    w_layer1_2_bn1_weight = 195008,
+    w_layer1_2_bn1_bias = 195072,
+    w_layer1_2_bn1_running_mean = 195136,
+    w_layer1_2_bn1_running_var = 195200,
+    w_layer1_2_conv2_weight = 195264,
+    w_layer1_2_bn2_weight = 232128,
+    w_layer1_2_bn2_bias = 232192,
+    w_layer1_2_bn2_running_mean = 232256,
+    w_layer1_2_bn2_running_var = 232320,
+    w_layer2_0_conv1_weight = 232384,
+    w_layer2_0_bn1_weight = 306112,
+    w_layer2_0_bn1_bias = 306240,
+    w_layer2_0_bn1_running_mean = 306368,
+    w_layer2_0_bn1_running_var = 306496,
+    w_layer2_0_conv2_weight = 306624,
+    w_layer2_0_bn2_weight = 454080,
+    w_layer2_0_bn2_bias = 454208,
+    w_layer2_0_bn2_running_mean = 454336,
+    w_layer2_0_bn2_running_var = 454464,
+    w_layer2_0_downsample_0_weight = 454592,
+    w_layer2_0_downsample_1_weight = 462784,
+    w_layer2_0_downsample_1_bias = 462912,
+    w_layer2_0_downsample_1_running_mean = 463040,
+    w_layer2_0_downsample_1_running_var = 463168,
+    w_layer2_1_conv1_weight = 463296,
+    w_layer2_1_bn1_weight = 610752,
+    w_layer2_1_bn1_bias = 610880,
+    w_layer2_1_bn1_running_mean = 611008,
+    w_layer2_1_bn1_running_var = 611136,
+    w_layer2_1_conv2_weight = 611264,
+    w_layer2_1_bn2_weight = 758720,
+    w_layer2_1_bn2_bias = 758848,
+    w_layer2_1_bn2_running_mean = 758976,
+    w_layer2_1_bn2_running_var = 759104,
+    w_layer2_2_conv1_weight = 759232,
+    w_layer2_2_bn1_weight = 906688,
+    w_layer2_2_bn1_bias = 906816,
+    w_layer2_2_bn1_running_mean = 906944,
+    w_layer2_2_bn1_running_var = 907072,
+    w_layer2_2_conv2_weight = 907200,
+    w_layer2_2_bn2_weight = 1054656,
+    w_layer2_2_bn2_bias = 1054784,
+    w_layer2_2_bn2_running_mean = 1054912,
+    w_layer2_2_bn2_running_var = 1055040,
+    w_layer2_3_conv1_weight = 1055168,
+    w_layer2_3_bn1_weight = 1202624,
+    w_layer2_3_bn1_bias = 1202752,
+    w_layer2_3_bn1_running_mean = 1202880,
+    w_layer2_3_bn1_running_var = 1203008,
+    w_layer2_3_conv2_weight = 1203136,
+    w_layer2_3_bn2_weight = 1350592,
+    w_layer2_3_bn2_bias = 1350720,
+    w_layer2_3_bn2_running_mean = 1350848,
+    w_layer2_3_bn2_running_var = 1350976,
+    w_layer3_0_conv1_weight = 1351104,
+    w_layer3_0_bn1_weight = 1646016,
+    w_layer3_0_bn1_bias = 1646272,
+    w_layer3_0_bn1_running_mean = 1646528,
+    w_layer3_0_bn1_running_var = 1646784,
+    w_layer3_0_conv2_weight = 1647040,
+    w_layer3_0_bn2_weight = 2236864,
+    w_layer3_0_bn2_bias = 2237120,
+    w_layer3_0_bn2_running_mean = 2237376,
+    w_layer3_0_bn2_running_var = 2237632,
+    w_layer3_0_downsample_0_weight = 2237888,
+    w_layer3_0_downsample_1_weight = 2270656,
+    w_layer3_0_downsample_1_bias = 2270912,
+    w_layer3_0_downsample_1_running_mean = 2271168,
+    w_layer3_0_downsample_1_running_var = 2271424,
+    w_layer3_1_conv1_weight = 2271680,
+    w_layer3_1_bn1_weight = 2861504,
+    w_layer3_1_bn1_bias = 2861760,
+    w_layer3_1_bn1_running_mean = 2862016,
+    w_layer3_1_bn1_running_var = 2862272,
+    w_layer3_1_conv2_weight = 2862528,
+    w_layer3_1_bn2_weight = 3452352,
+    w_layer3_1_bn2_bias = 3452608,
+    w_layer3_1_bn2_running_mean = 3452864,
+    w_layer3_1_bn2_running_var = 3453120,
+    w_layer3_2_conv1_weight = 3453376,
+    w_layer3_2_bn1_weight = 4043200,
+    w_layer3_2_bn1_bias = 4043456,
+    w_layer3_2_bn1_running_mean = 4043712,
+    w_layer3_2_bn1_running_var = 4043968,
+    w_layer3_2_conv2_weight = 4044224,
+    w_layer3_2_bn2_weight = 4634048,
+    w_layer3_2_bn2_bias = 4634304,
+    w_layer3_2_bn2_running_mean = 4634560,
+    w_layer3_2_bn2_running_var = 4634816,
+    w_layer3_3_conv1_weight = 4635072,
+    w_layer3_3_bn1_weight = 5224896,
+    w_layer3_3_bn1_bias = 5225152,
+    w_layer3_3_bn1_running_mean = 5225408,
+    w_layer3_3_bn1_running_var = 5225664,
+    w_layer3_3_conv2_weight = 5225920,
+    w_layer3_3_bn2_weight = 5815744,
+    w_layer3_3_bn2_bias = 5816000,
+    w_layer3_3_bn2_running_mean = 5816256,
+    w_layer3_3_bn2_running_var = 5816512,
+    w_layer3_4_conv1_weight = 5816768,
+    w_layer3_4_bn1_weight = 6406592,
+    w_layer3_4_bn1_bias = 6406848,
+    w_layer3_4_bn1_running_mean = 6407104,
+    w_layer3_4_bn1_running_var = 6407360,
+    w_layer3_4_conv2_weight = 6407616,
+    w_layer3_4_bn2_weight = 6997440,
+    w_layer3_4_bn2_bias = 6997696,
+    w_layer3_4_bn2_running_mean = 6997952,
+    w_layer3_4_bn2_running_var = 6998208,
+    w_layer3_5_conv1_weight = 6998464,
+    w_layer3_5_bn1_weight = 7588288,
+    w_layer3_5_bn1_bias = 7588544,
+    w_layer3_5_bn1_running_mean = 7588800,
+    w_layer3_5_bn1_running_var = 7589056,
+    w_layer3_5_conv2_weight = 7589312,
+    w_layer3_5_bn2_weight = 8179136,
+    w_layer3_5_bn2_bias = 8179392,
+    w_layer3_5_bn2_running_mean = 8179648,
+    w_layer3_5_bn2_running_var = 8179904,
+    w_layer4_0_conv1_weight = 8180160,
+    w_layer4_0_bn1_weight = 9359808,
+    w_layer4_0_bn1_bias = 9360320,
+    w_layer4_0_bn1_running_mean = 9360832,
+    w_layer4_0_bn1_running_var = 9361344,
+    w_layer4_0_conv2_weight = 9361856,
+    w_layer4_0_bn2_weight = 11721152,
+    w_layer4_0_bn2_bias = 11721664,
+    w_layer4_0_bn2_running_mean = 11722176,
+    w_layer4_0_bn2_running_var = 11722688,
+    w_layer4_0_downsample_0_weight = 11723200,
+    w_layer4_0_downsample_1_weight = 11854272,
+    w_layer4_0_downsample_1_bias = 11854784,
+    w_layer4_0_downsample_1_running_mean = 11855296,
+    w_layer4_0_downsample_1_running_var = 11855808,
+    w_layer4_1_conv1_weight = 11856320,
+    w_layer4_1_bn1_weight = 14215616,
+    w_layer4_1_bn1_bias = 14216128,
+    w_layer4_1_bn1_running_mean = 14216640,
+    w_layer4_1_bn1_running_var = 14217152,
+    w_layer4_1_conv2_weight = 14217664,
+    w_layer4_1_bn2_weight = 16576960,
+    w_layer4_1_bn2_bias = 16577472,
+    w_layer4_1_bn2_running_mean = 16577984,
+    w_layer4_1_bn2_running_var = 16578496,
+    w_layer4_2_conv1_weight = 16579008,
+    w_layer4_2_bn1_weight = 18938304,
+    w_layer4_2_bn1_bias = 18938816,
+    w_layer4_2_bn1_running_mean = 18939328,
+    w_layer4_2_bn1_running_var = 18939840,
+    w_layer4_2_conv2_weight = 18940352,
+    w_layer4_2_bn2_weight = 21299648,
+    w_layer4_2_bn2_bias = 21300160,
+    w_layer4_2_bn2_running_mean = 21300672,
+    w_layer4_2_bn2_running_var = 21301184,
+    w_fc_weight = 21301696,
+    w_fc_bias = 21813696,
+    w_conv1_bias_folded = 21814704,
+    w_layer1_0_conv1_bias_folded = 21814768,
+    w_layer1_0_conv2_bias_folded = 21814832,
+    w_layer1_1_conv1_bias_folded = 21814896,
+    w_layer1_1_conv2_bias_folded = 21814960,
+    w_layer1_2_conv1_bias_folded = 21815024,
+    w_layer1_2_conv2_bias_folded = 21815088,
+    w_layer2_0_conv1_bias_folded = 21815152,
+    w_layer2_0_conv2_bias_folded = 21815280,
+    w_layer2_0_downsample_0_bias_folded = 21815408,
+    w_layer2_1_conv1_bias_folded = 21815536,
+    w_layer2_1_conv2_bias_folded = 21815664,
+    w_layer2_2_conv1_bias_folded = 21815792,
+    w_layer2_2_conv2_bias_folded = 21815920,
+    w_layer2_3_conv1_bias_folded = 21816048,
+    w_layer2_3_conv2_bias_folded = 21816176,
+    w_layer3_0_conv1_bias_folded = 21816304,
+    w_layer3_0_conv2_bias_folded = 21816560,
+    w_layer3_0_downsample_0_bias_folded = 21816816,
+    w_layer3_1_conv1_bias_folded = 21817072,
+    w_layer3_1_conv2_bias_folded = 21817328,
+    w_layer3_2_conv1_bias_folded = 21817584,
+    w_layer3_2_conv2_bias_folded = 21817840,
+    w_layer3_3_conv1_bias_folded = 21818096,
+    w_layer3_3_conv2_bias_folded = 21818352,
+    w_layer3_4_conv1_bias_folded = 21818608,
+    w_layer3_4_conv2_bias_folded = 21818864,
+    w_layer3_5_conv1_bias_folded = 21819120,
+    w_layer3_5_conv2_bias_folded = 21819376,
+    w_layer4_0_conv1_bias_folded = 21819632,
+    w_layer4_0_conv2_bias_folded = 21820144,
+    w_layer4_0_downsample_0_bias_folded = 21820656,
+    w_layer4_1_conv1_bias_folded = 21821168,
+    w_layer4_1_conv2_bias_folded = 21821680,
+    w_layer4_2_conv1_bias_folded = 21822192,
+    w_layer4_2_conv2_bias_folded = 21822704,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[182] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, 0},
-    {"bn1.weight", 1, {64}, 9408},
-    {"bn1.bias", 1, {64}, 9472},
-    {"bn1.running_mean", 1, {64}, 9536},
-    {"bn1.running_var", 1, {64}, 9600},
-    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, 9664},
-    {"layer1.0.bn1.weight", 1, {64}, 46528},
-    {"layer1.0.bn1.bias", 1, {64}, 46592},
-    {"layer1.0.bn1.running_mean", 1, {64}, 46656},
-    {"layer1.0.bn1.running_var", 1, {64}, 46720},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, 46784},
-    {"layer1.0.bn2.weight", 1, {64}, 83648},
-    {"layer1.0.bn2.bias", 1, {64}, 83712},
-    {"layer1.0.bn2.running_mean", 1, {64}, 83776},
-    {"layer1.0.bn2.running_var", 1, {64}, 83840},
-    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, 83904},
-    {"layer1.1.bn1.weight", 1, {64}, 120768},
-    {"layer1.1.bn1.bias", 1, {64}, 120832},
-    {"layer1.1.bn1.running_mean", 1, {64}, 120896},
-    {"layer1.1.bn1.running_var", 1, {64}, 120960},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, 121024},
-    {"layer1.1.bn2.weight", 1, {64}, 157888},
-    {"layer1.1.bn2.bias", 1, {64}, 157952},
-    {"layer1.1.bn2.running_mean", 1, {64}, 158016},
-    {"layer1.1.bn2.running_var", 1, {64}, 158080},
-    {"layer1.2.conv1.weight", 4, {64, 64, 3, 3}, 158144},
-    {"layer1.2.bn1.weight", 1, {64}, 195008},
-    {"layer1.2.bn1.bias", 1, {64}, 195072},
-    {"layer1.2.bn1.running_mean", 1, {64}, 195136},
-    {"layer1.2.bn1.running_var", 1, {64}, 195200},
-    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, 195264},
-    {"layer1.2.bn2.weight", 1, {64}, 232128},
-    {"layer1.2.bn2.bias", 1, {64}, 232192},
-    {"layer1.2.bn2.running_mean", 1, {64}, 232256},
-    {"layer1.2.bn2.running_var", 1, {64}, 232320},
-    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, 232384},
-    {"layer2.0.bn1.weight", 1, {128}, 306112},
-    {"layer2.0.bn1.bias", 1, {128}, 306240},
-    {"layer2.0.bn1.running_mean", 1, {128}, 306368},
-    {"layer2.0.bn1.running_var", 1, {128}, 306496},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, 306624},
-    {"layer2.0.bn2.weight", 1, {128}, 454080},
-    {"layer2.0.bn2.bias", 1, {128}, 454208},
-    {"layer2.0.bn2.running_mean", 1, {128}, 454336},
-    {"layer2.0.bn2.running_var", 1, {128}, 454464},
-    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, 454592},
-    {"layer2.0.downsample.1.weight", 1, {128}, 462784},
-    {"layer2.0.downsample.1.bias", 1, {128}, 462912},
-    {"layer2.0.downsample.1.running_mean", 1, {128}, 463040},
-    {"layer2.0.downsample.1.running_var", 1, {128}, 463168},
-    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, 463296},
-    {"layer2.1.bn1.weight", 1, {128}, 610752},
-    {"layer2.1.bn1.bias", 1, {128}, 610880},
-    {"layer2.1.bn1.running_mean", 1, {128}, 611008},
-    {"layer2.1.bn1.running_var", 1, {128}, 611136},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, 611264},
-    {"layer2.1.bn2.weight", 1, {128}, 758720},
-    {"layer2.1.bn2.bias", 1, {128}, 758848},
-    {"layer2.1.bn2.running_mean", 1, {128}, 758976},
-    {"layer2.1.bn2.running_var", 1, {128}, 759104},
-    {"layer2.2.conv1.weight", 4, {128, 128, 3, 3}, 759232},
-    {"layer2.2.bn1.weight", 1, {128}, 906688},
-    {"layer2.2.bn1.bias", 1, {128}, 906816},
-    {"layer2.2.bn1.running_mean", 1, {128}, 906944},
-    {"layer2.2.bn1.running_var", 1, {128}, 907072},
-    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, 907200},
-    {"layer2.2.bn2.weight", 1, {128}, 1054656},
-    {"layer2.2.bn2.bias", 1, {128}, 1054784},
-    {"layer2.2.bn2.running_mean", 1, {128}, 1054912},
-    {"layer2.2.bn2.running_var", 1, {128}, 1055040},
-    {"layer2.3.conv1.weight", 4, {128, 128, 3, 3}, 1055168},
-    {"layer2.3.bn1.weight", 1, {128}, 1202624},
-    {"layer2.3.bn1.bias", 1, {128}, 1202752},
-    {"layer2.3.bn1.running_mean", 1, {128}, 1202880},
-    {"layer2.3.bn1.running_var", 1, {128}, 1203008},
-    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, 1203136},
-    {"layer2.3.bn2.weight", 1, {128}, 1350592},
-    {"layer2.3.bn2.bias", 1, {128}, 1350720},
-    {"layer2.3.bn2.running_mean", 1, {128}, 1350848},
-    {"layer2.3.bn2.running_var", 1, {128}, 1350976},
-    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, 1351104},
-    {"layer3.0.bn1.weight", 1, {256}, 1646016},
-    {"layer3.0.bn1.bias", 1, {256}, 1646272},
-    {"layer3.0.bn1.running_mean", 1, {256}, 1646528},
-    {"layer3.0.bn1.running_var", 1, {256}, 1646784},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, 1647040},
-    {"layer3.0.bn2.weight", 1, {256}, 2236864},
-    {"layer3.0.bn2.bias", 1, {256}, 2237120},
-    {"layer3.0.bn2.running_mean", 1, {256}, 2237376},
-    {"layer3.0.bn2.running_var", 1, {256}, 2237632},
-    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, 2237888},
-    {"layer3.0.downsample.1.weight", 1, {256}, 2270656},
-    {"layer3.0.downsample.1.bias", 1, {256}, 2270912},
-    {"layer3.0.downsample.1.running_mean", 1, {256}, 2271168},
-    {"layer3.0.downsample.1.running_var", 1, {256}, 2271424},
-    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, 2271680},
-    {"layer3.1.bn1.weight", 1, {256}, 2861504},
-    {"layer3.1.bn1.bias", 1, {256}, 2861760},
-    {"layer3.1.bn1.running_mean", 1, {256}, 2862016},
-    {"layer3.1.bn1.running_var", 1, {256}, 2862272},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, 2862528},
-    {"layer3.1.bn2.weight", 1, {256}, 3452352},
-    {"layer3.1.bn2.bias", 1, {256}, 3452608},
-    {"layer3.1.bn2.running_mean", 1, {256}, 3452864},
-    {"layer3.1.bn2.running_var", 1, {256}, 3453120},
-    {"layer3.2.conv1.weight", 4, {256, 256, 3, 3}, 3453376},
-    {"layer3.2.bn1.weight", 1, {256}, 4043200},
-    {"layer3.2.bn1.bias", 1, {256}, 4043456},
-    {"layer3.2.bn1.running_mean", 1, {256}, 4043712},
-    {"layer3.2.bn1.running_var", 1, {256}, 4043968},
-    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, 4044224},
-    {"layer3.2.bn2.weight", 1, {256}, 4634048},
-    {"layer3.2.bn2.bias", 1, {256}, 4634304},
-    {"layer3.2.bn2.running_mean", 1, {256}, 4634560},
-    {"layer3.2.bn2.running_var", 1, {256}, 4634816},
-    {"layer3.3.conv1.weight", 4, {256, 256, 3, 3}, 4635072},
-    {"layer3.3.bn1.weight", 1, {256}, 5224896},
-    {"layer3.3.bn1.bias", 1, {256}, 5225152},
-    {"layer3.3.bn1.running_mean", 1, {256}, 5225408},
-    {"layer3.3.bn1.running_var", 1, {256}, 5225664},
-    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, 5225920},
-    {"layer3.3.bn2.weight", 1, {256}, 5815744},
-    {"layer3.3.bn2.bias", 1, {256}, 5816000},
-    {"layer3.3.bn2.running_mean", 1, {256}, 5816256},
-    {"layer3.3.bn2.running_var", 1, {256}, 5816512},
-    {"layer3.4.conv1.weight", 4, {256, 256, 3, 3}, 5816768},
-    {"layer3.4.bn1.weight", 1, {256}, 6406592},
-    {"layer3.4.bn1.bias", 1, {256}, 6406848},
-    {"layer3.4.bn1.running_mean", 1, {256}, 6407104},
-    {"layer3.4.bn1.running_var", 1, {256}, 6407360},
-    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, 6407616},
-    {"layer3.4.bn2.weight", 1, {256}, 6997440},
-    {"layer3.4.bn2.bias", 1, {256}, 6997696},
-    {"layer3.4.bn2.running_mean", 1, {256}, 6997952},
-    {"layer3.4.bn2.running_var", 1, {256}, 6998208},
-    {"layer3.5.conv1.weight", 4, {256, 256, 3, 3}, 6998464},
-    {"layer3.5.bn1.weight", 1, {256}, 7588288},
-    {"layer3.5.bn1.bias", 1, {256}, 7588544},
-    {"layer3.5.bn1.running_mean", 1, {256}, 7588800},
-    {"layer3.5.bn1.running_var", 1, {256}, 7589056},
-    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, 7589312},
-    {"layer3.5.bn2.weight", 1, {256}, 8179136},
-    {"layer3.5.bn2.bias", 1, {256}, 8179392},
-    {"layer3.5.bn2.running_mean", 1, {256}, 8179648},
-    {"layer3.5.bn2.running_var", 1, {256}, 8179904},
-    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, 8180160},
-    {"layer4.0.bn1.weight", 1, {512}, 9359808},
-    {"layer4.0.bn1.bias", 1, {512}, 9360320},
-    {"layer4.0.bn1.running_mean", 1, {512}, 9360832},
-    {"layer4.0.bn1.running_var", 1, {512}, 9361344},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, 9361856},
-    {"layer4.0.bn2.weight", 1, {512}, 11721152},
-    {"layer4.0.bn2.bias", 1, {512}, 11721664},
-    {"layer4.0.bn2.running_mean", 1, {512}, 11722176},
-    {"layer4.0.bn2.running_var", 1, {512}, 11722688},
-    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, 11723200},
-    {"layer4.0.downsample.1.weight", 1, {512}, 11854272},
-    {"layer4.0.downsample.1.bias", 1, {512}, 11854784},
-    {"layer4.0.downsample.1.running_mean", 1, {512}, 11855296},
-    {"layer4.0.downsample.1.running_var", 1, {512}, 11855808},
-    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, 11856320},
-    {"layer4.1.bn1.weight", 1, {512}, 14215616},
-    {"layer4.1.bn1.bias", 1, {512}, 14216128},
-    {"layer4.1.bn1.running_mean", 1, {512}, 14216640},
-    {"layer4.1.bn1.running_var", 1, {512}, 14217152},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, 14217664},
-    {"layer4.1.bn2.weight", 1, {512}, 16576960},
-    {"layer4.1.bn2.bias", 1, {512}, 16577472},
-    {"layer4.1.bn2.running_mean", 1, {512}, 16577984},
-    {"layer4.1.bn2.running_var", 1, {512}, 16578496},
-    {"layer4.2.conv1.weight", 4, {512, 512, 3, 3}, 16579008},
-    {"layer4.2.bn1.weight", 1, {512}, 18938304},
-    {"layer4.2.bn1.bias", 1, {512}, 18938816},
-    {"layer4.2.bn1.running_mean", 1, {512}, 18939328},
-    {"layer4.2.bn1.running_var", 1, {512}, 18939840},
-    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, 18940352},
-    {"layer4.2.bn2.weight", 1, {512}, 21299648},
-    {"layer4.2.bn2.bias", 1, {512}, 21300160},
-    {"layer4.2.bn2.running_mean", 1, {512}, 21300672},
-    {"layer4.2.bn2.running_var", 1, {512}, 21301184},
-    {"fc.weight", 2, {1000, 512}, 21301696},
-    {"fc.bias", 1, {1000}, 21813696},
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer1.2.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_2_conv1_weight},
+    {"layer1.2.bn1.weight", 1, {64}, w_layer1_2_bn1_weight},
+    {"layer1.2.bn1.bias", 1, {64}, w_layer1_2_bn1_bias},
+    {"layer1.2.bn1.running_mean", 1, {64}, w_layer1_2_bn1_running_mean},
+    {"layer1.2.bn1.running_var", 1, {64}, w_layer1_2_bn1_running_var},
+    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_2_conv2_weight},
+    {"layer1.2.bn2.weight", 1, {64}, w_layer1_2_bn2_weight},
+    {"layer1.2.bn2.bias", 1, {64}, w_layer1_2_bn2_bias},
+    {"layer1.2.bn2.running_mean", 1, {64}, w_layer1_2_bn2_running_mean},
+    {"layer1.2.bn2.running_var", 1, {64}, w_layer1_2_bn2_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {128}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {128}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {128}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {128}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer2.2.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_2_conv1_weight},
+    {"layer2.2.bn1.weight", 1, {128}, w_layer2_2_bn1_weight},
+    {"layer2.2.bn1.bias", 1, {128}, w_layer2_2_bn1_bias},
+    {"layer2.2.bn1.running_mean", 1, {128}, w_layer2_2_bn1_running_mean},
+    {"layer2.2.bn1.running_var", 1, {128}, w_layer2_2_bn1_running_var},
+    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_2_conv2_weight},
+    {"layer2.2.bn2.weight", 1, {128}, w_layer2_2_bn2_weight},
+    {"layer2.2.bn2.bias", 1, {128}, w_layer2_2_bn2_bias},
+    {"layer2.2.bn2.running_mean", 1, {128}, w_layer2_2_bn2_running_mean},
+    {"layer2.2.bn2.running_var", 1, {128}, w_layer2_2_bn2_running_var},
+    {"layer2.3.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_3_conv1_weight},
+    {"layer2.3.bn1.weight", 1, {128}, w_layer2_3_bn1_weight},
+    {"layer2.3.bn1.bias", 1, {128}, w_layer2_3_bn1_bias},
+    {"layer2.3.bn1.running_mean", 1, {128}, w_layer2_3_bn1_running_mean},
+    {"layer2.3.bn1.running_var", 1, {128}, w_layer2_3_bn1_running_var},
+    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_3_conv2_weight},
+    {"layer2.3.bn2.weight", 1, {128}, w_layer2_3_bn2_weight},
+    {"layer2.3.bn2.bias", 1, {128}, w_layer2_3_bn2_bias},
+    {"layer2.3.bn2.running_mean", 1, {128}, w_layer2_3_bn2_running_mean},
+    {"layer2.3.bn2.running_var", 1, {128}, w_layer2_3_bn2_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {256}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {256}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {256}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {256}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer3.2.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_2_conv1_weight},
+    {"layer3.2.bn1.weight", 1, {256}, w_layer3_2_bn1_weight},
+    {"layer3.2.bn1.bias", 1, {256}, w_layer3_2_bn1_bias},
+    {"layer3.2.bn1.running_mean", 1, {256}, w_layer3_2_bn1_running_mean},
+    {"layer3.2.bn1.running_var", 1, {256}, w_layer3_2_bn1_running_var},
+    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_2_conv2_weight},
+    {"layer3.2.bn2.weight", 1, {256}, w_layer3_2_bn2_weight},
+    {"layer3.2.bn2.bias", 1, {256}, w_layer3_2_bn2_bias},
+    {"layer3.2.bn2.running_mean", 1, {256}, w_layer3_2_bn2_running_mean},
+    {"layer3.2.bn2.running_var", 1, {256}, w_layer3_2_bn2_running_var},
+    {"layer3.3.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_3_conv1_weight},
+    {"layer3.3.bn1.weight", 1, {256}, w_layer3_3_bn1_weight},
+    {"layer3.3.bn1.bias", 1, {256}, w_layer3_3_bn1_bias},
+    {"layer3.3.bn1.running_mean", 1, {256}, w_layer3_3_bn1_running_mean},
+    {"layer3.3.bn1.running_var", 1, {256}, w_layer3_3_bn1_running_var},
+    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_3_conv2_weight},
+    {"layer3.3.bn2.weight", 1, {256}, w_layer3_3_bn2_weight},
+    {"layer3.3.bn2.bias", 1, {256}, w_layer3_3_bn2_bias},
+    {"layer3.3.bn2.running_mean", 1, {256}, w_layer3_3_bn2_running_mean},
+    {"layer3.3.bn2.running_var", 1, {256}, w_layer3_3_bn2_running_var},
+    {"layer3.4.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_4_conv1_weight},
+    {"layer3.4.bn1.weight", 1, {256}, w_layer3_4_bn1_weight},
+    {"layer3.4.bn1.bias", 1, {256}, w_layer3_4_bn1_bias},
+    {"layer3.4.bn1.running_mean", 1, {256}, w_layer3_4_bn1_running_mean},
+    {"layer3.4.bn1.running_var", 1, {256}, w_layer3_4_bn1_running_var},
+    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_4_conv2_weight},
+    {"layer3.4.bn2.weight", 1, {256}, w_layer3_4_bn2_weight},
+    {"layer3.4.bn2.bias", 1, {256}, w_layer3_4_bn2_bias},
+    {"layer3.4.bn2.running_mean", 1, {256}, w_layer3_4_bn2_running_mean},
+    {"layer3.4.bn2.running_var", 1, {256}, w_layer3_4_bn2_running_var},
+    {"layer3.5.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_5_conv1_weight},
+    {"layer3.5.bn1.weight", 1, {256}, w_layer3_5_bn1_weight},
+    {"layer3.5.bn1.bias", 1, {256}, w_layer3_5_bn1_bias},
+    {"layer3.5.bn1.running_mean", 1, {256}, w_layer3_5_bn1_running_mean},
+    {"layer3.5.bn1.running_var", 1, {256}, w_layer3_5_bn1_running_var},
+    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_5_conv2_weight},
+    {"layer3.5.bn2.weight", 1, {256}, w_layer3_5_bn2_weight},
+    {"layer3.5.bn2.bias", 1, {256}, w_layer3_5_bn2_bias},
+    {"layer3.5.bn2.running_mean", 1, {256}, w_layer3_5_bn2_running_mean},
+    {"layer3.5.bn2.running_var", 1, {256}, w_layer3_5_bn2_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {512}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {512}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {512}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {512}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"layer4.2.conv1.weight", 4, {512, 512, 3, 3}, w_layer4_2_conv1_weight},
+    {"layer4.2.bn1.weight", 1, {512}, w_layer4_2_bn1_weight},
+    {"layer4.2.bn1.bias", 1, {512}, w_layer4_2_bn1_bias},
+    {"layer4.2.bn1.running_mean", 1, {512}, w_layer4_2_bn1_running_mean},
+    {"layer4.2.bn1.running_var", 1, {512}, w_layer4_2_bn1_running_var},
+    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_2_conv2_weight},
+    {"layer4.2.bn2.weight", 1, {512}, w_layer4_2_bn2_weight},
+    {"layer4.2.bn2.bias", 1, {512}, w_layer4_2_bn2_bias},
+    {"layer4.2.bn2.running_mean", 1, {512}, w_layer4_2_bn2_running_mean},
+    {"layer4.2.bn2.running_var", 1, {512}, w_layer4_2_bn2_running_var},
+    {"fc.weight", 2, {1000, 512}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -257,7 +480,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear fc", 1024000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -463,7 +685,7 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(21814704));
+    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
@@ -471,143 +693,143 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     TICK(1);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(802816), W(9664), W(21814768));
+    PARALLEL(conv2d_2, A(0), A(802816), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
     /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(200704), A(0), W(46784), W(21814832), A(802816));
+    PARALLEL(conv2d_3, A(200704), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), A(802816));
     TICK(3);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(200704), W(83904), W(21814896));
+    PARALLEL(conv2d_2, A(0), A(200704), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(4);
 
     /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(401408), A(0), W(121024), W(21814960), A(200704));
+    PARALLEL(conv2d_3, A(401408), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), A(200704));
     TICK(5);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(401408), W(158144), W(21815024));
+    PARALLEL(conv2d_2, A(0), A(401408), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(6);
 
     /* conv2d layer1.2.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(200704), A(0), W(195264), W(21815088), A(401408));
+    PARALLEL(conv2d_3, A(200704), A(0), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), A(401408));
     TICK(7);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_4, A(0), A(200704), W(232384), W(21815152));
+    PARALLEL(conv2d_4, A(0), A(200704), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(8);
 
     /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_5, A(100352), A(0), W(306624), W(21815280));
+    PARALLEL(conv2d_5, A(100352), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(9);
 
     /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_6, A(0), A(200704), W(454592), W(21815408), A(100352));
+    PARALLEL(conv2d_6, A(0), A(200704), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(100352));
     TICK(10);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_7, A(100352), A(0), W(463296), W(21815536));
+    PARALLEL(conv2d_7, A(100352), A(0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(11);
 
     /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_8, A(200704), A(100352), W(611264), W(21815664), A(0));
+    PARALLEL(conv2d_8, A(200704), A(100352), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), A(0));
     TICK(12);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_7, A(0), A(200704), W(759232), W(21815792));
+    PARALLEL(conv2d_7, A(0), A(200704), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(13);
 
     /* conv2d layer2.2.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_8, A(100352), A(0), W(907200), W(21815920), A(200704));
+    PARALLEL(conv2d_8, A(100352), A(0), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), A(200704));
     TICK(14);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_7, A(0), A(100352), W(1055168), W(21816048));
+    PARALLEL(conv2d_7, A(0), A(100352), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(15);
 
     /* conv2d layer2.3.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_8, A(200704), A(0), W(1203136), W(21816176), A(100352));
+    PARALLEL(conv2d_8, A(200704), A(0), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), A(100352));
     TICK(16);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_9, A(0), A(200704), W(1351104), W(21816304));
+    PARALLEL(conv2d_9, A(0), A(200704), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(17);
 
     /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_10, A(50176), A(0), W(1647040), W(21816560));
+    PARALLEL(conv2d_10, A(50176), A(0), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(18);
 
     /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_11, A(0), A(200704), W(2237888), W(21816816), A(50176));
+    PARALLEL(conv2d_11, A(0), A(200704), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(50176));
     TICK(19);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(50176), A(0), W(2271680), W(21817072));
+    PARALLEL(conv2d_12, A(50176), A(0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(20);
 
     /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(100352), A(50176), W(2862528), W(21817328), A(0));
+    PARALLEL(conv2d_13, A(100352), A(50176), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), A(0));
     TICK(21);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(0), A(100352), W(3453376), W(21817584));
+    PARALLEL(conv2d_12, A(0), A(100352), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(22);
 
     /* conv2d layer3.2.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(50176), A(0), W(4044224), W(21817840), A(100352));
+    PARALLEL(conv2d_13, A(50176), A(0), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), A(100352));
     TICK(23);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(0), A(50176), W(4635072), W(21818096));
+    PARALLEL(conv2d_12, A(0), A(50176), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(24);
 
     /* conv2d layer3.3.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(100352), A(0), W(5225920), W(21818352), A(50176));
+    PARALLEL(conv2d_13, A(100352), A(0), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), A(50176));
     TICK(25);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(0), A(100352), W(5816768), W(21818608));
+    PARALLEL(conv2d_12, A(0), A(100352), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(26);
 
     /* conv2d layer3.4.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(50176), A(0), W(6407616), W(21818864), A(100352));
+    PARALLEL(conv2d_13, A(50176), A(0), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), A(100352));
     TICK(27);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(0), A(50176), W(6998464), W(21819120));
+    PARALLEL(conv2d_12, A(0), A(50176), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(28);
 
     /* conv2d layer3.5.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(100352), A(0), W(7589312), W(21819376), A(50176));
+    PARALLEL(conv2d_13, A(100352), A(0), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), A(50176));
     TICK(29);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_14, A(0), A(100352), W(8180160), W(21819632));
+    PARALLEL(conv2d_14, A(0), A(100352), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(30);
 
     /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_15, A(25088), A(0), W(9361856), W(21820144));
+    PARALLEL(conv2d_15, A(25088), A(0), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(31);
 
     /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_16, A(0), A(100352), W(11723200), W(21820656), A(25088));
+    PARALLEL(conv2d_16, A(0), A(100352), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(25088));
     TICK(32);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_17, A(25088), A(0), W(11856320), W(21821168));
+    PARALLEL(conv2d_17, A(25088), A(0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(33);
 
     /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_18, A(50176), A(25088), W(14217664), W(21821680), A(0));
+    PARALLEL(conv2d_18, A(50176), A(25088), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), A(0));
     TICK(34);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_17, A(0), A(50176), W(16579008), W(21822192));
+    PARALLEL(conv2d_17, A(0), A(50176), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(35);
 
     /* conv2d layer4.2.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_18, A(25088), A(0), W(18940352), W(21822704), A(50176));
+    PARALLEL(conv2d_18, A(25088), A(0), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), A(50176));
     TICK(36);
 
     /* adaptive_avgpool: [1, 512, 1, 1]  (models/lib/resnet.net:47) */
@@ -617,7 +839,7 @@ int resnet34_run(resnet34 *m, const float *image, float *output) {
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(0) */
 
     /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(21301696), W(21813696));
+    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
     TICK(39);
     return 0;
 }
@@ -657,119 +879,155 @@ void resnet34_on_warning(resnet34 *m, void (*fn)(void *user, const char *message
 
 /* Once after loading: 36 batch norm(s) folded into the layer before each, 36 weight(s) packed. */
 static int prepare(resnet34 *m) {
-    memset(W(21814704), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
-    memset(W(21814768), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
-    memset(W(21814832), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
-    memset(W(21814896), 0, 64 * sizeof(float));   /* layer1.1.conv1.bias(folded) */
-    memset(W(21814960), 0, 64 * sizeof(float));   /* layer1.1.conv2.bias(folded) */
-    memset(W(21815024), 0, 64 * sizeof(float));   /* layer1.2.conv1.bias(folded) */
-    memset(W(21815088), 0, 64 * sizeof(float));   /* layer1.2.conv2.bias(folded) */
-    memset(W(21815152), 0, 128 * sizeof(float));   /* layer2.0.conv1.bias(folded) */
-    memset(W(21815280), 0, 128 * sizeof(float));   /* layer2.0.conv2.bias(folded) */
-    memset(W(21815408), 0, 128 * sizeof(float));   /* layer2.0.downsample.0.bias(folded) */
-    memset(W(21815536), 0, 128 * sizeof(float));   /* layer2.1.conv1.bias(folded) */
-    memset(W(21815664), 0, 128 * sizeof(float));   /* layer2.1.conv2.bias(folded) */
-    memset(W(21815792), 0, 128 * sizeof(float));   /* layer2.2.conv1.bias(folded) */
-    memset(W(21815920), 0, 128 * sizeof(float));   /* layer2.2.conv2.bias(folded) */
-    memset(W(21816048), 0, 128 * sizeof(float));   /* layer2.3.conv1.bias(folded) */
-    memset(W(21816176), 0, 128 * sizeof(float));   /* layer2.3.conv2.bias(folded) */
-    memset(W(21816304), 0, 256 * sizeof(float));   /* layer3.0.conv1.bias(folded) */
-    memset(W(21816560), 0, 256 * sizeof(float));   /* layer3.0.conv2.bias(folded) */
-    memset(W(21816816), 0, 256 * sizeof(float));   /* layer3.0.downsample.0.bias(folded) */
-    memset(W(21817072), 0, 256 * sizeof(float));   /* layer3.1.conv1.bias(folded) */
-    memset(W(21817328), 0, 256 * sizeof(float));   /* layer3.1.conv2.bias(folded) */
-    memset(W(21817584), 0, 256 * sizeof(float));   /* layer3.2.conv1.bias(folded) */
-    memset(W(21817840), 0, 256 * sizeof(float));   /* layer3.2.conv2.bias(folded) */
-    memset(W(21818096), 0, 256 * sizeof(float));   /* layer3.3.conv1.bias(folded) */
-    memset(W(21818352), 0, 256 * sizeof(float));   /* layer3.3.conv2.bias(folded) */
-    memset(W(21818608), 0, 256 * sizeof(float));   /* layer3.4.conv1.bias(folded) */
-    memset(W(21818864), 0, 256 * sizeof(float));   /* layer3.4.conv2.bias(folded) */
-    memset(W(21819120), 0, 256 * sizeof(float));   /* layer3.5.conv1.bias(folded) */
-    memset(W(21819376), 0, 256 * sizeof(float));   /* layer3.5.conv2.bias(folded) */
-    memset(W(21819632), 0, 512 * sizeof(float));   /* layer4.0.conv1.bias(folded) */
-    memset(W(21820144), 0, 512 * sizeof(float));   /* layer4.0.conv2.bias(folded) */
-    memset(W(21820656), 0, 512 * sizeof(float));   /* layer4.0.downsample.0.bias(folded) */
-    memset(W(21821168), 0, 512 * sizeof(float));   /* layer4.1.conv1.bias(folded) */
-    memset(W(21821680), 0, 512 * sizeof(float));   /* layer4.1.conv2.bias(folded) */
-    memset(W(21822192), 0, 512 * sizeof(float));   /* layer4.2.conv1.bias(folded) */
-    memset(W(21822704), 0, 512 * sizeof(float));   /* layer4.2.conv2.bias(folded) */
-    nnk_fold_batchnorm(W(0), W(21814704), W(9408), W(9472), W(9536), W(9600), 64, 147, 9.99999975e-06f);   /* bn1.weight */
-    nnk_fold_batchnorm(W(9664), W(21814768), W(46528), W(46592), W(46656), W(46720), 64, 576, 9.99999975e-06f);   /* layer1.0.bn1.weight */
-    nnk_fold_batchnorm(W(46784), W(21814832), W(83648), W(83712), W(83776), W(83840), 64, 576, 9.99999975e-06f);   /* layer1.0.bn2.weight */
-    nnk_fold_batchnorm(W(83904), W(21814896), W(120768), W(120832), W(120896), W(120960), 64, 576, 9.99999975e-06f);   /* layer1.1.bn1.weight */
-    nnk_fold_batchnorm(W(121024), W(21814960), W(157888), W(157952), W(158016), W(158080), 64, 576, 9.99999975e-06f);   /* layer1.1.bn2.weight */
-    nnk_fold_batchnorm(W(158144), W(21815024), W(195008), W(195072), W(195136), W(195200), 64, 576, 9.99999975e-06f);   /* layer1.2.bn1.weight */
-    nnk_fold_batchnorm(W(195264), W(21815088), W(232128), W(232192), W(232256), W(232320), 64, 576, 9.99999975e-06f);   /* layer1.2.bn2.weight */
-    nnk_fold_batchnorm(W(232384), W(21815152), W(306112), W(306240), W(306368), W(306496), 128, 576, 9.99999975e-06f);   /* layer2.0.bn1.weight */
-    nnk_fold_batchnorm(W(306624), W(21815280), W(454080), W(454208), W(454336), W(454464), 128, 1152, 9.99999975e-06f);   /* layer2.0.bn2.weight */
-    nnk_fold_batchnorm(W(454592), W(21815408), W(462784), W(462912), W(463040), W(463168), 128, 64, 9.99999975e-06f);   /* layer2.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(463296), W(21815536), W(610752), W(610880), W(611008), W(611136), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn1.weight */
-    nnk_fold_batchnorm(W(611264), W(21815664), W(758720), W(758848), W(758976), W(759104), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn2.weight */
-    nnk_fold_batchnorm(W(759232), W(21815792), W(906688), W(906816), W(906944), W(907072), 128, 1152, 9.99999975e-06f);   /* layer2.2.bn1.weight */
-    nnk_fold_batchnorm(W(907200), W(21815920), W(1054656), W(1054784), W(1054912), W(1055040), 128, 1152, 9.99999975e-06f);   /* layer2.2.bn2.weight */
-    nnk_fold_batchnorm(W(1055168), W(21816048), W(1202624), W(1202752), W(1202880), W(1203008), 128, 1152, 9.99999975e-06f);   /* layer2.3.bn1.weight */
-    nnk_fold_batchnorm(W(1203136), W(21816176), W(1350592), W(1350720), W(1350848), W(1350976), 128, 1152, 9.99999975e-06f);   /* layer2.3.bn2.weight */
-    nnk_fold_batchnorm(W(1351104), W(21816304), W(1646016), W(1646272), W(1646528), W(1646784), 256, 1152, 9.99999975e-06f);   /* layer3.0.bn1.weight */
-    nnk_fold_batchnorm(W(1647040), W(21816560), W(2236864), W(2237120), W(2237376), W(2237632), 256, 2304, 9.99999975e-06f);   /* layer3.0.bn2.weight */
-    nnk_fold_batchnorm(W(2237888), W(21816816), W(2270656), W(2270912), W(2271168), W(2271424), 256, 128, 9.99999975e-06f);   /* layer3.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(2271680), W(21817072), W(2861504), W(2861760), W(2862016), W(2862272), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn1.weight */
-    nnk_fold_batchnorm(W(2862528), W(21817328), W(3452352), W(3452608), W(3452864), W(3453120), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn2.weight */
-    nnk_fold_batchnorm(W(3453376), W(21817584), W(4043200), W(4043456), W(4043712), W(4043968), 256, 2304, 9.99999975e-06f);   /* layer3.2.bn1.weight */
-    nnk_fold_batchnorm(W(4044224), W(21817840), W(4634048), W(4634304), W(4634560), W(4634816), 256, 2304, 9.99999975e-06f);   /* layer3.2.bn2.weight */
-    nnk_fold_batchnorm(W(4635072), W(21818096), W(5224896), W(5225152), W(5225408), W(5225664), 256, 2304, 9.99999975e-06f);   /* layer3.3.bn1.weight */
-    nnk_fold_batchnorm(W(5225920), W(21818352), W(5815744), W(5816000), W(5816256), W(5816512), 256, 2304, 9.99999975e-06f);   /* layer3.3.bn2.weight */
-    nnk_fold_batchnorm(W(5816768), W(21818608), W(6406592), W(6406848), W(6407104), W(6407360), 256, 2304, 9.99999975e-06f);   /* layer3.4.bn1.weight */
-    nnk_fold_batchnorm(W(6407616), W(21818864), W(6997440), W(6997696), W(6997952), W(6998208), 256, 2304, 9.99999975e-06f);   /* layer3.4.bn2.weight */
-    nnk_fold_batchnorm(W(6998464), W(21819120), W(7588288), W(7588544), W(7588800), W(7589056), 256, 2304, 9.99999975e-06f);   /* layer3.5.bn1.weight */
-    nnk_fold_batchnorm(W(7589312), W(21819376), W(8179136), W(8179392), W(8179648), W(8179904), 256, 2304, 9.99999975e-06f);   /* layer3.5.bn2.weight */
-    nnk_fold_batchnorm(W(8180160), W(21819632), W(9359808), W(9360320), W(9360832), W(9361344), 512, 2304, 9.99999975e-06f);   /* layer4.0.bn1.weight */
-    nnk_fold_batchnorm(W(9361856), W(21820144), W(11721152), W(11721664), W(11722176), W(11722688), 512, 4608, 9.99999975e-06f);   /* layer4.0.bn2.weight */
-    nnk_fold_batchnorm(W(11723200), W(21820656), W(11854272), W(11854784), W(11855296), W(11855808), 512, 256, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(11856320), W(21821168), W(14215616), W(14216128), W(14216640), W(14217152), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn1.weight */
-    nnk_fold_batchnorm(W(14217664), W(21821680), W(16576960), W(16577472), W(16577984), W(16578496), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
-    nnk_fold_batchnorm(W(16579008), W(21822192), W(18938304), W(18938816), W(18939328), W(18939840), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn1.weight */
-    nnk_fold_batchnorm(W(18940352), W(21822704), W(21299648), W(21300160), W(21300672), W(21301184), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
+    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_downsample_0_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv2_bias_folded), 0, 512 * sizeof(float));
+    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
+                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
+                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
+                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
+                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
+                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded), W(layer1_2_bn1_weight), W(layer1_2_bn1_bias),
+                       W(layer1_2_bn1_running_mean), W(layer1_2_bn1_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), W(layer1_2_bn2_weight), W(layer1_2_bn2_bias),
+                       W(layer1_2_bn2_running_mean), W(layer1_2_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
+                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
+                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
+                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 128, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
+                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
+                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded), W(layer2_2_bn1_weight), W(layer2_2_bn1_bias),
+                       W(layer2_2_bn1_running_mean), W(layer2_2_bn1_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), W(layer2_2_bn2_weight), W(layer2_2_bn2_bias),
+                       W(layer2_2_bn2_running_mean), W(layer2_2_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded), W(layer2_3_bn1_weight), W(layer2_3_bn1_bias),
+                       W(layer2_3_bn1_running_mean), W(layer2_3_bn1_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), W(layer2_3_bn2_weight), W(layer2_3_bn2_bias),
+                       W(layer2_3_bn2_running_mean), W(layer2_3_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
+                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
+                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
+                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 256, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
+                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
+                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded), W(layer3_2_bn1_weight), W(layer3_2_bn1_bias),
+                       W(layer3_2_bn1_running_mean), W(layer3_2_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), W(layer3_2_bn2_weight), W(layer3_2_bn2_bias),
+                       W(layer3_2_bn2_running_mean), W(layer3_2_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded), W(layer3_3_bn1_weight), W(layer3_3_bn1_bias),
+                       W(layer3_3_bn1_running_mean), W(layer3_3_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), W(layer3_3_bn2_weight), W(layer3_3_bn2_bias),
+                       W(layer3_3_bn2_running_mean), W(layer3_3_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded), W(layer3_4_bn1_weight), W(layer3_4_bn1_bias),
+                       W(layer3_4_bn1_running_mean), W(layer3_4_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), W(layer3_4_bn2_weight), W(layer3_4_bn2_bias),
+                       W(layer3_4_bn2_running_mean), W(layer3_4_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded), W(layer3_5_bn1_weight), W(layer3_5_bn1_bias),
+                       W(layer3_5_bn1_running_mean), W(layer3_5_bn1_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), W(layer3_5_bn2_weight), W(layer3_5_bn2_bias),
+                       W(layer3_5_bn2_running_mean), W(layer3_5_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
+                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
+                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
+                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
+                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
+                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded), W(layer4_2_bn1_weight), W(layer4_2_bn1_bias),
+                       W(layer4_2_bn1_running_mean), W(layer4_2_bn1_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), W(layer4_2_bn2_weight), W(layer4_2_bn2_bias),
+                       W(layer4_2_bn2_running_mean), W(layer4_2_bn2_running_var), 512, 4608, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
-    nnk_pack_weight(W(9664), 64, 576, NNK_MR, tmp);   /* layer1.0.conv1.weight */
-    nnk_pack_weight(W(46784), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
-    nnk_pack_weight(W(83904), 64, 576, NNK_MR, tmp);   /* layer1.1.conv1.weight */
-    nnk_pack_weight(W(121024), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
-    nnk_pack_weight(W(158144), 64, 576, NNK_MR, tmp);   /* layer1.2.conv1.weight */
-    nnk_pack_weight(W(195264), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
-    nnk_pack_weight(W(232384), 128, 576, NNK_MR, tmp);   /* layer2.0.conv1.weight */
-    nnk_pack_weight(W(306624), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
-    nnk_pack_weight(W(454592), 128, 64, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
-    nnk_pack_weight(W(463296), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv1.weight */
-    nnk_pack_weight(W(611264), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
-    nnk_pack_weight(W(759232), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv1.weight */
-    nnk_pack_weight(W(907200), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
-    nnk_pack_weight(W(1055168), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv1.weight */
-    nnk_pack_weight(W(1203136), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
-    nnk_pack_weight(W(1351104), 256, 1152, NNK_MR, tmp);   /* layer3.0.conv1.weight */
-    nnk_pack_weight(W(1647040), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
-    nnk_pack_weight(W(2237888), 256, 128, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
-    nnk_pack_weight(W(2271680), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv1.weight */
-    nnk_pack_weight(W(2862528), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
-    nnk_pack_weight(W(3453376), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv1.weight */
-    nnk_pack_weight(W(4044224), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
-    nnk_pack_weight(W(4635072), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv1.weight */
-    nnk_pack_weight(W(5225920), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
-    nnk_pack_weight(W(5816768), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv1.weight */
-    nnk_pack_weight(W(6407616), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
-    nnk_pack_weight(W(6998464), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv1.weight */
-    nnk_pack_weight(W(7589312), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
-    nnk_pack_weight(W(8180160), 512, 2304, NNK_MR, tmp);   /* layer4.0.conv1.weight */
-    nnk_pack_weight(W(9361856), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
-    nnk_pack_weight(W(11723200), 512, 256, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
-    nnk_pack_weight(W(11856320), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv1.weight */
-    nnk_pack_weight(W(14217664), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
-    nnk_pack_weight(W(16579008), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv1.weight */
-    nnk_pack_weight(W(18940352), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
+    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv1_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_downsample_0_weight), 128, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv1_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv1_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_downsample_0_weight), 256, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv1_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv1_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv2_weight), 512, 4608, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,275 +27,600 @@ struct resnet50 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv1_weight = 0,
+    w_bn1_weight = 9408,
+    w_bn1_bias = 9472,
+    w_bn1_running_mean = 9536,
+    w_bn1_running_var = 9600,
+    w_layer1_0_conv1_weight = 9664,
+    w_layer1_0_bn1_weight = 13760,
+    w_layer1_0_bn1_bias = 13824,
+    w_layer1_0_bn1_running_mean = 13888,
+    w_layer1_0_bn1_running_var = 13952,
+    w_layer1_0_conv2_weight = 14016,
+    w_layer1_0_bn2_weight = 50880,
+    w_layer1_0_bn2_bias = 50944,
+    w_layer1_0_bn2_running_mean = 51008,
+    w_layer1_0_bn2_running_var = 51072,
+    w_layer1_0_conv3_weight = 51136,
+    w_layer1_0_bn3_weight = 67520,
+    w_layer1_0_bn3_bias = 67776,
+    w_layer1_0_bn3_running_mean = 68032,
+    w_layer1_0_bn3_running_var = 68288,
+    w_layer1_0_downsample_0_weight = 68544,
+    w_layer1_0_downsample_1_weight = 84928,
+    w_layer1_0_downsample_1_bias = 85184,
+    w_layer1_0_downsample_1_running_mean = 85440,
+    w_layer1_0_downsample_1_running_var = 85696,
+    w_layer1_1_conv1_weight = 85952,
+    w_layer1_1_bn1_weight = 102336,
+    w_layer1_1_bn1_bias = 102400,
+    w_layer1_1_bn1_running_mean = 102464,
+    w_layer1_1_bn1_running_var = 102528,
+    w_layer1_1_conv2_weight = 102592,
+    w_layer1_1_bn2_weight = 139456,
+    w_layer1_1_bn2_bias = 139520,
+    w_layer1_1_bn2_running_mean = 139584,
+    w_layer1_1_bn2_running_var = 139648,
+    w_layer1_1_conv3_weight = 139712,
+    w_layer1_1_bn3_weight = 156096,
+    w_layer1_1_bn3_bias = 156352,
+    w_layer1_1_bn3_running_mean = 156608,
+    w_layer1_1_bn3_running_var = 156864,
+    w_layer1_2_conv1_weight = 157120,
+    w_layer1_2_bn1_weight = 173504,
+    w_layer1_2_bn1_bias = 173568,
+    w_layer1_2_bn1_running_mean = 173632,
+    w_layer1_2_bn1_running_var = 173696,
+    w_layer1_2_conv2_weight = 173760,
+    w_layer1_2_bn2_weight = 210624,
+    w_layer1_2_bn2_bias = 210688,
+    w_layer1_2_bn2_running_mean = 210752,
+    w_layer1_2_bn2_running_var = 210816,
+    w_layer1_2_conv3_weight = 210880,
+    w_layer1_2_bn3_weight = 227264,
+    w_layer1_2_bn3_bias = 227520,
+    w_layer1_2_bn3_running_mean = 227776,
+    w_layer1_2_bn3_running_var = 228032,
+    w_layer2_0_conv1_weight = 228288,
+    w_layer2_0_bn1_weight = 261056,
+    w_layer2_0_bn1_bias = 261184,
+    w_layer2_0_bn1_running_mean = 261312,
+    w_layer2_0_bn1_running_var = 261440,
+    w_layer2_0_conv2_weight = 261568,
+    w_layer2_0_bn2_weight = 409024,
+    w_layer2_0_bn2_bias = 409152,
+    w_layer2_0_bn2_running_mean = 409280,
+    w_layer2_0_bn2_running_var = 409408,
+    w_layer2_0_conv3_weight = 409536,
+    w_layer2_0_bn3_weight = 475072,
+    w_layer2_0_bn3_bias = 475584,
+    w_layer2_0_bn3_running_mean = 476096,
+    w_layer2_0_bn3_running_var = 476608,
+    w_layer2_0_downsample_0_weight = 477120,
+    w_layer2_0_downsample_1_weight = 608192,
+    w_layer2_0_downsample_1_bias = 608704,
+    w_layer2_0_downsample_1_running_mean = 609216,
+    w_layer2_0_downsample_1_running_var = 609728,
+    w_layer2_1_conv1_weight = 610240,
+    w_layer2_1_bn1_weight = 675776,
+    w_layer2_1_bn1_bias = 675904,
+    w_layer2_1_bn1_running_mean = 676032,
+    w_layer2_1_bn1_running_var = 676160,
+    w_layer2_1_conv2_weight = 676288,
+    w_layer2_1_bn2_weight = 823744,
+    w_layer2_1_bn2_bias = 823872,
+    w_layer2_1_bn2_running_mean = 824000,
+    w_layer2_1_bn2_running_var = 824128,
+    w_layer2_1_conv3_weight = 824256,
+    w_layer2_1_bn3_weight = 889792,
+    w_layer2_1_bn3_bias = 890304,
+    w_layer2_1_bn3_running_mean = 890816,
+    w_layer2_1_bn3_running_var = 891328,
+    w_layer2_2_conv1_weight = 891840,
+    w_layer2_2_bn1_weight = 957376,
+    w_layer2_2_bn1_bias = 957504,
+    w_layer2_2_bn1_running_mean = 957632,
+    w_layer2_2_bn1_running_var = 957760,
+    w_layer2_2_conv2_weight = 957888,
+    w_layer2_2_bn2_weight = 1105344,
+    w_layer2_2_bn2_bias = 1105472,
+    w_layer2_2_bn2_running_mean = 1105600,
+    w_layer2_2_bn2_running_var = 1105728,
+    w_layer2_2_conv3_weight = 1105856,
+    w_layer2_2_bn3_weight = 1171392,
+    w_layer2_2_bn3_bias = 1171904,
+    w_layer2_2_bn3_running_mean = 1172416,
+    w_layer2_2_bn3_running_var = 1172928,
+    w_layer2_3_conv1_weight = 1173440,
+    w_layer2_3_bn1_weight = 1238976,
+    w_layer2_3_bn1_bias = 1239104,
+    w_layer2_3_bn1_running_mean = 1239232,
+    w_layer2_3_bn1_running_var = 1239360,
+    w_layer2_3_conv2_weight = 1239488,
+    w_layer2_3_bn2_weight = 1386944,
+    w_layer2_3_bn2_bias = 1387072,
+    w_layer2_3_bn2_running_mean = 1387200,
+    w_layer2_3_bn2_running_var = 1387328,
+    w_layer2_3_conv3_weight = 1387456,
+    w_layer2_3_bn3_weight = 1452992,
+    w_layer2_3_bn3_bias = 1453504,
+    w_layer2_3_bn3_running_mean = 1454016,
+    w_layer2_3_bn3_running_var = 1454528,
+    w_layer3_0_conv1_weight = 1455040,
+    w_layer3_0_bn1_weight = 1586112,
+    w_layer3_0_bn1_bias = 1586368,
+    w_layer3_0_bn1_running_mean = 1586624,
+    w_layer3_0_bn1_running_var = 1586880,
+    w_layer3_0_conv2_weight = 1587136,
+    w_layer3_0_bn2_weight = 2176960,
+    w_layer3_0_bn2_bias = 2177216,
+    w_layer3_0_bn2_running_mean = 2177472,
+    w_layer3_0_bn2_running_var = 2177728,
+    w_layer3_0_conv3_weight = 2177984,
+    w_layer3_0_bn3_weight = 2440128,
+    w_layer3_0_bn3_bias = 2441152,
+    w_layer3_0_bn3_running_mean = 2442176,
+    w_layer3_0_bn3_running_var = 2443200,
+    w_layer3_0_downsample_0_weight = 2444224,
+    w_layer3_0_downsample_1_weight = 2968512,
+    w_layer3_0_downsample_1_bias = 2969536,
+    w_layer3_0_downsample_1_running_mean = 2970560,
+    w_layer3_0_downsample_1_running_var = 2971584,
+    w_layer3_1_conv1_weight = 2972608,
+    w_layer3_1_bn1_weight = 3234752,
+    w_layer3_1_bn1_bias = 3235008,
+    w_layer3_1_bn1_running_mean = 3235264,
+    w_layer3_1_bn1_running_var = 3235520,
+    w_layer3_1_conv2_weight = 3235776,
+    w_layer3_1_bn2_weight = 3825600,
+    w_layer3_1_bn2_bias = 3825856,
+    w_layer3_1_bn2_running_mean = 3826112,
+    w_layer3_1_bn2_running_var = 3826368,
+    w_layer3_1_conv3_weight = 3826624,
+    w_layer3_1_bn3_weight = 4088768,
+    w_layer3_1_bn3_bias = 4089792,
+    w_layer3_1_bn3_running_mean = 4090816,
+    w_layer3_1_bn3_running_var = 4091840,
+    w_layer3_2_conv1_weight = 4092864,
+    w_layer3_2_bn1_weight = 4355008,
+    w_layer3_2_bn1_bias = 4355264,
+    w_layer3_2_bn1_running_mean = 4355520,
+    w_layer3_2_bn1_running_var = 4355776,
+    w_layer3_2_conv2_weight = 4356032,
+    w_layer3_2_bn2_weight = 4945856,
+    w_layer3_2_bn2_bias = 4946112,
+    w_layer3_2_bn2_running_mean = 4946368,
+    w_layer3_2_bn2_running_var = 4946624,
+    w_layer3_2_conv3_weight = 4946880,
+    w_layer3_2_bn3_weight = 5209024,
+    w_layer3_2_bn3_bias = 5210048,
+    w_layer3_2_bn3_running_mean = 5211072,
+    w_layer3_2_bn3_running_var = 5212096,
+    w_layer3_3_conv1_weight = 5213120,
+    w_layer3_3_bn1_weight = 5475264,
+    w_layer3_3_bn1_bias = 5475520,
+    w_layer3_3_bn1_running_mean = 5475776,
+    w_layer3_3_bn1_running_var = 5476032,
+    w_layer3_3_conv2_weight = 5476288,
+    w_layer3_3_bn2_weight = 6066112,
+    w_layer3_3_bn2_bias = 6066368,
+    w_layer3_3_bn2_running_mean = 6066624,
+    w_layer3_3_bn2_running_var = 6066880,
+    w_layer3_3_conv3_weight = 6067136,
+    w_layer3_3_bn3_weight = 6329280,
+    w_layer3_3_bn3_bias = 6330304,
+    w_layer3_3_bn3_running_mean = 6331328,
+    w_layer3_3_bn3_running_var = 6332352,
+    w_layer3_4_conv1_weight = 6333376,
+    w_layer3_4_bn1_weight = 6595520,
+    w_layer3_4_bn1_bias = 6595776,
+    w_layer3_4_bn1_running_mean = 6596032,
+    w_layer3_4_bn1_running_var = 6596288,
+    w_layer3_4_conv2_weight = 6596544,
+    w_layer3_4_bn2_weight = 7186368,
+    w_layer3_4_bn2_bias = 7186624,
+    w_layer3_4_bn2_running_mean = 7186880,
+    w_layer3_4_bn2_running_var = 7187136,
+    w_layer3_4_conv3_weight = 7187392,
+    w_layer3_4_bn3_weight = 7449536,
+    w_layer3_4_bn3_bias = 7450560,
+    w_layer3_4_bn3_running_mean = 7451584,
+    w_layer3_4_bn3_running_var = 7452608,
+    w_layer3_5_conv1_weight = 7453632,
+    w_layer3_5_bn1_weight = 7715776,
+    w_layer3_5_bn1_bias = 7716032,
+    w_layer3_5_bn1_running_mean = 7716288,
+    w_layer3_5_bn1_running_var = 7716544,
+    w_layer3_5_conv2_weight = 7716800,
+    w_layer3_5_bn2_weight = 8306624,
+    w_layer3_5_bn2_bias = 8306880,
+    w_layer3_5_bn2_running_mean = 8307136,
+    w_layer3_5_bn2_running_var = 8307392,
+    w_layer3_5_conv3_weight = 8307648,
+    w_layer3_5_bn3_weight = 8569792,
+    w_layer3_5_bn3_bias = 8570816,
+    w_layer3_5_bn3_running_mean = 8571840,
+    w_layer3_5_bn3_running_var = 8572864,
+    w_layer4_0_conv1_weight = 8573888,
+    w_layer4_0_bn1_weight = 9098176,
+    w_layer4_0_bn1_bias = 9098688,
+    w_layer4_0_bn1_running_mean = 9099200,
+    w_layer4_0_bn1_running_var = 9099712,
+    w_layer4_0_conv2_weight = 9100224,
+    w_layer4_0_bn2_weight = 11459520,
+    w_layer4_0_bn2_bias = 11460032,
+    w_layer4_0_bn2_running_mean = 11460544,
+    w_layer4_0_bn2_running_var = 11461056,
+    w_layer4_0_conv3_weight = 11461568,
+    w_layer4_0_bn3_weight = 12510144,
+    w_layer4_0_bn3_bias = 12512192,
+    w_layer4_0_bn3_running_mean = 12514240,
+    w_layer4_0_bn3_running_var = 12516288,
+    w_layer4_0_downsample_0_weight = 12518336,
+    w_layer4_0_downsample_1_weight = 14615488,
+    w_layer4_0_downsample_1_bias = 14617536,
+    w_layer4_0_downsample_1_running_mean = 14619584,
+    w_layer4_0_downsample_1_running_var = 14621632,
+    w_layer4_1_conv1_weight = 14623680,
+    w_layer4_1_bn1_weight = 15672256,
+    w_layer4_1_bn1_bias = 15672768,
+    w_layer4_1_bn1_running_mean = 15673280,
+    w_layer4_1_bn1_running_var = 15673792,
+    w_layer4_1_conv2_weight = 15674304,
+    w_layer4_1_bn2_weight = 18033600,
+    w_layer4_1_bn2_bias = 18034112,
+    w_layer4_1_bn2_running_mean = 18034624,
+    w_layer4_1_bn2_running_var = 18035136,
+    w_layer4_1_conv3_weight = 18035648,
+    w_layer4_1_bn3_weight = 19084224,
+    w_layer4_1_bn3_bias = 19086272,
+    w_layer4_1_bn3_running_mean = 19088320,
+    w_layer4_1_bn3_running_var = 19090368,
+    w_layer4_2_conv1_weight = 19092416,
+    w_layer4_2_bn1_weight = 20140992,
+    w_layer4_2_bn1_bias = 20141504,
+    w_layer4_2_bn1_running_mean = 20142016,
+    w_layer4_2_bn1_running_var = 20142528,
+    w_layer4_2_conv2_weight = 20143040,
+    w_layer4_2_bn2_weight = 22502336,
+    w_layer4_2_bn2_bias = 22502848,
+    w_layer4_2_bn2_running_mean = 22503360,
+    w_layer4_2_bn2_running_var = 22503872,
+    w_layer4_2_conv3_weight = 22504384,
+    w_layer4_2_bn3_weight = 23552960,
+    w_layer4_2_bn3_bias = 23555008,
+    w_layer4_2_bn3_running_mean = 23557056,
+    w_layer4_2_bn3_running_var = 23559104,
+    w_fc_weight = 23561152,
+    w_fc_bias = 25609152,
+    w_conv1_bias_folded = 25610160,
+    w_layer1_0_conv1_bias_folded = 25610224,
+    w_layer1_0_conv2_bias_folded = 25610288,
+    w_layer1_0_conv3_bias_folded = 25610352,
+    w_layer1_0_downsample_0_bias_folded = 25610608,
+    w_layer1_1_conv1_bias_folded = 25610864,
+    w_layer1_1_conv2_bias_folded = 25610928,
+    w_layer1_1_conv3_bias_folded = 25610992,
+    w_layer1_2_conv1_bias_folded = 25611248,
+    w_layer1_2_conv2_bias_folded = 25611312,
+    w_layer1_2_conv3_bias_folded = 25611376,
+    w_layer2_0_conv1_bias_folded = 25611632,
+    w_layer2_0_conv2_bias_folded = 25611760,
+    w_layer2_0_conv3_bias_folded = 25611888,
+    w_layer2_0_downsample_0_bias_folded = 25612400,
+    w_layer2_1_conv1_bias_folded = 25612912,
+    w_layer2_1_conv2_bias_folded = 25613040,
+    w_layer2_1_conv3_bias_folded = 25613168,
+    w_layer2_2_conv1_bias_folded = 25613680,
+    w_layer2_2_conv2_bias_folded = 25613808,
+    w_layer2_2_conv3_bias_folded = 25613936,
+    w_layer2_3_conv1_bias_folded = 25614448,
+    w_layer2_3_conv2_bias_folded = 25614576,
+    w_layer2_3_conv3_bias_folded = 25614704,
+    w_layer3_0_conv1_bias_folded = 25615216,
+    w_layer3_0_conv2_bias_folded = 25615472,
+    w_layer3_0_conv3_bias_folded = 25615728,
+    w_layer3_0_downsample_0_bias_folded = 25616752,
+    w_layer3_1_conv1_bias_folded = 25617776,
+    w_layer3_1_conv2_bias_folded = 25618032,
+    w_layer3_1_conv3_bias_folded = 25618288,
+    w_layer3_2_conv1_bias_folded = 25619312,
+    w_layer3_2_conv2_bias_folded = 25619568,
+    w_layer3_2_conv3_bias_folded = 25619824,
+    w_layer3_3_conv1_bias_folded = 25620848,
+    w_layer3_3_conv2_bias_folded = 25621104,
+    w_layer3_3_conv3_bias_folded = 25621360,
+    w_layer3_4_conv1_bias_folded = 25622384,
+    w_layer3_4_conv2_bias_folded = 25622640,
+    w_layer3_4_conv3_bias_folded = 25622896,
+    w_layer3_5_conv1_bias_folded = 25623920,
+    w_layer3_5_conv2_bias_folded = 25624176,
+    w_layer3_5_conv3_bias_folded = 25624432,
+    w_layer4_0_conv1_bias_folded = 25625456,
+    w_layer4_0_conv2_bias_folded = 25625968,
+    w_layer4_0_conv3_bias_folded = 25626480,
+    w_layer4_0_downsample_0_bias_folded = 25628528,
+    w_layer4_1_conv1_bias_folded = 25630576,
+    w_layer4_1_conv2_bias_folded = 25631088,
+    w_layer4_1_conv3_bias_folded = 25631600,
+    w_layer4_2_conv1_bias_folded = 25633648,
+    w_layer4_2_conv2_bias_folded = 25634160,
+    w_layer4_2_conv3_bias_folded = 25634672,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[267] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, 0},
-    {"bn1.weight", 1, {64}, 9408},
-    {"bn1.bias", 1, {64}, 9472},
-    {"bn1.running_mean", 1, {64}, 9536},
-    {"bn1.running_var", 1, {64}, 9600},
-    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, 9664},
-    {"layer1.0.bn1.weight", 1, {64}, 13760},
-    {"layer1.0.bn1.bias", 1, {64}, 13824},
-    {"layer1.0.bn1.running_mean", 1, {64}, 13888},
-    {"layer1.0.bn1.running_var", 1, {64}, 13952},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, 14016},
-    {"layer1.0.bn2.weight", 1, {64}, 50880},
-    {"layer1.0.bn2.bias", 1, {64}, 50944},
-    {"layer1.0.bn2.running_mean", 1, {64}, 51008},
-    {"layer1.0.bn2.running_var", 1, {64}, 51072},
-    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, 51136},
-    {"layer1.0.bn3.weight", 1, {256}, 67520},
-    {"layer1.0.bn3.bias", 1, {256}, 67776},
-    {"layer1.0.bn3.running_mean", 1, {256}, 68032},
-    {"layer1.0.bn3.running_var", 1, {256}, 68288},
-    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, 68544},
-    {"layer1.0.downsample.1.weight", 1, {256}, 84928},
-    {"layer1.0.downsample.1.bias", 1, {256}, 85184},
-    {"layer1.0.downsample.1.running_mean", 1, {256}, 85440},
-    {"layer1.0.downsample.1.running_var", 1, {256}, 85696},
-    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, 85952},
-    {"layer1.1.bn1.weight", 1, {64}, 102336},
-    {"layer1.1.bn1.bias", 1, {64}, 102400},
-    {"layer1.1.bn1.running_mean", 1, {64}, 102464},
-    {"layer1.1.bn1.running_var", 1, {64}, 102528},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, 102592},
-    {"layer1.1.bn2.weight", 1, {64}, 139456},
-    {"layer1.1.bn2.bias", 1, {64}, 139520},
-    {"layer1.1.bn2.running_mean", 1, {64}, 139584},
-    {"layer1.1.bn2.running_var", 1, {64}, 139648},
-    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, 139712},
-    {"layer1.1.bn3.weight", 1, {256}, 156096},
-    {"layer1.1.bn3.bias", 1, {256}, 156352},
-    {"layer1.1.bn3.running_mean", 1, {256}, 156608},
-    {"layer1.1.bn3.running_var", 1, {256}, 156864},
-    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, 157120},
-    {"layer1.2.bn1.weight", 1, {64}, 173504},
-    {"layer1.2.bn1.bias", 1, {64}, 173568},
-    {"layer1.2.bn1.running_mean", 1, {64}, 173632},
-    {"layer1.2.bn1.running_var", 1, {64}, 173696},
-    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, 173760},
-    {"layer1.2.bn2.weight", 1, {64}, 210624},
-    {"layer1.2.bn2.bias", 1, {64}, 210688},
-    {"layer1.2.bn2.running_mean", 1, {64}, 210752},
-    {"layer1.2.bn2.running_var", 1, {64}, 210816},
-    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, 210880},
-    {"layer1.2.bn3.weight", 1, {256}, 227264},
-    {"layer1.2.bn3.bias", 1, {256}, 227520},
-    {"layer1.2.bn3.running_mean", 1, {256}, 227776},
-    {"layer1.2.bn3.running_var", 1, {256}, 228032},
-    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, 228288},
-    {"layer2.0.bn1.weight", 1, {128}, 261056},
-    {"layer2.0.bn1.bias", 1, {128}, 261184},
-    {"layer2.0.bn1.running_mean", 1, {128}, 261312},
-    {"layer2.0.bn1.running_var", 1, {128}, 261440},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, 261568},
-    {"layer2.0.bn2.weight", 1, {128}, 409024},
-    {"layer2.0.bn2.bias", 1, {128}, 409152},
-    {"layer2.0.bn2.running_mean", 1, {128}, 409280},
-    {"layer2.0.bn2.running_var", 1, {128}, 409408},
-    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, 409536},
-    {"layer2.0.bn3.weight", 1, {512}, 475072},
-    {"layer2.0.bn3.bias", 1, {512}, 475584},
-    {"layer2.0.bn3.running_mean", 1, {512}, 476096},
-    {"layer2.0.bn3.running_var", 1, {512}, 476608},
-    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, 477120},
-    {"layer2.0.downsample.1.weight", 1, {512}, 608192},
-    {"layer2.0.downsample.1.bias", 1, {512}, 608704},
-    {"layer2.0.downsample.1.running_mean", 1, {512}, 609216},
-    {"layer2.0.downsample.1.running_var", 1, {512}, 609728},
-    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, 610240},
-    {"layer2.1.bn1.weight", 1, {128}, 675776},
-    {"layer2.1.bn1.bias", 1, {128}, 675904},
-    {"layer2.1.bn1.running_mean", 1, {128}, 676032},
-    {"layer2.1.bn1.running_var", 1, {128}, 676160},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, 676288},
-    {"layer2.1.bn2.weight", 1, {128}, 823744},
-    {"layer2.1.bn2.bias", 1, {128}, 823872},
-    {"layer2.1.bn2.running_mean", 1, {128}, 824000},
-    {"layer2.1.bn2.running_var", 1, {128}, 824128},
-    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, 824256},
-    {"layer2.1.bn3.weight", 1, {512}, 889792},
-    {"layer2.1.bn3.bias", 1, {512}, 890304},
-    {"layer2.1.bn3.running_mean", 1, {512}, 890816},
-    {"layer2.1.bn3.running_var", 1, {512}, 891328},
-    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, 891840},
-    {"layer2.2.bn1.weight", 1, {128}, 957376},
-    {"layer2.2.bn1.bias", 1, {128}, 957504},
-    {"layer2.2.bn1.running_mean", 1, {128}, 957632},
-    {"layer2.2.bn1.running_var", 1, {128}, 957760},
-    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, 957888},
-    {"layer2.2.bn2.weight", 1, {128}, 1105344},
-    {"layer2.2.bn2.bias", 1, {128}, 1105472},
-    {"layer2.2.bn2.running_mean", 1, {128}, 1105600},
-    {"layer2.2.bn2.running_var", 1, {128}, 1105728},
-    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, 1105856},
-    {"layer2.2.bn3.weight", 1, {512}, 1171392},
-    {"layer2.2.bn3.bias", 1, {512}, 1171904},
-    {"layer2.2.bn3.running_mean", 1, {512}, 1172416},
-    {"layer2.2.bn3.running_var", 1, {512}, 1172928},
-    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, 1173440},
-    {"layer2.3.bn1.weight", 1, {128}, 1238976},
-    {"layer2.3.bn1.bias", 1, {128}, 1239104},
-    {"layer2.3.bn1.running_mean", 1, {128}, 1239232},
-    {"layer2.3.bn1.running_var", 1, {128}, 1239360},
-    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, 1239488},
-    {"layer2.3.bn2.weight", 1, {128}, 1386944},
-    {"layer2.3.bn2.bias", 1, {128}, 1387072},
-    {"layer2.3.bn2.running_mean", 1, {128}, 1387200},
-    {"layer2.3.bn2.running_var", 1, {128}, 1387328},
-    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, 1387456},
-    {"layer2.3.bn3.weight", 1, {512}, 1452992},
-    {"layer2.3.bn3.bias", 1, {512}, 1453504},
-    {"layer2.3.bn3.running_mean", 1, {512}, 1454016},
-    {"layer2.3.bn3.running_var", 1, {512}, 1454528},
-    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, 1455040},
-    {"layer3.0.bn1.weight", 1, {256}, 1586112},
-    {"layer3.0.bn1.bias", 1, {256}, 1586368},
-    {"layer3.0.bn1.running_mean", 1, {256}, 1586624},
-    {"layer3.0.bn1.running_var", 1, {256}, 1586880},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, 1587136},
-    {"layer3.0.bn2.weight", 1, {256}, 2176960},
-    {"layer3.0.bn2.bias", 1, {256}, 2177216},
-    {"layer3.0.bn2.running_mean", 1, {256}, 2177472},
-    {"layer3.0.bn2.running_var", 1, {256}, 2177728},
-    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, 2177984},
-    {"layer3.0.bn3.weight", 1, {1024}, 2440128},
-    {"layer3.0.bn3.bias", 1, {1024}, 2441152},
-    {"layer3.0.bn3.running_mean", 1, {1024}, 2442176},
-    {"layer3.0.bn3.running_var", 1, {1024}, 2443200},
-    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, 2444224},
-    {"layer3.0.downsample.1.weight", 1, {1024}, 2968512},
-    {"layer3.0.downsample.1.bias", 1, {1024}, 2969536},
-    {"layer3.0.downsample.1.running_mean", 1, {1024}, 2970560},
-    {"layer3.0.downsample.1.running_var", 1, {1024}, 2971584},
-    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, 2972608},
-    {"layer3.1.bn1.weight", 1, {256}, 3234752},
-    {"layer3.1.bn1.bias", 1, {256}, 3235008},
-    {"layer3.1.bn1.running_mean", 1, {256}, 3235264},
-    {"layer3.1.bn1.running_var", 1, {256}, 3235520},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, 3235776},
-    {"layer3.1.bn2.weight", 1, {256}, 3825600},
-    {"layer3.1.bn2.bias", 1, {256}, 3825856},
-    {"layer3.1.bn2.running_mean", 1, {256}, 3826112},
-    {"layer3.1.bn2.running_var", 1, {256}, 3826368},
-    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, 3826624},
-    {"layer3.1.bn3.weight", 1, {1024}, 4088768},
-    {"layer3.1.bn3.bias", 1, {1024}, 4089792},
-    {"layer3.1.bn3.running_mean", 1, {1024}, 4090816},
-    {"layer3.1.bn3.running_var", 1, {1024}, 4091840},
-    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, 4092864},
-    {"layer3.2.bn1.weight", 1, {256}, 4355008},
-    {"layer3.2.bn1.bias", 1, {256}, 4355264},
-    {"layer3.2.bn1.running_mean", 1, {256}, 4355520},
-    {"layer3.2.bn1.running_var", 1, {256}, 4355776},
-    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, 4356032},
-    {"layer3.2.bn2.weight", 1, {256}, 4945856},
-    {"layer3.2.bn2.bias", 1, {256}, 4946112},
-    {"layer3.2.bn2.running_mean", 1, {256}, 4946368},
-    {"layer3.2.bn2.running_var", 1, {256}, 4946624},
-    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, 4946880},
-    {"layer3.2.bn3.weight", 1, {1024}, 5209024},
-    {"layer3.2.bn3.bias", 1, {1024}, 5210048},
-    {"layer3.2.bn3.running_mean", 1, {1024}, 5211072},
-    {"layer3.2.bn3.running_var", 1, {1024}, 5212096},
-    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, 5213120},
-    {"layer3.3.bn1.weight", 1, {256}, 5475264},
-    {"layer3.3.bn1.bias", 1, {256}, 5475520},
-    {"layer3.3.bn1.running_mean", 1, {256}, 5475776},
-    {"layer3.3.bn1.running_var", 1, {256}, 5476032},
-    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, 5476288},
-    {"layer3.3.bn2.weight", 1, {256}, 6066112},
-    {"layer3.3.bn2.bias", 1, {256}, 6066368},
-    {"layer3.3.bn2.running_mean", 1, {256}, 6066624},
-    {"layer3.3.bn2.running_var", 1, {256}, 6066880},
-    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, 6067136},
-    {"layer3.3.bn3.weight", 1, {1024}, 6329280},
-    {"layer3.3.bn3.bias", 1, {1024}, 6330304},
-    {"layer3.3.bn3.running_mean", 1, {1024}, 6331328},
-    {"layer3.3.bn3.running_var", 1, {1024}, 6332352},
-    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, 6333376},
-    {"layer3.4.bn1.weight", 1, {256}, 6595520},
-    {"layer3.4.bn1.bias", 1, {256}, 6595776},
-    {"layer3.4.bn1.running_mean", 1, {256}, 6596032},
-    {"layer3.4.bn1.running_var", 1, {256}, 6596288},
-    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, 6596544},
-    {"layer3.4.bn2.weight", 1, {256}, 7186368},
-    {"layer3.4.bn2.bias", 1, {256}, 7186624},
-    {"layer3.4.bn2.running_mean", 1, {256}, 7186880},
-    {"layer3.4.bn2.running_var", 1, {256}, 7187136},
-    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, 7187392},
-    {"layer3.4.bn3.weight", 1, {1024}, 7449536},
-    {"layer3.4.bn3.bias", 1, {1024}, 7450560},
-    {"layer3.4.bn3.running_mean", 1, {1024}, 7451584},
-    {"layer3.4.bn3.running_var", 1, {1024}, 7452608},
-    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, 7453632},
-    {"layer3.5.bn1.weight", 1, {256}, 7715776},
-    {"layer3.5.bn1.bias", 1, {256}, 7716032},
-    {"layer3.5.bn1.running_mean", 1, {256}, 7716288},
-    {"layer3.5.bn1.running_var", 1, {256}, 7716544},
-    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, 7716800},
-    {"layer3.5.bn2.weight", 1, {256}, 8306624},
-    {"layer3.5.bn2.bias", 1, {256}, 8306880},
-    {"layer3.5.bn2.running_mean", 1, {256}, 8307136},
-    {"layer3.5.bn2.running_var", 1, {256}, 8307392},
-    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, 8307648},
-    {"layer3.5.bn3.weight", 1, {1024}, 8569792},
-    {"layer3.5.bn3.bias", 1, {1024}, 8570816},
-    {"layer3.5.bn3.running_mean", 1, {1024}, 8571840},
-    {"layer3.5.bn3.running_var", 1, {1024}, 8572864},
-    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, 8573888},
-    {"layer4.0.bn1.weight", 1, {512}, 9098176},
-    {"layer4.0.bn1.bias", 1, {512}, 9098688},
-    {"layer4.0.bn1.running_mean", 1, {512}, 9099200},
-    {"layer4.0.bn1.running_var", 1, {512}, 9099712},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, 9100224},
-    {"layer4.0.bn2.weight", 1, {512}, 11459520},
-    {"layer4.0.bn2.bias", 1, {512}, 11460032},
-    {"layer4.0.bn2.running_mean", 1, {512}, 11460544},
-    {"layer4.0.bn2.running_var", 1, {512}, 11461056},
-    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, 11461568},
-    {"layer4.0.bn3.weight", 1, {2048}, 12510144},
-    {"layer4.0.bn3.bias", 1, {2048}, 12512192},
-    {"layer4.0.bn3.running_mean", 1, {2048}, 12514240},
-    {"layer4.0.bn3.running_var", 1, {2048}, 12516288},
-    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, 12518336},
-    {"layer4.0.downsample.1.weight", 1, {2048}, 14615488},
-    {"layer4.0.downsample.1.bias", 1, {2048}, 14617536},
-    {"layer4.0.downsample.1.running_mean", 1, {2048}, 14619584},
-    {"layer4.0.downsample.1.running_var", 1, {2048}, 14621632},
-    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, 14623680},
-    {"layer4.1.bn1.weight", 1, {512}, 15672256},
-    {"layer4.1.bn1.bias", 1, {512}, 15672768},
-    {"layer4.1.bn1.running_mean", 1, {512}, 15673280},
-    {"layer4.1.bn1.running_var", 1, {512}, 15673792},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, 15674304},
-    {"layer4.1.bn2.weight", 1, {512}, 18033600},
-    {"layer4.1.bn2.bias", 1, {512}, 18034112},
-    {"layer4.1.bn2.running_mean", 1, {512}, 18034624},
-    {"layer4.1.bn2.running_var", 1, {512}, 18035136},
-    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, 18035648},
-    {"layer4.1.bn3.weight", 1, {2048}, 19084224},
-    {"layer4.1.bn3.bias", 1, {2048}, 19086272},
-    {"layer4.1.bn3.running_mean", 1, {2048}, 19088320},
-    {"layer4.1.bn3.running_var", 1, {2048}, 19090368},
-    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, 19092416},
-    {"layer4.2.bn1.weight", 1, {512}, 20140992},
-    {"layer4.2.bn1.bias", 1, {512}, 20141504},
-    {"layer4.2.bn1.running_mean", 1, {512}, 20142016},
-    {"layer4.2.bn1.running_var", 1, {512}, 20142528},
-    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, 20143040},
-    {"layer4.2.bn2.weight", 1, {512}, 22502336},
-    {"layer4.2.bn2.bias", 1, {512}, 22502848},
-    {"layer4.2.bn2.running_mean", 1, {512}, 22503360},
-    {"layer4.2.bn2.running_var", 1, {512}, 22503872},
-    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, 22504384},
-    {"layer4.2.bn3.weight", 1, {2048}, 23552960},
-    {"layer4.2.bn3.bias", 1, {2048}, 23555008},
-    {"layer4.2.bn3.running_mean", 1, {2048}, 23557056},
-    {"layer4.2.bn3.running_var", 1, {2048}, 23559104},
-    {"fc.weight", 2, {1000, 2048}, 23561152},
-    {"fc.bias", 1, {1000}, 25609152},
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 1, 1}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.0.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_0_conv3_weight},
+    {"layer1.0.bn3.weight", 1, {256}, w_layer1_0_bn3_weight},
+    {"layer1.0.bn3.bias", 1, {256}, w_layer1_0_bn3_bias},
+    {"layer1.0.bn3.running_mean", 1, {256}, w_layer1_0_bn3_running_mean},
+    {"layer1.0.bn3.running_var", 1, {256}, w_layer1_0_bn3_running_var},
+    {"layer1.0.downsample.0.weight", 4, {256, 64, 1, 1}, w_layer1_0_downsample_0_weight},
+    {"layer1.0.downsample.1.weight", 1, {256}, w_layer1_0_downsample_1_weight},
+    {"layer1.0.downsample.1.bias", 1, {256}, w_layer1_0_downsample_1_bias},
+    {"layer1.0.downsample.1.running_mean", 1, {256}, w_layer1_0_downsample_1_running_mean},
+    {"layer1.0.downsample.1.running_var", 1, {256}, w_layer1_0_downsample_1_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer1.1.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_1_conv3_weight},
+    {"layer1.1.bn3.weight", 1, {256}, w_layer1_1_bn3_weight},
+    {"layer1.1.bn3.bias", 1, {256}, w_layer1_1_bn3_bias},
+    {"layer1.1.bn3.running_mean", 1, {256}, w_layer1_1_bn3_running_mean},
+    {"layer1.1.bn3.running_var", 1, {256}, w_layer1_1_bn3_running_var},
+    {"layer1.2.conv1.weight", 4, {64, 256, 1, 1}, w_layer1_2_conv1_weight},
+    {"layer1.2.bn1.weight", 1, {64}, w_layer1_2_bn1_weight},
+    {"layer1.2.bn1.bias", 1, {64}, w_layer1_2_bn1_bias},
+    {"layer1.2.bn1.running_mean", 1, {64}, w_layer1_2_bn1_running_mean},
+    {"layer1.2.bn1.running_var", 1, {64}, w_layer1_2_bn1_running_var},
+    {"layer1.2.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_2_conv2_weight},
+    {"layer1.2.bn2.weight", 1, {64}, w_layer1_2_bn2_weight},
+    {"layer1.2.bn2.bias", 1, {64}, w_layer1_2_bn2_bias},
+    {"layer1.2.bn2.running_mean", 1, {64}, w_layer1_2_bn2_running_mean},
+    {"layer1.2.bn2.running_var", 1, {64}, w_layer1_2_bn2_running_var},
+    {"layer1.2.conv3.weight", 4, {256, 64, 1, 1}, w_layer1_2_conv3_weight},
+    {"layer1.2.bn3.weight", 1, {256}, w_layer1_2_bn3_weight},
+    {"layer1.2.bn3.bias", 1, {256}, w_layer1_2_bn3_bias},
+    {"layer1.2.bn3.running_mean", 1, {256}, w_layer1_2_bn3_running_mean},
+    {"layer1.2.bn3.running_var", 1, {256}, w_layer1_2_bn3_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 256, 1, 1}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_0_conv3_weight},
+    {"layer2.0.bn3.weight", 1, {512}, w_layer2_0_bn3_weight},
+    {"layer2.0.bn3.bias", 1, {512}, w_layer2_0_bn3_bias},
+    {"layer2.0.bn3.running_mean", 1, {512}, w_layer2_0_bn3_running_mean},
+    {"layer2.0.bn3.running_var", 1, {512}, w_layer2_0_bn3_running_var},
+    {"layer2.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {512}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {512}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {512}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {512}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer2.1.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_1_conv3_weight},
+    {"layer2.1.bn3.weight", 1, {512}, w_layer2_1_bn3_weight},
+    {"layer2.1.bn3.bias", 1, {512}, w_layer2_1_bn3_bias},
+    {"layer2.1.bn3.running_mean", 1, {512}, w_layer2_1_bn3_running_mean},
+    {"layer2.1.bn3.running_var", 1, {512}, w_layer2_1_bn3_running_var},
+    {"layer2.2.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_2_conv1_weight},
+    {"layer2.2.bn1.weight", 1, {128}, w_layer2_2_bn1_weight},
+    {"layer2.2.bn1.bias", 1, {128}, w_layer2_2_bn1_bias},
+    {"layer2.2.bn1.running_mean", 1, {128}, w_layer2_2_bn1_running_mean},
+    {"layer2.2.bn1.running_var", 1, {128}, w_layer2_2_bn1_running_var},
+    {"layer2.2.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_2_conv2_weight},
+    {"layer2.2.bn2.weight", 1, {128}, w_layer2_2_bn2_weight},
+    {"layer2.2.bn2.bias", 1, {128}, w_layer2_2_bn2_bias},
+    {"layer2.2.bn2.running_mean", 1, {128}, w_layer2_2_bn2_running_mean},
+    {"layer2.2.bn2.running_var", 1, {128}, w_layer2_2_bn2_running_var},
+    {"layer2.2.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_2_conv3_weight},
+    {"layer2.2.bn3.weight", 1, {512}, w_layer2_2_bn3_weight},
+    {"layer2.2.bn3.bias", 1, {512}, w_layer2_2_bn3_bias},
+    {"layer2.2.bn3.running_mean", 1, {512}, w_layer2_2_bn3_running_mean},
+    {"layer2.2.bn3.running_var", 1, {512}, w_layer2_2_bn3_running_var},
+    {"layer2.3.conv1.weight", 4, {128, 512, 1, 1}, w_layer2_3_conv1_weight},
+    {"layer2.3.bn1.weight", 1, {128}, w_layer2_3_bn1_weight},
+    {"layer2.3.bn1.bias", 1, {128}, w_layer2_3_bn1_bias},
+    {"layer2.3.bn1.running_mean", 1, {128}, w_layer2_3_bn1_running_mean},
+    {"layer2.3.bn1.running_var", 1, {128}, w_layer2_3_bn1_running_var},
+    {"layer2.3.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_3_conv2_weight},
+    {"layer2.3.bn2.weight", 1, {128}, w_layer2_3_bn2_weight},
+    {"layer2.3.bn2.bias", 1, {128}, w_layer2_3_bn2_bias},
+    {"layer2.3.bn2.running_mean", 1, {128}, w_layer2_3_bn2_running_mean},
+    {"layer2.3.bn2.running_var", 1, {128}, w_layer2_3_bn2_running_var},
+    {"layer2.3.conv3.weight", 4, {512, 128, 1, 1}, w_layer2_3_conv3_weight},
+    {"layer2.3.bn3.weight", 1, {512}, w_layer2_3_bn3_weight},
+    {"layer2.3.bn3.bias", 1, {512}, w_layer2_3_bn3_bias},
+    {"layer2.3.bn3.running_mean", 1, {512}, w_layer2_3_bn3_running_mean},
+    {"layer2.3.bn3.running_var", 1, {512}, w_layer2_3_bn3_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 512, 1, 1}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_0_conv3_weight},
+    {"layer3.0.bn3.weight", 1, {1024}, w_layer3_0_bn3_weight},
+    {"layer3.0.bn3.bias", 1, {1024}, w_layer3_0_bn3_bias},
+    {"layer3.0.bn3.running_mean", 1, {1024}, w_layer3_0_bn3_running_mean},
+    {"layer3.0.bn3.running_var", 1, {1024}, w_layer3_0_bn3_running_var},
+    {"layer3.0.downsample.0.weight", 4, {1024, 512, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {1024}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {1024}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {1024}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {1024}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer3.1.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_1_conv3_weight},
+    {"layer3.1.bn3.weight", 1, {1024}, w_layer3_1_bn3_weight},
+    {"layer3.1.bn3.bias", 1, {1024}, w_layer3_1_bn3_bias},
+    {"layer3.1.bn3.running_mean", 1, {1024}, w_layer3_1_bn3_running_mean},
+    {"layer3.1.bn3.running_var", 1, {1024}, w_layer3_1_bn3_running_var},
+    {"layer3.2.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_2_conv1_weight},
+    {"layer3.2.bn1.weight", 1, {256}, w_layer3_2_bn1_weight},
+    {"layer3.2.bn1.bias", 1, {256}, w_layer3_2_bn1_bias},
+    {"layer3.2.bn1.running_mean", 1, {256}, w_layer3_2_bn1_running_mean},
+    {"layer3.2.bn1.running_var", 1, {256}, w_layer3_2_bn1_running_var},
+    {"layer3.2.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_2_conv2_weight},
+    {"layer3.2.bn2.weight", 1, {256}, w_layer3_2_bn2_weight},
+    {"layer3.2.bn2.bias", 1, {256}, w_layer3_2_bn2_bias},
+    {"layer3.2.bn2.running_mean", 1, {256}, w_layer3_2_bn2_running_mean},
+    {"layer3.2.bn2.running_var", 1, {256}, w_layer3_2_bn2_running_var},
+    {"layer3.2.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_2_conv3_weight},
+    {"layer3.2.bn3.weight", 1, {1024}, w_layer3_2_bn3_weight},
+    {"layer3.2.bn3.bias", 1, {1024}, w_layer3_2_bn3_bias},
+    {"layer3.2.bn3.running_mean", 1, {1024}, w_layer3_2_bn3_running_mean},
+    {"layer3.2.bn3.running_var", 1, {1024}, w_layer3_2_bn3_running_var},
+    {"layer3.3.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_3_conv1_weight},
+    {"layer3.3.bn1.weight", 1, {256}, w_layer3_3_bn1_weight},
+    {"layer3.3.bn1.bias", 1, {256}, w_layer3_3_bn1_bias},
+    {"layer3.3.bn1.running_mean", 1, {256}, w_layer3_3_bn1_running_mean},
+    {"layer3.3.bn1.running_var", 1, {256}, w_layer3_3_bn1_running_var},
+    {"layer3.3.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_3_conv2_weight},
+    {"layer3.3.bn2.weight", 1, {256}, w_layer3_3_bn2_weight},
+    {"layer3.3.bn2.bias", 1, {256}, w_layer3_3_bn2_bias},
+    {"layer3.3.bn2.running_mean", 1, {256}, w_layer3_3_bn2_running_mean},
+    {"layer3.3.bn2.running_var", 1, {256}, w_layer3_3_bn2_running_var},
+    {"layer3.3.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_3_conv3_weight},
+    {"layer3.3.bn3.weight", 1, {1024}, w_layer3_3_bn3_weight},
+    {"layer3.3.bn3.bias", 1, {1024}, w_layer3_3_bn3_bias},
+    {"layer3.3.bn3.running_mean", 1, {1024}, w_layer3_3_bn3_running_mean},
+    {"layer3.3.bn3.running_var", 1, {1024}, w_layer3_3_bn3_running_var},
+    {"layer3.4.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_4_conv1_weight},
+    {"layer3.4.bn1.weight", 1, {256}, w_layer3_4_bn1_weight},
+    {"layer3.4.bn1.bias", 1, {256}, w_layer3_4_bn1_bias},
+    {"layer3.4.bn1.running_mean", 1, {256}, w_layer3_4_bn1_running_mean},
+    {"layer3.4.bn1.running_var", 1, {256}, w_layer3_4_bn1_running_var},
+    {"layer3.4.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_4_conv2_weight},
+    {"layer3.4.bn2.weight", 1, {256}, w_layer3_4_bn2_weight},
+    {"layer3.4.bn2.bias", 1, {256}, w_layer3_4_bn2_bias},
+    {"layer3.4.bn2.running_mean", 1, {256}, w_layer3_4_bn2_running_mean},
+    {"layer3.4.bn2.running_var", 1, {256}, w_layer3_4_bn2_running_var},
+    {"layer3.4.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_4_conv3_weight},
+    {"layer3.4.bn3.weight", 1, {1024}, w_layer3_4_bn3_weight},
+    {"layer3.4.bn3.bias", 1, {1024}, w_layer3_4_bn3_bias},
+    {"layer3.4.bn3.running_mean", 1, {1024}, w_layer3_4_bn3_running_mean},
+    {"layer3.4.bn3.running_var", 1, {1024}, w_layer3_4_bn3_running_var},
+    {"layer3.5.conv1.weight", 4, {256, 1024, 1, 1}, w_layer3_5_conv1_weight},
+    {"layer3.5.bn1.weight", 1, {256}, w_layer3_5_bn1_weight},
+    {"layer3.5.bn1.bias", 1, {256}, w_layer3_5_bn1_bias},
+    {"layer3.5.bn1.running_mean", 1, {256}, w_layer3_5_bn1_running_mean},
+    {"layer3.5.bn1.running_var", 1, {256}, w_layer3_5_bn1_running_var},
+    {"layer3.5.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_5_conv2_weight},
+    {"layer3.5.bn2.weight", 1, {256}, w_layer3_5_bn2_weight},
+    {"layer3.5.bn2.bias", 1, {256}, w_layer3_5_bn2_bias},
+    {"layer3.5.bn2.running_mean", 1, {256}, w_layer3_5_bn2_running_mean},
+    {"layer3.5.bn2.running_var", 1, {256}, w_layer3_5_bn2_running_var},
+    {"layer3.5.conv3.weight", 4, {1024, 256, 1, 1}, w_layer3_5_conv3_weight},
+    {"layer3.5.bn3.weight", 1, {1024}, w_layer3_5_bn3_weight},
+    {"layer3.5.bn3.bias", 1, {1024}, w_layer3_5_bn3_bias},
+    {"layer3.5.bn3.running_mean", 1, {1024}, w_layer3_5_bn3_running_mean},
+    {"layer3.5.bn3.running_var", 1, {1024}, w_layer3_5_bn3_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 1024, 1, 1}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_0_conv3_weight},
+    {"layer4.0.bn3.weight", 1, {2048}, w_layer4_0_bn3_weight},
+    {"layer4.0.bn3.bias", 1, {2048}, w_layer4_0_bn3_bias},
+    {"layer4.0.bn3.running_mean", 1, {2048}, w_layer4_0_bn3_running_mean},
+    {"layer4.0.bn3.running_var", 1, {2048}, w_layer4_0_bn3_running_var},
+    {"layer4.0.downsample.0.weight", 4, {2048, 1024, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {2048}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {2048}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {2048}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {2048}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"layer4.1.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_1_conv3_weight},
+    {"layer4.1.bn3.weight", 1, {2048}, w_layer4_1_bn3_weight},
+    {"layer4.1.bn3.bias", 1, {2048}, w_layer4_1_bn3_bias},
+    {"layer4.1.bn3.running_mean", 1, {2048}, w_layer4_1_bn3_running_mean},
+    {"layer4.1.bn3.running_var", 1, {2048}, w_layer4_1_bn3_running_var},
+    {"layer4.2.conv1.weight", 4, {512, 2048, 1, 1}, w_layer4_2_conv1_weight},
+    {"layer4.2.bn1.weight", 1, {512}, w_layer4_2_bn1_weight},
+    {"layer4.2.bn1.bias", 1, {512}, w_layer4_2_bn1_bias},
+    {"layer4.2.bn1.running_mean", 1, {512}, w_layer4_2_bn1_running_mean},
+    {"layer4.2.bn1.running_var", 1, {512}, w_layer4_2_bn1_running_var},
+    {"layer4.2.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_2_conv2_weight},
+    {"layer4.2.bn2.weight", 1, {512}, w_layer4_2_bn2_weight},
+    {"layer4.2.bn2.bias", 1, {512}, w_layer4_2_bn2_bias},
+    {"layer4.2.bn2.running_mean", 1, {512}, w_layer4_2_bn2_running_mean},
+    {"layer4.2.bn2.running_var", 1, {512}, w_layer4_2_bn2_running_var},
+    {"layer4.2.conv3.weight", 4, {2048, 512, 1, 1}, w_layer4_2_conv3_weight},
+    {"layer4.2.bn3.weight", 1, {2048}, w_layer4_2_bn3_weight},
+    {"layer4.2.bn3.bias", 1, {2048}, w_layer4_2_bn3_bias},
+    {"layer4.2.bn3.running_mean", 1, {2048}, w_layer4_2_bn3_running_mean},
+    {"layer4.2.bn3.running_var", 1, {2048}, w_layer4_2_bn3_running_var},
+    {"fc.weight", 2, {1000, 2048}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -359,7 +684,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear fc", 4096000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -643,7 +967,7 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(25610160));
+    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
@@ -651,211 +975,211 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     TICK(1);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_2, A(0), A(1605632), W(9664), W(25610224));
+    PARALLEL(conv2d_2, A(0), A(1605632), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
     /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(802816), A(0), W(14016), W(25610288));
+    PARALLEL(conv2d_3, A(802816), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
     TICK(3);
 
     /* conv2d layer1.0.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_4, A(0), A(802816), W(51136), W(25610352));
+    PARALLEL(conv2d_4, A(0), A(802816), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
     TICK(4);
 
     /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(68544), W(25610608), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), A(0));
     TICK(5);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(0), A(802816), W(85952), W(25610864));
+    PARALLEL(conv2d_6, A(0), A(802816), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(6);
 
     /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(0), W(102592), W(25610928));
+    PARALLEL(conv2d_3, A(1605632), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
     TICK(7);
 
     /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(0), A(1605632), W(139712), W(25610992), A(802816));
+    PARALLEL(conv2d_5, A(0), A(1605632), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(802816));
     TICK(8);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(802816), A(0), W(157120), W(25611248));
+    PARALLEL(conv2d_6, A(802816), A(0), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(9);
 
     /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(802816), W(173760), W(25611312));
+    PARALLEL(conv2d_3, A(1605632), A(802816), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
     TICK(10);
 
     /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(210880), W(25611376), A(0));
+    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(0));
     TICK(11);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_7, A(0), A(802816), W(228288), W(25611632));
+    PARALLEL(conv2d_7, A(0), A(802816), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(12);
 
     /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_8, A(401408), A(0), W(261568), W(25611760));
+    PARALLEL(conv2d_8, A(401408), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(13);
 
     /* conv2d layer2.0.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_9, A(0), A(401408), W(409536), W(25611888));
+    PARALLEL(conv2d_9, A(0), A(401408), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
     TICK(14);
 
     /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_10, A(401408), A(802816), W(477120), W(25612400), A(0));
+    PARALLEL(conv2d_10, A(401408), A(802816), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(0));
     TICK(15);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(610240), W(25612912));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(16);
 
     /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(676288), W(25613040));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
     TICK(17);
 
     /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(824256), W(25613168), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(401408));
     TICK(18);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(891840), W(25613680));
+    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(19);
 
     /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(957888), W(25613808));
+    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
     TICK(20);
 
     /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(1105856), W(25613936), A(0));
+    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(0));
     TICK(21);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(1173440), W(25614448));
+    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(22);
 
     /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(1239488), W(25614576));
+    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
     TICK(23);
 
     /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(1387456), W(25614704), A(401408));
+    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(401408));
     TICK(24);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_14, A(401408), A(0), W(1455040), W(25615216));
+    PARALLEL(conv2d_14, A(401408), A(0), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(25);
 
     /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_15, A(602112), A(401408), W(1587136), W(25615472));
+    PARALLEL(conv2d_15, A(602112), A(401408), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(26);
 
     /* conv2d layer3.0.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_16, A(401408), A(602112), W(2177984), W(25615728));
+    PARALLEL(conv2d_16, A(401408), A(602112), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
     TICK(27);
 
     /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_17, A(602112), A(0), W(2444224), W(25616752), A(401408));
+    PARALLEL(conv2d_17, A(602112), A(0), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(401408));
     TICK(28);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(602112), W(2972608), W(25617776));
+    PARALLEL(conv2d_18, A(0), A(602112), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(29);
 
     /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(200704), A(0), W(3235776), W(25618032));
+    PARALLEL(conv2d_19, A(200704), A(0), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
     TICK(30);
 
     /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(200704), W(3826624), W(25618288), A(602112));
+    PARALLEL(conv2d_20, A(0), A(200704), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(602112));
     TICK(31);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(4092864), W(25619312));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(32);
 
     /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(4356032), W(25619568));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
     TICK(33);
 
     /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(4946880), W(25619824), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(0));
     TICK(34);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(5213120), W(25620848));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(35);
 
     /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(5476288), W(25621104));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
     TICK(36);
 
     /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(6067136), W(25621360), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(200704));
     TICK(37);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(6333376), W(25622384));
+    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(38);
 
     /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(6596544), W(25622640));
+    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
     TICK(39);
 
     /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(7187392), W(25622896), A(0));
+    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(0));
     TICK(40);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(7453632), W(25623920));
+    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(41);
 
     /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(7716800), W(25624176));
+    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
     TICK(42);
 
     /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(8307648), W(25624432), A(200704));
+    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(200704));
     TICK(43);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_21, A(200704), A(0), W(8573888), W(25625456));
+    PARALLEL(conv2d_21, A(200704), A(0), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(44);
 
     /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_22, A(301056), A(200704), W(9100224), W(25625968));
+    PARALLEL(conv2d_22, A(301056), A(200704), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(45);
 
     /* conv2d layer4.0.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_23, A(200704), A(301056), W(11461568), W(25626480));
+    PARALLEL(conv2d_23, A(200704), A(301056), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
     TICK(46);
 
     /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_24, A(301056), A(0), W(12518336), W(25628528), A(200704));
+    PARALLEL(conv2d_24, A(301056), A(0), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(200704));
     TICK(47);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(0), A(301056), W(14623680), W(25630576));
+    PARALLEL(conv2d_25, A(0), A(301056), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(48);
 
     /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(100352), A(0), W(15674304), W(25631088));
+    PARALLEL(conv2d_26, A(100352), A(0), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
     TICK(49);
 
     /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(0), A(100352), W(18035648), W(25631600), A(301056));
+    PARALLEL(conv2d_27, A(0), A(100352), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(301056));
     TICK(50);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(100352), A(0), W(19092416), W(25633648));
+    PARALLEL(conv2d_25, A(100352), A(0), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(51);
 
     /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(200704), A(100352), W(20143040), W(25634160));
+    PARALLEL(conv2d_26, A(200704), A(100352), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
     TICK(52);
 
     /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(100352), A(200704), W(22504384), W(25634672), A(0));
+    PARALLEL(conv2d_27, A(100352), A(200704), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(0));
     TICK(53);
 
     /* adaptive_avgpool: [1, 2048, 1, 1]  (models/lib/resnet.net:47) */
@@ -865,7 +1189,7 @@ int resnet50_run(resnet50 *m, const float *image, float *output) {
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(0) */
 
     /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(23561152), W(25609152));
+    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
     TICK(56);
     return 0;
 }
@@ -905,170 +1229,223 @@ void resnet50_on_warning(resnet50 *m, void (*fn)(void *user, const char *message
 
 /* Once after loading: 53 batch norm(s) folded into the layer before each, 53 weight(s) packed. */
 static int prepare(resnet50 *m) {
-    memset(W(25610160), 0, 64 * sizeof(float));   /* conv1.bias(folded) */
-    memset(W(25610224), 0, 64 * sizeof(float));   /* layer1.0.conv1.bias(folded) */
-    memset(W(25610288), 0, 64 * sizeof(float));   /* layer1.0.conv2.bias(folded) */
-    memset(W(25610352), 0, 256 * sizeof(float));   /* layer1.0.conv3.bias(folded) */
-    memset(W(25610608), 0, 256 * sizeof(float));   /* layer1.0.downsample.0.bias(folded) */
-    memset(W(25610864), 0, 64 * sizeof(float));   /* layer1.1.conv1.bias(folded) */
-    memset(W(25610928), 0, 64 * sizeof(float));   /* layer1.1.conv2.bias(folded) */
-    memset(W(25610992), 0, 256 * sizeof(float));   /* layer1.1.conv3.bias(folded) */
-    memset(W(25611248), 0, 64 * sizeof(float));   /* layer1.2.conv1.bias(folded) */
-    memset(W(25611312), 0, 64 * sizeof(float));   /* layer1.2.conv2.bias(folded) */
-    memset(W(25611376), 0, 256 * sizeof(float));   /* layer1.2.conv3.bias(folded) */
-    memset(W(25611632), 0, 128 * sizeof(float));   /* layer2.0.conv1.bias(folded) */
-    memset(W(25611760), 0, 128 * sizeof(float));   /* layer2.0.conv2.bias(folded) */
-    memset(W(25611888), 0, 512 * sizeof(float));   /* layer2.0.conv3.bias(folded) */
-    memset(W(25612400), 0, 512 * sizeof(float));   /* layer2.0.downsample.0.bias(folded) */
-    memset(W(25612912), 0, 128 * sizeof(float));   /* layer2.1.conv1.bias(folded) */
-    memset(W(25613040), 0, 128 * sizeof(float));   /* layer2.1.conv2.bias(folded) */
-    memset(W(25613168), 0, 512 * sizeof(float));   /* layer2.1.conv3.bias(folded) */
-    memset(W(25613680), 0, 128 * sizeof(float));   /* layer2.2.conv1.bias(folded) */
-    memset(W(25613808), 0, 128 * sizeof(float));   /* layer2.2.conv2.bias(folded) */
-    memset(W(25613936), 0, 512 * sizeof(float));   /* layer2.2.conv3.bias(folded) */
-    memset(W(25614448), 0, 128 * sizeof(float));   /* layer2.3.conv1.bias(folded) */
-    memset(W(25614576), 0, 128 * sizeof(float));   /* layer2.3.conv2.bias(folded) */
-    memset(W(25614704), 0, 512 * sizeof(float));   /* layer2.3.conv3.bias(folded) */
-    memset(W(25615216), 0, 256 * sizeof(float));   /* layer3.0.conv1.bias(folded) */
-    memset(W(25615472), 0, 256 * sizeof(float));   /* layer3.0.conv2.bias(folded) */
-    memset(W(25615728), 0, 1024 * sizeof(float));   /* layer3.0.conv3.bias(folded) */
-    memset(W(25616752), 0, 1024 * sizeof(float));   /* layer3.0.downsample.0.bias(folded) */
-    memset(W(25617776), 0, 256 * sizeof(float));   /* layer3.1.conv1.bias(folded) */
-    memset(W(25618032), 0, 256 * sizeof(float));   /* layer3.1.conv2.bias(folded) */
-    memset(W(25618288), 0, 1024 * sizeof(float));   /* layer3.1.conv3.bias(folded) */
-    memset(W(25619312), 0, 256 * sizeof(float));   /* layer3.2.conv1.bias(folded) */
-    memset(W(25619568), 0, 256 * sizeof(float));   /* layer3.2.conv2.bias(folded) */
-    memset(W(25619824), 0, 1024 * sizeof(float));   /* layer3.2.conv3.bias(folded) */
-    memset(W(25620848), 0, 256 * sizeof(float));   /* layer3.3.conv1.bias(folded) */
-    memset(W(25621104), 0, 256 * sizeof(float));   /* layer3.3.conv2.bias(folded) */
-    memset(W(25621360), 0, 1024 * sizeof(float));   /* layer3.3.conv3.bias(folded) */
-    memset(W(25622384), 0, 256 * sizeof(float));   /* layer3.4.conv1.bias(folded) */
-    memset(W(25622640), 0, 256 * sizeof(float));   /* layer3.4.conv2.bias(folded) */
-    memset(W(25622896), 0, 1024 * sizeof(float));   /* layer3.4.conv3.bias(folded) */
-    memset(W(25623920), 0, 256 * sizeof(float));   /* layer3.5.conv1.bias(folded) */
-    memset(W(25624176), 0, 256 * sizeof(float));   /* layer3.5.conv2.bias(folded) */
-    memset(W(25624432), 0, 1024 * sizeof(float));   /* layer3.5.conv3.bias(folded) */
-    memset(W(25625456), 0, 512 * sizeof(float));   /* layer4.0.conv1.bias(folded) */
-    memset(W(25625968), 0, 512 * sizeof(float));   /* layer4.0.conv2.bias(folded) */
-    memset(W(25626480), 0, 2048 * sizeof(float));   /* layer4.0.conv3.bias(folded) */
-    memset(W(25628528), 0, 2048 * sizeof(float));   /* layer4.0.downsample.0.bias(folded) */
-    memset(W(25630576), 0, 512 * sizeof(float));   /* layer4.1.conv1.bias(folded) */
-    memset(W(25631088), 0, 512 * sizeof(float));   /* layer4.1.conv2.bias(folded) */
-    memset(W(25631600), 0, 2048 * sizeof(float));   /* layer4.1.conv3.bias(folded) */
-    memset(W(25633648), 0, 512 * sizeof(float));   /* layer4.2.conv1.bias(folded) */
-    memset(W(25634160), 0, 512 * sizeof(float));   /* layer4.2.conv2.bias(folded) */
-    memset(W(25634672), 0, 2048 * sizeof(float));   /* layer4.2.conv3.bias(folded) */
-    nnk_fold_batchnorm(W(0), W(25610160), W(9408), W(9472), W(9536), W(9600), 64, 147, 9.99999975e-06f);   /* bn1.weight */
-    nnk_fold_batchnorm(W(9664), W(25610224), W(13760), W(13824), W(13888), W(13952), 64, 64, 9.99999975e-06f);   /* layer1.0.bn1.weight */
-    nnk_fold_batchnorm(W(14016), W(25610288), W(50880), W(50944), W(51008), W(51072), 64, 576, 9.99999975e-06f);   /* layer1.0.bn2.weight */
-    nnk_fold_batchnorm(W(51136), W(25610352), W(67520), W(67776), W(68032), W(68288), 256, 64, 9.99999975e-06f);   /* layer1.0.bn3.weight */
-    nnk_fold_batchnorm(W(68544), W(25610608), W(84928), W(85184), W(85440), W(85696), 256, 64, 9.99999975e-06f);   /* layer1.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(85952), W(25610864), W(102336), W(102400), W(102464), W(102528), 64, 256, 9.99999975e-06f);   /* layer1.1.bn1.weight */
-    nnk_fold_batchnorm(W(102592), W(25610928), W(139456), W(139520), W(139584), W(139648), 64, 576, 9.99999975e-06f);   /* layer1.1.bn2.weight */
-    nnk_fold_batchnorm(W(139712), W(25610992), W(156096), W(156352), W(156608), W(156864), 256, 64, 9.99999975e-06f);   /* layer1.1.bn3.weight */
-    nnk_fold_batchnorm(W(157120), W(25611248), W(173504), W(173568), W(173632), W(173696), 64, 256, 9.99999975e-06f);   /* layer1.2.bn1.weight */
-    nnk_fold_batchnorm(W(173760), W(25611312), W(210624), W(210688), W(210752), W(210816), 64, 576, 9.99999975e-06f);   /* layer1.2.bn2.weight */
-    nnk_fold_batchnorm(W(210880), W(25611376), W(227264), W(227520), W(227776), W(228032), 256, 64, 9.99999975e-06f);   /* layer1.2.bn3.weight */
-    nnk_fold_batchnorm(W(228288), W(25611632), W(261056), W(261184), W(261312), W(261440), 128, 256, 9.99999975e-06f);   /* layer2.0.bn1.weight */
-    nnk_fold_batchnorm(W(261568), W(25611760), W(409024), W(409152), W(409280), W(409408), 128, 1152, 9.99999975e-06f);   /* layer2.0.bn2.weight */
-    nnk_fold_batchnorm(W(409536), W(25611888), W(475072), W(475584), W(476096), W(476608), 512, 128, 9.99999975e-06f);   /* layer2.0.bn3.weight */
-    nnk_fold_batchnorm(W(477120), W(25612400), W(608192), W(608704), W(609216), W(609728), 512, 256, 9.99999975e-06f);   /* layer2.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(610240), W(25612912), W(675776), W(675904), W(676032), W(676160), 128, 512, 9.99999975e-06f);   /* layer2.1.bn1.weight */
-    nnk_fold_batchnorm(W(676288), W(25613040), W(823744), W(823872), W(824000), W(824128), 128, 1152, 9.99999975e-06f);   /* layer2.1.bn2.weight */
-    nnk_fold_batchnorm(W(824256), W(25613168), W(889792), W(890304), W(890816), W(891328), 512, 128, 9.99999975e-06f);   /* layer2.1.bn3.weight */
-    nnk_fold_batchnorm(W(891840), W(25613680), W(957376), W(957504), W(957632), W(957760), 128, 512, 9.99999975e-06f);   /* layer2.2.bn1.weight */
-    nnk_fold_batchnorm(W(957888), W(25613808), W(1105344), W(1105472), W(1105600), W(1105728), 128, 1152, 9.99999975e-06f);   /* layer2.2.bn2.weight */
-    nnk_fold_batchnorm(W(1105856), W(25613936), W(1171392), W(1171904), W(1172416), W(1172928), 512, 128, 9.99999975e-06f);   /* layer2.2.bn3.weight */
-    nnk_fold_batchnorm(W(1173440), W(25614448), W(1238976), W(1239104), W(1239232), W(1239360), 128, 512, 9.99999975e-06f);   /* layer2.3.bn1.weight */
-    nnk_fold_batchnorm(W(1239488), W(25614576), W(1386944), W(1387072), W(1387200), W(1387328), 128, 1152, 9.99999975e-06f);   /* layer2.3.bn2.weight */
-    nnk_fold_batchnorm(W(1387456), W(25614704), W(1452992), W(1453504), W(1454016), W(1454528), 512, 128, 9.99999975e-06f);   /* layer2.3.bn3.weight */
-    nnk_fold_batchnorm(W(1455040), W(25615216), W(1586112), W(1586368), W(1586624), W(1586880), 256, 512, 9.99999975e-06f);   /* layer3.0.bn1.weight */
-    nnk_fold_batchnorm(W(1587136), W(25615472), W(2176960), W(2177216), W(2177472), W(2177728), 256, 2304, 9.99999975e-06f);   /* layer3.0.bn2.weight */
-    nnk_fold_batchnorm(W(2177984), W(25615728), W(2440128), W(2441152), W(2442176), W(2443200), 1024, 256, 9.99999975e-06f);   /* layer3.0.bn3.weight */
-    nnk_fold_batchnorm(W(2444224), W(25616752), W(2968512), W(2969536), W(2970560), W(2971584), 1024, 512, 9.99999975e-06f);   /* layer3.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(2972608), W(25617776), W(3234752), W(3235008), W(3235264), W(3235520), 256, 1024, 9.99999975e-06f);   /* layer3.1.bn1.weight */
-    nnk_fold_batchnorm(W(3235776), W(25618032), W(3825600), W(3825856), W(3826112), W(3826368), 256, 2304, 9.99999975e-06f);   /* layer3.1.bn2.weight */
-    nnk_fold_batchnorm(W(3826624), W(25618288), W(4088768), W(4089792), W(4090816), W(4091840), 1024, 256, 9.99999975e-06f);   /* layer3.1.bn3.weight */
-    nnk_fold_batchnorm(W(4092864), W(25619312), W(4355008), W(4355264), W(4355520), W(4355776), 256, 1024, 9.99999975e-06f);   /* layer3.2.bn1.weight */
-    nnk_fold_batchnorm(W(4356032), W(25619568), W(4945856), W(4946112), W(4946368), W(4946624), 256, 2304, 9.99999975e-06f);   /* layer3.2.bn2.weight */
-    nnk_fold_batchnorm(W(4946880), W(25619824), W(5209024), W(5210048), W(5211072), W(5212096), 1024, 256, 9.99999975e-06f);   /* layer3.2.bn3.weight */
-    nnk_fold_batchnorm(W(5213120), W(25620848), W(5475264), W(5475520), W(5475776), W(5476032), 256, 1024, 9.99999975e-06f);   /* layer3.3.bn1.weight */
-    nnk_fold_batchnorm(W(5476288), W(25621104), W(6066112), W(6066368), W(6066624), W(6066880), 256, 2304, 9.99999975e-06f);   /* layer3.3.bn2.weight */
-    nnk_fold_batchnorm(W(6067136), W(25621360), W(6329280), W(6330304), W(6331328), W(6332352), 1024, 256, 9.99999975e-06f);   /* layer3.3.bn3.weight */
-    nnk_fold_batchnorm(W(6333376), W(25622384), W(6595520), W(6595776), W(6596032), W(6596288), 256, 1024, 9.99999975e-06f);   /* layer3.4.bn1.weight */
-    nnk_fold_batchnorm(W(6596544), W(25622640), W(7186368), W(7186624), W(7186880), W(7187136), 256, 2304, 9.99999975e-06f);   /* layer3.4.bn2.weight */
-    nnk_fold_batchnorm(W(7187392), W(25622896), W(7449536), W(7450560), W(7451584), W(7452608), 1024, 256, 9.99999975e-06f);   /* layer3.4.bn3.weight */
-    nnk_fold_batchnorm(W(7453632), W(25623920), W(7715776), W(7716032), W(7716288), W(7716544), 256, 1024, 9.99999975e-06f);   /* layer3.5.bn1.weight */
-    nnk_fold_batchnorm(W(7716800), W(25624176), W(8306624), W(8306880), W(8307136), W(8307392), 256, 2304, 9.99999975e-06f);   /* layer3.5.bn2.weight */
-    nnk_fold_batchnorm(W(8307648), W(25624432), W(8569792), W(8570816), W(8571840), W(8572864), 1024, 256, 9.99999975e-06f);   /* layer3.5.bn3.weight */
-    nnk_fold_batchnorm(W(8573888), W(25625456), W(9098176), W(9098688), W(9099200), W(9099712), 512, 1024, 9.99999975e-06f);   /* layer4.0.bn1.weight */
-    nnk_fold_batchnorm(W(9100224), W(25625968), W(11459520), W(11460032), W(11460544), W(11461056), 512, 4608, 9.99999975e-06f);   /* layer4.0.bn2.weight */
-    nnk_fold_batchnorm(W(11461568), W(25626480), W(12510144), W(12512192), W(12514240), W(12516288), 2048, 512, 9.99999975e-06f);   /* layer4.0.bn3.weight */
-    nnk_fold_batchnorm(W(12518336), W(25628528), W(14615488), W(14617536), W(14619584), W(14621632), 2048, 1024, 9.99999975e-06f);   /* layer4.0.downsample.1.weight */
-    nnk_fold_batchnorm(W(14623680), W(25630576), W(15672256), W(15672768), W(15673280), W(15673792), 512, 2048, 9.99999975e-06f);   /* layer4.1.bn1.weight */
-    nnk_fold_batchnorm(W(15674304), W(25631088), W(18033600), W(18034112), W(18034624), W(18035136), 512, 4608, 9.99999975e-06f);   /* layer4.1.bn2.weight */
-    nnk_fold_batchnorm(W(18035648), W(25631600), W(19084224), W(19086272), W(19088320), W(19090368), 2048, 512, 9.99999975e-06f);   /* layer4.1.bn3.weight */
-    nnk_fold_batchnorm(W(19092416), W(25633648), W(20140992), W(20141504), W(20142016), W(20142528), 512, 2048, 9.99999975e-06f);   /* layer4.2.bn1.weight */
-    nnk_fold_batchnorm(W(20143040), W(25634160), W(22502336), W(22502848), W(22503360), W(22503872), 512, 4608, 9.99999975e-06f);   /* layer4.2.bn2.weight */
-    nnk_fold_batchnorm(W(22504384), W(25634672), W(23552960), W(23555008), W(23557056), W(23559104), 2048, 512, 9.99999975e-06f);   /* layer4.2.bn3.weight */
+    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_0_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_1_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer1_2_conv1_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv2_bias_folded), 0, 64 * sizeof(float));
+    memset(W(layer1_2_conv3_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_0_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_1_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_2_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_2_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer2_3_conv1_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv2_bias_folded), 0, 128 * sizeof(float));
+    memset(W(layer2_3_conv3_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_0_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_0_downsample_0_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_1_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_2_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_2_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_3_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_3_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_4_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_4_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer3_5_conv1_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv2_bias_folded), 0, 256 * sizeof(float));
+    memset(W(layer3_5_conv3_bias_folded), 0, 1024 * sizeof(float));
+    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_0_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_0_downsample_0_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_1_conv3_bias_folded), 0, 2048 * sizeof(float));
+    memset(W(layer4_2_conv1_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv2_bias_folded), 0, 512 * sizeof(float));
+    memset(W(layer4_2_conv3_bias_folded), 0, 2048 * sizeof(float));
+    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
+                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
+                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
+                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded), W(layer1_0_bn3_weight), W(layer1_0_bn3_bias),
+                       W(layer1_0_bn3_running_mean), W(layer1_0_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), W(layer1_0_downsample_1_weight), W(layer1_0_downsample_1_bias),
+                       W(layer1_0_downsample_1_running_mean), W(layer1_0_downsample_1_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
+                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
+                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), W(layer1_1_bn3_weight), W(layer1_1_bn3_bias),
+                       W(layer1_1_bn3_running_mean), W(layer1_1_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded), W(layer1_2_bn1_weight), W(layer1_2_bn1_bias),
+                       W(layer1_2_bn1_running_mean), W(layer1_2_bn1_running_var), 64, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), W(layer1_2_bn2_weight), W(layer1_2_bn2_bias),
+                       W(layer1_2_bn2_running_mean), W(layer1_2_bn2_running_var), 64, 576, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), W(layer1_2_bn3_weight), W(layer1_2_bn3_bias),
+                       W(layer1_2_bn3_running_mean), W(layer1_2_bn3_running_var), 256, 64, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
+                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
+                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded), W(layer2_0_bn3_weight), W(layer2_0_bn3_bias),
+                       W(layer2_0_bn3_running_mean), W(layer2_0_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
+                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
+                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
+                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), W(layer2_1_bn3_weight), W(layer2_1_bn3_bias),
+                       W(layer2_1_bn3_running_mean), W(layer2_1_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded), W(layer2_2_bn1_weight), W(layer2_2_bn1_bias),
+                       W(layer2_2_bn1_running_mean), W(layer2_2_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), W(layer2_2_bn2_weight), W(layer2_2_bn2_bias),
+                       W(layer2_2_bn2_running_mean), W(layer2_2_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), W(layer2_2_bn3_weight), W(layer2_2_bn3_bias),
+                       W(layer2_2_bn3_running_mean), W(layer2_2_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded), W(layer2_3_bn1_weight), W(layer2_3_bn1_bias),
+                       W(layer2_3_bn1_running_mean), W(layer2_3_bn1_running_var), 128, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), W(layer2_3_bn2_weight), W(layer2_3_bn2_bias),
+                       W(layer2_3_bn2_running_mean), W(layer2_3_bn2_running_var), 128, 1152, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), W(layer2_3_bn3_weight), W(layer2_3_bn3_bias),
+                       W(layer2_3_bn3_running_mean), W(layer2_3_bn3_running_var), 512, 128, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
+                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
+                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded), W(layer3_0_bn3_weight), W(layer3_0_bn3_bias),
+                       W(layer3_0_bn3_running_mean), W(layer3_0_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
+                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 1024, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
+                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
+                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), W(layer3_1_bn3_weight), W(layer3_1_bn3_bias),
+                       W(layer3_1_bn3_running_mean), W(layer3_1_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded), W(layer3_2_bn1_weight), W(layer3_2_bn1_bias),
+                       W(layer3_2_bn1_running_mean), W(layer3_2_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), W(layer3_2_bn2_weight), W(layer3_2_bn2_bias),
+                       W(layer3_2_bn2_running_mean), W(layer3_2_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), W(layer3_2_bn3_weight), W(layer3_2_bn3_bias),
+                       W(layer3_2_bn3_running_mean), W(layer3_2_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded), W(layer3_3_bn1_weight), W(layer3_3_bn1_bias),
+                       W(layer3_3_bn1_running_mean), W(layer3_3_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), W(layer3_3_bn2_weight), W(layer3_3_bn2_bias),
+                       W(layer3_3_bn2_running_mean), W(layer3_3_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), W(layer3_3_bn3_weight), W(layer3_3_bn3_bias),
+                       W(layer3_3_bn3_running_mean), W(layer3_3_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded), W(layer3_4_bn1_weight), W(layer3_4_bn1_bias),
+                       W(layer3_4_bn1_running_mean), W(layer3_4_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), W(layer3_4_bn2_weight), W(layer3_4_bn2_bias),
+                       W(layer3_4_bn2_running_mean), W(layer3_4_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), W(layer3_4_bn3_weight), W(layer3_4_bn3_bias),
+                       W(layer3_4_bn3_running_mean), W(layer3_4_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded), W(layer3_5_bn1_weight), W(layer3_5_bn1_bias),
+                       W(layer3_5_bn1_running_mean), W(layer3_5_bn1_running_var), 256, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), W(layer3_5_bn2_weight), W(layer3_5_bn2_bias),
+                       W(layer3_5_bn2_running_mean), W(layer3_5_bn2_running_var), 256, 2304, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), W(layer3_5_bn3_weight), W(layer3_5_bn3_bias),
+                       W(layer3_5_bn3_running_mean), W(layer3_5_bn3_running_var), 1024, 256, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
+                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
+                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded), W(layer4_0_bn3_weight), W(layer4_0_bn3_bias),
+                       W(layer4_0_bn3_running_mean), W(layer4_0_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
+                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 2048, 1024, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
+                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
+                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), W(layer4_1_bn3_weight), W(layer4_1_bn3_bias),
+                       W(layer4_1_bn3_running_mean), W(layer4_1_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded), W(layer4_2_bn1_weight), W(layer4_2_bn1_bias),
+                       W(layer4_2_bn1_running_mean), W(layer4_2_bn1_running_var), 512, 2048, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), W(layer4_2_bn2_weight), W(layer4_2_bn2_bias),
+                       W(layer4_2_bn2_running_mean), W(layer4_2_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    nnk_fold_batchnorm(W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), W(layer4_2_bn3_weight), W(layer4_2_bn3_bias),
+                       W(layer4_2_bn3_running_mean), W(layer4_2_bn3_running_var), 2048, 512, 9.99999975e-06f);
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 64, 147, NNK_MR, tmp);   /* conv1.weight */
-    nnk_pack_weight(W(9664), 64, 64, NNK_MR, tmp);   /* layer1.0.conv1.weight */
-    nnk_pack_weight(W(14016), 64, 576, NNK_MR, tmp);   /* layer1.0.conv2.weight */
-    nnk_pack_weight(W(51136), 256, 64, NNK_MR, tmp);   /* layer1.0.conv3.weight */
-    nnk_pack_weight(W(68544), 256, 64, NNK_MR, tmp);   /* layer1.0.downsample.0.weight */
-    nnk_pack_weight(W(85952), 64, 256, NNK_MR, tmp);   /* layer1.1.conv1.weight */
-    nnk_pack_weight(W(102592), 64, 576, NNK_MR, tmp);   /* layer1.1.conv2.weight */
-    nnk_pack_weight(W(139712), 256, 64, NNK_MR, tmp);   /* layer1.1.conv3.weight */
-    nnk_pack_weight(W(157120), 64, 256, NNK_MR, tmp);   /* layer1.2.conv1.weight */
-    nnk_pack_weight(W(173760), 64, 576, NNK_MR, tmp);   /* layer1.2.conv2.weight */
-    nnk_pack_weight(W(210880), 256, 64, NNK_MR, tmp);   /* layer1.2.conv3.weight */
-    nnk_pack_weight(W(228288), 128, 256, NNK_MR, tmp);   /* layer2.0.conv1.weight */
-    nnk_pack_weight(W(261568), 128, 1152, NNK_MR, tmp);   /* layer2.0.conv2.weight */
-    nnk_pack_weight(W(409536), 512, 128, NNK_MR, tmp);   /* layer2.0.conv3.weight */
-    nnk_pack_weight(W(477120), 512, 256, NNK_MR, tmp);   /* layer2.0.downsample.0.weight */
-    nnk_pack_weight(W(610240), 128, 512, NNK_MR, tmp);   /* layer2.1.conv1.weight */
-    nnk_pack_weight(W(676288), 128, 1152, NNK_MR, tmp);   /* layer2.1.conv2.weight */
-    nnk_pack_weight(W(824256), 512, 128, NNK_MR, tmp);   /* layer2.1.conv3.weight */
-    nnk_pack_weight(W(891840), 128, 512, NNK_MR, tmp);   /* layer2.2.conv1.weight */
-    nnk_pack_weight(W(957888), 128, 1152, NNK_MR, tmp);   /* layer2.2.conv2.weight */
-    nnk_pack_weight(W(1105856), 512, 128, NNK_MR, tmp);   /* layer2.2.conv3.weight */
-    nnk_pack_weight(W(1173440), 128, 512, NNK_MR, tmp);   /* layer2.3.conv1.weight */
-    nnk_pack_weight(W(1239488), 128, 1152, NNK_MR, tmp);   /* layer2.3.conv2.weight */
-    nnk_pack_weight(W(1387456), 512, 128, NNK_MR, tmp);   /* layer2.3.conv3.weight */
-    nnk_pack_weight(W(1455040), 256, 512, NNK_MR, tmp);   /* layer3.0.conv1.weight */
-    nnk_pack_weight(W(1587136), 256, 2304, NNK_MR, tmp);   /* layer3.0.conv2.weight */
-    nnk_pack_weight(W(2177984), 1024, 256, NNK_MR, tmp);   /* layer3.0.conv3.weight */
-    nnk_pack_weight(W(2444224), 1024, 512, NNK_MR, tmp);   /* layer3.0.downsample.0.weight */
-    nnk_pack_weight(W(2972608), 256, 1024, NNK_MR, tmp);   /* layer3.1.conv1.weight */
-    nnk_pack_weight(W(3235776), 256, 2304, NNK_MR, tmp);   /* layer3.1.conv2.weight */
-    nnk_pack_weight(W(3826624), 1024, 256, NNK_MR, tmp);   /* layer3.1.conv3.weight */
-    nnk_pack_weight(W(4092864), 256, 1024, NNK_MR, tmp);   /* layer3.2.conv1.weight */
-    nnk_pack_weight(W(4356032), 256, 2304, NNK_MR, tmp);   /* layer3.2.conv2.weight */
-    nnk_pack_weight(W(4946880), 1024, 256, NNK_MR, tmp);   /* layer3.2.conv3.weight */
-    nnk_pack_weight(W(5213120), 256, 1024, NNK_MR, tmp);   /* layer3.3.conv1.weight */
-    nnk_pack_weight(W(5476288), 256, 2304, NNK_MR, tmp);   /* layer3.3.conv2.weight */
-    nnk_pack_weight(W(6067136), 1024, 256, NNK_MR, tmp);   /* layer3.3.conv3.weight */
-    nnk_pack_weight(W(6333376), 256, 1024, NNK_MR, tmp);   /* layer3.4.conv1.weight */
-    nnk_pack_weight(W(6596544), 256, 2304, NNK_MR, tmp);   /* layer3.4.conv2.weight */
-    nnk_pack_weight(W(7187392), 1024, 256, NNK_MR, tmp);   /* layer3.4.conv3.weight */
-    nnk_pack_weight(W(7453632), 256, 1024, NNK_MR, tmp);   /* layer3.5.conv1.weight */
-    nnk_pack_weight(W(7716800), 256, 2304, NNK_MR, tmp);   /* layer3.5.conv2.weight */
-    nnk_pack_weight(W(8307648), 1024, 256, NNK_MR, tmp);   /* layer3.5.conv3.weight */
-    nnk_pack_weight(W(8573888), 512, 1024, NNK_MR, tmp);   /* layer4.0.conv1.weight */
-    nnk_pack_weight(W(9100224), 512, 4608, NNK_MR, tmp);   /* layer4.0.conv2.weight */
-    nnk_pack_weight(W(11461568), 2048, 512, NNK_MR, tmp);   /* layer4.0.conv3.weight */
-    nnk_pack_weight(W(12518336), 2048, 1024, NNK_MR, tmp);   /* layer4.0.downsample.0.weight */
-    nnk_pack_weight(W(14623680), 512, 2048, NNK_MR, tmp);   /* layer4.1.conv1.weight */
-    nnk_pack_weight(W(15674304), 512, 4608, NNK_MR, tmp);   /* layer4.1.conv2.weight */
-    nnk_pack_weight(W(18035648), 2048, 512, NNK_MR, tmp);   /* layer4.1.conv3.weight */
-    nnk_pack_weight(W(19092416), 512, 2048, NNK_MR, tmp);   /* layer4.2.conv1.weight */
-    nnk_pack_weight(W(20143040), 512, 4608, NNK_MR, tmp);   /* layer4.2.conv2.weight */
-    nnk_pack_weight(W(22504384), 2048, 512, NNK_MR, tmp);   /* layer4.2.conv3.weight */
+    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_0_downsample_0_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_1_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv1_weight), 64, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv2_weight), 64, 576, NNK_MR, tmp);
+    nnk_pack_weight(W(layer1_2_conv3_weight), 256, 64, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_1_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_2_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv1_weight), 128, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv2_weight), 128, 1152, NNK_MR, tmp);
+    nnk_pack_weight(W(layer2_3_conv3_weight), 512, 128, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_0_downsample_0_weight), 1024, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_1_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_2_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_3_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_4_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv1_weight), 256, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv2_weight), 256, 2304, NNK_MR, tmp);
+    nnk_pack_weight(W(layer3_5_conv3_weight), 1024, 256, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_0_downsample_0_weight), 2048, 1024, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_1_conv3_weight), 2048, 512, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv1_weight), 512, 2048, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv2_weight), 512, 4608, NNK_MR, tmp);
+    nnk_pack_weight(W(layer4_2_conv3_weight), 2048, 512, NNK_MR, tmp);
     free(tmp);
     return 0;
 }

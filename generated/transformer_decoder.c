@@ -27,116 +27,229 @@ struct transformer_decoder {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_layers_0_self_attn_in_proj_weight = 0,
+    w_layers_0_self_attn_in_proj_bias = 786432,
+    w_layers_0_self_attn_out_proj_weight = 787968,
+    w_layers_0_self_attn_out_proj_bias = 1050112,
+    w_layers_0_norm1_weight = 1050624,
+    w_layers_0_norm1_bias = 1051136,
+    w_layers_0_multihead_attn_in_proj_weight = 1051648,
+    w_layers_0_multihead_attn_in_proj_bias = 1838080,
+    w_layers_0_multihead_attn_out_proj_weight = 1839616,
+    w_layers_0_multihead_attn_out_proj_bias = 2101760,
+    w_layers_0_norm2_weight = 2102272,
+    w_layers_0_norm2_bias = 2102784,
+    w_layers_0_linear1_weight = 2103296,
+    w_layers_0_linear1_bias = 3151872,
+    w_layers_0_linear2_weight = 3153920,
+    w_layers_0_linear2_bias = 4202496,
+    w_layers_0_norm3_weight = 4203008,
+    w_layers_0_norm3_bias = 4203520,
+    w_layers_1_self_attn_in_proj_weight = 4204032,
+    w_layers_1_self_attn_in_proj_bias = 4990464,
+    w_layers_1_self_attn_out_proj_weight = 4992000,
+    w_layers_1_self_attn_out_proj_bias = 5254144,
+    w_layers_1_norm1_weight = 5254656,
+    w_layers_1_norm1_bias = 5255168,
+    w_layers_1_multihead_attn_in_proj_weight = 5255680,
+    w_layers_1_multihead_attn_in_proj_bias = 6042112,
+    w_layers_1_multihead_attn_out_proj_weight = 6043648,
+    w_layers_1_multihead_attn_out_proj_bias = 6305792,
+    w_layers_1_norm2_weight = 6306304,
+    w_layers_1_norm2_bias = 6306816,
+    w_layers_1_linear1_weight = 6307328,
+    w_layers_1_linear1_bias = 7355904,
+    w_layers_1_linear2_weight = 7357952,
+    w_layers_1_linear2_bias = 8406528,
+    w_layers_1_norm3_weight = 8407040,
+    w_layers_1_norm3_bias = 8407552,
+    w_layers_2_self_attn_in_proj_weight = 8408064,
+    w_layers_2_self_attn_in_proj_bias = 9194496,
+    w_layers_2_self_attn_out_proj_weight = 9196032,
+    w_layers_2_self_attn_out_proj_bias = 9458176,
+    w_layers_2_norm1_weight = 9458688,
+    w_layers_2_norm1_bias = 9459200,
+    w_layers_2_multihead_attn_in_proj_weight = 9459712,
+    w_layers_2_multihead_attn_in_proj_bias = 10246144,
+    w_layers_2_multihead_attn_out_proj_weight = 10247680,
+    w_layers_2_multihead_attn_out_proj_bias = 10509824,
+    w_layers_2_norm2_weight = 10510336,
+    w_layers_2_norm2_bias = 10510848,
+    w_layers_2_linear1_weight = 10511360,
+    w_layers_2_linear1_bias = 11559936,
+    w_layers_2_linear2_weight = 11561984,
+    w_layers_2_linear2_bias = 12610560,
+    w_layers_2_norm3_weight = 12611072,
+    w_layers_2_norm3_bias = 12611584,
+    w_layers_3_self_attn_in_proj_weight = 12612096,
+    w_layers_3_self_attn_in_proj_bias = 13398528,
+    w_layers_3_self_attn_out_proj_weight = 13400064,
+    w_layers_3_self_attn_out_proj_bias = 13662208,
+    w_layers_3_norm1_weight = 13662720,
+    w_layers_3_norm1_bias = 13663232,
+    w_layers_3_multihead_attn_in_proj_weight = 13663744,
+    w_layers_3_multihead_attn_in_proj_bias = 14450176,
+    w_layers_3_multihead_attn_out_proj_weight = 14451712,
+    w_layers_3_multihead_attn_out_proj_bias = 14713856,
+    w_layers_3_norm2_weight = 14714368,
+    w_layers_3_norm2_bias = 14714880,
+    w_layers_3_linear1_weight = 14715392,
+    w_layers_3_linear1_bias = 15763968,
+    w_layers_3_linear2_weight = 15766016,
+    w_layers_3_linear2_bias = 16814592,
+    w_layers_3_norm3_weight = 16815104,
+    w_layers_3_norm3_bias = 16815616,
+    w_layers_4_self_attn_in_proj_weight = 16816128,
+    w_layers_4_self_attn_in_proj_bias = 17602560,
+    w_layers_4_self_attn_out_proj_weight = 17604096,
+    w_layers_4_self_attn_out_proj_bias = 17866240,
+    w_layers_4_norm1_weight = 17866752,
+    w_layers_4_norm1_bias = 17867264,
+    w_layers_4_multihead_attn_in_proj_weight = 17867776,
+    w_layers_4_multihead_attn_in_proj_bias = 18654208,
+    w_layers_4_multihead_attn_out_proj_weight = 18655744,
+    w_layers_4_multihead_attn_out_proj_bias = 18917888,
+    w_layers_4_norm2_weight = 18918400,
+    w_layers_4_norm2_bias = 18918912,
+    w_layers_4_linear1_weight = 18919424,
+    w_layers_4_linear1_bias = 19968000,
+    w_layers_4_linear2_weight = 19970048,
+    w_layers_4_linear2_bias = 21018624,
+    w_layers_4_norm3_weight = 21019136,
+    w_layers_4_norm3_bias = 21019648,
+    w_layers_5_self_attn_in_proj_weight = 21020160,
+    w_layers_5_self_attn_in_proj_bias = 21806592,
+    w_layers_5_self_attn_out_proj_weight = 21808128,
+    w_layers_5_self_attn_out_proj_bias = 22070272,
+    w_layers_5_norm1_weight = 22070784,
+    w_layers_5_norm1_bias = 22071296,
+    w_layers_5_multihead_attn_in_proj_weight = 22071808,
+    w_layers_5_multihead_attn_in_proj_bias = 22858240,
+    w_layers_5_multihead_attn_out_proj_weight = 22859776,
+    w_layers_5_multihead_attn_out_proj_bias = 23121920,
+    w_layers_5_norm2_weight = 23122432,
+    w_layers_5_norm2_bias = 23122944,
+    w_layers_5_linear1_weight = 23123456,
+    w_layers_5_linear1_bias = 24172032,
+    w_layers_5_linear2_weight = 24174080,
+    w_layers_5_linear2_bias = 25222656,
+    w_layers_5_norm3_weight = 25223168,
+    w_layers_5_norm3_bias = 25223680,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[108] = {
-    {"layers.0.self_attn.in_proj_weight", 2, {1536, 512}, 0},
-    {"layers.0.self_attn.in_proj_bias", 1, {1536}, 786432},
-    {"layers.0.self_attn.out_proj.weight", 2, {512, 512}, 787968},
-    {"layers.0.self_attn.out_proj.bias", 1, {512}, 1050112},
-    {"layers.0.norm1.weight", 1, {512}, 1050624},
-    {"layers.0.norm1.bias", 1, {512}, 1051136},
-    {"layers.0.multihead_attn.in_proj_weight", 2, {1536, 512}, 1051648},
-    {"layers.0.multihead_attn.in_proj_bias", 1, {1536}, 1838080},
-    {"layers.0.multihead_attn.out_proj.weight", 2, {512, 512}, 1839616},
-    {"layers.0.multihead_attn.out_proj.bias", 1, {512}, 2101760},
-    {"layers.0.norm2.weight", 1, {512}, 2102272},
-    {"layers.0.norm2.bias", 1, {512}, 2102784},
-    {"layers.0.linear1.weight", 2, {2048, 512}, 2103296},
-    {"layers.0.linear1.bias", 1, {2048}, 3151872},
-    {"layers.0.linear2.weight", 2, {512, 2048}, 3153920},
-    {"layers.0.linear2.bias", 1, {512}, 4202496},
-    {"layers.0.norm3.weight", 1, {512}, 4203008},
-    {"layers.0.norm3.bias", 1, {512}, 4203520},
-    {"layers.1.self_attn.in_proj_weight", 2, {1536, 512}, 4204032},
-    {"layers.1.self_attn.in_proj_bias", 1, {1536}, 4990464},
-    {"layers.1.self_attn.out_proj.weight", 2, {512, 512}, 4992000},
-    {"layers.1.self_attn.out_proj.bias", 1, {512}, 5254144},
-    {"layers.1.norm1.weight", 1, {512}, 5254656},
-    {"layers.1.norm1.bias", 1, {512}, 5255168},
-    {"layers.1.multihead_attn.in_proj_weight", 2, {1536, 512}, 5255680},
-    {"layers.1.multihead_attn.in_proj_bias", 1, {1536}, 6042112},
-    {"layers.1.multihead_attn.out_proj.weight", 2, {512, 512}, 6043648},
-    {"layers.1.multihead_attn.out_proj.bias", 1, {512}, 6305792},
-    {"layers.1.norm2.weight", 1, {512}, 6306304},
-    {"layers.1.norm2.bias", 1, {512}, 6306816},
-    {"layers.1.linear1.weight", 2, {2048, 512}, 6307328},
-    {"layers.1.linear1.bias", 1, {2048}, 7355904},
-    {"layers.1.linear2.weight", 2, {512, 2048}, 7357952},
-    {"layers.1.linear2.bias", 1, {512}, 8406528},
-    {"layers.1.norm3.weight", 1, {512}, 8407040},
-    {"layers.1.norm3.bias", 1, {512}, 8407552},
-    {"layers.2.self_attn.in_proj_weight", 2, {1536, 512}, 8408064},
-    {"layers.2.self_attn.in_proj_bias", 1, {1536}, 9194496},
-    {"layers.2.self_attn.out_proj.weight", 2, {512, 512}, 9196032},
-    {"layers.2.self_attn.out_proj.bias", 1, {512}, 9458176},
-    {"layers.2.norm1.weight", 1, {512}, 9458688},
-    {"layers.2.norm1.bias", 1, {512}, 9459200},
-    {"layers.2.multihead_attn.in_proj_weight", 2, {1536, 512}, 9459712},
-    {"layers.2.multihead_attn.in_proj_bias", 1, {1536}, 10246144},
-    {"layers.2.multihead_attn.out_proj.weight", 2, {512, 512}, 10247680},
-    {"layers.2.multihead_attn.out_proj.bias", 1, {512}, 10509824},
-    {"layers.2.norm2.weight", 1, {512}, 10510336},
-    {"layers.2.norm2.bias", 1, {512}, 10510848},
-    {"layers.2.linear1.weight", 2, {2048, 512}, 10511360},
-    {"layers.2.linear1.bias", 1, {2048}, 11559936},
-    {"layers.2.linear2.weight", 2, {512, 2048}, 11561984},
-    {"layers.2.linear2.bias", 1, {512}, 12610560},
-    {"layers.2.norm3.weight", 1, {512}, 12611072},
-    {"layers.2.norm3.bias", 1, {512}, 12611584},
-    {"layers.3.self_attn.in_proj_weight", 2, {1536, 512}, 12612096},
-    {"layers.3.self_attn.in_proj_bias", 1, {1536}, 13398528},
-    {"layers.3.self_attn.out_proj.weight", 2, {512, 512}, 13400064},
-    {"layers.3.self_attn.out_proj.bias", 1, {512}, 13662208},
-    {"layers.3.norm1.weight", 1, {512}, 13662720},
-    {"layers.3.norm1.bias", 1, {512}, 13663232},
-    {"layers.3.multihead_attn.in_proj_weight", 2, {1536, 512}, 13663744},
-    {"layers.3.multihead_attn.in_proj_bias", 1, {1536}, 14450176},
-    {"layers.3.multihead_attn.out_proj.weight", 2, {512, 512}, 14451712},
-    {"layers.3.multihead_attn.out_proj.bias", 1, {512}, 14713856},
-    {"layers.3.norm2.weight", 1, {512}, 14714368},
-    {"layers.3.norm2.bias", 1, {512}, 14714880},
-    {"layers.3.linear1.weight", 2, {2048, 512}, 14715392},
-    {"layers.3.linear1.bias", 1, {2048}, 15763968},
-    {"layers.3.linear2.weight", 2, {512, 2048}, 15766016},
-    {"layers.3.linear2.bias", 1, {512}, 16814592},
-    {"layers.3.norm3.weight", 1, {512}, 16815104},
-    {"layers.3.norm3.bias", 1, {512}, 16815616},
-    {"layers.4.self_attn.in_proj_weight", 2, {1536, 512}, 16816128},
-    {"layers.4.self_attn.in_proj_bias", 1, {1536}, 17602560},
-    {"layers.4.self_attn.out_proj.weight", 2, {512, 512}, 17604096},
-    {"layers.4.self_attn.out_proj.bias", 1, {512}, 17866240},
-    {"layers.4.norm1.weight", 1, {512}, 17866752},
-    {"layers.4.norm1.bias", 1, {512}, 17867264},
-    {"layers.4.multihead_attn.in_proj_weight", 2, {1536, 512}, 17867776},
-    {"layers.4.multihead_attn.in_proj_bias", 1, {1536}, 18654208},
-    {"layers.4.multihead_attn.out_proj.weight", 2, {512, 512}, 18655744},
-    {"layers.4.multihead_attn.out_proj.bias", 1, {512}, 18917888},
-    {"layers.4.norm2.weight", 1, {512}, 18918400},
-    {"layers.4.norm2.bias", 1, {512}, 18918912},
-    {"layers.4.linear1.weight", 2, {2048, 512}, 18919424},
-    {"layers.4.linear1.bias", 1, {2048}, 19968000},
-    {"layers.4.linear2.weight", 2, {512, 2048}, 19970048},
-    {"layers.4.linear2.bias", 1, {512}, 21018624},
-    {"layers.4.norm3.weight", 1, {512}, 21019136},
-    {"layers.4.norm3.bias", 1, {512}, 21019648},
-    {"layers.5.self_attn.in_proj_weight", 2, {1536, 512}, 21020160},
-    {"layers.5.self_attn.in_proj_bias", 1, {1536}, 21806592},
-    {"layers.5.self_attn.out_proj.weight", 2, {512, 512}, 21808128},
-    {"layers.5.self_attn.out_proj.bias", 1, {512}, 22070272},
-    {"layers.5.norm1.weight", 1, {512}, 22070784},
-    {"layers.5.norm1.bias", 1, {512}, 22071296},
-    {"layers.5.multihead_attn.in_proj_weight", 2, {1536, 512}, 22071808},
-    {"layers.5.multihead_attn.in_proj_bias", 1, {1536}, 22858240},
-    {"layers.5.multihead_attn.out_proj.weight", 2, {512, 512}, 22859776},
-    {"layers.5.multihead_attn.out_proj.bias", 1, {512}, 23121920},
-    {"layers.5.norm2.weight", 1, {512}, 23122432},
-    {"layers.5.norm2.bias", 1, {512}, 23122944},
-    {"layers.5.linear1.weight", 2, {2048, 512}, 23123456},
-    {"layers.5.linear1.bias", 1, {2048}, 24172032},
-    {"layers.5.linear2.weight", 2, {512, 2048}, 24174080},
-    {"layers.5.linear2.bias", 1, {512}, 25222656},
-    {"layers.5.norm3.weight", 1, {512}, 25223168},
-    {"layers.5.norm3.bias", 1, {512}, 25223680},
+    {"layers.0.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_0_self_attn_in_proj_weight},
+    {"layers.0.self_attn.in_proj_bias", 1, {1536}, w_layers_0_self_attn_in_proj_bias},
+    {"layers.0.self_attn.out_proj.weight", 2, {512, 512}, w_layers_0_self_attn_out_proj_weight},
+    {"layers.0.self_attn.out_proj.bias", 1, {512}, w_layers_0_self_attn_out_proj_bias},
+    {"layers.0.norm1.weight", 1, {512}, w_layers_0_norm1_weight},
+    {"layers.0.norm1.bias", 1, {512}, w_layers_0_norm1_bias},
+    {"layers.0.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_0_multihead_attn_in_proj_weight},
+    {"layers.0.multihead_attn.in_proj_bias", 1, {1536}, w_layers_0_multihead_attn_in_proj_bias},
+    {"layers.0.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_0_multihead_attn_out_proj_weight},
+    {"layers.0.multihead_attn.out_proj.bias", 1, {512}, w_layers_0_multihead_attn_out_proj_bias},
+    {"layers.0.norm2.weight", 1, {512}, w_layers_0_norm2_weight},
+    {"layers.0.norm2.bias", 1, {512}, w_layers_0_norm2_bias},
+    {"layers.0.linear1.weight", 2, {2048, 512}, w_layers_0_linear1_weight},
+    {"layers.0.linear1.bias", 1, {2048}, w_layers_0_linear1_bias},
+    {"layers.0.linear2.weight", 2, {512, 2048}, w_layers_0_linear2_weight},
+    {"layers.0.linear2.bias", 1, {512}, w_layers_0_linear2_bias},
+    {"layers.0.norm3.weight", 1, {512}, w_layers_0_norm3_weight},
+    {"layers.0.norm3.bias", 1, {512}, w_layers_0_norm3_bias},
+    {"layers.1.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_1_self_attn_in_proj_weight},
+    {"layers.1.self_attn.in_proj_bias", 1, {1536}, w_layers_1_self_attn_in_proj_bias},
+    {"layers.1.self_attn.out_proj.weight", 2, {512, 512}, w_layers_1_self_attn_out_proj_weight},
+    {"layers.1.self_attn.out_proj.bias", 1, {512}, w_layers_1_self_attn_out_proj_bias},
+    {"layers.1.norm1.weight", 1, {512}, w_layers_1_norm1_weight},
+    {"layers.1.norm1.bias", 1, {512}, w_layers_1_norm1_bias},
+    {"layers.1.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_1_multihead_attn_in_proj_weight},
+    {"layers.1.multihead_attn.in_proj_bias", 1, {1536}, w_layers_1_multihead_attn_in_proj_bias},
+    {"layers.1.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_1_multihead_attn_out_proj_weight},
+    {"layers.1.multihead_attn.out_proj.bias", 1, {512}, w_layers_1_multihead_attn_out_proj_bias},
+    {"layers.1.norm2.weight", 1, {512}, w_layers_1_norm2_weight},
+    {"layers.1.norm2.bias", 1, {512}, w_layers_1_norm2_bias},
+    {"layers.1.linear1.weight", 2, {2048, 512}, w_layers_1_linear1_weight},
+    {"layers.1.linear1.bias", 1, {2048}, w_layers_1_linear1_bias},
+    {"layers.1.linear2.weight", 2, {512, 2048}, w_layers_1_linear2_weight},
+    {"layers.1.linear2.bias", 1, {512}, w_layers_1_linear2_bias},
+    {"layers.1.norm3.weight", 1, {512}, w_layers_1_norm3_weight},
+    {"layers.1.norm3.bias", 1, {512}, w_layers_1_norm3_bias},
+    {"layers.2.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_2_self_attn_in_proj_weight},
+    {"layers.2.self_attn.in_proj_bias", 1, {1536}, w_layers_2_self_attn_in_proj_bias},
+    {"layers.2.self_attn.out_proj.weight", 2, {512, 512}, w_layers_2_self_attn_out_proj_weight},
+    {"layers.2.self_attn.out_proj.bias", 1, {512}, w_layers_2_self_attn_out_proj_bias},
+    {"layers.2.norm1.weight", 1, {512}, w_layers_2_norm1_weight},
+    {"layers.2.norm1.bias", 1, {512}, w_layers_2_norm1_bias},
+    {"layers.2.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_2_multihead_attn_in_proj_weight},
+    {"layers.2.multihead_attn.in_proj_bias", 1, {1536}, w_layers_2_multihead_attn_in_proj_bias},
+    {"layers.2.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_2_multihead_attn_out_proj_weight},
+    {"layers.2.multihead_attn.out_proj.bias", 1, {512}, w_layers_2_multihead_attn_out_proj_bias},
+    {"layers.2.norm2.weight", 1, {512}, w_layers_2_norm2_weight},
+    {"layers.2.norm2.bias", 1, {512}, w_layers_2_norm2_bias},
+    {"layers.2.linear1.weight", 2, {2048, 512}, w_layers_2_linear1_weight},
+    {"layers.2.linear1.bias", 1, {2048}, w_layers_2_linear1_bias},
+    {"layers.2.linear2.weight", 2, {512, 2048}, w_layers_2_linear2_weight},
+    {"layers.2.linear2.bias", 1, {512}, w_layers_2_linear2_bias},
+    {"layers.2.norm3.weight", 1, {512}, w_layers_2_norm3_weight},
+    {"layers.2.norm3.bias", 1, {512}, w_layers_2_norm3_bias},
+    {"layers.3.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_3_self_attn_in_proj_weight},
+    {"layers.3.self_attn.in_proj_bias", 1, {1536}, w_layers_3_self_attn_in_proj_bias},
+    {"layers.3.self_attn.out_proj.weight", 2, {512, 512}, w_layers_3_self_attn_out_proj_weight},
+    {"layers.3.self_attn.out_proj.bias", 1, {512}, w_layers_3_self_attn_out_proj_bias},
+    {"layers.3.norm1.weight", 1, {512}, w_layers_3_norm1_weight},
+    {"layers.3.norm1.bias", 1, {512}, w_layers_3_norm1_bias},
+    {"layers.3.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_3_multihead_attn_in_proj_weight},
+    {"layers.3.multihead_attn.in_proj_bias", 1, {1536}, w_layers_3_multihead_attn_in_proj_bias},
+    {"layers.3.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_3_multihead_attn_out_proj_weight},
+    {"layers.3.multihead_attn.out_proj.bias", 1, {512}, w_layers_3_multihead_attn_out_proj_bias},
+    {"layers.3.norm2.weight", 1, {512}, w_layers_3_norm2_weight},
+    {"layers.3.norm2.bias", 1, {512}, w_layers_3_norm2_bias},
+    {"layers.3.linear1.weight", 2, {2048, 512}, w_layers_3_linear1_weight},
+    {"layers.3.linear1.bias", 1, {2048}, w_layers_3_linear1_bias},
+    {"layers.3.linear2.weight", 2, {512, 2048}, w_layers_3_linear2_weight},
+    {"layers.3.linear2.bias", 1, {512}, w_layers_3_linear2_bias},
+    {"layers.3.norm3.weight", 1, {512}, w_layers_3_norm3_weight},
+    {"layers.3.norm3.bias", 1, {512}, w_layers_3_norm3_bias},
+    {"layers.4.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_4_self_attn_in_proj_weight},
+    {"layers.4.self_attn.in_proj_bias", 1, {1536}, w_layers_4_self_attn_in_proj_bias},
+    {"layers.4.self_attn.out_proj.weight", 2, {512, 512}, w_layers_4_self_attn_out_proj_weight},
+    {"layers.4.self_attn.out_proj.bias", 1, {512}, w_layers_4_self_attn_out_proj_bias},
+    {"layers.4.norm1.weight", 1, {512}, w_layers_4_norm1_weight},
+    {"layers.4.norm1.bias", 1, {512}, w_layers_4_norm1_bias},
+    {"layers.4.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_4_multihead_attn_in_proj_weight},
+    {"layers.4.multihead_attn.in_proj_bias", 1, {1536}, w_layers_4_multihead_attn_in_proj_bias},
+    {"layers.4.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_4_multihead_attn_out_proj_weight},
+    {"layers.4.multihead_attn.out_proj.bias", 1, {512}, w_layers_4_multihead_attn_out_proj_bias},
+    {"layers.4.norm2.weight", 1, {512}, w_layers_4_norm2_weight},
+    {"layers.4.norm2.bias", 1, {512}, w_layers_4_norm2_bias},
+    {"layers.4.linear1.weight", 2, {2048, 512}, w_layers_4_linear1_weight},
+    {"layers.4.linear1.bias", 1, {2048}, w_layers_4_linear1_bias},
+    {"layers.4.linear2.weight", 2, {512, 2048}, w_layers_4_linear2_weight},
+    {"layers.4.linear2.bias", 1, {512}, w_layers_4_linear2_bias},
+    {"layers.4.norm3.weight", 1, {512}, w_layers_4_norm3_weight},
+    {"layers.4.norm3.bias", 1, {512}, w_layers_4_norm3_bias},
+    {"layers.5.self_attn.in_proj_weight", 2, {1536, 512}, w_layers_5_self_attn_in_proj_weight},
+    {"layers.5.self_attn.in_proj_bias", 1, {1536}, w_layers_5_self_attn_in_proj_bias},
+    {"layers.5.self_attn.out_proj.weight", 2, {512, 512}, w_layers_5_self_attn_out_proj_weight},
+    {"layers.5.self_attn.out_proj.bias", 1, {512}, w_layers_5_self_attn_out_proj_bias},
+    {"layers.5.norm1.weight", 1, {512}, w_layers_5_norm1_weight},
+    {"layers.5.norm1.bias", 1, {512}, w_layers_5_norm1_bias},
+    {"layers.5.multihead_attn.in_proj_weight", 2, {1536, 512}, w_layers_5_multihead_attn_in_proj_weight},
+    {"layers.5.multihead_attn.in_proj_bias", 1, {1536}, w_layers_5_multihead_attn_in_proj_bias},
+    {"layers.5.multihead_attn.out_proj.weight", 2, {512, 512}, w_layers_5_multihead_attn_out_proj_weight},
+    {"layers.5.multihead_attn.out_proj.bias", 1, {512}, w_layers_5_multihead_attn_out_proj_bias},
+    {"layers.5.norm2.weight", 1, {512}, w_layers_5_norm2_weight},
+    {"layers.5.norm2.bias", 1, {512}, w_layers_5_norm2_bias},
+    {"layers.5.linear1.weight", 2, {2048, 512}, w_layers_5_linear1_weight},
+    {"layers.5.linear1.bias", 1, {2048}, w_layers_5_linear1_bias},
+    {"layers.5.linear2.weight", 2, {512, 2048}, w_layers_5_linear2_weight},
+    {"layers.5.linear2.bias", 1, {512}, w_layers_5_linear2_bias},
+    {"layers.5.norm3.weight", 1, {512}, w_layers_5_norm3_weight},
+    {"layers.5.norm3.bias", 1, {512}, w_layers_5_norm3_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -197,7 +310,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"layernorm layers.5.norm3", 0},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -315,9 +427,9 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), tgt, W(0), W(786432));
+    PARALLEL(multihead_attention_project_1, A(0), tgt, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(98368), A(0), W(787968), W(1050112));
+    PARALLEL(multihead_attention_output_3, A(98368), A(0), W(layers_0_self_attn_out_proj_weight), W(layers_0_self_attn_out_proj_bias));
     TICK(0);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -325,13 +437,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(1);
 
     /* layernorm layers.0.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(98368), W(1050624), W(1051136));
+    layernorm_1(A(0), A(98368), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
     TICK(2);
 
     /* cross_attention layers.0.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(1051648), W(1838080));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_0_multihead_attn_in_proj_weight), W(layers_0_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(1839616), W(2101760));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_0_multihead_attn_out_proj_weight), W(layers_0_multihead_attn_out_proj_bias));
     TICK(3);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -339,25 +451,25 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(4);
 
     /* layernorm layers.0.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(163840), A(0), W(2102272), W(2102784));
+    layernorm_1(A(163840), A(0), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
     TICK(5);
 
     /* linear layers.0.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(163840), W(2103296), W(3151872));
+    PARALLEL(linear_1, A(0), A(163840), W(layers_0_linear1_weight), W(layers_0_linear1_bias));
     TICK(6);
 
     /* linear layers.0.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(131072), A(0), W(3153920), W(4202496), A(163840));
+    PARALLEL(linear_2, A(131072), A(0), W(layers_0_linear2_weight), W(layers_0_linear2_bias), A(163840));
     TICK(7);
 
     /* layernorm layers.0.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(A(131072), A(131072), W(4203008), W(4203520));
+    layernorm_1(A(131072), A(131072), W(layers_0_norm3_weight), W(layers_0_norm3_bias));
     TICK(8);
 
     /* multihead_attention layers.1.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(4204032), W(4990464));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(layers_1_self_attn_in_proj_weight), W(layers_1_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(4992000), W(5254144));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(layers_1_self_attn_out_proj_weight), W(layers_1_self_attn_out_proj_bias));
     TICK(9);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -365,13 +477,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(10);
 
     /* layernorm layers.1.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(163840), W(5254656), W(5255168));
+    layernorm_1(A(0), A(163840), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
     TICK(11);
 
     /* cross_attention layers.1.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(5255680), W(6042112));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_1_multihead_attn_in_proj_weight), W(layers_1_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(6043648), W(6305792));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_1_multihead_attn_out_proj_weight), W(layers_1_multihead_attn_out_proj_bias));
     TICK(12);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -379,25 +491,25 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(13);
 
     /* layernorm layers.1.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(163840), A(0), W(6306304), W(6306816));
+    layernorm_1(A(163840), A(0), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
     TICK(14);
 
     /* linear layers.1.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(163840), W(6307328), W(7355904));
+    PARALLEL(linear_1, A(0), A(163840), W(layers_1_linear1_weight), W(layers_1_linear1_bias));
     TICK(15);
 
     /* linear layers.1.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(131072), A(0), W(7357952), W(8406528), A(163840));
+    PARALLEL(linear_2, A(131072), A(0), W(layers_1_linear2_weight), W(layers_1_linear2_bias), A(163840));
     TICK(16);
 
     /* layernorm layers.1.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(A(131072), A(131072), W(8407040), W(8407552));
+    layernorm_1(A(131072), A(131072), W(layers_1_norm3_weight), W(layers_1_norm3_bias));
     TICK(17);
 
     /* multihead_attention layers.2.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(8408064), W(9194496));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(layers_2_self_attn_in_proj_weight), W(layers_2_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(9196032), W(9458176));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(layers_2_self_attn_out_proj_weight), W(layers_2_self_attn_out_proj_bias));
     TICK(18);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -405,13 +517,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(19);
 
     /* layernorm layers.2.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(163840), W(9458688), W(9459200));
+    layernorm_1(A(0), A(163840), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
     TICK(20);
 
     /* cross_attention layers.2.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(9459712), W(10246144));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_2_multihead_attn_in_proj_weight), W(layers_2_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(10247680), W(10509824));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_2_multihead_attn_out_proj_weight), W(layers_2_multihead_attn_out_proj_bias));
     TICK(21);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -419,25 +531,25 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(22);
 
     /* layernorm layers.2.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(163840), A(0), W(10510336), W(10510848));
+    layernorm_1(A(163840), A(0), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
     TICK(23);
 
     /* linear layers.2.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(163840), W(10511360), W(11559936));
+    PARALLEL(linear_1, A(0), A(163840), W(layers_2_linear1_weight), W(layers_2_linear1_bias));
     TICK(24);
 
     /* linear layers.2.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(131072), A(0), W(11561984), W(12610560), A(163840));
+    PARALLEL(linear_2, A(131072), A(0), W(layers_2_linear2_weight), W(layers_2_linear2_bias), A(163840));
     TICK(25);
 
     /* layernorm layers.2.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(A(131072), A(131072), W(12611072), W(12611584));
+    layernorm_1(A(131072), A(131072), W(layers_2_norm3_weight), W(layers_2_norm3_bias));
     TICK(26);
 
     /* multihead_attention layers.3.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(12612096), W(13398528));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(layers_3_self_attn_in_proj_weight), W(layers_3_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(13400064), W(13662208));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(layers_3_self_attn_out_proj_weight), W(layers_3_self_attn_out_proj_bias));
     TICK(27);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -445,13 +557,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(28);
 
     /* layernorm layers.3.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(163840), W(13662720), W(13663232));
+    layernorm_1(A(0), A(163840), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
     TICK(29);
 
     /* cross_attention layers.3.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(13663744), W(14450176));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_3_multihead_attn_in_proj_weight), W(layers_3_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(14451712), W(14713856));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_3_multihead_attn_out_proj_weight), W(layers_3_multihead_attn_out_proj_bias));
     TICK(30);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -459,25 +571,25 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(31);
 
     /* layernorm layers.3.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(163840), A(0), W(14714368), W(14714880));
+    layernorm_1(A(163840), A(0), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
     TICK(32);
 
     /* linear layers.3.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(163840), W(14715392), W(15763968));
+    PARALLEL(linear_1, A(0), A(163840), W(layers_3_linear1_weight), W(layers_3_linear1_bias));
     TICK(33);
 
     /* linear layers.3.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(131072), A(0), W(15766016), W(16814592), A(163840));
+    PARALLEL(linear_2, A(131072), A(0), W(layers_3_linear2_weight), W(layers_3_linear2_bias), A(163840));
     TICK(34);
 
     /* layernorm layers.3.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(A(131072), A(131072), W(16815104), W(16815616));
+    layernorm_1(A(131072), A(131072), W(layers_3_norm3_weight), W(layers_3_norm3_bias));
     TICK(35);
 
     /* multihead_attention layers.4.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(16816128), W(17602560));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(layers_4_self_attn_in_proj_weight), W(layers_4_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(17604096), W(17866240));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(layers_4_self_attn_out_proj_weight), W(layers_4_self_attn_out_proj_bias));
     TICK(36);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -485,13 +597,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(37);
 
     /* layernorm layers.4.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(163840), W(17866752), W(17867264));
+    layernorm_1(A(0), A(163840), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
     TICK(38);
 
     /* cross_attention layers.4.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(17867776), W(18654208));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_4_multihead_attn_in_proj_weight), W(layers_4_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(18655744), W(18917888));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_4_multihead_attn_out_proj_weight), W(layers_4_multihead_attn_out_proj_bias));
     TICK(39);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -499,25 +611,25 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(40);
 
     /* layernorm layers.4.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(163840), A(0), W(18918400), W(18918912));
+    layernorm_1(A(163840), A(0), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
     TICK(41);
 
     /* linear layers.4.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(163840), W(18919424), W(19968000));
+    PARALLEL(linear_1, A(0), A(163840), W(layers_4_linear1_weight), W(layers_4_linear1_bias));
     TICK(42);
 
     /* linear layers.4.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(131072), A(0), W(19970048), W(21018624), A(163840));
+    PARALLEL(linear_2, A(131072), A(0), W(layers_4_linear2_weight), W(layers_4_linear2_bias), A(163840));
     TICK(43);
 
     /* layernorm layers.4.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(A(131072), A(131072), W(21019136), W(21019648));
+    layernorm_1(A(131072), A(131072), W(layers_4_norm3_weight), W(layers_4_norm3_bias));
     TICK(44);
 
     /* multihead_attention layers.5.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(21020160), W(21806592));
+    PARALLEL(multihead_attention_project_1, A(0), A(131072), W(layers_5_self_attn_in_proj_weight), W(layers_5_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
-    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(21808128), W(22070272));
+    PARALLEL(multihead_attention_output_3, A(163840), A(0), W(layers_5_self_attn_out_proj_weight), W(layers_5_self_attn_out_proj_bias));
     TICK(45);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -525,13 +637,13 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(46);
 
     /* layernorm layers.5.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    layernorm_1(A(0), A(163840), W(22070784), W(22071296));
+    layernorm_1(A(0), A(163840), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
     TICK(47);
 
     /* cross_attention layers.5.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(22071808), W(22858240));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_5_multihead_attn_in_proj_weight), W(layers_5_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
-    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(22859776), W(23121920));
+    PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_5_multihead_attn_out_proj_weight), W(layers_5_multihead_attn_out_proj_bias));
     TICK(48);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:18) */
@@ -539,19 +651,19 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(49);
 
     /* layernorm layers.5.norm2: [1, 64, 512]  (models/transformer_decoder.net:18) */
-    layernorm_1(A(131072), A(0), W(23122432), W(23122944));
+    layernorm_1(A(131072), A(0), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
     TICK(50);
 
     /* linear layers.5.linear1 + relu: [1, 64, 2048]  (models/transformer_decoder.net:19) */
-    PARALLEL(linear_1, A(0), A(131072), W(23123456), W(24172032));
+    PARALLEL(linear_1, A(0), A(131072), W(layers_5_linear1_weight), W(layers_5_linear1_bias));
     TICK(51);
 
     /* linear layers.5.linear2 + residual: [1, 64, 512]  (models/transformer_decoder.net:20) */
-    PARALLEL(linear_2, A(163840), A(0), W(24174080), W(25222656), A(131072));
+    PARALLEL(linear_2, A(163840), A(0), W(layers_5_linear2_weight), W(layers_5_linear2_bias), A(131072));
     TICK(52);
 
     /* layernorm layers.5.norm3: [1, 64, 512]  (models/transformer_decoder.net:21) */
-    layernorm_1(output, A(163840), W(25223168), W(25223680));
+    layernorm_1(output, A(163840), W(layers_5_norm3_weight), W(layers_5_norm3_bias));
     TICK(53);
     return 0;
 }

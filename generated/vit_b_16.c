@@ -27,160 +27,317 @@ struct vit_b_16 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv_proj_weight = 0,
+    w_conv_proj_bias = 589824,
+    w_class_token = 590592,
+    w_encoder_pos_embedding = 591360,
+    w_encoder_layers_encoder_layer_0_ln_1_weight = 742656,
+    w_encoder_layers_encoder_layer_0_ln_1_bias = 743424,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight = 744192,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias = 2513664,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight = 2515968,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias = 3105792,
+    w_encoder_layers_encoder_layer_0_ln_2_weight = 3106560,
+    w_encoder_layers_encoder_layer_0_ln_2_bias = 3107328,
+    w_encoder_layers_encoder_layer_0_mlp_0_weight = 3108096,
+    w_encoder_layers_encoder_layer_0_mlp_0_bias = 5467392,
+    w_encoder_layers_encoder_layer_0_mlp_3_weight = 5470464,
+    w_encoder_layers_encoder_layer_0_mlp_3_bias = 7829760,
+    w_encoder_layers_encoder_layer_1_ln_1_weight = 7830528,
+    w_encoder_layers_encoder_layer_1_ln_1_bias = 7831296,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight = 7832064,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias = 9601536,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight = 9603840,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias = 10193664,
+    w_encoder_layers_encoder_layer_1_ln_2_weight = 10194432,
+    w_encoder_layers_encoder_layer_1_ln_2_bias = 10195200,
+    w_encoder_layers_encoder_layer_1_mlp_0_weight = 10195968,
+    w_encoder_layers_encoder_layer_1_mlp_0_bias = 12555264,
+    w_encoder_layers_encoder_layer_1_mlp_3_weight = 12558336,
+    w_encoder_layers_encoder_layer_1_mlp_3_bias = 14917632,
+    w_encoder_layers_encoder_layer_2_ln_1_weight = 14918400,
+    w_encoder_layers_encoder_layer_2_ln_1_bias = 14919168,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight = 14919936,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias = 16689408,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight = 16691712,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias = 17281536,
+    w_encoder_layers_encoder_layer_2_ln_2_weight = 17282304,
+    w_encoder_layers_encoder_layer_2_ln_2_bias = 17283072,
+    w_encoder_layers_encoder_layer_2_mlp_0_weight = 17283840,
+    w_encoder_layers_encoder_layer_2_mlp_0_bias = 19643136,
+    w_encoder_layers_encoder_layer_2_mlp_3_weight = 19646208,
+    w_encoder_layers_encoder_layer_2_mlp_3_bias = 22005504,
+    w_encoder_layers_encoder_layer_3_ln_1_weight = 22006272,
+    w_encoder_layers_encoder_layer_3_ln_1_bias = 22007040,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight = 22007808,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias = 23777280,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight = 23779584,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias = 24369408,
+    w_encoder_layers_encoder_layer_3_ln_2_weight = 24370176,
+    w_encoder_layers_encoder_layer_3_ln_2_bias = 24370944,
+    w_encoder_layers_encoder_layer_3_mlp_0_weight = 24371712,
+    w_encoder_layers_encoder_layer_3_mlp_0_bias = 26731008,
+    w_encoder_layers_encoder_layer_3_mlp_3_weight = 26734080,
+    w_encoder_layers_encoder_layer_3_mlp_3_bias = 29093376,
+    w_encoder_layers_encoder_layer_4_ln_1_weight = 29094144,
+    w_encoder_layers_encoder_layer_4_ln_1_bias = 29094912,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight = 29095680,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias = 30865152,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight = 30867456,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias = 31457280,
+    w_encoder_layers_encoder_layer_4_ln_2_weight = 31458048,
+    w_encoder_layers_encoder_layer_4_ln_2_bias = 31458816,
+    w_encoder_layers_encoder_layer_4_mlp_0_weight = 31459584,
+    w_encoder_layers_encoder_layer_4_mlp_0_bias = 33818880,
+    w_encoder_layers_encoder_layer_4_mlp_3_weight = 33821952,
+    w_encoder_layers_encoder_layer_4_mlp_3_bias = 36181248,
+    w_encoder_layers_encoder_layer_5_ln_1_weight = 36182016,
+    w_encoder_layers_encoder_layer_5_ln_1_bias = 36182784,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight = 36183552,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias = 37953024,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight = 37955328,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias = 38545152,
+    w_encoder_layers_encoder_layer_5_ln_2_weight = 38545920,
+    w_encoder_layers_encoder_layer_5_ln_2_bias = 38546688,
+    w_encoder_layers_encoder_layer_5_mlp_0_weight = 38547456,
+    w_encoder_layers_encoder_layer_5_mlp_0_bias = 40906752,
+    w_encoder_layers_encoder_layer_5_mlp_3_weight = 40909824,
+    w_encoder_layers_encoder_layer_5_mlp_3_bias = 43269120,
+    w_encoder_layers_encoder_layer_6_ln_1_weight = 43269888,
+    w_encoder_layers_encoder_layer_6_ln_1_bias = 43270656,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight = 43271424,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias = 45040896,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight = 45043200,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias = 45633024,
+    w_encoder_layers_encoder_layer_6_ln_2_weight = 45633792,
+    w_encoder_layers_encoder_layer_6_ln_2_bias = 45634560,
+    w_encoder_layers_encoder_layer_6_mlp_0_weight = 45635328,
+    w_encoder_layers_encoder_layer_6_mlp_0_bias = 47994624,
+    w_encoder_layers_encoder_layer_6_mlp_3_weight = 47997696,
+    w_encoder_layers_encoder_layer_6_mlp_3_bias = 50356992,
+    w_encoder_layers_encoder_layer_7_ln_1_weight = 50357760,
+    w_encoder_layers_encoder_layer_7_ln_1_bias = 50358528,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight = 50359296,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias = 52128768,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight = 52131072,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias = 52720896,
+    w_encoder_layers_encoder_layer_7_ln_2_weight = 52721664,
+    w_encoder_layers_encoder_layer_7_ln_2_bias = 52722432,
+    w_encoder_layers_encoder_layer_7_mlp_0_weight = 52723200,
+    w_encoder_layers_encoder_layer_7_mlp_0_bias = 55082496,
+    w_encoder_layers_encoder_layer_7_mlp_3_weight = 55085568,
+    w_encoder_layers_encoder_layer_7_mlp_3_bias = 57444864,
+    w_encoder_layers_encoder_layer_8_ln_1_weight = 57445632,
+    w_encoder_layers_encoder_layer_8_ln_1_bias = 57446400,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight = 57447168,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias = 59216640,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight = 59218944,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias = 59808768,
+    w_encoder_layers_encoder_layer_8_ln_2_weight = 59809536,
+    w_encoder_layers_encoder_layer_8_ln_2_bias = 59810304,
+    w_encoder_layers_encoder_layer_8_mlp_0_weight = 59811072,
+    w_encoder_layers_encoder_layer_8_mlp_0_bias = 62170368,
+    w_encoder_layers_encoder_layer_8_mlp_3_weight = 62173440,
+    w_encoder_layers_encoder_layer_8_mlp_3_bias = 64532736,
+    w_encoder_layers_encoder_layer_9_ln_1_weight = 64533504,
+    w_encoder_layers_encoder_layer_9_ln_1_bias = 64534272,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight = 64535040,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias = 66304512,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight = 66306816,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias = 66896640,
+    w_encoder_layers_encoder_layer_9_ln_2_weight = 66897408,
+    w_encoder_layers_encoder_layer_9_ln_2_bias = 66898176,
+    w_encoder_layers_encoder_layer_9_mlp_0_weight = 66898944,
+    w_encoder_layers_encoder_layer_9_mlp_0_bias = 69258240,
+    w_encoder_layers_encoder_layer_9_mlp_3_weight = 69261312,
+    w_encoder_layers_encoder_layer_9_mlp_3_bias = 71620608,
+    w_encoder_layers_encoder_layer_10_ln_1_weight = 71621376,
+    w_encoder_layers_encoder_layer_10_ln_1_bias = 71622144,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight = 71622912,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias = 73392384,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight = 73394688,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias = 73984512,
+    w_encoder_layers_encoder_layer_10_ln_2_weight = 73985280,
+    w_encoder_layers_encoder_layer_10_ln_2_bias = 73986048,
+    w_encoder_layers_encoder_layer_10_mlp_0_weight = 73986816,
+    w_encoder_layers_encoder_layer_10_mlp_0_bias = 76346112,
+    w_encoder_layers_encoder_layer_10_mlp_3_weight = 76349184,
+    w_encoder_layers_encoder_layer_10_mlp_3_bias = 78708480,
+    w_encoder_layers_encoder_layer_11_ln_1_weight = 78709248,
+    w_encoder_layers_encoder_layer_11_ln_1_bias = 78710016,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight = 78710784,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias = 80480256,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight = 80482560,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias = 81072384,
+    w_encoder_layers_encoder_layer_11_ln_2_weight = 81073152,
+    w_encoder_layers_encoder_layer_11_ln_2_bias = 81073920,
+    w_encoder_layers_encoder_layer_11_mlp_0_weight = 81074688,
+    w_encoder_layers_encoder_layer_11_mlp_0_bias = 83433984,
+    w_encoder_layers_encoder_layer_11_mlp_3_weight = 83437056,
+    w_encoder_layers_encoder_layer_11_mlp_3_bias = 85796352,
+    w_encoder_ln_weight = 85797120,
+    w_encoder_ln_bias = 85797888,
+    w_heads_head_weight = 85798656,
+    w_heads_head_bias = 86566656,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[152] = {
-    {"conv_proj.weight", 4, {768, 3, 16, 16}, 0},
-    {"conv_proj.bias", 1, {768}, 589824},
-    {"class_token", 3, {1, 1, 768}, 590592},
-    {"encoder.pos_embedding", 3, {1, 197, 768}, 591360},
-    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {768}, 742656},
-    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {768}, 743424},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {2304, 768}, 744192},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {2304}, 2513664},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {768, 768}, 2515968},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {768}, 3105792},
-    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {768}, 3106560},
-    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {768}, 3107328},
-    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {3072, 768}, 3108096},
-    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {3072}, 5467392},
-    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {768, 3072}, 5470464},
-    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {768}, 7829760},
-    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {768}, 7830528},
-    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {768}, 7831296},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {2304, 768}, 7832064},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {2304}, 9601536},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {768, 768}, 9603840},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {768}, 10193664},
-    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {768}, 10194432},
-    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {768}, 10195200},
-    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {3072, 768}, 10195968},
-    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {3072}, 12555264},
-    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {768, 3072}, 12558336},
-    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {768}, 14917632},
-    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {768}, 14918400},
-    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {768}, 14919168},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {2304, 768}, 14919936},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {2304}, 16689408},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {768, 768}, 16691712},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {768}, 17281536},
-    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {768}, 17282304},
-    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {768}, 17283072},
-    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {3072, 768}, 17283840},
-    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {3072}, 19643136},
-    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {768, 3072}, 19646208},
-    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {768}, 22005504},
-    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {768}, 22006272},
-    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {768}, 22007040},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {2304, 768}, 22007808},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {2304}, 23777280},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {768, 768}, 23779584},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {768}, 24369408},
-    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {768}, 24370176},
-    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {768}, 24370944},
-    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {3072, 768}, 24371712},
-    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {3072}, 26731008},
-    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {768, 3072}, 26734080},
-    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {768}, 29093376},
-    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {768}, 29094144},
-    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {768}, 29094912},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {2304, 768}, 29095680},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {2304}, 30865152},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {768, 768}, 30867456},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {768}, 31457280},
-    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {768}, 31458048},
-    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {768}, 31458816},
-    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {3072, 768}, 31459584},
-    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {3072}, 33818880},
-    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {768, 3072}, 33821952},
-    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {768}, 36181248},
-    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {768}, 36182016},
-    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {768}, 36182784},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {2304, 768}, 36183552},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {2304}, 37953024},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {768, 768}, 37955328},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {768}, 38545152},
-    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {768}, 38545920},
-    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {768}, 38546688},
-    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {3072, 768}, 38547456},
-    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {3072}, 40906752},
-    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {768, 3072}, 40909824},
-    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {768}, 43269120},
-    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {768}, 43269888},
-    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {768}, 43270656},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {2304, 768}, 43271424},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {2304}, 45040896},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {768, 768}, 45043200},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {768}, 45633024},
-    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {768}, 45633792},
-    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {768}, 45634560},
-    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {3072, 768}, 45635328},
-    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {3072}, 47994624},
-    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {768, 3072}, 47997696},
-    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {768}, 50356992},
-    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {768}, 50357760},
-    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {768}, 50358528},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {2304, 768}, 50359296},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {2304}, 52128768},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {768, 768}, 52131072},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {768}, 52720896},
-    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {768}, 52721664},
-    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {768}, 52722432},
-    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {3072, 768}, 52723200},
-    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {3072}, 55082496},
-    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {768, 3072}, 55085568},
-    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {768}, 57444864},
-    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {768}, 57445632},
-    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {768}, 57446400},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {2304, 768}, 57447168},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {2304}, 59216640},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {768, 768}, 59218944},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {768}, 59808768},
-    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {768}, 59809536},
-    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {768}, 59810304},
-    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {3072, 768}, 59811072},
-    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {3072}, 62170368},
-    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {768, 3072}, 62173440},
-    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {768}, 64532736},
-    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {768}, 64533504},
-    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {768}, 64534272},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {2304, 768}, 64535040},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {2304}, 66304512},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {768, 768}, 66306816},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {768}, 66896640},
-    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {768}, 66897408},
-    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {768}, 66898176},
-    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {3072, 768}, 66898944},
-    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {3072}, 69258240},
-    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {768, 3072}, 69261312},
-    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {768}, 71620608},
-    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {768}, 71621376},
-    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {768}, 71622144},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {2304, 768}, 71622912},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {2304}, 73392384},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {768, 768}, 73394688},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {768}, 73984512},
-    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {768}, 73985280},
-    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {768}, 73986048},
-    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {3072, 768}, 73986816},
-    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {3072}, 76346112},
-    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {768, 3072}, 76349184},
-    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {768}, 78708480},
-    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {768}, 78709248},
-    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {768}, 78710016},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {2304, 768}, 78710784},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {2304}, 80480256},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {768, 768}, 80482560},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {768}, 81072384},
-    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {768}, 81073152},
-    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {768}, 81073920},
-    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {3072, 768}, 81074688},
-    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {3072}, 83433984},
-    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {768, 3072}, 83437056},
-    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {768}, 85796352},
-    {"encoder.ln.weight", 1, {768}, 85797120},
-    {"encoder.ln.bias", 1, {768}, 85797888},
-    {"heads.head.weight", 2, {1000, 768}, 85798656},
-    {"heads.head.bias", 1, {1000}, 86566656},
+    {"conv_proj.weight", 4, {768, 3, 16, 16}, w_conv_proj_weight},
+    {"conv_proj.bias", 1, {768}, w_conv_proj_bias},
+    {"class_token", 3, {1, 1, 768}, w_class_token},
+    {"encoder.pos_embedding", 3, {1, 197, 768}, w_encoder_pos_embedding},
+    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_0_ln_1_weight},
+    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_0_ln_1_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_0_ln_2_weight},
+    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_0_ln_2_bias},
+    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_0_mlp_0_weight},
+    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_0_mlp_0_bias},
+    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_0_mlp_3_weight},
+    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_0_mlp_3_bias},
+    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_1_ln_1_weight},
+    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_1_ln_1_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_1_ln_2_weight},
+    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_1_ln_2_bias},
+    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_1_mlp_0_weight},
+    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_1_mlp_0_bias},
+    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_1_mlp_3_weight},
+    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_1_mlp_3_bias},
+    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_2_ln_1_weight},
+    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_2_ln_1_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_2_ln_2_weight},
+    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_2_ln_2_bias},
+    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_2_mlp_0_weight},
+    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_2_mlp_0_bias},
+    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_2_mlp_3_weight},
+    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_2_mlp_3_bias},
+    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_3_ln_1_weight},
+    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_3_ln_1_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_3_ln_2_weight},
+    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_3_ln_2_bias},
+    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_3_mlp_0_weight},
+    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_3_mlp_0_bias},
+    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_3_mlp_3_weight},
+    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_3_mlp_3_bias},
+    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_4_ln_1_weight},
+    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_4_ln_1_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_4_ln_2_weight},
+    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_4_ln_2_bias},
+    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_4_mlp_0_weight},
+    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_4_mlp_0_bias},
+    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_4_mlp_3_weight},
+    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_4_mlp_3_bias},
+    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_5_ln_1_weight},
+    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_5_ln_1_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_5_ln_2_weight},
+    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_5_ln_2_bias},
+    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_5_mlp_0_weight},
+    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_5_mlp_0_bias},
+    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_5_mlp_3_weight},
+    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_5_mlp_3_bias},
+    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_6_ln_1_weight},
+    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_6_ln_1_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_6_ln_2_weight},
+    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_6_ln_2_bias},
+    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_6_mlp_0_weight},
+    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_6_mlp_0_bias},
+    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_6_mlp_3_weight},
+    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_6_mlp_3_bias},
+    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_7_ln_1_weight},
+    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_7_ln_1_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_7_ln_2_weight},
+    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_7_ln_2_bias},
+    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_7_mlp_0_weight},
+    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_7_mlp_0_bias},
+    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_7_mlp_3_weight},
+    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_7_mlp_3_bias},
+    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_8_ln_1_weight},
+    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_8_ln_1_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_8_ln_2_weight},
+    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_8_ln_2_bias},
+    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_8_mlp_0_weight},
+    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_8_mlp_0_bias},
+    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_8_mlp_3_weight},
+    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_8_mlp_3_bias},
+    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_9_ln_1_weight},
+    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_9_ln_1_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_9_ln_2_weight},
+    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_9_ln_2_bias},
+    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_9_mlp_0_weight},
+    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_9_mlp_0_bias},
+    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_9_mlp_3_weight},
+    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_9_mlp_3_bias},
+    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_10_ln_1_weight},
+    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_10_ln_1_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_10_ln_2_weight},
+    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_10_ln_2_bias},
+    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_10_mlp_0_weight},
+    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_10_mlp_0_bias},
+    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_10_mlp_3_weight},
+    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_10_mlp_3_bias},
+    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_11_ln_1_weight},
+    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_11_ln_1_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_11_ln_2_weight},
+    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_11_ln_2_bias},
+    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_11_mlp_0_weight},
+    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_11_mlp_0_bias},
+    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_11_mlp_3_weight},
+    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_11_mlp_3_bias},
+    {"encoder.ln.weight", 1, {768}, w_encoder_ln_weight},
+    {"encoder.ln.bias", 1, {768}, w_encoder_ln_bias},
+    {"heads.head.weight", 2, {1000, 768}, w_heads_head_weight},
+    {"heads.head.bias", 1, {1000}, w_heads_head_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -269,7 +426,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear heads.head", 1536000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -388,7 +544,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv_proj: [1, 768, 14, 14]  (models/lib/vit.net:37) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(589824));
+    PARALLEL(conv2d_1, A(0), image, W(conv_proj_weight), W(conv_proj_bias));
     TICK(0);
 
     /* reshape: [1, 768, 196] is a view of [1, 768, 14, 14] at A(0) */
@@ -398,7 +554,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(2);
 
     /* expand: [1, 1, 768]  (models/lib/vit.net:40) */
-    expand_1(A(301824), W(590592));
+    expand_1(A(301824), W(class_token));
     TICK(3);
 
     /* concat: [1, 197, 768]  (models/lib/vit.net:41) */
@@ -407,17 +563,17 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(4);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:22) */
-    add_1(A(0), A(0), W(591360));
+    add_1(A(0), A(0), W(encoder_pos_embedding));
     TICK(5);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(302592), A(0), W(742656), W(743424));
+    layernorm_1(A(302592), A(0), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(302592), W(744192), W(2513664));
+    PARALLEL(multihead_attention_project_1, A(453888), A(302592), W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(151296), A(453888), W(2515968), W(3105792));
+    PARALLEL(multihead_attention_output_3, A(151296), A(453888), W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_out_proj_bias));
     TICK(7);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -425,25 +581,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(8);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(3106560), W(3107328));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
     TICK(9);
 
     /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(3108096), W(5467392));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_0_mlp_0_weight), W(encoder_layers_encoder_layer_0_mlp_0_bias));
     TICK(10);
 
     /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(5470464), W(7829760), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_0_mlp_3_weight), W(encoder_layers_encoder_layer_0_mlp_3_bias), A(151296));
     TICK(11);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(7830528), W(7831296));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(7832064), W(9601536));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(9603840), W(10193664));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_out_proj_bias));
     TICK(13);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -451,25 +607,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(14);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(10194432), W(10195200));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
     TICK(15);
 
     /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(10195968), W(12555264));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_1_mlp_0_weight), W(encoder_layers_encoder_layer_1_mlp_0_bias));
     TICK(16);
 
     /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(12558336), W(14917632), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_1_mlp_3_weight), W(encoder_layers_encoder_layer_1_mlp_3_bias), A(0));
     TICK(17);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(151296), W(14918400), W(14919168));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(14919936), W(16689408));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(16691712), W(17281536));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_out_proj_bias));
     TICK(19);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -477,25 +633,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(20);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(17282304), W(17283072));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
     TICK(21);
 
     /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(17283840), W(19643136));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_2_mlp_0_weight), W(encoder_layers_encoder_layer_2_mlp_0_bias));
     TICK(22);
 
     /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(19646208), W(22005504), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_2_mlp_3_weight), W(encoder_layers_encoder_layer_2_mlp_3_bias), A(151296));
     TICK(23);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(22006272), W(22007040));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(22007808), W(23777280));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(23779584), W(24369408));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_out_proj_bias));
     TICK(25);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -503,25 +659,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(26);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(24370176), W(24370944));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
     TICK(27);
 
     /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(24371712), W(26731008));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_3_mlp_0_weight), W(encoder_layers_encoder_layer_3_mlp_0_bias));
     TICK(28);
 
     /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(26734080), W(29093376), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_3_mlp_3_weight), W(encoder_layers_encoder_layer_3_mlp_3_bias), A(0));
     TICK(29);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(151296), W(29094144), W(29094912));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(29095680), W(30865152));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(30867456), W(31457280));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_out_proj_bias));
     TICK(31);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -529,25 +685,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(32);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(31458048), W(31458816));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
     TICK(33);
 
     /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(31459584), W(33818880));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_4_mlp_0_weight), W(encoder_layers_encoder_layer_4_mlp_0_bias));
     TICK(34);
 
     /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(33821952), W(36181248), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_4_mlp_3_weight), W(encoder_layers_encoder_layer_4_mlp_3_bias), A(151296));
     TICK(35);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(36182016), W(36182784));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(36183552), W(37953024));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(37955328), W(38545152));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_out_proj_bias));
     TICK(37);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -555,25 +711,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(38);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(38545920), W(38546688));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
     TICK(39);
 
     /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(38547456), W(40906752));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_5_mlp_0_weight), W(encoder_layers_encoder_layer_5_mlp_0_bias));
     TICK(40);
 
     /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(40909824), W(43269120), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_5_mlp_3_weight), W(encoder_layers_encoder_layer_5_mlp_3_bias), A(0));
     TICK(41);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(151296), W(43269888), W(43270656));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(43271424), W(45040896));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(45043200), W(45633024));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_out_proj_bias));
     TICK(43);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -581,25 +737,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(44);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(45633792), W(45634560));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
     TICK(45);
 
     /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(45635328), W(47994624));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_6_mlp_0_weight), W(encoder_layers_encoder_layer_6_mlp_0_bias));
     TICK(46);
 
     /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(47997696), W(50356992), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_6_mlp_3_weight), W(encoder_layers_encoder_layer_6_mlp_3_bias), A(151296));
     TICK(47);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(50357760), W(50358528));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(50359296), W(52128768));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(52131072), W(52720896));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_out_proj_bias));
     TICK(49);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -607,25 +763,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(50);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(52721664), W(52722432));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
     TICK(51);
 
     /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(52723200), W(55082496));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_7_mlp_0_weight), W(encoder_layers_encoder_layer_7_mlp_0_bias));
     TICK(52);
 
     /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(55085568), W(57444864), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_7_mlp_3_weight), W(encoder_layers_encoder_layer_7_mlp_3_bias), A(0));
     TICK(53);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(151296), W(57445632), W(57446400));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(57447168), W(59216640));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(59218944), W(59808768));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_out_proj_bias));
     TICK(55);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -633,25 +789,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(56);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(59809536), W(59810304));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
     TICK(57);
 
     /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(59811072), W(62170368));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_8_mlp_0_weight), W(encoder_layers_encoder_layer_8_mlp_0_bias));
     TICK(58);
 
     /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(62173440), W(64532736), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_8_mlp_3_weight), W(encoder_layers_encoder_layer_8_mlp_3_bias), A(151296));
     TICK(59);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(64533504), W(64534272));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(64535040), W(66304512));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(66306816), W(66896640));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_out_proj_bias));
     TICK(61);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -659,25 +815,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(62);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(66897408), W(66898176));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
     TICK(63);
 
     /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(66898944), W(69258240));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_9_mlp_0_weight), W(encoder_layers_encoder_layer_9_mlp_0_bias));
     TICK(64);
 
     /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(69261312), W(71620608), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_9_mlp_3_weight), W(encoder_layers_encoder_layer_9_mlp_3_bias), A(0));
     TICK(65);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(151296), W(71621376), W(71622144));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(71622912), W(73392384));
+    PARALLEL(multihead_attention_project_1, A(453888), A(0), W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(73394688), W(73984512));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_out_proj_bias));
     TICK(67);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -685,25 +841,25 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(68);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(151296), W(73985280), W(73986048));
+    layernorm_1(A(0), A(151296), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
     TICK(69);
 
     /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(0), W(73986816), W(76346112));
+    PARALLEL(linear_1, A(302592), A(0), W(encoder_layers_encoder_layer_10_mlp_0_weight), W(encoder_layers_encoder_layer_10_mlp_0_bias));
     TICK(70);
 
     /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(302592), W(76349184), W(78708480), A(151296));
+    PARALLEL(linear_2, A(0), A(302592), W(encoder_layers_encoder_layer_10_mlp_3_weight), W(encoder_layers_encoder_layer_10_mlp_3_bias), A(151296));
     TICK(71);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(151296), A(0), W(78709248), W(78710016));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(78710784), W(80480256));
+    PARALLEL(multihead_attention_project_1, A(453888), A(151296), W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(453888), A(605184), A(756480));
-    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(80482560), W(81072384));
+    PARALLEL(multihead_attention_output_3, A(302592), A(453888), W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_out_proj_bias));
     TICK(73);
 
     /* add: [1, 197, 768]  (models/lib/vit.net:16) */
@@ -711,19 +867,19 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     TICK(74);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(151296), A(0), W(81073152), W(81073920));
+    layernorm_1(A(151296), A(0), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
     TICK(75);
 
     /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(302592), A(151296), W(81074688), W(83433984));
+    PARALLEL(linear_1, A(302592), A(151296), W(encoder_layers_encoder_layer_11_mlp_0_weight), W(encoder_layers_encoder_layer_11_mlp_0_bias));
     TICK(76);
 
     /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(151296), A(302592), W(83437056), W(85796352), A(0));
+    PARALLEL(linear_2, A(151296), A(302592), W(encoder_layers_encoder_layer_11_mlp_3_weight), W(encoder_layers_encoder_layer_11_mlp_3_bias), A(0));
     TICK(77);
 
     /* layernorm encoder.ln: [1, 197, 768]  (models/lib/vit.net:27) */
-    layernorm_1(A(151296), A(151296), W(85797120), W(85797888));
+    layernorm_1(A(151296), A(151296), W(encoder_ln_weight), W(encoder_ln_bias));
     TICK(78);
 
     /* slice: [1, 1, 768] is a view of [1, 197, 768] at A(151296) */
@@ -731,7 +887,7 @@ int vit_b_16_run(vit_b_16 *m, const float *image, float *output) {
     /* reshape: [1, 768] is a view of [1, 1, 768] at A(151296) */
 
     /* linear heads.head: [1, 1000]  (models/lib/vit.net:43) */
-    PARALLEL(linear_3, output, A(151296), W(85798656), W(86566656));
+    PARALLEL(linear_3, output, A(151296), W(heads_head_weight), W(heads_head_bias));
     TICK(81);
     return 0;
 }
@@ -776,55 +932,55 @@ static int prepare(vit_b_16 *m) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 768, 768, NNK_MR, tmp);   /* conv_proj.weight */
-    nnk_pack_weight(W(744192), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.in_proj_weight */
-    nnk_pack_weight(W(2515968), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.out_proj.weight */
-    nnk_pack_weight(W(3108096), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.0.weight */
-    nnk_pack_weight(W(5470464), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.3.weight */
-    nnk_pack_weight(W(7832064), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.in_proj_weight */
-    nnk_pack_weight(W(9603840), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.out_proj.weight */
-    nnk_pack_weight(W(10195968), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.0.weight */
-    nnk_pack_weight(W(12558336), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.3.weight */
-    nnk_pack_weight(W(14919936), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.in_proj_weight */
-    nnk_pack_weight(W(16691712), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.out_proj.weight */
-    nnk_pack_weight(W(17283840), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.0.weight */
-    nnk_pack_weight(W(19646208), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.3.weight */
-    nnk_pack_weight(W(22007808), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.in_proj_weight */
-    nnk_pack_weight(W(23779584), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.out_proj.weight */
-    nnk_pack_weight(W(24371712), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.0.weight */
-    nnk_pack_weight(W(26734080), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.3.weight */
-    nnk_pack_weight(W(29095680), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.in_proj_weight */
-    nnk_pack_weight(W(30867456), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.out_proj.weight */
-    nnk_pack_weight(W(31459584), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.0.weight */
-    nnk_pack_weight(W(33821952), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.3.weight */
-    nnk_pack_weight(W(36183552), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.in_proj_weight */
-    nnk_pack_weight(W(37955328), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.out_proj.weight */
-    nnk_pack_weight(W(38547456), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.0.weight */
-    nnk_pack_weight(W(40909824), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.3.weight */
-    nnk_pack_weight(W(43271424), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.in_proj_weight */
-    nnk_pack_weight(W(45043200), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.out_proj.weight */
-    nnk_pack_weight(W(45635328), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.0.weight */
-    nnk_pack_weight(W(47997696), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.3.weight */
-    nnk_pack_weight(W(50359296), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.in_proj_weight */
-    nnk_pack_weight(W(52131072), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.out_proj.weight */
-    nnk_pack_weight(W(52723200), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.0.weight */
-    nnk_pack_weight(W(55085568), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.3.weight */
-    nnk_pack_weight(W(57447168), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.in_proj_weight */
-    nnk_pack_weight(W(59218944), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.out_proj.weight */
-    nnk_pack_weight(W(59811072), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.0.weight */
-    nnk_pack_weight(W(62173440), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.3.weight */
-    nnk_pack_weight(W(64535040), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.in_proj_weight */
-    nnk_pack_weight(W(66306816), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.out_proj.weight */
-    nnk_pack_weight(W(66898944), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.0.weight */
-    nnk_pack_weight(W(69261312), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.3.weight */
-    nnk_pack_weight(W(71622912), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.in_proj_weight */
-    nnk_pack_weight(W(73394688), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.out_proj.weight */
-    nnk_pack_weight(W(73986816), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.0.weight */
-    nnk_pack_weight(W(76349184), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.3.weight */
-    nnk_pack_weight(W(78710784), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.in_proj_weight */
-    nnk_pack_weight(W(80482560), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.out_proj.weight */
-    nnk_pack_weight(W(81074688), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.0.weight */
-    nnk_pack_weight(W(83437056), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.3.weight */
+    nnk_pack_weight(W(conv_proj_weight), 768, 768, NNK_MR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_mlp_3_weight), 768, 3072, NNK_NR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,160 +27,317 @@ struct vit_b_32 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv_proj_weight = 0,
+    w_conv_proj_bias = 2359296,
+    w_class_token = 2360064,
+    w_encoder_pos_embedding = 2360832,
+    w_encoder_layers_encoder_layer_0_ln_1_weight = 2399232,
+    w_encoder_layers_encoder_layer_0_ln_1_bias = 2400000,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight = 2400768,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias = 4170240,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight = 4172544,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias = 4762368,
+    w_encoder_layers_encoder_layer_0_ln_2_weight = 4763136,
+    w_encoder_layers_encoder_layer_0_ln_2_bias = 4763904,
+    w_encoder_layers_encoder_layer_0_mlp_0_weight = 4764672,
+    w_encoder_layers_encoder_layer_0_mlp_0_bias = 7123968,
+    w_encoder_layers_encoder_layer_0_mlp_3_weight = 7127040,
+    w_encoder_layers_encoder_layer_0_mlp_3_bias = 9486336,
+    w_encoder_layers_encoder_layer_1_ln_1_weight = 9487104,
+    w_encoder_layers_encoder_layer_1_ln_1_bias = 9487872,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight = 9488640,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias = 11258112,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight = 11260416,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias = 11850240,
+    w_encoder_layers_encoder_layer_1_ln_2_weight = 11851008,
+    w_encoder_layers_encoder_layer_1_ln_2_bias = 11851776,
+    w_encoder_layers_encoder_layer_1_mlp_0_weight = 11852544,
+    w_encoder_layers_encoder_layer_1_mlp_0_bias = 14211840,
+    w_encoder_layers_encoder_layer_1_mlp_3_weight = 14214912,
+    w_encoder_layers_encoder_layer_1_mlp_3_bias = 16574208,
+    w_encoder_layers_encoder_layer_2_ln_1_weight = 16574976,
+    w_encoder_layers_encoder_layer_2_ln_1_bias = 16575744,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight = 16576512,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias = 18345984,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight = 18348288,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias = 18938112,
+    w_encoder_layers_encoder_layer_2_ln_2_weight = 18938880,
+    w_encoder_layers_encoder_layer_2_ln_2_bias = 18939648,
+    w_encoder_layers_encoder_layer_2_mlp_0_weight = 18940416,
+    w_encoder_layers_encoder_layer_2_mlp_0_bias = 21299712,
+    w_encoder_layers_encoder_layer_2_mlp_3_weight = 21302784,
+    w_encoder_layers_encoder_layer_2_mlp_3_bias = 23662080,
+    w_encoder_layers_encoder_layer_3_ln_1_weight = 23662848,
+    w_encoder_layers_encoder_layer_3_ln_1_bias = 23663616,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight = 23664384,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias = 25433856,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight = 25436160,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias = 26025984,
+    w_encoder_layers_encoder_layer_3_ln_2_weight = 26026752,
+    w_encoder_layers_encoder_layer_3_ln_2_bias = 26027520,
+    w_encoder_layers_encoder_layer_3_mlp_0_weight = 26028288,
+    w_encoder_layers_encoder_layer_3_mlp_0_bias = 28387584,
+    w_encoder_layers_encoder_layer_3_mlp_3_weight = 28390656,
+    w_encoder_layers_encoder_layer_3_mlp_3_bias = 30749952,
+    w_encoder_layers_encoder_layer_4_ln_1_weight = 30750720,
+    w_encoder_layers_encoder_layer_4_ln_1_bias = 30751488,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight = 30752256,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias = 32521728,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight = 32524032,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias = 33113856,
+    w_encoder_layers_encoder_layer_4_ln_2_weight = 33114624,
+    w_encoder_layers_encoder_layer_4_ln_2_bias = 33115392,
+    w_encoder_layers_encoder_layer_4_mlp_0_weight = 33116160,
+    w_encoder_layers_encoder_layer_4_mlp_0_bias = 35475456,
+    w_encoder_layers_encoder_layer_4_mlp_3_weight = 35478528,
+    w_encoder_layers_encoder_layer_4_mlp_3_bias = 37837824,
+    w_encoder_layers_encoder_layer_5_ln_1_weight = 37838592,
+    w_encoder_layers_encoder_layer_5_ln_1_bias = 37839360,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight = 37840128,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias = 39609600,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight = 39611904,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias = 40201728,
+    w_encoder_layers_encoder_layer_5_ln_2_weight = 40202496,
+    w_encoder_layers_encoder_layer_5_ln_2_bias = 40203264,
+    w_encoder_layers_encoder_layer_5_mlp_0_weight = 40204032,
+    w_encoder_layers_encoder_layer_5_mlp_0_bias = 42563328,
+    w_encoder_layers_encoder_layer_5_mlp_3_weight = 42566400,
+    w_encoder_layers_encoder_layer_5_mlp_3_bias = 44925696,
+    w_encoder_layers_encoder_layer_6_ln_1_weight = 44926464,
+    w_encoder_layers_encoder_layer_6_ln_1_bias = 44927232,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight = 44928000,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias = 46697472,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight = 46699776,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias = 47289600,
+    w_encoder_layers_encoder_layer_6_ln_2_weight = 47290368,
+    w_encoder_layers_encoder_layer_6_ln_2_bias = 47291136,
+    w_encoder_layers_encoder_layer_6_mlp_0_weight = 47291904,
+    w_encoder_layers_encoder_layer_6_mlp_0_bias = 49651200,
+    w_encoder_layers_encoder_layer_6_mlp_3_weight = 49654272,
+    w_encoder_layers_encoder_layer_6_mlp_3_bias = 52013568,
+    w_encoder_layers_encoder_layer_7_ln_1_weight = 52014336,
+    w_encoder_layers_encoder_layer_7_ln_1_bias = 52015104,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight = 52015872,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias = 53785344,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight = 53787648,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias = 54377472,
+    w_encoder_layers_encoder_layer_7_ln_2_weight = 54378240,
+    w_encoder_layers_encoder_layer_7_ln_2_bias = 54379008,
+    w_encoder_layers_encoder_layer_7_mlp_0_weight = 54379776,
+    w_encoder_layers_encoder_layer_7_mlp_0_bias = 56739072,
+    w_encoder_layers_encoder_layer_7_mlp_3_weight = 56742144,
+    w_encoder_layers_encoder_layer_7_mlp_3_bias = 59101440,
+    w_encoder_layers_encoder_layer_8_ln_1_weight = 59102208,
+    w_encoder_layers_encoder_layer_8_ln_1_bias = 59102976,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight = 59103744,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias = 60873216,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight = 60875520,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias = 61465344,
+    w_encoder_layers_encoder_layer_8_ln_2_weight = 61466112,
+    w_encoder_layers_encoder_layer_8_ln_2_bias = 61466880,
+    w_encoder_layers_encoder_layer_8_mlp_0_weight = 61467648,
+    w_encoder_layers_encoder_layer_8_mlp_0_bias = 63826944,
+    w_encoder_layers_encoder_layer_8_mlp_3_weight = 63830016,
+    w_encoder_layers_encoder_layer_8_mlp_3_bias = 66189312,
+    w_encoder_layers_encoder_layer_9_ln_1_weight = 66190080,
+    w_encoder_layers_encoder_layer_9_ln_1_bias = 66190848,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight = 66191616,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias = 67961088,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight = 67963392,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias = 68553216,
+    w_encoder_layers_encoder_layer_9_ln_2_weight = 68553984,
+    w_encoder_layers_encoder_layer_9_ln_2_bias = 68554752,
+    w_encoder_layers_encoder_layer_9_mlp_0_weight = 68555520,
+    w_encoder_layers_encoder_layer_9_mlp_0_bias = 70914816,
+    w_encoder_layers_encoder_layer_9_mlp_3_weight = 70917888,
+    w_encoder_layers_encoder_layer_9_mlp_3_bias = 73277184,
+    w_encoder_layers_encoder_layer_10_ln_1_weight = 73277952,
+    w_encoder_layers_encoder_layer_10_ln_1_bias = 73278720,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight = 73279488,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias = 75048960,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight = 75051264,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias = 75641088,
+    w_encoder_layers_encoder_layer_10_ln_2_weight = 75641856,
+    w_encoder_layers_encoder_layer_10_ln_2_bias = 75642624,
+    w_encoder_layers_encoder_layer_10_mlp_0_weight = 75643392,
+    w_encoder_layers_encoder_layer_10_mlp_0_bias = 78002688,
+    w_encoder_layers_encoder_layer_10_mlp_3_weight = 78005760,
+    w_encoder_layers_encoder_layer_10_mlp_3_bias = 80365056,
+    w_encoder_layers_encoder_layer_11_ln_1_weight = 80365824,
+    w_encoder_layers_encoder_layer_11_ln_1_bias = 80366592,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight = 80367360,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias = 82136832,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight = 82139136,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias = 82728960,
+    w_encoder_layers_encoder_layer_11_ln_2_weight = 82729728,
+    w_encoder_layers_encoder_layer_11_ln_2_bias = 82730496,
+    w_encoder_layers_encoder_layer_11_mlp_0_weight = 82731264,
+    w_encoder_layers_encoder_layer_11_mlp_0_bias = 85090560,
+    w_encoder_layers_encoder_layer_11_mlp_3_weight = 85093632,
+    w_encoder_layers_encoder_layer_11_mlp_3_bias = 87452928,
+    w_encoder_ln_weight = 87453696,
+    w_encoder_ln_bias = 87454464,
+    w_heads_head_weight = 87455232,
+    w_heads_head_bias = 88223232,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[152] = {
-    {"conv_proj.weight", 4, {768, 3, 32, 32}, 0},
-    {"conv_proj.bias", 1, {768}, 2359296},
-    {"class_token", 3, {1, 1, 768}, 2360064},
-    {"encoder.pos_embedding", 3, {1, 50, 768}, 2360832},
-    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {768}, 2399232},
-    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {768}, 2400000},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {2304, 768}, 2400768},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {2304}, 4170240},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {768, 768}, 4172544},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {768}, 4762368},
-    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {768}, 4763136},
-    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {768}, 4763904},
-    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {3072, 768}, 4764672},
-    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {3072}, 7123968},
-    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {768, 3072}, 7127040},
-    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {768}, 9486336},
-    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {768}, 9487104},
-    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {768}, 9487872},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {2304, 768}, 9488640},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {2304}, 11258112},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {768, 768}, 11260416},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {768}, 11850240},
-    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {768}, 11851008},
-    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {768}, 11851776},
-    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {3072, 768}, 11852544},
-    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {3072}, 14211840},
-    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {768, 3072}, 14214912},
-    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {768}, 16574208},
-    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {768}, 16574976},
-    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {768}, 16575744},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {2304, 768}, 16576512},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {2304}, 18345984},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {768, 768}, 18348288},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {768}, 18938112},
-    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {768}, 18938880},
-    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {768}, 18939648},
-    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {3072, 768}, 18940416},
-    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {3072}, 21299712},
-    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {768, 3072}, 21302784},
-    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {768}, 23662080},
-    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {768}, 23662848},
-    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {768}, 23663616},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {2304, 768}, 23664384},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {2304}, 25433856},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {768, 768}, 25436160},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {768}, 26025984},
-    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {768}, 26026752},
-    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {768}, 26027520},
-    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {3072, 768}, 26028288},
-    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {3072}, 28387584},
-    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {768, 3072}, 28390656},
-    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {768}, 30749952},
-    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {768}, 30750720},
-    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {768}, 30751488},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {2304, 768}, 30752256},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {2304}, 32521728},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {768, 768}, 32524032},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {768}, 33113856},
-    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {768}, 33114624},
-    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {768}, 33115392},
-    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {3072, 768}, 33116160},
-    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {3072}, 35475456},
-    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {768, 3072}, 35478528},
-    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {768}, 37837824},
-    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {768}, 37838592},
-    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {768}, 37839360},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {2304, 768}, 37840128},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {2304}, 39609600},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {768, 768}, 39611904},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {768}, 40201728},
-    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {768}, 40202496},
-    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {768}, 40203264},
-    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {3072, 768}, 40204032},
-    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {3072}, 42563328},
-    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {768, 3072}, 42566400},
-    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {768}, 44925696},
-    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {768}, 44926464},
-    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {768}, 44927232},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {2304, 768}, 44928000},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {2304}, 46697472},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {768, 768}, 46699776},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {768}, 47289600},
-    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {768}, 47290368},
-    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {768}, 47291136},
-    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {3072, 768}, 47291904},
-    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {3072}, 49651200},
-    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {768, 3072}, 49654272},
-    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {768}, 52013568},
-    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {768}, 52014336},
-    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {768}, 52015104},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {2304, 768}, 52015872},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {2304}, 53785344},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {768, 768}, 53787648},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {768}, 54377472},
-    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {768}, 54378240},
-    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {768}, 54379008},
-    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {3072, 768}, 54379776},
-    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {3072}, 56739072},
-    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {768, 3072}, 56742144},
-    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {768}, 59101440},
-    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {768}, 59102208},
-    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {768}, 59102976},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {2304, 768}, 59103744},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {2304}, 60873216},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {768, 768}, 60875520},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {768}, 61465344},
-    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {768}, 61466112},
-    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {768}, 61466880},
-    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {3072, 768}, 61467648},
-    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {3072}, 63826944},
-    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {768, 3072}, 63830016},
-    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {768}, 66189312},
-    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {768}, 66190080},
-    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {768}, 66190848},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {2304, 768}, 66191616},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {2304}, 67961088},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {768, 768}, 67963392},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {768}, 68553216},
-    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {768}, 68553984},
-    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {768}, 68554752},
-    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {3072, 768}, 68555520},
-    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {3072}, 70914816},
-    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {768, 3072}, 70917888},
-    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {768}, 73277184},
-    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {768}, 73277952},
-    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {768}, 73278720},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {2304, 768}, 73279488},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {2304}, 75048960},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {768, 768}, 75051264},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {768}, 75641088},
-    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {768}, 75641856},
-    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {768}, 75642624},
-    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {3072, 768}, 75643392},
-    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {3072}, 78002688},
-    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {768, 3072}, 78005760},
-    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {768}, 80365056},
-    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {768}, 80365824},
-    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {768}, 80366592},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {2304, 768}, 80367360},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {2304}, 82136832},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {768, 768}, 82139136},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {768}, 82728960},
-    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {768}, 82729728},
-    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {768}, 82730496},
-    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {3072, 768}, 82731264},
-    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {3072}, 85090560},
-    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {768, 3072}, 85093632},
-    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {768}, 87452928},
-    {"encoder.ln.weight", 1, {768}, 87453696},
-    {"encoder.ln.bias", 1, {768}, 87454464},
-    {"heads.head.weight", 2, {1000, 768}, 87455232},
-    {"heads.head.bias", 1, {1000}, 88223232},
+    {"conv_proj.weight", 4, {768, 3, 32, 32}, w_conv_proj_weight},
+    {"conv_proj.bias", 1, {768}, w_conv_proj_bias},
+    {"class_token", 3, {1, 1, 768}, w_class_token},
+    {"encoder.pos_embedding", 3, {1, 50, 768}, w_encoder_pos_embedding},
+    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_0_ln_1_weight},
+    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_0_ln_1_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_0_ln_2_weight},
+    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_0_ln_2_bias},
+    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_0_mlp_0_weight},
+    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_0_mlp_0_bias},
+    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_0_mlp_3_weight},
+    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_0_mlp_3_bias},
+    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_1_ln_1_weight},
+    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_1_ln_1_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_1_ln_2_weight},
+    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_1_ln_2_bias},
+    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_1_mlp_0_weight},
+    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_1_mlp_0_bias},
+    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_1_mlp_3_weight},
+    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_1_mlp_3_bias},
+    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_2_ln_1_weight},
+    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_2_ln_1_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_2_ln_2_weight},
+    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_2_ln_2_bias},
+    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_2_mlp_0_weight},
+    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_2_mlp_0_bias},
+    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_2_mlp_3_weight},
+    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_2_mlp_3_bias},
+    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_3_ln_1_weight},
+    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_3_ln_1_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_3_ln_2_weight},
+    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_3_ln_2_bias},
+    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_3_mlp_0_weight},
+    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_3_mlp_0_bias},
+    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_3_mlp_3_weight},
+    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_3_mlp_3_bias},
+    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_4_ln_1_weight},
+    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_4_ln_1_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_4_ln_2_weight},
+    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_4_ln_2_bias},
+    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_4_mlp_0_weight},
+    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_4_mlp_0_bias},
+    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_4_mlp_3_weight},
+    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_4_mlp_3_bias},
+    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_5_ln_1_weight},
+    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_5_ln_1_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_5_ln_2_weight},
+    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_5_ln_2_bias},
+    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_5_mlp_0_weight},
+    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_5_mlp_0_bias},
+    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_5_mlp_3_weight},
+    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_5_mlp_3_bias},
+    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_6_ln_1_weight},
+    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_6_ln_1_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_6_ln_2_weight},
+    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_6_ln_2_bias},
+    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_6_mlp_0_weight},
+    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_6_mlp_0_bias},
+    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_6_mlp_3_weight},
+    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_6_mlp_3_bias},
+    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_7_ln_1_weight},
+    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_7_ln_1_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_7_ln_2_weight},
+    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_7_ln_2_bias},
+    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_7_mlp_0_weight},
+    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_7_mlp_0_bias},
+    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_7_mlp_3_weight},
+    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_7_mlp_3_bias},
+    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_8_ln_1_weight},
+    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_8_ln_1_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_8_ln_2_weight},
+    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_8_ln_2_bias},
+    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_8_mlp_0_weight},
+    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_8_mlp_0_bias},
+    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_8_mlp_3_weight},
+    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_8_mlp_3_bias},
+    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_9_ln_1_weight},
+    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_9_ln_1_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_9_ln_2_weight},
+    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_9_ln_2_bias},
+    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_9_mlp_0_weight},
+    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_9_mlp_0_bias},
+    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_9_mlp_3_weight},
+    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_9_mlp_3_bias},
+    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_10_ln_1_weight},
+    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_10_ln_1_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_10_ln_2_weight},
+    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_10_ln_2_bias},
+    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_10_mlp_0_weight},
+    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_10_mlp_0_bias},
+    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_10_mlp_3_weight},
+    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_10_mlp_3_bias},
+    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {768}, w_encoder_layers_encoder_layer_11_ln_1_weight},
+    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {768}, w_encoder_layers_encoder_layer_11_ln_1_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {2304, 768}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {2304}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {768, 768}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {768}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {768}, w_encoder_layers_encoder_layer_11_ln_2_weight},
+    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {768}, w_encoder_layers_encoder_layer_11_ln_2_bias},
+    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {3072, 768}, w_encoder_layers_encoder_layer_11_mlp_0_weight},
+    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {3072}, w_encoder_layers_encoder_layer_11_mlp_0_bias},
+    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {768, 3072}, w_encoder_layers_encoder_layer_11_mlp_3_weight},
+    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {768}, w_encoder_layers_encoder_layer_11_mlp_3_bias},
+    {"encoder.ln.weight", 1, {768}, w_encoder_ln_weight},
+    {"encoder.ln.bias", 1, {768}, w_encoder_ln_bias},
+    {"heads.head.weight", 2, {1000, 768}, w_heads_head_weight},
+    {"heads.head.bias", 1, {1000}, w_heads_head_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -269,7 +426,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear heads.head", 1536000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -388,7 +544,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv_proj: [1, 768, 7, 7]  (models/lib/vit.net:37) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(2359296));
+    PARALLEL(conv2d_1, A(0), image, W(conv_proj_weight), W(conv_proj_bias));
     TICK(0);
 
     /* reshape: [1, 768, 49] is a view of [1, 768, 7, 7] at A(0) */
@@ -398,7 +554,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(2);
 
     /* expand: [1, 1, 768]  (models/lib/vit.net:40) */
-    expand_1(A(76032), W(2360064));
+    expand_1(A(76032), W(class_token));
     TICK(3);
 
     /* concat: [1, 50, 768]  (models/lib/vit.net:41) */
@@ -407,17 +563,17 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(4);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:22) */
-    add_1(A(0), A(0), W(2360832));
+    add_1(A(0), A(0), W(encoder_pos_embedding));
     TICK(5);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(76800), A(0), W(2399232), W(2400000));
+    layernorm_1(A(76800), A(0), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(76800), W(2400768), W(4170240));
+    PARALLEL(multihead_attention_project_1, A(115200), A(76800), W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(38400), A(115200), W(4172544), W(4762368));
+    PARALLEL(multihead_attention_output_3, A(38400), A(115200), W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_out_proj_bias));
     TICK(7);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -425,25 +581,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(8);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(4763136), W(4763904));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
     TICK(9);
 
     /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(4764672), W(7123968));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_0_mlp_0_weight), W(encoder_layers_encoder_layer_0_mlp_0_bias));
     TICK(10);
 
     /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(7127040), W(9486336), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_0_mlp_3_weight), W(encoder_layers_encoder_layer_0_mlp_3_bias), A(38400));
     TICK(11);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(9487104), W(9487872));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(9488640), W(11258112));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(11260416), W(11850240));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_out_proj_bias));
     TICK(13);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -451,25 +607,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(14);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(11851008), W(11851776));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
     TICK(15);
 
     /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(11852544), W(14211840));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_1_mlp_0_weight), W(encoder_layers_encoder_layer_1_mlp_0_bias));
     TICK(16);
 
     /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(14214912), W(16574208), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_1_mlp_3_weight), W(encoder_layers_encoder_layer_1_mlp_3_bias), A(0));
     TICK(17);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(38400), W(16574976), W(16575744));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(16576512), W(18345984));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(18348288), W(18938112));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_out_proj_bias));
     TICK(19);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -477,25 +633,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(20);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(18938880), W(18939648));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
     TICK(21);
 
     /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(18940416), W(21299712));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_2_mlp_0_weight), W(encoder_layers_encoder_layer_2_mlp_0_bias));
     TICK(22);
 
     /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(21302784), W(23662080), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_2_mlp_3_weight), W(encoder_layers_encoder_layer_2_mlp_3_bias), A(38400));
     TICK(23);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(23662848), W(23663616));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(23664384), W(25433856));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(25436160), W(26025984));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_out_proj_bias));
     TICK(25);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -503,25 +659,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(26);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(26026752), W(26027520));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
     TICK(27);
 
     /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(26028288), W(28387584));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_3_mlp_0_weight), W(encoder_layers_encoder_layer_3_mlp_0_bias));
     TICK(28);
 
     /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(28390656), W(30749952), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_3_mlp_3_weight), W(encoder_layers_encoder_layer_3_mlp_3_bias), A(0));
     TICK(29);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(38400), W(30750720), W(30751488));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(30752256), W(32521728));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(32524032), W(33113856));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_out_proj_bias));
     TICK(31);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -529,25 +685,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(32);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(33114624), W(33115392));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
     TICK(33);
 
     /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(33116160), W(35475456));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_4_mlp_0_weight), W(encoder_layers_encoder_layer_4_mlp_0_bias));
     TICK(34);
 
     /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(35478528), W(37837824), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_4_mlp_3_weight), W(encoder_layers_encoder_layer_4_mlp_3_bias), A(38400));
     TICK(35);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(37838592), W(37839360));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(37840128), W(39609600));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(39611904), W(40201728));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_out_proj_bias));
     TICK(37);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -555,25 +711,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(38);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(40202496), W(40203264));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
     TICK(39);
 
     /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(40204032), W(42563328));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_5_mlp_0_weight), W(encoder_layers_encoder_layer_5_mlp_0_bias));
     TICK(40);
 
     /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(42566400), W(44925696), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_5_mlp_3_weight), W(encoder_layers_encoder_layer_5_mlp_3_bias), A(0));
     TICK(41);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(38400), W(44926464), W(44927232));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(44928000), W(46697472));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(46699776), W(47289600));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_out_proj_bias));
     TICK(43);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -581,25 +737,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(44);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(47290368), W(47291136));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
     TICK(45);
 
     /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(47291904), W(49651200));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_6_mlp_0_weight), W(encoder_layers_encoder_layer_6_mlp_0_bias));
     TICK(46);
 
     /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(49654272), W(52013568), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_6_mlp_3_weight), W(encoder_layers_encoder_layer_6_mlp_3_bias), A(38400));
     TICK(47);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(52014336), W(52015104));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(52015872), W(53785344));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(53787648), W(54377472));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_out_proj_bias));
     TICK(49);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -607,25 +763,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(50);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(54378240), W(54379008));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
     TICK(51);
 
     /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(54379776), W(56739072));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_7_mlp_0_weight), W(encoder_layers_encoder_layer_7_mlp_0_bias));
     TICK(52);
 
     /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(56742144), W(59101440), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_7_mlp_3_weight), W(encoder_layers_encoder_layer_7_mlp_3_bias), A(0));
     TICK(53);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(38400), W(59102208), W(59102976));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(59103744), W(60873216));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(60875520), W(61465344));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_out_proj_bias));
     TICK(55);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -633,25 +789,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(56);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(61466112), W(61466880));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
     TICK(57);
 
     /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(61467648), W(63826944));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_8_mlp_0_weight), W(encoder_layers_encoder_layer_8_mlp_0_bias));
     TICK(58);
 
     /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(63830016), W(66189312), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_8_mlp_3_weight), W(encoder_layers_encoder_layer_8_mlp_3_bias), A(38400));
     TICK(59);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(66190080), W(66190848));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(66191616), W(67961088));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(67963392), W(68553216));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_out_proj_bias));
     TICK(61);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -659,25 +815,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(62);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(68553984), W(68554752));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
     TICK(63);
 
     /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(68555520), W(70914816));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_9_mlp_0_weight), W(encoder_layers_encoder_layer_9_mlp_0_bias));
     TICK(64);
 
     /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(70917888), W(73277184), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_9_mlp_3_weight), W(encoder_layers_encoder_layer_9_mlp_3_bias), A(0));
     TICK(65);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(38400), W(73277952), W(73278720));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(73279488), W(75048960));
+    PARALLEL(multihead_attention_project_1, A(115200), A(0), W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(75051264), W(75641088));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_out_proj_bias));
     TICK(67);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -685,25 +841,25 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(68);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(38400), W(75641856), W(75642624));
+    layernorm_1(A(0), A(38400), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
     TICK(69);
 
     /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(0), W(75643392), W(78002688));
+    PARALLEL(linear_1, A(76800), A(0), W(encoder_layers_encoder_layer_10_mlp_0_weight), W(encoder_layers_encoder_layer_10_mlp_0_bias));
     TICK(70);
 
     /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(76800), W(78005760), W(80365056), A(38400));
+    PARALLEL(linear_2, A(0), A(76800), W(encoder_layers_encoder_layer_10_mlp_3_weight), W(encoder_layers_encoder_layer_10_mlp_3_bias), A(38400));
     TICK(71);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 50, 768]  (models/lib/vit.net:15) */
-    layernorm_1(A(38400), A(0), W(80365824), W(80366592));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 50, 768]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(80367360), W(82136832));
+    PARALLEL(multihead_attention_project_1, A(115200), A(38400), W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(115200), A(153600), A(192000));
-    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(82139136), W(82728960));
+    PARALLEL(multihead_attention_output_3, A(76800), A(115200), W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_out_proj_bias));
     TICK(73);
 
     /* add: [1, 50, 768]  (models/lib/vit.net:16) */
@@ -711,19 +867,19 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     TICK(74);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 50, 768]  (models/lib/vit.net:17) */
-    layernorm_1(A(38400), A(0), W(82729728), W(82730496));
+    layernorm_1(A(38400), A(0), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
     TICK(75);
 
     /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 50, 3072]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(76800), A(38400), W(82731264), W(85090560));
+    PARALLEL(linear_1, A(76800), A(38400), W(encoder_layers_encoder_layer_11_mlp_0_weight), W(encoder_layers_encoder_layer_11_mlp_0_bias));
     TICK(76);
 
     /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 50, 768]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(38400), A(76800), W(85093632), W(87452928), A(0));
+    PARALLEL(linear_2, A(38400), A(76800), W(encoder_layers_encoder_layer_11_mlp_3_weight), W(encoder_layers_encoder_layer_11_mlp_3_bias), A(0));
     TICK(77);
 
     /* layernorm encoder.ln: [1, 50, 768]  (models/lib/vit.net:27) */
-    layernorm_1(A(38400), A(38400), W(87453696), W(87454464));
+    layernorm_1(A(38400), A(38400), W(encoder_ln_weight), W(encoder_ln_bias));
     TICK(78);
 
     /* slice: [1, 1, 768] is a view of [1, 50, 768] at A(38400) */
@@ -731,7 +887,7 @@ int vit_b_32_run(vit_b_32 *m, const float *image, float *output) {
     /* reshape: [1, 768] is a view of [1, 1, 768] at A(38400) */
 
     /* linear heads.head: [1, 1000]  (models/lib/vit.net:43) */
-    PARALLEL(linear_3, output, A(38400), W(87455232), W(88223232));
+    PARALLEL(linear_3, output, A(38400), W(heads_head_weight), W(heads_head_bias));
     TICK(81);
     return 0;
 }
@@ -776,55 +932,55 @@ static int prepare(vit_b_32 *m) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 768, 3072, NNK_MR, tmp);   /* conv_proj.weight */
-    nnk_pack_weight(W(2400768), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.in_proj_weight */
-    nnk_pack_weight(W(4172544), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.self_attention.out_proj.weight */
-    nnk_pack_weight(W(4764672), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.0.weight */
-    nnk_pack_weight(W(7127040), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_0.mlp.3.weight */
-    nnk_pack_weight(W(9488640), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.in_proj_weight */
-    nnk_pack_weight(W(11260416), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.self_attention.out_proj.weight */
-    nnk_pack_weight(W(11852544), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.0.weight */
-    nnk_pack_weight(W(14214912), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_1.mlp.3.weight */
-    nnk_pack_weight(W(16576512), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.in_proj_weight */
-    nnk_pack_weight(W(18348288), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.self_attention.out_proj.weight */
-    nnk_pack_weight(W(18940416), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.0.weight */
-    nnk_pack_weight(W(21302784), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_2.mlp.3.weight */
-    nnk_pack_weight(W(23664384), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.in_proj_weight */
-    nnk_pack_weight(W(25436160), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.self_attention.out_proj.weight */
-    nnk_pack_weight(W(26028288), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.0.weight */
-    nnk_pack_weight(W(28390656), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_3.mlp.3.weight */
-    nnk_pack_weight(W(30752256), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.in_proj_weight */
-    nnk_pack_weight(W(32524032), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.self_attention.out_proj.weight */
-    nnk_pack_weight(W(33116160), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.0.weight */
-    nnk_pack_weight(W(35478528), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_4.mlp.3.weight */
-    nnk_pack_weight(W(37840128), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.in_proj_weight */
-    nnk_pack_weight(W(39611904), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.self_attention.out_proj.weight */
-    nnk_pack_weight(W(40204032), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.0.weight */
-    nnk_pack_weight(W(42566400), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_5.mlp.3.weight */
-    nnk_pack_weight(W(44928000), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.in_proj_weight */
-    nnk_pack_weight(W(46699776), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.self_attention.out_proj.weight */
-    nnk_pack_weight(W(47291904), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.0.weight */
-    nnk_pack_weight(W(49654272), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_6.mlp.3.weight */
-    nnk_pack_weight(W(52015872), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.in_proj_weight */
-    nnk_pack_weight(W(53787648), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.self_attention.out_proj.weight */
-    nnk_pack_weight(W(54379776), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.0.weight */
-    nnk_pack_weight(W(56742144), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_7.mlp.3.weight */
-    nnk_pack_weight(W(59103744), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.in_proj_weight */
-    nnk_pack_weight(W(60875520), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.self_attention.out_proj.weight */
-    nnk_pack_weight(W(61467648), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.0.weight */
-    nnk_pack_weight(W(63830016), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_8.mlp.3.weight */
-    nnk_pack_weight(W(66191616), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.in_proj_weight */
-    nnk_pack_weight(W(67963392), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.self_attention.out_proj.weight */
-    nnk_pack_weight(W(68555520), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.0.weight */
-    nnk_pack_weight(W(70917888), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_9.mlp.3.weight */
-    nnk_pack_weight(W(73279488), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.in_proj_weight */
-    nnk_pack_weight(W(75051264), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.self_attention.out_proj.weight */
-    nnk_pack_weight(W(75643392), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.0.weight */
-    nnk_pack_weight(W(78005760), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_10.mlp.3.weight */
-    nnk_pack_weight(W(80367360), 2304, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.in_proj_weight */
-    nnk_pack_weight(W(82139136), 768, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.self_attention.out_proj.weight */
-    nnk_pack_weight(W(82731264), 3072, 768, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.0.weight */
-    nnk_pack_weight(W(85093632), 768, 3072, NNK_NR, tmp);   /* encoder.layers.encoder_layer_11.mlp.3.weight */
+    nnk_pack_weight(W(conv_proj_weight), 768, 3072, NNK_MR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_0_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_1_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_2_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_3_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_4_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_5_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_6_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_7_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_8_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_9_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_10_mlp_3_weight), 768, 3072, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), 2304, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), 768, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_mlp_0_weight), 3072, 768, NNK_NR, tmp);
+    nnk_pack_weight(W(encoder_layers_encoder_layer_11_mlp_3_weight), 768, 3072, NNK_NR, tmp);
     free(tmp);
     return 0;
 }

@@ -27,304 +27,605 @@ struct vit_l_16 {
     nnrt_error error;
 };
 
+/* Where each weight starts in the weight block, in floats. */
+enum {
+    w_conv_proj_weight = 0,
+    w_conv_proj_bias = 786432,
+    w_class_token = 787456,
+    w_encoder_pos_embedding = 788480,
+    w_encoder_layers_encoder_layer_0_ln_1_weight = 990208,
+    w_encoder_layers_encoder_layer_0_ln_1_bias = 991232,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight = 992256,
+    w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias = 4137984,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight = 4141056,
+    w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias = 5189632,
+    w_encoder_layers_encoder_layer_0_ln_2_weight = 5190656,
+    w_encoder_layers_encoder_layer_0_ln_2_bias = 5191680,
+    w_encoder_layers_encoder_layer_0_mlp_0_weight = 5192704,
+    w_encoder_layers_encoder_layer_0_mlp_0_bias = 9387008,
+    w_encoder_layers_encoder_layer_0_mlp_3_weight = 9391104,
+    w_encoder_layers_encoder_layer_0_mlp_3_bias = 13585408,
+    w_encoder_layers_encoder_layer_1_ln_1_weight = 13586432,
+    w_encoder_layers_encoder_layer_1_ln_1_bias = 13587456,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight = 13588480,
+    w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias = 16734208,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight = 16737280,
+    w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias = 17785856,
+    w_encoder_layers_encoder_layer_1_ln_2_weight = 17786880,
+    w_encoder_layers_encoder_layer_1_ln_2_bias = 17787904,
+    w_encoder_layers_encoder_layer_1_mlp_0_weight = 17788928,
+    w_encoder_layers_encoder_layer_1_mlp_0_bias = 21983232,
+    w_encoder_layers_encoder_layer_1_mlp_3_weight = 21987328,
+    w_encoder_layers_encoder_layer_1_mlp_3_bias = 26181632,
+    w_encoder_layers_encoder_layer_2_ln_1_weight = 26182656,
+    w_encoder_layers_encoder_layer_2_ln_1_bias = 26183680,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight = 26184704,
+    w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias = 29330432,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight = 29333504,
+    w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias = 30382080,
+    w_encoder_layers_encoder_layer_2_ln_2_weight = 30383104,
+    w_encoder_layers_encoder_layer_2_ln_2_bias = 30384128,
+    w_encoder_layers_encoder_layer_2_mlp_0_weight = 30385152,
+    w_encoder_layers_encoder_layer_2_mlp_0_bias = 34579456,
+    w_encoder_layers_encoder_layer_2_mlp_3_weight = 34583552,
+    w_encoder_layers_encoder_layer_2_mlp_3_bias = 38777856,
+    w_encoder_layers_encoder_layer_3_ln_1_weight = 38778880,
+    w_encoder_layers_encoder_layer_3_ln_1_bias = 38779904,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight = 38780928,
+    w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias = 41926656,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight = 41929728,
+    w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias = 42978304,
+    w_encoder_layers_encoder_layer_3_ln_2_weight = 42979328,
+    w_encoder_layers_encoder_layer_3_ln_2_bias = 42980352,
+    w_encoder_layers_encoder_layer_3_mlp_0_weight = 42981376,
+    w_encoder_layers_encoder_layer_3_mlp_0_bias = 47175680,
+    w_encoder_layers_encoder_layer_3_mlp_3_weight = 47179776,
+    w_encoder_layers_encoder_layer_3_mlp_3_bias = 51374080,
+    w_encoder_layers_encoder_layer_4_ln_1_weight = 51375104,
+    w_encoder_layers_encoder_layer_4_ln_1_bias = 51376128,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight = 51377152,
+    w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias = 54522880,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight = 54525952,
+    w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias = 55574528,
+    w_encoder_layers_encoder_layer_4_ln_2_weight = 55575552,
+    w_encoder_layers_encoder_layer_4_ln_2_bias = 55576576,
+    w_encoder_layers_encoder_layer_4_mlp_0_weight = 55577600,
+    w_encoder_layers_encoder_layer_4_mlp_0_bias = 59771904,
+    w_encoder_layers_encoder_layer_4_mlp_3_weight = 59776000,
+    w_encoder_layers_encoder_layer_4_mlp_3_bias = 63970304,
+    w_encoder_layers_encoder_layer_5_ln_1_weight = 63971328,
+    w_encoder_layers_encoder_layer_5_ln_1_bias = 63972352,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight = 63973376,
+    w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias = 67119104,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight = 67122176,
+    w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias = 68170752,
+    w_encoder_layers_encoder_layer_5_ln_2_weight = 68171776,
+    w_encoder_layers_encoder_layer_5_ln_2_bias = 68172800,
+    w_encoder_layers_encoder_layer_5_mlp_0_weight = 68173824,
+    w_encoder_layers_encoder_layer_5_mlp_0_bias = 72368128,
+    w_encoder_layers_encoder_layer_5_mlp_3_weight = 72372224,
+    w_encoder_layers_encoder_layer_5_mlp_3_bias = 76566528,
+    w_encoder_layers_encoder_layer_6_ln_1_weight = 76567552,
+    w_encoder_layers_encoder_layer_6_ln_1_bias = 76568576,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight = 76569600,
+    w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias = 79715328,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight = 79718400,
+    w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias = 80766976,
+    w_encoder_layers_encoder_layer_6_ln_2_weight = 80768000,
+    w_encoder_layers_encoder_layer_6_ln_2_bias = 80769024,
+    w_encoder_layers_encoder_layer_6_mlp_0_weight = 80770048,
+    w_encoder_layers_encoder_layer_6_mlp_0_bias = 84964352,
+    w_encoder_layers_encoder_layer_6_mlp_3_weight = 84968448,
+    w_encoder_layers_encoder_layer_6_mlp_3_bias = 89162752,
+    w_encoder_layers_encoder_layer_7_ln_1_weight = 89163776,
+    w_encoder_layers_encoder_layer_7_ln_1_bias = 89164800,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight = 89165824,
+    w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias = 92311552,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight = 92314624,
+    w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias = 93363200,
+    w_encoder_layers_encoder_layer_7_ln_2_weight = 93364224,
+    w_encoder_layers_encoder_layer_7_ln_2_bias = 93365248,
+    w_encoder_layers_encoder_layer_7_mlp_0_weight = 93366272,
+    w_encoder_layers_encoder_layer_7_mlp_0_bias = 97560576,
+    w_encoder_layers_encoder_layer_7_mlp_3_weight = 97564672,
+    w_encoder_layers_encoder_layer_7_mlp_3_bias = 101758976,
+    w_encoder_layers_encoder_layer_8_ln_1_weight = 101760000,
+    w_encoder_layers_encoder_layer_8_ln_1_bias = 101761024,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight = 101762048,
+    w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias = 104907776,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight = 104910848,
+    w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias = 105959424,
+    w_encoder_layers_encoder_layer_8_ln_2_weight = 105960448,
+    w_encoder_layers_encoder_layer_8_ln_2_bias = 105961472,
+    w_encoder_layers_encoder_layer_8_mlp_0_weight = 105962496,
+    w_encoder_layers_encoder_layer_8_mlp_0_bias = 110156800,
+    w_encoder_layers_encoder_layer_8_mlp_3_weight = 110160896,
+    w_encoder_layers_encoder_layer_8_mlp_3_bias = 114355200,
+    w_encoder_layers_encoder_layer_9_ln_1_weight = 114356224,
+    w_encoder_layers_encoder_layer_9_ln_1_bias = 114357248,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight = 114358272,
+    w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias = 117504000,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight = 117507072,
+    w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias = 118555648,
+    w_encoder_layers_encoder_layer_9_ln_2_weight = 118556672,
+    w_encoder_layers_encoder_layer_9_ln_2_bias = 118557696,
+    w_encoder_layers_encoder_layer_9_mlp_0_weight = 118558720,
+    w_encoder_layers_encoder_layer_9_mlp_0_bias = 122753024,
+    w_encoder_layers_encoder_layer_9_mlp_3_weight = 122757120,
+    w_encoder_layers_encoder_layer_9_mlp_3_bias = 126951424,
+    w_encoder_layers_encoder_layer_10_ln_1_weight = 126952448,
+    w_encoder_layers_encoder_layer_10_ln_1_bias = 126953472,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight = 126954496,
+    w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias = 130100224,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight = 130103296,
+    w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias = 131151872,
+    w_encoder_layers_encoder_layer_10_ln_2_weight = 131152896,
+    w_encoder_layers_encoder_layer_10_ln_2_bias = 131153920,
+    w_encoder_layers_encoder_layer_10_mlp_0_weight = 131154944,
+    w_encoder_layers_encoder_layer_10_mlp_0_bias = 135349248,
+    w_encoder_layers_encoder_layer_10_mlp_3_weight = 135353344,
+    w_encoder_layers_encoder_layer_10_mlp_3_bias = 139547648,
+    w_encoder_layers_encoder_layer_11_ln_1_weight = 139548672,
+    w_encoder_layers_encoder_layer_11_ln_1_bias = 139549696,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight = 139550720,
+    w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias = 142696448,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight = 142699520,
+    w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias = 143748096,
+    w_encoder_layers_encoder_layer_11_ln_2_weight = 143749120,
+    w_encoder_layers_encoder_layer_11_ln_2_bias = 143750144,
+    w_encoder_layers_encoder_layer_11_mlp_0_weight = 143751168,
+    w_encoder_layers_encoder_layer_11_mlp_0_bias = 147945472,
+    w_encoder_layers_encoder_layer_11_mlp_3_weight = 147949568,
+    w_encoder_layers_encoder_layer_11_mlp_3_bias = 152143872,
+    w_encoder_layers_encoder_layer_12_ln_1_weight = 152144896,
+    w_encoder_layers_encoder_layer_12_ln_1_bias = 152145920,
+    w_encoder_layers_encoder_layer_12_self_attention_in_proj_weight = 152146944,
+    w_encoder_layers_encoder_layer_12_self_attention_in_proj_bias = 155292672,
+    w_encoder_layers_encoder_layer_12_self_attention_out_proj_weight = 155295744,
+    w_encoder_layers_encoder_layer_12_self_attention_out_proj_bias = 156344320,
+    w_encoder_layers_encoder_layer_12_ln_2_weight = 156345344,
+    w_encoder_layers_encoder_layer_12_ln_2_bias = 156346368,
+    w_encoder_layers_encoder_layer_12_mlp_0_weight = 156347392,
+    w_encoder_layers_encoder_layer_12_mlp_0_bias = 160541696,
+    w_encoder_layers_encoder_layer_12_mlp_3_weight = 160545792,
+    w_encoder_layers_encoder_layer_12_mlp_3_bias = 164740096,
+    w_encoder_layers_encoder_layer_13_ln_1_weight = 164741120,
+    w_encoder_layers_encoder_layer_13_ln_1_bias = 164742144,
+    w_encoder_layers_encoder_layer_13_self_attention_in_proj_weight = 164743168,
+    w_encoder_layers_encoder_layer_13_self_attention_in_proj_bias = 167888896,
+    w_encoder_layers_encoder_layer_13_self_attention_out_proj_weight = 167891968,
+    w_encoder_layers_encoder_layer_13_self_attention_out_proj_bias = 168940544,
+    w_encoder_layers_encoder_layer_13_ln_2_weight = 168941568,
+    w_encoder_layers_encoder_layer_13_ln_2_bias = 168942592,
+    w_encoder_layers_encoder_layer_13_mlp_0_weight = 168943616,
+    w_encoder_layers_encoder_layer_13_mlp_0_bias = 173137920,
+    w_encoder_layers_encoder_layer_13_mlp_3_weight = 173142016,
+    w_encoder_layers_encoder_layer_13_mlp_3_bias = 177336320,
+    w_encoder_layers_encoder_layer_14_ln_1_weight = 177337344,
+    w_encoder_layers_encoder_layer_14_ln_1_bias = 177338368,
+    w_encoder_layers_encoder_layer_14_self_attention_in_proj_weight = 177339392,
+    w_encoder_layers_encoder_layer_14_self_attention_in_proj_bias = 180485120,
+    w_encoder_layers_encoder_layer_14_self_attention_out_proj_weight = 180488192,
+    w_encoder_layers_encoder_layer_14_self_attention_out_proj_bias = 181536768,
+    w_encoder_layers_encoder_layer_14_ln_2_weight = 181537792,
+    w_encoder_layers_encoder_layer_14_ln_2_bias = 181538816,
+    w_encoder_layers_encoder_layer_14_mlp_0_weight = 181539840,
+    w_encoder_layers_encoder_layer_14_mlp_0_bias = 185734144,
+    w_encoder_layers_encoder_layer_14_mlp_3_weight = 185738240,
+    w_encoder_layers_encoder_layer_14_mlp_3_bias = 189932544,
+    w_encoder_layers_encoder_layer_15_ln_1_weight = 189933568,
+    w_encoder_layers_encoder_layer_15_ln_1_bias = 189934592,
+    w_encoder_layers_encoder_layer_15_self_attention_in_proj_weight = 189935616,
+    w_encoder_layers_encoder_layer_15_self_attention_in_proj_bias = 193081344,
+    w_encoder_layers_encoder_layer_15_self_attention_out_proj_weight = 193084416,
+    w_encoder_layers_encoder_layer_15_self_attention_out_proj_bias = 194132992,
+    w_encoder_layers_encoder_layer_15_ln_2_weight = 194134016,
+    w_encoder_layers_encoder_layer_15_ln_2_bias = 194135040,
+    w_encoder_layers_encoder_layer_15_mlp_0_weight = 194136064,
+    w_encoder_layers_encoder_layer_15_mlp_0_bias = 198330368,
+    w_encoder_layers_encoder_layer_15_mlp_3_weight = 198334464,
+    w_encoder_layers_encoder_layer_15_mlp_3_bias = 202528768,
+    w_encoder_layers_encoder_layer_16_ln_1_weight = 202529792,
+    w_encoder_layers_encoder_layer_16_ln_1_bias = 202530816,
+    w_encoder_layers_encoder_layer_16_self_attention_in_proj_weight = 202531840,
+    w_encoder_layers_encoder_layer_16_self_attention_in_proj_bias = 205677568,
+    w_encoder_layers_encoder_layer_16_self_attention_out_proj_weight = 205680640,
+    w_encoder_layers_encoder_layer_16_self_attention_out_proj_bias = 206729216,
+    w_encoder_layers_encoder_layer_16_ln_2_weight = 206730240,
+    w_encoder_layers_encoder_layer_16_ln_2_bias = 206731264,
+    w_encoder_layers_encoder_layer_16_mlp_0_weight = 206732288,
+    w_encoder_layers_encoder_layer_16_mlp_0_bias = 210926592,
+    w_encoder_layers_encoder_layer_16_mlp_3_weight = 210930688,
+    w_encoder_layers_encoder_layer_16_mlp_3_bias = 215124992,
+    w_encoder_layers_encoder_layer_17_ln_1_weight = 215126016,
+    w_encoder_layers_encoder_layer_17_ln_1_bias = 215127040,
+    w_encoder_layers_encoder_layer_17_self_attention_in_proj_weight = 215128064,
+    w_encoder_layers_encoder_layer_17_self_attention_in_proj_bias = 218273792,
+    w_encoder_layers_encoder_layer_17_self_attention_out_proj_weight = 218276864,
+    w_encoder_layers_encoder_layer_17_self_attention_out_proj_bias = 219325440,
+    w_encoder_layers_encoder_layer_17_ln_2_weight = 219326464,
+    w_encoder_layers_encoder_layer_17_ln_2_bias = 219327488,
+    w_encoder_layers_encoder_layer_17_mlp_0_weight = 219328512,
+    w_encoder_layers_encoder_layer_17_mlp_0_bias = 223522816,
+    w_encoder_layers_encoder_layer_17_mlp_3_weight = 223526912,
+    w_encoder_layers_encoder_layer_17_mlp_3_bias = 227721216,
+    w_encoder_layers_encoder_layer_18_ln_1_weight = 227722240,
+    w_encoder_layers_encoder_layer_18_ln_1_bias = 227723264,
+    w_encoder_layers_encoder_layer_18_self_attention_in_proj_weight = 227724288,
+    w_encoder_layers_encoder_layer_18_self_attention_in_proj_bias = 230870016,
+    w_encoder_layers_encoder_layer_18_self_attention_out_proj_weight = 230873088,
+    w_encoder_layers_encoder_layer_18_self_attention_out_proj_bias = 231921664,
+    w_encoder_layers_encoder_layer_18_ln_2_weight = 231922688,
+    w_encoder_layers_encoder_layer_18_ln_2_bias = 231923712,
+    w_encoder_layers_encoder_layer_18_mlp_0_weight = 231924736,
+    w_encoder_layers_encoder_layer_18_mlp_0_bias = 236119040,
+    w_encoder_layers_encoder_layer_18_mlp_3_weight = 236123136,
+    w_encoder_layers_encoder_layer_18_mlp_3_bias = 240317440,
+    w_encoder_layers_encoder_layer_19_ln_1_weight = 240318464,
+    w_encoder_layers_encoder_layer_19_ln_1_bias = 240319488,
+    w_encoder_layers_encoder_layer_19_self_attention_in_proj_weight = 240320512,
+    w_encoder_layers_encoder_layer_19_self_attention_in_proj_bias = 243466240,
+    w_encoder_layers_encoder_layer_19_self_attention_out_proj_weight = 243469312,
+    w_encoder_layers_encoder_layer_19_self_attention_out_proj_bias = 244517888,
+    w_encoder_layers_encoder_layer_19_ln_2_weight = 244518912,
+    w_encoder_layers_encoder_layer_19_ln_2_bias = 244519936,
+    w_encoder_layers_encoder_layer_19_mlp_0_weight = 244520960,
+    w_encoder_layers_encoder_layer_19_mlp_0_bias = 248715264,
+    w_encoder_layers_encoder_layer_19_mlp_3_weight = 248719360,
+    w_encoder_layers_encoder_layer_19_mlp_3_bias = 252913664,
+    w_encoder_layers_encoder_layer_20_ln_1_weight = 252914688,
+    w_encoder_layers_encoder_layer_20_ln_1_bias = 252915712,
+    w_encoder_layers_encoder_layer_20_self_attention_in_proj_weight = 252916736,
+    w_encoder_layers_encoder_layer_20_self_attention_in_proj_bias = 256062464,
+    w_encoder_layers_encoder_layer_20_self_attention_out_proj_weight = 256065536,
+    w_encoder_layers_encoder_layer_20_self_attention_out_proj_bias = 257114112,
+    w_encoder_layers_encoder_layer_20_ln_2_weight = 257115136,
+    w_encoder_layers_encoder_layer_20_ln_2_bias = 257116160,
+    w_encoder_layers_encoder_layer_20_mlp_0_weight = 257117184,
+    w_encoder_layers_encoder_layer_20_mlp_0_bias = 261311488,
+    w_encoder_layers_encoder_layer_20_mlp_3_weight = 261315584,
+    w_encoder_layers_encoder_layer_20_mlp_3_bias = 265509888,
+    w_encoder_layers_encoder_layer_21_ln_1_weight = 265510912,
+    w_encoder_layers_encoder_layer_21_ln_1_bias = 265511936,
+    w_encoder_layers_encoder_layer_21_self_attention_in_proj_weight = 265512960,
+    w_encoder_layers_encoder_layer_21_self_attention_in_proj_bias = 268658688,
+    w_encoder_layers_encoder_layer_21_self_attention_out_proj_weight = 268661760,
+    w_encoder_layers_encoder_layer_21_self_attention_out_proj_bias = 269710336,
+    w_encoder_layers_encoder_layer_21_ln_2_weight = 269711360,
+    w_encoder_layers_encoder_layer_21_ln_2_bias = 269712384,
+    w_encoder_layers_encoder_layer_21_mlp_0_weight = 269713408,
+    w_encoder_layers_encoder_layer_21_mlp_0_bias = 273907712,
+    w_encoder_layers_encoder_layer_21_mlp_3_weight = 273911808,
+    w_encoder_layers_encoder_layer_21_mlp_3_bias = 278106112,
+    w_encoder_layers_encoder_layer_22_ln_1_weight = 278107136,
+    w_encoder_layers_encoder_layer_22_ln_1_bias = 278108160,
+    w_encoder_layers_encoder_layer_22_self_attention_in_proj_weight = 278109184,
+    w_encoder_layers_encoder_layer_22_self_attention_in_proj_bias = 281254912,
+    w_encoder_layers_encoder_layer_22_self_attention_out_proj_weight = 281257984,
+    w_encoder_layers_encoder_layer_22_self_attention_out_proj_bias = 282306560,
+    w_encoder_layers_encoder_layer_22_ln_2_weight = 282307584,
+    w_encoder_layers_encoder_layer_22_ln_2_bias = 282308608,
+    w_encoder_layers_encoder_layer_22_mlp_0_weight = 282309632,
+    w_encoder_layers_encoder_layer_22_mlp_0_bias = 286503936,
+    w_encoder_layers_encoder_layer_22_mlp_3_weight = 286508032,
+    w_encoder_layers_encoder_layer_22_mlp_3_bias = 290702336,
+    w_encoder_layers_encoder_layer_23_ln_1_weight = 290703360,
+    w_encoder_layers_encoder_layer_23_ln_1_bias = 290704384,
+    w_encoder_layers_encoder_layer_23_self_attention_in_proj_weight = 290705408,
+    w_encoder_layers_encoder_layer_23_self_attention_in_proj_bias = 293851136,
+    w_encoder_layers_encoder_layer_23_self_attention_out_proj_weight = 293854208,
+    w_encoder_layers_encoder_layer_23_self_attention_out_proj_bias = 294902784,
+    w_encoder_layers_encoder_layer_23_ln_2_weight = 294903808,
+    w_encoder_layers_encoder_layer_23_ln_2_bias = 294904832,
+    w_encoder_layers_encoder_layer_23_mlp_0_weight = 294905856,
+    w_encoder_layers_encoder_layer_23_mlp_0_bias = 299100160,
+    w_encoder_layers_encoder_layer_23_mlp_3_weight = 299104256,
+    w_encoder_layers_encoder_layer_23_mlp_3_bias = 303298560,
+    w_encoder_ln_weight = 303299584,
+    w_encoder_ln_bias = 303300608,
+    w_heads_head_weight = 303301632,
+    w_heads_head_bias = 304325632,
+};
+#define W(name) (m->weights + w_##name)
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[296] = {
-    {"conv_proj.weight", 4, {1024, 3, 16, 16}, 0},
-    {"conv_proj.bias", 1, {1024}, 786432},
-    {"class_token", 3, {1, 1, 1024}, 787456},
-    {"encoder.pos_embedding", 3, {1, 197, 1024}, 788480},
-    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {1024}, 990208},
-    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {1024}, 991232},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {3072, 1024}, 992256},
-    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {3072}, 4137984},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {1024, 1024}, 4141056},
-    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {1024}, 5189632},
-    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {1024}, 5190656},
-    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {1024}, 5191680},
-    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {4096, 1024}, 5192704},
-    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {4096}, 9387008},
-    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {1024, 4096}, 9391104},
-    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {1024}, 13585408},
-    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {1024}, 13586432},
-    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {1024}, 13587456},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {3072, 1024}, 13588480},
-    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {3072}, 16734208},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {1024, 1024}, 16737280},
-    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {1024}, 17785856},
-    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {1024}, 17786880},
-    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {1024}, 17787904},
-    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {4096, 1024}, 17788928},
-    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {4096}, 21983232},
-    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {1024, 4096}, 21987328},
-    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {1024}, 26181632},
-    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {1024}, 26182656},
-    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {1024}, 26183680},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {3072, 1024}, 26184704},
-    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {3072}, 29330432},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {1024, 1024}, 29333504},
-    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {1024}, 30382080},
-    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {1024}, 30383104},
-    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {1024}, 30384128},
-    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {4096, 1024}, 30385152},
-    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {4096}, 34579456},
-    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {1024, 4096}, 34583552},
-    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {1024}, 38777856},
-    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {1024}, 38778880},
-    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {1024}, 38779904},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {3072, 1024}, 38780928},
-    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {3072}, 41926656},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {1024, 1024}, 41929728},
-    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {1024}, 42978304},
-    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {1024}, 42979328},
-    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {1024}, 42980352},
-    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {4096, 1024}, 42981376},
-    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {4096}, 47175680},
-    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {1024, 4096}, 47179776},
-    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {1024}, 51374080},
-    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {1024}, 51375104},
-    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {1024}, 51376128},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {3072, 1024}, 51377152},
-    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {3072}, 54522880},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {1024, 1024}, 54525952},
-    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {1024}, 55574528},
-    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {1024}, 55575552},
-    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {1024}, 55576576},
-    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {4096, 1024}, 55577600},
-    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {4096}, 59771904},
-    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {1024, 4096}, 59776000},
-    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {1024}, 63970304},
-    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {1024}, 63971328},
-    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {1024}, 63972352},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {3072, 1024}, 63973376},
-    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {3072}, 67119104},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {1024, 1024}, 67122176},
-    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {1024}, 68170752},
-    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {1024}, 68171776},
-    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {1024}, 68172800},
-    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {4096, 1024}, 68173824},
-    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {4096}, 72368128},
-    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {1024, 4096}, 72372224},
-    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {1024}, 76566528},
-    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {1024}, 76567552},
-    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {1024}, 76568576},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {3072, 1024}, 76569600},
-    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {3072}, 79715328},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {1024, 1024}, 79718400},
-    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {1024}, 80766976},
-    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {1024}, 80768000},
-    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {1024}, 80769024},
-    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {4096, 1024}, 80770048},
-    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {4096}, 84964352},
-    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {1024, 4096}, 84968448},
-    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {1024}, 89162752},
-    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {1024}, 89163776},
-    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {1024}, 89164800},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {3072, 1024}, 89165824},
-    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {3072}, 92311552},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {1024, 1024}, 92314624},
-    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {1024}, 93363200},
-    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {1024}, 93364224},
-    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {1024}, 93365248},
-    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {4096, 1024}, 93366272},
-    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {4096}, 97560576},
-    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {1024, 4096}, 97564672},
-    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {1024}, 101758976},
-    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {1024}, 101760000},
-    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {1024}, 101761024},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {3072, 1024}, 101762048},
-    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {3072}, 104907776},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {1024, 1024}, 104910848},
-    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {1024}, 105959424},
-    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {1024}, 105960448},
-    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {1024}, 105961472},
-    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {4096, 1024}, 105962496},
-    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {4096}, 110156800},
-    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {1024, 4096}, 110160896},
-    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {1024}, 114355200},
-    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {1024}, 114356224},
-    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {1024}, 114357248},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {3072, 1024}, 114358272},
-    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {3072}, 117504000},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {1024, 1024}, 117507072},
-    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {1024}, 118555648},
-    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {1024}, 118556672},
-    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {1024}, 118557696},
-    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {4096, 1024}, 118558720},
-    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {4096}, 122753024},
-    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {1024, 4096}, 122757120},
-    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {1024}, 126951424},
-    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {1024}, 126952448},
-    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {1024}, 126953472},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {3072, 1024}, 126954496},
-    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {3072}, 130100224},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {1024, 1024}, 130103296},
-    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {1024}, 131151872},
-    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {1024}, 131152896},
-    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {1024}, 131153920},
-    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {4096, 1024}, 131154944},
-    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {4096}, 135349248},
-    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {1024, 4096}, 135353344},
-    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {1024}, 139547648},
-    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {1024}, 139548672},
-    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {1024}, 139549696},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {3072, 1024}, 139550720},
-    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {3072}, 142696448},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {1024, 1024}, 142699520},
-    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {1024}, 143748096},
-    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {1024}, 143749120},
-    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {1024}, 143750144},
-    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {4096, 1024}, 143751168},
-    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {4096}, 147945472},
-    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {1024, 4096}, 147949568},
-    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {1024}, 152143872},
-    {"encoder.layers.encoder_layer_12.ln_1.weight", 1, {1024}, 152144896},
-    {"encoder.layers.encoder_layer_12.ln_1.bias", 1, {1024}, 152145920},
-    {"encoder.layers.encoder_layer_12.self_attention.in_proj_weight", 2, {3072, 1024}, 152146944},
-    {"encoder.layers.encoder_layer_12.self_attention.in_proj_bias", 1, {3072}, 155292672},
-    {"encoder.layers.encoder_layer_12.self_attention.out_proj.weight", 2, {1024, 1024}, 155295744},
-    {"encoder.layers.encoder_layer_12.self_attention.out_proj.bias", 1, {1024}, 156344320},
-    {"encoder.layers.encoder_layer_12.ln_2.weight", 1, {1024}, 156345344},
-    {"encoder.layers.encoder_layer_12.ln_2.bias", 1, {1024}, 156346368},
-    {"encoder.layers.encoder_layer_12.mlp.0.weight", 2, {4096, 1024}, 156347392},
-    {"encoder.layers.encoder_layer_12.mlp.0.bias", 1, {4096}, 160541696},
-    {"encoder.layers.encoder_layer_12.mlp.3.weight", 2, {1024, 4096}, 160545792},
-    {"encoder.layers.encoder_layer_12.mlp.3.bias", 1, {1024}, 164740096},
-    {"encoder.layers.encoder_layer_13.ln_1.weight", 1, {1024}, 164741120},
-    {"encoder.layers.encoder_layer_13.ln_1.bias", 1, {1024}, 164742144},
-    {"encoder.layers.encoder_layer_13.self_attention.in_proj_weight", 2, {3072, 1024}, 164743168},
-    {"encoder.layers.encoder_layer_13.self_attention.in_proj_bias", 1, {3072}, 167888896},
-    {"encoder.layers.encoder_layer_13.self_attention.out_proj.weight", 2, {1024, 1024}, 167891968},
-    {"encoder.layers.encoder_layer_13.self_attention.out_proj.bias", 1, {1024}, 168940544},
-    {"encoder.layers.encoder_layer_13.ln_2.weight", 1, {1024}, 168941568},
-    {"encoder.layers.encoder_layer_13.ln_2.bias", 1, {1024}, 168942592},
-    {"encoder.layers.encoder_layer_13.mlp.0.weight", 2, {4096, 1024}, 168943616},
-    {"encoder.layers.encoder_layer_13.mlp.0.bias", 1, {4096}, 173137920},
-    {"encoder.layers.encoder_layer_13.mlp.3.weight", 2, {1024, 4096}, 173142016},
-    {"encoder.layers.encoder_layer_13.mlp.3.bias", 1, {1024}, 177336320},
-    {"encoder.layers.encoder_layer_14.ln_1.weight", 1, {1024}, 177337344},
-    {"encoder.layers.encoder_layer_14.ln_1.bias", 1, {1024}, 177338368},
-    {"encoder.layers.encoder_layer_14.self_attention.in_proj_weight", 2, {3072, 1024}, 177339392},
-    {"encoder.layers.encoder_layer_14.self_attention.in_proj_bias", 1, {3072}, 180485120},
-    {"encoder.layers.encoder_layer_14.self_attention.out_proj.weight", 2, {1024, 1024}, 180488192},
-    {"encoder.layers.encoder_layer_14.self_attention.out_proj.bias", 1, {1024}, 181536768},
-    {"encoder.layers.encoder_layer_14.ln_2.weight", 1, {1024}, 181537792},
-    {"encoder.layers.encoder_layer_14.ln_2.bias", 1, {1024}, 181538816},
-    {"encoder.layers.encoder_layer_14.mlp.0.weight", 2, {4096, 1024}, 181539840},
-    {"encoder.layers.encoder_layer_14.mlp.0.bias", 1, {4096}, 185734144},
-    {"encoder.layers.encoder_layer_14.mlp.3.weight", 2, {1024, 4096}, 185738240},
-    {"encoder.layers.encoder_layer_14.mlp.3.bias", 1, {1024}, 189932544},
-    {"encoder.layers.encoder_layer_15.ln_1.weight", 1, {1024}, 189933568},
-    {"encoder.layers.encoder_layer_15.ln_1.bias", 1, {1024}, 189934592},
-    {"encoder.layers.encoder_layer_15.self_attention.in_proj_weight", 2, {3072, 1024}, 189935616},
-    {"encoder.layers.encoder_layer_15.self_attention.in_proj_bias", 1, {3072}, 193081344},
-    {"encoder.layers.encoder_layer_15.self_attention.out_proj.weight", 2, {1024, 1024}, 193084416},
-    {"encoder.layers.encoder_layer_15.self_attention.out_proj.bias", 1, {1024}, 194132992},
-    {"encoder.layers.encoder_layer_15.ln_2.weight", 1, {1024}, 194134016},
-    {"encoder.layers.encoder_layer_15.ln_2.bias", 1, {1024}, 194135040},
-    {"encoder.layers.encoder_layer_15.mlp.0.weight", 2, {4096, 1024}, 194136064},
-    {"encoder.layers.encoder_layer_15.mlp.0.bias", 1, {4096}, 198330368},
-    {"encoder.layers.encoder_layer_15.mlp.3.weight", 2, {1024, 4096}, 198334464},
-    {"encoder.layers.encoder_layer_15.mlp.3.bias", 1, {1024}, 202528768},
-    {"encoder.layers.encoder_layer_16.ln_1.weight", 1, {1024}, 202529792},
-    {"encoder.layers.encoder_layer_16.ln_1.bias", 1, {1024}, 202530816},
-    {"encoder.layers.encoder_layer_16.self_attention.in_proj_weight", 2, {3072, 1024}, 202531840},
-    {"encoder.layers.encoder_layer_16.self_attention.in_proj_bias", 1, {3072}, 205677568},
-    {"encoder.layers.encoder_layer_16.self_attention.out_proj.weight", 2, {1024, 1024}, 205680640},
-    {"encoder.layers.encoder_layer_16.self_attention.out_proj.bias", 1, {1024}, 206729216},
-    {"encoder.layers.encoder_layer_16.ln_2.weight", 1, {1024}, 206730240},
-    {"encoder.layers.encoder_layer_16.ln_2.bias", 1, {1024}, 206731264},
-    {"encoder.layers.encoder_layer_16.mlp.0.weight", 2, {4096, 1024}, 206732288},
-    {"encoder.layers.encoder_layer_16.mlp.0.bias", 1, {4096}, 210926592},
-    {"encoder.layers.encoder_layer_16.mlp.3.weight", 2, {1024, 4096}, 210930688},
-    {"encoder.layers.encoder_layer_16.mlp.3.bias", 1, {1024}, 215124992},
-    {"encoder.layers.encoder_layer_17.ln_1.weight", 1, {1024}, 215126016},
-    {"encoder.layers.encoder_layer_17.ln_1.bias", 1, {1024}, 215127040},
-    {"encoder.layers.encoder_layer_17.self_attention.in_proj_weight", 2, {3072, 1024}, 215128064},
-    {"encoder.layers.encoder_layer_17.self_attention.in_proj_bias", 1, {3072}, 218273792},
-    {"encoder.layers.encoder_layer_17.self_attention.out_proj.weight", 2, {1024, 1024}, 218276864},
-    {"encoder.layers.encoder_layer_17.self_attention.out_proj.bias", 1, {1024}, 219325440},
-    {"encoder.layers.encoder_layer_17.ln_2.weight", 1, {1024}, 219326464},
-    {"encoder.layers.encoder_layer_17.ln_2.bias", 1, {1024}, 219327488},
-    {"encoder.layers.encoder_layer_17.mlp.0.weight", 2, {4096, 1024}, 219328512},
-    {"encoder.layers.encoder_layer_17.mlp.0.bias", 1, {4096}, 223522816},
-    {"encoder.layers.encoder_layer_17.mlp.3.weight", 2, {1024, 4096}, 223526912},
-    {"encoder.layers.encoder_layer_17.mlp.3.bias", 1, {1024}, 227721216},
-    {"encoder.layers.encoder_layer_18.ln_1.weight", 1, {1024}, 227722240},
-    {"encoder.layers.encoder_layer_18.ln_1.bias", 1, {1024}, 227723264},
-    {"encoder.layers.encoder_layer_18.self_attention.in_proj_weight", 2, {3072, 1024}, 227724288},
-    {"encoder.layers.encoder_layer_18.self_attention.in_proj_bias", 1, {3072}, 230870016},
-    {"encoder.layers.encoder_layer_18.self_attention.out_proj.weight", 2, {1024, 1024}, 230873088},
-    {"encoder.layers.encoder_layer_18.self_attention.out_proj.bias", 1, {1024}, 231921664},
-    {"encoder.layers.encoder_layer_18.ln_2.weight", 1, {1024}, 231922688},
-    {"encoder.layers.encoder_layer_18.ln_2.bias", 1, {1024}, 231923712},
-    {"encoder.layers.encoder_layer_18.mlp.0.weight", 2, {4096, 1024}, 231924736},
-    {"encoder.layers.encoder_layer_18.mlp.0.bias", 1, {4096}, 236119040},
-    {"encoder.layers.encoder_layer_18.mlp.3.weight", 2, {1024, 4096}, 236123136},
-    {"encoder.layers.encoder_layer_18.mlp.3.bias", 1, {1024}, 240317440},
-    {"encoder.layers.encoder_layer_19.ln_1.weight", 1, {1024}, 240318464},
-    {"encoder.layers.encoder_layer_19.ln_1.bias", 1, {1024}, 240319488},
-    {"encoder.layers.encoder_layer_19.self_attention.in_proj_weight", 2, {3072, 1024}, 240320512},
-    {"encoder.layers.encoder_layer_19.self_attention.in_proj_bias", 1, {3072}, 243466240},
-    {"encoder.layers.encoder_layer_19.self_attention.out_proj.weight", 2, {1024, 1024}, 243469312},
-    {"encoder.layers.encoder_layer_19.self_attention.out_proj.bias", 1, {1024}, 244517888},
-    {"encoder.layers.encoder_layer_19.ln_2.weight", 1, {1024}, 244518912},
-    {"encoder.layers.encoder_layer_19.ln_2.bias", 1, {1024}, 244519936},
-    {"encoder.layers.encoder_layer_19.mlp.0.weight", 2, {4096, 1024}, 244520960},
-    {"encoder.layers.encoder_layer_19.mlp.0.bias", 1, {4096}, 248715264},
-    {"encoder.layers.encoder_layer_19.mlp.3.weight", 2, {1024, 4096}, 248719360},
-    {"encoder.layers.encoder_layer_19.mlp.3.bias", 1, {1024}, 252913664},
-    {"encoder.layers.encoder_layer_20.ln_1.weight", 1, {1024}, 252914688},
-    {"encoder.layers.encoder_layer_20.ln_1.bias", 1, {1024}, 252915712},
-    {"encoder.layers.encoder_layer_20.self_attention.in_proj_weight", 2, {3072, 1024}, 252916736},
-    {"encoder.layers.encoder_layer_20.self_attention.in_proj_bias", 1, {3072}, 256062464},
-    {"encoder.layers.encoder_layer_20.self_attention.out_proj.weight", 2, {1024, 1024}, 256065536},
-    {"encoder.layers.encoder_layer_20.self_attention.out_proj.bias", 1, {1024}, 257114112},
-    {"encoder.layers.encoder_layer_20.ln_2.weight", 1, {1024}, 257115136},
-    {"encoder.layers.encoder_layer_20.ln_2.bias", 1, {1024}, 257116160},
-    {"encoder.layers.encoder_layer_20.mlp.0.weight", 2, {4096, 1024}, 257117184},
-    {"encoder.layers.encoder_layer_20.mlp.0.bias", 1, {4096}, 261311488},
-    {"encoder.layers.encoder_layer_20.mlp.3.weight", 2, {1024, 4096}, 261315584},
-    {"encoder.layers.encoder_layer_20.mlp.3.bias", 1, {1024}, 265509888},
-    {"encoder.layers.encoder_layer_21.ln_1.weight", 1, {1024}, 265510912},
-    {"encoder.layers.encoder_layer_21.ln_1.bias", 1, {1024}, 265511936},
-    {"encoder.layers.encoder_layer_21.self_attention.in_proj_weight", 2, {3072, 1024}, 265512960},
-    {"encoder.layers.encoder_layer_21.self_attention.in_proj_bias", 1, {3072}, 268658688},
-    {"encoder.layers.encoder_layer_21.self_attention.out_proj.weight", 2, {1024, 1024}, 268661760},
-    {"encoder.layers.encoder_layer_21.self_attention.out_proj.bias", 1, {1024}, 269710336},
-    {"encoder.layers.encoder_layer_21.ln_2.weight", 1, {1024}, 269711360},
-    {"encoder.layers.encoder_layer_21.ln_2.bias", 1, {1024}, 269712384},
-    {"encoder.layers.encoder_layer_21.mlp.0.weight", 2, {4096, 1024}, 269713408},
-    {"encoder.layers.encoder_layer_21.mlp.0.bias", 1, {4096}, 273907712},
-    {"encoder.layers.encoder_layer_21.mlp.3.weight", 2, {1024, 4096}, 273911808},
-    {"encoder.layers.encoder_layer_21.mlp.3.bias", 1, {1024}, 278106112},
-    {"encoder.layers.encoder_layer_22.ln_1.weight", 1, {1024}, 278107136},
-    {"encoder.layers.encoder_layer_22.ln_1.bias", 1, {1024}, 278108160},
-    {"encoder.layers.encoder_layer_22.self_attention.in_proj_weight", 2, {3072, 1024}, 278109184},
-    {"encoder.layers.encoder_layer_22.self_attention.in_proj_bias", 1, {3072}, 281254912},
-    {"encoder.layers.encoder_layer_22.self_attention.out_proj.weight", 2, {1024, 1024}, 281257984},
-    {"encoder.layers.encoder_layer_22.self_attention.out_proj.bias", 1, {1024}, 282306560},
-    {"encoder.layers.encoder_layer_22.ln_2.weight", 1, {1024}, 282307584},
-    {"encoder.layers.encoder_layer_22.ln_2.bias", 1, {1024}, 282308608},
-    {"encoder.layers.encoder_layer_22.mlp.0.weight", 2, {4096, 1024}, 282309632},
-    {"encoder.layers.encoder_layer_22.mlp.0.bias", 1, {4096}, 286503936},
-    {"encoder.layers.encoder_layer_22.mlp.3.weight", 2, {1024, 4096}, 286508032},
-    {"encoder.layers.encoder_layer_22.mlp.3.bias", 1, {1024}, 290702336},
-    {"encoder.layers.encoder_layer_23.ln_1.weight", 1, {1024}, 290703360},
-    {"encoder.layers.encoder_layer_23.ln_1.bias", 1, {1024}, 290704384},
-    {"encoder.layers.encoder_layer_23.self_attention.in_proj_weight", 2, {3072, 1024}, 290705408},
-    {"encoder.layers.encoder_layer_23.self_attention.in_proj_bias", 1, {3072}, 293851136},
-    {"encoder.layers.encoder_layer_23.self_attention.out_proj.weight", 2, {1024, 1024}, 293854208},
-    {"encoder.layers.encoder_layer_23.self_attention.out_proj.bias", 1, {1024}, 294902784},
-    {"encoder.layers.encoder_layer_23.ln_2.weight", 1, {1024}, 294903808},
-    {"encoder.layers.encoder_layer_23.ln_2.bias", 1, {1024}, 294904832},
-    {"encoder.layers.encoder_layer_23.mlp.0.weight", 2, {4096, 1024}, 294905856},
-    {"encoder.layers.encoder_layer_23.mlp.0.bias", 1, {4096}, 299100160},
-    {"encoder.layers.encoder_layer_23.mlp.3.weight", 2, {1024, 4096}, 299104256},
-    {"encoder.layers.encoder_layer_23.mlp.3.bias", 1, {1024}, 303298560},
-    {"encoder.ln.weight", 1, {1024}, 303299584},
-    {"encoder.ln.bias", 1, {1024}, 303300608},
-    {"heads.head.weight", 2, {1000, 1024}, 303301632},
-    {"heads.head.bias", 1, {1000}, 304325632},
+    {"conv_proj.weight", 4, {1024, 3, 16, 16}, w_conv_proj_weight},
+    {"conv_proj.bias", 1, {1024}, w_conv_proj_bias},
+    {"class_token", 3, {1, 1, 1024}, w_class_token},
+    {"encoder.pos_embedding", 3, {1, 197, 1024}, w_encoder_pos_embedding},
+    {"encoder.layers.encoder_layer_0.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_0_ln_1_weight},
+    {"encoder.layers.encoder_layer_0.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_0_ln_1_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_0_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_0.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_0_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_0.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_0_ln_2_weight},
+    {"encoder.layers.encoder_layer_0.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_0_ln_2_bias},
+    {"encoder.layers.encoder_layer_0.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_0_mlp_0_weight},
+    {"encoder.layers.encoder_layer_0.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_0_mlp_0_bias},
+    {"encoder.layers.encoder_layer_0.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_0_mlp_3_weight},
+    {"encoder.layers.encoder_layer_0.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_0_mlp_3_bias},
+    {"encoder.layers.encoder_layer_1.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_1_ln_1_weight},
+    {"encoder.layers.encoder_layer_1.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_1_ln_1_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_1_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_1.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_1_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_1.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_1_ln_2_weight},
+    {"encoder.layers.encoder_layer_1.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_1_ln_2_bias},
+    {"encoder.layers.encoder_layer_1.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_1_mlp_0_weight},
+    {"encoder.layers.encoder_layer_1.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_1_mlp_0_bias},
+    {"encoder.layers.encoder_layer_1.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_1_mlp_3_weight},
+    {"encoder.layers.encoder_layer_1.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_1_mlp_3_bias},
+    {"encoder.layers.encoder_layer_2.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_2_ln_1_weight},
+    {"encoder.layers.encoder_layer_2.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_2_ln_1_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_2_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_2.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_2_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_2.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_2_ln_2_weight},
+    {"encoder.layers.encoder_layer_2.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_2_ln_2_bias},
+    {"encoder.layers.encoder_layer_2.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_2_mlp_0_weight},
+    {"encoder.layers.encoder_layer_2.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_2_mlp_0_bias},
+    {"encoder.layers.encoder_layer_2.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_2_mlp_3_weight},
+    {"encoder.layers.encoder_layer_2.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_2_mlp_3_bias},
+    {"encoder.layers.encoder_layer_3.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_3_ln_1_weight},
+    {"encoder.layers.encoder_layer_3.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_3_ln_1_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_3_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_3.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_3_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_3.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_3_ln_2_weight},
+    {"encoder.layers.encoder_layer_3.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_3_ln_2_bias},
+    {"encoder.layers.encoder_layer_3.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_3_mlp_0_weight},
+    {"encoder.layers.encoder_layer_3.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_3_mlp_0_bias},
+    {"encoder.layers.encoder_layer_3.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_3_mlp_3_weight},
+    {"encoder.layers.encoder_layer_3.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_3_mlp_3_bias},
+    {"encoder.layers.encoder_layer_4.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_4_ln_1_weight},
+    {"encoder.layers.encoder_layer_4.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_4_ln_1_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_4_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_4.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_4_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_4.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_4_ln_2_weight},
+    {"encoder.layers.encoder_layer_4.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_4_ln_2_bias},
+    {"encoder.layers.encoder_layer_4.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_4_mlp_0_weight},
+    {"encoder.layers.encoder_layer_4.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_4_mlp_0_bias},
+    {"encoder.layers.encoder_layer_4.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_4_mlp_3_weight},
+    {"encoder.layers.encoder_layer_4.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_4_mlp_3_bias},
+    {"encoder.layers.encoder_layer_5.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_5_ln_1_weight},
+    {"encoder.layers.encoder_layer_5.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_5_ln_1_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_5_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_5.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_5_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_5.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_5_ln_2_weight},
+    {"encoder.layers.encoder_layer_5.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_5_ln_2_bias},
+    {"encoder.layers.encoder_layer_5.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_5_mlp_0_weight},
+    {"encoder.layers.encoder_layer_5.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_5_mlp_0_bias},
+    {"encoder.layers.encoder_layer_5.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_5_mlp_3_weight},
+    {"encoder.layers.encoder_layer_5.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_5_mlp_3_bias},
+    {"encoder.layers.encoder_layer_6.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_6_ln_1_weight},
+    {"encoder.layers.encoder_layer_6.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_6_ln_1_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_6_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_6.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_6_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_6.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_6_ln_2_weight},
+    {"encoder.layers.encoder_layer_6.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_6_ln_2_bias},
+    {"encoder.layers.encoder_layer_6.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_6_mlp_0_weight},
+    {"encoder.layers.encoder_layer_6.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_6_mlp_0_bias},
+    {"encoder.layers.encoder_layer_6.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_6_mlp_3_weight},
+    {"encoder.layers.encoder_layer_6.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_6_mlp_3_bias},
+    {"encoder.layers.encoder_layer_7.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_7_ln_1_weight},
+    {"encoder.layers.encoder_layer_7.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_7_ln_1_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_7_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_7.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_7_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_7.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_7_ln_2_weight},
+    {"encoder.layers.encoder_layer_7.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_7_ln_2_bias},
+    {"encoder.layers.encoder_layer_7.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_7_mlp_0_weight},
+    {"encoder.layers.encoder_layer_7.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_7_mlp_0_bias},
+    {"encoder.layers.encoder_layer_7.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_7_mlp_3_weight},
+    {"encoder.layers.encoder_layer_7.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_7_mlp_3_bias},
+    {"encoder.layers.encoder_layer_8.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_8_ln_1_weight},
+    {"encoder.layers.encoder_layer_8.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_8_ln_1_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_8_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_8.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_8_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_8.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_8_ln_2_weight},
+    {"encoder.layers.encoder_layer_8.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_8_ln_2_bias},
+    {"encoder.layers.encoder_layer_8.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_8_mlp_0_weight},
+    {"encoder.layers.encoder_layer_8.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_8_mlp_0_bias},
+    {"encoder.layers.encoder_layer_8.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_8_mlp_3_weight},
+    {"encoder.layers.encoder_layer_8.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_8_mlp_3_bias},
+    {"encoder.layers.encoder_layer_9.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_9_ln_1_weight},
+    {"encoder.layers.encoder_layer_9.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_9_ln_1_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_9_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_9.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_9_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_9.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_9_ln_2_weight},
+    {"encoder.layers.encoder_layer_9.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_9_ln_2_bias},
+    {"encoder.layers.encoder_layer_9.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_9_mlp_0_weight},
+    {"encoder.layers.encoder_layer_9.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_9_mlp_0_bias},
+    {"encoder.layers.encoder_layer_9.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_9_mlp_3_weight},
+    {"encoder.layers.encoder_layer_9.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_9_mlp_3_bias},
+    {"encoder.layers.encoder_layer_10.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_10_ln_1_weight},
+    {"encoder.layers.encoder_layer_10.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_10_ln_1_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_10_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_10.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_10_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_10.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_10_ln_2_weight},
+    {"encoder.layers.encoder_layer_10.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_10_ln_2_bias},
+    {"encoder.layers.encoder_layer_10.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_10_mlp_0_weight},
+    {"encoder.layers.encoder_layer_10.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_10_mlp_0_bias},
+    {"encoder.layers.encoder_layer_10.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_10_mlp_3_weight},
+    {"encoder.layers.encoder_layer_10.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_10_mlp_3_bias},
+    {"encoder.layers.encoder_layer_11.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_11_ln_1_weight},
+    {"encoder.layers.encoder_layer_11.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_11_ln_1_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_11_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_11.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_11_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_11.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_11_ln_2_weight},
+    {"encoder.layers.encoder_layer_11.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_11_ln_2_bias},
+    {"encoder.layers.encoder_layer_11.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_11_mlp_0_weight},
+    {"encoder.layers.encoder_layer_11.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_11_mlp_0_bias},
+    {"encoder.layers.encoder_layer_11.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_11_mlp_3_weight},
+    {"encoder.layers.encoder_layer_11.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_11_mlp_3_bias},
+    {"encoder.layers.encoder_layer_12.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_12_ln_1_weight},
+    {"encoder.layers.encoder_layer_12.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_12_ln_1_bias},
+    {"encoder.layers.encoder_layer_12.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_12_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_12.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_12_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_12.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_12_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_12.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_12_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_12.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_12_ln_2_weight},
+    {"encoder.layers.encoder_layer_12.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_12_ln_2_bias},
+    {"encoder.layers.encoder_layer_12.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_12_mlp_0_weight},
+    {"encoder.layers.encoder_layer_12.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_12_mlp_0_bias},
+    {"encoder.layers.encoder_layer_12.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_12_mlp_3_weight},
+    {"encoder.layers.encoder_layer_12.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_12_mlp_3_bias},
+    {"encoder.layers.encoder_layer_13.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_13_ln_1_weight},
+    {"encoder.layers.encoder_layer_13.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_13_ln_1_bias},
+    {"encoder.layers.encoder_layer_13.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_13_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_13.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_13_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_13.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_13_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_13.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_13_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_13.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_13_ln_2_weight},
+    {"encoder.layers.encoder_layer_13.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_13_ln_2_bias},
+    {"encoder.layers.encoder_layer_13.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_13_mlp_0_weight},
+    {"encoder.layers.encoder_layer_13.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_13_mlp_0_bias},
+    {"encoder.layers.encoder_layer_13.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_13_mlp_3_weight},
+    {"encoder.layers.encoder_layer_13.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_13_mlp_3_bias},
+    {"encoder.layers.encoder_layer_14.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_14_ln_1_weight},
+    {"encoder.layers.encoder_layer_14.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_14_ln_1_bias},
+    {"encoder.layers.encoder_layer_14.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_14_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_14.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_14_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_14.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_14_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_14.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_14_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_14.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_14_ln_2_weight},
+    {"encoder.layers.encoder_layer_14.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_14_ln_2_bias},
+    {"encoder.layers.encoder_layer_14.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_14_mlp_0_weight},
+    {"encoder.layers.encoder_layer_14.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_14_mlp_0_bias},
+    {"encoder.layers.encoder_layer_14.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_14_mlp_3_weight},
+    {"encoder.layers.encoder_layer_14.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_14_mlp_3_bias},
+    {"encoder.layers.encoder_layer_15.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_15_ln_1_weight},
+    {"encoder.layers.encoder_layer_15.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_15_ln_1_bias},
+    {"encoder.layers.encoder_layer_15.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_15_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_15.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_15_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_15.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_15_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_15.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_15_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_15.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_15_ln_2_weight},
+    {"encoder.layers.encoder_layer_15.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_15_ln_2_bias},
+    {"encoder.layers.encoder_layer_15.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_15_mlp_0_weight},
+    {"encoder.layers.encoder_layer_15.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_15_mlp_0_bias},
+    {"encoder.layers.encoder_layer_15.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_15_mlp_3_weight},
+    {"encoder.layers.encoder_layer_15.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_15_mlp_3_bias},
+    {"encoder.layers.encoder_layer_16.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_16_ln_1_weight},
+    {"encoder.layers.encoder_layer_16.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_16_ln_1_bias},
+    {"encoder.layers.encoder_layer_16.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_16_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_16.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_16_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_16.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_16_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_16.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_16_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_16.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_16_ln_2_weight},
+    {"encoder.layers.encoder_layer_16.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_16_ln_2_bias},
+    {"encoder.layers.encoder_layer_16.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_16_mlp_0_weight},
+    {"encoder.layers.encoder_layer_16.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_16_mlp_0_bias},
+    {"encoder.layers.encoder_layer_16.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_16_mlp_3_weight},
+    {"encoder.layers.encoder_layer_16.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_16_mlp_3_bias},
+    {"encoder.layers.encoder_layer_17.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_17_ln_1_weight},
+    {"encoder.layers.encoder_layer_17.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_17_ln_1_bias},
+    {"encoder.layers.encoder_layer_17.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_17_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_17.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_17_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_17.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_17_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_17.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_17_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_17.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_17_ln_2_weight},
+    {"encoder.layers.encoder_layer_17.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_17_ln_2_bias},
+    {"encoder.layers.encoder_layer_17.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_17_mlp_0_weight},
+    {"encoder.layers.encoder_layer_17.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_17_mlp_0_bias},
+    {"encoder.layers.encoder_layer_17.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_17_mlp_3_weight},
+    {"encoder.layers.encoder_layer_17.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_17_mlp_3_bias},
+    {"encoder.layers.encoder_layer_18.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_18_ln_1_weight},
+    {"encoder.layers.encoder_layer_18.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_18_ln_1_bias},
+    {"encoder.layers.encoder_layer_18.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_18_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_18.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_18_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_18.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_18_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_18.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_18_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_18.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_18_ln_2_weight},
+    {"encoder.layers.encoder_layer_18.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_18_ln_2_bias},
+    {"encoder.layers.encoder_layer_18.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_18_mlp_0_weight},
+    {"encoder.layers.encoder_layer_18.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_18_mlp_0_bias},
+    {"encoder.layers.encoder_layer_18.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_18_mlp_3_weight},
+    {"encoder.layers.encoder_layer_18.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_18_mlp_3_bias},
+    {"encoder.layers.encoder_layer_19.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_19_ln_1_weight},
+    {"encoder.layers.encoder_layer_19.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_19_ln_1_bias},
+    {"encoder.layers.encoder_layer_19.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_19_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_19.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_19_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_19.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_19_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_19.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_19_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_19.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_19_ln_2_weight},
+    {"encoder.layers.encoder_layer_19.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_19_ln_2_bias},
+    {"encoder.layers.encoder_layer_19.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_19_mlp_0_weight},
+    {"encoder.layers.encoder_layer_19.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_19_mlp_0_bias},
+    {"encoder.layers.encoder_layer_19.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_19_mlp_3_weight},
+    {"encoder.layers.encoder_layer_19.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_19_mlp_3_bias},
+    {"encoder.layers.encoder_layer_20.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_20_ln_1_weight},
+    {"encoder.layers.encoder_layer_20.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_20_ln_1_bias},
+    {"encoder.layers.encoder_layer_20.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_20_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_20.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_20_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_20.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_20_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_20.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_20_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_20.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_20_ln_2_weight},
+    {"encoder.layers.encoder_layer_20.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_20_ln_2_bias},
+    {"encoder.layers.encoder_layer_20.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_20_mlp_0_weight},
+    {"encoder.layers.encoder_layer_20.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_20_mlp_0_bias},
+    {"encoder.layers.encoder_layer_20.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_20_mlp_3_weight},
+    {"encoder.layers.encoder_layer_20.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_20_mlp_3_bias},
+    {"encoder.layers.encoder_layer_21.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_21_ln_1_weight},
+    {"encoder.layers.encoder_layer_21.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_21_ln_1_bias},
+    {"encoder.layers.encoder_layer_21.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_21_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_21.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_21_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_21.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_21_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_21.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_21_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_21.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_21_ln_2_weight},
+    {"encoder.layers.encoder_layer_21.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_21_ln_2_bias},
+    {"encoder.layers.encoder_layer_21.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_21_mlp_0_weight},
+    {"encoder.layers.encoder_layer_21.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_21_mlp_0_bias},
+    {"encoder.layers.encoder_layer_21.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_21_mlp_3_weight},
+    {"encoder.layers.encoder_layer_21.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_21_mlp_3_bias},
+    {"encoder.layers.encoder_layer_22.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_22_ln_1_weight},
+    {"encoder.layers.encoder_layer_22.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_22_ln_1_bias},
+    {"encoder.layers.encoder_layer_22.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_22_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_22.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_22_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_22.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_22_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_22.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_22_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_22.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_22_ln_2_weight},
+    {"encoder.layers.encoder_layer_22.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_22_ln_2_bias},
+    {"encoder.layers.encoder_layer_22.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_22_mlp_0_weight},
+    {"encoder.layers.encoder_layer_22.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_22_mlp_0_bias},
+    {"encoder.layers.encoder_layer_22.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_22_mlp_3_weight},
+    {"encoder.layers.encoder_layer_22.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_22_mlp_3_bias},
+    {"encoder.layers.encoder_layer_23.ln_1.weight", 1, {1024}, w_encoder_layers_encoder_layer_23_ln_1_weight},
+    {"encoder.layers.encoder_layer_23.ln_1.bias", 1, {1024}, w_encoder_layers_encoder_layer_23_ln_1_bias},
+    {"encoder.layers.encoder_layer_23.self_attention.in_proj_weight", 2, {3072, 1024}, w_encoder_layers_encoder_layer_23_self_attention_in_proj_weight},
+    {"encoder.layers.encoder_layer_23.self_attention.in_proj_bias", 1, {3072}, w_encoder_layers_encoder_layer_23_self_attention_in_proj_bias},
+    {"encoder.layers.encoder_layer_23.self_attention.out_proj.weight", 2, {1024, 1024}, w_encoder_layers_encoder_layer_23_self_attention_out_proj_weight},
+    {"encoder.layers.encoder_layer_23.self_attention.out_proj.bias", 1, {1024}, w_encoder_layers_encoder_layer_23_self_attention_out_proj_bias},
+    {"encoder.layers.encoder_layer_23.ln_2.weight", 1, {1024}, w_encoder_layers_encoder_layer_23_ln_2_weight},
+    {"encoder.layers.encoder_layer_23.ln_2.bias", 1, {1024}, w_encoder_layers_encoder_layer_23_ln_2_bias},
+    {"encoder.layers.encoder_layer_23.mlp.0.weight", 2, {4096, 1024}, w_encoder_layers_encoder_layer_23_mlp_0_weight},
+    {"encoder.layers.encoder_layer_23.mlp.0.bias", 1, {4096}, w_encoder_layers_encoder_layer_23_mlp_0_bias},
+    {"encoder.layers.encoder_layer_23.mlp.3.weight", 2, {1024, 4096}, w_encoder_layers_encoder_layer_23_mlp_3_weight},
+    {"encoder.layers.encoder_layer_23.mlp.3.bias", 1, {1024}, w_encoder_layers_encoder_layer_23_mlp_3_bias},
+    {"encoder.ln.weight", 1, {1024}, w_encoder_ln_weight},
+    {"encoder.ln.bias", 1, {1024}, w_encoder_ln_bias},
+    {"heads.head.weight", 2, {1000, 1024}, w_heads_head_weight},
+    {"heads.head.bias", 1, {1000}, w_heads_head_bias},
 };
 
 /* Per-op name and floating-point work, for --profile. */
@@ -485,7 +786,6 @@ static const struct { const char *name; double flops; } op_table[N_OPS] = {
     {"linear heads.head", 2048000},
 };
 
-#define W(offset) (m->weights + (offset))
 #define A(offset) (m->arena + (offset))
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
@@ -604,7 +904,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv_proj: [1, 1024, 14, 14]  (models/lib/vit.net:37) */
-    PARALLEL(conv2d_1, A(0), image, W(0), W(786432));
+    PARALLEL(conv2d_1, A(0), image, W(conv_proj_weight), W(conv_proj_bias));
     TICK(0);
 
     /* reshape: [1, 1024, 196] is a view of [1, 1024, 14, 14] at A(0) */
@@ -614,7 +914,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(2);
 
     /* expand: [1, 1, 1024]  (models/lib/vit.net:40) */
-    expand_1(A(402432), W(787456));
+    expand_1(A(402432), W(class_token));
     TICK(3);
 
     /* concat: [1, 197, 1024]  (models/lib/vit.net:41) */
@@ -623,17 +923,17 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(4);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:22) */
-    add_1(A(0), A(0), W(788480));
+    add_1(A(0), A(0), W(encoder_pos_embedding));
     TICK(5);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(403456), A(0), W(990208), W(991232));
+    layernorm_1(A(403456), A(0), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
     TICK(6);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(403456), W(992256), W(4137984));
+    PARALLEL(multihead_attention_project_1, A(605184), A(403456), W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(201728), A(605184), W(4141056), W(5189632));
+    PARALLEL(multihead_attention_output_3, A(201728), A(605184), W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_out_proj_bias));
     TICK(7);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -641,25 +941,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(8);
 
     /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(5190656), W(5191680));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
     TICK(9);
 
     /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(5192704), W(9387008));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_0_mlp_0_weight), W(encoder_layers_encoder_layer_0_mlp_0_bias));
     TICK(10);
 
     /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(9391104), W(13585408), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_0_mlp_3_weight), W(encoder_layers_encoder_layer_0_mlp_3_bias), A(201728));
     TICK(11);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(13586432), W(13587456));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
     TICK(12);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(13588480), W(16734208));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(16737280), W(17785856));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_out_proj_bias));
     TICK(13);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -667,25 +967,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(14);
 
     /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(17786880), W(17787904));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
     TICK(15);
 
     /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(17788928), W(21983232));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_1_mlp_0_weight), W(encoder_layers_encoder_layer_1_mlp_0_bias));
     TICK(16);
 
     /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(21987328), W(26181632), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_1_mlp_3_weight), W(encoder_layers_encoder_layer_1_mlp_3_bias), A(0));
     TICK(17);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(26182656), W(26183680));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
     TICK(18);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(26184704), W(29330432));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(29333504), W(30382080));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_out_proj_bias));
     TICK(19);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -693,25 +993,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(20);
 
     /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(30383104), W(30384128));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
     TICK(21);
 
     /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(30385152), W(34579456));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_2_mlp_0_weight), W(encoder_layers_encoder_layer_2_mlp_0_bias));
     TICK(22);
 
     /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(34583552), W(38777856), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_2_mlp_3_weight), W(encoder_layers_encoder_layer_2_mlp_3_bias), A(201728));
     TICK(23);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(38778880), W(38779904));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
     TICK(24);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(38780928), W(41926656));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(41929728), W(42978304));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_out_proj_bias));
     TICK(25);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -719,25 +1019,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(26);
 
     /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(42979328), W(42980352));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
     TICK(27);
 
     /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(42981376), W(47175680));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_3_mlp_0_weight), W(encoder_layers_encoder_layer_3_mlp_0_bias));
     TICK(28);
 
     /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(47179776), W(51374080), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_3_mlp_3_weight), W(encoder_layers_encoder_layer_3_mlp_3_bias), A(0));
     TICK(29);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(51375104), W(51376128));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
     TICK(30);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(51377152), W(54522880));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(54525952), W(55574528));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_out_proj_bias));
     TICK(31);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -745,25 +1045,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(32);
 
     /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(55575552), W(55576576));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
     TICK(33);
 
     /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(55577600), W(59771904));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_4_mlp_0_weight), W(encoder_layers_encoder_layer_4_mlp_0_bias));
     TICK(34);
 
     /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(59776000), W(63970304), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_4_mlp_3_weight), W(encoder_layers_encoder_layer_4_mlp_3_bias), A(201728));
     TICK(35);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(63971328), W(63972352));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
     TICK(36);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(63973376), W(67119104));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(67122176), W(68170752));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_out_proj_bias));
     TICK(37);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -771,25 +1071,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(38);
 
     /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(68171776), W(68172800));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
     TICK(39);
 
     /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(68173824), W(72368128));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_5_mlp_0_weight), W(encoder_layers_encoder_layer_5_mlp_0_bias));
     TICK(40);
 
     /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(72372224), W(76566528), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_5_mlp_3_weight), W(encoder_layers_encoder_layer_5_mlp_3_bias), A(0));
     TICK(41);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(76567552), W(76568576));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
     TICK(42);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(76569600), W(79715328));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(79718400), W(80766976));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_out_proj_bias));
     TICK(43);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -797,25 +1097,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(44);
 
     /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(80768000), W(80769024));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
     TICK(45);
 
     /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(80770048), W(84964352));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_6_mlp_0_weight), W(encoder_layers_encoder_layer_6_mlp_0_bias));
     TICK(46);
 
     /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(84968448), W(89162752), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_6_mlp_3_weight), W(encoder_layers_encoder_layer_6_mlp_3_bias), A(201728));
     TICK(47);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(89163776), W(89164800));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
     TICK(48);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(89165824), W(92311552));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(92314624), W(93363200));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_out_proj_bias));
     TICK(49);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -823,25 +1123,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(50);
 
     /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(93364224), W(93365248));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
     TICK(51);
 
     /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(93366272), W(97560576));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_7_mlp_0_weight), W(encoder_layers_encoder_layer_7_mlp_0_bias));
     TICK(52);
 
     /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(97564672), W(101758976), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_7_mlp_3_weight), W(encoder_layers_encoder_layer_7_mlp_3_bias), A(0));
     TICK(53);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(101760000), W(101761024));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
     TICK(54);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(101762048), W(104907776));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(104910848), W(105959424));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_out_proj_bias));
     TICK(55);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -849,25 +1149,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(56);
 
     /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(105960448), W(105961472));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
     TICK(57);
 
     /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(105962496), W(110156800));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_8_mlp_0_weight), W(encoder_layers_encoder_layer_8_mlp_0_bias));
     TICK(58);
 
     /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(110160896), W(114355200), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_8_mlp_3_weight), W(encoder_layers_encoder_layer_8_mlp_3_bias), A(201728));
     TICK(59);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(114356224), W(114357248));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
     TICK(60);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(114358272), W(117504000));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(117507072), W(118555648));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_out_proj_bias));
     TICK(61);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -875,25 +1175,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(62);
 
     /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(118556672), W(118557696));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
     TICK(63);
 
     /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(118558720), W(122753024));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_9_mlp_0_weight), W(encoder_layers_encoder_layer_9_mlp_0_bias));
     TICK(64);
 
     /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(122757120), W(126951424), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_9_mlp_3_weight), W(encoder_layers_encoder_layer_9_mlp_3_bias), A(0));
     TICK(65);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(126952448), W(126953472));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
     TICK(66);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(126954496), W(130100224));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(130103296), W(131151872));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_out_proj_bias));
     TICK(67);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -901,25 +1201,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(68);
 
     /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(131152896), W(131153920));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
     TICK(69);
 
     /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(131154944), W(135349248));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_10_mlp_0_weight), W(encoder_layers_encoder_layer_10_mlp_0_bias));
     TICK(70);
 
     /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(135353344), W(139547648), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_10_mlp_3_weight), W(encoder_layers_encoder_layer_10_mlp_3_bias), A(201728));
     TICK(71);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(139548672), W(139549696));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
     TICK(72);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(139550720), W(142696448));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(142699520), W(143748096));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_out_proj_bias));
     TICK(73);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -927,25 +1227,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(74);
 
     /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(143749120), W(143750144));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
     TICK(75);
 
     /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(143751168), W(147945472));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_11_mlp_0_weight), W(encoder_layers_encoder_layer_11_mlp_0_bias));
     TICK(76);
 
     /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(147949568), W(152143872), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_11_mlp_3_weight), W(encoder_layers_encoder_layer_11_mlp_3_bias), A(0));
     TICK(77);
 
     /* layernorm encoder.layers.encoder_layer_12.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(152144896), W(152145920));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_12_ln_1_weight), W(encoder_layers_encoder_layer_12_ln_1_bias));
     TICK(78);
 
     /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(152146944), W(155292672));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_12_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(155295744), W(156344320));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_12_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_out_proj_bias));
     TICK(79);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -953,25 +1253,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(80);
 
     /* layernorm encoder.layers.encoder_layer_12.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(156345344), W(156346368));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_12_ln_2_weight), W(encoder_layers_encoder_layer_12_ln_2_bias));
     TICK(81);
 
     /* linear encoder.layers.encoder_layer_12.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(156347392), W(160541696));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_12_mlp_0_weight), W(encoder_layers_encoder_layer_12_mlp_0_bias));
     TICK(82);
 
     /* linear encoder.layers.encoder_layer_12.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(160545792), W(164740096), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_12_mlp_3_weight), W(encoder_layers_encoder_layer_12_mlp_3_bias), A(201728));
     TICK(83);
 
     /* layernorm encoder.layers.encoder_layer_13.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(164741120), W(164742144));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_13_ln_1_weight), W(encoder_layers_encoder_layer_13_ln_1_bias));
     TICK(84);
 
     /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(164743168), W(167888896));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_13_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(167891968), W(168940544));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_13_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_out_proj_bias));
     TICK(85);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -979,25 +1279,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(86);
 
     /* layernorm encoder.layers.encoder_layer_13.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(168941568), W(168942592));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_13_ln_2_weight), W(encoder_layers_encoder_layer_13_ln_2_bias));
     TICK(87);
 
     /* linear encoder.layers.encoder_layer_13.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(168943616), W(173137920));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_13_mlp_0_weight), W(encoder_layers_encoder_layer_13_mlp_0_bias));
     TICK(88);
 
     /* linear encoder.layers.encoder_layer_13.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(173142016), W(177336320), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_13_mlp_3_weight), W(encoder_layers_encoder_layer_13_mlp_3_bias), A(0));
     TICK(89);
 
     /* layernorm encoder.layers.encoder_layer_14.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(177337344), W(177338368));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_14_ln_1_weight), W(encoder_layers_encoder_layer_14_ln_1_bias));
     TICK(90);
 
     /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(177339392), W(180485120));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_14_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(180488192), W(181536768));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_14_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_out_proj_bias));
     TICK(91);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1005,25 +1305,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(92);
 
     /* layernorm encoder.layers.encoder_layer_14.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(181537792), W(181538816));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_14_ln_2_weight), W(encoder_layers_encoder_layer_14_ln_2_bias));
     TICK(93);
 
     /* linear encoder.layers.encoder_layer_14.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(181539840), W(185734144));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_14_mlp_0_weight), W(encoder_layers_encoder_layer_14_mlp_0_bias));
     TICK(94);
 
     /* linear encoder.layers.encoder_layer_14.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(185738240), W(189932544), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_14_mlp_3_weight), W(encoder_layers_encoder_layer_14_mlp_3_bias), A(201728));
     TICK(95);
 
     /* layernorm encoder.layers.encoder_layer_15.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(189933568), W(189934592));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_15_ln_1_weight), W(encoder_layers_encoder_layer_15_ln_1_bias));
     TICK(96);
 
     /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(189935616), W(193081344));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_15_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(193084416), W(194132992));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_15_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_out_proj_bias));
     TICK(97);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1031,25 +1331,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(98);
 
     /* layernorm encoder.layers.encoder_layer_15.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(194134016), W(194135040));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_15_ln_2_weight), W(encoder_layers_encoder_layer_15_ln_2_bias));
     TICK(99);
 
     /* linear encoder.layers.encoder_layer_15.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(194136064), W(198330368));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_15_mlp_0_weight), W(encoder_layers_encoder_layer_15_mlp_0_bias));
     TICK(100);
 
     /* linear encoder.layers.encoder_layer_15.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(198334464), W(202528768), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_15_mlp_3_weight), W(encoder_layers_encoder_layer_15_mlp_3_bias), A(0));
     TICK(101);
 
     /* layernorm encoder.layers.encoder_layer_16.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(202529792), W(202530816));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_16_ln_1_weight), W(encoder_layers_encoder_layer_16_ln_1_bias));
     TICK(102);
 
     /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(202531840), W(205677568));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_16_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(205680640), W(206729216));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_16_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_out_proj_bias));
     TICK(103);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1057,25 +1357,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(104);
 
     /* layernorm encoder.layers.encoder_layer_16.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(206730240), W(206731264));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_16_ln_2_weight), W(encoder_layers_encoder_layer_16_ln_2_bias));
     TICK(105);
 
     /* linear encoder.layers.encoder_layer_16.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(206732288), W(210926592));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_16_mlp_0_weight), W(encoder_layers_encoder_layer_16_mlp_0_bias));
     TICK(106);
 
     /* linear encoder.layers.encoder_layer_16.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(210930688), W(215124992), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_16_mlp_3_weight), W(encoder_layers_encoder_layer_16_mlp_3_bias), A(201728));
     TICK(107);
 
     /* layernorm encoder.layers.encoder_layer_17.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(215126016), W(215127040));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_17_ln_1_weight), W(encoder_layers_encoder_layer_17_ln_1_bias));
     TICK(108);
 
     /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(215128064), W(218273792));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_17_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(218276864), W(219325440));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_17_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_out_proj_bias));
     TICK(109);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1083,25 +1383,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(110);
 
     /* layernorm encoder.layers.encoder_layer_17.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(219326464), W(219327488));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_17_ln_2_weight), W(encoder_layers_encoder_layer_17_ln_2_bias));
     TICK(111);
 
     /* linear encoder.layers.encoder_layer_17.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(219328512), W(223522816));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_17_mlp_0_weight), W(encoder_layers_encoder_layer_17_mlp_0_bias));
     TICK(112);
 
     /* linear encoder.layers.encoder_layer_17.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(223526912), W(227721216), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_17_mlp_3_weight), W(encoder_layers_encoder_layer_17_mlp_3_bias), A(0));
     TICK(113);
 
     /* layernorm encoder.layers.encoder_layer_18.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(227722240), W(227723264));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_18_ln_1_weight), W(encoder_layers_encoder_layer_18_ln_1_bias));
     TICK(114);
 
     /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(227724288), W(230870016));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_18_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(230873088), W(231921664));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_18_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_out_proj_bias));
     TICK(115);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1109,25 +1409,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(116);
 
     /* layernorm encoder.layers.encoder_layer_18.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(231922688), W(231923712));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_18_ln_2_weight), W(encoder_layers_encoder_layer_18_ln_2_bias));
     TICK(117);
 
     /* linear encoder.layers.encoder_layer_18.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(231924736), W(236119040));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_18_mlp_0_weight), W(encoder_layers_encoder_layer_18_mlp_0_bias));
     TICK(118);
 
     /* linear encoder.layers.encoder_layer_18.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(236123136), W(240317440), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_18_mlp_3_weight), W(encoder_layers_encoder_layer_18_mlp_3_bias), A(201728));
     TICK(119);
 
     /* layernorm encoder.layers.encoder_layer_19.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(240318464), W(240319488));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_19_ln_1_weight), W(encoder_layers_encoder_layer_19_ln_1_bias));
     TICK(120);
 
     /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(240320512), W(243466240));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_19_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(243469312), W(244517888));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_19_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_out_proj_bias));
     TICK(121);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1135,25 +1435,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(122);
 
     /* layernorm encoder.layers.encoder_layer_19.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(244518912), W(244519936));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_19_ln_2_weight), W(encoder_layers_encoder_layer_19_ln_2_bias));
     TICK(123);
 
     /* linear encoder.layers.encoder_layer_19.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(244520960), W(248715264));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_19_mlp_0_weight), W(encoder_layers_encoder_layer_19_mlp_0_bias));
     TICK(124);
 
     /* linear encoder.layers.encoder_layer_19.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(248719360), W(252913664), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_19_mlp_3_weight), W(encoder_layers_encoder_layer_19_mlp_3_bias), A(0));
     TICK(125);
 
     /* layernorm encoder.layers.encoder_layer_20.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(252914688), W(252915712));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_20_ln_1_weight), W(encoder_layers_encoder_layer_20_ln_1_bias));
     TICK(126);
 
     /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(252916736), W(256062464));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_20_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(256065536), W(257114112));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_20_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_out_proj_bias));
     TICK(127);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1161,25 +1461,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(128);
 
     /* layernorm encoder.layers.encoder_layer_20.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(257115136), W(257116160));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_20_ln_2_weight), W(encoder_layers_encoder_layer_20_ln_2_bias));
     TICK(129);
 
     /* linear encoder.layers.encoder_layer_20.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(257117184), W(261311488));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_20_mlp_0_weight), W(encoder_layers_encoder_layer_20_mlp_0_bias));
     TICK(130);
 
     /* linear encoder.layers.encoder_layer_20.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(261315584), W(265509888), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_20_mlp_3_weight), W(encoder_layers_encoder_layer_20_mlp_3_bias), A(201728));
     TICK(131);
 
     /* layernorm encoder.layers.encoder_layer_21.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(265510912), W(265511936));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_21_ln_1_weight), W(encoder_layers_encoder_layer_21_ln_1_bias));
     TICK(132);
 
     /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(265512960), W(268658688));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_21_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(268661760), W(269710336));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_21_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_out_proj_bias));
     TICK(133);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1187,25 +1487,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(134);
 
     /* layernorm encoder.layers.encoder_layer_21.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(269711360), W(269712384));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_21_ln_2_weight), W(encoder_layers_encoder_layer_21_ln_2_bias));
     TICK(135);
 
     /* linear encoder.layers.encoder_layer_21.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(269713408), W(273907712));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_21_mlp_0_weight), W(encoder_layers_encoder_layer_21_mlp_0_bias));
     TICK(136);
 
     /* linear encoder.layers.encoder_layer_21.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(273911808), W(278106112), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_21_mlp_3_weight), W(encoder_layers_encoder_layer_21_mlp_3_bias), A(0));
     TICK(137);
 
     /* layernorm encoder.layers.encoder_layer_22.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(278107136), W(278108160));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_22_ln_1_weight), W(encoder_layers_encoder_layer_22_ln_1_bias));
     TICK(138);
 
     /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(278109184), W(281254912));
+    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_22_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(281257984), W(282306560));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_22_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_out_proj_bias));
     TICK(139);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1213,25 +1513,25 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(140);
 
     /* layernorm encoder.layers.encoder_layer_22.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(282307584), W(282308608));
+    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_22_ln_2_weight), W(encoder_layers_encoder_layer_22_ln_2_bias));
     TICK(141);
 
     /* linear encoder.layers.encoder_layer_22.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(282309632), W(286503936));
+    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_22_mlp_0_weight), W(encoder_layers_encoder_layer_22_mlp_0_bias));
     TICK(142);
 
     /* linear encoder.layers.encoder_layer_22.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(286508032), W(290702336), A(201728));
+    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_22_mlp_3_weight), W(encoder_layers_encoder_layer_22_mlp_3_bias), A(201728));
     TICK(143);
 
     /* layernorm encoder.layers.encoder_layer_23.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(290703360), W(290704384));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_23_ln_1_weight), W(encoder_layers_encoder_layer_23_ln_1_bias));
     TICK(144);
 
     /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(290705408), W(293851136));
+    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_23_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(293854208), W(294902784));
+    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_23_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_out_proj_bias));
     TICK(145);
 
     /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
@@ -1239,19 +1539,19 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     TICK(146);
 
     /* layernorm encoder.layers.encoder_layer_23.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(294903808), W(294904832));
+    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_23_ln_2_weight), W(encoder_layers_encoder_layer_23_ln_2_bias));
     TICK(147);
 
     /* linear encoder.layers.encoder_layer_23.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(294905856), W(299100160));
+    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_23_mlp_0_weight), W(encoder_layers_encoder_layer_23_mlp_0_bias));
     TICK(148);
 
     /* linear encoder.layers.encoder_layer_23.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(299104256), W(303298560), A(0));
+    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_23_mlp_3_weight), W(encoder_layers_encoder_layer_23_mlp_3_bias), A(0));
     TICK(149);
 
     /* layernorm encoder.ln: [1, 197, 1024]  (models/lib/vit.net:27) */
-    layernorm_1(A(201728), A(201728), W(303299584), W(303300608));
+    layernorm_1(A(201728), A(201728), W(encoder_ln_weight), W(encoder_ln_bias));
     TICK(150);
 
     /* slice: [1, 1, 1024] is a view of [1, 197, 1024] at A(201728) */
@@ -1259,7 +1559,7 @@ int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
     /* reshape: [1, 1024] is a view of [1, 1, 1024] at A(201728) */
 
     /* linear heads.head: [1, 1000]  (models/lib/vit.net:43) */
-    PARALLEL(linear_3, output, A(201728), W(303301632), W(304325632));
+    PARALLEL(linear_3, output, A(201728), W(heads_head_weight), W(heads_head_bias));
     TICK(153);
     return 0;
 }
@@ -1304,7 +1604,7 @@ static int prepare(vit_l_16 *m) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0), 1024, 768, NNK_MR, tmp);   /* conv_proj.weight */
+    nnk_pack_weight(W(conv_proj_weight), 1024, 768, NNK_MR, tmp);
     free(tmp);
     return 0;
 }
