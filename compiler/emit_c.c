@@ -49,7 +49,8 @@ typedef struct {
 static const char *c_keywords[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float",
     "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
-    "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "m", "arena", "main", NULL,
+    "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "m", "arena", "main",
+    "t", "N_OPS", "SCRATCH_FLOATS", NULL,   /* the generated file's own names */
 };
 
 static char *c_ident(const char *s) {
@@ -62,6 +63,8 @@ static char *c_ident(const char *s) {
     for (int i = 0; c_keywords[i]; i++)
         if (strcmp(id, c_keywords[i]) == 0)
             return format("%s_", id);
+    if (strncmp(id, "w_", 2) == 0)   /* the weight offsets' enum (name_weights: no name of it ends in '_') */
+        return format("%s_", id);
     return id;
 }
 
@@ -460,10 +463,6 @@ static const char *plus_o0(long long c) {
     return c ? format("(%lld + o0)", c) : "o0";
 }
 
-/* Multi-head attention in three parallel stages, all in the op's scratch Q|K|V (NNK_MHA_SCRATCH):
-   "project" computes Q, K and V with blocked products (each part a range of features), "attend" runs
-   the heads (each part a range of (batch, head) pairs) and leaves their outputs in Q, and "output"
-   projects Q into y. The weights are packed when the embedding fills whole panels. */
 /* The whole of multi-head attention on one thread (nnk_mha), for keys too many for a row of scores to
    fit in a thread's scratch. */
 static void emit_mha_serial(Emitter *e, const Op *op) {
@@ -481,6 +480,10 @@ static void emit_mha_serial(Emitter *e, const Op *op) {
     simple_call(e, op, params, body);
 }
 
+/* Multi-head attention in three parallel stages, all in the op's scratch Q|K|V (NNK_MHA_SCRATCH):
+   "project" computes Q, K and V with blocked products (each part a range of features), "attend" runs
+   the heads (each part a range of (batch, head) pairs) and leaves their outputs in Q, and "output"
+   projects Q into y. The weights are packed when the embedding fills whole panels. */
 static void emit_mha(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     bool cross = op->kind == OPK_CROSS_ATTENTION;
@@ -832,8 +835,8 @@ static bool emit_embedded(Emitter *e, Buf *c) {
         const Packed *p = e->packed.items[i];
         nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
     }
-    buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and convolution weights\n"
-                  "   packed, by nnc. */\n", e->o->weights_path);
+    buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and the weights of\n"
+                  "   blocked products packed, by nnc. */\n", e->o->weights_path);
     buf_printf(c, "static const uint32_t embedded_weights[%lld] = {\n", (long long)(e->weight_floats > 0 ? e->weight_floats : 1));
     for (int64_t i = 0; i < e->weight_floats; i++) {
         uint32_t bits;

@@ -1,10 +1,12 @@
 /*
  * nnk_attention.h — scaled dot-product attention and nn.MultiheadAttention.
  *
- * Both are built on one query row at a time (nnk__attend): scores against every visible key, a stable
- * softmax, then a weighted sum of value rows. A causal mask (-inf where key j > query i) is the same as
- * letting row i see only keys 0..i, so it shortens the row instead of adding -inf. Scratch is one row of
- * scores for sdpa; MHA also keeps its projected Q, K and V there.
+ * The reference versions (nnk_sdpa, nnk_mha) take one query row at a time (nnk__attend): scores against
+ * every visible key, a stable softmax, then a weighted sum of value rows. Generated code uses
+ * nnk_attend_blocked, which does the same for a block of rows with two blocked products (nnk_gemm). A
+ * causal mask (-inf where key j > query i) is the same as letting row i see only keys 0..i, so it shortens
+ * the row instead of adding -inf. Scratch is one row of scores for sdpa; MHA also keeps its projected Q, K
+ * and V there.
  */
 #ifndef NNK_ATTENTION_H
 #define NNK_ATTENTION_H
@@ -63,7 +65,7 @@ static inline void nnk_sdpa(float *restrict y, const float *restrict q, const fl
 #define NNK_ATTEND_SCRATCH(S) (NNK_GEMM_SCRATCH + (long)NNK_ATTEND_ROWS * (S))
 
 /* One head of attention as two blocked products: for each block of up to NNK_ATTEND_ROWS queries,
-   P = softmax(scale · q kᵀ) (rows past the diagonal zero when causal), then o = P v. q[L, D], k[S, D],
+   P = softmax(scale · q kᵀ) (keys past the diagonal zero when causal), then o = P v. q[L, D], k[S, D],
    v[S, Dv] and o[L, Dv] have row strides qs, ks, vs and os. o may be q itself: a block of q is read
    before that block of o is written. scratch: NNK_ATTEND_SCRATCH(S) floats. */
 static inline void nnk_attend_blocked(float *o, long os, const float *q, long qs, const float *restrict k, long ks,

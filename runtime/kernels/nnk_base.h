@@ -1,5 +1,6 @@
 /*
- * nnk_base.h — what every nnk kernel header shares: the libc/libm includes and three small helpers.
+ * nnk_base.h — what every nnk kernel header shares: the libc/libm includes and small helpers (dot
+ * product, branch-free exp and erf, laned sum and maximum, strided offsets, valid window ranges).
  *
  * Names starting with `nnk__` are internal to the kernels; generated code calls only the `nnk_` ones.
  * Conventions for the whole library: float32 tensors, contiguous, NCHW; outputs first, dimensions last;
@@ -56,7 +57,7 @@ static inline float nnk__exp(float x)
     return x < -104.0f ? 0.0f : x > 88.7228394f ? INFINITY : y;
 }
 
-/* erf(x) within 5e-7 (absolute), branch-free like nnk__exp: Abramowitz and Stegun 7.1.26,
+/* erf(x) within 7e-7 (absolute), branch-free like nnk__exp: Abramowitz and Stegun 7.1.26,
    erf|x| = 1 - t·P(t)·e^(-x²) with t = 1/(1 + 0.3275911|x|), and the sign of x. */
 static inline float nnk__erf(float x)
 {

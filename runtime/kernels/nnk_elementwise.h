@@ -3,7 +3,7 @@
  *
  * Activations follow PyTorch's formulas (gelu is the erf form, gelu_tanh the approximate="tanh" form,
  * relu passes NaN through), with e^x and erf from nnk_base.h's branch-free versions (within 2 ulp and
- * 5e-7), so that the loops vectorise. They may run in place (y == x), so y and x are not `restrict`.
+ * 7e-7), so that the loops vectorise. They may run in place (y == x), so y and x are not `restrict`.
  * Binary ops walk the output row by row: the last axis is the inner loop, every other axis is folded into
  * a row index whose operand offsets are recomputed once per row (see nnk__offset).
  */

@@ -59,11 +59,11 @@ static inline void nnk__pack_a(float *restrict ap, const float *restrict a, long
     for (int i0 = 0; i0 < mc; i0 += NNK_MR, ap += (long)kc * NNK_MR) {
         int rows = nnk__min(NNK_MR, mc - i0);
         for (int r = 0; r < NNK_MR; r++) {
-            const float *src = a + (long)(i0 + r) * lda;
-            if (r < rows)
+            if (r < rows) {
+                const float *src = a + (long)(i0 + r) * lda;
                 for (int k = 0; k < kc; k++)
                     ap[(long)k * NNK_MR + r] = src[k];
-            else
+            } else
                 for (int k = 0; k < kc; k++)
                     ap[(long)k * NNK_MR + r] = 0.0f;
         }
@@ -321,6 +321,8 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                             float *restrict scratch)
 {
     float *bp = scratch, *ap = scratch + (long)NNK_KC * NNK_NC;
+    if (M <= 0)   /* (a thread with no rows to compute need not gather B) */
+        return;
     for (int n0 = 0; n0 < N; n0 += NNK_NC) {
         int nc = nnk__min(NNK_NC, N - n0);
         for (int k0 = 0; k0 == 0 || k0 < K; k0 += NNK_KC) {

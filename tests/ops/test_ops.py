@@ -331,6 +331,11 @@ for (n, shape, eps) in [
 case("layernorm/offset_input", dict(x=(3, 16)), "return layernorm(x * 0.1 + 100.0) as ln",
      lambda W, x: W.mod("ln", nn.LayerNorm(16))(f32(x * 0.1 + 100.0)))
 
+# Input names that the generated C uses itself (a local, its macros, its weight offsets) are renamed there.
+case("names/generated_c_names", dict(t=(8, 4), N_OPS=(8, 4), SCRATCH_FLOATS=(8, 4), w_l_weight=(8, 4)),
+     "return linear(t + N_OPS * SCRATCH_FLOATS - w_l_weight, 48) as l",
+     lambda W, t, N_OPS, SCRATCH_FLOATS, w_l_weight: W.mod("l", nn.Linear(4, 48))(t + N_OPS * SCRATCH_FLOATS - w_l_weight))
+
 # ---- multihead_attention / cross_attention ----
 for (n, shape, heads, causal) in [
         ("basic", (2, 5, 8), 2, False),
