@@ -123,6 +123,15 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
     }
 }
 
+/* Full unrolling of the small loops over a tile's rows and vectors, so that gcc at -O2 keeps the
+   accumulators in registers (clang does so by itself). Not under AddressSanitizer, where unrolled code
+   only makes compiling slow. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define NNK__UNROLL _Pragma("GCC unroll 8")
+#else
+#define NNK__UNROLL
+#endif
+
 /* One tile: C[rows][cols] (+)= ap · bp over kc. `first` starts from the bias (rbias per row, cbias per
    column, either may be NULL) instead of from C. With `last` set, the tile applies the epilogue itself
    when it can (relu or nothing for act1 and act2, res laid out like C) and returns 1; otherwise 0. */
@@ -134,14 +143,14 @@ static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *
 {
     __m512 acc[NNK_MR][3];
     __mmask16 mask[3];
-#pragma GCC unroll 8
+NNK__UNROLL
     for (int v = 0; v < nv; v++) {
         int left = cols - 16 * v;
         mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
     }
-#pragma GCC unroll 8
+NNK__UNROLL
     for (int r = 0; r < NNK_MR; r++)
-#pragma GCC unroll 8
+NNK__UNROLL
         for (int v = 0; v < nv; v++) {
             if (!first)
                 acc[r][v] = r < rows ? _mm512_maskz_loadu_ps(mask[v], c + (long)r * ldc + 16 * v) : _mm512_setzero_ps();
@@ -154,13 +163,13 @@ static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *
         }
     for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
         __m512 bv[3];
-#pragma GCC unroll 8
+NNK__UNROLL
         for (int v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_ps(bp + 16 * v);
-#pragma GCC unroll 8
+NNK__UNROLL
         for (int r = 0; r < NNK_MR; r++) {
             __m512 av = _mm512_set1_ps(ap[r]);
-#pragma GCC unroll 8
+NNK__UNROLL
             for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
         }
@@ -169,9 +178,9 @@ static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *
                    (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
     if (epilogue) {   /* relu as nnk_relu computes it: 0 > x ? 0 : x keeps NaN and -0 */
         __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 8
+NNK__UNROLL
         for (int r = 0; r < NNK_MR; r++)
-#pragma GCC unroll 8
+NNK__UNROLL
             for (int v = 0; v < nv && r < rows; v++) {
                 if (act1 == NNK_ACT_RELU)
                     acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
@@ -183,9 +192,9 @@ static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *
             }
     }
     /* (fixed counts and full unrolling, so that acc[][] stays in registers, gcc at -O2 included) */
-#pragma GCC unroll 8
+NNK__UNROLL
     for (int r = 0; r < NNK_MR; r++)
-#pragma GCC unroll 8
+NNK__UNROLL
         for (int v = 0; v < nv && r < rows; v++)
             _mm512_mask_storeu_ps(c + (long)r * ldc + 16 * v, mask[v], acc[r][v]);
     return epilogue;
