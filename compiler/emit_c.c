@@ -333,12 +333,17 @@ static void split_rows(Buf *body, long long rows, bool packed, int unit) {
 }
 
 /* The scratch of the thread running `part`, for an op on nnk_gemm. */
-static const char *gemm_scratch(Emitter *e) {
+/* Each thread's scratch must hold `floats`, written `expr` with the runtime's macros. */
+static void need_scratch(Emitter *e, long long floats, const char *expr) {
     e->gemm = true;
-    if (e->scratch_floats < NNK_GEMM_SCRATCH) {
-        e->scratch_floats = NNK_GEMM_SCRATCH;
-        e->scratch_expr = "NNK_GEMM_SCRATCH";
+    if (e->scratch_floats < floats) {
+        e->scratch_floats = floats;
+        e->scratch_expr = expr;
     }
+}
+
+static const char *gemm_scratch(Emitter *e) {
+    need_scratch(e, NNK_GEMM_SCRATCH, "NNK_GEMM_SCRATCH");
     return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
 
@@ -511,10 +516,7 @@ static void emit_mha(Emitter *e, const Op *op) {
                    plus_o0(j * D), rows[j], D, what[j]);
     const char *fn1 = specialise_stage(e, op, "project", "const op_args *a, int part, int parts", project.buf);
 
-    if (e->scratch_floats < NNK_ATTEND_SCRATCH(S)) {
-        e->scratch_floats = NNK_ATTEND_SCRATCH(S);
-        e->scratch_expr = format("NNK_ATTEND_SCRATCH(%lld)", S);
-    }
+    need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
     char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
                           "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
                           N * heads, N * heads, L, S, D, heads, op->a.causal);
@@ -714,11 +716,7 @@ static void emit_sdpa(Emitter *e, const Op *op) {
     int r = q->rank;
     long long B = prod(q, 0, r - 2), L = q->dims[r - 2], D = q->dims[r - 1], S = k->dims[r - 2], Dv = v->dims[r - 1];
     e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
-    gemm_scratch(e);
-    if (e->scratch_floats < NNK_ATTEND_SCRATCH(S)) {
-        e->scratch_floats = NNK_ATTEND_SCRATCH(S);
-        e->scratch_expr = format("NNK_ATTEND_SCRATCH(%lld)", S);
-    }
+    need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
     char *body = format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
                         "    for (long b = b0; b < b1; b++)\n"
                         "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
