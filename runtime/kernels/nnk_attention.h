@@ -15,27 +15,30 @@
 #include "nnk_gemm.h"
 #include "nnk_matmul.h"
 
+/* p[n] = softmax(p[n]), in place and stable: e^(p - max) / Σ e^(p - max). */
+static inline void nnk__softmax_row(float *p, int n)
+{
+    float max = nnk__max(p, n);
+    for (int j = 0; j < n; j++)
+        p[j] = nnk__exp(p[j] - max);
+    float inv = 1.0f / nnk__sum(p, n);
+    for (int j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
 /* o[Dv] = softmax_j(scale · q[D]·k_j) · v_j over keys j < S; key j is at k + j*ks, its value at v + j*vs.
    p[S] is scratch. o may alias q: q is only read before o is written. */
 static inline void nnk__attend(float *o, const float *q, const float *restrict k, long ks,
                                const float *restrict v, long vs, int S, int D, int Dv, float scale,
                                float *restrict p)
 {
-    float max = -INFINITY;
-    for (int j = 0; j < S; j++) {
-        p[j] = nnk__dot(q, k + j * ks, D) * scale;
-        max = p[j] > max ? p[j] : max;
-    }
-    float sum = 0.0f;
-    for (int j = 0; j < S; j++)   /* (apart from the sum, so that this loop vectorises) */
-        p[j] = nnk__exp(p[j] - max);
     for (int j = 0; j < S; j++)
-        sum += p[j];
-    float inv = 1.0f / sum;
+        p[j] = nnk__dot(q, k + j * ks, D) * scale;
+    nnk__softmax_row(p, S);
     for (int d = 0; d < Dv; d++)
         o[d] = 0.0f;
     for (int j = 0; j < S; j++) {
-        float pj = p[j] * inv;
+        float pj = p[j];
         const float *vr = v + j * vs;
         for (int d = 0; d < Dv; d++)
             o[d] += pj * vr[d];
@@ -84,12 +87,7 @@ static inline void nnk_attend_blocked(float *o, long os, const float *q, long qs
             int keys = causal && i0 + r + 1 < S ? i0 + r + 1 : S;
             for (int j = 0; j < keys; j++)
                 p[j] *= scale;
-            float max = nnk__max(p, keys);
-            for (int j = 0; j < keys; j++)
-                p[j] = nnk__exp(p[j] - max);
-            float inv = 1.0f / nnk__sum(p, keys);
-            for (int j = 0; j < keys; j++)
-                p[j] *= inv;
+            nnk__softmax_row(p, keys);
             for (int j = keys; j < S; j++)
                 p[j] = 0.0f;
         }
