@@ -68,6 +68,34 @@ static char *c_ident(const char *s) {
     return id;
 }
 
+/* A model input's name in the generated C: `in_` and its name, so that no input can meet a name of
+   the generated file (`output`, a helper `relu_1`), of the runtime (`nnrt_now_ms`) or of libc (`NULL`,
+   `EOF`, `INFINITY`). */
+static const char *input_ident(const Tensor *t) { return format("in_%s", t->name); }
+
+static int output_index(const Graph *g, const Tensor *t);
+
+/* Whether the generated code reads input t: some op that emits code reads it or a view of it, or it
+   is itself an output (copied out). A view that nothing reads costs no code and reads nothing. */
+static bool input_read(const Graph *g, const Tensor *t) {
+    if (output_index(g, t) >= 0)
+        return true;
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        bool view = op->out->view_of && (op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE);
+        if (view && output_index(g, op->out) < 0)
+            continue;
+        for (int j = 0; j < op->in.len; j++) {
+            const Tensor *x = op->in.items[j];
+            while (x->view_of && x != t)
+                x = x->view_of;
+            if (x == t)
+                return true;
+        }
+    }
+    return false;
+}
+
 static int output_index(const Graph *g, const Tensor *t) {
     for (int i = 0; i < g->outputs.len; i++)
         if (g->outputs.items[i] == t)
@@ -130,8 +158,8 @@ static const char *ptr(Emitter *e, const Tensor *t) {
     }
     const char *base;
     switch (t->kind) {
-    case TK_INPUT: base = c_ident(t->name); break;
-    case TK_WEIGHT: return wref(e, t);
+    case TK_INPUT: base = input_ident(t); break;
+    case TK_WEIGHT: base = wref(e, t); break;
     default:
         if (output_index(e->g, t) < 0)
             return format("A(%lld)", (long long)((t->offset + bytes) / 4));
@@ -330,6 +358,7 @@ static void split_rows(Buf *body, long long rows, bool packed, int unit) {
                    rows / unit);
     else
         buf_printf(body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", rows, rows);
+    buf_puts(body, "    if (o0 == o1)\n        return;\n");
 }
 
 /* The scratch of the thread running `part`, for an op on nnk_gemm. */
@@ -370,6 +399,7 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
         buf_printf(&body, "    long p0 = NNK_NR * (%lldL * part / parts), p1 = NNK_NR * (%lldL * (part + 1) / parts);\n", panels, panels);
         if (P % NNK_NR)
             buf_printf(&body, "    p1 = p1 < %lld ? p1 : %lld;\n", P, P);
+        buf_puts(&body, "    if (p0 == p1)\n        return;\n");
     } else {
         split_rows(&body, O, packed, NNK_MR);
     }
@@ -401,6 +431,7 @@ static void emit_conv2d(Emitter *e, const Op *op) {
     const char *y_at = affine(O * OH * OW, n, o_per * OH * OW, "u0"), *x_at = affine(C * H * W, n, G == 1 ? 0 : c_per * H * W, "u0");
     Buf body = {0};
     buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n", units, units);
+    buf_puts(&body, "    if (u0 == u1)\n        return;   /* more threads than groups: this one has none */\n");
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++) {\n", N);
     buf_printf(&body, "%snnk_conv2d(%s, %s, %s, %s,\n%s           1, %s, %lld, %lld, (int)(u1 - u0)%s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
@@ -429,6 +460,7 @@ static void emit_linear(Emitter *e, const Op *op) {
         const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
         const char *y_at = affine(O, m, 1, "o0");
         buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
+        buf_puts(&body, "    if (o0 == o1)\n        return;\n");
         if (M > 1)
             buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
         buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
@@ -747,13 +779,26 @@ static const char *upper(const char *s) {
     return u;
 }
 
+/* The part of input i's macros after the model's prefix: its name in capitals (RESNET50_IMAGE_SHAPE),
+   or INPUTi when that could meet another input's (`x` and `X`, `input1`) or an output's (`output`). */
+static const char *input_macro(const Graph *g, int i) {
+    const char *n = upper(c_ident(VEC_AT(g->inputs, i, Tensor *)->name));
+    for (int j = 0; j < g->inputs.len; j++)
+        if (j != i && strcmp(upper(c_ident(VEC_AT(g->inputs, j, Tensor *)->name)), n) == 0)
+            return format("INPUT%d", i);
+    for (int j = 0; j < g->outputs.len; j++)
+        if (strcmp(upper(output_name(g, j)), n) == 0)
+            return format("INPUT%d", i);
+    return strncmp(n, "INPUT", 5) == 0 ? format("INPUT%d", i) : n;   /* "input1" may not take INPUT1 from another */
+}
+
 static void emit_header(Emitter *e, Buf *h) {
     const Graph *g = e->g;
     buf_printf(h, "/* %s.h — generated by nnc %s from %s. The API of model '%s'. */\n", e->id, NNC_VERSION, e->o->source_path, g->name);
     buf_printf(h, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n\n", e->ID, e->ID);
     for (int i = 0; i < g->inputs.len; i++) {
         Tensor *t = g->inputs.items[i];
-        const char *n = upper(c_ident(t->name));
+        const char *n = input_macro(g, i);
         buf_printf(h, "/* input %d '%s': f32%s */\n#define %s_%s_RANK %d\n#define %s_%s_SHAPE %s\n#define %s_%s_SIZE %lld\n", i, t->name,
                    shape_c(t), e->ID, n, t->rank, e->ID, n, int_array(t->rank, t->dims), e->ID, n, (long long)tensor_numel(t));
     }
@@ -782,7 +827,7 @@ static void emit_header(Emitter *e, Buf *h) {
     buf_printf(h, "/* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */\n");
     buf_printf(h, "int %s_run(%s *m", e->id, e->id);
     for (int i = 0; i < g->inputs.len; i++)
-        buf_printf(h, ", const float *%s", c_ident(VEC_AT(g->inputs, i, Tensor *)->name));
+        buf_printf(h, ", const float *%s", input_ident(g->inputs.items[i]));
     for (int i = 0; i < g->outputs.len; i++)
         buf_printf(h, ", float *%s", output_name(g, i));
     buf_printf(h, ");\nconst char *%s_last_error(const %s *m);\nvoid %s_free(%s *m);\n", e->id, e->id, e->id, e->id);
@@ -965,14 +1010,14 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     /* forward */
     buf_printf(c, "int %s_run(%s *m", e->id, e->id);
     for (int i = 0; i < g->inputs.len; i++)
-        buf_printf(c, ", const float *%s", c_ident(VEC_AT(g->inputs, i, Tensor *)->name));
+        buf_printf(c, ", const float *%s", input_ident(g->inputs.items[i]));
     for (int i = 0; i < g->outputs.len; i++)
         buf_printf(c, ", float *%s", output_name(g, i));
     buf_puts(c, ") {\n    double t = m->profile ? nnrt_now_ms() : 0;\n");
     for (int i = 0; i < g->inputs.len; i++) {
         Tensor *t = g->inputs.items[i];
-        if (t->uses == 0)
-            buf_printf(c, "    (void)%s;   /* the model does not read this input */\n", c_ident(t->name));
+        if (!input_read(g, t))
+            buf_printf(c, "    (void)%s;   /* the model does not read this input */\n", input_ident(t));
     }
     buf_puts(c, e->body.buf ? e->body.buf : "");
     buf_puts(c, "    return 0;\n}\n\n");

@@ -128,8 +128,8 @@ Tensor *build_linear(Call *c) {
 static Tensor *norm_layer(Call *c, OpKind kind, int64_t channels, const char *const *names, int nweights) {
     Tensor *x = call_tensor(c, 0);
     double eps = call_float(c, 1);
-    if (!(eps > 0)) {
-        call_error(c, 1, "eps must be positive, found %g", eps);
+    if (!(eps >= 0)) {   /* PyTorch accepts eps = 0; a negative (or NaN) one cannot be a variance's guard */
+        call_error(c, 1, "eps must be zero or positive, found %g", eps);
         return NULL;
     }
     Tensor *w[4];

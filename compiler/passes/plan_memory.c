@@ -80,6 +80,20 @@ static int *last_reads(const Graph *g) {
     return last;
 }
 
+/* Whether another input of op reads input j's memory through a different tensor (a view of it, at
+   another offset or shape): writing the result over input j would then change what that input still
+   has to read (`y * take(y, 0, 0)`). The same tensor twice (`y * y`) reads each element where it is
+   written, so it may share. */
+static bool aliased_elsewhere(const Op *op, int j) {
+    Tensor *x = op->in.items[j], *r = root_of(x);
+    for (int k = 0; k < op->in.len; k++) {
+        Tensor *other = op->in.items[k];
+        if (k != j && other != x && root_of(other) == r)
+            return true;
+    }
+    return false;
+}
+
 /* Decides views (reshapes) and in-place ops: sets view_of on the tensors that share memory. */
 static void share_memory(Graph *g) {
     int *last = last_reads(g);
@@ -101,7 +115,8 @@ static void share_memory(Graph *g) {
             for (int j = 0; j < op->in.len; j++) {
                 Tensor *x = op->in.items[j], *r = root_of(x);
                 if (r->kind == TK_ACT && !is_graph_output(g, r) && root_last[r->id] == i && shape_equal(x, y) &&
-                    tensor_bytes(r) == tensor_bytes(y) && x->view_offset == 0 && x->view_of == NULL) {
+                    tensor_bytes(r) == tensor_bytes(y) && x->view_offset == 0 && x->view_of == NULL &&
+                    !aliased_elsewhere(op, j)) {
                     y->view_of = x;
                     y->view_offset = 0;
                     break;
@@ -264,6 +279,54 @@ void plan_memory(Graph *g) {
     free(bufs);
 }
 
+/* The bytes of the arena a tensor occupies, or false when it lives elsewhere (inputs, outputs and
+   weights, and their views). */
+static bool arena_range(const Graph *g, const Tensor *t, int64_t *lo, int64_t *hi) {
+    const Tensor *r = root_of((Tensor *)t);
+    if (r->kind != TK_ACT || is_graph_output(g, r) || is_graph_output(g, t))
+        return false;
+    *lo = t->offset;
+    *hi = t->offset + tensor_bytes(t);
+    return true;
+}
+
+static bool is_view_op(const Op *op) {
+    return op->out->view_of && (op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE);
+}
+
+/* The part of the proof that looks through views: every view lies inside its root, and an op's result
+   overlaps none of its inputs, except the one input it was planned to overwrite in place, element for
+   element (same bytes, same shape). */
+static bool verify_views(const Graph *g) {
+    bool ok = true;
+    for (int i = 0; i < g->tensors.len; i++) {
+        const Tensor *t = g->tensors.items[i], *r = root_of((Tensor *)t);
+        int64_t lo, hi;
+        if (t != r && arena_range(g, t, &lo, &hi) && (lo < r->offset || hi > r->offset + tensor_bytes(r))) {
+            fprintf(stderr, "memory plan: view %s lies outside %s\n", t->name, r->name);
+            ok = false;
+        }
+    }
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        int64_t ylo, yhi, xlo, xhi;
+        if (is_view_op(op) || !arena_range(g, op->out, &ylo, &yhi))
+            continue;
+        for (int j = 0; j < op->in.len; j++) {
+            const Tensor *x = op->in.items[j];
+            if (!arena_range(g, x, &xlo, &xhi) || xhi <= ylo || yhi <= xlo)
+                continue;
+            bool in_place = op->out->view_of == x && may_run_in_place(op->kind) && xlo == ylo && shape_equal(x, op->out);
+            if (!in_place) {
+                fprintf(stderr, "memory plan: %s (op %d) writes over its input %s, which it still reads\n", op->out->name, op->id,
+                        x->name);
+                ok = false;
+            }
+        }
+    }
+    return ok;
+}
+
 /* Proves the plan: every buffer inside the arena, and no two buffers that are live at the same op
    share a byte. */
 bool verify_memory_plan(const Graph *g) {
@@ -288,5 +351,5 @@ bool verify_memory_plan(const Graph *g) {
         }
     }
     free(bufs);
-    return ok;
+    return ok && verify_views(g);
 }

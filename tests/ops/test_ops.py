@@ -8,15 +8,15 @@ and a reference function. The reference function receives a weight maker `W` and
 torch tensors; it builds the PyTorch modules it needs through `W` (which randomises their parameters and
 running statistics and records them under the keys nnc expects) and returns the expected output(s).
 The recorded weights go into a safetensors file (an empty one when the model has none), the inputs
-into .npy files, and the program built from the generated C is run on them with `--threads 1` and
-`--threads 2`. Adding a case is adding one entry.
+into .npy files, and the program built from the generated C is run on them with `--threads` 1, 2, 3, 7
+and 16. Adding a case is adding one entry.
 
 Checks, one line each:
   - per case: nnc compiles the model, the program runs, every output has PyTorch's shape, and
     max|Δ| / max(1e-6, max|ref|) <= 1e-4 (the reference is computed in float64 from the same float32
     weights and inputs);
   - over all cases: the generated C compiles without a warning under gcc and under clang with
-    -std=c11 -Wall -Wextra -Werror, and the outputs of --threads 1 and --threads 2 are bit-identical.
+    -std=c11 -Wall -Wextra -Werror, and the outputs of every thread count are bit-identical.
 
 Prints `ok - NAME` or `FAIL - NAME: detail` (a failure is followed by the case's .net source), then
 `N passed, N failed`; exits 1 on any failure.
@@ -53,6 +53,9 @@ NNC = os.path.join(ROOT, "build", "nnc")
 TOL = 1e-4
 WARN_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
 RUN_TIMEOUT = 120
+# Every program runs with each of these thread counts (more threads than work included) and must give
+# the bits of --threads 1.
+THREADS = (1, 2, 3, 7, 16)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -108,8 +111,9 @@ class Weights:
 # The case table.
 
 class Case:
-    def __init__(self, name, inputs, body, ref, gen=None, lets=""):
+    def __init__(self, name, inputs, body, ref, gen=None, lets="", flags=()):
         self.name = name
+        self.flags = list(flags)              # extra nnc flags of this case ("-O0")
         self.inputs = list(inputs.items())   # [(name, shape)], declaration order
         self.body = body
         self.ref = ref
@@ -126,10 +130,10 @@ class Case:
 CASES = []
 
 
-def case(name, inputs, body, ref, gen=None, lets=""):
+def case(name, inputs, body, ref, gen=None, lets="", flags=()):
     if any(c.name == name for c in CASES):
         raise ValueError("duplicate case name " + name)
-    CASES.append(Case(name, inputs, body, ref, gen, lets))
+    CASES.append(Case(name, inputs, body, ref, gen, lets, flags))
 
 
 def fmt(v):
@@ -920,6 +924,44 @@ v = transpose(reshape(slice(qkv, 2, 32, 48), [2, 6, 4, 4]), [0, 2, 1, 3])
 o = scaled_dot_product_attention(q, k, v, causal=true)
 return linear(reshape(transpose(o, [0, 2, 1, 3]), [2, 6, 16]), 16) as proj""", lambda W, x: sdpa_by_heads(W, x))
 
+# ---- regressions: wrong results and crashes that random models found (each with its neighbours) ----
+case("regress/param_view_at_offset", dict(x=(1,)), "p = param([5, 8]) as p\nreturn tanh(slice(p, 0, 2, 5))",
+     lambda W, x: torch.tanh(W.param("p", (5, 8))[2:5]))
+case("regress/param_view_outputs", dict(x=(1,)), "p = param([5, 8]) as p\nreturn slice(p, 0, 2, 5), take(p, 0, 3)",
+     lambda W, x: (lambda p: (p[2:5], p[3]))(W.param("p", (5, 8))))
+case("regress/param_view_into_matmul", dict(x=(3, 8)), "p = param([2, 8, 4]) as p\nreturn x @ take(p, 0, 1) + take(take(p, 0, 0), 0, 5)",
+     lambda W, x: (lambda p: x @ p[1] + p[0][5])(W.param("p", (2, 8, 4))))
+case("regress/input_view_at_offset", dict(x=(4, 6)), "return relu(slice(x, 0, 1, 3)), take(x, 0, 3) * 2.0",
+     lambda W, x: (torch.relu(x[1:3]), x[3] * 2.0))
+case("regress/inplace_reads_view_of_itself", dict(x=(4, 8)), "y = tanh(x)\nz = y * take(y, 0, 0)\nreturn sigmoid(z)",
+     lambda W, x: torch.sigmoid(torch.tanh(x) * torch.tanh(x)[0]))
+case("regress/inplace_add_slice_of_itself", dict(x=(3, 5)), "y = relu(x)\nreturn tanh(y + slice(y, 0, 0, 1))",
+     lambda W, x: torch.tanh(torch.relu(x) + torch.relu(x)[0:1]))
+case("regress/inplace_sub_reshape_of_itself", dict(x=(2, 6)), "y = tanh(x)\nreturn relu(reshape(y, [12]) - slice(take(y, 0, 0), 0, 0, 1))",
+     lambda W, x: torch.relu(torch.tanh(x).reshape(12) - torch.tanh(x)[0, 0:1]))
+case("regress/inplace_square", dict(x=(4, 8)), "y = tanh(x)\nreturn sigmoid(y * y)",
+     lambda W, x: torch.sigmoid(torch.tanh(x) * torch.tanh(x)))
+case("regress/grouped_conv_idle_threads", dict(x=(2, 8, 4, 1)),
+     "y = conv2d(x, out=4, kernel=2, stride=3, pad=[3, 2], groups=2, bias=false) as a\n"
+     "return conv2d(y, 8, [4, 2], stride=4, pad=[0, 0, 2, 1], groups=4) as c",
+     lambda W, x: ref_conv(W, "c", ref_conv(W, "a", x, 4, 2, 3, [3, 2, 3, 2], groups=2, bias=False), 8, [4, 2], 4, [0, 0, 2, 1], groups=4))
+case("regress/few_channels_many_threads", dict(x=(1, 3, 30, 30)),
+     "y = conv2d(x, 2, kernel=3, pad=1) as a\nreturn linear(reshape(y, [60, 30]), 2) as l",
+     lambda W, x: W.mod("l", nn.Linear(30, 2))(ref_conv(W, "a", x, 2, 3, 1, 1).reshape(60, 30)))
+RESERVED = ["output", "output0", "NULL", "EOF", "INFINITY", "relu_1", "tanh_1", "nnrt_now_ms", "t", "m", "main", "in_x", "INPUT0", "w_x"]
+case("regress/inputs_named_like_c", {n: (2, 3) for n in RESERVED},
+     "return " + " + ".join(f"relu({n})" if i % 2 else f"tanh({n})" for i, n in enumerate(RESERVED)),
+     lambda W, *xs: sum(torch.relu(x) if i % 2 else torch.tanh(x) for i, x in enumerate(xs)))
+case("regress/inputs_x_and_X", dict(x=(2, 3), X=(3,), output=(2, 3)), "return x * X, output",
+     lambda W, x, X, output: (x * X, output))
+for level in ("-O0", "-O2"):
+    case(f"regress/input_read_by_dead_view{level}", dict(a=(2, 3), b=(2, 3)), "y = flatten(b)\nz = reshape(b, [6])\nreturn relu(a)",
+         lambda W, a, b: torch.relu(a), flags=[level])
+case("regress/batchnorm_eps_0", dict(x=(2, 3, 4, 4)), "return batchnorm(x, eps=0.0) as bn",
+     lambda W, x: W.mod("bn", nn.BatchNorm2d(3, eps=0.0))(x))
+case("regress/layernorm_eps_0", dict(x=(2, 5, 8)), "return layernorm(x, eps=0.0) as ln",
+     lambda W, x: W.mod("ln", nn.LayerNorm(8, eps=0.0))(x))
+
 
 def mini_resnet(W, x):
     x = torch.relu(W.mod("bn1", nn.BatchNorm2d(8))(ref_conv(W, "conv1", x, 8, 3, 2, 1, bias=False)))
@@ -1018,7 +1060,7 @@ class Result:
 def build_and_run(c, d, refs, flags):
     r = Result()
     cfile = os.path.join(d, "m.c")
-    code, out = run([flags["nnc_bin"], os.path.join(d, "m.net"), "--main", "-o", cfile] + flags["nnc"],
+    code, out = run([flags["nnc_bin"], os.path.join(d, "m.net"), "--main", "-o", cfile] + flags["nnc"] + c.flags,
                     env=dict(os.environ, NNC_VERIFY="1"))
     if code != 0:
         r.error = "nnc failed (exit %d): %s" % (code, first_lines(out))
@@ -1044,7 +1086,7 @@ def build_and_run(c, d, refs, flags):
     for i in range(len(c.inputs)):
         ins += ["--input", os.path.join(d, f"in{i}.npy")]
     results = {}
-    for t in (1, 2):
+    for t in THREADS:
         outs = []
         for i in range(len(refs)):
             outs += ["--output", os.path.join(d, f"out{i}_t{t}.npy")]
@@ -1057,10 +1099,14 @@ def build_and_run(c, d, refs, flags):
         except Exception as e:  # noqa: BLE001 - any unreadable output is the program's failure
             r.error = f"cannot read the output of --threads {t}: {e}"
             return r
-    for i, (a, b) in enumerate(zip(results[1], results[2])):
-        if a.shape != b.shape or a.tobytes() != b.tobytes():
-            n = int(np.sum(a.view(np.uint32) != b.view(np.uint32))) if a.shape == b.shape else -1
-            r.threads_diff = f"output {i}: {n} of {a.size} elements differ" if n >= 0 else f"output {i}: shapes differ"
+    for t in THREADS[1:]:
+        for i, (a, b) in enumerate(zip(results[1], results[t])):
+            if a.shape != b.shape or a.tobytes() != b.tobytes():
+                n = int(np.sum(a.view(np.uint32) != b.view(np.uint32))) if a.shape == b.shape else -1
+                what = f"{n} of {a.size} elements differ" if n >= 0 else "shapes differ"
+                r.threads_diff = f"--threads {t}, output {i}: {what}"
+                break
+        if r.threads_diff:
             break
     problems = []
     for i, (got, ref) in enumerate(zip(results[1], refs)):
@@ -1203,7 +1249,7 @@ def main():
                    + (" ..." if len(bad) > 8 else ""))
         ran = [n for n, r in results.items() if r.compiled and not r.error]
         bad = [(n, results[n].threads_diff) for n in ran if results[n].threads_diff]
-        report(not bad, f"--threads 1 and --threads 2 give bit-identical outputs ({len(ran)} cases)",
+        report(not bad, f"--threads {', '.join(map(str, THREADS))} give bit-identical outputs ({len(ran)} cases)",
                f"{len(bad)} case(s) differ: " + "; ".join(f"{n}: {w}" for n, w in bad[:12]))
     finally:
         if args.keep:

@@ -1279,12 +1279,17 @@ static void test_shapes_layers(void) {
     if (g)
         check(out_op(g)->a.eps == 0.001, "batchnorm: eps attribute", "eps %g", out_op(g)->a.eps);
     shape_err("batchnorm: rank 1", "x: f32[6]", "batchnorm(x) as bn", "channel");
-    shape_err("batchnorm: eps 0", X, "batchnorm(x, eps=0) as bn", "eps must be positive");
+    shape_err("batchnorm: negative eps", X, "batchnorm(x, eps=-1e-5) as bn", "eps must be zero or positive");
+    g = shape_ok("batchnorm: eps 0 (as PyTorch allows)", X, "batchnorm(x, eps=0.0) as bn", "[1, 3, 32, 32]",
+                 "bn.weight [3], bn.bias [3], bn.running_mean [3], bn.running_var [3]");
+    if (g)
+        check(out_op(g)->a.eps == 0, "batchnorm: eps 0 kept", "eps %g", out_op(g)->a.eps);
+    shape_ok("layernorm: eps 0 (as PyTorch allows)", "x: f32[2, 16]", "layernorm(x, eps=0.0) as ln", "[2, 16]", "ln.weight [16], ln.bias [16]");
 
     g = shape_ok("layernorm: last axis", "x: f32[2, 5, 16]", "layernorm(x, eps=1e-6) as ln", "[2, 5, 16]", "ln.weight [16], ln.bias [16]");
     if (g)
         check(out_op(g)->a.eps == 1e-6, "layernorm: eps attribute", "eps %g", out_op(g)->a.eps);
-    shape_err("layernorm: negative eps", "x: f32[2, 16]", "layernorm(x, eps=-1.0) as ln", "eps must be positive");
+    shape_err("layernorm: negative eps", "x: f32[2, 16]", "layernorm(x, eps=-1.0) as ln", "eps must be zero or positive");
 
     const char *mha_w = "a.in_proj_weight [48, 16], a.in_proj_bias [48], a.out_proj.weight [16, 16], a.out_proj.bias [16]";
     g = shape_ok("multihead_attention: [N, L, D]", "x: f32[2, 10, 16]", "multihead_attention(x, 4) as a", "[2, 10, 16]", mha_w);
