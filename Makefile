@@ -17,7 +17,8 @@ RUNTIME_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC))
 
 all: deps $(BUILD)/nnc $(BUILD)/libnnrt.a
 
-# Installs missing Debian packages (fast and silent when all are present).
+# Installs missing Debian packages (fast and silent when all are present). Everything that compiles
+# waits for it (`| deps`), so that `make -j` on a fresh machine does not run bison before it is installed.
 deps:
 	@sh tools/deps.sh
 
@@ -41,11 +42,11 @@ $(BUILD)/libnnrt.a: $(RUNTIME_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/compiler/parser.tab.c $(BUILD)/compiler/parser.tab.h: compiler/parser.y
+$(BUILD)/compiler/parser.tab.c $(BUILD)/compiler/parser.tab.h: compiler/parser.y | deps
 	@mkdir -p $(dir $@)
 	bison -Wall -Werror --defines=$(BUILD)/compiler/parser.tab.h -o $(BUILD)/compiler/parser.tab.c $<
 
-$(BUILD)/compiler/lexer.c: compiler/lexer.l
+$(BUILD)/compiler/lexer.c: compiler/lexer.l | deps
 	@mkdir -p $(dir $@)
 	flex -o $@ $<
 
@@ -56,11 +57,11 @@ $(BUILD)/compiler/lexer.o: $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.ta
 $(BUILD)/compiler/parser.tab.o: $(BUILD)/compiler/parser.tab.c compiler/nnc.h compiler/ops.def
 	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -c -o $@ $<
 
-$(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/compiler/parser.tab.h
+$(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/compiler/parser.tab.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Icompiler -I$(BUILD)/compiler -Iruntime -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c
+$(BUILD)/runtime/%.o: runtime/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -MMD -MP -Iruntime -c -o $@ $<
 

@@ -1401,7 +1401,7 @@ Graph *elaborate(Vec *decls, ElabOptions *opts) {
     if (opts->max_call_depth <= 0)
         opts->max_call_depth = 256;
     if (opts->max_ops <= 0)
-        opts->max_ops = 1000000;
+        opts->max_ops = 100000;   /* 20 times the largest real network; refusing a runaway loop stays cheap */
     if (opts->max_steps <= 0)
         opts->max_steps = MAX_STEPS;
     parse_signatures(E);

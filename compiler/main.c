@@ -32,7 +32,7 @@ static const char usage[] =
     "  --emit c|ir|dot|weights  what to write (default c)\n"
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
-    "  --max-ops N          refuse a graph of more than N ops (default 1000000)\n"
+    "  --max-ops N          refuse a graph of more than N ops (default 100000)\n"
     "  --max-arena BYTES    refuse a model needing more arena than BYTES (default 16 GiB)\n"
     "  --max-weights BYTES  refuse a model with more weights than BYTES (default 16 GiB)\n"
     "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"

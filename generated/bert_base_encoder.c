@@ -436,6 +436,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 2304, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 128, 768, (int)(o1 - o0), scratch);   /* Q */
@@ -454,6 +456,8 @@ static void multihead_attention_attend_2(const op_args *a, int part, int parts) 
 /* multihead_attention: [1, 128, 768] -> [1, 128, 768], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 768, (int)(o1 - o0), scratch);
@@ -474,6 +478,8 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* linear: [1, 128, 768] -> [1, 128, 3072] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 48L * (64L * part / parts), o1 = 48L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 3072, a->in[0], a->in[1], 1, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     128, 768, (int)(o1 - o0), scratch);
@@ -482,22 +488,24 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 128, 3072], [1, 128, 768] -> [1, 128, 768] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 48L * (16L * part / parts), o1 = 48L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 768, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 3072, (int)(o1 - o0), scratch);
 }
 
-int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output) {
+int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 128, 768]  (models/bert_base_encoder.net:14) */
-    PARALLEL(multihead_attention_project_1, A(0), x, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
+    PARALLEL(multihead_attention_project_1, A(0), in_x, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(98304), A(196608));
     PARALLEL(multihead_attention_output_3, A(295040), A(0), W(layers_0_self_attn_out_proj_weight), W(layers_0_self_attn_out_proj_bias));
     TICK(0);
 
     /* add: [1, 128, 768]  (models/bert_base_encoder.net:15) */
-    add_1(A(295040), x, A(295040));
+    add_1(A(295040), in_x, A(295040));
     TICK(1);
 
     /* layernorm layers.0.norm1: [1, 128, 768]  (models/bert_base_encoder.net:15) */

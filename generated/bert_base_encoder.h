@@ -30,7 +30,7 @@ int bert_base_encoder_load_memory(bert_base_encoder *m, const void *data, size_t
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void bert_base_encoder_on_warning(bert_base_encoder *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int bert_base_encoder_run(bert_base_encoder *m, const float *x, float *output);
+int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output);
 const char *bert_base_encoder_last_error(const bert_base_encoder *m);
 void bert_base_encoder_free(bert_base_encoder *m);
 /* Per-op timing for the next runs (see bert_base_encoder_profile_report). */

@@ -320,6 +320,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 1, 28, 28] -> [1, 64, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     1, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
@@ -333,6 +335,8 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 /* conv2d: [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_2(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -341,6 +345,8 @@ static void conv2d_2(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 7, 7], [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_3(const op_args *a, int part, int parts) {
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -349,6 +355,8 @@ static void conv2d_3(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 7, 7] -> [1, 128, 4, 4] */
 static void conv2d_4(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -357,6 +365,8 @@ static void conv2d_4(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_5(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -365,6 +375,8 @@ static void conv2d_5(const op_args *a, int part, int parts) {
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_6(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -373,6 +385,8 @@ static void conv2d_6(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_7(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -381,6 +395,8 @@ static void conv2d_7(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 4, 4], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_8(const op_args *a, int part, int parts) {
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -389,6 +405,8 @@ static void conv2d_8(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 4, 4] -> [1, 256, 2, 2] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -397,6 +415,8 @@ static void conv2d_9(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -405,6 +425,8 @@ static void conv2d_10(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -413,6 +435,8 @@ static void conv2d_11(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -421,6 +445,8 @@ static void conv2d_12(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 2, 2], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -429,6 +455,8 @@ static void conv2d_13(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 2, 2] -> [1, 512, 1, 1] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -437,6 +465,8 @@ static void conv2d_14(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -445,6 +475,8 @@ static void conv2d_15(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -453,6 +485,8 @@ static void conv2d_16(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -461,6 +495,8 @@ static void conv2d_17(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 1, 1], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -474,14 +510,16 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 512] -> [1, 10] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 10L * part / parts, o1 = 10L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
-int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output) {
+int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d 0.0 + relu: [1, 64, 14, 14]  (models/fashion_resnet18.net:27) */
-    PARALLEL(conv2d_1, A(0), image, W(0_0_weight), W(0_0_bias));
+    PARALLEL(conv2d_1, A(0), in_image, W(0_0_weight), W(0_0_bias));
     TICK(0);
 
     /* maxpool: [1, 64, 7, 7]  (models/fashion_resnet18.net:28) */

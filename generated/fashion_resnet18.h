@@ -30,7 +30,7 @@ int fashion_resnet18_load_memory(fashion_resnet18 *m, const void *data, size_t s
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void fashion_resnet18_on_warning(fashion_resnet18 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int fashion_resnet18_run(fashion_resnet18 *m, const float *image, float *output);
+int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *output);
 const char *fashion_resnet18_last_error(const fashion_resnet18 *m);
 void fashion_resnet18_free(fashion_resnet18 *m);
 /* Per-op timing for the next runs (see fashion_resnet18_profile_report). */

@@ -1333,6 +1333,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 static void conv2d_1(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (262L * part / parts), p1 = NNK_NR * (262L * (part + 1) / parts);
     p1 = p1 < 12544 ? p1 : 12544;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
@@ -1347,6 +1349,8 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1356,6 +1360,8 @@ static void conv2d_2(const op_args *a, int part, int parts) {
 static void conv2d_3(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -1365,6 +1371,8 @@ static void conv2d_3(const op_args *a, int part, int parts) {
 static void conv2d_4(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1374,6 +1382,8 @@ static void conv2d_4(const op_args *a, int part, int parts) {
 static void conv2d_5(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1383,6 +1393,8 @@ static void conv2d_5(const op_args *a, int part, int parts) {
 static void conv2d_6(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1392,6 +1404,8 @@ static void conv2d_6(const op_args *a, int part, int parts) {
 static void conv2d_7(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 56, 56, 128, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1401,6 +1415,8 @@ static void conv2d_7(const op_args *a, int part, int parts) {
 static void conv2d_8(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -1410,6 +1426,8 @@ static void conv2d_8(const op_args *a, int part, int parts) {
 static void conv2d_9(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1419,6 +1437,8 @@ static void conv2d_9(const op_args *a, int part, int parts) {
 static void conv2d_10(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 56, 56, 512, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -1428,6 +1448,8 @@ static void conv2d_10(const op_args *a, int part, int parts) {
 static void conv2d_11(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 28, 28, 128, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1437,6 +1459,8 @@ static void conv2d_11(const op_args *a, int part, int parts) {
 static void conv2d_12(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -1446,6 +1470,8 @@ static void conv2d_12(const op_args *a, int part, int parts) {
 static void conv2d_13(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1455,6 +1481,8 @@ static void conv2d_13(const op_args *a, int part, int parts) {
 static void conv2d_14(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 28, 28, 256, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1463,6 +1491,8 @@ static void conv2d_14(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -1471,6 +1501,8 @@ static void conv2d_15(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1479,6 +1511,8 @@ static void conv2d_16(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -1487,6 +1521,8 @@ static void conv2d_17(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1495,6 +1531,8 @@ static void conv2d_18(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -1503,6 +1541,8 @@ static void conv2d_19(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1511,6 +1551,8 @@ static void conv2d_20(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1519,6 +1561,8 @@ static void conv2d_21(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -1527,6 +1571,8 @@ static void conv2d_22(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1535,6 +1581,8 @@ static void conv2d_23(const op_args *a, int part, int parts) {
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     1024, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -1543,6 +1591,8 @@ static void conv2d_24(const op_args *a, int part, int parts) {
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     2048, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1551,6 +1601,8 @@ static void conv2d_25(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -1559,6 +1611,8 @@ static void conv2d_26(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const op_args *a, int part, int parts) {
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
@@ -1572,14 +1626,16 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 2048] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
 }
 
-int resnet101_run(resnet101 *m, const float *image, float *output) {
+int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
+    PARALLEL(conv2d_1, A(0), in_image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */

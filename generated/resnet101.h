@@ -30,7 +30,7 @@ int resnet101_load_memory(resnet101 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void resnet101_on_warning(resnet101 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int resnet101_run(resnet101 *m, const float *image, float *output);
+int resnet101_run(resnet101 *m, const float *in_image, float *output);
 const char *resnet101_last_error(const resnet101 *m);
 void resnet101_free(resnet101 *m);
 /* Per-op timing for the next runs (see resnet101_profile_report). */

@@ -30,7 +30,7 @@ int resnet152_load_memory(resnet152 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void resnet152_on_warning(resnet152 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int resnet152_run(resnet152 *m, const float *image, float *output);
+int resnet152_run(resnet152 *m, const float *in_image, float *output);
 const char *resnet152_last_error(const resnet152 *m);
 void resnet152_free(resnet152 *m);
 /* Per-op timing for the next runs (see resnet152_profile_report). */

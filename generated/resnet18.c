@@ -325,6 +325,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 static void conv2d_1(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (262L * part / parts), p1 = NNK_NR * (262L * (part + 1) / parts);
     p1 = p1 < 12544 ? p1 : 12544;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
@@ -339,6 +341,8 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -348,6 +352,8 @@ static void conv2d_2(const op_args *a, int part, int parts) {
 static void conv2d_3(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (66L * part / parts), p1 = NNK_NR * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -357,6 +363,8 @@ static void conv2d_3(const op_args *a, int part, int parts) {
 static void conv2d_4(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -366,6 +374,8 @@ static void conv2d_4(const op_args *a, int part, int parts) {
 static void conv2d_5(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -375,6 +385,8 @@ static void conv2d_5(const op_args *a, int part, int parts) {
 static void conv2d_6(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     64, 56, 56, 128, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -384,6 +396,8 @@ static void conv2d_6(const op_args *a, int part, int parts) {
 static void conv2d_7(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -393,6 +407,8 @@ static void conv2d_7(const op_args *a, int part, int parts) {
 static void conv2d_8(const op_args *a, int part, int parts) {
     long p0 = NNK_NR * (17L * part / parts), p1 = NNK_NR * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -401,6 +417,8 @@ static void conv2d_8(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_9(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     128, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -409,6 +427,8 @@ static void conv2d_9(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_10(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -417,6 +437,8 @@ static void conv2d_10(const op_args *a, int part, int parts) {
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_11(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     128, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -425,6 +447,8 @@ static void conv2d_11(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_12(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -433,6 +457,8 @@ static void conv2d_12(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14], [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_13(const op_args *a, int part, int parts) {
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -441,6 +467,8 @@ static void conv2d_13(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_14(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     256, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
@@ -449,6 +477,8 @@ static void conv2d_14(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_15(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -457,6 +487,8 @@ static void conv2d_15(const op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 14, 14], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_16(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     256, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
@@ -465,6 +497,8 @@ static void conv2d_16(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_17(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -473,6 +507,8 @@ static void conv2d_17(const op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 7, 7], [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_18(const op_args *a, int part, int parts) {
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
                     512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
@@ -486,14 +522,16 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 /* linear: [1, 512] -> [1, 1000] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
-int resnet18_run(resnet18 *m, const float *image, float *output) {
+int resnet18_run(resnet18 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), image, W(conv1_weight), W(conv1_bias_folded));
+    PARALLEL(conv2d_1, A(0), in_image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
     /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */

@@ -30,7 +30,7 @@ int resnet18_load_memory(resnet18 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void resnet18_on_warning(resnet18 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int resnet18_run(resnet18 *m, const float *image, float *output);
+int resnet18_run(resnet18 *m, const float *in_image, float *output);
 const char *resnet18_last_error(const resnet18 *m);
 void resnet18_free(resnet18 *m);
 /* Per-op timing for the next runs (see resnet18_profile_report). */

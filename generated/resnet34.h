@@ -30,7 +30,7 @@ int resnet34_load_memory(resnet34 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void resnet34_on_warning(resnet34 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int resnet34_run(resnet34 *m, const float *image, float *output);
+int resnet34_run(resnet34 *m, const float *in_image, float *output);
 const char *resnet34_last_error(const resnet34 *m);
 void resnet34_free(resnet34 *m);
 /* Per-op timing for the next runs (see resnet34_profile_report). */

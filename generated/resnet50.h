@@ -30,7 +30,7 @@ int resnet50_load_memory(resnet50 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void resnet50_on_warning(resnet50 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int resnet50_run(resnet50 *m, const float *image, float *output);
+int resnet50_run(resnet50 *m, const float *in_image, float *output);
 const char *resnet50_last_error(const resnet50 *m);
 void resnet50_free(resnet50 *m);
 /* Per-op timing for the next runs (see resnet50_profile_report). */

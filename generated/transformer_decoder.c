@@ -346,6 +346,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 1536, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
@@ -364,6 +366,8 @@ static void multihead_attention_attend_2(const op_args *a, int part, int parts) 
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
@@ -384,6 +388,8 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage project */
 static void cross_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[2], 0, 1536, (int)o0, a->in[3] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 64, 512, (int)(o1 - o0), scratch);   /* Q */
@@ -402,6 +408,8 @@ static void cross_attention_attend_2(const op_args *a, int part, int parts) {
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage output */
 static void cross_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
@@ -410,6 +418,8 @@ static void cross_attention_output_3(const op_args *a, int part, int parts) {
 /* linear: [1, 64, 512] -> [1, 64, 2048] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 2048L * part / parts, o1 = 2048L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 2048, a->in[0], a->in[1], 0, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
                     64, 512, (int)(o1 - o0), scratch);
@@ -418,22 +428,24 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 64, 2048], [1, 64, 512] -> [1, 64, 512] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 512, a->in[0], a->in[1], 0, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     64, 2048, (int)(o1 - o0), scratch);
 }
 
-int transformer_decoder_run(transformer_decoder *m, const float *tgt, const float *memory, float *output) {
+int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const float *in_memory, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* multihead_attention layers.0.self_attn: [1, 64, 512]  (models/transformer_decoder.net:15) */
-    PARALLEL(multihead_attention_project_1, A(0), tgt, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
+    PARALLEL(multihead_attention_project_1, A(0), in_tgt, W(layers_0_self_attn_in_proj_weight), W(layers_0_self_attn_in_proj_bias));
     PARALLEL(multihead_attention_attend_2, A(0), A(32768), A(65536));
     PARALLEL(multihead_attention_output_3, A(98368), A(0), W(layers_0_self_attn_out_proj_weight), W(layers_0_self_attn_out_proj_bias));
     TICK(0);
 
     /* add: [1, 64, 512]  (models/transformer_decoder.net:16) */
-    add_1(A(98368), tgt, A(98368));
+    add_1(A(98368), in_tgt, A(98368));
     TICK(1);
 
     /* layernorm layers.0.norm1: [1, 64, 512]  (models/transformer_decoder.net:16) */
@@ -441,7 +453,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(2);
 
     /* cross_attention layers.0.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_0_multihead_attn_in_proj_weight), W(layers_0_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_0_multihead_attn_in_proj_weight), W(layers_0_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_0_multihead_attn_out_proj_weight), W(layers_0_multihead_attn_out_proj_bias));
     TICK(3);
@@ -481,7 +493,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(11);
 
     /* cross_attention layers.1.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_1_multihead_attn_in_proj_weight), W(layers_1_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_1_multihead_attn_in_proj_weight), W(layers_1_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_1_multihead_attn_out_proj_weight), W(layers_1_multihead_attn_out_proj_bias));
     TICK(12);
@@ -521,7 +533,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(20);
 
     /* cross_attention layers.2.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_2_multihead_attn_in_proj_weight), W(layers_2_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_2_multihead_attn_in_proj_weight), W(layers_2_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_2_multihead_attn_out_proj_weight), W(layers_2_multihead_attn_out_proj_bias));
     TICK(21);
@@ -561,7 +573,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(29);
 
     /* cross_attention layers.3.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_3_multihead_attn_in_proj_weight), W(layers_3_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_3_multihead_attn_in_proj_weight), W(layers_3_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_3_multihead_attn_out_proj_weight), W(layers_3_multihead_attn_out_proj_bias));
     TICK(30);
@@ -601,7 +613,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(38);
 
     /* cross_attention layers.4.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_4_multihead_attn_in_proj_weight), W(layers_4_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_4_multihead_attn_in_proj_weight), W(layers_4_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_4_multihead_attn_out_proj_weight), W(layers_4_multihead_attn_out_proj_bias));
     TICK(39);
@@ -641,7 +653,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *tgt, const floa
     TICK(47);
 
     /* cross_attention layers.5.multihead_attn: [1, 64, 512]  (models/transformer_decoder.net:17) */
-    PARALLEL(cross_attention_project_1, A(32768), A(0), memory, W(layers_5_multihead_attn_in_proj_weight), W(layers_5_multihead_attn_in_proj_bias));
+    PARALLEL(cross_attention_project_1, A(32768), A(0), in_memory, W(layers_5_multihead_attn_in_proj_weight), W(layers_5_multihead_attn_in_proj_bias));
     PARALLEL(cross_attention_attend_2, A(32768), A(65536), A(106496));
     PARALLEL(cross_attention_output_3, A(147536), A(32768), W(layers_5_multihead_attn_out_proj_weight), W(layers_5_multihead_attn_out_proj_bias));
     TICK(48);

@@ -34,7 +34,7 @@ int transformer_decoder_load_memory(transformer_decoder *m, const void *data, si
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void transformer_decoder_on_warning(transformer_decoder *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int transformer_decoder_run(transformer_decoder *m, const float *tgt, const float *memory, float *output);
+int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const float *in_memory, float *output);
 const char *transformer_decoder_last_error(const transformer_decoder *m);
 void transformer_decoder_free(transformer_decoder *m);
 /* Per-op timing for the next runs (see transformer_decoder_profile_report). */

@@ -30,7 +30,7 @@ int vit_b_16_load_memory(vit_b_16 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void vit_b_16_on_warning(vit_b_16 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int vit_b_16_run(vit_b_16 *m, const float *image, float *output);
+int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output);
 const char *vit_b_16_last_error(const vit_b_16 *m);
 void vit_b_16_free(vit_b_16 *m);
 /* Per-op timing for the next runs (see vit_b_16_profile_report). */

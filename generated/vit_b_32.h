@@ -30,7 +30,7 @@ int vit_b_32_load_memory(vit_b_32 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void vit_b_32_on_warning(vit_b_32 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int vit_b_32_run(vit_b_32 *m, const float *image, float *output);
+int vit_b_32_run(vit_b_32 *m, const float *in_image, float *output);
 const char *vit_b_32_last_error(const vit_b_32 *m);
 void vit_b_32_free(vit_b_32 *m);
 /* Per-op timing for the next runs (see vit_b_32_profile_report). */

@@ -822,6 +822,8 @@ static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int),
 /* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
 static void conv2d_1(const op_args *a, int part, int parts) {
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     3, 224, 224, (int)(o1 - o0), 14, 14, 0, 196, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
@@ -855,6 +857,8 @@ static void layernorm_1(float *y, const float *x, const float *gamma, const floa
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
 static void multihead_attention_project_1(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
                     NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* Q */
@@ -873,6 +877,8 @@ static void multihead_attention_attend_2(const op_args *a, int part, int parts) 
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */
 static void multihead_attention_output_3(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 1024, (int)(o1 - o0), scratch);
@@ -881,6 +887,8 @@ static void multihead_attention_output_3(const op_args *a, int part, int parts) 
 /* linear: [1, 197, 1024] -> [1, 197, 4096] */
 static void linear_1(const op_args *a, int part, int parts) {
     long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 4096, a->in[0], a->in[1], 0, 4096, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
                     197, 1024, (int)(o1 - o0), scratch);
@@ -889,6 +897,8 @@ static void linear_1(const op_args *a, int part, int parts) {
 /* linear: [1, 197, 4096], [1, 197, 1024] -> [1, 197, 1024] */
 static void linear_2(const op_args *a, int part, int parts) {
     long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
     nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
                     197, 4096, (int)(o1 - o0), scratch);
@@ -897,14 +907,16 @@ static void linear_2(const op_args *a, int part, int parts) {
 /* linear: [1, 1024] -> [1, 1000] */
 static void linear_3(const op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
     nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
 }
 
-int vit_l_16_run(vit_l_16 *m, const float *image, float *output) {
+int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d conv_proj: [1, 1024, 14, 14]  (models/lib/vit.net:37) */
-    PARALLEL(conv2d_1, A(0), image, W(conv_proj_weight), W(conv_proj_bias));
+    PARALLEL(conv2d_1, A(0), in_image, W(conv_proj_weight), W(conv_proj_bias));
     TICK(0);
 
     /* reshape: [1, 1024, 196] is a view of [1, 1024, 14, 14] at A(0) */

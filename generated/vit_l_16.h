@@ -30,7 +30,7 @@ int vit_l_16_load_memory(vit_l_16 *m, const void *data, size_t size);
 /* Called for each weight in the file that the model does not use (may be NULL). */
 void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message), void *user);
 /* Runs one inference: reads the inputs, writes the outputs; allocates nothing. 0 on success. */
-int vit_l_16_run(vit_l_16 *m, const float *image, float *output);
+int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output);
 const char *vit_l_16_last_error(const vit_l_16 *m);
 void vit_l_16_free(vit_l_16 *m);
 /* Per-op timing for the next runs (see vit_l_16_profile_report). */

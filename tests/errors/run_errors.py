@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 NNC = os.path.join(ROOT, "build", "nnc")
 MAX_DIFF_LINES = 40
-WALL_TIMEOUT = 10.0      # seconds: a case that runs longer is a hang
+WALL_TIMEOUT = 60.0      # seconds: a case that runs longer is a hang (generous: a loaded machine, a sanitizer build)
 
 
 class Case:
