@@ -35,11 +35,16 @@ def sh(cmd):
 
 
 def peak_per_core(out):
-    """GFLOP/s of one core on tools/fma_peak.c, built with $CC (default clang) -O2 -march=native."""
+    """(GFLOP/s, what it ran: ISA and registers) of one core on tools/fma_peak.c, built with $CC (default
+    clang) -O2 -march=native, so with this machine's own vector width."""
     exe = os.path.join(out, "fma_peak")
     cc = os.environ.get("CC", "clang")
     sh([cc, "-O2", "-march=native", "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
-    return float(sh([exe]).strip())
+    line = sh([exe]).strip()
+    m = re.fullmatch(r"([\d.]+) GFLOP/s on (.+)", line)
+    if not m:
+        sys.exit(f"bench: unexpected output from fma_peak: {line!r}")
+    return float(m.group(1)), m.group(2)
 
 
 def main():
@@ -52,8 +57,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     nnc = os.path.join(ROOT, "build", "nnc")
     torch.set_num_threads(args.threads)
-    peak = peak_per_core(out)
-    print(f"fp32 peak: {peak:.1f} GFLOP/s per core (tools/fma_peak.c)", flush=True)
+    peak, isa = peak_per_core(out)
+    print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)", flush=True)
     rows = []
     for name in args.models:
         weights = os.path.join(out, f"{name}.safetensors")
@@ -83,7 +88,7 @@ def main():
         rate = gflop / (nnc_ms / 1000)
         rows.append((name, nnc_ms, torch_ms, torch_ms / nnc_ms, rate, 100 * rate / (peak * args.threads)))
         print(line.strip(), f"({name})", flush=True)
-    print(f"\n{args.threads} threads, batch 1, median of {args.runs} runs")
+    print(f"\n{args.threads} threads, batch 1, median of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
     print(f"{'model':<12} {'nnc ms':>10} {'PyTorch ms':>11} {'PyTorch/nnc':>12} {'nnc GFLOP/s':>12} {'% of peak':>10}")
     for name, a, b, ratio, rate, pct in rows:
         print(f"{name:<12} {a:>10.1f} {b:>11.1f} {ratio:>12.2f} {rate:>12.1f} {pct:>9.1f}%")

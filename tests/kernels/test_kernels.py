@@ -8,11 +8,23 @@ and compares it with the PyTorch module or function it implements. A case passes
 max|Δ| / max(1, max|ref|) is within its tolerance (1e-5, or 1e-4 for long reductions) and NaNs agree.
 Output buffers start as NaN, so an element a kernel forgets to write fails the case.
 
-Prints `ok - name` or `FAIL - name: detail` per case, then `N passed, N failed`; exits 1 on any failure.
+Before building, a probe compiled with the same compiler, flags and headers says which ISA path of the
+kernels (the table ISA_PATHS) the build takes, and whether this CPU can run it; it prints
+`# kernels: ISA path NAME (CC FLAGS)`. `--isa NAME` asks for one path (built with its flags unless
+--cflags gives others): when the build would take another path, or this CPU cannot run it, the suite
+prints one `skip - ...: reason` and no other check, because the plain checks would only repeat the
+`kernels` suite's. A path this CPU cannot run is skipped the same way without --isa.
 
-    /usr/bin/python3 tests/kernels/test_kernels.py [--cc COMPILER] [--cflags FLAGS] [-k SUBSTRING] [-v]
+Prints `ok - name`, `FAIL - name: detail` or `skip - name: reason` per case, then `N passed, N failed,
+N skipped`; exits 1 on any failure.
+
+    /usr/bin/python3 tests/kernels/test_kernels.py [--cc COMPILER] [--cflags FLAGS] [--isa NAME] [-k SUBSTRING] [-v]
+
+NNK_TEST_CPU_LACKS=avx512f (CPU features, comma-separated) makes the probe treat this CPU as lacking
+them, to test the skip on a machine that has them.
 """
 import argparse
+import collections
 import ctypes
 import itertools
 import math
@@ -68,6 +80,18 @@ CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctyp
 
 LIB = None
 
+# The ISA paths of runtime/kernels/, best first. A build takes the first path whose macros are all defined
+# (nnk_gemm.h: `#if defined(__AVX512F__)` selects the AVX-512 8x48 tile, otherwise everything is plain C).
+# name; what it is; the flags `--isa NAME` builds with when --cflags is not given; the macros that prove a
+# build compiled the path; the CPU features (as __builtin_cpu_supports names them) needed to run it. A new
+# micro-kernel is a row, e.g. ("avx2", "AVX2 tile", "-march=x86-64-v3", ("__AVX2__", "__FMA__"), ("avx2", "fma"))
+# after avx512f, once its header selects it with those macros.
+IsaPath = collections.namedtuple("IsaPath", "name what cflags macros cpu")
+ISA_PATHS = [
+    IsaPath("avx512f", "AVX-512 tile", "-march=x86-64-v4", ("__AVX512F__",), ("avx512f",)),
+    IsaPath("plain", "plain C", "", (), ()),
+]
+
 
 def build(cc, flags, tmp):
     """Compiles kernels_lib.c; returns (library path or None, compiler diagnostics)."""
@@ -75,6 +99,47 @@ def build(cc, flags, tmp):
     cmd = [cc] + flags + ["-I", KERNELS, os.path.join(HERE, "kernels_lib.c"), "-o", out, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     return (out if proc.returncode == 0 else None), (proc.stdout + proc.stderr).strip()
+
+
+def probe_isa(cc, flags, tmp):
+    """Which ISA path a build with `cc flags` takes, and whether this CPU runs it. Returns (path, None, why
+    not runnable or None), or (None, diagnostics, None) when the probe does not build. The macros come from
+    the preprocessor (-dM, with nnk.h included, as kernels_lib.c does); running is checked by a program built
+    with the same flags that asks __builtin_cpu_supports for each feature, and that dies of SIGILL if even its
+    own code is too new for this CPU."""
+    flags = [f for f in flags if f not in ("-shared", "-fPIC")]
+    src = os.path.join(tmp, "isa_probe.c")
+    with open(src, "w") as f:
+        f.write('#include "nnk.h"\n#include <stdio.h>\n\nint main(void)\n{\n')
+        features = sorted({c for p in ISA_PATHS for c in p.cpu})
+        if features:
+            f.write("#if defined(__x86_64__) || defined(__i386__)\n    __builtin_cpu_init();\n")
+            for c in features:
+                f.write('    printf("%s %%d\\n", __builtin_cpu_supports("%s") != 0);\n' % (c, c))
+            f.write("#endif\n")
+        f.write("    return 0;\n}\n")
+    try:
+        proc = subprocess.run([cc] + flags + ["-I", KERNELS, "-E", "-dM", src], capture_output=True, text=True)
+    except OSError as e:
+        return None, str(e), None
+    if proc.returncode != 0:
+        return None, (proc.stdout + proc.stderr).strip(), None
+    defined = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("#define ")}
+    path = next(p for p in ISA_PATHS if all(m in defined for m in p.macros))
+    exe = os.path.join(tmp, "isa_probe")
+    proc = subprocess.run([cc] + flags + ["-I", KERNELS, src, "-o", exe, "-lm"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, (proc.stdout + proc.stderr).strip(), None
+    run = subprocess.run([exe], capture_output=True, text=True)
+    if run.returncode != 0:
+        return path, None, "the probe died (status %d%s)" % (run.returncode, ", SIGILL" if run.returncode == -4 else "")
+    has = {}
+    for line in run.stdout.splitlines():
+        name, value = line.split()
+        has[name] = value == "1"
+    lacks = set(filter(None, os.environ.get("NNK_TEST_CPU_LACKS", "").split(",")))
+    missing = [c for c in path.cpu if not has.get(c, True) or c in lacks]
+    return path, None, "no %s" % ", ".join(missing) if missing else None
 
 
 def load(path):
@@ -717,7 +782,10 @@ def main():
     global LIB
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--cc", default="cc", help="C compiler (default: cc)")
-    parser.add_argument("--cflags", default="", help="extra compiler flags, e.g. \"-O3 -march=native\"")
+    parser.add_argument("--cflags", default=None, help="extra compiler flags, e.g. \"-O3 -march=native\"")
+    parser.add_argument("--isa", choices=[p.name for p in ISA_PATHS],
+                        help="the ISA path the build must take (else the suite is skipped); built with that "
+                             "path's flags unless --cflags is given")
     parser.add_argument("-k", default="", help="run only cases whose name contains this")
     parser.add_argument("-v", action="store_true", help="print the error measure of passing cases too")
     args = parser.parse_args()
@@ -725,15 +793,35 @@ def main():
     torch.set_num_threads(1)
     start = time.time()
     passed = failed = 0
+    wanted = next((p for p in ISA_PATHS if p.name == args.isa), None)
+    extra = (args.cflags if args.cflags is not None else wanted.cflags if wanted else "").split()
 
     with tempfile.TemporaryDirectory(prefix="nnk_test_") as tmp:
-        flags = CFLAGS + args.cflags.split()
+        flags = CFLAGS + extra
+        path, diagnostics, cannot_run = probe_isa(args.cc, flags, tmp)
+        if path is None:
+            print("FAIL - ISA probe with %s %s: %s" % (args.cc, " ".join(flags), diagnostics.replace("\n", "\n# ")))
+            print("0 passed, 1 failed, 0 skipped")
+            return 1
+        print("# kernels: ISA path %s (%s)" % (path.name, " ".join([args.cc] + extra)))
+        native = "-march=native" in extra
+        label = "kernels-native" if native else "kernels %s" % (wanted or path).name
+        reason = None
+        if wanted and path != wanted:
+            reason = "%s not %s (path: %s)" % (wanted.what, "available on this CPU" if native else
+                                               "compiled by %s" % " ".join([args.cc] + extra), path.what)
+        elif cannot_run:
+            reason = "%s compiled, but this CPU cannot run it (%s)" % (path.what, cannot_run)
+        if reason:
+            print("skip - %s: %s" % (label, reason))
+            print("0 passed, 0 failed, 1 skipped")
+            return 0
         lib, diagnostics = build(args.cc, flags, tmp)
         if lib is None or diagnostics:
             print("FAIL - build with %s %s: %s" % (args.cc, " ".join(flags), diagnostics.replace("\n", "\n# ")))
             failed += 1
         else:
-            print("ok - build with %s %s" % (args.cc, " ".join(flags)))
+            print("ok - build with %s %s (ISA path %s)" % (args.cc, " ".join(flags), path.name))
             passed += 1
         try:
             LIB = load(lib) if lib else None
@@ -741,7 +829,7 @@ def main():
             print("FAIL - load %s: %s" % (lib, e))
             failed += 1
         if LIB is None:
-            print("%d passed, %d failed" % (passed, failed))
+            print("%d passed, %d failed, 0 skipped" % (passed, failed))
             return 1
         for suite in SUITES:
             for name, run, tol in suite():
@@ -758,8 +846,8 @@ def main():
                 else:
                     print("ok - %s%s" % (name, " (%.2g)" % err if args.v else ""))
                     passed += 1
-    print("# %.1f s" % (time.time() - start))
-    print("%d passed, %d failed" % (passed, failed))
+    print("# %.1f s, ISA path %s" % (time.time() - start, path.name))
+    print("%d passed, %d failed, 0 skipped" % (passed, failed))
     return 1 if failed else 0
 
 
