@@ -51,11 +51,11 @@ $(BUILD)/compiler/lexer.c: compiler/lexer.l | deps
 	flex -o $@ $<
 
 # Generated sources are compiled with the same warnings, less the ones flex's skeleton trips.
-$(BUILD)/compiler/lexer.o: $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.tab.h compiler/nnc.h compiler/ops.def
-	$(CC) $(CFLAGS) $(WARN) -Wno-unused-function -Wno-sign-compare -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+$(BUILD)/compiler/lexer.o: $(BUILD)/compiler/lexer.c $(BUILD)/compiler/parser.tab.h compiler/nnc.h compiler/ops.def runtime/kernels/nnk_acts.def
+	$(CC) $(CFLAGS) $(WARN) -Wno-unused-function -Wno-sign-compare -Icompiler -I$(BUILD)/compiler -Iruntime -c -o $@ $<
 
-$(BUILD)/compiler/parser.tab.o: $(BUILD)/compiler/parser.tab.c compiler/nnc.h compiler/ops.def
-	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -c -o $@ $<
+$(BUILD)/compiler/parser.tab.o: $(BUILD)/compiler/parser.tab.c compiler/nnc.h compiler/ops.def runtime/kernels/nnk_acts.def
+	$(CC) $(CFLAGS) $(WARN) -Icompiler -I$(BUILD)/compiler -Iruntime -c -o $@ $<
 
 $(BUILD)/compiler/%.o: compiler/%.c $(BUILD)/compiler/parser.tab.h | deps
 	@mkdir -p $(dir $@)

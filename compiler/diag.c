@@ -223,3 +223,17 @@ void diag_plain(const char *fmt, ...) {
     fputc('\n', out());
     va_end(ap);
 }
+
+/* A broken invariant of nnc itself (a table without a row, a pass that left the graph inconsistent):
+   never the user's fault, so it says so, names the op and where it came from, and exits with status 3. */
+_Noreturn void internal_error(const Op *op, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nnc: internal error: ", out());
+    vfprintf(out(), fmt, ap);
+    if (op && op->loc.file)
+        fprintf(out(), " (op %d, from %s:%d)", op->id, op->loc.file->path, op->loc.line);
+    fputs("; please report it\n", out());
+    va_end(ap);
+    exit(3);
+}

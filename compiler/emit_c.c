@@ -82,7 +82,7 @@ static bool input_read(const Graph *g, const Tensor *t) {
         return true;
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
-        bool view = op->out->view_of && (op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE);
+        bool view = op->out->view_of && (op_info[op->kind].props & OPF_VIEW);
         if (view && output_index(g, op->out) < 0)
             continue;
         for (int j = 0; j < op->in.len; j++) {
@@ -232,13 +232,13 @@ static const char *specialise(Emitter *e, const Op *op, const char *params, cons
 static void call_comment(Emitter *e, const Op *op) {
     const Attrs *a = &op->a;
     Buf fused = {0};   /* what fuse_epilogue folded into a layer */
-    if ((op->kind == OPK_CONV2D || op->kind == OPK_LINEAR) && (a->act1 || a->residual)) {
+    if ((op_info[op->kind].props & OPF_EPILOGUE) && (a->act1 || a->residual)) {
         if (a->act1)
-            buf_printf(&fused, " + %s", op_info[a->act1].name);
+            buf_printf(&fused, " + %s", act_name[a->act1]);
         if (a->residual)
             buf_puts(&fused, " + residual");
         if (a->act2)
-            buf_printf(&fused, " + %s", op_info[a->act2].name);
+            buf_printf(&fused, " + %s", act_name[a->act2]);
     }
     buf_printf(&e->body, "\n    /* %s%s%s%s: %s  (%s:%d) */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
                fused.buf ? fused.buf : "", shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line);
@@ -298,15 +298,15 @@ static const char *at(const char *base, const char *offset) {
     return strcmp(offset, "0") == 0 ? base : format("%s + %s", base, offset);
 }
 
-static const char *act_enum(OpKind k, bool tanh_form) {
-    switch (k) {
-    case OPK_RELU: return "NNK_ACT_RELU";
-    case OPK_GELU: return tanh_form ? "NNK_ACT_GELU_TANH" : "NNK_ACT_GELU";
-    case OPK_SIGMOID: return "NNK_ACT_SIGMOID";
-    case OPK_TANH: return "NNK_ACT_TANH";
-    case OPK_SILU: return "NNK_ACT_SILU";
-    default: return "NNK_ACT_NONE";
-    }
+/* The runtime's name of an activation: NNK_ACT_RELU, ... (the same rows of nnk_acts.def). */
+static const char *act_enum(ActKind k) {
+    static const char *const names[ACT_COUNT] = {
+        [ACT_NONE] = "NNK_ACT_NONE",
+#define ACT(ID, NAME, EXPR) [ACT_##ID] = "NNK_ACT_" #ID,
+#include "kernels/nnk_acts.def"
+#undef ACT
+    };
+    return names[k];
 }
 
 /* The fused epilogue of a layer (fuse_epilogue.c) on the `len` elements at `y_at`, or "". */
@@ -315,8 +315,8 @@ static const char *epilogue(const Op *op, const char *indent, const char *y_at, 
     if (!a->act1 && !a->residual)
         return "";
     return format("%snnk_epilogue(%s, %s, %s, %s, %s);\n", indent, at("a->y", y_at),
-                  a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL", len, act_enum(a->act1, a->act1_tanh),
-                  act_enum(a->act2, a->act2_tanh));
+                  a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL", len, act_enum(a->act1),
+                  act_enum(a->act2));
 }
 
 /* A weight that prepare() rearranges (nnk_pack_weight), and the strip width nnk_gemm reads it with:
@@ -410,7 +410,7 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
                       "%s                %lld, %lld, %lld, %s, %lld, %lld, %s, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
                ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O, by_pixels ? "0" : "(int)o0",
                a->has_bias ? (by_pixels ? "a->in[2]" : "a->in[2] + o0") : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
-               act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh), ind, C, H, W, by_pixels ? format("%lld", O) : "(int)(o1 - o0)", OH,
+               act_enum(a->act1), act_enum(a->act2), ind, C, H, W, by_pixels ? format("%lld", O) : "(int)(o1 - o0)", OH,
                OW, by_pixels ? "(int)p0, (int)p1" : format("0, %lld", P), a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0],
                a->pad[1], a->dilation[0], a->dilation[1]);
     parallel_call(e, op, body.buf);
@@ -474,7 +474,7 @@ static void emit_linear(Emitter *e, const Op *op) {
         buf_puts(&body, gemm_scratch(e));
         buf_printf(&body, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n"
                           "                    %lld, %lld, (int)(o1 - o0), scratch);\n", O, packed, O, a->has_bias ? "a->in[2] + o0" : "NULL",
-                   a->residual ? format("a->in[%d] + o0", a->residual) : "NULL", act_enum(a->act1, a->act1_tanh), act_enum(a->act2, a->act2_tanh),
+                   a->residual ? format("a->in[%d] + o0", a->residual) : "NULL", act_enum(a->act1), act_enum(a->act2),
                    M, K);
     }
     parallel_call(e, op, body.buf);
@@ -571,17 +571,11 @@ static void emit_mha(Emitter *e, const Op *op) {
                ptr(e, op->in.items[wi + 3]), op->id);
 }
 
+/* An activation op: the kernel of its row of nnk_acts.def. */
 static void emit_unary(Emitter *e, const Op *op) {
-    const char *kernel;
-    switch (op->kind) {
-    case OPK_RELU: kernel = "nnk_relu"; break;
-    case OPK_GELU: kernel = op->a.tanh_approx ? "nnk_gelu_tanh" : "nnk_gelu"; break;
-    case OPK_SIGMOID: kernel = "nnk_sigmoid"; break;
-    case OPK_TANH: kernel = "nnk_tanh"; break;
-    case OPK_SILU: kernel = "nnk_silu"; break;
-    default: kernel = "nnk_neg"; break;
-    }
-    simple_call(e, op, "float *y, const float *x", format("    %s(y, x, %lld);\n", kernel, (long long)tensor_numel(op->out)));
+    if (op->a.act == ACT_NONE)
+        internal_error(op, "emit_unary: %s runs no activation (its ACT column in ops.def is NONE)", op_info[op->kind].name);
+    simple_call(e, op, "float *y, const float *x", format("    nnk_%s(y, x, %lld);\n", act_name[op->a.act], (long long)tensor_numel(op->out)));
 }
 
 /* Element strides of t read as a tensor of shape out (aligned from the right; 0 where broadcast). */
@@ -763,7 +757,7 @@ static void emit_sdpa(Emitter *e, const Op *op) {
 /* The emitters by op kind, from ops.def (0 for the rows that lower to other ops). */
 typedef void EmitFn(Emitter *e, const Op *op);
 static EmitFn *const emit_fn[OPK_COUNT] = {
-#define OP(id, name, user, sig, build, emit) [OPK_##id] = emit,
+#define OP(id, name, user, props, act, sig, build, emit) [OPK_##id] = emit,
 #include "ops.def"
 #undef OP
 };

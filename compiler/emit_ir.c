@@ -56,7 +56,7 @@ static void op_attrs(Buf *b, const Op *op) {
             buf_puts(b, " causal");
         break;
     case OPK_GELU:
-        if (a->tanh_approx)
+        if (a->act == ACT_GELU_TANH)
             buf_puts(b, " approximate=tanh");
         break;
     case OPK_SCALAR:
@@ -74,13 +74,13 @@ static void op_attrs(Buf *b, const Op *op) {
     case OPK_TRANSPOSE: pair_attr(b, "perm", a->perm, op->out->rank); break;
     default: break;
     }
-    if (op->kind == OPK_CONV2D || op->kind == OPK_LINEAR) {   /* a fused epilogue */
+    if (op_info[op->kind].props & OPF_EPILOGUE) {   /* a fused epilogue */
         if (a->act1)
-            buf_printf(b, " +%s", op_info[a->act1].name);
+            buf_printf(b, " +%s", act_name[a->act1]);
         if (a->residual)
             buf_printf(b, " +residual");
         if (a->act2)
-            buf_printf(b, " +%s", op_info[a->act2].name);
+            buf_printf(b, " +%s", act_name[a->act2]);
     }
 }
 
@@ -149,11 +149,11 @@ void emit_dot(FILE *out, const Graph *g) {
         Op *op = g->ops.items[i];
         Buf extra = {0};   /* fused epilogue and where the result lives */
         if (op->a.act1)
-            buf_printf(&extra, " +%s", op_info[op->a.act1].name);
+            buf_printf(&extra, " +%s", act_name[op->a.act1]);
         if (op->a.residual)
             buf_puts(&extra, " +residual");
         if (op->a.act2)
-            buf_printf(&extra, " +%s", op_info[op->a.act2].name);
+            buf_printf(&extra, " +%s", act_name[op->a.act2]);
         if (op->out->view_of)
             buf_printf(&extra, "\\nview of %%%d", op->out->view_of->id);
         else if (op->out->offset >= 0)

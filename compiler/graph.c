@@ -10,8 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const act_name[ACT_COUNT] = {
+    [ACT_NONE] = "",
+#define ACT(ID, NAME, EXPR) [ACT_##ID] = #NAME,
+#include "kernels/nnk_acts.def"
+#undef ACT
+};
+
 const OpInfo op_info[OPK_COUNT] = {
-#define OP(id, name, user, sig, build, emit) [OPK_##id] = {name, user, sig},
+#define OP(id, name, user, props, act, sig, build, emit) [OPK_##id] = {name, user, sig, props, ACT_##act},
 #include "ops.def"
 #undef OP
 };
@@ -43,6 +50,7 @@ Op *new_op(Graph *g, OpKind kind, Loc loc, const CallFrame *chain) {
     Op *op = xcalloc(1, sizeof *op);
     op->id = g->ops.len;
     op->kind = kind;
+    op->a.act = op_info[kind].act;
     op->loc = loc;
     op->chain = chain;
     vec_push(&g->ops, op);

@@ -209,8 +209,27 @@ bool load_program(const char *path, Vec *decls);
 
 /* ---------------------------------------------------------------- the graph (graph.c) */
 
+/* What the passes may do with an op kind: the PROPS column of ops.def. */
+enum {
+    OPF_ELEMENTWISE = 1,   /* each output element depends on the inputs' elements at its index only */
+    OPF_IN_PLACE = 2,      /* the kernel may write its output over an input of the same shape */
+    OPF_VIEW = 4,          /* the output may be a view of the input's memory (no code) */
+    OPF_EPILOGUE = 8,      /* may absorb an activation and a residual add (passes/fuse_epilogue.c) */
+};
+
+/* The activations of runtime/kernels/nnk_acts.def, numbered as the runtime's NNK_ACT_* (the ACT column of
+   ops.def; a layer's fused epilogue). */
 typedef enum {
-#define OP(id, name, user, sig, build, emit) OPK_##id,
+    ACT_NONE,
+#define ACT(ID, NAME, EXPR) ACT_##ID,
+#include "kernels/nnk_acts.def"
+#undef ACT
+    ACT_COUNT
+} ActKind;
+extern const char *const act_name[ACT_COUNT];   /* "relu", "gelu_tanh", ...; "" for ACT_NONE */
+
+typedef enum {
+#define OP(id, name, user, props, act, sig, build, emit) OPK_##id,
 #include "ops.def"
 #undef OP
     OPK_COUNT
@@ -249,12 +268,11 @@ typedef struct {
     double eps;
     int heads;
     bool causal;
-    bool tanh_approx;                                        /* gelu */
+    ActKind act;                                             /* an activation op: what it runs (gelu: GELU or GELU_TANH) */
     int perm[MAX_RANK];                                      /* transpose */
     bool has_bias;                                           /* conv2d, linear */
     /* epilogue of conv2d and linear (fuse_epilogue.c): y = act2(act1(x*w + b) + residual) */
-    OpKind act1, act2;                                       /* OPK_RELU, OPK_GELU, ...; 0 for none */
-    bool act1_tanh, act2_tanh;                               /* the gelu is the tanh form */
+    ActKind act1, act2;                                      /* ACT_NONE for none */
     int residual;                                            /* index in `in` of the residual, or 0 for none */
 } Attrs;
 
@@ -296,6 +314,8 @@ typedef struct {
     const char *name;
     bool user;               /* callable from .net source */
     const char *signature;
+    unsigned props;          /* OPF_* */
+    ActKind act;             /* the activation it runs (before the gelu's approximate= is known) */
 } OpInfo;
 extern const OpInfo op_info[OPK_COUNT];
 
@@ -314,6 +334,8 @@ bool is_graph_output(const Graph *g, const Tensor *t);
 void graph_replace_uses(Graph *g, Tensor *from, Tensor *to);
 void graph_remove_dead_ops(Graph *g);                 /* ops whose result nothing reads */
 bool verify_graph(const Graph *g);
+/* diag.c: nnc's own bug (a missing table row, an inconsistent graph): a message naming op, exit status 3 */
+_Noreturn void internal_error(const Op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void matmul_operands(const Tensor *a, const Tensor *b, Tensor *a2, Tensor *b2);                 /* invariants; prints what is broken */
 
 /* ---------------------------------------------------------------- elaboration (elaborate.c, shape.c) */

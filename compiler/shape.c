@@ -234,7 +234,8 @@ Tensor *build_gelu(Call *c) {
         return NULL;
     }
     Op *op = unary_op(c, OPK_GELU, x);
-    op->a.tanh_approx = approx[0] == 't';
+    if (approx[0] == 't')
+        op->a.act = ACT_GELU_TANH;
     return call_output(c, op, x->rank, x->dims);
 }
 

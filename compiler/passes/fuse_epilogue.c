@@ -12,10 +12,6 @@
 
 #include <string.h>
 
-static bool is_activation(OpKind k) {
-    return k == OPK_RELU || k == OPK_GELU || k == OPK_SIGMOID || k == OPK_TANH || k == OPK_SILU;
-}
-
 static bool same_shape(const Tensor *a, const Tensor *b) {
     return a->rank == b->rank && memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank) == 0;
 }
@@ -30,16 +26,13 @@ static bool fuse_next(Graph *g, Op *layer) {
     if (!next || !same_shape(next->out, y))
         return false;
     Attrs *a = &layer->a;
-    if (is_activation(next->kind)) {
-        if (!a->residual && !a->act1) {
-            a->act1 = next->kind;
-            a->act1_tanh = next->a.tanh_approx;
-        } else if (a->residual && !a->act2) {
-            a->act2 = next->kind;
-            a->act2_tanh = next->a.tanh_approx;
-        } else {
+    if (next->a.act != ACT_NONE) {
+        if (!a->residual && !a->act1)
+            a->act1 = next->a.act;
+        else if (a->residual && !a->act2)
+            a->act2 = next->a.act;
+        else
             return false;
-        }
     } else if (next->kind == OPK_ADD && !a->residual && !a->act2) {
         Tensor *other = next->in.items[0] == y ? next->in.items[1] : next->in.items[0];
         if (other == y || !same_shape(other, y) || !ready_before(other, layer))
@@ -58,7 +51,7 @@ static bool fuse_next(Graph *g, Op *layer) {
 void pass_fuse_epilogue(Graph *g) {
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
-        if (op->kind == OPK_CONV2D || op->kind == OPK_LINEAR)
+        if (op_info[op->kind].props & OPF_EPILOGUE)
             while (fuse_next(g, op))
                 ;
     }

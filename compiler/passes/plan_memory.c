@@ -54,16 +54,8 @@ static bool shape_equal(const Tensor *a, const Tensor *b) {
     return a->rank == b->rank && memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank) == 0;
 }
 
-/* Kinds whose kernels allow the output to be the input (runtime/kernels says which). */
-static bool may_run_in_place(OpKind k) {
-    switch (k) {
-    case OPK_RELU: case OPK_GELU: case OPK_SIGMOID: case OPK_TANH: case OPK_SILU: case OPK_NEG:
-    case OPK_SCALAR: case OPK_ADD: case OPK_SUB: case OPK_MUL: case OPK_DIV:
-    case OPK_BATCHNORM: case OPK_LAYERNORM: case OPK_SOFTMAX:
-        return true;
-    default: return false;
-    }
-}
+/* Kinds whose kernels allow the output to be the input (OPF_IN_PLACE in ops.def). */
+static bool may_run_in_place(OpKind k) { return op_info[k].props & OPF_IN_PLACE; }
 
 /* last[t->id]: the index of the last op that reads t (or -1); an output is read after the last op. */
 static int *last_reads(const Graph *g) {
@@ -290,9 +282,7 @@ static bool arena_range(const Graph *g, const Tensor *t, int64_t *lo, int64_t *h
     return true;
 }
 
-static bool is_view_op(const Op *op) {
-    return op->out->view_of && (op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE);
-}
+static bool is_view_op(const Op *op) { return op->out->view_of && (op_info[op->kind].props & OPF_VIEW); }
 
 /* The part of the proof that looks through views: every view lies inside its root, and an op's result
    overlaps none of its inputs, except the one input it was planned to overwrite in place, element for

@@ -19,70 +19,34 @@ enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV };
 #define NNK_SQRT1_2 0.70710678118654752440f     /* 1/√2 */
 #define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
 
-/* y[n] = max(x, 0) (NaN stays NaN) */
-static inline void nnk_relu(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = x[i] < 0.0f ? 0.0f : x[i];
-}
+/* Activations a layer's epilogue may apply, and the builtins that run them (nnk_acts.def). */
+enum {
+    NNK_ACT_NONE,
+#define ACT(ID, NAME, EXPR) NNK_ACT_##ID,
+#include "nnk_acts.def"
+#undef ACT
+    NNK_ACT_COUNT
+};
 
-/* y[n] = 0.5 x (1 + erf(x/√2)) */
-static inline void nnk_gelu(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = 0.5f * x[i] * (1.0f + nnk__erf(x[i] * NNK_SQRT1_2));
-}
-
-/* y[n] = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))  — gelu(approximate="tanh") */
-static inline void nnk_gelu_tanh(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(NNK_SQRT2_PI * (v + 0.044715f * v * v * v)));
+/* y[n] = NAME(x[n]) for every row of nnk_acts.def: nnk_relu, nnk_gelu, ... */
+#define ACT(ID, NAME, EXPR)                                          \
+    static inline void nnk_##NAME(float *y, const float *x, long n)  \
+    {                                                                \
+        for (long i = 0; i < n; i++) {                               \
+            float v = x[i];                                          \
+            y[i] = EXPR;                                             \
+        }                                                            \
     }
-}
+#include "nnk_acts.def"
+#undef ACT
 
-/* y[n] = 1 / (1 + e^-x) */
-static inline void nnk_sigmoid(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + nnk__exp(-x[i]));
-}
-
-/* y[n] = tanh(x) */
-static inline void nnk_tanh(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
-}
-
-/* y[n] = x / (1 + e^-x) */
-static inline void nnk_silu(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = x[i] / (1.0f + nnk__exp(-x[i]));
-}
-
-/* y[n] = -x */
-static inline void nnk_neg(float *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++)
-        y[i] = -x[i];
-}
-
-/* Activations a layer's epilogue may apply (compiler/passes/fuse_epilogue.c). */
-enum { NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_GELU, NNK_ACT_GELU_TANH, NNK_ACT_SIGMOID, NNK_ACT_TANH, NNK_ACT_SILU };
-
-/* y[n] = act(y[n]), in place */
+/* y[n] = act(y[n]), in place; NNK_ACT_NONE leaves y as it is */
 static inline void nnk_activate(float *y, long n, int act)
 {
     switch (act) {
-    case NNK_ACT_RELU: nnk_relu(y, y, n); break;
-    case NNK_ACT_GELU: nnk_gelu(y, y, n); break;
-    case NNK_ACT_GELU_TANH: nnk_gelu_tanh(y, y, n); break;
-    case NNK_ACT_SIGMOID: nnk_sigmoid(y, y, n); break;
-    case NNK_ACT_TANH: nnk_tanh(y, y, n); break;
-    case NNK_ACT_SILU: nnk_silu(y, y, n); break;
+#define ACT(ID, NAME, EXPR) case NNK_ACT_##ID: nnk_##NAME(y, y, n); break;
+#include "nnk_acts.def"
+#undef ACT
     default: break;
     }
 }

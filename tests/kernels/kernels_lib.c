@@ -28,13 +28,20 @@ void nnkt_layernorm(float *y, const float *x, const float *gamma, const float *b
     nnk_layernorm(y, x, gamma, beta, M, D, eps);
 }
 
-void nnkt_relu(float *y, const float *x, long n) { nnk_relu(y, x, n); }
-void nnkt_gelu(float *y, const float *x, long n) { nnk_gelu(y, x, n); }
-void nnkt_gelu_tanh(float *y, const float *x, long n) { nnk_gelu_tanh(y, x, n); }
-void nnkt_sigmoid(float *y, const float *x, long n) { nnk_sigmoid(y, x, n); }
-void nnkt_tanh(float *y, const float *x, long n) { nnk_tanh(y, x, n); }
-void nnkt_silu(float *y, const float *x, long n) { nnk_silu(y, x, n); }
-void nnkt_neg(float *y, const float *x, long n) { nnk_neg(y, x, n); }
+/* Every activation of nnk_acts.def (nnkt_relu, nnkt_gelu, ...), and their names by NNK_ACT_* number, so
+   that the tests take the list from the runtime instead of repeating it. */
+#define ACT(ID, NAME, EXPR) \
+    void nnkt_##NAME(float *y, const float *x, long n) { nnk_##NAME(y, x, n); }
+#include "nnk_acts.def"
+#undef ACT
+
+const char *const nnkt_act_names[NNK_ACT_COUNT + 1] = {
+    [NNK_ACT_NONE] = "none",
+#define ACT(ID, NAME, EXPR) [NNK_ACT_##ID] = #NAME,
+#include "nnk_acts.def"
+#undef ACT
+    [NNK_ACT_COUNT] = NULL,
+};
 
 void nnkt_binary(float *y, const float *a, const float *b, int op, int rank, const int *dims,
                  const long *astride, const long *bstride)
