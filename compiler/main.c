@@ -7,6 +7,7 @@
  * cannot be read or written (as cc does).
  */
 #include "nnc.h"
+#include "reference.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +21,8 @@ static const char usage[] =
     "usage: nnc FILE.net -o OUT.c [options]     compile a model to C (also writes OUT.h)\n"
     "       nnc FILE.net -o PROGRAM [options]   compile and build a program (as cc does)\n"
     "       nnc FILE.net --emit ir|dot|weights  print the graph, Graphviz, or the weight keys\n"
+    "       nnc FILE.net --reference [--weights W] [--input IN]... [--output OUT]...\n"
+    "                                           run the model with the reference evaluator\n"
     "       nnc --cflags | --libs               flags to build generated C against the runtime\n"
     "\n"
     "options:\n"
@@ -38,6 +41,12 @@ static const char usage[] =
     "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"
     "                       (and stop, unless -o is given too)\n"
     "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
+    "  --reference          run the graph as written (before any pass) in double precision, with\n"
+    "                       the weights of --weights, instead of writing C\n"
+    "  --input FILE         with --reference: one per model input, .npy or raw f32 (default:\n"
+    "                       the generated program's pseudo-random inputs)\n"
+    "  --output FILE        with --reference: one per model output, written as f32 (.npy or raw);\n"
+    "                       outputs without one are summarised on stdout\n"
     "  --version            print the version\n"
     "  --help               print this help\n"
     "\n"
@@ -52,6 +61,8 @@ typedef struct {
     const char *emit;
     ElabOptions elab;
     EmitOptions emit_opts;
+    bool reference;              /* --reference: run the model instead of writing C (reference.c) */
+    RefOptions ref;
 } Options;
 
 static _Noreturn void usage_error(const char *fmt, const char *arg) {
@@ -179,6 +190,11 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->arena_budget = strtoll(next, &end, 10);
             if (errno || *end || end == next || o->arena_budget <= 0)
                 usage_error("--arena-budget expects a positive number of bytes, found '%s'", next);
+        } else if (strcmp(a, "--reference") == 0) {
+            o->reference = true;
+        } else if (strcmp(a, "--input") == 0 || strcmp(a, "--output") == 0) {
+            NEED_VALUE();
+            vec_push(a[2] == 'i' ? &o->ref.inputs : &o->ref.outputs, (void *)next);
         } else if (strcmp(a, "--max-ops") == 0) {
             NEED_VALUE();
             o->elab.max_ops = parse_int_arg(a, next, 1, INT_MAX);
@@ -193,6 +209,16 @@ static void parse_args(int argc, char **argv, Options *o) {
     }
     if (!o->input)
         usage_error("%s", "no input file");
+    if (o->reference) {   /* it writes no C: the options about C or its files do not apply */
+        const char *clash = o->output ? "-o (its outputs go to --output FILE)" : o->emit ? "--emit" : o->emit_opts.embed_weights ? "--embed-weights"
+                            : o->emit_opts.main_program ? "--main" : o->stats ? "--stats" : o->arena_budget ? "--arena-budget" : NULL;
+        if (clash)
+            usage_error("--reference runs the model and writes no C; it does not take %s", clash);
+        o->ref.weights = o->emit_opts.weights_path;
+        return;
+    }
+    if (o->ref.inputs.len || o->ref.outputs.len)
+        usage_error("%s", "--input and --output are options of --reference (a generated program takes them when it runs)");
     if (!o->emit)
         o->emit = "c";
     if (strcmp(o->emit, "c") == 0 && !o->output && !o->stats && !o->arena_budget)
@@ -307,6 +333,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%d error%s generated.\n", diag_error_count, diag_error_count == 1 ? "" : "s");
         return 1;
     }
+    if (o.reference)   /* the graph as elaborated: what -O0 builds */
+        return reference_main(g, &o.ref);
     run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);
     if (!verify_graph(g) || !verify_memory_plan(g)) {
