@@ -108,12 +108,13 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
 fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The C of every model, committed so that a reader sees what nnc emits (tests check it is current).
+# The C of every model, committed so that a reader sees what nnc emits (tests check it is current);
+# for --target generic, so that it is the same on every machine.
 generated: $(BUILD)/nnc
 	@rm -f generated/*.c generated/*.h
 	@for net in models/*.net; do \
 		name=$$(basename $$net .net); \
-		$(BUILD)/nnc $$net --main -o generated/$$name.c || exit 1; \
+		$(BUILD)/nnc $$net --main --target generic -o generated/$$name.c || exit 1; \
 	done
 	@echo "generated/: $$(ls generated/*.c | wc -l) models"
 

@@ -82,12 +82,12 @@ struct Elab {
 enum { SIG_TENSOR, SIG_TENSORS, SIG_INT, SIG_FLOAT, SIG_BOOL, SIG_STR, SIG_INTS, SIG_PAIR, SIG_PAD, SIG_ANY };
 enum { MAX_STEPS = 10000000, MAX_TENSOR_ELEMS_LOG2 = 40, MAX_EVAL_DEPTH = 2000 };
 
-#define OP(id, name, user, sig, build, emit) Tensor *build(Call *c);
+#define OP(id, name, user, props, act, sig, build, emit) Tensor *build(Call *c);
 #include "ops.def"
 #undef OP
 
 static Tensor *(*const build_fn[OPK_COUNT])(Call *c) = {
-#define OP(id, name, user, sig, build, emit) [OPK_##id] = build,
+#define OP(id, name, user, props, act, sig, build, emit) [OPK_##id] = build,
 #include "ops.def"
 #undef OP
 };

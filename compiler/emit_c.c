@@ -40,6 +40,7 @@ typedef struct {
     bool gemm;               /* some op runs on nnk_gemm, whose threads each need scratch */
     long long scratch_floats;   /* ...this much (SCRATCH_FLOATS in the generated C), */
     const char *scratch_expr;   /* ...written with the runtime's macros */
+    bool tile;               /* some op's numbers assume the micro-kernel's tile (NNK_MR x NNK_NR) */
     Vec packed;              /* of Packed*: weights that prepare() rearranges for nnk_gemm */
 } Emitter;
 
@@ -256,7 +257,7 @@ static const char *op_pointers(Emitter *e, const Op *op) {
     buf_puts(&args, ptr(e, op->out));
     for (int i = 0; i < op->in.len; i++)
         buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
-    if (op_scratch_floats(op) > 0)
+    if (op->impl.scratch_floats > 0)
         buf_printf(&args, ", A(%lld)", (long long)(op->scratch_offset / 4));
     return buf_take(&args);
 }
@@ -326,15 +327,14 @@ typedef struct {
     int width;
 } Packed;
 
-/* Whether a blocked product may read weight w rearranged by prepare() in strips of `width`, its parts
-   split at strip edges every `unit` rows (unit a multiple of width): nothing else reads w, and its rows
-   (output channels or features) fill whole units. If so, w joins e->packed. */
-static bool pack(Emitter *e, const Tensor *w, int width, int64_t unit) {
-    if (w->kind != TK_WEIGHT || w->uses != 1 || unit % width != 0 || w->dims[0] % unit != 0)
+/* Whether op reads weight w rearranged by prepare() in strips (select_kernels chose it: op->impl.pack_width);
+   if so, w joins e->packed. */
+static bool pack(Emitter *e, const Op *op, const Tensor *w) {
+    if (!op->impl.pack_width)
         return false;
     Packed *p = xcalloc(1, sizeof *p);
     p->w = w;
-    p->width = width;
+    p->width = op->impl.pack_width;
     vec_push(&e->packed, p);
     return true;
 }
@@ -373,11 +373,9 @@ static void need_scratch(Emitter *e, long long floats, const char *expr) {
 
 static const char *gemm_scratch(Emitter *e) {
     need_scratch(e, NNK_GEMM_SCRATCH, "NNK_GEMM_SCRATCH");
+    e->tile = true;
     return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
-
-/* Output planes at least this large are split between threads by pixels, smaller ones by channels. */
-enum { SPLIT_PIXELS_FROM = 512 };
 
 /* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it. When the
    channels fill whole strips of NNK_MR and nothing else reads the weight, prepare() rearranges it into
@@ -388,20 +386,20 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-    long long P = OH * OW;
-    bool by_pixels = P >= SPLIT_PIXELS_FROM;
+    long long P = OH * OW, NR = op->impl.uk->nr;
+    bool by_pixels = op->impl.split == SPLIT_PIXELS;
     const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
     const char *y_at = by_pixels ? affine(O * P, n, 0, NULL) : affine(O * P, n, P, "o0");
-    bool packed = pack(e, w, NNK_MR, NNK_MR);
+    bool packed = pack(e, op, w);
     Buf body = {0};
     if (by_pixels) {
-        long long panels = (P + NNK_NR - 1) / NNK_NR;
-        buf_printf(&body, "    long p0 = NNK_NR * (%lldL * part / parts), p1 = NNK_NR * (%lldL * (part + 1) / parts);\n", panels, panels);
-        if (P % NNK_NR)
+        long long panels = (P + NR - 1) / NR;
+        buf_printf(&body, "    long p0 = %lldL * (%lldL * part / parts), p1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
+        if (P % NR)
             buf_printf(&body, "    p1 = p1 < %lld ? p1 : %lld;\n", P, P);
         buf_puts(&body, "    if (p0 == p1)\n        return;\n");
     } else {
-        split_rows(&body, O, packed, NNK_MR);
+        split_rows(&body, O, packed, op->impl.pack_width);
     }
     buf_puts(&body, gemm_scratch(e));
     if (N > 1)
@@ -420,7 +418,7 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
-    if (a->groups == 1) {
+    if (op->impl.family == IMPL_GEMM) {
         emit_conv2d_gemm(e, op);
         return;
     }
@@ -456,7 +454,7 @@ static void emit_linear(Emitter *e, const Op *op) {
     long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
     const Attrs *a = &op->a;
     Buf body = {0};
-    if (M < NNK_MR) {
+    if (op->impl.family == IMPL_DOT) {
         const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
         const char *y_at = affine(O, m, 1, "o0");
         buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
@@ -469,8 +467,8 @@ static void emit_linear(Emitter *e, const Op *op) {
         if (M > 1)
             buf_puts(&body, "    }\n");
     } else {
-        bool packed = pack(e, op->in.items[1], NNK_NR, NNK_NR);
-        split_rows(&body, O, packed, NNK_NR);
+        bool packed = pack(e, op, op->in.items[1]);
+        split_rows(&body, O, packed, op->impl.pack_width);
         buf_puts(&body, gemm_scratch(e));
         buf_printf(&body, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n"
                           "                    %lld, %lld, (int)(o1 - o0), scratch);\n", O, packed, O, a->has_bias ? "a->in[2] + o0" : "NULL",
@@ -509,7 +507,7 @@ static void emit_mha_serial(Emitter *e, const Op *op) {
     long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
     char *body = format("    _Static_assert(NNK_MHA_SCRATCH(%lld, %lld, %lld, %lld) <= %lld, \"scratch planned too small\");\n"
                         "    nnk_mha(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch);\n",
-                        N, L, S, D, (long long)op_scratch_floats(op), cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal);
+                        N, L, S, D, (long long)op->impl.scratch_floats, cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal);
     const char *params = cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
                                  "const float *out_b, float *scratch"
                                : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
@@ -528,16 +526,16 @@ static void emit_mha(Emitter *e, const Op *op) {
     int wi = cross ? 2 : 1;   /* in_w, in_b, out_w, out_b from here */
     long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1], heads = op->a.heads;
     e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
-    if (S > 65536) {   /* (a thread's scratch would hold 64 rows of S scores) */
+    if (op->impl.family == IMPL_SERIAL) {
         emit_mha_serial(e, op);
         return;
     }
     const char *scratch = format("A(%lld)", (long long)(op->scratch_offset / 4));
-    bool in_packed = pack(e, op->in.items[wi], NNK_NR, D), out_packed = pack(e, op->in.items[wi + 2], NNK_NR, D);
+    bool in_packed = pack(e, op, op->in.items[wi]), out_packed = pack(e, op, op->in.items[wi + 2]);
     long long k_at = N * L * D, v_at = k_at + N * S * D;
 
     Buf project = {0};
-    split_rows(&project, D, in_packed, NNK_NR);
+    split_rows(&project, D, in_packed, op->impl.pack_width);
     buf_puts(&project, gemm_scratch(e));
     const char *what[3] = {"Q", "K", "V"};
     const long long at_[3] = {0, k_at, v_at}, rows[3] = {N * L, N * S, N * S};
@@ -555,7 +553,7 @@ static void emit_mha(Emitter *e, const Op *op) {
     const char *fn2 = specialise_stage(e, op, "attend", "const op_args *a, int part, int parts", attend);
 
     Buf output = {0};
-    split_rows(&output, D, out_packed, NNK_NR);
+    split_rows(&output, D, out_packed, op->impl.pack_width);
     buf_puts(&output, gemm_scratch(e));
     buf_printf(&output, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,\n"
                         "                    %lld, %lld, (int)(o1 - o0), scratch);\n", D, out_packed, D, N * L, D);
@@ -808,7 +806,8 @@ static void emit_header(Emitter *e, Buf *h) {
     buf_printf(h, "/* and, for each thread, scratch for the blocked matrix products */\n#define %s_SCRATCH_BYTES_PER_THREAD %lld\n\n", e->ID,
                e->scratch_floats * 4);
     buf_printf(h, "typedef struct %s %s;\n\n", e->id, e->id);
-    buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */\n");
+    buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when\n"
+                  "   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */\n");
     buf_printf(h, "%s *%s_new(int threads);\n", e->id, e->id);
     buf_printf(h, "/* Loads weights from a safetensors file, or from one in memory (the bytes are copied).\n"
                   "   Every weight is checked; 0 on success, -1 with %s_last_error() set. */\n", e->id);
@@ -918,6 +917,8 @@ static void emit_prepare(Emitter *e, Buf *c) {
             long long rows = p->w->dims[0];
             buf_printf(c, "    nnk_pack_weight(%s, %lld, %lld, %s, tmp);\n", wref(e, p->w), rows, (long long)(tensor_numel(p->w) / rows),
                        p->width == NNK_MR ? "NNK_MR" : "NNK_NR");
+            if (p->width != NNK_MR && p->width != NNK_NR)
+                internal_error(NULL, "a weight packed %d wide, which is neither NNK_MR nor NNK_NR", p->width);
         }
         buf_puts(c, "    free(tmp);\n");
     }
@@ -948,6 +949,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                (long long)g->arena_bytes);
     buf_printf(c, "#include \"%s\"\n\n#include \"nnrt.h\"\n#include \"kernels/nnk.h\"\n\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n",
                o->header_name);
+    if (g->target && g->target->macros[0])
+        buf_printf(c, "/* Generated for --target %s (%s), whose kernels it runs. */\n#if !(%s)\n"
+                      "#error \"model '%s' was generated by nnc for --target %s: build it with %s (or -march=native on such a CPU), or generate it again with --target generic\"\n"
+                      "#endif\n\n",
+                   g->target->name, g->target->about, g->target->macros, g->name, g->target->name, g->target->cflags);
     buf_printf(c, "#define N_OPS %d\n\nstruct %s {\n    float *weights;      /* %lld floats: every weight, 64-byte aligned */\n"
                   "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n%s    nnrt_pool *pool;\n"
                   "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
@@ -987,6 +993,14 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                       "   figure must agree with the runtime this file is built with. */\n#define SCRATCH_FLOATS %s\n"
                       "_Static_assert(SCRATCH_FLOATS * 4 == %s_SCRATCH_BYTES_PER_THREAD, \"generated by an nnc of another runtime: generate it again\");\n",
                    e->scratch_expr, e->ID);
+    if (e->tile) {
+        const Ukernel *uk = NULL;
+        for (int i = 0; i < g->ops.len && !uk; i++)
+            uk = VEC_AT(g->ops, i, Op *)->impl.uk;
+        buf_printf(c, "/* The threads' shares of the products below are whole strips and panels of nnk_gemm.h's %dx%d tile. */\n"
+                      "_Static_assert(NNK_MR == %d && NNK_NR == %d, \"generated for another tile of nnk_gemm.h: generate it again\");\n",
+                   uk->mr, uk->nr, uk->mr, uk->nr);
+    }
     if (e->parallel)
         buf_printf(c, "/* A parallel op's pointers: its output, up to 6 inputs%s. */\n"
                 "typedef struct {\n    float *y;\n    const float *in[6];\n%s} op_args;\n\n"
@@ -1018,6 +1032,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
 
     /* lifecycle */
     buf_printf(c, "%s *%s_new(int threads) {\n", e->id, e->id);
+    buf_printf(c, "    if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */\n        return NULL;\n");
     buf_printf(c, "    %s *m = calloc(1, sizeof *m);\n    if (!m)\n        return NULL;\n", e->id);
     buf_printf(c, "    m->weights = aligned_alloc(64, %lld);\n    m->arena = aligned_alloc(64, %s_ARENA_BYTES > 0 ? %s_ARENA_BYTES : 64);\n",
                (long long)(e->weight_floats > 0 ? e->weight_floats * 4 : 64), e->ID, e->ID);
@@ -1098,6 +1113,9 @@ static void emit_main(Emitter *e, Buf *c) {
     if (ni > 0)
         buf_printf(c, "    if (n_in != 0 && n_in != %d) {\n        fprintf(stderr, \"error: the model has %d inputs; give --input once for each, in order\\n\");\n"
                       "        return 2;\n    }\n", ni, ni);
+    buf_puts(c, "    const char *missing = nnrt_cpu_missing();\n    if (missing) {\n"
+                "        fprintf(stderr, \"error: this program was built for a CPU with %s, which this one lacks; build it again here \"\n"
+                "                        \"(-march=native) or generate it with nnc --target generic\\n\", missing);\n        return 1;\n    }\n");
     buf_printf(c, "    %s *m = %s_new(threads);\n    if (!m) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n", id, id);
     buf_printf(c, "    int warnings = 0;\n    %s_on_warning(m, print_warning, &warnings);\n", id);
     if (e->o->embed_weights)

@@ -86,8 +86,8 @@ static void op_attrs(Buf *b, const Op *op) {
 
 void emit_ir(FILE *out, const Graph *g) {
     Buf b = {0};
-    buf_printf(&b, "model %s  # %d ops, arena %lld bytes (lower bound %lld)\n", g->name, g->ops.len, (long long)g->arena_bytes,
-               (long long)g->lower_bound);
+    buf_printf(&b, "model %s  # %d ops, arena %lld bytes (lower bound %lld), target %s\n", g->name, g->ops.len, (long long)g->arena_bytes,
+               (long long)g->lower_bound, g->target ? g->target->name : "none");
     for (int i = 0; i < g->inputs.len; i++) {
         Tensor *t = g->inputs.items[i];
         buf_printf(&b, "input  %%%s f32%s\n", t->name, shape_text(t->rank, t->dims));
@@ -111,6 +111,8 @@ void emit_ir(FILE *out, const Graph *g) {
             buf_printf(&b, " (view of %%%d%s)", op->out->view_of->id, op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE ? "" : ", in place");
         if (op->out->offset >= 0)
             buf_printf(&b, " @arena+%lld", (long long)op->out->offset);
+        if (op->impl.family != IMPL_LOOP && op->impl.family != IMPL_NONE)
+            buf_printf(&b, " [%s]", impl_text(op));
         buf_printf(&b, "  # %s%s%s:%d:%d\n", op->label ? op->label : "", op->label ? ", " : "", op->loc.file ? op->loc.file->path : "?",
                    op->loc.line, op->loc.col);
     }
@@ -154,6 +156,8 @@ void emit_dot(FILE *out, const Graph *g) {
             buf_puts(&extra, " +residual");
         if (op->a.act2)
             buf_printf(&extra, " +%s", act_name[op->a.act2]);
+        if (op->impl.family != IMPL_LOOP && op->impl.family != IMPL_NONE)
+            buf_printf(&extra, "\\n%s", impl_text(op));
         if (op->out->view_of)
             buf_printf(&extra, "\\nview of %%%d", op->out->view_of->id);
         else if (op->out->offset >= 0)

@@ -35,6 +35,11 @@ static const char usage[] =
     "  --emit c|ir|dot|weights  what to write (default c)\n"
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
+    "  --target NAME        the CPU the kernels are chosen for: native (default: this CPU), generic,\n"
+    "                       x86-64-v3 (AVX2+FMA), x86-64-v4 (AVX-512), armv8-a; the C refuses (#error)\n"
+    "                       to build for another\n"
+    "  --dump-after PASS    print the graph after PASS (dce, fold_bn, fuse_attention, fuse_epilogue,\n"
+    "                       fold_shapes, select_kernels, or all)\n"
     "  --max-ops N          refuse a graph of more than N ops (default 100000)\n"
     "  --max-arena BYTES    refuse a model needing more arena than BYTES (default 16 GiB)\n"
     "  --max-weights BYTES  refuse a model with more weights than BYTES (default 16 GiB)\n"
@@ -50,7 +55,8 @@ static const char usage[] =
     "  --version            print the version\n"
     "  --help               print this help\n"
     "\n"
-    "environment (when building a program): CC (default clang), CFLAGS (default -O2 -march=native)\n";
+    "environment (when building a program): CC (default clang), CFLAGS (default -O2 -march=native,\n"
+    "or the --target's own -march)\n";
 
 typedef struct {
     long long max_arena, max_weights;   /* bytes: refuse bigger plans */
@@ -62,6 +68,7 @@ typedef struct {
     ElabOptions elab;
     EmitOptions emit_opts;
     bool reference;              /* --reference: run the model instead of writing C (reference.c) */
+    const Target *target;        /* --target; NULL: native */
     RefOptions ref;
 } Options;
 
@@ -170,6 +177,20 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->emit = next;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) {
             o->emit_opts.opt_level = a[2] - '0';
+        } else if (strcmp(a, "--target") == 0) {
+            NEED_VALUE();
+            if (!(o->target = target_named(next)))
+                usage_error("--target expects native, generic, x86-64-v3, x86-64-v4 or armv8-a, found '%s'", next);
+        } else if (strcmp(a, "--dump-after") == 0 || strncmp(a, "--dump-after=", 13) == 0) {
+            const char *pass = a[12] == '=' ? a + 13 : next;
+            if (a[12] != '=')
+                NEED_VALUE();
+            bool known = strcmp(pass, "all") == 0;
+            for (int k = 0; pass_names[k] && !known; k++)
+                known = strcmp(pass_names[k], pass) == 0;
+            if (!known)
+                usage_error("--dump-after expects a pass (dce, fold_bn, fuse_attention, fuse_epilogue, fold_shapes, select_kernels) or all, found '%s'", pass);
+            dump_after_pass = pass;
         } else if (strcmp(a, "--threads") == 0) {
             NEED_VALUE();
             o->emit_opts.threads = parse_int_arg(a, next, 1, 1024);
@@ -254,7 +275,9 @@ static int build_program(const Options *o, const char *c_text, const char *h_tex
     if (!write_file(c_path, c_text) || !write_file(h_path, h_text))
         return 2;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "clang";
-    const char *flags = getenv("CFLAGS") && *getenv("CFLAGS") ? getenv("CFLAGS") : "-O2 -march=native";
+    /* the default flags build for the target: -march=native for native, its own -march otherwise */
+    const char *march = !o->target || o->target == target_native() ? "-march=native" : o->target->cflags;
+    const char *flags = getenv("CFLAGS") && *getenv("CFLAGS") ? getenv("CFLAGS") : format("-O2 %s", march);
     char *cmd = format("%s %s -o '%s' '%s' %s %s", cc, flags, o->output, c_path, cflags(), libs());
     int status = system(cmd);
     unlink(c_path);
@@ -335,6 +358,7 @@ int main(int argc, char **argv) {
     }
     if (o.reference)   /* the graph as elaborated: what -O0 builds */
         return reference_main(g, &o.ref);
+    g->target = o.target ? o.target : target_native();
     run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);
     if (!verify_graph(g) || !verify_memory_plan(g)) {

@@ -276,6 +276,46 @@ typedef struct {
     int residual;                                            /* index in `in` of the residual, or 0 for none */
 } Attrs;
 
+/* ---------------------------------------------------------------- targets and kernels (passes/select_kernels.c) */
+
+/* A row of runtime/kernels/nnk_ukernels.def. */
+typedef struct {
+    const char *family, *isa, *name;
+    int mr, nr;
+} Ukernel;
+
+/* A row of targets.def. */
+typedef struct {
+    const char *name, *isa, *macros, *cflags, *about;
+} Target;
+
+const Target *target_named(const char *name);   /* "native" is the host's best; NULL if unknown */
+const Target *target_native(void);
+extern const Target targets[];                  /* ends with a row of NULL name */
+
+/* How an op is computed, chosen by select_kernels for the target; emitters only print it. */
+typedef enum {
+    IMPL_NONE,       /* no code: a view, or an op of no cost */
+    IMPL_LOOP,       /* its one kernel of runtime/kernels (elementwise, pools, norms, ...) */
+    IMPL_DIRECT,     /* conv2d with groups: the direct loop nest, threads by groups or channels */
+    IMPL_GEMM,       /* the blocked product of nnk_gemm.h on a micro-kernel */
+    IMPL_DOT,        /* linear with fewer rows than the tile: one dot product per output */
+    IMPL_BLOCKED,    /* attention: blocked products and a laned softmax, in stages on the threads */
+    IMPL_SERIAL,     /* attention with too many keys for a thread's scratch: one thread */
+} ImplFamily;
+
+typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEATURES, SPLIT_BATCH } SplitKind;
+
+typedef struct {
+    ImplFamily family;
+    const Ukernel *uk;       /* IMPL_GEMM and IMPL_BLOCKED: the micro-kernel */
+    SplitKind split;         /* how the threads share it */
+    int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
+                                and the threads split them at strip edges */
+    int64_t scratch_floats;  /* arena memory the op needs while it runs (attention's Q|K|V) */
+    int64_t thread_scratch;  /* floats each thread needs (packed blocks, a row of scores) */
+} Impl;
+
 struct Op {
     int id;
     OpKind kind;
@@ -286,6 +326,7 @@ struct Op {
     Loc loc;
     const CallFrame *chain;  /* the block calls around it */
     int64_t scratch_offset;  /* bytes into the arena of the kernel's scratch memory, if it needs any */
+    Impl impl;               /* select_kernels.c */
 };
 
 /* A weight transformation done once after loading (passes/fold_bn.c): batch norm folded into the
@@ -308,6 +349,7 @@ typedef struct {
     int64_t arena_bytes;     /* after plan_memory */
     int64_t lower_bound;     /* the largest total of simultaneously live bytes */
     int peak_op;             /* the op at which that total is reached */
+    const Target *target;    /* what the kernels are chosen for (NULL until select_kernels: native) */
 } Graph;
 
 typedef struct {
@@ -409,11 +451,14 @@ void pass_fold_bn(Graph *g);           /* batch norm into the conv2d / linear be
 void pass_fuse_epilogue(Graph *g);     /* activation and residual add into conv2d / linear */
 void pass_fold_shapes(Graph *g);       /* free slices and transposes become views */
 void pass_fuse_attention(Graph *g);    /* softmax(q @ kT * s) @ v becomes one attention op */
+void pass_select_kernels(Graph *g);    /* each op's implementation for g->target (at every -O level) */
+const char *impl_text(const Op *op);   /* "gemm nnk_f32_gemm_ukernel_8x48__avx512f, packed 8, by pixels" */
 void run_passes(Graph *g, int opt_level);
+extern const char *dump_after_pass;    /* --dump-after: print the IR after this pass ("all": each), or NULL */
+extern const char *const pass_names[]; /* NULL-terminated */
 
 void plan_memory(Graph *g);
 bool verify_memory_plan(const Graph *g);
-int64_t op_scratch_floats(const Op *op);
 void emit_ir(FILE *out, const Graph *g);
 void emit_dot(FILE *out, const Graph *g);
 void emit_weight_list(FILE *out, const Graph *g);

@@ -21,7 +21,8 @@
 
 typedef struct bert_base_encoder bert_base_encoder;
 
-/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */
+/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
+   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 bert_base_encoder *bert_base_encoder_new(int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with bert_base_encoder_last_error() set. */

@@ -21,7 +21,8 @@
 
 typedef struct fashion_resnet18 fashion_resnet18;
 
-/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */
+/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
+   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 fashion_resnet18 *fashion_resnet18_new(int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with fashion_resnet18_last_error() set. */

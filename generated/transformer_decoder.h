@@ -25,7 +25,8 @@
 
 typedef struct transformer_decoder transformer_decoder;
 
-/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */
+/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
+   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 transformer_decoder *transformer_decoder_new(int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with transformer_decoder_last_error() set. */

@@ -21,7 +21,8 @@
 
 typedef struct vit_l_16 vit_l_16;
 
-/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory. */
+/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
+   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 vit_l_16 *vit_l_16_new(int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with vit_l_16_last_error() set. */

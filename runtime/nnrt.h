@@ -112,6 +112,28 @@ void nnrt_pool_destroy(nnrt_pool *p);                          /* NULL is a no-o
 
 /* ---- Little-endian loads and stores, independent of the host's byte order --------------------- */
 
+/* The instructions that the file including this was compiled to use and that the CPU running it lacks
+   ("AVX-512F"), or NULL. A model checks it when it is created, so that a program built with
+   -march=native on one machine refuses clearly on another instead of dying of SIGILL. */
+static inline const char *nnrt_cpu_missing(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+#if defined(__AVX512F__)
+    if (!__builtin_cpu_supports("avx512f"))
+        return "AVX-512F";
+#endif
+#if defined(__AVX2__)
+    if (!__builtin_cpu_supports("avx2"))
+        return "AVX2";
+#endif
+#if defined(__FMA__)
+    if (!__builtin_cpu_supports("fma"))
+        return "FMA";
+#endif
+#endif
+    return NULL;
+}
+
 static inline uint16_t nnrt_load_le16(const unsigned char *p) {
     return (uint16_t)(p[0] | p[1] << 8);
 }

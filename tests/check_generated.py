@@ -22,7 +22,7 @@ def main():
         for net in nets:
             name = os.path.splitext(os.path.basename(net))[0]
             out = os.path.join(tmp, name + ".c")
-            r = subprocess.run(["build/nnc", net, "--main", "-o", out], capture_output=True, text=True)
+            r = subprocess.run(["build/nnc", net, "--main", "--target", "generic", "-o", out], capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"FAIL - generated {name}: nnc failed: {r.stderr.strip()}")
                 failed += 1

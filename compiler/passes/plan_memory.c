@@ -29,21 +29,6 @@ typedef struct {
     int64_t offset;
 } Buffer;
 
-/* Floats of scratch memory an op's kernel needs (the NNK_*_SCRATCH macros of runtime/kernels). */
-int64_t op_scratch_floats(const Op *op) {
-    const Tensor *x = op->in.items[0];
-    switch (op->kind) {
-    case OPK_MHA:
-    case OPK_CROSS_ATTENTION: {
-        const Tensor *mem = op->kind == OPK_MHA ? x : op->in.items[1];
-        int64_t N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
-        return N * (L + 2 * S) * D + S;
-    }
-    case OPK_SDPA: return VEC_AT(op->in, 1, Tensor *)->dims[x->rank - 2];
-    default: return 0;
-    }
-}
-
 static Tensor *root_of(Tensor *t) {
     while (t->view_of)
         t = t->view_of;
@@ -201,7 +186,7 @@ static Buffer *collect_buffers(const Graph *g, int *n) {
             bufs[count] = (Buffer){.root = r, .bytes = tensor_bytes(r), .first = i, .last = i};
             slot[r->id] = ++count;
         }
-        int64_t scratch = op_scratch_floats(op);
+        int64_t scratch = op->impl.scratch_floats;
         if (scratch > 0)
             bufs[count++] = (Buffer){.scratch_of = op, .bytes = scratch * 4, .first = i, .last = i};
         for (int j = 0; j < op->in.len; j++) {
@@ -218,6 +203,8 @@ static Buffer *collect_buffers(const Graph *g, int *n) {
 }
 
 void plan_memory(Graph *g) {
+    if (!g->target)   /* the kernels, which say what scratch they need, are chosen first */
+        pass_select_kernels(g);
     share_memory(g);
     int n;
     Buffer *bufs = collect_buffers(g, &n);

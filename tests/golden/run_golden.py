@@ -29,7 +29,7 @@ def check_case(net, tmp):
     name = os.path.splitext(os.path.basename(net))[0]
     data = os.path.join(os.path.dirname(net), name)
     c_file = os.path.join(tmp, name + ".c")
-    r = run([NNC, net, "--main", "-o", c_file])
+    r = run([NNC, net, "--main", "--target", "generic", "-o", c_file])   # built with plain -O2: the portable kernels
     if r.returncode != 0:
         return f"nnc failed: {r.stderr.strip()}"
     flags = run([NNC, "--cflags"]).stdout.split() + run([NNC, "--libs"]).stdout.split()

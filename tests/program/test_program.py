@@ -865,7 +865,8 @@ def body(tmp):
         direct("prog_default", [], {"CC": None, "CFLAGS": None})
     if GCC:
         direct("prog_gcc", [], {"CC": "gcc"})
-    direct("prog_cflags_O0", [], {"CFLAGS": "-O0"})
+    direct("prog_cflags_O0", [], {"CFLAGS": "-O0 -march=native"})
+    direct("prog_generic_O0", ["--target", "generic"], {"CFLAGS": "-O0"})
     r = run([NNC, cnn.net, "-o", T("prog_nocc")], env={"CC": T("no-such-cc")})
     report("nnc -o PROG with a missing $CC fails naming the compiler",
            None if r.returncode != 0 and "no-such-cc" in r.stderr and not os.path.exists(T("prog_nocc"))

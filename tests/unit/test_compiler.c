@@ -10,6 +10,7 @@
  * Build and run: make build/tests/test_compiler && build/tests/test_compiler
  */
 #include "nnc.h"
+#include "kernels/nnk.h"
 
 #include <fcntl.h>
 #include <glob.h>
@@ -1678,7 +1679,7 @@ static void check_plan(const char *name, Graph *g) {
     }
     for (int i = 0; i < no && !problem; i++) {
         Op *op = g->ops.items[i];
-        int64_t sb = op_scratch_floats(op) * 4;
+        int64_t sb = op->impl.scratch_floats * 4;
         if (sb <= 0)
             continue;
         if (op->scratch_offset < 0 || op->scratch_offset + sb > g->arena_bytes)
@@ -1972,6 +1973,46 @@ static void go_to_root(const char *argv0) {
 #include <sanitizer/lsan_interface.h>
 #endif
 
+/* select_kernels: each op's implementation for a target, as --emit ir shows it. */
+static const Op *selected(const char *inputs, const char *expr, const char *target, int level) {
+    Graph *g = elab(model_src("", inputs, format("return %s", expr)), NULL, NULL);
+    if (!g)
+        return NULL;
+    g->target = target_named(target);
+    run_passes(g, level);
+    return out_op(g);
+}
+
+static void test_select_kernels(void) {
+    check(target_named("native") != NULL, "targets: native is one of the rows", "NULL");
+    for (const Target *t = targets; t->name; t++)
+        check(target_named(t->name) == t, format("targets: --target %s", t->name), "not found");
+    check(target_named("pentium") == NULL, "targets: an unknown name is NULL", "found");
+    struct { const char *target, *isa; } want[] = {{"generic", "scalar"}, {"x86-64-v3", "avx2_fma"}, {"x86-64-v4", "avx512f"}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const Op *op = selected("x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", want[i].target, 2);
+        check(op && op->impl.family == IMPL_GEMM && op->impl.uk && strcmp(op->impl.uk->isa, want[i].isa) == 0,
+              format("select: conv2d on %s runs the %s micro-kernel", want[i].target, want[i].isa), "%s", op ? impl_text(op) : "no graph");
+        if (op)
+            check(op->impl.split == SPLIT_PIXELS && op->impl.pack_width == op->impl.uk->mr && op->impl.thread_scratch > 0,
+                  format("select: a 32x32 plane by pixels, its weight packed (%s)", want[i].target), "%s", impl_text(op));
+    }
+    const Op *op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 12, kernel=3, pad=1) as c", "generic", 0);
+    check(op && op->impl.family == IMPL_GEMM && op->impl.split == SPLIT_CHANNELS && op->impl.pack_width == 0,
+          "select: a small plane by channels; 12 channels do not fill strips of 8: unpacked (-O0 too)", "%s", op ? impl_text(op) : "-");
+    op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 16, kernel=3, groups=4) as c", "x86-64-v4", 2);
+    check(op && op->impl.family == IMPL_DIRECT && op->impl.split == SPLIT_GROUPS, "select: grouped conv2d is direct, by groups", "%s",
+          op ? impl_text(op) : "-");
+    op = selected("x: f32[1, 64]", "linear(x, 96) as fc", "x86-64-v4", 2);
+    check(op && op->impl.family == IMPL_DOT, "select: linear of one row is a dot product per feature", "%s", op ? impl_text(op) : "-");
+    op = selected("x: f32[20, 64]", "linear(x, 96) as fc", "x86-64-v4", 2);
+    check(op && op->impl.family == IMPL_GEMM && op->impl.pack_width == 48, "select: linear of 20 rows is a packed product", "%s",
+          op ? impl_text(op) : "-");
+    op = selected("x: f32[2, 10, 96]", "multihead_attention(x, 4) as a", "generic", 2);
+    check(op && op->impl.family == IMPL_BLOCKED && op->impl.scratch_floats == NNK_MHA_SCRATCH(2, 10, 10, 96) && op->impl.pack_width == 48,
+          "select: attention blocked, its projections packed, Q|K|V scratch", "%s", op ? impl_text(op) : "-");
+}
+
 int main(int argc, char **argv) {
 #ifdef NNC_SANITIZE
     __lsan_disable();   /* the compiler frees nothing on purpose */
@@ -1998,6 +2039,7 @@ int main(int argc, char **argv) {
     test_shapes_shape_ops();
     test_shapes_matmul();
     test_all_builtins_covered();
+    test_select_kernels();
     test_graphs();
     test_robustness();
     printf("%d passed, %d failed\n", passed, failed);
