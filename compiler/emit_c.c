@@ -269,11 +269,11 @@ static void simple_call(Emitter *e, const Op *op, const char *params, const char
 /* ---------------------------------------------------------------- per-op emitters */
 
 /* A parallel op: the function computes part `part` of `parts` (a range of output channels or
-   features), reading its pointers from an op_args; the call goes through the thread pool. Every
+   features), reading its pointers from an nnrt_op_args; the call goes through the thread pool. Every
    output element is computed by the same code whatever the split, so results do not depend on the
    thread count. */
 static void parallel_call(Emitter *e, const Op *op, const char *body) {
-    const char *fn = specialise(e, op, "const op_args *a, int part, int parts", body);
+    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body);
     e->parallel = true;
     call_comment(e, op);
     buf_printf(&e->body, "    PARALLEL(%s, %s);\n    TICK(%d);\n", fn, op_pointers(e, op), op->id);
@@ -544,20 +544,20 @@ static void emit_mha(Emitter *e, const Op *op) {
                              "                    NNK_ACT_NONE, %lld, %lld, (int)(o1 - o0), scratch);   /* %s */\n",
                    at("a->y", plus_o0(at_[j])), D, j == 0 || !cross ? 0 : 1, wi, in_packed, 3 * D, plus_o0(j * D), wi + 1,
                    plus_o0(j * D), rows[j], D, what[j]);
-    const char *fn1 = specialise_stage(e, op, "project", "const op_args *a, int part, int parts", project.buf);
+    const char *fn1 = specialise_stage(e, op, "project", "const nnrt_op_args *a, int part, int parts", project.buf);
 
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
     char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
                           "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
                           N * heads, N * heads, L, S, D, heads, op->a.causal);
-    const char *fn2 = specialise_stage(e, op, "attend", "const op_args *a, int part, int parts", attend);
+    const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
 
     Buf output = {0};
     split_rows(&output, D, out_packed, op->impl.pack_width);
     buf_puts(&output, gemm_scratch(e));
     buf_printf(&output, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,\n"
                         "                    %lld, %lld, (int)(o1 - o0), scratch);\n", D, out_packed, D, N * L, D);
-    const char *fn3 = specialise_stage(e, op, "output", "const op_args *a, int part, int parts", output.buf);
+    const char *fn3 = specialise_stage(e, op, "output", "const nnrt_op_args *a, int part, int parts", output.buf);
 
     e->parallel = true;
     call_comment(e, op);
@@ -746,7 +746,7 @@ static void emit_sdpa(Emitter *e, const Op *op) {
                         "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
                         "                           %lld, %lld, %lld, %lld, %s, %d, a->scratch + (long)part * SCRATCH_FLOATS);\n",
                         B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal);
-    const char *fn = specialise(e, op, "const op_args *a, int part, int parts", body);
+    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body);
     e->parallel = true;
     call_comment(e, op);
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn, ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), op->id);
@@ -982,7 +982,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         nspecs++;
     }
     buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
-    buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const struct { const char *name; double flops; } op_table[N_OPS] = {\n");
+    buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const nnrt_op_info op_table[N_OPS] = {\n");
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
         buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
@@ -1002,15 +1002,9 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                    uk->mr, uk->nr, uk->mr, uk->nr);
     }
     if (e->parallel)
-        buf_printf(c, "/* A parallel op's pointers: its output, up to 6 inputs%s. */\n"
-                "typedef struct {\n    float *y;\n    const float *in[6];\n%s} op_args;\n\n"
-                "typedef struct {\n    void (*fn)(const op_args *a, int part, int parts);\n    const op_args *args;\n    int parts;\n} parallel_job;\n\n"
-                "static void run_part(void *job, int part) {\n    const parallel_job *j = job;\n    j->fn(j->args, part, j->parts);\n}\n\n"
-                "/* Runs fn's parts on the model's threads, one part per thread. */\n"
-                "static void run_parallel(nnrt_pool *pool, void (*fn)(const op_args *, int, int), const op_args *args) {\n"
-                "    parallel_job job = {fn, args, nnrt_pool_threads(pool)};\n    nnrt_pool_run(pool, job.parts, run_part, &job);\n}\n\n"
-                "#define PARALLEL(fn, y, ...) run_parallel(m->pool, fn, &(const op_args){y, {__VA_ARGS__}%s})\n",
-                e->gemm ? " and the threads' scratch" : "", e->gemm ? "    float *scratch;\n" : "", e->gemm ? ", m->scratch" : "");
+        buf_printf(c, "/* Runs a parallel op's function on the model's threads, each with its part of the work (runtime/threads.c). */\n"
+                      "#define PARALLEL(fn, y, ...) nnrt_run_parallel(m->pool, fn, &(const nnrt_op_args){y, {__VA_ARGS__}, %s})\n",
+                   e->gemm ? "m->scratch" : "NULL");
     buf_puts(c, "/* With profiling on, the time since the previous op is charged to this one. */\n");
     buf_puts(c, "#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }\n\n");
     buf_puts(c, e->fns.buf ? e->fns.buf : "");
@@ -1057,12 +1051,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "        nnrt_seterr(&m->error, \"'%%s': %%s\", path, inner.msg);\n    }\n    return status;\n}\n\n",
                e->id, e->id, e->id);
     buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);
-    buf_printf(c, "void %s_profile_report(const %s *m, int runs) {\n    double total = 0, flops = 0;\n    if (runs < 1)\n        runs = 1;\n"
-                  "    printf(\"%%-4s %%-40s %%10s %%10s\\n\", \"op\", \"name\", \"ms\", \"GFLOP/s\");\n"
-                  "    for (int i = 0; i < N_OPS; i++) {\n        double ms = m->op_ms[i] / runs;\n        total += ms;\n        flops += op_table[i].flops;\n"
-                  "        if (ms > 0 || op_table[i].flops > 0)\n"
-                  "            printf(\"%%-4d %%-40s %%10.3f %%10.2f\\n\", i, op_table[i].name, ms, ms > 0 ? op_table[i].flops / ms / 1e6 : 0.0);\n"
-                  "    }\n    printf(\"total %%.3f ms per run, %%.3f GFLOP, %%.2f GFLOP/s\\n\", total, flops / 1e9, total > 0 ? flops / total / 1e6 : 0.0);\n}\n\n", e->id, e->id);
+    buf_printf(c, "void %s_profile_report(const %s *m, int runs) { nnrt_profile_report(op_table, m->op_ms, N_OPS, runs); }\n\n", e->id, e->id);
     if (o->embed_weights && !emit_embedded(e, c))
         return false;
     if (o->main_program)
@@ -1076,107 +1065,43 @@ static void emit_main(Emitter *e, Buf *c) {
     const Graph *g = e->g;
     const char *id = e->id;
     int ni = g->inputs.len, no = g->outputs.len;
-    buf_puts(c, "/* ---- the command-line program (--main) ---- */\n\n");
-    buf_puts(c, "/* Warnings from loading (unused weights): the first few are shown, the rest counted. */\n"
-                "static void print_warning(void *user, const char *message) {\n    int *count = user;\n"
-                "    if (++*count <= 3)\n        fprintf(stderr, \"warning: %s\\n\", message);\n}\n\n");
-    buf_puts(c, "static int compare_ms(const void *a, const void *b) {\n    double x = *(const double *)a, y = *(const double *)b;\n"
-                "    return (x > y) - (x < y);\n}\n\n");
-    buf_printf(c, "static const char usage[] =\n    \"usage: %%s --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]\\n\"\n"
-                  "    \"  model '%s': %d input(s), %d output(s), raw little-endian f32 (.bin) or .npy by extension\\n\"\n", g->name, ni, no);
+    buf_puts(c, "/* ---- the command-line program (--main): runtime/program.c, given the model's shapes and functions ---- */\n\n");
+    Buf descs = {0};
     for (int i = 0; i < ni; i++) {
         Tensor *t = g->inputs.items[i];
-        buf_printf(c, "    \"  input %d  %s f32%s\\n\"\n", i, t->name, shape_c(t));
+        buf_printf(c, "static const int64_t in%d_dims[] = %s;\n", i, int_array(t->rank, t->dims));
+        buf_printf(&descs, "%s    {\"%s\", %d, in%d_dims, %lld},\n", i ? "" : "static const nnrt_tensor_desc inputs[] = {\n", t->name, t->rank, i,
+                   (long long)tensor_numel(t));
     }
-    for (int i = 0; i < no; i++)
-        buf_printf(c, "    \"  output %d f32%s\\n\"\n", i, shape_c(g->outputs.items[i]));
-    buf_printf(c, "    \"  without --input the input is deterministic pseudo-random%s\\n\";\n\n",
-               e->o->embed_weights ? "; without --weights the embedded weights are used" : "");
-
-    buf_puts(c, "int main(int argc, char **argv) {\n");
-    buf_printf(c, "    const char *weights = NULL, *inputs[%d] = {0}, *outputs[%d] = {0};\n    int n_in = 0, n_out = 0, bench = 0, threads = %d, profile = 0;\n",
-               ni, no, e->o->threads);
-    buf_puts(c, "    for (int i = 1; i < argc; i++) {\n        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
-                "        if (!strcmp(a, \"--help\") || !strcmp(a, \"-h\")) {\n            printf(usage, argv[0]);\n            return 0;\n"
-                "        } else if (!strcmp(a, \"--profile\")) {\n            profile = 1;\n            continue;\n        }\n"
-                "        if (!v) {\n            fprintf(stderr, \"error: unknown option or missing value: '%s' (see --help)\\n\", a);\n            return 2;\n        }\n"
-                "        i++;\n        if (!strcmp(a, \"--weights\")) {\n            weights = v;\n        } else if (!strcmp(a, \"--input\")) {\n");
-    buf_printf(c, "            if (n_in == %d) {\n                fprintf(stderr, \"error: the model has %d input(s), found another --input '%%s'\\n\", v);\n"
-                  "                return 2;\n            }\n            inputs[n_in++] = v;\n        } else if (!strcmp(a, \"--output\")) {\n"
-                  "            if (n_out == %d) {\n                fprintf(stderr, \"error: the model has %d output(s), found another --output '%%s'\\n\", v);\n"
-                  "                return 2;\n            }\n            outputs[n_out++] = v;\n", ni, ni, no, no);
-    buf_puts(c, "        } else if (!strcmp(a, \"--bench\") || !strcmp(a, \"--threads\")) {\n            char *end;\n            long n = strtol(v, &end, 10);\n"
-                "            if (*end || end == v || n < 1 || n > 1000000) {\n"
-                "                fprintf(stderr, \"error: %s expects a positive integer, found '%s'\\n\", a, v);\n                return 2;\n            }\n"
-                "            *(a[2] == 'b' ? &bench : &threads) = (int)n;\n        } else {\n"
-                "            fprintf(stderr, \"error: unknown option '%s' (see --help)\\n\", a);\n            return 2;\n        }\n    }\n");
-    if (ni > 0)
-        buf_printf(c, "    if (n_in != 0 && n_in != %d) {\n        fprintf(stderr, \"error: the model has %d inputs; give --input once for each, in order\\n\");\n"
-                      "        return 2;\n    }\n", ni, ni);
-    buf_puts(c, "    const char *missing = nnrt_cpu_missing();\n    if (missing) {\n"
-                "        fprintf(stderr, \"error: this program was built for a CPU with %s, which this one lacks; build it again here \"\n"
-                "                        \"(-march=native) or generate it with nnc --target generic\\n\", missing);\n        return 1;\n    }\n");
-    buf_printf(c, "    %s *m = %s_new(threads);\n    if (!m) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n", id, id);
-    buf_printf(c, "    int warnings = 0;\n    %s_on_warning(m, print_warning, &warnings);\n", id);
+    if (ni)
+        buf_puts(&descs, "};\n");
+    for (int i = 0; i < no; i++) {
+        Tensor *t = g->outputs.items[i];
+        buf_printf(c, "static const int64_t out%d_dims[] = %s;\n", i, int_array(t->rank, t->dims));
+        buf_printf(&descs, "%s    {NULL, %d, out%d_dims, %lld},\n", i ? "" : "static const nnrt_tensor_desc outputs[] = {\n", t->rank, i,
+                   (long long)tensor_numel(t));
+    }
+    buf_printf(c, "%s};\n\n", descs.buf);
+    buf_printf(c, "static void *create(int threads) { return %s_new(threads); }\n", id);
+    buf_printf(c, "static int load(void *m, const char *path) { return %s_load(m, path); }\n", id);
     if (e->o->embed_weights)
-        buf_printf(c, "    if ((weights ? %s_load(m, weights) : %s_load_embedded(m)) != 0) {\n", id, id);
-    else
-        buf_printf(c, "    if (!weights) {\n        fprintf(stderr, \"error: --weights FILE is required (see --help)\\n\");\n        %s_free(m);\n        return 2;\n    }\n"
-                      "    if (%s_load(m, weights) != 0) {\n", id, id);
-    buf_printf(c, "        fprintf(stderr, \"error: %%s\\n\", %s_last_error(m));\n        %s_free(m);\n        return 1;\n    }\n", id, id);
-    buf_puts(c, "    if (warnings > 3)\n        fprintf(stderr, \"warning: and %d more unused weights\\n\", warnings - 3);\n");
-    /* buffers */
-    for (int i = 0; i < ni; i++) {
-        Tensor *t = g->inputs.items[i];
-        buf_printf(c, "    static const int64_t in%d_dims[] = %s;\n    float *in%d = malloc(%lld * sizeof(float));\n", i, int_array(t->rank, t->dims), i,
-                   (long long)tensor_numel(t));
-    }
-    for (int i = 0; i < no; i++) {
-        Tensor *t = g->outputs.items[i];
-        buf_printf(c, "    static const int64_t out%d_dims[] = %s;\n    float *out%d = malloc(%lld * sizeof(float));\n", i, int_array(t->rank, t->dims), i,
-                   (long long)tensor_numel(t));
-    }
-    buf_puts(c, "    int status = 0;\n    nnrt_error err;\n    if (");
+        buf_printf(c, "static int load_embedded(void *m) { return %s_load_embedded(m); }\n", id);
+    buf_printf(c, "static void on_warning(void *m, void (*fn)(void *, const char *), void *user) { %s_on_warning(m, fn, user); }\n", id);
+    buf_printf(c, "static int run(void *m, const float *const *in, float *const *out) { %sreturn %s_run(m", ni ? "" : "(void)in; ", id);
     for (int i = 0; i < ni; i++)
-        buf_printf(c, "!in%d || ", i);
+        buf_printf(c, ", in[%d]", i);
     for (int i = 0; i < no; i++)
-        buf_printf(c, "!out%d || ", i);
-    buf_puts(c, "0) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        status = 1;\n        goto done;\n    }\n");
-    for (int i = 0; i < ni; i++) {
-        Tensor *t = g->inputs.items[i];
-        buf_printf(c, "    if (n_in == 0) {\n        nnrt_fill_random(in%d, %lld, %d);\n    } else if (nnrt_read_tensor_file(inputs[%d], in%d, %d, in%d_dims, &err) != 0) {\n"
-                      "        fprintf(stderr, \"error: input '%s': %%s\\n\", err.msg);\n        status = 1;\n        goto done;\n    }\n",
-                   i, (long long)tensor_numel(t), i + 1, i, i, t->rank, i, t->name);
-    }
-    Buf call = {0};
-    buf_printf(&call, "%s_run(m", id);
-    for (int i = 0; i < ni; i++)
-        buf_printf(&call, ", in%d", i);
-    for (int i = 0; i < no; i++)
-        buf_printf(&call, ", out%d", i);
-    buf_puts(&call, ")");
-    buf_printf(c, "    if (%s != 0) {\n        fprintf(stderr, \"error: %%s\\n\", %s_last_error(m));\n        status = 1;\n        goto done;\n    }\n", call.buf, id);
-    buf_printf(c, "    if (bench > 0 || profile) {\n        int runs = bench > 0 ? bench : 1;\n        double *ms = malloc((size_t)runs * sizeof *ms);\n"
-                  "        if (!ms) {\n            status = 1;\n            goto done;\n        }\n        %s_profile(m, profile);\n"
-                  "        for (int r = 0; r < runs; r++) {\n            double t0 = nnrt_now_ms();\n            %s;\n            ms[r] = nnrt_now_ms() - t0;\n        }\n"
-                  "        qsort(ms, (size_t)runs, sizeof *ms, compare_ms);\n"
-                  "        if (bench > 0)\n            printf(\"bench: %%d runs, median %%.3f ms, min %%.3f ms\\n\", runs, runs %% 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2, ms[0]);\n"
-                  "        if (profile)\n            %s_profile_report(m, runs);\n        free(ms);\n    }\n",
-               id, call.buf, id);
-    for (int i = 0; i < no; i++) {
-        Tensor *t = g->outputs.items[i];
-        buf_printf(c, "    if (n_out > %d) {\n        if (nnrt_write_tensor_file(outputs[%d], out%d, %d, out%d_dims, &err) != 0) {\n"
-                      "            fprintf(stderr, \"error: output %d: %%s\\n\", err.msg);\n            status = 1;\n            goto done;\n        }\n",
-                   i, i, i, t->rank, i, i);
-        buf_printf(c, "    } else if (bench == 0 && !profile) {\n        long best = 0;\n        for (long j = 1; j < %lld; j++)\n"
-                      "            if (out%d[j] > out%d[best])\n                best = j;\n"
-                      "        printf(\"output %d f32%s: argmax %%ld (%%g)\\n\", best, out%d[best]);\n    }\n",
-                   (long long)tensor_numel(t), i, i, i, shape_c(t), i);
-    }
-    buf_puts(c, "done:\n");
-    for (int i = 0; i < ni; i++)
-        buf_printf(c, "    free(in%d);\n", i);
-    for (int i = 0; i < no; i++)
-        buf_printf(c, "    free(out%d);\n", i);
-    buf_printf(c, "    %s_free(m);\n    return status;\n}\n", id);
+        buf_printf(c, ", out[%d]", i);
+    buf_puts(c, "); }\n");
+    buf_printf(c, "static const char *last_error(const void *m) { return %s_last_error(m); }\n", id);
+    buf_printf(c, "static void profile(void *m, int on) { %s_profile(m, on); }\n", id);
+    buf_printf(c, "static void profile_report(const void *m, int runs) { %s_profile_report(m, runs); }\n", id);
+    buf_printf(c, "static void destroy(void *m) { %s_free(m); }\n\n", id);
+    buf_printf(c, "static const nnrt_program program = {\n    .model = \"%s\",\n    .n_inputs = %d,\n    .n_outputs = %d,\n", g->name, ni, no);
+    buf_printf(c, "    .inputs = %s,\n    .outputs = outputs,\n    .default_threads = %d,\n", ni ? "inputs" : "NULL", e->o->threads);
+    buf_printf(c, "    .cpu_missing = nnrt_cpu_missing,\n    .create = create,\n    .load = load,\n    .load_embedded = %s,\n",
+               e->o->embed_weights ? "load_embedded" : "NULL");
+    buf_puts(c, "    .on_warning = on_warning,\n    .run = run,\n    .last_error = last_error,\n    .profile = profile,\n"
+                "    .profile_report = profile_report,\n    .destroy = destroy,\n};\n\n");
+    buf_puts(c, "int main(int argc, char **argv) { return nnrt_main(argc, argv, &program); }\n");
 }

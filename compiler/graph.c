@@ -189,6 +189,14 @@ void graph_replace_uses(Graph *g, Tensor *from, Tensor *to) {
 
 /* Drops every op whose result nothing reads (and is not a model output), back to front so that an
    op feeding only dead ops dies too; keeps the rest in order and renumbers them. */
+/* An op a pass has made redundant: it stops reading its inputs, so that it counts as a reader of
+   nothing, and graph_remove_dead_ops (once its result has no reader either) takes it out. */
+void graph_kill_op(Op *op) {
+    for (int j = 0; j < op->in.len; j++)
+        VEC_AT(op->in, j, Tensor *)->uses--;
+    op->in.len = 0;
+}
+
 void graph_remove_dead_ops(Graph *g) {
     graph_recount_uses(g);
     bool *dead = xcalloc((size_t)g->ops.len + 1, sizeof *dead);

@@ -134,6 +134,59 @@ static inline const char *nnrt_cpu_missing(void) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- the --main program (program.c) */
+
+typedef struct {
+    const char *name;        /* an input's name; NULL for an output */
+    int rank;
+    const int64_t *dims;
+    long size;               /* elements */
+} nnrt_tensor_desc;
+
+/* What a generated file with --main tells the runtime's program about its model: the shapes, and its
+   functions behind a `void *` model. */
+typedef struct {
+    const char *model;
+    int n_inputs, n_outputs;
+    const nnrt_tensor_desc *inputs, *outputs;
+    int default_threads;
+    const char *(*cpu_missing)(void);    /* nnrt_cpu_missing as the generated file was compiled */
+    void *(*create)(int threads);
+    int (*load)(void *m, const char *path);
+    int (*load_embedded)(void *m);       /* NULL without --embed-weights: then --weights is required */
+    void (*on_warning)(void *m, void (*fn)(void *user, const char *message), void *user);
+    int (*run)(void *m, const float *const *in, float *const *out);
+    const char *(*last_error)(const void *m);
+    void (*profile)(void *m, int on);
+    void (*profile_report)(const void *m, int runs);
+    void (*destroy)(void *m);
+} nnrt_program;
+
+/* The whole program: parses the options, loads, runs, benchmarks, writes. Returns the exit status. */
+int nnrt_main(int argc, char **argv, const nnrt_program *p);
+/* The same after the options: what nnrt_main runs (runs 0: no benchmark). */
+int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
+                     int n_out, int threads, int runs, int profile);
+
+/* Per-op name and floating-point work, and the --profile table made of them and their times. */
+typedef struct {
+    const char *name;
+    double flops;
+} nnrt_op_info;
+void nnrt_profile_report(const nnrt_op_info *ops, const double *op_ms, int n, int runs);
+
+/* ---------------------------------------------------------------- ops on the thread pool */
+
+/* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
+typedef struct {
+    float *y;
+    const float *in[6];
+    float *scratch;
+} nnrt_op_args;
+
+/* Runs fn(args, part, parts) for every part of the pool's thread count, one part per thread. */
+void nnrt_run_parallel(nnrt_pool *pool, void (*fn)(const nnrt_op_args *a, int part, int parts), const nnrt_op_args *args);
+
 static inline uint16_t nnrt_load_le16(const unsigned char *p) {
     return (uint16_t)(p[0] | p[1] << 8);
 }

@@ -152,3 +152,21 @@ void nnrt_pool_destroy(nnrt_pool *p) {
     if (p)
         shut_down(p, p->nworkers);
 }
+
+/* ---------------------------------------------------------------- a generated op's parts */
+
+typedef struct {
+    void (*fn)(const nnrt_op_args *a, int part, int parts);
+    const nnrt_op_args *args;
+    int parts;
+} parallel_job;
+
+static void run_part(void *job, int part) {
+    const parallel_job *j = job;
+    j->fn(j->args, part, j->parts);
+}
+
+void nnrt_run_parallel(nnrt_pool *pool, void (*fn)(const nnrt_op_args *a, int part, int parts), const nnrt_op_args *args) {
+    parallel_job job = {fn, args, nnrt_pool_threads(pool)};
+    nnrt_pool_run(pool, job.parts, run_part, &job);
+}

@@ -43,7 +43,7 @@ void pass_fold_bn(Graph *g) {
         f->eps = bn->a.eps;
         vec_push(&g->folds, f);
         graph_replace_uses(g, bn->out, x);
-        bn->in.len = 0;   /* dead now: it must not count as a reader of anything */
+        graph_kill_op(bn);
         changed = true;
     }
     if (changed) {

@@ -60,14 +60,16 @@ void pass_fuse_attention(Graph *g) {
             continue;
         /* pv becomes the attention op; the others die */
         pv->kind = OPK_SDPA;
-        pv->in.len = 0;
+        graph_kill_op(pv);   /* its old inputs; it reads q, k and v now */
         op_add_input(pv, q);
         op_add_input(pv, k);
         op_add_input(pv, v);
         memset(&pv->a, 0, sizeof pv->a);
-        sm->in.len = qk->in.len = kt->in.len = 0;   /* dead now: they must not count as readers */
+        graph_kill_op(sm);
+        graph_kill_op(qk);
+        graph_kill_op(kt);
         if (scale)
-            scale->in.len = 0;
+            graph_kill_op(scale);
         changed = true;
         graph_recount_uses(g);
     }

@@ -43,7 +43,7 @@ static bool fuse_next(Graph *g, Op *layer) {
         return false;
     }
     graph_replace_uses(g, next->out, y);
-    next->in.len = 0;   /* dead now: it must not count as a reader of anything */
+    graph_kill_op(next);
     graph_recount_uses(g);
     return true;
 }

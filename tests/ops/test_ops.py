@@ -1078,7 +1078,7 @@ def build_and_run(c, d, refs, flags):
             return r
     # clang's -Wall -Wextra warnings all come from its front end, so -fsyntax-only sees every one;
     # some of gcc's (-Wmaybe-uninitialized, ...) need the optimiser
-    check = ["-fsyntax-only"] if other == "clang" else ["-O2", "-march=native", "-c", "-o", os.devnull]
+    check = ["-fsyntax-only", "-march=native"] if other == "clang" else ["-O2", "-march=native", "-c", "-o", os.devnull]
     code, out = run([other] + WARN_FLAGS + check + [cfile] + flags["cflags"])
     if code != 0:
         r.warn[other] = first_lines(out, 4)

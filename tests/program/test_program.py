@@ -845,7 +845,7 @@ def body(tmp):
             if not cc:
                 print(f"# skip {cname}: not installed")
                 continue
-            for extra in ([], ["-pedantic"]):
+            for extra in (["-march=native"], ["-march=native", "-pedantic"]):   # C for this machine (--target native)
                 r = build_c(m.c, T(f"{m.name}_{cname}{len(extra)}"), cc, WARN_FLAGS + extra)
                 report(f"{m.name}.c builds with {cname} {' '.join(WARN_FLAGS + extra)}",
                        None if r.returncode == 0 else brief(r))
@@ -890,12 +890,24 @@ def body(tmp):
         r = run([emb, "--weights", missing, "--input", IN, "--output", o])
         report("--embed-weights: --weights still loads (and checks) the given file",
                None if r.returncode == 1 and "fc.weight" in r.stderr and not os.path.exists(o) else brief(r))
+    # --target generic: the portable kernels, built for the compiler's default CPU, warning-free too
+    gen_c = T("generic.c")
+    r = run([NNC, cnn.net, "--main", "--target", "generic", "-o", gen_c])
+    for cname, cc in compilers:
+        if cc and r.returncode == 0:
+            rr = build_c(gen_c, T("generic_" + cname), cc, WARN_FLAGS + ["-pedantic"])
+            report(f"--target generic C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic and no -march",
+                   None if rr.returncode == 0 else brief(rr))
+    r = run([NNC, cnn.net, "--main", "--target", "x86-64-v4" if "avx512f" in open("/proc/cpuinfo").read() else "x86-64-v3", "-o", T("wrong.c")])
+    rr = build_c(T("wrong.c"), T("wrong"), CC, ["-march=x86-64"])
+    report("C generated for an x86-64-v3/v4 target refuses to build for plain x86-64, naming the flags",
+           None if rr.returncode != 0 and "-march=x86-64-v" in rr.stderr and "--target generic" in rr.stderr else brief(rr))
     emb_c = T("embedded.c")
     r = run([NNC, cnn.net, "--main", "--weights", W, "--embed-weights", "-o", emb_c])
     if r.returncode == 0:
         for cname, cc in compilers:
             if cc:
-                rr = build_c(emb_c, T("embedded_" + cname), cc, WARN_FLAGS + ["-pedantic"])
+                rr = build_c(emb_c, T("embedded_" + cname), cc, WARN_FLAGS + ["-march=native", "-pedantic"])
                 report(f"--embed-weights C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
                        None if rr.returncode == 0 else brief(rr))
         with open(T("embedded.h")) as f:
@@ -925,7 +937,7 @@ def body(tmp):
     r = run([NNC, cnn.net, "-o", lib_c])
     if r.returncode == 0:
         flags = run([NNC, "--cflags"]).stdout.split() + run([NNC, "--libs"]).stdout.split()
-        r = run([CC, "-O2"] + WARN_FLAGS + ["-pedantic", "-I", lib, api_c, lib_c, "-o", api] + flags)
+        r = run([CC, "-O2", "-march=native"] + WARN_FLAGS + ["-pedantic", "-I", lib, api_c, lib_c, "-o", api] + flags)
     report("API program (tiny_cnn.h + tiny_cnn.c without --main) builds with -pedantic",
            None if r.returncode == 0 else brief(r))
     if r.returncode == 0:
