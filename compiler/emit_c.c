@@ -24,6 +24,11 @@
 #include <string.h>
 
 typedef struct {
+    const char *name;
+    int64_t offset;          /* in floats */
+} ArenaEntry;
+
+typedef struct {
     const Graph *g;
     const EmitOptions *o;
     const char *id;          /* C identifier of the model: "resnet50" */
@@ -42,6 +47,10 @@ typedef struct {
     const char *scratch_expr;   /* ...written with the runtime's macros */
     bool tile;               /* some op's numbers assume the micro-kernel's tile (NNK_MR x NNK_NR) */
     Vec packed;              /* of Packed*: weights that prepare() rearranges for nnk_gemm */
+    const char **arena_name; /* tensor id -> its arena offset's name (a_NAME), once used */
+    const char **scratch_name;   /* op id -> the name of its scratch's offset, once used */
+    Vec arena_entries;       /* of ArenaEntry*: the names of arena offsets, in the order of first use */
+    Vec arena_taken;         /* the names given, weights' included, so that none repeats */
 } Emitter;
 
 
@@ -120,6 +129,29 @@ static const char *wref(const Emitter *e, const Tensor *t) {
 /* Names for the weights' offsets: each key with every run of other characters than letters and digits
    made one '_' ("layer1.0.conv1.weight" -> "layer1_0_conv1_weight", "conv1.bias(folded)" ->
    "conv1_bias_folded"), and a number added where two keys would meet. */
+static const char *unique_ident(Vec *taken, const char *text, const char *fallback) {
+    Buf b = {0};
+    for (const char *p = text; *p; p++) {
+        if (isalnum((unsigned char)*p))
+            buf_printf(&b, "%c", *p);
+        else if (b.len && b.buf[b.len - 1] != '_')
+            buf_puts(&b, "_");
+    }
+    while (b.len && b.buf[b.len - 1] == '_')
+        b.buf[--b.len] = '\0';
+    const char *base = b.len ? buf_take(&b) : fallback, *name = base;
+    for (int n = 2;; n++) {
+        bool clash = false;
+        for (int j = 0; j < taken->len && !clash; j++)
+            clash = strcmp(taken->items[j], name) == 0;
+        if (!clash)
+            break;
+        name = format("%s_%d", base, n);
+    }
+    vec_push(taken, (void *)name);
+    return name;
+}
+
 static void name_weights(Emitter *e) {
     const Graph *g = e->g;
     if (e->weight_floats > 2147483647LL)   /* an enum holds an int */
@@ -128,27 +160,36 @@ static void name_weights(Emitter *e) {
     Vec taken = {0};
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
-        Buf b = {0};
-        for (const char *p = t->name; *p; p++) {
-            if (isalnum((unsigned char)*p))
-                buf_printf(&b, "%c", *p);
-            else if (b.len && b.buf[b.len - 1] != '_')
-                buf_puts(&b, "_");
-        }
-        while (b.len && b.buf[b.len - 1] == '_')
-            b.buf[--b.len] = '\0';
-        const char *base = b.len ? buf_take(&b) : "weight", *name = base;
-        for (int n = 2;; n++) {
-            bool clash = false;
-            for (int j = 0; j < taken.len && !clash; j++)
-                clash = strcmp(taken.items[j], name) == 0;
-            if (!clash)
-                break;
-            name = format("%s_%d", base, n);
-        }
-        vec_push(&taken, (void *)name);
-        e->weight_name[t->id] = name;
+        e->weight_name[t->id] = unique_ident(&taken, t->name, "weight");
     }
+}
+
+/* The name of an intermediate's place in the arena, A(layer1_0_conv1) in the generated C (the enum of
+   offsets defines a_layer1_0_conv1): its producer's `as` name, or its kind and number; the scratch of
+   an op is SCRATCH_OF(its name). NULL when the offsets do not fit an enum. */
+static const char *arena_name(Emitter *e, const Tensor *t) {
+    if (e->g->arena_bytes / 4 > 2147483647LL)
+        return NULL;
+    if (!e->arena_name[t->id]) {
+        ArenaEntry *a = xcalloc(1, sizeof *a);
+        a->name = e->arena_name[t->id] = unique_ident(&e->arena_taken, t->name, "tensor");
+        a->offset = t->offset / 4;
+        vec_push(&e->arena_entries, a);
+    }
+    return e->arena_name[t->id];
+}
+
+/* An op's scratch memory in the arena, `plus` floats in: (A(NAME_scratch) + plus). */
+static const char *scratch_ref(Emitter *e, const Op *op, int64_t plus) {
+    if (e->g->arena_bytes / 4 > 2147483647LL)
+        return format("A(%lld)", (long long)(op->scratch_offset / 4 + plus));
+    if (!e->scratch_name[op->id]) {
+        ArenaEntry *a = xcalloc(1, sizeof *a);
+        a->name = e->scratch_name[op->id] = unique_ident(&e->arena_taken, format("%s_scratch", op->out->name), "scratch");
+        a->offset = op->scratch_offset / 4;
+        vec_push(&e->arena_entries, a);
+    }
+    return plus ? format("(A(%s) + %lld)", e->scratch_name[op->id], (long long)plus) : format("A(%s)", e->scratch_name[op->id]);
 }
 
 static const char *ptr(Emitter *e, const Tensor *t) {
@@ -162,8 +203,12 @@ static const char *ptr(Emitter *e, const Tensor *t) {
     case TK_INPUT: base = input_ident(t); break;
     case TK_WEIGHT: base = wref(e, t); break;
     default:
-        if (output_index(e->g, t) < 0)
-            return format("A(%lld)", (long long)((t->offset + bytes) / 4));
+        if (output_index(e->g, t) < 0) {
+            const char *name = arena_name(e, t);
+            if (!name)
+                return format("A(%lld)", (long long)((t->offset + bytes) / 4));
+            return bytes ? format("(A(%s) + %lld)", name, (long long)(bytes / 4)) : format("A(%s)", name);
+        }
         base = output_name(e->g, output_index(e->g, t));
     }
     return bytes ? format("(%s + %lld)", base, (long long)(bytes / 4)) : base;
@@ -229,7 +274,34 @@ static const char *specialise(Emitter *e, const Op *op, const char *params, cons
     return specialise_stage(e, op, NULL, params, body);
 }
 
-/* The comment over each call: the op, its name, its source line. */
+/* The text of the source line at loc, trimmed, made safe inside a C comment. */
+static const char *source_line(Loc loc) {
+    if (!loc.file || loc.line < 1)
+        return "";
+    const char *p = loc.file->text, *end = p + loc.file->len;
+    for (int line = 1; line < loc.line && p < end; p++)
+        if (*p == '\n')
+            line++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *q = p;
+    while (q < end && *q != '\n' && *q != '\r')
+        q++;
+    while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    Buf b = {0};
+    for (; p < q; p++) {
+        if (p[0] == '*' && p + 1 < q && p[1] == '/')   /* would end the comment */
+            buf_puts(&b, "* ");
+        else if (p[0] == '/' && p + 1 < q && p[1] == '*')
+            buf_puts(&b, "/ ");
+        else if ((unsigned char)*p >= ' ' || *p == '\t')
+            buf_printf(&b, "%c", *p);
+    }
+    return b.len ? buf_take(&b) : "";
+}
+
+/* The comment over each call: the op, its name, its shape, and the source line that made it. */
 static void call_comment(Emitter *e, const Op *op) {
     const Attrs *a = &op->a;
     Buf fused = {0};   /* what fuse_epilogue folded into a layer */
@@ -241,8 +313,8 @@ static void call_comment(Emitter *e, const Op *op) {
         if (a->act2)
             buf_printf(&fused, " + %s", act_name[a->act2]);
     }
-    buf_printf(&e->body, "\n    /* %s%s%s%s: %s  (%s:%d) */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
-               fused.buf ? fused.buf : "", shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line);
+    buf_printf(&e->body, "\n    /* %s%s%s%s: %s\n       %s:%d: %s */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
+               fused.buf ? fused.buf : "", shape_c(op->out), op->loc.file ? op->loc.file->path : "?", op->loc.line, source_line(op->loc));
 }
 
 static void call_line(Emitter *e, const Op *op, const char *fn, const char *args) {
@@ -258,7 +330,7 @@ static const char *op_pointers(Emitter *e, const Op *op) {
     for (int i = 0; i < op->in.len; i++)
         buf_printf(&args, ", %s", ptr(e, op->in.items[i]));
     if (op->impl.scratch_floats > 0)
-        buf_printf(&args, ", A(%lld)", (long long)(op->scratch_offset / 4));
+        buf_printf(&args, ", %s", scratch_ref(e, op, 0));
     return buf_take(&args);
 }
 
@@ -530,7 +602,7 @@ static void emit_mha(Emitter *e, const Op *op) {
         emit_mha_serial(e, op);
         return;
     }
-    const char *scratch = format("A(%lld)", (long long)(op->scratch_offset / 4));
+    const char *scratch = scratch_ref(e, op, 0);
     bool in_packed = pack(e, op, op->in.items[wi]), out_packed = pack(e, op, op->in.items[wi + 2]);
     long long k_at = N * L * D, v_at = k_at + N * S * D;
 
@@ -563,8 +635,7 @@ static void emit_mha(Emitter *e, const Op *op) {
     call_comment(e, op);
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s%s%s, %s, %s);\n", fn1, scratch, ptr(e, x), cross ? ", " : "", cross ? ptr(e, mem) : "",
                ptr(e, op->in.items[wi]), ptr(e, op->in.items[wi + 1]));
-    buf_printf(&e->body, "    PARALLEL(%s, %s, A(%lld), A(%lld));\n", fn2, scratch, (long long)(op->scratch_offset / 4 + k_at),
-               (long long)(op->scratch_offset / 4 + v_at));
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s);\n", fn2, scratch, scratch_ref(e, op, k_at), scratch_ref(e, op, v_at));
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn3, ptr(e, op->out), scratch, ptr(e, op->in.items[wi + 2]),
                ptr(e, op->in.items[wi + 3]), op->id);
 }
@@ -890,37 +961,71 @@ static void emit_main(Emitter *e, Buf *c);
 /* What is done to the weights once, after loading: derived weights start at zero, batch norms are
    folded into the layers before them (passes/fold_bn.c), then the weights that blocked products read
    packed are rearranged (nnk_pack_weight). -1 when there is no memory for that. */
+/* A weight's offset in the weight block, as the generated C names it: w_conv1_weight, or a number. */
+static const char *woff(const Emitter *e, const Tensor *t) {
+    return e->weight_name ? format("w_%s", e->weight_name[t->id]) : format("%lld", (long long)e->weight_at[t->id]);
+}
+
 static void emit_prepare(Emitter *e, Buf *c) {
     const Graph *g = e->g;
-    buf_printf(c, "/* Once after loading: %d batch norm(s) folded into the layer before each, %d weight(s) packed. */\n"
-                  "static int prepare(%s *m) {\n", g->folds.len, e->packed.len, e->id);
-    if (g->folds.len == 0 && e->packed.len == 0)
-        buf_puts(c, "    (void)m;\n");
-    for (int i = 0; i < g->weights.len; i++) {
-        Tensor *t = g->weights.items[i];
-        if (t->derived)
-            buf_printf(c, "    memset(%s, 0, %lld * sizeof(float));\n", wref(e, t), (long long)tensor_numel(t));
+    int derived = 0;
+    for (int i = 0; i < g->weights.len; i++)
+        derived += VEC_AT(g->weights, i, Tensor *)->derived;
+    if (derived) {
+        buf_puts(c, "/* Weights computed at load time (a folded bias): offset, floats. They start at zero. */\n"
+                    "static const struct { long at, floats; } derived[] = {\n");
+        for (int i = 0; i < g->weights.len; i++) {
+            Tensor *t = g->weights.items[i];
+            if (t->derived)
+                buf_printf(c, "    {%s, %lld},\n", woff(e, t), (long long)tensor_numel(t));
+        }
+        buf_puts(c, "};\n\n");
     }
-    for (int i = 0; i < g->folds.len; i++) {
-        BnFold *f = g->folds.items[i];
-        int64_t O = f->weight->dims[0];
-        buf_printf(c, "    nnk_fold_batchnorm(%s, %s, %s, %s,\n                       %s, %s, %lld, %lld, %s);\n", wref(e, f->weight),
-                   wref(e, f->bias), wref(e, f->gamma), wref(e, f->beta), wref(e, f->mean), wref(e, f->var), (long long)O,
-                   (long long)(tensor_numel(f->weight) / O), c_float(f->eps));
+    if (g->folds.len) {
+        buf_puts(c, "/* Batch norms folded into the layer before each (passes/fold_bn.c): the layer's weight and bias, the\n"
+                    "   norm's weight, bias, running mean and variance, the layer's output channels and weights per channel, eps. */\n"
+                    "static const nnrt_bn_fold folds[] = {\n");
+        for (int i = 0; i < g->folds.len; i++) {
+            BnFold *f = g->folds.items[i];
+            int64_t O = f->weight->dims[0];
+            buf_printf(c, "    {%s, %s, %s, %s, %s, %s, %lld, %lld, %s},\n", woff(e, f->weight), woff(e, f->bias), woff(e, f->gamma),
+                       woff(e, f->beta), woff(e, f->mean), woff(e, f->var), (long long)O, (long long)(tensor_numel(f->weight) / O),
+                       c_float(f->eps));
+        }
+        buf_puts(c, "};\n\n");
     }
-    if (e->packed.len > 0) {
-        buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
-                      "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n",
-                   largest_packed(e));
+    if (e->packed.len) {
+        buf_puts(c, "/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */\n"
+                    "static const nnrt_packing packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             long long rows = p->w->dims[0];
-            buf_printf(c, "    nnk_pack_weight(%s, %lld, %lld, %s, tmp);\n", wref(e, p->w), rows, (long long)(tensor_numel(p->w) / rows),
-                       p->width == NNK_MR ? "NNK_MR" : "NNK_NR");
             if (p->width != NNK_MR && p->width != NNK_NR)
                 internal_error(NULL, "a weight packed %d wide, which is neither NNK_MR nor NNK_NR", p->width);
+            buf_printf(c, "    {%s, %lld, %lld, %s},\n", woff(e, p->w), rows, (long long)(tensor_numel(p->w) / rows),
+                       p->width == NNK_MR ? "NNK_MR" : "NNK_NR");
         }
-        buf_puts(c, "    free(tmp);\n");
+        buf_puts(c, "};\n\n");
+    }
+    buf_printf(c, "/* Once after loading: %d weight(s) derived, %d batch norm(s) folded, %d weight(s) packed. */\n"
+                  "static int prepare(%s *m) {\n", derived, g->folds.len, e->packed.len, e->id);
+    if (!derived && !g->folds.len && !e->packed.len)
+        buf_puts(c, "    (void)m;\n");
+    if (derived)
+        buf_puts(c, "    for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)\n"
+                    "        memset(m->weights + derived[i].at, 0, (size_t)derived[i].floats * sizeof(float));\n");
+    if (g->folds.len)
+        buf_puts(c, "    for (size_t i = 0; i < sizeof folds / sizeof *folds; i++) {\n        const nnrt_bn_fold *f = &folds[i];\n"
+                    "        float *w = m->weights;\n"
+                    "        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);\n"
+                    "    }\n");
+    if (e->packed.len) {
+        buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
+                      "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
+                      "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
+                      "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n"
+                      "    free(tmp);\n",
+                   largest_packed(e));
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }
@@ -932,6 +1037,8 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     e->ID = upper(e->id);
     e->weight_at = xcalloc((size_t)g->tensors.len + 1, sizeof *e->weight_at);
     e->flops = xcalloc((size_t)g->ops.len + 1, sizeof *e->flops);
+    e->arena_name = xcalloc((size_t)g->tensors.len + 1, sizeof *e->arena_name);
+    e->scratch_name = xcalloc((size_t)g->ops.len + 1, sizeof *e->scratch_name);
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
         e->weight_at[t->id] = e->weight_floats;
@@ -970,24 +1077,18 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     } else {
         buf_puts(c, "#define W(offset) (m->weights + (offset))\n\n");
     }
-    buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
-    int nspecs = 0;
-    Buf specs = {0};
-    for (int i = 0; i < g->weights.len; i++) {
-        Tensor *t = g->weights.items[i];
-        if (t->derived)
-            continue;
-        buf_printf(&specs, "    {\"%s\", %d, %s, %s},\n", t->name, t->rank, int_array(t->rank, t->dims),
-                   e->weight_name ? format("w_%s", e->weight_name[t->id]) : format("%lld", (long long)e->weight_at[t->id]));
-        nspecs++;
+    if (e->arena_entries.len > 0) {
+        buf_puts(c, "/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share\n"
+                    "   memory (passes/plan_memory.c). */\nenum {\n");
+        for (int i = 0; i < e->arena_entries.len; i++) {
+            const ArenaEntry *a = e->arena_entries.items[i];
+            buf_printf(c, "    a_%s = %lld,\n", a->name, (long long)a->offset);
+        }
+        buf_puts(c, "};\n#define A(name) (m->arena + a_##name)\n");
+    } else {
+        buf_puts(c, "#define A(offset) (m->arena + (offset))\n");
     }
-    buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
-    buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const nnrt_op_info op_table[N_OPS] = {\n");
-    for (int i = 0; i < g->ops.len; i++) {
-        const Op *op = g->ops.items[i];
-        buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
-    }
-    buf_puts(c, "};\n\n#define A(offset) (m->arena + (offset))\n");
+
     if (e->gemm)
         buf_printf(c, "/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's\n"
                       "   figure must agree with the runtime this file is built with. */\n#define SCRATCH_FLOATS %s\n"
@@ -1023,6 +1124,25 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     }
     buf_puts(c, e->body.buf ? e->body.buf : "");
     buf_puts(c, "    return 0;\n}\n\n");
+
+    buf_puts(c, "/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */\n");
+    int nspecs = 0;
+    Buf specs = {0};
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        if (t->derived)
+            continue;
+        buf_printf(&specs, "    {\"%s\", %d, %s, %s},\n", t->name, t->rank, int_array(t->rank, t->dims),
+                   e->weight_name ? format("w_%s", e->weight_name[t->id]) : format("%lld", (long long)e->weight_at[t->id]));
+        nspecs++;
+    }
+    buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
+    buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const nnrt_op_info op_table[N_OPS] = {\n");
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        buf_printf(c, "    {\"%s%s%s\", %.0f},\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "", e->flops[i]);
+    }
+    buf_puts(c, "};\n\n");
 
     /* lifecycle */
     buf_printf(c, "%s *%s_new(int threads) {\n", e->id, e->id);

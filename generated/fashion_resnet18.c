@@ -142,149 +142,33 @@ enum {
 };
 #define W(name) (m->weights + w_##name)
 
-/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
-static const nnrt_weight_spec weight_specs[110] = {
-    {"0.0.weight", 4, {64, 1, 7, 7}, w_0_0_weight},
-    {"0.0.bias", 1, {64}, w_0_0_bias},
-    {"0.1.weight", 1, {64}, w_0_1_weight},
-    {"0.1.bias", 1, {64}, w_0_1_bias},
-    {"0.1.running_mean", 1, {64}, w_0_1_running_mean},
-    {"0.1.running_var", 1, {64}, w_0_1_running_var},
-    {"1.0.conv1.weight", 4, {64, 64, 3, 3}, w_1_0_conv1_weight},
-    {"1.0.conv1.bias", 1, {64}, w_1_0_conv1_bias},
-    {"1.0.bn1.weight", 1, {64}, w_1_0_bn1_weight},
-    {"1.0.bn1.bias", 1, {64}, w_1_0_bn1_bias},
-    {"1.0.bn1.running_mean", 1, {64}, w_1_0_bn1_running_mean},
-    {"1.0.bn1.running_var", 1, {64}, w_1_0_bn1_running_var},
-    {"1.0.conv2.weight", 4, {64, 64, 3, 3}, w_1_0_conv2_weight},
-    {"1.0.conv2.bias", 1, {64}, w_1_0_conv2_bias},
-    {"1.0.bn2.weight", 1, {64}, w_1_0_bn2_weight},
-    {"1.0.bn2.bias", 1, {64}, w_1_0_bn2_bias},
-    {"1.0.bn2.running_mean", 1, {64}, w_1_0_bn2_running_mean},
-    {"1.0.bn2.running_var", 1, {64}, w_1_0_bn2_running_var},
-    {"1.1.conv1.weight", 4, {64, 64, 3, 3}, w_1_1_conv1_weight},
-    {"1.1.conv1.bias", 1, {64}, w_1_1_conv1_bias},
-    {"1.1.bn1.weight", 1, {64}, w_1_1_bn1_weight},
-    {"1.1.bn1.bias", 1, {64}, w_1_1_bn1_bias},
-    {"1.1.bn1.running_mean", 1, {64}, w_1_1_bn1_running_mean},
-    {"1.1.bn1.running_var", 1, {64}, w_1_1_bn1_running_var},
-    {"1.1.conv2.weight", 4, {64, 64, 3, 3}, w_1_1_conv2_weight},
-    {"1.1.conv2.bias", 1, {64}, w_1_1_conv2_bias},
-    {"1.1.bn2.weight", 1, {64}, w_1_1_bn2_weight},
-    {"1.1.bn2.bias", 1, {64}, w_1_1_bn2_bias},
-    {"1.1.bn2.running_mean", 1, {64}, w_1_1_bn2_running_mean},
-    {"1.1.bn2.running_var", 1, {64}, w_1_1_bn2_running_var},
-    {"2.0.conv1.weight", 4, {128, 64, 3, 3}, w_2_0_conv1_weight},
-    {"2.0.conv1.bias", 1, {128}, w_2_0_conv1_bias},
-    {"2.0.bn1.weight", 1, {128}, w_2_0_bn1_weight},
-    {"2.0.bn1.bias", 1, {128}, w_2_0_bn1_bias},
-    {"2.0.bn1.running_mean", 1, {128}, w_2_0_bn1_running_mean},
-    {"2.0.bn1.running_var", 1, {128}, w_2_0_bn1_running_var},
-    {"2.0.conv2.weight", 4, {128, 128, 3, 3}, w_2_0_conv2_weight},
-    {"2.0.conv2.bias", 1, {128}, w_2_0_conv2_bias},
-    {"2.0.bn2.weight", 1, {128}, w_2_0_bn2_weight},
-    {"2.0.bn2.bias", 1, {128}, w_2_0_bn2_bias},
-    {"2.0.bn2.running_mean", 1, {128}, w_2_0_bn2_running_mean},
-    {"2.0.bn2.running_var", 1, {128}, w_2_0_bn2_running_var},
-    {"2.0.conv3.weight", 4, {128, 64, 1, 1}, w_2_0_conv3_weight},
-    {"2.0.conv3.bias", 1, {128}, w_2_0_conv3_bias},
-    {"2.1.conv1.weight", 4, {128, 128, 3, 3}, w_2_1_conv1_weight},
-    {"2.1.conv1.bias", 1, {128}, w_2_1_conv1_bias},
-    {"2.1.bn1.weight", 1, {128}, w_2_1_bn1_weight},
-    {"2.1.bn1.bias", 1, {128}, w_2_1_bn1_bias},
-    {"2.1.bn1.running_mean", 1, {128}, w_2_1_bn1_running_mean},
-    {"2.1.bn1.running_var", 1, {128}, w_2_1_bn1_running_var},
-    {"2.1.conv2.weight", 4, {128, 128, 3, 3}, w_2_1_conv2_weight},
-    {"2.1.conv2.bias", 1, {128}, w_2_1_conv2_bias},
-    {"2.1.bn2.weight", 1, {128}, w_2_1_bn2_weight},
-    {"2.1.bn2.bias", 1, {128}, w_2_1_bn2_bias},
-    {"2.1.bn2.running_mean", 1, {128}, w_2_1_bn2_running_mean},
-    {"2.1.bn2.running_var", 1, {128}, w_2_1_bn2_running_var},
-    {"3.0.conv1.weight", 4, {256, 128, 3, 3}, w_3_0_conv1_weight},
-    {"3.0.conv1.bias", 1, {256}, w_3_0_conv1_bias},
-    {"3.0.bn1.weight", 1, {256}, w_3_0_bn1_weight},
-    {"3.0.bn1.bias", 1, {256}, w_3_0_bn1_bias},
-    {"3.0.bn1.running_mean", 1, {256}, w_3_0_bn1_running_mean},
-    {"3.0.bn1.running_var", 1, {256}, w_3_0_bn1_running_var},
-    {"3.0.conv2.weight", 4, {256, 256, 3, 3}, w_3_0_conv2_weight},
-    {"3.0.conv2.bias", 1, {256}, w_3_0_conv2_bias},
-    {"3.0.bn2.weight", 1, {256}, w_3_0_bn2_weight},
-    {"3.0.bn2.bias", 1, {256}, w_3_0_bn2_bias},
-    {"3.0.bn2.running_mean", 1, {256}, w_3_0_bn2_running_mean},
-    {"3.0.bn2.running_var", 1, {256}, w_3_0_bn2_running_var},
-    {"3.0.conv3.weight", 4, {256, 128, 1, 1}, w_3_0_conv3_weight},
-    {"3.0.conv3.bias", 1, {256}, w_3_0_conv3_bias},
-    {"3.1.conv1.weight", 4, {256, 256, 3, 3}, w_3_1_conv1_weight},
-    {"3.1.conv1.bias", 1, {256}, w_3_1_conv1_bias},
-    {"3.1.bn1.weight", 1, {256}, w_3_1_bn1_weight},
-    {"3.1.bn1.bias", 1, {256}, w_3_1_bn1_bias},
-    {"3.1.bn1.running_mean", 1, {256}, w_3_1_bn1_running_mean},
-    {"3.1.bn1.running_var", 1, {256}, w_3_1_bn1_running_var},
-    {"3.1.conv2.weight", 4, {256, 256, 3, 3}, w_3_1_conv2_weight},
-    {"3.1.conv2.bias", 1, {256}, w_3_1_conv2_bias},
-    {"3.1.bn2.weight", 1, {256}, w_3_1_bn2_weight},
-    {"3.1.bn2.bias", 1, {256}, w_3_1_bn2_bias},
-    {"3.1.bn2.running_mean", 1, {256}, w_3_1_bn2_running_mean},
-    {"3.1.bn2.running_var", 1, {256}, w_3_1_bn2_running_var},
-    {"4.0.conv1.weight", 4, {512, 256, 3, 3}, w_4_0_conv1_weight},
-    {"4.0.conv1.bias", 1, {512}, w_4_0_conv1_bias},
-    {"4.0.bn1.weight", 1, {512}, w_4_0_bn1_weight},
-    {"4.0.bn1.bias", 1, {512}, w_4_0_bn1_bias},
-    {"4.0.bn1.running_mean", 1, {512}, w_4_0_bn1_running_mean},
-    {"4.0.bn1.running_var", 1, {512}, w_4_0_bn1_running_var},
-    {"4.0.conv2.weight", 4, {512, 512, 3, 3}, w_4_0_conv2_weight},
-    {"4.0.conv2.bias", 1, {512}, w_4_0_conv2_bias},
-    {"4.0.bn2.weight", 1, {512}, w_4_0_bn2_weight},
-    {"4.0.bn2.bias", 1, {512}, w_4_0_bn2_bias},
-    {"4.0.bn2.running_mean", 1, {512}, w_4_0_bn2_running_mean},
-    {"4.0.bn2.running_var", 1, {512}, w_4_0_bn2_running_var},
-    {"4.0.conv3.weight", 4, {512, 256, 1, 1}, w_4_0_conv3_weight},
-    {"4.0.conv3.bias", 1, {512}, w_4_0_conv3_bias},
-    {"4.1.conv1.weight", 4, {512, 512, 3, 3}, w_4_1_conv1_weight},
-    {"4.1.conv1.bias", 1, {512}, w_4_1_conv1_bias},
-    {"4.1.bn1.weight", 1, {512}, w_4_1_bn1_weight},
-    {"4.1.bn1.bias", 1, {512}, w_4_1_bn1_bias},
-    {"4.1.bn1.running_mean", 1, {512}, w_4_1_bn1_running_mean},
-    {"4.1.bn1.running_var", 1, {512}, w_4_1_bn1_running_var},
-    {"4.1.conv2.weight", 4, {512, 512, 3, 3}, w_4_1_conv2_weight},
-    {"4.1.conv2.bias", 1, {512}, w_4_1_conv2_bias},
-    {"4.1.bn2.weight", 1, {512}, w_4_1_bn2_weight},
-    {"4.1.bn2.bias", 1, {512}, w_4_1_bn2_bias},
-    {"4.1.bn2.running_mean", 1, {512}, w_4_1_bn2_running_mean},
-    {"4.1.bn2.running_var", 1, {512}, w_4_1_bn2_running_var},
-    {"7.weight", 2, {10, 512}, w_7_weight},
-    {"7.bias", 1, {10}, w_7_bias},
+/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share
+   memory (passes/plan_memory.c). */
+enum {
+    a_0_0 = 0,
+    a_maxpool3 = 12544,
+    a_1_0_conv1 = 0,
+    a_1_0_conv2 = 3136,
+    a_1_1_conv1 = 0,
+    a_1_1_conv2 = 6272,
+    a_2_0_conv1 = 0,
+    a_2_0_conv2 = 2048,
+    a_2_0_conv3 = 0,
+    a_2_1_conv1 = 2048,
+    a_2_1_conv2 = 4096,
+    a_3_0_conv1 = 0,
+    a_3_0_conv2 = 1024,
+    a_3_0_conv3 = 0,
+    a_3_1_conv1 = 1024,
+    a_3_1_conv2 = 2048,
+    a_4_0_conv1 = 0,
+    a_4_0_conv2 = 512,
+    a_4_0_conv3 = 0,
+    a_4_1_conv1 = 512,
+    a_4_1_conv2 = 1024,
+    a_adaptive_avgpool63 = 0,
 };
-
-/* Per-op name and floating-point work, for --profile. */
-static const nnrt_op_info op_table[N_OPS] = {
-    {"conv2d 0.0", 1229312},
-    {"maxpool", 0},
-    {"conv2d 1.0.conv1", 3612672},
-    {"conv2d 1.0.conv2", 3612672},
-    {"conv2d 1.1.conv1", 3612672},
-    {"conv2d 1.1.conv2", 3612672},
-    {"conv2d 2.0.conv1", 2359296},
-    {"conv2d 2.0.conv2", 4718592},
-    {"conv2d 2.0.conv3", 262144},
-    {"conv2d 2.1.conv1", 4718592},
-    {"conv2d 2.1.conv2", 4718592},
-    {"conv2d 3.0.conv1", 2359296},
-    {"conv2d 3.0.conv2", 4718592},
-    {"conv2d 3.0.conv3", 262144},
-    {"conv2d 3.1.conv1", 4718592},
-    {"conv2d 3.1.conv2", 4718592},
-    {"conv2d 4.0.conv1", 2359296},
-    {"conv2d 4.0.conv2", 4718592},
-    {"conv2d 4.0.conv3", 262144},
-    {"conv2d 4.1.conv1", 4718592},
-    {"conv2d 4.1.conv2", 4718592},
-    {"adaptive_avgpool", 0},
-    {"reshape", 0},
-    {"linear 7", 10240},
-};
-
-#define A(offset) (m->arena + (offset))
+#define A(name) (m->arena + a_##name)
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
 #define SCRATCH_FLOATS NNK_GEMM_SCRATCH
@@ -497,101 +381,266 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d 0.0 + relu: [1, 64, 14, 14]  (models/fashion_resnet18.net:27) */
-    PARALLEL(conv2d_1, A(0), in_image, W(0_0_weight), W(0_0_bias));
+    /* conv2d 0.0 + relu: [1, 64, 14, 14]
+       models/fashion_resnet18.net:27: x = relu(batchnorm(conv2d(image, 64, kernel=7, stride=2, pad=3) as 0.0) as 0.1) */
+    PARALLEL(conv2d_1, A(0_0), in_image, W(0_0_weight), W(0_0_bias));
     TICK(0);
 
-    /* maxpool: [1, 64, 7, 7]  (models/fashion_resnet18.net:28) */
-    maxpool_1(A(12544), A(0));
+    /* maxpool: [1, 64, 7, 7]
+       models/fashion_resnet18.net:28: x = maxpool(x, kernel=3, stride=2, pad=1) */
+    maxpool_1(A(maxpool3), A(0_0));
     TICK(1);
 
-    /* conv2d 1.0.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_2, A(0), A(12544), W(1_0_conv1_weight), W(1_0_conv1_bias));
+    /* conv2d 1.0.conv1 + relu: [1, 64, 7, 7]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_2, A(1_0_conv1), A(maxpool3), W(1_0_conv1_weight), W(1_0_conv1_bias));
     TICK(2);
 
-    /* conv2d 1.0.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_3, A(3136), A(0), W(1_0_conv2_weight), W(1_0_conv2_bias), A(12544));
+    /* conv2d 1.0.conv2 + residual + relu: [1, 64, 7, 7]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_3, A(1_0_conv2), A(1_0_conv1), W(1_0_conv2_weight), W(1_0_conv2_bias), A(maxpool3));
     TICK(3);
 
-    /* conv2d 1.1.conv1 + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_2, A(0), A(3136), W(1_1_conv1_weight), W(1_1_conv1_bias));
+    /* conv2d 1.1.conv1 + relu: [1, 64, 7, 7]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_2, A(1_1_conv1), A(1_0_conv2), W(1_1_conv1_weight), W(1_1_conv1_bias));
     TICK(4);
 
-    /* conv2d 1.1.conv2 + residual + relu: [1, 64, 7, 7]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_3, A(6272), A(0), W(1_1_conv2_weight), W(1_1_conv2_bias), A(3136));
+    /* conv2d 1.1.conv2 + residual + relu: [1, 64, 7, 7]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_3, A(1_1_conv2), A(1_1_conv1), W(1_1_conv2_weight), W(1_1_conv2_bias), A(1_0_conv2));
     TICK(5);
 
-    /* conv2d 2.0.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_4, A(0), A(6272), W(2_0_conv1_weight), W(2_0_conv1_bias));
+    /* conv2d 2.0.conv1 + relu: [1, 128, 4, 4]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_4, A(2_0_conv1), A(1_1_conv2), W(2_0_conv1_weight), W(2_0_conv1_bias));
     TICK(6);
 
-    /* conv2d 2.0.conv2: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_5, A(2048), A(0), W(2_0_conv2_weight), W(2_0_conv2_bias));
+    /* conv2d 2.0.conv2: [1, 128, 4, 4]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_5, A(2_0_conv2), A(2_0_conv1), W(2_0_conv2_weight), W(2_0_conv2_bias));
     TICK(7);
 
-    /* conv2d 2.0.conv3 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_6, A(0), A(6272), W(2_0_conv3_weight), W(2_0_conv3_bias), A(2048));
+    /* conv2d 2.0.conv3 + residual + relu: [1, 128, 4, 4]
+       models/fashion_resnet18.net:18: x = conv2d(x, out, kernel=1, stride=stride) as conv3 */
+    PARALLEL(conv2d_6, A(2_0_conv3), A(1_1_conv2), W(2_0_conv3_weight), W(2_0_conv3_bias), A(2_0_conv2));
     TICK(8);
 
-    /* conv2d 2.1.conv1 + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_7, A(2048), A(0), W(2_1_conv1_weight), W(2_1_conv1_bias));
+    /* conv2d 2.1.conv1 + relu: [1, 128, 4, 4]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_7, A(2_1_conv1), A(2_0_conv3), W(2_1_conv1_weight), W(2_1_conv1_bias));
     TICK(9);
 
-    /* conv2d 2.1.conv2 + residual + relu: [1, 128, 4, 4]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_8, A(4096), A(2048), W(2_1_conv2_weight), W(2_1_conv2_bias), A(0));
+    /* conv2d 2.1.conv2 + residual + relu: [1, 128, 4, 4]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_8, A(2_1_conv2), A(2_1_conv1), W(2_1_conv2_weight), W(2_1_conv2_bias), A(2_0_conv3));
     TICK(10);
 
-    /* conv2d 3.0.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_9, A(0), A(4096), W(3_0_conv1_weight), W(3_0_conv1_bias));
+    /* conv2d 3.0.conv1 + relu: [1, 256, 2, 2]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_9, A(3_0_conv1), A(2_1_conv2), W(3_0_conv1_weight), W(3_0_conv1_bias));
     TICK(11);
 
-    /* conv2d 3.0.conv2: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_10, A(1024), A(0), W(3_0_conv2_weight), W(3_0_conv2_bias));
+    /* conv2d 3.0.conv2: [1, 256, 2, 2]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_10, A(3_0_conv2), A(3_0_conv1), W(3_0_conv2_weight), W(3_0_conv2_bias));
     TICK(12);
 
-    /* conv2d 3.0.conv3 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_11, A(0), A(4096), W(3_0_conv3_weight), W(3_0_conv3_bias), A(1024));
+    /* conv2d 3.0.conv3 + residual + relu: [1, 256, 2, 2]
+       models/fashion_resnet18.net:18: x = conv2d(x, out, kernel=1, stride=stride) as conv3 */
+    PARALLEL(conv2d_11, A(3_0_conv3), A(2_1_conv2), W(3_0_conv3_weight), W(3_0_conv3_bias), A(3_0_conv2));
     TICK(13);
 
-    /* conv2d 3.1.conv1 + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_12, A(1024), A(0), W(3_1_conv1_weight), W(3_1_conv1_bias));
+    /* conv2d 3.1.conv1 + relu: [1, 256, 2, 2]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_12, A(3_1_conv1), A(3_0_conv3), W(3_1_conv1_weight), W(3_1_conv1_bias));
     TICK(14);
 
-    /* conv2d 3.1.conv2 + residual + relu: [1, 256, 2, 2]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_13, A(2048), A(1024), W(3_1_conv2_weight), W(3_1_conv2_bias), A(0));
+    /* conv2d 3.1.conv2 + residual + relu: [1, 256, 2, 2]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_13, A(3_1_conv2), A(3_1_conv1), W(3_1_conv2_weight), W(3_1_conv2_bias), A(3_0_conv3));
     TICK(15);
 
-    /* conv2d 4.0.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_14, A(0), A(2048), W(4_0_conv1_weight), W(4_0_conv1_bias));
+    /* conv2d 4.0.conv1 + relu: [1, 512, 1, 1]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_14, A(4_0_conv1), A(3_1_conv2), W(4_0_conv1_weight), W(4_0_conv1_bias));
     TICK(16);
 
-    /* conv2d 4.0.conv2: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_15, A(512), A(0), W(4_0_conv2_weight), W(4_0_conv2_bias));
+    /* conv2d 4.0.conv2: [1, 512, 1, 1]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_15, A(4_0_conv2), A(4_0_conv1), W(4_0_conv2_weight), W(4_0_conv2_bias));
     TICK(17);
 
-    /* conv2d 4.0.conv3 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:18) */
-    PARALLEL(conv2d_16, A(0), A(2048), W(4_0_conv3_weight), W(4_0_conv3_bias), A(512));
+    /* conv2d 4.0.conv3 + residual + relu: [1, 512, 1, 1]
+       models/fashion_resnet18.net:18: x = conv2d(x, out, kernel=1, stride=stride) as conv3 */
+    PARALLEL(conv2d_16, A(4_0_conv3), A(3_1_conv2), W(4_0_conv3_weight), W(4_0_conv3_bias), A(4_0_conv2));
     TICK(18);
 
-    /* conv2d 4.1.conv1 + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:15) */
-    PARALLEL(conv2d_17, A(512), A(0), W(4_1_conv1_weight), W(4_1_conv1_bias));
+    /* conv2d 4.1.conv1 + relu: [1, 512, 1, 1]
+       models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
+    PARALLEL(conv2d_17, A(4_1_conv1), A(4_0_conv3), W(4_1_conv1_weight), W(4_1_conv1_bias));
     TICK(19);
 
-    /* conv2d 4.1.conv2 + residual + relu: [1, 512, 1, 1]  (models/fashion_resnet18.net:16) */
-    PARALLEL(conv2d_18, A(1024), A(512), W(4_1_conv2_weight), W(4_1_conv2_bias), A(0));
+    /* conv2d 4.1.conv2 + residual + relu: [1, 512, 1, 1]
+       models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
+    PARALLEL(conv2d_18, A(4_1_conv2), A(4_1_conv1), W(4_1_conv2_weight), W(4_1_conv2_bias), A(4_0_conv3));
     TICK(20);
 
-    /* adaptive_avgpool: [1, 512, 1, 1]  (models/fashion_resnet18.net:37) */
-    adaptive_avgpool_1(A(0), A(1024));
+    /* adaptive_avgpool: [1, 512, 1, 1]
+       models/fashion_resnet18.net:37: x = flatten(global_avgpool(x)) */
+    adaptive_avgpool_1(A(adaptive_avgpool63), A(4_1_conv2));
     TICK(21);
 
-    /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(0) */
+    /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(adaptive_avgpool63) */
 
-    /* linear 7: [1, 10]  (models/fashion_resnet18.net:38) */
-    PARALLEL(linear_1, output, A(0), W(7_weight), W(7_bias));
+    /* linear 7: [1, 10]
+       models/fashion_resnet18.net:38: return linear(x, 10) as 7 */
+    PARALLEL(linear_1, output, A(adaptive_avgpool63), W(7_weight), W(7_bias));
     TICK(23);
     return 0;
 }
+
+/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
+static const nnrt_weight_spec weight_specs[110] = {
+    {"0.0.weight", 4, {64, 1, 7, 7}, w_0_0_weight},
+    {"0.0.bias", 1, {64}, w_0_0_bias},
+    {"0.1.weight", 1, {64}, w_0_1_weight},
+    {"0.1.bias", 1, {64}, w_0_1_bias},
+    {"0.1.running_mean", 1, {64}, w_0_1_running_mean},
+    {"0.1.running_var", 1, {64}, w_0_1_running_var},
+    {"1.0.conv1.weight", 4, {64, 64, 3, 3}, w_1_0_conv1_weight},
+    {"1.0.conv1.bias", 1, {64}, w_1_0_conv1_bias},
+    {"1.0.bn1.weight", 1, {64}, w_1_0_bn1_weight},
+    {"1.0.bn1.bias", 1, {64}, w_1_0_bn1_bias},
+    {"1.0.bn1.running_mean", 1, {64}, w_1_0_bn1_running_mean},
+    {"1.0.bn1.running_var", 1, {64}, w_1_0_bn1_running_var},
+    {"1.0.conv2.weight", 4, {64, 64, 3, 3}, w_1_0_conv2_weight},
+    {"1.0.conv2.bias", 1, {64}, w_1_0_conv2_bias},
+    {"1.0.bn2.weight", 1, {64}, w_1_0_bn2_weight},
+    {"1.0.bn2.bias", 1, {64}, w_1_0_bn2_bias},
+    {"1.0.bn2.running_mean", 1, {64}, w_1_0_bn2_running_mean},
+    {"1.0.bn2.running_var", 1, {64}, w_1_0_bn2_running_var},
+    {"1.1.conv1.weight", 4, {64, 64, 3, 3}, w_1_1_conv1_weight},
+    {"1.1.conv1.bias", 1, {64}, w_1_1_conv1_bias},
+    {"1.1.bn1.weight", 1, {64}, w_1_1_bn1_weight},
+    {"1.1.bn1.bias", 1, {64}, w_1_1_bn1_bias},
+    {"1.1.bn1.running_mean", 1, {64}, w_1_1_bn1_running_mean},
+    {"1.1.bn1.running_var", 1, {64}, w_1_1_bn1_running_var},
+    {"1.1.conv2.weight", 4, {64, 64, 3, 3}, w_1_1_conv2_weight},
+    {"1.1.conv2.bias", 1, {64}, w_1_1_conv2_bias},
+    {"1.1.bn2.weight", 1, {64}, w_1_1_bn2_weight},
+    {"1.1.bn2.bias", 1, {64}, w_1_1_bn2_bias},
+    {"1.1.bn2.running_mean", 1, {64}, w_1_1_bn2_running_mean},
+    {"1.1.bn2.running_var", 1, {64}, w_1_1_bn2_running_var},
+    {"2.0.conv1.weight", 4, {128, 64, 3, 3}, w_2_0_conv1_weight},
+    {"2.0.conv1.bias", 1, {128}, w_2_0_conv1_bias},
+    {"2.0.bn1.weight", 1, {128}, w_2_0_bn1_weight},
+    {"2.0.bn1.bias", 1, {128}, w_2_0_bn1_bias},
+    {"2.0.bn1.running_mean", 1, {128}, w_2_0_bn1_running_mean},
+    {"2.0.bn1.running_var", 1, {128}, w_2_0_bn1_running_var},
+    {"2.0.conv2.weight", 4, {128, 128, 3, 3}, w_2_0_conv2_weight},
+    {"2.0.conv2.bias", 1, {128}, w_2_0_conv2_bias},
+    {"2.0.bn2.weight", 1, {128}, w_2_0_bn2_weight},
+    {"2.0.bn2.bias", 1, {128}, w_2_0_bn2_bias},
+    {"2.0.bn2.running_mean", 1, {128}, w_2_0_bn2_running_mean},
+    {"2.0.bn2.running_var", 1, {128}, w_2_0_bn2_running_var},
+    {"2.0.conv3.weight", 4, {128, 64, 1, 1}, w_2_0_conv3_weight},
+    {"2.0.conv3.bias", 1, {128}, w_2_0_conv3_bias},
+    {"2.1.conv1.weight", 4, {128, 128, 3, 3}, w_2_1_conv1_weight},
+    {"2.1.conv1.bias", 1, {128}, w_2_1_conv1_bias},
+    {"2.1.bn1.weight", 1, {128}, w_2_1_bn1_weight},
+    {"2.1.bn1.bias", 1, {128}, w_2_1_bn1_bias},
+    {"2.1.bn1.running_mean", 1, {128}, w_2_1_bn1_running_mean},
+    {"2.1.bn1.running_var", 1, {128}, w_2_1_bn1_running_var},
+    {"2.1.conv2.weight", 4, {128, 128, 3, 3}, w_2_1_conv2_weight},
+    {"2.1.conv2.bias", 1, {128}, w_2_1_conv2_bias},
+    {"2.1.bn2.weight", 1, {128}, w_2_1_bn2_weight},
+    {"2.1.bn2.bias", 1, {128}, w_2_1_bn2_bias},
+    {"2.1.bn2.running_mean", 1, {128}, w_2_1_bn2_running_mean},
+    {"2.1.bn2.running_var", 1, {128}, w_2_1_bn2_running_var},
+    {"3.0.conv1.weight", 4, {256, 128, 3, 3}, w_3_0_conv1_weight},
+    {"3.0.conv1.bias", 1, {256}, w_3_0_conv1_bias},
+    {"3.0.bn1.weight", 1, {256}, w_3_0_bn1_weight},
+    {"3.0.bn1.bias", 1, {256}, w_3_0_bn1_bias},
+    {"3.0.bn1.running_mean", 1, {256}, w_3_0_bn1_running_mean},
+    {"3.0.bn1.running_var", 1, {256}, w_3_0_bn1_running_var},
+    {"3.0.conv2.weight", 4, {256, 256, 3, 3}, w_3_0_conv2_weight},
+    {"3.0.conv2.bias", 1, {256}, w_3_0_conv2_bias},
+    {"3.0.bn2.weight", 1, {256}, w_3_0_bn2_weight},
+    {"3.0.bn2.bias", 1, {256}, w_3_0_bn2_bias},
+    {"3.0.bn2.running_mean", 1, {256}, w_3_0_bn2_running_mean},
+    {"3.0.bn2.running_var", 1, {256}, w_3_0_bn2_running_var},
+    {"3.0.conv3.weight", 4, {256, 128, 1, 1}, w_3_0_conv3_weight},
+    {"3.0.conv3.bias", 1, {256}, w_3_0_conv3_bias},
+    {"3.1.conv1.weight", 4, {256, 256, 3, 3}, w_3_1_conv1_weight},
+    {"3.1.conv1.bias", 1, {256}, w_3_1_conv1_bias},
+    {"3.1.bn1.weight", 1, {256}, w_3_1_bn1_weight},
+    {"3.1.bn1.bias", 1, {256}, w_3_1_bn1_bias},
+    {"3.1.bn1.running_mean", 1, {256}, w_3_1_bn1_running_mean},
+    {"3.1.bn1.running_var", 1, {256}, w_3_1_bn1_running_var},
+    {"3.1.conv2.weight", 4, {256, 256, 3, 3}, w_3_1_conv2_weight},
+    {"3.1.conv2.bias", 1, {256}, w_3_1_conv2_bias},
+    {"3.1.bn2.weight", 1, {256}, w_3_1_bn2_weight},
+    {"3.1.bn2.bias", 1, {256}, w_3_1_bn2_bias},
+    {"3.1.bn2.running_mean", 1, {256}, w_3_1_bn2_running_mean},
+    {"3.1.bn2.running_var", 1, {256}, w_3_1_bn2_running_var},
+    {"4.0.conv1.weight", 4, {512, 256, 3, 3}, w_4_0_conv1_weight},
+    {"4.0.conv1.bias", 1, {512}, w_4_0_conv1_bias},
+    {"4.0.bn1.weight", 1, {512}, w_4_0_bn1_weight},
+    {"4.0.bn1.bias", 1, {512}, w_4_0_bn1_bias},
+    {"4.0.bn1.running_mean", 1, {512}, w_4_0_bn1_running_mean},
+    {"4.0.bn1.running_var", 1, {512}, w_4_0_bn1_running_var},
+    {"4.0.conv2.weight", 4, {512, 512, 3, 3}, w_4_0_conv2_weight},
+    {"4.0.conv2.bias", 1, {512}, w_4_0_conv2_bias},
+    {"4.0.bn2.weight", 1, {512}, w_4_0_bn2_weight},
+    {"4.0.bn2.bias", 1, {512}, w_4_0_bn2_bias},
+    {"4.0.bn2.running_mean", 1, {512}, w_4_0_bn2_running_mean},
+    {"4.0.bn2.running_var", 1, {512}, w_4_0_bn2_running_var},
+    {"4.0.conv3.weight", 4, {512, 256, 1, 1}, w_4_0_conv3_weight},
+    {"4.0.conv3.bias", 1, {512}, w_4_0_conv3_bias},
+    {"4.1.conv1.weight", 4, {512, 512, 3, 3}, w_4_1_conv1_weight},
+    {"4.1.conv1.bias", 1, {512}, w_4_1_conv1_bias},
+    {"4.1.bn1.weight", 1, {512}, w_4_1_bn1_weight},
+    {"4.1.bn1.bias", 1, {512}, w_4_1_bn1_bias},
+    {"4.1.bn1.running_mean", 1, {512}, w_4_1_bn1_running_mean},
+    {"4.1.bn1.running_var", 1, {512}, w_4_1_bn1_running_var},
+    {"4.1.conv2.weight", 4, {512, 512, 3, 3}, w_4_1_conv2_weight},
+    {"4.1.conv2.bias", 1, {512}, w_4_1_conv2_bias},
+    {"4.1.bn2.weight", 1, {512}, w_4_1_bn2_weight},
+    {"4.1.bn2.bias", 1, {512}, w_4_1_bn2_bias},
+    {"4.1.bn2.running_mean", 1, {512}, w_4_1_bn2_running_mean},
+    {"4.1.bn2.running_var", 1, {512}, w_4_1_bn2_running_var},
+    {"7.weight", 2, {10, 512}, w_7_weight},
+    {"7.bias", 1, {10}, w_7_bias},
+};
+
+/* Per-op name and floating-point work, for --profile. */
+static const nnrt_op_info op_table[N_OPS] = {
+    {"conv2d 0.0", 1229312},
+    {"maxpool", 0},
+    {"conv2d 1.0.conv1", 3612672},
+    {"conv2d 1.0.conv2", 3612672},
+    {"conv2d 1.1.conv1", 3612672},
+    {"conv2d 1.1.conv2", 3612672},
+    {"conv2d 2.0.conv1", 2359296},
+    {"conv2d 2.0.conv2", 4718592},
+    {"conv2d 2.0.conv3", 262144},
+    {"conv2d 2.1.conv1", 4718592},
+    {"conv2d 2.1.conv2", 4718592},
+    {"conv2d 3.0.conv1", 2359296},
+    {"conv2d 3.0.conv2", 4718592},
+    {"conv2d 3.0.conv3", 262144},
+    {"conv2d 3.1.conv1", 4718592},
+    {"conv2d 3.1.conv2", 4718592},
+    {"conv2d 4.0.conv1", 2359296},
+    {"conv2d 4.0.conv2", 4718592},
+    {"conv2d 4.0.conv3", 262144},
+    {"conv2d 4.1.conv1", 4718592},
+    {"conv2d 4.1.conv2", 4718592},
+    {"adaptive_avgpool", 0},
+    {"reshape", 0},
+    {"linear 7", 10240},
+};
 
 fashion_resnet18 *fashion_resnet18_new(int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
@@ -628,67 +677,66 @@ void fashion_resnet18_on_warning(fashion_resnet18 *m, void (*fn)(void *user, con
     m->warn_user = user;
 }
 
-/* Once after loading: 17 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
+/* Batch norms folded into the layer before each (passes/fold_bn.c): the layer's weight and bias, the
+   norm's weight, bias, running mean and variance, the layer's output channels and weights per channel, eps. */
+static const nnrt_bn_fold folds[] = {
+    {w_0_0_weight, w_0_0_bias, w_0_1_weight, w_0_1_bias, w_0_1_running_mean, w_0_1_running_var, 64, 49, 9.99999975e-06f},
+    {w_1_0_conv1_weight, w_1_0_conv1_bias, w_1_0_bn1_weight, w_1_0_bn1_bias, w_1_0_bn1_running_mean, w_1_0_bn1_running_var, 64, 576, 9.99999975e-06f},
+    {w_1_0_conv2_weight, w_1_0_conv2_bias, w_1_0_bn2_weight, w_1_0_bn2_bias, w_1_0_bn2_running_mean, w_1_0_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_1_1_conv1_weight, w_1_1_conv1_bias, w_1_1_bn1_weight, w_1_1_bn1_bias, w_1_1_bn1_running_mean, w_1_1_bn1_running_var, 64, 576, 9.99999975e-06f},
+    {w_1_1_conv2_weight, w_1_1_conv2_bias, w_1_1_bn2_weight, w_1_1_bn2_bias, w_1_1_bn2_running_mean, w_1_1_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_2_0_conv1_weight, w_2_0_conv1_bias, w_2_0_bn1_weight, w_2_0_bn1_bias, w_2_0_bn1_running_mean, w_2_0_bn1_running_var, 128, 576, 9.99999975e-06f},
+    {w_2_0_conv2_weight, w_2_0_conv2_bias, w_2_0_bn2_weight, w_2_0_bn2_bias, w_2_0_bn2_running_mean, w_2_0_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_2_1_conv1_weight, w_2_1_conv1_bias, w_2_1_bn1_weight, w_2_1_bn1_bias, w_2_1_bn1_running_mean, w_2_1_bn1_running_var, 128, 1152, 9.99999975e-06f},
+    {w_2_1_conv2_weight, w_2_1_conv2_bias, w_2_1_bn2_weight, w_2_1_bn2_bias, w_2_1_bn2_running_mean, w_2_1_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_3_0_conv1_weight, w_3_0_conv1_bias, w_3_0_bn1_weight, w_3_0_bn1_bias, w_3_0_bn1_running_mean, w_3_0_bn1_running_var, 256, 1152, 9.99999975e-06f},
+    {w_3_0_conv2_weight, w_3_0_conv2_bias, w_3_0_bn2_weight, w_3_0_bn2_bias, w_3_0_bn2_running_mean, w_3_0_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_3_1_conv1_weight, w_3_1_conv1_bias, w_3_1_bn1_weight, w_3_1_bn1_bias, w_3_1_bn1_running_mean, w_3_1_bn1_running_var, 256, 2304, 9.99999975e-06f},
+    {w_3_1_conv2_weight, w_3_1_conv2_bias, w_3_1_bn2_weight, w_3_1_bn2_bias, w_3_1_bn2_running_mean, w_3_1_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_4_0_conv1_weight, w_4_0_conv1_bias, w_4_0_bn1_weight, w_4_0_bn1_bias, w_4_0_bn1_running_mean, w_4_0_bn1_running_var, 512, 2304, 9.99999975e-06f},
+    {w_4_0_conv2_weight, w_4_0_conv2_bias, w_4_0_bn2_weight, w_4_0_bn2_bias, w_4_0_bn2_running_mean, w_4_0_bn2_running_var, 512, 4608, 9.99999975e-06f},
+    {w_4_1_conv1_weight, w_4_1_conv1_bias, w_4_1_bn1_weight, w_4_1_bn1_bias, w_4_1_bn1_running_mean, w_4_1_bn1_running_var, 512, 4608, 9.99999975e-06f},
+    {w_4_1_conv2_weight, w_4_1_conv2_bias, w_4_1_bn2_weight, w_4_1_bn2_bias, w_4_1_bn2_running_mean, w_4_1_bn2_running_var, 512, 4608, 9.99999975e-06f},
+};
+
+/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */
+static const nnrt_packing packings[] = {
+    {w_0_0_weight, 64, 49, NNK_MR},
+    {w_1_0_conv1_weight, 64, 576, NNK_MR},
+    {w_1_0_conv2_weight, 64, 576, NNK_MR},
+    {w_1_1_conv1_weight, 64, 576, NNK_MR},
+    {w_1_1_conv2_weight, 64, 576, NNK_MR},
+    {w_2_0_conv1_weight, 128, 576, NNK_MR},
+    {w_2_0_conv2_weight, 128, 1152, NNK_MR},
+    {w_2_0_conv3_weight, 128, 64, NNK_MR},
+    {w_2_1_conv1_weight, 128, 1152, NNK_MR},
+    {w_2_1_conv2_weight, 128, 1152, NNK_MR},
+    {w_3_0_conv1_weight, 256, 1152, NNK_MR},
+    {w_3_0_conv2_weight, 256, 2304, NNK_MR},
+    {w_3_0_conv3_weight, 256, 128, NNK_MR},
+    {w_3_1_conv1_weight, 256, 2304, NNK_MR},
+    {w_3_1_conv2_weight, 256, 2304, NNK_MR},
+    {w_4_0_conv1_weight, 512, 2304, NNK_MR},
+    {w_4_0_conv2_weight, 512, 4608, NNK_MR},
+    {w_4_0_conv3_weight, 512, 256, NNK_MR},
+    {w_4_1_conv1_weight, 512, 4608, NNK_MR},
+    {w_4_1_conv2_weight, 512, 4608, NNK_MR},
+};
+
+/* Once after loading: 0 weight(s) derived, 17 batch norm(s) folded, 20 weight(s) packed. */
 static int prepare(fashion_resnet18 *m) {
-    nnk_fold_batchnorm(W(0_0_weight), W(0_0_bias), W(0_1_weight), W(0_1_bias),
-                       W(0_1_running_mean), W(0_1_running_var), 64, 49, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(1_0_conv1_weight), W(1_0_conv1_bias), W(1_0_bn1_weight), W(1_0_bn1_bias),
-                       W(1_0_bn1_running_mean), W(1_0_bn1_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(1_0_conv2_weight), W(1_0_conv2_bias), W(1_0_bn2_weight), W(1_0_bn2_bias),
-                       W(1_0_bn2_running_mean), W(1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(1_1_conv1_weight), W(1_1_conv1_bias), W(1_1_bn1_weight), W(1_1_bn1_bias),
-                       W(1_1_bn1_running_mean), W(1_1_bn1_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(1_1_conv2_weight), W(1_1_conv2_bias), W(1_1_bn2_weight), W(1_1_bn2_bias),
-                       W(1_1_bn2_running_mean), W(1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(2_0_conv1_weight), W(2_0_conv1_bias), W(2_0_bn1_weight), W(2_0_bn1_bias),
-                       W(2_0_bn1_running_mean), W(2_0_bn1_running_var), 128, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(2_0_conv2_weight), W(2_0_conv2_bias), W(2_0_bn2_weight), W(2_0_bn2_bias),
-                       W(2_0_bn2_running_mean), W(2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(2_1_conv1_weight), W(2_1_conv1_bias), W(2_1_bn1_weight), W(2_1_bn1_bias),
-                       W(2_1_bn1_running_mean), W(2_1_bn1_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(2_1_conv2_weight), W(2_1_conv2_bias), W(2_1_bn2_weight), W(2_1_bn2_bias),
-                       W(2_1_bn2_running_mean), W(2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(3_0_conv1_weight), W(3_0_conv1_bias), W(3_0_bn1_weight), W(3_0_bn1_bias),
-                       W(3_0_bn1_running_mean), W(3_0_bn1_running_var), 256, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(3_0_conv2_weight), W(3_0_conv2_bias), W(3_0_bn2_weight), W(3_0_bn2_bias),
-                       W(3_0_bn2_running_mean), W(3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(3_1_conv1_weight), W(3_1_conv1_bias), W(3_1_bn1_weight), W(3_1_bn1_bias),
-                       W(3_1_bn1_running_mean), W(3_1_bn1_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(3_1_conv2_weight), W(3_1_conv2_bias), W(3_1_bn2_weight), W(3_1_bn2_bias),
-                       W(3_1_bn2_running_mean), W(3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(4_0_conv1_weight), W(4_0_conv1_bias), W(4_0_bn1_weight), W(4_0_bn1_bias),
-                       W(4_0_bn1_running_mean), W(4_0_bn1_running_var), 512, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(4_0_conv2_weight), W(4_0_conv2_bias), W(4_0_bn2_weight), W(4_0_bn2_bias),
-                       W(4_0_bn2_running_mean), W(4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(4_1_conv1_weight), W(4_1_conv1_bias), W(4_1_bn1_weight), W(4_1_bn1_bias),
-                       W(4_1_bn1_running_mean), W(4_1_bn1_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(4_1_conv2_weight), W(4_1_conv2_bias), W(4_1_bn2_weight), W(4_1_bn2_bias),
-                       W(4_1_bn2_running_mean), W(4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    for (size_t i = 0; i < sizeof folds / sizeof *folds; i++) {
+        const nnrt_bn_fold *f = &folds[i];
+        float *w = m->weights;
+        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);
+    }
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(0_0_weight), 64, 49, NNK_MR, tmp);
-    nnk_pack_weight(W(1_0_conv1_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(1_0_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(1_1_conv1_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(1_1_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(2_0_conv1_weight), 128, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(2_0_conv3_weight), 128, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(2_1_conv1_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(3_0_conv1_weight), 256, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(3_0_conv3_weight), 256, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(3_1_conv1_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(4_0_conv1_weight), 512, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(4_0_conv3_weight), 512, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(4_1_conv1_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
+        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     free(tmp);
     return 0;
 }

@@ -964,6 +964,1278 @@ enum {
 };
 #define W(name) (m->weights + w_##name)
 
+/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share
+   memory (passes/plan_memory.c). */
+enum {
+    a_conv1 = 0,
+    a_maxpool3 = 1605632,
+    a_layer1_0_conv1 = 0,
+    a_layer1_0_conv2 = 802816,
+    a_layer1_0_conv3 = 0,
+    a_layer1_0_downsample_0 = 802816,
+    a_layer1_1_conv1 = 0,
+    a_layer1_1_conv2 = 1605632,
+    a_layer1_1_conv3 = 0,
+    a_layer1_2_conv1 = 802816,
+    a_layer1_2_conv2 = 1605632,
+    a_layer1_2_conv3 = 802816,
+    a_layer2_0_conv1 = 0,
+    a_layer2_0_conv2 = 401408,
+    a_layer2_0_conv3 = 0,
+    a_layer2_0_downsample_0 = 401408,
+    a_layer2_1_conv1 = 0,
+    a_layer2_1_conv2 = 802816,
+    a_layer2_1_conv3 = 0,
+    a_layer2_2_conv1 = 401408,
+    a_layer2_2_conv2 = 802816,
+    a_layer2_2_conv3 = 401408,
+    a_layer2_3_conv1 = 0,
+    a_layer2_3_conv2 = 802816,
+    a_layer2_3_conv3 = 0,
+    a_layer2_4_conv1 = 401408,
+    a_layer2_4_conv2 = 802816,
+    a_layer2_4_conv3 = 401408,
+    a_layer2_5_conv1 = 0,
+    a_layer2_5_conv2 = 802816,
+    a_layer2_5_conv3 = 0,
+    a_layer2_6_conv1 = 401408,
+    a_layer2_6_conv2 = 802816,
+    a_layer2_6_conv3 = 401408,
+    a_layer2_7_conv1 = 0,
+    a_layer2_7_conv2 = 802816,
+    a_layer2_7_conv3 = 0,
+    a_layer3_0_conv1 = 401408,
+    a_layer3_0_conv2 = 602112,
+    a_layer3_0_conv3 = 401408,
+    a_layer3_0_downsample_0 = 602112,
+    a_layer3_1_conv1 = 0,
+    a_layer3_1_conv2 = 200704,
+    a_layer3_1_conv3 = 0,
+    a_layer3_2_conv1 = 200704,
+    a_layer3_2_conv2 = 401408,
+    a_layer3_2_conv3 = 200704,
+    a_layer3_3_conv1 = 0,
+    a_layer3_3_conv2 = 401408,
+    a_layer3_3_conv3 = 0,
+    a_layer3_4_conv1 = 200704,
+    a_layer3_4_conv2 = 401408,
+    a_layer3_4_conv3 = 200704,
+    a_layer3_5_conv1 = 0,
+    a_layer3_5_conv2 = 401408,
+    a_layer3_5_conv3 = 0,
+    a_layer3_6_conv1 = 200704,
+    a_layer3_6_conv2 = 401408,
+    a_layer3_6_conv3 = 200704,
+    a_layer3_7_conv1 = 0,
+    a_layer3_7_conv2 = 401408,
+    a_layer3_7_conv3 = 0,
+    a_layer3_8_conv1 = 200704,
+    a_layer3_8_conv2 = 401408,
+    a_layer3_8_conv3 = 200704,
+    a_layer3_9_conv1 = 0,
+    a_layer3_9_conv2 = 401408,
+    a_layer3_9_conv3 = 0,
+    a_layer3_10_conv1 = 200704,
+    a_layer3_10_conv2 = 401408,
+    a_layer3_10_conv3 = 200704,
+    a_layer3_11_conv1 = 0,
+    a_layer3_11_conv2 = 401408,
+    a_layer3_11_conv3 = 0,
+    a_layer3_12_conv1 = 200704,
+    a_layer3_12_conv2 = 401408,
+    a_layer3_12_conv3 = 200704,
+    a_layer3_13_conv1 = 0,
+    a_layer3_13_conv2 = 401408,
+    a_layer3_13_conv3 = 0,
+    a_layer3_14_conv1 = 200704,
+    a_layer3_14_conv2 = 401408,
+    a_layer3_14_conv3 = 200704,
+    a_layer3_15_conv1 = 0,
+    a_layer3_15_conv2 = 401408,
+    a_layer3_15_conv3 = 0,
+    a_layer3_16_conv1 = 200704,
+    a_layer3_16_conv2 = 401408,
+    a_layer3_16_conv3 = 200704,
+    a_layer3_17_conv1 = 0,
+    a_layer3_17_conv2 = 401408,
+    a_layer3_17_conv3 = 0,
+    a_layer3_18_conv1 = 200704,
+    a_layer3_18_conv2 = 401408,
+    a_layer3_18_conv3 = 200704,
+    a_layer3_19_conv1 = 0,
+    a_layer3_19_conv2 = 401408,
+    a_layer3_19_conv3 = 0,
+    a_layer3_20_conv1 = 200704,
+    a_layer3_20_conv2 = 401408,
+    a_layer3_20_conv3 = 200704,
+    a_layer3_21_conv1 = 0,
+    a_layer3_21_conv2 = 401408,
+    a_layer3_21_conv3 = 0,
+    a_layer3_22_conv1 = 200704,
+    a_layer3_22_conv2 = 401408,
+    a_layer3_22_conv3 = 200704,
+    a_layer3_23_conv1 = 0,
+    a_layer3_23_conv2 = 401408,
+    a_layer3_23_conv3 = 0,
+    a_layer3_24_conv1 = 200704,
+    a_layer3_24_conv2 = 401408,
+    a_layer3_24_conv3 = 200704,
+    a_layer3_25_conv1 = 0,
+    a_layer3_25_conv2 = 401408,
+    a_layer3_25_conv3 = 0,
+    a_layer3_26_conv1 = 200704,
+    a_layer3_26_conv2 = 401408,
+    a_layer3_26_conv3 = 200704,
+    a_layer3_27_conv1 = 0,
+    a_layer3_27_conv2 = 401408,
+    a_layer3_27_conv3 = 0,
+    a_layer3_28_conv1 = 200704,
+    a_layer3_28_conv2 = 401408,
+    a_layer3_28_conv3 = 200704,
+    a_layer3_29_conv1 = 0,
+    a_layer3_29_conv2 = 401408,
+    a_layer3_29_conv3 = 0,
+    a_layer3_30_conv1 = 200704,
+    a_layer3_30_conv2 = 401408,
+    a_layer3_30_conv3 = 200704,
+    a_layer3_31_conv1 = 0,
+    a_layer3_31_conv2 = 401408,
+    a_layer3_31_conv3 = 0,
+    a_layer3_32_conv1 = 200704,
+    a_layer3_32_conv2 = 401408,
+    a_layer3_32_conv3 = 200704,
+    a_layer3_33_conv1 = 0,
+    a_layer3_33_conv2 = 401408,
+    a_layer3_33_conv3 = 0,
+    a_layer3_34_conv1 = 200704,
+    a_layer3_34_conv2 = 401408,
+    a_layer3_34_conv3 = 200704,
+    a_layer3_35_conv1 = 0,
+    a_layer3_35_conv2 = 401408,
+    a_layer3_35_conv3 = 0,
+    a_layer4_0_conv1 = 200704,
+    a_layer4_0_conv2 = 301056,
+    a_layer4_0_conv3 = 200704,
+    a_layer4_0_downsample_0 = 301056,
+    a_layer4_1_conv1 = 0,
+    a_layer4_1_conv2 = 100352,
+    a_layer4_1_conv3 = 0,
+    a_layer4_2_conv1 = 100352,
+    a_layer4_2_conv2 = 200704,
+    a_layer4_2_conv3 = 100352,
+    a_adaptive_avgpool512 = 0,
+};
+#define A(name) (m->arena + a_##name)
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
+   figure must agree with the runtime this file is built with. */
+#define SCRATCH_FLOATS NNK_GEMM_SCRATCH
+_Static_assert(SCRATCH_FLOATS * 4 == RESNET152_SCRATCH_BYTES_PER_THREAD, "generated by an nnc of another runtime: generate it again");
+/* The threads' shares of the products below are whole strips and panels of nnk_gemm.h's 8x48 tile. */
+_Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_gemm.h: generate it again");
+/* Runs a parallel op's function on the model's threads, each with its part of the work (runtime/threads.c). */
+#define PARALLEL(fn, y, ...) nnrt_run_parallel(m->pool, fn, &(const nnrt_op_args){y, {__VA_ARGS__}, m->scratch})
+/* With profiling on, the time since the previous op is charged to this one. */
+#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
+
+/* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
+static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (262L * part / parts), p1 = 48L * (262L * (part + 1) / parts);
+    p1 = p1 < 12544 ? p1 : 12544;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
+}
+
+/* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
+static void maxpool_1(float *restrict y, const float *restrict x) {
+    nnk_maxpool2d(y, x, 1, 64, 112, 112, 56, 56, 3, 3, 2, 2, 1, 1);
+}
+
+/* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
+static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
+static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
+static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
+static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
+static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
+static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
+    p1 = p1 < 3136 ? p1 : 3136;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 56, 56, 128, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
+static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
+static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
+static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 56, 56, 512, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
+static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, 128, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
+static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
+static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
+                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
+static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
+    p1 = p1 < 784 ? p1 : 784;
+    if (p0 == p1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 28, 28, 256, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
+static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
+static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
+static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
+static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
+static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
+static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
+                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
+static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
+static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
+static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
+static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    1024, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
+static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    2048, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
+static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+}
+
+/* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
+static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
+                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+}
+
+/* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
+static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
+    nnk_adaptive_avgpool2d(y, x, 1, 2048, 7, 7, 1, 1);
+}
+
+/* linear: [1, 2048] -> [1, 1000] */
+static void linear_1(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
+}
+
+int resnet152_run(resnet152 *m, const float *in_image, float *output) {
+    double t = m->profile ? nnrt_now_ms() : 0;
+
+    /* conv2d conv1 + relu: [1, 64, 112, 112]
+       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_1, A(conv1), in_image, W(conv1_weight), W(conv1_bias_folded));
+    TICK(0);
+
+    /* maxpool: [1, 64, 56, 56]
+       models/lib/resnet.net:35: x = maxpool(x, kernel=3, stride=2, pad=1) */
+    maxpool_1(A(maxpool3), A(conv1));
+    TICK(1);
+
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_2, A(layer1_0_conv1), A(maxpool3), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
+    TICK(2);
+
+    /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_3, A(layer1_0_conv2), A(layer1_0_conv1), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
+    TICK(3);
+
+    /* conv2d layer1.0.conv3: [1, 256, 56, 56]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_4, A(layer1_0_conv3), A(layer1_0_conv2), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
+    TICK(4);
+
+    /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_5, A(layer1_0_downsample_0), A(maxpool3), W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), A(layer1_0_conv3));
+    TICK(5);
+
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_6, A(layer1_1_conv1), A(layer1_0_downsample_0), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
+    TICK(6);
+
+    /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_3, A(layer1_1_conv2), A(layer1_1_conv1), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
+    TICK(7);
+
+    /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_5, A(layer1_1_conv3), A(layer1_1_conv2), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(layer1_0_downsample_0));
+    TICK(8);
+
+    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_6, A(layer1_2_conv1), A(layer1_1_conv3), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
+    TICK(9);
+
+    /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_3, A(layer1_2_conv2), A(layer1_2_conv1), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
+    TICK(10);
+
+    /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_5, A(layer1_2_conv3), A(layer1_2_conv2), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(layer1_1_conv3));
+    TICK(11);
+
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_7, A(layer2_0_conv1), A(layer1_2_conv3), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
+    TICK(12);
+
+    /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_8, A(layer2_0_conv2), A(layer2_0_conv1), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
+    TICK(13);
+
+    /* conv2d layer2.0.conv3: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_9, A(layer2_0_conv3), A(layer2_0_conv2), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
+    TICK(14);
+
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_10, A(layer2_0_downsample_0), A(layer1_2_conv3), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(layer2_0_conv3));
+    TICK(15);
+
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_1_conv1), A(layer2_0_downsample_0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
+    TICK(16);
+
+    /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_1_conv2), A(layer2_1_conv1), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
+    TICK(17);
+
+    /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_1_conv3), A(layer2_1_conv2), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(layer2_0_downsample_0));
+    TICK(18);
+
+    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_2_conv1), A(layer2_1_conv3), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
+    TICK(19);
+
+    /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_2_conv2), A(layer2_2_conv1), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
+    TICK(20);
+
+    /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_2_conv3), A(layer2_2_conv2), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(layer2_1_conv3));
+    TICK(21);
+
+    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_3_conv1), A(layer2_2_conv3), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
+    TICK(22);
+
+    /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_3_conv2), A(layer2_3_conv1), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
+    TICK(23);
+
+    /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_3_conv3), A(layer2_3_conv2), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(layer2_2_conv3));
+    TICK(24);
+
+    /* conv2d layer2.4.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_4_conv1), A(layer2_3_conv3), W(layer2_4_conv1_weight), W(layer2_4_conv1_bias_folded));
+    TICK(25);
+
+    /* conv2d layer2.4.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_4_conv2), A(layer2_4_conv1), W(layer2_4_conv2_weight), W(layer2_4_conv2_bias_folded));
+    TICK(26);
+
+    /* conv2d layer2.4.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_4_conv3), A(layer2_4_conv2), W(layer2_4_conv3_weight), W(layer2_4_conv3_bias_folded), A(layer2_3_conv3));
+    TICK(27);
+
+    /* conv2d layer2.5.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_5_conv1), A(layer2_4_conv3), W(layer2_5_conv1_weight), W(layer2_5_conv1_bias_folded));
+    TICK(28);
+
+    /* conv2d layer2.5.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_5_conv2), A(layer2_5_conv1), W(layer2_5_conv2_weight), W(layer2_5_conv2_bias_folded));
+    TICK(29);
+
+    /* conv2d layer2.5.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_5_conv3), A(layer2_5_conv2), W(layer2_5_conv3_weight), W(layer2_5_conv3_bias_folded), A(layer2_4_conv3));
+    TICK(30);
+
+    /* conv2d layer2.6.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_6_conv1), A(layer2_5_conv3), W(layer2_6_conv1_weight), W(layer2_6_conv1_bias_folded));
+    TICK(31);
+
+    /* conv2d layer2.6.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_6_conv2), A(layer2_6_conv1), W(layer2_6_conv2_weight), W(layer2_6_conv2_bias_folded));
+    TICK(32);
+
+    /* conv2d layer2.6.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_6_conv3), A(layer2_6_conv2), W(layer2_6_conv3_weight), W(layer2_6_conv3_bias_folded), A(layer2_5_conv3));
+    TICK(33);
+
+    /* conv2d layer2.7.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_11, A(layer2_7_conv1), A(layer2_6_conv3), W(layer2_7_conv1_weight), W(layer2_7_conv1_bias_folded));
+    TICK(34);
+
+    /* conv2d layer2.7.conv2 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_12, A(layer2_7_conv2), A(layer2_7_conv1), W(layer2_7_conv2_weight), W(layer2_7_conv2_bias_folded));
+    TICK(35);
+
+    /* conv2d layer2.7.conv3 + residual + relu: [1, 512, 28, 28]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_13, A(layer2_7_conv3), A(layer2_7_conv2), W(layer2_7_conv3_weight), W(layer2_7_conv3_bias_folded), A(layer2_6_conv3));
+    TICK(36);
+
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_14, A(layer3_0_conv1), A(layer2_7_conv3), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
+    TICK(37);
+
+    /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_15, A(layer3_0_conv2), A(layer3_0_conv1), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
+    TICK(38);
+
+    /* conv2d layer3.0.conv3: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_16, A(layer3_0_conv3), A(layer3_0_conv2), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
+    TICK(39);
+
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_17, A(layer3_0_downsample_0), A(layer2_7_conv3), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(layer3_0_conv3));
+    TICK(40);
+
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_1_conv1), A(layer3_0_downsample_0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
+    TICK(41);
+
+    /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_1_conv2), A(layer3_1_conv1), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
+    TICK(42);
+
+    /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_1_conv3), A(layer3_1_conv2), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(layer3_0_downsample_0));
+    TICK(43);
+
+    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_2_conv1), A(layer3_1_conv3), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
+    TICK(44);
+
+    /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_2_conv2), A(layer3_2_conv1), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
+    TICK(45);
+
+    /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_2_conv3), A(layer3_2_conv2), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(layer3_1_conv3));
+    TICK(46);
+
+    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_3_conv1), A(layer3_2_conv3), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
+    TICK(47);
+
+    /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_3_conv2), A(layer3_3_conv1), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
+    TICK(48);
+
+    /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_3_conv3), A(layer3_3_conv2), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(layer3_2_conv3));
+    TICK(49);
+
+    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_4_conv1), A(layer3_3_conv3), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
+    TICK(50);
+
+    /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_4_conv2), A(layer3_4_conv1), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
+    TICK(51);
+
+    /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_4_conv3), A(layer3_4_conv2), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(layer3_3_conv3));
+    TICK(52);
+
+    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_5_conv1), A(layer3_4_conv3), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
+    TICK(53);
+
+    /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_5_conv2), A(layer3_5_conv1), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
+    TICK(54);
+
+    /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_5_conv3), A(layer3_5_conv2), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(layer3_4_conv3));
+    TICK(55);
+
+    /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_6_conv1), A(layer3_5_conv3), W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded));
+    TICK(56);
+
+    /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_6_conv2), A(layer3_6_conv1), W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded));
+    TICK(57);
+
+    /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_6_conv3), A(layer3_6_conv2), W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), A(layer3_5_conv3));
+    TICK(58);
+
+    /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_7_conv1), A(layer3_6_conv3), W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded));
+    TICK(59);
+
+    /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_7_conv2), A(layer3_7_conv1), W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded));
+    TICK(60);
+
+    /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_7_conv3), A(layer3_7_conv2), W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), A(layer3_6_conv3));
+    TICK(61);
+
+    /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_8_conv1), A(layer3_7_conv3), W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded));
+    TICK(62);
+
+    /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_8_conv2), A(layer3_8_conv1), W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded));
+    TICK(63);
+
+    /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_8_conv3), A(layer3_8_conv2), W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), A(layer3_7_conv3));
+    TICK(64);
+
+    /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_9_conv1), A(layer3_8_conv3), W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded));
+    TICK(65);
+
+    /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_9_conv2), A(layer3_9_conv1), W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded));
+    TICK(66);
+
+    /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_9_conv3), A(layer3_9_conv2), W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), A(layer3_8_conv3));
+    TICK(67);
+
+    /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_10_conv1), A(layer3_9_conv3), W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded));
+    TICK(68);
+
+    /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_10_conv2), A(layer3_10_conv1), W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded));
+    TICK(69);
+
+    /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_10_conv3), A(layer3_10_conv2), W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), A(layer3_9_conv3));
+    TICK(70);
+
+    /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_11_conv1), A(layer3_10_conv3), W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded));
+    TICK(71);
+
+    /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_11_conv2), A(layer3_11_conv1), W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded));
+    TICK(72);
+
+    /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_11_conv3), A(layer3_11_conv2), W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), A(layer3_10_conv3));
+    TICK(73);
+
+    /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_12_conv1), A(layer3_11_conv3), W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded));
+    TICK(74);
+
+    /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_12_conv2), A(layer3_12_conv1), W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded));
+    TICK(75);
+
+    /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_12_conv3), A(layer3_12_conv2), W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), A(layer3_11_conv3));
+    TICK(76);
+
+    /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_13_conv1), A(layer3_12_conv3), W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded));
+    TICK(77);
+
+    /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_13_conv2), A(layer3_13_conv1), W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded));
+    TICK(78);
+
+    /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_13_conv3), A(layer3_13_conv2), W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), A(layer3_12_conv3));
+    TICK(79);
+
+    /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_14_conv1), A(layer3_13_conv3), W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded));
+    TICK(80);
+
+    /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_14_conv2), A(layer3_14_conv1), W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded));
+    TICK(81);
+
+    /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_14_conv3), A(layer3_14_conv2), W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), A(layer3_13_conv3));
+    TICK(82);
+
+    /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_15_conv1), A(layer3_14_conv3), W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded));
+    TICK(83);
+
+    /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_15_conv2), A(layer3_15_conv1), W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded));
+    TICK(84);
+
+    /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_15_conv3), A(layer3_15_conv2), W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), A(layer3_14_conv3));
+    TICK(85);
+
+    /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_16_conv1), A(layer3_15_conv3), W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded));
+    TICK(86);
+
+    /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_16_conv2), A(layer3_16_conv1), W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded));
+    TICK(87);
+
+    /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_16_conv3), A(layer3_16_conv2), W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), A(layer3_15_conv3));
+    TICK(88);
+
+    /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_17_conv1), A(layer3_16_conv3), W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded));
+    TICK(89);
+
+    /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_17_conv2), A(layer3_17_conv1), W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded));
+    TICK(90);
+
+    /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_17_conv3), A(layer3_17_conv2), W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), A(layer3_16_conv3));
+    TICK(91);
+
+    /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_18_conv1), A(layer3_17_conv3), W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded));
+    TICK(92);
+
+    /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_18_conv2), A(layer3_18_conv1), W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded));
+    TICK(93);
+
+    /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_18_conv3), A(layer3_18_conv2), W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), A(layer3_17_conv3));
+    TICK(94);
+
+    /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_19_conv1), A(layer3_18_conv3), W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded));
+    TICK(95);
+
+    /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_19_conv2), A(layer3_19_conv1), W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded));
+    TICK(96);
+
+    /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_19_conv3), A(layer3_19_conv2), W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), A(layer3_18_conv3));
+    TICK(97);
+
+    /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_20_conv1), A(layer3_19_conv3), W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded));
+    TICK(98);
+
+    /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_20_conv2), A(layer3_20_conv1), W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded));
+    TICK(99);
+
+    /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_20_conv3), A(layer3_20_conv2), W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), A(layer3_19_conv3));
+    TICK(100);
+
+    /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_21_conv1), A(layer3_20_conv3), W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded));
+    TICK(101);
+
+    /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_21_conv2), A(layer3_21_conv1), W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded));
+    TICK(102);
+
+    /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_21_conv3), A(layer3_21_conv2), W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), A(layer3_20_conv3));
+    TICK(103);
+
+    /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_22_conv1), A(layer3_21_conv3), W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded));
+    TICK(104);
+
+    /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_22_conv2), A(layer3_22_conv1), W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded));
+    TICK(105);
+
+    /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_22_conv3), A(layer3_22_conv2), W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), A(layer3_21_conv3));
+    TICK(106);
+
+    /* conv2d layer3.23.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_23_conv1), A(layer3_22_conv3), W(layer3_23_conv1_weight), W(layer3_23_conv1_bias_folded));
+    TICK(107);
+
+    /* conv2d layer3.23.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_23_conv2), A(layer3_23_conv1), W(layer3_23_conv2_weight), W(layer3_23_conv2_bias_folded));
+    TICK(108);
+
+    /* conv2d layer3.23.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_23_conv3), A(layer3_23_conv2), W(layer3_23_conv3_weight), W(layer3_23_conv3_bias_folded), A(layer3_22_conv3));
+    TICK(109);
+
+    /* conv2d layer3.24.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_24_conv1), A(layer3_23_conv3), W(layer3_24_conv1_weight), W(layer3_24_conv1_bias_folded));
+    TICK(110);
+
+    /* conv2d layer3.24.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_24_conv2), A(layer3_24_conv1), W(layer3_24_conv2_weight), W(layer3_24_conv2_bias_folded));
+    TICK(111);
+
+    /* conv2d layer3.24.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_24_conv3), A(layer3_24_conv2), W(layer3_24_conv3_weight), W(layer3_24_conv3_bias_folded), A(layer3_23_conv3));
+    TICK(112);
+
+    /* conv2d layer3.25.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_25_conv1), A(layer3_24_conv3), W(layer3_25_conv1_weight), W(layer3_25_conv1_bias_folded));
+    TICK(113);
+
+    /* conv2d layer3.25.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_25_conv2), A(layer3_25_conv1), W(layer3_25_conv2_weight), W(layer3_25_conv2_bias_folded));
+    TICK(114);
+
+    /* conv2d layer3.25.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_25_conv3), A(layer3_25_conv2), W(layer3_25_conv3_weight), W(layer3_25_conv3_bias_folded), A(layer3_24_conv3));
+    TICK(115);
+
+    /* conv2d layer3.26.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_26_conv1), A(layer3_25_conv3), W(layer3_26_conv1_weight), W(layer3_26_conv1_bias_folded));
+    TICK(116);
+
+    /* conv2d layer3.26.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_26_conv2), A(layer3_26_conv1), W(layer3_26_conv2_weight), W(layer3_26_conv2_bias_folded));
+    TICK(117);
+
+    /* conv2d layer3.26.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_26_conv3), A(layer3_26_conv2), W(layer3_26_conv3_weight), W(layer3_26_conv3_bias_folded), A(layer3_25_conv3));
+    TICK(118);
+
+    /* conv2d layer3.27.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_27_conv1), A(layer3_26_conv3), W(layer3_27_conv1_weight), W(layer3_27_conv1_bias_folded));
+    TICK(119);
+
+    /* conv2d layer3.27.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_27_conv2), A(layer3_27_conv1), W(layer3_27_conv2_weight), W(layer3_27_conv2_bias_folded));
+    TICK(120);
+
+    /* conv2d layer3.27.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_27_conv3), A(layer3_27_conv2), W(layer3_27_conv3_weight), W(layer3_27_conv3_bias_folded), A(layer3_26_conv3));
+    TICK(121);
+
+    /* conv2d layer3.28.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_28_conv1), A(layer3_27_conv3), W(layer3_28_conv1_weight), W(layer3_28_conv1_bias_folded));
+    TICK(122);
+
+    /* conv2d layer3.28.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_28_conv2), A(layer3_28_conv1), W(layer3_28_conv2_weight), W(layer3_28_conv2_bias_folded));
+    TICK(123);
+
+    /* conv2d layer3.28.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_28_conv3), A(layer3_28_conv2), W(layer3_28_conv3_weight), W(layer3_28_conv3_bias_folded), A(layer3_27_conv3));
+    TICK(124);
+
+    /* conv2d layer3.29.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_29_conv1), A(layer3_28_conv3), W(layer3_29_conv1_weight), W(layer3_29_conv1_bias_folded));
+    TICK(125);
+
+    /* conv2d layer3.29.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_29_conv2), A(layer3_29_conv1), W(layer3_29_conv2_weight), W(layer3_29_conv2_bias_folded));
+    TICK(126);
+
+    /* conv2d layer3.29.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_29_conv3), A(layer3_29_conv2), W(layer3_29_conv3_weight), W(layer3_29_conv3_bias_folded), A(layer3_28_conv3));
+    TICK(127);
+
+    /* conv2d layer3.30.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_30_conv1), A(layer3_29_conv3), W(layer3_30_conv1_weight), W(layer3_30_conv1_bias_folded));
+    TICK(128);
+
+    /* conv2d layer3.30.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_30_conv2), A(layer3_30_conv1), W(layer3_30_conv2_weight), W(layer3_30_conv2_bias_folded));
+    TICK(129);
+
+    /* conv2d layer3.30.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_30_conv3), A(layer3_30_conv2), W(layer3_30_conv3_weight), W(layer3_30_conv3_bias_folded), A(layer3_29_conv3));
+    TICK(130);
+
+    /* conv2d layer3.31.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_31_conv1), A(layer3_30_conv3), W(layer3_31_conv1_weight), W(layer3_31_conv1_bias_folded));
+    TICK(131);
+
+    /* conv2d layer3.31.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_31_conv2), A(layer3_31_conv1), W(layer3_31_conv2_weight), W(layer3_31_conv2_bias_folded));
+    TICK(132);
+
+    /* conv2d layer3.31.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_31_conv3), A(layer3_31_conv2), W(layer3_31_conv3_weight), W(layer3_31_conv3_bias_folded), A(layer3_30_conv3));
+    TICK(133);
+
+    /* conv2d layer3.32.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_32_conv1), A(layer3_31_conv3), W(layer3_32_conv1_weight), W(layer3_32_conv1_bias_folded));
+    TICK(134);
+
+    /* conv2d layer3.32.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_32_conv2), A(layer3_32_conv1), W(layer3_32_conv2_weight), W(layer3_32_conv2_bias_folded));
+    TICK(135);
+
+    /* conv2d layer3.32.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_32_conv3), A(layer3_32_conv2), W(layer3_32_conv3_weight), W(layer3_32_conv3_bias_folded), A(layer3_31_conv3));
+    TICK(136);
+
+    /* conv2d layer3.33.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_33_conv1), A(layer3_32_conv3), W(layer3_33_conv1_weight), W(layer3_33_conv1_bias_folded));
+    TICK(137);
+
+    /* conv2d layer3.33.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_33_conv2), A(layer3_33_conv1), W(layer3_33_conv2_weight), W(layer3_33_conv2_bias_folded));
+    TICK(138);
+
+    /* conv2d layer3.33.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_33_conv3), A(layer3_33_conv2), W(layer3_33_conv3_weight), W(layer3_33_conv3_bias_folded), A(layer3_32_conv3));
+    TICK(139);
+
+    /* conv2d layer3.34.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_34_conv1), A(layer3_33_conv3), W(layer3_34_conv1_weight), W(layer3_34_conv1_bias_folded));
+    TICK(140);
+
+    /* conv2d layer3.34.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_34_conv2), A(layer3_34_conv1), W(layer3_34_conv2_weight), W(layer3_34_conv2_bias_folded));
+    TICK(141);
+
+    /* conv2d layer3.34.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_34_conv3), A(layer3_34_conv2), W(layer3_34_conv3_weight), W(layer3_34_conv3_bias_folded), A(layer3_33_conv3));
+    TICK(142);
+
+    /* conv2d layer3.35.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_18, A(layer3_35_conv1), A(layer3_34_conv3), W(layer3_35_conv1_weight), W(layer3_35_conv1_bias_folded));
+    TICK(143);
+
+    /* conv2d layer3.35.conv2 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_19, A(layer3_35_conv2), A(layer3_35_conv1), W(layer3_35_conv2_weight), W(layer3_35_conv2_bias_folded));
+    TICK(144);
+
+    /* conv2d layer3.35.conv3 + residual + relu: [1, 1024, 14, 14]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_20, A(layer3_35_conv3), A(layer3_35_conv2), W(layer3_35_conv3_weight), W(layer3_35_conv3_bias_folded), A(layer3_34_conv3));
+    TICK(145);
+
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_21, A(layer4_0_conv1), A(layer3_35_conv3), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
+    TICK(146);
+
+    /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_22, A(layer4_0_conv2), A(layer4_0_conv1), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
+    TICK(147);
+
+    /* conv2d layer4.0.conv3: [1, 2048, 7, 7]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_23, A(layer4_0_conv3), A(layer4_0_conv2), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
+    TICK(148);
+
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_24, A(layer4_0_downsample_0), A(layer3_35_conv3), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(layer4_0_conv3));
+    TICK(149);
+
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_25, A(layer4_1_conv1), A(layer4_0_downsample_0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
+    TICK(150);
+
+    /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_26, A(layer4_1_conv2), A(layer4_1_conv1), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
+    TICK(151);
+
+    /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_27, A(layer4_1_conv3), A(layer4_1_conv2), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(layer4_0_downsample_0));
+    TICK(152);
+
+    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_25, A(layer4_2_conv1), A(layer4_1_conv3), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
+    TICK(153);
+
+    /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+    PARALLEL(conv2d_26, A(layer4_2_conv2), A(layer4_2_conv1), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
+    TICK(154);
+
+    /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]
+       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+    PARALLEL(conv2d_27, A(layer4_2_conv3), A(layer4_2_conv2), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(layer4_1_conv3));
+    TICK(155);
+
+    /* adaptive_avgpool: [1, 2048, 1, 1]
+       models/lib/resnet.net:47: x = flatten(global_avgpool(x)) */
+    adaptive_avgpool_1(A(adaptive_avgpool512), A(layer4_2_conv3));
+    TICK(156);
+
+    /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(adaptive_avgpool512) */
+
+    /* linear fc: [1, 1000]
+       models/lib/resnet.net:48: return linear(x, num_classes) as fc */
+    PARALLEL(linear_1, output, A(adaptive_avgpool512), W(fc_weight), W(fc_bias));
+    TICK(158);
+    return 0;
+}
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[777] = {
     {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
@@ -1908,959 +3180,6 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear fc", 4096000},
 };
 
-#define A(offset) (m->arena + (offset))
-/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
-   figure must agree with the runtime this file is built with. */
-#define SCRATCH_FLOATS NNK_GEMM_SCRATCH
-_Static_assert(SCRATCH_FLOATS * 4 == RESNET152_SCRATCH_BYTES_PER_THREAD, "generated by an nnc of another runtime: generate it again");
-/* The threads' shares of the products below are whole strips and panels of nnk_gemm.h's 8x48 tile. */
-_Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_gemm.h: generate it again");
-/* Runs a parallel op's function on the model's threads, each with its part of the work (runtime/threads.c). */
-#define PARALLEL(fn, y, ...) nnrt_run_parallel(m->pool, fn, &(const nnrt_op_args){y, {__VA_ARGS__}, m->scratch})
-/* With profiling on, the time since the previous op is charged to this one. */
-#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
-
-/* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
-static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (262L * part / parts), p1 = 48L * (262L * (part + 1) / parts);
-    p1 = p1 < 12544 ? p1 : 12544;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
-}
-
-/* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
-static void maxpool_1(float *restrict y, const float *restrict x) {
-    nnk_maxpool2d(y, x, 1, 64, 112, 112, 56, 56, 3, 3, 2, 2, 1, 1);
-}
-
-/* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
-static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
-static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
-static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
-static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
-static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
-static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
-    p1 = p1 < 3136 ? p1 : 3136;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, 128, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
-static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
-static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
-static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 56, 56, 512, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
-static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, 128, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
-static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
-static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
-static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
-    long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
-    p1 = p1 < 784 ? p1 : 784;
-    if (p0 == p1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, 256, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
-static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
-static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
-static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
-static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
-static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
-static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
-static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
-static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
-static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
-static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    1024, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
-static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    2048, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
-static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
-}
-
-/* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
-static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
-}
-
-/* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 2048, 7, 7, 1, 1);
-}
-
-/* linear: [1, 2048] -> [1, 1000] */
-static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 2048, a->in[2] + o0, 1, 2048, (int)(o1 - o0));
-}
-
-int resnet152_run(resnet152 *m, const float *in_image, float *output) {
-    double t = m->profile ? nnrt_now_ms() : 0;
-
-    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), in_image, W(conv1_weight), W(conv1_bias_folded));
-    TICK(0);
-
-    /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
-    maxpool_1(A(1605632), A(0));
-    TICK(1);
-
-    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_2, A(0), A(1605632), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
-    TICK(2);
-
-    /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(802816), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
-    TICK(3);
-
-    /* conv2d layer1.0.conv3: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_4, A(0), A(802816), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
-    TICK(4);
-
-    /* conv2d layer1.0.downsample.0 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), A(0));
-    TICK(5);
-
-    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(0), A(802816), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
-    TICK(6);
-
-    /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
-    TICK(7);
-
-    /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(0), A(1605632), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(802816));
-    TICK(8);
-
-    /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_6, A(802816), A(0), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
-    TICK(9);
-
-    /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_3, A(1605632), A(802816), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
-    TICK(10);
-
-    /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_5, A(802816), A(1605632), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(0));
-    TICK(11);
-
-    /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_7, A(0), A(802816), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
-    TICK(12);
-
-    /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_8, A(401408), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
-    TICK(13);
-
-    /* conv2d layer2.0.conv3: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_9, A(0), A(401408), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
-    TICK(14);
-
-    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_10, A(401408), A(802816), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(0));
-    TICK(15);
-
-    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
-    TICK(16);
-
-    /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
-    TICK(17);
-
-    /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(401408));
-    TICK(18);
-
-    /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
-    TICK(19);
-
-    /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
-    TICK(20);
-
-    /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(0));
-    TICK(21);
-
-    /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
-    TICK(22);
-
-    /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
-    TICK(23);
-
-    /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(401408));
-    TICK(24);
-
-    /* conv2d layer2.4.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_4_conv1_weight), W(layer2_4_conv1_bias_folded));
-    TICK(25);
-
-    /* conv2d layer2.4.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_4_conv2_weight), W(layer2_4_conv2_bias_folded));
-    TICK(26);
-
-    /* conv2d layer2.4.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_4_conv3_weight), W(layer2_4_conv3_bias_folded), A(0));
-    TICK(27);
-
-    /* conv2d layer2.5.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_5_conv1_weight), W(layer2_5_conv1_bias_folded));
-    TICK(28);
-
-    /* conv2d layer2.5.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_5_conv2_weight), W(layer2_5_conv2_bias_folded));
-    TICK(29);
-
-    /* conv2d layer2.5.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_5_conv3_weight), W(layer2_5_conv3_bias_folded), A(401408));
-    TICK(30);
-
-    /* conv2d layer2.6.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(401408), A(0), W(layer2_6_conv1_weight), W(layer2_6_conv1_bias_folded));
-    TICK(31);
-
-    /* conv2d layer2.6.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(401408), W(layer2_6_conv2_weight), W(layer2_6_conv2_bias_folded));
-    TICK(32);
-
-    /* conv2d layer2.6.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(401408), A(802816), W(layer2_6_conv3_weight), W(layer2_6_conv3_bias_folded), A(0));
-    TICK(33);
-
-    /* conv2d layer2.7.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_11, A(0), A(401408), W(layer2_7_conv1_weight), W(layer2_7_conv1_bias_folded));
-    TICK(34);
-
-    /* conv2d layer2.7.conv2 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_12, A(802816), A(0), W(layer2_7_conv2_weight), W(layer2_7_conv2_bias_folded));
-    TICK(35);
-
-    /* conv2d layer2.7.conv3 + residual + relu: [1, 512, 28, 28]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_13, A(0), A(802816), W(layer2_7_conv3_weight), W(layer2_7_conv3_bias_folded), A(401408));
-    TICK(36);
-
-    /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_14, A(401408), A(0), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
-    TICK(37);
-
-    /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_15, A(602112), A(401408), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
-    TICK(38);
-
-    /* conv2d layer3.0.conv3: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_16, A(401408), A(602112), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
-    TICK(39);
-
-    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_17, A(602112), A(0), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(401408));
-    TICK(40);
-
-    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(602112), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
-    TICK(41);
-
-    /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(200704), A(0), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
-    TICK(42);
-
-    /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(200704), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(602112));
-    TICK(43);
-
-    /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
-    TICK(44);
-
-    /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
-    TICK(45);
-
-    /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(0));
-    TICK(46);
-
-    /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
-    TICK(47);
-
-    /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
-    TICK(48);
-
-    /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(200704));
-    TICK(49);
-
-    /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
-    TICK(50);
-
-    /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
-    TICK(51);
-
-    /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(0));
-    TICK(52);
-
-    /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
-    TICK(53);
-
-    /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
-    TICK(54);
-
-    /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(200704));
-    TICK(55);
-
-    /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded));
-    TICK(56);
-
-    /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded));
-    TICK(57);
-
-    /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), A(0));
-    TICK(58);
-
-    /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded));
-    TICK(59);
-
-    /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded));
-    TICK(60);
-
-    /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), A(200704));
-    TICK(61);
-
-    /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded));
-    TICK(62);
-
-    /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded));
-    TICK(63);
-
-    /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), A(0));
-    TICK(64);
-
-    /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded));
-    TICK(65);
-
-    /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded));
-    TICK(66);
-
-    /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), A(200704));
-    TICK(67);
-
-    /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded));
-    TICK(68);
-
-    /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded));
-    TICK(69);
-
-    /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), A(0));
-    TICK(70);
-
-    /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded));
-    TICK(71);
-
-    /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded));
-    TICK(72);
-
-    /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), A(200704));
-    TICK(73);
-
-    /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded));
-    TICK(74);
-
-    /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded));
-    TICK(75);
-
-    /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), A(0));
-    TICK(76);
-
-    /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded));
-    TICK(77);
-
-    /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded));
-    TICK(78);
-
-    /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), A(200704));
-    TICK(79);
-
-    /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded));
-    TICK(80);
-
-    /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded));
-    TICK(81);
-
-    /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), A(0));
-    TICK(82);
-
-    /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded));
-    TICK(83);
-
-    /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded));
-    TICK(84);
-
-    /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), A(200704));
-    TICK(85);
-
-    /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded));
-    TICK(86);
-
-    /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded));
-    TICK(87);
-
-    /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), A(0));
-    TICK(88);
-
-    /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded));
-    TICK(89);
-
-    /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded));
-    TICK(90);
-
-    /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), A(200704));
-    TICK(91);
-
-    /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded));
-    TICK(92);
-
-    /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded));
-    TICK(93);
-
-    /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), A(0));
-    TICK(94);
-
-    /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded));
-    TICK(95);
-
-    /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded));
-    TICK(96);
-
-    /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), A(200704));
-    TICK(97);
-
-    /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded));
-    TICK(98);
-
-    /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded));
-    TICK(99);
-
-    /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), A(0));
-    TICK(100);
-
-    /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded));
-    TICK(101);
-
-    /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded));
-    TICK(102);
-
-    /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), A(200704));
-    TICK(103);
-
-    /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded));
-    TICK(104);
-
-    /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded));
-    TICK(105);
-
-    /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), A(0));
-    TICK(106);
-
-    /* conv2d layer3.23.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_23_conv1_weight), W(layer3_23_conv1_bias_folded));
-    TICK(107);
-
-    /* conv2d layer3.23.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_23_conv2_weight), W(layer3_23_conv2_bias_folded));
-    TICK(108);
-
-    /* conv2d layer3.23.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_23_conv3_weight), W(layer3_23_conv3_bias_folded), A(200704));
-    TICK(109);
-
-    /* conv2d layer3.24.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_24_conv1_weight), W(layer3_24_conv1_bias_folded));
-    TICK(110);
-
-    /* conv2d layer3.24.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_24_conv2_weight), W(layer3_24_conv2_bias_folded));
-    TICK(111);
-
-    /* conv2d layer3.24.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_24_conv3_weight), W(layer3_24_conv3_bias_folded), A(0));
-    TICK(112);
-
-    /* conv2d layer3.25.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_25_conv1_weight), W(layer3_25_conv1_bias_folded));
-    TICK(113);
-
-    /* conv2d layer3.25.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_25_conv2_weight), W(layer3_25_conv2_bias_folded));
-    TICK(114);
-
-    /* conv2d layer3.25.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_25_conv3_weight), W(layer3_25_conv3_bias_folded), A(200704));
-    TICK(115);
-
-    /* conv2d layer3.26.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_26_conv1_weight), W(layer3_26_conv1_bias_folded));
-    TICK(116);
-
-    /* conv2d layer3.26.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_26_conv2_weight), W(layer3_26_conv2_bias_folded));
-    TICK(117);
-
-    /* conv2d layer3.26.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_26_conv3_weight), W(layer3_26_conv3_bias_folded), A(0));
-    TICK(118);
-
-    /* conv2d layer3.27.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_27_conv1_weight), W(layer3_27_conv1_bias_folded));
-    TICK(119);
-
-    /* conv2d layer3.27.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_27_conv2_weight), W(layer3_27_conv2_bias_folded));
-    TICK(120);
-
-    /* conv2d layer3.27.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_27_conv3_weight), W(layer3_27_conv3_bias_folded), A(200704));
-    TICK(121);
-
-    /* conv2d layer3.28.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_28_conv1_weight), W(layer3_28_conv1_bias_folded));
-    TICK(122);
-
-    /* conv2d layer3.28.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_28_conv2_weight), W(layer3_28_conv2_bias_folded));
-    TICK(123);
-
-    /* conv2d layer3.28.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_28_conv3_weight), W(layer3_28_conv3_bias_folded), A(0));
-    TICK(124);
-
-    /* conv2d layer3.29.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_29_conv1_weight), W(layer3_29_conv1_bias_folded));
-    TICK(125);
-
-    /* conv2d layer3.29.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_29_conv2_weight), W(layer3_29_conv2_bias_folded));
-    TICK(126);
-
-    /* conv2d layer3.29.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_29_conv3_weight), W(layer3_29_conv3_bias_folded), A(200704));
-    TICK(127);
-
-    /* conv2d layer3.30.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_30_conv1_weight), W(layer3_30_conv1_bias_folded));
-    TICK(128);
-
-    /* conv2d layer3.30.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_30_conv2_weight), W(layer3_30_conv2_bias_folded));
-    TICK(129);
-
-    /* conv2d layer3.30.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_30_conv3_weight), W(layer3_30_conv3_bias_folded), A(0));
-    TICK(130);
-
-    /* conv2d layer3.31.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_31_conv1_weight), W(layer3_31_conv1_bias_folded));
-    TICK(131);
-
-    /* conv2d layer3.31.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_31_conv2_weight), W(layer3_31_conv2_bias_folded));
-    TICK(132);
-
-    /* conv2d layer3.31.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_31_conv3_weight), W(layer3_31_conv3_bias_folded), A(200704));
-    TICK(133);
-
-    /* conv2d layer3.32.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_32_conv1_weight), W(layer3_32_conv1_bias_folded));
-    TICK(134);
-
-    /* conv2d layer3.32.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_32_conv2_weight), W(layer3_32_conv2_bias_folded));
-    TICK(135);
-
-    /* conv2d layer3.32.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_32_conv3_weight), W(layer3_32_conv3_bias_folded), A(0));
-    TICK(136);
-
-    /* conv2d layer3.33.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_33_conv1_weight), W(layer3_33_conv1_bias_folded));
-    TICK(137);
-
-    /* conv2d layer3.33.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_33_conv2_weight), W(layer3_33_conv2_bias_folded));
-    TICK(138);
-
-    /* conv2d layer3.33.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_33_conv3_weight), W(layer3_33_conv3_bias_folded), A(200704));
-    TICK(139);
-
-    /* conv2d layer3.34.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(200704), A(0), W(layer3_34_conv1_weight), W(layer3_34_conv1_bias_folded));
-    TICK(140);
-
-    /* conv2d layer3.34.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(200704), W(layer3_34_conv2_weight), W(layer3_34_conv2_bias_folded));
-    TICK(141);
-
-    /* conv2d layer3.34.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(200704), A(401408), W(layer3_34_conv3_weight), W(layer3_34_conv3_bias_folded), A(0));
-    TICK(142);
-
-    /* conv2d layer3.35.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_18, A(0), A(200704), W(layer3_35_conv1_weight), W(layer3_35_conv1_bias_folded));
-    TICK(143);
-
-    /* conv2d layer3.35.conv2 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_19, A(401408), A(0), W(layer3_35_conv2_weight), W(layer3_35_conv2_bias_folded));
-    TICK(144);
-
-    /* conv2d layer3.35.conv3 + residual + relu: [1, 1024, 14, 14]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_20, A(0), A(401408), W(layer3_35_conv3_weight), W(layer3_35_conv3_bias_folded), A(200704));
-    TICK(145);
-
-    /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_21, A(200704), A(0), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
-    TICK(146);
-
-    /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_22, A(301056), A(200704), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
-    TICK(147);
-
-    /* conv2d layer4.0.conv3: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_23, A(200704), A(301056), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
-    TICK(148);
-
-    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_24, A(301056), A(0), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(200704));
-    TICK(149);
-
-    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(0), A(301056), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
-    TICK(150);
-
-    /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(100352), A(0), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
-    TICK(151);
-
-    /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(0), A(100352), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(301056));
-    TICK(152);
-
-    /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:24) */
-    PARALLEL(conv2d_25, A(100352), A(0), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
-    TICK(153);
-
-    /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:25) */
-    PARALLEL(conv2d_26, A(200704), A(100352), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
-    TICK(154);
-
-    /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]  (models/lib/resnet.net:26) */
-    PARALLEL(conv2d_27, A(100352), A(200704), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(0));
-    TICK(155);
-
-    /* adaptive_avgpool: [1, 2048, 1, 1]  (models/lib/resnet.net:47) */
-    adaptive_avgpool_1(A(0), A(100352));
-    TICK(156);
-
-    /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(0) */
-
-    /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
-    TICK(158);
-    return 0;
-}
-
 resnet152 *resnet152_new(int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
@@ -2896,633 +3215,500 @@ void resnet152_on_warning(resnet152 *m, void (*fn)(void *user, const char *messa
     m->warn_user = user;
 }
 
-/* Once after loading: 155 batch norm(s) folded into the layer before each, 155 weight(s) packed. */
+/* Weights computed at load time (a folded bias): offset, floats. They start at zero. */
+static const struct { long at, floats; } derived[] = {
+    {w_conv1_bias_folded, 64},
+    {w_layer1_0_conv1_bias_folded, 64},
+    {w_layer1_0_conv2_bias_folded, 64},
+    {w_layer1_0_conv3_bias_folded, 256},
+    {w_layer1_0_downsample_0_bias_folded, 256},
+    {w_layer1_1_conv1_bias_folded, 64},
+    {w_layer1_1_conv2_bias_folded, 64},
+    {w_layer1_1_conv3_bias_folded, 256},
+    {w_layer1_2_conv1_bias_folded, 64},
+    {w_layer1_2_conv2_bias_folded, 64},
+    {w_layer1_2_conv3_bias_folded, 256},
+    {w_layer2_0_conv1_bias_folded, 128},
+    {w_layer2_0_conv2_bias_folded, 128},
+    {w_layer2_0_conv3_bias_folded, 512},
+    {w_layer2_0_downsample_0_bias_folded, 512},
+    {w_layer2_1_conv1_bias_folded, 128},
+    {w_layer2_1_conv2_bias_folded, 128},
+    {w_layer2_1_conv3_bias_folded, 512},
+    {w_layer2_2_conv1_bias_folded, 128},
+    {w_layer2_2_conv2_bias_folded, 128},
+    {w_layer2_2_conv3_bias_folded, 512},
+    {w_layer2_3_conv1_bias_folded, 128},
+    {w_layer2_3_conv2_bias_folded, 128},
+    {w_layer2_3_conv3_bias_folded, 512},
+    {w_layer2_4_conv1_bias_folded, 128},
+    {w_layer2_4_conv2_bias_folded, 128},
+    {w_layer2_4_conv3_bias_folded, 512},
+    {w_layer2_5_conv1_bias_folded, 128},
+    {w_layer2_5_conv2_bias_folded, 128},
+    {w_layer2_5_conv3_bias_folded, 512},
+    {w_layer2_6_conv1_bias_folded, 128},
+    {w_layer2_6_conv2_bias_folded, 128},
+    {w_layer2_6_conv3_bias_folded, 512},
+    {w_layer2_7_conv1_bias_folded, 128},
+    {w_layer2_7_conv2_bias_folded, 128},
+    {w_layer2_7_conv3_bias_folded, 512},
+    {w_layer3_0_conv1_bias_folded, 256},
+    {w_layer3_0_conv2_bias_folded, 256},
+    {w_layer3_0_conv3_bias_folded, 1024},
+    {w_layer3_0_downsample_0_bias_folded, 1024},
+    {w_layer3_1_conv1_bias_folded, 256},
+    {w_layer3_1_conv2_bias_folded, 256},
+    {w_layer3_1_conv3_bias_folded, 1024},
+    {w_layer3_2_conv1_bias_folded, 256},
+    {w_layer3_2_conv2_bias_folded, 256},
+    {w_layer3_2_conv3_bias_folded, 1024},
+    {w_layer3_3_conv1_bias_folded, 256},
+    {w_layer3_3_conv2_bias_folded, 256},
+    {w_layer3_3_conv3_bias_folded, 1024},
+    {w_layer3_4_conv1_bias_folded, 256},
+    {w_layer3_4_conv2_bias_folded, 256},
+    {w_layer3_4_conv3_bias_folded, 1024},
+    {w_layer3_5_conv1_bias_folded, 256},
+    {w_layer3_5_conv2_bias_folded, 256},
+    {w_layer3_5_conv3_bias_folded, 1024},
+    {w_layer3_6_conv1_bias_folded, 256},
+    {w_layer3_6_conv2_bias_folded, 256},
+    {w_layer3_6_conv3_bias_folded, 1024},
+    {w_layer3_7_conv1_bias_folded, 256},
+    {w_layer3_7_conv2_bias_folded, 256},
+    {w_layer3_7_conv3_bias_folded, 1024},
+    {w_layer3_8_conv1_bias_folded, 256},
+    {w_layer3_8_conv2_bias_folded, 256},
+    {w_layer3_8_conv3_bias_folded, 1024},
+    {w_layer3_9_conv1_bias_folded, 256},
+    {w_layer3_9_conv2_bias_folded, 256},
+    {w_layer3_9_conv3_bias_folded, 1024},
+    {w_layer3_10_conv1_bias_folded, 256},
+    {w_layer3_10_conv2_bias_folded, 256},
+    {w_layer3_10_conv3_bias_folded, 1024},
+    {w_layer3_11_conv1_bias_folded, 256},
+    {w_layer3_11_conv2_bias_folded, 256},
+    {w_layer3_11_conv3_bias_folded, 1024},
+    {w_layer3_12_conv1_bias_folded, 256},
+    {w_layer3_12_conv2_bias_folded, 256},
+    {w_layer3_12_conv3_bias_folded, 1024},
+    {w_layer3_13_conv1_bias_folded, 256},
+    {w_layer3_13_conv2_bias_folded, 256},
+    {w_layer3_13_conv3_bias_folded, 1024},
+    {w_layer3_14_conv1_bias_folded, 256},
+    {w_layer3_14_conv2_bias_folded, 256},
+    {w_layer3_14_conv3_bias_folded, 1024},
+    {w_layer3_15_conv1_bias_folded, 256},
+    {w_layer3_15_conv2_bias_folded, 256},
+    {w_layer3_15_conv3_bias_folded, 1024},
+    {w_layer3_16_conv1_bias_folded, 256},
+    {w_layer3_16_conv2_bias_folded, 256},
+    {w_layer3_16_conv3_bias_folded, 1024},
+    {w_layer3_17_conv1_bias_folded, 256},
+    {w_layer3_17_conv2_bias_folded, 256},
+    {w_layer3_17_conv3_bias_folded, 1024},
+    {w_layer3_18_conv1_bias_folded, 256},
+    {w_layer3_18_conv2_bias_folded, 256},
+    {w_layer3_18_conv3_bias_folded, 1024},
+    {w_layer3_19_conv1_bias_folded, 256},
+    {w_layer3_19_conv2_bias_folded, 256},
+    {w_layer3_19_conv3_bias_folded, 1024},
+    {w_layer3_20_conv1_bias_folded, 256},
+    {w_layer3_20_conv2_bias_folded, 256},
+    {w_layer3_20_conv3_bias_folded, 1024},
+    {w_layer3_21_conv1_bias_folded, 256},
+    {w_layer3_21_conv2_bias_folded, 256},
+    {w_layer3_21_conv3_bias_folded, 1024},
+    {w_layer3_22_conv1_bias_folded, 256},
+    {w_layer3_22_conv2_bias_folded, 256},
+    {w_layer3_22_conv3_bias_folded, 1024},
+    {w_layer3_23_conv1_bias_folded, 256},
+    {w_layer3_23_conv2_bias_folded, 256},
+    {w_layer3_23_conv3_bias_folded, 1024},
+    {w_layer3_24_conv1_bias_folded, 256},
+    {w_layer3_24_conv2_bias_folded, 256},
+    {w_layer3_24_conv3_bias_folded, 1024},
+    {w_layer3_25_conv1_bias_folded, 256},
+    {w_layer3_25_conv2_bias_folded, 256},
+    {w_layer3_25_conv3_bias_folded, 1024},
+    {w_layer3_26_conv1_bias_folded, 256},
+    {w_layer3_26_conv2_bias_folded, 256},
+    {w_layer3_26_conv3_bias_folded, 1024},
+    {w_layer3_27_conv1_bias_folded, 256},
+    {w_layer3_27_conv2_bias_folded, 256},
+    {w_layer3_27_conv3_bias_folded, 1024},
+    {w_layer3_28_conv1_bias_folded, 256},
+    {w_layer3_28_conv2_bias_folded, 256},
+    {w_layer3_28_conv3_bias_folded, 1024},
+    {w_layer3_29_conv1_bias_folded, 256},
+    {w_layer3_29_conv2_bias_folded, 256},
+    {w_layer3_29_conv3_bias_folded, 1024},
+    {w_layer3_30_conv1_bias_folded, 256},
+    {w_layer3_30_conv2_bias_folded, 256},
+    {w_layer3_30_conv3_bias_folded, 1024},
+    {w_layer3_31_conv1_bias_folded, 256},
+    {w_layer3_31_conv2_bias_folded, 256},
+    {w_layer3_31_conv3_bias_folded, 1024},
+    {w_layer3_32_conv1_bias_folded, 256},
+    {w_layer3_32_conv2_bias_folded, 256},
+    {w_layer3_32_conv3_bias_folded, 1024},
+    {w_layer3_33_conv1_bias_folded, 256},
+    {w_layer3_33_conv2_bias_folded, 256},
+    {w_layer3_33_conv3_bias_folded, 1024},
+    {w_layer3_34_conv1_bias_folded, 256},
+    {w_layer3_34_conv2_bias_folded, 256},
+    {w_layer3_34_conv3_bias_folded, 1024},
+    {w_layer3_35_conv1_bias_folded, 256},
+    {w_layer3_35_conv2_bias_folded, 256},
+    {w_layer3_35_conv3_bias_folded, 1024},
+    {w_layer4_0_conv1_bias_folded, 512},
+    {w_layer4_0_conv2_bias_folded, 512},
+    {w_layer4_0_conv3_bias_folded, 2048},
+    {w_layer4_0_downsample_0_bias_folded, 2048},
+    {w_layer4_1_conv1_bias_folded, 512},
+    {w_layer4_1_conv2_bias_folded, 512},
+    {w_layer4_1_conv3_bias_folded, 2048},
+    {w_layer4_2_conv1_bias_folded, 512},
+    {w_layer4_2_conv2_bias_folded, 512},
+    {w_layer4_2_conv3_bias_folded, 2048},
+};
+
+/* Batch norms folded into the layer before each (passes/fold_bn.c): the layer's weight and bias, the
+   norm's weight, bias, running mean and variance, the layer's output channels and weights per channel, eps. */
+static const nnrt_bn_fold folds[] = {
+    {w_conv1_weight, w_conv1_bias_folded, w_bn1_weight, w_bn1_bias, w_bn1_running_mean, w_bn1_running_var, 64, 147, 9.99999975e-06f},
+    {w_layer1_0_conv1_weight, w_layer1_0_conv1_bias_folded, w_layer1_0_bn1_weight, w_layer1_0_bn1_bias, w_layer1_0_bn1_running_mean, w_layer1_0_bn1_running_var, 64, 64, 9.99999975e-06f},
+    {w_layer1_0_conv2_weight, w_layer1_0_conv2_bias_folded, w_layer1_0_bn2_weight, w_layer1_0_bn2_bias, w_layer1_0_bn2_running_mean, w_layer1_0_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_0_conv3_weight, w_layer1_0_conv3_bias_folded, w_layer1_0_bn3_weight, w_layer1_0_bn3_bias, w_layer1_0_bn3_running_mean, w_layer1_0_bn3_running_var, 256, 64, 9.99999975e-06f},
+    {w_layer1_0_downsample_0_weight, w_layer1_0_downsample_0_bias_folded, w_layer1_0_downsample_1_weight, w_layer1_0_downsample_1_bias, w_layer1_0_downsample_1_running_mean, w_layer1_0_downsample_1_running_var, 256, 64, 9.99999975e-06f},
+    {w_layer1_1_conv1_weight, w_layer1_1_conv1_bias_folded, w_layer1_1_bn1_weight, w_layer1_1_bn1_bias, w_layer1_1_bn1_running_mean, w_layer1_1_bn1_running_var, 64, 256, 9.99999975e-06f},
+    {w_layer1_1_conv2_weight, w_layer1_1_conv2_bias_folded, w_layer1_1_bn2_weight, w_layer1_1_bn2_bias, w_layer1_1_bn2_running_mean, w_layer1_1_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_1_conv3_weight, w_layer1_1_conv3_bias_folded, w_layer1_1_bn3_weight, w_layer1_1_bn3_bias, w_layer1_1_bn3_running_mean, w_layer1_1_bn3_running_var, 256, 64, 9.99999975e-06f},
+    {w_layer1_2_conv1_weight, w_layer1_2_conv1_bias_folded, w_layer1_2_bn1_weight, w_layer1_2_bn1_bias, w_layer1_2_bn1_running_mean, w_layer1_2_bn1_running_var, 64, 256, 9.99999975e-06f},
+    {w_layer1_2_conv2_weight, w_layer1_2_conv2_bias_folded, w_layer1_2_bn2_weight, w_layer1_2_bn2_bias, w_layer1_2_bn2_running_mean, w_layer1_2_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_2_conv3_weight, w_layer1_2_conv3_bias_folded, w_layer1_2_bn3_weight, w_layer1_2_bn3_bias, w_layer1_2_bn3_running_mean, w_layer1_2_bn3_running_var, 256, 64, 9.99999975e-06f},
+    {w_layer2_0_conv1_weight, w_layer2_0_conv1_bias_folded, w_layer2_0_bn1_weight, w_layer2_0_bn1_bias, w_layer2_0_bn1_running_mean, w_layer2_0_bn1_running_var, 128, 256, 9.99999975e-06f},
+    {w_layer2_0_conv2_weight, w_layer2_0_conv2_bias_folded, w_layer2_0_bn2_weight, w_layer2_0_bn2_bias, w_layer2_0_bn2_running_mean, w_layer2_0_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_0_conv3_weight, w_layer2_0_conv3_bias_folded, w_layer2_0_bn3_weight, w_layer2_0_bn3_bias, w_layer2_0_bn3_running_mean, w_layer2_0_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_0_downsample_0_weight, w_layer2_0_downsample_0_bias_folded, w_layer2_0_downsample_1_weight, w_layer2_0_downsample_1_bias, w_layer2_0_downsample_1_running_mean, w_layer2_0_downsample_1_running_var, 512, 256, 9.99999975e-06f},
+    {w_layer2_1_conv1_weight, w_layer2_1_conv1_bias_folded, w_layer2_1_bn1_weight, w_layer2_1_bn1_bias, w_layer2_1_bn1_running_mean, w_layer2_1_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_1_conv2_weight, w_layer2_1_conv2_bias_folded, w_layer2_1_bn2_weight, w_layer2_1_bn2_bias, w_layer2_1_bn2_running_mean, w_layer2_1_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_1_conv3_weight, w_layer2_1_conv3_bias_folded, w_layer2_1_bn3_weight, w_layer2_1_bn3_bias, w_layer2_1_bn3_running_mean, w_layer2_1_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_2_conv1_weight, w_layer2_2_conv1_bias_folded, w_layer2_2_bn1_weight, w_layer2_2_bn1_bias, w_layer2_2_bn1_running_mean, w_layer2_2_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_2_conv2_weight, w_layer2_2_conv2_bias_folded, w_layer2_2_bn2_weight, w_layer2_2_bn2_bias, w_layer2_2_bn2_running_mean, w_layer2_2_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_2_conv3_weight, w_layer2_2_conv3_bias_folded, w_layer2_2_bn3_weight, w_layer2_2_bn3_bias, w_layer2_2_bn3_running_mean, w_layer2_2_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_3_conv1_weight, w_layer2_3_conv1_bias_folded, w_layer2_3_bn1_weight, w_layer2_3_bn1_bias, w_layer2_3_bn1_running_mean, w_layer2_3_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_3_conv2_weight, w_layer2_3_conv2_bias_folded, w_layer2_3_bn2_weight, w_layer2_3_bn2_bias, w_layer2_3_bn2_running_mean, w_layer2_3_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_3_conv3_weight, w_layer2_3_conv3_bias_folded, w_layer2_3_bn3_weight, w_layer2_3_bn3_bias, w_layer2_3_bn3_running_mean, w_layer2_3_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_4_conv1_weight, w_layer2_4_conv1_bias_folded, w_layer2_4_bn1_weight, w_layer2_4_bn1_bias, w_layer2_4_bn1_running_mean, w_layer2_4_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_4_conv2_weight, w_layer2_4_conv2_bias_folded, w_layer2_4_bn2_weight, w_layer2_4_bn2_bias, w_layer2_4_bn2_running_mean, w_layer2_4_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_4_conv3_weight, w_layer2_4_conv3_bias_folded, w_layer2_4_bn3_weight, w_layer2_4_bn3_bias, w_layer2_4_bn3_running_mean, w_layer2_4_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_5_conv1_weight, w_layer2_5_conv1_bias_folded, w_layer2_5_bn1_weight, w_layer2_5_bn1_bias, w_layer2_5_bn1_running_mean, w_layer2_5_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_5_conv2_weight, w_layer2_5_conv2_bias_folded, w_layer2_5_bn2_weight, w_layer2_5_bn2_bias, w_layer2_5_bn2_running_mean, w_layer2_5_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_5_conv3_weight, w_layer2_5_conv3_bias_folded, w_layer2_5_bn3_weight, w_layer2_5_bn3_bias, w_layer2_5_bn3_running_mean, w_layer2_5_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_6_conv1_weight, w_layer2_6_conv1_bias_folded, w_layer2_6_bn1_weight, w_layer2_6_bn1_bias, w_layer2_6_bn1_running_mean, w_layer2_6_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_6_conv2_weight, w_layer2_6_conv2_bias_folded, w_layer2_6_bn2_weight, w_layer2_6_bn2_bias, w_layer2_6_bn2_running_mean, w_layer2_6_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_6_conv3_weight, w_layer2_6_conv3_bias_folded, w_layer2_6_bn3_weight, w_layer2_6_bn3_bias, w_layer2_6_bn3_running_mean, w_layer2_6_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer2_7_conv1_weight, w_layer2_7_conv1_bias_folded, w_layer2_7_bn1_weight, w_layer2_7_bn1_bias, w_layer2_7_bn1_running_mean, w_layer2_7_bn1_running_var, 128, 512, 9.99999975e-06f},
+    {w_layer2_7_conv2_weight, w_layer2_7_conv2_bias_folded, w_layer2_7_bn2_weight, w_layer2_7_bn2_bias, w_layer2_7_bn2_running_mean, w_layer2_7_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_7_conv3_weight, w_layer2_7_conv3_bias_folded, w_layer2_7_bn3_weight, w_layer2_7_bn3_bias, w_layer2_7_bn3_running_mean, w_layer2_7_bn3_running_var, 512, 128, 9.99999975e-06f},
+    {w_layer3_0_conv1_weight, w_layer3_0_conv1_bias_folded, w_layer3_0_bn1_weight, w_layer3_0_bn1_bias, w_layer3_0_bn1_running_mean, w_layer3_0_bn1_running_var, 256, 512, 9.99999975e-06f},
+    {w_layer3_0_conv2_weight, w_layer3_0_conv2_bias_folded, w_layer3_0_bn2_weight, w_layer3_0_bn2_bias, w_layer3_0_bn2_running_mean, w_layer3_0_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_0_conv3_weight, w_layer3_0_conv3_bias_folded, w_layer3_0_bn3_weight, w_layer3_0_bn3_bias, w_layer3_0_bn3_running_mean, w_layer3_0_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_0_downsample_0_weight, w_layer3_0_downsample_0_bias_folded, w_layer3_0_downsample_1_weight, w_layer3_0_downsample_1_bias, w_layer3_0_downsample_1_running_mean, w_layer3_0_downsample_1_running_var, 1024, 512, 9.99999975e-06f},
+    {w_layer3_1_conv1_weight, w_layer3_1_conv1_bias_folded, w_layer3_1_bn1_weight, w_layer3_1_bn1_bias, w_layer3_1_bn1_running_mean, w_layer3_1_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_1_conv2_weight, w_layer3_1_conv2_bias_folded, w_layer3_1_bn2_weight, w_layer3_1_bn2_bias, w_layer3_1_bn2_running_mean, w_layer3_1_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_1_conv3_weight, w_layer3_1_conv3_bias_folded, w_layer3_1_bn3_weight, w_layer3_1_bn3_bias, w_layer3_1_bn3_running_mean, w_layer3_1_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_2_conv1_weight, w_layer3_2_conv1_bias_folded, w_layer3_2_bn1_weight, w_layer3_2_bn1_bias, w_layer3_2_bn1_running_mean, w_layer3_2_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_2_conv2_weight, w_layer3_2_conv2_bias_folded, w_layer3_2_bn2_weight, w_layer3_2_bn2_bias, w_layer3_2_bn2_running_mean, w_layer3_2_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_2_conv3_weight, w_layer3_2_conv3_bias_folded, w_layer3_2_bn3_weight, w_layer3_2_bn3_bias, w_layer3_2_bn3_running_mean, w_layer3_2_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_3_conv1_weight, w_layer3_3_conv1_bias_folded, w_layer3_3_bn1_weight, w_layer3_3_bn1_bias, w_layer3_3_bn1_running_mean, w_layer3_3_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_3_conv2_weight, w_layer3_3_conv2_bias_folded, w_layer3_3_bn2_weight, w_layer3_3_bn2_bias, w_layer3_3_bn2_running_mean, w_layer3_3_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_3_conv3_weight, w_layer3_3_conv3_bias_folded, w_layer3_3_bn3_weight, w_layer3_3_bn3_bias, w_layer3_3_bn3_running_mean, w_layer3_3_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_4_conv1_weight, w_layer3_4_conv1_bias_folded, w_layer3_4_bn1_weight, w_layer3_4_bn1_bias, w_layer3_4_bn1_running_mean, w_layer3_4_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_4_conv2_weight, w_layer3_4_conv2_bias_folded, w_layer3_4_bn2_weight, w_layer3_4_bn2_bias, w_layer3_4_bn2_running_mean, w_layer3_4_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_4_conv3_weight, w_layer3_4_conv3_bias_folded, w_layer3_4_bn3_weight, w_layer3_4_bn3_bias, w_layer3_4_bn3_running_mean, w_layer3_4_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_5_conv1_weight, w_layer3_5_conv1_bias_folded, w_layer3_5_bn1_weight, w_layer3_5_bn1_bias, w_layer3_5_bn1_running_mean, w_layer3_5_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_5_conv2_weight, w_layer3_5_conv2_bias_folded, w_layer3_5_bn2_weight, w_layer3_5_bn2_bias, w_layer3_5_bn2_running_mean, w_layer3_5_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_5_conv3_weight, w_layer3_5_conv3_bias_folded, w_layer3_5_bn3_weight, w_layer3_5_bn3_bias, w_layer3_5_bn3_running_mean, w_layer3_5_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_6_conv1_weight, w_layer3_6_conv1_bias_folded, w_layer3_6_bn1_weight, w_layer3_6_bn1_bias, w_layer3_6_bn1_running_mean, w_layer3_6_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_6_conv2_weight, w_layer3_6_conv2_bias_folded, w_layer3_6_bn2_weight, w_layer3_6_bn2_bias, w_layer3_6_bn2_running_mean, w_layer3_6_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_6_conv3_weight, w_layer3_6_conv3_bias_folded, w_layer3_6_bn3_weight, w_layer3_6_bn3_bias, w_layer3_6_bn3_running_mean, w_layer3_6_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_7_conv1_weight, w_layer3_7_conv1_bias_folded, w_layer3_7_bn1_weight, w_layer3_7_bn1_bias, w_layer3_7_bn1_running_mean, w_layer3_7_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_7_conv2_weight, w_layer3_7_conv2_bias_folded, w_layer3_7_bn2_weight, w_layer3_7_bn2_bias, w_layer3_7_bn2_running_mean, w_layer3_7_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_7_conv3_weight, w_layer3_7_conv3_bias_folded, w_layer3_7_bn3_weight, w_layer3_7_bn3_bias, w_layer3_7_bn3_running_mean, w_layer3_7_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_8_conv1_weight, w_layer3_8_conv1_bias_folded, w_layer3_8_bn1_weight, w_layer3_8_bn1_bias, w_layer3_8_bn1_running_mean, w_layer3_8_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_8_conv2_weight, w_layer3_8_conv2_bias_folded, w_layer3_8_bn2_weight, w_layer3_8_bn2_bias, w_layer3_8_bn2_running_mean, w_layer3_8_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_8_conv3_weight, w_layer3_8_conv3_bias_folded, w_layer3_8_bn3_weight, w_layer3_8_bn3_bias, w_layer3_8_bn3_running_mean, w_layer3_8_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_9_conv1_weight, w_layer3_9_conv1_bias_folded, w_layer3_9_bn1_weight, w_layer3_9_bn1_bias, w_layer3_9_bn1_running_mean, w_layer3_9_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_9_conv2_weight, w_layer3_9_conv2_bias_folded, w_layer3_9_bn2_weight, w_layer3_9_bn2_bias, w_layer3_9_bn2_running_mean, w_layer3_9_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_9_conv3_weight, w_layer3_9_conv3_bias_folded, w_layer3_9_bn3_weight, w_layer3_9_bn3_bias, w_layer3_9_bn3_running_mean, w_layer3_9_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_10_conv1_weight, w_layer3_10_conv1_bias_folded, w_layer3_10_bn1_weight, w_layer3_10_bn1_bias, w_layer3_10_bn1_running_mean, w_layer3_10_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_10_conv2_weight, w_layer3_10_conv2_bias_folded, w_layer3_10_bn2_weight, w_layer3_10_bn2_bias, w_layer3_10_bn2_running_mean, w_layer3_10_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_10_conv3_weight, w_layer3_10_conv3_bias_folded, w_layer3_10_bn3_weight, w_layer3_10_bn3_bias, w_layer3_10_bn3_running_mean, w_layer3_10_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_11_conv1_weight, w_layer3_11_conv1_bias_folded, w_layer3_11_bn1_weight, w_layer3_11_bn1_bias, w_layer3_11_bn1_running_mean, w_layer3_11_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_11_conv2_weight, w_layer3_11_conv2_bias_folded, w_layer3_11_bn2_weight, w_layer3_11_bn2_bias, w_layer3_11_bn2_running_mean, w_layer3_11_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_11_conv3_weight, w_layer3_11_conv3_bias_folded, w_layer3_11_bn3_weight, w_layer3_11_bn3_bias, w_layer3_11_bn3_running_mean, w_layer3_11_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_12_conv1_weight, w_layer3_12_conv1_bias_folded, w_layer3_12_bn1_weight, w_layer3_12_bn1_bias, w_layer3_12_bn1_running_mean, w_layer3_12_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_12_conv2_weight, w_layer3_12_conv2_bias_folded, w_layer3_12_bn2_weight, w_layer3_12_bn2_bias, w_layer3_12_bn2_running_mean, w_layer3_12_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_12_conv3_weight, w_layer3_12_conv3_bias_folded, w_layer3_12_bn3_weight, w_layer3_12_bn3_bias, w_layer3_12_bn3_running_mean, w_layer3_12_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_13_conv1_weight, w_layer3_13_conv1_bias_folded, w_layer3_13_bn1_weight, w_layer3_13_bn1_bias, w_layer3_13_bn1_running_mean, w_layer3_13_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_13_conv2_weight, w_layer3_13_conv2_bias_folded, w_layer3_13_bn2_weight, w_layer3_13_bn2_bias, w_layer3_13_bn2_running_mean, w_layer3_13_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_13_conv3_weight, w_layer3_13_conv3_bias_folded, w_layer3_13_bn3_weight, w_layer3_13_bn3_bias, w_layer3_13_bn3_running_mean, w_layer3_13_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_14_conv1_weight, w_layer3_14_conv1_bias_folded, w_layer3_14_bn1_weight, w_layer3_14_bn1_bias, w_layer3_14_bn1_running_mean, w_layer3_14_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_14_conv2_weight, w_layer3_14_conv2_bias_folded, w_layer3_14_bn2_weight, w_layer3_14_bn2_bias, w_layer3_14_bn2_running_mean, w_layer3_14_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_14_conv3_weight, w_layer3_14_conv3_bias_folded, w_layer3_14_bn3_weight, w_layer3_14_bn3_bias, w_layer3_14_bn3_running_mean, w_layer3_14_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_15_conv1_weight, w_layer3_15_conv1_bias_folded, w_layer3_15_bn1_weight, w_layer3_15_bn1_bias, w_layer3_15_bn1_running_mean, w_layer3_15_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_15_conv2_weight, w_layer3_15_conv2_bias_folded, w_layer3_15_bn2_weight, w_layer3_15_bn2_bias, w_layer3_15_bn2_running_mean, w_layer3_15_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_15_conv3_weight, w_layer3_15_conv3_bias_folded, w_layer3_15_bn3_weight, w_layer3_15_bn3_bias, w_layer3_15_bn3_running_mean, w_layer3_15_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_16_conv1_weight, w_layer3_16_conv1_bias_folded, w_layer3_16_bn1_weight, w_layer3_16_bn1_bias, w_layer3_16_bn1_running_mean, w_layer3_16_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_16_conv2_weight, w_layer3_16_conv2_bias_folded, w_layer3_16_bn2_weight, w_layer3_16_bn2_bias, w_layer3_16_bn2_running_mean, w_layer3_16_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_16_conv3_weight, w_layer3_16_conv3_bias_folded, w_layer3_16_bn3_weight, w_layer3_16_bn3_bias, w_layer3_16_bn3_running_mean, w_layer3_16_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_17_conv1_weight, w_layer3_17_conv1_bias_folded, w_layer3_17_bn1_weight, w_layer3_17_bn1_bias, w_layer3_17_bn1_running_mean, w_layer3_17_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_17_conv2_weight, w_layer3_17_conv2_bias_folded, w_layer3_17_bn2_weight, w_layer3_17_bn2_bias, w_layer3_17_bn2_running_mean, w_layer3_17_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_17_conv3_weight, w_layer3_17_conv3_bias_folded, w_layer3_17_bn3_weight, w_layer3_17_bn3_bias, w_layer3_17_bn3_running_mean, w_layer3_17_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_18_conv1_weight, w_layer3_18_conv1_bias_folded, w_layer3_18_bn1_weight, w_layer3_18_bn1_bias, w_layer3_18_bn1_running_mean, w_layer3_18_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_18_conv2_weight, w_layer3_18_conv2_bias_folded, w_layer3_18_bn2_weight, w_layer3_18_bn2_bias, w_layer3_18_bn2_running_mean, w_layer3_18_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_18_conv3_weight, w_layer3_18_conv3_bias_folded, w_layer3_18_bn3_weight, w_layer3_18_bn3_bias, w_layer3_18_bn3_running_mean, w_layer3_18_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_19_conv1_weight, w_layer3_19_conv1_bias_folded, w_layer3_19_bn1_weight, w_layer3_19_bn1_bias, w_layer3_19_bn1_running_mean, w_layer3_19_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_19_conv2_weight, w_layer3_19_conv2_bias_folded, w_layer3_19_bn2_weight, w_layer3_19_bn2_bias, w_layer3_19_bn2_running_mean, w_layer3_19_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_19_conv3_weight, w_layer3_19_conv3_bias_folded, w_layer3_19_bn3_weight, w_layer3_19_bn3_bias, w_layer3_19_bn3_running_mean, w_layer3_19_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_20_conv1_weight, w_layer3_20_conv1_bias_folded, w_layer3_20_bn1_weight, w_layer3_20_bn1_bias, w_layer3_20_bn1_running_mean, w_layer3_20_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_20_conv2_weight, w_layer3_20_conv2_bias_folded, w_layer3_20_bn2_weight, w_layer3_20_bn2_bias, w_layer3_20_bn2_running_mean, w_layer3_20_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_20_conv3_weight, w_layer3_20_conv3_bias_folded, w_layer3_20_bn3_weight, w_layer3_20_bn3_bias, w_layer3_20_bn3_running_mean, w_layer3_20_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_21_conv1_weight, w_layer3_21_conv1_bias_folded, w_layer3_21_bn1_weight, w_layer3_21_bn1_bias, w_layer3_21_bn1_running_mean, w_layer3_21_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_21_conv2_weight, w_layer3_21_conv2_bias_folded, w_layer3_21_bn2_weight, w_layer3_21_bn2_bias, w_layer3_21_bn2_running_mean, w_layer3_21_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_21_conv3_weight, w_layer3_21_conv3_bias_folded, w_layer3_21_bn3_weight, w_layer3_21_bn3_bias, w_layer3_21_bn3_running_mean, w_layer3_21_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_22_conv1_weight, w_layer3_22_conv1_bias_folded, w_layer3_22_bn1_weight, w_layer3_22_bn1_bias, w_layer3_22_bn1_running_mean, w_layer3_22_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_22_conv2_weight, w_layer3_22_conv2_bias_folded, w_layer3_22_bn2_weight, w_layer3_22_bn2_bias, w_layer3_22_bn2_running_mean, w_layer3_22_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_22_conv3_weight, w_layer3_22_conv3_bias_folded, w_layer3_22_bn3_weight, w_layer3_22_bn3_bias, w_layer3_22_bn3_running_mean, w_layer3_22_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_23_conv1_weight, w_layer3_23_conv1_bias_folded, w_layer3_23_bn1_weight, w_layer3_23_bn1_bias, w_layer3_23_bn1_running_mean, w_layer3_23_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_23_conv2_weight, w_layer3_23_conv2_bias_folded, w_layer3_23_bn2_weight, w_layer3_23_bn2_bias, w_layer3_23_bn2_running_mean, w_layer3_23_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_23_conv3_weight, w_layer3_23_conv3_bias_folded, w_layer3_23_bn3_weight, w_layer3_23_bn3_bias, w_layer3_23_bn3_running_mean, w_layer3_23_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_24_conv1_weight, w_layer3_24_conv1_bias_folded, w_layer3_24_bn1_weight, w_layer3_24_bn1_bias, w_layer3_24_bn1_running_mean, w_layer3_24_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_24_conv2_weight, w_layer3_24_conv2_bias_folded, w_layer3_24_bn2_weight, w_layer3_24_bn2_bias, w_layer3_24_bn2_running_mean, w_layer3_24_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_24_conv3_weight, w_layer3_24_conv3_bias_folded, w_layer3_24_bn3_weight, w_layer3_24_bn3_bias, w_layer3_24_bn3_running_mean, w_layer3_24_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_25_conv1_weight, w_layer3_25_conv1_bias_folded, w_layer3_25_bn1_weight, w_layer3_25_bn1_bias, w_layer3_25_bn1_running_mean, w_layer3_25_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_25_conv2_weight, w_layer3_25_conv2_bias_folded, w_layer3_25_bn2_weight, w_layer3_25_bn2_bias, w_layer3_25_bn2_running_mean, w_layer3_25_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_25_conv3_weight, w_layer3_25_conv3_bias_folded, w_layer3_25_bn3_weight, w_layer3_25_bn3_bias, w_layer3_25_bn3_running_mean, w_layer3_25_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_26_conv1_weight, w_layer3_26_conv1_bias_folded, w_layer3_26_bn1_weight, w_layer3_26_bn1_bias, w_layer3_26_bn1_running_mean, w_layer3_26_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_26_conv2_weight, w_layer3_26_conv2_bias_folded, w_layer3_26_bn2_weight, w_layer3_26_bn2_bias, w_layer3_26_bn2_running_mean, w_layer3_26_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_26_conv3_weight, w_layer3_26_conv3_bias_folded, w_layer3_26_bn3_weight, w_layer3_26_bn3_bias, w_layer3_26_bn3_running_mean, w_layer3_26_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_27_conv1_weight, w_layer3_27_conv1_bias_folded, w_layer3_27_bn1_weight, w_layer3_27_bn1_bias, w_layer3_27_bn1_running_mean, w_layer3_27_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_27_conv2_weight, w_layer3_27_conv2_bias_folded, w_layer3_27_bn2_weight, w_layer3_27_bn2_bias, w_layer3_27_bn2_running_mean, w_layer3_27_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_27_conv3_weight, w_layer3_27_conv3_bias_folded, w_layer3_27_bn3_weight, w_layer3_27_bn3_bias, w_layer3_27_bn3_running_mean, w_layer3_27_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_28_conv1_weight, w_layer3_28_conv1_bias_folded, w_layer3_28_bn1_weight, w_layer3_28_bn1_bias, w_layer3_28_bn1_running_mean, w_layer3_28_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_28_conv2_weight, w_layer3_28_conv2_bias_folded, w_layer3_28_bn2_weight, w_layer3_28_bn2_bias, w_layer3_28_bn2_running_mean, w_layer3_28_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_28_conv3_weight, w_layer3_28_conv3_bias_folded, w_layer3_28_bn3_weight, w_layer3_28_bn3_bias, w_layer3_28_bn3_running_mean, w_layer3_28_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_29_conv1_weight, w_layer3_29_conv1_bias_folded, w_layer3_29_bn1_weight, w_layer3_29_bn1_bias, w_layer3_29_bn1_running_mean, w_layer3_29_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_29_conv2_weight, w_layer3_29_conv2_bias_folded, w_layer3_29_bn2_weight, w_layer3_29_bn2_bias, w_layer3_29_bn2_running_mean, w_layer3_29_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_29_conv3_weight, w_layer3_29_conv3_bias_folded, w_layer3_29_bn3_weight, w_layer3_29_bn3_bias, w_layer3_29_bn3_running_mean, w_layer3_29_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_30_conv1_weight, w_layer3_30_conv1_bias_folded, w_layer3_30_bn1_weight, w_layer3_30_bn1_bias, w_layer3_30_bn1_running_mean, w_layer3_30_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_30_conv2_weight, w_layer3_30_conv2_bias_folded, w_layer3_30_bn2_weight, w_layer3_30_bn2_bias, w_layer3_30_bn2_running_mean, w_layer3_30_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_30_conv3_weight, w_layer3_30_conv3_bias_folded, w_layer3_30_bn3_weight, w_layer3_30_bn3_bias, w_layer3_30_bn3_running_mean, w_layer3_30_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_31_conv1_weight, w_layer3_31_conv1_bias_folded, w_layer3_31_bn1_weight, w_layer3_31_bn1_bias, w_layer3_31_bn1_running_mean, w_layer3_31_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_31_conv2_weight, w_layer3_31_conv2_bias_folded, w_layer3_31_bn2_weight, w_layer3_31_bn2_bias, w_layer3_31_bn2_running_mean, w_layer3_31_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_31_conv3_weight, w_layer3_31_conv3_bias_folded, w_layer3_31_bn3_weight, w_layer3_31_bn3_bias, w_layer3_31_bn3_running_mean, w_layer3_31_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_32_conv1_weight, w_layer3_32_conv1_bias_folded, w_layer3_32_bn1_weight, w_layer3_32_bn1_bias, w_layer3_32_bn1_running_mean, w_layer3_32_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_32_conv2_weight, w_layer3_32_conv2_bias_folded, w_layer3_32_bn2_weight, w_layer3_32_bn2_bias, w_layer3_32_bn2_running_mean, w_layer3_32_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_32_conv3_weight, w_layer3_32_conv3_bias_folded, w_layer3_32_bn3_weight, w_layer3_32_bn3_bias, w_layer3_32_bn3_running_mean, w_layer3_32_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_33_conv1_weight, w_layer3_33_conv1_bias_folded, w_layer3_33_bn1_weight, w_layer3_33_bn1_bias, w_layer3_33_bn1_running_mean, w_layer3_33_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_33_conv2_weight, w_layer3_33_conv2_bias_folded, w_layer3_33_bn2_weight, w_layer3_33_bn2_bias, w_layer3_33_bn2_running_mean, w_layer3_33_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_33_conv3_weight, w_layer3_33_conv3_bias_folded, w_layer3_33_bn3_weight, w_layer3_33_bn3_bias, w_layer3_33_bn3_running_mean, w_layer3_33_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_34_conv1_weight, w_layer3_34_conv1_bias_folded, w_layer3_34_bn1_weight, w_layer3_34_bn1_bias, w_layer3_34_bn1_running_mean, w_layer3_34_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_34_conv2_weight, w_layer3_34_conv2_bias_folded, w_layer3_34_bn2_weight, w_layer3_34_bn2_bias, w_layer3_34_bn2_running_mean, w_layer3_34_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_34_conv3_weight, w_layer3_34_conv3_bias_folded, w_layer3_34_bn3_weight, w_layer3_34_bn3_bias, w_layer3_34_bn3_running_mean, w_layer3_34_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer3_35_conv1_weight, w_layer3_35_conv1_bias_folded, w_layer3_35_bn1_weight, w_layer3_35_bn1_bias, w_layer3_35_bn1_running_mean, w_layer3_35_bn1_running_var, 256, 1024, 9.99999975e-06f},
+    {w_layer3_35_conv2_weight, w_layer3_35_conv2_bias_folded, w_layer3_35_bn2_weight, w_layer3_35_bn2_bias, w_layer3_35_bn2_running_mean, w_layer3_35_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_35_conv3_weight, w_layer3_35_conv3_bias_folded, w_layer3_35_bn3_weight, w_layer3_35_bn3_bias, w_layer3_35_bn3_running_mean, w_layer3_35_bn3_running_var, 1024, 256, 9.99999975e-06f},
+    {w_layer4_0_conv1_weight, w_layer4_0_conv1_bias_folded, w_layer4_0_bn1_weight, w_layer4_0_bn1_bias, w_layer4_0_bn1_running_mean, w_layer4_0_bn1_running_var, 512, 1024, 9.99999975e-06f},
+    {w_layer4_0_conv2_weight, w_layer4_0_conv2_bias_folded, w_layer4_0_bn2_weight, w_layer4_0_bn2_bias, w_layer4_0_bn2_running_mean, w_layer4_0_bn2_running_var, 512, 4608, 9.99999975e-06f},
+    {w_layer4_0_conv3_weight, w_layer4_0_conv3_bias_folded, w_layer4_0_bn3_weight, w_layer4_0_bn3_bias, w_layer4_0_bn3_running_mean, w_layer4_0_bn3_running_var, 2048, 512, 9.99999975e-06f},
+    {w_layer4_0_downsample_0_weight, w_layer4_0_downsample_0_bias_folded, w_layer4_0_downsample_1_weight, w_layer4_0_downsample_1_bias, w_layer4_0_downsample_1_running_mean, w_layer4_0_downsample_1_running_var, 2048, 1024, 9.99999975e-06f},
+    {w_layer4_1_conv1_weight, w_layer4_1_conv1_bias_folded, w_layer4_1_bn1_weight, w_layer4_1_bn1_bias, w_layer4_1_bn1_running_mean, w_layer4_1_bn1_running_var, 512, 2048, 9.99999975e-06f},
+    {w_layer4_1_conv2_weight, w_layer4_1_conv2_bias_folded, w_layer4_1_bn2_weight, w_layer4_1_bn2_bias, w_layer4_1_bn2_running_mean, w_layer4_1_bn2_running_var, 512, 4608, 9.99999975e-06f},
+    {w_layer4_1_conv3_weight, w_layer4_1_conv3_bias_folded, w_layer4_1_bn3_weight, w_layer4_1_bn3_bias, w_layer4_1_bn3_running_mean, w_layer4_1_bn3_running_var, 2048, 512, 9.99999975e-06f},
+    {w_layer4_2_conv1_weight, w_layer4_2_conv1_bias_folded, w_layer4_2_bn1_weight, w_layer4_2_bn1_bias, w_layer4_2_bn1_running_mean, w_layer4_2_bn1_running_var, 512, 2048, 9.99999975e-06f},
+    {w_layer4_2_conv2_weight, w_layer4_2_conv2_bias_folded, w_layer4_2_bn2_weight, w_layer4_2_bn2_bias, w_layer4_2_bn2_running_mean, w_layer4_2_bn2_running_var, 512, 4608, 9.99999975e-06f},
+    {w_layer4_2_conv3_weight, w_layer4_2_conv3_bias_folded, w_layer4_2_bn3_weight, w_layer4_2_bn3_bias, w_layer4_2_bn3_running_mean, w_layer4_2_bn3_running_var, 2048, 512, 9.99999975e-06f},
+};
+
+/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */
+static const nnrt_packing packings[] = {
+    {w_conv1_weight, 64, 147, NNK_MR},
+    {w_layer1_0_conv1_weight, 64, 64, NNK_MR},
+    {w_layer1_0_conv2_weight, 64, 576, NNK_MR},
+    {w_layer1_0_conv3_weight, 256, 64, NNK_MR},
+    {w_layer1_0_downsample_0_weight, 256, 64, NNK_MR},
+    {w_layer1_1_conv1_weight, 64, 256, NNK_MR},
+    {w_layer1_1_conv2_weight, 64, 576, NNK_MR},
+    {w_layer1_1_conv3_weight, 256, 64, NNK_MR},
+    {w_layer1_2_conv1_weight, 64, 256, NNK_MR},
+    {w_layer1_2_conv2_weight, 64, 576, NNK_MR},
+    {w_layer1_2_conv3_weight, 256, 64, NNK_MR},
+    {w_layer2_0_conv1_weight, 128, 256, NNK_MR},
+    {w_layer2_0_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_0_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_0_downsample_0_weight, 512, 256, NNK_MR},
+    {w_layer2_1_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_1_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_1_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_2_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_2_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_2_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_3_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_3_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_3_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_4_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_4_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_4_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_5_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_5_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_5_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_6_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_6_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_6_conv3_weight, 512, 128, NNK_MR},
+    {w_layer2_7_conv1_weight, 128, 512, NNK_MR},
+    {w_layer2_7_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_7_conv3_weight, 512, 128, NNK_MR},
+    {w_layer3_0_conv1_weight, 256, 512, NNK_MR},
+    {w_layer3_0_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_0_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_0_downsample_0_weight, 1024, 512, NNK_MR},
+    {w_layer3_1_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_1_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_1_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_2_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_2_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_2_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_3_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_3_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_3_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_4_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_4_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_4_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_5_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_5_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_5_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_6_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_6_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_6_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_7_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_7_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_7_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_8_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_8_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_8_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_9_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_9_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_9_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_10_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_10_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_10_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_11_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_11_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_11_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_12_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_12_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_12_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_13_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_13_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_13_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_14_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_14_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_14_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_15_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_15_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_15_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_16_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_16_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_16_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_17_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_17_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_17_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_18_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_18_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_18_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_19_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_19_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_19_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_20_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_20_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_20_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_21_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_21_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_21_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_22_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_22_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_22_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_23_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_23_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_23_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_24_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_24_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_24_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_25_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_25_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_25_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_26_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_26_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_26_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_27_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_27_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_27_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_28_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_28_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_28_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_29_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_29_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_29_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_30_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_30_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_30_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_31_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_31_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_31_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_32_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_32_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_32_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_33_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_33_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_33_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_34_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_34_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_34_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer3_35_conv1_weight, 256, 1024, NNK_MR},
+    {w_layer3_35_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_35_conv3_weight, 1024, 256, NNK_MR},
+    {w_layer4_0_conv1_weight, 512, 1024, NNK_MR},
+    {w_layer4_0_conv2_weight, 512, 4608, NNK_MR},
+    {w_layer4_0_conv3_weight, 2048, 512, NNK_MR},
+    {w_layer4_0_downsample_0_weight, 2048, 1024, NNK_MR},
+    {w_layer4_1_conv1_weight, 512, 2048, NNK_MR},
+    {w_layer4_1_conv2_weight, 512, 4608, NNK_MR},
+    {w_layer4_1_conv3_weight, 2048, 512, NNK_MR},
+    {w_layer4_2_conv1_weight, 512, 2048, NNK_MR},
+    {w_layer4_2_conv2_weight, 512, 4608, NNK_MR},
+    {w_layer4_2_conv3_weight, 2048, 512, NNK_MR},
+};
+
+/* Once after loading: 155 weight(s) derived, 155 batch norm(s) folded, 155 weight(s) packed. */
 static int prepare(resnet152 *m) {
-    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_0_conv3_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer1_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_1_conv3_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer1_2_conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_2_conv2_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_2_conv3_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_0_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_1_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_2_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_2_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_2_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_3_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_3_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_3_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_4_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_4_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_4_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_5_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_5_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_5_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_6_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_6_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_6_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer2_7_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_7_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_7_conv3_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_0_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_0_downsample_0_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_1_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_2_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_2_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_2_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_3_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_3_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_3_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_4_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_4_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_4_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_5_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_5_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_5_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_6_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_6_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_6_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_7_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_7_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_7_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_8_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_8_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_8_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_9_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_9_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_9_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_10_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_10_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_10_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_11_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_11_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_11_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_12_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_12_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_12_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_13_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_13_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_13_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_14_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_14_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_14_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_15_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_15_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_15_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_16_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_16_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_16_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_17_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_17_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_17_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_18_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_18_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_18_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_19_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_19_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_19_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_20_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_20_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_20_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_21_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_21_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_21_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_22_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_22_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_22_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_23_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_23_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_23_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_24_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_24_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_24_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_25_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_25_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_25_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_26_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_26_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_26_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_27_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_27_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_27_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_28_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_28_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_28_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_29_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_29_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_29_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_30_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_30_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_30_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_31_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_31_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_31_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_32_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_32_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_32_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_33_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_33_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_33_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_34_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_34_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_34_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer3_35_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_35_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_35_conv3_bias_folded), 0, 1024 * sizeof(float));
-    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_0_conv3_bias_folded), 0, 2048 * sizeof(float));
-    memset(W(layer4_0_downsample_0_bias_folded), 0, 2048 * sizeof(float));
-    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_1_conv3_bias_folded), 0, 2048 * sizeof(float));
-    memset(W(layer4_2_conv1_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_2_conv2_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_2_conv3_bias_folded), 0, 2048 * sizeof(float));
-    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
-                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
-                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
-                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded), W(layer1_0_bn3_weight), W(layer1_0_bn3_bias),
-                       W(layer1_0_bn3_running_mean), W(layer1_0_bn3_running_var), 256, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_downsample_0_weight), W(layer1_0_downsample_0_bias_folded), W(layer1_0_downsample_1_weight), W(layer1_0_downsample_1_bias),
-                       W(layer1_0_downsample_1_running_mean), W(layer1_0_downsample_1_running_var), 256, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
-                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
-                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), W(layer1_1_bn3_weight), W(layer1_1_bn3_bias),
-                       W(layer1_1_bn3_running_mean), W(layer1_1_bn3_running_var), 256, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded), W(layer1_2_bn1_weight), W(layer1_2_bn1_bias),
-                       W(layer1_2_bn1_running_mean), W(layer1_2_bn1_running_var), 64, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded), W(layer1_2_bn2_weight), W(layer1_2_bn2_bias),
-                       W(layer1_2_bn2_running_mean), W(layer1_2_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), W(layer1_2_bn3_weight), W(layer1_2_bn3_bias),
-                       W(layer1_2_bn3_running_mean), W(layer1_2_bn3_running_var), 256, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
-                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
-                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded), W(layer2_0_bn3_weight), W(layer2_0_bn3_bias),
-                       W(layer2_0_bn3_running_mean), W(layer2_0_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
-                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
-                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
-                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), W(layer2_1_bn3_weight), W(layer2_1_bn3_bias),
-                       W(layer2_1_bn3_running_mean), W(layer2_1_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded), W(layer2_2_bn1_weight), W(layer2_2_bn1_bias),
-                       W(layer2_2_bn1_running_mean), W(layer2_2_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded), W(layer2_2_bn2_weight), W(layer2_2_bn2_bias),
-                       W(layer2_2_bn2_running_mean), W(layer2_2_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), W(layer2_2_bn3_weight), W(layer2_2_bn3_bias),
-                       W(layer2_2_bn3_running_mean), W(layer2_2_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded), W(layer2_3_bn1_weight), W(layer2_3_bn1_bias),
-                       W(layer2_3_bn1_running_mean), W(layer2_3_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded), W(layer2_3_bn2_weight), W(layer2_3_bn2_bias),
-                       W(layer2_3_bn2_running_mean), W(layer2_3_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), W(layer2_3_bn3_weight), W(layer2_3_bn3_bias),
-                       W(layer2_3_bn3_running_mean), W(layer2_3_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_4_conv1_weight), W(layer2_4_conv1_bias_folded), W(layer2_4_bn1_weight), W(layer2_4_bn1_bias),
-                       W(layer2_4_bn1_running_mean), W(layer2_4_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_4_conv2_weight), W(layer2_4_conv2_bias_folded), W(layer2_4_bn2_weight), W(layer2_4_bn2_bias),
-                       W(layer2_4_bn2_running_mean), W(layer2_4_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_4_conv3_weight), W(layer2_4_conv3_bias_folded), W(layer2_4_bn3_weight), W(layer2_4_bn3_bias),
-                       W(layer2_4_bn3_running_mean), W(layer2_4_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_5_conv1_weight), W(layer2_5_conv1_bias_folded), W(layer2_5_bn1_weight), W(layer2_5_bn1_bias),
-                       W(layer2_5_bn1_running_mean), W(layer2_5_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_5_conv2_weight), W(layer2_5_conv2_bias_folded), W(layer2_5_bn2_weight), W(layer2_5_bn2_bias),
-                       W(layer2_5_bn2_running_mean), W(layer2_5_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_5_conv3_weight), W(layer2_5_conv3_bias_folded), W(layer2_5_bn3_weight), W(layer2_5_bn3_bias),
-                       W(layer2_5_bn3_running_mean), W(layer2_5_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_6_conv1_weight), W(layer2_6_conv1_bias_folded), W(layer2_6_bn1_weight), W(layer2_6_bn1_bias),
-                       W(layer2_6_bn1_running_mean), W(layer2_6_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_6_conv2_weight), W(layer2_6_conv2_bias_folded), W(layer2_6_bn2_weight), W(layer2_6_bn2_bias),
-                       W(layer2_6_bn2_running_mean), W(layer2_6_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_6_conv3_weight), W(layer2_6_conv3_bias_folded), W(layer2_6_bn3_weight), W(layer2_6_bn3_bias),
-                       W(layer2_6_bn3_running_mean), W(layer2_6_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_7_conv1_weight), W(layer2_7_conv1_bias_folded), W(layer2_7_bn1_weight), W(layer2_7_bn1_bias),
-                       W(layer2_7_bn1_running_mean), W(layer2_7_bn1_running_var), 128, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_7_conv2_weight), W(layer2_7_conv2_bias_folded), W(layer2_7_bn2_weight), W(layer2_7_bn2_bias),
-                       W(layer2_7_bn2_running_mean), W(layer2_7_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_7_conv3_weight), W(layer2_7_conv3_bias_folded), W(layer2_7_bn3_weight), W(layer2_7_bn3_bias),
-                       W(layer2_7_bn3_running_mean), W(layer2_7_bn3_running_var), 512, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
-                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
-                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded), W(layer3_0_bn3_weight), W(layer3_0_bn3_bias),
-                       W(layer3_0_bn3_running_mean), W(layer3_0_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
-                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 1024, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
-                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
-                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), W(layer3_1_bn3_weight), W(layer3_1_bn3_bias),
-                       W(layer3_1_bn3_running_mean), W(layer3_1_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded), W(layer3_2_bn1_weight), W(layer3_2_bn1_bias),
-                       W(layer3_2_bn1_running_mean), W(layer3_2_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded), W(layer3_2_bn2_weight), W(layer3_2_bn2_bias),
-                       W(layer3_2_bn2_running_mean), W(layer3_2_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), W(layer3_2_bn3_weight), W(layer3_2_bn3_bias),
-                       W(layer3_2_bn3_running_mean), W(layer3_2_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded), W(layer3_3_bn1_weight), W(layer3_3_bn1_bias),
-                       W(layer3_3_bn1_running_mean), W(layer3_3_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded), W(layer3_3_bn2_weight), W(layer3_3_bn2_bias),
-                       W(layer3_3_bn2_running_mean), W(layer3_3_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), W(layer3_3_bn3_weight), W(layer3_3_bn3_bias),
-                       W(layer3_3_bn3_running_mean), W(layer3_3_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded), W(layer3_4_bn1_weight), W(layer3_4_bn1_bias),
-                       W(layer3_4_bn1_running_mean), W(layer3_4_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded), W(layer3_4_bn2_weight), W(layer3_4_bn2_bias),
-                       W(layer3_4_bn2_running_mean), W(layer3_4_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), W(layer3_4_bn3_weight), W(layer3_4_bn3_bias),
-                       W(layer3_4_bn3_running_mean), W(layer3_4_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded), W(layer3_5_bn1_weight), W(layer3_5_bn1_bias),
-                       W(layer3_5_bn1_running_mean), W(layer3_5_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded), W(layer3_5_bn2_weight), W(layer3_5_bn2_bias),
-                       W(layer3_5_bn2_running_mean), W(layer3_5_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), W(layer3_5_bn3_weight), W(layer3_5_bn3_bias),
-                       W(layer3_5_bn3_running_mean), W(layer3_5_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded), W(layer3_6_bn1_weight), W(layer3_6_bn1_bias),
-                       W(layer3_6_bn1_running_mean), W(layer3_6_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded), W(layer3_6_bn2_weight), W(layer3_6_bn2_bias),
-                       W(layer3_6_bn2_running_mean), W(layer3_6_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), W(layer3_6_bn3_weight), W(layer3_6_bn3_bias),
-                       W(layer3_6_bn3_running_mean), W(layer3_6_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded), W(layer3_7_bn1_weight), W(layer3_7_bn1_bias),
-                       W(layer3_7_bn1_running_mean), W(layer3_7_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded), W(layer3_7_bn2_weight), W(layer3_7_bn2_bias),
-                       W(layer3_7_bn2_running_mean), W(layer3_7_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), W(layer3_7_bn3_weight), W(layer3_7_bn3_bias),
-                       W(layer3_7_bn3_running_mean), W(layer3_7_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded), W(layer3_8_bn1_weight), W(layer3_8_bn1_bias),
-                       W(layer3_8_bn1_running_mean), W(layer3_8_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded), W(layer3_8_bn2_weight), W(layer3_8_bn2_bias),
-                       W(layer3_8_bn2_running_mean), W(layer3_8_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), W(layer3_8_bn3_weight), W(layer3_8_bn3_bias),
-                       W(layer3_8_bn3_running_mean), W(layer3_8_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded), W(layer3_9_bn1_weight), W(layer3_9_bn1_bias),
-                       W(layer3_9_bn1_running_mean), W(layer3_9_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded), W(layer3_9_bn2_weight), W(layer3_9_bn2_bias),
-                       W(layer3_9_bn2_running_mean), W(layer3_9_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), W(layer3_9_bn3_weight), W(layer3_9_bn3_bias),
-                       W(layer3_9_bn3_running_mean), W(layer3_9_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded), W(layer3_10_bn1_weight), W(layer3_10_bn1_bias),
-                       W(layer3_10_bn1_running_mean), W(layer3_10_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded), W(layer3_10_bn2_weight), W(layer3_10_bn2_bias),
-                       W(layer3_10_bn2_running_mean), W(layer3_10_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), W(layer3_10_bn3_weight), W(layer3_10_bn3_bias),
-                       W(layer3_10_bn3_running_mean), W(layer3_10_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded), W(layer3_11_bn1_weight), W(layer3_11_bn1_bias),
-                       W(layer3_11_bn1_running_mean), W(layer3_11_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded), W(layer3_11_bn2_weight), W(layer3_11_bn2_bias),
-                       W(layer3_11_bn2_running_mean), W(layer3_11_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), W(layer3_11_bn3_weight), W(layer3_11_bn3_bias),
-                       W(layer3_11_bn3_running_mean), W(layer3_11_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded), W(layer3_12_bn1_weight), W(layer3_12_bn1_bias),
-                       W(layer3_12_bn1_running_mean), W(layer3_12_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded), W(layer3_12_bn2_weight), W(layer3_12_bn2_bias),
-                       W(layer3_12_bn2_running_mean), W(layer3_12_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), W(layer3_12_bn3_weight), W(layer3_12_bn3_bias),
-                       W(layer3_12_bn3_running_mean), W(layer3_12_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded), W(layer3_13_bn1_weight), W(layer3_13_bn1_bias),
-                       W(layer3_13_bn1_running_mean), W(layer3_13_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded), W(layer3_13_bn2_weight), W(layer3_13_bn2_bias),
-                       W(layer3_13_bn2_running_mean), W(layer3_13_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), W(layer3_13_bn3_weight), W(layer3_13_bn3_bias),
-                       W(layer3_13_bn3_running_mean), W(layer3_13_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded), W(layer3_14_bn1_weight), W(layer3_14_bn1_bias),
-                       W(layer3_14_bn1_running_mean), W(layer3_14_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded), W(layer3_14_bn2_weight), W(layer3_14_bn2_bias),
-                       W(layer3_14_bn2_running_mean), W(layer3_14_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), W(layer3_14_bn3_weight), W(layer3_14_bn3_bias),
-                       W(layer3_14_bn3_running_mean), W(layer3_14_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded), W(layer3_15_bn1_weight), W(layer3_15_bn1_bias),
-                       W(layer3_15_bn1_running_mean), W(layer3_15_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded), W(layer3_15_bn2_weight), W(layer3_15_bn2_bias),
-                       W(layer3_15_bn2_running_mean), W(layer3_15_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), W(layer3_15_bn3_weight), W(layer3_15_bn3_bias),
-                       W(layer3_15_bn3_running_mean), W(layer3_15_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded), W(layer3_16_bn1_weight), W(layer3_16_bn1_bias),
-                       W(layer3_16_bn1_running_mean), W(layer3_16_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded), W(layer3_16_bn2_weight), W(layer3_16_bn2_bias),
-                       W(layer3_16_bn2_running_mean), W(layer3_16_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), W(layer3_16_bn3_weight), W(layer3_16_bn3_bias),
-                       W(layer3_16_bn3_running_mean), W(layer3_16_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded), W(layer3_17_bn1_weight), W(layer3_17_bn1_bias),
-                       W(layer3_17_bn1_running_mean), W(layer3_17_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded), W(layer3_17_bn2_weight), W(layer3_17_bn2_bias),
-                       W(layer3_17_bn2_running_mean), W(layer3_17_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), W(layer3_17_bn3_weight), W(layer3_17_bn3_bias),
-                       W(layer3_17_bn3_running_mean), W(layer3_17_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded), W(layer3_18_bn1_weight), W(layer3_18_bn1_bias),
-                       W(layer3_18_bn1_running_mean), W(layer3_18_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded), W(layer3_18_bn2_weight), W(layer3_18_bn2_bias),
-                       W(layer3_18_bn2_running_mean), W(layer3_18_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), W(layer3_18_bn3_weight), W(layer3_18_bn3_bias),
-                       W(layer3_18_bn3_running_mean), W(layer3_18_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded), W(layer3_19_bn1_weight), W(layer3_19_bn1_bias),
-                       W(layer3_19_bn1_running_mean), W(layer3_19_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded), W(layer3_19_bn2_weight), W(layer3_19_bn2_bias),
-                       W(layer3_19_bn2_running_mean), W(layer3_19_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), W(layer3_19_bn3_weight), W(layer3_19_bn3_bias),
-                       W(layer3_19_bn3_running_mean), W(layer3_19_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded), W(layer3_20_bn1_weight), W(layer3_20_bn1_bias),
-                       W(layer3_20_bn1_running_mean), W(layer3_20_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded), W(layer3_20_bn2_weight), W(layer3_20_bn2_bias),
-                       W(layer3_20_bn2_running_mean), W(layer3_20_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), W(layer3_20_bn3_weight), W(layer3_20_bn3_bias),
-                       W(layer3_20_bn3_running_mean), W(layer3_20_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded), W(layer3_21_bn1_weight), W(layer3_21_bn1_bias),
-                       W(layer3_21_bn1_running_mean), W(layer3_21_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded), W(layer3_21_bn2_weight), W(layer3_21_bn2_bias),
-                       W(layer3_21_bn2_running_mean), W(layer3_21_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), W(layer3_21_bn3_weight), W(layer3_21_bn3_bias),
-                       W(layer3_21_bn3_running_mean), W(layer3_21_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded), W(layer3_22_bn1_weight), W(layer3_22_bn1_bias),
-                       W(layer3_22_bn1_running_mean), W(layer3_22_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded), W(layer3_22_bn2_weight), W(layer3_22_bn2_bias),
-                       W(layer3_22_bn2_running_mean), W(layer3_22_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), W(layer3_22_bn3_weight), W(layer3_22_bn3_bias),
-                       W(layer3_22_bn3_running_mean), W(layer3_22_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_23_conv1_weight), W(layer3_23_conv1_bias_folded), W(layer3_23_bn1_weight), W(layer3_23_bn1_bias),
-                       W(layer3_23_bn1_running_mean), W(layer3_23_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_23_conv2_weight), W(layer3_23_conv2_bias_folded), W(layer3_23_bn2_weight), W(layer3_23_bn2_bias),
-                       W(layer3_23_bn2_running_mean), W(layer3_23_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_23_conv3_weight), W(layer3_23_conv3_bias_folded), W(layer3_23_bn3_weight), W(layer3_23_bn3_bias),
-                       W(layer3_23_bn3_running_mean), W(layer3_23_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_24_conv1_weight), W(layer3_24_conv1_bias_folded), W(layer3_24_bn1_weight), W(layer3_24_bn1_bias),
-                       W(layer3_24_bn1_running_mean), W(layer3_24_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_24_conv2_weight), W(layer3_24_conv2_bias_folded), W(layer3_24_bn2_weight), W(layer3_24_bn2_bias),
-                       W(layer3_24_bn2_running_mean), W(layer3_24_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_24_conv3_weight), W(layer3_24_conv3_bias_folded), W(layer3_24_bn3_weight), W(layer3_24_bn3_bias),
-                       W(layer3_24_bn3_running_mean), W(layer3_24_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_25_conv1_weight), W(layer3_25_conv1_bias_folded), W(layer3_25_bn1_weight), W(layer3_25_bn1_bias),
-                       W(layer3_25_bn1_running_mean), W(layer3_25_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_25_conv2_weight), W(layer3_25_conv2_bias_folded), W(layer3_25_bn2_weight), W(layer3_25_bn2_bias),
-                       W(layer3_25_bn2_running_mean), W(layer3_25_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_25_conv3_weight), W(layer3_25_conv3_bias_folded), W(layer3_25_bn3_weight), W(layer3_25_bn3_bias),
-                       W(layer3_25_bn3_running_mean), W(layer3_25_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_26_conv1_weight), W(layer3_26_conv1_bias_folded), W(layer3_26_bn1_weight), W(layer3_26_bn1_bias),
-                       W(layer3_26_bn1_running_mean), W(layer3_26_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_26_conv2_weight), W(layer3_26_conv2_bias_folded), W(layer3_26_bn2_weight), W(layer3_26_bn2_bias),
-                       W(layer3_26_bn2_running_mean), W(layer3_26_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_26_conv3_weight), W(layer3_26_conv3_bias_folded), W(layer3_26_bn3_weight), W(layer3_26_bn3_bias),
-                       W(layer3_26_bn3_running_mean), W(layer3_26_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_27_conv1_weight), W(layer3_27_conv1_bias_folded), W(layer3_27_bn1_weight), W(layer3_27_bn1_bias),
-                       W(layer3_27_bn1_running_mean), W(layer3_27_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_27_conv2_weight), W(layer3_27_conv2_bias_folded), W(layer3_27_bn2_weight), W(layer3_27_bn2_bias),
-                       W(layer3_27_bn2_running_mean), W(layer3_27_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_27_conv3_weight), W(layer3_27_conv3_bias_folded), W(layer3_27_bn3_weight), W(layer3_27_bn3_bias),
-                       W(layer3_27_bn3_running_mean), W(layer3_27_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_28_conv1_weight), W(layer3_28_conv1_bias_folded), W(layer3_28_bn1_weight), W(layer3_28_bn1_bias),
-                       W(layer3_28_bn1_running_mean), W(layer3_28_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_28_conv2_weight), W(layer3_28_conv2_bias_folded), W(layer3_28_bn2_weight), W(layer3_28_bn2_bias),
-                       W(layer3_28_bn2_running_mean), W(layer3_28_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_28_conv3_weight), W(layer3_28_conv3_bias_folded), W(layer3_28_bn3_weight), W(layer3_28_bn3_bias),
-                       W(layer3_28_bn3_running_mean), W(layer3_28_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_29_conv1_weight), W(layer3_29_conv1_bias_folded), W(layer3_29_bn1_weight), W(layer3_29_bn1_bias),
-                       W(layer3_29_bn1_running_mean), W(layer3_29_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_29_conv2_weight), W(layer3_29_conv2_bias_folded), W(layer3_29_bn2_weight), W(layer3_29_bn2_bias),
-                       W(layer3_29_bn2_running_mean), W(layer3_29_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_29_conv3_weight), W(layer3_29_conv3_bias_folded), W(layer3_29_bn3_weight), W(layer3_29_bn3_bias),
-                       W(layer3_29_bn3_running_mean), W(layer3_29_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_30_conv1_weight), W(layer3_30_conv1_bias_folded), W(layer3_30_bn1_weight), W(layer3_30_bn1_bias),
-                       W(layer3_30_bn1_running_mean), W(layer3_30_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_30_conv2_weight), W(layer3_30_conv2_bias_folded), W(layer3_30_bn2_weight), W(layer3_30_bn2_bias),
-                       W(layer3_30_bn2_running_mean), W(layer3_30_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_30_conv3_weight), W(layer3_30_conv3_bias_folded), W(layer3_30_bn3_weight), W(layer3_30_bn3_bias),
-                       W(layer3_30_bn3_running_mean), W(layer3_30_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_31_conv1_weight), W(layer3_31_conv1_bias_folded), W(layer3_31_bn1_weight), W(layer3_31_bn1_bias),
-                       W(layer3_31_bn1_running_mean), W(layer3_31_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_31_conv2_weight), W(layer3_31_conv2_bias_folded), W(layer3_31_bn2_weight), W(layer3_31_bn2_bias),
-                       W(layer3_31_bn2_running_mean), W(layer3_31_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_31_conv3_weight), W(layer3_31_conv3_bias_folded), W(layer3_31_bn3_weight), W(layer3_31_bn3_bias),
-                       W(layer3_31_bn3_running_mean), W(layer3_31_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_32_conv1_weight), W(layer3_32_conv1_bias_folded), W(layer3_32_bn1_weight), W(layer3_32_bn1_bias),
-                       W(layer3_32_bn1_running_mean), W(layer3_32_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_32_conv2_weight), W(layer3_32_conv2_bias_folded), W(layer3_32_bn2_weight), W(layer3_32_bn2_bias),
-                       W(layer3_32_bn2_running_mean), W(layer3_32_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_32_conv3_weight), W(layer3_32_conv3_bias_folded), W(layer3_32_bn3_weight), W(layer3_32_bn3_bias),
-                       W(layer3_32_bn3_running_mean), W(layer3_32_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_33_conv1_weight), W(layer3_33_conv1_bias_folded), W(layer3_33_bn1_weight), W(layer3_33_bn1_bias),
-                       W(layer3_33_bn1_running_mean), W(layer3_33_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_33_conv2_weight), W(layer3_33_conv2_bias_folded), W(layer3_33_bn2_weight), W(layer3_33_bn2_bias),
-                       W(layer3_33_bn2_running_mean), W(layer3_33_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_33_conv3_weight), W(layer3_33_conv3_bias_folded), W(layer3_33_bn3_weight), W(layer3_33_bn3_bias),
-                       W(layer3_33_bn3_running_mean), W(layer3_33_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_34_conv1_weight), W(layer3_34_conv1_bias_folded), W(layer3_34_bn1_weight), W(layer3_34_bn1_bias),
-                       W(layer3_34_bn1_running_mean), W(layer3_34_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_34_conv2_weight), W(layer3_34_conv2_bias_folded), W(layer3_34_bn2_weight), W(layer3_34_bn2_bias),
-                       W(layer3_34_bn2_running_mean), W(layer3_34_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_34_conv3_weight), W(layer3_34_conv3_bias_folded), W(layer3_34_bn3_weight), W(layer3_34_bn3_bias),
-                       W(layer3_34_bn3_running_mean), W(layer3_34_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_35_conv1_weight), W(layer3_35_conv1_bias_folded), W(layer3_35_bn1_weight), W(layer3_35_bn1_bias),
-                       W(layer3_35_bn1_running_mean), W(layer3_35_bn1_running_var), 256, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_35_conv2_weight), W(layer3_35_conv2_bias_folded), W(layer3_35_bn2_weight), W(layer3_35_bn2_bias),
-                       W(layer3_35_bn2_running_mean), W(layer3_35_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_35_conv3_weight), W(layer3_35_conv3_bias_folded), W(layer3_35_bn3_weight), W(layer3_35_bn3_bias),
-                       W(layer3_35_bn3_running_mean), W(layer3_35_bn3_running_var), 1024, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
-                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
-                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded), W(layer4_0_bn3_weight), W(layer4_0_bn3_bias),
-                       W(layer4_0_bn3_running_mean), W(layer4_0_bn3_running_var), 2048, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
-                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 2048, 1024, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
-                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 2048, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
-                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), W(layer4_1_bn3_weight), W(layer4_1_bn3_bias),
-                       W(layer4_1_bn3_running_mean), W(layer4_1_bn3_running_var), 2048, 512, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded), W(layer4_2_bn1_weight), W(layer4_2_bn1_bias),
-                       W(layer4_2_bn1_running_mean), W(layer4_2_bn1_running_var), 512, 2048, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded), W(layer4_2_bn2_weight), W(layer4_2_bn2_bias),
-                       W(layer4_2_bn2_running_mean), W(layer4_2_bn2_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), W(layer4_2_bn3_weight), W(layer4_2_bn3_bias),
-                       W(layer4_2_bn3_running_mean), W(layer4_2_bn3_running_var), 2048, 512, 9.99999975e-06f);
+    for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)
+        memset(m->weights + derived[i].at, 0, (size_t)derived[i].floats * sizeof(float));
+    for (size_t i = 0; i < sizeof folds / sizeof *folds; i++) {
+        const nnrt_bn_fold *f = &folds[i];
+        float *w = m->weights;
+        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);
+    }
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_conv3_weight), 256, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_downsample_0_weight), 256, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_1_conv3_weight), 256, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_2_conv1_weight), 64, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_2_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_2_conv3_weight), 256, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_1_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_2_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_2_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_2_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_3_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_3_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_3_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_4_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_4_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_4_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_5_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_5_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_5_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_6_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_6_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_6_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_7_conv1_weight), 128, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_7_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_7_conv3_weight), 512, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_downsample_0_weight), 1024, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_1_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_2_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_2_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_2_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_3_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_3_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_3_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_4_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_4_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_4_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_5_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_5_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_5_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_6_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_6_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_6_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_7_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_7_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_7_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_8_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_8_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_8_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_9_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_9_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_9_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_10_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_10_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_10_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_11_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_11_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_11_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_12_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_12_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_12_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_13_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_13_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_13_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_14_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_14_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_14_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_15_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_15_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_15_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_16_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_16_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_16_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_17_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_17_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_17_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_18_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_18_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_18_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_19_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_19_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_19_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_20_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_20_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_20_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_21_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_21_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_21_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_22_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_22_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_22_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_23_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_23_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_23_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_24_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_24_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_24_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_25_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_25_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_25_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_26_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_26_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_26_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_27_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_27_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_27_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_28_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_28_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_28_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_29_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_29_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_29_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_30_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_30_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_30_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_31_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_31_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_31_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_32_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_32_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_32_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_33_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_33_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_33_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_34_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_34_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_34_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_35_conv1_weight), 256, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_35_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_35_conv3_weight), 1024, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_conv3_weight), 2048, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_downsample_0_weight), 2048, 1024, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 2048, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_1_conv3_weight), 2048, 512, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_2_conv1_weight), 512, 2048, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_2_conv2_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_2_conv3_weight), 2048, 512, NNK_MR, tmp);
+    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
+        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     free(tmp);
     return 0;
 }

@@ -154,141 +154,33 @@ enum {
 };
 #define W(name) (m->weights + w_##name)
 
-/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
-static const nnrt_weight_spec weight_specs[102] = {
-    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
-    {"bn1.weight", 1, {64}, w_bn1_weight},
-    {"bn1.bias", 1, {64}, w_bn1_bias},
-    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
-    {"bn1.running_var", 1, {64}, w_bn1_running_var},
-    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv1_weight},
-    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
-    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
-    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
-    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
-    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
-    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
-    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
-    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
-    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
-    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv1_weight},
-    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
-    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
-    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
-    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
-    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
-    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
-    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
-    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
-    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
-    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, w_layer2_0_conv1_weight},
-    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
-    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
-    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
-    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
-    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
-    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
-    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
-    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
-    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
-    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, w_layer2_0_downsample_0_weight},
-    {"layer2.0.downsample.1.weight", 1, {128}, w_layer2_0_downsample_1_weight},
-    {"layer2.0.downsample.1.bias", 1, {128}, w_layer2_0_downsample_1_bias},
-    {"layer2.0.downsample.1.running_mean", 1, {128}, w_layer2_0_downsample_1_running_mean},
-    {"layer2.0.downsample.1.running_var", 1, {128}, w_layer2_0_downsample_1_running_var},
-    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv1_weight},
-    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
-    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
-    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
-    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
-    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
-    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
-    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
-    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
-    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
-    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, w_layer3_0_conv1_weight},
-    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
-    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
-    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
-    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
-    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
-    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
-    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
-    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
-    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
-    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, w_layer3_0_downsample_0_weight},
-    {"layer3.0.downsample.1.weight", 1, {256}, w_layer3_0_downsample_1_weight},
-    {"layer3.0.downsample.1.bias", 1, {256}, w_layer3_0_downsample_1_bias},
-    {"layer3.0.downsample.1.running_mean", 1, {256}, w_layer3_0_downsample_1_running_mean},
-    {"layer3.0.downsample.1.running_var", 1, {256}, w_layer3_0_downsample_1_running_var},
-    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv1_weight},
-    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
-    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
-    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
-    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
-    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
-    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
-    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
-    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
-    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
-    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, w_layer4_0_conv1_weight},
-    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
-    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
-    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
-    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
-    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
-    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
-    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
-    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
-    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
-    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer4_0_downsample_0_weight},
-    {"layer4.0.downsample.1.weight", 1, {512}, w_layer4_0_downsample_1_weight},
-    {"layer4.0.downsample.1.bias", 1, {512}, w_layer4_0_downsample_1_bias},
-    {"layer4.0.downsample.1.running_mean", 1, {512}, w_layer4_0_downsample_1_running_mean},
-    {"layer4.0.downsample.1.running_var", 1, {512}, w_layer4_0_downsample_1_running_var},
-    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv1_weight},
-    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
-    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
-    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
-    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
-    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
-    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
-    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
-    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
-    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
-    {"fc.weight", 2, {1000, 512}, w_fc_weight},
-    {"fc.bias", 1, {1000}, w_fc_bias},
+/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share
+   memory (passes/plan_memory.c). */
+enum {
+    a_conv1 = 0,
+    a_maxpool3 = 802816,
+    a_layer1_0_conv1 = 0,
+    a_layer1_0_conv2 = 200704,
+    a_layer1_1_conv1 = 0,
+    a_layer1_1_conv2 = 401408,
+    a_layer2_0_conv1 = 0,
+    a_layer2_0_conv2 = 100352,
+    a_layer2_0_downsample_0 = 0,
+    a_layer2_1_conv1 = 100352,
+    a_layer2_1_conv2 = 200704,
+    a_layer3_0_conv1 = 0,
+    a_layer3_0_conv2 = 50176,
+    a_layer3_0_downsample_0 = 0,
+    a_layer3_1_conv1 = 50176,
+    a_layer3_1_conv2 = 100352,
+    a_layer4_0_conv1 = 0,
+    a_layer4_0_conv2 = 25088,
+    a_layer4_0_downsample_0 = 0,
+    a_layer4_1_conv1 = 25088,
+    a_layer4_1_conv2 = 50176,
+    a_adaptive_avgpool66 = 0,
 };
-
-/* Per-op name and floating-point work, for --profile. */
-static const nnrt_op_info op_table[N_OPS] = {
-    {"conv2d conv1", 236027904},
-    {"maxpool", 0},
-    {"conv2d layer1.0.conv1", 231211008},
-    {"conv2d layer1.0.conv2", 231211008},
-    {"conv2d layer1.1.conv1", 231211008},
-    {"conv2d layer1.1.conv2", 231211008},
-    {"conv2d layer2.0.conv1", 115605504},
-    {"conv2d layer2.0.conv2", 231211008},
-    {"conv2d layer2.0.downsample.0", 12845056},
-    {"conv2d layer2.1.conv1", 231211008},
-    {"conv2d layer2.1.conv2", 231211008},
-    {"conv2d layer3.0.conv1", 115605504},
-    {"conv2d layer3.0.conv2", 231211008},
-    {"conv2d layer3.0.downsample.0", 12845056},
-    {"conv2d layer3.1.conv1", 231211008},
-    {"conv2d layer3.1.conv2", 231211008},
-    {"conv2d layer4.0.conv1", 115605504},
-    {"conv2d layer4.0.conv2", 231211008},
-    {"conv2d layer4.0.downsample.0", 12845056},
-    {"conv2d layer4.1.conv1", 231211008},
-    {"conv2d layer4.1.conv2", 231211008},
-    {"adaptive_avgpool", 0},
-    {"reshape", 0},
-    {"linear fc", 1024000},
-};
-
-#define A(offset) (m->arena + (offset))
+#define A(name) (m->arena + a_##name)
 /* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
    figure must agree with the runtime this file is built with. */
 #define SCRATCH_FLOATS NNK_GEMM_SCRATCH
@@ -509,101 +401,258 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 int resnet18_run(resnet18 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
-    /* conv2d conv1 + relu: [1, 64, 112, 112]  (models/lib/resnet.net:34) */
-    PARALLEL(conv2d_1, A(0), in_image, W(conv1_weight), W(conv1_bias_folded));
+    /* conv2d conv1 + relu: [1, 64, 112, 112]
+       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_1, A(conv1), in_image, W(conv1_weight), W(conv1_bias_folded));
     TICK(0);
 
-    /* maxpool: [1, 64, 56, 56]  (models/lib/resnet.net:35) */
-    maxpool_1(A(802816), A(0));
+    /* maxpool: [1, 64, 56, 56]
+       models/lib/resnet.net:35: x = maxpool(x, kernel=3, stride=2, pad=1) */
+    maxpool_1(A(maxpool3), A(conv1));
     TICK(1);
 
-    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(802816), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
+    /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_2, A(layer1_0_conv1), A(maxpool3), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(2);
 
-    /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(200704), A(0), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), A(802816));
+    /* conv2d layer1.0.conv2 + residual + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_3, A(layer1_0_conv2), A(layer1_0_conv1), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), A(maxpool3));
     TICK(3);
 
-    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_2, A(0), A(200704), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
+    /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_2, A(layer1_1_conv1), A(layer1_0_conv2), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(4);
 
-    /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_3, A(401408), A(0), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), A(200704));
+    /* conv2d layer1.1.conv2 + residual + relu: [1, 64, 56, 56]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_3, A(layer1_1_conv2), A(layer1_1_conv1), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), A(layer1_0_conv2));
     TICK(5);
 
-    /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_4, A(0), A(401408), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
+    /* conv2d layer2.0.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_4, A(layer2_0_conv1), A(layer1_1_conv2), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(6);
 
-    /* conv2d layer2.0.conv2: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_5, A(100352), A(0), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
+    /* conv2d layer2.0.conv2: [1, 128, 28, 28]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_5, A(layer2_0_conv2), A(layer2_0_conv1), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(7);
 
-    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_6, A(0), A(401408), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(100352));
+    /* conv2d layer2.0.downsample.0 + residual + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_6, A(layer2_0_downsample_0), A(layer1_1_conv2), W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), A(layer2_0_conv2));
     TICK(8);
 
-    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_7, A(100352), A(0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
+    /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_7, A(layer2_1_conv1), A(layer2_0_downsample_0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(9);
 
-    /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_8, A(200704), A(100352), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), A(0));
+    /* conv2d layer2.1.conv2 + residual + relu: [1, 128, 28, 28]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_8, A(layer2_1_conv2), A(layer2_1_conv1), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), A(layer2_0_downsample_0));
     TICK(10);
 
-    /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_9, A(0), A(200704), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
+    /* conv2d layer3.0.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_9, A(layer3_0_conv1), A(layer2_1_conv2), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(11);
 
-    /* conv2d layer3.0.conv2: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_10, A(50176), A(0), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
+    /* conv2d layer3.0.conv2: [1, 256, 14, 14]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_10, A(layer3_0_conv2), A(layer3_0_conv1), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(12);
 
-    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_11, A(0), A(200704), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(50176));
+    /* conv2d layer3.0.downsample.0 + residual + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_11, A(layer3_0_downsample_0), A(layer2_1_conv2), W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), A(layer3_0_conv2));
     TICK(13);
 
-    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_12, A(50176), A(0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
+    /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_12, A(layer3_1_conv1), A(layer3_0_downsample_0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(14);
 
-    /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_13, A(100352), A(50176), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), A(0));
+    /* conv2d layer3.1.conv2 + residual + relu: [1, 256, 14, 14]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_13, A(layer3_1_conv2), A(layer3_1_conv1), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), A(layer3_0_downsample_0));
     TICK(15);
 
-    /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_14, A(0), A(100352), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
+    /* conv2d layer4.0.conv1 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_14, A(layer4_0_conv1), A(layer3_1_conv2), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(16);
 
-    /* conv2d layer4.0.conv2: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_15, A(25088), A(0), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
+    /* conv2d layer4.0.conv2: [1, 512, 7, 7]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_15, A(layer4_0_conv2), A(layer4_0_conv1), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(17);
 
-    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:8) */
-    PARALLEL(conv2d_16, A(0), A(100352), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(25088));
+    /* conv2d layer4.0.downsample.0 + residual + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:8: x = conv2d(x, out, kernel=1, stride=stride, bias=false) as downsample.0 */
+    PARALLEL(conv2d_16, A(layer4_0_downsample_0), A(layer3_1_conv2), W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), A(layer4_0_conv2));
     TICK(18);
 
-    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]  (models/lib/resnet.net:16) */
-    PARALLEL(conv2d_17, A(25088), A(0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
+    /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:16: y = relu(batchnorm(conv2d(x, width, kernel=3, stride=stride, pad=1, bias=false) as conv1) as bn1) */
+    PARALLEL(conv2d_17, A(layer4_1_conv1), A(layer4_0_downsample_0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(19);
 
-    /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]  (models/lib/resnet.net:17) */
-    PARALLEL(conv2d_18, A(50176), A(25088), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), A(0));
+    /* conv2d layer4.1.conv2 + residual + relu: [1, 512, 7, 7]
+       models/lib/resnet.net:17: y = batchnorm(conv2d(y, width, kernel=3, pad=1, bias=false) as conv2) as bn2 */
+    PARALLEL(conv2d_18, A(layer4_1_conv2), A(layer4_1_conv1), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), A(layer4_0_downsample_0));
     TICK(20);
 
-    /* adaptive_avgpool: [1, 512, 1, 1]  (models/lib/resnet.net:47) */
-    adaptive_avgpool_1(A(0), A(50176));
+    /* adaptive_avgpool: [1, 512, 1, 1]
+       models/lib/resnet.net:47: x = flatten(global_avgpool(x)) */
+    adaptive_avgpool_1(A(adaptive_avgpool66), A(layer4_1_conv2));
     TICK(21);
 
-    /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(0) */
+    /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(adaptive_avgpool66) */
 
-    /* linear fc: [1, 1000]  (models/lib/resnet.net:48) */
-    PARALLEL(linear_1, output, A(0), W(fc_weight), W(fc_bias));
+    /* linear fc: [1, 1000]
+       models/lib/resnet.net:48: return linear(x, num_classes) as fc */
+    PARALLEL(linear_1, output, A(adaptive_avgpool66), W(fc_weight), W(fc_bias));
     TICK(23);
     return 0;
 }
+
+/* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
+static const nnrt_weight_spec weight_specs[102] = {
+    {"conv1.weight", 4, {64, 3, 7, 7}, w_conv1_weight},
+    {"bn1.weight", 1, {64}, w_bn1_weight},
+    {"bn1.bias", 1, {64}, w_bn1_bias},
+    {"bn1.running_mean", 1, {64}, w_bn1_running_mean},
+    {"bn1.running_var", 1, {64}, w_bn1_running_var},
+    {"layer1.0.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv1_weight},
+    {"layer1.0.bn1.weight", 1, {64}, w_layer1_0_bn1_weight},
+    {"layer1.0.bn1.bias", 1, {64}, w_layer1_0_bn1_bias},
+    {"layer1.0.bn1.running_mean", 1, {64}, w_layer1_0_bn1_running_mean},
+    {"layer1.0.bn1.running_var", 1, {64}, w_layer1_0_bn1_running_var},
+    {"layer1.0.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_0_conv2_weight},
+    {"layer1.0.bn2.weight", 1, {64}, w_layer1_0_bn2_weight},
+    {"layer1.0.bn2.bias", 1, {64}, w_layer1_0_bn2_bias},
+    {"layer1.0.bn2.running_mean", 1, {64}, w_layer1_0_bn2_running_mean},
+    {"layer1.0.bn2.running_var", 1, {64}, w_layer1_0_bn2_running_var},
+    {"layer1.1.conv1.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv1_weight},
+    {"layer1.1.bn1.weight", 1, {64}, w_layer1_1_bn1_weight},
+    {"layer1.1.bn1.bias", 1, {64}, w_layer1_1_bn1_bias},
+    {"layer1.1.bn1.running_mean", 1, {64}, w_layer1_1_bn1_running_mean},
+    {"layer1.1.bn1.running_var", 1, {64}, w_layer1_1_bn1_running_var},
+    {"layer1.1.conv2.weight", 4, {64, 64, 3, 3}, w_layer1_1_conv2_weight},
+    {"layer1.1.bn2.weight", 1, {64}, w_layer1_1_bn2_weight},
+    {"layer1.1.bn2.bias", 1, {64}, w_layer1_1_bn2_bias},
+    {"layer1.1.bn2.running_mean", 1, {64}, w_layer1_1_bn2_running_mean},
+    {"layer1.1.bn2.running_var", 1, {64}, w_layer1_1_bn2_running_var},
+    {"layer2.0.conv1.weight", 4, {128, 64, 3, 3}, w_layer2_0_conv1_weight},
+    {"layer2.0.bn1.weight", 1, {128}, w_layer2_0_bn1_weight},
+    {"layer2.0.bn1.bias", 1, {128}, w_layer2_0_bn1_bias},
+    {"layer2.0.bn1.running_mean", 1, {128}, w_layer2_0_bn1_running_mean},
+    {"layer2.0.bn1.running_var", 1, {128}, w_layer2_0_bn1_running_var},
+    {"layer2.0.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_0_conv2_weight},
+    {"layer2.0.bn2.weight", 1, {128}, w_layer2_0_bn2_weight},
+    {"layer2.0.bn2.bias", 1, {128}, w_layer2_0_bn2_bias},
+    {"layer2.0.bn2.running_mean", 1, {128}, w_layer2_0_bn2_running_mean},
+    {"layer2.0.bn2.running_var", 1, {128}, w_layer2_0_bn2_running_var},
+    {"layer2.0.downsample.0.weight", 4, {128, 64, 1, 1}, w_layer2_0_downsample_0_weight},
+    {"layer2.0.downsample.1.weight", 1, {128}, w_layer2_0_downsample_1_weight},
+    {"layer2.0.downsample.1.bias", 1, {128}, w_layer2_0_downsample_1_bias},
+    {"layer2.0.downsample.1.running_mean", 1, {128}, w_layer2_0_downsample_1_running_mean},
+    {"layer2.0.downsample.1.running_var", 1, {128}, w_layer2_0_downsample_1_running_var},
+    {"layer2.1.conv1.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv1_weight},
+    {"layer2.1.bn1.weight", 1, {128}, w_layer2_1_bn1_weight},
+    {"layer2.1.bn1.bias", 1, {128}, w_layer2_1_bn1_bias},
+    {"layer2.1.bn1.running_mean", 1, {128}, w_layer2_1_bn1_running_mean},
+    {"layer2.1.bn1.running_var", 1, {128}, w_layer2_1_bn1_running_var},
+    {"layer2.1.conv2.weight", 4, {128, 128, 3, 3}, w_layer2_1_conv2_weight},
+    {"layer2.1.bn2.weight", 1, {128}, w_layer2_1_bn2_weight},
+    {"layer2.1.bn2.bias", 1, {128}, w_layer2_1_bn2_bias},
+    {"layer2.1.bn2.running_mean", 1, {128}, w_layer2_1_bn2_running_mean},
+    {"layer2.1.bn2.running_var", 1, {128}, w_layer2_1_bn2_running_var},
+    {"layer3.0.conv1.weight", 4, {256, 128, 3, 3}, w_layer3_0_conv1_weight},
+    {"layer3.0.bn1.weight", 1, {256}, w_layer3_0_bn1_weight},
+    {"layer3.0.bn1.bias", 1, {256}, w_layer3_0_bn1_bias},
+    {"layer3.0.bn1.running_mean", 1, {256}, w_layer3_0_bn1_running_mean},
+    {"layer3.0.bn1.running_var", 1, {256}, w_layer3_0_bn1_running_var},
+    {"layer3.0.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_0_conv2_weight},
+    {"layer3.0.bn2.weight", 1, {256}, w_layer3_0_bn2_weight},
+    {"layer3.0.bn2.bias", 1, {256}, w_layer3_0_bn2_bias},
+    {"layer3.0.bn2.running_mean", 1, {256}, w_layer3_0_bn2_running_mean},
+    {"layer3.0.bn2.running_var", 1, {256}, w_layer3_0_bn2_running_var},
+    {"layer3.0.downsample.0.weight", 4, {256, 128, 1, 1}, w_layer3_0_downsample_0_weight},
+    {"layer3.0.downsample.1.weight", 1, {256}, w_layer3_0_downsample_1_weight},
+    {"layer3.0.downsample.1.bias", 1, {256}, w_layer3_0_downsample_1_bias},
+    {"layer3.0.downsample.1.running_mean", 1, {256}, w_layer3_0_downsample_1_running_mean},
+    {"layer3.0.downsample.1.running_var", 1, {256}, w_layer3_0_downsample_1_running_var},
+    {"layer3.1.conv1.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv1_weight},
+    {"layer3.1.bn1.weight", 1, {256}, w_layer3_1_bn1_weight},
+    {"layer3.1.bn1.bias", 1, {256}, w_layer3_1_bn1_bias},
+    {"layer3.1.bn1.running_mean", 1, {256}, w_layer3_1_bn1_running_mean},
+    {"layer3.1.bn1.running_var", 1, {256}, w_layer3_1_bn1_running_var},
+    {"layer3.1.conv2.weight", 4, {256, 256, 3, 3}, w_layer3_1_conv2_weight},
+    {"layer3.1.bn2.weight", 1, {256}, w_layer3_1_bn2_weight},
+    {"layer3.1.bn2.bias", 1, {256}, w_layer3_1_bn2_bias},
+    {"layer3.1.bn2.running_mean", 1, {256}, w_layer3_1_bn2_running_mean},
+    {"layer3.1.bn2.running_var", 1, {256}, w_layer3_1_bn2_running_var},
+    {"layer4.0.conv1.weight", 4, {512, 256, 3, 3}, w_layer4_0_conv1_weight},
+    {"layer4.0.bn1.weight", 1, {512}, w_layer4_0_bn1_weight},
+    {"layer4.0.bn1.bias", 1, {512}, w_layer4_0_bn1_bias},
+    {"layer4.0.bn1.running_mean", 1, {512}, w_layer4_0_bn1_running_mean},
+    {"layer4.0.bn1.running_var", 1, {512}, w_layer4_0_bn1_running_var},
+    {"layer4.0.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_0_conv2_weight},
+    {"layer4.0.bn2.weight", 1, {512}, w_layer4_0_bn2_weight},
+    {"layer4.0.bn2.bias", 1, {512}, w_layer4_0_bn2_bias},
+    {"layer4.0.bn2.running_mean", 1, {512}, w_layer4_0_bn2_running_mean},
+    {"layer4.0.bn2.running_var", 1, {512}, w_layer4_0_bn2_running_var},
+    {"layer4.0.downsample.0.weight", 4, {512, 256, 1, 1}, w_layer4_0_downsample_0_weight},
+    {"layer4.0.downsample.1.weight", 1, {512}, w_layer4_0_downsample_1_weight},
+    {"layer4.0.downsample.1.bias", 1, {512}, w_layer4_0_downsample_1_bias},
+    {"layer4.0.downsample.1.running_mean", 1, {512}, w_layer4_0_downsample_1_running_mean},
+    {"layer4.0.downsample.1.running_var", 1, {512}, w_layer4_0_downsample_1_running_var},
+    {"layer4.1.conv1.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv1_weight},
+    {"layer4.1.bn1.weight", 1, {512}, w_layer4_1_bn1_weight},
+    {"layer4.1.bn1.bias", 1, {512}, w_layer4_1_bn1_bias},
+    {"layer4.1.bn1.running_mean", 1, {512}, w_layer4_1_bn1_running_mean},
+    {"layer4.1.bn1.running_var", 1, {512}, w_layer4_1_bn1_running_var},
+    {"layer4.1.conv2.weight", 4, {512, 512, 3, 3}, w_layer4_1_conv2_weight},
+    {"layer4.1.bn2.weight", 1, {512}, w_layer4_1_bn2_weight},
+    {"layer4.1.bn2.bias", 1, {512}, w_layer4_1_bn2_bias},
+    {"layer4.1.bn2.running_mean", 1, {512}, w_layer4_1_bn2_running_mean},
+    {"layer4.1.bn2.running_var", 1, {512}, w_layer4_1_bn2_running_var},
+    {"fc.weight", 2, {1000, 512}, w_fc_weight},
+    {"fc.bias", 1, {1000}, w_fc_bias},
+};
+
+/* Per-op name and floating-point work, for --profile. */
+static const nnrt_op_info op_table[N_OPS] = {
+    {"conv2d conv1", 236027904},
+    {"maxpool", 0},
+    {"conv2d layer1.0.conv1", 231211008},
+    {"conv2d layer1.0.conv2", 231211008},
+    {"conv2d layer1.1.conv1", 231211008},
+    {"conv2d layer1.1.conv2", 231211008},
+    {"conv2d layer2.0.conv1", 115605504},
+    {"conv2d layer2.0.conv2", 231211008},
+    {"conv2d layer2.0.downsample.0", 12845056},
+    {"conv2d layer2.1.conv1", 231211008},
+    {"conv2d layer2.1.conv2", 231211008},
+    {"conv2d layer3.0.conv1", 115605504},
+    {"conv2d layer3.0.conv2", 231211008},
+    {"conv2d layer3.0.downsample.0", 12845056},
+    {"conv2d layer3.1.conv1", 231211008},
+    {"conv2d layer3.1.conv2", 231211008},
+    {"conv2d layer4.0.conv1", 115605504},
+    {"conv2d layer4.0.conv2", 231211008},
+    {"conv2d layer4.0.downsample.0", 12845056},
+    {"conv2d layer4.1.conv1", 231211008},
+    {"conv2d layer4.1.conv2", 231211008},
+    {"adaptive_avgpool", 0},
+    {"reshape", 0},
+    {"linear fc", 1024000},
+};
 
 resnet18 *resnet18_new(int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
@@ -640,93 +689,95 @@ void resnet18_on_warning(resnet18 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 20 batch norm(s) folded into the layer before each, 20 weight(s) packed. */
+/* Weights computed at load time (a folded bias): offset, floats. They start at zero. */
+static const struct { long at, floats; } derived[] = {
+    {w_conv1_bias_folded, 64},
+    {w_layer1_0_conv1_bias_folded, 64},
+    {w_layer1_0_conv2_bias_folded, 64},
+    {w_layer1_1_conv1_bias_folded, 64},
+    {w_layer1_1_conv2_bias_folded, 64},
+    {w_layer2_0_conv1_bias_folded, 128},
+    {w_layer2_0_conv2_bias_folded, 128},
+    {w_layer2_0_downsample_0_bias_folded, 128},
+    {w_layer2_1_conv1_bias_folded, 128},
+    {w_layer2_1_conv2_bias_folded, 128},
+    {w_layer3_0_conv1_bias_folded, 256},
+    {w_layer3_0_conv2_bias_folded, 256},
+    {w_layer3_0_downsample_0_bias_folded, 256},
+    {w_layer3_1_conv1_bias_folded, 256},
+    {w_layer3_1_conv2_bias_folded, 256},
+    {w_layer4_0_conv1_bias_folded, 512},
+    {w_layer4_0_conv2_bias_folded, 512},
+    {w_layer4_0_downsample_0_bias_folded, 512},
+    {w_layer4_1_conv1_bias_folded, 512},
+    {w_layer4_1_conv2_bias_folded, 512},
+};
+
+/* Batch norms folded into the layer before each (passes/fold_bn.c): the layer's weight and bias, the
+   norm's weight, bias, running mean and variance, the layer's output channels and weights per channel, eps. */
+static const nnrt_bn_fold folds[] = {
+    {w_conv1_weight, w_conv1_bias_folded, w_bn1_weight, w_bn1_bias, w_bn1_running_mean, w_bn1_running_var, 64, 147, 9.99999975e-06f},
+    {w_layer1_0_conv1_weight, w_layer1_0_conv1_bias_folded, w_layer1_0_bn1_weight, w_layer1_0_bn1_bias, w_layer1_0_bn1_running_mean, w_layer1_0_bn1_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_0_conv2_weight, w_layer1_0_conv2_bias_folded, w_layer1_0_bn2_weight, w_layer1_0_bn2_bias, w_layer1_0_bn2_running_mean, w_layer1_0_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_1_conv1_weight, w_layer1_1_conv1_bias_folded, w_layer1_1_bn1_weight, w_layer1_1_bn1_bias, w_layer1_1_bn1_running_mean, w_layer1_1_bn1_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer1_1_conv2_weight, w_layer1_1_conv2_bias_folded, w_layer1_1_bn2_weight, w_layer1_1_bn2_bias, w_layer1_1_bn2_running_mean, w_layer1_1_bn2_running_var, 64, 576, 9.99999975e-06f},
+    {w_layer2_0_conv1_weight, w_layer2_0_conv1_bias_folded, w_layer2_0_bn1_weight, w_layer2_0_bn1_bias, w_layer2_0_bn1_running_mean, w_layer2_0_bn1_running_var, 128, 576, 9.99999975e-06f},
+    {w_layer2_0_conv2_weight, w_layer2_0_conv2_bias_folded, w_layer2_0_bn2_weight, w_layer2_0_bn2_bias, w_layer2_0_bn2_running_mean, w_layer2_0_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_0_downsample_0_weight, w_layer2_0_downsample_0_bias_folded, w_layer2_0_downsample_1_weight, w_layer2_0_downsample_1_bias, w_layer2_0_downsample_1_running_mean, w_layer2_0_downsample_1_running_var, 128, 64, 9.99999975e-06f},
+    {w_layer2_1_conv1_weight, w_layer2_1_conv1_bias_folded, w_layer2_1_bn1_weight, w_layer2_1_bn1_bias, w_layer2_1_bn1_running_mean, w_layer2_1_bn1_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer2_1_conv2_weight, w_layer2_1_conv2_bias_folded, w_layer2_1_bn2_weight, w_layer2_1_bn2_bias, w_layer2_1_bn2_running_mean, w_layer2_1_bn2_running_var, 128, 1152, 9.99999975e-06f},
+    {w_layer3_0_conv1_weight, w_layer3_0_conv1_bias_folded, w_layer3_0_bn1_weight, w_layer3_0_bn1_bias, w_layer3_0_bn1_running_mean, w_layer3_0_bn1_running_var, 256, 1152, 9.99999975e-06f},
+    {w_layer3_0_conv2_weight, w_layer3_0_conv2_bias_folded, w_layer3_0_bn2_weight, w_layer3_0_bn2_bias, w_layer3_0_bn2_running_mean, w_layer3_0_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_0_downsample_0_weight, w_layer3_0_downsample_0_bias_folded, w_layer3_0_downsample_1_weight, w_layer3_0_downsample_1_bias, w_layer3_0_downsample_1_running_mean, w_layer3_0_downsample_1_running_var, 256, 128, 9.99999975e-06f},
+    {w_layer3_1_conv1_weight, w_layer3_1_conv1_bias_folded, w_layer3_1_bn1_weight, w_layer3_1_bn1_bias, w_layer3_1_bn1_running_mean, w_layer3_1_bn1_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer3_1_conv2_weight, w_layer3_1_conv2_bias_folded, w_layer3_1_bn2_weight, w_layer3_1_bn2_bias, w_layer3_1_bn2_running_mean, w_layer3_1_bn2_running_var, 256, 2304, 9.99999975e-06f},
+    {w_layer4_0_conv1_weight, w_layer4_0_conv1_bias_folded, w_layer4_0_bn1_weight, w_layer4_0_bn1_bias, w_layer4_0_bn1_running_mean, w_layer4_0_bn1_running_var, 512, 2304, 9.99999975e-06f},
+    {w_layer4_0_conv2_weight, w_layer4_0_conv2_bias_folded, w_layer4_0_bn2_weight, w_layer4_0_bn2_bias, w_layer4_0_bn2_running_mean, w_layer4_0_bn2_running_var, 512, 4608, 9.99999975e-06f},
+    {w_layer4_0_downsample_0_weight, w_layer4_0_downsample_0_bias_folded, w_layer4_0_downsample_1_weight, w_layer4_0_downsample_1_bias, w_layer4_0_downsample_1_running_mean, w_layer4_0_downsample_1_running_var, 512, 256, 9.99999975e-06f},
+    {w_layer4_1_conv1_weight, w_layer4_1_conv1_bias_folded, w_layer4_1_bn1_weight, w_layer4_1_bn1_bias, w_layer4_1_bn1_running_mean, w_layer4_1_bn1_running_var, 512, 4608, 9.99999975e-06f},
+    {w_layer4_1_conv2_weight, w_layer4_1_conv2_bias_folded, w_layer4_1_bn2_weight, w_layer4_1_bn2_bias, w_layer4_1_bn2_running_mean, w_layer4_1_bn2_running_var, 512, 4608, 9.99999975e-06f},
+};
+
+/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */
+static const nnrt_packing packings[] = {
+    {w_conv1_weight, 64, 147, NNK_MR},
+    {w_layer1_0_conv1_weight, 64, 576, NNK_MR},
+    {w_layer1_0_conv2_weight, 64, 576, NNK_MR},
+    {w_layer1_1_conv1_weight, 64, 576, NNK_MR},
+    {w_layer1_1_conv2_weight, 64, 576, NNK_MR},
+    {w_layer2_0_conv1_weight, 128, 576, NNK_MR},
+    {w_layer2_0_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer2_0_downsample_0_weight, 128, 64, NNK_MR},
+    {w_layer2_1_conv1_weight, 128, 1152, NNK_MR},
+    {w_layer2_1_conv2_weight, 128, 1152, NNK_MR},
+    {w_layer3_0_conv1_weight, 256, 1152, NNK_MR},
+    {w_layer3_0_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer3_0_downsample_0_weight, 256, 128, NNK_MR},
+    {w_layer3_1_conv1_weight, 256, 2304, NNK_MR},
+    {w_layer3_1_conv2_weight, 256, 2304, NNK_MR},
+    {w_layer4_0_conv1_weight, 512, 2304, NNK_MR},
+    {w_layer4_0_conv2_weight, 512, 4608, NNK_MR},
+    {w_layer4_0_downsample_0_weight, 512, 256, NNK_MR},
+    {w_layer4_1_conv1_weight, 512, 4608, NNK_MR},
+    {w_layer4_1_conv2_weight, 512, 4608, NNK_MR},
+};
+
+/* Once after loading: 20 weight(s) derived, 20 batch norm(s) folded, 20 weight(s) packed. */
 static int prepare(resnet18 *m) {
-    memset(W(conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_0_conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_0_conv2_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_1_conv1_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer1_1_conv2_bias_folded), 0, 64 * sizeof(float));
-    memset(W(layer2_0_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_0_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_0_downsample_0_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_1_conv1_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer2_1_conv2_bias_folded), 0, 128 * sizeof(float));
-    memset(W(layer3_0_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_0_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_0_downsample_0_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_1_conv1_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer3_1_conv2_bias_folded), 0, 256 * sizeof(float));
-    memset(W(layer4_0_conv1_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_0_conv2_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_0_downsample_0_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_1_conv1_bias_folded), 0, 512 * sizeof(float));
-    memset(W(layer4_1_conv2_bias_folded), 0, 512 * sizeof(float));
-    nnk_fold_batchnorm(W(conv1_weight), W(conv1_bias_folded), W(bn1_weight), W(bn1_bias),
-                       W(bn1_running_mean), W(bn1_running_var), 64, 147, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded), W(layer1_0_bn1_weight), W(layer1_0_bn1_bias),
-                       W(layer1_0_bn1_running_mean), W(layer1_0_bn1_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded), W(layer1_0_bn2_weight), W(layer1_0_bn2_bias),
-                       W(layer1_0_bn2_running_mean), W(layer1_0_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded), W(layer1_1_bn1_weight), W(layer1_1_bn1_bias),
-                       W(layer1_1_bn1_running_mean), W(layer1_1_bn1_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded), W(layer1_1_bn2_weight), W(layer1_1_bn2_bias),
-                       W(layer1_1_bn2_running_mean), W(layer1_1_bn2_running_var), 64, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded), W(layer2_0_bn1_weight), W(layer2_0_bn1_bias),
-                       W(layer2_0_bn1_running_mean), W(layer2_0_bn1_running_var), 128, 576, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded), W(layer2_0_bn2_weight), W(layer2_0_bn2_bias),
-                       W(layer2_0_bn2_running_mean), W(layer2_0_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_0_downsample_0_weight), W(layer2_0_downsample_0_bias_folded), W(layer2_0_downsample_1_weight), W(layer2_0_downsample_1_bias),
-                       W(layer2_0_downsample_1_running_mean), W(layer2_0_downsample_1_running_var), 128, 64, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded), W(layer2_1_bn1_weight), W(layer2_1_bn1_bias),
-                       W(layer2_1_bn1_running_mean), W(layer2_1_bn1_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded), W(layer2_1_bn2_weight), W(layer2_1_bn2_bias),
-                       W(layer2_1_bn2_running_mean), W(layer2_1_bn2_running_var), 128, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded), W(layer3_0_bn1_weight), W(layer3_0_bn1_bias),
-                       W(layer3_0_bn1_running_mean), W(layer3_0_bn1_running_var), 256, 1152, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded), W(layer3_0_bn2_weight), W(layer3_0_bn2_bias),
-                       W(layer3_0_bn2_running_mean), W(layer3_0_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_0_downsample_0_weight), W(layer3_0_downsample_0_bias_folded), W(layer3_0_downsample_1_weight), W(layer3_0_downsample_1_bias),
-                       W(layer3_0_downsample_1_running_mean), W(layer3_0_downsample_1_running_var), 256, 128, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded), W(layer3_1_bn1_weight), W(layer3_1_bn1_bias),
-                       W(layer3_1_bn1_running_mean), W(layer3_1_bn1_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded), W(layer3_1_bn2_weight), W(layer3_1_bn2_bias),
-                       W(layer3_1_bn2_running_mean), W(layer3_1_bn2_running_var), 256, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded), W(layer4_0_bn1_weight), W(layer4_0_bn1_bias),
-                       W(layer4_0_bn1_running_mean), W(layer4_0_bn1_running_var), 512, 2304, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded), W(layer4_0_bn2_weight), W(layer4_0_bn2_bias),
-                       W(layer4_0_bn2_running_mean), W(layer4_0_bn2_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_0_downsample_0_weight), W(layer4_0_downsample_0_bias_folded), W(layer4_0_downsample_1_weight), W(layer4_0_downsample_1_bias),
-                       W(layer4_0_downsample_1_running_mean), W(layer4_0_downsample_1_running_var), 512, 256, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded), W(layer4_1_bn1_weight), W(layer4_1_bn1_bias),
-                       W(layer4_1_bn1_running_mean), W(layer4_1_bn1_running_var), 512, 4608, 9.99999975e-06f);
-    nnk_fold_batchnorm(W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded), W(layer4_1_bn2_weight), W(layer4_1_bn2_bias),
-                       W(layer4_1_bn2_running_mean), W(layer4_1_bn2_running_var), 512, 4608, 9.99999975e-06f);
+    for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)
+        memset(m->weights + derived[i].at, 0, (size_t)derived[i].floats * sizeof(float));
+    for (size_t i = 0; i < sizeof folds / sizeof *folds; i++) {
+        const nnrt_bn_fold *f = &folds[i];
+        float *w = m->weights;
+        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);
+    }
     float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(conv1_weight), 64, 147, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_conv1_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_0_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_1_conv1_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer1_1_conv2_weight), 64, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_conv1_weight), 128, 576, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_0_downsample_0_weight), 128, 64, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_1_conv1_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer2_1_conv2_weight), 128, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_conv1_weight), 256, 1152, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_0_downsample_0_weight), 256, 128, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_1_conv1_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer3_1_conv2_weight), 256, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_conv1_weight), 512, 2304, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_conv2_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_0_downsample_0_weight), 512, 256, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_1_conv1_weight), 512, 4608, NNK_MR, tmp);
-    nnk_pack_weight(W(layer4_1_conv2_weight), 512, 4608, NNK_MR, tmp);
+    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
+        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     free(tmp);
     return 0;
 }

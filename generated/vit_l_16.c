@@ -328,6 +328,1078 @@ enum {
 };
 #define W(name) (m->weights + w_##name)
 
+/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share
+   memory (passes/plan_memory.c). */
+enum {
+    a_conv_proj = 0,
+    a_transpose2 = 201728,
+    a_expand3 = 402432,
+    a_concat4 = 0,
+    a_encoder_layers_encoder_layer_0_ln_1 = 403456,
+    a_encoder_layers_encoder_layer_0_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_0_self_attention = 201728,
+    a_encoder_layers_encoder_layer_0_ln_2 = 0,
+    a_encoder_layers_encoder_layer_0_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_0_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_1_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_1_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_1_self_attention = 403456,
+    a_encoder_layers_encoder_layer_1_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_1_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_1_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_2_ln_1 = 0,
+    a_encoder_layers_encoder_layer_2_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_2_self_attention = 403456,
+    a_encoder_layers_encoder_layer_2_ln_2 = 0,
+    a_encoder_layers_encoder_layer_2_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_2_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_3_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_3_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_3_self_attention = 403456,
+    a_encoder_layers_encoder_layer_3_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_3_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_3_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_4_ln_1 = 0,
+    a_encoder_layers_encoder_layer_4_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_4_self_attention = 403456,
+    a_encoder_layers_encoder_layer_4_ln_2 = 0,
+    a_encoder_layers_encoder_layer_4_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_4_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_5_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_5_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_5_self_attention = 403456,
+    a_encoder_layers_encoder_layer_5_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_5_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_5_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_6_ln_1 = 0,
+    a_encoder_layers_encoder_layer_6_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_6_self_attention = 403456,
+    a_encoder_layers_encoder_layer_6_ln_2 = 0,
+    a_encoder_layers_encoder_layer_6_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_6_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_7_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_7_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_7_self_attention = 403456,
+    a_encoder_layers_encoder_layer_7_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_7_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_7_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_8_ln_1 = 0,
+    a_encoder_layers_encoder_layer_8_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_8_self_attention = 403456,
+    a_encoder_layers_encoder_layer_8_ln_2 = 0,
+    a_encoder_layers_encoder_layer_8_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_8_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_9_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_9_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_9_self_attention = 403456,
+    a_encoder_layers_encoder_layer_9_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_9_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_9_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_10_ln_1 = 0,
+    a_encoder_layers_encoder_layer_10_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_10_self_attention = 403456,
+    a_encoder_layers_encoder_layer_10_ln_2 = 0,
+    a_encoder_layers_encoder_layer_10_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_10_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_11_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_11_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_11_self_attention = 403456,
+    a_encoder_layers_encoder_layer_11_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_11_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_11_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_12_ln_1 = 0,
+    a_encoder_layers_encoder_layer_12_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_12_self_attention = 403456,
+    a_encoder_layers_encoder_layer_12_ln_2 = 0,
+    a_encoder_layers_encoder_layer_12_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_12_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_13_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_13_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_13_self_attention = 403456,
+    a_encoder_layers_encoder_layer_13_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_13_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_13_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_14_ln_1 = 0,
+    a_encoder_layers_encoder_layer_14_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_14_self_attention = 403456,
+    a_encoder_layers_encoder_layer_14_ln_2 = 0,
+    a_encoder_layers_encoder_layer_14_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_14_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_15_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_15_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_15_self_attention = 403456,
+    a_encoder_layers_encoder_layer_15_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_15_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_15_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_16_ln_1 = 0,
+    a_encoder_layers_encoder_layer_16_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_16_self_attention = 403456,
+    a_encoder_layers_encoder_layer_16_ln_2 = 0,
+    a_encoder_layers_encoder_layer_16_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_16_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_17_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_17_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_17_self_attention = 403456,
+    a_encoder_layers_encoder_layer_17_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_17_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_17_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_18_ln_1 = 0,
+    a_encoder_layers_encoder_layer_18_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_18_self_attention = 403456,
+    a_encoder_layers_encoder_layer_18_ln_2 = 0,
+    a_encoder_layers_encoder_layer_18_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_18_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_19_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_19_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_19_self_attention = 403456,
+    a_encoder_layers_encoder_layer_19_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_19_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_19_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_20_ln_1 = 0,
+    a_encoder_layers_encoder_layer_20_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_20_self_attention = 403456,
+    a_encoder_layers_encoder_layer_20_ln_2 = 0,
+    a_encoder_layers_encoder_layer_20_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_20_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_21_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_21_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_21_self_attention = 403456,
+    a_encoder_layers_encoder_layer_21_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_21_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_21_mlp_3 = 201728,
+    a_encoder_layers_encoder_layer_22_ln_1 = 0,
+    a_encoder_layers_encoder_layer_22_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_22_self_attention = 403456,
+    a_encoder_layers_encoder_layer_22_ln_2 = 0,
+    a_encoder_layers_encoder_layer_22_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_22_mlp_3 = 0,
+    a_encoder_layers_encoder_layer_23_ln_1 = 201728,
+    a_encoder_layers_encoder_layer_23_self_attention_scratch = 605184,
+    a_encoder_layers_encoder_layer_23_self_attention = 403456,
+    a_encoder_layers_encoder_layer_23_ln_2 = 201728,
+    a_encoder_layers_encoder_layer_23_mlp_0 = 403456,
+    a_encoder_layers_encoder_layer_23_mlp_3 = 201728,
+};
+#define A(name) (m->arena + a_##name)
+/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
+   figure must agree with the runtime this file is built with. */
+#define SCRATCH_FLOATS NNK_ATTEND_SCRATCH(197)
+_Static_assert(SCRATCH_FLOATS * 4 == VIT_L_16_SCRATCH_BYTES_PER_THREAD, "generated by an nnc of another runtime: generate it again");
+/* The threads' shares of the products below are whole strips and panels of nnk_gemm.h's 8x48 tile. */
+_Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_gemm.h: generate it again");
+/* Runs a parallel op's function on the model's threads, each with its part of the work (runtime/threads.c). */
+#define PARALLEL(fn, y, ...) nnrt_run_parallel(m->pool, fn, &(const nnrt_op_args){y, {__VA_ARGS__}, m->scratch})
+/* With profiling on, the time since the previous op is charged to this one. */
+#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
+
+/* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
+static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    3, 224, 224, (int)(o1 - o0), 14, 14, 0, 196, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
+}
+
+/* transpose: [1, 1024, 196] -> [1, 196, 1024] */
+static void transpose_1(float *restrict y, const float *restrict x) {
+    static const int dims[] = {1, 1024, 196}, perm[] = {0, 2, 1};
+    nnk_transpose(y, x, 3, dims, perm);
+}
+
+/* expand:  -> [1, 1, 1024] */
+static void expand_1(float *restrict y, const float *restrict x) {
+    static const int dims[] = {1, 1, 1024};
+    static const long x_strides[] = {0, 0, 1};
+    nnk_broadcast(y, x, 3, dims, x_strides);
+}
+
+/* add: [1, 197, 1024] -> [1, 197, 1024] */
+static void add_1(float *y, const float *a, const float *b) {
+    static const int dims[] = {1, 197, 1024};
+    static const long a_strides[] = {0, 1024, 1}, b_strides[] = {0, 1024, 1};
+    nnk_binary(y, a, b, NNK_ADD, 3, dims, a_strides, b_strides);
+}
+
+/* layernorm: [1, 197, 1024] -> [1, 197, 1024] */
+static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
+    nnk_layernorm(y, x, gamma, beta, 197, 1024, 9.99999997e-07f);
+}
+
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
+static void multihead_attention_project_1(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* Q */
+    nnk_linear_gemm(a->y + (201728 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(1024 + o0), a->in[2] + (1024 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* K */
+    nnk_linear_gemm(a->y + (403456 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(2048 + o0), a->in[2] + (2048 + o0), NULL, NNK_ACT_NONE,
+                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* V */
+}
+
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage attend */
+static void multihead_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
+}
+
+/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */
+static void multihead_attention_output_3(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 1024, (int)(o1 - o0), scratch);
+}
+
+/* linear: [1, 197, 1024] -> [1, 197, 4096] */
+static void linear_1(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_linear_gemm(a->y + o0, 4096, a->in[0], a->in[1], 0, 4096, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
+                    197, 1024, (int)(o1 - o0), scratch);
+}
+
+/* linear: [1, 197, 4096], [1, 197, 1024] -> [1, 197, 1024] */
+static void linear_2(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
+                    197, 4096, (int)(o1 - o0), scratch);
+}
+
+/* linear: [1, 1024] -> [1, 1000] */
+static void linear_3(const nnrt_op_args *a, int part, int parts) {
+    long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
+}
+
+int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
+    double t = m->profile ? nnrt_now_ms() : 0;
+
+    /* conv2d conv_proj: [1, 1024, 14, 14]
+       models/lib/vit.net:37: x = conv2d(image, hidden_dim, kernel=patch_size, stride=patch_size) as conv_proj */
+    PARALLEL(conv2d_1, A(conv_proj), in_image, W(conv_proj_weight), W(conv_proj_bias));
+    TICK(0);
+
+    /* reshape: [1, 1024, 196] is a view of [1, 1024, 14, 14] at A(conv_proj) */
+
+    /* transpose: [1, 196, 1024]
+       models/lib/vit.net:39: x = transpose(x, [0, 2, 1])             # [N, hidden_dim, n_h * n_w] -> [N, n_h * n_w, hidden_dim] */
+    transpose_1(A(transpose2), A(conv_proj));
+    TICK(2);
+
+    /* expand: [1, 1, 1024]
+       models/lib/vit.net:40: cls = expand(param([1, 1, hidden_dim]) as class_token, [x.shape[0], -1, -1]) */
+    expand_1(A(expand3), W(class_token));
+    TICK(3);
+
+    /* concat: [1, 197, 1024]
+       models/lib/vit.net:41: x = concat([cls, x], axis=1) */
+    nnk_copy_axis(A(concat4), A(expand3), 1, 1, 1024, 197, 0);
+    nnk_copy_axis(A(concat4), A(transpose2), 1, 196, 1024, 197, 1);
+    TICK(4);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:22: x = x + param([1, x.shape[1], x.shape[2]]) as pos_embedding */
+    add_1(A(concat4), A(concat4), W(encoder_pos_embedding));
+    TICK(5);
+
+    /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_0_ln_1), A(concat4), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
+    TICK(6);
+
+    /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_0_self_attention_scratch), A(encoder_layers_encoder_layer_0_ln_1), W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_0_self_attention_scratch), (A(encoder_layers_encoder_layer_0_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_0_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_0_self_attention), A(encoder_layers_encoder_layer_0_self_attention_scratch), W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_out_proj_bias));
+    TICK(7);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_0_self_attention), A(concat4), A(encoder_layers_encoder_layer_0_self_attention));
+    TICK(8);
+
+    /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_0_ln_2), A(encoder_layers_encoder_layer_0_self_attention), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
+    TICK(9);
+
+    /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_0_mlp_0), A(encoder_layers_encoder_layer_0_ln_2), W(encoder_layers_encoder_layer_0_mlp_0_weight), W(encoder_layers_encoder_layer_0_mlp_0_bias));
+    TICK(10);
+
+    /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_0_mlp_3), A(encoder_layers_encoder_layer_0_mlp_0), W(encoder_layers_encoder_layer_0_mlp_3_weight), W(encoder_layers_encoder_layer_0_mlp_3_bias), A(encoder_layers_encoder_layer_0_self_attention));
+    TICK(11);
+
+    /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_1_ln_1), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
+    TICK(12);
+
+    /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_1_self_attention_scratch), A(encoder_layers_encoder_layer_1_ln_1), W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_1_self_attention_scratch), (A(encoder_layers_encoder_layer_1_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_1_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_1_self_attention), A(encoder_layers_encoder_layer_1_self_attention_scratch), W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_out_proj_bias));
+    TICK(13);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_0_mlp_3), A(encoder_layers_encoder_layer_0_mlp_3), A(encoder_layers_encoder_layer_1_self_attention));
+    TICK(14);
+
+    /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_1_ln_2), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
+    TICK(15);
+
+    /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_1_mlp_0), A(encoder_layers_encoder_layer_1_ln_2), W(encoder_layers_encoder_layer_1_mlp_0_weight), W(encoder_layers_encoder_layer_1_mlp_0_bias));
+    TICK(16);
+
+    /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_1_mlp_3), A(encoder_layers_encoder_layer_1_mlp_0), W(encoder_layers_encoder_layer_1_mlp_3_weight), W(encoder_layers_encoder_layer_1_mlp_3_bias), A(encoder_layers_encoder_layer_0_mlp_3));
+    TICK(17);
+
+    /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_2_ln_1), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
+    TICK(18);
+
+    /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_2_self_attention_scratch), A(encoder_layers_encoder_layer_2_ln_1), W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_2_self_attention_scratch), (A(encoder_layers_encoder_layer_2_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_2_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_2_self_attention), A(encoder_layers_encoder_layer_2_self_attention_scratch), W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_out_proj_bias));
+    TICK(19);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_1_mlp_3), A(encoder_layers_encoder_layer_1_mlp_3), A(encoder_layers_encoder_layer_2_self_attention));
+    TICK(20);
+
+    /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_2_ln_2), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
+    TICK(21);
+
+    /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_2_mlp_0), A(encoder_layers_encoder_layer_2_ln_2), W(encoder_layers_encoder_layer_2_mlp_0_weight), W(encoder_layers_encoder_layer_2_mlp_0_bias));
+    TICK(22);
+
+    /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_2_mlp_3), A(encoder_layers_encoder_layer_2_mlp_0), W(encoder_layers_encoder_layer_2_mlp_3_weight), W(encoder_layers_encoder_layer_2_mlp_3_bias), A(encoder_layers_encoder_layer_1_mlp_3));
+    TICK(23);
+
+    /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_3_ln_1), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
+    TICK(24);
+
+    /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_3_self_attention_scratch), A(encoder_layers_encoder_layer_3_ln_1), W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_3_self_attention_scratch), (A(encoder_layers_encoder_layer_3_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_3_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_3_self_attention), A(encoder_layers_encoder_layer_3_self_attention_scratch), W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_out_proj_bias));
+    TICK(25);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_2_mlp_3), A(encoder_layers_encoder_layer_2_mlp_3), A(encoder_layers_encoder_layer_3_self_attention));
+    TICK(26);
+
+    /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_3_ln_2), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
+    TICK(27);
+
+    /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_3_mlp_0), A(encoder_layers_encoder_layer_3_ln_2), W(encoder_layers_encoder_layer_3_mlp_0_weight), W(encoder_layers_encoder_layer_3_mlp_0_bias));
+    TICK(28);
+
+    /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_3_mlp_3), A(encoder_layers_encoder_layer_3_mlp_0), W(encoder_layers_encoder_layer_3_mlp_3_weight), W(encoder_layers_encoder_layer_3_mlp_3_bias), A(encoder_layers_encoder_layer_2_mlp_3));
+    TICK(29);
+
+    /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_4_ln_1), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
+    TICK(30);
+
+    /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_4_self_attention_scratch), A(encoder_layers_encoder_layer_4_ln_1), W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_4_self_attention_scratch), (A(encoder_layers_encoder_layer_4_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_4_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_4_self_attention), A(encoder_layers_encoder_layer_4_self_attention_scratch), W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_out_proj_bias));
+    TICK(31);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_3_mlp_3), A(encoder_layers_encoder_layer_3_mlp_3), A(encoder_layers_encoder_layer_4_self_attention));
+    TICK(32);
+
+    /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_4_ln_2), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
+    TICK(33);
+
+    /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_4_mlp_0), A(encoder_layers_encoder_layer_4_ln_2), W(encoder_layers_encoder_layer_4_mlp_0_weight), W(encoder_layers_encoder_layer_4_mlp_0_bias));
+    TICK(34);
+
+    /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_4_mlp_3), A(encoder_layers_encoder_layer_4_mlp_0), W(encoder_layers_encoder_layer_4_mlp_3_weight), W(encoder_layers_encoder_layer_4_mlp_3_bias), A(encoder_layers_encoder_layer_3_mlp_3));
+    TICK(35);
+
+    /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_5_ln_1), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
+    TICK(36);
+
+    /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_5_self_attention_scratch), A(encoder_layers_encoder_layer_5_ln_1), W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_5_self_attention_scratch), (A(encoder_layers_encoder_layer_5_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_5_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_5_self_attention), A(encoder_layers_encoder_layer_5_self_attention_scratch), W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_out_proj_bias));
+    TICK(37);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_4_mlp_3), A(encoder_layers_encoder_layer_4_mlp_3), A(encoder_layers_encoder_layer_5_self_attention));
+    TICK(38);
+
+    /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_5_ln_2), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
+    TICK(39);
+
+    /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_5_mlp_0), A(encoder_layers_encoder_layer_5_ln_2), W(encoder_layers_encoder_layer_5_mlp_0_weight), W(encoder_layers_encoder_layer_5_mlp_0_bias));
+    TICK(40);
+
+    /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_5_mlp_3), A(encoder_layers_encoder_layer_5_mlp_0), W(encoder_layers_encoder_layer_5_mlp_3_weight), W(encoder_layers_encoder_layer_5_mlp_3_bias), A(encoder_layers_encoder_layer_4_mlp_3));
+    TICK(41);
+
+    /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_6_ln_1), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
+    TICK(42);
+
+    /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_6_self_attention_scratch), A(encoder_layers_encoder_layer_6_ln_1), W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_6_self_attention_scratch), (A(encoder_layers_encoder_layer_6_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_6_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_6_self_attention), A(encoder_layers_encoder_layer_6_self_attention_scratch), W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_out_proj_bias));
+    TICK(43);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_5_mlp_3), A(encoder_layers_encoder_layer_5_mlp_3), A(encoder_layers_encoder_layer_6_self_attention));
+    TICK(44);
+
+    /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_6_ln_2), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
+    TICK(45);
+
+    /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_6_mlp_0), A(encoder_layers_encoder_layer_6_ln_2), W(encoder_layers_encoder_layer_6_mlp_0_weight), W(encoder_layers_encoder_layer_6_mlp_0_bias));
+    TICK(46);
+
+    /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_6_mlp_3), A(encoder_layers_encoder_layer_6_mlp_0), W(encoder_layers_encoder_layer_6_mlp_3_weight), W(encoder_layers_encoder_layer_6_mlp_3_bias), A(encoder_layers_encoder_layer_5_mlp_3));
+    TICK(47);
+
+    /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_7_ln_1), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
+    TICK(48);
+
+    /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_7_self_attention_scratch), A(encoder_layers_encoder_layer_7_ln_1), W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_7_self_attention_scratch), (A(encoder_layers_encoder_layer_7_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_7_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_7_self_attention), A(encoder_layers_encoder_layer_7_self_attention_scratch), W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_out_proj_bias));
+    TICK(49);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_6_mlp_3), A(encoder_layers_encoder_layer_6_mlp_3), A(encoder_layers_encoder_layer_7_self_attention));
+    TICK(50);
+
+    /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_7_ln_2), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
+    TICK(51);
+
+    /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_7_mlp_0), A(encoder_layers_encoder_layer_7_ln_2), W(encoder_layers_encoder_layer_7_mlp_0_weight), W(encoder_layers_encoder_layer_7_mlp_0_bias));
+    TICK(52);
+
+    /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_7_mlp_3), A(encoder_layers_encoder_layer_7_mlp_0), W(encoder_layers_encoder_layer_7_mlp_3_weight), W(encoder_layers_encoder_layer_7_mlp_3_bias), A(encoder_layers_encoder_layer_6_mlp_3));
+    TICK(53);
+
+    /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_8_ln_1), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
+    TICK(54);
+
+    /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_8_self_attention_scratch), A(encoder_layers_encoder_layer_8_ln_1), W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_8_self_attention_scratch), (A(encoder_layers_encoder_layer_8_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_8_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_8_self_attention), A(encoder_layers_encoder_layer_8_self_attention_scratch), W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_out_proj_bias));
+    TICK(55);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_7_mlp_3), A(encoder_layers_encoder_layer_7_mlp_3), A(encoder_layers_encoder_layer_8_self_attention));
+    TICK(56);
+
+    /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_8_ln_2), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
+    TICK(57);
+
+    /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_8_mlp_0), A(encoder_layers_encoder_layer_8_ln_2), W(encoder_layers_encoder_layer_8_mlp_0_weight), W(encoder_layers_encoder_layer_8_mlp_0_bias));
+    TICK(58);
+
+    /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_8_mlp_3), A(encoder_layers_encoder_layer_8_mlp_0), W(encoder_layers_encoder_layer_8_mlp_3_weight), W(encoder_layers_encoder_layer_8_mlp_3_bias), A(encoder_layers_encoder_layer_7_mlp_3));
+    TICK(59);
+
+    /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_9_ln_1), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
+    TICK(60);
+
+    /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_9_self_attention_scratch), A(encoder_layers_encoder_layer_9_ln_1), W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_9_self_attention_scratch), (A(encoder_layers_encoder_layer_9_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_9_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_9_self_attention), A(encoder_layers_encoder_layer_9_self_attention_scratch), W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_out_proj_bias));
+    TICK(61);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_8_mlp_3), A(encoder_layers_encoder_layer_8_mlp_3), A(encoder_layers_encoder_layer_9_self_attention));
+    TICK(62);
+
+    /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_9_ln_2), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
+    TICK(63);
+
+    /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_9_mlp_0), A(encoder_layers_encoder_layer_9_ln_2), W(encoder_layers_encoder_layer_9_mlp_0_weight), W(encoder_layers_encoder_layer_9_mlp_0_bias));
+    TICK(64);
+
+    /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_9_mlp_3), A(encoder_layers_encoder_layer_9_mlp_0), W(encoder_layers_encoder_layer_9_mlp_3_weight), W(encoder_layers_encoder_layer_9_mlp_3_bias), A(encoder_layers_encoder_layer_8_mlp_3));
+    TICK(65);
+
+    /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_10_ln_1), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
+    TICK(66);
+
+    /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_10_self_attention_scratch), A(encoder_layers_encoder_layer_10_ln_1), W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_10_self_attention_scratch), (A(encoder_layers_encoder_layer_10_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_10_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_10_self_attention), A(encoder_layers_encoder_layer_10_self_attention_scratch), W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_out_proj_bias));
+    TICK(67);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_9_mlp_3), A(encoder_layers_encoder_layer_9_mlp_3), A(encoder_layers_encoder_layer_10_self_attention));
+    TICK(68);
+
+    /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_10_ln_2), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
+    TICK(69);
+
+    /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_10_mlp_0), A(encoder_layers_encoder_layer_10_ln_2), W(encoder_layers_encoder_layer_10_mlp_0_weight), W(encoder_layers_encoder_layer_10_mlp_0_bias));
+    TICK(70);
+
+    /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_10_mlp_3), A(encoder_layers_encoder_layer_10_mlp_0), W(encoder_layers_encoder_layer_10_mlp_3_weight), W(encoder_layers_encoder_layer_10_mlp_3_bias), A(encoder_layers_encoder_layer_9_mlp_3));
+    TICK(71);
+
+    /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_11_ln_1), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
+    TICK(72);
+
+    /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_11_self_attention_scratch), A(encoder_layers_encoder_layer_11_ln_1), W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_11_self_attention_scratch), (A(encoder_layers_encoder_layer_11_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_11_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_11_self_attention), A(encoder_layers_encoder_layer_11_self_attention_scratch), W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_out_proj_bias));
+    TICK(73);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_10_mlp_3), A(encoder_layers_encoder_layer_10_mlp_3), A(encoder_layers_encoder_layer_11_self_attention));
+    TICK(74);
+
+    /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_11_ln_2), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
+    TICK(75);
+
+    /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_11_mlp_0), A(encoder_layers_encoder_layer_11_ln_2), W(encoder_layers_encoder_layer_11_mlp_0_weight), W(encoder_layers_encoder_layer_11_mlp_0_bias));
+    TICK(76);
+
+    /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_11_mlp_3), A(encoder_layers_encoder_layer_11_mlp_0), W(encoder_layers_encoder_layer_11_mlp_3_weight), W(encoder_layers_encoder_layer_11_mlp_3_bias), A(encoder_layers_encoder_layer_10_mlp_3));
+    TICK(77);
+
+    /* layernorm encoder.layers.encoder_layer_12.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_12_ln_1), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_1_weight), W(encoder_layers_encoder_layer_12_ln_1_bias));
+    TICK(78);
+
+    /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_12_self_attention_scratch), A(encoder_layers_encoder_layer_12_ln_1), W(encoder_layers_encoder_layer_12_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_12_self_attention_scratch), (A(encoder_layers_encoder_layer_12_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_12_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_12_self_attention), A(encoder_layers_encoder_layer_12_self_attention_scratch), W(encoder_layers_encoder_layer_12_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_out_proj_bias));
+    TICK(79);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_11_mlp_3), A(encoder_layers_encoder_layer_11_mlp_3), A(encoder_layers_encoder_layer_12_self_attention));
+    TICK(80);
+
+    /* layernorm encoder.layers.encoder_layer_12.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_12_ln_2), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_2_weight), W(encoder_layers_encoder_layer_12_ln_2_bias));
+    TICK(81);
+
+    /* linear encoder.layers.encoder_layer_12.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_12_mlp_0), A(encoder_layers_encoder_layer_12_ln_2), W(encoder_layers_encoder_layer_12_mlp_0_weight), W(encoder_layers_encoder_layer_12_mlp_0_bias));
+    TICK(82);
+
+    /* linear encoder.layers.encoder_layer_12.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_12_mlp_3), A(encoder_layers_encoder_layer_12_mlp_0), W(encoder_layers_encoder_layer_12_mlp_3_weight), W(encoder_layers_encoder_layer_12_mlp_3_bias), A(encoder_layers_encoder_layer_11_mlp_3));
+    TICK(83);
+
+    /* layernorm encoder.layers.encoder_layer_13.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_13_ln_1), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_1_weight), W(encoder_layers_encoder_layer_13_ln_1_bias));
+    TICK(84);
+
+    /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_13_self_attention_scratch), A(encoder_layers_encoder_layer_13_ln_1), W(encoder_layers_encoder_layer_13_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_13_self_attention_scratch), (A(encoder_layers_encoder_layer_13_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_13_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_13_self_attention), A(encoder_layers_encoder_layer_13_self_attention_scratch), W(encoder_layers_encoder_layer_13_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_out_proj_bias));
+    TICK(85);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_12_mlp_3), A(encoder_layers_encoder_layer_12_mlp_3), A(encoder_layers_encoder_layer_13_self_attention));
+    TICK(86);
+
+    /* layernorm encoder.layers.encoder_layer_13.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_13_ln_2), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_2_weight), W(encoder_layers_encoder_layer_13_ln_2_bias));
+    TICK(87);
+
+    /* linear encoder.layers.encoder_layer_13.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_13_mlp_0), A(encoder_layers_encoder_layer_13_ln_2), W(encoder_layers_encoder_layer_13_mlp_0_weight), W(encoder_layers_encoder_layer_13_mlp_0_bias));
+    TICK(88);
+
+    /* linear encoder.layers.encoder_layer_13.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_13_mlp_3), A(encoder_layers_encoder_layer_13_mlp_0), W(encoder_layers_encoder_layer_13_mlp_3_weight), W(encoder_layers_encoder_layer_13_mlp_3_bias), A(encoder_layers_encoder_layer_12_mlp_3));
+    TICK(89);
+
+    /* layernorm encoder.layers.encoder_layer_14.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_14_ln_1), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_1_weight), W(encoder_layers_encoder_layer_14_ln_1_bias));
+    TICK(90);
+
+    /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_14_self_attention_scratch), A(encoder_layers_encoder_layer_14_ln_1), W(encoder_layers_encoder_layer_14_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_14_self_attention_scratch), (A(encoder_layers_encoder_layer_14_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_14_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_14_self_attention), A(encoder_layers_encoder_layer_14_self_attention_scratch), W(encoder_layers_encoder_layer_14_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_out_proj_bias));
+    TICK(91);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_13_mlp_3), A(encoder_layers_encoder_layer_13_mlp_3), A(encoder_layers_encoder_layer_14_self_attention));
+    TICK(92);
+
+    /* layernorm encoder.layers.encoder_layer_14.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_14_ln_2), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_2_weight), W(encoder_layers_encoder_layer_14_ln_2_bias));
+    TICK(93);
+
+    /* linear encoder.layers.encoder_layer_14.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_14_mlp_0), A(encoder_layers_encoder_layer_14_ln_2), W(encoder_layers_encoder_layer_14_mlp_0_weight), W(encoder_layers_encoder_layer_14_mlp_0_bias));
+    TICK(94);
+
+    /* linear encoder.layers.encoder_layer_14.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_14_mlp_3), A(encoder_layers_encoder_layer_14_mlp_0), W(encoder_layers_encoder_layer_14_mlp_3_weight), W(encoder_layers_encoder_layer_14_mlp_3_bias), A(encoder_layers_encoder_layer_13_mlp_3));
+    TICK(95);
+
+    /* layernorm encoder.layers.encoder_layer_15.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_15_ln_1), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_1_weight), W(encoder_layers_encoder_layer_15_ln_1_bias));
+    TICK(96);
+
+    /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_15_self_attention_scratch), A(encoder_layers_encoder_layer_15_ln_1), W(encoder_layers_encoder_layer_15_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_15_self_attention_scratch), (A(encoder_layers_encoder_layer_15_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_15_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_15_self_attention), A(encoder_layers_encoder_layer_15_self_attention_scratch), W(encoder_layers_encoder_layer_15_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_out_proj_bias));
+    TICK(97);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_14_mlp_3), A(encoder_layers_encoder_layer_14_mlp_3), A(encoder_layers_encoder_layer_15_self_attention));
+    TICK(98);
+
+    /* layernorm encoder.layers.encoder_layer_15.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_15_ln_2), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_2_weight), W(encoder_layers_encoder_layer_15_ln_2_bias));
+    TICK(99);
+
+    /* linear encoder.layers.encoder_layer_15.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_15_mlp_0), A(encoder_layers_encoder_layer_15_ln_2), W(encoder_layers_encoder_layer_15_mlp_0_weight), W(encoder_layers_encoder_layer_15_mlp_0_bias));
+    TICK(100);
+
+    /* linear encoder.layers.encoder_layer_15.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_15_mlp_3), A(encoder_layers_encoder_layer_15_mlp_0), W(encoder_layers_encoder_layer_15_mlp_3_weight), W(encoder_layers_encoder_layer_15_mlp_3_bias), A(encoder_layers_encoder_layer_14_mlp_3));
+    TICK(101);
+
+    /* layernorm encoder.layers.encoder_layer_16.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_16_ln_1), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_1_weight), W(encoder_layers_encoder_layer_16_ln_1_bias));
+    TICK(102);
+
+    /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_16_self_attention_scratch), A(encoder_layers_encoder_layer_16_ln_1), W(encoder_layers_encoder_layer_16_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_16_self_attention_scratch), (A(encoder_layers_encoder_layer_16_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_16_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_16_self_attention), A(encoder_layers_encoder_layer_16_self_attention_scratch), W(encoder_layers_encoder_layer_16_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_out_proj_bias));
+    TICK(103);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_15_mlp_3), A(encoder_layers_encoder_layer_15_mlp_3), A(encoder_layers_encoder_layer_16_self_attention));
+    TICK(104);
+
+    /* layernorm encoder.layers.encoder_layer_16.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_16_ln_2), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_2_weight), W(encoder_layers_encoder_layer_16_ln_2_bias));
+    TICK(105);
+
+    /* linear encoder.layers.encoder_layer_16.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_16_mlp_0), A(encoder_layers_encoder_layer_16_ln_2), W(encoder_layers_encoder_layer_16_mlp_0_weight), W(encoder_layers_encoder_layer_16_mlp_0_bias));
+    TICK(106);
+
+    /* linear encoder.layers.encoder_layer_16.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_16_mlp_3), A(encoder_layers_encoder_layer_16_mlp_0), W(encoder_layers_encoder_layer_16_mlp_3_weight), W(encoder_layers_encoder_layer_16_mlp_3_bias), A(encoder_layers_encoder_layer_15_mlp_3));
+    TICK(107);
+
+    /* layernorm encoder.layers.encoder_layer_17.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_17_ln_1), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_1_weight), W(encoder_layers_encoder_layer_17_ln_1_bias));
+    TICK(108);
+
+    /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_17_self_attention_scratch), A(encoder_layers_encoder_layer_17_ln_1), W(encoder_layers_encoder_layer_17_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_17_self_attention_scratch), (A(encoder_layers_encoder_layer_17_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_17_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_17_self_attention), A(encoder_layers_encoder_layer_17_self_attention_scratch), W(encoder_layers_encoder_layer_17_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_out_proj_bias));
+    TICK(109);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_16_mlp_3), A(encoder_layers_encoder_layer_16_mlp_3), A(encoder_layers_encoder_layer_17_self_attention));
+    TICK(110);
+
+    /* layernorm encoder.layers.encoder_layer_17.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_17_ln_2), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_2_weight), W(encoder_layers_encoder_layer_17_ln_2_bias));
+    TICK(111);
+
+    /* linear encoder.layers.encoder_layer_17.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_17_mlp_0), A(encoder_layers_encoder_layer_17_ln_2), W(encoder_layers_encoder_layer_17_mlp_0_weight), W(encoder_layers_encoder_layer_17_mlp_0_bias));
+    TICK(112);
+
+    /* linear encoder.layers.encoder_layer_17.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_17_mlp_3), A(encoder_layers_encoder_layer_17_mlp_0), W(encoder_layers_encoder_layer_17_mlp_3_weight), W(encoder_layers_encoder_layer_17_mlp_3_bias), A(encoder_layers_encoder_layer_16_mlp_3));
+    TICK(113);
+
+    /* layernorm encoder.layers.encoder_layer_18.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_18_ln_1), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_1_weight), W(encoder_layers_encoder_layer_18_ln_1_bias));
+    TICK(114);
+
+    /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_18_self_attention_scratch), A(encoder_layers_encoder_layer_18_ln_1), W(encoder_layers_encoder_layer_18_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_18_self_attention_scratch), (A(encoder_layers_encoder_layer_18_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_18_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_18_self_attention), A(encoder_layers_encoder_layer_18_self_attention_scratch), W(encoder_layers_encoder_layer_18_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_out_proj_bias));
+    TICK(115);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_17_mlp_3), A(encoder_layers_encoder_layer_17_mlp_3), A(encoder_layers_encoder_layer_18_self_attention));
+    TICK(116);
+
+    /* layernorm encoder.layers.encoder_layer_18.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_18_ln_2), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_2_weight), W(encoder_layers_encoder_layer_18_ln_2_bias));
+    TICK(117);
+
+    /* linear encoder.layers.encoder_layer_18.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_18_mlp_0), A(encoder_layers_encoder_layer_18_ln_2), W(encoder_layers_encoder_layer_18_mlp_0_weight), W(encoder_layers_encoder_layer_18_mlp_0_bias));
+    TICK(118);
+
+    /* linear encoder.layers.encoder_layer_18.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_18_mlp_3), A(encoder_layers_encoder_layer_18_mlp_0), W(encoder_layers_encoder_layer_18_mlp_3_weight), W(encoder_layers_encoder_layer_18_mlp_3_bias), A(encoder_layers_encoder_layer_17_mlp_3));
+    TICK(119);
+
+    /* layernorm encoder.layers.encoder_layer_19.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_19_ln_1), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_1_weight), W(encoder_layers_encoder_layer_19_ln_1_bias));
+    TICK(120);
+
+    /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_19_self_attention_scratch), A(encoder_layers_encoder_layer_19_ln_1), W(encoder_layers_encoder_layer_19_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_19_self_attention_scratch), (A(encoder_layers_encoder_layer_19_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_19_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_19_self_attention), A(encoder_layers_encoder_layer_19_self_attention_scratch), W(encoder_layers_encoder_layer_19_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_out_proj_bias));
+    TICK(121);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_18_mlp_3), A(encoder_layers_encoder_layer_18_mlp_3), A(encoder_layers_encoder_layer_19_self_attention));
+    TICK(122);
+
+    /* layernorm encoder.layers.encoder_layer_19.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_19_ln_2), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_2_weight), W(encoder_layers_encoder_layer_19_ln_2_bias));
+    TICK(123);
+
+    /* linear encoder.layers.encoder_layer_19.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_19_mlp_0), A(encoder_layers_encoder_layer_19_ln_2), W(encoder_layers_encoder_layer_19_mlp_0_weight), W(encoder_layers_encoder_layer_19_mlp_0_bias));
+    TICK(124);
+
+    /* linear encoder.layers.encoder_layer_19.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_19_mlp_3), A(encoder_layers_encoder_layer_19_mlp_0), W(encoder_layers_encoder_layer_19_mlp_3_weight), W(encoder_layers_encoder_layer_19_mlp_3_bias), A(encoder_layers_encoder_layer_18_mlp_3));
+    TICK(125);
+
+    /* layernorm encoder.layers.encoder_layer_20.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_20_ln_1), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_1_weight), W(encoder_layers_encoder_layer_20_ln_1_bias));
+    TICK(126);
+
+    /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_20_self_attention_scratch), A(encoder_layers_encoder_layer_20_ln_1), W(encoder_layers_encoder_layer_20_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_20_self_attention_scratch), (A(encoder_layers_encoder_layer_20_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_20_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_20_self_attention), A(encoder_layers_encoder_layer_20_self_attention_scratch), W(encoder_layers_encoder_layer_20_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_out_proj_bias));
+    TICK(127);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_19_mlp_3), A(encoder_layers_encoder_layer_19_mlp_3), A(encoder_layers_encoder_layer_20_self_attention));
+    TICK(128);
+
+    /* layernorm encoder.layers.encoder_layer_20.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_20_ln_2), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_2_weight), W(encoder_layers_encoder_layer_20_ln_2_bias));
+    TICK(129);
+
+    /* linear encoder.layers.encoder_layer_20.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_20_mlp_0), A(encoder_layers_encoder_layer_20_ln_2), W(encoder_layers_encoder_layer_20_mlp_0_weight), W(encoder_layers_encoder_layer_20_mlp_0_bias));
+    TICK(130);
+
+    /* linear encoder.layers.encoder_layer_20.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_20_mlp_3), A(encoder_layers_encoder_layer_20_mlp_0), W(encoder_layers_encoder_layer_20_mlp_3_weight), W(encoder_layers_encoder_layer_20_mlp_3_bias), A(encoder_layers_encoder_layer_19_mlp_3));
+    TICK(131);
+
+    /* layernorm encoder.layers.encoder_layer_21.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_21_ln_1), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_1_weight), W(encoder_layers_encoder_layer_21_ln_1_bias));
+    TICK(132);
+
+    /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_21_self_attention_scratch), A(encoder_layers_encoder_layer_21_ln_1), W(encoder_layers_encoder_layer_21_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_21_self_attention_scratch), (A(encoder_layers_encoder_layer_21_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_21_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_21_self_attention), A(encoder_layers_encoder_layer_21_self_attention_scratch), W(encoder_layers_encoder_layer_21_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_out_proj_bias));
+    TICK(133);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_20_mlp_3), A(encoder_layers_encoder_layer_20_mlp_3), A(encoder_layers_encoder_layer_21_self_attention));
+    TICK(134);
+
+    /* layernorm encoder.layers.encoder_layer_21.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_21_ln_2), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_2_weight), W(encoder_layers_encoder_layer_21_ln_2_bias));
+    TICK(135);
+
+    /* linear encoder.layers.encoder_layer_21.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_21_mlp_0), A(encoder_layers_encoder_layer_21_ln_2), W(encoder_layers_encoder_layer_21_mlp_0_weight), W(encoder_layers_encoder_layer_21_mlp_0_bias));
+    TICK(136);
+
+    /* linear encoder.layers.encoder_layer_21.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_21_mlp_3), A(encoder_layers_encoder_layer_21_mlp_0), W(encoder_layers_encoder_layer_21_mlp_3_weight), W(encoder_layers_encoder_layer_21_mlp_3_bias), A(encoder_layers_encoder_layer_20_mlp_3));
+    TICK(137);
+
+    /* layernorm encoder.layers.encoder_layer_22.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_22_ln_1), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_1_weight), W(encoder_layers_encoder_layer_22_ln_1_bias));
+    TICK(138);
+
+    /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_22_self_attention_scratch), A(encoder_layers_encoder_layer_22_ln_1), W(encoder_layers_encoder_layer_22_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_22_self_attention_scratch), (A(encoder_layers_encoder_layer_22_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_22_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_22_self_attention), A(encoder_layers_encoder_layer_22_self_attention_scratch), W(encoder_layers_encoder_layer_22_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_out_proj_bias));
+    TICK(139);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_21_mlp_3), A(encoder_layers_encoder_layer_21_mlp_3), A(encoder_layers_encoder_layer_22_self_attention));
+    TICK(140);
+
+    /* layernorm encoder.layers.encoder_layer_22.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_22_ln_2), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_2_weight), W(encoder_layers_encoder_layer_22_ln_2_bias));
+    TICK(141);
+
+    /* linear encoder.layers.encoder_layer_22.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_22_mlp_0), A(encoder_layers_encoder_layer_22_ln_2), W(encoder_layers_encoder_layer_22_mlp_0_weight), W(encoder_layers_encoder_layer_22_mlp_0_bias));
+    TICK(142);
+
+    /* linear encoder.layers.encoder_layer_22.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_22_mlp_3), A(encoder_layers_encoder_layer_22_mlp_0), W(encoder_layers_encoder_layer_22_mlp_3_weight), W(encoder_layers_encoder_layer_22_mlp_3_bias), A(encoder_layers_encoder_layer_21_mlp_3));
+    TICK(143);
+
+    /* layernorm encoder.layers.encoder_layer_23.ln_1: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    layernorm_1(A(encoder_layers_encoder_layer_23_ln_1), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_1_weight), W(encoder_layers_encoder_layer_23_ln_1_bias));
+    TICK(144);
+
+    /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]
+       models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
+    PARALLEL(multihead_attention_project_1, A(encoder_layers_encoder_layer_23_self_attention_scratch), A(encoder_layers_encoder_layer_23_ln_1), W(encoder_layers_encoder_layer_23_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_in_proj_bias));
+    PARALLEL(multihead_attention_attend_2, A(encoder_layers_encoder_layer_23_self_attention_scratch), (A(encoder_layers_encoder_layer_23_self_attention_scratch) + 201728), (A(encoder_layers_encoder_layer_23_self_attention_scratch) + 403456));
+    PARALLEL(multihead_attention_output_3, A(encoder_layers_encoder_layer_23_self_attention), A(encoder_layers_encoder_layer_23_self_attention_scratch), W(encoder_layers_encoder_layer_23_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_out_proj_bias));
+    TICK(145);
+
+    /* add: [1, 197, 1024]
+       models/lib/vit.net:16: x = x + dropout(y, p=0.0) */
+    add_1(A(encoder_layers_encoder_layer_22_mlp_3), A(encoder_layers_encoder_layer_22_mlp_3), A(encoder_layers_encoder_layer_23_self_attention));
+    TICK(146);
+
+    /* layernorm encoder.layers.encoder_layer_23.ln_2: [1, 197, 1024]
+       models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
+    layernorm_1(A(encoder_layers_encoder_layer_23_ln_2), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_2_weight), W(encoder_layers_encoder_layer_23_ln_2_bias));
+    TICK(147);
+
+    /* linear encoder.layers.encoder_layer_23.mlp.0 + gelu: [1, 197, 4096]
+       models/lib/vit.net:9: y = dropout(gelu(linear(x, mlp_dim) as 0), p=0.0) */
+    PARALLEL(linear_1, A(encoder_layers_encoder_layer_23_mlp_0), A(encoder_layers_encoder_layer_23_ln_2), W(encoder_layers_encoder_layer_23_mlp_0_weight), W(encoder_layers_encoder_layer_23_mlp_0_bias));
+    TICK(148);
+
+    /* linear encoder.layers.encoder_layer_23.mlp.3 + residual: [1, 197, 1024]
+       models/lib/vit.net:10: return dropout(linear(y, x.shape[-1]) as 3, p=0.0) */
+    PARALLEL(linear_2, A(encoder_layers_encoder_layer_23_mlp_3), A(encoder_layers_encoder_layer_23_mlp_0), W(encoder_layers_encoder_layer_23_mlp_3_weight), W(encoder_layers_encoder_layer_23_mlp_3_bias), A(encoder_layers_encoder_layer_22_mlp_3));
+    TICK(149);
+
+    /* layernorm encoder.ln: [1, 197, 1024]
+       models/lib/vit.net:27: return layernorm(x, eps=1e-6) as ln */
+    layernorm_1(A(encoder_layers_encoder_layer_23_mlp_3), A(encoder_layers_encoder_layer_23_mlp_3), W(encoder_ln_weight), W(encoder_ln_bias));
+    TICK(150);
+
+    /* slice: [1, 1, 1024] is a view of [1, 197, 1024] at A(encoder_layers_encoder_layer_23_mlp_3) */
+
+    /* reshape: [1, 1024] is a view of [1, 1, 1024] at A(encoder_layers_encoder_layer_23_mlp_3) */
+
+    /* linear heads.head: [1, 1000]
+       models/lib/vit.net:43: return linear(take(x, axis=1, index=0), num_classes) as heads.head */
+    PARALLEL(linear_3, output, A(encoder_layers_encoder_layer_23_mlp_3), W(heads_head_weight), W(heads_head_bias));
+    TICK(153);
+    return 0;
+}
+
 /* The weights: safetensors key, shape, and offset (in floats) into the weight block. */
 static const nnrt_weight_spec weight_specs[296] = {
     {"conv_proj.weight", 4, {1024, 3, 16, 16}, w_conv_proj_weight},
@@ -786,775 +1858,6 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear heads.head", 2048000},
 };
 
-#define A(offset) (m->arena + (offset))
-/* Each thread's scratch for the blocked products (nnk_gemm, nnk_mha_attend), in floats; the header's
-   figure must agree with the runtime this file is built with. */
-#define SCRATCH_FLOATS NNK_ATTEND_SCRATCH(197)
-_Static_assert(SCRATCH_FLOATS * 4 == VIT_L_16_SCRATCH_BYTES_PER_THREAD, "generated by an nnc of another runtime: generate it again");
-/* The threads' shares of the products below are whole strips and panels of nnk_gemm.h's 8x48 tile. */
-_Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_gemm.h: generate it again");
-/* Runs a parallel op's function on the model's threads, each with its part of the work (runtime/threads.c). */
-#define PARALLEL(fn, y, ...) nnrt_run_parallel(m->pool, fn, &(const nnrt_op_args){y, {__VA_ARGS__}, m->scratch})
-/* With profiling on, the time since the previous op is charged to this one. */
-#define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
-
-/* conv2d: [1, 3, 224, 224] -> [1, 1024, 14, 14] */
-static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    3, 224, 224, (int)(o1 - o0), 14, 14, 0, 196, 16, 16, 16, 16, 0, 0, 1, 1, scratch);
-}
-
-/* transpose: [1, 1024, 196] -> [1, 196, 1024] */
-static void transpose_1(float *restrict y, const float *restrict x) {
-    static const int dims[] = {1, 1024, 196}, perm[] = {0, 2, 1};
-    nnk_transpose(y, x, 3, dims, perm);
-}
-
-/* expand:  -> [1, 1, 1024] */
-static void expand_1(float *restrict y, const float *restrict x) {
-    static const int dims[] = {1, 1, 1024};
-    static const long x_strides[] = {0, 0, 1};
-    nnk_broadcast(y, x, 3, dims, x_strides);
-}
-
-/* add: [1, 197, 1024] -> [1, 197, 1024] */
-static void add_1(float *y, const float *a, const float *b) {
-    static const int dims[] = {1, 197, 1024};
-    static const long a_strides[] = {0, 1024, 1}, b_strides[] = {0, 1024, 1};
-    nnk_binary(y, a, b, NNK_ADD, 3, dims, a_strides, b_strides);
-}
-
-/* layernorm: [1, 197, 1024] -> [1, 197, 1024] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 197, 1024, 9.99999997e-07f);
-}
-
-/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
-static void multihead_attention_project_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 3072, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE,
-                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* Q */
-    nnk_linear_gemm(a->y + (201728 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(1024 + o0), a->in[2] + (1024 + o0), NULL, NNK_ACT_NONE,
-                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* K */
-    nnk_linear_gemm(a->y + (403456 + o0), 1024, a->in[0], a->in[1], 0, 3072, (int)(2048 + o0), a->in[2] + (2048 + o0), NULL, NNK_ACT_NONE,
-                    NNK_ACT_NONE, 197, 1024, (int)(o1 - o0), scratch);   /* V */
-}
-
-/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage attend */
-static void multihead_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
-}
-
-/* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */
-static void multihead_attention_output_3(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    197, 1024, (int)(o1 - o0), scratch);
-}
-
-/* linear: [1, 197, 1024] -> [1, 197, 4096] */
-static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_linear_gemm(a->y + o0, 4096, a->in[0], a->in[1], 0, 4096, (int)o0, a->in[2] + o0, NULL, NNK_ACT_GELU, NNK_ACT_NONE,
-                    197, 1024, (int)(o1 - o0), scratch);
-}
-
-/* linear: [1, 197, 4096], [1, 197, 1024] -> [1, 197, 1024] */
-static void linear_2(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 1024L * part / parts, o1 = 1024L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_linear_gemm(a->y + o0, 1024, a->in[0], a->in[1], 0, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_NONE,
-                    197, 4096, (int)(o1 - o0), scratch);
-}
-
-/* linear: [1, 1024] -> [1, 1000] */
-static void linear_3(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
-    if (o0 == o1)
-        return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 1024, a->in[2] + o0, 1, 1024, (int)(o1 - o0));
-}
-
-int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
-    double t = m->profile ? nnrt_now_ms() : 0;
-
-    /* conv2d conv_proj: [1, 1024, 14, 14]  (models/lib/vit.net:37) */
-    PARALLEL(conv2d_1, A(0), in_image, W(conv_proj_weight), W(conv_proj_bias));
-    TICK(0);
-
-    /* reshape: [1, 1024, 196] is a view of [1, 1024, 14, 14] at A(0) */
-
-    /* transpose: [1, 196, 1024]  (models/lib/vit.net:39) */
-    transpose_1(A(201728), A(0));
-    TICK(2);
-
-    /* expand: [1, 1, 1024]  (models/lib/vit.net:40) */
-    expand_1(A(402432), W(class_token));
-    TICK(3);
-
-    /* concat: [1, 197, 1024]  (models/lib/vit.net:41) */
-    nnk_copy_axis(A(0), A(402432), 1, 1, 1024, 197, 0);
-    nnk_copy_axis(A(0), A(201728), 1, 196, 1024, 197, 1);
-    TICK(4);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:22) */
-    add_1(A(0), A(0), W(encoder_pos_embedding));
-    TICK(5);
-
-    /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(403456), A(0), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
-    TICK(6);
-
-    /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(403456), W(encoder_layers_encoder_layer_0_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(201728), A(605184), W(encoder_layers_encoder_layer_0_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_0_self_attention_out_proj_bias));
-    TICK(7);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(0), A(201728));
-    TICK(8);
-
-    /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
-    TICK(9);
-
-    /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_0_mlp_0_weight), W(encoder_layers_encoder_layer_0_mlp_0_bias));
-    TICK(10);
-
-    /* linear encoder.layers.encoder_layer_0.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_0_mlp_3_weight), W(encoder_layers_encoder_layer_0_mlp_3_bias), A(201728));
-    TICK(11);
-
-    /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
-    TICK(12);
-
-    /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_1_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_1_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_1_self_attention_out_proj_bias));
-    TICK(13);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(14);
-
-    /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
-    TICK(15);
-
-    /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_1_mlp_0_weight), W(encoder_layers_encoder_layer_1_mlp_0_bias));
-    TICK(16);
-
-    /* linear encoder.layers.encoder_layer_1.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_1_mlp_3_weight), W(encoder_layers_encoder_layer_1_mlp_3_bias), A(0));
-    TICK(17);
-
-    /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
-    TICK(18);
-
-    /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_2_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_2_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_2_self_attention_out_proj_bias));
-    TICK(19);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(20);
-
-    /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
-    TICK(21);
-
-    /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_2_mlp_0_weight), W(encoder_layers_encoder_layer_2_mlp_0_bias));
-    TICK(22);
-
-    /* linear encoder.layers.encoder_layer_2.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_2_mlp_3_weight), W(encoder_layers_encoder_layer_2_mlp_3_bias), A(201728));
-    TICK(23);
-
-    /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
-    TICK(24);
-
-    /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_3_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_3_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_3_self_attention_out_proj_bias));
-    TICK(25);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(26);
-
-    /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
-    TICK(27);
-
-    /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_3_mlp_0_weight), W(encoder_layers_encoder_layer_3_mlp_0_bias));
-    TICK(28);
-
-    /* linear encoder.layers.encoder_layer_3.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_3_mlp_3_weight), W(encoder_layers_encoder_layer_3_mlp_3_bias), A(0));
-    TICK(29);
-
-    /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
-    TICK(30);
-
-    /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_4_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_4_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_4_self_attention_out_proj_bias));
-    TICK(31);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(32);
-
-    /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
-    TICK(33);
-
-    /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_4_mlp_0_weight), W(encoder_layers_encoder_layer_4_mlp_0_bias));
-    TICK(34);
-
-    /* linear encoder.layers.encoder_layer_4.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_4_mlp_3_weight), W(encoder_layers_encoder_layer_4_mlp_3_bias), A(201728));
-    TICK(35);
-
-    /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
-    TICK(36);
-
-    /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_5_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_5_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_5_self_attention_out_proj_bias));
-    TICK(37);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(38);
-
-    /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
-    TICK(39);
-
-    /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_5_mlp_0_weight), W(encoder_layers_encoder_layer_5_mlp_0_bias));
-    TICK(40);
-
-    /* linear encoder.layers.encoder_layer_5.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_5_mlp_3_weight), W(encoder_layers_encoder_layer_5_mlp_3_bias), A(0));
-    TICK(41);
-
-    /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
-    TICK(42);
-
-    /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_6_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_6_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_6_self_attention_out_proj_bias));
-    TICK(43);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(44);
-
-    /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
-    TICK(45);
-
-    /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_6_mlp_0_weight), W(encoder_layers_encoder_layer_6_mlp_0_bias));
-    TICK(46);
-
-    /* linear encoder.layers.encoder_layer_6.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_6_mlp_3_weight), W(encoder_layers_encoder_layer_6_mlp_3_bias), A(201728));
-    TICK(47);
-
-    /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
-    TICK(48);
-
-    /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_7_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_7_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_7_self_attention_out_proj_bias));
-    TICK(49);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(50);
-
-    /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
-    TICK(51);
-
-    /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_7_mlp_0_weight), W(encoder_layers_encoder_layer_7_mlp_0_bias));
-    TICK(52);
-
-    /* linear encoder.layers.encoder_layer_7.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_7_mlp_3_weight), W(encoder_layers_encoder_layer_7_mlp_3_bias), A(0));
-    TICK(53);
-
-    /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
-    TICK(54);
-
-    /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_8_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_8_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_8_self_attention_out_proj_bias));
-    TICK(55);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(56);
-
-    /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
-    TICK(57);
-
-    /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_8_mlp_0_weight), W(encoder_layers_encoder_layer_8_mlp_0_bias));
-    TICK(58);
-
-    /* linear encoder.layers.encoder_layer_8.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_8_mlp_3_weight), W(encoder_layers_encoder_layer_8_mlp_3_bias), A(201728));
-    TICK(59);
-
-    /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
-    TICK(60);
-
-    /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_9_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_9_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_9_self_attention_out_proj_bias));
-    TICK(61);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(62);
-
-    /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
-    TICK(63);
-
-    /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_9_mlp_0_weight), W(encoder_layers_encoder_layer_9_mlp_0_bias));
-    TICK(64);
-
-    /* linear encoder.layers.encoder_layer_9.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_9_mlp_3_weight), W(encoder_layers_encoder_layer_9_mlp_3_bias), A(0));
-    TICK(65);
-
-    /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
-    TICK(66);
-
-    /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_10_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_10_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_10_self_attention_out_proj_bias));
-    TICK(67);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(68);
-
-    /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
-    TICK(69);
-
-    /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_10_mlp_0_weight), W(encoder_layers_encoder_layer_10_mlp_0_bias));
-    TICK(70);
-
-    /* linear encoder.layers.encoder_layer_10.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_10_mlp_3_weight), W(encoder_layers_encoder_layer_10_mlp_3_bias), A(201728));
-    TICK(71);
-
-    /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
-    TICK(72);
-
-    /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_11_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_11_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_11_self_attention_out_proj_bias));
-    TICK(73);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(74);
-
-    /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
-    TICK(75);
-
-    /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_11_mlp_0_weight), W(encoder_layers_encoder_layer_11_mlp_0_bias));
-    TICK(76);
-
-    /* linear encoder.layers.encoder_layer_11.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_11_mlp_3_weight), W(encoder_layers_encoder_layer_11_mlp_3_bias), A(0));
-    TICK(77);
-
-    /* layernorm encoder.layers.encoder_layer_12.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_12_ln_1_weight), W(encoder_layers_encoder_layer_12_ln_1_bias));
-    TICK(78);
-
-    /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_12_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_12_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_12_self_attention_out_proj_bias));
-    TICK(79);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(80);
-
-    /* layernorm encoder.layers.encoder_layer_12.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_12_ln_2_weight), W(encoder_layers_encoder_layer_12_ln_2_bias));
-    TICK(81);
-
-    /* linear encoder.layers.encoder_layer_12.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_12_mlp_0_weight), W(encoder_layers_encoder_layer_12_mlp_0_bias));
-    TICK(82);
-
-    /* linear encoder.layers.encoder_layer_12.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_12_mlp_3_weight), W(encoder_layers_encoder_layer_12_mlp_3_bias), A(201728));
-    TICK(83);
-
-    /* layernorm encoder.layers.encoder_layer_13.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_13_ln_1_weight), W(encoder_layers_encoder_layer_13_ln_1_bias));
-    TICK(84);
-
-    /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_13_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_13_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_13_self_attention_out_proj_bias));
-    TICK(85);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(86);
-
-    /* layernorm encoder.layers.encoder_layer_13.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_13_ln_2_weight), W(encoder_layers_encoder_layer_13_ln_2_bias));
-    TICK(87);
-
-    /* linear encoder.layers.encoder_layer_13.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_13_mlp_0_weight), W(encoder_layers_encoder_layer_13_mlp_0_bias));
-    TICK(88);
-
-    /* linear encoder.layers.encoder_layer_13.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_13_mlp_3_weight), W(encoder_layers_encoder_layer_13_mlp_3_bias), A(0));
-    TICK(89);
-
-    /* layernorm encoder.layers.encoder_layer_14.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_14_ln_1_weight), W(encoder_layers_encoder_layer_14_ln_1_bias));
-    TICK(90);
-
-    /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_14_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_14_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_14_self_attention_out_proj_bias));
-    TICK(91);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(92);
-
-    /* layernorm encoder.layers.encoder_layer_14.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_14_ln_2_weight), W(encoder_layers_encoder_layer_14_ln_2_bias));
-    TICK(93);
-
-    /* linear encoder.layers.encoder_layer_14.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_14_mlp_0_weight), W(encoder_layers_encoder_layer_14_mlp_0_bias));
-    TICK(94);
-
-    /* linear encoder.layers.encoder_layer_14.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_14_mlp_3_weight), W(encoder_layers_encoder_layer_14_mlp_3_bias), A(201728));
-    TICK(95);
-
-    /* layernorm encoder.layers.encoder_layer_15.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_15_ln_1_weight), W(encoder_layers_encoder_layer_15_ln_1_bias));
-    TICK(96);
-
-    /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_15_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_15_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_15_self_attention_out_proj_bias));
-    TICK(97);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(98);
-
-    /* layernorm encoder.layers.encoder_layer_15.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_15_ln_2_weight), W(encoder_layers_encoder_layer_15_ln_2_bias));
-    TICK(99);
-
-    /* linear encoder.layers.encoder_layer_15.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_15_mlp_0_weight), W(encoder_layers_encoder_layer_15_mlp_0_bias));
-    TICK(100);
-
-    /* linear encoder.layers.encoder_layer_15.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_15_mlp_3_weight), W(encoder_layers_encoder_layer_15_mlp_3_bias), A(0));
-    TICK(101);
-
-    /* layernorm encoder.layers.encoder_layer_16.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_16_ln_1_weight), W(encoder_layers_encoder_layer_16_ln_1_bias));
-    TICK(102);
-
-    /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_16_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_16_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_16_self_attention_out_proj_bias));
-    TICK(103);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(104);
-
-    /* layernorm encoder.layers.encoder_layer_16.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_16_ln_2_weight), W(encoder_layers_encoder_layer_16_ln_2_bias));
-    TICK(105);
-
-    /* linear encoder.layers.encoder_layer_16.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_16_mlp_0_weight), W(encoder_layers_encoder_layer_16_mlp_0_bias));
-    TICK(106);
-
-    /* linear encoder.layers.encoder_layer_16.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_16_mlp_3_weight), W(encoder_layers_encoder_layer_16_mlp_3_bias), A(201728));
-    TICK(107);
-
-    /* layernorm encoder.layers.encoder_layer_17.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_17_ln_1_weight), W(encoder_layers_encoder_layer_17_ln_1_bias));
-    TICK(108);
-
-    /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_17_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_17_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_17_self_attention_out_proj_bias));
-    TICK(109);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(110);
-
-    /* layernorm encoder.layers.encoder_layer_17.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_17_ln_2_weight), W(encoder_layers_encoder_layer_17_ln_2_bias));
-    TICK(111);
-
-    /* linear encoder.layers.encoder_layer_17.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_17_mlp_0_weight), W(encoder_layers_encoder_layer_17_mlp_0_bias));
-    TICK(112);
-
-    /* linear encoder.layers.encoder_layer_17.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_17_mlp_3_weight), W(encoder_layers_encoder_layer_17_mlp_3_bias), A(0));
-    TICK(113);
-
-    /* layernorm encoder.layers.encoder_layer_18.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_18_ln_1_weight), W(encoder_layers_encoder_layer_18_ln_1_bias));
-    TICK(114);
-
-    /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_18_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_18_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_18_self_attention_out_proj_bias));
-    TICK(115);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(116);
-
-    /* layernorm encoder.layers.encoder_layer_18.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_18_ln_2_weight), W(encoder_layers_encoder_layer_18_ln_2_bias));
-    TICK(117);
-
-    /* linear encoder.layers.encoder_layer_18.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_18_mlp_0_weight), W(encoder_layers_encoder_layer_18_mlp_0_bias));
-    TICK(118);
-
-    /* linear encoder.layers.encoder_layer_18.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_18_mlp_3_weight), W(encoder_layers_encoder_layer_18_mlp_3_bias), A(201728));
-    TICK(119);
-
-    /* layernorm encoder.layers.encoder_layer_19.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_19_ln_1_weight), W(encoder_layers_encoder_layer_19_ln_1_bias));
-    TICK(120);
-
-    /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_19_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_19_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_19_self_attention_out_proj_bias));
-    TICK(121);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(122);
-
-    /* layernorm encoder.layers.encoder_layer_19.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_19_ln_2_weight), W(encoder_layers_encoder_layer_19_ln_2_bias));
-    TICK(123);
-
-    /* linear encoder.layers.encoder_layer_19.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_19_mlp_0_weight), W(encoder_layers_encoder_layer_19_mlp_0_bias));
-    TICK(124);
-
-    /* linear encoder.layers.encoder_layer_19.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_19_mlp_3_weight), W(encoder_layers_encoder_layer_19_mlp_3_bias), A(0));
-    TICK(125);
-
-    /* layernorm encoder.layers.encoder_layer_20.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_20_ln_1_weight), W(encoder_layers_encoder_layer_20_ln_1_bias));
-    TICK(126);
-
-    /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_20_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_20_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_20_self_attention_out_proj_bias));
-    TICK(127);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(128);
-
-    /* layernorm encoder.layers.encoder_layer_20.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_20_ln_2_weight), W(encoder_layers_encoder_layer_20_ln_2_bias));
-    TICK(129);
-
-    /* linear encoder.layers.encoder_layer_20.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_20_mlp_0_weight), W(encoder_layers_encoder_layer_20_mlp_0_bias));
-    TICK(130);
-
-    /* linear encoder.layers.encoder_layer_20.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_20_mlp_3_weight), W(encoder_layers_encoder_layer_20_mlp_3_bias), A(201728));
-    TICK(131);
-
-    /* layernorm encoder.layers.encoder_layer_21.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_21_ln_1_weight), W(encoder_layers_encoder_layer_21_ln_1_bias));
-    TICK(132);
-
-    /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_21_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_21_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_21_self_attention_out_proj_bias));
-    TICK(133);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(134);
-
-    /* layernorm encoder.layers.encoder_layer_21.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_21_ln_2_weight), W(encoder_layers_encoder_layer_21_ln_2_bias));
-    TICK(135);
-
-    /* linear encoder.layers.encoder_layer_21.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_21_mlp_0_weight), W(encoder_layers_encoder_layer_21_mlp_0_bias));
-    TICK(136);
-
-    /* linear encoder.layers.encoder_layer_21.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_21_mlp_3_weight), W(encoder_layers_encoder_layer_21_mlp_3_bias), A(0));
-    TICK(137);
-
-    /* layernorm encoder.layers.encoder_layer_22.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_22_ln_1_weight), W(encoder_layers_encoder_layer_22_ln_1_bias));
-    TICK(138);
-
-    /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(0), W(encoder_layers_encoder_layer_22_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_22_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_22_self_attention_out_proj_bias));
-    TICK(139);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(201728), A(201728), A(403456));
-    TICK(140);
-
-    /* layernorm encoder.layers.encoder_layer_22.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(0), A(201728), W(encoder_layers_encoder_layer_22_ln_2_weight), W(encoder_layers_encoder_layer_22_ln_2_bias));
-    TICK(141);
-
-    /* linear encoder.layers.encoder_layer_22.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(0), W(encoder_layers_encoder_layer_22_mlp_0_weight), W(encoder_layers_encoder_layer_22_mlp_0_bias));
-    TICK(142);
-
-    /* linear encoder.layers.encoder_layer_22.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(0), A(403456), W(encoder_layers_encoder_layer_22_mlp_3_weight), W(encoder_layers_encoder_layer_22_mlp_3_bias), A(201728));
-    TICK(143);
-
-    /* layernorm encoder.layers.encoder_layer_23.ln_1: [1, 197, 1024]  (models/lib/vit.net:15) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_23_ln_1_weight), W(encoder_layers_encoder_layer_23_ln_1_bias));
-    TICK(144);
-
-    /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]  (models/lib/vit.net:15) */
-    PARALLEL(multihead_attention_project_1, A(605184), A(201728), W(encoder_layers_encoder_layer_23_self_attention_in_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_in_proj_bias));
-    PARALLEL(multihead_attention_attend_2, A(605184), A(806912), A(1008640));
-    PARALLEL(multihead_attention_output_3, A(403456), A(605184), W(encoder_layers_encoder_layer_23_self_attention_out_proj_weight), W(encoder_layers_encoder_layer_23_self_attention_out_proj_bias));
-    TICK(145);
-
-    /* add: [1, 197, 1024]  (models/lib/vit.net:16) */
-    add_1(A(0), A(0), A(403456));
-    TICK(146);
-
-    /* layernorm encoder.layers.encoder_layer_23.ln_2: [1, 197, 1024]  (models/lib/vit.net:17) */
-    layernorm_1(A(201728), A(0), W(encoder_layers_encoder_layer_23_ln_2_weight), W(encoder_layers_encoder_layer_23_ln_2_bias));
-    TICK(147);
-
-    /* linear encoder.layers.encoder_layer_23.mlp.0 + gelu: [1, 197, 4096]  (models/lib/vit.net:9) */
-    PARALLEL(linear_1, A(403456), A(201728), W(encoder_layers_encoder_layer_23_mlp_0_weight), W(encoder_layers_encoder_layer_23_mlp_0_bias));
-    TICK(148);
-
-    /* linear encoder.layers.encoder_layer_23.mlp.3 + residual: [1, 197, 1024]  (models/lib/vit.net:10) */
-    PARALLEL(linear_2, A(201728), A(403456), W(encoder_layers_encoder_layer_23_mlp_3_weight), W(encoder_layers_encoder_layer_23_mlp_3_bias), A(0));
-    TICK(149);
-
-    /* layernorm encoder.ln: [1, 197, 1024]  (models/lib/vit.net:27) */
-    layernorm_1(A(201728), A(201728), W(encoder_ln_weight), W(encoder_ln_bias));
-    TICK(150);
-
-    /* slice: [1, 1, 1024] is a view of [1, 197, 1024] at A(201728) */
-
-    /* reshape: [1, 1024] is a view of [1, 1, 1024] at A(201728) */
-
-    /* linear heads.head: [1, 1000]  (models/lib/vit.net:43) */
-    PARALLEL(linear_3, output, A(201728), W(heads_head_weight), W(heads_head_bias));
-    TICK(153);
-    return 0;
-}
-
 vit_l_16 *vit_l_16_new(int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
@@ -1590,14 +1893,20 @@ void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Once after loading: 0 batch norm(s) folded into the layer before each, 1 weight(s) packed. */
+/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */
+static const nnrt_packing packings[] = {
+    {w_conv_proj_weight, 1024, 768, NNK_MR},
+};
+
+/* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 1 weight(s) packed. */
 static int prepare(vit_l_16 *m) {
     float *tmp = malloc(786432 * sizeof(float));   /* the largest packed weight */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
-    nnk_pack_weight(W(conv_proj_weight), 1024, 768, NNK_MR, tmp);
+    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
+        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     free(tmp);
     return 0;
 }

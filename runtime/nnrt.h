@@ -175,6 +175,25 @@ typedef struct {
 } nnrt_op_info;
 void nnrt_profile_report(const nnrt_op_info *ops, const double *op_ms, int n, int runs);
 
+/* ---------------------------------------------------------------- what a model does to its weights once */
+
+/* A batch norm folded into the conv2d or linear before it: offsets (in floats) into the weight block of the
+   layer's weight and bias and of the norm's weight, bias, running mean and variance (nnk_fold_batchnorm). */
+typedef struct {
+    long weight, bias, gamma, beta, mean, var;
+    int channels;
+    long per_channel;
+    float eps;
+} nnrt_bn_fold;
+
+/* A weight rearranged into strips of `width` rows for the blocked products (nnk_pack_weight). */
+typedef struct {
+    long at;
+    int rows;
+    long cols;
+    int width;
+} nnrt_packing;
+
 /* ---------------------------------------------------------------- ops on the thread pool */
 
 /* A parallel op's pointers: its output, up to 6 inputs and the threads' scratch. */
