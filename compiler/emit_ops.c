@@ -1,0 +1,500 @@
+/*
+ * emit_ops.c — one emitter per op kind, named in ops.def's EMIT column: each prints the call to its
+ * kernel with every shape a constant, in the way compiler/passes/select_kernels.c chose (op->impl).
+ */
+#include "emit_c.h"
+
+#include "nnrt.h"
+#include "kernels/nnk.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* A parallel op: the function computes part `part` of `parts` (a range of output channels or
+   features), reading its pointers from an nnrt_op_args; the call goes through the thread pool. Every
+   output element is computed by the same code whatever the split, so results do not depend on the
+   thread count. */
+static void parallel_call(Emitter *e, const Op *op, const char *body) {
+    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body);
+    e->parallel = true;
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s, %s);\n    TICK(%d);\n", fn, op_pointers(e, op), op->id);
+}
+
+/* "c1 * v1 + c2 * v2" without the zero terms and unit factors: index arithmetic as a person writes it. */
+static const char *affine(long long c1, const char *v1, long long c2, const char *v2) {
+    Buf b = {0};
+    const long long c[2] = {c1, c2};
+    const char *v[2] = {v1, v2};
+    for (int i = 0; i < 2; i++) {
+        if (c[i] == 0 || !v[i])
+            continue;
+        buf_printf(&b, "%s%s", b.len ? " + " : "", v[i]);
+        if (c[i] != 1)
+            buf_printf(&b, " * %lld", c[i]);
+    }
+    return b.len ? buf_take(&b) : "0";
+}
+
+/* A pointer plus an offset, or just the pointer. */
+static const char *at(const char *base, const char *offset) {
+    return strcmp(offset, "0") == 0 ? base : format("%s + %s", base, offset);
+}
+
+/* The runtime's name of an activation: NNK_ACT_RELU, ... (the same rows of nnk_acts.def). */
+static const char *act_enum(ActKind k) {
+    static const char *const names[ACT_COUNT] = {
+        [ACT_NONE] = "NNK_ACT_NONE",
+#define ACT(ID, NAME, EXPR) [ACT_##ID] = "NNK_ACT_" #ID,
+#include "kernels/nnk_acts.def"
+#undef ACT
+    };
+    return names[k];
+}
+
+/* The fused epilogue of a layer (fuse_epilogue.c) on the `len` elements at `y_at`, or "". */
+static const char *epilogue(const Op *op, const char *indent, const char *y_at, const char *len) {
+    const Attrs *a = &op->a;
+    if (!a->act1 && !a->residual)
+        return "";
+    return format("%snnk_epilogue(%s, %s, %s, %s, %s);\n", indent, at("a->y", y_at),
+                  a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL", len, act_enum(a->act1),
+                  act_enum(a->act2));
+}
+
+
+/* Whether op reads weight w rearranged by prepare() in strips (select_kernels chose it: op->impl.pack_width);
+   if so, w joins e->packed. */
+static bool pack(Emitter *e, const Op *op, const Tensor *w) {
+    if (!op->impl.pack_width)
+        return false;
+    Packed *p = xcalloc(1, sizeof *p);
+    p->w = w;
+    p->width = op->impl.pack_width;
+    vec_push(&e->packed, p);
+    return true;
+}
+
+/* Floats in the largest packed weight: the temporary copy nnk_pack_weight needs. */
+long long largest_packed(const Emitter *e) {
+    long long most = 0;
+    for (int i = 0; i < e->packed.len; i++) {
+        const Packed *p = e->packed.items[i];
+        long long n = tensor_numel(p->w);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* The first lines of a parallel op's body that computes rows [o0, o1) of a weight with `rows` rows,
+   split at multiples of `unit` (packed) or anywhere. */
+static void split_rows(Buf *body, long long rows, bool packed, int unit) {
+    if (packed)
+        buf_printf(body, "    long o0 = %dL * (%lldL * part / parts), o1 = %dL * (%lldL * (part + 1) / parts);\n", unit, rows / unit, unit,
+                   rows / unit);
+    else
+        buf_printf(body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", rows, rows);
+    buf_puts(body, "    if (o0 == o1)\n        return;\n");
+}
+
+/* The scratch of the thread running `part`, for an op on nnk_gemm. */
+/* Each thread's scratch must hold `floats`, written `expr` with the runtime's macros. */
+static void need_scratch(Emitter *e, long long floats, const char *expr) {
+    e->gemm = true;
+    if (e->scratch_floats < floats) {
+        e->scratch_floats = floats;
+        e->scratch_expr = expr;
+    }
+}
+
+static const char *gemm_scratch(Emitter *e) {
+    need_scratch(e, NNK_GEMM_SCRATCH, "NNK_GEMM_SCRATCH");
+    e->tile = true;
+    return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
+}
+
+/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it. When the
+   channels fill whole strips of NNK_MR and nothing else reads the weight, prepare() rearranges it into
+   strips once. Each part computes a range of pixels [p0, p1) of every channel, in whole panels of NNK_NR,
+   for a large plane (each thread then gathers only its own patches), or else a range of channels
+   [o0, o1), at strip edges when packed. */
+static void emit_conv2d_gemm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    const Attrs *a = &op->a;
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    long long P = OH * OW, NR = op->impl.uk->nr;
+    bool by_pixels = op->impl.split == SPLIT_PIXELS;
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
+    const char *y_at = by_pixels ? affine(O * P, n, 0, NULL) : affine(O * P, n, P, "o0");
+    bool packed = pack(e, op, w);
+    Buf body = {0};
+    if (by_pixels) {
+        long long panels = (P + NR - 1) / NR;
+        buf_printf(&body, "    long p0 = %lldL * (%lldL * part / parts), p1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
+        if (P % NR)
+            buf_printf(&body, "    p1 = p1 < %lld ? p1 : %lld;\n", P, P);
+        buf_puts(&body, "    if (p0 == p1)\n        return;\n");
+    } else {
+        split_rows(&body, O, packed, op->impl.pack_width);
+    }
+    buf_puts(&body, gemm_scratch(e));
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
+    buf_printf(&body, "%snnk_conv2d_gemm(%s, %s, a->in[1], %d, %lld, %s, %s, %s, %s, %s,\n"
+                      "%s                %lld, %lld, %lld, %s, %lld, %lld, %s, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
+               ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O, by_pixels ? "0" : "(int)o0",
+               a->has_bias ? (by_pixels ? "a->in[2]" : "a->in[2] + o0") : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
+               act_enum(a->act1), act_enum(a->act2), ind, C, H, W, by_pixels ? format("%lld", O) : "(int)(o1 - o0)", OH,
+               OW, by_pixels ? "(int)p0, (int)p1" : format("0, %lld", P), a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0],
+               a->pad[1], a->dilation[0], a->dilation[1]);
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
+static void emit_conv2d(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    const Attrs *a = &op->a;
+    if (op->impl.family == IMPL_GEMM) {
+        emit_conv2d_gemm(e, op);
+        return;
+    }
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    /* each part computes a range [u0, u1) of output channels, or of whole groups when grouped */
+    long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
+    const char *y_at = affine(O * OH * OW, n, o_per * OH * OW, "u0"), *x_at = affine(C * H * W, n, G == 1 ? 0 : c_per * H * W, "u0");
+    Buf body = {0};
+    buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n", units, units);
+    buf_puts(&body, "    if (u0 == u1)\n        return;   /* more threads than groups: this one has none */\n");
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++) {\n", N);
+    buf_printf(&body, "%snnk_conv2d(%s, %s, %s, %s,\n%s           1, %s, %lld, %lld, (int)(u1 - u0)%s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+               ind, at("a->y", y_at), at("a->in[0]", x_at), at("a->in[1]", affine(o_per * prod(w, 1, 4), "u0", 0, NULL)),
+               a->has_bias ? at("a->in[2]", affine(o_per, "u0", 0, NULL)) : "NULL", ind,
+               G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per == 1 ? "" : format(" * %lld", o_per), OH, OW,
+               a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1],
+               G == 1 ? "1" : "(int)(u1 - u0)");
+    buf_puts(&body, epilogue(op, ind, y_at, affine(o_per * OH * OW, "(u1 - u0)", 0, NULL)));
+    if (N > 1)
+        buf_puts(&body, "    }\n");
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
+/* nn.Linear; each part computes a range [o0, o1) of output features, for every row. With a few rows
+   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear), which reads the weight
+   once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
+   panels when its features fill whole panels of NNK_NR (the parts then split at panel edges). */
+static void emit_linear(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    long long K = x->dims[x->rank - 1], O = y->dims[y->rank - 1], M = tensor_numel(x) / K;
+    const Attrs *a = &op->a;
+    Buf body = {0};
+    if (op->impl.family == IMPL_DOT) {
+        const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
+        const char *y_at = affine(O, m, 1, "o0");
+        buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
+        buf_puts(&body, "    if (o0 == o1)\n        return;\n");
+        if (M > 1)
+            buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
+        buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
+                   at("a->in[0]", affine(K, m, 0, NULL)), at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", K);
+        buf_puts(&body, epilogue(op, ind, y_at, "o1 - o0"));
+        if (M > 1)
+            buf_puts(&body, "    }\n");
+    } else {
+        bool packed = pack(e, op, op->in.items[1]);
+        split_rows(&body, O, packed, op->impl.pack_width);
+        buf_puts(&body, gemm_scratch(e));
+        buf_printf(&body, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n"
+                          "                    %lld, %lld, (int)(o1 - o0), scratch);\n", O, packed, O, a->has_bias ? "a->in[2] + o0" : "NULL",
+                   a->residual ? format("a->in[%d] + o0", a->residual) : "NULL", act_enum(a->act1), act_enum(a->act2),
+                   M, K);
+    }
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)M * (double)K * (double)O;
+}
+
+static void emit_batchnorm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %s);\n", (long long)x->dims[0],
+                        (long long)x->dims[1], (long long)prod(x, 2, x->rank), c_float(op->a.eps));
+    simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta, const float *mean, const float *var", body);
+}
+
+static void emit_layernorm(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int64_t D = x->dims[x->rank - 1];
+    char *body = format("    nnk_layernorm(y, x, gamma, beta, %lld, %lld, %s);\n", (long long)(tensor_numel(x) / D), (long long)D, c_float(op->a.eps));
+    simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
+}
+
+/* "o0", or "(C + o0)". */
+static const char *plus_o0(long long c) {
+    return c ? format("(%lld + o0)", c) : "o0";
+}
+
+/* The whole of multi-head attention on one thread (nnk_mha), for keys too many for a row of scores to
+   fit in a thread's scratch. */
+static void emit_mha_serial(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    bool cross = op->kind == OPK_CROSS_ATTENTION;
+    const Tensor *mem = cross ? op->in.items[1] : x;
+    long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
+    char *body = format("    _Static_assert(NNK_MHA_SCRATCH(%lld, %lld, %lld, %lld) <= %lld, \"scratch planned too small\");\n"
+                        "    nnk_mha(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch);\n",
+                        N, L, S, D, (long long)op->impl.scratch_floats, cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal);
+    const char *params = cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
+                                 "const float *out_b, float *scratch"
+                               : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
+                                 "const float *out_b, float *scratch";
+    simple_call(e, op, params, body);
+}
+
+/* Multi-head attention in three parallel stages, all in the op's scratch Q|K|V (NNK_MHA_SCRATCH):
+   "project" computes Q, K and V with blocked products (each part a range of features), "attend" runs
+   the heads (each part a range of (batch, head) pairs) and leaves their outputs in Q, and "output"
+   projects Q into y. The weights are packed when the embedding fills whole panels. */
+static void emit_mha(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    bool cross = op->kind == OPK_CROSS_ATTENTION;
+    const Tensor *mem = cross ? op->in.items[1] : x;
+    int wi = cross ? 2 : 1;   /* in_w, in_b, out_w, out_b from here */
+    long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1], heads = op->a.heads;
+    e->flops[op->id] = 2.0 * N * (L * D * D + 2.0 * S * D * D + 2.0 * L * S * D + L * D * D);
+    if (op->impl.family == IMPL_SERIAL) {
+        emit_mha_serial(e, op);
+        return;
+    }
+    const char *scratch = scratch_ref(e, op, 0);
+    bool in_packed = pack(e, op, op->in.items[wi]), out_packed = pack(e, op, op->in.items[wi + 2]);
+    long long k_at = N * L * D, v_at = k_at + N * S * D;
+
+    Buf project = {0};
+    split_rows(&project, D, in_packed, op->impl.pack_width);
+    buf_puts(&project, gemm_scratch(e));
+    const char *what[3] = {"Q", "K", "V"};
+    const long long at_[3] = {0, k_at, v_at}, rows[3] = {N * L, N * S, N * S};
+    for (int j = 0; j < 3; j++)
+        buf_printf(&project, "    nnk_linear_gemm(%s, %lld, a->in[%d], a->in[%d], %d, %lld, (int)%s, a->in[%d] + %s, NULL, NNK_ACT_NONE,\n"
+                             "                    NNK_ACT_NONE, %lld, %lld, (int)(o1 - o0), scratch);   /* %s */\n",
+                   at("a->y", plus_o0(at_[j])), D, j == 0 || !cross ? 0 : 1, wi, in_packed, 3 * D, plus_o0(j * D), wi + 1,
+                   plus_o0(j * D), rows[j], D, what[j]);
+    const char *fn1 = specialise_stage(e, op, "project", "const nnrt_op_args *a, int part, int parts", project.buf);
+
+    need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
+    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                          "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                          N * heads, N * heads, L, S, D, heads, op->a.causal);
+    const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
+
+    Buf output = {0};
+    split_rows(&output, D, out_packed, op->impl.pack_width);
+    buf_puts(&output, gemm_scratch(e));
+    buf_printf(&output, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,\n"
+                        "                    %lld, %lld, (int)(o1 - o0), scratch);\n", D, out_packed, D, N * L, D);
+    const char *fn3 = specialise_stage(e, op, "output", "const nnrt_op_args *a, int part, int parts", output.buf);
+
+    e->parallel = true;
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s%s%s, %s, %s);\n", fn1, scratch, ptr(e, x), cross ? ", " : "", cross ? ptr(e, mem) : "",
+               ptr(e, op->in.items[wi]), ptr(e, op->in.items[wi + 1]));
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s);\n", fn2, scratch, scratch_ref(e, op, k_at), scratch_ref(e, op, v_at));
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn3, ptr(e, op->out), scratch, ptr(e, op->in.items[wi + 2]),
+               ptr(e, op->in.items[wi + 3]), op->id);
+}
+
+/* An activation op: the kernel of its row of nnk_acts.def. */
+static void emit_unary(Emitter *e, const Op *op) {
+    if (op->a.act == ACT_NONE)
+        internal_error(op, "emit_unary: %s runs no activation (its ACT column in ops.def is NONE)", op_info[op->kind].name);
+    simple_call(e, op, "float *y, const float *x", format("    nnk_%s(y, x, %lld);\n", act_name[op->a.act], (long long)tensor_numel(op->out)));
+}
+
+/* Element strides of t read as a tensor of shape out (aligned from the right; 0 where broadcast). */
+static const char *broadcast_strides(const Tensor *t, const Tensor *out) {
+    int64_t strides[MAX_RANK], s = 1;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int j = t->rank - out->rank + i;
+        int64_t d = j >= 0 ? t->dims[j] : 1;
+        strides[i] = d == 1 ? 0 : s;
+        s *= d;
+    }
+    return int_array(out->rank, strides);
+}
+
+static const char *binop_enum(Operator op, bool reversed) {
+    switch (op) {
+    case OP_ADD: return "NNK_ADD";
+    case OP_SUB: return reversed ? "NNK_RSUB" : "NNK_SUB";
+    case OP_MUL: return "NNK_MUL";
+    default: return reversed ? "NNK_RDIV" : "NNK_DIV";
+    }
+}
+
+static void emit_binary(Emitter *e, const Op *op) {
+    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV};
+    const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
+    char *body = format("    static const int dims[] = %s;\n    static const long a_strides[] = %s, b_strides[] = %s;\n"
+                        "    nnk_binary(y, a, b, %s, %d, dims, a_strides, b_strides);\n",
+                        int_array(y->rank, y->dims), broadcast_strides(a, y), broadcast_strides(b, y), binop_enum(ops[op->kind], false), y->rank);
+    simple_call(e, op, "float *y, const float *a, const float *b", body);
+}
+
+static void emit_scalar(Emitter *e, const Op *op) {
+    char *body = format("    nnk_scalar(y, x, %s, %s, %lld);\n", c_float(op->a.value), binop_enum(op->a.binop, op->a.scalar_first),
+                        (long long)tensor_numel(op->out));
+    simple_call(e, op, "float *y, const float *x", body);
+}
+
+static void emit_softmax(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    char *body = format("    nnk_softmax(y, x, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank));
+    simple_call(e, op, "float *y, const float *x", body);
+}
+
+static void emit_pool(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    const Attrs *a = &op->a;
+    char *body = format("    %s(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d);\n",
+                        op->kind == OPK_MAXPOOL ? "nnk_maxpool2d" : "nnk_avgpool2d", (long long)x->dims[0], (long long)x->dims[1],
+                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],
+                        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    char *body = format("    nnk_adaptive_avgpool2d(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)x->dims[0], (long long)x->dims[1],
+                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_pad(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    char *body = format("    nnk_pad(y, x, %lld, %lld, %lld, %lld, %lld, %s);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.before, (long long)op->a.after, c_float(op->a.value));
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+/* A view costs no code: a comment says where its memory is. */
+static bool emit_view(Emitter *e, const Op *op) {
+    if (!op->out->view_of)
+        return false;
+    buf_printf(&e->body, "\n    /* %s%s%s: %s is a view of %s at %s */\n", op_info[op->kind].name, op->label ? " " : "", op->label ? op->label : "",
+               shape_c(op->out), shape_c(op->in.items[0]), ptr(e, op->out));
+    return true;
+}
+
+/* A reshape is a view unless it produces a model output, which must be copied out. */
+static void emit_reshape(Emitter *e, const Op *op) {
+    if (emit_view(e, op))
+        return;
+    call_comment(e, op);
+    buf_printf(&e->body, "    memcpy(%s, %s, %lld * sizeof(float));\n    TICK(%d);\n", ptr(e, op->out), ptr(e, op->in.items[0]),
+               (long long)tensor_numel(op->out), op->id);
+}
+
+static void emit_transpose(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    if (emit_view(e, op))
+        return;
+    int64_t perm[MAX_RANK];
+    for (int i = 0; i < x->rank; i++)
+        perm[i] = op->a.perm[i];
+    char *body = format("    static const int dims[] = %s, perm[] = %s;\n    nnk_transpose(y, x, %d, dims, perm);\n",
+                        int_array(x->rank, x->dims), int_array(x->rank, perm), x->rank);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_concat(Emitter *e, const Op *op) {
+    const Tensor *y = op->out;
+    int ax = op->a.axis;
+    call_comment(e, op);
+    int64_t offset = 0;
+    for (int i = 0; i < op->in.len; i++) {
+        const Tensor *x = op->in.items[i];
+        buf_printf(&e->body, "    nnk_copy_axis(%s, %s, %lld, %lld, %lld, %lld, %lld);\n", ptr(e, y), ptr(e, x), (long long)prod(y, 0, ax),
+                   (long long)x->dims[ax], (long long)prod(y, ax + 1, y->rank), (long long)y->dims[ax], (long long)offset);
+        offset += x->dims[ax];
+    }
+    buf_printf(&e->body, "    TICK(%d);\n", op->id);
+}
+
+static void emit_slice(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    if (emit_view(e, op))
+        return;
+    int ax = op->a.axis;
+    char *body = format("    nnk_slice(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)op->a.start, (long long)op->a.step, (long long)op->out->dims[ax]);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_expand(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    char *body = format("    static const int dims[] = %s;\n    static const long x_strides[] = %s;\n    nnk_broadcast(y, x, %d, dims, x_strides);\n",
+                        int_array(y->rank, y->dims), broadcast_strides(x, y), y->rank);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+static void emit_matmul(Emitter *e, const Op *op) {
+    const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
+    Tensor a2, b2;   /* 1-D operands as matrices, as the shape rule saw them */
+    matmul_operands(a, b, &a2, &b2);
+    int64_t M = a2.dims[a2.rank - 2], K = a2.dims[a2.rank - 1], N = b2.dims[b2.rank - 1];
+    int brank = (a2.rank > b2.rank ? a2.rank : b2.rank) - 2;
+    int64_t bdims[MAX_RANK], as[MAX_RANK], bs[MAX_RANK];
+    int64_t sa = M * K, sb = K * N;
+    for (int i = brank - 1; i >= 0; i--) {
+        int ia = a2.rank - 2 - brank + i, ib = b2.rank - 2 - brank + i;
+        int64_t da = ia >= 0 ? a2.dims[ia] : 1, db = ib >= 0 ? b2.dims[ib] : 1;
+        bdims[i] = da > db ? da : db;
+        as[i] = da == 1 ? 0 : sa;
+        bs[i] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+    }
+    Buf body = {0};
+    if (brank > 0)
+        buf_printf(&body, "    static const int bdims[] = %s;\n    static const long a_strides[] = %s, b_strides[] = %s;\n",
+                   int_array(brank, bdims), int_array(brank, as), int_array(brank, bs));
+    buf_printf(&body, "    nnk_matmul(y, a, b, %d, %s, %lld, %lld, %lld);\n", brank, brank ? "bdims, a_strides, b_strides" : "NULL, NULL, NULL",
+               (long long)M, (long long)K, (long long)N);
+    simple_call(e, op, "float *restrict y, const float *restrict a, const float *restrict b", body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)K;
+}
+
+/* Scaled dot-product attention: each part takes a range of the batch (every leading axis) and runs
+   nnk_attend_blocked on each of its matrices, in the thread's scratch. */
+static void emit_sdpa(Emitter *e, const Op *op) {
+    const Tensor *q = op->in.items[0], *k = op->in.items[1], *v = op->in.items[2];
+    int r = q->rank;
+    long long B = prod(q, 0, r - 2), L = q->dims[r - 2], D = q->dims[r - 1], S = k->dims[r - 2], Dv = v->dims[r - 1];
+    e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
+    need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
+    char *body = format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+                        "    for (long b = b0; b < b1; b++)\n"
+                        "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
+                        "                           %lld, %lld, %lld, %lld, %s, %d, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                        B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal);
+    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body);
+    e->parallel = true;
+    call_comment(e, op);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn, ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), op->id);
+}
+
+/* The emitters by op kind, from ops.def (0 for the rows that lower to other ops). */
+static EmitFn *const emit_fn[OPK_COUNT] = {
+#define OP(id, name, user, props, act, sig, build, emit) [OPK_##id] = emit,
+#include "ops.def"
+#undef OP
+};
+
+bool op_has_emitter(OpKind kind) { return emit_fn[kind] != NULL; }
+EmitFn *emitter_of(OpKind kind) { return emit_fn[kind]; }
