@@ -5,14 +5,17 @@
  * The loops are the classic ones of BLIS and GotoBLAS. B is copied a block of KC×NC at a time into
  * panels NR columns wide (for a convolution this copy is the im2col gather, done one block at a time, so
  * the whole patch matrix never exists); A a block of MC×KC at a time into strips MR rows high. A
- * micro-kernel then keeps an MR×NR tile of C in registers (8 × 48 = 24 vectors of 16 floats) and, for
- * every k, broadcasts MR values of A against NR/16 vectors of B: 24 independent FMAs, enough to keep the
- * FMA pipe full. Edges are handled by zero-padding the packed copies and masking the stores.
+ * micro-kernel then computes an MR×NR = 8×48 tile of C in registers: for every k it broadcasts the 8
+ * values of A against the 48 of B, with as many independent FMAs as the ISA's registers hold (one
+ * 8×48 tile in 24 zmm on AVX-512; four 4×24 sub-tiles of 12 ymm one after the other on AVX2; see each
+ * path's header). Edges are handled by zero-padding the packed copies and masking the stores. MR, NR
+ * and the packed layouts are the same on every path: the generated C computes its splits from them.
  *
  * Every element of C is the sum over k in increasing order, one FMA at a time, from the bias: the same
- * operations whichever tile, block or thread computes it, so a result does not depend on how the work
- * is split. With AVX-512 the micro-kernel uses intrinsics; elsewhere a plain C version computes the same
- * sums (without fused multiply-add unless the compiler contracts).
+ * operations whichever tile, sub-tile, block or thread computes it, so a result does not depend on how
+ * the work is split (and the AVX2 and AVX-512 tiles give the same bits). The intrinsic paths use fused
+ * multiply-adds; the portable ones compute the same sums as a multiply and an add unless the compiler
+ * contracts them.
  *
  * A caller passes scratch memory of NNK_GEMM_SCRATCH floats, one block per thread.
  */
@@ -21,10 +24,6 @@
 
 #include "nnk_base.h"
 #include "nnk_elementwise.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 enum {
     NNK_MR = 8,     /* rows of the register tile */
@@ -132,152 +131,49 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
 #define NNK__UNROLL
 #endif
 
-/* One tile: C[rows][cols] (+)= ap · bp over kc. `first` starts from the bias (rbias per row, cbias per
-   column, either may be NULL) instead of from C. With `last` set, the tile applies the epilogue itself
-   when it can (relu or nothing for act1 and act2, res laid out like C) and returns 1; otherwise 0. */
-#if defined(__AVX512F__)
-static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *restrict ap, const float *restrict bp,
-                                                           int kc, float *restrict c, long ldc, int rows, int cols,
-                                                           const float *rbias, const float *cbias, int first, int last,
-                                                           const float *res, int act1, int act2)
+/* Whether a tile may apply the epilogue in registers: on the last block of K, with relu or nothing for
+   act1 and act2. */
+static inline int nnk__fusable(int last, const float *res, int act1, int act2)
 {
-    __m512 acc[NNK_MR][3];
-    __mmask16 mask[3];
-NNK__UNROLL
-    for (int v = 0; v < nv; v++) {
-        int left = cols - 16 * v;
-        mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-    }
-NNK__UNROLL
-    for (int r = 0; r < NNK_MR; r++)
-NNK__UNROLL
-        for (int v = 0; v < nv; v++) {
-            if (!first)
-                acc[r][v] = r < rows ? _mm512_maskz_loadu_ps(mask[v], c + (long)r * ldc + 16 * v) : _mm512_setzero_ps();
-            else if (rbias)
-                acc[r][v] = _mm512_set1_ps(r < rows ? rbias[r] : 0.0f);
-            else if (cbias)
-                acc[r][v] = _mm512_maskz_loadu_ps(mask[v], cbias + 16 * v);
-            else
-                acc[r][v] = _mm512_setzero_ps();
-        }
-    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
-        __m512 bv[3];
-NNK__UNROLL
-        for (int v = 0; v < nv; v++)
-            bv[v] = _mm512_loadu_ps(bp + 16 * v);
-NNK__UNROLL
-        for (int r = 0; r < NNK_MR; r++) {
-            __m512 av = _mm512_set1_ps(ap[r]);
-NNK__UNROLL
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-        }
-    }
-    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
-                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
-    if (epilogue) {   /* relu as nnk_relu computes it: 0 > x ? 0 : x keeps NaN and -0 */
-        __m512 zero = _mm512_setzero_ps();
-NNK__UNROLL
-        for (int r = 0; r < NNK_MR; r++)
-NNK__UNROLL
-            for (int v = 0; v < nv && r < rows; v++) {
-                if (act1 == NNK_ACT_RELU)
-                    acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
-                if (res) {
-                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], res + (long)r * ldc + 16 * v));
-                    if (act2 == NNK_ACT_RELU)
-                        acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
-                }
-            }
-    }
-    /* (fixed counts and full unrolling, so that acc[][] stays in registers, gcc at -O2 included) */
-NNK__UNROLL
-    for (int r = 0; r < NNK_MR; r++)
-NNK__UNROLL
-        for (int v = 0; v < nv && r < rows; v++)
-            _mm512_mask_storeu_ps(c + (long)r * ldc + 16 * v, mask[v], acc[r][v]);
-    return epilogue;
+    return last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
+           (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
 }
 
-/* The full 8×48 tile, the hot loop: nnk__tile(3, ...) with rows = 8 and cols = 48, written out with 24
-   named accumulators and kept out of line, so that no compiler (gcc at -O2 included) spills one to the
-   stack whatever surrounds the call. */
-#define NNK__ROW_INIT(r)                                                                        \
-    if (!first) {                                                                               \
-        c##r##0 = _mm512_loadu_ps(c + (long)(r) * ldc);                                         \
-        c##r##1 = _mm512_loadu_ps(c + (long)(r) * ldc + 16);                                    \
-        c##r##2 = _mm512_loadu_ps(c + (long)(r) * ldc + 32);                                    \
-    } else if (rbias) {                                                                         \
-        c##r##0 = c##r##1 = c##r##2 = _mm512_set1_ps(rbias[r]);                                 \
-    } else if (cbias) {                                                                         \
-        c##r##0 = _mm512_loadu_ps(cbias);                                                       \
-        c##r##1 = _mm512_loadu_ps(cbias + 16);                                                  \
-        c##r##2 = _mm512_loadu_ps(cbias + 32);                                                  \
-    } else {                                                                                    \
-        c##r##0 = c##r##1 = c##r##2 = _mm512_setzero_ps();                                      \
-    }
-#define NNK__ROW_FMA(r)                                                                         \
-    {                                                                                           \
-        __m512 a = _mm512_set1_ps(ap[r]);                                                       \
-        c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                              \
-        c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                              \
-        c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                              \
-    }
-#define NNK__RELU3(r)                                                                           \
-    c##r##0 = _mm512_max_ps(zero, c##r##0);                                                     \
-    c##r##1 = _mm512_max_ps(zero, c##r##1);                                                     \
-    c##r##2 = _mm512_max_ps(zero, c##r##2);
-#define NNK__ROW_STORE(r)                                                                       \
-    if (epilogue) {                                                                             \
-        if (act1 == NNK_ACT_RELU) {                                                             \
-            NNK__RELU3(r)                                                                       \
-        }                                                                                       \
-        if (res) {                                                                              \
-            c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(res + (long)(r) * ldc));           \
-            c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(res + (long)(r) * ldc + 16));      \
-            c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(res + (long)(r) * ldc + 32));      \
-            if (act2 == NNK_ACT_RELU) {                                                         \
-                NNK__RELU3(r)                                                                   \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-    _mm512_storeu_ps(c + (long)(r) * ldc, c##r##0);                                             \
-    _mm512_storeu_ps(c + (long)(r) * ldc + 16, c##r##1);                                        \
-    _mm512_storeu_ps(c + (long)(r) * ldc + 32, c##r##2);
+/* The register tile, one path per ISA, each defining
+       int nnk__tile_8x48(ap, bp, kc, c, ldc, rbias, cbias, first, last, res, act1, act2)
+       int nnk__tile_edge(ap, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2)
+   C[rows][cols] (+)= ap · bp over kc, for the full 8×48 tile and for one with rows <= MR, cols <= NR
+   (A and B zero-padded past them). `first` starts from the bias (rbias per row, cbias per column, either
+   may be NULL) instead of from C. With `last` set, a tile applies the epilogue itself when it can
+   (nnk__fusable; res laid out like C) and returns 1; otherwise 0, and nnk_gemm applies it. The path is
+   the first of these whose macros are defined, and the header says which by defining one NNK_GEMM_*
+   macro (the kernel tests check it):
 
-static __attribute__((noinline, unused)) int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc,
-                                                              float *restrict c, long ldc, const float *rbias,
-                                                              const float *cbias, int first, int last, const float *res,
-                                                              int act1, int act2)
-{
-    __m512 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
-    __m512 c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
-    NNK__ROW_INIT(0) NNK__ROW_INIT(1) NNK__ROW_INIT(2) NNK__ROW_INIT(3)
-    NNK__ROW_INIT(4) NNK__ROW_INIT(5) NNK__ROW_INIT(6) NNK__ROW_INIT(7)
-    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
-        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
-        NNK__ROW_FMA(0) NNK__ROW_FMA(1) NNK__ROW_FMA(2) NNK__ROW_FMA(3)
-        NNK__ROW_FMA(4) NNK__ROW_FMA(5) NNK__ROW_FMA(6) NNK__ROW_FMA(7)
-    }
-    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
-                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
-    __m512 zero = _mm512_setzero_ps();
-    NNK__ROW_STORE(0) NNK__ROW_STORE(1) NNK__ROW_STORE(2) NNK__ROW_STORE(3)
-    NNK__ROW_STORE(4) NNK__ROW_STORE(5) NNK__ROW_STORE(6) NNK__ROW_STORE(7)
-    return epilogue;
-}
-#undef NNK__ROW_INIT
-#undef NNK__ROW_FMA
-#undef NNK__RELU3
-#undef NNK__ROW_STORE
+       NNK_GEMM_AVX512F     __AVX512F__                    nnk_gemm_avx512.h  8×48 in 24 zmm
+       NNK_GEMM_AVX2_FMA    __AVX2__ and __FMA__           nnk_gemm_avx2.h    4 × (4×24) in 12 ymm
+       NNK_GEMM_VECTOR      GNU C and 128-bit SIMD         nnk_gemm_vector.h  vector types
+       NNK_GEMM_SCALAR      anything else                  below              a plain loop
+
+   Defining NNK_PORTABLE skips the intrinsic paths, and NNK_SCALAR every path but the last (for tests,
+   and for comparing paths on one machine). */
+#if defined(__AVX512F__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#define NNK_GEMM_AVX512F 1
+#include "nnk_gemm_avx512.h"
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#define NNK_GEMM_AVX2_FMA 1
+#include "nnk_gemm_avx2.h"
+#elif defined(__GNUC__) && !defined(NNK_SCALAR) &&                                                         \
+    (defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__wasm_simd128__))
+#define NNK_GEMM_VECTOR 1
+#include "nnk_gemm_vector.h"
 #else
-static inline int nnk__tile(int nv, const float *restrict ap, const float *restrict bp, int kc, float *restrict c,
-                            long ldc, int rows, int cols, const float *rbias, const float *cbias, int first, int last,
-                            const float *res, int act1, int act2)
+#define NNK_GEMM_SCALAR 1
+static inline int nnk__tile_edge(const float *restrict ap, const float *restrict bp, int kc, float *restrict c,
+                                 long ldc, int rows, int cols, const float *rbias, const float *cbias, int first,
+                                 int last, const float *res, int act1, int act2)
 {
     float acc[NNK_MR][NNK_NR];
-    (void)nv, (void)last, (void)res, (void)act1, (void)act2;
+    (void)last, (void)res, (void)act1, (void)act2;
     for (int r = 0; r < NNK_MR; r++)
         for (int j = 0; j < NNK_NR; j++)
             acc[r][j] = !first ? (r < rows && j < cols ? c[(long)r * ldc + j] : 0.0f)
@@ -291,6 +187,13 @@ static inline int nnk__tile(int nv, const float *restrict ap, const float *restr
         for (int j = 0; j < cols; j++)
             c[(long)r * ldc + j] = acc[r][j];
     return 0;
+}
+
+static inline int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc, float *restrict c,
+                                 long ldc, const float *rbias, const float *cbias, int first, int last,
+                                 const float *res, int act1, int act2)
+{
+    return nnk__tile_edge(ap, bp, kc, c, ldc, NNK_MR, NNK_NR, rbias, cbias, first, last, res, act1, act2);
 }
 #endif
 
@@ -353,17 +256,11 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                         const float *apanel = ablock + (long)i0 * kc, *rb = rbias ? rbias + m0 + i0 : NULL;
                         const float *rt = res ? res + at : NULL;
                         int done;
-#if defined(__AVX512F__)
                         if (rows == NNK_MR && cols == NNK_NR)
                             done = nnk__tile_8x48(apanel, bpanel, kc, c + at, ldc, rb, cb, k0 == 0, last, rt, act1, act2);
                         else
-#endif
-                        if (cols > 32)
-                            done = nnk__tile(3, apanel, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0, last, rt, act1, act2);
-                        else if (cols > 16)
-                            done = nnk__tile(2, apanel, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0, last, rt, act1, act2);
-                        else
-                            done = nnk__tile(1, apanel, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0, last, rt, act1, act2);
+                            done = nnk__tile_edge(apanel, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0, last, rt,
+                                                  act1, act2);
                         if (last && !done && (act1 || res))
                             for (int r = 0; r < rows; r++)
                                 nnk_epilogue(c + at + (long)r * ldc, res ? res + at + (long)r * ldc : NULL, cols, act1, act2);

@@ -80,16 +80,18 @@ CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctyp
 
 LIB = None
 
-# The ISA paths of runtime/kernels/, best first. A build takes the first path whose macros are all defined
-# (nnk_gemm.h: `#if defined(__AVX512F__)` selects the AVX-512 8x48 tile, otherwise everything is plain C).
+# The ISA paths of runtime/kernels/, best first. A build takes the first path whose macros are all defined:
+# nnk_gemm.h picks its register tile from the target's macros and says which by defining one NNK_GEMM_*
+# macro, so each row asks for both (NNK_PORTABLE skips the intrinsic tiles, NNK_SCALAR every vector path).
 # name; what it is; the flags `--isa NAME` builds with when --cflags is not given; the macros that prove a
 # build compiled the path; the CPU features (as __builtin_cpu_supports names them) needed to run it. A new
-# micro-kernel is a row, e.g. ("avx2", "AVX2 tile", "-march=x86-64-v3", ("__AVX2__", "__FMA__"), ("avx2", "fma"))
-# after avx512f, once its header selects it with those macros.
+# micro-kernel is a row, once its header selects it with those macros.
 IsaPath = collections.namedtuple("IsaPath", "name what cflags macros cpu")
 ISA_PATHS = [
-    IsaPath("avx512f", "AVX-512 tile", "-march=x86-64-v4", ("__AVX512F__",), ("avx512f",)),
-    IsaPath("plain", "plain C", "", (), ()),
+    IsaPath("avx512f", "AVX-512 tile", "-march=x86-64-v4", ("__AVX512F__", "NNK_GEMM_AVX512F"), ("avx512f",)),
+    IsaPath("avx2", "AVX2+FMA tile", "-march=x86-64-v3", ("__AVX2__", "__FMA__", "NNK_GEMM_AVX2_FMA"), ("avx2", "fma")),
+    IsaPath("vector", "portable vector-type tile", "", ("NNK_GEMM_VECTOR",), ()),
+    IsaPath("plain", "plain C", "-DNNK_SCALAR", (), ()),
 ]
 
 
@@ -625,7 +627,10 @@ def linear_gemm_cases():
             (5, 768, 17, 3, 17, True), (1, 1000, 3, 0, 3, True), (197, 96, 40, 0, 40, False),
             (197, 300, 500, 0, 250, True), (197, 300, 500, 250, 500, True), (70, 513, 49, 1, 48, True),
             (9, 40, 1000, 0, 1000, True), (130, 257, 97, 0, 97, False), (197, 300, 144, 48, 144, True),
-            (20, 600, 96, 0, 96, False), (197, 768, 480, 0, 240, True), (197, 768, 480, 240, 480, True)]):
+            (20, 600, 96, 0, 96, False), (197, 768, 480, 0, 240, True), (197, 768, 480, 240, 480, True),
+            # edges of the AVX2 path's 4x24 sub-tiles: 1, 2 or 3 rows against 8, 16 or 17..23 columns
+            (5, 300, 8, 0, 8, True), (10, 40, 56, 0, 56, False), (2, 40, 16, 0, 16, True), (11, 300, 65, 0, 65, True),
+            (11, 70, 64, 0, 64, True)]):
         act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
         packed = O % 48 == 0 and o0 % 48 == 0 and o1 % 48 == 0   # weights in nnk_pack_weight's layout
 

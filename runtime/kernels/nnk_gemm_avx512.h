@@ -1,0 +1,161 @@
+/*
+ * nnk_gemm_avx512.h — the AVX-512 register tile of nnk_gemm.h, which includes it when __AVX512F__ is
+ * defined (not a header to include on its own).
+ *
+ * The 8×48 tile is 24 zmm accumulators (8 rows × 3 vectors of 16 floats) of the 32 registers; for every
+ * k, 3 loads of B, 8 broadcasts of A and 24 independent FMAs. nnk__tile_8x48 is the full tile, written
+ * out with named accumulators and out of line; nnk__tile is every edge tile (rows < 8 or cols < 48), with
+ * masked loads and stores, for 1, 2 or 3 vectors of columns. Both apply relu and the residual in
+ * registers.
+ */
+
+#include <immintrin.h>
+static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *restrict ap, const float *restrict bp,
+                                                           int kc, float *restrict c, long ldc, int rows, int cols,
+                                                           const float *rbias, const float *cbias, int first, int last,
+                                                           const float *res, int act1, int act2)
+{
+    __m512 acc[NNK_MR][3];
+    __mmask16 mask[3];
+NNK__UNROLL
+    for (int v = 0; v < nv; v++) {
+        int left = cols - 16 * v;
+        mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    }
+NNK__UNROLL
+    for (int r = 0; r < NNK_MR; r++)
+NNK__UNROLL
+        for (int v = 0; v < nv; v++) {
+            if (!first)
+                acc[r][v] = r < rows ? _mm512_maskz_loadu_ps(mask[v], c + (long)r * ldc + 16 * v) : _mm512_setzero_ps();
+            else if (rbias)
+                acc[r][v] = _mm512_set1_ps(r < rows ? rbias[r] : 0.0f);
+            else if (cbias)
+                acc[r][v] = _mm512_maskz_loadu_ps(mask[v], cbias + 16 * v);
+            else
+                acc[r][v] = _mm512_setzero_ps();
+        }
+    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
+        __m512 bv[3];
+NNK__UNROLL
+        for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_loadu_ps(bp + 16 * v);
+NNK__UNROLL
+        for (int r = 0; r < NNK_MR; r++) {
+            __m512 av = _mm512_set1_ps(ap[r]);
+NNK__UNROLL
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
+                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
+    if (epilogue) {   /* relu as nnk_relu computes it: 0 > x ? 0 : x keeps NaN and -0 */
+        __m512 zero = _mm512_setzero_ps();
+NNK__UNROLL
+        for (int r = 0; r < NNK_MR; r++)
+NNK__UNROLL
+            for (int v = 0; v < nv && r < rows; v++) {
+                if (act1 == NNK_ACT_RELU)
+                    acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
+                if (res) {
+                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], res + (long)r * ldc + 16 * v));
+                    if (act2 == NNK_ACT_RELU)
+                        acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
+                }
+            }
+    }
+    /* (fixed counts and full unrolling, so that acc[][] stays in registers, gcc at -O2 included) */
+NNK__UNROLL
+    for (int r = 0; r < NNK_MR; r++)
+NNK__UNROLL
+        for (int v = 0; v < nv && r < rows; v++)
+            _mm512_mask_storeu_ps(c + (long)r * ldc + 16 * v, mask[v], acc[r][v]);
+    return epilogue;
+}
+
+/* The full 8×48 tile, the hot loop: nnk__tile(3, ...) with rows = 8 and cols = 48, written out with 24
+   named accumulators and kept out of line, so that no compiler (gcc at -O2 included) spills one to the
+   stack whatever surrounds the call. */
+#define NNK__ROW_INIT(r)                                                                        \
+    if (!first) {                                                                               \
+        c##r##0 = _mm512_loadu_ps(c + (long)(r) * ldc);                                         \
+        c##r##1 = _mm512_loadu_ps(c + (long)(r) * ldc + 16);                                    \
+        c##r##2 = _mm512_loadu_ps(c + (long)(r) * ldc + 32);                                    \
+    } else if (rbias) {                                                                         \
+        c##r##0 = c##r##1 = c##r##2 = _mm512_set1_ps(rbias[r]);                                 \
+    } else if (cbias) {                                                                         \
+        c##r##0 = _mm512_loadu_ps(cbias);                                                       \
+        c##r##1 = _mm512_loadu_ps(cbias + 16);                                                  \
+        c##r##2 = _mm512_loadu_ps(cbias + 32);                                                  \
+    } else {                                                                                    \
+        c##r##0 = c##r##1 = c##r##2 = _mm512_setzero_ps();                                      \
+    }
+#define NNK__ROW_FMA(r)                                                                         \
+    {                                                                                           \
+        __m512 a = _mm512_set1_ps(ap[r]);                                                       \
+        c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                              \
+        c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                              \
+        c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                              \
+    }
+#define NNK__RELU3(r)                                                                           \
+    c##r##0 = _mm512_max_ps(zero, c##r##0);                                                     \
+    c##r##1 = _mm512_max_ps(zero, c##r##1);                                                     \
+    c##r##2 = _mm512_max_ps(zero, c##r##2);
+#define NNK__ROW_STORE(r)                                                                       \
+    if (epilogue) {                                                                             \
+        if (act1 == NNK_ACT_RELU) {                                                             \
+            NNK__RELU3(r)                                                                       \
+        }                                                                                       \
+        if (res) {                                                                              \
+            c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(res + (long)(r) * ldc));           \
+            c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(res + (long)(r) * ldc + 16));      \
+            c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(res + (long)(r) * ldc + 32));      \
+            if (act2 == NNK_ACT_RELU) {                                                         \
+                NNK__RELU3(r)                                                                   \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    _mm512_storeu_ps(c + (long)(r) * ldc, c##r##0);                                             \
+    _mm512_storeu_ps(c + (long)(r) * ldc + 16, c##r##1);                                        \
+    _mm512_storeu_ps(c + (long)(r) * ldc + 32, c##r##2);
+
+static __attribute__((noinline, unused)) int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc,
+                                                              float *restrict c, long ldc, const float *rbias,
+                                                              const float *cbias, int first, int last, const float *res,
+                                                              int act1, int act2)
+{
+    __m512 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+    __m512 c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
+    NNK__ROW_INIT(0) NNK__ROW_INIT(1) NNK__ROW_INIT(2) NNK__ROW_INIT(3)
+    NNK__ROW_INIT(4) NNK__ROW_INIT(5) NNK__ROW_INIT(6) NNK__ROW_INIT(7)
+    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
+        NNK__ROW_FMA(0) NNK__ROW_FMA(1) NNK__ROW_FMA(2) NNK__ROW_FMA(3)
+        NNK__ROW_FMA(4) NNK__ROW_FMA(5) NNK__ROW_FMA(6) NNK__ROW_FMA(7)
+    }
+    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
+                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
+    __m512 zero = _mm512_setzero_ps();
+    NNK__ROW_STORE(0) NNK__ROW_STORE(1) NNK__ROW_STORE(2) NNK__ROW_STORE(3)
+    NNK__ROW_STORE(4) NNK__ROW_STORE(5) NNK__ROW_STORE(6) NNK__ROW_STORE(7)
+    return epilogue;
+}
+#undef NNK__ROW_INIT
+#undef NNK__ROW_FMA
+#undef NNK__RELU3
+#undef NNK__ROW_STORE
+
+/* A tile with rows < MR or cols < NR: only the vectors of columns it has. */
+static inline __attribute__((always_inline)) int nnk__tile_edge(const float *restrict ap, const float *restrict bp,
+                                                                int kc, float *restrict c, long ldc, int rows,
+                                                                int cols, const float *rbias, const float *cbias,
+                                                                int first, int last, const float *res, int act1,
+                                                                int act2)
+{
+    if (cols > 32)
+        return nnk__tile(3, ap, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2);
+    if (cols > 16)
+        return nnk__tile(2, ap, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2);
+    return nnk__tile(1, ap, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2);
+}
