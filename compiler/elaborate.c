@@ -15,6 +15,7 @@
  */
 #include "elab.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -525,8 +526,93 @@ static bool list_index(Elab *E, Node *n, int64_t len, Value *idx, int64_t *out) 
 
 static Value *shape_list(const Tensor *t) { return ints_value(t->rank, t->dims); }
 
+/* The compile-time functions of numbers: int (towards zero, as Python's), float, floor, ceil, round
+   (half to even, as Python's), min and max of two or more numbers or of one list of them. What
+   `_make_divisible` in MobileNet and EfficientNet needs: int(max(8, int(c * w + 4) // 8 * 8)). */
+static const char *const number_fns[] = {"int", "float", "floor", "ceil", "round", "min", "max", NULL};
+
+static bool is_number_fn(const char *name) {
+    for (int i = 0; number_fns[i]; i++)
+        if (strcmp(number_fns[i], name) == 0)
+            return true;
+    return false;
+}
+
+static Value *number_of(double f, bool as_int) { return as_int ? int_value((int64_t)f) : float_value(f); }
+
+static Value *eval_number_fn(Elab *E, Scope *S, Node *n, const char *label) {
+    const char *name = n->str;
+    bool extremum = name[0] == 'm';
+    if (label) {
+        error_at(E, n->loc, "'as' names the weights a call creates, and %s creates none", name);
+        return NULL;
+    }
+    Vec vals = {0};
+    bool one_list = false;
+    for (int i = 0; i < n->args.len; i++) {
+        Arg *a = n->args.items[i];
+        if (a->name) {
+            error_at(E, a->loc, "%s takes no keyword arguments", name);
+            return NULL;
+        }
+        Value *v = eval(E, S, a->value);
+        if (!v)
+            return NULL;
+        if (extremum && n->args.len == 1 && v->kind == V_LIST) {
+            one_list = true;
+            for (int j = 0; j < v->items.len; j++)
+                vec_push(&vals, v->items.items[j]);
+        } else {
+            vec_push(&vals, v);
+        }
+        for (int j = 0; j < vals.len; j++)
+            if (!is_number(VEC_AT(vals, j, Value *))) {
+                error_at(E, a->value->loc, "%s takes %s, found %s", name, extremum ? "numbers (or one list of them)" : "a number",
+                         describe(VEC_AT(vals, j, Value *)));
+                return NULL;
+            }
+    }
+    if (extremum && n->args.len == 1 && !one_list) {
+        error_at(E, n->loc, "%s takes two or more numbers, or one non-empty list, found one number", name);
+        return NULL;
+    }
+    if (extremum ? vals.len < (n->args.len == 1 ? 1 : 2) : n->args.len != 1) {
+        error_at(E, n->loc, "%s takes %s, found %d argument%s", name, extremum ? "two or more numbers, or one non-empty list" : "one number",
+                 n->args.len, n->args.len == 1 ? "" : "s");
+        return NULL;
+    }
+    Value *x = vals.items[0];
+    double f = x->kind == V_INT ? (double)x->i : x->f;
+    if (extremum) {
+        Value *best = x;
+        for (int j = 1; j < vals.len; j++) {
+            Value *v = vals.items[j];
+            double a = best->kind == V_INT ? (double)best->i : best->f, b = v->kind == V_INT ? (double)v->i : v->f;
+            if (name[1] == 'a' ? b > a : b < a)
+                best = v;
+        }
+        return best;
+    }
+    if (strcmp(name, "float") == 0)
+        return float_value(f);
+    if (x->kind == V_INT)
+        return x;
+    if (!isfinite(f) || fabs(f) >= 9.2e18) {
+        error_at(E, VEC_AT(n->args, 0, Arg *)->value->loc, "%s of %g is not a 64-bit integer", name, f);
+        return NULL;
+    }
+    switch (name[0]) {
+    case 'i': return number_of(trunc(f), true);
+    case 'f': return number_of(floor(f), true);
+    case 'c': return number_of(ceil(f), true);
+    default: return number_of(nearbyint(f), true);   /* round: the default rounding mode, half to even */
+    }
+}
+
 static Value *eval_call(Elab *E, Scope *S, Node *n, const char *label) {
     const char *name = n->str;
+    if (is_number_fn(name) && !find_decl(&E->blocks, name))
+        return eval_number_fn(E, S, n, label);
     if (strcmp(name, "len") == 0 && !find_decl(&E->blocks, name)) {
         if (n->args.len != 1 || VEC_AT(n->args, 0, Arg *)->name) {
             error_at(E, n->loc, "len takes one list, found %d arguments", n->args.len);
@@ -562,6 +648,16 @@ static Value *eval_call(Elab *E, Scope *S, Node *n, const char *label) {
     return NULL;
 }
 
+/* A string that may stand in a weight key: letters, digits, '_', '-' and '.', not empty, no empty segment. */
+static bool valid_key_text(const char *s) {
+    if (!s[0] || s[0] == '.' || s[strlen(s) - 1] == '.' || strstr(s, ".."))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
 static const char *eval_path(Elab *E, Scope *S, Path *path) {
     if (path->is_self) {
         if (!S->named) {
@@ -586,8 +682,13 @@ static const char *eval_path(Elab *E, Scope *S, Path *path) {
             Value *v = eval(E, S, part->expr);
             if (!v)
                 return NULL;
+            if (v->kind == V_STR && valid_key_text(v->s)) {   /* a name computed as a string: "block1-0" */
+                buf_puts(&b, v->s);
+                continue;
+            }
             if (v->kind != V_INT) {
-                error_at(E, part->expr->loc, "a {...} in a weight name must be an int, found %s", describe(v));
+                error_at(E, part->expr->loc, "a {...} in a weight name must be an int or a string of letters, digits, '_', '-' and '.', found %s",
+                         describe(v));
                 return NULL;
             }
             buf_printf(&b, "%lld", (long long)v->i);

@@ -761,6 +761,22 @@ static void test_arithmetic(void) {
     value_fails("value: 1 % 0 is an error", P, B, "1 % 0", "division by zero");
     value_fails("value: 1.0 / 0 is an error", P, B, "1.0 / 0", "division by zero");
     value_fails("value: 1.5 % 0.0 is an error", P, B, "1.5 % 0.0", "division by zero");
+    value_is("number fns: int(2.7)", P, B, "int(2.7)", "int 2");
+    value_is("number fns: int(-2.7) towards zero", P, B, "int(-2.7)", "int -2");
+    value_is("number fns: int of an int", P, B, "int(5)", "int 5");
+    value_is("number fns: floor(-2.5)", P, B, "floor(-2.5)", "int -3");
+    value_is("number fns: ceil(2.1)", P, B, "ceil(2.1)", "int 3");
+    value_is("number fns: round(2.5) half to even", P, B, "round(2.5)", "int 2");
+    value_is("number fns: round(3.5) half to even", P, B, "round(3.5)", "int 4");
+    value_is("number fns: float(3)", P, B, "float(3)", "float 3.0");
+    value_is("number fns: min of three", P, B, "min(3, 1.5, 2)", "float 1.5");
+    value_is("number fns: max of a list", P, B, "max([4, 9, 2])", "int 9");
+    value_is("number fns: _make_divisible(32 * 0.75, 8)", P, B, "int(max(8, int(32 * 0.75 + 4) // 8 * 8))", "int 24");
+    value_fails("number fns: round() needs an argument", P, B, "round()", "round takes one number, found 0 arguments");
+    value_fails("number fns: max of one number", P, B, "max(3)", "max takes two or more numbers, or one non-empty list");
+    value_fails("number fns: int of a list", P, B, "int([1])", "int takes a number, found list");
+    value_fails("number fns: min of a bool", P, B, "min(1, true)", "min takes numbers");
+    value_fails("number fns: int(1e300) is no int64", P, B, "int(1e300)", "is not a 64-bit integer");
     value_is("value: 2 ** 10", P, B, "2 ** 10", "int 1024");
     value_is("value: 2 ** 3 ** 2 is 512", P, B, "2 ** 3 ** 2", "int 512");
     value_is("value: -2 ** 2 is -4", P, B, "-2 ** 2", "int -4");
@@ -1160,6 +1176,13 @@ static void test_weight_keys(void) {
                 "model m(x: f32[1, 4, 8, 8]) { return outer(x) as top }\n",
                 "top.a.conv.weight [4, 4, 1, 1], top.a.conv.bias [4], top.conv.weight [4, 4, 1, 1], top.conv.bias [4], "
                 "top.b.2.conv.weight [4, 4, 1, 1], top.b.2.conv.bias [4]");
+    weights_are("keys: '-' inside a segment (RegNet's block1-0), also next to an interpolation",
+                "model m(x: f32[1, 3]) {\n    a = linear(x, 2) as trunk.block1-0.fc\n    return a + linear(x, 2) as b{1}-{2}\n}",
+                "trunk.block1-0.fc.weight [2, 3], trunk.block1-0.fc.bias [2], b1-2.weight [2, 3], b1-2.bias [2]");
+    weights_are("keys: a string interpolated", "model m(x: f32[1, 3]) {\n    n = \"block2-1\"\n    return linear(x, 2) as s.{n}\n}",
+                "s.block2-1.weight [2, 3], s.block2-1.bias [2]");
+    weights_are("keys: 'as a - 1' with spaces is a subtraction", "model m(x: f32[1, 3]) { return linear(x, 2) as a - 1 }",
+                "a.weight [2, 3], a.bias [2]");
     weights_are("keys: a block called without 'as' at the top level",
                 "block inner(x) { return linear(x, 2) as fc }\nmodel m(x: f32[1, 3]) { return inner(x) }", "fc.weight [2, 3], fc.bias [2]");
     weights_are("keys: 'as self' gives the block's own name",
