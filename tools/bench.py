@@ -1,19 +1,33 @@
 #!/usr/bin/python3
-"""`make bench`: nnc against PyTorch on this machine, side by side in one run.
+"""`make bench`: nnc against ONNX Runtime and PyTorch on this machine, side by side in one run.
 
-For each model: torchvision weights (seeded, from tools/export_torchvision.py) are exported once,
-the model is compiled with nnc and built with clang, and both nnc's program and PyTorch (eval mode,
-no_grad, the same thread count) run the same batch-1 input N times after a warm-up. Printed: median
-milliseconds of each, the ratio (PyTorch time / nnc time: above 1 means nnc is faster), nnc's
-GFLOP/s, and that as a percentage of the machine's fp32 peak: one core's rate on an FMA loop
-(tools/fma_peak.c, measured at the start of the run) times the thread count. Timings are noisy:
-compare the two columns of one run, not runs with each other.
+For each model the same weights (torchvision's architecture with seeded weights from
+tools/export_torchvision.py, or the trained Fashion-MNIST ResNet-18) run in four engines on the same
+input, at each thread count:
 
-    tools/bench.py [--runs N] [--threads T] [MODEL...]      (default: resnet50 vit_b_16, 2 threads)
+  nnc          the model's .net compiled by nnc (--target native) and built with $CC $CFLAGS
+               (default clang -O3 -march=native); the program's own --bench;
+  ONNX Runtime npm's onnxruntime-node (its CPU library), installed with --ignore-scripts into
+               build/ort, on the model exported by torch.onnx.export (opset 14), all graph
+               optimisations on;
+  PyTorch best torch.jit.optimize_for_inference(torch.jit.script(model));
+  eager        the module itself, under no_grad.
+
+The engines take turns (--rounds rounds of --runs runs each, interleaved, so that a machine that
+slows down mid-run slows all of them); each figure is the median of the rounds' medians. Printed:
+milliseconds, nnc's time over ONNX Runtime's (below 1 means nnc is faster), nnc's GFLOP/s and that as
+a percentage of the machine's fp32 peak: one core's rate on tools/fma_peak.c (12 independent FMA
+chains of this CPU's widest registers, measured at the start) times the thread count. Timings are
+noisy: compare the columns of one run, not runs with each other. Nothing here is a test.
+
+    tools/bench.py [--runs N] [--rounds R] [--threads 1,2] [MODEL...]
+                   (default: resnet50 vit_b_16 fashion_resnet18, 1 and 2 threads)
 """
 import argparse
+import datetime
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,19 +39,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import export_torchvision  # noqa: E402
 
+OUT = os.path.join(ROOT, "build", "bench")
+ORT_DIR = os.path.join(ROOT, "build", "ort")
+ORT_VERSION = "1.30.0"
+NNC = os.path.join(ROOT, "build", "nnc")
+SLOW_MS = 2000   # a PyTorch run slower than this is timed twice a round, not --runs times
 
 
-def sh(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def sh(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr}")
     return r.stdout
 
 
-def peak_per_core(out):
-    """(GFLOP/s, what it ran: ISA and registers) of one core on tools/fma_peak.c, built with $CC (default
-    clang) -O2 -march=native, so with this machine's own vector width."""
-    exe = os.path.join(out, "fma_peak")
+def peak_per_core():
+    """(GFLOP/s, what it ran) of one core on tools/fma_peak.c built for this machine."""
+    exe = os.path.join(OUT, "fma_peak")
     cc = os.environ.get("CC", "clang")
     sh([cc, "-O2", "-march=native", "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
     line = sh([exe]).strip()
@@ -47,51 +65,188 @@ def peak_per_core(out):
     return float(m.group(1)), m.group(2)
 
 
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+# ---- the models: name -> (the .net, nnc's -D, input shape, a function building the torch module)
+
+def fashion_module():
+    import numpy as np
+    import train_fashion
+    from safetensors import load_file
+    m = train_fashion.build_model()
+    tensors = load_file(os.path.join(ROOT, "models", "weights", "fashion_resnet18.safetensors"))
+    m.load_state_dict({k: torch.from_numpy(v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in tensors.items()})
+    return m.eval()
+
+
+MODELS = {
+    "resnet50": ("resnet50", [], (1, 3, 224, 224), None),
+    "vit_b_16": ("vit_b_16", [], (1, 3, 224, 224), None),
+    "fashion_resnet18": ("fashion_resnet18", ["-D", "batch=64"], (64, 1, 28, 28), fashion_module),
+}
+
+
+def torch_module(name, build):
+    if build:
+        return build()
+    return export_torchvision.build_model(name, 0, None, calib_size=64).eval()
+
+
+def weights_for(name, module):
+    path = os.path.join(OUT, f"{name}.safetensors")
+    if name == "fashion_resnet18":
+        return os.path.join(ROOT, "models", "weights", "fashion_resnet18.safetensors")
+    if not os.path.exists(path):
+        sh([sys.executable, os.path.join(ROOT, "tools", "export_torchvision.py"), name, path])
+    return path
+
+
+# ---- ONNX Runtime
+
+def ort_available():
+    """None when onnxruntime-node is installed in build/ort (installing it if npm can), else why not."""
+    if os.path.isdir(os.path.join(ORT_DIR, "node_modules", "onnxruntime-node")):
+        return None
+    if not shutil.which("node") or not shutil.which("npm"):
+        return "node and npm are not installed (apt-get install nodejs npm)"
+    os.makedirs(ORT_DIR, exist_ok=True)
+    r = subprocess.run(["npm", "install", "--prefix", ORT_DIR, "--ignore-scripts", "--no-audit", "--no-fund",
+                        f"onnxruntime-node@{ORT_VERSION}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "npm install onnxruntime-node failed: " + r.stderr.strip().splitlines()[-1:][0] if r.stderr.strip() else "npm failed"
+    return None
+
+
+def onnx_file(name, module, shape):
+    path = os.path.join(OUT, f"{name}.onnx")
+    if not os.path.exists(path):
+        with torch.no_grad():
+            torch.onnx.export(module, torch.zeros(shape), path, opset_version=14, input_names=["input"], output_names=["output"])
+    return path
+
+
+def ort_ms(path, threads, runs, shape):
+    env = dict(os.environ, NODE_PATH=os.path.join(ORT_DIR, "node_modules"))
+    line = sh(["node", os.path.join(ROOT, "tools", "ort_bench.js"), path, str(threads), str(runs), ",".join(map(str, shape))], env=env)
+    return float(re.search(r"median ([\d.]+) ms", line).group(1))
+
+
+# ---- PyTorch
+
+def torch_ms(module, x, runs):
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        module(x)
+        first = (time.perf_counter() - t0) * 1000
+        times = []
+        for _ in range(2 if first > SLOW_MS else runs):
+            t0 = time.perf_counter()
+            module(x)
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def scripted(module, x):
+    """PyTorch's fastest inference of the module: TorchScript (scripted, else traced) frozen and optimised."""
+    try:
+        return torch.jit.optimize_for_inference(torch.jit.script(module)), None
+    except Exception as e:  # noqa: BLE001 - a module TorchScript cannot script is traced instead
+        why = next((l.strip() for l in str(e).splitlines() if l.strip()), type(e).__name__)[:80]
+    try:
+        with torch.no_grad():
+            return torch.jit.optimize_for_inference(torch.jit.trace(module, x)), f"traced (scripting failed: {why})"
+    except Exception as e:  # noqa: BLE001 - then there is no such column for this model
+        return None, f"not measured: {str(e).strip().splitlines()[0][:80]}"
+
+
+# ---- nnc
+
+def nnc_program(name, net, defines):
+    exe = os.path.join(OUT, f"{name}_nnc")
+    env = dict(os.environ, CFLAGS=os.environ.get("CFLAGS", "-O3 -march=native"))
+    r = subprocess.run([NNC, os.path.join(ROOT, "models", f"{net}.net"), "-o", exe] + defines, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"bench: nnc failed for {name}:\n{r.stderr}")
+    ir = sh([NNC, os.path.join(ROOT, "models", f"{net}.net"), "--emit", "ir"] + defines)
+    target = re.search(r"target (\S+)", ir.splitlines()[0]).group(1)
+    kernels = sorted(set(re.findall(r"nnk_f32_gemm_ukernel_\w+", ir)))
+    return exe, target, kernels
+
+
+def nnc_ms(exe, weights, threads, runs):
+    line = sh([exe, "--weights", weights, "--bench", str(runs), "--threads", str(threads)])
+    return float(re.search(r"median ([\d.]+) ms", line).group(1))
+
+
+def nnc_gflop(exe, weights):
+    prof = sh([exe, "--weights", weights, "--profile", "--threads", "1"])
+    return float(re.search(r"([\d.]+) GFLOP,", prof).group(1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", default=["resnet50", "vit_b_16"])
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("models", nargs="*", default=list(MODELS))
+    ap.add_argument("--runs", type=int, default=5, help="runs per engine per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     args = ap.parse_args()
-    out = os.path.join(ROOT, "build", "bench")
-    os.makedirs(out, exist_ok=True)
-    nnc = os.path.join(ROOT, "build", "nnc")
-    torch.set_num_threads(args.threads)
-    peak, isa = peak_per_core(out)
-    print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)", flush=True)
-    rows = []
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        sys.exit(f"bench: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    os.makedirs(OUT, exist_ok=True)
+    peak, isa = peak_per_core()
+    why_no_ort = ort_available()
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {datetime.date.today().isoformat()}")
+    print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)")
+    if why_no_ort:
+        print(f"ONNX Runtime: not measured: {why_no_ort}")
+    results = []
     for name in args.models:
-        weights = os.path.join(out, f"{name}.safetensors")
-        if not os.path.exists(weights):
-            sh([sys.executable, os.path.join(ROOT, "tools", "export_torchvision.py"), name, weights])
-        exe = os.path.join(out, name)
-        env = dict(os.environ, CFLAGS=os.environ.get("CFLAGS", "-O3 -march=native"))
-        r = subprocess.run([nnc, os.path.join(ROOT, "models", f"{name}.net"), "-o", exe], capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            sys.exit(f"bench: nnc failed for {name}:\n{r.stderr}")
-        line = sh([exe, "--weights", weights, "--bench", str(args.runs), "--threads", str(args.threads)])
-        m = re.search(r"bench: (\d+) runs, median ([\d.]+) ms, min ([\d.]+) ms", line)
-        nnc_ms = float(m.group(2))
-        prof = sh([exe, "--weights", weights, "--profile", "--threads", str(args.threads)])
-        gflop = float(re.search(r"([\d.]+) GFLOP,", prof).group(1))
+        net, defines, shape, build = MODELS[name]
+        module = torch_module(name, build)
+        weights = weights_for(name, module)
+        exe, target, kernels = nnc_program(name, net, defines)
+        gflop = nnc_gflop(exe, weights)
+        x = torch.randn(shape)
+        best, why_not_scripted = scripted(module, x)
+        onnx = None if why_no_ort else onnx_file(name, module, shape)
+        print(f"{name}: nnc --target {target} ({', '.join(kernels) or 'no blocked products'}), {gflop:.2f} GFLOP per run"
+              + (f"; TorchScript: {why_not_scripted}" if why_not_scripted else ""), flush=True)
+        for t in thread_counts:
+            torch.set_num_threads(t)
+            samples = {"nnc": [], "ort": [], "best": [], "eager": []}
+            for _ in range(args.rounds):
+                samples["nnc"].append(nnc_ms(exe, weights, t, args.runs))
+                if onnx:
+                    samples["ort"].append(ort_ms(onnx, t, args.runs, shape))
+                if best is not None:
+                    samples["best"].append(torch_ms(best, x, args.runs))
+                samples["eager"].append(torch_ms(module, x, args.runs))
+            med = {k: statistics.median(v) if v else None for k, v in samples.items()}
+            results.append((name, shape[0], t, med, gflop))
+            print(f"  {t} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items() if v is not None), flush=True)
 
-        model = export_torchvision.build_model(name, 0, None, calib_size=64)
-        x = torch.randn(1, 3, 224, 224)
-        times = []
-        with torch.no_grad():
-            model(x)
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                model(x)
-                times.append((time.perf_counter() - t0) * 1000)
-        torch_ms = statistics.median(times)
-        rate = gflop / (nnc_ms / 1000)
-        rows.append((name, nnc_ms, torch_ms, torch_ms / nnc_ms, rate, 100 * rate / (peak * args.threads)))
-        print(line.strip(), f"({name})", flush=True)
-    print(f"\n{args.threads} threads, batch 1, median of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
-    print(f"{'model':<12} {'nnc ms':>10} {'PyTorch ms':>11} {'PyTorch/nnc':>12} {'nnc GFLOP/s':>12} {'% of peak':>10}")
-    for name, a, b, ratio, rate, pct in rows:
-        print(f"{name:<12} {a:>10.1f} {b:>11.1f} {ratio:>12.2f} {rate:>12.1f} {pct:>9.1f}%")
+    print(f"\nmedians of {args.rounds} interleaved rounds of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
+    print(f"{'model':<17} {'batch':>5} {'thr':>3} {'nnc ms':>9} {'ORT ms':>9} {'nnc/ORT':>8} {'PyTorch best':>13} {'eager':>9}"
+          f" {'nnc GFLOP/s':>12} {'% of peak':>10}")
+    fmt = lambda v, w, p=1: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
+    for name, batch, t, med, gflop in results:
+        rate = gflop / (med["nnc"] / 1000)
+        ratio = med["nnc"] / med["ort"] if med["ort"] else None
+        print(f"{name:<17} {batch:>5} {t:>3} {fmt(med['nnc'], 9)} {fmt(med['ort'], 9)} {fmt(ratio, 8, 2)} {fmt(med['best'], 13)}"
+              f" {fmt(med['eager'], 9)} {rate:>12.1f} {100 * rate / (peak * t):>9.1f}%")
+        if batch > 1:
+            print(f"{'':<17} {'':>5} {'':>3} {batch * 1000 / med['nnc']:>9.0f} images/s with nnc"
+                  + (f", {batch * 1000 / med['ort']:.0f} with ONNX Runtime" if med["ort"] else ""))
 
 
 if __name__ == "__main__":
