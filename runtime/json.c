@@ -8,15 +8,20 @@
  * check UTF-8 into an arena buffer of that size.
  *
  * All nodes and strings come from an arena of large blocks that is freed as a whole: a header is parsed
- * once, looked at, and thrown away. Numbers are converted with strtod, which reads the decimal point of
- * the C locale that generated programs run in (they never call setlocale); integers are also parsed
+ * once, looked at, and thrown away; the blocks come from the runtime's heap (nnrt_alloc). Numbers are
+ * converted with strtod, which reads the decimal point of the C locale that generated programs run in (they
+ * never call setlocale), or under NNRT_NO_STDIO by decimal_to_double below; integers are also parsed
  * exactly, since shapes and byte offsets need every digit of an int64.
  */
 #include "json.h"
 
 #include <stdalign.h>
-#include <stdlib.h>
 #include <string.h>
+#ifdef NNRT_NO_STDIO
+#include <math.h>     /* HUGE_VAL */
+#else
+#include <stdlib.h>   /* strtod */
+#endif
 
 /* ---- Arena ---- */
 
@@ -36,7 +41,7 @@ static void *arena_alloc(json_doc *doc, size_t size) {
     json_block *b = doc->blocks;
     if (!b || b->cap - b->used < size) {
         size_t cap = size > ARENA_BLOCK_SIZE ? size : ARENA_BLOCK_SIZE;
-        b = malloc(sizeof *b + cap);
+        b = nnrt_alloc(sizeof *b + cap);
         if (!b)
             return NULL;
         b->prev = doc->blocks;
@@ -53,7 +58,7 @@ void nnrt_json_free(json_doc *doc) {
     json_block *b = doc->blocks;
     while (b) {
         json_block *prev = b->prev;
-        free(b);
+        nnrt_release(b);
         b = prev;
     }
     doc->blocks = NULL;
@@ -104,8 +109,8 @@ static int parse_value(parser *p, json_value **out);
 
 /* literal = "true" / "false" / "null" */
 static int parse_literal(parser *p, const char *word, json_type type, json_value **out) {
-    size_t n = strlen(word);
-    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0)
+    size_t n = nnrt__strlen(word);
+    if (p->len - p->pos < n || nnrt__memcmp(p->text + p->pos, word, n) != 0)
         return fail(p, "invalid literal (expected true, false or null)");
     if (!(*out = new_value(p, type)))
         return -1;
@@ -116,6 +121,64 @@ static int parse_literal(parser *p, const char *word, json_type type, json_value
 static bool is_digit(int c) {
     return c >= '0' && c <= '9';
 }
+
+#ifdef NNRT_NO_STDIO
+/* A JSON number (already checked) as the nearest double when its significant digits fit in 15 and its
+   decimal exponent in +-22 (Clinger's fast path: both exact in double, one correctly rounded operation),
+   otherwise within a few ulp. Safetensors headers hold integers, which are also parsed exactly. */
+static double decimal_to_double(const char *s) {
+    bool negative = *s == '-';
+    s += negative;
+    uint64_t digits = 0;
+    int ndigits = 0, exp10 = 0;
+    for (; is_digit(*s); s++) {
+        if (ndigits < 19) {
+            digits = digits * 10 + (uint64_t)(*s - '0');
+            ndigits += digits > 0;
+        } else {
+            exp10++;
+        }
+    }
+    if (*s == '.')
+        for (s++; is_digit(*s); s++)
+            if (ndigits < 19) {
+                digits = digits * 10 + (uint64_t)(*s - '0');
+                ndigits += digits > 0;
+                exp10--;
+            }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        bool eneg = *s == '-';
+        s += *s == '-' || *s == '+';
+        int e = 0;
+        for (; is_digit(*s); s++)
+            e = e < 100000 ? e * 10 + (*s - '0') : e;
+        exp10 += eneg ? -e : e;
+    }
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    double v = (double)digits;
+    if (digits == 0) {
+        v = 0.0;
+    } else if (exp10 >= -22 && exp10 <= 22) {
+        v = exp10 < 0 ? v / pow10[-exp10] : v * pow10[exp10];
+    } else {
+        for (; exp10 > 22 && v < 1e308; exp10 -= 22)
+            v *= 1e22;
+        for (; exp10 < -22 && v > 0.0; exp10 += 22)
+            v /= 1e22;
+        if (exp10 > 0 && exp10 <= 22)
+            v *= pow10[exp10];
+        else if (exp10 < 0 && exp10 >= -22)
+            v /= pow10[-exp10];
+        else if (exp10 > 0)
+            v = HUGE_VAL;
+        else if (exp10 < 0)
+            v = 0.0;
+    }
+    return negative ? -v : v;
+}
+#endif
 
 /* number = [ "-" ] ( "0" / digit1-9 *digit ) [ "." 1*digit ] [ ( "e" / "E" ) [ "+" / "-" ] 1*digit ] */
 static int parse_number(parser *p, json_value **out) {
@@ -170,7 +233,11 @@ static int parse_number(parser *p, json_value **out) {
     memcpy(copy, p->text + start, n);
     copy[n] = '\0';
     v->offset = start;
+#ifdef NNRT_NO_STDIO
+    v->number = decimal_to_double(copy);
+#else
     v->number = strtod(copy, NULL);
+#endif
     v->is_int = integral && fits;
     if (v->is_int && !negative)
         v->integer = (int64_t)magnitude;
@@ -432,9 +499,9 @@ int nnrt_json_parse(json_doc *doc, const char *text, size_t len, nnrt_error *err
 }
 
 const json_value *nnrt_json_get(const json_value *object, const char *key) {
-    size_t n = strlen(key);
+    size_t n = nnrt__strlen(key);
     for (const json_value *m = object->first; m; m = m->next)
-        if (m->key_len == n && memcmp(m->key, key, n) == 0)
+        if (m->key_len == n && nnrt__memcmp(m->key, key, n) == 0)
             return m;
     return NULL;
 }

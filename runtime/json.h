@@ -1,4 +1,5 @@
-/* json.h — the runtime's internal JSON parser (json.c), used for safetensors headers.
+/* json.h — the runtime's internal JSON parser (json.c), used for safetensors headers, and the few helpers
+ * the runtime's files share (not part of the API: generated code includes only nnrt.h).
  *
  * nnrt_json_parse builds a read-only tree of json_value nodes in an arena owned by a json_doc;
  * nnrt_json_free releases it all at once. Arrays and objects keep their children as a linked list
@@ -53,5 +54,42 @@ const json_value *nnrt_json_get(const json_value *object, const char *key);
 
 /* "object", "array", ... for messages. */
 const char *nnrt_json_type_name(json_type type);
+
+/* ---- Helpers internal to the runtime's files ----
+ * The runtime's own strlen and memcmp, so that with every NNRT_NO_* switch its objects need no libc
+ * beyond memcpy and memset (the strings they see are keys and short texts: a byte loop is fast enough). */
+static inline size_t nnrt__strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) {
+        n++;
+#if defined(__GNUC__)
+        __asm__("" : "+r"(n));   /* an opaque step, so that gcc does not turn the loop back into strlen() */
+#endif
+    }
+    return n;
+}
+static inline int nnrt__memcmp(const void *a, const void *b, size_t n) {
+    const unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+static inline bool nnrt__streq(const char *a, const char *b) {
+    size_t i = 0;
+    for (; a[i] && a[i] == b[i]; i++)
+        ;
+    return a[i] == b[i];
+}
+#ifdef NNRT_NO_STDIO
+#include <stdarg.h>
+/* util.c's vsnprintf and snprintf for the conversions the runtime's messages use (see there). */
+int nnrt__format(char *buf, size_t size, const char *fmt, va_list ap);
+int nnrt__snprintf(char *buf, size_t size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+#endif
 
 #endif

@@ -14,6 +14,27 @@
  *    (the helpers at the end of this header), which compilers turn into plain loads on little-endian hosts.
  *  - Memory is allocated only while loading (nnrt_load_safetensors, nnrt_pool_create); the run-time path
  *    (nnrt_pool_run) never allocates.
+ *
+ * Switches for bare metal and RTOSes, each a -D the user sets when compiling the runtime (and the generated
+ * file, which includes this header); any combination works:
+ *   NNRT_NO_THREADS  no pthreads and no atomics: a pool runs every task on the caller, or on the user's own
+ *                    threads through nnrt_set_thread_hooks (below)
+ *   NNRT_NO_FILES    no open/mmap/write: nnrt_map_file, nnrt_read_tensor_file and nnrt_write_tensor_file fail
+ *                    with "built without files (NNRT_NO_FILES)"; weights load from memory
+ *                    (nnrt_load_safetensors, NAME_load_memory, embedded weights)
+ *   NNRT_NO_STDIO    no printf family and no other libc beyond memcpy and memset: messages are formatted by the
+ *                    runtime itself (%s %c %d %i %u %x with l ll z j t, width and precision: the same text),
+ *                    JSON numbers converted by it (integers exactly, as always; other numbers correctly
+ *                    rounded when they have at most 15 significant digits and |exponent| <= 22, otherwise
+ *                    within a few ulp); program.c (the --main program) compiles to nothing, and
+ *                    nnrt_profile_report prints nothing
+ *   NNRT_NO_CLOCK    nnrt_now_ms returns 0 (no POSIX clock; --profile times are then 0)
+ *   NNRT_NO_MALLOC   no malloc/free: the runtime's heap (nnrt_alloc) is empty until nnrt_set_allocator or
+ *                    nnrt_set_allocator_buffer gives it memory, so loading a safetensors image fails with
+ *                    "out of memory" until then; pools of NNRT_NO_THREADS need none
+ * With all five, the runtime's objects need from libc only memcpy, memset and (through the kernels) libm,
+ * plus the compiler's own support library (libgcc: __aeabi_* on ARM). The POSIX parts define
+ * _POSIX_C_SOURCE themselves, so every file builds with plain -std=c11.
  */
 #ifndef NNRT_H
 #define NNRT_H
@@ -97,6 +118,27 @@ const char *nnrt_format_shape(char *buf, size_t size, int rank, const int64_t *d
  * or the count (or its size in bytes as floats) does not fit in size_t. */
 int nnrt_shape_numel(int rank, const int64_t *dims, size_t *numel);
 
+/* ---- The runtime's heap (util.c) -------------------------------------------------------------- */
+
+/* Where nnrt_load_safetensors (its JSON tree and key tables, all released before it returns) and the thread
+   pool of a pthreads build take memory. alloc(user, size) returns memory aligned for any type (max_align_t)
+   or NULL; release(user, p) takes back what alloc gave. By default malloc and free, or nothing under
+   NNRT_NO_MALLOC. nnrt_set_allocator(NULL) restores the default. Set it before loading, not during. */
+typedef struct {
+    void *(*alloc)(void *user, size_t size);
+    void (*release)(void *user, void *p);
+    void *user;
+} nnrt_allocator;
+void nnrt_set_allocator(const nnrt_allocator *a);
+/* The heap becomes buf[size]: blocks are taken from it one after the other, and it is reused from its start
+   once everything taken has been released (so one load after another needs no more than the largest).
+   Loading a safetensors image needs about 150 bytes per tensor plus twice its header length (the 8 bytes at
+   the start of the file); nnrt_allocator_buffer_peak tells the most used so far. */
+void nnrt_set_allocator_buffer(void *buf, size_t size);
+size_t nnrt_allocator_buffer_peak(void);
+void *nnrt_alloc(size_t size);    /* from the allocator above; NULL when it has none or is out of memory */
+void nnrt_release(void *p);       /* NULL is a no-op */
+
 /* ---- Thread pool (threads.c) ------------------------------------------------------------------ */
 
 /* Persistent thread pool. Workers are created once; nnrt_pool_run does not allocate. nthreads <= 1 creates
@@ -109,6 +151,24 @@ nnrt_pool *nnrt_pool_create(int nthreads);                     /* NULL on failur
 void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg);
 int nnrt_pool_threads(const nnrt_pool *p);                     /* threads that run tasks, caller included */
 void nnrt_pool_destroy(nnrt_pool *p);                          /* NULL is a no-op */
+
+/* Threads of the user's own, for an RTOS (or any scheduler): a parallel-for that calls fn(arg, task) exactly
+   once for each task = 0..ntasks-1 on at most `threads` threads (the calling one included, which should take
+   tasks too), and returns when all are done with everything they wrote visible to the caller. Results do
+   not depend on which thread runs which task. Once hooks are set, nnrt_pool_create(n) makes pools of
+   min(n, max_threads) threads (at most NNRT_HOOK_MAX_THREADS) whose runs call hooks->parallel (a run of
+   one task, or a pool of one thread, calls fn directly), and starts no pthreads; without hooks, a pool of
+   an NNRT_NO_THREADS build has one thread. Set them (or NULL, to go back) before creating the pools (the
+   models) that are to use them, and not while one runs; the struct is copied. E.g. with FreeRTOS: workers
+   blocked on a semaphore each, woken by parallel(), taking task numbers from a shared counter, and a
+   counting semaphore to wait for them. */
+#define NNRT_HOOK_MAX_THREADS 64
+typedef struct {
+    void (*parallel)(void *user, int threads, int ntasks, void (*fn)(void *arg, int task), void *arg);
+    int max_threads;
+    void *user;
+} nnrt_thread_hooks;
+void nnrt_set_thread_hooks(const nnrt_thread_hooks *hooks);
 
 /* ---- Little-endian loads and stores, independent of the host's byte order --------------------- */
 

@@ -8,7 +8,12 @@
  *   MODEL --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]
  *
  * Exit status 0 on success, 1 when something fails (a file, the weights, the CPU), 2 for a usage error.
+ *
+ * Built without NNRT_NO_STDIO only: the program prints. Under it this file is empty, and util.c has an
+ * nnrt_profile_report that prints nothing (getopt_long is a GNU and BSD extension that glibc and newlib
+ * declare in <getopt.h> without feature macros).
  */
+#ifndef NNRT_NO_STDIO
 #include "nnrt.h"
 
 #include <getopt.h>
@@ -248,3 +253,7 @@ void nnrt_profile_report(const nnrt_op_info *ops, const double *op_ms, int n, in
     }
     printf("total %.3f ms per run, %.3f GFLOP, %.2f GFLOP/s\n", total, flops / 1e9, total > 0 ? flops / total / 1e6 : 0.0);
 }
+
+#else
+typedef int nnrt_program_c_is_empty_without_stdio;   /* (ISO C wants something in a file) */
+#endif

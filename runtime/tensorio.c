@@ -12,21 +12,45 @@
  * padded with spaces and a newline; the data follows. The small parser below accepts exactly that
  * grammar (either quote style, any whitespace, optional trailing commas), which is all NumPy writes.
  */
+#if !defined(NNRT_NO_FILES) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L   /* open, fstat, mmap, O_CLOEXEC */
+#endif
+
+#include "json.h"
 #include "nnrt.h"
 
+#include <stdbool.h>
+#include <string.h>
+#ifndef NNRT_NO_FILES
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
+#ifdef NNRT_NO_STDIO
+#define snprintf nnrt__snprintf
+#else
+#include <stdio.h>
+#endif
 
 #define NPY_MAX_DIMS 64   /* NumPy 2 allows 64; more is certainly not our tensor */
 
 /* ---- Mapping ---- */
 
+#ifdef NNRT_NO_FILES
+int nnrt_map_file(const char *path, nnrt_file *f, nnrt_error *err) {
+    f->data = NULL;
+    f->size = 0;
+    nnrt_seterr(err, "cannot open '%s': built without files (NNRT_NO_FILES)", path);
+    return -1;
+}
+
+void nnrt_unmap_file(nnrt_file *f) {
+    f->data = NULL;
+    f->size = 0;
+}
+#else
 int nnrt_map_file(const char *path, nnrt_file *f, nnrt_error *err) {
     f->data = NULL;
     f->size = 0;
@@ -71,6 +95,7 @@ void nnrt_unmap_file(nnrt_file *f) {
     f->data = NULL;
     f->size = 0;
 }
+#endif
 
 /* ---- .npy header ---- */
 
@@ -112,9 +137,9 @@ static bool npy_accept(npy_parser *p, char c) {
 }
 
 static bool npy_accept_word(npy_parser *p, const char *word) {
-    size_t n = strlen(word);
+    size_t n = nnrt__strlen(word);
     npy_skip_whitespace(p);
-    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0)
+    if (p->len - p->pos < n || nnrt__memcmp(p->text + p->pos, word, n) != 0)
         return false;
     p->pos += n;
     return true;
@@ -183,17 +208,17 @@ static int npy_parse_header(npy_parser *p, npy_header *h) {
         if (!npy_accept(p, ':'))
             return npy_fail(p, "expected ':' after key");
         bool *seen;
-        if (strcmp(key, "descr") == 0) {
+        if (nnrt__streq(key, "descr")) {
             seen = &h->has_descr;
             if (npy_string(p, h->descr, sizeof h->descr) < 0)
                 return -1;
-        } else if (strcmp(key, "fortran_order") == 0) {
+        } else if (nnrt__streq(key, "fortran_order")) {
             seen = &h->has_fortran_order;
             if (npy_accept_word(p, "True"))
                 h->fortran_order = true;
             else if (!npy_accept_word(p, "False"))
                 return npy_fail(p, "expected True or False for fortran_order");
-        } else if (strcmp(key, "shape") == 0) {
+        } else if (nnrt__streq(key, "shape")) {
             seen = &h->has_shape;
             if (npy_shape(p, h) < 0)
                 return -1;
@@ -222,7 +247,7 @@ static int npy_parse_header(npy_parser *p, npy_header *h) {
 static int read_npy(const char *path, const unsigned char *bytes, size_t size, float *dst, int rank,
                     const int64_t *dims, size_t numel, nnrt_error *err) {
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-    if (size < 8 || memcmp(bytes, magic, 6) != 0) {
+    if (size < 8 || nnrt__memcmp(bytes, magic, 6) != 0) {
         nnrt_seterr(err, "'%s': not a .npy file (expected the magic \\x93NUMPY)", path);
         return -1;
     }
@@ -248,9 +273,9 @@ static int read_npy(const char *path, const unsigned char *bytes, size_t size, f
     if (npy_parse_header(&parser, &h) < 0)
         return -1;
     size_t item_size;
-    if (strcmp(h.descr, "<f4") == 0) {
+    if (nnrt__streq(h.descr, "<f4")) {
         item_size = 4;
-    } else if (strcmp(h.descr, "<f8") == 0) {
+    } else if (nnrt__streq(h.descr, "<f8")) {
         item_size = 8;
     } else {
         nnrt_seterr(err, "'%s': expected dtype '<f4' (or '<f8'), found '%s'", path, h.descr);
@@ -317,8 +342,8 @@ int nnrt_parse_npy(const void *data, size_t size, float *dst, int rank, const in
 }
 
 static bool is_npy_path(const char *path) {
-    size_t n = strlen(path);
-    return n >= 4 && strcmp(path + n - 4, ".npy") == 0;
+    size_t n = nnrt__strlen(path);
+    return n >= 4 && nnrt__streq(path + n - 4, ".npy");
 }
 
 int nnrt_read_tensor_file(const char *path, float *dst, int rank, const int64_t *dims, nnrt_error *err) {
@@ -338,6 +363,13 @@ int nnrt_read_tensor_file(const char *path, float *dst, int rank, const int64_t 
 
 /* ---- Writing ---- */
 
+#ifdef NNRT_NO_FILES
+int nnrt_write_tensor_file(const char *path, const float *src, int rank, const int64_t *dims, nnrt_error *err) {
+    (void)src, (void)rank, (void)dims;
+    nnrt_seterr(err, "cannot open '%s' for writing: built without files (NNRT_NO_FILES)", path);
+    return -1;
+}
+#else
 /* The version 1.0 preamble and header for a '<f4' C-order array, padded with spaces so that the data
  * starts at a multiple of 64 bytes, as NumPy does. Returns its length. */
 static size_t format_npy_header(unsigned char *out, size_t size, int rank, const int64_t *dims) {
@@ -362,14 +394,32 @@ static size_t format_npy_header(unsigned char *out, size_t size, int rank, const
     return total;
 }
 
+/* write(2) until all n bytes are out (it may write fewer, or be interrupted); false with errno set. */
+static bool write_all(int fd, const unsigned char *p, size_t n) {
+    while (n > 0) {
+        ssize_t done = write(fd, p, n);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done <= 0) {
+            if (done == 0)
+                errno = EIO;
+            return false;
+        }
+        p += done;
+        n -= (size_t)done;
+    }
+    return true;
+}
+
+/* Written with open/write rather than stdio, so that a build with files but NNRT_NO_STDIO has them. */
 int nnrt_write_tensor_file(const char *path, const float *src, int rank, const int64_t *dims, nnrt_error *err) {
     size_t numel;
     if (nnrt_shape_numel(rank, dims, &numel) < 0) {
         nnrt_seterr(err, "'%s': invalid tensor shape (rank %d)", path, rank);
         return -1;
     }
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
         nnrt_seterr(err, "cannot open '%s' for writing: %s", path, strerror(errno));
         return -1;
     }
@@ -378,7 +428,9 @@ int nnrt_write_tensor_file(const char *path, const float *src, int rank, const i
     bool ok = true;
     if (is_npy_path(path)) {
         size_t n = format_npy_header(buf, sizeof buf, rank, dims);
-        ok = n > 0 && fwrite(buf, 1, n, fp) == n;
+        if (n == 0)
+            errno = EINVAL;
+        ok = n > 0 && write_all(fd, buf, n);
     }
     for (size_t done = 0; ok && done < numel;) {
         size_t chunk = numel - done < sizeof buf / 4 ? numel - done : sizeof buf / 4;
@@ -387,11 +439,11 @@ int nnrt_write_tensor_file(const char *path, const float *src, int rank, const i
             memcpy(&bits, &src[done + i], 4);
             nnrt_store_le32(buf + 4 * i, bits);
         }
-        ok = fwrite(buf, 4, chunk, fp) == chunk;
+        ok = write_all(fd, buf, chunk * 4);
         done += chunk;
     }
     int saved_errno = errno;
-    if (fclose(fp) != 0 && ok) {
+    if (close(fd) != 0 && ok) {
         ok = false;
         saved_errno = errno;
     }
@@ -401,3 +453,4 @@ int nnrt_write_tensor_file(const char *path, const float *src, int rank, const i
     }
     return 0;
 }
+#endif

@@ -1,4 +1,4 @@
-/* threads.c — a persistent pthread pool for the generated program's kernels.
+/* threads.c — a persistent pthread pool for the generated program's kernels, or the user's own threads.
  *
  * A forward pass runs many short parallel loops, so threads are created once and then woken for each
  * nnrt_pool_run. The protocol is a generation counter under one mutex:
@@ -8,22 +8,113 @@
  *     out, then checks in under the mutex; the last one to check in wakes the caller;
  *   - run returns only when every worker has checked in, so no worker can still be looking at this
  *     generation's fn or counter when the next run overwrites them.
- * Tasks are claimed one at a time with an atomic fetch-add, so uneven tasks balance themselves. The mutex
- * hand-offs order everything a task writes before run returns, which is also what ThreadSanitizer checks.
- * Nothing here allocates after nnrt_pool_create.
+ * Tasks are claimed one at a time with an atomic fetch-add on an atomic_uint (32 bits: lock-free wherever
+ * there are threads, 32-bit PowerPC and ARM included, so no -latomic), so uneven tasks balance themselves.
+ * The mutex hand-offs order everything a task writes before run returns, which is also what
+ * ThreadSanitizer checks. Nothing here allocates after nnrt_pool_create.
+ *
+ * A pool on the user's threads (nnrt_set_thread_hooks), and every pool of an NNRT_NO_THREADS build, holds
+ * nothing but its thread count: it is a static object, one per count, shared by every pool of that count
+ * and never freed, so creating one needs no heap.
  */
+#if !defined(NNRT_NO_THREADS) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include "nnrt.h"
 
+#include <stdbool.h>
+#include <string.h>
+#ifndef NNRT_NO_THREADS
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
-#include <stdlib.h>
+#endif
+
+/* ---------------------------------------------------------------- the user's threads */
+
+static nnrt_thread_hooks hooks;
+static bool hooks_set;
+
+void nnrt_set_thread_hooks(const nnrt_thread_hooks *h) {
+    hooks_set = h != NULL && h->parallel != NULL;
+    if (hooks_set)
+        hooks = *h;
+}
+
+/* A pool that runs on the user's threads, or on the caller alone. */
+typedef struct {
+    int nthreads;
+} hooked_pool;
+
+#define HOOKED_1(n) {n}
+#define HOOKED_8(n) HOOKED_1(n), HOOKED_1(n + 1), HOOKED_1(n + 2), HOOKED_1(n + 3), HOOKED_1(n + 4), \
+                    HOOKED_1(n + 5), HOOKED_1(n + 6), HOOKED_1(n + 7)
+static hooked_pool hooked_pools[NNRT_HOOK_MAX_THREADS] = {
+    HOOKED_8(1), HOOKED_8(9), HOOKED_8(17), HOOKED_8(25), HOOKED_8(33), HOOKED_8(41), HOOKED_8(49), HOOKED_8(57),
+};
+#undef HOOKED_1
+#undef HOOKED_8
+
+/* The static pool for nthreads requested: min(nthreads, max_threads, NNRT_HOOK_MAX_THREADS) threads with
+   hooks, 1 without. */
+static hooked_pool *hooked_pool_for(int nthreads) {
+    int n = 1;
+    if (hooks_set) {
+        n = nthreads;
+        if (n > hooks.max_threads)
+            n = hooks.max_threads;
+        if (n > NNRT_HOOK_MAX_THREADS)
+            n = NNRT_HOOK_MAX_THREADS;
+        if (n < 1)
+            n = 1;
+    }
+    return &hooked_pools[n - 1];
+}
+
+static void hooked_run(const hooked_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg) {
+    if (ntasks <= 0)
+        return;
+    if (hooks_set && p->nthreads > 1 && ntasks > 1) {
+        hooks.parallel(hooks.user, p->nthreads, ntasks, fn, arg);
+        return;
+    }
+    for (int task = 0; task < ntasks; task++)
+        fn(arg, task);
+}
+
+#ifdef NNRT_NO_THREADS
+
+/* ---------------------------------------------------------------- no threads of the runtime's own */
+
+struct nnrt_pool {
+    hooked_pool h;
+};
+
+nnrt_pool *nnrt_pool_create(int nthreads) {
+    return (nnrt_pool *)(void *)hooked_pool_for(nthreads);   /* a struct and its first member share an address */
+}
+
+void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg) {
+    hooked_run(&p->h, ntasks, fn, arg);
+}
+
+int nnrt_pool_threads(const nnrt_pool *p) {
+    return p->h.nthreads;
+}
+
+void nnrt_pool_destroy(nnrt_pool *p) {
+    (void)p;
+}
+
+#else
+
+/* ---------------------------------------------------------------- pthreads */
 
 #define POOL_MAX_THREADS 1024
 
 struct nnrt_pool {
-    int nthreads;                 /* threads that run tasks, the caller included */
-    int nworkers;                 /* nthreads - 1 */
+    hooked_pool h;                /* first: a pool on the user's threads is only this */
+    int nworkers;                 /* h.nthreads - 1 */
     pthread_t *workers;
 
     pthread_mutex_t lock;
@@ -31,20 +122,20 @@ struct nnrt_pool {
     pthread_cond_t work_done;     /* busy_workers reached 0 */
 
     /* Guarded by lock. */
-    uint64_t generation;          /* bumped once per nnrt_pool_run that uses the workers */
+    unsigned generation;          /* bumped once per nnrt_pool_run that uses the workers (compared, may wrap) */
     int busy_workers;             /* workers yet to finish the current generation */
     bool shutting_down;
     void (*fn)(void *arg, int task);
     void *arg;
     int ntasks;
 
-    atomic_llong next_task;       /* next unclaimed task; may overshoot ntasks by one per thread */
+    atomic_uint next_task;        /* next unclaimed task; may overshoot ntasks by one per thread */
 };
 
 static void run_tasks(nnrt_pool *p, void (*fn)(void *, int), void *arg, int ntasks) {
     for (;;) {
-        long long task = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
-        if (task >= ntasks)
+        unsigned task = atomic_fetch_add_explicit(&p->next_task, 1u, memory_order_relaxed);
+        if (task >= (unsigned)ntasks)   /* ntasks <= INT_MAX and the overshoot is small: no wrap */
             return;
         fn(arg, (int)task);
     }
@@ -52,7 +143,7 @@ static void run_tasks(nnrt_pool *p, void (*fn)(void *, int), void *arg, int ntas
 
 static void *worker_main(void *pool) {
     nnrt_pool *p = pool;
-    uint64_t seen = 0;   /* the pool starts at generation 0, before any run */
+    unsigned seen = 0;   /* the pool starts at generation 0, before any run */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (p->generation == seen && !p->shutting_down)
@@ -86,29 +177,41 @@ static void shut_down(nnrt_pool *p, int nstarted) {
     pthread_cond_destroy(&p->work_done);
     pthread_cond_destroy(&p->work_ready);
     pthread_mutex_destroy(&p->lock);
-    free(p->workers);
-    free(p);
+    nnrt_release(p->workers);
+    nnrt_release(p);
+}
+
+/* Whether p is one of the static pools on the user's threads (of which only the member h exists). */
+static bool is_hooked(const nnrt_pool *p) {
+    const void *addr = p;
+    for (int i = 0; i < NNRT_HOOK_MAX_THREADS; i++)
+        if (addr == (const void *)&hooked_pools[i])
+            return true;
+    return false;
 }
 
 nnrt_pool *nnrt_pool_create(int nthreads) {
+    if (hooks_set)
+        return (nnrt_pool *)(void *)hooked_pool_for(nthreads);
     if (nthreads < 1)
         nthreads = 1;
     if (nthreads > POOL_MAX_THREADS)
         nthreads = POOL_MAX_THREADS;
-    nnrt_pool *p = calloc(1, sizeof *p);
+    nnrt_pool *p = nnrt_alloc(sizeof *p);
     if (!p)
         return NULL;
-    p->nthreads = nthreads;
+    memset(p, 0, sizeof *p);
+    p->h.nthreads = nthreads;
     p->nworkers = nthreads - 1;
-    p->workers = calloc((size_t)nthreads, sizeof *p->workers);   /* nthreads >= 1: never calloc(0) */
+    p->workers = nnrt_alloc((size_t)nthreads * sizeof *p->workers);   /* nthreads >= 1: never 0 bytes */
     if (!p->workers || pthread_mutex_init(&p->lock, NULL) != 0) {
-        free(p->workers);
-        free(p);
+        nnrt_release(p->workers);
+        nnrt_release(p);
         return NULL;
     }
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
-    atomic_init(&p->next_task, 0);
+    atomic_init(&p->next_task, 0u);
     for (int i = 0; i < p->nworkers; i++) {
         if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
             shut_down(p, i);
@@ -119,6 +222,10 @@ nnrt_pool *nnrt_pool_create(int nthreads) {
 }
 
 void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg) {
+    if (is_hooked(p)) {
+        hooked_run(&p->h, ntasks, fn, arg);
+        return;
+    }
     if (ntasks <= 0)
         return;
     if (p->nworkers == 0 || ntasks == 1) {   /* waking workers would cost more than it gives */
@@ -130,7 +237,7 @@ void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), vo
     p->fn = fn;
     p->arg = arg;
     p->ntasks = ntasks;
-    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->next_task, 0u, memory_order_relaxed);
     p->busy_workers = p->nworkers;
     p->generation++;
     pthread_cond_broadcast(&p->work_ready);
@@ -145,13 +252,15 @@ void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), vo
 }
 
 int nnrt_pool_threads(const nnrt_pool *p) {
-    return p->nthreads;
+    return p->h.nthreads;
 }
 
 void nnrt_pool_destroy(nnrt_pool *p) {
-    if (p)
+    if (p && !is_hooked(p))
         shut_down(p, p->nworkers);
 }
+
+#endif
 
 /* ---------------------------------------------------------------- a generated op's parts */
 

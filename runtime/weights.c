@@ -18,9 +18,12 @@
 #include "nnrt.h"
 
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#ifdef NNRT_NO_STDIO
+#define snprintf nnrt__snprintf
+#else
+#include <stdio.h>
+#endif
 
 #define SAFETENSORS_MAX_HEADER (100u << 20)
 
@@ -79,7 +82,7 @@ float nnrt_bf16_to_f32(uint16_t b) {
 }
 
 static bool string_is(const char *s, size_t len, const char *literal) {
-    return len == strlen(literal) && memcmp(s, literal, len) == 0;
+    return len == nnrt__strlen(literal) && nnrt__memcmp(s, literal, len) == 0;
 }
 
 static bool is_count(const json_value *v) {
@@ -185,25 +188,52 @@ static int read_entry(const json_value *member, uint64_t data_size, tensor_entry
 }
 
 static int compare_keys(const char *a, size_t a_len, const char *b, size_t b_len) {
-    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    int c = nnrt__memcmp(a, b, a_len < b_len ? a_len : b_len);
     return c ? c : (a_len > b_len) - (a_len < b_len);
 }
 
-static int compare_entries_by_key(const void *a, const void *b) {
-    const tensor_entry *x = *(tensor_entry *const *)a, *y = *(tensor_entry *const *)b;
-    return compare_keys(x->key, x->key_len, y->key, y->key_len);
+/* The orders of the two index arrays; equal entries stay in the header's order (the entries array's), so
+   that the order is total and a message names the same pair whatever the sort. */
+static int compare_entries_by_key(const tensor_entry *x, const tensor_entry *y) {
+    int c = compare_keys(x->key, x->key_len, y->key, y->key_len);
+    return c ? c : (x > y) - (x < y);
 }
 
-static int compare_entries_by_offset(const void *a, const void *b) {
-    const tensor_entry *x = *(tensor_entry *const *)a, *y = *(tensor_entry *const *)b;
+static int compare_entries_by_offset(const tensor_entry *x, const tensor_entry *y) {
     if (x->begin != y->begin)
         return x->begin < y->begin ? -1 : 1;
-    return (x->end > y->end) - (x->end < y->end);
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+/* Heapsort of n entry pointers: in place, O(n log n), no recursion and no libc (qsort). */
+static void sift_down(tensor_entry **a, size_t root, size_t n, int (*cmp)(const tensor_entry *, const tensor_entry *)) {
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && cmp(a[child], a[child + 1]) < 0)
+            child++;
+        if (cmp(a[root], a[child]) >= 0)
+            return;
+        tensor_entry *t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+    }
+}
+
+static void sort_entries(tensor_entry **a, size_t n, int (*cmp)(const tensor_entry *, const tensor_entry *)) {
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(a, i, n, cmp);
+    for (size_t end = n; end-- > 1;) {
+        tensor_entry *t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        sift_down(a, 0, end, cmp);
+    }
 }
 
 /* The entry named key in entries sorted by key, or NULL. */
 static tensor_entry *find_entry(tensor_entry **by_key, size_t count, const char *key) {
-    size_t lo = 0, hi = count, key_len = strlen(key);
+    size_t lo = 0, hi = count, key_len = nnrt__strlen(key);
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = compare_keys(key, key_len, by_key[mid]->key, by_key[mid]->key_len);
@@ -219,9 +249,9 @@ static tensor_entry *find_entry(tensor_entry **by_key, size_t count, const char 
 
 /* Duplicate keys, then overlapping byte ranges. Sorts the two index arrays. */
 static int check_entries(tensor_entry **by_key, tensor_entry **by_offset, size_t count, nnrt_error *err) {
-    qsort(by_key, count, sizeof *by_key, compare_entries_by_key);
+    sort_entries(by_key, count, compare_entries_by_key);
     for (size_t i = 1; i < count; i++) {
-        if (compare_entries_by_key(&by_key[i - 1], &by_key[i]) == 0) {
+        if (compare_keys(by_key[i - 1]->key, by_key[i - 1]->key_len, by_key[i]->key, by_key[i]->key_len) == 0) {
             nnrt_seterr(err, "weight '%s': duplicate key in the safetensors header", by_key[i]->key);
             return -1;
         }
@@ -229,7 +259,7 @@ static int check_entries(tensor_entry **by_key, tensor_entry **by_offset, size_t
 
     /* In offset order a range overlaps an earlier one exactly when it begins before the furthest end so
      * far. Empty ranges hold no bytes and overlap nothing. */
-    qsort(by_offset, count, sizeof *by_offset, compare_entries_by_offset);
+    sort_entries(by_offset, count, compare_entries_by_offset);
     const tensor_entry *furthest = NULL;
     for (size_t i = 0; i < count; i++) {
         const tensor_entry *e = by_offset[i];
@@ -337,9 +367,9 @@ int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec 
     }
 
     size_t count = 0, capacity = doc.root->len + 1;   /* + 1: never malloc(0) */
-    entries = malloc(capacity * sizeof *entries);
-    by_key = malloc(capacity * sizeof *by_key);
-    by_offset = malloc(capacity * sizeof *by_offset);
+    entries = nnrt_alloc(capacity * sizeof *entries);
+    by_key = nnrt_alloc(capacity * sizeof *by_key);
+    by_offset = nnrt_alloc(capacity * sizeof *by_offset);
     if (!entries || !by_key || !by_offset) {
         nnrt_seterr(err, "safetensors header: out of memory for %zu entries", doc.root->len);
         goto done;
@@ -376,9 +406,9 @@ int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec 
     }
     status = 0;
 done:
-    free(entries);
-    free(by_key);
-    free(by_offset);
+    nnrt_release(by_offset);
+    nnrt_release(by_key);
+    nnrt_release(entries);
     nnrt_json_free(&doc);
     return status;
 }
