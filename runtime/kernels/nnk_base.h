@@ -6,6 +6,23 @@
  * Conventions for the whole library: float32 tensors, contiguous, NCHW; outputs first, dimensions last;
  * `long` for flat element counts and offsets, `int` for a single dimension. Kernels never allocate: a
  * kernel that needs scratch memory takes a pointer to it and its header gives a size macro in floats.
+ *
+ * Floating point: which flags give which results.
+ *  - Bit-identical across compilers (gcc, clang, any version) and optimisation levels, for one ISA path of
+ *    nnk_gemm.h: -ffp-contract=off, FLT_EVAL_METHOD 0 (every SSE/NEON/VFP target; not x87, so -mfpmath=sse
+ *    on 32-bit x86), no -ffast-math (nor -fassociative-math, -freciprocal-math, -ffinite-math-only, or
+ *    flushing subnormals), and the same libm for tanhf (gelu_tanh, tanh); sqrtf is correctly rounded
+ *    everywhere. Every kernel then does the same operations in the same order, which C fixes. The AVX-512
+ *    and AVX2 tiles give the same bits as each other and, like the NEON tile, use fused multiply-adds
+ *    whatever the flags; the portable tiles multiply and add, so across paths results agree to rounding.
+ *  - Contraction (clang's default -ffp-contract=on, gcc's -ffp-contract=fast in GNU C modes, on a target
+ *    with FMA): a*b + c may become one FMA, which changes the last bits of products, of sums of products
+ *    and of the polynomial in nnk__exp; still within the tolerances, and still the same for every thread
+ *    count (each element is computed by one sequence of operations whoever computes it).
+ *  - -ffast-math: sums change order (laned sums, layer norm), nnk__exp stays within 2 ulp and layer norm
+ *    within 2e-7 of float64 (gcc 12 and clang 14, -O2 and -O3, measured; both are written so that
+ *    reassociation cannot fold their rounding steps), but NaN and infinity are not honoured (a relu or
+ *    max pool may lose a NaN, e^x saturates at FLT_MAX) and subnormals flush to zero.
  */
 #ifndef NNK_BASE_H
 #define NNK_BASE_H
@@ -33,28 +50,55 @@ static inline float nnk__dot(const float *restrict a, const float *restrict b, l
     return sum;
 }
 
+/* What e^x gives above 88.72: inf, or under -ffinite-math-only (part of -ffast-math), where an infinity is
+   undefined and clang drops the code that makes one, the largest float, so that 1 / (1 + e^x) and
+   x / (1 + e^x) still come out 0. */
+#if defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__
+#define NNK__EXP_OVERFLOW 3.40282347e38f
+#else
+#define NNK__EXP_OVERFLOW INFINITY
+#endif
+
 /* e^x within about 2 ulp, written without branches so that the loops calling it vectorise (libm's expf
-   does not). Cephes' method: x = n·ln2 + r with |r| <= ln2/2, e^r from a degree-7 polynomial, times 2^n
-   built in the exponent bits, in two halves so that results near overflow and subnormal results come out
-   right. Above 88.72 the result is inf, below -104 it is 0, and NaN stays NaN. */
+   does not). Cephes' method: x = n·ln2 + r with |r| <= ln2/2, e^r from a degree-7 polynomial, times 2^n.
+   Above 88.72 the result is inf, below -104 it is 0, and NaN stays NaN (without -ffast-math).
+   Written to stay right under -ffast-math (gcc 12, clang 14, -O2 and -O3, checked against libm): nothing
+   in it is an identity that reassociation could fold.
+    - n = round(x/ln2) comes from the low bits of x/ln2 + 1.5·2^23, converted from those bits as an integer
+      (as `t - 1.5·2^23` it folded to x/ln2, and e^-1 came out 0.5).
+    - r = (x - n·C1) + n·C2, ln2 = C1 - C2 in two parts so that x - n·C1 is exact: reassociated, the sum
+      becomes (x + n·C2) - n·C1, which rounds at the magnitude of x (60 ulp at x = -72). So r1 = x - n·C1
+      also appears on its own in the last step of the polynomial, where it is added last: a value with two
+      uses is a leaf to both compilers' reassociation, which only regroups single-use chains.
+    - 2^n goes into the exponent bits of e^r by an integer add where the result is normal (so no product
+      2^a·2^b that could overflow when formed first), and only below that by multiplying by two powers of
+      two, whose product, if the compiler forms it first, is still the exact 2^n down to 2^-149. */
 static inline float nnk__exp(float x)
 {
     float xc = x < -104.0f ? -104.0f : x > 88.7228394f ? 88.7228394f : x;
     float t = xc * 1.44269504088896341f + 12582912.0f;   /* 1.5·2^23: round(x/ln2) lands in t's low bits */
-    float n = t - 12582912.0f;
-    float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;   /* ln2 in two parts, so r stays exact */
-    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-               1.6666665459e-1f) * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
     uint32_t tb;
     memcpy(&tb, &t, sizeof tb);
-    int32_t ni = (int32_t)(tb - 0x4B400000u), half = ni / 2;
-    uint32_t b1 = (uint32_t)(half + 127) << 23, b2 = (uint32_t)(ni - half + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &b1, sizeof s1);
-    memcpy(&s2, &b2, sizeof s2);
-    float y = p * s1 * s2;
-    return x < -104.0f ? 0.0f : x > 88.7228394f ? INFINITY : y;
+    int32_t ni = (int32_t)(tb - 0x4B400000u);
+    float n = (float)ni;                                   /* = t - 1.5·2^23 exactly, but not foldable */
+    float r1 = xc - n * 0.693359375f, r2 = n * 2.12194440e-4f, r = r1 + r2;   /* ln2 in two parts, r1 exact */
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+               1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = ((p * r * r + r2) + r1) + 1.0f;
+    /* p·2^n: -125 <= n <= 128 by adding n to p's exponent (p is in [0.70, 1.42], and below 1 when n is 128);
+       below, p·2^(n+126)·2^-126 rounds once into the subnormals as it should; NaN takes the second way. The
+       second is computed for every lane, with n at most -125 so that the lanes that do not need it make no
+       subnormal (which would cost a microcode assist each on x86). */
+    int32_t nlo = ni < -125 ? ni : -125;
+    uint32_t pb, hb, lb = (uint32_t)(nlo + 253) << 23;
+    memcpy(&pb, &p, sizeof pb);
+    hb = pb + ((uint32_t)ni << 23);
+    float hi, s;
+    memcpy(&hi, &hb, sizeof hi);
+    memcpy(&s, &lb, sizeof s);
+    float lo = p * s * 0x1p-126f;
+    float y = (uint32_t)ni + 125u <= 253u ? hi : lo;   /* -125 <= ni <= 128 */
+    return x < -104.0f ? 0.0f : x >= 88.7228394f ? NNK__EXP_OVERFLOW : y;
 }
 
 /* erf(x) within 7e-7 (absolute), branch-free like nnk__exp: Abramowitz and Stegun 7.1.26,

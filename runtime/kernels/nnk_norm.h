@@ -2,8 +2,12 @@
  * nnk_norm.h — normalisations: eval-mode batch norm, layer norm, softmax.
  *
  * Batch norm folds its four vectors into one scale and shift per channel, as PyTorch does on the CPU.
- * Layer norm uses two passes (mean, then the mean of squared deviations) accumulated in double, so a large
- * common offset in a row does not eat the variance. Softmax subtracts the row maximum before exponentiating.
+ * Layer norm is the corrected two-pass algorithm (Chan, Golub and LeVeque) in float: the mean m, then the
+ * deviations d = x - m, whose sum Σd corrects m for its rounding and whose Σd² gives the variance, so a
+ * large common offset in a row does not eat the variance; every sum is cascaded (16 lanes over blocks of
+ * 256, the blocks' sums added pairwise), so its error grows with log D, not D. No double (which would be
+ * soft-float calls on a Cortex-M4 or M33), no compensated (Kahan) sum, which -ffast-math folds away: under
+ * reassociation the sums only change order. Softmax subtracts the row maximum before exponentiating.
  */
 #ifndef NNK_NORM_H
 #define NNK_NORM_H
@@ -25,36 +29,88 @@ static inline void nnk_batchnorm(float *y, const float *x, const float *restrict
         }
 }
 
-/* y[M,D] = (x - mean) / √(var + eps) · gamma[D] + beta[D], mean and biased var over each row of x[M,D] */
+/* Over n <= 256 floats: Σ x[i] into s[0], or with `squares` the deviations' Σ (x[i] - m) and Σ (x[i] - m)²
+   into s[0] and s[1]; in 16 lanes (so that it vectorises) added pairwise. */
+static inline void nnk__block_moments(float *s, const float *x, int n, float m, int squares)
+{
+    float a1[16] = {0}, a2[16] = {0};
+    int body = n - n % 16;
+    if (!squares) {
+        for (int i = 0; i < body; i += 16)
+            for (int j = 0; j < 16; j++)
+                a1[j] += x[i + j];
+        for (int i = body; i < n; i++)
+            a1[i - body] += x[i];
+    } else {
+        for (int i = 0; i < body; i += 16)
+            for (int j = 0; j < 16; j++) {
+                float d = x[i + j] - m;
+                a1[j] += d;
+                a2[j] += d * d;
+            }
+        for (int i = body; i < n; i++) {
+            float d = x[i] - m;
+            a1[i - body] += d;
+            a2[i - body] += d * d;
+        }
+    }
+    for (int w = 8; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) {
+            a1[j] += a1[j + w];
+            a2[j] += a2[j + w];
+        }
+    s[0] = a1[0];
+    s[1] = a2[0];
+}
+
+/* The same over any n: the sums of blocks of 256 added pairwise as they come (a binary counter of partial
+   sums), so that the rounding error grows with log n. */
+static inline void nnk__moments(float *s, const float *x, long n, float m, int squares)
+{
+    float partial[64][2], b[2];
+    int depth = 0;
+    long blocks = 0;
+    for (long i = 0; i < n; i += 256) {
+        nnk__block_moments(b, x + i, n - i < 256 ? (int)(n - i) : 256, m, squares);
+        for (long k = ++blocks; (k & 1) == 0; k >>= 1) {
+            depth--;
+            b[0] = partial[depth][0] + b[0];
+            b[1] = partial[depth][1] + b[1];
+        }
+        partial[depth][0] = b[0];
+        partial[depth][1] = b[1];
+        depth++;
+    }
+    s[0] = s[1] = 0.0f;
+    while (depth-- > 0) {
+        s[0] = partial[depth][0] + s[0];
+        s[1] = partial[depth][1] + s[1];
+    }
+}
+
+/* y[M,D] = (x - mean) / √(var + eps) · gamma[D] + beta[D], mean and biased var over each row of x[M,D].
+   The deviations x - mean pass through a block on the stack, so that under -ffast-math (x - mean) - fix
+   cannot become x - (mean + fix), which would lose fix again. y may be x. */
 static inline void nnk_layernorm(float *y, const float *x, const float *restrict gamma,
                                  const float *restrict beta, long M, int D, float eps)
 {
     for (long m = 0; m < M; m++) {
         const float *xr = x + m * D;
-        float *yr = y + m * D;
-        /* the sums in double, in 8 lanes so that they vectorise */
-        double sum[8] = {0}, ss[8] = {0};
-        int body = D - D % 8;
-        for (int d = 0; d < body; d += 8)
-            for (int j = 0; j < 8; j++)
-                sum[j] += (double)xr[d + j];
-        for (int d = body; d < D; d++)
-            sum[0] += (double)xr[d];
-        double mean = (((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]))) / D;
-        /* (mean kept in double: rounding it to float costs accuracy when |mean| >> std) */
-        for (int d = 0; d < body; d += 8)
-            for (int j = 0; j < 8; j++) {
-                double dev = (double)xr[d + j] - mean;
-                ss[j] += dev * dev;
-            }
-        for (int d = body; d < D; d++) {
-            double dev = (double)xr[d] - mean;
-            ss[0] += dev * dev;
+        float *yr = y + m * D, s[2], dev[256];
+        nnk__moments(s, xr, D, 0.0f, 0);
+        float mean = s[0] / (float)D;
+        nnk__moments(s, xr, D, mean, 1);
+        /* mean + fix is the row's mean to about an ulp of the deviations (rather than of the mean) */
+        float fix = s[0] / (float)D, var = s[1] / (float)D - fix * fix;
+        var = var < 0.0f ? 0.0f : var;   /* (rounding; NaN stays) */
+        float rstd = 1.0f / sqrtf(var + eps);
+        for (int d0 = 0; d0 < D; d0 += 256) {
+            int n = D - d0 < 256 ? D - d0 : 256;
+            for (int j = 0; j < n; j++)
+                dev[j] = xr[d0 + j] - mean;
+            for (int j = 0; j < n; j++)
+                yr[d0 + j] = (dev[j] - fix) * rstd * gamma[d0 + j] + beta[d0 + j];
         }
-        double var = (((ss[0] + ss[1]) + (ss[2] + ss[3])) + ((ss[4] + ss[5]) + (ss[6] + ss[7]))) / D;
-        double rstd = 1.0 / sqrt(var + (double)eps);
-        for (int d = 0; d < D; d++)
-            yr[d] = (float)(((double)xr[d] - mean) * rstd) * gamma[d] + beta[d];
     }
 }
 
