@@ -306,6 +306,11 @@ static void emit_mha(Emitter *e, const Op *op) {
                ptr(e, op->in.items[wi + 3]), op->id);
 }
 
+static void emit_clamp(Emitter *e, const Op *op) {
+    simple_call(e, op, "float *y, const float *x",
+                format("    nnk_clamp(y, x, %lld, %s, %s);\n", (long long)tensor_numel(op->out), c_float(op->a.lo), c_float(op->a.hi)));
+}
+
 /* An activation op: the kernel of its row of nnk_acts.def. */
 static void emit_unary(Emitter *e, const Op *op) {
     if (op->a.act == ACT_NONE)
@@ -360,6 +365,14 @@ static void emit_softmax(Emitter *e, const Op *op) {
 static void emit_pool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
+    if (op->kind == OPK_AVGPOOL && (a->ceil_mode || !a->count_include_pad)) {   /* a divisor per window */
+        char *body = format("    nnk_avgpool2d_windows(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
+                            (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3],
+                            (long long)y->dims[2], (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1],
+                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->count_include_pad);
+        simple_call(e, op, "float *restrict y, const float *restrict x", body);
+        return;
+    }
     char *body = format("    %s(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d);\n",
                         op->kind == OPK_MAXPOOL ? "nnk_maxpool2d" : "nnk_avgpool2d", (long long)x->dims[0], (long long)x->dims[1],
                         (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],

@@ -263,6 +263,8 @@ typedef struct {
     int64_t start, step;                                     /* slice */
     int64_t before, after;                                   /* pad */
     double value;                                            /* pad value; the scalar of OPK_SCALAR */
+    double lo, hi;                                           /* clamp: the bounds (-inf, inf when not given) */
+    bool ceil_mode, count_include_pad;                       /* pools: PyTorch's flags */
     Operator binop;                                          /* OPK_SCALAR: ADD, SUB, MUL, DIV */
     bool scalar_first;                                       /* OPK_SCALAR: s OP x rather than x OP s */
     double eps;

@@ -73,9 +73,18 @@ static double activate(OpKind kind, bool tanh_form, double v) {
     case OPK_TANH: return tanh(v);
     case OPK_SILU: return v * sigmoid(v);
     case OPK_NEG: return -v;
+    case OPK_RELU6: return isnan(v) ? v : fmin(fmax(v, 0.0), 6.0);
+    case OPK_HARDSIGMOID: return isnan(v) ? v : fmin(fmax(v + 3.0, 0.0), 6.0) / 6.0;
+    case OPK_HARDSWISH: return isnan(v) ? v : v * fmin(fmax(v + 3.0, 0.0), 6.0) / 6.0;
+    case OPK_SQRT: return sqrt(v);
+    case OPK_RSQRT: return 1.0 / sqrt(v);
+    case OPK_EXP: return exp(v);
+    case OPK_LOG: return log(v);
+    case OPK_ABS: return fabs(v);
     default: return v;
     }
 }
+
 
 /* Whether a gelu op is the tanh approximation (the activation the op runs is in its attributes). */
 static bool is_tanh_gelu(const Op *op) { return op->kind == OPK_GELU && op->a.act == ACT_GELU_TANH; }
@@ -258,6 +267,14 @@ static bool ref_mha(Ctx *c) {
     return ok;
 }
 
+/* torch.clamp: min(max(x, lo), hi), a NaN kept */
+static void ref_clamp(Ctx *c) {
+    for (int64_t i = 0; i < numel(c->op->out); i++) {
+        double v = c->in[0][i];
+        c->y[i] = isnan(v) ? v : fmin(fmax(v, c->op->a.lo), c->op->a.hi);
+    }
+}
+
 static void ref_unary(Ctx *c) {
     bool tanh_form = is_tanh_gelu(c->op);
     for (int64_t i = 0; i < numel(c->op->out); i++)
@@ -301,9 +318,10 @@ static void ref_softmax(Ctx *c) {
             softmax_line(c->y + o * len * inner + i, len, inner);
 }
 
-/* nn.MaxPool2d / nn.AvgPool2d (count_include_pad=True, ceil_mode=False): over each window of the input
-   padded by pad[0] rows on top and pad[1] columns on the left; padded cells are ignored by max (-inf) and
-   count as zeros in the average, whose divisor is always the window's size. */
+/* nn.MaxPool2d / nn.AvgPool2d: over each window of the input padded by pad[0] rows on top and pad[1]
+   columns on the left (pad[2], pad[3] at the bottom and right); padded cells are ignored by max (-inf).
+   The average divides by the window's cells within the padded input (count_include_pad) or within the
+   input alone; a window that ceil_mode keeps past the padding counts only what it covers. */
 static void ref_pool(Ctx *c) {
     const Tensor *x = IN(c, 0), *y = c->op->out;
     const Attrs *a = &c->op->a;
@@ -324,7 +342,12 @@ static void ref_pool(Ctx *c) {
                         else
                             acc += e;
                     }
-                c->y[(p * OH + i) * OW + j] = is_max ? acc : acc / (double)(a->kernel[0] * a->kernel[1]);
+                int64_t h0 = i * a->stride[0] - a->pad[0], w0 = j * a->stride[1] - a->pad[1];
+                int64_t h1 = h0 + a->kernel[0] < H + a->pad[2] ? h0 + a->kernel[0] : H + a->pad[2];
+                int64_t w1 = w0 + a->kernel[1] < W + a->pad[3] ? w0 + a->kernel[1] : W + a->pad[3];
+                int64_t cells = a->count_include_pad ? (h1 - h0) * (w1 - w0)
+                                                     : ((h1 < H ? h1 : H) - (h0 > 0 ? h0 : 0)) * ((w1 < W ? w1 : W) - (w0 > 0 ? w0 : 0));
+                c->y[(p * OH + i) * OW + j] = is_max ? acc : acc / (double)cells;
             }
 }
 
@@ -480,7 +503,16 @@ static bool eval_op(Ctx *c) {
     case OPK_SIGMOID:
     case OPK_TANH:
     case OPK_SILU:
-    case OPK_NEG: ref_unary(c); return true;
+    case OPK_NEG:
+    case OPK_RELU6:
+    case OPK_HARDSIGMOID:
+    case OPK_HARDSWISH:
+    case OPK_SQRT:
+    case OPK_RSQRT:
+    case OPK_EXP:
+    case OPK_LOG:
+    case OPK_ABS: ref_unary(c); return true;
+    case OPK_CLAMP: ref_clamp(c); return true;
     case OPK_ADD:
     case OPK_SUB:
     case OPK_MUL:
@@ -500,6 +532,7 @@ static bool eval_op(Ctx *c) {
     case OPK_SDPA: return ref_sdpa(c);
     /* rows of ops.def that lower to other ops while elaborating: never in a graph */
     case OPK_GLOBAL_AVGPOOL:
+    case OPK_HARDTANH:
     case OPK_DROPOUT:
     case OPK_FLATTEN:
     case OPK_TAKE:

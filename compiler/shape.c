@@ -9,6 +9,7 @@
  */
 #include "nnc.h"
 
+#include <math.h>
 #include <string.h>
 
 static char *shape_of(const Tensor *t) { return shape_text(t->rank, t->dims); }
@@ -226,6 +227,32 @@ Tensor *build_unary(Call *c) {
     return call_output(c, unary_op(c, c->kind, x), x->rank, x->dims);
 }
 
+/* torch.clamp(x, min, max): at least one bound; clamp(x, 0, 6) is relu6, which a layer's epilogue can apply. */
+Tensor *build_clamp(Call *c) {
+    Tensor *x = call_tensor(c, 0);
+    if (!call_given(c, 1) && !call_given(c, 2)) {
+        call_error(c, -1, "needs min, max or both");
+        return NULL;
+    }
+    double lo = call_given(c, 1) ? call_float(c, 1) : -INFINITY, hi = call_given(c, 2) ? call_float(c, 2) : INFINITY;
+    if (isnan(lo) || isnan(hi)) {
+        call_error(c, isnan(lo) ? 1 : 2, "clamp's bounds must be numbers, found NaN");
+        return NULL;
+    }
+    if (lo == 0 && hi == 6)
+        return call_output(c, unary_op(c, OPK_RELU6, x), x->rank, x->dims);
+    Op *op = unary_op(c, OPK_CLAMP, x);
+    op->a.lo = lo;
+    op->a.hi = hi;
+    return call_output(c, op, x->rank, x->dims);
+}
+
+/* nn.Hardtanh(min_val, max_val): a clamp. */
+Tensor *build_hardtanh(Call *c) {
+    Value *args[3] = {tensor_value(call_tensor(c, 0)), float_value(call_float(c, 1)), float_value(call_float(c, 2))};
+    return call_build(c, OPK_CLAMP, args, 3);
+}
+
 Tensor *build_gelu(Call *c) {
     Tensor *x = call_tensor(c, 0);
     const char *approx = call_str(c, 1);
@@ -296,6 +323,15 @@ Tensor *build_dropout(Call *c) {
 
 /* ---------------------------------------------------------------- pooling */
 
+/* PyTorch's output size of a pooling window k with stride s over `padded` cells: with ceil_mode a last,
+   partial window is kept, unless it would start past the input and its leading padding (`limit`). */
+static int64_t pool_size(int64_t padded, int k, int s, bool ceil_mode, int64_t limit) {
+    int64_t n = (padded - k + (ceil_mode ? s - 1 : 0)) / s + 1;
+    if (ceil_mode && (n - 1) * s >= limit)
+        n--;
+    return n;
+}
+
 Tensor *build_pool(Call *c) {
     Tensor *x = call_tensor(c, 0);
     int k[2], s[2], p[4];
@@ -323,7 +359,10 @@ Tensor *build_pool(Call *c) {
     memcpy(op->a.kernel, k, sizeof k);
     memcpy(op->a.stride, s, sizeof s);
     memcpy(op->a.pad, p, sizeof p);
-    int64_t dims[4] = {x->dims[0], x->dims[1], (H - k[0]) / s[0] + 1, (W - k[1]) / s[1] + 1};
+    op->a.ceil_mode = call_bool(c, 4);
+    op->a.count_include_pad = c->kind == OPK_AVGPOOL ? call_bool(c, 5) : true;
+    int64_t dims[4] = {x->dims[0], x->dims[1], pool_size(H, k[0], s[0], op->a.ceil_mode, x->dims[2] + p[0]),
+                       pool_size(W, k[1], s[1], op->a.ceil_mode, x->dims[3] + p[1])};
     return call_output(c, op, 4, dims);
 }
 

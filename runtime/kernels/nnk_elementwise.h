@@ -19,6 +19,20 @@ enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV };
 #define NNK_SQRT1_2 0.70710678118654752440f     /* 1/√2 */
 #define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
 
+/* min(max(v, lo), hi), as torch.clamp: a NaN stays NaN; lo > hi gives hi. */
+static inline float nnk__clampf(float v, float lo, float hi)
+{
+    float t = v < lo ? lo : v;
+    return t > hi ? hi : t;
+}
+
+/* y[n] = clamp(x, lo, hi) (torch.clamp, hardtanh); y may equal x */
+static inline void nnk_clamp(float *y, const float *x, long n, float lo, float hi)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = nnk__clampf(x[i], lo, hi);
+}
+
 /* Activations a layer's epilogue may apply, and the builtins that run them (nnk_acts.def). */
 enum {
     NNK_ACT_NONE,

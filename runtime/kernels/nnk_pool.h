@@ -72,6 +72,33 @@ static inline void nnk_avgpool2d(float *restrict y, const float *restrict x, int
     }
 }
 
+/* nn.AvgPool2d with ceil_mode or count_include_pad=False: the mean over each window, divided, as PyTorch
+   divides, by the window's cells within the input and its padding PT, PL, PB, PR (include_pad), or
+   within the input alone; a last, partial window of ceil_mode counts only what it covers. */
+static inline void nnk_avgpool2d_windows(float *restrict y, const float *restrict x, int N, int C, int H, int W, int OH,
+                                         int OW, int KH, int KW, int SH, int SW, int PT, int PL, int PB, int PR,
+                                         int include_pad)
+{
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + nc * H * W;
+        float *yp = y + nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * SH - PT, h1 = h0 + KH < H + PB ? h0 + KH : H + PB;
+            int ih0 = h0 > 0 ? h0 : 0, ih1 = h1 < H ? h1 : H;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * SW - PL, w1 = w0 + KW < W + PR ? w0 + KW : W + PR;
+                int iw0 = w0 > 0 ? w0 : 0, iw1 = w1 < W ? w1 : W;
+                float sum = 0.0f;
+                for (int ih = ih0; ih < ih1; ih++)
+                    for (int iw = iw0; iw < iw1; iw++)
+                        sum += xp[(long)ih * W + iw];
+                int cells = include_pad ? (h1 - h0) * (w1 - w0) : (ih1 - ih0) * (iw1 - iw0);
+                yp[(long)oh * OW + ow] = cells > 0 ? sum / (float)cells : 0.0f;
+            }
+        }
+    }
+}
+
 /* y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1 and the same for
    columns (nn.AdaptiveAvgPool2d); windows may overlap, and OH/OW may exceed H/W. */
 static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H,

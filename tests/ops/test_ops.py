@@ -379,7 +379,28 @@ ACTS = [
     ("sigmoid", "sigmoid(x)", torch.sigmoid),
     ("tanh", "tanh(x)", torch.tanh),
     ("silu", "silu(x)", F.silu),
+    ("relu6", "relu6(x)", F.relu6),
+    ("hardsigmoid", "hardsigmoid(x)", F.hardsigmoid),
+    ("hardswish", "hardswish(x)", F.hardswish),
+    ("abs", "abs(x)", torch.abs),
+    ("clamp", "clamp(x, -0.5, 1.25)", lambda x: torch.clamp(x, -0.5, 1.25)),
+    ("clamp_min", "clamp(x, min=0.25)", lambda x: torch.clamp(x, min=0.25)),
+    ("clamp_max", "clamp(x, max=-0.5)", lambda x: torch.clamp(x, max=-0.5)),
+    ("clamp_0_6", "clamp(x, 0, 6)", lambda x: torch.clamp(x, 0, 6)),
+    ("hardtanh", "hardtanh(x)", F.hardtanh),
+    ("hardtanh_bounds", "hardtanh(x, -2.0, 0.5)", lambda x: F.hardtanh(x, -2.0, 0.5)),
 ]
+# on positive inputs (and exp on moderate ones, whose float32 result stays finite)
+for (n, expr, fn, gen) in [("sqrt", "sqrt(x)", torch.sqrt, "pos"), ("rsqrt", "rsqrt(x)", torch.rsqrt, "pos"),
+                           ("log", "log(x)", torch.log, "pos"), ("exp", "exp(x)", torch.exp, "wide")]:
+    for shape in [(11,), (2, 3, 5), (2, 3, 4, 5)]:
+        case(f"{n}/rank{len(shape)}", dict(x=shape), "return " + expr, lambda W, x, fn=fn: fn(x), gen={"x": gen})
+    case(f"{n}/threads_big", dict(x=(4, 64, 32, 32)), "return " + expr, lambda W, x, fn=fn: fn(x), gen={"x": gen})
+for n, fn in [("relu6", F.relu6), ("hardswish", F.hardswish), ("hardsigmoid", F.hardsigmoid)]:
+    case(f"fuse/conv2d_{n}", dict(x=(2, 3, 9, 9)), f"return {n}(conv2d(x, 16, kernel=3, pad=1) as c)",
+         lambda W, x, fn=fn: fn(ref_conv(W, "c", x, 16, 3, 1, 1)))
+    case(f"fuse/linear_{n}_residual", dict(x=(20, 16)), f"return {n}(linear(x, 16) as fc + x)",
+         lambda W, x, fn=fn: fn(W.mod("fc", nn.Linear(16, 16))(x) + x))
 ACT_SHAPES = [(11,), (3, 7), (2, 3, 5), (2, 3, 4, 5), (1, 2, 3, 4, 5)]
 for (n, expr, fn) in ACTS:
     for shape in ACT_SHAPES:
@@ -430,6 +451,17 @@ for (n, shape, k, s, p) in POOLS:
          lambda W, x, k=k, s=s, p=p: ref_avgpool(x, k, s, p))
 case("maxpool/all_negative_padded", dict(x=(1, 2, 5, 5)), "return maxpool(-x * x - 1.0, kernel=3, stride=2, pad=1)",
      lambda W, x: ref_maxpool(-x * x - 1.0, 3, 2, 1))
+# ceil_mode (GoogLeNet, SqueezeNet, Inception) and count_include_pad=false: (name, shape, kernel, stride, pad)
+for (n, shape, k, st, p) in [("k3_s2", (1, 2, 8, 8), 3, 2, 0), ("k3_s2_p1", (2, 3, 9, 10), 3, 2, 1), ("k2_s2_odd", (1, 2, 7, 9), 2, 2, 0),
+                             ("k3_s3_p1", (1, 2, 10, 11), 3, 3, 1), ("k_hw", (1, 2, 9, 10), [3, 2], [2, 3], [1, 1])]:
+    args = f"x, kernel={fmt(k)}, stride={fmt(st)}" + ("" if p == 0 else f", pad={fmt(p)}")
+    case(f"maxpool/ceil_{n}", dict(x=shape), f"return maxpool({args}, ceil_mode=true)",
+         lambda W, x, k=k, st=st, p=p: F.max_pool2d(x, pair(k), pair(st), pair(p), ceil_mode=True))
+    for ceil, incl in [(True, True), (True, False), (False, False)]:
+        case(f"avgpool/{n}_ceil{int(ceil)}_incl{int(incl)}", dict(x=shape),
+             f"return avgpool({args}, ceil_mode={fmt(ceil)}, count_include_pad={fmt(incl)})",
+             lambda W, x, k=k, st=st, p=p, ceil=ceil, incl=incl: nn.AvgPool2d(pair(k), pair(st), pair(p), ceil_mode=ceil,
+                                                                               count_include_pad=incl)(x))
 # Beyond PyTorch's pooling (spec: int or [h, w]); ops.def accepts [top, left, bottom, right] as conv2d does.
 case("maxpool/pad_asym", dict(x=(1, 2, 7, 8)), "return maxpool(x, kernel=3, stride=2, pad=[1, 0, 1, 1])",
      lambda W, x: ref_maxpool(x, 3, 2, [1, 0, 1, 1]))

@@ -1440,6 +1440,30 @@ static void test_shapes_pool(void) {
     shape_ok("maxpool: kernel 3 stride 2 pad 1 (ResNet stem)", "x: f32[1, 64, 112, 112]", "maxpool(x, kernel=3, stride=2, pad=1)",
              "[1, 64, 56, 56]", NULL);
     shape_ok("maxpool: kernel 3, default stride 3, floor", X, "maxpool(x, 3)", "[1, 3, 10, 10]", NULL);
+    shape_ok("maxpool: ceil_mode keeps the partial window (GoogLeNet 112 -> 56)", "x: f32[1, 64, 112, 112]",
+             "maxpool(x, 3, stride=2, ceil_mode=true)", "[1, 64, 56, 56]", NULL);
+    shape_ok("maxpool: ceil_mode, 7 -> 4 with stride 2", "x: f32[1, 2, 7, 7]", "maxpool(x, 3, stride=2, ceil_mode=true)", "[1, 2, 3, 3]", NULL);
+    shape_ok("maxpool: ceil_mode, 8 -> 4 with kernel 3 stride 2", "x: f32[1, 2, 8, 8]", "maxpool(x, 3, stride=2, ceil_mode=true)", "[1, 2, 4, 4]",
+             NULL);
+    shape_ok("maxpool: ceil_mode drops a window starting in the right padding", "x: f32[1, 2, 5, 5]",
+             "maxpool(x, 2, stride=2, pad=1, ceil_mode=true)", "[1, 2, 3, 3]", NULL);
+    shape_err("maxpool: no count_include_pad", X, "maxpool(x, 2, count_include_pad=false)", "count_include_pad");
+    g = shape_ok("avgpool: count_include_pad=false kept", X, "avgpool(x, 3, stride=2, pad=1, count_include_pad=false)", "[1, 3, 16, 16]", NULL);
+    if (g)
+        check(!out_op(g)->a.count_include_pad && !out_op(g)->a.ceil_mode, "avgpool: its flags", "%d %d", out_op(g)->a.count_include_pad,
+              out_op(g)->a.ceil_mode);
+    g = shape_ok("clamp: same shape", X, "clamp(x, -1, 1)", "[1, 3, 32, 32]", "");
+    if (g)
+        check(out_op(g)->kind == OPK_CLAMP && out_op(g)->a.lo == -1 && out_op(g)->a.hi == 1, "clamp: its bounds", "%g %g", out_op(g)->a.lo,
+              out_op(g)->a.hi);
+    g = shape_ok("clamp: (0, 6) is relu6", X, "clamp(x, 0, 6)", "[1, 3, 32, 32]", "");
+    if (g)
+        check(out_op(g)->kind == OPK_RELU6, "clamp(x, 0, 6): a relu6 op (fusable)", "kind %s", op_info[out_op(g)->kind].name);
+    g = shape_ok("hardtanh: a clamp of -1, 1", X, "hardtanh(x)", "[1, 3, 32, 32]", "");
+    if (g)
+        check(out_op(g)->kind == OPK_CLAMP && out_op(g)->a.lo == -1 && out_op(g)->a.hi == 1, "hardtanh: clamp -1, 1", "%g %g", out_op(g)->a.lo,
+              out_op(g)->a.hi);
+    shape_err("clamp: no bound", X, "clamp(x)", "needs min, max or both");
     shape_err("maxpool: padding more than half the kernel", X, "maxpool(x, kernel=2, pad=2)", "half the kernel");
     shape_err("maxpool: rank 3", "x: f32[3, 32, 32]", "maxpool(x, kernel=2)", "rank-4");
     g = shape_ok("avgpool: kernel [2, 4]", X, "avgpool(x, kernel=[2, 4])", "[1, 3, 16, 8]", "");
@@ -1592,13 +1616,13 @@ static void test_all_builtins_covered(void) {
     static const char *tested[] = {"conv2d", "linear", "batchnorm", "layernorm", "multihead_attention", "cross_attention", "relu",
                                    "gelu", "sigmoid", "tanh", "silu", "softmax", "maxpool", "avgpool", "global_avgpool",
                                    "adaptive_avgpool", "pad", "dropout", "flatten", "reshape", "transpose", "concat", "slice",
-                                   "take", "expand", "matmul", "scaled_dot_product_attention", "param"};
+                                   "take", "expand", "matmul", "scaled_dot_product_attention", "param", "clamp", "hardtanh"};
     Buf missing = {0};
     buf_puts(&missing, "");
     for (int k = 0; k < OPK_COUNT; k++) {
         if (!op_info[k].user)
             continue;
-        bool found = false;
+        bool found = op_info[k].act != ACT_NONE;   /* every activation row: test_shapes_elementwise */
         for (size_t i = 0; i < sizeof tested / sizeof *tested; i++)
             found |= strcmp(tested[i], op_info[k].name) == 0;
         if (!found)
