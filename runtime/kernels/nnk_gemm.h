@@ -162,6 +162,8 @@ static inline int nnk__fusable(int last, const float *res, int act1, int act2)
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
 #define NNK_GEMM_AVX2_FMA 1
 #include "nnk_gemm_avx2.h"
+#elif defined(__aarch64__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#include "nnk_gemm_neon.h"   /* NNK_GEMM_NEON: 4 × (8×12) in 24 q registers */
 #elif defined(__GNUC__) && !defined(NNK_SCALAR) &&                                                         \
     (defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__wasm_simd128__))
 #define NNK_GEMM_VECTOR 1
