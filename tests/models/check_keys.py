@@ -30,6 +30,9 @@ MODELS = {
     "vit_b_16.net": "vit_b_16",
     "vit_b_32.net": "vit_b_32",
     "vit_l_16.net": "vit_l_16",
+    "alexnet.net": "alexnet",
+    "vgg11.net": "vgg11",
+    "vgg11_bn.net": "vgg11_bn",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

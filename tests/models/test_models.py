@@ -96,6 +96,10 @@ MODELS = {
     "vit_small": lambda: export_torchvision.build_model("VisionTransformer", SEED, VIT_SMALL),
     "bert_base_encoder": bert_base_encoder,
     "transformer_decoder": transformer_decoder,
+    # the torchvision classification zoo, BatchNorm statistics measured at the test's size
+    "alexnet": lambda: export_torchvision.build_model("alexnet", SEED, calib_size=63),
+    "vgg11": lambda: export_torchvision.build_model("vgg11", SEED, calib_size=32),
+    "vgg11_bn": lambda: export_torchvision.build_model("vgg11_bn", SEED, calib_size=32),
 }
 
 
@@ -163,6 +167,15 @@ CASES = [
     Case("transformer_decoder@17x23x2", "models/transformer_decoder.net", "transformer_decoder",
          [[2, 17, 512], [2, 23, 512]], defines=["batch=2", "tgt_len=17", "mem_len=23"],
          ref=ref_decoder),
+    # the torchvision classification zoo, each at the smallest size torchvision accepts
+    Case("alexnet@63", "models/alexnet.net", "alexnet", [[1, 3, 63, 63]], defines=["size=63"]),
+    Case("alexnet@63x2", "models/alexnet.net", "alexnet", [[2, 3, 63, 63]],
+         defines=["batch=2", "size=63"]),
+    Case("vgg11@32", "models/vgg11.net", "vgg11", [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("vgg11@32x2", "models/vgg11.net", "vgg11", [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("vgg11_bn@32", "models/vgg11_bn.net", "vgg11_bn", [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("vgg11_bn@32x2", "models/vgg11_bn.net", "vgg11_bn", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
 ]
 
 
