@@ -33,6 +33,7 @@ MODELS = {
     "alexnet.net": "alexnet",
     "vgg11.net": "vgg11",
     "vgg11_bn.net": "vgg11_bn",
+    "squeezenet1_1.net": "squeezenet1_1",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -100,6 +100,7 @@ MODELS = {
     "alexnet": lambda: export_torchvision.build_model("alexnet", SEED, calib_size=63),
     "vgg11": lambda: export_torchvision.build_model("vgg11", SEED, calib_size=32),
     "vgg11_bn": lambda: export_torchvision.build_model("vgg11_bn", SEED, calib_size=32),
+    "squeezenet1_1": lambda: export_torchvision.build_model("squeezenet1_1", SEED, calib_size=25),
 }
 
 
@@ -176,6 +177,11 @@ CASES = [
     Case("vgg11_bn@32", "models/vgg11_bn.net", "vgg11_bn", [[1, 3, 32, 32]], defines=["size=32"]),
     Case("vgg11_bn@32x2", "models/vgg11_bn.net", "vgg11_bn", [[2, 3, 32, 32]],
          defines=["batch=2", "size=32"]),
+    # (torchvision takes 17x17; nnc refuses a 3x3 ceil_mode pool on the 2x2 map that gives)
+    Case("squeezenet1_1@25", "models/squeezenet1_1.net", "squeezenet1_1", [[1, 3, 25, 25]],
+         defines=["size=25"]),
+    Case("squeezenet1_1@25x2", "models/squeezenet1_1.net", "squeezenet1_1", [[2, 3, 25, 25]],
+         defines=["batch=2", "size=25"]),
 ]
 
 
