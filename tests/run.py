@@ -26,12 +26,17 @@ SUITES = [
     ("kernels", [PY, "tests/kernels/test_kernels.py"], True),
     # the AVX-512 tile: skipped (not passed) where -march=native does not compile it
     ("kernels-native", [PY, "tests/kernels/test_kernels.py", "--cc", "clang", "--cflags=-march=native", "--isa", "avx512f"], True),
+    # the AVX2 + FMA tile, which AVX-512 machines run too; skipped (not passed) where the CPU lacks it
+    ("kernels-avx2", [PY, "tests/kernels/test_kernels.py", "--cc", "clang", "--isa", "avx2"], True),
+    # the plain scalar loop (-DNNK_SCALAR), which no other suite reaches
+    ("kernels-plain", [PY, "tests/kernels/test_kernels.py", "--isa", "plain"], True),
     ("errors", [PY, "tests/errors/run_errors.py"], False),
     ("fuzz", ["sh", "tests/fuzz/replay_all.sh"], False),
     ("golden", [PY, "tests/golden/run_golden.py"], False),
     ("generated", [PY, "tests/check_generated.py"], False),
     ("keys", [PY, "tests/models/check_keys.py"], True),
     ("ops", [PY, "tests/ops/test_ops.py"], True),
+    ("reference", [PY, "tests/reference/test_reference.py"], True),
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),

@@ -63,7 +63,7 @@ static const Ukernel *ukernel_for(const char *family, const Target *t) {
             continue;
         if (strcmp(u->isa, t->isa) == 0)
             return u;
-        if (strcmp(u->isa, "scalar") == 0)
+        if (strcmp(u->isa, "portable") == 0)
             portable = u;
     }
     return portable;
@@ -162,7 +162,20 @@ static Impl choose(const Graph *g, const Op *op) {
     return impl;
 }
 
+/* The registry's promise: the rows of one family share a tile, so that C generated for a generic target
+   builds with whichever micro-kernel the compiler finds. */
+static void check_registry(void) {
+    size_t n = sizeof ukernels / sizeof *ukernels;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (strcmp(ukernels[i].family, ukernels[j].family) == 0 &&
+                (ukernels[i].mr != ukernels[j].mr || ukernels[i].nr != ukernels[j].nr))
+                internal_error(NULL, "nnk_ukernels.def: %s and %s are of one family with different tiles", ukernels[i].name,
+                               ukernels[j].name);
+}
+
 void pass_select_kernels(Graph *g) {
+    check_registry();
     if (!g->target)
         g->target = target_native();
     for (int i = 0; i < g->ops.len; i++) {
