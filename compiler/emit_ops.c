@@ -120,11 +120,40 @@ static const char *gemm_scratch(Emitter *e) {
    strips once. Each part computes a range of pixels [p0, p1) of every channel, in whole panels of NNK_NR,
    for a large plane (each thread then gathers only its own patches), or else a range of channels
    [o0, o1), at strip edges when packed. */
+/* conv2d of a batch of small planes as one product over every image's pixels (nnk_conv2d_gemm_batch);
+   each part computes a range of those columns, in whole panels. */
+static void emit_conv2d_batch(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    const Attrs *a = &op->a;
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    long long Q = N * OH * OW, NR = op->impl.uk->nr, panels = (Q + NR - 1) / NR;
+    bool packed = pack(e, op, w);
+    need_scratch(e, NNK_CONV_BATCH_SCRATCH(O), format("NNK_CONV_BATCH_SCRATCH(%lld)", O));
+    e->tile = true;
+    Buf body = {0};
+    buf_printf(&body, "    long q0 = %lldL * (%lldL * part / parts), q1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
+    if (Q % NR)
+        buf_printf(&body, "    q1 = q1 < %lld ? q1 : %lld;\n", Q, Q);
+    buf_puts(&body, "    if (q0 == q1)\n        return;\n");
+    buf_printf(&body, "    nnk_conv2d_gemm_batch(a->y, a->in[0], a->in[1], %d, %s, %s, %s, %s,\n"
+                      "                          %lld, %lld, %lld, %lld, %lld, %lld, q0, q1, %d, %d, %d, %d, %d, %d, %d, %d,\n"
+                      "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
+               packed, a->has_bias ? "a->in[2]" : "NULL", a->residual ? format("a->in[%d]", a->residual) : "NULL", act_enum(a->act1),
+               act_enum(a->act2), C, H, W, O, OH, OW, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+               a->dilation[0], a->dilation[1]);
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
 static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     const Attrs *a = &op->a;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
     long long P = OH * OW, NR = op->impl.uk->nr;
+    if (op->impl.split == SPLIT_BATCH) {
+        emit_conv2d_batch(e, op);
+        return;
+    }
     bool by_pixels = op->impl.split == SPLIT_PIXELS;
     const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
     const char *y_at = by_pixels ? affine(O * P, n, 0, NULL) : affine(O * P, n, P, "o0");

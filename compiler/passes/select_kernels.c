@@ -103,9 +103,12 @@ static Impl choose(const Graph *g, const Op *op) {
         }
         impl.family = IMPL_GEMM;
         impl.uk = ukernel_for("f32_gemm", g->target);
-        impl.split = y->dims[2] * y->dims[3] >= SPLIT_PIXELS_FROM ? SPLIT_PIXELS : SPLIT_CHANNELS;
+        int64_t P = y->dims[2] * y->dims[3];
+        /* a large plane by pixels; a batch of small ones as one product over all their pixels (no tile
+           wasted on a plane narrower than NR); else by output channels */
+        impl.split = P >= SPLIT_PIXELS_FROM ? SPLIT_PIXELS : y->dims[0] > 1 ? SPLIT_BATCH : SPLIT_CHANNELS;
         pack(&impl, op->in.items[1], impl.uk->mr, impl.uk->mr);
-        impl.thread_scratch = NNK_GEMM_SCRATCH;
+        impl.thread_scratch = impl.split == SPLIT_BATCH ? NNK_CONV_BATCH_SCRATCH(y->dims[1]) : NNK_GEMM_SCRATCH;
         break;
     }
     case OPK_LINEAR: {

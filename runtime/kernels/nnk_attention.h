@@ -76,8 +76,8 @@ static inline void nnk_attend_blocked(float *o, long os, const float *q, long qs
                                       int causal, float *restrict scratch)
 {
     float *P = scratch + NNK_GEMM_SCRATCH;
-    nnk_bsrc kt = {NNK_B_COLS, k, ks, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    nnk_bsrc vr = {NNK_B_ROWS, v, vs, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    nnk_bsrc kt = {NNK_B_COLS, k, ks, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    nnk_bsrc vr = {NNK_B_ROWS, v, vs, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (int i0 = 0; i0 < L; i0 += NNK_ATTEND_ROWS) {
         int rows = L - i0 < NNK_ATTEND_ROWS ? L - i0 : NNK_ATTEND_ROWS;
         nnk_asrc qa = {q + (long)i0 * qs, qs, 0, 0};

@@ -47,6 +47,9 @@ typedef struct {
                    nnk_pack_weight with width NR, and B[k][n] is its row first+n) */
     /* IM2COL: B[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*SH + kh*DH - PT][ow*SW + kw*DW - PL], 0 outside */
     int H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW;
+    /* IM2COL over a batch (P > 0): column q is pixel q % P of image q / P, whose x starts q / P * img on */
+    int P;
+    long img;
 } nnk_bsrc;
 
 static inline int nnk__min(int a, int b) { return a < b ? a : b; }
@@ -112,9 +115,17 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
                 const float *src = b->p + (b->first + n0 + j0) * b->ld + k0 + k;
                 for (int j = 0; j < w; j++)
                     dst[j] = src[(long)j * b->ld];
-            } else {
+            } else if (!b->P) {
                 int kk = k0 + k, taps = b->KH * b->KW, c = kk / taps, t = kk % taps;
                 nnk__im2col_row(dst, b, b->p + (long)c * b->H * b->W, t / b->KW, t % b->KW, (int)b->first + n0 + j0, w);
+            } else {   /* the run of columns split where one image ends and the next begins */
+                int kk = k0 + k, taps = b->KH * b->KW, c = kk / taps, t = kk % taps;
+                for (long q = b->first + n0 + j0, end = q + w; q < end;) {
+                    int pixel = (int)(q % b->P), seg = (int)(end - q < b->P - pixel ? end - q : b->P - pixel);
+                    nnk__im2col_row(dst + (q - (b->first + n0 + j0)), b, b->p + q / b->P * b->img + (long)c * b->H * b->W, t / b->KW,
+                                    t % b->KW, pixel, seg);
+                    q += seg;
+                }
             }
             for (int j = w; j < NNK_NR; j++)
                 dst[j] = 0.0f;
@@ -286,12 +297,46 @@ static inline void nnk_conv2d_gemm(float *restrict y, const float *restrict x, c
 {
     long K = (long)C * KH * KW;
     nnk_asrc a = {w_packed ? w : w + (long)o0 * K, w_packed ? O_all : K, w_packed, o0};
-    nnk_bsrc src = {NNK_B_IM2COL, x, 0, p0, H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW};
+    nnk_bsrc src = {NNK_B_IM2COL, x, 0, p0, H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW, 0, 0};
     if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 && OH == H && OW == W) {
         src.kind = NNK_B_ROWS;
         src.ld = (long)H * W;
     }
     nnk_gemm(y + p0, (long)OH * OW, O, p1 - p0, (int)K, &a, &src, b, NULL, res ? res + p0 : NULL, act1, act2, scratch);
+}
+
+/* Scratch of nnk_conv2d_gemm_batch for O output channels: the product's blocks and a block of its result. */
+#define NNK_CONV_BATCH_SCRATCH(O) (NNK_GEMM_SCRATCH + (long)(O) * NNK_NC)
+
+/* conv2d (groups = 1) of a batch of small planes as one product whose columns are every image's pixels,
+   so that no tile is wasted on a plane narrower than NNK_NR: columns [q0, q1) of the N*OH*OW, all O
+   output channels (w as loaded or packed, as for nnk_conv2d_gemm). Each block of columns is computed from
+   the bias into scratch, then copied to y[N, O, OH, OW] and finished with the epilogue (res laid out like
+   y), so each element gets the same sums and the same epilogue as from nnk_conv2d_gemm. x, y and res are
+   the whole batch; scratch holds NNK_CONV_BATCH_SCRATCH(O) floats. */
+static inline void nnk_conv2d_gemm_batch(float *restrict y, const float *restrict x, const float *restrict w, int w_packed,
+                                         const float *restrict b, const float *restrict res, int act1, int act2, int C, int H,
+                                         int W, int O, int OH, int OW, long q0, long q1, int KH, int KW, int SH, int SW, int PT,
+                                         int PL, int DH, int DW, float *restrict scratch)
+{
+    long K = (long)C * KH * KW, P = (long)OH * OW;
+    float *block = scratch + NNK_GEMM_SCRATCH;
+    nnk_asrc a = {w, w_packed ? O : K, w_packed, 0};
+    for (long c0 = q0; c0 < q1; c0 += NNK_NC) {
+        int cols = (int)(q1 - c0 < NNK_NC ? q1 - c0 : NNK_NC);
+        nnk_bsrc src = {NNK_B_IM2COL, x, 0, c0, H, W, OW, KH, KW, SH, SW, PT, PL, DH, DW, (int)P, (long)C * H * W};
+        nnk_gemm(block, cols, O, cols, (int)K, &a, &src, b, NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, scratch);
+        for (long q = c0; q < c0 + cols;) {   /* runs of one image's pixels */
+            long n = q / P, p = q % P, len = c0 + cols - q < P - p ? c0 + cols - q : P - p;
+            for (int o = 0; o < O; o++) {
+                float *yr = y + (n * O + o) * P + p;
+                memcpy(yr, block + (long)o * cols + (q - c0), (size_t)len * sizeof *yr);
+                if (act1 || res)
+                    nnk_epilogue(yr, res ? res + (n * O + o) * P + p : NULL, len, act1, act2);
+            }
+            q += len;
+        }
+    }
 }
 
 /* nn.Linear as a product: y[M, O] = x[M, K] · w[O, K]ᵀ + b, then the epilogue, for the output features
@@ -303,7 +348,7 @@ static inline void nnk_linear_gemm(float *restrict y, long ldy, const float *res
                                    int act1, int act2, int M, int K, int O, float *restrict scratch)
 {
     nnk_asrc a = {x, K, 0, 0};
-    nnk_bsrc src = {NNK_B_COLS, w + (long)o0 * K, K, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    nnk_bsrc src = {NNK_B_COLS, w + (long)o0 * K, K, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (w_packed) {
         src.kind = NNK_B_PACKED;
         src.p = w;

@@ -169,6 +169,29 @@ void nnkt_conv2d_gemm(float *y, const float *x, float *w, int w_packed, const fl
     free(scratch);
 }
 
+/* A batch of small planes as one product over all their pixels, in three calls as three threads would make
+   them (column ranges split at panel edges). */
+void nnkt_conv2d_gemm_batch(float *y, const float *x, float *w, int w_packed, const float *b, const float *res, int act1,
+                            int act2, int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW,
+                            int PT, int PL, int DH, int DW)
+{
+    long K = (long)C * KH * KW, Q = (long)N * OH * OW, panels = (Q + NNK_NR - 1) / NNK_NR;
+    long floats = NNK_CONV_BATCH_SCRATCH(O) > O * K ? NNK_CONV_BATCH_SCRATCH(O) : O * K;
+    float *scratch = malloc((size_t)floats * sizeof *scratch);
+    if (!scratch)
+        abort();
+    if (w_packed)
+        nnk_pack_weight(w, O, K, NNK_MR, scratch);
+    for (int part = 0; part < 3; part++) {
+        long q0 = NNK_NR * (panels * part / 3), q1 = NNK_NR * (panels * (part + 1) / 3);
+        q1 = q1 < Q ? q1 : Q;
+        if (q0 < q1)
+            nnk_conv2d_gemm_batch(y, x, w, w_packed, b, res, act1, act2, C, H, W, O, OH, OW, q0, q1, KH, KW, SH, SW, PT, PL, DH,
+                                  DW, scratch);
+    }
+    free(scratch);
+}
+
 /* Output features [o0, o1) of a linear layer whose output rows have O features (w the caller's copy: it is
    rearranged when packed). */
 void nnkt_linear_gemm(float *y, const float *x, float *w, int w_packed, const float *b, const float *res, int act1,

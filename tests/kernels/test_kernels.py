@@ -53,6 +53,7 @@ SIGNATURES = {
     "conv2d": "pppp" + "i" * 16,
     "linear": "ppppiii",
     "conv2d_gemm": "pppip" + "pii" + "i" * 15,
+    "conv2d_gemm_batch": "pppip" + "pii" + "i" * 15,
     "linear_gemm": "pppipp" + "i" * 7,
     "batchnorm": "ppppppiilf",
     "layernorm": "pppplif",
@@ -620,6 +621,42 @@ def conv_gemm_cases():
         yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
 
 
+# Batches of small planes as one product (nnk_conv2d_gemm_batch): runs of pixels that end inside a panel,
+# planes of one pixel, strides and padding, K past KC, more columns than NC.
+BATCH_CONVS = [
+    (3, 5, 9, 7, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (64, 8, 2, 2, 24, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (7, 40, 1, 1, 9, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, False),
+    (2, 300, 5, 5, 17, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (5, 16, 14, 14, 32, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, True),
+    (9, 12, 7, 7, 40, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, True),
+    (2, 30, 11, 13, 8, 3, 3, (1, 1), (2, 1, 0, 2), (2, 1), 1, True),
+]
+
+
+def conv_batch_cases():
+    for i, cfg in enumerate(BATCH_CONVS):
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        packed = O % 8 == 0 and i % 2 == 0
+
+        def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
+                DW=DW, bias=bias, act1=act1, residual=residual, act2=act2, packed=packed):
+            x, w = randn(N, C, H, W), randn(O, C, KH, KW)
+            b = randn(O) if bias else None
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW))
+            res = randn(*ref.shape) if residual else None
+            OH, OW = ref.shape[2:]
+            y = out(tuple(ref.shape))
+            call("conv2d_gemm_batch", y, arr(x), arr(w), int(packed), arr(b) if bias else None,
+                 arr(res) if residual else None, act1, act2, N, C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW)
+            return y, apply_epilogue(ref, res, act1, act2)
+        name = "conv2d_gemm_batch N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d%s epilogue %d%s" % (
+            N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, " packed" if packed else "", act1,
+            " + residual" if residual else "")
+        yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
+
+
 def linear_gemm_cases():
     # (M, K, O, [o0, o1) of the output features computed, bias)
     for i, (M, K, O, o0, o1, bias) in enumerate([
@@ -779,7 +816,7 @@ def mha_cases():
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
           slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases,
-          matmul_cases, conv_cases, conv_gemm_cases,
+          matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases,
           pool_cases, sdpa_cases, mha_cases]
 
 
