@@ -34,6 +34,9 @@ MODELS = {
     "vgg11.net": "vgg11",
     "vgg11_bn.net": "vgg11_bn",
     "squeezenet1_1.net": "squeezenet1_1",
+    "mobilenet_v2.net": "mobilenet_v2",
+    "mobilenet_v3_small.net": "mobilenet_v3_small",
+    "mobilenet_v3_large.net": "mobilenet_v3_large",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -101,6 +101,9 @@ MODELS = {
     "vgg11": lambda: export_torchvision.build_model("vgg11", SEED, calib_size=32),
     "vgg11_bn": lambda: export_torchvision.build_model("vgg11_bn", SEED, calib_size=32),
     "squeezenet1_1": lambda: export_torchvision.build_model("squeezenet1_1", SEED, calib_size=25),
+    "mobilenet_v2": lambda: export_torchvision.build_model("mobilenet_v2", SEED),
+    "mobilenet_v3_small": lambda: export_torchvision.build_model("mobilenet_v3_small", SEED),
+    "mobilenet_v3_large": lambda: export_torchvision.build_model("mobilenet_v3_large", SEED),
 }
 
 
@@ -173,7 +176,8 @@ CASES = [
     Case("alexnet@63x2", "models/alexnet.net", "alexnet", [[2, 3, 63, 63]],
          defines=["batch=2", "size=63"]),
     Case("vgg11@32", "models/vgg11.net", "vgg11", [[1, 3, 32, 32]], defines=["size=32"]),
-    Case("vgg11@32x2", "models/vgg11.net", "vgg11", [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("vgg11@32x2", "models/vgg11.net", "vgg11", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
     Case("vgg11_bn@32", "models/vgg11_bn.net", "vgg11_bn", [[1, 3, 32, 32]], defines=["size=32"]),
     Case("vgg11_bn@32x2", "models/vgg11_bn.net", "vgg11_bn", [[2, 3, 32, 32]],
          defines=["batch=2", "size=32"]),
@@ -182,6 +186,18 @@ CASES = [
          defines=["size=25"]),
     Case("squeezenet1_1@25x2", "models/squeezenet1_1.net", "squeezenet1_1", [[2, 3, 25, 25]],
          defines=["batch=2", "size=25"]),
+    Case("mobilenet_v2@32", "models/mobilenet_v2.net", "mobilenet_v2", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("mobilenet_v2@32x2", "models/mobilenet_v2.net", "mobilenet_v2", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
+    Case("mobilenet_v3_small@32", "models/mobilenet_v3_small.net", "mobilenet_v3_small",
+         [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("mobilenet_v3_small@32x2", "models/mobilenet_v3_small.net", "mobilenet_v3_small",
+         [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("mobilenet_v3_large@32", "models/mobilenet_v3_large.net", "mobilenet_v3_large",
+         [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("mobilenet_v3_large@32x2", "models/mobilenet_v3_large.net", "mobilenet_v3_large",
+         [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
 ]
 
 
