@@ -31,7 +31,9 @@ struct json_block {
     alignas(max_align_t) unsigned char data[];
 };
 
-enum { ARENA_BLOCK_SIZE = 64 * 1024 };
+/* Blocks start at 1 KiB and double up to 64 KiB, so that a small header takes little memory (which
+   matters when the heap is a caller's buffer) and a large one few blocks. */
+enum { ARENA_FIRST_BLOCK = 1024, ARENA_BLOCK_SIZE = 64 * 1024 };
 
 static void *arena_alloc(json_doc *doc, size_t size) {
     size_t align = alignof(max_align_t);
@@ -40,7 +42,8 @@ static void *arena_alloc(json_doc *doc, size_t size) {
     size = (size + align - 1) / align * align;
     json_block *b = doc->blocks;
     if (!b || b->cap - b->used < size) {
-        size_t cap = size > ARENA_BLOCK_SIZE ? size : ARENA_BLOCK_SIZE;
+        size_t cap = !b ? ARENA_FIRST_BLOCK : b->cap >= ARENA_BLOCK_SIZE / 2 ? ARENA_BLOCK_SIZE : 2 * b->cap;
+        cap = size > cap ? size : cap;
         b = nnrt_alloc(sizeof *b + cap);
         if (!b)
             return NULL;

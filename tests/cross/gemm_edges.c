@@ -103,19 +103,19 @@ static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int e
             ref[(long)m * N + n] = s;
         }
 
-    nnk_asrc as = {a, K, 0, 0};
+    nnk_asrc as = {.p = a, .ld = K};
     if (akind == A_PACKED) {
         wpack = malloc((size_t)M * K * sizeof(float));
         memcpy(wpack, a, (size_t)M * K * sizeof(float));
         nnk_pack_weight(wpack, M, K, NNK_MR, tmp);
-        as = (nnk_asrc){wpack, M, 1, 0};
+        as = (nnk_asrc){.p = wpack, .ld = M, .packed = 1};
     }
-    nnk_bsrc bs = {NNK_B_ROWS, bsrc, N, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    nnk_bsrc bs = {.kind = NNK_B_ROWS, .p = bsrc, .ld = N};
     if (bkind == NNK_B_COLS)
-        bs = (nnk_bsrc){NNK_B_COLS, w, K, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        bs = (nnk_bsrc){.kind = NNK_B_COLS, .p = w, .ld = K};
     if (bkind == NNK_B_PACKED) {
         nnk_pack_weight(w, N, K, NNK_NR, tmp);
-        bs = (nnk_bsrc){NNK_B_PACKED, w, N, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        bs = (nnk_bsrc){.kind = NNK_B_PACKED, .p = w, .ld = N};
     }
     long n_out = (long)M * N;
     float *c = malloc((size_t)(n_out + 1) * sizeof *c), *split = malloc((size_t)(2 * n_out + 1) * sizeof *c);
@@ -141,10 +141,7 @@ static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int e
     for (int p = 0; p < 2; p++) {
         int n0 = col_parts[p], n1 = col_parts[p + 1];
         nnk_bsrc bp = bs;
-        if (bkind == NNK_B_ROWS)
-            bp.first = n0;
-        else
-            bp.first = n0;
+        bp.first = n0;
         nnk_gemm(split + n_out + n0, N, M, n1 - n0, K, &as, &bp, rbias, cbias ? cbias + n0 : NULL,
                  has_res ? res + n0 : NULL, act1, act2, scratch);
     }
