@@ -99,7 +99,6 @@ static void split_rows(Buf *body, long long rows, bool packed, int unit) {
     buf_puts(body, "    if (o0 == o1)\n        return;\n");
 }
 
-/* The scratch of the thread running `part`, for an op on nnk_gemm. */
 /* Each thread's scratch must hold `floats`, written `expr` with the runtime's macros. */
 static void need_scratch(Emitter *e, long long floats, const char *expr) {
     e->gemm = true;
@@ -115,39 +114,54 @@ static const char *gemm_scratch(Emitter *e) {
     return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
 
-/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm), the epilogue fused into it. When the
-   channels fill whole strips of NNK_MR and nothing else reads the weight, prepare() rearranges it into
-   strips once. Each part computes a range of pixels [p0, p1) of every channel, in whole panels of NNK_NR,
-   for a large plane (each thread then gathers only its own patches), or else a range of channels
-   [o0, o1), at strip edges when packed. */
-/* conv2d of a batch of small planes as one product over every image's pixels (nnk_conv2d_gemm_batch);
-   each part computes a range of those columns, in whole panels. */
+/* The shape of a conv2d as the kernels take it: a static const nnk_conv_params with designated
+   initialisers, first in the op's function. */
+static const char *conv_params(const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    const Attrs *a = &op->a;
+    return format("    static const nnk_conv_params shape = {.C = %lld, .H = %lld, .W = %lld, .O = %lld, .OH = %lld, .OW = %lld,\n"
+                  "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .dh = %d, .dw = %d, .groups = %d};\n",
+                  (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2],
+                  (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0],
+                  a->dilation[1], a->groups);
+}
+
+/* The fused epilogue's arguments of a conv2d (bias, residual at the image's offset, activations). */
+static const char *conv_epilogue_args(const Op *op, const char *image_at) {
+    const Attrs *a = &op->a;
+    return format("%s, %s, %s, %s", a->has_bias ? "a->in[2]" : "NULL", a->residual ? at(format("a->in[%d]", a->residual), image_at) : "NULL",
+                  act_enum(a->act1), act_enum(a->act2));
+}
+
+/* conv2d of a batch of small planes as one product over every image's pixels (nnk_conv2d_batch_part:
+   no tile wasted on a plane narrower than NR); each part computes a range of those columns, in whole
+   panels. */
 static void emit_conv2d_batch(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
-    const Attrs *a = &op->a;
-    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-    long long Q = N * OH * OW, NR = op->impl.uk->nr, panels = (Q + NR - 1) / NR;
+    long long N = x->dims[0], O = y->dims[1], Q = N * y->dims[2] * y->dims[3], NR = op->impl.uk->nr, panels = (Q + NR - 1) / NR;
     bool packed = pack(e, op, w);
     need_scratch(e, NNK_CONV_BATCH_SCRATCH(O), format("NNK_CONV_BATCH_SCRATCH(%lld)", O));
     e->tile = true;
     Buf body = {0};
+    buf_puts(&body, conv_params(op));
     buf_printf(&body, "    long q0 = %lldL * (%lldL * part / parts), q1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
     if (Q % NR)
         buf_printf(&body, "    q1 = q1 < %lld ? q1 : %lld;\n", Q, Q);
     buf_puts(&body, "    if (q0 == q1)\n        return;\n");
-    buf_printf(&body, "    nnk_conv2d_gemm_batch(a->y, a->in[0], a->in[1], %d, %s, %s, %s, %s,\n"
-                      "                          %lld, %lld, %lld, %lld, %lld, %lld, q0, q1, %d, %d, %d, %d, %d, %d, %d, %d,\n"
+    buf_printf(&body, "    nnk_conv2d_batch_part(a->y, a->in[0], a->in[1], %d, %s, &shape, q0, q1,\n"
                       "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
-               packed, a->has_bias ? "a->in[2]" : "NULL", a->residual ? format("a->in[%d]", a->residual) : "NULL", act_enum(a->act1),
-               act_enum(a->act2), C, H, W, O, OH, OW, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
-               a->dilation[0], a->dilation[1]);
+               packed, conv_epilogue_args(op, "0"));
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
+/* conv2d with groups = 1 as a blocked product (nnk_conv2d_gemm_part), the epilogue fused into it. When the
+   channels fill whole strips of NNK_MR and nothing else reads the weight, prepare() rearranges it into
+   strips once. Each part computes a range of pixels [p0, p1) of every channel, in whole panels of NR,
+   for a large plane (each thread then gathers only its own patches), or else a range of channels
+   [o0, o1), at strip edges when packed; a batch of small planes is one product (emit_conv2d_batch). */
 static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
-    const Attrs *a = &op->a;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
     long long P = OH * OW, NR = op->impl.uk->nr;
     if (op->impl.split == SPLIT_BATCH) {
@@ -156,9 +170,10 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     }
     bool by_pixels = op->impl.split == SPLIT_PIXELS;
     const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
-    const char *y_at = by_pixels ? affine(O * P, n, 0, NULL) : affine(O * P, n, P, "o0");
+    const char *y_at = affine(O * P, n, 0, NULL);
     bool packed = pack(e, op, w);
     Buf body = {0};
+    buf_puts(&body, conv_params(op));
     if (by_pixels) {
         long long panels = (P + NR - 1) / NR;
         buf_printf(&body, "    long p0 = %lldL * (%lldL * part / parts), p1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
@@ -171,41 +186,34 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     buf_puts(&body, gemm_scratch(e));
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
-    buf_printf(&body, "%snnk_conv2d_gemm(%s, %s, a->in[1], %d, %lld, %s, %s, %s, %s, %s,\n"
-                      "%s                %lld, %lld, %lld, %s, %lld, %lld, %s, %d, %d, %d, %d, %d, %d, %d, %d, scratch);\n",
-               ind, at("a->y", y_at), at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, O, by_pixels ? "0" : "(int)o0",
-               a->has_bias ? (by_pixels ? "a->in[2]" : "a->in[2] + o0") : "NULL", a->residual ? at(format("a->in[%d]", a->residual), y_at) : "NULL",
-               act_enum(a->act1), act_enum(a->act2), ind, C, H, W, by_pixels ? format("%lld", O) : "(int)(o1 - o0)", OH,
-               OW, by_pixels ? "(int)p0, (int)p1" : format("0, %lld", P), a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0],
-               a->pad[1], a->dilation[0], a->dilation[1]);
+    buf_printf(&body, "%snnk_conv2d_gemm_part(%s, %s, a->in[1], %d, %s, &shape, %s, %s, scratch);\n", ind, at("a->y", y_at),
+               at("a->in[0]", affine(C * H * W, n, 0, NULL)), packed, conv_epilogue_args(op, y_at),
+               by_pixels ? format("0, %lld", O) : "(int)o0, (int)o1", by_pixels ? "(int)p0, (int)p1" : format("0, %lld", P));
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
+/* conv2d with groups (depthwise included): the direct loop nest (nnk_conv2d_groups), each part a range of
+   whole groups [g0, g1) of every image, then the fused epilogue on what the part wrote. */
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
-    const Attrs *a = &op->a;
     if (op->impl.family == IMPL_GEMM) {
         emit_conv2d_gemm(e, op);
         return;
     }
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-    /* each part computes a range [u0, u1) of output channels, or of whole groups when grouped */
-    long long G = a->groups, units = G == 1 ? O : G, o_per = O / units, c_per = G == 1 ? C : C / G;
+    long long G = op->a.groups, o_per = O / G;
     const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
-    const char *y_at = affine(O * OH * OW, n, o_per * OH * OW, "u0"), *x_at = affine(C * H * W, n, G == 1 ? 0 : c_per * H * W, "u0");
+    const char *y_at = affine(O * OH * OW, n, 0, NULL);
     Buf body = {0};
-    buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n", units, units);
-    buf_puts(&body, "    if (u0 == u1)\n        return;   /* more threads than groups: this one has none */\n");
+    buf_puts(&body, conv_params(op));
+    buf_printf(&body, "    long g0 = %lldL * part / parts, g1 = %lldL * (part + 1) / parts;\n", G, G);
+    buf_puts(&body, "    if (g0 == g1)\n        return;   /* more threads than groups: this one has none */\n");
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++) {\n", N);
-    buf_printf(&body, "%snnk_conv2d(%s, %s, %s, %s,\n%s           1, %s, %lld, %lld, (int)(u1 - u0)%s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-               ind, at("a->y", y_at), at("a->in[0]", x_at), at("a->in[1]", affine(o_per * prod(w, 1, 4), "u0", 0, NULL)),
-               a->has_bias ? at("a->in[2]", affine(o_per, "u0", 0, NULL)) : "NULL", ind,
-               G == 1 ? format("%lld", C) : format("(int)(u1 - u0) * %lld", c_per), H, W, o_per == 1 ? "" : format(" * %lld", o_per), OH, OW,
-               a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0], a->dilation[1],
-               G == 1 ? "1" : "(int)(u1 - u0)");
-    buf_puts(&body, epilogue(op, ind, y_at, affine(o_per * OH * OW, "(u1 - u0)", 0, NULL)));
+    buf_printf(&body, "%snnk_conv2d_groups(%s, %s, a->in[1], %s, &shape, (int)g0, (int)g1);\n", ind, at("a->y", y_at),
+               at("a->in[0]", affine(C * H * W, n, 0, NULL)), op->a.has_bias ? "a->in[2]" : "NULL");
+    buf_puts(&body, epilogue(op, ind, affine(O * OH * OW, n, o_per * OH * OW, "g0"), affine(o_per * OH * OW, "(g1 - g0)", 0, NULL)));
     if (N > 1)
         buf_puts(&body, "    }\n");
     parallel_call(e, op, body.buf);
@@ -394,18 +402,13 @@ static void emit_softmax(Emitter *e, const Op *op) {
 static void emit_pool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
-    if (op->kind == OPK_AVGPOOL && (a->ceil_mode || !a->count_include_pad)) {   /* a divisor per window */
-        char *body = format("    nnk_avgpool2d_windows(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
-                            (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3],
-                            (long long)y->dims[2], (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1],
-                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->count_include_pad);
-        simple_call(e, op, "float *restrict y, const float *restrict x", body);
-        return;
-    }
-    char *body = format("    %s(y, x, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d);\n",
-                        op->kind == OPK_MAXPOOL ? "nnk_maxpool2d" : "nnk_avgpool2d", (long long)x->dims[0], (long long)x->dims[1],
-                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], a->kernel[0],
-                        a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
+    char *body = format("    static const nnk_pool_params shape = {.N = %lld, .C = %lld, .H = %lld, .W = %lld, .OH = %lld, .OW = %lld,\n"
+                        "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d%s%s};\n"
+                        "    %s(y, x, &shape);\n",
+                        (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2],
+                        (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3],
+                        a->ceil_mode ? ", .ceil_mode = 1" : "", op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "",
+                        op->kind == OPK_MAXPOOL ? "nnk_maxpool" : "nnk_avgpool");
     simple_call(e, op, "float *restrict y, const float *restrict x", body);
 }
 

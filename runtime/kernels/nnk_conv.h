@@ -11,6 +11,16 @@
 
 #include "nnk_base.h"
 
+/* The shape of one conv2d, as generated code writes it: a static const struct with designated
+   initialisers (.kh = 3, .sh = 1, ...). */
+typedef struct {
+    int C, H, W;             /* input channels and plane */
+    int O, OH, OW;           /* output channels and plane */
+    int kh, kw, sh, sw;      /* kernel and stride */
+    int pt, pl;              /* top and left zero padding (the bottom and right follow from OH and OW) */
+    int dh, dw, groups;      /* dilation, groups */
+} nnk_conv_params;
+
 /* For small output planes (the deep layers of a network: 7x7, 4x4, 1x1) the row loops above are too
    short to pay; instead each output pixel gathers its input patch (zeros where padded) once, and every
    output channel is one dot product of its contiguous weight row with that patch. */
@@ -82,6 +92,17 @@ static inline void nnk_conv2d(float *restrict y, const float *restrict x, const 
                 }
             }
         }
+}
+
+/* Groups [g0, g1) of a grouped convolution of one image (x, y, w and b the whole image's and layer's). */
+static inline void nnk_conv2d_groups(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
+                                     const nnk_conv_params *p, int g0, int g1)
+{
+    int Cg = p->C / p->groups, Og = p->O / p->groups;
+    long plane = (long)p->OH * p->OW;
+    nnk_conv2d(y + (long)g0 * Og * plane, x + (long)g0 * Cg * p->H * p->W, w + (long)g0 * Og * Cg * p->kh * p->kw, b ? b + g0 * Og : NULL,
+               1, (g1 - g0) * Cg, p->H, p->W, (g1 - g0) * Og, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->dh, p->dw,
+               g1 - g0);
 }
 
 #endif

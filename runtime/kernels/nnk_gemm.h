@@ -23,6 +23,7 @@
 #define NNK_GEMM_H
 
 #include "nnk_base.h"
+#include "nnk_conv.h"
 #include "nnk_elementwise.h"
 
 enum {
@@ -305,6 +306,17 @@ static inline void nnk_conv2d_gemm(float *restrict y, const float *restrict x, c
     nnk_gemm(y + p0, (long)OH * OW, O, p1 - p0, (int)K, &a, &src, b, NULL, res ? res + p0 : NULL, act1, act2, scratch);
 }
 
+/* Channels [o0, o1) and pixels [p0, p1) of a conv2d of one image as a product (nnk_conv2d_gemm), with the
+   shape in p: y, x, b and res are the image's and layer's whole tensors. */
+static inline void nnk_conv2d_gemm_part(float *restrict y, const float *restrict x, const float *restrict w, int w_packed,
+                                        const float *restrict b, const float *restrict res, int act1, int act2,
+                                        const nnk_conv_params *p, int o0, int o1, int p0, int p1, float *restrict scratch)
+{
+    long at = (long)o0 * p->OH * p->OW;
+    nnk_conv2d_gemm(y + at, x, w, w_packed, p->O, o0, b ? b + o0 : NULL, res ? res + at : NULL, act1, act2, p->C, p->H, p->W, o1 - o0,
+                    p->OH, p->OW, p0, p1, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
+}
+
 /* Scratch of nnk_conv2d_gemm_batch for O output channels: the product's blocks and a block of its result. */
 #define NNK_CONV_BATCH_SCRATCH(O) (NNK_GEMM_SCRATCH + (long)(O) * NNK_NC)
 
@@ -337,6 +349,15 @@ static inline void nnk_conv2d_gemm_batch(float *restrict y, const float *restric
             q += len;
         }
     }
+}
+
+/* Columns [q0, q1) of the batch's pixels (nnk_conv2d_gemm_batch), with the shape in p. */
+static inline void nnk_conv2d_batch_part(float *restrict y, const float *restrict x, const float *restrict w, int w_packed,
+                                         const float *restrict b, const float *restrict res, int act1, int act2,
+                                         const nnk_conv_params *p, long q0, long q1, float *restrict scratch)
+{
+    nnk_conv2d_gemm_batch(y, x, w, w_packed, b, res, act1, act2, p->C, p->H, p->W, p->O, p->OH, p->OW, q0, q1, p->kh, p->kw, p->sh,
+                          p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
 }
 
 /* nn.Linear as a product: y[M, O] = x[M, K] · w[O, K]ᵀ + b, then the epilogue, for the output features

@@ -121,4 +121,28 @@ static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restri
     }
 }
 
+/* The shape of one pooling, as generated code writes it (a static const struct, designated initialisers). */
+typedef struct {
+    int N, C, H, W, OH, OW;
+    int kh, kw, sh, sw;
+    int pt, pl, pb, pr;          /* zero padding: top, left, bottom, right */
+    int ceil_mode, count_include_pad;
+} nnk_pool_params;
+
+/* nn.MaxPool2d (a window past the input, from ceil_mode or padding, ignores what it does not cover). */
+static inline void nnk_maxpool(float *restrict y, const float *restrict x, const nnk_pool_params *p)
+{
+    nnk_maxpool2d(y, x, p->N, p->C, p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl);
+}
+
+/* nn.AvgPool2d: the divisor is the window's size unless ceil_mode or count_include_pad=False make it vary. */
+static inline void nnk_avgpool(float *restrict y, const float *restrict x, const nnk_pool_params *p)
+{
+    if (p->ceil_mode || !p->count_include_pad)
+        nnk_avgpool2d_windows(y, x, p->N, p->C, p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->pb, p->pr,
+                              p->count_include_pad);
+    else
+        nnk_avgpool2d(y, x, p->N, p->C, p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl);
+}
+
 #endif
