@@ -13,8 +13,8 @@ missing), then `N passed, N failed, N skipped`; exits 1 on any failure:
     nnrt_set_thread_hooks) gives the normal build's output bit for bit, on 1 and 3 threads;
   - Cortex-M7 (arm-none-eabi-gcc, newlib): every runtime file compiles with the switches, and what its
     objects leave undefined is memcpy, memset, libm and libgcc only (with NNRT_NO_MALLOC; without it also
-    malloc and free); the generated fashion_resnet18 compiles too, and the libc functions it needs are
-    listed;
+    malloc and free); it links with -nostdlib (tests/embedded/bare_link.c); the generated fashion_resnet18
+    compiles too, and the libc functions it needs are listed;
   - aarch64 (aarch64-linux-gnu-gcc -static, qemu-aarch64): tests/cross/gemm_edges.c (nnk_gemm on every
     block edge against double, and split as threads) passes on the NEON tile and gives the same bits as the
     x86 AVX2+FMA tile; the NEON hot loop's instructions per multiply-add, counted in the object code of gcc
@@ -239,6 +239,7 @@ def check_fast_math(tmp):
 def check_cortex_m7(tmp):
     names = ["cortex-m7: runtime objects need only memcpy, memset, libm and libgcc (all five switches)",
              "cortex-m7: the same with the four switches, malloc and free besides (NNRT_NO_MALLOC off)",
+             "cortex-m7: the runtime links with -nostdlib, only libgcc and its own memcpy and memset",
              "cortex-m7: generated fashion_resnet18 compiles with the four switches"]
     if not shutil.which(M7[0]):
         for n in names:
@@ -255,7 +256,16 @@ def check_cortex_m7(tmp):
             fail(name, "also needs " + ", ".join(extra_found))
         else:
             ok(name, "undefined: " + ", ".join(und))
-    name = names[2]
+    elf = os.path.join(tmp, "bare.elf")
+    rc, log = run(M7 + SWITCHES + ["-I" + RUNTIME, "-nostdlib", "-nostartfiles", os.path.join(ROOT, "tests", "embedded",
+                  "bare_link.c")] + RUNTIME_C + ["-lgcc", "-o", elf])
+    if rc:
+        fail(names[2], first_lines(log))
+    else:
+        _, size = run(["arm-none-eabi-size", elf])
+        fields = size.splitlines()[-1].split() if size.strip() else []
+        ok(names[2], f".text {fields[0]}, .data {fields[1]}, .bss {fields[2]} bytes" if len(fields) > 3 else "")
+    name = names[3]
     if not os.path.exists(NNC):
         return skip(name, "build/nnc missing (run make)")
     src = os.path.join(tmp, "fm7.c")
