@@ -29,6 +29,7 @@ import ctypes
 import itertools
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -232,15 +233,16 @@ def compare(got, ref, tol):
 
 # ---- the cases: each generator yields (name, thunk returning (got, ref), tolerance) ----
 
-UNARY = [
-    ("relu", torch.relu),
-    ("gelu", F.gelu),
-    ("gelu_tanh", lambda t: F.gelu(t, approximate="tanh")),
-    ("sigmoid", torch.sigmoid),
-    ("tanh", torch.tanh),
-    ("silu", F.silu),
-    ("neg", torch.neg),
-]
+# PyTorch's function for every activation of runtime/kernels/nnk_acts.def, and the rows of that table in
+# order (NNK_ACT_NONE is 0, the first row 1, ...): an activation added there without a reference here fails.
+TORCH_ACT = {
+    "relu": torch.relu, "gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh, "silu": F.silu, "neg": torch.neg, "relu6": F.relu6, "hardsigmoid": F.hardsigmoid,
+    "hardswish": F.hardswish, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "exp": torch.exp, "log": torch.log, "abs": torch.abs,
+}
+ACT_ROWS = re.findall(r"^ACT\(\s*\w+\s*,\s*(\w+)\s*,", open(os.path.join(ROOT, "runtime", "kernels", "nnk_acts.def")).read(), re.M)
+POSITIVE_ONLY = {"sqrt", "rsqrt", "log"}   # on inputs in (0.5, 2) and, like exp, without the extremes
+UNARY = [(name, TORCH_ACT[name]) for name in ACT_ROWS]
 EXTREMES = [0.0, -0.0, 1e-4, -1e-4, 3.0, -3.0, 10.0, -10.0, 20.0, -20.0, 50.0, -50.0, 100.0, -100.0, 1e4, -1e4]
 
 
@@ -248,7 +250,9 @@ def unary_cases():
     for (name, fn), n in itertools.product(UNARY, [1, 7, 64, 1001, 4099]):
         def run(name=name, fn=fn, n=n):
             x = randn(n) * 3
-            if n >= len(EXTREMES):
+            if name in POSITIVE_ONLY:
+                x = torch.rand(n) * 1.5 + 0.5
+            elif n >= len(EXTREMES) and name != "exp":
                 x[:len(EXTREMES)] = torch.tensor(EXTREMES)
             xa, y = arr(x), out(n)
             call(name, y, xa, n)
@@ -256,7 +260,7 @@ def unary_cases():
         yield "%s n=%d" % (name, n), run, 1e-5
     for name, fn in UNARY:
         def run_inplace(name=name, fn=fn):
-            x = randn(3, 37) * 4
+            x = torch.rand(3, 37) + 0.5 if name in POSITIVE_ONLY else randn(3, 37) * 4
             xa = arr(x)
             call(name, xa, xa, xa.size)
             return xa, fn(x)
@@ -564,8 +568,7 @@ def conv_cases():
 
 
 # The epilogues the blocked product fuses: (act1, residual, act2), as NNK_ACT_* numbers and PyTorch functions.
-ACTS = [(0, None), (1, F.relu), (2, F.gelu), (3, lambda t: F.gelu(t, approximate="tanh")), (4, torch.sigmoid),
-        (5, torch.tanh), (6, F.silu)]
+ACTS = [(0, None)] + [(i + 1, TORCH_ACT[name]) for i, name in enumerate(ACT_ROWS)]
 EPILOGUES = [(0, False, 0), (1, False, 0), (0, True, 0), (0, True, 1), (1, True, 1), (2, False, 0), (6, True, 4),
              (3, False, 0), (5, True, 0)]
 
