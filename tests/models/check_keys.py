@@ -37,6 +37,9 @@ MODELS = {
     "mobilenet_v2.net": "mobilenet_v2",
     "mobilenet_v3_small.net": "mobilenet_v3_small",
     "mobilenet_v3_large.net": "mobilenet_v3_large",
+    "efficientnet_b0.net": "efficientnet_b0",
+    "mnasnet1_0.net": "mnasnet1_0",
+    "efficientnet_v2_s.net": "efficientnet_v2_s",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

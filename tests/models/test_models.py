@@ -104,6 +104,10 @@ MODELS = {
     "mobilenet_v2": lambda: export_torchvision.build_model("mobilenet_v2", SEED),
     "mobilenet_v3_small": lambda: export_torchvision.build_model("mobilenet_v3_small", SEED),
     "mobilenet_v3_large": lambda: export_torchvision.build_model("mobilenet_v3_large", SEED),
+    "efficientnet_b0": lambda: export_torchvision.build_model("efficientnet_b0", SEED),
+    "mnasnet1_0": lambda: export_torchvision.build_model("mnasnet1_0", SEED),
+    "efficientnet_v2_s": lambda: export_torchvision.build_model(
+        "efficientnet_v2_s", SEED, calib_size=64),
 }
 
 
@@ -197,6 +201,18 @@ CASES = [
     Case("mobilenet_v3_large@32", "models/mobilenet_v3_large.net", "mobilenet_v3_large",
          [[1, 3, 32, 32]], defines=["size=32"]),
     Case("mobilenet_v3_large@32x2", "models/mobilenet_v3_large.net", "mobilenet_v3_large",
+         [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("efficientnet_b0@32", "models/efficientnet_b0.net", "efficientnet_b0", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("efficientnet_b0@32x2", "models/efficientnet_b0.net", "efficientnet_b0", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
+    Case("mnasnet1_0@32", "models/mnasnet1_0.net", "mnasnet1_0", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("mnasnet1_0@32x2", "models/mnasnet1_0.net", "mnasnet1_0", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
+    Case("efficientnet_v2_s@32", "models/efficientnet_v2_s.net", "efficientnet_v2_s",
+         [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("efficientnet_v2_s@32x2", "models/efficientnet_v2_s.net", "efficientnet_v2_s",
          [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
 ]
 
