@@ -40,6 +40,7 @@ MODELS = {
     "efficientnet_b0.net": "efficientnet_b0",
     "mnasnet1_0.net": "mnasnet1_0",
     "efficientnet_v2_s.net": "efficientnet_v2_s",
+    "shufflenet_v2_x1_0.net": "shufflenet_v2_x1_0",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -108,6 +108,7 @@ MODELS = {
     "mnasnet1_0": lambda: export_torchvision.build_model("mnasnet1_0", SEED),
     "efficientnet_v2_s": lambda: export_torchvision.build_model(
         "efficientnet_v2_s", SEED, calib_size=64),
+    "shufflenet_v2_x1_0": lambda: export_torchvision.build_model("shufflenet_v2_x1_0", SEED),
 }
 
 
@@ -213,6 +214,10 @@ CASES = [
     Case("efficientnet_v2_s@32", "models/efficientnet_v2_s.net", "efficientnet_v2_s",
          [[1, 3, 32, 32]], defines=["size=32"]),
     Case("efficientnet_v2_s@32x2", "models/efficientnet_v2_s.net", "efficientnet_v2_s",
+         [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("shufflenet_v2_x1_0@32", "models/shufflenet_v2_x1_0.net", "shufflenet_v2_x1_0",
+         [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("shufflenet_v2_x1_0@32x2", "models/shufflenet_v2_x1_0.net", "shufflenet_v2_x1_0",
          [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
 ]
 
