@@ -41,6 +41,7 @@ MODELS = {
     "mnasnet1_0.net": "mnasnet1_0",
     "efficientnet_v2_s.net": "efficientnet_v2_s",
     "shufflenet_v2_x1_0.net": "shufflenet_v2_x1_0",
+    "densenet121.net": "densenet121",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

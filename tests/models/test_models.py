@@ -109,6 +109,7 @@ MODELS = {
     "efficientnet_v2_s": lambda: export_torchvision.build_model(
         "efficientnet_v2_s", SEED, calib_size=64),
     "shufflenet_v2_x1_0": lambda: export_torchvision.build_model("shufflenet_v2_x1_0", SEED),
+    "densenet121": lambda: export_torchvision.build_model("densenet121", SEED),
 }
 
 
@@ -219,6 +220,10 @@ CASES = [
          [[1, 3, 32, 32]], defines=["size=32"]),
     Case("shufflenet_v2_x1_0@32x2", "models/shufflenet_v2_x1_0.net", "shufflenet_v2_x1_0",
          [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    Case("densenet121@29", "models/densenet121.net", "densenet121", [[1, 3, 29, 29]],
+         defines=["size=29"]),
+    Case("densenet121@29x2", "models/densenet121.net", "densenet121", [[2, 3, 29, 29]],
+         defines=["batch=2", "size=29"]),
 ]
 
 
