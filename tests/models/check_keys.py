@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from torch_keys import keys as torch_keys  # noqa: E402
 
-# models/FILE.net -> torchvision.models builder
+# models/FILE.net -> torchvision.models builder, or (builder, its keyword arguments)
 MODELS = {
     "resnet18.net": "resnet18",
     "resnet34.net": "resnet34",
@@ -42,6 +42,7 @@ MODELS = {
     "efficientnet_v2_s.net": "efficientnet_v2_s",
     "shufflenet_v2_x1_0.net": "shufflenet_v2_x1_0",
     "densenet121.net": "densenet121",
+    "googlenet.net": ("googlenet", {"aux_logits": False, "init_weights": True}),
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")
@@ -109,7 +110,8 @@ def main(argv=None):
         name = fname[:-4]
         path = os.path.join(ROOT, "models", fname)
         try:
-            problems = compare(nnc_keys(args.nnc, path), torch_keys(tv))
+            builder, kwargs = tv if isinstance(tv, tuple) else (tv, None)
+            problems = compare(nnc_keys(args.nnc, path), torch_keys(builder, kwargs))
         except (RuntimeError, OSError) as e:
             problems = [str(e)]
         if problems:

@@ -110,6 +110,8 @@ MODELS = {
         "efficientnet_v2_s", SEED, calib_size=64),
     "shufflenet_v2_x1_0": lambda: export_torchvision.build_model("shufflenet_v2_x1_0", SEED),
     "densenet121": lambda: export_torchvision.build_model("densenet121", SEED),
+    "googlenet": lambda: export_torchvision.build_model(
+        "googlenet", SEED, {"aux_logits": False, "init_weights": True}),
 }
 
 
@@ -224,6 +226,11 @@ CASES = [
          defines=["size=29"]),
     Case("densenet121@29x2", "models/densenet121.net", "densenet121", [[2, 3, 29, 29]],
          defines=["batch=2", "size=29"]),
+    # (torchvision takes 15x15; nnc refuses the 3x3 ceil_mode pools on the 2x2 maps below 31)
+    Case("googlenet@31", "models/googlenet.net", "googlenet", [[1, 3, 31, 31]],
+         defines=["size=31"]),
+    Case("googlenet@31x2", "models/googlenet.net", "googlenet", [[2, 3, 31, 31]],
+         defines=["batch=2", "size=31"]),
 ]
 
 
