@@ -397,6 +397,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
         emitter_of(op->kind)(e, op);
+        if (o->break_op && tensor_numel(op->out) > 0 && strcmp(o->break_op, op->label ? op->label : op->out->name) == 0)
+            buf_printf(&e->body, "    %s[0] = %s[0] * 2.0f + 1.0f;   /* broken on purpose (a test of --bisect) */\n", ptr(e, op->out),
+                       ptr(e, op->out));
+        if (o->dumps)
+            buf_printf(&e->body, "    DUMP(%d, %s, %lld);\n", op->id, ptr(e, op->out), (long long)tensor_numel(op->out));
     }
     emit_header(e, h);
 
@@ -413,9 +418,13 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "#define N_OPS %d\n\nstruct %s {\n    float *weights;      /* %lld floats: every weight, 64-byte aligned */\n"
                   "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n%s    nnrt_pool *pool;\n"
                   "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
-                  "    double op_ms[N_OPS];\n    nnrt_error error;\n};\n\n",
+                  "    double op_ms[N_OPS];\n%s    nnrt_error error;\n};\n\n",
                g->ops.len, e->id, (long long)e->weight_floats, e->ID,
-               e->gemm ? "    float *scratch;      /* SCRATCH_FLOATS for each thread */\n" : "");
+               e->gemm ? "    float *scratch;      /* SCRATCH_FLOATS for each thread */\n" : "",
+               o->dumps ? "    void (*dump)(void *user, int op, const float *y, long n);   /* NAME_on_dump */\n    void *dump_user;\n" : "");
+    if (o->dumps)
+        buf_puts(c, "/* Every op's result to the dump hook, as soon as it is computed (nnc --bisect). */\n"
+                    "#define DUMP(op, y, n) if (m->dump) m->dump(m->dump_user, op, y, n)\n\n");
     if (e->weight_name && g->weights.len > 0) {
         buf_puts(c, "/* Where each weight starts in the weight block, in floats. */\nenum {\n");
         for (int i = 0; i < g->weights.len; i++) {
@@ -520,6 +529,9 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "        nnrt_seterr(&m->error, \"'%%s': %%s\", path, inner.msg);\n    }\n    return status;\n}\n\n",
                e->id, e->id, e->id);
     buf_printf(c, "void %s_profile(%s *m, int on) {\n    m->profile = on;\n    memset(m->op_ms, 0, sizeof m->op_ms);\n}\n\n", e->id, e->id);
+    if (o->dumps)
+        buf_printf(c, "void %s_on_dump(%s *m, void (*fn)(void *user, int op, const float *y, long n), void *user) {\n"
+                      "    m->dump = fn;\n    m->dump_user = user;\n}\n\n", e->id, e->id);
     buf_printf(c, "void %s_profile_report(const %s *m, int runs) { nnrt_profile_report(op_table, m->op_ms, N_OPS, runs); }\n\n", e->id, e->id);
     if (o->embed_weights && !emit_embedded(e, c))
         return false;

@@ -74,5 +74,9 @@ void emit_header(Emitter *e, Buf *h) {
     buf_printf(h, ");\nconst char *%s_last_error(const %s *m);\nvoid %s_free(%s *m);\n", e->id, e->id, e->id, e->id);
     buf_printf(h, "/* Per-op timing for the next runs (see %s_profile_report). */\n", e->id);
     buf_printf(h, "void %s_profile(%s *m, int on);\n", e->id, e->id);
-    buf_printf(h, "void %s_profile_report(const %s *m, int runs);\n\n#endif\n", e->id, e->id);
+    buf_printf(h, "void %s_profile_report(const %s *m, int runs);\n", e->id, e->id);
+    if (e->o->dumps)
+        buf_printf(h, "/* Calls fn with every op's result as it is computed (built for nnc --bisect). */\n"
+                      "void %s_on_dump(%s *m, void (*fn)(void *user, int op, const float *y, long n), void *user);\n", e->id, e->id);
+    buf_puts(h, "\n#endif\n");
 }

@@ -45,12 +45,18 @@ void emit_main(Emitter *e, Buf *c) {
     buf_printf(c, "static const char *last_error(const void *m) { return %s_last_error(m); }\n", id);
     buf_printf(c, "static void profile(void *m, int on) { %s_profile(m, on); }\n", id);
     buf_printf(c, "static void profile_report(const void *m, int runs) { %s_profile_report(m, runs); }\n", id);
-    buf_printf(c, "static void destroy(void *m) { %s_free(m); }\n\n", id);
+    buf_printf(c, "static void destroy(void *m) { %s_free(m); }\n", id);
+    if (e->o->dumps)
+        buf_printf(c, "static void on_dump(void *m, void (*fn)(void *, int, const float *, long), void *user) { %s_on_dump(m, fn, user); }\n", id);
+    buf_puts(c, "\n");
     buf_printf(c, "static const nnrt_program program = {\n    .model = \"%s\",\n    .n_inputs = %d,\n    .n_outputs = %d,\n", g->name, ni, no);
     buf_printf(c, "    .inputs = %s,\n    .outputs = outputs,\n    .default_threads = %d,\n", ni ? "inputs" : "NULL", e->o->threads);
     buf_printf(c, "    .cpu_missing = nnrt_cpu_missing,\n    .create = create,\n    .load = load,\n    .load_embedded = %s,\n",
                e->o->embed_weights ? "load_embedded" : "NULL");
     buf_puts(c, "    .on_warning = on_warning,\n    .run = run,\n    .last_error = last_error,\n    .profile = profile,\n"
-                "    .profile_report = profile_report,\n    .destroy = destroy,\n};\n\n");
+                "    .profile_report = profile_report,\n    .destroy = destroy,\n");
+    if (e->o->dumps)
+        buf_puts(c, "    .on_dump = on_dump,\n");
+    buf_puts(c, "};\n\n");
     buf_puts(c, "int main(int argc, char **argv) { return nnrt_main(argc, argv, &program); }\n");
 }

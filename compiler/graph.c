@@ -38,6 +38,7 @@ Tensor *new_tensor(Graph *g, TensorKind kind, const char *name, int rank, const 
     memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
     t->loc = loc;
     t->offset = -1;
+    t->ref_id = t->id;
     vec_push(&g->tensors, t);
     if (kind == TK_INPUT)
         vec_push(&g->inputs, t);
@@ -176,6 +177,7 @@ Op *sole_consumer(const Graph *g, const Tensor *t) {
 }
 
 void graph_replace_uses(Graph *g, Tensor *from, Tensor *to) {
+    to->ref_id = from->ref_id;   /* `to` now stands for the value `from` had in the graph as written */
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
         for (int j = 0; j < op->in.len; j++)

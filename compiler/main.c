@@ -46,6 +46,8 @@ static const char usage[] =
     "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"
     "                       (and stop, unless -o is given too)\n"
     "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
+    "  --bisect             build the optimised program, run it and the reference on the same inputs\n"
+    "                       (--weights, --input), and name the first op whose result differs\n"
     "  --reference          run the graph as written (before any pass) in double precision, with\n"
     "                       the weights of --weights, instead of writing C\n"
     "  --input FILE         with --reference: one per model input, .npy or raw f32 (default:\n"
@@ -68,6 +70,7 @@ typedef struct {
     ElabOptions elab;
     EmitOptions emit_opts;
     bool reference;              /* --reference: run the model instead of writing C (reference.c) */
+    bool bisect;                 /* --bisect: the optimised program against the reference, op by op (bisect.c) */
     const Target *target;        /* --target; NULL: native */
     RefOptions ref;
 } Options;
@@ -213,6 +216,8 @@ static void parse_args(int argc, char **argv, Options *o) {
                 usage_error("--arena-budget expects a positive number of bytes, found '%s'", next);
         } else if (strcmp(a, "--reference") == 0) {
             o->reference = true;
+        } else if (strcmp(a, "--bisect") == 0) {
+            o->bisect = true;
         } else if (strcmp(a, "--input") == 0 || strcmp(a, "--output") == 0) {
             NEED_VALUE();
             vec_push(a[2] == 'i' ? &o->ref.inputs : &o->ref.outputs, (void *)next);
@@ -230,11 +235,16 @@ static void parse_args(int argc, char **argv, Options *o) {
     }
     if (!o->input)
         usage_error("%s", "no input file");
-    if (o->reference) {   /* it writes no C: the options about C or its files do not apply */
+    if (o->reference && o->bisect)
+        usage_error("%s", "--reference and --bisect are two ways to run a model; give one");
+    if (o->reference || o->bisect) {   /* they write no C: the options about C or its files do not apply */
+        const char *what = o->reference ? "--reference" : "--bisect";
         const char *clash = o->output ? "-o (its outputs go to --output FILE)" : o->emit ? "--emit" : o->emit_opts.embed_weights ? "--embed-weights"
                             : o->emit_opts.main_program ? "--main" : o->stats ? "--stats" : o->arena_budget ? "--arena-budget" : NULL;
         if (clash)
-            usage_error("--reference runs the model and writes no C; it does not take %s", clash);
+            usage_error(format("%s runs the model and writes no C; it does not take %%s", what), clash);
+        if (o->bisect && o->ref.outputs.len)
+            usage_error("%s", "--bisect compares every op and writes no outputs; it does not take --output");
         o->ref.weights = o->emit_opts.weights_path;
         return;
     }
@@ -264,21 +274,25 @@ static bool write_file(const char *path, const char *text) {
 
 /* `-o NAME` without .c: write the C to a temporary directory and build it, as cc would. */
 static int build_program(const Options *o, const char *c_text, const char *h_text) {
+    return build_c_program(o->output, o->emit_opts.header_name, o->target, c_text, h_text);
+}
+
+int build_c_program(const char *output, const char *header_name, const Target *target, const char *c_text, const char *h_text) {
     char dir[] = "/tmp/nnc-......";
     memset(dir + 9, 'X', 6);   /* mkdtemp's template */
     if (!mkdtemp(dir)) {
         fprintf(stderr, "nnc: error: cannot create a temporary directory: %s\n", strerror(errno));
         return 2;
     }
-    const char *base = strrchr(o->output, '/') ? strrchr(o->output, '/') + 1 : o->output;
-    char *c_path = format("%s/%s.c", dir, base), *h_path = format("%s/%s", dir, o->emit_opts.header_name);
+    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
+    char *c_path = format("%s/%s.c", dir, base), *h_path = format("%s/%s", dir, header_name);
     if (!write_file(c_path, c_text) || !write_file(h_path, h_text))
         return 2;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "clang";
     /* the default flags build for the target: -march=native for native, its own -march otherwise */
-    const char *march = !o->target || o->target == target_native() ? "-march=native" : o->target->cflags;
+    const char *march = !target || target == target_native() ? "-march=native" : target->cflags;
     const char *flags = getenv("CFLAGS") && *getenv("CFLAGS") ? getenv("CFLAGS") : format("-O2 %s", march);
-    char *cmd = format("%s %s -o '%s' '%s' %s %s", cc, flags, o->output, c_path, cflags(), libs());
+    char *cmd = format("%s %s -o '%s' '%s' %s %s", cc, flags, output, c_path, cflags(), libs());
     int status = system(cmd);
     unlink(c_path);
     unlink(h_path);
@@ -358,6 +372,8 @@ int main(int argc, char **argv) {
     }
     if (o.reference)   /* the graph as elaborated: what -O0 builds */
         return reference_main(g, &o.ref);
+    if (o.bisect)
+        return bisect_main(g, elaborate(&decls, &o.elab), o.target ? o.target : target_native(), &o.emit_opts, &o.ref);
     g->target = o.target ? o.target : target_native();
     run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);

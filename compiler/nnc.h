@@ -254,6 +254,8 @@ typedef struct Tensor {
     struct Tensor *view_of;  /* a free reshape or contiguous slice: shares that tensor's memory... */
     int64_t view_offset;     /* ...starting this many bytes in */
     struct Tensor *inplace_of;   /* an elementwise op's output written over its input */
+    int ref_id;              /* the tensor of the graph as elaborated whose value this one holds (--bisect):
+                                its own id, or, after a pass replaced one tensor by another, the one replaced */
 } Tensor;
 
 /* Attributes of every op kind in one struct: each kind reads the fields its shape rule set. */
@@ -446,6 +448,8 @@ typedef struct {
     bool embed_weights;
     const char *source_path;
     const char *header_name;     /* "resnet50.h" */
+    bool dumps;                  /* a hook that sees every op's result (NAME_on_dump; --bisect builds with it) */
+    const char *break_op;        /* tests of --bisect: this op's result is perturbed on purpose (its `as` name or kindN) */
 } EmitOptions;
 
 /* passes/: each takes the graph and rewrites it; each keeps what it computes the same. */
@@ -467,5 +471,15 @@ void emit_dot(FILE *out, const Graph *g);
 void emit_weight_list(FILE *out, const Graph *g);
 bool op_has_emitter(OpKind kind);     /* false for rows of ops.def that lower to other ops */
 bool emit_c(const Graph *g, const EmitOptions *opts, Buf *c_file, Buf *h_file);
+
+/* main.c: the C written to a temporary directory and built into the program `output` with $CC $CFLAGS
+   (default clang -O2 and the target's -march). 0, or the exit status after the message. */
+int build_c_program(const char *output, const char *header_name, const Target *target, const char *c_text, const char *h_text);
+
+struct RefOptions;
+/* bisect.c: `nnc FILE.net --bisect`: ref is the graph as elaborated, opt a second elaboration of it that
+   is optimised, built with per-op dumps and run; the first op whose result leaves its tolerance of the
+   reference is reported. Returns the exit status (0 when every op agrees). */
+int bisect_main(Graph *ref, Graph *opt, const Target *target, const EmitOptions *emit, const struct RefOptions *o);
 
 #endif

@@ -748,6 +748,11 @@ static int write_outputs(const Graph *g, const RefOptions *o, double **vals) {
     return 0;
 }
 
+int reference_load(const Graph *g, const RefOptions *o, double **vals) {
+    int status = load_weights(g, o->weights, vals);
+    return status < 0 ? read_inputs(g, o, vals) : status;
+}
+
 int reference_main(const Graph *g, const RefOptions *o) {
     if (o->inputs.len != 0 && o->inputs.len != g->inputs.len) {
         fprintf(stderr, "nnc: error: model '%s' has %d input%s, found %d --input: give one for each, in order, or none (see nnc --help)\n",

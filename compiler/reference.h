@@ -13,7 +13,7 @@
 #include "nnc.h"
 
 /* The command line of `nnc FILE.net --reference` (main.c fills it). */
-typedef struct {
+typedef struct RefOptions {
     const char *weights;     /* --weights: a safetensors file; may be NULL for a model without weights */
     Vec inputs;              /* of const char *: --input, one per model input in order, or none */
     Vec outputs;             /* of const char *: --output, one per model output in order (fewer: the rest are summarised) */
@@ -24,6 +24,10 @@ typedef struct {
    0, 1 (the weights, an input file or the evaluation failed), or 2 (a usage problem, a file that cannot be
    read or written). */
 int reference_main(const Graph *g, const RefOptions *o);
+
+/* The weights of o->weights and the inputs of o->inputs (or the generated program's pseudo-random ones) into
+   vals, by tensor id, as reference_main reads them: -1 when done, else the exit status (the message printed). */
+int reference_load(const Graph *g, const RefOptions *o, double **vals);
 
 /* The evaluator itself. vals is indexed by tensor id; the caller sets vals[id] for every input and weight
    of g (numel doubles each, row-major). Each op's output is computed into a new malloc'ed array in

@@ -220,13 +220,15 @@ typedef struct {
     void (*profile)(void *m, int on);
     void (*profile_report)(const void *m, int runs);
     void (*destroy)(void *m);
+    /* built for nnc --bisect only (else NULL): calls fn with every op's result as it is computed */
+    void (*on_dump)(void *m, void (*fn)(void *user, int op, const float *y, long n), void *user);
 } nnrt_program;
 
 /* The whole program: parses the options, loads, runs, benchmarks, writes. Returns the exit status. */
 int nnrt_main(int argc, char **argv, const nnrt_program *p);
 /* The same after the options: what nnrt_main runs (runs 0: no benchmark). */
 int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
-                     int n_out, int threads, int runs, int profile);
+                     int n_out, int threads, int runs, int profile, const char *dump_dir);
 
 /* Per-op name and floating-point work, and the --profile table made of them and their times. */
 typedef struct {

@@ -7,6 +7,8 @@
  *
  *   MODEL --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]
  *
+ * and, in a program built by nnc --bisect, --dump DIR: every op's result as DIR/op_N.bin (raw f32).
+ *
  * Exit status 0 on success, 1 when something fails (a file, the weights, the CPU), 2 for a usage error.
  *
  * Built without NNRT_NO_STDIO only: the program prints. Under it this file is empty, and util.c has an
@@ -97,14 +99,15 @@ static int bench(const nnrt_program *p, void *m, const float *const *in, float *
 }
 
 int nnrt_main(int argc, char **argv, const nnrt_program *p) {
-    enum { OPT_WEIGHTS = 1, OPT_INPUT, OPT_OUTPUT, OPT_BENCH, OPT_THREADS, OPT_PROFILE, OPT_HELP };
+    enum { OPT_WEIGHTS = 1, OPT_INPUT, OPT_OUTPUT, OPT_BENCH, OPT_THREADS, OPT_PROFILE, OPT_HELP, OPT_DUMP };
     static const struct option options[] = {
         {"weights", required_argument, NULL, OPT_WEIGHTS}, {"input", required_argument, NULL, OPT_INPUT},
         {"output", required_argument, NULL, OPT_OUTPUT},   {"bench", required_argument, NULL, OPT_BENCH},
         {"threads", required_argument, NULL, OPT_THREADS}, {"profile", no_argument, NULL, OPT_PROFILE},
-        {"help", no_argument, NULL, OPT_HELP},             {0, 0, 0, 0},
+        {"help", no_argument, NULL, OPT_HELP},             {"dump", required_argument, NULL, OPT_DUMP},
+        {0, 0, 0, 0},
     };
-    const char *weights = NULL, **inputs = calloc((size_t)p->n_inputs + 1, sizeof *inputs),
+    const char *weights = NULL, *dump_dir = NULL, **inputs = calloc((size_t)p->n_inputs + 1, sizeof *inputs),
                **outputs = calloc((size_t)p->n_outputs + 1, sizeof *outputs);
     int n_in = 0, n_out = 0, runs = 0, threads = p->default_threads, profile = 0, status = 2, opt;
     if (!inputs || !outputs) {
@@ -139,6 +142,13 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p) {
             break;
         }
         case OPT_PROFILE: profile = 1; break;
+        case OPT_DUMP:
+            if (!p->on_dump) {
+                fprintf(stderr, "error: --dump needs a program built by nnc --bisect\n");
+                goto done;
+            }
+            dump_dir = optarg;
+            break;
         case 'h':
         case OPT_HELP:
             usage(p, argv[0]);
@@ -161,15 +171,35 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p) {
         fprintf(stderr, "error: --weights FILE is required (see --help)\n");
         goto done;
     }
-    status = nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile);
+    status = nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile, dump_dir);
 done:
     free(inputs);
     free(outputs);
     return status;
 }
 
+/* --dump: each op's result into DIR/op_N.bin, raw little-endian f32 (the first failure is kept). */
+typedef struct {
+    const char *dir;
+    int failed;
+} dump_state;
+
+static void dump_op(void *user, int op, const float *y, long n) {
+    dump_state *d = user;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/op_%d.bin", d->dir, op);
+    FILE *f = d->failed ? NULL : fopen(path, "wb");
+    if (!d->failed && (!f || fwrite(y, sizeof *y, (size_t)n, f) != (size_t)n)) {
+        fprintf(stderr, "error: --dump: cannot write '%s'\n", path);
+        d->failed = 1;
+    }
+    if (f)
+        fclose(f);
+}
+
 int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
-                     int n_out, int threads, int runs, int profile) {
+                     int n_out, int threads, int runs, int profile, const char *dump_dir) {
+    dump_state dumps = {dump_dir, 0};
     const char *missing = p->cpu_missing();   /* the generated file's own check: compiled with its flags */
     if (missing) {
         fprintf(stderr, "error: this program was built for a CPU with %s, which this one lacks; build it again here "
@@ -208,9 +238,16 @@ int nnrt_run_program(const nnrt_program *p, const char *weights, const char *con
             goto done;
         }
     }
+    if (dump_dir)
+        p->on_dump(m, dump_op, &dumps);
     if (p->run(m, (const float *const *)in, out) != 0) {
         fprintf(stderr, "error: %s\n", p->last_error(m));
         goto done;
+    }
+    if (dump_dir) {
+        p->on_dump(m, NULL, NULL);
+        if (dumps.failed)
+            goto done;
     }
     if ((runs > 0 || profile) && bench(p, m, (const float *const *)in, out, runs > 0 ? runs : 1, profile, runs > 0) != 0)
         goto done;

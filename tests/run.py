@@ -37,6 +37,8 @@ SUITES = [
     ("keys", [PY, "tests/models/check_keys.py"], True),
     ("ops", [PY, "tests/ops/test_ops.py"], True),
     ("reference", [PY, "tests/reference/test_reference.py"], True),
+    ("bisect", [PY, "tests/bisect/test_bisect.py"], False),
+    ("cross", [PY, "tests/cross/run_cross.py"], False),
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),

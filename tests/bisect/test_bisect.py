@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""
+test_bisect.py — `nnc FILE.net --bisect` on the golden models (tests/golden: their weights and inputs).
+
+  - a correct build agrees with the reference on every op (exit 0), at -O2 and -O0, on 1 and 3 threads;
+  - with one op broken on purpose (the test-only switch NNC_TEST_BREAK=NAME: the generated code perturbs
+    that op's result), --bisect exits 1 and names that op: its file:line:col, its name, and the error
+    against the tolerance; ops before it agree;
+  - usage mistakes are usage errors (exit 2).
+
+Prints `ok - NAME` or `FAIL - NAME: detail`, then `N passed, N failed`. No PyTorch needed.
+"""
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+NNC = os.path.join(ROOT, "build", "nnc")
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+
+# model, ops to break: (the op's name as --bisect prints it, its `as` name or kindN, its line in the .net)
+BREAKS = {
+    "tiny_cnn": [("conv2d stem", "stem", 12), ("conv2d block1.conv2", "block1.conv2", 4), ("conv2d depthwise", "depthwise", 16)],
+    "tiny_encoder": [("conv2d patch", "patch", None)],
+    "tiny_decoder": [("multihead_attention layers.0.self_attn", "layers.0.self_attn", None)],
+}
+
+passed = failed = 0
+
+
+def report(ok, name, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok - {name}")
+    else:
+        failed += 1
+        print(f"FAIL - {name}: {detail}")
+
+
+def bisect(model, *args, env=None):
+    cmd = [NNC, os.path.join(GOLDEN, f"{model}.net"), "--bisect", "--weights", os.path.join(GOLDEN, model, "weights.safetensors")] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, NO_COLOR="1", **(env or {})), timeout=300)
+
+
+def main():
+    for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops"):
+        files = sorted(f for f in os.listdir(os.path.join(GOLDEN, model)) if re.fullmatch(r"input\d+\.npy", f))
+        inputs = [a for f in files for a in ("--input", os.path.join(GOLDEN, model, f))]
+        for args in ([], ["-O0"], ["--threads", "3"], inputs):
+            r = bisect(model, *args)
+            ok = r.returncode == 0 and re.search(r"bisect: all \d+ ops of model '\w+' agree with the reference", r.stdout)
+            report(ok, f"{model} {' '.join(a if '/' not in a else os.path.basename(a) for a in args)}: every op agrees",
+                   f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[:400]}")
+    for model, breaks in BREAKS.items():
+        for shown, label, line in breaks:
+            r = bisect(model, env={"NNC_TEST_BREAK": label})
+            first = r.stderr.splitlines()[0] if r.stderr else ""
+            m = re.match(rf"(?:.*/)?{re.escape(model)}\.net:(\d+):\d+: error: {re.escape(shown)} computes its result \[[\d, ]+\] wrongly: "
+                         r"max \|got - want\| is [\d.e+-]+ at element \d+ .* beyond its tolerance [\d.e+-]+", first)
+            ok = r.returncode == 1 and m and (line is None or int(m.group(1)) == line) and "agree with the reference" in r.stderr
+            report(ok, f"{model}: --bisect names the broken op {label}", f"exit {r.returncode}: {r.stderr.strip()[:500]}")
+    r = bisect("tiny_cnn", "-o", "/tmp/x.c")
+    report(r.returncode == 2 and "--bisect runs the model and writes no C" in r.stderr, "--bisect with -o is a usage error", r.stderr.strip())
+    r = bisect("tiny_cnn", "--reference")
+    report(r.returncode == 2 and "give one" in r.stderr, "--bisect with --reference is a usage error", r.stderr.strip())
+    r = bisect("tiny_encoder", "--input", "a.npy", "--input", "b.npy")
+    report(r.returncode == 2 and "has 1 input" in r.stderr, "--bisect with the wrong number of --input", r.stderr.strip())
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
