@@ -43,6 +43,7 @@ MODELS = {
     "shufflenet_v2_x1_0.net": "shufflenet_v2_x1_0",
     "densenet121.net": "densenet121",
     "googlenet.net": ("googlenet", {"aux_logits": False, "init_weights": True}),
+    "inception_v3.net": ("inception_v3", {"aux_logits": False, "init_weights": True}),
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -112,6 +112,8 @@ MODELS = {
     "densenet121": lambda: export_torchvision.build_model("densenet121", SEED),
     "googlenet": lambda: export_torchvision.build_model(
         "googlenet", SEED, {"aux_logits": False, "init_weights": True}),
+    "inception_v3": lambda: export_torchvision.build_model(
+        "inception_v3", SEED, {"aux_logits": False, "init_weights": True}),
 }
 
 
@@ -231,6 +233,10 @@ CASES = [
          defines=["size=31"]),
     Case("googlenet@31x2", "models/googlenet.net", "googlenet", [[2, 3, 31, 31]],
          defines=["batch=2", "size=31"]),
+    Case("inception_v3@75", "models/inception_v3.net", "inception_v3", [[1, 3, 75, 75]],
+         defines=["size=75"]),
+    Case("inception_v3@75x2", "models/inception_v3.net", "inception_v3", [[2, 3, 75, 75]],
+         defines=["batch=2", "size=75"]),
 ]
 
 
