@@ -33,6 +33,7 @@ SUITES = [
     ("errors", [PY, "tests/errors/run_errors.py"], False),
     ("fuzz", ["sh", "tests/fuzz/replay_all.sh"], False),
     ("golden", [PY, "tests/golden/run_golden.py"], False),
+    ("golden-reference", [PY, "tools/golden_reference.py", "--check"], False),
     ("generated", [PY, "tests/check_generated.py"], False),
     ("keys", [PY, "tests/models/check_keys.py"], True),
     ("ops", [PY, "tests/ops/test_ops.py"], True),
