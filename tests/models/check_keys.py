@@ -44,6 +44,8 @@ MODELS = {
     "densenet121.net": "densenet121",
     "googlenet.net": ("googlenet", {"aux_logits": False, "init_weights": True}),
     "inception_v3.net": ("inception_v3", {"aux_logits": False, "init_weights": True}),
+    "regnet_x_400mf.net": "regnet_x_400mf",
+    "regnet_y_400mf.net": "regnet_y_400mf",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -114,6 +114,8 @@ MODELS = {
         "googlenet", SEED, {"aux_logits": False, "init_weights": True}),
     "inception_v3": lambda: export_torchvision.build_model(
         "inception_v3", SEED, {"aux_logits": False, "init_weights": True}),
+    "regnet_x_400mf": lambda: export_torchvision.build_model("regnet_x_400mf", SEED),
+    "regnet_y_400mf": lambda: export_torchvision.build_model("regnet_y_400mf", SEED),
 }
 
 
@@ -237,6 +239,14 @@ CASES = [
          defines=["size=75"]),
     Case("inception_v3@75x2", "models/inception_v3.net", "inception_v3", [[2, 3, 75, 75]],
          defines=["batch=2", "size=75"]),
+    Case("regnet_x_400mf@32", "models/regnet_x_400mf.net", "regnet_x_400mf", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("regnet_x_400mf@32x2", "models/regnet_x_400mf.net", "regnet_x_400mf", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
+    Case("regnet_y_400mf@32", "models/regnet_y_400mf.net", "regnet_y_400mf", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("regnet_y_400mf@32x2", "models/regnet_y_400mf.net", "regnet_y_400mf", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
 ]
 
 
