@@ -46,6 +46,7 @@ MODELS = {
     "inception_v3.net": ("inception_v3", {"aux_logits": False, "init_weights": True}),
     "regnet_x_400mf.net": "regnet_x_400mf",
     "regnet_y_400mf.net": "regnet_y_400mf",
+    "convnext_tiny.net": "convnext_tiny",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

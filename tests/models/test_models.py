@@ -116,6 +116,7 @@ MODELS = {
         "inception_v3", SEED, {"aux_logits": False, "init_weights": True}),
     "regnet_x_400mf": lambda: export_torchvision.build_model("regnet_x_400mf", SEED),
     "regnet_y_400mf": lambda: export_torchvision.build_model("regnet_y_400mf", SEED),
+    "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
 }
 
 
@@ -246,6 +247,10 @@ CASES = [
     Case("regnet_y_400mf@32", "models/regnet_y_400mf.net", "regnet_y_400mf", [[1, 3, 32, 32]],
          defines=["size=32"]),
     Case("regnet_y_400mf@32x2", "models/regnet_y_400mf.net", "regnet_y_400mf", [[2, 3, 32, 32]],
+         defines=["batch=2", "size=32"]),
+    Case("convnext_tiny@32", "models/convnext_tiny.net", "convnext_tiny", [[1, 3, 32, 32]],
+         defines=["size=32"]),
+    Case("convnext_tiny@32x2", "models/convnext_tiny.net", "convnext_tiny", [[2, 3, 32, 32]],
          defines=["batch=2", "size=32"]),
 ]
 
