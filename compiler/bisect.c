@@ -64,7 +64,7 @@ static bool amplifies(const Op *op) {
 }
 
 /* rel[t]: the relative tolerance of every tensor of the reference graph (inputs and weights exact). */
-static double *tolerances(const Graph *g) {
+double *reference_tolerances(const Graph *g) {
     double *rel = xcalloc((size_t)g->tensors.len + 1, sizeof *rel), cap = ldexp(1.0, MAX_REL_TOL_LOG2);
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
@@ -132,7 +132,7 @@ int bisect_main(Graph *ref, Graph *opt, const Target *target, const EmitOptions 
         fprintf(stderr, "nnc: error: --bisect: the reference: %s\n", err);
         return 1;
     }
-    double *rel = tolerances(ref);
+    double *rel = reference_tolerances(ref);
 
     /* the optimised program, with dumps */
     opt->target = target;

@@ -31,6 +31,25 @@ void emit_main(Emitter *e, Buf *c) {
                    (long long)tensor_numel(t));
     }
     buf_printf(c, "%s};\n\n", descs.buf);
+    if (e->o->test_expected) {   /* --emit-test */
+        buf_puts(c, "/* --self-test: the reference evaluator's outputs (nnc --emit-test, in double, rounded here to float) for the\n"
+                    "   program's pseudo-random inputs and the weights it was given, and how far each output may be from them. */\n");
+        for (int i = 0; i < no; i++) {
+            Tensor *t = g->outputs.items[i];
+            int64_t n = tensor_numel(t);
+            buf_printf(c, "static const float expected%d[%lld] = {", i, (long long)(n ? n : 1));
+            for (int64_t k = 0; k < n; k++)
+                buf_printf(c, "%s%s", k % 8 ? " " : "\n    ", format("%s,", c_float(e->o->test_expected[i][k])));
+            buf_puts(c, n ? "\n};\n" : "0};\n");
+        }
+        buf_puts(c, "static const float *const expected[] = {");
+        for (int i = 0; i < no; i++)
+            buf_printf(c, "%sexpected%d", i ? ", " : "", i);
+        buf_puts(c, "};\nstatic const double tolerance[] = {");
+        for (int i = 0; i < no; i++)
+            buf_printf(c, "%s%.6g", i ? ", " : "", e->o->test_tolerance[i]);
+        buf_puts(c, "};\n\n");
+    }
     buf_printf(c, "static void *create(int threads) { return %s_new(threads); }\n", id);
     buf_printf(c, "static int load(void *m, const char *path) { return %s_load(m, path); }\n", id);
     if (e->o->embed_weights)
@@ -57,6 +76,8 @@ void emit_main(Emitter *e, Buf *c) {
                 "    .profile_report = profile_report,\n    .destroy = destroy,\n");
     if (e->o->dumps)
         buf_puts(c, "    .on_dump = on_dump,\n");
+    if (e->o->test_expected)
+        buf_puts(c, "    .expected = expected,\n    .tolerance = tolerance,\n");
     buf_puts(c, "};\n\n");
     buf_puts(c, "int main(int argc, char **argv) { return nnrt_main(argc, argv, &program); }\n");
 }

@@ -10,6 +10,7 @@
 #include "reference.h"
 
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static const char usage[] =
     "  --stats              print arena_bytes=N lower_bound=M weights_bytes=W ops=K\n"
     "                       (and stop, unless -o is given too)\n"
     "  --arena-budget BYTES fail when the memory plan needs more than BYTES of arena\n"
+    "  --emit-test          add a self-test to the program (--self-test): its outputs for pseudo-random\n"
+    "                       inputs against the reference's, computed now with --weights\n"
     "  --bisect             build the optimised program, run it and the reference on the same inputs\n"
     "                       (--weights, --input), and name the first op whose result differs\n"
     "  --reference          run the graph as written (before any pass) in double precision, with\n"
@@ -71,6 +74,7 @@ typedef struct {
     EmitOptions emit_opts;
     bool reference;              /* --reference: run the model instead of writing C (reference.c) */
     bool bisect;                 /* --bisect: the optimised program against the reference, op by op (bisect.c) */
+    bool emit_test;              /* --emit-test: the program checks itself against the reference's outputs */
     const Target *target;        /* --target; NULL: native */
     RefOptions ref;
 } Options;
@@ -218,6 +222,8 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->reference = true;
         } else if (strcmp(a, "--bisect") == 0) {
             o->bisect = true;
+        } else if (strcmp(a, "--emit-test") == 0) {
+            o->emit_test = true;
         } else if (strcmp(a, "--input") == 0 || strcmp(a, "--output") == 0) {
             NEED_VALUE();
             vec_push(a[2] == 'i' ? &o->ref.inputs : &o->ref.outputs, (void *)next);
@@ -256,6 +262,10 @@ static void parse_args(int argc, char **argv, Options *o) {
         usage_error("%s", "no output file: give -o OUT.c (or --emit ir to print the graph)");
     if (o->emit_opts.embed_weights && !o->emit_opts.weights_path)
         usage_error("%s", "--embed-weights needs --weights FILE");
+    if (o->emit_test && !o->emit_opts.weights_path)
+        usage_error("%s", "--emit-test needs --weights FILE (the reference computes the expected outputs with them)");
+    if (o->emit_test)
+        o->emit_opts.main_program = true;
 }
 
 static bool write_file(const char *path, const char *text) {
@@ -302,6 +312,33 @@ int build_c_program(const char *output, const char *header_name, const Target *t
         return 1;
     }
     return 0;
+}
+
+/* --emit-test: the reference evaluator's outputs for the generated program's pseudo-random inputs and the
+   weights of --weights, with their tolerances, into o->emit_opts. -1 when done, else the exit status. */
+static int expected_outputs(const Graph *g, Options *o) {
+    RefOptions ref = {.weights = o->emit_opts.weights_path};
+    double **vals = xcalloc((size_t)g->tensors.len + 1, sizeof *vals);
+    int status = reference_load(g, &ref, vals);
+    if (status >= 0)
+        return status;
+    char err[512];
+    if (!reference_eval(g, vals, false, err, sizeof err)) {
+        fprintf(stderr, "nnc: error: --emit-test: the reference: %s\n", err);
+        return 1;
+    }
+    double *rel = reference_tolerances(g);
+    o->emit_opts.test_expected = xcalloc((size_t)g->outputs.len + 1, sizeof(double *));
+    o->emit_opts.test_tolerance = xcalloc((size_t)g->outputs.len + 1, sizeof(double));
+    for (int i = 0; i < g->outputs.len; i++) {
+        const Tensor *t = g->outputs.items[i];
+        double scale = 0;
+        for (int64_t k = 0; k < tensor_numel(t); k++)
+            scale = fmax(scale, fabs(vals[t->id][k]));
+        o->emit_opts.test_expected[i] = vals[t->id];
+        o->emit_opts.test_tolerance[i] = rel[t->id] * scale + 1e-30;
+    }
+    return -1;
 }
 
 /* --arena-budget exceeded: name the op at the peak and what is alive there. Returns false. */
@@ -374,6 +411,12 @@ int main(int argc, char **argv) {
         return reference_main(g, &o.ref);
     if (o.bisect)
         return bisect_main(g, elaborate(&decls, &o.elab), o.target ? o.target : target_native(), &o.emit_opts, &o.ref);
+    if (o.emit_test) {   /* the reference's outputs on the program's pseudo-random inputs, from the graph as written */
+        int status = expected_outputs(g, &o);
+        if (status >= 0)
+            return status;
+        g = elaborate(&decls, &o.elab);   /* a fresh graph for the passes */
+    }
     g->target = o.target ? o.target : target_native();
     run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);

@@ -450,6 +450,10 @@ typedef struct {
     const char *header_name;     /* "resnet50.h" */
     bool dumps;                  /* a hook that sees every op's result (NAME_on_dump; --bisect builds with it) */
     const char *break_op;        /* tests of --bisect: this op's result is perturbed on purpose (its `as` name or kindN) */
+    /* --emit-test: what the reference evaluator computed for the program's pseudo-random inputs, per output,
+       and how far the program's outputs may be from it */
+    double **test_expected;
+    double *test_tolerance;
 } EmitOptions;
 
 /* passes/: each takes the graph and rewrites it; each keeps what it computes the same. */
@@ -481,5 +485,7 @@ struct RefOptions;
    is optimised, built with per-op dumps and run; the first op whose result leaves its tolerance of the
    reference is reported. Returns the exit status (0 when every op agrees). */
 int bisect_main(Graph *ref, Graph *opt, const Target *target, const EmitOptions *emit, const struct RefOptions *o);
+/* The relative tolerance of every tensor of a graph as elaborated (by tensor id), as --bisect judges. */
+double *reference_tolerances(const Graph *g);
 
 #endif

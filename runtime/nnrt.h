@@ -222,6 +222,9 @@ typedef struct {
     void (*destroy)(void *m);
     /* built for nnc --bisect only (else NULL): calls fn with every op's result as it is computed */
     void (*on_dump)(void *m, void (*fn)(void *user, int op, const float *y, long n), void *user);
+    /* built with nnc --emit-test only (else NULL): --self-test's expected outputs and their tolerances */
+    const float *const *expected;
+    const double *tolerance;
 } nnrt_program;
 
 /* The whole program: parses the options, loads, runs, benchmarks, writes. Returns the exit status. */
@@ -229,6 +232,9 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p);
 /* The same after the options: what nnrt_main runs (runs 0: no benchmark). */
 int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
                      int n_out, int threads, int runs, int profile, const char *dump_dir);
+
+/* --self-test of a program built with nnc --emit-test: 0 when every output is within its tolerance. */
+int nnrt_self_test(const nnrt_program *p, const char *weights, int threads);
 
 /* Per-op name and floating-point work, and the --profile table made of them and their times. */
 typedef struct {

@@ -7,7 +7,8 @@
  *
  *   MODEL --weights W.safetensors [--input IN]... [--output OUT]... [--bench N] [--threads T] [--profile]
  *
- * and, in a program built by nnc --bisect, --dump DIR: every op's result as DIR/op_N.bin (raw f32).
+ * and, in a program built by nnc --bisect, --dump DIR: every op's result as DIR/op_N.bin (raw f32); in one
+ * built with nnc --emit-test, --self-test: the outputs for the pseudo-random inputs against the reference's.
  *
  * Exit status 0 on success, 1 when something fails (a file, the weights, the CPU), 2 for a usage error.
  *
@@ -99,17 +100,18 @@ static int bench(const nnrt_program *p, void *m, const float *const *in, float *
 }
 
 int nnrt_main(int argc, char **argv, const nnrt_program *p) {
-    enum { OPT_WEIGHTS = 1, OPT_INPUT, OPT_OUTPUT, OPT_BENCH, OPT_THREADS, OPT_PROFILE, OPT_HELP, OPT_DUMP };
+    enum { OPT_WEIGHTS = 1, OPT_INPUT, OPT_OUTPUT, OPT_BENCH, OPT_THREADS, OPT_PROFILE, OPT_HELP, OPT_DUMP, OPT_SELF_TEST };
     static const struct option options[] = {
         {"weights", required_argument, NULL, OPT_WEIGHTS}, {"input", required_argument, NULL, OPT_INPUT},
         {"output", required_argument, NULL, OPT_OUTPUT},   {"bench", required_argument, NULL, OPT_BENCH},
         {"threads", required_argument, NULL, OPT_THREADS}, {"profile", no_argument, NULL, OPT_PROFILE},
         {"help", no_argument, NULL, OPT_HELP},             {"dump", required_argument, NULL, OPT_DUMP},
+        {"self-test", no_argument, NULL, OPT_SELF_TEST},
         {0, 0, 0, 0},
     };
     const char *weights = NULL, *dump_dir = NULL, **inputs = calloc((size_t)p->n_inputs + 1, sizeof *inputs),
                **outputs = calloc((size_t)p->n_outputs + 1, sizeof *outputs);
-    int n_in = 0, n_out = 0, runs = 0, threads = p->default_threads, profile = 0, status = 2, opt;
+    int n_in = 0, n_out = 0, runs = 0, threads = p->default_threads, profile = 0, self_test = 0, status = 2, opt;
     if (!inputs || !outputs) {
         fprintf(stderr, "error: out of memory\n");
         return 1;
@@ -142,6 +144,13 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p) {
             break;
         }
         case OPT_PROFILE: profile = 1; break;
+        case OPT_SELF_TEST:
+            if (!p->expected) {
+                fprintf(stderr, "error: --self-test needs a program built by nnc --emit-test\n");
+                goto done;
+            }
+            self_test = 1;
+            break;
         case OPT_DUMP:
             if (!p->on_dump) {
                 fprintf(stderr, "error: --dump needs a program built by nnc --bisect\n");
@@ -171,7 +180,11 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p) {
         fprintf(stderr, "error: --weights FILE is required (see --help)\n");
         goto done;
     }
-    status = nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile, dump_dir);
+    if (self_test && (n_in || n_out || runs || profile || dump_dir)) {
+        fprintf(stderr, "error: --self-test runs on the pseudo-random inputs it was built for, and takes no --input, --output, --bench, --profile or --dump\n");
+        goto done;
+    }
+    status = self_test ? nnrt_self_test(p, weights, threads) : nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile, dump_dir);
 done:
     free(inputs);
     free(outputs);
@@ -271,6 +284,65 @@ done:
     free(in);
     free(out);
     p->destroy(m);
+    return status;
+}
+
+/* --self-test: the model on its pseudo-random inputs, each output against the reference's (nnc --emit-test). */
+int nnrt_self_test(const nnrt_program *p, const char *weights, int threads) {
+    const char *missing = p->cpu_missing();
+    if (missing) {
+        fprintf(stderr, "error: this program was built for a CPU with %s, which this one lacks\n", missing);
+        return 1;
+    }
+    void *m = p->create(threads);
+    float **in = calloc((size_t)p->n_inputs + 1, sizeof *in), **out = calloc((size_t)p->n_outputs + 1, sizeof *out);
+    int warnings = 0, status = 1, ok = m && in && out;
+    for (int i = 0; ok && i < p->n_inputs; i++)
+        ok = (in[i] = malloc((size_t)(p->inputs[i].size ? p->inputs[i].size : 1) * sizeof(float))) != NULL;
+    for (int i = 0; ok && i < p->n_outputs; i++)
+        ok = (out[i] = malloc((size_t)(p->outputs[i].size ? p->outputs[i].size : 1) * sizeof(float))) != NULL;
+    if (!ok) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    p->on_warning(m, print_warning, &warnings);
+    if ((weights ? p->load(m, weights) : p->load_embedded ? p->load_embedded(m) : -1) != 0) {
+        fprintf(stderr, "error: %s\n", weights || p->load_embedded ? p->last_error(m) : "--weights FILE is required (see --help)");
+        goto done;
+    }
+    for (int i = 0; i < p->n_inputs; i++)
+        nnrt_fill_random(in[i], (size_t)p->inputs[i].size, (uint64_t)i + 1);
+    if (p->run(m, (const float *const *)in, out) != 0) {
+        fprintf(stderr, "error: %s\n", p->last_error(m));
+        goto done;
+    }
+    status = 0;
+    for (int i = 0; i < p->n_outputs; i++) {
+        double worst = 0;
+        long at = 0;
+        for (long k = 0; k < p->outputs[i].size; k++) {
+            double d = (double)out[i][k] - (double)p->expected[i][k];
+            d = d < 0 ? -d : d;
+            if (!(d <= worst)) {   /* NaN counts as the worst */
+                worst = d;
+                at = k;
+            }
+        }
+        int good = worst <= p->tolerance[i];
+        printf("self-test: output %d: max |got - want| %.3g at element %ld, tolerance %.3g: %s\n", i, worst, at, p->tolerance[i],
+               good ? "ok" : "FAILED");
+        status |= !good;
+    }
+    printf("self-test of model '%s': %s\n", p->model, status ? "FAILED" : "passed");
+done:
+    for (int i = 0; in && i < p->n_inputs; i++)
+        free(in[i]);
+    for (int i = 0; out && i < p->n_outputs; i++)
+        free(out[i]);
+    free(in);
+    free(out);
+    if (m)
+        p->destroy(m);
     return status;
 }
 

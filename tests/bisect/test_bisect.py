@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """
-test_bisect.py — `nnc FILE.net --bisect` on the golden models (tests/golden: their weights and inputs).
+test_bisect.py — the self-checking builds, on the golden models (tests/golden: their weights and inputs):
+`nnc FILE.net --bisect`, and programs built with `--emit-test` run with `--self-test`.
 
   - a correct build agrees with the reference on every op (exit 0), at -O2 and -O0, on 1 and 3 threads;
   - with one op broken on purpose (the test-only switch NNC_TEST_BREAK=NAME: the generated code perturbs
     that op's result), --bisect exits 1 and names that op: its file:line:col, its name, and the error
     against the tolerance; ops before it agree;
+  - a program built with --emit-test passes --self-test (with its weights from the file or embedded, on 1
+    and 3 threads, built for the target or generic), and fails it (exit 1) with other weights;
   - usage mistakes are usage errors (exit 2).
 
 Prints `ok - NAME` or `FAIL - NAME: detail`, then `N passed, N failed`. No PyTorch needed.
@@ -14,6 +17,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools"))
+from safetensors import load_file, save_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -45,6 +52,37 @@ def bisect(model, *args, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, NO_COLOR="1", **(env or {})), timeout=300)
 
 
+def self_tests(tmp):
+    for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops"):
+        w = os.path.join(GOLDEN, model, "weights.safetensors")
+        for flags, run_flags, what in ([], ["--weights", w], "weights from the file"), (["--embed-weights"], ["--threads", "3"], "embedded, 3 threads"), \
+                                       (["--target", "generic"], ["--weights", w], "--target generic"):
+            exe = os.path.join(tmp, f"{model}_{len(flags)}")
+            r = subprocess.run([NNC, os.path.join(GOLDEN, f"{model}.net"), "--weights", w, "--emit-test", "-o", exe] + flags,
+                               capture_output=True, text=True, env=dict(os.environ, CFLAGS="-O2" if "generic" in flags else "-O2 -march=native"))
+            if r.returncode != 0:
+                report(False, f"{model}: --emit-test builds ({what})", r.stderr.strip()[:400])
+                continue
+            r = subprocess.run([exe, "--self-test"] + run_flags, capture_output=True, text=True)
+            ok = r.returncode == 0 and f"self-test of model '{model}': passed" in r.stdout and ": ok" in r.stdout
+            report(ok, f"{model}: --self-test passes ({what})", f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[:400]}")
+        # other weights than the expected outputs were computed with (tiny_ops has none)
+        tensors = load_file(w)
+        if not tensors:
+            continue
+        wrong = os.path.join(tmp, f"{model}_wrong.safetensors")
+        save_file({k: v * 1.5 + 0.25 if v.dtype.kind == "f" else v for k, v in tensors.items()}, wrong)
+        r = subprocess.run([os.path.join(tmp, f"{model}_0"), "--self-test", "--weights", wrong], capture_output=True, text=True)
+        report(r.returncode == 1 and "FAILED" in r.stdout, f"{model}: --self-test fails with other weights",
+               f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[:300]}")
+    plain = os.path.join(tmp, "plain")
+    r = subprocess.run([NNC, os.path.join(GOLDEN, "tiny_cnn.net"), "-o", plain], capture_output=True, text=True)
+    r = subprocess.run([plain, "--self-test"], capture_output=True, text=True)
+    report(r.returncode == 2 and "--emit-test" in r.stderr, "--self-test of a program built without --emit-test is a usage error", r.stderr.strip())
+    r = subprocess.run([NNC, os.path.join(GOLDEN, "tiny_cnn.net"), "--emit-test", "-o", plain], capture_output=True, text=True)
+    report(r.returncode == 2 and "--emit-test needs --weights" in r.stderr, "--emit-test without --weights is a usage error", r.stderr.strip())
+
+
 def main():
     for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops"):
         files = sorted(f for f in os.listdir(os.path.join(GOLDEN, model)) if re.fullmatch(r"input\d+\.npy", f))
@@ -62,6 +100,8 @@ def main():
                          r"max \|got - want\| is [\d.e+-]+ at element \d+ .* beyond its tolerance [\d.e+-]+", first)
             ok = r.returncode == 1 and m and (line is None or int(m.group(1)) == line) and "agree with the reference" in r.stderr
             report(ok, f"{model}: --bisect names the broken op {label}", f"exit {r.returncode}: {r.stderr.strip()[:500]}")
+    with tempfile.TemporaryDirectory(prefix="nnc-selftest-") as tmp:
+        self_tests(tmp)
     r = bisect("tiny_cnn", "-o", "/tmp/x.c")
     report(r.returncode == 2 and "--bisect runs the model and writes no C" in r.stderr, "--bisect with -o is a usage error", r.stderr.strip())
     r = bisect("tiny_cnn", "--reference")
