@@ -81,5 +81,6 @@ void simple_call(Emitter *e, const Op *op, const char *params, const char *body)
 const char *upper(const char *s);
 const char *woff(const Emitter *e, const Tensor *t);
 long long largest_packed(const Emitter *e);   /* floats in the largest packed weight */
+long long state_bytes(const Emitter *e);      /* NAME_STATE_BYTES: at least sizeof the model's struct */
 
 #endif

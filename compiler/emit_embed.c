@@ -54,13 +54,15 @@ bool emit_embedded(Emitter *e, Buf *c) {
     }
     buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and the weights of\n"
                   "   blocked products packed, by nnc. */\n", e->o->weights_path);
-    buf_printf(c, "static const uint32_t embedded_weights[%lld] = {\n", (long long)(e->weight_floats > 0 ? e->weight_floats : 1));
+    buf_printf(c, "static const _Alignas(64) union {\n    uint32_t bits[%lld];\n    float f[%lld];\n} embedded_weights = {{\n",
+               (long long)(e->weight_floats > 0 ? e->weight_floats : 1), (long long)(e->weight_floats > 0 ? e->weight_floats : 1));
     for (int64_t i = 0; i < e->weight_floats; i++) {
         uint32_t bits;
         memcpy(&bits, &w[i], 4);
         buf_printf(c, "0x%08x,%s", bits, i % 8 == 7 ? "\n" : "");
     }
-    buf_printf(c, "%s};\n\nint %s_load_embedded(%s *m) {\n    memcpy(m->weights, embedded_weights, sizeof embedded_weights);\n    return 0;\n}\n\n",
+    buf_printf(c, "%s}};\n\n/* The embedded weights, used in place: nothing writes the weights once they are loaded. */\n"
+                  "int %s_load_embedded(%s *m) {\n    m->weights = (float *)embedded_weights.f;\n    return 0;\n}\n\n",
                e->weight_floats % 8 ? "\n" : "", e->id, e->id);
     free(w);
     return true;

@@ -48,15 +48,24 @@ void emit_header(Emitter *e, Buf *h) {
         buf_printf(h, "/* output %d: f32%s */\n#define %s_%s_RANK %d\n#define %s_%s_SHAPE %s\n#define %s_%s_SIZE %lld\n", i, shape_c(t), e->ID,
                    n, t->rank, e->ID, n, int_array(t->rank, t->dims), e->ID, n, (long long)tensor_numel(t));
     }
-    buf_printf(h, "\n/* Memory the model allocates when created: intermediates and weights, in bytes. */\n");
+    buf_printf(h, "\n/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),\n"
+                  "   and, for each thread, scratch for the blocked matrix products (64-byte aligned). %s_new allocates\n"
+                  "   them; %s_init takes them from the caller, with the model's own state (aligned as malloc aligns). */\n",
+               e->id, e->id);
     buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n", e->ID, (long long)g->arena_bytes, e->ID,
                (long long)e->weight_floats * 4);
-    buf_printf(h, "/* and, for each thread, scratch for the blocked matrix products */\n#define %s_SCRATCH_BYTES_PER_THREAD %lld\n\n", e->ID,
-               e->scratch_floats * 4);
+    buf_printf(h, "#define %s_SCRATCH_BYTES_PER_THREAD %lld\n", e->ID, e->scratch_floats * 4);
+    buf_printf(h, "#define %s_STATE_BYTES %lld\n\n", e->ID, (long long)state_bytes(e));
     buf_printf(h, "typedef struct %s %s;\n\n", e->id, e->id);
     buf_printf(h, "/* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when\n"
                   "   this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */\n");
     buf_printf(h, "%s *%s_new(int threads);\n", e->id, e->id);
+    buf_printf(h, "/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with\n"
+                  "   NNRT_NO_THREADS or thread hooks): state of %s_STATE_BYTES, arena of %s_ARENA_BYTES, scratch of threads *\n"
+                  "   %s_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of %s_WEIGHT_BYTES to load a file into (NULL:\n"
+                  "   only %s_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */\n",
+               e->ID, e->ID, e->ID, e->ID, e->id);
+    buf_printf(h, "%s *%s_init(void *state, void *arena, void *scratch, void *weights, int threads);\n", e->id, e->id);
     buf_printf(h, "/* Loads weights from a safetensors file, or from one in memory (the bytes are copied).\n"
                   "   Every weight is checked; 0 on success, -1 with %s_last_error() set. */\n", e->id);
     buf_printf(h, "int %s_load(%s *m, const char *safetensors_path);\n", e->id, e->id);

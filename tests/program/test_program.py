@@ -958,6 +958,26 @@ def body(tmp):
         else:
             report("API run's output equals PyTorch's", compare(api_out, exp, raw_shape=exp.shape))
 
+    # ---- the caller's memory: tiny_cnn_init on static buffers, weights loaded or embedded and used in place ----
+    owned_c = os.path.join(ROOT, "tests", "program", "owned_memory.c")
+    flags = run([NNC, "--cflags"]).stdout.split() + run([NNC, "--libs"]).stdout.split()
+    for embedded in (False, True):
+        d = T("owned_emb" if embedded else "owned")
+        os.mkdir(d)
+        gen = [NNC, cnn.net, "-o", os.path.join(d, "tiny_cnn.c")] + (["--weights", W, "--embed-weights"] if embedded else [])
+        r = run(gen)
+        exe = os.path.join(d, "owned")
+        if r.returncode == 0:
+            r = run([CC, "-O2", "-march=native"] + WARN_FLAGS + ["-pedantic", "-I", d, owned_c, os.path.join(d, "tiny_cnn.c"), "-o", exe]
+                    + (["-DEMBEDDED"] if embedded else []) + flags)
+        what = "embedded weights in place" if embedded else "weights loaded into the caller's buffer"
+        report(f"tiny_cnn_init on static buffers builds ({what})", None if r.returncode == 0 else brief(r))
+        if r.returncode == 0:
+            o = T("owned_emb.bin" if embedded else "owned.bin")
+            r = run([exe] + ([] if embedded else [W]) + [raw_in, o])
+            report(f"tiny_cnn_init: no allocation, the output equals PyTorch's ({what})",
+                   brief(r) if r.returncode != 0 else compare(o, exp, raw_shape=exp.shape))
+
 
 if __name__ == "__main__":
     os.chdir(ROOT)
