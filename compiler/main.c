@@ -86,32 +86,6 @@ static _Noreturn void usage_error(const char *fmt, const char *arg) {
     exit(2);
 }
 
-/* The repository root, found from the executable's own path (build/nnc). */
-/* The directory nnc was built in (it holds libnnrt.a), and the repository root above it (runtime/). */
-static const char *nnc_dir(int up) {
-    static char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0)
-        return up ? ".." : ".";
-    path[n] = 0;
-    for (int i = 0; i < up + 1; i++) {
-        char *slash = strrchr(path, '/');
-        if (slash)
-            *slash = 0;
-    }
-    return format("%s", path);
-}
-
-/* A sanitizer build of nnc (make test-sanitize) builds its programs with the same sanitizers. */
-#ifdef NNC_SANITIZE
-#define SANITIZE_FLAGS " -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-#else
-#define SANITIZE_FLAGS ""
-#endif
-
-static const char *cflags(void) { return format("-I%s/runtime%s", nnc_dir(1), SANITIZE_FLAGS); }
-static const char *libs(void) { return format("%s/libnnrt.a -lm -lpthread%s", nnc_dir(0), SANITIZE_FLAGS); }
-
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -148,10 +122,10 @@ static void parse_args(int argc, char **argv, Options *o) {
             printf("nnc %s\n", NNC_VERSION);
             exit(0);
         } else if (strcmp(a, "--cflags") == 0) {
-            printf("%s\n", cflags());
+            printf("%s\n", nnc_cflags());
             exit(0);
         } else if (strcmp(a, "--libs") == 0) {
-            printf("%s\n", libs());
+            printf("%s\n", nnc_libs());
             exit(0);
         } else if (strcmp(a, "-o") == 0) {
             NEED_VALUE();
@@ -285,33 +259,6 @@ static bool write_file(const char *path, const char *text) {
 /* `-o NAME` without .c: write the C to a temporary directory and build it, as cc would. */
 static int build_program(const Options *o, const char *c_text, const char *h_text) {
     return build_c_program(o->output, o->emit_opts.header_name, o->target, c_text, h_text);
-}
-
-int build_c_program(const char *output, const char *header_name, const Target *target, const char *c_text, const char *h_text) {
-    char dir[] = "/tmp/nnc-......";
-    memset(dir + 9, 'X', 6);   /* mkdtemp's template */
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "nnc: error: cannot create a temporary directory: %s\n", strerror(errno));
-        return 2;
-    }
-    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
-    char *c_path = format("%s/%s.c", dir, base), *h_path = format("%s/%s", dir, header_name);
-    if (!write_file(c_path, c_text) || !write_file(h_path, h_text))
-        return 2;
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "clang";
-    /* the default flags build for the target: -march=native for native, its own -march otherwise */
-    const char *march = !target || target == target_native() ? "-march=native" : target->cflags;
-    const char *flags = getenv("CFLAGS") && *getenv("CFLAGS") ? getenv("CFLAGS") : format("-O2 %s", march);
-    char *cmd = format("%s %s -o '%s' '%s' %s %s", cc, flags, output, c_path, cflags(), libs());
-    int status = system(cmd);
-    unlink(c_path);
-    unlink(h_path);
-    rmdir(dir);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "nnc: error: the C compiler failed: %s\n", cmd);
-        return 1;
-    }
-    return 0;
 }
 
 /* --emit-test: the reference evaluator's outputs for the generated program's pseudo-random inputs and the

@@ -476,9 +476,11 @@ void emit_weight_list(FILE *out, const Graph *g);
 bool op_has_emitter(OpKind kind);     /* false for rows of ops.def that lower to other ops */
 bool emit_c(const Graph *g, const EmitOptions *opts, Buf *c_file, Buf *h_file);
 
-/* main.c: the C written to a temporary directory and built into the program `output` with $CC $CFLAGS
+/* build.c: the C written to a temporary directory and built into the program `output` with $CC $CFLAGS
    (default clang -O2 and the target's -march). 0, or the exit status after the message. */
 int build_c_program(const char *output, const char *header_name, const Target *target, const char *c_text, const char *h_text);
+const char *nnc_cflags(void);   /* `nnc --cflags`: -I of the runtime next to this nnc */
+const char *nnc_libs(void);     /* `nnc --libs`: its libnnrt.a, -lm, -lpthread */
 
 struct RefOptions;
 /* bisect.c: `nnc FILE.net --bisect`: ref is the graph as elaborated, opt a second elaboration of it that
