@@ -184,5 +184,6 @@ void print_node(Buf *b, const Node *n) {
         buf_puts(b, " as ");
         print_path(b, n->path);
         break;
+    case ND_VALUE: buf_puts(b, "(a value)"); break;
     }
 }

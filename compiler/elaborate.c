@@ -609,10 +609,53 @@ static Value *eval_number_fn(Elab *E, Scope *S, Node *n, const char *label) {
     }
 }
 
+/* log, exp, sqrt and abs are builtins of tensors and, of a number, compile-time functions (RegNet's
+   widths: round(log(w / w_0) / log(w_m))). The argument is evaluated once; a tensor goes on to the
+   builtin as that value. */
+static Value *eval_dual_fn(Elab *E, Scope *S, Node *n, const char *label, OpKind kind) {
+    if (n->args.len != 1 || VEC_AT(n->args, 0, Arg *)->name)
+        return call_builtin(E, S, kind, n, label);
+    Arg *arg = n->args.items[0];
+    Value *v = eval(E, S, arg->value);
+    if (!v)
+        return NULL;
+    if (!is_number(v) && !S) {
+        error_at(E, n->loc, "a 'let' is a constant: %s takes a number there, found %s", n->str, describe(v));
+        return NULL;
+    }
+    if (!is_number(v)) {
+        Node *given = new_node(ND_VALUE, arg->value->loc), *call = xcalloc(1, sizeof *call);
+        given->value = v;
+        *call = *n;
+        call->args = (Vec){0};
+        vec_push(&call->args, new_arg(NULL, given, arg->loc));
+        return call_builtin(E, S, kind, call, label);
+    }
+    if (label) {
+        error_at(E, n->loc, "'as' names the weights a call creates, and %s of a number creates none", n->str);
+        return NULL;
+    }
+    double f = v->kind == V_INT ? (double)v->i : v->f;
+    switch (kind) {
+    case OPK_ABS: return v->kind == V_INT ? int_value(v->i < 0 ? -v->i : v->i) : float_value(fabs(f));
+    case OPK_EXP: return float_value(exp(f));
+    default:
+        if (kind == OPK_LOG ? !(f > 0) : !(f >= 0)) {
+            error_at(E, arg->value->loc, "%s of %g is not a real number", n->str, f);
+            return NULL;
+        }
+        return float_value(kind == OPK_LOG ? log(f) : sqrt(f));
+    }
+}
+
 static Value *eval_call(Elab *E, Scope *S, Node *n, const char *label) {
     const char *name = n->str;
     if (is_number_fn(name) && !find_decl(&E->blocks, name))
         return eval_number_fn(E, S, n, label);
+    static const OpKind dual[] = {OPK_LOG, OPK_EXP, OPK_SQRT, OPK_ABS};
+    for (size_t i = 0; i < sizeof dual / sizeof *dual; i++)
+        if (strcmp(name, op_info[dual[i]].name) == 0 && !find_decl(&E->blocks, name))
+            return eval_dual_fn(E, S, n, label, dual[i]);
     if (strcmp(name, "len") == 0 && !find_decl(&E->blocks, name)) {
         if (n->args.len != 1 || VEC_AT(n->args, 0, Arg *)->name) {
             error_at(E, n->loc, "len takes one list, found %d arguments", n->args.len);
@@ -779,6 +822,7 @@ static Value *eval_node(Elab *E, Scope *S, Node *n) {
     }
     case ND_CALL: return eval_call(E, S, n, NULL);
     case ND_AS: return eval_as(E, S, n);
+    case ND_VALUE: return n->value;
     case ND_INDEX: {
         Value *base = eval(E, S, n->lhs);
         if (!base)

@@ -512,10 +512,12 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
 
     /* lifecycle */
     long long wbytes = e->weight_floats * 4, abytes = g->arena_bytes;
-    buf_printf(c, "_Static_assert(sizeof(struct %s) <= %s_STATE_BYTES, \"the header's state size is too small\");\n"
-                  "_Static_assert((unsigned long long)%s_ARENA_BYTES <= SIZE_MAX && (unsigned long long)%s_WEIGHT_BYTES <= SIZE_MAX,\n"
-                  "               \"the model's memory does not fit this target's size_t\");\n\n",
-               e->id, e->ID, e->ID, e->ID);
+    buf_printf(c, "_Static_assert(sizeof(struct %s) <= %s_STATE_BYTES, \"the header's state size is too small\");\n", e->id, e->ID);
+    if (abytes > 0 || wbytes > 0)   /* (a 32-bit target cannot hold more than 4 GiB) */
+        buf_printf(c, "_Static_assert(%s%s%s, \"the model's memory does not fit this target's size_t\");\n",
+                   abytes > 0 ? format("(unsigned long long)%s_ARENA_BYTES <= SIZE_MAX", e->ID) : "", abytes > 0 && wbytes > 0 ? " && " : "",
+                   wbytes > 0 ? format("(unsigned long long)%s_WEIGHT_BYTES <= SIZE_MAX", e->ID) : "");
+    buf_puts(c, "\n");
     buf_puts(c, "/* A buffer's 64-byte alignment. */\nstatic int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }\n\n");
     buf_printf(c, "%s *%s_init(void *state, void *arena, void *scratch, void *weights, int threads) {\n", e->id, e->id);
     buf_puts(c, "    if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */\n        return NULL;\n");

@@ -101,6 +101,7 @@ typedef enum {
     ND_INDEX,     /* lhs[rhs] */
     ND_ATTR,      /* lhs.str */
     ND_AS,        /* lhs as path */
+    ND_VALUE,     /* value: made by elaboration, never by the parser (an argument already evaluated) */
 } NodeKind;
 
 /* Operators, shared by AST and tensor arithmetic. */
@@ -132,6 +133,7 @@ struct Node {
     Vec args;            /* of Arg* (calls) or Node* (lists) */
     Path *path;
     Loc paren;           /* when written in parentheses: their span (line 0 otherwise) */
+    struct Value *value; /* ND_VALUE */
 };
 
 /* `as layer{s+1}.{i}`: segments split at dots; each segment is text and {expr} parts. */

@@ -326,7 +326,8 @@ Tensor *build_dropout(Call *c) {
 /* PyTorch's output size of a pooling window k with stride s over `padded` cells: with ceil_mode a last,
    partial window is kept, unless it would start past the input and its leading padding (`limit`). */
 static int64_t pool_size(int64_t padded, int k, int s, bool ceil_mode, int64_t limit) {
-    int64_t n = (padded - k + (ceil_mode ? s - 1 : 0)) / s + 1;
+    int64_t num = padded - k + (ceil_mode ? s - 1 : 0);
+    int64_t n = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;   /* rounding down, as PyTorch does */
     if (ceil_mode && (n - 1) * s >= limit)
         n--;
     return n;
@@ -351,7 +352,10 @@ Tensor *build_pool(Call *c) {
         }
     }
     int64_t H = x->dims[2] + p[0] + p[2], W = x->dims[3] + p[1] + p[3];
-    if (H < k[0] || W < k[1]) {
+    bool ceil_mode = call_bool(c, 4);
+    int64_t dims[4] = {x->dims[0], x->dims[1], pool_size(H, k[0], s[0], ceil_mode, x->dims[2] + p[0]),
+                       pool_size(W, k[1], s[1], ceil_mode, x->dims[3] + p[1])};
+    if (dims[2] < 1 || dims[3] < 1) {   /* (with ceil_mode a window may overhang the input, as in PyTorch) */
         call_error(c, 1, "the %dx%d window does not fit the padded %lldx%lld input %s", k[0], k[1], (long long)H, (long long)W, shape_of(x));
         return NULL;
     }
@@ -359,10 +363,8 @@ Tensor *build_pool(Call *c) {
     memcpy(op->a.kernel, k, sizeof k);
     memcpy(op->a.stride, s, sizeof s);
     memcpy(op->a.pad, p, sizeof p);
-    op->a.ceil_mode = call_bool(c, 4);
+    op->a.ceil_mode = ceil_mode;
     op->a.count_include_pad = c->kind == OPK_AVGPOOL ? call_bool(c, 5) : true;
-    int64_t dims[4] = {x->dims[0], x->dims[1], pool_size(H, k[0], s[0], op->a.ceil_mode, x->dims[2] + p[0]),
-                       pool_size(W, k[1], s[1], op->a.ceil_mode, x->dims[3] + p[1])};
     return call_output(c, op, 4, dims);
 }
 

@@ -453,11 +453,12 @@ case("maxpool/all_negative_padded", dict(x=(1, 2, 5, 5)), "return maxpool(-x * x
      lambda W, x: ref_maxpool(-x * x - 1.0, 3, 2, 1))
 # ceil_mode (GoogLeNet, SqueezeNet, Inception) and count_include_pad=false: (name, shape, kernel, stride, pad)
 for (n, shape, k, st, p) in [("k3_s2", (1, 2, 8, 8), 3, 2, 0), ("k3_s2_p1", (2, 3, 9, 10), 3, 2, 1), ("k2_s2_odd", (1, 2, 7, 9), 2, 2, 0),
-                             ("k3_s3_p1", (1, 2, 10, 11), 3, 3, 1), ("k_hw", (1, 2, 9, 10), [3, 2], [2, 3], [1, 1])]:
+                             ("k3_s3_p1", (1, 2, 10, 11), 3, 3, 1), ("k_hw", (1, 2, 9, 10), [3, 2], [2, 3], [1, 1]),
+                             ("window_past_input", (2, 3, 2, 2), 3, 2, 0), ("window_past_input_p1", (1, 2, 3, 4), 4, 3, 1)]:
     args = f"x, kernel={fmt(k)}, stride={fmt(st)}" + ("" if p == 0 else f", pad={fmt(p)}")
     case(f"maxpool/ceil_{n}", dict(x=shape), f"return maxpool({args}, ceil_mode=true)",
          lambda W, x, k=k, st=st, p=p: F.max_pool2d(x, pair(k), pair(st), pair(p), ceil_mode=True))
-    for ceil, incl in [(True, True), (True, False), (False, False)]:
+    for ceil, incl in [(True, True), (True, False)] + ([] if n.startswith("window_past") else [(False, False)]):
         case(f"avgpool/{n}_ceil{int(ceil)}_incl{int(incl)}", dict(x=shape),
              f"return avgpool({args}, ceil_mode={fmt(ceil)}, count_include_pad={fmt(incl)})",
              lambda W, x, k=k, st=st, p=p, ceil=ceil, incl=incl: nn.AvgPool2d(pair(k), pair(st), pair(p), ceil_mode=ceil,

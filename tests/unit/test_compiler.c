@@ -777,6 +777,12 @@ static void test_arithmetic(void) {
     value_fails("number fns: int of a list", P, B, "int([1])", "int takes a number, found list");
     value_fails("number fns: min of a bool", P, B, "min(1, true)", "min takes numbers");
     value_fails("number fns: int(1e300) is no int64", P, B, "int(1e300)", "is not a 64-bit integer");
+    value_is("number fns: log of a number (RegNet's widths)", P, B, "round(log(27.89 / 48) / log(2.09))", "int -1");
+    value_is("number fns: abs of an int stays an int", P, B, "abs(-3)", "int 3");
+    value_is("number fns: sqrt(16.0)", P, B, "sqrt(16)", "float 4.0");
+    value_is("number fns: exp(0)", P, B, "exp(0)", "float 1.0");
+    value_fails("number fns: log(0)", P, B, "log(0)", "log of 0 is not a real number");
+    value_fails("number fns: sqrt(-1)", P, B, "sqrt(-1)", "sqrt of -1 is not a real number");
     value_is("value: 2 ** 10", P, B, "2 ** 10", "int 1024");
     value_is("value: 2 ** 3 ** 2 is 512", P, B, "2 ** 3 ** 2", "int 512");
     value_is("value: -2 ** 2 is -4", P, B, "-2 ** 2", "int -4");
