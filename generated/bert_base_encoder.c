@@ -9,6 +9,7 @@
 #include "kernels/nnk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,12 @@
 #define N_OPS 72
 
 struct bert_base_encoder {
-    float *weights;      /* 85054464 floats: every weight, 64-byte aligned */
+    float *weights;      /* 85054464 floats: every weight, 64-byte aligned: weight_mem, or embedded ones in place */
+    float *weight_mem;   /* BERT_BASE_ENCODER_WEIGHT_BYTES of the caller's or bert_base_encoder_new's to load a file into (or NULL) */
     float *arena;        /* BERT_BASE_ENCODER_ARENA_BYTES: every intermediate tensor */
     float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
+    void *owned[4];      /* what bert_base_encoder_new allocated, for bert_base_encoder_free */
     void (*warn)(void *user, const char *message);
     void *warn_user;
     int profile;
@@ -927,32 +930,53 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"layernorm layers.11.norm2", 0},
 };
 
-bert_base_encoder *bert_base_encoder_new(int threads) {
+_Static_assert(sizeof(struct bert_base_encoder) <= BERT_BASE_ENCODER_STATE_BYTES, "the header's state size is too small");
+_Static_assert((unsigned long long)BERT_BASE_ENCODER_ARENA_BYTES <= SIZE_MAX && (unsigned long long)BERT_BASE_ENCODER_WEIGHT_BYTES <= SIZE_MAX, "the model's memory does not fit this target's size_t");
+
+/* A buffer's 64-byte alignment. */
+static int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
+
+bert_base_encoder *bert_base_encoder_init(void *state, void *arena, void *scratch, void *weights, int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
-    bert_base_encoder *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!state || ((uintptr_t)state % _Alignof(struct bert_base_encoder)) || !arena || !aligned64(arena) || (weights && !aligned64(weights)) || !scratch || !aligned64(scratch))
         return NULL;
-    m->weights = aligned_alloc(64, 340217856);
-    m->arena = aligned_alloc(64, BERT_BASE_ENCODER_ARENA_BYTES > 0 ? BERT_BASE_ENCODER_ARENA_BYTES : 64);
+    bert_base_encoder *m = state;
+    memset(m, 0, sizeof *m);
+    m->weights = m->weight_mem = weights;
+    m->arena = arena;
+    m->scratch = scratch;
+    if (weights)
+        memset(weights, 0, 340217856);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
-    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
-        bert_base_encoder_free(m);
+    return m->pool ? m : NULL;
+}
+
+/* The address in raw, allocated 63 bytes longer, where 64-byte alignment starts. */
+static void *align64(void *raw) { return raw ? (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL; }
+
+bert_base_encoder *bert_base_encoder_new(int threads) {
+    size_t t = (size_t)(threads > 1 ? threads : 1);
+    void *raw[4] = {nnrt_alloc(BERT_BASE_ENCODER_STATE_BYTES), nnrt_alloc(BERT_BASE_ENCODER_ARENA_BYTES + 63), nnrt_alloc(BERT_BASE_ENCODER_WEIGHT_BYTES + 63),
+                    nnrt_alloc(t * BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD + 63)};
+    bert_base_encoder *m = raw[0] && raw[1] && raw[2] && raw[3] ? bert_base_encoder_init(raw[0], align64(raw[1]), align64(raw[3]), align64(raw[2]), threads) : NULL;
+    if (!m) {
+        for (int i = 0; i < 4; i++)
+            nnrt_release(raw[i]);
         return NULL;
     }
-    memset(m->weights, 0, 340217856);
+    memcpy(m->owned, raw, sizeof raw);
     return m;
 }
 
 void bert_base_encoder_free(bert_base_encoder *m) {
     if (!m)
         return;
-    free(m->weights);
-    free(m->arena);
-    free(m->scratch);
     nnrt_pool_destroy(m->pool);
-    free(m);
+    void *owned[4];
+    memcpy(owned, m->owned, sizeof owned);
+    for (int i = 3; i >= 0; i--)   /* the state last: it is owned[0] */
+        nnrt_release(owned[i]);
 }
 
 const char *bert_base_encoder_last_error(const bert_base_encoder *m) { return m->error.msg; }
@@ -1028,6 +1052,11 @@ static int prepare(bert_base_encoder *m) {
 }
 
 int bert_base_encoder_load_memory(bert_base_encoder *m, const void *data, size_t size) {
+    if (!m->weight_mem) {
+        nnrt_seterr(&m->error, "no memory to load weights into (bert_base_encoder_init was given none)");
+        return -1;
+    }
+    m->weights = m->weight_mem;
     if (nnrt_load_safetensors(data, size, weight_specs, 144, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
     return prepare(m);

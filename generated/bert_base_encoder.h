@@ -13,17 +13,24 @@
 #define BERT_BASE_ENCODER_OUTPUT_SHAPE {1, 128, 768}
 #define BERT_BASE_ENCODER_OUTPUT_SIZE 98304
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). bert_base_encoder_new allocates
+   them; bert_base_encoder_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define BERT_BASE_ENCODER_ARENA_BYTES 2359296
 #define BERT_BASE_ENCODER_WEIGHT_BYTES 340217856
-/* and, for each thread, scratch for the blocked matrix products */
 #define BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD 688128
+#define BERT_BASE_ENCODER_STATE_BYTES 1792
 
 typedef struct bert_base_encoder bert_base_encoder;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 bert_base_encoder *bert_base_encoder_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of BERT_BASE_ENCODER_STATE_BYTES, arena of BERT_BASE_ENCODER_ARENA_BYTES, scratch of threads *
+   BERT_BASE_ENCODER_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of BERT_BASE_ENCODER_WEIGHT_BYTES to load a file into (NULL:
+   only bert_base_encoder_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+bert_base_encoder *bert_base_encoder_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with bert_base_encoder_last_error() set. */
 int bert_base_encoder_load(bert_base_encoder *m, const char *safetensors_path);

@@ -9,6 +9,7 @@
 #include "kernels/nnk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,12 @@
 #define N_OPS 24
 
 struct fashion_resnet18 {
-    float *weights;      /* 11186192 floats: every weight, 64-byte aligned */
+    float *weights;      /* 11186192 floats: every weight, 64-byte aligned: weight_mem, or embedded ones in place */
+    float *weight_mem;   /* FASHION_RESNET18_WEIGHT_BYTES of the caller's or fashion_resnet18_new's to load a file into (or NULL) */
     float *arena;        /* FASHION_RESNET18_ARENA_BYTES: every intermediate tensor */
     float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
+    void *owned[4];      /* what fashion_resnet18_new allocated, for fashion_resnet18_free */
     void (*warn)(void *user, const char *message);
     void *warn_user;
     int profile;
@@ -182,187 +185,207 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* conv2d: [1, 1, 28, 28] -> [1, 64, 14, 14] */
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 1, .H = 28, .W = 28, .O = 64, .OH = 14, .OW = 14,
+                                         .kh = 7, .kw = 7, .sh = 2, .sw = 2, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* maxpool: [1, 64, 14, 14] -> [1, 64, 7, 7] */
 static void maxpool_1(float *restrict y, const float *restrict x) {
-    nnk_maxpool2d(y, x, 1, 64, 14, 14, 7, 7, 3, 3, 2, 2, 1, 1);
+    static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 14, .W = 14, .OH = 7, .OW = 7,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
+    nnk_maxpool(y, x, &shape);
 }
 
 /* conv2d: [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 7, .W = 7, .O = 64, .OH = 7, .OW = 7,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 64, 7, 7] -> [1, 64, 7, 7] */
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 7, .W = 7, .O = 64, .OH = 7, .OW = 7,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (8L * part / parts), o1 = 8L * (8L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 64, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7] -> [1, 128, 4, 4] */
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 7, .W = 7, .O = 128, .OH = 4, .OW = 4,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 16, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 4, .W = 4, .O = 128, .OH = 4, .OW = 4,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 16, scratch);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 7, .W = 7, .O = 128, .OH = 4, .OW = 4,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 7, 7, (int)(o1 - o0), 4, 4, 0, 16, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 16, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 4, .W = 4, .O = 128, .OH = 4, .OW = 4,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 16, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 128, 4, 4] -> [1, 128, 4, 4] */
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 4, .W = 4, .O = 128, .OH = 4, .OW = 4,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (16L * part / parts), o1 = 8L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 16, a->in[0], a->in[1], 1, 128, (int)o0, a->in[2] + o0, a->in[3] + o0 * 16, NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 4, 4, (int)(o1 - o0), 4, 4, 0, 16, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 16, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4] -> [1, 256, 2, 2] */
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 4, .W = 4, .O = 256, .OH = 2, .OW = 2,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 4, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 2, .W = 2, .O = 256, .OH = 2, .OW = 2,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 4, scratch);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 4, .W = 4, .O = 256, .OH = 2, .OW = 2,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 4, 4, (int)(o1 - o0), 2, 2, 0, 4, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 4, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 2, .W = 2, .O = 256, .OH = 2, .OW = 2,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 4, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 256, 2, 2] -> [1, 256, 2, 2] */
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 2, .W = 2, .O = 256, .OH = 2, .OW = 2,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 4, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, a->in[3] + o0 * 4, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 2, 2, (int)(o1 - o0), 2, 2, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 4, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2] -> [1, 512, 1, 1] */
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 2, .W = 2, .O = 512, .OH = 1, .OW = 1,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 1, .W = 1, .O = 512, .OH = 1, .OW = 1,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 1, scratch);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 2, .W = 2, .O = 512, .OH = 1, .OW = 1,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 2, 2, (int)(o1 - o0), 1, 1, 0, 1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 1, .W = 1, .O = 512, .OH = 1, .OW = 1,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 1, scratch);
 }
 
 /* conv2d: [1, 512, 1, 1], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 1, .W = 1, .O = 512, .OH = 1, .OW = 1,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, a->in[3] + o0, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 1, 1, (int)(o1 - o0), 1, 1, 0, 1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -642,32 +665,53 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear 7", 10240},
 };
 
-fashion_resnet18 *fashion_resnet18_new(int threads) {
+_Static_assert(sizeof(struct fashion_resnet18) <= FASHION_RESNET18_STATE_BYTES, "the header's state size is too small");
+_Static_assert((unsigned long long)FASHION_RESNET18_ARENA_BYTES <= SIZE_MAX && (unsigned long long)FASHION_RESNET18_WEIGHT_BYTES <= SIZE_MAX, "the model's memory does not fit this target's size_t");
+
+/* A buffer's 64-byte alignment. */
+static int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
+
+fashion_resnet18 *fashion_resnet18_init(void *state, void *arena, void *scratch, void *weights, int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
-    fashion_resnet18 *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!state || ((uintptr_t)state % _Alignof(struct fashion_resnet18)) || !arena || !aligned64(arena) || (weights && !aligned64(weights)) || !scratch || !aligned64(scratch))
         return NULL;
-    m->weights = aligned_alloc(64, 44744768);
-    m->arena = aligned_alloc(64, FASHION_RESNET18_ARENA_BYTES > 0 ? FASHION_RESNET18_ARENA_BYTES : 64);
+    fashion_resnet18 *m = state;
+    memset(m, 0, sizeof *m);
+    m->weights = m->weight_mem = weights;
+    m->arena = arena;
+    m->scratch = scratch;
+    if (weights)
+        memset(weights, 0, 44744768);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
-    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
-        fashion_resnet18_free(m);
+    return m->pool ? m : NULL;
+}
+
+/* The address in raw, allocated 63 bytes longer, where 64-byte alignment starts. */
+static void *align64(void *raw) { return raw ? (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL; }
+
+fashion_resnet18 *fashion_resnet18_new(int threads) {
+    size_t t = (size_t)(threads > 1 ? threads : 1);
+    void *raw[4] = {nnrt_alloc(FASHION_RESNET18_STATE_BYTES), nnrt_alloc(FASHION_RESNET18_ARENA_BYTES + 63), nnrt_alloc(FASHION_RESNET18_WEIGHT_BYTES + 63),
+                    nnrt_alloc(t * FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD + 63)};
+    fashion_resnet18 *m = raw[0] && raw[1] && raw[2] && raw[3] ? fashion_resnet18_init(raw[0], align64(raw[1]), align64(raw[3]), align64(raw[2]), threads) : NULL;
+    if (!m) {
+        for (int i = 0; i < 4; i++)
+            nnrt_release(raw[i]);
         return NULL;
     }
-    memset(m->weights, 0, 44744768);
+    memcpy(m->owned, raw, sizeof raw);
     return m;
 }
 
 void fashion_resnet18_free(fashion_resnet18 *m) {
     if (!m)
         return;
-    free(m->weights);
-    free(m->arena);
-    free(m->scratch);
     nnrt_pool_destroy(m->pool);
-    free(m);
+    void *owned[4];
+    memcpy(owned, m->owned, sizeof owned);
+    for (int i = 3; i >= 0; i--)   /* the state last: it is owned[0] */
+        nnrt_release(owned[i]);
 }
 
 const char *fashion_resnet18_last_error(const fashion_resnet18 *m) { return m->error.msg; }
@@ -742,6 +786,11 @@ static int prepare(fashion_resnet18 *m) {
 }
 
 int fashion_resnet18_load_memory(fashion_resnet18 *m, const void *data, size_t size) {
+    if (!m->weight_mem) {
+        nnrt_seterr(&m->error, "no memory to load weights into (fashion_resnet18_init was given none)");
+        return -1;
+    }
+    m->weights = m->weight_mem;
     if (nnrt_load_safetensors(data, size, weight_specs, 110, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
     return prepare(m);

@@ -13,17 +13,24 @@
 #define FASHION_RESNET18_OUTPUT_SHAPE {1, 10}
 #define FASHION_RESNET18_OUTPUT_SIZE 10
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). fashion_resnet18_new allocates
+   them; fashion_resnet18_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define FASHION_RESNET18_ARENA_BYTES 62720
 #define FASHION_RESNET18_WEIGHT_BYTES 44744768
-/* and, for each thread, scratch for the blocked matrix products */
 #define FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD 557056
+#define FASHION_RESNET18_STATE_BYTES 1408
 
 typedef struct fashion_resnet18 fashion_resnet18;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 fashion_resnet18 *fashion_resnet18_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of FASHION_RESNET18_STATE_BYTES, arena of FASHION_RESNET18_ARENA_BYTES, scratch of threads *
+   FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of FASHION_RESNET18_WEIGHT_BYTES to load a file into (NULL:
+   only fashion_resnet18_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+fashion_resnet18 *fashion_resnet18_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with fashion_resnet18_last_error() set. */
 int fashion_resnet18_load(fashion_resnet18 *m, const char *safetensors_path);

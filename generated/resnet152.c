@@ -9,6 +9,7 @@
 #include "kernels/nnk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,12 @@
 #define N_OPS 159
 
 struct resnet152 {
-    float *weights;      /* 60419952 floats: every weight, 64-byte aligned */
+    float *weights;      /* 60419952 floats: every weight, 64-byte aligned: weight_mem, or embedded ones in place */
+    float *weight_mem;   /* RESNET152_WEIGHT_BYTES of the caller's or resnet152_new's to load a file into (or NULL) */
     float *arena;        /* RESNET152_ARENA_BYTES: every intermediate tensor */
     float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
+    void *owned[4];      /* what resnet152_new allocated, for resnet152_free */
     void (*warn)(void *user, const char *message);
     void *warn_user;
     int profile;
@@ -1139,291 +1142,320 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* conv2d: [1, 3, 224, 224] -> [1, 64, 112, 112] */
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 3, .H = 224, .W = 224, .O = 64, .OH = 112, .OW = 112,
+                                         .kh = 7, .kw = 7, .sh = 2, .sw = 2, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (262L * part / parts), p1 = 48L * (262L * (part + 1) / parts);
     p1 = p1 < 12544 ? p1 : 12544;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    3, 224, 224, 64, 112, 112, (int)p0, (int)p1, 7, 7, 2, 2, 3, 3, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 64, (int)p0, (int)p1, scratch);
 }
 
 /* maxpool: [1, 64, 112, 112] -> [1, 64, 56, 56] */
 static void maxpool_1(float *restrict y, const float *restrict x) {
-    nnk_maxpool2d(y, x, 1, 64, 112, 112, 56, 56, 3, 3, 2, 2, 1, 1);
+    static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 112, .W = 112, .OH = 56, .OW = 56,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
+    nnk_maxpool(y, x, &shape);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 64, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    64, 56, 56, 64, 56, 56, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 64, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 0, 256, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56], [1, 256, 56, 56] -> [1, 256, 56, 56] */
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    64, 56, 56, 256, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 0, 256, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 64, 56, 56] */
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 64, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, 64, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 64, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56] -> [1, 128, 56, 56] */
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 128, .OH = 56, .OW = 56,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (66L * part / parts), p1 = 48L * (66L * (part + 1) / parts);
     p1 = p1 < 3136 ? p1 : 3136;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 56, 56, 128, 56, 56, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 128, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 128, 56, 56] -> [1, 128, 28, 28] */
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 56, .W = 56, .O = 128, .OH = 28, .OW = 28,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 56, 56, 128, 28, 28, (int)p0, (int)p1, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 128, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 0, 512, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 256, 56, 56], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 512, .OH = 28, .OW = 28,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 56, 56, 512, 28, 28, (int)p0, (int)p1, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 0, 512, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 128, .OH = 28, .OW = 28,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, 128, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 128, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28] -> [1, 128, 28, 28] */
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 128, .OH = 28, .OW = 28,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 128, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    128, 28, 28, 128, 28, 28, (int)p0, (int)p1, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 128, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 512, 28, 28] -> [1, 512, 28, 28] */
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 512, 0, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU,
-                    128, 28, 28, 512, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 0, 512, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28] -> [1, 256, 28, 28] */
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 256, .OH = 28, .OW = 28,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long p0 = 48L * (17L * part / parts), p1 = 48L * (17L * (part + 1) / parts);
     p1 = p1 < 784 ? p1 : 784;
     if (p0 == p1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y, a->in[0], a->in[1], 1, 256, 0, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 28, 28, 256, 28, 28, (int)p0, (int)p1, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 0, 256, (int)p0, (int)p1, scratch);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 256, 14, 14] */
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 28, .W = 28, .O = 256, .OH = 14, .OW = 14,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 512, 28, 28], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 1024, .OH = 14, .OW = 14,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 28, 28, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 256, .OH = 14, .OW = 14,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14] -> [1, 256, 14, 14] */
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 256, .OH = 14, .OW = 14,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (32L * part / parts), o1 = 8L * (32L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 256, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (128L * part / parts), o1 = 8L * (128L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 1024, (int)o0, a->in[2] + o0, a->in[3] + o0 * 196, NNK_ACT_NONE, NNK_ACT_RELU,
-                    256, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14] -> [1, 512, 14, 14] */
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 512, .OH = 14, .OW = 14,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 196, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    1024, 14, 14, (int)(o1 - o0), 14, 14, 0, 196, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 196, scratch);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 512, 7, 7] */
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 512, .OH = 7, .OW = 7,
+                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 2, 2, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 1024, 14, 14], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 2048, .OH = 7, .OW = 7,
+                                         .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    1024, 14, 14, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 2, 2, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 2048, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 2048, .H = 7, .W = 7, .O = 512, .OH = 7, .OW = 7,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    2048, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7] -> [1, 512, 7, 7] */
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 512, .OH = 7, .OW = 7,
+                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (64L * part / parts), o1 = 8L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 512, (int)o0, a->in[2] + o0, NULL, NNK_ACT_RELU, NNK_ACT_NONE,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 3, 3, 1, 1, 1, 1, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* conv2d: [1, 512, 7, 7], [1, 2048, 7, 7] -> [1, 2048, 7, 7] */
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (256L * part / parts), o1 = 8L * (256L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 2048, (int)o0, a->in[2] + o0, a->in[3] + o0 * 49, NNK_ACT_NONE, NNK_ACT_RELU,
-                    512, 7, 7, (int)(o1 - o0), 7, 7, 0, 49, 1, 1, 1, 1, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
@@ -3180,32 +3212,53 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear fc", 4096000},
 };
 
-resnet152 *resnet152_new(int threads) {
+_Static_assert(sizeof(struct resnet152) <= RESNET152_STATE_BYTES, "the header's state size is too small");
+_Static_assert((unsigned long long)RESNET152_ARENA_BYTES <= SIZE_MAX && (unsigned long long)RESNET152_WEIGHT_BYTES <= SIZE_MAX, "the model's memory does not fit this target's size_t");
+
+/* A buffer's 64-byte alignment. */
+static int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
+
+resnet152 *resnet152_init(void *state, void *arena, void *scratch, void *weights, int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
-    resnet152 *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!state || ((uintptr_t)state % _Alignof(struct resnet152)) || !arena || !aligned64(arena) || (weights && !aligned64(weights)) || !scratch || !aligned64(scratch))
         return NULL;
-    m->weights = aligned_alloc(64, 241679808);
-    m->arena = aligned_alloc(64, RESNET152_ARENA_BYTES > 0 ? RESNET152_ARENA_BYTES : 64);
+    resnet152 *m = state;
+    memset(m, 0, sizeof *m);
+    m->weights = m->weight_mem = weights;
+    m->arena = arena;
+    m->scratch = scratch;
+    if (weights)
+        memset(weights, 0, 241679808);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
-    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
-        resnet152_free(m);
+    return m->pool ? m : NULL;
+}
+
+/* The address in raw, allocated 63 bytes longer, where 64-byte alignment starts. */
+static void *align64(void *raw) { return raw ? (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL; }
+
+resnet152 *resnet152_new(int threads) {
+    size_t t = (size_t)(threads > 1 ? threads : 1);
+    void *raw[4] = {nnrt_alloc(RESNET152_STATE_BYTES), nnrt_alloc(RESNET152_ARENA_BYTES + 63), nnrt_alloc(RESNET152_WEIGHT_BYTES + 63),
+                    nnrt_alloc(t * RESNET152_SCRATCH_BYTES_PER_THREAD + 63)};
+    resnet152 *m = raw[0] && raw[1] && raw[2] && raw[3] ? resnet152_init(raw[0], align64(raw[1]), align64(raw[3]), align64(raw[2]), threads) : NULL;
+    if (!m) {
+        for (int i = 0; i < 4; i++)
+            nnrt_release(raw[i]);
         return NULL;
     }
-    memset(m->weights, 0, 241679808);
+    memcpy(m->owned, raw, sizeof raw);
     return m;
 }
 
 void resnet152_free(resnet152 *m) {
     if (!m)
         return;
-    free(m->weights);
-    free(m->arena);
-    free(m->scratch);
     nnrt_pool_destroy(m->pool);
-    free(m);
+    void *owned[4];
+    memcpy(owned, m->owned, sizeof owned);
+    for (int i = 3; i >= 0; i--)   /* the state last: it is owned[0] */
+        nnrt_release(owned[i]);
 }
 
 const char *resnet152_last_error(const resnet152 *m) { return m->error.msg; }
@@ -3714,6 +3767,11 @@ static int prepare(resnet152 *m) {
 }
 
 int resnet152_load_memory(resnet152 *m, const void *data, size_t size) {
+    if (!m->weight_mem) {
+        nnrt_seterr(&m->error, "no memory to load weights into (resnet152_init was given none)");
+        return -1;
+    }
+    m->weights = m->weight_mem;
     if (nnrt_load_safetensors(data, size, weight_specs, 777, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
     return prepare(m);

@@ -13,17 +13,24 @@
 #define RESNET152_OUTPUT_SHAPE {1, 1000}
 #define RESNET152_OUTPUT_SIZE 1000
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet152_new allocates
+   them; resnet152_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET152_ARENA_BYTES 7225344
 #define RESNET152_WEIGHT_BYTES 241679808
-/* and, for each thread, scratch for the blocked matrix products */
 #define RESNET152_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET152_STATE_BYTES 2488
 
 typedef struct resnet152 resnet152;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 resnet152 *resnet152_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of RESNET152_STATE_BYTES, arena of RESNET152_ARENA_BYTES, scratch of threads *
+   RESNET152_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of RESNET152_WEIGHT_BYTES to load a file into (NULL:
+   only resnet152_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+resnet152 *resnet152_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with resnet152_last_error() set. */
 int resnet152_load(resnet152 *m, const char *safetensors_path);

@@ -13,17 +13,24 @@
 #define RESNET18_OUTPUT_SHAPE {1, 1000}
 #define RESNET18_OUTPUT_SIZE 1000
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet18_new allocates
+   them; resnet18_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET18_ARENA_BYTES 4014080
 #define RESNET18_WEIGHT_BYTES 46815680
-/* and, for each thread, scratch for the blocked matrix products */
 #define RESNET18_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET18_STATE_BYTES 1408
 
 typedef struct resnet18 resnet18;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 resnet18 *resnet18_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of RESNET18_STATE_BYTES, arena of RESNET18_ARENA_BYTES, scratch of threads *
+   RESNET18_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of RESNET18_WEIGHT_BYTES to load a file into (NULL:
+   only resnet18_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+resnet18 *resnet18_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with resnet18_last_error() set. */
 int resnet18_load(resnet18 *m, const char *safetensors_path);

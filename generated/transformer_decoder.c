@@ -9,6 +9,7 @@
 #include "kernels/nnk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,12 @@
 #define N_OPS 54
 
 struct transformer_decoder {
-    float *weights;      /* 25224192 floats: every weight, 64-byte aligned */
+    float *weights;      /* 25224192 floats: every weight, 64-byte aligned: weight_mem, or embedded ones in place */
+    float *weight_mem;   /* TRANSFORMER_DECODER_WEIGHT_BYTES of the caller's or transformer_decoder_new's to load a file into (or NULL) */
     float *arena;        /* TRANSFORMER_DECODER_ARENA_BYTES: every intermediate tensor */
     float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
+    void *owned[4];      /* what transformer_decoder_new allocated, for transformer_decoder_free */
     void (*warn)(void *user, const char *message);
     void *warn_user;
     int profile;
@@ -765,32 +768,53 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"layernorm layers.5.norm3", 0},
 };
 
-transformer_decoder *transformer_decoder_new(int threads) {
+_Static_assert(sizeof(struct transformer_decoder) <= TRANSFORMER_DECODER_STATE_BYTES, "the header's state size is too small");
+_Static_assert((unsigned long long)TRANSFORMER_DECODER_ARENA_BYTES <= SIZE_MAX && (unsigned long long)TRANSFORMER_DECODER_WEIGHT_BYTES <= SIZE_MAX, "the model's memory does not fit this target's size_t");
+
+/* A buffer's 64-byte alignment. */
+static int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
+
+transformer_decoder *transformer_decoder_init(void *state, void *arena, void *scratch, void *weights, int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
-    transformer_decoder *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!state || ((uintptr_t)state % _Alignof(struct transformer_decoder)) || !arena || !aligned64(arena) || (weights && !aligned64(weights)) || !scratch || !aligned64(scratch))
         return NULL;
-    m->weights = aligned_alloc(64, 100896768);
-    m->arena = aligned_alloc(64, TRANSFORMER_DECODER_ARENA_BYTES > 0 ? TRANSFORMER_DECODER_ARENA_BYTES : 64);
+    transformer_decoder *m = state;
+    memset(m, 0, sizeof *m);
+    m->weights = m->weight_mem = weights;
+    m->arena = arena;
+    m->scratch = scratch;
+    if (weights)
+        memset(weights, 0, 100896768);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
-    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
-        transformer_decoder_free(m);
+    return m->pool ? m : NULL;
+}
+
+/* The address in raw, allocated 63 bytes longer, where 64-byte alignment starts. */
+static void *align64(void *raw) { return raw ? (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL; }
+
+transformer_decoder *transformer_decoder_new(int threads) {
+    size_t t = (size_t)(threads > 1 ? threads : 1);
+    void *raw[4] = {nnrt_alloc(TRANSFORMER_DECODER_STATE_BYTES), nnrt_alloc(TRANSFORMER_DECODER_ARENA_BYTES + 63), nnrt_alloc(TRANSFORMER_DECODER_WEIGHT_BYTES + 63),
+                    nnrt_alloc(t * TRANSFORMER_DECODER_SCRATCH_BYTES_PER_THREAD + 63)};
+    transformer_decoder *m = raw[0] && raw[1] && raw[2] && raw[3] ? transformer_decoder_init(raw[0], align64(raw[1]), align64(raw[3]), align64(raw[2]), threads) : NULL;
+    if (!m) {
+        for (int i = 0; i < 4; i++)
+            nnrt_release(raw[i]);
         return NULL;
     }
-    memset(m->weights, 0, 100896768);
+    memcpy(m->owned, raw, sizeof raw);
     return m;
 }
 
 void transformer_decoder_free(transformer_decoder *m) {
     if (!m)
         return;
-    free(m->weights);
-    free(m->arena);
-    free(m->scratch);
     nnrt_pool_destroy(m->pool);
-    free(m);
+    void *owned[4];
+    memcpy(owned, m->owned, sizeof owned);
+    for (int i = 3; i >= 0; i--)   /* the state last: it is owned[0] */
+        nnrt_release(owned[i]);
 }
 
 const char *transformer_decoder_last_error(const transformer_decoder *m) { return m->error.msg; }
@@ -807,6 +831,11 @@ static int prepare(transformer_decoder *m) {
 }
 
 int transformer_decoder_load_memory(transformer_decoder *m, const void *data, size_t size) {
+    if (!m->weight_mem) {
+        nnrt_seterr(&m->error, "no memory to load weights into (transformer_decoder_init was given none)");
+        return -1;
+    }
+    m->weights = m->weight_mem;
     if (nnrt_load_safetensors(data, size, weight_specs, 108, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
     return prepare(m);

@@ -17,17 +17,24 @@
 #define TRANSFORMER_DECODER_OUTPUT_SHAPE {1, 64, 512}
 #define TRANSFORMER_DECODER_OUTPUT_SIZE 32768
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). transformer_decoder_new allocates
+   them; transformer_decoder_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define TRANSFORMER_DECODER_ARENA_BYTES 786432
 #define TRANSFORMER_DECODER_WEIGHT_BYTES 100896768
-/* and, for each thread, scratch for the blocked matrix products */
 #define TRANSFORMER_DECODER_SCRATCH_BYTES_PER_THREAD 638976
+#define TRANSFORMER_DECODER_STATE_BYTES 1648
 
 typedef struct transformer_decoder transformer_decoder;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 transformer_decoder *transformer_decoder_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of TRANSFORMER_DECODER_STATE_BYTES, arena of TRANSFORMER_DECODER_ARENA_BYTES, scratch of threads *
+   TRANSFORMER_DECODER_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of TRANSFORMER_DECODER_WEIGHT_BYTES to load a file into (NULL:
+   only transformer_decoder_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+transformer_decoder *transformer_decoder_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with transformer_decoder_last_error() set. */
 int transformer_decoder_load(transformer_decoder *m, const char *safetensors_path);

@@ -13,17 +13,24 @@
 #define VIT_B_16_OUTPUT_SHAPE {1, 1000}
 #define VIT_B_16_OUTPUT_SIZE 1000
 
-/* Memory the model allocates when created: intermediates and weights, in bytes. */
+/* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
+   and, for each thread, scratch for the blocked matrix products (64-byte aligned). vit_b_16_new allocates
+   them; vit_b_16_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VIT_B_16_ARENA_BYTES 3631936
 #define VIT_B_16_WEIGHT_BYTES 346270656
-/* and, for each thread, scratch for the blocked matrix products */
 #define VIT_B_16_SCRATCH_BYTES_PER_THREAD 758784
+#define VIT_B_16_STATE_BYTES 1872
 
 typedef struct vit_b_16 vit_b_16;
 
 /* Creates a model that runs on `threads` threads (1: no threads); NULL when out of memory, or when
    this CPU lacks instructions the file was compiled to use (nnrt_cpu_missing() names them). */
 vit_b_16 *vit_b_16_new(int threads);
+/* The same in the caller's memory, allocating nothing (with one thread, or a runtime built with
+   NNRT_NO_THREADS or thread hooks): state of VIT_B_16_STATE_BYTES, arena of VIT_B_16_ARENA_BYTES, scratch of threads *
+   VIT_B_16_SCRATCH_BYTES_PER_THREAD (NULL when that is 0), weights of VIT_B_16_WEIGHT_BYTES to load a file into (NULL:
+   only vit_b_16_load_embedded). NULL when a buffer is missing or misaligned, or the CPU lacks instructions. */
+vit_b_16 *vit_b_16_init(void *state, void *arena, void *scratch, void *weights, int threads);
 /* Loads weights from a safetensors file, or from one in memory (the bytes are copied).
    Every weight is checked; 0 on success, -1 with vit_b_16_last_error() set. */
 int vit_b_16_load(vit_b_16 *m, const char *safetensors_path);

@@ -9,6 +9,7 @@
 #include "kernels/nnk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,12 @@
 #define N_OPS 82
 
 struct vit_b_32 {
-    float *weights;      /* 88224240 floats: every weight, 64-byte aligned */
+    float *weights;      /* 88224240 floats: every weight, 64-byte aligned: weight_mem, or embedded ones in place */
+    float *weight_mem;   /* VIT_B_32_WEIGHT_BYTES of the caller's or vit_b_32_new's to load a file into (or NULL) */
     float *arena;        /* VIT_B_32_ARENA_BYTES: every intermediate tensor */
     float *scratch;      /* SCRATCH_FLOATS for each thread */
     nnrt_pool *pool;
+    void *owned[4];      /* what vit_b_32_new allocated, for vit_b_32_free */
     void (*warn)(void *user, const char *message);
     void *warn_user;
     int profile;
@@ -278,12 +281,13 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* conv2d: [1, 3, 224, 224] -> [1, 768, 7, 7] */
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
+    static const nnk_conv_params shape = {.C = 3, .H = 224, .W = 224, .O = 768, .OH = 7, .OW = 7,
+                                         .kh = 32, .kw = 32, .sh = 32, .sw = 32, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
     long o0 = 8L * (96L * part / parts), o1 = 8L * (96L * (part + 1) / parts);
     if (o0 == o1)
         return;
     float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
-    nnk_conv2d_gemm(a->y + o0 * 49, a->in[0], a->in[1], 1, 768, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,
-                    3, 224, 224, (int)(o1 - o0), 7, 7, 0, 49, 32, 32, 32, 32, 0, 0, 1, 1, scratch);
+    nnk_conv2d_gemm_part(a->y, a->in[0], a->in[1], 1, a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, 0, 49, scratch);
 }
 
 /* transpose: [1, 768, 49] -> [1, 49, 768] */
@@ -1042,32 +1046,53 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear heads.head", 1536000},
 };
 
-vit_b_32 *vit_b_32_new(int threads) {
+_Static_assert(sizeof(struct vit_b_32) <= VIT_B_32_STATE_BYTES, "the header's state size is too small");
+_Static_assert((unsigned long long)VIT_B_32_ARENA_BYTES <= SIZE_MAX && (unsigned long long)VIT_B_32_WEIGHT_BYTES <= SIZE_MAX, "the model's memory does not fit this target's size_t");
+
+/* A buffer's 64-byte alignment. */
+static int aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
+
+vit_b_32 *vit_b_32_init(void *state, void *arena, void *scratch, void *weights, int threads) {
     if (nnrt_cpu_missing())   /* built for instructions this CPU lacks */
         return NULL;
-    vit_b_32 *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!state || ((uintptr_t)state % _Alignof(struct vit_b_32)) || !arena || !aligned64(arena) || (weights && !aligned64(weights)) || !scratch || !aligned64(scratch))
         return NULL;
-    m->weights = aligned_alloc(64, 352896960);
-    m->arena = aligned_alloc(64, VIT_B_32_ARENA_BYTES > 0 ? VIT_B_32_ARENA_BYTES : 64);
+    vit_b_32 *m = state;
+    memset(m, 0, sizeof *m);
+    m->weights = m->weight_mem = weights;
+    m->arena = arena;
+    m->scratch = scratch;
+    if (weights)
+        memset(weights, 0, 352896960);
     m->pool = nnrt_pool_create(threads);
-    m->scratch = m->pool ? aligned_alloc(64, (size_t)nnrt_pool_threads(m->pool) * SCRATCH_FLOATS * sizeof(float)) : NULL;
-    if (!m->weights || !m->arena || !m->pool || !m->scratch) {
-        vit_b_32_free(m);
+    return m->pool ? m : NULL;
+}
+
+/* The address in raw, allocated 63 bytes longer, where 64-byte alignment starts. */
+static void *align64(void *raw) { return raw ? (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL; }
+
+vit_b_32 *vit_b_32_new(int threads) {
+    size_t t = (size_t)(threads > 1 ? threads : 1);
+    void *raw[4] = {nnrt_alloc(VIT_B_32_STATE_BYTES), nnrt_alloc(VIT_B_32_ARENA_BYTES + 63), nnrt_alloc(VIT_B_32_WEIGHT_BYTES + 63),
+                    nnrt_alloc(t * VIT_B_32_SCRATCH_BYTES_PER_THREAD + 63)};
+    vit_b_32 *m = raw[0] && raw[1] && raw[2] && raw[3] ? vit_b_32_init(raw[0], align64(raw[1]), align64(raw[3]), align64(raw[2]), threads) : NULL;
+    if (!m) {
+        for (int i = 0; i < 4; i++)
+            nnrt_release(raw[i]);
         return NULL;
     }
-    memset(m->weights, 0, 352896960);
+    memcpy(m->owned, raw, sizeof raw);
     return m;
 }
 
 void vit_b_32_free(vit_b_32 *m) {
     if (!m)
         return;
-    free(m->weights);
-    free(m->arena);
-    free(m->scratch);
     nnrt_pool_destroy(m->pool);
-    free(m);
+    void *owned[4];
+    memcpy(owned, m->owned, sizeof owned);
+    for (int i = 3; i >= 0; i--)   /* the state last: it is owned[0] */
+        nnrt_release(owned[i]);
 }
 
 const char *vit_b_32_last_error(const vit_b_32 *m) { return m->error.msg; }
@@ -1144,6 +1169,11 @@ static int prepare(vit_b_32 *m) {
 }
 
 int vit_b_32_load_memory(vit_b_32 *m, const void *data, size_t size) {
+    if (!m->weight_mem) {
+        nnrt_seterr(&m->error, "no memory to load weights into (vit_b_32_init was given none)");
+        return -1;
+    }
+    m->weights = m->weight_mem;
     if (nnrt_load_safetensors(data, size, weight_specs, 152, m->weights, m->warn, m->warn_user, &m->error) != 0)
         return -1;
     return prepare(m);
