@@ -23,7 +23,7 @@ deps:
 	@sh tools/deps.sh
 
 test: all $(BUILD)/tests/test_runtime $(BUILD)/tests/test_compiler $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
-	@/usr/bin/python3 tests/run.py
+	@/usr/bin/python3 tests/run.py $(TEST_SUITES)
 
 $(BUILD)/tests/test_runtime: tests/unit/test_runtime.c $(BUILD)/libnnrt.a
 	@mkdir -p $(dir $@)
@@ -67,9 +67,12 @@ $(BUILD)/runtime/%.o: runtime/%.c | deps
 
 # The whole suite again with nnc, the runtime and the generated programs under ASan and UBSan. It
 # rebuilds build/ with the sanitizers (and leaves it so: `make clean` before a normal build).
+# The suites that run nnc, the runtime and generated programs on many inputs; the model suites (slow
+# under the sanitizers, and the same code paths) run in the plain `make test`.
+SANITIZE_SUITES ?= runtime compiler errors fuzz golden golden-reference program ops reference bisect
 test-sanitize:
 	$(MAKE) clean
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) SANITIZE=1 test
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) SANITIZE=1 TEST_SUITES="$(SANITIZE_SUITES)" test
 
 # Speed against PyTorch, side by side in one run (see tools/bench.py).
 bench: all
