@@ -199,7 +199,7 @@ def check_host_model(tmp, emb_objs, ref):
     if rc == 0:
         rc, log = run(["gcc", "-std=c11", "-O2"] + SWITCHES + ["-I" + RUNTIME, "-I" + tmp, '-DMODEL_H="fe.h"',
                       "-DMODEL=fashion_resnet18", "-DIN_SIZE=FASHION_RESNET18_IMAGE_SIZE",
-                      "-DOUT_SIZE=FASHION_RESNET18_OUTPUT_SIZE", os.path.join(ROOT, "tests", "embedded", "embed_main.c"), src]
+                      "-DOUT_SIZE=FASHION_RESNET18_OUTPUT_SIZE", "-DMEM=FASHION_RESNET18", os.path.join(ROOT, "tests", "embedded", "embed_main.c"), src]
                       + emb_objs + ["-lm", "-lpthread", "-o", exe])
     if rc:
         return fail(name, "build: " + first_lines(log))

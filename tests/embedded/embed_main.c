@@ -4,12 +4,13 @@
  * -DNNRT_NO_MALLOC, and this program does what an RTOS application would: it reads the weights into memory
  * itself, gives the runtime a static buffer as its heap (nnrt_set_allocator_buffer), supplies threads of its
  * own through nnrt_set_thread_hooks (here pthreads, started for each parallel run: an RTOS would keep its
- * tasks waiting on a semaphore), loads with NAME_load_memory and runs on the pseudo-random input of the
+ * tasks waiting on a semaphore), puts the model in its own static memory (NAME_init: state, arena, scratch
+ * and weights of the header's sizes), loads with NAME_load_memory and runs on the pseudo-random input of the
  * --main program (nnrt_fill_random, seed 1), then writes the output as raw f32 for comparing with the normal
  * build's --output. Built with the model's header and names given as macros:
  *
  *     cc -DMODEL_H='"f.h"' -DMODEL=fashion_resnet18 -DIN_SIZE=FASHION_RESNET18_IMAGE_SIZE \
- *        -DOUT_SIZE=FASHION_RESNET18_OUTPUT_SIZE $SWITCHES -Iruntime embed_main.c f.c RUNTIME.o -lm -lpthread
+ *        -DOUT_SIZE=FASHION_RESNET18_OUTPUT_SIZE -DMEM=FASHION_RESNET18 $SWITCHES -Iruntime embed_main.c f.c RUNTIME.o -lm -lpthread
  *     ./a.out WEIGHTS.safetensors THREADS OUT.bin
  */
 #define _POSIX_C_SOURCE 200809L
@@ -62,6 +63,11 @@ static void app_parallel(void *user, int threads, int ntasks, void (*fn)(void *a
 
 static unsigned char heap[4 << 20];
 
+/* the model's memory, of the sizes its header gives (MEM is its prefix in capitals) */
+#define BYTES(what) CAT(MEM, what)
+static _Alignas(64) unsigned char state[BYTES(_STATE_BYTES)], arena[BYTES(_ARENA_BYTES)];
+static _Alignas(64) unsigned char scratch[16 * (BYTES(_SCRATCH_BYTES_PER_THREAD) + 1)], weight_mem[BYTES(_WEIGHT_BYTES)];
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s WEIGHTS THREADS OUT.bin\n", argv[0]);
@@ -87,7 +93,7 @@ int main(int argc, char **argv) {
     nnrt_thread_hooks hooks = {app_parallel, 16, NULL};
     if (threads > 1)
         nnrt_set_thread_hooks(&hooks);
-    MODEL *m = FN(_new)(threads);
+    MODEL *m = threads <= 16 ? FN(_init)(state, arena, scratch, weight_mem, threads) : NULL;
     if (!m) {
         fprintf(stderr, "cannot create the model\n");
         return 1;
