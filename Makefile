@@ -72,7 +72,8 @@ $(BUILD)/runtime/%.o: runtime/%.c | deps
 SANITIZE_SUITES ?= runtime compiler errors fuzz golden golden-reference program ops reference bisect
 test-sanitize:
 	$(MAKE) clean
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) SANITIZE=1 TEST_SUITES="$(SANITIZE_SUITES)" test
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 NNC_OPS_THREADS=1,3 \
+		$(MAKE) SANITIZE=1 TEST_SUITES="$(SANITIZE_SUITES)" test
 
 # Speed against PyTorch, side by side in one run (see tools/bench.py).
 bench: all
