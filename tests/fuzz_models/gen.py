@@ -296,6 +296,8 @@ class Gen:
         return str(axis - rank) if self.r.random() < 0.35 else str(axis)
 
     def rank4(self):
+        if self.r.random() < 0.06:   # a large plane: threads split it by pixels, not by channels
+            return self.make((1, self.r.randint(1, 3), self.r.randint(23, 33), self.r.randint(23, 33)))
         return self.tensor(lambda s: len(s) == 4 and numel(s) <= MAX_NUMEL,
                            lambda: (self.r.choice([1, 1, 2]), self.r.randint(1, 6), self.r.randint(1, 9), self.r.randint(1, 9)))
 
@@ -342,21 +344,24 @@ class Gen:
         r = self.r
         t = self.tensor(lambda s: len(s) >= 1, self.rand_shape)
         s = self.shapes[t]
-        if r.random() < 0.7:   # a fresh intermediate, read by nothing else: what an in-place op may overwrite
-            t = self.add(f"{r.choice(['tanh', 'relu', 'sigmoid', 'silu'])}({t})", s, [t])
+        if r.random() < 0.7:   # a fresh intermediate that nothing else reads: what an in-place op may overwrite
+            t = self.add(f"{r.choice(['tanh', 'relu', 'sigmoid', 'silu'])}({t})", s, [t], pool=False)
         c = r.random()
-        if c < 0.2:
+        if c < 0.15:
             v, vs = t, s
-        elif c < 0.55 and len(s) >= 2:
+        elif c < 0.6 and len(s) >= 2:
             i = r.randrange(s[0])
             v, vs = f"take({t}, 0, {i if r.random() < 0.7 else i - s[0]})", s[1:]
         else:
-            ax = r.randrange(len(s))
+            ax = 0 if r.random() < 0.6 else r.randrange(len(s))
             i = r.randrange(s[ax])
             v, vs = f"slice({t}, {self.axis_text(ax, len(s))}, {i}, {i + 1})", s[:ax] + (1,) + s[ax + 1:]
         op = r.choice("+-*/")
         lhs, rhs = (t, v) if r.random() < 0.6 else (v, t)
-        self.add(f"{lhs} {op} {self.operand(rhs, op)}", broadcast(s, vs), [t])
+        e = f"{lhs} {op} {self.operand(rhs, op)}"
+        if r.random() < 0.6:   # read by another op: not a model output, which is written straight to the caller
+            e = f"{r.choice(['relu', 'tanh', 'sigmoid'])}({e})"
+        self.add(e, broadcast(s, vs), [t])
 
     def g_two_views(self):
         """Two slices of one tensor meeting in one op."""
@@ -402,8 +407,8 @@ class Gen:
     def g_linear(self):
         x = self.tensor(lambda s: s[-1] <= 64, self.rand_shape)
         s = self.shapes[x]
-        out = self.r.choice([1, 2, 3, 4, 5, 7, 8, 9, 12, 16])
-        while numel(s[:-1]) * out > MAX_NUMEL or numel(s) * out > MAX_WORK:
+        out = self.r.choice([1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 48])
+        while numel(s[:-1]) * out > 2 * MAX_NUMEL or numel(s) * out > MAX_WORK:
             out = max(1, out // 2)
             if out == 1:
                 break
@@ -442,7 +447,7 @@ class Gen:
                 continue
             OH, OW = (H + pad[0] + pad[2] - eh) // sh + 1, (W + pad[1] + pad[3] - ew) // sw + 1
             shape = (N, out, OH, OW)
-            if numel(shape) > MAX_NUMEL or numel(shape) * (C // g) * kh * kw > MAX_WORK:
+            if numel(shape) > max(MAX_NUMEL, numel(self.shapes[x])) or numel(shape) * (C // g) * kh * kw > MAX_WORK:
                 continue
             k = f"kernel={kh}" if kh == kw and r.random() < 0.6 else f"kernel={fmt([kh, kw])}"
             if kh == kw and r.random() < 0.2:
@@ -469,8 +474,8 @@ class Gen:
             self.add(f"layernorm({x}{eps}) as {self.wname()}", s, [x], red=s[-1], weights=2 * s[-1])
 
     def rank3(self):
-        return self.tensor(lambda s: len(s) == 3 and s[2] <= 24 and numel(s) <= 512,
-                           lambda: (self.r.randint(1, 2), self.r.randint(1, 7), self.r.choice([2, 3, 4, 6, 8, 12])))
+        return self.tensor(lambda s: len(s) == 3 and (s[2] <= 24 or s[2] == 48) and numel(s) <= 512,
+                           lambda: (self.r.randint(1, 2), self.r.randint(1, 7), self.r.choice([2, 3, 4, 6, 8, 12, 48])))
 
     def g_attention(self):
         r = self.r
@@ -700,6 +705,74 @@ class Gen:
         causal = r.choice(["", "", ", causal=true", ", causal=false"])
         self.add(f"scaled_dot_product_attention({q}, {k}, {v}{causal})", sq[:-2] + (L, Dv), [q, k, v], red=D + S)
 
+    def g_fusable(self):
+        """The patterns -O2 rewrites: a conv2d or linear, then maybe a batch norm (folded into its weights),
+        an activation, a residual addition of its own input and another activation (fused epilogue)."""
+        r = self.r
+        if r.random() < 0.5:
+            x = self.rank4()
+            N, C, H, W = self.shapes[x]
+            k = r.choice([1, 3, 3])
+            out = C if r.random() < 0.7 else r.randint(1, 8)
+            g = C if out == C and C > 1 and r.random() < 0.25 else 1
+            shape = (N, out, H, W)
+            if numel(shape) * (C // g) * k * k > MAX_WORK:
+                return self.g_unary()
+            bn = r.random() < 0.5
+            e = (f"conv2d({x}, {out}, kernel={k}{f', pad={k // 2}' if k > 1 else ''}{f', groups={g}' if g > 1 else ''}"
+                 f"{', bias=false' if bn and r.random() < 0.7 else ''}) as {self.wname()}")
+            red = (C // g) * k * k
+        else:
+            x = self.tensor(lambda s: s[-1] <= 64, self.rand_shape)
+            s = self.shapes[x]
+            out = s[-1] if r.random() < 0.7 else r.choice([1, 3, 8, 16])
+            shape = s[:-1] + (out,)
+            if numel(shape) > MAX_NUMEL:
+                return self.g_unary()
+            bn = len(shape) >= 2 and r.random() < 0.3
+            e = f"linear({x}, {out}) as {self.wname()}"
+            red = s[-1]
+        if bn:
+            e = f"batchnorm({e}) as {self.wname()}"
+        acts = ["relu", "relu", "gelu", "sigmoid", "tanh", "silu", "gelu_t"]
+
+        def act(v):
+            a = r.choice(acts)
+            return f'gelu({v}, approximate="tanh")' if a == "gelu_t" else f"{a}({v})"
+        if r.random() < 0.6:
+            e = act(e)
+        if shape == self.shapes[x] and r.random() < 0.7:
+            e = f"{e} + {x}" if r.random() < 0.6 else f"{x} + {e}"
+            if r.random() < 0.6:
+                e = act(e)
+        self.add(e, shape, [x], red=red)
+
+    def g_attention_by_hand(self):
+        """softmax(q @ kT * s) @ v, which -O2 fuses into one attention op when s = 1/sqrt(D) (and not
+        otherwise)."""
+        r = self.r
+        q = self.tensor(lambda s: len(s) >= 2 and s[-1] <= 16 and numel(s) <= 512, lambda: self.rand_shape(r.randint(2, 4)))
+        sq = self.shapes[q]
+        L, D = sq[-2], sq[-1]
+        S = r.choice([L, r.randint(1, 7)])
+        Dv = r.choice([D, r.randint(1, 6)])
+        k = q if S == L and r.random() < 0.3 else self.make(sq[:-2] + (S, D))
+        v = k if Dv == D and r.random() < 0.3 else self.make(sq[:-2] + (S, Dv))
+        perm = list(range(len(sq)))
+        perm[-1], perm[-2] = perm[-2], perm[-1]
+        c = r.random()
+        if c < 0.4:
+            scale = f" * {repr(1 / math.sqrt(D))}"
+        elif c < 0.6 and int(math.sqrt(D)) ** 2 == D:
+            scale = f" / {float(math.sqrt(D))}"
+        elif c < 0.8:
+            scale = f" * {r.choice(['0.5', '0.3', '1.0'])}"
+        else:
+            scale = ""
+        axis = r.choice(["", "", ", axis=-1", f", axis={len(sq) - 1}"])
+        self.add(f"softmax({q} @ transpose({k}, {fmt(perm)}){scale}{axis}) @ {v}", sq[:-2] + (L, Dv),
+                 [q] + ([k] if k != q else []) + ([v] if v not in (q, k) else []), red=D + S)
+
     def g_param_view(self):
         shape = self.rand_shape(self.r.randint(1, 3))
         t = self.param_view(shape)
@@ -708,7 +781,7 @@ class Gen:
     OPS = [("g_unary", 10), ("g_binary", 12), ("g_self_view", 5), ("g_two_views", 4), ("g_scalar", 6), ("g_softmax", 4),
            ("g_linear", 8), ("g_conv", 10), ("g_norm", 5), ("g_attention", 4), ("g_pool", 6), ("g_pad", 3), ("g_reshape", 5),
            ("g_transpose", 4), ("g_concat", 4), ("g_slice", 5), ("g_take", 3), ("g_expand", 3), ("g_matmul", 6), ("g_sdpa", 3),
-           ("g_param_view", 3)]
+           ("g_param_view", 3), ("g_fusable", 6), ("g_attention_by_hand", 3)]
 
     def run(self):
         r = self.r
