@@ -477,11 +477,13 @@ def parse_net(text):
     m = gen.Model(int(seed.group(1)))
     for name, dims in re.findall(r"(\w+): f32\[([^\]]*)\]", head.group(1)):
         m.inputs.append((name, tuple(int(x) for x in dims.split(","))))
-    names = {n for n, _ in m.inputs}
+    shapes = dict(m.inputs)
     for name, expr, shape in re.findall(r"^    (\w+) = (.*?)    # \[([^\]]*)\]$", text, re.M):
-        deps = [w for w in re.findall(r"\b[a-z]\w*\b", expr) if w in names]
-        m.stmts.append(gen.Stmt(name, expr, tuple(int(x) for x in shape.split(",")) if shape.strip() else (), deps))
-        names.add(name)
+        deps = [w for w in re.findall(r"\b[a-z]\w*\b", expr) if w in shapes]
+        # the reduction lengths are not in the text: bound each by the size of the largest operand
+        red = max([gen.numel(shapes[d]) for d in deps] + [1])
+        shapes[name] = tuple(int(x) for x in shape.split(",")) if shape.strip() else ()
+        m.stmts.append(gen.Stmt(name, expr, shapes[name], deps, red))
     m.outputs = [o.strip() for o in ret.group(1).split(",")]
     return m
 
