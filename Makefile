@@ -109,6 +109,13 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(RUNTIME_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -Iruntime -o $@ $^ -lm -lpthread
 
+# Random models against the reference evaluator with new seeds: `make fuzz-models N=2000 SEED=7`; a
+# failing model is reduced and saved under tests/fuzz_models/regressions/, which `make test` replays.
+N ?= 1000
+SEED ?= $(shell date +%s)
+fuzz-models: all
+	@/usr/bin/python3 tests/fuzz_models/run.py --seed $(SEED) --count $(N) --jobs 2 --save-dir tests/fuzz_models/regressions
+
 fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
@@ -127,4 +134,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test generated bench demo fuzz test-sanitize
+.PHONY: all clean deps test generated bench demo fuzz fuzz-models test-sanitize

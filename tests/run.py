@@ -39,6 +39,9 @@ SUITES = [
     ("ops", [PY, "tests/ops/test_ops.py"], True),
     ("reference", [PY, "tests/reference/test_reference.py"], True),
     ("bisect", [PY, "tests/bisect/test_bisect.py"], False),
+    # random models against the reference evaluator: a fixed batch, and the models it once found failing
+    ("fuzz-models", [PY, "tests/fuzz_models/run.py", "--seed", "1", "--count", "240", "--jobs", "2"], False),
+    ("fuzz-models-replay", [PY, "tests/fuzz_models/run.py", "--replay"], False),
     ("cross", [PY, "tests/cross/run_cross.py"], False),
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
