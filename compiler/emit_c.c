@@ -61,8 +61,7 @@ static bool input_read(const Graph *g, const Tensor *t) {
         return true;
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
-        bool view = op->out->view_of && (op_info[op->kind].props & OPF_VIEW);
-        if (view && output_index(g, op->out) < 0)
+        if (op_is_view(op) && output_index(g, op->out) < 0)
             continue;
         for (int j = 0; j < op->in.len; j++) {
             const Tensor *x = op->in.items[j];

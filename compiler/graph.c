@@ -193,6 +193,8 @@ void graph_replace_uses(Graph *g, Tensor *from, Tensor *to) {
    op feeding only dead ops dies too; keeps the rest in order and renumbers them. */
 /* An op a pass has made redundant: it stops reading its inputs, so that it counts as a reader of
    nothing, and graph_remove_dead_ops (once its result has no reader either) takes it out. */
+bool op_is_view(const Op *op) { return op->out->view_of && (op_info[op->kind].props & OPF_VIEW); }
+
 void graph_kill_op(Op *op) {
     for (int j = 0; j < op->in.len; j++)
         VEC_AT(op->in, j, Tensor *)->uses--;

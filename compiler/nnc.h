@@ -382,6 +382,7 @@ bool is_graph_output(const Graph *g, const Tensor *t);
 void graph_replace_uses(Graph *g, Tensor *from, Tensor *to);
 void graph_remove_dead_ops(Graph *g);                 /* ops whose result nothing reads */
 void graph_kill_op(Op *op);                           /* made redundant by a pass: it reads nothing now */
+bool op_is_view(const Op *op);                        /* its result is a view of its input (no code; an in-place op is not) */
 bool verify_graph(const Graph *g);
 /* diag.c: nnc's own bug (a missing table row, an inconsistent graph): a message naming op, exit status 3 */
 _Noreturn void internal_error(const Op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

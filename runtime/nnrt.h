@@ -229,12 +229,10 @@ typedef struct {
 
 /* The whole program: parses the options, loads, runs, benchmarks, writes. Returns the exit status. */
 int nnrt_main(int argc, char **argv, const nnrt_program *p);
-/* The same after the options: what nnrt_main runs (runs 0: no benchmark). */
+/* The same after the options: what nnrt_main runs (runs 0: no benchmark; self_test: the outputs are compared
+   with p->expected instead of written, 0 when all are within tolerance). */
 int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
-                     int n_out, int threads, int runs, int profile, const char *dump_dir);
-
-/* --self-test of a program built with nnc --emit-test: 0 when every output is within its tolerance. */
-int nnrt_self_test(const nnrt_program *p, const char *weights, int threads);
+                     int n_out, int threads, int runs, int profile, const char *dump_dir, int self_test);
 
 /* Per-op name and floating-point work, and the --profile table made of them and their times. */
 typedef struct {

@@ -184,7 +184,7 @@ int nnrt_main(int argc, char **argv, const nnrt_program *p) {
         fprintf(stderr, "error: --self-test runs on the pseudo-random inputs it was built for, and takes no --input, --output, --bench, --profile or --dump\n");
         goto done;
     }
-    status = self_test ? nnrt_self_test(p, weights, threads) : nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile, dump_dir);
+    status = nnrt_run_program(p, weights, inputs, n_in, outputs, n_out, threads, runs, profile, dump_dir, self_test);
 done:
     free(inputs);
     free(outputs);
@@ -210,8 +210,31 @@ static void dump_op(void *user, int op, const float *y, long n) {
         fclose(f);
 }
 
+/* --self-test: each output against the reference's (nnc --emit-test), printed; 0 when all are within tolerance. */
+static int self_test_verdict(const nnrt_program *p, float *const *out) {
+    int status = 0;
+    for (int i = 0; i < p->n_outputs; i++) {
+        double worst = 0;
+        long at = 0;
+        for (long k = 0; k < p->outputs[i].size; k++) {
+            double d = (double)out[i][k] - (double)p->expected[i][k];
+            d = d < 0 ? -d : d;
+            if (!(d <= worst)) {   /* NaN counts as the worst */
+                worst = d;
+                at = k;
+            }
+        }
+        int good = worst <= p->tolerance[i];
+        printf("self-test: output %d: max |got - want| %.3g at element %ld, tolerance %.3g: %s\n", i, worst, at, p->tolerance[i],
+               good ? "ok" : "FAILED");
+        status |= !good;
+    }
+    printf("self-test of model '%s': %s\n", p->model, status ? "FAILED" : "passed");
+    return status;
+}
+
 int nnrt_run_program(const nnrt_program *p, const char *weights, const char *const *inputs, int n_in, const char *const *outputs,
-                     int n_out, int threads, int runs, int profile, const char *dump_dir) {
+                     int n_out, int threads, int runs, int profile, const char *dump_dir, int self_test) {
     dump_state dumps = {dump_dir, 0};
     const char *missing = p->cpu_missing();   /* the generated file's own check: compiled with its flags */
     if (missing) {
@@ -264,6 +287,10 @@ int nnrt_run_program(const nnrt_program *p, const char *weights, const char *con
     }
     if ((runs > 0 || profile) && bench(p, m, (const float *const *)in, out, runs > 0 ? runs : 1, profile, runs > 0) != 0)
         goto done;
+    if (self_test) {
+        status = self_test_verdict(p, out);
+        goto done;
+    }
     for (int i = 0; i < p->n_outputs; i++) {
         nnrt_error err;
         if (i < n_out) {
@@ -284,65 +311,6 @@ done:
     free(in);
     free(out);
     p->destroy(m);
-    return status;
-}
-
-/* --self-test: the model on its pseudo-random inputs, each output against the reference's (nnc --emit-test). */
-int nnrt_self_test(const nnrt_program *p, const char *weights, int threads) {
-    const char *missing = p->cpu_missing();
-    if (missing) {
-        fprintf(stderr, "error: this program was built for a CPU with %s, which this one lacks\n", missing);
-        return 1;
-    }
-    void *m = p->create(threads);
-    float **in = calloc((size_t)p->n_inputs + 1, sizeof *in), **out = calloc((size_t)p->n_outputs + 1, sizeof *out);
-    int warnings = 0, status = 1, ok = m && in && out;
-    for (int i = 0; ok && i < p->n_inputs; i++)
-        ok = (in[i] = malloc((size_t)(p->inputs[i].size ? p->inputs[i].size : 1) * sizeof(float))) != NULL;
-    for (int i = 0; ok && i < p->n_outputs; i++)
-        ok = (out[i] = malloc((size_t)(p->outputs[i].size ? p->outputs[i].size : 1) * sizeof(float))) != NULL;
-    if (!ok) {
-        fprintf(stderr, "error: out of memory\n");
-        goto done;
-    }
-    p->on_warning(m, print_warning, &warnings);
-    if ((weights ? p->load(m, weights) : p->load_embedded ? p->load_embedded(m) : -1) != 0) {
-        fprintf(stderr, "error: %s\n", weights || p->load_embedded ? p->last_error(m) : "--weights FILE is required (see --help)");
-        goto done;
-    }
-    for (int i = 0; i < p->n_inputs; i++)
-        nnrt_fill_random(in[i], (size_t)p->inputs[i].size, (uint64_t)i + 1);
-    if (p->run(m, (const float *const *)in, out) != 0) {
-        fprintf(stderr, "error: %s\n", p->last_error(m));
-        goto done;
-    }
-    status = 0;
-    for (int i = 0; i < p->n_outputs; i++) {
-        double worst = 0;
-        long at = 0;
-        for (long k = 0; k < p->outputs[i].size; k++) {
-            double d = (double)out[i][k] - (double)p->expected[i][k];
-            d = d < 0 ? -d : d;
-            if (!(d <= worst)) {   /* NaN counts as the worst */
-                worst = d;
-                at = k;
-            }
-        }
-        int good = worst <= p->tolerance[i];
-        printf("self-test: output %d: max |got - want| %.3g at element %ld, tolerance %.3g: %s\n", i, worst, at, p->tolerance[i],
-               good ? "ok" : "FAILED");
-        status |= !good;
-    }
-    printf("self-test of model '%s': %s\n", p->model, status ? "FAILED" : "passed");
-done:
-    for (int i = 0; in && i < p->n_inputs; i++)
-        free(in[i]);
-    for (int i = 0; out && i < p->n_outputs; i++)
-        free(out[i]);
-    free(in);
-    free(out);
-    if (m)
-        p->destroy(m);
     return status;
 }
 

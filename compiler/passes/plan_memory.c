@@ -269,8 +269,6 @@ static bool arena_range(const Graph *g, const Tensor *t, int64_t *lo, int64_t *h
     return true;
 }
 
-static bool is_view_op(const Op *op) { return op->out->view_of && (op_info[op->kind].props & OPF_VIEW); }
-
 /* The part of the proof that looks through views: every view lies inside its root, and an op's result
    overlaps none of its inputs, except the one input it was planned to overwrite in place, element for
    element (same bytes, same shape). */
@@ -287,7 +285,7 @@ static bool verify_views(const Graph *g) {
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
         int64_t ylo, yhi, xlo, xhi;
-        if (is_view_op(op) || !arena_range(g, op->out, &ylo, &yhi))
+        if (op_is_view(op) || !arena_range(g, op->out, &ylo, &yhi))
             continue;
         for (int j = 0; j < op->in.len; j++) {
             const Tensor *x = op->in.items[j];
