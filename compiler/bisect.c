@@ -17,6 +17,8 @@
  */
 #include "nnc.h"
 
+#include "kernels/nnk_conv_nchwc.h"
+
 #include "reference.h"
 
 #include <errno.h>
@@ -197,6 +199,14 @@ int bisect_main(Graph *ref, Graph *opt, const Target *target, const EmitOptions 
             fprintf(stderr, "nnc: error: --bisect: no dump of op %d (%s) in %s\n", op->id, op_name(op), path);
             status = 1;
             break;
+        }
+        if (t->layout == LAYOUT_NCHW16C) {   /* a blocked result (choose_layouts.c), compared in the plain layout */
+            float *plain = xcalloc((size_t)n + 1, sizeof *plain);
+            int64_t C = t->dims[1], HW = t->dims[2] * t->dims[3];
+            for (int64_t b = 0; b < t->dims[0]; b++)
+                nnk_from_nchwc(plain + b * C * HW, got + b * C * HW, (int)C, HW, 0, (int)C);
+            free(got);
+            got = plain;
         }
         double scale = 0, worst = 0;
         int64_t at = 0;

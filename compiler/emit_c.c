@@ -348,16 +348,33 @@ static void emit_prepare(Emitter *e, Buf *c) {
         }
         buf_puts(c, "};\n\n");
     }
-    if (e->packed.len) {
+    int strips = 0, convs = 0;
+    for (int i = 0; i < e->packed.len; i++)
+        *(VEC_AT(e->packed, i, const Packed *)->nchwc ? &convs : &strips) += 1;
+    if (strips) {
         buf_puts(c, "/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */\n"
                     "static const nnrt_packing packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             long long rows = p->w->dims[0];
+            if (p->nchwc)
+                continue;
             if (p->width != NNK_MR && p->width != NNK_NR)
                 internal_error(NULL, "a weight packed %d wide, which is neither NNK_MR nor NNK_NR", p->width);
             buf_printf(c, "    {%s, %lld, %lld, %s},\n", woff(e, p->w), rows, (long long)(tensor_numel(p->w) / rows),
                        p->width == NNK_MR ? "NNK_MR" : "NNK_NR");
+        }
+        buf_puts(c, "};\n\n");
+    }
+    if (convs) {
+        buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input\n"
+                    "   channels, kernel height and width, whether the input is plain. */\n"
+                    "static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {\n");
+        for (int i = 0; i < e->packed.len; i++) {
+            const Packed *p = e->packed.items[i];
+            if (p->nchwc)
+                buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
+                           (long long)p->w->dims[2], (long long)p->w->dims[3], p->nchwc == 2);
         }
         buf_puts(c, "};\n\n");
     }
@@ -376,10 +393,14 @@ static void emit_prepare(Emitter *e, Buf *c) {
     if (e->packed.len) {
         buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
                       "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
-                      "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
-                      "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n"
+                      "%s%s"
                       "    free(tmp);\n",
-                   largest_packed(e));
+                   largest_packed(e),
+                   strips ? "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
+                            "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n" : "",
+                   convs ? "    for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)\n"
+                           "        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,\n"
+                           "                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);\n" : "");
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }

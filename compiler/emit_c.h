@@ -47,7 +47,8 @@ typedef struct {
    NNK_MR rows of a convolution's A, NNK_NR columns of a linear layer's B. */
 typedef struct {
     const Tensor *w;
-    int width;
+    int width;               /* strips of this width (nnk_pack_weight), or 0: */
+    int nchwc;               /* a conv2d weight for the blocked tiles (nnk_pack_conv_nchwc): 1, or 2 for plain input */
 } Packed;
 
 typedef void EmitFn(Emitter *e, const Op *op);

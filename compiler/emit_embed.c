@@ -50,7 +50,11 @@ bool emit_embedded(Emitter *e, Buf *c) {
     float *tmp = xcalloc((size_t)largest_packed(e) + 1, sizeof *tmp);
     for (int i = 0; i < e->packed.len; i++) {
         const Packed *p = e->packed.items[i];
-        nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
+        if (p->nchwc)
+            nnk_pack_conv_nchwc_in_place(w + e->weight_at[p->w->id], (int)p->w->dims[0], (int)p->w->dims[1], (int)p->w->dims[2],
+                                         (int)p->w->dims[3], p->nchwc == 2, tmp);
+        else
+            nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
     }
     buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and the weights of\n"
                   "   blocked products packed, by nnc. */\n", e->o->weights_path);

@@ -106,7 +106,7 @@ void emit_ir(FILE *out, const Graph *g) {
         }
         buf_puts(&b, ")");
         op_attrs(&b, op);
-        buf_printf(&b, " -> f32%s", shape_text(op->out->rank, op->out->dims));
+        buf_printf(&b, " -> f32%s%s", shape_text(op->out->rank, op->out->dims), op->out->layout == LAYOUT_NCHW16C ? " nchw16c" : "");
         if (op->out->view_of)
             buf_printf(&b, " (view of %%%d%s)", op->out->view_of->id, op->kind == OPK_RESHAPE || op->kind == OPK_SLICE || op->kind == OPK_TRANSPOSE ? "" : ", in place");
         if (op->out->offset >= 0)

@@ -193,12 +193,64 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
+/* conv2d on channel-blocked activations (choose_layouts.c), by the direct tiles of nnk_conv_nchwc.h: each
+   part computes a range of the units (an output row of NNK_CONV_GROUP blocks of 16 channels) of every
+   image. Its input is blocked, or plain when it has too few channels; it is padded already (a pad_plane
+   op), and prepare() rearranged the weight for the tiles. */
+static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    int plain = x->layout != LAYOUT_NCHW16C;
+    Packed *p = xcalloc(1, sizeof *p);
+    p->w = w;
+    p->nchwc = plain ? 2 : 1;
+    vec_push(&e->packed, p);
+    nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
+                             .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
+                             .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = 1};
+    long long units = x->dims[0] * nnk_conv_nchwc_units(&shape);
+    Buf body = {0};
+    buf_puts(&body, conv_params(op));
+    buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: rows of %d output channels */\n",
+               units, units, units, NNK_CONV_GROUP * NNK_CB);
+    buf_puts(&body, "    if (u0 == u1)\n        return;\n");
+    buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, u0, u1);\n", plain, conv_epilogue_args(op, "0"));
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+}
+
+/* A convolution's input copied into a zero-padded plane (choose_layouts.c), in its layout: planes of
+   16-channel blocks or of single channels. */
+static void emit_pad_plane(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    int v = x->layout == LAYOUT_NCHW16C ? NNK_CB : 1;
+    char *body = format("    nnk_pad_plane(y, x, %d, %lld, %lld, %lld, %lld, %d, %d, 0, %lld);\n", v, (long long)x->dims[2], (long long)x->dims[3],
+                        (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1], (long long)(x->dims[0] * x->dims[1] / v));
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+}
+
+/* A change of layout, plain to blocked or back, image by image. */
+static void emit_reorder(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    long long N = x->dims[0], C = x->dims[1], HW = x->dims[2] * x->dims[3];
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ";
+    Buf body = {0};
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
+    buf_printf(&body, "%s%s(%s, %s, %lld, %lld, 0, %lld);\n", ind, op->kind == OPK_TO_BLOCKED ? "nnk_to_nchwc" : "nnk_from_nchwc",
+               at("y", affine(C * HW, n, 0, NULL)), at("x", affine(C * HW, n, 0, NULL)), C, HW, C);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body.buf);
+}
+
 /* conv2d with groups (depthwise included): the direct loop nest (nnk_conv2d_groups), each part a range of
    whole groups [g0, g1) of every image, then the fused epilogue on what the part wrote. */
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     if (op->impl.family == IMPL_GEMM) {
         emit_conv2d_gemm(e, op);
+        return;
+    }
+    if (op->impl.family == IMPL_NCHWC) {
+        emit_conv2d_nchwc(e, op);
         return;
     }
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
@@ -402,18 +454,26 @@ static void emit_softmax(Emitter *e, const Op *op) {
 static void emit_pool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
+    bool blocked = x->layout == LAYOUT_NCHW16C;   /* (choose_layouts blocks max pools only) */
     char *body = format("    static const nnk_pool_params shape = {.N = %lld, .C = %lld, .H = %lld, .W = %lld, .OH = %lld, .OW = %lld,\n"
                         "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d%s%s};\n"
-                        "    %s(y, x, &shape);\n",
+                        "    %s(y, x, &shape%s);\n",
                         (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2],
                         (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3],
                         a->ceil_mode ? ", .ceil_mode = 1" : "", op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "",
-                        op->kind == OPK_MAXPOOL ? "nnk_maxpool" : "nnk_avgpool");
+                        blocked ? "nnk_maxpool_nchwc" : op->kind == OPK_MAXPOOL ? "nnk_maxpool" : "nnk_avgpool",
+                        blocked ? format(", 0, %lld", (long long)(x->dims[0] * x->dims[1] / NNK_CB)) : "");
     simple_call(e, op, "float *restrict y, const float *restrict x", body);
 }
 
 static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
+    if (x->layout == LAYOUT_NCHW16C) {   /* to 1×1 (choose_layouts.c): the result [N, C, 1, 1] is plain */
+        simple_call(e, op, "float *restrict y, const float *restrict x",
+                    format("    nnk_global_avgpool_nchwc(y, x, %lld, 0, %lld);\n", (long long)(x->dims[2] * x->dims[3]),
+                           (long long)(x->dims[0] * x->dims[1] / NNK_CB)));
+        return;
+    }
     char *body = format("    nnk_adaptive_avgpool2d(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)x->dims[0], (long long)x->dims[1],
                         (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]);
     simple_call(e, op, "float *restrict y, const float *restrict x", body);

@@ -35,12 +35,14 @@ static const char usage[] =
     "  --embed-weights      embed the weights of --weights in the generated C\n"
     "  --emit c|ir|dot|weights  what to write (default c)\n"
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
+    "  --no-blocked-layout  keep every tensor plain NCHW (by default -O2 gives the convolutions\n"
+    "                       channel-blocked activations, NCHW16c)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --target NAME        the CPU the kernels are chosen for: native (default: this CPU), generic,\n"
     "                       x86-64-v3 (AVX2+FMA), x86-64-v4 (AVX-512), armv8-a; the C refuses (#error)\n"
     "                       to build for another\n"
     "  --dump-after PASS    print the graph after PASS (dce, fold_bn, fuse_attention, fuse_epilogue,\n"
-    "                       fold_shapes, select_kernels, or all)\n"
+    "                       choose_layouts, fold_shapes, select_kernels, or all)\n"
     "  --max-ops N          refuse a graph of more than N ops (default 100000)\n"
     "  --max-arena BYTES    refuse a model needing more arena than BYTES (default 16 GiB)\n"
     "  --max-weights BYTES  refuse a model with more weights than BYTES (default 16 GiB)\n"
@@ -158,6 +160,8 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->emit = next;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) {
             o->emit_opts.opt_level = a[2] - '0';
+        } else if (strcmp(a, "--no-blocked-layout") == 0) {
+            plain_layouts = true;
         } else if (strcmp(a, "--target") == 0) {
             NEED_VALUE();
             if (!(o->target = target_named(next)))
@@ -170,7 +174,7 @@ static void parse_args(int argc, char **argv, Options *o) {
             for (int k = 0; pass_names[k] && !known; k++)
                 known = strcmp(pass_names[k], pass) == 0;
             if (!known)
-                usage_error("--dump-after expects a pass (dce, fold_bn, fuse_attention, fuse_epilogue, fold_shapes, select_kernels) or all, found '%s'", pass);
+                usage_error("--dump-after expects a pass (dce, fold_bn, fuse_attention, fuse_epilogue, choose_layouts, fold_shapes, select_kernels) or all, found '%s'", pass);
             dump_after_pass = pass;
         } else if (strcmp(a, "--threads") == 0) {
             NEED_VALUE();

@@ -239,6 +239,10 @@ typedef enum {
 
 typedef enum { TK_INPUT, TK_WEIGHT, TK_ACT } TensorKind;
 
+/* How a tensor's elements lie in memory (passes/choose_layouts.c): plain row-major, or, for an activation
+   [N, C, H, W] with C a multiple of 16, channel-blocked [N][C/16][H][W][16] (runtime/kernels/nnk_conv_nchwc.h). */
+typedef enum { LAYOUT_PLAIN, LAYOUT_NCHW16C } Layout;
+
 typedef struct Op Op;
 
 typedef struct Tensor {
@@ -251,6 +255,7 @@ typedef struct Tensor {
     int uses;                /* number of op inputs that read it, plus 1 if a model output */
     Loc loc;
     bool derived;            /* a weight computed at load time (a folded bias), not read from the file */
+    Layout layout;           /* LAYOUT_PLAIN but where choose_layouts blocked it */
     /* memory plan (plan_memory.c) */
     int64_t offset;          /* bytes into the arena; -1 until planned */
     struct Tensor *view_of;  /* a free reshape or contiguous slice: shares that tensor's memory... */
@@ -308,9 +313,10 @@ typedef enum {
     IMPL_DOT,        /* linear with fewer rows than the tile: one dot product per output */
     IMPL_BLOCKED,    /* attention: blocked products and a laned softmax, in stages on the threads */
     IMPL_SERIAL,     /* attention with too many keys for a thread's scratch: one thread */
+    IMPL_NCHWC,      /* conv2d on channel-blocked activations: the direct tiles of nnk_conv_nchwc.h */
 } ImplFamily;
 
-typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEATURES, SPLIT_BATCH } SplitKind;
+typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEATURES, SPLIT_BATCH, SPLIT_ROWS } SplitKind;
 
 typedef struct {
     ImplFamily family;
@@ -318,6 +324,7 @@ typedef struct {
     SplitKind split;         /* how the threads share it */
     int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
                                 and the threads split them at strip edges */
+    bool pack_nchwc;         /* IMPL_NCHWC: the weight is rearranged once at load for its tiles (nnk_pack_conv_nchwc) */
     int64_t scratch_floats;  /* arena memory the op needs while it runs (attention's Q|K|V) */
     int64_t thread_scratch;  /* floats each thread needs (packed blocks, a row of scores) */
 } Impl;
@@ -465,9 +472,11 @@ void pass_fold_bn(Graph *g);           /* batch norm into the conv2d / linear be
 void pass_fuse_epilogue(Graph *g);     /* activation and residual add into conv2d / linear */
 void pass_fold_shapes(Graph *g);       /* free slices and transposes become views */
 void pass_fuse_attention(Graph *g);    /* softmax(q @ kT * s) @ v becomes one attention op */
+void pass_choose_layouts(Graph *g);    /* channel-blocked activations between the convolutions that can use them */
 void pass_select_kernels(Graph *g);    /* each op's implementation for g->target (at every -O level) */
 const char *impl_text(const Op *op);   /* "gemm nnk_f32_gemm_ukernel_8x48__avx512f, packed 8, by pixels" */
 void run_passes(Graph *g, int opt_level);
+extern bool plain_layouts;             /* -fno-blocked-layout: every tensor plain (choose_layouts does not run) */
 extern const char *dump_after_pass;    /* --dump-after: print the IR after this pass ("all": each), or NULL */
 extern const char *const pass_names[]; /* NULL-terminated */
 

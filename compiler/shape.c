@@ -664,3 +664,8 @@ Tensor *build_sdpa(Call *c) {
     dims[r - 1] = v->dims[r - 1];
     return call_output(c, op, r, dims);
 }
+
+/* The ops that passes make (layout changes, a convolution's padding): no source can call them. */
+Tensor *build_internal(Call *c) {
+    internal_error(NULL, "%s is made by passes only, never called", op_info[c->kind].name);
+}

@@ -3,7 +3,7 @@
  *
  *   -O0  none: the graph as elaborated
  *   -O1  dead code, free views
- *   -O2  everything: batch norm folding, attention fusion, epilogue fusion, views, dead code
+ *   -O2  everything: batch norm folding, attention fusion, epilogue fusion, blocked layouts, views, dead code
  *
  * and then, at every level, the choice of each op's kernel for the target (select_kernels.c).
  *
@@ -16,9 +16,10 @@
 #include <string.h>
 
 /* Every pass by name, for --dump-after. */
-const char *const pass_names[] = {"dce", "fold_bn", "fuse_attention", "fuse_epilogue", "fold_shapes", "select_kernels", NULL};
+const char *const pass_names[] = {"dce", "fold_bn", "fuse_attention", "fuse_epilogue", "choose_layouts", "fold_shapes", "select_kernels", NULL};
 
 const char *dump_after_pass;
+bool plain_layouts;
 
 static void after(Graph *g, const char *pass) {
     if (dump_after_pass && (strcmp(dump_after_pass, pass) == 0 || strcmp(dump_after_pass, "all") == 0)) {
@@ -44,6 +45,10 @@ void run_passes(Graph *g, int opt_level) {
         after(g, "fuse_attention");
         pass_fuse_epilogue(g);
         after(g, "fuse_epilogue");
+        if (!plain_layouts) {
+            pass_choose_layouts(g);
+            after(g, "choose_layouts");
+        }
     }
     if (opt_level >= 1) {
         pass_fold_shapes(g);

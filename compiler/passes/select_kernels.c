@@ -96,6 +96,12 @@ static Impl choose(const Graph *g, const Op *op) {
     Impl impl = {.family = IMPL_LOOP};
     switch (op->kind) {
     case OPK_CONV2D: {
+        if (y->layout == LAYOUT_NCHW16C) {   /* choose_layouts blocked it: the direct tiles, by rows */
+            impl.family = IMPL_NCHWC;
+            impl.split = SPLIT_ROWS;
+            impl.pack_nchwc = true;   /* (choose_layouts blocks only a conv2d whose weight nothing else reads) */
+            break;
+        }
         if (op->a.groups > 1) {
             impl.family = IMPL_DIRECT;
             impl.split = SPLIT_GROUPS;
@@ -192,11 +198,11 @@ void pass_select_kernels(Graph *g) {
 const char *impl_text(const Op *op) {
     static const char *const family[] = {
         [IMPL_NONE] = "view", [IMPL_LOOP] = "loop", [IMPL_DIRECT] = "direct", [IMPL_GEMM] = "gemm",
-        [IMPL_DOT] = "dot", [IMPL_BLOCKED] = "blocked", [IMPL_SERIAL] = "serial",
+        [IMPL_DOT] = "dot", [IMPL_BLOCKED] = "blocked", [IMPL_SERIAL] = "serial", [IMPL_NCHWC] = "direct nchw16c",
     };
     static const char *const split[] = {
         [SPLIT_NONE] = "", [SPLIT_PIXELS] = "pixels", [SPLIT_CHANNELS] = "channels", [SPLIT_GROUPS] = "groups",
-        [SPLIT_FEATURES] = "features", [SPLIT_BATCH] = "batch",
+        [SPLIT_FEATURES] = "features", [SPLIT_BATCH] = "batch", [SPLIT_ROWS] = "rows",
     };
     const Impl *m = &op->impl;
     Buf b = {0};
@@ -205,6 +211,8 @@ const char *impl_text(const Op *op) {
         buf_printf(&b, " %s", m->uk->name);
     if (m->pack_width)
         buf_printf(&b, ", packed %d", m->pack_width);
+    if (m->pack_nchwc)
+        buf_puts(&b, ", packed OIhw16i16o");
     if (m->split)
         buf_printf(&b, ", threads by %s", split[m->split]);
     if (m->scratch_floats)

@@ -275,6 +275,49 @@ for (n, shape, out, k, s, p, d, g, b) in CONV:
          lambda W, x, out=out, k=k, s=s, p=p, d=d, g=g, b=b:
          ref_conv(W, "conv", x, out, k, s, p, d, g, b))
 
+# The blocked layout (passes/choose_layouts.c, kernels/nnk_conv_nchwc.h): output channels a multiple of 16, every
+# edge of its tiles: rows not a multiple of the tile width (13 = 8+4+1, 23 = 14+8+1), 1, 2, 3 and 5 blocks of
+# output channels (pieces of a group of 4), plain input of 3 and of 20 channels, a 1x1 plane longer than one
+# run of 196 pixels, strides, dilation, asymmetric and oversized padding, batches.
+CONV_NCHWC = [
+    ("3x3_pad1", (1, 16, 13, 13), 16, 3, 1, 1, 1, 1, True),
+    ("3x3_32ch_w23", (2, 32, 9, 23), 32, 3, 1, 1, 1, 1, True),
+    ("3x3_48out", (1, 16, 7, 7), 48, 3, 1, 1, 1, 1, False),
+    ("3x3_80out_stride2", (1, 32, 15, 14), 80, 3, 2, 1, 1, 1, True),
+    ("stem_rgb_7x7_s2", (2, 3, 29, 31), 32, 7, 2, 3, 1, 1, False),
+    ("plain_20ch", (1, 20, 11, 12), 16, 3, 1, 1, 1, 1, True),
+    ("1x1_long_run", (1, 32, 21, 20), 64, 1, 1, 0, 1, 1, True),
+    ("1x1_stride2", (2, 64, 14, 13), 32, 1, 2, 0, 1, 1, True),
+    ("dilation2", (1, 16, 17, 16), 16, 3, 1, 2, 2, 1, True),
+    ("pad_asym", (1, 16, 10, 9), 32, 3, 1, [2, 0, 1, 3], 1, 1, True),
+    ("large_pad", (1, 16, 4, 5), 16, 3, 1, 4, 1, 1, True),
+    ("kernel_hw", (1, 16, 12, 11), 16, [1, 5], [1, 2], [0, 2], 1, 1, True),
+    ("7x7_plane", (2, 64, 7, 7), 128, 3, 1, 1, 1, 1, True),
+    ("single_pixel", (3, 16, 1, 1), 16, 1, 1, 0, 1, 1, True),
+]
+for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
+    case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
+         lambda W, x, out=out, k=k, s=s, p=p, d=d, g=g, b=b:
+         ref_conv(W, "conv", x, out, k, s, p, d, g, b))
+
+case("nchwc/bottleneck_pool", dict(x=(2, 3, 24, 22)), """
+s = relu(conv2d(x, 32, kernel=3, stride=2, pad=1) as stem)
+s = maxpool(s, 3, stride=2, pad=1)
+y = relu(conv2d(s, 16, kernel=1) as a)
+y = relu(conv2d(y, 16, kernel=3, pad=1) as b)
+y = conv2d(y, 32, kernel=1) as c
+y = relu(y + s)
+return global_avgpool(y), y
+""", lambda W, x: (lambda s: (lambda y: (y.mean((2, 3), keepdim=True), y))(
+    torch.relu(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", s, 16, 1)), 16, 3, 1, 1)), 32, 1) + s)))(
+    F.max_pool2d(torch.relu(ref_conv(W, "stem", x, 32, 3, 2, 1)), 3, 2, 1)))
+
+case("nchwc/sigmoid_mul_flatten", dict(x=(1, 16, 6, 6)), """
+y = conv2d(x, 32, kernel=3, pad=1) as a
+z = sigmoid(y) * y
+return flatten(avgpool(z, 2))
+""", lambda W, x: (lambda y: F.avg_pool2d(torch.sigmoid(y) * y, 2).flatten(1))(ref_conv(W, "a", x, 32, 3, 1, 1)))
+
 case("conv2d/chain_scoped_names", dict(x=(1, 3, 9, 9)), """
 y = relu(conv2d(x, 4, kernel=3, stride=2, pad=1) as features.0)
 return conv2d(y, 6, kernel=[1, 3], pad=[0, 1], groups=2, bias=false) as features.2

@@ -2036,12 +2036,68 @@ static const Op *selected(const char *inputs, const char *expr, const char *targ
     return out_op(g);
 }
 
+/* The kinds of g's ops in order, as "to_blocked pad_plane conv2d to_plain". */
+static const char *op_kinds(const Graph *g) {
+    Buf b = {0};
+    for (int i = 0; i < g->ops.len; i++)
+        buf_printf(&b, "%s%s", i ? " " : "", op_info[VEC_AT(g->ops, i, Op *)->kind].name);
+    return b.len ? buf_take(&b) : "";
+}
+
+static Graph *passed_graph(const char *inputs, const char *expr, int level) {
+    Graph *g = elab(model_src("", inputs, format("return %s", expr)), NULL, NULL);
+    if (g) {
+        g->target = target_named("generic");
+        run_passes(g, level);
+    }
+    return g;
+}
+
+/* choose_layouts: which tensors are blocked, and the conversions and padding it adds. */
+static void test_choose_layouts(void) {
+    struct { const char *inputs, *expr; int level; const char *ops; } cases[] = {
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", 2, "to_blocked pad_plane conv2d to_plain"},
+        {"x: f32[2, 3, 32, 32]", "conv2d(x, 32, kernel=7, stride=2, pad=3) as c", 2, "pad_plane conv2d to_plain"},   /* RGB read plain */
+        {"x: f32[1, 3, 8, 8]", "conv2d(x, 16, kernel=1) as c", 2, "conv2d to_plain"},
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", 0, "conv2d"},
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 12, kernel=3, pad=1) as c", 2, "conv2d"},                 /* 12 channels: plain */
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, groups=4) as c", 2, "conv2d"},
+        {"x: f32[1, 16, 8, 8]", "relu(conv2d(x, 32, kernel=1) as c) + conv2d(x, 32, kernel=1) as d", 2, "to_blocked conv2d conv2d to_plain"},
+        {"x: f32[1, 3, 8, 8]", "maxpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d maxpool to_plain"},
+        {"x: f32[1, 3, 8, 8]", "global_avgpool(conv2d(x, 16, kernel=1) as c)", 2, "conv2d adaptive_avgpool"},
+        {"x: f32[1, 3, 8, 8]", "avgpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d to_plain avgpool"},
+        {"x: f32[1, 3, 8, 8]", "flatten(conv2d(x, 16, kernel=1) as c)", 2, "conv2d to_plain reshape"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Graph *g = passed_graph(cases[i].inputs, cases[i].expr, cases[i].level);
+        const char *got = g ? op_kinds(g) : "no graph";
+        check(strcmp(got, cases[i].ops) == 0, format("layouts: %s at -O%d is %s", cases[i].expr, cases[i].level, cases[i].ops), "%s", got);
+        if (!g)
+            continue;
+        for (int j = 0; j < g->ops.len; j++) {
+            const Op *op = g->ops.items[j];
+            if (op->kind == OPK_CONV2D && op->out->layout == LAYOUT_NCHW16C)
+                check(op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_ROWS && op->impl.pack_nchwc && !op->a.pad[0] && !op->a.pad[1],
+                      format("layouts: %s: a blocked conv2d runs the direct tiles by rows, unpadded", cases[i].expr), "%s", impl_text(op));
+        }
+        for (int j = 0; j < g->outputs.len; j++)
+            check(VEC_AT(g->outputs, j, Tensor *)->layout == LAYOUT_PLAIN, format("layouts: %s: the output is plain", cases[i].expr), "blocked");
+    }
+    Graph *g = passed_graph("x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", 2);
+    if (g && g->ops.len == 4) {
+        const Tensor *p = VEC_AT(g->ops, 1, Op *)->out;
+        check(p->dims[2] == 34 && p->dims[3] == 34 && p->layout == LAYOUT_NCHW16C, "layouts: the padded input is 34x34, blocked", "%s",
+              shape_text(p->rank, p->dims));
+    }
+}
+
 static void test_select_kernels(void) {
     check(target_named("native") != NULL, "targets: native is one of the rows", "NULL");
     for (const Target *t = targets; t->name; t++)
         check(target_named(t->name) == t, format("targets: --target %s", t->name), "not found");
     check(target_named("pentium") == NULL, "targets: an unknown name is NULL", "found");
     struct { const char *target, *isa; } want[] = {{"generic", "portable"}, {"x86-64-v3", "avx2_fma"}, {"x86-64-v4", "avx512f"}};
+    plain_layouts = true;   /* the blocked products (choose_layouts would give these convolutions the blocked tiles) */
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const Op *op = selected("x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", want[i].target, 2);
         check(op && op->impl.family == IMPL_GEMM && op->impl.uk && strcmp(op->impl.uk->isa, want[i].isa) == 0,
@@ -2053,6 +2109,8 @@ static void test_select_kernels(void) {
     const Op *op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 12, kernel=3, pad=1) as c", "generic", 0);
     check(op && op->impl.family == IMPL_GEMM && op->impl.split == SPLIT_CHANNELS && op->impl.pack_width == 0,
           "select: a small plane by channels; 12 channels do not fill strips of 8: unpacked (-O0 too)", "%s", op ? impl_text(op) : "-");
+    plain_layouts = false;
+    test_choose_layouts();
     op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 16, kernel=3, groups=4) as c", "x86-64-v4", 2);
     check(op && op->impl.family == IMPL_DIRECT && op->impl.split == SPLIT_GROUPS, "select: grouped conv2d is direct, by groups", "%s",
           op ? impl_text(op) : "-");

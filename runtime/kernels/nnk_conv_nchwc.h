@@ -1,0 +1,553 @@
+/*
+ * nnk_conv_nchwc.h — direct convolution on channel-blocked activations (the NCHWc layout of oneDNN and
+ * ONNX Runtime's MLAS), with its reorders, zero padding and pools.
+ *
+ * The layout. A tensor [N, C, H, W] with C a multiple of NNK_CB = 16 is stored as [N][C/16][H][W][16]:
+ * the 16 channels of one block and one pixel are one vector. It is the same on every ISA (a block is one
+ * zmm, two ymm, four NEON q registers), so generated C does not depend on the path it is built with.
+ * With H·W = 1 it is byte for byte the plain layout.
+ *
+ * The convolution. Output channels lie across the vector lanes and pixels across registers: a tile of
+ * NW output pixels of one row × NB blocks of 16 output channels is NW·NB vector accumulators. For each
+ * input channel, kernel tap and pixel it broadcasts one input value and multiplies it with NB vectors of
+ * weights, so there is no gather (no im2col): the input is read where it lies. The input is already
+ * zero-padded (nnk_pad_nchwc makes the copy), so no tap needs a test. The input may also be plain NCHW
+ * (a model's image with 3 channels): then a "block" is one channel.
+ *
+ * Weights are rearranged once at load (nnk_pack_conv_nchwc): w[ob][cb][kh][kw][ic][16], the 16 output
+ * channels of block ob for input channel ic of block cb, so that a tile reads them as one stream.
+ *
+ * Every output element is the bias plus the sum over (input block, kh, kw, input channel) in that order,
+ * one fused multiply-add at a time, whichever tile, row or thread computes it: the result does not
+ * depend on the thread count, and the AVX-512 and AVX2 paths give the same bits. The portable path
+ * computes the same sums with a multiply and an add (unless the compiler contracts them).
+ *
+ * The work is cut into units of one output row of NNK_CONV_GROUP blocks (a run of NNK_CONV_RUN pixels for
+ * a 1×1 stride-1 convolution, whose plane is one long row): nnk_conv2d_nchwc computes units [u0, u1), and
+ * nnk_conv_nchwc_units says how many an image has.
+ */
+#ifndef NNK_CONV_NCHWC_H
+#define NNK_CONV_NCHWC_H
+
+#include "nnk_base.h"
+#include "nnk_conv.h"
+#include "nnk_elementwise.h"
+#include "nnk_gemm.h"   /* nnk__fusable, NNK__UNROLL */
+#include "nnk_pool.h"
+
+enum {
+    NNK_CB = 16,            /* channels of a block */
+    NNK_CONV_GROUP = 4,     /* output blocks of a unit of work */
+    NNK_CONV_RUN = 196,     /* pixels of a unit of a 1×1 stride-1 convolution, whose plane is one long row */
+};
+
+/* ---------------------------------------------------------------- the vector of one block, per ISA */
+
+#if defined(__AVX512F__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#include <immintrin.h>
+#define NNK_CONV_NCHWC_AVX512F 1
+typedef __m512 nnk__v16;
+#define NNK__V_LOAD(p)          _mm512_loadu_ps(p)
+#define NNK__V_STORE(p, v)      _mm512_storeu_ps(p, v)
+#define NNK__V_ZERO()           _mm512_setzero_ps()
+#define NNK__V_FMA(acc, s, w)   ((acc) = _mm512_fmadd_ps(_mm512_set1_ps(s), w, acc))
+#define NNK__V_ADD(a, b)        _mm512_add_ps(a, b)
+#define NNK__V_RELU_IN(v)       ((v) = _mm512_max_ps(_mm512_setzero_ps(), v))
+enum { NNK__NW = 14, NNK__NW4 = 7 };   /* 14 × 2 blocks: 28 of the 32 zmm; or 7 × 4 blocks */
+#define NNK__NB 2
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#include <immintrin.h>
+#define NNK_CONV_NCHWC_AVX2_FMA 1
+typedef struct { __m256 lo, hi; } nnk__v16;
+static inline nnk__v16 nnk__v_load(const float *p) { nnk__v16 v = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; return v; }
+static inline void nnk__v_store(float *p, nnk__v16 v) { _mm256_storeu_ps(p, v.lo); _mm256_storeu_ps(p + 8, v.hi); }
+static inline nnk__v16 nnk__v_zero(void) { nnk__v16 v = {_mm256_setzero_ps(), _mm256_setzero_ps()}; return v; }
+static inline nnk__v16 nnk__v_fma(nnk__v16 acc, float s, nnk__v16 w)
+{
+    __m256 b = _mm256_set1_ps(s);
+    nnk__v16 v = {_mm256_fmadd_ps(b, w.lo, acc.lo), _mm256_fmadd_ps(b, w.hi, acc.hi)};
+    return v;
+}
+static inline nnk__v16 nnk__v_add(nnk__v16 a, nnk__v16 b) { nnk__v16 v = {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; return v; }
+static inline nnk__v16 nnk__v_max(nnk__v16 a, nnk__v16 b) { nnk__v16 v = {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; return v; }
+#define NNK__V_LOAD(p)          nnk__v_load(p)
+#define NNK__V_STORE(p, v)      nnk__v_store(p, v)
+#define NNK__V_ZERO()           nnk__v_zero()
+#define NNK__V_FMA(acc, s, w)   ((acc) = nnk__v_fma(acc, s, w))
+#define NNK__V_ADD(a, b)        nnk__v_add(a, b)
+#define NNK__V_RELU_IN(v)       ((v) = nnk__v_max(nnk__v_zero(), v))
+enum { NNK__NW = 6, NNK__NW4 = 3 };    /* 6 × 1 block: 12 of the 16 ymm; or 3 × 2 blocks */
+#define NNK__NB 1
+#define NNK__NB4 2
+#elif defined(__GNUC__) && !defined(NNK_SCALAR)
+#define NNK_CONV_NCHWC_VECTOR 1
+/* (no function takes or returns one by value: that would change the ABI with the target's vector width) */
+typedef float nnk__v16 __attribute__((vector_size(64)));
+typedef float nnk__v16u __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t nnk__m16 __attribute__((vector_size(64)));
+static inline void nnk__v_relu_in(nnk__v16 *v)   /* 0 > x ? 0 : x, as nnk_relu: keeps NaN and -0 */
+{
+    nnk__m16 keep = ~((nnk__v16){0} > *v), bits;
+    memcpy(&bits, v, sizeof bits);
+    bits &= keep;
+    memcpy(v, &bits, sizeof bits);
+}
+#define NNK__V_LOAD(p)          (*(const nnk__v16u *)(const void *)(p))
+#define NNK__V_STORE(p, v)      (*(nnk__v16u *)(void *)(p) = (v))
+#define NNK__V_ZERO()           ((nnk__v16){0})
+#define NNK__V_FMA(acc, s, w)   ((acc) += (s) * (w))
+#define NNK__V_ADD(a, b)        ((a) + (b))
+#define NNK__V_RELU_IN(v)       nnk__v_relu_in(&(v))
+enum { NNK__NW = 4, NNK__NW4 = 2 };
+#define NNK__NB 1
+#define NNK__NB4 2
+#else
+#define NNK_CONV_NCHWC_SCALAR 1
+typedef struct { float f[16]; } nnk__v16;
+static inline nnk__v16 nnk__v_load(const float *p) { nnk__v16 v; memcpy(v.f, p, sizeof v.f); return v; }
+static inline void nnk__v_store(float *p, nnk__v16 v) { memcpy(p, v.f, sizeof v.f); }
+static inline nnk__v16 nnk__v_zero(void) { nnk__v16 v = {{0}}; return v; }
+static inline nnk__v16 nnk__v_fma(nnk__v16 acc, float s, nnk__v16 w) { for (int i = 0; i < 16; i++) acc.f[i] += s * w.f[i]; return acc; }
+static inline nnk__v16 nnk__v_add(nnk__v16 a, nnk__v16 b) { for (int i = 0; i < 16; i++) a.f[i] += b.f[i]; return a; }
+static inline nnk__v16 nnk__v_max(nnk__v16 a, nnk__v16 b) { for (int i = 0; i < 16; i++) a.f[i] = a.f[i] > b.f[i] ? a.f[i] : b.f[i]; return a; }
+#define NNK__V_LOAD(p)          nnk__v_load(p)
+#define NNK__V_STORE(p, v)      nnk__v_store(p, v)
+#define NNK__V_ZERO()           nnk__v_zero()
+#define NNK__V_FMA(acc, s, w)   ((acc) = nnk__v_fma(acc, s, w))
+#define NNK__V_ADD(a, b)        nnk__v_add(a, b)
+#define NNK__V_RELU_IN(v)       ((v) = nnk__v_max(nnk__v_zero(), v))
+enum { NNK__NW = 1, NNK__NW4 = 1 };
+#define NNK__NB 1
+#define NNK__NB4 1
+#endif
+#ifndef NNK__NB4
+#define NNK__NB4 4
+#endif
+
+/* ---------------------------------------------------------------- the tile */
+
+/* gcc unrolls the tile's loops fully (so that the accumulators stay in registers) only when told to. */
+#if defined(__clang__)
+#if !__has_feature(address_sanitizer)
+#define NNK__UNROLL16 _Pragma("unroll")
+#define NNK__NOUNROLL _Pragma("nounroll")
+#endif
+#elif defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#define NNK__UNROLL16 _Pragma("GCC unroll 16")
+#endif
+#ifndef NNK__UNROLL16
+#define NNK__UNROLL16
+#endif
+#ifndef NNK__NOUNROLL
+#define NNK__NOUNROLL
+#endif
+
+/* Where a tile reads and writes. x points at the input value of the tile's first pixel, tap (0, 0) and
+   input channel 0; xp is the step between the tile's pixels, xc between input blocks, xh and xw between
+   kernel rows and columns; ic the channels of an input block (16, or 1 for plain input). w points at the
+   packed weights of the first output block, wb between output blocks. y and res at the first output
+   pixel of the first block, 16 floats a pixel, yb between blocks. */
+typedef struct {
+    long xp, xc, xh, xw, wb, yb;
+    int cbs, kh, kw, ic;
+    const float *bias;   /* of the first output block, or NULL */
+    const float *res;    /* NULL for none */
+    int relu1, relu2;    /* relu in registers before and after the residual */
+} nnk__conv_tile;
+
+/* NW pixels × NB blocks: the hot loop. NW and NB are constants wherever it is inlined. */
+static inline __attribute__((always_inline)) void nnk__conv_tile_run(int NW, int NB, int XP, float *restrict y,
+                                                                     const float *restrict x, const float *restrict w,
+                                                                     const nnk__conv_tile *t)
+{
+    const long xp = XP ? XP : t->xp;   /* a constant step keeps every pixel's address one register plus an offset */
+    nnk__v16 acc[NNK__NW][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
+NNK__UNROLL16
+    for (int j = 0; j < NB; j++) {
+        nnk__v16 b = NNK__V_ZERO();
+        if (t->bias)
+            b = NNK__V_LOAD(t->bias + 16 * j);
+NNK__UNROLL16
+        for (int i = 0; i < NW; i++)
+            acc[i][j] = b;
+    }
+    const long taps = (long)t->kh * t->kw;
+    for (int cb = 0; cb < t->cbs; cb++) {
+        const float *xc = x + cb * t->xc;
+        const float *wc = w + cb * taps * t->ic * 16;
+        for (int kh = 0; kh < t->kh; kh++)
+            for (int kw = 0; kw < t->kw; kw++) {
+                const float *xt = xc + kh * t->xh + kw * t->xw;
+                const float *wt = wc + (kh * t->kw + kw) * t->ic * 16;
+NNK__NOUNROLL
+                for (int c = 0; c < t->ic; c++, xt++, wt += 16) {
+                    nnk__v16 wv[NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
+NNK__UNROLL16
+                    for (int j = 0; j < NB; j++)
+                        wv[j] = NNK__V_LOAD(wt + j * t->wb);
+NNK__UNROLL16
+                    for (int i = 0; i < NW; i++) {
+                        float s = xt[i * xp];
+NNK__UNROLL16
+                        for (int j = 0; j < NB; j++)
+                            NNK__V_FMA(acc[i][j], s, wv[j]);
+                    }
+                }
+            }
+    }
+NNK__UNROLL16
+    for (int j = 0; j < NB; j++)
+NNK__UNROLL16
+        for (int i = 0; i < NW; i++) {
+            nnk__v16 v = acc[i][j];
+            if (t->relu1)
+                NNK__V_RELU_IN(v);
+            if (t->res) {
+                v = NNK__V_ADD(v, NNK__V_LOAD(t->res + j * t->yb + 16 * i));
+                if (t->relu2)
+                    NNK__V_RELU_IN(v);
+            }
+            NNK__V_STORE(y + j * t->yb + 16 * i, v);
+        }
+}
+
+typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const float *restrict w, const nnk__conv_tile *t);
+
+/* The pieces of a run that no full tile covers, 8, 4, 2 or 1 pixels wide (so that any remainder is at most
+   four calls, and few instances are compiled). */
+#define NNK__PIECES(NAME, NB)                                                                                      \
+    static __attribute__((noinline)) void NAME##_8(float *restrict y, const float *restrict x, const float *restrict w, \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(8, NB, 0, y, x, w, t); } \
+    static __attribute__((noinline)) void NAME##_4(float *restrict y, const float *restrict x, const float *restrict w, \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(4, NB, 0, y, x, w, t); } \
+    static __attribute__((noinline)) void NAME##_2(float *restrict y, const float *restrict x, const float *restrict w, \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(2, NB, 0, y, x, w, t); } \
+    static __attribute__((noinline)) void NAME##_1(float *restrict y, const float *restrict x, const float *restrict w, \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(1, NB, 0, y, x, w, t); } \
+    static nnk__tile_fn *const NAME[4] = {NAME##_8, NAME##_4, NAME##_2, NAME##_1};
+
+/* A full tile as a function, with the pixel step XP a constant (0: t->xp). */
+#define NNK__FULL(NAME, NW, NB, XP)                                                                                \
+    static __attribute__((noinline)) void NAME(float *restrict y, const float *restrict x, const float *restrict w,   \
+                                               const nnk__conv_tile *t) { nnk__conv_tile_run(NW, NB, XP, y, x, w, t); }
+
+#if NNK_CONV_NCHWC_AVX512F
+/* The two full tiles of AVX-512 written out, with named accumulators, so that neither compiler (at -O2
+   too) spills one or computes a pointer per pixel: 14 pixels × 2 blocks and 7 pixels × 4 blocks. */
+#define NNK__Z2(i) __m512 c##i##_0 = b0, c##i##_1 = b1;
+#define NNK__Z4(i) __m512 c##i##_0 = b0, c##i##_1 = b1, c##i##_2 = b2, c##i##_3 = b3;
+#define NNK__F2(i)                                                                                                 \
+    { __m512 s = _mm512_set1_ps(xt[(i) * xp]); c##i##_0 = _mm512_fmadd_ps(s, w0, c##i##_0);                        \
+      c##i##_1 = _mm512_fmadd_ps(s, w1, c##i##_1); }
+#define NNK__F4(i)                                                                                                 \
+    { __m512 s = _mm512_set1_ps(xt[(i) * xp]); c##i##_0 = _mm512_fmadd_ps(s, w0, c##i##_0);                        \
+      c##i##_1 = _mm512_fmadd_ps(s, w1, c##i##_1); c##i##_2 = _mm512_fmadd_ps(s, w2, c##i##_2);                    \
+      c##i##_3 = _mm512_fmadd_ps(s, w3, c##i##_3); }
+#define NNK__ST(i, j)                                                                                              \
+    { __m512 v = c##i##_##j;                                                                                      \
+      if (t->relu1) v = _mm512_max_ps(_mm512_setzero_ps(), v);                                                    \
+      if (t->res) { v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (j) * t->yb + 16 * (i)));                       \
+                    if (t->relu2) v = _mm512_max_ps(_mm512_setzero_ps(), v); }                                    \
+      _mm512_storeu_ps(y + (j) * t->yb + 16 * (i), v); }
+#define NNK__ST2(i) NNK__ST(i, 0) NNK__ST(i, 1)
+#define NNK__ST4(i) NNK__ST(i, 0) NNK__ST(i, 1) NNK__ST(i, 2) NNK__ST(i, 3)
+#define NNK__TAPS(BODY)                                                                                            \
+    const long taps = (long)t->kh * t->kw;                                                                         \
+    for (int cb = 0; cb < t->cbs; cb++)                                                                            \
+        for (int kh = 0; kh < t->kh; kh++)                                                                         \
+            for (int kw = 0; kw < t->kw; kw++) {                                                                   \
+                const float *xt = x + cb * t->xc + kh * t->xh + kw * t->xw;                                        \
+                const float *wt = w + (cb * taps + kh * t->kw + kw) * t->ic * 16;                                  \
+                for (int c = 0; c < t->ic; c++, xt++, wt += 16) { BODY }                                           \
+            }
+#define NNK__FULL14x2(NAME, XP)                                                                                    \
+    static __attribute__((noinline)) void NAME(float *restrict y, const float *restrict x, const float *restrict w,   \
+                                               const nnk__conv_tile *t)                                            \
+    {                                                                                                              \
+        const long xp = XP ? XP : t->xp;                                                                           \
+        __m512 b0 = t->bias ? _mm512_loadu_ps(t->bias) : _mm512_setzero_ps();                                      \
+        __m512 b1 = t->bias ? _mm512_loadu_ps(t->bias + 16) : _mm512_setzero_ps();                                 \
+        NNK__Z2(0) NNK__Z2(1) NNK__Z2(2) NNK__Z2(3) NNK__Z2(4) NNK__Z2(5) NNK__Z2(6)                               \
+        NNK__Z2(7) NNK__Z2(8) NNK__Z2(9) NNK__Z2(10) NNK__Z2(11) NNK__Z2(12) NNK__Z2(13)                           \
+        NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
+                  NNK__F2(0) NNK__F2(1) NNK__F2(2) NNK__F2(3) NNK__F2(4) NNK__F2(5) NNK__F2(6)                     \
+                  NNK__F2(7) NNK__F2(8) NNK__F2(9) NNK__F2(10) NNK__F2(11) NNK__F2(12) NNK__F2(13))                \
+        NNK__ST2(0) NNK__ST2(1) NNK__ST2(2) NNK__ST2(3) NNK__ST2(4) NNK__ST2(5) NNK__ST2(6)                        \
+        NNK__ST2(7) NNK__ST2(8) NNK__ST2(9) NNK__ST2(10) NNK__ST2(11) NNK__ST2(12) NNK__ST2(13)                    \
+    }
+#define NNK__FULL7x4(NAME, XP)                                                                                     \
+    static __attribute__((noinline)) void NAME(float *restrict y, const float *restrict x, const float *restrict w,   \
+                                               const nnk__conv_tile *t)                                            \
+    {                                                                                                              \
+        const long xp = XP ? XP : t->xp;                                                                           \
+        __m512 b0 = t->bias ? _mm512_loadu_ps(t->bias) : _mm512_setzero_ps();                                      \
+        __m512 b1 = t->bias ? _mm512_loadu_ps(t->bias + 16) : _mm512_setzero_ps();                                 \
+        __m512 b2 = t->bias ? _mm512_loadu_ps(t->bias + 32) : _mm512_setzero_ps();                                 \
+        __m512 b3 = t->bias ? _mm512_loadu_ps(t->bias + 48) : _mm512_setzero_ps();                                 \
+        NNK__Z4(0) NNK__Z4(1) NNK__Z4(2) NNK__Z4(3) NNK__Z4(4) NNK__Z4(5) NNK__Z4(6)                               \
+        NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
+                  __m512 w2 = _mm512_loadu_ps(wt + 2 * t->wb); __m512 w3 = _mm512_loadu_ps(wt + 3 * t->wb);        \
+                  NNK__F4(0) NNK__F4(1) NNK__F4(2) NNK__F4(3) NNK__F4(4) NNK__F4(5) NNK__F4(6))                    \
+        NNK__ST4(0) NNK__ST4(1) NNK__ST4(2) NNK__ST4(3) NNK__ST4(4) NNK__ST4(5) NNK__ST4(6)                        \
+    }
+NNK__FULL14x2(nnk__full_nb_16, 16)
+NNK__FULL14x2(nnk__full_nb_32, 32)
+NNK__FULL14x2(nnk__full_nb_2, 2)
+NNK__FULL14x2(nnk__full_nb_0, 0)
+NNK__FULL7x4(nnk__full_nb4_16, 16)
+NNK__FULL7x4(nnk__full_nb4_32, 32)
+NNK__FULL7x4(nnk__full_nb4_2, 2)
+NNK__FULL7x4(nnk__full_nb4_0, 0)
+#undef NNK__Z2
+#undef NNK__Z4
+#undef NNK__F2
+#undef NNK__F4
+#undef NNK__ST
+#undef NNK__ST2
+#undef NNK__ST4
+#undef NNK__TAPS
+#undef NNK__FULL14x2
+#undef NNK__FULL7x4
+#else
+NNK__FULL(nnk__full_nb_16, NNK__NW, NNK__NB, 16)
+NNK__FULL(nnk__full_nb_32, NNK__NW, NNK__NB, 32)
+NNK__FULL(nnk__full_nb_2, NNK__NW, NNK__NB, 2)
+NNK__FULL(nnk__full_nb_0, NNK__NW, NNK__NB, 0)
+NNK__FULL(nnk__full_nb4_16, NNK__NW4, NNK__NB4, 16)
+NNK__FULL(nnk__full_nb4_32, NNK__NW4, NNK__NB4, 32)
+NNK__FULL(nnk__full_nb4_2, NNK__NW4, NNK__NB4, 2)
+NNK__FULL(nnk__full_nb4_0, NNK__NW4, NNK__NB4, 0)
+#endif
+NNK__FULL(nnk__full_1, NNK__NW, 1, 0)
+NNK__PIECES(nnk__pieces_nb, NNK__NB)
+NNK__PIECES(nnk__pieces_nb4, NNK__NB4)
+NNK__PIECES(nnk__pieces_1, 1)
+#undef NNK__FULL
+#undef NNK__PIECES
+
+/* A run of n output pixels of one row of NB blocks: full tiles of nw pixels, then pieces of 8, 4, 2, 1. */
+static inline void nnk__conv_run(nnk__tile_fn *full, int nw, nnk__tile_fn *const *piece, float *y, const float *x,
+                                 const float *w, nnk__conv_tile *t, int n)
+{
+    const float *res = t->res;
+    for (int p = 0; p < n;) {
+        int left = n - p, k = 0;
+        nnk__tile_fn *f = full;
+        if (left < nw) {
+            f = piece[3], k = 1;
+            for (int i = 0, width = 8; i < 4; i++, width /= 2)
+                if (width <= nw && left >= width) {
+                    f = piece[i], k = width;
+                    break;
+                }
+        } else
+            k = nw;
+        t->res = res ? res + 16L * p : NULL;
+        f(y + 16L * p, x + (long)p * t->xp, w, t);
+        p += k;
+    }
+    t->res = res;
+}
+
+static inline nnk__tile_fn *nnk__pick(long xp, nnk__tile_fn *f16, nnk__tile_fn *f32, nnk__tile_fn *f2, nnk__tile_fn *f0)
+{
+    return xp == 16 ? f16 : xp == 32 ? f32 : xp == 2 ? f2 : f0;
+}
+
+/* ---------------------------------------------------------------- the layer */
+
+/* The units of work of a conv2d in the blocked layout (p describes it, with the input already padded:
+   p->H, p->W are the padded plane, p->pt = p->pl = 0), per image. */
+static inline int nnk__conv_flat(const nnk_conv_params *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->OH == p->H && p->OW == p->W;
+}
+static inline long nnk_conv_nchwc_units(const nnk_conv_params *p)
+{
+    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP;
+    long rows = nnk__conv_flat(p) ? ((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN : p->OH;
+    return groups * rows;
+}
+
+/* Units [u0, u1) of conv2d y = act2(act1(conv(x, w) + b) + res), one image: x blocked [C/16][H][W][16]
+   (or plain [C][H][W] when x_plain), y and res blocked [O/16][OH][OW][16], w packed by
+   nnk_pack_conv_nchwc. p->H and p->W are x's (padded) plane; its padding must be 0. */
+static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, int x_plain, const float *restrict w,
+                                    const float *restrict b, const float *restrict res, int act1, int act2,
+                                    const nnk_conv_params *p, long u0, long u1)
+{
+    const int ob_all = p->O / NNK_CB, flat = nnk__conv_flat(p);
+    const long rows = flat ? ((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN : p->OH;
+    const long plane_in = (long)p->H * p->W, plane_out = (long)p->OH * p->OW;
+    const int ic = x_plain ? 1 : NNK_CB, cbs = p->C / ic;
+    const long pix = x_plain ? 1 : NNK_CB;   /* floats between neighbouring input pixels */
+    const int in_regs = nnk__fusable(1, res, act1, act2);
+    nnk__conv_tile t = {
+        .xp = pix * p->sw, .xc = plane_in * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
+        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane_out * NNK_CB,
+        .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
+        .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
+    };
+    nnk__tile_fn *full = nnk__pick(t.xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0);
+    nnk__tile_fn *full4 = nnk__pick(t.xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0);
+    for (long u = u0; u < u1; u++) {
+        int g = (int)(u / rows), r = (int)(u % rows), ob0 = g * NNK_CONV_GROUP;
+        int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
+        long at, n;   /* the unit's first output pixel, and its pixel count */
+        const float *xr;
+        if (flat) {
+            at = (long)r * NNK_CONV_RUN;
+            n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;
+            xr = x + at * pix;
+        } else {
+            at = (long)r * p->OW;
+            n = p->OW;
+            xr = x + (long)r * p->sh * p->W * pix;
+        }
+        for (int j = 0; j < nb;) {
+            int ob = ob0 + j;
+            float *yo = y + ob * t.yb + at * NNK_CB;
+            const float *wo = w + ob * t.wb;
+            t.bias = b ? b + ob * NNK_CB : NULL;
+            t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
+            if (NNK__NB4 > NNK__NB && nb - j >= NNK__NB4 && n <= NNK__NW4) {
+                nnk__conv_run(full4, NNK__NW4, nnk__pieces_nb4, yo, xr, wo, &t, (int)n);
+                j += NNK__NB4;
+            } else if (nb - j >= NNK__NB) {
+                nnk__conv_run(full, NNK__NW, nnk__pieces_nb, yo, xr, wo, &t, (int)n);
+                j += NNK__NB;
+            } else {
+                nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xr, wo, &t, (int)n);
+                j += 1;
+            }
+        }
+        if (!in_regs && (act1 || res))
+            for (int j = 0; j < nb; j++) {
+                long o = (ob0 + j) * t.yb + at * NNK_CB;
+                nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
+            }
+    }
+}
+
+/* Units [u0, u1) of a batch of n images (nnk_conv_nchwc_units(p) per image) of nnk_conv2d_nchwc: x, y and
+   res are the whole batch's. */
+static inline void nnk_conv2d_nchwc_batch(float *restrict y, const float *restrict x, int x_plain, const float *restrict w,
+                                          const float *restrict b, const float *restrict res, int act1, int act2,
+                                          const nnk_conv_params *p, long u0, long u1)
+{
+    long per = nnk_conv_nchwc_units(p), in = (long)p->C * p->H * p->W, out = (long)p->O * p->OH * p->OW;
+    for (long n = u0 / per; n * per < u1; n++) {
+        long a = u0 > n * per ? u0 - n * per : 0, z = u1 < (n + 1) * per ? u1 - n * per : per;
+        nnk_conv2d_nchwc(y + n * out, x + n * in, x_plain, w, b, res ? res + n * out : NULL, act1, act2, p, a, z);
+    }
+}
+
+/* Rearranges a conv2d weight w[O][C][KH][KW] (O a multiple of 16) for nnk_conv2d_nchwc, into
+   dst[O/16][C/ic][KH][KW][ic][16], ic = 16 for blocked input (C a multiple of 16), 1 for plain. */
+static inline void nnk_pack_conv_nchwc(float *restrict dst, const float *restrict w, int O, int C, int KH, int KW, int x_plain)
+{
+    int ic = x_plain ? 1 : NNK_CB;
+    long taps = (long)KH * KW;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (long t = 0; t < taps; t++)
+                dst[((((long)(o / NNK_CB) * (C / ic) + c / ic) * taps + t) * ic + c % ic) * NNK_CB + o % NNK_CB] =
+                    w[((long)o * C + c) * taps + t];
+}
+
+/* nnk_pack_conv_nchwc in place, through tmp of O*C*KH*KW floats: done once, when the weights are loaded. */
+static inline void nnk_pack_conv_nchwc_in_place(float *restrict w, int O, int C, int KH, int KW, int x_plain, float *restrict tmp)
+{
+    memcpy(tmp, w, (size_t)O * (size_t)C * (size_t)KH * (size_t)KW * sizeof *tmp);
+    nnk_pack_conv_nchwc(w, tmp, O, C, KH, KW, x_plain);
+}
+
+/* ---------------------------------------------------------------- reorders, padding, pools */
+
+/* Plain [C][H][W] of one image, channels [c0, c1) (multiples of 16), to blocked [C/16][H][W][16]. */
+static inline void nnk_to_nchwc(float *restrict y, const float *restrict x, int C, long HW, int c0, int c1)
+{
+    (void)C;
+    for (int cb = c0 / NNK_CB; cb < c1 / NNK_CB; cb++)
+        for (long i = 0; i < HW; i++)
+            for (int c = 0; c < NNK_CB; c++)
+                y[((long)cb * HW + i) * NNK_CB + c] = x[((long)cb * NNK_CB + c) * HW + i];
+}
+
+/* Blocked to plain, channels [c0, c1) of one image. */
+static inline void nnk_from_nchwc(float *restrict y, const float *restrict x, int C, long HW, int c0, int c1)
+{
+    (void)C;
+    for (int cb = c0 / NNK_CB; cb < c1 / NNK_CB; cb++)
+        for (int c = 0; c < NNK_CB; c++)
+            for (long i = 0; i < HW; i++)
+                y[((long)cb * NNK_CB + c) * HW + i] = x[((long)cb * HW + i) * NNK_CB + c];
+}
+
+/* y = x zero-padded by pt, pl (top, left) to a plane of OH × OW, for blocks [b0, b1) of one image; a block
+   is 16 channels (blocked) or 1 (plain, v = 1). */
+static inline void nnk_pad_plane(float *restrict y, const float *restrict x, int v, int H, int W, int OH, int OW,
+                                 int pt, int pl, int b0, int b1)
+{
+    for (int cb = b0; cb < b1; cb++) {
+        float *yc = y + (long)cb * OH * OW * v;
+        const float *xc = x + (long)cb * H * W * v;
+        for (int oh = 0; oh < OH; oh++) {
+            float *yr = yc + (long)oh * OW * v;
+            int ih = oh - pt;
+            if (ih < 0 || ih >= H) {
+                memset(yr, 0, (size_t)OW * (size_t)v * sizeof *yr);
+                continue;
+            }
+            /* (the plane may end before the input's last columns, or even before its first) */
+            int left = pl < OW ? pl : OW, copy = OW - left < W ? OW - left : W;
+            memset(yr, 0, (size_t)left * (size_t)v * sizeof *yr);
+            memcpy(yr + (long)left * v, xc + (long)ih * W * v, (size_t)copy * (size_t)v * sizeof *yr);
+            memset(yr + (long)(left + copy) * v, 0, (size_t)(OW - left - copy) * (size_t)v * sizeof *yr);
+        }
+    }
+}
+
+/* Max pool in the blocked layout, blocks [b0, b1) of one image, with PyTorch's padding (implicit -inf) and
+   ceil_mode windows: p holds the shape (C the channels, kh/kw the window). */
+static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
+{
+    for (int cb = b0; cb < b1; cb++)
+        for (int oh = 0; oh < p->OH; oh++)
+            for (int ow = 0; ow < p->OW; ow++) {
+                float m[NNK_CB];
+                for (int c = 0; c < NNK_CB; c++)
+                    m[c] = -INFINITY;
+                for (int kh = 0; kh < p->kh; kh++) {
+                    int ih = oh * p->sh - p->pt + kh;
+                    if (ih < 0 || ih >= p->H)
+                        continue;
+                    for (int kw = 0; kw < p->kw; kw++) {
+                        int iw = ow * p->sw - p->pl + kw;
+                        if (iw < 0 || iw >= p->W)
+                            continue;
+                        const float *xv = x + (((long)cb * p->H + ih) * p->W + iw) * NNK_CB;
+                        for (int c = 0; c < NNK_CB; c++)   /* as nnk_maxpool2d: NaN wins */
+                            m[c] = xv[c] > m[c] || xv[c] != xv[c] ? xv[c] : m[c];
+                    }
+                }
+                memcpy(y + (((long)cb * p->OH + oh) * p->OW + ow) * NNK_CB, m, sizeof m);
+            }
+}
+
+/* Mean over the plane in the blocked layout (adaptive average pool to 1×1), blocks [b0, b1) of one image:
+   y[cb][16], which is the plain layout of [C, 1, 1]. The sum runs over pixels in order, as nnk's plain
+   global pool sums them. */
+static inline void nnk_global_avgpool_nchwc(float *restrict y, const float *restrict x, long HW, int b0, int b1)
+{
+    for (int cb = b0; cb < b1; cb++) {
+        float s[NNK_CB] = {0};
+        for (long i = 0; i < HW; i++)
+            for (int c = 0; c < NNK_CB; c++)
+                s[c] += x[((long)cb * HW + i) * NNK_CB + c];
+        for (int c = 0; c < NNK_CB; c++)
+            y[(long)cb * NNK_CB + c] = s[c] / (float)HW;
+    }
+}
+
+#endif
