@@ -207,13 +207,14 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
                              .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = 1};
-    long long units = x->dims[0] * nnk_conv_nchwc_units(&shape);
+    long long units = nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};
     buf_puts(&body, conv_params(op));
     buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: rows of %d output channels */\n",
                units, units, units, NNK_CONV_GROUP * NNK_CB);
     buf_puts(&body, "    if (u0 == u1)\n        return;\n");
-    buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, u0, u1);\n", plain, conv_epilogue_args(op, "0"));
+    buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, %lld, u0, u1);\n", plain, conv_epilogue_args(op, "0"),
+               (long long)x->dims[0]);
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
@@ -223,9 +224,13 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
 static void emit_pad_plane(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     int v = x->layout == LAYOUT_NCHW16C ? NNK_CB : 1;
-    char *body = format("    nnk_pad_plane(y, x, %d, %lld, %lld, %lld, %lld, %d, %d, 0, %lld);\n", v, (long long)x->dims[2], (long long)x->dims[3],
-                        (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1], (long long)(x->dims[0] * x->dims[1] / v));
-    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+    long long planes = x->dims[0] * x->dims[1] / v;
+    Buf body = {0};
+    buf_printf(&body, "    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;   /* planes of %d channel%s */\n", planes, planes, v,
+               v > 1 ? "s" : "");
+    buf_printf(&body, "    nnk_pad_plane(a->y, a->in[0], %d, %lld, %lld, %lld, %lld, %d, %d, (int)b0, (int)b1);\n", v, (long long)x->dims[2],
+               (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1]);
+    parallel_call(e, op, body.buf);
 }
 
 /* A change of layout, plain to blocked or back, image by image. */
@@ -455,15 +460,20 @@ static void emit_pool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
     bool blocked = x->layout == LAYOUT_NCHW16C;   /* (choose_layouts blocks max pools only) */
-    char *body = format("    static const nnk_pool_params shape = {.N = %lld, .C = %lld, .H = %lld, .W = %lld, .OH = %lld, .OW = %lld,\n"
-                        "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d%s%s};\n"
-                        "    %s(y, x, &shape%s);\n",
-                        (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2],
-                        (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3],
-                        a->ceil_mode ? ", .ceil_mode = 1" : "", op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "",
-                        blocked ? "nnk_maxpool_nchwc" : op->kind == OPK_MAXPOOL ? "nnk_maxpool" : "nnk_avgpool",
-                        blocked ? format(", 0, %lld", (long long)(x->dims[0] * x->dims[1] / NNK_CB)) : "");
-    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+    char *shape = format("    static const nnk_pool_params shape = {.N = %lld, .C = %lld, .H = %lld, .W = %lld, .OH = %lld, .OW = %lld,\n"
+                         "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d%s%s};\n",
+                         (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2],
+                         (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2],
+                         a->pad[3], a->ceil_mode ? ", .ceil_mode = 1" : "",
+                         op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "");
+    if (blocked) {   /* blocks of 16 channels of every image, split between the threads */
+        long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
+        parallel_call(e, op, format("%s    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+                                    "    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, blocks, blocks));
+        return;
+    }
+    simple_call(e, op, "float *restrict y, const float *restrict x",
+                format("%s    %s(y, x, &shape);\n", shape, op->kind == OPK_MAXPOOL ? "nnk_maxpool" : "nnk_avgpool"));
 }
 
 static void emit_adaptive_avgpool(Emitter *e, const Op *op) {

@@ -6,8 +6,10 @@
  * its output in the same layout for the next one. This pass walks the ops in order and gives each
  * result a layout:
  *
- *   - such a convolution's result is blocked; its input is read blocked, or plain when it has fewer than
- *     16 channels or a multiple of none (a model's RGB image), and is converted to blocked otherwise;
+ *   - such a convolution's result is blocked when its input is: blocked, or a model's input, which it reads
+ *     plain when it has fewer than 16 channels or a multiple of none (an RGB image) and converts to
+ *     blocked otherwise; a convolution of a plain intermediate stays plain (a blocked product), so that
+ *     networks that keep leaving the layout (depthwise blocks, concatenations) pay no conversions;
  *     when it pads, a pad_plane op first copies its input into a zero-padded plane, so that the
  *     convolution's inner loops need no test;
  *   - an elementwise op whose operands all have its shape stays blocked when one of them is (the others
@@ -31,8 +33,12 @@ static bool is_blocked(const Tensor *t) { return t->layout == LAYOUT_NCHW16C; }
 
 /* Whether the output of conv2d `op` can be blocked, given its operands' layouts so far. */
 static bool conv_blockable(const Op *op) {
-    const Tensor *y = op->out;
+    const Tensor *x = op->in.items[0], *y = op->out;
     if (op->kind != OPK_CONV2D || op->a.groups != 1 || y->rank != 4 || y->dims[1] % CB != 0 || tensor_numel(y) == 0)
+        return false;
+    /* a chain of blocked ops starts at a model's input: a plain intermediate (after a depthwise
+       convolution, a concat, a broadcast) stays plain, which costs no conversion either way */
+    if (!is_blocked(x) && x->kind != TK_INPUT)
         return false;
     if (op->a.residual && !is_blocked(op->in.items[op->a.residual]))
         return false;

@@ -146,9 +146,10 @@ enum { NNK__NW = 1, NNK__NW4 = 1 };
    input channel 0; xp is the step between the tile's pixels, xc between input blocks, xh and xw between
    kernel rows and columns; ic the channels of an input block (16, or 1 for plain input). w points at the
    packed weights of the first output block, wb between output blocks. y and res at the first output
-   pixel of the first block, 16 floats a pixel, yb between blocks. */
+   pixel of the first block, yp floats between pixels (16, or an image for a batch of 1×1 planes), yb
+   between blocks. */
 typedef struct {
-    long xp, xc, xh, xw, wb, yb;
+    long xp, xc, xh, xw, wb, yb, yp;
     int cbs, kh, kw, ic;
     const float *bias;   /* of the first output block, or NULL */
     const float *res;    /* NULL for none */
@@ -203,11 +204,11 @@ NNK__UNROLL16
             if (t->relu1)
                 NNK__V_RELU_IN(v);
             if (t->res) {
-                v = NNK__V_ADD(v, NNK__V_LOAD(t->res + j * t->yb + 16 * i));
+                v = NNK__V_ADD(v, NNK__V_LOAD(t->res + j * t->yb + t->yp * i));
                 if (t->relu2)
                     NNK__V_RELU_IN(v);
             }
-            NNK__V_STORE(y + j * t->yb + 16 * i, v);
+            NNK__V_STORE(y + j * t->yb + t->yp * i, v);
         }
 }
 
@@ -246,9 +247,9 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
 #define NNK__ST(i, j)                                                                                              \
     { __m512 v = c##i##_##j;                                                                                      \
       if (t->relu1) v = _mm512_max_ps(_mm512_setzero_ps(), v);                                                    \
-      if (t->res) { v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (j) * t->yb + 16 * (i)));                       \
+      if (t->res) { v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (j) * t->yb + t->yp * (i)));                       \
                     if (t->relu2) v = _mm512_max_ps(_mm512_setzero_ps(), v); }                                    \
-      _mm512_storeu_ps(y + (j) * t->yb + 16 * (i), v); }
+      _mm512_storeu_ps(y + (j) * t->yb + t->yp * (i), v); }
 #define NNK__ST2(i) NNK__ST(i, 0) NNK__ST(i, 1)
 #define NNK__ST4(i) NNK__ST(i, 0) NNK__ST(i, 1) NNK__ST(i, 2) NNK__ST(i, 3)
 #define NNK__TAPS(BODY)                                                                                            \
@@ -342,8 +343,8 @@ static inline void nnk__conv_run(nnk__tile_fn *full, int nw, nnk__tile_fn *const
                 }
         } else
             k = nw;
-        t->res = res ? res + 16L * p : NULL;
-        f(y + 16L * p, x + (long)p * t->xp, w, t);
+        t->res = res ? res + t->yp * p : NULL;
+        f(y + t->yp * p, x + (long)p * t->xp, w, t);
         p += k;
     }
     t->res = res;
@@ -384,7 +385,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     const int in_regs = nnk__fusable(1, res, act1, act2);
     nnk__conv_tile t = {
         .xp = pix * p->sw, .xc = plane_in * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
-        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane_out * NNK_CB,
+        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane_out * NNK_CB, .yp = NNK_CB,
         .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
@@ -429,12 +430,60 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     }
 }
 
-/* Units [u0, u1) of a batch of n images (nnk_conv_nchwc_units(p) per image) of nnk_conv2d_nchwc: x, y and
-   res are the whole batch's. */
+/* A batch of 1×1 output planes (the last layers of a small-image network): the images are the pixels
+   of one run, NNK_CONV_IMAGES of them a unit, so that the tiles stay full. */
+enum { NNK_CONV_IMAGES = 28 };
+
+static inline long nnk_conv_nchwc_batch_units(const nnk_conv_params *p, long N)
+{
+    if ((long)p->OH * p->OW == 1 && N > 1)
+        return (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP * ((N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES);
+    return N * nnk_conv_nchwc_units(p);
+}
+
+static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *restrict x, int x_plain, const float *restrict w,
+                                            const float *restrict b, const float *restrict res, int act1, int act2,
+                                            const nnk_conv_params *p, long N, long u0, long u1)
+{
+    const int ob_all = p->O / NNK_CB, ic = x_plain ? 1 : NNK_CB, cbs = p->C / ic;
+    const long chunks = (N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES, pix = x_plain ? 1 : NNK_CB;
+    const int in_regs = nnk__fusable(1, res, act1, act2);
+    nnk__conv_tile t = {
+        .xp = (long)p->C * p->H * p->W, .xc = (long)p->H * p->W * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
+        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = NNK_CB, .yp = p->O,
+        .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
+        .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
+    };
+    for (long u = u0; u < u1; u++) {
+        int g = (int)(u / chunks), ob0 = g * NNK_CONV_GROUP;
+        long n0 = u % chunks * NNK_CONV_IMAGES, n = N - n0 < NNK_CONV_IMAGES ? N - n0 : NNK_CONV_IMAGES;
+        int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
+        const float *xr = x + n0 * t.xp;
+        for (int j = 0; j < nb;) {
+            int ob = ob0 + j, step = nb - j >= NNK__NB ? NNK__NB : 1;
+            long at = n0 * p->O + (long)ob * NNK_CB;
+            t.bias = b ? b + ob * NNK_CB : NULL;
+            t.res = res && in_regs ? res + at : NULL;
+            nnk__conv_run(step > 1 ? nnk__full_nb_0 : nnk__full_1, NNK__NW, step > 1 ? nnk__pieces_nb : nnk__pieces_1, y + at, xr,
+                          w + ob * t.wb, &t, (int)n);
+            j += step;
+        }
+        if (!in_regs && (act1 || res))
+            for (long i = n0; i < n0 + n; i++)
+                nnk_epilogue(y + i * p->O + ob0 * NNK_CB, res ? res + i * p->O + ob0 * NNK_CB : NULL, (long)nb * NNK_CB, act1, act2);
+    }
+}
+
+/* Units [u0, u1) of a batch of N images (nnk_conv_nchwc_batch_units) of nnk_conv2d_nchwc: x, y and res are
+   the whole batch's. */
 static inline void nnk_conv2d_nchwc_batch(float *restrict y, const float *restrict x, int x_plain, const float *restrict w,
                                           const float *restrict b, const float *restrict res, int act1, int act2,
-                                          const nnk_conv_params *p, long u0, long u1)
+                                          const nnk_conv_params *p, long N, long u0, long u1)
 {
+    if ((long)p->OH * p->OW == 1 && N > 1) {
+        nnk__conv2d_nchwc_images(y, x, x_plain, w, b, res, act1, act2, p, N, u0, u1);
+        return;
+    }
     long per = nnk_conv_nchwc_units(p), in = (long)p->C * p->H * p->W, out = (long)p->O * p->OH * p->OW;
     for (long n = u0 / per; n * per < u1; n++) {
         long a = u0 > n * per ? u0 - n * per : 0, z = u1 < (n + 1) * per ? u1 - n * per : per;

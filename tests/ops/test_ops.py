@@ -294,6 +294,8 @@ CONV_NCHWC = [
     ("kernel_hw", (1, 16, 12, 11), 16, [1, 5], [1, 2], [0, 2], 1, 1, True),
     ("7x7_plane", (2, 64, 7, 7), 128, 3, 1, 1, 1, 1, True),
     ("single_pixel", (3, 16, 1, 1), 16, 1, 1, 0, 1, 1, True),
+    ("batch_of_1x1_planes", (30, 32, 1, 1), 80, 3, 1, 1, 1, 1, True),        # images as the pixels of a run
+    ("batch_to_1x1_stride2", (5, 3, 2, 2), 48, 3, 2, 1, 1, 1, False),
 ]
 for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
     case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
@@ -311,6 +313,11 @@ return global_avgpool(y), y
 """, lambda W, x: (lambda s: (lambda y: (y.mean((2, 3), keepdim=True), y))(
     torch.relu(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", s, 16, 1)), 16, 3, 1, 1)), 32, 1) + s)))(
     F.max_pool2d(torch.relu(ref_conv(W, "stem", x, 32, 3, 2, 1)), 3, 2, 1)))
+
+case("nchwc/batch_1x1_residual_relu", dict(x=(29, 32, 1, 1)), """
+y = relu(conv2d(x, 32, kernel=3, pad=1) as a)
+return relu(conv2d(y, 32, kernel=1) as b + x)
+""", lambda W, x: torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 1) + x))
 
 case("nchwc/sigmoid_mul_flatten", dict(x=(1, 16, 6, 6)), """
 y = conv2d(x, 32, kernel=3, pad=1) as a
