@@ -367,14 +367,15 @@ static void emit_prepare(Emitter *e, Buf *c) {
         buf_puts(c, "};\n\n");
     }
     if (convs) {
-        buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input\n"
-                    "   channels, kernel height and width, whether the input is plain. */\n"
-                    "static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {\n");
+        buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,\n"
+                    "   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */\n"
+                    "static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             if (p->nchwc)
-                buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
-                           (long long)p->w->dims[2], (long long)p->w->dims[3], p->nchwc == 2);
+                buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
+                           (long long)p->w->dims[2], (long long)p->w->dims[3],
+                           p->nchwc == 3 ? "NNK_PACK_WINOGRAD" : p->nchwc == 2 ? "NNK_PACK_PLAIN" : "NNK_PACK_BLOCKED");
         }
         buf_puts(c, "};\n\n");
     }
@@ -399,8 +400,8 @@ static void emit_prepare(Emitter *e, Buf *c) {
                    strips ? "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
                             "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n" : "",
                    convs ? "    for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)\n"
-                           "        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,\n"
-                           "                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);\n" : "");
+                           "        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,\n"
+                           "                      conv_packings[i].kw, conv_packings[i].how, tmp);\n" : "");
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }
@@ -414,11 +415,18 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     e->flops = xcalloc((size_t)g->ops.len + 1, sizeof *e->flops);
     e->arena_name = xcalloc((size_t)g->tensors.len + 1, sizeof *e->arena_name);
     e->scratch_name = xcalloc((size_t)g->ops.len + 1, sizeof *e->scratch_name);
+    bool *winograd = xcalloc((size_t)g->tensors.len + 1, sizeof *winograd);   /* weights packed 4x larger */
+    for (int i = 0; i < g->ops.len; i++) {
+        const Op *op = g->ops.items[i];
+        if (op->impl.winograd)
+            winograd[VEC_AT(op->in, 1, Tensor *)->id] = true;
+    }
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
         e->weight_at[t->id] = e->weight_floats;
-        e->weight_floats += (tensor_numel(t) + 15) / 16 * 16;   /* each weight 64-byte aligned */
+        e->weight_floats += (tensor_numel(t) * (winograd[t->id] ? 4 : 1) + 15) / 16 * 16;   /* each weight 64-byte aligned */
     }
+    free(winograd);
     name_weights(e);
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];

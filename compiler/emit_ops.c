@@ -202,7 +202,7 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     int plain = x->layout != LAYOUT_NCHW16C;
     Packed *p = xcalloc(1, sizeof *p);
     p->w = w;
-    p->nchwc = plain ? 2 : 1;
+    p->nchwc = op->impl.winograd ? 3 : plain ? 2 : 1;
     vec_push(&e->packed, p);
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
                              .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
@@ -210,6 +210,19 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     long long units = nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};
     buf_puts(&body, conv_params(op));
+    if (op->impl.winograd) {
+        units = nnk_winograd_units(&shape, x->dims[0]);
+        need_scratch(e, NNK_WINO_SCRATCH(shape.C), format("NNK_WINO_SCRATCH(%d)", shape.C));
+        buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: up to %d tiles of 4x4 pixels, %d channels */\n",
+                   units, units, units, NNK_WINO_CHUNK, NNK_WINO_GROUP * NNK_CB);
+        buf_puts(&body, "    if (u0 == u1)\n        return;\n");
+        buf_printf(&body, "    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], %s, &shape, %lld, u0, u1,\n"
+                          "                              a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                   conv_epilogue_args(op, "0"), (long long)x->dims[0]);
+        parallel_call(e, op, body.buf);
+        e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
+        return;
+    }
     buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: rows of %d output channels */\n",
                units, units, units, NNK_CONV_GROUP * NNK_CB);
     buf_puts(&body, "    if (u0 == u1)\n        return;\n");

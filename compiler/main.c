@@ -37,6 +37,8 @@ static const char usage[] =
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --no-blocked-layout  keep every tensor plain NCHW (by default -O2 gives the convolutions\n"
     "                       channel-blocked activations, NCHW16c)\n"
+    "  --no-winograd        compute 3x3 convolutions directly (by default -O2 runs those on large\n"
+    "                       blocked planes by Winograd's F(4x4, 3x3))\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --target NAME        the CPU the kernels are chosen for: native (default: this CPU), generic,\n"
     "                       x86-64-v3 (AVX2+FMA), x86-64-v4 (AVX-512), armv8-a; the C refuses (#error)\n"
@@ -162,6 +164,8 @@ static void parse_args(int argc, char **argv, Options *o) {
             o->emit_opts.opt_level = a[2] - '0';
         } else if (strcmp(a, "--no-blocked-layout") == 0) {
             plain_layouts = true;
+        } else if (strcmp(a, "--no-winograd") == 0) {
+            no_winograd = true;
         } else if (strcmp(a, "--target") == 0) {
             NEED_VALUE();
             if (!(o->target = target_named(next)))

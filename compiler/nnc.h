@@ -325,6 +325,7 @@ typedef struct {
     int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
                                 and the threads split them at strip edges */
     bool pack_nchwc;         /* IMPL_NCHWC: the weight is rearranged once at load for its tiles (nnk_pack_conv_nchwc) */
+    bool winograd;           /* IMPL_NCHWC: by Winograd's F(4x4, 3x3) (nnk_winograd.h); the packed weight is 4x larger */
     int64_t scratch_floats;  /* arena memory the op needs while it runs (attention's Q|K|V) */
     int64_t thread_scratch;  /* floats each thread needs (packed blocks, a row of scores) */
 } Impl;
@@ -476,7 +477,8 @@ void pass_choose_layouts(Graph *g);    /* channel-blocked activations between th
 void pass_select_kernels(Graph *g);    /* each op's implementation for g->target (at every -O level) */
 const char *impl_text(const Op *op);   /* "gemm nnk_f32_gemm_ukernel_8x48__avx512f, packed 8, by pixels" */
 void run_passes(Graph *g, int opt_level);
-extern bool plain_layouts;             /* -fno-blocked-layout: every tensor plain (choose_layouts does not run) */
+extern bool plain_layouts;             /* --no-blocked-layout: every tensor plain (choose_layouts does not run) */
+extern bool no_winograd;               /* --no-winograd: 3x3 convolutions by the direct tiles only */
 extern const char *dump_after_pass;    /* --dump-after: print the IR after this pass ("all": each), or NULL */
 extern const char *const pass_names[]; /* NULL-terminated */
 

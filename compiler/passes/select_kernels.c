@@ -75,6 +75,12 @@ static const Ukernel *ukernel_for(const char *family, const Target *t) {
    its own patches), smaller ones by output channels. */
 enum { SPLIT_PIXELS_FROM = 512 };
 
+/* Winograd's F(4x4, 3x3) pays where a transformed weight (4x the floats of the direct one) serves enough
+   tiles of 4x4 pixels: on a 14x14 plane (16 tiles) streaming it costs more than the multiplies it saves. */
+enum { WINOGRAD_MIN_TILES = 49 };
+
+bool no_winograd;
+
 /* Keys beyond this make a thread's row block of attention scores too large: one thread does it all. */
 enum { MHA_MAX_BLOCKED_KEYS = 65536 };
 
@@ -100,6 +106,13 @@ static Impl choose(const Graph *g, const Op *op) {
             impl.family = IMPL_NCHWC;
             impl.split = SPLIT_ROWS;
             impl.pack_nchwc = true;   /* (choose_layouts blocks only a conv2d whose weight nothing else reads) */
+            const Attrs *a = &op->a;
+            bool f43 = x->layout == LAYOUT_NCHW16C && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
+                       a->dilation[0] == 1 && a->dilation[1] == 1;
+            if (f43 && !no_winograd && (y->dims[2] + 3) / 4 * ((y->dims[3] + 3) / 4) >= WINOGRAD_MIN_TILES) {
+                impl.winograd = true;
+                impl.thread_scratch = NNK_WINO_SCRATCH(x->dims[1]);
+            }
             break;
         }
         if (op->a.groups > 1) {
@@ -206,15 +219,17 @@ const char *impl_text(const Op *op) {
     };
     const Impl *m = &op->impl;
     Buf b = {0};
-    buf_puts(&b, family[m->family]);
+    buf_puts(&b, m->winograd ? "winograd F(4x4, 3x3) nchw16c" : family[m->family]);
     if (m->uk)
         buf_printf(&b, " %s", m->uk->name);
     if (m->pack_width)
         buf_printf(&b, ", packed %d", m->pack_width);
-    if (m->pack_nchwc)
+    if (m->winograd)
+        buf_puts(&b, ", packed 36x OI16i16o");
+    else if (m->pack_nchwc)
         buf_puts(&b, ", packed OIhw16i16o");
     if (m->split)
-        buf_printf(&b, ", threads by %s", split[m->split]);
+        buf_printf(&b, ", threads by %s", m->winograd ? "tiles" : split[m->split]);
     if (m->scratch_floats)
         buf_printf(&b, ", scratch %lld B", (long long)m->scratch_floats * 4);
     return buf_take(&b);

@@ -16,6 +16,7 @@
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
  *   nnk_conv_nchwc.h   conv2d, max and global average pooling on channel-blocked NCHW16c activations
+ *   nnk_winograd.h     3×3 stride-1 conv2d by Winograd's F(4×4, 3×3), on the same layout
  *
  * Every kernel takes its outputs first and its dimensions last, and depends only on libc and libm.
  */
@@ -32,5 +33,6 @@
 #include "nnk_layout.h"
 #include "nnk_attention.h"
 #include "nnk_conv_nchwc.h"
+#include "nnk_winograd.h"
 
 #endif

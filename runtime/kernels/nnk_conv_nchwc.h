@@ -216,15 +216,15 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
 
 /* The pieces of a run that no full tile covers, 8, 4, 2 or 1 pixels wide (so that any remainder is at most
    four calls, and few instances are compiled). */
-#define NNK__PIECES(NAME, NB)                                                                                      \
+#define NNK__PIECES(NAME, NB, XP)                                                                                  \
     static __attribute__((noinline)) void NAME##_8(float *restrict y, const float *restrict x, const float *restrict w, \
-                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(8, NB, 0, y, x, w, t); } \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(8, NB, XP, y, x, w, t); } \
     static __attribute__((noinline)) void NAME##_4(float *restrict y, const float *restrict x, const float *restrict w, \
-                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(4, NB, 0, y, x, w, t); } \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(4, NB, XP, y, x, w, t); } \
     static __attribute__((noinline)) void NAME##_2(float *restrict y, const float *restrict x, const float *restrict w, \
-                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(2, NB, 0, y, x, w, t); } \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(2, NB, XP, y, x, w, t); } \
     static __attribute__((noinline)) void NAME##_1(float *restrict y, const float *restrict x, const float *restrict w, \
-                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(1, NB, 0, y, x, w, t); } \
+                                                   const nnk__conv_tile *t) { nnk__conv_tile_run(1, NB, XP, y, x, w, t); } \
     static nnk__tile_fn *const NAME[4] = {NAME##_8, NAME##_4, NAME##_2, NAME##_1};
 
 /* A full tile as a function, with the pixel step XP a constant (0: t->xp). */
@@ -320,9 +320,11 @@ NNK__FULL(nnk__full_nb4_2, NNK__NW4, NNK__NB4, 2)
 NNK__FULL(nnk__full_nb4_0, NNK__NW4, NNK__NB4, 0)
 #endif
 NNK__FULL(nnk__full_1, NNK__NW, 1, 0)
-NNK__PIECES(nnk__pieces_nb, NNK__NB)
-NNK__PIECES(nnk__pieces_nb4, NNK__NB4)
-NNK__PIECES(nnk__pieces_1, 1)
+NNK__PIECES(nnk__pieces_nb, NNK__NB, 0)
+NNK__PIECES(nnk__pieces_nb4, NNK__NB4, 0)
+NNK__PIECES(nnk__pieces_1, 1, 0)
+NNK__PIECES(nnk__pieces_nb_16, NNK__NB, 16)   /* blocked input at stride 1, and Winograd's products */
+NNK__PIECES(nnk__pieces_nb4_16, NNK__NB4, 16)
 #undef NNK__FULL
 #undef NNK__PIECES
 
@@ -391,6 +393,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     };
     nnk__tile_fn *full = nnk__pick(t.xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0);
     nnk__tile_fn *full4 = nnk__pick(t.xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0);
+    nnk__tile_fn *const *pieces = t.xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, *const *pieces4 = t.xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4;
     for (long u = u0; u < u1; u++) {
         int g = (int)(u / rows), r = (int)(u % rows), ob0 = g * NNK_CONV_GROUP;
         int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
@@ -412,10 +415,10 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
             if (NNK__NB4 > NNK__NB && nb - j >= NNK__NB4 && n <= NNK__NW4) {
-                nnk__conv_run(full4, NNK__NW4, nnk__pieces_nb4, yo, xr, wo, &t, (int)n);
+                nnk__conv_run(full4, NNK__NW4, pieces4, yo, xr, wo, &t, (int)n);
                 j += NNK__NB4;
             } else if (nb - j >= NNK__NB) {
-                nnk__conv_run(full, NNK__NW, nnk__pieces_nb, yo, xr, wo, &t, (int)n);
+                nnk__conv_run(full, NNK__NW, pieces, yo, xr, wo, &t, (int)n);
                 j += NNK__NB;
             } else {
                 nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xr, wo, &t, (int)n);

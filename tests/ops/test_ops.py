@@ -314,6 +314,20 @@ return global_avgpool(y), y
     torch.relu(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", s, 16, 1)), 16, 3, 1, 1)), 32, 1) + s)))(
     F.max_pool2d(torch.relu(ref_conv(W, "stem", x, 32, 3, 2, 1)), 3, 2, 1)))
 
+# Winograd F(4x4, 3x3) (kernels/nnk_winograd.h): 3x3 stride-1 layers on planes of 49 tiles or more, the
+# last tiles partly past the plane, 1, 3 and 9 blocks of output channels (groups of 8), batches.
+for (n, shape, out) in [("28x28", (1, 16, 28, 28), 16), ("odd_29x31", (2, 32, 29, 31), 48),
+                        ("144_out", (1, 16, 25, 26), 144), ("batch3", (3, 48, 28, 28), 32)]:
+    case("winograd/" + n, dict(x=shape), conv_src(out, 3, 1, 1, 1, 1, True),
+         lambda W, x, out=out: ref_conv(W, "conv", x, out, 3, 1, 1))
+
+case("winograd/residual_relu_chain", dict(x=(1, 32, 28, 28)), """
+y = relu(conv2d(x, 32, kernel=3, pad=1) as a)
+y = relu(conv2d(y, 32, kernel=3, pad=1) as b + x)
+return sigmoid(conv2d(y, 32, kernel=3, pad=1) as c)
+""", lambda W, x: torch.sigmoid(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 3, 1, 1) + x),
+                                         32, 3, 1, 1)))
+
 case("nchwc/batch_1x1_residual_relu", dict(x=(29, 32, 1, 1)), """
 y = relu(conv2d(x, 32, kernel=3, pad=1) as a)
 return relu(conv2d(y, 32, kernel=1) as b + x)
