@@ -78,8 +78,9 @@ enum {
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 227, 227] */
-static void pad_plane_1(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 1, 224, 224, 227, 227, 2, 2, 0, 3);
+static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 3L * part / parts, b1 = 3L * (part + 1) / parts;   /* planes of 1 channel */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 227, 227, 2, 2, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 3, 227, 227] -> [1, 64, 55, 55] */
@@ -89,19 +90,21 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     long u0 = 55L * part / parts, u1 = 55L * (part + 1) / parts;   /* of 55 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* maxpool: [1, 64, 55, 55] -> [1, 64, 27, 27] */
-static void maxpool_1(float *restrict y, const float *restrict x) {
+static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 55, .W = 55, .OH = 27, .OW = 27,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    nnk_maxpool_nchwc(y, x, &shape, 0, 4);
+    long b0 = 4L * part / parts, b1 = 4L * (part + 1) / parts;
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);
 }
 
 /* pad_plane: [1, 64, 27, 27] -> [1, 64, 31, 31] */
-static void pad_plane_2(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 27, 27, 31, 31, 2, 2, 0, 4);
+static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 4L * part / parts, b1 = 4L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 27, 27, 31, 31, 2, 2, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 64, 31, 31] -> [1, 192, 27, 27] */
@@ -111,19 +114,21 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 81L * part / parts, u1 = 81L * (part + 1) / parts;   /* of 81 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* maxpool: [1, 192, 27, 27] -> [1, 192, 13, 13] */
-static void maxpool_2(float *restrict y, const float *restrict x) {
+static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 27, .W = 27, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    nnk_maxpool_nchwc(y, x, &shape, 0, 12);
+    long b0 = 12L * part / parts, b1 = 12L * (part + 1) / parts;
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);
 }
 
 /* pad_plane: [1, 192, 13, 13] -> [1, 192, 15, 15] */
-static void pad_plane_3(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 13, 13, 15, 15, 1, 1, 0, 12);
+static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 12L * part / parts, b1 = 12L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 192, 15, 15] -> [1, 384, 13, 13] */
@@ -133,12 +138,13 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 78L * part / parts, u1 = 78L * (part + 1) / parts;   /* of 78 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 384, 13, 13] -> [1, 384, 15, 15] */
-static void pad_plane_4(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 13, 13, 15, 15, 1, 1, 0, 24);
+static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 24L * part / parts, b1 = 24L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 384, 15, 15] -> [1, 256, 13, 13] */
@@ -148,12 +154,13 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     long u0 = 52L * part / parts, u1 = 52L * (part + 1) / parts;   /* of 52 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 256, 13, 13] -> [1, 256, 15, 15] */
-static void pad_plane_5(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 13, 13, 15, 15, 1, 1, 0, 16);
+static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 16L * part / parts, b1 = 16L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 256, 15, 15] -> [1, 256, 13, 13] */
@@ -163,14 +170,15 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     long u0 = 52L * part / parts, u1 = 52L * (part + 1) / parts;   /* of 52 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* maxpool: [1, 256, 13, 13] -> [1, 256, 6, 6] */
-static void maxpool_3(float *restrict y, const float *restrict x) {
+static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 13, .W = 13, .OH = 6, .OW = 6,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    nnk_maxpool_nchwc(y, x, &shape, 0, 16);
+    long b0 = 16L * part / parts, b1 = 16L * (part + 1) / parts;
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);
 }
 
 /* to_plain: [1, 256, 6, 6] -> [1, 256, 6, 6] */
@@ -214,7 +222,7 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* pad_plane: [1, 3, 227, 227]
        models/alexnet.net:12: x = relu(conv2d(image, 64, kernel=11, stride=4, pad=2) as features.0) */
-    pad_plane_1(A(image_padded), in_image);
+    PARALLEL(pad_plane_1, A(image_padded), in_image);
     TICK(0);
 
     /* conv2d features.0 + relu: [1, 64, 55, 55]
@@ -224,12 +232,12 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* maxpool: [1, 64, 27, 27]
        models/alexnet.net:13: x = maxpool(x, kernel=3, stride=2) */
-    maxpool_1(A(maxpool2), A(features_0));
+    PARALLEL(maxpool_1, A(maxpool2), A(features_0));
     TICK(2);
 
     /* pad_plane: [1, 64, 31, 31]
        models/alexnet.net:14: x = relu(conv2d(x, 192, kernel=5, pad=2) as features.3) */
-    pad_plane_2(A(maxpool2_padded), A(maxpool2));
+    PARALLEL(pad_plane_2, A(maxpool2_padded), A(maxpool2));
     TICK(3);
 
     /* conv2d features.3 + relu: [1, 192, 27, 27]
@@ -239,12 +247,12 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* maxpool: [1, 192, 13, 13]
        models/alexnet.net:15: x = maxpool(x, kernel=3, stride=2) */
-    maxpool_2(A(maxpool5), A(features_3));
+    PARALLEL(maxpool_2, A(maxpool5), A(features_3));
     TICK(5);
 
     /* pad_plane: [1, 192, 15, 15]
        models/alexnet.net:16: x = relu(conv2d(x, 384, kernel=3, pad=1) as features.6) */
-    pad_plane_3(A(maxpool5_padded), A(maxpool5));
+    PARALLEL(pad_plane_3, A(maxpool5_padded), A(maxpool5));
     TICK(6);
 
     /* conv2d features.6 + relu: [1, 384, 13, 13]
@@ -254,7 +262,7 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* pad_plane: [1, 384, 15, 15]
        models/alexnet.net:17: x = relu(conv2d(x, 256, kernel=3, pad=1) as features.8) */
-    pad_plane_4(A(features_6_padded), A(features_6));
+    PARALLEL(pad_plane_4, A(features_6_padded), A(features_6));
     TICK(8);
 
     /* conv2d features.8 + relu: [1, 256, 13, 13]
@@ -264,7 +272,7 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* pad_plane: [1, 256, 15, 15]
        models/alexnet.net:18: x = relu(conv2d(x, 256, kernel=3, pad=1) as features.10) */
-    pad_plane_5(A(features_8_padded), A(features_8));
+    PARALLEL(pad_plane_5, A(features_8_padded), A(features_8));
     TICK(10);
 
     /* conv2d features.10 + relu: [1, 256, 13, 13]
@@ -274,7 +282,7 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* maxpool: [1, 256, 6, 6]
        models/alexnet.net:19: x = maxpool(x, kernel=3, stride=2) */
-    maxpool_3(A(maxpool12), A(features_10));
+    PARALLEL(maxpool_3, A(maxpool12), A(features_10));
     TICK(12);
 
     /* to_plain: [1, 256, 6, 6]
@@ -404,14 +412,14 @@ void alexnet_on_warning(alexnet *m, void (*fn)(void *user, const char *message),
     m->warn_user = user;
 }
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input
-   channels, kernel height and width, whether the input is plain. */
-static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {
-    {w_features_0_weight, 64, 3, 11, 11, 1},
-    {w_features_3_weight, 192, 64, 5, 5, 0},
-    {w_features_6_weight, 384, 192, 3, 3, 0},
-    {w_features_8_weight, 256, 384, 3, 3, 0},
-    {w_features_10_weight, 256, 256, 3, 3, 0},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
+   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
+    {w_features_0_weight, 64, 3, 11, 11, NNK_PACK_PLAIN},
+    {w_features_3_weight, 192, 64, 5, 5, NNK_PACK_BLOCKED},
+    {w_features_6_weight, 384, 192, 3, 3, NNK_PACK_BLOCKED},
+    {w_features_8_weight, 256, 384, 3, 3, NNK_PACK_BLOCKED},
+    {w_features_10_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 5 weight(s) packed. */
@@ -422,8 +430,8 @@ static int prepare(alexnet *m) {
         return -1;
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
-        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,
-                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);
+        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
+                      conv_packings[i].kw, conv_packings[i].how, tmp);
     free(tmp);
     return 0;
 }

@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). efficientnet_b0_new allocates
    them; efficientnet_b0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define EFFICIENTNET_B0_ARENA_BYTES 9633792
+#define EFFICIENTNET_B0_ARENA_BYTES 6021120
 #define EFFICIENTNET_B0_WEIGHT_BYTES 21407360
 #define EFFICIENTNET_B0_SCRATCH_BYTES_PER_THREAD 557056
-#define EFFICIENTNET_B0_STATE_BYTES 2536
+#define EFFICIENTNET_B0_STATE_BYTES 2160
 
 typedef struct efficientnet_b0 efficientnet_b0;
 

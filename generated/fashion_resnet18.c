@@ -194,8 +194,9 @@ enum {
 #define TICK(op) if (m->profile) { double now = nnrt_now_ms(); m->op_ms[op] += now - t; t = now; }
 
 /* pad_plane: [1, 1, 28, 28] -> [1, 1, 33, 33] */
-static void pad_plane_1(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 1, 28, 28, 33, 33, 3, 3, 0, 1);
+static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 1L * part / parts, b1 = 1L * (part + 1) / parts;   /* planes of 1 channel */
+    nnk_pad_plane(a->y, a->in[0], 1, 28, 28, 33, 33, 3, 3, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 1, 33, 33] -> [1, 64, 14, 14] */
@@ -205,19 +206,21 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* maxpool: [1, 64, 14, 14] -> [1, 64, 7, 7] */
-static void maxpool_1(float *restrict y, const float *restrict x) {
+static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 14, .W = 14, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
-    nnk_maxpool_nchwc(y, x, &shape, 0, 4);
+    long b0 = 4L * part / parts, b1 = 4L * (part + 1) / parts;
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);
 }
 
 /* pad_plane: [1, 64, 7, 7] -> [1, 64, 9, 9] */
-static void pad_plane_2(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 7, 7, 9, 9, 1, 1, 0, 4);
+static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 4L * part / parts, b1 = 4L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 64, 9, 9] -> [1, 64, 7, 7] */
@@ -227,7 +230,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 64, 9, 9], [1, 64, 7, 7] -> [1, 64, 7, 7] */
@@ -237,7 +240,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 64, 9, 9] -> [1, 128, 4, 4] */
@@ -247,12 +250,13 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 128, 4, 4] -> [1, 128, 6, 6] */
-static void pad_plane_3(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 4, 4, 6, 6, 1, 1, 0, 8);
+static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 8L * part / parts, b1 = 8L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 4, 4, 6, 6, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 128, 6, 6] -> [1, 128, 4, 4] */
@@ -262,7 +266,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 64, 7, 7], [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -272,7 +276,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 128, 6, 6] -> [1, 128, 4, 4] */
@@ -282,7 +286,7 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 128, 6, 6], [1, 128, 4, 4] -> [1, 128, 4, 4] */
@@ -292,12 +296,13 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 128, 4, 4] -> [1, 128, 5, 5] */
-static void pad_plane_4(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 4, 4, 5, 5, 1, 1, 0, 8);
+static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 8L * part / parts, b1 = 8L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 4, 4, 5, 5, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 128, 5, 5] -> [1, 256, 2, 2] */
@@ -307,12 +312,13 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 256, 2, 2] -> [1, 256, 4, 4] */
-static void pad_plane_5(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 2, 2, 4, 4, 1, 1, 0, 16);
+static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 16L * part / parts, b1 = 16L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 2, 2, 4, 4, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 256, 4, 4] -> [1, 256, 2, 2] */
@@ -322,7 +328,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 128, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -332,7 +338,7 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 256, 4, 4] -> [1, 256, 2, 2] */
@@ -342,7 +348,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 256, 4, 4], [1, 256, 2, 2] -> [1, 256, 2, 2] */
@@ -352,12 +358,13 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 256, 2, 2] -> [1, 256, 3, 3] */
-static void pad_plane_6(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 2, 2, 3, 3, 1, 1, 0, 16);
+static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 16L * part / parts, b1 = 16L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 2, 2, 3, 3, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 256, 3, 3] -> [1, 512, 1, 1] */
@@ -367,12 +374,13 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 512, 1, 1] -> [1, 512, 3, 3] */
-static void pad_plane_7(float *restrict y, const float *restrict x) {
-    nnk_pad_plane(y, x, 16, 1, 1, 3, 3, 1, 1, 0, 32);
+static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 32L * part / parts, b1 = 32L * (part + 1) / parts;   /* planes of 16 channels */
+    nnk_pad_plane(a->y, a->in[0], 16, 1, 1, 3, 3, 1, 1, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 512, 3, 3] -> [1, 512, 1, 1] */
@@ -382,7 +390,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -392,7 +400,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 512, 3, 3] -> [1, 512, 1, 1] */
@@ -402,7 +410,7 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 512, 3, 3], [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -412,7 +420,7 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -433,7 +441,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 1, 33, 33]
        models/fashion_resnet18.net:27: x = relu(batchnorm(conv2d(image, 64, kernel=7, stride=2, pad=3) as 0.0) as 0.1) */
-    pad_plane_1(A(image_padded), in_image);
+    PARALLEL(pad_plane_1, A(image_padded), in_image);
     TICK(0);
 
     /* conv2d 0.0 + relu: [1, 64, 14, 14]
@@ -443,12 +451,12 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* maxpool: [1, 64, 7, 7]
        models/fashion_resnet18.net:28: x = maxpool(x, kernel=3, stride=2, pad=1) */
-    maxpool_1(A(maxpool3), A(0_0));
+    PARALLEL(maxpool_1, A(maxpool3), A(0_0));
     TICK(2);
 
     /* pad_plane: [1, 64, 9, 9]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_2(A(maxpool3_padded), A(maxpool3));
+    PARALLEL(pad_plane_2, A(maxpool3_padded), A(maxpool3));
     TICK(3);
 
     /* conv2d 1.0.conv1 + relu: [1, 64, 7, 7]
@@ -458,7 +466,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 64, 9, 9]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_2(A(1_0_conv1_padded), A(1_0_conv1));
+    PARALLEL(pad_plane_2, A(1_0_conv1_padded), A(1_0_conv1));
     TICK(5);
 
     /* conv2d 1.0.conv2 + residual + relu: [1, 64, 7, 7]
@@ -468,7 +476,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 64, 9, 9]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_2(A(1_0_conv2_padded), A(1_0_conv2));
+    PARALLEL(pad_plane_2, A(1_0_conv2_padded), A(1_0_conv2));
     TICK(7);
 
     /* conv2d 1.1.conv1 + relu: [1, 64, 7, 7]
@@ -478,7 +486,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 64, 9, 9]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_2(A(1_1_conv1_padded), A(1_1_conv1));
+    PARALLEL(pad_plane_2, A(1_1_conv1_padded), A(1_1_conv1));
     TICK(9);
 
     /* conv2d 1.1.conv2 + residual + relu: [1, 64, 7, 7]
@@ -488,7 +496,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 64, 9, 9]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_2(A(1_1_conv2_padded), A(1_1_conv2));
+    PARALLEL(pad_plane_2, A(1_1_conv2_padded), A(1_1_conv2));
     TICK(11);
 
     /* conv2d 2.0.conv1 + relu: [1, 128, 4, 4]
@@ -498,7 +506,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 128, 6, 6]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_3(A(2_0_conv1_padded), A(2_0_conv1));
+    PARALLEL(pad_plane_3, A(2_0_conv1_padded), A(2_0_conv1));
     TICK(13);
 
     /* conv2d 2.0.conv2: [1, 128, 4, 4]
@@ -513,7 +521,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 128, 6, 6]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_3(A(2_0_conv3_padded), A(2_0_conv3));
+    PARALLEL(pad_plane_3, A(2_0_conv3_padded), A(2_0_conv3));
     TICK(16);
 
     /* conv2d 2.1.conv1 + relu: [1, 128, 4, 4]
@@ -523,7 +531,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 128, 6, 6]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_3(A(2_1_conv1_padded), A(2_1_conv1));
+    PARALLEL(pad_plane_3, A(2_1_conv1_padded), A(2_1_conv1));
     TICK(18);
 
     /* conv2d 2.1.conv2 + residual + relu: [1, 128, 4, 4]
@@ -533,7 +541,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 128, 5, 5]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_4(A(2_1_conv2_padded), A(2_1_conv2));
+    PARALLEL(pad_plane_4, A(2_1_conv2_padded), A(2_1_conv2));
     TICK(20);
 
     /* conv2d 3.0.conv1 + relu: [1, 256, 2, 2]
@@ -543,7 +551,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 256, 4, 4]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_5(A(3_0_conv1_padded), A(3_0_conv1));
+    PARALLEL(pad_plane_5, A(3_0_conv1_padded), A(3_0_conv1));
     TICK(22);
 
     /* conv2d 3.0.conv2: [1, 256, 2, 2]
@@ -558,7 +566,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 256, 4, 4]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_5(A(3_0_conv3_padded), A(3_0_conv3));
+    PARALLEL(pad_plane_5, A(3_0_conv3_padded), A(3_0_conv3));
     TICK(25);
 
     /* conv2d 3.1.conv1 + relu: [1, 256, 2, 2]
@@ -568,7 +576,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 256, 4, 4]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_5(A(3_1_conv1_padded), A(3_1_conv1));
+    PARALLEL(pad_plane_5, A(3_1_conv1_padded), A(3_1_conv1));
     TICK(27);
 
     /* conv2d 3.1.conv2 + residual + relu: [1, 256, 2, 2]
@@ -578,7 +586,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 256, 3, 3]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_6(A(3_1_conv2_padded), A(3_1_conv2));
+    PARALLEL(pad_plane_6, A(3_1_conv2_padded), A(3_1_conv2));
     TICK(29);
 
     /* conv2d 4.0.conv1 + relu: [1, 512, 1, 1]
@@ -588,7 +596,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 512, 3, 3]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_7(A(4_0_conv1_padded), A(4_0_conv1));
+    PARALLEL(pad_plane_7, A(4_0_conv1_padded), A(4_0_conv1));
     TICK(31);
 
     /* conv2d 4.0.conv2: [1, 512, 1, 1]
@@ -603,7 +611,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 512, 3, 3]
        models/fashion_resnet18.net:15: y = relu(batchnorm(conv2d(x, out, kernel=3, stride=stride, pad=1) as conv1) as bn1) */
-    pad_plane_7(A(4_0_conv3_padded), A(4_0_conv3));
+    PARALLEL(pad_plane_7, A(4_0_conv3_padded), A(4_0_conv3));
     TICK(34);
 
     /* conv2d 4.1.conv1 + relu: [1, 512, 1, 1]
@@ -613,7 +621,7 @@ int fashion_resnet18_run(fashion_resnet18 *m, const float *in_image, float *outp
 
     /* pad_plane: [1, 512, 3, 3]
        models/fashion_resnet18.net:16: y = batchnorm(conv2d(y, out, kernel=3, pad=1) as conv2) as bn2 */
-    pad_plane_7(A(4_1_conv1_padded), A(4_1_conv1));
+    PARALLEL(pad_plane_7, A(4_1_conv1_padded), A(4_1_conv1));
     TICK(36);
 
     /* conv2d 4.1.conv2 + residual + relu: [1, 512, 1, 1]
@@ -871,29 +879,29 @@ static const nnrt_bn_fold folds[] = {
     {w_4_1_conv2_weight, w_4_1_conv2_bias, w_4_1_bn2_weight, w_4_1_bn2_bias, w_4_1_bn2_running_mean, w_4_1_bn2_running_var, 512, 4608, 9.99999975e-06f},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input
-   channels, kernel height and width, whether the input is plain. */
-static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {
-    {w_0_0_weight, 64, 1, 7, 7, 1},
-    {w_1_0_conv1_weight, 64, 64, 3, 3, 0},
-    {w_1_0_conv2_weight, 64, 64, 3, 3, 0},
-    {w_1_1_conv1_weight, 64, 64, 3, 3, 0},
-    {w_1_1_conv2_weight, 64, 64, 3, 3, 0},
-    {w_2_0_conv1_weight, 128, 64, 3, 3, 0},
-    {w_2_0_conv2_weight, 128, 128, 3, 3, 0},
-    {w_2_0_conv3_weight, 128, 64, 1, 1, 0},
-    {w_2_1_conv1_weight, 128, 128, 3, 3, 0},
-    {w_2_1_conv2_weight, 128, 128, 3, 3, 0},
-    {w_3_0_conv1_weight, 256, 128, 3, 3, 0},
-    {w_3_0_conv2_weight, 256, 256, 3, 3, 0},
-    {w_3_0_conv3_weight, 256, 128, 1, 1, 0},
-    {w_3_1_conv1_weight, 256, 256, 3, 3, 0},
-    {w_3_1_conv2_weight, 256, 256, 3, 3, 0},
-    {w_4_0_conv1_weight, 512, 256, 3, 3, 0},
-    {w_4_0_conv2_weight, 512, 512, 3, 3, 0},
-    {w_4_0_conv3_weight, 512, 256, 1, 1, 0},
-    {w_4_1_conv1_weight, 512, 512, 3, 3, 0},
-    {w_4_1_conv2_weight, 512, 512, 3, 3, 0},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
+   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
+    {w_0_0_weight, 64, 1, 7, 7, NNK_PACK_PLAIN},
+    {w_1_0_conv1_weight, 64, 64, 3, 3, NNK_PACK_BLOCKED},
+    {w_1_0_conv2_weight, 64, 64, 3, 3, NNK_PACK_BLOCKED},
+    {w_1_1_conv1_weight, 64, 64, 3, 3, NNK_PACK_BLOCKED},
+    {w_1_1_conv2_weight, 64, 64, 3, 3, NNK_PACK_BLOCKED},
+    {w_2_0_conv1_weight, 128, 64, 3, 3, NNK_PACK_BLOCKED},
+    {w_2_0_conv2_weight, 128, 128, 3, 3, NNK_PACK_BLOCKED},
+    {w_2_0_conv3_weight, 128, 64, 1, 1, NNK_PACK_BLOCKED},
+    {w_2_1_conv1_weight, 128, 128, 3, 3, NNK_PACK_BLOCKED},
+    {w_2_1_conv2_weight, 128, 128, 3, 3, NNK_PACK_BLOCKED},
+    {w_3_0_conv1_weight, 256, 128, 3, 3, NNK_PACK_BLOCKED},
+    {w_3_0_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
+    {w_3_0_conv3_weight, 256, 128, 1, 1, NNK_PACK_BLOCKED},
+    {w_3_1_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
+    {w_3_1_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
+    {w_4_0_conv1_weight, 512, 256, 3, 3, NNK_PACK_BLOCKED},
+    {w_4_0_conv2_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
+    {w_4_0_conv3_weight, 512, 256, 1, 1, NNK_PACK_BLOCKED},
+    {w_4_1_conv1_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
+    {w_4_1_conv2_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 0 weight(s) derived, 17 batch norm(s) folded, 20 weight(s) packed. */
@@ -909,8 +917,8 @@ static int prepare(fashion_resnet18 *m) {
         return -1;
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
-        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,
-                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);
+        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
+                      conv_packings[i].kw, conv_packings[i].how, tmp);
     free(tmp);
     return 0;
 }

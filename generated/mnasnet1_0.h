@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). mnasnet1_0_new allocates
    them; mnasnet1_0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define MNASNET1_0_ARENA_BYTES 4816896
+#define MNASNET1_0_ARENA_BYTES 3211264
 #define MNASNET1_0_WEIGHT_BYTES 17763520
 #define MNASNET1_0_SCRATCH_BYTES_PER_THREAD 557056
-#define MNASNET1_0_STATE_BYTES 1848
+#define MNASNET1_0_STATE_BYTES 1672
 
 typedef struct mnasnet1_0 mnasnet1_0;
 

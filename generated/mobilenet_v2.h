@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). mobilenet_v2_new allocates
    them; mobilenet_v2_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define MOBILENET_V2_ARENA_BYTES 9633792
+#define MOBILENET_V2_ARENA_BYTES 6021120
 #define MOBILENET_V2_WEIGHT_BYTES 14224512
 #define MOBILENET_V2_SCRATCH_BYTES_PER_THREAD 557056
-#define MOBILENET_V2_STATE_BYTES 1920
+#define MOBILENET_V2_STATE_BYTES 1672
 
 typedef struct mobilenet_v2 mobilenet_v2;
 

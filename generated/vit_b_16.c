@@ -287,7 +287,7 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     long u0 = 168L * part / parts, u1 = 168L * (part + 1) / parts;   /* of 168 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* to_plain: [1, 768, 14, 14] -> [1, 768, 14, 14] */
@@ -1165,10 +1165,10 @@ static const nnrt_packing packings[] = {
     {w_encoder_layers_encoder_layer_11_mlp_3_weight, 768, 3072, NNK_NR},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input
-   channels, kernel height and width, whether the input is plain. */
-static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {
-    {w_conv_proj_weight, 768, 3, 16, 16, 1},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
+   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
+    {w_conv_proj_weight, 768, 3, 16, 16, NNK_PACK_PLAIN},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 49 weight(s) packed. */
@@ -1181,8 +1181,8 @@ static int prepare(vit_b_16 *m) {
     for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
-        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,
-                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);
+        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
+                      conv_packings[i].kw, conv_packings[i].how, tmp);
     free(tmp);
     return 0;
 }

@@ -503,7 +503,7 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* to_plain: [1, 1024, 14, 14] -> [1, 1024, 14, 14] */
@@ -1929,10 +1929,10 @@ void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv_nchwc): offset, output and input
-   channels, kernel height and width, whether the input is plain. */
-static const struct { long at; int O, C, kh, kw, plain; } conv_packings[] = {
-    {w_conv_proj_weight, 1024, 3, 16, 16, 1},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
+   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
+    {w_conv_proj_weight, 1024, 3, 16, 16, NNK_PACK_PLAIN},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 1 weight(s) packed. */
@@ -1943,8 +1943,8 @@ static int prepare(vit_l_16 *m) {
         return -1;
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
-        nnk_pack_conv_nchwc_in_place(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C,
-                                     conv_packings[i].kh, conv_packings[i].kw, conv_packings[i].plain, tmp);
+        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
+                      conv_packings[i].kw, conv_packings[i].how, tmp);
     free(tmp);
     return 0;
 }
