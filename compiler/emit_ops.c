@@ -326,6 +326,13 @@ static void emit_linear(Emitter *e, const Op *op) {
 
 static void emit_batchnorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
+    if (x->layout == LAYOUT_NCHW16C) {   /* choose_layouts.c */
+        long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
+        parallel_call(e, op, format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+                                    "    nnk_batchnorm_nchwc(a->y, a->in[0], a->in[1], a->in[2], a->in[3], a->in[4], %lld, %lld, %s, b0, b1);\n",
+                                    blocks, blocks, (long long)x->dims[1], (long long)(x->dims[2] * x->dims[3]), c_float(op->a.eps)));
+        return;
+    }
     char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %s);\n", (long long)x->dims[0],
                         (long long)x->dims[1], (long long)prod(x, 2, x->rank), c_float(op->a.eps));
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta, const float *mean, const float *var", body);
@@ -472,7 +479,7 @@ static void emit_softmax(Emitter *e, const Op *op) {
 static void emit_pool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
-    bool blocked = x->layout == LAYOUT_NCHW16C;   /* (choose_layouts blocks max pools only) */
+    bool blocked = x->layout == LAYOUT_NCHW16C;   /* (choose_layouts blocks only the average pools nnk_avgpool_nchwc computes) */
     char *shape = format("    static const nnk_pool_params shape = {.N = %lld, .C = %lld, .H = %lld, .W = %lld, .OH = %lld, .OW = %lld,\n"
                          "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d%s%s};\n",
                          (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2],
@@ -482,7 +489,8 @@ static void emit_pool(Emitter *e, const Op *op) {
     if (blocked) {   /* blocks of 16 channels of every image, split between the threads */
         long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
         parallel_call(e, op, format("%s    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
-                                    "    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, blocks, blocks));
+                                    "    %s(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, blocks, blocks,
+                                    op->kind == OPK_MAXPOOL ? "nnk_maxpool_nchwc" : "nnk_avgpool_nchwc"));
         return;
     }
     simple_call(e, op, "float *restrict y, const float *restrict x",

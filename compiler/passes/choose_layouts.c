@@ -14,8 +14,9 @@
  *     convolution's inner loops need no test;
  *   - an elementwise op whose operands all have its shape stays blocked when one of them is (the others
  *     are converted): an activation, a residual add;
- *   - max pooling stays blocked; a global average pool reads blocked and writes plain (for a 1×1 plane
- *     the two layouts are the same bytes);
+ *   - max pooling, average pooling (divided by the window's size), batch norm and a concat of channels
+ *     (parts of multiples of 16) stay blocked; a global average pool reads blocked and writes plain (for
+ *     a 1×1 plane the two layouts are the same bytes);
  *   - every other op reads plain: a to_plain op converts a blocked input once, before its first such
  *     reader, and so does every model output.
  *
@@ -55,6 +56,26 @@ static bool elementwise_blockable(const Op *op) {
     for (int j = 0; j < op->in.len; j++) {
         const Tensor *t = op->in.items[j];
         if (t->kind == TK_WEIGHT || t->rank != 4 || memcmp(t->dims, op->out->dims, sizeof(int64_t) * 4) != 0)
+            return false;
+        any |= is_blocked(t);
+    }
+    return any;
+}
+
+/* An average pool whose divisor is the window's size (nnk_avgpool_nchwc). */
+static bool avgpool_blockable(const Op *op) {
+    return op->kind == OPK_AVGPOOL && !op->a.ceil_mode && op->a.count_include_pad;
+}
+
+/* A concat of channels, each part a multiple of 16, one of them blocked: per image, blocked parts lie one
+   after the other as plain ones do, so the copy is the same. */
+static bool concat_blockable(const Op *op) {
+    if (op->kind != OPK_CONCAT || op->a.axis != 1 || op->out->rank != 4)
+        return false;
+    bool any = false;
+    for (int j = 0; j < op->in.len; j++) {
+        const Tensor *t = op->in.items[j];
+        if (t->kind == TK_WEIGHT || t->dims[1] % CB != 0)
             return false;
         any |= is_blocked(t);
     }
@@ -134,7 +155,15 @@ void pass_choose_layouts(Graph *g) {
                     op->in.items[j] = to_blocked(&L, t, op);
             }
             op->out->layout = LAYOUT_NCHW16C;
-        } else if (op->kind == OPK_MAXPOOL && is_blocked(op->in.items[0])) {
+        } else if ((op->kind == OPK_MAXPOOL || op->kind == OPK_BATCHNORM || avgpool_blockable(op)) && op->out->rank == 4 &&
+                   is_blocked(op->in.items[0])) {
+            op->out->layout = LAYOUT_NCHW16C;
+        } else if (concat_blockable(op)) {
+            for (int j = 0; j < op->in.len; j++) {
+                Tensor *t = op->in.items[j];
+                if (!is_blocked(t))
+                    op->in.items[j] = to_blocked(&L, t, op);
+            }
             op->out->layout = LAYOUT_NCHW16C;
         } else if (op->kind == OPK_ADAPTIVE_AVGPOOL && is_blocked(op->in.items[0]) && op->out->dims[2] == 1 && op->out->dims[3] == 1) {
             /* reads blocked, writes plain */

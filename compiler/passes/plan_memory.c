@@ -143,8 +143,9 @@ static int by_length_desc(const void *a, const void *b) {
 }
 
 /* Places the buffers in the given order, each at the lowest offset where it collides with no
-   already placed buffer of overlapping lifetime; returns the arena size. */
-static int64_t place(Buffer *bufs, int n, int (*order_by)(const void *, const void *)) {
+   already placed buffer of overlapping lifetime (or, best_fit, in the smallest such gap that holds it,
+   else past them all); returns the arena size. */
+static int64_t place(Buffer *bufs, int n, int (*order_by)(const void *, const void *), bool best_fit) {
     Buffer **order = xcalloc((size_t)n + 1, sizeof *order), **conf = xcalloc((size_t)n + 1, sizeof *conf);
     for (int i = 0; i < n; i++)
         order[i] = &bufs[i];
@@ -157,15 +158,22 @@ static int64_t place(Buffer *bufs, int n, int (*order_by)(const void *, const vo
             if (live_together(order[j], cur))
                 conf[nconf++] = order[j];
         qsort(conf, (size_t)nconf, sizeof *conf, by_offset);
-        int64_t offset = 0;
+        int64_t offset = 0, best = -1, best_gap = 0;
         for (int j = 0; j < nconf; j++) {
-            if (conf[j]->offset >= offset + cur->bytes)
-                break;
+            if (conf[j]->offset >= offset + cur->bytes) {
+                if (!best_fit)
+                    break;
+                if (best < 0 || conf[j]->offset - offset < best_gap) {
+                    best = offset;
+                    best_gap = conf[j]->offset - offset;
+                }
+            }
             int64_t end = (conf[j]->offset + conf[j]->bytes + ALIGN - 1) / ALIGN * ALIGN;
             if (end > offset)
                 offset = end;
         }
-        cur->offset = offset;
+        cur->offset = best >= 0 ? best : offset;
+        offset = cur->offset;
         if (offset + cur->bytes > arena)
             arena = offset + cur->bytes;
     }
@@ -227,8 +235,8 @@ void plan_memory(Graph *g) {
     int (*orders[])(const void *, const void *) = {by_size_desc, by_area_desc, by_first_use, by_length_desc};
     int64_t best = -1;
     int64_t *best_offsets = xcalloc((size_t)n + 1, sizeof *best_offsets);
-    for (size_t k = 0; k < sizeof orders / sizeof *orders; k++) {
-        int64_t arena = place(bufs, n, orders[k]);
+    for (size_t k = 0; k < 2 * (sizeof orders / sizeof *orders); k++) {
+        int64_t arena = place(bufs, n, orders[k / 2], k % 2);
         if (best < 0 || arena < best) {
             best = arena;
             for (int i = 0; i < n; i++)

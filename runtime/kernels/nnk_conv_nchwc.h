@@ -587,6 +587,53 @@ static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x,
             }
 }
 
+/* Batch norm in the blocked layout, blocks [b0, b1) of a batch (block b is channels 16 (b % (C/16)) on),
+   as nnk_batchnorm computes each element. */
+static inline void nnk_batchnorm_nchwc(float *y, const float *x, const float *restrict gamma, const float *restrict beta,
+                                       const float *restrict mean, const float *restrict var, int C, long HW, float eps,
+                                       long b0, long b1)
+{
+    for (long b = b0; b < b1; b++) {
+        int c0 = (int)(b % (C / NNK_CB)) * NNK_CB;
+        float scale[NNK_CB], shift[NNK_CB];
+        for (int l = 0; l < NNK_CB; l++) {
+            scale[l] = gamma[c0 + l] / sqrtf(var[c0 + l] + eps);
+            shift[l] = beta[c0 + l] - mean[c0 + l] * scale[l];
+        }
+        for (long i = 0; i < HW; i++)
+            for (int l = 0; l < NNK_CB; l++)
+                y[(b * HW + i) * NNK_CB + l] = x[(b * HW + i) * NNK_CB + l] * scale[l] + shift[l];
+    }
+}
+
+/* Average pool in the blocked layout (count_include_pad, no ceil_mode: the divisor is the window's size),
+   blocks [b0, b1): the window's cells summed in row order, padding cells as zeros, as nnk_avgpool2d. */
+static inline void nnk_avgpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
+{
+    float count = (float)(p->kh * p->kw);
+    for (int cb = b0; cb < b1; cb++)
+        for (int oh = 0; oh < p->OH; oh++)
+            for (int ow = 0; ow < p->OW; ow++) {
+                float s[NNK_CB] = {0};
+                for (int kh = 0; kh < p->kh; kh++) {
+                    int ih = oh * p->sh - p->pt + kh;
+                    if (ih < 0 || ih >= p->H)
+                        continue;
+                    for (int kw = 0; kw < p->kw; kw++) {
+                        int iw = ow * p->sw - p->pl + kw;
+                        if (iw < 0 || iw >= p->W)
+                            continue;
+                        const float *xv = x + (((long)cb * p->H + ih) * p->W + iw) * NNK_CB;
+                        for (int c = 0; c < NNK_CB; c++)
+                            s[c] += xv[c];
+                    }
+                }
+                float *yv = y + (((long)cb * p->OH + oh) * p->OW + ow) * NNK_CB;
+                for (int c = 0; c < NNK_CB; c++)
+                    yv[c] = s[c] / count;
+            }
+}
+
 /* Mean over the plane in the blocked layout (adaptive average pool to 1×1), blocks [b0, b1) of one image:
    y[cb][16], which is the plain layout of [C, 1, 1]. The sum runs over pixels in order, as nnk's plain
    global pool sums them. */

@@ -333,6 +333,15 @@ y = relu(conv2d(x, 32, kernel=3, pad=1) as a)
 return relu(conv2d(y, 32, kernel=1) as b + x)
 """, lambda W, x: torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 1) + x))
 
+case("nchwc/dense_concat_bn_avgpool", dict(x=(2, 3, 12, 12)), """
+s = conv2d(x, 32, kernel=3, pad=1) as stem
+y = conv2d(relu(batchnorm(s) as bn1), 16, kernel=1) as c1
+s = concat([s, y], axis=1)
+s = relu(batchnorm(s) as bn2)
+return avgpool(conv2d(s, 32, kernel=1) as c2, 2)
+""", lambda W, x: (lambda s: (lambda s2: F.avg_pool2d(ref_conv(W, "c2", torch.relu(W.mod("bn2", nn.BatchNorm2d(48))(s2)), 32, 1), 2))(
+    torch.cat([s, ref_conv(W, "c1", torch.relu(W.mod("bn1", nn.BatchNorm2d(32))(s)), 16, 1)], 1)))(ref_conv(W, "stem", x, 32, 3, 1, 1)))
+
 case("nchwc/sigmoid_mul_flatten", dict(x=(1, 16, 6, 6)), """
 y = conv2d(x, 32, kernel=3, pad=1) as a
 z = sigmoid(y) * y

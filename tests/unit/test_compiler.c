@@ -2065,7 +2065,11 @@ static void test_choose_layouts(void) {
         {"x: f32[1, 16, 8, 8]", "relu(conv2d(x, 32, kernel=1) as c) + conv2d(x, 32, kernel=1) as d", 2, "to_blocked conv2d conv2d to_plain"},
         {"x: f32[1, 3, 8, 8]", "maxpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d maxpool to_plain"},
         {"x: f32[1, 3, 8, 8]", "global_avgpool(conv2d(x, 16, kernel=1) as c)", 2, "conv2d adaptive_avgpool"},
-        {"x: f32[1, 3, 8, 8]", "avgpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d to_plain avgpool"},
+        {"x: f32[1, 3, 8, 8]", "avgpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d avgpool to_plain"},
+        {"x: f32[1, 3, 8, 8]", "avgpool(conv2d(x, 16, kernel=1) as c, 2, count_include_pad=false, pad=1)", 2, "conv2d to_plain avgpool"},
+        {"x: f32[1, 3, 8, 8]", "concat([conv2d(x, 16, kernel=1) as c, conv2d(x, 32, kernel=1) as d], axis=1)", 2, "conv2d conv2d concat to_plain"},
+        {"x: f32[1, 3, 8, 8]", "concat([conv2d(x, 16, kernel=1) as c, x], axis=1)", 2, "conv2d to_plain concat"},   /* 3 channels: plain */
+        {"x: f32[1, 3, 8, 8]", "batchnorm(relu(conv2d(x, 16, kernel=1) as c)) as bn", 2, "conv2d batchnorm to_plain"},
         {"x: f32[1, 3, 8, 8]", "flatten(conv2d(x, 16, kernel=1) as c)", 2, "conv2d to_plain reshape"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
