@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). densenet121_new allocates
    them; densenet121_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define DENSENET121_ARENA_BYTES 8429568
-#define DENSENET121_WEIGHT_BYTES 32280000
-#define DENSENET121_SCRATCH_BYTES_PER_THREAD 557056
-#define DENSENET121_STATE_BYTES 3736
+#define DENSENET121_ARENA_BYTES 8830976
+#define DENSENET121_WEIGHT_BYTES 40242624
+#define DENSENET121_SCRATCH_BYTES_PER_THREAD 516096
+#define DENSENET121_STATE_BYTES 4192
 
 typedef struct densenet121 densenet121;
 
