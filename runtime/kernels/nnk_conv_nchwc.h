@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) void nnk__conv_tile_run(int NW, int
                                                                      const nnk__conv_tile *t)
 {
     const long xp = XP ? XP : t->xp;   /* a constant step keeps every pixel's address one register plus an offset */
-    nnk__v16 acc[NNK__NW][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
+    nnk__v16 acc[NNK__NW > NNK__NW4 ? NNK__NW : NNK__NW4][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
 NNK__UNROLL16
     for (int j = 0; j < NB; j++) {
         nnk__v16 b = NNK__V_ZERO();
@@ -414,7 +414,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             const float *wo = w + ob * t.wb;
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
-            if (NNK__NB4 > NNK__NB && nb - j >= NNK__NB4 && n <= NNK__NW4) {
+            if ((NNK__NB4 != NNK__NB || NNK__NW4 != NNK__NW) && nb - j >= NNK__NB4 && n <= NNK__NW4) {
                 nnk__conv_run(full4, NNK__NW4, pieces4, yo, xr, wo, &t, (int)n);
                 j += NNK__NB4;
             } else if (nb - j >= NNK__NB) {
