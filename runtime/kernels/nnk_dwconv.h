@@ -1,0 +1,255 @@
+/*
+ * nnk_dwconv.h — depthwise and grouped convolutions: conv2d with groups > 1.
+ *
+ * Depthwise (groups == C; every input channel makes M = O / C output channels, usually 1): MobileNet's
+ * 3×3, ConvNeXt's 7×7. Each input channel is first copied into a zero-padded plane in scratch, split by
+ * column phase for a stride: phase r of a padded row holds its columns r, r + SW, r + 2·SW, ... So the
+ * input of output column ow under tap column kw, padded column ow·SW + kw·DW, is element ow + t / SW of
+ * phase t % SW (t = kw·DW): for every stride, dilation and padding, each tap reads a contiguous run of the
+ * padded plane, and no load needs an edge test. An output row is then computed a block at a time, R rows
+ * × NV vectors of VLEN floats in registers: from the bias, one multiply-add per tap in increasing
+ * (kh, kw) order, the weight broadcast once for the block's NV·R vectors. The last vector of a row may
+ * run past OW: the padded rows are wide enough (a multiple of 16 columns, plus the taps' reach) that
+ * its loads stay in the plane, and only the row's own columns are stored. The fused epilogue (act1, the
+ * residual, act2; nnk_epilogue) runs on each block of rows just stored, while it is in L1.
+ *
+ * The vector is the target's widest (GNU C vector types): 16 floats with AVX-512, 8 with AVX, 4 with
+ * SSE2, NEON or other 128-bit SIMD, and each multiply-add is one fused instruction on the AVX-512, AVX2 +
+ * FMA and NEON paths (so those three give the same bits), a multiply and an add on the others (unless
+ * the compiler contracts them). Without vector extensions (or under NNK_SCALAR) the same loops run on
+ * floats. The path is the first of these whose macros are defined, named by one NNK_DWCONV_* macro:
+ *
+ *     NNK_DWCONV_AVX512F    __AVX512F__               16 floats, _mm512_fmadd_ps
+ *     NNK_DWCONV_AVX2_FMA   __AVX2__ and __FMA__       8 floats, _mm256_fmadd_ps
+ *     NNK_DWCONV_NEON       __aarch64__                4 floats, vfmaq_f32
+ *     NNK_DWCONV_VECTOR     GNU C and 128-bit SIMD     4 or 8 floats, a * b + c
+ *     NNK_DWCONV_SCALAR     anything else              floats
+ *
+ * (NNK_PORTABLE skips the first three, NNK_SCALAR all but the last, as for nnk_gemm.h.)
+ *
+ * Grouped (1 < groups < C: ResNeXt, RegNet): each group is a blocked product of its own, nnk_conv2d_gemm
+ * with A = the group's weights and B = the im2col of the group's input channels, the epilogue fused.
+ *
+ * Threads split both by output channels (depthwise) or groups (grouped); every element is computed by the
+ * same operations whichever thread computes it.
+ */
+#ifndef NNK_DWCONV_H
+#define NNK_DWCONV_H
+
+#include "nnk_base.h"
+#include "nnk_conv.h"
+#include "nnk_elementwise.h"
+#include "nnk_gemm.h"
+
+#if defined(__GNUC__) && !defined(NNK_SCALAR) &&                                                         \
+    (defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__wasm_simd128__))
+#if defined(__AVX512F__)
+#define NNK__DW_VLEN 16
+#elif defined(__AVX__)
+#define NNK__DW_VLEN 8
+#else
+#define NNK__DW_VLEN 4
+#endif
+typedef float nnk__dwv __attribute__((vector_size(4 * NNK__DW_VLEN)));
+#if defined(__AVX512F__) && !defined(NNK_PORTABLE)
+#include <immintrin.h>
+#define NNK_DWCONV_AVX512F 1
+#define NNK__DW_FMA(acc, w, x) ((nnk__dwv)_mm512_fmadd_ps((__m512)(w), (__m512)(x), (__m512)(acc)))
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__) && !defined(NNK_PORTABLE)
+#include <immintrin.h>
+#define NNK_DWCONV_AVX2_FMA 1
+#define NNK__DW_FMA(acc, w, x) ((nnk__dwv)_mm256_fmadd_ps((__m256)(w), (__m256)(x), (__m256)(acc)))
+#elif defined(__aarch64__) && !defined(NNK_PORTABLE)
+#include <arm_neon.h>
+#define NNK_DWCONV_NEON 1
+#define NNK__DW_FMA(acc, w, x) ((nnk__dwv)vfmaq_f32((float32x4_t)(acc), (float32x4_t)(w), (float32x4_t)(x)))
+#else
+#define NNK_DWCONV_VECTOR 1
+#define NNK__DW_FMA(acc, w, x) ((acc) + (w) * (x))
+#endif
+#define NNK__DW_INLINE static inline __attribute__((always_inline))
+static inline nnk__dwv nnk__dw_load(const float *p)
+{
+    nnk__dwv v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void nnk__dw_store(float *p, nnk__dwv v) { memcpy(p, &v, sizeof v); }
+static inline nnk__dwv nnk__dw_set1(float s)
+{
+    const nnk__dwv zero = {0};
+    return zero + s;
+}
+#else
+#define NNK_DWCONV_SCALAR 1
+#define NNK__DW_VLEN 1
+typedef float nnk__dwv;
+#define NNK__DW_FMA(acc, w, x) ((acc) + (w) * (x))
+#define NNK__DW_INLINE static inline
+static inline nnk__dwv nnk__dw_load(const float *p) { return *p; }
+static inline void nnk__dw_store(float *p, nnk__dwv v) { *p = v; }
+static inline nnk__dwv nnk__dw_set1(float s) { return s; }
+#endif
+
+enum {
+    NNK_DW_ROWS = 2,        /* output rows of a block */
+    NNK_DW_VECS = 4,        /* vectors of a block's row */
+    NNK_DWCONV_MAX_TAPS = 1024,   /* KH·KW at most (the taps' offsets are a table on the stack) */
+};
+
+/* Columns of a padded row: the output row rounded up to 16 (the widest vector), plus the taps' reach. */
+#define NNK__DW_ROW(OW, KW, SW, DW) (((long)(OW) + 15) / 16 * 16 + (long)((KW) - 1) * (DW) / (SW))
+/* Rows of the padded plane that the output rows reach. */
+#define NNK__DW_HP(OH, KH, SH, DH) ((long)((OH) - 1) * (SH) + (long)((KH) - 1) * (DH) + 1)
+/* Floats of scratch a thread needs for nnk_dwconv2d_part: one input channel, padded, in SW phases. */
+#define NNK_DWCONV_SCRATCH(OH, OW, KH, KW, SH, SW, DH, DW) \
+    ((long)(SW) * NNK__DW_HP(OH, KH, SH, DH) * NNK__DW_ROW(OW, KW, SW, DW))
+
+/* Channel x[H][W] into the phases of its padded plane xp[SW][hp][lr]: element j of phase r of padded row i
+   is x[i - PT][j·SW + r - PL], zero outside the image. */
+static inline void nnk__dw_pad(float *restrict xp, const float *restrict x, const nnk_conv_params *p, long hp, long lr)
+{
+    for (int r = 0; r < p->sw; r++) {
+        int lo, hi;
+        nnk__valid_range(&lo, &hi, (int)lr, p->W, p->sw, r - p->pl);
+        for (long i = 0; i < hp; i++) {
+            float *d = xp + ((long)r * hp + i) * lr;
+            long ih = i - p->pt;
+            if (ih < 0 || ih >= p->H || lo >= hi) {
+                memset(d, 0, (size_t)lr * sizeof *d);
+                continue;
+            }
+            const float *xr = x + ih * p->W + r - p->pl;
+            for (int j = 0; j < lo; j++)
+                d[j] = 0.0f;
+            for (int j = lo; j < hi; j++)
+                d[j] = xr[(long)j * p->sw];
+            for (long j = hi; j < lr; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
+/* One block: rows [0, R) (row stride OW in y, SH·lr in the padded plane) × nv vectors from column 0 of y
+   and of xp, which point at the block's first output and at its first input under tap 0; cols is how many
+   columns of the block's rows are output columns (the rest of the last vector is not stored). */
+NNK__DW_INLINE void nnk__dw_block(int R, int nv, float *restrict y, long ldy, const float *restrict xp, long ldx,
+                                  const float *restrict wk, const long *restrict off, int taps, float bias, int cols)
+{
+    nnk__dwv acc[NNK_DW_ROWS][NNK_DW_VECS];
+NNK__UNROLL
+    for (int r = 0; r < R; r++)
+NNK__UNROLL
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = nnk__dw_set1(bias);
+    for (int k = 0; k < taps; k++) {
+        nnk__dwv wv = nnk__dw_set1(wk[k]);
+        const float *src = xp + off[k];
+NNK__UNROLL
+        for (int r = 0; r < R; r++)
+NNK__UNROLL
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = NNK__DW_FMA(acc[r][v], wv, nnk__dw_load(src + r * ldx + v * NNK__DW_VLEN));
+    }
+NNK__UNROLL
+    for (int r = 0; r < R; r++)
+NNK__UNROLL
+        for (int v = 0; v < nv; v++) {
+            float *d = y + r * ldy + v * NNK__DW_VLEN;
+            int left = cols - v * NNK__DW_VLEN;
+            if (left >= NNK__DW_VLEN) {
+                nnk__dw_store(d, acc[r][v]);
+            } else {
+                float t[NNK__DW_VLEN];
+                nnk__dw_store(t, acc[r][v]);
+                memcpy(d, t, (size_t)left * sizeof *d);
+            }
+        }
+}
+
+/* The blocks of R rows at every column of one output plane; the dispatch makes R and nv constants. */
+NNK__DW_INLINE void nnk__dw_rows(int R, float *restrict y, int OW, const float *restrict xp, long ldx,
+                                 const float *restrict wk, const long *restrict off, int taps, float bias)
+{
+    const int step = NNK_DW_VECS * NNK__DW_VLEN;
+    for (int j = 0; j < OW; j += step) {
+        int cols = OW - j < step ? OW - j : step, nv = (cols + NNK__DW_VLEN - 1) / NNK__DW_VLEN;
+        float *yj = y + j;
+        const float *xj = xp + j;
+        switch (nv) {
+        case 4: nnk__dw_block(R, 4, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
+        case 3: nnk__dw_block(R, 3, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
+        case 2: nnk__dw_block(R, 2, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
+        default: nnk__dw_block(R, 1, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
+        }
+    }
+}
+
+/* One output plane y[OH][OW] of the channel padded in xp, from the bias, then the epilogue (res laid out
+   like y, or NULL), block of rows by block of rows. Out of line on the GNU paths: one copy serves every
+   layer. */
+#if defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+static void nnk__dw_plane(float *restrict y, const float *restrict xp, const float *restrict wk, float bias,
+                          const float *restrict res, int act1, int act2, const nnk_conv_params *p, long hp, long lr)
+{
+    long off[NNK_DWCONV_MAX_TAPS];
+    int taps = p->kh * p->kw;
+    for (int kh = 0; kh < p->kh; kh++)
+        for (int kw = 0; kw < p->kw; kw++) {
+            int t = kw * p->dw;
+            off[kh * p->kw + kw] = ((long)(t % p->sw) * hp + (long)kh * p->dh) * lr + t / p->sw;
+        }
+    long ldx = (long)p->sh * lr;
+    for (int oh = 0; oh < p->OH; oh += NNK_DW_ROWS) {
+        int R = p->OH - oh < NNK_DW_ROWS ? p->OH - oh : NNK_DW_ROWS;
+        float *yr = y + (long)oh * p->OW;
+        const float *xr = xp + (long)oh * ldx;
+        if (R == NNK_DW_ROWS)
+            nnk__dw_rows(NNK_DW_ROWS, yr, p->OW, xr, ldx, wk, off, taps, bias);
+        else
+            nnk__dw_rows(1, yr, p->OW, xr, ldx, wk, off, taps, bias);
+        if (act1 || res)
+            nnk_epilogue(yr, res ? res + (long)oh * p->OW : NULL, (long)R * p->OW, act1, act2);
+    }
+}
+
+/* Output channels [o0, o1) of a depthwise conv2d of one image (groups == C, w[O][1][KH][KW], output channel
+   o reads input channel o / (O / C)): y[o] = conv(x[o / M], w[o]) + b[o], then y = act2(act1(y) + res)
+   (or act1(y) without res). y, x, res and b are the image's and layer's whole tensors (b and res may be
+   NULL); scratch holds NNK_DWCONV_SCRATCH of the shape; KH·KW is at most NNK_DWCONV_MAX_TAPS. */
+static inline void nnk_dwconv2d_part(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
+                                     const float *restrict res, int act1, int act2, const nnk_conv_params *p, int o0, int o1,
+                                     float *restrict scratch)
+{
+    int M = p->O / p->C, taps = p->kh * p->kw;
+    long hp = NNK__DW_HP(p->OH, p->kh, p->sh, p->dh), lr = NNK__DW_ROW(p->OW, p->kw, p->sw, p->dw);
+    long plane = (long)p->OH * p->OW;
+    for (int o = o0, padded = -1; o < o1; o++) {
+        if (o / M != padded) {
+            padded = o / M;
+            nnk__dw_pad(scratch, x + (long)padded * p->H * p->W, p, hp, lr);
+        }
+        nnk__dw_plane(y + o * plane, scratch, w + (long)o * taps, b ? b[o] : 0.0f, res ? res + o * plane : NULL, act1, act2, p, hp, lr);
+    }
+}
+
+/* Groups [g0, g1) of a grouped conv2d of one image, each a blocked product (nnk_conv2d_gemm) of its
+   weights w[g·Og .. (g+1)·Og] and the im2col of its input channels, with the epilogue fused. y, x, b and
+   res are the image's and layer's whole tensors; scratch holds NNK_GEMM_SCRATCH floats. */
+static inline void nnk_conv2d_gemm_groups(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
+                                          const float *restrict res, int act1, int act2, const nnk_conv_params *p, int g0, int g1,
+                                          float *restrict scratch)
+{
+    int Cg = p->C / p->groups, Og = p->O / p->groups;
+    long plane = (long)p->OH * p->OW, K = (long)Cg * p->kh * p->kw;
+    for (int g = g0; g < g1; g++) {
+        long at = (long)g * Og * plane;
+        nnk_conv2d_gemm(y + at, x + (long)g * Cg * p->H * p->W, w + (long)g * Og * K, 0, Og, 0, b ? b + (long)g * Og : NULL,
+                        res ? res + at : NULL, act1, act2, Cg, p->H, p->W, Og, p->OH, p->OW, 0, (int)plane, p->kh, p->kw, p->sh,
+                        p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
+    }
+}
+
+#endif
