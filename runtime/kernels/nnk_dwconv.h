@@ -2,16 +2,18 @@
  * nnk_dwconv.h — depthwise and grouped convolutions: conv2d with groups > 1.
  *
  * Depthwise (groups == C; every input channel makes M = O / C output channels, usually 1): MobileNet's
- * 3×3, ConvNeXt's 7×7. Each input channel is first copied into a zero-padded plane in scratch, split by
- * column phase for a stride: phase r of a padded row holds its columns r, r + SW, r + 2·SW, ... So the
- * input of output column ow under tap column kw, padded column ow·SW + kw·DW, is element ow + t / SW of
- * phase t % SW (t = kw·DW): for every stride, dilation and padding, each tap reads a contiguous run of the
- * padded plane, and no load needs an edge test. An output row is then computed a block at a time, R rows
- * × NV vectors of VLEN floats in registers: from the bias, one multiply-add per tap in increasing
- * (kh, kw) order, the weight broadcast once for the block's NV·R vectors. The last vector of a row may
- * run past OW: the padded rows are wide enough (a multiple of 16 columns, plus the taps' reach) that
- * its loads stay in the plane, and only the row's own columns are stored. The fused epilogue (act1, the
- * residual, act2; nnk_epilogue) runs on each block of rows just stored, while it is in L1.
+ * 3×3, ConvNeXt's 7×7; and groups of few channels (ResNeXt's 4 to 16, RegNet's 8 or 16), each output
+ * channel then summing over its group's Cg input channels. The input channels of a group are first copied
+ * into zero-padded planes in scratch, split by column phase for a stride: phase r of a padded row holds
+ * its columns r, r + SW, r + 2·SW, ... So the input of output column ow under tap column kw, padded column
+ * ow·SW + kw·DW, is element ow + t / SW of phase t % SW (t = kw·DW): for every stride, dilation and
+ * padding, each tap reads a contiguous run of the padded plane, and no load needs an edge test. An output
+ * row is then computed a block at a time, R rows × NV vectors of VLEN floats in registers: from the bias,
+ * one multiply-add per tap (c, kh, kw) in the order of the weight, the weight broadcast once for the
+ * block's NV·R vectors. The last vector of a row may run past OW: the padded rows are wide enough (a
+ * multiple of 16 columns, plus the taps' reach) that its loads stay in the plane, and only the row's own
+ * columns are stored. The fused epilogue (act1, the residual, act2; nnk_epilogue) runs on each block of
+ * rows just stored, while it is in L1.
  *
  * The vector is the target's widest (GNU C vector types): 16 floats with AVX-512, 8 with AVX, 4 with
  * SSE2, NEON or other 128-bit SIMD, and each multiply-add is one fused instruction on the AVX-512, AVX2 +
@@ -27,11 +29,12 @@
  *
  * (NNK_PORTABLE skips the first three, NNK_SCALAR all but the last, as for nnk_gemm.h.)
  *
- * Grouped (1 < groups < C: ResNeXt, RegNet): each group is a blocked product of its own, nnk_conv2d_gemm
- * with A = the group's weights and B = the im2col of the group's input channels, the epilogue fused.
+ * Groups of many channels (K = Cg·KH·KW of a few hundred: ResNeXt's last stage) are faster as a blocked
+ * product each (nnk_conv2d_gemm_groups: A = the group's weights, B = the im2col of its input channels),
+ * the epilogue fused; compiler/passes/select_kernels.c chooses.
  *
- * Threads split both by output channels (depthwise) or groups (grouped); every element is computed by the
- * same operations whichever thread computes it.
+ * Threads split both by output channels, anywhere; every element is computed by the same operations
+ * whichever thread computes it.
  */
 #ifndef NNK_DWCONV_H
 #define NNK_DWCONV_H
@@ -101,9 +104,10 @@ enum {
 #define NNK__DW_ROW(OW, KW, SW, DW) (((long)(OW) + 15) / 16 * 16 + (long)((KW) - 1) * (DW) / (SW))
 /* Rows of the padded plane that the output rows reach. */
 #define NNK__DW_HP(OH, KH, SH, DH) ((long)((OH) - 1) * (SH) + (long)((KH) - 1) * (DH) + 1)
-/* Floats of scratch a thread needs for nnk_dwconv2d_part: one input channel, padded, in SW phases. */
-#define NNK_DWCONV_SCRATCH(OH, OW, KH, KW, SH, SW, DH, DW) \
-    ((long)(SW) * NNK__DW_HP(OH, KH, SH, DH) * NNK__DW_ROW(OW, KW, SW, DW))
+/* Floats of one input channel padded (in SW phases), and of the scratch a thread needs for
+   nnk_dwconv2d_part: one group's Cg input channels (1 for a depthwise conv2d). */
+#define NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW) ((long)(SW) * NNK__DW_HP(OH, KH, SH, DH) * NNK__DW_ROW(OW, KW, SW, DW))
+#define NNK_DWCONV_SCRATCH(Cg, OH, OW, KH, KW, SH, SW, DH, DW) ((long)(Cg) * NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW))
 
 /* Channel x[H][W] into the phases of its padded plane xp[SW][hp][lr]: element j of phase r of padded row i
    is x[i - PT][j·SW + r - PL], zero outside the image. */
@@ -122,8 +126,14 @@ static inline void nnk__dw_pad(float *restrict xp, const float *restrict x, cons
             const float *xr = x + ih * p->W + r - p->pl;
             for (int j = 0; j < lo; j++)
                 d[j] = 0.0f;
-            for (int j = lo; j < hi; j++)
-                d[j] = xr[(long)j * p->sw];
+            if (p->sw == 1)   /* (a copy, and the deinterleaving of stride 2 with a constant step, vectorise) */
+                memcpy(d + lo, xr + lo, (size_t)(hi - lo) * sizeof *d);
+            else if (p->sw == 2)
+                for (int j = lo; j < hi; j++)
+                    d[j] = xr[2L * j];
+            else
+                for (int j = lo; j < hi; j++)
+                    d[j] = xr[(long)j * p->sw];
             for (long j = hi; j < lr; j++)
                 d[j] = 0.0f;
         }
@@ -185,22 +195,15 @@ NNK__DW_INLINE void nnk__dw_rows(int R, float *restrict y, int OW, const float *
     }
 }
 
-/* One output plane y[OH][OW] of the channel padded in xp, from the bias, then the epilogue (res laid out
-   like y, or NULL), block of rows by block of rows. Out of line on the GNU paths: one copy serves every
-   layer. */
+/* One output plane y[OH][OW] from the padded input in xp, its taps (wk[taps], their offsets in xp off[taps]),
+   from the bias, then the epilogue (res laid out like y, or NULL), block of rows by block of rows. Out of
+   line on the GNU paths: one copy serves every layer. */
 #if defined(__GNUC__)
 __attribute__((noinline, unused))
 #endif
-static void nnk__dw_plane(float *restrict y, const float *restrict xp, const float *restrict wk, float bias,
-                          const float *restrict res, int act1, int act2, const nnk_conv_params *p, long hp, long lr)
+static void nnk__dw_plane(float *restrict y, const float *restrict xp, const float *restrict wk, const long *restrict off, int taps,
+                          float bias, const float *restrict res, int act1, int act2, const nnk_conv_params *p, long lr)
 {
-    long off[NNK_DWCONV_MAX_TAPS];
-    int taps = p->kh * p->kw;
-    for (int kh = 0; kh < p->kh; kh++)
-        for (int kw = 0; kw < p->kw; kw++) {
-            int t = kw * p->dw;
-            off[kh * p->kw + kw] = ((long)(t % p->sw) * hp + (long)kh * p->dh) * lr + t / p->sw;
-        }
     long ldx = (long)p->sh * lr;
     for (int oh = 0; oh < p->OH; oh += NNK_DW_ROWS) {
         int R = p->OH - oh < NNK_DW_ROWS ? p->OH - oh : NNK_DW_ROWS;
@@ -215,40 +218,52 @@ static void nnk__dw_plane(float *restrict y, const float *restrict xp, const flo
     }
 }
 
-/* Output channels [o0, o1) of a depthwise conv2d of one image (groups == C, w[O][1][KH][KW], output channel
-   o reads input channel o / (O / C)): y[o] = conv(x[o / M], w[o]) + b[o], then y = act2(act1(y) + res)
-   (or act1(y) without res). y, x, res and b are the image's and layer's whole tensors (b and res may be
-   NULL); scratch holds NNK_DWCONV_SCRATCH of the shape; KH·KW is at most NNK_DWCONV_MAX_TAPS. */
+/* Output channels [o0, o1) of a depthwise or grouped conv2d of one image on vectorised rows: output channel
+   o of group g = o / (O / groups) reads the group's Cg = C / groups input channels (depthwise: groups == C,
+   Cg = 1, and O / C output channels from each input channel), y[o] = conv(x[g·Cg .. (g+1)·Cg], w[o]) +
+   b[o] with the taps in the order of w[o][Cg][KH][KW], then y = act2(act1(y) + res) (or act1(y) without
+   res). y, x, res and b are the image's and layer's whole tensors (b and res may be NULL); scratch holds
+   NNK_DWCONV_SCRATCH of the shape; Cg·KH·KW is at most NNK_DWCONV_MAX_TAPS. */
 static inline void nnk_dwconv2d_part(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
                                      const float *restrict res, int act1, int act2, const nnk_conv_params *p, int o0, int o1,
                                      float *restrict scratch)
 {
-    int M = p->O / p->C, taps = p->kh * p->kw;
+    int Cg = p->C / p->groups, Og = p->O / p->groups, taps = Cg * p->kh * p->kw;
     long hp = NNK__DW_HP(p->OH, p->kh, p->sh, p->dh), lr = NNK__DW_ROW(p->OW, p->kw, p->sw, p->dw);
-    long plane = (long)p->OH * p->OW;
-    for (int o = o0, padded = -1; o < o1; o++) {
-        if (o / M != padded) {
-            padded = o / M;
-            nnk__dw_pad(scratch, x + (long)padded * p->H * p->W, p, hp, lr);
+    long padded = NNK__DW_PADDED(p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->dh, p->dw), plane = (long)p->OH * p->OW;
+    long off[NNK_DWCONV_MAX_TAPS];   /* where each tap (c, kh, kw) reads, from the output's first input */
+    for (int c = 0, k = 0; c < Cg; c++)
+        for (int kh = 0; kh < p->kh; kh++)
+            for (int kw = 0; kw < p->kw; kw++, k++) {
+                int t = kw * p->dw;
+                off[k] = c * padded + ((long)(t % p->sw) * hp + (long)kh * p->dh) * lr + t / p->sw;
+            }
+    for (int o = o0, group = -1; o < o1; o++) {
+        if (o / Og != group) {
+            group = o / Og;
+            for (int c = 0; c < Cg; c++)
+                nnk__dw_pad(scratch + c * padded, x + ((long)group * Cg + c) * p->H * p->W, p, hp, lr);
         }
-        nnk__dw_plane(y + o * plane, scratch, w + (long)o * taps, b ? b[o] : 0.0f, res ? res + o * plane : NULL, act1, act2, p, hp, lr);
+        nnk__dw_plane(y + o * plane, scratch, w + (long)o * taps, off, taps, b ? b[o] : 0.0f, res ? res + o * plane : NULL, act1, act2,
+                      p, lr);
     }
 }
 
-/* Groups [g0, g1) of a grouped conv2d of one image, each a blocked product (nnk_conv2d_gemm) of its
-   weights w[g·Og .. (g+1)·Og] and the im2col of its input channels, with the epilogue fused. y, x, b and
-   res are the image's and layer's whole tensors; scratch holds NNK_GEMM_SCRATCH floats. */
+/* Output channels [o0, o1) of a grouped conv2d of one image, each group's share a blocked product
+   (nnk_conv2d_gemm) of its weights' rows and the im2col of the group's input channels, with the epilogue
+   fused. The range may start and end anywhere in a group: each element is the same sum either way. y, x,
+   b and res are the image's and layer's whole tensors; scratch holds NNK_GEMM_SCRATCH floats. */
 static inline void nnk_conv2d_gemm_groups(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
-                                          const float *restrict res, int act1, int act2, const nnk_conv_params *p, int g0, int g1,
+                                          const float *restrict res, int act1, int act2, const nnk_conv_params *p, int o0, int o1,
                                           float *restrict scratch)
 {
     int Cg = p->C / p->groups, Og = p->O / p->groups;
     long plane = (long)p->OH * p->OW, K = (long)Cg * p->kh * p->kw;
-    for (int g = g0; g < g1; g++) {
-        long at = (long)g * Og * plane;
-        nnk_conv2d_gemm(y + at, x + (long)g * Cg * p->H * p->W, w + (long)g * Og * K, 0, Og, 0, b ? b + (long)g * Og : NULL,
-                        res ? res + at : NULL, act1, act2, Cg, p->H, p->W, Og, p->OH, p->OW, 0, (int)plane, p->kh, p->kw, p->sh,
-                        p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
+    for (int g = o0 / Og; g < p->groups && g * Og < o1; g++) {
+        int lo = o0 > g * Og ? o0 : g * Og, hi = o1 < (g + 1) * Og ? o1 : (g + 1) * Og;
+        nnk_conv2d_gemm(y + lo * plane, x + (long)g * Cg * p->H * p->W, w + (long)g * Og * K, 0, Og, lo - g * Og, b ? b + lo : NULL,
+                        res ? res + lo * plane : NULL, act1, act2, Cg, p->H, p->W, hi - lo, p->OH, p->OW, 0, (int)plane, p->kh, p->kw,
+                        p->sh, p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
     }
 }
 

@@ -230,13 +230,14 @@ static nnk_conv_params conv_shape(int C, int H, int W, int O, int OH, int OW, in
     return p;
 }
 
-/* A depthwise conv2d, each image's output channels in `parts` calls as that many threads would make them,
+/* A depthwise or grouped conv2d on vectorised rows, each image's output channels in `parts` calls as that many threads would make them,
    each with its own scratch (from the heap, NaN-filled so that a read of an unwritten float shows). */
 void nnkt_dwconv2d(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N, int C,
-                   int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int parts)
+                   int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G,
+                   int parts)
 {
-    nnk_conv_params p = conv_shape(C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, C);
-    long floats = NNK_DWCONV_SCRATCH(OH, OW, KH, KW, SH, SW, DH, DW), plane = (long)OH * OW;
+    nnk_conv_params p = conv_shape(C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
+    long floats = NNK_DWCONV_SCRATCH(C / G, OH, OW, KH, KW, SH, SW, DH, DW), plane = (long)OH * OW;
     float *scratch = malloc((size_t)floats * (size_t)parts * sizeof *scratch);
     if (!scratch)
         abort();
@@ -251,10 +252,11 @@ void nnkt_dwconv2d(float *y, const float *x, const float *w, const float *b, con
     free(scratch);
 }
 
-/* A grouped conv2d as a product per group, the groups of each image in two calls as two threads would. */
+/* A grouped conv2d as a product per group, each image's output channels in `parts` calls as that many
+   threads would make them (the ranges cut groups anywhere). */
 void nnkt_conv2d_gemm_groups(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N,
                              int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH,
-                             int DW, int G)
+                             int DW, int G, int parts)
 {
     nnk_conv_params p = conv_shape(C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
     long plane = (long)OH * OW;
@@ -262,8 +264,8 @@ void nnkt_conv2d_gemm_groups(float *y, const float *x, const float *w, const flo
     if (!scratch)
         abort();
     for (int n = 0; n < N; n++)
-        for (int part = 0; part < 2; part++)
+        for (int part = 0; part < parts; part++)
             nnk_conv2d_gemm_groups(y + (long)n * O * plane, x + (long)n * C * H * W, w, b, res ? res + (long)n * O * plane : NULL,
-                                   act1, act2, &p, G * part / 2, G * (part + 1) / 2, scratch);
+                                   act1, act2, &p, O * part / parts, O * (part + 1) / parts, scratch);
     free(scratch);
 }
