@@ -105,37 +105,39 @@ enum {
 /* Rows of the padded plane that the output rows reach. */
 #define NNK__DW_HP(OH, KH, SH, DH) ((long)((OH) - 1) * (SH) + (long)((KH) - 1) * (DH) + 1)
 /* Floats of one input channel padded (in SW phases), and of the scratch a thread needs for
-   nnk_dwconv2d_part: one group's Cg input channels (1 for a depthwise conv2d). */
+   nnk_dwconv2d_part: one group's Cg input channels (1 for a depthwise conv2d) and a padded row. */
 #define NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW) ((long)(SW) * NNK__DW_HP(OH, KH, SH, DH) * NNK__DW_ROW(OW, KW, SW, DW))
-#define NNK_DWCONV_SCRATCH(Cg, OH, OW, KH, KW, SH, SW, DH, DW) ((long)(Cg) * NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW))
+#define NNK_DWCONV_SCRATCH(Cg, OH, OW, KH, KW, SH, SW, DH, DW) \
+    ((long)(Cg) * NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW) + (long)(SW) * NNK__DW_ROW(OW, KW, SW, DW))
 
 /* Channel x[H][W] into the phases of its padded plane xp[SW][hp][lr]: element j of phase r of padded row i
-   is x[i - PT][j·SW + r - PL], zero outside the image. */
-static inline void nnk__dw_pad(float *restrict xp, const float *restrict x, const nnk_conv_params *p, long hp, long lr)
+   is x[i - PT][j·SW + r - PL], zero outside the image. With a stride, each row is first padded whole into
+   row[SW·lr], then dealt into the phases with a constant step (which vectorises, as the copy does). */
+static inline void nnk__dw_pad(float *restrict xp, float *restrict row, const float *restrict x, const nnk_conv_params *p, long hp,
+                               long lr)
 {
-    for (int r = 0; r < p->sw; r++) {
-        int lo, hi;
-        nnk__valid_range(&lo, &hi, (int)lr, p->W, p->sw, r - p->pl);
-        for (long i = 0; i < hp; i++) {
-            float *d = xp + ((long)r * hp + i) * lr;
-            long ih = i - p->pt;
-            if (ih < 0 || ih >= p->H || lo >= hi) {
-                memset(d, 0, (size_t)lr * sizeof *d);
-                continue;
+    int SW = p->sw, lo = p->pl < SW * lr ? p->pl : (int)(SW * lr);
+    int hi = p->pl + p->W < SW * lr ? p->pl + p->W : (int)(SW * lr);   /* padded columns [lo, hi) are the image's */
+    for (long i = 0; i < hp; i++) {
+        long ih = i - p->pt;
+        float *d = SW == 1 ? xp + i * lr : row;
+        if (ih < 0 || ih >= p->H || lo >= hi) {
+            memset(d, 0, (size_t)(SW * lr) * sizeof *d);
+        } else {
+            memset(d, 0, (size_t)lo * sizeof *d);
+            memcpy(d + lo, x + ih * p->W, (size_t)(hi - lo) * sizeof *d);
+            memset(d + hi, 0, (size_t)(SW * lr - hi) * sizeof *d);
+        }
+        if (SW == 2) {
+            float *d0 = xp + i * lr, *d1 = xp + (hp + i) * lr;
+            for (long j = 0; j < lr; j++) {
+                d0[j] = row[2 * j];
+                d1[j] = row[2 * j + 1];
             }
-            const float *xr = x + ih * p->W + r - p->pl;
-            for (int j = 0; j < lo; j++)
-                d[j] = 0.0f;
-            if (p->sw == 1)   /* (a copy, and the deinterleaving of stride 2 with a constant step, vectorise) */
-                memcpy(d + lo, xr + lo, (size_t)(hi - lo) * sizeof *d);
-            else if (p->sw == 2)
-                for (int j = lo; j < hi; j++)
-                    d[j] = xr[2L * j];
-            else
-                for (int j = lo; j < hi; j++)
-                    d[j] = xr[(long)j * p->sw];
-            for (long j = hi; j < lr; j++)
-                d[j] = 0.0f;
+        } else if (SW > 2) {
+            for (int r = 0; r < SW; r++)
+                for (long j = 0; j < lr; j++)
+                    xp[((long)r * hp + i) * lr + j] = row[j * SW + r];
         }
     }
 }
@@ -242,7 +244,7 @@ static inline void nnk_dwconv2d_part(float *restrict y, const float *restrict x,
         if (o / Og != group) {
             group = o / Og;
             for (int c = 0; c < Cg; c++)
-                nnk__dw_pad(scratch + c * padded, x + ((long)group * Cg + c) * p->H * p->W, p, hp, lr);
+                nnk__dw_pad(scratch + c * padded, scratch + Cg * padded, x + ((long)group * Cg + c) * p->H * p->W, p, hp, lr);
         }
         nnk__dw_plane(y + o * plane, scratch, w + (long)o * taps, off, taps, b ? b[o] : 0.0f, res ? res + o * plane : NULL, act1, act2,
                       p, lr);
