@@ -8,7 +8,8 @@
  * its columns r, r + SW, r + 2·SW, ... So the input of output column ow under tap column kw, padded column
  * ow·SW + kw·DW, is element ow + t / SW of phase t % SW (t = kw·DW): for every stride, dilation and
  * padding, each tap reads a contiguous run of the padded plane, and no load needs an edge test. An output
- * row is then computed a block at a time, R rows × NV vectors of VLEN floats in registers: from the bias,
+ * row is then computed a block at a time, R rows × NV vectors of VLEN floats in registers (8 accumulators:
+ * 2 rows of up to 4 vectors, 4 of 2, or 8 rows of one for the narrow planes of a network's end): from the bias,
  * one multiply-add per tap (c, kh, kw) in the order of the weight, the weight broadcast once for the
  * block's NV·R vectors. The last vector of a row may run past OW: the padded rows are wide enough (a
  * multiple of 16 columns, plus the taps' reach) that its loads stay in the plane, and only the row's own
@@ -95,9 +96,8 @@ static inline nnk__dwv nnk__dw_set1(float s) { return s; }
 #endif
 
 enum {
-    NNK_DW_ROWS = 2,        /* output rows of a block */
-    NNK_DW_VECS = 4,        /* vectors of a block's row */
-    NNK_DWCONV_MAX_TAPS = 1024,   /* KH·KW at most (the taps' offsets are a table on the stack) */
+    NNK_DW_ACC = 8,               /* accumulators of a block: R rows × NV vectors, enough chains to hide latency */
+    NNK_DWCONV_MAX_TAPS = 1024,   /* Cg·KH·KW at most (the taps' offsets are a table on the stack) */
 };
 
 /* Columns of a padded row: the output row rounded up to 16 (the widest vector), plus the taps' reach. */
@@ -111,33 +111,30 @@ enum {
     ((long)(Cg) * NNK__DW_PADDED(OH, OW, KH, KW, SH, SW, DH, DW) + (long)(SW) * NNK__DW_ROW(OW, KW, SW, DW))
 
 /* Channel x[H][W] into the phases of its padded plane xp[SW][hp][lr]: element j of phase r of padded row i
-   is x[i - PT][j·SW + r - PL], zero outside the image. With a stride, each row is first padded whole into
-   row[SW·lr], then dealt into the phases with a constant step (which vectorises, as the copy does). */
+   is x[i - PT][j·SW + r - PL]. Only the image's own elements are written: the zeros around them, the same
+   for every channel, were set once (nnk_dwconv2d_part). With a stride, each row is first placed in row[SW·lr]
+   (zero around the image likewise), then dealt into the phases with a constant step, which vectorises. */
 static inline void nnk__dw_pad(float *restrict xp, float *restrict row, const float *restrict x, const nnk_conv_params *p, long hp,
                                long lr)
 {
-    int SW = p->sw, lo = p->pl < SW * lr ? p->pl : (int)(SW * lr);
-    int hi = p->pl + p->W < SW * lr ? p->pl + p->W : (int)(SW * lr);   /* padded columns [lo, hi) are the image's */
-    for (long i = 0; i < hp; i++) {
-        long ih = i - p->pt;
-        float *d = SW == 1 ? xp + i * lr : row;
-        if (ih < 0 || ih >= p->H || lo >= hi) {
-            memset(d, 0, (size_t)(SW * lr) * sizeof *d);
-        } else {
-            memset(d, 0, (size_t)lo * sizeof *d);
-            memcpy(d + lo, x + ih * p->W, (size_t)(hi - lo) * sizeof *d);
-            memset(d + hi, 0, (size_t)(SW * lr - hi) * sizeof *d);
+    long SW = p->sw, n = SW * lr - p->pl < p->W ? SW * lr - p->pl : p->W;   /* columns of the image the outputs reach */
+    for (long ih = 0; ih < p->H && ih + p->pt < hp && n > 0; ih++) {
+        long i = ih + p->pt;
+        if (SW == 1) {
+            memcpy(xp + i * lr + p->pl, x + ih * p->W, (size_t)n * sizeof *xp);
+            continue;
         }
+        memcpy(row + p->pl, x + ih * p->W, (size_t)n * sizeof *row);
         if (SW == 2) {
             float *d0 = xp + i * lr, *d1 = xp + (hp + i) * lr;
             for (long j = 0; j < lr; j++) {
                 d0[j] = row[2 * j];
                 d1[j] = row[2 * j + 1];
             }
-        } else if (SW > 2) {
-            for (int r = 0; r < SW; r++)
+        } else {
+            for (long r = 0; r < SW; r++)
                 for (long j = 0; j < lr; j++)
-                    xp[((long)r * hp + i) * lr + j] = row[j * SW + r];
+                    xp[(r * hp + i) * lr + j] = row[j * SW + r];
         }
     }
 }
@@ -148,7 +145,7 @@ static inline void nnk__dw_pad(float *restrict xp, float *restrict row, const fl
 NNK__DW_INLINE void nnk__dw_block(int R, int nv, float *restrict y, long ldy, const float *restrict xp, long ldx,
                                   const float *restrict wk, const long *restrict off, int taps, float bias, int cols)
 {
-    nnk__dwv acc[NNK_DW_ROWS][NNK_DW_VECS];
+    nnk__dwv acc[NNK_DW_ACC][NNK_DW_ACC];
 NNK__UNROLL
     for (int r = 0; r < R; r++)
 NNK__UNROLL
@@ -179,21 +176,36 @@ NNK__UNROLL
         }
 }
 
-/* The blocks of R rows at every column of one output plane; the dispatch makes R and nv constants. */
-NNK__DW_INLINE void nnk__dw_rows(int R, float *restrict y, int OW, const float *restrict xp, long ldx,
+/* The blocks of R rows × up to NV vectors at every column of one output plane; the dispatch makes R and nv
+   constants. */
+NNK__DW_INLINE void nnk__dw_rows(int R, int NV, float *restrict y, int OW, const float *restrict xp, long ldx,
                                  const float *restrict wk, const long *restrict off, int taps, float bias)
 {
-    const int step = NNK_DW_VECS * NNK__DW_VLEN;
+    const int step = NV * NNK__DW_VLEN;
     for (int j = 0; j < OW; j += step) {
         int cols = OW - j < step ? OW - j : step, nv = (cols + NNK__DW_VLEN - 1) / NNK__DW_VLEN;
         float *yj = y + j;
         const float *xj = xp + j;
-        switch (nv) {
-        case 4: nnk__dw_block(R, 4, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
-        case 3: nnk__dw_block(R, 3, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
-        case 2: nnk__dw_block(R, 2, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
-        default: nnk__dw_block(R, 1, yj, OW, xj, ldx, wk, off, taps, bias, cols); break;
-        }
+        if (nv == 4 && NV >= 4)
+            nnk__dw_block(R, 4, yj, OW, xj, ldx, wk, off, taps, bias, cols);
+        else if (nv == 3 && NV >= 3)
+            nnk__dw_block(R, 3, yj, OW, xj, ldx, wk, off, taps, bias, cols);
+        else if (nv == 2 && NV >= 2)
+            nnk__dw_block(R, 2, yj, OW, xj, ldx, wk, off, taps, bias, cols);
+        else
+            nnk__dw_block(R, 1, yj, OW, xj, ldx, wk, off, taps, bias, cols);
+    }
+}
+
+/* Rows [0, R) of a plane in blocks of up to NV = 8 / rb vectors (R <= rb). */
+NNK__DW_INLINE void nnk__dw_rows_of(int R, int rb, float *restrict y, int OW, const float *restrict xp, long ldx,
+                                    const float *restrict wk, const long *restrict off, int taps, float bias)
+{
+    switch (R) {
+#define NNK__DW_R(n) case n: nnk__dw_rows(n, NNK_DW_ACC / rb, y, OW, xp, ldx, wk, off, taps, bias); break;
+    NNK__DW_R(8) NNK__DW_R(7) NNK__DW_R(6) NNK__DW_R(5) NNK__DW_R(4) NNK__DW_R(3) NNK__DW_R(2)
+#undef NNK__DW_R
+    default: nnk__dw_rows(1, NNK_DW_ACC / rb, y, OW, xp, ldx, wk, off, taps, bias); break;
     }
 }
 
@@ -207,14 +219,18 @@ static void nnk__dw_plane(float *restrict y, const float *restrict xp, const flo
                           float bias, const float *restrict res, int act1, int act2, const nnk_conv_params *p, long lr)
 {
     long ldx = (long)p->sh * lr;
-    for (int oh = 0; oh < p->OH; oh += NNK_DW_ROWS) {
-        int R = p->OH - oh < NNK_DW_ROWS ? p->OH - oh : NNK_DW_ROWS;
+    /* a block of 8 accumulators: 8 rows of one vector, 4 of two, or 2 of up to four */
+    int rb = p->OW <= NNK__DW_VLEN ? 8 : p->OW <= 2 * NNK__DW_VLEN ? 4 : 2;
+    for (int oh = 0; oh < p->OH; oh += rb) {
+        int R = p->OH - oh < rb ? p->OH - oh : rb;
         float *yr = y + (long)oh * p->OW;
         const float *xr = xp + (long)oh * ldx;
-        if (R == NNK_DW_ROWS)
-            nnk__dw_rows(NNK_DW_ROWS, yr, p->OW, xr, ldx, wk, off, taps, bias);
+        if (rb == 8)
+            nnk__dw_rows_of(R, 8, yr, p->OW, xr, ldx, wk, off, taps, bias);
+        else if (rb == 4)
+            nnk__dw_rows_of(R < 4 ? R : 4, 4, yr, p->OW, xr, ldx, wk, off, taps, bias);
         else
-            nnk__dw_rows(1, yr, p->OW, xr, ldx, wk, off, taps, bias);
+            nnk__dw_rows_of(R < 2 ? R : 2, 2, yr, p->OW, xr, ldx, wk, off, taps, bias);
         if (act1 || res)
             nnk_epilogue(yr, res ? res + (long)oh * p->OW : NULL, (long)R * p->OW, act1, act2);
     }
@@ -240,6 +256,8 @@ static inline void nnk_dwconv2d_part(float *restrict y, const float *restrict x,
                 int t = kw * p->dw;
                 off[k] = c * padded + ((long)(t % p->sw) * hp + (long)kh * p->dh) * lr + t / p->sw;
             }
+    if (o0 < o1)
+        memset(scratch, 0, (size_t)NNK_DWCONV_SCRATCH(Cg, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->dh, p->dw) * sizeof *scratch);
     for (int o = o0, group = -1; o < o1; o++) {
         if (o / Og != group) {
             group = o / Og;
