@@ -79,6 +79,16 @@ static inline nnk__dwv nnk__dw_load(const float *p)
     return v;
 }
 static inline void nnk__dw_store(float *p, nnk__dwv v) { memcpy(p, &v, sizeof v); }
+/* the first n < VLEN lanes of v (lane by lane: through a copy in memory, gcc keeps v itself on the stack) */
+static inline void nnk__dw_store_part(float *p, nnk__dwv v, int n)
+{
+#if defined(NNK_DWCONV_AVX512F)
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+    for (int l = 0; l < n; l++)
+        p[l] = v[l];
+#endif
+}
 static inline nnk__dwv nnk__dw_set1(float s)
 {
     const nnk__dwv zero = {0};
@@ -92,6 +102,7 @@ typedef float nnk__dwv;
 #define NNK__DW_INLINE static inline
 static inline nnk__dwv nnk__dw_load(const float *p) { return *p; }
 static inline void nnk__dw_store(float *p, nnk__dwv v) { *p = v; }
+static inline void nnk__dw_store_part(float *p, nnk__dwv v, int n) { (void)p, (void)v, (void)n; }   /* (never: n < VLEN = 1) */
 static inline nnk__dwv nnk__dw_set1(float s) { return s; }
 #endif
 
@@ -145,12 +156,12 @@ static inline void nnk__dw_pad(float *restrict xp, float *restrict row, const fl
 NNK__DW_INLINE void nnk__dw_block(int R, int nv, float *restrict y, long ldy, const float *restrict xp, long ldx,
                                   const float *restrict wk, const long *restrict off, int taps, float bias, int cols)
 {
-    nnk__dwv acc[NNK_DW_ACC][NNK_DW_ACC];
+    nnk__dwv acc[NNK_DW_ACC];   /* acc[r·nv + v] */
+    if (R * nv > NNK_DW_ACC)   /* (never: the callers keep to 8; this removes the instantiations they do not take) */
+        return;
 NNK__UNROLL
-    for (int r = 0; r < R; r++)
-NNK__UNROLL
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = nnk__dw_set1(bias);
+    for (int i = 0; i < NNK_DW_ACC; i++)   /* (all 8, the unused ones too, so that gcc sees every one set) */
+        acc[i] = nnk__dw_set1(bias);
     for (int k = 0; k < taps; k++) {
         nnk__dwv wv = nnk__dw_set1(wk[k]);
         const float *src = xp + off[k];
@@ -158,7 +169,7 @@ NNK__UNROLL
         for (int r = 0; r < R; r++)
 NNK__UNROLL
             for (int v = 0; v < nv; v++)
-                acc[r][v] = NNK__DW_FMA(acc[r][v], wv, nnk__dw_load(src + r * ldx + v * NNK__DW_VLEN));
+                acc[r * nv + v] = NNK__DW_FMA(acc[r * nv + v], wv, nnk__dw_load(src + r * ldx + v * NNK__DW_VLEN));
     }
 NNK__UNROLL
     for (int r = 0; r < R; r++)
@@ -166,13 +177,10 @@ NNK__UNROLL
         for (int v = 0; v < nv; v++) {
             float *d = y + r * ldy + v * NNK__DW_VLEN;
             int left = cols - v * NNK__DW_VLEN;
-            if (left >= NNK__DW_VLEN) {
-                nnk__dw_store(d, acc[r][v]);
-            } else {
-                float t[NNK__DW_VLEN];
-                nnk__dw_store(t, acc[r][v]);
-                memcpy(d, t, (size_t)left * sizeof *d);
-            }
+            if (left >= NNK__DW_VLEN)
+                nnk__dw_store(d, acc[r * nv + v]);
+            else
+                nnk__dw_store_part(d, acc[r * nv + v], left);
         }
 }
 
