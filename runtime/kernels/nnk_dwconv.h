@@ -85,8 +85,9 @@ static inline void nnk__dw_store_part(float *p, nnk__dwv v, int n)
 #if defined(NNK_DWCONV_AVX512F)
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
 #else
-    for (int l = 0; l < n; l++)
-        p[l] = v[l];
+    for (int l = 0; l < NNK__DW_VLEN; l++)   /* (a constant count: gcc then sees no lane past the vector) */
+        if (l < n)
+            p[l] = v[l];
 #endif
 }
 static inline nnk__dwv nnk__dw_set1(float s)
