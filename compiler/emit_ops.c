@@ -217,8 +217,8 @@ static void emit_conv2d_dwconv(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(op->in.items[1], 1, 4);
 }
 
-/* A grouped conv2d of many channels a group as a blocked product per group (nnk_conv2d_gemm_groups), each part a range of output
-   channels [o0, o1) of every image, cut anywhere in a group, the epilogue fused. */
+/* A grouped conv2d of many channels a group as a blocked product per group (nnk_conv2d_gemm_groups), each
+   part a range of output channels [o0, o1) of every image, cut anywhere in a group, the epilogue fused. */
 static void emit_conv2d_groups(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1];

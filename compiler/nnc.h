@@ -303,7 +303,7 @@ extern const Target targets[];                  /* ends with a row of NULL name 
 typedef enum {
     IMPL_NONE,       /* no code: a view, or an op of no cost */
     IMPL_LOOP,       /* its one kernel of runtime/kernels (elementwise, pools, norms, ...) */
-    IMPL_DIRECT,     /* conv2d with groups: the direct loop nest, threads by groups or channels */
+    IMPL_DIRECT,     /* depthwise conv2d of more taps than nnk_dwconv.h takes: the direct loop nest, threads by groups */
     IMPL_DWCONV,     /* conv2d, depthwise or few channels a group: nnk_dwconv.h's vectorised rows, threads by channels */
     IMPL_GEMM,       /* the blocked product of nnk_gemm.h on a micro-kernel */
     IMPL_DOT,        /* linear with fewer rows than the tile: one dot product per output */

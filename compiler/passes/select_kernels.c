@@ -91,16 +91,15 @@ static void pack(Impl *impl, const Tensor *w, int width, int64_t unit) {
     }
 }
 
-/* conv2d with groups. Depthwise (groups == channels), and groups of few channels (ResNeXt's first stages,
-   RegNet's groups of 8 or 16), on nnk_dwconv.h's vectorised rows: threads by output channels, each with a
-   group's input channels padded in its scratch. Groups with more taps a product (K = C/groups·KH·KW past
-   DWCONV_MAX_K) as a blocked product each, threads by output channels too (cut anywhere in a group, so
-   that a layer of two groups still keeps every thread busy). Measured on one Zen 5 core (AVX-512), on
-   ResNeXt-50's and RegNetY-400MF's 3×3 layers as single ops: the rows 1.5-4.4× faster than a product a
-   group up to K = 144 (16 channels), the product 1.6× faster at K = 288 (ResNeXt's last stage, 32 channels,
-   a 7×7 plane); in a model under --profile, against the direct loop nest, 2.6-5.9× (rows) and 1.7×
-   (product). The loop nest remains
-   only for a depthwise kernel of more taps than nnk_dwconv.h's table. */
+/* conv2d with groups. Depthwise ones (groups == channels), and those of few channels a group (ResNeXt's first
+   stages, RegNet's groups of 8 or 16: fewer than DWCONV_MAX_K taps a group), on nnk_dwconv.h's vectorised
+   rows, threads by output channels, each thread with a group's input channels padded in its scratch; groups
+   of more channels a blocked product each, threads by output channels too (cut anywhere in a group, so that
+   a layer of two groups still keeps every thread busy); the direct loop nest only for a depthwise kernel of
+   more taps than nnk_dwconv.h's table. Measured on one Zen 5 core (AVX-512), on ResNeXt-50's and
+   RegNetY-400MF's 3×3 layers as single ops: the rows 1.5-4.4× faster than a product a group up to 144 taps
+   (16 channels), the product 1.6× faster at 288 (ResNeXt's last stage: 32 channels, a 7×7 plane); in a model
+   under --profile, 2.6-5.9× (rows) and 1.7× (product) faster than the direct loop nest. */
 enum { DWCONV_MAX_K = 256 };
 
 static Impl choose_grouped_conv(const Graph *g, const Op *op) {
