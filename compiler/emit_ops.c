@@ -259,16 +259,66 @@ static void emit_reorder(Emitter *e, const Op *op) {
     simple_call(e, op, "float *restrict y, const float *restrict x", body.buf);
 }
 
-/* conv2d with groups (depthwise included): the direct loop nest (nnk_conv2d_groups), each part a range of
-   whole groups [g0, g1) of every image, then the fused epilogue on what the part wrote. */
+/* A depthwise conv2d, or one of few channels a group, on vectorised rows (nnk_dwconv2d_part): each part a
+   range of output channels [o0, o1) of every image, the epilogue fused; each thread pads one group's input
+   channels at a time into its scratch. */
+static void emit_conv2d_dwconv(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    const Attrs *a = &op->a;
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ", *y_at = affine(O * OH * OW, n, 0, NULL);
+    long long Cg = C / a->groups;
+    need_scratch(e, NNK_DWCONV_SCRATCH(Cg, OH, OW, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1]),
+                 format("NNK_DWCONV_SCRATCH(%lld, %lld, %lld, %d, %d, %d, %d, %d, %d)", Cg, OH, OW, a->kernel[0], a->kernel[1], a->stride[0],
+                        a->stride[1], a->dilation[0], a->dilation[1]));
+    Buf body = {0};
+    buf_puts(&body, conv_params(op));
+    split_rows(&body, O, false, 0);
+    buf_puts(&body, "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n");
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
+    buf_printf(&body, "%snnk_dwconv2d_part(%s, %s, a->in[1], %s, &shape, (int)o0, (int)o1, scratch);\n", ind, at("a->y", y_at),
+               at("a->in[0]", affine(C * H * W, n, 0, NULL)), conv_epilogue_args(op, y_at));
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(op->in.items[1], 1, 4);
+}
+
+/* A grouped conv2d of many channels a group as a blocked product per group (nnk_conv2d_gemm_groups), each
+   part a range of output channels [o0, o1) of every image, cut anywhere in a group, the epilogue fused. */
+static void emit_conv2d_groups(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1];
+    const char *n = N == 1 ? NULL : "n", *ind = N == 1 ? "    " : "        ", *y_at = affine(O * y->dims[2] * y->dims[3], n, 0, NULL);
+    Buf body = {0};
+    buf_puts(&body, conv_params(op));
+    split_rows(&body, O, false, 0);
+    buf_puts(&body, gemm_scratch(e));
+    if (N > 1)
+        buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
+    buf_printf(&body, "%snnk_conv2d_gemm_groups(%s, %s, a->in[1], %s, &shape, (int)o0, (int)o1, scratch);\n", ind, at("a->y", y_at),
+               at("a->in[0]", affine(C * H * W, n, 0, NULL)), conv_epilogue_args(op, y_at));
+    parallel_call(e, op, body.buf);
+    e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(op->in.items[1], 1, 4);
+}
+
+/* conv2d with groups and more taps than nnk_dwconv.h takes: the direct loop nest (nnk_conv2d_groups), each
+   part a range of whole groups [g0, g1) of every image, then the fused epilogue on what the part wrote. */
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
+    if (op->impl.family == IMPL_GEMM && op->a.groups > 1) {
+        emit_conv2d_groups(e, op);
+        return;
+    }
     if (op->impl.family == IMPL_GEMM) {
         emit_conv2d_gemm(e, op);
         return;
     }
     if (op->impl.family == IMPL_NCHWC) {
         emit_conv2d_nchwc(e, op);
+        return;
+    }
+    if (op->impl.family == IMPL_DWCONV) {
+        emit_conv2d_dwconv(e, op);
         return;
     }
     long long N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], O = y->dims[1], OH = y->dims[2], OW = y->dims[3];

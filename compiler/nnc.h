@@ -308,7 +308,8 @@ extern const Target targets[];                  /* ends with a row of NULL name 
 typedef enum {
     IMPL_NONE,       /* no code: a view, or an op of no cost */
     IMPL_LOOP,       /* its one kernel of runtime/kernels (elementwise, pools, norms, ...) */
-    IMPL_DIRECT,     /* conv2d with groups: the direct loop nest, threads by groups or channels */
+    IMPL_DIRECT,     /* depthwise conv2d of more taps than nnk_dwconv.h takes: the direct loop nest, threads by groups */
+    IMPL_DWCONV,     /* conv2d, depthwise or few channels a group: nnk_dwconv.h's vectorised rows, threads by channels */
     IMPL_GEMM,       /* the blocked product of nnk_gemm.h on a micro-kernel */
     IMPL_DOT,        /* linear with fewer rows than the tile: one dot product per output */
     IMPL_BLOCKED,    /* attention: blocked products and a laned softmax, in stages on the threads */
@@ -320,7 +321,7 @@ typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEA
 
 typedef struct {
     ImplFamily family;
-    const Ukernel *uk;       /* IMPL_GEMM and IMPL_BLOCKED: the micro-kernel */
+    const Ukernel *uk;       /* IMPL_GEMM and IMPL_BLOCKED: the micro-kernel (a grouped conv2d: one product a group) */
     SplitKind split;         /* how the threads share it */
     int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
                                 and the threads split them at strip edges */

@@ -381,10 +381,11 @@ static void transpose_2(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 56, .W = 56, .O = 96, .OH = 56, .OW = 56,
                                          .kh = 7, .kw = 7, .sh = 1, .sw = 1, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 96};
-    long g0 = 96L * part / parts, g1 = 96L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 96L * part / parts, o1 = 96L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* linear: [1, 56, 56, 96] -> [1, 56, 56, 384] */
@@ -437,10 +438,11 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 192, .OH = 28, .OW = 28,
                                          .kh = 7, .kw = 7, .sh = 1, .sw = 1, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 192};
-    long g0 = 192L * part / parts, g1 = 192L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 192L * part / parts, o1 = 192L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* transpose: [1, 192, 28, 28] -> [1, 28, 28, 192] */
@@ -509,10 +511,11 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 14, .W = 14, .O = 384, .OH = 14, .OW = 14,
                                          .kh = 7, .kw = 7, .sh = 1, .sw = 1, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 384};
-    long g0 = 384L * part / parts, g1 = 384L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 384L * part / parts, o1 = 384L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* transpose: [1, 384, 14, 14] -> [1, 14, 14, 384] */
@@ -581,10 +584,11 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 7, .W = 7, .O = 768, .OH = 7, .OW = 7,
                                          .kh = 7, .kw = 7, .sh = 1, .sw = 1, .pt = 3, .pl = 3, .dh = 1, .dw = 1, .groups = 768};
-    long g0 = 768L * part / parts, g1 = 768L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 768L * part / parts, o1 = 768L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* transpose: [1, 768, 7, 7] -> [1, 7, 7, 768] */

@@ -536,11 +536,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 112, .W = 112, .O = 32, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 32};
-    long g0 = 32L * part / parts, g1 = 32L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 12544, NULL, (g1 - g0) * 12544, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 32L * part / parts, o1 = 32L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 32, 112, 112] -> [1, 32, 1, 1] */
@@ -605,11 +605,11 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 112, .W = 112, .O = 96, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 96};
-    long g0 = 96L * part / parts, g1 = 96L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 96L * part / parts, o1 = 96L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 96, 56, 56] -> [1, 96, 1, 1] */
@@ -674,11 +674,11 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 56, .W = 56, .O = 144, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 144};
-    long g0 = 144L * part / parts, g1 = 144L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 144L * part / parts, o1 = 144L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 144, 56, 56] -> [1, 144, 1, 1] */
@@ -731,11 +731,11 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 56, .W = 56, .O = 144, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 144};
-    long g0 = 144L * part / parts, g1 = 144L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 144L * part / parts, o1 = 144L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 144, 28, 28] -> [1, 144, 1, 1] */
@@ -778,11 +778,11 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 240, .H = 28, .W = 28, .O = 240, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 240};
-    long g0 = 240L * part / parts, g1 = 240L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 240L * part / parts, o1 = 240L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 240, 28, 28] -> [1, 240, 1, 1] */
@@ -835,11 +835,11 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 240, .H = 28, .W = 28, .O = 240, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 240};
-    long g0 = 240L * part / parts, g1 = 240L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 240L * part / parts, o1 = 240L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 240, 14, 14] -> [1, 240, 1, 1] */
@@ -880,11 +880,11 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 480, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 480};
-    long g0 = 480L * part / parts, g1 = 480L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 480L * part / parts, o1 = 480L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 480, 14, 14] -> [1, 480, 1, 1] */
@@ -936,11 +936,11 @@ static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 480, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 480};
-    long g0 = 480L * part / parts, g1 = 480L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 480L * part / parts, o1 = 480L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 480, 14, 14] -> [1, 112, 14, 14] */
@@ -969,11 +969,11 @@ static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 14, .W = 14, .O = 672, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 672};
-    long g0 = 672L * part / parts, g1 = 672L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 672L * part / parts, o1 = 672L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 672, 14, 14] -> [1, 672, 1, 1] */
@@ -1025,11 +1025,11 @@ static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 14, .W = 14, .O = 672, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 672};
-    long g0 = 672L * part / parts, g1 = 672L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 672L * part / parts, o1 = 672L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 672, 7, 7] -> [1, 672, 1, 1] */
@@ -1070,11 +1070,11 @@ static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1152, .H = 7, .W = 7, .O = 1152, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 1152};
-    long g0 = 1152L * part / parts, g1 = 1152L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 1152L * part / parts, o1 = 1152L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 1152, 7, 7] -> [1, 1152, 1, 1] */
@@ -1126,11 +1126,11 @@ static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_44(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1152, .H = 7, .W = 7, .O = 1152, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1152};
-    long g0 = 1152L * part / parts, g1 = 1152L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 1152L * part / parts, o1 = 1152L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 1152, 7, 7] -> [1, 320, 7, 7] */

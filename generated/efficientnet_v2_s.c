@@ -1159,11 +1159,11 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 48, .W = 48, .O = 256, .OH = 24, .OW = 24,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 256};
-    long g0 = 256L * part / parts, g1 = 256L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 576, NULL, (g1 - g0) * 576, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 256L * part / parts, o1 = 256L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 256, 24, 24] -> [1, 256, 1, 1] */
@@ -1226,11 +1226,11 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 24, .W = 24, .O = 512, .OH = 24, .OW = 24,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 512};
-    long g0 = 512L * part / parts, g1 = 512L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 576, NULL, (g1 - g0) * 576, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 512, 24, 24] -> [1, 512, 1, 1] */
@@ -1293,11 +1293,11 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 24, .W = 24, .O = 768, .OH = 24, .OW = 24,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 768};
-    long g0 = 768L * part / parts, g1 = 768L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 576, NULL, (g1 - g0) * 576, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 768L * part / parts, o1 = 768L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 768, 24, 24] -> [1, 768, 1, 1] */
@@ -1360,11 +1360,11 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 24, .W = 24, .O = 960, .OH = 24, .OW = 24,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 960};
-    long g0 = 960L * part / parts, g1 = 960L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 576, NULL, (g1 - g0) * 576, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 960L * part / parts, o1 = 960L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 960, 24, 24] -> [1, 960, 1, 1] */
@@ -1416,11 +1416,11 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 24, .W = 24, .O = 960, .OH = 12, .OW = 12,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 960};
-    long g0 = 960L * part / parts, g1 = 960L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 144, NULL, (g1 - g0) * 144, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 960L * part / parts, o1 = 960L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 960, 12, 12] -> [1, 960, 1, 1] */
@@ -1461,11 +1461,11 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1536, .H = 12, .W = 12, .O = 1536, .OH = 12, .OW = 12,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1536};
-    long g0 = 1536L * part / parts, g1 = 1536L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 144, NULL, (g1 - g0) * 144, NNK_ACT_SILU, NNK_ACT_NONE);
+    long o0 = 1536L * part / parts, o1 = 1536L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_SILU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 1536, 12, 12] -> [1, 1536, 1, 1] */

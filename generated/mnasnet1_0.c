@@ -445,11 +445,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 112, .W = 112, .O = 32, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 32};
-    long g0 = 32L * part / parts, g1 = 32L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 12544, NULL, (g1 - g0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 32L * part / parts, o1 = 32L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 32, 112, 112] -> [1, 16, 112, 112] */
@@ -480,11 +480,11 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 112, .W = 112, .O = 48, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 48};
-    long g0 = 48L * part / parts, g1 = 48L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 48L * part / parts, o1 = 48L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 48, 56, 56] -> [1, 24, 56, 56] */
@@ -515,11 +515,11 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 72, .H = 56, .W = 56, .O = 72, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 72};
-    long g0 = 72L * part / parts, g1 = 72L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 72L * part / parts, o1 = 72L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 72, 56, 56], [1, 24, 56, 56] -> [1, 24, 56, 56] */
@@ -538,11 +538,11 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 72, .H = 56, .W = 56, .O = 72, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 72};
-    long g0 = 72L * part / parts, g1 = 72L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 72L * part / parts, o1 = 72L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 72, 28, 28] -> [1, 40, 28, 28] */
@@ -573,11 +573,11 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 120, .H = 28, .W = 28, .O = 120, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 120};
-    long g0 = 120L * part / parts, g1 = 120L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 120L * part / parts, o1 = 120L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 120, 28, 28], [1, 40, 28, 28] -> [1, 40, 28, 28] */
@@ -608,11 +608,11 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 240, .H = 28, .W = 28, .O = 240, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 240};
-    long g0 = 240L * part / parts, g1 = 240L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 240L * part / parts, o1 = 240L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 240, 14, 14] -> [1, 80, 14, 14] */
@@ -641,11 +641,11 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 480, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 480};
-    long g0 = 480L * part / parts, g1 = 480L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 480L * part / parts, o1 = 480L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 480, 14, 14], [1, 80, 14, 14] -> [1, 80, 14, 14] */
@@ -663,11 +663,11 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 480, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 480};
-    long g0 = 480L * part / parts, g1 = 480L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 480L * part / parts, o1 = 480L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 480, 14, 14] -> [1, 96, 14, 14] */
@@ -696,11 +696,11 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 14, .W = 14, .O = 576, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 576};
-    long g0 = 576L * part / parts, g1 = 576L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 576L * part / parts, o1 = 576L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 576, 14, 14], [1, 96, 14, 14] -> [1, 96, 14, 14] */
@@ -718,11 +718,11 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 14, .W = 14, .O = 576, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 576};
-    long g0 = 576L * part / parts, g1 = 576L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 576L * part / parts, o1 = 576L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 576, 7, 7] -> [1, 192, 7, 7] */
@@ -751,11 +751,11 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1152, .H = 7, .W = 7, .O = 1152, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 1152};
-    long g0 = 1152L * part / parts, g1 = 1152L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 1152L * part / parts, o1 = 1152L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 1152, 7, 7], [1, 192, 7, 7] -> [1, 192, 7, 7] */
@@ -773,11 +773,11 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1152, .H = 7, .W = 7, .O = 1152, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 1152};
-    long g0 = 1152L * part / parts, g1 = 1152L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 1152L * part / parts, o1 = 1152L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 1152, 7, 7] -> [1, 320, 7, 7] */

@@ -445,11 +445,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 112, .W = 112, .O = 32, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 32};
-    long g0 = 32L * part / parts, g1 = 32L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 12544, NULL, (g1 - g0) * 12544, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 32L * part / parts, o1 = 32L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 32, 112, 112] -> [1, 16, 112, 112] */
@@ -480,11 +480,11 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 112, .W = 112, .O = 96, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 96};
-    long g0 = 96L * part / parts, g1 = 96L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 96L * part / parts, o1 = 96L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 96, 56, 56] -> [1, 24, 56, 56] */
@@ -515,11 +515,11 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 56, .W = 56, .O = 144, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 144};
-    long g0 = 144L * part / parts, g1 = 144L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 144L * part / parts, o1 = 144L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 144, 56, 56], [1, 24, 56, 56] -> [1, 24, 56, 56] */
@@ -538,11 +538,11 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 56, .W = 56, .O = 144, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 144};
-    long g0 = 144L * part / parts, g1 = 144L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 144L * part / parts, o1 = 144L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 144, 28, 28] -> [1, 32, 28, 28] */
@@ -573,11 +573,11 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 192, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 192};
-    long g0 = 192L * part / parts, g1 = 192L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 192L * part / parts, o1 = 192L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 192, 28, 28], [1, 32, 28, 28] -> [1, 32, 28, 28] */
@@ -596,11 +596,11 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 192, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 192};
-    long g0 = 192L * part / parts, g1 = 192L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 192L * part / parts, o1 = 192L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 192, 14, 14] -> [1, 64, 14, 14] */
@@ -629,11 +629,11 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 14, .W = 14, .O = 384, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 384};
-    long g0 = 384L * part / parts, g1 = 384L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 384L * part / parts, o1 = 384L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 384, 14, 14], [1, 64, 14, 14] -> [1, 64, 14, 14] */
@@ -673,11 +673,11 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 14, .W = 14, .O = 576, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 576};
-    long g0 = 576L * part / parts, g1 = 576L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 576L * part / parts, o1 = 576L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 576, 14, 14], [1, 96, 14, 14] -> [1, 96, 14, 14] */
@@ -695,11 +695,11 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 14, .W = 14, .O = 576, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 576};
-    long g0 = 576L * part / parts, g1 = 576L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 576L * part / parts, o1 = 576L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 576, 7, 7] -> [1, 160, 7, 7] */
@@ -728,11 +728,11 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 7, .W = 7, .O = 960, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 960};
-    long g0 = 960L * part / parts, g1 = 960L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_RELU6, NNK_ACT_NONE);
+    long o0 = 960L * part / parts, o1 = 960L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU6, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 960, 7, 7], [1, 160, 7, 7] -> [1, 160, 7, 7] */

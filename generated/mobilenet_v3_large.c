@@ -462,11 +462,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 16, .H = 112, .W = 112, .O = 16, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 16};
-    long g0 = 16L * part / parts, g1 = 16L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 12544, NULL, (g1 - g0) * 12544, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 16L * part / parts, o1 = 16L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 16, 112, 112], [1, 16, 112, 112] -> [1, 16, 112, 112] */
@@ -497,11 +497,11 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 112, .W = 112, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 64};
-    long g0 = 64L * part / parts, g1 = 64L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 64L * part / parts, o1 = 64L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 24, 56, 56] */
@@ -532,11 +532,11 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 72, .H = 56, .W = 56, .O = 72, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 72};
-    long g0 = 72L * part / parts, g1 = 72L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 72L * part / parts, o1 = 72L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 72, 56, 56], [1, 24, 56, 56] -> [1, 24, 56, 56] */
@@ -555,11 +555,11 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 72, .H = 56, .W = 56, .O = 72, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 72};
-    long g0 = 72L * part / parts, g1 = 72L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 72L * part / parts, o1 = 72L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 72, 28, 28] -> [1, 72, 1, 1] */
@@ -624,11 +624,11 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 120, .H = 28, .W = 28, .O = 120, .OH = 28, .OW = 28,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 120};
-    long g0 = 120L * part / parts, g1 = 120L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 120L * part / parts, o1 = 120L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 120, 28, 28] -> [1, 120, 1, 1] */
@@ -693,11 +693,11 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 240, .H = 28, .W = 28, .O = 240, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 240};
-    long g0 = 240L * part / parts, g1 = 240L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 240L * part / parts, o1 = 240L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 240, 14, 14] -> [1, 80, 14, 14] */
@@ -726,11 +726,11 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 200, .H = 14, .W = 14, .O = 200, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 200};
-    long g0 = 200L * part / parts, g1 = 200L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 200L * part / parts, o1 = 200L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 200, 14, 14], [1, 80, 14, 14] -> [1, 80, 14, 14] */
@@ -759,11 +759,11 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 184, .H = 14, .W = 14, .O = 184, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 184};
-    long g0 = 184L * part / parts, g1 = 184L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 184L * part / parts, o1 = 184L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 184, 14, 14], [1, 80, 14, 14] -> [1, 80, 14, 14] */
@@ -792,11 +792,11 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 480, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 480};
-    long g0 = 480L * part / parts, g1 = 480L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 480L * part / parts, o1 = 480L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 480, 14, 14] -> [1, 480, 1, 1] */
@@ -859,11 +859,11 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 14, .W = 14, .O = 672, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 672};
-    long g0 = 672L * part / parts, g1 = 672L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 672L * part / parts, o1 = 672L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 672, 14, 14] -> [1, 672, 1, 1] */
@@ -915,11 +915,11 @@ static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 14, .W = 14, .O = 672, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 672};
-    long g0 = 672L * part / parts, g1 = 672L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 672L * part / parts, o1 = 672L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 672, 7, 7] -> [1, 672, 1, 1] */
@@ -960,11 +960,11 @@ static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 7, .W = 7, .O = 960, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 960};
-    long g0 = 960L * part / parts, g1 = 960L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 960L * part / parts, o1 = 960L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 960, 7, 7] -> [1, 960, 1, 1] */

@@ -385,11 +385,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 16, .H = 112, .W = 112, .O = 16, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 16};
-    long g0 = 16L * part / parts, g1 = 16L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 3136, NULL, (g1 - g0) * 3136, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 16L * part / parts, o1 = 16L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 16, 56, 56] -> [1, 16, 1, 1] */
@@ -454,11 +454,11 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 72, .H = 56, .W = 56, .O = 72, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 72};
-    long g0 = 72L * part / parts, g1 = 72L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 72L * part / parts, o1 = 72L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 72, 28, 28] -> [1, 24, 28, 28] */
@@ -489,11 +489,11 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 88, .H = 28, .W = 28, .O = 88, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 88};
-    long g0 = 88L * part / parts, g1 = 88L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 784, NULL, (g1 - g0) * 784, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 88L * part / parts, o1 = 88L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 88, 28, 28], [1, 24, 28, 28] -> [1, 24, 28, 28] */
@@ -524,11 +524,11 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 28, .W = 28, .O = 96, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 96};
-    long g0 = 96L * part / parts, g1 = 96L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 96L * part / parts, o1 = 96L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 96, 14, 14] -> [1, 96, 1, 1] */
@@ -591,11 +591,11 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 240, .H = 14, .W = 14, .O = 240, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 240};
-    long g0 = 240L * part / parts, g1 = 240L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 240L * part / parts, o1 = 240L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 240, 14, 14] -> [1, 240, 1, 1] */
@@ -658,11 +658,11 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 120, .H = 14, .W = 14, .O = 120, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 120};
-    long g0 = 120L * part / parts, g1 = 120L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 120L * part / parts, o1 = 120L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 120, 14, 14] -> [1, 120, 1, 1] */
@@ -725,11 +725,11 @@ static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 14, .W = 14, .O = 144, .OH = 14, .OW = 14,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 144};
-    long g0 = 144L * part / parts, g1 = 144L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 196, NULL, (g1 - g0) * 196, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 144L * part / parts, o1 = 144L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 144, 14, 14] -> [1, 144, 1, 1] */
@@ -792,11 +792,11 @@ static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 288, .H = 14, .W = 14, .O = 288, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 288};
-    long g0 = 288L * part / parts, g1 = 288L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 288L * part / parts, o1 = 288L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 288, 7, 7] -> [1, 288, 1, 1] */
@@ -859,11 +859,11 @@ static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 7, .W = 7, .O = 576, .OH = 7, .OW = 7,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 2, .pl = 2, .dh = 1, .dw = 1, .groups = 576};
-    long g0 = 576L * part / parts, g1 = 576L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 49, NULL, (g1 - g0) * 49, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
+    long o0 = 576L * part / parts, o1 = 576L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_HARDSWISH, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 576, 7, 7] -> [1, 576, 1, 1] */

@@ -575,11 +575,11 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 112, .W = 112, .O = 48, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 6};
-    long g0 = 6L * part / parts, g1 = 6L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 25088, NULL, (g1 - g0) * 25088, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 48L * part / parts, o1 = 48L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 48, 56, 56] -> [1, 48, 1, 1] */
@@ -661,11 +661,11 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 104, .H = 56, .W = 56, .O = 104, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 13};
-    long g0 = 13L * part / parts, g1 = 13L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 6272, NULL, (g1 - g0) * 6272, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 104L * part / parts, o1 = 104L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 104, 28, 28] -> [1, 104, 1, 1] */
@@ -742,11 +742,11 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 104, .H = 28, .W = 28, .O = 104, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 13};
-    long g0 = 13L * part / parts, g1 = 13L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 6272, NULL, (g1 - g0) * 6272, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 104L * part / parts, o1 = 104L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 104, 1, 1] -> [1, 26, 1, 1] */
@@ -799,11 +799,11 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 208, .H = 28, .W = 28, .O = 208, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 26};
-    long g0 = 26L * part / parts, g1 = 26L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 1568, NULL, (g1 - g0) * 1568, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 208L * part / parts, o1 = 208L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 208, 14, 14] -> [1, 208, 1, 1] */
@@ -877,11 +877,11 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 208, .H = 14, .W = 14, .O = 208, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 26};
-    long g0 = 26L * part / parts, g1 = 26L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 1568, NULL, (g1 - g0) * 1568, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 208L * part / parts, o1 = 208L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 208, 1, 1] -> [1, 52, 1, 1] */
@@ -932,11 +932,11 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 440, .H = 14, .W = 14, .O = 440, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 55};
-    long g0 = 55L * part / parts, g1 = 55L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 392, NULL, (g1 - g0) * 392, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 440L * part / parts, o1 = 440L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* adaptive_avgpool: [1, 440, 7, 7] -> [1, 440, 1, 1] */
@@ -1010,11 +1010,11 @@ static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 440, .H = 7, .W = 7, .O = 440, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 55};
-    long g0 = 55L * part / parts, g1 = 55L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
-    nnk_epilogue(a->y + g0 * 392, NULL, (g1 - g0) * 392, NNK_ACT_RELU, NNK_ACT_NONE);
+    long o0 = 440L * part / parts, o1 = 440L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 440, 1, 1] -> [1, 110, 1, 1] */

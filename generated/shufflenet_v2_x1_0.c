@@ -502,10 +502,11 @@ static void maxpool_1(float *restrict y, const float *restrict x) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 24, .H = 56, .W = 56, .O = 24, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 24};
-    long g0 = 24L * part / parts, g1 = 24L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 24L * part / parts, o1 = 24L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 24, 28, 28] -> [1, 58, 28, 28] */
@@ -536,10 +537,11 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 58, .H = 56, .W = 56, .O = 58, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 58};
-    long g0 = 58L * part / parts, g1 = 58L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 58L * part / parts, o1 = 58L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 58, 28, 28] -> [1, 58, 28, 28] */
@@ -564,20 +566,22 @@ static void transpose_1(float *restrict y, const float *restrict x) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 58, .H = 28, .W = 28, .O = 58, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 58};
-    long g0 = 58L * part / parts, g1 = 58L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 58L * part / parts, o1 = 58L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 116, 28, 28] -> [1, 116, 14, 14] */
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 116, .H = 28, .W = 28, .O = 116, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 116};
-    long g0 = 116L * part / parts, g1 = 116L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 116L * part / parts, o1 = 116L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 116, 14, 14] -> [1, 116, 14, 14] */
@@ -613,20 +617,22 @@ static void transpose_2(float *restrict y, const float *restrict x) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 116, .H = 14, .W = 14, .O = 116, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 116};
-    long g0 = 116L * part / parts, g1 = 116L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 116L * part / parts, o1 = 116L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 232, 14, 14] -> [1, 232, 7, 7] */
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 232, .H = 14, .W = 14, .O = 232, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 232};
-    long g0 = 232L * part / parts, g1 = 232L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 232L * part / parts, o1 = 232L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 232, 7, 7] -> [1, 232, 7, 7] */
@@ -661,10 +667,11 @@ static void transpose_3(float *restrict y, const float *restrict x) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 232, .H = 7, .W = 7, .O = 232, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .dh = 1, .dw = 1, .groups = 232};
-    long g0 = 232L * part / parts, g1 = 232L * (part + 1) / parts;
-    if (g0 == g1)
-        return;   /* more threads than groups: this one has none */
-    nnk_conv2d_groups(a->y, a->in[0], a->in[1], a->in[2], &shape, (int)g0, (int)g1);
+    long o0 = 232L * part / parts, o1 = 232L * (part + 1) / parts;
+    if (o0 == o1)
+        return;
+    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;
+    nnk_dwconv2d_part(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, (int)o0, (int)o1, scratch);
 }
 
 /* conv2d: [1, 464, 7, 7] -> [1, 1024, 7, 7] */

@@ -13,6 +13,7 @@
  *   nnk_pool.h         maxpool2d avgpool2d adaptive_avgpool2d
  *   nnk_matmul.h       linear matmul
  *   nnk_gemm.h         blocked matrix product: conv2d (groups 1) and linear, with fused epilogues
+ *   nnk_dwconv.h       depthwise conv2d (vectorised rows) and grouped conv2d (a product per group)
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
  *   nnk_conv_nchwc.h   conv2d, max and global average pooling on channel-blocked NCHW16c activations
@@ -30,6 +31,7 @@
 #include "nnk_pool.h"
 #include "nnk_matmul.h"
 #include "nnk_gemm.h"
+#include "nnk_dwconv.h"
 #include "nnk_layout.h"
 #include "nnk_attention.h"
 #include "nnk_conv_nchwc.h"

@@ -4,6 +4,8 @@
  * blocking (MR = 8 rows, the 12- and 4-column vectors of the NEON sub-tiles, NR = 48, KC = 256, MC = 64,
  * NC = 480), with each source of A and B (row-major, packed weights, columns of a weight, im2col of a
  * convolution), each bias (none, per row, per column), and the epilogues (relu, residual + relu, sigmoid).
+ * Then nnk_dwconv2d_part (depthwise and grouped conv2d on vectorised rows) on rows of one to several vectors
+ * and strides, padding and dilation, whose NEON and x86 FMA paths also do the same fused multiply-adds.
  * Each case is checked against the same product in double (max|Δ| / max(1, max|ref|) <= 1e-5), and again
  * split into parts as threads would compute it (rows at multiples of MR, columns anywhere), which must give
  * the same bits. Prints `ok - NAME` or `FAIL - NAME: detail` per case, then `N passed, N failed`; with a
@@ -190,6 +192,40 @@ static void conv_case(int C, int H, int W, int O, int KH, int KW, int S, int P, 
     free(x), free(w), free(b), free(y), free(split), free(scratch), free(ref);
 }
 
+/* A depthwise or grouped conv2d on nnk_dwconv.h's rows (Cg input channels a group, Cg = 1 depthwise), stride S,
+   padding P, dilation D; whole, and in three ranges of output channels as three threads. */
+static void dwconv_case(int C, int Cg, int H, int W, int O, int K, int S, int P, int D, int epi) {
+    int G = C / Cg, Og = O / G, OH = (H + 2 * P - D * (K - 1) - 1) / S + 1, OW = (W + 2 * P - D * (K - 1) - 1) / S + 1;
+    int act1 = epi ? NNK_ACT_RELU : NNK_ACT_NONE;
+    long npix = (long)OH * OW, taps = (long)Cg * K * K;
+    nnk_conv_params shape = {C, H, W, O, OH, OW, K, K, S, S, P, P, D, D, G};
+    float *x = randv((long)C * H * W), *w = randv(O * taps), *b = randv(O);
+    float *y = malloc((size_t)O * npix * sizeof *y), *split = malloc((size_t)O * npix * sizeof *y);
+    float *scratch = malloc((size_t)NNK_DWCONV_SCRATCH(Cg, OH, OW, K, K, S, S, D, D) * sizeof(float));
+    double *ref = malloc((size_t)O * npix * sizeof *ref);
+    for (int o = 0; o < O; o++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                double s = b[o];
+                for (int c = 0; c < Cg; c++)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh * S + kh * D - P, iw = ow * S + kw * D - P;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                s += (double)w[o * taps + (c * K + kh) * K + kw] * x[((long)(o / Og * Cg + c) * H + ih) * W + iw];
+                        }
+                ref[(long)o * npix + oh * OW + ow] = act(s, act1);
+            }
+    nnk_dwconv2d_part(y, x, w, b, NULL, act1, 0, &shape, 0, O, scratch);
+    int cuts[] = {0, O / 3, O * 2 / 3 + 1, O};
+    for (int p = 0; p < 3; p++)
+        nnk_dwconv2d_part(split, x, w, b, NULL, act1, 0, &shape, cuts[p], cuts[p + 1], scratch);
+    char name[160];
+    snprintf(name, sizeof name, "dwconv2d C %d/%d %dx%d O %d k %d s %d p %d d %d%s", C, Cg, H, W, O, K, S, P, D, epi ? " relu" : "");
+    report(name, y, ref, O * npix, split, 1);
+    free(x), free(w), free(b), free(y), free(split), free(scratch), free(ref);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !(hashes = fopen(argv[1], "w"))) {
         perror(argv[1]);
@@ -229,6 +265,13 @@ int main(int argc, char **argv) {
     conv_case(16, 14, 14, 24, 3, 3, 2, 1, 0);
     conv_case(33, 7, 9, 17, 1, 1, 1, 0, 1);
     conv_case(5, 20, 20, 8, 5, 5, 1, 2, 0);
+    /* rows of 1 to 3 vectors and a part of one, strides 1 to 3, padding past the kernel's reach, dilation */
+    dwconv_case(5, 1, 13, 13, 5, 3, 1, 1, 1, 1);
+    dwconv_case(7, 1, 30, 29, 7, 7, 1, 3, 1, 0);
+    dwconv_case(4, 1, 17, 23, 8, 3, 2, 1, 1, 1);
+    dwconv_case(3, 1, 11, 14, 3, 5, 3, 4, 2, 0);
+    dwconv_case(16, 4, 9, 9, 16, 3, 1, 1, 1, 1);
+    dwconv_case(24, 8, 12, 7, 12, 3, 2, 2, 1, 0);
     printf("%d passed, %d failed\n", passed, failed);
     if (hashes)
         fclose(hashes);

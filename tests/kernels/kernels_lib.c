@@ -206,3 +206,66 @@ void nnkt_linear_gemm(float *y, const float *x, float *w, int w_packed, const fl
                     o1 - o0, scratch);
     free(scratch);
 }
+
+/* Which path of nnk_dwconv.h this build took (the suite checks it against the ISA path of nnk_gemm.h). */
+const char *nnkt_dwconv_path(void)
+{
+#if defined(NNK_DWCONV_AVX512F)
+    return "avx512f";
+#elif defined(NNK_DWCONV_AVX2_FMA)
+    return "avx2";
+#elif defined(NNK_DWCONV_NEON)
+    return "neon";
+#elif defined(NNK_DWCONV_VECTOR)
+    return "vector";
+#else
+    return "plain";
+#endif
+}
+
+static nnk_conv_params conv_shape(int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL,
+                                  int DH, int DW, int G)
+{
+    nnk_conv_params p = {C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G};
+    return p;
+}
+
+/* A depthwise or grouped conv2d on vectorised rows, each image's output channels in `parts` calls as that many threads would make them,
+   each with its own scratch (from the heap, NaN-filled so that a read of an unwritten float shows). */
+void nnkt_dwconv2d(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N, int C,
+                   int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW, int G,
+                   int parts)
+{
+    nnk_conv_params p = conv_shape(C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
+    long floats = NNK_DWCONV_SCRATCH(C / G, OH, OW, KH, KW, SH, SW, DH, DW), plane = (long)OH * OW;
+    float *scratch = malloc((size_t)floats * (size_t)parts * sizeof *scratch);
+    if (!scratch)
+        abort();
+    for (long i = 0; i < floats * parts; i++)
+        scratch[i] = NAN;
+    for (int n = 0; n < N; n++)
+        for (int part = 0; part < parts; part++) {
+            int o0 = (int)((long)O * part / parts), o1 = (int)((long)O * (part + 1) / parts);
+            nnk_dwconv2d_part(y + (long)n * O * plane, x + (long)n * C * H * W, w, b, res ? res + (long)n * O * plane : NULL, act1,
+                              act2, &p, o0, o1, scratch + floats * part);
+        }
+    free(scratch);
+}
+
+/* A grouped conv2d as a product per group, each image's output channels in `parts` calls as that many
+   threads would make them (the ranges cut groups anywhere). */
+void nnkt_conv2d_gemm_groups(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N,
+                             int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH,
+                             int DW, int G, int parts)
+{
+    nnk_conv_params p = conv_shape(C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G);
+    long plane = (long)OH * OW;
+    float *scratch = malloc(NNK_GEMM_SCRATCH * sizeof *scratch);
+    if (!scratch)
+        abort();
+    for (int n = 0; n < N; n++)
+        for (int part = 0; part < parts; part++)
+            nnk_conv2d_gemm_groups(y + (long)n * O * plane, x + (long)n * C * H * W, w, b, res ? res + (long)n * O * plane : NULL,
+                                   act1, act2, &p, O * part / parts, O * (part + 1) / parts, scratch);
+    free(scratch);
+}

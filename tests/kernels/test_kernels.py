@@ -77,10 +77,13 @@ SIGNATURES = {
     "mha_scratch": "iiii",
     "mha": "ppppppp" + "i" * 6 + "p",
     "mha_blocked": "ppppppp" + "i" * 6,
+    "dwconv2d": "ppppp" + "ii" + "i" * 16,
+    "conv2d_gemm_groups": "ppppp" + "ii" + "i" * 16,
 }
 CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctypes.c_float}
 
 LIB = None
+BUILD_PATH = None   # the ISA path the library was built for (ISA_PATHS)
 
 # The ISA paths of runtime/kernels/, best first. A build takes the first path whose macros are all defined:
 # nnk_gemm.h picks its register tile from the target's macros and says which by defining one NNK_GEMM_*
@@ -152,6 +155,7 @@ def load(path):
         fn = getattr(lib, "nnkt_" + name)
         fn.argtypes = [CTYPES[c] for c in sig]
         fn.restype = ctypes.c_long if name.endswith("_scratch") else None
+    lib.nnkt_dwconv_path.restype = ctypes.c_char_p
     return lib
 
 
@@ -660,6 +664,138 @@ def conv_batch_cases():
         yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
 
 
+# Depthwise convolutions (nnk_dwconv.h): output rows not a multiple of any vector (1, 3, 7, 13, 17, 33,
+# 63, 65) and of exactly 16 or 64, strides 1 to 3 (different across and down), padding up to more than the
+# kernel's reach, dilation, 1×1 planes, odd channel counts and channel multipliers (O = M·C), 1×1 to 9×9
+# kernels; each split between 1, 3 or 16 threads (16: more than channels, so some have none).
+# (N, C, H, W, M, KH, KW, stride, pad (top, left, bottom, right), dilation, bias, threads)
+DW_CONVS = [
+    (1, 1, 5, 5, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 1),
+    (2, 3, 7, 7, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 3),
+    (1, 5, 56, 56, 1, 7, 7, (1, 1), (3, 3, 3, 3), (1, 1), True, 3),
+    (1, 7, 14, 14, 1, 7, 7, (1, 1), (3, 3, 3, 3), (1, 1), False, 16),
+    (1, 4, 112, 112, 1, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), True, 3),
+    (2, 3, 33, 35, 1, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), True, 1),
+    (1, 13, 17, 17, 1, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), True, 3),
+    (1, 6, 27, 27, 1, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), True, 16),
+    (1, 3, 63, 65, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 3),
+    (1, 3, 16, 64, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 3),
+    (1, 2, 1, 1, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 1),
+    (2, 9, 1, 1, 1, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), True, 16),
+    (1, 3, 2, 2, 1, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), True, 3),
+    (1, 3, 4, 5, 1, 3, 3, (1, 1), (4, 3, 5, 4), (1, 1), True, 3),
+    (1, 2, 3, 3, 1, 2, 2, (1, 1), (3, 3, 3, 3), (1, 1), True, 1),
+    (1, 3, 20, 19, 1, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), True, 3),
+    (1, 5, 21, 30, 1, 3, 3, (2, 3), (3, 1, 2, 3), (3, 2), True, 3),
+    (2, 4, 13, 17, 1, 5, 3, (3, 2), (2, 1, 2, 1), (1, 2), False, 3),
+    (1, 3, 12, 12, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 3),
+    (1, 5, 11, 9, 3, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), True, 16),
+    (1, 2, 30, 70, 1, 9, 9, (1, 1), (4, 4, 4, 4), (1, 1), True, 1),
+    (1, 3, 9, 40, 1, 1, 7, (1, 1), (0, 3, 0, 3), (1, 1), True, 3),
+    (1, 3, 19, 19, 1, 4, 4, (4, 4), (0, 0, 0, 0), (1, 1), True, 3),
+    (1, 32, 14, 14, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True, 3),
+]
+
+
+def random_dwconvs(count, seed):
+    """Random small depthwise convolutions: any kernel, stride, dilation, padding, multiplier."""
+    rng = np.random.default_rng(seed)
+    r = lambda lo, hi: int(rng.integers(lo, hi + 1))
+    for _ in range(count):
+        KH, KW, SH, SW, DH, DW = r(1, 7), r(1, 7), r(1, 3), r(1, 3), r(1, 3), r(1, 2)
+        PT, PL, PB, PR = r(0, 4), r(0, 4), r(0, 4), r(0, 4)
+        H = max(r(1, 40), (KH - 1) * DH + 1 - PT - PB)
+        W = max(r(1, 40), (KW - 1) * DW + 1 - PL - PR)
+        yield (r(1, 2), r(1, 7), H, W, r(1, 2), KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), rng.random() < 0.7,
+               r(1, 4))
+
+
+def dwconv_run(N, C, H, W, M, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, bias, act1, residual, act2, threads):
+    """(the kernel's output with `threads` parts, the same with one part, PyTorch's)"""
+    O = C * M
+    x, w = randn(N, C, H, W), randn(O, 1, KH, KW)
+    b = randn(O) if bias else None
+    ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW), C)
+    res = randn(*ref.shape) if residual else None
+    OH, OW = ref.shape[2:]
+    ys = []
+    for parts in (threads, 1):
+        y = out(tuple(ref.shape))
+        call("dwconv2d", y, arr(x), arr(w), arr(b) if bias else None, arr(res) if residual else None, act1, act2, N, C, H, W,
+             O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, C, parts)
+        ys.append(y)
+    return ys[0], ys[1], apply_epilogue(ref, res, act1, act2)
+
+
+def dwconv_cases():
+    def run_path():
+        gemm = {"avx512f": "avx512f", "avx2": "avx2", "vector": "vector", "plain": "plain"}[BUILD_PATH.name]
+        got = LIB.nnkt_dwconv_path().decode()
+        if got != gemm:
+            raise AssertionError("nnk_dwconv.h took the %s path where nnk_gemm.h took %s" % (got, gemm))
+        return np.zeros(1), np.zeros(1)
+    yield "dwconv2d path is the build's ISA path", run_path, 0.0
+
+    for i, cfg in enumerate(DW_CONVS + list(random_dwconvs(40, 5))):
+        N, C, H, W, M, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), bias, threads = cfg
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+
+        def run(cfg=(N, C, H, W, M, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, bias, act1, residual, act2, threads)):
+            y, y1, ref = dwconv_run(*cfg)
+            if not np.array_equal(y, y1, equal_nan=True):   # the same bits for any split between threads
+                raise AssertionError("%d parts differ from 1 part" % cfg[-1])
+            return y, ref
+        name = "dwconv2d N%d C%d %dx%d M%d k%dx%d s%dx%d pad %s dil %dx%d%s epilogue %d%s %d threads" % (
+            N, C, H, W, M, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, "" if bias else " no bias", act1,
+            " + residual %d" % act2 if residual else "", threads)
+        yield name, run, 1e-5
+
+
+# Grouped convolutions as a product per group: ResNeXt's 32 groups of 4 and 8, RegNet's groups of 8, odd
+# groups, one output channel a group, strides, padding, dilation, a 1×1 plane, K past KC.
+# (N, C, H, W, O, KH, KW, stride, pad, dilation, groups, bias)
+GROUP_CONVS = [
+    (1, 128, 14, 14, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 32, True),
+    (1, 256, 9, 9, 256, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 32, True),
+    (2, 48, 11, 11, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 6, True),
+    (1, 9, 13, 10, 6, 3, 3, (2, 1), (2, 1, 0, 2), (1, 2), 3, False),
+    (1, 8, 7, 7, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4, True),
+    (2, 12, 1, 1, 12, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, True),
+    (1, 60, 6, 6, 90, 5, 5, (1, 1), (4, 4, 4, 4), (1, 1), 2, True),
+    (1, 6, 20, 20, 9, 3, 3, (3, 3), (1, 1, 1, 1), (2, 2), 3, True),
+    (1, 64, 30, 30, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 8, True),
+]
+
+
+def group_conv_cases():
+    for (i, cfg), kernel in itertools.product(
+            enumerate(GROUP_CONVS + [c for c in random_convs(40, 7) if 1 < c[10] < c[1]]), ["dwconv2d", "conv2d_gemm_groups"]):
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        threads = (1, 3, 16)[i % 3]
+
+        def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
+                DW=DW, G=G, bias=bias, act1=act1, residual=residual, act2=act2, threads=threads, kernel=kernel):
+            x, w = randn(N, C, H, W), randn(O, C // G, KH, KW)
+            b = randn(O) if bias else None
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW), G)
+            res = randn(*ref.shape) if residual else None
+            OH, OW = ref.shape[2:]
+            ys = []
+            for parts in (threads, 1):
+                y = out(tuple(ref.shape))
+                call(kernel, y, arr(x), arr(w), arr(b) if bias else None, arr(res) if residual else None, act1,
+                     act2, N, C, H, W, O, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G, parts)
+                ys.append(y)
+            if not np.array_equal(ys[0], ys[1], equal_nan=True):
+                raise AssertionError("%d parts differ from 1 part" % threads)
+            return ys[0], apply_epilogue(ref, res, act1, act2)
+        name = "%s N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d G%d%s epilogue %d%s %d threads" % (
+            kernel, N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, G, "" if bias else " no bias",
+            act1, " + residual %d" % act2 if residual else "", threads)
+        yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
+
+
 def linear_gemm_cases():
     # (M, K, O, [o0, o1) of the output features computed, bias)
     for i, (M, K, O, o0, o1, bias) in enumerate([
@@ -819,12 +955,12 @@ def mha_cases():
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
           slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases,
-          matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases,
+          matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases, dwconv_cases, group_conv_cases,
           pool_cases, sdpa_cases, mha_cases]
 
 
 def main():
-    global LIB
+    global LIB, BUILD_PATH
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--cc", default="cc", help="C compiler (default: cc)")
     parser.add_argument("--cflags", default=None, help="extra compiler flags, e.g. \"-O3 -march=native\"")
@@ -849,6 +985,7 @@ def main():
             print("0 passed, 1 failed, 0 skipped")
             return 1
         print("# kernels: ISA path %s (%s)" % (path.name, " ".join([args.cc] + extra)))
+        BUILD_PATH = path
         native = "-march=native" in extra
         label = "kernels-native" if native else "kernels %s" % (wanted or path).name
         reason = None

@@ -895,6 +895,39 @@ for (n, act, fn) in [("relu", "relu", torch.relu), ("gelu", "gelu", F.gelu), ("s
          lambda W, x, fn=fn: fn(x + ref_conv(W, "c", x, 4, 3, 1, 1)))
     case(f"epilogue/linear_{n}_add_{n}", dict(x=(3, 8)), "return " + a(a("linear(x, 8) as fc") + " + x"),
          lambda W, x, fn=fn: fn(fn(W.mod("fc", nn.Linear(8, 8))(x)) + x))
+# depthwise and grouped conv2d (nnk_dwconv.h's rows; a product a group past 256 taps a group), each with every
+# activation the epilogue fuses, alone and after a residual; rows of 17 and 13 (no vector's multiple)
+DW_ACTS = [("relu", "relu", torch.relu), ("relu6", "relu6", F.relu6), ("gelu", "gelu", F.gelu), ("sigmoid", "sigmoid", torch.sigmoid),
+           ("tanh", "tanh", torch.tanh), ("silu", "silu", F.silu), ("hardswish", "hardswish", F.hardswish),
+           ("hardsigmoid", "hardsigmoid", F.hardsigmoid), ("gelu_tanh", "gelu_t", lambda t: F.gelu(t, approximate="tanh"))]
+for (n, act, fn) in DW_ACTS:
+    a = (lambda e: f'gelu({e}, approximate="tanh")') if act == "gelu_t" else (lambda e, act=act: f"{act}({e})")
+    case(f"dwconv/depthwise_3x3_{n}", dict(x=(2, 24, 15, 17)), "return " + a("conv2d(x, 24, kernel=3, pad=1, groups=24) as c"),
+         lambda W, x, fn=fn: fn(ref_conv(W, "c", x, 24, 3, 1, 1, 1, 24)))
+    case(f"dwconv/depthwise_7x7_add_{n}", dict(x=(1, 20, 14, 13)), "return " + a("x + conv2d(x, 20, kernel=7, pad=3, groups=20) as c"),
+         lambda W, x, fn=fn: fn(x + ref_conv(W, "c", x, 20, 7, 1, 3, 1, 20)))
+    case(f"dwconv/groups_of_4_stride2_{n}", dict(x=(2, 16, 15, 15)),
+         "return " + a("conv2d(x, 16, kernel=3, stride=2, pad=1, groups=4) as c"),
+         lambda W, x, fn=fn: fn(ref_conv(W, "c", x, 16, 3, 2, 1, 1, 4)))
+    case(f"dwconv/groups_of_32_add_{n}", dict(x=(1, 64, 9, 9)), "return " + a("x + conv2d(x, 64, kernel=3, pad=1, groups=2) as c"),
+         lambda W, x, fn=fn: fn(x + ref_conv(W, "c", x, 64, 3, 1, 1, 1, 2)))
+for (n, shape, out, k, s, p, d, g) in [
+        ("depthwise_relu6_add_relu", (2, 32, 28, 28), 32, 3, 1, 1, 1, 32),
+        ("depthwise_stride2_multiplier2_relu6_add_relu", (1, 12, 23, 21), 24, 5, 2, 2, 1, 12),
+        ("depthwise_dilated_pad_past_reach_relu6_add_relu", (1, 7, 9, 11), 7, 3, 1, [3, 1, 1, 3], 2, 7),
+        ("groups_of_8_relu6_add_relu", (2, 48, 14, 14), 48, 3, 1, 1, 1, 6),
+        ("groups_of_32_relu6_add_relu", (1, 128, 7, 7), 128, 3, 1, 1, 1, 4)]:
+    cin = shape[1]
+    if out == cin:
+        body = f"return relu(x + relu6({conv_src(out, k, s, p, d, g, True)[len('return '):]}))"
+        ref = lambda W, x, out=out, k=k, s=s, p=p, d=d, g=g: torch.relu(x + F.relu6(ref_conv(W, "conv", x, out, k, s, p, d, g)))
+        case("dwconv/" + n, dict(x=shape), body, ref)
+    else:   # the residual is a second input of the output's shape
+        body = f"return relu(z + relu6({conv_src(out, k, s, p, d, g, True)[len('return '):]}))"
+        oh = (shape[2] + 2 * p - d * (k - 1) - 1) // s + 1
+        ow = (shape[3] + 2 * p - d * (k - 1) - 1) // s + 1
+        ref = lambda W, x, z, out=out, k=k, s=s, p=p, d=d, g=g: torch.relu(z + F.relu6(ref_conv(W, "conv", x, out, k, s, p, d, g)))
+        case("dwconv/" + n, dict(x=shape, z=(shape[0], out, oh, ow)), body, ref)
 case("epilogue/conv_bn_add_relu_resnet", dict(x=(2, 4, 6, 6)),
      "y = relu(batchnorm(conv2d(x, 4, kernel=3, pad=1, bias=false) as conv1) as bn1)\n"
      "y = batchnorm(conv2d(y, 4, kernel=3, pad=1, bias=false) as conv2) as bn2\nreturn relu(x + y)",

@@ -2116,8 +2116,17 @@ static void test_select_kernels(void) {
     plain_layouts = false;
     test_choose_layouts();
     op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 16, kernel=3, groups=4) as c", "x86-64-v4", 2);
-    check(op && op->impl.family == IMPL_DIRECT && op->impl.split == SPLIT_GROUPS, "select: grouped conv2d is direct, by groups", "%s",
-          op ? impl_text(op) : "-");
+    check(op && op->impl.family == IMPL_DWCONV && op->impl.split == SPLIT_CHANNELS && op->impl.thread_scratch == NNK_DWCONV_SCRATCH(4, 6, 6, 3, 3, 1, 1, 1, 1),
+          "select: conv2d of 4 channels a group on vectorised rows, by channels", "%s", op ? impl_text(op) : "-");
+    op = selected("x: f32[1, 64, 7, 7]", "conv2d(x, 64, kernel=3, pad=1, groups=2) as c", "x86-64-v4", 2);
+    check(op && op->impl.family == IMPL_GEMM && op->impl.uk && op->impl.split == SPLIT_CHANNELS,
+          "select: conv2d of 32 channels a group is a product a group, by channels", "%s", op ? impl_text(op) : "-");
+    op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 32, kernel=7, pad=3, groups=16) as c", "generic", 0);
+    check(op && op->impl.family == IMPL_DWCONV && op->impl.split == SPLIT_CHANNELS && op->impl.thread_scratch == NNK_DWCONV_SCRATCH(1, 8, 8, 7, 7, 1, 1, 1, 1),
+          "select: depthwise conv2d (multiplier 2) on vectorised rows, by channels (-O0 too)", "%s", op ? impl_text(op) : "-");
+    op = selected("x: f32[1, 4, 40, 40]", "conv2d(x, 4, kernel=33, groups=4) as c", "generic", 2);
+    check(op && op->impl.family == IMPL_DIRECT && op->impl.split == SPLIT_GROUPS, "select: depthwise with more taps than the rows' table: direct",
+          "%s", op ? impl_text(op) : "-");
     op = selected("x: f32[1, 64]", "linear(x, 96) as fc", "x86-64-v4", 2);
     check(op && op->impl.family == IMPL_DOT, "select: linear of one row is a dot product per feature", "%s", op ? impl_text(op) : "-");
     op = selected("x: f32[20, 64]", "linear(x, 96) as fc", "x86-64-v4", 2);
