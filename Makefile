@@ -79,6 +79,13 @@ test-sanitize:
 bench: all
 	@/usr/bin/python3 tools/bench.py
 
+# Every classification family of models/ against ONNX Runtime (1 thread), and the README's model table
+# with those figures (tools/model_table.py --speed).
+bench-zoo: all
+	@mkdir -p build/bench
+	@/usr/bin/python3 tools/bench.py --zoo --nnc-ort-only --threads 1 --rounds 2 --runs 3 --json build/bench/zoo.json
+	@/usr/bin/python3 tools/model_table.py --speed build/bench/zoo.json
+
 # The README's first command: the textbook ResNet-18 trained on Fashion-MNIST, compiled and run on
 # the 10,000 test images, then ResNet-50's speed.
 demo: all
@@ -134,4 +141,4 @@ clean:
 
 -include $(wildcard $(BUILD)/compiler/*.d $(BUILD)/compiler/passes/*.d $(BUILD)/runtime/*.d)
 
-.PHONY: all clean deps test generated bench demo fuzz fuzz-models test-sanitize
+.PHONY: all clean deps test generated bench bench-zoo demo fuzz fuzz-models test-sanitize

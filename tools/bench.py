@@ -22,6 +22,9 @@ noisy: compare the columns of one run, not runs with each other. Nothing here is
 
     tools/bench.py [--runs N] [--rounds R] [--threads 1,2] [MODEL...]
                    (default: resnet50 vit_b_16 fashion_resnet18, 1 and 2 threads)
+    tools/bench.py --zoo [--nnc-ort-only] [--json FILE] ...
+                   every classification family of models/ (`make bench-zoo`: 1 thread, nnc and ONNX Runtime
+                   only, the figures into build/bench/zoo.json for tools/model_table.py --speed)
 """
 import argparse
 import datetime
@@ -93,6 +96,15 @@ MODELS = {
     "fashion_resnet18": ("fashion_resnet18", ["-D", "batch=64"], (64, 1, 28, 28), fashion_module),
 }
 
+# One model of each torchvision classification family with a .net in models/ (at its .net's default input
+# size, torchvision's own), for --zoo.
+ZOO = ["alexnet", "vgg11", "vgg11_bn", "squeezenet1_1", "resnet18", "resnet50", "densenet121", "googlenet", "inception_v3",
+       "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet1_0", "shufflenet_v2_x1_0", "efficientnet_b0",
+       "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t", "maxvit_t"]
+for _name in ZOO:
+    if _name not in MODELS and os.path.exists(os.path.join(ROOT, "models", f"{_name}.net")):
+        MODELS[_name] = (_name, [], (1, 3, 299 if _name == "inception_v3" else 224, 299 if _name == "inception_v3" else 224), None)
+
 
 def torch_module(name, build):
     if build:
@@ -126,12 +138,18 @@ def ort_available():
 
 
 def onnx_file(name, module, shape):
+    """The model exported for ONNX Runtime, or None (and why) when torch.onnx.export cannot export it."""
     path = os.path.join(OUT, f"{name}.onnx")
     if not os.path.exists(path):
         # with gradients on, nn.MultiheadAttention takes its exportable path, not the fused CPU kernel
-        with torch.enable_grad():
-            torch.onnx.export(module, torch.zeros(shape), path, opset_version=14, input_names=["input"], output_names=["output"])
-    return path
+        try:
+            with torch.enable_grad():
+                torch.onnx.export(module, torch.zeros(shape), path, opset_version=14, input_names=["input"], output_names=["output"])
+        except Exception as e:  # noqa: BLE001 - the row then says why ONNX Runtime has no figure
+            if os.path.exists(path):
+                os.remove(path)
+            return None, str(e).strip().splitlines()[0][:100]
+    return path, None
 
 
 def ort_ms(path, threads, runs, shape):
@@ -198,7 +216,12 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per engine per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    ap.add_argument("--zoo", action="store_true", help="every family of models/ with a torchvision builder")
+    ap.add_argument("--nnc-ort-only", action="store_true", help="measure nnc and ONNX Runtime only (no PyTorch)")
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
+    if args.zoo:
+        args.models = [m for m in ZOO if m in MODELS]
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         sys.exit(f"bench: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
@@ -218,8 +241,10 @@ def main():
         exe, target, kernels = nnc_program(name, net, defines)
         gflop = nnc_gflop(exe, weights)
         x = torch.randn(shape)
-        best, why_not_scripted = scripted(module, x)
-        onnx = None if why_no_ort else onnx_file(name, module, shape)
+        best, why_not_scripted = (None, "not measured (--nnc-ort-only)") if args.nnc_ort_only else scripted(module, x)
+        onnx, why_no_onnx = (None, why_no_ort) if why_no_ort else onnx_file(name, module, shape)
+        if why_no_onnx and not why_no_ort:
+            print(f"{name}: ONNX Runtime not measured: torch.onnx.export failed: {why_no_onnx}")
         print(f"{name}: nnc --target {target} ({', '.join(kernels) or 'no blocked products'}), {gflop:.2f} GFLOP per run"
               + (f"; TorchScript: {why_not_scripted}" if why_not_scripted else ""), flush=True)
         for t in thread_counts:
@@ -231,7 +256,8 @@ def main():
                     samples["ort"].append(ort_ms(onnx, t, args.runs, shape))
                 if best is not None:
                     samples["best"].append(torch_ms(best, x, args.runs))
-                samples["eager"].append(torch_ms(module, x, args.runs))
+                if not args.nnc_ort_only:
+                    samples["eager"].append(torch_ms(module, x, args.runs))
             med = {k: statistics.median(v) if v else None for k, v in samples.items()}
             results.append((name, shape[0], t, med, gflop))
             print(f"  {t} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items() if v is not None), flush=True)
@@ -248,6 +274,11 @@ def main():
         if batch > 1:
             print(f"{'':<17} {'':>5} {'':>3} {batch * 1000 / med['nnc']:>9.0f} images/s with nnc"
                   + (f", {batch * 1000 / med['ort']:.0f} with ONNX Runtime" if med["ort"] else ""))
+    if args.json:
+        import json
+        with open(args.json, "w") as f:
+            json.dump({"machine": cpu_name(), "date": datetime.date.today().isoformat(), "peak": peak, "isa": isa,
+                       "results": [{"model": n, "batch": b, "threads": t, "ms": m, "gflop": g} for n, b, t, m, g in results]}, f, indent=1)
 
 
 if __name__ == "__main__":

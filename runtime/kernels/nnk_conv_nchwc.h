@@ -11,7 +11,7 @@
  * NW output pixels of one row × NB blocks of 16 output channels is NW·NB vector accumulators. For each
  * input channel, kernel tap and pixel it broadcasts one input value and multiplies it with NB vectors of
  * weights, so there is no gather (no im2col): the input is read where it lies. The input is already
- * zero-padded (nnk_pad_nchwc makes the copy), so no tap needs a test. The input may also be plain NCHW
+ * zero-padded (nnk_pad_plane makes the copy), so no tap needs a test. The input may also be plain NCHW
  * (a model's image with 3 channels): then a "block" is one channel.
  *
  * Weights are rearranged once at load (nnk_pack_conv_nchwc): w[ob][cb][kh][kw][ic][16], the 16 output
@@ -98,7 +98,11 @@ static inline void nnk__v_relu_in(nnk__v16 *v)   /* 0 > x ? 0 : x, as nnk_relu: 
 #define NNK__V_FMA(acc, s, w)   ((acc) += (s) * (w))
 #define NNK__V_ADD(a, b)        ((a) + (b))
 #define NNK__V_RELU_IN(v)       nnk__v_relu_in(&(v))
-enum { NNK__NW = 4, NNK__NW4 = 2 };
+#if defined(__aarch64__)
+enum { NNK__NW = 6, NNK__NW4 = 3 };   /* a vector of 16 is 4 q registers: 6 × 1 block or 3 × 2 are 24 of the 32 */
+#else
+enum { NNK__NW = 2, NNK__NW4 = 1 };   /* SSE's 16 xmm: 2 × 1 block or 1 × 2 are 8 */
+#endif
 #define NNK__NB 1
 #define NNK__NB4 2
 #else
