@@ -1160,37 +1160,37 @@ int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* pad_plane: [1, 3, 229, 229]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(pad_plane_1, A(image_padded), in_image);
     TICK(0);
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_1, A(conv1), A(image_padded), W(conv1_weight), W(conv1_bias_folded));
     TICK(1);
 
     /* maxpool: [1, 64, 56, 56]
-       models/lib/resnet.net:35: x = maxpool(x, kernel=3, stride=2, pad=1) */
+       models/lib/resnet.net:39: x = maxpool(x, kernel=3, stride=2, pad=1) */
     PARALLEL(maxpool_1, A(maxpool3), A(conv1));
     TICK(2);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_2, A(layer1_0_conv1), A(maxpool3), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(3);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_0_conv1_padded), A(layer1_0_conv1));
     TICK(4);
 
     /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_0_conv2), A(layer1_0_conv1_padded), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
     TICK(5);
 
     /* conv2d layer1.0.conv3: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_4, A(layer1_0_conv3), A(layer1_0_conv2), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
     TICK(6);
 
@@ -1200,62 +1200,62 @@ int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     TICK(7);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_6, A(layer1_1_conv1), A(layer1_0_downsample_0), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(8);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_1_conv1_padded), A(layer1_1_conv1));
     TICK(9);
 
     /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_1_conv2), A(layer1_1_conv1_padded), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
     TICK(10);
 
     /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_5, A(layer1_1_conv3), A(layer1_1_conv2), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(layer1_0_downsample_0));
     TICK(11);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_6, A(layer1_2_conv1), A(layer1_1_conv3), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(12);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_2_conv1_padded), A(layer1_2_conv1));
     TICK(13);
 
     /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_2_conv2), A(layer1_2_conv1_padded), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
     TICK(14);
 
     /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_5, A(layer1_2_conv3), A(layer1_2_conv2), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(layer1_1_conv3));
     TICK(15);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_7, A(layer2_0_conv1), A(layer1_2_conv3), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(16);
 
     /* pad_plane: [1, 128, 57, 57]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_3, A(layer2_0_conv1_padded), A(layer2_0_conv1));
     TICK(17);
 
     /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_8, A(layer2_0_conv2), A(layer2_0_conv1_padded), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(18);
 
     /* conv2d layer2.0.conv3: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_9, A(layer2_0_conv3), A(layer2_0_conv2), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
     TICK(19);
 
@@ -1265,82 +1265,82 @@ int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     TICK(20);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_1_conv1), A(layer2_0_downsample_0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(21);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_1_conv1_padded), A(layer2_1_conv1));
     TICK(22);
 
     /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_1_conv2), A(layer2_1_conv1_padded), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
     TICK(23);
 
     /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_1_conv3), A(layer2_1_conv2), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(layer2_0_downsample_0));
     TICK(24);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_2_conv1), A(layer2_1_conv3), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(25);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_2_conv1_padded), A(layer2_2_conv1));
     TICK(26);
 
     /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_2_conv2), A(layer2_2_conv1_padded), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
     TICK(27);
 
     /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_2_conv3), A(layer2_2_conv2), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(layer2_1_conv3));
     TICK(28);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_3_conv1), A(layer2_2_conv3), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(29);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_3_conv1_padded), A(layer2_3_conv1));
     TICK(30);
 
     /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_3_conv2), A(layer2_3_conv1_padded), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
     TICK(31);
 
     /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_3_conv3), A(layer2_3_conv2), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(layer2_2_conv3));
     TICK(32);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_14, A(layer3_0_conv1), A(layer2_3_conv3), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(33);
 
     /* pad_plane: [1, 256, 29, 29]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_5, A(layer3_0_conv1_padded), A(layer3_0_conv1));
     TICK(34);
 
     /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_15, A(layer3_0_conv2), A(layer3_0_conv1_padded), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(35);
 
     /* conv2d layer3.0.conv3: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_16, A(layer3_0_conv3), A(layer3_0_conv2), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
     TICK(36);
 
@@ -1350,462 +1350,462 @@ int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     TICK(37);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_1_conv1), A(layer3_0_downsample_0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(38);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_1_conv1_padded), A(layer3_1_conv1));
     TICK(39);
 
     /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_1_conv2), A(layer3_1_conv1_padded), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
     TICK(40);
 
     /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_1_conv3), A(layer3_1_conv2), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(layer3_0_downsample_0));
     TICK(41);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_2_conv1), A(layer3_1_conv3), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(42);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_2_conv1_padded), A(layer3_2_conv1));
     TICK(43);
 
     /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_2_conv2), A(layer3_2_conv1_padded), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
     TICK(44);
 
     /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_2_conv3), A(layer3_2_conv2), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(layer3_1_conv3));
     TICK(45);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_3_conv1), A(layer3_2_conv3), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(46);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_3_conv1_padded), A(layer3_3_conv1));
     TICK(47);
 
     /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_3_conv2), A(layer3_3_conv1_padded), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
     TICK(48);
 
     /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_3_conv3), A(layer3_3_conv2), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(layer3_2_conv3));
     TICK(49);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_4_conv1), A(layer3_3_conv3), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(50);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_4_conv1_padded), A(layer3_4_conv1));
     TICK(51);
 
     /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_4_conv2), A(layer3_4_conv1_padded), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
     TICK(52);
 
     /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_4_conv3), A(layer3_4_conv2), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(layer3_3_conv3));
     TICK(53);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_5_conv1), A(layer3_4_conv3), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(54);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_5_conv1_padded), A(layer3_5_conv1));
     TICK(55);
 
     /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_5_conv2), A(layer3_5_conv1_padded), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
     TICK(56);
 
     /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_5_conv3), A(layer3_5_conv2), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(layer3_4_conv3));
     TICK(57);
 
     /* conv2d layer3.6.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_6_conv1), A(layer3_5_conv3), W(layer3_6_conv1_weight), W(layer3_6_conv1_bias_folded));
     TICK(58);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_6_conv1_padded), A(layer3_6_conv1));
     TICK(59);
 
     /* conv2d layer3.6.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_6_conv2), A(layer3_6_conv1_padded), W(layer3_6_conv2_weight), W(layer3_6_conv2_bias_folded));
     TICK(60);
 
     /* conv2d layer3.6.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_6_conv3), A(layer3_6_conv2), W(layer3_6_conv3_weight), W(layer3_6_conv3_bias_folded), A(layer3_5_conv3));
     TICK(61);
 
     /* conv2d layer3.7.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_7_conv1), A(layer3_6_conv3), W(layer3_7_conv1_weight), W(layer3_7_conv1_bias_folded));
     TICK(62);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_7_conv1_padded), A(layer3_7_conv1));
     TICK(63);
 
     /* conv2d layer3.7.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_7_conv2), A(layer3_7_conv1_padded), W(layer3_7_conv2_weight), W(layer3_7_conv2_bias_folded));
     TICK(64);
 
     /* conv2d layer3.7.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_7_conv3), A(layer3_7_conv2), W(layer3_7_conv3_weight), W(layer3_7_conv3_bias_folded), A(layer3_6_conv3));
     TICK(65);
 
     /* conv2d layer3.8.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_8_conv1), A(layer3_7_conv3), W(layer3_8_conv1_weight), W(layer3_8_conv1_bias_folded));
     TICK(66);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_8_conv1_padded), A(layer3_8_conv1));
     TICK(67);
 
     /* conv2d layer3.8.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_8_conv2), A(layer3_8_conv1_padded), W(layer3_8_conv2_weight), W(layer3_8_conv2_bias_folded));
     TICK(68);
 
     /* conv2d layer3.8.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_8_conv3), A(layer3_8_conv2), W(layer3_8_conv3_weight), W(layer3_8_conv3_bias_folded), A(layer3_7_conv3));
     TICK(69);
 
     /* conv2d layer3.9.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_9_conv1), A(layer3_8_conv3), W(layer3_9_conv1_weight), W(layer3_9_conv1_bias_folded));
     TICK(70);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_9_conv1_padded), A(layer3_9_conv1));
     TICK(71);
 
     /* conv2d layer3.9.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_9_conv2), A(layer3_9_conv1_padded), W(layer3_9_conv2_weight), W(layer3_9_conv2_bias_folded));
     TICK(72);
 
     /* conv2d layer3.9.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_9_conv3), A(layer3_9_conv2), W(layer3_9_conv3_weight), W(layer3_9_conv3_bias_folded), A(layer3_8_conv3));
     TICK(73);
 
     /* conv2d layer3.10.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_10_conv1), A(layer3_9_conv3), W(layer3_10_conv1_weight), W(layer3_10_conv1_bias_folded));
     TICK(74);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_10_conv1_padded), A(layer3_10_conv1));
     TICK(75);
 
     /* conv2d layer3.10.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_10_conv2), A(layer3_10_conv1_padded), W(layer3_10_conv2_weight), W(layer3_10_conv2_bias_folded));
     TICK(76);
 
     /* conv2d layer3.10.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_10_conv3), A(layer3_10_conv2), W(layer3_10_conv3_weight), W(layer3_10_conv3_bias_folded), A(layer3_9_conv3));
     TICK(77);
 
     /* conv2d layer3.11.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_11_conv1), A(layer3_10_conv3), W(layer3_11_conv1_weight), W(layer3_11_conv1_bias_folded));
     TICK(78);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_11_conv1_padded), A(layer3_11_conv1));
     TICK(79);
 
     /* conv2d layer3.11.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_11_conv2), A(layer3_11_conv1_padded), W(layer3_11_conv2_weight), W(layer3_11_conv2_bias_folded));
     TICK(80);
 
     /* conv2d layer3.11.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_11_conv3), A(layer3_11_conv2), W(layer3_11_conv3_weight), W(layer3_11_conv3_bias_folded), A(layer3_10_conv3));
     TICK(81);
 
     /* conv2d layer3.12.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_12_conv1), A(layer3_11_conv3), W(layer3_12_conv1_weight), W(layer3_12_conv1_bias_folded));
     TICK(82);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_12_conv1_padded), A(layer3_12_conv1));
     TICK(83);
 
     /* conv2d layer3.12.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_12_conv2), A(layer3_12_conv1_padded), W(layer3_12_conv2_weight), W(layer3_12_conv2_bias_folded));
     TICK(84);
 
     /* conv2d layer3.12.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_12_conv3), A(layer3_12_conv2), W(layer3_12_conv3_weight), W(layer3_12_conv3_bias_folded), A(layer3_11_conv3));
     TICK(85);
 
     /* conv2d layer3.13.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_13_conv1), A(layer3_12_conv3), W(layer3_13_conv1_weight), W(layer3_13_conv1_bias_folded));
     TICK(86);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_13_conv1_padded), A(layer3_13_conv1));
     TICK(87);
 
     /* conv2d layer3.13.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_13_conv2), A(layer3_13_conv1_padded), W(layer3_13_conv2_weight), W(layer3_13_conv2_bias_folded));
     TICK(88);
 
     /* conv2d layer3.13.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_13_conv3), A(layer3_13_conv2), W(layer3_13_conv3_weight), W(layer3_13_conv3_bias_folded), A(layer3_12_conv3));
     TICK(89);
 
     /* conv2d layer3.14.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_14_conv1), A(layer3_13_conv3), W(layer3_14_conv1_weight), W(layer3_14_conv1_bias_folded));
     TICK(90);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_14_conv1_padded), A(layer3_14_conv1));
     TICK(91);
 
     /* conv2d layer3.14.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_14_conv2), A(layer3_14_conv1_padded), W(layer3_14_conv2_weight), W(layer3_14_conv2_bias_folded));
     TICK(92);
 
     /* conv2d layer3.14.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_14_conv3), A(layer3_14_conv2), W(layer3_14_conv3_weight), W(layer3_14_conv3_bias_folded), A(layer3_13_conv3));
     TICK(93);
 
     /* conv2d layer3.15.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_15_conv1), A(layer3_14_conv3), W(layer3_15_conv1_weight), W(layer3_15_conv1_bias_folded));
     TICK(94);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_15_conv1_padded), A(layer3_15_conv1));
     TICK(95);
 
     /* conv2d layer3.15.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_15_conv2), A(layer3_15_conv1_padded), W(layer3_15_conv2_weight), W(layer3_15_conv2_bias_folded));
     TICK(96);
 
     /* conv2d layer3.15.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_15_conv3), A(layer3_15_conv2), W(layer3_15_conv3_weight), W(layer3_15_conv3_bias_folded), A(layer3_14_conv3));
     TICK(97);
 
     /* conv2d layer3.16.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_16_conv1), A(layer3_15_conv3), W(layer3_16_conv1_weight), W(layer3_16_conv1_bias_folded));
     TICK(98);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_16_conv1_padded), A(layer3_16_conv1));
     TICK(99);
 
     /* conv2d layer3.16.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_16_conv2), A(layer3_16_conv1_padded), W(layer3_16_conv2_weight), W(layer3_16_conv2_bias_folded));
     TICK(100);
 
     /* conv2d layer3.16.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_16_conv3), A(layer3_16_conv2), W(layer3_16_conv3_weight), W(layer3_16_conv3_bias_folded), A(layer3_15_conv3));
     TICK(101);
 
     /* conv2d layer3.17.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_17_conv1), A(layer3_16_conv3), W(layer3_17_conv1_weight), W(layer3_17_conv1_bias_folded));
     TICK(102);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_17_conv1_padded), A(layer3_17_conv1));
     TICK(103);
 
     /* conv2d layer3.17.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_17_conv2), A(layer3_17_conv1_padded), W(layer3_17_conv2_weight), W(layer3_17_conv2_bias_folded));
     TICK(104);
 
     /* conv2d layer3.17.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_17_conv3), A(layer3_17_conv2), W(layer3_17_conv3_weight), W(layer3_17_conv3_bias_folded), A(layer3_16_conv3));
     TICK(105);
 
     /* conv2d layer3.18.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_18_conv1), A(layer3_17_conv3), W(layer3_18_conv1_weight), W(layer3_18_conv1_bias_folded));
     TICK(106);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_18_conv1_padded), A(layer3_18_conv1));
     TICK(107);
 
     /* conv2d layer3.18.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_18_conv2), A(layer3_18_conv1_padded), W(layer3_18_conv2_weight), W(layer3_18_conv2_bias_folded));
     TICK(108);
 
     /* conv2d layer3.18.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_18_conv3), A(layer3_18_conv2), W(layer3_18_conv3_weight), W(layer3_18_conv3_bias_folded), A(layer3_17_conv3));
     TICK(109);
 
     /* conv2d layer3.19.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_19_conv1), A(layer3_18_conv3), W(layer3_19_conv1_weight), W(layer3_19_conv1_bias_folded));
     TICK(110);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_19_conv1_padded), A(layer3_19_conv1));
     TICK(111);
 
     /* conv2d layer3.19.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_19_conv2), A(layer3_19_conv1_padded), W(layer3_19_conv2_weight), W(layer3_19_conv2_bias_folded));
     TICK(112);
 
     /* conv2d layer3.19.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_19_conv3), A(layer3_19_conv2), W(layer3_19_conv3_weight), W(layer3_19_conv3_bias_folded), A(layer3_18_conv3));
     TICK(113);
 
     /* conv2d layer3.20.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_20_conv1), A(layer3_19_conv3), W(layer3_20_conv1_weight), W(layer3_20_conv1_bias_folded));
     TICK(114);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_20_conv1_padded), A(layer3_20_conv1));
     TICK(115);
 
     /* conv2d layer3.20.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_20_conv2), A(layer3_20_conv1_padded), W(layer3_20_conv2_weight), W(layer3_20_conv2_bias_folded));
     TICK(116);
 
     /* conv2d layer3.20.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_20_conv3), A(layer3_20_conv2), W(layer3_20_conv3_weight), W(layer3_20_conv3_bias_folded), A(layer3_19_conv3));
     TICK(117);
 
     /* conv2d layer3.21.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_21_conv1), A(layer3_20_conv3), W(layer3_21_conv1_weight), W(layer3_21_conv1_bias_folded));
     TICK(118);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_21_conv1_padded), A(layer3_21_conv1));
     TICK(119);
 
     /* conv2d layer3.21.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_21_conv2), A(layer3_21_conv1_padded), W(layer3_21_conv2_weight), W(layer3_21_conv2_bias_folded));
     TICK(120);
 
     /* conv2d layer3.21.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_21_conv3), A(layer3_21_conv2), W(layer3_21_conv3_weight), W(layer3_21_conv3_bias_folded), A(layer3_20_conv3));
     TICK(121);
 
     /* conv2d layer3.22.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_22_conv1), A(layer3_21_conv3), W(layer3_22_conv1_weight), W(layer3_22_conv1_bias_folded));
     TICK(122);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_22_conv1_padded), A(layer3_22_conv1));
     TICK(123);
 
     /* conv2d layer3.22.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_22_conv2), A(layer3_22_conv1_padded), W(layer3_22_conv2_weight), W(layer3_22_conv2_bias_folded));
     TICK(124);
 
     /* conv2d layer3.22.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_22_conv3), A(layer3_22_conv2), W(layer3_22_conv3_weight), W(layer3_22_conv3_bias_folded), A(layer3_21_conv3));
     TICK(125);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_21, A(layer4_0_conv1), A(layer3_22_conv3), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(126);
 
     /* pad_plane: [1, 512, 15, 15]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_7, A(layer4_0_conv1_padded), A(layer4_0_conv1));
     TICK(127);
 
     /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_22, A(layer4_0_conv2), A(layer4_0_conv1_padded), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(128);
 
     /* conv2d layer4.0.conv3: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_23, A(layer4_0_conv3), A(layer4_0_conv2), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
     TICK(129);
 
@@ -1815,54 +1815,54 @@ int resnet101_run(resnet101 *m, const float *in_image, float *output) {
     TICK(130);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_25, A(layer4_1_conv1), A(layer4_0_downsample_0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(131);
 
     /* pad_plane: [1, 512, 9, 9]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_8, A(layer4_1_conv1_padded), A(layer4_1_conv1));
     TICK(132);
 
     /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_26, A(layer4_1_conv2), A(layer4_1_conv1_padded), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
     TICK(133);
 
     /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_27, A(layer4_1_conv3), A(layer4_1_conv2), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(layer4_0_downsample_0));
     TICK(134);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_25, A(layer4_2_conv1), A(layer4_1_conv3), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(135);
 
     /* pad_plane: [1, 512, 9, 9]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_8, A(layer4_2_conv1_padded), A(layer4_2_conv1));
     TICK(136);
 
     /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_26, A(layer4_2_conv2), A(layer4_2_conv1_padded), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
     TICK(137);
 
     /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_27, A(layer4_2_conv3), A(layer4_2_conv2), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(layer4_1_conv3));
     TICK(138);
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
-       models/lib/resnet.net:47: x = flatten(global_avgpool(x)) */
+       models/lib/resnet.net:51: x = flatten(global_avgpool(x)) */
     adaptive_avgpool_1(A(adaptive_avgpool342), A(layer4_2_conv3));
     TICK(139);
 
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(adaptive_avgpool342) */
 
     /* linear fc: [1, 1000]
-       models/lib/resnet.net:48: return linear(x, num_classes) as fc */
+       models/lib/resnet.net:52: return linear(x, num_classes) as fc */
     PARALLEL(linear_1, output, A(adaptive_avgpool342), W(fc_weight), W(fc_bias));
     TICK(141);
     return 0;

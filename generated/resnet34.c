@@ -596,17 +596,17 @@ int resnet34_run(resnet34 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* pad_plane: [1, 3, 229, 229]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(pad_plane_1, A(image_padded), in_image);
     TICK(0);
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_1, A(conv1), A(image_padded), W(conv1_weight), W(conv1_bias_folded));
     TICK(1);
 
     /* maxpool: [1, 64, 56, 56]
-       models/lib/resnet.net:35: x = maxpool(x, kernel=3, stride=2, pad=1) */
+       models/lib/resnet.net:39: x = maxpool(x, kernel=3, stride=2, pad=1) */
     PARALLEL(maxpool_1, A(maxpool3), A(conv1));
     TICK(2);
 
@@ -946,14 +946,14 @@ int resnet34_run(resnet34 *m, const float *in_image, float *output) {
     TICK(69);
 
     /* adaptive_avgpool: [1, 512, 1, 1]
-       models/lib/resnet.net:47: x = flatten(global_avgpool(x)) */
+       models/lib/resnet.net:51: x = flatten(global_avgpool(x)) */
     adaptive_avgpool_1(A(adaptive_avgpool122), A(layer4_2_conv2));
     TICK(70);
 
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(adaptive_avgpool122) */
 
     /* linear fc: [1, 1000]
-       models/lib/resnet.net:48: return linear(x, num_classes) as fc */
+       models/lib/resnet.net:52: return linear(x, num_classes) as fc */
     PARALLEL(linear_1, output, A(adaptive_avgpool122), W(fc_weight), W(fc_bias));
     TICK(72);
     return 0;

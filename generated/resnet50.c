@@ -786,37 +786,37 @@ int resnet50_run(resnet50 *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* pad_plane: [1, 3, 229, 229]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(pad_plane_1, A(image_padded), in_image);
     TICK(0);
 
     /* conv2d conv1 + relu: [1, 64, 112, 112]
-       models/lib/resnet.net:34: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:38: x = relu(batchnorm(conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_1, A(conv1), A(image_padded), W(conv1_weight), W(conv1_bias_folded));
     TICK(1);
 
     /* maxpool: [1, 64, 56, 56]
-       models/lib/resnet.net:35: x = maxpool(x, kernel=3, stride=2, pad=1) */
+       models/lib/resnet.net:39: x = maxpool(x, kernel=3, stride=2, pad=1) */
     PARALLEL(maxpool_1, A(maxpool3), A(conv1));
     TICK(2);
 
     /* conv2d layer1.0.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_2, A(layer1_0_conv1), A(maxpool3), W(layer1_0_conv1_weight), W(layer1_0_conv1_bias_folded));
     TICK(3);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_0_conv1_padded), A(layer1_0_conv1));
     TICK(4);
 
     /* conv2d layer1.0.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_0_conv2), A(layer1_0_conv1_padded), W(layer1_0_conv2_weight), W(layer1_0_conv2_bias_folded));
     TICK(5);
 
     /* conv2d layer1.0.conv3: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_4, A(layer1_0_conv3), A(layer1_0_conv2), W(layer1_0_conv3_weight), W(layer1_0_conv3_bias_folded));
     TICK(6);
 
@@ -826,62 +826,62 @@ int resnet50_run(resnet50 *m, const float *in_image, float *output) {
     TICK(7);
 
     /* conv2d layer1.1.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_6, A(layer1_1_conv1), A(layer1_0_downsample_0), W(layer1_1_conv1_weight), W(layer1_1_conv1_bias_folded));
     TICK(8);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_1_conv1_padded), A(layer1_1_conv1));
     TICK(9);
 
     /* conv2d layer1.1.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_1_conv2), A(layer1_1_conv1_padded), W(layer1_1_conv2_weight), W(layer1_1_conv2_bias_folded));
     TICK(10);
 
     /* conv2d layer1.1.conv3 + residual + relu: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_5, A(layer1_1_conv3), A(layer1_1_conv2), W(layer1_1_conv3_weight), W(layer1_1_conv3_bias_folded), A(layer1_0_downsample_0));
     TICK(11);
 
     /* conv2d layer1.2.conv1 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_6, A(layer1_2_conv1), A(layer1_1_conv3), W(layer1_2_conv1_weight), W(layer1_2_conv1_bias_folded));
     TICK(12);
 
     /* pad_plane: [1, 64, 58, 58]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_2, A(layer1_2_conv1_padded), A(layer1_2_conv1));
     TICK(13);
 
     /* conv2d layer1.2.conv2 + relu: [1, 64, 56, 56]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_3, A(layer1_2_conv2), A(layer1_2_conv1_padded), W(layer1_2_conv2_weight), W(layer1_2_conv2_bias_folded));
     TICK(14);
 
     /* conv2d layer1.2.conv3 + residual + relu: [1, 256, 56, 56]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_5, A(layer1_2_conv3), A(layer1_2_conv2), W(layer1_2_conv3_weight), W(layer1_2_conv3_bias_folded), A(layer1_1_conv3));
     TICK(15);
 
     /* conv2d layer2.0.conv1 + relu: [1, 128, 56, 56]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_7, A(layer2_0_conv1), A(layer1_2_conv3), W(layer2_0_conv1_weight), W(layer2_0_conv1_bias_folded));
     TICK(16);
 
     /* pad_plane: [1, 128, 57, 57]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_3, A(layer2_0_conv1_padded), A(layer2_0_conv1));
     TICK(17);
 
     /* conv2d layer2.0.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_8, A(layer2_0_conv2), A(layer2_0_conv1_padded), W(layer2_0_conv2_weight), W(layer2_0_conv2_bias_folded));
     TICK(18);
 
     /* conv2d layer2.0.conv3: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_9, A(layer2_0_conv3), A(layer2_0_conv2), W(layer2_0_conv3_weight), W(layer2_0_conv3_bias_folded));
     TICK(19);
 
@@ -891,82 +891,82 @@ int resnet50_run(resnet50 *m, const float *in_image, float *output) {
     TICK(20);
 
     /* conv2d layer2.1.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_1_conv1), A(layer2_0_downsample_0), W(layer2_1_conv1_weight), W(layer2_1_conv1_bias_folded));
     TICK(21);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_1_conv1_padded), A(layer2_1_conv1));
     TICK(22);
 
     /* conv2d layer2.1.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_1_conv2), A(layer2_1_conv1_padded), W(layer2_1_conv2_weight), W(layer2_1_conv2_bias_folded));
     TICK(23);
 
     /* conv2d layer2.1.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_1_conv3), A(layer2_1_conv2), W(layer2_1_conv3_weight), W(layer2_1_conv3_bias_folded), A(layer2_0_downsample_0));
     TICK(24);
 
     /* conv2d layer2.2.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_2_conv1), A(layer2_1_conv3), W(layer2_2_conv1_weight), W(layer2_2_conv1_bias_folded));
     TICK(25);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_2_conv1_padded), A(layer2_2_conv1));
     TICK(26);
 
     /* conv2d layer2.2.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_2_conv2), A(layer2_2_conv1_padded), W(layer2_2_conv2_weight), W(layer2_2_conv2_bias_folded));
     TICK(27);
 
     /* conv2d layer2.2.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_2_conv3), A(layer2_2_conv2), W(layer2_2_conv3_weight), W(layer2_2_conv3_bias_folded), A(layer2_1_conv3));
     TICK(28);
 
     /* conv2d layer2.3.conv1 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_11, A(layer2_3_conv1), A(layer2_2_conv3), W(layer2_3_conv1_weight), W(layer2_3_conv1_bias_folded));
     TICK(29);
 
     /* pad_plane: [1, 128, 30, 30]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_4, A(layer2_3_conv1_padded), A(layer2_3_conv1));
     TICK(30);
 
     /* conv2d layer2.3.conv2 + relu: [1, 128, 28, 28]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_12, A(layer2_3_conv2), A(layer2_3_conv1_padded), W(layer2_3_conv2_weight), W(layer2_3_conv2_bias_folded));
     TICK(31);
 
     /* conv2d layer2.3.conv3 + residual + relu: [1, 512, 28, 28]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_13, A(layer2_3_conv3), A(layer2_3_conv2), W(layer2_3_conv3_weight), W(layer2_3_conv3_bias_folded), A(layer2_2_conv3));
     TICK(32);
 
     /* conv2d layer3.0.conv1 + relu: [1, 256, 28, 28]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_14, A(layer3_0_conv1), A(layer2_3_conv3), W(layer3_0_conv1_weight), W(layer3_0_conv1_bias_folded));
     TICK(33);
 
     /* pad_plane: [1, 256, 29, 29]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_5, A(layer3_0_conv1_padded), A(layer3_0_conv1));
     TICK(34);
 
     /* conv2d layer3.0.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_15, A(layer3_0_conv2), A(layer3_0_conv1_padded), W(layer3_0_conv2_weight), W(layer3_0_conv2_bias_folded));
     TICK(35);
 
     /* conv2d layer3.0.conv3: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_16, A(layer3_0_conv3), A(layer3_0_conv2), W(layer3_0_conv3_weight), W(layer3_0_conv3_bias_folded));
     TICK(36);
 
@@ -976,122 +976,122 @@ int resnet50_run(resnet50 *m, const float *in_image, float *output) {
     TICK(37);
 
     /* conv2d layer3.1.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_1_conv1), A(layer3_0_downsample_0), W(layer3_1_conv1_weight), W(layer3_1_conv1_bias_folded));
     TICK(38);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_1_conv1_padded), A(layer3_1_conv1));
     TICK(39);
 
     /* conv2d layer3.1.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_1_conv2), A(layer3_1_conv1_padded), W(layer3_1_conv2_weight), W(layer3_1_conv2_bias_folded));
     TICK(40);
 
     /* conv2d layer3.1.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_1_conv3), A(layer3_1_conv2), W(layer3_1_conv3_weight), W(layer3_1_conv3_bias_folded), A(layer3_0_downsample_0));
     TICK(41);
 
     /* conv2d layer3.2.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_2_conv1), A(layer3_1_conv3), W(layer3_2_conv1_weight), W(layer3_2_conv1_bias_folded));
     TICK(42);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_2_conv1_padded), A(layer3_2_conv1));
     TICK(43);
 
     /* conv2d layer3.2.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_2_conv2), A(layer3_2_conv1_padded), W(layer3_2_conv2_weight), W(layer3_2_conv2_bias_folded));
     TICK(44);
 
     /* conv2d layer3.2.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_2_conv3), A(layer3_2_conv2), W(layer3_2_conv3_weight), W(layer3_2_conv3_bias_folded), A(layer3_1_conv3));
     TICK(45);
 
     /* conv2d layer3.3.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_3_conv1), A(layer3_2_conv3), W(layer3_3_conv1_weight), W(layer3_3_conv1_bias_folded));
     TICK(46);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_3_conv1_padded), A(layer3_3_conv1));
     TICK(47);
 
     /* conv2d layer3.3.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_3_conv2), A(layer3_3_conv1_padded), W(layer3_3_conv2_weight), W(layer3_3_conv2_bias_folded));
     TICK(48);
 
     /* conv2d layer3.3.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_3_conv3), A(layer3_3_conv2), W(layer3_3_conv3_weight), W(layer3_3_conv3_bias_folded), A(layer3_2_conv3));
     TICK(49);
 
     /* conv2d layer3.4.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_4_conv1), A(layer3_3_conv3), W(layer3_4_conv1_weight), W(layer3_4_conv1_bias_folded));
     TICK(50);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_4_conv1_padded), A(layer3_4_conv1));
     TICK(51);
 
     /* conv2d layer3.4.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_4_conv2), A(layer3_4_conv1_padded), W(layer3_4_conv2_weight), W(layer3_4_conv2_bias_folded));
     TICK(52);
 
     /* conv2d layer3.4.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_4_conv3), A(layer3_4_conv2), W(layer3_4_conv3_weight), W(layer3_4_conv3_bias_folded), A(layer3_3_conv3));
     TICK(53);
 
     /* conv2d layer3.5.conv1 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_18, A(layer3_5_conv1), A(layer3_4_conv3), W(layer3_5_conv1_weight), W(layer3_5_conv1_bias_folded));
     TICK(54);
 
     /* pad_plane: [1, 256, 16, 16]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_6, A(layer3_5_conv1_padded), A(layer3_5_conv1));
     TICK(55);
 
     /* conv2d layer3.5.conv2 + relu: [1, 256, 14, 14]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_19, A(layer3_5_conv2), A(layer3_5_conv1_padded), W(layer3_5_conv2_weight), W(layer3_5_conv2_bias_folded));
     TICK(56);
 
     /* conv2d layer3.5.conv3 + residual + relu: [1, 1024, 14, 14]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_20, A(layer3_5_conv3), A(layer3_5_conv2), W(layer3_5_conv3_weight), W(layer3_5_conv3_bias_folded), A(layer3_4_conv3));
     TICK(57);
 
     /* conv2d layer4.0.conv1 + relu: [1, 512, 14, 14]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_21, A(layer4_0_conv1), A(layer3_5_conv3), W(layer4_0_conv1_weight), W(layer4_0_conv1_bias_folded));
     TICK(58);
 
     /* pad_plane: [1, 512, 15, 15]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_7, A(layer4_0_conv1_padded), A(layer4_0_conv1));
     TICK(59);
 
     /* conv2d layer4.0.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_22, A(layer4_0_conv2), A(layer4_0_conv1_padded), W(layer4_0_conv2_weight), W(layer4_0_conv2_bias_folded));
     TICK(60);
 
     /* conv2d layer4.0.conv3: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_23, A(layer4_0_conv3), A(layer4_0_conv2), W(layer4_0_conv3_weight), W(layer4_0_conv3_bias_folded));
     TICK(61);
 
@@ -1101,54 +1101,54 @@ int resnet50_run(resnet50 *m, const float *in_image, float *output) {
     TICK(62);
 
     /* conv2d layer4.1.conv1 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_25, A(layer4_1_conv1), A(layer4_0_downsample_0), W(layer4_1_conv1_weight), W(layer4_1_conv1_bias_folded));
     TICK(63);
 
     /* pad_plane: [1, 512, 9, 9]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_8, A(layer4_1_conv1_padded), A(layer4_1_conv1));
     TICK(64);
 
     /* conv2d layer4.1.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_26, A(layer4_1_conv2), A(layer4_1_conv1_padded), W(layer4_1_conv2_weight), W(layer4_1_conv2_bias_folded));
     TICK(65);
 
     /* conv2d layer4.1.conv3 + residual + relu: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_27, A(layer4_1_conv3), A(layer4_1_conv2), W(layer4_1_conv3_weight), W(layer4_1_conv3_bias_folded), A(layer4_0_downsample_0));
     TICK(66);
 
     /* conv2d layer4.2.conv1 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:24: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
+       models/lib/resnet.net:27: y = relu(batchnorm(conv2d(x, width, kernel=1, bias=false) as conv1) as bn1) */
     PARALLEL(conv2d_25, A(layer4_2_conv1), A(layer4_1_conv3), W(layer4_2_conv1_weight), W(layer4_2_conv1_bias_folded));
     TICK(67);
 
     /* pad_plane: [1, 512, 9, 9]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(pad_plane_8, A(layer4_2_conv1_padded), A(layer4_2_conv1));
     TICK(68);
 
     /* conv2d layer4.2.conv2 + relu: [1, 512, 7, 7]
-       models/lib/resnet.net:25: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, bias=false) as conv2) as bn2) */
+       models/lib/resnet.net:28: y = relu(batchnorm(conv2d(y, width, kernel=3, stride=stride, pad=1, groups=groups, bias=false) as conv2) as bn2) */
     PARALLEL(conv2d_26, A(layer4_2_conv2), A(layer4_2_conv1_padded), W(layer4_2_conv2_weight), W(layer4_2_conv2_bias_folded));
     TICK(69);
 
     /* conv2d layer4.2.conv3 + residual + relu: [1, 2048, 7, 7]
-       models/lib/resnet.net:26: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
+       models/lib/resnet.net:29: y = batchnorm(conv2d(y, out, kernel=1, bias=false) as conv3) as bn3 */
     PARALLEL(conv2d_27, A(layer4_2_conv3), A(layer4_2_conv2), W(layer4_2_conv3_weight), W(layer4_2_conv3_bias_folded), A(layer4_1_conv3));
     TICK(70);
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
-       models/lib/resnet.net:47: x = flatten(global_avgpool(x)) */
+       models/lib/resnet.net:51: x = flatten(global_avgpool(x)) */
     adaptive_avgpool_1(A(adaptive_avgpool172), A(layer4_2_conv3));
     TICK(71);
 
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(adaptive_avgpool172) */
 
     /* linear fc: [1, 1000]
-       models/lib/resnet.net:48: return linear(x, num_classes) as fc */
+       models/lib/resnet.net:52: return linear(x, num_classes) as fc */
     PARALLEL(linear_1, output, A(adaptive_avgpool172), W(fc_weight), W(fc_bias));
     TICK(73);
     return 0;

@@ -197,6 +197,8 @@ def nnc_program(name, net, defines):
     ir = sh([NNC, os.path.join(ROOT, "models", f"{net}.net"), "--emit", "ir"] + defines)
     target = re.search(r"target (\S+)", ir.splitlines()[0]).group(1)
     kernels = sorted(set(re.findall(r"nnk_f32_gemm_ukernel_\w+", ir)))
+    kernels += [name for name, mark in (("direct NCHW16c convolutions", "[direct nchw16c"), ("Winograd F(4x4, 3x3)", "[winograd"),
+                                        ("depthwise rows", "[dwconv")) if mark in ir]
     return exe, target, kernels
 
 

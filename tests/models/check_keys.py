@@ -47,6 +47,8 @@ MODELS = {
     "regnet_x_400mf.net": "regnet_x_400mf",
     "regnet_y_400mf.net": "regnet_y_400mf",
     "convnext_tiny.net": "convnext_tiny",
+    "resnext50_32x4d.net": "resnext50_32x4d",
+    "wide_resnet50_2.net": "wide_resnet50_2",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

@@ -117,6 +117,8 @@ MODELS = {
     "regnet_x_400mf": lambda: export_torchvision.build_model("regnet_x_400mf", SEED),
     "regnet_y_400mf": lambda: export_torchvision.build_model("regnet_y_400mf", SEED),
     "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
+    "resnext50_32x4d": lambda: export_torchvision.build_model("resnext50_32x4d", SEED, calib_size=64),
+    "wide_resnet50_2": lambda: export_torchvision.build_model("wide_resnet50_2", SEED, calib_size=64),
 }
 
 
@@ -252,6 +254,10 @@ CASES = [
          defines=["size=32"]),
     Case("convnext_tiny@32x2", "models/convnext_tiny.net", "convnext_tiny", [[2, 3, 32, 32]],
          defines=["batch=2", "size=32"]),
+    Case("resnext50_32x4d@64", "models/resnext50_32x4d.net", "resnext50_32x4d", [[1, 3, 64, 64]], defines=["size=64"]),
+    Case("resnext50_32x4d@64x2", "models/resnext50_32x4d.net", "resnext50_32x4d", [[2, 3, 64, 64]],
+         defines=["batch=2", "size=64"]),
+    Case("wide_resnet50_2@64", "models/wide_resnet50_2.net", "wide_resnet50_2", [[1, 3, 64, 64]], defines=["size=64"]),
 ]
 
 
