@@ -109,7 +109,8 @@ for _name in ZOO:
 def torch_module(name, build):
     if build:
         return build()
-    return export_torchvision.build_model(name, 0, None, calib_size=64).eval()
+    # (batch norm statistics measured on a small input; Inception's stem needs 75 pixels)
+    return export_torchvision.build_model(name, 0, None, calib_size=75 if name == "inception_v3" else 64).eval()
 
 
 def weights_for(name, module):

@@ -437,14 +437,17 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     }
 }
 
-/* A batch of 1×1 output planes (the last layers of a small-image network): the images are the pixels
-   of one run, NNK_CONV_IMAGES of them a unit, so that the tiles stay full. */
-enum { NNK_CONV_IMAGES = 28 };
+/* A batch of small output planes (rows of NNK_CONV_IMAGES_MAX_W pixels or fewer: the last layers of a
+   small-image network) is computed position by position, the images being the pixels of one run (they
+   lie a whole image apart, one stride), NNK_CONV_IMAGES of them a unit, so that the tiles stay full. */
+enum { NNK_CONV_IMAGES = 28, NNK_CONV_IMAGES_MAX_W = 4 };
+
+static inline int nnk__conv_by_images(const nnk_conv_params *p, long N) { return N > 1 && p->OW <= NNK_CONV_IMAGES_MAX_W; }
 
 static inline long nnk_conv_nchwc_batch_units(const nnk_conv_params *p, long N)
 {
-    if ((long)p->OH * p->OW == 1 && N > 1)
-        return (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP * ((N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES);
+    if (nnk__conv_by_images(p, N))
+        return (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP * (long)p->OH * p->OW * ((N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES);
     return N * nnk_conv_nchwc_units(p);
 }
 
@@ -453,22 +456,24 @@ static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *rest
                                             const nnk_conv_params *p, long N, long u0, long u1)
 {
     const int ob_all = p->O / NNK_CB, ic = x_plain ? 1 : NNK_CB, cbs = p->C / ic;
-    const long chunks = (N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES, pix = x_plain ? 1 : NNK_CB;
+    const long chunks = (N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES, pix = x_plain ? 1 : NNK_CB, plane = (long)p->OH * p->OW;
+    const long out_img = (long)p->O * plane;
     const int in_regs = nnk__fusable(1, res, act1, act2);
     nnk__conv_tile t = {
         .xp = (long)p->C * p->H * p->W, .xc = (long)p->H * p->W * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
-        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = NNK_CB, .yp = p->O,
+        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane * NNK_CB, .yp = out_img,
         .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
     for (long u = u0; u < u1; u++) {
-        int g = (int)(u / chunks), ob0 = g * NNK_CONV_GROUP;
-        long n0 = u % chunks * NNK_CONV_IMAGES, n = N - n0 < NNK_CONV_IMAGES ? N - n0 : NNK_CONV_IMAGES;
-        int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
-        const float *xr = x + n0 * t.xp;
+        long g = u / (plane * chunks), q = u % (plane * chunks) / chunks;   /* a group, an output pixel, */
+        long n0 = u % chunks * NNK_CONV_IMAGES, n = N - n0 < NNK_CONV_IMAGES ? N - n0 : NNK_CONV_IMAGES;   /* the images */
+        int ob0 = (int)g * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
+        int oh = (int)(q / p->OW), ow = (int)(q % p->OW);
+        const float *xr = x + n0 * t.xp + ((long)oh * p->sh * p->W + (long)ow * p->sw) * pix;
         for (int j = 0; j < nb;) {
             int ob = ob0 + j, step = nb - j >= NNK__NB ? NNK__NB : 1;
-            long at = n0 * p->O + (long)ob * NNK_CB;
+            long at = n0 * out_img + (long)ob * t.yb + q * NNK_CB;
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + at : NULL;
             nnk__conv_run(step > 1 ? nnk__full_nb_0 : nnk__full_1, NNK__NW, step > 1 ? nnk__pieces_nb : nnk__pieces_1, y + at, xr,
@@ -477,7 +482,10 @@ static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *rest
         }
         if (!in_regs && (act1 || res))
             for (long i = n0; i < n0 + n; i++)
-                nnk_epilogue(y + i * p->O + ob0 * NNK_CB, res ? res + i * p->O + ob0 * NNK_CB : NULL, (long)nb * NNK_CB, act1, act2);
+                for (int j = 0; j < nb; j++) {
+                    long at = i * out_img + (long)(ob0 + j) * t.yb + q * NNK_CB;
+                    nnk_epilogue(y + at, res ? res + at : NULL, NNK_CB, act1, act2);
+                }
     }
 }
 
@@ -487,7 +495,7 @@ static inline void nnk_conv2d_nchwc_batch(float *restrict y, const float *restri
                                           const float *restrict b, const float *restrict res, int act1, int act2,
                                           const nnk_conv_params *p, long N, long u0, long u1)
 {
-    if ((long)p->OH * p->OW == 1 && N > 1) {
+    if (nnk__conv_by_images(p, N)) {
         nnk__conv2d_nchwc_images(y, x, x_plain, w, b, res, act1, act2, p, N, u0, u1);
         return;
     }

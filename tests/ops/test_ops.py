@@ -296,6 +296,9 @@ CONV_NCHWC = [
     ("single_pixel", (3, 16, 1, 1), 16, 1, 1, 0, 1, 1, True),
     ("batch_of_1x1_planes", (30, 32, 1, 1), 80, 3, 1, 1, 1, 1, True),        # images as the pixels of a run
     ("batch_to_1x1_stride2", (5, 3, 2, 2), 48, 3, 2, 1, 1, 1, False),
+    ("batch_of_4x3_planes", (30, 16, 4, 3), 48, 3, 1, 1, 1, 1, True),        # position by position
+    ("batch_of_2x2_stride2", (3, 32, 4, 4), 32, 3, 2, 1, 1, 1, True),
+    ("batch_of_4x4_dilated", (2, 16, 8, 8), 16, 3, 2, 2, 2, 1, True),
 ]
 for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
     case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
@@ -341,6 +344,11 @@ s = relu(batchnorm(s) as bn2)
 return avgpool(conv2d(s, 32, kernel=1) as c2, 2)
 """, lambda W, x: (lambda s: (lambda s2: F.avg_pool2d(ref_conv(W, "c2", torch.relu(W.mod("bn2", nn.BatchNorm2d(48))(s2)), 32, 1), 2))(
     torch.cat([s, ref_conv(W, "c1", torch.relu(W.mod("bn1", nn.BatchNorm2d(32))(s)), 16, 1)], 1)))(ref_conv(W, "stem", x, 32, 3, 1, 1)))
+
+case("nchwc/batch_small_planes_gelu_residual", dict(x=(16, 32, 3, 2)), """
+y = gelu(conv2d(x, 32, kernel=3, pad=1) as a)
+return sigmoid(conv2d(y, 32, kernel=1) as b + x)
+""", lambda W, x: torch.sigmoid(ref_conv(W, "b", F.gelu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 1) + x))
 
 case("nchwc/sigmoid_mul_flatten", dict(x=(1, 16, 6, 6)), """
 y = conv2d(x, 32, kernel=3, pad=1) as a
