@@ -216,6 +216,19 @@ NNK__UNROLL16
         }
 }
 
+/* Whether a run of n pixels of (at least NB4 of the) nb blocks left goes to the tiles of NB4 blocks: a
+   short run, or, on AVX-512, one that the tiles of 14 do not fill (17 = 14 + 2 + 1 pieces of 4 and 2
+   accumulators, latency-bound; as 7 + 7 + 2 + 1 of 4 blocks, 28, 8 and 4). */
+#if NNK_CONV_NCHWC_AVX512F
+#define NNK__NB4_ON_REMAINDER 1
+#else
+#define NNK__NB4_ON_REMAINDER 0
+#endif
+static inline int nnk__use_nb4(int nb, long n)
+{
+    return (NNK__NB4 != NNK__NB || NNK__NW4 != NNK__NW) && nb >= NNK__NB4 && (n <= NNK__NW4 || (NNK__NB4_ON_REMAINDER && n % NNK__NW));
+}
+
 typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const float *restrict w, const nnk__conv_tile *t);
 
 /* The pieces of a run that no full tile covers, 8, 4, 2 or 1 pixels wide (so that any remainder is at most
@@ -418,7 +431,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             const float *wo = w + ob * t.wb;
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
-            if ((NNK__NB4 != NNK__NB || NNK__NW4 != NNK__NW) && nb - j >= NNK__NB4 && n <= NNK__NW4) {
+            if (nnk__use_nb4(nb - j, n)) {
                 nnk__conv_run(full4, NNK__NW4, pieces4, yo, xr, wo, &t, (int)n);
                 j += NNK__NB4;
             } else if (nb - j >= NNK__NB) {

@@ -183,7 +183,7 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
             float *mx = M + xi36 * ms;
             for (int j = 0; j < nb;) {
                 int ob = ob0 + j;
-                if ((NNK__NB4 != NNK__NB || NNK__NW4 != NNK__NW) && nb - j >= NNK__NB4 && nt <= NNK__NW4) {
+                if (nnk__use_nb4(nb - j, nt)) {
                     nnk__conv_run(nnk__full_nb4_16, NNK__NW4, nnk__pieces_nb4_16, mx + j * t.yb, vx, ux + ob * t.wb, &t, (int)nt);
                     j += NNK__NB4;
                 } else if (nb - j >= NNK__NB) {
