@@ -101,9 +101,15 @@ MODELS = {
 ZOO = ["alexnet", "vgg11", "vgg11_bn", "squeezenet1_1", "resnet18", "resnet50", "densenet121", "googlenet", "inception_v3",
        "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet1_0", "shufflenet_v2_x1_0", "efficientnet_b0",
        "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t", "maxvit_t"]
+def _net_size(name):
+    """The input size a model's .net declares (`let size = N`), torchvision's own for the family."""
+    m = re.search(r"^let size = (\d+)", open(os.path.join(ROOT, "models", f"{name}.net")).read(), re.M)
+    return int(m.group(1)) if m else 224
+
+
 for _name in ZOO:
     if _name not in MODELS and os.path.exists(os.path.join(ROOT, "models", f"{_name}.net")):
-        MODELS[_name] = (_name, [], (1, 3, 299 if _name == "inception_v3" else 224, 299 if _name == "inception_v3" else 224), None)
+        MODELS[_name] = (_name, [], (1, 3, _net_size(_name), _net_size(_name)), None)
 
 
 def torch_module(name, build):
