@@ -166,7 +166,7 @@ static inline __attribute__((always_inline)) void nnk__conv_tile_run(int NW, int
                                                                      const nnk__conv_tile *t)
 {
     const long xp = XP ? XP : t->xp;   /* a constant step keeps every pixel's address one register plus an offset */
-    nnk__v16 acc[NNK__NW > NNK__NW4 ? NNK__NW : NNK__NW4][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
+    nnk__v16 acc[NNK__NW > 8 ? NNK__NW : 8][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];   /* (8: the widest piece) */
 NNK__UNROLL16
     for (int j = 0; j < NB; j++) {
         nnk__v16 b = NNK__V_ZERO();

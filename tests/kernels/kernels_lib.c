@@ -269,3 +269,61 @@ void nnkt_conv2d_gemm_groups(float *y, const float *x, const float *w, const flo
                                    act1, act2, &p, O * part / parts, O * (part + 1) / parts, scratch);
     free(scratch);
 }
+
+/* Which path of nnk_conv_nchwc.h this build took. */
+const char *nnkt_nchwc_path(void)
+{
+#if defined(NNK_CONV_NCHWC_AVX512F)
+    return "avx512f";
+#elif defined(NNK_CONV_NCHWC_AVX2_FMA)
+    return "avx2";
+#elif defined(NNK_CONV_NCHWC_VECTOR)
+    return "vector";
+#else
+    return "plain";
+#endif
+}
+
+/* conv2d (groups 1, O a multiple of 16) on the blocked layout, as the generated code runs it: the plain
+   input reordered to blocked (or read plain when C is not a multiple of 16) and zero-padded, the weight
+   packed (for the direct tiles, or for Winograd when `winograd`), the units split into `parts` ranges run
+   one after the other as threads would, and the blocked result (and residual) reordered from and to the
+   caller's plain arrays. */
+void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N,
+                       int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW,
+                       int winograd, int parts)
+{
+    int plain = C % NNK_CB != 0;
+    int Hp = (OH - 1) * SH + (KH - 1) * DH + 1, Wp = (OW - 1) * SW + (KW - 1) * DW + 1;
+    long in = (long)C * H * W, pin = (long)C * Hp * Wp, out = (long)O * OH * OW;
+    float *xb = malloc((size_t)(N * in + N * pin + 2 * N * out + 36L * O * C + (long)O * C * KH * KW + NNK_WINO_SCRATCH(C)) * sizeof(float));
+    if (!xb)
+        abort();
+    float *xp = xb + N * in, *yb = xp + N * pin, *rb = yb + N * out, *wp = rb + N * out, *tmp = wp + 36L * O * C,
+          *scratch = tmp + (long)O * C * KH * KW;
+    for (int n = 0; n < N; n++) {
+        if (plain)
+            memcpy(xb + n * in, x + n * in, (size_t)in * sizeof *xb);
+        else
+            nnk_to_nchwc(xb + n * in, x + n * in, C, (long)H * W, 0, C);
+        if (res)
+            nnk_to_nchwc(rb + n * out, res + n * out, O, (long)OH * OW, 0, O);
+    }
+    int v = plain ? 1 : NNK_CB;
+    nnk_pad_plane(xp, xb, v, H, W, Hp, Wp, PT, PL, 0, N * C / v);
+    memcpy(wp, w, (size_t)O * C * KH * KW * sizeof *wp);
+    nnk_pack_conv(wp, O, C, KH, KW, winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED, tmp);
+    nnk_conv_params p = {.C = C, .H = Hp, .W = Wp, .O = O, .OH = OH, .OW = OW, .kh = KH, .kw = KW, .sh = SH, .sw = SW,
+                         .dh = DH, .dw = DW, .groups = 1};
+    long units = winograd ? nnk_winograd_units(&p, N) : nnk_conv_nchwc_batch_units(&p, N);
+    for (int part = 0; part < parts; part++) {
+        long u0 = units * part / parts, u1 = units * (part + 1) / parts;
+        if (winograd)
+            nnk_conv2d_winograd_batch(yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
+        else
+            nnk_conv2d_nchwc_batch(yb, xp, plain, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1);
+    }
+    for (int n = 0; n < N; n++)
+        nnk_from_nchwc(y + n * out, yb + n * out, O, (long)OH * OW, 0, O);
+    free(xb);
+}

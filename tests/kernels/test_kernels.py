@@ -78,6 +78,7 @@ SIGNATURES = {
     "mha": "ppppppp" + "i" * 6 + "p",
     "mha_blocked": "ppppppp" + "i" * 6,
     "dwconv2d": "ppppp" + "ii" + "i" * 16,
+    "conv2d_nchwc": "ppppp" + "ii" + "i" * 17,
     "conv2d_gemm_groups": "ppppp" + "ii" + "i" * 16,
 }
 CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctypes.c_float}
@@ -156,6 +157,7 @@ def load(path):
         fn.argtypes = [CTYPES[c] for c in sig]
         fn.restype = ctypes.c_long if name.endswith("_scratch") else None
     lib.nnkt_dwconv_path.restype = ctypes.c_char_p
+    lib.nnkt_nchwc_path.restype = ctypes.c_char_p
     return lib
 
 
@@ -796,6 +798,65 @@ def group_conv_cases():
         yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
 
 
+# The blocked layout (nnk_conv_nchwc.h) and Winograd (nnk_winograd.h): output rows of every length the tiles
+# cut (1 to 33: full tiles of 14 and 7, pieces of 8, 4, 2, 1), 1 to 9 blocks of output channels (groups of 4
+# and 8, the tile heights 1, 2 and 4), plain input of 3 and 20 channels, 1x1 runs past 196 pixels, strides,
+# dilation, padding wider than the kernel, batches of small planes (position by position), every epilogue,
+# and splits between 1 to 5 threads, which must give the same bits.
+# (N, C, H, W, O, KH, KW, stride, pad, dilation, winograd)
+NCHWC_CONVS = [
+    (1, 16, 13, 13, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 32, 9, 33, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (2, 16, 7, 17, 80, 1, 7, (1, 1), (0, 3, 0, 3), (1, 1), False),
+    (1, 3, 29, 31, 32, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), False),
+    (1, 20, 11, 12, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 32, 21, 20, 64, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
+    (2, 64, 14, 13, 32, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), False),
+    (1, 16, 17, 16, 144, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), False),
+    (1, 16, 4, 5, 16, 3, 3, (1, 1), (4, 4, 4, 4), (1, 1), False),
+    (30, 32, 1, 1, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (20, 16, 4, 3, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 16, 28, 28, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (2, 32, 29, 31, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (1, 16, 25, 26, 144, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (1, 64, 30, 30, 64, 3, 3, (1, 1), (1, 1, 0, 2), (1, 1), True),
+]
+
+
+def nchwc_cases():
+    def run_path():
+        got = LIB.nnkt_nchwc_path().decode()
+        if got != BUILD_PATH.name:
+            raise AssertionError("nnk_conv_nchwc.h took the %s path where nnk_gemm.h took %s" % (got, BUILD_PATH.name))
+        return np.zeros(1), np.zeros(1)
+    yield "conv2d_nchwc path is the build's ISA path", run_path, 0.0
+
+    for i, cfg in enumerate(NCHWC_CONVS):
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), wino = cfg
+        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        threads = i % 5 + 1
+
+        def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH, DW=DW, wino=wino,
+                act1=act1, residual=residual, act2=act2, threads=threads):
+            x, w, b = randn(N, C, H, W), randn(O, C, KH, KW), randn(O)
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW))
+            res = randn(*ref.shape) if residual else None
+            OH, OW = ref.shape[2:]
+            ys = []
+            for parts in (threads, 1):
+                y = out(tuple(ref.shape))
+                call("conv2d_nchwc", y, arr(x), arr(w), arr(b), arr(res) if residual else None, act1, act2, N, C, H, W, O, OH, OW,
+                     KH, KW, SH, SW, PT, PL, DH, DW, int(wino), parts)
+                ys.append(y)
+            if not np.array_equal(ys[0], ys[1], equal_nan=True):
+                raise AssertionError("%d parts differ from 1 part" % threads)
+            return ys[0], apply_epilogue(ref, res, act1, act2)
+        name = "conv2d_nchwc%s N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d epilogue %d%s %d threads" % (
+            " winograd" if wino else "", N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, act1,
+            " + residual %d" % act2 if residual else "", threads)
+        yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
+
+
 def linear_gemm_cases():
     # (M, K, O, [o0, o1) of the output features computed, bias)
     for i, (M, K, O, o0, o1, bias) in enumerate([
@@ -955,7 +1016,7 @@ def mha_cases():
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
           slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases,
-          matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases, dwconv_cases, group_conv_cases,
+          matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases, dwconv_cases, group_conv_cases, nchwc_cases,
           pool_cases, sdpa_cases, mha_cases]
 
 
