@@ -14,7 +14,8 @@
  *   nnk_matmul.h       linear matmul
  *   nnk_gemm.h         blocked matrix product: conv2d (groups 1) and linear, with fused epilogues
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
- *   nnk_attention.h    sdpa mha
+ *   nnk_attention.h    sdpa mha (masks included)
+ *   nnk_tensor.h       index_select full arange where reduce
  *
  * Every kernel takes its outputs first and its dimensions last, and depends only on libc and libm.
  */
@@ -30,5 +31,6 @@
 #include "nnk_gemm.h"
 #include "nnk_layout.h"
 #include "nnk_attention.h"
+#include "nnk_tensor.h"
 
 #endif
