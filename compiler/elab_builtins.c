@@ -89,7 +89,7 @@ static Value *check_builtin_arg(Elab *E, const char *fn, const SigParam *p, Valu
         else
             for (int i = 0; i < v->items.len; i++)
                 if (VEC_AT(v->items, i, Value *)->kind != V_TENSOR || is_index(VEC_AT(v->items, i, Value *)))
-                    want = "a list of float tensors";
+                    want = is_index(VEC_AT(v->items, i, Value *)) ? "a list of float tensors" : "a list of tensors";
         break;
     case SIG_INDICES:
         if (!is_index(v))

@@ -292,7 +292,8 @@ static bool want_int(Elab *E, Value *v, Loc loc, const char *what) {
 
 static bool want_bool(Elab *E, Value *v, Loc loc, const char *what) {
     if (v->kind != V_BOOL) {
-        error_at(E, loc, "%s must be a bool, found %s", what, describe(v));
+        error_at(E, loc, "%s must be a bool, found %s%s", what, describe(v),
+                 v->kind == V_TENSOR ? " (tensors are compared at run time: select with where or masked_fill)" : "");
         return false;
     }
     return true;
@@ -449,7 +450,7 @@ static Value *tensor_arith(Elab *E, Node *n, Value *a, Value *b) {
         return build_operator(E, OPK_MATMUL, n->loc, (Value *[]){a, b}, 2);
     }
     if (n->op == OP_AND || n->op == OP_OR || n->op == OP_IDIV || n->op == OP_MOD || n->op == OP_POW) {
-        error_at(E, n->loc, "operator '%s' is not defined on tensors (only + - * /, comparisons and @ are)", operator_text(n->op));
+        error_at(E, n->loc, "operator '%s' is not defined on tensors (only + - * / and @ are, and comparisons)", operator_text(n->op));
         return NULL;
     }
     if (a->kind == V_TENSOR && b->kind == V_TENSOR)
@@ -1175,7 +1176,7 @@ Graph *elaborate(Vec *decls, ElabOptions *opts) {
         Value *v = outs.items[i];
         Loc at = i < S.ret_nodes.len ? VEC_AT(S.ret_nodes, i, Node *)->loc : model->loc;
         if (v->kind != V_TENSOR || v->t->dtype == DT_INDEX) {
-            diag_error(at, "model '%s' must return float tensors, but output %d is %s", model->name, i, describe(v));
+            diag_error(at, "model '%s' must return %stensors, but output %d is %s", model->name, v->kind == V_TENSOR ? "float " : "", i, describe(v));
             return NULL;
         }
         Tensor *t = v->t;

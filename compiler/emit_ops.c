@@ -292,10 +292,12 @@ static void emit_mha_serial(Emitter *e, const Op *op) {
     bool cross = op->kind == OPK_CROSS_ATTENTION;
     const Tensor *mem = cross ? op->in.items[1] : x;
     long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
+    const char *masked = op->a.mask ? format("_masked(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, mask, %lld, %s, scratch",
+                                             cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal, mha_mask_step(op), mask_enum(op->a.mask))
+                                    : format("(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch", cross ? "mem" : "x", N, L,
+                                             S, D, op->a.heads, op->a.causal);
     char *body = format("    _Static_assert(NNK_MHA_SCRATCH(%lld, %lld, %lld, %lld) <= %lld, \"scratch planned too small\");\n"
-                        "    nnk_mha_masked(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, %s, %lld, %s, scratch);\n",
-                        N, L, S, D, (long long)op->impl.scratch_floats, cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal,
-                        op->a.mask ? "mask" : "NULL", mha_mask_step(op), mask_enum(op->a.mask));
+                        "    nnk_mha%s);\n", N, L, S, D, (long long)op->impl.scratch_floats, masked);
     const char *params = format("%s%s, float *scratch",
                                 cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
                                         "const float *out_b"
@@ -337,11 +339,13 @@ static void emit_mha(Emitter *e, const Op *op) {
     const char *fn1 = specialise_stage(e, op, "project", "const nnrt_op_args *a, int part, int parts", project.buf);
 
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
-    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-                          "    nnk_mha_attend_masked(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, %s, %lld, %s, u0, u1,\n"
-                          "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                          N * heads, N * heads, L, S, D, heads, op->a.causal, op->a.mask ? "a->in[2]" : "NULL", mha_mask_step(op),
-                          mask_enum(op->a.mask));
+    char *attend = op->a.mask ? format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                                       "    nnk_mha_attend_masked(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, a->in[2], %lld, %s, u0, u1,\n"
+                                       "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                                       N * heads, N * heads, L, S, D, heads, op->a.causal, mha_mask_step(op), mask_enum(op->a.mask))
+                              : format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                                       "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                                       N * heads, N * heads, L, S, D, heads, op->a.causal);
     const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
 
     Buf output = {0};
