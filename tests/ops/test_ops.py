@@ -1015,6 +1015,34 @@ m = arange(4) > reshape(arange(4), [4, 1])
 return masked_fill(x, m, -1.0e9) + where(m, 0.0, 1.0)""",
      lambda W, x: (lambda m: x.masked_fill(m, -1.0e9) + torch.where(m, 0.0, 1.0))(torch.arange(4) > torch.arange(4).reshape(4, 1)))
 
+def swin_shift_mask(H, W, w, s):
+    """torchvision 0.14's shifted_window_attention mask, as it builds it."""
+    attn_mask = torch.zeros((H, W), dtype=torch.float64)
+    slices = ((0, -w), (-w, -s), (-s, None))
+    count = 0
+    for h in slices:
+        for ww in slices:
+            attn_mask[h[0]:h[1], ww[0]:ww[1]] = count
+            count += 1
+    attn_mask = attn_mask.view(H // w, w, W // w, w).permute(0, 2, 1, 3).reshape(H * W // (w * w), w * w)
+    attn_mask = attn_mask.unsqueeze(1) - attn_mask.unsqueeze(2)
+    return attn_mask.masked_fill(attn_mask != 0, float(-100.0)).masked_fill(attn_mask == 0, float(0.0))
+
+
+case("masked_fill/swin_shift_mask", dict(x=(4, 16, 16)), """
+m = shift_mask(8, 8, 4, 2)
+return x + m""", lambda W, x: x + swin_shift_mask(8, 8, 4, 2), lets="""
+block window_ids(n: int, w: int, s: int) {
+    return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)])
+}
+
+block shift_mask(H: int, W: int, w: int, s: int) {
+    ids = reshape(window_ids(H, w, s), [H, 1]) * 3.0 + reshape(window_ids(W, w, s), [1, W])
+    ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w])
+    d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1])
+    return masked_fill(d, d != 0.0, -100.0)
+}""")
+
 # ---- reductions, normalize ----
 case("reduce/sum_mean_max_min", dict(x=(2, 3, 4, 5)),
      "return sum(x, 1), mean(x, [2, 3], keepdim=true), max(x, -1), min(x, [0, 2])",
