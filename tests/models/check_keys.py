@@ -47,6 +47,7 @@ MODELS = {
     "regnet_x_400mf.net": "regnet_x_400mf",
     "regnet_y_400mf.net": "regnet_y_400mf",
     "convnext_tiny.net": "convnext_tiny",
+    "swin_t.net": "swin_t",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

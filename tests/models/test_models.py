@@ -117,6 +117,7 @@ MODELS = {
     "regnet_x_400mf": lambda: export_torchvision.build_model("regnet_x_400mf", SEED),
     "regnet_y_400mf": lambda: export_torchvision.build_model("regnet_y_400mf", SEED),
     "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
+    "swin_t": lambda: export_torchvision.build_model("swin_t", SEED),
 }
 
 
@@ -252,6 +253,9 @@ CASES = [
          defines=["size=32"]),
     Case("convnext_tiny@32x2", "models/convnext_tiny.net", "convnext_tiny", [[2, 3, 32, 32]],
          defines=["batch=2", "size=32"]),
+    # 32x32: a first stage of 8x8 padded to 2x2 shifted windows (the mask), later ones one padded window
+    Case("swin_t@32", "models/swin_t.net", "swin_t", [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("swin_t@32x2", "models/swin_t.net", "swin_t", [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
 ]
 
 
