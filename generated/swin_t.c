@@ -40,8 +40,8 @@ enum {
     w_features_1_0_norm1_bias = 4992,
     w_features_1_0_attn_qkv_weight = 5088,
     w_features_1_0_attn_qkv_bias = 32736,
-    w_features_1_0_attn_relative_position_bias_table = 33024,
-    w_features_1_0_attn_relative_position_index = 33536,
+    w_features_1_0_attn_relative_position_index = 33024,
+    w_features_1_0_attn_relative_position_bias_table = 35440,
     w_features_1_0_attn_proj_weight = 35952,
     w_features_1_0_attn_proj_bias = 45168,
     w_features_1_0_norm2_weight = 45264,
@@ -54,8 +54,8 @@ enum {
     w_features_1_1_norm1_bias = 119760,
     w_features_1_1_attn_qkv_weight = 119856,
     w_features_1_1_attn_qkv_bias = 147504,
-    w_features_1_1_attn_relative_position_bias_table = 147792,
-    w_features_1_1_attn_relative_position_index = 148304,
+    w_features_1_1_attn_relative_position_index = 147792,
+    w_features_1_1_attn_relative_position_bias_table = 150208,
     w_features_1_1_attn_proj_weight = 150720,
     w_features_1_1_attn_proj_bias = 159936,
     w_features_1_1_norm2_weight = 160032,
@@ -71,8 +71,8 @@ enum {
     w_features_3_0_norm1_bias = 309120,
     w_features_3_0_attn_qkv_weight = 309312,
     w_features_3_0_attn_qkv_bias = 419904,
-    w_features_3_0_attn_relative_position_bias_table = 420480,
-    w_features_3_0_attn_relative_position_index = 421504,
+    w_features_3_0_attn_relative_position_index = 420480,
+    w_features_3_0_attn_relative_position_bias_table = 422896,
     w_features_3_0_attn_proj_weight = 423920,
     w_features_3_0_attn_proj_bias = 460784,
     w_features_3_0_norm2_weight = 460976,
@@ -85,8 +85,8 @@ enum {
     w_features_3_1_norm1_bias = 757424,
     w_features_3_1_attn_qkv_weight = 757616,
     w_features_3_1_attn_qkv_bias = 868208,
-    w_features_3_1_attn_relative_position_bias_table = 868784,
-    w_features_3_1_attn_relative_position_index = 869808,
+    w_features_3_1_attn_relative_position_index = 868784,
+    w_features_3_1_attn_relative_position_bias_table = 871200,
     w_features_3_1_attn_proj_weight = 872224,
     w_features_3_1_attn_proj_bias = 909088,
     w_features_3_1_norm2_weight = 909280,
@@ -102,8 +102,8 @@ enum {
     w_features_5_0_norm1_bias = 1502368,
     w_features_5_0_attn_qkv_weight = 1502752,
     w_features_5_0_attn_qkv_bias = 1945120,
-    w_features_5_0_attn_relative_position_bias_table = 1946272,
-    w_features_5_0_attn_relative_position_index = 1948304,
+    w_features_5_0_attn_relative_position_index = 1946272,
+    w_features_5_0_attn_relative_position_bias_table = 1948688,
     w_features_5_0_attn_proj_weight = 1950720,
     w_features_5_0_attn_proj_bias = 2098176,
     w_features_5_0_norm2_weight = 2098560,
@@ -116,8 +116,8 @@ enum {
     w_features_5_1_norm1_bias = 3281280,
     w_features_5_1_attn_qkv_weight = 3281664,
     w_features_5_1_attn_qkv_bias = 3724032,
-    w_features_5_1_attn_relative_position_bias_table = 3725184,
-    w_features_5_1_attn_relative_position_index = 3727216,
+    w_features_5_1_attn_relative_position_index = 3725184,
+    w_features_5_1_attn_relative_position_bias_table = 3727600,
     w_features_5_1_attn_proj_weight = 3729632,
     w_features_5_1_attn_proj_bias = 3877088,
     w_features_5_1_norm2_weight = 3877472,
@@ -130,8 +130,8 @@ enum {
     w_features_5_2_norm1_bias = 5060192,
     w_features_5_2_attn_qkv_weight = 5060576,
     w_features_5_2_attn_qkv_bias = 5502944,
-    w_features_5_2_attn_relative_position_bias_table = 5504096,
-    w_features_5_2_attn_relative_position_index = 5506128,
+    w_features_5_2_attn_relative_position_index = 5504096,
+    w_features_5_2_attn_relative_position_bias_table = 5506512,
     w_features_5_2_attn_proj_weight = 5508544,
     w_features_5_2_attn_proj_bias = 5656000,
     w_features_5_2_norm2_weight = 5656384,
@@ -144,8 +144,8 @@ enum {
     w_features_5_3_norm1_bias = 6839104,
     w_features_5_3_attn_qkv_weight = 6839488,
     w_features_5_3_attn_qkv_bias = 7281856,
-    w_features_5_3_attn_relative_position_bias_table = 7283008,
-    w_features_5_3_attn_relative_position_index = 7285040,
+    w_features_5_3_attn_relative_position_index = 7283008,
+    w_features_5_3_attn_relative_position_bias_table = 7285424,
     w_features_5_3_attn_proj_weight = 7287456,
     w_features_5_3_attn_proj_bias = 7434912,
     w_features_5_3_norm2_weight = 7435296,
@@ -158,8 +158,8 @@ enum {
     w_features_5_4_norm1_bias = 8618016,
     w_features_5_4_attn_qkv_weight = 8618400,
     w_features_5_4_attn_qkv_bias = 9060768,
-    w_features_5_4_attn_relative_position_bias_table = 9061920,
-    w_features_5_4_attn_relative_position_index = 9063952,
+    w_features_5_4_attn_relative_position_index = 9061920,
+    w_features_5_4_attn_relative_position_bias_table = 9064336,
     w_features_5_4_attn_proj_weight = 9066368,
     w_features_5_4_attn_proj_bias = 9213824,
     w_features_5_4_norm2_weight = 9214208,
@@ -172,8 +172,8 @@ enum {
     w_features_5_5_norm1_bias = 10396928,
     w_features_5_5_attn_qkv_weight = 10397312,
     w_features_5_5_attn_qkv_bias = 10839680,
-    w_features_5_5_attn_relative_position_bias_table = 10840832,
-    w_features_5_5_attn_relative_position_index = 10842864,
+    w_features_5_5_attn_relative_position_index = 10840832,
+    w_features_5_5_attn_relative_position_bias_table = 10843248,
     w_features_5_5_attn_proj_weight = 10845280,
     w_features_5_5_attn_proj_bias = 10992736,
     w_features_5_5_norm2_weight = 10993120,
@@ -189,8 +189,8 @@ enum {
     w_features_7_0_norm1_bias = 13358944,
     w_features_7_0_attn_qkv_weight = 13359712,
     w_features_7_0_attn_qkv_bias = 15129184,
-    w_features_7_0_attn_relative_position_bias_table = 15131488,
-    w_features_7_0_attn_relative_position_index = 15135552,
+    w_features_7_0_attn_relative_position_index = 15131488,
+    w_features_7_0_attn_relative_position_bias_table = 15133904,
     w_features_7_0_attn_proj_weight = 15137968,
     w_features_7_0_attn_proj_bias = 15727792,
     w_features_7_0_norm2_weight = 15728560,
@@ -203,8 +203,8 @@ enum {
     w_features_7_1_norm1_bias = 20453296,
     w_features_7_1_attn_qkv_weight = 20454064,
     w_features_7_1_attn_qkv_bias = 22223536,
-    w_features_7_1_attn_relative_position_bias_table = 22225840,
-    w_features_7_1_attn_relative_position_index = 22229904,
+    w_features_7_1_attn_relative_position_index = 22225840,
+    w_features_7_1_attn_relative_position_bias_table = 22228256,
     w_features_7_1_attn_proj_weight = 22232320,
     w_features_7_1_attn_proj_bias = 22822144,
     w_features_7_1_norm2_weight = 22822912,
@@ -229,8 +229,8 @@ enum {
     a_transpose5 = 903168,
     a_features_1_0_attn_qkv = 0,
     a_transpose9 = 903168,
-    a_index_select10 = 0,
-    a_transpose12 = 301056,
+    a_index_select14 = 0,
+    a_transpose16 = 301056,
     a_scaled_dot_product_attention19 = 0,
     a_transpose20 = 301056,
     a_features_1_0_attn_proj = 0,
@@ -247,19 +247,19 @@ enum {
     a_transpose42 = 903168,
     a_features_1_1_attn_qkv = 0,
     a_transpose46 = 903168,
-    a_index_select47 = 0,
-    a_transpose49 = 614656,
-    a_full51 = 0,
-    a_full52 = 2107392,
-    a_full53 = 2107408,
-    a_concat54 = 3136,
-    a_scalar56 = 3200,
-    a_add62 = 0,
-    a_transpose64 = 153664,
-    a_sub68 = 0,
-    a_scalar69 = 153664,
-    a_where70 = 460992,
-    a_add72 = 0,
+    a_index_select51 = 0,
+    a_transpose53 = 614656,
+    a_full55 = 0,
+    a_full56 = 2107392,
+    a_full57 = 2107408,
+    a_concat58 = 3136,
+    a_scalar60 = 3200,
+    a_add66 = 0,
+    a_transpose68 = 153664,
+    a_sub72 = 0,
+    a_scalar73 = 153664,
+    a_where74 = 460992,
+    a_add76 = 0,
     a_scaled_dot_product_attention79 = 460992,
     a_transpose80 = 0,
     a_features_1_1_attn_proj = 301056,
@@ -286,8 +286,8 @@ enum {
     a_transpose115 = 451584,
     a_features_3_0_attn_qkv = 0,
     a_transpose119 = 451584,
-    a_index_select120 = 0,
-    a_transpose122 = 150528,
+    a_index_select124 = 0,
+    a_transpose126 = 150528,
     a_scaled_dot_product_attention129 = 0,
     a_transpose130 = 150528,
     a_features_3_0_attn_proj = 0,
@@ -304,17 +304,17 @@ enum {
     a_transpose152 = 451584,
     a_features_3_1_attn_qkv = 0,
     a_transpose156 = 451584,
-    a_index_select157 = 0,
-    a_transpose159 = 268912,
-    a_full161 = 0,
-    a_concat164 = 784,
-    a_scalar166 = 816,
-    a_add172 = 0,
-    a_transpose174 = 38416,
-    a_sub178 = 0,
-    a_scalar179 = 38416,
-    a_where180 = 230496,
-    a_add182 = 0,
+    a_index_select161 = 0,
+    a_transpose163 = 268912,
+    a_full165 = 0,
+    a_concat168 = 784,
+    a_scalar170 = 816,
+    a_add176 = 0,
+    a_transpose178 = 38416,
+    a_sub182 = 0,
+    a_scalar183 = 38416,
+    a_where184 = 230496,
+    a_add186 = 0,
     a_scaled_dot_product_attention189 = 230496,
     a_transpose190 = 0,
     a_features_3_1_attn_proj = 150528,
@@ -341,8 +341,8 @@ enum {
     a_transpose225 = 225792,
     a_features_5_0_attn_qkv = 0,
     a_transpose229 = 225792,
-    a_index_select230 = 0,
-    a_transpose232 = 75264,
+    a_index_select234 = 0,
+    a_transpose236 = 75264,
     a_scaled_dot_product_attention239 = 0,
     a_transpose240 = 75264,
     a_features_5_0_attn_proj = 0,
@@ -359,17 +359,17 @@ enum {
     a_transpose262 = 225792,
     a_features_5_1_attn_qkv = 0,
     a_transpose266 = 225792,
-    a_index_select267 = 0,
-    a_transpose269 = 115248,
-    a_full271 = 0,
-    a_concat274 = 208,
-    a_scalar276 = 224,
-    a_add282 = 0,
-    a_transpose284 = 9616,
-    a_sub288 = 0,
-    a_scalar289 = 9616,
-    a_where290 = 602112,
-    a_add292 = 0,
+    a_index_select271 = 0,
+    a_transpose273 = 115248,
+    a_full275 = 0,
+    a_concat278 = 208,
+    a_scalar280 = 224,
+    a_add286 = 0,
+    a_transpose288 = 9616,
+    a_sub292 = 0,
+    a_scalar293 = 9616,
+    a_where294 = 602112,
+    a_add296 = 0,
     a_scaled_dot_product_attention299 = 115248,
     a_transpose300 = 0,
     a_features_5_1_attn_proj = 75264,
@@ -386,8 +386,8 @@ enum {
     a_transpose322 = 225792,
     a_features_5_2_attn_qkv = 0,
     a_transpose326 = 225792,
-    a_index_select327 = 0,
-    a_transpose329 = 75264,
+    a_index_select331 = 0,
+    a_transpose333 = 75264,
     a_scaled_dot_product_attention336 = 0,
     a_transpose337 = 75264,
     a_features_5_2_attn_proj = 0,
@@ -404,9 +404,9 @@ enum {
     a_transpose359 = 225792,
     a_features_5_3_attn_qkv = 0,
     a_transpose363 = 225792,
-    a_index_select364 = 0,
-    a_transpose366 = 115248,
-    a_add389 = 0,
+    a_index_select368 = 0,
+    a_transpose370 = 115248,
+    a_add393 = 0,
     a_scaled_dot_product_attention396 = 115248,
     a_transpose397 = 0,
     a_features_5_3_attn_proj = 75264,
@@ -423,8 +423,8 @@ enum {
     a_transpose419 = 225792,
     a_features_5_4_attn_qkv = 0,
     a_transpose423 = 225792,
-    a_index_select424 = 0,
-    a_transpose426 = 75264,
+    a_index_select428 = 0,
+    a_transpose430 = 75264,
     a_scaled_dot_product_attention433 = 0,
     a_transpose434 = 75264,
     a_features_5_4_attn_proj = 0,
@@ -441,9 +441,9 @@ enum {
     a_transpose456 = 225792,
     a_features_5_5_attn_qkv = 0,
     a_transpose460 = 225792,
-    a_index_select461 = 0,
-    a_transpose463 = 115248,
-    a_add486 = 0,
+    a_index_select465 = 0,
+    a_transpose467 = 115248,
+    a_add490 = 0,
     a_scaled_dot_product_attention493 = 115248,
     a_transpose494 = 0,
     a_features_5_5_attn_proj = 75264,
@@ -469,8 +469,8 @@ enum {
     a_features_7_0_norm1 = 112896,
     a_features_7_0_attn_qkv = 0,
     a_transpose533 = 112896,
-    a_index_select534 = 0,
-    a_transpose536 = 225792,
+    a_index_select538 = 0,
+    a_transpose540 = 225792,
     a_scaled_dot_product_attention543 = 0,
     a_transpose544 = 37632,
     a_features_7_0_attn_proj = 0,
@@ -481,8 +481,8 @@ enum {
     a_features_7_1_norm1 = 112896,
     a_features_7_1_attn_qkv = 0,
     a_transpose564 = 112896,
-    a_index_select565 = 0,
-    a_transpose567 = 225792,
+    a_index_select569 = 0,
+    a_transpose571 = 225792,
     a_scaled_dot_product_attention574 = 0,
     a_transpose575 = 37632,
     a_features_7_1_attn_proj = 0,
@@ -1324,57 +1324,45 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     double t = m->profile ? nnrt_now_ms() : 0;
 
     /* conv2d features.0.0: [1, 96, 56, 56]
-       models/lib/swin.net:96: x = conv2d(x, embed_dim, kernel=4, stride=4) as features.0.0 */
+       models/lib/swin.net:124: x = conv2d(x, embed_dim, kernel=4, stride=4) as features.0.0 */
     PARALLEL(conv2d_1, A(features_0_0), in_image, W(features_0_0_weight), W(features_0_0_bias));
     TICK(0);
 
     /* transpose: [1, 56, 56, 96]
-       models/lib/swin.net:97: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
+       models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
     transpose_1(A(transpose1), A(features_0_0));
     TICK(1);
 
     /* layernorm features.0.2: [1, 56, 56, 96]
-       models/lib/swin.net:97: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
+       models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
     layernorm_1(A(transpose1), A(transpose1), W(features_0_2_weight), W(features_0_2_bias));
     TICK(2);
 
     /* layernorm features.1.0.norm1: [1, 56, 56, 96]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_1(A(features_1_0_norm1), A(transpose1), W(features_1_0_norm1_weight), W(features_1_0_norm1_bias));
     TICK(3);
 
     /* reshape: [1, 8, 7, 8, 7, 96] is a view of [1, 56, 56, 96] at A(features_1_0_norm1) */
 
     /* transpose: [1, 8, 8, 7, 7, 96]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_2(A(transpose5), A(features_1_0_norm1));
     TICK(5);
 
     /* reshape: [64, 49, 96] is a view of [1, 8, 8, 7, 7, 96] at A(transpose5) */
 
     /* linear features.1.0.attn.qkv: [64, 49, 288]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_1, A(features_1_0_attn_qkv), A(transpose5), W(features_1_0_attn_qkv_weight), W(features_1_0_attn_qkv_bias));
     TICK(7);
 
     /* reshape: [1, 64, 49, 3, 3, 32] is a view of [64, 49, 288] at A(features_1_0_attn_qkv) */
 
     /* transpose: [3, 1, 64, 3, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_3(A(transpose9), A(features_1_0_attn_qkv));
     TICK(9);
-
-    /* index_select: [2401, 3]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_1(A(index_select10), W(features_1_0_attn_relative_position_bias_table), W(features_1_0_attn_relative_position_index));
-    TICK(10);
-
-    /* reshape: [49, 49, 3] is a view of [2401, 3] at A(index_select10) */
-
-    /* transpose: [3, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_4(A(transpose12), A(index_select10));
-    TICK(12);
 
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at A(transpose9) */
 
@@ -1384,31 +1372,43 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 64, 3, 49, 32] is a view of [1, 1, 64, 3, 49, 32] at (A(transpose9) + 301056) */
 
+    /* index_select: [2401, 3]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_1(A(index_select14), W(features_1_0_attn_relative_position_bias_table), W(features_1_0_attn_relative_position_index));
+    TICK(14);
+
+    /* reshape: [49, 49, 3] is a view of [2401, 3] at A(index_select14) */
+
+    /* transpose: [3, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_4(A(transpose16), A(index_select14));
+    TICK(16);
+
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at (A(transpose9) + 602112) */
 
     /* reshape: [1, 64, 3, 49, 32] is a view of [1, 1, 64, 3, 49, 32] at (A(transpose9) + 602112) */
 
     /* scaled_dot_product_attention: [1, 64, 3, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_1, A(scaled_dot_product_attention19), A(transpose9), (A(transpose9) + 301056), (A(transpose9) + 602112), A(transpose12));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_1, A(scaled_dot_product_attention19), A(transpose9), (A(transpose9) + 301056), (A(transpose9) + 602112), A(transpose16));
     TICK(19);
 
     /* transpose: [1, 64, 49, 3, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_5(A(transpose20), A(scaled_dot_product_attention19));
     TICK(20);
 
     /* reshape: [64, 49, 96] is a view of [1, 64, 49, 3, 32] at A(transpose20) */
 
     /* linear features.1.0.attn.proj: [64, 49, 96]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_2, A(features_1_0_attn_proj), A(transpose20), W(features_1_0_attn_proj_weight), W(features_1_0_attn_proj_bias));
     TICK(22);
 
     /* reshape: [1, 8, 8, 7, 7, 96] is a view of [64, 49, 96] at A(features_1_0_attn_proj) */
 
     /* transpose: [1, 8, 7, 8, 7, 96]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_6(A(transpose24), A(features_1_0_attn_proj));
     TICK(24);
 
@@ -1417,32 +1417,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 56, 56, 96] is a view of [1, 56, 56, 96] at A(transpose24) */
 
     /* slice: [1, 56, 56, 96]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_1(A(slice27), A(transpose24));
     TICK(27);
 
     /* add: [1, 56, 56, 96]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_1(A(slice27), A(transpose1), A(slice27));
     TICK(28);
 
     /* layernorm features.1.0.norm2: [1, 56, 56, 96]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_1(A(features_1_0_norm2), A(slice27), W(features_1_0_norm2_weight), W(features_1_0_norm2_bias));
     TICK(29);
 
     /* linear features.1.0.mlp.0 + gelu: [1, 56, 56, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_3, A(features_1_0_mlp_0), A(features_1_0_norm2), W(features_1_0_mlp_0_weight), W(features_1_0_mlp_0_bias));
     TICK(30);
 
     /* linear features.1.0.mlp.3 + residual: [1, 56, 56, 96]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_4, A(features_1_0_mlp_3), A(features_1_0_mlp_0), W(features_1_0_mlp_3_weight), W(features_1_0_mlp_3_bias), A(slice27));
     TICK(31);
 
     /* layernorm features.1.1.norm1: [1, 56, 56, 96]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_1(A(features_1_1_norm1), A(features_1_0_mlp_3), W(features_1_1_norm1_weight), W(features_1_1_norm1_bias));
     TICK(32);
 
@@ -1451,23 +1451,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 3, 56, 96] is a view of [1, 56, 56, 96] at A(features_1_1_norm1) */
 
     /* concat: [1, 56, 56, 96]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat37), (A(features_1_1_norm1) + 16128), 1, 53, 5376, 56, 0);
     nnk_copy_axis(A(concat37), A(features_1_1_norm1), 1, 3, 5376, 56, 53);
     TICK(35);
 
     /* slice: [1, 56, 53, 96]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_2(A(slice38), A(concat37));
     TICK(36);
 
     /* slice: [1, 56, 3, 96]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_3(A(slice39), A(concat37));
     TICK(37);
 
     /* concat: [1, 56, 56, 96]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat40), A(slice38), 56, 53, 96, 56, 0);
     nnk_copy_axis(A(concat40), A(slice39), 56, 3, 96, 56, 53);
     TICK(38);
@@ -1475,108 +1475,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 8, 7, 8, 7, 96] is a view of [1, 56, 56, 96] at A(concat40) */
 
     /* transpose: [1, 8, 8, 7, 7, 96]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_2(A(transpose42), A(concat40));
     TICK(40);
 
     /* reshape: [64, 49, 96] is a view of [1, 8, 8, 7, 7, 96] at A(transpose42) */
 
     /* linear features.1.1.attn.qkv: [64, 49, 288]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_1, A(features_1_1_attn_qkv), A(transpose42), W(features_1_1_attn_qkv_weight), W(features_1_1_attn_qkv_bias));
     TICK(42);
 
     /* reshape: [1, 64, 49, 3, 3, 32] is a view of [64, 49, 288] at A(features_1_1_attn_qkv) */
 
     /* transpose: [3, 1, 64, 3, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_3(A(transpose46), A(features_1_1_attn_qkv));
     TICK(44);
-
-    /* index_select: [2401, 3]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_1(A(index_select47), W(features_1_1_attn_relative_position_bias_table), W(features_1_1_attn_relative_position_index));
-    TICK(45);
-
-    /* reshape: [49, 49, 3] is a view of [2401, 3] at A(index_select47) */
-
-    /* transpose: [3, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_4(A(transpose49), A(index_select47));
-    TICK(47);
-
-    /* reshape: [1, 3, 49, 49] is a view of [3, 49, 49] at A(transpose49) */
-
-    /* full: [49]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    full_1(A(full51));
-    TICK(49);
-
-    /* full: [4]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    full_2(A(full52));
-    TICK(50);
-
-    /* full: [3]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    full_3(A(full53));
-    TICK(51);
-
-    /* concat: [56]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    nnk_copy_axis(A(concat54), A(full51), 1, 49, 1, 56, 0);
-    nnk_copy_axis(A(concat54), A(full52), 1, 4, 1, 56, 49);
-    nnk_copy_axis(A(concat54), A(full53), 1, 3, 1, 56, 53);
-    TICK(52);
-
-    /* reshape: [56, 1] is a view of [56] at A(concat54) */
-
-    /* scalar: [56, 1]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    scalar_1(A(scalar56), A(concat54));
-    TICK(54);
-
-    /* reshape: [1, 56] is a view of [56] at A(concat54) */
-
-    /* add: [56, 56]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    add_2(A(add62), A(scalar56), A(concat54));
-    TICK(56);
-
-    /* reshape: [8, 7, 8, 7] is a view of [56, 56] at A(add62) */
-
-    /* transpose: [8, 8, 7, 7]
-       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_7(A(transpose64), A(add62));
-    TICK(58);
-
-    /* reshape: [64, 49] is a view of [8, 8, 7, 7] at A(transpose64) */
-
-    /* reshape: [64, 1, 49] is a view of [64, 49] at A(transpose64) */
-
-    /* reshape: [64, 49, 1] is a view of [64, 49] at A(transpose64) */
-
-    /* sub: [64, 49, 49]
-       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
-    sub_1(A(sub68), A(transpose64), A(transpose64));
-    TICK(62);
-
-    /* scalar: [64, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    scalar_2(A(scalar69), A(sub68));
-    TICK(63);
-
-    /* where: [64, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    where_1(A(where70), A(scalar69), A(sub68));
-    TICK(64);
-
-    /* reshape: [64, 1, 49, 49] is a view of [64, 49, 49] at A(where70) */
-
-    /* add: [64, 3, 49, 49]
-       models/lib/swin.net:57: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
-    add_3(A(add72), A(transpose49), A(where70));
-    TICK(66);
 
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at A(transpose46) */
 
@@ -1586,31 +1501,116 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 64, 3, 49, 32] is a view of [1, 1, 64, 3, 49, 32] at (A(transpose46) + 301056) */
 
+    /* index_select: [2401, 3]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_1(A(index_select51), W(features_1_1_attn_relative_position_bias_table), W(features_1_1_attn_relative_position_index));
+    TICK(49);
+
+    /* reshape: [49, 49, 3] is a view of [2401, 3] at A(index_select51) */
+
+    /* transpose: [3, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_4(A(transpose53), A(index_select51));
+    TICK(51);
+
+    /* reshape: [1, 3, 49, 49] is a view of [3, 49, 49] at A(transpose53) */
+
+    /* full: [49]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    full_1(A(full55));
+    TICK(53);
+
+    /* full: [4]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    full_2(A(full56));
+    TICK(54);
+
+    /* full: [3]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    full_3(A(full57));
+    TICK(55);
+
+    /* concat: [56]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    nnk_copy_axis(A(concat58), A(full55), 1, 49, 1, 56, 0);
+    nnk_copy_axis(A(concat58), A(full56), 1, 4, 1, 56, 49);
+    nnk_copy_axis(A(concat58), A(full57), 1, 3, 1, 56, 53);
+    TICK(56);
+
+    /* reshape: [56, 1] is a view of [56] at A(concat58) */
+
+    /* scalar: [56, 1]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    scalar_1(A(scalar60), A(concat58));
+    TICK(58);
+
+    /* reshape: [1, 56] is a view of [56] at A(concat58) */
+
+    /* add: [56, 56]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    add_2(A(add66), A(scalar60), A(concat58));
+    TICK(60);
+
+    /* reshape: [8, 7, 8, 7] is a view of [56, 56] at A(add66) */
+
+    /* transpose: [8, 8, 7, 7]
+       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
+    transpose_7(A(transpose68), A(add66));
+    TICK(62);
+
+    /* reshape: [64, 49] is a view of [8, 8, 7, 7] at A(transpose68) */
+
+    /* reshape: [64, 1, 49] is a view of [64, 49] at A(transpose68) */
+
+    /* reshape: [64, 49, 1] is a view of [64, 49] at A(transpose68) */
+
+    /* sub: [64, 49, 49]
+       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
+    sub_1(A(sub72), A(transpose68), A(transpose68));
+    TICK(66);
+
+    /* scalar: [64, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    scalar_2(A(scalar73), A(sub72));
+    TICK(67);
+
+    /* where: [64, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    where_1(A(where74), A(scalar73), A(sub72));
+    TICK(68);
+
+    /* reshape: [64, 1, 49, 49] is a view of [64, 49, 49] at A(where74) */
+
+    /* add: [64, 3, 49, 49]
+       models/lib/swin.net:77: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
+    add_3(A(add76), A(transpose53), A(where74));
+    TICK(70);
+
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at (A(transpose46) + 602112) */
 
     /* reshape: [1, 64, 3, 49, 32] is a view of [1, 1, 64, 3, 49, 32] at (A(transpose46) + 602112) */
 
     /* scaled_dot_product_attention: [1, 64, 3, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_2, A(scaled_dot_product_attention79), A(transpose46), (A(transpose46) + 301056), (A(transpose46) + 602112), A(add72));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_2, A(scaled_dot_product_attention79), A(transpose46), (A(transpose46) + 301056), (A(transpose46) + 602112), A(add76));
     TICK(73);
 
     /* transpose: [1, 64, 49, 3, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_5(A(transpose80), A(scaled_dot_product_attention79));
     TICK(74);
 
     /* reshape: [64, 49, 96] is a view of [1, 64, 49, 3, 32] at A(transpose80) */
 
     /* linear features.1.1.attn.proj: [64, 49, 96]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_2, A(features_1_1_attn_proj), A(transpose80), W(features_1_1_attn_proj_weight), W(features_1_1_attn_proj_bias));
     TICK(76);
 
     /* reshape: [1, 8, 8, 7, 7, 96] is a view of [64, 49, 96] at A(features_1_1_attn_proj) */
 
     /* transpose: [1, 8, 7, 8, 7, 96]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_6(A(transpose84), A(features_1_1_attn_proj));
     TICK(78);
 
@@ -1621,23 +1621,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 53, 56, 96] is a view of [1, 56, 56, 96] at A(transpose84) */
 
     /* concat: [1, 56, 56, 96]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat88), (A(transpose84) + 284928), 1, 3, 5376, 56, 0);
     nnk_copy_axis(A(concat88), A(transpose84), 1, 53, 5376, 56, 3);
     TICK(82);
 
     /* slice: [1, 56, 3, 96]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_4(A(slice89), A(concat88));
     TICK(83);
 
     /* slice: [1, 56, 53, 96]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_5(A(slice90), A(concat88));
     TICK(84);
 
     /* concat: [1, 56, 56, 96]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat91), A(slice89), 56, 3, 96, 56, 0);
     nnk_copy_axis(A(concat91), A(slice90), 56, 53, 96, 56, 3);
     TICK(85);
@@ -1645,72 +1645,72 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 56, 56, 96] is a view of [1, 56, 56, 96] at A(concat91) */
 
     /* slice: [1, 56, 56, 96]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_1(A(slice93), A(concat91));
     TICK(87);
 
     /* add: [1, 56, 56, 96]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_1(A(features_1_0_mlp_3), A(features_1_0_mlp_3), A(slice93));
     TICK(88);
 
     /* layernorm features.1.1.norm2: [1, 56, 56, 96]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_1(A(features_1_1_norm2), A(features_1_0_mlp_3), W(features_1_1_norm2_weight), W(features_1_1_norm2_bias));
     TICK(89);
 
     /* linear features.1.1.mlp.0 + gelu: [1, 56, 56, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_3, A(features_1_1_mlp_0), A(features_1_1_norm2), W(features_1_1_mlp_0_weight), W(features_1_1_mlp_0_bias));
     TICK(90);
 
     /* linear features.1.1.mlp.3 + residual: [1, 56, 56, 96]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_4, A(features_1_1_mlp_3), A(features_1_1_mlp_0), W(features_1_1_mlp_3_weight), W(features_1_1_mlp_3_bias), A(features_1_0_mlp_3));
     TICK(91);
 
     /* pad: [1, 56, 56, 96]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_1(A(pad100), A(features_1_1_mlp_3));
     TICK(92);
 
     /* pad: [1, 56, 56, 96]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_2(A(pad101), A(pad100));
     TICK(93);
 
     /* slice: [1, 28, 56, 96]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_6(A(slice102), A(pad101));
     TICK(94);
 
     /* slice: [1, 28, 28, 96]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_7(A(slice103), A(slice102));
     TICK(95);
 
     /* slice: [1, 28, 56, 96]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_8(A(slice104), A(pad101));
     TICK(96);
 
     /* slice: [1, 28, 28, 96]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_7(A(slice105), A(slice104));
     TICK(97);
 
     /* slice: [1, 28, 28, 96]
-       models/lib/swin.net:86: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:110: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_9(A(slice107), A(slice102));
     TICK(98);
 
     /* slice: [1, 28, 28, 96]
-       models/lib/swin.net:87: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:111: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_9(A(slice109), A(slice104));
     TICK(99);
 
     /* concat: [1, 28, 28, 384]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:112: x = concat([x0, x1, x2, x3], axis=-1) */
     nnk_copy_axis(A(concat110), A(slice103), 784, 96, 1, 384, 0);
     nnk_copy_axis(A(concat110), A(slice105), 784, 96, 1, 384, 96);
     nnk_copy_axis(A(concat110), A(slice107), 784, 96, 1, 384, 192);
@@ -1718,52 +1718,40 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     TICK(100);
 
     /* layernorm features.2.norm: [1, 28, 28, 384]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     layernorm_2(A(concat110), A(concat110), W(features_2_norm_weight), W(features_2_norm_bias));
     TICK(101);
 
     /* linear features.2.reduction: [1, 28, 28, 192]
-       models/lib/swin.net:89: return linear(x, 2 * C, bias=false) as reduction */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     PARALLEL(linear_5, A(features_2_reduction), A(concat110), W(features_2_reduction_weight));
     TICK(102);
 
     /* layernorm features.3.0.norm1: [1, 28, 28, 192]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_3(A(features_3_0_norm1), A(features_2_reduction), W(features_3_0_norm1_weight), W(features_3_0_norm1_bias));
     TICK(103);
 
     /* reshape: [1, 4, 7, 4, 7, 192] is a view of [1, 28, 28, 192] at A(features_3_0_norm1) */
 
     /* transpose: [1, 4, 4, 7, 7, 192]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_8(A(transpose115), A(features_3_0_norm1));
     TICK(105);
 
     /* reshape: [16, 49, 192] is a view of [1, 4, 4, 7, 7, 192] at A(transpose115) */
 
     /* linear features.3.0.attn.qkv: [16, 49, 576]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_6, A(features_3_0_attn_qkv), A(transpose115), W(features_3_0_attn_qkv_weight), W(features_3_0_attn_qkv_bias));
     TICK(107);
 
     /* reshape: [1, 16, 49, 3, 6, 32] is a view of [16, 49, 576] at A(features_3_0_attn_qkv) */
 
     /* transpose: [3, 1, 16, 6, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_9(A(transpose119), A(features_3_0_attn_qkv));
     TICK(109);
-
-    /* index_select: [2401, 6]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_2(A(index_select120), W(features_3_0_attn_relative_position_bias_table), W(features_3_0_attn_relative_position_index));
-    TICK(110);
-
-    /* reshape: [49, 49, 6] is a view of [2401, 6] at A(index_select120) */
-
-    /* transpose: [6, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_10(A(transpose122), A(index_select120));
-    TICK(112);
 
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at A(transpose119) */
 
@@ -1773,31 +1761,43 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 16, 6, 49, 32] is a view of [1, 1, 16, 6, 49, 32] at (A(transpose119) + 150528) */
 
+    /* index_select: [2401, 6]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_2(A(index_select124), W(features_3_0_attn_relative_position_bias_table), W(features_3_0_attn_relative_position_index));
+    TICK(114);
+
+    /* reshape: [49, 49, 6] is a view of [2401, 6] at A(index_select124) */
+
+    /* transpose: [6, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_10(A(transpose126), A(index_select124));
+    TICK(116);
+
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at (A(transpose119) + 301056) */
 
     /* reshape: [1, 16, 6, 49, 32] is a view of [1, 1, 16, 6, 49, 32] at (A(transpose119) + 301056) */
 
     /* scaled_dot_product_attention: [1, 16, 6, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_3, A(scaled_dot_product_attention129), A(transpose119), (A(transpose119) + 150528), (A(transpose119) + 301056), A(transpose122));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_3, A(scaled_dot_product_attention129), A(transpose119), (A(transpose119) + 150528), (A(transpose119) + 301056), A(transpose126));
     TICK(119);
 
     /* transpose: [1, 16, 49, 6, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_11(A(transpose130), A(scaled_dot_product_attention129));
     TICK(120);
 
     /* reshape: [16, 49, 192] is a view of [1, 16, 49, 6, 32] at A(transpose130) */
 
     /* linear features.3.0.attn.proj: [16, 49, 192]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_7, A(features_3_0_attn_proj), A(transpose130), W(features_3_0_attn_proj_weight), W(features_3_0_attn_proj_bias));
     TICK(122);
 
     /* reshape: [1, 4, 4, 7, 7, 192] is a view of [16, 49, 192] at A(features_3_0_attn_proj) */
 
     /* transpose: [1, 4, 7, 4, 7, 192]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_12(A(transpose134), A(features_3_0_attn_proj));
     TICK(124);
 
@@ -1806,32 +1806,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 28, 28, 192] is a view of [1, 28, 28, 192] at A(transpose134) */
 
     /* slice: [1, 28, 28, 192]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_10(A(slice137), A(transpose134));
     TICK(127);
 
     /* add: [1, 28, 28, 192]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_4(A(features_2_reduction), A(features_2_reduction), A(slice137));
     TICK(128);
 
     /* layernorm features.3.0.norm2: [1, 28, 28, 192]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_3(A(features_3_0_norm2), A(features_2_reduction), W(features_3_0_norm2_weight), W(features_3_0_norm2_bias));
     TICK(129);
 
     /* linear features.3.0.mlp.0 + gelu: [1, 28, 28, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_8, A(features_3_0_mlp_0), A(features_3_0_norm2), W(features_3_0_mlp_0_weight), W(features_3_0_mlp_0_bias));
     TICK(130);
 
     /* linear features.3.0.mlp.3 + residual: [1, 28, 28, 192]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_9, A(features_3_0_mlp_3), A(features_3_0_mlp_0), W(features_3_0_mlp_3_weight), W(features_3_0_mlp_3_bias), A(features_2_reduction));
     TICK(131);
 
     /* layernorm features.3.1.norm1: [1, 28, 28, 192]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_3(A(features_3_1_norm1), A(features_3_0_mlp_3), W(features_3_1_norm1_weight), W(features_3_1_norm1_bias));
     TICK(132);
 
@@ -1840,23 +1840,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 3, 28, 192] is a view of [1, 28, 28, 192] at A(features_3_1_norm1) */
 
     /* concat: [1, 28, 28, 192]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat147), (A(features_3_1_norm1) + 16128), 1, 25, 5376, 28, 0);
     nnk_copy_axis(A(concat147), A(features_3_1_norm1), 1, 3, 5376, 28, 25);
     TICK(135);
 
     /* slice: [1, 28, 25, 192]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_11(A(slice148), A(concat147));
     TICK(136);
 
     /* slice: [1, 28, 3, 192]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_12(A(slice149), A(concat147));
     TICK(137);
 
     /* concat: [1, 28, 28, 192]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat150), A(slice148), 28, 25, 192, 28, 0);
     nnk_copy_axis(A(concat150), A(slice149), 28, 3, 192, 28, 25);
     TICK(138);
@@ -1864,98 +1864,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 4, 7, 4, 7, 192] is a view of [1, 28, 28, 192] at A(concat150) */
 
     /* transpose: [1, 4, 4, 7, 7, 192]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_8(A(transpose152), A(concat150));
     TICK(140);
 
     /* reshape: [16, 49, 192] is a view of [1, 4, 4, 7, 7, 192] at A(transpose152) */
 
     /* linear features.3.1.attn.qkv: [16, 49, 576]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_6, A(features_3_1_attn_qkv), A(transpose152), W(features_3_1_attn_qkv_weight), W(features_3_1_attn_qkv_bias));
     TICK(142);
 
     /* reshape: [1, 16, 49, 3, 6, 32] is a view of [16, 49, 576] at A(features_3_1_attn_qkv) */
 
     /* transpose: [3, 1, 16, 6, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_9(A(transpose156), A(features_3_1_attn_qkv));
     TICK(144);
-
-    /* index_select: [2401, 6]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_2(A(index_select157), W(features_3_1_attn_relative_position_bias_table), W(features_3_1_attn_relative_position_index));
-    TICK(145);
-
-    /* reshape: [49, 49, 6] is a view of [2401, 6] at A(index_select157) */
-
-    /* transpose: [6, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_10(A(transpose159), A(index_select157));
-    TICK(147);
-
-    /* reshape: [1, 6, 49, 49] is a view of [6, 49, 49] at A(transpose159) */
-
-    /* full: [21]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    full_4(A(full161));
-    TICK(149);
-
-    /* concat: [28]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    nnk_copy_axis(A(concat164), A(full161), 1, 21, 1, 28, 0);
-    nnk_copy_axis(A(concat164), A(full52), 1, 4, 1, 28, 21);
-    nnk_copy_axis(A(concat164), A(full53), 1, 3, 1, 28, 25);
-    TICK(150);
-
-    /* reshape: [28, 1] is a view of [28] at A(concat164) */
-
-    /* scalar: [28, 1]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    scalar_3(A(scalar166), A(concat164));
-    TICK(152);
-
-    /* reshape: [1, 28] is a view of [28] at A(concat164) */
-
-    /* add: [28, 28]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    add_5(A(add172), A(scalar166), A(concat164));
-    TICK(154);
-
-    /* reshape: [4, 7, 4, 7] is a view of [28, 28] at A(add172) */
-
-    /* transpose: [4, 4, 7, 7]
-       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_13(A(transpose174), A(add172));
-    TICK(156);
-
-    /* reshape: [16, 49] is a view of [4, 4, 7, 7] at A(transpose174) */
-
-    /* reshape: [16, 1, 49] is a view of [16, 49] at A(transpose174) */
-
-    /* reshape: [16, 49, 1] is a view of [16, 49] at A(transpose174) */
-
-    /* sub: [16, 49, 49]
-       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
-    sub_2(A(sub178), A(transpose174), A(transpose174));
-    TICK(160);
-
-    /* scalar: [16, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    scalar_4(A(scalar179), A(sub178));
-    TICK(161);
-
-    /* where: [16, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    where_2(A(where180), A(scalar179), A(sub178));
-    TICK(162);
-
-    /* reshape: [16, 1, 49, 49] is a view of [16, 49, 49] at A(where180) */
-
-    /* add: [16, 6, 49, 49]
-       models/lib/swin.net:57: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
-    add_6(A(add182), A(transpose159), A(where180));
-    TICK(164);
 
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at A(transpose156) */
 
@@ -1965,31 +1890,106 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 16, 6, 49, 32] is a view of [1, 1, 16, 6, 49, 32] at (A(transpose156) + 150528) */
 
+    /* index_select: [2401, 6]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_2(A(index_select161), W(features_3_1_attn_relative_position_bias_table), W(features_3_1_attn_relative_position_index));
+    TICK(149);
+
+    /* reshape: [49, 49, 6] is a view of [2401, 6] at A(index_select161) */
+
+    /* transpose: [6, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_10(A(transpose163), A(index_select161));
+    TICK(151);
+
+    /* reshape: [1, 6, 49, 49] is a view of [6, 49, 49] at A(transpose163) */
+
+    /* full: [21]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    full_4(A(full165));
+    TICK(153);
+
+    /* concat: [28]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    nnk_copy_axis(A(concat168), A(full165), 1, 21, 1, 28, 0);
+    nnk_copy_axis(A(concat168), A(full56), 1, 4, 1, 28, 21);
+    nnk_copy_axis(A(concat168), A(full57), 1, 3, 1, 28, 25);
+    TICK(154);
+
+    /* reshape: [28, 1] is a view of [28] at A(concat168) */
+
+    /* scalar: [28, 1]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    scalar_3(A(scalar170), A(concat168));
+    TICK(156);
+
+    /* reshape: [1, 28] is a view of [28] at A(concat168) */
+
+    /* add: [28, 28]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    add_5(A(add176), A(scalar170), A(concat168));
+    TICK(158);
+
+    /* reshape: [4, 7, 4, 7] is a view of [28, 28] at A(add176) */
+
+    /* transpose: [4, 4, 7, 7]
+       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
+    transpose_13(A(transpose178), A(add176));
+    TICK(160);
+
+    /* reshape: [16, 49] is a view of [4, 4, 7, 7] at A(transpose178) */
+
+    /* reshape: [16, 1, 49] is a view of [16, 49] at A(transpose178) */
+
+    /* reshape: [16, 49, 1] is a view of [16, 49] at A(transpose178) */
+
+    /* sub: [16, 49, 49]
+       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
+    sub_2(A(sub182), A(transpose178), A(transpose178));
+    TICK(164);
+
+    /* scalar: [16, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    scalar_4(A(scalar183), A(sub182));
+    TICK(165);
+
+    /* where: [16, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    where_2(A(where184), A(scalar183), A(sub182));
+    TICK(166);
+
+    /* reshape: [16, 1, 49, 49] is a view of [16, 49, 49] at A(where184) */
+
+    /* add: [16, 6, 49, 49]
+       models/lib/swin.net:77: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
+    add_6(A(add186), A(transpose163), A(where184));
+    TICK(168);
+
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at (A(transpose156) + 301056) */
 
     /* reshape: [1, 16, 6, 49, 32] is a view of [1, 1, 16, 6, 49, 32] at (A(transpose156) + 301056) */
 
     /* scaled_dot_product_attention: [1, 16, 6, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_4, A(scaled_dot_product_attention189), A(transpose156), (A(transpose156) + 150528), (A(transpose156) + 301056), A(add182));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_4, A(scaled_dot_product_attention189), A(transpose156), (A(transpose156) + 150528), (A(transpose156) + 301056), A(add186));
     TICK(171);
 
     /* transpose: [1, 16, 49, 6, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_11(A(transpose190), A(scaled_dot_product_attention189));
     TICK(172);
 
     /* reshape: [16, 49, 192] is a view of [1, 16, 49, 6, 32] at A(transpose190) */
 
     /* linear features.3.1.attn.proj: [16, 49, 192]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_7, A(features_3_1_attn_proj), A(transpose190), W(features_3_1_attn_proj_weight), W(features_3_1_attn_proj_bias));
     TICK(174);
 
     /* reshape: [1, 4, 4, 7, 7, 192] is a view of [16, 49, 192] at A(features_3_1_attn_proj) */
 
     /* transpose: [1, 4, 7, 4, 7, 192]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_12(A(transpose194), A(features_3_1_attn_proj));
     TICK(176);
 
@@ -2000,23 +2000,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 25, 28, 192] is a view of [1, 28, 28, 192] at A(transpose194) */
 
     /* concat: [1, 28, 28, 192]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat198), (A(transpose194) + 134400), 1, 3, 5376, 28, 0);
     nnk_copy_axis(A(concat198), A(transpose194), 1, 25, 5376, 28, 3);
     TICK(180);
 
     /* slice: [1, 28, 3, 192]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_13(A(slice199), A(concat198));
     TICK(181);
 
     /* slice: [1, 28, 25, 192]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_14(A(slice200), A(concat198));
     TICK(182);
 
     /* concat: [1, 28, 28, 192]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat201), A(slice199), 28, 3, 192, 28, 0);
     nnk_copy_axis(A(concat201), A(slice200), 28, 25, 192, 28, 3);
     TICK(183);
@@ -2024,72 +2024,72 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 28, 28, 192] is a view of [1, 28, 28, 192] at A(concat201) */
 
     /* slice: [1, 28, 28, 192]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_10(A(slice203), A(concat201));
     TICK(185);
 
     /* add: [1, 28, 28, 192]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_4(A(features_3_0_mlp_3), A(features_3_0_mlp_3), A(slice203));
     TICK(186);
 
     /* layernorm features.3.1.norm2: [1, 28, 28, 192]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_3(A(features_3_1_norm2), A(features_3_0_mlp_3), W(features_3_1_norm2_weight), W(features_3_1_norm2_bias));
     TICK(187);
 
     /* linear features.3.1.mlp.0 + gelu: [1, 28, 28, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_8, A(features_3_1_mlp_0), A(features_3_1_norm2), W(features_3_1_mlp_0_weight), W(features_3_1_mlp_0_bias));
     TICK(188);
 
     /* linear features.3.1.mlp.3 + residual: [1, 28, 28, 192]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_9, A(features_3_1_mlp_3), A(features_3_1_mlp_0), W(features_3_1_mlp_3_weight), W(features_3_1_mlp_3_bias), A(features_3_0_mlp_3));
     TICK(189);
 
     /* pad: [1, 28, 28, 192]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_3(A(pad210), A(features_3_1_mlp_3));
     TICK(190);
 
     /* pad: [1, 28, 28, 192]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_4(A(pad211), A(pad210));
     TICK(191);
 
     /* slice: [1, 14, 28, 192]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_15(A(slice212), A(pad211));
     TICK(192);
 
     /* slice: [1, 14, 14, 192]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_16(A(slice213), A(slice212));
     TICK(193);
 
     /* slice: [1, 14, 28, 192]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_17(A(slice214), A(pad211));
     TICK(194);
 
     /* slice: [1, 14, 14, 192]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_16(A(slice215), A(slice214));
     TICK(195);
 
     /* slice: [1, 14, 14, 192]
-       models/lib/swin.net:86: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:110: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_18(A(slice217), A(slice212));
     TICK(196);
 
     /* slice: [1, 14, 14, 192]
-       models/lib/swin.net:87: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:111: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_18(A(slice219), A(slice214));
     TICK(197);
 
     /* concat: [1, 14, 14, 768]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:112: x = concat([x0, x1, x2, x3], axis=-1) */
     nnk_copy_axis(A(concat220), A(slice213), 196, 192, 1, 768, 0);
     nnk_copy_axis(A(concat220), A(slice215), 196, 192, 1, 768, 192);
     nnk_copy_axis(A(concat220), A(slice217), 196, 192, 1, 768, 384);
@@ -2097,52 +2097,40 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     TICK(198);
 
     /* layernorm features.4.norm: [1, 14, 14, 768]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     layernorm_4(A(concat220), A(concat220), W(features_4_norm_weight), W(features_4_norm_bias));
     TICK(199);
 
     /* linear features.4.reduction: [1, 14, 14, 384]
-       models/lib/swin.net:89: return linear(x, 2 * C, bias=false) as reduction */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     PARALLEL(linear_10, A(features_4_reduction), A(concat220), W(features_4_reduction_weight));
     TICK(200);
 
     /* layernorm features.5.0.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_0_norm1), A(features_4_reduction), W(features_5_0_norm1_weight), W(features_5_0_norm1_bias));
     TICK(201);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_0_norm1) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose225), A(features_5_0_norm1));
     TICK(203);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose225) */
 
     /* linear features.5.0.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_0_attn_qkv), A(transpose225), W(features_5_0_attn_qkv_weight), W(features_5_0_attn_qkv_bias));
     TICK(205);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_0_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose229), A(features_5_0_attn_qkv));
     TICK(207);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select230), W(features_5_0_attn_relative_position_bias_table), W(features_5_0_attn_relative_position_index));
-    TICK(208);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select230) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose232), A(index_select230));
-    TICK(210);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose229) */
 
@@ -2152,31 +2140,43 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose229) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select234), W(features_5_0_attn_relative_position_bias_table), W(features_5_0_attn_relative_position_index));
+    TICK(212);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select234) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose236), A(index_select234));
+    TICK(214);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose229) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose229) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention239), A(transpose229), (A(transpose229) + 75264), (A(transpose229) + 150528), A(transpose232));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention239), A(transpose229), (A(transpose229) + 75264), (A(transpose229) + 150528), A(transpose236));
     TICK(217);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose240), A(scaled_dot_product_attention239));
     TICK(218);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose240) */
 
     /* linear features.5.0.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_0_attn_proj), A(transpose240), W(features_5_0_attn_proj_weight), W(features_5_0_attn_proj_bias));
     TICK(220);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_0_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose244), A(features_5_0_attn_proj));
     TICK(222);
 
@@ -2185,32 +2185,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(transpose244) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice247), A(transpose244));
     TICK(225);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_4_reduction), A(features_4_reduction), A(slice247));
     TICK(226);
 
     /* layernorm features.5.0.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_0_norm2), A(features_4_reduction), W(features_5_0_norm2_weight), W(features_5_0_norm2_bias));
     TICK(227);
 
     /* linear features.5.0.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_0_mlp_0), A(features_5_0_norm2), W(features_5_0_mlp_0_weight), W(features_5_0_mlp_0_bias));
     TICK(228);
 
     /* linear features.5.0.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_0_mlp_3), A(features_5_0_mlp_0), W(features_5_0_mlp_3_weight), W(features_5_0_mlp_3_bias), A(features_4_reduction));
     TICK(229);
 
     /* layernorm features.5.1.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_1_norm1), A(features_5_0_mlp_3), W(features_5_1_norm1_weight), W(features_5_1_norm1_bias));
     TICK(230);
 
@@ -2219,23 +2219,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 3, 14, 384] is a view of [1, 14, 14, 384] at A(features_5_1_norm1) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat257), (A(features_5_1_norm1) + 16128), 1, 11, 5376, 14, 0);
     nnk_copy_axis(A(concat257), A(features_5_1_norm1), 1, 3, 5376, 14, 11);
     TICK(233);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_20(A(slice258), A(concat257));
     TICK(234);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_21(A(slice259), A(concat257));
     TICK(235);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat260), A(slice258), 14, 11, 384, 14, 0);
     nnk_copy_axis(A(concat260), A(slice259), 14, 3, 384, 14, 11);
     TICK(236);
@@ -2243,98 +2243,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(concat260) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose262), A(concat260));
     TICK(238);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose262) */
 
     /* linear features.5.1.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_1_attn_qkv), A(transpose262), W(features_5_1_attn_qkv_weight), W(features_5_1_attn_qkv_bias));
     TICK(240);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_1_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose266), A(features_5_1_attn_qkv));
     TICK(242);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select267), W(features_5_1_attn_relative_position_bias_table), W(features_5_1_attn_relative_position_index));
-    TICK(243);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select267) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose269), A(index_select267));
-    TICK(245);
-
-    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose269) */
-
-    /* full: [7]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    full_5(A(full271));
-    TICK(247);
-
-    /* concat: [14]
-       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
-    nnk_copy_axis(A(concat274), A(full271), 1, 7, 1, 14, 0);
-    nnk_copy_axis(A(concat274), A(full52), 1, 4, 1, 14, 7);
-    nnk_copy_axis(A(concat274), A(full53), 1, 3, 1, 14, 11);
-    TICK(248);
-
-    /* reshape: [14, 1] is a view of [14] at A(concat274) */
-
-    /* scalar: [14, 1]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    scalar_5(A(scalar276), A(concat274));
-    TICK(250);
-
-    /* reshape: [1, 14] is a view of [14] at A(concat274) */
-
-    /* add: [14, 14]
-       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
-    add_8(A(add282), A(scalar276), A(concat274));
-    TICK(252);
-
-    /* reshape: [2, 7, 2, 7] is a view of [14, 14] at A(add282) */
-
-    /* transpose: [2, 2, 7, 7]
-       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_19(A(transpose284), A(add282));
-    TICK(254);
-
-    /* reshape: [4, 49] is a view of [2, 2, 7, 7] at A(transpose284) */
-
-    /* reshape: [4, 1, 49] is a view of [4, 49] at A(transpose284) */
-
-    /* reshape: [4, 49, 1] is a view of [4, 49] at A(transpose284) */
-
-    /* sub: [4, 49, 49]
-       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
-    sub_3(A(sub288), A(transpose284), A(transpose284));
-    TICK(258);
-
-    /* scalar: [4, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    scalar_6(A(scalar289), A(sub288));
-    TICK(259);
-
-    /* where: [4, 49, 49]
-       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
-    where_3(A(where290), A(scalar289), A(sub288));
-    TICK(260);
-
-    /* reshape: [4, 1, 49, 49] is a view of [4, 49, 49] at A(where290) */
-
-    /* add: [4, 12, 49, 49]
-       models/lib/swin.net:57: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
-    add_9(A(add292), A(transpose269), A(where290));
-    TICK(262);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose266) */
 
@@ -2344,31 +2269,106 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose266) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select271), W(features_5_1_attn_relative_position_bias_table), W(features_5_1_attn_relative_position_index));
+    TICK(247);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select271) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose273), A(index_select271));
+    TICK(249);
+
+    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose273) */
+
+    /* full: [7]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    full_5(A(full275));
+    TICK(251);
+
+    /* concat: [14]
+       models/lib/swin.net:12: return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)]) */
+    nnk_copy_axis(A(concat278), A(full275), 1, 7, 1, 14, 0);
+    nnk_copy_axis(A(concat278), A(full56), 1, 4, 1, 14, 7);
+    nnk_copy_axis(A(concat278), A(full57), 1, 3, 1, 14, 11);
+    TICK(252);
+
+    /* reshape: [14, 1] is a view of [14] at A(concat278) */
+
+    /* scalar: [14, 1]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    scalar_5(A(scalar280), A(concat278));
+    TICK(254);
+
+    /* reshape: [1, 14] is a view of [14] at A(concat278) */
+
+    /* add: [14, 14]
+       models/lib/swin.net:18: ids = reshape(window_regions(H, w, sh), [H, 1]) * 3.0 + reshape(window_regions(W, w, sw), [1, W]) */
+    add_8(A(add286), A(scalar280), A(concat278));
+    TICK(256);
+
+    /* reshape: [2, 7, 2, 7] is a view of [14, 14] at A(add286) */
+
+    /* transpose: [2, 2, 7, 7]
+       models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
+    transpose_19(A(transpose288), A(add286));
+    TICK(258);
+
+    /* reshape: [4, 49] is a view of [2, 2, 7, 7] at A(transpose288) */
+
+    /* reshape: [4, 1, 49] is a view of [4, 49] at A(transpose288) */
+
+    /* reshape: [4, 49, 1] is a view of [4, 49] at A(transpose288) */
+
+    /* sub: [4, 49, 49]
+       models/lib/swin.net:20: d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1]) */
+    sub_3(A(sub292), A(transpose288), A(transpose288));
+    TICK(262);
+
+    /* scalar: [4, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    scalar_6(A(scalar293), A(sub292));
+    TICK(263);
+
+    /* where: [4, 49, 49]
+       models/lib/swin.net:21: return masked_fill(d, d != 0.0, -100.0) */
+    where_3(A(where294), A(scalar293), A(sub292));
+    TICK(264);
+
+    /* reshape: [4, 1, 49, 49] is a view of [4, 49, 49] at A(where294) */
+
+    /* add: [4, 12, 49, 49]
+       models/lib/swin.net:77: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
+    add_9(A(add296), A(transpose273), A(where294));
+    TICK(266);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose266) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose266) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention299), A(transpose266), (A(transpose266) + 75264), (A(transpose266) + 150528), A(add292));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention299), A(transpose266), (A(transpose266) + 75264), (A(transpose266) + 150528), A(add296));
     TICK(269);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose300), A(scaled_dot_product_attention299));
     TICK(270);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose300) */
 
     /* linear features.5.1.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_1_attn_proj), A(transpose300), W(features_5_1_attn_proj_weight), W(features_5_1_attn_proj_bias));
     TICK(272);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_1_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose304), A(features_5_1_attn_proj));
     TICK(274);
 
@@ -2379,23 +2379,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at A(transpose304) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat308), (A(transpose304) + 59136), 1, 3, 5376, 14, 0);
     nnk_copy_axis(A(concat308), A(transpose304), 1, 11, 5376, 14, 3);
     TICK(278);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_22(A(slice309), A(concat308));
     TICK(279);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_23(A(slice310), A(concat308));
     TICK(280);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat311), A(slice309), 14, 3, 384, 14, 0);
     nnk_copy_axis(A(concat311), A(slice310), 14, 11, 384, 14, 3);
     TICK(281);
@@ -2403,67 +2403,55 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(concat311) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice313), A(concat311));
     TICK(283);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_5_0_mlp_3), A(features_5_0_mlp_3), A(slice313));
     TICK(284);
 
     /* layernorm features.5.1.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_1_norm2), A(features_5_0_mlp_3), W(features_5_1_norm2_weight), W(features_5_1_norm2_bias));
     TICK(285);
 
     /* linear features.5.1.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_1_mlp_0), A(features_5_1_norm2), W(features_5_1_mlp_0_weight), W(features_5_1_mlp_0_bias));
     TICK(286);
 
     /* linear features.5.1.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_1_mlp_3), A(features_5_1_mlp_0), W(features_5_1_mlp_3_weight), W(features_5_1_mlp_3_bias), A(features_5_0_mlp_3));
     TICK(287);
 
     /* layernorm features.5.2.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_2_norm1), A(features_5_1_mlp_3), W(features_5_2_norm1_weight), W(features_5_2_norm1_bias));
     TICK(288);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_2_norm1) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose322), A(features_5_2_norm1));
     TICK(290);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose322) */
 
     /* linear features.5.2.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_2_attn_qkv), A(transpose322), W(features_5_2_attn_qkv_weight), W(features_5_2_attn_qkv_bias));
     TICK(292);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_2_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose326), A(features_5_2_attn_qkv));
     TICK(294);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select327), W(features_5_2_attn_relative_position_bias_table), W(features_5_2_attn_relative_position_index));
-    TICK(295);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select327) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose329), A(index_select327));
-    TICK(297);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose326) */
 
@@ -2473,31 +2461,43 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose326) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select331), W(features_5_2_attn_relative_position_bias_table), W(features_5_2_attn_relative_position_index));
+    TICK(299);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select331) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose333), A(index_select331));
+    TICK(301);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose326) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose326) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention336), A(transpose326), (A(transpose326) + 75264), (A(transpose326) + 150528), A(transpose329));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention336), A(transpose326), (A(transpose326) + 75264), (A(transpose326) + 150528), A(transpose333));
     TICK(304);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose337), A(scaled_dot_product_attention336));
     TICK(305);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose337) */
 
     /* linear features.5.2.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_2_attn_proj), A(transpose337), W(features_5_2_attn_proj_weight), W(features_5_2_attn_proj_bias));
     TICK(307);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_2_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose341), A(features_5_2_attn_proj));
     TICK(309);
 
@@ -2506,32 +2506,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(transpose341) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice344), A(transpose341));
     TICK(312);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_5_1_mlp_3), A(features_5_1_mlp_3), A(slice344));
     TICK(313);
 
     /* layernorm features.5.2.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_2_norm2), A(features_5_1_mlp_3), W(features_5_2_norm2_weight), W(features_5_2_norm2_bias));
     TICK(314);
 
     /* linear features.5.2.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_2_mlp_0), A(features_5_2_norm2), W(features_5_2_mlp_0_weight), W(features_5_2_mlp_0_bias));
     TICK(315);
 
     /* linear features.5.2.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_2_mlp_3), A(features_5_2_mlp_0), W(features_5_2_mlp_3_weight), W(features_5_2_mlp_3_bias), A(features_5_1_mlp_3));
     TICK(316);
 
     /* layernorm features.5.3.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_3_norm1), A(features_5_2_mlp_3), W(features_5_3_norm1_weight), W(features_5_3_norm1_bias));
     TICK(317);
 
@@ -2540,23 +2540,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 3, 14, 384] is a view of [1, 14, 14, 384] at A(features_5_3_norm1) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat354), (A(features_5_3_norm1) + 16128), 1, 11, 5376, 14, 0);
     nnk_copy_axis(A(concat354), A(features_5_3_norm1), 1, 3, 5376, 14, 11);
     TICK(320);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_20(A(slice355), A(concat354));
     TICK(321);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_21(A(slice356), A(concat354));
     TICK(322);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat357), A(slice355), 14, 11, 384, 14, 0);
     nnk_copy_axis(A(concat357), A(slice356), 14, 3, 384, 14, 11);
     TICK(323);
@@ -2564,42 +2564,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(concat357) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose359), A(concat357));
     TICK(325);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose359) */
 
     /* linear features.5.3.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_3_attn_qkv), A(transpose359), W(features_5_3_attn_qkv_weight), W(features_5_3_attn_qkv_bias));
     TICK(327);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_3_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose363), A(features_5_3_attn_qkv));
     TICK(329);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select364), W(features_5_3_attn_relative_position_bias_table), W(features_5_3_attn_relative_position_index));
-    TICK(330);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select364) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose366), A(index_select364));
-    TICK(332);
-
-    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose366) */
-
-    /* add: [4, 12, 49, 49]
-       models/lib/swin.net:57: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
-    add_9(A(add389), A(transpose366), A(where290));
-    TICK(334);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose363) */
 
@@ -2609,31 +2590,50 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose363) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select368), W(features_5_3_attn_relative_position_bias_table), W(features_5_3_attn_relative_position_index));
+    TICK(334);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select368) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose370), A(index_select368));
+    TICK(336);
+
+    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose370) */
+
+    /* add: [4, 12, 49, 49]
+       models/lib/swin.net:77: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
+    add_9(A(add393), A(transpose370), A(where294));
+    TICK(338);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose363) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose363) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention396), A(transpose363), (A(transpose363) + 75264), (A(transpose363) + 150528), A(add389));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention396), A(transpose363), (A(transpose363) + 75264), (A(transpose363) + 150528), A(add393));
     TICK(341);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose397), A(scaled_dot_product_attention396));
     TICK(342);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose397) */
 
     /* linear features.5.3.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_3_attn_proj), A(transpose397), W(features_5_3_attn_proj_weight), W(features_5_3_attn_proj_bias));
     TICK(344);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_3_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose401), A(features_5_3_attn_proj));
     TICK(346);
 
@@ -2644,23 +2644,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at A(transpose401) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat405), (A(transpose401) + 59136), 1, 3, 5376, 14, 0);
     nnk_copy_axis(A(concat405), A(transpose401), 1, 11, 5376, 14, 3);
     TICK(350);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_22(A(slice406), A(concat405));
     TICK(351);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_23(A(slice407), A(concat405));
     TICK(352);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat408), A(slice406), 14, 3, 384, 14, 0);
     nnk_copy_axis(A(concat408), A(slice407), 14, 11, 384, 14, 3);
     TICK(353);
@@ -2668,67 +2668,55 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(concat408) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice410), A(concat408));
     TICK(355);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_5_2_mlp_3), A(features_5_2_mlp_3), A(slice410));
     TICK(356);
 
     /* layernorm features.5.3.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_3_norm2), A(features_5_2_mlp_3), W(features_5_3_norm2_weight), W(features_5_3_norm2_bias));
     TICK(357);
 
     /* linear features.5.3.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_3_mlp_0), A(features_5_3_norm2), W(features_5_3_mlp_0_weight), W(features_5_3_mlp_0_bias));
     TICK(358);
 
     /* linear features.5.3.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_3_mlp_3), A(features_5_3_mlp_0), W(features_5_3_mlp_3_weight), W(features_5_3_mlp_3_bias), A(features_5_2_mlp_3));
     TICK(359);
 
     /* layernorm features.5.4.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_4_norm1), A(features_5_3_mlp_3), W(features_5_4_norm1_weight), W(features_5_4_norm1_bias));
     TICK(360);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_4_norm1) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose419), A(features_5_4_norm1));
     TICK(362);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose419) */
 
     /* linear features.5.4.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_4_attn_qkv), A(transpose419), W(features_5_4_attn_qkv_weight), W(features_5_4_attn_qkv_bias));
     TICK(364);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_4_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose423), A(features_5_4_attn_qkv));
     TICK(366);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select424), W(features_5_4_attn_relative_position_bias_table), W(features_5_4_attn_relative_position_index));
-    TICK(367);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select424) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose426), A(index_select424));
-    TICK(369);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose423) */
 
@@ -2738,31 +2726,43 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose423) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select428), W(features_5_4_attn_relative_position_bias_table), W(features_5_4_attn_relative_position_index));
+    TICK(371);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select428) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose430), A(index_select428));
+    TICK(373);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose423) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose423) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention433), A(transpose423), (A(transpose423) + 75264), (A(transpose423) + 150528), A(transpose426));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_5, A(scaled_dot_product_attention433), A(transpose423), (A(transpose423) + 75264), (A(transpose423) + 150528), A(transpose430));
     TICK(376);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose434), A(scaled_dot_product_attention433));
     TICK(377);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose434) */
 
     /* linear features.5.4.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_4_attn_proj), A(transpose434), W(features_5_4_attn_proj_weight), W(features_5_4_attn_proj_bias));
     TICK(379);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_4_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose438), A(features_5_4_attn_proj));
     TICK(381);
 
@@ -2771,32 +2771,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(transpose438) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice441), A(transpose438));
     TICK(384);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_5_3_mlp_3), A(features_5_3_mlp_3), A(slice441));
     TICK(385);
 
     /* layernorm features.5.4.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_4_norm2), A(features_5_3_mlp_3), W(features_5_4_norm2_weight), W(features_5_4_norm2_bias));
     TICK(386);
 
     /* linear features.5.4.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_4_mlp_0), A(features_5_4_norm2), W(features_5_4_mlp_0_weight), W(features_5_4_mlp_0_bias));
     TICK(387);
 
     /* linear features.5.4.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_4_mlp_3), A(features_5_4_mlp_0), W(features_5_4_mlp_3_weight), W(features_5_4_mlp_3_bias), A(features_5_3_mlp_3));
     TICK(388);
 
     /* layernorm features.5.5.norm1: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_5(A(features_5_5_norm1), A(features_5_4_mlp_3), W(features_5_5_norm1_weight), W(features_5_5_norm1_bias));
     TICK(389);
 
@@ -2805,23 +2805,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 3, 14, 384] is a view of [1, 14, 14, 384] at A(features_5_5_norm1) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat451), (A(features_5_5_norm1) + 16128), 1, 11, 5376, 14, 0);
     nnk_copy_axis(A(concat451), A(features_5_5_norm1), 1, 3, 5376, 14, 11);
     TICK(392);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_20(A(slice452), A(concat451));
     TICK(393);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     slice_21(A(slice453), A(concat451));
     TICK(394);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:45: x = roll(x, [-sh, -sw], axis=[1, 2]) */
+       models/lib/swin.net:46: x = roll(x, [-sh, -sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat454), A(slice452), 14, 11, 384, 14, 0);
     nnk_copy_axis(A(concat454), A(slice453), 14, 3, 384, 14, 11);
     TICK(395);
@@ -2829,42 +2829,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(concat454) */
 
     /* transpose: [1, 2, 2, 7, 7, 384]
-       models/lib/swin.net:49: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
+       models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
     transpose_14(A(transpose456), A(concat454));
     TICK(397);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose456) */
 
     /* linear features.5.5.attn.qkv: [4, 49, 1152]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_11, A(features_5_5_attn_qkv), A(transpose456), W(features_5_5_attn_qkv_weight), W(features_5_5_attn_qkv_bias));
     TICK(399);
 
     /* reshape: [1, 4, 49, 3, 12, 32] is a view of [4, 49, 1152] at A(features_5_5_attn_qkv) */
 
     /* transpose: [3, 1, 4, 12, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_15(A(transpose460), A(features_5_5_attn_qkv));
     TICK(401);
-
-    /* index_select: [2401, 12]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_3(A(index_select461), W(features_5_5_attn_relative_position_bias_table), W(features_5_5_attn_relative_position_index));
-    TICK(402);
-
-    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select461) */
-
-    /* transpose: [12, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose463), A(index_select461));
-    TICK(404);
-
-    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose463) */
-
-    /* add: [4, 12, 49, 49]
-       models/lib/swin.net:57: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
-    add_9(A(add486), A(transpose463), A(where290));
-    TICK(406);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose460) */
 
@@ -2874,31 +2855,50 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose460) + 75264) */
 
+    /* index_select: [2401, 12]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_3(A(index_select465), W(features_5_5_attn_relative_position_bias_table), W(features_5_5_attn_relative_position_index));
+    TICK(406);
+
+    /* reshape: [49, 49, 12] is a view of [2401, 12] at A(index_select465) */
+
+    /* transpose: [12, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_16(A(transpose467), A(index_select465));
+    TICK(408);
+
+    /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose467) */
+
+    /* add: [4, 12, 49, 49]
+       models/lib/swin.net:77: bias = reshape(bias, [1, heads, N, N]) + reshape(shift_mask(pH, pW, w, sh, sw), [nW, 1, N, N]) */
+    add_9(A(add490), A(transpose467), A(where294));
+    TICK(410);
+
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose460) + 150528) */
 
     /* reshape: [1, 4, 12, 49, 32] is a view of [1, 1, 4, 12, 49, 32] at (A(transpose460) + 150528) */
 
     /* scaled_dot_product_attention: [1, 4, 12, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention493), A(transpose460), (A(transpose460) + 75264), (A(transpose460) + 150528), A(add486));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_6, A(scaled_dot_product_attention493), A(transpose460), (A(transpose460) + 75264), (A(transpose460) + 150528), A(add490));
     TICK(413);
 
     /* transpose: [1, 4, 49, 12, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_17(A(transpose494), A(scaled_dot_product_attention493));
     TICK(414);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose494) */
 
     /* linear features.5.5.attn.proj: [4, 49, 384]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_12, A(features_5_5_attn_proj), A(transpose494), W(features_5_5_attn_proj_weight), W(features_5_5_attn_proj_bias));
     TICK(416);
 
     /* reshape: [1, 2, 2, 7, 7, 384] is a view of [4, 49, 384] at A(features_5_5_attn_proj) */
 
     /* transpose: [1, 2, 7, 2, 7, 384]
-       models/lib/swin.net:63: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
+       models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
     transpose_18(A(transpose498), A(features_5_5_attn_proj));
     TICK(418);
 
@@ -2909,23 +2909,23 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at A(transpose498) */
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat502), (A(transpose498) + 59136), 1, 3, 5376, 14, 0);
     nnk_copy_axis(A(concat502), A(transpose498), 1, 11, 5376, 14, 3);
     TICK(422);
 
     /* slice: [1, 14, 3, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_22(A(slice503), A(concat502));
     TICK(423);
 
     /* slice: [1, 14, 11, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     slice_23(A(slice504), A(concat502));
     TICK(424);
 
     /* concat: [1, 14, 14, 384]
-       models/lib/swin.net:65: o = roll(o, [sh, sw], axis=[1, 2]) */
+       models/lib/swin.net:85: o = roll(o, [sh, sw], axis=[1, 2]) */
     nnk_copy_axis(A(concat505), A(slice503), 14, 3, 384, 14, 0);
     nnk_copy_axis(A(concat505), A(slice504), 14, 11, 384, 14, 3);
     TICK(425);
@@ -2933,72 +2933,72 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 14, 14, 384] is a view of [1, 14, 14, 384] at A(concat505) */
 
     /* slice: [1, 14, 14, 384]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_19(A(slice507), A(concat505));
     TICK(427);
 
     /* add: [1, 14, 14, 384]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_7(A(features_5_4_mlp_3), A(features_5_4_mlp_3), A(slice507));
     TICK(428);
 
     /* layernorm features.5.5.norm2: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_5(A(features_5_5_norm2), A(features_5_4_mlp_3), W(features_5_5_norm2_weight), W(features_5_5_norm2_bias));
     TICK(429);
 
     /* linear features.5.5.mlp.0 + gelu: [1, 14, 14, 1536]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_13, A(features_5_5_mlp_0), A(features_5_5_norm2), W(features_5_5_mlp_0_weight), W(features_5_5_mlp_0_bias));
     TICK(430);
 
     /* linear features.5.5.mlp.3 + residual: [1, 14, 14, 384]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_14, A(features_5_5_mlp_3), A(features_5_5_mlp_0), W(features_5_5_mlp_3_weight), W(features_5_5_mlp_3_bias), A(features_5_4_mlp_3));
     TICK(431);
 
     /* pad: [1, 14, 14, 384]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_5(A(pad514), A(features_5_5_mlp_3));
     TICK(432);
 
     /* pad: [1, 14, 14, 384]
-       models/lib/swin.net:83: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
+       models/lib/swin.net:107: x = pad(pad(x, 1, 0, x.shape[1] % 2), 2, 0, x.shape[2] % 2) */
     pad_6(A(pad515), A(pad514));
     TICK(433);
 
     /* slice: [1, 7, 14, 384]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_24(A(slice516), A(pad515));
     TICK(434);
 
     /* slice: [1, 7, 7, 384]
-       models/lib/swin.net:84: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:108: x0 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_25(A(slice517), A(slice516));
     TICK(435);
 
     /* slice: [1, 7, 14, 384]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_26(A(slice518), A(pad515));
     TICK(436);
 
     /* slice: [1, 7, 7, 384]
-       models/lib/swin.net:85: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
+       models/lib/swin.net:109: x1 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 0, x.shape[2], step=2) */
     slice_25(A(slice519), A(slice518));
     TICK(437);
 
     /* slice: [1, 7, 7, 384]
-       models/lib/swin.net:86: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:110: x2 = slice(slice(x, 1, 0, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_27(A(slice521), A(slice516));
     TICK(438);
 
     /* slice: [1, 7, 7, 384]
-       models/lib/swin.net:87: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
+       models/lib/swin.net:111: x3 = slice(slice(x, 1, 1, x.shape[1], step=2), 2, 1, x.shape[2], step=2) */
     slice_27(A(slice523), A(slice518));
     TICK(439);
 
     /* concat: [1, 7, 7, 1536]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:112: x = concat([x0, x1, x2, x3], axis=-1) */
     nnk_copy_axis(A(concat524), A(slice517), 49, 384, 1, 1536, 0);
     nnk_copy_axis(A(concat524), A(slice519), 49, 384, 1, 1536, 384);
     nnk_copy_axis(A(concat524), A(slice521), 49, 384, 1, 1536, 768);
@@ -3006,17 +3006,17 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     TICK(440);
 
     /* layernorm features.6.norm: [1, 7, 7, 1536]
-       models/lib/swin.net:88: x = layernorm(concat([x0, x1, x2, x3], axis=-1)) as norm */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     layernorm_6(A(concat524), A(concat524), W(features_6_norm_weight), W(features_6_norm_bias));
     TICK(441);
 
     /* linear features.6.reduction: [1, 7, 7, 768]
-       models/lib/swin.net:89: return linear(x, 2 * C, bias=false) as reduction */
+       models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
     PARALLEL(linear_15, A(features_6_reduction), A(concat524), W(features_6_reduction_weight));
     TICK(442);
 
     /* layernorm features.7.0.norm1: [1, 7, 7, 768]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_7(A(features_7_0_norm1), A(features_6_reduction), W(features_7_0_norm1_weight), W(features_7_0_norm1_bias));
     TICK(443);
 
@@ -3027,28 +3027,16 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 49, 768] is a view of [1, 1, 1, 7, 7, 768] at A(features_7_0_norm1) */
 
     /* linear features.7.0.attn.qkv: [1, 49, 2304]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_16, A(features_7_0_attn_qkv), A(features_7_0_norm1), W(features_7_0_attn_qkv_weight), W(features_7_0_attn_qkv_bias));
     TICK(447);
 
     /* reshape: [1, 1, 49, 3, 24, 32] is a view of [1, 49, 2304] at A(features_7_0_attn_qkv) */
 
     /* transpose: [3, 1, 1, 24, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_20(A(transpose533), A(features_7_0_attn_qkv));
     TICK(449);
-
-    /* index_select: [2401, 24]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_4(A(index_select534), W(features_7_0_attn_relative_position_bias_table), W(features_7_0_attn_relative_position_index));
-    TICK(450);
-
-    /* reshape: [49, 49, 24] is a view of [2401, 24] at A(index_select534) */
-
-    /* transpose: [24, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_21(A(transpose536), A(index_select534));
-    TICK(452);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at A(transpose533) */
 
@@ -3058,24 +3046,36 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 1, 24, 49, 32] is a view of [1, 1, 1, 24, 49, 32] at (A(transpose533) + 37632) */
 
+    /* index_select: [2401, 24]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_4(A(index_select538), W(features_7_0_attn_relative_position_bias_table), W(features_7_0_attn_relative_position_index));
+    TICK(454);
+
+    /* reshape: [49, 49, 24] is a view of [2401, 24] at A(index_select538) */
+
+    /* transpose: [24, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_21(A(transpose540), A(index_select538));
+    TICK(456);
+
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at (A(transpose533) + 75264) */
 
     /* reshape: [1, 1, 24, 49, 32] is a view of [1, 1, 1, 24, 49, 32] at (A(transpose533) + 75264) */
 
     /* scaled_dot_product_attention: [1, 1, 24, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_7, A(scaled_dot_product_attention543), A(transpose533), (A(transpose533) + 37632), (A(transpose533) + 75264), A(transpose536));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_7, A(scaled_dot_product_attention543), A(transpose533), (A(transpose533) + 37632), (A(transpose533) + 75264), A(transpose540));
     TICK(459);
 
     /* transpose: [1, 1, 49, 24, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_22(A(transpose544), A(scaled_dot_product_attention543));
     TICK(460);
 
     /* reshape: [1, 49, 768] is a view of [1, 1, 49, 24, 32] at A(transpose544) */
 
     /* linear features.7.0.attn.proj: [1, 49, 768]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_17, A(features_7_0_attn_proj), A(transpose544), W(features_7_0_attn_proj_weight), W(features_7_0_attn_proj_bias));
     TICK(462);
 
@@ -3088,32 +3088,32 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 7, 7, 768] is a view of [1, 7, 7, 768] at A(features_7_0_attn_proj) */
 
     /* slice: [1, 7, 7, 768]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_28(A(slice551), A(features_7_0_attn_proj));
     TICK(467);
 
     /* add: [1, 7, 7, 768]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_10(A(features_6_reduction), A(features_6_reduction), A(slice551));
     TICK(468);
 
     /* layernorm features.7.0.norm2: [1, 7, 7, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_7(A(features_7_0_norm2), A(features_6_reduction), W(features_7_0_norm2_weight), W(features_7_0_norm2_bias));
     TICK(469);
 
     /* linear features.7.0.mlp.0 + gelu: [1, 7, 7, 3072]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_18, A(features_7_0_mlp_0), A(features_7_0_norm2), W(features_7_0_mlp_0_weight), W(features_7_0_mlp_0_bias));
     TICK(470);
 
     /* linear features.7.0.mlp.3 + residual: [1, 7, 7, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_19, A(features_7_0_mlp_3), A(features_7_0_mlp_0), W(features_7_0_mlp_3_weight), W(features_7_0_mlp_3_bias), A(features_6_reduction));
     TICK(471);
 
     /* layernorm features.7.1.norm1: [1, 7, 7, 768]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     layernorm_7(A(features_7_1_norm1), A(features_7_0_mlp_3), W(features_7_1_norm1_weight), W(features_7_1_norm1_bias));
     TICK(472);
 
@@ -3124,28 +3124,16 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* reshape: [1, 49, 768] is a view of [1, 1, 1, 7, 7, 768] at A(features_7_1_norm1) */
 
     /* linear features.7.1.attn.qkv: [1, 49, 2304]
-       models/lib/swin.net:51: qkv = linear(x, 3 * C) as qkv */
+       models/lib/swin.net:56: qkv = linear(x, 3 * C) as qkv */
     PARALLEL(linear_16, A(features_7_1_attn_qkv), A(features_7_1_norm1), W(features_7_1_attn_qkv_weight), W(features_7_1_attn_qkv_bias));
     TICK(476);
 
     /* reshape: [1, 1, 49, 3, 24, 32] is a view of [1, 49, 2304] at A(features_7_1_attn_qkv) */
 
     /* transpose: [3, 1, 1, 24, 49, 32]
-       models/lib/swin.net:52: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
+       models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
     transpose_20(A(transpose564), A(features_7_1_attn_qkv));
     TICK(478);
-
-    /* index_select: [2401, 24]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    index_select_4(A(index_select565), W(features_7_1_attn_relative_position_bias_table), W(features_7_1_attn_relative_position_index));
-    TICK(479);
-
-    /* reshape: [49, 49, 24] is a view of [2401, 24] at A(index_select565) */
-
-    /* transpose: [24, 49, 49]
-       models/lib/swin.net:55: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_21(A(transpose567), A(index_select565));
-    TICK(481);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at A(transpose564) */
 
@@ -3155,24 +3143,36 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* reshape: [1, 1, 24, 49, 32] is a view of [1, 1, 1, 24, 49, 32] at (A(transpose564) + 37632) */
 
+    /* index_select: [2401, 24]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    index_select_4(A(index_select569), W(features_7_1_attn_relative_position_bias_table), W(features_7_1_attn_relative_position_index));
+    TICK(483);
+
+    /* reshape: [49, 49, 24] is a view of [2401, 24] at A(index_select569) */
+
+    /* transpose: [24, 49, 49]
+       models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
+    transpose_21(A(transpose571), A(index_select569));
+    TICK(485);
+
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at (A(transpose564) + 75264) */
 
     /* reshape: [1, 1, 24, 49, 32] is a view of [1, 1, 1, 24, 49, 32] at (A(transpose564) + 75264) */
 
     /* scaled_dot_product_attention: [1, 1, 24, 49, 32]
-       models/lib/swin.net:59: o = scaled_dot_product_attention(take(qkv, 0, 0), take(qkv, 0, 1), take(qkv, 0, 2), attn_mask=bias) */
-    PARALLEL(scaled_dot_product_attention_7, A(scaled_dot_product_attention574), A(transpose564), (A(transpose564) + 37632), (A(transpose564) + 75264), A(transpose567));
+       models/lib/swin.net:79: o = scaled_dot_product_attention(q, k, take(qkv, 0, 2), attn_mask=bias) */
+    PARALLEL(scaled_dot_product_attention_7, A(scaled_dot_product_attention574), A(transpose564), (A(transpose564) + 37632), (A(transpose564) + 75264), A(transpose571));
     TICK(488);
 
     /* transpose: [1, 1, 49, 24, 32]
-       models/lib/swin.net:60: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
+       models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
     transpose_22(A(transpose575), A(scaled_dot_product_attention574));
     TICK(489);
 
     /* reshape: [1, 49, 768] is a view of [1, 1, 49, 24, 32] at A(transpose575) */
 
     /* linear features.7.1.attn.proj: [1, 49, 768]
-       models/lib/swin.net:61: o = linear(o, C) as proj */
+       models/lib/swin.net:81: o = linear(o, C) as proj */
     PARALLEL(linear_17, A(features_7_1_attn_proj), A(transpose575), W(features_7_1_attn_proj_weight), W(features_7_1_attn_proj_bias));
     TICK(491);
 
@@ -3185,49 +3185,49 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
     /* slice: [1, 7, 7, 768] is a view of [1, 7, 7, 768] at A(features_7_1_attn_proj) */
 
     /* slice: [1, 7, 7, 768]
-       models/lib/swin.net:67: return slice(slice(o, 1, 0, H), 2, 0, W) */
+       models/lib/swin.net:87: return slice(slice(o, 1, 0, H), 2, 0, W) */
     slice_28(A(slice582), A(features_7_1_attn_proj));
     TICK(496);
 
     /* add: [1, 7, 7, 768]
-       models/lib/swin.net:74: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
+       models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
     add_10(A(features_7_0_mlp_3), A(features_7_0_mlp_3), A(slice582));
     TICK(497);
 
     /* layernorm features.7.1.norm2: [1, 7, 7, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     layernorm_7(A(features_7_1_norm2), A(features_7_0_mlp_3), W(features_7_1_norm2_weight), W(features_7_1_norm2_bias));
     TICK(498);
 
     /* linear features.7.1.mlp.0 + gelu: [1, 7, 7, 3072]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_18, A(features_7_1_mlp_0), A(features_7_1_norm2), W(features_7_1_mlp_0_weight), W(features_7_1_mlp_0_bias));
     TICK(499);
 
     /* linear features.7.1.mlp.3 + residual: [1, 7, 7, 768]
-       models/lib/swin.net:75: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
+       models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
     PARALLEL(linear_19, A(features_7_1_mlp_3), A(features_7_1_mlp_0), W(features_7_1_mlp_3_weight), W(features_7_1_mlp_3_bias), A(features_7_0_mlp_3));
     TICK(500);
 
     /* layernorm norm: [1, 7, 7, 768]
-       models/lib/swin.net:109: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
+       models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
     layernorm_7(A(features_7_1_mlp_3), A(features_7_1_mlp_3), W(norm_weight), W(norm_bias));
     TICK(501);
 
     /* transpose: [1, 768, 7, 7]
-       models/lib/swin.net:109: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
+       models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
     transpose_23(A(transpose590), A(features_7_1_mlp_3));
     TICK(502);
 
     /* adaptive_avgpool: [1, 768, 1, 1]
-       models/lib/swin.net:110: return linear(flatten(global_avgpool(x)), num_classes) as head */
+       models/lib/swin.net:138: return linear(flatten(global_avgpool(x)), num_classes) as head */
     adaptive_avgpool_1(A(adaptive_avgpool591), A(transpose590));
     TICK(503);
 
     /* reshape: [1, 768] is a view of [1, 768, 1, 1] at A(adaptive_avgpool591) */
 
     /* linear head: [1, 1000]
-       models/lib/swin.net:110: return linear(flatten(global_avgpool(x)), num_classes) as head */
+       models/lib/swin.net:138: return linear(flatten(global_avgpool(x)), num_classes) as head */
     PARALLEL(linear_20, output, A(adaptive_avgpool591), W(head_weight), W(head_bias));
     TICK(505);
     return 0;
@@ -3243,8 +3243,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.1.0.norm1.bias", 1, {96}, w_features_1_0_norm1_bias},
     {"features.1.0.attn.qkv.weight", 2, {288, 96}, w_features_1_0_attn_qkv_weight},
     {"features.1.0.attn.qkv.bias", 1, {288}, w_features_1_0_attn_qkv_bias},
-    {"features.1.0.attn.relative_position_bias_table", 2, {169, 3}, w_features_1_0_attn_relative_position_bias_table},
     {"features.1.0.attn.relative_position_index", 1, {2401}, w_features_1_0_attn_relative_position_index},
+    {"features.1.0.attn.relative_position_bias_table", 2, {169, 3}, w_features_1_0_attn_relative_position_bias_table},
     {"features.1.0.attn.proj.weight", 2, {96, 96}, w_features_1_0_attn_proj_weight},
     {"features.1.0.attn.proj.bias", 1, {96}, w_features_1_0_attn_proj_bias},
     {"features.1.0.norm2.weight", 1, {96}, w_features_1_0_norm2_weight},
@@ -3257,8 +3257,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.1.1.norm1.bias", 1, {96}, w_features_1_1_norm1_bias},
     {"features.1.1.attn.qkv.weight", 2, {288, 96}, w_features_1_1_attn_qkv_weight},
     {"features.1.1.attn.qkv.bias", 1, {288}, w_features_1_1_attn_qkv_bias},
-    {"features.1.1.attn.relative_position_bias_table", 2, {169, 3}, w_features_1_1_attn_relative_position_bias_table},
     {"features.1.1.attn.relative_position_index", 1, {2401}, w_features_1_1_attn_relative_position_index},
+    {"features.1.1.attn.relative_position_bias_table", 2, {169, 3}, w_features_1_1_attn_relative_position_bias_table},
     {"features.1.1.attn.proj.weight", 2, {96, 96}, w_features_1_1_attn_proj_weight},
     {"features.1.1.attn.proj.bias", 1, {96}, w_features_1_1_attn_proj_bias},
     {"features.1.1.norm2.weight", 1, {96}, w_features_1_1_norm2_weight},
@@ -3274,8 +3274,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.3.0.norm1.bias", 1, {192}, w_features_3_0_norm1_bias},
     {"features.3.0.attn.qkv.weight", 2, {576, 192}, w_features_3_0_attn_qkv_weight},
     {"features.3.0.attn.qkv.bias", 1, {576}, w_features_3_0_attn_qkv_bias},
-    {"features.3.0.attn.relative_position_bias_table", 2, {169, 6}, w_features_3_0_attn_relative_position_bias_table},
     {"features.3.0.attn.relative_position_index", 1, {2401}, w_features_3_0_attn_relative_position_index},
+    {"features.3.0.attn.relative_position_bias_table", 2, {169, 6}, w_features_3_0_attn_relative_position_bias_table},
     {"features.3.0.attn.proj.weight", 2, {192, 192}, w_features_3_0_attn_proj_weight},
     {"features.3.0.attn.proj.bias", 1, {192}, w_features_3_0_attn_proj_bias},
     {"features.3.0.norm2.weight", 1, {192}, w_features_3_0_norm2_weight},
@@ -3288,8 +3288,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.3.1.norm1.bias", 1, {192}, w_features_3_1_norm1_bias},
     {"features.3.1.attn.qkv.weight", 2, {576, 192}, w_features_3_1_attn_qkv_weight},
     {"features.3.1.attn.qkv.bias", 1, {576}, w_features_3_1_attn_qkv_bias},
-    {"features.3.1.attn.relative_position_bias_table", 2, {169, 6}, w_features_3_1_attn_relative_position_bias_table},
     {"features.3.1.attn.relative_position_index", 1, {2401}, w_features_3_1_attn_relative_position_index},
+    {"features.3.1.attn.relative_position_bias_table", 2, {169, 6}, w_features_3_1_attn_relative_position_bias_table},
     {"features.3.1.attn.proj.weight", 2, {192, 192}, w_features_3_1_attn_proj_weight},
     {"features.3.1.attn.proj.bias", 1, {192}, w_features_3_1_attn_proj_bias},
     {"features.3.1.norm2.weight", 1, {192}, w_features_3_1_norm2_weight},
@@ -3305,8 +3305,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.0.norm1.bias", 1, {384}, w_features_5_0_norm1_bias},
     {"features.5.0.attn.qkv.weight", 2, {1152, 384}, w_features_5_0_attn_qkv_weight},
     {"features.5.0.attn.qkv.bias", 1, {1152}, w_features_5_0_attn_qkv_bias},
-    {"features.5.0.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_0_attn_relative_position_bias_table},
     {"features.5.0.attn.relative_position_index", 1, {2401}, w_features_5_0_attn_relative_position_index},
+    {"features.5.0.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_0_attn_relative_position_bias_table},
     {"features.5.0.attn.proj.weight", 2, {384, 384}, w_features_5_0_attn_proj_weight},
     {"features.5.0.attn.proj.bias", 1, {384}, w_features_5_0_attn_proj_bias},
     {"features.5.0.norm2.weight", 1, {384}, w_features_5_0_norm2_weight},
@@ -3319,8 +3319,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.1.norm1.bias", 1, {384}, w_features_5_1_norm1_bias},
     {"features.5.1.attn.qkv.weight", 2, {1152, 384}, w_features_5_1_attn_qkv_weight},
     {"features.5.1.attn.qkv.bias", 1, {1152}, w_features_5_1_attn_qkv_bias},
-    {"features.5.1.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_1_attn_relative_position_bias_table},
     {"features.5.1.attn.relative_position_index", 1, {2401}, w_features_5_1_attn_relative_position_index},
+    {"features.5.1.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_1_attn_relative_position_bias_table},
     {"features.5.1.attn.proj.weight", 2, {384, 384}, w_features_5_1_attn_proj_weight},
     {"features.5.1.attn.proj.bias", 1, {384}, w_features_5_1_attn_proj_bias},
     {"features.5.1.norm2.weight", 1, {384}, w_features_5_1_norm2_weight},
@@ -3333,8 +3333,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.2.norm1.bias", 1, {384}, w_features_5_2_norm1_bias},
     {"features.5.2.attn.qkv.weight", 2, {1152, 384}, w_features_5_2_attn_qkv_weight},
     {"features.5.2.attn.qkv.bias", 1, {1152}, w_features_5_2_attn_qkv_bias},
-    {"features.5.2.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_2_attn_relative_position_bias_table},
     {"features.5.2.attn.relative_position_index", 1, {2401}, w_features_5_2_attn_relative_position_index},
+    {"features.5.2.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_2_attn_relative_position_bias_table},
     {"features.5.2.attn.proj.weight", 2, {384, 384}, w_features_5_2_attn_proj_weight},
     {"features.5.2.attn.proj.bias", 1, {384}, w_features_5_2_attn_proj_bias},
     {"features.5.2.norm2.weight", 1, {384}, w_features_5_2_norm2_weight},
@@ -3347,8 +3347,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.3.norm1.bias", 1, {384}, w_features_5_3_norm1_bias},
     {"features.5.3.attn.qkv.weight", 2, {1152, 384}, w_features_5_3_attn_qkv_weight},
     {"features.5.3.attn.qkv.bias", 1, {1152}, w_features_5_3_attn_qkv_bias},
-    {"features.5.3.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_3_attn_relative_position_bias_table},
     {"features.5.3.attn.relative_position_index", 1, {2401}, w_features_5_3_attn_relative_position_index},
+    {"features.5.3.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_3_attn_relative_position_bias_table},
     {"features.5.3.attn.proj.weight", 2, {384, 384}, w_features_5_3_attn_proj_weight},
     {"features.5.3.attn.proj.bias", 1, {384}, w_features_5_3_attn_proj_bias},
     {"features.5.3.norm2.weight", 1, {384}, w_features_5_3_norm2_weight},
@@ -3361,8 +3361,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.4.norm1.bias", 1, {384}, w_features_5_4_norm1_bias},
     {"features.5.4.attn.qkv.weight", 2, {1152, 384}, w_features_5_4_attn_qkv_weight},
     {"features.5.4.attn.qkv.bias", 1, {1152}, w_features_5_4_attn_qkv_bias},
-    {"features.5.4.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_4_attn_relative_position_bias_table},
     {"features.5.4.attn.relative_position_index", 1, {2401}, w_features_5_4_attn_relative_position_index},
+    {"features.5.4.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_4_attn_relative_position_bias_table},
     {"features.5.4.attn.proj.weight", 2, {384, 384}, w_features_5_4_attn_proj_weight},
     {"features.5.4.attn.proj.bias", 1, {384}, w_features_5_4_attn_proj_bias},
     {"features.5.4.norm2.weight", 1, {384}, w_features_5_4_norm2_weight},
@@ -3375,8 +3375,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.5.5.norm1.bias", 1, {384}, w_features_5_5_norm1_bias},
     {"features.5.5.attn.qkv.weight", 2, {1152, 384}, w_features_5_5_attn_qkv_weight},
     {"features.5.5.attn.qkv.bias", 1, {1152}, w_features_5_5_attn_qkv_bias},
-    {"features.5.5.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_5_attn_relative_position_bias_table},
     {"features.5.5.attn.relative_position_index", 1, {2401}, w_features_5_5_attn_relative_position_index},
+    {"features.5.5.attn.relative_position_bias_table", 2, {169, 12}, w_features_5_5_attn_relative_position_bias_table},
     {"features.5.5.attn.proj.weight", 2, {384, 384}, w_features_5_5_attn_proj_weight},
     {"features.5.5.attn.proj.bias", 1, {384}, w_features_5_5_attn_proj_bias},
     {"features.5.5.norm2.weight", 1, {384}, w_features_5_5_norm2_weight},
@@ -3392,8 +3392,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.7.0.norm1.bias", 1, {768}, w_features_7_0_norm1_bias},
     {"features.7.0.attn.qkv.weight", 2, {2304, 768}, w_features_7_0_attn_qkv_weight},
     {"features.7.0.attn.qkv.bias", 1, {2304}, w_features_7_0_attn_qkv_bias},
-    {"features.7.0.attn.relative_position_bias_table", 2, {169, 24}, w_features_7_0_attn_relative_position_bias_table},
     {"features.7.0.attn.relative_position_index", 1, {2401}, w_features_7_0_attn_relative_position_index},
+    {"features.7.0.attn.relative_position_bias_table", 2, {169, 24}, w_features_7_0_attn_relative_position_bias_table},
     {"features.7.0.attn.proj.weight", 2, {768, 768}, w_features_7_0_attn_proj_weight},
     {"features.7.0.attn.proj.bias", 1, {768}, w_features_7_0_attn_proj_bias},
     {"features.7.0.norm2.weight", 1, {768}, w_features_7_0_norm2_weight},
@@ -3406,8 +3406,8 @@ static const nnrt_weight_spec weight_specs[185] = {
     {"features.7.1.norm1.bias", 1, {768}, w_features_7_1_norm1_bias},
     {"features.7.1.attn.qkv.weight", 2, {2304, 768}, w_features_7_1_attn_qkv_weight},
     {"features.7.1.attn.qkv.bias", 1, {2304}, w_features_7_1_attn_qkv_bias},
-    {"features.7.1.attn.relative_position_bias_table", 2, {169, 24}, w_features_7_1_attn_relative_position_bias_table},
     {"features.7.1.attn.relative_position_index", 1, {2401}, w_features_7_1_attn_relative_position_index},
+    {"features.7.1.attn.relative_position_bias_table", 2, {169, 24}, w_features_7_1_attn_relative_position_bias_table},
     {"features.7.1.attn.proj.weight", 2, {768, 768}, w_features_7_1_attn_proj_weight},
     {"features.7.1.attn.proj.bias", 1, {768}, w_features_7_1_attn_proj_bias},
     {"features.7.1.norm2.weight", 1, {768}, w_features_7_1_norm2_weight},
@@ -3423,7 +3423,7 @@ static const nnrt_weight_spec weight_specs[185] = {
 };
 
 /* Each weight's range of indices: those of an index tensor must be below it (0: floats). */
-static const int64_t index_limits[185] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const int64_t index_limits[185] = {0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 169, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 /* Per-op name and floating-point work, for --profile. */
 static const nnrt_op_info op_table[N_OPS] = {
@@ -3437,13 +3437,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.1.0.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 59006976},
@@ -3472,6 +3472,10 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.1.1.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
@@ -3494,10 +3498,6 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"where", 0},
     {"reshape", 0},
     {"add", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 59006976},
@@ -3537,13 +3537,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.3.0.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 29503488},
@@ -3572,6 +3572,10 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.3.1.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
@@ -3592,10 +3596,6 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"where", 0},
     {"reshape", 0},
     {"add", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 29503488},
@@ -3635,13 +3635,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.0.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3670,6 +3670,10 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.1.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
@@ -3690,10 +3694,6 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"where", 0},
     {"reshape", 0},
     {"add", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3722,13 +3722,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.2.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3757,15 +3757,15 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.3.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
     {"reshape", 0},
     {"add", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3794,13 +3794,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.4.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3829,15 +3829,15 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.5.5.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
     {"reshape", 0},
     {"add", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 14751744},
@@ -3877,13 +3877,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.7.0.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 7375872},
@@ -3906,13 +3906,13 @@ static const nnrt_op_info op_table[N_OPS] = {
     {"linear features.7.1.attn.qkv", 173408256},
     {"reshape", 0},
     {"transpose", 0},
+    {"slice", 0},
+    {"reshape", 0},
+    {"slice", 0},
+    {"reshape", 0},
     {"index_select", 0},
     {"reshape", 0},
     {"transpose", 0},
-    {"slice", 0},
-    {"reshape", 0},
-    {"slice", 0},
-    {"reshape", 0},
     {"slice", 0},
     {"reshape", 0},
     {"scaled_dot_product_attention", 7375872},

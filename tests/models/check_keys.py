@@ -48,6 +48,7 @@ MODELS = {
     "regnet_y_400mf.net": "regnet_y_400mf",
     "convnext_tiny.net": "convnext_tiny",
     "swin_t.net": "swin_t",
+    "swin_v2_t.net": "swin_v2_t",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

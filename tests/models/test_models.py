@@ -118,6 +118,7 @@ MODELS = {
     "regnet_y_400mf": lambda: export_torchvision.build_model("regnet_y_400mf", SEED),
     "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
     "swin_t": lambda: export_torchvision.build_model("swin_t", SEED),
+    "swin_v2_t": lambda: export_torchvision.build_model("swin_v2_t", SEED),
 }
 
 
@@ -256,6 +257,9 @@ CASES = [
     # 32x32: a first stage of 8x8 padded to 2x2 shifted windows (the mask), later ones one padded window
     Case("swin_t@32", "models/swin_t.net", "swin_t", [[1, 3, 32, 32]], defines=["size=32"]),
     Case("swin_t@32x2", "models/swin_t.net", "swin_t", [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    # 64x64: a first stage of 16x16 in 2x2 shifted windows of 8, the second one window
+    Case("swin_v2_t@64", "models/swin_v2_t.net", "swin_v2_t", [[1, 3, 64, 64]], defines=["size=64"]),
+    Case("swin_v2_t@64x2", "models/swin_v2_t.net", "swin_v2_t", [[2, 3, 64, 64]], defines=["batch=2", "size=64"]),
 ]
 
 
