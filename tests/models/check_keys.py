@@ -49,6 +49,7 @@ MODELS = {
     "convnext_tiny.net": "convnext_tiny",
     "swin_t.net": "swin_t",
     "swin_v2_t.net": "swin_v2_t",
+    "maxvit_t.net": "maxvit_t",
 }
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")

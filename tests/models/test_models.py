@@ -119,6 +119,11 @@ MODELS = {
     "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
     "swin_t": lambda: export_torchvision.build_model("swin_t", SEED),
     "swin_v2_t": lambda: export_torchvision.build_model("swin_v2_t", SEED),
+    "maxvit_t": lambda: export_torchvision.build_model("maxvit_t", SEED),
+    # maxvit_t's network with partitions of 2, for a 64x64 image
+    "maxvit_t_p2": lambda: export_torchvision.build_model("MaxVit", SEED, {
+        "input_size": [64, 64], "stem_channels": 64, "partition_size": 2, "block_channels": [64, 128, 256, 512],
+        "block_layers": [2, 2, 5, 2], "head_dim": 32, "stochastic_depth_prob": 0.2}, calib_size=64),
 }
 
 
@@ -260,6 +265,10 @@ CASES = [
     # 64x64: a first stage of 16x16 in 2x2 shifted windows of 8, the second one window
     Case("swin_v2_t@64", "models/swin_v2_t.net", "swin_v2_t", [[1, 3, 64, 64]], defines=["size=64"]),
     Case("swin_v2_t@64x2", "models/swin_v2_t.net", "swin_v2_t", [[2, 3, 64, 64]], defines=["batch=2", "size=64"]),
+    Case("maxvit_t@224", "models/maxvit_t.net", "maxvit_t", [[1, 3, 224, 224]]),
+    Case("maxvit_t@64p2", "models/maxvit_t.net", "maxvit_t_p2", [[1, 3, 64, 64]], defines=["size=64", "partition=2"]),
+    Case("maxvit_t@64p2x2", "models/maxvit_t.net", "maxvit_t_p2", [[2, 3, 64, 64]],
+         defines=["batch=2", "size=64", "partition=2"]),
 ]
 
 
