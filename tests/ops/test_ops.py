@@ -886,6 +886,18 @@ case("fuse_attention/probs_also_output", dict(q=(2, 4, 4), k=(2, 4, 4), v=(2, 4,
 case("fuse_attention/scores_reused", dict(q=(2, 4, 4), k=(2, 4, 4), v=(2, 4, 4)),
      "s = q @ transpose(k, [0, 2, 1])\nreturn softmax(s * 0.5) @ v + s",
      lambda W, q, k, v: (lambda s: torch.softmax(s * 0.5, -1) @ v + s)(q @ k.transpose(1, 2)))
+case("fuse_attention/bias_added", dict(q=(2, 3, 5, 4), k=(2, 3, 6, 4), v=(2, 3, 6, 4), b=(3, 5, 6)),
+     "return softmax(q @ transpose(k, [0, 1, 3, 2]) * 0.5 + b) @ v",
+     lambda W, q, k, v, b: torch.softmax(q @ k.transpose(-1, -2) * 0.5 + b, -1) @ v)
+case("fuse_attention/swin_style_q_scaled_bias_first", dict(q=(4, 2, 7, 16), k=(4, 2, 7, 16), v=(4, 2, 7, 16), b=(1, 2, 7, 7)),
+     "return softmax(b + (q * 0.25) @ transpose(k, [0, 1, 3, 2]), axis=-1) @ v",
+     lambda W, q, k, v, b: torch.softmax(b + (q * 0.25) @ k.transpose(-1, -2), -1) @ v)
+case("fuse_attention/bias_widens_scores", dict(q=(1, 5, 4), k=(1, 6, 4), v=(1, 6, 4), b=(3, 5, 6)),
+     "return softmax(q @ transpose(k, [0, 2, 1]) * 0.5 + b) @ v",
+     lambda W, q, k, v, b: torch.softmax(q @ k.transpose(-1, -2) * 0.5 + b, -1) @ v)
+case("fuse_attention/wrong_scale_with_bias", dict(q=(2, 5, 4), k=(2, 6, 4), v=(2, 6, 4), b=(5, 6)),
+     "return softmax((q * 0.3) @ transpose(k, [0, 2, 1]) + b) @ v",
+     lambda W, q, k, v, b: torch.softmax((q * 0.3) @ k.transpose(-1, -2) + b, -1) @ v)
 case("fuse_attention/self_attention_same_tensor", dict(x=(2, 5, 4)),
      "return softmax(x @ transpose(x, [0, 2, 1]) * 0.5) @ x", lambda W, x: ref_sdpa(x, x, x))
 
