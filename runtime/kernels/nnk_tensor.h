@@ -56,9 +56,15 @@ static inline void nnk_where(float *restrict y, const float *restrict c, const f
 enum { NNK_REDUCE_SUM, NNK_REDUCE_MEAN, NNK_REDUCE_MAX, NNK_REDUCE_MIN };
 
 /* y[outer, inner] = the sum, mean, max or min over j of x[outer, D, inner]. Max and min keep a NaN, as
-   torch.amax does. The inner axis is the inner loop, so each step is a vectorisable stream. */
+   torch.amax does. The inner axis is the inner loop, so each step is a vectorisable stream; over the last
+   axis a sum is nnk__sum's, in lanes. */
 static inline void nnk_reduce(float *restrict y, const float *restrict x, long outer, int D, long inner, int kind)
 {
+    if (inner == 1 && (kind == NNK_REDUCE_SUM || kind == NNK_REDUCE_MEAN)) {   /* the last axis: laned sums */
+        for (long o = 0; o < outer; o++)
+            y[o] = kind == NNK_REDUCE_MEAN ? nnk__sum(x + o * D, D) / (float)D : nnk__sum(x + o * D, D);
+        return;
+    }
     for (long o = 0; o < outer; o++) {
         float *yo = y + o * inner;
         const float *xo = x + o * D * inner;
