@@ -63,6 +63,10 @@ VARIANTS = [
     ("regnet_y_400mf.net", ["depth=27", "w_0=48", "w_a=20.71", "w_m=2.65", "group_width=24"], "regnet_y_1_6gf"),
     ("regnet_y_400mf.net", ["depth=21", "w_0=80", "w_a=42.63", "w_m=2.66", "group_width=24"], "regnet_y_3_2gf"),
     ("regnet_y_400mf.net", ["depth=17", "w_0=192", "w_a=76.82", "w_m=2.19", "group_width=56"], "regnet_y_8gf"),
+    ("swin_t.net", ['variant="s"'], "swin_s"),
+    ("swin_t.net", ['variant="b"'], "swin_b"),
+    ("swin_v2_t.net", ['variant="s"'], "swin_v2_s"),
+    ("swin_v2_t.net", ['variant="b"'], "swin_v2_b"),
 ]
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")
