@@ -50,7 +50,8 @@ static double reduction_length(const Op *op) {
     }
     case OPK_SDPA: return (double)x->dims[x->rank - 1] + (double)VEC_AT(op->in, 1, Tensor *)->dims[x->rank - 2];
     case OPK_LAYERNORM: return (double)x->dims[x->rank - 1];
-    case OPK_SOFTMAX: return (double)x->dims[a->axis];
+    case OPK_SOFTMAX:
+    case OPK_REDUCE: return (double)x->dims[a->axis];
     case OPK_MAXPOOL:
     case OPK_AVGPOOL: return (double)a->kernel[0] * a->kernel[1];
     case OPK_ADAPTIVE_AVGPOOL: return (double)(x->dims[2] / y->dims[2] + 1) * (double)(x->dims[3] / y->dims[3] + 1);

@@ -39,7 +39,8 @@ static Value *parse_default(const char *text) {
 }
 
 void parse_signatures(Elab *E) {
-    static const char *type_names[] = {"tensor", "tensors", "int", "float", "bool", "str", "ints", "pair", "pad", "any"};
+    static const char *type_names[] = {"tensor", "tensors", "int", "float", "bool", "str", "ints", "pair", "pad", "any", "axes", "indices",
+                                        "int_or_indices", "scalar"};
     for (int k = 0; k < OPK_COUNT; k++) {
         Signature *sig = &E->sigs[k];
         char *text = xstrdup(op_info[k].signature);
@@ -62,6 +63,8 @@ void parse_signatures(Elab *E) {
 /* ---------------------------------------------------------------- argument binding */
 
 
+static bool is_index(const Value *v) { return v->kind == V_TENSOR && v->t->dtype == DT_INDEX; }
+
 static bool all_ints(const Value *v, int n_lo, int n_hi) {
     if (v->kind != V_LIST || v->items.len < n_lo || v->items.len > n_hi)
         return false;
@@ -77,16 +80,34 @@ static Value *check_builtin_arg(Elab *E, const char *fn, const SigParam *p, Valu
     const char *want = NULL;
     switch (p->type) {
     case SIG_TENSOR:
-        if (v->kind != V_TENSOR)
-            want = "a tensor";
+        if (v->kind != V_TENSOR || is_index(v))   /* indices are only for index_select and take */
+            want = is_index(v) ? "a float tensor (indices are only read by index_select and take)" : "a tensor";
         break;
     case SIG_TENSORS:
         if (v->kind != V_LIST || v->items.len == 0)
             want = "a non-empty list of tensors";
         else
             for (int i = 0; i < v->items.len; i++)
-                if (VEC_AT(v->items, i, Value *)->kind != V_TENSOR)
-                    want = "a list of tensors";
+                if (VEC_AT(v->items, i, Value *)->kind != V_TENSOR || is_index(VEC_AT(v->items, i, Value *)))
+                    want = is_index(VEC_AT(v->items, i, Value *)) ? "a list of float tensors" : "a list of tensors";
+        break;
+    case SIG_INDICES:
+        if (!is_index(v))
+            want = "an index tensor (buffer(shape, dtype=\"i64\") as NAME)";
+        break;
+    case SIG_INT_OR_INDICES:
+        if (v->kind != V_INT && !is_index(v))
+            want = "an int or an index tensor (buffer(shape, dtype=\"i64\") as NAME)";
+        break;
+    case SIG_SCALAR:
+        if (v->kind == V_INT)
+            return float_value((double)v->i);
+        if (v->kind != V_FLOAT && (v->kind != V_TENSOR || is_index(v)))
+            want = "a float tensor or a number";
+        break;
+    case SIG_AXES:
+        if (v->kind != V_INT && !all_ints(v, 1, MAX_RANK))
+            want = "an int or a list of 1 to 8 ints";
         break;
     case SIG_INT:
         if (v->kind != V_INT)
@@ -250,6 +271,16 @@ double call_float(Call *c, int i) { return c->args[i]->f; }
 bool call_bool(Call *c, int i) { return c->args[i]->b; }
 const char *call_str(Call *c, int i) { return c->args[i]->s; }
 bool call_given(Call *c, int i) { return c->args[i] != NULL; }
+bool call_is_tensor(Call *c, int i) { return c->args[i]->kind == V_TENSOR; }
+
+int call_axes(Call *c, int i, int64_t out[MAX_RANK]) {
+    Value *v = c->args[i];
+    if (v->kind == V_INT) {
+        out[0] = v->i;
+        return 1;
+    }
+    return call_ints(c, i, out, MAX_RANK);
+}
 
 int call_ints(Call *c, int i, int64_t *out, int max) {
     Value *v = c->args[i];

@@ -61,6 +61,13 @@ Value *ints_value(int n, const int64_t *xs) {
     return v;
 }
 
+Value *list_value(int n, Value **items) {
+    Value *v = new_value(V_LIST);
+    for (int i = 0; i < n; i++)
+        vec_push(&v->items, items[i]);
+    return v;
+}
+
 /* A float as a reader would write it: 1.0, not 1. */
 static const char *float_text(double f) {
     char *s = format("%g", f);
@@ -79,7 +86,8 @@ char *describe(const Value *v) {
     case V_FLOAT: return format("float %s", float_text(v->f));
     case V_BOOL: return format("bool %s", v->b ? "true" : "false");
     case V_STR: return format("string \"%s\"", v->s);
-    case V_TENSOR: return format("tensor %s", shape_text(v->t->rank, v->t->dims));
+    case V_TENSOR:
+        return format("%stensor %s", v->t->dtype == DT_INDEX ? "index " : v->t->dtype == DT_BOOL ? "bool " : "", shape_text(v->t->rank, v->t->dims));
     case V_LIST: {
         Buf b = {0};
         buf_puts(&b, "list [");
@@ -284,7 +292,8 @@ static bool want_int(Elab *E, Value *v, Loc loc, const char *what) {
 
 static bool want_bool(Elab *E, Value *v, Loc loc, const char *what) {
     if (v->kind != V_BOOL) {
-        error_at(E, loc, "%s must be a bool, found %s", what, describe(v));
+        error_at(E, loc, "%s must be a bool, found %s%s", what, describe(v),
+                 v->kind == V_TENSOR ? " (tensors are compared at run time: select with where or masked_fill)" : "");
         return false;
     }
     return true;
@@ -426,7 +435,13 @@ static Value *compare(Elab *E, Node *n, Value *a, Value *b) {
 }
 
 static Value *tensor_arith(Elab *E, Node *n, Value *a, Value *b) {
-    static const OpKind binary_kind[] = {[OP_ADD] = OPK_ADD, [OP_SUB] = OPK_SUB, [OP_MUL] = OPK_MUL, [OP_DIV] = OPK_DIV};
+    static const OpKind binary_kind[] = {[OP_ADD] = OPK_ADD, [OP_SUB] = OPK_SUB, [OP_MUL] = OPK_MUL, [OP_DIV] = OPK_DIV, [OP_EQ] = OPK_EQ,
+                                         [OP_NE] = OPK_NE, [OP_LT] = OPK_LT, [OP_LE] = OPK_LE, [OP_GT] = OPK_GT, [OP_GE] = OPK_GE};
+    if ((a->kind == V_TENSOR && a->t->dtype == DT_INDEX) || (b->kind == V_TENSOR && b->t->dtype == DT_INDEX)) {
+        error_at(E, n->loc, "operator '%s' is not defined on index tensors (found %s and %s): they are only read by index_select and take",
+                 operator_text(n->op), describe(a), describe(b));
+        return NULL;
+    }
     if (n->op == OP_MATMUL) {
         if (a->kind != V_TENSOR || b->kind != V_TENSOR) {
             error_at(E, n->loc, "'@' multiplies two tensors, found %s @ %s", describe(a), describe(b));
@@ -434,8 +449,8 @@ static Value *tensor_arith(Elab *E, Node *n, Value *a, Value *b) {
         }
         return build_operator(E, OPK_MATMUL, n->loc, (Value *[]){a, b}, 2);
     }
-    if (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL && n->op != OP_DIV) {
-        error_at(E, n->loc, "operator '%s' is not defined on tensors (only + - * / and @ are)", operator_text(n->op));
+    if (n->op == OP_AND || n->op == OP_OR || n->op == OP_IDIV || n->op == OP_MOD || n->op == OP_POW) {
+        error_at(E, n->loc, "operator '%s' is not defined on tensors (only + - * / and @ are, and comparisons)", operator_text(n->op));
         return NULL;
     }
     if (a->kind == V_TENSOR && b->kind == V_TENSOR)
@@ -648,8 +663,31 @@ static Value *eval_dual_fn(Elab *E, Scope *S, Node *n, const char *label, OpKind
     }
 }
 
+/* min and max of a tensor are reductions (torch.amin, amax); of numbers, compile-time functions. The first
+   argument is evaluated once and handed on as that value. */
+static Value *eval_extremum(Elab *E, Scope *S, Node *n, const char *label) {
+    Arg *first = n->args.len > 0 ? n->args.items[0] : NULL;
+    if (!first || first->name || !S)
+        return eval_number_fn(E, S, n, label);
+    Value *v = eval(E, S, first->value);
+    if (!v)
+        return NULL;
+    Node *given = new_node(ND_VALUE, first->value->loc), *call = xcalloc(1, sizeof *call);
+    given->value = v;
+    *call = *n;
+    call->args = (Vec){0};
+    vec_push(&call->args, new_arg(NULL, given, first->loc));
+    for (int i = 1; i < n->args.len; i++)
+        vec_push(&call->args, n->args.items[i]);
+    if (v->kind == V_TENSOR)
+        return call_builtin(E, S, n->str[1] == 'a' ? OPK_MAX : OPK_MIN, call, label);
+    return eval_number_fn(E, S, call, label);
+}
+
 static Value *eval_call(Elab *E, Scope *S, Node *n, const char *label) {
     const char *name = n->str;
+    if ((strcmp(name, "min") == 0 || strcmp(name, "max") == 0) && !find_decl(&E->blocks, name))
+        return eval_extremum(E, S, n, label);
     if (is_number_fn(name) && !find_decl(&E->blocks, name))
         return eval_number_fn(E, S, n, label);
     static const OpKind dual[] = {OPK_LOG, OPK_EXP, OPK_SQRT, OPK_ABS};
@@ -1137,8 +1175,8 @@ Graph *elaborate(Vec *decls, ElabOptions *opts) {
     for (int i = 0; i < outs.len; i++) {
         Value *v = outs.items[i];
         Loc at = i < S.ret_nodes.len ? VEC_AT(S.ret_nodes, i, Node *)->loc : model->loc;
-        if (v->kind != V_TENSOR) {
-            diag_error(at, "model '%s' must return tensors, but output %d is %s", model->name, i, describe(v));
+        if (v->kind != V_TENSOR || v->t->dtype == DT_INDEX) {
+            diag_error(at, "model '%s' must return %stensors, but output %d is %s", model->name, v->kind == V_TENSOR ? "float " : "", i, describe(v));
             return NULL;
         }
         Tensor *t = v->t;

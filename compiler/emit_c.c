@@ -531,6 +531,18 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         nspecs++;
     }
     buf_printf(c, "static const nnrt_weight_spec weight_specs[%d] = {\n%s};\n\n", nspecs ? nspecs : 1, specs.buf ? specs.buf : "    {0},\n");
+    Buf limits = {0};   /* index tensors: each weight's range of indices (0 for floats), checked by the loader */
+    bool indexed = false;
+    for (int i = 0; i < g->weights.len; i++) {
+        Tensor *t = g->weights.items[i];
+        if (!t->derived) {
+            buf_printf(&limits, "%s%lld", limits.len ? ", " : "", (long long)t->index_limit);
+            indexed |= t->index_limit > 0;
+        }
+    }
+    if (indexed)
+        buf_printf(c, "/* Each weight's range of indices: those of an index tensor must be below it (0: floats). */\n"
+                      "static const int64_t index_limits[%d] = {%s};\n\n", nspecs, limits.buf);
     buf_puts(c, "/* Per-op name and floating-point work, for --profile. */\nstatic const nnrt_op_info op_table[N_OPS] = {\n");
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
@@ -580,9 +592,9 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_printf(c, "int %s_load_memory(%s *m, const void *data, size_t size) {\n"
                   "    if (!m->weight_mem) {\n        nnrt_seterr(&m->error, \"no memory to load weights into (%s_init was given none)\");\n"
                   "        return -1;\n    }\n    m->weights = m->weight_mem;\n"
-                  "    if (nnrt_load_safetensors(data, size, weight_specs, %d, m->weights, m->warn, m->warn_user, &m->error) != 0)\n"
+                  "    if (%s(data, size, weight_specs, %d, %sm->weights, m->warn, m->warn_user, &m->error) != 0)\n"
                   "        return -1;\n    return prepare(m);\n}\n\n",
-               e->id, e->id, e->id, nspecs);
+               e->id, e->id, e->id, indexed ? "nnrt_load_safetensors_indexed" : "nnrt_load_safetensors", nspecs, indexed ? "index_limits, " : "");
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
                   "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n"
                   "    if (status != 0) {   /* say which file */\n        nnrt_error inner = m->error;\n"

@@ -23,6 +23,7 @@ bool emit_embedded(Emitter *e, Buf *c) {
         return false;
     }
     nnrt_weight_spec *specs = xcalloc((size_t)g->weights.len + 1, sizeof *specs);
+    int64_t *limits = xcalloc((size_t)g->weights.len + 1, sizeof *limits);   /* of index tensors */
     size_t n = 0;
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
@@ -30,10 +31,10 @@ bool emit_embedded(Emitter *e, Buf *c) {
             continue;
         specs[n] = (nnrt_weight_spec){.key = t->name, .rank = t->rank, .offset = (size_t)e->weight_at[t->id]};
         memcpy(specs[n].dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
-        n++;
+        limits[n++] = t->index_limit;
     }
     float *w = xcalloc((size_t)e->weight_floats + 1, sizeof *w);
-    int status = nnrt_load_safetensors(file.data, file.size, specs, n, w, NULL, NULL, &err);
+    int status = nnrt_load_safetensors_indexed(file.data, file.size, specs, n, limits, w, NULL, NULL, &err);
     nnrt_unmap_file(&file);
     if (status != 0) {   /* the weights do not fit the model: an error in the input, exit status 1 */
         diag_plain("--weights %s: %s", e->o->weights_path, err.msg);

@@ -47,13 +47,30 @@ static void op_attrs(Buf *b, const Op *op) {
     case OPK_LAYERNORM: buf_printf(b, " eps=%g", a->eps); break;
     case OPK_MHA:
     case OPK_CROSS_ATTENTION:
-        buf_printf(b, " heads=%d", a->heads);
+    case OPK_SDPA: {
+        static const char *const masks[] = {"", " attn_mask=add", " attn_mask=keep", " attn_mask=drop"};   /* the last input */
+        if (op->kind != OPK_SDPA)
+            buf_printf(b, " heads=%d", a->heads);
         if (a->causal)
             buf_puts(b, " causal");
+        buf_puts(b, masks[a->mask]);
         break;
-    case OPK_SDPA:
-        if (a->causal)
-            buf_puts(b, " causal");
+    }
+    case OPK_INDEX_SELECT:
+    case OPK_REDUCE: {
+        static const char *const reduce[] = {[OPK_SUM] = "sum", [OPK_MEAN] = "mean", [OPK_MAX] = "max", [OPK_MIN] = "min"};
+        buf_printf(b, " axis=%d", a->axis);
+        if (op->kind == OPK_REDUCE)
+            buf_printf(b, " %s", reduce[a->reduce]);
+        break;
+    }
+    case OPK_FULL: buf_printf(b, " value=%g", a->value); break;
+    case OPK_ARANGE: buf_printf(b, " start=%g step=%g", a->value, a->lo); break;
+    case OPK_WHERE:
+        if (a->scalars & 1)
+            buf_printf(b, " a=%g", a->lo);
+        if (a->scalars & 2)
+            buf_printf(b, " b=%g", a->hi);
         break;
     case OPK_GELU:
         if (a->act == ACT_GELU_TANH)
@@ -94,7 +111,8 @@ void emit_ir(FILE *out, const Graph *g) {
     }
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
-        buf_printf(&b, "weight @%s f32%s%s\n", t->name, shape_text(t->rank, t->dims), t->derived ? "  # derived at load time" : "");
+        buf_printf(&b, "weight @%s %s%s%s\n", t->name, t->dtype == DT_INDEX ? "index" : "f32", shape_text(t->rank, t->dims),
+                   t->derived ? "  # derived at load time" : t->dtype == DT_INDEX ? format("  # values below %lld", (long long)t->index_limit) : "");
     }
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];

@@ -395,6 +395,18 @@ static void emit_layernorm(Emitter *e, const Op *op) {
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
 }
 
+/* The kernels' name of an attention's mask kind. */
+static const char *mask_enum(int kind) {
+    static const char *const names[] = {"NNK_MASK_NONE", "NNK_MASK_ADD", "NNK_MASK_KEEP", "NNK_MASK_DROP"};
+    return names[kind];
+}
+
+/* The step between the attn_mask matrices of an nn.MultiheadAttention's (batch, head) units: 0 for one [L, S] mask. */
+static long long mha_mask_step(const Op *op) {
+    const Tensor *m = op->in.items[op->in.len - 1];
+    return op->a.mask && m->rank == 3 ? m->dims[1] * m->dims[2] : 0;
+}
+
 /* "o0", or "(C + o0)". */
 static const char *plus_o0(long long c) {
     return c ? format("(%lld + o0)", c) : "o0";
@@ -407,13 +419,18 @@ static void emit_mha_serial(Emitter *e, const Op *op) {
     bool cross = op->kind == OPK_CROSS_ATTENTION;
     const Tensor *mem = cross ? op->in.items[1] : x;
     long long N = x->dims[0], L = x->dims[1], D = x->dims[2], S = mem->dims[1];
+    const char *masked = op->a.mask ? format("_masked(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, mask, %lld, %s, scratch",
+                                             cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal, mha_mask_step(op), mask_enum(op->a.mask))
+                                    : format("(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch", cross ? "mem" : "x", N, L,
+                                             S, D, op->a.heads, op->a.causal);
     char *body = format("    _Static_assert(NNK_MHA_SCRATCH(%lld, %lld, %lld, %lld) <= %lld, \"scratch planned too small\");\n"
-                        "    nnk_mha(y, x, %s, in_w, in_b, out_w, out_b, %lld, %lld, %lld, %lld, %d, %d, scratch);\n",
-                        N, L, S, D, (long long)op->impl.scratch_floats, cross ? "mem" : "x", N, L, S, D, op->a.heads, op->a.causal);
-    const char *params = cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
-                                 "const float *out_b, float *scratch"
-                               : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
-                                 "const float *out_b, float *scratch";
+                        "    nnk_mha%s);\n", N, L, S, D, (long long)op->impl.scratch_floats, masked);
+    const char *params = format("%s%s, float *scratch",
+                                cross ? "float *y, const float *x, const float *mem, const float *in_w, const float *in_b, const float *out_w, "
+                                        "const float *out_b"
+                                      : "float *y, const float *x, const float *in_w, const float *in_b, const float *out_w, "
+                                        "const float *out_b",
+                                op->a.mask ? ", const float *mask" : "");
     simple_call(e, op, params, body);
 }
 
@@ -449,9 +466,13 @@ static void emit_mha(Emitter *e, const Op *op) {
     const char *fn1 = specialise_stage(e, op, "project", "const nnrt_op_args *a, int part, int parts", project.buf);
 
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
-    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-                          "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                          N * heads, N * heads, L, S, D, heads, op->a.causal);
+    char *attend = op->a.mask ? format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                                       "    nnk_mha_attend_masked(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, a->in[2], %lld, %s, u0, u1,\n"
+                                       "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                                       N * heads, N * heads, L, S, D, heads, op->a.causal, mha_mask_step(op), mask_enum(op->a.mask))
+                              : format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                                       "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                                       N * heads, N * heads, L, S, D, heads, op->a.causal);
     const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
 
     Buf output = {0};
@@ -465,7 +486,8 @@ static void emit_mha(Emitter *e, const Op *op) {
     call_comment(e, op);
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s%s%s, %s, %s);\n", fn1, scratch, ptr(e, x), cross ? ", " : "", cross ? ptr(e, mem) : "",
                ptr(e, op->in.items[wi]), ptr(e, op->in.items[wi + 1]));
-    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s);\n", fn2, scratch, scratch_ref(e, op, k_at), scratch_ref(e, op, v_at));
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s%s);\n", fn2, scratch, scratch_ref(e, op, k_at), scratch_ref(e, op, v_at),
+               op->a.mask ? format(", %s", ptr(e, op->in.items[op->in.len - 1])) : "");
     buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn3, ptr(e, op->out), scratch, ptr(e, op->in.items[wi + 2]),
                ptr(e, op->in.items[wi + 3]), op->id);
 }
@@ -499,12 +521,19 @@ static const char *binop_enum(Operator op, bool reversed) {
     case OP_ADD: return "NNK_ADD";
     case OP_SUB: return reversed ? "NNK_RSUB" : "NNK_SUB";
     case OP_MUL: return "NNK_MUL";
+    case OP_EQ: return "NNK_EQ";   /* (a comparison is never reversed: build_scalar mirrored it) */
+    case OP_NE: return "NNK_NE";
+    case OP_LT: return "NNK_LT";
+    case OP_LE: return "NNK_LE";
+    case OP_GT: return "NNK_GT";
+    case OP_GE: return "NNK_GE";
     default: return reversed ? "NNK_RDIV" : "NNK_DIV";
     }
 }
 
 static void emit_binary(Emitter *e, const Op *op) {
-    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV};
+    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV, [OPK_EQ] = OP_EQ,
+                                   [OPK_NE] = OP_NE, [OPK_LT] = OP_LT, [OPK_LE] = OP_LE, [OPK_GT] = OP_GT, [OPK_GE] = OP_GE};
     const Tensor *a = op->in.items[0], *b = op->in.items[1], *y = op->out;
     char *body = format("    static const int dims[] = %s;\n    static const long a_strides[] = %s, b_strides[] = %s;\n"
                         "    nnk_binary(y, a, b, %s, %d, dims, a_strides, b_strides);\n",
@@ -664,15 +693,77 @@ static void emit_sdpa(Emitter *e, const Op *op) {
     long long B = prod(q, 0, r - 2), L = q->dims[r - 2], D = q->dims[r - 1], S = k->dims[r - 2], Dv = v->dims[r - 1];
     e->flops[op->id] = 2.0 * B * L * S * (D + Dv);
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
-    char *body = format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
-                        "    for (long b = b0; b < b1; b++)\n"
-                        "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
-                        "                           %lld, %lld, %lld, %lld, %s, %d, a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                        B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal);
-    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body);
+    Buf body = {0};
+    const char *mask = "NULL, 0, 0";
+    if (op->a.mask) {   /* the mask read as the scores [batch..., L, S]: its offset for batch b, then its row and column strides */
+        const Tensor *m = op->in.items[3];
+        Tensor scores = *q;
+        scores.dims[r - 1] = S;
+        int64_t st[MAX_RANK], s = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            int j = m->rank - r + i;
+            int64_t d = j >= 0 ? m->dims[j] : 1;
+            st[i] = d == 1 ? 0 : s;
+            s *= d;
+        }
+        if (r > 2)
+            buf_printf(&body, "    static const int bdims[] = %s;\n    static const long mstrides[] = %s;\n", int_array(r - 2, scores.dims),
+                       int_array(r - 2, st));
+        mask = format("a->in[3]%s, %lld, %lld", r > 2 ? format(" + nnk__offset(b, %d, bdims, mstrides)", r - 2) : "", (long long)st[r - 2],
+                      (long long)st[r - 1]);
+    }
+    buf_printf(&body, "    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+                      "    for (long b = b0; b < b1; b++)\n"
+                      "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
+                      "                           %lld, %lld, %lld, %lld, %s, %d, %s, %s, a->scratch + (long)part * SCRATCH_FLOATS);\n",
+               B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal, mask,
+               mask_enum(op->a.mask));
+    const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body.buf);
     e->parallel = true;
     call_comment(e, op);
-    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s);\n    TICK(%d);\n", fn, ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v), op->id);
+    buf_printf(&e->body, "    PARALLEL(%s, %s, %s, %s, %s%s);\n    TICK(%d);\n", fn, ptr(e, op->out), ptr(e, q), ptr(e, k), ptr(e, v),
+               op->a.mask ? format(", %s", ptr(e, op->in.items[3])) : "", op->id);
+}
+
+static void emit_index_select(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0], *index = op->in.items[1];
+    int ax = op->a.axis;
+    char *body = format("    nnk_index_select(y, x, index, %lld, %lld, %lld, %lld);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), (long long)tensor_numel(index));
+    simple_call(e, op, "float *restrict y, const float *restrict x, const float *restrict index", body);
+}
+
+static void emit_full(Emitter *e, const Op *op) {
+    simple_call(e, op, "float *y", format("    nnk_full(y, %s, %lld);\n", c_float(op->a.value), (long long)tensor_numel(op->out)));
+}
+
+static void emit_arange(Emitter *e, const Op *op) {
+    simple_call(e, op, "float *y", format("    nnk_arange(y, %.17g, %.17g, %lld);\n", op->a.value, op->a.lo, (long long)tensor_numel(op->out)));
+}
+
+static void emit_where(Emitter *e, const Op *op) {
+    const Tensor *y = op->out;
+    int sc = op->a.scalars;
+    const Tensor *a = sc & 1 ? NULL : op->in.items[1], *b = sc & 2 ? NULL : op->in.items[sc & 1 ? 1 : 2];
+    Buf body = {0}, params = {0};
+    buf_printf(&body, "    static const int dims[] = %s;\n    static const long c_strides[] = %s", int_array(y->rank, y->dims),
+               broadcast_strides(op->in.items[0], y));
+    buf_printf(&body, "%s%s%s%s;\n", a ? ", a_strides[] = " : "", a ? broadcast_strides(a, y) : "", b ? ", b_strides[] = " : "",
+               b ? broadcast_strides(b, y) : "");
+    buf_printf(&body, "    nnk_where(y, c, %s, %s, %s, %s, %d, dims, c_strides, %s, %s);\n", a ? "a" : "NULL", b ? "b" : "NULL",
+               c_float(sc & 1 ? op->a.lo : 0), c_float(sc & 2 ? op->a.hi : 0), y->rank, a ? "a_strides" : "NULL", b ? "b_strides" : "NULL");
+    buf_printf(&params, "float *restrict y, const float *restrict c%s%s", a ? ", const float *restrict a" : "", b ? ", const float *restrict b" : "");
+    simple_call(e, op, params.buf, body.buf);
+}
+
+static void emit_reduce(Emitter *e, const Op *op) {
+    const Tensor *x = op->in.items[0];
+    int ax = op->a.axis;
+    const char *kind = op->a.reduce == OPK_SUM ? "NNK_REDUCE_SUM" : op->a.reduce == OPK_MEAN ? "NNK_REDUCE_MEAN"
+                     : op->a.reduce == OPK_MAX ? "NNK_REDUCE_MAX" : "NNK_REDUCE_MIN";
+    char *body = format("    nnk_reduce(y, x, %lld, %lld, %lld, %s);\n", (long long)prod(x, 0, ax), (long long)x->dims[ax],
+                        (long long)prod(x, ax + 1, x->rank), kind);
+    simple_call(e, op, "float *restrict y, const float *restrict x", body);
 }
 
 /* The emitters by op kind, from ops.def (0 for the rows that lower to other ops). */

@@ -243,6 +243,15 @@ typedef enum { TK_INPUT, TK_WEIGHT, TK_ACT } TensorKind;
    [N, C, H, W] with C a multiple of 16, channel-blocked [N][C/16][H][W][16] (runtime/kernels/nnk_conv_nchwc.h). */
 typedef enum { LAYOUT_PLAIN, LAYOUT_NCHW16C } Layout;
 
+/* What a tensor's elements mean. Every tensor is stored as floats: a boolean as 0 or 1 (a comparison's
+   result; arithmetic reads it as those numbers, as PyTorch promotes bool), an index as an exact integer
+   (an I64/I32 buffer of the weights file, converted and range-checked on load: see index_limit). */
+typedef enum { DT_F32, DT_BOOL, DT_INDEX } DType;
+
+/* An attention's attn_mask (Attrs.mask), as the kernels' NNK_MASK_*: added to the scores, or a boolean that
+   keeps the keys where it is true (scaled_dot_product_attention) or masks them (nn.MultiheadAttention). */
+enum { MASK_NONE, MASK_ADD, MASK_KEEP, MASK_DROP };
+
 typedef struct Op Op;
 
 typedef struct Tensor {
@@ -256,6 +265,8 @@ typedef struct Tensor {
     Loc loc;
     bool derived;            /* a weight computed at load time (a folded bias), not read from the file */
     Layout layout;           /* LAYOUT_PLAIN but where choose_layouts blocked it */
+    DType dtype;
+    int64_t index_limit;     /* DT_INDEX: every value must be in [0, index_limit) (the smallest axis it indexes), checked on load */
     /* memory plan (plan_memory.c) */
     int64_t offset;          /* bytes into the arena; -1 until planned */
     struct Tensor *view_of;  /* a free reshape or contiguous slice: shares that tensor's memory... */
@@ -272,13 +283,17 @@ typedef struct {
     int64_t start, step;                                     /* slice */
     int64_t before, after;                                   /* pad */
     double value;                                            /* pad value; the scalar of OPK_SCALAR */
-    double lo, hi;                                           /* clamp: the bounds (-inf, inf when not given) */
+    double lo, hi;                                           /* clamp: the bounds (-inf, inf when not given); where: its
+                                                                numbers; arange: lo is the step (value the start) */
+    int scalars;                                             /* where: 1 if its first operand is the number lo, 2 if the second is hi */
+    int reduce;                                              /* OPK_REDUCE: OPK_SUM, OPK_MEAN, OPK_MAX or OPK_MIN */
     bool ceil_mode, count_include_pad;                       /* pools: PyTorch's flags */
     Operator binop;                                          /* OPK_SCALAR: ADD, SUB, MUL, DIV */
     bool scalar_first;                                       /* OPK_SCALAR: s OP x rather than x OP s */
     double eps;
     int heads;
     bool causal;
+    int mask;                                                /* attention: an attn_mask, the last input (NNK_MASK_*: 0 none) */
     ActKind act;                                             /* an activation op: what it runs (gelu: GELU or GELU_TANH) */
     int perm[MAX_RANK];                                      /* transpose */
     bool has_bias;                                           /* conv2d, linear */
@@ -436,6 +451,8 @@ double call_float(Call *c, int i);
 bool call_bool(Call *c, int i);
 const char *call_str(Call *c, int i);
 bool call_given(Call *c, int i);
+bool call_is_tensor(Call *c, int i);                      /* a `scalar` argument given as a tensor */
+int call_axes(Call *c, int i, int64_t out[MAX_RANK]);     /* `axes`: an int or a list; their count */
 int call_ints(Call *c, int i, int64_t *out, int max);     /* list length, or -1 if longer than max */
 void call_pair(Call *c, int i, int out[2]);               /* `pair`: an int or [h, w] */
 void call_pad(Call *c, int i, int out[4]);                /* `pad`: top, left, bottom, right */
@@ -449,6 +466,8 @@ Value *tensor_value(Tensor *t);
 Value *int_value(int64_t v);
 Value *float_value(double v);
 Value *ints_value(int n, const int64_t *v);
+Value *bool_value(bool b);
+Value *list_value(int n, Value **items);
 
 /* ---------------------------------------------------------------- passes and emitters */
 

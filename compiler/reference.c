@@ -106,15 +106,21 @@ static void softmax_line(double *x, int64_t len, int64_t stride) {
         x[j * stride] /= sum;
 }
 
-/* One head of attention for one query row: out[0..dv) = softmax(q . k_j * scale over j < n_keys) @ v,
-   with k_j at k + j * k_stride and v_j at v + j * v_stride. scores has room for n_keys doubles. */
+/* One head of attention for one query row: out[0..dv) = softmax(q . k_j * scale (+ mask) over j < n_keys) @ v,
+   with k_j at k + j * k_stride, v_j at v + j * v_stride and the mask's element j at mask + j * mask_stride.
+   scores has room for n_keys doubles. */
 static void attend_row(double *out, int64_t out_stride, const double *q, const double *k, int64_t k_stride, const double *v,
-                       int64_t v_stride, int64_t d, int64_t dv, int64_t n_keys, double scale, double *scores) {
+                       int64_t v_stride, int64_t d, int64_t dv, int64_t n_keys, double scale, const double *mask, int64_t mask_stride,
+                       int mask_kind, double *scores) {
     for (int64_t j = 0; j < n_keys; j++) {
         double s = 0;
         for (int64_t e = 0; e < d; e++)
             s += q[e] * k[j * k_stride + e];
         scores[j] = s * scale;
+        if (mask_kind == MASK_ADD)   /* attn_mask: added, or a boolean that keeps (or masks) the key where true */
+            scores[j] += mask[j * mask_stride];
+        else if (mask_kind == MASK_KEEP || mask_kind == MASK_DROP)
+            scores[j] = (mask[j * mask_stride] != 0) == (mask_kind == MASK_KEEP) ? scores[j] : -INFINITY;
     }
     softmax_line(scores, n_keys, 1);
     for (int64_t e = 0; e < dv; e++) {
@@ -252,8 +258,10 @@ static bool ref_mha(Ctx *c) {
             for (int64_t h = 0; h < heads; h++)
                 for (int64_t i = 0; i < L; i++) {
                     int64_t keys = c->op->a.causal ? (i + 1 < S ? i + 1 : S) : S;
+                    const Tensor *m = c->op->a.mask ? IN(c, c->op->in.len - 1) : NULL;   /* [L, S] or [N * heads, L, S] */
+                    const double *mrow = m ? c->in[c->op->in.len - 1] + (m->rank == 3 ? (n * heads + h) * L * S : 0) + i * S : NULL;
                     attend_row(o + (n * L + i) * D + h * dh, 1, q + (n * L + i) * D + h * dh, k + n * S * D + h * dh, D,
-                               v + n * S * D + h * dh, D, dh, dh, keys, 1.0 / sqrt((double)dh), scores);
+                               v + n * S * D + h * dh, D, dh, dh, keys, 1.0 / sqrt((double)dh), mrow, 1, c->op->a.mask, scores);
                 }
         project(c->y, o, out_w, out_b, N * L, D, D);
     } else {
@@ -286,13 +294,20 @@ static double binop(Operator op, double a, double b) {
     case OP_ADD: return a + b;
     case OP_SUB: return a - b;
     case OP_MUL: return a * b;
+    case OP_EQ: return a == b;   /* comparisons: 1 where true, 0 where false */
+    case OP_NE: return a != b;
+    case OP_LT: return a < b;
+    case OP_LE: return a <= b;
+    case OP_GT: return a > b;
+    case OP_GE: return a >= b;
     default: return a / b;
     }
 }
 
 /* a OP b elementwise, both broadcast to the output's shape */
 static void ref_binary(Ctx *c) {
-    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV};
+    static const Operator ops[] = {[OPK_ADD] = OP_ADD, [OPK_SUB] = OP_SUB, [OPK_MUL] = OP_MUL, [OPK_DIV] = OP_DIV, [OPK_EQ] = OP_EQ,
+                                   [OPK_NE] = OP_NE, [OPK_LT] = OP_LT, [OPK_LE] = OP_LE, [OPK_GT] = OP_GT, [OPK_GE] = OP_GE};
     const Tensor *y = c->op->out;
     int64_t sa[MAX_RANK], sb[MAX_RANK];
     broadcast_strides(IN(c, 0), y, sa);
@@ -474,14 +489,75 @@ static bool ref_sdpa(Ctx *c) {
         snprintf(c->err, c->err_size, "out of memory evaluating %s", op_info[c->op->kind].name);
         return false;
     }
+    Tensor sc = *q;   /* the scores [batch..., L, S], which the mask broadcasts to */
+    sc.dims[r - 1] = S;
+    int64_t ms[MAX_RANK] = {0};
+    if (c->op->a.mask)
+        broadcast_strides(IN(c, 3), &sc, ms);
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < L; i++) {
             int64_t keys = c->op->a.causal ? (i + 1 < S ? i + 1 : S) : S;
+            const double *mrow = c->op->a.mask ? c->in[3] + offset_of(&sc, (b * L + i) * S, ms) : NULL;
             attend_row(c->y + (b * L + i) * Dv, 1, c->in[0] + (b * L + i) * D, c->in[1] + b * S * D, D, c->in[2] + b * S * Dv, Dv, D, Dv,
-                       keys, 1.0 / sqrt((double)D), scores);
+                       keys, 1.0 / sqrt((double)D), mrow, ms[r - 1], c->op->a.mask, scores);
         }
     free(scores);
     return true;
+}
+
+/* torch.index_select / numpy.take: y[o, i..., k] = x[o, index[i...], k] (indices checked on load) */
+static void ref_index_select(Ctx *c) {
+    const Tensor *x = IN(c, 0);
+    int ax = c->op->a.axis;
+    int64_t outer = span(x, 0, ax), len = x->dims[ax], inner = span(x, ax + 1, x->rank), n = numel(IN(c, 1));
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < inner; k++)
+                c->y[(o * n + i) * inner + k] = c->in[0][(o * len + (int64_t)c->in[1][i]) * inner + k];
+}
+
+/* torch.full, and torch.arange's start + i * step rounded to float32 */
+static void ref_constant(Ctx *c) {
+    for (int64_t i = 0; i < numel(c->op->out); i++)
+        c->y[i] = c->op->kind == OPK_FULL ? as_f32(c->op->a.value) : as_f32(c->op->a.value + (double)i * c->op->a.lo);
+}
+
+/* torch.where(cond, a, b), a number standing for either operand */
+static void ref_where(Ctx *c) {
+    const Tensor *y = c->op->out;
+    int sc = c->op->a.scalars, bi = sc & 1 ? 1 : 2;
+    int64_t scs[MAX_RANK], sa[MAX_RANK], sb[MAX_RANK];
+    broadcast_strides(IN(c, 0), y, scs);
+    if (!(sc & 1))
+        broadcast_strides(IN(c, 1), y, sa);
+    if (!(sc & 2))
+        broadcast_strides(IN(c, bi), y, sb);
+    for (int64_t i = 0; i < numel(y); i++) {
+        bool cond = c->in[0][offset_of(y, i, scs)] != 0;
+        if (cond)
+            c->y[i] = sc & 1 ? as_f32(c->op->a.lo) : c->in[1][offset_of(y, i, sa)];
+        else
+            c->y[i] = sc & 2 ? as_f32(c->op->a.hi) : c->in[bi][offset_of(y, i, sb)];
+    }
+}
+
+/* sum, mean, amax or amin over one axis, kept with size 1; max and min keep a NaN */
+static void ref_reduce(Ctx *c) {
+    const Tensor *x = IN(c, 0);
+    int ax = c->op->a.axis, kind = c->op->a.reduce;
+    int64_t outer = span(x, 0, ax), len = x->dims[ax], inner = span(x, ax + 1, x->rank);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < inner; k++) {
+            double acc = c->in[0][o * len * inner + k];
+            for (int64_t j = 1; j < len; j++) {
+                double v = c->in[0][(o * len + j) * inner + k];
+                if (kind == OPK_SUM || kind == OPK_MEAN)
+                    acc += v;
+                else if (isnan(v) || (kind == OPK_MAX ? v > acc : v < acc))
+                    acc = isnan(acc) ? acc : v;
+            }
+            c->y[o * inner + k] = kind == OPK_MEAN ? acc / (double)len : acc;
+        }
 }
 
 static bool eval_op(Ctx *c) {
@@ -530,6 +606,17 @@ static bool eval_op(Ctx *c) {
     case OPK_EXPAND: ref_expand(c); return true;
     case OPK_MATMUL: ref_matmul(c); return true;
     case OPK_SDPA: return ref_sdpa(c);
+    case OPK_EQ:
+    case OPK_NE:
+    case OPK_LT:
+    case OPK_LE:
+    case OPK_GT:
+    case OPK_GE: ref_binary(c); return true;
+    case OPK_WHERE: ref_where(c); return true;
+    case OPK_INDEX_SELECT: ref_index_select(c); return true;
+    case OPK_FULL:
+    case OPK_ARANGE: ref_constant(c); return true;
+    case OPK_REDUCE: ref_reduce(c); return true;
     /* rows of ops.def that lower to other ops while elaborating: never in a graph */
     case OPK_GLOBAL_AVGPOOL:
     case OPK_HARDTANH:
@@ -541,6 +628,16 @@ static bool eval_op(Ctx *c) {
     case OPK_PAD_PLANE:
     case OPK_TO_BLOCKED:
     case OPK_TO_PLAIN:
+    case OPK_BUFFER:
+    case OPK_MASKED_FILL:
+    case OPK_ROLL:
+    case OPK_ZEROS:
+    case OPK_ONES:
+    case OPK_SUM:
+    case OPK_MEAN:
+    case OPK_MAX:
+    case OPK_MIN:
+    case OPK_NORMALIZE:
     case OPK_COUNT: break;
     }
     /* no default: a new op kind without a case here is a compiler warning (-Wswitch) */
@@ -623,11 +720,13 @@ static int load_weights(const Graph *g, const char *path, double **vals) {
     size_t nspecs = 0;
     int64_t floats = 0;
     nnrt_weight_spec *specs = xcalloc((size_t)g->weights.len + 1, sizeof *specs);
+    int64_t *limits = xcalloc((size_t)g->weights.len + 1, sizeof *limits);   /* of index tensors */
     for (int i = 0; i < g->weights.len; i++) {
         const Tensor *t = g->weights.items[i];
         if (t->derived)   /* computed by a pass at load time: not in the file (and not before the passes) */
             continue;
         specs[nspecs] = (nnrt_weight_spec){.key = t->name, .rank = t->rank, .offset = (size_t)floats};
+        limits[nspecs] = t->index_limit;
         memcpy(specs[nspecs].dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
         nspecs++;
         floats += numel(t);
@@ -651,7 +750,7 @@ static int load_weights(const Graph *g, const char *path, double **vals) {
         return 1;
     }
     Warnings w = {0};
-    int status = nnrt_load_safetensors(file.data, file.size, specs, nspecs, block, warn_unused, &w, &err);
+    int status = nnrt_load_safetensors_indexed(file.data, file.size, specs, nspecs, limits, block, warn_unused, &w, &err);
     nnrt_unmap_file(&file);
     if (status != 0) {
         free(block);
@@ -677,6 +776,7 @@ static int load_weights(const Graph *g, const char *path, double **vals) {
     }
     free(block);
     free(specs);
+    free(limits);
     return -1;
 }
 

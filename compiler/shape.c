@@ -39,6 +39,12 @@ static bool want_positive(Call *c, int arg, const char *what, int64_t v) {
     return true;
 }
 
+static bool broadcast_shape(const Tensor *a, const Tensor *b, int *rank, int64_t *dims);
+static Tensor *reshape_to(Call *c, Tensor *x, int rank, const int64_t *dims);
+
+/* Indices are read as floats, exact below 2^24. */
+enum { MAX_INDEXED = 1 << 24 };
+
 static Op *unary_op(Call *c, OpKind kind, Tensor *x) {
     Op *op = call_op(c, kind);
     op_add_input(op, x);
@@ -164,6 +170,25 @@ Tensor *build_layernorm(Call *c) {
     return norm_layer(c, OPK_LAYERNORM, x->dims[x->rank - 1], names, 2);
 }
 
+/* An attn_mask: a float one is added to the scores, a boolean one keeps (SDPA) or masks (nn.MultiheadAttention)
+   the keys where it is true. It must broadcast to the scores [batch..., L, S]; it becomes the op's last input. */
+static bool attn_mask(Call *c, Op *op, int arg, int rank, const int64_t *scores, bool true_masks) {
+    if (!call_given(c, arg))
+        return true;
+    Tensor *m = call_tensor(c, arg);
+    Tensor s = {.rank = rank};
+    memcpy(s.dims, scores, sizeof(int64_t) * (size_t)rank);
+    int r;
+    int64_t dims[MAX_RANK];
+    if (!broadcast_shape(&s, m, &r, dims) || r != rank || memcmp(dims, scores, sizeof(int64_t) * (size_t)rank) != 0) {
+        call_error(c, arg, "the mask %s must broadcast to the attention scores %s", shape_of(m), shape_text(rank, scores));
+        return false;
+    }
+    op_add_input(op, m);
+    op->a.mask = m->dtype != DT_BOOL ? MASK_ADD : true_masks ? MASK_DROP : MASK_KEEP;
+    return true;
+}
+
 static Tensor *attention(Call *c, OpKind kind, Tensor *x, Tensor *mem, int heads_arg, bool causal) {
     int64_t heads = call_int(c, heads_arg);
     if (!want_rank(c, x, 3, "[N, L, D]"))
@@ -195,6 +220,19 @@ static Tensor *attention(Call *c, OpKind kind, Tensor *x, Tensor *mem, int heads
         op_add_input(op, w[i]);
     op->a.heads = (int)heads;
     op->a.causal = causal;
+    /* nn.MultiheadAttention's attn_mask: [L, S], or [N * heads, L, S] for each (batch, head) */
+    int mask_arg = heads_arg + (kind == OPK_MHA ? 2 : 1);
+    if (call_given(c, mask_arg)) {
+        Tensor *m = call_tensor(c, mask_arg);
+        int64_t L = x->dims[1], S = mem->dims[1], NH = x->dims[0] * heads;
+        if (!(m->rank == 2 && m->dims[0] == L && m->dims[1] == S) && !(m->rank == 3 && m->dims[0] == NH && m->dims[1] == L && m->dims[2] == S)) {
+            call_error(c, mask_arg, "the mask must be [L, S] = [%lld, %lld] or [N * heads, L, S] = [%lld, %lld, %lld], found %s", (long long)L,
+                       (long long)S, (long long)NH, (long long)L, (long long)S, shape_of(m));
+            return NULL;
+        }
+        if (!attn_mask(c, op, mask_arg, m->rank, m->dims, true))
+            return NULL;
+    }
     return call_output(c, op, 3, x->dims);
 }
 
@@ -218,6 +256,76 @@ Tensor *build_param(Call *c) {
         if (!want_positive(c, 0, "every dimension", dims[i]))
             return NULL;
     return call_weight(c, NULL, rank, dims);
+}
+
+/* A registered buffer of the module: floats like a param, or integer indices (dtype "i64" or "i32": the file
+   may hold either) that only index_select and take read. */
+Tensor *build_buffer(Call *c) {
+    const char *dtype = call_str(c, 1);
+    bool index = strcmp(dtype, "i64") == 0 || strcmp(dtype, "i32") == 0;
+    if (!index && strcmp(dtype, "f32") != 0) {
+        call_error(c, 1, "dtype must be \"f32\", \"i64\" or \"i32\", found \"%s\"", dtype);
+        return NULL;
+    }
+    Tensor *t = build_param(c);
+    if (t && index) {
+        t->dtype = DT_INDEX;
+        t->index_limit = MAX_INDEXED;   /* until an index_select or take narrows it */
+    }
+    return t;
+}
+
+/* ---------------------------------------------------------------- constant tensors */
+
+static bool want_shape(Call *c, int64_t *dims, int *rank) {
+    *rank = call_ints(c, 0, dims, MAX_RANK);
+    if (*rank == 0) {
+        call_error(c, 0, "the shape needs at least one dimension");
+        return false;
+    }
+    for (int i = 0; i < *rank; i++)
+        if (!want_positive(c, 0, "every dimension", dims[i]))
+            return false;
+    return true;
+}
+
+/* torch.full(shape, value) */
+Tensor *build_full(Call *c) {
+    int64_t dims[MAX_RANK];
+    int rank;
+    if (!want_shape(c, dims, &rank))
+        return NULL;
+    Op *op = call_op(c, OPK_FULL);
+    op->a.value = call_float(c, 1);
+    return call_output(c, op, rank, dims);
+}
+
+static Tensor *filled(Call *c, double value) {
+    Value *args[2] = {c->args[0], float_value(value)};
+    return call_build(c, OPK_FULL, args, 2);
+}
+
+Tensor *build_zeros(Call *c) { return filled(c, 0.0); }
+Tensor *build_ones(Call *c) { return filled(c, 1.0); }
+
+/* torch.arange(end) or arange(start, end, step): start + i * step for i < ceil((end - start) / step). */
+Tensor *build_arange(Call *c) {
+    double start = call_float(c, 0), end = call_given(c, 1) ? call_float(c, 1) : start, step = call_float(c, 2);
+    if (!call_given(c, 1))
+        start = 0;
+    if (!(step != 0) || !isfinite(step) || !isfinite(start) || !isfinite(end)) {
+        call_error(c, 2, "start, end and step must be finite and step non-zero, found %g, %g and %g", start, end, step);
+        return NULL;
+    }
+    double n = ceil((end - start) / step);
+    if (!(n >= 1) || n > (double)(INT64_C(1) << 40)) {
+        call_error(c, -1, "arange(%g, %g, %g) would have %g elements", start, end, step, n);
+        return NULL;
+    }
+    Op *op = call_op(c, OPK_ARANGE);
+    op->a.value = start;
+    op->a.lo = step;
+    return call_output(c, op, 1, (int64_t[]){(int64_t)n});
 }
 
 /* ---------------------------------------------------------------- elementwise */
@@ -284,13 +392,17 @@ Tensor *build_binary(Call *c) {
     int rank;
     int64_t dims[MAX_RANK];
     if (!broadcast_shape(a, b, &rank, dims)) {
-        static const char *symbol[] = {[OPK_ADD] = "+", [OPK_SUB] = "-", [OPK_MUL] = "*", [OPK_DIV] = "/"};
+        static const char *symbol[] = {[OPK_ADD] = "+", [OPK_SUB] = "-", [OPK_MUL] = "*", [OPK_DIV] = "/", [OPK_EQ] = "==",
+                                       [OPK_NE] = "!=", [OPK_LT] = "<", [OPK_LE] = "<=", [OPK_GT] = ">", [OPK_GE] = ">="};
         call_error(c, -1, "cannot broadcast shapes %s and %s in '%s'", shape_of(a), shape_of(b), symbol[c->kind]);
         return NULL;
     }
     Op *op = unary_op(c, c->kind, a);
     op_add_input(op, b);
-    return call_output(c, op, rank, dims);
+    Tensor *y = call_output(c, op, rank, dims);
+    if (y && c->kind >= OPK_EQ && c->kind <= OPK_GE)
+        y->dtype = DT_BOOL;   /* a comparison: 1 where true, 0 where false */
+    return y;
 }
 
 Tensor *build_scalar(Call *c) {
@@ -299,7 +411,62 @@ Tensor *build_scalar(Call *c) {
     op->a.value = call_float(c, 1);
     op->a.binop = (Operator)call_int(c, 2);
     op->a.scalar_first = call_bool(c, 3);
-    return call_output(c, op, x->rank, x->dims);
+    bool compare = op->a.binop >= OP_EQ && op->a.binop <= OP_GE;
+    if (compare && op->a.scalar_first) {   /* s < x is x > s */
+        static const Operator mirror[] = {[OP_EQ] = OP_EQ, [OP_NE] = OP_NE, [OP_LT] = OP_GT, [OP_LE] = OP_GE, [OP_GT] = OP_LT, [OP_GE] = OP_LE};
+        op->a.binop = mirror[op->a.binop];
+        op->a.scalar_first = false;
+    }
+    Tensor *y = call_output(c, op, x->rank, x->dims);
+    if (y && compare)
+        y->dtype = DT_BOOL;
+    return y;
+}
+
+/* torch.where(cond, a, b): a where cond is true (non-zero), else b; a and b tensors or numbers, every
+   tensor broadcast together. */
+Tensor *build_where(Call *c) {
+    Tensor *cond = call_tensor(c, 0), *ts[3] = {cond, NULL, NULL};
+    int rank = cond->rank;
+    int64_t dims[MAX_RANK];
+    memcpy(dims, cond->dims, sizeof dims);
+    Op *op = unary_op(c, OPK_WHERE, cond);
+    bool all_bool = true;
+    for (int i = 1; i <= 2; i++) {
+        if (!call_is_tensor(c, i)) {
+            *(i == 1 ? &op->a.lo : &op->a.hi) = call_float(c, i);
+            op->a.scalars |= i;
+            all_bool = false;
+            continue;
+        }
+        ts[i] = call_tensor(c, i);
+        all_bool &= ts[i]->dtype == DT_BOOL;
+        Tensor sofar = {.rank = rank};
+        memcpy(sofar.dims, dims, sizeof dims);
+        if (!broadcast_shape(&sofar, ts[i], &rank, dims)) {
+            call_error(c, i, "cannot broadcast %s with the condition%s %s", shape_of(ts[i]), i == 2 && ts[1] ? " and the first operand" : "",
+                       shape_text(sofar.rank, sofar.dims));
+            return NULL;
+        }
+        op_add_input(op, ts[i]);
+    }
+    Tensor *y = call_output(c, op, rank, dims);
+    if (y && all_bool)
+        y->dtype = DT_BOOL;
+    return y;
+}
+
+/* Tensor.masked_fill(mask, value): value where mask is true; the mask broadcasts to x's shape. */
+Tensor *build_masked_fill(Call *c) {
+    Tensor *x = call_tensor(c, 0), *mask = call_tensor(c, 1);
+    int rank;
+    int64_t dims[MAX_RANK];
+    if (!broadcast_shape(x, mask, &rank, dims) || rank != x->rank || memcmp(dims, x->dims, sizeof(int64_t) * (size_t)rank) != 0) {
+        call_error(c, 1, "the mask %s must broadcast to the shape of x %s", shape_of(mask), shape_of(x));
+        return NULL;
+    }
+    Value *args[3] = {tensor_value(mask), float_value(call_float(c, 2)), tensor_value(x)};
+    return call_build(c, OPK_WHERE, args, 3);
 }
 
 Tensor *build_softmax(Call *c) {
@@ -558,11 +725,57 @@ Tensor *build_slice(Call *c) {
     return slice_of(c, x, axis, start, count, step);
 }
 
+/* x's slices along axis at the positions an index tensor holds: x.shape[:axis] + index.shape + x.shape[axis+1:]
+   (numpy.take). The index tensor's values are checked against the axis when the weights are loaded. */
+static Tensor *gather(Call *c, Tensor *x, int axis, Tensor *index) {
+    int64_t len = x->dims[axis], dims[MAX_RANK];
+    if (x->rank - 1 + index->rank > MAX_RANK) {
+        call_error(c, 2, "indexing %s with %s would give more than %d axes", shape_of(x), shape_of(index), MAX_RANK);
+        return NULL;
+    }
+    if (len > MAX_INDEXED) {
+        call_error(c, 1, "axis %d has %lld elements, more than indices can address (2^24)", axis, (long long)len);
+        return NULL;
+    }
+    if (index->kind != TK_WEIGHT) {
+        call_error(c, 2, "indices must come from the weights file (buffer(shape, dtype=\"i64\") as NAME)");
+        return NULL;
+    }
+    if (index->index_limit > len)
+        index->index_limit = len;
+    int rank = 0;
+    for (int i = 0; i < axis; i++)
+        dims[rank++] = x->dims[i];
+    for (int i = 0; i < index->rank; i++)
+        dims[rank++] = index->dims[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        dims[rank++] = x->dims[i];
+    Op *op = unary_op(c, OPK_INDEX_SELECT, x);
+    op_add_input(op, index);
+    op->a.axis = axis;
+    return call_output(c, op, rank, dims);
+}
+
+/* torch.index_select(x, axis, index): index one-dimensional. */
+Tensor *build_index_select(Call *c) {
+    Tensor *x = call_tensor(c, 0), *index = call_tensor(c, 2);
+    int axis = norm_axis(c, 1, call_int(c, 1), x->rank);
+    if (axis < 0)
+        return NULL;
+    if (index->rank != 1) {
+        call_error(c, 2, "the index must be one-dimensional, found %s (take(x, axis, index) takes any shape)", shape_of(index));
+        return NULL;
+    }
+    return gather(c, x, axis, index);
+}
+
 Tensor *build_take(Call *c) {
     Tensor *x = call_tensor(c, 0);
     int axis = norm_axis(c, 1, call_int(c, 1), x->rank);
     if (axis < 0)
         return NULL;
+    if (call_is_tensor(c, 2))
+        return gather(c, x, axis, call_tensor(c, 2));
     int64_t index = call_int(c, 2), len = x->dims[axis];
     if (index < -len || index >= len) {
         call_error(c, 2, "index %lld is out of range for axis %d of size %lld", (long long)index, axis, (long long)len);
@@ -602,6 +815,118 @@ Tensor *build_expand(Call *c) {
         }
     }
     return call_output(c, unary_op(c, OPK_EXPAND, x), rank, dims);
+}
+
+/* torch.roll(x, shifts, axis): each axis shifted cyclically (element i goes to i + shift), as two slices
+   concatenated; without axis, the flattened tensor is rolled and reshaped back. */
+Tensor *build_roll(Call *c) {
+    Tensor *x = call_tensor(c, 0);
+    int64_t shifts[MAX_RANK], axes[MAX_RANK];
+    int n = call_axes(c, 1, shifts), na = call_given(c, 2) ? call_axes(c, 2, axes) : 0;
+    if (!call_given(c, 2)) {
+        if (n != 1) {
+            call_error(c, 1, "without axis, roll takes one shift (of the flattened tensor), found %d", n);
+            return NULL;
+        }
+        Tensor *flat = reshape_to(c, x, 1, (int64_t[]){tensor_numel(x)});
+        Value *args[3] = {tensor_value(flat), int_value(shifts[0]), int_value(0)};
+        Tensor *y = flat ? call_build(c, OPK_ROLL, args, 3) : NULL;
+        return y ? reshape_to(c, y, x->rank, x->dims) : NULL;
+    }
+    if (n != na) {
+        call_error(c, 1, "shifts and axis must have the same length, found %d and %d", n, na);
+        return NULL;
+    }
+    Tensor *y = x;
+    for (int i = 0; i < n && y; i++) {
+        int axis = norm_axis(c, 2, axes[i], x->rank);
+        if (axis < 0)
+            return NULL;
+        int64_t len = y->dims[axis], s = (shifts[i] % len + len) % len;
+        if (s == 0)
+            continue;
+        Tensor *tail = slice_of(c, y, axis, len - s, s, 1), *head = slice_of(c, y, axis, 0, len - s, 1);
+        if (!tail || !head)
+            return NULL;
+        Op *op = call_op(c, OPK_CONCAT);
+        op_add_input(op, tail);
+        op_add_input(op, head);
+        op->a.axis = axis;
+        y = call_output(c, op, y->rank, y->dims);
+    }
+    if (y == x)   /* every shift a whole turn: a copy still, as torch.roll returns a new tensor */
+        y = reshape_to(c, x, x->rank, x->dims);
+    return y;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+/* One axis of a reduction, kept with size 1 (kind OPK_SUM, OPK_MEAN, OPK_MAX or OPK_MIN). */
+Tensor *build_reduce(Call *c) {
+    Tensor *x = call_tensor(c, 0);
+    Op *op = unary_op(c, OPK_REDUCE, x);
+    op->a.axis = (int)call_int(c, 1);
+    op->a.reduce = (int)call_int(c, 2);
+    int64_t dims[MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[op->a.axis] = 1;
+    return call_output(c, op, x->rank, dims);
+}
+
+/* torch.sum / mean / amax / amin(x, axis, keepdim): over the axes given (all when none), one axis at a time
+   from the last; then without keepdim the reduced axes are dropped (a full reduction gives a rank-0 tensor). */
+Tensor *build_reduction(Call *c) {
+    Tensor *x = call_tensor(c, 0);
+    int64_t axes[MAX_RANK];
+    int n = call_given(c, 1) ? call_axes(c, 1, axes) : x->rank;
+    bool reduced[MAX_RANK] = {0};
+    for (int i = 0; i < n; i++) {
+        int a = call_given(c, 1) ? norm_axis(c, 1, axes[i], x->rank) : i;
+        if (a < 0)
+            return NULL;
+        if (reduced[a]) {
+            call_error(c, 1, "axis %d is named twice", a);
+            return NULL;
+        }
+        reduced[a] = true;
+    }
+    Tensor *y = x;
+    for (int a = x->rank - 1; a >= 0 && y; a--)
+        if (reduced[a])
+            y = call_build(c, OPK_REDUCE, (Value *[]){tensor_value(y), int_value(a), int_value(c->kind)}, 3);
+    if (!y || call_bool(c, 2))
+        return y;
+    int64_t dims[MAX_RANK];
+    int rank = 0;
+    for (int a = 0; a < x->rank; a++)
+        if (!reduced[a])
+            dims[rank++] = x->dims[a];
+    return reshape_to(c, y, rank, dims);
+}
+
+/* F.normalize(x, p, axis, eps): x / max(‖x‖_p over axis, eps), for p = 1 or 2. */
+Tensor *build_normalize(Call *c) {
+    Tensor *x = call_tensor(c, 0);
+    double p = call_float(c, 1), eps = call_float(c, 3);
+    int axis = norm_axis(c, 2, call_int(c, 2), x->rank);
+    if (axis < 0)
+        return NULL;
+    if (p != 1 && p != 2) {
+        call_error(c, 1, "p must be 1 or 2, found %g", p);
+        return NULL;
+    }
+    if (!(eps >= 0)) {
+        call_error(c, 3, "eps must be zero or positive, found %g", eps);
+        return NULL;
+    }
+    Tensor *m = p == 2 ? call_build(c, OPK_MUL, (Value *[]){tensor_value(x), tensor_value(x)}, 2)
+                       : call_build(c, OPK_ABS, (Value *[]){tensor_value(x)}, 1);
+    Tensor *norm = m ? call_build(c, OPK_SUM, (Value *[]){tensor_value(m), int_value(axis), bool_value(true)}, 3) : NULL;
+    if (norm && p == 2)
+        norm = call_build(c, OPK_SQRT, (Value *[]){tensor_value(norm)}, 1);
+    if (norm)
+        norm = call_build(c, OPK_CLAMP, (Value *[]){tensor_value(norm), float_value(eps)}, 2);
+    return norm ? call_build(c, OPK_DIV, (Value *[]){tensor_value(x), tensor_value(norm)}, 2) : NULL;
 }
 
 /* ---------------------------------------------------------------- matmul and attention */
@@ -659,6 +984,11 @@ Tensor *build_sdpa(Call *c) {
     op_add_input(op, k);
     op_add_input(op, v);
     op->a.causal = call_bool(c, 3);
+    int64_t scores[MAX_RANK];
+    memcpy(scores, q->dims, sizeof scores);
+    scores[r - 1] = k->dims[r - 2];
+    if (!attn_mask(c, op, 4, r, scores, false))
+        return NULL;
     int64_t dims[MAX_RANK];
     memcpy(dims, q->dims, sizeof dims);
     dims[r - 1] = v->dims[r - 1];

@@ -1244,14 +1244,14 @@ int regnet_x_400mf_run(regnet_x_400mf *m, const float *in_image, float *output) 
     TICK(73);
 
     /* adaptive_avgpool: [1, 400, 1, 1]
-       models/lib/regnet.net:41: return linear(flatten(global_avgpool(x)), num_classes) as fc */
+       models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
     adaptive_avgpool_1(A(adaptive_avgpool231), A(trunk_output_block4_block4_11_f_c_0));
     TICK(74);
 
     /* reshape: [1, 400] is a view of [1, 400, 1, 1] at A(adaptive_avgpool231) */
 
     /* linear fc: [1, 1000]
-       models/lib/regnet.net:41: return linear(flatten(global_avgpool(x)), num_classes) as fc */
+       models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
     PARALLEL(linear_1, output, A(adaptive_avgpool231), W(fc_weight), W(fc_bias));
     TICK(76);
     return 0;

@@ -1662,14 +1662,14 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
     TICK(119);
 
     /* adaptive_avgpool: [1, 440, 1, 1]
-       models/lib/regnet.net:41: return linear(flatten(global_avgpool(x)), num_classes) as fc */
+       models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
     adaptive_avgpool_4(A(adaptive_avgpool267), A(trunk_output_block4_block4_5_f_c_0));
     TICK(120);
 
     /* reshape: [1, 440] is a view of [1, 440, 1, 1] at A(adaptive_avgpool267) */
 
     /* linear fc: [1, 1000]
-       models/lib/regnet.net:41: return linear(flatten(global_avgpool(x)), num_classes) as fc */
+       models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
     PARALLEL(linear_1, output, A(adaptive_avgpool267), W(fc_weight), W(fc_bias));
     TICK(122);
     return 0;

@@ -72,6 +72,12 @@ typedef void (*nnrt_warn_fn)(void *user, const char *msg);
 int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec *specs, size_t nspecs,
                           float *dst, nnrt_warn_fn warn, void *user, nnrt_error *err);
 
+/* The same, where index_limits[i] > 0 makes spec i an integer index tensor (dtype I64 or I32, not a float one):
+ * each value must be in [0, index_limits[i]) (below 2^24), else an error names the key and the first value out of
+ * range; the values are stored as exact floats. index_limits may be NULL (every spec a float weight). */
+int nnrt_load_safetensors_indexed(const void *data, size_t size, const nnrt_weight_spec *specs, size_t nspecs,
+                                  const int64_t *index_limits, float *dst, nnrt_warn_fn warn, void *user, nnrt_error *err);
+
 /* Exact conversions of IEEE half precision and bfloat16 to float (subnormals, infinities and NaN payloads kept). */
 float nnrt_f16_to_f32(uint16_t h);
 float nnrt_bf16_to_f32(uint16_t b);

@@ -27,10 +27,10 @@
 
 #define SAFETENSORS_MAX_HEADER (100u << 20)
 
-typedef enum { FLOAT_NONE, FLOAT_F32, FLOAT_F16, FLOAT_BF16 } float_format;
+typedef enum { FLOAT_NONE, FLOAT_F32, FLOAT_F16, FLOAT_BF16, INDEX_I64, INDEX_I32 } float_format;
 
 /* Dtypes whose element size is known, so the byte span of their tensors can be checked; of these,
- * the three float formats can be loaded. */
+ * the three float formats can be loaded, and the two index formats where a spec wants indices. */
 typedef struct {
     const char *name;
     size_t size;
@@ -39,7 +39,7 @@ typedef struct {
 
 static const dtype_info known_dtypes[] = {
     {"F32", 4, FLOAT_F32}, {"F16", 2, FLOAT_F16}, {"BF16", 2, FLOAT_BF16},
-    {"F64", 8, FLOAT_NONE}, {"I64", 8, FLOAT_NONE}, {"I32", 4, FLOAT_NONE}, {"I16", 2, FLOAT_NONE},
+    {"F64", 8, FLOAT_NONE}, {"I64", 8, INDEX_I64}, {"I32", 4, INDEX_I32}, {"I16", 2, FLOAT_NONE},
     {"I8", 1, FLOAT_NONE}, {"U64", 8, FLOAT_NONE}, {"U32", 4, FLOAT_NONE}, {"U16", 2, FLOAT_NONE},
     {"U8", 1, FLOAT_NONE}, {"BOOL", 1, FLOAT_NONE}, {"F8_E4M3", 1, FLOAT_NONE}, {"F8_E5M2", 1, FLOAT_NONE},
 };
@@ -287,7 +287,7 @@ static bool shape_matches(const json_value *shape, const nnrt_weight_spec *spec)
     return true;
 }
 
-static int check_spec(const nnrt_weight_spec *spec, tensor_entry *e, nnrt_error *err) {
+static int check_spec(const nnrt_weight_spec *spec, int64_t index_limit, tensor_entry *e, nnrt_error *err) {
     char expected[256], found[256];
     if (spec->rank < 0 || spec->rank > NNRT_MAX_RANK) {
         nnrt_seterr(err, "weight '%s': spec has rank %d, expected 0 to %d", spec->key, spec->rank, NNRT_MAX_RANK);
@@ -297,8 +297,10 @@ static int check_spec(const nnrt_weight_spec *spec, tensor_entry *e, nnrt_error 
         nnrt_seterr(err, "weight '%s': expected in the safetensors file, not found", spec->key);
         return -1;
     }
-    if (!e->dtype || e->dtype->format == FLOAT_NONE) {
-        nnrt_seterr(err, "weight '%s': expected dtype F32, F16 or BF16, found %s", spec->key, e->dtype_name);
+    bool index = index_limit > 0, index_dtype = e->dtype && (e->dtype->format == INDEX_I64 || e->dtype->format == INDEX_I32);
+    if (!e->dtype || e->dtype->format == FLOAT_NONE || index != index_dtype) {
+        nnrt_seterr(err, "weight '%s': expected dtype %s, found %s", spec->key, index ? "I64 or I32 (indices)" : "F32, F16 or BF16",
+                    e->dtype_name);
         return -1;
     }
     if (!shape_matches(e->shape, spec)) {
@@ -311,8 +313,31 @@ static int check_spec(const nnrt_weight_spec *spec, tensor_entry *e, nnrt_error 
     return 0;
 }
 
+static int64_t index_at(const unsigned char *src, size_t i, float_format format) {
+    return format == INDEX_I64 ? (int64_t)nnrt_load_le64(src + 8 * i) : (int64_t)(int32_t)nnrt_load_le32(src + 4 * i);
+}
+
+/* An index tensor's values must all be in [0, limit): the kernels that read them do not check. */
+static int check_indices(const nnrt_weight_spec *spec, int64_t limit, const tensor_entry *e, const unsigned char *src, nnrt_error *err) {
+    size_t count = (e->end - e->begin) / e->dtype->size;
+    for (size_t i = 0; i < count; i++) {
+        int64_t v = index_at(src, i, e->dtype->format);
+        if (v < 0 || v >= limit) {
+            nnrt_seterr(err, "weight '%s': index %lld at element %zu is out of range: expected 0 to %lld", spec->key, (long long)v, i,
+                        (long long)limit - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void copy_as_f32(float *dst, const unsigned char *src, size_t count, float_format format) {
     switch (format) {
+    case INDEX_I64:
+    case INDEX_I32:   /* checked to be below the index limit, itself below 2^24: exact as floats */
+        for (size_t i = 0; i < count; i++)
+            dst[i] = (float)index_at(src, i, format);
+        break;
     case FLOAT_F32:
         for (size_t i = 0; i < count; i++) {
             uint32_t bits = nnrt_load_le32(src + 4 * i);
@@ -334,6 +359,11 @@ static void copy_as_f32(float *dst, const unsigned char *src, size_t count, floa
 
 int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec *specs, size_t nspecs,
                           float *dst, nnrt_warn_fn warn, void *user, nnrt_error *err) {
+    return nnrt_load_safetensors_indexed(data, size, specs, nspecs, NULL, dst, warn, user, err);
+}
+
+int nnrt_load_safetensors_indexed(const void *data, size_t size, const nnrt_weight_spec *specs, size_t nspecs,
+                                  const int64_t *index_limits, float *dst, nnrt_warn_fn warn, void *user, nnrt_error *err) {
     const unsigned char *bytes = data;
     if (size < 8) {
         nnrt_seterr(err, "safetensors file: expected at least 8 bytes for the header length, found %zu", size);
@@ -386,8 +416,13 @@ int nnrt_load_safetensors(const void *data, size_t size, const nnrt_weight_spec 
         goto done;
 
     for (size_t i = 0; i < nspecs; i++)
-        if (check_spec(&specs[i], find_entry(by_key, count, specs[i].key), err) < 0)
+        if (check_spec(&specs[i], index_limits ? index_limits[i] : 0, find_entry(by_key, count, specs[i].key), err) < 0)
             goto done;
+    for (size_t i = 0; i < nspecs; i++) {
+        const tensor_entry *e = find_entry(by_key, count, specs[i].key);
+        if (index_limits && index_limits[i] > 0 && check_indices(&specs[i], index_limits[i], e, data_section + e->begin, err) < 0)
+            goto done;
+    }
 
     for (size_t i = 0; i < nspecs; i++) {
         const tensor_entry *e = find_entry(by_key, count, specs[i].key);

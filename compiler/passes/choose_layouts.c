@@ -34,8 +34,10 @@ static bool is_blocked(const Tensor *t) { return t->layout == LAYOUT_NCHW16C; }
 
 /* Whether the output of conv2d `op` can be blocked, given its operands' layouts so far. */
 static bool conv_blockable(const Op *op) {
+    if (op->kind != OPK_CONV2D)
+        return false;
     const Tensor *x = op->in.items[0], *y = op->out;
-    if (op->kind != OPK_CONV2D || op->a.groups != 1 || y->rank != 4 || y->dims[1] % CB != 0 || tensor_numel(y) == 0)
+    if (op->a.groups != 1 || y->rank != 4 || y->dims[1] % CB != 0 || tensor_numel(y) == 0)
         return false;
     /* a chain of blocked ops starts at a model's input: a plain intermediate (after a depthwise
        convolution, a concat, a broadcast) stays plain, which costs no conversion either way */

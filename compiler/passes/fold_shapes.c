@@ -33,6 +33,8 @@ static bool keeps_order(const Op *op) {
 void pass_fold_shapes(Graph *g) {
     for (int i = 0; i < g->ops.len; i++) {
         Op *op = g->ops.items[i];
+        if (op->kind != OPK_SLICE && op->kind != OPK_TRANSPOSE)
+            continue;
         Tensor *x = op->in.items[0], *y = op->out;
         if (is_graph_output(g, y) || is_graph_output(g, x))
             continue;

@@ -18,6 +18,8 @@
  *   nnk_attention.h    sdpa mha
  *   nnk_conv_nchwc.h   conv2d, max and global average pooling on channel-blocked NCHW16c activations
  *   nnk_winograd.h     3×3 stride-1 conv2d by Winograd's F(4×4, 3×3), on the same layout
+ *   nnk_attention.h    sdpa mha (masks included)
+ *   nnk_tensor.h       index_select full arange where reduce
  *
  * Every kernel takes its outputs first and its dimensions last, and depends only on libc and libm.
  */
@@ -36,5 +38,6 @@
 #include "nnk_attention.h"
 #include "nnk_conv_nchwc.h"
 #include "nnk_winograd.h"
+#include "nnk_tensor.h"
 
 #endif

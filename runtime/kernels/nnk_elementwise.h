@@ -13,8 +13,8 @@
 #include "nnk_base.h"
 
 /* Binary and tensor-scalar operators. For nnk_scalar, x OP s with RSUB = s - x and RDIV = s / x;
-   for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. */
-enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV };
+   for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. The comparisons give 1 where true, 0 where false. */
+enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV, NNK_EQ, NNK_NE, NNK_LT, NNK_LE, NNK_GT, NNK_GE };
 
 #define NNK_SQRT1_2 0.70710678118654752440f     /* 1/√2 */
 #define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
@@ -88,6 +88,12 @@ static inline void nnk__binary_row(float *y, const float *a, long as, const floa
     case NNK_DIV:  for (long i = 0; i < n; i++) y[i] = a[i * as] / b[i * bs]; break;
     case NNK_RSUB: for (long i = 0; i < n; i++) y[i] = b[i * bs] - a[i * as]; break;
     case NNK_RDIV: for (long i = 0; i < n; i++) y[i] = b[i * bs] / a[i * as]; break;
+    case NNK_EQ:   for (long i = 0; i < n; i++) y[i] = a[i * as] == b[i * bs]; break;
+    case NNK_NE:   for (long i = 0; i < n; i++) y[i] = a[i * as] != b[i * bs]; break;
+    case NNK_LT:   for (long i = 0; i < n; i++) y[i] = a[i * as] < b[i * bs]; break;
+    case NNK_LE:   for (long i = 0; i < n; i++) y[i] = a[i * as] <= b[i * bs]; break;
+    case NNK_GT:   for (long i = 0; i < n; i++) y[i] = a[i * as] > b[i * bs]; break;
+    case NNK_GE:   for (long i = 0; i < n; i++) y[i] = a[i * as] >= b[i * bs]; break;
     }
 }
 
@@ -116,6 +122,12 @@ static inline void nnk_scalar(float *y, const float *x, float s, int op, long n)
     case NNK_DIV:  for (long i = 0; i < n; i++) y[i] = x[i] / s; break;
     case NNK_RSUB: for (long i = 0; i < n; i++) y[i] = s - x[i]; break;
     case NNK_RDIV: for (long i = 0; i < n; i++) y[i] = s / x[i]; break;
+    case NNK_EQ:   for (long i = 0; i < n; i++) y[i] = x[i] == s; break;
+    case NNK_NE:   for (long i = 0; i < n; i++) y[i] = x[i] != s; break;
+    case NNK_LT:   for (long i = 0; i < n; i++) y[i] = x[i] < s; break;
+    case NNK_LE:   for (long i = 0; i < n; i++) y[i] = x[i] <= s; break;
+    case NNK_GT:   for (long i = 0; i < n; i++) y[i] = x[i] > s; break;
+    case NNK_GE:   for (long i = 0; i < n; i++) y[i] = x[i] >= s; break;
     }
 }
 

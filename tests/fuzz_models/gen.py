@@ -9,7 +9,10 @@ valid attributes and the edge cases that matter to a compiler: odd and size-1 di
 than the kernel, dilation, groups and depthwise convolutions, asymmetric padding, broadcasting across
 ranks, negative axes, slices with steps and clamped or negative bounds, take, expand, params and views of
 params (a slice or take of a weight), several inputs and outputs, outputs that are inputs, weights or
-repeats, one op reading two views of the same tensor, and chains of elementwise ops (in-place candidates).
+repeats, one op reading two views of the same tensor, and chains of elementwise ops (in-place candidates);
+reductions over axes, roll, where and masked_fill, and attention with an additive or boolean attn_mask.
+Comparisons read only model inputs and params, whose values every build holds bit for bit (a comparison
+of computed values could flip on a rounding).
 
 The generator tracks every shape with nnc's own rules (compiler/shape.c), so every model it makes is one
 nnc must accept: a rejection is a bug of the generator or of nnc, never something to skip. Denominators
@@ -705,6 +708,90 @@ class Gen:
         causal = r.choice(["", "", ", causal=true", ", causal=false"])
         self.add(f"scaled_dot_product_attention({q}, {k}, {v}{causal})", sq[:-2] + (L, Dv), [q, k, v], red=D + S)
 
+    def exact_operand(self, pred=lambda s: True):
+        """A model input or a param: values every build and the reference hold bit for bit, so that a
+        comparison of them (discontinuous) cannot differ by a rounding."""
+        cands = [n for n, sh in self.m.inputs if pred(sh)]
+        if cands and self.r.random() < 0.7:
+            return self.r.choice(cands)
+        shape = self.rand_shape()
+        return self.add(f"param({fmt(list(shape))}) as {self.wname('p')}", shape, [], weights=numel(shape))
+
+    def condition(self, c):
+        """A boolean tensor from an exact operand: c compared with a number, or with itself reversed."""
+        r = self.r
+        op = r.choice([">", "<", ">=", "<=", "==", "!="])
+        thr = r.choice([0, 0.25, -0.5, 1])
+        return f"({c} {op} {thr})" if r.random() < 0.8 else f"({thr} {op} {c})"
+
+    def g_where(self):
+        r = self.r
+        c = self.exact_operand()
+        sc = self.shapes[c]
+        if r.random() < 0.5:   # masked_fill: the mask broadcasts to x
+            x = self.tensor(lambda s: broadcast(s, sc) == tuple(s), lambda: sc)
+            if broadcast(self.shapes[x], sc) != self.shapes[x]:
+                return self.g_unary()
+            self.add(f"masked_fill({x}, {self.condition(c)}, {r.choice([-100.0, 0.0, 2.5])})", self.shapes[x], [x, c])
+            return
+        a = self.tensor(lambda s: broadcast(s, sc) is not None and numel(broadcast(s, sc)) <= MAX_NUMEL, lambda: sc)
+        b_num = r.random() < 0.3
+        out = broadcast(self.shapes[a], sc)
+        if out is None:
+            return self.g_unary()
+        b = "-1.5" if b_num else self.make(out if r.random() < 0.5 else out[-1:])
+        deps = [c, a] + ([] if b_num else [b])
+        self.add(f"where({self.condition(c)}, {a}, {b})", out, deps)
+
+    def g_reduce(self):
+        r = self.r
+        x = self.tensor(lambda s: True, self.rand_shape)
+        s = self.shapes[x]
+        f = r.choice(["sum", "mean", "max", "min"])
+        keep = r.random() < 0.4
+        if r.random() < 0.15:
+            axes = list(range(len(s)))
+            arg = ""
+        else:
+            axes = sorted(r.sample(range(len(s)), r.randint(1, len(s))))
+            texts = [self.axis_text(a, len(s)) for a in axes]
+            arg = f", {texts[0]}" if len(axes) == 1 and r.random() < 0.5 else f", {fmt([int(t) for t in texts])}"
+        shape = tuple(1 if i in axes else d for i, d in enumerate(s)) if keep else tuple(d for i, d in enumerate(s) if i not in axes)
+        if not shape:   # a 0-d result: something must still read it as a tensor of rank >= 1
+            keep, shape = True, tuple(1 for _ in s)
+        self.add(f"{f}({x}{arg}{', keepdim=true' if keep else ''})", shape, [x], red=numel(s) // max(numel(shape), 1))
+
+    def g_roll(self):
+        r = self.r
+        x = self.tensor(lambda s: True, self.rand_shape)
+        s = self.shapes[x]
+        if r.random() < 0.2:
+            self.add(f"roll({x}, {r.randint(-7, 7)})", s, [x])
+            return
+        axes = r.sample(range(len(s)), r.randint(1, len(s)))
+        shifts = [r.randint(-2 * s[a], 2 * s[a]) for a in axes]
+        self.add(f"roll({x}, {fmt(shifts)}, axis={fmt([int(self.axis_text(a, len(s))) for a in axes])})", s, [x])
+
+    def g_sdpa_mask(self):
+        """scaled_dot_product_attention with an additive mask, or a boolean one from an exact operand."""
+        r = self.r
+        q = self.tensor(lambda s: len(s) >= 2 and s[-1] <= 16 and numel(s) <= 512, lambda: self.rand_shape(r.randint(2, 4)))
+        sq = self.shapes[q]
+        L, D = sq[-2], sq[-1]
+        S = r.choice([L, r.randint(1, 7)])
+        k = self.make(sq[:-2] + (S, D))
+        v = self.make(sq[:-2] + (S, D))
+        mshape = r.choice([(L, S), (1, S), (L, 1), tuple(sq[:-2]) + (L, S)])
+        if r.random() < 0.7:
+            m = self.make(mshape)
+            mask, deps = m, [q, k, v, m]
+        else:
+            m = self.exact_operand(lambda s: broadcast(s, tuple(sq[:-2]) + (L, S)) == tuple(sq[:-2]) + (L, S))
+            if broadcast(self.shapes[m], tuple(sq[:-2]) + (L, S)) != tuple(sq[:-2]) + (L, S):
+                return self.g_unary()
+            mask, deps = self.condition(m), [q, k, v, m]
+        self.add(f"scaled_dot_product_attention({q}, {k}, {v}, attn_mask={mask})", sq[:-2] + (L, D), deps, red=D + S)
+
     def g_fusable(self):
         """The patterns -O2 rewrites: a conv2d or linear, then maybe a batch norm (folded into its weights),
         an activation, a residual addition of its own input and another activation (fused epilogue)."""
@@ -781,7 +868,8 @@ class Gen:
     OPS = [("g_unary", 10), ("g_binary", 12), ("g_self_view", 5), ("g_two_views", 4), ("g_scalar", 6), ("g_softmax", 4),
            ("g_linear", 8), ("g_conv", 10), ("g_norm", 5), ("g_attention", 4), ("g_pool", 6), ("g_pad", 3), ("g_reshape", 5),
            ("g_transpose", 4), ("g_concat", 4), ("g_slice", 5), ("g_take", 3), ("g_expand", 3), ("g_matmul", 6), ("g_sdpa", 3),
-           ("g_param_view", 3), ("g_fusable", 6), ("g_attention_by_hand", 3)]
+           ("g_param_view", 3), ("g_fusable", 6), ("g_attention_by_hand", 3), ("g_where", 3), ("g_reduce", 4), ("g_roll", 2),
+           ("g_sdpa_mask", 2)]
 
     def run(self):
         r = self.r

@@ -425,7 +425,7 @@ def batch(args, cfg):
     builtins = {"conv2d", "linear", "batchnorm", "layernorm", "multihead_attention", "cross_attention", "relu", "gelu",
                 "sigmoid", "tanh", "silu", "softmax", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "pad",
                 "dropout", "flatten", "reshape", "transpose", "concat", "slice", "take", "expand", "matmul",
-                "scaled_dot_product_attention", "param"}
+                "scaled_dot_product_attention", "param", "where", "masked_fill", "roll", "sum", "mean", "max", "min"}
     missing = sorted(builtins - covered)
     print(f"# {args.count} models ({sum(r['stmts'] for r in results)} statements) in {time.time() - start:.1f} s; "
           f"{len(builtins) - len(missing)} of {len(builtins)} builtins used" + (f" (not: {', '.join(missing)})" if missing else "")

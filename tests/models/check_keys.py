@@ -49,15 +49,35 @@ MODELS = {
     "convnext_tiny.net": "convnext_tiny",
     "resnext50_32x4d.net": "resnext50_32x4d",
     "wide_resnet50_2.net": "wide_resnet50_2",
+    "swin_t.net": "swin_t",
+    "swin_v2_t.net": "swin_v2_t",
+    "maxvit_t.net": "maxvit_t",
 }
+
+# Other builders of a family, reached with -D: (models/FILE.net, [NAME=VALUE...], builder). RegNet's
+# widths are computed by the .net file from the builder's BlockParams.from_init_params arguments.
+VARIANTS = [
+    ("regnet_x_400mf.net", ["depth=16", "w_0=56", "w_a=35.73", "w_m=2.28", "group_width=16"], "regnet_x_800mf"),
+    ("regnet_x_400mf.net", ["depth=18", "w_0=80", "w_a=34.01", "w_m=2.25", "group_width=24"], "regnet_x_1_6gf"),
+    ("regnet_x_400mf.net", ["depth=25", "w_0=88", "w_a=26.31", "w_m=2.25", "group_width=48"], "regnet_x_3_2gf"),
+    ("regnet_x_400mf.net", ["depth=23", "w_0=80", "w_a=49.56", "w_m=2.88", "group_width=120"], "regnet_x_8gf"),
+    ("regnet_y_400mf.net", ["depth=14", "w_0=56", "w_a=38.84", "w_m=2.4", "group_width=16"], "regnet_y_800mf"),
+    ("regnet_y_400mf.net", ["depth=27", "w_0=48", "w_a=20.71", "w_m=2.65", "group_width=24"], "regnet_y_1_6gf"),
+    ("regnet_y_400mf.net", ["depth=21", "w_0=80", "w_a=42.63", "w_m=2.66", "group_width=24"], "regnet_y_3_2gf"),
+    ("regnet_y_400mf.net", ["depth=17", "w_0=192", "w_a=76.82", "w_m=2.19", "group_width=56"], "regnet_y_8gf"),
+    ("swin_t.net", ['variant="s"'], "swin_s"),
+    ("swin_t.net", ['variant="b"'], "swin_b"),
+    ("swin_v2_t.net", ['variant="s"'], "swin_v2_s"),
+    ("swin_v2_t.net", ['variant="b"'], "swin_v2_b"),
+]
 
 LINE = re.compile(r"^(\S+) \[((?:-?\d+(?:, -?\d+)*)?)\]$")
 SHOW = 5  # keys listed per kind of problem
 
 
-def nnc_keys(nnc, path):
+def nnc_keys(nnc, path, defines=()):
     """[(key, shape)] printed by nnc, or raise RuntimeError with its message."""
-    r = subprocess.run([nnc, path, "--emit", "weights"], capture_output=True, text=True)
+    r = subprocess.run([nnc, path, "--emit", "weights"] + [a for d in defines for a in ("-D", d)], capture_output=True, text=True)
     if r.returncode != 0:
         msg = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()
         raise RuntimeError(f"nnc exited {r.returncode}: " + " | ".join(msg[:4]))
@@ -126,6 +146,20 @@ def main(argv=None):
         else:
             passed += 1
             print(f"ok - {name} keys")
+        sys.stdout.flush()
+    for fname, defines, builder in VARIANTS:
+        if args.models and builder not in args.models and fname[:-4] not in args.models:
+            continue
+        try:
+            problems = compare(nnc_keys(args.nnc, os.path.join(ROOT, "models", fname), defines), torch_keys(builder))
+        except (RuntimeError, OSError) as e:
+            problems = [str(e)]
+        if problems:
+            failed += 1
+            print(f"FAIL - {builder} keys ({fname} -D {' -D '.join(defines)}): " + "; ".join(problems))
+        else:
+            passed += 1
+            print(f"ok - {builder} keys ({fname} -D {' -D '.join(defines)})")
         sys.stdout.flush()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

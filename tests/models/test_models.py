@@ -119,6 +119,13 @@ MODELS = {
     "convnext_tiny": lambda: export_torchvision.build_model("convnext_tiny", SEED),
     "resnext50_32x4d": lambda: export_torchvision.build_model("resnext50_32x4d", SEED, calib_size=64),
     "wide_resnet50_2": lambda: export_torchvision.build_model("wide_resnet50_2", SEED, calib_size=64),
+    "swin_t": lambda: export_torchvision.build_model("swin_t", SEED),
+    "swin_v2_t": lambda: export_torchvision.build_model("swin_v2_t", SEED),
+    "maxvit_t": lambda: export_torchvision.build_model("maxvit_t", SEED),
+    # maxvit_t's network with partitions of 2, for a 64x64 image
+    "maxvit_t_p2": lambda: export_torchvision.build_model("MaxVit", SEED, {
+        "input_size": [64, 64], "stem_channels": 64, "partition_size": 2, "block_channels": [64, 128, 256, 512],
+        "block_layers": [2, 2, 5, 2], "head_dim": 32, "stochastic_depth_prob": 0.2}, calib_size=64),
 }
 
 
@@ -258,6 +265,16 @@ CASES = [
     Case("resnext50_32x4d@64x2", "models/resnext50_32x4d.net", "resnext50_32x4d", [[2, 3, 64, 64]],
          defines=["batch=2", "size=64"]),
     Case("wide_resnet50_2@64", "models/wide_resnet50_2.net", "wide_resnet50_2", [[1, 3, 64, 64]], defines=["size=64"]),
+    # 32x32: a first stage of 8x8 padded to 2x2 shifted windows (the mask), later ones one padded window
+    Case("swin_t@32", "models/swin_t.net", "swin_t", [[1, 3, 32, 32]], defines=["size=32"]),
+    Case("swin_t@32x2", "models/swin_t.net", "swin_t", [[2, 3, 32, 32]], defines=["batch=2", "size=32"]),
+    # 64x64: a first stage of 16x16 in 2x2 shifted windows of 8, the second one window
+    Case("swin_v2_t@64", "models/swin_v2_t.net", "swin_v2_t", [[1, 3, 64, 64]], defines=["size=64"]),
+    Case("swin_v2_t@64x2", "models/swin_v2_t.net", "swin_v2_t", [[2, 3, 64, 64]], defines=["batch=2", "size=64"]),
+    Case("maxvit_t@224", "models/maxvit_t.net", "maxvit_t", [[1, 3, 224, 224]]),
+    Case("maxvit_t@64p2", "models/maxvit_t.net", "maxvit_t_p2", [[1, 3, 64, 64]], defines=["size=64", "partition=2"]),
+    Case("maxvit_t@64p2x2", "models/maxvit_t.net", "maxvit_t_p2", [[2, 3, 64, 64]],
+         defines=["batch=2", "size=64", "partition=2"]),
 ]
 
 

@@ -29,7 +29,9 @@ NNC = os.path.join(ROOT, "build", "nnc")
 CC = os.environ.get("CC") or ("clang" if shutil.which("clang") else "cc")
 SMALL = {"size": 32, "seq": 16, "tgt_len": 8, "mem_len": 12}   # overrides, where the model has such a let
 # models whose smallest input is larger than SMALL's (their pooling and strides need it)
-SMALLEST_SIZE = {"alexnet": 63, "inception_v3": 75}
+SMALLEST_SIZE = {"alexnet": 63, "inception_v3": 75, "maxvit_t": 64}
+# other overrides: MaxViT's partitions must divide every block's map
+EXTRA = {"maxvit_t": {"partition": 2}}
 TOLERANCE = 1e-5
 ENV = dict(os.environ, NNC_VERIFY="1")
 
@@ -50,11 +52,15 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
 
 
-def random_weights(keys, path, seed):
-    """Weights scaled like a trained network's: fan-in scaled kernels, batch-norm variances near 1."""
+def random_weights(keys, path, seed, index_limits=None):
+    """Weights scaled like a trained network's: fan-in scaled kernels, batch-norm variances near 1; index
+    tensors (index_limits: key -> the range nnc checks) random integers in range."""
     rng = np.random.default_rng(seed)
     tensors = {}
     for key, shape in keys:
+        if key in (index_limits or {}):
+            tensors[key] = rng.integers(0, index_limits[key], shape, dtype=np.int64)
+            continue
         if key.endswith("running_var"):
             a = rng.uniform(0.5, 1.5, shape)
         elif key.endswith(("running_mean", "bias")) or len(shape) == 1:
@@ -75,6 +81,12 @@ def weight_keys(net, defines):
         key, shape = line.split(" ", 1)
         keys.append((key, [int(d) for d in shape.strip("[]").split(",")]))
     return keys
+
+
+def index_limits(net, defines):
+    """key -> limit of each index weight, from `--emit ir` (`weight @KEY index[...]  # values below N`)."""
+    r = run([NNC, net, "--emit", "ir"] + defines)
+    return {k: int(n) for k, n in re.findall(r"^weight @(\S+) index\[.*# values below (\d+)$", r.stdout, re.M)}
 
 
 def build(net, defines, opt, out_dir):
@@ -104,7 +116,7 @@ def outputs_of(exe, weights, n_out, out_dir, tag):
 def check_model(net, tmp):
     name = os.path.splitext(os.path.basename(net))[0]
     lets = set(re.findall(r"^let\s+(\w+)", open(net).read(), re.M))
-    small = dict(SMALL, size=SMALLEST_SIZE.get(name, SMALL["size"]))
+    small = dict(SMALL, size=SMALLEST_SIZE.get(name, SMALL["size"]), **EXTRA.get(name, {}))
     defines = [f"-D{k}={v}" for k, v in small.items() if k in lets]
 
     r = run([NNC, net, "--stats"])
@@ -119,7 +131,7 @@ def check_model(net, tmp):
     try:
         keys = weight_keys(net, defines)
         weights = os.path.join(out_dir, "w.safetensors")
-        random_weights(keys, weights, seed=len(name))
+        random_weights(keys, weights, seed=len(name), index_limits=index_limits(net, defines))
         n_out = run([NNC, net, "--emit", "ir"] + defines).stdout.count("\noutput ")
         ref = outputs_of(build(net, defines, "-O0", out_dir), weights, n_out, out_dir, "O0")
         got = outputs_of(build(net, defines, "-O2", out_dir), weights, n_out, out_dir, "O2")

@@ -101,10 +101,17 @@ class Weights:
         self._record(name, t)
         return t.double()
 
+    def index(self, name, shape, limit, dtype=torch.int64):
+        """A `buffer(shape, dtype="i64") as name`: random indices in [0, limit), recorded as int64 (or int32)."""
+        t = torch.randint(0, limit, shape, generator=self.gen, dtype=torch.int64)
+        self._record(name, t.to(dtype))
+        return t
+
     def _record(self, key, value):
         if key in self.tensors:
             raise ValueError(f"weight key {key} recorded twice")
-        self.tensors[key] = value.detach().float().numpy().copy()
+        value = value.detach()
+        self.tensors[key] = (value if value.dtype in (torch.int64, torch.int32) else value.float()).numpy().copy()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -993,6 +1000,18 @@ case("fuse_attention/probs_also_output", dict(q=(2, 4, 4), k=(2, 4, 4), v=(2, 4,
 case("fuse_attention/scores_reused", dict(q=(2, 4, 4), k=(2, 4, 4), v=(2, 4, 4)),
      "s = q @ transpose(k, [0, 2, 1])\nreturn softmax(s * 0.5) @ v + s",
      lambda W, q, k, v: (lambda s: torch.softmax(s * 0.5, -1) @ v + s)(q @ k.transpose(1, 2)))
+case("fuse_attention/bias_added", dict(q=(2, 3, 5, 4), k=(2, 3, 6, 4), v=(2, 3, 6, 4), b=(3, 5, 6)),
+     "return softmax(q @ transpose(k, [0, 1, 3, 2]) * 0.5 + b) @ v",
+     lambda W, q, k, v, b: torch.softmax(q @ k.transpose(-1, -2) * 0.5 + b, -1) @ v)
+case("fuse_attention/swin_style_q_scaled_bias_first", dict(q=(4, 2, 7, 16), k=(4, 2, 7, 16), v=(4, 2, 7, 16), b=(1, 2, 7, 7)),
+     "return softmax(b + (q * 0.25) @ transpose(k, [0, 1, 3, 2]), axis=-1) @ v",
+     lambda W, q, k, v, b: torch.softmax(b + (q * 0.25) @ k.transpose(-1, -2), -1) @ v)
+case("fuse_attention/bias_widens_scores", dict(q=(1, 5, 4), k=(1, 6, 4), v=(1, 6, 4), b=(3, 5, 6)),
+     "return softmax(q @ transpose(k, [0, 2, 1]) * 0.5 + b) @ v",
+     lambda W, q, k, v, b: torch.softmax(q @ k.transpose(-1, -2) * 0.5 + b, -1) @ v)
+case("fuse_attention/wrong_scale_with_bias", dict(q=(2, 5, 4), k=(2, 6, 4), v=(2, 6, 4), b=(5, 6)),
+     "return softmax((q * 0.3) @ transpose(k, [0, 2, 1]) + b) @ v",
+     lambda W, q, k, v, b: torch.softmax((q * 0.3) @ k.transpose(-1, -2) + b, -1) @ v)
 case("fuse_attention/self_attention_same_tensor", dict(x=(2, 5, 4)),
      "return softmax(x @ transpose(x, [0, 2, 1]) * 0.5) @ x", lambda W, x: ref_sdpa(x, x, x))
 
@@ -1037,6 +1056,129 @@ case("view/output_and_its_view", dict(x=(3, 4)), "y = relu(x)\nreturn y, slice(y
      lambda W, x: (torch.relu(x), torch.relu(x)[0:2]))
 case("view/flatten_of_output", dict(x=(2, 2, 3)), "y = x * 2.0\nreturn y, flatten(y)",
      lambda W, x: (x * 2.0, torch.flatten(x * 2.0, 1)))
+
+
+# ---- integer index tensors: buffer(..., dtype="i64"), index_select, take by a tensor ----
+case("index_select/axis0_i64", dict(x=(7, 5)), 'i = buffer([9], dtype="i64") as idx\nreturn index_select(x, 0, i)',
+     lambda W, x: torch.index_select(x, 0, W.index("idx", (9,), 7)))
+case("index_select/axis1_i32_negative_axis", dict(x=(2, 6, 3)), 'i = buffer([4], dtype="i32") as idx\nreturn index_select(x, -2, i) * 2.0',
+     lambda W, x: torch.index_select(x, 1, W.index("idx", (4,), 6, torch.int32)) * 2.0)
+case("index_select/param_table", dict(x=(2, 3, 4, 4)), """
+table = param([13, 3]) as table
+i = buffer([4, 4], dtype="i64") as index
+return x + transpose(take(table, 0, i), [2, 0, 1])""",
+     lambda W, x: x + W.param("table", (13, 3))[W.index("index", (4, 4), 13)].permute(2, 0, 1))
+case("take/tensor_index_last_axis", dict(x=(2, 3, 5)), 'i = buffer([2, 3], dtype="i64") as idx\nreturn take(relu(x), 2, i)',
+     lambda W, x: torch.relu(x)[:, :, W.index("idx", (2, 3), 5)])
+case("index_select/activation_by_weights", dict(x=(1, 4, 8)), """
+t = linear(x, 6) as fc
+i = buffer([10], dtype="i64") as idx
+return index_select(t, 2, i)""", lambda W, x: W.mod("fc", nn.Linear(8, 6))(x)[:, :, W.index("idx", (10,), 6)])
+case("buffer/f32", dict(x=(2, 4)), "return x + buffer([4]) as table", lambda W, x: x + W.param("table", (4,)))
+
+# ---- attn_mask ----
+def ref_sdpa_mask(q, k, v, mask, causal=False):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask.dtype == torch.bool:
+        s = s.masked_fill(~mask, float("-inf"))
+    else:
+        s = s + mask
+    if causal:
+        s = s.masked_fill(causal_mask(q.shape[-2], k.shape[-2]), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+case("attn_mask/sdpa_additive", dict(q=(2, 3, 5, 4), k=(2, 3, 6, 4), v=(2, 3, 6, 3), m=(5, 6)),
+     "return scaled_dot_product_attention(q, k, v, attn_mask=m)", lambda W, q, k, v, m: ref_sdpa_mask(q, k, v, m))
+case("attn_mask/sdpa_additive_batch_broadcast", dict(q=(2, 3, 5, 4), k=(2, 3, 6, 4), v=(2, 3, 6, 4), m=(2, 1, 5, 6)),
+     "return scaled_dot_product_attention(q, k, v, attn_mask=m * 3.0)", lambda W, q, k, v, m: ref_sdpa_mask(q, k, v, m * 3.0))
+case("attn_mask/sdpa_bool_keep", dict(q=(2, 5, 4), k=(2, 6, 4), v=(2, 6, 4), m=(2, 5, 6)),
+     "return scaled_dot_product_attention(q, k, v, attn_mask=m > -0.5)",
+     lambda W, q, k, v, m: ref_sdpa_mask(q, k, v, m > -0.5),
+     gen={"m": "int"})
+case("attn_mask/sdpa_mask_column", dict(q=(3, 5, 4), k=(3, 7, 4), v=(3, 7, 2), m=(7,)),
+     "return scaled_dot_product_attention(q, k, v, causal=true, attn_mask=m)", lambda W, q, k, v, m: ref_sdpa_mask(q, k, v, m, True))
+case("attn_mask/mha_additive_2d", dict(x=(2, 5, 8), m=(5, 5)),
+     "return multihead_attention(x, 2, attn_mask=m) as attn",
+     lambda W, x, m: W.mod("attn", nn.MultiheadAttention(8, 2, batch_first=True))(x, x, x, need_weights=False, attn_mask=m)[0])
+case("attn_mask/mha_bool_3d", dict(x=(2, 5, 8), m=(4, 5, 5)),
+     "return multihead_attention(x, 2, attn_mask=m > 0.5) as attn",
+     lambda W, x, m: W.mod("attn", nn.MultiheadAttention(8, 2, batch_first=True))(
+         x, x, x, need_weights=False, attn_mask=m > 0.5)[0])
+case("attn_mask/cross_attention_additive", dict(x=(2, 3, 8), mem=(2, 6, 8), m=(3, 6)),
+     "return cross_attention(x, mem, 4, attn_mask=m) as attn",
+     lambda W, x, mem, m: W.mod("attn", nn.MultiheadAttention(8, 4, batch_first=True))(x, mem, mem, need_weights=False,
+                                                                                       attn_mask=m)[0])
+
+# ---- roll ----
+case("roll/two_axes", dict(x=(2, 5, 6, 3)), "return roll(x, [-2, 3], axis=[1, 2])", lambda W, x: torch.roll(x, (-2, 3), (1, 2)))
+case("roll/one_axis_large_shift", dict(x=(4, 5)), "return roll(relu(x), 12, axis=-1)", lambda W, x: torch.roll(torch.relu(x), 12, -1))
+case("roll/flattened", dict(x=(3, 4)), "return roll(x, -5)", lambda W, x: torch.roll(x, -5))
+case("roll/whole_turn", dict(x=(3, 4)), "return roll(x, 3, axis=0)", lambda W, x: torch.roll(x, 3, 0))
+
+# ---- constant tensors, comparisons, where, masked_fill ----
+case("const/full_zeros_ones", dict(x=(2, 3)), "return x + full([2, 3], 2.5) - ones([3]) * 4.0 + zeros([2, 1])",
+     lambda W, x: x + torch.full((2, 3), 2.5) - torch.ones(3) * 4.0 + torch.zeros(2, 1))
+case("const/arange", dict(x=(2, 5)), "return x * arange(5) + arange(1, 2, 0.2) - arange(10, 0, -2)",
+     lambda W, x: x * torch.arange(5) + torch.arange(1, 2, 0.2) - torch.arange(10, 0, -2))
+case("compare/tensor_ops", dict(a=(2, 3, 4), b=(3, 1)),
+     "return a == b, a != b, a < b, a <= b, a > b, a >= b",
+     lambda W, a, b: tuple(t.double() for t in (a == b, a != b, a < b, a <= b, a > b, a >= b)), gen={"a": "int", "b": "int"})
+case("compare/scalar_both_sides", dict(x=(3, 4)), "return x > 0.25, 0.25 > x, x == 0.0, 1.0 <= x, x != 1",
+     lambda W, x: tuple(t.double() for t in (x > 0.25, 0.25 > x, x == 0.0, 1.0 <= x, x != 1)))
+case("where/tensors_and_numbers", dict(c=(2, 1, 4), a=(3, 4), b=(2, 3, 1)),
+     "return where(c > 0.0, a, b), where(c > 0.0, 1.5, b), where(c < 0.0, a, -2), where(c > 0.0, 3, 4)",
+     lambda W, c, a, b: (torch.where(c > 0, a, b), torch.where(c > 0, torch.tensor(1.5, dtype=torch.float64), b),
+                         torch.where(c < 0, a, torch.tensor(-2.0, dtype=torch.float64)),
+                         torch.where(c > 0, torch.tensor(3.0, dtype=torch.float64), torch.tensor(4.0, dtype=torch.float64)).expand(2, 1, 4)))
+case("masked_fill/swin_style", dict(x=(3, 4)), """
+d = reshape(x, [3, 1, 4]) - reshape(x, [3, 4, 1])
+return masked_fill(masked_fill(d, d != 0.0, -100.0), d == 0.0, 0.0)""",
+     lambda W, x: (lambda d: d.masked_fill(d != 0, -100.0).masked_fill(d == 0, 0.0))(x.unsqueeze(1) - x.unsqueeze(2)),
+     gen={"x": "int"})
+case("masked_fill/compile_time_mask", dict(x=(4, 4)), """
+m = arange(4) > reshape(arange(4), [4, 1])
+return masked_fill(x, m, -1.0e9) + where(m, 0.0, 1.0)""",
+     lambda W, x: (lambda m: x.masked_fill(m, -1.0e9) + torch.where(m, 0.0, 1.0))(torch.arange(4) > torch.arange(4).reshape(4, 1)))
+
+def swin_shift_mask(H, W, w, s):
+    """torchvision 0.14's shifted_window_attention mask, as it builds it."""
+    attn_mask = torch.zeros((H, W), dtype=torch.float64)
+    slices = ((0, -w), (-w, -s), (-s, None))
+    count = 0
+    for h in slices:
+        for ww in slices:
+            attn_mask[h[0]:h[1], ww[0]:ww[1]] = count
+            count += 1
+    attn_mask = attn_mask.view(H // w, w, W // w, w).permute(0, 2, 1, 3).reshape(H * W // (w * w), w * w)
+    attn_mask = attn_mask.unsqueeze(1) - attn_mask.unsqueeze(2)
+    return attn_mask.masked_fill(attn_mask != 0, float(-100.0)).masked_fill(attn_mask == 0, float(0.0))
+
+
+case("masked_fill/swin_shift_mask", dict(x=(4, 16, 16)), """
+m = shift_mask(8, 8, 4, 2)
+return x + m""", lambda W, x: x + swin_shift_mask(8, 8, 4, 2), lets="""
+block window_ids(n: int, w: int, s: int) {
+    return concat([zeros([n - w]), ones([w - s]), full([s], 2.0)])
+}
+
+block shift_mask(H: int, W: int, w: int, s: int) {
+    ids = reshape(window_ids(H, w, s), [H, 1]) * 3.0 + reshape(window_ids(W, w, s), [1, W])
+    ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w])
+    d = reshape(ids, [-1, 1, w * w]) - reshape(ids, [-1, w * w, 1])
+    return masked_fill(d, d != 0.0, -100.0)
+}""")
+
+# ---- reductions, normalize ----
+case("reduce/sum_mean_max_min", dict(x=(2, 3, 4, 5)),
+     "return sum(x, 1), mean(x, [2, 3], keepdim=true), max(x, -1), min(x, [0, 2])",
+     lambda W, x: (x.sum(1), x.mean((2, 3), keepdim=True), x.amax(-1), x.amin((0, 2))))
+case("reduce/all_axes", dict(x=(3, 4)), "return sum(x), max(x, keepdim=true), mean(x)",
+     lambda W, x: (x.sum(), x.amax(dim=(0, 1), keepdim=True), x.mean()))
+case("reduce/number_min_max_still_compile_time", dict(x=(2, 4)), "return x * max(2, 3) + min([1.5, 0.5])",
+     lambda W, x: x * 3 + 0.5)
+case("normalize/default_and_p1", dict(x=(2, 3, 4)), "return normalize(x), normalize(x, p=1.0, axis=-1), normalize(x * 0.0, axis=2)",
+     lambda W, x: (F.normalize(x), F.normalize(x, p=1.0, dim=-1), F.normalize(x * 0.0, dim=2)))
 
 # ---- whole small networks: memory planning over many live tensors ----
 case("net/mini_resnet", dict(x=(2, 3, 16, 16)), """
@@ -1155,6 +1297,8 @@ def make_input(kind, shape, gen):
         return (torch.randn(shape, generator=gen) * 3.0).numpy()
     if kind == "big":        # saturation tails, overflow of naive exp
         return (torch.rand(shape, generator=gen) * 200.0 - 100.0).numpy()
+    if kind == "int":        # small whole numbers: comparisons that are equal somewhere
+        return torch.randint(-2, 3, shape, generator=gen).float().numpy()
     return torch.randn(shape, generator=gen).numpy()
 
 

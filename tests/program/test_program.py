@@ -17,6 +17,8 @@ Covered:
   - the compiler's outputs: `-o PROG` (clang and CC=gcc), the C under gcc and clang with
     -std=c11 -Wall -Wextra -Werror (and -pedantic), --embed-weights, the header's macros,
     --cflags/--libs/--version/--help, nnc usage errors;
+  - index tensors: I64 and I32 indices loaded; one out of range (or a float file) refused on load by the
+    program, --reference and --embed-weights;
   - the header API, used from a small C program: new, load (missing file), load_memory, run twice,
     two instances, a failed load leaves the weights intact, warnings, free(NULL).
 
@@ -977,6 +979,64 @@ def body(tmp):
             r = run([exe] + ([] if embedded else [W]) + [raw_in, o])
             report(f"tiny_cnn_init: no allocation, the output equals PyTorch's ({what})",
                    brief(r) if r.returncode != 0 else compare(o, exp, raw_shape=exp.shape))
+
+
+    indices(T)
+
+
+def indices(T):
+    """Index tensors (buffer(..., dtype="i64")): I64 and I32 files give numpy's take; an index out of range,
+    or floats where indices are wanted, is refused when the weights are loaded (by the program, by nnc with
+    --embed-weights, by --reference), naming the key, and writes no output."""
+    net = T("gather.net")
+    with open(net, "w") as f:
+        f.write("model gather(x: f32[2, 5, 3]) {\n"
+                "    table = param([7, 3]) as table\n"
+                "    i = buffer([2, 4], dtype=\"i64\") as index\n"
+                "    return take(x, 1, i) + reshape(take(table, 0, i), [1, 2, 4, 3])\n"
+                "}\n")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    table = rng.standard_normal((7, 3)).astype(np.float32)
+    idx = np.array([[0, 4, 4, 1], [2, 3, 0, 4]], dtype=np.int64)
+    want = np.take(x, idx, axis=1) + np.take(table, idx, axis=0)[None]
+    np.save(T("gather_x.npy"), x)
+    files = {"i64": (idx, None), "i32": (idx.astype(np.int32), None), "high": (np.where(idx == 4, 5, idx), "index 5"),
+             "negative": (np.where(idx == 3, -1, idx), "index -1"), "f32": (idx.astype(np.float32), "I64 or I32")}
+    for name, (values, _) in files.items():
+        st.save_file({"table": table, "index": values}, T(f"gather_{name}.safetensors"))
+    exe = T("gather")
+    r = run([NNC, net, "-o", exe])
+    report("index tensors: the program builds", None if r.returncode == 0 else brief(r))
+    if r.returncode != 0:
+        return
+    for name, (values, error) in files.items():
+        o = T(f"gather_{name}_out.npy")
+        r = run([exe, "--weights", T(f"gather_{name}.safetensors"), "--input", T("gather_x.npy"), "--output", o])
+        if error is None:
+            report(f"index tensors: {name} indices give numpy's take",
+                   brief(r) if r.returncode != 0 else compare(o, want))
+        else:
+            bad = r.returncode != 1 or "'index'" not in r.stderr or error not in r.stderr or os.path.exists(o)
+            report(f"index tensors: {name} indices refused on load, naming the key", brief(r) if bad else None)
+        ro = T(f"gather_{name}_ref.npy")
+        r = run([NNC, net, "--reference", "--weights", T(f"gather_{name}.safetensors"), "--input", T("gather_x.npy"), "--output", ro])
+        if error is None:
+            report(f"index tensors: --reference with {name} indices", brief(r) if r.returncode != 0 else compare(ro, want))
+        else:
+            bad = r.returncode != 1 or "'index'" not in r.stderr or error not in r.stderr
+            report(f"index tensors: --reference refuses {name} indices", brief(r) if bad else None)
+    emb = T("gather_embedded")
+    r = run([NNC, net, "--weights", T("gather_i64.safetensors"), "--embed-weights", "-o", emb])
+    if r.returncode == 0:
+        o = T("gather_embedded_out.npy")
+        r = run([emb, "--input", T("gather_x.npy"), "--output", o])
+        report("index tensors: embedded indices give numpy's take", brief(r) if r.returncode != 0 else compare(o, want))
+    else:
+        report("index tensors: embedded indices give numpy's take", brief(r))
+    r = run([NNC, net, "--weights", T("gather_high.safetensors"), "--embed-weights", "-o", T("gather_embedded_bad")])
+    bad = r.returncode != 1 or "'index'" not in r.stderr or "index 5" not in r.stderr
+    report("index tensors: --embed-weights refuses indices out of range", brief(r) if bad else None)
 
 
 if __name__ == "__main__":

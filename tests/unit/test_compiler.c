@@ -1430,7 +1430,15 @@ static void test_shapes_elementwise(void) {
           "scalar: an int expression broadcasts", "%s", oneline(last_err));
     shape_err("scalar: x + true", X, "x + true", "cannot apply");
     shape_err("scalar: x ** 2 is not a tensor operator", X, "x ** 2", "not defined on tensors");
-    shape_err("scalar: x < x is not a tensor operator", X, "relu(x < x)", "not defined on tensors");
+    g = shape_ok("compare: x < x is a boolean tensor", X, "relu(x < x)", "[2, 3, 4]", NULL);
+    if (g)
+        check(VEC_AT(out_op(g)->in, 0, Tensor *)->dtype == DT_BOOL && VEC_AT(out_op(g)->in, 0, Tensor *)->producer->kind == OPK_LT,
+              "compare: a lt op giving booleans", "kind %d", VEC_AT(out_op(g)->in, 0, Tensor *)->producer->kind);
+    g = shape_ok("compare: 0.5 < x is x > 0.5", X, "0.5 < x", "[2, 3, 4]", NULL);
+    if (g)
+        check(out_op(g)->kind == OPK_SCALAR && out_op(g)->a.binop == OP_GT && !out_op(g)->a.scalar_first && out_op(g)->out->dtype == DT_BOOL,
+              "compare: a scalar comparison mirrored", "op %d first %d", out_op(g)->a.binop, out_op(g)->a.scalar_first);
+    shape_err("compare: x % 2 is not a tensor operator", X, "x % 2", "not defined on tensors");
     g = shape_ok("neg: -x", X, "-x", "[2, 3, 4]", NULL);
     if (g)
         check(out_op(g)->kind == OPK_NEG, "neg: unary minus is a neg op", "kind %d", out_op(g)->kind);
@@ -1615,6 +1623,61 @@ static void test_shapes_matmul(void) {
     shape_err("sdpa: k of another depth", "q: f32[2, 10, 8], k: f32[2, 12, 4], v: f32[2, 12, 8]", "scaled_dot_product_attention(q, k, v)",
               "expects q");
     shape_err("sdpa: ranks differ", "q: f32[2, 10, 8], k: f32[12, 8]", "scaled_dot_product_attention(q, k, k)", "same rank");
+    g = shape_ok("sdpa: an additive attn_mask [L, S]", "q: f32[2, 4, 10, 8], m: f32[10, 10]", "scaled_dot_product_attention(q, q, q, attn_mask=m)",
+                 "[2, 4, 10, 8]", NULL);
+    if (g)
+        check(out_op(g)->a.mask == MASK_ADD && out_op(g)->in.len == 4, "sdpa: the mask is its last input", "mask %d", out_op(g)->a.mask);
+    g = shape_ok("sdpa: a boolean attn_mask keeps", "q: f32[2, 10, 8], m: f32[10, 1]", "scaled_dot_product_attention(q, q, q, attn_mask=m > 0)",
+                 "[2, 10, 8]", NULL);
+    if (g)
+        check(out_op(g)->a.mask == MASK_KEEP, "sdpa: keep where true", "mask %d", out_op(g)->a.mask);
+    shape_err("sdpa: a mask that does not broadcast", "q: f32[2, 10, 8], m: f32[3, 10, 10]", "scaled_dot_product_attention(q, q, q, attn_mask=m)",
+              "must broadcast to the attention scores [2, 10, 10]");
+    g = shape_ok("mha: a boolean attn_mask masks", "x: f32[2, 5, 8], m: f32[4, 5, 5]", "multihead_attention(x, 2, attn_mask=m > 0) as a",
+                 "[2, 5, 8]", NULL);
+    if (g)
+        check(out_op(g)->a.mask == MASK_DROP && out_op(g)->in.len == 6, "mha: masked where true", "mask %d", out_op(g)->a.mask);
+    shape_err("mha: a mask of the wrong shape", "x: f32[2, 5, 8], m: f32[5, 4]", "multihead_attention(x, 2, attn_mask=m) as a",
+              "[L, S] = [5, 5] or [N * heads, L, S] = [4, 5, 5]");
+}
+
+/* Index tensors, constant tensors, where, roll, reductions and normalize. */
+static void test_shapes_tensors(void) {
+    const char *T = "x: f32[7, 5]";
+    Graph *g = shape_ok("index_select: [7, 5] by [9]", T, "index_select(x, 0, buffer([9], dtype=\"i64\") as i)", "[9, 5]", NULL);
+    if (g) {
+        Tensor *i = VEC_AT(out_op(g)->in, 1, Tensor *);
+        check(i->dtype == DT_INDEX && i->index_limit == 7 && i->kind == TK_WEIGHT, "index_select: the index's limit is the axis",
+              "dtype %d limit %lld", i->dtype, (long long)i->index_limit);
+    }
+    shape_ok("take: by an index tensor of rank 2", T, "take(x, 1, buffer([2, 3], dtype=\"i32\") as i)", "[7, 2, 3]", NULL);
+    shape_err("index_select: a rank-2 index", T, "index_select(x, 0, buffer([2, 3], dtype=\"i64\") as i)", "one-dimensional");
+    shape_err("index_select: a float index", T, "index_select(x, 0, x)", "must be an index tensor");
+    shape_err("index: arithmetic on indices", T, "x + (buffer([5], dtype=\"i64\") as i)", "not defined on index tensors");
+    shape_err("index: relu of indices", T, "relu(buffer([5], dtype=\"i64\") as i)", "must be a float tensor");
+    shape_err("buffer: an unknown dtype", T, "x + (buffer([5], dtype=\"u8\") as i)", "dtype must be");
+    shape_err("buffer: without as", T, "x + buffer([5])", "must be named with 'as'");
+    shape_ok("full: [2, 3]", T, "full([2, 3], 1.5)", "[2, 3]", NULL);
+    shape_ok("zeros, ones", T, "zeros([4]) + ones([3, 1])", "[3, 4]", NULL);
+    shape_err("full: an empty shape", T, "full([], 1.0)", "at least one dimension");
+    shape_ok("arange: end", T, "arange(5)", "[5]", NULL);
+    shape_ok("arange: start, end, step", T, "arange(1, 2, 0.3)", "[4]", NULL);
+    shape_err("arange: step 0", T, "arange(0, 3, 0)", "step non-zero");
+    shape_err("arange: empty", T, "arange(3, 1)", "elements");
+    shape_ok("where: broadcast", "c: f32[2, 1, 5], a: f32[3, 5]", "where(c > 0, a, 1.0)", "[2, 3, 5]", NULL);
+    shape_err("where: shapes", "c: f32[2, 5], a: f32[3, 5]", "where(c > 0, a, 1.0)", "cannot broadcast");
+    shape_ok("masked_fill", T, "masked_fill(x, x > 0, -100.0)", "[7, 5]", NULL);
+    shape_err("masked_fill: a mask larger than x", "x: f32[5], m: f32[2, 5]", "masked_fill(x, m, 0.0)", "must broadcast to the shape of x");
+    shape_ok("roll: two axes", T, "roll(x, [1, -2], axis=[0, 1])", "[7, 5]", NULL);
+    shape_ok("roll: flattened", T, "roll(x, 3)", "[7, 5]", NULL);
+    shape_err("roll: lengths differ", T, "roll(x, [1, 2], axis=0)", "same length");
+    shape_ok("sum: one axis", T, "sum(x, 1)", "[7]", NULL);
+    shape_ok("mean: keepdim", T, "mean(x, [0, 1], keepdim=true)", "[1, 1]", NULL);
+    shape_ok("max: every axis", T, "max(x)", "[]", NULL);
+    shape_ok("min: a negative axis", T, "min(x, -2)", "[5]", NULL);
+    shape_err("sum: an axis twice", T, "sum(x, [1, -1])", "named twice");
+    shape_ok("normalize: default axis 1", T, "normalize(x)", "[7, 5]", NULL);
+    shape_err("normalize: p=3", T, "normalize(x, p=3.0)", "p must be 1 or 2");
 }
 
 /* Every builtin of ops.def that .net code may call appears in at least one shape test above. */
@@ -1622,7 +1685,9 @@ static void test_all_builtins_covered(void) {
     static const char *tested[] = {"conv2d", "linear", "batchnorm", "layernorm", "multihead_attention", "cross_attention", "relu",
                                    "gelu", "sigmoid", "tanh", "silu", "softmax", "maxpool", "avgpool", "global_avgpool",
                                    "adaptive_avgpool", "pad", "dropout", "flatten", "reshape", "transpose", "concat", "slice",
-                                   "take", "expand", "matmul", "scaled_dot_product_attention", "param", "clamp", "hardtanh"};
+                                   "take", "expand", "matmul", "scaled_dot_product_attention", "param", "clamp", "hardtanh",
+                                   "where", "masked_fill", "index_select", "roll", "full", "zeros", "ones", "arange", "sum", "mean",
+                                   "max", "min", "normalize", "buffer"};
     Buf missing = {0};
     buf_puts(&missing, "");
     for (int k = 0; k < OPK_COUNT; k++) {
@@ -2160,6 +2225,7 @@ int main(int argc, char **argv) {
     test_shapes_layers();
     test_shapes_elementwise();
     test_shapes_pool();
+    test_shapes_tensors();
     test_shapes_shape_ops();
     test_shapes_matmul();
     test_all_builtins_covered();

@@ -265,6 +265,45 @@ static void expect_load_error(const char *name, const char *header, size_t data_
     expect_error(name, rc, &err, fragments[0], fragments[1], fragments[2], (const char *)NULL);
 }
 
+/* Index tensors (an index spec): I64 and I32 loaded as exact floats; a value outside [0, limit), a float
+   dtype, or indices where floats are wanted are errors naming the key, and leave dst untouched. */
+static void test_load_indices(void) {
+    static const char header[] =
+        "{\"i\": {\"dtype\": \"I64\", \"shape\": [3], \"data_offsets\": [0, 24]},"
+        " \"j\": {\"dtype\": \"I32\", \"shape\": [2], \"data_offsets\": [24, 32]},"
+        " \"f\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [32, 36]}}";
+    unsigned char data[36] = {0};
+    const int64_t i64[3] = {0, 4, 12};
+    for (int k = 0; k < 3; k++)
+        for (int byte = 0; byte < 8; byte++)
+            data[8 * k + byte] = (unsigned char)((uint64_t)i64[k] >> (8 * byte));
+    nnrt_store_le32(data + 24, 7);
+    nnrt_store_le32(data + 28, 0);
+    buffer b = make_safetensors(header, data, sizeof data);
+    float dst[5] = {-1, -1, -1, -1, -1};
+    nnrt_error err = {{0}};
+    const nnrt_weight_spec ok[] = {{"i", 1, {3}, 0}, {"j", 1, {2}, 3}};
+    const int64_t ok_limits[] = {13, 8};
+    int rc = nnrt_load_safetensors_indexed(b.bytes, b.size, ok, 2, ok_limits, dst, NULL, NULL, &err);
+    check(rc == 0 && dst[0] == 0 && dst[1] == 4 && dst[2] == 12 && dst[3] == 7 && dst[4] == 0, "safetensors: I64 and I32 indices",
+          "rc %d (%s): %g %g %g %g %g", rc, err.msg, dst[0], dst[1], dst[2], dst[3], dst[4]);
+    float before[5];
+    memcpy(before, dst, sizeof dst);
+    const nnrt_weight_spec high[] = {{"j", 1, {2}, 3}, {"i", 1, {3}, 0}};
+    const int64_t high_limits[] = {8, 12};
+    rc = nnrt_load_safetensors_indexed(b.bytes, b.size, high, 2, high_limits, dst, NULL, NULL, &err);
+    expect_error("safetensors: an index out of range", rc, &err, "'i'", "index 12 at element 2", "0 to 11", (const char *)NULL);
+    check(memcmp(before, dst, sizeof dst) == 0, "safetensors: an index out of range loads nothing", "dst changed");
+    const nnrt_weight_spec f_as_index[] = {{"f", 1, {1}, 0}};
+    const int64_t four[] = {4};
+    rc = nnrt_load_safetensors_indexed(b.bytes, b.size, f_as_index, 1, four, dst, NULL, NULL, &err);
+    expect_error("safetensors: floats where indices are wanted", rc, &err, "'f'", "I64 or I32", "F32", (const char *)NULL);
+    const nnrt_weight_spec i_as_float[] = {{"i", 1, {3}, 0}};
+    rc = nnrt_load_safetensors(b.bytes, b.size, i_as_float, 1, dst, NULL, NULL, &err);
+    expect_error("safetensors: indices where floats are wanted", rc, &err, "'i'", "F32, F16 or BF16", "I64", (const char *)NULL);
+    free(b.bytes);
+}
+
 static void test_load_errors(void) {
     nnrt_error err;
     float dst[STANDARD_FLOATS];
@@ -824,6 +863,7 @@ int main(void) {
     test_json();
     test_load_ok();
     test_load_errors();
+    test_load_indices();
     test_load_robustness();
     test_map_file();
     test_tensor_files();
