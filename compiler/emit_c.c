@@ -374,11 +374,11 @@ static void emit_prepare(Emitter *e, Buf *c) {
                     "        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);\n"
                     "    }\n");
     if (e->packed.len) {
-        buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
+        buf_printf(c, "    float *tmp = nnrt_alloc(%lld * sizeof(float));   /* the largest packed weight, from the runtime's heap */\n"
                       "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
                       "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
                       "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n"
-                      "    free(tmp);\n",
+                      "    nnrt_release(tmp);\n",
                    largest_packed(e));
     }
     buf_puts(c, "    return 0;\n}\n\n");

@@ -815,14 +815,14 @@ static int prepare(resnet18 *m) {
         float *w = m->weights;
         nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);
     }
-    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    float *tmp = nnrt_alloc(2359296 * sizeof(float));   /* the largest packed weight, from the runtime's heap */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
     for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
-    free(tmp);
+    nnrt_release(tmp);
     return 0;
 }
 
