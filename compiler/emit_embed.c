@@ -52,6 +52,20 @@ bool emit_embedded(Emitter *e, Buf *c) {
         const Packed *p = e->packed.items[i];
         nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
     }
+    if (e->stage) {   /* --embed-weights=f16|bf16: rounded to nearest even, once folded and packed */
+        bool f16 = e->o->embed_dtype == EMBED_F16;
+        buf_printf(c, "/* The weights of %s, embedded with --embed-weights=%s: checked, batch norms folded and the weights of\n"
+                      "   blocked products packed by nnc, then rounded to %s. */\n",
+                   e->o->weights_path, f16 ? "f16" : "bf16", f16 ? "IEEE half precision" : "bfloat16");
+        buf_printf(c, "static const _Alignas(64) uint16_t embedded_half[%lld] = {\n", (long long)(e->weight_floats > 0 ? e->weight_floats : 1));
+        for (int64_t i = 0; i < e->weight_floats; i++)
+            buf_printf(c, "0x%04x,%s", f16 ? nnk_f32_to_f16(w[i]) : nnk_f32_to_bf16(w[i]), i % 16 == 15 ? "\n" : "");
+        buf_printf(c, "%s};\n\n/* The embedded weights, used in place: each op widens those it reads (WS). */\n"
+                      "int %s_load_embedded(%s *m) {\n    m->half = embedded_half;\n    return 0;\n}\n\n",
+                   e->weight_floats % 16 ? "\n" : "", e->id, e->id);
+        free(w);
+        return true;
+    }
     buf_printf(c, "/* The weights of %s, embedded with --embed-weights: checked, batch norms folded and the weights of\n"
                   "   blocked products packed, by nnc. */\n", e->o->weights_path);
     buf_printf(c, "static const _Alignas(64) union {\n    uint32_t bits[%lld];\n    float f[%lld];\n} embedded_weights = {{\n",

@@ -32,7 +32,9 @@ static const char usage[] =
     "  -D NAME=VALUE        override 'let NAME' with a constant expression (batch, size, ...)\n"
     "  --main               add a main() so that the C file builds into a program\n"
     "  --weights FILE       safetensors weights; with --embed-weights, put them into the C\n"
-    "  --embed-weights      embed the weights of --weights in the generated C\n"
+    "  --embed-weights[=f32|f16|bf16]  embed the weights of --weights in the generated C: as F32\n"
+    "                       (default), or kept 16-bit in read-only memory and widened op by op into the\n"
+    "                       arena when the model runs (F16: 11 significant bits, BF16: 8)\n"
     "  --emit c|ir|dot|weights  what to write (default c)\n"
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
@@ -149,8 +151,17 @@ static void parse_args(int argc, char **argv, Options *o) {
         } else if (strcmp(a, "--weights") == 0) {
             NEED_VALUE();
             o->emit_opts.weights_path = next;
-        } else if (strcmp(a, "--embed-weights") == 0) {
+        } else if (strcmp(a, "--embed-weights") == 0 || strncmp(a, "--embed-weights=", 16) == 0) {
+            const char *dt = a[15] ? a + 16 : "f32";
             o->emit_opts.embed_weights = true;
+            if (strcmp(dt, "f32") == 0)
+                o->emit_opts.embed_dtype = EMBED_F32;
+            else if (strcmp(dt, "f16") == 0)
+                o->emit_opts.embed_dtype = EMBED_F16;
+            else if (strcmp(dt, "bf16") == 0)
+                o->emit_opts.embed_dtype = EMBED_BF16;
+            else
+                usage_error("--embed-weights= expects f32, f16 or bf16, found '%s'", dt);
         } else if (strcmp(a, "--emit") == 0) {
             NEED_VALUE();
             if (strcmp(next, "c") && strcmp(next, "ir") && strcmp(next, "dot") && strcmp(next, "weights"))

@@ -449,6 +449,7 @@ typedef struct {
     bool main_program;
     const char *weights_path;    /* for --embed-weights */
     bool embed_weights;
+    int embed_dtype;             /* the embedded weights' type: EMBED_F32, EMBED_F16, EMBED_BF16 (--embed-weights=) */
     const char *source_path;
     const char *header_name;     /* "resnet50.h" */
     bool dumps;                  /* a hook that sees every op's result (NAME_on_dump; --bisect builds with it) */
@@ -458,6 +459,8 @@ typedef struct {
     double **test_expected;
     double *test_tolerance;
 } EmitOptions;
+
+enum { EMBED_F32, EMBED_F16, EMBED_BF16 };
 
 /* passes/: each takes the graph and rewrites it; each keeps what it computes the same. */
 void pass_dce(Graph *g);               /* dead ops and common subexpressions */

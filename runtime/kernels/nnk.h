@@ -15,6 +15,7 @@
  *   nnk_gemm.h         blocked matrix product: conv2d (groups 1) and linear, with fused epilogues
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
+ *   nnk_half.h         F16 and BF16 weights to and from float
  *
  * Every kernel takes its outputs first and its dimensions last, and depends only on libc and libm.
  */
@@ -30,5 +31,6 @@
 #include "nnk_gemm.h"
 #include "nnk_layout.h"
 #include "nnk_attention.h"
+#include "nnk_half.h"
 
 #endif
