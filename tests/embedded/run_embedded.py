@@ -11,6 +11,9 @@ BatchNorm statistics measured), compiled by nnc with --embed-weights for --targe
     mps2-an500 board, a main() with the model in static memory), run under qemu-system-arm -machine
     mps2-an500 with semihosting: its output, printed as bits, must be the x86 build's bit for bit; the
     ELF's .text, .rodata, .data, .bss and stack (arm-none-eabi-size -A) are printed;
+  - runtime/kernels/nnk_half.h (tests/embedded/half.c): every F16 and BF16 pattern widened exactly as numpy
+    and PyTorch do, and 1 M random floats plus every rounding edge narrowed as they round (to nearest even;
+    a NaN stays a NaN);
   - the same for --embed-weights=f16 and bf16 (weights kept 16-bit in flash, widened op by op into the
     arena): the M7 output again the x86 build's bit for bit, and both within the weights' rounding of
     PyTorch's F32 output (see TOLERANCE).
@@ -165,6 +168,42 @@ def size_text(s):
             f"RAM {ram} bytes")
 
 
+def check_half(tmp):
+    name = "nnk_half.h: F16 and BF16 widened and narrowed as numpy and PyTorch do"
+    exe, out = os.path.join(tmp, "half"), os.path.join(tmp, "half.bin")
+    rc, log = run(["gcc"] + WARN + ["-O2", "-I" + RUNTIME, os.path.join(HERE, "half.c"), "-o", exe])
+    if rc == 0:
+        rc, log = run([exe, out])
+    if rc:
+        return fail(name, first_lines(log))
+    data = open(out, "rb").read()
+    wide = np.frombuffer(data, np.uint32, 2 * 65536).reshape(65536, 2)
+    n = int(np.frombuffer(data, np.uint32, 1, 8 * 65536)[0])
+    bits = np.frombuffer(data, np.uint32, n, 8 * 65536 + 4)
+    narrow = np.frombuffer(data, np.uint16, 2 * n, 8 * 65536 + 4 + 4 * n).reshape(n, 2)
+    h = np.arange(65536, dtype=np.uint32)
+    bad = []
+    if not np.array_equal(wide[:, 0], h.astype(np.uint16).view(np.float16).astype(np.float32).view(np.uint32)):
+        bad.append("F16 widening")
+    if not np.array_equal(wide[:, 1], h << 16):
+        bad.append("BF16 widening")
+    x = bits.view(np.float32)
+    nan = np.isnan(x)
+    with np.errstate(over="ignore"):   # the floats past 65504 become inf, as they should
+        want16 = x.astype(np.float16).view(np.uint16)
+    wantbf = torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    for col, want, label in ((0, want16, "F16"), (1, wantbf, "BF16")):
+        got = narrow[:, col]
+        wrong = ~nan & (got != want)
+        widened = got.view(np.float16) if label == "F16" else None
+        lost_nan = nan & ~(np.isnan(widened) if widened is not None else ((got & 0x7f80) == 0x7f80) & ((got & 0x7f) != 0))
+        if wrong.any() or lost_nan.any():
+            i = int(np.argmax(wrong | lost_nan))
+            bad.append(f"{label} narrowing of 0x{int(bits[i]):08x}: 0x{int(got[i]):04x}, want 0x{int(want[i]):04x} "
+                       f"({int(wrong.sum() + lost_nan.sum())} of {n})")
+    (fail(name, "; ".join(bad)) if bad else ok(name, f"65536 patterns widened, {n} floats narrowed"))
+
+
 def main():
     keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
     if not os.path.exists(NNC):
@@ -181,6 +220,7 @@ def main():
     try:
         weights = os.path.join(tmp, "cifar_resnet20.safetensors")
         safetensors.save_file(export_torchvision.state_dict_to_numpy(model), weights)
+        check_half(tmp)
         for dtype in DTYPES:
             tol = TOLERANCE[dtype]
             name = f"x86 {dtype}: cifar_resnet20 with embedded weights against PyTorch within {tol:g}"
