@@ -14,6 +14,7 @@ BatchNorm statistics measured), compiled by nnc with --embed-weights for --targe
   - runtime/kernels/nnk_half.h (tests/embedded/half.c): every F16 and BF16 pattern widened exactly as numpy
     and PyTorch do, and 1 M random floats plus every rounding edge narrowed as they round (to nearest even;
     a NaN stays a NaN);
+  - nnk_fold_batchnorm, in float only, within 4 ulp of the fold in double (tests/embedded/fold.c);
   - the same for --embed-weights=f16 and bf16 (weights kept 16-bit in flash, widened op by op into the
     arena): the M7 output again the x86 build's bit for bit, and both within the weights' rounding of
     PyTorch's F32 output (see TOLERANCE).
@@ -204,6 +205,15 @@ def check_half(tmp):
     (fail(name, "; ".join(bad)) if bad else ok(name, f"65536 patterns widened, {n} floats narrowed"))
 
 
+def check_fold(tmp):
+    name = "nnk_fold_batchnorm in float within 4 ulp of the fold in double"
+    exe = os.path.join(tmp, "fold")
+    rc, log = run(["gcc"] + WARN + ["-O2", "-I" + RUNTIME, os.path.join(HERE, "fold.c"), "-lm", "-o", exe])
+    if rc == 0:
+        rc, log = run([exe])
+    (fail if rc else ok)(name, first_lines(log))
+
+
 def main():
     keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
     if not os.path.exists(NNC):
@@ -221,6 +231,7 @@ def main():
         weights = os.path.join(tmp, "cifar_resnet20.safetensors")
         safetensors.save_file(export_torchvision.state_dict_to_numpy(model), weights)
         check_half(tmp)
+        check_fold(tmp)
         for dtype in DTYPES:
             tol = TOLERANCE[dtype]
             name = f"x86 {dtype}: cifar_resnet20 with embedded weights against PyTorch within {tol:g}"
