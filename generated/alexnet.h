@@ -18,7 +18,7 @@
    them; alexnet_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define ALEXNET_ARENA_BYTES 961024
 #define ALEXNET_WEIGHT_BYTES 244403392
-#define ALEXNET_SCRATCH_BYTES_PER_THREAD 557056
+#define ALEXNET_SCRATCH_BYTES_PER_THREAD 491520
 #define ALEXNET_STATE_BYTES 1320
 
 typedef struct alexnet alexnet;

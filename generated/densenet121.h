@@ -18,7 +18,7 @@
    them; densenet121_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define DENSENET121_ARENA_BYTES 8429568
 #define DENSENET121_WEIGHT_BYTES 32280000
-#define DENSENET121_SCRATCH_BYTES_PER_THREAD 557056
+#define DENSENET121_SCRATCH_BYTES_PER_THREAD 491520
 #define DENSENET121_STATE_BYTES 3720
 
 typedef struct densenet121 densenet121;

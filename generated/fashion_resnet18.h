@@ -18,7 +18,7 @@
    them; fashion_resnet18_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define FASHION_RESNET18_ARENA_BYTES 62720
 #define FASHION_RESNET18_WEIGHT_BYTES 44744768
-#define FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD 557056
+#define FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD 98304
 #define FASHION_RESNET18_STATE_BYTES 1408
 
 typedef struct fashion_resnet18 fashion_resnet18;

@@ -18,7 +18,7 @@
    them; inception_v3_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define INCEPTION_V3_ARENA_BYTES 8297856
 #define INCEPTION_V3_WEIGHT_BYTES 95544896
-#define INCEPTION_V3_SCRATCH_BYTES_PER_THREAD 557056
+#define INCEPTION_V3_SCRATCH_BYTES_PER_THREAD 491520
 #define INCEPTION_V3_STATE_BYTES 2216
 
 typedef struct inception_v3 inception_v3;

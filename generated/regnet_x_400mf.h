@@ -18,7 +18,7 @@
    them; regnet_x_400mf_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define REGNET_X_400MF_ARENA_BYTES 3612672
 #define REGNET_X_400MF_WEIGHT_BYTES 22211072
-#define REGNET_X_400MF_SCRATCH_BYTES_PER_THREAD 557056
+#define REGNET_X_400MF_SCRATCH_BYTES_PER_THREAD 153600
 #define REGNET_X_400MF_STATE_BYTES 1808
 
 typedef struct regnet_x_400mf regnet_x_400mf;

@@ -18,7 +18,7 @@
    them; resnet101_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET101_ARENA_BYTES 7225344
 #define RESNET101_WEIGHT_BYTES 178828736
-#define RESNET101_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET101_SCRATCH_BYTES_PER_THREAD 491520
 #define RESNET101_STATE_BYTES 2080
 
 typedef struct resnet101 resnet101;

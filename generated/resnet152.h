@@ -18,7 +18,7 @@
    them; resnet152_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET152_ARENA_BYTES 7225344
 #define RESNET152_WEIGHT_BYTES 241679808
-#define RESNET152_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET152_SCRATCH_BYTES_PER_THREAD 491520
 #define RESNET152_STATE_BYTES 2488
 
 typedef struct resnet152 resnet152;

@@ -18,7 +18,7 @@
    them; resnet18_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET18_ARENA_BYTES 4014080
 #define RESNET18_WEIGHT_BYTES 46815680
-#define RESNET18_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET18_SCRATCH_BYTES_PER_THREAD 491520
 #define RESNET18_STATE_BYTES 1408
 
 typedef struct resnet18 resnet18;

@@ -18,7 +18,7 @@
    them; resnet50_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET50_ARENA_BYTES 7225344
 #define RESNET50_WEIGHT_BYTES 102546880
-#define RESNET50_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNET50_SCRATCH_BYTES_PER_THREAD 491520
 #define RESNET50_STATE_BYTES 1672
 
 typedef struct resnet50 resnet50;

@@ -18,7 +18,7 @@
    them; vgg11_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VGG11_ARENA_BYTES 16056320
 #define VGG11_WEIGHT_BYTES 531453376
-#define VGG11_SCRATCH_BYTES_PER_THREAD 557056
+#define VGG11_SCRATCH_BYTES_PER_THREAD 491520
 #define VGG11_STATE_BYTES 1360
 
 typedef struct vgg11 vgg11;
