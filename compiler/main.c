@@ -336,6 +336,25 @@ static char *stem(const char *path) {
     return ends_with(base, ".c") ? xstrndup(base, strlen(base) - 2) : xstrdup(base);
 }
 
+/* --embed-weights: the file of the weights' bytes beside OUT.c (OUT.weights.bin), by its absolute name so
+   that the C builds from any directory; the C array alone when that name cannot be had. */
+static char *weights_bin_path(const char *out_c) {
+    const char *slash = strrchr(out_c, '/');
+    char *dir = slash ? xstrndup(out_c, (size_t)(slash - out_c + (slash == out_c))) : xstrdup(".");
+    char *abs = realpath(dir, NULL);
+    return abs ? format("%s/%s.weights.bin", strcmp(abs, "/") ? abs : "", stem(out_c)) : NULL;
+}
+
+/* -o PROGRAM with --embed-weights: a temporary file for the weights' bytes while the program builds. */
+static char *temp_file(void) {
+    char *path = xstrdup("/tmp/nnc-weights-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    close(fd);
+    return path;
+}
+
 #ifdef NNC_SANITIZE
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -429,11 +448,26 @@ int main(int argc, char **argv) {
     char *name = stem(o.output);
     o.emit_opts.source_path = o.input;
     o.emit_opts.header_name = format("%s.h", name);
+    char *bin_tmp = NULL;
+    if (o.emit_opts.embed_weights) {
+        /* the weights' bytes beside the C, and the same as a C array that it includes where .incbin cannot be had */
+        EmitOptions *eo = &o.emit_opts;
+        eo->weights_bin_path = program ? (bin_tmp = temp_file()) : weights_bin_path(o.output);
+        if (eo->weights_bin_path) {
+            size_t len = strlen(eo->weights_bin_path) - (program ? 0 : 4);
+            eo->weights_inc_path = format("%.*s.inc", (int)len, eo->weights_bin_path);
+            eo->weights_inc_name = program ? eo->weights_inc_path : format("%s.weights.inc", name);
+        }
+    }
     Buf c_file = {0}, h_file = {0};
-    if (!emit_c(g, &o.emit_opts, &c_file, &h_file))
-        return diag_error_count > 0 ? 1 : 2;
-    if (program)
-        return build_program(&o, c_file.buf, h_file.buf);
+    bool emitted = emit_c(g, &o.emit_opts, &c_file, &h_file);
+    int status = !emitted ? (diag_error_count > 0 ? 1 : 2) : program ? build_program(&o, c_file.buf, h_file.buf) : -1;
+    if (bin_tmp) {
+        unlink(bin_tmp);
+        unlink(o.emit_opts.weights_inc_path);
+    }
+    if (status >= 0)
+        return status;
     char *h_path = format("%.*s.h", (int)(strlen(o.output) - 2), o.output);
     if (!write_file(o.output, c_file.buf) || !write_file(h_path, h_file.buf))
         return 2;
