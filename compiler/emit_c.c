@@ -468,7 +468,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     } else {
         buf_puts(c, "#define W(offset) (m->weights + (offset))\n\n");
     }
-    if (e->stage) {
+    if (e->stage && e->stage->floats > 0) {
         const char *dt = o->embed_dtype == EMBED_F16 ? "f16" : "bf16";
         buf_printf(c, "/* --embed-weights=%s: the embedded weights stay 16-bit in read-only memory; each op widens those it reads\n"
                       "   (WS(name, at, floats)) into its own stage at the arena's end, from STAGE_AT on, just before it runs. Weights\n"

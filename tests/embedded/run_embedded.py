@@ -17,6 +17,8 @@ BatchNorm statistics measured), compiled by nnc with --embed-weights for --targe
   - nnk_fold_batchnorm, in float only, within 4 ulp of the fold in double (tests/embedded/fold.c);
   - the weights as the C array of OUT.weights.inc (-DNNC_NO_INCBIN) give the bits of the .incbin of
     OUT.weights.bin, for F32 and F16;
+  - the golden models of tests/golden (convolutions, attention, every other op) with --embed-weights=f16 and
+    bf16 on this CPU's kernels and 2 threads against PyTorch's committed outputs, within the same tolerances;
   - the same for --embed-weights=f16 and bf16 (weights kept 16-bit in flash, widened op by op into the
     arena): the M7 output again the x86 build's bit for bit, and both within the weights' rounding of
     PyTorch's F32 output (see TOLERANCE).
@@ -130,6 +132,33 @@ def x86_build(tmp, tag, weights, dtype, extra=()):
     if rc == 0:
         rc, log = run([exe, "--output", out])
     return (read_npy_bits(out), "") if rc == 0 else (None, first_lines(log))
+
+
+def check_golden_half(tmp):
+    """The golden models (tests/golden: convolutions, attention, the other ops) with 16-bit embedded weights,
+    for this CPU's kernels (--target native, -march=native), on 2 threads, against PyTorch's committed outputs within the rounding's tolerance."""
+    golden = os.path.join(ROOT, "tests", "golden")
+    for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops"):
+        d = os.path.join(golden, model)
+        inputs = sorted(f for f in os.listdir(d) if f.startswith("input"))
+        expected = sorted(f for f in os.listdir(d) if f.startswith("expected"))
+        for dtype in ("f16", "bf16"):
+            name = f"x86 {dtype}: golden {model} with embedded weights against PyTorch within {TOLERANCE[dtype]:g}"
+            src, exe = os.path.join(tmp, f"{model}_{dtype}.c"), os.path.join(tmp, f"{model}_{dtype}")
+            outs = [os.path.join(tmp, f"{model}_{dtype}_{i}.npy") for i in range(len(expected))]
+            rc, log = run([NNC, os.path.join(golden, model + ".net"), "--main", "--weights", os.path.join(d, "weights.safetensors"),
+                           f"--embed-weights={dtype}", "-o", src])
+            if rc == 0:
+                rc, log = run(["gcc"] + WARN + ["-O2", "-march=native", "-I" + RUNTIME, src] + RUNTIME_C + ["-lm", "-lpthread", "-o", exe])
+            if rc == 0:
+                rc, log = run([exe, "--threads", "2"] + sum((["--input", os.path.join(d, f)] for f in inputs), []) +
+                              sum((["--output", o] for o in outs), []))
+            if rc:
+                fail(name, first_lines(log))
+                continue
+            err = max(rel_error(np.load(o).ravel(), np.load(os.path.join(d, e)).astype(np.float64).ravel())
+                      for o, e in zip(outs, expected))
+            (ok if err <= TOLERANCE[dtype] else fail)(name, f"max|d|/max(1,|ref|) = {err:.2g}")
 
 
 def check_c_array(tmp, weights, dtype, host):
@@ -250,6 +279,7 @@ def main():
         safetensors.save_file(export_torchvision.state_dict_to_numpy(model), weights)
         check_half(tmp)
         check_fold(tmp)
+        check_golden_half(tmp)
         for dtype in DTYPES:
             tol = TOLERANCE[dtype]
             name = f"x86 {dtype}: cifar_resnet20 with embedded weights against PyTorch within {tol:g}"
