@@ -29,7 +29,7 @@ static const char *c_keywords[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float",
     "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
     "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "m", "arena", "main",
-    "t", "N_OPS", "SCRATCH_FLOATS", NULL,   /* the generated file's own names */
+    "t", "N_OPS", "SCRATCH_FLOATS", "WS", "STAGE_AT", "widen", "embedded_weights", NULL,   /* the generated file's own names */
 };
 
 char *c_ident(const char *s) {

@@ -97,7 +97,7 @@ bool emit_embedded(Emitter *e, Buf *c) {
         buf_printf(c, "__asm__(\".section .rodata.%s,\\\"a\\\",%%progbits\\n.balign 64\\n%s:\\n.incbin \\\"\" %s_WEIGHTS_FILE \"\\\"\\n\"\n"
                       "        \".size %s, %lld\\n.previous\\n\");\n",
                    sym, sym, e->ID, sym, (long long)nw * (half ? 2 : 4));
-        buf_printf(c, "extern const %s embedded_weights[] __asm__(\"%s\");\n#define EMBEDDED embedded_weights\n#else\n", half ? "uint16_t" : "float", sym);
+        buf_printf(c, "extern const %s embedded_weights[] __asm__(\"%s\");\n#define NNC_EMBEDDED_WEIGHTS embedded_weights\n#else\n", half ? "uint16_t" : "float", sym);
     }
     long long len = nw > 0 ? nw : 1;
     Buf array = {0}, *a = c;   /* the C array, in the C or in a file it includes (which then costs nothing when skipped) */
@@ -111,12 +111,12 @@ bool emit_embedded(Emitter *e, Buf *c) {
         buf_printf(a, "static const _Alignas(64) uint16_t embedded_weights[%lld] = {\n", len);
         for (int64_t i = 0; i < nw; i++)
             buf_printf(a, "0x%02x%02x,%s", bytes[2 * i + 1], bytes[2 * i], i % 16 == 15 ? "\n" : "");
-        buf_printf(a, "%s};\n#define EMBEDDED embedded_weights\n", nw % 16 ? "\n" : "");
+        buf_printf(a, "%s};\n#define NNC_EMBEDDED_WEIGHTS embedded_weights\n", nw % 16 ? "\n" : "");
     } else {
         buf_printf(a, "static const _Alignas(64) union {\n    uint32_t bits[%lld];\n    float f[%lld];\n} embedded_weights = {{\n", len, len);
         for (int64_t i = 0; i < nw; i++)
             buf_printf(a, "0x%02x%02x%02x%02x,%s", bytes[4 * i + 3], bytes[4 * i + 2], bytes[4 * i + 1], bytes[4 * i], i % 8 == 7 ? "\n" : "");
-        buf_printf(a, "%s}};\n#define EMBEDDED embedded_weights.f\n", nw % 8 ? "\n" : "");
+        buf_printf(a, "%s}};\n#define NNC_EMBEDDED_WEIGHTS embedded_weights.f\n", nw % 8 ? "\n" : "");
     }
     if (inc && !write_bytes(inc, (const unsigned char *)array.buf, array.len))
         return false;
@@ -124,10 +124,10 @@ bool emit_embedded(Emitter *e, Buf *c) {
         buf_puts(c, "#endif\n");
     if (half)
         buf_printf(c, "\n/* The embedded weights, used in place: each op widens those it reads (WS). */\n"
-                      "int %s_load_embedded(%s *m) {\n    m->half = EMBEDDED;\n    return 0;\n}\n\n", e->id, e->id);
+                      "int %s_load_embedded(%s *m) {\n    m->half = NNC_EMBEDDED_WEIGHTS;\n    return 0;\n}\n\n", e->id, e->id);
     else
         buf_printf(c, "\n/* The embedded weights, used in place: nothing writes the weights once they are loaded. */\n"
-                      "int %s_load_embedded(%s *m) {\n    m->weights = (float *)EMBEDDED;\n    return 0;\n}\n\n", e->id, e->id);
+                      "int %s_load_embedded(%s *m) {\n    m->weights = (float *)NNC_EMBEDDED_WEIGHTS;\n    return 0;\n}\n\n", e->id, e->id);
     free(bytes);
     free(w);
     return true;
