@@ -29,7 +29,7 @@ static const char *c_keywords[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float",
     "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
     "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "m", "arena", "main",
-    "t", "N_OPS", "SCRATCH_FLOATS", NULL,   /* the generated file's own names */
+    "t", "N_OPS", "SCRATCH_FLOATS", "WS", "STAGE_AT", "widen", "embedded_weights", NULL,   /* the generated file's own names */
 };
 
 char *c_ident(const char *s) {
@@ -89,6 +89,19 @@ const char *output_name(const Graph *g, int i) {
 /* A weight's pointer in the generated C: W(conv1_weight), its key made an identifier (the enum of
    offsets defines w_conv1_weight), or W(offset) when the offsets do not fit an enum. */
 const char *wref(const Emitter *e, const Tensor *t) {
+    if (e->stage) {   /* WS(name, where the op widens it, floats) */
+        Stage *s = e->stage;
+        int64_t n = tensor_numel(t) * (e->winograd && e->winograd[t->id] ? 4 : 1);
+        if (s->op_of[t->id] != s->op + 1) {
+            s->op_of[t->id] = s->op + 1;
+            s->at[t->id] = s->used;
+            s->used += (n + 15) / 16 * 16;
+            if (s->floats < s->used)
+                s->floats = s->used;
+        }
+        return format("WS(%s, %lld, %lld)", e->weight_name ? e->weight_name[t->id] : format("%lld", (long long)e->weight_at[t->id]),
+                      (long long)s->at[t->id], (long long)n);
+    }
     if (e->weight_name)
         return format("W(%s)", e->weight_name[t->id]);
     return format("W(%lld)", (long long)e->weight_at[t->id]);
@@ -392,10 +405,10 @@ static void emit_prepare(Emitter *e, Buf *c) {
                     "        nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);\n"
                     "    }\n");
     if (e->packed.len) {
-        buf_printf(c, "    float *tmp = malloc(%lld * sizeof(float));   /* the largest packed weight */\n"
+        buf_printf(c, "    float *tmp = nnrt_alloc(%lld * sizeof(float));   /* the largest packed weight, from the runtime's heap */\n"
                       "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
                       "%s%s"
-                      "    free(tmp);\n",
+                      "    nnrt_release(tmp);\n",
                    largest_packed(e),
                    strips ? "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
                             "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n" : "",
@@ -415,7 +428,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     e->flops = xcalloc((size_t)g->ops.len + 1, sizeof *e->flops);
     e->arena_name = xcalloc((size_t)g->tensors.len + 1, sizeof *e->arena_name);
     e->scratch_name = xcalloc((size_t)g->ops.len + 1, sizeof *e->scratch_name);
-    bool *winograd = xcalloc((size_t)g->tensors.len + 1, sizeof *winograd);   /* weights packed 4x larger */
+    bool *winograd = e->winograd = xcalloc((size_t)g->tensors.len + 1, sizeof *winograd);   /* weights packed 4x larger */
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
         if (op->impl.winograd)
@@ -426,10 +439,18 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         e->weight_at[t->id] = e->weight_floats;
         e->weight_floats += (tensor_numel(t) * (winograd[t->id] ? 4 : 1) + 15) / 16 * 16;   /* each weight 64-byte aligned */
     }
-    free(winograd);
     name_weights(e);
+    if (o->embed_weights && o->embed_dtype != EMBED_F32) {
+        e->stage = xcalloc(1, sizeof *e->stage);
+        e->stage->op_of = xcalloc((size_t)g->tensors.len + 1, sizeof *e->stage->op_of);
+        e->stage->at = xcalloc((size_t)g->tensors.len + 1, sizeof *e->stage->at);
+    }
     for (int i = 0; i < g->ops.len; i++) {
         const Op *op = g->ops.items[i];
+        if (e->stage) {
+            e->stage->op = i;
+            e->stage->used = 0;
+        }
         emitter_of(op->kind)(e, op);
         if (o->break_op && tensor_numel(op->out) > 0 && strcmp(o->break_op, op->label ? op->label : op->out->name) == 0)
             buf_printf(&e->body, "    %s[0] = %s[0] * 2.0f + 1.0f;   /* broken on purpose (a test of --bisect) */\n", ptr(e, op->out),
@@ -437,6 +458,9 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         if (o->dumps)
             buf_printf(&e->body, "    DUMP(%d, %s, %lld);\n", op->id, ptr(e, op->out), (long long)tensor_numel(op->out));
     }
+    e->arena_total = g->arena_bytes;
+    if (e->stage && e->stage->floats)
+        e->arena_total = (g->arena_bytes + 63) / 64 * 64 + e->stage->floats * 4;
     emit_header(e, h);
 
     buf_printf(c, "/*\n * %s.c — generated by nnc %s from %s. Do not edit; change the .net file.\n *\n", e->id, NNC_VERSION, o->source_path);
@@ -454,10 +478,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                   "    float *arena;        /* %s_ARENA_BYTES: every intermediate tensor */\n%s    nnrt_pool *pool;\n"
                   "    void *owned[4];      /* what %s_new allocated, for %s_free */\n"
                   "    void (*warn)(void *user, const char *message);\n    void *warn_user;\n    int profile;\n"
-                  "    double op_ms[N_OPS];\n%s    nnrt_error error;\n};\n\n",
+                  "    double op_ms[N_OPS];\n%s%s    nnrt_error error;\n};\n\n",
                g->ops.len, e->id, (long long)e->weight_floats, e->ID, e->id, e->ID,
                e->gemm ? "    float *scratch;      /* SCRATCH_FLOATS for each thread */\n" : "", e->id, e->id,
-               o->dumps ? "    void (*dump)(void *user, int op, const float *y, long n);   /* NAME_on_dump */\n    void *dump_user;\n" : "");
+               o->dumps ? "    void (*dump)(void *user, int op, const float *y, long n);   /* NAME_on_dump */\n    void *dump_user;\n" : "",
+               e->stage ? "    const uint16_t *half;   /* the embedded 16-bit weights, once loaded (else NULL: weights holds them) */\n" : "");
     if (o->dumps)
         buf_puts(c, "/* Every op's result to the dump hook, as soon as it is computed (nnc --bisect). */\n"
                     "#define DUMP(op, y, n) if (m->dump) m->dump(m->dump_user, op, y, n)\n\n");
@@ -470,6 +495,16 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         buf_puts(c, "};\n#define W(name) (m->weights + w_##name)\n\n");
     } else {
         buf_puts(c, "#define W(offset) (m->weights + (offset))\n\n");
+    }
+    if (e->stage && e->stage->floats > 0) {
+        const char *dt = o->embed_dtype == EMBED_F16 ? "f16" : "bf16";
+        buf_printf(c, "/* --embed-weights=%s: the embedded weights stay 16-bit in read-only memory; each op widens those it reads\n"
+                      "   (WS(name, at, floats)) into its own stage at the arena's end, from STAGE_AT on, just before it runs. Weights\n"
+                      "   loaded from a file are used as they are. */\n#define STAGE_AT %lld\n",
+                   dt, (long long)(g->arena_bytes + 63) / 64 * 16);
+        buf_printf(c, "#define WS(name, at, n) (m->half ? widen(m->arena + STAGE_AT + (at), m->half + %s, n) : m->weights + %s)\n",
+                   e->weight_name ? "w_##name" : "(name)", e->weight_name ? "w_##name" : "(name)");
+        buf_printf(c, "static float *widen(float *dst, const uint16_t *src, long n) {\n    nnk_widen_%s(dst, src, n);\n    return dst;\n}\n\n", dt);
     }
     if (e->arena_entries.len > 0) {
         buf_puts(c, "/* Where each intermediate tensor starts in the arena, in floats: tensors whose lives do not overlap share\n"
@@ -551,7 +586,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     buf_puts(c, "};\n\n");
 
     /* lifecycle */
-    long long wbytes = e->weight_floats * 4, abytes = g->arena_bytes;
+    long long wbytes = e->weight_floats * 4, abytes = e->arena_total;
     buf_printf(c, "_Static_assert(sizeof(struct %s) <= %s_STATE_BYTES, \"the header's state size is too small\");\n", e->id, e->ID);
     if (abytes > 0 || wbytes > 0)   /* (a 32-bit target cannot hold more than 4 GiB) */
         buf_printf(c, "_Static_assert(%s%s%s, \"the model's memory does not fit this target's size_t\");\n",
@@ -591,10 +626,11 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     emit_prepare(e, c);
     buf_printf(c, "int %s_load_memory(%s *m, const void *data, size_t size) {\n"
                   "    if (!m->weight_mem) {\n        nnrt_seterr(&m->error, \"no memory to load weights into (%s_init was given none)\");\n"
-                  "        return -1;\n    }\n    m->weights = m->weight_mem;\n"
+                  "        return -1;\n    }\n    m->weights = m->weight_mem;\n%s"
                   "    if (%s(data, size, weight_specs, %d, %sm->weights, m->warn, m->warn_user, &m->error) != 0)\n"
                   "        return -1;\n    return prepare(m);\n}\n\n",
-               e->id, e->id, e->id, indexed ? "nnrt_load_safetensors_indexed" : "nnrt_load_safetensors", nspecs, indexed ? "index_limits, " : "");
+               e->id, e->id, e->id, e->stage ? "    m->half = NULL;\n" : "", indexed ? "nnrt_load_safetensors_indexed" : "nnrt_load_safetensors",
+               nspecs, indexed ? "index_limits, " : "");
     buf_printf(c, "int %s_load(%s *m, const char *path) {\n    nnrt_file f;\n    if (nnrt_map_file(path, &f, &m->error) != 0)\n        return -1;\n"
                   "    int status = %s_load_memory(m, f.data, f.size);\n    nnrt_unmap_file(&f);\n"
                   "    if (status != 0) {   /* say which file */\n        nnrt_error inner = m->error;\n"

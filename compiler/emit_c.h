@@ -17,6 +17,15 @@ typedef struct {
     int64_t offset;          /* in floats */
 } ArenaEntry;
 
+/* --embed-weights=f16|bf16: where each op widens the weights it reads, in floats from the arena's end
+   (STAGE_AT in the generated C); each op's weights start again at 0, so the stage is the largest op's. */
+typedef struct {
+    int op;                  /* the op being emitted */
+    int *op_of;              /* tensor id -> 1 + the op whose stage holds it */
+    int64_t *at;             /* tensor id -> its offset in that stage */
+    int64_t used, floats;    /* the current op's floats, the largest op's */
+} Stage;
+
 typedef struct {
     const Graph *g;
     const EmitOptions *o;
@@ -40,6 +49,9 @@ typedef struct {
     const char **scratch_name;   /* op id -> the name of its scratch's offset, once used */
     Vec arena_entries;       /* of ArenaEntry*: the names of arena offsets, in the order of first use */
     Vec arena_taken;         /* the names given, weights' included, so that none repeats */
+    Stage *stage;            /* 16-bit embedded weights, or NULL */
+    bool *winograd;          /* tensor id -> a weight packed for Winograd, in 4x its floats */
+    long long arena_total;   /* NAME_ARENA_BYTES: the plan's arena, and the stage after it */
 } Emitter;
 
 

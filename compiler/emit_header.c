@@ -52,7 +52,7 @@ void emit_header(Emitter *e, Buf *h) {
                   "   and, for each thread, scratch for the blocked matrix products (64-byte aligned). %s_new allocates\n"
                   "   them; %s_init takes them from the caller, with the model's own state (aligned as malloc aligns). */\n",
                e->id, e->id);
-    buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n", e->ID, (long long)g->arena_bytes, e->ID,
+    buf_printf(h, "#define %s_ARENA_BYTES %lld\n#define %s_WEIGHT_BYTES %lld\n", e->ID, e->arena_total, e->ID,
                (long long)e->weight_floats * 4);
     buf_printf(h, "#define %s_SCRATCH_BYTES_PER_THREAD %lld\n", e->ID, e->scratch_floats * 4);
     buf_printf(h, "#define %s_STATE_BYTES %lld\n\n", e->ID, (long long)state_bytes(e));

@@ -108,8 +108,11 @@ static void need_scratch(Emitter *e, long long floats, const char *expr) {
     }
 }
 
-static const char *gemm_scratch(Emitter *e) {
-    need_scratch(e, NNK_GEMM_SCRATCH, "NNK_GEMM_SCRATCH");
+/* The scratch of a product of M, N and K (A or B packed already or not) as nnk_gemm lays it out, sized by
+   the op's own shape, and this thread's part of it. */
+static const char *gemm_scratch_for(Emitter *e, long long M, long long N, long long K, bool a_packed, bool b_packed) {
+    need_scratch(e, NNK_GEMM_SCRATCH_FOR(M, N, K, a_packed, b_packed),
+                 format("NNK_GEMM_SCRATCH_FOR(%lld, %lld, %lld, %d, %d)", M, N, K, a_packed, b_packed));
     e->tile = true;
     return "    float *scratch = a->scratch + (long)part * SCRATCH_FLOATS;\n";
 }
@@ -140,7 +143,8 @@ static void emit_conv2d_batch(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     long long N = x->dims[0], O = y->dims[1], Q = N * y->dims[2] * y->dims[3], NR = op->impl.uk->nr, panels = (Q + NR - 1) / NR;
     bool packed = pack(e, op, w);
-    need_scratch(e, NNK_CONV_BATCH_SCRATCH(O), format("NNK_CONV_BATCH_SCRATCH(%lld)", O));
+    long long K = prod(w, 1, 4);
+    need_scratch(e, NNK_CONV_BATCH_SCRATCH_FOR(O, Q, K, packed), format("NNK_CONV_BATCH_SCRATCH_FOR(%lld, %lld, %lld, %d)", O, Q, K, packed));
     e->tile = true;
     Buf body = {0};
     buf_puts(&body, conv_params(op));
@@ -183,7 +187,7 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     } else {
         split_rows(&body, O, packed, op->impl.pack_width);
     }
-    buf_puts(&body, gemm_scratch(e));
+    buf_puts(&body, gemm_scratch_for(e, O, P, prod(w, 1, 4), packed, false));
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
     buf_printf(&body, "%snnk_conv2d_gemm_part(%s, %s, a->in[1], %d, %s, &shape, %s, %s, scratch);\n", ind, at("a->y", y_at),
@@ -292,7 +296,8 @@ static void emit_conv2d_groups(Emitter *e, const Op *op) {
     Buf body = {0};
     buf_puts(&body, conv_params(op));
     split_rows(&body, O, false, 0);
-    buf_puts(&body, gemm_scratch(e));
+    long long G = op->a.groups;   /* each group's product: its channels by the plane, over its patch */
+    buf_puts(&body, gemm_scratch_for(e, O / G, y->dims[2] * y->dims[3], C / G * op->a.kernel[0] * op->a.kernel[1], false, false));
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++)\n", N);
     buf_printf(&body, "%snnk_conv2d_gemm_groups(%s, %s, a->in[1], %s, &shape, (int)o0, (int)o1, scratch);\n", ind, at("a->y", y_at),
@@ -364,7 +369,7 @@ static void emit_linear(Emitter *e, const Op *op) {
     } else {
         bool packed = pack(e, op, op->in.items[1]);
         split_rows(&body, O, packed, op->impl.pack_width);
-        buf_puts(&body, gemm_scratch(e));
+        buf_puts(&body, gemm_scratch_for(e, M, O, K, false, packed));
         buf_printf(&body, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, %s, %s, %s, %s,\n"
                           "                    %lld, %lld, (int)(o1 - o0), scratch);\n", O, packed, O, a->has_bias ? "a->in[2] + o0" : "NULL",
                    a->residual ? format("a->in[%d] + o0", a->residual) : "NULL", act_enum(a->act1), act_enum(a->act2),
@@ -455,7 +460,7 @@ static void emit_mha(Emitter *e, const Op *op) {
 
     Buf project = {0};
     split_rows(&project, D, in_packed, op->impl.pack_width);
-    buf_puts(&project, gemm_scratch(e));
+    buf_puts(&project, gemm_scratch_for(e, N * (L > S ? L : S), D, D, false, in_packed));
     const char *what[3] = {"Q", "K", "V"};
     const long long at_[3] = {0, k_at, v_at}, rows[3] = {N * L, N * S, N * S};
     for (int j = 0; j < 3; j++)
@@ -477,7 +482,7 @@ static void emit_mha(Emitter *e, const Op *op) {
 
     Buf output = {0};
     split_rows(&output, D, out_packed, op->impl.pack_width);
-    buf_puts(&output, gemm_scratch(e));
+    buf_puts(&output, gemm_scratch_for(e, N * L, D, D, false, out_packed));
     buf_printf(&output, "    nnk_linear_gemm(a->y + o0, %lld, a->in[0], a->in[1], %d, %lld, (int)o0, a->in[2] + o0, NULL, NNK_ACT_NONE, NNK_ACT_NONE,\n"
                         "                    %lld, %lld, (int)(o1 - o0), scratch);\n", D, out_packed, D, N * L, D);
     const char *fn3 = specialise_stage(e, op, "output", "const nnrt_op_args *a, int part, int parts", output.buf);

@@ -32,7 +32,9 @@ static const char usage[] =
     "  -D NAME=VALUE        override 'let NAME' with a constant expression (batch, size, ...)\n"
     "  --main               add a main() so that the C file builds into a program\n"
     "  --weights FILE       safetensors weights; with --embed-weights, put them into the C\n"
-    "  --embed-weights      embed the weights of --weights in the generated C\n"
+    "  --embed-weights[=f32|f16|bf16]  embed the weights of --weights in the generated C: as F32\n"
+    "                       (default), or kept 16-bit in read-only memory and widened op by op into the\n"
+    "                       arena when the model runs (F16: 11 significant bits, BF16: 8)\n"
     "  --emit c|ir|dot|weights  what to write (default c)\n"
     "  -O0, -O1, -O2        optimisation level (default -O2)\n"
     "  --no-blocked-layout  keep every tensor plain NCHW (by default -O2 gives the convolutions\n"
@@ -153,8 +155,17 @@ static void parse_args(int argc, char **argv, Options *o) {
         } else if (strcmp(a, "--weights") == 0) {
             NEED_VALUE();
             o->emit_opts.weights_path = next;
-        } else if (strcmp(a, "--embed-weights") == 0) {
+        } else if (strcmp(a, "--embed-weights") == 0 || strncmp(a, "--embed-weights=", 16) == 0) {
+            const char *dt = a[15] ? a + 16 : "f32";
             o->emit_opts.embed_weights = true;
+            if (strcmp(dt, "f32") == 0)
+                o->emit_opts.embed_dtype = EMBED_F32;
+            else if (strcmp(dt, "f16") == 0)
+                o->emit_opts.embed_dtype = EMBED_F16;
+            else if (strcmp(dt, "bf16") == 0)
+                o->emit_opts.embed_dtype = EMBED_BF16;
+            else
+                usage_error("--embed-weights= expects f32, f16 or bf16, found '%s'", dt);
         } else if (strcmp(a, "--emit") == 0) {
             NEED_VALUE();
             if (strcmp(next, "c") && strcmp(next, "ir") && strcmp(next, "dot") && strcmp(next, "weights"))
@@ -333,6 +344,26 @@ static char *stem(const char *path) {
     return ends_with(base, ".c") ? xstrndup(base, strlen(base) - 2) : xstrdup(base);
 }
 
+/* --embed-weights: the file of the weights' bytes beside OUT.c (OUT.weights.bin), by its absolute name so
+   that the C builds from any directory; the C array alone when that name cannot be had. */
+static char *weights_bin_path(const char *out_c) {
+    const char *slash = strrchr(out_c, '/');
+    char *dir = slash ? xstrndup(out_c, (size_t)(slash - out_c + (slash == out_c))) : xstrdup(".");
+    char *abs = realpath(dir, NULL);
+    return abs ? format("%s/%s.weights.bin", strcmp(abs, "/") ? abs : "", stem(out_c)) : NULL;
+}
+
+/* -o PROGRAM with --embed-weights: a temporary file for the weights' bytes while the program builds. */
+static char *temp_file(void) {
+    char *path = xstrdup("/tmp/nnc-weights-......");
+    memset(path + strlen(path) - 6, 'X', 6);   /* mkstemp's template */
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    close(fd);
+    return path;
+}
+
 #ifdef NNC_SANITIZE
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -373,6 +404,8 @@ int main(int argc, char **argv) {
         g = elaborate(&decls, &o.elab);   /* a fresh graph for the passes */
     }
     g->target = o.target ? o.target : target_native();
+    if (o.emit_opts.embed_weights && o.emit_opts.embed_dtype != EMBED_F32)
+        no_winograd = true;   /* a 16-bit Winograd-transformed weight loses too much: F16 6e-3 of the result, BF16 5e-2 */
     run_passes(g, o.emit_opts.opt_level);
     plan_memory(g);
     if (!verify_graph(g) || !verify_memory_plan(g)) {
@@ -426,11 +459,26 @@ int main(int argc, char **argv) {
     char *name = stem(o.output);
     o.emit_opts.source_path = o.input;
     o.emit_opts.header_name = format("%s.h", name);
+    char *bin_tmp = NULL;
+    if (o.emit_opts.embed_weights) {
+        /* the weights' bytes beside the C, and the same as a C array that it includes where .incbin cannot be had */
+        EmitOptions *eo = &o.emit_opts;
+        eo->weights_bin_path = program ? (bin_tmp = temp_file()) : weights_bin_path(o.output);
+        if (eo->weights_bin_path) {
+            size_t len = strlen(eo->weights_bin_path) - (program ? 0 : 4);
+            eo->weights_inc_path = format("%.*s.inc", (int)len, eo->weights_bin_path);
+            eo->weights_inc_name = program ? eo->weights_inc_path : format("%s.weights.inc", name);
+        }
+    }
     Buf c_file = {0}, h_file = {0};
-    if (!emit_c(g, &o.emit_opts, &c_file, &h_file))
-        return diag_error_count > 0 ? 1 : 2;
-    if (program)
-        return build_program(&o, c_file.buf, h_file.buf);
+    bool emitted = emit_c(g, &o.emit_opts, &c_file, &h_file);
+    int status = !emitted ? (diag_error_count > 0 ? 1 : 2) : program ? build_program(&o, c_file.buf, h_file.buf) : -1;
+    if (bin_tmp) {
+        unlink(bin_tmp);
+        unlink(o.emit_opts.weights_inc_path);
+    }
+    if (status >= 0)
+        return status;
     char *h_path = format("%.*s.h", (int)(strlen(o.output) - 2), o.output);
     if (!write_file(o.output, c_file.buf) || !write_file(h_path, h_file.buf))
         return 2;

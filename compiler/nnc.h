@@ -477,6 +477,10 @@ typedef struct {
     bool main_program;
     const char *weights_path;    /* for --embed-weights */
     bool embed_weights;
+    int embed_dtype;             /* the embedded weights' type: EMBED_F32, EMBED_F16, EMBED_BF16 (--embed-weights=) */
+    const char *weights_bin_path;   /* --embed-weights: the file of their bytes for the assembler (.incbin), or NULL */
+    const char *weights_inc_path;   /* ...and that of the same as a C array, written there (NULL: in the C) */
+    const char *weights_inc_name;   /* ...as the C #includes it */
     const char *source_path;
     const char *header_name;     /* "resnet50.h" */
     bool dumps;                  /* a hook that sees every op's result (NAME_on_dump; --bisect builds with it) */
@@ -486,6 +490,8 @@ typedef struct {
     double **test_expected;
     double *test_tolerance;
 } EmitOptions;
+
+enum { EMBED_F32, EMBED_F16, EMBED_BF16 };
 
 /* passes/: each takes the graph and rewrites it; each keeps what it computes the same. */
 void pass_dce(Graph *g);               /* dead ops and common subexpressions */

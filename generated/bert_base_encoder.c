@@ -1040,14 +1040,14 @@ static const nnrt_packing packings[] = {
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 48 weight(s) packed. */
 static int prepare(bert_base_encoder *m) {
-    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    float *tmp = nnrt_alloc(2359296 * sizeof(float));   /* the largest packed weight, from the runtime's heap */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
     }
     for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
-    free(tmp);
+    nnrt_release(tmp);
     return 0;
 }
 

@@ -18,7 +18,7 @@
    them; convnext_tiny_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define CONVNEXT_TINY_ARENA_BYTES 7225344
 #define CONVNEXT_TINY_WEIGHT_BYTES 114356544
-#define CONVNEXT_TINY_SCRATCH_BYTES_PER_THREAD 557056
+#define CONVNEXT_TINY_SCRATCH_BYTES_PER_THREAD 491520
 #define CONVNEXT_TINY_STATE_BYTES 2552
 
 typedef struct convnext_tiny convnext_tiny;

@@ -18,7 +18,7 @@
    them; efficientnet_b0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define EFFICIENTNET_B0_ARENA_BYTES 6021120
 #define EFFICIENTNET_B0_WEIGHT_BYTES 21407360
-#define EFFICIENTNET_B0_SCRATCH_BYTES_PER_THREAD 557056
+#define EFFICIENTNET_B0_SCRATCH_BYTES_PER_THREAD 460800
 #define EFFICIENTNET_B0_STATE_BYTES 2160
 
 typedef struct efficientnet_b0 efficientnet_b0;

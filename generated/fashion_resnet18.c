@@ -911,7 +911,7 @@ static int prepare(fashion_resnet18 *m) {
         float *w = m->weights;
         nnk_fold_batchnorm(w + f->weight, w + f->bias, w + f->gamma, w + f->beta, w + f->mean, w + f->var, f->channels, f->per_channel, f->eps);
     }
-    float *tmp = malloc(2359296 * sizeof(float));   /* the largest packed weight */
+    float *tmp = nnrt_alloc(2359296 * sizeof(float));   /* the largest packed weight, from the runtime's heap */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
@@ -919,7 +919,7 @@ static int prepare(fashion_resnet18 *m) {
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
                       conv_packings[i].kw, conv_packings[i].how, tmp);
-    free(tmp);
+    nnrt_release(tmp);
     return 0;
 }
 

@@ -18,7 +18,7 @@
    them; mnasnet1_0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define MNASNET1_0_ARENA_BYTES 3211264
 #define MNASNET1_0_WEIGHT_BYTES 17763520
-#define MNASNET1_0_SCRATCH_BYTES_PER_THREAD 557056
+#define MNASNET1_0_SCRATCH_BYTES_PER_THREAD 245760
 #define MNASNET1_0_STATE_BYTES 1672
 
 typedef struct mnasnet1_0 mnasnet1_0;

@@ -18,7 +18,7 @@
    them; mobilenet_v2_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define MOBILENET_V2_ARENA_BYTES 6021120
 #define MOBILENET_V2_WEIGHT_BYTES 14224512
-#define MOBILENET_V2_SCRATCH_BYTES_PER_THREAD 557056
+#define MOBILENET_V2_SCRATCH_BYTES_PER_THREAD 368640
 #define MOBILENET_V2_STATE_BYTES 1672
 
 typedef struct mobilenet_v2 mobilenet_v2;

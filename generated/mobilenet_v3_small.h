@@ -18,7 +18,7 @@
    them; mobilenet_v3_small_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define MOBILENET_V3_SMALL_ARENA_BYTES 1605632
 #define MOBILENET_V3_SMALL_WEIGHT_BYTES 10246144
-#define MOBILENET_V3_SMALL_SCRATCH_BYTES_PER_THREAD 557056
+#define MOBILENET_V3_SMALL_SCRATCH_BYTES_PER_THREAD 230400
 #define MOBILENET_V3_SMALL_STATE_BYTES 1824
 
 typedef struct mobilenet_v3_small mobilenet_v3_small;

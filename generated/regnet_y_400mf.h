@@ -18,7 +18,7 @@
    them; regnet_y_400mf_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define REGNET_Y_400MF_ARENA_BYTES 6422528
 #define REGNET_Y_400MF_WEIGHT_BYTES 17544896
-#define REGNET_Y_400MF_SCRATCH_BYTES_PER_THREAD 557056
+#define REGNET_Y_400MF_SCRATCH_BYTES_PER_THREAD 470600
 #define REGNET_Y_400MF_STATE_BYTES 2200
 
 typedef struct regnet_y_400mf regnet_y_400mf;

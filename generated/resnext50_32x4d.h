@@ -18,7 +18,7 @@
    them; resnext50_32x4d_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNEXT50_32X4D_ARENA_BYTES 8028160
 #define RESNEXT50_32X4D_WEIGHT_BYTES 100524992
-#define RESNEXT50_32X4D_SCRATCH_BYTES_PER_THREAD 557056
+#define RESNEXT50_32X4D_SCRATCH_BYTES_PER_THREAD 491520
 #define RESNEXT50_32X4D_STATE_BYTES 1696
 
 typedef struct resnext50_32x4d resnext50_32x4d;

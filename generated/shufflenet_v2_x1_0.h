@@ -18,7 +18,7 @@
    them; shufflenet_v2_x1_0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SHUFFLENET_V2_X1_0_ARENA_BYTES 1505280
 #define SHUFFLENET_V2_X1_0_WEIGHT_BYTES 9222976
-#define SHUFFLENET_V2_X1_0_SCRATCH_BYTES_PER_THREAD 557056
+#define SHUFFLENET_V2_X1_0_SCRATCH_BYTES_PER_THREAD 252416
 #define SHUFFLENET_V2_X1_0_STATE_BYTES 2416
 
 typedef struct shufflenet_v2_x1_0 shufflenet_v2_x1_0;

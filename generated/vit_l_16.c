@@ -1937,7 +1937,7 @@ static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 1 weight(s) packed. */
 static int prepare(vit_l_16 *m) {
-    float *tmp = malloc(786432 * sizeof(float));   /* the largest packed weight */
+    float *tmp = nnrt_alloc(786432 * sizeof(float));   /* the largest packed weight, from the runtime's heap */
     if (!tmp) {
         nnrt_seterr(&m->error, "out of memory packing the weights");
         return -1;
@@ -1945,7 +1945,7 @@ static int prepare(vit_l_16 *m) {
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
                       conv_packings[i].kw, conv_packings[i].how, tmp);
-    free(tmp);
+    nnrt_release(tmp);
     return 0;
 }
 

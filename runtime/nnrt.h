@@ -139,7 +139,9 @@ void nnrt_set_allocator(const nnrt_allocator *a);
 /* The heap becomes buf[size]: blocks are taken from it one after the other, and it is reused from its start
    once everything taken has been released (so one load after another needs no more than the largest).
    Loading a safetensors image needs about 1.1 KB per tensor on a 64-bit host (ResNet-18's 128 tensors:
-   140 KB), somewhat less on a 32-bit one; nnrt_allocator_buffer_peak tells the most used so far. */
+   140 KB), somewhat less on a 32-bit one, and a model's NAME_load then takes a copy of its largest packed
+   weight while it rearranges the weights (embedded weights need neither); nnrt_allocator_buffer_peak tells
+   the most used so far. */
 void nnrt_set_allocator_buffer(void *buf, size_t size);
 size_t nnrt_allocator_buffer_peak(void);
 void *nnrt_alloc(size_t size);    /* from the allocator above; NULL when it has none or is out of memory */

@@ -43,6 +43,8 @@ SUITES = [
     ("fuzz-models", [PY, "tests/fuzz_models/run.py", "--seed", "1", "--count", "240", "--jobs", "2"], False),
     ("fuzz-models-replay", [PY, "tests/fuzz_models/run.py", "--replay"], False),
     ("cross", [PY, "tests/cross/run_cross.py"], False),
+    # CIFAR ResNet-20 with embedded weights on a Cortex-M7 under qemu-system-arm (skipped without the tools)
+    ("embedded", [PY, "tests/embedded/run_embedded.py"], True),
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),

@@ -5,12 +5,13 @@
 #   demo data: dataset-fashion-mnist
 #   cross tests (tests/cross/run_cross.py): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user (aarch64 under
 #     qemu), gcc-arm-none-eabi libnewlib-arm-none-eabi (Cortex-M)
+#   embedded example (tests/embedded/run_embedded.py): qemu-system-arm (the mps2-an500 board, a Cortex-M7)
 # Silent and fast when everything is present; otherwise runs `apt-get update` once,
 # installs the missing packages (printing one line saying which) and fails loudly.
 # Run as root (or with sudo available).
 set -u
 
-PACKAGES="make gcc clang libclang-rt-14-dev flex bison python3-torch python3-torchvision python3-numpy dataset-fashion-mnist gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi"
+PACKAGES="make gcc clang libclang-rt-14-dev flex bison python3-torch python3-torchvision python3-numpy dataset-fashion-mnist gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 
 missing=""
 for pkg in $PACKAGES; do

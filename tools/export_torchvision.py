@@ -9,6 +9,11 @@ NAME is either
     torchvision.models.list_models()), called as torchvision.models.NAME(**kwargs) with
     no pretrained weights; e.g. --kwargs '{"num_classes": 10}' or, for the ViTs,
     --kwargs '{"image_size": 384}';
+  - cifar_resnet20 (cifar_resnet32, 44, 56, 110): He et al.'s ResNet for 32x32 CIFAR images
+    (section 4.2), built here of torchvision's BasicBlock with its parameter names: a 3x3 stem
+    of 16 channels (conv1, bn1), three stages layer1..layer3 of 16, 32 and 64 channels (a
+    strided 1x1 projection, downsample.0/.1, where the shape changes: option B) and fc
+    (tests/embedded/cifar_resnet20.net);
   - a model class, to build a custom-sized model: VisionTransformer (alias: vit), ResNet,
     or any other nn.Module class in torchvision.models, called as CLASS(**kwargs), e.g.
       export_torchvision.py vit tiny.safetensors --kwargs '{"image_size": 32,
@@ -53,12 +58,49 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors  # noqa: E402  (tools/safetensors.py, not the PyPI package)
 
 CLASS_ALIASES = {"vit": "VisionTransformer"}
+
+
+class CifarResNet(torch.nn.Module):
+    """He et al.'s CIFAR ResNet of depth 6n+2 with torchvision's BasicBlock (option B shortcuts)."""
+
+    def __init__(self, depth=20, num_classes=10):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+        n = (depth - 2) // 6
+        self.conv1 = torch.nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        self.relu = torch.nn.ReLU(inplace=True)
+        layers, cin = [], 16
+        for width, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for i in range(n):
+                s = stride if i == 0 else 1
+                down = None
+                if s != 1 or cin != width:
+                    down = torch.nn.Sequential(torch.nn.Conv2d(cin, width, 1, stride=s, bias=False),
+                                               torch.nn.BatchNorm2d(width))
+                blocks.append(BasicBlock(cin, width, s, down))
+                cin = width
+            layers.append(torch.nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.fc = torch.nn.Linear(64, num_classes)
+        self.image_size = 32
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+BUILDERS = {f"cifar_resnet{d}": (lambda d: lambda **kw: CifarResNet(d, **kw))(d) for d in (20, 32, 44, 56, 110)}
 NORM_TYPES = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
 def _resolve(name):
     """(callable, is_class) for a builder or class name of torchvision.models."""
     name = CLASS_ALIASES.get(name, name)
+    if name in BUILDERS:
+        return BUILDERS[name], True
     models = torchvision.models
     obj = getattr(models, name, None)
     if isinstance(obj, type) and issubclass(obj, torch.nn.Module):

@@ -158,7 +158,9 @@ static Impl choose(const Graph *g, const Op *op) {
            wasted on a plane narrower than NR); else by output channels */
         impl.split = P >= SPLIT_PIXELS_FROM ? SPLIT_PIXELS : y->dims[0] > 1 ? SPLIT_BATCH : SPLIT_CHANNELS;
         pack(&impl, op->in.items[1], impl.uk->mr, impl.uk->mr);
-        impl.thread_scratch = impl.split == SPLIT_BATCH ? NNK_CONV_BATCH_SCRATCH(y->dims[1]) : NNK_GEMM_SCRATCH;
+        int64_t K = tensor_numel(op->in.items[1]) / y->dims[1];   /* the product's sizes, as emit_ops.c gives them */
+        impl.thread_scratch = impl.split == SPLIT_BATCH ? NNK_CONV_BATCH_SCRATCH_FOR(y->dims[1], y->dims[0] * P, K, impl.pack_width > 0)
+                                                        : NNK_GEMM_SCRATCH_FOR(y->dims[1], P, K, impl.pack_width > 0, 0);
         break;
     }
     case OPK_LINEAR: {
@@ -172,7 +174,7 @@ static Impl choose(const Graph *g, const Op *op) {
         impl.family = IMPL_GEMM;
         impl.uk = uk;
         pack(&impl, op->in.items[1], uk->nr, uk->nr);
-        impl.thread_scratch = NNK_GEMM_SCRATCH;
+        impl.thread_scratch = NNK_GEMM_SCRATCH_FOR(M, y->dims[y->rank - 1], K, 0, impl.pack_width > 0);
         break;
     }
     case OPK_MHA:

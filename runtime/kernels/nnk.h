@@ -20,6 +20,7 @@
  *   nnk_winograd.h     3×3 stride-1 conv2d by Winograd's F(4×4, 3×3), on the same layout
  *   nnk_attention.h    sdpa mha (masks included)
  *   nnk_tensor.h       index_select full arange where reduce
+ *   nnk_half.h         F16 and BF16 weights to and from float
  *
  * Every kernel takes its outputs first and its dimensions last, and depends only on libc and libm.
  */
@@ -39,5 +40,6 @@
 #include "nnk_conv_nchwc.h"
 #include "nnk_winograd.h"
 #include "nnk_tensor.h"
+#include "nnk_half.h"
 
 #endif

@@ -281,7 +281,8 @@ static inline void nnk_dwconv2d_part(float *restrict y, const float *restrict x,
 /* Output channels [o0, o1) of a grouped conv2d of one image, each group's share a blocked product
    (nnk_conv2d_gemm) of its weights' rows and the im2col of the group's input channels, with the epilogue
    fused. The range may start and end anywhere in a group: each element is the same sum either way. y, x,
-   b and res are the image's and layer's whole tensors; scratch holds NNK_GEMM_SCRATCH floats. */
+   b and res are the image's and layer's whole tensors; scratch holds NNK_GEMM_SCRATCH_FOR(O/groups, OH*OW,
+   C/groups*kh*kw, 0, 0) floats. */
 static inline void nnk_conv2d_gemm_groups(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
                                           const float *restrict res, int act1, int act2, const nnk_conv_params *p, int o0, int o1,
                                           float *restrict scratch)

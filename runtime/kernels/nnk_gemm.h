@@ -17,7 +17,8 @@
  * multiply-adds; the portable ones compute the same sums as a multiply and an add unless the compiler
  * contracts them.
  *
- * A caller passes scratch memory of NNK_GEMM_SCRATCH floats, one block per thread.
+ * A caller passes each thread scratch memory for the packed blocks: NNK_GEMM_SCRATCH_FOR of the product's
+ * own sizes, or NNK_GEMM_SCRATCH floats, enough for any.
  */
 #ifndef NNK_GEMM_H
 #define NNK_GEMM_H
@@ -34,8 +35,18 @@ enum {
     NNK_NC = 480,   /* columns of a packed block of B (ten panels) */
 };
 
-/* Floats of scratch one nnk_gemm call needs: the packed blocks of B and A. */
+/* Floats of scratch one nnk_gemm call needs: the packed blocks of B and A, at most. */
 #define NNK_GEMM_SCRATCH ((long)NNK_KC * NNK_NC + (long)NNK_MC * NNK_KC)
+
+/* The same for an M×N×K product: the block of B (none when B is packed already) of min(KC, K) rows and
+   min(NC, N rounded up to NR) columns, then that of A (none when A is packed) of min(MC, M rounded up to
+   MR) rows. nnk_gemm puts A's block after B's as computed from its own N and K, so scratch sized for a
+   product of M, N and K serves any part of it (a thread's rows or columns). */
+#define NNK__UPTO(x, step, most) ((long)(x) + (step) - 1 < (most) ? ((long)(x) + (step) - 1) / (step) * (step) : (most))
+#define NNK_GEMM_B_FLOATS(N, K) ((long)NNK__UPTO(K, 1, NNK_KC) * NNK__UPTO(N, NNK_NR, NNK_NC))
+#define NNK_GEMM_A_FLOATS(M, K) ((long)NNK__UPTO(M, NNK_MR, NNK_MC) * NNK__UPTO(K, 1, NNK_KC))
+#define NNK_GEMM_SCRATCH_FOR(M, N, K, a_packed, b_packed) \
+    (((b_packed) ? 0 : NNK_GEMM_B_FLOATS(N, K)) + ((a_packed) ? 0 : NNK_GEMM_A_FLOATS(M, K)))
 
 /* Where B comes from. */
 enum { NNK_B_ROWS, NNK_B_COLS, NNK_B_PACKED, NNK_B_IM2COL };
@@ -241,12 +252,13 @@ typedef struct {
 /* C[M,N] (row stride ldc) = A[M,K] · B[K,N] + rbias[M] or cbias[N] (either may be NULL), then
    C = act2(act1(C) + res) with res laid out like C (or C = act1(C) when res is NULL). A packed A needs M
    and `first` multiples of MR, a packed B (NNK_B_PACKED) N and its `first` multiples of NR.
-   scratch holds NNK_GEMM_SCRATCH floats. C must not overlap A, B or res. */
+   scratch holds NNK_GEMM_SCRATCH_FOR(M, N, K, a->packed, b->kind == NNK_B_PACKED) floats (or more). C must not
+   overlap A, B or res. */
 static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, const nnk_asrc *a, const nnk_bsrc *b,
                             const float *rbias, const float *cbias, const float *res, int act1, int act2,
                             float *restrict scratch)
 {
-    float *bp = scratch, *ap = scratch + (long)NNK_KC * NNK_NC;
+    float *bp = scratch, *ap = scratch + (b->kind == NNK_B_PACKED ? 0 : NNK_GEMM_B_FLOATS(N, K));
     if (M <= 0)   /* (a thread with no rows to compute need not gather B) */
         return;
     for (int n0 = 0; n0 < N; n0 += NNK_NC) {
@@ -317,22 +329,27 @@ static inline void nnk_conv2d_gemm_part(float *restrict y, const float *restrict
                     p->OH, p->OW, p0, p1, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->dh, p->dw, scratch);
 }
 
-/* Scratch of nnk_conv2d_gemm_batch for O output channels: the product's blocks and a block of its result. */
+/* Scratch of nnk_conv2d_gemm_batch for O output channels: the product's blocks and a block of its result;
+   the same for Q columns in all and K = C*KH*KW, with the weight packed or not. */
 #define NNK_CONV_BATCH_SCRATCH(O) (NNK_GEMM_SCRATCH + (long)(O) * NNK_NC)
+#define NNK_CONV_BATCH_SCRATCH_FOR(O, Q, K, w_packed) \
+    (NNK_GEMM_SCRATCH_FOR(O, NNK__UPTO(Q, 1, NNK_NC), K, w_packed, 0) + (long)(O) * NNK__UPTO(Q, 1, NNK_NC))
 
 /* conv2d (groups = 1) of a batch of small planes as one product whose columns are every image's pixels,
    so that no tile is wasted on a plane narrower than NNK_NR: columns [q0, q1) of the N*OH*OW, all O
    output channels (w as loaded or packed, as for nnk_conv2d_gemm). Each block of columns is computed from
    the bias into scratch, then copied to y[N, O, OH, OW] and finished with the epilogue (res laid out like
    y), so each element gets the same sums and the same epilogue as from nnk_conv2d_gemm. x, y and res are
-   the whole batch; scratch holds NNK_CONV_BATCH_SCRATCH(O) floats. */
+   the whole batch; scratch holds NNK_CONV_BATCH_SCRATCH_FOR(O, q1 - q0, C*KH*KW, w_packed) floats (or
+   NNK_CONV_BATCH_SCRATCH(O), enough for any). */
 static inline void nnk_conv2d_gemm_batch(float *restrict y, const float *restrict x, const float *restrict w, int w_packed,
                                          const float *restrict b, const float *restrict res, int act1, int act2, int C, int H,
                                          int W, int O, int OH, int OW, long q0, long q1, int KH, int KW, int SH, int SW, int PT,
                                          int PL, int DH, int DW, float *restrict scratch)
 {
     long K = (long)C * KH * KW, P = (long)OH * OW;
-    float *block = scratch + NNK_GEMM_SCRATCH;
+    long most = q1 - q0 < NNK_NC ? q1 - q0 : NNK_NC;   /* columns of one block */
+    float *block = scratch + NNK_GEMM_SCRATCH_FOR(O, most, K, w_packed, 0);
     nnk_asrc a = {w, w_packed ? O : K, w_packed, 0};
     for (long c0 = q0; c0 < q1; c0 += NNK_NC) {
         int cols = (int)(q1 - c0 < NNK_NC ? q1 - c0 : NNK_NC);

@@ -8,7 +8,8 @@
  * and strides, padding and dilation, whose NEON and x86 FMA paths also do the same fused multiply-adds.
  * Each case is checked against the same product in double (max|Δ| / max(1, max|ref|) <= 1e-5), and again
  * split into parts as threads would compute it (rows at multiples of MR, columns anywhere), which must give
- * the same bits. Prints `ok - NAME` or `FAIL - NAME: detail` per case, then `N passed, N failed`; with a
+ * the same bits. Scratch is exactly NNK_GEMM_SCRATCH_FOR the case's M, N and K, followed by a guard that
+ * no call may write. Prints `ok - NAME` or `FAIL - NAME: detail` per case, then `N passed, N failed`; with a
  * file argument, also writes one line per case, its name and an FNV-1a hash of its output's bits, for
  * comparing builds (the NEON tile and the x86 FMA tiles do the same fused multiply-adds in the same order,
  * so their hashes are equal).
@@ -53,8 +54,23 @@ static double act(double v, int a) {
     }
 }
 
+/* Scratch of `floats` followed by GUARD floats of a pattern that nnk_gemm must leave alone. */
+enum { GUARD = 64 };
+static float *scratch_of(long floats) {
+    float *p = malloc((size_t)(floats + GUARD) * sizeof *p);
+    for (long i = 0; i < GUARD; i++)
+        p[floats + i] = -1234.5f;
+    return p;
+}
+static int guard_intact(const float *p, long floats) {
+    for (long i = 0; i < GUARD; i++)
+        if (p[floats + i] != -1234.5f)
+            return 0;
+    return 1;
+}
+
 /* Compares got[M][N] with the double reference and reports the case. */
-static void report(const char *name, const float *got, const double *ref, long n, const float *split, int nsplit) {
+static void report(const char *name, const float *got, const double *ref, long n, const float *split, int nsplit, int guard) {
     double worst = 0, scale = 1;
     for (long i = 0; i < n; i++)
         scale = fmax(scale, fabs(ref[i]));
@@ -66,11 +82,12 @@ static void report(const char *name, const float *got, const double *ref, long n
     int same = 1;
     for (int s = 0; s < nsplit; s++)
         same = same && memcmp(got, split + (long)s * n, (size_t)n * sizeof *got) == 0;
-    if (worst / scale <= 1e-5 && same) {
+    if (worst / scale <= 1e-5 && same && guard) {
         printf("ok - %s\n", name);
         passed++;
     } else {
-        printf("FAIL - %s: %s max|d|/max(1,|ref|) = %.3g\n", name, same ? "" : "split results differ;", worst / scale);
+        printf("FAIL - %s: %s%s max|d|/max(1,|ref|) = %.3g\n", name, same ? "" : "split results differ;",
+               guard ? "" : " wrote past its scratch;", worst / scale);
         failed++;
     }
     if (hashes)
@@ -85,7 +102,8 @@ static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int e
     static const int act2s[] = {NNK_ACT_NONE, NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_NONE};
     int act1 = act1s[epi], act2 = act2s[epi], has_res = epi == 2;
     float *a = randv((long)M * K), *bsrc = randv((long)K * N), *rb = randv(M), *cb = randv(N);
-    float *res = randv((long)M * N), *scratch = malloc(NNK_GEMM_SCRATCH * sizeof(float));
+    long sfloats = NNK_GEMM_SCRATCH_FOR(M, N, K, akind == A_PACKED, bkind == NNK_B_PACKED);
+    float *res = randv((long)M * N), *scratch = scratch_of(sfloats);
     float *wpack = NULL, *tmp = malloc((size_t)((long)M * K + (long)K * N + 1) * sizeof(float));
     const float *rbias = bias == 1 ? rb : NULL, *cbias = bias == 2 ? cb : NULL;
     /* B[k][n]: ROWS reads bsrc[k*N + n]; COLS and PACKED read a weight w[N][K] with w[n][k] = B[k][n] */
@@ -152,7 +170,7 @@ static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int e
     static const char *const biases[] = {"", " rbias", " cbias"}, *const epis[] = {"", " relu", " +res relu", " sigmoid"};
     snprintf(name, sizeof name, "gemm M %d N %d K %d %s %s%s%s", M, N, K, anames[akind], bnames[bkind], biases[bias],
              epis[epi]);
-    report(name, c, ref, n_out, split, 2);
+    report(name, c, ref, n_out, split, 2, guard_intact(scratch, sfloats));
     free(a), free(bsrc), free(rb), free(cb), free(res), free(scratch), free(wpack), free(tmp), free(w), free(ref);
     free(c), free(split);
 }
@@ -163,7 +181,8 @@ static void conv_case(int C, int H, int W, int O, int KH, int KW, int S, int P, 
     long K = (long)C * KH * KW, npix = (long)OH * OW;
     float *x = randv((long)C * H * W), *w = randv(O * K), *b = randv(O);
     float *y = malloc((size_t)O * npix * sizeof *y), *split = malloc((size_t)O * npix * sizeof *y);
-    float *scratch = malloc(NNK_GEMM_SCRATCH * sizeof(float));
+    long sfloats = NNK_GEMM_SCRATCH_FOR(O, npix, K, 0, 0);
+    float *scratch = scratch_of(sfloats);
     double *ref = malloc((size_t)O * npix * sizeof *ref);
     for (int o = 0; o < O; o++)
         for (int oh = 0; oh < OH; oh++)
@@ -188,7 +207,7 @@ static void conv_case(int C, int H, int W, int O, int KH, int KW, int S, int P, 
     char name[160];
     snprintf(name, sizeof name, "conv2d_gemm C %d %dx%d O %d k %dx%d s %d p %d%s", C, H, W, O, KH, KW, S, P,
              epi ? " relu" : "");
-    report(name, y, ref, O * npix, split, 1);
+    report(name, y, ref, O * npix, split, 1, guard_intact(scratch, sfloats));
     free(x), free(w), free(b), free(y), free(split), free(scratch), free(ref);
 }
 

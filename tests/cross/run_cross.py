@@ -14,8 +14,8 @@ missing), then `N passed, N failed, N skipped`; exits 1 on any failure:
   - Cortex-M7 (arm-none-eabi-gcc, newlib): every runtime file compiles with the switches, and what its
     objects leave undefined is memcpy, memset, libm and libgcc only (with NNRT_NO_MALLOC; without it also
     malloc and free); it links with -nostdlib (tests/embedded/bare_link.c); the generated fashion_resnet18
-    compiles too, and the libc functions it needs are listed; on a Cortex-M4, layer norm, softmax and the
-    exp-based activations compile to float only (no __aeabi_d* soft-float calls);
+    compiles too, and the libc functions it needs are listed; on a Cortex-M4, layer norm, softmax, the
+    exp-based activations and batch-norm folding compile to float only (no __aeabi_d* soft-float calls);
   - aarch64 (aarch64-linux-gnu-gcc -static, qemu-aarch64): tests/cross/gemm_edges.c (nnk_gemm on every
     block edge against double, and split as threads) passes on the NEON tile and gives the same bits as the
     x86 AVX2+FMA tile; the NEON hot loop's instructions per multiply-add, counted in the object code of gcc
@@ -242,7 +242,7 @@ def check_cortex_m7(tmp):
              "cortex-m7: the same with the four switches, malloc and free besides (NNRT_NO_MALLOC off)",
              "cortex-m7: the runtime links with -nostdlib, only libgcc and its own memcpy and memset",
              "cortex-m7: generated fashion_resnet18 compiles with the four switches",
-             "cortex-m4: layer norm, softmax, gelu, sigmoid and silu compute in float (no soft double)"]
+             "cortex-m4: layer norm, softmax, gelu, sigmoid, silu and batch-norm folding compute in float (no soft double)"]
     if not shutil.which(M7[0]):
         for n in names:
             skip(n, "arm-none-eabi-gcc not found (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi)")
@@ -274,7 +274,9 @@ def check_cortex_m7(tmp):
                 "void ln(float *y, const float *x, const float *g, const float *b, long M, int D) "
                 "{ nnk_layernorm(y, x, g, b, M, D, 1e-5f); }\n"
                 "void sm(float *y, const float *x, long M, int D) { nnk_softmax(y, x, M, D, 1); }\n"
-                "void act(float *y, const float *x, long n) { nnk_gelu(y, x, n); nnk_sigmoid(y, y, n); nnk_silu(y, y, n); }\n")
+                "void act(float *y, const float *x, long n) { nnk_gelu(y, x, n); nnk_sigmoid(y, y, n); nnk_silu(y, y, n); }\n"
+                "void fold(float *w, float *b, const float *g, const float *be, const float *m, const float *v, int O, long per) "
+                "{ nnk_fold_batchnorm(w, b, g, be, m, v, O, per, 1e-5f); }\n")
     obj = os.path.join(tmp, "m4.o")
     rc, log = run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"] + WARN +
                   ["-O2", "-I" + RUNTIME, "-c", probe, "-o", obj])

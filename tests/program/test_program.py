@@ -824,6 +824,8 @@ def body(tmp):
     nnc_usage("nnc: -o without a value", [cnn.net, "-o"], r"-o")
     nnc_usage("nnc: --embed-weights without --weights", [cnn.net, "--embed-weights", "-o", T("x.c")],
               r"--weights")
+    nnc_usage("nnc: --embed-weights= of an unknown type", [cnn.net, "--weights", W, "--embed-weights=f8", "-o", T("x.c")],
+              r"f32, f16 or bf16, found 'f8'")
 
     with open(cnn.h) as f:
         header = f.read()
@@ -915,6 +917,21 @@ def body(tmp):
         with open(T("embedded.h")) as f:
             report("--embed-weights header declares tiny_cnn_load_embedded",
                    None if "tiny_cnn_load_embedded(" in f.read() else "not declared")
+        # the weights as a C array (OUT.weights.inc) instead of .incbin, and 16-bit weights, warning-free too
+        for cname, cc in compilers:
+            if cc:
+                rr = build_c(emb_c, T("embedded_array_" + cname), cc, WARN_FLAGS + ["-march=native", "-pedantic", "-DNNC_NO_INCBIN"])
+                report(f"--embed-weights C builds with {cname} -DNNC_NO_INCBIN -pedantic", None if rr.returncode == 0 else brief(rr))
+        for dt in ("f16", "bf16"):
+            half_c = T(f"embedded_{dt}.c")
+            r = run([NNC, cnn.net, "--main", "--weights", W, f"--embed-weights={dt}", "-o", half_c])
+            for cname, cc in compilers:
+                if cc and r.returncode == 0:
+                    rr = build_c(half_c, T(f"embedded_{dt}_{cname}"), cc, WARN_FLAGS + ["-march=native", "-pedantic"])
+                    report(f"--embed-weights={dt} C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
+                           None if rr.returncode == 0 else brief(rr))
+            if r.returncode != 0:
+                report(f"--embed-weights={dt} -o FILE.c", brief(r))
     else:
         report("--embed-weights -o FILE.c", brief(r))
     bad_emb = T("prog_embedded_missing")
