@@ -150,7 +150,7 @@ void pass_choose_layouts(Graph *g) {
                 op->in.items[0] = to_blocked(&L, x, op);
             pad_input(&L, op);
             op->out->layout = LAYOUT_NCHW16C;
-        } else if (elementwise_blockable(op)) {
+        } else if (elementwise_blockable(op) || concat_blockable(op)) {   /* its other operands converted */
             for (int j = 0; j < op->in.len; j++) {
                 Tensor *t = op->in.items[j];
                 if (!is_blocked(t))
@@ -160,21 +160,13 @@ void pass_choose_layouts(Graph *g) {
         } else if ((op->kind == OPK_MAXPOOL || op->kind == OPK_BATCHNORM || avgpool_blockable(op)) && op->out->rank == 4 &&
                    is_blocked(op->in.items[0])) {
             op->out->layout = LAYOUT_NCHW16C;
-        } else if (concat_blockable(op)) {
-            for (int j = 0; j < op->in.len; j++) {
-                Tensor *t = op->in.items[j];
-                if (!is_blocked(t))
-                    op->in.items[j] = to_blocked(&L, t, op);
-            }
-            op->out->layout = LAYOUT_NCHW16C;
         } else if (op->kind == OPK_ADAPTIVE_AVGPOOL && is_blocked(op->in.items[0]) && op->out->dims[2] == 1 && op->out->dims[3] == 1) {
             /* reads blocked, writes plain */
         } else {
             for (int j = 0; j < op->in.len; j++) {
                 Tensor *t = op->in.items[j];
-                if (is_blocked(t)) {
+                if (is_blocked(t))
                     op->in.items[j] = to_plain(&L, t, op);
-                }
             }
         }
         vec_push(&L.ops, op);

@@ -585,16 +585,18 @@ static inline void nnk_pad_plane(float *restrict y, const float *restrict x, int
     }
 }
 
-/* Max pool in the blocked layout, blocks [b0, b1) of one image, with PyTorch's padding (implicit -inf) and
-   ceil_mode windows: p holds the shape (C the channels, kh/kw the window). */
-static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
+/* Max or average pooling in the blocked layout, blocks [b0, b1) of one batch: each window's cells in row
+   order, as nnk_maxpool2d (padding ignored, a NaN wins) and nnk_avgpool2d (padding cells zeros, the
+   divisor the window's size: count_include_pad without ceil_mode) compute them. */
+static inline void nnk__pool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1, int max)
 {
+    float count = (float)(p->kh * p->kw);
     for (int cb = b0; cb < b1; cb++)
         for (int oh = 0; oh < p->OH; oh++)
             for (int ow = 0; ow < p->OW; ow++) {
-                float m[NNK_CB];
+                float a[NNK_CB];
                 for (int c = 0; c < NNK_CB; c++)
-                    m[c] = -INFINITY;
+                    a[c] = max ? -INFINITY : 0.0f;
                 for (int kh = 0; kh < p->kh; kh++) {
                     int ih = oh * p->sh - p->pt + kh;
                     if (ih < 0 || ih >= p->H)
@@ -604,12 +606,24 @@ static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x,
                         if (iw < 0 || iw >= p->W)
                             continue;
                         const float *xv = x + (((long)cb * p->H + ih) * p->W + iw) * NNK_CB;
-                        for (int c = 0; c < NNK_CB; c++)   /* as nnk_maxpool2d: NaN wins */
-                            m[c] = xv[c] > m[c] || xv[c] != xv[c] ? xv[c] : m[c];
+                        for (int c = 0; c < NNK_CB; c++)
+                            a[c] = !max ? a[c] + xv[c] : xv[c] > a[c] || xv[c] != xv[c] ? xv[c] : a[c];
                     }
                 }
-                memcpy(y + (((long)cb * p->OH + oh) * p->OW + ow) * NNK_CB, m, sizeof m);
+                float *yv = y + (((long)cb * p->OH + oh) * p->OW + ow) * NNK_CB;
+                for (int c = 0; c < NNK_CB; c++)
+                    yv[c] = max ? a[c] : a[c] / count;
             }
+}
+
+static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
+{
+    nnk__pool_nchwc(y, x, p, b0, b1, 1);
+}
+
+static inline void nnk_avgpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
+{
+    nnk__pool_nchwc(y, x, p, b0, b1, 0);
 }
 
 /* Batch norm in the blocked layout, blocks [b0, b1) of a batch (block b is channels 16 (b % (C/16)) on),
@@ -629,34 +643,6 @@ static inline void nnk_batchnorm_nchwc(float *y, const float *x, const float *re
             for (int l = 0; l < NNK_CB; l++)
                 y[(b * HW + i) * NNK_CB + l] = x[(b * HW + i) * NNK_CB + l] * scale[l] + shift[l];
     }
-}
-
-/* Average pool in the blocked layout (count_include_pad, no ceil_mode: the divisor is the window's size),
-   blocks [b0, b1): the window's cells summed in row order, padding cells as zeros, as nnk_avgpool2d. */
-static inline void nnk_avgpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
-{
-    float count = (float)(p->kh * p->kw);
-    for (int cb = b0; cb < b1; cb++)
-        for (int oh = 0; oh < p->OH; oh++)
-            for (int ow = 0; ow < p->OW; ow++) {
-                float s[NNK_CB] = {0};
-                for (int kh = 0; kh < p->kh; kh++) {
-                    int ih = oh * p->sh - p->pt + kh;
-                    if (ih < 0 || ih >= p->H)
-                        continue;
-                    for (int kw = 0; kw < p->kw; kw++) {
-                        int iw = ow * p->sw - p->pl + kw;
-                        if (iw < 0 || iw >= p->W)
-                            continue;
-                        const float *xv = x + (((long)cb * p->H + ih) * p->W + iw) * NNK_CB;
-                        for (int c = 0; c < NNK_CB; c++)
-                            s[c] += xv[c];
-                    }
-                }
-                float *yv = y + (((long)cb * p->OH + oh) * p->OW + ow) * NNK_CB;
-                for (int c = 0; c < NNK_CB; c++)
-                    yv[c] = s[c] / count;
-            }
 }
 
 /* Mean over the plane in the blocked layout (adaptive average pool to 1×1), blocks [b0, b1) of one image:
