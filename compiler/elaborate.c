@@ -984,6 +984,21 @@ bool exec_stmts(Elab *E, Scope *S, Vec *stmts) {
 
 /* ---------------------------------------------------------------- top level */
 
+/* The builtins of the language's first definition: a block may not take their names. Builtins added
+   since (clamp, sum, where, ...) may be: a block of that name hides the builtin, so that a program
+   written before it still means what it did. */
+static bool is_core_builtin(const char *name) {
+    static const char *const core[] = {
+        "conv2d", "linear", "batchnorm", "layernorm", "multihead_attention", "cross_attention", "relu", "gelu", "sigmoid", "tanh",
+        "silu", "softmax", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "pad", "dropout", "flatten", "reshape",
+        "transpose", "concat", "slice", "take", "expand", "matmul", "scaled_dot_product_attention", "param",
+    };
+    for (size_t i = 0; i < sizeof core / sizeof *core; i++)
+        if (strcmp(core[i], name) == 0)
+            return true;
+    return false;
+}
+
 /* The VALUE of -D NAME=VALUE, parsed as the expression of a `let`. Its errors are the command
    line's: one line each, exit status 2. */
 static Node *parse_define(Define *d) {
@@ -1012,10 +1027,14 @@ static bool collect_decls(Elab *E, Vec *decls) {
             return false;
         }
         for (int k = 0; k < OPK_COUNT; k++) {
-            if (op_info[k].user && strcmp(op_info[k].name, d->name) == 0) {
+            if (!op_info[k].user || strcmp(op_info[k].name, d->name) != 0)
+                continue;
+            if (is_core_builtin(d->name)) {
                 diag_error(d->loc, "'%s' is a builtin and cannot be redefined", d->name);
                 return false;
             }
+            /* a builtin nnc added since: a program written before it keeps its own block */
+            diag_warning(d->loc, "block '%s' hides the builtin of that name in this program", d->name);
         }
         for (int p = 0; p < d->params.len; p++) {
             Param *param = d->params.items[p];

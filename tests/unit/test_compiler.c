@@ -2101,6 +2101,16 @@ static const Op *selected(const char *inputs, const char *expr, const char *targ
     return out_op(g);
 }
 
+/* A block may take the name of a builtin added after the language's first definition (it hides it, with
+   a warning), not that of one of the first ones. */
+static void test_block_hides_new_builtin(void) {
+    Graph *g = elab("block sum(x) {\n    return relu(x)\n}\nmodel m(x: f32[2, 3]) {\n    return sum(x)\n}\n", NULL, NULL);
+    check(g && g->ops.len == 1 && VEC_AT(g->ops, 0, Op *)->kind == OPK_RELU, "scope: block 'sum' hides the builtin sum", "%s",
+          g ? "another graph" : "refused");
+    g = elab("block softmax(x) {\n    return relu(x)\n}\nmodel m(x: f32[2, 3]) {\n    return softmax(x)\n}\n", NULL, NULL);
+    check(!g, "scope: block 'softmax' (a builtin of the first definition) is refused", "accepted");
+}
+
 /* The kinds of g's ops in order, as "to_blocked pad_plane conv2d to_plain". */
 static const char *op_kinds(const Graph *g) {
     Buf b = {0};
@@ -2230,6 +2240,7 @@ int main(int argc, char **argv) {
     test_shapes_matmul();
     test_all_builtins_covered();
     test_select_kernels();
+    test_block_hides_new_builtin();
     test_graphs();
     test_robustness();
     printf("%d passed, %d failed\n", passed, failed);
