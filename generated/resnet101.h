@@ -18,7 +18,7 @@
    them; resnet101_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET101_ARENA_BYTES 7225344
 #define RESNET101_WEIGHT_BYTES 185464256
-#define RESNET101_SCRATCH_BYTES_PER_THREAD 516096
+#define RESNET101_SCRATCH_BYTES_PER_THREAD 387072
 #define RESNET101_STATE_BYTES 2352
 
 typedef struct resnet101 resnet101;

@@ -18,7 +18,7 @@
    them; resnet34_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET34_ARENA_BYTES 4014080
 #define RESNET34_WEIGHT_BYTES 102333376
-#define RESNET34_SCRATCH_BYTES_PER_THREAD 516096
+#define RESNET34_SCRATCH_BYTES_PER_THREAD 387072
 #define RESNET34_STATE_BYTES 1800
 
 typedef struct resnet34 resnet34;

@@ -130,7 +130,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 114, .W = 114, .O = 128, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -155,7 +155,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 58, .W = 58, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 28L * part / parts, u1 = 28L * (part + 1) / parts;   /* of 28 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -172,7 +172,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 58, .W = 58, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 28L * part / parts, u1 = 28L * (part + 1) / parts;   /* of 28 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -197,7 +197,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 30, .W = 30, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -214,7 +214,7 @@ static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 30, .W = 30, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,

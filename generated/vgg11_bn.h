@@ -18,7 +18,7 @@
    them; vgg11_bn_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VGG11_BN_ARENA_BYTES 16056320
 #define VGG11_BN_WEIGHT_BYTES 585466304
-#define VGG11_BN_SCRATCH_BYTES_PER_THREAD 1290240
+#define VGG11_BN_SCRATCH_BYTES_PER_THREAD 1161216
 #define VGG11_BN_STATE_BYTES 1432
 
 typedef struct vgg11_bn vgg11_bn;

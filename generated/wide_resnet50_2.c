@@ -485,7 +485,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 58, .W = 58, .O = 128, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 28L * part / parts, u1 = 28L * (part + 1) / parts;   /* of 28 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -598,7 +598,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 30, .W = 30, .O = 256, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 14 tiles of 4x4 pixels, 128 channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 14 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,

@@ -100,7 +100,8 @@ MODELS = {
 # size, torchvision's own), for --zoo.
 ZOO = ["alexnet", "vgg11", "vgg11_bn", "squeezenet1_1", "resnet18", "resnet50", "densenet121", "googlenet", "inception_v3",
        "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet1_0", "shufflenet_v2_x1_0", "efficientnet_b0",
-       "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t", "maxvit_t"]
+       "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t", "maxvit_t",
+       "resnext50_32x4d", "wide_resnet50_2"]
 def _net_size(name):
     """The input size a model's .net declares (`let size = N`), torchvision's own for the family."""
     m = re.search(r"^let size = (\d+)", open(os.path.join(ROOT, "models", f"{name}.net")).read(), re.M)
@@ -115,8 +116,8 @@ for _name in ZOO:
 def torch_module(name, build):
     if build:
         return build()
-    # (batch norm statistics measured on a small input; Inception's stem needs 75 pixels)
-    return export_torchvision.build_model(name, 0, None, calib_size=75 if name == "inception_v3" else 64).eval()
+    # (batch norm statistics measured on a small input; Inception's stem needs 75 pixels, MaxViT its 224)
+    return export_torchvision.build_model(name, 0, None, calib_size={"inception_v3": 75, "maxvit_t": 224}.get(name, 64)).eval()
 
 
 def weights_for(name, module):
@@ -221,13 +222,14 @@ def nnc_gflop(exe, weights):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", default=list(MODELS))
+    ap.add_argument("models", nargs="*", default=["resnet50", "vit_b_16", "fashion_resnet18"])
     ap.add_argument("--runs", type=int, default=5, help="runs per engine per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--zoo", action="store_true", help="every family of models/ with a torchvision builder")
     ap.add_argument("--nnc-ort-only", action="store_true", help="measure nnc and ONNX Runtime only (no PyTorch)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--append", action="store_true", help="with --json: keep that file's figures for the models not run now")
     args = ap.parse_args()
     if args.zoo:
         args.models = [m for m in ZOO if m in MODELS]
@@ -285,6 +287,10 @@ def main():
                   + (f", {batch * 1000 / med['ort']:.0f} with ONNX Runtime" if med["ort"] else ""))
     if args.json:
         import json
+        if args.append and os.path.exists(args.json):   # the figures of an earlier run for other models stay
+            with open(args.json) as f:
+                old = [r for r in json.load(f)["results"] if r["model"] not in args.models]
+            results = [(r["model"], r["batch"], r["threads"], r["ms"], r["gflop"]) for r in old] + results
         with open(args.json, "w") as f:
             json.dump({"machine": cpu_name(), "date": datetime.date.today().isoformat(), "peak": peak, "isa": isa,
                        "results": [{"model": n, "batch": b, "threads": t, "ms": m, "gflop": g} for n, b, t, m, g in results]}, f, indent=1)

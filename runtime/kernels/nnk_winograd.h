@@ -25,11 +25,11 @@
 
 enum {
     NNK_WINO_CHUNK = 14,   /* tiles a unit at most: one run of the AVX-512 tile */
-    NNK_WINO_GROUP = 8,    /* blocks of output channels a unit: its input transform serves 128 channels */
+    NNK_WINO_GROUP = 4,    /* blocks of output channels a unit: its input transform serves 64 channels */
 };
 
 /* Floats of scratch a thread needs for a layer of C input channels: the transformed input of a chunk
-   (36 × C × chunk) and the products of one group (36 × 128 × chunk). */
+   (36 × C × chunk) and the products of one group (36 × 64 × chunk). */
 #define NNK_WINO_SCRATCH(C) (36L * NNK_WINO_CHUNK * ((long)(C) + NNK_WINO_GROUP * NNK_CB))
 
 /* Tiles of one image: 4×4 output pixels each, the last ones partly past the plane. */
@@ -158,8 +158,9 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
         .yb = (long)NNK_WINO_CHUNK * NNK_CB, .yp = NNK_CB, .cbs = CBn, .kh = 1, .kw = 1, .ic = NNK_CB,
     };
     for (long unit = u0; unit < u1; unit++) {
-        long n = unit / (chunks * groups), r = unit % (chunks * groups), chunk = r / groups;
-        int ob0 = (int)(r % groups) * NNK_WINO_GROUP, nb = OB - ob0 < NNK_WINO_GROUP ? OB - ob0 : NNK_WINO_GROUP;
+        /* an image's units group by group, so that two threads take a group each when there are two */
+        long n = unit / (chunks * groups), r = unit % (chunks * groups), chunk = r % chunks;
+        int ob0 = (int)(r / chunks) * NNK_WINO_GROUP, nb = OB - ob0 < NNK_WINO_GROUP ? OB - ob0 : NNK_WINO_GROUP;
         long t0 = chunk * clen, nt = tiles - t0 < clen ? tiles - t0 : clen;
         const float *xi = x + n * in_img;
         /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane) */
