@@ -220,7 +220,8 @@ static void dwconv_case(int C, int Cg, int H, int W, int O, int K, int S, int P,
     nnk_conv_params shape = {C, H, W, O, OH, OW, K, K, S, S, P, P, D, D, G};
     float *x = randv((long)C * H * W), *w = randv(O * taps), *b = randv(O);
     float *y = malloc((size_t)O * npix * sizeof *y), *split = malloc((size_t)O * npix * sizeof *y);
-    float *scratch = malloc((size_t)NNK_DWCONV_SCRATCH(Cg, OH, OW, K, K, S, S, D, D) * sizeof(float));
+    long sfloats = NNK_DWCONV_SCRATCH(Cg, OH, OW, K, K, S, S, D, D);
+    float *scratch = scratch_of(sfloats);
     double *ref = malloc((size_t)O * npix * sizeof *ref);
     for (int o = 0; o < O; o++)
         for (int oh = 0; oh < OH; oh++)
@@ -241,7 +242,7 @@ static void dwconv_case(int C, int Cg, int H, int W, int O, int K, int S, int P,
         nnk_dwconv2d_part(split, x, w, b, NULL, act1, 0, &shape, cuts[p], cuts[p + 1], scratch);
     char name[160];
     snprintf(name, sizeof name, "dwconv2d C %d/%d %dx%d O %d k %d s %d p %d d %d%s", C, Cg, H, W, O, K, S, P, D, epi ? " relu" : "");
-    report(name, y, ref, O * npix, split, 1);
+    report(name, y, ref, O * npix, split, 1, guard_intact(scratch, sfloats));
     free(x), free(w), free(b), free(y), free(split), free(scratch), free(ref);
 }
 
