@@ -56,6 +56,9 @@ RUN_TIMEOUT = 120
 # Every program runs with each of these thread counts (more threads than work included) and must give
 # the bits of --threads 1.
 THREADS = tuple(int(t) for t in os.environ.get("NNC_OPS_THREADS", "1,2,3,7,16").split(","))   # (fewer under the sanitizers)
+# NNC_OPS_SHARD=K/N: only the cases whose index is K modulo N (the sanitizer run takes every other one, to
+# keep CI within its time; the plain run takes them all)
+SHARD = tuple(int(v) for v in os.environ.get("NNC_OPS_SHARD", "0/1").split("/"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1468,7 +1471,9 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true", help="print the measured error of passing cases too")
     args = ap.parse_args()
 
-    cases = [c for c in CASES if not args.filter or any(f in c.name for f in args.filter)]
+    cases = [c for i, c in enumerate(CASES) if (not args.filter or any(f in c.name for f in args.filter)) and i % SHARD[1] == SHARD[0]]
+    if SHARD != (0, 1):
+        print(f"# NNC_OPS_SHARD={SHARD[0]}/{SHARD[1]}: {len(cases)} of the {len(CASES)} cases", flush=True)
     if args.list:
         for c in cases:
             print(c.name)
