@@ -211,11 +211,10 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
                              .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = 1};
-    long long units = nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
+    long long units = op->impl.winograd ? nnk_winograd_units(&shape, x->dims[0]) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};
     buf_puts(&body, conv_params(op));
     if (op->impl.winograd) {
-        units = nnk_winograd_units(&shape, x->dims[0]);
         need_scratch(e, NNK_WINO_SCRATCH(shape.C), format("NNK_WINO_SCRATCH(%d)", shape.C));
         buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: up to %d tiles of 4x4 pixels, %d channels */\n",
                    units, units, units, NNK_WINO_CHUNK, NNK_WINO_GROUP * NNK_CB);
