@@ -1,16 +1,19 @@
 /* threads.c — a persistent pthread pool for the generated program's kernels, or the user's own threads.
  *
- * A forward pass runs many short parallel loops, so threads are created once and then woken for each
- * nnrt_pool_run. The protocol is a generation counter under one mutex:
- *   - run publishes (fn, arg, ntasks), resets the task counter, sets every worker busy, bumps the
- *     generation and broadcasts; then the caller itself takes tasks;
+ * A forward pass runs many short parallel loops, one after another, so threads are created once, and
+ * between loops they poll rather than sleep (a sleeping thread takes tens of microseconds to wake on a
+ * virtual machine, a few times per layer). The protocol is a generation counter:
+ *   - run publishes (fn, arg, ntasks), resets the task counter, sets every worker busy and bumps the
+ *     generation (a release); then the caller itself takes tasks;
  *   - each worker that sees a new generation takes tasks from a shared atomic counter until they run
- *     out, then checks in under the mutex; the last one to check in wakes the caller;
+ *     out, then checks in by decrementing busy_workers (acquire-release);
  *   - run returns only when every worker has checked in, so no worker can still be looking at this
  *     generation's fn or counter when the next run overwrites them.
+ * A thread that has polled for POOL_SPINS pauses in vain sleeps on a condition variable (a worker between
+ * runs, or the caller while a worker is descheduled), and whoever changes what it waits for wakes it.
  * Tasks are claimed one at a time with an atomic fetch-add on an atomic_uint (32 bits: lock-free wherever
  * there are threads, 32-bit PowerPC and ARM included, so no -latomic), so uneven tasks balance themselves.
- * The mutex hand-offs order everything a task writes before run returns, which is also what
+ * The release and acquire pairs order everything a task writes before run returns, which is also what
  * ThreadSanitizer checks. Nothing here allocates after nnrt_pool_create.
  *
  * A pool on the user's threads (nnrt_set_thread_hooks), and every pool of an NNRT_NO_THREADS build, holds
@@ -112,24 +115,41 @@ void nnrt_pool_destroy(nnrt_pool *p) {
 
 #define POOL_MAX_THREADS 1024
 
+/* How long an idle thread polls before it sleeps: about 50 us to a few hundred (a pause is 10-150 cycles,
+   depending on the CPU). A forward pass starts its next loop within microseconds of the last one, so
+   workers never sleep inside a run; between runs they sleep after this. */
+#define POOL_SPINS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 struct nnrt_pool {
     hooked_pool h;                /* first: a pool on the user's threads is only this */
     int nworkers;                 /* h.nthreads - 1 */
     pthread_t *workers;
 
-    pthread_mutex_t lock;
-    pthread_cond_t work_ready;    /* generation advanced, or shutting down */
-    pthread_cond_t work_done;     /* busy_workers reached 0 */
-
-    /* Guarded by lock. */
-    unsigned generation;          /* bumped once per nnrt_pool_run that uses the workers (compared, may wrap) */
-    int busy_workers;             /* workers yet to finish the current generation */
-    bool shutting_down;
+    /* The run's job: written by run before it bumps generation (a release), read by the workers after
+       they see the new generation (an acquire), and not written again before busy_workers is back to 0. */
     void (*fn)(void *arg, int task);
     void *arg;
     int ntasks;
 
+    atomic_uint generation;       /* bumped once per nnrt_pool_run that uses the workers (compared, may wrap) */
+    atomic_int busy_workers;      /* workers yet to finish the current generation */
     atomic_uint next_task;        /* next unclaimed task; may overshoot ntasks by one per thread */
+    atomic_bool shutting_down;
+
+    /* The slow path, for threads that polled in vain. */
+    pthread_mutex_t lock;
+    pthread_cond_t work_ready;    /* generation advanced, or shutting down */
+    pthread_cond_t work_done;     /* busy_workers reached 0 */
+    atomic_int sleepers;          /* workers asleep on work_ready, or about to be */
+    atomic_bool caller_sleeping;  /* run asleep on work_done, or about to be */
 };
 
 static void run_tasks(nnrt_pool *p, void (*fn)(void *, int), void *arg, int ntasks) {
@@ -141,35 +161,63 @@ static void run_tasks(nnrt_pool *p, void (*fn)(void *, int), void *arg, int ntas
     }
 }
 
+/* A worker's wait for a generation after `seen` (or for shutdown): polls, then sleeps. A sleeper counts
+   itself in sleepers and then looks at generation, and run bumps generation and then looks at sleepers,
+   all sequentially consistent, so at least one of them sees the other: a new generation is never missed. */
+static unsigned wait_for_work(nnrt_pool *p, unsigned seen) {
+    unsigned g;
+    for (int i = 0; i < POOL_SPINS; i++) {
+        g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
+            return g;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->sleepers, 1);
+    while ((g = atomic_load(&p->generation)) == seen && !atomic_load(&p->shutting_down))
+        pthread_cond_wait(&p->work_ready, &p->lock);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->lock);
+    return g;
+}
+
 static void *worker_main(void *pool) {
     nnrt_pool *p = pool;
     unsigned seen = 0;   /* the pool starts at generation 0, before any run */
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->generation == seen && !p->shutting_down)
-            pthread_cond_wait(&p->work_ready, &p->lock);
-        if (p->shutting_down)
+        seen = wait_for_work(p, seen);
+        if (atomic_load(&p->shutting_down))
             break;
-        seen = p->generation;
-        void (*fn)(void *, int) = p->fn;
-        void *arg = p->arg;
-        int ntasks = p->ntasks;
-        pthread_mutex_unlock(&p->lock);
-
-        run_tasks(p, fn, arg, ntasks);
-
-        pthread_mutex_lock(&p->lock);
-        if (--p->busy_workers == 0)
+        run_tasks(p, p->fn, p->arg, p->ntasks);
+        /* The last to finish wakes the caller if it went to sleep (the same handshake as wait_for_work's). */
+        if (atomic_fetch_sub(&p->busy_workers, 1) == 1 && atomic_load(&p->caller_sleeping)) {
+            pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->work_done);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
+}
+
+/* The caller's wait for every worker to check in: polls, then sleeps. */
+static void wait_for_workers(nnrt_pool *p) {
+    for (int i = 0; i < POOL_SPINS; i++) {
+        if (atomic_load_explicit(&p->busy_workers, memory_order_acquire) == 0)
+            return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->caller_sleeping, true);
+    while (atomic_load(&p->busy_workers) > 0)
+        pthread_cond_wait(&p->work_done, &p->lock);
+    atomic_store(&p->caller_sleeping, false);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* Stops and joins the first nstarted workers, then frees the pool. */
 static void shut_down(nnrt_pool *p, int nstarted) {
+    atomic_store(&p->shutting_down, true);
     pthread_mutex_lock(&p->lock);
-    p->shutting_down = true;
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < nstarted; i++)
@@ -211,7 +259,12 @@ nnrt_pool *nnrt_pool_create(int nthreads) {
     }
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
+    atomic_init(&p->generation, 0u);
+    atomic_init(&p->busy_workers, 0);
     atomic_init(&p->next_task, 0u);
+    atomic_init(&p->shutting_down, false);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->caller_sleeping, false);
     for (int i = 0; i < p->nworkers; i++) {
         if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
             shut_down(p, i);
@@ -233,22 +286,20 @@ void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), vo
             fn(arg, task);
         return;
     }
-    pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->arg = arg;
     p->ntasks = ntasks;
     atomic_store_explicit(&p->next_task, 0u, memory_order_relaxed);
-    p->busy_workers = p->nworkers;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_ready);
-    pthread_mutex_unlock(&p->lock);
+    atomic_store_explicit(&p->busy_workers, p->nworkers, memory_order_relaxed);
+    atomic_fetch_add(&p->generation, 1u);   /* publishes the job */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->work_ready);
+        pthread_mutex_unlock(&p->lock);
+    }
 
     run_tasks(p, fn, arg, ntasks);
-
-    pthread_mutex_lock(&p->lock);
-    while (p->busy_workers > 0)
-        pthread_cond_wait(&p->work_done, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    wait_for_workers(p);
 }
 
 int nnrt_pool_threads(const nnrt_pool *p) {

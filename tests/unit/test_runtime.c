@@ -785,6 +785,42 @@ static void test_pool(void) {
     nnrt_pool_destroy(NULL);
 }
 
+/* Each task sleeps a millisecond: the caller, done with its own, outwaits its poll and sleeps until the
+   last worker wakes it. */
+static void slow_task(void *arg, int task) {
+    pool_job *job = arg;
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+    atomic_fetch_add(&job->runs[task], 1);
+    job->written[task] = task * 3;
+}
+
+/* The pool's slow paths: workers that went to sleep between runs (runs 5 ms apart), and a caller that
+   went to sleep waiting for them (slow tasks). A wake-up lost would hang: SIGALRM ends the suite instead. */
+static void test_pool_sleeping(void) {
+    static pool_job job;
+    alarm(60);
+    nnrt_pool *pool = nnrt_pool_create(3);
+    if (!pool) {
+        check(false, "pool: sleeping workers wake for the next run", "nnrt_pool_create failed");
+        return;
+    }
+    int bad = 0;
+    for (int repeat = 0; repeat < 12; repeat++) {
+        int ntasks = 3 + repeat % 4;
+        for (int i = 0; i < ntasks; i++) {
+            atomic_store(&job.runs[i], 0);
+            job.written[i] = -1;
+        }
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+        nnrt_pool_run(pool, ntasks, repeat % 2 ? slow_task : count_task, &job);
+        for (int i = 0; i < ntasks; i++)
+            bad += atomic_load(&job.runs[i]) != 1 || job.written[i] != 3 * i;
+    }
+    check(bad == 0, "pool: sleeping workers and a sleeping caller wake for every run", "%d tasks run other than once", bad);
+    nnrt_pool_destroy(pool);
+    alarm(0);
+}
+
 static void test_random(void) {
     enum { N = 100000 };
     static float a[N], b[N], c[N];
@@ -868,6 +904,7 @@ int main(void) {
     test_map_file();
     test_tensor_files();
     test_pool();
+    test_pool_sleeping();
     remove_tmp_dir();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
