@@ -20,7 +20,7 @@ static inline void nnk__softmax_row(float *p, int n)
 {
     float max = nnk__max(p, n);
     for (int j = 0; j < n; j++)
-        p[j] = nnk__exp(p[j] - max);
+        p[j] = nnk__exp_neg(p[j] - max);
     float inv = 1.0f / nnk__sum(p, n);
     for (int j = 0; j < n; j++)
         p[j] *= inv;

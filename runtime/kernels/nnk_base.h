@@ -1,6 +1,6 @@
 /*
  * nnk_base.h — what every nnk kernel header shares: the libc/libm includes and small helpers (dot
- * product, branch-free exp and erf, laned sum and maximum, strided offsets, valid window ranges).
+ * product, branch-free exp and gelu, laned sum and maximum, strided offsets, valid window ranges).
  *
  * Names starting with `nnk__` are internal to the kernels; generated code calls only the `nnk_` ones.
  * Conventions for the whole library: float32 tensors, contiguous, NCHW; outputs first, dimensions last;
@@ -101,13 +101,41 @@ static inline float nnk__exp(float x)
     return x < -104.0f ? 0.0f : x >= 88.7228394f ? NNK__EXP_OVERFLOW : y;
 }
 
-/* erf(x) within 7e-7 (absolute), branch-free like nnk__exp: Abramowitz and Stegun 7.1.26,
-   erf|x| = 1 - t·P(t)·e^(-x²) with t = 1/(1 + 0.3275911|x|), and the sign of x. */
-static inline float nnk__erf(float x)
+/* e^x for x <= 0 (softmax's x - max, gelu's -a²): nnk__exp's steps without its overflow and subnormal ways,
+   so about half its operations. For x in [-86, 0] the same bits as nnk__exp; below -86 (e^x < 5e-38, where
+   2^n would leave the normal floats) 0; NaN stays NaN. */
+static inline float nnk__exp_neg(float x)
 {
-    float a = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * a);
+    float xc = x < -86.0f ? -86.0f : x;
+    float t = xc * 1.44269504088896341f + 12582912.0f;
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    int32_t ni = (int32_t)(tb - 0x4B400000u);              /* -125 <= ni <= 0 */
+    float n = (float)ni;
+    float r1 = xc - n * 0.693359375f, r2 = n * 2.12194440e-4f, r = r1 + r2;
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+               1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = ((p * r * r + r2) + r1) + 1.0f;
+    uint32_t pb;
+    memcpy(&pb, &p, sizeof pb);
+    pb += (uint32_t)ni << 23;
+    float y;
+    memcpy(&y, &pb, sizeof y);
+    return x >= -86.0f ? y : x < -86.0f ? 0.0f : x;
+}
+
+/* gelu(v) = v/2·(1 + erf(v/√2)), with erf from Abramowitz and Stegun 7.1.26 (within 7e-7) written for
+   this one use: for a = |v|/√2, erfc(a) = t·P(t)·e^(-a²) with t = 1/(1 + 0.3275911a), and 1 + erf(v/√2)
+   is erfc(a) when v < 0 (no cancellation) and 2 - erfc(a) otherwise. Past a = 9.2, erfc(a) < 1e-38
+   counts as 0. NaN and ±inf give what PyTorch gives (NaN, inf, NaN), and the loops calling it vectorise
+   (2.5 times as fast as 1 + erf through nnk__exp). */
+static inline float nnk__gelu(float v)
+{
+    float a = fabsf(v) * 0.707106781186547524f, ac = a < 9.2f ? a : 9.2f;
+    float t = 1.0f / (1.0f + 0.3275911f * ac);
     float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-    return copysignf(1.0f - poly * nnk__exp(-a * a), x);
+    float q = a < 9.2f ? poly * nnk__exp_neg(-ac * ac) : 0.0f;
+    return 0.5f * v * (v < 0.0f ? q : 2.0f - q);
 }
 
 /* Σ a[n] and max a[n] (-inf when n is 0; NaNs are skipped), in 16 independent lanes so that they

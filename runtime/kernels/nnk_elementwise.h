@@ -16,7 +16,6 @@
    for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. The comparisons give 1 where true, 0 where false. */
 enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV, NNK_EQ, NNK_NE, NNK_LT, NNK_LE, NNK_GT, NNK_GE };
 
-#define NNK_SQRT1_2 0.70710678118654752440f     /* 1/√2 */
 #define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
 
 /* min(max(v, lo), hi), as torch.clamp: a NaN stays NaN; lo > hi gives hi. */

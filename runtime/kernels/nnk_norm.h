@@ -126,7 +126,7 @@ static inline void nnk_softmax(float *y, const float *x, long outer, int D, long
                 max = xr[d * inner] > max ? xr[d * inner] : max;
             float sum = 0.0f;
             for (int d = 0; d < D; d++)   /* (apart from the sum, so that this loop vectorises) */
-                yr[d * inner] = nnk__exp(xr[d * inner] - max);
+                yr[d * inner] = nnk__exp_neg(xr[d * inner] - max);
             for (int d = 0; d < D; d++)
                 sum += yr[d * inner];
             float inv = 1.0f / sum;
