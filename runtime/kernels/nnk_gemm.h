@@ -4,7 +4,8 @@
  *
  * The loops are the classic ones of BLIS and GotoBLAS. B is copied a block of KC×NC at a time into
  * panels NR columns wide (for a convolution this copy is the im2col gather, done one block at a time, so
- * the whole patch matrix never exists); A a block of MC×KC at a time into strips MR rows high. A
+ * the whole patch matrix never exists). A is read in place on AVX-512 and AVX2, whose broadcasts take
+ * its rows as they lie, and elsewhere copied a block of MC×KC at a time into strips MR rows high. A
  * micro-kernel then computes an MR×NR = 8×48 tile of C in registers: for every k it broadcasts the 8
  * values of A against the 48 of B, with as many independent FMAs as the ISA's registers hold (one
  * 8×48 tile in 24 zmm on AVX-512; four 4×24 sub-tiles of 12 ymm one after the other on AVX2; see each
@@ -18,7 +19,8 @@
  * contracts them.
  *
  * A caller passes each thread scratch memory for the packed blocks: NNK_GEMM_SCRATCH_FOR of the product's
- * own sizes, or NNK_GEMM_SCRATCH floats, enough for any.
+ * own sizes, or NNK_GEMM_SCRATCH floats, enough for any (the same on every path, so that generated C sizes
+ * it once: the paths that read A in place leave A's part unused).
  */
 #ifndef NNK_GEMM_H
 #define NNK_GEMM_H
@@ -163,10 +165,12 @@ static inline int nnk__fusable(int last, const float *res, int act1, int act2)
 }
 
 /* The register tile, one path per ISA, each defining
-       int nnk__tile_8x48(ap, bp, kc, c, ldc, rbias, cbias, first, last, res, act1, act2)
-       int nnk__tile_edge(ap, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2)
-   C[rows][cols] (+)= ap · bp over kc, for the full 8×48 tile and for one with rows <= MR, cols <= NR
-   (A and B zero-padded past them). `first` starts from the bias (rbias per row, cbias per column, either
+       int nnk__tile_8x48(ap, ars, aks, bp, kc, c, ldc, rbias, cbias, first, last, res, act1, act2)
+       int nnk__tile_edge(ap, ars, aks, bp, kc, c, ldc, rows, cols, rbias, cbias, first, last, res, act1, act2)
+   C[rows][cols] (+)= A · bp over kc, for the full 8×48 tile and for one with rows <= MR, cols <= NR
+   (B zero-padded past them), A(r, k) at ap[r·ars + k·aks]. A path that defines NNK__GEMM_A_DIRECT reads
+   any strides (and no row past `rows`), so nnk_gemm passes the rows of a plain A as they lie; the others
+   take a packed strip, zero-padded (ars = 1, aks = NNK_MR), which nnk_gemm then makes. `first` starts from the bias (rbias per row, cbias per column, either
    may be NULL) instead of from C. With `last` set, a tile applies the epilogue itself when it can
    (nnk__fusable; res laid out like C) and returns 1; otherwise 0, and nnk_gemm applies it. The path is
    the first of these whose macros are defined, and the header says which by defining one NNK_GEMM_*
@@ -193,12 +197,13 @@ static inline int nnk__fusable(int last, const float *res, int act1, int act2)
 #include "nnk_gemm_vector.h"
 #else
 #define NNK_GEMM_SCALAR 1
-static inline int nnk__tile_edge(const float *restrict ap, const float *restrict bp, int kc, float *restrict c,
-                                 long ldc, int rows, int cols, const float *rbias, const float *cbias, int first,
-                                 int last, const float *res, int act1, int act2)
+static inline int nnk__tile_edge(const float *restrict ap, long ars, long aks, const float *restrict bp, int kc,
+                                 float *restrict c, long ldc, int rows, int cols, const float *rbias, const float *cbias,
+                                 int first, int last, const float *res, int act1, int act2)
 {
     float acc[NNK_MR][NNK_NR];
     (void)last, (void)res, (void)act1, (void)act2;
+    (void)ars, (void)aks;   /* a packed strip: nnk_gemm packs A for this path */
     for (int r = 0; r < NNK_MR; r++)
         for (int j = 0; j < NNK_NR; j++)
             acc[r][j] = !first ? (r < rows && j < cols ? c[(long)r * ldc + j] : 0.0f)
@@ -214,11 +219,11 @@ static inline int nnk__tile_edge(const float *restrict ap, const float *restrict
     return 0;
 }
 
-static inline int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc, float *restrict c,
-                                 long ldc, const float *rbias, const float *cbias, int first, int last,
-                                 const float *res, int act1, int act2)
+static inline int nnk__tile_8x48(const float *restrict ap, long ars, long aks, const float *restrict bp, int kc,
+                                 float *restrict c, long ldc, const float *rbias, const float *cbias, int first,
+                                 int last, const float *res, int act1, int act2)
 {
-    return nnk__tile_edge(ap, bp, kc, c, ldc, NNK_MR, NNK_NR, rbias, cbias, first, last, res, act1, act2);
+    return nnk__tile_edge(ap, ars, aks, bp, kc, c, ldc, NNK_MR, NNK_NR, rbias, cbias, first, last, res, act1, act2);
 }
 #endif
 
@@ -259,6 +264,13 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                             float *restrict scratch)
 {
     float *bp = scratch, *ap = scratch + (b->kind == NNK_B_PACKED ? 0 : NNK_GEMM_B_FLOATS(N, K));
+#ifdef NNK__GEMM_A_DIRECT
+    const int pack_a = 0;
+    (void)ap;
+#else
+    const int pack_a = !a->packed;
+#endif
+    const int direct = !a->packed && !pack_a;   /* A's rows read where they lie */
     if (M <= 0)   /* (a thread with no rows to compute need not gather B) */
         return;
     for (int n0 = 0; n0 < N; n0 += NNK_NC) {
@@ -270,8 +282,10 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                 nnk__pack_b(bp, b, k0, kc, n0, nc);
             for (int m0 = 0; m0 < M; m0 += NNK_MC) {
                 int mc = nnk__min(NNK_MC, M - m0);
-                const float *ablock = a->packed ? a->p + NNK_PACKED_AT(a->ld, kc, k0, a->first + m0) : ap;
-                if (!a->packed)
+                const float *ablock = direct ? a->p + (long)m0 * a->ld + k0
+                                    : a->packed ? a->p + NNK_PACKED_AT(a->ld, kc, k0, a->first + m0) : ap;
+                long ars = direct ? a->ld : 1, aks = direct ? 1 : NNK_MR, astrip = direct ? a->ld : kc;
+                if (pack_a)
                     nnk__pack_a(ap, a->p + (long)m0 * a->ld + k0, a->ld, mc, kc);
                 for (int j0 = 0; j0 < nc; j0 += NNK_NR) {
                     int cols = nnk__min(NNK_NR, nc - j0);
@@ -279,14 +293,15 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                     for (int i0 = 0; i0 < mc; i0 += NNK_MR) {
                         int rows = nnk__min(NNK_MR, mc - i0);
                         long at = (long)(m0 + i0) * ldc + n0 + j0;
-                        const float *apanel = ablock + (long)i0 * kc, *rb = rbias ? rbias + m0 + i0 : NULL;
+                        const float *apanel = ablock + i0 * astrip, *rb = rbias ? rbias + m0 + i0 : NULL;
                         const float *rt = res ? res + at : NULL;
                         int done;
                         if (rows == NNK_MR && cols == NNK_NR)
-                            done = nnk__tile_8x48(apanel, bpanel, kc, c + at, ldc, rb, cb, k0 == 0, last, rt, act1, act2);
-                        else
-                            done = nnk__tile_edge(apanel, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0, last, rt,
+                            done = nnk__tile_8x48(apanel, ars, aks, bpanel, kc, c + at, ldc, rb, cb, k0 == 0, last, rt,
                                                   act1, act2);
+                        else
+                            done = nnk__tile_edge(apanel, ars, aks, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0,
+                                                  last, rt, act1, act2);
                         if (last && !done && (act1 || res))
                             for (int r = 0; r < rows; r++)
                                 nnk_epilogue(c + at + (long)r * ldc, res ? res + at + (long)r * ldc : NULL, cols, act1, act2);

@@ -22,11 +22,15 @@
  * at -O2 spills none; nnk__sub4 is the edge sub-tile (rows < 4 or cols < 24), with masked loads and
  * stores. Both apply relu and the residual in registers, like the AVX-512 tile, and every element is the
  * same chain of FMAs from the bias in either, so the result does not depend on the tile split.
+ *
+ * As on AVX-512, A is read where it lies, element (r, k) at ap[r·ars + k·aks] (a packed strip, or a
+ * matrix's rows), and nnk_gemm packs none; an edge sub-tile reads its last row again for those past `rows`.
  */
+#define NNK__GEMM_A_DIRECT 1
 
 #include <immintrin.h>
 
-/* C[4][24] (+)= ap · bp over kc; ap and bp point into a strip and a panel (strides NNK_MR and NNK_NR). */
+/* C[4][24] (+)= A · bp over kc, A(r, k) at ap[r·ars + k·aks]; bp points into a panel (stride NNK_NR). */
 #define NNK__Y_INIT(r)                                                                          \
     if (!first) {                                                                               \
         c##r##0 = _mm256_loadu_ps(c + (long)(r) * ldc);                                         \
@@ -43,7 +47,7 @@
     }
 #define NNK__Y_FMA(r)                                                                           \
     {                                                                                           \
-        __m256 a = _mm256_broadcast_ss(ap + (r));                                               \
+        __m256 a = _mm256_broadcast_ss(a##r + o);                                               \
         c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                              \
         c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                              \
         c##r##2 = _mm256_fmadd_ps(a, b2, c##r##2);                                              \
@@ -70,14 +74,16 @@
     _mm256_storeu_ps(c + (long)(r) * ldc + 8, c##r##1);                                         \
     _mm256_storeu_ps(c + (long)(r) * ldc + 16, c##r##2);
 
-static __attribute__((noinline, unused)) void nnk__sub_4x24(const float *restrict ap, const float *restrict bp, int kc,
-                                                              float *restrict c, long ldc, const float *rbias,
-                                                              const float *cbias, int first, int epilogue,
-                                                              const float *res, int act1, int act2)
+static __attribute__((noinline, unused)) void nnk__sub_4x24(const float *restrict ap, long ars, long aks,
+                                                              const float *restrict bp, int kc, float *restrict c,
+                                                              long ldc, const float *rbias, const float *cbias,
+                                                              int first, int epilogue, const float *res, int act1,
+                                                              int act2)
 {
     __m256 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+    const float *a0 = ap, *a1 = ap + ars, *a2 = ap + 2 * ars, *a3 = ap + 3 * ars;
     NNK__Y_INIT(0) NNK__Y_INIT(1) NNK__Y_INIT(2) NNK__Y_INIT(3)
-    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
+    for (long k = 0, o = 0; k < kc; k++, o += aks, bp += NNK_NR) {
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), b2 = _mm256_loadu_ps(bp + 16);
         NNK__Y_FMA(0) NNK__Y_FMA(1) NNK__Y_FMA(2) NNK__Y_FMA(3)
     }
@@ -90,20 +96,21 @@ static __attribute__((noinline, unused)) void nnk__sub_4x24(const float *restric
 #undef NNK__Y_STORE
 
 /* The full tile: the four sub-tiles. */
-static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc,
-                                                  float *restrict c, long ldc, const float *rbias, const float *cbias,
-                                                  int first, int last, const float *res, int act1, int act2)
+static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long ars, long aks, const float *restrict bp,
+                                                  int kc, float *restrict c, long ldc, const float *rbias,
+                                                  const float *cbias, int first, int last, const float *res, int act1,
+                                                  int act2)
 {
     int epilogue = nnk__fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += 24)
         for (int i = 0; i < NNK_MR; i += 4)
-            nnk__sub_4x24(ap + i, bp + j, kc, c + (long)i * ldc + j, ldc, rbias ? rbias + i : NULL,
+            nnk__sub_4x24(ap + i * ars, ars, aks, bp + j, kc, c + (long)i * ldc + j, ldc, rbias ? rbias + i : NULL,
                           cbias ? cbias + j : NULL, first, epilogue, res ? res + (long)i * ldc + j : NULL, act1, act2);
     return epilogue;
 }
 
-/* An edge sub-tile: C[rows][cols] (+)= ap · bp over kc for rows <= 4 and cols <= 8·nv <= 24, the rows past
-   `rows` computed from A's zero padding and not stored, the columns past `cols` masked. Written out with
+/* An edge sub-tile: C[rows][cols] (+)= A · bp over kc for rows <= 4 and cols <= 8·nv <= 24, the rows past
+   `rows` computed from A's last row again and not stored, the columns past `cols` masked. Written out with
    named accumulators too: clang 14 keeps an array of them in memory even when every index is constant. */
 #define NNK__E_INIT(r, v)                                                                       \
     if (nv > (v))                                                                               \
@@ -112,7 +119,7 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, cons
                 : cbias ? _mm256_maskload_ps(cbias + 8 * (v), m##v) : zero;
 #define NNK__E_FMA(r)                                                                           \
     {                                                                                           \
-        __m256 a = _mm256_broadcast_ss(ap + (r));                                               \
+        __m256 a = _mm256_broadcast_ss(a##r + o);                                               \
         c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                              \
         if (nv > 1)                                                                             \
             c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                          \
@@ -134,11 +141,14 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, cons
     }
 #define NNK__E_ROW(X, r) X(r, 0) X(r, 1) X(r, 2)
 
-static inline __attribute__((always_inline)) void nnk__sub4(int nv, const float *restrict ap, const float *restrict bp,
-                                                            int kc, float *restrict c, long ldc, int rows, int cols,
-                                                            const float *rbias, const float *cbias, int first,
-                                                            int epilogue, const float *res, int act1, int act2)
+static inline __attribute__((always_inline)) void nnk__sub4(int nv, const float *restrict ap, long ars, long aks,
+                                                            const float *restrict bp, int kc, float *restrict c,
+                                                            long ldc, int rows, int cols, const float *rbias,
+                                                            const float *cbias, int first, int epilogue,
+                                                            const float *res, int act1, int act2)
 {
+    const float *a0 = ap, *a1 = ap + (rows > 1 ? 1 : 0) * ars, *a2 = ap + (rows > 2 ? 2 : rows - 1) * ars;
+    const float *a3 = ap + (rows > 3 ? 3 : rows - 1) * ars;
     const __m256 zero = _mm256_setzero_ps();
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
@@ -147,7 +157,7 @@ static inline __attribute__((always_inline)) void nnk__sub4(int nv, const float 
     __m256 c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
     __m256 c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
     NNK__E_ROW(NNK__E_INIT, 0) NNK__E_ROW(NNK__E_INIT, 1) NNK__E_ROW(NNK__E_INIT, 2) NNK__E_ROW(NNK__E_INIT, 3)
-    for (int k = 0; k < kc; k++, ap += NNK_MR, bp += NNK_NR) {
+    for (long k = 0, o = 0; k < kc; k++, o += aks, bp += NNK_NR) {
         __m256 b0 = _mm256_loadu_ps(bp), b1 = zero, b2 = zero;
         if (nv > 1)
             b1 = _mm256_loadu_ps(bp + 8);
@@ -164,26 +174,27 @@ static inline __attribute__((always_inline)) void nnk__sub4(int nv, const float 
 
 /* A tile with rows < MR or cols < NR: the sub-tiles it overlaps, each with only the vectors it has (and
    a full sub-tile where one fits). */
-static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, const float *restrict bp, int kc,
-                                                              float *restrict c, long ldc, int rows, int cols,
-                                                              const float *rbias, const float *cbias, int first,
-                                                              int last, const float *res, int act1, int act2)
+static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, long ars, long aks,
+                                                              const float *restrict bp, int kc, float *restrict c,
+                                                              long ldc, int rows, int cols, const float *rbias,
+                                                              const float *cbias, int first, int last,
+                                                              const float *res, int act1, int act2)
 {
     int epilogue = nnk__fusable(last, res, act1, act2);
     for (int j = 0; j < cols; j += 24)
         for (int i = 0; i < rows; i += 4) {
             int h = nnk__min(4, rows - i), w = nnk__min(24, cols - j);
-            const float *a = ap + i, *b = bp + j, *rb = rbias ? rbias + i : NULL, *cb = cbias ? cbias + j : NULL;
+            const float *a = ap + i * ars, *b = bp + j, *rb = rbias ? rbias + i : NULL, *cb = cbias ? cbias + j : NULL;
             const float *rt = res ? res + (long)i * ldc + j : NULL;
             float *ct = c + (long)i * ldc + j;
             if (h == 4 && w == 24)
-                nnk__sub_4x24(a, b, kc, ct, ldc, rb, cb, first, epilogue, rt, act1, act2);
+                nnk__sub_4x24(a, ars, aks, b, kc, ct, ldc, rb, cb, first, epilogue, rt, act1, act2);
             else if (w > 16)
-                nnk__sub4(3, a, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
+                nnk__sub4(3, a, ars, aks, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
             else if (w > 8)
-                nnk__sub4(2, a, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
+                nnk__sub4(2, a, ars, aks, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
             else
-                nnk__sub4(1, a, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
+                nnk__sub4(1, a, ars, aks, b, kc, ct, ldc, h, w, rb, cb, first, epilogue, rt, act1, act2);
         }
     return epilogue;
 }

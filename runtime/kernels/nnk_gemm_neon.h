@@ -130,10 +130,12 @@ NNK__NEON_SUB_N(12)
 #undef NNK__NEON_SUB_N
 
 /* The full tile: the four 8×12 sub-tiles, left to right. */
-static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc,
-                                                  float *restrict c, long ldc, const float *rbias, const float *cbias,
-                                                  int first, int last, const float *res, int act1, int act2)
+static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long ars, long aks, const float *restrict bp,
+                                                  int kc, float *restrict c, long ldc, const float *rbias,
+                                                  const float *cbias, int first, int last, const float *res, int act1,
+                                                  int act2)
 {
+    (void)ars, (void)aks;   /* a packed strip: nnk_gemm packs A for this path */
     int epilogue = nnk__fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += 12)
         nnk__neon_8x12(ap, bp + j, kc, c + j, ldc, rbias, cbias ? cbias + j : NULL, first, epilogue,
@@ -144,11 +146,13 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, cons
 /* An edge tile, on a copy: the sub-tiles covering columns [0, cols) of an 8×48 tile on the stack, each
    with only the vectors it needs (all 8 rows: those past `rows` come from A's zero padding and are not
    copied back); nnk_gemm applies the epilogue. */
-static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, const float *restrict bp, int kc,
-                                                              float *restrict c, long ldc, int rows, int cols,
-                                                              const float *rbias, const float *cbias, int first,
-                                                              int last, const float *res, int act1, int act2)
+static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, long ars, long aks,
+                                                              const float *restrict bp, int kc, float *restrict c,
+                                                              long ldc, int rows, int cols, const float *rbias,
+                                                              const float *cbias, int first, int last,
+                                                              const float *res, int act1, int act2)
 {
+    (void)ars, (void)aks;
     float t[NNK_MR * NNK_NR], rb[NNK_MR], cb[NNK_NR];
     (void)last, (void)res, (void)act1, (void)act2;
     for (int r = 0; r < NNK_MR; r++)

@@ -164,10 +164,12 @@ NNK__VSUB_N(3)
 #define NNK__VSUBF nnk__vsub2
 #endif
 
-static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, const float *restrict bp, int kc,
-                                                  float *restrict c, long ldc, const float *rbias, const float *cbias,
-                                                  int first, int last, const float *res, int act1, int act2)
+static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long ars, long aks, const float *restrict bp,
+                                                  int kc, float *restrict c, long ldc, const float *rbias,
+                                                  const float *cbias, int first, int last, const float *res, int act1,
+                                                  int act2)
 {
+    (void)ars, (void)aks;   /* a packed strip: nnk_gemm packs A for this path */
     int epilogue = nnk__fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += NNK__VCOLS)
         for (int i = 0; i < NNK_MR; i += NNK__VROWS)
@@ -178,11 +180,13 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, cons
 
 /* An edge tile, on a copy: the sub-tiles covering rows [0, rows) and columns [0, cols), each with only the
    vectors it needs, computed in an 8×48 tile on the stack; nnk_gemm applies the epilogue. */
-static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, const float *restrict bp, int kc,
-                                                              float *restrict c, long ldc, int rows, int cols,
-                                                              const float *rbias, const float *cbias, int first,
-                                                              int last, const float *res, int act1, int act2)
+static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restrict ap, long ars, long aks,
+                                                              const float *restrict bp, int kc, float *restrict c,
+                                                              long ldc, int rows, int cols, const float *rbias,
+                                                              const float *cbias, int first, int last,
+                                                              const float *res, int act1, int act2)
 {
+    (void)ars, (void)aks;
     float t[NNK_MR * NNK_NR], rb[NNK_MR], cb[NNK_NR];
     (void)last, (void)res, (void)act1, (void)act2;
     for (int r = 0; r < NNK_MR; r++)

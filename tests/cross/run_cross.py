@@ -376,7 +376,7 @@ def check_aarch64(tmp, ref):
     probe = os.path.join(tmp, "tile.c")
     with open(probe, "w") as f:
         f.write('#include "kernels/nnk.h"\nint tile(const float *a, const float *b, int kc, float *c, long ldc) '
-                "{ return nnk__tile_8x48(a, b, kc, c, ldc, 0, 0, 1, 0, 0, 0, 0); }\n")
+                "{ return nnk__tile_8x48(a, 1, NNK_MR, b, kc, c, ldc, 0, 0, 1, 0, 0, 0, 0); }\n")
     for name, cc in ((names[2], [A64]), (names[3], ["clang", "--target=aarch64-linux-gnu"])):
         if not shutil.which(cc[0]):
             skip(name, f"{cc[0]} not found")
