@@ -91,7 +91,7 @@ const char *output_name(const Graph *g, int i) {
 const char *wref(const Emitter *e, const Tensor *t) {
     if (e->stage) {   /* WS(name, where the op widens it, floats) */
         Stage *s = e->stage;
-        int64_t n = tensor_numel(t) * (e->winograd && e->winograd[t->id] ? 4 : 1);
+        int64_t n = e->slot_floats[t->id];
         if (s->op_of[t->id] != s->op + 1) {
             s->op_of[t->id] = s->op + 1;
             s->at[t->id] = s->used;
@@ -380,15 +380,16 @@ static void emit_prepare(Emitter *e, Buf *c) {
         buf_puts(c, "};\n\n");
     }
     if (convs) {
-        buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,\n"
-                    "   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */\n"
-                    "static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {\n");
+        buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input\n"
+                    "   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain\n"
+                    "   input) or _WINOGRAD (4x the floats). */\n"
+                    "static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             if (p->nchwc)
-                buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
-                           (long long)p->w->dims[2], (long long)p->w->dims[3],
-                           p->nchwc == 3 ? "NNK_PACK_WINOGRAD" : p->nchwc == 2 ? "NNK_PACK_PLAIN" : "NNK_PACK_BLOCKED");
+                buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
+                           (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups,
+                           p->nchwc == NNK_PACK_WINOGRAD ? "NNK_PACK_WINOGRAD" : p->nchwc == NNK_PACK_PLAIN ? "NNK_PACK_PLAIN" : "NNK_PACK_BLOCKED");
         }
         buf_puts(c, "};\n\n");
     }
@@ -414,7 +415,7 @@ static void emit_prepare(Emitter *e, Buf *c) {
                             "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n" : "",
                    convs ? "    for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)\n"
                            "        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,\n"
-                           "                      conv_packings[i].kw, conv_packings[i].how, tmp);\n" : "");
+                           "                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);\n" : "");
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }
@@ -428,16 +429,22 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
     e->flops = xcalloc((size_t)g->ops.len + 1, sizeof *e->flops);
     e->arena_name = xcalloc((size_t)g->tensors.len + 1, sizeof *e->arena_name);
     e->scratch_name = xcalloc((size_t)g->ops.len + 1, sizeof *e->scratch_name);
-    bool *winograd = e->winograd = xcalloc((size_t)g->tensors.len + 1, sizeof *winograd);   /* weights packed 4x larger */
-    for (int i = 0; i < g->ops.len; i++) {
+    e->slot_floats = xcalloc((size_t)g->tensors.len + 1, sizeof *e->slot_floats);
+    for (int i = 0; i < g->weights.len; i++) {
+        const Tensor *t = g->weights.items[i];
+        e->slot_floats[t->id] = tensor_numel(t);
+    }
+    for (int i = 0; i < g->ops.len; i++) {   /* the convolution weights nnk_pack_conv rearranges, into as much or more */
         const Op *op = g->ops.items[i];
-        if (op->impl.winograd)
-            winograd[VEC_AT(op->in, 1, Tensor *)->id] = true;
+        if (op->kind == OPK_CONV2D && op->impl.family == IMPL_NCHWC) {
+            const Tensor *w = op->in.items[1];
+            e->slot_floats[w->id] = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], w->dims[2], w->dims[3], conv_pack_how(op));
+        }
     }
     for (int i = 0; i < g->weights.len; i++) {
         Tensor *t = g->weights.items[i];
         e->weight_at[t->id] = e->weight_floats;
-        e->weight_floats += (tensor_numel(t) * (winograd[t->id] ? 4 : 1) + 15) / 16 * 16;   /* each weight 64-byte aligned */
+        e->weight_floats += (e->slot_floats[t->id] + 15) / 16 * 16;   /* each weight 64-byte aligned */
     }
     name_weights(e);
     if (o->embed_weights && o->embed_dtype != EMBED_F32) {

@@ -50,7 +50,8 @@ typedef struct {
     Vec arena_entries;       /* of ArenaEntry*: the names of arena offsets, in the order of first use */
     Vec arena_taken;         /* the names given, weights' included, so that none repeats */
     Stage *stage;            /* 16-bit embedded weights, or NULL */
-    bool *winograd;          /* tensor id -> a weight packed for Winograd, in 4x its floats */
+    int64_t *slot_floats;    /* tensor id -> the floats of its slot among the weights: its own, or more for a
+                                convolution weight packed for Winograd (4x) or for groups under 16 channels */
     long long arena_total;   /* NAME_ARENA_BYTES: the plan's arena, and the stage after it */
 } Emitter;
 
@@ -60,7 +61,8 @@ typedef struct {
 typedef struct {
     const Tensor *w;
     int width;               /* strips of this width (nnk_pack_weight), or 0: */
-    int nchwc;               /* a conv2d weight for the blocked tiles (nnk_pack_conv_nchwc): 1, or 2 for plain input */
+    int nchwc;               /* a conv2d weight for the blocked tiles (nnk_pack_conv): NNK_PACK_BLOCKED, _PLAIN, _WINOGRAD */
+    int groups;              /* ...of the conv2d */
 } Packed;
 
 typedef void EmitFn(Emitter *e, const Op *op);
@@ -94,6 +96,7 @@ void simple_call(Emitter *e, const Op *op, const char *params, const char *body)
 const char *upper(const char *s);
 const char *woff(const Emitter *e, const Tensor *t);
 long long largest_packed(const Emitter *e);   /* floats in the largest packed weight */
+int conv_pack_how(const Op *op);              /* NNK_PACK_BLOCKED, _PLAIN or _WINOGRAD: how a blocked conv2d's weight is packed */
 long long state_bytes(const Emitter *e);      /* NAME_STATE_BYTES: at least sizeof the model's struct */
 
 #endif

@@ -64,7 +64,7 @@ bool emit_embedded(Emitter *e, Buf *c) {
         const Packed *p = e->packed.items[i];
         if (p->nchwc)
             nnk_pack_conv(w + e->weight_at[p->w->id], (int)p->w->dims[0], (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3],
-                          p->nchwc == 3 ? NNK_PACK_WINOGRAD : p->nchwc == 2 ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED, tmp);
+                          p->groups, p->nchwc, tmp);
         else
             nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
     }

@@ -77,6 +77,12 @@ static bool pack(Emitter *e, const Op *op, const Tensor *w) {
     return true;
 }
 
+/* How nnk_pack_conv rearranges the weight of a conv2d on the blocked tiles (IMPL_NCHWC). */
+int conv_pack_how(const Op *op) {
+    const Tensor *x = op->in.items[0];
+    return op->impl.winograd ? NNK_PACK_WINOGRAD : x->layout != LAYOUT_NCHW16C ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
+}
+
 /* Floats in the largest packed weight: the temporary copy nnk_pack_weight needs. */
 long long largest_packed(const Emitter *e) {
     long long most = 0;
@@ -206,11 +212,12 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     int plain = x->layout != LAYOUT_NCHW16C;
     Packed *p = xcalloc(1, sizeof *p);
     p->w = w;
-    p->nchwc = op->impl.winograd ? 3 : plain ? 2 : 1;
+    p->nchwc = conv_pack_how(op);
+    p->groups = op->a.groups;
     vec_push(&e->packed, p);
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
                              .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
-                             .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = 1};
+                             .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = op->a.groups};
     long long units = op->impl.winograd ? nnk_winograd_units(&shape, x->dims[0]) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};
     buf_puts(&body, conv_params(op));

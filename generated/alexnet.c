@@ -412,14 +412,15 @@ void alexnet_on_warning(alexnet *m, void (*fn)(void *user, const char *message),
     m->warn_user = user;
 }
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_features_0_weight, 64, 3, 11, 11, NNK_PACK_PLAIN},
-    {w_features_3_weight, 192, 64, 5, 5, NNK_PACK_BLOCKED},
-    {w_features_6_weight, 384, 192, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_8_weight, 256, 384, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_10_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_features_0_weight, 64, 3, 11, 11, 1, NNK_PACK_PLAIN},
+    {w_features_3_weight, 192, 64, 5, 5, 1, NNK_PACK_BLOCKED},
+    {w_features_6_weight, 384, 192, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_8_weight, 256, 384, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_10_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 5 weight(s) packed. */
@@ -431,7 +432,7 @@ static int prepare(alexnet *m) {
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -6181,13 +6181,14 @@ static const nnrt_packing packings[] = {
     {w_blocks_3_layers_1_layers_grid_attention_attn_layer_1_to_qkv_weight, 1536, 512, NNK_NR},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_stem_0_0_weight, 64, 3, 3, 3, NNK_PACK_PLAIN},
-    {w_stem_1_0_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_blocks_0_layers_0_layers_MBconv_proj_1_weight, 64, 64, 1, 1, NNK_PACK_BLOCKED},
-    {w_blocks_0_layers_0_layers_MBconv_layers_conv_a_0_weight, 256, 64, 1, 1, NNK_PACK_BLOCKED},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_stem_0_0_weight, 64, 3, 3, 3, 1, NNK_PACK_PLAIN},
+    {w_stem_1_0_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_blocks_0_layers_0_layers_MBconv_proj_1_weight, 64, 64, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_blocks_0_layers_0_layers_MBconv_layers_conv_a_0_weight, 256, 64, 1, 1, 1, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 23 weight(s) derived, 23 batch norm(s) folded, 72 weight(s) packed. */
@@ -6208,7 +6209,7 @@ static int prepare(maxvit_t *m) {
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

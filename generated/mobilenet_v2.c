@@ -1602,10 +1602,11 @@ static const nnrt_packing packings[] = {
     {w_features_18_0_weight, 1280, 320, NNK_MR},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_features_0_0_weight, 32, 3, 3, 3, NNK_PACK_PLAIN},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_features_0_0_weight, 32, 3, 3, 3, 1, NNK_PACK_PLAIN},
 };
 
 /* Once after loading: 52 weight(s) derived, 52 batch norm(s) folded, 35 weight(s) packed. */
@@ -1626,7 +1627,7 @@ static int prepare(mobilenet_v2 *m) {
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). regnet_y_400mf_new allocates
    them; regnet_y_400mf_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define REGNET_Y_400MF_ARENA_BYTES 6422528
-#define REGNET_Y_400MF_WEIGHT_BYTES 17544896
-#define REGNET_Y_400MF_SCRATCH_BYTES_PER_THREAD 470600
-#define REGNET_Y_400MF_STATE_BYTES 2200
+#define REGNET_Y_400MF_ARENA_BYTES 6465728
+#define REGNET_Y_400MF_WEIGHT_BYTES 17558720
+#define REGNET_Y_400MF_SCRATCH_BYTES_PER_THREAD 199680
+#define REGNET_Y_400MF_STATE_BYTES 2208
 
 typedef struct regnet_y_400mf regnet_y_400mf;
 

@@ -1359,45 +1359,46 @@ static const nnrt_bn_fold folds[] = {
     {w_layer4_2_conv2_weight, w_layer4_2_conv2_bias_folded, w_layer4_2_bn2_weight, w_layer4_2_bn2_bias, w_layer4_2_bn2_running_mean, w_layer4_2_bn2_running_var, 512, 4608, 9.99999975e-06f},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_conv1_weight, 64, 3, 7, 7, NNK_PACK_PLAIN},
-    {w_layer1_0_conv1_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer1_0_conv2_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer1_1_conv1_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer1_1_conv2_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer1_2_conv1_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer1_2_conv2_weight, 64, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_0_conv1_weight, 128, 64, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer2_0_conv2_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_0_downsample_0_weight, 128, 64, 1, 1, NNK_PACK_BLOCKED},
-    {w_layer2_1_conv1_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_1_conv2_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_2_conv1_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_2_conv2_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_3_conv1_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer2_3_conv2_weight, 128, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_layer3_0_conv1_weight, 256, 128, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_0_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_0_downsample_0_weight, 256, 128, 1, 1, NNK_PACK_BLOCKED},
-    {w_layer3_1_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_1_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_2_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_2_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_3_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_3_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_4_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_4_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_5_conv1_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer3_5_conv2_weight, 256, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_0_conv1_weight, 512, 256, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_0_conv2_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_0_downsample_0_weight, 512, 256, 1, 1, NNK_PACK_BLOCKED},
-    {w_layer4_1_conv1_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_1_conv2_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_2_conv1_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
-    {w_layer4_2_conv2_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_conv1_weight, 64, 3, 7, 7, 1, NNK_PACK_PLAIN},
+    {w_layer1_0_conv1_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer1_0_conv2_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer1_1_conv1_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer1_1_conv2_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer1_2_conv1_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer1_2_conv2_weight, 64, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_0_conv1_weight, 128, 64, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer2_0_conv2_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_0_downsample_0_weight, 128, 64, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_layer2_1_conv1_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_1_conv2_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_2_conv1_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_2_conv2_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_3_conv1_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer2_3_conv2_weight, 128, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_layer3_0_conv1_weight, 256, 128, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_0_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_0_downsample_0_weight, 256, 128, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_layer3_1_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_1_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_2_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_2_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_3_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_3_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_4_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_4_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_5_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer3_5_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_0_conv1_weight, 512, 256, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_0_conv2_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_0_downsample_0_weight, 512, 256, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_layer4_1_conv1_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_1_conv2_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_2_conv1_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_layer4_2_conv2_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 36 weight(s) derived, 36 batch norm(s) folded, 36 weight(s) packed. */
@@ -1416,7 +1417,7 @@ static int prepare(resnet34 *m) {
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -16,10 +16,10 @@
 /* The memory a model needs, in bytes: its intermediates (64-byte aligned), its weights (64-byte aligned),
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnext50_32x4d_new allocates
    them; resnext50_32x4d_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
-#define RESNEXT50_32X4D_ARENA_BYTES 8028160
-#define RESNEXT50_32X4D_WEIGHT_BYTES 100524992
-#define RESNEXT50_32X4D_SCRATCH_BYTES_PER_THREAD 491520
-#define RESNEXT50_32X4D_STATE_BYTES 1696
+#define RESNEXT50_32X4D_ARENA_BYTES 9749504
+#define RESNEXT50_32X4D_WEIGHT_BYTES 100985792
+#define RESNEXT50_32X4D_SCRATCH_BYTES_PER_THREAD 0
+#define RESNEXT50_32X4D_STATE_BYTES 1808
 
 typedef struct resnext50_32x4d resnext50_32x4d;
 

@@ -813,34 +813,35 @@ static const nnrt_packing packings[] = {
     {w_classifier_1_weight, 1000, 512, NNK_MR},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_features_0_weight, 64, 3, 3, 3, NNK_PACK_PLAIN},
-    {w_features_3_squeeze_weight, 16, 64, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_3_expand1x1_weight, 64, 16, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_3_expand3x3_weight, 64, 16, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_4_squeeze_weight, 16, 128, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_4_expand1x1_weight, 64, 16, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_4_expand3x3_weight, 64, 16, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_6_squeeze_weight, 32, 128, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_6_expand1x1_weight, 128, 32, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_6_expand3x3_weight, 128, 32, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_7_squeeze_weight, 32, 256, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_7_expand1x1_weight, 128, 32, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_7_expand3x3_weight, 128, 32, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_9_squeeze_weight, 48, 256, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_9_expand1x1_weight, 192, 48, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_9_expand3x3_weight, 192, 48, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_10_squeeze_weight, 48, 384, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_10_expand1x1_weight, 192, 48, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_10_expand3x3_weight, 192, 48, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_11_squeeze_weight, 64, 384, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_11_expand1x1_weight, 256, 64, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_11_expand3x3_weight, 256, 64, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_12_squeeze_weight, 64, 512, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_12_expand1x1_weight, 256, 64, 1, 1, NNK_PACK_BLOCKED},
-    {w_features_12_expand3x3_weight, 256, 64, 3, 3, NNK_PACK_BLOCKED},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_features_0_weight, 64, 3, 3, 3, 1, NNK_PACK_PLAIN},
+    {w_features_3_squeeze_weight, 16, 64, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_3_expand1x1_weight, 64, 16, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_3_expand3x3_weight, 64, 16, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_4_squeeze_weight, 16, 128, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_4_expand1x1_weight, 64, 16, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_4_expand3x3_weight, 64, 16, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_6_squeeze_weight, 32, 128, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_6_expand1x1_weight, 128, 32, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_6_expand3x3_weight, 128, 32, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_7_squeeze_weight, 32, 256, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_7_expand1x1_weight, 128, 32, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_7_expand3x3_weight, 128, 32, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_9_squeeze_weight, 48, 256, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_9_expand1x1_weight, 192, 48, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_9_expand3x3_weight, 192, 48, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_10_squeeze_weight, 48, 384, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_10_expand1x1_weight, 192, 48, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_10_expand3x3_weight, 192, 48, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_11_squeeze_weight, 64, 384, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_11_expand1x1_weight, 256, 64, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_11_expand3x3_weight, 256, 64, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_12_squeeze_weight, 64, 512, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_12_expand1x1_weight, 256, 64, 1, 1, 1, NNK_PACK_BLOCKED},
+    {w_features_12_expand3x3_weight, 256, 64, 3, 3, 1, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 26 weight(s) packed. */
@@ -854,7 +855,7 @@ static int prepare(squeezenet1_1 *m) {
         nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -616,17 +616,18 @@ static const nnrt_bn_fold folds[] = {
     {w_features_25_weight, w_features_25_bias, w_features_26_weight, w_features_26_bias, w_features_26_running_mean, w_features_26_running_var, 512, 4608, 9.99999975e-06f},
 };
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_features_0_weight, 64, 3, 3, 3, NNK_PACK_PLAIN},
-    {w_features_4_weight, 128, 64, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_8_weight, 256, 128, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_11_weight, 256, 256, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_15_weight, 512, 256, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_18_weight, 512, 512, 3, 3, NNK_PACK_WINOGRAD},
-    {w_features_22_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
-    {w_features_25_weight, 512, 512, 3, 3, NNK_PACK_BLOCKED},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_features_0_weight, 64, 3, 3, 3, 1, NNK_PACK_PLAIN},
+    {w_features_4_weight, 128, 64, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_8_weight, 256, 128, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_11_weight, 256, 256, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_15_weight, 512, 256, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_18_weight, 512, 512, 3, 3, 1, NNK_PACK_WINOGRAD},
+    {w_features_22_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+    {w_features_25_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
 };
 
 /* Once after loading: 0 weight(s) derived, 8 batch norm(s) folded, 8 weight(s) packed. */
@@ -643,7 +644,7 @@ static int prepare(vgg11_bn *m) {
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -1929,10 +1929,11 @@ void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message
     m->warn_user = user;
 }
 
-/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output and input channels,
-   kernel height and width, and how: NNK_PACK_BLOCKED, _PLAIN (for plain input) or _WINOGRAD (4x the floats). */
-static const struct { long at; int O, C, kh, kw, how; } conv_packings[] = {
-    {w_conv_proj_weight, 1024, 3, 16, 16, NNK_PACK_PLAIN},
+/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
+   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
+   input) or _WINOGRAD (4x the floats). */
+static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
+    {w_conv_proj_weight, 1024, 3, 16, 16, 1, NNK_PACK_PLAIN},
 };
 
 /* Once after loading: 0 weight(s) derived, 0 batch norm(s) folded, 1 weight(s) packed. */
@@ -1944,7 +1945,7 @@ static int prepare(vit_l_16 *m) {
     }
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
-                      conv_packings[i].kw, conv_packings[i].how, tmp);
+                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
     nnrt_release(tmp);
     return 0;
 }

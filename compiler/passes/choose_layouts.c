@@ -1,9 +1,12 @@
 /*
  * choose_layouts.c — channel-blocked activations between the convolutions that can use them.
  *
- * A conv2d with groups = 1 whose output channels are a multiple of 16 runs fastest on the blocked layout
- * NCHW16c of runtime/kernels/nnk_conv_nchwc.h, reading its input where it lies (no im2col) and writing
- * its output in the same layout for the next one. This pass walks the ops in order and gives each
+ * A conv2d whose output channels are a multiple of 16 runs fastest on the blocked layout NCHW16c of
+ * runtime/kernels/nnk_conv_nchwc.h, reading its input where it lies (no im2col) and writing its output
+ * in the same layout for the next one: with groups = 1, or groups of 16 channels or more (ResNeXt's later
+ * stages), or groups of 4 or 8 with as many input as output channels (its first stages, computed with
+ * a block's 16 channels, zeros between the groups, which still beats leaving the layout twice).
+ * Depthwise convolutions (and groups of 2) stay on their own kernel, plain. This pass walks the ops in order and gives each
  * result a layout:
  *
  *   - such a convolution's result is blocked when its input is: blocked, or a model's input, which it reads
@@ -24,11 +27,15 @@
  * the classifier's pooling-free flatten at most. `--emit ir` shows each tensor's layout.
  */
 #include "nnc.h"
+#include "kernels/nnk.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { CB = 16 };
+enum {
+    CB = 16,
+    GROUP_MIN = 4,   /* output channels of a group, at least, for a grouped conv2d on the blocked tiles */
+};
 
 static bool is_blocked(const Tensor *t) { return t->layout == LAYOUT_NCHW16C; }
 
@@ -37,7 +44,10 @@ static bool conv_blockable(const Op *op) {
     if (op->kind != OPK_CONV2D)
         return false;
     const Tensor *x = op->in.items[0], *y = op->out;
-    if (op->a.groups != 1 || y->rank != 4 || y->dims[1] % CB != 0 || tensor_numel(y) == 0)
+    if (y->rank != 4 || y->dims[1] % CB != 0 || tensor_numel(y) == 0)
+        return false;
+    int64_t groups = op->a.groups;
+    if (groups > 1 && (!nnk_conv_nchwc_groups_ok((int)x->dims[1], (int)y->dims[1], (int)groups) || y->dims[1] / groups < GROUP_MIN))
         return false;
     /* a chain of blocked ops starts at a model's input: a plain intermediate (after a depthwise
        convolution, a concat, a broadcast) stays plain, which costs no conversion either way */

@@ -139,7 +139,7 @@ static Impl choose(const Graph *g, const Op *op) {
             impl.split = SPLIT_ROWS;
             impl.pack_nchwc = true;   /* (choose_layouts blocks only a conv2d whose weight nothing else reads) */
             const Attrs *a = &op->a;
-            bool f43 = x->layout == LAYOUT_NCHW16C && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
+            bool f43 = x->layout == LAYOUT_NCHW16C && a->groups == 1 && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
                        a->dilation[0] == 1 && a->dilation[1] == 1;
             if (f43 && !no_winograd && (y->dims[2] + 3) / 4 * ((y->dims[3] + 3) / 4) >= WINOGRAD_MIN_TILES) {
                 impl.winograd = true;

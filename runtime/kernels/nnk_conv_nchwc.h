@@ -17,6 +17,13 @@
  * Weights are rearranged once at load (nnk_pack_conv_nchwc): w[ob][cb][kh][kw][ic][16], the 16 output
  * channels of block ob for input channel ic of block cb, so that a tile reads them as one stream.
  *
+ * Groups. A grouped convolution whose groups fill whole blocks (16 | channels a group, ResNeXt's later
+ * stages) reads, for output block ob, only its group's input blocks; one whose groups fit in a block
+ * with as many input as output channels a group (4 or 8: ResNeXt's first stages) reads, for block ob,
+ * input block ob, with a 16×16 weight per tap that is zero between different groups (nnk__conv_inputs).
+ * The second computes 16 / (channels a group) times the products it needs, but stays on the blocked
+ * layout and on the same tiles.
+ *
  * Every output element is the bias plus the sum over (input block, kh, kw, input channel) in that order,
  * one fused multiply-add at a time, whichever tile, row or thread computes it: the result does not
  * depend on the thread count, and the AVX-512 and AVX2 paths give the same bits. The portable path
@@ -376,6 +383,37 @@ static inline nnk__tile_fn *nnk__pick(long xp, nnk__tile_fn *f16, nnk__tile_fn *
 
 /* ---------------------------------------------------------------- the layer */
 
+/* The input blocks a block of output channels reads: output block ob reads the nib blocks from
+   nnk__conv_first_input(p, ob), and `share` output blocks in a row (from a multiple of share) read the same
+   ones, so that a tile of several blocks must lie within one share. Dense (groups = 1): all C/16, shared
+   by all O/16. Plain input (a block is one channel): groups must be 1. */
+typedef struct {
+    int nib, share;
+} nnk__conv_inputs;
+
+static inline nnk__conv_inputs nnk__conv_inputs_of(const nnk_conv_params *p, int x_plain)
+{
+    int cin = p->C / p->groups, cout = p->O / p->groups;
+    nnk__conv_inputs in = {x_plain ? p->C : cin >= NNK_CB ? cin / NNK_CB : 1, cout >= NNK_CB ? cout / NNK_CB : 1};
+    return in;
+}
+
+static inline int nnk__conv_first_input(const nnk_conv_params *p, int ob)
+{
+    int cin = p->C / p->groups, cout = p->O / p->groups;
+    return (int)((long)ob * NNK_CB / cout * cin / NNK_CB);
+}
+
+/* Whether nnk_conv2d_nchwc computes a convolution of these groups (C, O the layer's channels): 1, or groups
+   that fill whole blocks, or groups within a block with as many input as output channels. */
+static inline int nnk_conv_nchwc_groups_ok(int C, int O, int groups)
+{
+    if (groups < 1 || C % groups || O % groups || C % NNK_CB || O % NNK_CB)
+        return groups == 1;
+    int cin = C / groups, cout = O / groups;
+    return groups == 1 || (cin % NNK_CB == 0 && cout % NNK_CB == 0) || (cin == cout && NNK_CB % cout == 0);
+}
+
 /* The units of work of a conv2d in the blocked layout (p describes it, with the input already padded:
    p->H, p->W are the padded plane, p->pt = p->pl = 0), per image. */
 static inline int nnk__conv_flat(const nnk_conv_params *p)
@@ -399,13 +437,14 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     const int ob_all = p->O / NNK_CB, flat = nnk__conv_flat(p);
     const long rows = flat ? ((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN : p->OH;
     const long plane_in = (long)p->H * p->W, plane_out = (long)p->OH * p->OW;
-    const int ic = x_plain ? 1 : NNK_CB, cbs = p->C / ic;
+    const int ic = x_plain ? 1 : NNK_CB;
+    const nnk__conv_inputs in = nnk__conv_inputs_of(p, x_plain);
     const long pix = x_plain ? 1 : NNK_CB;   /* floats between neighbouring input pixels */
     const int in_regs = nnk__fusable(1, res, act1, act2);
     nnk__conv_tile t = {
         .xp = pix * p->sw, .xc = plane_in * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
-        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane_out * NNK_CB, .yp = NNK_CB,
-        .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
+        .wb = (long)in.nib * p->kh * p->kw * ic * NNK_CB, .yb = plane_out * NNK_CB, .yp = NNK_CB,
+        .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
     nnk__tile_fn *full = nnk__pick(t.xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0);
@@ -426,19 +465,20 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             xr = x + (long)r * p->sh * p->W * pix;
         }
         for (int j = 0; j < nb;) {
-            int ob = ob0 + j;
+            int ob = ob0 + j, left = nb - j, span = in.share - ob % in.share;   /* blocks left, of this share */
             float *yo = y + ob * t.yb + at * NNK_CB;
-            const float *wo = w + ob * t.wb;
+            const float *wo = w + ob * t.wb, *xo = xr + nnk__conv_first_input(p, ob) * t.xc;
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
-            if (nnk__use_nb4(nb - j, n)) {
-                nnk__conv_run(full4, NNK__NW4, pieces4, yo, xr, wo, &t, (int)n);
+            left = left < span ? left : span;
+            if (nnk__use_nb4(left, n)) {
+                nnk__conv_run(full4, NNK__NW4, pieces4, yo, xo, wo, &t, (int)n);
                 j += NNK__NB4;
-            } else if (nb - j >= NNK__NB) {
-                nnk__conv_run(full, NNK__NW, pieces, yo, xr, wo, &t, (int)n);
+            } else if (left >= NNK__NB) {
+                nnk__conv_run(full, NNK__NW, pieces, yo, xo, wo, &t, (int)n);
                 j += NNK__NB;
             } else {
-                nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xr, wo, &t, (int)n);
+                nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, &t, (int)n);
                 j += 1;
             }
         }
@@ -468,14 +508,15 @@ static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *rest
                                             const float *restrict b, const float *restrict res, int act1, int act2,
                                             const nnk_conv_params *p, long N, long u0, long u1)
 {
-    const int ob_all = p->O / NNK_CB, ic = x_plain ? 1 : NNK_CB, cbs = p->C / ic;
+    const int ob_all = p->O / NNK_CB, ic = x_plain ? 1 : NNK_CB;
+    const nnk__conv_inputs in = nnk__conv_inputs_of(p, x_plain);
     const long chunks = (N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES, pix = x_plain ? 1 : NNK_CB, plane = (long)p->OH * p->OW;
     const long out_img = (long)p->O * plane;
     const int in_regs = nnk__fusable(1, res, act1, act2);
     nnk__conv_tile t = {
         .xp = (long)p->C * p->H * p->W, .xc = (long)p->H * p->W * ic, .xh = (long)p->dh * p->W * pix, .xw = (long)p->dw * pix,
-        .wb = (long)cbs * p->kh * p->kw * ic * NNK_CB, .yb = plane * NNK_CB, .yp = out_img,
-        .cbs = cbs, .kh = p->kh, .kw = p->kw, .ic = ic,
+        .wb = (long)in.nib * p->kh * p->kw * ic * NNK_CB, .yb = plane * NNK_CB, .yp = out_img,
+        .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
     for (long u = u0; u < u1; u++) {
@@ -485,12 +526,13 @@ static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *rest
         int oh = (int)(q / p->OW), ow = (int)(q % p->OW);
         const float *xr = x + n0 * t.xp + ((long)oh * p->sh * p->W + (long)ow * p->sw) * pix;
         for (int j = 0; j < nb;) {
-            int ob = ob0 + j, step = nb - j >= NNK__NB ? NNK__NB : 1;
+            int ob = ob0 + j, span = in.share - ob % in.share;
+            int step = nb - j >= NNK__NB && span >= NNK__NB ? NNK__NB : 1;
             long at = n0 * out_img + (long)ob * t.yb + q * NNK_CB;
             t.bias = b ? b + ob * NNK_CB : NULL;
             t.res = res && in_regs ? res + at : NULL;
-            nnk__conv_run(step > 1 ? nnk__full_nb_0 : nnk__full_1, NNK__NW, step > 1 ? nnk__pieces_nb : nnk__pieces_1, y + at, xr,
-                          w + ob * t.wb, &t, (int)n);
+            nnk__conv_run(step > 1 ? nnk__full_nb_0 : nnk__full_1, NNK__NW, step > 1 ? nnk__pieces_nb : nnk__pieces_1, y + at,
+                          xr + nnk__conv_first_input(p, ob) * t.xc, w + ob * t.wb, &t, (int)n);
             j += step;
         }
         if (!in_regs && (act1 || res))
@@ -521,22 +563,34 @@ static inline void nnk_conv2d_nchwc_batch(float *restrict y, const float *restri
 
 /* Rearranges a conv2d weight w[O][C][KH][KW] (O a multiple of 16) for nnk_conv2d_nchwc, into
    dst[O/16][C/ic][KH][KW][ic][16], ic = 16 for blocked input (C a multiple of 16), 1 for plain. */
-static inline void nnk_pack_conv_nchwc(float *restrict dst, const float *restrict w, int O, int C, int KH, int KW, int x_plain)
+static inline void nnk_pack_conv_nchwc(float *restrict dst, const float *restrict w, int O, int C, int KH, int KW, int groups,
+                                       int x_plain)
 {
-    int ic = x_plain ? 1 : NNK_CB;
+    nnk_conv_params p = {.C = C * groups, .O = O, .groups = groups};
+    nnk__conv_inputs in = nnk__conv_inputs_of(&p, x_plain);
+    int ic = x_plain ? 1 : NNK_CB, cout = O / groups;
     long taps = (long)KH * KW;
-    for (int o = 0; o < O; o++)
-        for (int c = 0; c < C; c++)
+    for (int ob = 0; ob < O / NNK_CB; ob++)
+        for (int cb = 0; cb < in.nib; cb++)
             for (long t = 0; t < taps; t++)
-                dst[((((long)(o / NNK_CB) * (C / ic) + c / ic) * taps + t) * ic + c % ic) * NNK_CB + o % NNK_CB] =
-                    w[((long)o * C + c) * taps + t];
+                for (int i = 0; i < ic; i++)
+                    for (int l = 0; l < NNK_CB; l++) {
+                        int o = ob * NNK_CB + l, g = o / cout, c = (nnk__conv_first_input(&p, ob) + cb) * ic + i - g * C;
+                        *dst++ = c >= 0 && c < C ? w[((long)o * C + c) * taps + t] : 0.0f;   /* 0 between groups */
+                    }
 }
 
-/* nnk_pack_conv_nchwc in place, through tmp of O*C*KH*KW floats: done once, when the weights are loaded. */
-static inline void nnk_pack_conv_nchwc_in_place(float *restrict w, int O, int C, int KH, int KW, int x_plain, float *restrict tmp)
+/* Floats of a weight [O, C, KH, KW] (C a group's input channels) packed by nnk_pack_conv_nchwc: its own,
+   or 16 a tap for a group smaller than a block. */
+#define NNK_PACK_CONV_NCHWC_FLOATS(O, C, KH, KW, x_plain) ((long)(O) * (KH) * (KW) * (!(x_plain) && (C) < NNK_CB ? NNK_CB : (C)))
+
+/* nnk_pack_conv_nchwc in place, through tmp of O*C*KH*KW floats (w has room for NNK_PACK_CONV_NCHWC_FLOATS):
+   done once, when the weights are loaded. */
+static inline void nnk_pack_conv_nchwc_in_place(float *restrict w, int O, int C, int KH, int KW, int groups, int x_plain,
+                                                float *restrict tmp)
 {
     memcpy(tmp, w, (size_t)O * (size_t)C * (size_t)KH * (size_t)KW * sizeof *tmp);
-    nnk_pack_conv_nchwc(w, tmp, O, C, KH, KW, x_plain);
+    nnk_pack_conv_nchwc(w, tmp, O, C, KH, KW, groups, x_plain);
 }
 
 /* ---------------------------------------------------------------- reorders, padding, pools */

@@ -72,15 +72,20 @@ static inline void nnk_pack_winograd_in_place(float *restrict w, int O, int C, f
 }
 
 /* How a convolution's weight is rearranged at load: for the direct tiles on blocked or on plain input
-   (nnk_pack_conv_nchwc), or for Winograd (nnk_pack_winograd, into 4× the floats). */
+   (nnk_pack_conv_nchwc), or for Winograd (nnk_pack_winograd, into 4× the floats). C is a group's input
+   channels (the weight's second dimension); Winograd takes groups = 1. */
 enum { NNK_PACK_BLOCKED = 1, NNK_PACK_PLAIN = 2, NNK_PACK_WINOGRAD = 3 };
 
-static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW, int how, float *restrict tmp)
+/* Floats the weight's slot must hold for nnk_pack_conv. */
+#define NNK_PACK_CONV_FLOATS(O, C, KH, KW, how) \
+    ((how) == NNK_PACK_WINOGRAD ? 4L * (O) * (C) * (KH) * (KW) : NNK_PACK_CONV_NCHWC_FLOATS(O, C, KH, KW, (how) == NNK_PACK_PLAIN))
+
+static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW, int groups, int how, float *restrict tmp)
 {
     if (how == NNK_PACK_WINOGRAD)
         nnk_pack_winograd_in_place(w, O, C, tmp);
     else
-        nnk_pack_conv_nchwc_in_place(w, O, C, KH, KW, how == NNK_PACK_PLAIN, tmp);
+        nnk_pack_conv_nchwc_in_place(w, O, C, KH, KW, groups, how == NNK_PACK_PLAIN, tmp);
 }
 
 /* V = Bᵀ d B for the 16 channels of one block: d[6][6][16] → v at v + xi * vs, xi = 6 i + j. */

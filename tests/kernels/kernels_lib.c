@@ -284,23 +284,24 @@ const char *nnkt_nchwc_path(void)
 #endif
 }
 
-/* conv2d (groups 1, O a multiple of 16) on the blocked layout, as the generated code runs it: the plain
-   input reordered to blocked (or read plain when C is not a multiple of 16) and zero-padded, the weight
-   packed (for the direct tiles, or for Winograd when `winograd`), the units split into `parts` ranges run
-   one after the other as threads would, and the blocked result (and residual) reordered from and to the
-   caller's plain arrays. */
+/* conv2d (O a multiple of 16, groups as nnk_conv_nchwc_groups_ok takes them) on the blocked layout, as the
+   generated code runs it: the plain input reordered to blocked (or read plain when C is not a multiple of
+   16) and zero-padded, the weight [O, C/G, KH, KW] packed (for the direct tiles, or for Winograd when
+   `winograd`), the units split into `parts` ranges run one after the other as threads would, and the
+   blocked result (and residual) reordered from and to the caller's plain arrays. */
 void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N,
                        int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW,
-                       int winograd, int parts)
+                       int G, int winograd, int parts)
 {
-    int plain = C % NNK_CB != 0;
+    int plain = C % NNK_CB != 0, how = winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
     int Hp = (OH - 1) * SH + (KH - 1) * DH + 1, Wp = (OW - 1) * SW + (KW - 1) * DW + 1;
-    long in = (long)C * H * W, pin = (long)C * Hp * Wp, out = (long)O * OH * OW;
-    float *xb = malloc((size_t)(N * in + N * pin + 2 * N * out + 36L * O * C + (long)O * C * KH * KW + NNK_WINO_SCRATCH(C)) * sizeof(float));
+    long in = (long)C * H * W, pin = (long)C * Hp * Wp, out = (long)O * OH * OW, wn = (long)O * (C / G) * KH * KW;
+    long packed = NNK_PACK_CONV_FLOATS(O, C / G, KH, KW, how);
+    float *xb = malloc((size_t)(N * in + N * pin + 2 * N * out + packed + wn + NNK_WINO_SCRATCH(C)) * sizeof(float));
     if (!xb)
         abort();
-    float *xp = xb + N * in, *yb = xp + N * pin, *rb = yb + N * out, *wp = rb + N * out, *tmp = wp + 36L * O * C,
-          *scratch = tmp + (long)O * C * KH * KW;
+    float *xp = xb + N * in, *yb = xp + N * pin, *rb = yb + N * out, *wp = rb + N * out, *tmp = wp + packed,
+          *scratch = tmp + wn;
     for (int n = 0; n < N; n++) {
         if (plain)
             memcpy(xb + n * in, x + n * in, (size_t)in * sizeof *xb);
@@ -311,10 +312,10 @@ void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b,
     }
     int v = plain ? 1 : NNK_CB;
     nnk_pad_plane(xp, xb, v, H, W, Hp, Wp, PT, PL, 0, N * C / v);
-    memcpy(wp, w, (size_t)O * C * KH * KW * sizeof *wp);
-    nnk_pack_conv(wp, O, C, KH, KW, winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED, tmp);
+    memcpy(wp, w, (size_t)wn * sizeof *wp);
+    nnk_pack_conv(wp, O, C / G, KH, KW, G, how, tmp);
     nnk_conv_params p = {.C = C, .H = Hp, .W = Wp, .O = O, .OH = OH, .OW = OW, .kh = KH, .kw = KW, .sh = SH, .sw = SW,
-                         .dh = DH, .dw = DW, .groups = 1};
+                         .dh = DH, .dw = DW, .groups = G};
     long units = winograd ? nnk_winograd_units(&p, N) : nnk_conv_nchwc_batch_units(&p, N);
     for (int part = 0; part < parts; part++) {
         long u0 = units * part / parts, u1 = units * (part + 1) / parts;

@@ -78,7 +78,7 @@ SIGNATURES = {
     "mha": "ppppppp" + "i" * 6 + "p",
     "mha_blocked": "ppppppp" + "i" * 6,
     "dwconv2d": "ppppp" + "ii" + "i" * 16,
-    "conv2d_nchwc": "ppppp" + "ii" + "i" * 17,
+    "conv2d_nchwc": "ppppp" + "ii" + "i" * 18,
     "conv2d_gemm_groups": "ppppp" + "ii" + "i" * 16,
 }
 CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "l": ctypes.c_long, "f": ctypes.c_float}
@@ -802,8 +802,10 @@ def group_conv_cases():
 # cut (1 to 33: full tiles of 14 and 7, pieces of 8, 4, 2, 1), 1 to 9 blocks of output channels (groups of 4
 # and 8, the tile heights 1, 2 and 4), plain input of 3 and 20 channels, 1x1 runs past 196 pixels, strides,
 # dilation, padding wider than the kernel, batches of small planes (position by position), every epilogue,
-# and splits between 1 to 5 threads, which must give the same bits.
-# (N, C, H, W, O, KH, KW, stride, pad, dilation, winograd)
+# and splits between 1 to 5 threads, which must give the same bits; groups within a block (4 and 8 channels
+# a group, zeros between them in the block's weights) and of whole blocks (16 and 32 input channels against
+# 16, 32 or 64 output channels: tiles of 1, 2 and 4 blocks that must not cross a group).
+# (N, C, H, W, O, KH, KW, stride, pad, dilation, winograd[, groups])
 NCHWC_CONVS = [
     (1, 16, 13, 13, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 32, 9, 33, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
@@ -820,6 +822,15 @@ NCHWC_CONVS = [
     (2, 32, 29, 31, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (1, 16, 25, 26, 144, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (1, 64, 30, 30, 64, 3, 3, (1, 1), (1, 1, 0, 2), (1, 1), True),
+    (1, 64, 13, 13, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 16),
+    (2, 64, 15, 14, 64, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 8),
+    (1, 32, 9, 23, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
+    (1, 64, 7, 7, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
+    (1, 32, 11, 12, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
+    (1, 64, 15, 14, 256, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False, 4),
+    (30, 64, 1, 1, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 8),
+    (5, 32, 4, 4, 64, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 2),
+    (20, 64, 4, 3, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
 ]
 
 
@@ -832,29 +843,30 @@ def nchwc_cases():
     yield "conv2d_nchwc path is the build's ISA path", run_path, 0.0
 
     for i, cfg in enumerate(NCHWC_CONVS):
-        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), wino = cfg
+        N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), wino = cfg[:11]
+        G = cfg[11] if len(cfg) > 11 else 1
         act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
         threads = i % 5 + 1
 
         def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH, DW=DW, wino=wino,
-                act1=act1, residual=residual, act2=act2, threads=threads):
-            x, w, b = randn(N, C, H, W), randn(O, C, KH, KW), randn(O)
-            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW))
+                G=G, act1=act1, residual=residual, act2=act2, threads=threads):
+            x, w, b = randn(N, C, H, W), randn(O, C // G, KH, KW), randn(O)
+            ref = F.conv2d(F.pad(x, (PL, PR, PT, PB)), w, b, (SH, SW), 0, (DH, DW), G)
             res = randn(*ref.shape) if residual else None
             OH, OW = ref.shape[2:]
             ys = []
             for parts in (threads, 1):
                 y = out(tuple(ref.shape))
                 call("conv2d_nchwc", y, arr(x), arr(w), arr(b), arr(res) if residual else None, act1, act2, N, C, H, W, O, OH, OW,
-                     KH, KW, SH, SW, PT, PL, DH, DW, int(wino), parts)
+                     KH, KW, SH, SW, PT, PL, DH, DW, G, int(wino), parts)
                 ys.append(y)
             if not np.array_equal(ys[0], ys[1], equal_nan=True):
                 raise AssertionError("%d parts differ from 1 part" % threads)
             return ys[0], apply_epilogue(ref, res, act1, act2)
-        name = "conv2d_nchwc%s N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d epilogue %d%s %d threads" % (
-            " winograd" if wino else "", N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW, act1,
-            " + residual %d" % act2 if residual else "", threads)
-        yield name, run, 1e-4 if C * KH * KW > 100 else 1e-5
+        name = "conv2d_nchwc%s N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d%s epilogue %d%s %d threads" % (
+            " winograd" if wino else "", N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW,
+            " G%d" % G if G > 1 else "", act1, " + residual %d" % act2 if residual else "", threads)
+        yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
 
 
 def linear_gemm_cases():

@@ -157,6 +157,19 @@ def check_fusion():
            "resnet50 -O0 keeps the graph as written", f"{kinds0.count('batchnorm')} batchnorm, {kinds0.count('relu')} relu, {kinds0.count('add')} add")
 
 
+def check_blocked_groups():
+    """ResNeXt-50 stays on the blocked layout through its grouped convolutions (of 4 to 32 channels a group):
+    every conv2d nchw16c, and no conversion (the global pool reads blocked and writes plain)."""
+    r = run([NNC, "models/resnext50_32x4d.net", "--emit", "ir"])
+    convs = re.findall(r"^%\d+ = conv2d\(.*$", r.stdout, re.M)
+    grouped = [c for c in convs if "groups=32" in c]
+    plain = [c for c in convs if not re.search(r"-> f32\[[^\]]*\] nchw16c ", c)]
+    reorders = len(re.findall(r"^%\d+ = to_(plain|blocked)\(", r.stdout, re.M))
+    report(r.returncode == 0 and len(grouped) == 16 and not plain and reorders == 0,
+           "resnext50 runs its grouped convolutions on the blocked layout",
+           f"{len(convs)} conv2d ({len(grouped)} grouped), {len(plain)} plain, {reorders} reorders")
+
+
 ATTENTION = """
 model attn(q: f32[2, 5, 8], k: f32[2, 7, 8], v: f32[2, 7, 4]) {
     scores = q @ transpose(k, [0, 2, 1]) * 0.35355339059327373   # 1/sqrt(8)
@@ -199,6 +212,7 @@ def check_dot():
 def main():
     os.chdir(ROOT)
     check_fusion()
+    check_blocked_groups()
     check_arena_budget()
     check_dot()
     with tempfile.TemporaryDirectory(prefix="nnc-attn-") as tmp:

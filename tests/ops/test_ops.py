@@ -309,6 +309,14 @@ CONV_NCHWC = [
     ("batch_of_4x3_planes", (30, 16, 4, 3), 48, 3, 1, 1, 1, 1, True),        # position by position
     ("batch_of_2x2_stride2", (3, 32, 4, 4), 32, 3, 2, 1, 1, 1, True),
     ("batch_of_4x4_dilated", (2, 16, 8, 8), 16, 3, 2, 2, 2, 1, True),
+    # groups: within a block (4 and 8 channels a group) and of whole blocks (16 in, 16 or 32 out; 32 in, 64 out)
+    ("groups_of_4", (1, 64, 13, 13), 64, 3, 1, 1, 1, 16, True),
+    ("groups_of_8_stride2", (2, 64, 15, 14), 64, 3, 2, 1, 1, 8, False),
+    ("groups_of_16", (1, 64, 9, 23), 64, 3, 1, 1, 1, 4, True),
+    ("groups_16_in_32_out", (1, 32, 11, 12), 64, 3, 1, 1, 1, 2, True),
+    ("groups_32_in_64_out", (1, 64, 7, 7), 128, 3, 1, 1, 1, 2, True),
+    ("groups_1x1", (1, 64, 10, 10), 128, 1, 1, 0, 1, 4, True),
+    ("groups_batch_of_1x1_planes", (30, 64, 1, 1), 64, 3, 1, 1, 1, 8, True),
 ]
 for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
     case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
@@ -340,6 +348,12 @@ y = relu(conv2d(y, 32, kernel=3, pad=1) as b + x)
 return sigmoid(conv2d(y, 32, kernel=3, pad=1) as c)
 """, lambda W, x: torch.sigmoid(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 3, 1, 1) + x),
                                          32, 3, 1, 1)))
+
+case("nchwc/resnext_block", dict(x=(2, 32, 12, 12)), """
+y = relu(conv2d(x, 64, kernel=1) as a)
+y = relu(conv2d(y, 64, kernel=3, pad=1, groups=16) as b)
+return relu(conv2d(y, 32, kernel=1) as c + x)
+""", lambda W, x: torch.relu(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 64, 1)), 64, 3, 1, 1, 1, 16)), 32, 1) + x))
 
 case("nchwc/batch_1x1_residual_relu", dict(x=(29, 32, 1, 1)), """
 y = relu(conv2d(x, 32, kernel=3, pad=1) as a)
