@@ -399,11 +399,14 @@ static void emit_batchnorm(Emitter *e, const Op *op) {
     simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta, const float *mean, const float *var", body);
 }
 
+/* layernorm over the last axis, each part a range of its rows. */
 static void emit_layernorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
-    int64_t D = x->dims[x->rank - 1];
-    char *body = format("    nnk_layernorm(y, x, gamma, beta, %lld, %lld, %s);\n", (long long)(tensor_numel(x) / D), (long long)D, c_float(op->a.eps));
-    simple_call(e, op, "float *y, const float *x, const float *gamma, const float *beta", body);
+    long long D = x->dims[x->rank - 1], rows = tensor_numel(x) / D;
+    char *body = format("    long r0 = %lldL * part / parts, r1 = %lldL * (part + 1) / parts;   /* rows of %lld */\n"
+                        "    nnk_layernorm(%s, %s, a->in[1], a->in[2], r1 - r0, %lld, %s);\n",
+                        rows, rows, D, at("a->y", affine(D, "r0", 0, NULL)), at("a->in[0]", affine(D, "r0", 0, NULL)), D, c_float(op->a.eps));
+    parallel_call(e, op, body);
 }
 
 /* The kernels' name of an attention's mask kind. */

@@ -293,8 +293,9 @@ static void add_1(float *y, const float *a, const float *b) {
 }
 
 /* layernorm: [1, 128, 768] -> [1, 128, 768] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 128, 768, 9.99999975e-06f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 128L * part / parts, r1 = 128L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999975e-06f);
 }
 
 /* linear: [1, 128, 768] -> [1, 128, 3072] */
@@ -334,7 +335,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.0.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_0_norm1), A(layers_0_self_attn), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_0_norm1), A(layers_0_self_attn), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
     TICK(2);
 
     /* linear layers.0.linear1 + gelu: [1, 128, 3072]
@@ -349,7 +350,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.0.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_0_linear2), A(layers_0_linear2), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_0_linear2), A(layers_0_linear2), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
     TICK(5);
 
     /* multihead_attention layers.1.self_attn: [1, 128, 768]
@@ -366,7 +367,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.1.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_1_norm1), A(layers_1_self_attn), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_1_norm1), A(layers_1_self_attn), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
     TICK(8);
 
     /* linear layers.1.linear1 + gelu: [1, 128, 3072]
@@ -381,7 +382,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.1.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_1_linear2), A(layers_1_linear2), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_1_linear2), A(layers_1_linear2), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
     TICK(11);
 
     /* multihead_attention layers.2.self_attn: [1, 128, 768]
@@ -398,7 +399,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.2.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_2_norm1), A(layers_2_self_attn), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_2_norm1), A(layers_2_self_attn), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
     TICK(14);
 
     /* linear layers.2.linear1 + gelu: [1, 128, 3072]
@@ -413,7 +414,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.2.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_2_linear2), A(layers_2_linear2), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_2_linear2), A(layers_2_linear2), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
     TICK(17);
 
     /* multihead_attention layers.3.self_attn: [1, 128, 768]
@@ -430,7 +431,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.3.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_3_norm1), A(layers_3_self_attn), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_3_norm1), A(layers_3_self_attn), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
     TICK(20);
 
     /* linear layers.3.linear1 + gelu: [1, 128, 3072]
@@ -445,7 +446,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.3.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_3_linear2), A(layers_3_linear2), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_3_linear2), A(layers_3_linear2), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
     TICK(23);
 
     /* multihead_attention layers.4.self_attn: [1, 128, 768]
@@ -462,7 +463,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.4.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_4_norm1), A(layers_4_self_attn), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_4_norm1), A(layers_4_self_attn), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
     TICK(26);
 
     /* linear layers.4.linear1 + gelu: [1, 128, 3072]
@@ -477,7 +478,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.4.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_4_linear2), A(layers_4_linear2), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_4_linear2), A(layers_4_linear2), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
     TICK(29);
 
     /* multihead_attention layers.5.self_attn: [1, 128, 768]
@@ -494,7 +495,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.5.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_5_norm1), A(layers_5_self_attn), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_5_norm1), A(layers_5_self_attn), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
     TICK(32);
 
     /* linear layers.5.linear1 + gelu: [1, 128, 3072]
@@ -509,7 +510,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.5.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_5_linear2), A(layers_5_linear2), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_5_linear2), A(layers_5_linear2), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
     TICK(35);
 
     /* multihead_attention layers.6.self_attn: [1, 128, 768]
@@ -526,7 +527,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.6.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_6_norm1), A(layers_6_self_attn), W(layers_6_norm1_weight), W(layers_6_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_6_norm1), A(layers_6_self_attn), W(layers_6_norm1_weight), W(layers_6_norm1_bias));
     TICK(38);
 
     /* linear layers.6.linear1 + gelu: [1, 128, 3072]
@@ -541,7 +542,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.6.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_6_linear2), A(layers_6_linear2), W(layers_6_norm2_weight), W(layers_6_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_6_linear2), A(layers_6_linear2), W(layers_6_norm2_weight), W(layers_6_norm2_bias));
     TICK(41);
 
     /* multihead_attention layers.7.self_attn: [1, 128, 768]
@@ -558,7 +559,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.7.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_7_norm1), A(layers_7_self_attn), W(layers_7_norm1_weight), W(layers_7_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_7_norm1), A(layers_7_self_attn), W(layers_7_norm1_weight), W(layers_7_norm1_bias));
     TICK(44);
 
     /* linear layers.7.linear1 + gelu: [1, 128, 3072]
@@ -573,7 +574,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.7.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_7_linear2), A(layers_7_linear2), W(layers_7_norm2_weight), W(layers_7_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_7_linear2), A(layers_7_linear2), W(layers_7_norm2_weight), W(layers_7_norm2_bias));
     TICK(47);
 
     /* multihead_attention layers.8.self_attn: [1, 128, 768]
@@ -590,7 +591,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.8.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_8_norm1), A(layers_8_self_attn), W(layers_8_norm1_weight), W(layers_8_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_8_norm1), A(layers_8_self_attn), W(layers_8_norm1_weight), W(layers_8_norm1_bias));
     TICK(50);
 
     /* linear layers.8.linear1 + gelu: [1, 128, 3072]
@@ -605,7 +606,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.8.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_8_linear2), A(layers_8_linear2), W(layers_8_norm2_weight), W(layers_8_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_8_linear2), A(layers_8_linear2), W(layers_8_norm2_weight), W(layers_8_norm2_bias));
     TICK(53);
 
     /* multihead_attention layers.9.self_attn: [1, 128, 768]
@@ -622,7 +623,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.9.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_9_norm1), A(layers_9_self_attn), W(layers_9_norm1_weight), W(layers_9_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_9_norm1), A(layers_9_self_attn), W(layers_9_norm1_weight), W(layers_9_norm1_bias));
     TICK(56);
 
     /* linear layers.9.linear1 + gelu: [1, 128, 3072]
@@ -637,7 +638,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.9.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_9_linear2), A(layers_9_linear2), W(layers_9_norm2_weight), W(layers_9_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_9_linear2), A(layers_9_linear2), W(layers_9_norm2_weight), W(layers_9_norm2_bias));
     TICK(59);
 
     /* multihead_attention layers.10.self_attn: [1, 128, 768]
@@ -654,7 +655,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.10.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_10_norm1), A(layers_10_self_attn), W(layers_10_norm1_weight), W(layers_10_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_10_norm1), A(layers_10_self_attn), W(layers_10_norm1_weight), W(layers_10_norm1_bias));
     TICK(62);
 
     /* linear layers.10.linear1 + gelu: [1, 128, 3072]
@@ -669,7 +670,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.10.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_10_linear2), A(layers_10_linear2), W(layers_10_norm2_weight), W(layers_10_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_10_linear2), A(layers_10_linear2), W(layers_10_norm2_weight), W(layers_10_norm2_bias));
     TICK(65);
 
     /* multihead_attention layers.11.self_attn: [1, 128, 768]
@@ -686,7 +687,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.11.norm1: [1, 128, 768]
        models/bert_base_encoder.net:15: x = layernorm(x + dropout(y, p=0.1)) as norm1        # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_11_norm1), A(layers_11_self_attn), W(layers_11_norm1_weight), W(layers_11_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_11_norm1), A(layers_11_self_attn), W(layers_11_norm1_weight), W(layers_11_norm1_bias));
     TICK(68);
 
     /* linear layers.11.linear1 + gelu: [1, 128, 3072]
@@ -701,7 +702,7 @@ int bert_base_encoder_run(bert_base_encoder *m, const float *in_x, float *output
 
     /* layernorm layers.11.norm2: [1, 128, 768]
        models/bert_base_encoder.net:18: return layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(output, A(layers_11_linear2), W(layers_11_norm2_weight), W(layers_11_norm2_bias));
+    PARALLEL(layernorm_1, output, A(layers_11_linear2), W(layers_11_norm2_weight), W(layers_11_norm2_bias));
     TICK(71);
     return 0;
 }

@@ -367,8 +367,9 @@ static void transpose_1(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 56, 56, 96] -> [1, 56, 56, 96] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 3136, 96, 9.99999997e-07f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of 96 */
+    nnk_layernorm(a->y + r0 * 96, a->in[0] + r0 * 96, a->in[1], a->in[2], r1 - r0, 96, 9.99999997e-07f);
 }
 
 /* transpose: [1, 56, 56, 96] -> [1, 96, 56, 56] */
@@ -452,8 +453,9 @@ static void transpose_3(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 28, 28, 192] -> [1, 28, 28, 192] */
-static void layernorm_2(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 784, 192, 9.99999997e-07f);
+static void layernorm_2(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of 192 */
+    nnk_layernorm(a->y + r0 * 192, a->in[0] + r0 * 192, a->in[1], a->in[2], r1 - r0, 192, 9.99999997e-07f);
 }
 
 /* linear: [1, 28, 28, 192] -> [1, 28, 28, 768] */
@@ -525,8 +527,9 @@ static void transpose_5(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 14, 14, 384] -> [1, 14, 14, 384] */
-static void layernorm_3(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 196, 384, 9.99999997e-07f);
+static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of 384 */
+    nnk_layernorm(a->y + r0 * 384, a->in[0] + r0 * 384, a->in[1], a->in[2], r1 - r0, 384, 9.99999997e-07f);
 }
 
 /* linear: [1, 14, 14, 384] -> [1, 14, 14, 1536] */
@@ -598,8 +601,9 @@ static void transpose_7(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 7, 7, 768] -> [1, 7, 7, 768] */
-static void layernorm_4(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 49, 768, 9.99999997e-07f);
+static void layernorm_4(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999997e-07f);
 }
 
 /* linear: [1, 7, 7, 768] -> [1, 7, 7, 3072] */
@@ -648,8 +652,9 @@ static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 1, 1, 768] -> [1, 1, 1, 768] */
-static void layernorm_5(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 1, 768, 9.99999997e-07f);
+static void layernorm_5(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 1L * part / parts, r1 = 1L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999997e-07f);
 }
 
 /* linear: [1, 768] -> [1, 1000] */
@@ -680,7 +685,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.0.1: [1, 56, 56, 96]
        models/lib/convnext.net:8: y = layernorm(y, eps=eps) as self */
-    layernorm_1(A(transpose1), A(transpose1), W(features_0_1_weight), W(features_0_1_bias));
+    PARALLEL(layernorm_1, A(transpose1), A(transpose1), W(features_0_1_weight), W(features_0_1_bias));
     TICK(3);
 
     /* transpose: [1, 96, 56, 56]
@@ -700,7 +705,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.1.0.block.2: [1, 56, 56, 96]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_1(A(transpose5), A(transpose5), W(features_1_0_block_2_weight), W(features_1_0_block_2_bias));
+    PARALLEL(layernorm_1, A(transpose5), A(transpose5), W(features_1_0_block_2_weight), W(features_1_0_block_2_bias));
     TICK(7);
 
     /* linear features.1.0.block.3 + gelu: [1, 56, 56, 384]
@@ -740,7 +745,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.1.1.block.2: [1, 56, 56, 96]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_1(A(transpose14), A(transpose14), W(features_1_1_block_2_weight), W(features_1_1_block_2_bias));
+    PARALLEL(layernorm_1, A(transpose14), A(transpose14), W(features_1_1_block_2_weight), W(features_1_1_block_2_bias));
     TICK(15);
 
     /* linear features.1.1.block.3 + gelu: [1, 56, 56, 384]
@@ -780,7 +785,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.1.2.block.2: [1, 56, 56, 96]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_1(A(transpose23), A(transpose23), W(features_1_2_block_2_weight), W(features_1_2_block_2_bias));
+    PARALLEL(layernorm_1, A(transpose23), A(transpose23), W(features_1_2_block_2_weight), W(features_1_2_block_2_bias));
     TICK(23);
 
     /* linear features.1.2.block.3 + gelu: [1, 56, 56, 384]
@@ -815,7 +820,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.2.0: [1, 56, 56, 96]
        models/lib/convnext.net:8: y = layernorm(y, eps=eps) as self */
-    layernorm_1(A(transpose31), A(transpose31), W(features_2_0_weight), W(features_2_0_bias));
+    PARALLEL(layernorm_1, A(transpose31), A(transpose31), W(features_2_0_weight), W(features_2_0_bias));
     TICK(30);
 
     /* transpose: [1, 96, 56, 56]
@@ -840,7 +845,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.3.0.block.2: [1, 28, 28, 192]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_2(A(transpose36), A(transpose36), W(features_3_0_block_2_weight), W(features_3_0_block_2_bias));
+    PARALLEL(layernorm_2, A(transpose36), A(transpose36), W(features_3_0_block_2_weight), W(features_3_0_block_2_bias));
     TICK(35);
 
     /* linear features.3.0.block.3 + gelu: [1, 28, 28, 768]
@@ -880,7 +885,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.3.1.block.2: [1, 28, 28, 192]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_2(A(transpose45), A(transpose45), W(features_3_1_block_2_weight), W(features_3_1_block_2_bias));
+    PARALLEL(layernorm_2, A(transpose45), A(transpose45), W(features_3_1_block_2_weight), W(features_3_1_block_2_bias));
     TICK(43);
 
     /* linear features.3.1.block.3 + gelu: [1, 28, 28, 768]
@@ -920,7 +925,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.3.2.block.2: [1, 28, 28, 192]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_2(A(transpose54), A(transpose54), W(features_3_2_block_2_weight), W(features_3_2_block_2_bias));
+    PARALLEL(layernorm_2, A(transpose54), A(transpose54), W(features_3_2_block_2_weight), W(features_3_2_block_2_bias));
     TICK(51);
 
     /* linear features.3.2.block.3 + gelu: [1, 28, 28, 768]
@@ -955,7 +960,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.4.0: [1, 28, 28, 192]
        models/lib/convnext.net:8: y = layernorm(y, eps=eps) as self */
-    layernorm_2(A(transpose62), A(transpose62), W(features_4_0_weight), W(features_4_0_bias));
+    PARALLEL(layernorm_2, A(transpose62), A(transpose62), W(features_4_0_weight), W(features_4_0_bias));
     TICK(58);
 
     /* transpose: [1, 192, 28, 28]
@@ -980,7 +985,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.0.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose67), A(transpose67), W(features_5_0_block_2_weight), W(features_5_0_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose67), A(transpose67), W(features_5_0_block_2_weight), W(features_5_0_block_2_bias));
     TICK(63);
 
     /* linear features.5.0.block.3 + gelu: [1, 14, 14, 1536]
@@ -1020,7 +1025,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.1.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose76), A(transpose76), W(features_5_1_block_2_weight), W(features_5_1_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose76), A(transpose76), W(features_5_1_block_2_weight), W(features_5_1_block_2_bias));
     TICK(71);
 
     /* linear features.5.1.block.3 + gelu: [1, 14, 14, 1536]
@@ -1060,7 +1065,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.2.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose85), A(transpose85), W(features_5_2_block_2_weight), W(features_5_2_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose85), A(transpose85), W(features_5_2_block_2_weight), W(features_5_2_block_2_bias));
     TICK(79);
 
     /* linear features.5.2.block.3 + gelu: [1, 14, 14, 1536]
@@ -1100,7 +1105,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.3.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose94), A(transpose94), W(features_5_3_block_2_weight), W(features_5_3_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose94), A(transpose94), W(features_5_3_block_2_weight), W(features_5_3_block_2_bias));
     TICK(87);
 
     /* linear features.5.3.block.3 + gelu: [1, 14, 14, 1536]
@@ -1140,7 +1145,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.4.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose103), A(transpose103), W(features_5_4_block_2_weight), W(features_5_4_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose103), A(transpose103), W(features_5_4_block_2_weight), W(features_5_4_block_2_bias));
     TICK(95);
 
     /* linear features.5.4.block.3 + gelu: [1, 14, 14, 1536]
@@ -1180,7 +1185,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.5.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose112), A(transpose112), W(features_5_5_block_2_weight), W(features_5_5_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose112), A(transpose112), W(features_5_5_block_2_weight), W(features_5_5_block_2_bias));
     TICK(103);
 
     /* linear features.5.5.block.3 + gelu: [1, 14, 14, 1536]
@@ -1220,7 +1225,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.6.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose121), A(transpose121), W(features_5_6_block_2_weight), W(features_5_6_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose121), A(transpose121), W(features_5_6_block_2_weight), W(features_5_6_block_2_bias));
     TICK(111);
 
     /* linear features.5.6.block.3 + gelu: [1, 14, 14, 1536]
@@ -1260,7 +1265,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.7.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose130), A(transpose130), W(features_5_7_block_2_weight), W(features_5_7_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose130), A(transpose130), W(features_5_7_block_2_weight), W(features_5_7_block_2_bias));
     TICK(119);
 
     /* linear features.5.7.block.3 + gelu: [1, 14, 14, 1536]
@@ -1300,7 +1305,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.5.8.block.2: [1, 14, 14, 384]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_3(A(transpose139), A(transpose139), W(features_5_8_block_2_weight), W(features_5_8_block_2_bias));
+    PARALLEL(layernorm_3, A(transpose139), A(transpose139), W(features_5_8_block_2_weight), W(features_5_8_block_2_bias));
     TICK(127);
 
     /* linear features.5.8.block.3 + gelu: [1, 14, 14, 1536]
@@ -1335,7 +1340,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.6.0: [1, 14, 14, 384]
        models/lib/convnext.net:8: y = layernorm(y, eps=eps) as self */
-    layernorm_3(A(transpose147), A(transpose147), W(features_6_0_weight), W(features_6_0_bias));
+    PARALLEL(layernorm_3, A(transpose147), A(transpose147), W(features_6_0_weight), W(features_6_0_bias));
     TICK(134);
 
     /* transpose: [1, 384, 14, 14]
@@ -1360,7 +1365,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.7.0.block.2: [1, 7, 7, 768]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_4(A(transpose152), A(transpose152), W(features_7_0_block_2_weight), W(features_7_0_block_2_bias));
+    PARALLEL(layernorm_4, A(transpose152), A(transpose152), W(features_7_0_block_2_weight), W(features_7_0_block_2_bias));
     TICK(139);
 
     /* linear features.7.0.block.3 + gelu: [1, 7, 7, 3072]
@@ -1400,7 +1405,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.7.1.block.2: [1, 7, 7, 768]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_4(A(transpose161), A(transpose161), W(features_7_1_block_2_weight), W(features_7_1_block_2_bias));
+    PARALLEL(layernorm_4, A(transpose161), A(transpose161), W(features_7_1_block_2_weight), W(features_7_1_block_2_bias));
     TICK(147);
 
     /* linear features.7.1.block.3 + gelu: [1, 7, 7, 3072]
@@ -1440,7 +1445,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm features.7.2.block.2: [1, 7, 7, 768]
        models/lib/convnext.net:19: y = layernorm(y, eps=1e-6) as block.2 */
-    layernorm_4(A(transpose170), A(transpose170), W(features_7_2_block_2_weight), W(features_7_2_block_2_bias));
+    PARALLEL(layernorm_4, A(transpose170), A(transpose170), W(features_7_2_block_2_weight), W(features_7_2_block_2_bias));
     TICK(155);
 
     /* linear features.7.2.block.3 + gelu: [1, 7, 7, 3072]
@@ -1477,7 +1482,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* layernorm classifier.0: [1, 1, 1, 768]
        models/lib/convnext.net:8: y = layernorm(y, eps=eps) as self */
-    layernorm_5(A(classifier_0), A(adaptive_avgpool178), W(classifier_0_weight), W(classifier_0_bias));
+    PARALLEL(layernorm_5, A(classifier_0), A(adaptive_avgpool178), W(classifier_0_weight), W(classifier_0_bias));
     TICK(163);
 
     /* transpose: [1, 768, 1, 1] is a view of [1, 1, 1, 768] at A(classifier_0) */

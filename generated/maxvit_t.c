@@ -1182,8 +1182,9 @@ static void transpose_1(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 64, 49, 64] -> [1, 64, 49, 64] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 3136, 64, 9.99999975e-06f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of 64 */
+    nnk_layernorm(a->y + r0 * 64, a->in[0] + r0 * 64, a->in[1], a->in[2], r1 - r0, 64, 9.99999975e-06f);
 }
 
 /* linear: [1, 64, 49, 64] -> [1, 64, 49, 192] */
@@ -1417,8 +1418,9 @@ static void transpose_10(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 16, 49, 128] -> [1, 16, 49, 128] */
-static void layernorm_2(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 784, 128, 9.99999975e-06f);
+static void layernorm_2(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of 128 */
+    nnk_layernorm(a->y + r0 * 128, a->in[0] + r0 * 128, a->in[1], a->in[2], r1 - r0, 128, 9.99999975e-06f);
 }
 
 /* linear: [1, 16, 49, 128] -> [1, 16, 49, 384] */
@@ -1650,8 +1652,9 @@ static void transpose_19(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 4, 49, 256] -> [1, 4, 49, 256] */
-static void layernorm_3(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 196, 256, 9.99999975e-06f);
+static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of 256 */
+    nnk_layernorm(a->y + r0 * 256, a->in[0] + r0 * 256, a->in[1], a->in[2], r1 - r0, 256, 9.99999975e-06f);
 }
 
 /* linear: [1, 4, 49, 256] -> [1, 4, 49, 768] */
@@ -1881,8 +1884,9 @@ static void transpose_28(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 1, 49, 512] -> [1, 1, 49, 512] */
-static void layernorm_4(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 49, 512, 9.99999975e-06f);
+static void layernorm_4(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of 512 */
+    nnk_layernorm(a->y + r0 * 512, a->in[0] + r0 * 512, a->in[1], a->in[2], r1 - r0, 512, 9.99999975e-06f);
 }
 
 /* linear: [1, 1, 49, 512] -> [1, 1, 49, 1536] */
@@ -2014,8 +2018,9 @@ static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 512] -> [1, 512] */
-static void layernorm_5(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 1, 512, 9.99999975e-06f);
+static void layernorm_5(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 1L * part / parts, r1 = 1L * (part + 1) / parts;   /* rows of 512 */
+    nnk_layernorm(a->y + r0 * 512, a->in[0] + r0 * 512, a->in[1], a->in[2], r1 - r0, 512, 9.99999975e-06f);
 }
 
 /* linear: [1, 512] -> [1, 512] */
@@ -2129,7 +2134,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.0.layers.window_attention.attn_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_1(A(blocks_0_layers_0_layers_window_attention_attn_layer_0), A(transpose22), W(blocks_0_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_0_layers_0_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_0_layers_window_attention_attn_layer_0), A(transpose22), W(blocks_0_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_0_layers_0_layers_window_attention_attn_layer_0_bias));
     TICK(19);
 
     /* linear blocks.0.layers.0.layers.window_attention.attn_layer.1.to_qkv: [1, 64, 49, 192]
@@ -2190,7 +2195,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.0.layers.window_attention.mlp_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_1(A(blocks_0_layers_0_layers_window_attention_mlp_layer_0), A(blocks_0_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_0_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_0_layers_0_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_0_layers_window_attention_mlp_layer_0), A(blocks_0_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_0_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_0_layers_0_layers_window_attention_mlp_layer_0_bias));
     TICK(36);
 
     /* linear blocks.0.layers.0.layers.window_attention.mlp_layer.1 + gelu: [1, 64, 49, 256]
@@ -2228,7 +2233,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.0.layers.grid_attention.attn_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_1(A(blocks_0_layers_0_layers_grid_attention_attn_layer_0), A(transpose53), W(blocks_0_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_0_layers_0_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_0_layers_grid_attention_attn_layer_0), A(transpose53), W(blocks_0_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_0_layers_0_layers_grid_attention_attn_layer_0_bias));
     TICK(46);
 
     /* linear blocks.0.layers.0.layers.grid_attention.attn_layer.1.to_qkv: [1, 64, 49, 192]
@@ -2289,7 +2294,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.0.layers.grid_attention.mlp_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_1(A(blocks_0_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_0_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_0_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_0_layers_0_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_0_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_0_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_0_layers_0_layers_grid_attention_mlp_layer_0_bias));
     TICK(63);
 
     /* linear blocks.0.layers.0.layers.grid_attention.mlp_layer.1 + gelu: [1, 64, 49, 256]
@@ -2367,7 +2372,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.1.layers.window_attention.attn_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_1(A(blocks_0_layers_1_layers_window_attention_attn_layer_0), A(transpose97), W(blocks_0_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_0_layers_1_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_1_layers_window_attention_attn_layer_0), A(transpose97), W(blocks_0_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_0_layers_1_layers_window_attention_attn_layer_0_bias));
     TICK(81);
 
     /* linear blocks.0.layers.1.layers.window_attention.attn_layer.1.to_qkv: [1, 64, 49, 192]
@@ -2428,7 +2433,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.1.layers.window_attention.mlp_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_1(A(blocks_0_layers_1_layers_window_attention_mlp_layer_0), A(blocks_0_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_0_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_0_layers_1_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_1_layers_window_attention_mlp_layer_0), A(blocks_0_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_0_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_0_layers_1_layers_window_attention_mlp_layer_0_bias));
     TICK(98);
 
     /* linear blocks.0.layers.1.layers.window_attention.mlp_layer.1 + gelu: [1, 64, 49, 256]
@@ -2466,7 +2471,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.1.layers.grid_attention.attn_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_1(A(blocks_0_layers_1_layers_grid_attention_attn_layer_0), A(transpose128), W(blocks_0_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_0_layers_1_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_1_layers_grid_attention_attn_layer_0), A(transpose128), W(blocks_0_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_0_layers_1_layers_grid_attention_attn_layer_0_bias));
     TICK(108);
 
     /* linear blocks.0.layers.1.layers.grid_attention.attn_layer.1.to_qkv: [1, 64, 49, 192]
@@ -2527,7 +2532,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.0.layers.1.layers.grid_attention.mlp_layer.0: [1, 64, 49, 64]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_1(A(blocks_0_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_0_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_0_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_0_layers_1_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_1, A(blocks_0_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_0_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_0_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_0_layers_1_layers_grid_attention_mlp_layer_0_bias));
     TICK(125);
 
     /* linear blocks.0.layers.1.layers.grid_attention.mlp_layer.1 + gelu: [1, 64, 49, 256]
@@ -2615,7 +2620,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.0.layers.window_attention.attn_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_2(A(blocks_1_layers_0_layers_window_attention_attn_layer_0), A(transpose174), W(blocks_1_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_1_layers_0_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_0_layers_window_attention_attn_layer_0), A(transpose174), W(blocks_1_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_1_layers_0_layers_window_attention_attn_layer_0_bias));
     TICK(145);
 
     /* linear blocks.1.layers.0.layers.window_attention.attn_layer.1.to_qkv: [1, 16, 49, 384]
@@ -2676,7 +2681,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.0.layers.window_attention.mlp_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_2(A(blocks_1_layers_0_layers_window_attention_mlp_layer_0), A(blocks_1_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_1_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_1_layers_0_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_0_layers_window_attention_mlp_layer_0), A(blocks_1_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_1_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_1_layers_0_layers_window_attention_mlp_layer_0_bias));
     TICK(162);
 
     /* linear blocks.1.layers.0.layers.window_attention.mlp_layer.1 + gelu: [1, 16, 49, 512]
@@ -2714,7 +2719,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.0.layers.grid_attention.attn_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_2(A(blocks_1_layers_0_layers_grid_attention_attn_layer_0), A(transpose205), W(blocks_1_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_1_layers_0_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_0_layers_grid_attention_attn_layer_0), A(transpose205), W(blocks_1_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_1_layers_0_layers_grid_attention_attn_layer_0_bias));
     TICK(172);
 
     /* linear blocks.1.layers.0.layers.grid_attention.attn_layer.1.to_qkv: [1, 16, 49, 384]
@@ -2775,7 +2780,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.0.layers.grid_attention.mlp_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_2(A(blocks_1_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_1_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_1_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_1_layers_0_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_1_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_1_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_1_layers_0_layers_grid_attention_mlp_layer_0_bias));
     TICK(189);
 
     /* linear blocks.1.layers.0.layers.grid_attention.mlp_layer.1 + gelu: [1, 16, 49, 512]
@@ -2853,7 +2858,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.1.layers.window_attention.attn_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_2(A(blocks_1_layers_1_layers_window_attention_attn_layer_0), A(transpose249), W(blocks_1_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_1_layers_1_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_1_layers_window_attention_attn_layer_0), A(transpose249), W(blocks_1_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_1_layers_1_layers_window_attention_attn_layer_0_bias));
     TICK(207);
 
     /* linear blocks.1.layers.1.layers.window_attention.attn_layer.1.to_qkv: [1, 16, 49, 384]
@@ -2914,7 +2919,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.1.layers.window_attention.mlp_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_2(A(blocks_1_layers_1_layers_window_attention_mlp_layer_0), A(blocks_1_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_1_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_1_layers_1_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_1_layers_window_attention_mlp_layer_0), A(blocks_1_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_1_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_1_layers_1_layers_window_attention_mlp_layer_0_bias));
     TICK(224);
 
     /* linear blocks.1.layers.1.layers.window_attention.mlp_layer.1 + gelu: [1, 16, 49, 512]
@@ -2952,7 +2957,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.1.layers.grid_attention.attn_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_2(A(blocks_1_layers_1_layers_grid_attention_attn_layer_0), A(transpose280), W(blocks_1_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_1_layers_1_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_1_layers_grid_attention_attn_layer_0), A(transpose280), W(blocks_1_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_1_layers_1_layers_grid_attention_attn_layer_0_bias));
     TICK(234);
 
     /* linear blocks.1.layers.1.layers.grid_attention.attn_layer.1.to_qkv: [1, 16, 49, 384]
@@ -3013,7 +3018,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.1.layers.1.layers.grid_attention.mlp_layer.0: [1, 16, 49, 128]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_2(A(blocks_1_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_1_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_1_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_1_layers_1_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_2, A(blocks_1_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_1_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_1_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_1_layers_1_layers_grid_attention_mlp_layer_0_bias));
     TICK(251);
 
     /* linear blocks.1.layers.1.layers.grid_attention.mlp_layer.1 + gelu: [1, 16, 49, 512]
@@ -3101,7 +3106,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.0.layers.window_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_0_layers_window_attention_attn_layer_0), A(transpose326), W(blocks_2_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_0_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_0_layers_window_attention_attn_layer_0), A(transpose326), W(blocks_2_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_0_layers_window_attention_attn_layer_0_bias));
     TICK(271);
 
     /* linear blocks.2.layers.0.layers.window_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3162,7 +3167,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.0.layers.window_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_0_layers_window_attention_mlp_layer_0), A(blocks_2_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_0_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_0_layers_window_attention_mlp_layer_0), A(blocks_2_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_0_layers_window_attention_mlp_layer_0_bias));
     TICK(288);
 
     /* linear blocks.2.layers.0.layers.window_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3200,7 +3205,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.0.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_0_layers_grid_attention_attn_layer_0), A(transpose357), W(blocks_2_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_0_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_0_layers_grid_attention_attn_layer_0), A(transpose357), W(blocks_2_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_0_layers_grid_attention_attn_layer_0_bias));
     TICK(298);
 
     /* linear blocks.2.layers.0.layers.grid_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3261,7 +3266,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.0.layers.grid_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_0_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_0_layers_grid_attention_mlp_layer_0_bias));
     TICK(315);
 
     /* linear blocks.2.layers.0.layers.grid_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3339,7 +3344,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.1.layers.window_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_1_layers_window_attention_attn_layer_0), A(transpose401), W(blocks_2_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_1_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_1_layers_window_attention_attn_layer_0), A(transpose401), W(blocks_2_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_1_layers_window_attention_attn_layer_0_bias));
     TICK(333);
 
     /* linear blocks.2.layers.1.layers.window_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3400,7 +3405,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.1.layers.window_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_1_layers_window_attention_mlp_layer_0), A(blocks_2_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_1_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_1_layers_window_attention_mlp_layer_0), A(blocks_2_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_1_layers_window_attention_mlp_layer_0_bias));
     TICK(350);
 
     /* linear blocks.2.layers.1.layers.window_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3438,7 +3443,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.1.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_1_layers_grid_attention_attn_layer_0), A(transpose432), W(blocks_2_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_1_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_1_layers_grid_attention_attn_layer_0), A(transpose432), W(blocks_2_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_1_layers_grid_attention_attn_layer_0_bias));
     TICK(360);
 
     /* linear blocks.2.layers.1.layers.grid_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3499,7 +3504,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.1.layers.grid_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_1_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_1_layers_grid_attention_mlp_layer_0_bias));
     TICK(377);
 
     /* linear blocks.2.layers.1.layers.grid_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3577,7 +3582,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.2.layers.window_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_2_layers_window_attention_attn_layer_0), A(transpose476), W(blocks_2_layers_2_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_2_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_2_layers_window_attention_attn_layer_0), A(transpose476), W(blocks_2_layers_2_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_2_layers_window_attention_attn_layer_0_bias));
     TICK(395);
 
     /* linear blocks.2.layers.2.layers.window_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3638,7 +3643,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.2.layers.window_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_2_layers_window_attention_mlp_layer_0), A(blocks_2_layers_2_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_2_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_2_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_2_layers_window_attention_mlp_layer_0), A(blocks_2_layers_2_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_2_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_2_layers_window_attention_mlp_layer_0_bias));
     TICK(412);
 
     /* linear blocks.2.layers.2.layers.window_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3676,7 +3681,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.2.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_2_layers_grid_attention_attn_layer_0), A(transpose507), W(blocks_2_layers_2_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_2_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_2_layers_grid_attention_attn_layer_0), A(transpose507), W(blocks_2_layers_2_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_2_layers_grid_attention_attn_layer_0_bias));
     TICK(422);
 
     /* linear blocks.2.layers.2.layers.grid_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3737,7 +3742,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.2.layers.grid_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_2_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_2_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_2_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_2_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_2_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_2_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_2_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_2_layers_grid_attention_mlp_layer_0_bias));
     TICK(439);
 
     /* linear blocks.2.layers.2.layers.grid_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3815,7 +3820,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.3.layers.window_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_3_layers_window_attention_attn_layer_0), A(transpose551), W(blocks_2_layers_3_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_3_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_3_layers_window_attention_attn_layer_0), A(transpose551), W(blocks_2_layers_3_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_3_layers_window_attention_attn_layer_0_bias));
     TICK(457);
 
     /* linear blocks.2.layers.3.layers.window_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3876,7 +3881,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.3.layers.window_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_3_layers_window_attention_mlp_layer_0), A(blocks_2_layers_3_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_3_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_3_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_3_layers_window_attention_mlp_layer_0), A(blocks_2_layers_3_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_3_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_3_layers_window_attention_mlp_layer_0_bias));
     TICK(474);
 
     /* linear blocks.2.layers.3.layers.window_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -3914,7 +3919,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.3.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_3_layers_grid_attention_attn_layer_0), A(transpose582), W(blocks_2_layers_3_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_3_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_3_layers_grid_attention_attn_layer_0), A(transpose582), W(blocks_2_layers_3_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_3_layers_grid_attention_attn_layer_0_bias));
     TICK(484);
 
     /* linear blocks.2.layers.3.layers.grid_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -3975,7 +3980,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.3.layers.grid_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_3_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_3_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_3_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_3_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_3_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_3_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_3_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_3_layers_grid_attention_mlp_layer_0_bias));
     TICK(501);
 
     /* linear blocks.2.layers.3.layers.grid_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -4053,7 +4058,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.4.layers.window_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_4_layers_window_attention_attn_layer_0), A(transpose626), W(blocks_2_layers_4_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_4_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_4_layers_window_attention_attn_layer_0), A(transpose626), W(blocks_2_layers_4_layers_window_attention_attn_layer_0_weight), W(blocks_2_layers_4_layers_window_attention_attn_layer_0_bias));
     TICK(519);
 
     /* linear blocks.2.layers.4.layers.window_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -4114,7 +4119,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.4.layers.window_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_4_layers_window_attention_mlp_layer_0), A(blocks_2_layers_4_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_4_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_4_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_4_layers_window_attention_mlp_layer_0), A(blocks_2_layers_4_layers_window_attention_attn_layer_1_merge), W(blocks_2_layers_4_layers_window_attention_mlp_layer_0_weight), W(blocks_2_layers_4_layers_window_attention_mlp_layer_0_bias));
     TICK(536);
 
     /* linear blocks.2.layers.4.layers.window_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -4152,7 +4157,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.4.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_3(A(blocks_2_layers_4_layers_grid_attention_attn_layer_0), A(transpose657), W(blocks_2_layers_4_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_4_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_4_layers_grid_attention_attn_layer_0), A(transpose657), W(blocks_2_layers_4_layers_grid_attention_attn_layer_0_weight), W(blocks_2_layers_4_layers_grid_attention_attn_layer_0_bias));
     TICK(546);
 
     /* linear blocks.2.layers.4.layers.grid_attention.attn_layer.1.to_qkv: [1, 4, 49, 768]
@@ -4213,7 +4218,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.2.layers.4.layers.grid_attention.mlp_layer.0: [1, 4, 49, 256]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_3(A(blocks_2_layers_4_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_4_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_4_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_4_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_3, A(blocks_2_layers_4_layers_grid_attention_mlp_layer_0), A(blocks_2_layers_4_layers_grid_attention_attn_layer_1_merge), W(blocks_2_layers_4_layers_grid_attention_mlp_layer_0_weight), W(blocks_2_layers_4_layers_grid_attention_mlp_layer_0_bias));
     TICK(563);
 
     /* linear blocks.2.layers.4.layers.grid_attention.mlp_layer.1 + gelu: [1, 4, 49, 1024]
@@ -4301,7 +4306,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.0.layers.window_attention.attn_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_4(A(blocks_3_layers_0_layers_window_attention_attn_layer_0), A(transpose703), W(blocks_3_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_3_layers_0_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_0_layers_window_attention_attn_layer_0), A(transpose703), W(blocks_3_layers_0_layers_window_attention_attn_layer_0_weight), W(blocks_3_layers_0_layers_window_attention_attn_layer_0_bias));
     TICK(583);
 
     /* linear blocks.3.layers.0.layers.window_attention.attn_layer.1.to_qkv: [1, 1, 49, 1536]
@@ -4362,7 +4367,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.0.layers.window_attention.mlp_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_4(A(blocks_3_layers_0_layers_window_attention_mlp_layer_0), A(blocks_3_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_3_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_3_layers_0_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_0_layers_window_attention_mlp_layer_0), A(blocks_3_layers_0_layers_window_attention_attn_layer_1_merge), W(blocks_3_layers_0_layers_window_attention_mlp_layer_0_weight), W(blocks_3_layers_0_layers_window_attention_mlp_layer_0_bias));
     TICK(600);
 
     /* linear blocks.3.layers.0.layers.window_attention.mlp_layer.1 + gelu: [1, 1, 49, 2048]
@@ -4397,7 +4402,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.0.layers.grid_attention.attn_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_4(A(blocks_3_layers_0_layers_grid_attention_attn_layer_0), A(transpose732), W(blocks_3_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_3_layers_0_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_0_layers_grid_attention_attn_layer_0), A(transpose732), W(blocks_3_layers_0_layers_grid_attention_attn_layer_0_weight), W(blocks_3_layers_0_layers_grid_attention_attn_layer_0_bias));
     TICK(610);
 
     /* linear blocks.3.layers.0.layers.grid_attention.attn_layer.1.to_qkv: [1, 1, 49, 1536]
@@ -4458,7 +4463,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.0.layers.grid_attention.mlp_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_4(A(blocks_3_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_3_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_3_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_3_layers_0_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_0_layers_grid_attention_mlp_layer_0), A(blocks_3_layers_0_layers_grid_attention_attn_layer_1_merge), W(blocks_3_layers_0_layers_grid_attention_mlp_layer_0_weight), W(blocks_3_layers_0_layers_grid_attention_mlp_layer_0_bias));
     TICK(627);
 
     /* linear blocks.3.layers.0.layers.grid_attention.mlp_layer.1 + gelu: [1, 1, 49, 2048]
@@ -4533,7 +4538,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.1.layers.window_attention.attn_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_4(A(blocks_3_layers_1_layers_window_attention_attn_layer_0), A(transpose778), W(blocks_3_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_3_layers_1_layers_window_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_1_layers_window_attention_attn_layer_0), A(transpose778), W(blocks_3_layers_1_layers_window_attention_attn_layer_0_weight), W(blocks_3_layers_1_layers_window_attention_attn_layer_0_bias));
     TICK(645);
 
     /* linear blocks.3.layers.1.layers.window_attention.attn_layer.1.to_qkv: [1, 1, 49, 1536]
@@ -4594,7 +4599,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.1.layers.window_attention.mlp_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_4(A(blocks_3_layers_1_layers_window_attention_mlp_layer_0), A(blocks_3_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_3_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_3_layers_1_layers_window_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_1_layers_window_attention_mlp_layer_0), A(blocks_3_layers_1_layers_window_attention_attn_layer_1_merge), W(blocks_3_layers_1_layers_window_attention_mlp_layer_0_weight), W(blocks_3_layers_1_layers_window_attention_mlp_layer_0_bias));
     TICK(662);
 
     /* linear blocks.3.layers.1.layers.window_attention.mlp_layer.1 + gelu: [1, 1, 49, 2048]
@@ -4629,7 +4634,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.1.layers.grid_attention.attn_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:62: x = x + relative_attention(layernorm(x) as attn_layer.0, head_dim) as attn_layer.1 */
-    layernorm_4(A(blocks_3_layers_1_layers_grid_attention_attn_layer_0), A(transpose807), W(blocks_3_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_3_layers_1_layers_grid_attention_attn_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_1_layers_grid_attention_attn_layer_0), A(transpose807), W(blocks_3_layers_1_layers_grid_attention_attn_layer_0_weight), W(blocks_3_layers_1_layers_grid_attention_attn_layer_0_bias));
     TICK(672);
 
     /* linear blocks.3.layers.1.layers.grid_attention.attn_layer.1.to_qkv: [1, 1, 49, 1536]
@@ -4690,7 +4695,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm blocks.3.layers.1.layers.grid_attention.mlp_layer.0: [1, 1, 49, 512]
        models/lib/maxvit.net:63: x = x + linear(gelu(linear(layernorm(x) as mlp_layer.0, 4 * C) as mlp_layer.1), C) as mlp_layer.3 */
-    layernorm_4(A(blocks_3_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_3_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_3_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_3_layers_1_layers_grid_attention_mlp_layer_0_bias));
+    PARALLEL(layernorm_4, A(blocks_3_layers_1_layers_grid_attention_mlp_layer_0), A(blocks_3_layers_1_layers_grid_attention_attn_layer_1_merge), W(blocks_3_layers_1_layers_grid_attention_mlp_layer_0_weight), W(blocks_3_layers_1_layers_grid_attention_mlp_layer_0_bias));
     TICK(689);
 
     /* linear blocks.3.layers.1.layers.grid_attention.mlp_layer.1 + gelu: [1, 1, 49, 2048]
@@ -4723,7 +4728,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* layernorm classifier.2: [1, 512]
        models/lib/maxvit.net:89: x = layernorm(flatten(global_avgpool(x))) as classifier.2 */
-    layernorm_5(A(classifier_2), A(adaptive_avgpool837), W(classifier_2_weight), W(classifier_2_bias));
+    PARALLEL(layernorm_5, A(classifier_2), A(adaptive_avgpool837), W(classifier_2_weight), W(classifier_2_bias));
     TICK(698);
 
     /* linear classifier.3 + tanh: [1, 512]

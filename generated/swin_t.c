@@ -528,8 +528,9 @@ static void transpose_1(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 56, 56, 96] -> [1, 56, 56, 96] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 3136, 96, 9.99999975e-06f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of 96 */
+    nnk_layernorm(a->y + r0 * 96, a->in[0] + r0 * 96, a->in[1], a->in[2], r1 - r0, 96, 9.99999975e-06f);
 }
 
 /* transpose: [1, 8, 7, 8, 7, 96] -> [1, 8, 8, 7, 7, 96] */
@@ -749,8 +750,9 @@ static void slice_9(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 28, 28, 384] -> [1, 28, 28, 384] */
-static void layernorm_2(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 784, 384, 9.99999975e-06f);
+static void layernorm_2(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of 384 */
+    nnk_layernorm(a->y + r0 * 384, a->in[0] + r0 * 384, a->in[1], a->in[2], r1 - r0, 384, 9.99999975e-06f);
 }
 
 /* linear: [1, 28, 28, 384] -> [1, 28, 28, 192] */
@@ -764,8 +766,9 @@ static void linear_5(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 28, 28, 192] -> [1, 28, 28, 192] */
-static void layernorm_3(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 784, 192, 9.99999975e-06f);
+static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of 192 */
+    nnk_layernorm(a->y + r0 * 192, a->in[0] + r0 * 192, a->in[1], a->in[2], r1 - r0, 192, 9.99999975e-06f);
 }
 
 /* transpose: [1, 4, 7, 4, 7, 192] -> [1, 4, 4, 7, 7, 192] */
@@ -975,8 +978,9 @@ static void slice_18(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 14, 14, 768] -> [1, 14, 14, 768] */
-static void layernorm_4(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 196, 768, 9.99999975e-06f);
+static void layernorm_4(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999975e-06f);
 }
 
 /* linear: [1, 14, 14, 768] -> [1, 14, 14, 384] */
@@ -990,8 +994,9 @@ static void linear_10(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 14, 14, 384] -> [1, 14, 14, 384] */
-static void layernorm_5(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 196, 384, 9.99999975e-06f);
+static void layernorm_5(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of 384 */
+    nnk_layernorm(a->y + r0 * 384, a->in[0] + r0 * 384, a->in[1], a->in[2], r1 - r0, 384, 9.99999975e-06f);
 }
 
 /* transpose: [1, 2, 7, 2, 7, 384] -> [1, 2, 2, 7, 7, 384] */
@@ -1201,8 +1206,9 @@ static void slice_27(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 7, 7, 1536] -> [1, 7, 7, 1536] */
-static void layernorm_6(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 49, 1536, 9.99999975e-06f);
+static void layernorm_6(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of 1536 */
+    nnk_layernorm(a->y + r0 * 1536, a->in[0] + r0 * 1536, a->in[1], a->in[2], r1 - r0, 1536, 9.99999975e-06f);
 }
 
 /* linear: [1, 7, 7, 1536] -> [1, 7, 7, 768] */
@@ -1216,8 +1222,9 @@ static void linear_15(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 7, 7, 768] -> [1, 7, 7, 768] */
-static void layernorm_7(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 49, 768, 9.99999975e-06f);
+static void layernorm_7(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999975e-06f);
 }
 
 /* linear: [1, 49, 768] -> [1, 49, 2304] */
@@ -1344,12 +1351,12 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.0.2: [1, 56, 56, 96]
        models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
-    layernorm_1(A(transpose1), A(transpose1), W(features_0_2_weight), W(features_0_2_bias));
+    PARALLEL(layernorm_1, A(transpose1), A(transpose1), W(features_0_2_weight), W(features_0_2_bias));
     TICK(3);
 
     /* layernorm features.1.0.norm1: [1, 56, 56, 96]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_1(A(features_1_0_norm1), A(transpose1), W(features_1_0_norm1_weight), W(features_1_0_norm1_bias));
+    PARALLEL(layernorm_1, A(features_1_0_norm1), A(transpose1), W(features_1_0_norm1_weight), W(features_1_0_norm1_bias));
     TICK(4);
 
     /* reshape: [1, 8, 7, 8, 7, 96] is a view of [1, 56, 56, 96] at A(features_1_0_norm1) */
@@ -1437,7 +1444,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.0.norm2: [1, 56, 56, 96]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_1(A(features_1_0_norm2), A(slice27), W(features_1_0_norm2_weight), W(features_1_0_norm2_bias));
+    PARALLEL(layernorm_1, A(features_1_0_norm2), A(slice27), W(features_1_0_norm2_weight), W(features_1_0_norm2_bias));
     TICK(30);
 
     /* linear features.1.0.mlp.0 + gelu: [1, 56, 56, 384]
@@ -1452,7 +1459,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.1.norm1: [1, 56, 56, 96]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_1(A(features_1_1_norm1), A(features_1_0_mlp_3), W(features_1_1_norm1_weight), W(features_1_1_norm1_bias));
+    PARALLEL(layernorm_1, A(features_1_1_norm1), A(features_1_0_mlp_3), W(features_1_1_norm1_weight), W(features_1_1_norm1_bias));
     TICK(33);
 
     /* slice: [1, 53, 56, 96] is a view of [1, 56, 56, 96] at (A(features_1_1_norm1) + 16128) */
@@ -1665,7 +1672,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.1.norm2: [1, 56, 56, 96]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_1(A(features_1_1_norm2), A(features_1_0_mlp_3), W(features_1_1_norm2_weight), W(features_1_1_norm2_bias));
+    PARALLEL(layernorm_1, A(features_1_1_norm2), A(features_1_0_mlp_3), W(features_1_1_norm2_weight), W(features_1_1_norm2_bias));
     TICK(90);
 
     /* linear features.1.1.mlp.0 + gelu: [1, 56, 56, 384]
@@ -1728,7 +1735,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.2.norm: [1, 28, 28, 384]
        models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
-    layernorm_2(A(concat110), A(concat110), W(features_2_norm_weight), W(features_2_norm_bias));
+    PARALLEL(layernorm_2, A(concat110), A(concat110), W(features_2_norm_weight), W(features_2_norm_bias));
     TICK(102);
 
     /* linear features.2.reduction: [1, 28, 28, 192]
@@ -1738,7 +1745,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.0.norm1: [1, 28, 28, 192]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_3(A(features_3_0_norm1), A(features_2_reduction), W(features_3_0_norm1_weight), W(features_3_0_norm1_bias));
+    PARALLEL(layernorm_3, A(features_3_0_norm1), A(features_2_reduction), W(features_3_0_norm1_weight), W(features_3_0_norm1_bias));
     TICK(104);
 
     /* reshape: [1, 4, 7, 4, 7, 192] is a view of [1, 28, 28, 192] at A(features_3_0_norm1) */
@@ -1826,7 +1833,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.0.norm2: [1, 28, 28, 192]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_3(A(features_3_0_norm2), A(features_2_reduction), W(features_3_0_norm2_weight), W(features_3_0_norm2_bias));
+    PARALLEL(layernorm_3, A(features_3_0_norm2), A(features_2_reduction), W(features_3_0_norm2_weight), W(features_3_0_norm2_bias));
     TICK(130);
 
     /* linear features.3.0.mlp.0 + gelu: [1, 28, 28, 768]
@@ -1841,7 +1848,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.1.norm1: [1, 28, 28, 192]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_3(A(features_3_1_norm1), A(features_3_0_mlp_3), W(features_3_1_norm1_weight), W(features_3_1_norm1_bias));
+    PARALLEL(layernorm_3, A(features_3_1_norm1), A(features_3_0_mlp_3), W(features_3_1_norm1_weight), W(features_3_1_norm1_bias));
     TICK(133);
 
     /* slice: [1, 25, 28, 192] is a view of [1, 28, 28, 192] at (A(features_3_1_norm1) + 16128) */
@@ -2044,7 +2051,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.1.norm2: [1, 28, 28, 192]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_3(A(features_3_1_norm2), A(features_3_0_mlp_3), W(features_3_1_norm2_weight), W(features_3_1_norm2_bias));
+    PARALLEL(layernorm_3, A(features_3_1_norm2), A(features_3_0_mlp_3), W(features_3_1_norm2_weight), W(features_3_1_norm2_bias));
     TICK(188);
 
     /* linear features.3.1.mlp.0 + gelu: [1, 28, 28, 768]
@@ -2107,7 +2114,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.4.norm: [1, 14, 14, 768]
        models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
-    layernorm_4(A(concat220), A(concat220), W(features_4_norm_weight), W(features_4_norm_bias));
+    PARALLEL(layernorm_4, A(concat220), A(concat220), W(features_4_norm_weight), W(features_4_norm_bias));
     TICK(200);
 
     /* linear features.4.reduction: [1, 14, 14, 384]
@@ -2117,7 +2124,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.0.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_0_norm1), A(features_4_reduction), W(features_5_0_norm1_weight), W(features_5_0_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_0_norm1), A(features_4_reduction), W(features_5_0_norm1_weight), W(features_5_0_norm1_bias));
     TICK(202);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_0_norm1) */
@@ -2205,7 +2212,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.0.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_0_norm2), A(features_4_reduction), W(features_5_0_norm2_weight), W(features_5_0_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_0_norm2), A(features_4_reduction), W(features_5_0_norm2_weight), W(features_5_0_norm2_bias));
     TICK(228);
 
     /* linear features.5.0.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -2220,7 +2227,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.1.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_1_norm1), A(features_5_0_mlp_3), W(features_5_1_norm1_weight), W(features_5_1_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_1_norm1), A(features_5_0_mlp_3), W(features_5_1_norm1_weight), W(features_5_1_norm1_bias));
     TICK(231);
 
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at (A(features_5_1_norm1) + 16128) */
@@ -2423,7 +2430,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.1.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_1_norm2), A(features_5_0_mlp_3), W(features_5_1_norm2_weight), W(features_5_1_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_1_norm2), A(features_5_0_mlp_3), W(features_5_1_norm2_weight), W(features_5_1_norm2_bias));
     TICK(286);
 
     /* linear features.5.1.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -2438,7 +2445,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.2.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_2_norm1), A(features_5_1_mlp_3), W(features_5_2_norm1_weight), W(features_5_2_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_2_norm1), A(features_5_1_mlp_3), W(features_5_2_norm1_weight), W(features_5_2_norm1_bias));
     TICK(289);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_2_norm1) */
@@ -2526,7 +2533,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.2.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_2_norm2), A(features_5_1_mlp_3), W(features_5_2_norm2_weight), W(features_5_2_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_2_norm2), A(features_5_1_mlp_3), W(features_5_2_norm2_weight), W(features_5_2_norm2_bias));
     TICK(315);
 
     /* linear features.5.2.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -2541,7 +2548,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.3.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_3_norm1), A(features_5_2_mlp_3), W(features_5_3_norm1_weight), W(features_5_3_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_3_norm1), A(features_5_2_mlp_3), W(features_5_3_norm1_weight), W(features_5_3_norm1_bias));
     TICK(318);
 
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at (A(features_5_3_norm1) + 16128) */
@@ -2688,7 +2695,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.3.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_3_norm2), A(features_5_2_mlp_3), W(features_5_3_norm2_weight), W(features_5_3_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_3_norm2), A(features_5_2_mlp_3), W(features_5_3_norm2_weight), W(features_5_3_norm2_bias));
     TICK(358);
 
     /* linear features.5.3.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -2703,7 +2710,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.4.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_4_norm1), A(features_5_3_mlp_3), W(features_5_4_norm1_weight), W(features_5_4_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_4_norm1), A(features_5_3_mlp_3), W(features_5_4_norm1_weight), W(features_5_4_norm1_bias));
     TICK(361);
 
     /* reshape: [1, 2, 7, 2, 7, 384] is a view of [1, 14, 14, 384] at A(features_5_4_norm1) */
@@ -2791,7 +2798,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.4.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_4_norm2), A(features_5_3_mlp_3), W(features_5_4_norm2_weight), W(features_5_4_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_4_norm2), A(features_5_3_mlp_3), W(features_5_4_norm2_weight), W(features_5_4_norm2_bias));
     TICK(387);
 
     /* linear features.5.4.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -2806,7 +2813,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.5.norm1: [1, 14, 14, 384]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_5(A(features_5_5_norm1), A(features_5_4_mlp_3), W(features_5_5_norm1_weight), W(features_5_5_norm1_bias));
+    PARALLEL(layernorm_5, A(features_5_5_norm1), A(features_5_4_mlp_3), W(features_5_5_norm1_weight), W(features_5_5_norm1_bias));
     TICK(390);
 
     /* slice: [1, 11, 14, 384] is a view of [1, 14, 14, 384] at (A(features_5_5_norm1) + 16128) */
@@ -2953,7 +2960,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.5.norm2: [1, 14, 14, 384]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_5(A(features_5_5_norm2), A(features_5_4_mlp_3), W(features_5_5_norm2_weight), W(features_5_5_norm2_bias));
+    PARALLEL(layernorm_5, A(features_5_5_norm2), A(features_5_4_mlp_3), W(features_5_5_norm2_weight), W(features_5_5_norm2_bias));
     TICK(430);
 
     /* linear features.5.5.mlp.0 + gelu: [1, 14, 14, 1536]
@@ -3016,7 +3023,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.6.norm: [1, 7, 7, 1536]
        models/lib/swin.net:116: return linear(layernorm(x) as norm, 2 * C, bias=false) as reduction */
-    layernorm_6(A(concat524), A(concat524), W(features_6_norm_weight), W(features_6_norm_bias));
+    PARALLEL(layernorm_6, A(concat524), A(concat524), W(features_6_norm_weight), W(features_6_norm_bias));
     TICK(442);
 
     /* linear features.6.reduction: [1, 7, 7, 768]
@@ -3026,7 +3033,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.0.norm1: [1, 7, 7, 768]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_7(A(features_7_0_norm1), A(features_6_reduction), W(features_7_0_norm1_weight), W(features_7_0_norm1_bias));
+    PARALLEL(layernorm_7, A(features_7_0_norm1), A(features_6_reduction), W(features_7_0_norm1_weight), W(features_7_0_norm1_bias));
     TICK(444);
 
     /* reshape: [1, 1, 7, 1, 7, 768] is a view of [1, 7, 7, 768] at A(features_7_0_norm1) */
@@ -3108,7 +3115,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.0.norm2: [1, 7, 7, 768]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_7(A(features_7_0_norm2), A(features_6_reduction), W(features_7_0_norm2_weight), W(features_7_0_norm2_bias));
+    PARALLEL(layernorm_7, A(features_7_0_norm2), A(features_6_reduction), W(features_7_0_norm2_weight), W(features_7_0_norm2_bias));
     TICK(470);
 
     /* linear features.7.0.mlp.0 + gelu: [1, 7, 7, 3072]
@@ -3123,7 +3130,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.1.norm1: [1, 7, 7, 768]
        models/lib/swin.net:98: x = x + shifted_window_attention(layernorm(x) as norm1, heads, w, shift) as attn */
-    layernorm_7(A(features_7_1_norm1), A(features_7_0_mlp_3), W(features_7_1_norm1_weight), W(features_7_1_norm1_bias));
+    PARALLEL(layernorm_7, A(features_7_1_norm1), A(features_7_0_mlp_3), W(features_7_1_norm1_weight), W(features_7_1_norm1_bias));
     TICK(473);
 
     /* reshape: [1, 1, 7, 1, 7, 768] is a view of [1, 7, 7, 768] at A(features_7_1_norm1) */
@@ -3205,7 +3212,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.1.norm2: [1, 7, 7, 768]
        models/lib/swin.net:99: y = linear(gelu(linear(layernorm(x) as norm2, 4 * C) as mlp.0), C) as mlp.3 */
-    layernorm_7(A(features_7_1_norm2), A(features_7_0_mlp_3), W(features_7_1_norm2_weight), W(features_7_1_norm2_bias));
+    PARALLEL(layernorm_7, A(features_7_1_norm2), A(features_7_0_mlp_3), W(features_7_1_norm2_weight), W(features_7_1_norm2_bias));
     TICK(499);
 
     /* linear features.7.1.mlp.0 + gelu: [1, 7, 7, 3072]
@@ -3220,7 +3227,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* layernorm norm: [1, 7, 7, 768]
        models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
-    layernorm_7(A(features_7_1_mlp_3), A(features_7_1_mlp_3), W(norm_weight), W(norm_bias));
+    PARALLEL(layernorm_7, A(features_7_1_mlp_3), A(features_7_1_mlp_3), W(norm_weight), W(norm_bias));
     TICK(502);
 
     /* transpose: [1, 768, 7, 7]

@@ -741,8 +741,9 @@ static void transpose_1(float *restrict y, const float *restrict x) {
 }
 
 /* layernorm: [1, 64, 64, 96] -> [1, 64, 64, 96] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 4096, 96, 9.99999975e-06f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 4096L * part / parts, r1 = 4096L * (part + 1) / parts;   /* rows of 96 */
+    nnk_layernorm(a->y + r0 * 96, a->in[0] + r0 * 96, a->in[1], a->in[2], r1 - r0, 96, 9.99999975e-06f);
 }
 
 /* transpose: [1, 8, 8, 8, 8, 96] -> [1, 8, 8, 8, 8, 96] */
@@ -1071,8 +1072,9 @@ static void linear_7(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 32, 32, 192] -> [1, 32, 32, 192] */
-static void layernorm_2(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 1024, 192, 9.99999975e-06f);
+static void layernorm_2(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 1024L * part / parts, r1 = 1024L * (part + 1) / parts;   /* rows of 192 */
+    nnk_layernorm(a->y + r0 * 192, a->in[0] + r0 * 192, a->in[1], a->in[2], r1 - r0, 192, 9.99999975e-06f);
 }
 
 /* transpose: [1, 4, 8, 4, 8, 192] -> [1, 4, 4, 8, 8, 192] */
@@ -1387,8 +1389,9 @@ static void linear_13(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 16, 16, 384] -> [1, 16, 16, 384] */
-static void layernorm_3(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 256, 384, 9.99999975e-06f);
+static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 256L * part / parts, r1 = 256L * (part + 1) / parts;   /* rows of 384 */
+    nnk_layernorm(a->y + r0 * 384, a->in[0] + r0 * 384, a->in[1], a->in[2], r1 - r0, 384, 9.99999975e-06f);
 }
 
 /* transpose: [1, 2, 8, 2, 8, 384] -> [1, 2, 2, 8, 8, 384] */
@@ -1703,8 +1706,9 @@ static void linear_19(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* layernorm: [1, 8, 8, 768] -> [1, 8, 8, 768] */
-static void layernorm_4(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 64, 768, 9.99999975e-06f);
+static void layernorm_4(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 64L * part / parts, r1 = 64L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999975e-06f);
 }
 
 /* linear: [1, 64, 768] -> [1, 64, 2304] */
@@ -1926,7 +1930,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.0.2: [1, 64, 64, 96]
        models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
-    layernorm_1(A(transpose1), A(transpose1), W(features_0_2_weight), W(features_0_2_bias));
+    PARALLEL(layernorm_1, A(transpose1), A(transpose1), W(features_0_2_weight), W(features_0_2_bias));
     TICK(3);
 
     /* reshape: [1, 8, 8, 8, 8, 96] is a view of [1, 64, 64, 96] at A(transpose1) */
@@ -2128,7 +2132,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.0.norm1: [1, 64, 64, 96]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_1(A(slice52), A(slice52), W(features_1_0_norm1_weight), W(features_1_0_norm1_bias));
+    PARALLEL(layernorm_1, A(slice52), A(slice52), W(features_1_0_norm1_weight), W(features_1_0_norm1_bias));
     TICK(52);
 
     /* add: [1, 64, 64, 96]
@@ -2148,7 +2152,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.0.norm2: [1, 64, 64, 96]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_1(A(features_1_0_mlp_3), A(features_1_0_mlp_3), W(features_1_0_norm2_weight), W(features_1_0_norm2_bias));
+    PARALLEL(layernorm_1, A(features_1_0_mlp_3), A(features_1_0_mlp_3), W(features_1_0_norm2_weight), W(features_1_0_norm2_bias));
     TICK(56);
 
     /* add: [1, 64, 64, 96]
@@ -2463,7 +2467,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.1.norm1: [1, 64, 64, 96]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_1(A(slice144), A(slice144), W(features_1_1_norm1_weight), W(features_1_1_norm1_bias));
+    PARALLEL(layernorm_1, A(slice144), A(slice144), W(features_1_1_norm1_weight), W(features_1_1_norm1_bias));
     TICK(134);
 
     /* add: [1, 64, 64, 96]
@@ -2483,7 +2487,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.1.1.norm2: [1, 64, 64, 96]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_1(A(features_1_1_mlp_3), A(features_1_1_mlp_3), W(features_1_1_norm2_weight), W(features_1_1_norm2_bias));
+    PARALLEL(layernorm_1, A(features_1_1_mlp_3), A(features_1_1_mlp_3), W(features_1_1_norm2_weight), W(features_1_1_norm2_bias));
     TICK(138);
 
     /* add: [1, 64, 64, 96]
@@ -2546,7 +2550,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.2.norm: [1, 32, 32, 192]
        models/lib/swin.net:114: return layernorm(linear(x, 2 * C, bias=false) as reduction) as norm */
-    layernorm_2(A(features_2_reduction), A(features_2_reduction), W(features_2_norm_weight), W(features_2_norm_bias));
+    PARALLEL(layernorm_2, A(features_2_reduction), A(features_2_reduction), W(features_2_norm_weight), W(features_2_norm_bias));
     TICK(150);
 
     /* reshape: [1, 4, 8, 4, 8, 192] is a view of [1, 32, 32, 192] at A(features_2_reduction) */
@@ -2748,7 +2752,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.0.norm1: [1, 32, 32, 192]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_2(A(slice214), A(slice214), W(features_3_0_norm1_weight), W(features_3_0_norm1_bias));
+    PARALLEL(layernorm_2, A(slice214), A(slice214), W(features_3_0_norm1_weight), W(features_3_0_norm1_bias));
     TICK(199);
 
     /* add: [1, 32, 32, 192]
@@ -2768,7 +2772,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.0.norm2: [1, 32, 32, 192]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_2(A(features_3_0_mlp_3), A(features_3_0_mlp_3), W(features_3_0_norm2_weight), W(features_3_0_norm2_bias));
+    PARALLEL(layernorm_2, A(features_3_0_mlp_3), A(features_3_0_mlp_3), W(features_3_0_norm2_weight), W(features_3_0_norm2_bias));
     TICK(203);
 
     /* add: [1, 32, 32, 192]
@@ -3073,7 +3077,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.1.norm1: [1, 32, 32, 192]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_2(A(slice306), A(slice306), W(features_3_1_norm1_weight), W(features_3_1_norm1_bias));
+    PARALLEL(layernorm_2, A(slice306), A(slice306), W(features_3_1_norm1_weight), W(features_3_1_norm1_bias));
     TICK(279);
 
     /* add: [1, 32, 32, 192]
@@ -3093,7 +3097,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.3.1.norm2: [1, 32, 32, 192]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_2(A(features_3_1_mlp_3), A(features_3_1_mlp_3), W(features_3_1_norm2_weight), W(features_3_1_norm2_bias));
+    PARALLEL(layernorm_2, A(features_3_1_mlp_3), A(features_3_1_mlp_3), W(features_3_1_norm2_weight), W(features_3_1_norm2_bias));
     TICK(283);
 
     /* add: [1, 32, 32, 192]
@@ -3156,7 +3160,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.4.norm: [1, 16, 16, 384]
        models/lib/swin.net:114: return layernorm(linear(x, 2 * C, bias=false) as reduction) as norm */
-    layernorm_3(A(features_4_reduction), A(features_4_reduction), W(features_4_norm_weight), W(features_4_norm_bias));
+    PARALLEL(layernorm_3, A(features_4_reduction), A(features_4_reduction), W(features_4_norm_weight), W(features_4_norm_bias));
     TICK(295);
 
     /* reshape: [1, 2, 8, 2, 8, 384] is a view of [1, 16, 16, 384] at A(features_4_reduction) */
@@ -3358,7 +3362,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.0.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice376), A(slice376), W(features_5_0_norm1_weight), W(features_5_0_norm1_bias));
+    PARALLEL(layernorm_3, A(slice376), A(slice376), W(features_5_0_norm1_weight), W(features_5_0_norm1_bias));
     TICK(344);
 
     /* add: [1, 16, 16, 384]
@@ -3378,7 +3382,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.0.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_0_mlp_3), A(features_5_0_mlp_3), W(features_5_0_norm2_weight), W(features_5_0_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_0_mlp_3), A(features_5_0_mlp_3), W(features_5_0_norm2_weight), W(features_5_0_norm2_bias));
     TICK(348);
 
     /* add: [1, 16, 16, 384]
@@ -3683,7 +3687,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.1.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice468), A(slice468), W(features_5_1_norm1_weight), W(features_5_1_norm1_bias));
+    PARALLEL(layernorm_3, A(slice468), A(slice468), W(features_5_1_norm1_weight), W(features_5_1_norm1_bias));
     TICK(424);
 
     /* add: [1, 16, 16, 384]
@@ -3703,7 +3707,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.1.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_1_mlp_3), A(features_5_1_mlp_3), W(features_5_1_norm2_weight), W(features_5_1_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_1_mlp_3), A(features_5_1_mlp_3), W(features_5_1_norm2_weight), W(features_5_1_norm2_bias));
     TICK(428);
 
     /* add: [1, 16, 16, 384]
@@ -3893,7 +3897,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.2.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice525), A(slice525), W(features_5_2_norm1_weight), W(features_5_2_norm1_bias));
+    PARALLEL(layernorm_3, A(slice525), A(slice525), W(features_5_2_norm1_weight), W(features_5_2_norm1_bias));
     TICK(475);
 
     /* add: [1, 16, 16, 384]
@@ -3913,7 +3917,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.2.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_2_mlp_3), A(features_5_2_mlp_3), W(features_5_2_norm2_weight), W(features_5_2_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_2_mlp_3), A(features_5_2_mlp_3), W(features_5_2_norm2_weight), W(features_5_2_norm2_bias));
     TICK(479);
 
     /* add: [1, 16, 16, 384]
@@ -4162,7 +4166,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.3.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice617), A(slice617), W(features_5_3_norm1_weight), W(features_5_3_norm1_bias));
+    PARALLEL(layernorm_3, A(slice617), A(slice617), W(features_5_3_norm1_weight), W(features_5_3_norm1_bias));
     TICK(540);
 
     /* add: [1, 16, 16, 384]
@@ -4182,7 +4186,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.3.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_3_mlp_3), A(features_5_3_mlp_3), W(features_5_3_norm2_weight), W(features_5_3_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_3_mlp_3), A(features_5_3_mlp_3), W(features_5_3_norm2_weight), W(features_5_3_norm2_bias));
     TICK(544);
 
     /* add: [1, 16, 16, 384]
@@ -4372,7 +4376,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.4.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice674), A(slice674), W(features_5_4_norm1_weight), W(features_5_4_norm1_bias));
+    PARALLEL(layernorm_3, A(slice674), A(slice674), W(features_5_4_norm1_weight), W(features_5_4_norm1_bias));
     TICK(591);
 
     /* add: [1, 16, 16, 384]
@@ -4392,7 +4396,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.4.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_4_mlp_3), A(features_5_4_mlp_3), W(features_5_4_norm2_weight), W(features_5_4_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_4_mlp_3), A(features_5_4_mlp_3), W(features_5_4_norm2_weight), W(features_5_4_norm2_bias));
     TICK(595);
 
     /* add: [1, 16, 16, 384]
@@ -4641,7 +4645,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.5.norm1: [1, 16, 16, 384]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_3(A(slice766), A(slice766), W(features_5_5_norm1_weight), W(features_5_5_norm1_bias));
+    PARALLEL(layernorm_3, A(slice766), A(slice766), W(features_5_5_norm1_weight), W(features_5_5_norm1_bias));
     TICK(656);
 
     /* add: [1, 16, 16, 384]
@@ -4661,7 +4665,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.5.5.norm2: [1, 16, 16, 384]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_3(A(features_5_5_mlp_3), A(features_5_5_mlp_3), W(features_5_5_norm2_weight), W(features_5_5_norm2_bias));
+    PARALLEL(layernorm_3, A(features_5_5_mlp_3), A(features_5_5_mlp_3), W(features_5_5_norm2_weight), W(features_5_5_norm2_bias));
     TICK(660);
 
     /* add: [1, 16, 16, 384]
@@ -4724,7 +4728,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.6.norm: [1, 8, 8, 768]
        models/lib/swin.net:114: return layernorm(linear(x, 2 * C, bias=false) as reduction) as norm */
-    layernorm_4(A(features_6_reduction), A(features_6_reduction), W(features_6_norm_weight), W(features_6_norm_bias));
+    PARALLEL(layernorm_4, A(features_6_reduction), A(features_6_reduction), W(features_6_norm_weight), W(features_6_norm_bias));
     TICK(672);
 
     /* reshape: [1, 1, 8, 1, 8, 768] is a view of [1, 8, 8, 768] at A(features_6_reduction) */
@@ -4920,7 +4924,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.0.norm1: [1, 8, 8, 768]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_4(A(slice836), A(slice836), W(features_7_0_norm1_weight), W(features_7_0_norm1_bias));
+    PARALLEL(layernorm_4, A(slice836), A(slice836), W(features_7_0_norm1_weight), W(features_7_0_norm1_bias));
     TICK(721);
 
     /* add: [1, 8, 8, 768]
@@ -4940,7 +4944,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.0.norm2: [1, 8, 8, 768]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_4(A(features_7_0_mlp_3), A(features_7_0_mlp_3), W(features_7_0_norm2_weight), W(features_7_0_norm2_bias));
+    PARALLEL(layernorm_4, A(features_7_0_mlp_3), A(features_7_0_mlp_3), W(features_7_0_norm2_weight), W(features_7_0_norm2_bias));
     TICK(725);
 
     /* add: [1, 8, 8, 768]
@@ -5124,7 +5128,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.1.norm1: [1, 8, 8, 768]
        models/lib/swin.net:95: x = x + layernorm(shifted_window_attention(x, heads, w, shift, true) as attn) as norm1 */
-    layernorm_4(A(slice893), A(slice893), W(features_7_1_norm1_weight), W(features_7_1_norm1_bias));
+    PARALLEL(layernorm_4, A(slice893), A(slice893), W(features_7_1_norm1_weight), W(features_7_1_norm1_bias));
     TICK(772);
 
     /* add: [1, 8, 8, 768]
@@ -5144,7 +5148,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm features.7.1.norm2: [1, 8, 8, 768]
        models/lib/swin.net:96: return x + layernorm(linear(gelu(linear(x, 4 * C) as mlp.0), C) as mlp.3) as norm2 */
-    layernorm_4(A(features_7_1_mlp_3), A(features_7_1_mlp_3), W(features_7_1_norm2_weight), W(features_7_1_norm2_bias));
+    PARALLEL(layernorm_4, A(features_7_1_mlp_3), A(features_7_1_mlp_3), W(features_7_1_norm2_weight), W(features_7_1_norm2_bias));
     TICK(776);
 
     /* add: [1, 8, 8, 768]
@@ -5154,7 +5158,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* layernorm norm: [1, 8, 8, 768]
        models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
-    layernorm_4(A(norm), A(add895), W(norm_weight), W(norm_bias));
+    PARALLEL(layernorm_4, A(norm), A(add895), W(norm_weight), W(norm_bias));
     TICK(778);
 
     /* transpose: [1, 768, 8, 8]

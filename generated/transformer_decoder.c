@@ -245,8 +245,9 @@ static void add_1(float *y, const float *a, const float *b) {
 }
 
 /* layernorm: [1, 64, 512] -> [1, 64, 512] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 64, 512, 9.99999975e-06f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 64L * part / parts, r1 = 64L * (part + 1) / parts;   /* rows of 512 */
+    nnk_layernorm(a->y + r0 * 512, a->in[0] + r0 * 512, a->in[1], a->in[2], r1 - r0, 512, 9.99999975e-06f);
 }
 
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage project */
@@ -316,7 +317,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.0.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_0_norm1), A(layers_0_self_attn), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_0_norm1), A(layers_0_self_attn), W(layers_0_norm1_weight), W(layers_0_norm1_bias));
     TICK(2);
 
     /* cross_attention layers.0.multihead_attn: [1, 64, 512]
@@ -333,7 +334,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.0.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_0_norm2), A(layers_0_norm1), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_0_norm2), A(layers_0_norm1), W(layers_0_norm2_weight), W(layers_0_norm2_bias));
     TICK(5);
 
     /* linear layers.0.linear1 + relu: [1, 64, 2048]
@@ -348,7 +349,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.0.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(A(layers_0_linear2), A(layers_0_linear2), W(layers_0_norm3_weight), W(layers_0_norm3_bias));
+    PARALLEL(layernorm_1, A(layers_0_linear2), A(layers_0_linear2), W(layers_0_norm3_weight), W(layers_0_norm3_bias));
     TICK(8);
 
     /* multihead_attention layers.1.self_attn: [1, 64, 512]
@@ -365,7 +366,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.1.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_1_norm1), A(layers_1_self_attn), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_1_norm1), A(layers_1_self_attn), W(layers_1_norm1_weight), W(layers_1_norm1_bias));
     TICK(11);
 
     /* cross_attention layers.1.multihead_attn: [1, 64, 512]
@@ -382,7 +383,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.1.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_1_norm2), A(layers_1_norm1), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_1_norm2), A(layers_1_norm1), W(layers_1_norm2_weight), W(layers_1_norm2_bias));
     TICK(14);
 
     /* linear layers.1.linear1 + relu: [1, 64, 2048]
@@ -397,7 +398,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.1.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(A(layers_1_linear2), A(layers_1_linear2), W(layers_1_norm3_weight), W(layers_1_norm3_bias));
+    PARALLEL(layernorm_1, A(layers_1_linear2), A(layers_1_linear2), W(layers_1_norm3_weight), W(layers_1_norm3_bias));
     TICK(17);
 
     /* multihead_attention layers.2.self_attn: [1, 64, 512]
@@ -414,7 +415,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.2.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_2_norm1), A(layers_2_self_attn), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_2_norm1), A(layers_2_self_attn), W(layers_2_norm1_weight), W(layers_2_norm1_bias));
     TICK(20);
 
     /* cross_attention layers.2.multihead_attn: [1, 64, 512]
@@ -431,7 +432,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.2.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_2_norm2), A(layers_2_norm1), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_2_norm2), A(layers_2_norm1), W(layers_2_norm2_weight), W(layers_2_norm2_bias));
     TICK(23);
 
     /* linear layers.2.linear1 + relu: [1, 64, 2048]
@@ -446,7 +447,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.2.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(A(layers_2_linear2), A(layers_2_linear2), W(layers_2_norm3_weight), W(layers_2_norm3_bias));
+    PARALLEL(layernorm_1, A(layers_2_linear2), A(layers_2_linear2), W(layers_2_norm3_weight), W(layers_2_norm3_bias));
     TICK(26);
 
     /* multihead_attention layers.3.self_attn: [1, 64, 512]
@@ -463,7 +464,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.3.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_3_norm1), A(layers_3_self_attn), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_3_norm1), A(layers_3_self_attn), W(layers_3_norm1_weight), W(layers_3_norm1_bias));
     TICK(29);
 
     /* cross_attention layers.3.multihead_attn: [1, 64, 512]
@@ -480,7 +481,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.3.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_3_norm2), A(layers_3_norm1), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_3_norm2), A(layers_3_norm1), W(layers_3_norm2_weight), W(layers_3_norm2_bias));
     TICK(32);
 
     /* linear layers.3.linear1 + relu: [1, 64, 2048]
@@ -495,7 +496,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.3.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(A(layers_3_linear2), A(layers_3_linear2), W(layers_3_norm3_weight), W(layers_3_norm3_bias));
+    PARALLEL(layernorm_1, A(layers_3_linear2), A(layers_3_linear2), W(layers_3_norm3_weight), W(layers_3_norm3_bias));
     TICK(35);
 
     /* multihead_attention layers.4.self_attn: [1, 64, 512]
@@ -512,7 +513,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.4.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_4_norm1), A(layers_4_self_attn), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_4_norm1), A(layers_4_self_attn), W(layers_4_norm1_weight), W(layers_4_norm1_bias));
     TICK(38);
 
     /* cross_attention layers.4.multihead_attn: [1, 64, 512]
@@ -529,7 +530,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.4.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_4_norm2), A(layers_4_norm1), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_4_norm2), A(layers_4_norm1), W(layers_4_norm2_weight), W(layers_4_norm2_bias));
     TICK(41);
 
     /* linear layers.4.linear1 + relu: [1, 64, 2048]
@@ -544,7 +545,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.4.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(A(layers_4_linear2), A(layers_4_linear2), W(layers_4_norm3_weight), W(layers_4_norm3_bias));
+    PARALLEL(layernorm_1, A(layers_4_linear2), A(layers_4_linear2), W(layers_4_norm3_weight), W(layers_4_norm3_bias));
     TICK(44);
 
     /* multihead_attention layers.5.self_attn: [1, 64, 512]
@@ -561,7 +562,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.5.norm1: [1, 64, 512]
        models/transformer_decoder.net:16: x = layernorm(x + dropout(y, p=0.1)) as norm1                   # nn.LayerNorm, eps=1e-5 */
-    layernorm_1(A(layers_5_norm1), A(layers_5_self_attn), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
+    PARALLEL(layernorm_1, A(layers_5_norm1), A(layers_5_self_attn), W(layers_5_norm1_weight), W(layers_5_norm1_bias));
     TICK(47);
 
     /* cross_attention layers.5.multihead_attn: [1, 64, 512]
@@ -578,7 +579,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.5.norm2: [1, 64, 512]
        models/transformer_decoder.net:18: x = layernorm(x + dropout(y, p=0.1)) as norm2 */
-    layernorm_1(A(layers_5_norm2), A(layers_5_norm1), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
+    PARALLEL(layernorm_1, A(layers_5_norm2), A(layers_5_norm1), W(layers_5_norm2_weight), W(layers_5_norm2_bias));
     TICK(50);
 
     /* linear layers.5.linear1 + relu: [1, 64, 2048]
@@ -593,7 +594,7 @@ int transformer_decoder_run(transformer_decoder *m, const float *in_tgt, const f
 
     /* layernorm layers.5.norm3: [1, 64, 512]
        models/transformer_decoder.net:21: return layernorm(x + dropout(y, p=0.1)) as norm3 */
-    layernorm_1(output, A(layers_5_linear2), W(layers_5_norm3_weight), W(layers_5_norm3_bias));
+    PARALLEL(layernorm_1, output, A(layers_5_linear2), W(layers_5_norm3_weight), W(layers_5_norm3_bias));
     TICK(53);
     return 0;
 }

@@ -316,8 +316,9 @@ static void add_1(float *y, const float *a, const float *b) {
 }
 
 /* layernorm: [1, 197, 768] -> [1, 197, 768] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 197, 768, 9.99999997e-07f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 197L * part / parts, r1 = 197L * (part + 1) / parts;   /* rows of 768 */
+    nnk_layernorm(a->y + r0 * 768, a->in[0] + r0 * 768, a->in[1], a->in[2], r1 - r0, 768, 9.99999997e-07f);
 }
 
 /* multihead_attention: [1, 197, 768] -> [1, 197, 768], stage project */
@@ -416,7 +417,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_0_ln_1), A(concat4), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_0_ln_1), A(concat4), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
     TICK(7);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 768]
@@ -433,7 +434,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_0_ln_2), A(encoder_layers_encoder_layer_0_self_attention), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_0_ln_2), A(encoder_layers_encoder_layer_0_self_attention), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
     TICK(10);
 
     /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 3072]
@@ -448,7 +449,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_1_ln_1), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_1_ln_1), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
     TICK(13);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 768]
@@ -465,7 +466,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_1_ln_2), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_1_ln_2), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
     TICK(16);
 
     /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 3072]
@@ -480,7 +481,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_2_ln_1), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_2_ln_1), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
     TICK(19);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 768]
@@ -497,7 +498,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_2_ln_2), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_2_ln_2), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
     TICK(22);
 
     /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 3072]
@@ -512,7 +513,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_3_ln_1), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_3_ln_1), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
     TICK(25);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 768]
@@ -529,7 +530,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_3_ln_2), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_3_ln_2), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
     TICK(28);
 
     /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 3072]
@@ -544,7 +545,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_4_ln_1), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_4_ln_1), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
     TICK(31);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 768]
@@ -561,7 +562,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_4_ln_2), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_4_ln_2), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
     TICK(34);
 
     /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 3072]
@@ -576,7 +577,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_5_ln_1), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_5_ln_1), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
     TICK(37);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 768]
@@ -593,7 +594,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_5_ln_2), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_5_ln_2), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
     TICK(40);
 
     /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 3072]
@@ -608,7 +609,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_6_ln_1), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_6_ln_1), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
     TICK(43);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 768]
@@ -625,7 +626,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_6_ln_2), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_6_ln_2), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
     TICK(46);
 
     /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 3072]
@@ -640,7 +641,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_7_ln_1), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_7_ln_1), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
     TICK(49);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 768]
@@ -657,7 +658,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_7_ln_2), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_7_ln_2), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
     TICK(52);
 
     /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 3072]
@@ -672,7 +673,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_8_ln_1), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_8_ln_1), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
     TICK(55);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 768]
@@ -689,7 +690,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_8_ln_2), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_8_ln_2), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
     TICK(58);
 
     /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 3072]
@@ -704,7 +705,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_9_ln_1), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_9_ln_1), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
     TICK(61);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 768]
@@ -721,7 +722,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_9_ln_2), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_9_ln_2), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
     TICK(64);
 
     /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 3072]
@@ -736,7 +737,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_10_ln_1), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_10_ln_1), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
     TICK(67);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 768]
@@ -753,7 +754,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_10_ln_2), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_10_ln_2), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
     TICK(70);
 
     /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 3072]
@@ -768,7 +769,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 768]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_11_ln_1), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_11_ln_1), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
     TICK(73);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 768]
@@ -785,7 +786,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 768]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_11_ln_2), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_11_ln_2), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
     TICK(76);
 
     /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 3072]
@@ -800,7 +801,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.ln: [1, 197, 768]
        models/lib/vit.net:27: return layernorm(x, eps=1e-6) as ln */
-    layernorm_1(A(encoder_layers_encoder_layer_11_mlp_3), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_ln_weight), W(encoder_ln_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_11_mlp_3), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_ln_weight), W(encoder_ln_bias));
     TICK(79);
 
     /* slice: [1, 1, 768] is a view of [1, 197, 768] at A(encoder_layers_encoder_layer_11_mlp_3) */

@@ -532,8 +532,9 @@ static void add_1(float *y, const float *a, const float *b) {
 }
 
 /* layernorm: [1, 197, 1024] -> [1, 197, 1024] */
-static void layernorm_1(float *y, const float *x, const float *gamma, const float *beta) {
-    nnk_layernorm(y, x, gamma, beta, 197, 1024, 9.99999997e-07f);
+static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
+    long r0 = 197L * part / parts, r1 = 197L * (part + 1) / parts;   /* rows of 1024 */
+    nnk_layernorm(a->y + r0 * 1024, a->in[0] + r0 * 1024, a->in[1], a->in[2], r1 - r0, 1024, 9.99999997e-07f);
 }
 
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage project */
@@ -632,7 +633,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_0.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_0_ln_1), A(concat4), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_0_ln_1), A(concat4), W(encoder_layers_encoder_layer_0_ln_1_weight), W(encoder_layers_encoder_layer_0_ln_1_bias));
     TICK(7);
 
     /* multihead_attention encoder.layers.encoder_layer_0.self_attention: [1, 197, 1024]
@@ -649,7 +650,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_0.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_0_ln_2), A(encoder_layers_encoder_layer_0_self_attention), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_0_ln_2), A(encoder_layers_encoder_layer_0_self_attention), W(encoder_layers_encoder_layer_0_ln_2_weight), W(encoder_layers_encoder_layer_0_ln_2_bias));
     TICK(10);
 
     /* linear encoder.layers.encoder_layer_0.mlp.0 + gelu: [1, 197, 4096]
@@ -664,7 +665,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_1.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_1_ln_1), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_1_ln_1), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_1_weight), W(encoder_layers_encoder_layer_1_ln_1_bias));
     TICK(13);
 
     /* multihead_attention encoder.layers.encoder_layer_1.self_attention: [1, 197, 1024]
@@ -681,7 +682,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_1.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_1_ln_2), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_1_ln_2), A(encoder_layers_encoder_layer_0_mlp_3), W(encoder_layers_encoder_layer_1_ln_2_weight), W(encoder_layers_encoder_layer_1_ln_2_bias));
     TICK(16);
 
     /* linear encoder.layers.encoder_layer_1.mlp.0 + gelu: [1, 197, 4096]
@@ -696,7 +697,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_2.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_2_ln_1), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_2_ln_1), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_1_weight), W(encoder_layers_encoder_layer_2_ln_1_bias));
     TICK(19);
 
     /* multihead_attention encoder.layers.encoder_layer_2.self_attention: [1, 197, 1024]
@@ -713,7 +714,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_2.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_2_ln_2), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_2_ln_2), A(encoder_layers_encoder_layer_1_mlp_3), W(encoder_layers_encoder_layer_2_ln_2_weight), W(encoder_layers_encoder_layer_2_ln_2_bias));
     TICK(22);
 
     /* linear encoder.layers.encoder_layer_2.mlp.0 + gelu: [1, 197, 4096]
@@ -728,7 +729,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_3.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_3_ln_1), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_3_ln_1), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_1_weight), W(encoder_layers_encoder_layer_3_ln_1_bias));
     TICK(25);
 
     /* multihead_attention encoder.layers.encoder_layer_3.self_attention: [1, 197, 1024]
@@ -745,7 +746,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_3.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_3_ln_2), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_3_ln_2), A(encoder_layers_encoder_layer_2_mlp_3), W(encoder_layers_encoder_layer_3_ln_2_weight), W(encoder_layers_encoder_layer_3_ln_2_bias));
     TICK(28);
 
     /* linear encoder.layers.encoder_layer_3.mlp.0 + gelu: [1, 197, 4096]
@@ -760,7 +761,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_4.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_4_ln_1), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_4_ln_1), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_1_weight), W(encoder_layers_encoder_layer_4_ln_1_bias));
     TICK(31);
 
     /* multihead_attention encoder.layers.encoder_layer_4.self_attention: [1, 197, 1024]
@@ -777,7 +778,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_4.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_4_ln_2), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_4_ln_2), A(encoder_layers_encoder_layer_3_mlp_3), W(encoder_layers_encoder_layer_4_ln_2_weight), W(encoder_layers_encoder_layer_4_ln_2_bias));
     TICK(34);
 
     /* linear encoder.layers.encoder_layer_4.mlp.0 + gelu: [1, 197, 4096]
@@ -792,7 +793,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_5.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_5_ln_1), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_5_ln_1), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_1_weight), W(encoder_layers_encoder_layer_5_ln_1_bias));
     TICK(37);
 
     /* multihead_attention encoder.layers.encoder_layer_5.self_attention: [1, 197, 1024]
@@ -809,7 +810,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_5.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_5_ln_2), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_5_ln_2), A(encoder_layers_encoder_layer_4_mlp_3), W(encoder_layers_encoder_layer_5_ln_2_weight), W(encoder_layers_encoder_layer_5_ln_2_bias));
     TICK(40);
 
     /* linear encoder.layers.encoder_layer_5.mlp.0 + gelu: [1, 197, 4096]
@@ -824,7 +825,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_6.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_6_ln_1), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_6_ln_1), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_1_weight), W(encoder_layers_encoder_layer_6_ln_1_bias));
     TICK(43);
 
     /* multihead_attention encoder.layers.encoder_layer_6.self_attention: [1, 197, 1024]
@@ -841,7 +842,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_6.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_6_ln_2), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_6_ln_2), A(encoder_layers_encoder_layer_5_mlp_3), W(encoder_layers_encoder_layer_6_ln_2_weight), W(encoder_layers_encoder_layer_6_ln_2_bias));
     TICK(46);
 
     /* linear encoder.layers.encoder_layer_6.mlp.0 + gelu: [1, 197, 4096]
@@ -856,7 +857,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_7.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_7_ln_1), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_7_ln_1), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_1_weight), W(encoder_layers_encoder_layer_7_ln_1_bias));
     TICK(49);
 
     /* multihead_attention encoder.layers.encoder_layer_7.self_attention: [1, 197, 1024]
@@ -873,7 +874,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_7.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_7_ln_2), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_7_ln_2), A(encoder_layers_encoder_layer_6_mlp_3), W(encoder_layers_encoder_layer_7_ln_2_weight), W(encoder_layers_encoder_layer_7_ln_2_bias));
     TICK(52);
 
     /* linear encoder.layers.encoder_layer_7.mlp.0 + gelu: [1, 197, 4096]
@@ -888,7 +889,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_8.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_8_ln_1), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_8_ln_1), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_1_weight), W(encoder_layers_encoder_layer_8_ln_1_bias));
     TICK(55);
 
     /* multihead_attention encoder.layers.encoder_layer_8.self_attention: [1, 197, 1024]
@@ -905,7 +906,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_8.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_8_ln_2), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_8_ln_2), A(encoder_layers_encoder_layer_7_mlp_3), W(encoder_layers_encoder_layer_8_ln_2_weight), W(encoder_layers_encoder_layer_8_ln_2_bias));
     TICK(58);
 
     /* linear encoder.layers.encoder_layer_8.mlp.0 + gelu: [1, 197, 4096]
@@ -920,7 +921,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_9.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_9_ln_1), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_9_ln_1), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_1_weight), W(encoder_layers_encoder_layer_9_ln_1_bias));
     TICK(61);
 
     /* multihead_attention encoder.layers.encoder_layer_9.self_attention: [1, 197, 1024]
@@ -937,7 +938,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_9.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_9_ln_2), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_9_ln_2), A(encoder_layers_encoder_layer_8_mlp_3), W(encoder_layers_encoder_layer_9_ln_2_weight), W(encoder_layers_encoder_layer_9_ln_2_bias));
     TICK(64);
 
     /* linear encoder.layers.encoder_layer_9.mlp.0 + gelu: [1, 197, 4096]
@@ -952,7 +953,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_10.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_10_ln_1), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_10_ln_1), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_1_weight), W(encoder_layers_encoder_layer_10_ln_1_bias));
     TICK(67);
 
     /* multihead_attention encoder.layers.encoder_layer_10.self_attention: [1, 197, 1024]
@@ -969,7 +970,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_10.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_10_ln_2), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_10_ln_2), A(encoder_layers_encoder_layer_9_mlp_3), W(encoder_layers_encoder_layer_10_ln_2_weight), W(encoder_layers_encoder_layer_10_ln_2_bias));
     TICK(70);
 
     /* linear encoder.layers.encoder_layer_10.mlp.0 + gelu: [1, 197, 4096]
@@ -984,7 +985,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_11.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_11_ln_1), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_11_ln_1), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_1_weight), W(encoder_layers_encoder_layer_11_ln_1_bias));
     TICK(73);
 
     /* multihead_attention encoder.layers.encoder_layer_11.self_attention: [1, 197, 1024]
@@ -1001,7 +1002,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_11.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_11_ln_2), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_11_ln_2), A(encoder_layers_encoder_layer_10_mlp_3), W(encoder_layers_encoder_layer_11_ln_2_weight), W(encoder_layers_encoder_layer_11_ln_2_bias));
     TICK(76);
 
     /* linear encoder.layers.encoder_layer_11.mlp.0 + gelu: [1, 197, 4096]
@@ -1016,7 +1017,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_12.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_12_ln_1), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_1_weight), W(encoder_layers_encoder_layer_12_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_12_ln_1), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_1_weight), W(encoder_layers_encoder_layer_12_ln_1_bias));
     TICK(79);
 
     /* multihead_attention encoder.layers.encoder_layer_12.self_attention: [1, 197, 1024]
@@ -1033,7 +1034,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_12.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_12_ln_2), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_2_weight), W(encoder_layers_encoder_layer_12_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_12_ln_2), A(encoder_layers_encoder_layer_11_mlp_3), W(encoder_layers_encoder_layer_12_ln_2_weight), W(encoder_layers_encoder_layer_12_ln_2_bias));
     TICK(82);
 
     /* linear encoder.layers.encoder_layer_12.mlp.0 + gelu: [1, 197, 4096]
@@ -1048,7 +1049,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_13.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_13_ln_1), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_1_weight), W(encoder_layers_encoder_layer_13_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_13_ln_1), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_1_weight), W(encoder_layers_encoder_layer_13_ln_1_bias));
     TICK(85);
 
     /* multihead_attention encoder.layers.encoder_layer_13.self_attention: [1, 197, 1024]
@@ -1065,7 +1066,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_13.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_13_ln_2), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_2_weight), W(encoder_layers_encoder_layer_13_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_13_ln_2), A(encoder_layers_encoder_layer_12_mlp_3), W(encoder_layers_encoder_layer_13_ln_2_weight), W(encoder_layers_encoder_layer_13_ln_2_bias));
     TICK(88);
 
     /* linear encoder.layers.encoder_layer_13.mlp.0 + gelu: [1, 197, 4096]
@@ -1080,7 +1081,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_14.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_14_ln_1), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_1_weight), W(encoder_layers_encoder_layer_14_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_14_ln_1), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_1_weight), W(encoder_layers_encoder_layer_14_ln_1_bias));
     TICK(91);
 
     /* multihead_attention encoder.layers.encoder_layer_14.self_attention: [1, 197, 1024]
@@ -1097,7 +1098,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_14.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_14_ln_2), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_2_weight), W(encoder_layers_encoder_layer_14_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_14_ln_2), A(encoder_layers_encoder_layer_13_mlp_3), W(encoder_layers_encoder_layer_14_ln_2_weight), W(encoder_layers_encoder_layer_14_ln_2_bias));
     TICK(94);
 
     /* linear encoder.layers.encoder_layer_14.mlp.0 + gelu: [1, 197, 4096]
@@ -1112,7 +1113,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_15.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_15_ln_1), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_1_weight), W(encoder_layers_encoder_layer_15_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_15_ln_1), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_1_weight), W(encoder_layers_encoder_layer_15_ln_1_bias));
     TICK(97);
 
     /* multihead_attention encoder.layers.encoder_layer_15.self_attention: [1, 197, 1024]
@@ -1129,7 +1130,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_15.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_15_ln_2), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_2_weight), W(encoder_layers_encoder_layer_15_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_15_ln_2), A(encoder_layers_encoder_layer_14_mlp_3), W(encoder_layers_encoder_layer_15_ln_2_weight), W(encoder_layers_encoder_layer_15_ln_2_bias));
     TICK(100);
 
     /* linear encoder.layers.encoder_layer_15.mlp.0 + gelu: [1, 197, 4096]
@@ -1144,7 +1145,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_16.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_16_ln_1), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_1_weight), W(encoder_layers_encoder_layer_16_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_16_ln_1), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_1_weight), W(encoder_layers_encoder_layer_16_ln_1_bias));
     TICK(103);
 
     /* multihead_attention encoder.layers.encoder_layer_16.self_attention: [1, 197, 1024]
@@ -1161,7 +1162,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_16.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_16_ln_2), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_2_weight), W(encoder_layers_encoder_layer_16_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_16_ln_2), A(encoder_layers_encoder_layer_15_mlp_3), W(encoder_layers_encoder_layer_16_ln_2_weight), W(encoder_layers_encoder_layer_16_ln_2_bias));
     TICK(106);
 
     /* linear encoder.layers.encoder_layer_16.mlp.0 + gelu: [1, 197, 4096]
@@ -1176,7 +1177,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_17.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_17_ln_1), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_1_weight), W(encoder_layers_encoder_layer_17_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_17_ln_1), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_1_weight), W(encoder_layers_encoder_layer_17_ln_1_bias));
     TICK(109);
 
     /* multihead_attention encoder.layers.encoder_layer_17.self_attention: [1, 197, 1024]
@@ -1193,7 +1194,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_17.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_17_ln_2), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_2_weight), W(encoder_layers_encoder_layer_17_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_17_ln_2), A(encoder_layers_encoder_layer_16_mlp_3), W(encoder_layers_encoder_layer_17_ln_2_weight), W(encoder_layers_encoder_layer_17_ln_2_bias));
     TICK(112);
 
     /* linear encoder.layers.encoder_layer_17.mlp.0 + gelu: [1, 197, 4096]
@@ -1208,7 +1209,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_18.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_18_ln_1), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_1_weight), W(encoder_layers_encoder_layer_18_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_18_ln_1), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_1_weight), W(encoder_layers_encoder_layer_18_ln_1_bias));
     TICK(115);
 
     /* multihead_attention encoder.layers.encoder_layer_18.self_attention: [1, 197, 1024]
@@ -1225,7 +1226,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_18.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_18_ln_2), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_2_weight), W(encoder_layers_encoder_layer_18_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_18_ln_2), A(encoder_layers_encoder_layer_17_mlp_3), W(encoder_layers_encoder_layer_18_ln_2_weight), W(encoder_layers_encoder_layer_18_ln_2_bias));
     TICK(118);
 
     /* linear encoder.layers.encoder_layer_18.mlp.0 + gelu: [1, 197, 4096]
@@ -1240,7 +1241,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_19.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_19_ln_1), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_1_weight), W(encoder_layers_encoder_layer_19_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_19_ln_1), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_1_weight), W(encoder_layers_encoder_layer_19_ln_1_bias));
     TICK(121);
 
     /* multihead_attention encoder.layers.encoder_layer_19.self_attention: [1, 197, 1024]
@@ -1257,7 +1258,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_19.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_19_ln_2), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_2_weight), W(encoder_layers_encoder_layer_19_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_19_ln_2), A(encoder_layers_encoder_layer_18_mlp_3), W(encoder_layers_encoder_layer_19_ln_2_weight), W(encoder_layers_encoder_layer_19_ln_2_bias));
     TICK(124);
 
     /* linear encoder.layers.encoder_layer_19.mlp.0 + gelu: [1, 197, 4096]
@@ -1272,7 +1273,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_20.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_20_ln_1), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_1_weight), W(encoder_layers_encoder_layer_20_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_20_ln_1), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_1_weight), W(encoder_layers_encoder_layer_20_ln_1_bias));
     TICK(127);
 
     /* multihead_attention encoder.layers.encoder_layer_20.self_attention: [1, 197, 1024]
@@ -1289,7 +1290,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_20.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_20_ln_2), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_2_weight), W(encoder_layers_encoder_layer_20_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_20_ln_2), A(encoder_layers_encoder_layer_19_mlp_3), W(encoder_layers_encoder_layer_20_ln_2_weight), W(encoder_layers_encoder_layer_20_ln_2_bias));
     TICK(130);
 
     /* linear encoder.layers.encoder_layer_20.mlp.0 + gelu: [1, 197, 4096]
@@ -1304,7 +1305,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_21.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_21_ln_1), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_1_weight), W(encoder_layers_encoder_layer_21_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_21_ln_1), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_1_weight), W(encoder_layers_encoder_layer_21_ln_1_bias));
     TICK(133);
 
     /* multihead_attention encoder.layers.encoder_layer_21.self_attention: [1, 197, 1024]
@@ -1321,7 +1322,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_21.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_21_ln_2), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_2_weight), W(encoder_layers_encoder_layer_21_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_21_ln_2), A(encoder_layers_encoder_layer_20_mlp_3), W(encoder_layers_encoder_layer_21_ln_2_weight), W(encoder_layers_encoder_layer_21_ln_2_bias));
     TICK(136);
 
     /* linear encoder.layers.encoder_layer_21.mlp.0 + gelu: [1, 197, 4096]
@@ -1336,7 +1337,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_22.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_22_ln_1), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_1_weight), W(encoder_layers_encoder_layer_22_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_22_ln_1), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_1_weight), W(encoder_layers_encoder_layer_22_ln_1_bias));
     TICK(139);
 
     /* multihead_attention encoder.layers.encoder_layer_22.self_attention: [1, 197, 1024]
@@ -1353,7 +1354,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_22.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_22_ln_2), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_2_weight), W(encoder_layers_encoder_layer_22_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_22_ln_2), A(encoder_layers_encoder_layer_21_mlp_3), W(encoder_layers_encoder_layer_22_ln_2_weight), W(encoder_layers_encoder_layer_22_ln_2_bias));
     TICK(142);
 
     /* linear encoder.layers.encoder_layer_22.mlp.0 + gelu: [1, 197, 4096]
@@ -1368,7 +1369,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_23.ln_1: [1, 197, 1024]
        models/lib/vit.net:15: y = multihead_attention(layernorm(x, eps=1e-6) as ln_1, num_heads) as self_attention */
-    layernorm_1(A(encoder_layers_encoder_layer_23_ln_1), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_1_weight), W(encoder_layers_encoder_layer_23_ln_1_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_23_ln_1), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_1_weight), W(encoder_layers_encoder_layer_23_ln_1_bias));
     TICK(145);
 
     /* multihead_attention encoder.layers.encoder_layer_23.self_attention: [1, 197, 1024]
@@ -1385,7 +1386,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.layers.encoder_layer_23.ln_2: [1, 197, 1024]
        models/lib/vit.net:17: return x + mlp_block(layernorm(x, eps=1e-6) as ln_2, mlp_dim) as mlp */
-    layernorm_1(A(encoder_layers_encoder_layer_23_ln_2), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_2_weight), W(encoder_layers_encoder_layer_23_ln_2_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_23_ln_2), A(encoder_layers_encoder_layer_22_mlp_3), W(encoder_layers_encoder_layer_23_ln_2_weight), W(encoder_layers_encoder_layer_23_ln_2_bias));
     TICK(148);
 
     /* linear encoder.layers.encoder_layer_23.mlp.0 + gelu: [1, 197, 4096]
@@ -1400,7 +1401,7 @@ int vit_l_16_run(vit_l_16 *m, const float *in_image, float *output) {
 
     /* layernorm encoder.ln: [1, 197, 1024]
        models/lib/vit.net:27: return layernorm(x, eps=1e-6) as ln */
-    layernorm_1(A(encoder_layers_encoder_layer_23_mlp_3), A(encoder_layers_encoder_layer_23_mlp_3), W(encoder_ln_weight), W(encoder_ln_bias));
+    PARALLEL(layernorm_1, A(encoder_layers_encoder_layer_23_mlp_3), A(encoder_layers_encoder_layer_23_mlp_3), W(encoder_ln_weight), W(encoder_ln_bias));
     TICK(151);
 
     /* slice: [1, 1, 1024] is a view of [1, 197, 1024] at A(encoder_layers_encoder_layer_23_mlp_3) */

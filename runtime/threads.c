@@ -30,6 +30,7 @@
 #include <string.h>
 #ifndef NNRT_NO_THREADS
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #endif
 
@@ -117,10 +118,15 @@ void nnrt_pool_destroy(nnrt_pool *p) {
 
 /* How long an idle thread polls before it sleeps: about 50 us to a few hundred (a pause is 10-150 cycles,
    depending on the CPU). A forward pass starts its next loop within microseconds of the last one, so
-   workers never sleep inside a run; between runs they sleep after this. */
+   workers never sleep inside a run; between runs they sleep after this. Every 64th poll yields the CPU,
+   so that with more threads than cores the one being waited for gets to run. */
 #define POOL_SPINS 20000
 
-static inline void cpu_relax(void) {
+static inline void cpu_relax(int i) {
+    if (i % 64 == 63) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
@@ -170,7 +176,7 @@ static unsigned wait_for_work(nnrt_pool *p, unsigned seen) {
         g = atomic_load_explicit(&p->generation, memory_order_acquire);
         if (g != seen || atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
             return g;
-        cpu_relax();
+        cpu_relax(i);
     }
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add(&p->sleepers, 1);
@@ -204,7 +210,7 @@ static void wait_for_workers(nnrt_pool *p) {
     for (int i = 0; i < POOL_SPINS; i++) {
         if (atomic_load_explicit(&p->busy_workers, memory_order_acquire) == 0)
             return;
-        cpu_relax();
+        cpu_relax(i);
     }
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->caller_sleeping, true);
