@@ -47,6 +47,8 @@ SUITES = [
     ("embedded", [PY, "tests/embedded/run_embedded.py"], True),
     ("program", [PY, "tests/program/test_program.py"], False),
     ("passes", [PY, "tests/models/test_passes.py"], False),
+    # every model's Winograd layers: each layer against the reference (--bisect), the model against --no-winograd
+    ("winograd", [PY, "tests/models/test_winograd.py"], False),
     ("models", [PY, "tests/models/test_models.py"], True),
     ("fashion", [PY, "tests/models/test_fashion.py"], True),
 ]
