@@ -46,6 +46,7 @@ enum {
     NNK_CB = 16,            /* channels of a block */
     NNK_CONV_GROUP = 4,     /* output blocks of a unit of work */
     NNK_CONV_RUN = 196,     /* pixels of a unit of a 1×1 stride-1 convolution, whose plane is one long row */
+    NNK_CONV_CHUNK_BYTES = 384 * 1024,   /* a unit's weights, at most, for a chunk of its input blocks (half an L2) */
 };
 
 /* ---------------------------------------------------------------- the vector of one block, per ISA */
@@ -162,6 +163,7 @@ enum { NNK__NW = 1, NNK__NW4 = 1 };
 typedef struct {
     long xp, xc, xh, xw, wb, yb, yp;
     int cbs, kh, kw, ic;
+    int partial;         /* start from y's partial sums (a later chunk of the input blocks) instead of the bias */
     const float *bias;   /* of the first output block, or NULL */
     const float *res;    /* NULL for none */
     int relu1, relu2;    /* relu in registers before and after the residual */
@@ -180,8 +182,11 @@ NNK__UNROLL16
         if (t->bias)
             b = NNK__V_LOAD(t->bias + 16 * j);
 NNK__UNROLL16
-        for (int i = 0; i < NW; i++)
+        for (int i = 0; i < NW; i++) {
             acc[i][j] = b;
+            if (t->partial)
+                acc[i][j] = NNK__V_LOAD(y + j * t->yb + t->yp * i);
+        }
     }
     const long taps = (long)t->kh * t->kw;
     for (int cb = 0; cb < t->cbs; cb++) {
@@ -259,8 +264,10 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
 #if NNK_CONV_NCHWC_AVX512F
 /* The two full tiles of AVX-512 written out, with named accumulators, so that neither compiler (at -O2
    too) spills one or computes a pointer per pixel: 14 pixels × 2 blocks and 7 pixels × 4 blocks. */
-#define NNK__Z2(i) __m512 c##i##_0 = b0, c##i##_1 = b1;
-#define NNK__Z4(i) __m512 c##i##_0 = b0, c##i##_1 = b1, c##i##_2 = b2, c##i##_3 = b3;
+#define NNK__Y(i, j) _mm512_loadu_ps(y + (j) * t->yb + t->yp * (i))
+#define NNK__Z2(i) __m512 c##i##_0 = t->partial ? NNK__Y(i, 0) : b0, c##i##_1 = t->partial ? NNK__Y(i, 1) : b1;
+#define NNK__Z4(i) __m512 c##i##_0 = t->partial ? NNK__Y(i, 0) : b0, c##i##_1 = t->partial ? NNK__Y(i, 1) : b1, \
+                          c##i##_2 = t->partial ? NNK__Y(i, 2) : b2, c##i##_3 = t->partial ? NNK__Y(i, 3) : b3;
 #define NNK__F2(i)                                                                                                 \
     { __m512 s = _mm512_set1_ps(xt[(i) * xp]); c##i##_0 = _mm512_fmadd_ps(s, w0, c##i##_0);                        \
       c##i##_1 = _mm512_fmadd_ps(s, w1, c##i##_1); }
@@ -323,6 +330,7 @@ NNK__FULL7x4(nnk__full_nb4_16, 16)
 NNK__FULL7x4(nnk__full_nb4_32, 32)
 NNK__FULL7x4(nnk__full_nb4_2, 2)
 NNK__FULL7x4(nnk__full_nb4_0, 0)
+#undef NNK__Y
 #undef NNK__Z2
 #undef NNK__Z4
 #undef NNK__F2
@@ -450,43 +458,60 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     nnk__tile_fn *full = nnk__pick(t.xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0);
     nnk__tile_fn *full4 = nnk__pick(t.xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0);
     nnk__tile_fn *const *pieces = t.xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, *const *pieces4 = t.xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4;
-    for (long u = u0; u < u1; u++) {
-        int g = (int)(u / rows), r = (int)(u % rows), ob0 = g * NNK_CONV_GROUP;
+    /* Input blocks a chunk: all, unless a group's weights would not stay in L2 for its next row (ResNet-50's
+       last stage: 1.2 MB for a 7-pixel row), then as many as fit; the rows of a group each take a chunk
+       before the next chunk starts, from their partial sums. */
+    const long wblock = (long)p->kh * p->kw * ic * NNK_CB * NNK_CONV_GROUP * (long)sizeof(float);   /* a chunk's bytes per input block */
+    const int chunk = flat || in.nib * wblock <= NNK_CONV_CHUNK_BYTES ? in.nib : (int)(NNK_CONV_CHUNK_BYTES / wblock) + 1;
+    for (long ua = u0, ub; ua < u1; ua = ub) {
+        int g = (int)(ua / rows), ob0 = g * NNK_CONV_GROUP;
         int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
-        long at, n;   /* the unit's first output pixel, and its pixel count */
-        const float *xr;
-        if (flat) {
-            at = (long)r * NNK_CONV_RUN;
-            n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;
-            xr = x + at * pix;
-        } else {
-            at = (long)r * p->OW;
-            n = p->OW;
-            xr = x + (long)r * p->sh * p->W * pix;
-        }
-        for (int j = 0; j < nb;) {
-            int ob = ob0 + j, left = nb - j, span = in.share - ob % in.share;   /* blocks left, of this share */
-            float *yo = y + ob * t.yb + at * NNK_CB;
-            const float *wo = w + ob * t.wb, *xo = xr + nnk__conv_first_input(p, ob) * t.xc;
-            t.bias = b ? b + ob * NNK_CB : NULL;
-            t.res = res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
-            left = left < span ? left : span;
-            if (nnk__use_nb4(left, n)) {
-                nnk__conv_run(full4, NNK__NW4, pieces4, yo, xo, wo, &t, (int)n);
-                j += NNK__NB4;
-            } else if (left >= NNK__NB) {
-                nnk__conv_run(full, NNK__NW, pieces, yo, xo, wo, &t, (int)n);
-                j += NNK__NB;
-            } else {
-                nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, &t, (int)n);
-                j += 1;
+        ub = (g + 1) * rows < u1 ? (g + 1) * rows : u1;   /* the units [ua, ub) of group g */
+        for (int c0 = 0; c0 < in.nib; c0 += chunk) {
+            const int last = c0 + chunk >= in.nib;
+            t.cbs = last ? in.nib - c0 : chunk;
+            t.partial = c0 > 0;
+            t.relu1 = last && in_regs && act1 == NNK_ACT_RELU;
+            t.relu2 = last && in_regs && act2 == NNK_ACT_RELU;
+            for (long u = ua; u < ub; u++) {
+                int r = (int)(u % rows);
+                long at, n;   /* the unit's first output pixel, and its pixel count */
+                const float *xr;
+                if (flat) {
+                    at = (long)r * NNK_CONV_RUN;
+                    n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;
+                    xr = x + at * pix;
+                } else {
+                    at = (long)r * p->OW;
+                    n = p->OW;
+                    xr = x + (long)r * p->sh * p->W * pix;
+                }
+                xr += c0 * t.xc;
+                for (int j = 0; j < nb;) {
+                    int ob = ob0 + j, left = nb - j, span = in.share - ob % in.share;   /* blocks left, of this share */
+                    float *yo = y + ob * t.yb + at * NNK_CB;
+                    const float *wo = w + ob * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB, *xo = xr + nnk__conv_first_input(p, ob) * t.xc;
+                    t.bias = b ? b + ob * NNK_CB : NULL;
+                    t.res = last && res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
+                    left = left < span ? left : span;
+                    if (nnk__use_nb4(left, n)) {
+                        nnk__conv_run(full4, NNK__NW4, pieces4, yo, xo, wo, &t, (int)n);
+                        j += NNK__NB4;
+                    } else if (left >= NNK__NB) {
+                        nnk__conv_run(full, NNK__NW, pieces, yo, xo, wo, &t, (int)n);
+                        j += NNK__NB;
+                    } else {
+                        nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, &t, (int)n);
+                        j += 1;
+                    }
+                }
+                if (last && !in_regs && (act1 || res))
+                    for (int j = 0; j < nb; j++) {
+                        long o = (ob0 + j) * t.yb + at * NNK_CB;
+                        nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
+                    }
             }
         }
-        if (!in_regs && (act1 || res))
-            for (int j = 0; j < nb; j++) {
-                long o = (ob0 + j) * t.yb + at * NNK_CB;
-                nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
-            }
     }
 }
 

@@ -804,7 +804,8 @@ def group_conv_cases():
 # dilation, padding wider than the kernel, batches of small planes (position by position), every epilogue,
 # and splits between 1 to 5 threads, which must give the same bits; groups within a block (4 and 8 channels
 # a group, zeros between them in the block's weights) and of whole blocks (16 and 32 input channels against
-# 16, 32 or 64 output channels: tiles of 1, 2 and 4 blocks that must not cross a group).
+# 16, 32 or 64 output channels: tiles of 1, 2 and 4 blocks that must not cross a group); input blocks in
+# chunks (12 and 13 blocks of a 3x3 layer: chunks of 11 and the rest, from the partial sums).
 # (N, C, H, W, O, KH, KW, stride, pad, dilation, winograd[, groups])
 NCHWC_CONVS = [
     (1, 16, 13, 13, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
@@ -831,6 +832,9 @@ NCHWC_CONVS = [
     (30, 64, 1, 1, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 8),
     (5, 32, 4, 4, 64, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 2),
     (20, 64, 4, 3, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
+    # input blocks in chunks, each over every row of a unit before the next (weights past NNK_CONV_CHUNK_BYTES)
+    (1, 192, 7, 7, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 208, 13, 12, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False),
 ]
 
 

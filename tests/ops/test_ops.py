@@ -317,6 +317,9 @@ CONV_NCHWC = [
     ("groups_32_in_64_out", (1, 64, 7, 7), 128, 3, 1, 1, 1, 2, True),
     ("groups_1x1", (1, 64, 10, 10), 128, 1, 1, 0, 1, 4, True),
     ("groups_batch_of_1x1_planes", (30, 64, 1, 1), 64, 3, 1, 1, 1, 8, True),
+    # a layer whose weights for a unit exceed NNK_CONV_CHUNK_BYTES: input blocks in chunks (ResNet-50's last stage)
+    ("input_chunks_7x7", (1, 256, 7, 7), 128, 3, 1, 1, 1, 1, True),
+    ("input_chunks_stride2", (2, 192, 13, 12), 64, 3, 2, 1, 1, 1, False),
 ]
 for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
     case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
