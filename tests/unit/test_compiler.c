@@ -2136,7 +2136,11 @@ static void test_choose_layouts(void) {
         {"x: f32[1, 3, 8, 8]", "conv2d(x, 16, kernel=1) as c", 2, "conv2d to_plain"},
         {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, pad=1) as c", 0, "conv2d"},
         {"x: f32[1, 16, 32, 32]", "conv2d(x, 12, kernel=3, pad=1) as c", 2, "conv2d"},                 /* 12 channels: plain */
-        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, groups=4) as c", 2, "conv2d"},
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, groups=4) as c", 2, "to_blocked conv2d to_plain"},   /* 4 a group */
+        {"x: f32[1, 64, 8, 8]", "conv2d(x, 64, kernel=1, groups=2) as c", 2, "to_blocked conv2d to_plain"},     /* 32 a group */
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, groups=8) as c", 2, "conv2d"},                       /* 2 a group: plain */
+        {"x: f32[1, 16, 32, 32]", "conv2d(x, 16, kernel=3, groups=16) as c", 2, "conv2d"},                      /* depthwise: plain */
+        {"x: f32[1, 32, 8, 8]", "conv2d(x, 64, kernel=3, groups=8) as c", 2, "conv2d"},                         /* 4 in, 8 out: plain */
         {"x: f32[1, 16, 8, 8]", "relu(conv2d(x, 32, kernel=1) as c) + conv2d(x, 32, kernel=1) as d", 2, "to_blocked conv2d conv2d to_plain"},
         {"x: f32[1, 3, 8, 8]", "maxpool(conv2d(x, 16, kernel=1) as c, 2)", 2, "conv2d maxpool to_plain"},
         {"x: f32[1, 3, 8, 8]", "global_avgpool(conv2d(x, 16, kernel=1) as c)", 2, "conv2d adaptive_avgpool"},
@@ -2190,12 +2194,18 @@ static void test_select_kernels(void) {
           "select: a small plane by channels; 12 channels do not fill strips of 8: unpacked (-O0 too)", "%s", op ? impl_text(op) : "-");
     plain_layouts = false;
     test_choose_layouts();
+    op = selected("x: f32[1, 64, 32, 32]", "conv2d(x, 64, kernel=3, pad=1, groups=16) as c", "x86-64-v4", 2);
+    op = op && op->kind == OPK_TO_PLAIN ? VEC_AT(op->in, 0, const Tensor *)->producer : NULL;   /* (the output's conversion) */
+    check(op && op->kind == OPK_CONV2D && op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_ROWS && !op->impl.winograd,
+          "select: conv2d of 4 channels a group, blocked: the direct tiles, no Winograd (on a 32x32 plane)", "%s", op ? impl_text(op) : "-");
+    plain_layouts = true;   /* the kernels of grouped convolutions on the plain layout */
     op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 16, kernel=3, groups=4) as c", "x86-64-v4", 2);
     check(op && op->impl.family == IMPL_DWCONV && op->impl.split == SPLIT_CHANNELS && op->impl.thread_scratch == NNK_DWCONV_SCRATCH(4, 6, 6, 3, 3, 1, 1, 1, 1),
           "select: conv2d of 4 channels a group on vectorised rows, by channels", "%s", op ? impl_text(op) : "-");
     op = selected("x: f32[1, 64, 7, 7]", "conv2d(x, 64, kernel=3, pad=1, groups=2) as c", "x86-64-v4", 2);
     check(op && op->impl.family == IMPL_GEMM && op->impl.uk && op->impl.split == SPLIT_CHANNELS,
           "select: conv2d of 32 channels a group is a product a group, by channels", "%s", op ? impl_text(op) : "-");
+    plain_layouts = false;
     op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 32, kernel=7, pad=3, groups=16) as c", "generic", 0);
     check(op && op->impl.family == IMPL_DWCONV && op->impl.split == SPLIT_CHANNELS && op->impl.thread_scratch == NNK_DWCONV_SCRATCH(1, 8, 8, 7, 7, 1, 1, 1, 1),
           "select: depthwise conv2d (multiplier 2) on vectorised rows, by channels (-O0 too)", "%s", op ? impl_text(op) : "-");
