@@ -636,9 +636,12 @@ static void emit_transpose(Emitter *e, const Op *op) {
     int64_t perm[MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         perm[i] = op->a.perm[i];
-    char *body = format("    static const int dims[] = %s, perm[] = %s;\n    nnk_transpose(y, x, %d, dims, perm);\n",
-                        int_array(x->rank, x->dims), int_array(x->rank, perm), x->rank);
-    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+    long long last = x->rank ? x->dims[op->a.perm[x->rank - 1]] : 1, rows = last ? tensor_numel(x) / last : 0;
+    char *body = format("    static const int dims[] = %s, perm[] = %s;\n"
+                        "    long r0 = %lldL * part / parts, r1 = %lldL * (part + 1) / parts;   /* rows of the result */\n"
+                        "    nnk_transpose_rows(a->y, a->in[0], %d, dims, perm, r0, r1);\n",
+                        int_array(x->rank, x->dims), int_array(x->rank, perm), rows, rows, x->rank);
+    parallel_call(e, op, body);
 }
 
 static void emit_concat(Emitter *e, const Op *op) {

@@ -361,9 +361,10 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* transpose: [1, 96, 56, 56] -> [1, 56, 56, 96] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 96, 56, 56}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 56, 56, 96] -> [1, 56, 56, 96] */
@@ -373,9 +374,10 @@ static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 56, 56, 96] -> [1, 96, 56, 56] */
-static void transpose_2(float *restrict y, const float *restrict x) {
+static void transpose_2(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 56, 56, 96}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 5376L * part / parts, r1 = 5376L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* conv2d: [1, 96, 56, 56] -> [1, 96, 56, 56] */
@@ -447,9 +449,10 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 192, 28, 28] -> [1, 28, 28, 192] */
-static void transpose_3(float *restrict y, const float *restrict x) {
+static void transpose_3(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 192, 28, 28}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 28, 28, 192] -> [1, 28, 28, 192] */
@@ -479,9 +482,10 @@ static void linear_4(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 28, 28, 192] -> [1, 192, 28, 28] */
-static void transpose_4(float *restrict y, const float *restrict x) {
+static void transpose_4(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 28, 28, 192}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 5376L * part / parts, r1 = 5376L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* mul: , [1, 192, 28, 28] -> [1, 192, 28, 28] */
@@ -521,9 +525,10 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 384, 14, 14] -> [1, 14, 14, 384] */
-static void transpose_5(float *restrict y, const float *restrict x) {
+static void transpose_5(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 384, 14, 14}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 14, 14, 384] -> [1, 14, 14, 384] */
@@ -553,9 +558,10 @@ static void linear_6(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 14, 14, 384] -> [1, 384, 14, 14] */
-static void transpose_6(float *restrict y, const float *restrict x) {
+static void transpose_6(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 14, 14, 384}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 5376L * part / parts, r1 = 5376L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* mul: , [1, 384, 14, 14] -> [1, 384, 14, 14] */
@@ -595,9 +601,10 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 768, 7, 7] -> [1, 7, 7, 768] */
-static void transpose_7(float *restrict y, const float *restrict x) {
+static void transpose_7(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 768, 7, 7}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 7, 7, 768] -> [1, 7, 7, 768] */
@@ -627,9 +634,10 @@ static void linear_8(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 7, 7, 768] -> [1, 768, 7, 7] */
-static void transpose_8(float *restrict y, const float *restrict x) {
+static void transpose_8(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 768}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 5376L * part / parts, r1 = 5376L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* mul: , [1, 768, 7, 7] -> [1, 768, 7, 7] */
@@ -680,7 +688,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/convnext.net:7: y = transpose(x, [0, 2, 3, 1])          # NCHW -> NHWC */
-    transpose_1(A(transpose1), A(features_0_0_plain));
+    PARALLEL(transpose_1, A(transpose1), A(features_0_0_plain));
     TICK(2);
 
     /* layernorm features.0.1: [1, 56, 56, 96]
@@ -690,7 +698,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 96, 56, 56]
        models/lib/convnext.net:9: return transpose(y, [0, 3, 1, 2])       # NHWC -> NCHW */
-    transpose_2(A(transpose3), A(transpose1));
+    PARALLEL(transpose_2, A(transpose3), A(transpose1));
     TICK(4);
 
     /* conv2d features.1.0.block.0: [1, 96, 56, 56]
@@ -700,7 +708,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_1(A(transpose5), A(features_1_0_block_0));
+    PARALLEL(transpose_1, A(transpose5), A(features_1_0_block_0));
     TICK(6);
 
     /* layernorm features.1.0.block.2: [1, 56, 56, 96]
@@ -720,7 +728,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 96, 56, 56]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_2(A(transpose10), A(features_1_0_block_5));
+    PARALLEL(transpose_2, A(transpose10), A(features_1_0_block_5));
     TICK(10);
 
     /* mul: [1, 96, 56, 56]
@@ -740,7 +748,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_1(A(transpose14), A(features_1_1_block_0));
+    PARALLEL(transpose_1, A(transpose14), A(features_1_1_block_0));
     TICK(14);
 
     /* layernorm features.1.1.block.2: [1, 56, 56, 96]
@@ -760,7 +768,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 96, 56, 56]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_2(A(transpose19), A(features_1_1_block_5));
+    PARALLEL(transpose_2, A(transpose19), A(features_1_1_block_5));
     TICK(18);
 
     /* mul: [1, 96, 56, 56]
@@ -780,7 +788,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_1(A(transpose23), A(features_1_2_block_0));
+    PARALLEL(transpose_1, A(transpose23), A(features_1_2_block_0));
     TICK(22);
 
     /* layernorm features.1.2.block.2: [1, 56, 56, 96]
@@ -800,7 +808,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 96, 56, 56]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_2(A(transpose28), A(features_1_2_block_5));
+    PARALLEL(transpose_2, A(transpose28), A(features_1_2_block_5));
     TICK(26);
 
     /* mul: [1, 96, 56, 56]
@@ -815,7 +823,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/convnext.net:7: y = transpose(x, [0, 2, 3, 1])          # NCHW -> NHWC */
-    transpose_1(A(transpose31), A(add21));
+    PARALLEL(transpose_1, A(transpose31), A(add21));
     TICK(29);
 
     /* layernorm features.2.0: [1, 56, 56, 96]
@@ -825,7 +833,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 96, 56, 56]
        models/lib/convnext.net:9: return transpose(y, [0, 3, 1, 2])       # NHWC -> NCHW */
-    transpose_2(A(transpose33), A(transpose31));
+    PARALLEL(transpose_2, A(transpose33), A(transpose31));
     TICK(31);
 
     /* conv2d features.2.1: [1, 192, 28, 28]
@@ -840,7 +848,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 28, 28, 192]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_3(A(transpose36), A(features_3_0_block_0));
+    PARALLEL(transpose_3, A(transpose36), A(features_3_0_block_0));
     TICK(34);
 
     /* layernorm features.3.0.block.2: [1, 28, 28, 192]
@@ -860,7 +868,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 192, 28, 28]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_4(A(transpose41), A(features_3_0_block_5));
+    PARALLEL(transpose_4, A(transpose41), A(features_3_0_block_5));
     TICK(38);
 
     /* mul: [1, 192, 28, 28]
@@ -880,7 +888,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 28, 28, 192]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_3(A(transpose45), A(features_3_1_block_0));
+    PARALLEL(transpose_3, A(transpose45), A(features_3_1_block_0));
     TICK(42);
 
     /* layernorm features.3.1.block.2: [1, 28, 28, 192]
@@ -900,7 +908,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 192, 28, 28]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_4(A(transpose50), A(features_3_1_block_5));
+    PARALLEL(transpose_4, A(transpose50), A(features_3_1_block_5));
     TICK(46);
 
     /* mul: [1, 192, 28, 28]
@@ -920,7 +928,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 28, 28, 192]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_3(A(transpose54), A(features_3_2_block_0));
+    PARALLEL(transpose_3, A(transpose54), A(features_3_2_block_0));
     TICK(50);
 
     /* layernorm features.3.2.block.2: [1, 28, 28, 192]
@@ -940,7 +948,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 192, 28, 28]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_4(A(transpose59), A(features_3_2_block_5));
+    PARALLEL(transpose_4, A(transpose59), A(features_3_2_block_5));
     TICK(54);
 
     /* mul: [1, 192, 28, 28]
@@ -955,7 +963,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 28, 28, 192]
        models/lib/convnext.net:7: y = transpose(x, [0, 2, 3, 1])          # NCHW -> NHWC */
-    transpose_3(A(transpose62), A(add52));
+    PARALLEL(transpose_3, A(transpose62), A(add52));
     TICK(57);
 
     /* layernorm features.4.0: [1, 28, 28, 192]
@@ -965,7 +973,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 192, 28, 28]
        models/lib/convnext.net:9: return transpose(y, [0, 3, 1, 2])       # NHWC -> NCHW */
-    transpose_4(A(transpose64), A(transpose62));
+    PARALLEL(transpose_4, A(transpose64), A(transpose62));
     TICK(59);
 
     /* conv2d features.4.1: [1, 384, 14, 14]
@@ -980,7 +988,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose67), A(features_5_0_block_0));
+    PARALLEL(transpose_5, A(transpose67), A(features_5_0_block_0));
     TICK(62);
 
     /* layernorm features.5.0.block.2: [1, 14, 14, 384]
@@ -1000,7 +1008,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose72), A(features_5_0_block_5));
+    PARALLEL(transpose_6, A(transpose72), A(features_5_0_block_5));
     TICK(66);
 
     /* mul: [1, 384, 14, 14]
@@ -1020,7 +1028,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose76), A(features_5_1_block_0));
+    PARALLEL(transpose_5, A(transpose76), A(features_5_1_block_0));
     TICK(70);
 
     /* layernorm features.5.1.block.2: [1, 14, 14, 384]
@@ -1040,7 +1048,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose81), A(features_5_1_block_5));
+    PARALLEL(transpose_6, A(transpose81), A(features_5_1_block_5));
     TICK(74);
 
     /* mul: [1, 384, 14, 14]
@@ -1060,7 +1068,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose85), A(features_5_2_block_0));
+    PARALLEL(transpose_5, A(transpose85), A(features_5_2_block_0));
     TICK(78);
 
     /* layernorm features.5.2.block.2: [1, 14, 14, 384]
@@ -1080,7 +1088,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose90), A(features_5_2_block_5));
+    PARALLEL(transpose_6, A(transpose90), A(features_5_2_block_5));
     TICK(82);
 
     /* mul: [1, 384, 14, 14]
@@ -1100,7 +1108,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose94), A(features_5_3_block_0));
+    PARALLEL(transpose_5, A(transpose94), A(features_5_3_block_0));
     TICK(86);
 
     /* layernorm features.5.3.block.2: [1, 14, 14, 384]
@@ -1120,7 +1128,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose99), A(features_5_3_block_5));
+    PARALLEL(transpose_6, A(transpose99), A(features_5_3_block_5));
     TICK(90);
 
     /* mul: [1, 384, 14, 14]
@@ -1140,7 +1148,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose103), A(features_5_4_block_0));
+    PARALLEL(transpose_5, A(transpose103), A(features_5_4_block_0));
     TICK(94);
 
     /* layernorm features.5.4.block.2: [1, 14, 14, 384]
@@ -1160,7 +1168,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose108), A(features_5_4_block_5));
+    PARALLEL(transpose_6, A(transpose108), A(features_5_4_block_5));
     TICK(98);
 
     /* mul: [1, 384, 14, 14]
@@ -1180,7 +1188,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose112), A(features_5_5_block_0));
+    PARALLEL(transpose_5, A(transpose112), A(features_5_5_block_0));
     TICK(102);
 
     /* layernorm features.5.5.block.2: [1, 14, 14, 384]
@@ -1200,7 +1208,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose117), A(features_5_5_block_5));
+    PARALLEL(transpose_6, A(transpose117), A(features_5_5_block_5));
     TICK(106);
 
     /* mul: [1, 384, 14, 14]
@@ -1220,7 +1228,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose121), A(features_5_6_block_0));
+    PARALLEL(transpose_5, A(transpose121), A(features_5_6_block_0));
     TICK(110);
 
     /* layernorm features.5.6.block.2: [1, 14, 14, 384]
@@ -1240,7 +1248,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose126), A(features_5_6_block_5));
+    PARALLEL(transpose_6, A(transpose126), A(features_5_6_block_5));
     TICK(114);
 
     /* mul: [1, 384, 14, 14]
@@ -1260,7 +1268,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose130), A(features_5_7_block_0));
+    PARALLEL(transpose_5, A(transpose130), A(features_5_7_block_0));
     TICK(118);
 
     /* layernorm features.5.7.block.2: [1, 14, 14, 384]
@@ -1280,7 +1288,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose135), A(features_5_7_block_5));
+    PARALLEL(transpose_6, A(transpose135), A(features_5_7_block_5));
     TICK(122);
 
     /* mul: [1, 384, 14, 14]
@@ -1300,7 +1308,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_5(A(transpose139), A(features_5_8_block_0));
+    PARALLEL(transpose_5, A(transpose139), A(features_5_8_block_0));
     TICK(126);
 
     /* layernorm features.5.8.block.2: [1, 14, 14, 384]
@@ -1320,7 +1328,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_6(A(transpose144), A(features_5_8_block_5));
+    PARALLEL(transpose_6, A(transpose144), A(features_5_8_block_5));
     TICK(130);
 
     /* mul: [1, 384, 14, 14]
@@ -1335,7 +1343,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 14, 14, 384]
        models/lib/convnext.net:7: y = transpose(x, [0, 2, 3, 1])          # NCHW -> NHWC */
-    transpose_5(A(transpose147), A(add137));
+    PARALLEL(transpose_5, A(transpose147), A(add137));
     TICK(133);
 
     /* layernorm features.6.0: [1, 14, 14, 384]
@@ -1345,7 +1353,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 384, 14, 14]
        models/lib/convnext.net:9: return transpose(y, [0, 3, 1, 2])       # NHWC -> NCHW */
-    transpose_6(A(transpose149), A(transpose147));
+    PARALLEL(transpose_6, A(transpose149), A(transpose147));
     TICK(135);
 
     /* conv2d features.6.1: [1, 768, 7, 7]
@@ -1360,7 +1368,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 768]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_7(A(transpose152), A(features_7_0_block_0));
+    PARALLEL(transpose_7, A(transpose152), A(features_7_0_block_0));
     TICK(138);
 
     /* layernorm features.7.0.block.2: [1, 7, 7, 768]
@@ -1380,7 +1388,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 768, 7, 7]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_8(A(transpose157), A(features_7_0_block_5));
+    PARALLEL(transpose_8, A(transpose157), A(features_7_0_block_5));
     TICK(142);
 
     /* mul: [1, 768, 7, 7]
@@ -1400,7 +1408,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 768]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_7(A(transpose161), A(features_7_1_block_0));
+    PARALLEL(transpose_7, A(transpose161), A(features_7_1_block_0));
     TICK(146);
 
     /* layernorm features.7.1.block.2: [1, 7, 7, 768]
@@ -1420,7 +1428,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 768, 7, 7]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_8(A(transpose166), A(features_7_1_block_5));
+    PARALLEL(transpose_8, A(transpose166), A(features_7_1_block_5));
     TICK(150);
 
     /* mul: [1, 768, 7, 7]
@@ -1440,7 +1448,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 768]
        models/lib/convnext.net:18: y = transpose(y, [0, 2, 3, 1]) */
-    transpose_7(A(transpose170), A(features_7_2_block_0));
+    PARALLEL(transpose_7, A(transpose170), A(features_7_2_block_0));
     TICK(154);
 
     /* layernorm features.7.2.block.2: [1, 7, 7, 768]
@@ -1460,7 +1468,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* transpose: [1, 768, 7, 7]
        models/lib/convnext.net:21: y = transpose(y, [0, 3, 1, 2]) */
-    transpose_8(A(transpose175), A(features_7_2_block_5));
+    PARALLEL(transpose_8, A(transpose175), A(features_7_2_block_5));
     TICK(158);
 
     /* mul: [1, 768, 7, 7]

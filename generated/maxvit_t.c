@@ -1176,9 +1176,10 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 64, 8, 7, 8, 7] -> [1, 8, 8, 7, 7, 64] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 8, 7, 8, 7}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 64, 49, 64] -> [1, 64, 49, 64] */
@@ -1198,9 +1199,10 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 64, 49, 3, 2, 32] -> [3, 1, 64, 2, 49, 32] */
-static void transpose_2(float *restrict y, const float *restrict x) {
+static void transpose_2(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 49, 3, 2, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 18816L * part / parts, r1 = 18816L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [49, 49, 2] */
@@ -1209,9 +1211,10 @@ static void index_select_1(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 2] -> [2, 49, 49] */
-static void transpose_3(float *restrict y, const float *restrict x) {
+static void transpose_3(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 2}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 98L * part / parts, r1 = 98L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scalar: [1, 64, 2, 49, 32] -> [1, 64, 2, 49, 32] */
@@ -1230,9 +1233,10 @@ static void scaled_dot_product_attention_1(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 64, 2, 49, 32] -> [1, 64, 49, 2, 32] */
-static void transpose_4(float *restrict y, const float *restrict x) {
+static void transpose_4(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 2, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 6272L * part / parts, r1 = 6272L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 64, 49, 64], [1, 64, 49, 64] -> [1, 64, 49, 64] */
@@ -1266,33 +1270,38 @@ static void linear_4(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 8, 8, 7, 7, 64] -> [1, 64, 8, 7, 8, 7] */
-static void transpose_5(float *restrict y, const float *restrict x) {
+static void transpose_5(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 8, 8, 7, 7, 64}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 28672L * part / parts, r1 = 28672L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 64, 7, 8, 7, 8] -> [1, 7, 7, 8, 8, 64] */
-static void transpose_6(float *restrict y, const float *restrict x) {
+static void transpose_6(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 7, 8, 7, 8}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 49, 64, 64] -> [1, 64, 49, 64] */
-static void transpose_7(float *restrict y, const float *restrict x) {
+static void transpose_7(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 49, 64, 64}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 64, 49, 64] -> [1, 49, 64, 64] */
-static void transpose_8(float *restrict y, const float *restrict x) {
+static void transpose_8(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 49, 64}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 7, 7, 8, 8, 64] -> [1, 64, 7, 8, 7, 8] */
-static void transpose_9(float *restrict y, const float *restrict x) {
+static void transpose_9(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 8, 8, 64}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 25088L * part / parts, r1 = 25088L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* batchnorm: [1, 64, 56, 56] -> [1, 64, 56, 56] */
@@ -1412,9 +1421,10 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 128, 4, 7, 4, 7] -> [1, 4, 4, 7, 7, 128] */
-static void transpose_10(float *restrict y, const float *restrict x) {
+static void transpose_10(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 128, 4, 7, 4, 7}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 16, 49, 128] -> [1, 16, 49, 128] */
@@ -1434,9 +1444,10 @@ static void linear_5(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 16, 49, 3, 4, 32] -> [3, 1, 16, 4, 49, 32] */
-static void transpose_11(float *restrict y, const float *restrict x) {
+static void transpose_11(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 49, 3, 4, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 9408L * part / parts, r1 = 9408L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [49, 49, 4] */
@@ -1445,9 +1456,10 @@ static void index_select_2(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 4] -> [4, 49, 49] */
-static void transpose_12(float *restrict y, const float *restrict x) {
+static void transpose_12(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 4}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scalar: [1, 16, 4, 49, 32] -> [1, 16, 4, 49, 32] */
@@ -1466,9 +1478,10 @@ static void scaled_dot_product_attention_2(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 16, 4, 49, 32] -> [1, 16, 49, 4, 32] */
-static void transpose_13(float *restrict y, const float *restrict x) {
+static void transpose_13(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 4, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 16, 49, 128], [1, 16, 49, 128] -> [1, 16, 49, 128] */
@@ -1502,33 +1515,38 @@ static void linear_8(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 4, 7, 7, 128] -> [1, 128, 4, 7, 4, 7] */
-static void transpose_14(float *restrict y, const float *restrict x) {
+static void transpose_14(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 4, 7, 7, 128}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 14336L * part / parts, r1 = 14336L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 128, 7, 4, 7, 4] -> [1, 7, 7, 4, 4, 128] */
-static void transpose_15(float *restrict y, const float *restrict x) {
+static void transpose_15(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 128, 7, 4, 7, 4}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 49, 16, 128] -> [1, 16, 49, 128] */
-static void transpose_16(float *restrict y, const float *restrict x) {
+static void transpose_16(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 49, 16, 128}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 16, 49, 128] -> [1, 49, 16, 128] */
-static void transpose_17(float *restrict y, const float *restrict x) {
+static void transpose_17(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 49, 128}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 7, 7, 4, 4, 128] -> [1, 128, 7, 4, 7, 4] */
-static void transpose_18(float *restrict y, const float *restrict x) {
+static void transpose_18(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 4, 4, 128}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 25088L * part / parts, r1 = 25088L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* batchnorm: [1, 128, 28, 28] -> [1, 128, 28, 28] */
@@ -1646,9 +1664,10 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 256, 2, 7, 2, 7] -> [1, 2, 2, 7, 7, 256] */
-static void transpose_19(float *restrict y, const float *restrict x) {
+static void transpose_19(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 256, 2, 7, 2, 7}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 4, 49, 256] -> [1, 4, 49, 256] */
@@ -1668,9 +1687,10 @@ static void linear_9(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 49, 3, 8, 32] -> [3, 1, 4, 8, 49, 32] */
-static void transpose_20(float *restrict y, const float *restrict x) {
+static void transpose_20(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 49, 3, 8, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 4704L * part / parts, r1 = 4704L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [49, 49, 8] */
@@ -1679,9 +1699,10 @@ static void index_select_3(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 8] -> [8, 49, 49] */
-static void transpose_21(float *restrict y, const float *restrict x) {
+static void transpose_21(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 8}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 392L * part / parts, r1 = 392L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scalar: [1, 4, 8, 49, 32] -> [1, 4, 8, 49, 32] */
@@ -1700,9 +1721,10 @@ static void scaled_dot_product_attention_3(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 4, 8, 49, 32] -> [1, 4, 49, 8, 32] */
-static void transpose_22(float *restrict y, const float *restrict x) {
+static void transpose_22(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 8, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 1568L * part / parts, r1 = 1568L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 4, 49, 256], [1, 4, 49, 256] -> [1, 4, 49, 256] */
@@ -1736,33 +1758,38 @@ static void linear_12(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 2, 7, 7, 256] -> [1, 256, 2, 7, 2, 7] */
-static void transpose_23(float *restrict y, const float *restrict x) {
+static void transpose_23(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 2, 7, 7, 256}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 7168L * part / parts, r1 = 7168L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 256, 7, 2, 7, 2] -> [1, 7, 7, 2, 2, 256] */
-static void transpose_24(float *restrict y, const float *restrict x) {
+static void transpose_24(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 256, 7, 2, 7, 2}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 49, 4, 256] -> [1, 4, 49, 256] */
-static void transpose_25(float *restrict y, const float *restrict x) {
+static void transpose_25(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 49, 4, 256}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 4, 49, 256] -> [1, 49, 4, 256] */
-static void transpose_26(float *restrict y, const float *restrict x) {
+static void transpose_26(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 49, 256}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 7, 7, 2, 2, 256] -> [1, 256, 7, 2, 7, 2] */
-static void transpose_27(float *restrict y, const float *restrict x) {
+static void transpose_27(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 2, 2, 256}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 25088L * part / parts, r1 = 25088L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* batchnorm: [1, 256, 14, 14] -> [1, 256, 14, 14] */
@@ -1878,9 +1905,10 @@ static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 512, 1, 7, 1, 7] -> [1, 1, 1, 7, 7, 512] */
-static void transpose_28(float *restrict y, const float *restrict x) {
+static void transpose_28(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 512, 1, 7, 1, 7}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 1, 49, 512] -> [1, 1, 49, 512] */
@@ -1900,9 +1928,10 @@ static void linear_13(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 1, 49, 3, 16, 32] -> [3, 1, 1, 16, 49, 32] */
-static void transpose_29(float *restrict y, const float *restrict x) {
+static void transpose_29(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 49, 3, 16, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 2352L * part / parts, r1 = 2352L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [49, 49, 16] */
@@ -1911,9 +1940,10 @@ static void index_select_4(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 16] -> [16, 49, 49] */
-static void transpose_30(float *restrict y, const float *restrict x) {
+static void transpose_30(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 16}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scalar: [1, 1, 16, 49, 32] -> [1, 1, 16, 49, 32] */
@@ -1932,9 +1962,10 @@ static void scaled_dot_product_attention_4(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 1, 16, 49, 32] -> [1, 1, 49, 16, 32] */
-static void transpose_31(float *restrict y, const float *restrict x) {
+static void transpose_31(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 16, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 1, 49, 512], [1, 1, 49, 512] -> [1, 1, 49, 512] */
@@ -1968,21 +1999,24 @@ static void linear_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 1, 1, 7, 7, 512] -> [1, 512, 1, 7, 1, 7] */
-static void transpose_32(float *restrict y, const float *restrict x) {
+static void transpose_32(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 1, 7, 7, 512}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3584L * part / parts, r1 = 3584L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 512, 7, 1, 7, 1] -> [1, 7, 7, 1, 1, 512] */
-static void transpose_33(float *restrict y, const float *restrict x) {
+static void transpose_33(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 512, 7, 1, 7, 1}, perm[] = {0, 2, 4, 3, 5, 1};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 49L * part / parts, r1 = 49L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* transpose: [1, 7, 7, 1, 1, 512] -> [1, 512, 7, 1, 7, 1] */
-static void transpose_34(float *restrict y, const float *restrict x) {
+static void transpose_34(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 1, 1, 512}, perm[] = {0, 5, 1, 3, 2, 4};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 25088L * part / parts, r1 = 25088L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* batchnorm: [1, 512, 7, 7] -> [1, 512, 7, 7] */
@@ -2127,7 +2161,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 7, 7, 64]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_1(A(transpose22), A(blocks_0_layers_0_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_1, A(transpose22), A(blocks_0_layers_0_layers_MBconv_layers_conv_c));
     TICK(17);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 8, 8, 7, 7, 64] at A(transpose22) */
@@ -2146,7 +2180,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 2, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_2(A(transpose27), A(blocks_0_layers_0_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_2, A(transpose27), A(blocks_0_layers_0_layers_window_attention_attn_layer_1_to_qkv));
     TICK(22);
 
     /* index_select: [49, 49, 2]
@@ -2156,7 +2190,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_3(A(transpose29), A(index_select28));
+    PARALLEL(transpose_3, A(transpose29), A(index_select28));
     TICK(24);
 
     /* slice: [1, 1, 64, 2, 49, 32] is a view of [3, 1, 64, 2, 49, 32] at A(transpose27) */
@@ -2183,7 +2217,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 2, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_4(A(transpose38), A(scaled_dot_product_attention37));
+    PARALLEL(transpose_4, A(transpose38), A(scaled_dot_product_attention37));
     TICK(33);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 64, 49, 2, 32] at A(transpose38) */
@@ -2212,7 +2246,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 8, 7, 8, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_5(A(transpose48), A(blocks_0_layers_0_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_5, A(transpose48), A(blocks_0_layers_0_layers_window_attention_mlp_layer_3));
     TICK(40);
 
     /* reshape: [1, 64, 56, 56] is a view of [1, 64, 8, 7, 8, 7] at A(transpose48) */
@@ -2221,14 +2255,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 8, 8, 64]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_6(A(transpose51), A(transpose48));
+    PARALLEL(transpose_6, A(transpose51), A(transpose48));
     TICK(43);
 
     /* reshape: [1, 49, 64, 64] is a view of [1, 7, 7, 8, 8, 64] at A(transpose51) */
 
     /* transpose: [1, 64, 49, 64]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_7(A(transpose53), A(transpose51));
+    PARALLEL(transpose_7, A(transpose53), A(transpose51));
     TICK(45);
 
     /* layernorm blocks.0.layers.0.layers.grid_attention.attn_layer.0: [1, 64, 49, 64]
@@ -2245,7 +2279,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 2, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_2(A(transpose57), A(blocks_0_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_2, A(transpose57), A(blocks_0_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(49);
 
     /* index_select: [49, 49, 2]
@@ -2255,7 +2289,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_3(A(transpose59), A(index_select58));
+    PARALLEL(transpose_3, A(transpose59), A(index_select58));
     TICK(51);
 
     /* slice: [1, 1, 64, 2, 49, 32] is a view of [3, 1, 64, 2, 49, 32] at A(transpose57) */
@@ -2282,7 +2316,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 2, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_4(A(transpose68), A(scaled_dot_product_attention67));
+    PARALLEL(transpose_4, A(transpose68), A(scaled_dot_product_attention67));
     TICK(60);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 64, 49, 2, 32] at A(transpose68) */
@@ -2309,14 +2343,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 64, 64]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_8(A(transpose77), A(blocks_0_layers_0_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_8, A(transpose77), A(blocks_0_layers_0_layers_grid_attention_mlp_layer_3));
     TICK(66);
 
     /* reshape: [1, 7, 7, 8, 8, 64] is a view of [1, 49, 64, 64] at A(transpose77) */
 
     /* transpose: [1, 64, 7, 8, 7, 8]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_9(A(transpose79), A(transpose77));
+    PARALLEL(transpose_9, A(transpose79), A(transpose77));
     TICK(68);
 
     /* reshape: [1, 64, 56, 56] is a view of [1, 64, 7, 8, 7, 8] at A(transpose79) */
@@ -2365,7 +2399,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 7, 7, 64]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_1(A(transpose97), A(blocks_0_layers_1_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_1, A(transpose97), A(blocks_0_layers_1_layers_MBconv_layers_conv_c));
     TICK(79);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 8, 8, 7, 7, 64] at A(transpose97) */
@@ -2384,7 +2418,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 2, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_2(A(transpose102), A(blocks_0_layers_1_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_2, A(transpose102), A(blocks_0_layers_1_layers_window_attention_attn_layer_1_to_qkv));
     TICK(84);
 
     /* index_select: [49, 49, 2]
@@ -2394,7 +2428,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_3(A(transpose104), A(index_select103));
+    PARALLEL(transpose_3, A(transpose104), A(index_select103));
     TICK(86);
 
     /* slice: [1, 1, 64, 2, 49, 32] is a view of [3, 1, 64, 2, 49, 32] at A(transpose102) */
@@ -2421,7 +2455,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 2, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_4(A(transpose113), A(scaled_dot_product_attention112));
+    PARALLEL(transpose_4, A(transpose113), A(scaled_dot_product_attention112));
     TICK(95);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 64, 49, 2, 32] at A(transpose113) */
@@ -2450,7 +2484,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 8, 7, 8, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_5(A(transpose123), A(blocks_0_layers_1_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_5, A(transpose123), A(blocks_0_layers_1_layers_window_attention_mlp_layer_3));
     TICK(102);
 
     /* reshape: [1, 64, 56, 56] is a view of [1, 64, 8, 7, 8, 7] at A(transpose123) */
@@ -2459,14 +2493,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 8, 8, 64]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_6(A(transpose126), A(transpose123));
+    PARALLEL(transpose_6, A(transpose126), A(transpose123));
     TICK(105);
 
     /* reshape: [1, 49, 64, 64] is a view of [1, 7, 7, 8, 8, 64] at A(transpose126) */
 
     /* transpose: [1, 64, 49, 64]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_7(A(transpose128), A(transpose126));
+    PARALLEL(transpose_7, A(transpose128), A(transpose126));
     TICK(107);
 
     /* layernorm blocks.0.layers.1.layers.grid_attention.attn_layer.0: [1, 64, 49, 64]
@@ -2483,7 +2517,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 2, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_2(A(transpose132), A(blocks_0_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_2, A(transpose132), A(blocks_0_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(111);
 
     /* index_select: [49, 49, 2]
@@ -2493,7 +2527,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_3(A(transpose134), A(index_select133));
+    PARALLEL(transpose_3, A(transpose134), A(index_select133));
     TICK(113);
 
     /* slice: [1, 1, 64, 2, 49, 32] is a view of [3, 1, 64, 2, 49, 32] at A(transpose132) */
@@ -2520,7 +2554,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 2, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_4(A(transpose143), A(scaled_dot_product_attention142));
+    PARALLEL(transpose_4, A(transpose143), A(scaled_dot_product_attention142));
     TICK(122);
 
     /* reshape: [1, 64, 49, 64] is a view of [1, 64, 49, 2, 32] at A(transpose143) */
@@ -2547,14 +2581,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 64, 64]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_8(A(transpose152), A(blocks_0_layers_1_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_8, A(transpose152), A(blocks_0_layers_1_layers_grid_attention_mlp_layer_3));
     TICK(128);
 
     /* reshape: [1, 7, 7, 8, 8, 64] is a view of [1, 49, 64, 64] at A(transpose152) */
 
     /* transpose: [1, 64, 7, 8, 7, 8]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_9(A(transpose154), A(transpose152));
+    PARALLEL(transpose_9, A(transpose154), A(transpose152));
     TICK(130);
 
     /* reshape: [1, 64, 56, 56] is a view of [1, 64, 7, 8, 7, 8] at A(transpose154) */
@@ -2613,7 +2647,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 7, 7, 128]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_10(A(transpose174), A(blocks_1_layers_0_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_10, A(transpose174), A(blocks_1_layers_0_layers_MBconv_layers_conv_c));
     TICK(143);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 4, 4, 7, 7, 128] at A(transpose174) */
@@ -2632,7 +2666,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 4, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_11(A(transpose179), A(blocks_1_layers_0_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_11, A(transpose179), A(blocks_1_layers_0_layers_window_attention_attn_layer_1_to_qkv));
     TICK(148);
 
     /* index_select: [49, 49, 4]
@@ -2642,7 +2676,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_12(A(transpose181), A(index_select180));
+    PARALLEL(transpose_12, A(transpose181), A(index_select180));
     TICK(150);
 
     /* slice: [1, 1, 16, 4, 49, 32] is a view of [3, 1, 16, 4, 49, 32] at A(transpose179) */
@@ -2669,7 +2703,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 4, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_13(A(transpose190), A(scaled_dot_product_attention189));
+    PARALLEL(transpose_13, A(transpose190), A(scaled_dot_product_attention189));
     TICK(159);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 16, 49, 4, 32] at A(transpose190) */
@@ -2698,7 +2732,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 128, 4, 7, 4, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_14(A(transpose200), A(blocks_1_layers_0_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_14, A(transpose200), A(blocks_1_layers_0_layers_window_attention_mlp_layer_3));
     TICK(166);
 
     /* reshape: [1, 128, 28, 28] is a view of [1, 128, 4, 7, 4, 7] at A(transpose200) */
@@ -2707,14 +2741,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 4, 4, 128]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_15(A(transpose203), A(transpose200));
+    PARALLEL(transpose_15, A(transpose203), A(transpose200));
     TICK(169);
 
     /* reshape: [1, 49, 16, 128] is a view of [1, 7, 7, 4, 4, 128] at A(transpose203) */
 
     /* transpose: [1, 16, 49, 128]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_16(A(transpose205), A(transpose203));
+    PARALLEL(transpose_16, A(transpose205), A(transpose203));
     TICK(171);
 
     /* layernorm blocks.1.layers.0.layers.grid_attention.attn_layer.0: [1, 16, 49, 128]
@@ -2731,7 +2765,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 4, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_11(A(transpose209), A(blocks_1_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_11, A(transpose209), A(blocks_1_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(175);
 
     /* index_select: [49, 49, 4]
@@ -2741,7 +2775,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_12(A(transpose211), A(index_select210));
+    PARALLEL(transpose_12, A(transpose211), A(index_select210));
     TICK(177);
 
     /* slice: [1, 1, 16, 4, 49, 32] is a view of [3, 1, 16, 4, 49, 32] at A(transpose209) */
@@ -2768,7 +2802,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 4, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_13(A(transpose220), A(scaled_dot_product_attention219));
+    PARALLEL(transpose_13, A(transpose220), A(scaled_dot_product_attention219));
     TICK(186);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 16, 49, 4, 32] at A(transpose220) */
@@ -2795,14 +2829,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 16, 128]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_17(A(transpose229), A(blocks_1_layers_0_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_17, A(transpose229), A(blocks_1_layers_0_layers_grid_attention_mlp_layer_3));
     TICK(192);
 
     /* reshape: [1, 7, 7, 4, 4, 128] is a view of [1, 49, 16, 128] at A(transpose229) */
 
     /* transpose: [1, 128, 7, 4, 7, 4]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_18(A(transpose231), A(transpose229));
+    PARALLEL(transpose_18, A(transpose231), A(transpose229));
     TICK(194);
 
     /* reshape: [1, 128, 28, 28] is a view of [1, 128, 7, 4, 7, 4] at A(transpose231) */
@@ -2851,7 +2885,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 7, 7, 128]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_10(A(transpose249), A(blocks_1_layers_1_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_10, A(transpose249), A(blocks_1_layers_1_layers_MBconv_layers_conv_c));
     TICK(205);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 4, 4, 7, 7, 128] at A(transpose249) */
@@ -2870,7 +2904,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 4, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_11(A(transpose254), A(blocks_1_layers_1_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_11, A(transpose254), A(blocks_1_layers_1_layers_window_attention_attn_layer_1_to_qkv));
     TICK(210);
 
     /* index_select: [49, 49, 4]
@@ -2880,7 +2914,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_12(A(transpose256), A(index_select255));
+    PARALLEL(transpose_12, A(transpose256), A(index_select255));
     TICK(212);
 
     /* slice: [1, 1, 16, 4, 49, 32] is a view of [3, 1, 16, 4, 49, 32] at A(transpose254) */
@@ -2907,7 +2941,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 4, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_13(A(transpose265), A(scaled_dot_product_attention264));
+    PARALLEL(transpose_13, A(transpose265), A(scaled_dot_product_attention264));
     TICK(221);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 16, 49, 4, 32] at A(transpose265) */
@@ -2936,7 +2970,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 128, 4, 7, 4, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_14(A(transpose275), A(blocks_1_layers_1_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_14, A(transpose275), A(blocks_1_layers_1_layers_window_attention_mlp_layer_3));
     TICK(228);
 
     /* reshape: [1, 128, 28, 28] is a view of [1, 128, 4, 7, 4, 7] at A(transpose275) */
@@ -2945,14 +2979,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 4, 4, 128]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_15(A(transpose278), A(transpose275));
+    PARALLEL(transpose_15, A(transpose278), A(transpose275));
     TICK(231);
 
     /* reshape: [1, 49, 16, 128] is a view of [1, 7, 7, 4, 4, 128] at A(transpose278) */
 
     /* transpose: [1, 16, 49, 128]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_16(A(transpose280), A(transpose278));
+    PARALLEL(transpose_16, A(transpose280), A(transpose278));
     TICK(233);
 
     /* layernorm blocks.1.layers.1.layers.grid_attention.attn_layer.0: [1, 16, 49, 128]
@@ -2969,7 +3003,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 4, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_11(A(transpose284), A(blocks_1_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_11, A(transpose284), A(blocks_1_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(237);
 
     /* index_select: [49, 49, 4]
@@ -2979,7 +3013,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_12(A(transpose286), A(index_select285));
+    PARALLEL(transpose_12, A(transpose286), A(index_select285));
     TICK(239);
 
     /* slice: [1, 1, 16, 4, 49, 32] is a view of [3, 1, 16, 4, 49, 32] at A(transpose284) */
@@ -3006,7 +3040,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 4, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_13(A(transpose295), A(scaled_dot_product_attention294));
+    PARALLEL(transpose_13, A(transpose295), A(scaled_dot_product_attention294));
     TICK(248);
 
     /* reshape: [1, 16, 49, 128] is a view of [1, 16, 49, 4, 32] at A(transpose295) */
@@ -3033,14 +3067,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 16, 128]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_17(A(transpose304), A(blocks_1_layers_1_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_17, A(transpose304), A(blocks_1_layers_1_layers_grid_attention_mlp_layer_3));
     TICK(254);
 
     /* reshape: [1, 7, 7, 4, 4, 128] is a view of [1, 49, 16, 128] at A(transpose304) */
 
     /* transpose: [1, 128, 7, 4, 7, 4]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_18(A(transpose306), A(transpose304));
+    PARALLEL(transpose_18, A(transpose306), A(transpose304));
     TICK(256);
 
     /* reshape: [1, 128, 28, 28] is a view of [1, 128, 7, 4, 7, 4] at A(transpose306) */
@@ -3099,7 +3133,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_19(A(transpose326), A(blocks_2_layers_0_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_19, A(transpose326), A(blocks_2_layers_0_layers_MBconv_layers_conv_c));
     TICK(269);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 2, 2, 7, 7, 256] at A(transpose326) */
@@ -3118,7 +3152,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose331), A(blocks_2_layers_0_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose331), A(blocks_2_layers_0_layers_window_attention_attn_layer_1_to_qkv));
     TICK(274);
 
     /* index_select: [49, 49, 8]
@@ -3128,7 +3162,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose333), A(index_select332));
+    PARALLEL(transpose_21, A(transpose333), A(index_select332));
     TICK(276);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose331) */
@@ -3155,7 +3189,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose342), A(scaled_dot_product_attention341));
+    PARALLEL(transpose_22, A(transpose342), A(scaled_dot_product_attention341));
     TICK(285);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose342) */
@@ -3184,7 +3218,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 256, 2, 7, 2, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_23(A(transpose352), A(blocks_2_layers_0_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_23, A(transpose352), A(blocks_2_layers_0_layers_window_attention_mlp_layer_3));
     TICK(292);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 2, 7, 2, 7] at A(transpose352) */
@@ -3193,14 +3227,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 2, 2, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_24(A(transpose355), A(transpose352));
+    PARALLEL(transpose_24, A(transpose355), A(transpose352));
     TICK(295);
 
     /* reshape: [1, 49, 4, 256] is a view of [1, 7, 7, 2, 2, 256] at A(transpose355) */
 
     /* transpose: [1, 4, 49, 256]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_25(A(transpose357), A(transpose355));
+    PARALLEL(transpose_25, A(transpose357), A(transpose355));
     TICK(297);
 
     /* layernorm blocks.2.layers.0.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
@@ -3217,7 +3251,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose361), A(blocks_2_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose361), A(blocks_2_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(301);
 
     /* index_select: [49, 49, 8]
@@ -3227,7 +3261,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose363), A(index_select362));
+    PARALLEL(transpose_21, A(transpose363), A(index_select362));
     TICK(303);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose361) */
@@ -3254,7 +3288,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose372), A(scaled_dot_product_attention371));
+    PARALLEL(transpose_22, A(transpose372), A(scaled_dot_product_attention371));
     TICK(312);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose372) */
@@ -3281,14 +3315,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 4, 256]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_26(A(transpose381), A(blocks_2_layers_0_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_26, A(transpose381), A(blocks_2_layers_0_layers_grid_attention_mlp_layer_3));
     TICK(318);
 
     /* reshape: [1, 7, 7, 2, 2, 256] is a view of [1, 49, 4, 256] at A(transpose381) */
 
     /* transpose: [1, 256, 7, 2, 7, 2]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_27(A(transpose383), A(transpose381));
+    PARALLEL(transpose_27, A(transpose383), A(transpose381));
     TICK(320);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 7, 2, 7, 2] at A(transpose383) */
@@ -3337,7 +3371,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_19(A(transpose401), A(blocks_2_layers_1_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_19, A(transpose401), A(blocks_2_layers_1_layers_MBconv_layers_conv_c));
     TICK(331);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 2, 2, 7, 7, 256] at A(transpose401) */
@@ -3356,7 +3390,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose406), A(blocks_2_layers_1_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose406), A(blocks_2_layers_1_layers_window_attention_attn_layer_1_to_qkv));
     TICK(336);
 
     /* index_select: [49, 49, 8]
@@ -3366,7 +3400,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose408), A(index_select407));
+    PARALLEL(transpose_21, A(transpose408), A(index_select407));
     TICK(338);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose406) */
@@ -3393,7 +3427,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose417), A(scaled_dot_product_attention416));
+    PARALLEL(transpose_22, A(transpose417), A(scaled_dot_product_attention416));
     TICK(347);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose417) */
@@ -3422,7 +3456,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 256, 2, 7, 2, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_23(A(transpose427), A(blocks_2_layers_1_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_23, A(transpose427), A(blocks_2_layers_1_layers_window_attention_mlp_layer_3));
     TICK(354);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 2, 7, 2, 7] at A(transpose427) */
@@ -3431,14 +3465,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 2, 2, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_24(A(transpose430), A(transpose427));
+    PARALLEL(transpose_24, A(transpose430), A(transpose427));
     TICK(357);
 
     /* reshape: [1, 49, 4, 256] is a view of [1, 7, 7, 2, 2, 256] at A(transpose430) */
 
     /* transpose: [1, 4, 49, 256]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_25(A(transpose432), A(transpose430));
+    PARALLEL(transpose_25, A(transpose432), A(transpose430));
     TICK(359);
 
     /* layernorm blocks.2.layers.1.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
@@ -3455,7 +3489,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose436), A(blocks_2_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose436), A(blocks_2_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(363);
 
     /* index_select: [49, 49, 8]
@@ -3465,7 +3499,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose438), A(index_select437));
+    PARALLEL(transpose_21, A(transpose438), A(index_select437));
     TICK(365);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose436) */
@@ -3492,7 +3526,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose447), A(scaled_dot_product_attention446));
+    PARALLEL(transpose_22, A(transpose447), A(scaled_dot_product_attention446));
     TICK(374);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose447) */
@@ -3519,14 +3553,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 4, 256]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_26(A(transpose456), A(blocks_2_layers_1_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_26, A(transpose456), A(blocks_2_layers_1_layers_grid_attention_mlp_layer_3));
     TICK(380);
 
     /* reshape: [1, 7, 7, 2, 2, 256] is a view of [1, 49, 4, 256] at A(transpose456) */
 
     /* transpose: [1, 256, 7, 2, 7, 2]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_27(A(transpose458), A(transpose456));
+    PARALLEL(transpose_27, A(transpose458), A(transpose456));
     TICK(382);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 7, 2, 7, 2] at A(transpose458) */
@@ -3575,7 +3609,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_19(A(transpose476), A(blocks_2_layers_2_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_19, A(transpose476), A(blocks_2_layers_2_layers_MBconv_layers_conv_c));
     TICK(393);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 2, 2, 7, 7, 256] at A(transpose476) */
@@ -3594,7 +3628,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose481), A(blocks_2_layers_2_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose481), A(blocks_2_layers_2_layers_window_attention_attn_layer_1_to_qkv));
     TICK(398);
 
     /* index_select: [49, 49, 8]
@@ -3604,7 +3638,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose483), A(index_select482));
+    PARALLEL(transpose_21, A(transpose483), A(index_select482));
     TICK(400);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose481) */
@@ -3631,7 +3665,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose492), A(scaled_dot_product_attention491));
+    PARALLEL(transpose_22, A(transpose492), A(scaled_dot_product_attention491));
     TICK(409);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose492) */
@@ -3660,7 +3694,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 256, 2, 7, 2, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_23(A(transpose502), A(blocks_2_layers_2_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_23, A(transpose502), A(blocks_2_layers_2_layers_window_attention_mlp_layer_3));
     TICK(416);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 2, 7, 2, 7] at A(transpose502) */
@@ -3669,14 +3703,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 2, 2, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_24(A(transpose505), A(transpose502));
+    PARALLEL(transpose_24, A(transpose505), A(transpose502));
     TICK(419);
 
     /* reshape: [1, 49, 4, 256] is a view of [1, 7, 7, 2, 2, 256] at A(transpose505) */
 
     /* transpose: [1, 4, 49, 256]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_25(A(transpose507), A(transpose505));
+    PARALLEL(transpose_25, A(transpose507), A(transpose505));
     TICK(421);
 
     /* layernorm blocks.2.layers.2.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
@@ -3693,7 +3727,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose511), A(blocks_2_layers_2_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose511), A(blocks_2_layers_2_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(425);
 
     /* index_select: [49, 49, 8]
@@ -3703,7 +3737,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose513), A(index_select512));
+    PARALLEL(transpose_21, A(transpose513), A(index_select512));
     TICK(427);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose511) */
@@ -3730,7 +3764,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose522), A(scaled_dot_product_attention521));
+    PARALLEL(transpose_22, A(transpose522), A(scaled_dot_product_attention521));
     TICK(436);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose522) */
@@ -3757,14 +3791,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 4, 256]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_26(A(transpose531), A(blocks_2_layers_2_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_26, A(transpose531), A(blocks_2_layers_2_layers_grid_attention_mlp_layer_3));
     TICK(442);
 
     /* reshape: [1, 7, 7, 2, 2, 256] is a view of [1, 49, 4, 256] at A(transpose531) */
 
     /* transpose: [1, 256, 7, 2, 7, 2]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_27(A(transpose533), A(transpose531));
+    PARALLEL(transpose_27, A(transpose533), A(transpose531));
     TICK(444);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 7, 2, 7, 2] at A(transpose533) */
@@ -3813,7 +3847,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_19(A(transpose551), A(blocks_2_layers_3_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_19, A(transpose551), A(blocks_2_layers_3_layers_MBconv_layers_conv_c));
     TICK(455);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 2, 2, 7, 7, 256] at A(transpose551) */
@@ -3832,7 +3866,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose556), A(blocks_2_layers_3_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose556), A(blocks_2_layers_3_layers_window_attention_attn_layer_1_to_qkv));
     TICK(460);
 
     /* index_select: [49, 49, 8]
@@ -3842,7 +3876,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose558), A(index_select557));
+    PARALLEL(transpose_21, A(transpose558), A(index_select557));
     TICK(462);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose556) */
@@ -3869,7 +3903,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose567), A(scaled_dot_product_attention566));
+    PARALLEL(transpose_22, A(transpose567), A(scaled_dot_product_attention566));
     TICK(471);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose567) */
@@ -3898,7 +3932,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 256, 2, 7, 2, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_23(A(transpose577), A(blocks_2_layers_3_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_23, A(transpose577), A(blocks_2_layers_3_layers_window_attention_mlp_layer_3));
     TICK(478);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 2, 7, 2, 7] at A(transpose577) */
@@ -3907,14 +3941,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 2, 2, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_24(A(transpose580), A(transpose577));
+    PARALLEL(transpose_24, A(transpose580), A(transpose577));
     TICK(481);
 
     /* reshape: [1, 49, 4, 256] is a view of [1, 7, 7, 2, 2, 256] at A(transpose580) */
 
     /* transpose: [1, 4, 49, 256]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_25(A(transpose582), A(transpose580));
+    PARALLEL(transpose_25, A(transpose582), A(transpose580));
     TICK(483);
 
     /* layernorm blocks.2.layers.3.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
@@ -3931,7 +3965,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose586), A(blocks_2_layers_3_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose586), A(blocks_2_layers_3_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(487);
 
     /* index_select: [49, 49, 8]
@@ -3941,7 +3975,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose588), A(index_select587));
+    PARALLEL(transpose_21, A(transpose588), A(index_select587));
     TICK(489);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose586) */
@@ -3968,7 +4002,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose597), A(scaled_dot_product_attention596));
+    PARALLEL(transpose_22, A(transpose597), A(scaled_dot_product_attention596));
     TICK(498);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose597) */
@@ -3995,14 +4029,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 4, 256]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_26(A(transpose606), A(blocks_2_layers_3_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_26, A(transpose606), A(blocks_2_layers_3_layers_grid_attention_mlp_layer_3));
     TICK(504);
 
     /* reshape: [1, 7, 7, 2, 2, 256] is a view of [1, 49, 4, 256] at A(transpose606) */
 
     /* transpose: [1, 256, 7, 2, 7, 2]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_27(A(transpose608), A(transpose606));
+    PARALLEL(transpose_27, A(transpose608), A(transpose606));
     TICK(506);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 7, 2, 7, 2] at A(transpose608) */
@@ -4051,7 +4085,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_19(A(transpose626), A(blocks_2_layers_4_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_19, A(transpose626), A(blocks_2_layers_4_layers_MBconv_layers_conv_c));
     TICK(517);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 2, 2, 7, 7, 256] at A(transpose626) */
@@ -4070,7 +4104,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose631), A(blocks_2_layers_4_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose631), A(blocks_2_layers_4_layers_window_attention_attn_layer_1_to_qkv));
     TICK(522);
 
     /* index_select: [49, 49, 8]
@@ -4080,7 +4114,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose633), A(index_select632));
+    PARALLEL(transpose_21, A(transpose633), A(index_select632));
     TICK(524);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose631) */
@@ -4107,7 +4141,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose642), A(scaled_dot_product_attention641));
+    PARALLEL(transpose_22, A(transpose642), A(scaled_dot_product_attention641));
     TICK(533);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose642) */
@@ -4136,7 +4170,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 256, 2, 7, 2, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_23(A(transpose652), A(blocks_2_layers_4_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_23, A(transpose652), A(blocks_2_layers_4_layers_window_attention_mlp_layer_3));
     TICK(540);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 2, 7, 2, 7] at A(transpose652) */
@@ -4145,14 +4179,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 2, 2, 256]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_24(A(transpose655), A(transpose652));
+    PARALLEL(transpose_24, A(transpose655), A(transpose652));
     TICK(543);
 
     /* reshape: [1, 49, 4, 256] is a view of [1, 7, 7, 2, 2, 256] at A(transpose655) */
 
     /* transpose: [1, 4, 49, 256]
        models/lib/maxvit.net:60: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_25(A(transpose657), A(transpose655));
+    PARALLEL(transpose_25, A(transpose657), A(transpose655));
     TICK(545);
 
     /* layernorm blocks.2.layers.4.layers.grid_attention.attn_layer.0: [1, 4, 49, 256]
@@ -4169,7 +4203,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 8, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_20(A(transpose661), A(blocks_2_layers_4_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_20, A(transpose661), A(blocks_2_layers_4_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(549);
 
     /* index_select: [49, 49, 8]
@@ -4179,7 +4213,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_21(A(transpose663), A(index_select662));
+    PARALLEL(transpose_21, A(transpose663), A(index_select662));
     TICK(551);
 
     /* slice: [1, 1, 4, 8, 49, 32] is a view of [3, 1, 4, 8, 49, 32] at A(transpose661) */
@@ -4206,7 +4240,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 8, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_22(A(transpose672), A(scaled_dot_product_attention671));
+    PARALLEL(transpose_22, A(transpose672), A(scaled_dot_product_attention671));
     TICK(560);
 
     /* reshape: [1, 4, 49, 256] is a view of [1, 4, 49, 8, 32] at A(transpose672) */
@@ -4233,14 +4267,14 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 49, 4, 256]
        models/lib/maxvit.net:65: x = transpose(x, [0, 2, 1, 3]) */
-    transpose_26(A(transpose681), A(blocks_2_layers_4_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_26, A(transpose681), A(blocks_2_layers_4_layers_grid_attention_mlp_layer_3));
     TICK(566);
 
     /* reshape: [1, 7, 7, 2, 2, 256] is a view of [1, 49, 4, 256] at A(transpose681) */
 
     /* transpose: [1, 256, 7, 2, 7, 2]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_27(A(transpose683), A(transpose681));
+    PARALLEL(transpose_27, A(transpose683), A(transpose681));
     TICK(568);
 
     /* reshape: [1, 256, 14, 14] is a view of [1, 256, 7, 2, 7, 2] at A(transpose683) */
@@ -4299,7 +4333,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 1, 7, 7, 512]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_28(A(transpose703), A(blocks_3_layers_0_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_28, A(transpose703), A(blocks_3_layers_0_layers_MBconv_layers_conv_c));
     TICK(581);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 1, 7, 7, 512] at A(transpose703) */
@@ -4318,7 +4352,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 16, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_29(A(transpose708), A(blocks_3_layers_0_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_29, A(transpose708), A(blocks_3_layers_0_layers_window_attention_attn_layer_1_to_qkv));
     TICK(586);
 
     /* index_select: [49, 49, 16]
@@ -4328,7 +4362,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [16, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_30(A(transpose710), A(index_select709));
+    PARALLEL(transpose_30, A(transpose710), A(index_select709));
     TICK(588);
 
     /* slice: [1, 1, 1, 16, 49, 32] is a view of [3, 1, 1, 16, 49, 32] at A(transpose708) */
@@ -4355,7 +4389,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 16, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_31(A(transpose719), A(scaled_dot_product_attention718));
+    PARALLEL(transpose_31, A(transpose719), A(scaled_dot_product_attention718));
     TICK(597);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 49, 16, 32] at A(transpose719) */
@@ -4384,7 +4418,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 512, 1, 7, 1, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_32(A(transpose729), A(blocks_3_layers_0_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_32, A(transpose729), A(blocks_3_layers_0_layers_window_attention_mlp_layer_3));
     TICK(604);
 
     /* reshape: [1, 512, 7, 7] is a view of [1, 512, 1, 7, 1, 7] at A(transpose729) */
@@ -4393,7 +4427,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 1, 1, 512]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_33(A(transpose732), A(transpose729));
+    PARALLEL(transpose_33, A(transpose732), A(transpose729));
     TICK(607);
 
     /* reshape: [1, 49, 1, 512] is a view of [1, 7, 7, 1, 1, 512] at A(transpose732) */
@@ -4414,7 +4448,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 16, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_29(A(transpose738), A(blocks_3_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_29, A(transpose738), A(blocks_3_layers_0_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(613);
 
     /* index_select: [49, 49, 16]
@@ -4424,7 +4458,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [16, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_30(A(transpose740), A(index_select739));
+    PARALLEL(transpose_30, A(transpose740), A(index_select739));
     TICK(615);
 
     /* slice: [1, 1, 1, 16, 49, 32] is a view of [3, 1, 1, 16, 49, 32] at A(transpose738) */
@@ -4451,7 +4485,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 16, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_31(A(transpose749), A(scaled_dot_product_attention748));
+    PARALLEL(transpose_31, A(transpose749), A(scaled_dot_product_attention748));
     TICK(624);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 49, 16, 32] at A(transpose749) */
@@ -4482,7 +4516,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 512, 7, 1, 7, 1]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_34(A(transpose760), A(blocks_3_layers_0_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_34, A(transpose760), A(blocks_3_layers_0_layers_grid_attention_mlp_layer_3));
     TICK(632);
 
     /* reshape: [1, 512, 7, 7] is a view of [1, 512, 7, 1, 7, 1] at A(transpose760) */
@@ -4531,7 +4565,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 1, 7, 7, 512]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_28(A(transpose778), A(blocks_3_layers_1_layers_MBconv_layers_conv_c));
+    PARALLEL(transpose_28, A(transpose778), A(blocks_3_layers_1_layers_MBconv_layers_conv_c));
     TICK(643);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 1, 7, 7, 512] at A(transpose778) */
@@ -4550,7 +4584,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 16, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_29(A(transpose783), A(blocks_3_layers_1_layers_window_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_29, A(transpose783), A(blocks_3_layers_1_layers_window_attention_attn_layer_1_to_qkv));
     TICK(648);
 
     /* index_select: [49, 49, 16]
@@ -4560,7 +4594,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [16, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_30(A(transpose785), A(index_select784));
+    PARALLEL(transpose_30, A(transpose785), A(index_select784));
     TICK(650);
 
     /* slice: [1, 1, 1, 16, 49, 32] is a view of [3, 1, 1, 16, 49, 32] at A(transpose783) */
@@ -4587,7 +4621,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 16, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_31(A(transpose794), A(scaled_dot_product_attention793));
+    PARALLEL(transpose_31, A(transpose794), A(scaled_dot_product_attention793));
     TICK(659);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 49, 16, 32] at A(transpose794) */
@@ -4616,7 +4650,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 512, 1, 7, 1, 7]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_32(A(transpose804), A(blocks_3_layers_1_layers_window_attention_mlp_layer_3));
+    PARALLEL(transpose_32, A(transpose804), A(blocks_3_layers_1_layers_window_attention_mlp_layer_3));
     TICK(666);
 
     /* reshape: [1, 512, 7, 7] is a view of [1, 512, 1, 7, 1, 7] at A(transpose804) */
@@ -4625,7 +4659,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 7, 7, 1, 1, 512]
        models/lib/maxvit.net:58: x = reshape(transpose(reshape(x, [B, C, H / p, p, W / p, p]), [0, 2, 4, 3, 5, 1]), [B, (H / p) * (W / p), p * p, C]) */
-    transpose_33(A(transpose807), A(transpose804));
+    PARALLEL(transpose_33, A(transpose807), A(transpose804));
     TICK(669);
 
     /* reshape: [1, 49, 1, 512] is a view of [1, 7, 7, 1, 1, 512] at A(transpose807) */
@@ -4646,7 +4680,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 16, 49, 32]
        models/lib/maxvit.net:37: qkv = transpose(reshape(linear(x, 3 * D) as to_qkv, [B, G, P, 3, heads, head_dim]), [3, 0, 1, 4, 2, 5]) */
-    transpose_29(A(transpose813), A(blocks_3_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
+    PARALLEL(transpose_29, A(transpose813), A(blocks_3_layers_1_layers_grid_attention_attn_layer_1_to_qkv));
     TICK(675);
 
     /* index_select: [49, 49, 16]
@@ -4656,7 +4690,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [16, 49, 49]
        models/lib/maxvit.net:40: bias = transpose(take(table, 0, index), [2, 0, 1])                  # [heads, P, P] */
-    transpose_30(A(transpose815), A(index_select814));
+    PARALLEL(transpose_30, A(transpose815), A(index_select814));
     TICK(677);
 
     /* slice: [1, 1, 1, 16, 49, 32] is a view of [3, 1, 1, 16, 49, 32] at A(transpose813) */
@@ -4683,7 +4717,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 16, 32]
        models/lib/maxvit.net:44: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B, G, P, D]) */
-    transpose_31(A(transpose824), A(scaled_dot_product_attention823));
+    PARALLEL(transpose_31, A(transpose824), A(scaled_dot_product_attention823));
     TICK(686);
 
     /* reshape: [1, 1, 49, 512] is a view of [1, 1, 49, 16, 32] at A(transpose824) */
@@ -4714,7 +4748,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 512, 7, 1, 7, 1]
        models/lib/maxvit.net:67: return reshape(transpose(reshape(x, [B, H / p, W / p, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]) */
-    transpose_34(A(transpose835), A(blocks_3_layers_1_layers_grid_attention_mlp_layer_3));
+    PARALLEL(transpose_34, A(transpose835), A(blocks_3_layers_1_layers_grid_attention_mlp_layer_3));
     TICK(694);
 
     /* reshape: [1, 512, 7, 7] is a view of [1, 512, 7, 1, 7, 1] at A(transpose835) */

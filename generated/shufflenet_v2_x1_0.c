@@ -557,9 +557,10 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 58, 28, 28] -> [1, 58, 2, 28, 28] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 58, 28, 28}, perm[] = {0, 2, 1, 3, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 3248L * part / parts, r1 = 3248L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* conv2d: [1, 58, 28, 28] -> [1, 58, 28, 28] */
@@ -608,9 +609,10 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 116, 14, 14] -> [1, 116, 2, 14, 14] */
-static void transpose_2(float *restrict y, const float *restrict x) {
+static void transpose_2(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 116, 14, 14}, perm[] = {0, 2, 1, 3, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 3248L * part / parts, r1 = 3248L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* conv2d: [1, 116, 14, 14] -> [1, 116, 14, 14] */
@@ -658,9 +660,10 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 232, 7, 7] -> [1, 232, 2, 7, 7] */
-static void transpose_3(float *restrict y, const float *restrict x) {
+static void transpose_3(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 232, 7, 7}, perm[] = {0, 2, 1, 3, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 3248L * part / parts, r1 = 3248L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* conv2d: [1, 232, 7, 7] -> [1, 232, 7, 7] */
@@ -746,7 +749,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 58, 2, 28, 28]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_1(A(transpose19), A(concat17));
+    PARALLEL(transpose_1, A(transpose19), A(concat17));
     TICK(9);
 
     /* reshape: [1, 116, 28, 28] is a view of [1, 58, 2, 28, 28] at A(transpose19) */
@@ -780,7 +783,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 58, 2, 28, 28]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_1(A(transpose33), A(concat31));
+    PARALLEL(transpose_1, A(transpose33), A(concat31));
     TICK(18);
 
     /* reshape: [1, 116, 28, 28] is a view of [1, 58, 2, 28, 28] at A(transpose33) */
@@ -814,7 +817,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 58, 2, 28, 28]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_1(A(transpose47), A(concat45));
+    PARALLEL(transpose_1, A(transpose47), A(concat45));
     TICK(27);
 
     /* reshape: [1, 116, 28, 28] is a view of [1, 58, 2, 28, 28] at A(transpose47) */
@@ -848,7 +851,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 58, 2, 28, 28]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_1(A(transpose61), A(concat59));
+    PARALLEL(transpose_1, A(transpose61), A(concat59));
     TICK(36);
 
     /* reshape: [1, 116, 28, 28] is a view of [1, 58, 2, 28, 28] at A(transpose61) */
@@ -888,7 +891,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose78), A(concat76));
+    PARALLEL(transpose_2, A(transpose78), A(concat76));
     TICK(45);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose78) */
@@ -922,7 +925,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose92), A(concat90));
+    PARALLEL(transpose_2, A(transpose92), A(concat90));
     TICK(54);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose92) */
@@ -956,7 +959,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose106), A(concat104));
+    PARALLEL(transpose_2, A(transpose106), A(concat104));
     TICK(63);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose106) */
@@ -990,7 +993,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose120), A(concat118));
+    PARALLEL(transpose_2, A(transpose120), A(concat118));
     TICK(72);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose120) */
@@ -1024,7 +1027,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose134), A(concat132));
+    PARALLEL(transpose_2, A(transpose134), A(concat132));
     TICK(81);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose134) */
@@ -1058,7 +1061,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose148), A(concat146));
+    PARALLEL(transpose_2, A(transpose148), A(concat146));
     TICK(90);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose148) */
@@ -1092,7 +1095,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose162), A(concat160));
+    PARALLEL(transpose_2, A(transpose162), A(concat160));
     TICK(99);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose162) */
@@ -1126,7 +1129,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 116, 2, 14, 14]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_2(A(transpose176), A(concat174));
+    PARALLEL(transpose_2, A(transpose176), A(concat174));
     TICK(108);
 
     /* reshape: [1, 232, 14, 14] is a view of [1, 116, 2, 14, 14] at A(transpose176) */
@@ -1166,7 +1169,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 232, 2, 7, 7]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_3(A(transpose193), A(concat191));
+    PARALLEL(transpose_3, A(transpose193), A(concat191));
     TICK(117);
 
     /* reshape: [1, 464, 7, 7] is a view of [1, 232, 2, 7, 7] at A(transpose193) */
@@ -1200,7 +1203,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 232, 2, 7, 7]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_3(A(transpose207), A(concat205));
+    PARALLEL(transpose_3, A(transpose207), A(concat205));
     TICK(126);
 
     /* reshape: [1, 464, 7, 7] is a view of [1, 232, 2, 7, 7] at A(transpose207) */
@@ -1234,7 +1237,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 232, 2, 7, 7]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_3(A(transpose221), A(concat219));
+    PARALLEL(transpose_3, A(transpose221), A(concat219));
     TICK(135);
 
     /* reshape: [1, 464, 7, 7] is a view of [1, 232, 2, 7, 7] at A(transpose221) */
@@ -1268,7 +1271,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* transpose: [1, 232, 2, 7, 7]
        models/lib/shufflenet.net:12: x = transpose(x, [0, 2, 1, 3, 4]) */
-    transpose_3(A(transpose235), A(concat233));
+    PARALLEL(transpose_3, A(transpose235), A(concat233));
     TICK(144);
 
     /* reshape: [1, 464, 7, 7] is a view of [1, 232, 2, 7, 7] at A(transpose235) */

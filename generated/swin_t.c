@@ -522,9 +522,10 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* transpose: [1, 96, 56, 56] -> [1, 56, 56, 96] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 96, 56, 56}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 56, 56, 96] -> [1, 56, 56, 96] */
@@ -534,9 +535,10 @@ static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 8, 7, 8, 7, 96] -> [1, 8, 8, 7, 7, 96] */
-static void transpose_2(float *restrict y, const float *restrict x) {
+static void transpose_2(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 8, 7, 8, 7, 96}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [64, 49, 96] -> [64, 49, 288] */
@@ -550,9 +552,10 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 64, 49, 3, 3, 32] -> [3, 1, 64, 3, 49, 32] */
-static void transpose_3(float *restrict y, const float *restrict x) {
+static void transpose_3(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 49, 3, 3, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 28224L * part / parts, r1 = 28224L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [2401, 3] */
@@ -561,9 +564,10 @@ static void index_select_1(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 3] -> [3, 49, 49] */
-static void transpose_4(float *restrict y, const float *restrict x) {
+static void transpose_4(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 3}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 147L * part / parts, r1 = 147L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scaled_dot_product_attention: [1, 64, 3, 49, 32], [1, 64, 3, 49, 32], [1, 64, 3, 49, 32], [3, 49, 49] -> [1, 64, 3, 49, 32] */
@@ -577,9 +581,10 @@ static void scaled_dot_product_attention_1(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 64, 3, 49, 32] -> [1, 64, 49, 3, 32] */
-static void transpose_5(float *restrict y, const float *restrict x) {
+static void transpose_5(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 3, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 9408L * part / parts, r1 = 9408L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [64, 49, 96] -> [64, 49, 96] */
@@ -593,9 +598,10 @@ static void linear_2(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 8, 8, 7, 7, 96] -> [1, 8, 7, 8, 7, 96] */
-static void transpose_6(float *restrict y, const float *restrict x) {
+static void transpose_6(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 8, 8, 7, 7, 96}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3136L * part / parts, r1 = 3136L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* slice: [1, 56, 56, 96] -> [1, 56, 56, 96] */
@@ -668,9 +674,10 @@ static void add_2(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [8, 7, 8, 7] -> [8, 8, 7, 7] */
-static void transpose_7(float *restrict y, const float *restrict x) {
+static void transpose_7(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {8, 7, 8, 7}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 448L * part / parts, r1 = 448L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [64, 1, 49], [64, 49, 1] -> [64, 49, 49] */
@@ -772,9 +779,10 @@ static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 7, 4, 7, 192] -> [1, 4, 4, 7, 7, 192] */
-static void transpose_8(float *restrict y, const float *restrict x) {
+static void transpose_8(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 7, 4, 7, 192}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [16, 49, 192] -> [16, 49, 576] */
@@ -788,9 +796,10 @@ static void linear_6(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 16, 49, 3, 6, 32] -> [3, 1, 16, 6, 49, 32] */
-static void transpose_9(float *restrict y, const float *restrict x) {
+static void transpose_9(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 49, 3, 6, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 14112L * part / parts, r1 = 14112L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [2401, 6] */
@@ -799,9 +808,10 @@ static void index_select_2(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 6] -> [6, 49, 49] */
-static void transpose_10(float *restrict y, const float *restrict x) {
+static void transpose_10(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 6}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 294L * part / parts, r1 = 294L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scaled_dot_product_attention: [1, 16, 6, 49, 32], [1, 16, 6, 49, 32], [1, 16, 6, 49, 32], [6, 49, 49] -> [1, 16, 6, 49, 32] */
@@ -815,9 +825,10 @@ static void scaled_dot_product_attention_3(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 16, 6, 49, 32] -> [1, 16, 49, 6, 32] */
-static void transpose_11(float *restrict y, const float *restrict x) {
+static void transpose_11(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 6, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 4704L * part / parts, r1 = 4704L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [16, 49, 192] -> [16, 49, 192] */
@@ -831,9 +842,10 @@ static void linear_7(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 4, 7, 7, 192] -> [1, 4, 7, 4, 7, 192] */
-static void transpose_12(float *restrict y, const float *restrict x) {
+static void transpose_12(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 4, 7, 7, 192}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 784L * part / parts, r1 = 784L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* slice: [1, 28, 28, 192] -> [1, 28, 28, 192] */
@@ -896,9 +908,10 @@ static void add_5(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [4, 7, 4, 7] -> [4, 4, 7, 7] */
-static void transpose_13(float *restrict y, const float *restrict x) {
+static void transpose_13(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {4, 7, 4, 7}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 112L * part / parts, r1 = 112L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [16, 1, 49], [16, 49, 1] -> [16, 49, 49] */
@@ -1000,9 +1013,10 @@ static void layernorm_5(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 7, 2, 7, 384] -> [1, 2, 2, 7, 7, 384] */
-static void transpose_14(float *restrict y, const float *restrict x) {
+static void transpose_14(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 7, 2, 7, 384}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [4, 49, 384] -> [4, 49, 1152] */
@@ -1016,9 +1030,10 @@ static void linear_11(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 49, 3, 12, 32] -> [3, 1, 4, 12, 49, 32] */
-static void transpose_15(float *restrict y, const float *restrict x) {
+static void transpose_15(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 49, 3, 12, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 7056L * part / parts, r1 = 7056L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [2401, 12] */
@@ -1027,9 +1042,10 @@ static void index_select_3(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 12] -> [12, 49, 49] */
-static void transpose_16(float *restrict y, const float *restrict x) {
+static void transpose_16(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 12}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 588L * part / parts, r1 = 588L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scaled_dot_product_attention: [1, 4, 12, 49, 32], [1, 4, 12, 49, 32], [1, 4, 12, 49, 32], [12, 49, 49] -> [1, 4, 12, 49, 32] */
@@ -1043,9 +1059,10 @@ static void scaled_dot_product_attention_5(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 4, 12, 49, 32] -> [1, 4, 49, 12, 32] */
-static void transpose_17(float *restrict y, const float *restrict x) {
+static void transpose_17(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 12, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 2352L * part / parts, r1 = 2352L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [4, 49, 384] -> [4, 49, 384] */
@@ -1059,9 +1076,10 @@ static void linear_12(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 2, 7, 7, 384] -> [1, 2, 7, 2, 7, 384] */
-static void transpose_18(float *restrict y, const float *restrict x) {
+static void transpose_18(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 2, 7, 7, 384}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* slice: [1, 14, 14, 384] -> [1, 14, 14, 384] */
@@ -1124,9 +1142,10 @@ static void add_8(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [2, 7, 2, 7] -> [2, 2, 7, 7] */
-static void transpose_19(float *restrict y, const float *restrict x) {
+static void transpose_19(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {2, 7, 2, 7}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [4, 1, 49], [4, 49, 1] -> [4, 49, 49] */
@@ -1238,9 +1257,10 @@ static void linear_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 1, 49, 3, 24, 32] -> [3, 1, 1, 24, 49, 32] */
-static void transpose_20(float *restrict y, const float *restrict x) {
+static void transpose_20(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 49, 3, 24, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 3528L * part / parts, r1 = 3528L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* index_select:  -> [2401, 24] */
@@ -1249,9 +1269,10 @@ static void index_select_4(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [49, 49, 24] -> [24, 49, 49] */
-static void transpose_21(float *restrict y, const float *restrict x) {
+static void transpose_21(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {49, 49, 24}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 1176L * part / parts, r1 = 1176L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* scaled_dot_product_attention: [1, 1, 24, 49, 32], [1, 1, 24, 49, 32], [1, 1, 24, 49, 32], [24, 49, 49] -> [1, 1, 24, 49, 32] */
@@ -1265,9 +1286,10 @@ static void scaled_dot_product_attention_7(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 1, 24, 49, 32] -> [1, 1, 49, 24, 32] */
-static void transpose_22(float *restrict y, const float *restrict x) {
+static void transpose_22(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 24, 49, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 1176L * part / parts, r1 = 1176L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 49, 768] -> [1, 49, 768] */
@@ -1313,9 +1335,10 @@ static void linear_19(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 7, 7, 768] -> [1, 768, 7, 7] */
-static void transpose_23(float *restrict y, const float *restrict x) {
+static void transpose_23(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 7, 7, 768}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 5376L * part / parts, r1 = 5376L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* adaptive_avgpool: [1, 768, 7, 7] -> [1, 768, 1, 1] */
@@ -1346,7 +1369,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 56, 56, 96]
        models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
-    transpose_1(A(transpose1), A(features_0_0_plain));
+    PARALLEL(transpose_1, A(transpose1), A(features_0_0_plain));
     TICK(2);
 
     /* layernorm features.0.2: [1, 56, 56, 96]
@@ -1363,7 +1386,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 7, 7, 96]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_2(A(transpose5), A(features_1_0_norm1));
+    PARALLEL(transpose_2, A(transpose5), A(features_1_0_norm1));
     TICK(6);
 
     /* reshape: [64, 49, 96] is a view of [1, 8, 8, 7, 7, 96] at A(transpose5) */
@@ -1377,7 +1400,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 3, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_3(A(transpose9), A(features_1_0_attn_qkv));
+    PARALLEL(transpose_3, A(transpose9), A(features_1_0_attn_qkv));
     TICK(10);
 
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at A(transpose9) */
@@ -1397,7 +1420,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_4(A(transpose16), A(index_select14));
+    PARALLEL(transpose_4, A(transpose16), A(index_select14));
     TICK(17);
 
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at (A(transpose9) + 602112) */
@@ -1411,7 +1434,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 3, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_5(A(transpose20), A(scaled_dot_product_attention19));
+    PARALLEL(transpose_5, A(transpose20), A(scaled_dot_product_attention19));
     TICK(21);
 
     /* reshape: [64, 49, 96] is a view of [1, 64, 49, 3, 32] at A(transpose20) */
@@ -1425,7 +1448,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 7, 8, 7, 96]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_6(A(transpose24), A(features_1_0_attn_proj));
+    PARALLEL(transpose_6, A(transpose24), A(features_1_0_attn_proj));
     TICK(25);
 
     /* reshape: [1, 56, 56, 96] is a view of [1, 8, 7, 8, 7, 96] at A(transpose24) */
@@ -1492,7 +1515,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 7, 7, 96]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_2(A(transpose42), A(concat40));
+    PARALLEL(transpose_2, A(transpose42), A(concat40));
     TICK(41);
 
     /* reshape: [64, 49, 96] is a view of [1, 8, 8, 7, 7, 96] at A(transpose42) */
@@ -1506,7 +1529,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 3, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_3(A(transpose46), A(features_1_1_attn_qkv));
+    PARALLEL(transpose_3, A(transpose46), A(features_1_1_attn_qkv));
     TICK(45);
 
     /* slice: [1, 1, 64, 3, 49, 32] is a view of [3, 1, 64, 3, 49, 32] at A(transpose46) */
@@ -1526,7 +1549,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_4(A(transpose53), A(index_select51));
+    PARALLEL(transpose_4, A(transpose53), A(index_select51));
     TICK(52);
 
     /* reshape: [1, 3, 49, 49] is a view of [3, 49, 49] at A(transpose53) */
@@ -1571,7 +1594,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 8, 7, 7]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_7(A(transpose68), A(add66));
+    PARALLEL(transpose_7, A(transpose68), A(add66));
     TICK(63);
 
     /* reshape: [64, 49] is a view of [8, 8, 7, 7] at A(transpose68) */
@@ -1613,7 +1636,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 49, 3, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_5(A(transpose80), A(scaled_dot_product_attention79));
+    PARALLEL(transpose_5, A(transpose80), A(scaled_dot_product_attention79));
     TICK(75);
 
     /* reshape: [64, 49, 96] is a view of [1, 64, 49, 3, 32] at A(transpose80) */
@@ -1627,7 +1650,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 7, 8, 7, 96]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_6(A(transpose84), A(features_1_1_attn_proj));
+    PARALLEL(transpose_6, A(transpose84), A(features_1_1_attn_proj));
     TICK(79);
 
     /* reshape: [1, 56, 56, 96] is a view of [1, 8, 7, 8, 7, 96] at A(transpose84) */
@@ -1752,7 +1775,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 7, 7, 192]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_8(A(transpose115), A(features_3_0_norm1));
+    PARALLEL(transpose_8, A(transpose115), A(features_3_0_norm1));
     TICK(106);
 
     /* reshape: [16, 49, 192] is a view of [1, 4, 4, 7, 7, 192] at A(transpose115) */
@@ -1766,7 +1789,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 6, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_9(A(transpose119), A(features_3_0_attn_qkv));
+    PARALLEL(transpose_9, A(transpose119), A(features_3_0_attn_qkv));
     TICK(110);
 
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at A(transpose119) */
@@ -1786,7 +1809,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [6, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_10(A(transpose126), A(index_select124));
+    PARALLEL(transpose_10, A(transpose126), A(index_select124));
     TICK(117);
 
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at (A(transpose119) + 301056) */
@@ -1800,7 +1823,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 6, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_11(A(transpose130), A(scaled_dot_product_attention129));
+    PARALLEL(transpose_11, A(transpose130), A(scaled_dot_product_attention129));
     TICK(121);
 
     /* reshape: [16, 49, 192] is a view of [1, 16, 49, 6, 32] at A(transpose130) */
@@ -1814,7 +1837,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 7, 4, 7, 192]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_12(A(transpose134), A(features_3_0_attn_proj));
+    PARALLEL(transpose_12, A(transpose134), A(features_3_0_attn_proj));
     TICK(125);
 
     /* reshape: [1, 28, 28, 192] is a view of [1, 4, 7, 4, 7, 192] at A(transpose134) */
@@ -1881,7 +1904,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 7, 7, 192]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_8(A(transpose152), A(concat150));
+    PARALLEL(transpose_8, A(transpose152), A(concat150));
     TICK(141);
 
     /* reshape: [16, 49, 192] is a view of [1, 4, 4, 7, 7, 192] at A(transpose152) */
@@ -1895,7 +1918,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 6, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_9(A(transpose156), A(features_3_1_attn_qkv));
+    PARALLEL(transpose_9, A(transpose156), A(features_3_1_attn_qkv));
     TICK(145);
 
     /* slice: [1, 1, 16, 6, 49, 32] is a view of [3, 1, 16, 6, 49, 32] at A(transpose156) */
@@ -1915,7 +1938,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [6, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_10(A(transpose163), A(index_select161));
+    PARALLEL(transpose_10, A(transpose163), A(index_select161));
     TICK(152);
 
     /* reshape: [1, 6, 49, 49] is a view of [6, 49, 49] at A(transpose163) */
@@ -1950,7 +1973,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 4, 7, 7]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_13(A(transpose178), A(add176));
+    PARALLEL(transpose_13, A(transpose178), A(add176));
     TICK(161);
 
     /* reshape: [16, 49] is a view of [4, 4, 7, 7] at A(transpose178) */
@@ -1992,7 +2015,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 49, 6, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_11(A(transpose190), A(scaled_dot_product_attention189));
+    PARALLEL(transpose_11, A(transpose190), A(scaled_dot_product_attention189));
     TICK(173);
 
     /* reshape: [16, 49, 192] is a view of [1, 16, 49, 6, 32] at A(transpose190) */
@@ -2006,7 +2029,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 7, 4, 7, 192]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_12(A(transpose194), A(features_3_1_attn_proj));
+    PARALLEL(transpose_12, A(transpose194), A(features_3_1_attn_proj));
     TICK(177);
 
     /* reshape: [1, 28, 28, 192] is a view of [1, 4, 7, 4, 7, 192] at A(transpose194) */
@@ -2131,7 +2154,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose225), A(features_5_0_norm1));
+    PARALLEL(transpose_14, A(transpose225), A(features_5_0_norm1));
     TICK(204);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose225) */
@@ -2145,7 +2168,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose229), A(features_5_0_attn_qkv));
+    PARALLEL(transpose_15, A(transpose229), A(features_5_0_attn_qkv));
     TICK(208);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose229) */
@@ -2165,7 +2188,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose236), A(index_select234));
+    PARALLEL(transpose_16, A(transpose236), A(index_select234));
     TICK(215);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose229) + 150528) */
@@ -2179,7 +2202,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose240), A(scaled_dot_product_attention239));
+    PARALLEL(transpose_17, A(transpose240), A(scaled_dot_product_attention239));
     TICK(219);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose240) */
@@ -2193,7 +2216,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose244), A(features_5_0_attn_proj));
+    PARALLEL(transpose_18, A(transpose244), A(features_5_0_attn_proj));
     TICK(223);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose244) */
@@ -2260,7 +2283,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose262), A(concat260));
+    PARALLEL(transpose_14, A(transpose262), A(concat260));
     TICK(239);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose262) */
@@ -2274,7 +2297,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose266), A(features_5_1_attn_qkv));
+    PARALLEL(transpose_15, A(transpose266), A(features_5_1_attn_qkv));
     TICK(243);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose266) */
@@ -2294,7 +2317,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose273), A(index_select271));
+    PARALLEL(transpose_16, A(transpose273), A(index_select271));
     TICK(250);
 
     /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose273) */
@@ -2329,7 +2352,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 2, 7, 7]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_19(A(transpose288), A(add286));
+    PARALLEL(transpose_19, A(transpose288), A(add286));
     TICK(259);
 
     /* reshape: [4, 49] is a view of [2, 2, 7, 7] at A(transpose288) */
@@ -2371,7 +2394,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose300), A(scaled_dot_product_attention299));
+    PARALLEL(transpose_17, A(transpose300), A(scaled_dot_product_attention299));
     TICK(271);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose300) */
@@ -2385,7 +2408,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose304), A(features_5_1_attn_proj));
+    PARALLEL(transpose_18, A(transpose304), A(features_5_1_attn_proj));
     TICK(275);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose304) */
@@ -2452,7 +2475,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose322), A(features_5_2_norm1));
+    PARALLEL(transpose_14, A(transpose322), A(features_5_2_norm1));
     TICK(291);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose322) */
@@ -2466,7 +2489,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose326), A(features_5_2_attn_qkv));
+    PARALLEL(transpose_15, A(transpose326), A(features_5_2_attn_qkv));
     TICK(295);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose326) */
@@ -2486,7 +2509,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose333), A(index_select331));
+    PARALLEL(transpose_16, A(transpose333), A(index_select331));
     TICK(302);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose326) + 150528) */
@@ -2500,7 +2523,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose337), A(scaled_dot_product_attention336));
+    PARALLEL(transpose_17, A(transpose337), A(scaled_dot_product_attention336));
     TICK(306);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose337) */
@@ -2514,7 +2537,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose341), A(features_5_2_attn_proj));
+    PARALLEL(transpose_18, A(transpose341), A(features_5_2_attn_proj));
     TICK(310);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose341) */
@@ -2581,7 +2604,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose359), A(concat357));
+    PARALLEL(transpose_14, A(transpose359), A(concat357));
     TICK(326);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose359) */
@@ -2595,7 +2618,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose363), A(features_5_3_attn_qkv));
+    PARALLEL(transpose_15, A(transpose363), A(features_5_3_attn_qkv));
     TICK(330);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose363) */
@@ -2615,7 +2638,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose370), A(index_select368));
+    PARALLEL(transpose_16, A(transpose370), A(index_select368));
     TICK(337);
 
     /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose370) */
@@ -2636,7 +2659,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose397), A(scaled_dot_product_attention396));
+    PARALLEL(transpose_17, A(transpose397), A(scaled_dot_product_attention396));
     TICK(343);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose397) */
@@ -2650,7 +2673,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose401), A(features_5_3_attn_proj));
+    PARALLEL(transpose_18, A(transpose401), A(features_5_3_attn_proj));
     TICK(347);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose401) */
@@ -2717,7 +2740,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose419), A(features_5_4_norm1));
+    PARALLEL(transpose_14, A(transpose419), A(features_5_4_norm1));
     TICK(363);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose419) */
@@ -2731,7 +2754,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose423), A(features_5_4_attn_qkv));
+    PARALLEL(transpose_15, A(transpose423), A(features_5_4_attn_qkv));
     TICK(367);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose423) */
@@ -2751,7 +2774,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose430), A(index_select428));
+    PARALLEL(transpose_16, A(transpose430), A(index_select428));
     TICK(374);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at (A(transpose423) + 150528) */
@@ -2765,7 +2788,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose434), A(scaled_dot_product_attention433));
+    PARALLEL(transpose_17, A(transpose434), A(scaled_dot_product_attention433));
     TICK(378);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose434) */
@@ -2779,7 +2802,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose438), A(features_5_4_attn_proj));
+    PARALLEL(transpose_18, A(transpose438), A(features_5_4_attn_proj));
     TICK(382);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose438) */
@@ -2846,7 +2869,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 7, 7, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_14(A(transpose456), A(concat454));
+    PARALLEL(transpose_14, A(transpose456), A(concat454));
     TICK(398);
 
     /* reshape: [4, 49, 384] is a view of [1, 2, 2, 7, 7, 384] at A(transpose456) */
@@ -2860,7 +2883,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_15(A(transpose460), A(features_5_5_attn_qkv));
+    PARALLEL(transpose_15, A(transpose460), A(features_5_5_attn_qkv));
     TICK(402);
 
     /* slice: [1, 1, 4, 12, 49, 32] is a view of [3, 1, 4, 12, 49, 32] at A(transpose460) */
@@ -2880,7 +2903,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_16(A(transpose467), A(index_select465));
+    PARALLEL(transpose_16, A(transpose467), A(index_select465));
     TICK(409);
 
     /* reshape: [1, 12, 49, 49] is a view of [12, 49, 49] at A(transpose467) */
@@ -2901,7 +2924,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 49, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_17(A(transpose494), A(scaled_dot_product_attention493));
+    PARALLEL(transpose_17, A(transpose494), A(scaled_dot_product_attention493));
     TICK(415);
 
     /* reshape: [4, 49, 384] is a view of [1, 4, 49, 12, 32] at A(transpose494) */
@@ -2915,7 +2938,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 7, 2, 7, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_18(A(transpose498), A(features_5_5_attn_proj));
+    PARALLEL(transpose_18, A(transpose498), A(features_5_5_attn_proj));
     TICK(419);
 
     /* reshape: [1, 14, 14, 384] is a view of [1, 2, 7, 2, 7, 384] at A(transpose498) */
@@ -3051,7 +3074,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 24, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_20(A(transpose533), A(features_7_0_attn_qkv));
+    PARALLEL(transpose_20, A(transpose533), A(features_7_0_attn_qkv));
     TICK(450);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at A(transpose533) */
@@ -3071,7 +3094,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [24, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_21(A(transpose540), A(index_select538));
+    PARALLEL(transpose_21, A(transpose540), A(index_select538));
     TICK(457);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at (A(transpose533) + 75264) */
@@ -3085,7 +3108,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 24, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_22(A(transpose544), A(scaled_dot_product_attention543));
+    PARALLEL(transpose_22, A(transpose544), A(scaled_dot_product_attention543));
     TICK(461);
 
     /* reshape: [1, 49, 768] is a view of [1, 1, 49, 24, 32] at A(transpose544) */
@@ -3148,7 +3171,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 24, 49, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_20(A(transpose564), A(features_7_1_attn_qkv));
+    PARALLEL(transpose_20, A(transpose564), A(features_7_1_attn_qkv));
     TICK(479);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at A(transpose564) */
@@ -3168,7 +3191,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [24, 49, 49]
        models/lib/swin.net:74: bias = transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])   # [heads, N, N] */
-    transpose_21(A(transpose571), A(index_select569));
+    PARALLEL(transpose_21, A(transpose571), A(index_select569));
     TICK(486);
 
     /* slice: [1, 1, 1, 24, 49, 32] is a view of [3, 1, 1, 24, 49, 32] at (A(transpose564) + 75264) */
@@ -3182,7 +3205,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 49, 24, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_22(A(transpose575), A(scaled_dot_product_attention574));
+    PARALLEL(transpose_22, A(transpose575), A(scaled_dot_product_attention574));
     TICK(490);
 
     /* reshape: [1, 49, 768] is a view of [1, 1, 49, 24, 32] at A(transpose575) */
@@ -3232,7 +3255,7 @@ int swin_t_run(swin_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 768, 7, 7]
        models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
-    transpose_23(A(transpose590), A(features_7_1_mlp_3));
+    PARALLEL(transpose_23, A(transpose590), A(features_7_1_mlp_3));
     TICK(503);
 
     /* adaptive_avgpool: [1, 768, 1, 1]

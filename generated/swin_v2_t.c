@@ -735,9 +735,10 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* transpose: [1, 96, 64, 64] -> [1, 64, 64, 96] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 96, 64, 64}, perm[] = {0, 2, 3, 1};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 4096L * part / parts, r1 = 4096L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* layernorm: [1, 64, 64, 96] -> [1, 64, 64, 96] */
@@ -747,9 +748,10 @@ static void layernorm_1(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 8, 8, 8, 8, 96] -> [1, 8, 8, 8, 8, 96] */
-static void transpose_2(float *restrict y, const float *restrict x) {
+static void transpose_2(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 8, 8, 8, 8, 96}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 4096L * part / parts, r1 = 4096L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [64, 64, 96] -> [64, 64, 288] */
@@ -787,9 +789,10 @@ static void add_1(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [1, 64, 64, 3, 3, 32] -> [3, 1, 64, 3, 64, 32] */
-static void transpose_3(float *restrict y, const float *restrict x) {
+static void transpose_3(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 64, 3, 3, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 36864L * part / parts, r1 = 36864L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear:  -> [1, 15, 15, 512] */
@@ -818,9 +821,10 @@ static void index_select_1(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [64, 64, 3] -> [3, 64, 64] */
-static void transpose_4(float *restrict y, const float *restrict x) {
+static void transpose_4(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {64, 64, 3}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 192L * part / parts, r1 = 192L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* sigmoid: [3, 64, 64] -> [3, 64, 64] */
@@ -895,9 +899,10 @@ static void scaled_dot_product_attention_1(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 64, 3, 64, 32] -> [1, 64, 64, 3, 32] */
-static void transpose_5(float *restrict y, const float *restrict x) {
+static void transpose_5(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 64, 3, 64, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 12288L * part / parts, r1 = 12288L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [64, 64, 96] -> [64, 64, 96] */
@@ -980,9 +985,10 @@ static void add_3(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [8, 8, 8, 8] -> [8, 8, 8, 8] */
-static void transpose_6(float *restrict y, const float *restrict x) {
+static void transpose_6(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {8, 8, 8, 8}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 512L * part / parts, r1 = 512L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [64, 1, 64], [64, 64, 1] -> [64, 64, 64] */
@@ -1078,9 +1084,10 @@ static void layernorm_2(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 8, 4, 8, 192] -> [1, 4, 4, 8, 8, 192] */
-static void transpose_7(float *restrict y, const float *restrict x) {
+static void transpose_7(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 8, 4, 8, 192}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 1024L * part / parts, r1 = 1024L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [16, 64, 192] -> [16, 64, 576] */
@@ -1118,9 +1125,10 @@ static void add_5(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [1, 16, 64, 3, 6, 32] -> [3, 1, 16, 6, 64, 32] */
-static void transpose_8(float *restrict y, const float *restrict x) {
+static void transpose_8(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 64, 3, 6, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 18432L * part / parts, r1 = 18432L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [1, 15, 15, 512] -> [1, 15, 15, 6] */
@@ -1139,9 +1147,10 @@ static void index_select_2(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [64, 64, 6] -> [6, 64, 64] */
-static void transpose_9(float *restrict y, const float *restrict x) {
+static void transpose_9(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {64, 64, 6}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 384L * part / parts, r1 = 384L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* sigmoid: [6, 64, 64] -> [6, 64, 64] */
@@ -1216,9 +1225,10 @@ static void scaled_dot_product_attention_3(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 16, 6, 64, 32] -> [1, 16, 64, 6, 32] */
-static void transpose_10(float *restrict y, const float *restrict x) {
+static void transpose_10(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 16, 6, 64, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 6144L * part / parts, r1 = 6144L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [16, 64, 192] -> [16, 64, 192] */
@@ -1232,9 +1242,10 @@ static void linear_10(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 4, 4, 8, 8, 192] -> [1, 4, 8, 4, 8, 192] */
-static void transpose_11(float *restrict y, const float *restrict x) {
+static void transpose_11(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 4, 8, 8, 192}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 1024L * part / parts, r1 = 1024L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* slice: [1, 32, 32, 192] -> [1, 32, 32, 192] */
@@ -1297,9 +1308,10 @@ static void add_7(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [4, 8, 4, 8] -> [4, 4, 8, 8] */
-static void transpose_12(float *restrict y, const float *restrict x) {
+static void transpose_12(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {4, 8, 4, 8}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 128L * part / parts, r1 = 128L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [16, 1, 64], [16, 64, 1] -> [16, 64, 64] */
@@ -1395,9 +1407,10 @@ static void layernorm_3(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 8, 2, 8, 384] -> [1, 2, 2, 8, 8, 384] */
-static void transpose_13(float *restrict y, const float *restrict x) {
+static void transpose_13(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 8, 2, 8, 384}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 256L * part / parts, r1 = 256L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [4, 64, 384] -> [4, 64, 1152] */
@@ -1435,9 +1448,10 @@ static void add_9(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [1, 4, 64, 3, 12, 32] -> [3, 1, 4, 12, 64, 32] */
-static void transpose_14(float *restrict y, const float *restrict x) {
+static void transpose_14(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 64, 3, 12, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 9216L * part / parts, r1 = 9216L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [1, 15, 15, 512] -> [1, 15, 15, 12] */
@@ -1456,9 +1470,10 @@ static void index_select_3(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [64, 64, 12] -> [12, 64, 64] */
-static void transpose_15(float *restrict y, const float *restrict x) {
+static void transpose_15(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {64, 64, 12}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 768L * part / parts, r1 = 768L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* sigmoid: [12, 64, 64] -> [12, 64, 64] */
@@ -1533,9 +1548,10 @@ static void scaled_dot_product_attention_5(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 4, 12, 64, 32] -> [1, 4, 64, 12, 32] */
-static void transpose_16(float *restrict y, const float *restrict x) {
+static void transpose_16(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 4, 12, 64, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 3072L * part / parts, r1 = 3072L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [4, 64, 384] -> [4, 64, 384] */
@@ -1549,9 +1565,10 @@ static void linear_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 2, 2, 8, 8, 384] -> [1, 2, 8, 2, 8, 384] */
-static void transpose_17(float *restrict y, const float *restrict x) {
+static void transpose_17(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 2, 2, 8, 8, 384}, perm[] = {0, 1, 3, 2, 4, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 256L * part / parts, r1 = 256L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* slice: [1, 16, 16, 384] -> [1, 16, 16, 384] */
@@ -1614,9 +1631,10 @@ static void add_11(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [2, 8, 2, 8] -> [2, 2, 8, 8] */
-static void transpose_18(float *restrict y, const float *restrict x) {
+static void transpose_18(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {2, 8, 2, 8}, perm[] = {0, 2, 1, 3};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 32L * part / parts, r1 = 32L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* sub: [4, 1, 64], [4, 64, 1] -> [4, 64, 64] */
@@ -1746,9 +1764,10 @@ static void add_13(float *y, const float *a, const float *b) {
 }
 
 /* transpose: [1, 1, 64, 3, 24, 32] -> [3, 1, 1, 24, 64, 32] */
-static void transpose_19(float *restrict y, const float *restrict x) {
+static void transpose_19(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 64, 3, 24, 32}, perm[] = {3, 0, 1, 4, 2, 5};
-    nnk_transpose(y, x, 6, dims, perm);
+    long r0 = 4608L * part / parts, r1 = 4608L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 6, dims, perm, r0, r1);
 }
 
 /* linear: [1, 15, 15, 512] -> [1, 15, 15, 24] */
@@ -1767,9 +1786,10 @@ static void index_select_4(float *restrict y, const float *restrict x, const flo
 }
 
 /* transpose: [64, 64, 24] -> [24, 64, 64] */
-static void transpose_20(float *restrict y, const float *restrict x) {
+static void transpose_20(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {64, 64, 24}, perm[] = {2, 0, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 1536L * part / parts, r1 = 1536L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* sigmoid: [24, 64, 64] -> [24, 64, 64] */
@@ -1844,9 +1864,10 @@ static void scaled_dot_product_attention_7(const nnrt_op_args *a, int part, int 
 }
 
 /* transpose: [1, 1, 24, 64, 32] -> [1, 1, 64, 24, 32] */
-static void transpose_21(float *restrict y, const float *restrict x) {
+static void transpose_21(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 1, 24, 64, 32}, perm[] = {0, 1, 3, 2, 4};
-    nnk_transpose(y, x, 5, dims, perm);
+    long r0 = 1536L * part / parts, r1 = 1536L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 5, dims, perm, r0, r1);
 }
 
 /* linear: [1, 64, 768] -> [1, 64, 768] */
@@ -1892,9 +1913,10 @@ static void linear_24(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* transpose: [1, 8, 8, 768] -> [1, 768, 8, 8] */
-static void transpose_22(float *restrict y, const float *restrict x) {
+static void transpose_22(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 8, 8, 768}, perm[] = {0, 3, 1, 2};
-    nnk_transpose(y, x, 4, dims, perm);
+    long r0 = 6144L * part / parts, r1 = 6144L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 4, dims, perm, r0, r1);
 }
 
 /* adaptive_avgpool: [1, 768, 8, 8] -> [1, 768, 1, 1] */
@@ -1925,7 +1947,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 64, 96]
        models/lib/swin.net:125: x = layernorm(transpose(x, [0, 2, 3, 1])) as features.0.2 */
-    transpose_1(A(transpose1), A(features_0_0_plain));
+    PARALLEL(transpose_1, A(transpose1), A(features_0_0_plain));
     TICK(2);
 
     /* layernorm features.0.2: [1, 64, 64, 96]
@@ -1937,7 +1959,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 8, 8, 96]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_2(A(transpose4), A(transpose1));
+    PARALLEL(transpose_2, A(transpose4), A(transpose1));
     TICK(5);
 
     /* reshape: [64, 64, 96] is a view of [1, 8, 8, 8, 8, 96] at A(transpose4) */
@@ -1978,7 +2000,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 3, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_3(A(transpose14), A(features_1_0_attn_qkv));
+    PARALLEL(transpose_3, A(transpose14), A(features_1_0_attn_qkv));
     TICK(14);
 
     /* slice: [1, 1, 64, 3, 64, 32] is a view of [3, 1, 64, 3, 64, 32] at A(transpose14) */
@@ -2010,7 +2032,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_4(A(transpose25), A(index_select23));
+    PARALLEL(transpose_4, A(transpose25), A(index_select23));
     TICK(24);
 
     /* sigmoid: [3, 64, 64]
@@ -2104,7 +2126,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 64, 3, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_5(A(transpose45), A(scaled_dot_product_attention44));
+    PARALLEL(transpose_5, A(transpose45), A(scaled_dot_product_attention44));
     TICK(44);
 
     /* reshape: [64, 64, 96] is a view of [1, 64, 64, 3, 32] at A(transpose45) */
@@ -2118,7 +2140,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 8, 8, 96]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_2(A(transpose49), A(features_1_0_attn_proj));
+    PARALLEL(transpose_2, A(transpose49), A(features_1_0_attn_proj));
     TICK(48);
 
     /* reshape: [1, 64, 64, 96] is a view of [1, 8, 8, 8, 8, 96] at A(transpose49) */
@@ -2190,7 +2212,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 8, 8, 96]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_2(A(transpose67), A(concat65));
+    PARALLEL(transpose_2, A(transpose67), A(concat65));
     TICK(65);
 
     /* reshape: [64, 64, 96] is a view of [1, 8, 8, 8, 8, 96] at A(transpose67) */
@@ -2214,7 +2236,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 64, 3, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_3(A(transpose77), A(features_1_1_attn_qkv));
+    PARALLEL(transpose_3, A(transpose77), A(features_1_1_attn_qkv));
     TICK(71);
 
     /* slice: [1, 1, 64, 3, 64, 32] is a view of [3, 1, 64, 3, 64, 32] at A(transpose77) */
@@ -2246,7 +2268,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_4(A(transpose88), A(index_select86));
+    PARALLEL(transpose_4, A(transpose88), A(index_select86));
     TICK(81);
 
     /* sigmoid: [3, 64, 64]
@@ -2371,7 +2393,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [8, 8, 8, 8]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_6(A(transpose119), A(add117));
+    PARALLEL(transpose_6, A(transpose119), A(add117));
     TICK(108);
 
     /* reshape: [64, 64] is a view of [8, 8, 8, 8] at A(transpose119) */
@@ -2413,7 +2435,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 64, 64, 3, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_5(A(transpose131), A(scaled_dot_product_attention130));
+    PARALLEL(transpose_5, A(transpose131), A(scaled_dot_product_attention130));
     TICK(120);
 
     /* reshape: [64, 64, 96] is a view of [1, 64, 64, 3, 32] at A(transpose131) */
@@ -2427,7 +2449,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 8, 8, 8, 8, 96]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_2(A(transpose135), A(features_1_1_attn_proj));
+    PARALLEL(transpose_2, A(transpose135), A(features_1_1_attn_proj));
     TICK(124);
 
     /* reshape: [1, 64, 64, 96] is a view of [1, 8, 8, 8, 8, 96] at A(transpose135) */
@@ -2557,7 +2579,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 8, 8, 192]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_7(A(transpose166), A(features_2_reduction));
+    PARALLEL(transpose_7, A(transpose166), A(features_2_reduction));
     TICK(152);
 
     /* reshape: [16, 64, 192] is a view of [1, 4, 4, 8, 8, 192] at A(transpose166) */
@@ -2598,7 +2620,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 6, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_8(A(transpose176), A(features_3_0_attn_qkv));
+    PARALLEL(transpose_8, A(transpose176), A(features_3_0_attn_qkv));
     TICK(161);
 
     /* slice: [1, 1, 16, 6, 64, 32] is a view of [3, 1, 16, 6, 64, 32] at A(transpose176) */
@@ -2630,7 +2652,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [6, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_9(A(transpose187), A(index_select185));
+    PARALLEL(transpose_9, A(transpose187), A(index_select185));
     TICK(171);
 
     /* sigmoid: [6, 64, 64]
@@ -2724,7 +2746,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 64, 6, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_10(A(transpose207), A(scaled_dot_product_attention206));
+    PARALLEL(transpose_10, A(transpose207), A(scaled_dot_product_attention206));
     TICK(191);
 
     /* reshape: [16, 64, 192] is a view of [1, 16, 64, 6, 32] at A(transpose207) */
@@ -2738,7 +2760,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 8, 4, 8, 192]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_11(A(transpose211), A(features_3_0_attn_proj));
+    PARALLEL(transpose_11, A(transpose211), A(features_3_0_attn_proj));
     TICK(195);
 
     /* reshape: [1, 32, 32, 192] is a view of [1, 4, 8, 4, 8, 192] at A(transpose211) */
@@ -2810,7 +2832,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 4, 8, 8, 192]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_7(A(transpose229), A(concat227));
+    PARALLEL(transpose_7, A(transpose229), A(concat227));
     TICK(212);
 
     /* reshape: [16, 64, 192] is a view of [1, 4, 4, 8, 8, 192] at A(transpose229) */
@@ -2834,7 +2856,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 16, 6, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_8(A(transpose239), A(features_3_1_attn_qkv));
+    PARALLEL(transpose_8, A(transpose239), A(features_3_1_attn_qkv));
     TICK(218);
 
     /* slice: [1, 1, 16, 6, 64, 32] is a view of [3, 1, 16, 6, 64, 32] at A(transpose239) */
@@ -2866,7 +2888,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [6, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_9(A(transpose250), A(index_select248));
+    PARALLEL(transpose_9, A(transpose250), A(index_select248));
     TICK(228);
 
     /* sigmoid: [6, 64, 64]
@@ -2981,7 +3003,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [4, 4, 8, 8]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_12(A(transpose281), A(add279));
+    PARALLEL(transpose_12, A(transpose281), A(add279));
     TICK(253);
 
     /* reshape: [16, 64] is a view of [4, 4, 8, 8] at A(transpose281) */
@@ -3023,7 +3045,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 16, 64, 6, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_10(A(transpose293), A(scaled_dot_product_attention292));
+    PARALLEL(transpose_10, A(transpose293), A(scaled_dot_product_attention292));
     TICK(265);
 
     /* reshape: [16, 64, 192] is a view of [1, 16, 64, 6, 32] at A(transpose293) */
@@ -3037,7 +3059,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 8, 4, 8, 192]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_11(A(transpose297), A(features_3_1_attn_proj));
+    PARALLEL(transpose_11, A(transpose297), A(features_3_1_attn_proj));
     TICK(269);
 
     /* reshape: [1, 32, 32, 192] is a view of [1, 4, 8, 4, 8, 192] at A(transpose297) */
@@ -3167,7 +3189,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose328), A(features_4_reduction));
+    PARALLEL(transpose_13, A(transpose328), A(features_4_reduction));
     TICK(297);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose328) */
@@ -3208,7 +3230,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose338), A(features_5_0_attn_qkv));
+    PARALLEL(transpose_14, A(transpose338), A(features_5_0_attn_qkv));
     TICK(306);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose338) */
@@ -3240,7 +3262,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose349), A(index_select347));
+    PARALLEL(transpose_15, A(transpose349), A(index_select347));
     TICK(316);
 
     /* sigmoid: [12, 64, 64]
@@ -3334,7 +3356,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose369), A(scaled_dot_product_attention368));
+    PARALLEL(transpose_16, A(transpose369), A(scaled_dot_product_attention368));
     TICK(336);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose369) */
@@ -3348,7 +3370,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose373), A(features_5_0_attn_proj));
+    PARALLEL(transpose_17, A(transpose373), A(features_5_0_attn_proj));
     TICK(340);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose373) */
@@ -3420,7 +3442,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose391), A(concat389));
+    PARALLEL(transpose_13, A(transpose391), A(concat389));
     TICK(357);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose391) */
@@ -3444,7 +3466,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose401), A(features_5_1_attn_qkv));
+    PARALLEL(transpose_14, A(transpose401), A(features_5_1_attn_qkv));
     TICK(363);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose401) */
@@ -3476,7 +3498,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose412), A(index_select410));
+    PARALLEL(transpose_15, A(transpose412), A(index_select410));
     TICK(373);
 
     /* sigmoid: [12, 64, 64]
@@ -3591,7 +3613,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [2, 2, 8, 8]
        models/lib/swin.net:19: ids = reshape(transpose(reshape(ids, [H / w, w, W / w, w]), [0, 2, 1, 3]), [H * W / (w * w), w * w]) */
-    transpose_18(A(transpose443), A(add441));
+    PARALLEL(transpose_18, A(transpose443), A(add441));
     TICK(398);
 
     /* reshape: [4, 64] is a view of [2, 2, 8, 8] at A(transpose443) */
@@ -3633,7 +3655,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose455), A(scaled_dot_product_attention454));
+    PARALLEL(transpose_16, A(transpose455), A(scaled_dot_product_attention454));
     TICK(410);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose455) */
@@ -3647,7 +3669,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose459), A(features_5_1_attn_proj));
+    PARALLEL(transpose_17, A(transpose459), A(features_5_1_attn_proj));
     TICK(414);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose459) */
@@ -3719,7 +3741,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose477), A(add470));
+    PARALLEL(transpose_13, A(transpose477), A(add470));
     TICK(431);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose477) */
@@ -3743,7 +3765,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose487), A(features_5_2_attn_qkv));
+    PARALLEL(transpose_14, A(transpose487), A(features_5_2_attn_qkv));
     TICK(437);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose487) */
@@ -3775,7 +3797,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose498), A(index_select496));
+    PARALLEL(transpose_15, A(transpose498), A(index_select496));
     TICK(447);
 
     /* sigmoid: [12, 64, 64]
@@ -3869,7 +3891,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose518), A(scaled_dot_product_attention517));
+    PARALLEL(transpose_16, A(transpose518), A(scaled_dot_product_attention517));
     TICK(467);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose518) */
@@ -3883,7 +3905,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose522), A(features_5_2_attn_proj));
+    PARALLEL(transpose_17, A(transpose522), A(features_5_2_attn_proj));
     TICK(471);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose522) */
@@ -3955,7 +3977,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose540), A(concat538));
+    PARALLEL(transpose_13, A(transpose540), A(concat538));
     TICK(488);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose540) */
@@ -3979,7 +4001,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose550), A(features_5_3_attn_qkv));
+    PARALLEL(transpose_14, A(transpose550), A(features_5_3_attn_qkv));
     TICK(494);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose550) */
@@ -4011,7 +4033,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose561), A(index_select559));
+    PARALLEL(transpose_15, A(transpose561), A(index_select559));
     TICK(504);
 
     /* sigmoid: [12, 64, 64]
@@ -4112,7 +4134,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose604), A(scaled_dot_product_attention603));
+    PARALLEL(transpose_16, A(transpose604), A(scaled_dot_product_attention603));
     TICK(526);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose604) */
@@ -4126,7 +4148,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose608), A(features_5_3_attn_proj));
+    PARALLEL(transpose_17, A(transpose608), A(features_5_3_attn_proj));
     TICK(530);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose608) */
@@ -4198,7 +4220,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose626), A(add619));
+    PARALLEL(transpose_13, A(transpose626), A(add619));
     TICK(547);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose626) */
@@ -4222,7 +4244,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose636), A(features_5_4_attn_qkv));
+    PARALLEL(transpose_14, A(transpose636), A(features_5_4_attn_qkv));
     TICK(553);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose636) */
@@ -4254,7 +4276,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose647), A(index_select645));
+    PARALLEL(transpose_15, A(transpose647), A(index_select645));
     TICK(563);
 
     /* sigmoid: [12, 64, 64]
@@ -4348,7 +4370,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose667), A(scaled_dot_product_attention666));
+    PARALLEL(transpose_16, A(transpose667), A(scaled_dot_product_attention666));
     TICK(583);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose667) */
@@ -4362,7 +4384,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose671), A(features_5_4_attn_proj));
+    PARALLEL(transpose_17, A(transpose671), A(features_5_4_attn_proj));
     TICK(587);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose671) */
@@ -4434,7 +4456,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 2, 8, 8, 384]
        models/lib/swin.net:50: x = reshape(transpose(reshape(x, [B, pH / w, w, pW / w, w, C]), [0, 1, 3, 2, 4, 5]), [B * nW, N, C]) */
-    transpose_13(A(transpose689), A(concat687));
+    PARALLEL(transpose_13, A(transpose689), A(concat687));
     TICK(604);
 
     /* reshape: [4, 64, 384] is a view of [1, 2, 2, 8, 8, 384] at A(transpose689) */
@@ -4458,7 +4480,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 4, 12, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_14(A(transpose699), A(features_5_5_attn_qkv));
+    PARALLEL(transpose_14, A(transpose699), A(features_5_5_attn_qkv));
     TICK(610);
 
     /* slice: [1, 1, 4, 12, 64, 32] is a view of [3, 1, 4, 12, 64, 32] at A(transpose699) */
@@ -4490,7 +4512,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [12, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_15(A(transpose710), A(index_select708));
+    PARALLEL(transpose_15, A(transpose710), A(index_select708));
     TICK(620);
 
     /* sigmoid: [12, 64, 64]
@@ -4591,7 +4613,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 4, 64, 12, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_16(A(transpose753), A(scaled_dot_product_attention752));
+    PARALLEL(transpose_16, A(transpose753), A(scaled_dot_product_attention752));
     TICK(642);
 
     /* reshape: [4, 64, 384] is a view of [1, 4, 64, 12, 32] at A(transpose753) */
@@ -4605,7 +4627,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 2, 8, 2, 8, 384]
        models/lib/swin.net:83: o = reshape(transpose(reshape(o, [B, pH / w, pW / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, pH, pW, C]) */
-    transpose_17(A(transpose757), A(features_5_5_attn_proj));
+    PARALLEL(transpose_17, A(transpose757), A(features_5_5_attn_proj));
     TICK(646);
 
     /* reshape: [1, 16, 16, 384] is a view of [1, 2, 8, 2, 8, 384] at A(transpose757) */
@@ -4773,7 +4795,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 24, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_19(A(transpose798), A(features_7_0_attn_qkv));
+    PARALLEL(transpose_19, A(transpose798), A(features_7_0_attn_qkv));
     TICK(683);
 
     /* slice: [1, 1, 1, 24, 64, 32] is a view of [3, 1, 1, 24, 64, 32] at A(transpose798) */
@@ -4805,7 +4827,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [24, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_20(A(transpose809), A(index_select807));
+    PARALLEL(transpose_20, A(transpose809), A(index_select807));
     TICK(693);
 
     /* sigmoid: [24, 64, 64]
@@ -4899,7 +4921,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 64, 24, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_21(A(transpose829), A(scaled_dot_product_attention828));
+    PARALLEL(transpose_21, A(transpose829), A(scaled_dot_product_attention828));
     TICK(713);
 
     /* reshape: [1, 64, 768] is a view of [1, 1, 64, 24, 32] at A(transpose829) */
@@ -4977,7 +4999,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [3, 1, 1, 24, 64, 32]
        models/lib/swin.net:58: qkv = transpose(reshape(qkv, [B, nW, N, 3, heads, C / heads]), [3, 0, 1, 4, 2, 5])   # 3, B, nW, heads, N, C/heads */
-    transpose_19(A(transpose855), A(features_7_1_attn_qkv));
+    PARALLEL(transpose_19, A(transpose855), A(features_7_1_attn_qkv));
     TICK(734);
 
     /* slice: [1, 1, 1, 24, 64, 32] is a view of [3, 1, 1, 24, 64, 32] at A(transpose855) */
@@ -5009,7 +5031,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [24, 64, 64]
        models/lib/swin.net:66: bias = 16.0 * sigmoid(transpose(reshape(index_select(table, 0, index), [N, N, heads]), [2, 0, 1])) */
-    transpose_20(A(transpose866), A(index_select864));
+    PARALLEL(transpose_20, A(transpose866), A(index_select864));
     TICK(744);
 
     /* sigmoid: [24, 64, 64]
@@ -5103,7 +5125,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 1, 64, 24, 32]
        models/lib/swin.net:80: o = reshape(transpose(o, [0, 1, 3, 2, 4]), [B * nW, N, C]) */
-    transpose_21(A(transpose886), A(scaled_dot_product_attention885));
+    PARALLEL(transpose_21, A(transpose886), A(scaled_dot_product_attention885));
     TICK(764);
 
     /* reshape: [1, 64, 768] is a view of [1, 1, 64, 24, 32] at A(transpose886) */
@@ -5163,7 +5185,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* transpose: [1, 768, 8, 8]
        models/lib/swin.net:137: x = transpose(layernorm(x) as norm, [0, 3, 1, 2]) */
-    transpose_22(A(transpose902), A(norm));
+    PARALLEL(transpose_22, A(transpose902), A(norm));
     TICK(779);
 
     /* adaptive_avgpool: [1, 768, 1, 1]

@@ -296,9 +296,10 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* transpose: [1, 768, 196] -> [1, 196, 768] */
-static void transpose_1(float *restrict y, const float *restrict x) {
+static void transpose_1(const nnrt_op_args *a, int part, int parts) {
     static const int dims[] = {1, 768, 196}, perm[] = {0, 2, 1};
-    nnk_transpose(y, x, 3, dims, perm);
+    long r0 = 196L * part / parts, r1 = 196L * (part + 1) / parts;   /* rows of the result */
+    nnk_transpose_rows(a->y, a->in[0], 3, dims, perm, r0, r1);
 }
 
 /* expand:  -> [1, 1, 768] */
@@ -396,7 +397,7 @@ int vit_b_16_run(vit_b_16 *m, const float *in_image, float *output) {
 
     /* transpose: [1, 196, 768]
        models/lib/vit.net:39: x = transpose(x, [0, 2, 1])             # [N, hidden_dim, n_h * n_w] -> [N, n_h * n_w, hidden_dim] */
-    transpose_1(A(transpose2), A(conv_proj_plain));
+    PARALLEL(transpose_1, A(transpose2), A(conv_proj_plain));
     TICK(3);
 
     /* expand: [1, 1, 768]

@@ -50,16 +50,22 @@ static inline void nnk_slice(float *restrict y, const float *restrict x, long ou
                    (size_t)inner * sizeof(float));
 }
 
-/* y[dims] = x read with per-axis element strides xstride[rank] (0 on broadcast axes): expand. rank may be 0. */
-static inline void nnk_broadcast(float *restrict y, const float *restrict x, int rank, const int *dims,
-                                 const long *xstride)
+/* The rows of y[dims] (a row: its last axis) there are. */
+static inline long nnk__rows(int rank, const int *dims)
 {
-    int inner = rank > 0 ? dims[rank - 1] : 1;
-    long xs = rank > 0 ? xstride[rank - 1] : 0;
     long rows = 1;
     for (int ax = 0; ax < rank - 1; ax++)
         rows *= dims[ax];
-    for (long r = 0; r < rows; r++) {
+    return rows;
+}
+
+/* Rows [r0, r1) of y[dims] = x read with per-axis element strides xstride[rank] (0 on broadcast axes). */
+static inline void nnk__broadcast_rows(float *restrict y, const float *restrict x, int rank, const int *dims,
+                                       const long *xstride, long r0, long r1)
+{
+    int inner = rank > 0 ? dims[rank - 1] : 1;
+    long xs = rank > 0 ? xstride[rank - 1] : 0;
+    for (long r = r0; r < r1; r++) {
         const float *xr = x + nnk__offset(r, rank - 1, dims, xstride);
         float *yr = y + r * inner;
         for (int i = 0; i < inner; i++)
@@ -67,10 +73,26 @@ static inline void nnk_broadcast(float *restrict y, const float *restrict x, int
     }
 }
 
-/* y = x.permute(perm): x contiguous in_dims[rank], y contiguous with dims in_dims[perm[i]].
-   Output axis i walks input axis perm[i], so the copy is an nnk_broadcast with x's strides permuted. */
-static inline void nnk_transpose(float *restrict y, const float *restrict x, int rank, const int *in_dims,
-                                 const int *perm)
+/* y[dims] = x read with per-axis element strides xstride[rank] (0 on broadcast axes): expand. rank may be 0. */
+static inline void nnk_broadcast(float *restrict y, const float *restrict x, int rank, const int *dims,
+                                 const long *xstride)
+{
+    nnk__broadcast_rows(y, x, rank, dims, xstride, 0, nnk__rows(rank, dims));
+}
+
+/* y = x.permute(perm): x contiguous in_dims[rank], y contiguous with dims in_dims[perm[i]]; rows [r0, r1) of y
+   (a row: its last axis), of nnk_transpose_rows_of(rank, in_dims, perm). Output axis i walks input axis
+   perm[i], so the copy is an nnk_broadcast with x's strides permuted. */
+static inline long nnk_transpose_rows_of(int rank, const int *in_dims, const int *perm)
+{
+    long rows = 1;
+    for (int ax = 0; ax < rank - 1; ax++)
+        rows *= in_dims[perm[ax]];
+    return rows;
+}
+
+static inline void nnk_transpose_rows(float *restrict y, const float *restrict x, int rank, const int *in_dims,
+                                      const int *perm, long r0, long r1)
 {
     long in_stride[NNK_MAX_RANK], xstride[NNK_MAX_RANK];
     int dims[NNK_MAX_RANK];
@@ -83,7 +105,12 @@ static inline void nnk_transpose(float *restrict y, const float *restrict x, int
         dims[ax] = in_dims[perm[ax]];
         xstride[ax] = in_stride[perm[ax]];
     }
-    nnk_broadcast(y, x, rank, dims, xstride);
+    nnk__broadcast_rows(y, x, rank, dims, xstride, r0, r1);
+}
+
+static inline void nnk_transpose(float *restrict y, const float *restrict x, int rank, const int *in_dims, const int *perm)
+{
+    nnk_transpose_rows(y, x, rank, in_dims, perm, 0, nnk_transpose_rows_of(rank, in_dims, perm));
 }
 
 #endif
