@@ -380,6 +380,8 @@ static void emit_prepare(Emitter *e, Buf *c) {
         buf_puts(c, "};\n\n");
     }
     if (convs) {
+        static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN",
+                                          [NNK_PACK_WINOGRAD] = "NNK_PACK_WINOGRAD"};
         buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input\n"
                     "   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain\n"
                     "   input) or _WINOGRAD (4x the floats). */\n"
@@ -388,8 +390,7 @@ static void emit_prepare(Emitter *e, Buf *c) {
             const Packed *p = e->packed.items[i];
             if (p->nchwc)
                 buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
-                           (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups,
-                           p->nchwc == NNK_PACK_WINOGRAD ? "NNK_PACK_WINOGRAD" : p->nchwc == NNK_PACK_PLAIN ? "NNK_PACK_PLAIN" : "NNK_PACK_BLOCKED");
+                           (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc]);
         }
         buf_puts(c, "};\n\n");
     }

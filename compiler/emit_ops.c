@@ -480,13 +480,11 @@ static void emit_mha(Emitter *e, const Op *op) {
     const char *fn1 = specialise_stage(e, op, "project", "const nnrt_op_args *a, int part, int parts", project.buf);
 
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
-    char *attend = op->a.mask ? format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-                                       "    nnk_mha_attend_masked(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, a->in[2], %lld, %s, u0, u1,\n"
-                                       "                          a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                                       N * heads, N * heads, L, S, D, heads, op->a.causal, mha_mask_step(op), mask_enum(op->a.mask))
-                              : format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
-                                       "    nnk_mha_attend(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                                       N * heads, N * heads, L, S, D, heads, op->a.causal);
+    const char *mask = op->a.mask ? format("a->in[2], %lld, %s, ", mha_mask_step(op), mask_enum(op->a.mask)) : "";
+    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+                          "    nnk_mha_attend%s(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, %su0, u1,\n"
+                          "                   a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                          N * heads, N * heads, op->a.mask ? "_masked" : "", L, S, D, heads, op->a.causal, mask);
     const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
 
     Buf output = {0};

@@ -224,7 +224,8 @@ static void multihead_attention_project_1(const nnrt_op_args *a, int part, int p
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage attend */
 static void multihead_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 64, 512, 8, 1, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 64, 512, 8, 1, u0, u1,
+                   a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 64, 512] -> [1, 64, 512], stage output */
@@ -267,7 +268,8 @@ static void cross_attention_project_1(const nnrt_op_args *a, int part, int parts
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage attend */
 static void cross_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 80, 512, 8, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 64, 80, 512, 8, 0, u0, u1,
+                   a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* cross_attention: [1, 64, 512], [1, 80, 512] -> [1, 64, 512], stage output */

@@ -339,7 +339,8 @@ static void multihead_attention_project_1(const nnrt_op_args *a, int part, int p
 /* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage attend */
 static void multihead_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->in[0], a->in[1], 50, 50, 768, 12, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 50, 50, 768, 12, 0, u0, u1,
+                   a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 50, 768] -> [1, 50, 768], stage output */

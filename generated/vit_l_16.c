@@ -555,7 +555,8 @@ static void multihead_attention_project_1(const nnrt_op_args *a, int part, int p
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage attend */
 static void multihead_attention_attend_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;
-    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 1024, 16, 0, u0, u1, a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_mha_attend(a->y, a->in[0], a->in[1], 197, 197, 1024, 16, 0, u0, u1,
+                   a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* multihead_attention: [1, 197, 1024] -> [1, 197, 1024], stage output */

@@ -389,6 +389,21 @@ static inline nnk__tile_fn *nnk__pick(long xp, nnk__tile_fn *f16, nnk__tile_fn *
     return xp == 16 ? f16 : xp == 32 ? f32 : xp == 2 ? f2 : f0;
 }
 
+/* The tiles for a pixel step xp: full ones of NB and NB4 blocks (a constant step where one is compiled),
+   and the pieces of each. */
+typedef struct {
+    nnk__tile_fn *full, *full4;
+    nnk__tile_fn *const *pieces, *const *pieces4;
+} nnk__tiles;
+
+static inline nnk__tiles nnk__tiles_for(long xp)
+{
+    nnk__tiles k = {nnk__pick(xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0),
+                    nnk__pick(xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0),
+                    xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4};
+    return k;
+}
+
 /* ---------------------------------------------------------------- the layer */
 
 /* The input blocks a block of output channels reads: output block ob reads the nib blocks from
@@ -410,6 +425,34 @@ static inline int nnk__conv_first_input(const nnk_conv_params *p, int ob)
 {
     int cin = p->C / p->groups, cout = p->O / p->groups;
     return (int)((long)ob * NNK_CB / cout * cin / NNK_CB);
+}
+
+/* Output blocks [ob0, ob0 + nb) of a run of n pixels: tiles of NNK__NB4, NNK__NB or 1 blocks, none across a
+   share of input blocks (`share` blocks from a multiple of it read the same ones). y, w, bias and res are
+   block ob0's (the next blocks t->yb, t->wb and 16 further); block ob reads x + nnk__conv_first_input(first,
+   ob) · t->xc, or x itself when first is NULL (every block the same input). */
+static inline void nnk__conv_blocks(const nnk__tiles *k, float *y, const float *x, const float *w, const float *bias,
+                                    const float *res, nnk__conv_tile *t, const nnk_conv_params *first, int ob0, int nb,
+                                    int share, int n)
+{
+    for (int j = 0; j < nb;) {
+        int ob = ob0 + j, left = nb - j, span = share - ob % share;   /* blocks left, of this share */
+        float *yo = y + j * t->yb;
+        const float *xo = x + (first ? nnk__conv_first_input(first, ob) * t->xc : 0), *wo = w + j * t->wb;
+        t->bias = bias ? bias + j * NNK_CB : NULL;
+        t->res = res ? res + j * t->yb : NULL;
+        left = left < span ? left : span;
+        if (nnk__use_nb4(left, n)) {
+            nnk__conv_run(k->full4, NNK__NW4, k->pieces4, yo, xo, wo, t, n);
+            j += NNK__NB4;
+        } else if (left >= NNK__NB) {
+            nnk__conv_run(k->full, NNK__NW, k->pieces, yo, xo, wo, t, n);
+            j += NNK__NB;
+        } else {
+            nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, t, n);
+            j += 1;
+        }
+    }
 }
 
 /* Whether nnk_conv2d_nchwc computes a convolution of these groups (C, O the layer's channels): 1, or groups
@@ -455,9 +498,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
         .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
-    nnk__tile_fn *full = nnk__pick(t.xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0);
-    nnk__tile_fn *full4 = nnk__pick(t.xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0);
-    nnk__tile_fn *const *pieces = t.xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, *const *pieces4 = t.xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4;
+    const nnk__tiles k = nnk__tiles_for(t.xp);
     /* Input blocks a chunk: all, unless a group's weights would not stay in L2 for its next row (ResNet-50's
        last stage: 1.2 MB for a 7-pixel row), then as many as fit; the rows of a group each take a chunk
        before the next chunk starts, from their partial sums. */
@@ -486,30 +527,12 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
                     n = p->OW;
                     xr = x + (long)r * p->sh * p->W * pix;
                 }
-                xr += c0 * t.xc;
-                for (int j = 0; j < nb;) {
-                    int ob = ob0 + j, left = nb - j, span = in.share - ob % in.share;   /* blocks left, of this share */
-                    float *yo = y + ob * t.yb + at * NNK_CB;
-                    const float *wo = w + ob * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB, *xo = xr + nnk__conv_first_input(p, ob) * t.xc;
-                    t.bias = b ? b + ob * NNK_CB : NULL;
-                    t.res = last && res && in_regs ? res + ob * t.yb + at * NNK_CB : NULL;
-                    left = left < span ? left : span;
-                    if (nnk__use_nb4(left, n)) {
-                        nnk__conv_run(full4, NNK__NW4, pieces4, yo, xo, wo, &t, (int)n);
-                        j += NNK__NB4;
-                    } else if (left >= NNK__NB) {
-                        nnk__conv_run(full, NNK__NW, pieces, yo, xo, wo, &t, (int)n);
-                        j += NNK__NB;
-                    } else {
-                        nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, &t, (int)n);
-                        j += 1;
-                    }
-                }
+                long out = ob0 * t.yb + at * NNK_CB;   /* block ob0's first output */
+                nnk__conv_blocks(&k, y + out, xr + c0 * t.xc, w + ob0 * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB,
+                                 b ? b + ob0 * NNK_CB : NULL, last && res && in_regs ? res + out : NULL, &t, p, ob0, nb, in.share, (int)n);
                 if (last && !in_regs && (act1 || res))
-                    for (int j = 0; j < nb; j++) {
-                        long o = (ob0 + j) * t.yb + at * NNK_CB;
+                    for (long o = out; o < out + nb * t.yb; o += t.yb)
                         nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
-                    }
             }
         }
     }
@@ -544,26 +567,20 @@ static inline void nnk__conv2d_nchwc_images(float *restrict y, const float *rest
         .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
+    const nnk__tiles k = nnk__tiles_for(t.xp);
     for (long u = u0; u < u1; u++) {
         long g = u / (plane * chunks), q = u % (plane * chunks) / chunks;   /* a group, an output pixel, */
         long n0 = u % chunks * NNK_CONV_IMAGES, n = N - n0 < NNK_CONV_IMAGES ? N - n0 : NNK_CONV_IMAGES;   /* the images */
         int ob0 = (int)g * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
         int oh = (int)(q / p->OW), ow = (int)(q % p->OW);
         const float *xr = x + n0 * t.xp + ((long)oh * p->sh * p->W + (long)ow * p->sw) * pix;
-        for (int j = 0; j < nb;) {
-            int ob = ob0 + j, span = in.share - ob % in.share;
-            int step = nb - j >= NNK__NB && span >= NNK__NB ? NNK__NB : 1;
-            long at = n0 * out_img + (long)ob * t.yb + q * NNK_CB;
-            t.bias = b ? b + ob * NNK_CB : NULL;
-            t.res = res && in_regs ? res + at : NULL;
-            nnk__conv_run(step > 1 ? nnk__full_nb_0 : nnk__full_1, NNK__NW, step > 1 ? nnk__pieces_nb : nnk__pieces_1, y + at,
-                          xr + nnk__conv_first_input(p, ob) * t.xc, w + ob * t.wb, &t, (int)n);
-            j += step;
-        }
+        long out = n0 * out_img + (long)ob0 * t.yb + q * NNK_CB;   /* image n0's, block ob0's output */
+        nnk__conv_blocks(&k, y + out, xr, w + ob0 * t.wb, b ? b + ob0 * NNK_CB : NULL, res && in_regs ? res + out : NULL, &t, p, ob0, nb,
+                         in.share, (int)n);
         if (!in_regs && (act1 || res))
-            for (long i = n0; i < n0 + n; i++)
+            for (long i = 0; i < n; i++)
                 for (int j = 0; j < nb; j++) {
-                    long at = i * out_img + (long)(ob0 + j) * t.yb + q * NNK_CB;
+                    long at = out + i * out_img + j * t.yb;
                     nnk_epilogue(y + at, res ? res + at : NULL, NNK_CB, act1, act2);
                 }
     }
@@ -595,14 +612,16 @@ static inline void nnk_pack_conv_nchwc(float *restrict dst, const float *restric
     nnk__conv_inputs in = nnk__conv_inputs_of(&p, x_plain);
     int ic = x_plain ? 1 : NNK_CB, cout = O / groups;
     long taps = (long)KH * KW;
-    for (int ob = 0; ob < O / NNK_CB; ob++)
+    for (int ob = 0; ob < O / NNK_CB; ob++) {
+        int first = nnk__conv_first_input(&p, ob);
         for (int cb = 0; cb < in.nib; cb++)
             for (long t = 0; t < taps; t++)
                 for (int i = 0; i < ic; i++)
                     for (int l = 0; l < NNK_CB; l++) {
-                        int o = ob * NNK_CB + l, g = o / cout, c = (nnk__conv_first_input(&p, ob) + cb) * ic + i - g * C;
+                        int o = ob * NNK_CB + l, c = (first + cb) * ic + i - o / cout * C;   /* in o's group, or not */
                         *dst++ = c >= 0 && c < C ? w[((long)o * C + c) * taps + t] : 0.0f;   /* 0 between groups */
                     }
+    }
 }
 
 /* Floats of a weight [O, C, KH, KW] (C a group's input channels) packed by nnk_pack_conv_nchwc: its own,

@@ -162,6 +162,7 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
         .xp = NNK_CB, .xc = (long)NNK_WINO_CHUNK * NNK_CB, .xh = 0, .xw = 0, .wb = (long)CBn * NNK_CB * NNK_CB,
         .yb = (long)NNK_WINO_CHUNK * NNK_CB, .yp = NNK_CB, .cbs = CBn, .kh = 1, .kw = 1, .ic = NNK_CB,
     };
+    const nnk__tiles tiles16 = nnk__tiles_for(t.xp);
     for (long unit = u0; unit < u1; unit++) {
         /* an image's units group by group, so that two threads take a group each when there are two */
         long n = unit / (chunks * groups), r = unit % (chunks * groups), chunk = r % chunks;
@@ -184,23 +185,9 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
                 nnk__wino_in(V + ((long)cb * NNK_WINO_CHUNK + k) * NNK_CB, vs, d);
             }
         /* the 36 products, for the unit's blocks of output channels */
-        for (int xi36 = 0; xi36 < 36; xi36++) {
-            const float *vx = V + xi36 * vs, *ux = u + (long)xi36 * OB * t.wb;
-            float *mx = M + xi36 * ms;
-            for (int j = 0; j < nb;) {
-                int ob = ob0 + j;
-                if (nnk__use_nb4(nb - j, nt)) {
-                    nnk__conv_run(nnk__full_nb4_16, NNK__NW4, nnk__pieces_nb4_16, mx + j * t.yb, vx, ux + ob * t.wb, &t, (int)nt);
-                    j += NNK__NB4;
-                } else if (nb - j >= NNK__NB) {
-                    nnk__conv_run(nnk__full_nb_16, NNK__NW, nnk__pieces_nb_16, mx + j * t.yb, vx, ux + ob * t.wb, &t, (int)nt);
-                    j += NNK__NB;
-                } else {
-                    nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, mx + j * t.yb, vx, ux + ob * t.wb, &t, (int)nt);
-                    j += 1;
-                }
-            }
-        }
+        for (int xi36 = 0; xi36 < 36; xi36++)
+            nnk__conv_blocks(&tiles16, M + xi36 * ms, V + xi36 * vs, u + (long)xi36 * OB * t.wb + ob0 * t.wb, NULL, NULL, &t, NULL, ob0, nb, OB,
+                             (int)nt);
         /* Aᵀ m A, the bias and the epilogue, into the plane */
         for (int j = 0; j < nb; j++) {
             int ob = ob0 + j;
