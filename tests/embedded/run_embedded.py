@@ -29,12 +29,15 @@ tools/deps.sh); then `N passed, N failed, N skipped`.
 
     /usr/bin/python3 tests/embedded/run_embedded.py [-v] [--keep DIR]
 """
+import concurrent.futures
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 import torch
@@ -69,19 +72,49 @@ VERBOSE = "-v" in sys.argv
 results = {"passed": 0, "failed": 0, "skipped": 0}
 
 
+# Checks run two at a time (run_parallel); each one's lines go to its own list (LINES.buf) and are printed in
+# order when it ends.
+LINES = threading.local()
+COUNT_LOCK = threading.Lock()
+
+
+def say(kind, line):
+    with COUNT_LOCK:
+        results[kind] += 1
+    if getattr(LINES, "buf", None) is not None:
+        LINES.buf.append(line)
+    else:
+        print(line, flush=True)
+
+
 def ok(name, detail=""):
-    results["passed"] += 1
-    print(f"ok - {name}" + (f" ({detail})" if detail else ""), flush=True)
+    say("passed", f"ok - {name}" + (f" ({detail})" if detail else ""))
 
 
 def fail(name, detail):
-    results["failed"] += 1
-    print(f"FAIL - {name}: {detail}", flush=True)
+    say("failed", f"FAIL - {name}: {detail}")
 
 
 def skip(name, reason):
-    results["skipped"] += 1
-    print(f"skip - {name}: {reason}", flush=True)
+    say("skipped", f"skip - {name}: {reason}")
+
+
+def buffered(task):
+    """task() with its lines collected: returns them."""
+    LINES.buf = []
+    try:
+        task()
+        return LINES.buf
+    finally:
+        LINES.buf = None
+
+
+def run_parallel(tasks):
+    """Runs the tasks (functions of no argument) two at a time, printing each one's lines in the tasks' order."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for lines in pool.map(buffered, tasks):
+            for line in lines:
+                print(line, flush=True)
 
 
 def run(cmd, timeout=300, **kw):
@@ -137,28 +170,32 @@ def x86_build(tmp, tag, weights, dtype, extra=()):
 def check_golden_half(tmp):
     """The golden models (tests/golden: convolutions, attention, the other ops) with 16-bit embedded weights,
     for this CPU's kernels (--target native, -march=native), on 2 threads, against PyTorch's committed outputs within the rounding's tolerance."""
+    return [functools.partial(check_golden_model, tmp, model, dtype)
+            for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops") for dtype in ("f16", "bf16")]
+
+
+def check_golden_model(tmp, model, dtype):
+    """One golden model with dtype weights embedded, against PyTorch's committed outputs."""
     golden = os.path.join(ROOT, "tests", "golden")
-    for model in ("tiny_cnn", "tiny_encoder", "tiny_decoder", "tiny_ops"):
-        d = os.path.join(golden, model)
-        inputs = sorted(f for f in os.listdir(d) if f.startswith("input"))
-        expected = sorted(f for f in os.listdir(d) if f.startswith("expected"))
-        for dtype in ("f16", "bf16"):
-            name = f"x86 {dtype}: golden {model} with embedded weights against PyTorch within {TOLERANCE[dtype]:g}"
-            src, exe = os.path.join(tmp, f"{model}_{dtype}.c"), os.path.join(tmp, f"{model}_{dtype}")
-            outs = [os.path.join(tmp, f"{model}_{dtype}_{i}.npy") for i in range(len(expected))]
-            rc, log = run([NNC, os.path.join(golden, model + ".net"), "--main", "--weights", os.path.join(d, "weights.safetensors"),
-                           f"--embed-weights={dtype}", "-o", src])
-            if rc == 0:
-                rc, log = run(["gcc"] + WARN + ["-O2", "-march=native", "-I" + RUNTIME, src] + RUNTIME_C + ["-lm", "-lpthread", "-o", exe])
-            if rc == 0:
-                rc, log = run([exe, "--threads", "2"] + sum((["--input", os.path.join(d, f)] for f in inputs), []) +
-                              sum((["--output", o] for o in outs), []))
-            if rc:
-                fail(name, first_lines(log))
-                continue
-            err = max(rel_error(np.load(o).ravel(), np.load(os.path.join(d, e)).astype(np.float64).ravel())
-                      for o, e in zip(outs, expected))
-            (ok if err <= TOLERANCE[dtype] else fail)(name, f"max|d|/max(1,|ref|) = {err:.2g}")
+    d = os.path.join(golden, model)
+    inputs = sorted(f for f in os.listdir(d) if f.startswith("input"))
+    expected = sorted(f for f in os.listdir(d) if f.startswith("expected"))
+    name = f"x86 {dtype}: golden {model} with embedded weights against PyTorch within {TOLERANCE[dtype]:g}"
+    src, exe = os.path.join(tmp, f"{model}_{dtype}.c"), os.path.join(tmp, f"{model}_{dtype}")
+    outs = [os.path.join(tmp, f"{model}_{dtype}_{i}.npy") for i in range(len(expected))]
+    rc, log = run([NNC, os.path.join(golden, model + ".net"), "--main", "--weights", os.path.join(d, "weights.safetensors"),
+                   f"--embed-weights={dtype}", "-o", src])
+    if rc == 0:
+        rc, log = run(["gcc"] + WARN + ["-O2", "-march=native", "-I" + RUNTIME, src] + RUNTIME_C + ["-lm", "-lpthread", "-o", exe])
+    if rc == 0:
+        rc, log = run([exe, "--threads", "2"] + sum((["--input", os.path.join(d, f)] for f in inputs), []) +
+                      sum((["--output", o] for o in outs), []))
+    if rc:
+        fail(name, first_lines(log))
+        return
+    err = max(rel_error(np.load(o).ravel(), np.load(os.path.join(d, e)).astype(np.float64).ravel())
+              for o, e in zip(outs, expected))
+    (ok if err <= TOLERANCE[dtype] else fail)(name, f"max|d|/max(1,|ref|) = {err:.2g}")
 
 
 def check_c_array(tmp, weights, dtype, host):
@@ -277,41 +314,43 @@ def main():
     try:
         weights = os.path.join(tmp, "cifar_resnet20.safetensors")
         safetensors.save_file(export_torchvision.state_dict_to_numpy(model), weights)
-        check_half(tmp)
-        check_fold(tmp)
-        check_golden_half(tmp)
-        for dtype in DTYPES:
-            tol = TOLERANCE[dtype]
-            name = f"x86 {dtype}: cifar_resnet20 with embedded weights against PyTorch within {tol:g}"
-            host, msg = x86_build(tmp, dtype, weights, dtype)
-            if host is None:
-                fail(name, msg)
-            else:
-                err = rel_error(host, ref)
-                (ok if err <= tol else fail)(name, f"max|d|/max(1,|ref|) = {err:.2g}")
-            if dtype != "bf16":
-                check_c_array(tmp, weights, dtype, host)
-            name = f"cortex-m7 {dtype}: cifar_resnet20 under qemu-system-arm mps2-an500 equals the x86 build bit for bit"
-            if tools_missing:
-                skip(name, f"{', '.join(tools_missing)} not found (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                           "qemu-system-arm)")
-                continue
-            elf, sizes = m7_build(tmp, dtype, weights, dtype)
-            if elf is None:
-                fail(name, "build: " + sizes)
-                continue
-            got, msg = m7_run(elf)
-            if got is None:
-                fail(name, msg)
-            elif host is None:
-                fail(name, "no x86 output to compare with")
-            elif got.shape != host.shape or got.view(np.uint32).tolist() != host.view(np.uint32).tolist():
-                fail(name, f"outputs differ: max|d|/max(1,|ref|) = {rel_error(got, host.astype(np.float64)):.2g}")
-            else:
-                ok(name, size_text(sizes))
+        run_parallel([functools.partial(check_half, tmp), functools.partial(check_fold, tmp)] + check_golden_half(tmp)
+                     + [functools.partial(check_resnet20, tmp, weights, ref, dtype, tools_missing) for dtype in DTYPES])
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_resnet20(tmp, weights, ref, dtype, tools_missing):
+    """CIFAR ResNet-20 with weights embedded as dtype: on x86 against PyTorch, and on the M7 against x86."""
+    tol = TOLERANCE[dtype]
+    name = f"x86 {dtype}: cifar_resnet20 with embedded weights against PyTorch within {tol:g}"
+    host, msg = x86_build(tmp, dtype, weights, dtype)
+    if host is None:
+        fail(name, msg)
+    else:
+        err = rel_error(host, ref)
+        (ok if err <= tol else fail)(name, f"max|d|/max(1,|ref|) = {err:.2g}")
+    if dtype != "bf16":
+        check_c_array(tmp, weights, dtype, host)
+    name = f"cortex-m7 {dtype}: cifar_resnet20 under qemu-system-arm mps2-an500 equals the x86 build bit for bit"
+    if tools_missing:
+        skip(name, f"{', '.join(tools_missing)} not found (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                   "qemu-system-arm)")
+        return
+    elf, sizes = m7_build(tmp, dtype, weights, dtype)
+    if elf is None:
+        fail(name, "build: " + sizes)
+        return
+    got, msg = m7_run(elf)
+    if got is None:
+        fail(name, msg)
+    elif host is None:
+        fail(name, "no x86 output to compare with")
+    elif got.shape != host.shape or got.view(np.uint32).tolist() != host.view(np.uint32).tolist():
+        fail(name, f"outputs differ: max|d|/max(1,|ref|) = {rel_error(got, host.astype(np.float64)):.2g}")
+    else:
+        ok(name, size_text(sizes))
 
 
 if __name__ == "__main__":

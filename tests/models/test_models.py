@@ -33,6 +33,7 @@ cores, about half of it PyTorch itself (vit_b_16, and the BERT encoder's Python 
 """
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -369,6 +370,7 @@ class Runner:
         self.passed = self.failed = 0
         self.models = {}    # model id -> (torch model, weights path)
         self.cflags = self.libs = None
+        self.builds = {}    # case name -> future of try_build()
 
     def check(self, name, problem=None, detail=""):
         if problem:
@@ -415,8 +417,23 @@ class Runner:
                           + " | ".join(lines[:4]))
         return t_nnc, t_cc
 
+    def base(self, case):
+        return os.path.join(self.tmp, case.name.replace("@", "_"))
+
+    def try_build(self, case, base):
+        """build(), or the Failure it raised."""
+        try:
+            return self.build(case, base)
+        except Failure as e:
+            return e
+
+    def build_ahead(self, cases, pool):
+        """Start every case's build on pool (the C compiler is most of the time, and there are two cores)."""
+        self.build_flags()
+        self.builds = {c.name: pool.submit(self.try_build, c, self.base(c)) for c in cases}
+
     def case(self, case):
-        base = os.path.join(self.tmp, case.name.replace("@", "_"))
+        base = self.base(case)
         times = []
         try:
             model, wpath, t_model = self.model(case.model)
@@ -433,12 +450,12 @@ class Runner:
                 problems = [str(e)]
             self.check(f"{case.name} keys", "; ".join(problems))
 
-        try:
-            t_nnc, t_cc = self.build(case, base)
-            times += [f"nnc {t_nnc:.1f} s", f"cc {t_cc:.1f} s"]
+        built = self.builds[case.name].result() if case.name in self.builds else self.try_build(case, base)
+        if not isinstance(built, Failure):
+            times += [f"nnc {built[0]:.1f} s", f"cc {built[1]:.1f} s"]
             self.check(f"{case.name} build")
-        except Failure as e:
-            self.check(f"{case.name} build", str(e))
+        else:
+            self.check(f"{case.name} build", str(built))
             if not os.path.exists(base):
                 self.check(f"{case.name} output", "not run: the program was not built")
                 print(f"# {case.name}: " + ", ".join(times), flush=True)
@@ -504,8 +521,10 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="nnc_test_models_")
     runner = Runner(args, tmp)
     try:
-        for case in cases:
-            runner.case(case)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runner.build_ahead(cases, pool)
+            for case in cases:
+                runner.case(case)
     finally:
         if args.keep:
             print(f"# kept {tmp}")

@@ -11,6 +11,7 @@ For every models/*.net:
 Also the op counts after fusion: ResNet-50 keeps no batchnorm and no standalone relu or add.
 Needs numpy only.
 """
+import concurrent.futures
 import glob
 import os
 import re
@@ -114,6 +115,13 @@ def outputs_of(exe, weights, n_out, out_dir, tag):
 
 
 def check_model(net, tmp):
+    """The memory plan and -O0 against -O2 of one model: a list of (ok, name, detail), reported by the caller
+    (models are checked two at a time)."""
+    results = []
+
+    def report(ok, name, detail=""):
+        results.append((ok, name, detail))
+
     name = os.path.splitext(os.path.basename(net))[0]
     lets = set(re.findall(r"^let\s+(\w+)", open(net).read(), re.M))
     small = dict(SMALL, size=SMALLEST_SIZE.get(name, SMALL["size"]), **EXTRA.get(name, {}))
@@ -143,6 +151,7 @@ def check_model(net, tmp):
         report(False, f"{name} -O0 and -O2 agree", str(e))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+    return results
 
 
 def check_fusion():
@@ -219,11 +228,11 @@ def main():
         check_attention_fusion(tmp)
     nets = sorted(glob.glob("models/*.net"))
     only = [a for a in sys.argv[1:] if not a.startswith("-")]
-    with tempfile.TemporaryDirectory(prefix="nnc-passes-") as tmp:
-        for net in nets:
-            if only and not any(o in net for o in only):
-                continue
-            check_model(os.path.relpath(net, ROOT), tmp)
+    nets = [os.path.relpath(n, ROOT) for n in nets if not only or any(o in n for o in only)]
+    with tempfile.TemporaryDirectory(prefix="nnc-passes-") as tmp, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for results in pool.map(lambda net: check_model(net, tmp), nets):
+            for r in results:
+                report(*r)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -30,6 +30,7 @@ of tiny_cnn stays well below the bounds used here, 2e-3 (F16) and 1e-2 (BF16) in
 
 Needs numpy, not PyTorch. `-v` shows each case's stderr. Prints `ok - NAME` / `FAIL - NAME: detail` per check and `N passed, N failed`.
 """
+import concurrent.futures
 import json
 import os
 import re
@@ -175,6 +176,8 @@ def modified(items, key, **changes):
 
 
 # ---- building ----
+
+POOL = concurrent.futures.ThreadPoolExecutor(2)     # builds whose checks do not depend on each other
 
 def build_c(c_file, exe, cc, extra=()):
     flags = run([NNC, "--cflags"]).stdout.split() + run([NNC, "--libs"]).stdout.split()
@@ -431,8 +434,7 @@ def main():
 def body(tmp):
     T = lambda *p: os.path.join(tmp, *p)  # noqa: E731
     cnn, dec, enc = (Model(n, tmp) for n in ("tiny_cnn", "tiny_decoder", "tiny_encoder"))
-    for m in (cnn, dec, enc):
-        err = m.build()
+    for m, err in zip((cnn, dec, enc), POOL.map(Model.build, (cnn, dec, enc))):
         report(f"build {m.name} with {os.path.basename(CC)} {' '.join(WARN_FLAGS)}", err)
         if err:
             print("# cannot go on without the programs")
@@ -844,15 +846,18 @@ def body(tmp):
     report("two-output header declares a shape macro per output", f"missing {miss} in {enc.h}" if miss else None)
 
     compilers = [("clang", CLANG), ("gcc", GCC)]
+    builds = []          # (check name, future of build_c): the twelve builds, two at a time
     for m in (cnn, dec, enc):
         for cname, cc in compilers:
             if not cc:
                 print(f"# skip {cname}: not installed")
                 continue
             for extra in (["-march=native"], ["-march=native", "-pedantic"]):   # C for this machine (--target native)
-                r = build_c(m.c, T(f"{m.name}_{cname}{len(extra)}"), cc, WARN_FLAGS + extra)
-                report(f"{m.name}.c builds with {cname} {' '.join(WARN_FLAGS + extra)}",
-                       None if r.returncode == 0 else brief(r))
+                builds.append((f"{m.name}.c builds with {cname} {' '.join(WARN_FLAGS + extra)}",
+                               POOL.submit(build_c, m.c, T(f"{m.name}_{cname}{len(extra)}"), cc, WARN_FLAGS + extra)))
+    for name, future in builds:
+        r = future.result()
+        report(name, None if r.returncode == 0 else brief(r))
 
     def direct(name, args, env):
         exe = T(name)
@@ -909,29 +914,32 @@ def body(tmp):
     emb_c = T("embedded.c")
     r = run([NNC, cnn.net, "--main", "--weights", W, "--embed-weights", "-o", emb_c])
     if r.returncode == 0:
+        builds = []      # (check name, future of build_c), two at a time
         for cname, cc in compilers:
             if cc:
-                rr = build_c(emb_c, T("embedded_" + cname), cc, WARN_FLAGS + ["-march=native", "-pedantic"])
-                report(f"--embed-weights C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
-                       None if rr.returncode == 0 else brief(rr))
+                builds.append((f"--embed-weights C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
+                               POOL.submit(build_c, emb_c, T("embedded_" + cname), cc, WARN_FLAGS + ["-march=native", "-pedantic"])))
         with open(T("embedded.h")) as f:
             report("--embed-weights header declares tiny_cnn_load_embedded",
                    None if "tiny_cnn_load_embedded(" in f.read() else "not declared")
         # the weights as a C array (OUT.weights.inc) instead of .incbin, and 16-bit weights, warning-free too
         for cname, cc in compilers:
             if cc:
-                rr = build_c(emb_c, T("embedded_array_" + cname), cc, WARN_FLAGS + ["-march=native", "-pedantic", "-DNNC_NO_INCBIN"])
-                report(f"--embed-weights C builds with {cname} -DNNC_NO_INCBIN -pedantic", None if rr.returncode == 0 else brief(rr))
+                builds.append((f"--embed-weights C builds with {cname} -DNNC_NO_INCBIN -pedantic",
+                               POOL.submit(build_c, emb_c, T("embedded_array_" + cname), cc,
+                                           WARN_FLAGS + ["-march=native", "-pedantic", "-DNNC_NO_INCBIN"])))
         for dt in ("f16", "bf16"):
             half_c = T(f"embedded_{dt}.c")
             r = run([NNC, cnn.net, "--main", "--weights", W, f"--embed-weights={dt}", "-o", half_c])
             for cname, cc in compilers:
                 if cc and r.returncode == 0:
-                    rr = build_c(half_c, T(f"embedded_{dt}_{cname}"), cc, WARN_FLAGS + ["-march=native", "-pedantic"])
-                    report(f"--embed-weights={dt} C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
-                           None if rr.returncode == 0 else brief(rr))
+                    builds.append((f"--embed-weights={dt} C builds with {cname} {' '.join(WARN_FLAGS)} -pedantic",
+                                   POOL.submit(build_c, half_c, T(f"embedded_{dt}_{cname}"), cc, WARN_FLAGS + ["-march=native", "-pedantic"])))
             if r.returncode != 0:
                 report(f"--embed-weights={dt} -o FILE.c", brief(r))
+        for name, future in builds:
+            rr = future.result()
+            report(name, None if rr.returncode == 0 else brief(rr))
     else:
         report("--embed-weights -o FILE.c", brief(r))
     bad_emb = T("prog_embedded_missing")
