@@ -591,14 +591,16 @@ static void emit_pool(Emitter *e, const Op *op) {
 static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     if (x->layout == LAYOUT_NCHW16C) {   /* to 1×1 (choose_layouts.c): the result [N, C, 1, 1] is plain */
-        simple_call(e, op, "float *restrict y, const float *restrict x",
-                    format("    nnk_global_avgpool_nchwc(y, x, %lld, 0, %lld);\n", (long long)(x->dims[2] * x->dims[3]),
-                           (long long)(x->dims[0] * x->dims[1] / NNK_CB)));
+        long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
+        parallel_call(e, op, format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;   /* blocks of 16 channels */\n"
+                                    "    nnk_global_avgpool_nchwc(a->y, a->in[0], %lld, (int)b0, (int)b1);\n",
+                                    blocks, blocks, (long long)(x->dims[2] * x->dims[3])));
         return;
     }
-    char *body = format("    nnk_adaptive_avgpool2d(y, x, %lld, %lld, %lld, %lld, %lld, %lld);\n", (long long)x->dims[0], (long long)x->dims[1],
-                        (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]);
-    simple_call(e, op, "float *restrict y, const float *restrict x", body);
+    long long planes = x->dims[0] * x->dims[1];
+    parallel_call(e, op, format("    long p0 = %lldL * part / parts, p1 = %lldL * (part + 1) / parts;   /* planes */\n"
+                                "    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], %lld, %lld, %lld, %lld, p0, p1);\n", planes, planes,
+                                (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]));
 }
 
 static void emit_pad(Emitter *e, const Op *op) {

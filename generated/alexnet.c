@@ -187,8 +187,9 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* adaptive_avgpool: [1, 256, 6, 6] -> [1, 256, 6, 6] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 256, 6, 6, 6, 6);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 256L * part / parts, p1 = 256L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 6, 6, 6, 6, p0, p1);
 }
 
 /* linear: [1, 9216] -> [1, 4096] */
@@ -292,7 +293,7 @@ int alexnet_run(alexnet *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 256, 6, 6]
        models/alexnet.net:20: x = flatten(adaptive_avgpool(x, [6, 6])) */
-    adaptive_avgpool_1(A(adaptive_avgpool13), A(maxpool12_plain));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool13), A(maxpool12_plain));
     TICK(14);
 
     /* reshape: [1, 9216] is a view of [1, 256, 6, 6] at A(adaptive_avgpool13) */

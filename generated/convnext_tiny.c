@@ -655,8 +655,9 @@ static void add_4(float *y, const float *a, const float *b) {
 }
 
 /* adaptive_avgpool: [1, 768, 7, 7] -> [1, 768, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 768, 7, 7, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 768L * part / parts, p1 = 768L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* layernorm: [1, 1, 1, 768] -> [1, 1, 1, 768] */
@@ -1483,7 +1484,7 @@ int convnext_tiny_run(convnext_tiny *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 768, 1, 1]
        models/lib/convnext.net:46: x = flatten(layernorm2d(global_avgpool(x)) as classifier.0) */
-    adaptive_avgpool_1(A(adaptive_avgpool178), A(add168));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool178), A(add168));
     TICK(161);
 
     /* transpose: [1, 1, 1, 768] is a view of [1, 768, 1, 1] at A(adaptive_avgpool178) */

@@ -544,8 +544,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 32, 112, 112] -> [1, 32, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 32, 112, 112, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 32L * part / parts, p1 = 32L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 112, 112, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 32, 1, 1] -> [1, 8, 1, 1] */
@@ -613,8 +614,9 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 96, 56, 56] -> [1, 96, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 96, 56, 56, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 96L * part / parts, p1 = 96L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 56, 56, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 96, 1, 1] -> [1, 4, 1, 1] */
@@ -682,8 +684,9 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 144, 56, 56] -> [1, 144, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 144, 56, 56, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 144L * part / parts, p1 = 144L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 56, 56, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 144, 1, 1] -> [1, 6, 1, 1] */
@@ -739,8 +742,9 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 144, 28, 28] -> [1, 144, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 144, 28, 28, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 144L * part / parts, p1 = 144L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* mul: [1, 144, 1, 1], [1, 144, 28, 28] -> [1, 144, 28, 28] */
@@ -786,8 +790,9 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 240, 28, 28] -> [1, 240, 1, 1] */
-static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 240, 28, 28, 1, 1);
+static void adaptive_avgpool_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 240L * part / parts, p1 = 240L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 240, 1, 1] -> [1, 10, 1, 1] */
@@ -843,8 +848,9 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 240, 14, 14] -> [1, 240, 1, 1] */
-static void adaptive_avgpool_6(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 240, 14, 14, 1, 1);
+static void adaptive_avgpool_6(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 240L * part / parts, p1 = 240L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* mul: [1, 240, 1, 1], [1, 240, 14, 14] -> [1, 240, 14, 14] */
@@ -888,8 +894,9 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 480, 14, 14] -> [1, 480, 1, 1] */
-static void adaptive_avgpool_7(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 480, 14, 14, 1, 1);
+static void adaptive_avgpool_7(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 480L * part / parts, p1 = 480L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 480, 1, 1] -> [1, 20, 1, 1] */
@@ -977,8 +984,9 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 672, 14, 14] -> [1, 672, 1, 1] */
-static void adaptive_avgpool_8(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 672, 14, 14, 1, 1);
+static void adaptive_avgpool_8(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 672L * part / parts, p1 = 672L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 672, 1, 1] -> [1, 28, 1, 1] */
@@ -1033,8 +1041,9 @@ static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 672, 7, 7] -> [1, 672, 1, 1] */
-static void adaptive_avgpool_9(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 672, 7, 7, 1, 1);
+static void adaptive_avgpool_9(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 672L * part / parts, p1 = 672L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* mul: [1, 672, 1, 1], [1, 672, 7, 7] -> [1, 672, 7, 7] */
@@ -1078,8 +1087,9 @@ static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1152, 7, 7] -> [1, 1152, 1, 1] */
-static void adaptive_avgpool_10(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1152, 7, 7, 1, 1);
+static void adaptive_avgpool_10(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1152L * part / parts, p1 = 1152L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 1152, 1, 1] -> [1, 48, 1, 1] */
@@ -1156,8 +1166,9 @@ static void conv2d_46(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1280, 7, 7] -> [1, 1280, 1, 1] */
-static void adaptive_avgpool_11(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1280, 7, 7, 1, 1);
+static void adaptive_avgpool_11(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1280L * part / parts, p1 = 1280L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* linear: [1, 1280] -> [1, 1000] */
@@ -1193,7 +1204,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 32, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool6), A(features_1_0_block_0_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool6), A(features_1_0_block_0_0));
     TICK(4);
 
     /* conv2d features.1.0.block.1.fc1 + silu: [1, 8, 1, 1]
@@ -1228,7 +1239,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 96, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool20), A(features_2_0_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool20), A(features_2_0_block_1_0));
     TICK(11);
 
     /* conv2d features.2.0.block.2.fc1 + silu: [1, 4, 1, 1]
@@ -1263,7 +1274,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 144, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool34), A(features_2_1_block_1_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool34), A(features_2_1_block_1_0));
     TICK(18);
 
     /* conv2d features.2.1.block.2.fc1 + silu: [1, 6, 1, 1]
@@ -1298,7 +1309,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 144, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool49), A(features_3_0_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool49), A(features_3_0_block_1_0));
     TICK(25);
 
     /* conv2d features.3.0.block.2.fc1 + silu: [1, 6, 1, 1]
@@ -1333,7 +1344,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 240, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_5(A(adaptive_avgpool63), A(features_3_1_block_1_0));
+    PARALLEL(adaptive_avgpool_5, A(adaptive_avgpool63), A(features_3_1_block_1_0));
     TICK(32);
 
     /* conv2d features.3.1.block.2.fc1 + silu: [1, 10, 1, 1]
@@ -1368,7 +1379,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 240, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool78), A(features_4_0_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool78), A(features_4_0_block_1_0));
     TICK(39);
 
     /* conv2d features.4.0.block.2.fc1 + silu: [1, 10, 1, 1]
@@ -1403,7 +1414,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 480, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_7(A(adaptive_avgpool92), A(features_4_1_block_1_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool92), A(features_4_1_block_1_0));
     TICK(46);
 
     /* conv2d features.4.1.block.2.fc1 + silu: [1, 20, 1, 1]
@@ -1438,7 +1449,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 480, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_7(A(adaptive_avgpool107), A(features_4_2_block_1_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool107), A(features_4_2_block_1_0));
     TICK(53);
 
     /* conv2d features.4.2.block.2.fc1 + silu: [1, 20, 1, 1]
@@ -1473,7 +1484,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 480, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_7(A(adaptive_avgpool122), A(features_5_0_block_1_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool122), A(features_5_0_block_1_0));
     TICK(60);
 
     /* conv2d features.5.0.block.2.fc1 + silu: [1, 20, 1, 1]
@@ -1508,7 +1519,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 672, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_8(A(adaptive_avgpool136), A(features_5_1_block_1_0));
+    PARALLEL(adaptive_avgpool_8, A(adaptive_avgpool136), A(features_5_1_block_1_0));
     TICK(67);
 
     /* conv2d features.5.1.block.2.fc1 + silu: [1, 28, 1, 1]
@@ -1543,7 +1554,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 672, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_8(A(adaptive_avgpool151), A(features_5_2_block_1_0));
+    PARALLEL(adaptive_avgpool_8, A(adaptive_avgpool151), A(features_5_2_block_1_0));
     TICK(74);
 
     /* conv2d features.5.2.block.2.fc1 + silu: [1, 28, 1, 1]
@@ -1578,7 +1589,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 672, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_9(A(adaptive_avgpool166), A(features_6_0_block_1_0));
+    PARALLEL(adaptive_avgpool_9, A(adaptive_avgpool166), A(features_6_0_block_1_0));
     TICK(81);
 
     /* conv2d features.6.0.block.2.fc1 + silu: [1, 28, 1, 1]
@@ -1613,7 +1624,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 1152, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_10(A(adaptive_avgpool180), A(features_6_1_block_1_0));
+    PARALLEL(adaptive_avgpool_10, A(adaptive_avgpool180), A(features_6_1_block_1_0));
     TICK(88);
 
     /* conv2d features.6.1.block.2.fc1 + silu: [1, 48, 1, 1]
@@ -1648,7 +1659,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 1152, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_10(A(adaptive_avgpool195), A(features_6_2_block_1_0));
+    PARALLEL(adaptive_avgpool_10, A(adaptive_avgpool195), A(features_6_2_block_1_0));
     TICK(95);
 
     /* conv2d features.6.2.block.2.fc1 + silu: [1, 48, 1, 1]
@@ -1683,7 +1694,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 1152, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_10(A(adaptive_avgpool210), A(features_6_3_block_1_0));
+    PARALLEL(adaptive_avgpool_10, A(adaptive_avgpool210), A(features_6_3_block_1_0));
     TICK(102);
 
     /* conv2d features.6.3.block.2.fc1 + silu: [1, 48, 1, 1]
@@ -1718,7 +1729,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 1152, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_10(A(adaptive_avgpool225), A(features_7_0_block_1_0));
+    PARALLEL(adaptive_avgpool_10, A(adaptive_avgpool225), A(features_7_0_block_1_0));
     TICK(109);
 
     /* conv2d features.7.0.block.2.fc1 + silu: [1, 48, 1, 1]
@@ -1748,7 +1759,7 @@ int efficientnet_b0_run(efficientnet_b0 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 1280, 1, 1]
        models/lib/efficientnet.net:119: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_11(A(adaptive_avgpool236), A(features_8_0));
+    PARALLEL(adaptive_avgpool_11, A(adaptive_avgpool236), A(features_8_0));
     TICK(115);
 
     /* reshape: [1, 1280] is a view of [1, 1280, 1, 1] at A(adaptive_avgpool236) */

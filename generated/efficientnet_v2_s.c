@@ -1167,8 +1167,9 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 256, 24, 24] -> [1, 256, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 256, 24, 24, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 256L * part / parts, p1 = 256L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 24, 24, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 256, 1, 1] -> [1, 16, 1, 1] */
@@ -1234,8 +1235,9 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 512, 24, 24] -> [1, 512, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 512, 24, 24, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 512L * part / parts, p1 = 512L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 24, 24, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 32, 1, 1] */
@@ -1301,8 +1303,9 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 768, 24, 24] -> [1, 768, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 768, 24, 24, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 768L * part / parts, p1 = 768L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 24, 24, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 768, 1, 1] -> [1, 32, 1, 1] */
@@ -1368,8 +1371,9 @@ static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 960, 24, 24] -> [1, 960, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 960, 24, 24, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 960L * part / parts, p1 = 960L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 24, 24, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 960, 1, 1] -> [1, 40, 1, 1] */
@@ -1424,8 +1428,9 @@ static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 960, 12, 12] -> [1, 960, 1, 1] */
-static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 960, 12, 12, 1, 1);
+static void adaptive_avgpool_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 960L * part / parts, p1 = 960L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 12, 12, 1, 1, p0, p1);
 }
 
 /* mul: [1, 960, 1, 1], [1, 960, 12, 12] -> [1, 960, 12, 12] */
@@ -1469,8 +1474,9 @@ static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1536, 12, 12] -> [1, 1536, 1, 1] */
-static void adaptive_avgpool_6(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1536, 12, 12, 1, 1);
+static void adaptive_avgpool_6(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1536L * part / parts, p1 = 1536L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 12, 12, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 1536, 1, 1] -> [1, 64, 1, 1] */
@@ -1525,8 +1531,9 @@ static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1280, 12, 12] -> [1, 1280, 1, 1] */
-static void adaptive_avgpool_7(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1280, 12, 12, 1, 1);
+static void adaptive_avgpool_7(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1280L * part / parts, p1 = 1280L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 12, 12, 1, 1, p0, p1);
 }
 
 /* linear: [1, 1280] -> [1, 1000] */
@@ -1647,7 +1654,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 256, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool63), A(features_4_0_block_1_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool63), A(features_4_0_block_1_0));
     TICK(21);
 
     /* conv2d features.4.0.block.2.fc1 + silu: [1, 16, 1, 1]
@@ -1682,7 +1689,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool77), A(features_4_1_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool77), A(features_4_1_block_1_0));
     TICK(28);
 
     /* conv2d features.4.1.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1717,7 +1724,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool92), A(features_4_2_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool92), A(features_4_2_block_1_0));
     TICK(35);
 
     /* conv2d features.4.2.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1752,7 +1759,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool107), A(features_4_3_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool107), A(features_4_3_block_1_0));
     TICK(42);
 
     /* conv2d features.4.3.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1787,7 +1794,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool122), A(features_4_4_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool122), A(features_4_4_block_1_0));
     TICK(49);
 
     /* conv2d features.4.4.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1822,7 +1829,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool137), A(features_4_5_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool137), A(features_4_5_block_1_0));
     TICK(56);
 
     /* conv2d features.4.5.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1857,7 +1864,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 768, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool152), A(features_5_0_block_1_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool152), A(features_5_0_block_1_0));
     TICK(63);
 
     /* conv2d features.5.0.block.2.fc1 + silu: [1, 32, 1, 1]
@@ -1892,7 +1899,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool166), A(features_5_1_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool166), A(features_5_1_block_1_0));
     TICK(70);
 
     /* conv2d features.5.1.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -1927,7 +1934,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool181), A(features_5_2_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool181), A(features_5_2_block_1_0));
     TICK(77);
 
     /* conv2d features.5.2.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -1962,7 +1969,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool196), A(features_5_3_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool196), A(features_5_3_block_1_0));
     TICK(84);
 
     /* conv2d features.5.3.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -1997,7 +2004,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool211), A(features_5_4_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool211), A(features_5_4_block_1_0));
     TICK(91);
 
     /* conv2d features.5.4.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2032,7 +2039,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool226), A(features_5_5_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool226), A(features_5_5_block_1_0));
     TICK(98);
 
     /* conv2d features.5.5.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2067,7 +2074,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool241), A(features_5_6_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool241), A(features_5_6_block_1_0));
     TICK(105);
 
     /* conv2d features.5.6.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2102,7 +2109,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool256), A(features_5_7_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool256), A(features_5_7_block_1_0));
     TICK(112);
 
     /* conv2d features.5.7.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2137,7 +2144,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool271), A(features_5_8_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool271), A(features_5_8_block_1_0));
     TICK(119);
 
     /* conv2d features.5.8.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2172,7 +2179,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_5(A(adaptive_avgpool286), A(features_6_0_block_1_0));
+    PARALLEL(adaptive_avgpool_5, A(adaptive_avgpool286), A(features_6_0_block_1_0));
     TICK(126);
 
     /* conv2d features.6.0.block.2.fc1 + silu: [1, 40, 1, 1]
@@ -2207,7 +2214,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool300), A(features_6_1_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool300), A(features_6_1_block_1_0));
     TICK(133);
 
     /* conv2d features.6.1.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2242,7 +2249,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool315), A(features_6_2_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool315), A(features_6_2_block_1_0));
     TICK(140);
 
     /* conv2d features.6.2.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2277,7 +2284,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool330), A(features_6_3_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool330), A(features_6_3_block_1_0));
     TICK(147);
 
     /* conv2d features.6.3.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2312,7 +2319,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool345), A(features_6_4_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool345), A(features_6_4_block_1_0));
     TICK(154);
 
     /* conv2d features.6.4.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2347,7 +2354,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool360), A(features_6_5_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool360), A(features_6_5_block_1_0));
     TICK(161);
 
     /* conv2d features.6.5.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2382,7 +2389,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool375), A(features_6_6_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool375), A(features_6_6_block_1_0));
     TICK(168);
 
     /* conv2d features.6.6.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2417,7 +2424,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool390), A(features_6_7_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool390), A(features_6_7_block_1_0));
     TICK(175);
 
     /* conv2d features.6.7.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2452,7 +2459,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool405), A(features_6_8_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool405), A(features_6_8_block_1_0));
     TICK(182);
 
     /* conv2d features.6.8.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2487,7 +2494,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool420), A(features_6_9_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool420), A(features_6_9_block_1_0));
     TICK(189);
 
     /* conv2d features.6.9.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2522,7 +2529,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool435), A(features_6_10_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool435), A(features_6_10_block_1_0));
     TICK(196);
 
     /* conv2d features.6.10.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2557,7 +2564,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool450), A(features_6_11_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool450), A(features_6_11_block_1_0));
     TICK(203);
 
     /* conv2d features.6.11.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2592,7 +2599,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool465), A(features_6_12_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool465), A(features_6_12_block_1_0));
     TICK(210);
 
     /* conv2d features.6.12.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2627,7 +2634,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool480), A(features_6_13_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool480), A(features_6_13_block_1_0));
     TICK(217);
 
     /* conv2d features.6.13.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2662,7 +2669,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1536, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool495), A(features_6_14_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool495), A(features_6_14_block_1_0));
     TICK(224);
 
     /* conv2d features.6.14.block.2.fc1 + silu: [1, 64, 1, 1]
@@ -2692,7 +2699,7 @@ int efficientnet_v2_s_run(efficientnet_v2_s *m, const float *in_image, float *ou
 
     /* adaptive_avgpool: [1, 1280, 1, 1]
        models/lib/efficientnet.net:119: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_7(A(adaptive_avgpool507), A(features_7_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool507), A(features_7_0));
     TICK(230);
 
     /* reshape: [1, 1280] is a view of [1, 1280, 1, 1] at A(adaptive_avgpool507) */

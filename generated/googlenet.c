@@ -1187,8 +1187,9 @@ static void conv2d_49(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1024, 7, 7] -> [1, 1024, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 49, 0, 64);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 64L * part / parts, b1 = 64L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 49, (int)b0, (int)b1);
 }
 
 /* linear: [1, 1024] -> [1, 1000] */
@@ -1736,7 +1737,7 @@ int googlenet_run(googlenet *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/googlenet.net:64: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_1(A(adaptive_avgpool193), A(concat192));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool193), A(concat192));
     TICK(101);
 
     /* reshape: [1, 1024] is a view of [1, 1024, 1, 1] at A(adaptive_avgpool193) */

@@ -1379,8 +1379,9 @@ static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 2048, 8, 8] -> [1, 2048, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 64, 0, 128);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 128L * part / parts, b1 = 128L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 64, (int)b0, (int)b1);
 }
 
 /* linear: [1, 2048] -> [1, 1000] */
@@ -2276,7 +2277,7 @@ int inception_v3_run(inception_v3 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
        models/lib/inception.net:101: x = flatten(dropout(global_avgpool(x), p=0.5)) */
-    adaptive_avgpool_1(A(adaptive_avgpool310), A(concat309));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool310), A(concat309));
     TICK(169);
 
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(adaptive_avgpool310) */

@@ -1125,8 +1125,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 256, 56, 56] -> [1, 256, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 256, 56, 56, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 256L * part / parts, p1 = 256L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 56, 56, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 256, 1, 1] -> [1, 16, 1, 1] */
@@ -1375,8 +1376,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 512, 28, 28] -> [1, 512, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 512, 28, 28, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 512L * part / parts, p1 = 512L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 512, 1, 1] -> [1, 32, 1, 1] */
@@ -1619,8 +1621,9 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1024, 14, 14] -> [1, 1024, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1024, 14, 14, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1024L * part / parts, p1 = 1024L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 1024, 1, 1] -> [1, 64, 1, 1] */
@@ -1860,8 +1863,9 @@ static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 2048, 7, 7, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 2048L * part / parts, p1 = 2048L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 2048, 1, 1] -> [1, 128, 1, 1] */
@@ -2047,8 +2051,9 @@ static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
-static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 512, 7, 7, 1, 1);
+static void adaptive_avgpool_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 512L * part / parts, p1 = 512L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* layernorm: [1, 512] -> [1, 512] */
@@ -2129,7 +2134,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 256, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool13), A(blocks_0_layers_0_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool13), A(blocks_0_layers_0_layers_MBconv_layers_conv_b_0));
     TICK(10);
 
     /* conv2d blocks.0.layers.0.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 16, 1, 1]
@@ -2372,7 +2377,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 256, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool88), A(blocks_0_layers_1_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool88), A(blocks_0_layers_1_layers_MBconv_layers_conv_b_0));
     TICK(73);
 
     /* conv2d blocks.0.layers.1.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 16, 1, 1]
@@ -2620,7 +2625,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool165), A(blocks_1_layers_0_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool165), A(blocks_1_layers_0_layers_MBconv_layers_conv_b_0));
     TICK(137);
 
     /* conv2d blocks.1.layers.0.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 32, 1, 1]
@@ -2858,7 +2863,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool240), A(blocks_1_layers_1_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool240), A(blocks_1_layers_1_layers_MBconv_layers_conv_b_0));
     TICK(199);
 
     /* conv2d blocks.1.layers.1.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 32, 1, 1]
@@ -3106,7 +3111,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool317), A(blocks_2_layers_0_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool317), A(blocks_2_layers_0_layers_MBconv_layers_conv_b_0));
     TICK(263);
 
     /* conv2d blocks.2.layers.0.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 64, 1, 1]
@@ -3344,7 +3349,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool392), A(blocks_2_layers_1_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool392), A(blocks_2_layers_1_layers_MBconv_layers_conv_b_0));
     TICK(325);
 
     /* conv2d blocks.2.layers.1.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 64, 1, 1]
@@ -3582,7 +3587,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool467), A(blocks_2_layers_2_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool467), A(blocks_2_layers_2_layers_MBconv_layers_conv_b_0));
     TICK(387);
 
     /* conv2d blocks.2.layers.2.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 64, 1, 1]
@@ -3820,7 +3825,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool542), A(blocks_2_layers_3_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool542), A(blocks_2_layers_3_layers_MBconv_layers_conv_b_0));
     TICK(449);
 
     /* conv2d blocks.2.layers.3.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 64, 1, 1]
@@ -4058,7 +4063,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool617), A(blocks_2_layers_4_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool617), A(blocks_2_layers_4_layers_MBconv_layers_conv_b_0));
     TICK(511);
 
     /* conv2d blocks.2.layers.4.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 64, 1, 1]
@@ -4306,7 +4311,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool694), A(blocks_3_layers_0_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool694), A(blocks_3_layers_0_layers_MBconv_layers_conv_b_0));
     TICK(575);
 
     /* conv2d blocks.3.layers.0.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 128, 1, 1]
@@ -4538,7 +4543,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool769), A(blocks_3_layers_1_layers_MBconv_layers_conv_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool769), A(blocks_3_layers_1_layers_MBconv_layers_conv_b_0));
     TICK(637);
 
     /* conv2d blocks.3.layers.1.layers.MBconv.layers.squeeze_excitation.fc1 + silu: [1, 128, 1, 1]
@@ -4755,7 +4760,7 @@ int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/maxvit.net:89: x = layernorm(flatten(global_avgpool(x))) as classifier.2 */
-    adaptive_avgpool_5(A(adaptive_avgpool837), A(transpose835));
+    PARALLEL(adaptive_avgpool_5, A(adaptive_avgpool837), A(transpose835));
     TICK(696);
 
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(adaptive_avgpool837) */

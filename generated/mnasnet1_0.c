@@ -803,8 +803,9 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1280, 7, 7] -> [1, 1280, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1280, 7, 7, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1280L * part / parts, p1 = 1280L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* linear: [1, 1280] -> [1, 1000] */
@@ -1090,7 +1091,7 @@ int mnasnet1_0_run(mnasnet1_0 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1280, 1, 1]
        models/lib/mnasnet.net:54: x = flatten(global_avgpool(x))      # x.mean([2, 3]) */
-    adaptive_avgpool_1(A(adaptive_avgpool149), A(layers_14));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool149), A(layers_14));
     TICK(54);
 
     /* reshape: [1, 1280] is a view of [1, 1280, 1, 1] at A(adaptive_avgpool149) */

@@ -769,8 +769,9 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1280, 7, 7] -> [1, 1280, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1280, 7, 7, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1280L * part / parts, p1 = 1280L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* linear: [1, 1280] -> [1, 1000] */
@@ -1056,7 +1057,7 @@ int mobilenet_v2_run(mobilenet_v2 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1280, 1, 1]
        models/lib/mobilenet.net:57: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_1(A(adaptive_avgpool149), A(features_18_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool149), A(features_18_0));
     TICK(54);
 
     /* reshape: [1, 1280] is a view of [1, 1280, 1, 1] at A(adaptive_avgpool149) */

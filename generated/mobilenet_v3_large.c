@@ -563,8 +563,9 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 72, 28, 28] -> [1, 72, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 72, 28, 28, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 72L * part / parts, p1 = 72L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 72, 1, 1] -> [1, 24, 1, 1] */
@@ -632,8 +633,9 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 120, 28, 28] -> [1, 120, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 120, 28, 28, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 120L * part / parts, p1 = 120L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 120, 1, 1] -> [1, 32, 1, 1] */
@@ -800,8 +802,9 @@ static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 480, 14, 14] -> [1, 480, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 480, 14, 14, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 480L * part / parts, p1 = 480L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 480, 1, 1] -> [1, 120, 1, 1] */
@@ -867,8 +870,9 @@ static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 672, 14, 14] -> [1, 672, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 672, 14, 14, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 672L * part / parts, p1 = 672L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 672, 1, 1] -> [1, 168, 1, 1] */
@@ -923,8 +927,9 @@ static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 672, 7, 7] -> [1, 672, 1, 1] */
-static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 672, 7, 7, 1, 1);
+static void adaptive_avgpool_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 672L * part / parts, p1 = 672L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* mul: [1, 672, 1, 1], [1, 672, 7, 7] -> [1, 672, 7, 7] */
@@ -968,8 +973,9 @@ static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 960, 7, 7] -> [1, 960, 1, 1] */
-static void adaptive_avgpool_6(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 960, 7, 7, 1, 1);
+static void adaptive_avgpool_6(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 960L * part / parts, p1 = 960L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 960, 1, 1] -> [1, 240, 1, 1] */
@@ -1099,7 +1105,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 72, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool32), A(features_4_block_1_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool32), A(features_4_block_1_0));
     TICK(13);
 
     /* conv2d features.4.block.2.fc1 + relu: [1, 24, 1, 1]
@@ -1134,7 +1140,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 120, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool46), A(features_5_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool46), A(features_5_block_1_0));
     TICK(20);
 
     /* conv2d features.5.block.2.fc1 + relu: [1, 32, 1, 1]
@@ -1169,7 +1175,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 120, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool61), A(features_6_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool61), A(features_6_block_1_0));
     TICK(27);
 
     /* conv2d features.6.block.2.fc1 + relu: [1, 32, 1, 1]
@@ -1264,7 +1270,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 480, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool111), A(features_11_block_1_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool111), A(features_11_block_1_0));
     TICK(46);
 
     /* conv2d features.11.block.2.fc1 + relu: [1, 120, 1, 1]
@@ -1299,7 +1305,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 672, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool125), A(features_12_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool125), A(features_12_block_1_0));
     TICK(53);
 
     /* conv2d features.12.block.2.fc1 + relu: [1, 168, 1, 1]
@@ -1334,7 +1340,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 672, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_5(A(adaptive_avgpool140), A(features_13_block_1_0));
+    PARALLEL(adaptive_avgpool_5, A(adaptive_avgpool140), A(features_13_block_1_0));
     TICK(60);
 
     /* conv2d features.13.block.2.fc1 + relu: [1, 168, 1, 1]
@@ -1369,7 +1375,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool154), A(features_14_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool154), A(features_14_block_1_0));
     TICK(67);
 
     /* conv2d features.14.block.2.fc1 + relu: [1, 240, 1, 1]
@@ -1404,7 +1410,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool169), A(features_15_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool169), A(features_15_block_1_0));
     TICK(74);
 
     /* conv2d features.15.block.2.fc1 + relu: [1, 240, 1, 1]
@@ -1434,7 +1440,7 @@ int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 960, 1, 1]
        models/lib/mobilenet.net:144: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_6(A(adaptive_avgpool181), A(features_16_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool181), A(features_16_0));
     TICK(80);
 
     /* reshape: [1, 960] is a view of [1, 960, 1, 1] at A(adaptive_avgpool181) */

@@ -393,8 +393,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 16, 56, 56] -> [1, 16, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 16, 56, 56, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 16L * part / parts, p1 = 16L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 56, 56, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 16, 1, 1] -> [1, 8, 1, 1] */
@@ -532,8 +533,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 96, 14, 14] -> [1, 96, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 96, 14, 14, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 96L * part / parts, p1 = 96L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 96, 1, 1] -> [1, 24, 1, 1] */
@@ -599,8 +601,9 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 240, 14, 14] -> [1, 240, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 240, 14, 14, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 240L * part / parts, p1 = 240L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 240, 1, 1] -> [1, 64, 1, 1] */
@@ -666,8 +669,9 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 120, 14, 14] -> [1, 120, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 120, 14, 14, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 120L * part / parts, p1 = 120L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 120, 1, 1] -> [1, 32, 1, 1] */
@@ -733,8 +737,9 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 144, 14, 14] -> [1, 144, 1, 1] */
-static void adaptive_avgpool_5(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 144, 14, 14, 1, 1);
+static void adaptive_avgpool_5(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 144L * part / parts, p1 = 144L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 144, 1, 1] -> [1, 40, 1, 1] */
@@ -800,8 +805,9 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 288, 7, 7] -> [1, 288, 1, 1] */
-static void adaptive_avgpool_6(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 288, 7, 7, 1, 1);
+static void adaptive_avgpool_6(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 288L * part / parts, p1 = 288L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 288, 1, 1] -> [1, 72, 1, 1] */
@@ -867,8 +873,9 @@ static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 576, 7, 7] -> [1, 576, 1, 1] */
-static void adaptive_avgpool_7(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 576, 7, 7, 1, 1);
+static void adaptive_avgpool_7(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 576L * part / parts, p1 = 576L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 576, 1, 1] -> [1, 144, 1, 1] */
@@ -953,7 +960,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 16, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool6), A(features_1_block_0_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool6), A(features_1_block_0_0));
     TICK(4);
 
     /* conv2d features.1.block.1.fc1 + relu: [1, 8, 1, 1]
@@ -1018,7 +1025,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 96, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool37), A(features_4_block_1_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool37), A(features_4_block_1_0));
     TICK(17);
 
     /* conv2d features.4.block.2.fc1 + relu: [1, 24, 1, 1]
@@ -1053,7 +1060,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 240, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool51), A(features_5_block_1_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool51), A(features_5_block_1_0));
     TICK(24);
 
     /* conv2d features.5.block.2.fc1 + relu: [1, 64, 1, 1]
@@ -1088,7 +1095,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 240, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool66), A(features_6_block_1_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool66), A(features_6_block_1_0));
     TICK(31);
 
     /* conv2d features.6.block.2.fc1 + relu: [1, 64, 1, 1]
@@ -1123,7 +1130,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 120, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool81), A(features_7_block_1_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool81), A(features_7_block_1_0));
     TICK(38);
 
     /* conv2d features.7.block.2.fc1 + relu: [1, 32, 1, 1]
@@ -1158,7 +1165,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 144, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_5(A(adaptive_avgpool95), A(features_8_block_1_0));
+    PARALLEL(adaptive_avgpool_5, A(adaptive_avgpool95), A(features_8_block_1_0));
     TICK(45);
 
     /* conv2d features.8.block.2.fc1 + relu: [1, 40, 1, 1]
@@ -1193,7 +1200,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 288, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_6(A(adaptive_avgpool110), A(features_9_block_1_0));
+    PARALLEL(adaptive_avgpool_6, A(adaptive_avgpool110), A(features_9_block_1_0));
     TICK(52);
 
     /* conv2d features.9.block.2.fc1 + relu: [1, 72, 1, 1]
@@ -1228,7 +1235,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 576, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_7(A(adaptive_avgpool124), A(features_10_block_1_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool124), A(features_10_block_1_0));
     TICK(59);
 
     /* conv2d features.10.block.2.fc1 + relu: [1, 144, 1, 1]
@@ -1263,7 +1270,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 576, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_7(A(adaptive_avgpool139), A(features_11_block_1_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool139), A(features_11_block_1_0));
     TICK(66);
 
     /* conv2d features.11.block.2.fc1 + relu: [1, 144, 1, 1]
@@ -1293,7 +1300,7 @@ int mobilenet_v3_small_run(mobilenet_v3_small *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 576, 1, 1]
        models/lib/mobilenet.net:144: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_7(A(adaptive_avgpool151), A(features_12_0));
+    PARALLEL(adaptive_avgpool_7, A(adaptive_avgpool151), A(features_12_0));
     TICK(72);
 
     /* reshape: [1, 576] is a view of [1, 576, 1, 1] at A(adaptive_avgpool151) */

@@ -876,8 +876,9 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 400, 7, 7] -> [1, 400, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 49, 0, 25);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 25L * part / parts, b1 = 25L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 49, (int)b0, (int)b1);
 }
 
 /* linear: [1, 400] -> [1, 1000] */
@@ -1363,7 +1364,7 @@ int regnet_x_400mf_run(regnet_x_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 400, 1, 1]
        models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
-    adaptive_avgpool_1(A(adaptive_avgpool231), A(trunk_output_block4_block4_11_f_c_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool231), A(trunk_output_block4_block4_11_f_c_0));
     TICK(94);
 
     /* reshape: [1, 400] is a view of [1, 400, 1, 1] at A(adaptive_avgpool231) */

@@ -584,8 +584,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 48, 56, 56] -> [1, 48, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 3136, 0, 3);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 3L * part / parts, b1 = 3L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 3136, (int)b0, (int)b1);
 }
 
 /* conv2d: [1, 48, 1, 1] -> [1, 8, 1, 1] */
@@ -675,8 +676,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 104, 28, 28] -> [1, 104, 1, 1] */
-static void adaptive_avgpool_2(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 104, 28, 28, 1, 1);
+static void adaptive_avgpool_2(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 104L * part / parts, p1 = 104L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 28, 28, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 104, 1, 1] -> [1, 12, 1, 1] */
@@ -813,8 +815,9 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 208, 14, 14] -> [1, 208, 1, 1] */
-static void adaptive_avgpool_3(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 208, 14, 14, 1, 1);
+static void adaptive_avgpool_3(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 208L * part / parts, p1 = 208L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 14, 14, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 208, 1, 1] -> [1, 26, 1, 1] */
@@ -946,8 +949,9 @@ static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 440, 7, 7] -> [1, 440, 1, 1] */
-static void adaptive_avgpool_4(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 440, 7, 7, 1, 1);
+static void adaptive_avgpool_4(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 440L * part / parts, p1 = 440L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* conv2d: [1, 440, 1, 1] -> [1, 52, 1, 1] */
@@ -1094,7 +1098,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 48, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_1(A(adaptive_avgpool9), A(trunk_output_block1_block1_0_f_b_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool9), A(trunk_output_block1_block1_0_f_b_0));
     TICK(5);
 
     /* conv2d trunk_output.block1.block1-0.f.se.fc1 + relu: [1, 8, 1, 1]
@@ -1144,7 +1148,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 104, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool27), A(trunk_output_block2_block2_0_f_b_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool27), A(trunk_output_block2_block2_0_f_b_0));
     TICK(15);
 
     /* conv2d trunk_output.block2.block2-0.f.se.fc1 + relu: [1, 12, 1, 1]
@@ -1184,7 +1188,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 104, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool45), A(trunk_output_block2_block2_1_f_b_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool45), A(trunk_output_block2_block2_1_f_b_0));
     TICK(23);
 
     /* conv2d trunk_output.block2.block2-1.f.se.fc1 + relu: [1, 26, 1, 1]
@@ -1219,7 +1223,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 104, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_2(A(adaptive_avgpool61), A(trunk_output_block2_block2_2_f_b_0));
+    PARALLEL(adaptive_avgpool_2, A(adaptive_avgpool61), A(trunk_output_block2_block2_2_f_b_0));
     TICK(30);
 
     /* conv2d trunk_output.block2.block2-2.f.se.fc1 + relu: [1, 26, 1, 1]
@@ -1254,7 +1258,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool77), A(trunk_output_block3_block3_0_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool77), A(trunk_output_block3_block3_0_f_b_0));
     TICK(37);
 
     /* conv2d trunk_output.block3.block3-0.f.se.fc1 + relu: [1, 26, 1, 1]
@@ -1294,7 +1298,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool95), A(trunk_output_block3_block3_1_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool95), A(trunk_output_block3_block3_1_f_b_0));
     TICK(45);
 
     /* conv2d trunk_output.block3.block3-1.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1329,7 +1333,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool111), A(trunk_output_block3_block3_2_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool111), A(trunk_output_block3_block3_2_f_b_0));
     TICK(52);
 
     /* conv2d trunk_output.block3.block3-2.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1364,7 +1368,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool127), A(trunk_output_block3_block3_3_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool127), A(trunk_output_block3_block3_3_f_b_0));
     TICK(59);
 
     /* conv2d trunk_output.block3.block3-3.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1399,7 +1403,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool143), A(trunk_output_block3_block3_4_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool143), A(trunk_output_block3_block3_4_f_b_0));
     TICK(66);
 
     /* conv2d trunk_output.block3.block3-4.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1434,7 +1438,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 208, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_3(A(adaptive_avgpool159), A(trunk_output_block3_block3_5_f_b_0));
+    PARALLEL(adaptive_avgpool_3, A(adaptive_avgpool159), A(trunk_output_block3_block3_5_f_b_0));
     TICK(73);
 
     /* conv2d trunk_output.block3.block3-5.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1469,7 +1473,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool175), A(trunk_output_block4_block4_0_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool175), A(trunk_output_block4_block4_0_f_b_0));
     TICK(80);
 
     /* conv2d trunk_output.block4.block4-0.f.se.fc1 + relu: [1, 52, 1, 1]
@@ -1509,7 +1513,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool193), A(trunk_output_block4_block4_1_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool193), A(trunk_output_block4_block4_1_f_b_0));
     TICK(88);
 
     /* conv2d trunk_output.block4.block4-1.f.se.fc1 + relu: [1, 110, 1, 1]
@@ -1544,7 +1548,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool209), A(trunk_output_block4_block4_2_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool209), A(trunk_output_block4_block4_2_f_b_0));
     TICK(95);
 
     /* conv2d trunk_output.block4.block4-2.f.se.fc1 + relu: [1, 110, 1, 1]
@@ -1579,7 +1583,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool225), A(trunk_output_block4_block4_3_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool225), A(trunk_output_block4_block4_3_f_b_0));
     TICK(102);
 
     /* conv2d trunk_output.block4.block4-3.f.se.fc1 + relu: [1, 110, 1, 1]
@@ -1614,7 +1618,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool241), A(trunk_output_block4_block4_4_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool241), A(trunk_output_block4_block4_4_f_b_0));
     TICK(109);
 
     /* conv2d trunk_output.block4.block4-4.f.se.fc1 + relu: [1, 110, 1, 1]
@@ -1649,7 +1653,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/misc.net:49: s = global_avgpool(x) */
-    adaptive_avgpool_4(A(adaptive_avgpool257), A(trunk_output_block4_block4_5_f_b_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool257), A(trunk_output_block4_block4_5_f_b_0));
     TICK(116);
 
     /* conv2d trunk_output.block4.block4-5.f.se.fc1 + relu: [1, 110, 1, 1]
@@ -1674,7 +1678,7 @@ int regnet_y_400mf_run(regnet_y_400mf *m, const float *in_image, float *output) 
 
     /* adaptive_avgpool: [1, 440, 1, 1]
        models/lib/regnet.net:72: return linear(flatten(global_avgpool(x)), num_classes) as fc */
-    adaptive_avgpool_4(A(adaptive_avgpool267), A(trunk_output_block4_block4_5_f_c_0));
+    PARALLEL(adaptive_avgpool_4, A(adaptive_avgpool267), A(trunk_output_block4_block4_5_f_c_0));
     TICK(121);
 
     /* reshape: [1, 440] is a view of [1, 440, 1, 1] at A(adaptive_avgpool267) */

@@ -580,8 +580,9 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 49, 0, 32);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 32L * part / parts, b1 = 32L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 49, (int)b0, (int)b1);
 }
 
 /* linear: [1, 512] -> [1, 1000] */
@@ -947,7 +948,7 @@ int resnet34_run(resnet34 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 512, 1, 1]
        models/lib/resnet.net:51: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_1(A(adaptive_avgpool122), A(layer4_2_conv2));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool122), A(layer4_2_conv2));
     TICK(70);
 
     /* reshape: [1, 512] is a view of [1, 512, 1, 1] at A(adaptive_avgpool122) */

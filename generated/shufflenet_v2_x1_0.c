@@ -689,8 +689,9 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1024, 7, 7] -> [1, 1024, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1024, 7, 7, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1024L * part / parts, p1 = 1024L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 1, 1, p0, p1);
 }
 
 /* linear: [1, 1024] -> [1, 1000] */
@@ -1283,7 +1284,7 @@ int shufflenet_v2_x1_0_run(shufflenet_v2_x1_0 *m, const float *in_image, float *
 
     /* adaptive_avgpool: [1, 1024, 1, 1]
        models/lib/shufflenet.net:52: x = flatten(global_avgpool(x))      # x.mean([2, 3]) */
-    adaptive_avgpool_1(A(adaptive_avgpool240), A(conv5_0));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool240), A(conv5_0));
     TICK(147);
 
     /* reshape: [1, 1024] is a view of [1, 1024, 1, 1] at A(adaptive_avgpool240) */

@@ -387,8 +387,9 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 1000, 13, 13] -> [1, 1000, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 1000, 13, 13, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 1000L * part / parts, p1 = 1000L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 13, 13, 1, 1, p0, p1);
 }
 
 int squeezenet1_1_run(squeezenet1_1 *m, const float *in_image, float *output) {
@@ -634,7 +635,7 @@ int squeezenet1_1_run(squeezenet1_1 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 1000, 1, 1]
        models/lib/squeezenet.net:43: return flatten(global_avgpool(x)) */
-    adaptive_avgpool_1(A(adaptive_avgpool63), A(classifier_1));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool63), A(classifier_1));
     TICK(46);
 
     /* reshape: [1, 1000]

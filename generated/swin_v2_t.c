@@ -1920,8 +1920,9 @@ static void transpose_22(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 768, 8, 8] -> [1, 768, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 768, 8, 8, 1, 1);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 768L * part / parts, p1 = 768L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 8, 8, 1, 1, p0, p1);
 }
 
 /* linear: [1, 768] -> [1, 1000] */
@@ -5190,7 +5191,7 @@ int swin_v2_t_run(swin_v2_t *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 768, 1, 1]
        models/lib/swin.net:138: return linear(flatten(global_avgpool(x)), num_classes) as head */
-    adaptive_avgpool_1(A(adaptive_avgpool903), A(transpose902));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool903), A(transpose902));
     TICK(780);
 
     /* reshape: [1, 768] is a view of [1, 768, 1, 1] at A(adaptive_avgpool903) */

@@ -259,8 +259,9 @@ static void to_plain_1(float *restrict y, const float *restrict x) {
 }
 
 /* adaptive_avgpool: [1, 512, 7, 7] -> [1, 512, 7, 7] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_adaptive_avgpool2d(y, x, 1, 512, 7, 7, 7, 7);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long p0 = 512L * part / parts, p1 = 512L * (part + 1) / parts;   /* planes */
+    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], 7, 7, 7, 7, p0, p1);
 }
 
 /* linear: [1, 25088] -> [1, 4096] */
@@ -404,7 +405,7 @@ int vgg11_run(vgg11 *m, const float *in_image, float *output) {
 
     /* adaptive_avgpool: [1, 512, 7, 7]
        models/lib/vgg.net:42: x = flatten(adaptive_avgpool(x, [7, 7])) */
-    adaptive_avgpool_1(A(adaptive_avgpool21), A(maxpool20_plain));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool21), A(maxpool20_plain));
     TICK(22);
 
     /* reshape: [1, 25088] is a view of [1, 512, 7, 7] at A(adaptive_avgpool21) */

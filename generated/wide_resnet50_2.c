@@ -780,8 +780,9 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 }
 
 /* adaptive_avgpool: [1, 2048, 7, 7] -> [1, 2048, 1, 1] */
-static void adaptive_avgpool_1(float *restrict y, const float *restrict x) {
-    nnk_global_avgpool_nchwc(y, x, 49, 0, 128);
+static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
+    long b0 = 128L * part / parts, b1 = 128L * (part + 1) / parts;   /* blocks of 16 channels */
+    nnk_global_avgpool_nchwc(a->y, a->in[0], 49, (int)b0, (int)b1);
 }
 
 /* linear: [1, 2048] -> [1, 1000] */
@@ -1152,7 +1153,7 @@ int wide_resnet50_2_run(wide_resnet50_2 *m, const float *in_image, float *output
 
     /* adaptive_avgpool: [1, 2048, 1, 1]
        models/lib/resnet.net:51: x = flatten(global_avgpool(x)) */
-    adaptive_avgpool_1(A(adaptive_avgpool172), A(layer4_2_conv3));
+    PARALLEL(adaptive_avgpool_1, A(adaptive_avgpool172), A(layer4_2_conv3));
     TICK(71);
 
     /* reshape: [1, 2048] is a view of [1, 2048, 1, 1] at A(adaptive_avgpool172) */

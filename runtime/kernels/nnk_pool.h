@@ -99,12 +99,41 @@ static inline void nnk_avgpool2d_windows(float *restrict y, const float *restric
     }
 }
 
-/* y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1 and the same for
-   columns (nn.AdaptiveAvgPool2d); windows may overlap, and OH/OW may exceed H/W. */
-static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H,
-                                          int W, int OH, int OW)
+/* The sum of a plane of n floats, in NNK_MEAN_LANES partial sums: element i goes to sum i % NNK_MEAN_LANES, in
+   order, and the sums are added pairwise at the end. Independent sums keep the adds from waiting on each
+   other (a vector add where the compiler has vectors); nnk_global_avgpool_nchwc adds in the same order, so
+   the plain and the blocked global pools give the same bits. */
+enum { NNK_MEAN_LANES = 8 };
+
+static inline float nnk__sum_lanes(const float s[NNK_MEAN_LANES])
 {
-    for (long nc = 0; nc < (long)N * C; nc++) {
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static inline float nnk__plane_sum(const float *restrict x, long n)
+{
+    float s[NNK_MEAN_LANES] = {0};
+    long i = 0;
+    for (; i + NNK_MEAN_LANES <= n; i += NNK_MEAN_LANES)
+        for (int k = 0; k < NNK_MEAN_LANES; k++)
+            s[k] += x[i + k];
+    for (int k = 0; k < NNK_MEAN_LANES && i + k < n; k++)   /* (the bound on k tells the compiler too) */
+        s[k] += x[i + k];
+    return nnk__sum_lanes(s);
+}
+
+/* Planes [p0, p1) (of N·C) of y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1
+   and the same for columns (nn.AdaptiveAvgPool2d); windows may overlap, and OH/OW may exceed H/W. To 1×1,
+   the mean of the whole plane (nnk__plane_sum). */
+static inline void nnk_adaptive_avgpool2d_planes(float *restrict y, const float *restrict x, int H, int W, int OH, int OW,
+                                                 long p0, long p1)
+{
+    if (OH == 1 && OW == 1) {
+        for (long nc = p0; nc < p1; nc++)
+            y[nc] = nnk__plane_sum(x + nc * H * W, (long)H * W) / (float)((long)H * W);
+        return;
+    }
+    for (long nc = p0; nc < p1; nc++) {
         const float *xp = x + nc * H * W;
         float *yp = y + nc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
@@ -119,6 +148,13 @@ static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restri
             }
         }
     }
+}
+
+/* All of them: y[N,C,OH,OW] = nn.AdaptiveAvgPool2d((OH, OW))(x[N,C,H,W]). */
+static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H,
+                                          int W, int OH, int OW)
+{
+    nnk_adaptive_avgpool2d_planes(y, x, H, W, OH, OW, 0, (long)N * C);
 }
 
 /* The shape of one pooling, as generated code writes it (a static const struct, designated initialisers). */

@@ -284,6 +284,22 @@ const char *nnkt_nchwc_path(void)
 #endif
 }
 
+/* The global average pool on the blocked layout (C a multiple of 16): the plain x reordered to blocked, and
+   the blocks split into `parts` ranges run one after the other as threads would. y is [N, C]. */
+void nnkt_global_avgpool_nchwc(float *y, const float *x, int N, int C, int H, int W, int parts)
+{
+    long in = (long)C * H * W;
+    float *xb = malloc((size_t)(N * in) * sizeof(float));
+    if (!xb)
+        abort();
+    for (int n = 0; n < N; n++)
+        nnk_to_nchwc(xb + n * in, x + n * in, C, (long)H * W, 0, C);
+    int blocks = N * C / NNK_CB;
+    for (int part = 0; part < parts; part++)
+        nnk_global_avgpool_nchwc(y, xb, (long)H * W, blocks * part / parts, blocks * (part + 1) / parts);
+    free(xb);
+}
+
 /* conv2d (O a multiple of 16, groups as nnk_conv_nchwc_groups_ok takes them) on the blocked layout, as the
    generated code runs it: the plain input reordered to blocked (or read plain when C is not a multiple of
    16) and zero-padded, the weight [O, C/G, KH, KW] packed (for the direct tiles, or for Winograd when

@@ -66,6 +66,7 @@ SIGNATURES = {
     "maxpool2d": "pp" + "i" * 12,
     "avgpool2d": "pp" + "i" * 12,
     "adaptive_avgpool2d": "pp" + "i" * 6,
+    "global_avgpool_nchwc": "pp" + "i" * 5,
     "pad": "pplilii" + "f",
     "transpose": "ppipp",
     "copy_axis": "pplilii",
@@ -960,13 +961,28 @@ def pool_cases():
 
     for N, C, H, W, OH, OW in [(2, 3, 7, 7, 1, 1), (1, 4, 8, 8, 4, 4), (2, 2, 7, 9, 3, 4), (1, 3, 5, 5, 7, 7),
                                (2, 2, 10, 3, 4, 6), (1, 1, 1, 1, 3, 2), (1, 2, 13, 17, 5, 1),
-                               (1, 512, 7, 7, 1, 1), (2, 3, 14, 14, 6, 6)]:
+                               (1, 512, 7, 7, 1, 1), (2, 3, 14, 14, 6, 6),
+                               (1, 3, 2, 3, 1, 1), (1, 2, 4, 2, 1, 1), (1, 2, 3, 5, 1, 1), (2, 4, 56, 56, 1, 1)]:
         def run_adaptive(N=N, C=C, H=H, W=W, OH=OH, OW=OW):
             x = randn(N, C, H, W)
             y = out((N, C, OH, OW))
             call("adaptive_avgpool2d", y, arr(x), N, C, H, W, OH, OW)
             return y, nn.AdaptiveAvgPool2d((OH, OW))(x)
         yield "adaptive_avgpool2d N%d C%d %dx%d -> %dx%d" % (N, C, H, W, OH, OW), run_adaptive, 1e-5
+
+    # the global pool on the blocked layout: PyTorch's mean within 1e-5, and the plain pool's bits (both add
+    # each plane in the same NNK_MEAN_LANES partial sums), split between 1 or 3 threads
+    for N, C, H, W, parts in [(1, 16, 7, 7, 1), (2, 32, 7, 7, 3), (1, 48, 1, 1, 1), (1, 16, 3, 5, 3), (2, 16, 56, 56, 3),
+                              (3, 64, 2, 4, 3)]:
+        def run_global(N=N, C=C, H=H, W=W, parts=parts):
+            x = randn(N, C, H, W)
+            y, plain = out((N, C)), out((N, C, 1, 1))
+            call("global_avgpool_nchwc", y, arr(x), N, C, H, W, parts)
+            call("adaptive_avgpool2d", plain, arr(x), N, C, H, W, 1, 1)
+            if y.tobytes() != plain.reshape(N, C).tobytes():
+                raise AssertionError("the blocked global pool's bits differ from the plain pool's")
+            return y, x.mean(dim=(2, 3))
+        yield "global_avgpool_nchwc N%d C%d %dx%d, %d part(s): the plain pool's bits" % (N, C, H, W, parts), run_global, 1e-5
 
 
 def causal_mask(L, S):
