@@ -15,6 +15,8 @@
 #include "nnk_gemm.h"
 #include "nnk_matmul.h"
 
+NNK__NO_TRAPS_BEGIN
+
 /* p[n] = softmax(p[n]), in place and stable: e^(p - max) / Σ e^(p - max). */
 static inline void nnk__softmax_row(float *p, int n)
 {
@@ -180,5 +182,7 @@ static inline void nnk_mha(float *restrict y, const float *x, const float *mem, 
 {
     nnk_mha_masked(y, x, mem, in_w, in_b, out_w, out_b, N, L, S, D, heads, causal, NULL, 0, NNK_MASK_NONE, scratch);
 }
+
+NNK__NO_TRAPS_END
 
 #endif

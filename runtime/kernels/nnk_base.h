@@ -32,6 +32,25 @@
 #include <stdint.h>
 #include <string.h>
 
+/* gcc (not clang) turns the selects of nnk__exp, nnk__gelu and the clamps into vector blends, and so
+   vectorises the loops that use them, only if it may assume that floating point raises no trap the program
+   could see; under its default -ftrapping-math those loops ran scalar, 10x slower (silu 2.9 ns an element
+   against 0.36, gcc 12 -O2, AVX-512), and EfficientNet-B0 built with gcc took 33 ms against clang's 11.
+   The functions between NNK__NO_TRAPS_BEGIN and NNK__NO_TRAPS_END (this header, nnk_elementwise.h,
+   nnk_norm.h, nnk_pool.h, nnk_attention.h) are compiled with -fno-trapping-math, which changes no value,
+   only which floating-point exception flags may be raised, and -ftree-vectorize, without which gcc 12
+   leaves such functions unvectorised at -O2. No function there is always_inline: gcc does not inline
+   across different options. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNK__NO_TRAPS_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"no-trapping-math\", \"tree-vectorize\")")
+#define NNK__NO_TRAPS_END _Pragma("GCC pop_options")
+#else
+#define NNK__NO_TRAPS_BEGIN
+#define NNK__NO_TRAPS_END
+#endif
+
+NNK__NO_TRAPS_BEGIN
+
 /* Largest rank nnk_transpose accepts (it keeps per-axis strides in local arrays); other kernels take any. */
 #define NNK_MAX_RANK 8
 
@@ -194,5 +213,7 @@ static inline void nnk__valid_range(int *lo, int *hi, int outs, int n, int step,
     *lo = first;
     *hi = end < outs ? end : outs;
 }
+
+NNK__NO_TRAPS_END
 
 #endif

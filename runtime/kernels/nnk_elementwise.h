@@ -12,6 +12,8 @@
 
 #include "nnk_base.h"
 
+NNK__NO_TRAPS_BEGIN
+
 /* Binary and tensor-scalar operators. For nnk_scalar, x OP s with RSUB = s - x and RDIV = s / x;
    for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. The comparisons give 1 where true, 0 where false. */
 enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV, NNK_EQ, NNK_NE, NNK_LT, NNK_LE, NNK_GT, NNK_GE };
@@ -129,5 +131,7 @@ static inline void nnk_scalar(float *y, const float *x, float s, int op, long n)
     case NNK_GE:   for (long i = 0; i < n; i++) y[i] = x[i] >= s; break;
     }
 }
+
+NNK__NO_TRAPS_END
 
 #endif

@@ -14,6 +14,8 @@
 
 #include "nnk_base.h"
 
+NNK__NO_TRAPS_BEGIN
+
 /* y[N,C,S] = (x - mean[C]) / √(var[C] + eps) · gamma[C] + beta[C]  (S: product of spatial dims, may be 1) */
 static inline void nnk_batchnorm(float *y, const float *x, const float *restrict gamma,
                                  const float *restrict beta, const float *restrict mean,
@@ -151,5 +153,7 @@ static inline void nnk_fold_batchnorm(float *w, float *b, const float *gamma, co
         b[o] = (b[o] - mean[o]) * s + beta[o];
     }
 }
+
+NNK__NO_TRAPS_END
 
 #endif

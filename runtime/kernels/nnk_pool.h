@@ -12,6 +12,8 @@
 
 #include "nnk_base.h"
 
+NNK__NO_TRAPS_BEGIN
+
 /* y[N,C,OH,OW] = max over each KH×KW window of x[N,C,H,W], stride SH,SW, padding PT,PL (ignored cells).
    A NaN in a window gives NaN, as in PyTorch. */
 static inline void nnk_maxpool2d(float *restrict y, const float *restrict x, int N, int C, int H, int W,
@@ -180,5 +182,7 @@ static inline void nnk_avgpool(float *restrict y, const float *restrict x, const
     else
         nnk_avgpool2d(y, x, p->N, p->C, p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl);
 }
+
+NNK__NO_TRAPS_END
 
 #endif
