@@ -28,6 +28,8 @@ static inline void nnk__softmax_row(float *p, int n)
         p[j] *= inv;
 }
 
+NNK__NO_TRAPS_END
+
 /* An attn_mask: added to the scaled scores, or a boolean (0 or 1) that keeps the keys where it is true
    (F.scaled_dot_product_attention) or masks them (nn.MultiheadAttention's attn_mask); a masked score is
    -inf, so a row with every key masked gives NaN, as in PyTorch. */
@@ -182,7 +184,5 @@ static inline void nnk_mha(float *restrict y, const float *x, const float *mem, 
 {
     nnk_mha_masked(y, x, mem, in_w, in_b, out_w, out_b, N, L, S, D, heads, causal, NULL, 0, NNK_MASK_NONE, scratch);
 }
-
-NNK__NO_TRAPS_END
 
 #endif

@@ -36,11 +36,13 @@
    vectorises the loops that use them, only if it may assume that floating point raises no trap the program
    could see; under its default -ftrapping-math those loops ran scalar, 10x slower (silu 2.9 ns an element
    against 0.36, gcc 12 -O2, AVX-512), and EfficientNet-B0 built with gcc took 33 ms against clang's 11.
-   The functions between NNK__NO_TRAPS_BEGIN and NNK__NO_TRAPS_END (this header, nnk_elementwise.h,
-   nnk_norm.h, nnk_pool.h, nnk_attention.h) are compiled with -fno-trapping-math, which changes no value,
-   only which floating-point exception flags may be raised, and -ftree-vectorize, without which gcc 12
-   leaves such functions unvectorised at -O2. No function there is always_inline: gcc does not inline
-   across different options. */
+   The functions between NNK__NO_TRAPS_BEGIN and NNK__NO_TRAPS_END are compiled with -fno-trapping-math,
+   which changes no value, only which floating-point exception flags may be raised, and -ftree-vectorize,
+   without which gcc 12 leaves such functions unvectorised at -O2. gcc does not inline a function into one
+   compiled with other options, so the regions hold only the leaves that need it and what they call: e^x
+   and gelu here, the activation loops (nnk_elementwise.h), softmax and layer norm (nnk_norm.h), attention's
+   softmax row (nnk_attention.h) and the max pool (nnk_pool.h); their callers make one call per row or per
+   op. No function in a region is always_inline. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NNK__NO_TRAPS_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"no-trapping-math\", \"tree-vectorize\")")
 #define NNK__NO_TRAPS_END _Pragma("GCC pop_options")
@@ -48,8 +50,6 @@
 #define NNK__NO_TRAPS_BEGIN
 #define NNK__NO_TRAPS_END
 #endif
-
-NNK__NO_TRAPS_BEGIN
 
 /* Largest rank nnk_transpose accepts (it keeps per-axis strides in local arrays); other kernels take any. */
 #define NNK_MAX_RANK 8
@@ -77,6 +77,8 @@ static inline float nnk__dot(const float *restrict a, const float *restrict b, l
 #else
 #define NNK__EXP_OVERFLOW INFINITY
 #endif
+
+NNK__NO_TRAPS_BEGIN
 
 /* e^x within about 2 ulp, written without branches so that the loops calling it vectorise (libm's expf
    does not). Cephes' method: x = n·ln2 + r with |r| <= ln2/2, e^r from a degree-7 polynomial, times 2^n.
@@ -157,6 +159,8 @@ static inline float nnk__gelu(float v)
     return 0.5f * v * (v < 0.0f ? q : 2.0f - q);
 }
 
+NNK__NO_TRAPS_END
+
 /* Σ a[n] and max a[n] (-inf when n is 0; NaNs are skipped), in 16 independent lanes so that they
    vectorise: a compiler may not reorder one running sum or maximum. */
 static inline float nnk__sum(const float *a, long n)
@@ -213,7 +217,5 @@ static inline void nnk__valid_range(int *lo, int *hi, int outs, int n, int step,
     *lo = first;
     *hi = end < outs ? end : outs;
 }
-
-NNK__NO_TRAPS_END
 
 #endif

@@ -12,13 +12,13 @@
 
 #include "nnk_base.h"
 
-NNK__NO_TRAPS_BEGIN
-
 /* Binary and tensor-scalar operators. For nnk_scalar, x OP s with RSUB = s - x and RDIV = s / x;
    for nnk_binary, a OP b with RSUB = b - a and RDIV = b / a. The comparisons give 1 where true, 0 where false. */
 enum { NNK_ADD, NNK_SUB, NNK_MUL, NNK_DIV, NNK_RSUB, NNK_RDIV, NNK_EQ, NNK_NE, NNK_LT, NNK_LE, NNK_GT, NNK_GE };
 
 #define NNK_SQRT2_PI 0.79788456080286535588f    /* √(2/π) */
+
+NNK__NO_TRAPS_BEGIN
 
 /* min(max(v, lo), hi), as torch.clamp: a NaN stays NaN; lo > hi gives hi. */
 static inline float nnk__clampf(float v, float lo, float hi)
@@ -54,6 +54,8 @@ enum {
     }
 #include "nnk_acts.def"
 #undef ACT
+
+NNK__NO_TRAPS_END
 
 /* y[n] = act(y[n]), in place; NNK_ACT_NONE leaves y as it is */
 static inline void nnk_activate(float *y, long n, int act)
@@ -131,7 +133,5 @@ static inline void nnk_scalar(float *y, const float *x, float s, int op, long n)
     case NNK_GE:   for (long i = 0; i < n; i++) y[i] = x[i] >= s; break;
     }
 }
-
-NNK__NO_TRAPS_END
 
 #endif

@@ -44,6 +44,8 @@ static inline void nnk_maxpool2d(float *restrict y, const float *restrict x, int
     }
 }
 
+NNK__NO_TRAPS_END
+
 /* y[N,C,OH,OW] = mean over each KH×KW window of x[N,C,H,W] zero-padded by PT,PL (divisor KH*KW) */
 static inline void nnk_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H, int W,
                                  int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL)
@@ -182,7 +184,5 @@ static inline void nnk_avgpool(float *restrict y, const float *restrict x, const
     else
         nnk_avgpool2d(y, x, p->N, p->C, p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl);
 }
-
-NNK__NO_TRAPS_END
 
 #endif

@@ -429,7 +429,10 @@ class Runner:
 
     def build_ahead(self, cases, pool):
         """Start every case's build on pool (the C compiler is most of the time, and there are two cores)."""
-        self.build_flags()
+        try:
+            self.build_flags()
+        except Failure:
+            return    # (each case then builds itself, and reports why it cannot)
         self.builds = {c.name: pool.submit(self.try_build, c, self.base(c)) for c in cases}
 
     def case(self, case):

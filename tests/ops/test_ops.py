@@ -1481,6 +1481,8 @@ def clang_pch(root, flags):
     """The runtime headers every generated file includes, precompiled once for clang's warning check, which
     then parses only the model's own code (the headers' guards skip them). The precompiled header is built
     with the same flags and -Werror, so a warning in the headers fails here. Returns its path, or an error."""
+    if not shutil.which("clang"):
+        return "clang not found: the generated C's warnings are checked under gcc and clang (Debian: clang)"
     header, pch = os.path.join(root, "nnc_headers.h"), os.path.join(root, "nnc_headers.h.pch")
     with open(header, "w") as f:     # what emit_c.c writes at the top of every file, after the model's own header
         f.write("".join(f"#include {h}\n" for h in ('"nnrt.h"', '"kernels/nnk.h"', "<math.h>", "<stdint.h>",
