@@ -744,27 +744,14 @@ static inline void nnk_batchnorm_nchwc(float *y, const float *x, const float *re
 }
 
 /* Mean over the plane in the blocked layout (adaptive average pool to 1×1), blocks [b0, b1) of the batch:
-   y[cb][16], which is the plain layout of [N, C, 1, 1]. Each channel's sum runs over the pixels in
-   NNK_MEAN_LANES partial sums, as nnk__plane_sum adds a plain plane, so both layouts give the same bits. */
+   y[cb][16], which is the plain layout of [N, C, 1, 1]; summed as the plain pool sums (nnk__plane_sums_1), so
+   both layouts give the same bits. */
 static inline void nnk_global_avgpool_nchwc(float *restrict y, const float *restrict x, long HW, int b0, int b1)
 {
     for (int cb = b0; cb < b1; cb++) {
-        const float *xb = x + (long)cb * HW * NNK_CB;
-        float s[NNK_MEAN_LANES][NNK_CB] = {{0}};
-        long i = 0;
-        for (; i + NNK_MEAN_LANES <= HW; i += NNK_MEAN_LANES)
-            for (int k = 0; k < NNK_MEAN_LANES; k++)
-                for (int c = 0; c < NNK_CB; c++)
-                    s[k][c] += xb[(i + k) * NNK_CB + c];
-        for (int k = 0; k < NNK_MEAN_LANES && i + k < HW; k++)
-            for (int c = 0; c < NNK_CB; c++)
-                s[k][c] += xb[(i + k) * NNK_CB + c];
-        for (int c = 0; c < NNK_CB; c++) {
-            float lanes[NNK_MEAN_LANES];
-            for (int k = 0; k < NNK_MEAN_LANES; k++)
-                lanes[k] = s[k][c];
-            y[(long)cb * NNK_CB + c] = nnk__sum_lanes(lanes) / (float)HW;
-        }
+        nnk__plane_sums_16(y + (long)cb * NNK_CB, x + (long)cb * HW * NNK_CB, HW);   /* (NNK_CB is 16) */
+        for (int c = 0; c < NNK_CB; c++)
+            y[(long)cb * NNK_CB + c] /= (float)HW;
     }
 }
 

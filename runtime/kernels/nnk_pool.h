@@ -103,38 +103,43 @@ static inline void nnk_avgpool2d_windows(float *restrict y, const float *restric
     }
 }
 
-/* The sum of a plane of n floats, in NNK_MEAN_LANES partial sums: element i goes to sum i % NNK_MEAN_LANES, in
-   order, and the sums are added pairwise at the end. Independent sums keep the adds from waiting on each
-   other (a vector add where the compiler has vectors); nnk_global_avgpool_nchwc adds in the same order, so
-   the plain and the blocked global pools give the same bits. */
+/* The sums of a plane of n pixels of WIDTH interleaved channels: sums[c] = Σ_i x[i·WIDTH + c], each in
+   NNK_MEAN_LANES partial sums (pixel i goes to sum i % NNK_MEAN_LANES, in order) added pairwise at the end.
+   Independent sums keep the adds from waiting on each other. One body, two instances with WIDTH a constant
+   (which gcc needs to vectorise it): nnk__plane_sums_1 for a plain plane, nnk__plane_sums_16 for a block of
+   the blocked layout, so that the plain and the blocked global pools give the same bits. */
 enum { NNK_MEAN_LANES = 8 };
 
-static inline float nnk__sum_lanes(const float s[NNK_MEAN_LANES])
-{
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-static inline float nnk__plane_sum(const float *restrict x, long n)
-{
-    float s[NNK_MEAN_LANES] = {0};
-    long i = 0;
-    for (; i + NNK_MEAN_LANES <= n; i += NNK_MEAN_LANES)
-        for (int k = 0; k < NNK_MEAN_LANES; k++)
-            s[k] += x[i + k];
-    for (int k = 0; k < NNK_MEAN_LANES && i + k < n; k++)   /* (the bound on k tells the compiler too) */
-        s[k] += x[i + k];
-    return nnk__sum_lanes(s);
-}
+#define NNK__PLANE_SUMS(WIDTH)                                                                              \
+    static inline void nnk__plane_sums_##WIDTH(float *restrict sums, const float *restrict x, long n)        \
+    {                                                                                                       \
+        float s[NNK_MEAN_LANES][WIDTH] = {{0}};                                                             \
+        long i = 0;                                                                                         \
+        for (; i + NNK_MEAN_LANES <= n; i += NNK_MEAN_LANES)                                                \
+            for (int k = 0; k < NNK_MEAN_LANES; k++)                                                        \
+                for (int c = 0; c < WIDTH; c++)                                                             \
+                    s[k][c] += x[(i + k) * WIDTH + c];                                                      \
+        for (int k = 0; k < NNK_MEAN_LANES && i + k < n; k++)   /* (the bound on k tells the compiler too) */ \
+            for (int c = 0; c < WIDTH; c++)                                                                 \
+                s[k][c] += x[(i + k) * WIDTH + c];                                                          \
+        for (int c = 0; c < WIDTH; c++)                                                                     \
+            sums[c] = ((s[0][c] + s[1][c]) + (s[2][c] + s[3][c])) + ((s[4][c] + s[5][c]) + (s[6][c] + s[7][c])); \
+    }
+NNK__PLANE_SUMS(1)
+NNK__PLANE_SUMS(16)
+#undef NNK__PLANE_SUMS
 
 /* Planes [p0, p1) (of N·C) of y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1
    and the same for columns (nn.AdaptiveAvgPool2d); windows may overlap, and OH/OW may exceed H/W. To 1×1,
-   the mean of the whole plane (nnk__plane_sum). */
+   the mean of the whole plane (nnk__plane_sums_1). */
 static inline void nnk_adaptive_avgpool2d_planes(float *restrict y, const float *restrict x, int H, int W, int OH, int OW,
                                                  long p0, long p1)
 {
     if (OH == 1 && OW == 1) {
-        for (long nc = p0; nc < p1; nc++)
-            y[nc] = nnk__plane_sum(x + nc * H * W, (long)H * W) / (float)((long)H * W);
+        for (long nc = p0; nc < p1; nc++) {
+            nnk__plane_sums_1(y + nc, x + nc * H * W, (long)H * W);
+            y[nc] /= (float)((long)H * W);
+        }
         return;
     }
     for (long nc = p0; nc < p1; nc++) {
@@ -152,13 +157,6 @@ static inline void nnk_adaptive_avgpool2d_planes(float *restrict y, const float 
             }
         }
     }
-}
-
-/* All of them: y[N,C,OH,OW] = nn.AdaptiveAvgPool2d((OH, OW))(x[N,C,H,W]). */
-static inline void nnk_adaptive_avgpool2d(float *restrict y, const float *restrict x, int N, int C, int H,
-                                          int W, int OH, int OW)
-{
-    nnk_adaptive_avgpool2d_planes(y, x, H, W, OH, OW, 0, (long)N * C);
 }
 
 /* The shape of one pooling, as generated code writes it (a static const struct, designated initialisers). */

@@ -70,7 +70,7 @@ void nnkt_avgpool2d(float *y, const float *x, int N, int C, int H, int W, int OH
 
 void nnkt_adaptive_avgpool2d(float *y, const float *x, int N, int C, int H, int W, int OH, int OW)
 {
-    nnk_adaptive_avgpool2d(y, x, N, C, H, W, OH, OW);
+    nnk_adaptive_avgpool2d_planes(y, x, H, W, OH, OW, 0, (long)N * C);
 }
 
 void nnkt_pad(float *y, const float *x, long outer, int D, long inner, int before, int after, float value)
