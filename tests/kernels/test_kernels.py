@@ -836,6 +836,14 @@ NCHWC_CONVS = [
     # input blocks in chunks, each over every row of a unit before the next (weights past NNK_CONV_CHUNK_BYTES)
     (1, 192, 7, 7, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 208, 13, 12, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False),
+    # Winograd on batches of small planes: chunks of tiles that run from one image into the next (4, 1, 16,
+    # 1, 1 and 6 tiles an image), and tiles mostly past the plane
+    (20, 16, 7, 7, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (30, 32, 4, 4, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (3, 16, 14, 14, 80, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (5, 16, 3, 3, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (64, 16, 2, 3, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (7, 32, 9, 5, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
 ]
 
 

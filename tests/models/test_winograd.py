@@ -2,7 +2,8 @@
 """Winograd F(4x4, 3x3) on every model that has a layer it takes, against the direct convolutions.
 
 For every models/*.net whose `--emit ir` at -Dsize=112 shows a layer
-computed by Winograd (3x3 stride-1 blocked convolutions on planes of 49 tiles or more), on random weights
+computed by Winograd (3x3 stride-1 blocked convolutions, 49 tiles or more over the batch), and for the
+Fashion ResNet-18 at batch 52 (BATCHED), on random weights
 scaled like a trained network's:
   - per layer: `nnc --bisect` runs the program (Winograd on) and the double-precision reference evaluator
     on the same input and checks every op's result within its own tolerance (the error of sums of K float
@@ -28,11 +29,20 @@ SIZE = 112   # where a ResNet's first stage has 28x28 planes, 49 tiles
 TOLERANCE = 1e-4
 
 
-def check(net, tmp):
+# Models also checked at a batch, whose small planes Winograd takes only there (their tiles counted over the
+# batch, chunks running from one image into the next): the Fashion ResNet-18's 7x7 and 4x4 planes.
+BATCHED = [("models/fashion_resnet18.net", 52)]
+
+
+def check(net, tmp, batch=None):
     """(model, [(ok, name, detail)]), or (model, None) when no layer is computed by Winograd."""
     name = os.path.splitext(os.path.basename(net))[0]
     lets = set(re.findall(r"^let\s+(\w+)", open(net).read(), re.M))
-    defines = [f"-Dsize={SIZE}"] if "size" in lets else []
+    if batch:
+        defines = [f"-Dbatch={batch}"]
+        name += f" at batch {batch}"
+    else:
+        defines = [f"-Dsize={SIZE}"] if "size" in lets else []
     ir = tp.run([tp.NNC, net, "--emit", "ir"] + defines)
     layers = len(re.findall(r"\[winograd F\(4x4, 3x3\)", ir.stdout))
     if ir.returncode != 0 or layers == 0:
@@ -64,13 +74,14 @@ def main():
     nets = [os.path.relpath(n, tp.ROOT) for n in sorted(glob.glob(os.path.join(tp.ROOT, "models", "*.net")))]
     none = []
     with tempfile.TemporaryDirectory(prefix="nnc-winograd-") as tmp, concurrent.futures.ThreadPoolExecutor(2) as pool:
-        for name, results in pool.map(lambda n: check(n, tmp), nets):
+        jobs = [(n, None) for n in nets] + BATCHED
+        for name, results in pool.map(lambda job: check(job[0], tmp, job[1]), jobs):
             if results is None:
                 none.append(name)
                 continue
             for ok, what, detail in results:
                 tp.report(ok, what, detail)
-    tp.report(len(none) < len(nets), "models without a Winograd layer at their size", ", ".join(none) or "none")
+    tp.report(len(none) < len(jobs), "models without a Winograd layer at their size", ", ".join(none) or "none")
     print(f"{tp.passed} passed, {tp.failed} failed")
     sys.exit(1 if tp.failed else 0)
 
