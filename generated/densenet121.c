@@ -1077,7 +1077,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 58, .W = 58, .O = 32, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -1249,7 +1249,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 30, .W = 30, .O = 32, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,

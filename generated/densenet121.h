@@ -18,7 +18,7 @@
    them; densenet121_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define DENSENET121_ARENA_BYTES 8830976
 #define DENSENET121_WEIGHT_BYTES 40242624
-#define DENSENET121_SCRATCH_BYTES_PER_THREAD 387072
+#define DENSENET121_SCRATCH_BYTES_PER_THREAD 774144
 #define DENSENET121_STATE_BYTES 4192
 
 typedef struct densenet121 densenet121;

@@ -541,7 +541,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 58, .W = 58, .O = 192, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 42L * part / parts, u1 = 42L * (part + 1) / parts;   /* of 42 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 42L * part / parts, u1 = 42L * (part + 1) / parts;   /* of 42 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -586,7 +586,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 30, .W = 30, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -613,7 +613,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 16, .H = 30, .W = 30, .O = 32, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -658,7 +658,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 30, .W = 30, .O = 192, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -685,7 +685,7 @@ static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 30, .W = 30, .O = 96, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,

@@ -18,7 +18,7 @@
    them; googlenet_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define GOOGLENET_ARENA_BYTES 4014080
 #define GOOGLENET_WEIGHT_BYTES 32282816
-#define GOOGLENET_SCRATCH_BYTES_PER_THREAD 387072
+#define GOOGLENET_SCRATCH_BYTES_PER_THREAD 774144
 #define GOOGLENET_STATE_BYTES 2048
 
 typedef struct googlenet googlenet;

@@ -799,7 +799,7 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 149, .W = 149, .O = 32, .OH = 147, .OW = 147,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -816,7 +816,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 149, .W = 149, .O = 64, .OH = 147, .OW = 147,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -845,7 +845,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 80, .H = 73, .W = 73, .O = 192, .OH = 71, .OW = 71,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 72L * part / parts, u1 = 72L * (part + 1) / parts;   /* of 72 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 72L * part / parts, u1 = 72L * (part + 1) / parts;   /* of 72 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -906,7 +906,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 37, .W = 37, .O = 96, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
@@ -923,7 +923,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 37, .W = 37, .O = 96, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,

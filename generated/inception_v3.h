@@ -18,7 +18,7 @@
    them; inception_v3_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define INCEPTION_V3_ARENA_BYTES 8373632
 #define INCEPTION_V3_WEIGHT_BYTES 103175744
-#define INCEPTION_V3_SCRATCH_BYTES_PER_THREAD 322560
+#define INCEPTION_V3_SCRATCH_BYTES_PER_THREAD 645120
 #define INCEPTION_V3_STATE_BYTES 2592
 
 typedef struct inception_v3 inception_v3;

@@ -1067,7 +1067,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 114, .W = 114, .O = 64, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 14 tiles of 4x4 pixels, 64 channels */
+    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
     nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,

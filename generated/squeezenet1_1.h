@@ -18,7 +18,7 @@
    them; squeezenet1_1_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SQUEEZENET1_1_ARENA_BYTES 3928576
 #define SQUEEZENET1_1_WEIGHT_BYTES 6047936
-#define SQUEEZENET1_1_SCRATCH_BYTES_PER_THREAD 196608
+#define SQUEEZENET1_1_SCRATCH_BYTES_PER_THREAD 387072
 #define SQUEEZENET1_1_STATE_BYTES 1600
 
 typedef struct squeezenet1_1 squeezenet1_1;

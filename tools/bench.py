@@ -15,7 +15,8 @@ input, at each thread count:
 
 The engines take turns (--rounds rounds of --runs runs each, interleaved, so that a machine that
 slows down mid-run slows all of them); each figure is the median of the rounds' medians. Printed:
-milliseconds, nnc's time over ONNX Runtime's (below 1 means nnc is faster), nnc's GFLOP/s and that as
+milliseconds, nnc's time over ONNX Runtime's (below 1 means nnc is faster; for a model with Winograd
+layers also that of nnc built with --no-winograd, "direct/ORT"), nnc's GFLOP/s and that as
 a percentage of the machine's fp32 peak: one core's rate on tools/fma_peak.c (12 independent FMA
 chains of this CPU's widest registers, measured at the start) times the thread count. Timings are
 noisy: compare the columns of one run, not runs with each other. Nothing here is a test.
@@ -196,8 +197,8 @@ def scripted(module, x):
 
 # ---- nnc
 
-def nnc_program(name, net, defines):
-    exe = os.path.join(OUT, f"{name}_nnc")
+def nnc_program(name, net, defines, suffix=""):
+    exe = os.path.join(OUT, f"{name}_nnc{suffix}")
     env = dict(os.environ, CFLAGS=os.environ.get("CFLAGS", "-O3 -march=native"))
     r = subprocess.run([NNC, os.path.join(ROOT, "models", f"{net}.net"), "-o", exe] + defines, capture_output=True, text=True, env=env)
     if r.returncode != 0:
@@ -250,6 +251,8 @@ def main():
         module = torch_module(name, build)
         weights = weights_for(name, module)
         exe, target, kernels = nnc_program(name, net, defines)
+        # where Winograd runs, nnc with direct convolutions only too (--no-winograd)
+        direct = nnc_program(name, net, defines + ["--no-winograd"], "_direct")[0] if "Winograd F(4x4, 3x3)" in kernels else None
         gflop = nnc_gflop(exe, weights)
         x = torch.randn(shape)
         best, why_not_scripted = (None, "not measured (--nnc-ort-only)") if args.nnc_ort_only else scripted(module, x)
@@ -260,9 +263,11 @@ def main():
               + (f"; TorchScript: {why_not_scripted}" if why_not_scripted else ""), flush=True)
         for t in thread_counts:
             torch.set_num_threads(t)
-            samples = {"nnc": [], "ort": [], "best": [], "eager": []}
+            samples = {"nnc": [], "direct": [], "ort": [], "best": [], "eager": []}
             for _ in range(args.rounds):
                 samples["nnc"].append(nnc_ms(exe, weights, t, args.runs))
+                if direct:
+                    samples["direct"].append(nnc_ms(direct, weights, t, args.runs))
                 if onnx:
                     samples["ort"].append(ort_ms(onnx, t, args.runs, shape))
                 if best is not None:
@@ -274,14 +279,15 @@ def main():
             print(f"  {t} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items() if v is not None), flush=True)
 
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
-    print(f"{'model':<17} {'batch':>5} {'thr':>3} {'nnc ms':>9} {'ORT ms':>9} {'nnc/ORT':>8} {'PyTorch best':>13} {'eager':>9}"
-          f" {'nnc GFLOP/s':>12} {'% of peak':>10}")
+    print(f"{'model':<17} {'batch':>5} {'thr':>3} {'nnc ms':>9} {'ORT ms':>9} {'nnc/ORT':>8} {'direct/ORT':>11} {'PyTorch best':>13}"
+          f" {'eager':>9} {'nnc GFLOP/s':>12} {'% of peak':>10}")
     fmt = lambda v, w, p=1: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
     for name, batch, t, med, gflop in results:
         rate = gflop / (med["nnc"] / 1000)
         ratio = med["nnc"] / med["ort"] if med["ort"] else None
-        print(f"{name:<17} {batch:>5} {t:>3} {fmt(med['nnc'], 9)} {fmt(med['ort'], 9)} {fmt(ratio, 8, 2)} {fmt(med['best'], 13)}"
-              f" {fmt(med['eager'], 9)} {rate:>12.1f} {100 * rate / (peak * t):>9.1f}%")
+        direct_ratio = med["direct"] / med["ort"] if med.get("direct") and med["ort"] else None
+        print(f"{name:<17} {batch:>5} {t:>3} {fmt(med['nnc'], 9)} {fmt(med['ort'], 9)} {fmt(ratio, 8, 2)} {fmt(direct_ratio, 11, 2)}"
+              f" {fmt(med['best'], 13)} {fmt(med['eager'], 9)} {rate:>12.1f} {100 * rate / (peak * t):>9.1f}%")
         if batch > 1:
             print(f"{'':<17} {'':>5} {'':>3} {batch * 1000 / med['nnc']:>9.0f} images/s with nnc"
                   + (f", {batch * 1000 / med['ort']:.0f} with ONNX Runtime" if med["ort"] else ""))

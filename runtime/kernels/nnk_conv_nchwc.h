@@ -154,6 +154,12 @@ enum { NNK__NW = 1, NNK__NW4 = 1 };
 #define NNK__NOUNROLL
 #endif
 
+#if defined(__GNUC__)
+#define NNK__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define NNK__PREFETCH(p) ((void)(p))
+#endif
+
 /* Where a tile reads and writes. x points at the input value of the tile's first pixel, tap (0, 0) and
    input channel 0; xp is the step between the tile's pixels, xc between input blocks, xh and xw between
    kernel rows and columns; ic the channels of an input block (16, or 1 for plain input). w points at the
@@ -167,6 +173,8 @@ typedef struct {
     const float *bias;   /* of the first output block, or NULL */
     const float *res;    /* NULL for none */
     int relu1, relu2;    /* relu in registers before and after the residual */
+    long pf;             /* 0, or the floats from each weight read to one that a full tile prefetches as it reads it
+                            (Winograd: the same weight of the next product, which comes from memory) */
 } nnk__conv_tile;
 
 /* NW pixels × NB blocks: the hot loop. NW and NB are constants wherever it is inlined. */
@@ -200,8 +208,11 @@ NNK__NOUNROLL
                 for (int c = 0; c < t->ic; c++, xt++, wt += 16) {
                     nnk__v16 wv[NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];
 NNK__UNROLL16
-                    for (int j = 0; j < NB; j++)
+                    for (int j = 0; j < NB; j++) {
                         wv[j] = NNK__V_LOAD(wt + j * t->wb);
+                        if (NW == NNK__NW && t->pf)
+                            NNK__PREFETCH(wt + j * t->wb + t->pf);
+                    }
 NNK__UNROLL16
                     for (int i = 0; i < NW; i++) {
                         float s = xt[i * xp];
@@ -301,7 +312,10 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
         __m512 b1 = t->bias ? _mm512_loadu_ps(t->bias + 16) : _mm512_setzero_ps();                                 \
         NNK__Z2(0) NNK__Z2(1) NNK__Z2(2) NNK__Z2(3) NNK__Z2(4) NNK__Z2(5) NNK__Z2(6)                               \
         NNK__Z2(7) NNK__Z2(8) NNK__Z2(9) NNK__Z2(10) NNK__Z2(11) NNK__Z2(12) NNK__Z2(13)                           \
+        const long pf = t->pf;                                                                                     \
         NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
+                  if (pf) { _mm_prefetch((const char *)(wt + pf), _MM_HINT_T0);                                    \
+                            _mm_prefetch((const char *)(wt + t->wb + pf), _MM_HINT_T0); }                          \
                   NNK__F2(0) NNK__F2(1) NNK__F2(2) NNK__F2(3) NNK__F2(4) NNK__F2(5) NNK__F2(6)                     \
                   NNK__F2(7) NNK__F2(8) NNK__F2(9) NNK__F2(10) NNK__F2(11) NNK__F2(12) NNK__F2(13))                \
         NNK__ST2(0) NNK__ST2(1) NNK__ST2(2) NNK__ST2(3) NNK__ST2(4) NNK__ST2(5) NNK__ST2(6)                        \
@@ -317,7 +331,12 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
         __m512 b2 = t->bias ? _mm512_loadu_ps(t->bias + 32) : _mm512_setzero_ps();                                 \
         __m512 b3 = t->bias ? _mm512_loadu_ps(t->bias + 48) : _mm512_setzero_ps();                                 \
         NNK__Z4(0) NNK__Z4(1) NNK__Z4(2) NNK__Z4(3) NNK__Z4(4) NNK__Z4(5) NNK__Z4(6)                               \
+        const long pf = t->pf;                                                                                     \
         NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
+                  if (pf) { _mm_prefetch((const char *)(wt + pf), _MM_HINT_T0);                                    \
+                            _mm_prefetch((const char *)(wt + t->wb + pf), _MM_HINT_T0);                            \
+                            _mm_prefetch((const char *)(wt + 2 * t->wb + pf), _MM_HINT_T0);                        \
+                            _mm_prefetch((const char *)(wt + 3 * t->wb + pf), _MM_HINT_T0); }                      \
                   __m512 w2 = _mm512_loadu_ps(wt + 2 * t->wb); __m512 w3 = _mm512_loadu_ps(wt + 3 * t->wb);        \
                   NNK__F4(0) NNK__F4(1) NNK__F4(2) NNK__F4(3) NNK__F4(4) NNK__F4(5) NNK__F4(6))                    \
         NNK__ST4(0) NNK__ST4(1) NNK__ST4(2) NNK__ST4(3) NNK__ST4(4) NNK__ST4(5) NNK__ST4(6)                        \

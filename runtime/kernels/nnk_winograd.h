@@ -26,7 +26,7 @@
 #include "nnk_conv_nchwc.h"
 
 enum {
-    NNK_WINO_CHUNK = 14,   /* tiles a unit at most: one run of the AVX-512 tile */
+    NNK_WINO_CHUNK = 28,   /* tiles a unit at most (nnk__wino_chunk) */
     NNK_WINO_GROUP = 4,    /* blocks of output channels a unit: its input transform serves 64 channels */
 };
 
@@ -37,12 +37,23 @@ enum {
 /* Tiles of one image: 4×4 output pixels each, the last ones partly past the plane. */
 static inline long nnk__wino_tiles(const nnk_conv_params *p) { return (long)((p->OH + 3) / 4) * ((p->OW + 3) / 4); }
 
-/* Units of a batch of N images: chunks of up to NNK_WINO_CHUNK tiles, numbered across the batch (a chunk
-   may hold the last tiles of one image and the first of the next), times groups of output blocks. */
+/* Tiles a chunk, of `all` (C input channels): all of them when they are NNK_WINO_CHUNK or fewer (a 14×14
+   plane: each unit then reads its part of the transformed weight once, as it comes from memory); else
+   runs of 14, one run of the AVX-512 tile, or of 28 where a unit's part of the weight (36 × C × 64 floats)
+   is too large to stay in L2 from one chunk to the next (C of 128 or more); or all chunks of one length
+   when the last would have fewer than 7 (a run of 7 is a full tile of 7 × 4 blocks). */
+static inline long nnk__wino_chunk(long all, int C)
+{
+    long run = C >= 128 ? 28 : 14, chunks = (all + run - 1) / run;
+    return all <= NNK_WINO_CHUNK ? all : all % run == 0 || all % run >= 7 ? run : (all + chunks - 1) / chunks;
+}
+
+/* Units of a batch of N images: chunks of tiles (nnk__wino_chunk), numbered across the batch (a chunk may
+   hold the last tiles of one image and the first of the next), times groups of output blocks. */
 static inline long nnk_winograd_units(const nnk_conv_params *p, long N)
 {
-    long chunks = (N * nnk__wino_tiles(p) + NNK_WINO_CHUNK - 1) / NNK_WINO_CHUNK;
-    return chunks * ((p->O / NNK_CB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP);
+    long all = N * nnk__wino_tiles(p), clen = nnk__wino_chunk(all, p->C);
+    return (all + clen - 1) / clen * ((p->O / NNK_CB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP);
 }
 
 /* w[O][C][3][3] → u[36][O/16][C/16][16 in][16 out], u = G g Gᵀ for each (out, in). dst holds 4× w's floats. */
@@ -177,10 +188,7 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
                                              const nnk_conv_params *p, long N, long u0, long u1, float *restrict scratch)
 {
     const int OB = p->O / NNK_CB, CBn = p->C / NNK_CB, TW = (p->OW + 3) / 4;
-    const long tiles = nnk__wino_tiles(p), all = N * tiles, chunks = (all + NNK_WINO_CHUNK - 1) / NNK_WINO_CHUNK;
-    /* tiles of a chunk: 14, or all chunks of one length when the last would have fewer than 7 (a run of 7
-       is a full tile of 7 × 4 blocks) */
-    const long clen = all % NNK_WINO_CHUNK == 0 || all % NNK_WINO_CHUNK >= 7 ? NNK_WINO_CHUNK : (all + chunks - 1) / chunks;
+    const long tiles = nnk__wino_tiles(p), all = N * tiles, clen = nnk__wino_chunk(all, p->C), chunks = (all + clen - 1) / clen;
     /* V[cb][36][chunk][16] and M[group block][36][chunk][16]: a transform writes (or reads) 36 runs of one
        block's region, which stays in L1 while the chunk's tiles fill it */
     const long vs = (long)NNK_WINO_CHUNK * NNK_CB, ms = vs;   /* floats between positions */
@@ -215,9 +223,11 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
                 nnk__wino_in(V + cb * vb + k * NNK_CB, vs, d);
             }
         /* the 36 products, for the unit's blocks of output channels */
-        for (int xi36 = 0; xi36 < 36; xi36++)
+        for (int xi36 = 0; xi36 < 36; xi36++) {
+            t.pf = xi36 < 35 ? OB * t.wb : 0;   /* the next position's weights, as this one's are read */
             nnk__conv_blocks(&tiles16, M + xi36 * ms, V + xi36 * vs, u + (long)xi36 * OB * t.wb + ob0 * t.wb, NULL, NULL, &t, NULL, ob0, nb, OB,
                              (int)nt);
+        }
         /* Aᵀ m A, the bias and the epilogue, into the plane */
         for (int j = 0; j < nb; j++) {
             int ob = ob0 + j;

@@ -844,6 +844,11 @@ NCHWC_CONVS = [
     (5, 16, 3, 3, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (64, 16, 2, 3, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (7, 32, 9, 5, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    # runs of 28 tiles where the weights are large (128 input channels or more: chunks of 28 and 21; an
+    # epilogue that keeps the output's scale, which Winograd's error is relative to), and one chunk of all
+    # 16 tiles (a 14x14 plane)
+    (1, 128, 28, 28, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    (1, 32, 14, 14, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
 ]
 
 
