@@ -12,6 +12,15 @@
 #include <string.h>
 
 
+/* The line that gives part `part` of `parts` its share [lo, hi) of n units, cut at multiples of `step`
+   (1: anywhere): every part's share depends on the thread count, what each unit computes does not. */
+static char *share(const char *lo, const char *hi, long long n, long long step) {
+    if (step > 1)
+        return format("    long %s = %lldL * (%lldL * part / parts), %s = %lldL * (%lldL * (part + 1) / parts);", lo, step, n / step, hi, step,
+                      n / step);
+    return format("    long %s = %lldL * part / parts, %s = %lldL * (part + 1) / parts;", lo, n, hi, n);
+}
+
 /* A parallel op: the function computes part `part` of `parts` (a range of output channels or
    features), reading its pointers from an nnrt_op_args; the call goes through the thread pool. Every
    output element is computed by the same code whatever the split, so results do not depend on the
@@ -97,11 +106,7 @@ long long largest_packed(const Emitter *e) {
 /* The first lines of a parallel op's body that computes rows [o0, o1) of a weight with `rows` rows,
    split at multiples of `unit` (packed) or anywhere. */
 static void split_rows(Buf *body, long long rows, bool packed, int unit) {
-    if (packed)
-        buf_printf(body, "    long o0 = %dL * (%lldL * part / parts), o1 = %dL * (%lldL * (part + 1) / parts);\n", unit, rows / unit, unit,
-                   rows / unit);
-    else
-        buf_printf(body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", rows, rows);
+    buf_printf(body, "%s\n", share("o0", "o1", rows, packed ? unit : 1));
     buf_puts(body, "    if (o0 == o1)\n        return;\n");
 }
 
@@ -154,7 +159,7 @@ static void emit_conv2d_batch(Emitter *e, const Op *op) {
     e->tile = true;
     Buf body = {0};
     buf_puts(&body, conv_params(op));
-    buf_printf(&body, "    long q0 = %lldL * (%lldL * part / parts), q1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
+    buf_printf(&body, "%s\n", share("q0", "q1", NR * panels, NR));
     if (Q % NR)
         buf_printf(&body, "    q1 = q1 < %lld ? q1 : %lld;\n", Q, Q);
     buf_puts(&body, "    if (q0 == q1)\n        return;\n");
@@ -186,7 +191,7 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
     buf_puts(&body, conv_params(op));
     if (by_pixels) {
         long long panels = (P + NR - 1) / NR;
-        buf_printf(&body, "    long p0 = %lldL * (%lldL * part / parts), p1 = %lldL * (%lldL * (part + 1) / parts);\n", NR, panels, NR, panels);
+        buf_printf(&body, "%s\n", share("p0", "p1", NR * panels, NR));
         if (P % NR)
             buf_printf(&body, "    p1 = p1 < %lld ? p1 : %lld;\n", P, P);
         buf_puts(&body, "    if (p0 == p1)\n        return;\n");
@@ -223,8 +228,8 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     buf_puts(&body, conv_params(op));
     if (op->impl.winograd) {
         need_scratch(e, NNK_WINO_SCRATCH(shape.C), format("NNK_WINO_SCRATCH(%d)", shape.C));
-        buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: up to %d tiles of 4x4 pixels, %d channels */\n",
-                   units, units, units, NNK_WINO_CHUNK, NNK_WINO_GROUP * NNK_CB);
+        buf_printf(&body, "%s   /* of %lld units: up to %d tiles of 4x4 pixels, %d channels */\n", share("u0", "u1", units, 1), units,
+                   NNK_WINO_CHUNK, NNK_WINO_GROUP * NNK_CB);
         buf_puts(&body, "    if (u0 == u1)\n        return;\n");
         buf_printf(&body, "    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], %s, &shape, %lld, u0, u1,\n"
                           "                              a->scratch + (long)part * SCRATCH_FLOATS);\n",
@@ -233,8 +238,7 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
         e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
         return;
     }
-    buf_printf(&body, "    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;   /* of %lld units: rows of %d output channels */\n",
-               units, units, units, NNK_CONV_GROUP * NNK_CB);
+    buf_printf(&body, "%s   /* of %lld units: rows of %d output channels */\n", share("u0", "u1", units, 1), units, NNK_CONV_GROUP * NNK_CB);
     buf_puts(&body, "    if (u0 == u1)\n        return;\n");
     buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, %lld, u0, u1);\n", plain, conv_epilogue_args(op, "0"),
                (long long)x->dims[0]);
@@ -249,8 +253,7 @@ static void emit_pad_plane(Emitter *e, const Op *op) {
     int v = x->layout == LAYOUT_NCHW16C ? NNK_CB : 1;
     long long planes = x->dims[0] * x->dims[1] / v;
     Buf body = {0};
-    buf_printf(&body, "    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;   /* planes of %d channel%s */\n", planes, planes, v,
-               v > 1 ? "s" : "");
+    buf_printf(&body, "%s   /* planes of %d channel%s */\n", share("b0", "b1", planes, 1), v, v > 1 ? "s" : "");
     buf_printf(&body, "    nnk_pad_plane(a->y, a->in[0], %d, %lld, %lld, %lld, %lld, %d, %d, (int)b0, (int)b1);\n", v, (long long)x->dims[2],
                (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1]);
     parallel_call(e, op, body.buf);
@@ -338,7 +341,7 @@ static void emit_conv2d(Emitter *e, const Op *op) {
     const char *y_at = affine(O * OH * OW, n, 0, NULL);
     Buf body = {0};
     buf_puts(&body, conv_params(op));
-    buf_printf(&body, "    long g0 = %lldL * part / parts, g1 = %lldL * (part + 1) / parts;\n", G, G);
+    buf_printf(&body, "%s\n", share("g0", "g1", G, 1));
     buf_puts(&body, "    if (g0 == g1)\n        return;   /* more threads than groups: this one has none */\n");
     if (N > 1)
         buf_printf(&body, "    for (long n = 0; n < %lld; n++) {\n", N);
@@ -363,7 +366,7 @@ static void emit_linear(Emitter *e, const Op *op) {
     if (op->impl.family == IMPL_DOT) {
         const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
         const char *y_at = affine(O, m, 1, "o0");
-        buf_printf(&body, "    long o0 = %lldL * part / parts, o1 = %lldL * (part + 1) / parts;\n", O, O);
+        buf_printf(&body, "%s\n", share("o0", "o1", O, 1));
         buf_puts(&body, "    if (o0 == o1)\n        return;\n");
         if (M > 1)
             buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
@@ -389,9 +392,9 @@ static void emit_batchnorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     if (x->layout == LAYOUT_NCHW16C) {   /* choose_layouts.c */
         long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
-        parallel_call(e, op, format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+        parallel_call(e, op, format("%s\n"
                                     "    nnk_batchnorm_nchwc(a->y, a->in[0], a->in[1], a->in[2], a->in[3], a->in[4], %lld, %lld, %s, b0, b1);\n",
-                                    blocks, blocks, (long long)x->dims[1], (long long)(x->dims[2] * x->dims[3]), c_float(op->a.eps)));
+                                    share("b0", "b1", blocks, 1), (long long)x->dims[1], (long long)(x->dims[2] * x->dims[3]), c_float(op->a.eps)));
         return;
     }
     char *body = format("    nnk_batchnorm(y, x, gamma, beta, mean, var, %lld, %lld, %lld, %s);\n", (long long)x->dims[0],
@@ -403,9 +406,9 @@ static void emit_batchnorm(Emitter *e, const Op *op) {
 static void emit_layernorm(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0];
     long long D = x->dims[x->rank - 1], rows = tensor_numel(x) / D;
-    char *body = format("    long r0 = %lldL * part / parts, r1 = %lldL * (part + 1) / parts;   /* rows of %lld */\n"
+    char *body = format("%s   /* rows of %lld */\n"
                         "    nnk_layernorm(%s, %s, a->in[1], a->in[2], r1 - r0, %lld, %s);\n",
-                        rows, rows, D, at("a->y", affine(D, "r0", 0, NULL)), at("a->in[0]", affine(D, "r0", 0, NULL)), D, c_float(op->a.eps));
+                        share("r0", "r1", rows, 1), D, at("a->y", affine(D, "r0", 0, NULL)), at("a->in[0]", affine(D, "r0", 0, NULL)), D, c_float(op->a.eps));
     parallel_call(e, op, body);
 }
 
@@ -481,10 +484,10 @@ static void emit_mha(Emitter *e, const Op *op) {
 
     need_scratch(e, NNK_ATTEND_SCRATCH(S), format("NNK_ATTEND_SCRATCH(%lld)", S));
     const char *mask = op->a.mask ? format("a->in[2], %lld, %s, ", mha_mask_step(op), mask_enum(op->a.mask)) : "";
-    char *attend = format("    long u0 = %lldL * part / parts, u1 = %lldL * (part + 1) / parts;\n"
+    char *attend = format("%s\n"
                           "    nnk_mha_attend%s(a->y, a->in[0], a->in[1], %lld, %lld, %lld, %lld, %d, %su0, u1,\n"
                           "                   a->scratch + (long)part * SCRATCH_FLOATS);\n",
-                          N * heads, N * heads, op->a.mask ? "_masked" : "", L, S, D, heads, op->a.causal, mask);
+                          share("u0", "u1", N * heads, 1), op->a.mask ? "_masked" : "", L, S, D, heads, op->a.causal, mask);
     const char *fn2 = specialise_stage(e, op, "attend", "const nnrt_op_args *a, int part, int parts", attend);
 
     Buf output = {0};
@@ -579,8 +582,8 @@ static void emit_pool(Emitter *e, const Op *op) {
                          op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "");
     if (blocked) {   /* blocks of 16 channels of every image, split between the threads */
         long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
-        parallel_call(e, op, format("%s    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
-                                    "    %s(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, blocks, blocks,
+        parallel_call(e, op, format("%s%s\n"
+                                    "    %s(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, share("b0", "b1", blocks, 1),
                                     op->kind == OPK_MAXPOOL ? "nnk_maxpool_nchwc" : "nnk_avgpool_nchwc"));
         return;
     }
@@ -592,14 +595,14 @@ static void emit_adaptive_avgpool(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     if (x->layout == LAYOUT_NCHW16C) {   /* to 1×1 (choose_layouts.c): the result [N, C, 1, 1] is plain */
         long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
-        parallel_call(e, op, format("    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;   /* blocks of 16 channels */\n"
+        parallel_call(e, op, format("%s   /* blocks of 16 channels */\n"
                                     "    nnk_global_avgpool_nchwc(a->y, a->in[0], %lld, (int)b0, (int)b1);\n",
-                                    blocks, blocks, (long long)(x->dims[2] * x->dims[3])));
+                                    share("b0", "b1", blocks, 1), (long long)(x->dims[2] * x->dims[3])));
         return;
     }
     long long planes = x->dims[0] * x->dims[1];
-    parallel_call(e, op, format("    long p0 = %lldL * part / parts, p1 = %lldL * (part + 1) / parts;   /* planes */\n"
-                                "    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], %lld, %lld, %lld, %lld, p0, p1);\n", planes, planes,
+    parallel_call(e, op, format("%s   /* planes */\n"
+                                "    nnk_adaptive_avgpool2d_planes(a->y, a->in[0], %lld, %lld, %lld, %lld, p0, p1);\n", share("p0", "p1", planes, 1),
                                 (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3]));
 }
 
@@ -638,9 +641,9 @@ static void emit_transpose(Emitter *e, const Op *op) {
         perm[i] = op->a.perm[i];
     long long last = x->rank ? x->dims[op->a.perm[x->rank - 1]] : 1, rows = last ? tensor_numel(x) / last : 0;
     char *body = format("    static const int dims[] = %s, perm[] = %s;\n"
-                        "    long r0 = %lldL * part / parts, r1 = %lldL * (part + 1) / parts;   /* rows of the result */\n"
+                        "%s   /* rows of the result */\n"
                         "    nnk_transpose_rows(a->y, a->in[0], %d, dims, perm, r0, r1);\n",
-                        int_array(x->rank, x->dims), int_array(x->rank, perm), rows, rows, x->rank);
+                        int_array(x->rank, x->dims), int_array(x->rank, perm), share("r0", "r1", rows, 1), x->rank);
     parallel_call(e, op, body);
 }
 
@@ -729,11 +732,11 @@ static void emit_sdpa(Emitter *e, const Op *op) {
         mask = format("a->in[3]%s, %lld, %lld", r > 2 ? format(" + nnk__offset(b, %d, bdims, mstrides)", r - 2) : "", (long long)st[r - 2],
                       (long long)st[r - 1]);
     }
-    buf_printf(&body, "    long b0 = %lldL * part / parts, b1 = %lldL * (part + 1) / parts;\n"
+    buf_printf(&body, "%s\n"
                       "    for (long b = b0; b < b1; b++)\n"
                       "        nnk_attend_blocked(a->y + b * %lld, %lld, a->in[0] + b * %lld, %lld, a->in[1] + b * %lld, %lld, a->in[2] + b * %lld, %lld,\n"
                       "                           %lld, %lld, %lld, %lld, %s, %d, %s, %s, a->scratch + (long)part * SCRATCH_FLOATS);\n",
-               B, B, L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal, mask,
+               share("b0", "b1", B, 1), L * Dv, Dv, L * D, D, S * D, D, S * Dv, Dv, L, S, D, Dv, format("1.0f / sqrtf(%lld.0f)", D), op->a.causal, mask,
                mask_enum(op->a.mask));
     const char *fn = specialise(e, op, "const nnrt_op_args *a, int part, int parts", body.buf);
     e->parallel = true;
