@@ -69,6 +69,35 @@ static inline float nnk__dot(const float *restrict a, const float *restrict b, l
     return sum;
 }
 
+/* nnk__dot of a with four rows of b (ldb floats apart) at once, the same sums in the same order (so the
+   same bits as four calls): a is read once for the four, and the four chains of multiply-adds and the
+   four streams from memory run side by side. On one Zen 5 core, VGG-11's first classifier layer (one row
+   against 411 MB of weight) took 12-17 ms against nnk__dot's 17-22 (clang -O3, four alternations), and
+   14-15 against 18-21 at -O2 (gcc and clang). */
+static inline void nnk__dot4(float out[4], const float *restrict a, const float *restrict b, long ldb, long n)
+{
+    const float *b0 = b, *b1 = b + ldb, *b2 = b + 2 * ldb, *b3 = b + 3 * ldb;
+    float acc0[8] = {0}, acc1[8] = {0}, acc2[8] = {0}, acc3[8] = {0};
+    long body = n - n % 8;
+    for (long i = 0; i < body; i += 8)
+        for (int j = 0; j < 8; j++) {   /* (one loop of 8 lanes with the four rows in it: gcc and clang vectorise it at -O2) */
+            float av = a[i + j];
+            acc0[j] += av * b0[i + j];
+            acc1[j] += av * b1[i + j];
+            acc2[j] += av * b2[i + j];
+            acc3[j] += av * b3[i + j];
+        }
+    float *acc[4] = {acc0, acc1, acc2, acc3};
+    for (int r = 0; r < 4; r++) {
+        const float *br = b + r * ldb;
+        float *c = acc[r];
+        float sum = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+        for (long i = body; i < n; i++)
+            sum += a[i] * br[i];
+        out[r] = sum;
+    }
+}
+
 /* What e^x gives above 88.72: inf, or under -ffinite-math-only (part of -ffast-math), where an infinity is
    undefined and clang drops the code that makes one, the largest float, so that 1 / (1 + e^x) and
    x / (1 + e^x) still come out 0. */

@@ -2,7 +2,7 @@
  * nnk_matmul.h — matrix products: nn.Linear and batched, broadcasting matmul.
  *
  * Linear multiplies by wᵀ with w stored [O,K], so each output is a dot product of two contiguous rows
- * (nnk__dot). Matmul's b is [K,N], so each output row is built as a sum of scaled rows of b: the inner
+ * (nnk__dot, four rows at a time: nnk__dot4). Matmul's b is [K,N], so each output row is built as a sum of scaled rows of b: the inner
  * loop is then a unit-stride multiply-add along N.
  */
 #ifndef NNK_MATMUL_H
@@ -14,9 +14,17 @@
 static inline void nnk_linear(float *restrict y, const float *restrict x, const float *restrict w,
                               const float *restrict b, int M, int K, int O)
 {
-    for (int m = 0; m < M; m++)
-        for (int o = 0; o < O; o++)
+    for (int m = 0; m < M; m++) {
+        int o = 0;
+        for (; o + 4 <= O; o += 4) {
+            float s[4];
+            nnk__dot4(s, x + (long)m * K, w + (long)o * K, K, K);
+            for (int r = 0; r < 4; r++)
+                y[(long)m * O + o + r] = s[r] + (b ? b[o + r] : 0.0f);
+        }
+        for (; o < O; o++)
             y[(long)m * O + o] = nnk__dot(x + (long)m * K, w + (long)o * K, K) + (b ? b[o] : 0.0f);
+    }
 }
 
 /* y[M,N] = a[M,K] @ b[K,N] for one matrix of a batch */

@@ -493,6 +493,19 @@ def linear_cases():
             return y, F.linear(x, w, b)
         yield "linear M %d K %d O %d%s" % (M, K, O, "" if bias else " no bias"), run, 1e-4 if K > 100 else 1e-5
 
+    def rows_alone(M=3, K=1003, O=9):
+        # four rows at a time (nnk__dot4) give the bits of one row at a time (nnk__dot, the tail's path)
+        x, w, b = randn(M, K), randn(O, K), randn(O)
+        y = out((M, O))
+        call("linear", y, arr(x), arr(w), arr(b), M, K, O)
+        for o in range(O):
+            yo = out((M, 1))
+            call("linear", yo, arr(x), arr(w[o:o + 1].contiguous()), arr(b[o:o + 1].contiguous()), M, K, 1)
+            if not np.array_equal(yo[:, 0], y[:, o]):
+                raise AssertionError("output %d: four rows at a time differ from one row alone" % o)
+        return y, F.linear(x, w, b)
+    yield "linear rows four at a time equal rows alone, bit for bit", rows_alone, 1e-4
+
 
 def matmul_cases():
     for ashape, bshape in [((3, 4), (4, 5)), ((1, 1), (1, 1)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)),
