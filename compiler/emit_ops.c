@@ -355,8 +355,8 @@ static void emit_conv2d(Emitter *e, const Op *op) {
 }
 
 /* nn.Linear; each part computes a range [o0, o1) of output features, for every row. With a few rows
-   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear), which reads the weight
-   once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
+   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear, four outputs at a time
+   so that four weight rows stream from memory together), which reads the weight once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
    panels when its features fill whole panels of NNK_NR (the parts then split at panel edges). */
 static void emit_linear(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
