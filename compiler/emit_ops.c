@@ -355,8 +355,9 @@ static void emit_conv2d(Emitter *e, const Op *op) {
 }
 
 /* nn.Linear; each part computes a range [o0, o1) of output features, for every row. With a few rows
-   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear, four outputs at a time
-   so that four weight rows stream from memory together), which reads the weight once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
+   (a classifier at batch 1) each output is a dot product of two rows (nnk_linear_rows, four outputs at a
+   time so that four weight rows stream from memory together, each against every row), which reads the
+   weight once; with more, a blocked product (nnk_linear_gemm), reading a weight that prepare() rearranged into
    panels when its features fill whole panels of NNK_NR (the parts then split at panel edges). */
 static void emit_linear(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
@@ -368,13 +369,17 @@ static void emit_linear(Emitter *e, const Op *op) {
         const char *y_at = affine(O, m, 1, "o0");
         buf_printf(&body, "%s\n", share("o0", "o1", O, 1));
         buf_puts(&body, "    if (o0 == o1)\n        return;\n");
-        if (M > 1)
-            buf_printf(&body, "    for (long m = 0; m < %lld; m++) {\n", M);
-        buf_printf(&body, "%snnk_linear(%s, %s, %s, %s, 1, %lld, (int)(o1 - o0));\n", ind, at("a->y", y_at),
-                   at("a->in[0]", affine(K, m, 0, NULL)), at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", K);
-        buf_puts(&body, epilogue(op, ind, y_at, "o1 - o0"));
-        if (M > 1)
-            buf_puts(&body, "    }\n");
+        if (M == 1)
+            buf_printf(&body, "    nnk_linear(%s, a->in[0], %s, %s, 1, %lld, (int)(o1 - o0));\n", at("a->y", y_at),
+                       at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", K);
+        else   /* all rows in one call, which reads the weight once for them */
+            buf_printf(&body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
+                       at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
+        const char *ep = epilogue(op, ind, y_at, "o1 - o0");
+        if (M > 1 && *ep)
+            buf_printf(&body, "    for (long m = 0; m < %lld; m++)\n%s", M, ep);
+        else
+            buf_puts(&body, ep);
     } else {
         bool packed = pack(e, op, op->in.items[1]);
         split_rows(&body, O, packed, op->impl.pack_width);

@@ -10,21 +10,29 @@
 
 #include "nnk_base.h"
 
+/* y[M,O] = x[M,K] · w[O,K]ᵀ + b[O]  (b may be NULL), y's rows ldy floats apart. Four rows of w at a time,
+   each against every row of x, so that w is read from memory once for all M rows. */
+static inline void nnk_linear_rows(float *restrict y, long ldy, const float *restrict x, const float *restrict w,
+                                   const float *restrict b, int M, int K, int O)
+{
+    int o = 0;
+    for (; o + 4 <= O; o += 4)
+        for (int m = 0; m < M; m++) {
+            float s[4];
+            nnk__dot4(s, x + (long)m * K, w + (long)o * K, K, K);
+            for (int r = 0; r < 4; r++)
+                y[m * ldy + o + r] = s[r] + (b ? b[o + r] : 0.0f);
+        }
+    for (; o < O; o++)
+        for (int m = 0; m < M; m++)
+            y[m * ldy + o] = nnk__dot(x + (long)m * K, w + (long)o * K, K) + (b ? b[o] : 0.0f);
+}
+
 /* y[M,O] = x[M,K] · w[O,K]ᵀ + b[O]  (b may be NULL) */
 static inline void nnk_linear(float *restrict y, const float *restrict x, const float *restrict w,
                               const float *restrict b, int M, int K, int O)
 {
-    for (int m = 0; m < M; m++) {
-        int o = 0;
-        for (; o + 4 <= O; o += 4) {
-            float s[4];
-            nnk__dot4(s, x + (long)m * K, w + (long)o * K, K, K);
-            for (int r = 0; r < 4; r++)
-                y[(long)m * O + o + r] = s[r] + (b ? b[o + r] : 0.0f);
-        }
-        for (; o < O; o++)
-            y[(long)m * O + o] = nnk__dot(x + (long)m * K, w + (long)o * K, K) + (b ? b[o] : 0.0f);
-    }
+    nnk_linear_rows(y, O, x, w, b, M, K, O);
 }
 
 /* y[M,N] = a[M,K] @ b[K,N] for one matrix of a batch */

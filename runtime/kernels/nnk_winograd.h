@@ -154,10 +154,10 @@ static inline void nnk__wino_out(float y[4][4][NNK_CB], const float *restrict m,
         }
 }
 
-/* One row of cols output pixels (16 channels each) from o, with the epilogue: relu, the residual, relu, as
+/* One row of cols output pixels (16 channels each) from o (cols × 16 floats), with the epilogue: relu, the residual, relu, as
    each is asked (the common ones, written out so that they stay in registers); any other activation by
    nnk_epilogue after. */
-static inline void nnk__wino_store(float *restrict y, const float o[4][NNK_CB], const float *restrict res, int cols, int act1,
+static inline void nnk__wino_store(float *restrict y, const float *restrict o, const float *restrict res, int cols, int act1,
                                    int act2)
 {
     int fast = (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) && (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
@@ -168,7 +168,7 @@ static inline void nnk__wino_store(float *restrict y, const float o[4][NNK_CB], 
     }
     for (int c = 0; c < cols; c++)
         for (int l = 0; l < NNK_CB; l++) {
-            float v = o[c][l];
+            float v = o[c * NNK_CB + l];
             if (act1 == NNK_ACT_RELU)
                 v = v < 0.0f ? 0.0f : v;
             if (res) {
@@ -241,7 +241,7 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
                 nnk__wino_out(out, M + j * vb + k * NNK_CB, ms, bias);
                 for (int i = 0; i < rows; i++) {
                     long at = n * out_img + (long)ob * plane * NNK_CB + ((long)(h0 + i) * p->OW + w0) * NNK_CB;
-                    nnk__wino_store(y + at, out[i], res ? res + at : NULL, cols, act1, act2);
+                    nnk__wino_store(y + at, out[i][0], res ? res + at : NULL, cols, act1, act2);
                 }
             }
         }

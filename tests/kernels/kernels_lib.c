@@ -17,6 +17,12 @@ void nnkt_linear(float *y, const float *x, const float *w, const float *b, int M
     nnk_linear(y, x, w, b, M, K, O);
 }
 
+/* Output features [o0, o1) of O_all, as a part of the generated code computes them: y's rows O_all apart. */
+void nnkt_linear_rows(float *y, const float *x, const float *w, const float *b, int M, int K, int O_all, int o0, int o1)
+{
+    nnk_linear_rows(y + o0, O_all, x, w + (long)o0 * K, b + o0, M, K, o1 - o0);
+}
+
 void nnkt_batchnorm(float *y, const float *x, const float *gamma, const float *beta, const float *mean,
                     const float *var, int N, int C, long S, float eps)
 {

@@ -53,6 +53,7 @@ LONG = np.dtype("i%d" % ctypes.sizeof(ctypes.c_long))
 SIGNATURES = {
     "conv2d": "pppp" + "i" * 16,
     "linear": "ppppiii",
+    "linear_rows": "ppppiiiii",
     "conv2d_gemm": "pppip" + "pii" + "i" * 15,
     "conv2d_gemm_batch": "pppip" + "pii" + "i" * 15,
     "linear_gemm": "pppipp" + "i" * 7,
@@ -505,6 +506,19 @@ def linear_cases():
                 raise AssertionError("output %d: four rows at a time differ from one row alone" % o)
         return y, F.linear(x, w, b)
     yield "linear rows four at a time equal rows alone, bit for bit", rows_alone, 1e-4
+
+    for M, K, O, o0, o1 in [(3, 200, 50, 7, 29), (5, 64, 13, 0, 13), (2, 33, 40, 36, 40)]:
+        def run(M=M, K=K, O=O, o0=o0, o1=o1):
+            # a part's features [o0, o1) of every row, into the whole output (the rest stays unwritten)
+            x, w, b = randn(M, K), randn(O, K), randn(O)
+            y = np.full((M, O), np.nan, dtype=np.float32)
+            call("linear_rows", y, arr(x), arr(w), arr(b), M, K, O, o0, o1)
+            ref = np.full((M, O), np.nan, dtype=np.float32)
+            ref[:, o0:o1] = F.linear(x, w, b).numpy()[:, o0:o1]
+            if not np.array_equal(np.isnan(y), np.isnan(ref)):
+                raise AssertionError("wrote outside features [%d, %d) or left some unwritten" % (o0, o1))
+            return np.nan_to_num(y), torch.from_numpy(np.nan_to_num(ref))
+        yield "linear rows M %d K %d features [%d, %d) of %d" % (M, K, o0, o1, O), run, 1e-4 if K > 100 else 1e-5
 
 
 def matmul_cases():
