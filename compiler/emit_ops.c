@@ -369,12 +369,9 @@ static void emit_linear(Emitter *e, const Op *op) {
         const char *y_at = affine(O, m, 1, "o0");
         buf_printf(&body, "%s\n", share("o0", "o1", O, 1));
         buf_puts(&body, "    if (o0 == o1)\n        return;\n");
-        if (M == 1)
-            buf_printf(&body, "    nnk_linear(%s, a->in[0], %s, %s, 1, %lld, (int)(o1 - o0));\n", at("a->y", y_at),
-                       at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", K);
-        else   /* all rows in one call, which reads the weight once for them */
-            buf_printf(&body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
-                       at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
+        /* all rows in one call, which reads the weight once for them */
+        buf_printf(&body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
+                   at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
         const char *ep = epilogue(op, ind, y_at, "o1 - o0");
         if (M > 1 && *ep)
             buf_printf(&body, "    for (long m = 0; m < %lld; m++)\n%s", M, ep);

@@ -2067,7 +2067,7 @@ static void linear_17(const nnrt_op_args *a, int part, int parts) {
     long o0 = 512L * part / parts, o1 = 512L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 512, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
     nnk_epilogue(a->y + o0, NULL, o1 - o0, NNK_ACT_TANH, NNK_ACT_NONE);
 }
 
@@ -2076,7 +2076,7 @@ static void linear_18(const nnrt_op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, NULL, 1, 512, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 1000, a->in[0], a->in[1] + o0 * 512, NULL, 1, 512, (int)(o1 - o0));
 }
 
 int maxvit_t_run(maxvit_t *m, const float *in_image, float *output) {

@@ -1023,7 +1023,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
     long o0 = 1280L * part / parts, o1 = 1280L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 960, a->in[2] + o0, 1, 960, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 1280, a->in[0], a->in[1] + o0 * 960, a->in[2] + o0, 1, 960, (int)(o1 - o0));
     nnk_epilogue(a->y + o0, NULL, o1 - o0, NNK_ACT_HARDSWISH, NNK_ACT_NONE);
 }
 
@@ -1032,7 +1032,7 @@ static void linear_2(const nnrt_op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 1280, a->in[2] + o0, 1, 1280, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 1000, a->in[0], a->in[1] + o0 * 1280, a->in[2] + o0, 1, 1280, (int)(o1 - o0));
 }
 
 int mobilenet_v3_large_run(mobilenet_v3_large *m, const float *in_image, float *output) {

@@ -593,7 +593,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 1000, a->in[0], a->in[1] + o0 * 512, a->in[2] + o0, 1, 512, (int)(o1 - o0));
 }
 
 int resnet34_run(resnet34 *m, const float *in_image, float *output) {

@@ -270,7 +270,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
     long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 25088, a->in[2] + o0, 1, 25088, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 4096, a->in[0], a->in[1] + o0 * 25088, a->in[2] + o0, 1, 25088, (int)(o1 - o0));
     nnk_epilogue(a->y + o0, NULL, o1 - o0, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
@@ -279,7 +279,7 @@ static void linear_2(const nnrt_op_args *a, int part, int parts) {
     long o0 = 4096L * part / parts, o1 = 4096L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 4096, a->in[2] + o0, 1, 4096, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 4096, a->in[0], a->in[1] + o0 * 4096, a->in[2] + o0, 1, 4096, (int)(o1 - o0));
     nnk_epilogue(a->y + o0, NULL, o1 - o0, NNK_ACT_RELU, NNK_ACT_NONE);
 }
 
@@ -288,7 +288,7 @@ static void linear_3(const nnrt_op_args *a, int part, int parts) {
     long o0 = 1000L * part / parts, o1 = 1000L * (part + 1) / parts;
     if (o0 == o1)
         return;
-    nnk_linear(a->y + o0, a->in[0], a->in[1] + o0 * 4096, a->in[2] + o0, 1, 4096, (int)(o1 - o0));
+    nnk_linear_rows(a->y + o0, 1000, a->in[0], a->in[1] + o0 * 4096, a->in[2] + o0, 1, 4096, (int)(o1 - o0));
 }
 
 int vgg11_run(vgg11 *m, const float *in_image, float *output) {

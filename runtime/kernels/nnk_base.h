@@ -56,6 +56,12 @@
 
 /* a[n] · b[n]. Eight independent partial sums: without -ffast-math a compiler may not reorder one running
    sum, but it can vectorise eight of them, and the shorter chains are also a little more accurate. */
+/* The 8 partial sums of nnk__dot and nnk__dot4, added pairwise. */
+static inline float nnk__sum8(const float s[8])
+{
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 static inline float nnk__dot(const float *restrict a, const float *restrict b, long n)
 {
     float acc[8] = {0};
@@ -63,7 +69,7 @@ static inline float nnk__dot(const float *restrict a, const float *restrict b, l
     for (long i = 0; i < body; i += 8)
         for (int j = 0; j < 8; j++)
             acc[j] += a[i + j] * b[i + j];
-    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    float sum = nnk__sum8(acc);
     for (long i = body; i < n; i++)
         sum += a[i] * b[i];
     return sum;
@@ -87,11 +93,10 @@ static inline void nnk__dot4(float out[4], const float *restrict a, const float 
             acc2[j] += av * b2[i + j];
             acc3[j] += av * b3[i + j];
         }
-    float *acc[4] = {acc0, acc1, acc2, acc3};
+    const float *acc[4] = {acc0, acc1, acc2, acc3};
     for (int r = 0; r < 4; r++) {
         const float *br = b + r * ldb;
-        float *c = acc[r];
-        float sum = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+        float sum = nnk__sum8(acc[r]);
         for (long i = body; i < n; i++)
             sum += a[i] * br[i];
         out[r] = sum;

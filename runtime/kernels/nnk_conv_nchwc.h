@@ -293,6 +293,7 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
                     if (t->relu2) v = _mm512_max_ps(_mm512_setzero_ps(), v); }                                    \
       _mm512_storeu_ps(y + (j) * t->yb + t->yp * (i), v); }
 #define NNK__ST2(i) NNK__ST(i, 0) NNK__ST(i, 1)
+#define NNK__PF(j) _mm_prefetch((const char *)(wt + (j) * t->wb + pf), _MM_HINT_T0);   /* block j's weight at t->pf */
 #define NNK__ST4(i) NNK__ST(i, 0) NNK__ST(i, 1) NNK__ST(i, 2) NNK__ST(i, 3)
 #define NNK__TAPS(BODY)                                                                                            \
     const long taps = (long)t->kh * t->kw;                                                                         \
@@ -314,8 +315,7 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
         NNK__Z2(7) NNK__Z2(8) NNK__Z2(9) NNK__Z2(10) NNK__Z2(11) NNK__Z2(12) NNK__Z2(13)                           \
         const long pf = t->pf;                                                                                     \
         NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
-                  if (pf) { _mm_prefetch((const char *)(wt + pf), _MM_HINT_T0);                                    \
-                            _mm_prefetch((const char *)(wt + t->wb + pf), _MM_HINT_T0); }                          \
+                  if (pf) { NNK__PF(0) NNK__PF(1) }                                                                \
                   NNK__F2(0) NNK__F2(1) NNK__F2(2) NNK__F2(3) NNK__F2(4) NNK__F2(5) NNK__F2(6)                     \
                   NNK__F2(7) NNK__F2(8) NNK__F2(9) NNK__F2(10) NNK__F2(11) NNK__F2(12) NNK__F2(13))                \
         NNK__ST2(0) NNK__ST2(1) NNK__ST2(2) NNK__ST2(3) NNK__ST2(4) NNK__ST2(5) NNK__ST2(6)                        \
@@ -333,10 +333,7 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
         NNK__Z4(0) NNK__Z4(1) NNK__Z4(2) NNK__Z4(3) NNK__Z4(4) NNK__Z4(5) NNK__Z4(6)                               \
         const long pf = t->pf;                                                                                     \
         NNK__TAPS(__m512 w0 = _mm512_loadu_ps(wt); __m512 w1 = _mm512_loadu_ps(wt + t->wb);                        \
-                  if (pf) { _mm_prefetch((const char *)(wt + pf), _MM_HINT_T0);                                    \
-                            _mm_prefetch((const char *)(wt + t->wb + pf), _MM_HINT_T0);                            \
-                            _mm_prefetch((const char *)(wt + 2 * t->wb + pf), _MM_HINT_T0);                        \
-                            _mm_prefetch((const char *)(wt + 3 * t->wb + pf), _MM_HINT_T0); }                      \
+                  if (pf) { NNK__PF(0) NNK__PF(1) NNK__PF(2) NNK__PF(3) }                                          \
                   __m512 w2 = _mm512_loadu_ps(wt + 2 * t->wb); __m512 w3 = _mm512_loadu_ps(wt + 3 * t->wb);        \
                   NNK__F4(0) NNK__F4(1) NNK__F4(2) NNK__F4(3) NNK__F4(4) NNK__F4(5) NNK__F4(6))                    \
         NNK__ST4(0) NNK__ST4(1) NNK__ST4(2) NNK__ST4(3) NNK__ST4(4) NNK__ST4(5) NNK__ST4(6)                        \
@@ -356,6 +353,7 @@ NNK__FULL7x4(nnk__full_nb4_0, 0)
 #undef NNK__F4
 #undef NNK__ST
 #undef NNK__ST2
+#undef NNK__PF
 #undef NNK__ST4
 #undef NNK__TAPS
 #undef NNK__FULL14x2

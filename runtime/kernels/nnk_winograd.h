@@ -154,14 +154,13 @@ static inline void nnk__wino_out(float y[4][4][NNK_CB], const float *restrict m,
         }
 }
 
-/* One row of cols output pixels (16 channels each) from o (cols × 16 floats), with the epilogue: relu, the residual, relu, as
-   each is asked (the common ones, written out so that they stay in registers); any other activation by
-   nnk_epilogue after. */
+/* One row of cols output pixels (16 channels each) from o (cols × 16 floats), with the epilogue: relu, the
+   residual, relu, as each is asked, where the tiles too would apply it in registers (nnk__fusable);
+   any other activation by nnk_epilogue after. */
 static inline void nnk__wino_store(float *restrict y, const float *restrict o, const float *restrict res, int cols, int act1,
                                    int act2)
 {
-    int fast = (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) && (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
-    if (!fast) {
+    if (!nnk__fusable(1, res, act1, act2)) {
         memcpy(y, o, (size_t)cols * NNK_CB * sizeof *y);
         nnk_epilogue(y, res, (long)cols * NNK_CB, act1, act2);
         return;
@@ -206,12 +205,16 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
         long chunk = unit % chunks;
         int ob0 = (int)(unit / chunks) * NNK_WINO_GROUP, nb = OB - ob0 < NNK_WINO_GROUP ? OB - ob0 : NNK_WINO_GROUP;
         long t0 = chunk * clen, nt = all - t0 < clen ? all - t0 : clen;
+        struct { long n; int h0, w0; } at[NNK_WINO_CHUNK];   /* the chunk's tiles: image, first row and column */
+        for (long k = 0; k < nt; k++) {
+            long tile = (t0 + k) % tiles;
+            at[k].n = (t0 + k) / tiles, at[k].h0 = (int)(tile / TW) * 4, at[k].w0 = (int)(tile % TW) * 4;
+        }
         /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane) */
         for (int cb = 0; cb < CBn; cb++)
             for (long k = 0; k < nt; k++) {
-                long n = (t0 + k) / tiles, tile = (t0 + k) % tiles;
-                const float *xi = x + n * in_img;
-                int h0 = (int)(tile / TW) * 4, w0 = (int)(tile % TW) * 4;
+                const float *xi = x + at[k].n * in_img;
+                const int h0 = at[k].h0, w0 = at[k].w0;
                 float d[6][6][NNK_CB];
                 for (int i = 0; i < 6; i++)
                     for (int j = 0; j < 6; j++) {
@@ -234,14 +237,14 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
             float bias[NNK_CB];
             for (int l = 0; l < NNK_CB; l++)
                 bias[l] = b ? b[ob * NNK_CB + l] : 0.0f;
-            for (long k = 0, n = t0 / tiles, tile = t0 % tiles; k < nt; k++, tile = tile + 1 < tiles ? tile + 1 : (n++, 0)) {
-                int h0 = (int)(tile / TW) * 4, w0 = (int)(tile % TW) * 4;
+            for (long k = 0; k < nt; k++) {
+                const int h0 = at[k].h0, w0 = at[k].w0;
                 int rows = p->OH - h0 < 4 ? p->OH - h0 : 4, cols = p->OW - w0 < 4 ? p->OW - w0 : 4;
                 float out[4][4][NNK_CB];
                 nnk__wino_out(out, M + j * vb + k * NNK_CB, ms, bias);
                 for (int i = 0; i < rows; i++) {
-                    long at = n * out_img + (long)ob * plane * NNK_CB + ((long)(h0 + i) * p->OW + w0) * NNK_CB;
-                    nnk__wino_store(y + at, out[i][0], res ? res + at : NULL, cols, act1, act2);
+                    long o = at[k].n * out_img + (long)ob * plane * NNK_CB + ((long)(h0 + i) * p->OW + w0) * NNK_CB;
+                    nnk__wino_store(y + o, out[i][0], res ? res + o : NULL, cols, act1, act2);
                 }
             }
         }
