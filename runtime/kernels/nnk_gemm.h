@@ -227,6 +227,13 @@ static inline int nnk__tile_8x48(const float *restrict ap, long ars, long aks, c
 }
 #endif
 
+/* The depth a tile computes over at a time, within a packed block of NNK_KC (whose layout is the same on
+   every path): a path whose L1 does not hold a 48-column panel of NNK_KC rows with its A (AVX2's 32 KB
+   L1 of Zen 3; 48 KB for 256 rows) defines a shorter run. */
+#ifndef NNK__KC_RUN
+#define NNK__KC_RUN NNK_KC
+#endif
+
 /* Rearranges a weight matrix w[rows,K] in place for nnk_gemm (rows a multiple of width, which is NNK_MR
    for an A, NNK_NR for a B): block by block of KC columns, strips of `width` rows each stored [kc][width],
    so that the product reads every block as one sequential stream. Row r, column k then sits at
@@ -289,22 +296,28 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                     nnk__pack_a(ap, a->p + (long)m0 * a->ld + k0, a->ld, mc, kc);
                 for (int j0 = 0; j0 < nc; j0 += NNK_NR) {
                     int cols = nnk__min(NNK_NR, nc - j0);
-                    const float *bpanel = bblock + (long)j0 * kc, *cb = cbias ? cbias + n0 + j0 : NULL;
-                    for (int i0 = 0; i0 < mc; i0 += NNK_MR) {
-                        int rows = nnk__min(NNK_MR, mc - i0);
-                        long at = (long)(m0 + i0) * ldc + n0 + j0;
-                        const float *apanel = ablock + i0 * astrip, *rb = rbias ? rbias + m0 + i0 : NULL;
-                        const float *rt = res ? res + at : NULL;
-                        int done;
-                        if (rows == NNK_MR && cols == NNK_NR)
-                            done = nnk__tile_8x48(apanel, ars, aks, bpanel, kc, c + at, ldc, rb, cb, k0 == 0, last, rt,
-                                                  act1, act2);
-                        else
-                            done = nnk__tile_edge(apanel, ars, aks, bpanel, kc, c + at, ldc, rows, cols, rb, cb, k0 == 0,
-                                                  last, rt, act1, act2);
-                        if (last && !done && (act1 || res))
-                            for (int r = 0; r < rows; r++)
-                                nnk_epilogue(c + at + (long)r * ldc, res ? res + at + (long)r * ldc : NULL, cols, act1, act2);
+                    const float *cb = cbias ? cbias + n0 + j0 : NULL;
+                    /* the block's depth in runs of NNK__KC_RUN, each over all the rows (C stored and reloaded
+                       between runs: the same sums to the bit) */
+                    for (int k1 = 0; k1 == 0 || k1 < kc; k1 += NNK__KC_RUN) {
+                        int kr = nnk__min(NNK__KC_RUN, kc - k1), first = k0 + k1 == 0, end = last && k1 + kr >= kc;
+                        const float *bpanel = bblock + (long)j0 * kc + (long)k1 * NNK_NR;
+                        for (int i0 = 0; i0 < mc; i0 += NNK_MR) {
+                            int rows = nnk__min(NNK_MR, mc - i0);
+                            long at = (long)(m0 + i0) * ldc + n0 + j0;
+                            const float *apanel = ablock + i0 * astrip + k1 * aks, *rb = rbias ? rbias + m0 + i0 : NULL;
+                            const float *rt = res ? res + at : NULL;
+                            int done;
+                            if (rows == NNK_MR && cols == NNK_NR)
+                                done = nnk__tile_8x48(apanel, ars, aks, bpanel, kr, c + at, ldc, rb, cb, first, end, rt,
+                                                      act1, act2);
+                            else
+                                done = nnk__tile_edge(apanel, ars, aks, bpanel, kr, c + at, ldc, rows, cols, rb, cb, first,
+                                                      end, rt, act1, act2);
+                            if (end && !done && (act1 || res))
+                                for (int r = 0; r < rows; r++)
+                                    nnk_epilogue(c + at + (long)r * ldc, res ? res + at + (long)r * ldc : NULL, cols, act1, act2);
+                        }
                     }
                 }
             }

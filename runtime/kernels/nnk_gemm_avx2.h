@@ -28,7 +28,22 @@
  */
 #define NNK__GEMM_A_DIRECT 1
 
+/* Runs of 128 of a block's 256 rows: a 48-column panel of them (24 KB) and the 4 rows of A stay in a
+   32 KB L1 for all the tiles of a block of rows. On one Zen 3 core (102.6 GFLOP/s), ViT-B/16's products
+   (197 × 768 × 3072 and 197 × 3072 × 768), clang 14 -O3: 82-84 GFLOP/s in runs of 256, 90-92 in runs of
+   128, 87-90 in runs of 192. */
+#define NNK__KC_RUN 128
+
 #include <immintrin.h>
+
+/* Keeps three vectors in registers: gcc 12 otherwise folds each load of B into the four FMAs that use it
+   (12 loads and 4 broadcasts a k where 2 loads a cycle are the limit: 64 GFLOP/s instead of 90 on Zen 3).
+   An empty asm that "changes" them; it emits nothing. */
+#if defined(__GNUC__)
+#define NNK__IN_REGS(a, b, c) __asm__("" : "+x"(a), "+x"(b), "+x"(c))
+#else
+#define NNK__IN_REGS(a, b, c) ((void)0)
+#endif
 
 /* C[4][24] (+)= A · bp over kc, A(r, k) at ap[r·ars + k·aks]; bp points into a panel (stride NNK_NR). */
 #define NNK__Y_INIT(r)                                                                          \
@@ -85,6 +100,7 @@ static __attribute__((noinline, unused)) void nnk__sub_4x24(const float *restric
     NNK__Y_INIT(0) NNK__Y_INIT(1) NNK__Y_INIT(2) NNK__Y_INIT(3)
     for (long k = 0, o = 0; k < kc; k++, o += aks, bp += NNK_NR) {
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), b2 = _mm256_loadu_ps(bp + 16);
+        NNK__IN_REGS(b0, b1, b2);
         NNK__Y_FMA(0) NNK__Y_FMA(1) NNK__Y_FMA(2) NNK__Y_FMA(3)
     }
     __m256 zero = _mm256_setzero_ps();
