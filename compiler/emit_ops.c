@@ -209,8 +209,8 @@ static void emit_conv2d_gemm(Emitter *e, const Op *op) {
 }
 
 /* conv2d on channel-blocked activations (choose_layouts.c), by the direct tiles of nnk_conv_nchwc.h: each
-   part computes a range of the units (an output row of NNK_CONV_GROUP blocks of 16 channels) of every
-   image. Its input is blocked, or plain when it has too few channels; it is padded already (a pad_plane
+   part computes a range of the units (a run of NNK_CONV_RUN output pixels of NNK_CONV_GROUP blocks of 16
+   channels, or for a batch of small planes one pixel of NNK_CONV_IMAGES images) of the batch. Its input is blocked, or plain when it has too few channels; it is padded already (a pad_plane
    op), and prepare() rearranged the weight for the tiles. */
 static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
@@ -238,7 +238,12 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
         e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
         return;
     }
-    buf_printf(&body, "%s   /* of %lld units: rows of %d output channels */\n", share("u0", "u1", units, 1), units, NNK_CONV_GROUP * NNK_CB);
+    if (nnk__conv_by_images(&shape, x->dims[0]))
+        buf_printf(&body, "%s   /* of %lld units: one pixel of up to %d images, %d output channels */\n", share("u0", "u1", units, 1), units,
+                   NNK_CONV_IMAGES, NNK_CONV_GROUP * NNK_CB);
+    else
+        buf_printf(&body, "%s   /* of %lld units: runs of up to %d pixels, %d output channels */\n", share("u0", "u1", units, 1), units,
+                   NNK_CONV_RUN, NNK_CONV_GROUP * NNK_CB);
     buf_puts(&body, "    if (u0 == u1)\n        return;\n");
     buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, %lld, u0, u1);\n", plain, conv_epilogue_args(op, "0"),
                (long long)x->dims[0]);

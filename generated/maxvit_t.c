@@ -1051,7 +1051,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 225, .W = 225, .O = 64, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_GELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1086,7 +1086,7 @@ static void avgpool_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1102,7 +1102,7 @@ static void batchnorm_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 112, .W = 112, .O = 256, .OH = 112, .OW = 112,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;   /* of 256 units: rows of 64 output channels */
+    long u0 = 256L * part / parts, u1 = 256L * (part + 1) / parts;   /* of 256 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_GELU, NNK_ACT_NONE, &shape, 1, u0, u1);

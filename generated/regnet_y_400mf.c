@@ -551,7 +551,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 225, .W = 225, .O = 32, .OH = 112, .OW = 112,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -561,7 +561,7 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 112, .W = 112, .O = 48, .OH = 112, .OW = 112,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -577,7 +577,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 113, .W = 113, .O = 48, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 6};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

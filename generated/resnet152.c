@@ -1199,7 +1199,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 229, .W = 229, .O = 64, .OH = 112, .OW = 112,
                                          .kh = 7, .kw = 7, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1217,7 +1217,7 @@ static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1244,7 +1244,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1254,7 +1254,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1264,7 +1264,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1274,7 +1274,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 128, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1290,7 +1290,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 57, .W = 57, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1300,7 +1300,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1310,7 +1310,7 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1320,7 +1320,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1347,7 +1347,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1357,7 +1357,7 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 256, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1373,7 +1373,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 29, .W = 29, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1383,7 +1383,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1393,7 +1393,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1403,7 +1403,7 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1430,7 +1430,7 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1440,7 +1440,7 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 512, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1456,7 +1456,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 15, .W = 15, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1466,7 +1466,7 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1476,7 +1476,7 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -1486,7 +1486,7 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 7, .W = 7, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1502,7 +1502,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 9, .W = 9, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1512,7 +1512,7 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);

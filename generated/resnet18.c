@@ -220,7 +220,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 229, .W = 229, .O = 64, .OH = 112, .OW = 112,
                                          .kh = 7, .kw = 7, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -272,7 +272,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 57, .W = 57, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -299,7 +299,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -337,7 +337,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 29, .W = 29, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -364,7 +364,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -402,7 +402,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 15, .W = 15, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -418,7 +418,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 9, .W = 9, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -428,7 +428,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -438,7 +438,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 9, .W = 9, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -448,7 +448,7 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 9, .W = 9, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);

@@ -451,7 +451,7 @@ static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 229, .W = 229, .O = 64, .OH = 112, .OW = 112,
                                          .kh = 7, .kw = 7, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -469,7 +469,7 @@ static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -496,7 +496,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -506,7 +506,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 56, .W = 56, .O = 256, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: rows of 64 output channels */
+    long u0 = 64L * part / parts, u1 = 64L * (part + 1) / parts;   /* of 64 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -516,7 +516,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 64, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -526,7 +526,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 128, .OH = 56, .OW = 56,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -542,7 +542,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 57, .W = 57, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -552,7 +552,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -562,7 +562,7 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 56, .W = 56, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -572,7 +572,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 128, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -599,7 +599,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 28, .W = 28, .O = 512, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -609,7 +609,7 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 256, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -625,7 +625,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 29, .W = 29, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -635,7 +635,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -645,7 +645,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 28, .W = 28, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -655,7 +655,7 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -682,7 +682,7 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 1024, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -692,7 +692,7 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 512, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -708,7 +708,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 15, .W = 15, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -718,7 +718,7 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -728,7 +728,7 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1024, .H = 14, .W = 14, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 224L * part / parts, u1 = 224L * (part + 1) / parts;   /* of 224 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -738,7 +738,7 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 7, .W = 7, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -754,7 +754,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 9, .W = 9, .O = 512, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -764,7 +764,7 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 2048, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);

@@ -154,7 +154,7 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 224, .W = 224, .O = 64, .OH = 111, .OW = 111,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 111L * part / parts, u1 = 111L * (part + 1) / parts;   /* of 111 units: rows of 64 output channels */
+    long u0 = 63L * part / parts, u1 = 63L * (part + 1) / parts;   /* of 63 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -172,7 +172,7 @@ static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 55, .W = 55, .O = 16, .OH = 55, .OW = 55,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -182,7 +182,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 16, .H = 55, .W = 55, .O = 64, .OH = 55, .OW = 55,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -209,7 +209,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 55, .W = 55, .O = 16, .OH = 55, .OW = 55,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: rows of 64 output channels */
+    long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -227,7 +227,7 @@ static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 27, .W = 27, .O = 32, .OH = 27, .OW = 27,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -237,7 +237,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 27, .W = 27, .O = 128, .OH = 27, .OW = 27,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: rows of 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -264,7 +264,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 27, .W = 27, .O = 32, .OH = 27, .OW = 27,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -282,7 +282,7 @@ static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 13, .W = 13, .O = 48, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: rows of 64 output channels */
+    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -292,7 +292,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 13, .W = 13, .O = 192, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: rows of 64 output channels */
+    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -308,7 +308,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 15, .W = 15, .O = 192, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 39L * part / parts, u1 = 39L * (part + 1) / parts;   /* of 39 units: rows of 64 output channels */
+    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -318,7 +318,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 13, .W = 13, .O = 48, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: rows of 64 output channels */
+    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -328,7 +328,7 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 13, .W = 13, .O = 64, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: rows of 64 output channels */
+    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -338,7 +338,7 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 13, .W = 13, .O = 256, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -354,7 +354,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 15, .W = 15, .O = 256, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 52L * part / parts, u1 = 52L * (part + 1) / parts;   /* of 52 units: rows of 64 output channels */
+    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -364,7 +364,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 13, .W = 13, .O = 64, .OH = 13, .OW = 13,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: rows of 64 output channels */
+    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

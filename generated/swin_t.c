@@ -510,7 +510,7 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 224, .W = 224, .O = 96, .OH = 56, .OW = 56,
                                          .kh = 4, .kw = 4, .sh = 4, .sw = 4, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: rows of 64 output channels */
+    long u0 = 32L * part / parts, u1 = 32L * (part + 1) / parts;   /* of 32 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);

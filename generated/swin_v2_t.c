@@ -723,7 +723,7 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 256, .W = 256, .O = 96, .OH = 64, .OW = 64,
                                          .kh = 4, .kw = 4, .sh = 4, .sw = 4, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 128L * part / parts, u1 = 128L * (part + 1) / parts;   /* of 128 units: rows of 64 output channels */
+    long u0 = 42L * part / parts, u1 = 42L * (part + 1) / parts;   /* of 42 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);

@@ -284,7 +284,7 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 3, .H = 224, .W = 224, .O = 768, .OH = 7, .OW = 7,
                                          .kh = 32, .kw = 32, .sh = 32, .sw = 32, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 84L * part / parts, u1 = 84L * (part + 1) / parts;   /* of 84 units: rows of 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 1, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);

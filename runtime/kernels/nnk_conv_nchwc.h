@@ -8,7 +8,7 @@
  * With H·W = 1 it is byte for byte the plain layout.
  *
  * The convolution. Output channels lie across the vector lanes and pixels across registers: a tile of
- * NW output pixels of one row × NB blocks of 16 output channels is NW·NB vector accumulators. For each
+ * NW output pixels (of one row, or gathered from a narrow plane's next rows) × NB blocks of 16 output channels is NW·NB vector accumulators. For each
  * input channel, kernel tap and pixel it broadcasts one input value and multiplies it with NB vectors of
  * weights, so there is no gather (no im2col): the input is read where it lies. The input is already
  * zero-padded (nnk_pad_plane makes the copy), so no tap needs a test. The input may also be plain NCHW
@@ -29,8 +29,8 @@
  * depend on the thread count, and the AVX-512 and AVX2 paths give the same bits. The portable path
  * computes the same sums with a multiply and an add (unless the compiler contracts them).
  *
- * The work is cut into units of one output row of NNK_CONV_GROUP blocks (a run of NNK_CONV_RUN pixels for
- * a 1×1 stride-1 convolution, whose plane is one long row): nnk_conv2d_nchwc computes units [u0, u1), and
+ * The work is cut into units of a run of NNK_CONV_RUN output pixels (in row order, the last run of a plane
+ * shorter) of NNK_CONV_GROUP blocks, the runs outer: nnk_conv2d_nchwc computes units [u0, u1), and
  * nnk_conv_nchwc_units says how many an image has.
  */
 #ifndef NNK_CONV_NCHWC_H
@@ -45,7 +45,7 @@
 enum {
     NNK_CB = 16,            /* channels of a block */
     NNK_CONV_GROUP = 4,     /* output blocks of a unit of work */
-    NNK_CONV_RUN = 196,     /* pixels of a unit of a 1×1 stride-1 convolution, whose plane is one long row */
+    NNK_CONV_RUN = 196,     /* output pixels of a unit (a 14×14 plane) */
     NNK_CONV_CHUNK_BYTES = 384 * 1024,   /* a unit's weights, at most, for a chunk of its input blocks (half an L2) */
 };
 
@@ -136,6 +136,22 @@ enum { NNK__NW = 1, NNK__NW4 = 1 };
 #define NNK__NB4 4
 #endif
 
+/* Whether the tiles of a run may gather their pixels from anywhere (across the rows of a plane, so that a
+   7-pixel row does not end in a tile of one): everywhere but AVX-512, whose tiles of 14 and 7 fit the
+   rows of ResNet's planes and leave no register for the offsets; there, and with NNK_CONV_ROWS (tests),
+   a run is cut where its rows end. */
+#if NNK_CONV_NCHWC_AVX512F || defined(NNK_CONV_ROWS)
+#define NNK__GATHER 0
+#else
+#define NNK__GATHER 1
+#endif
+/* A gathered run is computed in pieces of this many pixels, each for all the blocks of its unit before the
+   next: 196 pixels of 512 input channels are 392 KB, which the 4 blocks would each read from L3 (1×1
+   stride 2 on 14×14, Zen 3: 69 GFLOP/s in one piece, 77-78 in pieces of 12 to 48 pixels). */
+#ifndef NNK__GATHER_RUN
+#define NNK__GATHER_RUN (4 * NNK__NW)
+#endif
+
 /* ---------------------------------------------------------------- the tile */
 
 /* gcc unrolls the tile's loops fully (so that the accumulators stay in registers) only when told to. */
@@ -175,6 +191,7 @@ typedef struct {
     int relu1, relu2;    /* relu in registers before and after the residual */
     long pf;             /* 0, or the floats from each weight read to one that a full tile prefetches as it reads it
                             (Winograd: the same weight of the next product, which comes from memory) */
+    const long *xo;      /* a gathered run (the tiles compiled with XP = -1): pixel i's input at x + xo[i], not x + i·xp */
 } nnk__conv_tile;
 
 /* NW pixels × NB blocks: the hot loop. NW and NB are constants wherever it is inlined. */
@@ -182,7 +199,7 @@ static inline __attribute__((always_inline)) void nnk__conv_tile_run(int NW, int
                                                                      const float *restrict x, const float *restrict w,
                                                                      const nnk__conv_tile *t)
 {
-    const long xp = XP ? XP : t->xp;   /* a constant step keeps every pixel's address one register plus an offset */
+    const long xp = XP > 0 ? XP : t->xp;   /* a constant step keeps every pixel's address one register plus an offset */
     nnk__v16 acc[NNK__NW > 8 ? NNK__NW : 8][NNK__NB4 > NNK__NB ? NNK__NB4 : NNK__NB];   /* (8: the widest piece) */
 NNK__UNROLL16
     for (int j = 0; j < NB; j++) {
@@ -215,7 +232,7 @@ NNK__UNROLL16
                     }
 NNK__UNROLL16
                     for (int i = 0; i < NW; i++) {
-                        float s = xt[i * xp];
+                        float s = xt[XP < 0 ? t->xo[i] : i * xp];
 NNK__UNROLL16
                         for (int j = 0; j < NB; j++)
                             NNK__V_FMA(acc[i][j], s, wv[j]);
@@ -252,7 +269,7 @@ NNK__UNROLL16
     }
 #define NNK__A_FMA(i)                                                                                              \
     if (NW > (i)) {                                                                                                \
-        __m256 s = _mm256_broadcast_ss(xt + (i) * xp);                                                             \
+        __m256 s = _mm256_broadcast_ss(xt + (XP < 0 ? o##i : (i) * xp));                                           \
         c##i##00 = _mm256_fmadd_ps(s, w00, c##i##00);                                                              \
         c##i##01 = _mm256_fmadd_ps(s, w01, c##i##01);                                                              \
         if (NB > 1) {                                                                                              \
@@ -281,7 +298,11 @@ static inline __attribute__((always_inline)) void nnk__conv_tile_avx2(int NW, in
                                                                       const float *restrict x, const float *restrict w,
                                                                       const nnk__conv_tile *t)
 {
-    const long xp = XP ? XP : t->xp;
+    const long xp = XP > 0 ? XP : t->xp;
+    /* a gathered run's offsets, in registers (x86-64 has the 16 general ones for them) */
+    const long o0 = XP < 0 ? t->xo[0] : 0, o1 = XP < 0 && NW > 1 ? t->xo[1] : 0, o2 = XP < 0 && NW > 2 ? t->xo[2] : 0;
+    const long o3 = XP < 0 && NW > 3 ? t->xo[3] : 0, o4 = XP < 0 && NW > 4 ? t->xo[4] : 0, o5 = XP < 0 && NW > 5 ? t->xo[5] : 0;
+    const long o6 = XP < 0 && NW > 6 ? t->xo[6] : 0, o7 = XP < 0 && NW > 7 ? t->xo[7] : 0;
     const __m256 zero = _mm256_setzero_ps();
     __m256 b00 = zero, b01 = zero, b10 = zero, b11 = zero;
     if (t->bias) {
@@ -461,14 +482,24 @@ NNK__PIECES(nnk__pieces_nb4, NNK__NB4, 0)
 NNK__PIECES(nnk__pieces_1, 1, 0)
 NNK__PIECES(nnk__pieces_nb_16, NNK__NB, 16)   /* blocked input at stride 1, and Winograd's products */
 NNK__PIECES(nnk__pieces_nb4_16, NNK__NB4, 16)
+#if NNK__GATHER
+NNK__FULL(nnk__full_nb_g, NNK__NW, NNK__NB, -1)   /* gathered runs: pixel i at x + t->xo[i] */
+NNK__FULL(nnk__full_nb4_g, NNK__NW4, NNK__NB4, -1)
+NNK__FULL(nnk__full_1_g, NNK__NW, 1, -1)
+NNK__PIECES(nnk__pieces_nb_g, NNK__NB, -1)
+NNK__PIECES(nnk__pieces_nb4_g, NNK__NB4, -1)
+NNK__PIECES(nnk__pieces_1_g, 1, -1)
+#endif
 #undef NNK__FULL
 #undef NNK__PIECES
 
-/* A run of n output pixels of one row of NB blocks: full tiles of nw pixels, then pieces of 8, 4, 2, 1. */
+/* A run of n output pixels of NB blocks: full tiles of nw pixels, then pieces of 8, 4, 2, 1. The pixels
+   are t->xp apart in x, or, in a gathered run, at x + t->xo[i]. */
 static inline void nnk__conv_run(nnk__tile_fn *full, int nw, nnk__tile_fn *const *piece, float *y, const float *x,
                                  const float *w, nnk__conv_tile *t, int n)
 {
     const float *res = t->res;
+    const long *xo = t->xo;
     for (int p = 0; p < n;) {
         int left = n - p, k = 0;
         nnk__tile_fn *f = full;
@@ -482,10 +513,12 @@ static inline void nnk__conv_run(nnk__tile_fn *full, int nw, nnk__tile_fn *const
         } else
             k = nw;
         t->res = res ? res + t->yp * p : NULL;
-        f(y + t->yp * p, x + (long)p * t->xp, w, t);
+        t->xo = xo ? xo + p : NULL;
+        f(y + t->yp * p, xo ? x : x + (long)p * t->xp, w, t);
         p += k;
     }
     t->res = res;
+    t->xo = xo;
 }
 
 static inline nnk__tile_fn *nnk__pick(long xp, nnk__tile_fn *f16, nnk__tile_fn *f32, nnk__tile_fn *f2, nnk__tile_fn *f0)
@@ -493,18 +526,25 @@ static inline nnk__tile_fn *nnk__pick(long xp, nnk__tile_fn *f16, nnk__tile_fn *
     return xp == 16 ? f16 : xp == 32 ? f32 : xp == 2 ? f2 : f0;
 }
 
-/* The tiles for a pixel step xp: full ones of NB and NB4 blocks (a constant step where one is compiled),
-   and the pieces of each. */
+/* The tiles for a pixel step xp (-1: a gathered run): full ones of NB, NB4 and 1 blocks (a constant step
+   where one is compiled), and the pieces of each. */
 typedef struct {
-    nnk__tile_fn *full, *full4;
-    nnk__tile_fn *const *pieces, *const *pieces4;
+    nnk__tile_fn *full, *full4, *full1;
+    nnk__tile_fn *const *pieces, *const *pieces4, *const *pieces1;
 } nnk__tiles;
 
 static inline nnk__tiles nnk__tiles_for(long xp)
 {
+#if NNK__GATHER
+    if (xp < 0) {
+        nnk__tiles g = {nnk__full_nb_g, nnk__full_nb4_g, nnk__full_1_g, nnk__pieces_nb_g, nnk__pieces_nb4_g, nnk__pieces_1_g};
+        return g;
+    }
+#endif
     nnk__tiles k = {nnk__pick(xp, nnk__full_nb_16, nnk__full_nb_32, nnk__full_nb_2, nnk__full_nb_0),
-                    nnk__pick(xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0),
-                    xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4};
+                    nnk__pick(xp, nnk__full_nb4_16, nnk__full_nb4_32, nnk__full_nb4_2, nnk__full_nb4_0), nnk__full_1,
+                    xp == 16 ? nnk__pieces_nb_16 : nnk__pieces_nb, xp == 16 ? nnk__pieces_nb4_16 : nnk__pieces_nb4,
+                    nnk__pieces_1};
     return k;
 }
 
@@ -553,7 +593,7 @@ static inline void nnk__conv_blocks(const nnk__tiles *k, float *y, const float *
             nnk__conv_run(k->full, NNK__NW, k->pieces, yo, xo, wo, t, n);
             j += NNK__NB;
         } else {
-            nnk__conv_run(nnk__full_1, NNK__NW, nnk__pieces_1, yo, xo, wo, t, n);
+            nnk__conv_run(k->full1, NNK__NW, k->pieces1, yo, xo, wo, t, n);
             j += 1;
         }
     }
@@ -578,11 +618,13 @@ static inline int nnk__conv_flat(const nnk_conv_params *p)
 static inline long nnk_conv_nchwc_units(const nnk_conv_params *p)
 {
     long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP;
-    long rows = nnk__conv_flat(p) ? ((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN : p->OH;
-    return groups * rows;
+    return groups * (((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN);
 }
 
-/* Units [u0, u1) of conv2d y = act2(act1(conv(x, w) + b) + res), one image: x blocked [C/16][H][W][16]
+/* Units [u0, u1) of conv2d y = act2(act1(conv(x, w) + b) + res), one image (unit u: the run u / groups
+   of output pixels, of the group of blocks u % groups, so that a thread's share is mostly whole runs,
+   whose input the thread computed itself in the layer before; 2 threads on Zen 3: ResNet-50 4 % faster
+   than by groups of blocks first): x blocked [C/16][H][W][16]
    (or plain [C][H][W] when x_plain), y and res blocked [O/16][OH][OW][16], w packed by
    nnk_pack_conv_nchwc. p->H and p->W are x's (padded) plane; its padding must be 0. */
 static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, int x_plain, const float *restrict w,
@@ -590,7 +632,6 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
                                     const nnk_conv_params *p, long u0, long u1)
 {
     const int ob_all = p->O / NNK_CB, flat = nnk__conv_flat(p);
-    const long rows = flat ? ((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN : p->OH;
     const long plane_in = (long)p->H * p->W, plane_out = (long)p->OH * p->OW;
     const int ic = x_plain ? 1 : NNK_CB;
     const nnk__conv_inputs in = nnk__conv_inputs_of(p, x_plain);
@@ -602,43 +643,58 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
         .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
-    const nnk__tiles k = nnk__tiles_for(t.xp);
-    /* Input blocks a chunk: all, unless a group's weights would not stay in L2 for its next row (ResNet-50's
-       last stage: 1.2 MB for a 7-pixel row), then as many as fit; the rows of a group each take a chunk
-       before the next chunk starts, from their partial sums. */
+    /* A flat plane is one long row. Any other run of pixels is cut into rows, or, where the tiles can gather and
+       a row would end in a narrow piece of a tile that is a large part of it (7 and 14 on AVX2), gathered
+       across its rows: a gathered tile runs 2-4 % slower than one along a row (on Zen 3), a tile of 1 or 2
+       pixels at a quarter or half the speed. */
+    const int gather = NNK__GATHER && !flat && p->OW % NNK__NW && p->OW < 3 * NNK__NW;
+    const nnk__tiles k = nnk__tiles_for(gather ? -1 : t.xp);
+    long xo[NNK_CONV_RUN];   /* a gathered run's input offsets */
+    /* Input blocks a chunk: all, unless a group's weights would not stay in L2 from one tile to the next
+       (ResNet-50's last stage: 1.2 MB for a 7×7 plane), then as many as fit, each chunk from the partial
+       sums of the last. */
     const long wblock = (long)p->kh * p->kw * ic * NNK_CB * NNK_CONV_GROUP * (long)sizeof(float);   /* a chunk's bytes per input block */
     const int chunk = flat || in.nib * wblock <= NNK_CONV_CHUNK_BYTES ? in.nib : (int)(NNK_CONV_CHUNK_BYTES / wblock) + 1;
-    for (long ua = u0, ub; ua < u1; ua = ub) {
-        int g = (int)(ua / rows), ob0 = g * NNK_CONV_GROUP;
-        int nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
-        ub = (g + 1) * rows < u1 ? (g + 1) * rows : u1;   /* the units [ua, ub) of group g */
+    const long groups = (ob_all + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP;
+    for (long u = u0; u < u1; u++) {
+        const int ob0 = (int)(u % groups) * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
+        const long at = u / groups * NNK_CONV_RUN;   /* the unit's first output pixel, */
+        const long n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;   /* its pixel count */
+        const long out = ob0 * t.yb + at * NNK_CB;   /* block ob0's first output */
+        const float *bg = b ? b + ob0 * NNK_CB : NULL;
+        if (gather)
+            for (long i = 0, q = at; i < n; i++, q++)
+                xo[i] = (q / p->OW * p->sh * p->W + q % p->OW * p->sw) * pix;
         for (int c0 = 0; c0 < in.nib; c0 += chunk) {
             const int last = c0 + chunk >= in.nib;
             t.cbs = last ? in.nib - c0 : chunk;
             t.partial = c0 > 0;
             t.relu1 = last && in_regs && act1 == NNK_ACT_RELU;
             t.relu2 = last && in_regs && act2 == NNK_ACT_RELU;
-            for (long u = ua; u < ub; u++) {
-                int r = (int)(u % rows);
-                long at, n;   /* the unit's first output pixel, and its pixel count */
-                const float *xr;
-                if (flat) {
-                    at = (long)r * NNK_CONV_RUN;
-                    n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;
-                    xr = x + at * pix;
-                } else {
-                    at = (long)r * p->OW;
-                    n = p->OW;
-                    xr = x + (long)r * p->sh * p->W * pix;
+            const float *xc = x + c0 * t.xc, *wc = w + ob0 * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB;
+            const float *rs = last && res && in_regs ? res + out : NULL;
+            if (flat) {
+                nnk__conv_blocks(&k, y + out, xc + at * pix, wc, bg, rs, &t, p, ob0, nb, in.share, (int)n);
+            } else if (gather) {
+                for (long q = 0, len; q < n; q += len) {   /* in pieces whose input stays near for every block */
+                    len = n - q < NNK__GATHER_RUN ? n - q : NNK__GATHER_RUN;
+                    t.xo = xo + q;
+                    nnk__conv_blocks(&k, y + out + q * NNK_CB, xc, wc, bg, rs ? rs + q * NNK_CB : NULL, &t, p, ob0, nb, in.share,
+                                     (int)len);
                 }
-                long out = ob0 * t.yb + at * NNK_CB;   /* block ob0's first output */
-                nnk__conv_blocks(&k, y + out, xr + c0 * t.xc, w + ob0 * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB,
-                                 b ? b + ob0 * NNK_CB : NULL, last && res && in_regs ? res + out : NULL, &t, p, ob0, nb, in.share, (int)n);
-                if (last && !in_regs && (act1 || res))
-                    for (long o = out; o < out + nb * t.yb; o += t.yb)
-                        nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
+                t.xo = NULL;
+            } else {
+                for (long q = at, len; q < at + n; q += len) {   /* the run's pieces of rows */
+                    long oh = q / p->OW, ow = q % p->OW;
+                    len = p->OW - ow < at + n - q ? p->OW - ow : at + n - q;
+                    nnk__conv_blocks(&k, y + out + (q - at) * NNK_CB, xc + (oh * p->sh * p->W + ow * p->sw) * pix, wc, bg,
+                                     rs ? rs + (q - at) * NNK_CB : NULL, &t, p, ob0, nb, in.share, (int)len);
+                }
             }
         }
+        if (!in_regs && (act1 || res))
+            for (long o = out; o < out + nb * t.yb; o += t.yb)
+                nnk_epilogue(y + o, res ? res + o : NULL, n * NNK_CB, act1, act2);
     }
 }
 

@@ -860,7 +860,7 @@ NCHWC_CONVS = [
     (30, 64, 1, 1, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 8),
     (5, 32, 4, 4, 64, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 2),
     (20, 64, 4, 3, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
-    # input blocks in chunks, each over every row of a unit before the next (weights past NNK_CONV_CHUNK_BYTES)
+    # input blocks in chunks, each over every run of a unit before the next (weights past NNK_CONV_CHUNK_BYTES)
     (1, 192, 7, 7, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 208, 13, 12, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False),
     # Winograd on batches of small planes: chunks of tiles that run from one image into the next (4, 1, 16,
@@ -876,6 +876,9 @@ NCHWC_CONVS = [
     # 16 tiles (a 14x14 plane)
     (1, 128, 28, 28, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (1, 32, 14, 14, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
+    # (added last: each case's epilogue and threads follow from its place) a plane of narrow rows whose runs of 196 pixels are gathered across its rows (AVX2, NEON, portable):
+    # three runs, the last short, each starting within a row
+    (1, 16, 31, 13, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
 ]
 
 
