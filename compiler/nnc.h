@@ -332,7 +332,7 @@ typedef enum {
     IMPL_NCHWC,      /* conv2d on channel-blocked activations: the direct tiles of nnk_conv_nchwc.h */
 } ImplFamily;
 
-typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEATURES, SPLIT_BATCH, SPLIT_ROWS } SplitKind;
+typedef enum { SPLIT_NONE, SPLIT_PIXELS, SPLIT_CHANNELS, SPLIT_GROUPS, SPLIT_FEATURES, SPLIT_BATCH, SPLIT_RUNS } SplitKind;
 
 typedef struct {
     ImplFamily family;

@@ -147,9 +147,9 @@ static Impl choose(const Graph *g, const Op *op) {
     Impl impl = {.family = IMPL_LOOP};
     switch (op->kind) {
     case OPK_CONV2D: {
-        if (y->layout == LAYOUT_NCHW16C) {   /* choose_layouts blocked it: the direct tiles, by rows */
+        if (y->layout == LAYOUT_NCHW16C) {   /* choose_layouts blocked it: the direct tiles, by runs of pixels */
             impl.family = IMPL_NCHWC;
-            impl.split = SPLIT_ROWS;
+            impl.split = SPLIT_RUNS;
             impl.pack_nchwc = true;   /* (choose_layouts blocks only a conv2d whose weight nothing else reads) */
             const Attrs *a = &op->a;
             bool f43 = x->layout == LAYOUT_NCHW16C && a->groups == 1 && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
@@ -261,7 +261,7 @@ const char *impl_text(const Op *op) {
     };
     static const char *const split[] = {
         [SPLIT_NONE] = "", [SPLIT_PIXELS] = "pixels", [SPLIT_CHANNELS] = "channels", [SPLIT_GROUPS] = "groups",
-        [SPLIT_FEATURES] = "features", [SPLIT_BATCH] = "batch", [SPLIT_ROWS] = "rows",
+        [SPLIT_FEATURES] = "features", [SPLIT_BATCH] = "batch", [SPLIT_RUNS] = "runs",
     };
     const Impl *m = &op->impl;
     Buf b = {0};

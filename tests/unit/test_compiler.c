@@ -2160,8 +2160,8 @@ static void test_choose_layouts(void) {
         for (int j = 0; j < g->ops.len; j++) {
             const Op *op = g->ops.items[j];
             if (op->kind == OPK_CONV2D && op->out->layout == LAYOUT_NCHW16C)
-                check(op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_ROWS && op->impl.pack_nchwc && !op->a.pad[0] && !op->a.pad[1],
-                      format("layouts: %s: a blocked conv2d runs the direct tiles by rows, unpadded", cases[i].expr), "%s", impl_text(op));
+                check(op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_RUNS && op->impl.pack_nchwc && !op->a.pad[0] && !op->a.pad[1],
+                      format("layouts: %s: a blocked conv2d runs the direct tiles by runs, unpadded", cases[i].expr), "%s", impl_text(op));
         }
         for (int j = 0; j < g->outputs.len; j++)
             check(VEC_AT(g->outputs, j, Tensor *)->layout == LAYOUT_PLAIN, format("layouts: %s: the output is plain", cases[i].expr), "blocked");
@@ -2196,7 +2196,7 @@ static void test_select_kernels(void) {
     test_choose_layouts();
     op = selected("x: f32[1, 64, 32, 32]", "conv2d(x, 64, kernel=3, pad=1, groups=16) as c", "x86-64-v4", 2);
     op = op && op->kind == OPK_TO_PLAIN ? VEC_AT(op->in, 0, const Tensor *)->producer : NULL;   /* (the output's conversion) */
-    check(op && op->kind == OPK_CONV2D && op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_ROWS && !op->impl.winograd,
+    check(op && op->kind == OPK_CONV2D && op->impl.family == IMPL_NCHWC && op->impl.split == SPLIT_RUNS && !op->impl.winograd,
           "select: conv2d of 4 channels a group, blocked: the direct tiles, no Winograd (on a 32x32 plane)", "%s", op ? impl_text(op) : "-");
     plain_layouts = true;   /* the kernels of grouped convolutions on the plain layout */
     op = selected("x: f32[1, 16, 8, 8]", "conv2d(x, 16, kernel=3, groups=4) as c", "x86-64-v4", 2);
