@@ -140,7 +140,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 15, .W = 15, .O = 384, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

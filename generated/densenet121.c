@@ -1516,7 +1516,7 @@ static void relu_18(float *y, const float *x) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1532,7 +1532,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 16, .W = 16, .O = 32, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1553,7 +1553,7 @@ static void relu_19(float *y, const float *x) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 288, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1574,7 +1574,7 @@ static void relu_20(float *y, const float *x) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 320, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1595,7 +1595,7 @@ static void relu_21(float *y, const float *x) {
 static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 352, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1616,7 +1616,7 @@ static void relu_22(float *y, const float *x) {
 static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1637,7 +1637,7 @@ static void relu_23(float *y, const float *x) {
 static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 416, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1658,7 +1658,7 @@ static void relu_24(float *y, const float *x) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 448, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1679,7 +1679,7 @@ static void relu_25(float *y, const float *x) {
 static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1695,7 +1695,7 @@ static void batchnorm_29(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1716,7 +1716,7 @@ static void relu_26(float *y, const float *x) {
 static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 544, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1737,7 +1737,7 @@ static void relu_27(float *y, const float *x) {
 static void conv2d_35(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1758,7 +1758,7 @@ static void relu_28(float *y, const float *x) {
 static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 608, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1774,7 +1774,7 @@ static void batchnorm_33(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 640, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1795,7 +1795,7 @@ static void relu_29(float *y, const float *x) {
 static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1816,7 +1816,7 @@ static void relu_30(float *y, const float *x) {
 static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 704, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1837,7 +1837,7 @@ static void relu_31(float *y, const float *x) {
 static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 736, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1853,7 +1853,7 @@ static void batchnorm_37(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1874,7 +1874,7 @@ static void relu_32(float *y, const float *x) {
 static void conv2d_42(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 800, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1895,7 +1895,7 @@ static void relu_33(float *y, const float *x) {
 static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1916,7 +1916,7 @@ static void relu_34(float *y, const float *x) {
 static void conv2d_44(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 864, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1932,7 +1932,7 @@ static void batchnorm_41(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_45(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 896, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1953,7 +1953,7 @@ static void relu_35(float *y, const float *x) {
 static void conv2d_46(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 928, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1974,7 +1974,7 @@ static void relu_36(float *y, const float *x) {
 static void conv2d_47(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1995,7 +1995,7 @@ static void relu_37(float *y, const float *x) {
 static void conv2d_48(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 992, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2040,7 +2040,7 @@ static void relu_38(float *y, const float *x) {
 static void conv2d_50(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2056,7 +2056,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_51(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 9, .W = 9, .O = 32, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2077,7 +2077,7 @@ static void relu_39(float *y, const float *x) {
 static void conv2d_52(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 544, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2098,7 +2098,7 @@ static void relu_40(float *y, const float *x) {
 static void conv2d_53(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 576, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2119,7 +2119,7 @@ static void relu_41(float *y, const float *x) {
 static void conv2d_54(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 608, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2140,7 +2140,7 @@ static void relu_42(float *y, const float *x) {
 static void conv2d_55(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 640, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2161,7 +2161,7 @@ static void relu_43(float *y, const float *x) {
 static void conv2d_56(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 672, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2182,7 +2182,7 @@ static void relu_44(float *y, const float *x) {
 static void conv2d_57(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 704, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2203,7 +2203,7 @@ static void relu_45(float *y, const float *x) {
 static void conv2d_58(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 736, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2224,7 +2224,7 @@ static void relu_46(float *y, const float *x) {
 static void conv2d_59(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2245,7 +2245,7 @@ static void relu_47(float *y, const float *x) {
 static void conv2d_60(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 800, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2266,7 +2266,7 @@ static void relu_48(float *y, const float *x) {
 static void conv2d_61(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2287,7 +2287,7 @@ static void relu_49(float *y, const float *x) {
 static void conv2d_62(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 864, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2308,7 +2308,7 @@ static void relu_50(float *y, const float *x) {
 static void conv2d_63(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 896, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2329,7 +2329,7 @@ static void relu_51(float *y, const float *x) {
 static void conv2d_64(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 928, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2350,7 +2350,7 @@ static void relu_52(float *y, const float *x) {
 static void conv2d_65(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 960, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -2371,7 +2371,7 @@ static void relu_53(float *y, const float *x) {
 static void conv2d_66(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 992, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

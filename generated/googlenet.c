@@ -560,7 +560,7 @@ static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -597,7 +597,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 16, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -632,7 +632,7 @@ static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 28, .W = 28, .O = 32, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -669,7 +669,7 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 28, .W = 28, .O = 32, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -704,7 +704,7 @@ static void maxpool_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 28, .W = 28, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -722,7 +722,7 @@ static void maxpool_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 192, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -732,7 +732,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 96, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -748,7 +748,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 16, .W = 16, .O = 208, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -758,7 +758,7 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 16, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -774,7 +774,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 16, .H = 16, .W = 16, .O = 48, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -792,7 +792,7 @@ static void maxpool_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 480, .H = 14, .W = 14, .O = 64, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -802,7 +802,7 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -812,7 +812,7 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 112, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -828,7 +828,7 @@ static void pad_plane_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 112, .H = 16, .W = 16, .O = 224, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -873,7 +873,7 @@ static void maxpool_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 64, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -888,7 +888,7 @@ static void to_blocked_1(float *restrict y, const float *restrict x) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -904,7 +904,7 @@ static void pad_plane_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 16, .W = 16, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -914,7 +914,7 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 144, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -930,7 +930,7 @@ static void pad_plane_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 144, .H = 16, .W = 16, .O = 288, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -940,7 +940,7 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 14, .W = 14, .O = 32, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -956,7 +956,7 @@ static void pad_plane_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 16, .W = 16, .O = 64, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -966,7 +966,7 @@ static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 528, .H = 14, .W = 14, .O = 256, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -976,7 +976,7 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 528, .H = 14, .W = 14, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -992,7 +992,7 @@ static void pad_plane_13(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_35(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 16, .W = 16, .O = 320, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1002,7 +1002,7 @@ static void conv2d_35(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 528, .H = 14, .W = 14, .O = 32, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1012,7 +1012,7 @@ static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 16, .W = 16, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1030,7 +1030,7 @@ static void maxpool_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 528, .H = 14, .W = 14, .O = 128, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1048,7 +1048,7 @@ static void maxpool_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 256, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1058,7 +1058,7 @@ static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 160, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1074,7 +1074,7 @@ static void pad_plane_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 9, .W = 9, .O = 320, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1084,7 +1084,7 @@ static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_42(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 32, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1100,7 +1100,7 @@ static void pad_plane_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 9, .W = 9, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1118,7 +1118,7 @@ static void maxpool_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_44(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1128,7 +1128,7 @@ static void conv2d_44(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_45(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 384, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1138,7 +1138,7 @@ static void conv2d_45(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_46(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 192, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1154,7 +1154,7 @@ static void pad_plane_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_47(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 9, .W = 9, .O = 384, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1164,7 +1164,7 @@ static void conv2d_47(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_48(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 832, .H = 7, .W = 7, .O = 48, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 1L * part / parts, u1 = 1L * (part + 1) / parts;   /* of 1 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1180,7 +1180,7 @@ static void pad_plane_17(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_49(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 9, .W = 9, .O = 128, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

@@ -864,7 +864,7 @@ static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 35, .W = 35, .O = 64, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -874,7 +874,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 35, .W = 35, .O = 48, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -890,7 +890,7 @@ static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 48, .H = 39, .W = 39, .O = 64, .OH = 35, .OW = 35,
                                          .kh = 5, .kw = 5, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -942,7 +942,7 @@ static void avgpool_1(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 35, .W = 35, .O = 32, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -952,7 +952,7 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 35, .W = 35, .O = 64, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -962,7 +962,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 35, .W = 35, .O = 48, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -980,7 +980,7 @@ static void avgpool_2(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 288, .H = 35, .W = 35, .O = 64, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -990,7 +990,7 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 288, .H = 35, .W = 35, .O = 48, .OH = 35, .OW = 35,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1018,7 +1018,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 96, .H = 35, .W = 35, .O = 96, .OH = 17, .OW = 17,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1036,7 +1036,7 @@ static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 17, .W = 17, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1046,7 +1046,7 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 17, .W = 17, .O = 128, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1062,7 +1062,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 17, .W = 23, .O = 128, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 7, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1078,7 +1078,7 @@ static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 23, .W = 17, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 7, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1088,7 +1088,7 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 23, .W = 17, .O = 128, .OH = 17, .OW = 17,
                                          .kh = 7, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1098,7 +1098,7 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 128, .H = 17, .W = 23, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 7, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1116,7 +1116,7 @@ static void avgpool_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 768, .H = 17, .W = 17, .O = 160, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1132,7 +1132,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 17, .W = 23, .O = 160, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 7, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1148,7 +1148,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 23, .W = 17, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 7, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1158,7 +1158,7 @@ static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 23, .W = 17, .O = 160, .OH = 17, .OW = 17,
                                          .kh = 7, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1168,7 +1168,7 @@ static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 17, .W = 23, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 7, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1184,7 +1184,7 @@ static void pad_plane_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 17, .W = 23, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 1, .kw = 7, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1200,7 +1200,7 @@ static void pad_plane_10(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 23, .W = 17, .O = 192, .OH = 17, .OW = 17,
                                          .kh = 7, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1210,7 +1210,7 @@ static void conv2d_30(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 17, .W = 17, .O = 320, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1220,7 +1220,7 @@ static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 192, .H = 17, .W = 17, .O = 192, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1238,7 +1238,7 @@ static void maxpool_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1280, .H = 8, .W = 8, .O = 320, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1248,7 +1248,7 @@ static void conv2d_33(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1280, .H = 8, .W = 8, .O = 384, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1264,7 +1264,7 @@ static void pad_plane_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_35(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 8, .W = 10, .O = 384, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1280,7 +1280,7 @@ static void pad_plane_12(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 384, .H = 10, .W = 8, .O = 384, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1290,7 +1290,7 @@ static void conv2d_36(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1280, .H = 8, .W = 8, .O = 448, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1306,7 +1306,7 @@ static void pad_plane_13(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 448, .H = 10, .W = 10, .O = 384, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1324,7 +1324,7 @@ static void avgpool_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 1280, .H = 8, .W = 8, .O = 192, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1334,7 +1334,7 @@ static void conv2d_39(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 8, .W = 8, .O = 320, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 5L * part / parts, u1 = 5L * (part + 1) / parts;   /* of 5 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 10L * part / parts, u1 = 10L * (part + 1) / parts;   /* of 10 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1344,7 +1344,7 @@ static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 8, .W = 8, .O = 384, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 6L * part / parts, u1 = 6L * (part + 1) / parts;   /* of 6 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1354,7 +1354,7 @@ static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_42(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 8, .W = 8, .O = 448, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -1372,7 +1372,7 @@ static void avgpool_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 2048, .H = 8, .W = 8, .O = 192, .OH = 8, .OW = 8,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);

@@ -649,7 +649,7 @@ static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 57, .W = 57, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 4};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -659,7 +659,7 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 28, .W = 28, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -669,7 +669,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 32, .H = 56, .W = 56, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -679,7 +679,7 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 28, .W = 28, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -695,7 +695,7 @@ static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 30, .W = 30, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 4};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -705,7 +705,7 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 28, .W = 28, .O = 64, .OH = 28, .OW = 28,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -731,7 +731,7 @@ static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 29, .W = 29, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 10};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -741,7 +741,7 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 14, .W = 14, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -751,7 +751,7 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 64, .H = 28, .W = 28, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -761,7 +761,7 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 14, .W = 14, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -777,7 +777,7 @@ static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 16, .W = 16, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 10};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -787,7 +787,7 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 14, .W = 14, .O = 160, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 3L * part / parts, u1 = 3L * (part + 1) / parts;   /* of 3 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 9L * part / parts, u1 = 9L * (part + 1) / parts;   /* of 9 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -797,7 +797,7 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 14, .W = 14, .O = 400, .OH = 14, .OW = 14,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -813,7 +813,7 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 400, .H = 15, .W = 15, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 25};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -823,7 +823,7 @@ static void conv2d_21(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 400, .H = 7, .W = 7, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -833,7 +833,7 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 160, .H = 14, .W = 14, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
@@ -843,7 +843,7 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 400, .H = 7, .W = 7, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -859,7 +859,7 @@ static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 400, .H = 9, .W = 9, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 25};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
@@ -869,7 +869,7 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void conv2d_26(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 400, .H = 7, .W = 7, .O = 400, .OH = 7, .OW = 7,
                                          .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
-    long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: runs of up to 196 pixels, 64 output channels */
+    long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
     nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);

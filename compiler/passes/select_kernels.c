@@ -275,7 +275,10 @@ const char *impl_text(const Op *op) {
     else if (m->pack_nchwc)
         buf_puts(&b, ", packed OIhw16i16o");
     if (m->split)
-        buf_printf(&b, ", threads by %s", m->winograd ? "tiles" : split[m->split]);
+        buf_printf(&b, ", threads by %s", m->winograd ? "tiles"
+                                          : m->split == SPLIT_RUNS && op->out->dims[0] > 1 && op->out->dims[3] <= NNK_CONV_IMAGES_MAX_W
+                                              ? "images"   /* a batch of small planes: a pixel of several images a unit */
+                                              : split[m->split]);
     if (m->scratch_floats)
         buf_printf(&b, ", scratch %lld B", (long long)m->scratch_floats * 4);
     return buf_take(&b);

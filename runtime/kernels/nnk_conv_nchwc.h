@@ -29,8 +29,8 @@
  * depend on the thread count, and the AVX-512 and AVX2 paths give the same bits. The portable path
  * computes the same sums with a multiply and an add (unless the compiler contracts them).
  *
- * The work is cut into units of a run of NNK_CONV_RUN output pixels (in row order, the last run of a plane
- * shorter) of NNK_CONV_GROUP blocks, the runs outer: nnk_conv2d_nchwc computes units [u0, u1), and
+ * The work is cut into units of a run of up to NNK_CONV_RUN output pixels (in row order; nnk__conv_run_len)
+ * of NNK_CONV_GROUP blocks, the runs outer: nnk_conv2d_nchwc computes units [u0, u1), and
  * nnk_conv_nchwc_units says how many an image has.
  */
 #ifndef NNK_CONV_NCHWC_H
@@ -45,7 +45,8 @@
 enum {
     NNK_CB = 16,            /* channels of a block */
     NNK_CONV_GROUP = 4,     /* output blocks of a unit of work */
-    NNK_CONV_RUN = 196,     /* output pixels of a unit (a 14×14 plane) */
+    NNK_CONV_RUN = 196,     /* output pixels of a unit at most (a 14×14 plane) */
+    NNK_CONV_MIN_UNITS = 8,    /* units an image has at least, where its plane has as many pixels: one for each of 8 threads */
     NNK_CONV_CHUNK_BYTES = 384 * 1024,   /* a unit's weights, at most, for a chunk of its input blocks (half an L2) */
 };
 
@@ -625,15 +626,24 @@ static inline int nnk__conv_flat(const nnk_conv_params *p)
 {
     return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->OH == p->H && p->OW == p->W;
 }
+/* The pixels of a run: the plane in runs of NNK_CONV_RUN or fewer, of equal length but the last, and as
+   many as NNK_CONV_MIN_UNITS asks for (the same on every ISA: generated code counts the units). */
+static inline long nnk__conv_run_len(const nnk_conv_params *p)
+{
+    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, plane = (long)p->OH * p->OW;
+    long runs = (plane + NNK_CONV_RUN - 1) / NNK_CONV_RUN, wanted = (NNK_CONV_MIN_UNITS + groups - 1) / groups;
+    runs = runs > wanted ? runs : wanted < plane ? wanted : plane > 0 ? plane : 1;
+    return plane > 0 ? (plane + runs - 1) / runs : 1;
+}
 static inline long nnk_conv_nchwc_units(const nnk_conv_params *p)
 {
-    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP;
-    return groups * (((long)p->OH * p->OW + NNK_CONV_RUN - 1) / NNK_CONV_RUN);
+    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, len = nnk__conv_run_len(p);
+    return groups * (((long)p->OH * p->OW + len - 1) / len);
 }
 
 /* Units [u0, u1) of conv2d y = act2(act1(conv(x, w) + b) + res), one image (unit u: the run u / groups
-   of output pixels, of the group of blocks u % groups, so that a thread's share is mostly whole runs,
-   whose input the thread computed itself in the layer before; 2 threads on Zen 3: ResNet-50 4 % faster
+   of output pixels, of the group of blocks u % groups, so that a thread's share is mostly whole runs, and
+   one 1×1 convolution's share of the plane is the next one's; 2 threads on Zen 3: ResNet-50 4 % faster
    than by groups of blocks first): x blocked [C/16][H][W][16]
    (or plain [C][H][W] when x_plain), y and res blocked [O/16][OH][OW][16], w packed by
    nnk_pack_conv_nchwc. p->H and p->W are x's (padded) plane; its padding must be 0. */
@@ -659,17 +669,21 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
        pixels at a quarter or half the speed. */
     const int gather = NNK__GATHER && !flat && p->OW % NNK__NW && p->OW < 3 * NNK__NW;
     const nnk__tiles k = nnk__tiles_for(gather ? -1 : t.xp);
+#if NNK__GATHER
     long xo[NNK_CONV_RUN];   /* a gathered run's input offsets */
+#else
+    long *xo = NULL;
+#endif
     /* Input blocks a chunk: all, unless a group's weights would not stay in L2 from one tile to the next
        (ResNet-50's last stage: 1.2 MB for a 7×7 plane), then as many as fit, each chunk from the partial
        sums of the last. */
     const long wblock = (long)p->kh * p->kw * ic * NNK_CB * NNK_CONV_GROUP * (long)sizeof(float);   /* a chunk's bytes per input block */
     const int chunk = flat || in.nib * wblock <= NNK_CONV_CHUNK_BYTES ? in.nib : (int)(NNK_CONV_CHUNK_BYTES / wblock) + 1;
-    const long groups = (ob_all + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP;
+    const long groups = (ob_all + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, run = nnk__conv_run_len(p);
     for (long u = u0; u < u1; u++) {
         const int ob0 = (int)(u % groups) * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
-        const long at = u / groups * NNK_CONV_RUN;   /* the unit's first output pixel, */
-        const long n = plane_out - at < NNK_CONV_RUN ? plane_out - at : NNK_CONV_RUN;   /* its pixel count */
+        const long at = u / groups * run;   /* the unit's first output pixel, */
+        const long n = plane_out - at < run ? plane_out - at : run;   /* its pixel count */
         const long out = ob0 * t.yb + at * NNK_CB;   /* block ob0's first output */
         const float *bg = b ? b + ob0 * NNK_CB : NULL;
         if (gather)

@@ -5,7 +5,7 @@
  * The packed layouts are those of every path (strips of A ap[k][8], panels of B bp[k][48]), because the
  * generated C computes its splits from NNK_MR = 8 and NNK_NR = 48. AVX2 has 16 ymm registers of 8
  * floats: the 8×48 tile, 48 vectors, cannot stay in them, so it is computed as four 4×24 sub-tiles one
- * after the other, each over the whole kc. A sub-tile holds 12 accumulators (4 rows × 3 vectors) + 3
+ * after the other, each over the whole run of k (NNK__KC_RUN). A sub-tile holds 12 accumulators (4 rows × 3 vectors) + 3
  * vectors of B + 1 broadcast of A = all 16 registers; for every k, 3 loads of B, 4 broadcasts and 12
  * independent FMAs, enough chains for two FMA pipes of latency 4 to 5. Order: top left, bottom left, top
  * right, bottom right, so that the second sub-tile of each column half finds those 24 columns of the
@@ -15,8 +15,8 @@
  * 14 and gcc 12: 4×24 as above 108–128 GFLOP/s on 1×1 convolutions, 85–106 on 3×3 (the im2col gather
  * included); 2×48 sub-tiles (12 accumulators, but 6 loads of B and 2 broadcasts a k) 3–4 % slower; the
  * sub-tiles row half first 2–4 % slower; kc cut into chunks of 64 or 128 (C stored and reloaded between
- * chunks, which changes no bit, so that a chunk of the panel stays in L1 for all four) within ±2 %, so
- * not kept. The results are bit-identical to the AVX-512 tile's: the same FMAs in the same order.
+ * chunks, which changes no bit, so that a chunk of the panel stays in L1 for all four) within ±2 % there,
+ * with Zen 5's 48 KB L1 (but see NNK__KC_RUN below for Zen 3's 32 KB). The results are bit-identical to the AVX-512 tile's: the same FMAs in the same order.
  *
  * nnk__sub_4x24 is the full sub-tile, written out with named accumulators and out of line, so that gcc
  * at -O2 spills none; nnk__sub4 is the edge sub-tile (rows < 4 or cols < 24), with masked loads and
@@ -38,7 +38,8 @@
 
 /* Keeps three vectors in registers: gcc 12 otherwise folds each load of B into the four FMAs that use it
    (12 loads and 4 broadcasts a k where 2 loads a cycle are the limit: 64 GFLOP/s instead of 90 on Zen 3).
-   An empty asm that "changes" them; it emits nothing. */
+   An empty asm that "changes" them; it emits nothing (clang, which also defines __GNUC__, keeps them in
+   registers anyway). */
 #if defined(__GNUC__)
 #define NNK__IN_REGS(a, b, c) __asm__("" : "+x"(a), "+x"(b), "+x"(c))
 #else

@@ -876,9 +876,15 @@ NCHWC_CONVS = [
     # 16 tiles (a 14x14 plane)
     (1, 128, 28, 28, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
     (1, 32, 14, 14, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
-    # (added last: each case's epilogue and threads follow from its place) a plane of narrow rows whose runs of 196 pixels are gathered across its rows (AVX2, NEON, portable):
-    # three runs, the last short, each starting within a row
+    # (added last: each case's epilogue and threads follow from its place) narrow rows whose runs of pixels
+    # are gathered across them (OW 13 on AVX2 and NEON, OW 5 on x86's portable path too): three runs, the
+    # last short, each starting within a row; chunked input blocks over several runs of a 15x15 plane, each
+    # chunk from the last one's partial sums (and OW 5: runs of 12 pixels, the last of 9, for its 2 groups of
+    # blocks); a small plane of one group of blocks in 7 runs of 7 pixels (NNK_CONV_MIN_UNITS)
     (1, 16, 31, 13, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 192, 15, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 16, 9, 5, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 32, 7, 7, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
 ]
 
 
