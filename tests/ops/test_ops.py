@@ -56,7 +56,7 @@ RUN_TIMEOUT = 120
 # Every program runs with each of these thread counts (more threads than work included) and must give
 # the bits of --threads 1.
 THREADS = tuple(int(t) for t in os.environ.get("NNC_OPS_THREADS", "1,2,3,7,16").split(","))   # (fewer under the sanitizers)
-# NNC_OPS_SHARD=K/N: only the cases whose index is K modulo N (the sanitizer run takes every fourth one, to
+# NNC_OPS_SHARD=K/N: only the cases whose index is K modulo N (the sanitizer run takes every fifth one, to
 # keep CI within its time; the plain run takes them all)
 SHARD = tuple(int(v) for v in os.environ.get("NNC_OPS_SHARD", "0/1").split("/"))
 
