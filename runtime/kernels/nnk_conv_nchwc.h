@@ -628,17 +628,18 @@ static inline int nnk__conv_flat(const nnk_conv_params *p)
 }
 /* The pixels of a run: the plane in runs of NNK_CONV_RUN or fewer, of equal length but the last, and as
    many as NNK_CONV_MIN_UNITS asks for (the same on every ISA: generated code counts the units). */
+static inline long nnk__conv_groups(const nnk_conv_params *p) { return (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP; }
 static inline long nnk__conv_run_len(const nnk_conv_params *p)
 {
-    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, plane = (long)p->OH * p->OW;
+    long groups = nnk__conv_groups(p), plane = (long)p->OH * p->OW;
     long runs = (plane + NNK_CONV_RUN - 1) / NNK_CONV_RUN, wanted = (NNK_CONV_MIN_UNITS + groups - 1) / groups;
     runs = runs > wanted ? runs : wanted < plane ? wanted : plane > 0 ? plane : 1;
     return plane > 0 ? (plane + runs - 1) / runs : 1;
 }
 static inline long nnk_conv_nchwc_units(const nnk_conv_params *p)
 {
-    long groups = (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, len = nnk__conv_run_len(p);
-    return groups * (((long)p->OH * p->OW + len - 1) / len);
+    long len = nnk__conv_run_len(p);
+    return nnk__conv_groups(p) * (((long)p->OH * p->OW + len - 1) / len);
 }
 
 /* Units [u0, u1) of conv2d y = act2(act1(conv(x, w) + b) + res), one image (unit u: the run u / groups
@@ -663,7 +664,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
         .cbs = in.nib, .kh = p->kh, .kw = p->kw, .ic = ic,
         .relu1 = in_regs && act1 == NNK_ACT_RELU, .relu2 = in_regs && act2 == NNK_ACT_RELU,
     };
-    /* A flat plane is one long row. Any other run of pixels is cut into rows, or, where the tiles can gather and
+    /* A flat plane is one long row. A run of pixels is cut into rows, or, where the tiles can gather and
        a row would end in a narrow piece of a tile that is a large part of it (7 and 14 on AVX2), gathered
        across its rows: a gathered tile runs 2-4 % slower than one along a row (on Zen 3), a tile of 1 or 2
        pixels at a quarter or half the speed. */
@@ -679,7 +680,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
        sums of the last. */
     const long wblock = (long)p->kh * p->kw * ic * NNK_CB * NNK_CONV_GROUP * (long)sizeof(float);   /* a chunk's bytes per input block */
     const int chunk = flat || in.nib * wblock <= NNK_CONV_CHUNK_BYTES ? in.nib : (int)(NNK_CONV_CHUNK_BYTES / wblock) + 1;
-    const long groups = (ob_all + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP, run = nnk__conv_run_len(p);
+    const long groups = nnk__conv_groups(p), run = nnk__conv_run_len(p), row = flat ? plane_out : p->OW;
     for (long u = u0; u < u1; u++) {
         const int ob0 = (int)(u % groups) * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
         const long at = u / groups * run;   /* the unit's first output pixel, */
@@ -697,9 +698,7 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             t.relu2 = last && in_regs && act2 == NNK_ACT_RELU;
             const float *xc = x + c0 * t.xc, *wc = w + ob0 * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB;
             const float *rs = last && res && in_regs ? res + out : NULL;
-            if (flat) {
-                nnk__conv_blocks(&k, y + out, xc + at * pix, wc, bg, rs, &t, p, ob0, nb, in.share, (int)n);
-            } else if (gather) {
+            if (gather) {
                 for (long q = 0, len; q < n; q += len) {   /* in pieces whose input stays near for every block */
                     len = n - q < NNK__GATHER_RUN ? n - q : NNK__GATHER_RUN;
                     t.xo = xo + q;
@@ -708,9 +707,9 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
                 }
                 t.xo = NULL;
             } else {
-                for (long q = at, len; q < at + n; q += len) {   /* the run's pieces of rows */
-                    long oh = q / p->OW, ow = q % p->OW;
-                    len = p->OW - ow < at + n - q ? p->OW - ow : at + n - q;
+                for (long q = at, len; q < at + n; q += len) {   /* the run's pieces of rows (a flat plane: one row) */
+                    long oh = q / row, ow = q % row;
+                    len = row - ow < at + n - q ? row - ow : at + n - q;
                     nnk__conv_blocks(&k, y + out + (q - at) * NNK_CB, xc + (oh * p->sh * p->W + ow * p->sw) * pix, wc, bg,
                                      rs ? rs + (q - at) * NNK_CB : NULL, &t, p, ob0, nb, in.share, (int)len);
                 }
@@ -732,7 +731,7 @@ static inline int nnk__conv_by_images(const nnk_conv_params *p, long N) { return
 static inline long nnk_conv_nchwc_batch_units(const nnk_conv_params *p, long N)
 {
     if (nnk__conv_by_images(p, N))
-        return (p->O / NNK_CB + NNK_CONV_GROUP - 1) / NNK_CONV_GROUP * (long)p->OH * p->OW * ((N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES);
+        return nnk__conv_groups(p) * (long)p->OH * p->OW * ((N + NNK_CONV_IMAGES - 1) / NNK_CONV_IMAGES);
     return N * nnk_conv_nchwc_units(p);
 }
 
