@@ -48,6 +48,7 @@ enum {
     NNK_CONV_RUN = 196,     /* output pixels of a unit at most (a 14×14 plane) */
     NNK_CONV_MIN_UNITS = 8,    /* units an image has at least, where its plane has as many pixels: one for each of 8 threads */
     NNK_CONV_CHUNK_BYTES = 384 * 1024,   /* a unit's weights, at most, for a chunk of its input blocks (half an L2) */
+    NNK_CONV_PREFETCH_PLANE = 49,        /* output pixels of a plane, at most, whose tiles prefetch their next weights */
 };
 
 /* ---------------------------------------------------------------- the vector of one block, per ISA */
@@ -191,7 +192,8 @@ typedef struct {
     const float *res;    /* NULL for none */
     int relu1, relu2;    /* relu in registers before and after the residual */
     long pf;             /* 0, or the floats from each weight read to one that a full tile prefetches as it reads it
-                            (Winograd: the same weight of the next product, which comes from memory) */
+                            (Winograd: the same weight of the next product, which comes from memory; a small
+                            plane: the same weight of the next chunk or unit, NNK_CONV_PREFETCH_PLANE) */
     const long *xo;      /* a gathered run (the tiles compiled with XP = -1): pixel i's input at x + xo[i], not x + i·xp */
 } nnk__conv_tile;
 
@@ -412,7 +414,7 @@ typedef void nnk__tile_fn(float *restrict y, const float *restrict x, const floa
                     if (t->relu2) v = _mm512_max_ps(_mm512_setzero_ps(), v); }                                    \
       _mm512_storeu_ps(y + (j) * t->yb + t->yp * (i), v); }
 #define NNK__ST2(i) NNK__ST(i, 0) NNK__ST(i, 1)
-#define NNK__PF(j) _mm_prefetch((const char *)(wt + (j) * t->wb + pf), _MM_HINT_T0);   /* block j's weight at t->pf */
+#define NNK__PF(j) _mm_prefetch((const char *)(wt + (j) * t->wb + pf), _MM_HINT_T1);   /* block j's weight at t->pf, into L2 */
 #define NNK__ST4(i) NNK__ST(i, 0) NNK__ST(i, 1) NNK__ST(i, 2) NNK__ST(i, 3)
 #define NNK__TAPS(BODY)                                                                                            \
     const long taps = (long)t->kh * t->kw;                                                                         \
@@ -598,7 +600,21 @@ static inline void nnk__conv_blocks(const nnk__tiles *k, float *y, const float *
         t->res = res ? res + j * t->yb : NULL;
         left = left < span ? left : span;
         if (nnk__use_nb4(left, n)) {
-            nnk__conv_run(k->full4, NNK__NW4, k->pieces4, yo, xo, wo, t, n);
+            /* (AVX-512: a run longer than the tiles of 14 starts with them, two blocks at a time, and leaves
+               its remainder to the tiles of 4 blocks: 14 × 2 runs at about 205 GFLOP/s of a warm Sapphire
+               Rapids core, 7 × 4 at 150, whose 28 accumulators and 4 weights leave the compiler one
+               register short) */
+            const int head = NNK__NB4_ON_REMAINDER && !t->xo && n > NNK__NW ? n - n % NNK__NW : 0;
+            const float *b0 = t->bias, *r0 = t->res;
+            for (int h = 0; h < NNK__NB4 && head; h += NNK__NB) {
+                t->bias = b0 ? b0 + h * NNK_CB : NULL;
+                t->res = r0 ? r0 + h * t->yb : NULL;
+                nnk__conv_run(k->full, NNK__NW, k->pieces, yo + h * t->yb, xo, wo + h * t->wb, t, head);
+            }
+            t->bias = b0;
+            t->res = r0 ? r0 + t->yp * head : NULL;
+            nnk__conv_run(k->full4, NNK__NW4, k->pieces4, yo + t->yp * head, xo + t->xp * head, wo, t, n - head);
+            t->res = r0;
             j += NNK__NB4;
         } else if (left >= NNK__NB) {
             nnk__conv_run(k->full, NNK__NW, k->pieces, yo, xo, wo, t, n);
@@ -681,6 +697,13 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     const long wblock = (long)p->kh * p->kw * ic * NNK_CB * NNK_CONV_GROUP * (long)sizeof(float);   /* a chunk's bytes per input block */
     const int chunk = flat || in.nib * wblock <= NNK_CONV_CHUNK_BYTES ? in.nib : (int)(NNK_CONV_CHUNK_BYTES / wblock) + 1;
     const long groups = nnk__conv_groups(p), run = nnk__conv_run_len(p), row = flat ? plane_out : p->OW;
+    /* On a small plane, whose few pixels make a weight's every use wait for it to come from memory
+       (ResNet-50's last stage: 60 MB for 0.8 GFLOP), the full tiles prefetch the weights they will read
+       next: the next chunk's, or the next unit's (its next group of blocks). ResNet-50 on a Sapphire
+       Rapids core: 44.3 → 42.3 ms (layer4's 1×1 convolutions 0.86 → 0.73 ms); 75.5 → 74.5 ms on its AVX2
+       path. */
+    if (plane_out <= NNK_CONV_PREFETCH_PLANE)
+        t.pf = chunk < in.nib ? (long)chunk * p->kh * p->kw * ic * NNK_CB : NNK_CONV_GROUP * t.wb;
     for (long u = u0; u < u1; u++) {
         const int ob0 = (int)(u % groups) * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
         const long at = u / groups * run;   /* the unit's first output pixel, */

@@ -103,55 +103,122 @@ static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW
         nnk_pack_conv_nchwc_in_place(w, O, C, KH, KW, groups, how == NNK_PACK_PLAIN, tmp);
 }
 
-/* V = Bᵀ d B for the 16 channels of one block: d[6][6][16] → v at v + xi * vs, xi = 6 i + j. */
-static inline void nnk__wino_in(float *restrict v, long vs, float d[6][6][NNK_CB])
+/* The transforms' vectors: WL floats of a block's 16 channels at a time, in the target's registers
+   (zmm, ymm, a 4-float vector where the compiler has vector types, else one float). Each operation is a
+   separate multiply, add or subtract (no fused multiply-add), so every path computes the same bits. */
+#if NNK_CONV_NCHWC_AVX512F
+typedef __m512 nnk__wv;
+enum { NNK__WL = 16 };
+#define NNK__W_LD(p)     _mm512_loadu_ps(p)
+#define NNK__W_ST(p, v)  _mm512_storeu_ps(p, v)
+#define NNK__W_ZERO()    _mm512_setzero_ps()
+#define NNK__W_ADD(a, b) _mm512_add_ps(a, b)
+#define NNK__W_SUB(a, b) _mm512_sub_ps(a, b)
+#define NNK__W_MUL(s, a) _mm512_mul_ps(_mm512_set1_ps(s), a)
+#elif NNK_CONV_NCHWC_AVX2_FMA
+typedef __m256 nnk__wv;
+enum { NNK__WL = 8 };
+#define NNK__W_LD(p)     _mm256_loadu_ps(p)
+#define NNK__W_ST(p, v)  _mm256_storeu_ps(p, v)
+#define NNK__W_ZERO()    _mm256_setzero_ps()
+#define NNK__W_ADD(a, b) _mm256_add_ps(a, b)
+#define NNK__W_SUB(a, b) _mm256_sub_ps(a, b)
+#define NNK__W_MUL(s, a) _mm256_mul_ps(_mm256_set1_ps(s), a)
+#elif NNK_CONV_NCHWC_VECTOR
+typedef float nnk__wv __attribute__((vector_size(16)));   /* (SSE's and NEON's width: the same ABI everywhere) */
+enum { NNK__WL = 4 };
+static inline nnk__wv nnk__w_ld(const float *p) { nnk__wv v; memcpy(&v, p, sizeof v); return v; }
+#define NNK__W_LD(p)     nnk__w_ld(p)
+#define NNK__W_ST(p, v)  memcpy(p, &(v), sizeof(nnk__wv))
+#define NNK__W_ZERO()    ((nnk__wv){0})
+#define NNK__W_ADD(a, b) ((a) + (b))
+#define NNK__W_SUB(a, b) ((a) - (b))
+#define NNK__W_MUL(s, a) ((s) * (a))
+#else
+typedef float nnk__wv;
+enum { NNK__WL = 1 };
+#define NNK__W_LD(p)     (*(p))
+#define NNK__W_ST(p, v)  (*(p) = (v))
+#define NNK__W_ZERO()    0.0f
+#define NNK__W_ADD(a, b) ((a) + (b))
+#define NNK__W_SUB(a, b) ((a) - (b))
+#define NNK__W_MUL(s, a) ((s) * (a))
+#endif
+
+/* The rows of Bᵀ applied to d0..d5, into r[0..5] (each a statement, so that no compiler fuses them):
+   4d0 - 5d2 + d4, -4(d1 + d2) + (d3 + d4), 4(d1 - d2) + (d4 - d3), 2(d3 - d1) + (d4 - d2),
+   2(d1 - d3) + (d4 - d2), 4d1 - 5d3 + d5. */
+#define NNK__WINO_BT(r, d0, d1, d2, d3, d4, d5)                                                                  \
+    {                                                                                                           \
+        nnk__wv s12 = NNK__W_ADD(d1, d2), s34 = NNK__W_ADD(d3, d4), m12 = NNK__W_SUB(d1, d2);                   \
+        nnk__wv m43 = NNK__W_SUB(d4, d3), m31 = NNK__W_SUB(d3, d1), m42 = NNK__W_SUB(d4, d2);                   \
+        nnk__wv a0 = NNK__W_MUL(4.0f, d0), b0 = NNK__W_MUL(5.0f, d2), a5 = NNK__W_MUL(4.0f, d1), b5 = NNK__W_MUL(5.0f, d3); \
+        nnk__wv c1 = NNK__W_MUL(4.0f, s12), c2 = NNK__W_MUL(4.0f, m12), c3 = NNK__W_MUL(2.0f, m31);            \
+        a0 = NNK__W_SUB(a0, b0);                                                                                \
+        a5 = NNK__W_SUB(a5, b5);                                                                                \
+        r[0] = NNK__W_ADD(a0, d4);                                                                              \
+        r[1] = NNK__W_SUB(s34, c1);                                                                             \
+        r[2] = NNK__W_ADD(c2, m43);                                                                             \
+        r[3] = NNK__W_ADD(c3, m42);                                                                             \
+        r[4] = NNK__W_SUB(m42, c3);                                                                             \
+        r[5] = NNK__W_ADD(a5, d5);                                                                              \
+    }
+
+/* V = Bᵀ d B for the 16 channels of one block, d the 6×6 input pixels from x (rows xr floats apart, pixels
+   NNK_CB), those past `rows` or `cols` zeros → v at v + xi * vs, xi = 6 i + j. */
+static inline void nnk__wino_in(float *restrict v, long vs, const float *restrict x, long xr, int rows, int cols)
 {
-    float t[6][6][NNK_CB];
-    for (int j = 0; j < 6; j++)
-        for (int l = 0; l < NNK_CB; l++) {
-            float d0 = d[0][j][l], d1 = d[1][j][l], d2 = d[2][j][l], d3 = d[3][j][l], d4 = d[4][j][l], d5 = d[5][j][l];
-            t[0][j][l] = 4 * d0 - 5 * d2 + d4;
-            t[1][j][l] = -4 * d1 - 4 * d2 + d3 + d4;
-            t[2][j][l] = 4 * d1 - 4 * d2 - d3 + d4;
-            t[3][j][l] = -2 * d1 - d2 + 2 * d3 + d4;
-            t[4][j][l] = 2 * d1 - d2 - 2 * d3 + d4;
-            t[5][j][l] = 4 * d1 - 5 * d3 + d5;
+    for (int l = 0; l < NNK_CB; l += NNK__WL) {
+        nnk__wv t[6][6], d[6], r[6];
+        for (int j = 0; j < 6; j++) {
+            for (int i = 0; i < 6; i++)
+                d[i] = i < rows && j < cols ? NNK__W_LD(x + i * xr + j * NNK_CB + l) : NNK__W_ZERO();
+            NNK__WINO_BT(r, d[0], d[1], d[2], d[3], d[4], d[5])
+            for (int i = 0; i < 6; i++)
+                t[i][j] = r[i];
         }
-    for (int i = 0; i < 6; i++) {
-        float *r = v + (long)i * 6 * vs;
-        for (int l = 0; l < NNK_CB; l++) {
-            float d0 = t[i][0][l], d1 = t[i][1][l], d2 = t[i][2][l], d3 = t[i][3][l], d4 = t[i][4][l], d5 = t[i][5][l];
-            r[0 * vs + l] = 4 * d0 - 5 * d2 + d4;
-            r[1 * vs + l] = -4 * d1 - 4 * d2 + d3 + d4;
-            r[2 * vs + l] = 4 * d1 - 4 * d2 - d3 + d4;
-            r[3 * vs + l] = -2 * d1 - d2 + 2 * d3 + d4;
-            r[4 * vs + l] = 2 * d1 - d2 - 2 * d3 + d4;
-            r[5 * vs + l] = 4 * d1 - 5 * d3 + d5;
+        for (int i = 0; i < 6; i++) {
+            NNK__WINO_BT(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5])
+            for (int j = 0; j < 6; j++)
+                NNK__W_ST(v + (long)(6 * i + j) * vs + l, r[j]);
         }
     }
 }
 
+/* The rows of Aᵀ applied to m0..m5, into r[0..3]: m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + 2(m3 - m4),
+   (m1 + m2) + 4(m3 + m4), (m1 - m2) + 8(m3 - m4) + m5. */
+#define NNK__WINO_AT(r, m0, m1, m2, m3, m4, m5)                                                                  \
+    {                                                                                                           \
+        nnk__wv p12 = NNK__W_ADD(m1, m2), q12 = NNK__W_SUB(m1, m2), p34 = NNK__W_ADD(m3, m4), q34 = NNK__W_SUB(m3, m4); \
+        nnk__wv p2 = NNK__W_MUL(2.0f, q34), p4 = NNK__W_MUL(4.0f, p34), p8 = NNK__W_MUL(8.0f, q34);              \
+        nnk__wv s0 = NNK__W_ADD(m0, p12);                                                                        \
+        nnk__wv s3 = NNK__W_ADD(q12, p8);                                                                        \
+        r[0] = NNK__W_ADD(s0, p34);                                                                             \
+        r[1] = NNK__W_ADD(q12, p2);                                                                             \
+        r[2] = NNK__W_ADD(p12, p4);                                                                             \
+        r[3] = NNK__W_ADD(s3, m5);                                                                              \
+    }
+
 /* Y = Aᵀ m A + bias for one block: m at m + xi * ms (16 floats each) → y[4][4][16]. */
 static inline void nnk__wino_out(float y[4][4][NNK_CB], const float *restrict m, long ms, const float bias[NNK_CB])
 {
-    float t[4][6][NNK_CB];
-    for (int j = 0; j < 6; j++)
-        for (int l = 0; l < NNK_CB; l++) {
-            float m0 = m[(0 * 6 + j) * ms + l], m1 = m[(1 * 6 + j) * ms + l], m2 = m[(2 * 6 + j) * ms + l];
-            float m3 = m[(3 * 6 + j) * ms + l], m4 = m[(4 * 6 + j) * ms + l], m5 = m[(5 * 6 + j) * ms + l];
-            t[0][j][l] = m0 + m1 + m2 + m3 + m4;
-            t[1][j][l] = m1 - m2 + 2 * m3 - 2 * m4;
-            t[2][j][l] = m1 + m2 + 4 * m3 + 4 * m4;
-            t[3][j][l] = m1 - m2 + 8 * m3 - 8 * m4 + m5;
+    for (int l = 0; l < NNK_CB; l += NNK__WL) {
+        nnk__wv t[4][6], r[4], b = NNK__W_LD(bias + l);
+        for (int j = 0; j < 6; j++) {
+            NNK__WINO_AT(r, NNK__W_LD(m + (0 * 6 + j) * ms + l), NNK__W_LD(m + (1 * 6 + j) * ms + l),
+                         NNK__W_LD(m + (2 * 6 + j) * ms + l), NNK__W_LD(m + (3 * 6 + j) * ms + l),
+                         NNK__W_LD(m + (4 * 6 + j) * ms + l), NNK__W_LD(m + (5 * 6 + j) * ms + l))
+            for (int i = 0; i < 4; i++)
+                t[i][j] = r[i];
         }
-    for (int i = 0; i < 4; i++)
-        for (int l = 0; l < NNK_CB; l++) {
-            float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l], m3 = t[i][3][l], m4 = t[i][4][l], m5 = t[i][5][l];
-            y[i][0][l] = (m0 + m1 + m2 + m3 + m4) + bias[l];
-            y[i][1][l] = (m1 - m2 + 2 * m3 - 2 * m4) + bias[l];
-            y[i][2][l] = (m1 + m2 + 4 * m3 + 4 * m4) + bias[l];
-            y[i][3][l] = (m1 - m2 + 8 * m3 - 8 * m4 + m5) + bias[l];
+        for (int i = 0; i < 4; i++) {
+            NNK__WINO_AT(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5])
+            for (int j = 0; j < 4; j++) {
+                nnk__wv o = NNK__W_ADD(r[j], b);
+                NNK__W_ST(y[i][j] + l, o);
+            }
         }
+    }
 }
 
 /* One row of cols output pixels (16 channels each) from o (cols × 16 floats), with the epilogue: relu, the
@@ -199,6 +266,7 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
         .xp = NNK_CB, .xc = vb, .xh = 0, .xw = 0, .wb = (long)CBn * NNK_CB * NNK_CB, .yb = vb, .yp = NNK_CB, .cbs = CBn, .kh = 1, .kw = 1, .ic = NNK_CB,
     };
     const nnk__tiles tiles16 = nnk__tiles_for(t.xp);
+    long have = -1;   /* the chunk whose transformed input V holds */
     for (long unit = u0; unit < u1; unit++) {
         /* the units group by group, so that two threads take a group each when there are two (each then
            streams half of the transformed weight) */
@@ -210,21 +278,16 @@ static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *res
             long tile = (t0 + k) % tiles;
             at[k].n = (t0 + k) / tiles, at[k].h0 = (int)(tile / TW) * 4, at[k].w0 = (int)(tile % TW) * 4;
         }
-        /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane) */
-        for (int cb = 0; cb < CBn; cb++)
-            for (long k = 0; k < nt; k++) {
-                const float *xi = x + at[k].n * in_img;
-                const int h0 = at[k].h0, w0 = at[k].w0;
-                float d[6][6][NNK_CB];
-                for (int i = 0; i < 6; i++)
-                    for (int j = 0; j < 6; j++) {
-                        if (h0 + i < p->H && w0 + j < p->W)
-                            memcpy(d[i][j], xi + (((long)cb * p->H + h0 + i) * p->W + w0 + j) * NNK_CB, sizeof d[i][j]);
-                        else
-                            memset(d[i][j], 0, sizeof d[i][j]);
-                    }
-                nnk__wino_in(V + cb * vb + k * NNK_CB, vs, d);
-            }
+        /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane), unless the
+           last unit transformed this chunk (a small plane's one chunk, for each group of blocks) */
+        if (chunk != have)
+            for (int cb = 0; cb < CBn; cb++)
+                for (long k = 0; k < nt; k++) {
+                    const int h0 = at[k].h0, w0 = at[k].w0;
+                    const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
+                    nnk__wino_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
+                }
+        have = chunk;
         /* the 36 products, for the unit's blocks of output channels */
         for (int xi36 = 0; xi36 < 36; xi36++) {
             t.pf = xi36 < 35 ? OB * t.wb : 0;   /* the next position's weights, as this one's are read */

@@ -885,6 +885,9 @@ NCHWC_CONVS = [
     (1, 192, 15, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 16, 9, 5, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 32, 7, 7, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    # a flat 7x7 plane of 8 groups of blocks: one run of 49 pixels, which AVX-512 starts with tiles of 14
+    # pixels × 2 blocks and ends with one of 7 × 4
+    (1, 32, 7, 7, 512, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
 ]
 
 
