@@ -43,14 +43,48 @@ enum {
     NNK_ACT_COUNT
 };
 
+/* Compilers vectorise loops for AVX-512 CPUs in 8-float ymm unless told otherwise (clang and gcc tune
+   -march=native on Intel's for 256 bits); the activation loops are told to use the 16-float zmm, whose
+   gelu runs at 0.49 ns an element against 0.62 (a Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T
+   applies it to 8.5 million. */
+#if defined(__AVX512F__) && defined(__clang__)
+#define NNK__ZMM_LOOP _Pragma("clang loop vectorize_width(16)")   /* (in ymm pairs without the next line) */
+#define NNK__ZMM_FN __attribute__((min_vector_width(512)))
+#elif defined(__AVX512F__) && defined(__GNUC__)
+#define NNK__ZMM_LOOP
+#define NNK__ZMM_FN __attribute__((target("prefer-vector-width=512")))
+#else
+#define NNK__ZMM_LOOP
+#define NNK__ZMM_FN
+#endif
+/* Which rows' loops are told so: those that vectorise (clang warns where a loop it is told to vectorise
+   does not: those calling libm, sqrtf included, which may set errno). Each row of nnk_acts.def has its
+   line here. */
+#define NNK__ZMM_RELU        NNK__ZMM_LOOP
+#define NNK__ZMM_GELU        NNK__ZMM_LOOP
+#define NNK__ZMM_GELU_TANH
+#define NNK__ZMM_SIGMOID     NNK__ZMM_LOOP
+#define NNK__ZMM_TANH
+#define NNK__ZMM_SILU        NNK__ZMM_LOOP
+#define NNK__ZMM_NEG         NNK__ZMM_LOOP
+#define NNK__ZMM_RELU6       NNK__ZMM_LOOP
+#define NNK__ZMM_HARDSIGMOID NNK__ZMM_LOOP
+#define NNK__ZMM_HARDSWISH   NNK__ZMM_LOOP
+#define NNK__ZMM_SQRT
+#define NNK__ZMM_RSQRT
+#define NNK__ZMM_EXP
+#define NNK__ZMM_LOG
+#define NNK__ZMM_ABS         NNK__ZMM_LOOP
+
 /* y[n] = NAME(x[n]) for every row of nnk_acts.def: nnk_relu, nnk_gelu, ... */
-#define ACT(ID, NAME, EXPR)                                          \
-    static inline void nnk_##NAME(float *y, const float *x, long n)  \
-    {                                                                \
-        for (long i = 0; i < n; i++) {                               \
-            float v = x[i];                                          \
-            y[i] = EXPR;                                             \
-        }                                                            \
+#define ACT(ID, NAME, EXPR)                                                \
+    static inline NNK__ZMM_FN void nnk_##NAME(float *y, const float *x, long n) \
+    {                                                                      \
+        NNK__ZMM_##ID                                                      \
+        for (long i = 0; i < n; i++) {                                     \
+            float v = x[i];                                                \
+            y[i] = EXPR;                                                   \
+        }                                                                  \
     }
 #include "nnk_acts.def"
 #undef ACT
