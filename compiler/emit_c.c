@@ -381,10 +381,10 @@ static void emit_prepare(Emitter *e, Buf *c) {
     }
     if (convs) {
         static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN",
-                                          [NNK_PACK_WINOGRAD] = "NNK_PACK_WINOGRAD"};
+                                          [NNK_PACK_WINOGRAD] = "NNK_PACK_WINOGRAD", [NNK_PACK_WINOGRAD2] = "NNK_PACK_WINOGRAD2"};
         buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input\n"
                     "   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain\n"
-                    "   input) or _WINOGRAD (4x the floats). */\n"
+                    "   input), _WINOGRAD (F(4x4, 3x3): 4x the floats) or _WINOGRAD2 (F(2x2, 3x3): 16/9 of them). */\n"
                     "static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];

@@ -341,7 +341,8 @@ typedef struct {
     int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
                                 and the threads split them at strip edges */
     bool pack_nchwc;         /* IMPL_NCHWC: the weight is rearranged once at load for its tiles (nnk_pack_conv_nchwc) */
-    bool winograd;           /* IMPL_NCHWC: by Winograd's F(4x4, 3x3) (nnk_winograd.h); the packed weight is 4x larger */
+    int winograd;            /* IMPL_NCHWC: 0, or by Winograd's F(m x m, 3x3), m = 4 or 2 (nnk_winograd.h); the packed
+                                weight is 4x or 16/9 as large */
     int64_t scratch_floats;  /* arena memory the op needs while it runs (attention's Q|K|V) */
     int64_t thread_scratch;  /* floats each thread needs (packed blocks, a row of scores) */
 } Impl;

@@ -17,8 +17,8 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). squeezenet1_1_new allocates
    them; squeezenet1_1_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SQUEEZENET1_1_ARENA_BYTES 3928576
-#define SQUEEZENET1_1_WEIGHT_BYTES 6047936
-#define SQUEEZENET1_1_SCRATCH_BYTES_PER_THREAD 387072
+#define SQUEEZENET1_1_WEIGHT_BYTES 7481536
+#define SQUEEZENET1_1_SCRATCH_BYTES_PER_THREAD 516096
 #define SQUEEZENET1_1_STATE_BYTES 1600
 
 typedef struct squeezenet1_1 squeezenet1_1;

@@ -1934,7 +1934,7 @@ void vit_l_16_on_warning(vit_l_16 *m, void (*fn)(void *user, const char *message
 
 /* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input
    channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain
-   input) or _WINOGRAD (4x the floats). */
+   input), _WINOGRAD (F(4x4, 3x3): 4x the floats) or _WINOGRAD2 (F(2x2, 3x3): 16/9 of them). */
 static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {
     {w_conv_proj_weight, 1024, 3, 16, 16, 1, NNK_PACK_PLAIN},
 };

@@ -78,18 +78,26 @@ enum { SPLIT_PIXELS_FROM = 512 };
 /* Winograd's F(4x4, 3x3) pays where a transformed weight (4x the floats of the direct one, streamed from
    memory once a unit, the next product's prefetched) serves enough tiles of 4x4 pixels, counted over the
    batch, and where its tiles do not waste what it saves: 36 products a tile against 9 a pixel, at least 2x
-   fewer (not on planes of 2x2 or 5x5 pixels). 49 tiles or more (a 25x25 plane, a batch of small ones);
-   or 16 (a 14x14 plane) where the layer has 256 input channels or more: ResNet-50's 14x14 layers took 0.6
-   ms against the direct tiles' 1.0 (one Zen 5 core, weights cold), a 7x7 plane of 512 channels (4 tiles)
-   1.4 against 1.2. Not 16 tiles of fewer channels: on Wide ResNet-50-2 at 64x64 (16x16 planes of 128
-   channels) the added rounding took the model's error against PyTorch from 5.4e-5 to 1.15e-4 of its
-   largest output, past the 1e-4 nnc holds to. */
-enum { WINOGRAD_MIN_TILES = 49, WINOGRAD_MIN_TILES_WIDE = 16, WINOGRAD_WIDE_CHANNELS = 256 };
+   fewer (not on planes of 2x2 or 5x5 pixels). 49 tiles or more (a 25x25 plane, a batch of small ones).
+   Where the plane holds fewer, F(2x2, 3x3) does where it has 49 tiles of 2x2 (a 14x14 plane) and saves
+   1.5x or more (16 products a tile): its weight is 16/9 of the direct one's, its rounding about the direct
+   convolution's. ResNet-50's 14x14 layers on a Sapphire Rapids core, in the model: F(2x2) 0.87 ms, F(4x4)
+   1.1-1.2 (9.4 MB of transformed weight each, from memory), direct 1.4; its 7x7 layers of 512 channels
+   (16 tiles of 2x2, 17 MB of weight) 1.9 by F(2x2) against 1.8 direct. (F(4x4) on 16 tiles of 128
+   channels took Wide ResNet-50-2's error at 64x64 against PyTorch from 5.4e-5 to 1.15e-4 of its largest
+   output, past the 1e-4 nnc holds to; F(2x2) adds about 1e-6.) */
+enum { WINOGRAD_MIN_TILES = 49 };
 
-static bool winograd_pays(const Tensor *x, const Tensor *y) {
-    int64_t tiles = y->dims[0] * ((y->dims[2] + 3) / 4) * ((y->dims[3] + 3) / 4);
-    bool enough = tiles >= WINOGRAD_MIN_TILES || (tiles >= WINOGRAD_MIN_TILES_WIDE && x->dims[1] >= WINOGRAD_WIDE_CHANNELS);
-    return enough && 9 * y->dims[0] * y->dims[2] * y->dims[3] >= 2 * 36 * tiles;
+/* The m of the F(m x m, 3x3) that a 3x3 stride-1 convolution to y runs by: 4, 2, or 0 (direct). */
+static int winograd_tile(const Tensor *y) {
+    int64_t pixels = y->dims[0] * y->dims[2] * y->dims[3];
+    int64_t tiles4 = y->dims[0] * ((y->dims[2] + 3) / 4) * ((y->dims[3] + 3) / 4);
+    int64_t tiles2 = y->dims[0] * ((y->dims[2] + 1) / 2) * ((y->dims[3] + 1) / 2);
+    if (tiles4 >= WINOGRAD_MIN_TILES && 9 * pixels >= 2 * 36 * tiles4)
+        return 4;
+    if (tiles2 >= WINOGRAD_MIN_TILES && 2 * 9 * pixels >= 3 * 16 * tiles2)
+        return 2;
+    return 0;
 }
 
 bool no_winograd;
@@ -154,9 +162,10 @@ static Impl choose(const Graph *g, const Op *op) {
             const Attrs *a = &op->a;
             bool f43 = x->layout == LAYOUT_NCHW16C && a->groups == 1 && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
                        a->dilation[0] == 1 && a->dilation[1] == 1;
-            if (f43 && !no_winograd && winograd_pays(x, y)) {
-                impl.winograd = true;
-                impl.thread_scratch = NNK_WINO_SCRATCH(x->dims[1]);
+            if (f43 && !no_winograd) {
+                impl.winograd = winograd_tile(y);
+                if (impl.winograd)
+                    impl.thread_scratch = NNK_WINO_SCRATCH(x->dims[1]);
             }
             break;
         }
@@ -265,13 +274,13 @@ const char *impl_text(const Op *op) {
     };
     const Impl *m = &op->impl;
     Buf b = {0};
-    buf_puts(&b, m->winograd ? "winograd F(4x4, 3x3) nchw16c" : family[m->family]);
+    buf_puts(&b, m->winograd == 4 ? "winograd F(4x4, 3x3) nchw16c" : m->winograd == 2 ? "winograd F(2x2, 3x3) nchw16c" : family[m->family]);
     if (m->uk)
         buf_printf(&b, " %s", m->uk->name);
     if (m->pack_width)
         buf_printf(&b, ", packed %d", m->pack_width);
     if (m->winograd)
-        buf_puts(&b, ", packed 36x OI16i16o");
+        buf_puts(&b, m->winograd == 4 ? ", packed 36x OI16i16o" : ", packed 16x OI16i16o");
     else if (m->pack_nchwc)
         buf_puts(&b, ", packed OIhw16i16o");
     if (m->split)

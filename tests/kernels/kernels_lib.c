@@ -308,14 +308,15 @@ void nnkt_global_avgpool_nchwc(float *y, const float *x, int N, int C, int H, in
 
 /* conv2d (O a multiple of 16, groups as nnk_conv_nchwc_groups_ok takes them) on the blocked layout, as the
    generated code runs it: the plain input reordered to blocked (or read plain when C is not a multiple of
-   16) and zero-padded, the weight [O, C/G, KH, KW] packed (for the direct tiles, or for Winograd when
-   `winograd`), the units split into `parts` ranges run one after the other as threads would, and the
+   16) and zero-padded, the weight [O, C/G, KH, KW] packed (for the direct tiles, or for Winograd's F(4x4, 3x3)
+   when `winograd` is 1, F(2x2, 3x3) when it is 2), the units split into `parts` ranges run one after the other as threads would, and the
    blocked result (and residual) reordered from and to the caller's plain arrays. */
 void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b, const float *res, int act1, int act2, int N,
                        int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW,
                        int G, int winograd, int parts)
 {
-    int plain = C % NNK_CB != 0, how = winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
+    int plain = C % NNK_CB != 0;
+    int how = winograd == 2 ? NNK_PACK_WINOGRAD2 : winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
     int Hp = (OH - 1) * SH + (KH - 1) * DH + 1, Wp = (OW - 1) * SW + (KW - 1) * DW + 1;
     long in = (long)C * H * W, pin = (long)C * Hp * Wp, out = (long)O * OH * OW, wn = (long)O * (C / G) * KH * KW;
     long packed = NNK_PACK_CONV_FLOATS(O, C / G, KH, KW, how);
@@ -338,10 +339,12 @@ void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b,
     nnk_pack_conv(wp, O, C / G, KH, KW, G, how, tmp);
     nnk_conv_params p = {.C = C, .H = Hp, .W = Wp, .O = O, .OH = OH, .OW = OW, .kh = KH, .kw = KW, .sh = SH, .sw = SW,
                          .dh = DH, .dw = DW, .groups = G};
-    long units = winograd ? nnk_winograd_units(&p, N) : nnk_conv_nchwc_batch_units(&p, N);
+    long units = winograd == 2 ? nnk_winograd2_units(&p, N) : winograd ? nnk_winograd_units(&p, N) : nnk_conv_nchwc_batch_units(&p, N);
     for (int part = 0; part < parts; part++) {
         long u0 = units * part / parts, u1 = units * (part + 1) / parts;
-        if (winograd)
+        if (winograd == 2)
+            nnk_conv2d_winograd2_batch(yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
+        else if (winograd)
             nnk_conv2d_winograd_batch(yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
         else
             nnk_conv2d_nchwc_batch(yb, xp, plain, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1);

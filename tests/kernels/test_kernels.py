@@ -888,6 +888,14 @@ NCHWC_CONVS = [
     # a flat 7x7 plane of 8 groups of blocks: one run of 49 pixels, which AVX-512 starts with tiles of 14
     # pixels × 2 blocks and ends with one of 7 × 4
     (1, 32, 7, 7, 512, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
+    # Winograd's F(2x2, 3x3) (winograd 2): a 14x14 plane (49 tiles: chunks of 28 and 21 on 128 channels), an
+    # odd plane whose last tiles are partly past it, a batch whose chunks run from one image into the next,
+    # a plane of 25 tiles, and padding that differs by side
+    (1, 128, 14, 14, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    (1, 16, 13, 11, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    (3, 32, 7, 7, 80, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    (1, 32, 9, 9, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    (2, 64, 6, 5, 32, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 2),
 ]
 
 
@@ -921,7 +929,7 @@ def nchwc_cases():
                 raise AssertionError("%d parts differ from 1 part" % threads)
             return ys[0], apply_epilogue(ref, res, act1, act2)
         name = "conv2d_nchwc%s N%d C%d %dx%d O%d k%dx%d s%dx%d pad %s dil %dx%d%s epilogue %d%s %d threads" % (
-            " winograd" if wino else "", N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW,
+            " winograd F2" if wino == 2 else " winograd" if wino else "", N, C, H, W, O, KH, KW, SH, SW, "/".join(map(str, (PT, PL, PB, PR))), DH, DW,
             " G%d" % G if G > 1 else "", act1, " + residual %d" % act2 if residual else "", threads)
         yield name, run, 1e-4 if C // G * KH * KW > 100 else 1e-5
 

@@ -44,7 +44,7 @@ def check(net, tmp, batch=None):
     else:
         defines = [f"-Dsize={SIZE}"] if "size" in lets else []
     ir = tp.run([tp.NNC, net, "--emit", "ir"] + defines)
-    layers = len(re.findall(r"\[winograd F\(4x4, 3x3\)", ir.stdout))
+    layers = len(re.findall(r"\[winograd F\([24]x[24], 3x3\)", ir.stdout))
     if ir.returncode != 0 or layers == 0:
         return name, None
     results = []

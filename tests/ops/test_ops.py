@@ -352,6 +352,12 @@ return sigmoid(conv2d(y, 32, kernel=3, pad=1) as c)
 """, lambda W, x: torch.sigmoid(ref_conv(W, "c", torch.relu(ref_conv(W, "b", torch.relu(ref_conv(W, "a", x, 32, 3, 1, 1)), 32, 3, 1, 1) + x),
                                          32, 3, 1, 1)))
 
+# Winograd F(2x2, 3x3): planes of fewer than 49 tiles of 4x4 but 49 or more of 2x2 (a 14x14 plane, an odd
+# one whose last tiles are partly past it, a batch of 10x10 ones), 4, 3 and 1 blocks of output channels.
+for (n, shape, out) in [("14x14", (1, 64, 14, 14), 64), ("odd_13x15", (1, 32, 13, 15), 48), ("batch2_10x10", (2, 16, 10, 10), 16)]:
+    case("winograd2/" + n, dict(x=shape), conv_src(out, 3, 1, 1, 1, 1, True),
+         lambda W, x, out=out: ref_conv(W, "conv", x, out, 3, 1, 1))
+
 case("nchwc/resnext_block", dict(x=(2, 32, 12, 12)), """
 y = relu(conv2d(x, 64, kernel=1) as a)
 y = relu(conv2d(y, 64, kernel=3, pad=1, groups=16) as b)
