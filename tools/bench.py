@@ -206,8 +206,8 @@ def nnc_program(name, net, defines, suffix=""):
     ir = sh([NNC, os.path.join(ROOT, "models", f"{net}.net"), "--emit", "ir"] + defines)
     target = re.search(r"target (\S+)", ir.splitlines()[0]).group(1)
     kernels = sorted(set(re.findall(r"nnk_f32_gemm_ukernel_\w+", ir)))
-    kernels += [name for name, mark in (("direct NCHW16c convolutions", "[direct nchw16c"), ("Winograd F(4x4, 3x3)", "[winograd"),
-                                        ("depthwise rows", "[dwconv")) if mark in ir]
+    kernels += [name for name, mark in (("direct NCHW16c convolutions", "[direct nchw16c"), ("Winograd F(4x4, 3x3)", "[winograd F(4x4"),
+                                        ("Winograd F(2x2, 3x3)", "[winograd F(2x2"), ("depthwise rows", "[dwconv")) if mark in ir]
     return exe, target, kernels
 
 
@@ -252,7 +252,7 @@ def main():
         weights = weights_for(name, module)
         exe, target, kernels = nnc_program(name, net, defines)
         # where Winograd runs, nnc with direct convolutions only too (--no-winograd)
-        direct = nnc_program(name, net, defines + ["--no-winograd"], "_direct")[0] if "Winograd F(4x4, 3x3)" in kernels else None
+        direct = nnc_program(name, net, defines + ["--no-winograd"], "_direct")[0] if any(k.startswith("Winograd") for k in kernels) else None
         gflop = nnc_gflop(exe, weights)
         x = torch.randn(shape)
         best, why_not_scripted = (None, "not measured (--nnc-ort-only)") if args.nnc_ort_only else scripted(module, x)
