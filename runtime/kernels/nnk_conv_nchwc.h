@@ -699,11 +699,11 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
     const long groups = nnk__conv_groups(p), run = nnk__conv_run_len(p), row = flat ? plane_out : p->OW;
     /* On a small plane, whose few pixels make a weight's every use wait for it to come from memory
        (ResNet-50's last stage: 60 MB for 0.8 GFLOP), the full tiles prefetch the weights they will read
-       next: the next chunk's, or the next unit's (its next group of blocks). ResNet-50 on a Sapphire
-       Rapids core: 44.3 → 42.3 ms (layer4's 1×1 convolutions 0.86 → 0.73 ms); 75.5 → 74.5 ms on its AVX2
-       path. */
-    if (plane_out <= NNK_CONV_PREFETCH_PLANE)
-        t.pf = chunk < in.nib ? (long)chunk * p->kh * p->kw * ic * NNK_CB : NNK_CONV_GROUP * t.wb;
+       next: the next chunk's, or the next unit's when it is the next group of blocks of the same run (not
+       past the weight's end). ResNet-50 on a Sapphire Rapids core: 44.3 → 42.3 ms (layer4's 1×1
+       convolutions 0.86 → 0.73 ms); 75.5 → 74.5 ms on its AVX2 path. */
+    const int small = plane_out <= NNK_CONV_PREFETCH_PLANE;
+    const long cw = (long)p->kh * p->kw * ic * NNK_CB;   /* a block's weights for one input block */
     for (long u = u0; u < u1; u++) {
         const int ob0 = (int)(u % groups) * NNK_CONV_GROUP, nb = ob_all - ob0 < NNK_CONV_GROUP ? ob_all - ob0 : NNK_CONV_GROUP;
         const long at = u / groups * run;   /* the unit's first output pixel, */
@@ -717,6 +717,10 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
             const int last = c0 + chunk >= in.nib;
             t.cbs = last ? in.nib - c0 : chunk;
             t.partial = c0 > 0;
+            t.pf = !small ? 0
+                   : !last ? (c0 + 2 * chunk <= in.nib ? chunk * cw : 0)
+                   : u + 1 < u1 && (u + 1) % groups && ob0 + 2 * NNK_CONV_GROUP <= ob_all ? NNK_CONV_GROUP * t.wb - c0 * cw
+                                                                                          : 0;
             t.relu1 = last && in_regs && act1 == NNK_ACT_RELU;
             t.relu2 = last && in_regs && act2 == NNK_ACT_RELU;
             const float *xc = x + c0 * t.xc, *wc = w + ob0 * t.wb + (long)c0 * p->kh * p->kw * ic * NNK_CB;

@@ -44,43 +44,63 @@ enum {
 };
 
 /* Compilers vectorise loops for AVX-512 CPUs in 8-float ymm unless told otherwise (clang and gcc tune
-   -march=native on Intel's for 256 bits); the activation loops are told to use the 16-float zmm, whose
-   gelu runs at 0.49 ns an element against 0.62 (a Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T
-   applies it to 8.5 million. */
-#if defined(__AVX512F__) && defined(__clang__)
-#define NNK__ZMM_LOOP _Pragma("clang loop vectorize_width(16)")   /* (in ymm pairs without the next line) */
-#define NNK__ZMM_FN __attribute__((min_vector_width(512)))
-#elif defined(__AVX512F__) && defined(__GNUC__)
-#define NNK__ZMM_LOOP
-#define NNK__ZMM_FN __attribute__((target("prefer-vector-width=512")))
-#else
-#define NNK__ZMM_LOOP
-#define NNK__ZMM_FN
+   -march=native on Intel's for 256 bits); the loops of the activations that cost more than their memory
+   (W below) are told to use the 16-float zmm, whose gelu runs at 0.49 ns an element against 0.62 (a
+   Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T applies it to 8.5 million. Not where clang could
+   fail to (it warns then): at -Os or -O0, under the sanitizers, or with -DNNK_NO_ZMM_LOOP. The others (N)
+   stay inlinable (gcc inlines no function of other target options). */
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(undefined_behavior_sanitizer)
+#define NNK__SANITIZED 1
 #endif
-/* Which rows' loops are told so: those that vectorise (clang warns where a loop it is told to vectorise
-   does not: those calling libm, sqrtf included, which may set errno). Each row of nnk_acts.def has its
-   line here. */
-#define NNK__ZMM_RELU        NNK__ZMM_LOOP
-#define NNK__ZMM_GELU        NNK__ZMM_LOOP
-#define NNK__ZMM_GELU_TANH
-#define NNK__ZMM_SIGMOID     NNK__ZMM_LOOP
-#define NNK__ZMM_TANH
-#define NNK__ZMM_SILU        NNK__ZMM_LOOP
-#define NNK__ZMM_NEG         NNK__ZMM_LOOP
-#define NNK__ZMM_RELU6       NNK__ZMM_LOOP
-#define NNK__ZMM_HARDSIGMOID NNK__ZMM_LOOP
-#define NNK__ZMM_HARDSWISH   NNK__ZMM_LOOP
-#define NNK__ZMM_SQRT
-#define NNK__ZMM_RSQRT
-#define NNK__ZMM_EXP
-#define NNK__ZMM_LOG
-#define NNK__ZMM_ABS         NNK__ZMM_LOOP
+#elif defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NNK__SANITIZED 1
+#endif
+#if defined(__AVX512F__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) && !defined(NNK__SANITIZED) && \
+    !defined(NNK_NO_ZMM_LOOP)
+#if defined(__clang__)
+#define NNK__ZMM_FN_W __attribute__((min_vector_width(512)))   /* (without it, the loop below runs in pairs of ymm) */
+#define NNK__ZMM_LOOP_W _Pragma("clang loop vectorize_width(16)")
+#elif defined(__GNUC__)
+#define NNK__ZMM_FN_W __attribute__((target("prefer-vector-width=512")))
+#endif
+#endif
+#ifndef NNK__ZMM_FN_W
+#define NNK__ZMM_FN_W
+#endif
+#ifndef NNK__ZMM_LOOP_W
+#define NNK__ZMM_LOOP_W
+#endif
+#define NNK__ZMM_FN_N
+#define NNK__ZMM_LOOP_N
+#define NNK__ZMM_FN_(kind) NNK__ZMM_FN__(kind)
+#define NNK__ZMM_FN__(kind) NNK__ZMM_FN_##kind
+#define NNK__ZMM_LOOP_(kind) NNK__ZMM_LOOP__(kind)
+#define NNK__ZMM_LOOP__(kind) NNK__ZMM_LOOP_##kind
+/* Each row of nnk_acts.def, W or N: W only where the loop vectorises (those calling libm do not, sqrtf
+   included, which may set errno). */
+#define NNK__ZMM_RELU        N
+#define NNK__ZMM_GELU        W
+#define NNK__ZMM_GELU_TANH   N
+#define NNK__ZMM_SIGMOID     W
+#define NNK__ZMM_TANH        N
+#define NNK__ZMM_SILU        W
+#define NNK__ZMM_NEG         N
+#define NNK__ZMM_RELU6       N
+#define NNK__ZMM_HARDSIGMOID W
+#define NNK__ZMM_HARDSWISH   W
+#define NNK__ZMM_SQRT        N
+#define NNK__ZMM_RSQRT       N
+#define NNK__ZMM_EXP         N
+#define NNK__ZMM_LOG         N
+#define NNK__ZMM_ABS         N
 
 /* y[n] = NAME(x[n]) for every row of nnk_acts.def: nnk_relu, nnk_gelu, ... */
 #define ACT(ID, NAME, EXPR)                                                \
-    static inline NNK__ZMM_FN void nnk_##NAME(float *y, const float *x, long n) \
+    static inline NNK__ZMM_FN_(NNK__ZMM_##ID) void nnk_##NAME(float *y, const float *x, long n) \
     {                                                                      \
-        NNK__ZMM_##ID                                                      \
+        NNK__ZMM_LOOP_(NNK__ZMM_##ID)                                      \
         for (long i = 0; i < n; i++) {                                     \
             float v = x[i];                                                \
             y[i] = EXPR;                                                   \

@@ -1,5 +1,7 @@
 /*
- * nnk_winograd.h — 3×3 stride-1 convolution by Winograd's F(4×4, 3×3), on channel-blocked activations.
+ * nnk_winograd.h — 3×3 stride-1 convolution by Winograd's F(4×4, 3×3) and F(2×2, 3×3), on channel-blocked
+ * activations. F(4×4, 3×3) is described here; F(2×2, 3×3) is the same with 4×4 input tiles, 16 positions and
+ * its own transforms (nnk_conv2d_winograd2_batch).
  *
  * A 4×4 tile of output is computed from a 6×6 tile of input d as Y = Aᵀ [ Σ_c (G g Gᵀ) ⊙ (Bᵀ d B) ] A:
  * 36 products per input channel instead of 144, so the multiply-adds of the layer fall by 4× (less the
@@ -39,8 +41,8 @@ enum {
 static inline long nnk__wino_tiles_of(const nnk_conv_params *p, int m) { return (long)((p->OH + m - 1) / m) * ((p->OW + m - 1) / m); }
 static inline long nnk__wino_tiles(const nnk_conv_params *p) { return nnk__wino_tiles_of(p, 4); }
 
-/* Tiles a chunk, of `all` (C input channels): all of them when they are NNK_WINO_CHUNK or fewer (a 14×14
-   plane: each unit then reads its part of the transformed weight once, as it comes from memory); else
+/* Tiles a chunk, of `all` (C input channels): all of them when they are NNK_WINO_CHUNK or fewer (each
+   unit then reads its part of the transformed weight once, as it comes from memory); else
    runs of 14, one run of the AVX-512 tile, or of 28 where a unit's part of the weight (36 × C × 64 floats)
    is too large to stay in L2 from one chunk to the next (C of 128 or more); or all chunks of one length
    when the last would have fewer than 7 (a run of 7 is a full tile of 7 × 4 blocks). */
@@ -134,7 +136,9 @@ static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW
 
 /* The transforms' vectors: WL floats of a block's 16 channels at a time, in the target's registers
    (zmm, ymm, a 4-float vector where the compiler has vector types, else one float). Each operation is a
-   separate multiply, add or subtract (no fused multiply-add), so every path computes the same bits. */
+   separate multiply, add or subtract, so that the AVX-512 and AVX2 paths compute the same bits (the
+   portable and plain ones too, unless the compiler contracts their C arithmetic into fused multiply-adds,
+   as gcc does by default outside ISO C mode). */
 #if NNK_CONV_NCHWC_AVX512F
 typedef __m512 nnk__wv;
 enum { NNK__WL = 16 };
@@ -347,7 +351,6 @@ static inline void nnk__winograd_batch(int m, float *restrict y, const float *re
         .xp = NNK_CB, .xc = vb, .xh = 0, .xw = 0, .wb = (long)CBn * NNK_CB * NNK_CB, .yb = vb, .yp = NNK_CB, .cbs = CBn, .kh = 1, .kw = 1, .ic = NNK_CB,
     };
     const nnk__tiles tiles16 = nnk__tiles_for(t.xp);
-    long have = -1;   /* the chunk whose transformed input V holds */
     for (long unit = u0; unit < u1; unit++) {
         /* the units group by group, so that two threads take a group each when there are two (each then
            streams half of the transformed weight) */
@@ -359,19 +362,16 @@ static inline void nnk__winograd_batch(int m, float *restrict y, const float *re
             long tile = (t0 + k) % tiles;
             at[k].n = (t0 + k) / tiles, at[k].h0 = (int)(tile / TW) * m, at[k].w0 = (int)(tile % TW) * m;
         }
-        /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane), unless the
-           last unit transformed this chunk (a small plane's one chunk, for each group of blocks) */
-        if (chunk != have)
-            for (int cb = 0; cb < CBn; cb++)
-                for (long k = 0; k < nt; k++) {
-                    const int h0 = at[k].h0, w0 = at[k].w0;
-                    const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
-                    if (m == 4)
-                        nnk__wino_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
-                    else
-                        nnk__wino2_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
-                }
-        have = chunk;
+        /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane) */
+        for (int cb = 0; cb < CBn; cb++)
+            for (long k = 0; k < nt; k++) {
+                const int h0 = at[k].h0, w0 = at[k].w0;
+                const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
+                if (m == 4)
+                    nnk__wino_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
+                else
+                    nnk__wino2_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
+            }
         /* the P products, for the unit's blocks of output channels */
         for (int xi = 0; xi < P; xi++) {
             t.pf = xi < P - 1 ? OB * t.wb : 0;   /* the next position's weights, as this one's are read */

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Winograd F(4x4, 3x3) on every model that has a layer it takes, against the direct convolutions.
+"""Winograd F(4x4, 3x3) and F(2x2, 3x3) on every model that has a layer they take, against the direct
+convolutions.
 
 For every models/*.net whose `--emit ir` at -Dsize=112 shows a layer
-computed by Winograd (3x3 stride-1 blocked convolutions, 49 tiles or more over the batch), and for the
+computed by Winograd (3x3 stride-1 blocked convolutions, 49 tiles of 4x4, or of 2x2, or more over the
+batch), and for the
 Fashion ResNet-18 at batch 52 (BATCHED), on random weights
 scaled like a trained network's:
   - per layer: `nnc --bisect` runs the program (Winograd on) and the double-precision reference evaluator
