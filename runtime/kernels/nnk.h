@@ -17,7 +17,7 @@
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
  *   nnk_conv_nchwc.h   conv2d, max and global average pooling on channel-blocked NCHW16c activations
- *   nnk_winograd.h     3×3 stride-1 conv2d by Winograd's F(4×4, 3×3), on the same layout
+ *   nnk_winograd.h     3×3 stride-1 conv2d by Winograd's F(4×4, 3×3) and F(2×2, 3×3), on the same layout
  *   nnk_attention.h    sdpa mha (masks included)
  *   nnk_tensor.h       index_select full arange where reduce
  *   nnk_half.h         F16 and BF16 weights to and from float
