@@ -62,47 +62,40 @@ static inline long nnk__winograd_units_of(const nnk_conv_params *p, long N, int 
 static inline long nnk_winograd_units(const nnk_conv_params *p, long N) { return nnk__winograd_units_of(p, N, 4); }
 static inline long nnk_winograd2_units(const nnk_conv_params *p, long N) { return nnk__winograd_units_of(p, N, 2); }
 
-/* w[O][C][3][3] → u[36][O/16][C/16][16 in][16 out], u = G g Gᵀ for each (out, in). dst holds 4× w's floats. */
+/* w[O][C][3][3] → u[n²][O/16][C/16][16 in][16 out], u = G g Gᵀ for each (out, in), G n×3 (n = m + 2). */
+static inline void nnk__pack_winograd_g(float *restrict u, const float *restrict w, int O, int C, int n, const double (*G)[3])
+{
+    long OB = O / NNK_CB, CBn = C / NNK_CB;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((long)o * C + c) * 9;
+            double t[6][3];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) {
+                    double v = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+                    u[((((long)(i * n + j) * OB + o / NNK_CB) * CBn + c / NNK_CB) * NNK_CB + c % NNK_CB) * NNK_CB + o % NNK_CB] = (float)v;
+                }
+        }
+}
+
+/* For F(4×4, 3×3): u[36][O/16][C/16][16][16]; dst holds 4× w's floats. */
 static inline void nnk_pack_winograd(float *restrict u, const float *restrict w, int O, int C)
 {
     static const double G[6][3] = {
         {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
         {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
     };
-    long OB = O / NNK_CB, CBn = C / NNK_CB;
-    for (int o = 0; o < O; o++)
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((long)o * C + c) * 9;
-            double t[6][3];
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    double v = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-                    u[((((long)(i * 6 + j) * OB + o / NNK_CB) * CBn + c / NNK_CB) * NNK_CB + c % NNK_CB) * NNK_CB + o % NNK_CB] = (float)v;
-                }
-        }
+    nnk__pack_winograd_g(u, w, O, C, 6, G);
 }
 
-/* The same for F(2×2, 3×3): u[16][O/16][C/16][16 in][16 out]; dst holds 16/9 of w's floats. */
+/* For F(2×2, 3×3): u[16][O/16][C/16][16][16]; dst holds 16/9 of w's floats. */
 static inline void nnk_pack_winograd2(float *restrict u, const float *restrict w, int O, int C)
 {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    long OB = O / NNK_CB, CBn = C / NNK_CB;
-    for (int o = 0; o < O; o++)
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((long)o * C + c) * 9;
-            double t[4][3];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    double v = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-                    u[((((long)(i * 4 + j) * OB + o / NNK_CB) * CBn + c / NNK_CB) * NNK_CB + c % NNK_CB) * NNK_CB + o % NNK_CB] = (float)v;
-                }
-        }
+    nnk__pack_winograd_g(u, w, O, C, 4, G);
 }
 
 /* nnk_pack_winograd in place: w has room for 4× its floats; tmp holds O*C*9. */
