@@ -56,7 +56,7 @@ static const char *at(const char *base, const char *offset) {
 static const char *act_enum(ActKind k) {
     static const char *const names[ACT_COUNT] = {
         [ACT_NONE] = "NNK_ACT_NONE",
-#define ACT(ID, NAME, EXPR) [ACT_##ID] = "NNK_ACT_" #ID,
+#define ACT(ID, NAME, ZMM, EXPR) [ACT_##ID] = "NNK_ACT_" #ID,
 #include "kernels/nnk_acts.def"
 #undef ACT
     };
@@ -89,10 +89,7 @@ static bool pack(Emitter *e, const Op *op, const Tensor *w) {
 /* How nnk_pack_conv rearranges the weight of a conv2d on the blocked tiles (IMPL_NCHWC). */
 int conv_pack_how(const Op *op) {
     const Tensor *x = op->in.items[0];
-    return op->impl.winograd == 4   ? NNK_PACK_WINOGRAD
-           : op->impl.winograd == 2 ? NNK_PACK_WINOGRAD2
-           : x->layout != LAYOUT_NCHW16C ? NNK_PACK_PLAIN
-                                         : NNK_PACK_BLOCKED;
+    return op->impl.winograd ? NNK_PACK_FOR_WINOGRAD(op->impl.winograd) : x->layout != LAYOUT_NCHW16C ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
 }
 
 /* Floats in the largest packed weight: the temporary copy nnk_pack_weight needs. */
@@ -227,19 +224,17 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
                              .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = op->a.groups};
     int m = op->impl.winograd;
-    long long units = m == 4 ? nnk_winograd_units(&shape, x->dims[0])
-                      : m == 2 ? nnk_winograd2_units(&shape, x->dims[0])
-                               : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
+    long long units = m ? nnk_winograd_units(&shape, x->dims[0], m) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};
     buf_puts(&body, conv_params(op));
-    if (op->impl.winograd) {
+    if (m) {
         need_scratch(e, NNK_WINO_SCRATCH(shape.C), format("NNK_WINO_SCRATCH(%d)", shape.C));
         buf_printf(&body, "%s   /* of %lld units: up to %d tiles of %dx%d pixels, %d channels */\n", share("u0", "u1", units, 1), units,
                    NNK_WINO_CHUNK, m, m, NNK_WINO_GROUP * NNK_CB);
         buf_puts(&body, "    if (u0 == u1)\n        return;\n");
-        buf_printf(&body, "    nnk_conv2d_winograd%s_batch(a->y, a->in[0], a->in[1], %s, &shape, %lld, u0, u1,\n"
-                          "                              %sa->scratch + (long)part * SCRATCH_FLOATS);\n",
-                   m == 2 ? "2" : "", conv_epilogue_args(op, "0"), (long long)x->dims[0], m == 2 ? " " : "");
+        buf_printf(&body, "    nnk_conv2d_winograd_batch(%d, a->y, a->in[0], a->in[1], %s, &shape, %lld, u0, u1,\n"
+                          "                              a->scratch + (long)part * SCRATCH_FLOATS);\n",
+                   m, conv_epilogue_args(op, "0"), (long long)x->dims[0]);
         parallel_call(e, op, body.buf);
         e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
         return;

@@ -12,7 +12,7 @@
 
 const char *const act_name[ACT_COUNT] = {
     [ACT_NONE] = "",
-#define ACT(ID, NAME, EXPR) [ACT_##ID] = #NAME,
+#define ACT(ID, NAME, ZMM, EXPR) [ACT_##ID] = #NAME,
 #include "kernels/nnk_acts.def"
 #undef ACT
 };

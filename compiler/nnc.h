@@ -223,7 +223,7 @@ enum {
    ops.def; a layer's fused epilogue). */
 typedef enum {
     ACT_NONE,
-#define ACT(ID, NAME, EXPR) ACT_##ID,
+#define ACT(ID, NAME, ZMM, EXPR) ACT_##ID,
 #include "kernels/nnk_acts.def"
 #undef ACT
     ACT_COUNT

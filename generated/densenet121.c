@@ -1080,7 +1080,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 7L * part / parts, u1 = 7L * (part + 1) / parts;   /* of 7 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -1252,7 +1252,7 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
     long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -1535,8 +1535,8 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
     long u0 = 2L * part / parts, u1 = 2L * (part + 1) / parts;   /* of 2 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], NULL, NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* batchnorm: [1, 288, 14, 14] -> [1, 288, 14, 14] */

@@ -802,7 +802,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -819,7 +819,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 98L * part / parts, u1 = 98L * (part + 1) / parts;   /* of 98 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -848,7 +848,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     long u0 = 72L * part / parts, u1 = 72L * (part + 1) / parts;   /* of 72 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -909,7 +909,7 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -926,7 +926,7 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 

@@ -1070,7 +1070,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 56L * part / parts, u1 = 56L * (part + 1) / parts;   /* of 56 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 

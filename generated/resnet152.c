@@ -1236,7 +1236,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -1339,7 +1339,7 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -1422,8 +1422,8 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* conv2d: [1, 256, 14, 14], [1, 1024, 14, 14] -> [1, 1024, 14, 14] */

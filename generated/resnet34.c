@@ -375,7 +375,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -386,7 +386,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -419,7 +419,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -440,7 +440,7 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -451,7 +451,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     long u0 = 4L * part / parts, u1 = 4L * (part + 1) / parts;   /* of 4 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -484,8 +484,8 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* conv2d: [1, 128, 28, 28], [1, 256, 14, 14] -> [1, 256, 14, 14] */
@@ -505,8 +505,8 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* conv2d: [1, 256, 16, 16], [1, 256, 14, 14] -> [1, 256, 14, 14] */
@@ -516,8 +516,8 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* pad_plane: [1, 256, 14, 14] -> [1, 256, 15, 15] */

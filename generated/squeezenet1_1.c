@@ -201,7 +201,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     long u0 = 14L * part / parts, u1 = 14L * (part + 1) / parts;   /* of 14 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -256,7 +256,7 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -311,8 +311,8 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
     long u0 = 12L * part / parts, u1 = 12L * (part + 1) / parts;   /* of 12 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* conv2d: [1, 384, 13, 13] -> [1, 48, 13, 13] */
@@ -358,8 +358,8 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* conv2d: [1, 512, 13, 13] -> [1, 64, 13, 13] */

@@ -133,7 +133,7 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
     long u0 = 112L * part / parts, u1 = 112L * (part + 1) / parts;   /* of 112 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -158,7 +158,7 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
     long u0 = 28L * part / parts, u1 = 28L * (part + 1) / parts;   /* of 28 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -175,7 +175,7 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
     long u0 = 28L * part / parts, u1 = 28L * (part + 1) / parts;   /* of 28 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -200,7 +200,7 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -217,7 +217,7 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 28 tiles of 4x4 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+    nnk_conv2d_winograd_batch(4, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
                               a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
@@ -242,8 +242,8 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
     long u0 = 16L * part / parts, u1 = 16L * (part + 1) / parts;   /* of 16 units: up to 28 tiles of 2x2 pixels, 64 channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_winograd2_batch(a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
-                               a->scratch + (long)part * SCRATCH_FLOATS);
+    nnk_conv2d_winograd_batch(2, a->y, a->in[0], a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1,
+                              a->scratch + (long)part * SCRATCH_FLOATS);
 }
 
 /* maxpool: [1, 512, 14, 14] -> [1, 512, 7, 7] */

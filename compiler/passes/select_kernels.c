@@ -274,13 +274,16 @@ const char *impl_text(const Op *op) {
     };
     const Impl *m = &op->impl;
     Buf b = {0};
-    buf_puts(&b, m->winograd == 4 ? "winograd F(4x4, 3x3) nchw16c" : m->winograd == 2 ? "winograd F(2x2, 3x3) nchw16c" : family[m->family]);
+    if (m->winograd)
+        buf_printf(&b, "winograd F(%dx%d, 3x3) nchw16c", m->winograd, m->winograd);
+    else
+        buf_puts(&b, family[m->family]);
     if (m->uk)
         buf_printf(&b, " %s", m->uk->name);
     if (m->pack_width)
         buf_printf(&b, ", packed %d", m->pack_width);
     if (m->winograd)
-        buf_puts(&b, m->winograd == 4 ? ", packed 36x OI16i16o" : ", packed 16x OI16i16o");
+        buf_printf(&b, ", packed %dx OI16i16o", (m->winograd + 2) * (m->winograd + 2));
     else if (m->pack_nchwc)
         buf_puts(&b, ", packed OIhw16i16o");
     if (m->split)

@@ -606,11 +606,12 @@ static inline void nnk__conv_blocks(const nnk__tiles *k, float *y, const float *
                register short) */
             const int head = NNK__NB4_ON_REMAINDER && !t->xo && n > NNK__NW ? n - n % NNK__NW : 0;
             const float *b0 = t->bias, *r0 = t->res;
-            for (int h = 0; h < NNK__NB4 && head; h += NNK__NB) {
-                t->bias = b0 ? b0 + h * NNK_CB : NULL;
-                t->res = r0 ? r0 + h * t->yb : NULL;
-                nnk__conv_run(k->full, NNK__NW, k->pieces, yo + h * t->yb, xo, wo + h * t->wb, t, head);
-            }
+            if (head)
+                for (int h = 0; h < NNK__NB4; h += NNK__NB) {
+                    t->bias = b0 ? b0 + h * NNK_CB : NULL;
+                    t->res = r0 ? r0 + h * t->yb : NULL;
+                    nnk__conv_run(k->full, NNK__NW, k->pieces, yo + h * t->yb, xo, wo + h * t->wb, t, head);
+                }
             t->bias = b0;
             t->res = r0 ? r0 + t->yp * head : NULL;
             nnk__conv_run(k->full4, NNK__NW4, k->pieces4, yo + t->yp * head, xo + t->xp * head, wo, t, n - head);

@@ -37,7 +37,7 @@ static inline void nnk_clamp(float *y, const float *x, long n, float lo, float h
 /* Activations a layer's epilogue may apply, and the builtins that run them (nnk_acts.def). */
 enum {
     NNK_ACT_NONE,
-#define ACT(ID, NAME, EXPR) NNK_ACT_##ID,
+#define ACT(ID, NAME, ZMM, EXPR) NNK_ACT_##ID,
 #include "nnk_acts.def"
 #undef ACT
     NNK_ACT_COUNT
@@ -45,8 +45,8 @@ enum {
 
 /* Compilers vectorise loops for AVX-512 CPUs in 8-float ymm unless told otherwise (clang and gcc tune
    -march=native on Intel's for 256 bits); the loops of the activations that cost more than their memory
-   (W below) are told to use the 16-float zmm, whose gelu runs at 0.49 ns an element against 0.62 (a
-   Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T applies it to 8.5 million. Not where clang could
+   (ZMM W in nnk_acts.def) are told to use the 16-float zmm, whose gelu runs at 0.49 ns an element
+   against 0.62 (a Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T applies it to 8.5 million. Not where clang could
    fail to (it warns then): at -Os or -O0, under the sanitizers, or with -DNNK_NO_ZMM_LOOP. The others (N)
    stay inlinable (gcc inlines no function of other target options). */
 #if defined(__clang__) && defined(__has_feature)
@@ -74,37 +74,16 @@ enum {
 #endif
 #define NNK__ZMM_FN_N
 #define NNK__ZMM_LOOP_N
-#define NNK__ZMM_FN_(kind) NNK__ZMM_FN__(kind)
-#define NNK__ZMM_FN__(kind) NNK__ZMM_FN_##kind
-#define NNK__ZMM_LOOP_(kind) NNK__ZMM_LOOP__(kind)
-#define NNK__ZMM_LOOP__(kind) NNK__ZMM_LOOP_##kind
-/* Each row of nnk_acts.def, W or N: W only where the loop vectorises (those calling libm do not, sqrtf
-   included, which may set errno). */
-#define NNK__ZMM_RELU        N
-#define NNK__ZMM_GELU        W
-#define NNK__ZMM_GELU_TANH   N
-#define NNK__ZMM_SIGMOID     W
-#define NNK__ZMM_TANH        N
-#define NNK__ZMM_SILU        W
-#define NNK__ZMM_NEG         N
-#define NNK__ZMM_RELU6       N
-#define NNK__ZMM_HARDSIGMOID W
-#define NNK__ZMM_HARDSWISH   W
-#define NNK__ZMM_SQRT        N
-#define NNK__ZMM_RSQRT       N
-#define NNK__ZMM_EXP         N
-#define NNK__ZMM_LOG         N
-#define NNK__ZMM_ABS         N
 
 /* y[n] = NAME(x[n]) for every row of nnk_acts.def: nnk_relu, nnk_gelu, ... */
-#define ACT(ID, NAME, EXPR)                                                \
-    static inline NNK__ZMM_FN_(NNK__ZMM_##ID) void nnk_##NAME(float *y, const float *x, long n) \
-    {                                                                      \
-        NNK__ZMM_LOOP_(NNK__ZMM_##ID)                                      \
-        for (long i = 0; i < n; i++) {                                     \
-            float v = x[i];                                                \
-            y[i] = EXPR;                                                   \
-        }                                                                  \
+#define ACT(ID, NAME, ZMM, EXPR)                                                    \
+    static inline NNK__ZMM_FN_##ZMM void nnk_##NAME(float *y, const float *x, long n) \
+    {                                                                          \
+        NNK__ZMM_LOOP_##ZMM                                                    \
+        for (long i = 0; i < n; i++) {                                         \
+            float v = x[i];                                                    \
+            y[i] = EXPR;                                                       \
+        }                                                                      \
     }
 #include "nnk_acts.def"
 #undef ACT
@@ -115,7 +94,7 @@ NNK__NO_TRAPS_END
 static inline void nnk_activate(float *y, long n, int act)
 {
     switch (act) {
-#define ACT(ID, NAME, EXPR) case NNK_ACT_##ID: nnk_##NAME(y, y, n); break;
+#define ACT(ID, NAME, ZMM, EXPR) case NNK_ACT_##ID: nnk_##NAME(y, y, n); break;
 #include "nnk_acts.def"
 #undef ACT
     default: break;

@@ -1,7 +1,7 @@
 /*
  * nnk_winograd.h — 3×3 stride-1 convolution by Winograd's F(4×4, 3×3) and F(2×2, 3×3), on channel-blocked
  * activations. F(4×4, 3×3) is described here; F(2×2, 3×3) is the same with 4×4 input tiles, 16 positions and
- * its own transforms (nnk_conv2d_winograd2_batch).
+ * its own transforms (the m = 2 of nnk_conv2d_winograd_batch).
  *
  * A 4×4 tile of output is computed from a 6×6 tile of input d as Y = Aᵀ [ Σ_c (G g Gᵀ) ⊙ (Bᵀ d B) ] A:
  * 36 products per input channel instead of 144, so the multiply-adds of the layer fall by 4× (less the
@@ -38,8 +38,7 @@ enum {
 
 /* Tiles of one image: m×m output pixels each (m = 4 for F(4×4, 3×3), 2 for F(2×2, 3×3)), the last ones
    partly past the plane. */
-static inline long nnk__wino_tiles_of(const nnk_conv_params *p, int m) { return (long)((p->OH + m - 1) / m) * ((p->OW + m - 1) / m); }
-static inline long nnk__wino_tiles(const nnk_conv_params *p) { return nnk__wino_tiles_of(p, 4); }
+static inline long nnk__wino_tiles(const nnk_conv_params *p, int m) { return (long)((p->OH + m - 1) / m) * ((p->OW + m - 1) / m); }
 
 /* Tiles a chunk, of `all` (C input channels): all of them when they are NNK_WINO_CHUNK or fewer (each
    unit then reads its part of the transformed weight once, as it comes from memory); else
@@ -52,19 +51,25 @@ static inline long nnk__wino_chunk(long all, int C)
     return all <= NNK_WINO_CHUNK ? all : all % run == 0 || all % run >= 7 ? run : (all + chunks - 1) / chunks;
 }
 
-/* Units of a batch of N images: chunks of tiles (nnk__wino_chunk), numbered across the batch (a chunk may
-   hold the last tiles of one image and the first of the next), times groups of output blocks. */
-static inline long nnk__winograd_units_of(const nnk_conv_params *p, long N, int m)
+/* Units of a batch of N images by F(m×m, 3×3): chunks of tiles (nnk__wino_chunk), numbered across the batch
+   (a chunk may hold the last tiles of one image and the first of the next), times groups of output blocks. */
+static inline long nnk_winograd_units(const nnk_conv_params *p, long N, int m)
 {
-    long all = N * nnk__wino_tiles_of(p, m), clen = nnk__wino_chunk(all, p->C);
+    long all = N * nnk__wino_tiles(p, m), clen = nnk__wino_chunk(all, p->C);
     return (all + clen - 1) / clen * ((p->O / NNK_CB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP);
 }
-static inline long nnk_winograd_units(const nnk_conv_params *p, long N) { return nnk__winograd_units_of(p, N, 4); }
-static inline long nnk_winograd2_units(const nnk_conv_params *p, long N) { return nnk__winograd_units_of(p, N, 2); }
 
-/* w[O][C][3][3] → u[n²][O/16][C/16][16 in][16 out], u = G g Gᵀ for each (out, in), G n×3 (n = m + 2). */
-static inline void nnk__pack_winograd_g(float *restrict u, const float *restrict w, int O, int C, int n, const double (*G)[3])
+/* w[O][C][3][3] → u[n²][O/16][C/16][16 in][16 out] for F(m×m, 3×3), n = m + 2: u = G g Gᵀ for each (out,
+   in), G of n rows. dst holds n²/9 of w's floats (4× for F(4×4), 16/9 for F(2×2)). */
+static inline void nnk_pack_winograd(float *restrict u, const float *restrict w, int O, int C, int m)
 {
+    static const double G4[6][3] = {
+        {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
+    };
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const double(*G)[3] = m == 4 ? G4 : G2;
+    const int n = m + 2;
     long OB = O / NNK_CB, CBn = C / NNK_CB;
     for (int o = 0; o < O; o++)
         for (int c = 0; c < C; c++) {
@@ -81,49 +86,32 @@ static inline void nnk__pack_winograd_g(float *restrict u, const float *restrict
         }
 }
 
-/* For F(4×4, 3×3): u[36][O/16][C/16][16][16]; dst holds 4× w's floats. */
-static inline void nnk_pack_winograd(float *restrict u, const float *restrict w, int O, int C)
-{
-    static const double G[6][3] = {
-        {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-        {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
-    };
-    nnk__pack_winograd_g(u, w, O, C, 6, G);
-}
-
-/* For F(2×2, 3×3): u[16][O/16][C/16][16][16]; dst holds 16/9 of w's floats. */
-static inline void nnk_pack_winograd2(float *restrict u, const float *restrict w, int O, int C)
-{
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    nnk__pack_winograd_g(u, w, O, C, 4, G);
-}
-
-/* nnk_pack_winograd in place: w has room for 4× its floats; tmp holds O*C*9. */
-static inline void nnk_pack_winograd_in_place(float *restrict w, int O, int C, float *restrict tmp)
+/* nnk_pack_winograd in place: w has room for its packed floats; tmp holds O*C*9. */
+static inline void nnk_pack_winograd_in_place(float *restrict w, int O, int C, int m, float *restrict tmp)
 {
     memcpy(tmp, w, (size_t)O * (size_t)C * 9 * sizeof *tmp);
-    nnk_pack_winograd(w, tmp, O, C);
+    nnk_pack_winograd(w, tmp, O, C, m);
 }
 
 /* How a convolution's weight is rearranged at load: for the direct tiles on blocked or on plain input
-   (nnk_pack_conv_nchwc), or for Winograd (nnk_pack_winograd, into 4× the floats). C is a group's input
-   channels (the weight's second dimension); Winograd takes groups = 1. */
+   (nnk_pack_conv_nchwc), or for Winograd's F(4×4, 3×3) or F(2×2, 3×3) (nnk_pack_winograd). C is a group's
+   input channels (the weight's second dimension); Winograd takes groups = 1. */
 enum { NNK_PACK_BLOCKED = 1, NNK_PACK_PLAIN = 2, NNK_PACK_WINOGRAD = 3, NNK_PACK_WINOGRAD2 = 4 };
 
-/* Floats the weight's slot must hold for nnk_pack_conv. */
+/* The m of F(m×m, 3×3) a packing is for (0: the direct tiles'), and the packing for an m. */
+#define NNK_PACK_WINOGRAD_M(how) ((how) == NNK_PACK_WINOGRAD ? 4 : (how) == NNK_PACK_WINOGRAD2 ? 2 : 0)
+#define NNK_PACK_FOR_WINOGRAD(m) ((m) == 4 ? NNK_PACK_WINOGRAD : NNK_PACK_WINOGRAD2)
+
+/* Floats the weight's slot must hold for nnk_pack_conv: (m + 2)² for each 3×3 filter for Winograd. */
 #define NNK_PACK_CONV_FLOATS(O, C, KH, KW, how)                                                                    \
-    ((how) == NNK_PACK_WINOGRAD    ? 4L * (O) * (C) * (KH) * (KW)                                                 \
-     : (how) == NNK_PACK_WINOGRAD2 ? 16L * (O) * (C)                                                              \
-                                   : NNK_PACK_CONV_NCHWC_FLOATS(O, C, KH, KW, (how) == NNK_PACK_PLAIN))
+    (NNK_PACK_WINOGRAD_M(how) ? (NNK_PACK_WINOGRAD_M(how) + 2L) * (NNK_PACK_WINOGRAD_M(how) + 2) * (O) * (C)       \
+                              : NNK_PACK_CONV_NCHWC_FLOATS(O, C, KH, KW, (how) == NNK_PACK_PLAIN))
 
 static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW, int groups, int how, float *restrict tmp)
 {
-    if (how == NNK_PACK_WINOGRAD)
-        nnk_pack_winograd_in_place(w, O, C, tmp);
-    else if (how == NNK_PACK_WINOGRAD2) {
-        memcpy(tmp, w, (size_t)O * (size_t)C * 9 * sizeof *tmp);
-        nnk_pack_winograd2(w, tmp, O, C);
-    } else
+    if (NNK_PACK_WINOGRAD_M(how))
+        nnk_pack_winograd_in_place(w, O, C, NNK_PACK_WINOGRAD_M(how), tmp);
+    else
         nnk_pack_conv_nchwc_in_place(w, O, C, KH, KW, groups, how == NNK_PACK_PLAIN, tmp);
 }
 
@@ -171,129 +159,88 @@ enum { NNK__WL = 1 };
 #define NNK__W_MUL(s, a) ((s) * (a))
 #endif
 
-/* The rows of Bᵀ applied to d0..d5, into r[0..5] (each a statement, so that no compiler fuses them):
-   4d0 - 5d2 + d4, -4(d1 + d2) + (d3 + d4), 4(d1 - d2) + (d4 - d3), 2(d3 - d1) + (d4 - d2),
-   2(d1 - d3) + (d4 - d2), 4d1 - 5d3 + d5. */
-#define NNK__WINO_BT(r, d0, d1, d2, d3, d4, d5)                                                                  \
-    {                                                                                                           \
-        nnk__wv s12 = NNK__W_ADD(d1, d2), s34 = NNK__W_ADD(d3, d4), m12 = NNK__W_SUB(d1, d2);                   \
-        nnk__wv m43 = NNK__W_SUB(d4, d3), m31 = NNK__W_SUB(d3, d1), m42 = NNK__W_SUB(d4, d2);                   \
-        nnk__wv a0 = NNK__W_MUL(4.0f, d0), b0 = NNK__W_MUL(5.0f, d2), a5 = NNK__W_MUL(4.0f, d1), b5 = NNK__W_MUL(5.0f, d3); \
-        nnk__wv c1 = NNK__W_MUL(4.0f, s12), c2 = NNK__W_MUL(4.0f, m12), c3 = NNK__W_MUL(2.0f, m31);            \
-        a0 = NNK__W_SUB(a0, b0);                                                                                \
-        a5 = NNK__W_SUB(a5, b5);                                                                                \
-        r[0] = NNK__W_ADD(a0, d4);                                                                              \
-        r[1] = NNK__W_SUB(s34, c1);                                                                             \
-        r[2] = NNK__W_ADD(c2, m43);                                                                             \
-        r[3] = NNK__W_ADD(c3, m42);                                                                             \
-        r[4] = NNK__W_SUB(m42, c3);                                                                             \
-        r[5] = NNK__W_ADD(a5, d5);                                                                              \
+/* Bᵀ of F(m×m, 3×3) applied to the n = m + 2 vectors d, into r (each a statement, so that no compiler
+   fuses them). n = 6: 4d0 - 5d2 + d4, -4(d1 + d2) + (d3 + d4), 4(d1 - d2) + (d4 - d3), 2(d3 - d1) + (d4 - d2),
+   2(d1 - d3) + (d4 - d2), 4d1 - 5d3 + d5; n = 4: d0 - d2, d1 + d2, d2 - d1, d1 - d3. */
+static inline __attribute__((always_inline)) void nnk__wino_bt(int n, nnk__wv *restrict r, const nnk__wv *restrict d)
+{
+    if (n == 4) {
+        r[0] = NNK__W_SUB(d[0], d[2]);
+        r[1] = NNK__W_ADD(d[1], d[2]);
+        r[2] = NNK__W_SUB(d[2], d[1]);
+        r[3] = NNK__W_SUB(d[1], d[3]);
+        return;
     }
+    nnk__wv s12 = NNK__W_ADD(d[1], d[2]), s34 = NNK__W_ADD(d[3], d[4]), m12 = NNK__W_SUB(d[1], d[2]);
+    nnk__wv m43 = NNK__W_SUB(d[4], d[3]), m31 = NNK__W_SUB(d[3], d[1]), m42 = NNK__W_SUB(d[4], d[2]);
+    nnk__wv a0 = NNK__W_MUL(4.0f, d[0]), b0 = NNK__W_MUL(5.0f, d[2]), a5 = NNK__W_MUL(4.0f, d[1]), b5 = NNK__W_MUL(5.0f, d[3]);
+    nnk__wv c1 = NNK__W_MUL(4.0f, s12), c2 = NNK__W_MUL(4.0f, m12), c3 = NNK__W_MUL(2.0f, m31);
+    a0 = NNK__W_SUB(a0, b0);
+    a5 = NNK__W_SUB(a5, b5);
+    r[0] = NNK__W_ADD(a0, d[4]);
+    r[1] = NNK__W_SUB(s34, c1);
+    r[2] = NNK__W_ADD(c2, m43);
+    r[3] = NNK__W_ADD(c3, m42);
+    r[4] = NNK__W_SUB(m42, c3);
+    r[5] = NNK__W_ADD(a5, d[5]);
+}
 
-/* V = Bᵀ d B for the 16 channels of one block, d the 6×6 input pixels from x (rows xr floats apart, pixels
-   NNK_CB), those past `rows` or `cols` zeros → v at v + xi * vs, xi = 6 i + j. */
-static inline void nnk__wino_in(float *restrict v, long vs, const float *restrict x, long xr, int rows, int cols)
+/* Aᵀ applied to the n vectors m, into r[0..n-3]. n = 6: m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + 2(m3 - m4),
+   (m1 + m2) + 4(m3 + m4), (m1 - m2) + 8(m3 - m4) + m5; n = 4: (m0 + m1) + m2, (m1 - m2) - m3. */
+static inline __attribute__((always_inline)) void nnk__wino_at(int n, nnk__wv *restrict r, const nnk__wv *restrict m)
+{
+    if (n == 4) {
+        nnk__wv s01 = NNK__W_ADD(m[0], m[1]), s12 = NNK__W_SUB(m[1], m[2]);
+        r[0] = NNK__W_ADD(s01, m[2]);
+        r[1] = NNK__W_SUB(s12, m[3]);
+        return;
+    }
+    nnk__wv p12 = NNK__W_ADD(m[1], m[2]), q12 = NNK__W_SUB(m[1], m[2]), p34 = NNK__W_ADD(m[3], m[4]), q34 = NNK__W_SUB(m[3], m[4]);
+    nnk__wv p2 = NNK__W_MUL(2.0f, q34), p4 = NNK__W_MUL(4.0f, p34), p8 = NNK__W_MUL(8.0f, q34);
+    nnk__wv s0 = NNK__W_ADD(m[0], p12);
+    nnk__wv s3 = NNK__W_ADD(q12, p8);
+    r[0] = NNK__W_ADD(s0, p34);
+    r[1] = NNK__W_ADD(q12, p2);
+    r[2] = NNK__W_ADD(p12, p4);
+    r[3] = NNK__W_ADD(s3, m[5]);
+}
+
+/* V = Bᵀ d B for the 16 channels of one block, d the n×n input pixels from x (rows xr floats apart, pixels
+   NNK_CB), those past `rows` or `cols` zeros → v at v + xi * vs, xi = n i + j. */
+static inline __attribute__((always_inline)) void nnk__wino_in(int n, float *restrict v, long vs, const float *restrict x, long xr, int rows, int cols)
 {
     for (int l = 0; l < NNK_CB; l += NNK__WL) {
         nnk__wv t[6][6], d[6], r[6];
-        for (int j = 0; j < 6; j++) {
-            for (int i = 0; i < 6; i++)
+        for (int j = 0; j < n; j++) {
+            for (int i = 0; i < n; i++)
                 d[i] = i < rows && j < cols ? NNK__W_LD(x + i * xr + j * NNK_CB + l) : NNK__W_ZERO();
-            NNK__WINO_BT(r, d[0], d[1], d[2], d[3], d[4], d[5])
-            for (int i = 0; i < 6; i++)
+            nnk__wino_bt(n, r, d);
+            for (int i = 0; i < n; i++)
                 t[i][j] = r[i];
         }
-        for (int i = 0; i < 6; i++) {
-            NNK__WINO_BT(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5])
-            for (int j = 0; j < 6; j++)
-                NNK__W_ST(v + (long)(6 * i + j) * vs + l, r[j]);
+        for (int i = 0; i < n; i++) {
+            nnk__wino_bt(n, r, t[i]);
+            for (int j = 0; j < n; j++)
+                NNK__W_ST(v + (long)(n * i + j) * vs + l, r[j]);
         }
     }
 }
 
-/* The rows of Aᵀ applied to m0..m5, into r[0..3]: m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + 2(m3 - m4),
-   (m1 + m2) + 4(m3 + m4), (m1 - m2) + 8(m3 - m4) + m5. */
-#define NNK__WINO_AT(r, m0, m1, m2, m3, m4, m5)                                                                  \
-    {                                                                                                           \
-        nnk__wv p12 = NNK__W_ADD(m1, m2), q12 = NNK__W_SUB(m1, m2), p34 = NNK__W_ADD(m3, m4), q34 = NNK__W_SUB(m3, m4); \
-        nnk__wv p2 = NNK__W_MUL(2.0f, q34), p4 = NNK__W_MUL(4.0f, p34), p8 = NNK__W_MUL(8.0f, q34);              \
-        nnk__wv s0 = NNK__W_ADD(m0, p12);                                                                        \
-        nnk__wv s3 = NNK__W_ADD(q12, p8);                                                                        \
-        r[0] = NNK__W_ADD(s0, p34);                                                                             \
-        r[1] = NNK__W_ADD(q12, p2);                                                                             \
-        r[2] = NNK__W_ADD(p12, p4);                                                                             \
-        r[3] = NNK__W_ADD(s3, m5);                                                                              \
-    }
-
-/* Y = Aᵀ m A + bias for one block: m at m + xi * ms (16 floats each) → y[4][4][16]. */
-static inline void nnk__wino_out(float y[4][4][NNK_CB], const float *restrict m, long ms, const float bias[NNK_CB])
+/* Y = Aᵀ m A + bias for one block: m at m + xi * ms (16 floats each, xi = n i + j) → y[n-2][n-2][16]. */
+static inline __attribute__((always_inline)) void nnk__wino_out(int n, float y[4][4][NNK_CB], const float *restrict m, long ms, const float bias[NNK_CB])
 {
     for (int l = 0; l < NNK_CB; l += NNK__WL) {
-        nnk__wv t[4][6], r[4], b = NNK__W_LD(bias + l);
-        for (int j = 0; j < 6; j++) {
-            NNK__WINO_AT(r, NNK__W_LD(m + (0 * 6 + j) * ms + l), NNK__W_LD(m + (1 * 6 + j) * ms + l),
-                         NNK__W_LD(m + (2 * 6 + j) * ms + l), NNK__W_LD(m + (3 * 6 + j) * ms + l),
-                         NNK__W_LD(m + (4 * 6 + j) * ms + l), NNK__W_LD(m + (5 * 6 + j) * ms + l))
-            for (int i = 0; i < 4; i++)
+        nnk__wv t[4][6], c[6], r[4], b = NNK__W_LD(bias + l);
+        for (int j = 0; j < n; j++) {
+            for (int i = 0; i < n; i++)
+                c[i] = NNK__W_LD(m + (i * n + j) * ms + l);
+            nnk__wino_at(n, r, c);
+            for (int i = 0; i < n - 2; i++)
                 t[i][j] = r[i];
         }
-        for (int i = 0; i < 4; i++) {
-            NNK__WINO_AT(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5])
-            for (int j = 0; j < 4; j++) {
-                nnk__wv o = NNK__W_ADD(r[j], b);
-                NNK__W_ST(y[i][j] + l, o);
-            }
-        }
-    }
-}
-
-/* F(2×2, 3×3): V = Bᵀ d B for the 4×4 input pixels d of one block (rows of Bᵀ: d0 - d2, d1 + d2,
-   d2 - d1, d1 - d3), and Y = Aᵀ m A + bias (rows of Aᵀ: m0 + m1 + m2, m1 - m2 - m3). */
-#define NNK__WINO2_BT(r, d0, d1, d2, d3)                                                                        \
-    {                                                                                                           \
-        r[0] = NNK__W_SUB(d0, d2);                                                                              \
-        r[1] = NNK__W_ADD(d1, d2);                                                                              \
-        r[2] = NNK__W_SUB(d2, d1);                                                                              \
-        r[3] = NNK__W_SUB(d1, d3);                                                                              \
-    }
-static inline void nnk__wino2_in(float *restrict v, long vs, const float *restrict x, long xr, int rows, int cols)
-{
-    for (int l = 0; l < NNK_CB; l += NNK__WL) {
-        nnk__wv t[4][4], d[4], r[4];
-        for (int j = 0; j < 4; j++) {
-            for (int i = 0; i < 4; i++)
-                d[i] = i < rows && j < cols ? NNK__W_LD(x + i * xr + j * NNK_CB + l) : NNK__W_ZERO();
-            NNK__WINO2_BT(r, d[0], d[1], d[2], d[3])
-            for (int i = 0; i < 4; i++)
-                t[i][j] = r[i];
-        }
-        for (int i = 0; i < 4; i++) {
-            NNK__WINO2_BT(r, t[i][0], t[i][1], t[i][2], t[i][3])
-            for (int j = 0; j < 4; j++)
-                NNK__W_ST(v + (long)(4 * i + j) * vs + l, r[j]);
-        }
-    }
-}
-
-#define NNK__WINO2_AT(r, m0, m1, m2, m3)                                                                        \
-    {                                                                                                           \
-        nnk__wv s01 = NNK__W_ADD(m0, m1), s12 = NNK__W_SUB(m1, m2);                                             \
-        r[0] = NNK__W_ADD(s01, m2);                                                                             \
-        r[1] = NNK__W_SUB(s12, m3);                                                                             \
-    }
-static inline void nnk__wino2_out(float y[4][4][NNK_CB], const float *restrict m, long ms, const float bias[NNK_CB])
-{
-    for (int l = 0; l < NNK_CB; l += NNK__WL) {
-        nnk__wv t[2][4], r[2], b = NNK__W_LD(bias + l);
-        for (int j = 0; j < 4; j++) {
-            NNK__WINO2_AT(r, NNK__W_LD(m + (0 * 4 + j) * ms + l), NNK__W_LD(m + (1 * 4 + j) * ms + l),
-                          NNK__W_LD(m + (2 * 4 + j) * ms + l), NNK__W_LD(m + (3 * 4 + j) * ms + l))
-            t[0][j] = r[0];
-            t[1][j] = r[1];
-        }
-        for (int i = 0; i < 2; i++) {
-            NNK__WINO2_AT(r, t[i][0], t[i][1], t[i][2], t[i][3])
-            for (int j = 0; j < 2; j++) {
+        for (int i = 0; i < n - 2; i++) {
+            nnk__wino_at(n, r, t[i]);
+            for (int j = 0; j < n - 2; j++) {
                 nnk__wv o = NNK__W_ADD(r[j], b);
                 NNK__W_ST(y[i][j] + l, o);
             }
@@ -326,13 +273,21 @@ static inline void nnk__wino_store(float *restrict y, const float *restrict o, c
         }
 }
 
-/* F(m×m, 3×3), m = 4 or 2: nnk_conv2d_winograd_batch and nnk_conv2d_winograd2_batch. */
-static inline void nnk__winograd_batch(int m, float *restrict y, const float *restrict x, const float *restrict u,
-                                       const float *restrict b, const float *restrict res, int act1, int act2,
-                                       const nnk_conv_params *p, long N, long u0, long u1, float *restrict scratch)
+/* Units [u0, u1) of a batch of N images (nnk_winograd_units) of y = act2(act1(conv3x3(x, w) + b) + res) by
+   F(m×m, 3×3), m = 4 or 2: x blocked and padded ([C/16][H][W][16], p->H and p->W its padded plane, padding
+   0, stride 1), y and res blocked, u packed by nnk_pack_winograd for the same m; scratch holds
+   NNK_WINO_SCRATCH(p->C) floats. F(2×2, 3×3) does 16 products a tile of 2×2 pixels, 2.25× fewer
+   multiply-adds than direct against F(4×4, 3×3)'s 4×, from a transformed weight of 16/9 of the floats
+   instead of 4× and with about the direct convolution's rounding: for planes where the larger tiles would
+   be few (a 14×14 plane: 49 tiles of 2×2, 16 of 4×4). */
+static inline __attribute__((always_inline)) void nnk__winograd_batch(int m, float *restrict y, const float *restrict x,
+                                                                      const float *restrict u, const float *restrict b,
+                                                                      const float *restrict res, int act1, int act2,
+                                                                      const nnk_conv_params *p, long N, long u0, long u1,
+                                                                      float *restrict scratch)
 {
-    const int OB = p->O / NNK_CB, CBn = p->C / NNK_CB, TW = (p->OW + m - 1) / m, P = (m + 2) * (m + 2);
-    const long tiles = nnk__wino_tiles_of(p, m), all = N * tiles, clen = nnk__wino_chunk(all, p->C), chunks = (all + clen - 1) / clen;
+    const int OB = p->O / NNK_CB, CBn = p->C / NNK_CB, TW = (p->OW + m - 1) / m, n = m + 2, P = n * n;
+    const long tiles = nnk__wino_tiles(p, m), all = N * tiles, clen = nnk__wino_chunk(all, p->C), chunks = (all + clen - 1) / clen;
     /* V[cb][P][chunk][16] and M[group block][P][chunk][16] for the P = (m + 2)² positions: a transform writes
        (or reads) P runs of one block's region, which stays in L1 while the chunk's tiles fill it */
     const long vs = (long)NNK_WINO_CHUNK * NNK_CB, ms = vs;   /* floats between positions */
@@ -360,10 +315,7 @@ static inline void nnk__winograd_batch(int m, float *restrict y, const float *re
             for (long k = 0; k < nt; k++) {
                 const int h0 = at[k].h0, w0 = at[k].w0;
                 const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
-                if (m == 4)
-                    nnk__wino_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
-                else
-                    nnk__wino2_in(V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
+                nnk__wino_in(n, V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
             }
         /* the P products, for the unit's blocks of output channels */
         for (int xi = 0; xi < P; xi++) {
@@ -381,10 +333,7 @@ static inline void nnk__winograd_batch(int m, float *restrict y, const float *re
                 const int h0 = at[k].h0, w0 = at[k].w0;
                 int rows = p->OH - h0 < m ? p->OH - h0 : m, cols = p->OW - w0 < m ? p->OW - w0 : m;
                 float out[4][4][NNK_CB];
-                if (m == 4)
-                    nnk__wino_out(out, M + j * vb + k * NNK_CB, ms, bias);
-                else
-                    nnk__wino2_out(out, M + j * vb + k * NNK_CB, ms, bias);
+                nnk__wino_out(n, out, M + j * vb + k * NNK_CB, ms, bias);
                 for (int i = 0; i < rows; i++) {
                     long o = at[k].n * out_img + (long)ob * plane * NNK_CB + ((long)(h0 + i) * p->OW + w0) * NNK_CB;
                     nnk__wino_store(y + o, out[i][0], res ? res + o : NULL, cols, act1, act2);
@@ -393,26 +342,14 @@ static inline void nnk__winograd_batch(int m, float *restrict y, const float *re
         }
     }
 }
-
-/* Units [u0, u1) of a batch of N images (nnk_winograd_units) of y = act2(act1(conv3x3(x, w) + b) + res) by
-   F(4×4, 3×3): x blocked and padded ([C/16][H][W][16], p->H and p->W its padded plane, padding 0, stride
-   1), y and res blocked, u packed by nnk_pack_winograd; scratch holds NNK_WINO_SCRATCH(p->C) floats. */
-static inline void nnk_conv2d_winograd_batch(float *restrict y, const float *restrict x, const float *restrict u,
+static inline void nnk_conv2d_winograd_batch(int m, float *restrict y, const float *restrict x, const float *restrict u,
                                              const float *restrict b, const float *restrict res, int act1, int act2,
                                              const nnk_conv_params *p, long N, long u0, long u1, float *restrict scratch)
 {
-    nnk__winograd_batch(4, y, x, u, b, res, act1, act2, p, N, u0, u1, scratch);
-}
-
-/* The same by F(2×2, 3×3) (units nnk_winograd2_units, u packed by nnk_pack_winograd2): 16 products a tile
-   of 2×2 pixels, 2.25× fewer multiply-adds than direct, against F(4×4, 3×3)'s 4×, from a transformed weight
-   of 16/9 of the floats instead of 4× and with about the direct convolution's rounding: for planes where
-   the larger tiles would be few (a 14×14 plane: 49 tiles of 2×2, 16 of 4×4). */
-static inline void nnk_conv2d_winograd2_batch(float *restrict y, const float *restrict x, const float *restrict u,
-                                              const float *restrict b, const float *restrict res, int act1, int act2,
-                                              const nnk_conv_params *p, long N, long u0, long u1, float *restrict scratch)
-{
-    nnk__winograd_batch(2, y, x, u, b, res, act1, act2, p, N, u0, u1, scratch);
+    if (m == 4)   /* (each m its own copy, whose transforms' sizes are constants: F(4×4) 12 % faster than one for both) */
+        nnk__winograd_batch(4, y, x, u, b, res, act1, act2, p, N, u0, u1, scratch);
+    else
+        nnk__winograd_batch(2, y, x, u, b, res, act1, act2, p, N, u0, u1, scratch);
 }
 
 #endif

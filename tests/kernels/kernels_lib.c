@@ -36,14 +36,14 @@ void nnkt_layernorm(float *y, const float *x, const float *gamma, const float *b
 
 /* Every activation of nnk_acts.def (nnkt_relu, nnkt_gelu, ...), and their names by NNK_ACT_* number, so
    that the tests take the list from the runtime instead of repeating it. */
-#define ACT(ID, NAME, EXPR) \
+#define ACT(ID, NAME, ZMM, EXPR) \
     void nnkt_##NAME(float *y, const float *x, long n) { nnk_##NAME(y, x, n); }
 #include "nnk_acts.def"
 #undef ACT
 
 const char *const nnkt_act_names[NNK_ACT_COUNT + 1] = {
     [NNK_ACT_NONE] = "none",
-#define ACT(ID, NAME, EXPR) [NNK_ACT_##ID] = #NAME,
+#define ACT(ID, NAME, ZMM, EXPR) [NNK_ACT_##ID] = #NAME,
 #include "nnk_acts.def"
 #undef ACT
     [NNK_ACT_COUNT] = NULL,
@@ -315,8 +315,8 @@ void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b,
                        int C, int H, int W, int O, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW,
                        int G, int winograd, int parts)
 {
-    int plain = C % NNK_CB != 0;
-    int how = winograd == 2 ? NNK_PACK_WINOGRAD2 : winograd ? NNK_PACK_WINOGRAD : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
+    int plain = C % NNK_CB != 0, m = winograd == 2 ? 2 : winograd ? 4 : 0;   /* Winograd's F(m×m, 3×3) */
+    int how = m ? NNK_PACK_FOR_WINOGRAD(m) : plain ? NNK_PACK_PLAIN : NNK_PACK_BLOCKED;
     int Hp = (OH - 1) * SH + (KH - 1) * DH + 1, Wp = (OW - 1) * SW + (KW - 1) * DW + 1;
     long in = (long)C * H * W, pin = (long)C * Hp * Wp, out = (long)O * OH * OW, wn = (long)O * (C / G) * KH * KW;
     long packed = NNK_PACK_CONV_FLOATS(O, C / G, KH, KW, how);
@@ -339,13 +339,11 @@ void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b,
     nnk_pack_conv(wp, O, C / G, KH, KW, G, how, tmp);
     nnk_conv_params p = {.C = C, .H = Hp, .W = Wp, .O = O, .OH = OH, .OW = OW, .kh = KH, .kw = KW, .sh = SH, .sw = SW,
                          .dh = DH, .dw = DW, .groups = G};
-    long units = winograd == 2 ? nnk_winograd2_units(&p, N) : winograd ? nnk_winograd_units(&p, N) : nnk_conv_nchwc_batch_units(&p, N);
+    long units = m ? nnk_winograd_units(&p, N, m) : nnk_conv_nchwc_batch_units(&p, N);
     for (int part = 0; part < parts; part++) {
         long u0 = units * part / parts, u1 = units * (part + 1) / parts;
-        if (winograd == 2)
-            nnk_conv2d_winograd2_batch(yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
-        else if (winograd)
-            nnk_conv2d_winograd_batch(yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
+        if (m)
+            nnk_conv2d_winograd_batch(m, yb, xp, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1, scratch);
         else
             nnk_conv2d_nchwc_batch(yb, xp, plain, wp, b, res ? rb : NULL, act1, act2, &p, N, u0, u1);
     }
