@@ -149,8 +149,9 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
 
 /* Full unrolling of the small loops over a tile's rows and vectors, so that gcc at -O2 keeps the
    accumulators in registers (clang does so by itself). Not under AddressSanitizer, where unrolled code
-   only makes compiling slow. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+   only makes compiling slow, nor at -O0, where gcc 12 warns that it ignores the annotation of the AVX-512
+   tile's loops that stop at its rows. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && defined(__OPTIMIZE__)
 #define NNK__UNROLL _Pragma("GCC unroll 8")
 #else
 #define NNK__UNROLL

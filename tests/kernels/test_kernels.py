@@ -896,6 +896,16 @@ NCHWC_CONVS = [
     (3, 32, 7, 7, 80, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
     (1, 32, 9, 9, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
     (2, 64, 6, 5, 32, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 2),
+    # 7x7 output planes of 8 groups of blocks or more, whose runs AVX-512 computes two rows of 7 a tile where
+    # the blocks go in pairs: stride 2 (3x3 from 14x14, and 1x1 not flat); runs of 25 pixels (4 groups) that
+    # start and end within rows; input blocks in chunks, from the partial sums; groups of whole blocks; and
+    # 33 blocks (no pairs)
+    (1, 32, 14, 14, 512, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False),
+    (1, 32, 7, 7, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 16, 13, 14, 512, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), False),
+    (1, 208, 7, 7, 512, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    (1, 64, 7, 7, 512, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
+    (1, 32, 7, 7, 528, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
 ]
 
 
