@@ -40,7 +40,7 @@ static const char usage[] =
     "  --no-blocked-layout  keep every tensor plain NCHW (by default -O2 gives the convolutions\n"
     "                       channel-blocked activations, NCHW16c)\n"
     "  --no-winograd        compute 3x3 convolutions directly (by default -O2 runs those on blocked\n"
-    "                       planes by Winograd's F(4x4, 3x3), or F(2x2, 3x3) on 14x14 ones)\n"
+    "                       planes by Winograd's F(4x4, 3x3), or F(2x2, 3x3) on 14x14 and 7x7 ones)\n"
     "  --threads N          default thread count of the generated program (default 1)\n"
     "  --target NAME        the CPU the kernels are chosen for: native (default: this CPU), generic,\n"
     "                       x86-64-v3 (AVX2+FMA), x86-64-v4 (AVX-512), armv8-a; the C refuses (#error)\n"

@@ -17,8 +17,8 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet34_new allocates
    them; resnet34_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET34_ARENA_BYTES 4014080
-#define RESNET34_WEIGHT_BYTES 122518464
-#define RESNET34_SCRATCH_BYTES_PER_THREAD 1290240
+#define RESNET34_WEIGHT_BYTES 159218624
+#define RESNET34_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET34_STATE_BYTES 1800
 
 typedef struct resnet34 resnet34;

@@ -17,8 +17,8 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet50_new allocates
    them; resnet50_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET50_ARENA_BYTES 7225344
-#define RESNET50_WEIGHT_BYTES 118357440
-#define RESNET50_SCRATCH_BYTES_PER_THREAD 1290240
+#define RESNET50_WEIGHT_BYTES 133037504
+#define RESNET50_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET50_STATE_BYTES 1808
 
 typedef struct resnet50 resnet50;

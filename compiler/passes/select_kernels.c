@@ -79,14 +79,16 @@ enum { SPLIT_PIXELS_FROM = 512 };
    memory once a unit, the next product's prefetched) serves enough tiles of 4x4 pixels, counted over the
    batch, and where its tiles do not waste what it saves: 36 products a tile against 9 a pixel, at least 2x
    fewer (not on planes of 2x2 or 5x5 pixels). 49 tiles or more (a 25x25 plane, a batch of small ones).
-   Where the plane holds fewer, F(2x2, 3x3) does where it has 49 tiles of 2x2 (a 14x14 plane) and saves
+   Where the plane holds fewer, F(2x2, 3x3) does where it has 16 tiles of 2x2 (a 7x7 plane) and saves
    1.5x or more (16 products a tile): its weight is 16/9 of the direct one's, its rounding about the direct
    convolution's. ResNet-50's 14x14 layers on a Sapphire Rapids core, in the model: F(2x2) 0.87 ms, F(4x4)
-   1.1-1.2 (9.4 MB of transformed weight each, from memory), direct 1.4; its 7x7 layers of 512 channels
-   (16 tiles of 2x2, 17 MB of weight) 1.9 by F(2x2) against 1.8 direct. (F(4x4) on 16 tiles of 128
+   1.1-1.2 (9.4 MB of transformed weight each, from memory), direct 1.4. Its 7x7 layers of 512 channels
+   (16 tiles of 2x2, 17 MB of weight) took 1.9 by F(2x2) against 1.8 direct there, when each of a chunk's
+   8 groups of output blocks transformed its input again; transformed once for all, on a Zen 5 core:
+   1.0-1.1 against 1.25-1.3 direct (ResNet-18 13.6 → 12.6 ms, 1 thread). (F(4x4) on 16 tiles of 128
    channels took Wide ResNet-50-2's error at 64x64 against PyTorch from 5.4e-5 to 1.15e-4 of its largest
    output, past the 1e-4 nnc holds to; F(2x2) adds about 1e-6.) */
-enum { WINOGRAD_MIN_TILES = 49 };
+enum { WINOGRAD_MIN_TILES = 49, WINOGRAD2_MIN_TILES = 16 };
 
 /* The m of the F(m x m, 3x3) that a 3x3 stride-1 convolution to y runs by: 4, 2, or 0 (direct). */
 static int winograd_tile(const Tensor *y) {
@@ -95,7 +97,7 @@ static int winograd_tile(const Tensor *y) {
     int64_t tiles2 = y->dims[0] * ((y->dims[2] + 1) / 2) * ((y->dims[3] + 1) / 2);
     if (tiles4 >= WINOGRAD_MIN_TILES && 9 * pixels >= 2 * 36 * tiles4)
         return 4;
-    if (tiles2 >= WINOGRAD_MIN_TILES && 2 * 9 * pixels >= 3 * 16 * tiles2)
+    if (tiles2 >= WINOGRAD2_MIN_TILES && 2 * 9 * pixels >= 3 * 16 * tiles2)
         return 2;
     return 0;
 }
