@@ -107,7 +107,10 @@ static inline void nnk_avgpool2d_windows(float *restrict y, const float *restric
    NNK_MEAN_LANES partial sums (pixel i goes to sum i % NNK_MEAN_LANES, in order) added pairwise at the end.
    Independent sums keep the adds from waiting on each other. One body, two instances with WIDTH a constant
    (which gcc needs to vectorise it): nnk__plane_sums_1 for a plain plane, nnk__plane_sums_16 for a block of
-   the blocked layout, so that the plain and the blocked global pools give the same bits. */
+   the blocked layout, so that the plain and the blocked global pools give the same bits. With GNU C the
+   16-channel one keeps each partial sum in a vector of 16 floats (the same adds, lane by lane): clang 14
+   kept the 8 × 16 sums of the loop in memory, at 0.074 ms for ResNet-50's pool (2048 channels of 7×7)
+   against 0.005 by gcc and by the vectors (a Zen 5 core, warm). */
 enum { NNK_MEAN_LANES = 8 };
 
 #define NNK__PLANE_SUMS(WIDTH)                                                                              \
@@ -126,7 +129,28 @@ enum { NNK_MEAN_LANES = 8 };
             sums[c] = ((s[0][c] + s[1][c]) + (s[2][c] + s[3][c])) + ((s[4][c] + s[5][c]) + (s[6][c] + s[7][c])); \
     }
 NNK__PLANE_SUMS(1)
+#if defined(__GNUC__)
+typedef float nnk__sum16 __attribute__((vector_size(64)));
+static inline void nnk__plane_sums_16(float *restrict sums, const float *restrict x, long n)
+{
+    nnk__sum16 s[NNK_MEAN_LANES], v;
+    memset(s, 0, sizeof s);
+    long i = 0;
+    for (; i + NNK_MEAN_LANES <= n; i += NNK_MEAN_LANES)
+        for (int k = 0; k < NNK_MEAN_LANES; k++) {
+            memcpy(&v, x + (i + k) * 16, sizeof v);
+            s[k] += v;
+        }
+    for (int k = 0; k < NNK_MEAN_LANES && i + k < n; k++) {
+        memcpy(&v, x + (i + k) * 16, sizeof v);
+        s[k] += v;
+    }
+    v = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    memcpy(sums, &v, sizeof v);
+}
+#else
 NNK__PLANE_SUMS(16)
+#endif
 #undef NNK__PLANE_SUMS
 
 /* Planes [p0, p1) (of N·C) of y[N,C,OH,OW] = mean of x[N,C,H,W] over rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1
