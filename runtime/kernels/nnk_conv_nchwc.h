@@ -200,8 +200,8 @@ typedef struct {
 
 /* Asks for the lines of the residual that a tile of NW pixels × NB blocks reads after its products, before
    it starts them: they come from L3 or memory (a 56×56 plane's are 3.2 MB), and the tile's loads of them
-   would otherwise wait at its end, all at once. A warm 1×1 64→256 on 56×56 with
-   its residual, on a Zen 5 core: 0.70 → 0.49 ms (0.49 without a residual). */
+   would otherwise wait at its end, all at once. A warm 1×1 64→256 on 56×56 with its residual, on a Zen 5
+   core: 0.70 → 0.49 ms (0.49 without a residual). */
 static inline __attribute__((always_inline)) void nnk__conv_tile_prefetch(int NW, int NB, const nnk__conv_tile *t)
 {
     if (t->res)

@@ -54,10 +54,11 @@ static inline long nnk__wino_chunk(long all, int C)
 
 /* Units of a batch of N images by F(m×m, 3×3): chunks of tiles (nnk__wino_chunk), numbered across the batch
    (a chunk may hold the last tiles of one image and the first of the next), times groups of output blocks. */
+static inline long nnk__wino_groups(const nnk_conv_params *p) { return (p->O / NNK_CB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP; }
 static inline long nnk_winograd_units(const nnk_conv_params *p, long N, int m)
 {
     long all = N * nnk__wino_tiles(p, m), clen = nnk__wino_chunk(all, p->C);
-    return (all + clen - 1) / clen * ((p->O / NNK_CB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP);   /* chunks × groups */
+    return (all + clen - 1) / clen * nnk__wino_groups(p);   /* chunks × groups */
 }
 
 /* w[O][C][3][3] → u[n²][O/16][C/16][16 in][16 out] for F(m×m, 3×3), n = m + 2: u = G g Gᵀ for each (out,
@@ -300,7 +301,7 @@ static inline __attribute__((always_inline)) void nnk__winograd_batch(int m, flo
         .xp = NNK_CB, .xc = vb, .xh = 0, .xw = 0, .wb = (long)CBn * NNK_CB * NNK_CB, .yb = vb, .yp = NNK_CB, .cbs = CBn, .kh = 1, .kw = 1, .ic = NNK_CB,
     };
     const nnk__tiles tiles16 = nnk__tiles_for(t.xp);
-    const long groups = (OB + NNK_WINO_GROUP - 1) / NNK_WINO_GROUP;
+    const long groups = nnk__wino_groups(p);
     long have = -1;   /* the chunk whose transformed input V holds */
     for (long unit = u0; unit < u1; unit++) {
         /* the units chunk by chunk, each chunk's groups of output blocks in a row, so that the chunk's input is
@@ -316,13 +317,15 @@ static inline __attribute__((always_inline)) void nnk__winograd_batch(int m, flo
             at[k].n = (t0 + k) / tiles, at[k].h0 = (int)(tile / TW) * m, at[k].w0 = (int)(tile % TW) * m;
         }
         /* Bᵀ d B of every tile of the chunk, every input block (zeros past the padded plane) */
-        for (int cb = 0; cb < CBn && chunk != have; cb++)
-            for (long k = 0; k < nt; k++) {
-                const int h0 = at[k].h0, w0 = at[k].w0;
-                const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
-                nnk__wino_in(n, V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
-            }
-        have = chunk;
+        if (chunk != have) {
+            for (int cb = 0; cb < CBn; cb++)
+                for (long k = 0; k < nt; k++) {
+                    const int h0 = at[k].h0, w0 = at[k].w0;
+                    const float *xi = x + at[k].n * in_img + (((long)cb * p->H + h0) * p->W + w0) * NNK_CB;
+                    nnk__wino_in(n, V + cb * vb + k * NNK_CB, vs, xi, (long)p->W * NNK_CB, p->H - h0, p->W - w0);
+                }
+            have = chunk;
+        }
         /* the P products, for the unit's blocks of output channels */
         for (int xi = 0; xi < P; xi++) {
             t.pf = xi < P - 1 ? OB * t.wb : 0;   /* the next position's weights, as this one's are read */
