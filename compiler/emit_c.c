@@ -361,9 +361,11 @@ static void emit_prepare(Emitter *e, Buf *c) {
         }
         buf_puts(c, "};\n\n");
     }
-    int strips = 0, convs = 0;
-    for (int i = 0; i < e->packed.len; i++)
-        *(VEC_AT(e->packed, i, const Packed *)->nchwc ? &convs : &strips) += 1;
+    int strips = 0, convs = 0, windows = 0;
+    for (int i = 0; i < e->packed.len; i++) {
+        const Packed *p = e->packed.items[i];
+        *(p->taps[0] ? &windows : p->nchwc ? &convs : &strips) += 1;
+    }
     if (strips) {
         buf_puts(c, "/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */\n"
                     "static const nnrt_packing packings[] = {\n");
@@ -388,9 +390,25 @@ static void emit_prepare(Emitter *e, Buf *c) {
                     "static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
-            if (p->nchwc)
+            if (p->nchwc && !p->taps[0])
                 buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
                            (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc]);
+        }
+        buf_puts(c, "};\n\n");
+    }
+    if (windows) {
+        static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN"};
+        buf_puts(c, "/* Convolutions of which only a window of taps ever reads the input, the others only its zero padding\n"
+                    "   (nnk_pack_conv_taps packs the window, and turns the bias of a channel to NaN where a weight left out\n"
+                    "   is not finite): weight and bias offsets, output channels, input channels of a group, kernel height and\n"
+                    "   width, groups, how, and the window's first row and column, height and width. */\n"
+                    "static const struct { long at, bias; int O, C, kh, kw, groups, how, kh0, kw0, wkh, wkw; } conv_windows[] = {\n");
+        for (int i = 0; i < e->packed.len; i++) {
+            const Packed *p = e->packed.items[i];
+            if (p->taps[0])
+                buf_printf(c, "    {%s, %s, %lld, %lld, %lld, %lld, %d, %s, %d, %d, %d, %d},\n", woff(e, p->w), woff(e, p->bias), (long long)p->w->dims[0],
+                           (long long)p->w->dims[1], (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc], p->tap0[0],
+                           p->tap0[1], p->taps[0], p->taps[1]);
         }
         buf_puts(c, "};\n\n");
     }
@@ -409,14 +427,18 @@ static void emit_prepare(Emitter *e, Buf *c) {
     if (e->packed.len) {
         buf_printf(c, "    float *tmp = nnrt_alloc(%lld * sizeof(float));   /* the largest packed weight, from the runtime's heap */\n"
                       "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
-                      "%s%s"
+                      "%s%s%s"
                       "    nnrt_release(tmp);\n",
                    largest_packed(e),
                    strips ? "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
                             "        nnk_pack_weight(m->weights + packings[i].at, packings[i].rows, packings[i].cols, packings[i].width, tmp);\n" : "",
                    convs ? "    for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)\n"
                            "        nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,\n"
-                           "                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);\n" : "");
+                           "                      conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);\n" : "",
+                   windows ? "    for (size_t i = 0; i < sizeof conv_windows / sizeof *conv_windows; i++)\n"
+                             "        nnk_pack_conv_taps(m->weights + conv_windows[i].at, conv_windows[i].O, conv_windows[i].C, conv_windows[i].kh,\n"
+                             "                           conv_windows[i].kw, conv_windows[i].groups, conv_windows[i].how, conv_windows[i].kh0,\n"
+                             "                           conv_windows[i].kw0, conv_windows[i].wkh, conv_windows[i].wkw, m->weights + conv_windows[i].bias, tmp);\n" : "");
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }
@@ -440,6 +462,10 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
         if (op->kind == OPK_CONV2D && op->impl.family == IMPL_NCHWC) {
             const Tensor *w = op->in.items[1];
             e->slot_floats[w->id] = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], w->dims[2], w->dims[3], conv_pack_how(op));
+            if (op->impl.taps[0]) {   /* the weight as loaded, then its window packed (for groups within a block, 16 floats a tap) */
+                long long window = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], op->impl.taps[0], op->impl.taps[1], conv_pack_how(op));
+                e->slot_floats[w->id] = tensor_numel(w) > window ? tensor_numel(w) : window;
+            }
         }
     }
     for (int i = 0; i < g->weights.len; i++) {

@@ -133,6 +133,13 @@ static const char *gemm_scratch_for(Emitter *e, long long M, long long N, long l
 static const char *conv_params(const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
+    if (op->impl.taps[0])   /* the window of its taps that reads the input (select_kernels.c) */
+        return format("    static const nnk_conv_params shape = {.C = %lld, .H = %lld, .W = %lld, .O = %lld, .OH = %lld, .OW = %lld,\n"
+                      "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = 0, .pl = 0, .dh = %d, .dw = %d, .groups = %d};\n"
+                      "    /* taps %dx%d from (%d, %d) of the %dx%d kernel: the others read only the padding */\n",
+                      (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2],
+                      (long long)y->dims[3], op->impl.taps[0], op->impl.taps[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1],
+                      a->groups, op->impl.taps[0], op->impl.taps[1], op->impl.tap0[0], op->impl.tap0[1], a->kernel[0], a->kernel[1]);
     return format("    static const nnk_conv_params shape = {.C = %lld, .H = %lld, .W = %lld, .O = %lld, .OH = %lld, .OW = %lld,\n"
                   "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .dh = %d, .dw = %d, .groups = %d};\n",
                   (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2],
@@ -219,9 +226,15 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     p->w = w;
     p->nchwc = conv_pack_how(op);
     p->groups = op->a.groups;
+    if (op->impl.taps[0]) {
+        p->bias = op->in.items[2];
+        memcpy(p->tap0, op->impl.tap0, sizeof p->tap0);
+        memcpy(p->taps, op->impl.taps, sizeof p->taps);
+    }
     vec_push(&e->packed, p);
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
-                             .OW = (int)y->dims[3], .kh = op->a.kernel[0], .kw = op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
+                             .OW = (int)y->dims[3], .kh = op->impl.taps[0] ? op->impl.taps[0] : op->a.kernel[0],
+                             .kw = op->impl.taps[0] ? op->impl.taps[1] : op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = op->a.groups};
     int m = op->impl.winograd;
     long long units = m ? nnk_winograd_units(&shape, x->dims[0], m) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
@@ -246,7 +259,11 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
         buf_printf(&body, "%s   /* of %lld units: runs of up to %d pixels, %d output channels */\n", share("u0", "u1", units, 1), units,
                    NNK_CONV_RUN, NNK_CONV_GROUP * NNK_CB);
     buf_puts(&body, "    if (u0 == u1)\n        return;\n");
-    buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, a->in[0], %d, a->in[1], %s, &shape, %lld, u0, u1);\n", plain, conv_epilogue_args(op, "0"),
+    const char *x_at = "a->in[0]";   /* the window's first tap, in the padded plane */
+    if (op->impl.taps[0])
+        x_at = format("a->in[0] + %lld /* the window's first tap */", ((long long)op->impl.tap0[0] * op->a.dilation[0] * x->dims[3] + (long long)op->impl.tap0[1] * op->a.dilation[1]) *
+                                             (plain ? 1 : NNK_CB));
+    buf_printf(&body, "    nnk_conv2d_nchwc_batch(a->y, %s, %d, a->in[1], %s, &shape, %lld, u0, u1);\n", x_at, plain, conv_epilogue_args(op, "0"),
                (long long)x->dims[0]);
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);

@@ -343,6 +343,9 @@ typedef struct {
     bool pack_nchwc;         /* IMPL_NCHWC: the weight is rearranged once at load for its tiles (nnk_pack_conv_nchwc) */
     int winograd;            /* IMPL_NCHWC: 0, or by Winograd's F(m x m, 3x3), m = 4 or 2 (nnk_winograd.h); the packed
                                 weight is 4x or 16/9 as large */
+    int tap0[2], taps[2];    /* IMPL_NCHWC, taps[0] > 0: only the window of taps[0] x taps[1] taps from tap0 ever reads the
+                                input (the others read only its zero padding), and the layer runs as that window
+                                (nnk_pack_conv_taps) */
     int64_t scratch_floats;  /* arena memory the op needs while it runs (attention's Q|K|V) */
     int64_t thread_scratch;  /* floats each thread needs (packed blocks, a row of scores) */
 } Impl;

@@ -377,11 +377,12 @@ static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
 /* conv2d: [1, 256, 3, 3] -> [1, 512, 1, 1] */
 static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 256, .H = 3, .W = 3, .O = 512, .OH = 1, .OW = 1,
-                                         .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+                                         .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+    /* taps 2x2 from (1, 1) of the 3x3 kernel: the others read only the padding */
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0] + 64 /* the window's first tap */, 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* pad_plane: [1, 512, 1, 1] -> [1, 512, 3, 3] */
@@ -393,11 +394,12 @@ static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 3, 3] -> [1, 512, 1, 1] */
 static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 3, .W = 3, .O = 512, .OH = 1, .OW = 1,
-                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+    /* taps 1x1 from (1, 1) of the 3x3 kernel: the others read only the padding */
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0] + 64 /* the window's first tap */, 0, a->in[1], a->in[2], NULL, NNK_ACT_NONE, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 256, 2, 2], [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -413,21 +415,23 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 /* conv2d: [1, 512, 3, 3] -> [1, 512, 1, 1] */
 static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 3, .W = 3, .O = 512, .OH = 1, .OW = 1,
-                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+    /* taps 1x1 from (1, 1) of the 3x3 kernel: the others read only the padding */
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0] + 64 /* the window's first tap */, 0, a->in[1], a->in[2], NULL, NNK_ACT_RELU, NNK_ACT_NONE, &shape, 1, u0, u1);
 }
 
 /* conv2d: [1, 512, 3, 3], [1, 512, 1, 1] -> [1, 512, 1, 1] */
 static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
     static const nnk_conv_params shape = {.C = 512, .H = 3, .W = 3, .O = 512, .OH = 1, .OW = 1,
-                                         .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+                                         .kh = 1, .kw = 1, .sh = 1, .sw = 1, .pt = 0, .pl = 0, .dh = 1, .dw = 1, .groups = 1};
+    /* taps 1x1 from (1, 1) of the 3x3 kernel: the others read only the padding */
     long u0 = 8L * part / parts, u1 = 8L * (part + 1) / parts;   /* of 8 units: runs of up to 196 pixels, 64 output channels */
     if (u0 == u1)
         return;
-    nnk_conv2d_nchwc_batch(a->y, a->in[0], 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
+    nnk_conv2d_nchwc_batch(a->y, a->in[0] + 64 /* the window's first tap */, 0, a->in[1], a->in[2], a->in[3], NNK_ACT_NONE, NNK_ACT_RELU, &shape, 1, u0, u1);
 }
 
 /* adaptive_avgpool: [1, 512, 1, 1] -> [1, 512, 1, 1] */
@@ -907,11 +911,18 @@ static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] 
     {w_3_0_conv3_weight, 256, 128, 1, 1, 1, NNK_PACK_BLOCKED},
     {w_3_1_conv1_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
     {w_3_1_conv2_weight, 256, 256, 3, 3, 1, NNK_PACK_BLOCKED},
-    {w_4_0_conv1_weight, 512, 256, 3, 3, 1, NNK_PACK_BLOCKED},
-    {w_4_0_conv2_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
     {w_4_0_conv3_weight, 512, 256, 1, 1, 1, NNK_PACK_BLOCKED},
-    {w_4_1_conv1_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
-    {w_4_1_conv2_weight, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED},
+};
+
+/* Convolutions of which only a window of taps ever reads the input, the others only its zero padding
+   (nnk_pack_conv_taps packs the window, and turns the bias of a channel to NaN where a weight left out
+   is not finite): weight and bias offsets, output channels, input channels of a group, kernel height and
+   width, groups, how, and the window's first row and column, height and width. */
+static const struct { long at, bias; int O, C, kh, kw, groups, how, kh0, kw0, wkh, wkw; } conv_windows[] = {
+    {w_4_0_conv1_weight, w_4_0_conv1_bias, 512, 256, 3, 3, 1, NNK_PACK_BLOCKED, 1, 1, 2, 2},
+    {w_4_0_conv2_weight, w_4_0_conv2_bias, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED, 1, 1, 1, 1},
+    {w_4_1_conv1_weight, w_4_1_conv1_bias, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED, 1, 1, 1, 1},
+    {w_4_1_conv2_weight, w_4_1_conv2_bias, 512, 512, 3, 3, 1, NNK_PACK_BLOCKED, 1, 1, 1, 1},
 };
 
 /* Once after loading: 0 weight(s) derived, 17 batch norm(s) folded, 20 weight(s) packed. */
@@ -929,6 +940,10 @@ static int prepare(fashion_resnet18 *m) {
     for (size_t i = 0; i < sizeof conv_packings / sizeof *conv_packings; i++)
         nnk_pack_conv(m->weights + conv_packings[i].at, conv_packings[i].O, conv_packings[i].C, conv_packings[i].kh,
                       conv_packings[i].kw, conv_packings[i].groups, conv_packings[i].how, tmp);
+    for (size_t i = 0; i < sizeof conv_windows / sizeof *conv_windows; i++)
+        nnk_pack_conv_taps(m->weights + conv_windows[i].at, conv_windows[i].O, conv_windows[i].C, conv_windows[i].kh,
+                           conv_windows[i].kw, conv_windows[i].groups, conv_windows[i].how, conv_windows[i].kh0,
+                           conv_windows[i].kw0, conv_windows[i].wkh, conv_windows[i].wkw, m->weights + conv_windows[i].bias, tmp);
     nnrt_release(tmp);
     return 0;
 }

@@ -104,6 +104,45 @@ static int winograd_tile(const Tensor *y) {
 
 bool no_winograd;
 
+/* The window of a blocked conv2d's kernel whose taps ever read its input, when that is not the whole kernel:
+   its input is padded already (choose_layouts.c's pad_plane), and a tap that reads only the padding for
+   every output pixel multiplies zeros. A 3x3 layer on a batch of 1x1 planes (the Fashion-MNIST ResNet's last
+   stage) then does one tap of nine, a stride-2 one from 2x2 to 1x1 four. The layer's bias must be its own,
+   to turn an output channel to NaN where a weight left out is not finite (nnk_pack_conv_taps). */
+static void live_taps(const Op *op, Impl *impl) {
+    const Tensor *x = op->in.items[0], *y = op->out;
+    const Op *pad = x->producer;
+    const Attrs *a = &op->a;
+    if (!pad || pad->kind != OPK_PAD_PLANE || !a->has_bias)
+        return;
+    const Tensor *b = op->in.items[2], *src = pad->in.items[0];
+    if (b->kind != TK_WEIGHT || b->uses != 1)
+        return;
+    int first[2], last[2];
+    for (int d = 0; d < 2; d++) {
+        int64_t lo = pad->a.pad[d], hi = lo + src->dims[2 + d], n = y->dims[2 + d];
+        hi = hi < x->dims[2 + d] ? hi : x->dims[2 + d];
+        first[d] = -1, last[d] = -1;
+        for (int k = 0; k < a->kernel[d]; k++)
+            for (int64_t o = 0; o < n; o++) {
+                int64_t at = o * a->stride[d] + (int64_t)k * a->dilation[d];
+                if (at >= lo && at < hi) {
+                    first[d] = first[d] < 0 ? k : first[d];
+                    last[d] = k;
+                    break;
+                }
+            }
+        if (first[d] < 0)   /* (every tap in the padding: the output is the bias, which the whole kernel computes) */
+            return;
+    }
+    if (first[0] == 0 && first[1] == 0 && last[0] == a->kernel[0] - 1 && last[1] == a->kernel[1] - 1)
+        return;
+    for (int d = 0; d < 2; d++) {
+        impl->tap0[d] = first[d];
+        impl->taps[d] = last[d] - first[d] + 1;
+    }
+}
+
 /* Keys beyond this make a thread's row block of attention scores too large: one thread does it all. */
 enum { MHA_MAX_BLOCKED_KEYS = 65536 };
 
@@ -162,8 +201,9 @@ static Impl choose(const Graph *g, const Op *op) {
             impl.split = SPLIT_RUNS;
             impl.pack_nchwc = true;   /* (choose_layouts blocks only a conv2d whose weight nothing else reads) */
             const Attrs *a = &op->a;
+            live_taps(op, &impl);
             bool f43 = x->layout == LAYOUT_NCHW16C && a->groups == 1 && a->kernel[0] == 3 && a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
-                       a->dilation[0] == 1 && a->dilation[1] == 1;
+                       a->dilation[0] == 1 && a->dilation[1] == 1 && !impl.taps[0];
             if (f43 && !no_winograd) {
                 impl.winograd = winograd_tile(y);
                 if (impl.winograd)
@@ -288,6 +328,9 @@ const char *impl_text(const Op *op) {
         buf_printf(&b, ", packed %dx OI16i16o", (m->winograd + 2) * (m->winograd + 2));
     else if (m->pack_nchwc)
         buf_puts(&b, ", packed OIhw16i16o");
+    if (m->taps[0])
+        buf_printf(&b, ", taps %dx%d from (%d, %d) of %dx%d (the rest read only padding)", m->taps[0], m->taps[1], m->tap0[0], m->tap0[1],
+                   op->a.kernel[0], op->a.kernel[1]);
     if (m->split)
         buf_printf(&b, ", threads by %s", m->winograd ? "tiles"
                                           : m->split == SPLIT_RUNS && op->out->dims[0] > 1 && op->out->dims[3] <= NNK_CONV_IMAGES_MAX_W

@@ -117,6 +117,33 @@ static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW
         nnk_pack_conv_nchwc_in_place(w, O, C, KH, KW, groups, how == NNK_PACK_PLAIN, tmp);
 }
 
+/* The taps of a kernel that ever read the input, where the others read only its zero padding (a 3×3 layer on
+   a 1×1 plane: the centre alone): nnk_pack_conv of the window of kh × kw taps from (kh0, kw0) of each KH × KW
+   filter, for the direct tiles (how is NNK_PACK_BLOCKED or NNK_PACK_PLAIN), which then run as a kh × kw
+   convolution from the window's first input pixel. The taps left out multiply zeros, so the sums are those
+   of the whole kernel, but where one of their weights is not finite: 0 × ±inf and 0 × NaN are NaN, and so
+   is every output of that channel, which bias[o] = NaN makes them (bias: the layer's, already folded).
+   w holds O·C·KH·KW floats as loaded and has room for the window's packing (NNK_PACK_CONV_FLOATS); tmp holds
+   O·C·KH·KW. */
+static inline void nnk_pack_conv_taps(float *restrict w, int O, int C, int KH, int KW, int groups, int how, int kh0, int kw0,
+                                      int kh, int kw, float *restrict bias, float *restrict tmp)
+{
+    const long taps = (long)KH * KW;
+    memcpy(tmp, w, (size_t)O * (size_t)C * (size_t)taps * sizeof *tmp);
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++) {
+                    float v = tmp[((long)o * C + c) * taps + i * KW + j];
+                    int in = i >= kh0 && i < kh0 + kh && j >= kw0 && j < kw0 + kw;
+                    if (in)
+                        w[(((long)o * C + c) * kh + i - kh0) * kw + j - kw0] = v;
+                    else if (!isfinite(v))
+                        bias[o] = NAN;
+                }
+    nnk_pack_conv_nchwc_in_place(w, O, C, kh, kw, groups, how == NNK_PACK_PLAIN, tmp);
+}
+
 /* The transforms' vectors: WL floats of a block's 16 channels at a time, in the target's registers
    (zmm, ymm, a 4-float vector where the compiler has vector types, else one float). Each operation is a
    separate multiply, add or subtract, so that the AVX-512 and AVX2 paths compute the same bits (the

@@ -298,6 +298,46 @@ def check_fold(tmp):
     (fail if rc else ok)(name, first_lines(log))
 
 
+WINDOW_NET = """# run_embedded.py: a 3x3 layer on 1x1 planes, run as its centre tap (select_kernels.c's live_taps)
+model window(x: f32[3, 16, 1, 1]) {
+    return relu(conv2d(x, 32, kernel=3, pad=1) as conv)
+}
+"""
+
+
+def check_window(tmp):
+    """A layer run as a window of its taps, with its weights embedded (emit_embed.c packs the window in nnc)
+    against the same weights loaded from the file (prepare() packs it at load): the same bits, and the
+    channel whose weights left out hold an inf all NaN, as PyTorch's 0 x inf makes it."""
+    name = "x86 f32: a conv2d run as a window of its taps, embedded, equals the weights from the file (inf left out: NaN)"
+    net, weights = os.path.join(tmp, "window.net"), os.path.join(tmp, "window.safetensors")
+    with open(net, "w") as f:
+        f.write(WINDOW_NET)
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    w[5, 3, 0, 2] = np.inf   # a corner tap: it reads only the padding
+    safetensors.save_file({"conv.weight": w, "conv.bias": rng.standard_normal(32).astype(np.float32)}, weights)
+    outs = []
+    for tag, args in (("file", []), ("embedded", ["--weights", weights, "--embed-weights"])):
+        src, exe, out = (os.path.join(tmp, f"window_{tag}{ext}") for ext in (".c", "", ".npy"))
+        rc, log = run([NNC, net, "--main", "-o", src] + args)
+        if rc == 0:
+            rc, log = run(["gcc"] + WARN + ["-O2", "-march=native", "-I" + RUNTIME, src] + RUNTIME_C + ["-lm", "-lpthread", "-o", exe])
+        if rc == 0:
+            rc, log = run([exe, "--output", out] + ([] if args else ["--weights", weights]))
+        if rc:
+            fail(name, f"{tag}: {first_lines(log)}")
+            return
+        outs.append(np.load(out).reshape(3, 32))
+    nan = np.isnan(outs[0])
+    if outs[0].tobytes() != outs[1].tobytes():
+        fail(name, "the embedded build's output differs from the file's")
+    elif not nan[:, 5].all() or nan[:, np.arange(32) != 5].any():
+        fail(name, f"NaN in channels {sorted(set(np.flatnonzero(nan.any(0)).tolist()))}, expected channel 5 alone")
+    else:
+        ok(name, "3 x 32 outputs, channel 5 NaN")
+
+
 def main():
     keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
     if not os.path.exists(NNC):
@@ -314,7 +354,8 @@ def main():
     try:
         weights = os.path.join(tmp, "cifar_resnet20.safetensors")
         safetensors.save_file(export_torchvision.state_dict_to_numpy(model), weights)
-        run_parallel([functools.partial(check_half, tmp), functools.partial(check_fold, tmp)] + check_golden_half(tmp)
+        run_parallel([functools.partial(check_half, tmp), functools.partial(check_fold, tmp), functools.partial(check_window, tmp)]
+                     + check_golden_half(tmp)
                      + [functools.partial(check_resnet20, tmp, weights, ref, dtype, tools_missing) for dtype in DTYPES])
     finally:
         if not keep:

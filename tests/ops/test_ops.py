@@ -320,11 +320,38 @@ CONV_NCHWC = [
     # a layer whose weights for a unit exceed NNK_CONV_CHUNK_BYTES: input blocks in chunks (ResNet-50's last stage)
     ("input_chunks_7x7", (1, 256, 7, 7), 128, 3, 1, 1, 1, 1, True),
     ("input_chunks_stride2", (2, 192, 13, 12), 64, 3, 2, 1, 1, 1, False),
+    # a window of the kernel's taps where the others read only padding (select_kernels.c's live_taps): 2x2 of a
+    # stride-2 3x3 on plain input, one row of three on 1-pixel rows, 3 rows of 5 on a 2x3 plane, the centre of
+    # a dilated kernel
+    ("window_plain_to_1x1_stride2", (5, 3, 2, 2), 48, 3, 2, 1, 1, 1, True),
+    ("window_rows_only", (2, 16, 1, 6), 32, 3, 1, 1, 1, 1, True),
+    ("window_5x5_on_2x3", (3, 32, 2, 3), 16, 5, 1, 2, 1, 1, True),
+    ("window_dilated", (2, 16, 2, 2), 16, 3, 1, 2, 2, 1, True),
 ]
 for (n, shape, out, k, s, p, d, g, b) in CONV_NCHWC:
     case("nchwc/" + n, dict(x=shape), conv_src(out, k, s, p, d, g, b),
          lambda W, x, out=out, k=k, s=s, p=p, d=d, g=g, b=b:
          ref_conv(W, "conv", x, out, k, s, p, d, g, b))
+
+
+
+def ref_window_nonfinite(W, x):
+    """A 3x3 layer on 1x1 planes, run as its centre tap, with an inf and a NaN among the taps left out: PyTorch
+    multiplies them by the padding's zeros, which makes every output of those two channels NaN."""
+    m = W.mod("conv", nn.Conv2d(16, 32, 3, padding=1))
+    with torch.no_grad():
+        m.weight[3, 5, 0, 0] = float("inf")
+        m.weight[7, 2, 2, 1] = float("nan")
+    W.tensors["conv.weight"][3, 5, 0, 0] = np.inf
+    W.tensors["conv.weight"][7, 2, 2, 1] = np.nan
+    return torch.relu(m(x))
+
+
+case("nchwc/window_nonfinite_weights", dict(x=(3, 16, 1, 1)), "return relu(conv2d(x, 32, kernel=3, pad=1) as conv)",
+     ref_window_nonfinite)
+case("nchwc/window_folded_bias", dict(x=(4, 16, 1, 1)),
+     "return relu(batchnorm(conv2d(x, 32, kernel=3, pad=1, bias=false) as conv) as bn)",
+     lambda W, x: torch.relu(W.mod("bn", nn.BatchNorm2d(32))(ref_conv(W, "conv", x, 32, 3, 1, 1, bias=False))))
 
 case("nchwc/bottleneck_pool", dict(x=(2, 3, 24, 22)), """
 s = relu(conv2d(x, 32, kernel=3, stride=2, pad=1) as stem)
