@@ -361,10 +361,10 @@ static void emit_prepare(Emitter *e, Buf *c) {
         }
         buf_puts(c, "};\n\n");
     }
-    int strips = 0, convs = 0, windows = 0;
+    int strips = 0, convs = 0, windows = 0, panels = 0;
     for (int i = 0; i < e->packed.len; i++) {
         const Packed *p = e->packed.items[i];
-        *(p->taps[0] ? &windows : p->nchwc ? &convs : &strips) += 1;
+        *(p->gemv ? &panels : p->taps[0] ? &windows : p->nchwc ? &convs : &strips) += 1;
     }
     if (strips) {
         buf_puts(c, "/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */\n"
@@ -372,7 +372,7 @@ static void emit_prepare(Emitter *e, Buf *c) {
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             long long rows = p->w->dims[0];
-            if (p->nchwc)
+            if (p->nchwc || p->gemv)
                 continue;
             if (p->width != NNK_MR && p->width != NNK_NR)
                 internal_error(NULL, "a weight packed %d wide, which is neither NNK_MR nor NNK_NR", p->width);
@@ -393,6 +393,17 @@ static void emit_prepare(Emitter *e, Buf *c) {
             if (p->nchwc && !p->taps[0])
                 buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
                            (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc]);
+        }
+        buf_puts(c, "};\n\n");
+    }
+    if (panels) {
+        buf_printf(c, "/* Weights of linear layers of a few rows rearranged into panels of %d features (nnk_pack_gemv): offset,\n"
+                      "   features, inputs. */\n"
+                      "static const struct { long at; int O; long K; } gemv_packings[] = {\n", NNK_GEMV_W);
+        for (int i = 0; i < e->packed.len; i++) {
+            const Packed *p = e->packed.items[i];
+            if (p->gemv)
+                buf_printf(c, "    {%s, %lld, %lld},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)(tensor_numel(p->w) / p->w->dims[0]));
         }
         buf_puts(c, "};\n\n");
     }
@@ -427,7 +438,7 @@ static void emit_prepare(Emitter *e, Buf *c) {
     if (e->packed.len) {
         buf_printf(c, "    float *tmp = nnrt_alloc(%lld * sizeof(float));   /* the largest packed weight, from the runtime's heap */\n"
                       "    if (!tmp) {\n        nnrt_seterr(&m->error, \"out of memory packing the weights\");\n        return -1;\n    }\n"
-                      "%s%s%s"
+                      "%s%s%s%s"
                       "    nnrt_release(tmp);\n",
                    largest_packed(e),
                    strips ? "    for (size_t i = 0; i < sizeof packings / sizeof *packings; i++)\n"
@@ -438,7 +449,9 @@ static void emit_prepare(Emitter *e, Buf *c) {
                    windows ? "    for (size_t i = 0; i < sizeof conv_windows / sizeof *conv_windows; i++)\n"
                              "        nnk_pack_conv_taps(m->weights + conv_windows[i].at, conv_windows[i].O, conv_windows[i].C, conv_windows[i].kh,\n"
                              "                           conv_windows[i].kw, conv_windows[i].groups, conv_windows[i].how, conv_windows[i].kh0,\n"
-                             "                           conv_windows[i].kw0, conv_windows[i].wkh, conv_windows[i].wkw, m->weights + conv_windows[i].bias, tmp);\n" : "");
+                             "                           conv_windows[i].kw0, conv_windows[i].wkh, conv_windows[i].wkw, m->weights + conv_windows[i].bias, tmp);\n" : "",
+                   panels ? "    for (size_t i = 0; i < sizeof gemv_packings / sizeof *gemv_packings; i++)\n"
+                            "        nnk_pack_gemv(m->weights + gemv_packings[i].at, gemv_packings[i].O, gemv_packings[i].K, tmp);\n" : "");
     }
     buf_puts(c, "    return 0;\n}\n\n");
 }
@@ -466,6 +479,13 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                 long long window = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], op->impl.taps[0], op->impl.taps[1], conv_pack_how(op));
                 e->slot_floats[w->id] = tensor_numel(w) > window ? tensor_numel(w) : window;
             }
+        }
+    }
+    for (int i = 0; i < g->ops.len; i++) {   /* the linear weights nnk_pack_gemv rearranges into whole panels */
+        const Op *op = g->ops.items[i];
+        if (op->kind == OPK_LINEAR && op->impl.pack_gemv) {
+            const Tensor *w = op->in.items[1];
+            e->slot_floats[w->id] = NNK_GEMV_FLOATS(w->dims[0], tensor_numel(w) / w->dims[0]);
         }
     }
     for (int i = 0; i < g->weights.len; i++) {

@@ -63,6 +63,7 @@ typedef struct {
     int width;               /* strips of this width (nnk_pack_weight), or 0: */
     int nchwc;               /* a conv2d weight for the blocked tiles (nnk_pack_conv): NNK_PACK_BLOCKED, _PLAIN, _WINOGRAD */
     int groups;              /* ...of the conv2d */
+    bool gemv;               /* a linear weight in panels for nnk_linear_gemv (nnk_pack_gemv) */
     const Tensor *bias;      /* a conv2d run as a window of its taps (Impl.taps): its bias, for nnk_pack_conv_taps */
     int tap0[2], taps[2];    /* ...and the window */
 } Packed;

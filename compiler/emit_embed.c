@@ -62,7 +62,9 @@ bool emit_embedded(Emitter *e, Buf *c) {
     float *tmp = xcalloc((size_t)largest_packed(e) + 1, sizeof *tmp);
     for (int i = 0; i < e->packed.len; i++) {
         const Packed *p = e->packed.items[i];
-        if (p->taps[0])
+        if (p->gemv)
+            nnk_pack_gemv(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], tmp);
+        else if (p->taps[0])
             nnk_pack_conv_taps(w + e->weight_at[p->w->id], (int)p->w->dims[0], (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3],
                                p->groups, p->nchwc, p->tap0[0], p->tap0[1], p->taps[0], p->taps[1], w + e->weight_at[p->bias->id], tmp);
         else if (p->nchwc)

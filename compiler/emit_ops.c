@@ -390,11 +390,26 @@ static void emit_linear(Emitter *e, const Op *op) {
     if (op->impl.family == IMPL_DOT) {
         const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
         const char *y_at = affine(O, m, 1, "o0");
-        buf_printf(&body, "%s\n", share("o0", "o1", O, 1));
-        buf_puts(&body, "    if (o0 == o1)\n        return;\n");
-        /* all rows in one call, which reads the weight once for them */
-        buf_printf(&body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
-                   at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
+        if (op->impl.pack_gemv) {   /* whole panels of the weight a part, the last one's features up to O */
+            Packed *p = xcalloc(1, sizeof *p);
+            p->w = op->in.items[1];
+            p->gemv = true;
+            vec_push(&e->packed, p);
+            long long panels = (O + NNK_GEMV_W - 1) / NNK_GEMV_W;
+            buf_printf(&body, "    long o0 = %dL * (%lldL * part / parts), o1 = %dL * (%lldL * (part + 1) / parts);   /* panels of %d features */\n",
+                       NNK_GEMV_W, panels, NNK_GEMV_W, panels, NNK_GEMV_W);
+            if (O % NNK_GEMV_W)
+                buf_printf(&body, "    o1 = o1 < %lld ? o1 : %lld;\n", O, O);
+            buf_puts(&body, "    if (o0 == o1)\n        return;\n");
+            buf_printf(&body, "    nnk_linear_gemv(a->y, %lld, a->in[0], a->in[1], %s, %lld, %lld, (int)o0, (int)o1);\n", O,
+                       a->has_bias ? "a->in[2]" : "NULL", M, K);
+        } else {
+            buf_printf(&body, "%s\n", share("o0", "o1", O, 1));
+            buf_puts(&body, "    if (o0 == o1)\n        return;\n");
+            /* all rows in one call, which reads the weight once for them */
+            buf_printf(&body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
+                       at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
+        }
         const char *ep = epilogue(op, ind, y_at, "o1 - o0");
         if (M > 1 && *ep)
             buf_printf(&body, "    for (long m = 0; m < %lld; m++)\n%s", M, ep);

@@ -326,7 +326,7 @@ typedef enum {
     IMPL_DIRECT,     /* depthwise conv2d of more taps than nnk_dwconv.h takes: the direct loop nest, threads by groups */
     IMPL_DWCONV,     /* conv2d, depthwise or few channels a group: nnk_dwconv.h's vectorised rows, threads by channels */
     IMPL_GEMM,       /* the blocked product of nnk_gemm.h on a micro-kernel */
-    IMPL_DOT,        /* linear with fewer rows than the tile: one dot product per output */
+    IMPL_DOT,        /* linear with fewer rows than the tile: one sum over the row per output (nnk_gemv.h) */
     IMPL_BLOCKED,    /* attention: blocked products and a laned softmax, in stages on the threads */
     IMPL_SERIAL,     /* attention with too many keys for a thread's scratch: one thread */
     IMPL_NCHWC,      /* conv2d on channel-blocked activations: the direct tiles of nnk_conv_nchwc.h */
@@ -341,6 +341,8 @@ typedef struct {
     int pack_width;          /* >0: the weights are rearranged once at load into strips of this width,
                                 and the threads split them at strip edges */
     bool pack_nchwc;         /* IMPL_NCHWC: the weight is rearranged once at load for its tiles (nnk_pack_conv_nchwc) */
+    bool pack_gemv;          /* IMPL_DOT: the weight is rearranged once at load into panels of NNK_GEMV_W features
+                                (nnk_pack_gemv), and the threads split it at panel edges */
     int winograd;            /* IMPL_NCHWC: 0, or by Winograd's F(m x m, 3x3), m = 4 or 2 (nnk_winograd.h); the packed
                                 weight is 4x or 16/9 as large */
     int tap0[2], taps[2];    /* IMPL_NCHWC, taps[0] > 0: only the window of taps[0] x taps[1] taps from tap0 ever reads the

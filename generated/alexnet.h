@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). alexnet_new allocates
    them; alexnet_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define ALEXNET_ARENA_BYTES 1392768
-#define ALEXNET_WEIGHT_BYTES 251055296
+#define ALEXNET_WEIGHT_BYTES 251448512
 #define ALEXNET_SCRATCH_BYTES_PER_THREAD 1806336
 #define ALEXNET_STATE_BYTES 1368
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). convnext_tiny_new allocates
    them; convnext_tiny_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define CONVNEXT_TINY_ARENA_BYTES 7225344
-#define CONVNEXT_TINY_WEIGHT_BYTES 114356544
+#define CONVNEXT_TINY_WEIGHT_BYTES 114430272
 #define CONVNEXT_TINY_SCRATCH_BYTES_PER_THREAD 491520
 #define CONVNEXT_TINY_STATE_BYTES 2552
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). densenet121_new allocates
    them; densenet121_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define DENSENET121_ARENA_BYTES 8830976
-#define DENSENET121_WEIGHT_BYTES 44830144
+#define DENSENET121_WEIGHT_BYTES 44928448
 #define DENSENET121_SCRATCH_BYTES_PER_THREAD 774144
 #define DENSENET121_STATE_BYTES 4192
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). regnet_x_400mf_new allocates
    them; regnet_x_400mf_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define REGNET_X_400MF_ARENA_BYTES 4845696
-#define REGNET_X_400MF_WEIGHT_BYTES 22211072
+#define REGNET_X_400MF_WEIGHT_BYTES 22249472
 #define REGNET_X_400MF_SCRATCH_BYTES_PER_THREAD 0
 #define REGNET_X_400MF_STATE_BYTES 1992
 

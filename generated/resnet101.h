@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet101_new allocates
    them; resnet101_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET101_ARENA_BYTES 7225344
-#define RESNET101_WEIGHT_BYTES 240514496
+#define RESNET101_WEIGHT_BYTES 240711104
 #define RESNET101_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET101_STATE_BYTES 2352
 

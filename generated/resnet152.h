@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet152_new allocates
    them; resnet152_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET152_ARENA_BYTES 7225344
-#define RESNET152_WEIGHT_BYTES 334298560
+#define RESNET152_WEIGHT_BYTES 334495168
 #define RESNET152_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET152_STATE_BYTES 2896
 

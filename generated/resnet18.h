@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet18_new allocates
    them; resnet18_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET18_ARENA_BYTES 4014080
-#define RESNET18_WEIGHT_BYTES 81418688
+#define RESNET18_WEIGHT_BYTES 81467840
 #define RESNET18_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET18_STATE_BYTES 1544
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet34_new allocates
    them; resnet34_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET34_ARENA_BYTES 4014080
-#define RESNET34_WEIGHT_BYTES 159218624
+#define RESNET34_WEIGHT_BYTES 159267776
 #define RESNET34_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET34_STATE_BYTES 1800
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). resnet50_new allocates
    them; resnet50_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define RESNET50_ARENA_BYTES 7225344
-#define RESNET50_WEIGHT_BYTES 133037504
+#define RESNET50_WEIGHT_BYTES 133234112
 #define RESNET50_SCRATCH_BYTES_PER_THREAD 2322432
 #define RESNET50_STATE_BYTES 1808
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). shufflenet_v2_x1_0_new allocates
    them; shufflenet_v2_x1_0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SHUFFLENET_V2_X1_0_ARENA_BYTES 1505280
-#define SHUFFLENET_V2_X1_0_WEIGHT_BYTES 9222976
+#define SHUFFLENET_V2_X1_0_WEIGHT_BYTES 9321280
 #define SHUFFLENET_V2_X1_0_SCRATCH_BYTES_PER_THREAD 252416
 #define SHUFFLENET_V2_X1_0_STATE_BYTES 2416
 

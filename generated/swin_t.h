@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). swin_t_new allocates
    them; swin_t_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SWIN_T_ARENA_BYTES 8429696
-#define SWIN_T_WEIGHT_BYTES 113269696
+#define SWIN_T_WEIGHT_BYTES 113343424
 #define SWIN_T_SCRATCH_BYTES_PER_THREAD 607232
 #define SWIN_T_STATE_BYTES 5272
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). swin_v2_t_new allocates
    them; swin_v2_t_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define SWIN_V2_T_ARENA_BYTES 14156160
-#define SWIN_V2_T_WEIGHT_BYTES 113625536
+#define SWIN_V2_T_WEIGHT_BYTES 113699264
 #define SWIN_V2_T_SCRATCH_BYTES_PER_THREAD 622592
 #define SWIN_V2_T_STATE_BYTES 7480
 

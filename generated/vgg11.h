@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). vgg11_new allocates
    them; vgg11_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VGG11_ARENA_BYTES 16056320
-#define VGG11_WEIGHT_BYTES 600102336
+#define VGG11_WEIGHT_BYTES 600495552
 #define VGG11_SCRATCH_BYTES_PER_THREAD 2322432
 #define VGG11_STATE_BYTES 1432
 

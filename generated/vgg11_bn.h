@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). vgg11_bn_new allocates
    them; vgg11_bn_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VGG11_BN_ARENA_BYTES 16056320
-#define VGG11_BN_WEIGHT_BYTES 600146368
+#define VGG11_BN_WEIGHT_BYTES 600539584
 #define VGG11_BN_SCRATCH_BYTES_PER_THREAD 2322432
 #define VGG11_BN_STATE_BYTES 1432
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). vit_b_16_new allocates
    them; vit_b_16_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VIT_B_16_ARENA_BYTES 3631936
-#define VIT_B_16_WEIGHT_BYTES 346270656
+#define VIT_B_16_WEIGHT_BYTES 346344384
 #define VIT_B_16_SCRATCH_BYTES_PER_THREAD 758784
 #define VIT_B_16_STATE_BYTES 1880
 

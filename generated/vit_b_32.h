@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). vit_b_32_new allocates
    them; vit_b_32_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VIT_B_32_ARENA_BYTES 921856
-#define VIT_B_32_WEIGHT_BYTES 352896960
+#define VIT_B_32_WEIGHT_BYTES 352970688
 #define VIT_B_32_SCRATCH_BYTES_PER_THREAD 608256
 #define VIT_B_32_STATE_BYTES 1880
 

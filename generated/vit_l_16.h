@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). vit_l_16_new allocates
    them; vit_l_16_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define VIT_L_16_ARENA_BYTES 4842304
-#define VIT_L_16_WEIGHT_BYTES 1217306560
+#define VIT_L_16_WEIGHT_BYTES 1217404864
 #define VIT_L_16_SCRATCH_BYTES_PER_THREAD 758784
 #define VIT_L_16_STATE_BYTES 2456
 

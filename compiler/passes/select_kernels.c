@@ -233,6 +233,7 @@ static Impl choose(const Graph *g, const Op *op) {
         impl.split = SPLIT_FEATURES;
         if (M < uk->mr) {   /* a classifier at batch 1: the tile would be mostly empty */
             impl.family = IMPL_DOT;
+            impl.pack_gemv = packable(op->in.items[1], 1, 1);
             break;
         }
         impl.family = IMPL_GEMM;
@@ -324,6 +325,8 @@ const char *impl_text(const Op *op) {
         buf_printf(&b, " %s", m->uk->name);
     if (m->pack_width)
         buf_printf(&b, ", packed %d", m->pack_width);
+    if (m->pack_gemv)
+        buf_printf(&b, ", packed in panels of %d", NNK_GEMV_W);
     if (m->winograd)
         buf_printf(&b, ", packed %dx OI16i16o", (m->winograd + 2) * (m->winograd + 2));
     else if (m->pack_nchwc)

@@ -13,6 +13,7 @@
  *   nnk_pool.h         maxpool2d avgpool2d adaptive_avgpool2d
  *   nnk_matmul.h       linear matmul
  *   nnk_gemm.h         blocked matrix product: conv2d (groups 1) and linear, with fused epilogues
+ *   nnk_gemv.h         linear of a few rows (a classifier at batch 1) from a weight in panels
  *   nnk_dwconv.h       depthwise conv2d (vectorised rows) and grouped conv2d (a product per group)
  *   nnk_layout.h       pad copy_axis slice broadcast transpose
  *   nnk_attention.h    sdpa mha
@@ -39,6 +40,7 @@
 #include "nnk_attention.h"
 #include "nnk_conv_nchwc.h"
 #include "nnk_winograd.h"
+#include "nnk_gemv.h"
 #include "nnk_tensor.h"
 #include "nnk_half.h"
 

@@ -213,6 +213,22 @@ void nnkt_linear_gemm(float *y, const float *x, float *w, int w_packed, const fl
     free(scratch);
 }
 
+/* nn.Linear of M rows by nnk_linear_gemv, for the features [o0, o1) (o0 a multiple of NNK_GEMV_W; o1 one
+   too, or O) of a weight packed into panels here, into y[M, O]; then the same by nnk_linear_gemm (unpacked
+   weight, the whole of O) into y2, whose sums nnk_linear_gemv must give to the bit. */
+void nnkt_linear_gemv(float *y, float *y2, const float *x, const float *w, const float *b, int M, int K, int O, int o0, int o1)
+{
+    float *wp = malloc((size_t)(NNK_GEMV_FLOATS(O, K) + (long)O * K + NNK_GEMM_SCRATCH) * sizeof *wp);
+    if (!wp)
+        abort();
+    float *tmp = wp + NNK_GEMV_FLOATS(O, K), *scratch = tmp + (long)O * K;
+    memcpy(wp, w, (size_t)O * K * sizeof *wp);
+    nnk_pack_gemv(wp, O, K, tmp);
+    nnk_linear_gemv(y, O, x, wp, b, M, K, o0, o1);
+    nnk_linear_gemm(y2, O, x, w, 0, O, 0, b, NULL, NNK_ACT_NONE, NNK_ACT_NONE, M, K, O, scratch);
+    free(wp);
+}
+
 /* Which path of nnk_dwconv.h this build took (the suite checks it against the ISA path of nnk_gemm.h). */
 const char *nnkt_dwconv_path(void)
 {

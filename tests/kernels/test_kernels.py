@@ -57,6 +57,7 @@ SIGNATURES = {
     "conv2d_gemm": "pppip" + "pii" + "i" * 15,
     "conv2d_gemm_batch": "pppip" + "pii" + "i" * 15,
     "linear_gemm": "pppipp" + "i" * 7,
+    "linear_gemv": "ppppp" + "i" * 5,
     "batchnorm": "ppppppiilf",
     "layernorm": "pppplif",
     "relu": "ppl", "gelu": "ppl", "gelu_tanh": "ppl", "sigmoid": "ppl", "tanh": "ppl", "silu": "ppl",
@@ -974,6 +975,27 @@ def linear_gemm_cases():
             " %d" % act2 if residual else ""), run, 1e-4 if K > 100 else 1e-5
 
 
+def linear_gemv_cases():
+    # (M, K, O, [o0, o1) of the output features computed, bias): a classifier at batch 1 (ResNet-50's, a part
+    # of it as a thread computes it), fewer features than a panel, a last panel part full, several rows, K of 1
+    for (M, K, O, o0, o1, bias) in [(1, 2048, 1000, 0, 1000, True), (1, 2048, 1000, 512, 1000, True), (1, 768, 10, 0, 10, True),
+                                    (3, 100, 130, 64, 130, False), (7, 33, 64, 0, 64, True), (2, 1, 65, 0, 65, True)]:
+        def run(M=M, K=K, O=O, o0=o0, o1=o1, bias=bias):
+            x, w = randn(M, K), randn(O, K)
+            b = randn(O) if bias else None
+            y, y2 = out((M, O)), out((M, O))
+            call("linear_gemv", y, y2, arr(x), arr(w), arr(b) if bias else None, M, K, O, o0, o1)
+            if not np.array_equal(y[:, o0:o1], y2[:, o0:o1]):
+                raise AssertionError("not the bits of nnk_linear_gemm")
+            if not np.isnan(y[:, :o0]).all() or not np.isnan(y[:, o1:]).all():
+                raise AssertionError("wrote outside [o0, o1)")
+            ref = np.full((M, O), np.nan, dtype=np.float32)
+            ref[:, o0:o1] = F.linear(x, w, b)[:, o0:o1].numpy()
+            return y, torch.from_numpy(ref)
+        yield "linear_gemv M %d K %d O %d [%d, %d)%s (nnk_linear_gemm's bits)" % (M, K, O, o0, o1, "" if bias else " no bias"), run, \
+            1e-4 if K > 100 else 1e-5
+
+
 # (N, C, H, W, kernel, stride, pad (top, left, bottom, right)); symmetric pads use nn.MaxPool2d/AvgPool2d's own
 # padding, asymmetric ones go through F.pad first.
 POOLS = [
@@ -1117,7 +1139,7 @@ def mha_cases():
 
 
 SUITES = [unary_cases, scalar_cases, binary_cases, broadcast_cases, transpose_cases, pad_cases, concat_cases,
-          slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases,
+          slice_cases, softmax_cases, batchnorm_cases, layernorm_cases, linear_cases, linear_gemm_cases, linear_gemv_cases,
           matmul_cases, conv_cases, conv_gemm_cases, conv_batch_cases, dwconv_cases, group_conv_cases, nchwc_cases,
           pool_cases, sdpa_cases, mha_cases]
 
