@@ -2,19 +2,26 @@
  *
  * A forward pass runs many short parallel loops, one after another, so threads are created once, and
  * between loops they poll rather than sleep (a sleeping thread takes tens of microseconds to wake on a
- * virtual machine, a few times per layer). The protocol is a generation counter:
- *   - run publishes (fn, arg, ntasks), resets the task counter, sets every worker busy and bumps the
- *     generation (a release); then the caller itself takes tasks;
- *   - each worker that sees a new generation takes tasks from a shared atomic counter until they run
- *     out, then checks in by decrementing busy_workers (acquire-release);
- *   - run returns only when every worker has checked in, so no worker can still be looking at this
- *     generation's fn or counter when the next run overwrites them.
+ * virtual machine, a few times per layer). The protocol:
+ *   - run publishes (fn, arg), then the task word: the task count and the next task, 0, in one atomic_uint
+ *     (a release), and bumps the generation, which tells idle workers to look; then the caller itself
+ *     takes tasks;
+ *   - a thread takes a task by a fetch-add on the task word (an acquire): the count it reads with the index
+ *     is the one published with it, so a task below the count is one of this run's, and only then does the
+ *     thread read fn and arg (which run does not overwrite before all of its tasks are done); it counts
+ *     each task it finishes in `done` (a release);
+ *   - run returns when `done` reaches the count. It does not wait for the workers themselves: a worker that
+ *     the host descheduled before it took a task (a virtual machine whose other core is busy elsewhere)
+ *     holds nothing up, as the caller takes the tasks it left, and when it wakes it finds none, or the
+ *     next run's.
  * A thread that has polled for POOL_SPINS pauses in vain sleeps on a condition variable (a worker between
- * runs, or the caller while a worker is descheduled), and whoever changes what it waits for wakes it.
- * Tasks are claimed one at a time with an atomic fetch-add on an atomic_uint (32 bits: lock-free wherever
- * there are threads, 32-bit PowerPC and ARM included, so no -latomic), so uneven tasks balance themselves.
- * The release and acquire pairs order everything a task writes before run returns, which is also what
- * ThreadSanitizer checks. Nothing here allocates after nnrt_pool_create.
+ * runs, or the caller while a worker is descheduled in the middle of a task), and whoever changes what it
+ * waits for wakes it. The task word and the counters are atomic_uint (32 bits: lock-free wherever there
+ * are threads, 32-bit PowerPC and ARM included, so no -latomic): its upper 16 bits the count, its lower 16
+ * the next task, so a run takes at most POOL_MAX_TASKS tasks at a time (more go in rounds), and the index
+ * passes the count by at most one a thread. Tasks are claimed one at a time, so uneven tasks balance
+ * themselves. The release and acquire pairs order everything a task writes before run returns, which is
+ * also what ThreadSanitizer checks. Nothing here allocates after nnrt_pool_create.
  *
  * A pool on the user's threads (nnrt_set_thread_hooks), and every pool of an NNRT_NO_THREADS build, holds
  * nothing but its thread count: it is a static object, one per count, shared by every pool of that count
@@ -115,6 +122,7 @@ void nnrt_pool_destroy(nnrt_pool *p) {
 /* ---------------------------------------------------------------- pthreads */
 
 #define POOL_MAX_THREADS 1024
+#define POOL_MAX_TASKS 32767   /* tasks of one round: the task word's count, with room above for the index */
 
 /* How long an idle thread polls before it sleeps: about 50 us to a few hundred (a pause is 10-150 cycles,
    depending on the CPU). A forward pass starts its next loop within microseconds of the last one, so
@@ -139,31 +147,39 @@ struct nnrt_pool {
     int nworkers;                 /* h.nthreads - 1 */
     pthread_t *workers;
 
-    /* The run's job: written by run before it bumps generation (a release), read by the workers after
-       they see the new generation (an acquire), and not written again before busy_workers is back to 0. */
+    /* The run's job: written by run before it publishes the task word (a release), read by a thread only
+       after it took one of the run's tasks from the word (an acquire), and not written again before every
+       task is done. */
     void (*fn)(void *arg, int task);
     void *arg;
-    int ntasks;
 
-    atomic_uint generation;       /* bumped once per nnrt_pool_run that uses the workers (compared, may wrap) */
-    atomic_int busy_workers;      /* workers yet to finish the current generation */
-    atomic_uint next_task;        /* next unclaimed task; may overshoot ntasks by one per thread */
+    atomic_uint tasks;            /* the task word: count << 16 | next unclaimed task (may pass the count) */
+    atomic_uint done;             /* tasks of the current run finished */
+    atomic_uint generation;       /* bumped once per run that uses the workers (compared, may wrap) */
     atomic_bool shutting_down;
 
     /* The slow path, for threads that polled in vain. */
     pthread_mutex_t lock;
     pthread_cond_t work_ready;    /* generation advanced, or shutting down */
-    pthread_cond_t work_done;     /* busy_workers reached 0 */
+    pthread_cond_t work_done;     /* done reached the count */
     atomic_int sleepers;          /* workers asleep on work_ready, or about to be */
     atomic_bool caller_sleeping;  /* run asleep on work_done, or about to be */
 };
 
-static void run_tasks(nnrt_pool *p, void (*fn)(void *, int), void *arg, int ntasks) {
+/* Takes the current run's tasks until there are none left; the one that finishes the last wakes the caller
+   if it went to sleep (the same handshake as wait_for_work's). */
+static void run_tasks(nnrt_pool *p) {
     for (;;) {
-        unsigned task = atomic_fetch_add_explicit(&p->next_task, 1u, memory_order_relaxed);
-        if (task >= (unsigned)ntasks)   /* ntasks <= INT_MAX and the overshoot is small: no wrap */
+        unsigned word = atomic_fetch_add_explicit(&p->tasks, 1u, memory_order_acquire);
+        unsigned count = word >> 16, task = word & 0xFFFFu;
+        if (task >= count)
             return;
-        fn(arg, (int)task);
+        p->fn(p->arg, (int)task);
+        if (atomic_fetch_add(&p->done, 1u) + 1 == count && atomic_load(&p->caller_sleeping)) {   /* (both sequentially consistent) */
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->work_done);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
 }
 
@@ -194,27 +210,21 @@ static void *worker_main(void *pool) {
         seen = wait_for_work(p, seen);
         if (atomic_load(&p->shutting_down))
             break;
-        run_tasks(p, p->fn, p->arg, p->ntasks);
-        /* The last to finish wakes the caller if it went to sleep (the same handshake as wait_for_work's). */
-        if (atomic_fetch_sub(&p->busy_workers, 1) == 1 && atomic_load(&p->caller_sleeping)) {
-            pthread_mutex_lock(&p->lock);
-            pthread_cond_signal(&p->work_done);
-            pthread_mutex_unlock(&p->lock);
-        }
+        run_tasks(p);
     }
     return NULL;
 }
 
-/* The caller's wait for every worker to check in: polls, then sleeps. */
-static void wait_for_workers(nnrt_pool *p) {
+/* The caller's wait for the run's `count` tasks to be done (the last ones by workers): polls, then sleeps. */
+static void wait_for_tasks(nnrt_pool *p, unsigned count) {
     for (int i = 0; i < POOL_SPINS; i++) {
-        if (atomic_load_explicit(&p->busy_workers, memory_order_acquire) == 0)
+        if (atomic_load_explicit(&p->done, memory_order_acquire) == count)
             return;
         cpu_relax(i);
     }
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->caller_sleeping, true);
-    while (atomic_load(&p->busy_workers) > 0)
+    while (atomic_load(&p->done) != count)
         pthread_cond_wait(&p->work_done, &p->lock);
     atomic_store(&p->caller_sleeping, false);
     pthread_mutex_unlock(&p->lock);
@@ -266,8 +276,8 @@ nnrt_pool *nnrt_pool_create(int nthreads) {
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
     atomic_init(&p->generation, 0u);
-    atomic_init(&p->busy_workers, 0);
-    atomic_init(&p->next_task, 0u);
+    atomic_init(&p->tasks, 0u);   /* a count of 0: nothing to take */
+    atomic_init(&p->done, 0u);
     atomic_init(&p->shutting_down, false);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->caller_sleeping, false);
@@ -278,6 +288,18 @@ nnrt_pool *nnrt_pool_create(int nthreads) {
         }
     }
     return p;
+}
+
+/* One round of a run of more than POOL_MAX_TASKS tasks: tasks first, first + 1, ... of the whole. */
+typedef struct {
+    void (*fn)(void *arg, int task);
+    void *arg;
+    int first;
+} round_job;
+
+static void run_round(void *job, int task) {
+    const round_job *r = job;
+    r->fn(r->arg, r->first + task);
 }
 
 void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), void *arg) {
@@ -292,20 +314,25 @@ void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), vo
             fn(arg, task);
         return;
     }
+    if (ntasks > POOL_MAX_TASKS) {   /* rounds of POOL_MAX_TASKS */
+        round_job r = {fn, arg, 0};
+        for (; r.first < ntasks; r.first += POOL_MAX_TASKS)
+            nnrt_pool_run(p, ntasks - r.first < POOL_MAX_TASKS ? ntasks - r.first : POOL_MAX_TASKS, run_round, &r);
+        return;
+    }
     p->fn = fn;
     p->arg = arg;
-    p->ntasks = ntasks;
-    atomic_store_explicit(&p->next_task, 0u, memory_order_relaxed);
-    atomic_store_explicit(&p->busy_workers, p->nworkers, memory_order_relaxed);
-    atomic_fetch_add(&p->generation, 1u);   /* publishes the job */
+    atomic_store_explicit(&p->done, 0u, memory_order_relaxed);
+    atomic_store_explicit(&p->tasks, (unsigned)ntasks << 16, memory_order_release);   /* publishes the job */
+    atomic_fetch_add(&p->generation, 1u);   /* and tells the idle workers */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->work_ready);
         pthread_mutex_unlock(&p->lock);
     }
 
-    run_tasks(p, fn, arg, ntasks);
-    wait_for_workers(p);
+    run_tasks(p);
+    wait_for_tasks(p, (unsigned)ntasks);
 }
 
 int nnrt_pool_threads(const nnrt_pool *p) {

@@ -785,6 +785,45 @@ static void test_pool(void) {
     nnrt_pool_destroy(NULL);
 }
 
+/* More tasks than one round of the pool's task word takes (32767), and many short runs on more threads
+   than cores, whose workers the scheduler keeps taking off the CPU: a worker that wakes late, after its
+   run has returned, must take nothing of it, and a task of the next run once. */
+static atomic_int big_runs[70000];
+
+static void big_task(void *arg, int task) {
+    (void)arg;
+    atomic_fetch_add(&big_runs[task], 1);
+}
+
+static void test_pool_rounds_and_late_workers(void) {
+    nnrt_pool *pool = nnrt_pool_create(3);
+    int bad = 0;
+    for (int i = 0; i < 70000; i++)
+        atomic_store(&big_runs[i], 0);
+    if (pool)
+        nnrt_pool_run(pool, 70000, big_task, NULL);
+    for (int i = 0; i < 70000; i++)
+        bad += atomic_load(&big_runs[i]) != 1;
+    check(pool && bad == 0, "pool: 70000 tasks (rounds of 32767) each run once", "%d tasks run other than once", bad);
+    nnrt_pool_destroy(pool);
+
+    static pool_job job;
+    pool = nnrt_pool_create(16);
+    bad = 0;
+    for (int repeat = 0; pool && repeat < 3000; repeat++) {
+        int ntasks = 1 + repeat % 5;
+        for (int i = 0; i < ntasks; i++) {
+            atomic_store(&job.runs[i], 0);
+            job.written[i] = -1;
+        }
+        nnrt_pool_run(pool, ntasks, count_task, &job);
+        for (int i = 0; i < ntasks; i++)
+            bad += atomic_load(&job.runs[i]) != 1 || job.written[i] != 3 * i;
+    }
+    check(pool && bad == 0, "pool: 3000 short runs on 16 threads, each task once", "%d tasks run other than once", bad);
+    nnrt_pool_destroy(pool);
+}
+
 /* Each task sleeps a millisecond: the caller, done with its own, outwaits its poll and sleeps until the
    last worker wakes it. */
 static void slow_task(void *arg, int task) {
@@ -905,6 +944,7 @@ int main(void) {
     test_tensor_files();
     test_pool();
     test_pool_sleeping();
+    test_pool_rounds_and_late_workers();
     remove_tmp_dir();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
