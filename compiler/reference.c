@@ -146,7 +146,8 @@ typedef struct {
 static const Tensor *IN(const Ctx *c, int i) { return c->op->in.items[i]; }
 
 /* nn.Conv2d: y[n, o, i, j] = b[o] + sum over the channels c of o's group and the taps (p, q) of
-   x[n, c, i*sh - pad_top + p*dh, j*sw - pad_left + q*dw] * w[o, c - group start, p, q], cells outside x being 0. */
+   x[n, c, i*sh - pad_top + p*dh, j*sw - pad_left + q*dw] * w[o, c - group start, p, q], cells outside x being 0,
+   multiplied as PyTorch multiplies its padding (0 * inf and 0 * NaN are NaN). */
 static void ref_conv2d(Ctx *c) {
     const Tensor *x = IN(c, 0), *w = IN(c, 1), *y = c->op->out;
     const Attrs *a = &c->op->a;
@@ -164,13 +165,10 @@ static void ref_conv2d(Ctx *c) {
                         int64_t ci = g * Cg + cc;
                         for (int64_t p = 0; p < KH; p++) {
                             int64_t h = i * a->stride[0] - a->pad[0] + p * a->dilation[0];
-                            if (h < 0 || h >= H)
-                                continue;
                             for (int64_t q = 0; q < KW; q++) {
                                 int64_t v = j * a->stride[1] - a->pad[1] + q * a->dilation[1];
-                                if (v < 0 || v >= W)
-                                    continue;
-                                s += X[((n * C + ci) * H + h) * W + v] * Wt[((o * Cg + cc) * KH + p) * KW + q];
+                                double xv = h < 0 || h >= H || v < 0 || v >= W ? 0.0 : X[((n * C + ci) * H + h) * W + v];
+                                s += xv * Wt[((o * Cg + cc) * KH + p) * KW + q];
                             }
                         }
                     }
