@@ -361,18 +361,19 @@ static void emit_prepare(Emitter *e, Buf *c) {
         }
         buf_puts(c, "};\n\n");
     }
-    int strips = 0, convs = 0, windows = 0, panels = 0;
-    for (int i = 0; i < e->packed.len; i++) {
-        const Packed *p = e->packed.items[i];
-        *(p->gemv ? &panels : p->taps[0] ? &windows : p->nchwc ? &convs : &strips) += 1;
-    }
+    static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN",   /* nnk_pack_conv's */
+                                      [NNK_PACK_WINOGRAD] = "NNK_PACK_WINOGRAD", [NNK_PACK_WINOGRAD2] = "NNK_PACK_WINOGRAD2"};
+    int kinds[PACK_GEMV + 1] = {0};
+    for (int i = 0; i < e->packed.len; i++)
+        kinds[pack_kind(e->packed.items[i])]++;
+    int strips = kinds[PACK_STRIPS], convs = kinds[PACK_CONV], windows = kinds[PACK_CONV_WINDOW], panels = kinds[PACK_GEMV];
     if (strips) {
         buf_puts(c, "/* Weights the blocked products read rearranged into strips (nnk_pack_weight): offset, rows, columns, strip width. */\n"
                     "static const nnrt_packing packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
             long long rows = p->w->dims[0];
-            if (p->nchwc || p->gemv)
+            if (pack_kind(p) != PACK_STRIPS)
                 continue;
             if (p->width != NNK_MR && p->width != NNK_NR)
                 internal_error(NULL, "a weight packed %d wide, which is neither NNK_MR nor NNK_NR", p->width);
@@ -382,15 +383,13 @@ static void emit_prepare(Emitter *e, Buf *c) {
         buf_puts(c, "};\n\n");
     }
     if (convs) {
-        static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN",
-                                          [NNK_PACK_WINOGRAD] = "NNK_PACK_WINOGRAD", [NNK_PACK_WINOGRAD2] = "NNK_PACK_WINOGRAD2"};
         buf_puts(c, "/* Convolution weights the blocked tiles read rearranged (nnk_pack_conv): offset, output channels, input\n"
                     "   channels of a group, kernel height and width, groups, and how: NNK_PACK_BLOCKED, _PLAIN (for plain\n"
                     "   input), _WINOGRAD (F(4x4, 3x3): 4x the floats) or _WINOGRAD2 (F(2x2, 3x3): 16/9 of them). */\n"
                     "static const struct { long at; int O, C, kh, kw, groups, how; } conv_packings[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
-            if (p->nchwc && !p->taps[0])
+            if (pack_kind(p) == PACK_CONV)
                 buf_printf(c, "    {%s, %lld, %lld, %lld, %lld, %d, %s},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)p->w->dims[1],
                            (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc]);
         }
@@ -402,13 +401,12 @@ static void emit_prepare(Emitter *e, Buf *c) {
                       "static const struct { long at; int O; long K; } gemv_packings[] = {\n", NNK_GEMV_W);
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
-            if (p->gemv)
+            if (pack_kind(p) == PACK_GEMV)
                 buf_printf(c, "    {%s, %lld, %lld},\n", woff(e, p->w), (long long)p->w->dims[0], (long long)(tensor_numel(p->w) / p->w->dims[0]));
         }
         buf_puts(c, "};\n\n");
     }
     if (windows) {
-        static const char *const how[] = {[NNK_PACK_BLOCKED] = "NNK_PACK_BLOCKED", [NNK_PACK_PLAIN] = "NNK_PACK_PLAIN"};
         buf_puts(c, "/* Convolutions of which only a window of taps ever reads the input, the others only its zero padding\n"
                     "   (nnk_pack_conv_taps packs the window, and turns the bias of a channel to NaN where a weight left out\n"
                     "   is not finite): weight and bias offsets, output channels, input channels of a group, kernel height and\n"
@@ -416,10 +414,12 @@ static void emit_prepare(Emitter *e, Buf *c) {
                     "static const struct { long at, bias; int O, C, kh, kw, groups, how, kh0, kw0, wkh, wkw; } conv_windows[] = {\n");
         for (int i = 0; i < e->packed.len; i++) {
             const Packed *p = e->packed.items[i];
-            if (p->taps[0])
-                buf_printf(c, "    {%s, %s, %lld, %lld, %lld, %lld, %d, %s, %d, %d, %d, %d},\n", woff(e, p->w), woff(e, p->bias), (long long)p->w->dims[0],
-                           (long long)p->w->dims[1], (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups, how[p->nchwc], p->tap0[0],
-                           p->tap0[1], p->taps[0], p->taps[1]);
+            if (pack_kind(p) != PACK_CONV_WINDOW)
+                continue;
+            const Impl *m = &p->window->impl;
+            buf_printf(c, "    {%s, %s, %lld, %lld, %lld, %lld, %d, %s, %d, %d, %d, %d},\n", woff(e, p->w), woff(e, p->window->in.items[2]),
+                       (long long)p->w->dims[0], (long long)p->w->dims[1], (long long)p->w->dims[2], (long long)p->w->dims[3], p->groups,
+                       how[p->nchwc], m->tap0[0], m->tap0[1], m->taps[0], m->taps[1]);
         }
         buf_puts(c, "};\n\n");
     }
@@ -479,11 +479,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                 long long window = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], op->impl.taps[0], op->impl.taps[1], conv_pack_how(op));
                 e->slot_floats[w->id] = tensor_numel(w) > window ? tensor_numel(w) : window;
             }
-        }
-    }
-    for (int i = 0; i < g->ops.len; i++) {   /* the linear weights nnk_pack_gemv rearranges into whole panels */
-        const Op *op = g->ops.items[i];
-        if (op->kind == OPK_LINEAR && op->impl.pack_gemv) {
+        } else if (op->kind == OPK_LINEAR && op->impl.pack_gemv) {   /* nnk_pack_gemv: whole panels */
             const Tensor *w = op->in.items[1];
             e->slot_floats[w->id] = NNK_GEMV_FLOATS(w->dims[0], tensor_numel(w) / w->dims[0]);
         }

@@ -64,9 +64,14 @@ typedef struct {
     int nchwc;               /* a conv2d weight for the blocked tiles (nnk_pack_conv): NNK_PACK_BLOCKED, _PLAIN, _WINOGRAD */
     int groups;              /* ...of the conv2d */
     bool gemv;               /* a linear weight in panels for nnk_linear_gemv (nnk_pack_gemv) */
-    const Tensor *bias;      /* a conv2d run as a window of its taps (Impl.taps): its bias, for nnk_pack_conv_taps */
-    int tap0[2], taps[2];    /* ...and the window */
+    const Op *window;        /* a conv2d run as a window of its taps (its Impl.taps; nnk_pack_conv_taps), or NULL */
 } Packed;
+
+/* How prepare() rearranges a packed weight: each kind its own table and call. */
+typedef enum { PACK_STRIPS, PACK_CONV, PACK_CONV_WINDOW, PACK_GEMV } PackKind;
+static inline PackKind pack_kind(const Packed *p) {
+    return p->gemv ? PACK_GEMV : p->window ? PACK_CONV_WINDOW : p->nchwc ? PACK_CONV : PACK_STRIPS;
+}
 
 typedef void EmitFn(Emitter *e, const Op *op);
 EmitFn *emitter_of(OpKind kind);             /* emit_ops.c: the emitter of ops.def's EMIT column, or NULL */

@@ -62,16 +62,25 @@ bool emit_embedded(Emitter *e, Buf *c) {
     float *tmp = xcalloc((size_t)largest_packed(e) + 1, sizeof *tmp);
     for (int i = 0; i < e->packed.len; i++) {
         const Packed *p = e->packed.items[i];
-        if (p->gemv)
-            nnk_pack_gemv(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], tmp);
-        else if (p->taps[0])
-            nnk_pack_conv_taps(w + e->weight_at[p->w->id], (int)p->w->dims[0], (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3],
-                               p->groups, p->nchwc, p->tap0[0], p->tap0[1], p->taps[0], p->taps[1], w + e->weight_at[p->bias->id], tmp);
-        else if (p->nchwc)
-            nnk_pack_conv(w + e->weight_at[p->w->id], (int)p->w->dims[0], (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3],
-                          p->groups, p->nchwc, tmp);
-        else
-            nnk_pack_weight(w + e->weight_at[p->w->id], (int)p->w->dims[0], tensor_numel(p->w) / p->w->dims[0], p->width, tmp);
+        float *at = w + e->weight_at[p->w->id];
+        int O = (int)p->w->dims[0];
+        switch (pack_kind(p)) {
+        case PACK_GEMV:
+            nnk_pack_gemv(at, O, tensor_numel(p->w) / O, tmp);
+            break;
+        case PACK_CONV_WINDOW: {
+            const Impl *m = &p->window->impl;
+            nnk_pack_conv_taps(at, O, (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3], p->groups, p->nchwc, m->tap0[0], m->tap0[1],
+                               m->taps[0], m->taps[1], w + e->weight_at[VEC_AT(p->window->in, 2, const Tensor *)->id], tmp);
+            break;
+        }
+        case PACK_CONV:
+            nnk_pack_conv(at, O, (int)p->w->dims[1], (int)p->w->dims[2], (int)p->w->dims[3], p->groups, p->nchwc, tmp);
+            break;
+        case PACK_STRIPS:
+            nnk_pack_weight(at, O, tensor_numel(p->w) / O, p->width, tmp);
+            break;
+        }
     }
     bool half = e->stage != NULL, f16 = e->o->embed_dtype == EMBED_F16;
     int64_t nw = e->weight_floats;

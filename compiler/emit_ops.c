@@ -15,9 +15,12 @@
 /* The line that gives part `part` of `parts` its share [lo, hi) of n units, cut at multiples of `step`
    (1: anywhere): every part's share depends on the thread count, what each unit computes does not. */
 static char *share(const char *lo, const char *hi, long long n, long long step) {
-    if (step > 1)
-        return format("    long %s = %lldL * (%lldL * part / parts), %s = %lldL * (%lldL * (part + 1) / parts);", lo, step, n / step, hi, step,
-                      n / step);
+    if (step > 1) {   /* whole steps a part; a last step short of one ends at n */
+        long long steps = (n + step - 1) / step;
+        char *s = format("    long %s = %lldL * (%lldL * part / parts), %s = %lldL * (%lldL * (part + 1) / parts);", lo, step, steps, hi, step,
+                         steps);
+        return n % step ? format("%s\n    %s = %s < %lld ? %s : %lld;", s, hi, hi, n, hi, n) : s;
+    }
     return format("    long %s = %lldL * part / parts, %s = %lldL * (part + 1) / parts;", lo, n, hi, n);
 }
 
@@ -77,14 +80,18 @@ static const char *epilogue(const Op *op, const char *indent, const char *y_at, 
 /* Whether op reads weight w rearranged by prepare() in strips (select_kernels chose it: op->impl.pack_width);
    if so, w joins e->packed. */
 static bool pack(Emitter *e, const Op *op, const Tensor *w) {
-    if (!op->impl.pack_width)
+    if (!op->impl.pack_width && !op->impl.pack_gemv)
         return false;
     Packed *p = xcalloc(1, sizeof *p);
     p->w = w;
     p->width = op->impl.pack_width;
+    p->gemv = op->impl.pack_gemv;   /* (a linear of a few rows: in panels for nnk_linear_gemv) */
     vec_push(&e->packed, p);
     return true;
 }
+
+/* The kernel height or width (d = 0, 1) a blocked conv2d runs with: its window of taps, or the whole kernel. */
+static int conv_taps(const Op *op, int d) { return op->impl.taps[0] ? op->impl.taps[d] : op->a.kernel[d]; }
 
 /* How nnk_pack_conv rearranges the weight of a conv2d on the blocked tiles (IMPL_NCHWC). */
 int conv_pack_how(const Op *op) {
@@ -133,18 +140,14 @@ static const char *gemm_scratch_for(Emitter *e, long long M, long long N, long l
 static const char *conv_params(const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     const Attrs *a = &op->a;
-    if (op->impl.taps[0])   /* the window of its taps that reads the input (select_kernels.c) */
-        return format("    static const nnk_conv_params shape = {.C = %lld, .H = %lld, .W = %lld, .O = %lld, .OH = %lld, .OW = %lld,\n"
-                      "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = 0, .pl = 0, .dh = %d, .dw = %d, .groups = %d};\n"
-                      "    /* taps %dx%d from (%d, %d) of the %dx%d kernel: the others read only the padding */\n",
-                      (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2],
-                      (long long)y->dims[3], op->impl.taps[0], op->impl.taps[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1],
-                      a->groups, op->impl.taps[0], op->impl.taps[1], op->impl.tap0[0], op->impl.tap0[1], a->kernel[0], a->kernel[1]);
+    const char *window = !op->impl.taps[0] ? "" /* the window of its taps that reads the input (select_kernels.c) */
+                         : format("    /* taps %dx%d from (%d, %d) of the %dx%d kernel: the others read only the padding */\n", op->impl.taps[0],
+                                  op->impl.taps[1], op->impl.tap0[0], op->impl.tap0[1], a->kernel[0], a->kernel[1]);
     return format("    static const nnk_conv_params shape = {.C = %lld, .H = %lld, .W = %lld, .O = %lld, .OH = %lld, .OW = %lld,\n"
-                  "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .dh = %d, .dw = %d, .groups = %d};\n",
+                  "                                         .kh = %d, .kw = %d, .sh = %d, .sw = %d, .pt = %d, .pl = %d, .dh = %d, .dw = %d, .groups = %d};\n%s",
                   (long long)x->dims[1], (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[1], (long long)y->dims[2],
-                  (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0],
-                  a->dilation[1], a->groups);
+                  (long long)y->dims[3], conv_taps(op, 0), conv_taps(op, 1), a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->dilation[0],
+                  a->dilation[1], a->groups, window);
 }
 
 /* The fused epilogue's arguments of a conv2d (bias, residual at the image's offset, activations). */
@@ -226,15 +229,10 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     p->w = w;
     p->nchwc = conv_pack_how(op);
     p->groups = op->a.groups;
-    if (op->impl.taps[0]) {
-        p->bias = op->in.items[2];
-        memcpy(p->tap0, op->impl.tap0, sizeof p->tap0);
-        memcpy(p->taps, op->impl.taps, sizeof p->taps);
-    }
+    p->window = op->impl.taps[0] ? op : NULL;
     vec_push(&e->packed, p);
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
-                             .OW = (int)y->dims[3], .kh = op->impl.taps[0] ? op->impl.taps[0] : op->a.kernel[0],
-                             .kw = op->impl.taps[0] ? op->impl.taps[1] : op->a.kernel[1], .sh = op->a.stride[0], .sw = op->a.stride[1],
+                             .OW = (int)y->dims[3], .kh = conv_taps(op, 0), .kw = conv_taps(op, 1), .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = op->a.groups};
     int m = op->impl.winograd;
     long long units = m ? nnk_winograd_units(&shape, x->dims[0], m) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
@@ -390,17 +388,8 @@ static void emit_linear(Emitter *e, const Op *op) {
     if (op->impl.family == IMPL_DOT) {
         const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
         const char *y_at = affine(O, m, 1, "o0");
-        if (op->impl.pack_gemv) {   /* whole panels of the weight a part, the last one's features up to O */
-            Packed *p = xcalloc(1, sizeof *p);
-            p->w = op->in.items[1];
-            p->gemv = true;
-            vec_push(&e->packed, p);
-            long long panels = (O + NNK_GEMV_W - 1) / NNK_GEMV_W;
-            buf_printf(&body, "    long o0 = %dL * (%lldL * part / parts), o1 = %dL * (%lldL * (part + 1) / parts);   /* panels of %d features */\n",
-                       NNK_GEMV_W, panels, NNK_GEMV_W, panels, NNK_GEMV_W);
-            if (O % NNK_GEMV_W)
-                buf_printf(&body, "    o1 = o1 < %lld ? o1 : %lld;\n", O, O);
-            buf_puts(&body, "    if (o0 == o1)\n        return;\n");
+        if (pack(e, op, op->in.items[1])) {   /* whole panels of the weight a part */
+            split_rows(&body, O, true, NNK_GEMV_W);
             buf_printf(&body, "    nnk_linear_gemv(a->y, %lld, a->in[0], a->in[1], %s, %lld, %lld, (int)o0, (int)o1);\n", O,
                        a->has_bias ? "a->in[2]" : "NULL", M, K);
         } else {

@@ -202,7 +202,7 @@ static void adaptive_avgpool_1(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 9216] -> [1, 4096] */
 static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (64L * part / parts), o1 = 64L * (64L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (64L * part / parts), o1 = 64L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     nnk_linear_gemv(a->y, 4096, a->in[0], a->in[1], a->in[2], 1, 9216, (int)o0, (int)o1);
@@ -211,7 +211,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 4096] -> [1, 4096] */
 static void linear_2(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (64L * part / parts), o1 = 64L * (64L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (64L * part / parts), o1 = 64L * (64L * (part + 1) / parts);
     if (o0 == o1)
         return;
     nnk_linear_gemv(a->y, 4096, a->in[0], a->in[1], a->in[2], 1, 4096, (int)o0, (int)o1);
@@ -220,7 +220,7 @@ static void linear_2(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 4096] -> [1, 1000] */
 static void linear_3(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     o1 = o1 < 1000 ? o1 : 1000;
     if (o0 == o1)
         return;

@@ -1538,7 +1538,7 @@ static void adaptive_avgpool_7(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 1280] -> [1, 1000] */
 static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     o1 = o1 < 1000 ? o1 : 1000;
     if (o0 == o1)
         return;

@@ -2064,7 +2064,7 @@ static void layernorm_5(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 512] -> [1, 512] */
 static void linear_17(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (8L * part / parts), o1 = 64L * (8L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (8L * part / parts), o1 = 64L * (8L * (part + 1) / parts);
     if (o0 == o1)
         return;
     nnk_linear_gemv(a->y, 512, a->in[0], a->in[1], a->in[2], 1, 512, (int)o0, (int)o1);
@@ -2073,7 +2073,7 @@ static void linear_17(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 512] -> [1, 1000] */
 static void linear_18(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     o1 = o1 < 1000 ? o1 : 1000;
     if (o0 == o1)
         return;

@@ -1020,7 +1020,7 @@ static void conv2d_44(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 960] -> [1, 1280] */
 static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (20L * part / parts), o1 = 64L * (20L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (20L * part / parts), o1 = 64L * (20L * (part + 1) / parts);
     if (o0 == o1)
         return;
     nnk_linear_gemv(a->y, 1280, a->in[0], a->in[1], a->in[2], 1, 960, (int)o0, (int)o1);
@@ -1029,7 +1029,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 1280] -> [1, 1000] */
 static void linear_2(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     o1 = o1 < 1000 ? o1 : 1000;
     if (o0 == o1)
         return;

@@ -920,7 +920,7 @@ static void conv2d_41(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 576] -> [1, 1024] */
 static void linear_1(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     if (o0 == o1)
         return;
     nnk_linear_gemv(a->y, 1024, a->in[0], a->in[1], a->in[2], 1, 576, (int)o0, (int)o1);
@@ -929,7 +929,7 @@ static void linear_1(const nnrt_op_args *a, int part, int parts) {
 
 /* linear: [1, 1024] -> [1, 1000] */
 static void linear_2(const nnrt_op_args *a, int part, int parts) {
-    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);   /* panels of 64 features */
+    long o0 = 64L * (16L * part / parts), o1 = 64L * (16L * (part + 1) / parts);
     o1 = o1 < 1000 ? o1 : 1000;
     if (o0 == o1)
         return;

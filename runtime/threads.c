@@ -122,7 +122,8 @@ void nnrt_pool_destroy(nnrt_pool *p) {
 /* ---------------------------------------------------------------- pthreads */
 
 #define POOL_MAX_THREADS 1024
-#define POOL_MAX_TASKS 32767   /* tasks of one round: the task word's count, with room above for the index */
+#define POOL_TASK_BITS 16                                   /* the task word: count << 16 | next task */
+#define POOL_MAX_TASKS ((1u << (POOL_TASK_BITS - 1)) - 1)   /* tasks a round: 32767, with room above for the index */
 
 /* How long an idle thread polls before it sleeps: about 50 us to a few hundred (a pause is 10-150 cycles,
    depending on the CPU). A forward pass starts its next loop within microseconds of the last one, so
@@ -171,7 +172,7 @@ struct nnrt_pool {
 static void run_tasks(nnrt_pool *p) {
     for (;;) {
         unsigned word = atomic_fetch_add_explicit(&p->tasks, 1u, memory_order_acquire);
-        unsigned count = word >> 16, task = word & 0xFFFFu;
+        unsigned count = word >> POOL_TASK_BITS, task = word & ((1u << POOL_TASK_BITS) - 1);
         if (task >= count)
             return;
         p->fn(p->arg, (int)task);
@@ -314,16 +315,17 @@ void nnrt_pool_run(nnrt_pool *p, int ntasks, void (*fn)(void *arg, int task), vo
             fn(arg, task);
         return;
     }
-    if (ntasks > POOL_MAX_TASKS) {   /* rounds of POOL_MAX_TASKS */
+    if ((unsigned)ntasks > POOL_MAX_TASKS) {   /* rounds of POOL_MAX_TASKS */
+        const int most = (int)POOL_MAX_TASKS;
         round_job r = {fn, arg, 0};
-        for (; r.first < ntasks; r.first += POOL_MAX_TASKS)
-            nnrt_pool_run(p, ntasks - r.first < POOL_MAX_TASKS ? ntasks - r.first : POOL_MAX_TASKS, run_round, &r);
+        for (; r.first < ntasks; r.first += most)
+            nnrt_pool_run(p, ntasks - r.first < most ? ntasks - r.first : most, run_round, &r);
         return;
     }
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->done, 0u, memory_order_relaxed);
-    atomic_store_explicit(&p->tasks, (unsigned)ntasks << 16, memory_order_release);   /* publishes the job */
+    atomic_store_explicit(&p->tasks, (unsigned)ntasks << POOL_TASK_BITS, memory_order_release);   /* publishes the job */
     atomic_fetch_add(&p->generation, 1u);   /* and tells the idle workers */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->lock);

@@ -37,9 +37,9 @@ static inline void nnk__block_moments(float *s, const float *x, int n, float m, 
 {
     float a1[16] = {0}, a2[16] = {0};
     int body = n - n % 16;
+    /* the whole vectors of 16, lane by lane: as one vector of the compiler's where it has them (clang 14
+       made strided 4-float pieces of the arrays, at 1 us a row of 768), else the arrays; the same sums */
 #if defined(__GNUC__)
-    /* the 16 lanes as one vector of the compiler's (clang 14 made 4-float pieces of the arrays, in strides,
-       at 1 us a row of 768; the same sums, lane by lane) */
     typedef float lanes __attribute__((vector_size(64)));
     lanes v1 = {0}, v2 = {0}, xv;
     for (int i = 0; i < body; i += 16) {
@@ -53,36 +53,25 @@ static inline void nnk__block_moments(float *s, const float *x, int n, float m, 
     }
     memcpy(a1, &v1, sizeof a1);
     memcpy(a2, &v2, sizeof a2);
-    if (!squares) {
-        for (int i = body; i < n; i++)
-            a1[i - body] += x[i];
-    } else
-        for (int i = body; i < n; i++) {
-            float d = x[i] - m;
-            a1[i - body] += d;
-            a2[i - body] += d * d;
-        }
 #else
-    if (!squares) {
-        for (int i = 0; i < body; i += 16)
-            for (int j = 0; j < 16; j++)
-                a1[j] += x[i + j];
-        for (int i = body; i < n; i++)
-            a1[i - body] += x[i];
-    } else {
-        for (int i = 0; i < body; i += 16)
-            for (int j = 0; j < 16; j++) {
+    for (int i = 0; i < body; i += 16)
+        for (int j = 0; j < 16; j++) {
+            if (squares) {
                 float d = x[i + j] - m;
                 a1[j] += d;
                 a2[j] += d * d;
-            }
-        for (int i = body; i < n; i++) {
+            } else
+                a1[j] += x[i + j];
+        }
+#endif
+    for (int i = body; i < n; i++) {   /* the rest, into the first lanes */
+        if (squares) {
             float d = x[i] - m;
             a1[i - body] += d;
             a2[i - body] += d * d;
-        }
+        } else
+            a1[i - body] += x[i];
     }
-#endif
     for (int w = 8; w > 0; w /= 2)
         for (int j = 0; j < w; j++) {
             a1[j] += a1[j + w];

@@ -128,20 +128,19 @@ static inline void nnk_pack_conv(float *restrict w, int O, int C, int KH, int KW
 static inline void nnk_pack_conv_taps(float *restrict w, int O, int C, int KH, int KW, int groups, int how, int kh0, int kw0,
                                       int kh, int kw, float *restrict bias, float *restrict tmp)
 {
-    const long taps = (long)KH * KW;
-    memcpy(tmp, w, (size_t)O * (size_t)C * (size_t)taps * sizeof *tmp);
-    for (int o = 0; o < O; o++)
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < KH; i++)
-                for (int j = 0; j < KW; j++) {
-                    float v = tmp[((long)o * C + c) * taps + i * KW + j];
-                    int in = i >= kh0 && i < kh0 + kh && j >= kw0 && j < kw0 + kw;
-                    if (in)
-                        w[(((long)o * C + c) * kh + i - kh0) * kw + j - kw0] = v;
-                    else if (!isfinite(v))
-                        bias[o] = NAN;
-                }
-    nnk_pack_conv_nchwc_in_place(w, O, C, kh, kw, groups, how == NNK_PACK_PLAIN, tmp);
+    memcpy(tmp, w, (size_t)O * (size_t)C * (size_t)KH * (size_t)KW * sizeof *tmp);
+    float *win = tmp;   /* the window's filters, compacted in place: each lands at or before where it was read */
+    for (int o = 0; o < O; o++) {
+        const float *f = tmp + (long)o * C * KH * KW;
+        for (long t = 0; t < (long)C * KH * KW; t++) {
+            int i = (int)(t / KW % KH), j = (int)(t % KW);
+            if (i >= kh0 && i < kh0 + kh && j >= kw0 && j < kw0 + kw)
+                *win++ = f[t];
+            else if (!isfinite(f[t]))
+                bias[o] = NAN;
+        }
+    }
+    nnk_pack_conv_nchwc(w, tmp, O, C, kh, kw, groups, how == NNK_PACK_PLAIN);
 }
 
 /* The transforms' vectors: WL floats of a block's 16 channels at a time, in the target's registers
