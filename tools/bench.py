@@ -5,8 +5,9 @@ For each model the same weights (torchvision's architecture with seeded weights 
 tools/export_torchvision.py, or the trained Fashion-MNIST ResNet-18) run in four engines on the same
 input, at each thread count:
 
-  nnc          the model's .net compiled by nnc (--target native) and built with $CC $CFLAGS
-               (default clang -O3 -march=native); the program's own --bench;
+  nnc          the model's .net compiled by nnc (--target native, or --target T) and built with
+               $CC $CFLAGS (default clang -O3 -march=native, or -march=T for x86-64-v3 and v4);
+               the program's own --bench;
   ONNX Runtime npm's onnxruntime-node (its CPU library), installed with --ignore-scripts into
                build/ort, on the model exported by torch.onnx.export (opset 14), all graph
                optimisations on;
@@ -21,11 +22,14 @@ a percentage of the machine's fp32 peak: one core's rate on tools/fma_peak.c (12
 chains of this CPU's widest registers, measured at the start) times the thread count. Timings are
 noisy: compare the columns of one run, not runs with each other. Nothing here is a test.
 
-    tools/bench.py [--runs N] [--rounds R] [--threads 1,2] [MODEL...]
+    tools/bench.py [--runs N] [--rounds R] [--threads 1,2] [--target T] [MODEL...]
                    (default: resnet50 vit_b_16 fashion_resnet18, 1 and 2 threads)
     tools/bench.py --zoo [--nnc-ort-only] [--json FILE] ...
                    every classification family of models/ (`make bench-zoo`: 1 thread, nnc and ONNX Runtime
                    only, the figures into build/bench/zoo.json for tools/model_table.py --speed)
+    tools/bench.py --target x86-64-v3 ...
+                   nnc's AVX2 path, on a machine that has AVX-512 too (the peak is then fma_peak's on ymm;
+                   ONNX Runtime still picks its own kernels for the CPU)
 """
 import argparse
 import datetime
@@ -57,11 +61,16 @@ def sh(cmd, env=None):
     return r.stdout
 
 
-def peak_per_core():
-    """(GFLOP/s, what it ran) of one core on tools/fma_peak.c built for this machine."""
+def march(target):
+    """The -march a build for nnc's --target uses: the target itself for x86-64-v3 and v4, else native."""
+    return f"-march={target}" if target in ("x86-64-v3", "x86-64-v4") else "-march=native"
+
+
+def peak_per_core(target):
+    """(GFLOP/s, what it ran) of one core on tools/fma_peak.c built for the target (native: this machine)."""
     exe = os.path.join(OUT, "fma_peak")
     cc = os.environ.get("CC", "clang")
-    sh([cc, "-O2", "-march=native", "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
+    sh([cc, "-O2", march(target), "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
     line = sh([exe]).strip()
     m = re.fullmatch(r"([\d.]+) GFLOP/s on (.+)", line)
     if not m:
@@ -197,9 +206,10 @@ def scripted(module, x):
 
 # ---- nnc
 
-def nnc_program(name, net, defines, suffix=""):
+def nnc_program(name, net, defines, target, suffix=""):
     exe = os.path.join(OUT, f"{name}_nnc{suffix}")
-    env = dict(os.environ, CFLAGS=os.environ.get("CFLAGS", "-O3 -march=native"))
+    env = dict(os.environ, CFLAGS=os.environ.get("CFLAGS", f"-O3 {march(target)}"))
+    defines = defines + ["--target", target]
     r = subprocess.run([NNC, os.path.join(ROOT, "models", f"{net}.net"), "-o", exe] + defines, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"bench: nnc failed for {name}:\n{r.stderr}")
@@ -228,6 +238,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--zoo", action="store_true", help="every family of models/ with a torchvision builder")
+    ap.add_argument("--target", default="native", help="nnc's --target (x86-64-v3 measures the AVX2 path on an AVX-512 machine)")
     ap.add_argument("--nnc-ort-only", action="store_true", help="measure nnc and ONNX Runtime only (no PyTorch)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--append", action="store_true", help="with --json: keep that file's figures for the models not run now")
@@ -239,7 +250,7 @@ def main():
         sys.exit(f"bench: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     thread_counts = [int(t) for t in args.threads.split(",")]
     os.makedirs(OUT, exist_ok=True)
-    peak, isa = peak_per_core()
+    peak, isa = peak_per_core(args.target)
     why_no_ort = ort_available()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {datetime.date.today().isoformat()}")
     print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)")
@@ -250,9 +261,9 @@ def main():
         net, defines, shape, build = MODELS[name]
         module = torch_module(name, build)
         weights = weights_for(name, module)
-        exe, target, kernels = nnc_program(name, net, defines)
+        exe, target, kernels = nnc_program(name, net, defines, args.target)
         # where Winograd runs, nnc with direct convolutions only too (--no-winograd)
-        direct = nnc_program(name, net, defines + ["--no-winograd"], "_direct")[0] if any(k.startswith("Winograd") for k in kernels) else None
+        direct = nnc_program(name, net, defines + ["--no-winograd"], args.target, "_direct")[0] if any(k.startswith("Winograd") for k in kernels) else None
         gflop = nnc_gflop(exe, weights)
         x = torch.randn(shape)
         best, why_not_scripted = (None, "not measured (--nnc-ort-only)") if args.nnc_ort_only else scripted(module, x)
