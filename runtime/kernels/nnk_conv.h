@@ -88,6 +88,11 @@ static inline void nnk_conv2d(float *restrict y, const float *restrict x, const 
                             for (int ow = ow0; ow < ow1; ow++)
                                 yr[ow] += wv * xr[(long)ow * SW + woff];
                         }
+                        if (!isfinite(wv))   /* where the tap reads padding, PyTorch's wv · 0: NaN */
+                            for (int oh = 0; oh < OH; oh++)
+                                for (int ow = 0; ow < OW; ow++)
+                                    if (oh < oh0 || oh >= oh1 || ow < ow0 || ow >= ow1)
+                                        yp[(long)oh * OW + ow] += wv * 0.0f;
                     }
                 }
             }

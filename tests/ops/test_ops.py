@@ -1299,6 +1299,26 @@ case("regress/inputs_x_and_X", dict(x=(2, 3), X=(3,), output=(2, 3)), "return x 
 for level in ("-O0", "-O2"):
     case(f"regress/input_read_by_dead_view{level}", dict(a=(2, 3), b=(2, 3)), "y = flatten(b)\nz = reshape(b, [6])\nreturn relu(a)",
          lambda W, a, b: torch.relu(a), flags=[level])
+def ref_depthwise_nonfinite(k):
+    def ref(W, x):
+        """A depthwise layer with an inf and a NaN on corner taps: PyTorch multiplies them by the padding's zeros
+        too, so the border they reach past is NaN, and the inf makes the rest of its channel ±inf."""
+        m = W.mod("conv", nn.Conv2d(4, 4, k, padding=k // 2, groups=4))
+        with torch.no_grad():
+            m.weight[1, 0, 0, 0] = float("inf")
+            m.weight[3, 0, k - 1, 1] = float("nan")
+        W.tensors["conv.weight"][1, 0, 0, 0] = np.inf
+        W.tensors["conv.weight"][3, 0, k - 1, 1] = np.nan
+        return m(x)
+    return ref
+
+
+# 3x3: nnk_dwconv.h; 33x33, more taps than its table: the direct loop nest (nnk_conv2d), which skips the taps
+# that read padding and so once gave finite values at the border
+for k, size in ((3, 12), (33, 40)):
+    case(f"regress/depthwise{k}x{k}_nonfinite_weight_on_padding", dict(x=(1, 4, size, size)),
+         f"return conv2d(x, 4, kernel={k}, pad={k // 2}, groups=4) as conv", ref_depthwise_nonfinite(k))
+
 case("regress/batchnorm_eps_0", dict(x=(2, 3, 4, 4)), "return batchnorm(x, eps=0.0) as bn",
      lambda W, x: W.mod("bn", nn.BatchNorm2d(3, eps=0.0))(x))
 case("regress/layernorm_eps_0", dict(x=(2, 5, 8)), "return layernorm(x, eps=0.0) as ln",
@@ -1468,7 +1488,12 @@ def build_and_run(c, d, refs, flags):
             problems.append(f"output {i}: {int(bad_nan.sum())} of {ref.size} elements NaN where PyTorch's are not (or the reverse)")
             r.errs.append(float("nan"))
             continue
-        both = ~np.isnan(ref)
+        bad_inf = np.isinf(ref) & (got64 != ref)
+        if bad_inf.any():
+            problems.append(f"output {i}: {int(bad_inf.sum())} of {ref.size} elements not the infinity PyTorch gives")
+            r.errs.append(float("inf"))
+            continue
+        both = np.isfinite(ref)   # (NaN and infinities matched above; a finite ref against an inf fails below)
         scale = max(1e-6, float(np.max(np.abs(ref[both]))) if both.any() else 0.0)
         diff = np.abs(got64[both] - ref[both])
         err = float(np.max(diff)) / scale if diff.size else 0.0
