@@ -1499,7 +1499,8 @@ def build_and_run(c, d, refs, flags):
         err = float(np.max(diff)) / scale if diff.size else 0.0
         r.errs.append(err)
         if not err <= TOL:
-            at = np.unravel_index(int(np.argmax(np.where(both, np.abs(got64 - ref), -1))), ref.shape)
+            with np.errstate(invalid="ignore"):   # (inf - inf off `both`)
+                at = np.unravel_index(int(np.argmax(np.where(both, np.abs(got64 - ref), -1))), ref.shape)
             problems.append(f"output {i}: max|Δ|/max|ref| = {err:.3g} > {TOL:g} (worst at {list(map(int, at))}: "
                             f"got {got64[at]:.7g}, want {ref[at]:.7g}; max|ref| {scale:.4g})")
     if problems:

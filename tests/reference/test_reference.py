@@ -72,7 +72,7 @@ def first_lines(text, n=4):
 
 
 def rel_err(got, ref):
-    """max|got - ref| / max|ref| (1 if ref is all zeros); inf on a shape or NaN mismatch."""
+    """max|got - ref| / max|ref| (1 if ref is all zeros); inf on a shape, NaN or infinity mismatch."""
     import numpy as np
     if tuple(got.shape) != tuple(ref.shape):
         return float("inf"), f"shape {list(got.shape)}, PyTorch {list(ref.shape)}"
@@ -80,13 +80,17 @@ def rel_err(got, ref):
     nan = np.isnan(got) != np.isnan(ref)
     if nan.any():
         return float("inf"), f"{int(nan.sum())} elements NaN in one and not the other"
-    both = ~np.isnan(ref)
+    inf = np.isinf(ref) & (got != ref)
+    if inf.any():
+        return float("inf"), f"{int(inf.sum())} elements not the infinity PyTorch gives"
+    both = np.isfinite(ref)   # (NaN and infinities matched above; a finite ref against an inf fails below)
     if not both.any():
         return 0.0, ""
     scale = float(np.max(np.abs(ref[both]))) or 1.0
     diff = np.abs(got[both] - ref[both])
     err = float(np.max(diff)) / scale
-    flat = int(np.argmax(np.where(both, np.abs(got - ref), -1)))
+    with np.errstate(invalid="ignore"):   # (inf - inf off `both`)
+        flat = int(np.argmax(np.where(both, np.abs(got - ref), -1)))
     at = [int(i) for i in np.unravel_index(flat, ref.shape)] if ref.ndim else []
     return err, f"worst at {at}: got {got.flat[flat]:.9g}, PyTorch {ref.flat[flat]:.9g}, max|ref| {scale:.4g}"
 
