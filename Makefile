@@ -69,13 +69,15 @@ $(BUILD)/runtime/%.o: runtime/%.c | deps
 # rebuilds build/ with the sanitizers (and leaves it so: `make clean` before a normal build).
 # The suites that run nnc, the runtime and generated programs on many inputs; the model suites (slow
 # under the sanitizers, and the same code paths) run in the plain `make test`, and so do the other
-# four fifths of the ops cases (NNC_OPS_SHARD: every fifth one here, so that CI stays within its 30
-# minutes on the slowest machine: 1,676 s with every third one on a busy Zen 5, 1,698 s with every fourth
-# one on a Zen 3 on 2026-12-02).
-SANITIZE_SUITES ?= runtime compiler errors fuzz golden golden-reference program ops reference bisect
+# four fifths of the ops cases (NNC_OPS_SHARD: every fifth one here) and the bisect suite (the reference
+# evaluator and the programs it builds, which the reference and program suites cover here), so that CI
+# stays within its 30 minutes on the slowest machine: 1,676 s with every third ops case on a busy Zen 5,
+# 1,698 s with every fourth on a Zen 3 on 2026-12-02; 2,405 s with bisect here on a busy Zen 4 on
+# 2026-12-03 (340 s of it bisect under the sanitizers, 27 s without).
+SANITIZE_SUITES ?= runtime compiler errors fuzz golden golden-reference program ops reference
 test-sanitize:
 	$(MAKE) clean
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 NNC_OPS_THREADS=1,3 NNC_OPS_SHARD=0/5 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 NNC_OPS_THREADS=1,3 NNC_OPS_SHARD=0/5 NNC_OPS_OPT=-O1 \
 		$(MAKE) SANITIZE=1 TEST_SUITES="$(SANITIZE_SUITES)" test
 
 # Speed against PyTorch, side by side in one run (see tools/bench.py).

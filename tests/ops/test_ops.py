@@ -56,6 +56,7 @@ RUN_TIMEOUT = 120
 # Every program runs with each of these thread counts (more threads than work included) and must give
 # the bits of --threads 1.
 THREADS = tuple(int(t) for t in os.environ.get("NNC_OPS_THREADS", "1,2,3,7,16").split(","))   # (fewer under the sanitizers)
+OPT = os.environ.get("NNC_OPS_OPT", "-O2")   # the C's optimisation (-O1 under the sanitizers, which compile slowly)
 # NNC_OPS_SHARD=K/N: only the cases whose index is K modulo N (the sanitizer run takes every fifth one, to
 # keep CI within its time; the plain run takes them all)
 SHARD = tuple(int(v) for v in os.environ.get("NNC_OPS_SHARD", "0/1").split("/"))
@@ -1432,7 +1433,7 @@ def build_and_run(c, d, refs, flags):
     r.compiled = True
     exe = os.path.join(d, "m")
     cc, other = flags["cc"], ("clang" if flags["cc"] == "gcc" else "gcc")
-    base = ["-O2", "-march=native", cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
+    base = [OPT, "-march=native", cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
     code, out = run([cc] + WARN_FLAGS + base)
     if code != 0:
         r.warn[cc] = first_lines(out, 4)
@@ -1443,7 +1444,7 @@ def build_and_run(c, d, refs, flags):
     # clang's -Wall -Wextra warnings all come from its front end, so -fsyntax-only sees every one;
     # some of gcc's (-Wmaybe-uninitialized, ...) need the optimiser
     # (clang reads the runtime's headers from a precompiled header, checked for warnings once: clang_pch())
-    check = ["-fsyntax-only", "-march=native", "-include-pch", flags["pch"]] if other == "clang" else ["-O2", "-march=native", "-c", "-o", os.devnull]
+    check = ["-fsyntax-only", "-march=native", "-include-pch", flags["pch"]] if other == "clang" else [OPT, "-march=native", "-c", "-o", os.devnull]
     code, out = run([other] + WARN_FLAGS + check + [cfile] + flags["cflags"])
     if code != 0:
         r.warn[other] = first_lines(out, 4)
