@@ -9,7 +9,12 @@ Each suite's summary and the last line are `N passed, N failed, N skipped`.
 
     tests/run.py                 every suite
     tests/run.py errors ops      only the suites whose names are given
+
+Two suites run at a time (NNC_TEST_JOBS=N for N; 1 prints each line as it comes): most suites keep
+both cores busy only part of the time, and each works in its own temporary directory. The output is
+printed suite by suite, in the order below, as each finishes.
 """
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -44,7 +49,7 @@ SUITES = [
     ("reference", [PY, "tests/reference/test_reference.py"], True),
     ("bisect", [PY, "tests/bisect/test_bisect.py"], False),
     # random models against the reference evaluator: a fixed batch, and the models it once found failing
-    ("fuzz-models", [PY, "tests/fuzz_models/run.py", "--seed", "1", "--count", "240", "--jobs", "2"], False),
+    ("fuzz-models", [PY, "tests/fuzz_models/run.py", "--seed", "1", "--count", "160", "--jobs", "2"], False),
     ("fuzz-models-replay", [PY, "tests/fuzz_models/run.py", "--replay"], False),
     ("cross", [PY, "tests/cross/run_cross.py"], False),
     # CIFAR ResNet-20 with embedded weights on a Cortex-M7 under qemu-system-arm (skipped without the tools)
@@ -62,14 +67,15 @@ SUITES = [
 SUMMARY = re.compile(r"\d+ passed, \d+ failed(, \d+ skipped)?$")
 
 
-def run_suite(name, cmd):
+def run_suite(name, cmd, out):
+    """Runs one suite, writing its lines with out(line); returns (passed, failed, skipped)."""
     passed = failed = skipped = 0
     start = time.time()
-    print(f"== {name}: {' '.join(cmd)}", flush=True)
+    out(f"== {name}: {' '.join(cmd)}")
     try:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as e:
-        print(f"FAIL - {name}: cannot run: {e}")
+        out(f"FAIL - {name}: cannot run: {e}")
         return 0, 1, 0
     for line in proc.stdout:
         line = line.rstrip("\n")
@@ -81,16 +87,26 @@ def run_suite(name, cmd):
             skipped += 1
         elif SUMMARY.search(line):
             continue
-        print(line, flush=True)
+        out(line)
     code = proc.wait()
     if code != 0 and failed == 0:
-        print(f"FAIL - {name}: exited with status {code} without reporting a failure")
+        out(f"FAIL - {name}: exited with status {code} without reporting a failure")
         failed += 1
     if passed + failed + skipped == 0:
-        print(f"FAIL - {name}: ran no checks")
+        out(f"FAIL - {name}: ran no checks")
         failed += 1
-    print(f"== {name}: {passed} passed, {failed} failed, {skipped} skipped ({time.time() - start:.1f} s)", flush=True)
+    out(f"== {name}: {passed} passed, {failed} failed, {skipped} skipped ({time.time() - start:.1f} s)")
     return passed, failed, skipped
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def run_buffered(suite):
+    """A suite run with its lines kept, for printing when its turn comes."""
+    lines = []
+    return run_suite(suite[0], suite[1], lines.append), lines
 
 
 def main():
@@ -99,10 +115,18 @@ def main():
     if unknown:
         sys.exit(f"run.py: unknown suite(s): {', '.join(sorted(unknown))}")
     total_p = total_f = total_s = 0
-    for name, cmd, _ in SUITES:
-        if wanted and name not in wanted:
-            continue
-        p, f, s = run_suite(name, cmd)
+    suites = [s for s in SUITES if not wanted or s[0] in wanted]
+    jobs = int(os.environ.get("NNC_TEST_JOBS", "2"))
+    if jobs <= 1:
+        counts = [run_suite(name, cmd, say) for name, cmd, _ in suites]
+    else:
+        counts = []
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            for (p, f, s), lines in pool.map(run_buffered, suites):   # (in order, each as soon as it and those before it are done)
+                for line in lines:
+                    say(line)
+                counts.append((p, f, s))
+    for p, f, s in counts:
         total_p += p
         total_f += f
         total_s += s

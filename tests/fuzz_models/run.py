@@ -29,7 +29,7 @@ its failure, under tests/fuzz_models/regressions/ (the first model of each kind 
              keep a batch fast), --cflags-O0 "..." (for nnc -O0's programs; default -O0 -march=native)
 
 Prints `ok - fuzz-models seed S: N models` or one `FAIL - model K (seed S): what differs` per failing
-model, then `N passed, N failed`; exits 1 on any failure. `make test`'s batch is `--seed 1 --count 240`.
+model, then `N passed, N failed`; exits 1 on any failure. `make test`'s batch is `--seed 1 --count 160` (240 until CI neared its 30 minutes).
 """
 import argparse
 import concurrent.futures
