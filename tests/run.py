@@ -114,7 +114,6 @@ def main():
     unknown = wanted - {s[0] for s in SUITES}
     if unknown:
         sys.exit(f"run.py: unknown suite(s): {', '.join(sorted(unknown))}")
-    total_p = total_f = total_s = 0
     suites = [s for s in SUITES if not wanted or s[0] in wanted]
     jobs = int(os.environ.get("NNC_TEST_JOBS", "2"))
     if jobs <= 1:
@@ -126,10 +125,7 @@ def main():
                 for line in lines:
                     say(line)
                 counts.append((p, f, s))
-    for p, f, s in counts:
-        total_p += p
-        total_f += f
-        total_s += s
+    total_p, total_f, total_s = (sum(c) for c in zip(*counts)) if counts else (0, 0, 0)
     print(f"{total_p} passed, {total_f} failed, {total_s} skipped")
     sys.exit(1 if total_f else 0)
 

@@ -6,7 +6,7 @@ tools/export_torchvision.py, or the trained Fashion-MNIST ResNet-18) run in four
 input, at each thread count:
 
   nnc          the model's .net compiled by nnc (--target native, or --target T) and built with
-               $CC $CFLAGS (default clang -O3 -march=native, or -march=T for x86-64-v3 and v4);
+               $CC $CFLAGS (default clang -O3 -march=native, or T's flags in compiler/targets.def);
                the program's own --bench;
   ONNX Runtime npm's onnxruntime-node (its CPU library), installed with --ignore-scripts into
                build/ort, on the model exported by torch.onnx.export (opset 14), all graph
@@ -62,15 +62,21 @@ def sh(cmd, env=None):
 
 
 def march(target):
-    """The -march a build for nnc's --target uses: the target itself for x86-64-v3 and v4, else native."""
-    return f"-march={target}" if target in ("x86-64-v3", "x86-64-v4") else "-march=native"
+    """The flags a build for nnc's --target uses, as compiler/targets.def gives them (native: -march=native)."""
+    if target == "native":
+        return "-march=native"
+    rows = re.findall(r'^TARGET\(\w+,\s*"([^"]+)",\s*\w+,\s*"[^"]*",\s*"([^"]*)"', open(os.path.join(ROOT, "compiler", "targets.def")).read(), re.M)
+    flags = dict(rows).get(target)
+    if flags is None:
+        sys.exit(f"bench: unknown --target {target}; known: native, {', '.join(n for n, _ in rows)}")
+    return flags
 
 
 def peak_per_core(target):
     """(GFLOP/s, what it ran) of one core on tools/fma_peak.c built for the target (native: this machine)."""
     exe = os.path.join(OUT, "fma_peak")
     cc = os.environ.get("CC", "clang")
-    sh([cc, "-O2", march(target), "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
+    sh([cc, "-O2", *march(target).split(), "-ffp-contract=fast", os.path.join(ROOT, "tools", "fma_peak.c"), "-o", exe])
     line = sh([exe]).strip()
     m = re.fullmatch(r"([\d.]+) GFLOP/s on (.+)", line)
     if not m:

@@ -1484,15 +1484,10 @@ def build_and_run(c, d, refs, flags):
         if ref.size == 0:
             r.errs.append(0.0)
             continue
-        bad_nan = np.isnan(got64) != np.isnan(ref)
-        if bad_nan.any():
-            problems.append(f"output {i}: {int(bad_nan.sum())} of {ref.size} elements NaN where PyTorch's are not (or the reverse)")
+        why = nonfinite_mismatch(got64, ref)
+        if why:
+            problems.append(f"output {i}: {why}")
             r.errs.append(float("nan"))
-            continue
-        bad_inf = np.isinf(ref) & (got64 != ref)
-        if bad_inf.any():
-            problems.append(f"output {i}: {int(bad_inf.sum())} of {ref.size} elements not the infinity PyTorch gives")
-            r.errs.append(float("inf"))
             continue
         both = np.isfinite(ref)   # (NaN and infinities matched above; a finite ref against an inf fails below)
         scale = max(1e-6, float(np.max(np.abs(ref[both]))) if both.any() else 0.0)
@@ -1507,6 +1502,18 @@ def build_and_run(c, d, refs, flags):
     if problems:
         r.detail = "; ".join(problems)
     return r
+
+
+def nonfinite_mismatch(got, ref):
+    """Where got's NaNs and infinities differ from PyTorch's ref, what differs (else None): the elements that
+    are NaN in one and not the other, or not the infinity ref has. The finite rest is compared by error."""
+    nan = np.isnan(got) != np.isnan(ref)
+    if nan.any():
+        return f"{int(nan.sum())} of {ref.size} elements NaN where PyTorch's are not (or the reverse)"
+    inf = np.isinf(ref) & (got != ref)
+    if inf.any():
+        return f"{int(inf.sum())} of {ref.size} elements not the infinity PyTorch gives"
+    return None
 
 
 def snapshot_toolchain(root):

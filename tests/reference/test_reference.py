@@ -45,6 +45,16 @@ TOL = 1e-6
 # (measured 2.6e-5 of max|torch|).
 F32_ROUNDED = {"layernorm/offset_input": 1e-4}
 
+
+def ops_module():
+    """tests/ops/test_ops.py, read-only: its CASES, prepare() and nonfinite_mismatch(). Imported when first
+    needed, as it imports PyTorch, without which this suite reports a skip."""
+    ops_dir = os.path.join(ROOT, "tests", "ops")
+    if ops_dir not in sys.path:
+        sys.path.insert(0, ops_dir)
+    import test_ops  # noqa: E402
+    return test_ops
+
 passed = failed = 0
 
 
@@ -77,12 +87,9 @@ def rel_err(got, ref):
     if tuple(got.shape) != tuple(ref.shape):
         return float("inf"), f"shape {list(got.shape)}, PyTorch {list(ref.shape)}"
     got = got.astype(np.float64)
-    nan = np.isnan(got) != np.isnan(ref)
-    if nan.any():
-        return float("inf"), f"{int(nan.sum())} elements NaN in one and not the other"
-    inf = np.isinf(ref) & (got != ref)
-    if inf.any():
-        return float("inf"), f"{int(inf.sum())} elements not the infinity PyTorch gives"
+    why = ops_module().nonfinite_mismatch(got, ref)
+    if why:
+        return float("inf"), why
     both = np.isfinite(ref)   # (NaN and infinities matched above; a finite ref against an inf fails below)
     if not both.any():
         return 0.0, ""
@@ -117,8 +124,7 @@ def reference(net, weights, inputs, n_out, out_dir, extra=()):
 # (a) the builtins
 
 def ops_cases(root, filters, jobs, verbose, worst):
-    sys.path.insert(0, os.path.join(ROOT, "tests", "ops"))
-    import test_ops  # noqa: E402  (read-only: its CASES and prepare())
+    test_ops = ops_module()
     import torch
     torch.set_num_threads(1)
     cases = [c for c in test_ops.CASES if not filters or any(f in "ops/" + c.name for f in filters)]
