@@ -1433,7 +1433,9 @@ def build_and_run(c, d, refs, flags):
     r.compiled = True
     exe = os.path.join(d, "m")
     cc, other = flags["cc"], ("clang" if flags["cc"] == "gcc" else "gcc")
-    base = [OPT, "-march=native", cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
+    # (gcc reads the runtime's headers from a precompiled header too, built with the same flags: gcc_pch())
+    pch = ["-include", flags["gcc_pch"]] if cc == "gcc" and flags.get("gcc_pch") else []
+    base = [OPT, "-march=native"] + pch + [cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
     code, out = run([cc] + WARN_FLAGS + base)
     if code != 0:
         r.warn[cc] = first_lines(out, 4)
@@ -1544,6 +1546,27 @@ def snapshot_toolchain(root):
     return problem
 
 
+def write_headers(path):
+    """The runtime headers every generated file includes, in a header of their own at path (what emit_c.c
+    writes at the top of every file, after the model's own header)."""
+    with open(path, "w") as f:
+        f.write("".join(f"#include {h}\n" for h in ('"nnrt.h"', '"kernels/nnk.h"', "<math.h>", "<stdint.h>",
+                                                     "<stdio.h>", "<stdlib.h>", "<string.h>")))
+
+
+def gcc_pch(root, flags):
+    """The same headers precompiled for gcc's builds, which then include them first (-include; the file's
+    own #includes are then skipped by the headers' guards) and spend their time on the model's code: 0.88
+    -> 0.75 s a case, the same binary. Built with the builds' own flags and -Werror, so a warning in the
+    headers fails here. Returns the header to -include (its .gch beside it), or an error."""
+    d = os.path.join(root, "gcc_pch")
+    os.makedirs(d, exist_ok=True)
+    header = os.path.join(d, "nnc_headers.h")
+    write_headers(header)
+    code, out = run(["gcc", "-x", "c-header"] + WARN_FLAGS + [OPT, "-march=native", header, "-o", header + ".gch"] + flags["cflags"])
+    return header if code == 0 else "the runtime's headers do not precompile without warnings under gcc: " + first_lines(out)
+
+
 def clang_pch(root, flags):
     """The runtime headers every generated file includes, precompiled once for clang's warning check, which
     then parses only the model's own code (the headers' guards skip them). The precompiled header is built
@@ -1551,9 +1574,7 @@ def clang_pch(root, flags):
     if not shutil.which("clang"):
         return "clang not found: the generated C's warnings are checked under gcc and clang (Debian: clang)"
     header, pch = os.path.join(root, "nnc_headers.h"), os.path.join(root, "nnc_headers.h.pch")
-    with open(header, "w") as f:     # what emit_c.c writes at the top of every file, after the model's own header
-        f.write("".join(f"#include {h}\n" for h in ('"nnrt.h"', '"kernels/nnk.h"', "<math.h>", "<stdint.h>",
-                                                     "<stdio.h>", "<stdlib.h>", "<string.h>")))
+    write_headers(header)
     code, out = run(["clang", "-x", "c-header"] + WARN_FLAGS + ["-march=native", header, "-o", pch] + flags["cflags"])
     return pch if code == 0 else "the runtime's headers do not precompile without warnings under clang: " + first_lines(out)
 
@@ -1606,12 +1627,13 @@ def main():
         return 1
     flags = dict(snap, nnc=args.nnc_flags.split(), cc=args.cc)
     if args.cc == "gcc":
-        flags["pch"] = clang_pch(root, flags)
-        if not flags["pch"].endswith(".pch"):
-            report(False, "test_ops", flags["pch"])
-            print(f"{passed} passed, {failed} failed")
-            shutil.rmtree(root, ignore_errors=True)
-            return 1
+        flags["pch"], flags["gcc_pch"] = clang_pch(root, flags), gcc_pch(root, flags)
+        for pch in (flags["pch"], flags["gcc_pch"]):
+            if not pch.endswith((".pch", ".h")):
+                report(False, "test_ops", pch)
+                print(f"{passed} passed, {failed} failed")
+                shutil.rmtree(root, ignore_errors=True)
+                return 1
     torch.set_num_threads(1)
     results = {}
     try:
