@@ -267,24 +267,25 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
 }
 
+/* The lines that give a part its blocks [b0, b1) (of every image) and output rows [r0, r1) of an op on
+   `planes` planes of `rows` rows (pad_plane, the blocked pools): one image by rows, as the convolutions
+   around it split it (their units are runs of rows), so that each thread reads the rows it wrote; a
+   batch by planes, image by image. */
+static char *plane_share(const Tensor *x, long long planes, long long rows) {
+    if (x->dims[0] == 1)
+        return format("    long b0 = 0, b1 = %lld;\n%s   /* rows of every plane */\n", planes, share("r0", "r1", rows, 1));
+    return format("%s   /* whole planes */\n    long r0 = 0, r1 = %lld;\n", share("b0", "b1", planes, 1), rows);
+}
+
 /* A convolution's input copied into a zero-padded plane (choose_layouts.c), in its layout: planes of
-   16-channel blocks or of single channels; one image split by rows (those of the convolutions before
-   and after it, whose units are runs of rows), a batch by planes (image by image). */
+   16-channel blocks or of single channels. */
 static void emit_pad_plane(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out;
     int v = x->layout == LAYOUT_NCHW16C ? NNK_CB : 1;
-    long long planes = x->dims[0] * x->dims[1] / v;
     Buf body = {0};
-    if (x->dims[0] == 1) {
-        buf_printf(&body, "%s   /* rows of the padded planes */\n", share("r0", "r1", y->dims[2], 1));
-        buf_printf(&body, "    nnk_pad_plane_rows(a->y, a->in[0], %d, %lld, %lld, %lld, %lld, %d, %d, 0, %lld, (int)r0, (int)r1);\n", v,
-                   (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1],
-                   planes);
-    } else {
-        buf_printf(&body, "%s   /* planes of %d channel%s */\n", share("b0", "b1", planes, 1), v, v > 1 ? "s" : "");
-        buf_printf(&body, "    nnk_pad_plane(a->y, a->in[0], %d, %lld, %lld, %lld, %lld, %d, %d, (int)b0, (int)b1);\n", v, (long long)x->dims[2],
-                   (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1]);
-    }
+    buf_puts(&body, plane_share(x, x->dims[0] * x->dims[1] / v, y->dims[2]));
+    buf_printf(&body, "    nnk_pad_plane(a->y, a->in[0], %d, %lld, %lld, %lld, %lld, %d, %d, (int)b0, (int)b1, (int)r0, (int)r1);\n", v,
+               (long long)x->dims[2], (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], op->a.pad[0], op->a.pad[1]);
     parallel_call(e, op, body.buf);
 }
 
@@ -617,18 +618,9 @@ static void emit_pool(Emitter *e, const Op *op) {
                          (long long)y->dims[3], a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2],
                          a->pad[3], a->ceil_mode ? ", .ceil_mode = 1" : "",
                          op->kind == OPK_AVGPOOL && a->count_include_pad ? ", .count_include_pad = 1" : "");
-    const char *kind = op->kind == OPK_MAXPOOL ? "max" : "avg";
-    long long blocks = x->dims[0] * x->dims[1] / NNK_CB;
-    if (blocked && x->dims[0] == 1) {   /* one image: rows of every block, as the convolutions around it split it */
-        parallel_call(e, op, format("%s%s   /* output rows */\n"
-                                    "    nnk_%spool_nchwc_rows(a->y, a->in[0], &shape, 0, %lld, (int)r0, (int)r1);\n", shape,
-                                    share("r0", "r1", y->dims[2], 1), kind, blocks));
-        return;
-    }
-    if (blocked) {   /* blocks of 16 channels of every image, split between the threads */
-        parallel_call(e, op, format("%s%s\n"
-                                    "    nnk_%spool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1);\n", shape, share("b0", "b1", blocks, 1),
-                                    kind));
+    if (blocked) {   /* blocks of 16 channels, split between the threads as plane_share says */
+        parallel_call(e, op, format("%s%s    nnk_%spool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);\n", shape,
+                                    plane_share(x, x->dims[0] * x->dims[1] / NNK_CB, y->dims[2]), op->kind == OPK_MAXPOOL ? "max" : "avg"));
         return;
     }
     simple_call(e, op, "float *restrict y, const float *restrict x",

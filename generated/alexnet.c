@@ -84,8 +84,9 @@ _Static_assert(SCRATCH_FLOATS * 4 == ALEXNET_SCRATCH_BYTES_PER_THREAD, "generate
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 227, 227] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 227L * part / parts, r1 = 227L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 227, 227, 2, 2, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 227L * part / parts, r1 = 227L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 227, 227, 2, 2, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 227, 227] -> [1, 64, 55, 55] */
@@ -102,14 +103,16 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 55, .W = 55, .OH = 27, .OW = 27,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 27L * part / parts, r1 = 27L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 27L * part / parts, r1 = 27L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 64, 27, 27] -> [1, 64, 31, 31] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 31L * part / parts, r1 = 31L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 27, 27, 31, 31, 2, 2, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 31L * part / parts, r1 = 31L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 27, 27, 31, 31, 2, 2, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 31, 31] -> [1, 192, 27, 27] */
@@ -126,14 +129,16 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 27, .W = 27, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 13L * part / parts, r1 = 13L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 13L * part / parts, r1 = 13L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 192, 13, 13] -> [1, 192, 15, 15] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 15, 15] -> [1, 384, 13, 13] */
@@ -149,8 +154,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 384, 13, 13] -> [1, 384, 15, 15] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, 0, 24, (int)r0, (int)r1);
+    long b0 = 0, b1 = 24;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 384, 15, 15] -> [1, 256, 13, 13] */
@@ -166,8 +172,9 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 13, 13] -> [1, 256, 15, 15] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 15, 15] -> [1, 256, 13, 13] */
@@ -185,8 +192,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 13, .W = 13, .OH = 6, .OW = 6,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 6L * part / parts, r1 = 6L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 6L * part / parts, r1 = 6L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* to_plain: [1, 256, 6, 6] -> [1, 256, 6, 6] */

@@ -1024,8 +1024,9 @@ _Static_assert(SCRATCH_FLOATS * 4 == DENSENET121_SCRATCH_BYTES_PER_THREAD, "gene
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 229, 229] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 229, 229] -> [1, 64, 112, 112] */
@@ -1042,8 +1043,9 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 112, .W = 112, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
-    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* batchnorm: [1, 64, 56, 56] -> [1, 64, 56, 56] */
@@ -1069,8 +1071,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 56, 56] -> [1, 128, 58, 58] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 58, 58] -> [1, 32, 56, 56] */
@@ -1214,8 +1217,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 128, .H = 56, .W = 56, .OH = 28, .OW = 28,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .count_include_pad = 1};
-    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* batchnorm: [1, 128, 28, 28] -> [1, 128, 28, 28] */
@@ -1241,8 +1245,9 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 28, 28] -> [1, 128, 30, 30] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 30, 30] -> [1, 32, 28, 28] */
@@ -1497,8 +1502,9 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 28, .W = 28, .OH = 14, .OW = 14,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .count_include_pad = 1};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* batchnorm: [1, 256, 14, 14] -> [1, 256, 14, 14] */
@@ -1524,8 +1530,9 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 14, 14] -> [1, 128, 16, 16] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 16, 16] -> [1, 32, 14, 14] */
@@ -2022,8 +2029,9 @@ static void conv2d_49(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 512, .H = 14, .W = 14, .OH = 7, .OW = 7,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .count_include_pad = 1};
-    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* batchnorm: [1, 512, 7, 7] -> [1, 512, 7, 7] */
@@ -2049,8 +2057,9 @@ static void conv2d_50(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 7, 7] -> [1, 128, 9, 9] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 9, 9] -> [1, 32, 7, 7] */

@@ -200,8 +200,9 @@ _Static_assert(SCRATCH_FLOATS * 4 == FASHION_RESNET18_SCRATCH_BYTES_PER_THREAD, 
 
 /* pad_plane: [1, 1, 28, 28] -> [1, 1, 33, 33] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 33L * part / parts, r1 = 33L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 28, 28, 33, 33, 3, 3, 0, 1, (int)r0, (int)r1);
+    long b0 = 0, b1 = 1;
+    long r0 = 33L * part / parts, r1 = 33L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 28, 28, 33, 33, 3, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 1, 33, 33] -> [1, 64, 14, 14] */
@@ -218,14 +219,16 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 14, .W = 14, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
-    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 64, 7, 7] -> [1, 64, 9, 9] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 9, 9] -> [1, 64, 7, 7] */
@@ -262,8 +265,9 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 4, 4] -> [1, 128, 6, 6] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 6L * part / parts, r1 = 6L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 4, 4, 6, 6, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 6L * part / parts, r1 = 6L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 4, 4, 6, 6, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 6, 6] -> [1, 128, 4, 4] */
@@ -308,8 +312,9 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 4, 4] -> [1, 128, 5, 5] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 5L * part / parts, r1 = 5L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 4, 4, 5, 5, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 5L * part / parts, r1 = 5L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 4, 4, 5, 5, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 5, 5] -> [1, 256, 2, 2] */
@@ -324,8 +329,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 2, 2] -> [1, 256, 4, 4] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 4L * part / parts, r1 = 4L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 2, 2, 4, 4, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 4L * part / parts, r1 = 4L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 2, 2, 4, 4, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 4, 4] -> [1, 256, 2, 2] */
@@ -370,8 +376,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 2, 2] -> [1, 256, 3, 3] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 3L * part / parts, r1 = 3L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 2, 2, 3, 3, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 3L * part / parts, r1 = 3L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 2, 2, 3, 3, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 3, 3] -> [1, 512, 1, 1] */
@@ -387,8 +394,9 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 512, 1, 1] -> [1, 512, 3, 3] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 3L * part / parts, r1 = 3L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 1, 1, 3, 3, 1, 1, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 3L * part / parts, r1 = 3L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 1, 1, 3, 3, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 512, 3, 3] -> [1, 512, 1, 1] */

@@ -499,8 +499,9 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 229, 229] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 229, 229] -> [1, 64, 112, 112] */
@@ -517,8 +518,9 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 112, .W = 112, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */
@@ -533,8 +535,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 56, 56] -> [1, 64, 58, 58] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 58, 58] -> [1, 192, 56, 56] */
@@ -552,8 +555,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 56, .W = 56, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 28, 28] -> [1, 64, 28, 28] */
@@ -578,8 +582,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 96, 28, 28] -> [1, 96, 30, 30] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 6, (int)r0, (int)r1);
+    long b0 = 0, b1 = 6;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 96, 30, 30] -> [1, 128, 28, 28] */
@@ -605,8 +610,9 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 16, 28, 28] -> [1, 16, 30, 30] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 1, (int)r0, (int)r1);
+    long b0 = 0, b1 = 1;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 16, 30, 30] -> [1, 32, 28, 28] */
@@ -624,8 +630,9 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 28, .W = 28, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 28, 28] -> [1, 32, 28, 28] */
@@ -650,8 +657,9 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 28, 28] -> [1, 128, 30, 30] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 30, 30] -> [1, 192, 28, 28] */
@@ -677,8 +685,9 @@ static void conv2d_12(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 28, 28] -> [1, 32, 30, 30] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 30, 30] -> [1, 96, 28, 28] */
@@ -696,8 +705,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 28, .W = 28, .OH = 28, .OW = 28,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 28, 28] -> [1, 64, 28, 28] */
@@ -714,8 +724,9 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 480, .H = 28, .W = 28, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 30, (int)r0, (int)r1);
+    long b0 = 0, b1 = 30;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 480, 14, 14] -> [1, 192, 14, 14] */
@@ -740,8 +751,9 @@ static void conv2d_16(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 96, 14, 14] -> [1, 96, 16, 16] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 6, (int)r0, (int)r1);
+    long b0 = 0, b1 = 6;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 96, 16, 16] -> [1, 208, 14, 14] */
@@ -767,8 +779,9 @@ static void conv2d_18(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 16, 14, 14] -> [1, 16, 16, 16] */
 static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 1, (int)r0, (int)r1);
+    long b0 = 0, b1 = 1;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 16, 16, 16] -> [1, 48, 14, 14] */
@@ -786,8 +799,9 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 480, .H = 14, .W = 14, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 30, (int)r0, (int)r1);
+    long b0 = 0, b1 = 30;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 480, 14, 14] -> [1, 64, 14, 14] */
@@ -822,8 +836,9 @@ static void conv2d_22(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 112, 14, 14] -> [1, 112, 16, 16] */
 static void pad_plane_9(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 7, (int)r0, (int)r1);
+    long b0 = 0, b1 = 7;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 112, 16, 16] -> [1, 224, 14, 14] */
@@ -868,8 +883,9 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_7(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 512, .H = 14, .W = 14, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 512, 14, 14] -> [1, 64, 14, 14] */
@@ -899,8 +915,9 @@ static void conv2d_27(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 14, 14] -> [1, 128, 16, 16] */
 static void pad_plane_10(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 16, 16] -> [1, 256, 14, 14] */
@@ -926,8 +943,9 @@ static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 144, 14, 14] -> [1, 144, 16, 16] */
 static void pad_plane_11(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 9, (int)r0, (int)r1);
+    long b0 = 0, b1 = 9;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 144, 16, 16] -> [1, 288, 14, 14] */
@@ -953,8 +971,9 @@ static void conv2d_31(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 14, 14] -> [1, 32, 16, 16] */
 static void pad_plane_12(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 16, 16] -> [1, 64, 14, 14] */
@@ -990,8 +1009,9 @@ static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 14, 14] -> [1, 160, 16, 16] */
 static void pad_plane_13(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 16, 16] -> [1, 320, 14, 14] */
@@ -1030,8 +1050,9 @@ static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_8(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 528, .H = 14, .W = 14, .OH = 14, .OW = 14,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 33, (int)r0, (int)r1);
+    long b0 = 0, b1 = 33;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 528, 14, 14] -> [1, 128, 14, 14] */
@@ -1048,8 +1069,9 @@ static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_9(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 832, .H = 14, .W = 14, .OH = 7, .OW = 7,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 52, (int)r0, (int)r1);
+    long b0 = 0, b1 = 52;
+    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 832, 7, 7] -> [1, 256, 7, 7] */
@@ -1074,8 +1096,9 @@ static void conv2d_40(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 7, 7] -> [1, 160, 9, 9] */
 static void pad_plane_14(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 9, 9] -> [1, 320, 7, 7] */
@@ -1101,8 +1124,9 @@ static void conv2d_42(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 7, 7] -> [1, 32, 9, 9] */
 static void pad_plane_15(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 9, 9] -> [1, 128, 7, 7] */
@@ -1120,8 +1144,9 @@ static void conv2d_43(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_10(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 832, .H = 7, .W = 7, .OH = 7, .OW = 7,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .ceil_mode = 1};
-    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 52, (int)r0, (int)r1);
+    long b0 = 0, b1 = 52;
+    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 832, 7, 7] -> [1, 128, 7, 7] */
@@ -1156,8 +1181,9 @@ static void conv2d_46(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 192, 7, 7] -> [1, 192, 9, 9] */
 static void pad_plane_16(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 9, 9] -> [1, 384, 7, 7] */
@@ -1183,8 +1209,9 @@ static void conv2d_48(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 48, 7, 7] -> [1, 48, 9, 9] */
 static void pad_plane_17(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 48, 9, 9] -> [1, 128, 7, 7] */

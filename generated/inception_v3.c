@@ -808,8 +808,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 147, 147] -> [1, 32, 149, 149] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 149L * part / parts, r1 = 149L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 147, 147, 149, 149, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 149L * part / parts, r1 = 149L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 147, 147, 149, 149, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 149, 149] -> [1, 64, 147, 147] */
@@ -827,8 +828,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 147, .W = 147, .OH = 73, .OW = 73,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 73L * part / parts, r1 = 73L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 73L * part / parts, r1 = 73L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 73, 73] -> [1, 80, 73, 73] */
@@ -856,8 +858,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 71, .W = 71, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 35, 35] -> [1, 64, 35, 35] */
@@ -882,8 +885,9 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 48, 35, 35] -> [1, 48, 39, 39] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 39L * part / parts, r1 = 39L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 35, 35, 39, 39, 2, 2, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 39L * part / parts, r1 = 39L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 35, 35, 39, 39, 2, 2, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 48, 39, 39] -> [1, 64, 35, 35] */
@@ -898,8 +902,9 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 35, 35] -> [1, 64, 37, 37] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 37L * part / parts, r1 = 37L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 35, 35, 37, 37, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 37L * part / parts, r1 = 37L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 35, 35, 37, 37, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 37, 37] -> [1, 96, 35, 35] */
@@ -915,8 +920,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 96, 35, 35] -> [1, 96, 37, 37] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 37L * part / parts, r1 = 37L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 35, 35, 37, 37, 1, 1, 0, 6, (int)r0, (int)r1);
+    long b0 = 0, b1 = 6;
+    long r0 = 37L * part / parts, r1 = 37L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 35, 35, 37, 37, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 96, 37, 37] -> [1, 96, 35, 35] */
@@ -934,8 +940,9 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 192, .H = 35, .W = 35, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 35, 35] -> [1, 32, 35, 35] */
@@ -972,8 +979,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 35, .W = 35, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 288, 35, 35] -> [1, 64, 35, 35] */
@@ -1000,8 +1008,9 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 288, .H = 35, .W = 35, .OH = 35, .OW = 35,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 18, (int)r0, (int)r1);
+    long b0 = 0, b1 = 18;
+    long r0 = 35L * part / parts, r1 = 35L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 288, 35, 35] -> [1, 384, 17, 17] */
@@ -1028,8 +1037,9 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 288, .H = 35, .W = 35, .OH = 17, .OW = 17,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 18, (int)r0, (int)r1);
+    long b0 = 0, b1 = 18;
+    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 768, 17, 17] -> [1, 192, 17, 17] */
@@ -1054,8 +1064,9 @@ static void conv2d_19(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 17, 17] -> [1, 128, 17, 23] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 17, 23] -> [1, 128, 17, 17] */
@@ -1070,8 +1081,9 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 17, 17] -> [1, 128, 23, 17] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 23, 17] -> [1, 192, 17, 17] */
@@ -1108,8 +1120,9 @@ static void conv2d_23(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 768, .H = 17, .W = 17, .OH = 17, .OW = 17,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 48, (int)r0, (int)r1);
+    long b0 = 0, b1 = 48;
+    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 768, 17, 17] -> [1, 160, 17, 17] */
@@ -1124,8 +1137,9 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 17, 17] -> [1, 160, 17, 23] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 17, 23] -> [1, 160, 17, 17] */
@@ -1140,8 +1154,9 @@ static void conv2d_25(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 17, 17] -> [1, 160, 23, 17] */
 static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 23, 17] -> [1, 192, 17, 17] */
@@ -1176,8 +1191,9 @@ static void conv2d_28(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 192, 17, 17] -> [1, 192, 17, 23] */
 static void pad_plane_9(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 17L * part / parts, r1 = 17L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 17, 23, 0, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 17, 23] -> [1, 192, 17, 17] */
@@ -1192,8 +1208,9 @@ static void conv2d_29(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 192, 17, 17] -> [1, 192, 23, 17] */
 static void pad_plane_10(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, 0, 12, (int)r0, (int)r1);
+    long b0 = 0, b1 = 12;
+    long r0 = 23L * part / parts, r1 = 23L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 17, 17, 23, 17, 3, 0, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 192, 23, 17] -> [1, 192, 17, 17] */
@@ -1230,8 +1247,9 @@ static void conv2d_32(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 768, .H = 17, .W = 17, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 48, (int)r0, (int)r1);
+    long b0 = 0, b1 = 48;
+    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 1280, 8, 8] -> [1, 320, 8, 8] */
@@ -1256,8 +1274,9 @@ static void conv2d_34(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 384, 8, 8] -> [1, 384, 8, 10] */
 static void pad_plane_11(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 8, 8, 8, 10, 0, 1, 0, 24, (int)r0, (int)r1);
+    long b0 = 0, b1 = 24;
+    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 8, 8, 8, 10, 0, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 384, 8, 10] -> [1, 384, 8, 8] */
@@ -1272,8 +1291,9 @@ static void conv2d_35(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 384, 8, 8] -> [1, 384, 10, 8] */
 static void pad_plane_12(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 10L * part / parts, r1 = 10L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 8, 8, 10, 8, 1, 0, 0, 24, (int)r0, (int)r1);
+    long b0 = 0, b1 = 24;
+    long r0 = 10L * part / parts, r1 = 10L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 8, 8, 10, 8, 1, 0, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 384, 10, 8] -> [1, 384, 8, 8] */
@@ -1298,8 +1318,9 @@ static void conv2d_37(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 448, 8, 8] -> [1, 448, 10, 10] */
 static void pad_plane_13(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 10L * part / parts, r1 = 10L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 8, 8, 10, 10, 1, 1, 0, 28, (int)r0, (int)r1);
+    long b0 = 0, b1 = 28;
+    long r0 = 10L * part / parts, r1 = 10L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 8, 8, 10, 10, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 448, 10, 10] -> [1, 384, 8, 8] */
@@ -1317,8 +1338,9 @@ static void conv2d_38(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 1280, .H = 8, .W = 8, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 80, (int)r0, (int)r1);
+    long b0 = 0, b1 = 80;
+    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 1280, 8, 8] -> [1, 192, 8, 8] */
@@ -1365,8 +1387,9 @@ static void conv2d_42(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_6(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 2048, .H = 8, .W = 8, .OH = 8, .OW = 8,
                                          .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 128, (int)r0, (int)r1);
+    long b0 = 0, b1 = 128;
+    long r0 = 8L * part / parts, r1 = 8L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 2048, 8, 8] -> [1, 192, 8, 8] */

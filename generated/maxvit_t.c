@@ -1043,8 +1043,9 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 225, 225] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 225, 225] -> [1, 64, 112, 112] */
@@ -1059,8 +1060,9 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 112, 112] -> [1, 64, 114, 114] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 114L * part / parts, r1 = 114L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 112, 112, 114, 114, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 114L * part / parts, r1 = 114L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 112, 112, 114, 114, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 114, 114] -> [1, 64, 112, 112] */
@@ -1078,8 +1080,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 static void avgpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 112, .W = 112, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .count_include_pad = 1};
-    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* output rows */
-    nnk_avgpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* rows of every plane */
+    nnk_avgpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 56, 56] -> [1, 64, 56, 56] */

@@ -362,8 +362,9 @@ _Static_assert(NNK_MR == 8 && NNK_NR == 48, "generated for another tile of nnk_g
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 225, 225] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 225, 225] -> [1, 16, 112, 112] */

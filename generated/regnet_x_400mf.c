@@ -569,8 +569,9 @@ enum {
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 225, 225] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 225L * part / parts, r1 = 225L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 225, 225, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 225, 225] -> [1, 32, 112, 112] */
@@ -595,8 +596,9 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 112, 112] -> [1, 32, 113, 113] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 113L * part / parts, r1 = 113L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 112, 112, 113, 113, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 113L * part / parts, r1 = 113L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 112, 112, 113, 113, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 113, 113] -> [1, 32, 56, 56] */
@@ -641,8 +643,9 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 56, 56] -> [1, 64, 57, 57] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 57, 57, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 57, 57, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 57, 57] -> [1, 64, 28, 28] */
@@ -687,8 +690,9 @@ static void conv2d_10(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 28, 28] -> [1, 64, 30, 30] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 30, 30] -> [1, 64, 28, 28] */
@@ -723,8 +727,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 28, 28] -> [1, 160, 29, 29] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 29, 29, 1, 1, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 29, 29, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 29, 29] -> [1, 160, 14, 14] */
@@ -769,8 +774,9 @@ static void conv2d_17(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 160, 14, 14] -> [1, 160, 16, 16] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 10, (int)r0, (int)r1);
+    long b0 = 0, b1 = 10;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 160, 16, 16] -> [1, 160, 14, 14] */
@@ -805,8 +811,9 @@ static void conv2d_20(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 400, 14, 14] -> [1, 400, 15, 15] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 15, 15, 1, 1, 0, 25, (int)r0, (int)r1);
+    long b0 = 0, b1 = 25;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 400, 15, 15] -> [1, 400, 7, 7] */
@@ -851,8 +858,9 @@ static void conv2d_24(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 400, 7, 7] -> [1, 400, 9, 9] */
 static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 25, (int)r0, (int)r1);
+    long b0 = 0, b1 = 25;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 400, 9, 9] -> [1, 400, 7, 7] */

@@ -212,8 +212,9 @@ _Static_assert(SCRATCH_FLOATS * 4 == RESNET18_SCRATCH_BYTES_PER_THREAD, "generat
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 229, 229] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 229L * part / parts, r1 = 229L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 229, 229, 3, 3, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 229, 229] -> [1, 64, 112, 112] */
@@ -230,14 +231,16 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 112, .W = 112, .OH = 56, .OW = 56,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
-    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 64, 56, 56] -> [1, 64, 58, 58] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 58, 58] -> [1, 64, 56, 56] */
@@ -264,8 +267,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 56, 56] -> [1, 64, 57, 57] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 57, 57, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 57, 57, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 57, 57] -> [1, 128, 28, 28] */
@@ -280,8 +284,9 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 28, 28] -> [1, 128, 30, 30] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 30, 30] -> [1, 128, 28, 28] */
@@ -329,8 +334,9 @@ static void conv2d_8(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 128, 28, 28] -> [1, 128, 29, 29] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 29, 29, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 29, 29, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 29, 29] -> [1, 256, 14, 14] */
@@ -345,8 +351,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 14, 14] -> [1, 256, 16, 16] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 16, 16] -> [1, 256, 14, 14] */
@@ -394,8 +401,9 @@ static void conv2d_13(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 14, 14] -> [1, 256, 15, 15] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 15, 15, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 15, 15] -> [1, 512, 7, 7] */
@@ -410,8 +418,9 @@ static void conv2d_14(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 512, 7, 7] -> [1, 512, 9, 9] */
 static void pad_plane_8(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 9L * part / parts, r1 = 9L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 7, 7, 9, 9, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 512, 9, 9] -> [1, 512, 7, 7] */

@@ -164,8 +164,9 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 111, .W = 111, .OH = 55, .OW = 55,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 55L * part / parts, r1 = 55L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 55L * part / parts, r1 = 55L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 55, 55] -> [1, 16, 55, 55] */
@@ -190,8 +191,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 16, 55, 55] -> [1, 16, 57, 57] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 55, 55, 57, 57, 1, 1, 0, 1, (int)r0, (int)r1);
+    long b0 = 0, b1 = 1;
+    long r0 = 57L * part / parts, r1 = 57L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 55, 55, 57, 57, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 16, 57, 57] -> [1, 64, 55, 55] */
@@ -219,8 +221,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 128, .H = 55, .W = 55, .OH = 27, .OW = 27,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 27L * part / parts, r1 = 27L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 27L * part / parts, r1 = 27L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 27, 27] -> [1, 32, 27, 27] */
@@ -245,8 +248,9 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 32, 27, 27] -> [1, 32, 29, 29] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 27, 27, 29, 29, 1, 1, 0, 2, (int)r0, (int)r1);
+    long b0 = 0, b1 = 2;
+    long r0 = 29L * part / parts, r1 = 29L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 27, 27, 29, 29, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 32, 29, 29] -> [1, 128, 27, 27] */
@@ -274,8 +278,9 @@ static void conv2d_9(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 27, .W = 27, .OH = 13, .OW = 13,
                                          .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0, .ceil_mode = 1};
-    long r0 = 13L * part / parts, r1 = 13L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 13L * part / parts, r1 = 13L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 13, 13] -> [1, 48, 13, 13] */
@@ -300,8 +305,9 @@ static void conv2d_11(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 48, 13, 13] -> [1, 48, 15, 15] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 48, 15, 15] -> [1, 192, 13, 13] */
@@ -347,8 +353,9 @@ static void conv2d_15(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 64, 13, 13] -> [1, 64, 15, 15] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 15L * part / parts, r1 = 15L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 13, 13, 15, 15, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 15, 15] -> [1, 256, 13, 13] */

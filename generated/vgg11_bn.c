@@ -130,8 +130,9 @@ _Static_assert(SCRATCH_FLOATS * 4 == VGG11_BN_SCRATCH_BYTES_PER_THREAD, "generat
 
 /* pad_plane: [1, 3, 224, 224] -> [1, 3, 226, 226] */
 static void pad_plane_1(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 226L * part / parts, r1 = 226L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 1, 224, 224, 226, 226, 1, 1, 0, 3, (int)r0, (int)r1);
+    long b0 = 0, b1 = 3;
+    long r0 = 226L * part / parts, r1 = 226L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 1, 224, 224, 226, 226, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 3, 226, 226] -> [1, 64, 224, 224] */
@@ -148,14 +149,16 @@ static void conv2d_1(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_1(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 64, .H = 224, .W = 224, .OH = 112, .OW = 112,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 112L * part / parts, r1 = 112L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 112L * part / parts, r1 = 112L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 64, 112, 112] -> [1, 64, 114, 114] */
 static void pad_plane_2(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 114L * part / parts, r1 = 114L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 112, 112, 114, 114, 1, 1, 0, 4, (int)r0, (int)r1);
+    long b0 = 0, b1 = 4;
+    long r0 = 114L * part / parts, r1 = 114L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 112, 112, 114, 114, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 64, 114, 114] -> [1, 128, 112, 112] */
@@ -173,14 +176,16 @@ static void conv2d_2(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_2(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 128, .H = 112, .W = 112, .OH = 56, .OW = 56,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 56L * part / parts, r1 = 56L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 128, 56, 56] -> [1, 128, 58, 58] */
 static void pad_plane_3(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, 0, 8, (int)r0, (int)r1);
+    long b0 = 0, b1 = 8;
+    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 128, 58, 58] -> [1, 256, 56, 56] */
@@ -196,8 +201,9 @@ static void conv2d_3(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 256, 56, 56] -> [1, 256, 58, 58] */
 static void pad_plane_4(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 58L * part / parts, r1 = 58L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 56, 56, 58, 58, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 58, 58] -> [1, 256, 56, 56] */
@@ -215,14 +221,16 @@ static void conv2d_4(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_3(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 256, .H = 56, .W = 56, .OH = 28, .OW = 28,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 28L * part / parts, r1 = 28L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 256, 28, 28] -> [1, 256, 30, 30] */
 static void pad_plane_5(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 16, (int)r0, (int)r1);
+    long b0 = 0, b1 = 16;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 256, 30, 30] -> [1, 512, 28, 28] */
@@ -238,8 +246,9 @@ static void conv2d_5(const nnrt_op_args *a, int part, int parts) {
 
 /* pad_plane: [1, 512, 28, 28] -> [1, 512, 30, 30] */
 static void pad_plane_6(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 30L * part / parts, r1 = 30L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 28, 28, 30, 30, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 512, 30, 30] -> [1, 512, 28, 28] */
@@ -257,14 +266,16 @@ static void conv2d_6(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_4(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 512, .H = 28, .W = 28, .OH = 14, .OW = 14,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 14L * part / parts, r1 = 14L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* pad_plane: [1, 512, 14, 14] -> [1, 512, 16, 16] */
 static void pad_plane_7(const nnrt_op_args *a, int part, int parts) {
-    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of the padded planes */
-    nnk_pad_plane_rows(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 16L * part / parts, r1 = 16L * (part + 1) / parts;   /* rows of every plane */
+    nnk_pad_plane(a->y, a->in[0], 16, 14, 14, 16, 16, 1, 1, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* conv2d: [1, 512, 16, 16] -> [1, 512, 14, 14] */
@@ -282,8 +293,9 @@ static void conv2d_7(const nnrt_op_args *a, int part, int parts) {
 static void maxpool_5(const nnrt_op_args *a, int part, int parts) {
     static const nnk_pool_params shape = {.N = 1, .C = 512, .H = 14, .W = 14, .OH = 7, .OW = 7,
                                          .kh = 2, .kw = 2, .sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 0, .pr = 0};
-    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* output rows */
-    nnk_maxpool_nchwc_rows(a->y, a->in[0], &shape, 0, 32, (int)r0, (int)r1);
+    long b0 = 0, b1 = 32;
+    long r0 = 7L * part / parts, r1 = 7L * (part + 1) / parts;   /* rows of every plane */
+    nnk_maxpool_nchwc(a->y, a->in[0], &shape, (int)b0, (int)b1, (int)r0, (int)r1);
 }
 
 /* to_plain: [1, 512, 7, 7] -> [1, 512, 7, 7] */

@@ -911,14 +911,15 @@ static inline void nnk_from_nchwc(float *restrict y, const float *restrict x, in
                 y[((long)cb * NNK_CB + c) * HW + i] = x[((long)cb * HW + i) * NNK_CB + c];
 }
 
-/* y = x zero-padded by pt, pl (top, left) to a plane of OH × OW, rows [r0, r1) of the padded planes of
+/* y = x zero-padded by pt, pl (top, left) to a plane of OH × OW: rows [r0, r1) of the padded planes of
    blocks [b0, b1) (of a batch, one image after the other); a block is 16 channels (blocked) or 1 (plain,
-   v = 1). Split by rows, each thread copies the rows of the plane that it computed in the convolution
-   before (whose units are runs of rows) and reads in the one after: split by blocks, a thread copied
-   planes the other core had written. ResNet-50 on 2 threads of a Zen 4: its pad_plane ops 1.74 ms split
-   by blocks, 0.60 by rows (0.77 on one thread); with its max pool by rows too, the model 43.7 -> 38.1 ms. */
-static inline void nnk_pad_plane_rows(float *restrict y, const float *restrict x, int v, int H, int W, int OH, int OW,
-                                      int pt, int pl, int b0, int b1, int r0, int r1)
+   v = 1). Generated code splits one image between threads by rows, so that each thread copies the rows
+   of the plane it computed in the convolution before (whose units are runs of rows) and reads in the one
+   after; by blocks, a thread copied planes the other core had written. ResNet-50 on 2 threads of a
+   Zen 4: its pad_plane ops 1.74 ms by blocks, 0.60 by rows (0.77 on one thread); with its max pool by
+   rows too, the model 43.7 -> 38.1 ms. */
+static inline void nnk_pad_plane(float *restrict y, const float *restrict x, int v, int H, int W, int OH, int OW,
+                                 int pt, int pl, int b0, int b1, int r0, int r1)
 {
     for (int cb = b0; cb < b1; cb++) {
         float *yc = y + (long)cb * OH * OW * v;
@@ -939,17 +940,10 @@ static inline void nnk_pad_plane_rows(float *restrict y, const float *restrict x
     }
 }
 
-/* The same for whole planes: blocks [b0, b1). */
-static inline void nnk_pad_plane(float *restrict y, const float *restrict x, int v, int H, int W, int OH, int OW,
-                                 int pt, int pl, int b0, int b1)
-{
-    nnk_pad_plane_rows(y, x, v, H, W, OH, OW, pt, pl, b0, b1, 0, OH);
-}
-
 /* Max or average pooling in the blocked layout, blocks [b0, b1) of one batch: each window's cells in row
    order, as nnk_maxpool2d (padding ignored, a NaN wins) and nnk_avgpool2d (padding cells zeros, the
    divisor the window's size: count_include_pad without ceil_mode) compute them; output rows [r0, r1) of
-   those blocks (one image split by rows, as nnk_pad_plane_rows, for the same reason). */
+   those blocks (one image is split by rows, as for nnk_pad_plane). */
 static inline void nnk__pool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1, int r0,
                                    int r1, int max)
 {
@@ -979,24 +973,14 @@ static inline void nnk__pool_nchwc(float *restrict y, const float *restrict x, c
             }
 }
 
-static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
-{
-    nnk__pool_nchwc(y, x, p, b0, b1, 0, p->OH, 1);
-}
-
-static inline void nnk_avgpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1)
-{
-    nnk__pool_nchwc(y, x, p, b0, b1, 0, p->OH, 0);
-}
-
-static inline void nnk_maxpool_nchwc_rows(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1,
-                                          int r0, int r1)
+static inline void nnk_maxpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1, int r0,
+                                     int r1)
 {
     nnk__pool_nchwc(y, x, p, b0, b1, r0, r1, 1);
 }
 
-static inline void nnk_avgpool_nchwc_rows(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1,
-                                          int r0, int r1)
+static inline void nnk_avgpool_nchwc(float *restrict y, const float *restrict x, const nnk_pool_params *p, int b0, int b1, int r0,
+                                     int r1)
 {
     nnk__pool_nchwc(y, x, p, b0, b1, r0, r1, 0);
 }

@@ -350,7 +350,7 @@ void nnkt_conv2d_nchwc(float *y, const float *x, const float *w, const float *b,
             nnk_to_nchwc(rb + n * out, res + n * out, O, (long)OH * OW, 0, O);
     }
     int v = plain ? 1 : NNK_CB;
-    nnk_pad_plane(xp, xb, v, H, W, Hp, Wp, PT, PL, 0, N * C / v);
+    nnk_pad_plane(xp, xb, v, H, W, Hp, Wp, PT, PL, 0, N * C / v, 0, Hp);
     memcpy(wp, w, (size_t)wn * sizeof *wp);
     nnk_pack_conv(wp, O, C / G, KH, KW, G, how, tmp);
     nnk_conv_params p = {.C = C, .H = Hp, .W = Wp, .O = O, .OH = OH, .OW = OW, .kh = KH, .kw = KW, .sh = SH, .sw = SW,

@@ -1433,9 +1433,8 @@ def build_and_run(c, d, refs, flags):
     r.compiled = True
     exe = os.path.join(d, "m")
     cc, other = flags["cc"], ("clang" if flags["cc"] == "gcc" else "gcc")
-    # (gcc reads the runtime's headers from a precompiled header too, built with the same flags: gcc_pch())
-    pch = ["-include", flags["gcc_pch"]] if cc == "gcc" and flags.get("gcc_pch") else []
-    base = [OPT, "-march=native"] + pch + [cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
+    # (gcc, and clang's check below, read the runtime's headers precompiled: precompile())
+    base = [OPT, "-march=native"] + flags["pch"].get(cc, []) + [cfile] + flags["cflags"] + ["-o", exe] + flags["libs"]
     code, out = run([cc] + WARN_FLAGS + base)
     if code != 0:
         r.warn[cc] = first_lines(out, 4)
@@ -1445,8 +1444,7 @@ def build_and_run(c, d, refs, flags):
             return r
     # clang's -Wall -Wextra warnings all come from its front end, so -fsyntax-only sees every one;
     # some of gcc's (-Wmaybe-uninitialized, ...) need the optimiser
-    # (clang reads the runtime's headers from a precompiled header, checked for warnings once: clang_pch())
-    check = ["-fsyntax-only", "-march=native", "-include-pch", flags["pch"]] if other == "clang" else [OPT, "-march=native", "-c", "-o", os.devnull]
+    check = ["-fsyntax-only", "-march=native"] + flags["pch"]["clang"] if other == "clang" else [OPT, "-march=native", "-c", "-o", os.devnull]
     code, out = run([other] + WARN_FLAGS + check + [cfile] + flags["cflags"])
     if code != 0:
         r.warn[other] = first_lines(out, 4)
@@ -1546,37 +1544,26 @@ def snapshot_toolchain(root):
     return problem
 
 
-def write_headers(path):
-    """The runtime headers every generated file includes, in a header of their own at path (what emit_c.c
-    writes at the top of every file, after the model's own header)."""
-    with open(path, "w") as f:
-        f.write("".join(f"#include {h}\n" for h in ('"nnrt.h"', '"kernels/nnk.h"', "<math.h>", "<stdint.h>",
-                                                     "<stdio.h>", "<stdlib.h>", "<string.h>")))
-
-
-def gcc_pch(root, flags):
-    """The same headers precompiled for gcc's builds, which then include them first (-include; the file's
-    own #includes are then skipped by the headers' guards) and spend their time on the model's code: 0.88
-    -> 0.75 s a case, the same binary. Built with the builds' own flags and -Werror, so a warning in the
-    headers fails here. Returns the header to -include (its .gch beside it), or an error."""
-    d = os.path.join(root, "gcc_pch")
+def precompile(root, cc, opt, flags):
+    """The runtime headers every generated file includes (what emit_c.c writes at the top of every file, after
+    the model's own header), precompiled once under cc with the flags its compiles use and -Werror, so that a
+    warning in the headers fails here and each case's compile parses only the model's own code (the headers'
+    guards skip the file's own #includes). gcc's builds include the header first (-include, its .gch beside
+    it: 0.88 -> 0.75 s a case, the same binary); clang's warning check reads the .pch (-include-pch).
+    Returns (the arguments that use it, None), or (None, what went wrong)."""
+    if not shutil.which(cc):
+        return None, f"{cc} not found: the generated C's warnings are checked under gcc and clang (Debian: {cc})"
+    d = os.path.join(root, cc + "_pch")
     os.makedirs(d, exist_ok=True)
     header = os.path.join(d, "nnc_headers.h")
-    write_headers(header)
-    code, out = run(["gcc", "-x", "c-header"] + WARN_FLAGS + [OPT, "-march=native", header, "-o", header + ".gch"] + flags["cflags"])
-    return header if code == 0 else "the runtime's headers do not precompile without warnings under gcc: " + first_lines(out)
-
-
-def clang_pch(root, flags):
-    """The runtime headers every generated file includes, precompiled once for clang's warning check, which
-    then parses only the model's own code (the headers' guards skip them). The precompiled header is built
-    with the same flags and -Werror, so a warning in the headers fails here. Returns its path, or an error."""
-    if not shutil.which("clang"):
-        return "clang not found: the generated C's warnings are checked under gcc and clang (Debian: clang)"
-    header, pch = os.path.join(root, "nnc_headers.h"), os.path.join(root, "nnc_headers.h.pch")
-    write_headers(header)
-    code, out = run(["clang", "-x", "c-header"] + WARN_FLAGS + ["-march=native", header, "-o", pch] + flags["cflags"])
-    return pch if code == 0 else "the runtime's headers do not precompile without warnings under clang: " + first_lines(out)
+    with open(header, "w") as f:
+        f.write("".join(f"#include {h}\n" for h in ('"nnrt.h"', '"kernels/nnk.h"', "<math.h>", "<stdint.h>",
+                                                     "<stdio.h>", "<stdlib.h>", "<string.h>")))
+    out = header + (".gch" if cc == "gcc" else ".pch")
+    code, text = run([cc, "-x", "c-header"] + WARN_FLAGS + opt + ["-march=native", header, "-o", out] + flags["cflags"])
+    if code != 0:
+        return None, f"the runtime's headers do not precompile without warnings under {cc}: " + first_lines(text)
+    return (["-include", header] if cc == "gcc" else ["-include-pch", out]), None
 
 
 def main():
@@ -1625,12 +1612,12 @@ def main():
         print(f"{passed} passed, {failed} failed")
         shutil.rmtree(root, ignore_errors=True)
         return 1
-    flags = dict(snap, nnc=args.nnc_flags.split(), cc=args.cc)
+    flags = dict(snap, nnc=args.nnc_flags.split(), cc=args.cc, pch={})
     if args.cc == "gcc":
-        flags["pch"], flags["gcc_pch"] = clang_pch(root, flags), gcc_pch(root, flags)
-        for pch in (flags["pch"], flags["gcc_pch"]):
-            if not pch.endswith((".pch", ".h")):
-                report(False, "test_ops", pch)
+        for cc, opt in (("gcc", [OPT]), ("clang", [])):   # (gcc's builds, clang's -fsyntax-only check)
+            flags["pch"][cc], error = precompile(root, cc, opt, flags)
+            if error:
+                report(False, "test_ops", error)
                 print(f"{passed} passed, {failed} failed")
                 shutil.rmtree(root, ignore_errors=True)
                 return 1
