@@ -907,6 +907,17 @@ NCHWC_CONVS = [
     (1, 208, 7, 7, 512, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     (1, 64, 7, 7, 512, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 2),
     (1, 32, 7, 7, 528, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
+    # groups within a block on the x86 paths' own tiles (G = 4 or 8 in and out, 3x3, stride 1 or 2 along a row):
+    # ResNeXt-50's first two stages (56x56 in runs that start within rows; 56 → 28 at stride 2), rows of 33
+    # and 13 (tiles of 14 and pixels left over), a stride of 2 along a column only, dilation along a column
+    # (which they take) and along a row (which the tiles of 16 channels compute)
+    (1, 128, 56, 56, 128, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False, 32),
+    (1, 256, 56, 56, 256, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 32),
+    (1, 32, 9, 33, 32, 3, 3, (1, 1), (1, 2, 0, 1), (1, 1), False, 8),
+    (2, 48, 13, 27, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), False, 12),
+    (1, 64, 17, 13, 64, 3, 3, (2, 1), (1, 1, 1, 1), (1, 1), False, 16),
+    (1, 32, 19, 29, 32, 3, 3, (1, 1), (2, 1, 2, 1), (2, 1), False, 4),
+    (1, 32, 12, 12, 32, 3, 3, (1, 1), (2, 2, 2, 2), (1, 2), False, 4),
 ]
 
 
