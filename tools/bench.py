@@ -19,8 +19,11 @@ slows down mid-run slows all of them); each figure is the median of the rounds' 
 milliseconds, nnc's time over ONNX Runtime's (below 1 means nnc is faster; for a model with Winograd
 layers also that of nnc built with --no-winograd, "direct/ORT"), nnc's GFLOP/s and that as
 a percentage of the machine's fp32 peak: one core's rate on tools/fma_peak.c (12 independent FMA
-chains of this CPU's widest registers, measured at the start) times the thread count. Timings are
-noisy: compare the columns of one run, not runs with each other. Nothing here is a test.
+chains of this CPU's widest registers, measured at the start) times the thread count. As many copies
+of fma_peak as the most threads also run at once, at the start and at the end: where they make fewer
+cores than threads, the machine (a hypervisor) shared its cores, and the figures of several threads say
+little. Timings are noisy: compare the columns of one run, not runs with each other. Nothing here is a
+test.
 
     tools/bench.py [--runs N] [--rounds R] [--threads 1,2] [--target T] [MODEL...]
                    (default: resnet50 vit_b_16 fashion_resnet18, 1 and 2 threads)
@@ -82,6 +85,16 @@ def peak_per_core(target):
     if not m:
         sys.exit(f"bench: unexpected output from fma_peak: {line!r}")
     return float(m.group(1)), m.group(2)
+
+
+def cores_together(n):
+    """The summed GFLOP/s of n copies of fma_peak (built by peak_per_core) run at once: n times one core's
+    where the machine gives each thread a core of its own, less where a hypervisor puts two of them on one
+    physical core (seen on a 2-vCPU KVM guest: 173 + 173 in one trial, 89 + 89 in the next)."""
+    exe = os.path.join(OUT, "fma_peak")
+    procs = [subprocess.Popen([exe], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    outs = [p.communicate()[0] for p in procs]
+    return sum(float(re.match(r"([\d.]+) GFLOP/s", o.strip()).group(1)) for o in outs)
 
 
 def cpu_name():
@@ -260,6 +273,10 @@ def main():
     why_no_ort = ort_available()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {datetime.date.today().isoformat()}")
     print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)")
+    most = max(thread_counts)
+    together = [cores_together(most)] if most > 1 else []
+    if together:
+        print(f"{most} copies of fma_peak at once: {together[0]:.1f} GFLOP/s ({together[0] / peak:.2f} cores)")
     if why_no_ort:
         print(f"ONNX Runtime: not measured: {why_no_ort}")
     results = []
@@ -296,6 +313,11 @@ def main():
             print(f"  {t} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items() if v is not None), flush=True)
 
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
+    if together:
+        together.append(cores_together(most))
+        print(f"{most} copies of fma_peak at once, at the start and at the end: {together[0] / peak:.2f} and {together[1] / peak:.2f} cores"
+              + (" (fewer than the threads: the machine shared its cores, and the figures of several threads say little)"
+                 if min(together) < 0.9 * most * peak else ""))
     print(f"{'model':<17} {'batch':>5} {'thr':>3} {'nnc ms':>9} {'ORT ms':>9} {'nnc/ORT':>8} {'direct/ORT':>11} {'PyTorch best':>13}"
           f" {'eager':>9} {'nnc GFLOP/s':>12} {'% of peak':>10}")
     fmt = lambda v, w, p=1: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
