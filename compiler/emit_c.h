@@ -41,6 +41,7 @@ typedef struct {
     double *flops;           /* per op */
     bool parallel;           /* some op runs on the thread pool */
     bool gemm;               /* some op runs on nnk_gemm, whose threads each need scratch */
+    bool small_groups;       /* some conv2d has groups within a block (nnk_conv_nchwc_small_groups) */
     long long scratch_floats;   /* ...this much (SCRATCH_FLOATS in the generated C), */
     const char *scratch_expr;   /* ...written with the runtime's macros */
     bool tile;               /* some op's numbers assume the micro-kernel's tile (NNK_MR x NNK_NR) */

@@ -234,6 +234,7 @@ static void emit_conv2d_nchwc(Emitter *e, const Op *op) {
     nnk_conv_params shape = {.C = (int)x->dims[1], .H = (int)x->dims[2], .W = (int)x->dims[3], .O = (int)y->dims[1], .OH = (int)y->dims[2],
                              .OW = (int)y->dims[3], .kh = conv_taps(op, 0), .kw = conv_taps(op, 1), .sh = op->a.stride[0], .sw = op->a.stride[1],
                              .dh = op->a.dilation[0], .dw = op->a.dilation[1], .groups = op->a.groups};
+    e->small_groups |= nnk_conv_nchwc_small_groups(&shape, plain) != 0;
     int m = op->impl.winograd;
     long long units = m ? nnk_winograd_units(&shape, x->dims[0], m) : nnk_conv_nchwc_batch_units(&shape, x->dims[0]);
     Buf body = {0};

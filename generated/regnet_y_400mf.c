@@ -6,6 +6,7 @@
 #include "regnet_y_400mf.h"
 
 #include "nnrt.h"
+#define NNK_CONV_SMALL_GROUPS 1   /* 3x3 layers of groups within a block: nnk_conv_nchwc.h's tiles for them */
 #include "kernels/nnk.h"
 
 #include <math.h>

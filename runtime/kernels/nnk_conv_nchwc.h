@@ -608,7 +608,7 @@ static inline nnk__tiles nnk__tiles_for(long xp)
 typedef void nnk__sg_fn(float *restrict y, const float *restrict x, const float *restrict w, const float *b, const float *res,
                         int relu1, int relu2, const nnk_conv_params *p, int ob0, int nb, long at, long n);
 
-#if (NNK_CONV_NCHWC_AVX512F || NNK_CONV_NCHWC_AVX2_FMA) && !defined(NNK_CONV_NO_SMALL_GROUPS)
+#if (NNK_CONV_NCHWC_AVX512F || NNK_CONV_NCHWC_AVX2_FMA) && defined(NNK_CONV_SMALL_GROUPS)
 #define NNK__SMALL_GROUPS 1
 #if NNK_CONV_NCHWC_AVX512F
 enum { NNK__SG_NW = 14 };   /* pixels a tile: 14 accumulators, one spread input and its weights */
@@ -619,6 +619,12 @@ static inline __attribute__((always_inline)) __m512 nnk__sg_spread(int G, __m512
     if (G == 4)   /* within each 128-bit lane */
         return _mm512_permutevar_ps(x, _mm512_set1_epi32(i));
     return _mm512_mask_broadcastss_ps(_mm512_set1_ps(p[i]), 0xFF00, _mm_load_ss(p + 8 + i));   /* two halves, from memory */
+}
+
+/* acc += channel i of x's groups (x one pixel's block) × the weights w of the lanes. */
+static inline __attribute__((always_inline)) void nnk__sg_fma(int G, nnk__v16 *acc, const float *x, int i, const float *w)
+{
+    *acc = _mm512_fmadd_ps(nnk__sg_spread(G, _mm512_loadu_ps(x), x, i), _mm512_loadu_ps(w), *acc);
 }
 
 /* Input pixel j of a kernel row (of the S·(NW - 1) + 3 it has): spread once for each channel i of a group,
@@ -673,6 +679,13 @@ enum { NNK__SG_NW = 6 };   /* 12 of the 16 ymm, and the two halves of a spread i
 
 /* AVX2's: a block is two halves of 8 lanes. Groups of 8 are the halves, whose spread input is a broadcast
    from memory each; groups of 4 lie within each 128-bit lane, as on AVX-512. */
+static inline __attribute__((always_inline)) void nnk__sg_fma(int G, nnk__v16 *acc, const float *x, int i, const float *w)
+{
+    const __m256 sl = G == 8 ? _mm256_broadcast_ss(x + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x), _mm256_set1_epi32(i));
+    const __m256 sh = G == 8 ? _mm256_broadcast_ss(x + 8 + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x + 8), _mm256_set1_epi32(i));
+    acc->lo = _mm256_fmadd_ps(sl, _mm256_loadu_ps(w), acc->lo);
+    acc->hi = _mm256_fmadd_ps(sh, _mm256_loadu_ps(w + 8), acc->hi);
+}
 #define NNK__SG_J(j)                                                                                               \
     if ((j) < S * (NW - 1) + 3) {                                                                                  \
         const float *xj = xr + NNK_CB * (j);                                                                       \
@@ -722,6 +735,32 @@ NNK__UNROLL16
 }
 #endif
 
+/* The n < NNK__SG_NW pixels left of a row, one at a time: a chain of 9·G FMAs each, but a loop that compiles
+   small (each full tile is written out: a second size of them cost gcc 1.5 s a file that includes this). */
+static inline __attribute__((always_inline)) void nnk__sg_rest(int G, int S, long n, float *restrict y, const float *restrict x,
+                                                               long xh, const float *restrict w, const float *bias,
+                                                               const float *res, int relu1, int relu2)
+{
+    for (long o = 0; o < n; o++) {
+        nnk__v16 acc = bias ? NNK__V_LOAD(bias) : NNK__V_ZERO();
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++) {
+                const float *xt = x + o * S * NNK_CB + kh * xh + kw * NNK_CB, *wt = w + (kh * 3 + kw) * G * NNK_CB;
+NNK__NOUNROLL
+                for (int i = 0; i < G; i++)
+                    nnk__sg_fma(G, &acc, xt, i, wt + i * NNK_CB);
+            }
+        if (relu1)
+            NNK__V_RELU_IN(acc);
+        if (res) {
+            acc = NNK__V_ADD(acc, NNK__V_LOAD(res + o * NNK_CB));
+            if (relu2)
+                NNK__V_RELU_IN(acc);
+        }
+        NNK__V_STORE(y + o * NNK_CB, acc);
+    }
+}
+
 /* Output blocks [ob0, ob0 + nb) and pixels [at, at + n) of one image: y, x, b and res the image's and the
    layer's whole tensors (res NULL, or added in registers), w packed by nnk_pack_conv_nchwc (16×16 a tap, 0
    between groups), whose weights of a block are first gathered into [3][3][G][16]. */
@@ -730,7 +769,6 @@ static inline __attribute__((always_inline)) void nnk__sg_unit(int G, int S, flo
                                                                int relu1, int relu2, const nnk_conv_params *p, int ob0,
                                                                int nb, long at, long n)
 {
-    enum { NW = NNK__SG_NW, NW2 = (NNK__SG_NW + 1) / 2, NW4 = (NNK__SG_NW + 3) / 4 };
     const long plane_in = (long)p->H * p->W, plane_out = (long)p->OH * p->OW, xh = (long)p->dh * p->W * NNK_CB;
     float ws[9 * 8 * NNK_CB];
     for (int ob = ob0; ob < ob0 + nb; ob++) {
@@ -743,19 +781,13 @@ static inline __attribute__((always_inline)) void nnk__sg_unit(int G, int S, flo
             const long oh = q / p->OW, ow = q % p->OW, yo = ob * plane_out * NNK_CB + q * NNK_CB;
             len = p->OW - ow < at + n - q ? p->OW - ow : at + n - q;
             const float *xq = xb + (oh * p->sh * p->W + ow * S) * NNK_CB;
-            for (long o = 0, nw; o < len; o += nw) {   /* tiles of NW pixels, then of NW/2, NW/4 and 1 (a chain of 9·G FMAs) */
-                nw = len - o >= NW ? NW : len - o >= NW2 ? NW2 : len - o >= NW4 ? NW4 : 1;
-                float *yt = y + yo + o * NNK_CB;
-                const float *xt = xq + o * S * NNK_CB, *rt = res ? res + yo + o * NNK_CB : NULL;
-                if (nw == NW)
-                    nnk__sg_tile(NW, G, S, yt, xt, xh, ws, bb, rt, relu1, relu2);
-                else if (nw == NW2)
-                    nnk__sg_tile(NW2, G, S, yt, xt, xh, ws, bb, rt, relu1, relu2);
-                else if (nw == NW4)
-                    nnk__sg_tile(NW4, G, S, yt, xt, xh, ws, bb, rt, relu1, relu2);
-                else
-                    nnk__sg_tile(1, G, S, yt, xt, xh, ws, bb, rt, relu1, relu2);
-            }
+            long o = 0;
+            for (; o + NNK__SG_NW <= len; o += NNK__SG_NW)
+                nnk__sg_tile(NNK__SG_NW, G, S, y + yo + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, res ? res + yo + o * NNK_CB : NULL,
+                             relu1, relu2);
+            if (o < len)
+                nnk__sg_rest(G, S, len - o, y + yo + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, res ? res + yo + o * NNK_CB : NULL,
+                             relu1, relu2);
         }
     }
 }
@@ -777,18 +809,23 @@ NNK__SG(8, 2)
 #undef NNK__SG_J
 #endif
 
-/* The kernel of a convolution whose groups lie within a block (G = 4 or 8 in and out, 3×3, the columns
-   of its window next to each other, stride 1 or 2 along a row), or NULL: the tiles above compute it. */
+/* Whether a convolution is one whose groups lie within a block that such tiles compute, on any ISA: G = 4
+   or 8 in and out, 3×3, the columns of its window next to each other, stride 1 or 2 along a row. nnc
+   defines NNK_CONV_SMALL_GROUPS in a model's C where one of its layers is (their tiles, written out,
+   take gcc 1.5 s more to compile, and most models have none). */
+static inline int nnk_conv_nchwc_small_groups(const nnk_conv_params *p, int x_plain)
+{
+    int cin = p->groups > 0 ? p->C / p->groups : 0, cout = p->groups > 0 ? p->O / p->groups : 0;
+    return !x_plain && p->groups > 1 && cin == cout && (cin == 4 || cin == 8) && p->kh == 3 && p->kw == 3 && p->dw == 1 &&
+           (p->sw == 1 || p->sw == 2);
+}
+
+/* The kernel of such a convolution on this ISA, or NULL: the tiles above compute it. */
 static inline nnk__sg_fn *nnk__small_groups(const nnk_conv_params *p, int x_plain)
 {
 #ifdef NNK__SMALL_GROUPS
-    int cin = p->C / p->groups, cout = p->O / p->groups;
-    if (x_plain || p->groups == 1 || cin != cout || p->kh != 3 || p->kw != 3 || p->dw != 1 || (p->sw != 1 && p->sw != 2))
-        return NULL;
-    if (cin == 4)
-        return p->sw == 1 ? nnk__sg_4_1 : nnk__sg_4_2;
-    if (cin == 8)
-        return p->sw == 1 ? nnk__sg_8_1 : nnk__sg_8_2;
+    if (nnk_conv_nchwc_small_groups(p, x_plain))
+        return p->C / p->groups == 4 ? (p->sw == 1 ? nnk__sg_4_1 : nnk__sg_4_2) : (p->sw == 1 ? nnk__sg_8_1 : nnk__sg_8_2);
 #else
     (void)p, (void)x_plain;
 #endif

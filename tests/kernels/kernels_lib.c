@@ -2,6 +2,7 @@
  * kernels_lib.c — non-inline wrappers around every nnk kernel, built into a shared library that
  * test_kernels.py loads with ctypes. Each wrapper has the kernel's name with the prefix nnkt_.
  */
+#define NNK_CONV_SMALL_GROUPS 1   /* the tiles of groups within a block too, as nnc asks for them where a model has such layers */
 #include "nnk.h"
 
 #include <stdlib.h>
