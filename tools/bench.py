@@ -274,9 +274,9 @@ def main():
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {datetime.date.today().isoformat()}")
     print(f"fp32 peak: {peak:.1f} GFLOP/s per core on {isa} (tools/fma_peak.c)")
     most = max(thread_counts)
-    together = [cores_together(most)] if most > 1 else []
-    if together:
-        print(f"{most} copies of fma_peak at once: {together[0]:.1f} GFLOP/s ({together[0] / peak:.2f} cores)")
+    start = cores_together(most) if most > 1 else None
+    if start:
+        print(f"{most} copies of fma_peak at once: {start:.1f} GFLOP/s ({start / peak:.2f} cores)")
     if why_no_ort:
         print(f"ONNX Runtime: not measured: {why_no_ort}")
     results = []
@@ -313,11 +313,11 @@ def main():
             print(f"  {t} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items() if v is not None), flush=True)
 
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.runs} runs; peak {peak:.1f} GFLOP/s per core ({isa.split(':')[0]})")
-    if together:
-        together.append(cores_together(most))
-        print(f"{most} copies of fma_peak at once, at the start and at the end: {together[0] / peak:.2f} and {together[1] / peak:.2f} cores"
+    if start:
+        end = cores_together(most)
+        print(f"{most} copies of fma_peak at once, at the start and at the end: {start / peak:.2f} and {end / peak:.2f} cores"
               + (" (fewer than the threads: the machine shared its cores, and the figures of several threads say little)"
-                 if min(together) < 0.9 * most * peak else ""))
+                 if min(start, end) < 0.9 * most * peak else ""))
     print(f"{'model':<17} {'batch':>5} {'thr':>3} {'nnc ms':>9} {'ORT ms':>9} {'nnc/ORT':>8} {'direct/ORT':>11} {'PyTorch best':>13}"
           f" {'eager':>9} {'nnc GFLOP/s':>12} {'% of peak':>10}")
     fmt = lambda v, w, p=1: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731

@@ -590,7 +590,7 @@ static inline nnk__tiles nnk__tiles_for(long xp)
     return k;
 }
 
-/* ---------------------------------------------------------------- groups within a block, AVX-512 */
+/* ---------------------------------------------------------------- groups within a block, AVX-512 and AVX2 */
 
 /* A 3×3 convolution whose groups lie within a block, G = 4 or 8 channels in and out a group (ResNeXt-50's
    first two stages: 32 groups of 4 and of 8). The tiles above multiply every output lane by all 16
@@ -610,32 +610,56 @@ typedef void nnk__sg_fn(float *restrict y, const float *restrict x, const float 
 
 #if (NNK_CONV_NCHWC_AVX512F || NNK_CONV_NCHWC_AVX2_FMA) && defined(NNK_CONV_SMALL_GROUPS)
 #define NNK__SMALL_GROUPS 1
+/* Per ISA: the tile's width, the spread input (lane l holds channel i of lane l's group: lane l / G * G + i
+   of the block of 16 at x), and acc += a · w of two vectors. */
 #if NNK_CONV_NCHWC_AVX512F
 enum { NNK__SG_NW = 14 };   /* pixels a tile: 14 accumulators, one spread input and its weights */
-
-/* Lane l of the result is lane l / G * G + i of x: channel i of lane l's group. */
-static inline __attribute__((always_inline)) __m512 nnk__sg_spread(int G, __m512 x, const float *p, int i)
+static inline __attribute__((always_inline)) nnk__v16 nnk__sg_spread(int G, const float *x, int i)
 {
     if (G == 4)   /* within each 128-bit lane */
-        return _mm512_permutevar_ps(x, _mm512_set1_epi32(i));
-    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(p[i]), 0xFF00, _mm_load_ss(p + 8 + i));   /* two halves, from memory */
+        return _mm512_permutevar_ps(_mm512_loadu_ps(x), _mm512_set1_epi32(i));
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(x[i]), 0xFF00, _mm_load_ss(x + 8 + i));   /* two halves, from memory */
 }
-
-/* acc += channel i of x's groups (x one pixel's block) × the weights w of the lanes. */
-static inline __attribute__((always_inline)) void nnk__sg_fma(int G, nnk__v16 *acc, const float *x, int i, const float *w)
+#define NNK__V_FMAV(acc, a, w) ((acc) = _mm512_fmadd_ps(a, w, acc))
+#else
+enum { NNK__SG_NW = 6 };   /* 12 of the 16 ymm, and the two halves of a spread input */
+/* (a block is two halves of 8 lanes: groups of 8 are the halves, a broadcast from memory each; groups of 4
+   lie within each 128-bit lane, as on AVX-512) */
+static inline __attribute__((always_inline)) nnk__v16 nnk__sg_spread(int G, const float *x, int i)
 {
-    *acc = _mm512_fmadd_ps(nnk__sg_spread(G, _mm512_loadu_ps(x), x, i), _mm512_loadu_ps(w), *acc);
+    nnk__v16 v = {G == 8 ? _mm256_broadcast_ss(x + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x), _mm256_set1_epi32(i)),
+                  G == 8 ? _mm256_broadcast_ss(x + 8 + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x + 8), _mm256_set1_epi32(i))};
+    return v;
+}
+static inline nnk__v16 nnk__v_fmav(nnk__v16 acc, nnk__v16 a, nnk__v16 w)
+{
+    nnk__v16 v = {_mm256_fmadd_ps(a.lo, w.lo, acc.lo), _mm256_fmadd_ps(a.hi, w.hi, acc.hi)};
+    return v;
+}
+#define NNK__V_FMAV(acc, a, w) ((acc) = nnk__v_fmav(acc, a, w))
+#endif
+
+/* An output vector after its sums: relu, the residual, relu, as the tiles above apply them. */
+static inline __attribute__((always_inline)) void nnk__sg_store(float *y, nnk__v16 v, const float *res, int relu1, int relu2)
+{
+    if (relu1)
+        NNK__V_RELU_IN(v);
+    if (res) {
+        v = NNK__V_ADD(v, NNK__V_LOAD(res));
+        if (relu2)
+            NNK__V_RELU_IN(v);
+    }
+    NNK__V_STORE(y, v);
 }
 
 /* Input pixel j of a kernel row (of the S·(NW - 1) + 3 it has): spread once for each channel i of a group,
    for the taps kw by which output pixel (j - kw) / S reads it. */
 #define NNK__SG_J(j)                                                                                               \
     if ((j) < S * (NW - 1) + 3) {                                                                                  \
-        const __m512 xv = _mm512_loadu_ps(xr + NNK_CB * (j));                                                      \
         NNK__UNROLL16 for (int i = 0; i < G; i++) {                                                                \
-            const __m512 xs = nnk__sg_spread(G, xv, xr + NNK_CB * (j), i);                                         \
+            const nnk__v16 xs = nnk__sg_spread(G, xr + NNK_CB * (j), i);                                           \
             NNK__UNROLL16 for (int kw = 0; kw < 3; kw++) if ((j) >= kw && ((j) - kw) % S == 0 && ((j) - kw) / S < NW) \
-                acc[((j) - kw) / S] = _mm512_fmadd_ps(xs, _mm512_loadu_ps(wr + (kw * G + i) * NNK_CB), acc[((j) - kw) / S]); \
+                NNK__V_FMAV(acc[((j) - kw) / S], xs, NNK__V_LOAD(wr + (kw * G + i) * NNK_CB));                      \
         }                                                                                                          \
     }
 
@@ -646,8 +670,8 @@ static inline __attribute__((always_inline)) void nnk__sg_tile(int NW, int G, in
                                                                long xh, const float *restrict w, const float *bias,
                                                                const float *res, int relu1, int relu2)
 {
-    __m512 acc[NNK__SG_NW];
-    const __m512 b = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+    nnk__v16 acc[NNK__SG_NW];
+    const nnk__v16 b = bias ? NNK__V_LOAD(bias) : NNK__V_ZERO();
 NNK__UNROLL16
     for (int o = 0; o < NW; o++)
         acc[o] = b;
@@ -662,78 +686,9 @@ NNK__NOUNROLL
         NNK__SG_J(24) NNK__SG_J(25) NNK__SG_J(26) NNK__SG_J(27) NNK__SG_J(28)
     }
 NNK__UNROLL16
-    for (int o = 0; o < NW; o++) {
-        __m512 v = acc[o];
-        if (relu1)
-            v = _mm512_max_ps(zero, v);
-        if (res) {
-            v = _mm512_add_ps(v, _mm512_loadu_ps(res + NNK_CB * o));
-            if (relu2)
-                v = _mm512_max_ps(zero, v);
-        }
-        _mm512_storeu_ps(y + NNK_CB * o, v);
-    }
-}
-#else
-enum { NNK__SG_NW = 6 };   /* 12 of the 16 ymm, and the two halves of a spread input */
-
-/* AVX2's: a block is two halves of 8 lanes. Groups of 8 are the halves, whose spread input is a broadcast
-   from memory each; groups of 4 lie within each 128-bit lane, as on AVX-512. */
-static inline __attribute__((always_inline)) void nnk__sg_fma(int G, nnk__v16 *acc, const float *x, int i, const float *w)
-{
-    const __m256 sl = G == 8 ? _mm256_broadcast_ss(x + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x), _mm256_set1_epi32(i));
-    const __m256 sh = G == 8 ? _mm256_broadcast_ss(x + 8 + i) : _mm256_permutevar_ps(_mm256_loadu_ps(x + 8), _mm256_set1_epi32(i));
-    acc->lo = _mm256_fmadd_ps(sl, _mm256_loadu_ps(w), acc->lo);
-    acc->hi = _mm256_fmadd_ps(sh, _mm256_loadu_ps(w + 8), acc->hi);
-}
-#define NNK__SG_J(j)                                                                                               \
-    if ((j) < S * (NW - 1) + 3) {                                                                                  \
-        const float *xj = xr + NNK_CB * (j);                                                                       \
-        NNK__UNROLL16 for (int i = 0; i < G; i++) {                                                                \
-            const __m256 sl = G == 8 ? _mm256_broadcast_ss(xj + i)                                                   \
-                                     : _mm256_permutevar_ps(_mm256_loadu_ps(xj), _mm256_set1_epi32(i));            \
-            const __m256 sh = G == 8 ? _mm256_broadcast_ss(xj + 8 + i)                                               \
-                                     : _mm256_permutevar_ps(_mm256_loadu_ps(xj + 8), _mm256_set1_epi32(i));        \
-            NNK__UNROLL16 for (int kw = 0; kw < 3; kw++) if ((j) >= kw && ((j) - kw) % S == 0 && ((j) - kw) / S < NW) { \
-                const float *wt = wr + (kw * G + i) * NNK_CB;                                                      \
-                lo[((j) - kw) / S] = _mm256_fmadd_ps(sl, _mm256_loadu_ps(wt), lo[((j) - kw) / S]);                 \
-                hi[((j) - kw) / S] = _mm256_fmadd_ps(sh, _mm256_loadu_ps(wt + 8), hi[((j) - kw) / S]);             \
-            }                                                                                                      \
-        }                                                                                                          \
-    }
-
-static inline __attribute__((always_inline)) void nnk__sg_tile(int NW, int G, int S, float *restrict y, const float *restrict x,
-                                                               long xh, const float *restrict w, const float *bias,
-                                                               const float *res, int relu1, int relu2)
-{
-    __m256 lo[NNK__SG_NW], hi[NNK__SG_NW];
-    const __m256 zero = _mm256_setzero_ps();
-    const __m256 bl = bias ? _mm256_loadu_ps(bias) : zero, bh = bias ? _mm256_loadu_ps(bias + 8) : zero;
-NNK__UNROLL16
     for (int o = 0; o < NW; o++)
-        lo[o] = bl, hi[o] = bh;
-NNK__NOUNROLL
-    for (int kh = 0; kh < 3; kh++) {
-        const float *xr = x + kh * xh, *wr = w + kh * 3 * G * NNK_CB;
-        NNK__SG_J(0) NNK__SG_J(1) NNK__SG_J(2) NNK__SG_J(3) NNK__SG_J(4) NNK__SG_J(5) NNK__SG_J(6) NNK__SG_J(7)
-        NNK__SG_J(8) NNK__SG_J(9) NNK__SG_J(10) NNK__SG_J(11) NNK__SG_J(12)
-    }
-NNK__UNROLL16
-    for (int o = 0; o < NW; o++) {
-        __m256 vl = lo[o], vh = hi[o];
-        if (relu1)
-            vl = _mm256_max_ps(zero, vl), vh = _mm256_max_ps(zero, vh);
-        if (res) {
-            vl = _mm256_add_ps(vl, _mm256_loadu_ps(res + NNK_CB * o));
-            vh = _mm256_add_ps(vh, _mm256_loadu_ps(res + NNK_CB * o + 8));
-            if (relu2)
-                vl = _mm256_max_ps(zero, vl), vh = _mm256_max_ps(zero, vh);
-        }
-        _mm256_storeu_ps(y + NNK_CB * o, vl);
-        _mm256_storeu_ps(y + NNK_CB * o + 8, vh);
-    }
+        nnk__sg_store(y + NNK_CB * o, acc[o], res ? res + NNK_CB * o : NULL, relu1, relu2);
 }
-#endif
 
 /* The n < NNK__SG_NW pixels left of a row, one at a time: a chain of 9·G FMAs each, but a loop that compiles
    small (each full tile is written out: a second size of them cost gcc 1.5 s a file that includes this). */
@@ -748,16 +703,9 @@ static inline __attribute__((always_inline)) void nnk__sg_rest(int G, int S, lon
                 const float *xt = x + o * S * NNK_CB + kh * xh + kw * NNK_CB, *wt = w + (kh * 3 + kw) * G * NNK_CB;
 NNK__NOUNROLL
                 for (int i = 0; i < G; i++)
-                    nnk__sg_fma(G, &acc, xt, i, wt + i * NNK_CB);
+                    NNK__V_FMAV(acc, nnk__sg_spread(G, xt, i), NNK__V_LOAD(wt + i * NNK_CB));
             }
-        if (relu1)
-            NNK__V_RELU_IN(acc);
-        if (res) {
-            acc = NNK__V_ADD(acc, NNK__V_LOAD(res + o * NNK_CB));
-            if (relu2)
-                NNK__V_RELU_IN(acc);
-        }
-        NNK__V_STORE(y + o * NNK_CB, acc);
+        nnk__sg_store(y + o * NNK_CB, acc, res ? res + o * NNK_CB : NULL, relu1, relu2);
     }
 }
 
@@ -781,13 +729,13 @@ static inline __attribute__((always_inline)) void nnk__sg_unit(int G, int S, flo
             const long oh = q / p->OW, ow = q % p->OW, yo = ob * plane_out * NNK_CB + q * NNK_CB;
             len = p->OW - ow < at + n - q ? p->OW - ow : at + n - q;
             const float *xq = xb + (oh * p->sh * p->W + ow * S) * NNK_CB;
+            float *yq = y + yo;
+            const float *rq = res ? res + yo : NULL;
             long o = 0;
             for (; o + NNK__SG_NW <= len; o += NNK__SG_NW)
-                nnk__sg_tile(NNK__SG_NW, G, S, y + yo + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, res ? res + yo + o * NNK_CB : NULL,
-                             relu1, relu2);
+                nnk__sg_tile(NNK__SG_NW, G, S, yq + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, rq ? rq + o * NNK_CB : NULL, relu1, relu2);
             if (o < len)
-                nnk__sg_rest(G, S, len - o, y + yo + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, res ? res + yo + o * NNK_CB : NULL,
-                             relu1, relu2);
+                nnk__sg_rest(G, S, len - o, yq + o * NNK_CB, xq + o * S * NNK_CB, xh, ws, bb, rq ? rq + o * NNK_CB : NULL, relu1, relu2);
         }
     }
 }
@@ -807,6 +755,7 @@ NNK__SG(8, 1)
 NNK__SG(8, 2)
 #undef NNK__SG
 #undef NNK__SG_J
+#undef NNK__V_FMAV
 #endif
 
 /* Whether a convolution is one whose groups lie within a block that such tiles compute, on any ISA: G = 4
@@ -994,13 +943,13 @@ static inline void nnk_conv2d_nchwc(float *restrict y, const float *restrict x, 
         const long n = plane_out - at < run ? plane_out - at : run;   /* its pixel count */
         const long out = ob0 * t.yb + at * NNK_CB;   /* block ob0's first output */
         const float *bg = b ? b + ob0 * NNK_CB : NULL;
-        if (gather)
-            for (long i = 0, q = at; i < n; i++, q++)
-                xo[i] = (q / p->OW * p->sh * p->W + q % p->OW * p->sw) * pix;
         if (sg) {
             sg(y, x, w, b, in_regs ? res : NULL, in_regs && act1 == NNK_ACT_RELU, in_regs && act2 == NNK_ACT_RELU, p, ob0, nb, at,
                n);
         } else {
+            if (gather)
+                for (long i = 0, q = at; i < n; i++, q++)
+                    xo[i] = (q / p->OW * p->sh * p->W + q % p->OW * p->sw) * pix;
             for (int c0 = 0; c0 < in.nib; c0 += chunk) {
                 const int last = c0 + chunk >= in.nib;
                 t.cbs = last ? in.nib - c0 : chunk;
