@@ -14,13 +14,21 @@
  * Zen 5 core, ViT-B's from 218 to 230: the copy cost as much as the product where N is small, and every
  * thread made its own. An edge tile reads its last row again in place of those past `rows`.
  *
- * The full tile prefetches the next panel of B as it reads its own: a linear layer's weights come from
- * memory once per block of rows, and ViT-B's products went from 224 to 232 GFLOP/s (means of 6 runs) on
- * Zen 5. It prefetches into L2 (T1), not L1: the panel it computes on (48 KB for 256 rows) is what L1
- * must keep; on a Sapphire Rapids Xeon, ViT-B took 211 ms with T0 and 204 with T1 (215 with no
+ * The full tile prefetches the next run of B (NNK__KC_RUN rows: the rest of its panel, or the next panel)
+ * as it reads its own: a linear layer's weights come from memory once per block of rows, and ViT-B's
+ * products went from 224 to 232 GFLOP/s (means of 6 runs) on Zen 5. It prefetches into L2 (T1), not L1: the panel it computes on (24 KB for a run of 128 rows) is
+ * what L1 must keep; on a Sapphire Rapids Xeon, ViT-B took 211 ms with T0 and 204 with T1 (215 with no
  * prefetch; medians of 5 runs, 3 rounds). (A prefetch past the end of B is only a hint, and never faults.)
  */
 #define NNK__GEMM_A_DIRECT 1
+
+/* Runs of 128 of a block's 256 rows, as on AVX2: a panel of them (24 KB) and the strip of A (4 KB) fit in
+   a 48 KB L1 together, where a panel of 256 rows (48 KB) does not, and came from L2 for every tile. On
+   this session's Emerald Rapids Xeon, 200-300 alternations of runs of 256 and of 128 in one process
+   (medians): ViT-B/16's 197 × 768 × 3072 7.58 → 7.33 ms and 9.86 → 9.51 (the host busy), 197 × 768 × 2304
+   6.57 → 6.17, 197 × 768 × 768 1.98 → 1.91; the whole model, 1 thread, 10 interleaved rounds: 308 → 289
+   ms, the same on 2 threads. (A Zen 5 core had shown runs of 256 best, in one model run each.) */
+#define NNK__KC_RUN 128
 
 #include <immintrin.h>
 static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *restrict ap, long ars, long aks,
@@ -148,7 +156,7 @@ static __attribute__((noinline, unused)) int nnk__tile_8x48(const float *restric
     const float *a4 = ap + 4 * ars, *a5 = ap + 5 * ars, *a6 = ap + 6 * ars, *a7 = ap + 7 * ars;
     NNK__ROW_INIT(0) NNK__ROW_INIT(1) NNK__ROW_INIT(2) NNK__ROW_INIT(3)
     NNK__ROW_INIT(4) NNK__ROW_INIT(5) NNK__ROW_INIT(6) NNK__ROW_INIT(7)
-    const long next = (long)NNK_NR * kc;   /* the same row of the next panel */
+    const long next = (long)NNK_NR * kc;   /* the same row of the next run: of this panel, or at its end of the next panel */
     for (long k = 0, o = 0; k < kc; k++, o += aks, bp += NNK_NR) {
         __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
         _mm_prefetch((const char *)(bp + next), _MM_HINT_T1);
