@@ -918,11 +918,14 @@ NCHWC_CONVS = [
     (1, 64, 17, 13, 64, 3, 3, (2, 1), (1, 1, 1, 1), (1, 1), False, 16),
     (1, 32, 19, 29, 32, 3, 3, (1, 1), (2, 1, 2, 1), (2, 1), False, 4),
     (1, 32, 12, 12, 32, 3, 3, (1, 1), (2, 2, 2, 2), (1, 2), False, 4),
-    # AVX-512's tiles of 6 pixels x 4 blocks: 1x1 runs of 100 and 121 pixels (6 tiles and 4 or 1 left), rows
-    # of 10 at stride 2 (6 and 4), rows of 8 and 13 of a 3x3 (6 + 2 and 13 = 2 x 6 + 1: the tiles of 14 then)
-    (1, 48, 10, 10, 64, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
-    (2, 32, 11, 11, 80, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
+    # AVX-512's tiles of 6 pixels x 4 blocks (8 runs a plane of 64 channels, 4 of 80): 1x1 runs of 28 (4 tiles
+    # and 4 pixels left), 194 (32 and 2) and 24 (4), the last of 9 input blocks; at stride 2 rows of 10 (6 and
+    # 4), and of 6 of 20 input blocks; rows of 8 and 13 of a 3x3 (6 + 2 and 2 x 6 + 1: the tiles of 14 then)
+    (1, 48, 14, 16, 64, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
+    (1, 32, 8, 97, 80, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
+    (1, 144, 12, 16, 64, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False),
     (1, 64, 20, 20, 64, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), False),
+    (1, 320, 12, 12, 96, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), False),
     (1, 32, 8, 13, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
 ]
 
