@@ -36,6 +36,17 @@
 
 #include <immintrin.h>
 
+/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: max(0, v) is
+   0 > v ? 0 : v, which keeps NaN and -0; min(6, t) is 6 < t ? 6 : t */
+static inline __attribute__((always_inline)) __m256 nnk__act8(__m256 v, int act)
+{
+    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
+        v = _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act == NNK_ACT_RELU6)
+        v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);
+    return v;
+}
+
 /* Keeps three vectors in registers: gcc 12 otherwise folds each load of B into the four FMAs that use it
    (12 loads and 4 broadcasts a k where 2 loads a cycle are the limit: 64 GFLOP/s instead of 90 on Zen 3).
    An empty asm that "changes" them; it emits nothing (clang, which also defines __GNUC__, keeps them in
@@ -68,22 +79,18 @@
         c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                              \
         c##r##2 = _mm256_fmadd_ps(a, b2, c##r##2);                                              \
     }
-#define NNK__Y_RELU3(r)                                                                         \
-    c##r##0 = _mm256_max_ps(zero, c##r##0);                                                     \
-    c##r##1 = _mm256_max_ps(zero, c##r##1);                                                     \
-    c##r##2 = _mm256_max_ps(zero, c##r##2);
+#define NNK__Y_ACT3(r, act)                                                                     \
+    c##r##0 = nnk__act8(c##r##0, act);                                                          \
+    c##r##1 = nnk__act8(c##r##1, act);                                                          \
+    c##r##2 = nnk__act8(c##r##2, act);
 #define NNK__Y_STORE(r)                                                                         \
     if (epilogue) {                                                                             \
-        if (act1 == NNK_ACT_RELU) {                                                             \
-            NNK__Y_RELU3(r)                                                                     \
-        }                                                                                       \
+        NNK__Y_ACT3(r, act1)                                                                    \
         if (res) {                                                                              \
             c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(res + (long)(r) * ldc));           \
             c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(res + (long)(r) * ldc + 8));       \
             c##r##2 = _mm256_add_ps(c##r##2, _mm256_loadu_ps(res + (long)(r) * ldc + 16));      \
-            if (act2 == NNK_ACT_RELU) {                                                         \
-                NNK__Y_RELU3(r)                                                                 \
-            }                                                                                   \
+            NNK__Y_ACT3(r, act2)                                                                \
         }                                                                                       \
     }                                                                                           \
     _mm256_storeu_ps(c + (long)(r) * ldc, c##r##0);                                             \
@@ -104,12 +111,11 @@ static __attribute__((noinline, unused)) void nnk__sub_4x24(const float *restric
         NNK__IN_REGS(b0, b1, b2);
         NNK__Y_FMA(0) NNK__Y_FMA(1) NNK__Y_FMA(2) NNK__Y_FMA(3)
     }
-    __m256 zero = _mm256_setzero_ps();
     NNK__Y_STORE(0) NNK__Y_STORE(1) NNK__Y_STORE(2) NNK__Y_STORE(3)
 }
 #undef NNK__Y_INIT
 #undef NNK__Y_FMA
-#undef NNK__Y_RELU3
+#undef NNK__Y_ACT3
 #undef NNK__Y_STORE
 
 /* The full tile: the four sub-tiles. */
@@ -118,7 +124,7 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long
                                                   const float *cbias, int first, int last, const float *res, int act1,
                                                   int act2)
 {
-    int epilogue = nnk__fusable(last, res, act1, act2);
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += 24)
         for (int i = 0; i < NNK_MR; i += 4)
             nnk__sub_4x24(ap + i * ars, ars, aks, bp + j, kc, c + (long)i * ldc + j, ldc, rbias ? rbias + i : NULL,
@@ -146,13 +152,9 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long
 #define NNK__E_STORE(r, v)                                                                      \
     if (nv > (v) && (r) < rows) {                                                               \
         if (epilogue) {                                                                         \
-            if (act1 == NNK_ACT_RELU)                                                           \
-                c##r##v = _mm256_max_ps(zero, c##r##v);                                         \
-            if (res) {                                                                          \
-                c##r##v = _mm256_add_ps(c##r##v, _mm256_maskload_ps(res + (long)(r) * ldc + 8 * (v), m##v)); \
-                if (act2 == NNK_ACT_RELU)                                                       \
-                    c##r##v = _mm256_max_ps(zero, c##r##v);                                     \
-            }                                                                                   \
+            c##r##v = nnk__act8(c##r##v, act1);                                                 \
+            if (res)                                                                            \
+                c##r##v = nnk__act8(_mm256_add_ps(c##r##v, _mm256_maskload_ps(res + (long)(r) * ldc + 8 * (v), m##v)), act2); \
         }                                                                                       \
         _mm256_maskstore_ps(c + (long)(r) * ldc + 8 * (v), m##v, c##r##v);                      \
     }
@@ -197,7 +199,7 @@ static __attribute__((noinline, unused)) int nnk__tile_edge(const float *restric
                                                               const float *cbias, int first, int last,
                                                               const float *res, int act1, int act2)
 {
-    int epilogue = nnk__fusable(last, res, act1, act2);
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
     for (int j = 0; j < cols; j += 24)
         for (int i = 0; i < rows; i += 4) {
             int h = nnk__min(4, rows - i), w = nnk__min(24, cols - j);

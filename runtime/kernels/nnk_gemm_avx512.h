@@ -31,6 +31,18 @@
 #define NNK__KC_RUN 128
 
 #include <immintrin.h>
+
+/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: max(0, v) is
+   0 > v ? 0 : v, which keeps NaN and -0; min(6, t) is 6 < t ? 6 : t */
+static inline __attribute__((always_inline)) __m512 nnk__act16(__m512 v, int act)
+{
+    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
+        v = _mm512_max_ps(_mm512_setzero_ps(), v);
+    if (act == NNK_ACT_RELU6)
+        v = _mm512_min_ps(_mm512_set1_ps(6.0f), v);
+    return v;
+}
+
 static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *restrict ap, long ars, long aks,
                                                            const float *restrict bp, int kc, float *restrict c, long ldc,
                                                            int rows, int cols, const float *rbias, const float *cbias,
@@ -73,21 +85,15 @@ NNK__UNROLL
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
         }
     }
-    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
-                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
-    if (epilogue) {   /* relu as nnk_relu computes it: 0 > x ? 0 : x keeps NaN and -0 */
-        __m512 zero = _mm512_setzero_ps();
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
+    if (epilogue) {
 NNK__UNROLL
         for (int r = 0; r < NNK_MR; r++)
 NNK__UNROLL
             for (int v = 0; v < nv && r < rows; v++) {
-                if (act1 == NNK_ACT_RELU)
-                    acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
-                if (res) {
-                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], res + (long)r * ldc + 16 * v));
-                    if (act2 == NNK_ACT_RELU)
-                        acc[r][v] = _mm512_max_ps(zero, acc[r][v]);
-                }
+                acc[r][v] = nnk__act16(acc[r][v], act1);
+                if (res)
+                    acc[r][v] = nnk__act16(_mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], res + (long)r * ldc + 16 * v)), act2);
             }
     }
     /* (fixed counts and full unrolling, so that acc[][] stays in registers, gcc at -O2 included) */
@@ -123,22 +129,18 @@ NNK__UNROLL
         c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                              \
         c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                              \
     }
-#define NNK__RELU3(r)                                                                           \
-    c##r##0 = _mm512_max_ps(zero, c##r##0);                                                     \
-    c##r##1 = _mm512_max_ps(zero, c##r##1);                                                     \
-    c##r##2 = _mm512_max_ps(zero, c##r##2);
+#define NNK__ACT3(r, act)                                                                       \
+    c##r##0 = nnk__act16(c##r##0, act);                                                         \
+    c##r##1 = nnk__act16(c##r##1, act);                                                         \
+    c##r##2 = nnk__act16(c##r##2, act);
 #define NNK__ROW_STORE(r)                                                                       \
     if (epilogue) {                                                                             \
-        if (act1 == NNK_ACT_RELU) {                                                             \
-            NNK__RELU3(r)                                                                       \
-        }                                                                                       \
+        NNK__ACT3(r, act1)                                                                      \
         if (res) {                                                                              \
             c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(res + (long)(r) * ldc));           \
             c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(res + (long)(r) * ldc + 16));      \
             c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(res + (long)(r) * ldc + 32));      \
-            if (act2 == NNK_ACT_RELU) {                                                         \
-                NNK__RELU3(r)                                                                   \
-            }                                                                                   \
+            NNK__ACT3(r, act2)                                                                  \
         }                                                                                       \
     }                                                                                           \
     _mm512_storeu_ps(c + (long)(r) * ldc, c##r##0);                                             \
@@ -165,16 +167,14 @@ static __attribute__((noinline, unused)) int nnk__tile_8x48(const float *restric
         NNK__ROW_FMA(0) NNK__ROW_FMA(1) NNK__ROW_FMA(2) NNK__ROW_FMA(3)
         NNK__ROW_FMA(4) NNK__ROW_FMA(5) NNK__ROW_FMA(6) NNK__ROW_FMA(7)
     }
-    int epilogue = last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
-                   (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
-    __m512 zero = _mm512_setzero_ps();
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
     NNK__ROW_STORE(0) NNK__ROW_STORE(1) NNK__ROW_STORE(2) NNK__ROW_STORE(3)
     NNK__ROW_STORE(4) NNK__ROW_STORE(5) NNK__ROW_STORE(6) NNK__ROW_STORE(7)
     return epilogue;
 }
 #undef NNK__ROW_INIT
 #undef NNK__ROW_FMA
-#undef NNK__RELU3
+#undef NNK__ACT3
 #undef NNK__ROW_STORE
 
 /* A tile with rows < MR or cols < NR: only the vectors of columns it has. */

@@ -59,13 +59,9 @@
 #define NNK__N_STORE1(r, v)                                                                     \
     if (nv > (v)) {                                                                             \
         if (epilogue) {                                                                         \
-            if (act1 == NNK_ACT_RELU)                                                           \
-                c##r##v = nnk__neon_relu(c##r##v);                                              \
-            if (res) {                                                                          \
-                c##r##v = vaddq_f32(c##r##v, vld1q_f32(res + (long)(r) * ldc + 4 * (v)));       \
-                if (act2 == NNK_ACT_RELU)                                                       \
-                    c##r##v = nnk__neon_relu(c##r##v);                                          \
-            }                                                                                   \
+            c##r##v = nnk__neon_act(c##r##v, act1);                                             \
+            if (res)                                                                            \
+                c##r##v = nnk__neon_act(vaddq_f32(c##r##v, vld1q_f32(res + (long)(r) * ldc + 4 * (v))), act2); \
         }                                                                                       \
         vst1q_f32(c + (long)(r) * ldc + 4 * (v), c##r##v);                                      \
     }
@@ -75,6 +71,19 @@
 static inline float32x4_t nnk__neon_relu(float32x4_t v)
 {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(v), vcltzq_f32(v)));
+}
+
+/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: relu, then the
+   lanes above 6 set to 6 (NaN passes) */
+static inline float32x4_t nnk__neon_act(float32x4_t v, int act)
+{
+    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
+        v = nnk__neon_relu(v);
+    if (act == NNK_ACT_RELU6) {
+        const float32x4_t six = vdupq_n_f32(6.0f);
+        v = vbslq_f32(vcgtq_f32(v, six), six, v);
+    }
+    return v;
 }
 
 /* C[8][4·nv] (+)= ap · bp over kc, then the epilogue when `epilogue` is set; ap and bp point into a strip
@@ -136,7 +145,7 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long
                                                   int act2)
 {
     (void)ars, (void)aks;   /* a packed strip: nnk_gemm packs A for this path */
-    int epilogue = nnk__fusable(last, res, act1, act2);
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += 12)
         nnk__neon_8x12(ap, bp + j, kc, c + j, ldc, rbias, cbias ? cbias + j : NULL, first, epilogue,
                        res ? res + j : NULL, act1, act2);

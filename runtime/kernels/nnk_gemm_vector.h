@@ -71,6 +71,20 @@ static inline nnk__vf nnk__vrelu(nnk__vf v)
     return (nnk__vf)((nnk__vi)v & ~(nnk__vi)(v < zero));
 }
 
+/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: relu, then the
+   lanes above 6 set to 6 (NaN passes) */
+static inline nnk__vf nnk__vact(nnk__vf v, int act)
+{
+    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
+        v = nnk__vrelu(v);
+    if (act == NNK_ACT_RELU6) {
+        const nnk__vf zero = {0}, six = zero + 6.0f;
+        nnk__vi above = (nnk__vi)(v > six);
+        v = (nnk__vf)(((nnk__vi)v & ~above) | ((nnk__vi)six & above));
+    }
+    return v;
+}
+
 #if NNK__VROWS == 8
 #define NNK__VROWS_DO(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #else
@@ -102,13 +116,9 @@ static inline nnk__vf nnk__vrelu(nnk__vf v)
 #define NNK__V_STORE1(r, v)                                                                     \
     if (nv > (v)) {                                                                             \
         if (epilogue) {                                                                         \
-            if (act1 == NNK_ACT_RELU)                                                           \
-                c##r##v = nnk__vrelu(c##r##v);                                                  \
-            if (res) {                                                                          \
-                c##r##v = c##r##v + nnk__vload(res + (long)(r) * ldc + (v) * NNK__VLEN);        \
-                if (act2 == NNK_ACT_RELU)                                                       \
-                    c##r##v = nnk__vrelu(c##r##v);                                              \
-            }                                                                                   \
+            c##r##v = nnk__vact(c##r##v, act1);                                                 \
+            if (res)                                                                            \
+                c##r##v = nnk__vact(c##r##v + nnk__vload(res + (long)(r) * ldc + (v) * NNK__VLEN), act2); \
         }                                                                                       \
         nnk__vstore(c + (long)(r) * ldc + (v) * NNK__VLEN, c##r##v);                            \
     }
@@ -170,7 +180,7 @@ static __attribute__((unused)) int nnk__tile_8x48(const float *restrict ap, long
                                                   int act2)
 {
     (void)ars, (void)aks;   /* a packed strip: nnk_gemm packs A for this path */
-    int epilogue = nnk__fusable(last, res, act1, act2);
+    int epilogue = nnk__gemm_fusable(last, res, act1, act2);
     for (int j = 0; j < NNK_NR; j += NNK__VCOLS)
         for (int i = 0; i < NNK_MR; i += NNK__VROWS)
             NNK__VSUBF(ap + i, bp + j, kc, c + (long)i * ldc + j, ldc, rbias ? rbias + i : NULL,

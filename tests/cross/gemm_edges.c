@@ -49,6 +49,7 @@ static uint32_t fnv(const float *p, long n) {
 static double act(double v, int a) {
     switch (a) {
     case NNK_ACT_RELU: return v < 0 ? 0 : v;
+    case NNK_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
     case NNK_ACT_SIGMOID: return 1 / (1 + exp(-v));
     default: return v;
     }
@@ -98,9 +99,9 @@ enum { A_ROWS, A_PACKED };
 
 /* One product C[M,N] = A[M,K] · B[K,N] (+ bias, epilogue) with B of `bkind` (ROWS, COLS or PACKED). */
 static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int epi) {
-    static const int act1s[] = {NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_RELU, NNK_ACT_SIGMOID};
-    static const int act2s[] = {NNK_ACT_NONE, NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_NONE};
-    int act1 = act1s[epi], act2 = act2s[epi], has_res = epi == 2;
+    static const int act1s[] = {NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_RELU, NNK_ACT_SIGMOID, NNK_ACT_RELU6};
+    static const int act2s[] = {NNK_ACT_NONE, NNK_ACT_NONE, NNK_ACT_RELU, NNK_ACT_NONE, NNK_ACT_RELU6};
+    int act1 = act1s[epi], act2 = act2s[epi], has_res = epi == 2 || epi == 4;
     float *a = randv((long)M * K), *bsrc = randv((long)K * N), *rb = randv(M), *cb = randv(N);
     long sfloats = NNK_GEMM_SCRATCH_FOR(M, N, K, akind == A_PACKED, bkind == NNK_B_PACKED);
     float *res = randv((long)M * N), *scratch = scratch_of(sfloats);
@@ -167,7 +168,7 @@ static void gemm_case(int M, int N, int K, int akind, int bkind, int bias, int e
     }
     char name[160];
     static const char *const anames[] = {"A rows", "A packed"}, *const bnames[] = {"B rows", "B cols", "B packed"};
-    static const char *const biases[] = {"", " rbias", " cbias"}, *const epis[] = {"", " relu", " +res relu", " sigmoid"};
+    static const char *const biases[] = {"", " rbias", " cbias"}, *const epis[] = {"", " relu", " +res relu", " sigmoid", " relu6 +res relu6"};
     snprintf(name, sizeof name, "gemm M %d N %d K %d %s %s%s%s", M, N, K, anames[akind], bnames[bkind], biases[bias],
              epis[epi]);
     report(name, c, ref, n_out, split, 2, guard_intact(scratch, sfloats));
@@ -273,7 +274,7 @@ int main(int argc, char **argv) {
             int M = Ms[mi], N = Ns[ni], K = Ks[i % 6];
             int bkind = N % 48 == 0 && i % 3 == 2 ? NNK_B_PACKED : i % 2 ? NNK_B_COLS : NNK_B_ROWS;
             int akind = M % 8 == 0 && i % 4 == 1 ? A_PACKED : A_ROWS;
-            gemm_case(M, N, K, akind, bkind, i % 3, i % 4);
+            gemm_case(M, N, K, akind, bkind, i % 3, i % 5);
         }
     /* past NC (480 columns) and MC, with a packed B and a deep K */
     gemm_case(9, 481, 300, A_ROWS, NNK_B_ROWS, 2, 2);
@@ -281,6 +282,7 @@ int main(int argc, char **argv) {
     gemm_case(24, 528, 513, A_PACKED, NNK_B_PACKED, 2, 0);
     gemm_case(136, 96, 600, A_PACKED, NNK_B_ROWS, 1, 2);
     gemm_case(130, 50, 70, A_ROWS, NNK_B_ROWS, 0, 3);
+    gemm_case(72, 528, 300, A_PACKED, NNK_B_PACKED, 1, 4);
     conv_case(3, 13, 11, 10, 3, 3, 1, 1, 1);
     conv_case(16, 14, 14, 24, 3, 3, 2, 1, 0);
     conv_case(33, 7, 9, 17, 1, 1, 1, 0, 1);

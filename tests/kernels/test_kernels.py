@@ -606,6 +606,9 @@ def conv_cases():
 ACTS = [(0, None)] + [(i + 1, TORCH_ACT[name]) for i, name in enumerate(ACT_ROWS)]
 EPILOGUES = [(0, False, 0), (1, False, 0), (0, True, 0), (0, True, 1), (1, True, 1), (2, False, 0), (6, True, 4),
              (3, False, 0), (5, True, 0)]
+# The product's tiles fuse relu6 too (nnk__gemm_fusable)
+RELU6 = ACT_ROWS.index("relu6") + 1
+GEMM_EPILOGUES = EPILOGUES + [(RELU6, False, 0), (RELU6, True, RELU6)]
 
 
 def apply_epilogue(t, res, act1, act2):
@@ -637,7 +640,7 @@ def conv_gemm_cases():
     plain = [c for c in CONVS + list(random_convs(40, 3)) if c[10] == 1]
     for i, cfg in enumerate(plain + GEMM_CONVS):
         N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
-        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        act1, residual, act2 = GEMM_EPILOGUES[i % len(GEMM_EPILOGUES)]
         packed = O % 8 == 0 and i % 2 == 0   # weights in nnk_pack_weight's layout
 
         def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
@@ -675,7 +678,7 @@ BATCH_CONVS = [
 def conv_batch_cases():
     for i, cfg in enumerate(BATCH_CONVS):
         N, C, H, W, O, KH, KW, (SH, SW), (PT, PL, PB, PR), (DH, DW), G, bias = cfg
-        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        act1, residual, act2 = GEMM_EPILOGUES[i % len(GEMM_EPILOGUES)]
         packed = O % 8 == 0 and i % 2 == 0
 
         def run(N=N, C=C, H=H, W=W, O=O, KH=KH, KW=KW, SH=SH, SW=SW, PT=PT, PL=PL, PB=PB, PR=PR, DH=DH,
@@ -976,7 +979,7 @@ def linear_gemm_cases():
             # edges of the AVX2 path's 4x24 sub-tiles: 1, 2 or 3 rows against 8, 16 or 17..23 columns
             (5, 300, 8, 0, 8, True), (10, 40, 56, 0, 56, False), (2, 40, 16, 0, 16, True), (11, 300, 65, 0, 65, True),
             (11, 70, 64, 0, 64, True)]):
-        act1, residual, act2 = EPILOGUES[i % len(EPILOGUES)]
+        act1, residual, act2 = GEMM_EPILOGUES[i % len(GEMM_EPILOGUES)]
         packed = O % 48 == 0 and o0 % 48 == 0 and o1 % 48 == 0   # weights in nnk_pack_weight's layout
 
         def run(M=M, K=K, O=O, o0=o0, o1=o1, bias=bias, act1=act1, residual=residual, act2=act2, packed=packed):
