@@ -479,7 +479,7 @@ bool emit_c(const Graph *g, const EmitOptions *o, Buf *c, Buf *h) {
                 long long window = NNK_PACK_CONV_FLOATS(w->dims[0], w->dims[1], op->impl.taps[0], op->impl.taps[1], conv_pack_how(op));
                 e->slot_floats[w->id] = tensor_numel(w) > window ? tensor_numel(w) : window;
             }
-        } else if (op->kind == OPK_LINEAR && op->impl.pack_gemv) {   /* nnk_pack_gemv: whole panels */
+        } else if ((op->kind == OPK_LINEAR || op->kind == OPK_CONV2D) && op->impl.pack_gemv) {   /* nnk_pack_gemv: whole panels */
             const Tensor *w = op->in.items[1];
             e->slot_floats[w->id] = NNK_GEMV_FLOATS(w->dims[0], tensor_numel(w) / w->dims[0]);
         }

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). efficientnet_b0_new allocates
    them; efficientnet_b0_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define EFFICIENTNET_B0_ARENA_BYTES 6021120
-#define EFFICIENTNET_B0_WEIGHT_BYTES 21530240
+#define EFFICIENTNET_B0_WEIGHT_BYTES 22593152
 #define EFFICIENTNET_B0_SCRATCH_BYTES_PER_THREAD 460800
 #define EFFICIENTNET_B0_STATE_BYTES 2160
 

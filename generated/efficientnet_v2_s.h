@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). efficientnet_v2_s_new allocates
    them; efficientnet_v2_s_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define EFFICIENTNET_V2_S_ARENA_BYTES 10616832
-#define EFFICIENTNET_V2_S_WEIGHT_BYTES 86880896
+#define EFFICIENTNET_V2_S_WEIGHT_BYTES 88185472
 #define EFFICIENTNET_V2_S_SCRATCH_BYTES_PER_THREAD 491520
 #define EFFICIENTNET_V2_S_STATE_BYTES 3080
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). maxvit_t_new allocates
    them; maxvit_t_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define MAXVIT_T_ARENA_BYTES 26492928
-#define MAXVIT_T_WEIGHT_BYTES 124660096
+#define MAXVIT_T_WEIGHT_BYTES 124889472
 #define MAXVIT_T_SCRATCH_BYTES_PER_THREAD 607232
 #define MAXVIT_T_STATE_BYTES 6824
 

@@ -17,7 +17,7 @@
    and, for each thread, scratch for the blocked matrix products (64-byte aligned). regnet_y_400mf_new allocates
    them; regnet_y_400mf_init takes them from the caller, with the model's own state (aligned as malloc aligns). */
 #define REGNET_Y_400MF_ARENA_BYTES 6465728
-#define REGNET_Y_400MF_WEIGHT_BYTES 17600960
+#define REGNET_Y_400MF_WEIGHT_BYTES 18006848
 #define REGNET_Y_400MF_SCRATCH_BYTES_PER_THREAD 199680
 #define REGNET_Y_400MF_STATE_BYTES 2208
 
