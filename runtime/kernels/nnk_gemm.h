@@ -237,6 +237,49 @@ static inline int nnk__tile_8x48(const float *restrict ap, long ars, long aks, c
 }
 #endif
 
+/* A panel of NNK__NARROW columns or fewer (a 7×7 plane's 49 pixels are a panel of 48 and one of 1) against
+   packed strips of A (ars = 1, aks = NNK_MR), on AVX2 + FMA (and AVX-512): the tiles would spend a
+   vector of B, and a broadcast and an FMA for each row of A, on each of its few columns; here a column at a
+   time takes one broadcast of B a k, and a ymm of each strip's 8 rows of A (8 strips at once, 8 chains
+   of FMAs). Every element is the same chain of FMAs from the same start as in the tiles: the same bits.
+   1×1 192 → 1152 on 7×7 alone, warm, a Zen 5 core: 150-159 → 185-190 GFLOP/s (225 on 48 pixels); in
+   MNASNet its 7×7 layers 0.24 → 0.215 ms, the model 5 % faster (per-op medians, interleaved runs). C[mc][cols] (+)=
+   A · bp over kc, for the mc rows (strips of 8, the last one partly past mc) from `a` (strip s at a + 8s ·
+   astrip); first starts from rbias (per row) or cbias (per column) or 0 instead of from C; no epilogue. */
+#if defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
+#define NNK__NARROW 4
+static __attribute__((noinline, unused)) void nnk__narrow(const float *restrict a, long astrip, int mc, const float *restrict bp,
+                                                        int kc, int cols, float *restrict c, long ldc, const float *rbias,
+                                                        const float *cbias, int first)
+{
+    for (int r0 = 0; r0 < mc; r0 += 8 * NNK_MR) {
+        const int rows = mc - r0 < 8 * NNK_MR ? mc - r0 : 8 * NNK_MR, ns = (rows + NNK_MR - 1) / NNK_MR;
+        const float *as = a + (long)r0 * astrip;   /* (row r's strip at a + (r - r % 8) · astrip, as for the tiles) */
+        for (int j = 0; j < cols; j++) {
+            __m256 acc[8];
+            float init[8 * NNK_MR];
+            for (int r = 0; r < 8 * NNK_MR; r++)
+                init[r] = r >= rows ? 0.0f : !first ? c[(long)(r0 + r) * ldc + j] : rbias ? rbias[r0 + r] : cbias ? cbias[j] : 0.0f;
+NNK__UNROLL
+            for (int s = 0; s < 8; s++)
+                acc[s] = _mm256_loadu_ps(init + s * NNK_MR);
+            for (int k = 0; k < kc; k++) {
+                __m256 bv = _mm256_broadcast_ss(bp + (long)k * NNK_NR + j);
+NNK__UNROLL
+                for (int s = 0; s < 8; s++)
+                    if (s < ns)
+                        acc[s] = _mm256_fmadd_ps(_mm256_loadu_ps(as + (long)s * NNK_MR * astrip + (long)k * NNK_MR), bv, acc[s]);
+            }
+NNK__UNROLL
+            for (int s = 0; s < 8; s++)
+                _mm256_storeu_ps(init + s * NNK_MR, acc[s]);
+            for (int r = 0; r < rows; r++)
+                c[(long)(r0 + r) * ldc + j] = init[r];
+        }
+    }
+}
+#endif
+
 /* The depth a tile computes over at a time, within a packed block of NNK_KC (whose layout is the same on
    every path): a path whose L1 does not hold a 48-column panel of NNK_KC rows with its A (AVX2's 32 KB
    L1 of Zen 3; 48 KB for 256 rows) defines a shorter run. */
@@ -312,6 +355,16 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                     for (int k1 = 0; k1 == 0 || k1 < kc; k1 += NNK__KC_RUN) {
                         int kr = nnk__min(NNK__KC_RUN, kc - k1), first = k0 + k1 == 0, end = last && k1 + kr >= kc;
                         const float *bpanel = bblock + (long)j0 * kc + (long)k1 * NNK_NR;
+#ifdef NNK__NARROW
+                        if (cols <= NNK__NARROW && !direct) {
+                            nnk__narrow(ablock + k1 * aks, astrip, mc, bpanel, kr, cols, c + (long)m0 * ldc + n0 + j0, ldc,
+                                        rbias ? rbias + m0 : NULL, cb, first);
+                            if (end && (act1 || res))
+                                for (int r = m0; r < m0 + mc; r++)
+                                    nnk_epilogue(c + (long)r * ldc + n0 + j0, res ? res + (long)r * ldc + n0 + j0 : NULL, cols, act1, act2);
+                            continue;
+                        }
+#endif
                         for (int i0 = 0; i0 < mc; i0 += NNK_MR) {
                             int rows = nnk__min(NNK_MR, mc - i0);
                             long at = (long)(m0 + i0) * ldc + n0 + j0;

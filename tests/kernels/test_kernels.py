@@ -633,6 +633,15 @@ GEMM_CONVS = [
     (1, 33, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
     (1, 8, 12, 12, 8, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, True),
     (1, 16, 3, 3, 24, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    # panels of 1 to 4 pixels left on nnk__narrow (nnkt_conv2d_gemm splits the pixels at a third: 7x21 as 49
+    # + 98, panels of 1 and 2 left; 10x15 as 50 + 100, of 2 and 4), each twice so that one of the two reads a
+    # packed weight; 72 and 136 channels: past MC = 64, and 8 strips and one more
+    (1, 40, 7, 21, 72, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 40, 7, 21, 72, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 300, 10, 15, 136, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, False),
+    (1, 300, 10, 15, 136, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, False),
+    (1, 24, 10, 15, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (1, 24, 10, 15, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
 ]
 
 
