@@ -167,7 +167,7 @@ static inline int nnk__fusable(int last, const float *res, int act1, int act2)
 
 /* The same for the product's tiles, which apply relu6 too (MobileNet-V2's 1×1 convolutions): max with 0,
    then min with 6, which is nnk_relu6's v < 0 ? 0 : v, then t > 6 ? 6 : t, to the bit (NaN passes both).
-   Applied after the tiles, row by row, it took 7 % of MobileNet-V2 (interleaved runs, a Zen 5 core). */
+   Applied after the tiles, row by row, it took 8 % of MobileNet-V2 (interleaved runs, a Zen 5 core). */
 static inline int nnk__act_fusable(int act) { return act == NNK_ACT_NONE || act == NNK_ACT_RELU || act == NNK_ACT_RELU6; }
 static inline int nnk__gemm_fusable(int last, const float *res, int act1, int act2)
 {
@@ -243,9 +243,10 @@ static inline int nnk__tile_8x48(const float *restrict ap, long ars, long aks, c
    time takes one broadcast of B a k, and a ymm of each strip's 8 rows of A (8 strips at once, 8 chains
    of FMAs). Every element is the same chain of FMAs from the same start as in the tiles: the same bits.
    1×1 192 → 1152 on 7×7 alone, warm, a Zen 5 core: 150-159 → 185-190 GFLOP/s (225 on 48 pixels); in
-   MNASNet its 7×7 layers 0.24 → 0.215 ms, the model 5 % faster (per-op medians, interleaved runs). C[mc][cols] (+)=
-   A · bp over kc, for the mc rows (strips of 8, the last one partly past mc) from `a` (strip s at a + 8s ·
-   astrip); first starts from rbias (per row) or cbias (per column) or 0 instead of from C; no epilogue. */
+   MNASNet its 7×7 layers 0.24 → 0.215 ms, the model 5 % faster (per-op medians, interleaved runs).
+   C[mc][cols] (+)= A · bp over kc, for the mc rows (strips of 8, the last one partly past mc) from `a`
+   (strip s at a + 8s · astrip); first starts from rbias (per row) or cbias (per column) or 0 instead of
+   from C; no epilogue. */
 #if defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
 #define NNK__NARROW 4
 static __attribute__((noinline, unused)) void nnk__narrow(const float *restrict a, long astrip, int mc, const float *restrict bp,
