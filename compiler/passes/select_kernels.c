@@ -221,7 +221,7 @@ static Impl choose(const Graph *g, const Op *op) {
             !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3] && x->dims[0] < uk->mr && x->layout != LAYOUT_NCHW16C) {
             /* a 1×1 convolution of 1×1 planes is a linear layer ([N, C, 1, 1] is [N, C]): squeeze-and-excitation's
                at batch 1 (MobileNet-V3, EfficientNet, RegNet-Y), whose product had one column of the tile's 48,
-               take the linear's sums of rows (MobileNet-V3-Large's 16 such layers 0.99 → 0.13 ms, a Zen 5 core) */
+               take the linear's sums of rows (MobileNet-V3-Large's 16 such layers 0.99 → 0.17 ms, a Zen 5 core) */
             impl.family = IMPL_DOT;
             impl.split = SPLIT_FEATURES;
             impl.pack_gemv = packable(op->in.items[1], 1, 1);
