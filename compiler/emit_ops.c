@@ -346,10 +346,35 @@ static void emit_conv2d_groups(Emitter *e, const Op *op) {
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(op->in.items[1], 1, 4);
 }
 
+/* The body of a linear layer of M rows, K inputs and O features by sums of rows (IMPL_DOT: a classifier
+   at batch 1, or a 1×1 convolution of 1×1 planes): each part computes a range [o0, o1) of the features for
+   every row, each output a dot product of two rows, which reads the weight once: from panels of NNK_GEMV_W
+   features (nnk_linear_gemv) where prepare() rearranged it, else four outputs at a time so that four weight
+   rows stream from memory together (nnk_linear_rows). Then the epilogue. */
+static void emit_row_sums(Buf *body, Emitter *e, const Op *op, long long M, long long K, long long O) {
+    const Attrs *a = &op->a;
+    const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
+    const char *y_at = affine(O, m, 1, "o0");
+    if (pack(e, op, op->in.items[1])) {   /* whole panels of the weight a part */
+        split_rows(body, O, true, NNK_GEMV_W);
+        buf_printf(body, "    nnk_linear_gemv(a->y, %lld, a->in[0], a->in[1], %s, %lld, %lld, (int)o0, (int)o1);\n", O,
+                   a->has_bias ? "a->in[2]" : "NULL", M, K);
+    } else {
+        buf_printf(body, "%s\n", share("o0", "o1", O, 1));
+        buf_puts(body, "    if (o0 == o1)\n        return;\n");
+        /* all rows in one call, which reads the weight once for them */
+        buf_printf(body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
+                   at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
+    }
+    const char *ep = epilogue(op, ind, y_at, "o1 - o0");
+    if (M > 1 && *ep)
+        buf_printf(body, "    for (long m = 0; m < %lld; m++)\n%s", M, ep);
+    else
+        buf_puts(body, ep);
+}
+
 /* conv2d with groups and more taps than nnk_dwconv.h takes: the direct loop nest (nnk_conv2d_groups), each
    part a range of whole groups [g0, g1) of every image, then the fused epilogue on what the part wrote. */
-static void emit_row_sums(Buf *body, Emitter *e, const Op *op, long long M, long long K, long long O);
-
 static void emit_conv2d(Emitter *e, const Op *op) {
     const Tensor *x = op->in.items[0], *y = op->out, *w = op->in.items[1];
     if (op->impl.family == IMPL_GEMM && op->a.groups > 1) {
@@ -392,33 +417,6 @@ static void emit_conv2d(Emitter *e, const Op *op) {
         buf_puts(&body, "    }\n");
     parallel_call(e, op, body.buf);
     e->flops[op->id] = 2.0 * (double)tensor_numel(y) * (double)prod(w, 1, 4);
-}
-
-/* The body of a linear layer of M rows, K inputs and O features by sums of rows (IMPL_DOT: a classifier
-   at batch 1, or a 1×1 convolution of 1×1 planes): each part computes a range [o0, o1) of the features for
-   every row, each output a dot product of two rows, which reads the weight once: from panels of NNK_GEMV_W
-   features (nnk_linear_gemv) where prepare() rearranged it, else four outputs at a time so that four weight
-   rows stream from memory together (nnk_linear_rows). Then the epilogue. */
-static void emit_row_sums(Buf *body, Emitter *e, const Op *op, long long M, long long K, long long O) {
-    const Attrs *a = &op->a;
-    const char *m = M == 1 ? NULL : "m", *ind = M == 1 ? "    " : "        ";
-    const char *y_at = affine(O, m, 1, "o0");
-    if (pack(e, op, op->in.items[1])) {   /* whole panels of the weight a part */
-        split_rows(body, O, true, NNK_GEMV_W);
-        buf_printf(body, "    nnk_linear_gemv(a->y, %lld, a->in[0], a->in[1], %s, %lld, %lld, (int)o0, (int)o1);\n", O,
-                   a->has_bias ? "a->in[2]" : "NULL", M, K);
-    } else {
-        buf_printf(body, "%s\n", share("o0", "o1", O, 1));
-        buf_puts(body, "    if (o0 == o1)\n        return;\n");
-        /* all rows in one call, which reads the weight once for them */
-        buf_printf(body, "    nnk_linear_rows(a->y + o0, %lld, a->in[0], %s, %s, %lld, %lld, (int)(o1 - o0));\n", O,
-                   at("a->in[1]", affine(K, "o0", 0, NULL)), a->has_bias ? "a->in[2] + o0" : "NULL", M, K);
-    }
-    const char *ep = epilogue(op, ind, y_at, "o1 - o0");
-    if (M > 1 && *ep)
-        buf_printf(body, "    for (long m = 0; m < %lld; m++)\n%s", M, ep);
-    else
-        buf_puts(body, ep);
 }
 
 /* nn.Linear; each part computes a range [o0, o1) of output features, for every row. With a few rows, sums

@@ -157,21 +157,41 @@ static inline void nnk__pack_b(float *restrict bp, const nnk_bsrc *b, int k0, in
 #define NNK__UNROLL
 #endif
 
-/* Whether a tile may apply the epilogue in registers: on the last block of K, with relu or nothing for
-   act1 and act2 (the convolutions' tiles, nnk_conv_nchwc.h and nnk_winograd.h). */
-static inline int nnk__fusable(int last, const float *res, int act1, int act2)
+/* Whether a tile may apply the epilogue in registers: on the last block of K, with act1 and act2 (when
+   there is a residual) nothing, relu, or where relu6 is set relu6 too. The convolutions' tiles
+   (nnk_conv_nchwc.h, nnk_winograd.h) apply relu (nnk__fusable); the product's tiles relu6 as well
+   (nnk__gemm_fusable: MobileNet-V2's 1×1 convolutions), max with 0 then min with 6, which is nnk_relu6's
+   v < 0 ? 0 : v then t > 6 ? 6 : t to the bit (NaN passes both); applied after the tiles, row by row, it
+   took 8 % of MobileNet-V2 (interleaved runs, a Zen 5 core). */
+static inline int nnk__act_in_regs(int act, int relu6)
 {
-    return last && (act1 == NNK_ACT_NONE || act1 == NNK_ACT_RELU) &&
-           (!res || act2 == NNK_ACT_NONE || act2 == NNK_ACT_RELU);
+    return act == NNK_ACT_NONE || act == NNK_ACT_RELU || (relu6 && act == NNK_ACT_RELU6);
 }
-
-/* The same for the product's tiles, which apply relu6 too (MobileNet-V2's 1×1 convolutions): max with 0,
-   then min with 6, which is nnk_relu6's v < 0 ? 0 : v, then t > 6 ? 6 : t, to the bit (NaN passes both).
-   Applied after the tiles, row by row, it took 8 % of MobileNet-V2 (interleaved runs, a Zen 5 core). */
-static inline int nnk__act_fusable(int act) { return act == NNK_ACT_NONE || act == NNK_ACT_RELU || act == NNK_ACT_RELU6; }
-static inline int nnk__gemm_fusable(int last, const float *res, int act1, int act2)
+static inline int nnk__fusable_with(int last, const float *res, int act1, int act2, int relu6)
 {
-    return last && nnk__act_fusable(act1) && (!res || nnk__act_fusable(act2));
+    return last && nnk__act_in_regs(act1, relu6) && (!res || nnk__act_in_regs(act2, relu6));
+}
+static inline int nnk__fusable(int last, const float *res, int act1, int act2) { return nnk__fusable_with(last, res, act1, act2, 0); }
+static inline int nnk__gemm_fusable(int last, const float *res, int act1, int act2) { return nnk__fusable_with(last, res, act1, act2, 1); }
+
+/* act (nothing, relu or relu6: nnk__gemm_fusable) of a vector v of type T on x86, from MAX, MIN, ZERO and
+   SET1 of its width: max(0, v) is 0 > v ? 0 : v, which keeps NaN and -0; min(6, t) is 6 < t ? 6 : t (the
+   AVX-512 and AVX2 tiles' nnk__act16 and nnk__act8) */
+#define NNK__X86_ACT(NAME, T, MAX, MIN, ZERO, SET1)                                             \
+    static inline __attribute__((always_inline)) T NAME(T v, int act)                           \
+    {                                                                                           \
+        if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)                                        \
+            v = MAX(ZERO(), v);                                                                 \
+        if (act == NNK_ACT_RELU6)                                                               \
+            v = MIN(SET1(6.0f), v);                                                             \
+        return v;                                                                               \
+    }
+
+/* The epilogue of rows × cols of C (row stride ldc) and of res laid out like it, after the tiles. */
+static inline void nnk__epilogue_rows(float *c, const float *res, long ldc, int rows, int cols, int act1, int act2)
+{
+    for (int r = 0; r < rows; r++)
+        nnk_epilogue(c + (long)r * ldc, res ? res + (long)r * ldc : NULL, cols, act1, act2);
 }
 
 /* The register tile, one path per ISA, each defining
@@ -244,39 +264,37 @@ static inline int nnk__tile_8x48(const float *restrict ap, long ars, long aks, c
    of FMAs). Every element is the same chain of FMAs from the same start as in the tiles: the same bits.
    1×1 192 → 1152 on 7×7 alone, warm, a Zen 5 core: 150-159 → 185-190 GFLOP/s (225 on 48 pixels); in
    MNASNet its 7×7 layers 0.24 → 0.215 ms, the model 5 % faster (per-op medians, interleaved runs).
-   C[mc][cols] (+)= A · bp over kc, for the mc rows (strips of 8, the last one partly past mc) from `a`
-   (strip s at a + 8s · astrip); first starts from rbias (per row) or cbias (per column) or 0 instead of
-   from C; no epilogue. */
+   C[mc][cols] (+)= A · bp over kc, for the mc <= NNK_MC rows (strips of 8, the last one partly past mc)
+   from `a` (strip s at a + 8s · astrip); first starts from rbias (per row) or cbias (per column) or 0
+   instead of from C; no epilogue. */
 #if defined(__AVX2__) && defined(__FMA__) && !defined(NNK_PORTABLE) && !defined(NNK_SCALAR)
 #define NNK__NARROW 4
 static __attribute__((noinline, unused)) void nnk__narrow(const float *restrict a, long astrip, int mc, const float *restrict bp,
                                                         int kc, int cols, float *restrict c, long ldc, const float *rbias,
                                                         const float *cbias, int first)
 {
-    for (int r0 = 0; r0 < mc; r0 += 8 * NNK_MR) {
-        const int rows = mc - r0 < 8 * NNK_MR ? mc - r0 : 8 * NNK_MR, ns = (rows + NNK_MR - 1) / NNK_MR;
-        const float *as = a + (long)r0 * astrip;   /* (row r's strip at a + (r - r % 8) · astrip, as for the tiles) */
-        for (int j = 0; j < cols; j++) {
-            __m256 acc[8];
-            float init[8 * NNK_MR];
-            for (int r = 0; r < 8 * NNK_MR; r++)
-                init[r] = r >= rows ? 0.0f : !first ? c[(long)(r0 + r) * ldc + j] : rbias ? rbias[r0 + r] : cbias ? cbias[j] : 0.0f;
+    _Static_assert(NNK_MC <= 8 * NNK_MR, "nnk__narrow holds a block's strips in 8 accumulators");
+    const int ns = (mc + NNK_MR - 1) / NNK_MR;
+    for (int j = 0; j < cols; j++) {
+        __m256 acc[8];
+        float init[8 * NNK_MR];
+        for (int r = 0; r < 8 * NNK_MR; r++)
+            init[r] = r >= mc ? 0.0f : !first ? c[(long)r * ldc + j] : rbias ? rbias[r] : cbias ? cbias[j] : 0.0f;
+NNK__UNROLL
+        for (int s = 0; s < 8; s++)
+            acc[s] = _mm256_loadu_ps(init + s * NNK_MR);
+        for (int k = 0; k < kc; k++) {
+            __m256 bv = _mm256_broadcast_ss(bp + (long)k * NNK_NR + j);
 NNK__UNROLL
             for (int s = 0; s < 8; s++)
-                acc[s] = _mm256_loadu_ps(init + s * NNK_MR);
-            for (int k = 0; k < kc; k++) {
-                __m256 bv = _mm256_broadcast_ss(bp + (long)k * NNK_NR + j);
-NNK__UNROLL
-                for (int s = 0; s < 8; s++)
-                    if (s < ns)
-                        acc[s] = _mm256_fmadd_ps(_mm256_loadu_ps(as + (long)s * NNK_MR * astrip + (long)k * NNK_MR), bv, acc[s]);
-            }
-NNK__UNROLL
-            for (int s = 0; s < 8; s++)
-                _mm256_storeu_ps(init + s * NNK_MR, acc[s]);
-            for (int r = 0; r < rows; r++)
-                c[(long)(r0 + r) * ldc + j] = init[r];
+                if (s < ns)
+                    acc[s] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (long)s * NNK_MR * astrip + (long)k * NNK_MR), bv, acc[s]);
         }
+NNK__UNROLL
+        for (int s = 0; s < 8; s++)
+            _mm256_storeu_ps(init + s * NNK_MR, acc[s]);
+        for (int r = 0; r < mc; r++)
+            c[(long)r * ldc + j] = init[r];
     }
 }
 #endif
@@ -361,8 +379,8 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                             nnk__narrow(ablock + k1 * aks, astrip, mc, bpanel, kr, cols, c + (long)m0 * ldc + n0 + j0, ldc,
                                         rbias ? rbias + m0 : NULL, cb, first);
                             if (end && (act1 || res))
-                                for (int r = m0; r < m0 + mc; r++)
-                                    nnk_epilogue(c + (long)r * ldc + n0 + j0, res ? res + (long)r * ldc + n0 + j0 : NULL, cols, act1, act2);
+                                nnk__epilogue_rows(c + (long)m0 * ldc + n0 + j0, res ? res + (long)m0 * ldc + n0 + j0 : NULL, ldc, mc,
+                                                   cols, act1, act2);
                             continue;
                         }
 #endif
@@ -379,8 +397,7 @@ static inline void nnk_gemm(float *restrict c, long ldc, int M, int N, int K, co
                                 done = nnk__tile_edge(apanel, ars, aks, bpanel, kr, c + at, ldc, rows, cols, rb, cb, first,
                                                       end, rt, act1, act2);
                             if (end && !done && (act1 || res))
-                                for (int r = 0; r < rows; r++)
-                                    nnk_epilogue(c + at + (long)r * ldc, res ? res + at + (long)r * ldc : NULL, cols, act1, act2);
+                                nnk__epilogue_rows(c + at, rt, ldc, rows, cols, act1, act2);
                         }
                     }
                 }

@@ -35,17 +35,7 @@
 #define NNK__KC_RUN 128
 
 #include <immintrin.h>
-
-/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: max(0, v) is
-   0 > v ? 0 : v, which keeps NaN and -0; min(6, t) is 6 < t ? 6 : t */
-static inline __attribute__((always_inline)) __m256 nnk__act8(__m256 v, int act)
-{
-    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
-        v = _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (act == NNK_ACT_RELU6)
-        v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);
-    return v;
-}
+NNK__X86_ACT(nnk__act8, __m256, _mm256_max_ps, _mm256_min_ps, _mm256_setzero_ps, _mm256_set1_ps)
 
 /* Keeps three vectors in registers: gcc 12 otherwise folds each load of B into the four FMAs that use it
    (12 loads and 4 broadcasts a k where 2 loads a cycle are the limit: 64 GFLOP/s instead of 90 on Zen 3).

@@ -31,17 +31,7 @@
 #define NNK__KC_RUN 128
 
 #include <immintrin.h>
-
-/* act (relu, relu6 or none, nnk__gemm_fusable) of v, as nnk_relu and nnk_relu6 compute it: max(0, v) is
-   0 > v ? 0 : v, which keeps NaN and -0; min(6, t) is 6 < t ? 6 : t */
-static inline __attribute__((always_inline)) __m512 nnk__act16(__m512 v, int act)
-{
-    if (act == NNK_ACT_RELU || act == NNK_ACT_RELU6)
-        v = _mm512_max_ps(_mm512_setzero_ps(), v);
-    if (act == NNK_ACT_RELU6)
-        v = _mm512_min_ps(_mm512_set1_ps(6.0f), v);
-    return v;
-}
+NNK__X86_ACT(nnk__act16, __m512, _mm512_max_ps, _mm512_min_ps, _mm512_setzero_ps, _mm512_set1_ps)
 
 static inline __attribute__((always_inline)) int nnk__tile(int nv, const float *restrict ap, long ars, long aks,
                                                            const float *restrict bp, int kc, float *restrict c, long ldc,
